@@ -1,0 +1,5 @@
+/**
+ * Wire types shared by the Bulwark server, its clients and devices.
+ * Depends on nothing of ours; grows as the device protocol lands.
+ */
+export * from './errors.js';

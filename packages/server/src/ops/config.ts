@@ -1,0 +1,193 @@
+/**
+ * The one typed configuration object: defaults, then `DIR/config.json`, then `BULWARK_*`
+ * environment variables, validated at start with messages that name the bad key.
+ *
+ * Environment names are derived from the config path: `http.port` is `BULWARK_HTTP_PORT`,
+ * `sessions.idleTimeoutMinutes` is `BULWARK_SESSIONS_IDLE_TIMEOUT_MINUTES`.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { Type, type Static, type TSchema } from 'typebox';
+import { Value } from 'typebox/value';
+import { ValidationError } from '../errors.js';
+
+const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+
+export const ConfigSchema = Type.Object(
+  {
+    dataDir: Type.String({ minLength: 1, description: 'Directory holding keys, the SQLite database and the outbox' }),
+    database: Type.Object(
+      {
+        url: Type.String({
+          description: '`sqlite` (a file in the data directory) or a postgres:// URL',
+          pattern: '^(sqlite|postgres(ql)?://.+)$',
+        }),
+        poolSize: Type.Integer({ minimum: 1, maximum: 200 }),
+      },
+      { additionalProperties: false },
+    ),
+    http: Type.Object(
+      {
+        host: Type.String({ minLength: 1 }),
+        port: Port,
+        publicUrl: Type.Optional(Type.String({ pattern: '^https://' })),
+        tlsCertFile: Type.Optional(Type.String({ minLength: 1 })),
+        tlsKeyFile: Type.Optional(Type.String({ minLength: 1 })),
+        serverNames: Type.Array(Type.String({ minLength: 1 })),
+        bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
+        rateLimitPerMinute: Type.Integer({ minimum: 1 }),
+        trustProxy: Type.Boolean(),
+      },
+      { additionalProperties: false },
+    ),
+    sessions: Type.Object(
+      {
+        idleTimeoutMinutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60 }),
+        absoluteTimeoutHours: Type.Integer({ minimum: 1, maximum: 90 * 24 }),
+        stepUpMinutes: Type.Integer({ minimum: 1, maximum: 60 }),
+      },
+      { additionalProperties: false },
+    ),
+    auth: Type.Object(
+      {
+        lockoutThreshold: Type.Integer({ minimum: 3, maximum: 100 }),
+        lockoutMinutes: Type.Integer({ minimum: 1, maximum: 24 * 60 }),
+        loginRateLimitPerMinute: Type.Integer({ minimum: 1 }),
+        resetTokenMinutes: Type.Integer({ minimum: 5, maximum: 24 * 60 }),
+        verifyTokenHours: Type.Integer({ minimum: 1, maximum: 14 * 24 }),
+        inviteTokenHours: Type.Integer({ minimum: 1, maximum: 30 * 24 }),
+      },
+      { additionalProperties: false },
+    ),
+    smtp: Type.Object(
+      {
+        host: Type.Optional(Type.String({ minLength: 1 })),
+        port: Port,
+        secure: Type.Boolean(),
+        user: Type.Optional(Type.String()),
+        password: Type.Optional(Type.String()),
+        from: Type.String({ minLength: 3 }),
+      },
+      { additionalProperties: false },
+    ),
+    audit: Type.Object(
+      {
+        checkpointEveryEntries: Type.Integer({ minimum: 1 }),
+        checkpointIntervalSeconds: Type.Integer({ minimum: 1 }),
+      },
+      { additionalProperties: false },
+    ),
+    log: Type.Object(
+      { level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))) },
+      { additionalProperties: false },
+    ),
+  },
+  { additionalProperties: false },
+);
+
+export type Config = Static<typeof ConfigSchema>;
+
+export function defaultConfig(dataDir: string): Config {
+  return {
+    dataDir: resolve(dataDir),
+    database: { url: 'sqlite', poolSize: 10 },
+    http: {
+      host: '127.0.0.1',
+      port: 8443,
+      serverNames: [],
+      bodyLimitBytes: 1024 * 1024,
+      rateLimitPerMinute: 1200,
+      trustProxy: false,
+    },
+    sessions: { idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, stepUpMinutes: 5 },
+    auth: {
+      lockoutThreshold: 10,
+      lockoutMinutes: 15,
+      loginRateLimitPerMinute: 30,
+      resetTokenMinutes: 30,
+      verifyTokenHours: 48,
+      inviteTokenHours: 72,
+    },
+    smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
+    audit: { checkpointEveryEntries: 100, checkpointIntervalSeconds: 300 },
+    log: { level: 'info' },
+  };
+}
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+
+function envName(path: string[]): string {
+  return 'BULWARK_' + path.map((p) => p.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()).join('_');
+}
+
+/** Reads `BULWARK_*` variables for every leaf of the schema, converting to the leaf's type. */
+function fromEnvironment(schema: TSchema, env: NodeJS.ProcessEnv, path: string[] = []): Record<string, Json> {
+  const out: Record<string, Json> = {};
+  const properties = (schema as { properties?: Record<string, TSchema> }).properties ?? {};
+  for (const [key, child] of Object.entries(properties)) {
+    const childPath = [...path, key];
+    if ((child as { type?: string }).type === 'object') {
+      const nested = fromEnvironment(child, env, childPath);
+      if (Object.keys(nested).length > 0) out[key] = nested;
+      continue;
+    }
+    const raw = env[envName(childPath)];
+    if (raw === undefined || raw === '') continue;
+    const type = (child as { type?: string }).type;
+    if (type === 'integer' || type === 'number') out[key] = raw.trim() === '' ? raw : Number(raw);
+    else if (type === 'boolean') out[key] = raw === 'true' ? true : raw === 'false' ? false : raw;
+    else if (type === 'array') out[key] = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    else out[key] = raw;
+  }
+  return out;
+}
+
+function deepMerge(base: Record<string, Json>, over: Record<string, Json>): Record<string, Json> {
+  const out: Record<string, Json> = { ...base };
+  for (const [key, value] of Object.entries(over)) {
+    const current = out[key];
+    out[key] =
+      value && typeof value === 'object' && !Array.isArray(value) && current && typeof current === 'object' && !Array.isArray(current)
+        ? deepMerge(current, value)
+        : value;
+  }
+  return out;
+}
+
+/** Throws a ValidationError naming every bad key, its environment variable and what is expected. */
+export function validateConfig(candidate: unknown): Config {
+  if (Value.Check(ConfigSchema, candidate)) return candidate;
+  const problems = [...Value.Errors(ConfigSchema, candidate)].map((e) => {
+    const path = e.instancePath.split('/').filter(Boolean);
+    const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
+    const key = extra ? [...path, ...extra].join('.') : path.join('.') || '(root)';
+    const hint = extra ? 'unknown key: remove it or check its spelling' : e.message;
+    return { key, env: envName(extra ? [...path, ...extra] : path), problem: hint };
+  });
+  const lines = problems.map((p) => `  ${p.key} (${p.env}): ${p.problem}`).join('\n');
+  throw new ValidationError(`Invalid configuration:\n${lines}`, { problems }, 'config.invalid');
+}
+
+export interface LoadConfigOptions {
+  dataDir: string;
+  env?: NodeJS.ProcessEnv;
+  /** Values given on the command line; they win over the file and the environment. */
+  overrides?: Record<string, Json>;
+}
+
+export function loadConfig({ dataDir, env = process.env, overrides = {} }: LoadConfigOptions): Config {
+  const base = defaultConfig(dataDir) as unknown as Record<string, Json>;
+  const file = resolve(dataDir, 'config.json');
+  let fromFile: Record<string, Json> = {};
+  if (existsSync(file)) {
+    try {
+      fromFile = JSON.parse(readFileSync(file, 'utf8')) as Record<string, Json>;
+    } catch (error) {
+      throw new ValidationError(`Invalid configuration: ${file} is not valid JSON (${(error as Error).message})`, { file }, 'config.invalid');
+    }
+  }
+  const { dataDir: _ignored, ...fromEnv } = fromEnvironment(ConfigSchema, env);
+  const merged = deepMerge(deepMerge(deepMerge(base, fromFile), fromEnv), overrides);
+  merged.dataDir = resolve(dataDir);
+  return validateConfig(merged);
+}

@@ -1,0 +1,143 @@
+/**
+ * The database schema as Kysely sees it: one interface per table, so every query is typed.
+ * Timestamps are milliseconds since the epoch (bigint in PostgreSQL, integer in SQLite).
+ * Flags are nullable timestamps ("verified at") rather than booleans: one encoding on both engines.
+ */
+import type { Generated } from 'kysely';
+
+export interface OrganizationsTable {
+  id: string;
+  slug: string;
+  name: string;
+  mfa_required_roles: string; // JSON array of roles that must use MFA
+  created_at: number;
+}
+
+export interface UsersTable {
+  id: string;
+  organization_id: string;
+  kind: 'operator' | 'consumer';
+  email: string; // normalized: trimmed, lower case
+  email_verified_at: number | null;
+  name: string;
+  role: string | null; // operators only
+  status: 'active' | 'disabled';
+  password_hash: string | null; // null until an invitation is accepted
+  password_changed_at: number | null;
+  must_change_password: number; // 0 or 1
+  failed_logins: number;
+  locked_until: number | null;
+  mfa_secret: string | null; // sealed under the master key
+  mfa_enabled_at: number | null;
+  created_at: number;
+  updated_at: number;
+}
+
+export interface RecoveryCodesTable {
+  id: string;
+  user_id: string;
+  code_hash: string;
+  used_at: number | null;
+}
+
+export type SessionScope = 'full' | 'password_change' | 'mfa_pending' | 'mfa_enrollment';
+
+export interface SessionsTable {
+  id: string;
+  token_hash: string;
+  user_id: string;
+  organization_id: string;
+  transport: 'cookie' | 'bearer';
+  scope: SessionScope;
+  created_at: number;
+  last_seen_at: number;
+  expires_at: number; // absolute timeout
+  step_up_at: number | null; // last time the user re-proved a factor
+  source_ip: string;
+  user_agent: string;
+  revoked_at: number | null;
+}
+
+export type OneTimeTokenPurpose = 'password_reset' | 'email_verify' | 'invitation' | 'email_change';
+
+export interface OneTimeTokensTable {
+  id: string;
+  token_hash: string;
+  purpose: OneTimeTokenPurpose;
+  organization_id: string;
+  user_id: string | null;
+  email: string;
+  payload: string; // JSON
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface ApiKeysTable {
+  id: string;
+  user_id: string;
+  organization_id: string;
+  name: string;
+  secret_hash: string;
+  scopes: string; // JSON array of permissions
+  created_at: number;
+  expires_at: number;
+  last_used_at: number | null;
+  revoked_at: number | null;
+}
+
+export interface AuditLogTable {
+  seq: number;
+  ts: number;
+  organization_id: string | null;
+  actor_type: string;
+  actor_id: string | null;
+  action: string;
+  target_type: string | null;
+  target_id: string | null;
+  source_ip: string | null;
+  outcome: 'success' | 'failure' | 'denied';
+  details: string; // JSON
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditCheckpointsTable {
+  seq: number; // the last entry covered
+  hash: string; // that entry's hash
+  ts: number;
+  key_id: string;
+  signature: string; // base64 Ed25519 over the canonical checkpoint
+}
+
+export interface SigningKeysTable {
+  id: string;
+  purpose: string;
+  algorithm: string;
+  public_key: string; // PEM
+  private_key: string; // sealed under the master key
+  created_at: number;
+  retired_at: number | null;
+}
+
+export interface KvTable {
+  key: string;
+  value: string;
+  updated_at: number;
+}
+
+export interface Database {
+  organizations: OrganizationsTable;
+  users: UsersTable;
+  recovery_codes: RecoveryCodesTable;
+  sessions: SessionsTable;
+  one_time_tokens: OneTimeTokensTable;
+  api_keys: ApiKeysTable;
+  audit_log: AuditLogTable;
+  audit_checkpoints: AuditCheckpointsTable;
+  signing_keys: SigningKeysTable;
+  kv: KvTable;
+}
+
+export type { Generated };
