@@ -1,0 +1,196 @@
+/**
+ * The tamper-evident audit log: append (serialized, hash-chained), signed checkpoints,
+ * verification, filtered queries with cursor pagination, and JSON-lines export.
+ */
+import { sql, type Kysely, type Transaction } from 'kysely';
+import type { Clock } from '../clock.js';
+import type { SigningKeys } from '../keys/signing-keys.js';
+import type { Database, AuditLogTable } from '../storage/schema.js';
+import type { Engine } from '../storage/database.js';
+import { checkLink, checkpointPayload, entryHash, GENESIS_HASH, type ChainProblem } from './chain.js';
+
+export interface AuditEvent {
+  organizationId: string | null;
+  actor: { type: 'user' | 'api_key' | 'system' | 'cli' | 'anonymous'; id: string | null };
+  action: string;
+  target?: { type: string; id: string | null };
+  sourceIp?: string | null;
+  outcome?: 'success' | 'failure' | 'denied';
+  details?: Record<string, unknown>;
+}
+
+export interface AuditEntry {
+  seq: number;
+  ts: string;
+  organizationId: string | null;
+  actor: { type: string; id: string | null };
+  action: string;
+  target: { type: string | null; id: string | null };
+  sourceIp: string | null;
+  outcome: string;
+  details: Record<string, unknown>;
+  hash: string;
+}
+
+export interface AuditQuery {
+  organizationId?: string | null;
+  action?: string;
+  actorId?: string;
+  targetId?: string;
+  outcome?: 'success' | 'failure' | 'denied';
+  since?: number;
+  until?: number;
+  /** Return entries older than this sequence number (the previous page's `nextCursor`). */
+  before?: number;
+  limit?: number;
+}
+
+export interface VerifyReport {
+  ok: boolean;
+  entries: number;
+  checkpoints: number;
+  lastSeq: number;
+  problems: ChainProblem[];
+}
+
+const PG_AUDIT_LOCK = 7_462_001;
+const VERIFY_PAGE = 1000;
+
+export function toEntry(row: AuditLogTable): AuditEntry {
+  return {
+    seq: row.seq,
+    ts: new Date(row.ts).toISOString(),
+    organizationId: row.organization_id,
+    actor: { type: row.actor_type, id: row.actor_id },
+    action: row.action,
+    target: { type: row.target_type, id: row.target_id },
+    sourceIp: row.source_ip,
+    outcome: row.outcome,
+    details: JSON.parse(row.details) as Record<string, unknown>,
+    hash: row.hash,
+  };
+}
+
+export class AuditService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly engine: Engine,
+    private readonly keys: SigningKeys,
+    private readonly clock: Clock,
+    private readonly checkpointEvery = 100,
+  ) {}
+
+  /** Appends an event. Pass the caller's transaction so the action and its record commit together. */
+  async record(event: AuditEvent, trx?: Transaction<Database>): Promise<number> {
+    if (trx) return this.append(trx, event);
+    return this.db.transaction().execute((t) => this.append(t, event));
+  }
+
+  private async append(trx: Transaction<Database>, event: AuditEvent): Promise<number> {
+    if (this.engine === 'postgres') await sql`select pg_advisory_xact_lock(${PG_AUDIT_LOCK})`.execute(trx);
+    const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    const fields = {
+      seq: (last?.seq ?? 0) + 1,
+      ts: this.clock.now(),
+      organization_id: event.organizationId,
+      actor_type: event.actor.type,
+      actor_id: event.actor.id,
+      action: event.action,
+      target_type: event.target?.type ?? null,
+      target_id: event.target?.id ?? null,
+      source_ip: event.sourceIp ?? null,
+      outcome: event.outcome ?? 'success',
+      details: JSON.stringify(event.details ?? {}),
+      prev_hash: last?.hash ?? GENESIS_HASH,
+    };
+    const hash = entryHash(fields);
+    await trx.insertInto('audit_log').values({ ...fields, hash }).execute();
+    if (fields.seq % this.checkpointEvery === 0) await this.writeCheckpoint(trx, fields.seq, hash);
+    return fields.seq;
+  }
+
+  private async writeCheckpoint(trx: Kysely<Database>, seq: number, hash: string): Promise<void> {
+    const key = await this.keys.current('audit-checkpoint', trx);
+    const checkpoint = { seq, hash, ts: this.clock.now(), key_id: key.id };
+    await trx
+      .insertInto('audit_checkpoints')
+      .values({ ...checkpoint, signature: key.sign(checkpointPayload(checkpoint)) })
+      .onConflict((oc) => oc.column('seq').doNothing())
+      .execute();
+  }
+
+  /** Signs a checkpoint over the newest entry if it is not covered yet (run periodically). */
+  async checkpoint(): Promise<number | null> {
+    return this.db.transaction().execute(async (trx) => {
+      if (this.engine === 'postgres') await sql`select pg_advisory_xact_lock(${PG_AUDIT_LOCK})`.execute(trx);
+      const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+      if (!last) return null;
+      const covered = await trx.selectFrom('audit_checkpoints').select('seq').where('seq', '=', last.seq).executeTakeFirst();
+      if (!covered) await this.writeCheckpoint(trx, last.seq, last.hash);
+      return last.seq;
+    });
+  }
+
+  /** Walks the whole chain and every checkpoint; reports each edit, deletion, insertion or reordering. */
+  async verify(): Promise<VerifyReport> {
+    const problems: ChainProblem[] = [];
+    let previous: { seq: number; hash: string } | null = null;
+    let entries = 0;
+    const hashes = new Map<number, string>();
+    const checkpoints = await this.db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
+    const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
+    for (let after = 0; ; ) {
+      const page = await this.db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(VERIFY_PAGE).execute();
+      for (const row of page) {
+        problems.push(...checkLink(row, previous));
+        if (checkpointSeqs.has(row.seq)) hashes.set(row.seq, row.hash);
+        previous = { seq: row.seq, hash: row.hash };
+        entries++;
+      }
+      if (page.length < VERIFY_PAGE) break;
+      after = page[page.length - 1]!.seq;
+    }
+    for (const cp of checkpoints) {
+      const signed = await this.keys.verify(cp.key_id, checkpointPayload(cp), cp.signature);
+      if (!signed) problems.push({ seq: cp.seq, kind: 'bad_checkpoint', message: `checkpoint at entry ${cp.seq} has an invalid signature` });
+      const actual = hashes.get(cp.seq);
+      if (actual !== cp.hash) {
+        problems.push({
+          seq: cp.seq,
+          kind: 'checkpoint_mismatch',
+          message: actual ? `entry ${cp.seq} differs from the signed checkpoint: the chain was rewritten` : `entry ${cp.seq}, covered by a signed checkpoint, is missing: the log was truncated`,
+        });
+      }
+    }
+    return { ok: problems.length === 0, entries, checkpoints: checkpoints.length, lastSeq: previous?.seq ?? 0, problems };
+  }
+
+  /** Newest first; `nextCursor` is passed back as `before` for the next page. */
+  async query(q: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor: number | null }> {
+    const limit = Math.min(Math.max(q.limit ?? 50, 1), 500);
+    let query = this.db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(limit + 1);
+    if (q.organizationId !== undefined) query = q.organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', q.organizationId);
+    if (q.action) query = query.where('action', '=', q.action);
+    if (q.actorId) query = query.where('actor_id', '=', q.actorId);
+    if (q.targetId) query = query.where('target_id', '=', q.targetId);
+    if (q.outcome) query = query.where('outcome', '=', q.outcome);
+    if (q.since !== undefined) query = query.where('ts', '>=', q.since);
+    if (q.until !== undefined) query = query.where('ts', '<', q.until);
+    if (q.before !== undefined) query = query.where('seq', '<', q.before);
+    const rows = await query.execute();
+    const page = rows.slice(0, limit);
+    return { entries: page.map(toEntry), nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null };
+  }
+
+  /** Oldest first, as JSON lines, page by page (constant memory). Scoped to an organization when given. */
+  async *export(organizationId?: string | null): AsyncGenerator<string> {
+    for (let after = 0; ; ) {
+      let query = this.db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(VERIFY_PAGE);
+      if (organizationId !== undefined) query = organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', organizationId);
+      const page = await query.execute();
+      for (const row of page) yield JSON.stringify({ ...toEntry(row), prevHash: row.prev_hash }) + '\n';
+      if (page.length < VERIFY_PAGE) return;
+      after = page[page.length - 1]!.seq;
+    }
+  }
+}

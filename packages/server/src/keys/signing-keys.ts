@@ -1,0 +1,71 @@
+/**
+ * Online Ed25519 signing keys of the deployment (audit checkpoints today), stored in the
+ * database with the private half sealed under the master key so every node can use them.
+ */
+import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import type { Clock } from '../clock.js';
+import type { Database } from '../storage/schema.js';
+import { newId } from '../tokens.js';
+import type { SecretBox } from './master-key.js';
+
+export interface SigningKey {
+  id: string;
+  publicKey: KeyObject;
+  sign(data: Buffer): string;
+}
+
+export class SigningKeys {
+  private readonly cache = new Map<string, SigningKey>();
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly box: SecretBox,
+    private readonly clock: Clock,
+  ) {}
+
+  /**
+   * The current key for a purpose, created on first use. Inside a transaction pass it as `db`:
+   * SQLite has one connection, so a query outside the open transaction would wait forever.
+   */
+  async current(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
+    const cached = this.cache.get(purpose);
+    if (cached) return cached;
+    let row = await db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where('purpose', '=', purpose)
+      .where('retired_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    if (!row) {
+      const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+      const id = newId();
+      row = {
+        id,
+        purpose,
+        algorithm: 'ed25519',
+        public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        private_key: this.box.seal(privateKey.export({ type: 'pkcs8', format: 'pem' }), `signing-key:${id}`),
+        created_at: this.clock.now(),
+        retired_at: null,
+      };
+      await db.insertInto('signing_keys').values(row).execute();
+    }
+    const privateKey = createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`));
+    const key: SigningKey = {
+      id: row.id,
+      publicKey: createPublicKey(row.public_key),
+      sign: (data) => sign(null, data, privateKey).toString('base64'),
+    };
+    this.cache.set(purpose, key);
+    return key;
+  }
+
+  /** Verifies with any key ever used (retired keys still verify what they signed). */
+  async verify(keyId: string, data: Buffer, signature: string): Promise<boolean> {
+    const row = await this.db.selectFrom('signing_keys').select('public_key').where('id', '=', keyId).executeTakeFirst();
+    if (!row) return false;
+    return verify(null, data, createPublicKey(row.public_key), Buffer.from(signature, 'base64'));
+  }
+}
