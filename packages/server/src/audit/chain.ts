@@ -2,7 +2,10 @@
  * The hash chain: each entry's hash is SHA-256 over the canonical JSON (RFC 8785) of its fields
  * and the previous entry's hash. Pure functions, shared by append and verify.
  */
-import canonicalize from 'canonicalize';
+import serialize from 'canonicalize';
+
+/** RFC 8785 canonical JSON (the package's CommonJS default export, typed for ESM). */
+const canonicalize = serialize as unknown as (input: unknown) => string;
 import { sha256Hex } from '../tokens.js';
 import type { AuditLogTable, AuditCheckpointsTable } from '../storage/schema.js';
 
@@ -25,13 +28,13 @@ export function entryHash(entry: ChainedFields): string {
       outcome: entry.outcome,
       details: entry.details,
       prevHash: entry.prev_hash,
-    })!,
+    }),
   );
 }
 
 /** The bytes a checkpoint signature covers. */
 export function checkpointPayload(checkpoint: Omit<AuditCheckpointsTable, 'signature'>): Buffer {
-  return Buffer.from(canonicalize({ type: 'bulwark-audit-checkpoint/v1', seq: checkpoint.seq, hash: checkpoint.hash, ts: checkpoint.ts, keyId: checkpoint.key_id })!);
+  return Buffer.from(canonicalize({ type: 'bulwark-audit-checkpoint/v1', seq: checkpoint.seq, hash: checkpoint.hash, ts: checkpoint.ts, keyId: checkpoint.key_id }));
 }
 
 export type ProblemKind = 'gap' | 'broken_link' | 'hash_mismatch' | 'bad_checkpoint' | 'checkpoint_mismatch';

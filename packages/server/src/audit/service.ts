@@ -2,7 +2,7 @@
  * The tamper-evident audit log: append (serialized, hash-chained), signed checkpoints,
  * verification, filtered queries with cursor pagination, and JSON-lines export.
  */
-import { sql, type Kysely, type Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database, AuditLogTable } from '../storage/schema.js';
@@ -81,12 +81,12 @@ export class AuditService {
   ) {}
 
   /** Appends an event. Pass the caller's transaction so the action and its record commit together. */
-  async record(event: AuditEvent, trx?: Transaction<Database>): Promise<number> {
-    if (trx) return this.append(trx, event);
-    return this.db.transaction().execute((t) => this.append(t, event));
+  async record(event: AuditEvent, db: Kysely<Database> = this.db): Promise<number> {
+    if (db.isTransaction) return this.append(db, event);
+    return db.transaction().execute((trx) => this.append(trx, event));
   }
 
-  private async append(trx: Transaction<Database>, event: AuditEvent): Promise<number> {
+  private async append(trx: Kysely<Database>, event: AuditEvent): Promise<number> {
     if (this.engine === 'postgres') await sql`select pg_advisory_xact_lock(${PG_AUDIT_LOCK})`.execute(trx);
     const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
     const fields = {

@@ -4,7 +4,7 @@
  * Sealing is AES-256-GCM with the secret's context (e.g. `user:ID:totp`) as associated data,
  * so a sealed value copied onto another row does not open.
  */
-import { createCipheriv, createDecipheriv, createHash, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { BulwarkError } from '../errors.js';
@@ -46,6 +46,11 @@ export class SecretBox {
     } catch {
       throw new KeyCustodyError('Sealed secret failed authentication (tampered, or wrong context)', 'keys.sealed_tampered');
     }
+  }
+
+  /** A 32-byte key for one purpose (CSRF tokens, …) derived from the master key with HKDF. */
+  deriveKey(purpose: string): Buffer {
+    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `bulwark:${purpose}`, 32));
   }
 
   openText(sealed: string, context: string): string {

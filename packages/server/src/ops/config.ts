@@ -11,7 +11,7 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.js';
 
-const Port = Type.Integer({ minimum: 1, maximum: 65535 });
+const Port = Type.Integer({ minimum: 0, maximum: 65535, description: '0 picks a free port' });
 
 export const ConfigSchema = Type.Object(
   {
@@ -78,7 +78,9 @@ export const ConfigSchema = Type.Object(
       { additionalProperties: false },
     ),
     log: Type.Object(
-      { level: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l))) },
+      {
+        level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')]),
+      },
       { additionalProperties: false },
     ),
   },

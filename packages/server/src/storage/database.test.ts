@@ -10,8 +10,8 @@ for (const engine of ENGINES) {
     it('applies every migration and leaves none pending', async () => {
       const handle = await engine.create();
       try {
-        assert.deepEqual(await pendingMigrations(handle.db), []);
-        const again = await migrateToLatest(handle.db);
+        assert.deepEqual(await pendingMigrations(handle), []);
+        const again = await migrateToLatest(handle);
         assert.deepEqual(again.applied, [], 'a second run applies nothing');
         assert.equal(await isReachable(handle.db), true);
       } finally {

@@ -2,9 +2,9 @@
  * Applies the migrations (one set for both engines) in order. Run by `bulwark migrate` and at start.
  * The migration list is static so the build carries it; no directory scanning at run time.
  */
-import { Migrator, type Kysely, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
 import * as foundation from './migrations/001_foundation.js';
-import type { Database } from './schema.js';
+import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
   '001_foundation': foundation,
@@ -15,9 +15,17 @@ export interface MigrationReport {
   pending: string[];
 }
 
-export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationReport> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-  const result: MigrationResultSet = await migrator.migrateToLatest();
+function migrator(handle: DatabaseHandle): Migrator {
+  return new Migrator({
+    db: handle.db,
+    provider: { getMigrations: async () => migrations },
+    // Kysely looks for its bookkeeping tables in every schema unless told which one is ours.
+    ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
+  });
+}
+
+export async function migrateToLatest(handle: DatabaseHandle): Promise<MigrationReport> {
+  const result: MigrationResultSet = await migrator(handle).migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`Migration ${failed} failed: ${(result.error as Error).message}`, { cause: result.error });
@@ -25,7 +33,6 @@ export async function migrateToLatest(db: Kysely<Database>): Promise<MigrationRe
   return { applied: (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName), pending: [] };
 }
 
-export async function pendingMigrations(db: Kysely<Database>): Promise<string[]> {
-  const migrator = new Migrator({ db, provider: { getMigrations: async () => migrations } });
-  return (await migrator.getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
+export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
+  return (await migrator(handle).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
 }

@@ -29,6 +29,7 @@ export interface UsersTable {
   locked_until: number | null;
   mfa_secret: string | null; // sealed under the master key
   mfa_enabled_at: number | null;
+  mfa_last_step: number | null; // last TOTP time step accepted: a code is never accepted twice
   created_at: number;
   updated_at: number;
 }

@@ -61,7 +61,7 @@ const sqliteEngine: EngineUnderTest = {
   async create() {
     const dataDir = tempDir('sqlite');
     const handle = openDatabase({ url: 'sqlite', dataDir });
-    await migrateToLatest(handle.db);
+    await migrateToLatest(handle);
     return {
       ...handle,
       url: 'sqlite',
@@ -85,7 +85,7 @@ const postgresEngine: EngineUnderTest = {
     await admin.end();
     const dataDir = tempDir('pg');
     const handle = openDatabase({ url: PG_URL, dataDir, schema, poolSize: 5 });
-    await migrateToLatest(handle.db);
+    await migrateToLatest(handle);
     return {
       ...handle,
       url: PG_URL,

@@ -31,6 +31,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('locked_until', 'bigint')
     .addColumn('mfa_secret', 'text')
     .addColumn('mfa_enabled_at', 'bigint')
+    .addColumn('mfa_last_step', 'bigint')
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .addUniqueConstraint('users_org_email', ['organization_id', 'email'])

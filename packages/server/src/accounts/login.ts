@@ -1,0 +1,171 @@
+/**
+ * Signing in: password check with per-account lockout, no user enumeration (every failure gets
+ * the same answer after the same argon2id work), the MFA step, and the next-step scopes that
+ * force a first password change or MFA enrolment before anything else. Every attempt is audited.
+ */
+import type { AuditService } from '../audit/service.js';
+import type { Clock } from '../clock.js';
+import { MINUTE } from '../clock.js';
+import { ForbiddenError } from '../errors.js';
+import type { Config } from '../ops/config.js';
+import type { SessionScope } from '../storage/schema.js';
+import { InvalidCredentialsError, MfaInvalidError } from './errors.js';
+import type { Mailer } from './mailer.js';
+import type { MfaService } from './mfa.js';
+import { burnVerification, hashPassword, needsRehash, verifyPassword } from './passwords.js';
+import type { IssuedSession, SessionContext, SessionService } from './sessions.js';
+import type { AccountsStore, Executor, OrganizationRow, SessionRow, UserRow } from './store.js';
+import { normalizeEmail } from './store.js';
+
+export type LoginStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required';
+
+export interface LoginOutcome {
+  status: LoginStatus;
+  issued: IssuedSession;
+  user: UserRow;
+}
+
+const STATUS_OF_SCOPE: Record<SessionScope, LoginStatus> = {
+  full: 'ok',
+  mfa_pending: 'mfa_required',
+  password_change: 'password_change_required',
+  mfa_enrollment: 'mfa_enrollment_required',
+};
+
+export function mfaRequiredFor(org: OrganizationRow, user: UserRow): boolean {
+  return user.kind === 'operator' && user.role !== null && (JSON.parse(org.mfa_required_roles) as string[]).includes(user.role);
+}
+
+/** The step a signed-in user must take next, given which factors this sign-in has proven. */
+export function nextScope(org: OrganizationRow, user: UserRow, mfaProven: boolean): SessionScope {
+  if (user.mfa_enabled_at !== null && !mfaProven) return 'mfa_pending';
+  if (user.must_change_password) return 'password_change';
+  if (user.mfa_enabled_at === null && mfaRequiredFor(org, user)) return 'mfa_enrollment';
+  return 'full';
+}
+
+export interface LoginInput extends SessionContext {
+  organization: string;
+  email: string;
+  password: string;
+}
+
+export class LoginService {
+  constructor(
+    private readonly store: AccountsStore,
+    private readonly sessions: SessionService,
+    private readonly mfa: MfaService,
+    private readonly audit: AuditService,
+    private readonly mailer: Mailer,
+    private readonly clock: Clock,
+    private readonly config: Config['auth'],
+  ) {}
+
+  async login(input: LoginInput): Promise<LoginOutcome> {
+    const org = await this.store.organizationBySlug(input.organization);
+    const user = org ? await this.store.userByEmail(org.id, input.email) : undefined;
+    const now = this.clock.now();
+    if (!org || !user || !user.password_hash || user.status !== 'active') {
+      await burnVerification(input.password);
+      await this.audit.record({
+        organizationId: org?.id ?? null,
+        actor: { type: 'anonymous', id: null },
+        action: 'auth.login',
+        outcome: 'failure',
+        sourceIp: input.sourceIp,
+        details: { email: normalizeEmail(input.email), reason: user ? 'inactive' : 'unknown_account' },
+      });
+      throw new InvalidCredentialsError();
+    }
+    if (user.locked_until !== null && user.locked_until > now) {
+      await burnVerification(input.password);
+      await this.audit.record({ organizationId: org.id, actor: { type: 'anonymous', id: null }, action: 'auth.login', outcome: 'denied', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { reason: 'locked' } });
+      throw new InvalidCredentialsError();
+    }
+    if (!(await verifyPassword(user.password_hash, input.password))) {
+      await this.recordFailure(user, input.sourceIp, 'bad_password');
+      throw new InvalidCredentialsError();
+    }
+    if (user.kind === 'consumer' && user.email_verified_at === null) {
+      throw new ForbiddenError('Confirm your email address first: follow the link we sent you, or ask for a new one', 'auth.email_not_verified');
+    }
+    const rehash = needsRehash(user.password_hash) ? await hashPassword(input.password) : null;
+    return this.store.db.transaction().execute(async (trx) => {
+      await this.store.updateUser(user.id, { failed_logins: 0, locked_until: null, ...(rehash ? { password_hash: rehash } : {}) }, trx);
+      const scope = nextScope(org, user, false);
+      const issued = await this.sessions.issue(user, scope, input, trx);
+      await this.audit.record(
+        { organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'auth.login', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { next: scope, transport: input.transport, ...(rehash ? { rehashed: true } : {}) } },
+        trx,
+      );
+      return { status: STATUS_OF_SCOPE[scope], issued, user };
+    });
+  }
+
+  /** Second step of a sign-in: the pending session plus a TOTP or recovery code gives a new session. */
+  async completeMfa(pending: SessionRow, code: string, context: SessionContext): Promise<LoginOutcome> {
+    const user = await this.store.userById(pending.user_id);
+    const org = user ? await this.store.organizationById(user.organization_id) : undefined;
+    if (!user || !org || user.status !== 'active') throw new InvalidCredentialsError();
+    if (user.locked_until !== null && user.locked_until > this.clock.now()) throw new InvalidCredentialsError();
+    const outcome = await this.store.db.transaction().execute(async (trx) => {
+      if (!(await this.mfa.verifyFactor(user, code, trx))) return null;
+      await this.sessions.revoke(pending.id, trx);
+      await this.store.updateUser(user.id, { failed_logins: 0 }, trx);
+      const scope = nextScope(org, user, true);
+      const issued = await this.sessions.issue(user, scope, context, trx, true);
+      await this.audit.record({ organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'auth.mfa_verified', target: { type: 'user', id: user.id }, sourceIp: context.sourceIp, details: { next: scope } }, trx);
+      return { status: STATUS_OF_SCOPE[scope], issued, user };
+    });
+    if (!outcome) {
+      await this.recordFailure(user, context.sourceIp, 'bad_mfa_code');
+      throw new MfaInvalidError();
+    }
+    return outcome;
+  }
+
+  /**
+   * Replaces a restricted session by the one the user is now entitled to, after they changed
+   * their password or enrolled MFA. A new token every time: no fixation across privilege changes.
+   */
+  async advance(current: SessionRow, context: SessionContext, db: Executor): Promise<LoginOutcome> {
+    const user = await this.store.userById(current.user_id, db);
+    const org = user ? await this.store.organizationById(user.organization_id, db) : undefined;
+    if (!user || !org) throw new InvalidCredentialsError();
+    await this.sessions.revoke(current.id, db);
+    const scope = nextScope(org, user, true);
+    const issued = await this.sessions.issue(user, scope, { ...context, transport: current.transport }, db, true);
+    return { status: STATUS_OF_SCOPE[scope], issued, user };
+  }
+
+  async logout(session: SessionRow, sourceIp: string): Promise<void> {
+    await this.store.db.transaction().execute(async (trx) => {
+      await this.sessions.revoke(session.id, trx);
+      await this.audit.record({ organizationId: session.organization_id, actor: { type: 'user', id: session.user_id }, action: 'auth.logout', target: { type: 'session', id: session.id }, sourceIp }, trx);
+    });
+  }
+
+  /** Counts a failed factor atomically (parallel guesses each count) and locks at the threshold. */
+  private async recordFailure(user: UserRow, sourceIp: string, reason: string): Promise<void> {
+    const db = this.store.db;
+    const { failed_logins: failures } = await db
+      .updateTable('users')
+      .set((eb) => ({ failed_logins: eb('failed_logins', '+', 1) }))
+      .where('id', '=', user.id)
+      .returning('failed_logins')
+      .executeTakeFirstOrThrow();
+    const locks = failures >= this.config.lockoutThreshold;
+    const lockedUntil = this.clock.now() + this.config.lockoutMinutes * MINUTE;
+    if (locks) await this.store.updateUser(user.id, { failed_logins: 0, locked_until: lockedUntil }, db);
+    await this.audit.record({ organizationId: user.organization_id, actor: { type: 'anonymous', id: null }, action: 'auth.login', outcome: 'failure', target: { type: 'user', id: user.id }, sourceIp, details: { reason, failures } }, db);
+    if (locks) {
+      await this.audit.record({ organizationId: user.organization_id, actor: { type: 'system', id: null }, action: 'auth.lockout', target: { type: 'user', id: user.id }, sourceIp, details: { until: new Date(lockedUntil).toISOString(), failures } }, db);
+      await this.mailer.send({
+        to: user.email,
+        kind: 'account_locked',
+        subject: 'Your Bulwark account was locked',
+        text: `After ${failures} failed sign-in attempts (the last from ${sourceIp}), your account is locked until ${new Date(lockedUntil).toISOString()}.\nIf this was not you, change your password once the lock expires and turn on two-factor authentication.`,
+      });
+    }
+  }
+}

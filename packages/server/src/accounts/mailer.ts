@@ -1,0 +1,76 @@
+/**
+ * Email delivery: SMTP through nodemailer when configured, otherwise an outbox of JSON files in
+ * DIR/outbox (mode 0600) that `bulwark admin outbox` lists, so a fresh install and the tests can
+ * read verification and reset links without a mail server.
+ */
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import nodemailer, { type Transporter } from 'nodemailer';
+import type { Config } from '../ops/config.js';
+import { newId } from '../tokens.js';
+
+export interface Mail {
+  to: string;
+  subject: string;
+  text: string;
+  /** What the mail is for (`password_reset`, `email_verify`, …): lets tests and operators filter. */
+  kind: string;
+}
+
+export interface OutboxMessage extends Mail {
+  id: string;
+  createdAt: string;
+}
+
+export interface Mailer {
+  send(mail: Mail): Promise<void>;
+}
+
+export class OutboxMailer implements Mailer {
+  constructor(private readonly dir: string) {}
+
+  async send(mail: Mail): Promise<void> {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    const message: OutboxMessage = { id: newId(), createdAt: new Date().toISOString(), ...mail };
+    const name = `${message.createdAt.replace(/[:.]/g, '-')}-${message.id}.json`;
+    writeFileSync(join(this.dir, name), JSON.stringify(message, null, 2), { mode: 0o600 });
+  }
+
+  /** Oldest first. */
+  list(): OutboxMessage[] {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => n.endsWith('.json')).sort();
+    } catch {
+      return [];
+    }
+    return names.map((n) => JSON.parse(readFileSync(join(this.dir, n), 'utf8')) as OutboxMessage);
+  }
+}
+
+export class SmtpMailer implements Mailer {
+  private readonly transport: Transporter;
+
+  constructor(private readonly smtp: Config['smtp'] & { host: string }) {
+    this.transport = nodemailer.createTransport({
+      host: smtp.host,
+      port: smtp.port,
+      secure: smtp.secure,
+      requireTLS: !smtp.secure,
+      ...(smtp.user ? { auth: { user: smtp.user, pass: smtp.password ?? '' } } : {}),
+    });
+  }
+
+  async send(mail: Mail): Promise<void> {
+    await this.transport.sendMail({ from: this.smtp.from, to: mail.to, subject: mail.subject, text: mail.text, headers: { 'X-Bulwark-Kind': mail.kind } });
+  }
+}
+
+export function outboxDir(dataDir: string): string {
+  return join(dataDir, 'outbox');
+}
+
+export function createMailer(config: Config): Mailer {
+  const { smtp } = config;
+  return smtp.host ? new SmtpMailer({ ...smtp, host: smtp.host }) : new OutboxMailer(outboxDir(config.dataDir));
+}

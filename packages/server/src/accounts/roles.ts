@@ -1,0 +1,93 @@
+/**
+ * Who may do what. Operators hold one role in their organization; consumers hold none and may
+ * act only on themselves (and, later, on devices bound to them). Services call
+ * `requirePermission` with the actor; routes declare the same permission for the edge check
+ * and the OpenAPI document.
+ */
+import { ForbiddenError } from '../errors.js';
+
+export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
+export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+
+export const PERMISSIONS = [
+  'org:read',
+  'org:manage',
+  'users:read',
+  'users:manage',
+  'audit:read',
+  'devices:read',
+  'devices:write',
+  'firmware:read',
+  'firmware:release',
+  'rollouts:read',
+  'rollouts:manage',
+  'assessment:read',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+const READ_ONLY: Permission[] = ['org:read', 'users:read', 'audit:read', 'devices:read', 'firmware:read', 'rollouts:read', 'assessment:read'];
+
+export const ROLE_PERMISSIONS: Record<OperatorRole, ReadonlySet<Permission>> = {
+  owner: new Set(PERMISSIONS),
+  admin: new Set(PERMISSIONS),
+  operator: new Set<Permission>(['org:read', 'devices:read', 'devices:write', 'firmware:read', 'rollouts:read', 'assessment:read']),
+  release_engineer: new Set<Permission>(['org:read', 'devices:read', 'firmware:read', 'firmware:release', 'rollouts:read', 'rollouts:manage']),
+  auditor: new Set<Permission>(READ_ONLY),
+};
+
+/** Roles an actor of the given role may grant: nobody grants above their own rank. */
+export function grantableRoles(role: OperatorRole): OperatorRole[] {
+  if (role === 'owner') return [...OPERATOR_ROLES];
+  if (role === 'admin') return ['admin', 'operator', 'release_engineer', 'auditor'];
+  return [];
+}
+
+export function isOperatorRole(value: string): value is OperatorRole {
+  return (OPERATOR_ROLES as readonly string[]).includes(value);
+}
+
+/** The authenticated caller, as every service sees it. */
+export interface Actor {
+  kind: 'operator' | 'consumer';
+  userId: string;
+  organizationId: string;
+  role: OperatorRole | null;
+  permissions: ReadonlySet<Permission>;
+  via: 'session' | 'api_key' | 'cli';
+  sessionId: string | null;
+  apiKeyId: string | null;
+  /** When the actor last re-proved a factor in this session (step-up), ms epoch. */
+  stepUpAt: number | null;
+  sourceIp: string;
+}
+
+export function requirePermission(actor: Actor, permission: Permission): void {
+  if (!actor.permissions.has(permission)) {
+    throw new ForbiddenError(`This action needs the ${permission} permission, which your ${actor.role ?? actor.kind} account does not have`, 'auth.forbidden', { permission });
+  }
+}
+
+export function requireOperator(actor: Actor): void {
+  if (actor.kind !== 'operator') throw new ForbiddenError('This action is for operator accounts only', 'auth.forbidden');
+}
+
+export function auditActor(actor: Actor): { type: 'user' | 'api_key' | 'cli'; id: string } {
+  if (actor.via === 'cli') return { type: 'cli', id: actor.userId };
+  return actor.via === 'api_key' ? { type: 'api_key', id: actor.apiKeyId! } : { type: 'user', id: actor.userId };
+}
+
+/** The platform admin at the command line: acts as owner of one organization, audited as `cli`. */
+export function cliActor(organizationId: string, who = process.env.USER ?? 'cli'): Actor {
+  return {
+    kind: 'operator',
+    userId: who,
+    organizationId,
+    role: 'owner',
+    permissions: ROLE_PERMISSIONS.owner,
+    via: 'cli',
+    sessionId: null,
+    apiKeyId: null,
+    stepUpAt: Date.now(),
+    sourceIp: 'local',
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * Sign-in, the MFA step, step-up, sign-out and "who am I" for the current session.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Platform } from '../../platform.js';
+import { actorOf, sessionOf } from '../../transport/http/auth.js';
+import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { ConflictError } from '../../errors.js';
+import { toUserView } from '../service.js';
+import { Code, Email, LoginResponse, OrgSlug, Password, UserSchema } from './schemas.js';
+import { clearSessionCookie, replyWithSession } from './session-reply.js';
+
+const ALL_SCOPES = ['password_change', 'mfa_pending', 'mfa_enrollment'] as const;
+
+export function authRoutes(platform: Platform) {
+  const { login, service, store } = platform.accounts;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const loginLimit = { max: platform.config.auth.loginRateLimitPerMinute, timeWindow: '1 minute' };
+
+    app.post(
+      '/auth/login',
+      {
+        config: { auth: { principal: 'none' }, rateLimit: loginLimit },
+        schema: {
+          tags: ['auth'],
+          summary: 'Sign in with organization, email and password',
+          body: Strict({
+            organization: OrgSlug,
+            email: Email,
+            password: Password,
+            mode: Type.Optional(Type.Union([Type.Literal('token'), Type.Literal('cookie')], { description: 'token (default): bearer token in the body; cookie: HttpOnly session cookie + CSRF token' })),
+          }),
+          response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 429) },
+        },
+      },
+      async (request, reply) => {
+        const outcome = await login.login({
+          ...request.body,
+          transport: request.body.mode === 'cookie' ? 'cookie' : 'bearer',
+          sourceIp: request.ip,
+          userAgent: request.headers['user-agent'] ?? '',
+        });
+        return replyWithSession(reply, outcome, platform.clock.now());
+      },
+    );
+
+    app.post(
+      '/auth/mfa',
+      {
+        config: { auth: { principal: 'any', allowScopes: ['mfa_pending'] }, rateLimit: loginLimit },
+        schema: { tags: ['auth'], summary: 'Complete sign-in with a TOTP or recovery code', body: Strict({ code: Code }), response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 429) } },
+      },
+      async (request, reply) => {
+        const pending = sessionOf(request);
+        if (pending.scope !== 'mfa_pending') throw new ConflictError('This session has no sign-in step waiting for a code', undefined, 'auth.mfa_not_pending');
+        const outcome = await login.completeMfa(pending, request.body.code, contextOf(request, pending.transport));
+        return replyWithSession(reply, outcome, platform.clock.now());
+      },
+    );
+
+    app.post(
+      '/auth/step-up',
+      {
+        config: { auth: { principal: 'any' }, rateLimit: loginLimit },
+        schema: {
+          tags: ['auth'],
+          summary: 'Re-prove a factor before a sensitive action',
+          body: Strict({ code: Type.Optional(Code), password: Type.Optional(Password) }),
+          response: { 200: Ok, ...errorResponses(400, 401, 403, 429) },
+        },
+      },
+      async (request) => {
+        await service.stepUp(actorOf(request), request.body);
+        return { ok: true as const };
+      },
+    );
+
+    app.post(
+      '/auth/logout',
+      { config: { auth: { principal: 'any', allowScopes: [...ALL_SCOPES] } }, schema: { tags: ['auth'], summary: 'End this session', response: { 200: Ok, ...errorResponses(401, 403) } } },
+      async (request, reply) => {
+        await login.logout(sessionOf(request), request.ip);
+        clearSessionCookie(reply);
+        return { ok: true as const };
+      },
+    );
+
+    app.get(
+      '/auth/session',
+      {
+        config: { auth: { principal: 'any', allowScopes: [...ALL_SCOPES] } },
+        schema: {
+          tags: ['auth'],
+          summary: 'The current session and user',
+          response: {
+            200: Strict({ user: UserSchema, scope: Type.String(), expiresAt: Timestamp, csrfToken: Type.Optional(Type.String()) }),
+            ...errorResponses(401),
+          },
+        },
+      },
+      async (request) => {
+        const session = sessionOf(request);
+        const user = await store.userById(session.user_id);
+        return {
+          user: toUserView(user!, platform.clock.now()),
+          scope: session.scope,
+          expiresAt: new Date(session.expires_at).toISOString(),
+          ...(session.transport === 'cookie' ? { csrfToken: platform.accounts.sessions.csrfToken(session.id) } : {}),
+        };
+      },
+    );
+  };
+}
+
+export function contextOf(request: { ip: string; headers: Record<string, unknown> }, transport: 'cookie' | 'bearer' = 'bearer') {
+  return { sourceIp: request.ip, userAgent: String(request.headers['user-agent'] ?? ''), transport };
+}

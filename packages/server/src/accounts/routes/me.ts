@@ -1,0 +1,144 @@
+/**
+ * The signed-in user's own security settings: password change (also the forced first change),
+ * sessions (list, revoke), and the TOTP second factor (enrol, confirm, recovery codes, disable).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { ConflictError, NotFoundError } from '../../errors.js';
+import type { Platform } from '../../platform.js';
+import { actorOf, sessionOf } from '../../transport/http/auth.js';
+import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
+import { auditActor } from '../roles.js';
+import { mfaRequiredFor } from '../login.js';
+import { contextOf } from './auth.js';
+import { Code, Id, LoginResponse, Password, SessionSchema } from './schemas.js';
+import { replyWithSession } from './session-reply.js';
+
+export function meRoutes(platform: Platform) {
+  const { login, service, sessions, mfa, store } = platform.accounts;
+  const { db, audit, clock } = platform;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.post(
+      '/me/password',
+      {
+        config: { auth: { principal: 'any', allowScopes: ['password_change'] } },
+        schema: {
+          tags: ['me'],
+          summary: 'Change my password (needs the current one); ends my other sessions and returns a new one',
+          body: Strict({ currentPassword: Password, newPassword: Password }),
+          response: { 200: LoginResponse, ...errorResponses(400, 401, 403) },
+        },
+      },
+      async (request, reply) => {
+        const session = sessionOf(request);
+        const outcome = await db.transaction().execute(async (trx) => {
+          await service.changePassword(actorOf(request), request.body.currentPassword, request.body.newPassword, trx);
+          return login.advance(session, contextOf(request, session.transport), trx);
+        });
+        return replyWithSession(reply, outcome, clock.now());
+      },
+    );
+
+    app.get(
+      '/me/sessions',
+      { config: { auth: { principal: 'any' } }, schema: { tags: ['me'], summary: 'My active sessions', response: { 200: Strict({ sessions: Type.Array(SessionSchema) }), ...errorResponses(401) } } },
+      async (request) => ({ sessions: await sessions.list(actorOf(request).userId, request.session?.id ?? null) }),
+    );
+
+    app.delete(
+      '/me/sessions/:id',
+      {
+        config: { auth: { principal: 'any' } },
+        schema: { tags: ['me'], summary: 'Revoke one of my sessions', params: Strict({ id: Id }), response: { 200: Ok, ...errorResponses(401, 404) } },
+      },
+      async (request) => {
+        const actor = actorOf(request);
+        const mine = await sessions.list(actor.userId, null);
+        if (!mine.some((s) => s.id === request.params.id)) throw new NotFoundError('Session');
+        await db.transaction().execute(async (trx) => {
+          await sessions.revoke(request.params.id, trx);
+          await audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'session.revoked', target: { type: 'session', id: request.params.id }, sourceIp: actor.sourceIp }, trx);
+        });
+        return { ok: true as const };
+      },
+    );
+
+    app.post(
+      '/me/mfa/totp',
+      {
+        config: { auth: { principal: 'any', allowScopes: ['mfa_enrollment'] } },
+        schema: {
+          tags: ['me'],
+          summary: 'Start TOTP enrolment: returns the secret and an otpauth:// URI for the authenticator app',
+          response: { 200: Strict({ secret: Type.String(), otpauthUri: Type.String() }), ...errorResponses(401, 409) },
+        },
+      },
+      async (request) => {
+        const actor = actorOf(request);
+        const org = await store.organizationById(actor.organizationId);
+        return mfa.beginEnrollment(actor, `Bulwark (${org?.name ?? 'organization'})`);
+      },
+    );
+
+    app.post(
+      '/me/mfa/totp/confirm',
+      {
+        config: { auth: { principal: 'any', allowScopes: ['mfa_enrollment'] } },
+        schema: {
+          tags: ['me'],
+          summary: 'Confirm enrolment with a first code; returns single-use recovery codes, shown once',
+          body: Strict({ code: Code }),
+          response: { 200: Strict({ recoveryCodes: Type.Array(Type.String()), session: Type.Optional(LoginResponse) }), ...errorResponses(400, 401, 409) },
+        },
+      },
+      async (request, reply) => {
+        const actor = actorOf(request);
+        const session = sessionOf(request);
+        const result = await db.transaction().execute(async (trx) => {
+          const recoveryCodes = await mfa.confirmEnrollment(actor, request.body.code, trx);
+          await sessions.markStepUp(session.id, trx);
+          return { recoveryCodes, advanced: session.scope === 'mfa_enrollment' ? await login.advance(session, contextOf(request, session.transport), trx) : null };
+        });
+        return { recoveryCodes: result.recoveryCodes, ...(result.advanced ? { session: replyWithSession(reply, result.advanced, clock.now()) } : {}) };
+      },
+    );
+
+    app.post(
+      '/me/mfa/recovery-codes',
+      {
+        config: { auth: { principal: 'any' } },
+        schema: { tags: ['me'], summary: 'Replace my recovery codes (needs a recent step-up)', response: { 200: Strict({ recoveryCodes: Type.Array(Type.String()) }), ...errorResponses(401, 403, 409) } },
+      },
+      async (request) => {
+        const actor = actorOf(request);
+        service.requireStepUp(actor);
+        return { recoveryCodes: await db.transaction().execute((trx) => mfa.regenerateRecoveryCodes(actor, trx)) };
+      },
+    );
+
+    app.delete(
+      '/me/mfa',
+      {
+        config: { auth: { principal: 'any' } },
+        schema: { tags: ['me'], summary: 'Turn off my second factor (needs a recent step-up; not allowed where my role requires MFA)', response: { 200: Ok, ...errorResponses(401, 403, 409) } },
+      },
+      async (request) => {
+        const actor = actorOf(request);
+        service.requireStepUp(actor);
+        const user = await store.userById(actor.userId);
+        const org = await store.organizationById(actor.organizationId);
+        if (!user?.mfa_enabled_at) throw new ConflictError('MFA is not enabled', undefined, 'auth.mfa_not_enabled');
+        if (org && mfaRequiredFor(org, user)) throw new ConflictError(`Your organization requires MFA for the ${user.role} role`, undefined, 'auth.mfa_required_by_policy');
+        await db.transaction().execute(async (trx) => {
+          await mfa.clear(actor.userId, trx);
+          await audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'mfa.disabled', target: { type: 'user', id: actor.userId }, sourceIp: actor.sourceIp }, trx);
+        });
+        return { ok: true as const };
+      },
+    );
+  };
+}
+

@@ -1,0 +1,56 @@
+/**
+ * Request and response schemas of the accounts API, shared by its route files.
+ */
+import { Type } from 'typebox';
+import { OPERATOR_ROLES } from '../roles.js';
+import { Strict, Timestamp } from '../../transport/http/schemas.js';
+
+export const Email = Type.String({ minLength: 3, maxLength: 254 });
+export const Password = Type.String({ minLength: 1, maxLength: 256 });
+export const OrgSlug = Type.String({ minLength: 1, maxLength: 40 });
+export const Code = Type.String({ minLength: 6, maxLength: 32, description: 'A 6-digit TOTP code or a recovery code' });
+export const Role = Type.Union(OPERATOR_ROLES.map((r) => Type.Literal(r)));
+export const Id = Type.String({ minLength: 1, maxLength: 64 });
+
+export const UserSchema = Strict({
+  id: Type.String(),
+  organizationId: Type.String(),
+  kind: Type.Union([Type.Literal('operator'), Type.Literal('consumer')]),
+  email: Type.String(),
+  emailVerified: Type.Boolean(),
+  name: Type.String(),
+  role: Type.Union([Type.String(), Type.Null()]),
+  status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]),
+  mfaEnabled: Type.Boolean(),
+  locked: Type.Boolean(),
+  mustChangePassword: Type.Boolean(),
+  createdAt: Timestamp,
+});
+
+export const LoginResponse = Strict({
+  status: Type.Union([Type.Literal('ok'), Type.Literal('mfa_required'), Type.Literal('password_change_required'), Type.Literal('mfa_enrollment_required')]),
+  token: Type.Optional(Type.String({ description: 'Bearer token (token mode only); shown once' })),
+  csrfToken: Type.Optional(Type.String({ description: 'Echo in x-csrf-token on state-changing requests (cookie mode only)' })),
+  expiresAt: Timestamp,
+  user: UserSchema,
+});
+
+export const SessionSchema = Strict({
+  id: Type.String(),
+  transport: Type.Union([Type.Literal('cookie'), Type.Literal('bearer')]),
+  scope: Type.String(),
+  createdAt: Timestamp,
+  lastSeenAt: Timestamp,
+  expiresAt: Timestamp,
+  sourceIp: Type.String(),
+  userAgent: Type.String(),
+  current: Type.Boolean(),
+});
+
+export const OrganizationSchema = Strict({
+  id: Type.String(),
+  slug: Type.String(),
+  name: Type.String(),
+  mfaRequiredRoles: Type.Array(Type.String()),
+  createdAt: Timestamp,
+});

@@ -1,0 +1,285 @@
+/**
+ * Organizations and their operators: create, list, read, change role or status, unlock, reset
+ * MFA; and the signed-in user's own password change and step-up. Every write is authorized
+ * here (not only at the route) and audited in the same transaction.
+ */
+import { randomBytes } from 'node:crypto';
+import type { AuditService } from '../audit/service.js';
+import type { Clock } from '../clock.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import { newId } from '../tokens.js';
+import { InvalidCredentialsError, MfaInvalidError, StepUpRequiredError } from './errors.js';
+import type { MfaService } from './mfa.js';
+import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
+import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
+import type { SessionService } from './sessions.js';
+import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import { normalizeEmail } from './store.js';
+
+export interface UserView {
+  id: string;
+  organizationId: string;
+  kind: 'operator' | 'consumer';
+  email: string;
+  emailVerified: boolean;
+  name: string;
+  role: string | null;
+  status: 'active' | 'disabled';
+  mfaEnabled: boolean;
+  locked: boolean;
+  mustChangePassword: boolean;
+  createdAt: string;
+}
+
+export interface OrganizationView {
+  id: string;
+  slug: string;
+  name: string;
+  mfaRequiredRoles: string[];
+  createdAt: string;
+}
+
+export function toUserView(row: UserRow, now: number): UserView {
+  return {
+    id: row.id,
+    organizationId: row.organization_id,
+    kind: row.kind,
+    email: row.email,
+    emailVerified: row.email_verified_at !== null,
+    name: row.name,
+    role: row.role,
+    status: row.status,
+    mfaEnabled: row.mfa_enabled_at !== null,
+    locked: row.locked_until !== null && row.locked_until > now,
+    mustChangePassword: row.must_change_password === 1,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
+}
+
+export function toOrganizationView(row: OrganizationRow): OrganizationView {
+  return { id: row.id, slug: row.slug, name: row.name, mfaRequiredRoles: JSON.parse(row.mfa_required_roles) as string[], createdAt: new Date(row.created_at).toISOString() };
+}
+
+/** A random password handed out once (first owner, admin-created users); it must be changed at first sign-in. */
+export function oneTimePassword(): string {
+  return randomBytes(18).toString('base64url');
+}
+
+const SLUG = /^[a-z0-9](?:[a-z0-9-]{0,38}[a-z0-9])?$/;
+const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
+
+export function validateEmail(email: string): string {
+  const normalized = normalizeEmail(email);
+  if (normalized.length > 254 || !EMAIL.test(normalized)) throw new ValidationError('email must be an address such as name@example.com', { field: 'email' });
+  return normalized;
+}
+
+export interface CreateOperatorInput {
+  email: string;
+  name: string;
+  role: OperatorRole;
+  /** Omitted: a one-time password is generated, returned once, and must be changed at first sign-in. */
+  password?: string;
+}
+
+export class AccountsService {
+  constructor(
+    private readonly store: AccountsStore,
+    private readonly sessions: SessionService,
+    private readonly mfa: MfaService,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  async createOrganization(input: { slug: string; name: string }, actor: { type: 'cli' | 'system'; id: string }, db: Executor = this.store.db): Promise<OrganizationView> {
+    const slug = input.slug.trim().toLowerCase();
+    if (!SLUG.test(slug)) throw new ValidationError('organization slug must be 1-40 lower-case letters, digits or inner hyphens', { field: 'slug' });
+    if (await this.store.organizationBySlug(slug, db)) throw new ConflictError(`An organization with slug "${slug}" already exists`, { slug }, 'org.exists');
+    const row: OrganizationRow = { id: newId(), slug, name: input.name.trim() || slug, mfa_required_roles: JSON.stringify(['owner', 'admin']), created_at: this.clock.now() };
+    await this.store.insertOrganization(row, db);
+    await this.audit.record({ organizationId: row.id, actor, action: 'org.created', target: { type: 'organization', id: row.id }, details: { slug } }, db);
+    return toOrganizationView(row);
+  }
+
+  async organization(actor: Actor): Promise<OrganizationView> {
+    requirePermission(actor, 'org:read');
+    const row = await this.store.organizationById(actor.organizationId);
+    if (!row) throw new NotFoundError('Organization');
+    return toOrganizationView(row);
+  }
+
+  async organizationBySlug(slug: string): Promise<OrganizationView> {
+    const row = await this.store.organizationBySlug(slug);
+    if (!row) throw new NotFoundError(`Organization "${slug}"`);
+    return toOrganizationView(row);
+  }
+
+  async createOperator(actor: Actor, input: CreateOperatorInput, db?: Executor): Promise<{ user: UserView; oneTimePassword: string | null }> {
+    requirePermission(actor, 'users:manage');
+    this.requireGrantable(actor, input.role);
+    const email = validateEmail(input.email);
+    const name = input.name.trim();
+    if (!name) throw new ValidationError('name must not be empty', { field: 'name' });
+    const generated = input.password === undefined ? oneTimePassword() : null;
+    const password = input.password ?? generated!;
+    if (input.password !== undefined) checkPasswordPolicy(password, 'operator', [email, name]);
+    const passwordHash = await hashPassword(password);
+    const write = async (trx: Executor): Promise<UserView> => {
+      if (await this.store.userByEmail(actor.organizationId, email, trx)) throw new ConflictError('A user with this email already exists in the organization', { field: 'email' }, 'user.exists');
+      const now = this.clock.now();
+      const row: UserRow = {
+        id: newId(),
+        organization_id: actor.organizationId,
+        kind: 'operator',
+        email,
+        email_verified_at: null,
+        name,
+        role: input.role,
+        status: 'active',
+        password_hash: passwordHash,
+        password_changed_at: now,
+        must_change_password: generated ? 1 : 0,
+        failed_logins: 0,
+        locked_until: null,
+        mfa_secret: null,
+        mfa_enabled_at: null,
+        mfa_last_step: null,
+        created_at: now,
+        updated_at: now,
+      };
+      await this.store.insertUser(row, trx);
+      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.created', target: { type: 'user', id: row.id }, sourceIp: actor.sourceIp, details: { email, role: input.role } }, trx);
+      return toUserView(row, now);
+    };
+    const user = db ? await write(db) : await this.store.db.transaction().execute(write);
+    return { user, oneTimePassword: generated };
+  }
+
+  async listUsers(actor: Actor, filter: { kind?: 'operator' | 'consumer'; role?: string; email?: string; after?: string; limit?: number }): Promise<{ users: UserView[]; nextCursor: string | null }> {
+    requirePermission(actor, 'users:read');
+    const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
+    const rows = await this.store.listUsers(actor.organizationId, { ...filter, limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    const now = this.clock.now();
+    return { users: page.map((r) => toUserView(r, now)), nextCursor: rows.length > limit ? page[page.length - 1]!.email : null };
+  }
+
+  async getUser(actor: Actor, userId: string): Promise<UserView> {
+    if (userId !== actor.userId) requirePermission(actor, 'users:read');
+    return toUserView(await this.userOf(actor, userId), this.clock.now());
+  }
+
+  async updateUser(actor: Actor, userId: string, changes: { role?: OperatorRole; status?: 'active' | 'disabled'; name?: string }): Promise<UserView> {
+    requirePermission(actor, 'users:manage');
+    const target = await this.userOf(actor, userId);
+    if (target.kind === 'operator' && target.role) this.requireGrantable(actor, target.role as OperatorRole);
+    if (changes.role !== undefined) {
+      if (target.kind !== 'operator') throw new ValidationError('Consumers have no role', { field: 'role' });
+      this.requireGrantable(actor, changes.role);
+    }
+    if (userId === actor.userId && (changes.role !== undefined || changes.status === 'disabled')) {
+      throw new ForbiddenError('You cannot change your own role or disable yourself; ask another owner or admin');
+    }
+    return this.store.db.transaction().execute(async (trx) => {
+      const now = this.clock.now();
+      if (changes.role !== undefined && target.role === 'owner' && changes.role !== 'owner') await this.requireAnotherOwner(target, trx);
+      await this.store.updateUser(userId, { ...changes, updated_at: now }, trx);
+      if (changes.status === 'disabled' || changes.role !== undefined) await this.sessions.revokeAll(userId, trx);
+      await this.audit.record(
+        { organizationId: actor.organizationId, actor: auditActor(actor), action: changes.role !== undefined ? 'user.role_changed' : 'user.updated', target: { type: 'user', id: userId }, sourceIp: actor.sourceIp, details: { ...changes, previousRole: target.role } },
+        trx,
+      );
+      return toUserView((await this.store.userById(userId, trx))!, now);
+    });
+  }
+
+  async unlock(actor: Actor, userId: string): Promise<UserView> {
+    requirePermission(actor, 'users:manage');
+    await this.userOf(actor, userId);
+    return this.store.db.transaction().execute(async (trx) => {
+      await this.store.updateUser(userId, { locked_until: null, failed_logins: 0, updated_at: this.clock.now() }, trx);
+      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.unlocked', target: { type: 'user', id: userId }, sourceIp: actor.sourceIp }, trx);
+      return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
+    });
+  }
+
+  /** Removes a user's second factor (a lost phone) and ends their sessions; they enrol again at next sign-in. */
+  async resetMfa(actor: Actor, userId: string): Promise<UserView> {
+    requirePermission(actor, 'users:manage');
+    this.requireStepUp(actor);
+    const target = await this.userOf(actor, userId);
+    if (target.role) this.requireGrantable(actor, target.role as OperatorRole);
+    return this.store.db.transaction().execute(async (trx) => {
+      await this.mfa.clear(userId, trx);
+      await this.sessions.revokeAll(userId, trx);
+      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'mfa.reset', target: { type: 'user', id: userId }, sourceIp: actor.sourceIp }, trx);
+      return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
+    });
+  }
+
+  /**
+   * Changes the actor's own password (the current one is required), ends every other session
+   * and voids outstanding reset tokens. Returns nothing: the caller advances its own session.
+   */
+  async changePassword(actor: Actor, currentPassword: string, newPassword: string, db: Executor): Promise<void> {
+    const user = await this.store.userById(actor.userId, db);
+    if (!user?.password_hash) throw new InvalidCredentialsError();
+    if (!(await verifyPassword(user.password_hash, currentPassword))) {
+      await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'user.password_changed', outcome: 'failure', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp, details: { reason: 'bad_current_password' } });
+      throw new InvalidCredentialsError();
+    }
+    if (currentPassword === newPassword) throw new ValidationError('The new password must differ from the current one', { field: 'newPassword' }, 'auth.password_rejected');
+    checkPasswordPolicy(newPassword, user.kind, [user.email, user.name]);
+    const now = this.clock.now();
+    await this.store.updateUser(user.id, { password_hash: await hashPassword(newPassword), password_changed_at: now, must_change_password: 0, updated_at: now }, db);
+    await this.sessions.revokeAll(user.id, db, actor.sessionId ?? undefined);
+    await db.updateTable('one_time_tokens').set({ revoked_at: now }).where('user_id', '=', user.id).where('purpose', '=', 'password_reset').where('used_at', 'is', null).where('revoked_at', 'is', null).execute();
+    await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'user.password_changed', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, db);
+  }
+
+  /** Re-proves a factor for sensitive actions: the TOTP/recovery code when MFA is on, else the password. */
+  async stepUp(actor: Actor, proof: { code?: string; password?: string }): Promise<void> {
+    if (!actor.sessionId) throw new ForbiddenError('Step-up applies to interactive sessions, not API keys');
+    const user = await this.store.userById(actor.userId);
+    if (!user) throw new InvalidCredentialsError();
+    const ok = await this.store.db.transaction().execute(async (trx) => {
+      let ok: boolean;
+      if (user.mfa_enabled_at !== null) {
+        if (!proof.code) throw new ValidationError('Your account uses MFA: send `code` (a TOTP or recovery code)', { field: 'code' }, 'auth.mfa_required');
+        ok = await this.mfa.verifyFactor(user, proof.code, trx);
+      } else {
+        if (!proof.password) throw new ValidationError('Send `password` to confirm your identity', { field: 'password' });
+        ok = user.password_hash !== null && (await verifyPassword(user.password_hash, proof.password));
+      }
+      await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'auth.step_up', outcome: ok ? 'success' : 'failure', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, trx);
+      if (ok) await this.sessions.markStepUp(actor.sessionId!, trx);
+      return ok;
+    });
+    if (!ok) throw user.mfa_enabled_at !== null ? new MfaInvalidError() : new InvalidCredentialsError();
+  }
+
+  /** Throws unless the actor re-proved a factor recently (CLI actors are the platform admin at the console). */
+  requireStepUp(actor: Actor): void {
+    if (actor.via === 'cli') return;
+    if (actor.via === 'api_key') throw new ForbiddenError('This action cannot be done with an API key; sign in interactively', 'auth.forbidden');
+    if (!this.sessions.hasFreshStepUp(actor.stepUpAt)) throw new StepUpRequiredError(this.sessions.stepUpMinutes);
+  }
+
+  private requireGrantable(actor: Actor, role: string): void {
+    requireOperator(actor);
+    if (!isOperatorRole(role)) throw new ValidationError(`role must be one of owner, admin, operator, release_engineer, auditor`, { field: 'role' });
+    if (!grantableRoles(actor.role!).includes(role)) throw new ForbiddenError(`A ${actor.role} cannot manage ${role} accounts`, 'auth.forbidden', { role });
+  }
+
+  private async requireAnotherOwner(target: UserRow, db: Executor): Promise<void> {
+    const owners = await db.selectFrom('users').select('id').where('organization_id', '=', target.organization_id).where('role', '=', 'owner').where('status', '=', 'active').execute();
+    if (owners.length <= 1) throw new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner');
+  }
+
+  private async userOf(actor: Actor, userId: string): Promise<UserRow> {
+    const row = await this.store.userInOrganization(actor.organizationId, userId);
+    if (!row) throw new NotFoundError('User', { userId });
+    return row;
+  }
+}
+

@@ -1,0 +1,142 @@
+/**
+ * Sessions: opaque random tokens stored only as SHA-256 digests, with idle and absolute
+ * timeouts, a scope that can restrict a session to one next step, step-up freshness, and the
+ * CSRF token that cookie sessions must echo on every state-changing request.
+ */
+import { createHmac } from 'node:crypto';
+import type { Clock } from '../clock.js';
+import { MINUTE, HOUR } from '../clock.js';
+import type { Config } from '../ops/config.js';
+import type { SessionScope } from '../storage/schema.js';
+import { constantTimeEqual, newId, newSecret, sha256Hex } from '../tokens.js';
+import type { AccountsStore, Executor, SessionRow, UserRow } from './store.js';
+
+export const SESSION_TOKEN_PREFIX = 'bws';
+
+/** How long a session limited to one next step lives. */
+const RESTRICTED_LIFETIME: Record<Exclude<SessionScope, 'full'>, number> = {
+  mfa_pending: 5 * MINUTE,
+  password_change: 15 * MINUTE,
+  mfa_enrollment: 15 * MINUTE,
+};
+
+/** Last-seen is written at most this often, so reads stay reads. */
+const TOUCH_INTERVAL = MINUTE;
+
+export interface SessionContext {
+  transport: 'cookie' | 'bearer';
+  sourceIp: string;
+  userAgent: string;
+}
+
+export interface IssuedSession {
+  token: string;
+  session: SessionRow;
+  csrfToken: string | null;
+}
+
+export interface SessionView {
+  id: string;
+  transport: 'cookie' | 'bearer';
+  scope: SessionScope;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  sourceIp: string;
+  userAgent: string;
+  current: boolean;
+}
+
+export class SessionService {
+  constructor(
+    private readonly store: AccountsStore,
+    private readonly clock: Clock,
+    private readonly config: Config['sessions'],
+    private readonly csrfKey: Buffer,
+  ) {}
+
+  async issue(user: UserRow, scope: SessionScope, context: SessionContext, db: Executor = this.store.db, stepUp = false): Promise<IssuedSession> {
+    const now = this.clock.now();
+    const token = newSecret(SESSION_TOKEN_PREFIX);
+    const lifetime = scope === 'full' ? this.config.absoluteTimeoutHours * HOUR : RESTRICTED_LIFETIME[scope];
+    const session: SessionRow = {
+      id: newId(),
+      token_hash: sha256Hex(token),
+      user_id: user.id,
+      organization_id: user.organization_id,
+      transport: context.transport,
+      scope,
+      created_at: now,
+      last_seen_at: now,
+      expires_at: now + lifetime,
+      step_up_at: stepUp ? now : null,
+      source_ip: context.sourceIp,
+      user_agent: context.userAgent.slice(0, 512),
+      revoked_at: null,
+    };
+    await this.store.insertSession(session, db);
+    return { token, session, csrfToken: context.transport === 'cookie' ? this.csrfToken(session.id) : null };
+  }
+
+  /** The live session for a token, or null when unknown, revoked, idle too long or past its absolute limit. */
+  async resolve(token: string): Promise<SessionRow | null> {
+    if (!token.startsWith(`${SESSION_TOKEN_PREFIX}_`)) return null;
+    const session = await this.store.sessionByTokenHash(sha256Hex(token));
+    if (!session || session.revoked_at !== null) return null;
+    const now = this.clock.now();
+    if (now >= session.expires_at) return null;
+    if (session.scope === 'full' && now - session.last_seen_at >= this.config.idleTimeoutMinutes * MINUTE) return null;
+    if (now - session.last_seen_at >= TOUCH_INTERVAL) {
+      await this.store.touchSession(session.id, now);
+      session.last_seen_at = now;
+    }
+    return session;
+  }
+
+  csrfToken(sessionId: string): string {
+    return createHmac('sha256', this.csrfKey).update(`csrf:${sessionId}`).digest('base64url');
+  }
+
+  verifyCsrf(sessionId: string, presented: string | undefined): boolean {
+    return typeof presented === 'string' && constantTimeEqual(presented, this.csrfToken(sessionId));
+  }
+
+  async markStepUp(sessionId: string, db: Executor = this.store.db): Promise<void> {
+    await this.store.updateSession(sessionId, { step_up_at: this.clock.now() }, db);
+  }
+
+  get stepUpMinutes(): number {
+    return this.config.stepUpMinutes;
+  }
+
+  hasFreshStepUp(stepUpAt: number | null): boolean {
+    return stepUpAt !== null && this.clock.now() - stepUpAt < this.config.stepUpMinutes * MINUTE;
+  }
+
+  async revoke(sessionId: string, db: Executor = this.store.db): Promise<void> {
+    await this.store.updateSession(sessionId, { revoked_at: this.clock.now() }, db);
+  }
+
+  revokeAll(userId: string, db: Executor = this.store.db, exceptSessionId?: string): Promise<number> {
+    return this.store.revokeSessions(userId, this.clock.now(), db, exceptSessionId);
+  }
+
+  async list(userId: string, currentSessionId: string | null): Promise<SessionView[]> {
+    const now = this.clock.now();
+    const idle = this.config.idleTimeoutMinutes * MINUTE;
+    const rows = await this.store.activeSessions(userId, now);
+    return rows
+      .filter((s) => s.scope !== 'full' || now - s.last_seen_at < idle)
+      .map((s) => ({
+        id: s.id,
+        transport: s.transport,
+        scope: s.scope,
+        createdAt: new Date(s.created_at).toISOString(),
+        lastSeenAt: new Date(s.last_seen_at).toISOString(),
+        expiresAt: new Date(s.expires_at).toISOString(),
+        sourceIp: s.source_ip,
+        userAgent: s.user_agent,
+        current: s.id === currentSessionId,
+      }));
+  }
+}

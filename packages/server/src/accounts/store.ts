@@ -1,0 +1,108 @@
+/**
+ * The accounts domain's tables (organizations, users, sessions, recovery codes, one-time tokens,
+ * API keys) through Kysely. Every method takes an optional executor so a service can run several
+ * of them, and its audit entry, in one transaction.
+ */
+import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
+import type { Database, OrganizationsTable, SessionsTable, UsersTable } from '../storage/schema.js';
+
+export type UserRow = Selectable<UsersTable>;
+export type OrganizationRow = Selectable<OrganizationsTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type Executor = Kysely<Database>;
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
+
+export class AccountsStore {
+  constructor(readonly db: Kysely<Database>) {}
+
+  organizationBySlug(slug: string, db: Executor = this.db): Promise<OrganizationRow | undefined> {
+    return db.selectFrom('organizations').selectAll().where('slug', '=', slug.trim().toLowerCase()).executeTakeFirst();
+  }
+
+  organizationById(id: string, db: Executor = this.db): Promise<OrganizationRow | undefined> {
+    return db.selectFrom('organizations').selectAll().where('id', '=', id).executeTakeFirst();
+  }
+
+  async insertOrganization(row: OrganizationRow, db: Executor = this.db): Promise<void> {
+    await db.insertInto('organizations').values(row).execute();
+  }
+
+  listOrganizations(db: Executor = this.db): Promise<OrganizationRow[]> {
+    return db.selectFrom('organizations').selectAll().orderBy('created_at').execute();
+  }
+
+  userByEmail(organizationId: string, email: string, db: Executor = this.db): Promise<UserRow | undefined> {
+    return db.selectFrom('users').selectAll().where('organization_id', '=', organizationId).where('email', '=', normalizeEmail(email)).executeTakeFirst();
+  }
+
+  /** A user of the given organization; another organization's user is simply not found. */
+  userInOrganization(organizationId: string, userId: string, db: Executor = this.db): Promise<UserRow | undefined> {
+    return db.selectFrom('users').selectAll().where('organization_id', '=', organizationId).where('id', '=', userId).executeTakeFirst();
+  }
+
+  userById(userId: string, db: Executor = this.db): Promise<UserRow | undefined> {
+    return db.selectFrom('users').selectAll().where('id', '=', userId).executeTakeFirst();
+  }
+
+  async insertUser(row: UserRow, db: Executor = this.db): Promise<void> {
+    await db.insertInto('users').values(row).execute();
+  }
+
+  async updateUser(userId: string, changes: Updateable<UsersTable>, db: Executor = this.db): Promise<void> {
+    await db.updateTable('users').set(changes).where('id', '=', userId).execute();
+  }
+
+  listUsers(
+    organizationId: string,
+    filter: { kind?: 'operator' | 'consumer'; role?: string; email?: string; after?: string; limit: number },
+    db: Executor = this.db,
+  ): Promise<UserRow[]> {
+    let q = db.selectFrom('users').selectAll().where('organization_id', '=', organizationId).orderBy('email').limit(filter.limit);
+    if (filter.kind) q = q.where('kind', '=', filter.kind);
+    if (filter.role) q = q.where('role', '=', filter.role);
+    if (filter.email) {
+      const pattern = `%${filter.email.toLowerCase().replace(/[\\%_]/g, (c) => `\\${c}`)}%`;
+      q = q.where(sql<boolean>`email like ${pattern} escape '\\'`);
+    }
+    if (filter.after) q = q.where('email', '>', filter.after);
+    return q.execute();
+  }
+
+  async insertSession(row: SessionRow, db: Executor = this.db): Promise<void> {
+    await db.insertInto('sessions').values(row).execute();
+  }
+
+  sessionByTokenHash(tokenHash: string, db: Executor = this.db): Promise<SessionRow | undefined> {
+    return db.selectFrom('sessions').selectAll().where('token_hash', '=', tokenHash).executeTakeFirst();
+  }
+
+  async touchSession(sessionId: string, now: number, db: Executor = this.db): Promise<void> {
+    await db.updateTable('sessions').set({ last_seen_at: now }).where('id', '=', sessionId).execute();
+  }
+
+  async updateSession(sessionId: string, changes: Updateable<SessionsTable>, db: Executor = this.db): Promise<void> {
+    await db.updateTable('sessions').set(changes).where('id', '=', sessionId).execute();
+  }
+
+  activeSessions(userId: string, now: number, db: Executor = this.db): Promise<SessionRow[]> {
+    return db
+      .selectFrom('sessions')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  /** Revokes the user's sessions, optionally keeping one; returns how many were revoked. */
+  async revokeSessions(userId: string, now: number, db: Executor = this.db, exceptSessionId?: string): Promise<number> {
+    let q = db.updateTable('sessions').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null);
+    if (exceptSessionId) q = q.where('id', '!=', exceptSessionId);
+    const result = await q.executeTakeFirst();
+    return Number(result.numUpdatedRows);
+  }
+}

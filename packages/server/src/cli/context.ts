@@ -1,0 +1,69 @@
+/**
+ * What every CLI command shares: the --data-dir option, loading the validated config, opening
+ * the platform, printing (human or --json), and exit codes that mean something:
+ *   0 success · 1 unexpected failure · 2 invalid input or configuration · 3 verification failed
+ *   4 not found · 5 conflict (already exists, state forbids it)
+ */
+import type { Command } from 'commander';
+import { BulwarkError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { loadConfig, type Config } from '../ops/config.js';
+import { openPlatform, type Platform } from '../platform.js';
+import { cliActor, type Actor } from '../accounts/roles.js';
+
+export const EXIT = { ok: 0, failure: 1, invalid: 2, verificationFailed: 3, notFound: 4, conflict: 5 } as const;
+
+export interface GlobalOptions {
+  dataDir: string;
+  json?: boolean;
+}
+
+export function addDataDir(command: Command): Command {
+  return command.option('-d, --data-dir <dir>', 'data directory (env BULWARK_DATA_DIR)', process.env.BULWARK_DATA_DIR ?? './bulwark-data');
+}
+
+export function configFor(options: GlobalOptions, overrides: Record<string, never> | Record<string, unknown> = {}): Config {
+  return loadConfig({ dataDir: options.dataDir, overrides: overrides as never });
+}
+
+export async function withPlatform<T>(options: GlobalOptions, fn: (platform: Platform) => Promise<T>): Promise<T> {
+  const platform = await openPlatform(configFor(options));
+  try {
+    return await fn(platform);
+  } finally {
+    await platform.close();
+  }
+}
+
+/** The platform admin acting on one organization (by slug). */
+export async function actorForOrganization(platform: Platform, slug: string): Promise<Actor> {
+  const org = await platform.accounts.store.organizationBySlug(slug);
+  if (!org) throw new NotFoundError(`Organization "${slug}"`);
+  return cliActor(org.id);
+}
+
+export function print(options: { json?: boolean }, value: unknown, human: () => string): void {
+  process.stdout.write(options.json ? JSON.stringify(value, null, 2) + '\n' : human() + '\n');
+}
+
+export function exitCodeFor(error: unknown): number {
+  if (error instanceof ValidationError) return EXIT.invalid;
+  if (error instanceof NotFoundError) return EXIT.notFound;
+  if (error instanceof ConflictError) return EXIT.conflict;
+  return EXIT.failure;
+}
+
+/** Wraps a command action: known errors print their message and code; unexpected ones their stack. */
+export function action<A extends unknown[]>(fn: (...args: A) => Promise<number | void>) {
+  return async (...args: A): Promise<void> => {
+    try {
+      process.exitCode = (await fn(...args)) ?? EXIT.ok;
+    } catch (error) {
+      if (error instanceof BulwarkError) {
+        process.stderr.write(`error: ${error.message} [${error.code}]\n`);
+      } else {
+        process.stderr.write(`error: ${(error as Error).stack ?? String(error)}\n`);
+      }
+      process.exitCode = exitCodeFor(error);
+    }
+  };
+}

@@ -1,0 +1,113 @@
+/**
+ * `bulwark init`, `bulwark serve`, `bulwark start` (init if needed, then serve) and `bulwark migrate`.
+ */
+import type { Command } from 'commander';
+import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../ops/init.js';
+import { startServer } from '../ops/server.js';
+import { openPlatform } from '../platform.js';
+import { openDatabase } from '../storage/database.js';
+import { migrateToLatest } from '../storage/migrate.js';
+import { action, addDataDir, configFor, print, type GlobalOptions } from './context.js';
+
+interface InitFlags extends GlobalOptions {
+  org: string;
+  orgName: string;
+  ownerEmail: string;
+  ownerName: string;
+}
+
+interface ServeFlags extends GlobalOptions {
+  host?: string;
+  port?: string;
+}
+
+function addInitOptions(command: Command): Command {
+  return command
+    .option('--org <slug>', 'slug of the first organization', DEFAULT_INIT.organizationSlug)
+    .option('--org-name <name>', 'display name of the first organization', DEFAULT_INIT.organizationName)
+    .option('--owner-email <email>', "the first owner's email (their sign-in name)", DEFAULT_INIT.ownerEmail)
+    .option('--owner-name <name>', "the first owner's name", DEFAULT_INIT.ownerName);
+}
+
+function reportInit(options: GlobalOptions, result: InitResult): void {
+  print(options, result, () => {
+    const lines = [`Data directory: ${result.dataDir}${result.masterKeyCreated ? ' (master key created: keys/master.key, mode 0600; back it up offline)' : ''}`];
+    lines.push(`CA certificate for clients: ${result.caCertPath}`);
+    if (result.owner) {
+      lines.push('', `Organization "${result.organization.slug}" created with owner ${result.owner.email}.`);
+      lines.push(`One-time password (shown only now; you must change it at first sign-in): ${result.owner.oneTimePassword}`);
+    } else {
+      lines.push(`Already initialized (organization "${result.organization.slug}"); nothing was replaced.`);
+    }
+    return lines.join('\n');
+  });
+}
+
+function serveOverrides(flags: ServeFlags): Record<string, unknown> {
+  const http: Record<string, unknown> = {};
+  if (flags.host) http.host = flags.host;
+  if (flags.port) {
+    const port = Number(flags.port);
+    http.port = Number.isInteger(port) ? port : flags.port;
+  }
+  return Object.keys(http).length ? { http } : {};
+}
+
+async function serve(flags: ServeFlags): Promise<number> {
+  const config = configFor(flags, serveOverrides(flags));
+  const server = await startServer(await openPlatform(config));
+  process.stdout.write(`Bulwark API listening on ${server.url} (CA: ${config.dataDir}/pki/ca.pem)\n`);
+  await new Promise<void>((resolve) => {
+    const stop = () => {
+      process.stdout.write('Shutting down…\n');
+      server.close().then(resolve, resolve);
+    };
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  return 0;
+}
+
+export function registerServeCommands(program: Command): void {
+  addInitOptions(addDataDir(program.command('init').description('create the data directory, master key, CA, server certificate and first owner')))
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: InitFlags) => {
+        const config = configFor(flags);
+        reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName }));
+      }),
+    );
+
+  addDataDir(program.command('serve').description('run the platform (HTTPS API)'))
+    .option('--host <host>', 'address to listen on (default 127.0.0.1; env BULWARK_HTTP_HOST)')
+    .option('--port <port>', 'HTTPS API port (default 8443; env BULWARK_HTTP_PORT)')
+    .action(action(serve));
+
+  addInitOptions(addDataDir(program.command('start').description('initialize the data directory if needed, then serve')))
+    .option('--host <host>', 'address to listen on')
+    .option('--port <port>', 'HTTPS API port')
+    .action(
+      action(async (flags: InitFlags & ServeFlags) => {
+        const config = configFor(flags, serveOverrides(flags));
+        if (!(await isInitialized(config))) {
+          reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName }));
+        }
+        return serve(flags);
+      }),
+    );
+
+  addDataDir(program.command('migrate').description('apply pending database migrations'))
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: GlobalOptions) => {
+        const config = configFor(flags);
+        const handle = openDatabase({ url: config.database.url, dataDir: config.dataDir, poolSize: 1 });
+        try {
+          const report = await migrateToLatest(handle);
+          print(flags, report, () => (report.applied.length ? `Applied: ${report.applied.join(', ')}` : 'Database is up to date'));
+        } finally {
+          await handle.close();
+        }
+      }),
+    );
+}

@@ -1,0 +1,84 @@
+/**
+ * First-run setup of a deployment: the data directory (0700), the master key, the database
+ * schema, the first organization and its owner (with a one-time password that must be changed
+ * at first sign-in), and the deployment CA with the HTTPS server certificate. Safe to run again:
+ * whatever exists is kept, and no second password is ever printed.
+ */
+import { chmodSync, mkdirSync } from 'node:fs';
+import { cliActor } from '../accounts/roles.js';
+import { createMasterKeyFile } from '../keys/master-key.js';
+import { openPlatform, type PlatformOptions } from '../platform.js';
+import { ensureDeploymentPki } from '../pki/ca.js';
+import type { Config } from './config.js';
+
+export interface InitOptions {
+  organizationSlug: string;
+  organizationName: string;
+  ownerEmail: string;
+  ownerName: string;
+}
+
+export interface InitResult {
+  dataDir: string;
+  masterKeyCreated: boolean;
+  organization: { slug: string; created: boolean };
+  owner: { email: string; oneTimePassword: string } | null;
+  caCertPath: string;
+  pkiCreated: boolean;
+}
+
+export const DEFAULT_INIT: InitOptions = {
+  organizationSlug: 'default',
+  organizationName: 'Default organization',
+  ownerEmail: 'owner@bulwark.local',
+  ownerName: 'Owner',
+};
+
+export async function initialize(config: Config, options: InitOptions, platformOptions: PlatformOptions = {}): Promise<InitResult> {
+  mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
+  chmodSync(config.dataDir, 0o700);
+  const masterKeyCreated = platformOptions.env?.BULWARK_MASTER_KEY || process.env.BULWARK_MASTER_KEY ? false : createMasterKeyFile(config.dataDir);
+  const platform = await openPlatform(config, platformOptions);
+  try {
+    const existing = await platform.accounts.store.listOrganizations();
+    let owner: InitResult['owner'] = null;
+    let slug = existing[0]?.slug ?? options.organizationSlug;
+    let orgName = existing[0]?.name ?? options.organizationName;
+    if (existing.length === 0) {
+      const created = await platform.db.transaction().execute(async (trx) => {
+        const org = await platform.accounts.service.createOrganization({ slug: options.organizationSlug, name: options.organizationName }, { type: 'cli', id: 'init' }, trx);
+        const { user, oneTimePassword } = await platform.accounts.service.createOperator(cliActor(org.id, 'init'), { email: options.ownerEmail, name: options.ownerName, role: 'owner' }, trx);
+        await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: 'init' }, action: 'platform.initialized', target: { type: 'organization', id: org.id } }, trx);
+        return { org, user, oneTimePassword: oneTimePassword! };
+      });
+      slug = created.org.slug;
+      orgName = created.org.name;
+      owner = { email: created.user.email, oneTimePassword: created.oneTimePassword };
+    }
+    const pki = await ensureDeploymentPki({ dataDir: config.dataDir, box: platform.box, organizationName: orgName, extraServerNames: config.http.serverNames });
+    return {
+      dataDir: config.dataDir,
+      masterKeyCreated,
+      organization: { slug, created: existing.length === 0 },
+      owner,
+      caCertPath: pki.paths.caCert,
+      pkiCreated: pki.created,
+    };
+  } finally {
+    await platform.close();
+  }
+}
+
+/** True when `bulwark init` has run on this data directory (an organization exists). */
+export async function isInitialized(config: Config, platformOptions: PlatformOptions = {}): Promise<boolean> {
+  try {
+    const platform = await openPlatform(config, platformOptions);
+    try {
+      return (await platform.accounts.store.listOrganizations()).length > 0;
+    } finally {
+      await platform.close();
+    }
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,53 @@
+/**
+ * Runs a platform node: the HTTPS API on the configured address, the periodic audit checkpoint,
+ * and an orderly shutdown that stops accepting, drains requests and closes storage.
+ */
+import { readFileSync } from 'node:fs';
+import type { FastifyInstance } from 'fastify';
+import { loadServerTls } from '../pki/ca.js';
+import type { Platform } from '../platform.js';
+import { buildHttpApp } from '../transport/http/app.js';
+
+export interface RunningServer {
+  app: FastifyInstance;
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface StartOptions {
+  host?: string;
+  port?: number;
+  logger?: boolean;
+}
+
+export async function startServer(platform: Platform, options: StartOptions = {}): Promise<RunningServer> {
+  const { config } = platform;
+  const tls =
+    config.http.tlsCertFile && config.http.tlsKeyFile
+      ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
+      : loadServerTls(config.dataDir, platform.box);
+  const app = await buildHttpApp(platform, { tls, ...(options.logger === undefined ? {} : { logger: options.logger }) });
+  const host = options.host ?? config.http.host;
+  await app.listen({ host, port: options.port ?? config.http.port });
+  const address = app.server.address();
+  const port = typeof address === 'object' && address ? address.port : (options.port ?? config.http.port);
+  const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
+
+  const checkpoints = setInterval(() => {
+    platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));
+  }, config.audit.checkpointIntervalSeconds * 1000);
+  checkpoints.unref();
+
+  return {
+    app,
+    url: config.http.publicUrl ?? `https://${shownHost}:${port}`,
+    port,
+    close: async () => {
+      clearInterval(checkpoints);
+      await app.close();
+      await platform.audit.checkpoint().catch(() => undefined);
+      await platform.close();
+    },
+  };
+}

@@ -1,0 +1,88 @@
+/**
+ * The composition root: opens storage, loads the master key, and wires every domain service
+ * with what it needs. Transports (HTTP today, MQTT later) and the CLI are built on top of this.
+ */
+import type { Kysely } from 'kysely';
+import { Authenticator } from './accounts/authenticate.js';
+import { LoginService } from './accounts/login.js';
+import { createMailer, type Mailer } from './accounts/mailer.js';
+import { MfaService } from './accounts/mfa.js';
+import { AccountsService } from './accounts/service.js';
+import { SessionService } from './accounts/sessions.js';
+import { AccountsStore } from './accounts/store.js';
+import { AuditService } from './audit/service.js';
+import { systemClock, type Clock } from './clock.js';
+import { loadMasterKey, type SecretBox } from './keys/master-key.js';
+import { SigningKeys } from './keys/signing-keys.js';
+import type { Config } from './ops/config.js';
+import { openDatabase, type DatabaseHandle } from './storage/database.js';
+import { migrateToLatest } from './storage/migrate.js';
+import type { Database } from './storage/schema.js';
+
+export interface PlatformOptions {
+  clock?: Clock;
+  mailer?: Mailer;
+  env?: NodeJS.ProcessEnv;
+  /** An already-open database (tests, or a second node sharing one). */
+  database?: DatabaseHandle;
+  /** PostgreSQL schema (tests give each file its own). */
+  schema?: string;
+  /** Apply pending migrations on open (the default, as `bulwark serve` does). */
+  migrate?: boolean;
+}
+
+export interface Platform {
+  config: Config;
+  clock: Clock;
+  db: Kysely<Database>;
+  database: DatabaseHandle;
+  box: SecretBox;
+  mailer: Mailer;
+  audit: AuditService;
+  signingKeys: SigningKeys;
+  accounts: {
+    store: AccountsStore;
+    sessions: SessionService;
+    mfa: MfaService;
+    login: LoginService;
+    service: AccountsService;
+    authenticator: Authenticator;
+  };
+  close(): Promise<void>;
+}
+
+export async function openPlatform(config: Config, options: PlatformOptions = {}): Promise<Platform> {
+  const clock = options.clock ?? systemClock;
+  const box = loadMasterKey(config.dataDir, options.env);
+  const database =
+    options.database ??
+    openDatabase({ url: config.database.url, dataDir: config.dataDir, poolSize: config.database.poolSize, ...(options.schema ? { schema: options.schema } : {}) });
+  if (options.migrate !== false) await migrateToLatest(database);
+  const db = database.db;
+  const mailer = options.mailer ?? createMailer(config);
+  const signingKeys = new SigningKeys(db, box, clock);
+  const audit = new AuditService(db, database.engine, signingKeys, clock, config.audit.checkpointEveryEntries);
+
+  const store = new AccountsStore(db);
+  const sessions = new SessionService(store, clock, config.sessions, box.deriveKey('csrf'));
+  const mfa = new MfaService(store, box, audit, clock);
+  const login = new LoginService(store, sessions, mfa, audit, mailer, clock, config.auth);
+  const service = new AccountsService(store, sessions, mfa, audit, clock);
+  const authenticator = new Authenticator(store, sessions);
+
+  return {
+    config,
+    clock,
+    db,
+    database,
+    box,
+    mailer,
+    audit,
+    signingKeys,
+    accounts: { store, sessions, mfa, login, service, authenticator },
+    // A database handed in belongs to the caller, who closes it.
+    close: async () => {
+      if (!options.database) await database.close();
+    },
+  };
+}

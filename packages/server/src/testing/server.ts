@@ -1,0 +1,98 @@
+/**
+ * Starts a real platform node for a test: `bulwark init` on a fresh data directory and database
+ * (SQLite file or its own PostgreSQL schema), then the HTTPS API on an ephemeral port with the
+ * generated CA. Helpers sign the first owner all the way in (forced password change, MFA enrolment).
+ */
+import { readFileSync } from 'node:fs';
+import { generate } from 'otplib';
+import { ManualClock } from '../clock.js';
+import { loadConfig, type Config } from '../ops/config.js';
+import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { startServer, type RunningServer } from '../ops/server.js';
+import { openPlatform, type Platform } from '../platform.js';
+import type { EngineUnderTest, TestDatabase } from './engines.js';
+import { HttpClient } from './http.js';
+
+export interface TestPlatform {
+  platform: Platform;
+  server: RunningServer;
+  config: Config;
+  clock: ManualClock;
+  ca: string;
+  database: TestDatabase;
+  org: string;
+  owner: { email: string; oneTimePassword: string };
+  client(cookies?: boolean): HttpClient;
+  close(): Promise<void>;
+}
+
+export const STRONG_PASSWORD = 'correct horse battery staple 7';
+
+export async function startTestPlatform(engine: EngineUnderTest, configOverrides: Record<string, unknown> = {}): Promise<TestPlatform> {
+  const database = await engine.create();
+  const clock = new ManualClock(Date.now());
+  const config = loadConfig({
+    dataDir: database.dataDir,
+    env: {},
+    overrides: { database: { url: database.url, poolSize: 5 }, http: { port: 0 }, log: { level: 'silent' }, ...configOverrides } as never,
+  });
+  const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
+  const platform = await openPlatform(config, { database, clock, env: {} });
+  const server = await startServer(platform, { port: 0, host: '127.0.0.1', logger: false });
+  const ca = readFileSync(init.caCertPath, 'utf8');
+  const clients: HttpClient[] = [];
+  return {
+    platform,
+    server,
+    config,
+    clock,
+    ca,
+    database,
+    org: init.organization.slug,
+    owner: init.owner!,
+    client(cookies = false) {
+      const client = new HttpClient(`https://localhost:${server.port}`, ca, cookies);
+      clients.push(client);
+      return client;
+    },
+    async close() {
+      for (const c of clients) c.close();
+      await server.close();
+      await database.close();
+    },
+  };
+}
+
+/** The current TOTP code for a secret at the platform clock's time. */
+export function totp(secret: string, clock: ManualClock): Promise<string> {
+  return generate({ secret, epoch: Math.floor(clock.now() / 1000) });
+}
+
+/**
+ * Signs the first owner fully in: one-time password, forced change, TOTP enrolment.
+ * Returns the bearer token, the new password and the TOTP secret.
+ */
+export async function ownerSession(t: TestPlatform, client = t.client()): Promise<{ token: string; password: string; secret: string }> {
+  const first = await client.post('/api/v1/auth/login', { organization: t.org, email: t.owner.email, password: t.owner.oneTimePassword });
+  if (first.body.status !== 'password_change_required') throw new Error(`unexpected first login: ${first.text}`);
+  const changed = await client.post('/api/v1/me/password', { currentPassword: t.owner.oneTimePassword, newPassword: STRONG_PASSWORD }, { token: first.body.token });
+  if (changed.body.status !== 'mfa_enrollment_required') throw new Error(`unexpected after password change: ${changed.text}`);
+  const enrol = await client.post('/api/v1/me/mfa/totp', undefined, { token: changed.body.token });
+  const confirm = await client.post('/api/v1/me/mfa/totp/confirm', { code: await totp(enrol.body.secret, t.clock) }, { token: changed.body.token });
+  if (confirm.body.session?.status !== 'ok') throw new Error(`unexpected after MFA enrolment: ${confirm.text}`);
+  t.clock.advance(30_000);
+  return { token: confirm.body.session.token, password: STRONG_PASSWORD, secret: enrol.body.secret };
+}
+
+/** Creates an operator through the API and signs them in fully (password change, MFA if the role needs it). */
+export async function operatorSession(t: TestPlatform, ownerToken: string, email: string, role: string, client = t.client()): Promise<{ token: string; userId: string; password: string; secret: string | null }> {
+  const created = await client.post('/api/v1/users', { email, name: email.split('@')[0], role }, { token: ownerToken });
+  if (created.status !== 201) throw new Error(`could not create ${email}: ${created.text}`);
+  const first = await client.post('/api/v1/auth/login', { organization: t.org, email, password: created.body.oneTimePassword });
+  const changed = await client.post('/api/v1/me/password', { currentPassword: created.body.oneTimePassword, newPassword: STRONG_PASSWORD }, { token: first.body.token });
+  if (changed.body.status === 'ok') return { token: changed.body.token, userId: created.body.user.id, password: STRONG_PASSWORD, secret: null };
+  const enrol = await client.post('/api/v1/me/mfa/totp', undefined, { token: changed.body.token });
+  const confirm = await client.post('/api/v1/me/mfa/totp/confirm', { code: await totp(enrol.body.secret, t.clock) }, { token: changed.body.token });
+  t.clock.advance(30_000);
+  return { token: confirm.body.session.token, userId: created.body.user.id, password: STRONG_PASSWORD, secret: enrol.body.secret };
+}

@@ -1,0 +1,90 @@
+/**
+ * Builds the HTTPS API: TLS 1.2+ only, security headers, rate limits, request IDs, structured
+ * logs with secrets redacted, strict schemas (unknown fields refused), one error body, the
+ * OpenAPI document, and every domain's routes.
+ */
+import { randomUUID } from 'node:crypto';
+import Fastify, { type FastifyInstance } from 'fastify';
+import cookie from '@fastify/cookie';
+import helmet from '@fastify/helmet';
+import rateLimit from '@fastify/rate-limit';
+import swagger from '@fastify/swagger';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { accountsRoutes } from '../../accounts/routes/index.js';
+import { auditRoutes } from '../../audit/routes.js';
+import { RateLimitedError } from '../../errors.js';
+import { opsRoutes } from '../../ops/routes.js';
+import type { Platform } from '../../platform.js';
+import { installAuthentication } from './auth.js';
+import { installErrorHandling } from './errors.js';
+import { ErrorBodySchema } from './schemas.js';
+
+export interface HttpOptions {
+  tls: { cert: string; key: string };
+  logger?: boolean;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
+
+export const REDACTED_PATHS = [
+  'req.headers.authorization',
+  'req.headers.cookie',
+  'req.headers["x-csrf-token"]',
+  'res.headers["set-cookie"]',
+  '*.password',
+  '*.currentPassword',
+  '*.newPassword',
+  '*.token',
+  '*.code',
+  '*.secret',
+];
+
+export async function buildHttpApp(platform: Platform, options: HttpOptions): Promise<FastifyInstance> {
+  const { config } = platform;
+  const app = Fastify({
+    https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
+    logger: options.logger === false ? false : { level: config.log.level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    bodyLimit: config.http.bodyLimitBytes,
+    trustProxy: config.http.trustProxy,
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    return503OnClosing: true,
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.removeContentTypeParser('text/plain');
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
+  });
+  app.addSchema(ErrorBodySchema);
+  installErrorHandling(app, config.http.bodyLimitBytes);
+
+  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } }, hsts: { maxAge: 31536000, includeSubDomains: true } });
+  await app.register(cookie);
+  await app.register(rateLimit, {
+    max: config.http.rateLimitPerMinute,
+    timeWindow: '1 minute',
+    errorResponseBuilder: (_request, context) => new RateLimitedError(`Too many requests: at most ${context.max} per ${context.after}; try again later`, Math.ceil(context.ttl / 1000)),
+  });
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Bulwark API', version: '0.1.0', description: 'Self-hostable, secure-by-default IoT device cloud' },
+      components: {
+        securitySchemes: {
+          bearer: { type: 'http', scheme: 'bearer', description: 'A session token (bws_…) or an API key (bwk_…)' },
+          cookie: { type: 'apiKey', in: 'cookie', name: '__Host-bulwark_session' },
+        },
+      },
+    },
+  });
+
+  installAuthentication(app, platform.accounts.authenticator, platform.accounts.sessions);
+  await app.register(opsRoutes(platform));
+  await app.register(accountsRoutes(platform), { prefix: '/api/v1' });
+  await app.register(auditRoutes(platform), { prefix: '/api/v1' });
+  return app;
+}

@@ -1,0 +1,54 @@
+/**
+ * Maps every failure to `{ "error": { code, message, details } }`: Bulwark errors keep their code
+ * and status; Fastify's validation, parsing and size errors become stable request.* codes;
+ * anything unexpected is logged with the request ID and answered without internals.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { ErrorCodes, type ErrorBody } from '@bulwark/protocol';
+import { BulwarkError } from '../../errors.js';
+
+function body(code: string, message: string, details?: Record<string, unknown>): ErrorBody {
+  return { error: details ? { code, message, details } : { code, message } };
+}
+
+const FASTIFY_CODES: Record<string, [number, string, string]> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: [413, ErrorCodes.requestTooLarge, 'The request body is larger than the limit'],
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, ErrorCodes.requestUnsupportedMediaType, 'Send the body as application/json'],
+  FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, ErrorCodes.requestInvalid, 'The Content-Length header does not match the body'],
+  FST_ERR_CTP_EMPTY_JSON_BODY: [400, ErrorCodes.requestInvalid, 'The body is empty but the content type says JSON'],
+  FST_ERR_CTP_INVALID_JSON_BODY: [400, ErrorCodes.requestInvalid, 'The body is not valid JSON'],
+};
+
+export function installErrorHandling(app: FastifyInstance, bodyLimit: number): void {
+  app.setErrorHandler((error: FastifyError, request: FastifyRequest, reply: FastifyReply) => {
+    if (error instanceof BulwarkError) {
+      if (error.status === 429 && typeof error.details?.retryAfterSeconds === 'number') reply.header('retry-after', String(error.details.retryAfterSeconds));
+      return reply.status(error.status).send(body(error.code, error.message, error.details));
+    }
+    if (error.validation) {
+      const problems = error.validation.map((v) => ({
+        field: `${error.validationContext ?? 'body'}${v.instancePath || ''}`.replace(/\//g, '.'),
+        problem:
+          v.keyword === 'additionalProperties'
+            ? `unknown field "${(v.params as { additionalProperty?: string }).additionalProperty}"`
+            : (v.message ?? 'is invalid'),
+      }));
+      const summary = problems.map((p) => `${p.field} ${p.problem}`).join('; ');
+      return reply.status(400).send(body(ErrorCodes.requestInvalid, `Invalid request: ${summary}`, { problems }));
+    }
+    const known = error.code ? FASTIFY_CODES[error.code] : undefined;
+    if (known) {
+      const [status, code, message] = known;
+      return reply.status(status).send(body(code, message, status === 413 ? { limitBytes: bodyLimit } : undefined));
+    }
+    if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
+      return reply.status(error.statusCode).send(body(ErrorCodes.requestInvalid, error.message));
+    }
+    request.log.error({ err: error }, 'unhandled error');
+    return reply.status(500).send(body(ErrorCodes.internal, `Internal error; quote request ID ${request.id} when reporting it`, { requestId: request.id }));
+  });
+
+  app.setNotFoundHandler((request, reply) => {
+    reply.status(404).send(body(ErrorCodes.notFound, `No route ${request.method} ${request.url.split('?')[0]}`));
+  });
+}

@@ -1,0 +1,32 @@
+/**
+ * Schema helpers for routes: strict objects (unknown fields are refused, not dropped), the
+ * shared error body, and the standard error responses a route may answer with.
+ */
+import { Type, type TProperties, type TSchema } from 'typebox';
+
+/** An object that refuses properties it does not declare. */
+export function Strict<T extends TProperties>(properties: T, options: { description?: string } = {}) {
+  return Type.Object(properties, { additionalProperties: false, ...options });
+}
+
+export const ErrorBodySchema = Type.Object(
+  {
+    error: Type.Object({
+      code: Type.String(),
+      message: Type.String(),
+      details: Type.Optional(Type.Record(Type.String(), Type.Unknown())),
+    }),
+  },
+  { $id: 'ErrorBody', description: 'Every error: a stable code, a message saying what was wrong, and details' },
+);
+
+export const ErrorRef = Type.Ref('ErrorBody');
+
+/** Error responses every authenticated route can give, to spread into `response`. */
+export function errorResponses(...statuses: number[]): Record<number, TSchema> {
+  return Object.fromEntries(statuses.map((s) => [s, ErrorRef]));
+}
+
+export const Ok = Strict({ ok: Type.Literal(true) });
+
+export const Timestamp = Type.String({ format: 'date-time' });
