@@ -7,6 +7,7 @@ import { Authenticator } from './accounts/authenticate.js';
 import { LoginService } from './accounts/login.js';
 import { createMailer, type Mailer } from './accounts/mailer.js';
 import { MfaService } from './accounts/mfa.js';
+import { OneTimeTokens } from './accounts/one-time-tokens.js';
 import { AccountsService } from './accounts/service.js';
 import { SessionService } from './accounts/sessions.js';
 import { AccountsStore } from './accounts/store.js';
@@ -44,6 +45,7 @@ export interface Platform {
     store: AccountsStore;
     sessions: SessionService;
     mfa: MfaService;
+    tokens: OneTimeTokens;
     login: LoginService;
     service: AccountsService;
     authenticator: Authenticator;
@@ -67,7 +69,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const sessions = new SessionService(store, clock, config.sessions, box.deriveKey('csrf'));
   const mfa = new MfaService(store, box, audit, clock);
   const login = new LoginService(store, sessions, mfa, audit, mailer, clock, config.auth);
-  const service = new AccountsService(store, sessions, mfa, audit, clock);
+  const tokens = new OneTimeTokens(db, clock);
+  const service = new AccountsService(store, sessions, mfa, tokens, audit, clock);
   const authenticator = new Authenticator(store, sessions);
 
   return {
@@ -79,7 +82,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     mailer,
     audit,
     signingKeys,
-    accounts: { store, sessions, mfa, login, service, authenticator },
+    accounts: { store, sessions, mfa, tokens, login, service, authenticator },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
       if (!options.database) await database.close();

@@ -10,6 +10,7 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import { newId } from '../tokens.js';
 import { InvalidCredentialsError, MfaInvalidError, StepUpRequiredError } from './errors.js';
 import type { MfaService } from './mfa.js';
+import type { OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import type { SessionService } from './sessions.js';
@@ -87,6 +88,7 @@ export class AccountsService {
     private readonly store: AccountsStore,
     private readonly sessions: SessionService,
     private readonly mfa: MfaService,
+    private readonly tokens: OneTimeTokens,
     private readonly audit: AuditService,
     private readonly clock: Clock,
   ) {}
@@ -233,7 +235,7 @@ export class AccountsService {
     const now = this.clock.now();
     await this.store.updateUser(user.id, { password_hash: await hashPassword(newPassword), password_changed_at: now, must_change_password: 0, updated_at: now }, db);
     await this.sessions.revokeAll(user.id, db, actor.sessionId ?? undefined);
-    await db.updateTable('one_time_tokens').set({ revoked_at: now }).where('user_id', '=', user.id).where('purpose', '=', 'password_reset').where('used_at', 'is', null).where('revoked_at', 'is', null).execute();
+    await this.tokens.revokeAll(user.id, 'password_reset', db);
     await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'user.password_changed', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, db);
   }
 

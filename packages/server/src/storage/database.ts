@@ -2,7 +2,7 @@
  * Opens the platform database: SQLite (better-sqlite3, WAL) as the embedded default, or
  * PostgreSQL when the config gives a postgres:// URL. Kysely is the only query layer above both.
  */
-import { mkdirSync } from 'node:fs';
+import { chmodSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import { Kysely, PostgresDialect, SqliteDialect, sql } from 'kysely';
@@ -48,6 +48,7 @@ export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
   const file = options.url === 'sqlite' ? join(options.dataDir, 'bulwark.db') : options.url.replace(/^sqlite:/, '');
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });
   const database = new SQLite(file);
+  chmodSync(file, 0o600);
   database.pragma('journal_mode = WAL');
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
