@@ -1,7 +1,9 @@
 /**
  * Runs storage and service tests on both engines. SQLite gets a fresh file per database;
  * PostgreSQL (BULWARK_TEST_PG_URL, default the local server's `test` database) gets a fresh
- * schema per database, dropped afterwards, so parallel test files never collide.
+ * database per test database, dropped afterwards, so parallel test files never collide.
+ * (A database rather than a schema: Kysely's migrator introspects every schema of the database,
+ * and a schema dropped by a parallel test file at that moment fails the introspection.)
  *
  * Outside CI an unreachable PostgreSQL skips those tests with one loud line; with CI=true it fails.
  */
@@ -37,9 +39,8 @@ if (pgProblem) {
 }
 
 export interface TestDatabase extends DatabaseHandle {
-  /** The url and schema to open the same database again (as a second node would). */
+  /** The url to open the same database again (as a second node or the CLI would). */
   url: string;
-  schema?: string;
   dataDir: string;
 }
 
@@ -78,29 +79,34 @@ const postgresEngine: EngineUnderTest = {
   engine: 'postgres',
   skip: pgProblem ? `PostgreSQL unreachable: ${pgProblem}` : false,
   async create() {
-    const schema = `t_${randomBytes(6).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: PG_URL });
-    await admin.connect();
-    await admin.query(`create schema ${schema}`);
-    await admin.end();
+    const name = `bulwark_t_${randomBytes(6).toString('hex')}`;
+    await adminQuery(`create database ${name}`);
+    const url = new URL(PG_URL);
+    url.pathname = `/${name}`;
     const dataDir = tempDir('pg');
-    const handle = openDatabase({ url: PG_URL, dataDir, schema, poolSize: 5 });
+    const handle = openDatabase({ url: url.toString(), dataDir, poolSize: 5 });
     await migrateToLatest(handle);
     return {
       ...handle,
-      url: PG_URL,
-      schema,
+      url: url.toString(),
       dataDir,
       close: async () => {
         await handle.close();
-        const cleanup = new pg.Client({ connectionString: PG_URL });
-        await cleanup.connect();
-        await cleanup.query(`drop schema ${schema} cascade`);
-        await cleanup.end();
+        await adminQuery(`drop database ${name} with (force)`);
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
   },
 };
+
+async function adminQuery(statement: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    await admin.query(statement);
+  } finally {
+    await admin.end();
+  }
+}
 
 export const ENGINES: EngineUnderTest[] = [sqliteEngine, postgresEngine];

@@ -1,6 +1,6 @@
 /**
  * Starts a real platform node for a test: `bulwark init` on a fresh data directory and database
- * (SQLite file or its own PostgreSQL schema), then the HTTPS API on an ephemeral port with the
+ * (SQLite file or its own PostgreSQL database), then the HTTPS API on an ephemeral port with the
  * generated CA. Helpers sign the first owner all the way in (forced password change, MFA enrolment).
  */
 import { readFileSync } from 'node:fs';
