@@ -19,6 +19,7 @@ export interface StartOptions {
   host?: string;
   port?: number;
   logger?: boolean;
+  logStream?: NodeJS.WritableStream;
 }
 
 export async function startServer(platform: Platform, options: StartOptions = {}): Promise<RunningServer> {
@@ -27,7 +28,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     config.http.tlsCertFile && config.http.tlsKeyFile
       ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
       : loadServerTls(config.dataDir, platform.box);
-  const app = await buildHttpApp(platform, { tls, ...(options.logger === undefined ? {} : { logger: options.logger }) });
+  const app = await buildHttpApp(platform, { tls, ...(options.logger === undefined ? {} : { logger: options.logger }), ...(options.logStream ? { logStream: options.logStream } : {}) });
   const host = options.host ?? config.http.host;
   await app.listen({ host, port: options.port ?? config.http.port });
   const address = app.server.address();

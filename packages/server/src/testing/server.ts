@@ -28,17 +28,17 @@ export interface TestPlatform {
 
 export const STRONG_PASSWORD = 'correct horse battery staple 7';
 
-export async function startTestPlatform(engine: EngineUnderTest, configOverrides: Record<string, unknown> = {}): Promise<TestPlatform> {
+export async function startTestPlatform(engine: EngineUnderTest, configOverrides: Record<string, unknown> = {}, logStream?: NodeJS.WritableStream): Promise<TestPlatform> {
   const database = await engine.create();
   const clock = new ManualClock(Date.now());
   const config = loadConfig({
     dataDir: database.dataDir,
     env: {},
-    overrides: { database: { url: database.url, poolSize: 5 }, http: { port: 0 }, log: { level: 'silent' }, ...configOverrides } as never,
+    overrides: { database: { url: database.url, poolSize: 5 }, http: { port: 0 }, log: { level: logStream ? 'trace' : 'silent' }, ...configOverrides } as never,
   });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
   const platform = await openPlatform(config, { database, clock, env: {} });
-  const server = await startServer(platform, { port: 0, host: '127.0.0.1', logger: false });
+  const server = await startServer(platform, { port: 0, host: '127.0.0.1', ...(logStream ? { logStream } : { logger: false }) });
   const ca = readFileSync(init.caCertPath, 'utf8');
   const clients: HttpClient[] = [];
   return {

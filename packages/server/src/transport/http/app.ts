@@ -22,6 +22,8 @@ import { ErrorBodySchema } from './schemas.js';
 export interface HttpOptions {
   tls: { cert: string; key: string };
   logger?: boolean;
+  /** Where logs go (default standard output); tests capture them to check redaction. */
+  logStream?: NodeJS.WritableStream;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
@@ -43,7 +45,10 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   const { config } = platform;
   const app = Fastify({
     https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
-    logger: options.logger === false ? false : { level: config.log.level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' } },
+    logger:
+      options.logger === false
+        ? false
+        : { level: config.log.level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, ...(options.logStream ? { stream: options.logStream } : {}) },
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     genReqId: (req) => {
