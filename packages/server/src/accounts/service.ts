@@ -182,6 +182,7 @@ export class AccountsService {
     if (userId === actor.userId && (changes.role !== undefined || changes.status === 'disabled')) {
       throw new ForbiddenError('You cannot change your own role or disable yourself; ask another owner or admin');
     }
+    if (changes.role !== undefined) this.requireStepUp(actor);
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       if (changes.role !== undefined && target.role === 'owner' && changes.role !== 'owner') await this.requireAnotherOwner(target, trx);
