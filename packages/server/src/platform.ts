@@ -3,13 +3,19 @@
  * with what it needs. Transports (HTTP today, MQTT later) and the CLI are built on top of this.
  */
 import type { Kysely } from 'kysely';
+import { ApiKeyStore } from './accounts/api-key-store.js';
+import { ApiKeyAuthenticator, ApiKeyService } from './accounts/api-keys.js';
 import { Authenticator } from './accounts/authenticate.js';
+import { InvitationService } from './accounts/invitations.js';
 import { LoginService } from './accounts/login.js';
 import { createMailer, type Mailer } from './accounts/mailer.js';
 import { MfaService } from './accounts/mfa.js';
 import { OneTimeTokens } from './accounts/one-time-tokens.js';
+import { ProfileService } from './accounts/profile.js';
+import { PasswordRecoveryService } from './accounts/recovery.js';
 import { AccountsService } from './accounts/service.js';
 import { SessionService } from './accounts/sessions.js';
+import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
 import { AuditService } from './audit/service.js';
 import { systemClock, type Clock } from './clock.js';
@@ -49,6 +55,11 @@ export interface Platform {
     login: LoginService;
     service: AccountsService;
     authenticator: Authenticator;
+    apiKeys: ApiKeyService;
+    profile: ProfileService;
+    recovery: PasswordRecoveryService;
+    signup: SignupService;
+    invitations: InvitationService;
   };
   close(): Promise<void>;
 }
@@ -72,6 +83,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const tokens = new OneTimeTokens(db, clock);
   const service = new AccountsService(store, sessions, mfa, tokens, audit, clock);
   const authenticator = new Authenticator(store, sessions);
+  const apiKeyStore = new ApiKeyStore(db);
+  const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
+  authenticator.register(new ApiKeyAuthenticator(apiKeyStore, store, clock));
+  const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
+  const recovery = new PasswordRecoveryService(store, sessions, tokens, audit, mailer, clock, config.auth);
+  const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
+  const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
 
   return {
     config,
@@ -82,7 +100,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     mailer,
     audit,
     signingKeys,
-    accounts: { store, sessions, mfa, tokens, login, service, authenticator },
+    accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
       if (!options.database) await database.close();

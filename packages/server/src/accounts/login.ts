@@ -3,7 +3,7 @@
  * the same answer after the same argon2id work), the MFA step, and the next-step scopes that
  * force a first password change or MFA enrolment before anything else. Every attempt is audited.
  */
-import type { AuditService } from '../audit/service.js';
+import type { AuditEvent, AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { MINUTE } from '../clock.js';
 import { ForbiddenError } from '../errors.js';
@@ -91,8 +91,11 @@ export class LoginService {
     }
     const rehash = needsRehash(user.password_hash) ? await hashPassword(input.password) : null;
     return this.store.db.transaction().execute(async (trx) => {
-      await this.store.updateUser(user.id, { failed_logins: 0, locked_until: null, ...(rehash ? { password_hash: rehash } : {}) }, trx);
       const scope = nextScope(org, user, false);
+      // The password alone clears the failure count only when no second factor is due: else
+      // signing in again between wrong codes would reset it, and the codes could be guessed forever.
+      const cleared = scope === 'mfa_pending' ? {} : { failed_logins: 0 };
+      await this.store.updateUser(user.id, { ...cleared, locked_until: null, ...(rehash ? { password_hash: rehash } : {}) }, trx);
       const issued = await this.sessions.issue(user, scope, input, trx);
       await this.audit.record(
         { organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'auth.login', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { next: scope, transport: input.transport, ...(rehash ? { rehashed: true } : {}) } },
@@ -145,8 +148,28 @@ export class LoginService {
     });
   }
 
+  /**
+   * Runs a signed-in user's re-proof of a factor (step-up, password change) under the sign-in
+   * lockout: refused while the account is locked, and a wrong password or code counts as a failed
+   * sign-in, so whoever holds a stolen session cannot guess the factors it lacks. The failure is
+   * recorded after `attempt` has returned or rolled back, never inside its transaction.
+   */
+  async reprove<T>(userId: string, sourceIp: string, failure: { action: string; reason: string }, attempt: () => Promise<T>): Promise<T> {
+    const user = await this.store.userById(userId);
+    if (!user) throw new InvalidCredentialsError();
+    if (user.locked_until !== null && user.locked_until > this.clock.now()) throw new InvalidCredentialsError();
+    try {
+      return await attempt();
+    } catch (error) {
+      if (error instanceof InvalidCredentialsError || error instanceof MfaInvalidError) {
+        await this.recordFailure(user, sourceIp, failure.reason, { action: failure.action, actor: { type: 'user', id: user.id } });
+      }
+      throw error;
+    }
+  }
+
   /** Counts a failed factor atomically (parallel guesses each count) and locks at the threshold. */
-  private async recordFailure(user: UserRow, sourceIp: string, reason: string): Promise<void> {
+  private async recordFailure(user: UserRow, sourceIp: string, reason: string, as: Pick<AuditEvent, 'action' | 'actor'> = { action: 'auth.login', actor: { type: 'anonymous', id: null } }): Promise<void> {
     const db = this.store.db;
     const { failed_logins: failures } = await db
       .updateTable('users')
@@ -157,7 +180,7 @@ export class LoginService {
     const locks = failures >= this.config.lockoutThreshold;
     const lockedUntil = this.clock.now() + this.config.lockoutMinutes * MINUTE;
     if (locks) await this.store.updateUser(user.id, { failed_logins: 0, locked_until: lockedUntil }, db);
-    await this.audit.record({ organizationId: user.organization_id, actor: { type: 'anonymous', id: null }, action: 'auth.login', outcome: 'failure', target: { type: 'user', id: user.id }, sourceIp, details: { reason, failures } }, db);
+    await this.audit.record({ organizationId: user.organization_id, ...as, outcome: 'failure', target: { type: 'user', id: user.id }, sourceIp, details: { reason, failures } }, db);
     if (locks) {
       await this.audit.record({ organizationId: user.organization_id, actor: { type: 'system', id: null }, action: 'auth.lockout', target: { type: 'user', id: user.id }, sourceIp, details: { until: new Date(lockedUntil).toISOString(), failures } }, db);
       await this.mailer.send({

@@ -185,7 +185,8 @@ export class AccountsService {
     if (changes.role !== undefined) this.requireStepUp(actor);
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
-      if (changes.role !== undefined && target.role === 'owner' && changes.role !== 'owner') await this.requireAnotherOwner(target, trx);
+      const endsOwnership = target.role === 'owner' && ((changes.role !== undefined && changes.role !== 'owner') || changes.status === 'disabled');
+      if (endsOwnership) await this.requireAnotherOwner(target, trx);
       await this.store.updateUser(userId, { ...changes, updated_at: now }, trx);
       if (changes.status === 'disabled' || changes.role !== undefined) await this.sessions.revokeAll(userId, trx);
       await this.audit.record(
@@ -227,10 +228,8 @@ export class AccountsService {
   async changePassword(actor: Actor, currentPassword: string, newPassword: string, db: Executor): Promise<void> {
     const user = await this.store.userById(actor.userId, db);
     if (!user?.password_hash) throw new InvalidCredentialsError();
-    if (!(await verifyPassword(user.password_hash, currentPassword))) {
-      await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'user.password_changed', outcome: 'failure', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp, details: { reason: 'bad_current_password' } });
-      throw new InvalidCredentialsError();
-    }
+    // The failure is counted and audited by the caller (LoginService.reprove), outside this transaction.
+    if (!(await verifyPassword(user.password_hash, currentPassword))) throw new InvalidCredentialsError();
     if (currentPassword === newPassword) throw new ValidationError('The new password must differ from the current one', { field: 'newPassword' }, 'auth.password_rejected');
     checkPasswordPolicy(newPassword, user.kind, [user.email, user.name]);
     const now = this.clock.now();
@@ -254,9 +253,11 @@ export class AccountsService {
         if (!proof.password) throw new ValidationError('Send `password` to confirm your identity', { field: 'password' });
         ok = user.password_hash !== null && (await verifyPassword(user.password_hash, proof.password));
       }
-      await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'auth.step_up', outcome: ok ? 'success' : 'failure', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, trx);
-      if (ok) await this.sessions.markStepUp(actor.sessionId!, trx);
-      return ok;
+      // A failure is counted toward the lockout and audited by the caller (LoginService.reprove).
+      if (!ok) return false;
+      await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'auth.step_up', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, trx);
+      await this.sessions.markStepUp(actor.sessionId!, trx);
+      return true;
     });
     if (!ok) throw user.mfa_enabled_at !== null ? new MfaInvalidError() : new InvalidCredentialsError();
   }
@@ -274,9 +275,18 @@ export class AccountsService {
     if (!grantableRoles(actor.role!).includes(role)) throw new ForbiddenError(`A ${actor.role} cannot manage ${role} accounts`, 'auth.forbidden', { role });
   }
 
+  /** Throws unless an active owner other than the target remains; two owners demoting each other at once cannot both pass. */
   private async requireAnotherOwner(target: UserRow, db: Executor): Promise<void> {
-    const owners = await db.selectFrom('users').select('id').where('organization_id', '=', target.organization_id).where('role', '=', 'owner').where('status', '=', 'active').execute();
-    if (owners.length <= 1) throw new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner');
+    await this.store.lockOrganization(target.organization_id, db);
+    const others = await db
+      .selectFrom('users')
+      .select('id')
+      .where('organization_id', '=', target.organization_id)
+      .where('role', '=', 'owner')
+      .where('status', '=', 'active')
+      .where('id', '!=', target.id)
+      .execute();
+    if (others.length === 0) throw new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner');
   }
 
   private async userOf(actor: Actor, userId: string): Promise<UserRow> {

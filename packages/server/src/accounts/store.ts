@@ -30,6 +30,15 @@ export class AccountsStore {
     await db.insertInto('organizations').values(row).execute();
   }
 
+  /**
+   * Holds the organization's row until the transaction ends, so that checks on its members and
+   * the changes that follow do not interleave with another transaction's. A no-op write: it takes
+   * the row lock on PostgreSQL, and SQLite runs one write transaction at a time anyway.
+   */
+  async lockOrganization(organizationId: string, db: Executor): Promise<void> {
+    await db.updateTable('organizations').set((eb) => ({ slug: eb.ref('slug') })).where('id', '=', organizationId).execute();
+  }
+
   listOrganizations(db: Executor = this.db): Promise<OrganizationRow[]> {
     return db.selectFrom('organizations').selectAll().orderBy('created_at').execute();
   }

@@ -92,7 +92,7 @@ const postgresEngine: EngineUnderTest = {
       dataDir,
       close: async () => {
         await handle.close();
-        await adminQuery(`drop database ${name} with (force)`);
+        await dropDatabase(name);
         rmSync(dataDir, { recursive: true, force: true });
       },
     };
@@ -104,6 +104,26 @@ async function adminQuery(statement: string): Promise<void> {
   await admin.connect();
   try {
     await admin.query(statement);
+  } finally {
+    await admin.end();
+  }
+}
+
+/**
+ * pg's pool.end() resolves before its connections have closed: a forced drop at that moment kills
+ * them mid-goodbye, and the pool throws the termination as an uncaught error into the test file.
+ * So wait (briefly) for the database's last connection to go before dropping it.
+ */
+async function dropDatabase(name: string): Promise<void> {
+  const admin = new pg.Client({ connectionString: PG_URL });
+  await admin.connect();
+  try {
+    for (let i = 0; i < 50; i++) {
+      const { rows } = await admin.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+      if (rows[0]!.n === 0) break;
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    await admin.query(`drop database ${name} with (force)`);
   } finally {
     await admin.end();
   }

@@ -73,7 +73,8 @@ export function authRoutes(platform: Platform) {
         },
       },
       async (request) => {
-        await service.stepUp(actorOf(request), request.body);
+        const actor = actorOf(request);
+        await login.reprove(actor.userId, request.ip, { action: 'auth.step_up', reason: 'bad_proof' }, () => service.stepUp(actor, request.body));
         return { ok: true as const };
       },
     );

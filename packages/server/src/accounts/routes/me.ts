@@ -34,10 +34,13 @@ export function meRoutes(platform: Platform) {
       },
       async (request, reply) => {
         const session = sessionOf(request);
-        const outcome = await db.transaction().execute(async (trx) => {
-          await service.changePassword(actorOf(request), request.body.currentPassword, request.body.newPassword, trx);
-          return login.advance(session, contextOf(request, session.transport), trx);
-        });
+        const actor = actorOf(request);
+        const outcome = await login.reprove(actor.userId, request.ip, { action: 'user.password_changed', reason: 'bad_current_password' }, () =>
+          db.transaction().execute(async (trx) => {
+            await service.changePassword(actor, request.body.currentPassword, request.body.newPassword, trx);
+            return login.advance(session, contextOf(request, session.transport), trx);
+          }),
+        );
         return replyWithSession(reply, outcome, clock.now());
       },
     );

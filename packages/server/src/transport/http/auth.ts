@@ -24,6 +24,12 @@ export interface RouteAuth {
   permission?: Permission;
   /** Restricted session scopes that may use this route (e.g. changing the password). */
   allowScopes?: SessionScope[];
+  /**
+   * Whether API keys may call a route that declares no permission. They may not by default: a
+   * key acts only through the permissions in its scopes, so the owner's own account settings
+   * (sessions, MFA, profile) stay behind an interactive sign-in.
+   */
+  apiKeys?: boolean;
 }
 
 declare module 'fastify' {
@@ -87,6 +93,9 @@ export function installAuthentication(app: FastifyInstance, authenticator: Authe
     }
     if (auth.principal !== 'any' && actor.kind !== auth.principal) {
       throw new ForbiddenError(`This route is for ${auth.principal} accounts only`);
+    }
+    if (actor.via === 'api_key' && !auth.permission && !auth.apiKeys) {
+      throw new ForbiddenError('This route needs an interactive session: an API key acts only through the permissions in its scopes', ErrorCodes.forbidden);
     }
     if (auth.permission) requirePermission(actor, auth.permission);
     request.actor = actor;

@@ -1,0 +1,58 @@
+/**
+ * Password reset by email: ask for a link (same answer whether or not the account exists) and
+ * set a new password with its token. Both are open to anonymous callers, rate-limited per address.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Platform } from '../../platform.js';
+import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
+import { Email, OrgSlug, Password } from './schemas.js';
+import { Accepted, OneTimeToken } from './self-service-schemas.js';
+import { publicBaseUrl } from './public-url.js';
+
+const REQUESTED = {
+  status: 'accepted' as const,
+  message: 'If an active account matches, an email with a link to reset its password is on its way. The link works once and expires soon.',
+};
+
+export function recoveryRoutes(platform: Platform) {
+  const { recovery } = platform.accounts;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const limit = { max: platform.config.auth.loginRateLimitPerMinute, timeWindow: '1 minute' };
+
+    app.post(
+      '/auth/password-reset/request',
+      {
+        config: { auth: { principal: 'none' }, rateLimit: limit },
+        schema: {
+          tags: ['auth'],
+          summary: 'Ask for a password reset link by email (the answer is the same whether or not the account exists)',
+          body: Strict({ organization: OrgSlug, email: Email }),
+          response: { 202: Accepted, ...errorResponses(400, 429) },
+        },
+      },
+      async (request, reply) => {
+        await recovery.request({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(platform, root) });
+        return reply.status(202).send(REQUESTED);
+      },
+    );
+
+    app.post(
+      '/auth/password-reset/complete',
+      {
+        config: { auth: { principal: 'none' }, rateLimit: limit },
+        schema: {
+          tags: ['auth'],
+          summary: 'Set a new password with the token from the reset email; signs the account out everywhere',
+          body: Strict({ token: OneTimeToken, newPassword: Password }),
+          response: { 200: Ok, ...errorResponses(400, 429) },
+        },
+      },
+      async (request) => {
+        await recovery.complete({ ...request.body, sourceIp: request.ip });
+        return { ok: true as const };
+      },
+    );
+  };
+}
