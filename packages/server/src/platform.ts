@@ -87,7 +87,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
   authenticator.register(new ApiKeyAuthenticator(apiKeyStore, store, clock));
   const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
-  const recovery = new PasswordRecoveryService(store, sessions, tokens, audit, mailer, clock, config.auth);
+  const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
 

@@ -26,13 +26,17 @@ export interface Mailer {
   send(mail: Mail): Promise<void>;
 }
 
+/** Orders mails written in the same millisecond by this process. */
+let outboxSequence = 0;
+
 export class OutboxMailer implements Mailer {
   constructor(private readonly dir: string) {}
 
   async send(mail: Mail): Promise<void> {
     mkdirSync(this.dir, { recursive: true, mode: 0o700 });
     const message: OutboxMessage = { id: newId(), createdAt: new Date().toISOString(), ...mail };
-    const name = `${message.createdAt.replace(/[:.]/g, '-')}-${message.id}.json`;
+    const sequence = String(outboxSequence++ % 1e9).padStart(9, '0');
+    const name = `${message.createdAt.replace(/[:.]/g, '-')}-${sequence}-${message.id}.json`;
     writeFileSync(join(this.dir, name), JSON.stringify(message, null, 2), { mode: 0o600 });
   }
 

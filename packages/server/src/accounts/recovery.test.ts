@@ -112,11 +112,15 @@ for (const engine of ENGINES) {
       assert.equal(res.body.user.emailVerified, true);
     });
 
-    it('sets a new password with the emailed token, signs the account out everywhere, and audits it', async () => {
+    it('sets a new password with the emailed token, signs the account out everywhere, revokes its API keys, and audits it', async () => {
       const { user } = await createOperator(t, 'reset-me@example.com');
       const first = await login(t, user.email, STRONG_PASSWORD);
       const second = await login(t, user.email, STRONG_PASSWORD);
       assert.equal(first.body.status, 'ok');
+      await t.client().post('/api/v1/auth/step-up', { password: STRONG_PASSWORD }, { token: first.body.token });
+      const session = await t.platform.accounts.authenticator.authenticate(first.body.token, '127.0.0.1', 'bearer');
+      const { secret } = await t.platform.accounts.apiKeys.create(session!.actor, { name: 'planted', scopes: ['org:read'], expiresInDays: 30 });
+      assert.equal((await t.client().get('/api/v1/org', { token: secret })).status, 200, 'the key works before the reset');
       const token = await requestReset(t, user.email);
 
       const mails = await mailsDuring(t, async () => assert.deepEqual((await completeReset(t, token)).body, { ok: true }));
@@ -134,7 +138,8 @@ for (const engine of ENGINES) {
       assert.equal((await login(t, user.email, NEW_PASSWORD)).body.status, 'ok');
       const { entries } = await t.platform.audit.query({ action: 'user.password_reset', targetId: user.id });
       assert.equal(entries.length, 1);
-      assert.deepEqual(entries[0]!.details, { sessionsRevoked: 2 });
+      assert.deepEqual(entries[0]!.details, { sessionsRevoked: 2, apiKeysRevoked: 1 });
+      assert.equal((await t.client().get('/api/v1/org', { token: secret })).status, 401, 'a key made before the reset is dead');
       assert.equal((await t.platform.audit.verify()).ok, true);
     });
 

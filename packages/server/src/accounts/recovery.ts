@@ -16,6 +16,7 @@ import type { Mailer } from './mailer.js';
 import { ONE_TIME_TOKEN_PREFIX, type OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 import type { SessionService } from './sessions.js';
+import type { ApiKeyStore } from './api-key-store.js';
 import type { AccountsStore } from './store.js';
 import { normalizeEmail } from './store.js';
 
@@ -31,6 +32,7 @@ export class PasswordRecoveryService {
   constructor(
     private readonly store: AccountsStore,
     private readonly sessions: SessionService,
+    private readonly apiKeys: ApiKeyStore,
     private readonly tokens: OneTimeTokens,
     private readonly audit: AuditService,
     private readonly mailer: Mailer,
@@ -94,9 +96,11 @@ export class PasswordRecoveryService {
           trx,
         );
         const sessionsRevoked = await this.sessions.revokeAll(user.id, trx);
+        // Recovery assumes the account may have been taken over: keys made meanwhile die too.
+        const apiKeysRevoked = await this.apiKeys.revokeAllOfUser(user.id, now, trx);
         await this.tokens.revokeAll(user.id, 'password_reset', trx);
         await this.audit.record(
-          { organizationId: user.organization_id, actor: { type: 'user', id: user.id }, action: 'user.password_reset', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { sessionsRevoked } },
+          { organizationId: user.organization_id, actor: { type: 'user', id: user.id }, action: 'user.password_reset', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { sessionsRevoked, apiKeysRevoked } },
           trx,
         );
         const org = await this.store.organizationById(user.organization_id, trx);
