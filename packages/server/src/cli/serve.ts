@@ -55,7 +55,13 @@ function serveOverrides(flags: ServeFlags): Record<string, unknown> {
 
 async function serve(flags: ServeFlags): Promise<number> {
   const config = configFor(flags, serveOverrides(flags));
-  const server = await startServer(await openPlatform(config));
+  const platform = await openPlatform(config);
+  // A node that cannot listen (port taken, bad certificate) closes its database at once: an open
+  // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
+  const server = await startServer(platform).catch(async (error: unknown) => {
+    await platform.close();
+    throw error;
+  });
   process.stdout.write(`Bulwark API listening on ${server.url} (CA: ${config.dataDir}/pki/ca.pem)\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {

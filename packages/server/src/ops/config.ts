@@ -159,7 +159,10 @@ function deepMerge(base: Record<string, Json>, over: Record<string, Json>): Reco
 /** Throws a ValidationError naming every bad key, its environment variable and what is expected. */
 export function validateConfig(candidate: unknown): Config {
   if (Value.Check(ConfigSchema, candidate)) return candidate;
-  const problems = [...Value.Errors(ConfigSchema, candidate)].map((e) => {
+  // An unknown key also fails its `additionalProperties: false` sub-schema ("schema is false"):
+  // the additionalProperties error already names it, so that echo is dropped.
+  const errors = [...Value.Errors(ConfigSchema, candidate)].filter((e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')));
+  const problems = errors.map((e) => {
     const path = e.instancePath.split('/').filter(Boolean);
     const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
     const key = extra ? [...path, ...extra].join('.') : path.join('.') || '(root)';

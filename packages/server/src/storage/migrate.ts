@@ -2,7 +2,7 @@
  * Applies the migrations (one set for both engines) in order. Run by `bulwark migrate` and at start.
  * The migration list is static so the build carries it; no directory scanning at run time.
  */
-import { Migrator, type Migration, type MigrationResultSet } from 'kysely';
+import { Migrator, sql, type Migration, type MigrationResultSet } from 'kysely';
 import * as foundation from './migrations/001_foundation.js';
 import type { DatabaseHandle } from './database.js';
 
@@ -15,17 +15,27 @@ export interface MigrationReport {
   pending: string[];
 }
 
-function migrator(handle: DatabaseHandle): Migrator {
+/**
+ * Kysely looks for its bookkeeping tables in every schema unless told which one is ours: the
+ * handle's schema, or on PostgreSQL the first schema of the search path (the default `public`, or
+ * one set in the URL with `?options=-c search_path=…`), so another schema's tables in the same
+ * database are never mistaken for this deployment's.
+ */
+async function migrator(handle: DatabaseHandle): Promise<Migrator> {
+  let schema = handle.schema;
+  if (!schema && handle.engine === 'postgres') {
+    const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(handle.db);
+    schema = rows[0]?.schema ?? undefined;
+  }
   return new Migrator({
     db: handle.db,
     provider: { getMigrations: async () => migrations },
-    // Kysely looks for its bookkeeping tables in every schema unless told which one is ours.
-    ...(handle.schema ? { migrationTableSchema: handle.schema } : {}),
+    ...(schema ? { migrationTableSchema: schema } : {}),
   });
 }
 
 export async function migrateToLatest(handle: DatabaseHandle): Promise<MigrationReport> {
-  const result: MigrationResultSet = await migrator(handle).migrateToLatest();
+  const result: MigrationResultSet = await (await migrator(handle)).migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`Migration ${failed} failed: ${(result.error as Error).message}`, { cause: result.error });
@@ -34,5 +44,5 @@ export async function migrateToLatest(handle: DatabaseHandle): Promise<Migration
 }
 
 export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
-  return (await migrator(handle).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
+  return (await (await migrator(handle)).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
 }

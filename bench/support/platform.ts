@@ -1,0 +1,110 @@
+/**
+ * A real platform node for a benchmark: `bulwark init` on a temporary data directory and a fresh
+ * database (a SQLite file, or with --pg a PostgreSQL database of its own on the server of
+ * BULWARK_TEST_PG_URL, dropped afterwards), then the HTTPS API on an ephemeral port with the
+ * generated CA. Request logging is off and the rate limits are raised, so that the figures
+ * measure the work, not the log or the limiter.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pg from 'pg';
+import { cliActor, type Actor } from '../../packages/server/src/accounts/roles.js';
+import { loadConfig } from '../../packages/server/src/ops/config.js';
+import { DEFAULT_INIT, initialize } from '../../packages/server/src/ops/init.js';
+import { startServer, type RunningServer } from '../../packages/server/src/ops/server.js';
+import { openPlatform, type Platform } from '../../packages/server/src/platform.js';
+
+export const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
+
+/** A password that passes the operator policy; bench accounts sign in with it. */
+export const BENCH_PASSWORD = 'correct horse battery staple 7';
+
+export interface BenchPlatform {
+  platform: Platform;
+  server: RunningServer;
+  engine: 'sqlite' | 'postgres';
+  dataDir: string;
+  ca: string;
+  baseUrl: string;
+  org: string;
+  /** The platform admin acting on the first organization, as the CLI does. */
+  admin: Actor;
+  close(): Promise<void>;
+}
+
+export async function startBenchPlatform(options: { postgres: boolean }): Promise<BenchPlatform> {
+  const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
+  const database = options.postgres ? `bulwark_bench_${randomBytes(6).toString('hex')}` : undefined;
+  let url = 'sqlite';
+  if (database) {
+    await adminQuery(`create database ${database}`);
+    const pgUrl = new URL(PG_URL);
+    pgUrl.pathname = `/${database}`;
+    url = pgUrl.href;
+  }
+  const config = loadConfig({
+    dataDir,
+    env: {},
+    overrides: {
+      database: { url, poolSize: 10 },
+      http: { port: 0, rateLimitPerMinute: 1_000_000_000 },
+      auth: { loginRateLimitPerMinute: 1_000_000_000 },
+      log: { level: 'warn' },
+    },
+  });
+  const init = await initialize(config, DEFAULT_INIT, { env: {} });
+  const platform = await openPlatform(config, { env: {} });
+  const server = await startServer(platform, { host: '127.0.0.1', port: 0, logger: false });
+  const org = await platform.accounts.store.organizationBySlug(init.organization.slug);
+  return {
+    platform,
+    server,
+    engine: options.postgres ? 'postgres' : 'sqlite',
+    dataDir,
+    ca: readFileSync(init.caCertPath, 'utf8'),
+    baseUrl: `https://localhost:${server.port}`,
+    org: init.organization.slug,
+    admin: cliActor(org!.id, 'bench'),
+    async close() {
+      await server.close();
+      if (database) await dropDatabase(database);
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+/** Creates operators (no MFA required for the role) whose sign-in with BENCH_PASSWORD is 'ok' at once. */
+export async function createOperators(bench: BenchPlatform, count: number): Promise<string[]> {
+  const emails: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const email = `bench-${i}@example.com`;
+    await bench.platform.accounts.service.createOperator(bench.admin, { email, name: `Bench ${i}`, role: 'operator', password: BENCH_PASSWORD });
+    emails.push(email);
+  }
+  return emails;
+}
+
+/** Drops the bench database once the closed pool's connections are gone (a forced drop would kill them mid-goodbye). */
+async function dropDatabase(name: string): Promise<void> {
+  for (let i = 0; i < 50; i++) {
+    const client = new pg.Client({ connectionString: PG_URL });
+    await client.connect();
+    const { rows } = await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
+    await client.end();
+    if (rows[0]!.n === 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  await adminQuery(`drop database ${name} with (force)`);
+}
+
+async function adminQuery(text: string): Promise<void> {
+  const client = new pg.Client({ connectionString: PG_URL });
+  await client.connect();
+  try {
+    await client.query(text);
+  } finally {
+    await client.end();
+  }
+}
