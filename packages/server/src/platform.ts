@@ -74,7 +74,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const db = database.db;
   const mailer = options.mailer ?? createMailer(config);
   const signingKeys = new SigningKeys(db, box, clock);
-  const audit = new AuditService(db, database.engine, signingKeys, clock, config.audit.checkpointEveryEntries);
+  const audit = new AuditService(db, database.engine, signingKeys, clock);
 
   const store = new AccountsStore(db);
   const sessions = new SessionService(store, clock, config.sessions, box.deriveKey('csrf'));

@@ -37,7 +37,7 @@ export function checkpointPayload(checkpoint: Omit<AuditCheckpointsTable, 'signa
   return Buffer.from(canonicalize({ type: 'bulwark-audit-checkpoint/v1', seq: checkpoint.seq, hash: checkpoint.hash, ts: checkpoint.ts, keyId: checkpoint.key_id }));
 }
 
-export type ProblemKind = 'gap' | 'broken_link' | 'hash_mismatch' | 'bad_checkpoint' | 'checkpoint_mismatch';
+export type ProblemKind = 'gap' | 'broken_link' | 'hash_mismatch' | 'bad_checkpoint' | 'checkpoint_mismatch' | 'missing_checkpoint';
 
 export interface ChainProblem {
   seq: number;

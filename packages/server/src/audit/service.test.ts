@@ -113,6 +113,41 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('detects deleted checkpoints', async () => {
+      await withLog(engine, 12, async (audit, { db }) => {
+        await db.deleteFrom('audit_checkpoints').execute();
+        const kinds = (await audit.verify()).problems.map((p) => `${p.seq}:${p.kind}`);
+        assert.deepEqual(kinds, ['5:missing_checkpoint', '10:missing_checkpoint']);
+      });
+    });
+
+    it('refuses a whole chain rewritten and re-signed with a key planted without the master key', async () => {
+      await withLog(engine, 10, async (audit, { db }) => {
+        const { entryHash, checkpointPayload } = await import('./chain.js');
+        const { generateKeyPairSync, sign } = await import('node:crypto');
+        const rows = await db.selectFrom('audit_log').selectAll().orderBy('seq').execute();
+        let prev = rows[0]!.prev_hash;
+        for (const row of rows) {
+          const forged = { ...row, prev_hash: prev, action: row.seq === 3 ? 'nothing.happened' : row.action };
+          const hash = entryHash(forged);
+          await db.updateTable('audit_log').set({ action: forged.action, prev_hash: prev, hash }).where('seq', '=', row.seq).execute();
+          prev = hash;
+        }
+        const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+        await db
+          .insertInto('signing_keys')
+          .values({ id: 'planted', purpose: 'audit-checkpoint', algorithm: 'ed25519', public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(), private_key: 'v1.planted.x.y', created_at: 0, retired_at: null })
+          .execute();
+        for (const cp of await db.selectFrom('audit_checkpoints').selectAll().execute()) {
+          const entry = await db.selectFrom('audit_log').select('hash').where('seq', '=', cp.seq).executeTakeFirstOrThrow();
+          const forged = { seq: cp.seq, hash: entry.hash, ts: cp.ts, key_id: 'planted' };
+          await db.updateTable('audit_checkpoints').set({ hash: entry.hash, key_id: 'planted', signature: sign(null, checkpointPayload(forged), privateKey).toString('base64') }).where('seq', '=', cp.seq).execute();
+        }
+        const kinds = (await audit.verify()).problems.map((p) => `${p.seq}:${p.kind}`);
+        assert.deepEqual(kinds, ['5:bad_checkpoint', '10:bad_checkpoint']);
+      });
+    });
+
     it('pages through filtered entries newest first with a cursor', async () => {
       await withLog(engine, 12, async (audit) => {
         const first = await audit.query({ organizationId: 'org-a', limit: 4 });

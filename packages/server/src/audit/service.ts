@@ -54,6 +54,8 @@ export interface VerifyReport {
 }
 
 const PG_AUDIT_LOCK = 7_462_001;
+/** Every Nth entry is checkpointed as it is appended; fixed, so verify knows which must exist. */
+export const CHECKPOINT_EVERY = 100;
 const VERIFY_PAGE = 1000;
 
 export function toEntry(row: AuditLogTable): AuditEntry {
@@ -77,7 +79,7 @@ export class AuditService {
     private readonly engine: Engine,
     private readonly keys: SigningKeys,
     private readonly clock: Clock,
-    private readonly checkpointEvery = 100,
+    private readonly checkpointEvery = CHECKPOINT_EVERY,
   ) {}
 
   /** Appends an event. Pass the caller's transaction so the action and its record commit together. */
@@ -162,7 +164,11 @@ export class AuditService {
         });
       }
     }
-    return { ok: problems.length === 0, entries, checkpoints: checkpoints.length, lastSeq: previous?.seq ?? 0, problems };
+    const lastSeq = previous?.seq ?? 0;
+    for (let seq = this.checkpointEvery; seq <= lastSeq; seq += this.checkpointEvery) {
+      if (!checkpointSeqs.has(seq)) problems.push({ seq, kind: 'missing_checkpoint', message: `the signed checkpoint at entry ${seq} is missing: checkpoints were deleted` });
+    }
+    return { ok: problems.length === 0, entries, checkpoints: checkpoints.length, lastSeq, problems };
   }
 
   /** Newest first; `nextCursor` is passed back as `before` for the next page. */

@@ -17,6 +17,7 @@ export interface SigningKey {
 
 export class SigningKeys {
   private readonly cache = new Map<string, SigningKey>();
+  private readonly verifiers = new Map<string, KeyObject>();
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -62,10 +63,23 @@ export class SigningKeys {
     return key;
   }
 
-  /** Verifies with any key ever used (retired keys still verify what they signed). */
+  /**
+   * Verifies with any key ever used (retired keys still verify what they signed). The public key
+   * is derived from the private half, which must open under the master key: a key row planted by
+   * someone who can write the database but does not hold the master key verifies nothing.
+   */
   async verify(keyId: string, data: Buffer, signature: string): Promise<boolean> {
-    const row = await this.db.selectFrom('signing_keys').select('public_key').where('id', '=', keyId).executeTakeFirst();
-    if (!row) return false;
-    return verify(null, data, createPublicKey(row.public_key), Buffer.from(signature, 'base64'));
+    let publicKey = this.verifiers.get(keyId);
+    if (!publicKey) {
+      const row = await this.db.selectFrom('signing_keys').select(['id', 'private_key']).where('id', '=', keyId).executeTakeFirst();
+      if (!row) return false;
+      try {
+        publicKey = createPublicKey(createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`)));
+      } catch {
+        return false;
+      }
+      this.verifiers.set(keyId, publicKey);
+    }
+    return verify(null, data, publicKey, Buffer.from(signature, 'base64'));
   }
 }

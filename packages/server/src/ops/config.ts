@@ -72,7 +72,6 @@ export const ConfigSchema = Type.Object(
     ),
     audit: Type.Object(
       {
-        checkpointEveryEntries: Type.Integer({ minimum: 1 }),
         checkpointIntervalSeconds: Type.Integer({ minimum: 1 }),
       },
       { additionalProperties: false },
@@ -111,7 +110,7 @@ export function defaultConfig(dataDir: string): Config {
       inviteTokenHours: 72,
     },
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
-    audit: { checkpointEveryEntries: 100, checkpointIntervalSeconds: 300 },
+    audit: { checkpointIntervalSeconds: 300 },
     log: { level: 'info' },
   };
 }
