@@ -4,24 +4,10 @@ import { HOUR } from '../clock.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpResponse } from '../testing/http.js';
 import { operatorSession, ownerSession, startTestPlatform, STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
-import { OutboxMailer, outboxDir, type OutboxMessage } from './mailer.js';
+import { mailsDuring, tokenIn } from '../testing/mail.js';
 import { cliActor } from './roles.js';
 
 const PASSWORD = 'granite pelican lullaby 314';
-
-/** The mails sent while `action` ran. */
-async function mailsDuring(t: TestPlatform, action: () => Promise<unknown>): Promise<OutboxMessage[]> {
-  const outbox = new OutboxMailer(outboxDir(t.config.dataDir));
-  const before = new Set(outbox.list().map((m) => m.id));
-  await action();
-  return outbox.list().filter((m) => !before.has(m.id));
-}
-
-function tokenIn(mail: OutboxMessage): string {
-  const match = /bwt_[A-Za-z0-9_-]{43}/.exec(mail.text);
-  assert.ok(match, `no token in mail: ${mail.text}`);
-  return match[0];
-}
 
 for (const engine of ENGINES) {
   describe(`operator invitations [${engine.engine}]`, { skip: engine.skip }, () => {

@@ -10,7 +10,7 @@ import { HOUR } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import type { Config } from '../ops/config.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
-import { newId, sha256Hex } from '../tokens.js';
+import { sha256Hex } from '../tokens.js';
 import { invitationMail, tokenLink } from './account-mail.js';
 import { InvalidTokenError } from './errors.js';
 import type { Mailer } from './mailer.js';
@@ -18,7 +18,8 @@ import type { OneTimeTokenRow, OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import { toUserView, validateEmail, type UserView } from './service.js';
-import type { AccountsStore, Executor, UserRow } from './store.js';
+import type { AccountsStore, Executor } from './store.js';
+import { newUserRow } from './store.js';
 
 export interface InvitationView {
   id: string;
@@ -120,26 +121,7 @@ export class InvitationService {
         const name = input.name?.trim() || invitedName;
         checkPasswordPolicy(input.password, 'operator', [row.email, name]);
         const now = this.clock.now();
-        const user: UserRow = {
-          id: newId(),
-          organization_id: row.organization_id,
-          kind: 'operator',
-          email: row.email,
-          email_verified_at: now,
-          name,
-          role,
-          status: 'active',
-          password_hash: await hashPassword(input.password),
-          password_changed_at: now,
-          must_change_password: 0,
-          failed_logins: 0,
-          locked_until: null,
-          mfa_secret: null,
-          mfa_enabled_at: null,
-          mfa_last_step: null,
-          created_at: now,
-          updated_at: now,
-        };
+        const user = newUserRow({ organizationId: row.organization_id, kind: 'operator', email: row.email, name, role, passwordHash: await hashPassword(input.password), emailVerifiedAt: now, mustChangePassword: false, now });
         await this.store.insertUser(user, trx);
         await this.audit.record(
           { organizationId: row.organization_id, actor: { type: 'user', id: user.id }, action: 'user.invitation_accepted', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { email: user.email, role, invitationId: row.id, invitedBy } },

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { hash } from '@node-rs/argon2';
 import { ENGINES } from '../testing/engines.js';
 import { startTestPlatform, STRONG_PASSWORD, type TestPlatform } from '../testing/server.js';
-import { newId } from '../tokens.js';
+import { newUserRow } from './store.js';
 import { ARGON2_PARAMS, needsRehash } from './passwords.js';
 
 for (const engine of ENGINES) {
@@ -19,12 +19,10 @@ for (const engine of ENGINES) {
       const org = (await store.organizationBySlug(t.org))!;
       const legacy = await hash(STRONG_PASSWORD, { ...ARGON2_PARAMS, memoryCost: 4096, timeCost: 1 });
       const now = t.clock.now();
-      const id = newId();
-      await store.insertUser({
-        id, organization_id: org.id, kind: 'operator', email: 'legacy@example.com', email_verified_at: now, name: 'Legacy', role: 'operator', status: 'active',
-        password_hash: legacy, password_changed_at: now, must_change_password: 0, failed_logins: 0, locked_until: null,
-        mfa_secret: null, mfa_enabled_at: null, mfa_last_step: null, created_at: now, updated_at: now,
-      });
+      const row = newUserRow({ organizationId: org.id, kind: 'operator', email: 'legacy@example.com', name: 'Legacy', role: 'operator', passwordHash: legacy, emailVerifiedAt: now, mustChangePassword: false, now });
+      await store.insertUser(row);
+      const id = row.id;
+
       assert.equal(needsRehash(legacy), true);
 
       const wrong = await t.client().post('/api/v1/auth/login', { organization: t.org, email: 'legacy@example.com', password: 'not the password at all 1' });

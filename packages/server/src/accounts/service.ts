@@ -15,7 +15,7 @@ import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.j
 import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import type { SessionService } from './sessions.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
-import { normalizeEmail } from './store.js';
+import { newUserRow, normalizeEmail } from './store.js';
 
 export interface UserView {
   id: string;
@@ -129,26 +129,7 @@ export class AccountsService {
     const write = async (trx: Executor): Promise<UserView> => {
       if (await this.store.userByEmail(actor.organizationId, email, trx)) throw new ConflictError('A user with this email already exists in the organization', { field: 'email' }, 'user.exists');
       const now = this.clock.now();
-      const row: UserRow = {
-        id: newId(),
-        organization_id: actor.organizationId,
-        kind: 'operator',
-        email,
-        email_verified_at: null,
-        name,
-        role: input.role,
-        status: 'active',
-        password_hash: passwordHash,
-        password_changed_at: now,
-        must_change_password: generated ? 1 : 0,
-        failed_logins: 0,
-        locked_until: null,
-        mfa_secret: null,
-        mfa_enabled_at: null,
-        mfa_last_step: null,
-        created_at: now,
-        updated_at: now,
-      };
+      const row = newUserRow({ organizationId: actor.organizationId, kind: 'operator', email, name, role: input.role, passwordHash, emailVerifiedAt: null, mustChangePassword: generated !== null, now });
       await this.store.insertUser(row, trx);
       await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.created', target: { type: 'user', id: row.id }, sourceIp: actor.sourceIp, details: { email, role: input.role } }, trx);
       return toUserView(row, now);

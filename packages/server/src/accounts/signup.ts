@@ -10,7 +10,7 @@ import { HOUR } from '../clock.js';
 import { ValidationError } from '../errors.js';
 import type { Config } from '../ops/config.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
-import { newId, newSecret, sha256Hex } from '../tokens.js';
+import { newSecret, sha256Hex } from '../tokens.js';
 import { sendWithoutWaiting, signupExistingAccountMail, tokenLink, verifyEmailMail } from './account-mail.js';
 import { InvalidTokenError } from './errors.js';
 import type { Mail, Mailer } from './mailer.js';
@@ -18,7 +18,7 @@ import { ONE_TIME_TOKEN_PREFIX, type OneTimeTokens } from './one-time-tokens.js'
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 import { validateEmail } from './service.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
-import { normalizeEmail } from './store.js';
+import { newUserRow, normalizeEmail } from './store.js';
 
 export interface SignupInput {
   organization: string;
@@ -117,26 +117,7 @@ export class SignupService {
       return signupExistingAccountMail({ to: existing.email, organization: org.name, sourceIp: input.sourceIp });
     }
     const now = this.clock.now();
-    const user: UserRow = {
-      id: newId(),
-      organization_id: org.id,
-      kind: 'consumer',
-      email: input.email,
-      email_verified_at: null,
-      name: input.name,
-      role: null,
-      status: 'active',
-      password_hash: passwordHash,
-      password_changed_at: now,
-      must_change_password: 0,
-      failed_logins: 0,
-      locked_until: null,
-      mfa_secret: null,
-      mfa_enabled_at: null,
-      mfa_last_step: null,
-      created_at: now,
-      updated_at: now,
-    };
+    const user = newUserRow({ organizationId: org.id, kind: 'consumer', email: input.email, name: input.name, role: null, passwordHash, emailVerifiedAt: null, mustChangePassword: false, now });
     await this.store.insertUser(user, trx);
     const mail = await this.verificationMail(org, user, input.linkBase, trx);
     await this.audit.record({ organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'user.signup', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { email: user.email } }, trx);

@@ -5,11 +5,48 @@
  */
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, OrganizationsTable, SessionsTable, UsersTable } from '../storage/schema.js';
+import { newId } from '../tokens.js';
 
 export type UserRow = Selectable<UsersTable>;
 export type OrganizationRow = Selectable<OrganizationsTable>;
 export type SessionRow = Selectable<SessionsTable>;
 export type Executor = Kysely<Database>;
+
+export interface NewUser {
+  organizationId: string;
+  kind: 'operator' | 'consumer';
+  email: string;
+  name: string;
+  role: string | null;
+  passwordHash: string | null;
+  emailVerifiedAt: number | null;
+  mustChangePassword: boolean;
+  now: number;
+}
+
+/** A new account's row: active, no failures, no second factor yet. The one place these defaults live. */
+export function newUserRow(user: NewUser): UserRow {
+  return {
+    id: newId(),
+    organization_id: user.organizationId,
+    kind: user.kind,
+    email: normalizeEmail(user.email),
+    email_verified_at: user.emailVerifiedAt,
+    name: user.name,
+    role: user.role,
+    status: 'active',
+    password_hash: user.passwordHash,
+    password_changed_at: user.passwordHash ? user.now : null,
+    must_change_password: user.mustChangePassword ? 1 : 0,
+    failed_logins: 0,
+    locked_until: null,
+    mfa_secret: null,
+    mfa_enabled_at: null,
+    mfa_last_step: null,
+    created_at: user.now,
+    updated_at: user.now,
+  };
+}
 
 export function normalizeEmail(email: string): string {
   return email.trim().toLowerCase();

@@ -7,7 +7,7 @@
 import { generate } from 'otplib';
 import { hashPassword } from '../accounts/passwords.js';
 import { cliActor, type OperatorRole } from '../accounts/roles.js';
-import { newId } from '../tokens.js';
+import { newUserRow } from '../accounts/store.js';
 import type { HttpClient } from './http.js';
 import { STRONG_PASSWORD, totp, type TestPlatform } from './server.js';
 
@@ -37,27 +37,10 @@ export async function createOperator(t: TestPlatform, email: string, role: Opera
 export async function insertConsumer(t: TestPlatform, email: string, password: string, organization = t.org): Promise<TestUser> {
   const orgId = await organizationId(t, organization);
   const now = t.clock.now();
-  const id = newId();
-  await t.platform.accounts.store.insertUser({
-    id,
-    organization_id: orgId,
-    kind: 'consumer',
-    email,
-    email_verified_at: now,
-    name: 'Consumer',
-    role: null,
-    status: 'active',
-    password_hash: await hashPassword(password),
-    password_changed_at: now,
-    must_change_password: 0,
-    failed_logins: 0,
-    locked_until: null,
-    mfa_secret: null,
-    mfa_enabled_at: null,
-    mfa_last_step: null,
-    created_at: now,
-    updated_at: now,
-  });
+  const row = newUserRow({ organizationId: orgId, kind: 'consumer', email, name: 'Consumer', role: null, passwordHash: await hashPassword(password), emailVerifiedAt: now, mustChangePassword: false, now });
+  await t.platform.accounts.store.insertUser(row);
+  const id = row.id;
+
   return { id, organization, email, password, secret: null };
 }
 
