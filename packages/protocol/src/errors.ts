@@ -33,6 +33,10 @@ export const ErrorCodes = {
   passwordRejected: 'auth.password_rejected',
   tokenInvalid: 'auth.token_invalid',
   emailNotVerified: 'auth.email_not_verified',
+  deviceInvalidTransition: 'device.invalid_transition',
+  deviceSerialTaken: 'device.serial_taken',
+  deviceImportRejected: 'device.import_rejected',
+  productExists: 'product.exists',
 } as const;
 
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];

@@ -18,10 +18,14 @@ import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
 import { AuditService } from './audit/service.js';
+import { DevicesService } from './devices/service.js';
+import { DevicesStore } from './devices/store.js';
 import { systemClock, type Clock } from './clock.js';
 import { loadMasterKey, type SecretBox } from './keys/master-key.js';
 import { SigningKeys } from './keys/signing-keys.js';
 import type { Config } from './ops/config.js';
+import { loadDeviceIssuingCa } from './pki/ca.js';
+import { PkiService } from './pki/service.js';
 import { openDatabase, type DatabaseHandle } from './storage/database.js';
 import { migrateToLatest } from './storage/migrate.js';
 import type { Database } from './storage/schema.js';
@@ -47,6 +51,8 @@ export interface Platform {
   mailer: Mailer;
   audit: AuditService;
   signingKeys: SigningKeys;
+  devices: { store: DevicesStore; service: DevicesService };
+  pki: PkiService;
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -90,6 +96,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
+  const devicesStore = new DevicesStore(db);
+  const devices = { store: devicesStore, service: new DevicesService(devicesStore, audit, clock) };
+  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, box), { crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem` });
 
   return {
     config,
@@ -100,6 +109,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     mailer,
     audit,
     signingKeys,
+    devices,
+    pki,
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {

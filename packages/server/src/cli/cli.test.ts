@@ -182,7 +182,8 @@ describe('bulwark CLI', { concurrency: true }, () => {
 
     it('issues a server certificate that openssl verifies against the CA, for localhost, 127.0.0.1 and ::1', async () => {
       const pki = join(dataDir, 'pki');
-      const verified = await run('openssl', ['verify', '-CAfile', join(pki, 'ca.pem'), join(pki, 'server.pem')]);
+      // server.pem is the chain the listener sends: the certificate, then the server issuing CA.
+      const verified = await run('openssl', ['verify', '-CAfile', join(pki, 'ca.pem'), '-untrusted', join(pki, 'server.pem'), join(pki, 'server.pem')]);
       assert.equal(verified.code, 0, verified.stdout + verified.stderr);
       assert.match(verified.stdout, /server\.pem: OK/);
       const san = await run('openssl', ['x509', '-in', join(pki, 'server.pem'), '-noout', '-ext', 'subjectAltName']);

@@ -4,7 +4,9 @@
 import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
+import { registerDevicesCommands } from './devices.js';
 import { EXIT } from './context.js';
+import { registerKeysCommands } from './keys.js';
 import { registerServeCommands } from './serve.js';
 
 export function buildProgram(): Command {
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerAdminCommands(program);
   registerAuditCommands(program);
+  registerDevicesCommands(program);
+  registerKeysCommands(program);
   return program;
 }
 

@@ -1,8 +1,9 @@
 /**
  * First-run setup of a deployment: the data directory (0700), the master key, the database
  * schema, the first organization and its owner (with a one-time password that must be changed
- * at first sign-in), and the deployment CA with the HTTPS server certificate. Safe to run again:
- * whatever exists is kept, and no second password is ever printed.
+ * at first sign-in), and the CA hierarchy (root, device and server issuing CAs) with the HTTPS
+ * server certificate (pki/ca.ts). Safe to run again: whatever exists is kept, and no second
+ * password is ever printed.
  */
 import { chmodSync, mkdirSync } from 'node:fs';
 import { cliActor } from '../accounts/roles.js';

@@ -4,10 +4,14 @@
  */
 import { Migrator, sql, type Migration, type MigrationResultSet } from 'kysely';
 import * as foundation from './migrations/001_foundation.js';
+import * as devices from './migrations/002_devices.js';
+import * as pki from './migrations/003_pki.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
   '001_foundation': foundation,
+  '002_devices': devices,
+  '003_pki': pki,
 };
 
 export interface MigrationReport {

@@ -128,6 +128,55 @@ export interface KvTable {
   updated_at: number;
 }
 
+export interface IssuedCertificatesTable {
+  serial: string; // lowercase hex
+  organization_id: string;
+  device_id: string;
+  subject: string;
+  not_before: number;
+  not_after: number;
+  fingerprint_sha256: string; // lowercase hex of the DER
+  pem: string;
+  status: 'active' | 'revoked';
+  revoked_at: number | null;
+  revocation_reason: string | null;
+  created_at: number;
+}
+
+export type DeviceStatus = 'pending' | 'active' | 'quarantined' | 'disabled' | 'retired';
+
+export interface ProductsTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  hardware_revision: string | null;
+  firmware_line: string | null;
+  created_at: number;
+}
+
+export interface DevicesTable {
+  id: string; // platform ID (UUID)
+  organization_id: string;
+  serial: string; // the brand's serial, unique in the organization; compared byte-wise
+  product_id: string;
+  status: DeviceStatus;
+  firmware_version: string | null; // as the device last reported it
+  last_seen_at: number | null;
+  attributes: string; // JSON object
+  tags: string; // JSON array (also one row per tag in device_tags, for filtering)
+  group_name: string | null;
+  owner_user_id: string | null; // consumer binding (a later issue)
+  created_at: number;
+  updated_at: number;
+}
+
+export interface DeviceTagsTable {
+  organization_id: string;
+  tag: string;
+  serial: string;
+  device_id: string;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -139,6 +188,10 @@ export interface Database {
   audit_checkpoints: AuditCheckpointsTable;
   signing_keys: SigningKeysTable;
   kv: KvTable;
+  products: ProductsTable;
+  devices: DevicesTable;
+  device_tags: DeviceTagsTable;
+  issued_certificates: IssuedCertificatesTable;
 }
 
 export type { Generated };

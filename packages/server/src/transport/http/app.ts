@@ -12,8 +12,10 @@ import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { accountsRoutes } from '../../accounts/routes/index.js';
 import { auditRoutes } from '../../audit/routes.js';
+import { deviceRoutes } from '../../devices/routes.js';
 import { RateLimitedError } from '../../errors.js';
 import { opsRoutes } from '../../ops/routes.js';
+import { pkiRoutes } from '../../pki/routes.js';
 import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
 import { installErrorHandling } from './errors.js';
@@ -89,7 +91,9 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
 
   installAuthentication(app, platform.accounts.authenticator, platform.accounts.sessions);
   await app.register(opsRoutes(platform));
+  await app.register(pkiRoutes(platform));
   await app.register(accountsRoutes(platform), { prefix: '/api/v1' });
   await app.register(auditRoutes(platform), { prefix: '/api/v1' });
+  await app.register(deviceRoutes(platform), { prefix: '/api/v1' });
   return app;
 }

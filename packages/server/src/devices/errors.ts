@@ -1,0 +1,67 @@
+/**
+ * Errors of the device registry, each with a stable code. An unknown device or product, or one of
+ * another organization, is the platform's ordinary NotFoundError (the same answer either way).
+ */
+import { ErrorCodes } from '@bulwark/protocol';
+import { BulwarkError, ConflictError, ValidationError } from '../errors.js';
+import type { FieldProblem } from './model.js';
+import type { DeviceStatus } from '../storage/schema.js';
+
+/** The lifecycle forbids this change (a retired device, or the status it already has). */
+export class InvalidTransitionError extends ConflictError {
+  constructor(from: DeviceStatus, to: DeviceStatus, allowed: readonly DeviceStatus[]) {
+    super(
+      `A ${from} device cannot become ${to}; from ${from} it may become ${allowed.length ? allowed.join(', ') : 'nothing (retired is final)'}`,
+      { from, to, allowed },
+      ErrorCodes.deviceInvalidTransition,
+    );
+  }
+}
+
+/** Another device of the organization already has this serial. */
+export class SerialTakenError extends ConflictError {
+  constructor(serial: string) {
+    super(`A device with serial "${serial}" is already registered in this organization`, { field: 'serial', serial }, ErrorCodes.deviceSerialTaken);
+  }
+}
+
+/** A product of the same name exists in the organization. */
+export class ProductExistsError extends ConflictError {
+  constructor(name: string) {
+    super(`A product named "${name}" already exists in this organization`, { field: 'name', name }, ErrorCodes.productExists);
+  }
+}
+
+export interface RowError {
+  /** 1-based line of the file (CSV counts its header line). */
+  line: number;
+  serial?: string;
+  problems: FieldProblem[];
+}
+
+/** Reported rows at most; the count says how many failed in all. */
+export const MAX_REPORTED_ROWS = 1000;
+
+/** At least one row of an import is invalid: nothing was imported; the report names every bad line. */
+export class ImportRejectedError extends ValidationError {
+  constructor(rows: number, errors: RowError[]) {
+    const first = errors[0]!;
+    super(
+      `Nothing was imported: ${errors.length} of ${rows} rows are invalid (first at line ${first.line}: ${first.problems.map((p) => `${p.field} ${p.problem}`).join('; ')})`,
+      { rows, failed: errors.length, errors: errors.slice(0, MAX_REPORTED_ROWS) },
+      ErrorCodes.deviceImportRejected,
+    );
+  }
+}
+
+/** The import is larger than the row or byte limit; nothing was imported. */
+export class ImportTooLargeError extends BulwarkError {
+  constructor(limit: { maxRows?: number; limitBytes?: number }) {
+    super(
+      ErrorCodes.requestTooLarge,
+      limit.maxRows ? `An import may hold at most ${limit.maxRows} rows; split the file` : `The import is larger than ${limit.limitBytes} bytes; split the file`,
+      413,
+      limit,
+    );
+  }
+}

@@ -1,0 +1,162 @@
+/**
+ * The device registry API, under /api/v1: products, devices (register, read, update, list with
+ * filters and cursor pagination), lifecycle actions, and bulk import of JSON lines or CSV, parsed
+ * as the body streams in (only on the import route: this plugin's own content-type parsers).
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { ErrorCodes } from '@bulwark/protocol';
+import { Type } from 'typebox';
+import { BulwarkError } from '../errors.js';
+import type { Platform } from '../platform.js';
+import { actorOf } from '../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from './import-format.js';
+import { LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
+import { MAX_PAGE } from './service.js';
+
+const Id = Type.String({ minLength: 1, maxLength: 64 });
+const Status = Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('disabled'), Type.Literal('retired')]);
+const Attributes = Type.Record(Type.String(), Type.Unknown());
+const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
+// Null first: with type coercion on, a string branch tried first would turn null into "".
+const Group = Type.Union([Type.Null(), Type.String({ maxLength: 100 })]);
+const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
+
+const ProductSchema = Strict({ id: Type.String(), name: Type.String(), hardwareRevision: Nullable(Type.String()), firmwareLine: Nullable(Type.String()), createdAt: Timestamp });
+const DeviceSchema = Strict({
+  id: Type.String(),
+  serial: Type.String(),
+  productId: Type.String(),
+  status: Status,
+  firmwareVersion: Nullable(Type.String()),
+  lastSeenAt: Type.Union([Timestamp, Type.Null()]),
+  attributes: Attributes,
+  tags: Type.Array(Type.String()),
+  group: Group,
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+});
+const DeviceId = Strict({ id: Id });
+
+function importFormat(request: FastifyRequest) {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  const format = IMPORT_MEDIA_TYPES[type];
+  if (!format) throw new BulwarkError(ErrorCodes.requestUnsupportedMediaType, 'Send the import as application/x-ndjson (one JSON device a line) or text/csv (with a header line)', 415);
+  return format;
+}
+
+export function deviceRoutes(platform: Platform) {
+  const service = platform.devices.service;
+  const maxBytes = platform.config.http.bodyLimitBytes;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    for (const [type, format] of Object.entries(IMPORT_MEDIA_TYPES)) {
+      app.addContentTypeParser(type, async (_request: FastifyRequest, payload: NodeJS.ReadableStream) => parseImport(payload as AsyncIterable<Buffer>, format, { maxRows: DEFAULT_MAX_ROWS, maxBytes }));
+    }
+    const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;
+    const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;
+
+    app.post(
+      '/products',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary: 'Create a product (a device model)',
+          body: Strict({ name: Type.String({ minLength: 1, maxLength: 100 }), hardwareRevision: Type.Optional(Type.String({ maxLength: 64 })), firmwareLine: Type.Optional(Type.String({ maxLength: 64 })) }),
+          response: { 201: ProductSchema, ...errorResponses(400, 401, 403, 409) },
+        },
+      },
+      async (request, reply) => reply.status(201).send(await service.createProduct(actorOf(request), request.body)),
+    );
+
+    app.get(
+      '/products',
+      { config: read, schema: { tags: ['devices'], summary: 'List products', response: { 200: Strict({ products: Type.Array(ProductSchema) }), ...errorResponses(401, 403) } } },
+      async (request) => ({ products: await service.listProducts(actorOf(request)) }),
+    );
+
+    app.post(
+      '/devices',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary: 'Register a device (status pending)',
+          body: Strict({ serial: Type.String({ minLength: 1, maxLength: 128 }), productId: Id, attributes: Type.Optional(Attributes), tags: Type.Optional(Tags), group: Type.Optional(Group) }),
+          response: { 201: DeviceSchema, ...errorResponses(400, 401, 403, 409) },
+        },
+      },
+      async (request, reply) => reply.status(201).send(await service.register(actorOf(request), request.body)),
+    );
+
+    app.get(
+      '/devices',
+      {
+        config: read,
+        schema: {
+          tags: ['devices'],
+          summary: 'List devices in serial order, filtered, cursor-paginated',
+          querystring: Strict({
+            status: Type.Optional(Status),
+            productId: Type.Optional(Id),
+            group: Type.Optional(Type.String({ maxLength: 100 })),
+            tag: Type.Optional(Type.String({ maxLength: 64 })),
+            serialPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'serials that start with this text (taken literally)' })),
+            firmwareVersion: Type.Optional(Type.String({ maxLength: 64 })),
+            cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page' })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE })),
+          }),
+          response: { 200: Strict({ devices: Type.Array(DeviceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401, 403) },
+        },
+      },
+      async (request) => service.list(actorOf(request), request.query),
+    );
+
+    app.post(
+      '/devices/import',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary: 'Import devices from JSON lines or CSV: all rows or none, with a report of every bad line',
+          response: { 200: Strict({ imported: Type.Integer() }), ...errorResponses(400, 401, 403, 413, 415) },
+        },
+      },
+      async (request) => service.import(actorOf(request), request.body as ImportRow[], importFormat(request)),
+    );
+
+    app.get(
+      '/devices/:id',
+      { config: read, schema: { tags: ['devices'], params: DeviceId, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } } },
+      async (request) => service.get(actorOf(request), request.params.id),
+    );
+
+    app.patch(
+      '/devices/:id',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary: "Replace a device's attributes, tags or group",
+          params: DeviceId,
+          body: Strict({ attributes: Type.Optional(Attributes), tags: Type.Optional(Tags), group: Type.Optional(Group) }),
+          response: { 200: DeviceSchema, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) => service.update(actorOf(request), request.params.id, request.body),
+    );
+
+    for (const action of Object.keys(LIFECYCLE_ACTIONS) as LifecycleAction[]) {
+      app.post(
+        `/devices/:id/${action}`,
+        {
+          config: write,
+          schema: { tags: ['devices'], summary: `Set the device's status to ${LIFECYCLE_ACTIONS[action]}`, params: DeviceId, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404, 409) } },
+        },
+        async (request) => service.transition(actorOf(request), request.params.id, action),
+      );
+    }
+  };
+}

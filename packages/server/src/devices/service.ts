@@ -1,0 +1,265 @@
+/**
+ * The device registry: products, and devices registered one by one or imported in bulk,
+ * updated, moved through their lifecycle, listed with filters and cursor pagination. Every
+ * operation is authorized here (not only at the route) and every write is audited in the same
+ * transaction; an import commits all of its rows or none.
+ */
+import type { AuditService } from '../audit/service.js';
+import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import type { Clock } from '../clock.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import { isUniqueViolation } from '../storage/unique-violation.js';
+import type { DeviceStatus } from '../storage/schema.js';
+import { newId } from '../tokens.js';
+import { ErrorCodes } from '@bulwark/protocol';
+import { ImportRejectedError, InvalidTransitionError, ProductExistsError, SerialTakenError, type RowError } from './errors.js';
+import type { ImportRow } from './import-format.js';
+import { allowedTransitions, canTransition, LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
+import { checkAttributes, checkDeviceInput, checkGroup, checkTags, toDeviceView, toProductView, type DeviceInput, type DeviceView, type FieldProblem, type ProductView } from './model.js';
+import type { DeviceFilter, DeviceRow, DevicesStore, Executor, ProductRow } from './store.js';
+
+export const MAX_PAGE = 500;
+const DEFAULT_PAGE = 50;
+
+export interface ListQuery extends Omit<DeviceFilter, 'afterSerial' | 'limit'> {
+  cursor?: string;
+  limit?: number;
+}
+
+export interface DevicePage {
+  devices: DeviceView[];
+  nextCursor: string | null;
+}
+
+export interface DeviceChanges {
+  attributes?: Record<string, unknown>;
+  tags?: string[];
+  group?: string | null;
+}
+
+/** The opaque cursor: the last serial of the page, so the next page starts strictly after it. */
+export function encodeCursor(serial: string): string {
+  return Buffer.from(JSON.stringify({ s: serial })).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): string {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { s?: unknown };
+    if (typeof value.s === 'string') return value.s;
+  } catch {
+    // Falls through to the one answer for every malformed cursor.
+  }
+  throw new ValidationError('cursor must be the nextCursor of a previous page', { field: 'cursor' });
+}
+
+function rejectProblems(problems: FieldProblem[]): never {
+  throw new ValidationError(`Invalid device: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { problems });
+}
+
+export class DevicesService {
+  constructor(
+    private readonly store: DevicesStore,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+  ) {}
+
+  async createProduct(actor: Actor, input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null }): Promise<ProductView> {
+    requirePermission(actor, 'devices:write');
+    const name = input.name.trim();
+    if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
+    const row: ProductRow = { id: newId(), organization_id: actor.organizationId, name, hardware_revision: input.hardwareRevision ?? null, firmware_line: input.firmwareLine ?? null, created_at: this.clock.now() };
+    try {
+      await this.store.db.transaction().execute(async (trx) => {
+        if (await this.store.productByName(actor.organizationId, name, trx)) throw new ProductExistsError(name);
+        await this.store.insertProduct(row, trx);
+        await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'product.created', target: { type: 'product', id: row.id }, sourceIp: actor.sourceIp, details: { name } }, trx);
+      });
+    } catch (error) {
+      throw isUniqueViolation(error) ? new ProductExistsError(name) : error;
+    }
+    return toProductView(row);
+  }
+
+  async listProducts(actor: Actor): Promise<ProductView[]> {
+    requirePermission(actor, 'devices:read');
+    return (await this.store.listProducts(actor.organizationId)).map(toProductView);
+  }
+
+  async register(actor: Actor, value: { serial: string; productId: string; attributes?: Record<string, unknown>; tags?: string[]; group?: string | null }): Promise<DeviceView> {
+    requirePermission(actor, 'devices:write');
+    const products = await this.store.listProducts(actor.organizationId);
+    const checked = checkDeviceInput(value, () => undefined, new Set(products.map((p) => p.id)));
+    if ('problems' in checked) rejectProblems(checked.problems);
+    const row = this.newDeviceRow(actor.organizationId, checked.input, this.clock.now());
+    try {
+      await this.store.db.transaction().execute(async (trx) => {
+        if (await this.store.deviceBySerial(actor.organizationId, row.serial, trx)) throw new SerialTakenError(row.serial);
+        await this.store.insertDevices([row], trx);
+        await this.audit.record(
+          { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.registered', target: { type: 'device', id: row.id }, sourceIp: actor.sourceIp, details: { serial: row.serial, productId: row.product_id } },
+          trx,
+        );
+      });
+    } catch (error) {
+      throw isUniqueViolation(error) ? new SerialTakenError(row.serial) : error;
+    }
+    return toDeviceView(row);
+  }
+
+  async get(actor: Actor, deviceId: string): Promise<DeviceView> {
+    requirePermission(actor, 'devices:read');
+    return toDeviceView(await this.deviceOf(actor, deviceId));
+  }
+
+  async getBySerial(actor: Actor, serial: string): Promise<DeviceView> {
+    requirePermission(actor, 'devices:read');
+    const row = await this.store.deviceBySerial(actor.organizationId, serial);
+    if (!row) throw new NotFoundError(`Device with serial "${serial}"`);
+    return toDeviceView(row);
+  }
+
+  async update(actor: Actor, deviceId: string, changes: DeviceChanges): Promise<DeviceView> {
+    requirePermission(actor, 'devices:write');
+    const problems: FieldProblem[] = [];
+    const attributes = changes.attributes === undefined ? undefined : checkAttributes(changes.attributes, problems);
+    const tags = changes.tags === undefined ? undefined : checkTags(changes.tags, problems);
+    const group = changes.group === undefined ? undefined : checkGroup(changes.group, problems);
+    if (problems.length > 0) rejectProblems(problems);
+    return this.store.db.transaction().execute(async (trx) => {
+      const device = await this.deviceOf(actor, deviceId, trx);
+      const now = this.clock.now();
+      await this.store.updateDevice(
+        device,
+        { ...(attributes ? { attributes: JSON.stringify(attributes) } : {}), ...(tags ? { tags: JSON.stringify(tags) } : {}), ...(group !== undefined ? { group_name: group } : {}), updated_at: now },
+        trx,
+      );
+      await this.audit.record(
+        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.updated', target: { type: 'device', id: device.id }, sourceIp: actor.sourceIp, details: { serial: device.serial, changed: Object.keys(changes) } },
+        trx,
+      );
+      return toDeviceView((await this.store.deviceInOrganization(actor.organizationId, device.id, trx))!);
+    });
+  }
+
+  /** activate, quarantine, disable or retire; refuses what the lifecycle forbids with device.invalid_transition. */
+  async transition(actor: Actor, deviceId: string, action: LifecycleAction, reason?: string): Promise<DeviceView> {
+    requirePermission(actor, 'devices:write');
+    const to: DeviceStatus = LIFECYCLE_ACTIONS[action];
+    return this.store.db.transaction().execute(async (trx) => {
+      const device = await this.deviceOf(actor, deviceId, trx);
+      if (!canTransition(device.status, to)) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
+      const now = this.clock.now();
+      // The status it was read with is part of the condition, so two concurrent changes cannot both apply.
+      const result = await trx.updateTable('devices').set({ status: to, updated_at: now }).where('id', '=', device.id).where('status', '=', device.status).executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'device.status_changed',
+          target: { type: 'device', id: device.id },
+          sourceIp: actor.sourceIp,
+          details: { serial: device.serial, from: device.status, to, ...(reason ? { reason } : {}) },
+        },
+        trx,
+      );
+      return toDeviceView({ ...device, status: to, updated_at: now });
+    });
+  }
+
+  async list(actor: Actor, query: ListQuery): Promise<DevicePage> {
+    requirePermission(actor, 'devices:read');
+    const limit = Math.min(Math.max(query.limit ?? DEFAULT_PAGE, 1), MAX_PAGE);
+    const { cursor, limit: _limit, ...filter } = query;
+    const rows = await this.store.listDevices(actor.organizationId, { ...filter, ...(cursor ? { afterSerial: decodeCursor(cursor) } : {}), limit: limit + 1 }).execute();
+    const page = rows.slice(0, limit);
+    return { devices: page.map(toDeviceView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.serial) : null };
+  }
+
+  /**
+   * Imports parsed rows: every row is checked (fields, product, duplicates within the file, serials
+   * already registered) before anything is written, then all are inserted in one transaction.
+   * Any bad row rejects the whole import with a report naming each bad line.
+   */
+  async import(actor: Actor, rows: ImportRow[], format: 'ndjson' | 'csv'): Promise<{ imported: number }> {
+    requirePermission(actor, 'devices:write');
+    if (rows.length === 0) throw new ValidationError('The import holds no rows', { field: 'body' });
+    const products = await this.store.listProducts(actor.organizationId);
+    const byName = new Map(products.map((p) => [p.name, p.id]));
+    const ids = new Set(products.map((p) => p.id));
+    const errors: RowError[] = [];
+    const inputs: { line: number; input: DeviceInput }[] = [];
+    const firstLine = new Map<string, number>();
+    for (const row of rows) {
+      if ('error' in row) {
+        errors.push({ line: row.line, problems: [{ field: 'row', problem: row.error }] });
+        continue;
+      }
+      const checked = checkDeviceInput(row.value, (name) => byName.get(name), ids);
+      const serial = typeof (row.value as { serial?: unknown } | null)?.serial === 'string' ? ((row.value as { serial: string }).serial) : undefined;
+      const problems = 'problems' in checked ? checked.problems : [];
+      if (serial !== undefined && 'input' in checked) {
+        const earlier = firstLine.get(serial);
+        if (earlier !== undefined) problems.push({ field: 'serial', problem: `duplicates line ${earlier} of this file` });
+        else firstLine.set(serial, row.line);
+      }
+      if (problems.length > 0) errors.push({ line: row.line, ...(serial !== undefined ? { serial } : {}), problems });
+      else inputs.push({ line: row.line, input: (checked as { input: DeviceInput }).input });
+    }
+    const result = await this.store.db.transaction().execute(async (trx) => {
+      const taken = await this.store.existingSerials(actor.organizationId, inputs.map((i) => i.input.serial), trx);
+      for (const { line, input } of inputs) {
+        if (taken.has(input.serial)) errors.push({ line, serial: input.serial, problems: [{ field: 'serial', problem: 'is already registered in this organization' }] });
+      }
+      if (errors.length > 0) return { errors };
+      const now = this.clock.now();
+      await this.store.insertDevices(inputs.map(({ input }) => this.newDeviceRow(actor.organizationId, input, now)), trx);
+      await this.audit.record(
+        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.imported', target: { type: 'organization', id: actor.organizationId }, sourceIp: actor.sourceIp, details: { format, imported: inputs.length } },
+        trx,
+      );
+      return { imported: inputs.length };
+    }).catch((error: unknown) => {
+      if (isUniqueViolation(error)) throw new ValidationError('A serial of this import was registered by someone else meanwhile; nothing was imported, try again', undefined, ErrorCodes.deviceImportRejected);
+      throw error;
+    });
+    if ('errors' in result) {
+      errors.sort((a, b) => a.line - b.line);
+      await this.audit.record({
+        organizationId: actor.organizationId,
+        actor: auditActor(actor),
+        action: 'device.import_rejected',
+        target: { type: 'organization', id: actor.organizationId },
+        sourceIp: actor.sourceIp,
+        outcome: 'failure',
+        details: { format, rows: rows.length, failed: errors.length, firstLine: errors[0]!.line },
+      });
+      throw new ImportRejectedError(rows.length, errors);
+    }
+    return result;
+  }
+
+  private newDeviceRow(organizationId: string, input: DeviceInput, now: number): DeviceRow {
+    return {
+      id: newId(),
+      organization_id: organizationId,
+      serial: input.serial,
+      product_id: input.productId,
+      status: 'pending',
+      firmware_version: null,
+      last_seen_at: null,
+      attributes: JSON.stringify(input.attributes),
+      tags: JSON.stringify(input.tags),
+      group_name: input.group,
+      owner_user_id: null,
+      created_at: now,
+      updated_at: now,
+    };
+  }
+
+  private async deviceOf(actor: Actor, deviceId: string, db?: Executor): Promise<DeviceRow> {
+    const row = await this.store.deviceInOrganization(actor.organizationId, deviceId, db);
+    if (!row) throw new NotFoundError('Device', { deviceId });
+    return row;
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The device registry's tables (products, devices, device_tags) through Kysely. Listing is keyset
+ * pagination in serial order: each filter is one range of an index that ends with the serial, and
+ * a tag filter walks device_tags (organization, tag, serial) and joins the device by its ID.
+ */
+import type { Kysely, Selectable, Updateable } from 'kysely';
+import type { Database, DevicesTable, DeviceStatus, ProductsTable } from '../storage/schema.js';
+import { SERIAL_END } from './model.js';
+
+export type ProductRow = Selectable<ProductsTable>;
+export type DeviceRow = Selectable<DevicesTable>;
+export type Executor = Kysely<Database>;
+
+export interface DeviceFilter {
+  status?: DeviceStatus;
+  productId?: string;
+  group?: string;
+  tag?: string;
+  serialPrefix?: string;
+  firmwareVersion?: string;
+  /** Serials strictly after this one (the previous page's last). */
+  afterSerial?: string;
+  limit: number;
+}
+
+/** Rows per multi-row INSERT: 13 parameters a device, well under both engines' limits. */
+const INSERT_BATCH = 500;
+/** Serials per `in (…)` lookup. */
+const LOOKUP_BATCH = 500;
+
+export class DevicesStore {
+  constructor(readonly db: Kysely<Database>) {}
+
+  async insertProduct(row: ProductRow, db: Executor = this.db): Promise<void> {
+    await db.insertInto('products').values(row).execute();
+  }
+
+  productByName(organizationId: string, name: string, db: Executor = this.db): Promise<ProductRow | undefined> {
+    return db.selectFrom('products').selectAll().where('organization_id', '=', organizationId).where('name', '=', name).executeTakeFirst();
+  }
+
+  listProducts(organizationId: string, db: Executor = this.db): Promise<ProductRow[]> {
+    return db.selectFrom('products').selectAll().where('organization_id', '=', organizationId).orderBy('name').execute();
+  }
+
+  /** A device of the organization; another organization's device is simply not found. */
+  deviceInOrganization(organizationId: string, deviceId: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
+    return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('id', '=', deviceId).executeTakeFirst();
+  }
+
+  deviceBySerial(organizationId: string, serial: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
+    return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('serial', '=', serial).executeTakeFirst();
+  }
+
+  /** Which of these serials are already registered in the organization. */
+  async existingSerials(organizationId: string, serials: string[], db: Executor = this.db): Promise<Set<string>> {
+    const found = new Set<string>();
+    for (let i = 0; i < serials.length; i += LOOKUP_BATCH) {
+      const rows = await db.selectFrom('devices').select('serial').where('organization_id', '=', organizationId).where('serial', 'in', serials.slice(i, i + LOOKUP_BATCH)).execute();
+      for (const row of rows) found.add(row.serial);
+    }
+    return found;
+  }
+
+  /** Inserts devices and their tag rows, in batches; the caller holds the transaction. */
+  async insertDevices(rows: DeviceRow[], db: Executor = this.db): Promise<void> {
+    for (let i = 0; i < rows.length; i += INSERT_BATCH) {
+      const batch = rows.slice(i, i + INSERT_BATCH);
+      await db.insertInto('devices').values(batch).execute();
+      const tags = batch.flatMap((d) => (JSON.parse(d.tags) as string[]).map((tag) => ({ organization_id: d.organization_id, tag, serial: d.serial, device_id: d.id })));
+      for (let j = 0; j < tags.length; j += INSERT_BATCH * 3) await db.insertInto('device_tags').values(tags.slice(j, j + INSERT_BATCH * 3)).execute();
+    }
+  }
+
+  async updateDevice(device: DeviceRow, changes: Updateable<DevicesTable>, db: Executor = this.db): Promise<void> {
+    await db.updateTable('devices').set(changes).where('id', '=', device.id).execute();
+    if (changes.tags !== undefined) {
+      await db.deleteFrom('device_tags').where('device_id', '=', device.id).execute();
+      const tags = (JSON.parse(changes.tags as string) as string[]).map((tag) => ({ organization_id: device.organization_id, tag, serial: device.serial, device_id: device.id }));
+      if (tags.length > 0) await db.insertInto('device_tags').values(tags).execute();
+    }
+  }
+
+  /**
+   * One page in serial order. The serial range (prefix and cursor) applies to the sort key of the
+   * index being walked: devices' own serial, or device_tags' when filtering by tag.
+   */
+  listDevices(organizationId: string, filter: DeviceFilter, db: Executor = this.db) {
+    const low = filter.afterSerial !== undefined && (filter.serialPrefix === undefined || filter.afterSerial >= filter.serialPrefix) ? { op: '>' as const, value: filter.afterSerial } : filter.serialPrefix !== undefined ? { op: '>=' as const, value: filter.serialPrefix } : undefined;
+    const high = filter.serialPrefix !== undefined ? filter.serialPrefix + SERIAL_END : undefined;
+    return db
+      .selectFrom('devices')
+      .selectAll('devices')
+      .where('devices.organization_id', '=', organizationId)
+      .$if(filter.status !== undefined, (q) => q.where('devices.status', '=', filter.status!))
+      .$if(filter.productId !== undefined, (q) => q.where('devices.product_id', '=', filter.productId!))
+      .$if(filter.group !== undefined, (q) => q.where('devices.group_name', '=', filter.group!))
+      .$if(filter.firmwareVersion !== undefined, (q) => q.where('devices.firmware_version', '=', filter.firmwareVersion!))
+      .$if(filter.tag === undefined, (q) =>
+        q
+          .$if(low !== undefined, (r) => r.where('devices.serial', low!.op, low!.value))
+          .$if(high !== undefined, (r) => r.where('devices.serial', '<', high!))
+          .orderBy('devices.serial'),
+      )
+      .$if(filter.tag !== undefined, (q) =>
+        q
+          .innerJoin('device_tags', 'device_tags.device_id', 'devices.id')
+          .where('device_tags.organization_id', '=', organizationId)
+          .where('device_tags.tag', '=', filter.tag!)
+          .$if(low !== undefined, (r) => r.where('device_tags.serial', low!.op, low!.value))
+          .$if(high !== undefined, (r) => r.where('device_tags.serial', '<', high!))
+          .orderBy('device_tags.serial'),
+      )
+      .limit(filter.limit);
+  }
+}

@@ -1,0 +1,22 @@
+/**
+ * Public PKI endpoints: the device issuing CA's CRL (`/pki/crl.pem`, the distribution point written
+ * into device certificates) and the CA chain (`/pki/ca.pem`). No authentication: relying parties
+ * and devices fetch them before they hold any credential; both are signed or self-verifying.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { Platform } from '../platform.js';
+
+export function pkiRoutes(platform: Platform) {
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    const none = { auth: { principal: 'none' as const } };
+    app.get('/pki/crl.pem', { config: none, schema: { tags: ['pki'], summary: 'Certificate revocation list of the device issuing CA (PEM)' } }, async (_request, reply) => {
+      const pem = await platform.pki.crlFor();
+      reply.header('content-type', 'application/x-pem-file').header('cache-control', 'public, max-age=300');
+      return pem;
+    });
+    app.get('/pki/ca.pem', { config: none, schema: { tags: ['pki'], summary: 'Device issuing CA and root CA certificates (PEM)' } }, async (_request, reply) => {
+      reply.header('content-type', 'application/x-pem-file').header('cache-control', 'public, max-age=300');
+      return platform.pki.caChain();
+    });
+  };
+}

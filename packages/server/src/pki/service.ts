@@ -1,0 +1,186 @@
+/**
+ * The PKI domain: issues device certificates from CSRs, records them, revokes them, and keeps the
+ * device issuing CA's CRL fresh (rebuilt on every revocation, and whenever half its lifetime has
+ * passed). Every issuance, refusal and revocation is audited in the same transaction.
+ */
+import type { Kysely } from 'kysely';
+import type { AuditEvent, AuditService } from '../audit/service.js';
+import type { Clock } from '../clock.js';
+import { BulwarkError, ValidationError } from '../errors.js';
+import type { IssuingCaMaterial } from './ca.js';
+import { buildCrlPem, REVOCATION_REASONS, type RevocationReason } from './crl.js';
+import { AlreadyRevokedError, CertificateNotFoundError } from './errors.js';
+import { CertificateIssuer, type DeviceCertificate } from './issuer.js';
+import { PkiStore, type StoredCrl } from './store.js';
+import type { Database } from '../storage/schema.js';
+
+export const DEFAULT_CRL_LIFETIME_MS = 24 * 60 * 60 * 1000;
+
+export interface PkiOptions {
+  /** The CRL distribution point written into device certificates. */
+  crlUrl: string;
+  validityDays?: number;
+  crlLifetimeMs?: number;
+}
+
+export interface IssueRequest {
+  organizationId: string;
+  deviceId: string;
+  csrPem: string;
+  validityDays?: number;
+}
+
+export interface RevokeRequest {
+  organizationId: string;
+  serial: string;
+  reason: RevocationReason;
+}
+
+type Actor = AuditEvent['actor'];
+
+/** Serials are stored as lowercase hex without separators; accept `AB:CD…` as OpenSSL prints them. */
+export function normalizeSerial(serial: string): string {
+  const hex = serial.replace(/:/g, '').toLowerCase();
+  if (!/^[0-9a-f]{1,40}$/.test(hex)) throw new ValidationError('Serial must be up to 20 bytes of hexadecimal', { serial }, 'pki.serial_invalid');
+  return hex;
+}
+
+export class PkiService {
+  private issuerReady: Promise<{ issuer: CertificateIssuer; material: IssuingCaMaterial }> | null = null;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    /** Opens the device issuing CA on first use (after `bulwark init` has made it). */
+    private readonly loadIssuingCa: () => IssuingCaMaterial,
+    private readonly options: PkiOptions,
+  ) {}
+
+  private ready(): Promise<{ issuer: CertificateIssuer; material: IssuingCaMaterial }> {
+    this.issuerReady ??= (async () => {
+      const material = this.loadIssuingCa();
+      const issuer = await CertificateIssuer.create(material.cert, material.key, { crlUrl: this.options.crlUrl, ...(this.options.validityDays ? { validityDays: this.options.validityDays } : {}) });
+      return { issuer, material };
+    })();
+    this.issuerReady.catch(() => (this.issuerReady = null));
+    return this.issuerReady;
+  }
+
+  /** The device issuing CA and the root (PEM), as a device or relying party needs them. */
+  async caChain(): Promise<string> {
+    return (await this.ready()).material.chain;
+  }
+
+  async issueDeviceCertificate(request: IssueRequest, actor: Actor): Promise<DeviceCertificate> {
+    const { issuer } = await this.ready();
+    const now = this.clock.now();
+    let cert: DeviceCertificate;
+    try {
+      cert = await issuer.issueDeviceCertificate(request.deviceId, request.csrPem, new Date(now), request.validityDays);
+    } catch (error) {
+      if (error instanceof BulwarkError) {
+        await this.audit.record({
+          organizationId: request.organizationId,
+          actor,
+          action: 'pki.certificate_issued',
+          target: { type: 'device', id: request.deviceId },
+          outcome: 'denied',
+          details: { code: error.code, reason: error.message },
+        });
+      }
+      throw error;
+    }
+    await this.db.transaction().execute(async (trx) => {
+      await new PkiStore(trx).insertCertificate({
+        serial: cert.serial,
+        organization_id: request.organizationId,
+        device_id: cert.deviceId,
+        subject: cert.subject,
+        not_before: cert.notBefore.getTime(),
+        not_after: cert.notAfter.getTime(),
+        fingerprint_sha256: cert.fingerprintSha256,
+        pem: cert.pem,
+        status: 'active',
+        revoked_at: null,
+        revocation_reason: null,
+        created_at: now,
+      });
+      await this.audit.record(
+        {
+          organizationId: request.organizationId,
+          actor,
+          action: 'pki.certificate_issued',
+          target: { type: 'certificate', id: cert.serial },
+          details: { deviceId: cert.deviceId, notAfter: cert.notAfter.toISOString(), fingerprintSha256: cert.fingerprintSha256 },
+        },
+        trx,
+      );
+    });
+    return cert;
+  }
+
+  /** Revokes a certificate of the organization and publishes a new CRL in the same transaction. */
+  async revoke(request: RevokeRequest, actor: Actor): Promise<{ serial: string; revokedAt: Date }> {
+    if (!REVOCATION_REASONS.includes(request.reason)) {
+      throw new ValidationError(`Revocation reason must be one of ${REVOCATION_REASONS.join(', ')}`, { reason: request.reason }, 'pki.reason_invalid');
+    }
+    const serial = normalizeSerial(request.serial);
+    const ready = await this.ready();
+    const now = this.clock.now();
+    await this.db.transaction().execute(async (trx) => {
+      const store = new PkiStore(trx);
+      const cert = await store.findCertificate(serial);
+      if (!cert || cert.organization_id !== request.organizationId) throw new CertificateNotFoundError(serial);
+      if (!(await store.markRevoked(serial, now, request.reason))) throw new AlreadyRevokedError(serial);
+      await this.rebuildCrl(store, ready.issuer, now);
+      await this.audit.record(
+        {
+          organizationId: request.organizationId,
+          actor,
+          action: 'pki.certificate_revoked',
+          target: { type: 'certificate', id: serial },
+          details: { deviceId: cert.device_id, reason: request.reason },
+        },
+        trx,
+      );
+    });
+    return { serial, revokedAt: new Date(now) };
+  }
+
+  /** The current CRL (PEM), rebuilt first when it is missing or past half its lifetime. */
+  async crlFor(now = this.clock.now()): Promise<string> {
+    const current = await new PkiStore(this.db).readCrl();
+    if (current && !this.isStale(current, now)) return current.pem;
+    const { issuer } = await this.ready();
+    return this.db.transaction().execute(async (trx) => {
+      const store = new PkiStore(trx);
+      await store.lockCrl(now);
+      const latest = await store.readCrl();
+      if (latest && !this.isStale(latest, now)) return latest.pem;
+      return (await this.rebuildCrl(store, issuer, now)).pem;
+    });
+  }
+
+  private isStale(crl: StoredCrl, now: number): boolean {
+    return now >= crl.thisUpdate + (crl.nextUpdate - crl.thisUpdate) / 2 || now < crl.thisUpdate;
+  }
+
+  private async rebuildCrl(store: PkiStore, issuer: CertificateIssuer, now: number): Promise<StoredCrl> {
+    await store.lockCrl(now);
+    const previous = await store.readCrl();
+    const revoked = await store.listRevoked(now);
+    const lifetime = this.options.crlLifetimeMs ?? DEFAULT_CRL_LIFETIME_MS;
+    const crl: StoredCrl = { number: (previous?.number ?? 0) + 1, thisUpdate: now, nextUpdate: now + lifetime, pem: '' };
+    crl.pem = await buildCrlPem({
+      ca: issuer.caCertificate,
+      signingKey: issuer.caSigningKey,
+      number: crl.number,
+      thisUpdate: new Date(crl.thisUpdate),
+      nextUpdate: new Date(crl.nextUpdate),
+      entries: revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at ?? now), reason: (r.revocation_reason ?? 'unspecified') as RevocationReason })),
+    });
+    await store.writeCrl(crl, now);
+    return crl;
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The PKI domain's tables through Kysely: issued certificates and the published CRL (kept in
+ * `kv` so every node serves the same one). Pass a transaction to act inside it.
+ */
+import type { Kysely } from 'kysely';
+import type { Database, IssuedCertificatesTable } from '../storage/schema.js';
+
+const CRL_KEY = 'pki:device-crl';
+
+export interface StoredCrl {
+  pem: string;
+  number: number;
+  thisUpdate: number;
+  nextUpdate: number;
+}
+
+export class PkiStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async insertCertificate(row: IssuedCertificatesTable): Promise<void> {
+    await this.db.insertInto('issued_certificates').values(row).execute();
+  }
+
+  async findCertificate(serial: string): Promise<IssuedCertificatesTable | undefined> {
+    return this.db.selectFrom('issued_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
+  }
+
+  async markRevoked(serial: string, at: number, reason: string): Promise<boolean> {
+    const result = await this.db
+      .updateTable('issued_certificates')
+      .set({ status: 'revoked', revoked_at: at, revocation_reason: reason })
+      .where('serial', '=', serial)
+      .where('status', '=', 'active')
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
+  }
+
+  /** Revoked certificates not yet expired at `now`: the CRL's entries (expired ones may leave it, RFC 5280 3.3). */
+  async listRevoked(now: number): Promise<Pick<IssuedCertificatesTable, 'serial' | 'revoked_at' | 'revocation_reason'>[]> {
+    return this.db
+      .selectFrom('issued_certificates')
+      .select(['serial', 'revoked_at', 'revocation_reason'])
+      .where('status', '=', 'revoked')
+      .where('not_after', '>', now)
+      .orderBy('serial')
+      .execute();
+  }
+
+  /** Takes the CRL row's lock (PostgreSQL) so concurrent rebuilds queue behind each other. */
+  async lockCrl(now: number): Promise<void> {
+    await this.db.updateTable('kv').set({ updated_at: now }).where('key', '=', CRL_KEY).execute();
+  }
+
+  async readCrl(): Promise<StoredCrl | null> {
+    const row = await this.db.selectFrom('kv').select('value').where('key', '=', CRL_KEY).executeTakeFirst();
+    return row ? (JSON.parse(row.value) as StoredCrl) : null;
+  }
+
+  async writeCrl(crl: StoredCrl, now: number): Promise<void> {
+    const value = JSON.stringify(crl);
+    await this.db
+      .insertInto('kv')
+      .values({ key: CRL_KEY, value, updated_at: now })
+      .onConflict((oc) => oc.column('key').doUpdateSet({ value, updated_at: now }))
+      .execute();
+  }
+}
