@@ -9,14 +9,13 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { cliActor, type Actor } from '../../packages/server/src/accounts/roles.js';
 import { loadConfig } from '../../packages/server/src/ops/config.js';
 import { DEFAULT_INIT, initialize } from '../../packages/server/src/ops/init.js';
 import { startServer, type RunningServer } from '../../packages/server/src/ops/server.js';
 import { openPlatform, type Platform } from '../../packages/server/src/platform.js';
+import { adminQuery, dropDatabase, PG_URL } from '../../packages/server/src/testing/engines.js';
 
-export const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 /** A password that passes the operator policy; bench accounts sign in with it. */
 export const BENCH_PASSWORD = 'correct horse battery staple 7';
@@ -84,27 +83,4 @@ export async function createOperators(bench: BenchPlatform, count: number): Prom
     emails.push(email);
   }
   return emails;
-}
-
-/** Drops the bench database once the closed pool's connections are gone (a forced drop would kill them mid-goodbye). */
-async function dropDatabase(name: string): Promise<void> {
-  for (let i = 0; i < 50; i++) {
-    const client = new pg.Client({ connectionString: PG_URL });
-    await client.connect();
-    const { rows } = await client.query<{ n: number }>('select count(*)::int as n from pg_stat_activity where datname = $1', [name]);
-    await client.end();
-    if (rows[0]!.n === 0) break;
-    await new Promise((resolve) => setTimeout(resolve, 100));
-  }
-  await adminQuery(`drop database ${name} with (force)`);
-}
-
-async function adminQuery(text: string): Promise<void> {
-  const client = new pg.Client({ connectionString: PG_URL });
-  await client.connect();
-  try {
-    await client.query(text);
-  } finally {
-    await client.end();
-  }
 }

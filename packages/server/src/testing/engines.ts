@@ -99,7 +99,8 @@ const postgresEngine: EngineUnderTest = {
   },
 };
 
-async function adminQuery(statement: string): Promise<void> {
+/** Runs one statement on the administrative connection (create or drop a test database). */
+export async function adminQuery(statement: string): Promise<void> {
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
   try {
@@ -114,7 +115,7 @@ async function adminQuery(statement: string): Promise<void> {
  * them mid-goodbye, and the pool throws the termination as an uncaught error into the test file.
  * So wait (briefly) for the database's last connection to go before dropping it.
  */
-async function dropDatabase(name: string): Promise<void> {
+export async function dropDatabase(name: string): Promise<void> {
   const admin = new pg.Client({ connectionString: PG_URL });
   await admin.connect();
   try {
