@@ -18,6 +18,7 @@ import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
 import { AuditService } from './audit/service.js';
+import { EnrollmentService } from './devices/enrollment.js';
 import { DevicesService } from './devices/service.js';
 import { DevicesStore } from './devices/store.js';
 import { systemClock, type Clock } from './clock.js';
@@ -51,7 +52,7 @@ export interface Platform {
   mailer: Mailer;
   audit: AuditService;
   signingKeys: SigningKeys;
-  devices: { store: DevicesStore; service: DevicesService };
+  devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService };
   pki: PkiService;
   accounts: {
     store: AccountsStore;
@@ -97,8 +98,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
   const devicesStore = new DevicesStore(db);
-  const devices = { store: devicesStore, service: new DevicesService(devicesStore, audit, clock) };
+  const devicesService = new DevicesService(devicesStore, audit, clock);
   const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, box), { crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem` });
+  const devices = { store: devicesStore, service: devicesService, enrollment: new EnrollmentService(devicesService, pki, tokens, audit, clock) };
 
   return {
     config,

@@ -20,6 +20,7 @@ const WHAT: Record<OneTimeTokenPurpose, string> = {
   email_verify: 'email verification',
   invitation: 'invitation',
   email_change: 'email change',
+  device_enrollment: 'device enrollment',
 };
 
 export interface IssueTokenInput {

@@ -65,3 +65,10 @@ export class ImportTooLargeError extends BulwarkError {
     );
   }
 }
+
+/** A disabled or retired device may not be given a certificate. */
+export class DeviceNotEnrollableError extends ConflictError {
+  constructor(deviceId: string, status: DeviceStatus) {
+    super(`Device ${deviceId} is ${status}: only a pending, active or quarantined device can be enrolled`, { deviceId, status }, 'device.not_enrollable');
+  }
+}

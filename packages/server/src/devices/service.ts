@@ -4,7 +4,7 @@
  * operation is authorized here (not only at the route) and every write is audited in the same
  * transaction; an import commits all of its rows or none.
  */
-import type { AuditService } from '../audit/service.js';
+import type { AuditEvent, AuditService } from '../audit/service.js';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { Clock } from '../clock.js';
 import { NotFoundError, ValidationError } from '../errors.js';
@@ -12,7 +12,7 @@ import { isUniqueViolation } from '../storage/unique-violation.js';
 import type { DeviceStatus } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import { ErrorCodes } from '@bulwark/protocol';
-import { ImportRejectedError, InvalidTransitionError, ProductExistsError, SerialTakenError, type RowError } from './errors.js';
+import { DeviceNotEnrollableError, ImportRejectedError, InvalidTransitionError, ProductExistsError, SerialTakenError, type RowError } from './errors.js';
 import type { ImportRow } from './import-format.js';
 import { allowedTransitions, canTransition, LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
 import { checkAttributes, checkDeviceInput, checkGroup, checkTags, toDeviceView, toProductView, type DeviceInput, type DeviceView, type FieldProblem, type ProductView } from './model.js';
@@ -164,6 +164,30 @@ export class DevicesService {
         trx,
       );
       return toDeviceView({ ...device, status: to, updated_at: now });
+    });
+  }
+
+  /**
+   * The device of the organization that enrollment is about to give a certificate; enrollment
+   * authorizes its caller itself (an operator, or a one-time enrollment token naming the device).
+   */
+  async enrollable(organizationId: string, deviceId: string): Promise<DeviceView> {
+    const row = await this.store.deviceInOrganization(organizationId, deviceId);
+    if (!row) throw new NotFoundError('Device', { deviceId });
+    if (row.status === 'disabled' || row.status === 'retired') throw new DeviceNotEnrollableError(deviceId, row.status);
+    return toDeviceView(row);
+  }
+
+  /** Marks a pending device active once it holds a certificate (audited); any other status is left as it is. */
+  async activateIfPending(organizationId: string, deviceId: string, actor: AuditEvent['actor'], sourceIp?: string): Promise<void> {
+    await this.store.db.transaction().execute(async (trx) => {
+      const now = this.clock.now();
+      const result = await trx.updateTable('devices').set({ status: 'active', updated_at: now }).where('id', '=', deviceId).where('organization_id', '=', organizationId).where('status', '=', 'pending').executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) return;
+      await this.audit.record(
+        { organizationId, actor, action: 'device.status_changed', target: { type: 'device', id: deviceId }, ...(sourceIp ? { sourceIp } : {}), details: { from: 'pending', to: 'active', reason: 'enrolled' } },
+        trx,
+      );
     });
   }
 

@@ -59,7 +59,7 @@ export interface SessionsTable {
   revoked_at: number | null;
 }
 
-export type OneTimeTokenPurpose = 'password_reset' | 'email_verify' | 'invitation' | 'email_change';
+export type OneTimeTokenPurpose = 'password_reset' | 'email_verify' | 'invitation' | 'email_change' | 'device_enrollment';
 
 export interface OneTimeTokensTable {
   id: string;

@@ -13,6 +13,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { accountsRoutes } from '../../accounts/routes/index.js';
 import { auditRoutes } from '../../audit/routes.js';
 import { deviceRoutes } from '../../devices/routes.js';
+import { enrollmentRoutes } from '../../devices/enrollment-routes.js';
 import { RateLimitedError } from '../../errors.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
@@ -95,5 +96,6 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   await app.register(accountsRoutes(platform), { prefix: '/api/v1' });
   await app.register(auditRoutes(platform), { prefix: '/api/v1' });
   await app.register(deviceRoutes(platform), { prefix: '/api/v1' });
+  await app.register(enrollmentRoutes(platform));
   return app;
 }

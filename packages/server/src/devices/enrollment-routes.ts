@@ -1,0 +1,124 @@
+/**
+ * The doors of device enrollment. Under /api/v1: factory provisioning (one CSR or a batch) and
+ * one-time enrollment tokens, for operators and API keys with devices:write. Under
+ * /.well-known/est (RFC 7030): `cacerts` and `simpleenroll` (base64 DER PKCS#10 in, base64 PKCS#7
+ * certs-only out), so a device with only openssl and curl can enroll with its token. The
+ * application/pkcs10 parser is this plugin's own.
+ */
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import { Type } from 'typebox';
+import { AuthenticationError, ValidationError } from '../errors.js';
+import type { Platform } from '../platform.js';
+import { actorOf } from '../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { MAX_ENROLLMENT_BATCH, type EnrolledCertificate } from './enrollment.js';
+
+const Id = Type.String({ minLength: 1, maxLength: 64 });
+const CsrPem = Type.String({ minLength: 1, maxLength: 16_384, description: 'PKCS#10 CSR (PEM) whose subject CN is the device ID' });
+const Issued = { certificate: Type.String(), chain: Type.String(), serial: Type.String(), notAfter: Timestamp };
+const PKCS7 = 'application/pkcs7-mime; smime-type=certs-only';
+
+function view(cert: EnrolledCertificate) {
+  return { certificate: cert.certificate, chain: cert.chain, serial: cert.serial, notAfter: cert.notAfter.toISOString() };
+}
+
+/** A certs-only PKCS#7 of the given PEM certificates, base64 as RFC 7030 answers. */
+function pkcs7(...pems: string[]): string {
+  const blocks = pems.join('\n').match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
+  return new x509.X509Certificates(blocks.map((pem) => new x509.X509Certificate(pem))).export('base64');
+}
+
+/** The base64 DER CSR of an EST request, as PEM; anything else is refused before it reaches the issuer. */
+function csrFromBase64(body: unknown): string {
+  const b64 = typeof body === 'string' ? body.replace(/\s+/g, '') : '';
+  if (!b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new ValidationError('Send the CSR as base64 DER PKCS#10 with content type application/pkcs10', undefined, 'pki.csr_invalid');
+  return `-----BEGIN CERTIFICATE REQUEST-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+}
+
+function bearer(request: FastifyRequest): string {
+  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
+  if (!match) throw new AuthenticationError('EST enrollment needs "Authorization: Bearer <enrollment token>"');
+  return match[1]!;
+}
+
+export function enrollmentRoutes(platform: Platform) {
+  const enrollment = platform.devices.enrollment;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    await root.register(
+      async (scope) => {
+        const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+        const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;
+        app.post(
+          '/devices/:id/certificate',
+          {
+            config: write,
+            schema: { tags: ['devices'], summary: "Issue a device's certificate from its CSR (factory provisioning)", params: Strict({ id: Id }), body: Strict({ csr: CsrPem }), response: { 200: Strict(Issued), ...errorResponses(400, 401, 403, 404, 409) } },
+          },
+          async (request) => view(await enrollment.provision(actorOf(request), request.params.id, request.body.csr)),
+        );
+        app.post(
+          '/devices/certificates',
+          {
+            config: write,
+            schema: {
+              tags: ['devices'],
+              summary: 'Issue the certificates of many devices; each item succeeds or fails on its own',
+              body: Strict({ items: Type.Array(Strict({ deviceId: Id, csr: CsrPem }), { minItems: 1, maxItems: MAX_ENROLLMENT_BATCH }) }),
+              response: {
+                200: Strict({
+                  results: Type.Array(
+                    Type.Union([Strict({ deviceId: Type.String(), ...Issued }), Strict({ deviceId: Type.String(), error: Strict({ code: Type.String(), message: Type.String() }) })]),
+                  ),
+                }),
+                ...errorResponses(400, 401, 403),
+              },
+            },
+          },
+          async (request) => ({
+            results: (await enrollment.provisionBatch(actorOf(request), request.body.items)).map((r) => ('error' in r ? r : { deviceId: r.deviceId, ...view(r) })),
+          }),
+        );
+        app.post(
+          '/devices/:id/enrollment-token',
+          {
+            config: write,
+            schema: {
+              tags: ['devices'],
+              summary: 'Create a one-time token with which the device enrolls over EST (24 hours, single use)',
+              params: Strict({ id: Id }),
+              response: { 201: Strict({ token: Type.String(), expiresAt: Timestamp }), ...errorResponses(401, 403, 404, 409) },
+            },
+          },
+          async (request, reply) => {
+            const created = await enrollment.createEnrollmentToken(actorOf(request), request.params.id);
+            return reply.status(201).send({ token: created.token, expiresAt: created.expiresAt.toISOString() });
+          },
+        );
+      },
+      { prefix: '/api/v1' },
+    );
+
+    await root.register(
+      async (est) => {
+        est.addContentTypeParser('application/pkcs10', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+        const none = { auth: { principal: 'none' as const } };
+        est.get('/cacerts', { config: none, schema: { tags: ['est'], summary: 'EST: the device issuing CA and root (base64 PKCS#7 certs-only)' } }, async (_request, reply) => {
+          reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64').header('cache-control', 'public, max-age=300');
+          return pkcs7(await platform.pki.caChain());
+        });
+        est.post('/simpleenroll', { config: none, schema: { tags: ['est'], summary: 'EST: enroll with a one-time enrollment token (base64 DER PKCS#10 in, base64 PKCS#7 out)' } }, async (request, reply) => {
+          const token = bearer(request);
+          const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+          if (type !== 'application/pkcs10') throw new ValidationError('Send the CSR with content type application/pkcs10', undefined, 'pki.csr_invalid');
+          const cert = await enrollment.enrollWithToken(token, csrFromBase64(request.body), request.ip);
+          reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
+          return pkcs7(cert.certificate);
+        });
+      },
+      { prefix: '/.well-known/est' },
+    );
+  };
+}
