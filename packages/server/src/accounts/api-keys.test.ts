@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DAY, MINUTE } from '../clock.js';
-import { createOperator, firstOwner, signIn, type TestUser } from '../testing/accounts.js';
+import { createOperator, firstOwner, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
 import { ownerSession, startTestPlatform, totp, type TestPlatform } from '../testing/server.js';
@@ -26,12 +26,7 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    /** Re-proves a factor: the TOTP code when the user has one (then moves past its time step), else the password. */
-    async function stepUp(user: TestUser, token: string): Promise<void> {
-      const res = await client.post('/api/v1/auth/step-up', user.secret ? { code: await totp(user.secret, t.clock) } : { password: user.password }, { token });
-      assert.equal(res.status, 200, res.text);
-      if (user.secret) t.clock.advance(30_000);
-    }
+    const stepUp = (user: TestUser, token: string) => stepUpAs(t, user, token, client);
 
     async function createKey(user: TestUser, token: string, scopes: string[], expiresInDays = 30, name = 'automation'): Promise<{ id: string; secret: string }> {
       await stepUp(user, token);

@@ -1,9 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createOperator, firstOwner, signIn, type TestUser } from '../testing/accounts.js';
+import { createOperator, firstOwner, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
-import { operatorSession, ownerSession, startTestPlatform, totp, type TestPlatform } from '../testing/server.js';
+import { operatorSession, ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { outboxDir, OutboxMailer, type OutboxMessage } from './mailer.js';
 
 for (const engine of ENGINES) {
@@ -22,11 +22,7 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    async function stepUp(user: TestUser, token: string): Promise<void> {
-      const res = await client.post('/api/v1/auth/step-up', user.secret ? { code: await totp(user.secret, t.clock) } : { password: user.password }, { token });
-      assert.equal(res.status, 200, res.text);
-      if (user.secret) t.clock.advance(30_000);
-    }
+    const stepUp = (user: TestUser, token: string) => stepUpAs(t, user, token, client);
 
     const mails = (to: string, kind: string): OutboxMessage[] => new OutboxMailer(outboxDir(t.config.dataDir)).list().filter((m) => m.to === to && m.kind === kind);
 

@@ -20,6 +20,7 @@ import { accountDeletedMail, accountLink, emailChangeMail, emailChangeNoticeMail
 import { auditActor, type Actor } from './roles.js';
 import { toUserView, validateEmail, type AccountsService, type UserView } from './service.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import { sessionFields } from './sessions.js';
 
 /** The last active owner cannot leave: the organization would have nobody able to administer it. */
 export class LastOwnerError extends ConflictError {
@@ -169,17 +170,7 @@ export class ProfileService {
       profile: toUserView(user, now),
       organization: { id: org.id, slug: org.slug, name: org.name },
       mfa: { enabled: user.mfa_enabled_at !== null, enabledAt: iso(user.mfa_enabled_at), recoveryCodesRemaining: await this.mfa.remainingRecoveryCodes(user.id) },
-      sessions: sessions.map((s) => ({
-        id: s.id,
-        transport: s.transport,
-        scope: s.scope,
-        createdAt: new Date(s.created_at).toISOString(),
-        lastSeenAt: new Date(s.last_seen_at).toISOString(),
-        expiresAt: new Date(s.expires_at).toISOString(),
-        revokedAt: iso(s.revoked_at),
-        sourceIp: s.source_ip,
-        userAgent: s.user_agent,
-      })),
+      sessions: sessions.map((s) => ({ ...sessionFields(s), revokedAt: iso(s.revoked_at) })),
       apiKeys,
       auditEntries,
     };

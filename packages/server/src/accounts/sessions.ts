@@ -47,6 +47,22 @@ export interface SessionView {
   current: boolean;
 }
 
+type SessionFieldsRow = Pick<SessionRow, 'id' | 'transport' | 'scope' | 'created_at' | 'last_seen_at' | 'expires_at' | 'source_ip' | 'user_agent'>;
+
+/** What a user may see of a session (listing, data export): never its token digest. */
+export function sessionFields(s: SessionFieldsRow): Omit<SessionView, 'current'> {
+  return {
+    id: s.id,
+    transport: s.transport,
+    scope: s.scope,
+    createdAt: new Date(s.created_at).toISOString(),
+    lastSeenAt: new Date(s.last_seen_at).toISOString(),
+    expiresAt: new Date(s.expires_at).toISOString(),
+    sourceIp: s.source_ip,
+    userAgent: s.user_agent,
+  };
+}
+
 export class SessionService {
   constructor(
     private readonly store: AccountsStore,
@@ -127,16 +143,6 @@ export class SessionService {
     const rows = await this.store.activeSessions(userId, now);
     return rows
       .filter((s) => s.scope !== 'full' || now - s.last_seen_at < idle)
-      .map((s) => ({
-        id: s.id,
-        transport: s.transport,
-        scope: s.scope,
-        createdAt: new Date(s.created_at).toISOString(),
-        lastSeenAt: new Date(s.last_seen_at).toISOString(),
-        expiresAt: new Date(s.expires_at).toISOString(),
-        sourceIp: s.source_ip,
-        userAgent: s.user_agent,
-        current: s.id === currentSessionId,
-      }));
+      .map((s) => ({ ...sessionFields(s), current: s.id === currentSessionId }));
   }
 }

@@ -97,3 +97,10 @@ export async function firstOwner(t: TestPlatform, session: { password: string; s
   const row = await t.platform.accounts.store.userByEmail(await organizationId(t), t.owner.email);
   return { id: row!.id, organization: t.org, email: t.owner.email, password: session.password, secret: session.secret };
 }
+
+/** Re-proves a factor: the TOTP code when the user has one (then moves past its time step), else the password. */
+export async function stepUp(t: TestPlatform, user: TestUser, token: string, client: HttpClient = t.client()): Promise<void> {
+  const res = await client.post('/api/v1/auth/step-up', user.secret ? { code: await totp(user.secret, t.clock) } : { password: user.password }, { token });
+  if (res.status !== 200) throw new Error(`step-up failed: ${res.status} ${res.text}`);
+  if (user.secret) t.clock.advance(30_000);
+}

@@ -9,7 +9,7 @@ import type { Platform } from '../../platform.js';
 import { actorOf } from '../../transport/http/auth.js';
 import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { ApiKeySchema } from './api-keys.js';
-import { Email, UserSchema } from './schemas.js';
+import { Email, SessionFields, UserSchema } from './schemas.js';
 import { clearSessionCookie } from './session-reply.js';
 
 const Nullable = <T extends TSchema>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -19,19 +19,7 @@ const ExportSchema = Strict({
   profile: UserSchema,
   organization: Strict({ id: Type.String(), slug: Type.String(), name: Type.String() }),
   mfa: Strict({ enabled: Type.Boolean(), enabledAt: Nullable(Timestamp), recoveryCodesRemaining: Type.Integer() }),
-  sessions: Type.Array(
-    Strict({
-      id: Type.String(),
-      transport: Type.Union([Type.Literal('cookie'), Type.Literal('bearer')]),
-      scope: Type.String(),
-      createdAt: Timestamp,
-      lastSeenAt: Timestamp,
-      expiresAt: Timestamp,
-      revokedAt: Nullable(Timestamp),
-      sourceIp: Type.String(),
-      userAgent: Type.String(),
-    }),
-  ),
+  sessions: Type.Array(Strict({ ...SessionFields, revokedAt: Nullable(Timestamp) })),
   apiKeys: Type.Array(ApiKeySchema),
   auditEntries: Type.Array(
     Strict({

@@ -35,7 +35,8 @@ export const LoginResponse = Strict({
   user: UserSchema,
 });
 
-export const SessionSchema = Strict({
+/** The fields of a session a user may see (listing, data export). */
+export const SessionFields = {
   id: Type.String(),
   transport: Type.Union([Type.Literal('cookie'), Type.Literal('bearer')]),
   scope: Type.String(),
@@ -44,8 +45,9 @@ export const SessionSchema = Strict({
   expiresAt: Timestamp,
   sourceIp: Type.String(),
   userAgent: Type.String(),
-  current: Type.Boolean(),
-});
+};
+
+export const SessionSchema = Strict({ ...SessionFields, current: Type.Boolean() });
 
 export const OrganizationSchema = Strict({
   id: Type.String(),
