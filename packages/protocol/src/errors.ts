@@ -36,6 +36,7 @@ export const ErrorCodes = {
   deviceInvalidTransition: 'device.invalid_transition',
   deviceSerialTaken: 'device.serial_taken',
   deviceImportRejected: 'device.import_rejected',
+  deviceAuthFailed: 'device.auth_failed',
   productExists: 'product.exists',
 } as const;
 
