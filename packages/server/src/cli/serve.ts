@@ -14,6 +14,7 @@ interface InitFlags extends GlobalOptions {
   orgName: string;
   ownerEmail: string;
   ownerName: string;
+  hsm?: boolean;
 }
 
 interface ServeFlags extends GlobalOptions {
@@ -33,6 +34,13 @@ function reportInit(options: GlobalOptions, result: InitResult): void {
   print(options, result, () => {
     const lines = [`Data directory: ${result.dataDir}${result.masterKeyCreated ? ' (master key created: keys/master.key, mode 0600; back it up offline)' : ''}`];
     lines.push(`CA certificate for clients: ${result.caCertPath}`);
+    if (result.pkiCreated) {
+      lines.push(
+        result.caKeys === 'hsm'
+          ? 'CA keys (root, device and server issuing CAs) were generated on the PKCS#11 token; the data directory holds only their labels.'
+          : 'The root CA key is sealed in the data directory. To move the root offline: bulwark pki export-root --out ROOT_DIR (then carry ROOT_DIR to an offline machine; see docs/operations.md).',
+      );
+    }
     if (result.owner) {
       lines.push('', `Organization "${result.organization.slug}" created with owner ${result.owner.email}.`);
       lines.push(`One-time password (shown only now; you must change it at first sign-in): ${result.owner.oneTimePassword}`);
@@ -63,6 +71,7 @@ async function serve(flags: ServeFlags): Promise<number> {
     throw error;
   });
   process.stdout.write(`Bulwark API listening on ${server.url} (CA: ${config.dataDir}/pki/ca.pem)\n`);
+  if (server.mqtt) process.stdout.write(`Bulwark device broker (MQTT over mutual TLS) listening on mqtts://${config.mqtt.host}:${server.mqtt.port}\n`);
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.stdout.write('Shutting down…\n');
@@ -76,15 +85,16 @@ async function serve(flags: ServeFlags): Promise<number> {
 
 export function registerServeCommands(program: Command): void {
   addInitOptions(addDataDir(program.command('init').description('create the data directory, master key, CA, server certificate and first owner')))
+    .option('--hsm', 'generate the CA keys on the PKCS#11 token of keys.pkcs11 (refused when none is configured)')
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: InitFlags) => {
         const config = configFor(flags);
-        reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName }));
+        reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName, hsm: flags.hsm ?? false }));
       }),
     );
 
-  addDataDir(program.command('serve').description('run the platform (HTTPS API)'))
+  addDataDir(program.command('serve').description('run the platform (HTTPS API and MQTT device broker)'))
     .option('--host <host>', 'address to listen on (default 127.0.0.1; env BULWARK_HTTP_HOST)')
     .option('--port <port>', 'HTTPS API port (default 8443; env BULWARK_HTTP_PORT)')
     .action(action(serve));

@@ -7,11 +7,14 @@ import type { FastifyInstance } from 'fastify';
 import { loadServerTls } from '../pki/ca.js';
 import type { Platform } from '../platform.js';
 import { buildHttpApp } from '../transport/http/app.js';
+import { MqttGateway } from '../transport/mqtt/broker.js';
 
 export interface RunningServer {
   app: FastifyInstance;
   url: string;
   port: number;
+  /** The MQTT broker, unless `mqtt.enabled` is false. */
+  mqtt: MqttGateway | null;
   close(): Promise<void>;
 }
 
@@ -35,6 +38,18 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   const port = typeof address === 'object' && address ? address.port : (options.port ?? config.http.port);
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
 
+  let mqtt: MqttGateway | null = null;
+  if (config.mqtt.enabled) {
+    mqtt = new MqttGateway(platform, config.mqtt, app.log.child({ component: 'mqtt' }));
+    try {
+      await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
+    } catch (error) {
+      await mqtt.close();
+      await app.close();
+      throw error;
+    }
+  }
+
   const checkpoints = setInterval(() => {
     platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));
   }, config.audit.checkpointIntervalSeconds * 1000);
@@ -44,8 +59,10 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     app,
     url: config.http.publicUrl ?? `https://${shownHost}:${port}`,
     port,
+    mqtt,
     close: async () => {
       clearInterval(checkpoints);
+      await mqtt?.close();
       await app.close();
       await platform.audit.checkpoint().catch(() => undefined);
       await platform.close();

@@ -34,7 +34,7 @@ export async function startTestPlatform(engine: EngineUnderTest, configOverrides
   const config = loadConfig({
     dataDir: database.dataDir,
     env: {},
-    overrides: { database: { url: database.url, poolSize: 5 }, http: { port: 0 }, log: { level: logStream ? 'trace' : 'silent' }, ...configOverrides } as never,
+    overrides: { database: { url: database.url, poolSize: 5 }, http: { port: 0 }, mqtt: { port: 0 }, log: { level: logStream ? 'trace' : 'silent' }, ...configOverrides } as never,
   });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
   const platform = await openPlatform(config, { database, clock, env: {} });

@@ -1,0 +1,275 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
+import { connect as tlsConnect } from 'node:net';
+import { connect as rawTls } from 'node:tls';
+import 'reflect-metadata';
+import * as x509 from '@peculiar/x509';
+import mqtt, { type MqttClient } from 'mqtt';
+import { cliActor } from '../../accounts/roles.js';
+import { ENGINES } from '../../testing/engines.js';
+import { Openssl } from '../../testing/openssl.js';
+import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
+import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
+
+const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when `check` holds, polling; fails after `ms`. */
+async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await settle(20);
+  }
+  assert.fail(`not within ${ms} ms: ${what}`);
+}
+
+for (const engine of ENGINES) {
+  describe(`MQTT broker over mutual TLS [${engine.engine}]`, { skip: engine.skip }, () => {
+    let t: TestPlatform;
+    let org: string;
+    let product: string;
+    let port: number;
+    let serial = 0;
+    const clients: MqttClient[] = [];
+    const ssl = new Openssl();
+
+    before(async () => {
+      t = await startTestPlatform(engine, { mqtt: { port: 0, watchIntervalMs: 100, maxPacketBytes: 64 * 1024, connectsPerSecond: 200 } });
+      org = await organizationIdOf(t.platform, t.org);
+      product = await testProduct(t.platform, org);
+      port = t.server.mqtt!.port;
+      ssl.write('ca.pem', t.ca);
+    });
+    after(async () => {
+      for (const c of clients) c.end(true);
+      ssl.close();
+      await t?.close();
+    });
+
+    const device = () => provisionTestDevice(t.platform, org, product, `MQ-${++serial}`);
+
+    /** Connects as the device (its key and certificate); resolves once CONNACK says yes, rejects otherwise. */
+    function connectAs(d: Pick<TestDevice, 'key' | 'cert'> | null, clientId: string, extra: mqtt.IClientOptions = {}): Promise<MqttClient> {
+      return new Promise((resolve, reject) => {
+        const client = mqtt.connect(`mqtts://localhost:${port}`, {
+          clientId,
+          ca: t.ca,
+          ...(d ? { key: d.key, cert: d.cert } : {}),
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+          connectTimeout: 5000,
+          ...extra,
+        });
+        clients.push(client);
+        client.once('connect', () => resolve(client));
+        client.once('error', (error) => {
+          client.end(true);
+          reject(error);
+        });
+        client.once('close', () => reject(new Error('closed before CONNACK')));
+      });
+    }
+
+    /** The SUBACK's granted QoS per filter (mqtt.js rejects when any is 0x80; the packet says which). */
+    const granted = (client: MqttClient, filters: string[]): Promise<number[]> =>
+      client.subscribeAsync(filters, { qos: 1 }).then(
+        (grants) => grants.map((g) => g.qos),
+        (error: { packet?: { granted: number[] } }) => {
+          if (!error.packet) throw error;
+          return error.packet.granted;
+        },
+      );
+    const stored = (deviceId: string) => t.platform.telemetry.store.count(deviceId);
+    const closed = (client: MqttClient) => new Promise<void>((resolve) => (client.disconnected ? resolve() : client.once('close', () => resolve())));
+
+    it('stores QoS 1 telemetry of a device with its certificate, and acknowledges only what is committed', async () => {
+      const d = await device();
+      const client = await connectAs(d, d.id);
+      await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { temperature: 21.5, door: 'open' } }), { qos: 1 });
+      // The PUBACK came back: the row is already there, no waiting.
+      assert.equal(await stored(d.id), 1);
+      await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ batch: [{ ts: t.clock.now() - 2000, values: { t: 1 } }, { ts: t.clock.now() - 1000, values: { t: 2 } }] }), { qos: 1 });
+      assert.equal(await stored(d.id), 3);
+      const rows = await t.platform.telemetry.store.range(d.id, 0, Number.MAX_SAFE_INTEGER, 10);
+      assert.deepEqual(JSON.parse(rows[0]!.data), { t: 1 });
+      const presence = await t.platform.db.selectFrom('device_presence').selectAll().where('device_id', '=', d.id).executeTakeFirstOrThrow();
+      assert.equal(presence.protocol, 'mqtts');
+      assert.notEqual(presence.connected_since, null);
+      await client.endAsync();
+      await eventually(async () => (await t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirstOrThrow()).connected_since === null, 2000, 'presence goes offline');
+    });
+
+    it('answers a bad payload on the device’s error topic, stores nothing, and keeps the connection', async () => {
+      const d = await device();
+      const client = await connectAs(d, d.id);
+      await client.subscribeAsync(`d/${d.id}/errors`, { qos: 0 });
+      const errors: { code: string; message: string }[] = [];
+      client.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString())));
+      for (const bad of ['not json', '[]', '{"values":{}}', '{"values":{"t":"x"},"extra":1}', `{"ts":${Date.UTC(2199, 0)},"values":{"t":1}}`, '{"values":{"t":{"nested":1}}}']) {
+        await client.publishAsync(`d/${d.id}/telemetry`, bad, { qos: 1 });
+      }
+      await eventually(() => errors.length === 6, 3000, 'six error replies');
+      assert.deepEqual(errors.map((e) => e.code), ['payload.not_json', 'payload.invalid', 'payload.invalid', 'payload.invalid', 'payload.invalid_timestamp', 'payload.invalid']);
+      assert.equal(await stored(d.id), 0);
+      assert.equal(client.connected, true);
+      await client.publishAsync(`d/${d.id}/telemetry`, '{"values":{"ok":true}}', { qos: 1 });
+      assert.equal(await stored(d.id), 1);
+    });
+
+    it('attack: publishing on another device’s topic is refused and the connection dropped; nothing lands', async () => {
+      const victim = await device();
+      const attacker = await device();
+      const client = await connectAs(attacker, attacker.id);
+      const gone = closed(client);
+      client.publish(`d/${victim.id}/telemetry`, '{"values":{"spoofed":1}}', { qos: 1 });
+      await gone;
+      assert.equal(await stored(victim.id), 0);
+      assert.equal(await stored(attacker.id), 0);
+    });
+
+    it('attack: #, $SYS, other devices’ topics and shared subscriptions are refused (SUBACK 0x80)', async () => {
+      const d = await device();
+      const other = await device();
+      const client = await connectAs(d, d.id);
+      assert.deepEqual(await granted(client, ['#', '$SYS/#', 'd/+/telemetry', `d/${other.id}/commands/+`, `$share/g/d/${other.id}/#`, 'd/#', `d/${d.id}/commands/+`]), [128, 128, 128, 128, 128, 128, 1]);
+      // The refused subscriptions deliver nothing: another device's telemetry does not reach us.
+      const received: string[] = [];
+      client.on('message', (topic) => received.push(topic));
+      const otherClient = await connectAs(other, other.id);
+      await otherClient.publishAsync(`d/${other.id}/telemetry`, '{"values":{"x":1}}', { qos: 1 });
+      await t.server.mqtt!.publishToDevice(d.id, 'commands/c1', { name: 'reboot' });
+      await eventually(() => received.length >= 1, 2000, 'own command delivered');
+      await settle(200);
+      assert.deepEqual(received, [`d/${d.id}/commands/c1`]);
+    });
+
+    it('attack: a client ID other than the certificate’s device ID is refused at CONNECT', async () => {
+      const d = await device();
+      const other = await device();
+      await assert.rejects(connectAs(d, other.id), /Identifier rejected|client ID/i);
+      await assert.rejects(connectAs(d, `${d.id}-2`), /Identifier rejected|client ID/i);
+    });
+
+    it('attack: no certificate and no token, or a certificate from another CA naming the device, is refused', async () => {
+      const d = await device();
+      await assert.rejects(connectAs(null, d.id), /Not authorized|Bad username/i);
+      // A self-signed certificate with the device's ID as CN and SAN: the TLS layer lets it through
+      // (client certificates are optional there), the broker refuses it.
+      const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+      const crypto = globalThis.crypto;
+      const pair = {
+        privateKey: await crypto.subtle.importKey('pkcs8', keys.privateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']),
+        publicKey: await crypto.subtle.importKey('spki', keys.publicKey.export({ format: 'der', type: 'spki' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']),
+      };
+      const forged = await x509.X509CertificateGenerator.createSelfSigned({
+        serialNumber: d.certSerial,
+        name: `CN=${d.id}`,
+        notBefore: new Date(Date.now() - 60_000),
+        notAfter: new Date(Date.now() + 86_400_000),
+        keys: pair,
+        signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+        extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:bulwark:device:${d.id}` }])],
+      });
+      await assert.rejects(connectAs({ key: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), cert: forged.toString('pem') }, d.id), /Not authorized|closed/i);
+    });
+
+    it('attack: a revoked certificate loses its live session within a second and cannot connect again', async () => {
+      const d = await device();
+      const client = await connectAs(d, d.id);
+      const gone = closed(client);
+      const started = Date.now();
+      await t.platform.pki.revoke({ organizationId: org, serial: d.certSerial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
+      await gone;
+      assert.ok(Date.now() - started < 1000, `dropped after ${Date.now() - started} ms`);
+      await assert.rejects(connectAs(d, d.id), /Not authorized/i);
+    });
+
+    it('disabling drops the session and refuses the next connect; quarantine leaves only the update topics', async () => {
+      const d = await device();
+      const actor = cliActor(org, 'test');
+      let client = await connectAs(d, d.id);
+      let gone = closed(client);
+      await t.platform.devices.service.transition(actor, d.id, 'quarantine', 'test');
+      await gone;
+      client = await connectAs(d, d.id);
+      assert.deepEqual(await granted(client, [`d/${d.id}/updates/#`, `d/${d.id}/commands/+`]), [1, 128]);
+      gone = closed(client);
+      client.publish(`d/${d.id}/telemetry`, '{"values":{"x":1}}', { qos: 1 });
+      await gone;
+      assert.equal(await stored(d.id), 0);
+
+      await t.platform.devices.service.transition(actor, d.id, 'activate');
+      client = await connectAs(d, d.id);
+      gone = closed(client);
+      await t.platform.devices.service.transition(actor, d.id, 'disable');
+      await gone;
+      await assert.rejects(connectAs(d, d.id), /Not authorized/i);
+    });
+
+    it('attack: an oversized packet and a malformed one close that connection; the broker keeps serving', async () => {
+      const d = await device();
+      const client = await connectAs(d, d.id);
+      const gone = closed(client);
+      client.publish(`d/${d.id}/telemetry`, Buffer.alloc(100 * 1024, 0x41), { qos: 0 });
+      await gone;
+      const before = t.server.mqtt!.stats.oversized;
+      assert.ok(before >= 1);
+
+      // Garbage where a CONNECT belongs, over TLS.
+      const garbage = rawTls({ host: '127.0.0.1', port, ca: t.ca, servername: 'localhost', key: d.key, cert: d.cert });
+      await new Promise<void>((resolve) => garbage.once('secureConnect', () => resolve()));
+      const ended = new Promise<void>((resolve) => garbage.once('close', () => resolve()));
+      garbage.write(Buffer.from([0x10, 0xff, 0xff, 0xff, 0xff, 0x7f, 0x00, 0x04, 0x4d]));
+      garbage.on('error', () => undefined);
+      await ended;
+
+      const again = await connectAs(d, d.id);
+      await again.publishAsync(`d/${d.id}/telemetry`, '{"values":{"after":1}}', { qos: 1 });
+      assert.equal(await stored(d.id), 1);
+    });
+
+    it('attack: a connection flood is cut at the TCP accept, before any TLS work, and devices still connect after it', async () => {
+      const sockets = Array.from({ length: 600 }, () => {
+        const s = tlsConnect({ host: '127.0.0.1', port });
+        s.on('error', () => undefined);
+        return s;
+      });
+      await settle(300);
+      for (const s of sockets) s.destroy();
+      assert.ok(t.server.mqtt!.stats.connectionsRefused > 0, 'some connections refused');
+      await settle(1100);
+      const d = await device();
+      const client = await connectAs(d, d.id);
+      assert.equal(client.connected, true);
+    });
+
+    it('mosquitto_pub (Debian mosquitto-clients) with a device certificate publishes telemetry that lands, and is refused on another device’s topic', async () => {
+      const d = await device();
+      const other = await device();
+      ssl.write('dev.pem', d.cert);
+      ssl.write('dev.key', d.key);
+      const pub = (topic: string) =>
+        new Promise<{ code: number; output: string }>((resolve) => {
+          execFile(
+            'mosquitto_pub',
+            ['-h', 'localhost', '-p', String(port), '--cafile', `${ssl.dir}/ca.pem`, '--cert', `${ssl.dir}/dev.pem`, '--key', `${ssl.dir}/dev.key`, '-i', d.id, '-q', '1', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub"}}'],
+            { timeout: 15_000 },
+            (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+          );
+        });
+      const ok = await pub(`d/${d.id}/telemetry`);
+      assert.equal(ok.code, 0, ok.output);
+      assert.equal(await stored(d.id), 1);
+      await pub(`d/${other.id}/telemetry`);
+      assert.equal(await stored(other.id), 0);
+      assert.ok(t.server.mqtt!.stats.aclDenied > 0);
+    });
+
+    it('refuses MQTT 5 clients with "unacceptable protocol version" (Aedes speaks 3.1.1)', async () => {
+      const d = await device();
+      await assert.rejects(connectAs(d, d.id, { protocolVersion: 5 }), /protocol|closed/i);
+    });
+  });
+}

@@ -1,0 +1,438 @@
+/**
+ * The device gateway: an Aedes MQTT broker in the platform process, listening on TLS (8883 by
+ * default) with client certificates requested and checked against the device issuing CA, our
+ * issued-certificate records and the device's status. A device without a certificate logs in
+ * with its device ID as user name and a short-lived HMAC token as password. Every packet then
+ * goes through the identity-bound ACL (acl.ts); telemetry is validated and acknowledged only once
+ * committed (telemetry/ingest.ts); status changes and revocations made on any node drop the
+ * device's live session within a second (the credential watcher polls the shared database).
+ *
+ * Plain MQTT (no TLS) is off; `mqtt.plainPort` opens it for token-authenticated devices only.
+ */
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import type { BaseLogger } from 'pino';
+import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
+import type { Platform } from '../../platform.js';
+import { PayloadError, parseTelemetry } from '../../telemetry/payloads.js';
+import { TelemetryWriter } from '../../telemetry/ingest.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, mayDeliver } from './acl.js';
+import { PacketSizeGuard, TokenBucket } from './guard.js';
+
+export interface MqttOptions {
+  host: string;
+  /** TLS listener (0 picks a free port). */
+  port: number;
+  /** Plain MQTT for token-authenticated devices; null keeps it closed. */
+  plainPort: number | null;
+  maxPacketBytes: number;
+  maxConnections: number;
+  /** New TCP connections accepted per second (a reconnect storm or a flood is cut before the TLS handshake). */
+  connectsPerSecond: number;
+  /** Messages per second per device, with this burst. */
+  publishesPerSecond: number;
+  publishBurst: number;
+  /** How often the credential watcher polls for status changes and revocations. */
+  watchIntervalMs: number;
+  /** Telemetry group commit. */
+  maxBatch: number;
+  maxPending: number;
+}
+
+export interface TlsMaterial {
+  cert: string;
+  key: string;
+  /** Trust anchors for client certificates: the device issuing CA and the root. */
+  clientCa: string;
+}
+
+interface Session {
+  client: Client;
+  identity: DeviceIdentity;
+  bucket: TokenBucket;
+  remote: string;
+  protocol: 'mqtts' | 'mqtt';
+  expiry: NodeJS.Timeout | null;
+}
+
+export interface GatewayStats {
+  connectionsRefused: number;
+  authFailures: number;
+  aclDenied: number;
+  payloadErrors: number;
+  oversized: number;
+  rateLimitedDrops: number;
+  telemetryMessages: number;
+  sessionsDropped: number;
+}
+
+const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2 } as const;
+/** A device this far behind its rate limit is disconnected rather than queued further. */
+const MAX_RATE_DEBT_MS = 10_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+function authError(message: string, code: number): AuthenticateError {
+  return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
+}
+
+export class MqttGateway {
+  readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, telemetryMessages: 0, sessionsDropped: 0 };
+  readonly writer: TelemetryWriter;
+  private broker!: Aedes;
+  private tlsServer: TlsServer | null = null;
+  private plainServer: TcpServer | null = null;
+  private readonly sessions = new Map<string, Session>();
+  private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
+  private readonly connectBucket: TokenBucket;
+  private watcher: NodeJS.Timeout | null = null;
+  private watermark = { devices: 0, revocations: 0 };
+  private watching = false;
+  private closed = false;
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly options: MqttOptions,
+    private readonly log: Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'>,
+  ) {
+    this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
+    this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
+  }
+
+  get port(): number {
+    const address = this.tlsServer?.address();
+    return typeof address === 'object' && address ? address.port : this.options.port;
+  }
+
+  get plainListenerPort(): number | null {
+    const address = this.plainServer?.address();
+    return typeof address === 'object' && address ? address.port : null;
+  }
+
+  /** Connected devices on this node. */
+  connectedDevices(): string[] {
+    return [...this.sessions.keys()];
+  }
+
+  async start(tls: TlsMaterial): Promise<void> {
+    this.broker = await Aedes.createBroker({
+      id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      maxClientsIdLength: 128,
+      connectTimeout: 10_000,
+      keepaliveLimit: 1200,
+      drainTimeout: 30_000,
+      maxTopicLevels: 16,
+      queueLimit: 100,
+      concurrency: 1000,
+      heartbeatInterval: 60_000,
+      authenticate: (client, username, password, done) => {
+        this.authenticate(client, username, password).then(
+          () => done(null, true),
+          (error: unknown) => done(error as AuthenticateError, false),
+        );
+      },
+      authorizePublish: (client, packet, done) => {
+        if (!client) return done(null); // the platform's own publishes
+        this.authorizePublish(client, packet.topic, packet.payload as Buffer, packet.qos).then(
+          () => {
+            packet.retain = false;
+            done(null);
+          },
+          (error: Error) => done(error),
+        );
+      },
+      authorizeSubscribe: (client, subscription, done) => {
+        const session = this.sessionOf(client);
+        const decision = session ? authorizeDeviceSubscribe(session.identity.deviceId, session.identity.status, subscription.topic) : { ok: false as const, reason: 'no session' };
+        if (!decision.ok) {
+          this.stats.aclDenied++;
+          this.log.warn({ deviceId: client.id, filter: subscription.topic.slice(0, 300), reason: decision.reason }, 'mqtt subscribe refused');
+          return done(null, null);
+        }
+        done(null, { ...subscription, qos: Math.min(subscription.qos, 1) as 0 | 1 });
+      },
+      authorizeForward: (client, packet) => {
+        const session = this.sessionOf(client);
+        return session && mayDeliver(session.identity.deviceId, session.identity.status, packet.topic) ? packet : null;
+      },
+    });
+    this.broker.on('clientReady', (client: Client) => this.onReady(client));
+    this.broker.on('clientDisconnect', (client: Client) => this.onDisconnect(client));
+    this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ deviceId: client.id, err: error.message }, 'mqtt client error'));
+    this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
+
+    this.tlsServer = createTlsServer(
+      { cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 },
+      (socket) => this.accept(socket, 'mqtts'),
+    );
+    this.guardListener(this.tlsServer);
+    await listen(this.tlsServer, this.options.port, this.options.host);
+    if (this.options.plainPort !== null) {
+      this.plainServer = createTcpServer((socket) => this.accept(socket, 'mqtt'));
+      this.guardListener(this.plainServer);
+      await listen(this.plainServer, this.options.plainPort, this.options.host);
+      this.log.warn({ port: this.plainListenerPort }, 'plain MQTT listener open: only symmetric-token devices, credentials travel unencrypted');
+    }
+
+    this.watermark = { devices: this.platform.clock.now(), revocations: this.platform.clock.now() };
+    this.watcher = setInterval(() => void this.watchCredentials(), this.options.watchIntervalMs);
+    this.watcher.unref();
+  }
+
+  /** Sends a message to a device (QoS 1); it arrives if the device is subscribed and may receive it. */
+  publishToDevice(deviceId: string, suffix: string, payload: unknown): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.broker.publish({ cmd: 'publish', topic: deviceTopic(deviceId, suffix), payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false, dup: false }, (error) =>
+        error ? reject(error) : resolve(),
+      );
+    });
+  }
+
+  /**
+   * Re-checks the live session of a device now (the in-process shortcut of the watcher): drops it
+   * when the device's status changed since it authenticated or its certificate was revoked.
+   */
+  async recheck(deviceId: string): Promise<void> {
+    const session = this.sessions.get(deviceId);
+    if (!session) return;
+    const row = await this.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
+    if (!row || row.status !== session.identity.status) return this.drop(session, `device is now ${row?.status ?? 'deleted'}`);
+    if (session.identity.credential.type === 'certificate') {
+      const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', session.identity.credential.certificateSerial).executeTakeFirst();
+      if (cert?.status !== 'active') this.drop(session, 'certificate revoked');
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.watcher) clearInterval(this.watcher);
+    for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
+    const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
+    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    if (this.broker) await new Promise<void>((resolve) => this.broker.close(() => resolve()));
+    await this.writer.drain();
+  }
+
+  // --- connections -------------------------------------------------------------------------
+
+  private guardListener(server: TlsServer | TcpServer): void {
+    server.maxConnections = this.options.maxConnections;
+    // The raw TCP connection, before any TLS work: refuse beyond the connect rate.
+    server.on('connection', (socket: Socket) => {
+      if (!this.connectBucket.take(Date.now())) {
+        this.stats.connectionsRefused++;
+        socket.destroy();
+      }
+    });
+    server.on('tlsClientError', () => undefined);
+    server.on('error', (error) => this.log.error({ err: error }, 'mqtt listener error'));
+  }
+
+  private accept(socket: Socket, protocol: 'mqtts' | 'mqtt'): void {
+    socket.setNoDelay(true);
+    const conn = new PacketSizeGuard(socket, this.options.maxPacketBytes, (error) => {
+      this.stats.oversized++;
+      this.log.warn({ remote: socket.remoteAddress, size: error.size, limit: error.limit }, 'mqtt packet too large: connection closed');
+    });
+    conn.on('error', () => undefined);
+    this.sockets.set(conn, { socket, protocol });
+    this.broker.handle(conn);
+  }
+
+  private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
+    const transport = this.sockets.get(client.conn);
+    if (!transport) throw authError('no transport', RETURN.notAuthorized);
+    let identity: DeviceIdentity;
+    try {
+      identity = await this.identify(transport.socket, transport.protocol, username, password);
+    } catch (error) {
+      this.stats.authFailures++;
+      const reason = error instanceof DeviceAuthenticationError ? error.reason : (error as Error).message;
+      this.log.warn({ clientId: client.id?.slice(0, 130), remote: transport.socket.remoteAddress, reason }, 'mqtt authentication refused');
+      throw authError('not authorized', error instanceof DeviceAuthenticationError && error.reason === 'bad_signature' ? RETURN.badCredentials : RETURN.notAuthorized);
+    }
+    if (client.id !== identity.deviceId) {
+      this.stats.authFailures++;
+      this.log.warn({ clientId: client.id?.slice(0, 130), deviceId: identity.deviceId }, 'mqtt client ID does not match the device identity');
+      throw authError('client ID must be the device ID', RETURN.identifierRejected);
+    }
+    if (identity.status !== 'active' && identity.status !== 'quarantined') throw authError('not authorized', RETURN.notAuthorized);
+    const previous = this.sessions.get(identity.deviceId);
+    if (previous?.expiry) clearTimeout(previous.expiry);
+    const session: Session = {
+      client,
+      identity,
+      bucket: new TokenBucket(this.options.publishesPerSecond, this.options.publishBurst, Date.now()),
+      remote: transport.socket.remoteAddress ?? '',
+      protocol: transport.protocol,
+      expiry: null,
+    };
+    const expiresAt = identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
+    const remaining = expiresAt - this.platform.clock.now();
+    session.expiry = setTimeout(() => this.drop(session, 'credential expired'), Math.min(Math.max(remaining, 0), MAX_TIMER_MS));
+    session.expiry.unref();
+    this.sessions.set(identity.deviceId, session);
+  }
+
+  private async identify(socket: Socket, protocol: 'mqtts' | 'mqtt', username: string | undefined, password: Buffer | undefined): Promise<DeviceIdentity> {
+    if (protocol === 'mqtts') {
+      const tlsSocket = socket as TLSSocket;
+      const peer = tlsSocket.getPeerX509Certificate();
+      if (peer) {
+        if (!tlsSocket.authorized) throw new DeviceAuthenticationError('unknown_issuer');
+        return this.platform.devices.identity.fromCertificate(peer);
+      }
+    }
+    if (!username || !password) throw new DeviceAuthenticationError('malformed');
+    return this.platform.devices.symmetricKeys.authenticate(username, password.toString('utf8'));
+  }
+
+  private sessionOf(client: Client | null): Session | undefined {
+    if (!client) return undefined;
+    const session = this.sessions.get(client.id);
+    return session && session.client === client ? session : undefined;
+  }
+
+  private onReady(client: Client): void {
+    const session = this.sessionOf(client);
+    if (!session) return;
+    void this.recordPresence(session, true);
+  }
+
+  private onDisconnect(client: Client): void {
+    const session = this.sessionOf(client);
+    if (!session) return;
+    if (session.expiry) clearTimeout(session.expiry);
+    this.sessions.delete(client.id);
+    void this.recordPresence(session, false);
+  }
+
+  private drop(session: Session, reason: string): void {
+    if (this.sessions.get(session.identity.deviceId) !== session) return;
+    this.stats.sessionsDropped++;
+    this.log.info({ deviceId: session.identity.deviceId, reason }, 'mqtt session dropped');
+    session.client.close();
+  }
+
+  private async recordPresence(session: Session, connected: boolean): Promise<void> {
+    const now = this.platform.clock.now();
+    const { deviceId, organizationId } = session.identity;
+    const row = { device_id: deviceId, organization_id: organizationId, connected_since: connected ? now : null, node_id: this.broker.id, remote_address: session.remote, protocol: session.protocol, changed_at: now };
+    try {
+      await this.platform.db
+        .insertInto('device_presence')
+        .values(row)
+        .onConflict((oc) => oc.column('device_id').doUpdateSet({ connected_since: row.connected_since, node_id: row.node_id, remote_address: row.remote_address, protocol: row.protocol, changed_at: now }))
+        .execute();
+      await this.platform.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', deviceId).execute();
+    } catch (error) {
+      this.log.error({ err: error, deviceId }, 'presence not recorded');
+    }
+  }
+
+  // --- messages ----------------------------------------------------------------------------
+
+  private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<void> {
+    const session = this.sessionOf(client);
+    if (!session) throw new Error('no session');
+    const { deviceId, status } = session.identity;
+    const decision = authorizeDevicePublish(deviceId, status, topic);
+    if (!decision.ok) {
+      this.stats.aclDenied++;
+      this.log.warn({ deviceId, topic: topic.slice(0, 300), reason: decision.reason }, 'mqtt publish refused: disconnecting');
+      throw new Error(decision.reason);
+    }
+    const wait = session.bucket.borrow(Date.now());
+    if (wait > 0) {
+      if (qos === 0) {
+        this.stats.rateLimitedDrops++;
+        return;
+      }
+      if (wait > MAX_RATE_DEBT_MS) throw new Error('publish rate far beyond the limit');
+      await new Promise((resolve) => setTimeout(resolve, wait));
+    }
+    switch (decision.value.kind) {
+      case 'telemetry':
+        return this.ingest(session, topic, payload, qos);
+      case 'presence':
+        return;
+      default:
+        this.replyError(deviceId, topic, 'channel.unavailable', 'This channel is not served yet by this platform version');
+    }
+  }
+
+  private async ingest(session: Session, topic: string, payload: Buffer, qos: number): Promise<void> {
+    const { deviceId, organizationId } = session.identity;
+    const now = this.platform.clock.now();
+    let readings;
+    try {
+      readings = parseTelemetry(payload, now);
+    } catch (error) {
+      if (!(error instanceof PayloadError)) throw error;
+      this.stats.payloadErrors++;
+      this.replyError(deviceId, topic, error.code, error.message);
+      return; // acknowledged (a retry would fail the same way), not stored
+    }
+    const rows = readings.map((r) => ({ organization_id: organizationId, device_id: deviceId, ts: r.ts, received_at: now, data: JSON.stringify(r.values) }));
+    this.stats.telemetryMessages++;
+    if (qos === 0) {
+      if (!this.writer.offer(rows)) this.stats.rateLimitedDrops++;
+      return;
+    }
+    await this.writer.write(rows);
+  }
+
+  private replyError(deviceId: string, topic: string, code: string, message: string): void {
+    this.broker.publish(
+      { cmd: 'publish', topic: deviceTopic(deviceId, 'errors'), payload: Buffer.from(JSON.stringify({ topic, code, message })), qos: 0, retain: false, dup: false },
+      () => undefined,
+    );
+  }
+
+  // --- credential watcher ------------------------------------------------------------------
+
+  /** Drops sessions whose device left `active`/its authenticated status, or whose certificate was revoked, on any node. */
+  private async watchCredentials(): Promise<void> {
+    if (this.watching || this.sessions.size === 0) return;
+    this.watching = true;
+    try {
+      const devices = await this.platform.db
+        .selectFrom('devices')
+        .select(['id', 'status', 'updated_at'])
+        .where('updated_at', '>=', this.watermark.devices)
+        .where('status', 'in', ['quarantined', 'disabled', 'retired'])
+        .execute();
+      for (const row of devices) {
+        this.watermark.devices = Math.max(this.watermark.devices, row.updated_at);
+        const session = this.sessions.get(row.id);
+        if (session && session.identity.status !== row.status) this.drop(session, `device is now ${row.status}`);
+      }
+      const revoked = await this.platform.db
+        .selectFrom('issued_certificates')
+        .select(['serial', 'device_id', 'revoked_at'])
+        .where('revoked_at', '>=', this.watermark.revocations)
+        .execute();
+      for (const row of revoked) {
+        this.watermark.revocations = Math.max(this.watermark.revocations, row.revoked_at ?? 0);
+        const session = this.sessions.get(row.device_id);
+        if (session?.identity.credential.type === 'certificate' && session.identity.credential.certificateSerial === row.serial) this.drop(session, 'certificate revoked');
+      }
+    } catch (error) {
+      this.log.error({ err: error }, 'credential watcher failed');
+    } finally {
+      this.watching = false;
+    }
+  }
+}
+
+function listen(server: TlsServer | TcpServer, port: number, host: string): Promise<void> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve();
+    });
+  });
+}
+
