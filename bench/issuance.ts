@@ -12,8 +12,9 @@ import { availableParallelism, loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import * as x509 from '@peculiar/x509';
-import { createIssuingCa, createRootCa, exportPkcs8Pem } from '../packages/server/src/pki/ca.js';
+import { createIssuingCa, createRootCa } from '../packages/server/src/pki/ca.js';
 import { CertificateIssuer } from '../packages/server/src/pki/issuer.js';
+import { generateSoftwareSigner, importSoftwareSigner } from '../packages/server/src/pki/signer.js';
 import { machine, median, table } from './support/measure.js';
 
 const AIM_PER_SECOND = 2000;
@@ -31,7 +32,7 @@ interface WorkerInput extends Material {
 }
 
 async function issuerFor(material: Material): Promise<CertificateIssuer> {
-  return CertificateIssuer.create(material.caCert, material.caKey, { crlUrl: 'https://bulwark.example/pki/crl.pem' });
+  return CertificateIssuer.create(material.caCert, await importSoftwareSigner(material.caKey), { crlUrl: 'https://bulwark.example/pki/crl.pem' });
 }
 
 /** Issues round-robin from the CSR pool for `durationMs`; returns certificates per second. */
@@ -88,7 +89,8 @@ async function material(): Promise<Material> {
   x509.cryptoProvider.set(webcrypto as unknown as Crypto);
   const now = new Date();
   const root = await createRootCa('CN=Bench Root CA', now);
-  const device = await createIssuingCa(root, 'CN=Bench Device Issuing CA', now);
+  const deviceKey = await generateSoftwareSigner();
+  const device = await createIssuingCa(root, 'CN=Bench Device Issuing CA', now, deviceKey);
   const csrs = await Promise.all(
     Array.from({ length: CSR_POOL }, async (_v, i) => {
       const keys = (await webcrypto.subtle.generateKey(EC_P256, false, ['sign', 'verify'])) as unknown as CryptoKeyPair;
@@ -96,7 +98,7 @@ async function material(): Promise<Material> {
       return { deviceId: `bench-${i}`, pem: csr.toString('pem') };
     }),
   );
-  return { caCert: device.cert.toString('pem'), caKey: await exportPkcs8Pem(device.keys.privateKey), csrs };
+  return { caCert: device.cert.toString('pem'), caKey: await deviceKey.exportPkcs8Pem(), csrs };
 }
 
 async function main(): Promise<void> {

@@ -49,6 +49,7 @@ export async function startBenchPlatform(options: { postgres: boolean }): Promis
     overrides: {
       database: { url, poolSize: 10 },
       http: { port: 0, rateLimitPerMinute: 1_000_000_000 },
+      mqtt: { port: 0, connectsPerSecond: 100_000, publishesPerSecond: 1_000_000, publishBurst: 1_000_000 },
       auth: { loginRateLimitPerMinute: 1_000_000_000 },
       log: { level: 'warn' },
     },

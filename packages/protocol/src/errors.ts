@@ -37,6 +37,12 @@ export const ErrorCodes = {
   deviceSerialTaken: 'device.serial_taken',
   deviceImportRejected: 'device.import_rejected',
   deviceAuthFailed: 'device.auth_failed',
+  enrollmentGroupExists: 'enrollment_group.exists',
+  enrollmentGroupDisabled: 'enrollment_group.disabled',
+  deviceCertificateRequired: 'device.certificate_required',
+  deviceNotEnrollable: 'device.not_enrollable',
+  bootstrapCaInvalid: 'pki.bootstrap_ca_invalid',
+  bootstrapCaExists: 'pki.bootstrap_ca_exists',
   productExists: 'product.exists',
 } as const;
 

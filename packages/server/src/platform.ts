@@ -18,16 +18,21 @@ import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
 import { AuditService } from './audit/service.js';
+import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { EnrollmentService } from './devices/enrollment.js';
+import { DeviceCertificateVerifier } from './devices/identity.js';
 import { DevicesService } from './devices/service.js';
 import { DevicesStore } from './devices/store.js';
+import { SymmetricKeyService } from './devices/symmetric-keys.js';
 import { systemClock, type Clock } from './clock.js';
 import { loadMasterKey, type SecretBox } from './keys/master-key.js';
+import { pkcs11Options, TokenAccess } from './keys/pkcs11.js';
 import { SigningKeys } from './keys/signing-keys.js';
 import type { Config } from './ops/config.js';
 import { loadDeviceIssuingCa } from './pki/ca.js';
 import { PkiService } from './pki/service.js';
 import { openDatabase, type DatabaseHandle } from './storage/database.js';
+import { TelemetryStore } from './telemetry/store.js';
 import { migrateToLatest } from './storage/migrate.js';
 import type { Database } from './storage/schema.js';
 
@@ -49,11 +54,14 @@ export interface Platform {
   db: Kysely<Database>;
   database: DatabaseHandle;
   box: SecretBox;
+  /** The configured PKCS#11 token (keys.pkcs11), opened on first use; null without one. */
+  hsm: TokenAccess | null;
   mailer: Mailer;
   audit: AuditService;
   signingKeys: SigningKeys;
-  devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService };
+  devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService; symmetricKeys: SymmetricKeyService; identity: DeviceCertificateVerifier; bootstrapCas: BootstrapCaService };
   pki: PkiService;
+  telemetry: { store: TelemetryStore };
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -73,6 +81,8 @@ export interface Platform {
 
 export async function openPlatform(config: Config, options: PlatformOptions = {}): Promise<Platform> {
   const clock = options.clock ?? systemClock;
+  const pkcs11 = config.keys?.pkcs11;
+  const hsm = pkcs11 ? new TokenAccess(() => pkcs11Options(pkcs11, options.env ?? process.env)) : null;
   const box = loadMasterKey(config.dataDir, options.env);
   const database =
     options.database ??
@@ -99,8 +109,17 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
   const devicesStore = new DevicesStore(db);
   const devicesService = new DevicesService(devicesStore, audit, clock);
-  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, box), { crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem` });
-  const devices = { store: devicesStore, service: devicesService, enrollment: new EnrollmentService(devicesService, pki, tokens, audit, clock) };
+  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), { crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem` });
+  const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
+  const bootstrapCas = new BootstrapCaService(db, audit, clock);
+  const devices = {
+    store: devicesStore,
+    service: devicesService,
+    enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas),
+    identity,
+    bootstrapCas,
+    symmetricKeys: new SymmetricKeyService(db, devicesStore, box, audit, clock, { maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds }),
+  };
 
   return {
     config,
@@ -108,14 +127,17 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     db,
     database,
     box,
+    hsm,
     mailer,
     audit,
     signingKeys,
     devices,
     pki,
+    telemetry: { store: new TelemetryStore(db, database.engine) },
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
+      hsm?.close();
       if (!options.database) await database.close();
     },
   };

@@ -1,19 +1,24 @@
 /**
  * `bulwark devices …`: the platform admin's door to the device registry, through the same
  * service as the HTTP API: list, register, import a file (JSON lines or CSV, all rows or none,
- * every bad line printed), and the lifecycle actions. A device is named by its serial or its ID.
+ * every bad line printed), the lifecycle actions, and credentials: one-time enrollment tokens,
+ * credential rotation and certificate revocation. A device is named by its serial or its ID.
  */
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import type { Actor } from '../accounts/roles.js';
+import { auditActor, type Actor } from '../accounts/roles.js';
+import { ROTATION_REASONS, type RotationReason } from '../devices/enrollment.js';
 import { ImportRejectedError, type RowError } from '../devices/errors.js';
 import { DEFAULT_MAX_ROWS, parseImport, type ImportFormat } from '../devices/import-format.js';
 import { DEVICE_STATUSES, LIFECYCLE_ACTIONS, type LifecycleAction } from '../devices/lifecycle.js';
 import type { DeviceView } from '../devices/model.js';
-import { NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { AlreadyRevokedError } from '../pki/errors.js';
 import type { Platform } from '../platform.js';
+import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import type { DeviceStatus } from '../storage/schema.js';
 import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
+import { registerSymmetricKeyCommands } from './symmetric-keys.js';
 
 /** A file read from disk may be larger than an HTTP body; still bounded so a mistake cannot exhaust memory. */
 const MAX_FILE_BYTES = 256 * 1024 * 1024;
@@ -54,6 +59,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 
 export function registerDevicesCommands(program: Command): void {
   const devices = program.command('devices').description('register, import, list and manage devices');
+  registerSymmetricKeyCommands(devices);
 
   orgCommand(devices, 'add-product', 'create a product (a device model)')
     .requiredOption('--name <name>', 'product name, unique in the organization')
@@ -162,4 +168,50 @@ export function registerDevicesCommands(program: Command): void {
         ),
       );
   }
+
+  orgCommand(devices, 'enrollment-token', 'create the one-time token with which a device enrolls over EST (24 hours; voids its earlier tokens)')
+    .argument('<device>', 'serial or platform ID')
+    .action(
+      action((ref: string, flags: OrgFlags) =>
+        withPlatform(flags, async (platform) => {
+          const actor = await actorForOrganization(platform, flags.org);
+          const id = await deviceId(platform, actor, ref);
+          const created = await platform.devices.enrollment.createEnrollmentToken(actor, id);
+          print(flags, { deviceId: id, token: created.token, expiresAt: created.expiresAt.toISOString() }, () => `Enrollment token for ${ref} (until ${created.expiresAt.toISOString()}, shown once):\n${created.token}`);
+        }),
+      ),
+    );
+
+  orgCommand(devices, 'rotate-credentials', "revoke every certificate of a device and create a new enrollment token")
+    .argument('<device>', 'serial or platform ID')
+    .option('--reason <reason>', `one of ${ROTATION_REASONS.join(', ')}`, 'superseded')
+    .action(
+      action((ref: string, flags: OrgFlags & { reason: string }) =>
+        withPlatform(flags, async (platform) => {
+          if (!(ROTATION_REASONS as readonly string[]).includes(flags.reason)) throw new ValidationError(`--reason must be one of ${ROTATION_REASONS.join(', ')}`);
+          const actor = await actorForOrganization(platform, flags.org);
+          const rotated = await platform.devices.enrollment.rotateCredentials(actor, await deviceId(platform, actor, ref), flags.reason as RotationReason);
+          print(flags, { ...rotated, expiresAt: rotated.expiresAt.toISOString() }, () =>
+            [`Revoked ${rotated.revoked.length} certificate(s) of ${ref}${rotated.revoked.length ? `: ${rotated.revoked.join(', ')}` : ''}`, `New enrollment token (until ${rotated.expiresAt.toISOString()}, shown once):`, rotated.token].join('\n'),
+          );
+        }),
+      ),
+    );
+
+  orgCommand(devices, 'revoke-cert', 'revoke one device certificate by serial (the CRL is republished)')
+    .argument('<serial>', 'certificate serial, hex (openssl x509 -serial prints it)')
+    .option('--reason <reason>', `one of ${REVOCATION_REASONS.join(', ')}`, 'unspecified')
+    .action(
+      action((serial: string, flags: OrgFlags & { reason: string }) =>
+        withPlatform(flags, async (platform) => {
+          const actor = await actorForOrganization(platform, flags.org);
+          const revoked = await platform.pki.revoke({ organizationId: actor.organizationId, serial, reason: flags.reason as RevocationReason }, auditActor(actor)).catch((error: unknown) => {
+            // Exit 5 like every other conflict.
+            if (error instanceof AlreadyRevokedError) throw new ConflictError(error.message, error.details, error.code);
+            throw error;
+          });
+          print(flags, { serial: revoked.serial, revokedAt: revoked.revokedAt.toISOString() }, () => `Certificate ${revoked.serial} revoked`);
+        }),
+      ),
+    );
 }

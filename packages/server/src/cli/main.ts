@@ -7,6 +7,7 @@ import { registerAuditCommands } from './audit.js';
 import { registerDevicesCommands } from './devices.js';
 import { EXIT } from './context.js';
 import { registerKeysCommands } from './keys.js';
+import { registerPkiCommands } from './pki.js';
 import { registerServeCommands } from './serve.js';
 
 export function buildProgram(): Command {
@@ -20,6 +21,7 @@ export function buildProgram(): Command {
   registerAuditCommands(program);
   registerDevicesCommands(program);
   registerKeysCommands(program);
+  registerPkiCommands(program);
   return program;
 }
 

@@ -14,6 +14,7 @@ import { cliActor } from '../accounts/roles.js';
 import { loadConfig } from '../ops/config.js';
 import { DEFAULT_INIT, initialize } from '../ops/init.js';
 import { openPlatform } from '../platform.js';
+import { Openssl, P256 } from '../testing/openssl.js';
 
 const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 
@@ -34,6 +35,8 @@ function bulwark(args: string[]): Promise<{ code: number | null; stdout: string;
 describe('bulwark devices (CLI, SQLite)', () => {
   let dir: string;
   let d: string[];
+  const certificates: string[] = [];
+  const ssl = new Openssl();
   before(async () => {
     dir = mkdtempSync(join(tmpdir(), 'bulwark-devices-cli-'));
     d = ['--data-dir', join(dir, 'data'), '--org', 'default'];
@@ -43,12 +46,18 @@ describe('bulwark devices (CLI, SQLite)', () => {
     const platform = await openPlatform(config, { env: {} });
     try {
       const org = await platform.accounts.store.organizationBySlug(init.organization.slug);
-      await platform.devices.service.createProduct(cliActor(org!.id, 'test'), { name: 'Sensor' });
+      const actor = cliActor(org!.id, 'test');
+      const product = await platform.devices.service.createProduct(actor, { name: 'Sensor' });
+      const device = await platform.devices.service.register(actor, { serial: 'CRED-1', productId: product.id });
+      for (const name of ['a', 'b', 'c']) certificates.push((await platform.devices.enrollment.provision(actor, device.id, await ssl.csr(name, `/CN=${device.id}`, P256))).serial);
     } finally {
       await platform.close();
     }
   });
-  after(() => rmSync(dir, { recursive: true, force: true }));
+  after(() => {
+    ssl.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   it('imports nothing from a file with a bad line (exit 2, the line named), then all of a good CSV; retires by serial and refuses to bring it back (exit 5)', async () => {
     const bad = join(dir, 'bad.ndjson');
@@ -72,5 +81,27 @@ describe('bulwark devices (CLI, SQLite)', () => {
     const page = JSON.parse(listed.stdout) as { devices: { serial: string; status: string }[] };
     assert.deepEqual(page.devices.map((x) => `${x.serial}:${x.status}`), ['S-1:pending', 'S-2:retired', 'S-3:pending', 'S-4:pending', 'S-5:pending']);
     assert.equal(unknown.code, 4, unknown.stderr);
+  });
+
+  it('creates an enrollment token, revokes one certificate (exit 5 the second time, 4 for an unknown one), then rotates the rest away', async () => {
+    const [created, revoked, badReason] = await Promise.all([
+      bulwark(['devices', 'enrollment-token', 'CRED-1', ...d, '--json']),
+      bulwark(['devices', 'revoke-cert', certificates[0]!, ...d, '--reason', 'keyCompromise']),
+      bulwark(['devices', 'rotate-credentials', 'CRED-1', ...d, '--reason', 'whim']),
+    ]);
+    assert.equal(created.code, 0, created.stderr);
+    assert.match(JSON.parse(created.stdout).token, /^bwt_/);
+    assert.equal(revoked.code, 0, revoked.stderr);
+    assert.match(revoked.stdout, new RegExp(`Certificate ${certificates[0]} revoked`));
+    assert.equal(badReason.code, 2, badReason.stderr);
+    const [twice, unknown] = await Promise.all([bulwark(['devices', 'revoke-cert', certificates[0]!, ...d]), bulwark(['devices', 'revoke-cert', 'abcdef', ...d])]);
+    assert.equal(twice.code, 5, twice.stderr);
+    assert.match(twice.stderr, /pki\.already_revoked/);
+    assert.equal(unknown.code, 4, unknown.stderr);
+    const rotated = await bulwark(['devices', 'rotate-credentials', 'CRED-1', ...d, '--reason', 'keyCompromise', '--json']);
+    assert.equal(rotated.code, 0, rotated.stderr);
+    const body = JSON.parse(rotated.stdout) as { revoked: string[]; token: string };
+    assert.deepEqual([...body.revoked].sort(), certificates.slice(1).sort());
+    assert.match(body.token, /^bwt_/);
   });
 });

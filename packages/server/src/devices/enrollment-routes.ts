@@ -1,20 +1,25 @@
 /**
- * The doors of device enrollment. Under /api/v1: factory provisioning (one CSR or a batch) and
- * one-time enrollment tokens, for operators and API keys with devices:write. Under
- * /.well-known/est (RFC 7030): `cacerts` and `simpleenroll` (base64 DER PKCS#10 in, base64 PKCS#7
- * certs-only out), so a device with only openssl and curl can enroll with its token. The
- * application/pkcs10 parser is this plugin's own.
+ * The doors of device enrollment. Under /api/v1: factory provisioning (one CSR or a batch),
+ * one-time enrollment tokens, credential rotation and bootstrap CAs, for operators and API keys
+ * with devices:write. Under /.well-known/est (RFC 7030): `cacerts`, `simpleenroll` (an enrollment
+ * token as bearer, or a bootstrap certificate as TLS client certificate) and `simplereenroll` (the
+ * device's current certificate as TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7
+ * certs-only out, so a device with only openssl and curl can enroll. The application/pkcs10
+ * parser is this plugin's own.
  */
+import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { Type } from 'typebox';
+import { ErrorCodes } from '@bulwark/protocol';
 import { AuthenticationError, ValidationError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { MAX_ENROLLMENT_BATCH, type EnrolledCertificate } from './enrollment.js';
+import { bootstrapCaRoutes } from './bootstrap-routes.js';
+import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate } from './enrollment.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const CsrPem = Type.String({ minLength: 1, maxLength: 16_384, description: 'PKCS#10 CSR (PEM) whose subject CN is the device ID' });
@@ -38,10 +43,25 @@ function csrFromBase64(body: unknown): string {
   return `-----BEGIN CERTIFICATE REQUEST-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
 }
 
-function bearer(request: FastifyRequest): string {
-  const match = /^Bearer\s+(\S+)$/i.exec(request.headers.authorization ?? '');
-  if (!match) throw new AuthenticationError('EST enrollment needs "Authorization: Bearer <enrollment token>"');
+function bearer(request: FastifyRequest): string | null {
+  const header = request.headers.authorization;
+  if (header === undefined) return null;
+  const match = /^Bearer\s+(\S+)$/i.exec(header);
+  if (!match) throw new AuthenticationError('EST enrollment needs "Authorization: Bearer <enrollment token>" or a bootstrap certificate');
   return match[1]!;
+}
+
+/** The DER of the client certificate presented in the TLS handshake (not verified by TLS: the service does), or null. */
+function peerCertificate(request: FastifyRequest): Buffer | null {
+  const socket = request.raw.socket as Partial<TLSSocket>;
+  const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
+  return peer?.raw ? peer.raw : null;
+}
+
+function requirePkcs10(request: FastifyRequest): string {
+  const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/pkcs10') throw new ValidationError('Send the CSR with content type application/pkcs10', undefined, 'pki.csr_invalid');
+  return csrFromBase64(request.body);
 }
 
 export function enrollmentRoutes(platform: Platform) {
@@ -97,6 +117,28 @@ export function enrollmentRoutes(platform: Platform) {
             return reply.status(201).send({ token: created.token, expiresAt: created.expiresAt.toISOString() });
           },
         );
+        app.post(
+          '/devices/:id/credentials/rotate',
+          {
+            config: write,
+            // The body is optional: none means the default reason.
+            preValidation: async (request) => {
+              request.body ??= {};
+            },
+            schema: {
+              tags: ['devices'],
+              summary: "Revoke every certificate of the device (CRL republished) and create a new one-time enrollment token",
+              params: Strict({ id: Id }),
+              body: Strict({ reason: Type.Optional(Type.Union(ROTATION_REASONS.map((r) => Type.Literal(r)))) }),
+              response: { 200: Strict({ deviceId: Type.String(), revoked: Type.Array(Type.String()), token: Type.String(), expiresAt: Timestamp }), ...errorResponses(400, 401, 403, 404, 409) },
+            },
+          },
+          async (request) => {
+            const rotated = await enrollment.rotateCredentials(actorOf(request), request.params.id, request.body.reason ?? 'superseded');
+            return { deviceId: rotated.deviceId, revoked: rotated.revoked, token: rotated.token, expiresAt: rotated.expiresAt.toISOString() };
+          },
+        );
+        await bootstrapCaRoutes(platform)(app);
       },
       { prefix: '/api/v1' },
     );
@@ -109,14 +151,30 @@ export function enrollmentRoutes(platform: Platform) {
           reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64').header('cache-control', 'public, max-age=300');
           return pkcs7(await platform.pki.caChain());
         });
-        est.post('/simpleenroll', { config: none, schema: { tags: ['est'], summary: 'EST: enroll with a one-time enrollment token (base64 DER PKCS#10 in, base64 PKCS#7 out)' } }, async (request, reply) => {
-          const token = bearer(request);
-          const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-          if (type !== 'application/pkcs10') throw new ValidationError('Send the CSR with content type application/pkcs10', undefined, 'pki.csr_invalid');
-          const cert = await enrollment.enrollWithToken(token, csrFromBase64(request.body), request.ip);
-          reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
-          return pkcs7(cert.certificate);
-        });
+        est.post(
+          '/simpleenroll',
+          { config: none, schema: { tags: ['est'], summary: 'EST: enroll with a one-time enrollment token (bearer) or a bootstrap certificate (TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7 out' } },
+          async (request, reply) => {
+            const token = bearer(request);
+            const bootstrap = token === null ? peerCertificate(request) : null;
+            if (token === null && bootstrap === null) throw new AuthenticationError('EST enrollment needs "Authorization: Bearer <enrollment token>" or a bootstrap certificate in the TLS handshake');
+            const csr = requirePkcs10(request);
+            const cert = token !== null ? await enrollment.enrollWithToken(token, csr, request.ip) : await enrollment.enrollWithBootstrapCertificate(bootstrap!, csr, request.ip);
+            reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
+            return pkcs7(cert.certificate);
+          },
+        );
+        est.post(
+          '/simplereenroll',
+          { config: none, schema: { tags: ['est'], summary: "EST: renew or re-key with the device's current certificate as TLS client certificate; base64 DER PKCS#10 in, base64 PKCS#7 out" } },
+          async (request, reply) => {
+            const current = peerCertificate(request);
+            if (!current) throw new AuthenticationError("EST re-enrollment needs the device's current certificate as TLS client certificate", ErrorCodes.deviceCertificateRequired);
+            const cert = await enrollment.reenroll(current, requirePkcs10(request), request.ip);
+            reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
+            return pkcs7(cert.certificate);
+          },
+        );
       },
       { prefix: '/.well-known/est' },
     );

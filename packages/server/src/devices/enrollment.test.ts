@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { createOperator, insertConsumer, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
@@ -64,6 +65,15 @@ for (const engine of ENGINES) {
       await ssl.csr(name, `/CN=${cn}`, P256);
       await ssl.must(['req', '-in', `${name}.csr`, '-outform', 'DER', '-out', `${name}.der`]);
       return (await ssl.must(['base64', '-in', `${name}.der`])).trim();
+    }
+    let deviceUnderAttack = '';
+    /** Like estCsr, with the given key arguments; also keeps the base64 as `name`.der.b64. */
+    async function estCsrWith(name: string, keyArgs: string[]): Promise<string> {
+      await ssl.csr(name, `/CN=${deviceUnderAttack}`, keyArgs);
+      await ssl.must(['req', '-in', `${name}.csr`, '-outform', 'DER', '-out', `${name}.der`]);
+      const b64 = (await ssl.must(['base64', '-A', '-in', `${name}.der`])).trim();
+      ssl.write(`${name}.der.b64`, b64);
+      return b64;
     }
     const simpleenroll = (body: string, bearer?: string) =>
       t.client().post('/.well-known/est/simpleenroll', undefined, { raw: body, headers: { 'content-type': 'application/pkcs10', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) } });
@@ -182,6 +192,61 @@ for (const engine of ENGINES) {
       ssl.write('keyed.pem', res.body.certificate);
       assert.equal((await verify('keyed.pem')).ok, true);
       assert.equal(await status(id), 'active');
+    });
+
+    it('refuses CSRs with an RSA-1024 key, a secp256k1 key or a bad signature, each with its code, and spends the token every time', async () => {
+      const attacks: [string, () => Promise<string>, number, string][] = [
+        ['rsa1024', async () => estCsrWith('rsa1024', ['-newkey', 'rsa:1024']), 400, 'pki.weak_key'],
+        ['secp256k1', async () => estCsrWith('k1', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1']), 400, 'pki.weak_key'],
+        ['bad signature', async () => {
+          await estCsrWith('tampered', P256);
+          const der = Buffer.from(ssl.read('tampered.der.b64').trim(), 'base64');
+          der[der.length - 3]! ^= 0x01; // inside the ECDSA signature value
+          return der.toString('base64');
+        }, 400, 'pki.csr_invalid'],
+      ];
+      for (const [name, body, code, error] of attacks) {
+        const id = await device();
+        deviceUnderAttack = id;
+        const enrollment = await enrollmentToken(id);
+        const res = await simpleenroll(await body(), enrollment);
+        assert.deepEqual([res.status, res.body.error?.code], [code, error], name);
+        const retry = await simpleenroll(await estCsr(`${name}-retry`.replace(/ /g, '-'), id), enrollment);
+        assert.deepEqual([retry.status, retry.body.error?.code], [401, 'auth.token_invalid'], `${name}: the token is spent`);
+        assert.equal(await status(id), 'pending');
+      }
+      const [refusal] = (await t.platform.audit.query({ action: 'pki.certificate_issued', outcome: 'denied', targetId: deviceUnderAttack })).entries;
+      assert.equal(refusal?.details.code, 'pki.csr_invalid');
+    });
+
+    it('rotates credentials: every certificate revoked (openssl sees it on the CRL), a new token that enrolls, audited; refused to auditors and other organizations', async () => {
+      const id = await device();
+      const issued = [];
+      for (const name of ['rot-1', 'rot-2']) {
+        const res = await t.client().post(`/api/v1/devices/${id}/certificate`, { csr: await ssl.csr(name, `/CN=${id}`, P256) }, { token });
+        assert.equal(res.status, 200, res.text);
+        issued.push(res.body.serial as string);
+      }
+      assert.equal((await t.client().post(`/api/v1/devices/${id}/credentials/rotate`, {}, { token: auditorToken })).status, 403);
+      assert.equal((await t.client().post(`/api/v1/devices/${id}/credentials/rotate`, {}, { token: tokenB })).status, 404);
+      assert.equal((await t.client().post(`/api/v1/devices/${id}/credentials/rotate`, { reason: 'whim' }, { token })).status, 400);
+      const rotated = await t.client().post(`/api/v1/devices/${id}/credentials/rotate`, { reason: 'keyCompromise' }, { token });
+      assert.equal(rotated.status, 200, rotated.text);
+      assert.deepEqual([...rotated.body.revoked].sort(), [...issued].sort());
+      ssl.write('rot-crl.pem', (await t.client().get('/pki/crl.pem')).text);
+      const crl = await ssl.must(['crl', '-in', 'rot-crl.pem', '-noout', '-text']);
+      for (const serial of issued) assert.match(crl, new RegExp(`Serial Number: 0*${serial}[\\s\\S]*?Key Compromise`, 'i'));
+      for (const serial of issued) {
+        const { pem } = await t.platform.db.selectFrom('issued_certificates').select('pem').where('serial', '=', serial).executeTakeFirstOrThrow();
+        await assert.rejects(t.platform.devices.identity.fromCertificate(new X509Certificate(pem)), /Device authentication failed/);
+      }
+      const enrolled = await simpleenroll(await estCsr('rot-new', id), rotated.body.token);
+      assert.equal(enrolled.status, 200, enrolled.text);
+      const [audited] = (await t.platform.audit.query({ action: 'device.credentials_rotated', targetId: id })).entries;
+      assert.deepEqual([audited?.details.reason, (audited?.details.revoked as string[]).length], ['keyCompromise', 2]);
+      const again = await t.client().post(`/api/v1/devices/${id}/credentials/rotate`, undefined, { token });
+      assert.equal(again.status, 200, again.text);
+      assert.equal(again.body.revoked.length, 1, 'the certificate enrolled with the rotation token, superseded by default');
     });
 
     it('refuses an enrollment token after its 24 hours (last: moving the clock a day ends every session)', async () => {

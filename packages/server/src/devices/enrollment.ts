@@ -1,10 +1,16 @@
 /**
- * Device enrollment: a device's key pair stays on the device, which sends a CSR naming its ID and
- * gets its certificate back. Two doors: factory provisioning (an operator or a scoped API key
- * submits CSRs for devices of its organization) and EST `simpleenroll`, authorized by a one-time
- * enrollment token that an operator created for one device (single-use, hashed, expiring).
- * Issuance is audited by the PKI service; a pending device becomes active once enrolled.
+ * Device enrollment: a device's key pair stays on the device, which sends a CSR naming its ID (or
+ * nothing) and gets its certificate back. The doors: factory provisioning (an operator or a scoped
+ * API key submits CSRs for devices of its organization); EST `simpleenroll` authorized by a
+ * one-time enrollment token an operator created for one device (single-use, hashed, expiring) or
+ * by a bootstrap certificate from a registered manufacturer CA (once, while the device is pending);
+ * and EST `simplereenroll`, authorized by the device's current certificate (renewal or re-key; the
+ * previous certificate stays valid until it expires or is revoked). Credential rotation revokes
+ * every certificate of a device and hands out a new enrollment token. Issuance is audited by the
+ * PKI service; a pending device becomes active once enrolled.
  */
+import { X509Certificate } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
 import { InvalidTokenError } from '../accounts/errors.js';
 import type { OneTimeTokens } from '../accounts/one-time-tokens.js';
@@ -13,6 +19,9 @@ import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { AuthenticationError, BulwarkError, ValidationError } from '../errors.js';
 import type { PkiService } from '../pki/service.js';
+import type { Database } from '../storage/schema.js';
+import type { BootstrapCaService } from './bootstrap-cas.js';
+import { DeviceAuthenticationError, type DeviceCertificateVerifier, type DeviceIdentity, type PresentedCertificate } from './identity.js';
 import type { DevicesService } from './service.js';
 
 export const ENROLLMENT_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
@@ -28,15 +37,38 @@ export interface EnrolledCertificate {
   notAfter: Date;
 }
 
+/** Why credentials are rotated: routine replacement, or a key that may be in someone else's hands. */
+export const ROTATION_REASONS = ['superseded', 'keyCompromise'] as const;
+export type RotationReason = (typeof ROTATION_REASONS)[number];
+
+export interface RotatedCredentials {
+  deviceId: string;
+  /** Serials of the certificates revoked (now on the CRL). */
+  revoked: string[];
+  token: string;
+  expiresAt: Date;
+}
+
+type AuditActor = { type: 'user' | 'api_key' | 'cli' | 'anonymous'; id: string };
+
+/** True when both certificates carry the same public key (a renewal rather than a re-key). */
+function sameKey(a: X509Certificate, bPem: string): boolean {
+  const spki = (cert: X509Certificate) => cert.publicKey.export({ type: 'spki', format: 'der' });
+  return spki(a).equals(spki(new X509Certificate(bPem)));
+}
+
 export type BatchResult = EnrolledCertificate | { deviceId: string; error: { code: string; message: string } };
 
 export class EnrollmentService {
   constructor(
+    private readonly db: Kysely<Database>,
     private readonly devices: DevicesService,
     private readonly pki: PkiService,
     private readonly tokens: OneTimeTokens,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly identity: DeviceCertificateVerifier,
+    private readonly bootstrapCas: BootstrapCaService,
   ) {}
 
   /** Factory provisioning: issues the certificate of a device of the actor's organization. */
@@ -66,25 +98,64 @@ export class EnrollmentService {
   async createEnrollmentToken(actor: Actor, deviceId: string): Promise<{ token: string; expiresAt: Date }> {
     requirePermission(actor, 'devices:write');
     await this.devices.enrollable(actor.organizationId, deviceId);
-    const token = await this.tokens.issue({
-      purpose: 'device_enrollment',
-      organizationId: actor.organizationId,
-      userId: null,
-      // Keyed by device, so issuing a new token voids the device's earlier unused ones.
-      email: `device:${deviceId}`,
-      payload: { deviceId, createdBy: actor.userId },
-      ttlMs: ENROLLMENT_TOKEN_TTL_MS,
+    return this.db.transaction().execute(async (trx) => {
+      const created = await this.issueToken(actor, deviceId, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'device.enrollment_token_created',
+          target: { type: 'device', id: deviceId },
+          sourceIp: actor.sourceIp,
+          details: { expiresAt: created.expiresAt.toISOString() },
+        },
+        trx,
+      );
+      return created;
     });
-    const expiresAt = new Date(this.clock.now() + ENROLLMENT_TOKEN_TTL_MS);
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'device.enrollment_token_created',
-      target: { type: 'device', id: deviceId },
-      sourceIp: actor.sourceIp,
-      details: { expiresAt: expiresAt.toISOString() },
+  }
+
+  /**
+   * Credential rotation: revokes every certificate of the device (the CRL is republished) and
+   * creates a fresh one-time enrollment token, in one transaction. The device enrolls again with
+   * the token, over EST, with a new key.
+   */
+  async rotateCredentials(actor: Actor, deviceId: string, reason: RotationReason = 'superseded'): Promise<RotatedCredentials> {
+    requirePermission(actor, 'devices:write');
+    if (!ROTATION_REASONS.includes(reason)) throw new ValidationError(`reason must be one of ${ROTATION_REASONS.join(', ')}`, { field: 'reason' });
+    await this.devices.enrollable(actor.organizationId, deviceId);
+    const { serials, result } = await this.pki.revokeDeviceCertificates({ organizationId: actor.organizationId, deviceId, reason }, auditActor(actor), async (trx, revoked) => {
+      const created = await this.issueToken(actor, deviceId, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'device.credentials_rotated',
+          target: { type: 'device', id: deviceId },
+          sourceIp: actor.sourceIp,
+          details: { reason, revoked, tokenExpiresAt: created.expiresAt.toISOString() },
+        },
+        trx,
+      );
+      return created;
     });
-    return { token, expiresAt };
+    return { deviceId, revoked: serials, ...result };
+  }
+
+  private async issueToken(actor: Actor, deviceId: string, trx: Kysely<Database>): Promise<{ token: string; expiresAt: Date }> {
+    const token = await this.tokens.issue(
+      {
+        purpose: 'device_enrollment',
+        organizationId: actor.organizationId,
+        userId: null,
+        // Keyed by device, so issuing a new token voids the device's earlier unused ones.
+        email: `device:${deviceId}`,
+        payload: { deviceId, createdBy: actor.userId },
+        ttlMs: ENROLLMENT_TOKEN_TTL_MS,
+      },
+      trx,
+    );
+    return { token, expiresAt: new Date(this.clock.now() + ENROLLMENT_TOKEN_TTL_MS) };
   }
 
   /**
@@ -104,7 +175,76 @@ export class EnrollmentService {
     return this.issue(row.organization_id, deviceId, csrPem, { type: 'anonymous', id: `enrollment_token:${row.id}` }, sourceIp);
   }
 
-  private async issue(organizationId: string, deviceId: string, csrPem: string, actor: { type: 'user' | 'api_key' | 'cli' | 'anonymous'; id: string }, sourceIp: string): Promise<EnrolledCertificate> {
+  /**
+   * EST simpleenroll with a bootstrap certificate (the TLS client certificate): the certificate must
+   * come from a registered bootstrap CA and name a pending device, which becomes active in the same
+   * transaction as the issuance, so a bootstrap certificate enrolls its device once even when sent
+   * twice at the same moment.
+   */
+  async enrollWithBootstrapCertificate(presented: PresentedCertificate, csrPem: string, sourceIp: string): Promise<EnrolledCertificate> {
+    let proof;
+    try {
+      proof = await this.bootstrapCas.authenticate(presented);
+    } catch (error) {
+      if (error instanceof DeviceAuthenticationError) await this.refused('device.bootstrap_enrolled', null, presented, error, sourceIp);
+      throw error;
+    }
+    const actor: AuditActor = { type: 'anonymous', id: `bootstrap_certificate:${proof.fingerprintSha256}` };
+    const cert = await this.pki.issueDeviceCertificate({ organizationId: proof.organizationId, deviceId: proof.deviceId, csrPem }, actor, async (trx) => {
+      const now = this.clock.now();
+      const result = await trx.updateTable('devices').set({ status: 'active', updated_at: now }).where('id', '=', proof.deviceId).where('organization_id', '=', proof.organizationId).where('status', '=', 'pending').executeTakeFirst();
+      // Another request with the same certificate won: this one rolls back, its certificate unrecorded.
+      if (Number(result.numUpdatedRows) !== 1) throw new DeviceAuthenticationError('unknown_device');
+      const target = { type: 'device', id: proof.deviceId };
+      await this.audit.record({ organizationId: proof.organizationId, actor, action: 'device.status_changed', target, sourceIp, details: { from: 'pending', to: 'active', reason: 'enrolled' } }, trx);
+      await this.audit.record(
+        { organizationId: proof.organizationId, actor, action: 'device.bootstrap_enrolled', target, sourceIp, details: { serial: proof.serial, bootstrapCaId: proof.bootstrapCaId, bootstrapFingerprintSha256: proof.fingerprintSha256 } },
+        trx,
+      );
+    });
+    return { deviceId: proof.deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter };
+  }
+
+  /**
+   * EST simplereenroll: the device's current certificate (from the TLS handshake) authorizes a new
+   * one for the same device; the CSR may keep the key (renewal) or bring a new one (re-key). The
+   * presented certificate is not revoked, so a device that loses the answer can try again.
+   */
+  async reenroll(presented: PresentedCertificate, csrPem: string, sourceIp: string): Promise<EnrolledCertificate & { rekeyed: boolean; previousSerial: string }> {
+    let identity: DeviceIdentity;
+    try {
+      identity = await this.identity.fromCertificate(presented);
+    } catch (error) {
+      if (error instanceof DeviceAuthenticationError) await this.refused('pki.certificate_renewed', null, presented, error, sourceIp);
+      throw error;
+    }
+    const previous = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
+    const previousSerial = identity.credential.type === 'certificate' ? identity.credential.certificateSerial : '';
+    const actor: AuditActor = { type: 'anonymous', id: `certificate:${previousSerial}` };
+    let rekeyed = false;
+    const cert = await this.pki.issueDeviceCertificate({ organizationId: identity.organizationId, deviceId: identity.deviceId, csrPem }, actor, async (trx, issued) => {
+      rekeyed = !sameKey(previous, issued.pem);
+      await this.audit.record(
+        { organizationId: identity.organizationId, actor, action: 'pki.certificate_renewed', target: { type: 'certificate', id: issued.serial }, sourceIp, details: { deviceId: identity.deviceId, previousSerial, rekeyed } },
+        trx,
+      );
+    });
+    return { deviceId: identity.deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter, rekeyed, previousSerial };
+  }
+
+  /** Audits a refused device credential with its real reason (the device itself gets a generic answer). */
+  private async refused(action: string, organizationId: string | null, presented: PresentedCertificate, error: DeviceAuthenticationError, sourceIp: string): Promise<void> {
+    let presentedCert: { subject: string; issuer: string; serial: string } | null = null;
+    try {
+      const cert = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
+      presentedCert = { subject: cert.subject, issuer: cert.issuer, serial: cert.serialNumber.toLowerCase() };
+    } catch {
+      // A certificate that does not parse is recorded by its reason alone.
+    }
+    await this.audit.record({ organizationId, actor: { type: 'anonymous', id: null }, action, sourceIp, outcome: 'denied', details: { reason: error.reason, certificate: presentedCert } });
+  }
+
+  private async issue(organizationId: string, deviceId: string, csrPem: string, actor: AuditActor, sourceIp: string): Promise<EnrolledCertificate> {
     const cert = await this.pki.issueDeviceCertificate({ organizationId, deviceId, csrPem }, actor);
     await this.devices.activateIfPending(organizationId, deviceId, actor, sourceIp);
     return { deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter };

@@ -3,11 +3,15 @@
  * broker, device-facing HTTP) gets back once a credential checks out, whatever the credential
  * was (an X.509 certificate presented over TLS, or a short-lived HMAC token signed with the
  * device's symmetric key). Callers decide what a status allows: a quarantined device may still
- * reach its update topics, a disabled or retired one nothing.
+ * reach its update topics, a disabled or retired one nothing. `DeviceCertificateVerifier` is the
+ * certificate half.
  */
+import { createHash, X509Certificate } from 'node:crypto';
+import type { Kysely } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
+import type { Clock } from '../clock.js';
 import { AuthenticationError } from '../errors.js';
-import type { DeviceStatus } from '../storage/schema.js';
+import type { Database, DeviceStatus } from '../storage/schema.js';
 
 export interface DeviceIdentity {
   organizationId: string;
@@ -44,4 +48,73 @@ export class DeviceAuthenticationError extends AuthenticationError {
   ) {
     super(message, ErrorCodes.deviceAuthFailed);
   }
+}
+
+/** DER bytes or a parsed certificate: what a TLS socket's getPeerCertificate().raw or a test hands in. */
+export type PresentedCertificate = X509Certificate | Buffer;
+
+/**
+ * Proves a device's identity from the X.509 certificate it presented: issued by the device issuing
+ * CA (chain and signature), within its validity at the platform clock, one we issued and recorded
+ * (serial and fingerprint), not revoked, of a device that is not disabled or retired. Runs on every
+ * MQTT connect and EST re-enrollment: the CA is parsed once, and the rest is one primary-key
+ * lookup joining the certificate's record with its device.
+ */
+export class DeviceCertificateVerifier {
+  private ca: Promise<X509Certificate> | null = null;
+
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly clock: Clock,
+    /** The device issuing CA's certificate (PEM), loaded on first use. */
+    private readonly loadCa: () => Promise<string>,
+  ) {}
+
+  private issuingCa(): Promise<X509Certificate> {
+    this.ca ??= this.loadCa().then((pem) => new X509Certificate(pem));
+    this.ca.catch(() => (this.ca = null));
+    return this.ca;
+  }
+
+  async fromCertificate(presented: PresentedCertificate): Promise<DeviceIdentity> {
+    let cert: X509Certificate;
+    try {
+      cert = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
+    } catch {
+      throw new DeviceAuthenticationError('malformed');
+    }
+    const ca = await this.issuingCa();
+    if (!cert.checkIssued(ca)) throw new DeviceAuthenticationError('unknown_issuer');
+    if (!cert.verify(ca.publicKey)) throw new DeviceAuthenticationError('bad_signature');
+    const now = this.clock.now();
+    if (now < Date.parse(cert.validFrom)) throw new DeviceAuthenticationError('not_yet_valid');
+    if (now > Date.parse(cert.validTo)) throw new DeviceAuthenticationError('expired');
+
+    const row = await this.db
+      .selectFrom('issued_certificates as c')
+      .leftJoin('devices as d', (join) => join.onRef('d.id', '=', 'c.device_id').onRef('d.organization_id', '=', 'c.organization_id'))
+      .select(['c.organization_id', 'c.device_id', 'c.fingerprint_sha256', 'c.status as certificate_status', 'c.not_after', 'd.serial', 'd.product_id', 'd.status as device_status'])
+      .where('c.serial', '=', certificateSerial(cert))
+      .executeTakeFirst();
+    const fingerprint = createHash('sha256').update(cert.raw).digest('hex');
+    // Same serial but other bytes: signed by our CA key yet never recorded (or a record altered).
+    if (!row || row.fingerprint_sha256 !== fingerprint) throw new DeviceAuthenticationError('unknown_certificate');
+    if (row.certificate_status !== 'active') throw new DeviceAuthenticationError('revoked');
+    if (!row.device_status || row.serial === null || row.product_id === null) throw new DeviceAuthenticationError('unknown_device');
+    if (row.device_status === 'disabled') throw new DeviceAuthenticationError('device_disabled');
+    if (row.device_status === 'retired') throw new DeviceAuthenticationError('device_retired');
+    return {
+      organizationId: row.organization_id,
+      deviceId: row.device_id,
+      serial: row.serial,
+      productId: row.product_id,
+      status: row.device_status,
+      credential: { type: 'certificate', certificateSerial: certificateSerial(cert), notAfter: Number(row.not_after) },
+    };
+  }
+}
+
+/** The serial as issued_certificates keys it: lowercase hex, no leading zero octets. */
+export function certificateSerial(cert: X509Certificate): string {
+  return cert.serialNumber.toLowerCase().replace(/^(00)+(?=[0-9a-f]{2})/, '');
 }

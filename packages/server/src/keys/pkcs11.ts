@@ -8,6 +8,7 @@
  */
 import { createHash, createPublicKey, randomBytes, type KeyObject } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
+import { ValidationError } from '../errors.js';
 import { KeyCustodyError, type KeyEncryptionKey } from './custody.js';
 
 export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
@@ -108,6 +109,17 @@ export class Pkcs11Token {
     return new Pkcs11Signer(this, algorithm, label, privateKey, this.publicKeyOf(algorithm, publicKey));
   }
 
+  /** The AES key-encryption key generated earlier under this label. */
+  kek(label: string): Pkcs11Kek {
+    const key = this.findOne(pkcs11js.CKO_SECRET_KEY, label);
+    return new Pkcs11Kek(this, key, kekId(this.attribute(key, pkcs11js.CKA_ID)));
+  }
+
+  /** True when the token holds an object of this class under this label. */
+  has(objectClass: 'private' | 'secret', label: string): boolean {
+    return this.findAll(objectClass === 'private' ? pkcs11js.CKO_PRIVATE_KEY : pkcs11js.CKO_SECRET_KEY, label).length > 0;
+  }
+
   /** Generates an AES-256 key-encryption key on the token (sensitive, non-extractable). */
   generateKek(label: string): Pkcs11Kek {
     const id = randomBytes(16);
@@ -126,7 +138,7 @@ export class Pkcs11Token {
         { type: pkcs11js.CKA_EXTRACTABLE, value: false },
       ]),
     );
-    return new Pkcs11Kek(this, key, `h${createHash('sha256').update(id).digest('hex').slice(0, 11)}`);
+    return new Pkcs11Kek(this, key, kekId(id));
   }
 
   /** Reads one attribute of an object; throws Pkcs11Error when the token refuses (e.g. CKA_VALUE of a sensitive key). */
@@ -171,15 +183,19 @@ export class Pkcs11Token {
   }
 
   private findOne(objectClass: number, label: string): Buffer {
+    const found = this.findAll(objectClass, label);
+    if (found.length !== 1) throw new Pkcs11Error(`Expected one key labelled "${label}" on the token, found ${found.length}`);
+    return found[0]!;
+  }
+
+  private findAll(objectClass: number, label: string): Buffer[] {
     return this.call('C_FindObjects', () => {
       this.p11.C_FindObjectsInit(this.session, [
         { type: pkcs11js.CKA_CLASS, value: objectClass },
         { type: pkcs11js.CKA_LABEL, value: label },
       ]);
       try {
-        const found = this.p11.C_FindObjects(this.session, 2);
-        if (found.length !== 1) throw new Pkcs11Error(`Expected one key labelled "${label}" on the token, found ${found.length}`);
-        return found[0]!;
+        return this.p11.C_FindObjects(this.session, 2);
       } finally {
         this.p11.C_FindObjectsFinal(this.session);
       }
@@ -193,6 +209,69 @@ export class Pkcs11Token {
       if (error instanceof Pkcs11Error) throw error;
       throw new Pkcs11Error(`${operation} failed: ${(error as Error).message}`, error);
     }
+  }
+}
+
+/** The id a token KEK goes by in sealed values (`h` and 11 hex digits of the SHA-256 of its CKA_ID). */
+function kekId(ckaId: Buffer): string {
+  return `h${createHash('sha256').update(ckaId).digest('hex').slice(0, 11)}`;
+}
+
+/** Where the token is, as configured (`keys.pkcs11`); the PIN is read from the environment variable `pinEnv`. */
+export interface Pkcs11Settings {
+  module?: string | undefined;
+  tokenLabel: string;
+  pinEnv?: string | undefined;
+}
+
+export const DEFAULT_PIN_ENV = 'BULWARK_PKCS11_PIN';
+
+/** The options to open the configured token, or a ValidationError naming the missing PIN variable. */
+export function pkcs11Options(settings: Pkcs11Settings, env: NodeJS.ProcessEnv = process.env): Pkcs11Options {
+  const pinEnv = settings.pinEnv ?? DEFAULT_PIN_ENV;
+  const pin = env[pinEnv];
+  if (!pin) {
+    throw new ValidationError(`The PKCS#11 token "${settings.tokenLabel}" needs its user PIN in the environment variable ${pinEnv} (keys.pkcs11.pinEnv); it is not set`, { pinEnv }, 'config.pkcs11_pin_missing');
+  }
+  return { module: settings.module ?? SOFTHSM_MODULE, tokenLabel: settings.tokenLabel, pin };
+}
+
+/** Open tokens of this process, shared: C_Initialize is process-wide, so two opens of one module would fail. */
+const openTokens = new Map<string, { token: Pkcs11Token; refs: number }>();
+
+/** A token opened on first use and shared by everything in the process that uses the same one. */
+export class TokenAccess {
+  private held: Pkcs11Token | null = null;
+
+  constructor(private readonly options: () => Pkcs11Options) {}
+
+  get(): Pkcs11Token {
+    if (this.held) return this.held;
+    const options = this.options();
+    const key = `${options.module ?? SOFTHSM_MODULE}\0${options.tokenLabel}`;
+    let entry = openTokens.get(key);
+    if (!entry) {
+      entry = { token: Pkcs11Token.open(options), refs: 0 };
+      openTokens.set(key, entry);
+    }
+    entry.refs++;
+    this.held = entry.token;
+    this.release = () => {
+      if (--entry.refs === 0) {
+        openTokens.delete(key);
+        entry.token.close();
+      }
+    };
+    return this.held;
+  }
+
+  private release: () => void = () => undefined;
+
+  close(): void {
+    if (!this.held) return;
+    this.held = null;
+    this.release();
+    this.release = () => undefined;
   }
 }
 

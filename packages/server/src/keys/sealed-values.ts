@@ -59,6 +59,41 @@ export const SEALED_COLUMNS: SealedColumn[] = [
     replace: async (db, row, sealed) =>
       Number((await db.updateTable('signing_keys').set({ private_key: sealed }).where('id', '=', row.id).where('private_key', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
   },
+  {
+    name: 'device_symmetric_keys.sealed_key',
+    // The row id is `<device id>:<version>`.
+    context: (id) => `device:${id.slice(0, id.lastIndexOf(':'))}:symmetric-key:${id.slice(id.lastIndexOf(':') + 1)}`,
+    page: async (db, keyId, after, limit) =>
+      (
+        await db
+          .selectFrom('device_symmetric_keys')
+          .select(['id', 'sealed_key'])
+          .where('id', '>', after)
+          .where('sealed_key', 'not like', notUnder(keyId))
+          .orderBy('id')
+          .limit(limit)
+          .execute()
+      ).map((r) => ({ id: r.id, sealed: r.sealed_key })),
+    replace: async (db, row, sealed) =>
+      Number((await db.updateTable('device_symmetric_keys').set({ sealed_key: sealed }).where('id', '=', row.id).where('sealed_key', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
+  },
+  {
+    name: 'enrollment_groups.sealed_key',
+    context: (id) => `enrollment-group:${id}`,
+    page: async (db, keyId, after, limit) =>
+      (
+        await db
+          .selectFrom('enrollment_groups')
+          .select(['id', 'sealed_key'])
+          .where('id', '>', after)
+          .where('sealed_key', 'not like', notUnder(keyId))
+          .orderBy('id')
+          .limit(limit)
+          .execute()
+      ).map((r) => ({ id: r.id, sealed: r.sealed_key })),
+    replace: async (db, row, sealed) =>
+      Number((await db.updateTable('enrollment_groups').set({ sealed_key: sealed }).where('id', '=', row.id).where('sealed_key', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
+  },
 ];
 
 export interface SealedFile {

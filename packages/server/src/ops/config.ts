@@ -40,6 +40,23 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    mqtt: Type.Object(
+      {
+        enabled: Type.Boolean({ description: 'Run the MQTT broker in this process' }),
+        host: Type.String({ minLength: 1 }),
+        port: Port,
+        plainPort: Type.Union([Port, Type.Null()], { description: 'Plain MQTT without TLS, for token devices only; null keeps it closed' }),
+        maxPacketBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
+        maxConnections: Type.Integer({ minimum: 1 }),
+        connectsPerSecond: Type.Integer({ minimum: 1 }),
+        publishesPerSecond: Type.Integer({ minimum: 1 }),
+        publishBurst: Type.Integer({ minimum: 1 }),
+        watchIntervalMs: Type.Integer({ minimum: 50, maximum: 60_000 }),
+        maxBatch: Type.Integer({ minimum: 1, maximum: 100_000 }),
+        maxPending: Type.Integer({ minimum: 1 }),
+      },
+      { additionalProperties: false },
+    ),
     sessions: Type.Object(
       {
         idleTimeoutMinutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60 }),
@@ -56,6 +73,7 @@ export const ConfigSchema = Type.Object(
         resetTokenMinutes: Type.Integer({ minimum: 5, maximum: 24 * 60 }),
         verifyTokenHours: Type.Integer({ minimum: 1, maximum: 14 * 24 }),
         inviteTokenHours: Type.Integer({ minimum: 1, maximum: 30 * 24 }),
+        deviceTokenMaxLifetimeSeconds: Type.Integer({ minimum: 60, maximum: 24 * 60 * 60, description: 'longest a symmetric-key device token (SAS) may be valid; bounds replay' }),
       },
       { additionalProperties: false },
     ),
@@ -82,6 +100,23 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    keys: Type.Optional(
+      Type.Object(
+        {
+          pkcs11: Type.Optional(
+            Type.Object(
+              {
+                module: Type.Optional(Type.String({ minLength: 1, description: 'PKCS#11 module path (default: SoftHSM)' })),
+                tokenLabel: Type.String({ minLength: 1 }),
+                pinEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'name of the environment variable holding the user PIN (default BULWARK_PKCS11_PIN)' })),
+              },
+              { additionalProperties: false },
+            ),
+          ),
+        },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );
@@ -100,6 +135,20 @@ export function defaultConfig(dataDir: string): Config {
       rateLimitPerMinute: 1200,
       trustProxy: false,
     },
+    mqtt: {
+      enabled: true,
+      host: '127.0.0.1',
+      port: 8883,
+      plainPort: null,
+      maxPacketBytes: 256 * 1024,
+      maxConnections: 100_000,
+      connectsPerSecond: 1000,
+      publishesPerSecond: 200,
+      publishBurst: 1000,
+      watchIntervalMs: 250,
+      maxBatch: 5000,
+      maxPending: 50_000,
+    },
     sessions: { idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, stepUpMinutes: 5 },
     auth: {
       lockoutThreshold: 10,
@@ -108,6 +157,7 @@ export function defaultConfig(dataDir: string): Config {
       resetTokenMinutes: 30,
       verifyTokenHours: 48,
       inviteTokenHours: 72,
+      deviceTokenMaxLifetimeSeconds: 3600,
     },
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
@@ -134,8 +184,11 @@ function fromEnvironment(schema: TSchema, env: NodeJS.ProcessEnv, path: string[]
     }
     const raw = env[envName(childPath)];
     if (raw === undefined || raw === '') continue;
-    const type = (child as { type?: string }).type;
-    if (type === 'integer' || type === 'number') out[key] = raw.trim() === '' ? raw : Number(raw);
+    // A nullable leaf (`Type.Union([X, Type.Null()])`) takes X's type, and the word `null`.
+    const variants = (child as { anyOf?: { type?: string }[] }).anyOf;
+    const type = (child as { type?: string }).type ?? variants?.find((v) => v.type !== 'null')?.type;
+    if (variants && raw.trim() === 'null') out[key] = null;
+    else if (type === 'integer' || type === 'number') out[key] = raw.trim() === '' ? raw : Number(raw);
     else if (type === 'boolean') out[key] = raw === 'true' ? true : raw === 'false' ? false : raw;
     else if (type === 'array') out[key] = raw.split(',').map((s) => s.trim()).filter(Boolean);
     else out[key] = raw;
@@ -157,6 +210,7 @@ function deepMerge(base: Record<string, Json>, over: Record<string, Json>): Reco
 
 /** Throws a ValidationError naming every bad key, its environment variable and what is expected. */
 export function validateConfig(candidate: unknown): Config {
+  refusePinInConfig(candidate);
   if (Value.Check(ConfigSchema, candidate)) return candidate;
   // An unknown key also fails its `additionalProperties: false` sub-schema ("schema is false"):
   // the additionalProperties error already names it, so that echo is dropped.
@@ -170,6 +224,18 @@ export function validateConfig(candidate: unknown): Config {
   });
   const lines = problems.map((p) => `  ${p.key} (${p.env}): ${p.problem}`).join('\n');
   throw new ValidationError(`Invalid configuration:\n${lines}`, { problems }, 'config.invalid');
+}
+
+/** A PKCS#11 PIN never sits in the config: it comes from the environment variable `keys.pkcs11.pinEnv` names. */
+function refusePinInConfig(candidate: unknown): void {
+  const pkcs11 = (candidate as { keys?: { pkcs11?: Record<string, unknown> } } | null)?.keys?.pkcs11;
+  if (pkcs11 && typeof pkcs11 === 'object' && 'pin' in pkcs11) {
+    throw new ValidationError(
+      'Invalid configuration:\n  keys.pkcs11.pin: the PIN is never stored in the configuration; remove it and set it in the environment variable named by keys.pkcs11.pinEnv (default BULWARK_PKCS11_PIN)',
+      { problems: [{ key: 'keys.pkcs11.pin', env: 'BULWARK_PKCS11_PIN', problem: 'the PIN comes from the environment, not the config' }] },
+      'config.invalid',
+    );
+  }
 }
 
 export interface LoadConfigOptions {

@@ -2,14 +2,16 @@
  * First-run setup of a deployment: the data directory (0700), the master key, the database
  * schema, the first organization and its owner (with a one-time password that must be changed
  * at first sign-in), and the CA hierarchy (root, device and server issuing CAs) with the HTTPS
- * server certificate (pki/ca.ts). Safe to run again: whatever exists is kept, and no second
- * password is ever printed.
+ * server certificate (pki/ca.ts). With a PKCS#11 token configured (keys.pkcs11), the CA keys are
+ * generated on the token. Safe to run again: whatever exists is kept, and no second password is
+ * ever printed.
  */
-import { chmodSync, mkdirSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { cliActor } from '../accounts/roles.js';
+import { ValidationError } from '../errors.js';
 import { createMasterKeyFile } from '../keys/master-key.js';
 import { openPlatform, type PlatformOptions } from '../platform.js';
-import { ensureDeploymentPki } from '../pki/ca.js';
+import { caKeyLocation, ensureDeploymentPki, pkiPaths } from '../pki/ca.js';
 import type { Config } from './config.js';
 
 export interface InitOptions {
@@ -17,6 +19,8 @@ export interface InitOptions {
   organizationName: string;
   ownerEmail: string;
   ownerName: string;
+  /** Insist on CA keys on the token (`bulwark init --hsm`): refused when keys.pkcs11 is not configured. */
+  hsm?: boolean;
 }
 
 export interface InitResult {
@@ -26,6 +30,8 @@ export interface InitResult {
   owner: { email: string; oneTimePassword: string } | null;
   caCertPath: string;
   pkiCreated: boolean;
+  /** Where the CA keys were made: sealed in the data directory, or on the token. */
+  caKeys: 'data-dir' | 'hsm';
 }
 
 export const DEFAULT_INIT: InitOptions = {
@@ -36,6 +42,13 @@ export const DEFAULT_INIT: InitOptions = {
 };
 
 export async function initialize(config: Config, options: InitOptions, platformOptions: PlatformOptions = {}): Promise<InitResult> {
+  if (options.hsm && !config.keys?.pkcs11) {
+    throw new ValidationError(
+      '--hsm needs a PKCS#11 token: set keys.pkcs11.tokenLabel (BULWARK_KEYS_PKCS11_TOKEN_LABEL), optionally keys.pkcs11.module, and the PIN in BULWARK_PKCS11_PIN',
+      {},
+      'config.pkcs11_missing',
+    );
+  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
   const masterKeyCreated = platformOptions.env?.BULWARK_MASTER_KEY || process.env.BULWARK_MASTER_KEY ? false : createMasterKeyFile(config.dataDir);
@@ -56,7 +69,8 @@ export async function initialize(config: Config, options: InitOptions, platformO
       orgName = created.org.name;
       owner = { email: created.user.email, oneTimePassword: created.oneTimePassword };
     }
-    const pki = await ensureDeploymentPki({ dataDir: config.dataDir, box: platform.box, organizationName: orgName, extraServerNames: config.http.serverNames });
+    const token = platform.hsm && !existsSync(pkiPaths(config.dataDir).serverCert) ? platform.hsm.get() : null;
+    const pki = await ensureDeploymentPki({ dataDir: config.dataDir, box: platform.box, token, organizationName: orgName, extraServerNames: config.http.serverNames });
     return {
       dataDir: config.dataDir,
       masterKeyCreated,
@@ -64,6 +78,7 @@ export async function initialize(config: Config, options: InitOptions, platformO
       owner,
       caCertPath: pki.paths.caCert,
       pkiCreated: pki.created,
+      caKeys: caKeyLocation(pki.paths.dir, 'device-ca')?.location === 'pkcs11' ? 'hsm' : 'data-dir',
     };
   } finally {
     await platform.close();

@@ -22,7 +22,7 @@ describe('deployment CA hierarchy', () => {
     const { dir, box } = fresh();
     const first = await ensureDeploymentPki({ dataDir: dir, box, organizationName: 'Acme', extraServerNames: [] });
     assert.equal(first.created, true);
-    const ca = loadDeviceIssuingCa(dir, box);
+    const ca = await loadDeviceIssuingCa(dir, { box, token: null });
     assert.equal(ca.legacy, false);
     const root = new X509Certificate(ca.root);
     const issuing = new X509Certificate(ca.cert);
@@ -39,10 +39,10 @@ describe('deployment CA hierarchy', () => {
     for (const file of [paths.deviceCaCert, paths.deviceCaKey, paths.serverCaCert, paths.serverCaKey]) unlinkSync(file);
     assert.equal((await ensureDeploymentPki({ dataDir: dir, box, organizationName: 'Old', extraServerNames: [] })).created, false);
     assert.equal(existsSync(paths.deviceCaCert), false);
-    const ca = loadDeviceIssuingCa(dir, box);
+    const ca = await loadDeviceIssuingCa(dir, { box, token: null });
     assert.equal(ca.legacy, true);
     assert.equal(ca.cert, ca.root);
-    const issuer = await CertificateIssuer.create(ca.cert, ca.key, { crlUrl: 'https://x.example/pki/crl.pem' });
+    const issuer = await CertificateIssuer.create(ca.cert, ca.signer, { crlUrl: 'https://x.example/pki/crl.pem' });
     assert.match(issuer.caCertificate.subject, /Root CA/);
   });
 });

@@ -4,6 +4,7 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
+import type { CaSigner } from './signer.js';
 
 export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
@@ -18,7 +19,8 @@ export interface CrlEntry {
 
 export interface CrlParams {
   ca: x509.X509Certificate;
-  signingKey: CryptoKey;
+  /** The issuing CA's key: software, or on the token. */
+  signer: CaSigner;
   number: number;
   thisUpdate: Date;
   nextUpdate: Date;
@@ -35,14 +37,17 @@ function derInteger(value: number): ArrayBuffer {
 }
 
 export async function buildCrlPem(params: CrlParams): Promise<string> {
-  const crl = await x509.X509CrlGenerator.create({
-    issuer: params.ca.subjectName,
-    thisUpdate: params.thisUpdate,
-    nextUpdate: params.nextUpdate,
-    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams,
-    signingKey: params.signingKey,
-    extensions: [await x509.AuthorityKeyIdentifierExtension.create(params.ca), new x509.Extension(CRL_NUMBER_OID, false, derInteger(params.number))],
-    entries: params.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.revokedAt, reason: x509.X509CrlReason[e.reason] })),
-  });
+  const crl = await x509.X509CrlGenerator.create(
+    {
+      issuer: params.ca.subjectName,
+      thisUpdate: params.thisUpdate,
+      nextUpdate: params.nextUpdate,
+      signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams,
+      signingKey: params.signer.privateKey,
+      extensions: [await x509.AuthorityKeyIdentifierExtension.create(params.ca), new x509.Extension(CRL_NUMBER_OID, false, derInteger(params.number))],
+      entries: params.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.revokedAt, reason: x509.X509CrlReason[e.reason] })),
+    },
+    params.signer.crypto,
+  );
   return x509.PemConverter.encode(crl.rawData, 'X509 CRL') + '\n';
 }

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { createIssuingCa, createRootCa, exportPkcs8Pem } from './ca.js';
+import { createIssuingCa, createRootCa } from './ca.js';
 import { CertificateIssuer, deviceUri } from './issuer.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { BulwarkError } from '../errors.js';
@@ -16,7 +16,7 @@ describe('device certificate issuance from CSRs', () => {
     const device = await createIssuingCa(root, 'CN=Test Device Issuing CA', now);
     ssl.write('root.pem', root.cert.toString('pem'));
     ssl.write('issuing.pem', device.cert.toString('pem'));
-    issuer = await CertificateIssuer.create(device.cert.toString('pem'), await exportPkcs8Pem(device.keys.privateKey), { crlUrl: 'https://bulwark.example/pki/crl.pem' });
+    issuer = await CertificateIssuer.create(device.cert.toString('pem'), device.signer, { crlUrl: 'https://bulwark.example/pki/crl.pem' });
   });
   after(() => ssl.close());
 

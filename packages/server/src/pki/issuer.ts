@@ -10,10 +10,10 @@ import * as x509 from '@peculiar/x509';
 import { serialNumber } from './ca.js';
 import { sequenceElements } from './der.js';
 import { CsrInvalidError, DeviceIdInvalidError, IdentityMismatchError, WeakKeyError } from './errors.js';
+import { EC_P256, type CaSigner } from './signer.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
-const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
 const DAY_MS = 86_400_000;
 const DEVICE_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const CN_OID = '2.5.4.3';
@@ -46,20 +46,18 @@ export interface DeviceCertificate {
 export class CertificateIssuer {
   private constructor(
     private readonly ca: x509.X509Certificate,
-    private readonly signingKey: CryptoKey,
+    private readonly signer: CaSigner,
     private readonly authorityKeyId: x509.AuthorityKeyIdentifierExtension,
     private readonly crlDistribution: x509.CRLDistributionPointsExtension,
     private readonly validityDays: number,
   ) {}
 
-  /** An issuer for the CA whose certificate and PKCS#8 private key (both PEM) are given. */
-  static async create(caCertPem: string, caKeyPem: string, options: IssuerOptions): Promise<CertificateIssuer> {
+  /** An issuer for the CA whose certificate (PEM) and key (software or on the token) are given. */
+  static async create(caCertPem: string, signer: CaSigner, options: IssuerOptions): Promise<CertificateIssuer> {
     const ca = new x509.X509Certificate(caCertPem);
-    const der = x509.PemConverter.decodeFirst(caKeyPem);
-    const key = (await webcrypto.subtle.importKey('pkcs8', der, EC_P256, false, ['sign'])) as unknown as CryptoKey;
     return new CertificateIssuer(
       ca,
-      key,
+      signer,
       await x509.AuthorityKeyIdentifierExtension.create(ca),
       new x509.CRLDistributionPointsExtension([options.crlUrl]),
       options.validityDays ?? DEFAULT_DEVICE_VALIDITY_DAYS,
@@ -70,41 +68,42 @@ export class CertificateIssuer {
     return this.ca;
   }
 
-  get caSigningKey(): CryptoKey {
-    return this.signingKey;
+  /** The CA's key, as the CRL builder signs with it. */
+  get caSigner(): CaSigner {
+    return this.signer;
   }
 
   /** Issues the device's certificate for the key in `csrPem`, or throws a PKI error saying why not. */
   async issueDeviceCertificate(deviceId: string, csrPem: string, now: Date, validityDays = this.validityDays): Promise<DeviceCertificate> {
     if (!DEVICE_ID.test(deviceId)) throw new DeviceIdInvalidError(deviceId);
-    const csr = parseCsr(csrPem);
-    const key = subjectKey(csr);
-    checkKey(key);
-    if (!(await signatureVerifies(csr, key))) throw new CsrInvalidError('CSR signature does not verify with the public key it carries');
+    const { csr } = await verifiedCsr(csrPem);
     checkIdentity(csr, deviceId);
 
     const serial = serialNumber();
     const notAfter = new Date(now.getTime() + validityDays * DAY_MS);
     const subject = new x509.Name([{ [CN_OID]: [deviceId] }]);
-    const cert = await x509.X509CertificateGenerator.create({
-      serialNumber: serial,
-      subject,
-      issuer: this.ca.subjectName,
-      notBefore: now,
-      notAfter,
-      signingAlgorithm: EC_P256,
-      publicKey: csr.publicKey,
-      signingKey: this.signingKey,
-      extensions: [
-        new x509.BasicConstraintsExtension(false, undefined, true),
-        new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
-        new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
-        new x509.SubjectAlternativeNameExtension([{ type: 'url', value: deviceUri(deviceId) }]),
-        this.authorityKeyId,
-        new x509.SubjectKeyIdentifierExtension(keyIdentifier(csr)),
-        this.crlDistribution,
-      ],
-    });
+    const cert = await x509.X509CertificateGenerator.create(
+      {
+        serialNumber: serial,
+        subject,
+        issuer: this.ca.subjectName,
+        notBefore: now,
+        notAfter,
+        signingAlgorithm: EC_P256,
+        publicKey: csr.publicKey,
+        signingKey: this.signer.privateKey,
+        extensions: [
+          new x509.BasicConstraintsExtension(false, undefined, true),
+          new x509.KeyUsagesExtension(x509.KeyUsageFlags.digitalSignature, true),
+          new x509.ExtendedKeyUsageExtension([x509.ExtendedKeyUsage.clientAuth]),
+          new x509.SubjectAlternativeNameExtension([{ type: 'url', value: deviceUri(deviceId) }]),
+          this.authorityKeyId,
+          new x509.SubjectKeyIdentifierExtension(keyIdentifier(csr)),
+          this.crlDistribution,
+        ],
+      },
+      this.signer.crypto,
+    );
     return {
       serial,
       deviceId,
@@ -115,6 +114,19 @@ export class CertificateIssuer {
       pem: cert.toString('pem') + '\n',
     };
   }
+}
+
+/**
+ * Parses a CSR and checks its key and its signature, or throws `pki.csr_invalid` / `pki.weak_key`.
+ * `caKey` narrows the accepted keys to what an issuing CA may have: ECDSA P-256 or P-384.
+ */
+export async function verifiedCsr(csrPem: string, options: { caKey?: boolean } = {}): Promise<{ csr: x509.Pkcs10CertificateRequest; key: KeyObject }> {
+  const csr = parseCsr(csrPem);
+  const key = subjectKey(csr);
+  checkKey(key);
+  if (options.caKey && key.asymmetricKeyType !== 'ec') throw new WeakKeyError(`An issuing CA key must be ECDSA P-256 or P-384, not ${key.asymmetricKeyType ?? 'unknown'}`, { type: key.asymmetricKeyType ?? null });
+  if (!(await signatureVerifies(csr, key))) throw new CsrInvalidError('CSR signature does not verify with the public key it carries');
+  return { csr, key };
 }
 
 function parseCsr(pem: string): x509.Pkcs10CertificateRequest {

@@ -7,10 +7,11 @@ import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { BulwarkError, ValidationError } from '../errors.js';
-import type { IssuingCaMaterial } from './ca.js';
+import type { IssuingCa } from './ca.js';
 import { buildCrlPem, REVOCATION_REASONS, type RevocationReason } from './crl.js';
 import { AlreadyRevokedError, CertificateNotFoundError } from './errors.js';
 import { CertificateIssuer, type DeviceCertificate } from './issuer.js';
+import * as x509 from '@peculiar/x509';
 import { PkiStore, type StoredCrl } from './store.js';
 import type { Database } from '../storage/schema.js';
 
@@ -46,21 +47,22 @@ export function normalizeSerial(serial: string): string {
 }
 
 export class PkiService {
-  private issuerReady: Promise<{ issuer: CertificateIssuer; material: IssuingCaMaterial }> | null = null;
+  private issuerReady: Promise<{ issuer: CertificateIssuer; material: IssuingCa }> | null = null;
 
   constructor(
     private readonly db: Kysely<Database>,
     private readonly audit: AuditService,
     private readonly clock: Clock,
-    /** Opens the device issuing CA on first use (after `bulwark init` has made it). */
-    private readonly loadIssuingCa: () => IssuingCaMaterial,
+    /** Opens the device issuing CA (its key in software or on the token) on first use, after `bulwark init` has made it. */
+    private readonly loadIssuingCa: () => Promise<IssuingCa>,
     private readonly options: PkiOptions,
   ) {}
 
-  private ready(): Promise<{ issuer: CertificateIssuer; material: IssuingCaMaterial }> {
+  private ready(): Promise<{ issuer: CertificateIssuer; material: IssuingCa }> {
     this.issuerReady ??= (async () => {
-      const material = this.loadIssuingCa();
-      const issuer = await CertificateIssuer.create(material.cert, material.key, { crlUrl: this.options.crlUrl, ...(this.options.validityDays ? { validityDays: this.options.validityDays } : {}) });
+      const material = await this.loadIssuingCa();
+      const issuer = await CertificateIssuer.create(material.cert, material.signer, { crlUrl: this.options.crlUrl, ...(this.options.validityDays ? { validityDays: this.options.validityDays } : {}) });
+      await this.republishIfSignedByAnotherCa(issuer);
       return { issuer, material };
     })();
     this.issuerReady.catch(() => (this.issuerReady = null));
@@ -72,7 +74,12 @@ export class PkiService {
     return (await this.ready()).material.chain;
   }
 
-  async issueDeviceCertificate(request: IssueRequest, actor: Actor): Promise<DeviceCertificate> {
+  /**
+   * Issues and records a device certificate. `within` runs in the recording transaction (pass it
+   * the transaction for every query), so a caller's own checks and audit commit or roll back with
+   * the issuance.
+   */
+  async issueDeviceCertificate(request: IssueRequest, actor: Actor, within?: (trx: Kysely<Database>, cert: DeviceCertificate) => Promise<void>): Promise<DeviceCertificate> {
     const { issuer } = await this.ready();
     const now = this.clock.now();
     let cert: DeviceCertificate;
@@ -116,8 +123,44 @@ export class PkiService {
         },
         trx,
       );
+      if (within) await within(trx, cert);
     });
     return cert;
+  }
+
+  /** The device issuing CA's certificate (PEM): what a device certificate must be issued by. */
+  async deviceCaCertificate(): Promise<string> {
+    return (await this.ready()).material.cert;
+  }
+
+  /**
+   * Revokes every active certificate of a device and publishes the new CRL, in one transaction;
+   * `within` runs in it too (pass it the transaction). Returns the revoked serials.
+   */
+  async revokeDeviceCertificates<T>(
+    request: { organizationId: string; deviceId: string; reason: RevocationReason },
+    actor: Actor,
+    within: (trx: Kysely<Database>, serials: string[]) => Promise<T>,
+  ): Promise<{ serials: string[]; result: T }> {
+    if (!REVOCATION_REASONS.includes(request.reason)) {
+      throw new ValidationError(`Revocation reason must be one of ${REVOCATION_REASONS.join(', ')}`, { reason: request.reason }, 'pki.reason_invalid');
+    }
+    const ready = await this.ready();
+    const now = this.clock.now();
+    return this.db.transaction().execute(async (trx) => {
+      const store = new PkiStore(trx);
+      const serials: string[] = [];
+      for (const serial of await store.activeSerialsOfDevice(request.organizationId, request.deviceId)) {
+        if (!(await store.markRevoked(serial, now, request.reason))) continue;
+        serials.push(serial);
+        await this.audit.record(
+          { organizationId: request.organizationId, actor, action: 'pki.certificate_revoked', target: { type: 'certificate', id: serial }, details: { deviceId: request.deviceId, reason: request.reason } },
+          trx,
+        );
+      }
+      if (serials.length > 0) await this.rebuildCrl(store, ready.issuer, now);
+      return { serials, result: await within(trx, serials) };
+    });
   }
 
   /** Revokes a certificate of the organization and publishes a new CRL in the same transaction. */
@@ -166,6 +209,16 @@ export class PkiService {
     return now >= crl.thisUpdate + (crl.nextUpdate - crl.thisUpdate) / 2 || now < crl.thisUpdate;
   }
 
+  /** After a new device issuing CA was imported, the stored CRL is the old CA's: publish one signed by the new CA at once. */
+  private async republishIfSignedByAnotherCa(issuer: CertificateIssuer): Promise<void> {
+    const current = await new PkiStore(this.db).readCrl();
+    if (!current || (await new x509.X509Crl(current.pem).verify({ publicKey: issuer.caCertificate }).catch(() => false))) return;
+    const now = this.clock.now();
+    await this.db.transaction().execute(async (trx) => {
+      await this.rebuildCrl(new PkiStore(trx), issuer, now);
+    });
+  }
+
   private async rebuildCrl(store: PkiStore, issuer: CertificateIssuer, now: number): Promise<StoredCrl> {
     await store.lockCrl(now);
     const previous = await store.readCrl();
@@ -174,7 +227,7 @@ export class PkiService {
     const crl: StoredCrl = { number: (previous?.number ?? 0) + 1, thisUpdate: now, nextUpdate: now + lifetime, pem: '' };
     crl.pem = await buildCrlPem({
       ca: issuer.caCertificate,
-      signingKey: issuer.caSigningKey,
+      signer: issuer.caSigner,
       number: crl.number,
       thisUpdate: new Date(crl.thisUpdate),
       nextUpdate: new Date(crl.nextUpdate),

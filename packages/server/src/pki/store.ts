@@ -25,6 +25,12 @@ export class PkiStore {
     return this.db.selectFrom('issued_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
   }
 
+  /** Serials of the device's certificates that are not revoked (expired ones included: revoking them is harmless). */
+  async activeSerialsOfDevice(organizationId: string, deviceId: string): Promise<string[]> {
+    const rows = await this.db.selectFrom('issued_certificates').select('serial').where('organization_id', '=', organizationId).where('device_id', '=', deviceId).where('status', '=', 'active').orderBy('serial').execute();
+    return rows.map((r) => r.serial);
+  }
+
   async markRevoked(serial: string, at: number, reason: string): Promise<boolean> {
     const result = await this.db
       .updateTable('issued_certificates')

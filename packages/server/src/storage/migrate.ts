@@ -6,12 +6,18 @@ import { Migrator, sql, type Migration, type MigrationResultSet } from 'kysely';
 import * as foundation from './migrations/001_foundation.js';
 import * as devices from './migrations/002_devices.js';
 import * as pki from './migrations/003_pki.js';
+import * as telemetry from './migrations/006_telemetry.js';
+import * as symmetricKeys from './migrations/005_symmetric_keys.js';
+import * as bootstrapCas from './migrations/004_bootstrap_cas.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
   '001_foundation': foundation,
   '002_devices': devices,
   '003_pki': pki,
+  '006_telemetry': telemetry,
+  '005_symmetric_keys': symmetricKeys,
+  '004_bootstrap_cas': bootstrapCas,
 };
 
 export interface MigrationReport {

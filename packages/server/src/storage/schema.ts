@@ -143,6 +143,19 @@ export interface IssuedCertificatesTable {
   created_at: number;
 }
 
+export interface BootstrapCasTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  subject: string; // as node:crypto prints it
+  subject_sha256: string; // lookup key: a presented certificate's issuer hashes to it
+  fingerprint_sha256: string; // lowercase hex of the DER
+  pem: string;
+  not_after: number;
+  created_at: number;
+  deleted_at: number | null;
+}
+
 export type DeviceStatus = 'pending' | 'active' | 'quarantined' | 'disabled' | 'retired';
 
 export interface ProductsTable {
@@ -177,6 +190,46 @@ export interface DeviceTagsTable {
   device_id: string;
 }
 
+export interface TelemetryTable {
+  organization_id: string;
+  device_id: string;
+  /** The device's timestamp of the reading (ms), or the receive time when it sent none. */
+  ts: number;
+  received_at: number;
+  data: string; // JSON object of the reading's values
+}
+
+export interface DevicePresenceTable {
+  device_id: string;
+  organization_id: string;
+  connected_since: number | null; // null: offline
+  node_id: string;
+  remote_address: string | null;
+  protocol: string | null;
+  changed_at: number;
+}
+
+export interface EnrollmentGroupsTable {
+  id: string;
+  organization_id: string;
+  name: string; // unique in the organization
+  product_id: string; // devices registering through the group are created in this product
+  sealed_key: string; // the group key, sealed under the master key (context enrollment-group:<id>)
+  created_at: number;
+  disabled_at: number | null;
+}
+
+export interface DeviceSymmetricKeysTable {
+  id: string; // `<device_id>:<version>`
+  device_id: string;
+  organization_id: string;
+  version: number;
+  sealed_key: string; // sealed under the master key (context device:<device_id>:symmetric-key:<version>)
+  enrollment_group_id: string | null; // set when derived from an enrollment group's key
+  created_at: number;
+  valid_until: number | null; // null for the current key; the end of a rotated-out key's grace period
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -192,6 +245,11 @@ export interface Database {
   devices: DevicesTable;
   device_tags: DeviceTagsTable;
   issued_certificates: IssuedCertificatesTable;
+  enrollment_groups: EnrollmentGroupsTable;
+  device_symmetric_keys: DeviceSymmetricKeysTable;
+  bootstrap_cas: BootstrapCasTable;
+  telemetry: TelemetryTable;
+  device_presence: DevicePresenceTable;
 }
 
 export type { Generated };

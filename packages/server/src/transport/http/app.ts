@@ -14,6 +14,7 @@ import { accountsRoutes } from '../../accounts/routes/index.js';
 import { auditRoutes } from '../../audit/routes.js';
 import { deviceRoutes } from '../../devices/routes.js';
 import { enrollmentRoutes } from '../../devices/enrollment-routes.js';
+import { symmetricKeyRoutes } from '../../devices/symmetric-routes.js';
 import { RateLimitedError } from '../../errors.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
@@ -47,7 +48,9 @@ export const REDACTED_PATHS = [
 export async function buildHttpApp(platform: Platform, options: HttpOptions): Promise<FastifyInstance> {
   const { config } = platform;
   const app = Fastify({
-    https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2' },
+    // A client certificate is asked for but never required: operators' browsers and curl without one
+    // connect as before; device routes (EST simplereenroll, bootstrap enrollment) verify it themselves.
+    https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false },
     logger:
       options.logger === false
         ? false
@@ -97,5 +100,6 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   await app.register(auditRoutes(platform), { prefix: '/api/v1' });
   await app.register(deviceRoutes(platform), { prefix: '/api/v1' });
   await app.register(enrollmentRoutes(platform));
+  await app.register(symmetricKeyRoutes(platform));
   return app;
 }

@@ -8,6 +8,7 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import mqtt, { type MqttClient } from 'mqtt';
 import { cliActor } from '../../accounts/roles.js';
+import { createToken, deviceResource } from '../../devices/sas.js';
 import { ENGINES } from '../../testing/engines.js';
 import { Openssl } from '../../testing/openssl.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
@@ -265,6 +266,40 @@ for (const engine of ENGINES) {
       await pub(`d/${other.id}/telemetry`);
       assert.equal(await stored(other.id), 0);
       assert.ok(t.server.mqtt!.stats.aclDenied > 0);
+    });
+
+    it('a symmetric-key device logs in with its ID and a short-lived token, and is dropped when the token expires', async () => {
+      const actor = cliActor(org, 'test');
+      const registered = await t.platform.devices.service.register(actor, { serial: `SYM-${++serial}`, productId: product });
+      const { key } = await t.platform.devices.symmetricKeys.issueKey(actor, registered.id);
+      const nowSeconds = Math.floor(t.clock.now() / 1000);
+      const client = await connectAs(null, registered.id, { username: registered.id, password: createToken(key, deviceResource(registered.id), nowSeconds + 2) });
+      await client.publishAsync(`d/${registered.id}/telemetry`, '{"values":{"battery":3.1}}', { qos: 1 });
+      assert.equal(await stored(registered.id), 1);
+      const presence = await t.platform.db.selectFrom('device_presence').select('protocol').where('device_id', '=', registered.id).executeTakeFirstOrThrow();
+      assert.equal(presence.protocol, 'mqtts');
+      const gone = closed(client);
+      const started = Date.now();
+      await gone;
+      assert.ok(Date.now() - started < 3500, 'dropped at token expiry');
+    });
+
+    it('attack: an expired symmetric token, one forged with a wrong key, and one for another device are refused at CONNECT', async () => {
+      const actor = cliActor(org, 'test');
+      const a = await t.platform.devices.service.register(actor, { serial: `SYM-${++serial}`, productId: product });
+      const b = await t.platform.devices.service.register(actor, { serial: `SYM-${++serial}`, productId: product });
+      const { key } = await t.platform.devices.symmetricKeys.issueKey(actor, a.id);
+      await t.platform.devices.symmetricKeys.issueKey(actor, b.id);
+      const nowSeconds = Math.floor(t.clock.now() / 1000);
+      const login = (id: string, token: string) => connectAs(null, id, { username: id, password: token });
+      await assert.rejects(login(a.id, createToken(key, deviceResource(a.id), nowSeconds - 1)), /Not authorized|Bad username/i);
+      await assert.rejects(login(a.id, createToken(Buffer.alloc(32, 7), deviceResource(a.id), nowSeconds + 600)), /Not authorized|Bad username/i);
+      await assert.rejects(login(b.id, createToken(key, deviceResource(a.id), nowSeconds + 600)), /Not authorized|Bad username/i);
+      await assert.rejects(login(b.id, createToken(key, deviceResource(b.id), nowSeconds + 600)), /Not authorized|Bad username/i);
+      // The good token works, so the refusals above were about the token, not the setup.
+      const ok = await login(a.id, createToken(key, deviceResource(a.id), nowSeconds + 600));
+      assert.equal(ok.connected, true);
+      assert.ok(t.server.mqtt!.stats.authFailures >= 4);
     });
 
     it('refuses MQTT 5 clients with "unacceptable protocol version" (Aedes speaks 3.1.1)', async () => {

@@ -92,6 +92,11 @@ export class PacketSizeGuard extends Duplex {
     this.socket.write(chunk, callback);
   }
 
+  /** mqtt-packet writes a packet in several pieces under cork(): hand them to TLS as one record. */
+  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
+    this.socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+  }
+
   override _final(callback: (error?: Error | null) => void): void {
     this.socket.end(callback);
   }

@@ -1,0 +1,324 @@
+/**
+ * Symmetric-key devices, for constrained devices without TLS client certificates. A device holds a
+ * 32-byte key, issued to it individually or derived from an enrollment group's key as Azure DPS
+ * does (HMAC-SHA256(groupKey, registrationId)), and proves itself with short-lived SAS tokens
+ * (sas.ts). Keys are sealed under the master key, one row per version; rotation invalidates the
+ * previous key at once or after a grace period. `authenticate` is the broker's hot path: one
+ * indexed read (the device's valid keys joined to the device), AES-GCM opens and an HMAC, no
+ * argon2. It writes no audit entry (a flood of bad connects must not flood the log): its caller
+ * logs the stable reason. Issue, rotation, groups and registrations are audited.
+ */
+import { randomBytes, timingSafeEqual } from 'node:crypto';
+import type { Kysely } from 'kysely';
+import { ErrorCodes } from '@bulwark/protocol';
+import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import type { AuditEvent, AuditService } from '../audit/service.js';
+import type { Clock } from '../clock.js';
+import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
+import type { KeyCustody } from '../keys/custody.js';
+import type { Database, DeviceSymmetricKeysTable, EnrollmentGroupsTable } from '../storage/schema.js';
+import { isUniqueViolation } from '../storage/unique-violation.js';
+import { newId } from '../tokens.js';
+import { DeviceNotEnrollableError } from './errors.js';
+import { DeviceAuthenticationError, type DeviceIdentity } from './identity.js';
+import { SERIAL } from './model.js';
+import { deriveDeviceKey, deviceResource, parseToken, registrationResource, SasFormatError, signatureMatches, type SasToken } from './sas.js';
+import type { DeviceRow, DevicesStore, Executor } from './store.js';
+
+export { createToken } from './sas.js';
+
+/** Longest grace period a rotated-out key may keep. */
+export const MAX_GRACE_SECONDS = 7 * 24 * 60 * 60;
+/** A device clock this far ahead still gets a full-lifetime token accepted. */
+const CLOCK_SKEW_SECONDS = 60;
+
+export const keyContext = (deviceId: string, version: number) => `device:${deviceId}:symmetric-key:${version}`;
+export const groupContext = (groupId: string) => `enrollment-group:${groupId}`;
+
+export interface IssuedKey {
+  deviceId: string;
+  version: number;
+  /** The key, base64; given out once and never again. */
+  key: string;
+  /** Whether an earlier key was replaced. */
+  rotated: boolean;
+  /** Until when the replaced key still authenticates (null: not at all). */
+  previousKeyValidUntil: Date | null;
+}
+
+export interface EnrollmentGroupView {
+  id: string;
+  name: string;
+  productId: string;
+  createdAt: string;
+  disabledAt: string | null;
+}
+
+export interface SymmetricKeyOptions {
+  /** Longest a token may still be valid when it is presented (config auth.deviceTokenMaxLifetimeSeconds). */
+  maxTokenLifetimeSeconds: number;
+}
+
+type GroupRow = EnrollmentGroupsTable;
+
+function groupView(row: GroupRow): EnrollmentGroupView {
+  return { id: row.id, name: row.name, productId: row.product_id, createdAt: new Date(row.created_at).toISOString(), disabledAt: row.disabled_at === null ? null : new Date(row.disabled_at).toISOString() };
+}
+
+export class SymmetricKeyService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly devices: DevicesStore,
+    private readonly box: KeyCustody,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly options: SymmetricKeyOptions,
+  ) {}
+
+  /**
+   * Issues a device's key, or rotates it: a new version, returned once. The previous key stops
+   * working at once, or after `graceSeconds` (at most seven days) so devices in the field can be
+   * given the new key first.
+   */
+  async issueKey(actor: Actor, deviceId: string, options: { graceSeconds?: number } = {}): Promise<IssuedKey> {
+    requirePermission(actor, 'devices:write');
+    const graceSeconds = options.graceSeconds ?? 0;
+    if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
+      throw new ValidationError(`graceSeconds must be a whole number from 0 to ${MAX_GRACE_SECONDS} (seven days)`, { field: 'graceSeconds' });
+    }
+    const key = randomBytes(32);
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const device = await this.devices.deviceInOrganization(actor.organizationId, deviceId, trx);
+        if (!device) throw new NotFoundError('Device', { deviceId });
+        if (device.status === 'disabled' || device.status === 'retired') throw new DeviceNotEnrollableError(deviceId, device.status);
+        const installed = await this.installKey(device, key, null, graceSeconds * 1000, trx);
+        // Like a certificate, a key is the device's credential: a pending device becomes active.
+        await this.activateIfPending(device, auditActor(actor), actor.sourceIp, 'symmetric key issued', this.clock.now(), trx);
+        await this.audit.record(
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: installed.rotated ? 'device.symmetric_key_rotated' : 'device.symmetric_key_issued',
+            target: { type: 'device', id: device.id },
+            sourceIp: actor.sourceIp,
+            details: { serial: device.serial, version: installed.version, ...(installed.rotated ? { graceSeconds } : {}) },
+          },
+          trx,
+        );
+        return { deviceId: device.id, key: key.toString('base64'), ...installed };
+      });
+    } catch (error) {
+      if (isUniqueViolation(error)) throw new ConflictError('The key of this device was changed at the same moment; try again', { deviceId });
+      throw error;
+    }
+  }
+
+  private async activateIfPending(device: { id: string; serial: string; organization_id: string; status: string }, actor: AuditEvent['actor'], sourceIp: string | undefined, reason: string, now: number, trx: Kysely<Database>): Promise<void> {
+    if (device.status !== 'pending') return;
+    await trx.updateTable('devices').set({ status: 'active', updated_at: now }).where('id', '=', device.id).where('status', '=', 'pending').execute();
+    await this.audit.record(
+      { organizationId: device.organization_id, actor, action: 'device.status_changed', target: { type: 'device', id: device.id }, ...(sourceIp ? { sourceIp } : {}), details: { serial: device.serial, from: 'pending', to: 'active', reason } },
+      trx,
+    );
+  }
+
+  /**
+   * The identity a token proves for `deviceId`, or DeviceAuthenticationError with the reason.
+   * Checks the token's form, resource and lifetime before touching the database, and the
+   * device's status only after the signature, so nobody without a key learns a status.
+   */
+  async authenticate(deviceId: string, token: string): Promise<DeviceIdentity> {
+    const sas = this.checkedToken(token, deviceResource(deviceId));
+    const now = this.clock.now();
+    const rows = await this.db
+      .selectFrom('device_symmetric_keys as k')
+      .innerJoin('devices as d', 'd.id', 'k.device_id')
+      .select(['k.version', 'k.sealed_key', 'd.organization_id', 'd.serial', 'd.product_id', 'd.status'])
+      .where('k.device_id', '=', deviceId)
+      .where((eb) => eb.or([eb('k.valid_until', 'is', null), eb('k.valid_until', '>', now)]))
+      .orderBy('k.version', 'desc')
+      .execute();
+    if (rows.length === 0) throw new DeviceAuthenticationError('unknown_device');
+    const match = rows.find((row) => signatureMatches(sas, this.box.open(row.sealed_key, keyContext(deviceId, row.version))));
+    if (!match) throw new DeviceAuthenticationError('bad_signature');
+    if (match.status === 'disabled') throw new DeviceAuthenticationError('device_disabled');
+    if (match.status === 'retired') throw new DeviceAuthenticationError('device_retired');
+    return {
+      organizationId: match.organization_id,
+      deviceId,
+      serial: match.serial,
+      productId: match.product_id,
+      status: match.status,
+      credential: { type: 'symmetric_key', keyVersion: match.version, tokenExpiresAt: sas.expiresAt * 1000 },
+    };
+  }
+
+  /** Creates an enrollment group of a product; its key is returned once (base64). */
+  async createGroup(actor: Actor, input: { name: string; productId: string }): Promise<EnrollmentGroupView & { key: string }> {
+    requirePermission(actor, 'devices:write');
+    const name = input.name.trim();
+    if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
+    if (!(await this.devices.listProducts(actor.organizationId)).some((p) => p.id === input.productId)) {
+      throw new ValidationError('productId must name a product of this organization', { field: 'productId' });
+    }
+    const key = randomBytes(32);
+    const id = newId();
+    const row: GroupRow = { id, organization_id: actor.organizationId, name, product_id: input.productId, sealed_key: this.box.seal(key, groupContext(id)), created_at: this.clock.now(), disabled_at: null };
+    const exists = () => new ConflictError(`An enrollment group named "${name}" already exists in this organization`, { field: 'name', name }, ErrorCodes.enrollmentGroupExists);
+    try {
+      await this.db.transaction().execute(async (trx) => {
+        if (await trx.selectFrom('enrollment_groups').select('id').where('organization_id', '=', actor.organizationId).where('name', '=', name).executeTakeFirst()) throw exists();
+        await trx.insertInto('enrollment_groups').values(row).execute();
+        await this.audit.record(
+          { organizationId: actor.organizationId, actor: auditActor(actor), action: 'enrollment_group.created', target: { type: 'enrollment_group', id }, sourceIp: actor.sourceIp, details: { name, productId: input.productId } },
+          trx,
+        );
+      });
+    } catch (error) {
+      throw isUniqueViolation(error) ? exists() : error;
+    }
+    return { ...groupView(row), key: key.toString('base64') };
+  }
+
+  async listGroups(actor: Actor): Promise<EnrollmentGroupView[]> {
+    requirePermission(actor, 'devices:read');
+    return (await this.db.selectFrom('enrollment_groups').selectAll().where('organization_id', '=', actor.organizationId).orderBy('name').execute()).map(groupView);
+  }
+
+  /**
+   * Stops registrations through the group. Devices that registered keep their derived keys
+   * (rotate or disable them to cut them off: the group key derives every one of them).
+   */
+  async disableGroup(actor: Actor, groupId: string): Promise<EnrollmentGroupView> {
+    requirePermission(actor, 'devices:write');
+    return this.db.transaction().execute(async (trx) => {
+      const group = await trx.selectFrom('enrollment_groups').selectAll().where('organization_id', '=', actor.organizationId).where('id', '=', groupId).executeTakeFirst();
+      if (!group) throw new NotFoundError('Enrollment group', { groupId });
+      const now = this.clock.now();
+      const result = await trx.updateTable('enrollment_groups').set({ disabled_at: now }).where('id', '=', group.id).where('disabled_at', 'is', null).executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1) throw new ConflictError(`Enrollment group "${group.name}" is already disabled`, { groupId }, ErrorCodes.enrollmentGroupDisabled);
+      await this.audit.record(
+        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'enrollment_group.disabled', target: { type: 'enrollment_group', id: group.id }, sourceIp: actor.sourceIp, details: { name: group.name } },
+        trx,
+      );
+      return groupView({ ...group, disabled_at: now });
+    });
+  }
+
+  /**
+   * A device holding only its derived key registers itself: the token must be signed with
+   * HMAC-SHA256(groupKey, registrationId) over `registrations/<groupId>/<registrationId>`. The
+   * device with that serial in the group's organization (created active in the group's product
+   * if absent; else it must be pending or active, of that product) gets the derived key as its
+   * current key. Another organization's device of the same serial is never looked at.
+   */
+  async registerWithGroup(input: { groupId: string; registrationId: string }, token: string, sourceIp: string): Promise<{ deviceId: string; created: boolean }> {
+    const sas = this.checkedToken(token, registrationResource(input.groupId, input.registrationId));
+    const group = await this.db.selectFrom('enrollment_groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
+    if (!group) throw new DeviceAuthenticationError('unknown_issuer');
+    const actor: AuditEvent['actor'] = { type: 'anonymous', id: `enrollment_group:${group.id}` };
+    const refuse = async (reason: string, error: Error): Promise<never> => {
+      await this.audit.record({ organizationId: group.organization_id, actor, action: 'device.registration_refused', target: { type: 'enrollment_group', id: group.id }, sourceIp, outcome: 'failure', details: { registrationId: input.registrationId, reason } });
+      throw error;
+    };
+    const derived = deriveDeviceKey(this.box.open(group.sealed_key, groupContext(group.id)), input.registrationId);
+    if (!signatureMatches(sas, derived)) return refuse('bad_signature', new DeviceAuthenticationError('bad_signature'));
+    if (group.disabled_at !== null) return refuse('group_disabled', new ForbiddenError('This enrollment group is disabled: no device registers through it', ErrorCodes.enrollmentGroupDisabled));
+    if (!SERIAL.test(input.registrationId)) throw new ValidationError('registrationId is the device serial: 1-128 printable ASCII characters without spaces', { field: 'registrationId' });
+    try {
+      return await this.register(group, input.registrationId, derived, actor, sourceIp);
+    } catch (error) {
+      // Two first registrations of one serial at once: the loser finds the winner's device.
+      if (isUniqueViolation(error)) return this.register(group, input.registrationId, derived, actor, sourceIp);
+      if (error instanceof ConflictError) return refuse(error.code, error);
+      throw error;
+    }
+  }
+
+  private register(group: GroupRow, serial: string, key: Buffer, actor: AuditEvent['actor'], sourceIp: string): Promise<{ deviceId: string; created: boolean }> {
+    const organizationId = group.organization_id;
+    return this.db.transaction().execute(async (trx) => {
+      const now = this.clock.now();
+      let device = await this.devices.deviceBySerial(organizationId, serial, trx);
+      const created = !device;
+      if (!device) {
+        device = { id: newId(), organization_id: organizationId, serial, product_id: group.product_id, status: 'active', firmware_version: null, last_seen_at: null, attributes: '{}', tags: '[]', group_name: null, owner_user_id: null, created_at: now, updated_at: now };
+        await this.devices.insertDevices([device], trx);
+        await this.audit.record({ organizationId, actor, action: 'device.registered', target: { type: 'device', id: device.id }, sourceIp, details: { serial, productId: group.product_id, enrollmentGroupId: group.id } }, trx);
+      } else {
+        if (device.product_id !== group.product_id) throw new ConflictError(`Device ${serial} belongs to another product than the enrollment group's`, { serial }, 'device.product_mismatch');
+        if (device.status !== 'pending' && device.status !== 'active') throw new ConflictError(`Device ${serial} is ${device.status}: only a pending or active device registers through an enrollment group`, { serial, status: device.status }, 'device.not_enrollable');
+        if (await this.holdsKey(device.id, group.id, key, trx)) return { deviceId: device.id, created: false };
+        await this.activateIfPending(device, actor, sourceIp, 'registered', now, trx);
+      }
+      const installed = await this.installKey(device, key, group.id, 0, trx);
+      await this.audit.record(
+        { organizationId, actor, action: 'device.symmetric_key_registered', target: { type: 'device', id: device.id }, sourceIp, details: { serial, enrollmentGroupId: group.id, version: installed.version, created } },
+        trx,
+      );
+      return { deviceId: device.id, created };
+    });
+  }
+
+  /** Whether the device's current key is already this group-derived key (a repeated registration). */
+  private async holdsKey(deviceId: string, groupId: string, key: Buffer, db: Executor): Promise<boolean> {
+    const current = await db.selectFrom('device_symmetric_keys').select(['version', 'sealed_key', 'enrollment_group_id']).where('device_id', '=', deviceId).where('valid_until', 'is', null).executeTakeFirst();
+    if (!current || current.enrollment_group_id !== groupId) return false;
+    const held = this.box.open(current.sealed_key, keyContext(deviceId, current.version));
+    return held.length === key.length && timingSafeEqual(held, key);
+  }
+
+  /**
+   * Stores `key` as the device's new current version. Keys whose grace has ended are deleted;
+   * without a grace period every older key is deleted, else older keys stay valid at most
+   * `graceMs` more. The caller holds the transaction.
+   */
+  private async installKey(device: DeviceRow, key: Buffer, groupId: string | null, graceMs: number, trx: Executor): Promise<{ version: number; rotated: boolean; previousKeyValidUntil: Date | null }> {
+    const now = this.clock.now();
+    const existing = await trx.selectFrom('device_symmetric_keys').select(['version', 'valid_until']).where('device_id', '=', device.id).execute();
+    const version = Math.max(0, ...existing.map((k) => k.version)) + 1;
+    const rotated = existing.some((k) => k.valid_until === null);
+    const until = now + graceMs;
+    if (graceMs === 0) {
+      await trx.deleteFrom('device_symmetric_keys').where('device_id', '=', device.id).execute();
+    } else {
+      await trx.deleteFrom('device_symmetric_keys').where('device_id', '=', device.id).where('valid_until', '<=', now).execute();
+      await trx
+        .updateTable('device_symmetric_keys')
+        .set({ valid_until: until })
+        .where('device_id', '=', device.id)
+        .where((eb) => eb.or([eb('valid_until', 'is', null), eb('valid_until', '>', until)]))
+        .execute();
+    }
+    const row: DeviceSymmetricKeysTable = {
+      id: `${device.id}:${version}`,
+      device_id: device.id,
+      organization_id: device.organization_id,
+      version,
+      sealed_key: this.box.seal(key, keyContext(device.id, version)),
+      enrollment_group_id: groupId,
+      created_at: now,
+      valid_until: null,
+    };
+    await trx.insertInto('device_symmetric_keys').values(row).execute();
+    return { version, rotated, previousKeyValidUntil: rotated && graceMs > 0 ? new Date(until) : null };
+  }
+
+  /** The parsed token, if it is well formed, names `resource`, has not expired and does not live too long. */
+  private checkedToken(token: string, resource: string): SasToken {
+    let sas: SasToken;
+    try {
+      sas = parseToken(token);
+    } catch (error) {
+      if (error instanceof SasFormatError) throw new DeviceAuthenticationError('malformed');
+      throw error;
+    }
+    // A token for another device or registration is refused before any key is read.
+    if (sas.resource !== resource) throw new DeviceAuthenticationError('malformed');
+    const now = this.clock.now();
+    if (sas.expiresAt * 1000 <= now) throw new DeviceAuthenticationError('expired');
+    if (sas.expiresAt * 1000 - now > (this.options.maxTokenLifetimeSeconds + CLOCK_SKEW_SECONDS) * 1000) throw new DeviceAuthenticationError('lifetime_too_long');
+    return sas;
+  }
+}
