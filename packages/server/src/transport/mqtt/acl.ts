@@ -16,6 +16,7 @@ const COMMAND_ID = /^[A-Za-z0-9_-]{1,64}$/;
 export type DeviceChannel =
   | { kind: 'telemetry' }
   | { kind: 'state_reported' }
+  | { kind: 'state_get' }
   | { kind: 'command_result'; commandId: string }
   | { kind: 'presence' }
   | { kind: 'update'; name: string };
@@ -50,6 +51,7 @@ export function authorizeDevicePublish(deviceId: string, status: DeviceStatus, t
   let channel: DeviceChannel | null = null;
   if (rest.length === 1 && rest[0] === 'telemetry') channel = { kind: 'telemetry' };
   else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'reported') channel = { kind: 'state_reported' };
+  else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'get') channel = { kind: 'state_get' };
   else if (rest.length === 3 && rest[0] === 'commands' && COMMAND_ID.test(rest[1]!) && rest[2] === 'result') channel = { kind: 'command_result', commandId: rest[1]! };
   else if (rest.length === 1 && rest[0] === 'presence') channel = { kind: 'presence' };
   else if (rest.length === 2 && rest[0] === 'updates' && /^[a-z-]{1,32}$/.test(rest[1]!)) channel = { kind: 'update', name: rest[1]! };
@@ -90,4 +92,15 @@ export function mayDeliver(deviceId: string, status: DeviceStatus, topic: string
   if (!topic.startsWith(prefix)) return false;
   if (status === 'active') return true;
   return status === 'quarantined' && topic.startsWith(`${prefix}updates/`);
+}
+
+/** Whether an MQTT topic filter (with + and #) matches a topic name. */
+export function filterMatches(filter: string, topic: string): boolean {
+  const f = filter.split('/');
+  const t = topic.split('/');
+  for (let i = 0; i < f.length; i++) {
+    if (f[i] === '#') return true;
+    if (i >= t.length || (f[i] !== '+' && f[i] !== t[i])) return false;
+  }
+  return f.length === t.length;
 }

@@ -6,25 +6,14 @@ import { connect as tlsConnect } from 'node:net';
 import { connect as rawTls } from 'node:tls';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import mqtt, { type MqttClient } from 'mqtt';
+import type { MqttClient } from 'mqtt';
+import { closed, connectDevice, eventually, granted, settle } from '../../testing/mqtt.js';
 import { cliActor } from '../../accounts/roles.js';
 import { createToken, deviceResource } from '../../devices/sas.js';
 import { ENGINES } from '../../testing/engines.js';
 import { Openssl } from '../../testing/openssl.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
-
-const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resolves when `check` holds, polling; fails after `ms`. */
-async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await settle(20);
-  }
-  assert.fail(`not within ${ms} ms: ${what}`);
-}
 
 for (const engine of ENGINES) {
   describe(`MQTT broker over mutual TLS [${engine.engine}]`, { skip: engine.skip }, () => {
@@ -52,38 +41,14 @@ for (const engine of ENGINES) {
     const device = () => provisionTestDevice(t.platform, org, product, `MQ-${++serial}`);
 
     /** Connects as the device (its key and certificate); resolves once CONNACK says yes, rejects otherwise. */
-    function connectAs(d: Pick<TestDevice, 'key' | 'cert'> | null, clientId: string, extra: mqtt.IClientOptions = {}): Promise<MqttClient> {
-      return new Promise((resolve, reject) => {
-        const client = mqtt.connect(`mqtts://localhost:${port}`, {
-          clientId,
-          ca: t.ca,
-          ...(d ? { key: d.key, cert: d.cert } : {}),
-          protocolVersion: 4,
-          reconnectPeriod: 0,
-          connectTimeout: 5000,
-          ...extra,
-        });
-        clients.push(client);
-        client.once('connect', () => resolve(client));
-        client.once('error', (error) => {
-          client.end(true);
-          reject(error);
-        });
-        client.once('close', () => reject(new Error('closed before CONNACK')));
-      });
+    /** Connects as the device and keeps the client to close after the suite. */
+    async function connectAs(d: Pick<TestDevice, 'key' | 'cert'> | null, clientId: string, extra: Parameters<typeof connectDevice>[4] = {}): Promise<MqttClient> {
+      const client = await connectDevice(port, t.ca, d, clientId, extra);
+      clients.push(client);
+      return client;
     }
 
-    /** The SUBACK's granted QoS per filter (mqtt.js rejects when any is 0x80; the packet says which). */
-    const granted = (client: MqttClient, filters: string[]): Promise<number[]> =>
-      client.subscribeAsync(filters, { qos: 1 }).then(
-        (grants) => grants.map((g) => g.qos),
-        (error: { packet?: { granted: number[] } }) => {
-          if (!error.packet) throw error;
-          return error.packet.granted;
-        },
-      );
     const stored = (deviceId: string) => t.platform.telemetry.store.count(deviceId);
-    const closed = (client: MqttClient) => new Promise<void>((resolve) => (client.disconnected ? resolve() : client.once('close', () => resolve())));
 
     it('stores QoS 1 telemetry of a device with its certificate, and acknowledges only what is committed', async () => {
       const d = await device();

@@ -13,11 +13,14 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { BaseLogger } from 'pino';
+import { CommandResultError } from '../../devices/commands.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
+import type { DeviceMessenger } from '../../devices/messaging.js';
+import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
 import { PayloadError, parseTelemetry } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, mayDeliver } from './acl.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
 import { PacketSizeGuard, TokenBucket } from './guard.js';
 
 export interface MqttOptions {
@@ -76,7 +79,7 @@ function authError(message: string, code: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
-export class MqttGateway {
+export class MqttGateway implements DeviceMessenger {
   readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, telemetryMessages: 0, sessionsDropped: 0 };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
@@ -158,6 +161,7 @@ export class MqttGateway {
     });
     this.broker.on('clientReady', (client: Client) => this.onReady(client));
     this.broker.on('clientDisconnect', (client: Client) => this.onDisconnect(client));
+    this.broker.on('subscribe', (subscriptions: { topic: string; qos: number }[], client: Client) => this.onSubscribe(subscriptions, client));
     this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ deviceId: client.id, err: error.message }, 'mqtt client error'));
     this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
 
@@ -174,12 +178,17 @@ export class MqttGateway {
       this.log.warn({ port: this.plainListenerPort }, 'plain MQTT listener open: only symmetric-token devices, credentials travel unencrypted');
     }
 
+    this.platform.devices.link.attach(this);
     this.watermark = { devices: this.platform.clock.now(), revocations: this.platform.clock.now() };
     this.watcher = setInterval(() => void this.watchCredentials(), this.options.watchIntervalMs);
     this.watcher.unref();
   }
 
   /** Sends a message to a device (QoS 1); it arrives if the device is subscribed and may receive it. */
+  send(deviceId: string, suffix: string, payload: unknown): Promise<void> {
+    return this.publishToDevice(deviceId, suffix, payload);
+  }
+
   publishToDevice(deviceId: string, suffix: string, payload: unknown): Promise<void> {
     return new Promise((resolve, reject) => {
       this.broker.publish({ cmd: 'publish', topic: deviceTopic(deviceId, suffix), payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false, dup: false }, (error) =>
@@ -206,6 +215,7 @@ export class MqttGateway {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.platform.devices.link.detach(this);
     if (this.watcher) clearInterval(this.watcher);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
@@ -357,9 +367,64 @@ export class MqttGateway {
         return this.ingest(session, topic, payload, qos);
       case 'presence':
         return;
+      case 'state_reported':
+        return this.reportState(session, topic, payload);
+      case 'state_get':
+        return this.platform.devices.shadow.sync(session.identity);
+      case 'command_result':
+        return this.commandResult(session, topic, decision.value.commandId, payload);
       default:
         this.replyError(deviceId, topic, 'channel.unavailable', 'This channel is not served yet by this platform version');
     }
+  }
+
+  /** Parses a JSON payload, or answers on the error topic and returns undefined. */
+  private json(session: Session, topic: string, payload: Buffer): unknown {
+    try {
+      return JSON.parse(payload.toString('utf8'));
+    } catch {
+      this.stats.payloadErrors++;
+      this.replyError(session.identity.deviceId, topic, 'payload.not_json', 'Payload is not valid JSON');
+      return undefined;
+    }
+  }
+
+  private async reportState(session: Session, topic: string, payload: Buffer): Promise<void> {
+    const body = this.json(session, topic, payload);
+    if (body === undefined) return;
+    if (!isObject(body) || Object.keys(body).length !== 1 || !('state' in body)) {
+      this.stats.payloadErrors++;
+      return this.replyError(session.identity.deviceId, topic, 'payload.invalid', 'A state report is { "state": { … } }');
+    }
+    try {
+      await this.platform.devices.shadow.report(session.identity, body.state);
+    } catch (error) {
+      if (!(error instanceof StateError)) throw error;
+      this.stats.payloadErrors++;
+      this.replyError(session.identity.deviceId, topic, 'state.invalid', error.message);
+    }
+  }
+
+  private async commandResult(session: Session, topic: string, commandId: string, payload: Buffer): Promise<void> {
+    const body = this.json(session, topic, payload);
+    if (body === undefined) return;
+    try {
+      await this.platform.devices.commands.complete(session.identity, commandId, body);
+    } catch (error) {
+      if (!(error instanceof CommandResultError)) throw error;
+      this.stats.payloadErrors++;
+      this.replyError(session.identity.deviceId, topic, error.code, error.message);
+    }
+  }
+
+  /** A device that subscribes to its desired state gets it (and its delta) at once: it catches up on connect. */
+  private onSubscribe(subscriptions: { topic: string; qos: number }[], client: Client): void {
+    const session = this.sessionOf(client);
+    if (!session || session.identity.status !== 'active') return;
+    const desired = deviceTopic(session.identity.deviceId, 'state/desired');
+    // Refused subscriptions are listed too, with QoS 128.
+    if (!subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, desired))) return;
+    this.platform.devices.shadow.sync(session.identity).catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
   }
 
   private async ingest(session: Session, topic: string, payload: Buffer, qos: number): Promise<void> {

@@ -1,0 +1,35 @@
+/**
+ * How the devices domain reaches a device without knowing the transport: the MQTT gateway of
+ * this node attaches itself on start. A message goes to `d/<deviceId>/<suffix>`; with Redis
+ * routing it reaches the device on whichever node holds its session. A node with no broker
+ * attached (an API-only node without shared routing) drops device messages and says so.
+ */
+export interface DeviceMessenger {
+  /** Routes a QoS 1 message to the device's topic; resolves once routed, not once delivered. */
+  send(deviceId: string, suffix: string, payload: unknown): Promise<void>;
+}
+
+export class DeviceLink implements DeviceMessenger {
+  private target: DeviceMessenger | null = null;
+  dropped = 0;
+
+  attach(target: DeviceMessenger): void {
+    this.target = target;
+  }
+
+  detach(target: DeviceMessenger): void {
+    if (this.target === target) this.target = null;
+  }
+
+  get attached(): boolean {
+    return this.target !== null;
+  }
+
+  async send(deviceId: string, suffix: string, payload: unknown): Promise<void> {
+    if (!this.target) {
+      this.dropped++;
+      return;
+    }
+    await this.target.send(deviceId, suffix, payload);
+  }
+}

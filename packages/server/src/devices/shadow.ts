@@ -1,0 +1,177 @@
+/**
+ * The device shadow: the state a device reports and the state operators desire, each versioned,
+ * with every change kept in the history. Operators patch the desired state through the API
+ * (audited, optionally guarded by the version they last read); devices report over MQTT. After
+ * every change the device is sent what it needs: the desired state and the delta it still has
+ * to apply (docs/protocol.md §3.3).
+ */
+import type { Kysely } from 'kysely';
+import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import type { AuditService } from '../audit/service.js';
+import type { Clock } from '../clock.js';
+import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import type { Database, DeviceShadowHistoryTable, DeviceShadowsTable } from '../storage/schema.js';
+import { newId } from '../tokens.js';
+import type { DeviceIdentity } from './identity.js';
+import type { DeviceMessenger } from './messaging.js';
+import { checkPatch, delta, mergePatch, serializeState, StateError, type JsonObject } from './shadow-state.js';
+import type { DevicesStore } from './store.js';
+
+export interface ShadowView {
+  deviceId: string;
+  reported: { state: JsonObject; version: number; updatedAt: string | null };
+  desired: { state: JsonObject; version: number; updatedAt: string | null };
+  delta: JsonObject;
+}
+
+export interface ShadowChange {
+  kind: 'reported' | 'desired';
+  version: number;
+  change: JsonObject;
+  state: JsonObject;
+  actor: string | null;
+  changedAt: string;
+}
+
+const MAX_ATTEMPTS = 5;
+const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
+
+function view(row: DeviceShadowsTable): ShadowView {
+  const reported = JSON.parse(row.reported) as JsonObject;
+  const desired = JSON.parse(row.desired) as JsonObject;
+  return {
+    deviceId: row.device_id,
+    reported: { state: reported, version: row.reported_version, updatedAt: iso(row.reported_at) },
+    desired: { state: desired, version: row.desired_version, updatedAt: iso(row.desired_at) },
+    delta: delta(desired, reported),
+  };
+}
+
+export class ShadowService {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly devices: DevicesStore,
+    private readonly audit: AuditService,
+    private readonly clock: Clock,
+    private readonly messenger: DeviceMessenger,
+  ) {}
+
+  async get(actor: Actor, deviceId: string): Promise<ShadowView> {
+    requirePermission(actor, 'devices:read');
+    const device = await this.deviceOf(actor, deviceId);
+    return view((await this.row(device.id)) ?? this.empty(device.id, device.organization_id));
+  }
+
+  /**
+   * Merges `patch` into the desired state. With `expectedVersion`, refuses (409) when someone
+   * changed it since that version was read, so two operators never overwrite each other blindly.
+   */
+  async setDesired(actor: Actor, deviceId: string, patch: unknown, expectedVersion?: number): Promise<ShadowView> {
+    requirePermission(actor, 'devices:write');
+    try {
+      checkPatch(patch);
+    } catch (error) {
+      if (error instanceof StateError) throw new ValidationError(error.message, { field: 'state' }, 'state.invalid');
+      throw error;
+    }
+    const device = await this.deviceOf(actor, deviceId);
+    const updated = await this.change(device.id, device.organization_id, 'desired', patch, auditActor(actor).id, async (row, trx) => {
+      if (expectedVersion !== undefined && row.desired_version !== expectedVersion) {
+        throw new ConflictError(`The desired state is at version ${row.desired_version}, not ${expectedVersion}: read it again and retry`, { version: row.desired_version }, 'state.version_conflict');
+      }
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'device.desired_state_changed',
+          target: { type: 'device', id: device.id },
+          sourceIp: actor.sourceIp,
+          details: { version: row.desired_version + 1, keys: Object.keys(patch as JsonObject) },
+        },
+        trx,
+      );
+    });
+    await this.push(updated);
+    return updated;
+  }
+
+  /** A device's report: merged into its reported state; the device then gets its delta if any remains. */
+  async report(identity: DeviceIdentity, patch: unknown): Promise<ShadowView> {
+    checkPatch(patch);
+    const updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, null);
+    if (Object.keys(updated.delta).length > 0) await this.messenger.send(identity.deviceId, 'state/delta', { version: updated.desired.version, state: updated.delta });
+    return updated;
+  }
+
+  /** Sends the device its desired state and delta now (on `state/get`, and when it subscribes). */
+  async sync(identity: DeviceIdentity): Promise<void> {
+    const row = (await this.row(identity.deviceId)) ?? this.empty(identity.deviceId, identity.organizationId);
+    await this.push(view(row));
+  }
+
+  async history(actor: Actor, deviceId: string, options: { kind?: 'reported' | 'desired'; limit?: number; beforeVersion?: number }): Promise<ShadowChange[]> {
+    requirePermission(actor, 'devices:read');
+    const device = await this.deviceOf(actor, deviceId);
+    let query = this.db.selectFrom('device_shadow_history').selectAll().where('device_id', '=', device.id);
+    if (options.kind) query = query.where('kind', '=', options.kind);
+    if (options.beforeVersion !== undefined) query = query.where('version', '<', options.beforeVersion);
+    const rows = await query.orderBy('changed_at', 'desc').orderBy('version', 'desc').limit(Math.min(Math.max(options.limit ?? 50, 1), 500)).execute();
+    return rows.map((r: DeviceShadowHistoryTable) => ({ kind: r.kind, version: r.version, change: JSON.parse(r.change) as JsonObject, state: JSON.parse(r.state) as JsonObject, actor: r.actor, changedAt: new Date(r.changed_at).toISOString() }));
+  }
+
+  private async push(shadow: ShadowView): Promise<void> {
+    await this.messenger.send(shadow.deviceId, 'state/desired', { version: shadow.desired.version, state: shadow.desired.state });
+    await this.messenger.send(shadow.deviceId, 'state/delta', { version: shadow.desired.version, state: shadow.delta });
+  }
+
+  /**
+   * Applies a patch to one side of the shadow with optimistic concurrency: the update names the
+   * version it read, and a concurrent change makes it read again (both engines, no row locks).
+   */
+  private async change(deviceId: string, organizationId: string, kind: 'reported' | 'desired', patch: JsonObject, actor: string | null, guard?: (row: DeviceShadowsTable, trx: Kysely<Database>) => Promise<void>): Promise<ShadowView> {
+    for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
+      const result = await this.db.transaction().execute(async (trx) => {
+        await trx.insertInto('device_shadows').values(this.empty(deviceId, organizationId)).onConflict((oc) => oc.column('device_id').doNothing()).execute();
+        const row = (await this.row(deviceId, trx))!;
+        await guard?.(row, trx);
+        const now = this.clock.now();
+        const current = JSON.parse(kind === 'reported' ? row.reported : row.desired) as JsonObject;
+        const next = mergePatch(current, patch);
+        let text: string;
+        try {
+          text = serializeState(next, kind);
+        } catch (error) {
+          if (error instanceof StateError && kind === 'desired') throw new ValidationError(error.message, { field: 'state' }, 'state.too_large');
+          throw error;
+        }
+        const version = (kind === 'reported' ? row.reported_version : row.desired_version) + 1;
+        const changed =
+          kind === 'reported'
+            ? await trx.updateTable('device_shadows').set({ reported: text, reported_version: version, reported_at: now }).where('device_id', '=', deviceId).where('reported_version', '=', version - 1).executeTakeFirst()
+            : await trx.updateTable('device_shadows').set({ desired: text, desired_version: version, desired_at: now }).where('device_id', '=', deviceId).where('desired_version', '=', version - 1).executeTakeFirst();
+        if (Number(changed.numUpdatedRows) !== 1) return null;
+        await trx
+          .insertInto('device_shadow_history')
+          .values({ id: newId(), organization_id: organizationId, device_id: deviceId, kind, version, change: JSON.stringify(patch), state: text, actor, changed_at: now })
+          .execute();
+        return view(kind === 'reported' ? { ...row, reported: text, reported_version: version, reported_at: now } : { ...row, desired: text, desired_version: version, desired_at: now });
+      });
+      if (result) return result;
+    }
+    throw new ConflictError('The shadow changed too often at once; try again', { deviceId }, 'state.version_conflict');
+  }
+
+  private row(deviceId: string, db: Kysely<Database> = this.db): Promise<DeviceShadowsTable | undefined> {
+    return db.selectFrom('device_shadows').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
+  }
+
+  private empty(deviceId: string, organizationId: string): DeviceShadowsTable {
+    return { device_id: deviceId, organization_id: organizationId, reported: '{}', reported_version: 0, reported_at: null, desired: '{}', desired_version: 0, desired_at: null };
+  }
+
+  private async deviceOf(actor: Actor, deviceId: string) {
+    const device = await this.devices.deviceInOrganization(actor.organizationId, deviceId);
+    if (!device) throw new NotFoundError('Device', { deviceId });
+    return device;
+  }
+}

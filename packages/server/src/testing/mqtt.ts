@@ -1,0 +1,68 @@
+/**
+ * MQTT helpers for tests: a device's real mutual-TLS connection (mqtt.js, MQTT 3.1.1, no
+ * automatic reconnect), SUBACK inspection, and waiting for something to become true.
+ */
+import assert from 'node:assert/strict';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+
+export const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** Resolves when `check` holds, polling; fails after `ms`. */
+export async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await settle(20);
+  }
+  assert.fail(`not within ${ms} ms: ${what}`);
+}
+
+/** Connects with the device's key and certificate (or none); resolves on CONNACK accepted, rejects otherwise. */
+export function connectDevice(port: number, ca: string, credentials: { key: string; cert: string } | null, clientId: string, extra: IClientOptions = {}): Promise<MqttClient> {
+  return new Promise((resolve, reject) => {
+    const client = mqtt.connect(`mqtts://localhost:${port}`, {
+      clientId,
+      ca,
+      ...(credentials ? { key: credentials.key, cert: credentials.cert } : {}),
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+      connectTimeout: 5000,
+      ...extra,
+    });
+    client.once('connect', () => resolve(client));
+    client.once('error', (error) => {
+      client.end(true);
+      reject(error);
+    });
+    client.once('close', () => reject(new Error('closed before CONNACK')));
+  });
+}
+
+/** Resolves when the connection is closed (by the broker or us). */
+export const closed = (client: MqttClient) => new Promise<void>((resolve) => (client.disconnected ? resolve() : client.once('close', () => resolve())));
+
+/** The SUBACK's granted QoS per filter (mqtt.js rejects when any is 0x80; the packet says which). */
+export function granted(client: MqttClient, filters: string[]): Promise<number[]> {
+  return client.subscribeAsync(filters, { qos: 1 }).then(
+    (grants) => grants.map((g) => g.qos),
+    (error: { packet?: { granted: number[] } }) => {
+      if (!error.packet) throw error;
+      return error.packet.granted;
+    },
+  );
+}
+
+/** Collects the JSON messages a client receives, by topic. */
+export function inbox(client: MqttClient): { topic: string; body: any }[] {
+  const messages: { topic: string; body: any }[] = [];
+  client.on('message', (topic, payload) => {
+    let body: unknown = payload.toString();
+    try {
+      body = JSON.parse(payload.toString());
+    } catch {
+      // not JSON: kept as text
+    }
+    messages.push({ topic, body });
+  });
+  return messages;
+}
