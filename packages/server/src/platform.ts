@@ -19,9 +19,12 @@ import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
 import { AuditService } from './audit/service.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
+import { CommandService } from './devices/commands.js';
 import { EnrollmentService } from './devices/enrollment.js';
 import { DeviceCertificateVerifier } from './devices/identity.js';
+import { DeviceLink } from './devices/messaging.js';
 import { DevicesService } from './devices/service.js';
+import { ShadowService } from './devices/shadow.js';
 import { DevicesStore } from './devices/store.js';
 import { SymmetricKeyService } from './devices/symmetric-keys.js';
 import { systemClock, type Clock } from './clock.js';
@@ -33,6 +36,8 @@ import { loadDeviceIssuingCa } from './pki/ca.js';
 import { PkiService } from './pki/service.js';
 import { openDatabase, type DatabaseHandle } from './storage/database.js';
 import { TelemetryStore } from './telemetry/store.js';
+import { RetentionJob } from './telemetry/retention.js';
+import { TelemetryService } from './telemetry/service.js';
 import { migrateToLatest } from './storage/migrate.js';
 import type { Database } from './storage/schema.js';
 
@@ -59,9 +64,9 @@ export interface Platform {
   mailer: Mailer;
   audit: AuditService;
   signingKeys: SigningKeys;
-  devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService; symmetricKeys: SymmetricKeyService; identity: DeviceCertificateVerifier; bootstrapCas: BootstrapCaService };
+  devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService; link: DeviceLink; shadow: ShadowService; commands: CommandService; symmetricKeys: SymmetricKeyService; identity: DeviceCertificateVerifier; bootstrapCas: BootstrapCaService };
   pki: PkiService;
-  telemetry: { store: TelemetryStore };
+  telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob };
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -83,7 +88,14 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const clock = options.clock ?? systemClock;
   const pkcs11 = config.keys?.pkcs11;
   const hsm = pkcs11 ? new TokenAccess(() => pkcs11Options(pkcs11, options.env ?? process.env)) : null;
-  const box = loadMasterKey(config.dataDir, options.env);
+  let box: SecretBox;
+  try {
+    // A master key on the token (`init --hsm-master-key`) is reached through the same token access.
+    box = loadMasterKey(config.dataDir, options.env, hsm ? () => hsm.get() : null);
+  } catch (error) {
+    hsm?.close();
+    throw error;
+  }
   const database =
     options.database ??
     openDatabase({ url: config.database.url, dataDir: config.dataDir, poolSize: config.database.poolSize, ...(options.schema ? { schema: options.schema } : {}) });
@@ -112,9 +124,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), { crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem` });
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(db, audit, clock);
+  const link = new DeviceLink();
   const devices = {
     store: devicesStore,
     service: devicesService,
+    link,
+    shadow: new ShadowService(db, devicesStore, audit, clock, link),
+    commands: new CommandService(db, devicesStore, audit, clock, link),
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas),
     identity,
     bootstrapCas,
@@ -133,12 +149,20 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     signingKeys,
     devices,
     pki,
-    telemetry: { store: new TelemetryStore(db, database.engine) },
+    telemetry: telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config),
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
       hsm?.close();
       if (!options.database) await database.close();
     },
+  };
+}
+
+function telemetryOf(store: TelemetryStore, devices: DevicesService, clock: Clock, config: Config): Platform['telemetry'] {
+  return {
+    store,
+    service: new TelemetryService(store, devices, clock),
+    retention: new RetentionJob(store, devices, clock, { defaultDays: config.telemetry.retentionDays, batchRows: config.telemetry.pruneBatchRows }),
   };
 }

@@ -9,6 +9,7 @@ import { EXIT } from './context.js';
 import { registerKeysCommands } from './keys.js';
 import { registerPkiCommands } from './pki.js';
 import { registerServeCommands } from './serve.js';
+import { registerTelemetryCommands } from './telemetry.js';
 
 export function buildProgram(): Command {
   const program = new Command('bulwark')
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerDevicesCommands(program);
   registerKeysCommands(program);
   registerPkiCommands(program);
+  registerTelemetryCommands(program);
   return program;
 }
 

@@ -15,6 +15,7 @@ interface InitFlags extends GlobalOptions {
   ownerEmail: string;
   ownerName: string;
   hsm?: boolean;
+  hsmMasterKey?: boolean;
 }
 
 interface ServeFlags extends GlobalOptions {
@@ -32,7 +33,8 @@ function addInitOptions(command: Command): Command {
 
 function reportInit(options: GlobalOptions, result: InitResult): void {
   print(options, result, () => {
-    const lines = [`Data directory: ${result.dataDir}${result.masterKeyCreated ? ' (master key created: keys/master.key, mode 0600; back it up offline)' : ''}`];
+    const created = result.masterKey === 'hsm' ? ' (master key generated on the PKCS#11 token; no key file written: back up the token)' : ' (master key created: keys/master.key, mode 0600; back it up offline)';
+    const lines = [`Data directory: ${result.dataDir}${result.masterKeyCreated ? created : ''}`];
     lines.push(`CA certificate for clients: ${result.caCertPath}`);
     if (result.pkiCreated) {
       lines.push(
@@ -86,11 +88,12 @@ async function serve(flags: ServeFlags): Promise<number> {
 export function registerServeCommands(program: Command): void {
   addInitOptions(addDataDir(program.command('init').description('create the data directory, master key, CA, server certificate and first owner')))
     .option('--hsm', 'generate the CA keys on the PKCS#11 token of keys.pkcs11 (refused when none is configured)')
+    .option('--hsm-master-key', 'generate the master key on the PKCS#11 token of keys.pkcs11 (new data directories only; refused when none is configured)')
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: InitFlags) => {
         const config = configFor(flags);
-        reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName, hsm: flags.hsm ?? false }));
+        reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName, hsm: flags.hsm ?? false, hsmMasterKey: flags.hsmMasterKey ?? false }));
       }),
     );
 

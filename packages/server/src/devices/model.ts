@@ -13,6 +13,8 @@ export interface ProductView {
   name: string;
   hardwareRevision: string | null;
   firmwareLine: string | null;
+  /** Days of telemetry kept; null: the deployment's default (telemetry.retentionDays). */
+  telemetryRetentionDays: number | null;
   createdAt: string;
 }
 
@@ -31,7 +33,14 @@ export interface DeviceView {
 }
 
 export function toProductView(row: ProductRow): ProductView {
-  return { id: row.id, name: row.name, hardwareRevision: row.hardware_revision, firmwareLine: row.firmware_line, createdAt: new Date(row.created_at).toISOString() };
+  return {
+    id: row.id,
+    name: row.name,
+    hardwareRevision: row.hardware_revision,
+    firmwareLine: row.firmware_line,
+    telemetryRetentionDays: row.telemetry_retention_days,
+    createdAt: new Date(row.created_at).toISOString(),
+  };
 }
 
 export function toDeviceView(row: DeviceRow): DeviceView {

@@ -13,7 +13,7 @@ import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from './import-format.js';
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
-import { MAX_PAGE } from './service.js';
+import { MAX_PAGE, MAX_RETENTION_DAYS } from './service.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Status = Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('disabled'), Type.Literal('retired')]);
@@ -23,7 +23,9 @@ const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 const Group = Type.Union([Type.Null(), Type.String({ maxLength: 100 })]);
 const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
 
-const ProductSchema = Strict({ id: Type.String(), name: Type.String(), hardwareRevision: Nullable(Type.String()), firmwareLine: Nullable(Type.String()), createdAt: Timestamp });
+// One schema with a type list, not a union: with type coercion on, a union's null branch would turn 0 into null (reset to the default).
+const RetentionDays = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_RETENTION_DAYS, description: 'days of telemetry kept; null: the deployment default (telemetry.retentionDays)' });
+const ProductSchema = Strict({ id: Type.String(), name: Type.String(), hardwareRevision: Nullable(Type.String()), firmwareLine: Nullable(Type.String()), telemetryRetentionDays: RetentionDays, createdAt: Timestamp });
 const DeviceSchema = Strict({
   id: Type.String(),
   serial: Type.String(),
@@ -64,11 +66,31 @@ export function deviceRoutes(platform: Platform) {
         schema: {
           tags: ['devices'],
           summary: 'Create a product (a device model)',
-          body: Strict({ name: Type.String({ minLength: 1, maxLength: 100 }), hardwareRevision: Type.Optional(Type.String({ maxLength: 64 })), firmwareLine: Type.Optional(Type.String({ maxLength: 64 })) }),
+          body: Strict({
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            hardwareRevision: Type.Optional(Type.String({ maxLength: 64 })),
+            firmwareLine: Type.Optional(Type.String({ maxLength: 64 })),
+            telemetryRetentionDays: Type.Optional(RetentionDays),
+          }),
           response: { 201: ProductSchema, ...errorResponses(400, 401, 403, 409) },
         },
       },
       async (request, reply) => reply.status(201).send(await service.createProduct(actorOf(request), request.body)),
+    );
+
+    app.patch(
+      '/products/:id',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary: "Change a product's telemetry retention (audited)",
+          params: DeviceId,
+          body: Strict({ telemetryRetentionDays: Type.Optional(RetentionDays) }),
+          response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) => service.updateProduct(actorOf(request), request.params.id, request.body),
     );
 
     app.get(

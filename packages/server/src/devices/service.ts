@@ -20,6 +20,8 @@ import type { DeviceFilter, DeviceRow, DevicesStore, Executor, ProductRow } from
 
 export const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
+/** Telemetry retention a product may set, in days (ten years at most). */
+export const MAX_RETENTION_DAYS = 3650;
 
 export interface ListQuery extends Omit<DeviceFilter, 'afterSerial' | 'limit'> {
   cursor?: string;
@@ -29,6 +31,16 @@ export interface ListQuery extends Omit<DeviceFilter, 'afterSerial' | 'limit'> {
 export interface DevicePage {
   devices: DeviceView[];
   nextCursor: string | null;
+}
+
+export interface ProductChanges {
+  /** Days of telemetry to keep; null returns to the deployment's default. */
+  telemetryRetentionDays?: number | null;
+}
+
+function checkRetentionDays(days: number | null | undefined): void {
+  if (days === undefined || days === null) return;
+  if (!Number.isInteger(days) || days < 1 || days > MAX_RETENTION_DAYS) throw new ValidationError(`telemetryRetentionDays must be null or a whole number of days from 1 to ${MAX_RETENTION_DAYS}`, { field: 'telemetryRetentionDays' });
 }
 
 export interface DeviceChanges {
@@ -63,11 +75,20 @@ export class DevicesService {
     private readonly clock: Clock,
   ) {}
 
-  async createProduct(actor: Actor, input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null }): Promise<ProductView> {
+  async createProduct(actor: Actor, input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null; telemetryRetentionDays?: number | null }): Promise<ProductView> {
     requirePermission(actor, 'devices:write');
     const name = input.name.trim();
     if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
-    const row: ProductRow = { id: newId(), organization_id: actor.organizationId, name, hardware_revision: input.hardwareRevision ?? null, firmware_line: input.firmwareLine ?? null, created_at: this.clock.now() };
+    checkRetentionDays(input.telemetryRetentionDays);
+    const row: ProductRow = {
+      id: newId(),
+      organization_id: actor.organizationId,
+      name,
+      hardware_revision: input.hardwareRevision ?? null,
+      firmware_line: input.firmwareLine ?? null,
+      created_at: this.clock.now(),
+      telemetry_retention_days: input.telemetryRetentionDays ?? null,
+    };
     try {
       await this.store.db.transaction().execute(async (trx) => {
         if (await this.store.productByName(actor.organizationId, name, trx)) throw new ProductExistsError(name);
@@ -83,6 +104,47 @@ export class DevicesService {
   async listProducts(actor: Actor): Promise<ProductView[]> {
     requirePermission(actor, 'devices:read');
     return (await this.store.listProducts(actor.organizationId)).map(toProductView);
+  }
+
+  /** Changes a product's settings (today its telemetry retention); audited with the old and new values. */
+  async updateProduct(actor: Actor, productId: string, changes: ProductChanges): Promise<ProductView> {
+    requirePermission(actor, 'devices:write');
+    checkRetentionDays(changes.telemetryRetentionDays);
+    return this.store.db.transaction().execute(async (trx) => {
+      const product = await this.store.productInOrganization(actor.organizationId, productId, trx);
+      if (!product) throw new NotFoundError('Product', { productId });
+      if (changes.telemetryRetentionDays === undefined) return toProductView(product);
+      const updated = { ...product, telemetry_retention_days: changes.telemetryRetentionDays };
+      await this.store.updateProduct(product.id, { telemetry_retention_days: updated.telemetry_retention_days }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'product.updated',
+          target: { type: 'product', id: product.id },
+          sourceIp: actor.sourceIp,
+          details: { name: product.name, telemetryRetentionDays: { from: product.telemetry_retention_days, to: updated.telemetry_retention_days } },
+        },
+        trx,
+      );
+      return toProductView(updated);
+    });
+  }
+
+  /** Every product with its telemetry retention (null: the default), for the retention job; no actor: a platform task. */
+  async retentionPolicies(): Promise<{ organizationId: string; productId: string; retentionDays: number | null }[]> {
+    return (await this.store.allProducts()).map((p) => ({ organizationId: p.organization_id, productId: p.id, retentionDays: p.telemetry_retention_days }));
+  }
+
+  /** A product's device IDs, `pageSize` at a time (platform tasks; no actor). */
+  async *deviceIdsOfProduct(organizationId: string, productId: string, pageSize = 500): AsyncGenerator<string[]> {
+    let after: string | null = null;
+    for (;;) {
+      const rows = await this.store.deviceIdsOfProduct(organizationId, productId, after, pageSize);
+      if (rows.length > 0) yield rows.map((r) => r.id);
+      if (rows.length < pageSize) return;
+      after = rows[rows.length - 1]!.serial;
+    }
   }
 
   async register(actor: Actor, value: { serial: string; productId: string; attributes?: Record<string, unknown>; tags?: string[]; group?: string | null }): Promise<DeviceView> {

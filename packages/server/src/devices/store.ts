@@ -43,6 +43,32 @@ export class DevicesStore {
     return db.selectFrom('products').selectAll().where('organization_id', '=', organizationId).orderBy('name').execute();
   }
 
+  productInOrganization(organizationId: string, productId: string, db: Executor = this.db): Promise<ProductRow | undefined> {
+    return db.selectFrom('products').selectAll().where('organization_id', '=', organizationId).where('id', '=', productId).executeTakeFirst();
+  }
+
+  async updateProduct(productId: string, changes: Updateable<ProductsTable>, db: Executor = this.db): Promise<void> {
+    await db.updateTable('products').set(changes).where('id', '=', productId).execute();
+  }
+
+  /** Every product of every organization (platform jobs such as telemetry retention). */
+  allProducts(db: Executor = this.db): Promise<ProductRow[]> {
+    return db.selectFrom('products').selectAll().orderBy('id').execute();
+  }
+
+  /** A page of a product's device IDs in serial order: one range of the (organization, product, serial) index. */
+  deviceIdsOfProduct(organizationId: string, productId: string, afterSerial: string | null, limit: number, db: Executor = this.db): Promise<{ id: string; serial: string }[]> {
+    return db
+      .selectFrom('devices')
+      .select(['id', 'serial'])
+      .where('organization_id', '=', organizationId)
+      .where('product_id', '=', productId)
+      .$if(afterSerial !== null, (q) => q.where('serial', '>', afterSerial!))
+      .orderBy('serial')
+      .limit(limit)
+      .execute();
+  }
+
   /** A device of the organization; another organization's device is simply not found. */
   deviceInOrganization(organizationId: string, deviceId: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
     return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('id', '=', deviceId).executeTakeFirst();

@@ -90,7 +90,9 @@ for (const engine of ENGINES) {
       assert.deepEqual([issued.version, issued.rotated, issued.previousKeyValidUntil], [1, false, null]);
       const res = await identity(sas(issued.key, id));
       assert.equal(res.status, 200, res.text);
-      assert.deepEqual([res.body.deviceId, res.body.serial, res.body.status, res.body.credential.type, res.body.credential.keyVersion], [id, `SK-${serials}`, 'pending', 'symmetric_key', 1]);
+      // Holding a credential makes a pending device active, as a certificate does; audited.
+      assert.deepEqual([res.body.deviceId, res.body.serial, res.body.status, res.body.credential.type, res.body.credential.keyVersion], [id, `SK-${serials}`, 'active', 'symmetric_key', 1]);
+      assert.ok((await audited('device.status_changed', id)).some((e) => (e.details as { reason?: string }).reason === 'symmetric key issued'));
       const direct = await t.platform.devices.symmetricKeys.authenticate(id, sas(issued.key, id));
       assert.equal(direct.productId, product);
       const entries = await audited('device.symmetric_key_issued', id);

@@ -83,7 +83,7 @@ export class SoftwareKek implements KeyEncryptionKey {
   }
 
   derive(purpose: string): Buffer {
-    return Buffer.from(hkdfSync('sha256', this.key, Buffer.alloc(0), `bulwark:${purpose}`, 32));
+    return hkdf(this.key, purpose);
   }
 }
 
@@ -91,20 +91,29 @@ export class SoftwareKek implements KeyEncryptionKey {
 export interface KeyRingSource {
   /** Changes whenever the keys may have changed (cheap: checked before every seal). */
   stamp(): string;
-  load(): SoftwareKek[];
+  load(): KeyEncryptionKey[];
+  /**
+   * The secret purpose keys are derived from, for KEKs whose bytes are out of reach (a token
+   * KEK): read on first use with the box that can open it. Software KEKs derive from their own bytes.
+   */
+  derivationSecret?(box: SecretBox): Buffer;
 }
+
+const hkdf = (secret: Buffer, purpose: string) => Buffer.from(hkdfSync('sha256', secret, Buffer.alloc(0), `bulwark:${purpose}`, 32));
 
 const wrapAad = (context: string) => Buffer.from(`bulwark:data-key:${context}`);
 
 /**
- * The software custody: the master key (and during a rotation the previous one) as KEKs. With a
- * source it follows the key files: a value sealed under a KEK it does not hold yet, or a changed
- * key file, makes it reload, so running servers keep reading while `rotate-master` works.
+ * The custody of secrets at rest: the master key (and during a rotation the previous one) as KEKs,
+ * software keys or AES keys on a PKCS#11 token. With a source it follows where the keys are
+ * recorded: a value sealed under a KEK it does not hold yet, or a changed key file, makes it
+ * reload, so running servers keep reading while `rotate-master` works.
  */
 export class SecretBox implements KeyCustody {
-  private ring = new Map<string, SoftwareKek>();
-  private current!: SoftwareKek;
+  private ring = new Map<string, KeyEncryptionKey>();
+  private current!: KeyEncryptionKey;
   private loadedStamp = '';
+  private derivation: Buffer | null = null;
 
   constructor(keyOrSource: Buffer | KeyRingSource) {
     if (Buffer.isBuffer(keyOrSource)) {
@@ -134,13 +143,13 @@ export class SecretBox implements KeyCustody {
     this.install(this.source.load());
   }
 
-  private install(keys: SoftwareKek[]): void {
+  private install(keys: KeyEncryptionKey[]): void {
     if (!keys[0]) throw new KeyCustodyError('The key ring is empty', 'keys.master_key_missing');
     this.current = keys[0];
     this.ring = new Map(keys.map((k) => [k.id, k]));
   }
 
-  private kek(id: string): SoftwareKek {
+  private kek(id: string): KeyEncryptionKey {
     let kek = this.ring.get(id);
     if (!kek && this.source) {
       this.refresh();
@@ -157,7 +166,7 @@ export class SecretBox implements KeyCustody {
     return this.envelope(this.current, dataKey, body, context);
   }
 
-  private envelope(kek: SoftwareKek, dataKey: Buffer, body: Buffer, context: string): string {
+  private envelope(kek: KeyEncryptionKey, dataKey: Buffer, body: Buffer, context: string): string {
     const wrapped = kek.wrap(dataKey, wrapAad(context));
     return ['v2', kek.id, wrapped.toString('base64url'), body.toString('base64url')].join('.');
   }
@@ -170,7 +179,10 @@ export class SecretBox implements KeyCustody {
       return gcmDecrypt(dataKey, Buffer.from(parts[3]!, 'base64url'), Buffer.from(context));
     }
     if (version === 'v1' && parts.length === 4 && keyId && parts[2] && parts[3]) {
-      return this.kek(keyId).openLegacy(Buffer.from(parts[2], 'base64url'), Buffer.from(parts[3], 'base64url'), Buffer.from(context));
+      const kek = this.kek(keyId);
+      // v1 predates token KEKs: only a software master key ever sealed one.
+      if (!(kek instanceof SoftwareKek)) throw new KeyCustodyError('Sealed secret is malformed', 'keys.sealed_malformed');
+      return kek.openLegacy(Buffer.from(parts[2], 'base64url'), Buffer.from(parts[3], 'base64url'), Buffer.from(context));
     }
     throw new KeyCustodyError('Sealed secret is malformed', 'keys.sealed_malformed');
   }
@@ -190,9 +202,16 @@ export class SecretBox implements KeyCustody {
     return this.seal(this.open(sealed, context), context);
   }
 
-  /** A 32-byte key for one purpose (CSRF tokens, …) derived from the current master key with HKDF. */
+  /**
+   * A 32-byte key for one purpose (CSRF tokens, …), by HKDF: over the current master key's bytes
+   * for a software key (as always, so existing data directories keep their derived keys), over
+   * the source's derivation secret for a token KEK (it survives a rotation: only its wrapping changes).
+   */
   deriveKey(purpose: string): Buffer {
-    return this.current.derive(purpose);
+    if (this.current instanceof SoftwareKek) return this.current.derive(purpose);
+    if (!this.source?.derivationSecret) throw new KeyCustodyError(`Master key ${this.current.id} has no derivation secret to derive keys from`, 'keys.derivation_missing');
+    this.derivation ??= this.source.derivationSecret(this);
+    return hkdf(this.derivation, purpose);
   }
 }
 

@@ -1,7 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { chmodSync, mkdtempSync, rmSync, statSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
+import { hkdfSync, randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KeyCustodyError, SecretBox, createMasterKeyFile, loadMasterKey, masterKeyPath } from './master-key.js';
@@ -47,6 +47,13 @@ describe('master key and sealed secrets', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('derives purpose keys from a software master key by HKDF over its bytes, as data directories made before the HSM source expect', () => {
+    const key = randomBytes(32);
+    const box = new SecretBox(key);
+    assert.deepEqual(box.deriveKey('csrf'), Buffer.from(hkdfSync('sha256', key, Buffer.alloc(0), 'bulwark:csrf', 32)));
+    assert.notDeepEqual(box.deriveKey('other'), box.deriveKey('csrf'));
   });
 
   it('explains how to create a missing master key, and takes one from BULWARK_MASTER_KEY', () => {

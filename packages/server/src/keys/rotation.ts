@@ -4,15 +4,35 @@
  * by row with compare-and-set updates, while readers open values under either key (their boxes
  * reload the key files when they meet the new key id). Crashing anywhere leaves everything
  * readable; running it again finishes the job. Only then is the previous key removed.
+ *
+ * With the master key on the PKCS#11 token the same steps run on the label records
+ * (master.pkcs11, master.pkcs11.previous): a new AES key is generated on the token, and the old
+ * one is left there (database backups made before the rotation need it; the operator deletes it
+ * with the HSM's tools when none does).
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
 import type { Kysely } from 'kysely';
 import type { AuditService } from '../audit/service.js';
+import { ValidationError } from '../errors.js';
 import type { Database } from '../storage/schema.js';
 import { KeyCustodyError, SoftwareKek, type SecretBox } from './custody.js';
-import { masterKeyPath, previousMasterKeyPath, readKeyFile, writeKeyFileAtomic } from './master-key.js';
-import { readSealedFile, SEALED_COLUMNS, sealedFiles, writeSealedFileAtomic } from './sealed-values.js';
+import {
+  derivationSecretFile,
+  masterKeyOnToken,
+  masterKeyPath,
+  newTokenMasterKeyLabel,
+  previousMasterKeyPath,
+  previousTokenMasterKeyPath,
+  readKeyFile,
+  readTokenKeyLabel,
+  tokenKek,
+  tokenMasterKeyPath,
+  writeKeyFileAtomic,
+  writeTokenKeyLabel,
+} from './master-key.js';
+import type { Pkcs11Token } from './pkcs11.js';
+import { readSealedFile, SEALED_COLUMNS, sealedFiles, writeSealedFileAtomic, type SealedFile } from './sealed-values.js';
 
 export interface RotationOptions {
   dataDir: string;
@@ -25,6 +45,8 @@ export interface RotationOptions {
   batch?: number;
   /** Who ran it, for the audit log. */
   actorId?: string;
+  /** The configured PKCS#11 token (platform.hsm), needed when the master key is on it. */
+  token?: (() => Pkcs11Token) | null;
 }
 
 export interface RotationReport {
@@ -34,6 +56,42 @@ export interface RotationReport {
   resumed: boolean;
   /** Values re-wrapped, by column or file. */
   rewrapped: Record<string, number>;
+  /** Master key on the token: the label of the replaced key, which stays on the token. */
+  retiredTokenKeyLabel?: string;
+}
+
+/** A new current key in place, the one it replaces still readable; `finish` forgets the old one. */
+interface Staged {
+  resumed: boolean;
+  previousKeyId: string;
+  retiredTokenKeyLabel?: string;
+  finish(): void;
+}
+
+function stageKeyFile(dataDir: string): Staged {
+  const currentPath = masterKeyPath(dataDir);
+  const previousPath = previousMasterKeyPath(dataDir);
+  const resumed = existsSync(previousPath);
+  if (!resumed) writeKeyFileAtomic(previousPath, readKeyFile(currentPath));
+  const previousKeyId = new SoftwareKek(readKeyFile(previousPath)).id;
+  if (new SoftwareKek(readKeyFile(currentPath)).id === previousKeyId) writeKeyFileAtomic(currentPath, randomBytes(32));
+  return { resumed, previousKeyId, finish: () => rmSync(previousPath, { force: true }) };
+}
+
+function stageTokenKey(dataDir: string, token: () => Pkcs11Token): Staged {
+  const currentPath = tokenMasterKeyPath(dataDir);
+  const previousPath = previousTokenMasterKeyPath(dataDir);
+  const resumed = existsSync(previousPath);
+  if (!resumed) writeTokenKeyLabel(previousPath, readTokenKeyLabel(currentPath));
+  const previousLabel = readTokenKeyLabel(previousPath);
+  const previousKeyId = tokenKek(token(), previousLabel, previousPath).id;
+  if (readTokenKeyLabel(currentPath) === previousLabel) {
+    // A crash between these two lines leaves an unused key on the token, never an unrecorded one in use.
+    const label = newTokenMasterKeyLabel();
+    token().generateKek(label);
+    writeTokenKeyLabel(currentPath, label);
+  }
+  return { resumed, previousKeyId, retiredTokenKeyLabel: previousLabel, finish: () => rmSync(previousPath, { force: true }) };
 }
 
 const MAX_PASSES = 10;
@@ -45,12 +103,14 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
       'keys.master_key_from_env',
     );
   }
-  const currentPath = masterKeyPath(options.dataDir);
-  const previousPath = previousMasterKeyPath(options.dataDir);
-  const resumed = existsSync(previousPath);
-  if (!resumed) writeKeyFileAtomic(previousPath, readKeyFile(currentPath));
-  const previousKeyId = new SoftwareKek(readKeyFile(previousPath)).id;
-  if (new SoftwareKek(readKeyFile(currentPath)).id === previousKeyId) writeKeyFileAtomic(currentPath, randomBytes(32));
+  let staged: Staged;
+  if (masterKeyOnToken(options.dataDir)) {
+    if (!options.token) throw new ValidationError('The master key is on a PKCS#11 token, and keys.pkcs11 is not configured: set keys.pkcs11.tokenLabel and the PIN variable, then rotate', {}, 'config.pkcs11_missing');
+    staged = stageTokenKey(options.dataDir, options.token);
+  } else {
+    staged = stageKeyFile(options.dataDir);
+  }
+  const { resumed, previousKeyId } = staged;
   options.box.refresh();
   const keyId = options.box.keyId;
 
@@ -74,7 +134,7 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
         after = rows[rows.length - 1]!.id;
       }
     }
-    for (const file of sealedFiles(options.dataDir)) {
+    for (const file of filesToRewrap(options.dataDir)) {
       const next = options.box.rewrap(readSealedFile(file), file.context);
       if (next) {
         found++;
@@ -90,9 +150,15 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
     actor: { type: 'cli', id: options.actorId ?? process.env.USER ?? 'cli' },
     action: 'keys.master_rotated',
     target: { type: 'master_key', id: keyId },
-    details: { previousKeyId, keyId, resumed, rewrapped },
+    details: { previousKeyId, keyId, resumed, rewrapped, ...(staged.retiredTokenKeyLabel ? { retiredTokenKeyLabel: staged.retiredTokenKeyLabel } : {}) },
   });
-  rmSync(previousPath, { force: true });
+  staged.finish();
   options.box.refresh();
-  return { previousKeyId, keyId, resumed, rewrapped };
+  return { previousKeyId, keyId, resumed, rewrapped, ...(staged.retiredTokenKeyLabel ? { retiredTokenKeyLabel: staged.retiredTokenKeyLabel } : {}) };
+}
+
+/** The sealed files of DIR/pki, and the derivation secret when the master key is on the token. */
+function filesToRewrap(dataDir: string): SealedFile[] {
+  const derivation = derivationSecretFile(dataDir);
+  return [...sealedFiles(dataDir), ...(existsSync(derivation.path) ? [derivation] : [])];
 }

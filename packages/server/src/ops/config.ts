@@ -46,6 +46,7 @@ export const ConfigSchema = Type.Object(
         host: Type.String({ minLength: 1 }),
         port: Port,
         plainPort: Type.Union([Port, Type.Null()], { description: 'Plain MQTT without TLS, for token devices only; null keeps it closed' }),
+        redisUrl: Type.Union([Type.String({ pattern: '^rediss?://' }), Type.Null()], { description: 'Redis for MQTT routing and sessions across nodes (redis://host:port/db); null: this node alone' }),
         maxPacketBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
         maxConnections: Type.Integer({ minimum: 1 }),
         connectsPerSecond: Type.Integer({ minimum: 1 }),
@@ -91,6 +92,14 @@ export const ConfigSchema = Type.Object(
     audit: Type.Object(
       {
         checkpointIntervalSeconds: Type.Integer({ minimum: 1 }),
+      },
+      { additionalProperties: false },
+    ),
+    telemetry: Type.Object(
+      {
+        retentionDays: Type.Integer({ minimum: 1, maximum: 3650, description: "days of telemetry kept for products that set no retention of their own" }),
+        pruneIntervalMinutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60, description: 'how often a server deletes expired telemetry' }),
+        pruneBatchRows: Type.Integer({ minimum: 100, maximum: 100_000, description: 'rows deleted per statement: each is its own short transaction' }),
       },
       { additionalProperties: false },
     ),
@@ -140,6 +149,7 @@ export function defaultConfig(dataDir: string): Config {
       host: '127.0.0.1',
       port: 8883,
       plainPort: null,
+      redisUrl: null,
       maxPacketBytes: 256 * 1024,
       maxConnections: 100_000,
       connectsPerSecond: 1000,
@@ -161,6 +171,7 @@ export function defaultConfig(dataDir: string): Config {
     },
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
+    telemetry: { retentionDays: 90, pruneIntervalMinutes: 60, pruneBatchRows: 5000 },
     log: { level: 'info' },
   };
 }

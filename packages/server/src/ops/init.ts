@@ -3,13 +3,13 @@
  * schema, the first organization and its owner (with a one-time password that must be changed
  * at first sign-in), and the CA hierarchy (root, device and server issuing CAs) with the HTTPS
  * server certificate (pki/ca.ts). With a PKCS#11 token configured (keys.pkcs11), the CA keys are
- * generated on the token. Safe to run again: whatever exists is kept, and no second password is
- * ever printed.
+ * generated on the token, and with `hsmMasterKey` so is the master key (keys/master-key.ts). Safe
+ * to run again: whatever exists is kept, and no second password is ever printed.
  */
 import { chmodSync, existsSync, mkdirSync } from 'node:fs';
 import { cliActor } from '../accounts/roles.js';
 import { ValidationError } from '../errors.js';
-import { createMasterKeyFile } from '../keys/master-key.js';
+import { ensureMasterKey, type MasterKeyLocation } from '../keys/master-key.js';
 import { openPlatform, type PlatformOptions } from '../platform.js';
 import { caKeyLocation, ensureDeploymentPki, pkiPaths } from '../pki/ca.js';
 import type { Config } from './config.js';
@@ -21,11 +21,15 @@ export interface InitOptions {
   ownerName: string;
   /** Insist on CA keys on the token (`bulwark init --hsm`): refused when keys.pkcs11 is not configured. */
   hsm?: boolean;
+  /** Generate the master key on the token (`bulwark init --hsm-master-key`): refused when keys.pkcs11 is not configured. */
+  hsmMasterKey?: boolean;
 }
 
 export interface InitResult {
   dataDir: string;
   masterKeyCreated: boolean;
+  /** Where the master key is: DIR/keys/master.key, BULWARK_MASTER_KEY, or the PKCS#11 token. */
+  masterKey: MasterKeyLocation;
   organization: { slug: string; created: boolean };
   owner: { email: string; oneTimePassword: string } | null;
   caCertPath: string;
@@ -49,9 +53,21 @@ export async function initialize(config: Config, options: InitOptions, platformO
       'config.pkcs11_missing',
     );
   }
+  if (options.hsmMasterKey && !config.keys?.pkcs11) {
+    throw new ValidationError(
+      '--hsm-master-key needs a PKCS#11 token: set keys.pkcs11.tokenLabel (BULWARK_KEYS_PKCS11_TOKEN_LABEL), optionally keys.pkcs11.module, and the PIN in BULWARK_PKCS11_PIN',
+      {},
+      'config.pkcs11_missing',
+    );
+  }
   mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
   chmodSync(config.dataDir, 0o700);
-  const masterKeyCreated = platformOptions.env?.BULWARK_MASTER_KEY || process.env.BULWARK_MASTER_KEY ? false : createMasterKeyFile(config.dataDir);
+  const masterKey = ensureMasterKey(config.dataDir, {
+    onToken: options.hsmMasterKey ?? false,
+    fromEnv: Boolean(platformOptions.env?.BULWARK_MASTER_KEY || process.env.BULWARK_MASTER_KEY),
+    pkcs11: config.keys?.pkcs11,
+    env: platformOptions.env ?? process.env,
+  });
   const platform = await openPlatform(config, platformOptions);
   try {
     const existing = await platform.accounts.store.listOrganizations();
@@ -73,7 +89,8 @@ export async function initialize(config: Config, options: InitOptions, platformO
     const pki = await ensureDeploymentPki({ dataDir: config.dataDir, box: platform.box, token, organizationName: orgName, extraServerNames: config.http.serverNames });
     return {
       dataDir: config.dataDir,
-      masterKeyCreated,
+      masterKeyCreated: masterKey.created,
+      masterKey: masterKey.location,
       organization: { slug, created: existing.length === 0 },
       owner,
       caCertPath: pki.paths.caCert,

@@ -1,5 +1,6 @@
 /**
- * Runs a platform node: the HTTPS API on the configured address, the periodic audit checkpoint,
+ * Runs a platform node: the HTTPS API on the configured address, the periodic audit checkpoint
+ * and telemetry retention,
  * and an orderly shutdown that stops accepting, drains requests and closes storage.
  */
 import { readFileSync } from 'node:fs';
@@ -54,6 +55,10 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));
   }, config.audit.checkpointIntervalSeconds * 1000);
   checkpoints.unref();
+  const pruning = setInterval(() => {
+    platform.telemetry.retention.run().catch((error: unknown) => app.log.error({ err: error }, 'telemetry retention failed'));
+  }, config.telemetry.pruneIntervalMinutes * 60_000);
+  pruning.unref();
 
   return {
     app,
@@ -62,6 +67,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     mqtt,
     close: async () => {
       clearInterval(checkpoints);
+      clearInterval(pruning);
+      await platform.telemetry.retention.stop();
       await mqtt?.close();
       await app.close();
       await platform.audit.checkpoint().catch(() => undefined);

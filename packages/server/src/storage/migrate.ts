@@ -7,6 +7,8 @@ import * as foundation from './migrations/001_foundation.js';
 import * as devices from './migrations/002_devices.js';
 import * as pki from './migrations/003_pki.js';
 import * as telemetry from './migrations/006_telemetry.js';
+import * as telemetryRetention from './migrations/007_telemetry_retention.js';
+import * as shadowCommands from './migrations/008_shadow_commands.js';
 import * as symmetricKeys from './migrations/005_symmetric_keys.js';
 import * as bootstrapCas from './migrations/004_bootstrap_cas.js';
 import type { DatabaseHandle } from './database.js';
@@ -16,6 +18,8 @@ const migrations: Record<string, Migration> = {
   '002_devices': devices,
   '003_pki': pki,
   '006_telemetry': telemetry,
+  '007_telemetry_retention': telemetryRetention,
+  '008_shadow_commands': shadowCommands,
   '005_symmetric_keys': symmetricKeys,
   '004_bootstrap_cas': bootstrapCas,
 };

@@ -165,6 +165,7 @@ export interface ProductsTable {
   hardware_revision: string | null;
   firmware_line: string | null;
   created_at: number;
+  telemetry_retention_days: number | null; // null: the deployment's telemetry.retentionDays
 }
 
 export interface DevicesTable {
@@ -191,6 +192,8 @@ export interface DeviceTagsTable {
 }
 
 export interface TelemetryTable {
+  /** Unique and increasing (the rowid on SQLite): the tie-break of readings with equal ts. */
+  seq: Generated<number>;
   organization_id: string;
   device_id: string;
   /** The device's timestamp of the reading (ms), or the receive time when it sent none. */
@@ -230,6 +233,46 @@ export interface DeviceSymmetricKeysTable {
   valid_until: number | null; // null for the current key; the end of a rotated-out key's grace period
 }
 
+export interface DeviceShadowsTable {
+  device_id: string;
+  organization_id: string;
+  reported: string; // JSON object
+  reported_version: number;
+  reported_at: number | null;
+  desired: string; // JSON object
+  desired_version: number;
+  desired_at: number | null;
+}
+
+export interface DeviceShadowHistoryTable {
+  id: string;
+  organization_id: string;
+  device_id: string;
+  kind: 'reported' | 'desired';
+  version: number;
+  change: string; // JSON: the patch that made this version
+  state: string; // JSON: the whole state after it
+  actor: string | null;
+  changed_at: number;
+}
+
+export type CommandStatus = 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
+
+export interface DeviceCommandsTable {
+  id: string;
+  organization_id: string;
+  device_id: string;
+  name: string;
+  params: string; // JSON object
+  status: CommandStatus;
+  result: string | null; // JSON
+  error: string | null;
+  created_by: string;
+  created_at: number;
+  expires_at: number;
+  completed_at: number | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -250,6 +293,9 @@ export interface Database {
   bootstrap_cas: BootstrapCasTable;
   telemetry: TelemetryTable;
   device_presence: DevicePresenceTable;
+  device_shadows: DeviceShadowsTable;
+  device_shadow_history: DeviceShadowHistoryTable;
+  device_commands: DeviceCommandsTable;
 }
 
 export type { Generated };

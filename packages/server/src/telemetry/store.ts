@@ -3,11 +3,53 @@
  * `INSERT … SELECT FROM unnest(…)` per batch (five array parameters whatever the batch size), on
  * SQLite multi-row inserts in one transaction.
  */
-import { sql, type Kysely } from 'kysely';
+import { sql, type Insertable, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Engine } from '../storage/database.js';
-import type { Database, TelemetryTable } from '../storage/schema.js';
+import type { Database, DevicePresenceTable, TelemetryTable } from '../storage/schema.js';
 
-export type TelemetryRow = TelemetryTable;
+/** A row as the ingest writer inserts it (`seq` is assigned by the database). */
+export type TelemetryRow = Insertable<TelemetryTable>;
+export type StoredTelemetryRow = Selectable<TelemetryTable>;
+
+/** Where a page ended: the next page starts strictly after this (ts, seq). */
+export interface TelemetryPosition {
+  ts: number;
+  seq: number;
+}
+
+/** One value name in one time bucket. `last` is packed by the SQL: see `unpackLast`. */
+export interface BucketRow {
+  bucket: number;
+  name: string;
+  /** Readings of the name in the bucket, whatever their type. */
+  count: number;
+  /** Of which numbers (avg, min, max are over those; null when none). */
+  numeric: number;
+  avg: number | null;
+  min: number | null;
+  max: number | null;
+  /** The latest non-numeric reading, packed; null when every reading was a number. */
+  last: string | null;
+}
+
+/** The latest reading of one value name, packed. */
+export interface LatestRow {
+  name: string;
+  last: string;
+}
+
+/**
+ * The aggregates pack "the latest value" as text whose order is (ts, seq), so `max()` finds it in
+ * one pass with constant memory: 13 digits of ts, 19 of seq, then the value as JSON text.
+ */
+export function unpackLast(packed: string): { ts: number; value: unknown } {
+  return { ts: Number(packed.slice(0, 13)), value: JSON.parse(packed.slice(32)) as unknown };
+}
+
+/** A value as JSON text behind its (ts, seq), for `max()`; byte order ("C") whatever the database's locale. */
+const PG_PACKED: RawBuilder<string> = sql`(lpad(t.ts::text, 13, '0') || lpad(t.seq::text, 19, '0') || j.value::text) collate "C"`;
+/** json_each gives true/false as 1/0: the type says which. json_quote renders a real with round-trip precision. */
+const SQLITE_PACKED: RawBuilder<string> = sql`printf('%013d%019d', t.ts, t.seq) || (case j.type when 'true' then 'true' when 'false' then 'false' else json_quote(j.value) end)`;
 
 /** SQLite allows 32,766 bound variables per statement; five per row. */
 const SQLITE_ROWS_PER_STATEMENT = 6000;
@@ -52,4 +94,97 @@ export class TelemetryStore {
     const row = await query.executeTakeFirstOrThrow();
     return Number(row.n);
   }
+
+  /** Readings in from ≤ ts < to, in (ts, seq) order, starting strictly after `after`: one range of the (device_id, ts, seq) index. */
+  page(deviceId: string, from: number, to: number, after: TelemetryPosition | null, limit: number): Promise<StoredTelemetryRow[]> {
+    return this.db
+      .selectFrom('telemetry')
+      .selectAll()
+      .where('device_id', '=', deviceId)
+      .where('ts', '>=', after ? Math.max(from, after.ts) : from)
+      .where('ts', '<', to)
+      .$if(after !== null, (q) => q.where((eb) => eb(eb.refTuple('ts', 'seq'), '>', eb.tuple(after!.ts, after!.seq))))
+      .orderBy('ts')
+      .orderBy('seq')
+      .limit(limit)
+      .execute();
+  }
+
+  /**
+   * Per bucket of `intervalMs` (aligned to the epoch) and value name: count, and avg/min/max of
+   * the numeric readings, and the latest non-numeric one. Computed by the database, one pass over
+   * the device's index range; one statement per engine (JSON functions differ), same results.
+   */
+  async buckets(deviceId: string, from: number, to: number, intervalMs: number, names: string[] | null): Promise<BucketRow[]> {
+    const query =
+      this.engine === 'postgres'
+        ? sql<BucketRow>`select (t.ts / ${intervalMs}::bigint) * ${intervalMs}::bigint as bucket, j.key as name, count(*) as count,
+            count(*) filter (where jsonb_typeof(j.value) = 'number') as numeric,
+            avg(case when jsonb_typeof(j.value) = 'number' then j.value::float8 end) as avg,
+            min(case when jsonb_typeof(j.value) = 'number' then j.value::float8 end) as min,
+            max(case when jsonb_typeof(j.value) = 'number' then j.value::float8 end) as max,
+            max(case when jsonb_typeof(j.value) <> 'number' then ${PG_PACKED} end) as last
+          from telemetry t cross join lateral jsonb_each(t.data::jsonb) j
+          where t.device_id = ${deviceId} and t.ts >= ${from} and t.ts < ${to}${names ? sql` and j.key in (${sql.join(names)})` : sql``}
+          group by 1, 2 order by 1, 2`
+        : sql<BucketRow>`select (t.ts / cast(${intervalMs} as integer)) * cast(${intervalMs} as integer) as bucket, j.key as name, count(*) as count,
+            sum(j.type in ('integer', 'real')) as numeric,
+            avg(case when j.type in ('integer', 'real') then j.value end) as avg,
+            min(case when j.type in ('integer', 'real') then j.value end) as min,
+            max(case when j.type in ('integer', 'real') then j.value end) as max,
+            max(case when j.type not in ('integer', 'real') then ${SQLITE_PACKED} end) as last
+          from telemetry t, json_each(t.data) j
+          where t.device_id = ${deviceId} and t.ts >= ${from} and t.ts < ${to}${names ? sql` and j.key in (${sql.join(names)})` : sql``}
+          group by 1, 2 order by 1, 2`;
+    return (await query.execute(this.db)).rows.map((r) => ({ ...r, bucket: Number(r.bucket), count: Number(r.count), numeric: Number(r.numeric) }));
+  }
+
+  /** The latest reading of each value name among the device's last `lookback` readings (by ts, seq). */
+  async latest(deviceId: string, lookback: number): Promise<LatestRow[]> {
+    const query =
+      this.engine === 'postgres'
+        ? sql<LatestRow>`select j.key as name, max(${PG_PACKED}) as last
+          from (select ts, seq, data from telemetry where device_id = ${deviceId} order by ts desc, seq desc limit ${lookback}) t
+          cross join lateral jsonb_each(t.data::jsonb) j group by j.key order by j.key`
+        : sql<LatestRow>`select j.key as name, max(${SQLITE_PACKED}) as last
+          from (select ts, seq, data from telemetry where device_id = ${deviceId} order by ts desc, seq desc limit ${lookback}) t,
+          json_each(t.data) j group by j.key order by j.key`;
+    return (await query.execute(this.db)).rows;
+  }
+
+  presence(deviceId: string): Promise<Selectable<DevicePresenceTable> | undefined> {
+    return this.db.selectFrom('device_presence').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
+  }
+
+  /**
+   * Deletes at most `limit` rows of these devices stamped before `cutoff`, in one short statement
+   * (its own transaction): the caller loops, so neither SQLite's one connection nor a PostgreSQL
+   * transaction is held for long. Returns how many went.
+   */
+  async deleteOlderThan(deviceIds: string[], cutoff: number, limit: number): Promise<number> {
+    if (deviceIds.length === 0) return 0;
+    if (this.engine === 'postgres') {
+      // By physical row ID (a TID scan): no index on seq is needed, and the statement sees a stable ctid.
+      const result = await sql`delete from telemetry where ctid = any(array(
+        select ctid from telemetry where device_id in (${sql.join(deviceIds)}) and ts < ${cutoff} limit ${limit}))`.execute(this.db);
+      return Number(result.numAffectedRows ?? 0);
+    }
+    const result = await this.db
+      .deleteFrom('telemetry')
+      .where('seq', 'in', (eb) => eb.selectFrom('telemetry').select('seq').where('device_id', 'in', deviceIds).where('ts', '<', cutoff).limit(limit))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
+  async countOlderThan(deviceIds: string[], cutoff: number): Promise<number> {
+    if (deviceIds.length === 0) return 0;
+    const row = await this.db
+      .selectFrom('telemetry')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('device_id', 'in', deviceIds)
+      .where('ts', '<', cutoff)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
 }
+

@@ -14,10 +14,12 @@ import { accountsRoutes } from '../../accounts/routes/index.js';
 import { auditRoutes } from '../../audit/routes.js';
 import { deviceRoutes } from '../../devices/routes.js';
 import { enrollmentRoutes } from '../../devices/enrollment-routes.js';
+import { stateRoutes } from '../../devices/state-routes.js';
 import { symmetricKeyRoutes } from '../../devices/symmetric-routes.js';
 import { RateLimitedError } from '../../errors.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
+import { telemetryRoutes } from '../../telemetry/routes.js';
 import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
 import { installErrorHandling } from './errors.js';
@@ -101,5 +103,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   await app.register(deviceRoutes(platform), { prefix: '/api/v1' });
   await app.register(enrollmentRoutes(platform));
   await app.register(symmetricKeyRoutes(platform));
+  await app.register(telemetryRoutes(platform), { prefix: '/api/v1' });
+  await app.register(stateRoutes(platform), { prefix: '/api/v1' });
   return app;
 }

@@ -26,7 +26,7 @@ for (const engine of ENGINES) {
     const ssl = new Openssl();
 
     before(async () => {
-      t = await startTestPlatform(engine, { mqtt: { port: 0, watchIntervalMs: 100, maxPacketBytes: 64 * 1024, connectsPerSecond: 200 } });
+      t = await startTestPlatform(engine, { mqtt: { port: 0, watchIntervalMs: 100, maxPacketBytes: 64 * 1024, connectsPerSecond: 50 } });
       org = await organizationIdOf(t.platform, t.org);
       product = await testProduct(t.platform, org);
       port = t.server.mqtt!.port;

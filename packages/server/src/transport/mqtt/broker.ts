@@ -21,6 +21,7 @@ import type { Platform } from '../../platform.js';
 import { PayloadError, parseTelemetry } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
+import { redisBackends } from './cluster.js';
 import { PacketSizeGuard, TokenBucket } from './guard.js';
 
 export interface MqttOptions {
@@ -29,6 +30,8 @@ export interface MqttOptions {
   port: number;
   /** Plain MQTT for token-authenticated devices; null keeps it closed. */
   plainPort: number | null;
+  /** Redis shared by the nodes of one deployment; null when this node is alone. */
+  redisUrl: string | null;
   maxPacketBytes: number;
   maxConnections: number;
   /** New TCP connections accepted per second (a reconnect storm or a flood is cut before the TLS handshake). */
@@ -119,6 +122,7 @@ export class MqttGateway implements DeviceMessenger {
 
   async start(tls: TlsMaterial): Promise<void> {
     this.broker = await Aedes.createBroker({
+      ...(this.options.redisUrl ? redisBackends(this.options.redisUrl) : {}),
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       maxClientsIdLength: 128,
       connectTimeout: 10_000,

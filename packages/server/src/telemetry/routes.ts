@@ -1,0 +1,107 @@
+/**
+ * The telemetry query API, under /api/v1/devices/:id: readings by time range (cursor pages),
+ * downsampled aggregates, the latest value of each name, and the device's presence. Read-only;
+ * permission devices:read; the service scopes every query to the caller's organization.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import type { Platform } from '../platform.js';
+import { actorOf } from '../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { MAX_BUCKETS, MAX_LIMIT } from './service.js';
+
+const DeviceId = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+const Instant = (what: string) => Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: `${what}: ISO 8601 date-time or milliseconds since the epoch` }));
+const Range = {
+  from: Instant('start, inclusive (default: a day before `to`, or before now)'),
+  to: Instant('end, exclusive (default: now + 24 h, the latest a reading may be stamped)'),
+};
+const Value = Type.Union([Type.Null(), Type.Boolean(), Type.Number(), Type.String()]);
+const Values = Type.Record(Type.String(), Value);
+
+const ReadingsPage = Strict({
+  readings: Type.Array(Strict({ ts: Timestamp, receivedAt: Timestamp, values: Values })),
+  nextCursor: Type.Union([Type.String(), Type.Null()]),
+});
+const BucketValue = Strict({
+  count: Type.Integer({ description: 'readings of this name in the bucket' }),
+  avg: Type.Optional(Type.Number()),
+  min: Type.Optional(Type.Number()),
+  max: Type.Optional(Type.Number()),
+  last: Type.Optional(Value),
+  lastAt: Type.Optional(Timestamp),
+});
+const Aggregate = Strict({
+  from: Timestamp,
+  to: Timestamp,
+  interval: Type.String(),
+  intervalMs: Type.Integer(),
+  buckets: Type.Array(Strict({ start: Timestamp, values: Type.Record(Type.String(), BucketValue) })),
+});
+const Latest = Strict({ lookback: Type.Integer({ description: 'readings looked at, newest first' }), values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })) });
+const Presence = Strict({ online: Type.Boolean(), since: Type.Union([Timestamp, Type.Null()]), node: Type.Union([Type.String(), Type.Null()]), protocol: Type.Union([Type.String(), Type.Null()]) });
+
+export function telemetryRoutes(platform: Platform) {
+  const service = platform.telemetry.service;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;
+
+    app.get(
+      '/devices/:id/telemetry',
+      {
+        config: read,
+        schema: {
+          tags: ['telemetry'],
+          summary: "A device's readings in a time range, oldest first, cursor-paginated",
+          params: DeviceId,
+          querystring: Strict({
+            ...Range,
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `readings per page (default 1000, at most ${MAX_LIMIT})` })),
+            cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page' })),
+          }),
+          response: { 200: ReadingsPage, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) => service.readings(actorOf(request), request.params.id, request.query),
+    );
+
+    app.get(
+      '/devices/:id/telemetry/aggregate',
+      {
+        config: read,
+        schema: {
+          tags: ['telemetry'],
+          summary: `A device's readings downsampled into buckets: count, avg, min, max of numbers, the latest other value (at most ${MAX_BUCKETS} buckets)`,
+          params: DeviceId,
+          querystring: Strict({
+            ...Range,
+            interval: Type.String({ pattern: '^[1-9][0-9]{0,4}[smhd]$', description: 'bucket width: a number and s, m, h or d (1m, 5m, 1h, 1d); buckets start at multiples of it since the epoch' }),
+            values: Type.Optional(Type.String({ minLength: 1, maxLength: 4200, description: 'comma-separated value names (default: all)' })),
+          }),
+          response: { 200: Aggregate, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) => service.aggregate(actorOf(request), request.params.id, request.query),
+    );
+
+    app.get(
+      '/devices/:id/telemetry/latest',
+      {
+        config: read,
+        schema: { tags: ['telemetry'], summary: "The latest value of each of a device's value names, within its last 10,000 readings", params: DeviceId, response: { 200: Latest, ...errorResponses(401, 403, 404) } },
+      },
+      async (request) => service.latest(actorOf(request), request.params.id),
+    );
+
+    app.get(
+      '/devices/:id/presence',
+      {
+        config: read,
+        schema: { tags: ['telemetry'], summary: 'Whether the device is connected, since when, to which node and by which protocol', params: DeviceId, response: { 200: Presence, ...errorResponses(401, 403, 404) } },
+      },
+      async (request) => service.presence(actorOf(request), request.params.id),
+    );
+  };
+}

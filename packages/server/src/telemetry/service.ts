@@ -1,0 +1,213 @@
+/**
+ * What operators ask of a device's telemetry: its readings over a time range (keyset pages in
+ * (ts, seq) order), the same range downsampled into buckets (count, avg, min, max of numbers;
+ * the latest of other values), the latest value of each name, and whether it is connected.
+ *
+ * Every query goes through the device registry's own check (permission devices:read, device of
+ * the caller's organization), so another organization's device is "not found" exactly like an
+ * unknown one. Every query is bounded: a page holds at most 10,000 readings, an aggregate at most
+ * 10,000 buckets, and "latest" looks at the device's last 10,000 readings.
+ */
+import type { Actor } from '../accounts/roles.js';
+import type { Clock } from '../clock.js';
+import type { DevicesService } from '../devices/service.js';
+import { ValidationError } from '../errors.js';
+import { InvalidRangeError, TooManyBucketsError } from './errors.js';
+import { MAX_FUTURE_MS, MAX_VALUES } from './payloads.js';
+import { unpackLast, type TelemetryPosition, type TelemetryStore } from './store.js';
+
+export const MAX_LIMIT = 10_000;
+export const DEFAULT_LIMIT = 1000;
+export const MAX_BUCKETS = 10_000;
+/** "Latest" is the newest value of each name among the device's last this-many readings. */
+export const LATEST_LOOKBACK = 10_000;
+/** Without `from`, a query starts a day before `to` (or before now, when `to` is not given either). */
+export const DEFAULT_WINDOW_MS = 24 * 60 * 60 * 1000;
+
+const UNIT_MS = { s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+export const INTERVAL = /^([1-9][0-9]{0,4})([smhd])$/;
+const MAX_INTERVAL_MS = 366 * UNIT_MS.d;
+const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
+const MILLIS = /^[0-9]{1,15}$/;
+const ISO = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,3})?)?(Z|[+-]\d{2}:\d{2})$/;
+
+export interface RangeQuery {
+  /** ISO 8601 date-time or milliseconds since the epoch; inclusive. */
+  from?: string;
+  /** Exclusive; by default the furthest ahead a reading may be stamped (now + 24 h), so "everything from `from` on". */
+  to?: string;
+}
+
+export interface ReadingsQuery extends RangeQuery {
+  limit?: number;
+  cursor?: string;
+}
+
+export interface AggregateQuery extends RangeQuery {
+  interval: string;
+  /** Comma-separated value names; all names when absent. */
+  values?: string;
+}
+
+export type TelemetryValue = number | boolean | string | null;
+
+export interface ReadingView {
+  ts: string;
+  receivedAt: string;
+  values: Record<string, TelemetryValue>;
+}
+
+export interface ReadingsPage {
+  readings: ReadingView[];
+  nextCursor: string | null;
+}
+
+export interface BucketValueView {
+  /** Readings of this name in the bucket, whatever their type. */
+  count: number;
+  /** Over the numeric readings; absent when there were none. */
+  avg?: number;
+  min?: number;
+  max?: number;
+  /** The latest non-numeric reading and its time; absent when every reading was a number. */
+  last?: TelemetryValue;
+  lastAt?: string;
+}
+
+export interface AggregateView {
+  from: string;
+  to: string;
+  interval: string;
+  intervalMs: number;
+  /** Buckets that hold readings, in time order; a bucket starts at a multiple of the interval since the epoch. */
+  buckets: { start: string; values: Record<string, BucketValueView> }[];
+}
+
+export interface LatestView {
+  lookback: number;
+  values: Record<string, { value: TelemetryValue; ts: string }>;
+}
+
+export interface PresenceView {
+  online: boolean;
+  /** Connected since (online), or offline since; null when the device never connected. */
+  since: string | null;
+  node: string | null;
+  protocol: string | null;
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+function instant(value: string, field: string): number {
+  const ms = MILLIS.test(value) ? Number(value) : ISO.test(value) ? Date.parse(value) : Number.NaN;
+  if (!Number.isFinite(ms) || ms > 8.64e15) throw new ValidationError(`${field} must be an ISO 8601 date-time (2025-11-25T10:00:00Z) or milliseconds since the epoch`, { field });
+  return ms;
+}
+
+export function encodeCursor(position: TelemetryPosition): string {
+  return Buffer.from(JSON.stringify({ t: position.ts, s: position.seq })).toString('base64url');
+}
+
+export function decodeCursor(cursor: string): TelemetryPosition {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown; s?: unknown };
+    if (Number.isSafeInteger(value.t) && Number.isSafeInteger(value.s)) return { ts: value.t as number, seq: value.s as number };
+  } catch {
+    // Falls through to the one answer for every malformed cursor.
+  }
+  throw new ValidationError('cursor must be the nextCursor of a previous page', { field: 'cursor' });
+}
+
+/** Milliseconds of an interval such as 30s, 5m, 1h or 1d. */
+export function intervalMs(interval: string): number {
+  const match = INTERVAL.exec(interval);
+  const ms = match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : 0;
+  if (!match || ms > MAX_INTERVAL_MS) throw new ValidationError('interval must be a number and a unit (s, m, h or d), from 1s to 366d, such as 1m, 5m, 1h or 1d', { field: 'interval' });
+  return ms;
+}
+
+/** An interval, in whole units of the largest unit that fits, that divides the range into at most `MAX_BUCKETS` (one spare for alignment). */
+function smallestInterval(spanMs: number): string {
+  const needed = Math.ceil(spanMs / (MAX_BUCKETS - 1));
+  const [unit, ms] = (Object.entries(UNIT_MS) as [string, number][]).reverse().find(([, ms]) => needed >= ms) ?? ['s', 1000];
+  return `${Math.ceil(needed / ms)}${unit}`;
+}
+
+function valueNames(values: string | undefined): string[] | null {
+  if (values === undefined) return null;
+  const names = [...new Set(values.split(',').map((v) => v.trim()))];
+  if (names.length > MAX_VALUES || !names.every((n) => NAME.test(n))) {
+    throw new ValidationError(`values must be a comma-separated list of at most ${MAX_VALUES} value names, each 1-64 of A-Z a-z 0-9 _ . : -`, { field: 'values' });
+  }
+  return names;
+}
+
+export class TelemetryService {
+  constructor(
+    private readonly store: TelemetryStore,
+    private readonly devices: DevicesService,
+    private readonly clock: Clock,
+  ) {}
+
+  async readings(actor: Actor, deviceId: string, query: ReadingsQuery): Promise<ReadingsPage> {
+    await this.devices.get(actor, deviceId);
+    const { from, to } = this.range(query);
+    const limit = query.limit ?? DEFAULT_LIMIT;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ValidationError(`limit must be 1 to ${MAX_LIMIT}`, { field: 'limit' });
+    const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
+    const rows = await this.store.page(deviceId, from, to, after, limit + 1);
+    const page = rows.slice(0, limit);
+    const last = page[page.length - 1];
+    return {
+      readings: page.map((r) => ({ ts: iso(r.ts), receivedAt: iso(r.received_at), values: JSON.parse(r.data) as Record<string, TelemetryValue> })),
+      nextCursor: rows.length > limit && last ? encodeCursor({ ts: last.ts, seq: last.seq }) : null,
+    };
+  }
+
+  async aggregate(actor: Actor, deviceId: string, query: AggregateQuery): Promise<AggregateView> {
+    await this.devices.get(actor, deviceId);
+    const { from, to } = this.range(query);
+    const step = intervalMs(query.interval);
+    const names = valueNames(query.values);
+    const buckets = Math.floor((to - 1) / step) - Math.floor(from / step) + 1;
+    if (buckets > MAX_BUCKETS) throw new TooManyBucketsError(buckets, MAX_BUCKETS, smallestInterval(to - from));
+    const out: AggregateView['buckets'] = [];
+    for (const row of await this.store.buckets(deviceId, from, to, step, names)) {
+      let bucket = out[out.length - 1];
+      if (!bucket || bucket.start !== iso(row.bucket)) out.push((bucket = { start: iso(row.bucket), values: {} }));
+      const view: BucketValueView = { count: row.count };
+      if (row.numeric > 0) Object.assign(view, { avg: Number(row.avg), min: Number(row.min), max: Number(row.max) });
+      if (row.last !== null) {
+        const last = unpackLast(row.last);
+        Object.assign(view, { last: last.value as TelemetryValue, lastAt: iso(last.ts) });
+      }
+      bucket.values[row.name] = view;
+    }
+    return { from: iso(from), to: iso(to), interval: query.interval, intervalMs: step, buckets: out };
+  }
+
+  async latest(actor: Actor, deviceId: string): Promise<LatestView> {
+    await this.devices.get(actor, deviceId);
+    const values: LatestView['values'] = {};
+    for (const row of await this.store.latest(deviceId, LATEST_LOOKBACK)) {
+      const last = unpackLast(row.last);
+      values[row.name] = { value: last.value as TelemetryValue, ts: iso(last.ts) };
+    }
+    return { lookback: LATEST_LOOKBACK, values };
+  }
+
+  async presence(actor: Actor, deviceId: string): Promise<PresenceView> {
+    await this.devices.get(actor, deviceId);
+    const row = await this.store.presence(deviceId);
+    if (!row) return { online: false, since: null, node: null, protocol: null };
+    return { online: row.connected_since !== null, since: iso(row.connected_since ?? row.changed_at), node: row.node_id, protocol: row.protocol };
+  }
+
+  private range(query: RangeQuery): { from: number; to: number } {
+    const now = this.clock.now();
+    const to = query.to === undefined ? now + MAX_FUTURE_MS : instant(query.to, 'to');
+    const from = query.from === undefined ? Math.min(to, now) - DEFAULT_WINDOW_MS : instant(query.from, 'from');
+    if (from >= to) throw new InvalidRangeError(from, to);
+    return { from, to };
+  }
+}

@@ -1,0 +1,39 @@
+/**
+ * Several platform nodes serving one fleet: MQTT messages are routed between the nodes' brokers
+ * through Redis (mqemitter-redis: every node sees every message and delivers to its own
+ * subscribers), and sessions, subscriptions and retained messages live in Redis
+ * (aedes-persistence-redis), so a device may reconnect to any node. State and telemetry are in
+ * the shared PostgreSQL database; nothing else is shared.
+ */
+import { createRequire } from 'node:module';
+
+const require = createRequire(import.meta.url);
+
+export interface RedisBackends {
+  mq: unknown;
+  persistence: unknown;
+}
+
+/** ioredis options from a redis:// or rediss:// URL (`/N` selects database N). */
+export function redisOptions(url: string): Record<string, unknown> {
+  const parsed = new URL(url);
+  const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;
+  if (!Number.isInteger(db) || db < 0) throw new Error(`mqtt.redisUrl: "${parsed.pathname.slice(1)}" is not a Redis database number`);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 6379),
+    db,
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+    // A node that loses Redis keeps retrying rather than crashing; messages wait meanwhile.
+    maxRetriesPerRequest: null,
+  };
+}
+
+export function redisBackends(url: string): RedisBackends {
+  const options = redisOptions(url);
+  const mqemitterRedis = require('mqemitter-redis') as (opts: Record<string, unknown>) => unknown;
+  const persistenceRedis = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => unknown;
+  return { mq: mqemitterRedis(options), persistence: persistenceRedis(options) };
+}
