@@ -101,7 +101,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     openDatabase({ url: config.database.url, dataDir: config.dataDir, poolSize: config.database.poolSize, ...(options.schema ? { schema: options.schema } : {}) });
   if (options.migrate !== false) await migrateToLatest(database);
   const db = database.db;
-  const mailer = options.mailer ?? createMailer(config);
+  const mailer = options.mailer ?? createMailer(config, box);
   const signingKeys = new SigningKeys(db, box, clock);
   const audit = new AuditService(db, database.engine, signingKeys, clock);
 

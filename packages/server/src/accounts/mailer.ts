@@ -8,6 +8,8 @@ import { join } from 'node:path';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { Config } from '../ops/config.js';
 import { newId } from '../tokens.js';
+import type { KeyCustody } from '../keys/custody.js';
+import { openConfigSecret } from '../keys/sealed-config.js';
 
 export interface Mail {
   to: string;
@@ -74,7 +76,9 @@ export function outboxDir(dataDir: string): string {
   return join(dataDir, 'outbox');
 }
 
-export function createMailer(config: Config): Mailer {
+/** SMTP when a host is configured (its password opened from the sealed config value), else the outbox. */
+export function createMailer(config: Config, box: KeyCustody): Mailer {
   const { smtp } = config;
-  return smtp.host ? new SmtpMailer({ ...smtp, host: smtp.host }) : new OutboxMailer(outboxDir(config.dataDir));
+  if (!smtp.host) return new OutboxMailer(outboxDir(config.dataDir));
+  return new SmtpMailer({ ...smtp, host: smtp.host, ...(smtp.password === undefined ? {} : { password: openConfigSecret(box, 'smtp.password', smtp.password) }) });
 }

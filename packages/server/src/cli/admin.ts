@@ -8,6 +8,7 @@ import { cliActor, isOperatorRole, OPERATOR_ROLES } from '../accounts/roles.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import { action, actorForOrganization, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
+import { storeConfigSecret } from '../keys/sealed-config.js';
 
 interface UserFlags extends GlobalOptions {
   org: string;
@@ -116,6 +117,21 @@ export function registerAdminCommands(program: Command): void {
       ),
     );
 
+  addDataDir(admin.command('smtp-password').description('store the SMTP password in DIR/config.json, sealed under the master key (read from standard input)'))
+    .option('--from-env <variable>', 'read it from this environment variable instead of standard input')
+    .option('--json', 'machine-readable output')
+    .action(
+      action((flags: GlobalOptions & { fromEnv?: string }) =>
+        withPlatform(flags, async (platform) => {
+          const password = (flags.fromEnv ? process.env[flags.fromEnv] : await readStdin())?.replace(/\r?\n$/, '');
+          if (!password) throw new ValidationError(flags.fromEnv ? `${flags.fromEnv} is not set or empty` : 'Give the SMTP password on standard input', { field: 'password' });
+          storeConfigSecret(platform.config.dataDir, platform.box, 'smtp.password', password);
+          await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: process.env.USER ?? 'cli' }, action: 'config.secret_stored', target: { type: 'config', id: 'smtp.password' } });
+          print(flags, { stored: 'smtp.password' }, () => 'SMTP password stored sealed in config.json; restart the nodes to use it');
+        }),
+      ),
+    );
+
   addDataDir(admin.command('outbox').description('list emails waiting in the outbox (when no SMTP server is configured)'))
     .option('--kind <kind>', 'only this kind (password_reset, email_verify, invitation, account_locked, …)')
     .option('--to <email>', 'only mail to this address')
@@ -127,4 +143,11 @@ export function registerAdminCommands(program: Command): void {
         print(flags, messages, () => messages.map((m) => `--- ${m.createdAt} ${m.kind} to ${m.to}\nSubject: ${m.subject}\n\n${m.text}\n`).join('\n') || 'The outbox is empty');
       }),
     );
+}
+
+async function readStdin(): Promise<string> {
+  if (process.stdin.isTTY) throw new ValidationError('Pipe the SMTP password on standard input (it is not echoed or taken from the command line)', { field: 'password' });
+  const chunks: Buffer[] = [];
+  for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
+  return Buffer.concat(chunks).toString('utf8');
 }

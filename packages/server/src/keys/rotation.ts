@@ -33,6 +33,7 @@ import {
 } from './master-key.js';
 import type { Pkcs11Token } from './pkcs11.js';
 import { readSealedFile, SEALED_COLUMNS, sealedFiles, writeSealedFileAtomic, type SealedFile } from './sealed-values.js';
+import { rewrapConfigFile } from './sealed-config.js';
 
 export interface RotationOptions {
   dataDir: string;
@@ -141,6 +142,11 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
         writeSealedFileAtomic(file, next);
         count(file.path.slice(options.dataDir.length + 1));
       }
+    }
+    const configSecrets = rewrapConfigFile(options.dataDir, options.box);
+    if (configSecrets) {
+      found += configSecrets;
+      rewrapped['config.json'] = (rewrapped['config.json'] ?? 0) + configSecrets;
     }
     if (found === 0) break;
   }

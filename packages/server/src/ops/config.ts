@@ -267,6 +267,14 @@ export function loadConfig({ dataDir, env = process.env, overrides = {} }: LoadC
       throw new ValidationError(`Invalid configuration: ${file} is not valid JSON (${(error as Error).message})`, { file }, 'config.invalid');
     }
   }
+  const filePassword = (fromFile.smtp as Record<string, Json> | undefined)?.password;
+  if (typeof filePassword === 'string' && !filePassword.startsWith('sealed:')) {
+    throw new ValidationError(
+      `Invalid configuration: smtp.password in ${file} is plain text. Store it sealed under the master key with \`bulwark admin smtp-password\`, or give it in BULWARK_SMTP_PASSWORD`,
+      { problems: [{ key: 'smtp.password', env: 'BULWARK_SMTP_PASSWORD', problem: 'plain-text secret at rest' }] },
+      'config.invalid',
+    );
+  }
   const { dataDir: _ignored, ...fromEnv } = fromEnvironment(ConfigSchema, env);
   const merged = deepMerge(deepMerge(deepMerge(base, fromFile), fromEnv), overrides);
   merged.dataDir = resolve(dataDir);
