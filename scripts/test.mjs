@@ -25,7 +25,8 @@ if (files.length === 0) {
 }
 const result = spawnSync(
   process.execPath,
-  ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=4', '--test-reporter=spec', ...files],
+  // A test that hangs fails after five minutes instead of holding CI until its own timeout.
+  ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=4', '--test-timeout=300000', '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 process.exit(result.status ?? 1);

@@ -12,32 +12,17 @@ import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node
 import https from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
+import { startCli } from '../testing/cli.js';
 import { ENGINES, PG_URL } from '../testing/engines.js';
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const MAIN = 'packages/server/src/cli/main.ts';
 const OTP_LINE = /One-time password[^:]*: (\S+)/g;
 
 interface Run {
   code: number | null;
   stdout: string;
   stderr: string;
-}
-
-/** The environment of a fresh shell: none of the developer's BULWARK_* settings leak in. */
-function cleanEnv(extra: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) {
-    if (!key.startsWith('BULWARK_') && !key.startsWith('NODE_TEST')) env[key] = value;
-  }
-  return { ...env, ...extra };
-}
-
-function start(args: string[], env: Record<string, string> = {}): ChildProcess {
-  return spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN, ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
 }
 
 /**
@@ -65,7 +50,7 @@ async function bulwark(args: string[], env: Record<string, string> = {}, priorit
   const release = await acquire(priority);
   try {
     return await new Promise<Run>((resolve, reject) => {
-      const child = start(args, env);
+      const child = startCli(args, env);
       let stdout = '';
       let stderr = '';
       child.stdout!.on('data', (chunk: Buffer) => (stdout += chunk));
@@ -116,7 +101,7 @@ function getJson(url: string, ca: string): Promise<{ status: number; body: any }
 /** A running `serve`/`start`: resolves with its URL once it prints the "listening on" line. */
 async function serving(args: string[]): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
   const release = await acquire();
-  const child = start(args);
+  const child = startCli(args);
   let output = '';
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk));

@@ -4,27 +4,13 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadMasterKey, masterKeyPath, previousMasterKeyPath, previousTokenMasterKeyPath, readTokenKeyLabel, tokenMasterKeyPath } from '../keys/master-key.js';
 import { createTestToken, softHsmSkip } from '../testing/softhsm.js';
+import { bulwark } from '../testing/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-function bulwark(args: string[], extraEnv: NodeJS.ProcessEnv = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('BULWARK_') && !key.startsWith('NODE_TEST')) env[key] = value;
-  Object.assign(env, extraEnv);
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'packages/server/src/cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 describe('bulwark keys rotate-master', () => {
   it('replaces the master key, re-wraps the sealed keys under DIR/pki, and leaves no previous key behind', async () => {

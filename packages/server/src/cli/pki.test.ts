@@ -5,12 +5,10 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { loadConfig } from '../ops/config.js';
 import { pkiPaths } from '../pki/ca.js';
 import { initOfflineRoot, openOfflineRoot, signIssuingCsr } from '../pki/offline-root.js';
@@ -18,26 +16,9 @@ import { signIssuingCa } from '../pki/ca.js';
 import * as x509 from '@peculiar/x509';
 import { openPlatform } from '../platform.js';
 import { Openssl, P256 } from '../testing/openssl.js';
+import { bulwark, type CliRun as Run } from '../testing/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const PASSPHRASE = 'offline root passphrase 42';
-
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function bulwark(args: string[], extraEnv: Record<string, string> = {}): Promise<Run> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('BULWARK_') && !key.startsWith('NODE_TEST')) env[key] = value;
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'packages/server/src/cli/main.ts', ...args], { cwd: ROOT, env: { ...env, ...extraEnv }, stdio: ['ignore', 'pipe', 'pipe'] });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d));
-  child.stderr.on('data', (d: Buffer) => (stderr += d));
-  return new Promise((resolve) => child.on('close', (code) => resolve({ code, stdout, stderr })));
-}
 
 function ok(run: Run): Run {
   assert.equal(run.code, 0, `exit ${run.code}\n${run.stdout}\n${run.stderr}`);

@@ -4,32 +4,16 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { cliActor } from '../accounts/roles.js';
 import { loadConfig } from '../ops/config.js';
 import { DEFAULT_INIT, initialize } from '../ops/init.js';
 import { openPlatform } from '../platform.js';
 import { deriveDeviceKey } from '../devices/sas.js';
+import { bulwark } from '../testing/cli.js';
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-
-function bulwark(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('BULWARK_') && !key.startsWith('NODE_TEST')) env[key] = value;
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'packages/server/src/cli/main.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (c: Buffer) => (stdout += c));
-    child.stderr.on('data', (c: Buffer) => (stderr += c));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
 
 describe('bulwark devices symmetric-key, enrollment-group, sas-token (CLI, SQLite)', () => {
   let dir: string;

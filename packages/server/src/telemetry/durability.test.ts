@@ -5,24 +5,18 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { fileURLToPath } from 'node:url';
 import mqtt from 'mqtt';
 import { loadConfig } from '../ops/config.js';
 import { DEFAULT_INIT, initialize } from '../ops/init.js';
 import { openPlatform } from '../platform.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../testing/devices.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';
-
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const MAIN = 'packages/server/src/cli/main.ts';
+import { startCli } from '../testing/cli.js';
 
 function serve(database: TestDatabase): { child: ChildProcess; mqttPort: Promise<number> } {
-  const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('BULWARK_') && !key.startsWith('NODE_TEST')) env[key] = value;
-  Object.assign(env, { BULWARK_DATABASE_URL: database.url, BULWARK_HTTP_PORT: '0', BULWARK_MQTT_PORT: '0', BULWARK_LOG_LEVEL: 'warn' });
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN, 'serve', '--data-dir', database.dataDir], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = startCli(['serve', '--data-dir', database.dataDir], { BULWARK_DATABASE_URL: database.url, BULWARK_HTTP_PORT: '0', BULWARK_MQTT_PORT: '0', BULWARK_LOG_LEVEL: 'warn' });
   let output = '';
   const mqttPort = new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {

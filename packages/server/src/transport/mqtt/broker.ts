@@ -21,7 +21,7 @@ import type { Platform } from '../../platform.js';
 import { PayloadError, parseTelemetry } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
-import { redisBackends } from './cluster.js';
+import { redisBackends, type RedisBackends } from './cluster.js';
 import { PacketSizeGuard, TokenBucket } from './guard.js';
 
 export interface MqttOptions {
@@ -90,8 +90,11 @@ export class MqttGateway implements DeviceMessenger {
   private plainServer: TcpServer | null = null;
   private readonly sessions = new Map<string, Session>();
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
+  /** Every open connection, so shutdown can end them instead of waiting for devices to leave. */
+  private readonly open = new Set<Socket>();
   private readonly connectBucket: TokenBucket;
   private watcher: NodeJS.Timeout | null = null;
+  private backends: RedisBackends | null = null;
   private watermark = { devices: 0, revocations: 0 };
   private watching = false;
   private closed = false;
@@ -121,8 +124,9 @@ export class MqttGateway implements DeviceMessenger {
   }
 
   async start(tls: TlsMaterial): Promise<void> {
+    this.backends = this.options.redisUrl ? redisBackends(this.options.redisUrl) : null;
     this.broker = await Aedes.createBroker({
-      ...(this.options.redisUrl ? redisBackends(this.options.redisUrl) : {}),
+      ...(this.backends ?? {}),
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       maxClientsIdLength: 128,
       connectTimeout: 10_000,
@@ -223,8 +227,13 @@ export class MqttGateway implements DeviceMessenger {
     if (this.watcher) clearInterval(this.watcher);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
-    await Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    if (this.broker) await new Promise<void>((resolve) => this.broker.close(() => resolve()));
+    const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
+    // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave.
+    for (const socket of this.open) socket.destroy();
+    await stopped;
+    if (this.broker) await withTimeout(new Promise<void>((resolve) => this.broker.close(() => resolve())), 5000);
+    // Aedes closes its emitter but not its persistence: the Redis connections would keep the process alive.
+    if (this.backends) await this.backends.close();
     await this.writer.drain();
   }
 
@@ -245,6 +254,8 @@ export class MqttGateway implements DeviceMessenger {
 
   private accept(socket: Socket, protocol: 'mqtts' | 'mqtt'): void {
     socket.setNoDelay(true);
+    this.open.add(socket);
+    socket.once('close', () => this.open.delete(socket));
     const conn = new PacketSizeGuard(socket, this.options.maxPacketBytes, (error) => {
       this.stats.oversized++;
       this.log.warn({ remote: socket.remoteAddress, size: error.size, limit: error.limit }, 'mqtt packet too large: connection closed');
@@ -294,7 +305,10 @@ export class MqttGateway implements DeviceMessenger {
       const tlsSocket = socket as TLSSocket;
       const peer = tlsSocket.getPeerX509Certificate();
       if (peer) {
-        if (!tlsSocket.authorized) throw new DeviceAuthenticationError('unknown_issuer');
+        if (!tlsSocket.authorized) {
+          const code = String(tlsSocket.authorizationError ?? '');
+          throw new DeviceAuthenticationError(code === 'CERT_NOT_YET_VALID' ? 'not_yet_valid' : code === 'CERT_HAS_EXPIRED' ? 'expired' : 'unknown_issuer');
+        }
         return this.platform.devices.identity.fromCertificate(peer);
       }
     }
@@ -505,3 +519,9 @@ function listen(server: TlsServer | TcpServer, port: number, host: string): Prom
   });
 }
 
+/** Resolves when `promise` does or after `ms`, whichever is first (shutdown must not hang on a peer). */
+function withTimeout(promise: Promise<void>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}

@@ -6,16 +6,19 @@
  * the shared PostgreSQL database; nothing else is shared.
  */
 import { createRequire } from 'node:module';
+import { Redis, type RedisOptions } from 'ioredis';
 
 const require = createRequire(import.meta.url);
 
 export interface RedisBackends {
   mq: unknown;
   persistence: unknown;
+  /** Closes every Redis connection of this node (Aedes closes its emitter, not its persistence). */
+  close(): Promise<void>;
 }
 
 /** ioredis options from a redis:// or rediss:// URL (`/N` selects database N). */
-export function redisOptions(url: string): Record<string, unknown> {
+export function redisOptions(url: string): RedisOptions {
   const parsed = new URL(url);
   const db = parsed.pathname.length > 1 ? Number(parsed.pathname.slice(1)) : 0;
   if (!Number.isInteger(db) || db < 0) throw new Error(`mqtt.redisUrl: "${parsed.pathname.slice(1)}" is not a Redis database number`);
@@ -31,9 +34,18 @@ export function redisOptions(url: string): Record<string, unknown> {
   };
 }
 
+/** The emitter's and the persistence's connections are made here, so this node can close them all. */
 export function redisBackends(url: string): RedisBackends {
   const options = redisOptions(url);
+  const connections = [new Redis(options), new Redis(options), new Redis(options)];
+  const [subConn, pubConn, conn] = connections as [Redis, Redis, Redis];
   const mqemitterRedis = require('mqemitter-redis') as (opts: Record<string, unknown>) => unknown;
   const persistenceRedis = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => unknown;
-  return { mq: mqemitterRedis(options), persistence: persistenceRedis(options) };
+  return {
+    mq: mqemitterRedis({ subConn, pubConn }),
+    persistence: persistenceRedis({ conn }),
+    close: async () => {
+      for (const c of connections) c.disconnect();
+    },
+  };
 }

@@ -1,0 +1,193 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { cliActor } from '../../server/src/accounts/roles.js';
+import { createToken, deviceResource } from '../../server/src/devices/sas.js';
+import { DeviceClient } from './client.js';
+import { ConnectionRefusedError } from './errors.js';
+import { enroll } from './est.js';
+import { deviceSasToken } from './sas.js';
+import type { ErrorReply } from './topics.js';
+import { eventually, NetworkFault, settle, startDevicePlatform, tempDir, type DevicePlatform } from './testing/platform.js';
+
+describe('device client against a real broker over mutual TLS', () => {
+  let p: DevicePlatform;
+  const cleanup: (() => unknown)[] = [];
+  before(async () => {
+    p = await startDevicePlatform();
+  });
+  after(async () => {
+    for (const c of cleanup.reverse()) await c();
+    await p?.close();
+  });
+
+  /** A registered device enrolled over EST into a fresh identity directory. */
+  async function enrolledDevice(): Promise<{ deviceId: string; dir: string }> {
+    const deviceId = await p.register();
+    const temp = tempDir('client');
+    cleanup.push(() => temp.remove());
+    const dir = join(temp.dir, 'identity');
+    await enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir });
+    return { deviceId, dir };
+  }
+
+  function track(client: DeviceClient): DeviceClient {
+    cleanup.push(() => client.stop());
+    return client;
+  }
+
+  const values = async (deviceId: string) => (await p.t.platform.telemetry.store.range(deviceId, 0, Number.MAX_SAFE_INTEGER, 1000)).map((r) => JSON.parse(r.data) as Record<string, unknown>);
+
+  it('connects with its certificate and sends telemetry, one reading and a batch, that lands in the telemetry table', async () => {
+    const { deviceId, dir } = await enrolledDevice();
+    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+    await client.connect();
+    assert.equal(client.isConnected, true);
+    const now = p.t.clock.now();
+    client.sendTelemetry({ temperature: 21.5, door: 'open' }, now - 3000);
+    client.sendTelemetryBatch([
+      { ts: now - 2000, values: { temperature: 21.6 } },
+      { ts: now - 1000, values: { temperature: 21.7 } },
+    ]);
+    await client.drained(5000);
+    assert.deepEqual(await values(deviceId), [{ temperature: 21.5, door: 'open' }, { temperature: 21.6 }, { temperature: 21.7 }]);
+    const presence = await p.t.platform.db.selectFrom('device_presence').select(['protocol', 'connected_since']).where('device_id', '=', deviceId).executeTakeFirstOrThrow();
+    assert.equal(presence.protocol, 'mqtts');
+    assert.notEqual(presence.connected_since, null);
+    assert.equal(client.stats.acked, 2);
+  });
+
+  it('surfaces the platform’s error replies as events, and the refused message still leaves the queue', async () => {
+    const { deviceId, dir } = await enrolledDevice();
+    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+    const replies: ErrorReply[] = [];
+    client.on('errorReply', (reply: ErrorReply) => replies.push(reply));
+    await client.connect();
+    client.sendTelemetry({ 'bad name!': 1 });
+    client.sendTelemetry({ fine: 1 }, Date.UTC(1999, 0, 1));
+    await client.drained(5000);
+    await eventually(() => replies.length === 2, 3000, 'two error replies');
+    assert.deepEqual(replies.map((r) => [r.topic, r.code]), [[`d/${deviceId}/telemetry`, 'payload.invalid'], [`d/${deviceId}/telemetry`, 'payload.invalid_timestamp']]);
+    assert.equal(client.queue.size, 0);
+    assert.equal(await p.stored(deviceId), 0);
+  });
+
+  it('reconnects with growing, jittered backoff while the network is down, never in a tight loop, and then sends what was queued, in order', async () => {
+    const { deviceId, dir } = await enrolledDevice();
+    const fault = new NetworkFault(p.t.server.mqtt!.port);
+    cleanup.push(() => fault.close());
+    const port = await fault.listen();
+    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: `mqtts://localhost:${port}`, backoff: { baseMs: 50, capMs: 400 } }));
+    const retries: { attempt: number; delayMs: number }[] = [];
+    const events: string[] = [];
+    client.on('reconnecting', (r: { attempt: number; delayMs: number }) => retries.push(r));
+    client.on('connected', () => events.push('connected'));
+    client.on('disconnected', () => events.push('disconnected'));
+    await client.connect();
+
+    fault.cut();
+    const now = p.t.clock.now();
+    for (let n = 0; n < 5; n++) client.sendTelemetry({ n }, now - 5000 + n);
+    await settle(2000);
+    assert.equal(client.isConnected, false);
+    assert.equal(await p.stored(deviceId), 0);
+    // 2 s with delays drawn from [50, min(400, 50·2^n)] ms: a handful of attempts, not hundreds.
+    assert.ok(retries.length >= 4 && retries.length <= 40, `${retries.length} attempts in 2 s`);
+    retries.forEach((r, i) => {
+      assert.equal(r.attempt, i);
+      assert.ok(r.delayMs >= 50 && r.delayMs <= Math.min(400, 50 * 2 ** i), `attempt ${i} waited ${r.delayMs} ms`);
+    });
+    assert.ok(fault.refused >= retries.length - 1, 'every retry reached the network');
+
+    fault.restore();
+    await eventually(() => client.isConnected, 3000, 'reconnected');
+    await client.drained(5000);
+    assert.deepEqual(await values(deviceId), [0, 1, 2, 3, 4].map((n) => ({ n })));
+    assert.deepEqual(events, ['connected', 'disconnected', 'connected']);
+  });
+
+  it('keeps what it could not send across a client restart and delivers it after reconnecting, nothing lost', async () => {
+    const { deviceId, dir } = await enrolledDevice();
+    const fault = new NetworkFault(p.t.server.mqtt!.port);
+    cleanup.push(() => fault.close());
+    const port = await fault.listen();
+    const now = p.t.clock.now();
+    const first = DeviceClient.fromIdentity(dir, { brokerUrl: `mqtts://localhost:${port}`, backoff: { baseMs: 50, capMs: 200 } });
+    await first.connect();
+    for (let n = 0; n < 3; n++) first.sendTelemetry({ n }, now - 10_000 + n);
+    await first.drained(5000);
+    fault.cut();
+    for (let n = 3; n < 10; n++) first.sendTelemetry({ n }, now - 10_000 + n);
+    await first.stop(); // the process ends with 7 messages unacknowledged
+
+    const second = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+    assert.equal(second.queue.size, 7);
+    await second.connect();
+    await second.drained(5000);
+    assert.deepEqual(await values(deviceId), Array.from({ length: 10 }, (_, n) => ({ n })));
+  });
+
+  it('attack: a revoked certificate is dropped by the broker, refused (CONNACK 5) on reconnect, reported once and never retried', async () => {
+    const { deviceId, dir } = await enrolledDevice();
+    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl, backoff: { baseMs: 50, capMs: 100 } }));
+    const errors: Error[] = [];
+    let retries = 0;
+    client.on('error', (error: Error) => errors.push(error));
+    client.on('reconnecting', () => retries++);
+    await client.connect();
+    const serial = new X509Certificate(readFileSync(join(dir, 'device.pem'))).serialNumber.toLowerCase();
+    await p.t.platform.pki.revoke({ organizationId: p.org, serial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
+    await eventually(() => errors.length === 1, 5000, 'the refusal reported');
+    assert.ok(errors[0] instanceof ConnectionRefusedError);
+    assert.equal((errors[0] as ConnectionRefusedError).returnCode, 5);
+    const failuresAtRefusal = p.t.server.mqtt!.stats.authFailures;
+    const retriesAtRefusal = retries;
+    await settle(1000);
+    assert.equal(retries, retriesAtRefusal, 'no attempt after the refusal');
+    assert.equal(p.t.server.mqtt!.stats.authFailures, failuresAtRefusal);
+    assert.equal(client.isConnected, false);
+    await assert.rejects(client.connect(), ConnectionRefusedError);
+    assert.equal(await p.stored(deviceId), 0);
+  });
+
+  it('a symmetric-key device logs in with a SAS token and renews it before it expires by reconnecting', async () => {
+    const actor = cliActor(p.org, 'test');
+    const deviceId = await p.register();
+    const { key } = await p.t.platform.devices.symmetricKeys.issueKey(actor, deviceId);
+    const client = track(
+      new DeviceClient({ brokerUrl: p.brokerUrl, deviceId, ca: p.t.ca, clock: p.t.clock, credentials: { type: 'symmetric', key, tokenLifetimeSeconds: 2, refreshBeforeSeconds: 1 } }),
+    );
+    let retries = 0;
+    client.on('reconnecting', () => retries++);
+    await client.connect();
+    client.sendTelemetry({ battery: 3.1 });
+    await client.drained(3000);
+    // Past the first token's expiry: still connected through fresh tokens, never through a retry.
+    await settle(3500);
+    assert.ok(client.stats.connects >= 3, `${client.stats.connects} connections`);
+    assert.equal(retries, 0);
+    await eventually(() => client.isConnected, 2000, 'connected');
+    client.sendTelemetry({ battery: 3.0 });
+    await client.drained(3000);
+    assert.equal(await p.stored(deviceId), 2);
+  });
+
+  it('attack: a symmetric-key device with the wrong key is refused (CONNACK 4) and does not retry', async () => {
+    const actor = cliActor(p.org, 'test');
+    const deviceId = await p.register();
+    await p.t.platform.devices.symmetricKeys.issueKey(actor, deviceId);
+    let retries = 0;
+    const client = track(new DeviceClient({ brokerUrl: p.brokerUrl, deviceId, ca: p.t.ca, clock: p.t.clock, credentials: { type: 'symmetric', key: Buffer.alloc(32, 7) } }));
+    client.on('reconnecting', () => retries++);
+    await assert.rejects(client.connect(), (error: unknown) => error instanceof ConnectionRefusedError && error.returnCode === 4);
+    await settle(500);
+    assert.equal(retries, 0);
+  });
+
+  it('makes SAS tokens byte for byte as the platform does', () => {
+    const key = Buffer.alloc(32, 3);
+    for (const id of ['01JDABCDEF', 'dev ice/ü']) assert.equal(deviceSasToken(key, id, 1_900_000_000), createToken(key, deviceResource(id), 1_900_000_000));
+  });
+});

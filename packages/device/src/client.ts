@@ -1,0 +1,414 @@
+/**
+ * A device's connection to the platform (docs/protocol.md): MQTT 3.1.1 over TLS, client ID =
+ * device ID, clean session, authenticated by the device certificate (mutual TLS) or by a SAS
+ * token made from a symmetric key (renewed before it expires by reconnecting). Lost connections
+ * are retried with exponential backoff and full jitter; a refused CONNECT (bad credentials, not
+ * authorized, identifier rejected, protocol version) is final: reported, never retried.
+ *
+ * Every QoS 1 message goes through the outgoing queue and leaves it on its PUBACK; the queue is
+ * sent in order whenever the client is connected, so what was queued offline goes out first.
+ *
+ * Events: `connected`, `disconnected` ({ error }), `reconnecting` ({ attempt, delayMs }),
+ * `error` (a final ConnectionRefusedError: the client has stopped), `errorReply` (the platform
+ * refused a message, protocol §3.2), `acked` (a queued message was acknowledged), `handlerError`.
+ */
+import { EventEmitter } from 'node:events';
+import { join } from 'node:path';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import { Backoff, type BackoffOptions } from './backoff.js';
+import { ClientStoppedError, ConnectionRefusedError, type DeviceError } from './errors.js';
+import { IdentityStore } from './identity.js';
+import { Inbox, type CommandHandler, type DesiredHandler } from './inbox.js';
+import { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage } from './queue.js';
+import { deviceSasToken } from './sas.js';
+import { SeenIds } from './seen-ids.js';
+import { COMMANDS, ERRORS, STATE_DELTA, STATE_DESIRED, STATE_GET, STATE_REPORTED, TELEMETRY, topicOf, type ErrorReply, type JsonObject, type Reading, type TelemetryValues } from './topics.js';
+
+export type DeviceCredentials =
+  | { type: 'certificate'; key: string; cert: string }
+  | {
+      type: 'symmetric';
+      /** The device key, base64 as the platform hands it out, or raw bytes. */
+      key: string | Buffer;
+      /** Lifetime of each token (default 3600 s, the platform's default maximum). */
+      tokenLifetimeSeconds?: number;
+      /** Reconnect with a fresh token this long before the current one expires (default a tenth of the lifetime, at most 300 s). */
+      refreshBeforeSeconds?: number;
+    };
+
+export interface DeviceClientOptions {
+  /** `mqtts://host:8883` (or `mqtt://` for a plain listener, symmetric keys only). */
+  brokerUrl: string;
+  deviceId: string;
+  /** The deployment root (PEM) the broker's certificate must chain to. */
+  ca: string;
+  credentials: DeviceCredentials;
+  /** 1 … 1200 (default 60). */
+  keepaliveSeconds?: number;
+  connectTimeoutMs?: number;
+  backoff?: BackoffOptions;
+  /** Outgoing queue (default in memory); the client closes it when stopped. */
+  queue?: MessageQueue;
+  /** Command IDs already run (default in memory). */
+  seenCommands?: SeenIds;
+  /** QoS 1 messages sent but not yet acknowledged, at most (default 20). */
+  maxInflight?: number;
+  /** Time for token expiry (default the system clock). */
+  clock?: { now(): number };
+  /** For the backoff jitter (default Math.random). */
+  random?: () => number;
+}
+
+export interface DeviceClientStats {
+  connects: number;
+  /** Messages published (each retransmission counts). */
+  sent: number;
+  acked: number;
+  errorReplies: number;
+  commandsRun: number;
+  duplicateCommands: number;
+}
+
+/** CONNACK return codes that retrying cannot fix. */
+const FINAL_REFUSALS = new Set([1, 2, 4, 5]);
+
+export class DeviceClient extends EventEmitter {
+  readonly deviceId: string;
+  readonly queue: MessageQueue;
+  private readonly options: DeviceClientOptions;
+  private readonly backoff: Backoff;
+  private readonly inbox: Inbox;
+  private readonly clock: { now(): number };
+  private readonly maxInflight: number;
+  private readonly counters = { connects: 0, sent: 0, acked: 0, errorReplies: 0 };
+  private link: MqttClient | null = null;
+  private started = false;
+  private stopped = false;
+  /** Set when the current connection is being replaced (token refresh): reconnect at once. */
+  private replacing = false;
+  private connected = false;
+  private lastSent = -1;
+  private readonly inflight = new Set<number>();
+  private retryTimer: NodeJS.Timeout | null = null;
+  private stableTimer: NodeJS.Timeout | null = null;
+  private refreshTimer: NodeJS.Timeout | null = null;
+  /** The final refusal, once there is one. */
+  failure: DeviceError | null = null;
+
+  constructor(options: DeviceClientOptions) {
+    super();
+    this.options = options;
+    this.deviceId = options.deviceId;
+    this.queue = options.queue ?? new MemoryQueue();
+    this.backoff = new Backoff(options.backoff, options.random);
+    this.clock = options.clock ?? { now: () => Date.now() };
+    this.maxInflight = options.maxInflight ?? 20;
+    this.inbox = new Inbox(options.seenCommands ?? new SeenIds(null), {
+      send: (topic, payload) => this.enqueue(topic, payload),
+      errorReply: (reply) => {
+        this.counters.errorReplies++;
+        this.emit('errorReply', reply satisfies ErrorReply);
+      },
+      handlerError: (error, where) => this.emit('handlerError', error, where),
+    });
+  }
+
+  /**
+   * A client for the identity in `dir` (see IdentityStore): its key (permissions checked),
+   * certificate and trust anchors, a persistent queue in `dir/queue` and the command IDs it ran
+   * in `dir/commands.seen`.
+   */
+  static fromIdentity(dir: string, options: Omit<DeviceClientOptions, 'deviceId' | 'ca' | 'credentials'> & { queueOptions?: FileQueueOptions }): DeviceClient {
+    const identity = new IdentityStore(dir).load();
+    const { queueOptions, ...rest } = options;
+    return new DeviceClient({
+      queue: new FileQueue(join(dir, 'queue'), queueOptions),
+      seenCommands: new SeenIds(join(dir, 'commands.seen')),
+      ...rest,
+      deviceId: identity.deviceId,
+      ca: identity.ca,
+      credentials: { type: 'certificate', key: identity.key, cert: identity.cert },
+    });
+  }
+
+  get isConnected(): boolean {
+    return this.connected;
+  }
+
+  get stats(): DeviceClientStats {
+    return { ...this.counters, commandsRun: this.inbox.commandsRun, duplicateCommands: this.inbox.duplicateCommands };
+  }
+
+  /** Starts connecting (and keeps reconnecting); resolves once connected, rejects on a final refusal or stop. */
+  connect(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
+    if (this.stopped) return Promise.reject(new ClientStoppedError());
+    if (this.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const done = (error?: Error) => {
+        this.off('connected', onConnected);
+        this.off('error', onError);
+        this.off('stopped', onStopped);
+        if (error) reject(error);
+        else resolve();
+      };
+      const onConnected = () => done();
+      const onError = (error: Error) => done(error);
+      const onStopped = () => done(new ClientStoppedError());
+      this.on('connected', onConnected);
+      this.on('error', onError);
+      this.on('stopped', onStopped);
+      if (!this.started) {
+        this.started = true;
+        this.dial();
+      }
+    });
+  }
+
+  /** Disconnects and stops reconnecting; unacknowledged messages stay in the (persistent) queue. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.clearTimers();
+    const link = this.link;
+    this.link = null;
+    if (link && this.connected) {
+      // A DISCONNECT when the broker is there to read it; never wait long for a dead link.
+      const gone = new Promise<void>((resolve) => link.end(false, {}, () => resolve()));
+      await Promise.race([gone, new Promise((resolve) => setTimeout(resolve, 2000).unref())]);
+    }
+    link?.end(true);
+    this.connected = false;
+    this.queue.close();
+    this.emit('stopped');
+  }
+
+  // --- sending ---------------------------------------------------------------------------
+
+  /** Queues one reading (QoS 1). Throws QueueFullError when the queue is at its bound. */
+  sendTelemetry(values: TelemetryValues, ts?: number): QueuedMessage {
+    return this.enqueue(TELEMETRY, ts === undefined ? { values } : { ts, values });
+  }
+
+  /** Queues 1 to 1,000 readings as one message, stored all or nothing. */
+  sendTelemetryBatch(readings: Reading[]): QueuedMessage {
+    if (readings.length < 1 || readings.length > 1000) throw new RangeError('A telemetry batch holds 1 to 1,000 readings');
+    return this.enqueue(TELEMETRY, { batch: readings });
+  }
+
+  /** Queues a report merged into the reported state (`null` deletes a key). */
+  reportState(partial: JsonObject): QueuedMessage {
+    return this.enqueue(STATE_REPORTED, { state: partial });
+  }
+
+  /**
+   * Asks the platform for the desired state and delta now (`state/get`); they arrive through the
+   * onDesired / onDelta handlers. Not queued: on (re)connecting they are sent anyway.
+   */
+  requestState(): void {
+    if (this.link && this.connected) this.link.publish(topicOf(this.deviceId, STATE_GET), '', { qos: 0 });
+  }
+
+  /** Resolves when every queued message has been acknowledged (or rejects after `timeoutMs`). */
+  drained(timeoutMs = 30_000): Promise<void> {
+    if (this.queue.size === 0) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const onAcked = () => {
+        if (this.queue.size > 0) return;
+        clearTimeout(timer);
+        this.off('acked', onAcked);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.off('acked', onAcked);
+        reject(new Error(`${this.queue.size} queued messages still unacknowledged after ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.on('acked', onAcked);
+    });
+  }
+
+  private enqueue(topic: string, payload: unknown): QueuedMessage {
+    const message = this.queue.append(topic, JSON.stringify(payload));
+    this.pump();
+    return message;
+  }
+
+  /** Sends queued messages in order while the in-flight window has room. */
+  private pump(): void {
+    const link = this.link;
+    if (!link || !this.connected) return;
+    while (this.inflight.size < this.maxInflight) {
+      const message = this.queue.after(this.lastSent);
+      if (!message) return;
+      this.lastSent = message.seq;
+      this.inflight.add(message.seq);
+      this.counters.sent++;
+      link.publish(topicOf(this.deviceId, message.topic), message.payload, { qos: 1 }, (error) => {
+        if (link !== this.link) return; // a connection that is gone: the message is sent again on the next
+        this.inflight.delete(message.seq);
+        if (error) return;
+        this.queue.ack(message.seq);
+        this.counters.acked++;
+        this.emit('acked', message);
+        this.pump();
+      });
+    }
+  }
+
+  // --- receiving -------------------------------------------------------------------------
+
+  /** Calls `handler` with each new desired state (whole) and its version. */
+  onDesired(handler: DesiredHandler): this {
+    this.inbox.desiredHandlers.push(handler);
+    this.subscribe([STATE_DESIRED], 1);
+    return this;
+  }
+
+  /** Calls `handler` with each delta (the desired keys that differ from the reported ones). */
+  onDelta(handler: DesiredHandler): this {
+    this.inbox.deltaHandlers.push(handler);
+    this.subscribe([STATE_DELTA], 1);
+    return this;
+  }
+
+  /** Runs `handler` for commands named `name`; what it returns (or throws) is the result. */
+  onCommand(name: string, handler: CommandHandler): this {
+    this.inbox.commandHandlers.set(name, handler);
+    this.subscribe([COMMANDS], 1);
+    return this;
+  }
+
+  /** The topics to subscribe to on each connection. */
+  private filters(): { suffix: string; qos: 0 | 1 }[] {
+    const filters: { suffix: string; qos: 0 | 1 }[] = [{ suffix: ERRORS, qos: 0 }];
+    if (this.inbox.desiredHandlers.length > 0) filters.push({ suffix: STATE_DESIRED, qos: 1 });
+    if (this.inbox.deltaHandlers.length > 0) filters.push({ suffix: STATE_DELTA, qos: 1 });
+    if (this.inbox.commandHandlers.size > 0) filters.push({ suffix: COMMANDS, qos: 1 });
+    return filters;
+  }
+
+  private subscribe(suffixes: string[], qos: 0 | 1): void {
+    if (!this.link || !this.connected) return; // subscribed on connect
+    this.link.subscribe(
+      suffixes.map((s) => topicOf(this.deviceId, s)),
+      { qos },
+      (error) => error && this.emit('handlerError', error, 'subscribe'),
+    );
+  }
+
+  // --- connection ------------------------------------------------------------------------
+
+  private connectOptions(): IClientOptions {
+    const { credentials } = this.options;
+    const base: IClientOptions = {
+      clientId: this.deviceId,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 0,
+      keepalive: this.options.keepaliveSeconds ?? 60,
+      connectTimeout: this.options.connectTimeoutMs ?? 10_000,
+      ca: this.options.ca,
+      rejectUnauthorized: true,
+    };
+    if (credentials.type === 'certificate') return { ...base, key: credentials.key, cert: credentials.cert };
+    const expiresAt = Math.floor(this.clock.now() / 1000) + this.tokenLifetime();
+    return { ...base, username: this.deviceId, password: deviceSasToken(credentials.key, this.deviceId, expiresAt) };
+  }
+
+  private tokenLifetime(): number {
+    const { credentials } = this.options;
+    return credentials.type === 'symmetric' ? (credentials.tokenLifetimeSeconds ?? 3600) : 0;
+  }
+
+  private dial(): void {
+    this.retryTimer = null;
+    if (this.stopped) return;
+    const link = mqtt.connect(this.options.brokerUrl, this.connectOptions());
+    this.link = link;
+    let lastError: Error | undefined;
+    link.on('connect', () => this.onConnect(link));
+    link.on('message', (topic, payload) => this.onMessage(topic, payload));
+    link.on('error', (error) => {
+      const code = (error as { code?: unknown }).code;
+      if (typeof code === 'number' && FINAL_REFUSALS.has(code)) this.fail(new ConnectionRefusedError(code));
+      else lastError = error;
+    });
+    link.on('close', () => this.onClose(link, lastError));
+  }
+
+  private onConnect(link: MqttClient): void {
+    if (link !== this.link) return;
+    this.connected = true;
+    this.counters.connects++;
+    this.inflight.clear();
+    this.lastSent = -1;
+    this.stableTimer = setTimeout(() => this.backoff.reset(), this.backoff.stableMs);
+    const { credentials } = this.options;
+    if (credentials.type === 'symmetric') {
+      const lifetime = this.tokenLifetime();
+      const before = credentials.refreshBeforeSeconds ?? Math.min(300, lifetime / 10);
+      this.refreshTimer = setTimeout(() => this.replace(), Math.max(0, lifetime - before) * 1000);
+    }
+    // `connected` once the subscriptions are in place, so handlers registered before it see
+    // everything the platform sends from then on.
+    link.subscribe(Object.fromEntries(this.filters().map((f) => [topicOf(this.deviceId, f.suffix), { qos: f.qos }])), (error) => {
+      if (link !== this.link) return;
+      if (error) this.emit('handlerError', error, 'subscribe');
+      this.emit('connected');
+      this.pump();
+    });
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const prefix = topicOf(this.deviceId, '');
+    if (!topic.startsWith(prefix)) return;
+    this.inbox.receive(topic.slice(prefix.length), payload).catch((error: Error) => this.emit('handlerError', error, topic));
+  }
+
+  /** Closes the current connection to open a new one at once (a fresh token). */
+  private replace(): void {
+    if (!this.link || this.stopped) return;
+    this.replacing = true;
+    this.link.end(false);
+  }
+
+  private onClose(link: MqttClient, error: Error | undefined): void {
+    if (link !== this.link) return;
+    this.link = null;
+    const wasConnected = this.connected;
+    this.connected = false;
+    this.inflight.clear();
+    this.clearTimers();
+    link.removeAllListeners('message');
+    link.end(true);
+    if (wasConnected) this.emit('disconnected', { error });
+    if (this.stopped || this.failure) return;
+    if (this.replacing) {
+      this.replacing = false;
+      this.dial();
+      return;
+    }
+    const { attempt, delayMs } = this.backoff.next();
+    this.emit('reconnecting', { attempt, delayMs, error });
+    this.retryTimer = setTimeout(() => this.dial(), delayMs);
+  }
+
+  /** A final refusal: stop, and report it. */
+  private fail(error: DeviceError): void {
+    if (this.failure) return;
+    this.failure = error;
+    this.stopped = true;
+    this.clearTimers();
+    const link = this.link;
+    this.link = null;
+    this.connected = false;
+    link?.end(true);
+    this.queue.close();
+    this.emit('error', error);
+  }
+
+  private clearTimers(): void {
+    for (const timer of [this.retryTimer, this.stableTimer, this.refreshTimer]) if (timer) clearTimeout(timer);
+    this.retryTimer = this.stableTimer = this.refreshTimer = null;
+  }
+}

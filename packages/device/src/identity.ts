@@ -1,0 +1,127 @@
+/**
+ * The device's identity on disk: a directory (0700) holding `device.key` (PKCS#8, 0600, made on
+ * the device and never sent anywhere), `device.pem` (its certificate) and `ca.pem` (the
+ * deployment root it trusts). Files are replaced atomically (write, fsync, rename), and a new key
+ * and certificate are installed as a pair, so a crash in the middle of a renewal leaves either the
+ * old pair or the new one. A key file readable by group or others is refused, not used.
+ */
+import { X509Certificate } from 'node:crypto';
+import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { IdentityError, KeyExposedError } from './errors.js';
+
+export const KEY_FILE = 'device.key';
+export const CERT_FILE = 'device.pem';
+export const CA_FILE = 'ca.pem';
+/** A key and certificate waiting to replace the current pair (see installPair). */
+const NEXT = '.next';
+
+export interface DeviceIdentity {
+  deviceId: string;
+  /** PKCS#8 PEM private key. */
+  key: string;
+  /** The device certificate (PEM), possibly followed by its issuing CA. */
+  cert: string;
+  /** The deployment root (and chain) the device trusts for the API and the broker. */
+  ca: string;
+}
+
+/** The device ID a certificate names: its subject CN. */
+export function deviceIdOf(certPem: string): string {
+  const cn = /^CN=(.+)$/m.exec(new X509Certificate(certPem).subject);
+  if (!cn) throw new IdentityError('The device certificate has no subject CN (the device ID)', 'identity.no_device_id');
+  return cn[1]!;
+}
+
+export class IdentityStore {
+  constructor(readonly dir: string) {}
+
+  /** Creates the directory (0700) if needed and narrows its mode to 0700. */
+  prepare(): void {
+    mkdirSync(this.dir, { recursive: true, mode: 0o700 });
+    chmodSync(this.dir, 0o700);
+    this.recover();
+  }
+
+  path(name: string): string {
+    return join(this.dir, name);
+  }
+
+  hasCertificate(): boolean {
+    return existsSync(this.path(CERT_FILE));
+  }
+
+  /** The private key, after checking that only its owner can read it. */
+  readKey(): string {
+    const path = this.path(KEY_FILE);
+    if (!existsSync(path)) throw new IdentityError(`${path} does not exist: enroll the device first`, 'identity.missing');
+    const { mode } = statSync(path);
+    if ((mode & 0o077) !== 0) throw new KeyExposedError(path, mode);
+    return readFileSync(path, 'utf8');
+  }
+
+  readCertificate(): string {
+    return this.read(CERT_FILE);
+  }
+
+  readCa(): string {
+    return this.read(CA_FILE);
+  }
+
+  writeCa(pem: string): void {
+    this.prepare();
+    writeAtomically(this.path(CA_FILE), pem, 0o644);
+  }
+
+  /** Loads the whole identity: key (permissions checked), certificate, trust anchors, device ID. */
+  load(): DeviceIdentity {
+    this.recover();
+    const cert = this.readCertificate();
+    return { deviceId: deviceIdOf(cert), key: this.readKey(), cert, ca: this.readCa() };
+  }
+
+  /**
+   * Replaces the key and certificate as a pair: the certificate is written beside the current one,
+   * then the key (its presence means the pair is complete), then both are renamed over the
+   * current files, certificate first. `recover` finishes an interrupted swap.
+   */
+  installPair(keyPem: string, certPem: string): void {
+    this.prepare();
+    writeAtomically(this.path(CERT_FILE + NEXT), certPem, 0o644);
+    writeAtomically(this.path(KEY_FILE + NEXT), keyPem, 0o600);
+    this.recover();
+  }
+
+  /** Completes a pair whose files were both written; drops a certificate whose key never followed. */
+  private recover(): void {
+    const nextKey = this.path(KEY_FILE + NEXT);
+    const nextCert = this.path(CERT_FILE + NEXT);
+    if (existsSync(nextKey)) {
+      if (existsSync(nextCert)) renameSync(nextCert, this.path(CERT_FILE));
+      renameSync(nextKey, this.path(KEY_FILE));
+    } else {
+      rmSync(nextCert, { force: true });
+    }
+  }
+
+  private read(name: string): string {
+    const path = this.path(name);
+    if (!existsSync(path)) throw new IdentityError(`${path} does not exist: enroll the device first`, 'identity.missing');
+    return readFileSync(path, 'utf8');
+  }
+
+}
+
+/** Writes `text` to a temporary file with `mode`, flushes it, and renames it over `path`. */
+export function writeAtomically(path: string, text: string, mode: number): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const fd = openSync(tmp, 'w', mode);
+  try {
+    writeSync(fd, text);
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  chmodSync(tmp, mode);
+  renameSync(tmp, path);
+}

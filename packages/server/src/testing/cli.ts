@@ -1,0 +1,43 @@
+/**
+ * The `bulwark` command as tests run it: a real child process (`node --import tsx …/cli/main.ts`)
+ * in the environment of a fresh shell (none of the developer's BULWARK_* settings leak in),
+ * checked by exit code and output.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
+export const CLI_MAIN = 'packages/server/src/cli/main.ts';
+
+export interface CliRun {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** This process's environment without BULWARK_* and the test runner's variables, plus `extra`. */
+export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('BULWARK_') && !key.startsWith('NODE_TEST')) env[key] = value;
+  return { ...env, ...extra };
+}
+
+/** Starts the CLI (for long-running commands such as `serve`); stdout and stderr are pipes. */
+export function startCli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
+  return spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI_MAIN, ...args], { cwd: ROOT, env: cliEnv(extraEnv), stdio: ['pipe', 'pipe', 'pipe'] });
+}
+
+/** Runs the CLI to its end; `input` goes to its standard input. */
+export function bulwark(args: string[], extraEnv: NodeJS.ProcessEnv = {}, input?: string): Promise<CliRun> {
+  return new Promise((resolve, reject) => {
+    const child = startCli(args, extraEnv);
+    let stdout = '';
+    let stderr = '';
+    child.stdout!.on('data', (c: Buffer) => (stdout += c));
+    child.stderr!.on('data', (c: Buffer) => (stderr += c));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+    child.stdin!.on('error', () => undefined);
+    child.stdin!.end(input);
+  });
+}
