@@ -7,7 +7,7 @@ import { createOperator, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl } from '../testing/openssl.js';
 import { operatorSession, ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
-import { certificateOf, estCsr, estPost, opensslCa, opensslLeaf } from './est-test-client.js';
+import { certificateOf, estCsr, estPost, opensslCa, opensslLeaf } from '../testing/est-client.js';
 
 function curl(args: string[]): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

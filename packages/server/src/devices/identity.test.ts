@@ -5,7 +5,7 @@ import { cliActor, type Actor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
-import { opensslCa, opensslLeaf, opensslSubject } from './est-test-client.js';
+import { opensslCa, opensslLeaf, opensslSubject } from '../testing/est-client.js';
 import { DeviceAuthenticationError, type DeviceAuthFailure } from './identity.js';
 
 for (const engine of ENGINES) {

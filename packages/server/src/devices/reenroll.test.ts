@@ -7,7 +7,7 @@ import { cliActor, type Actor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
-import { certificateOf, estCsr, estPost, opensslCa, opensslLeaf, opensslSubject } from './est-test-client.js';
+import { certificateOf, estCsr, estPost, opensslCa, opensslLeaf, opensslSubject } from '../testing/est-client.js';
 
 function curl(args: string[]): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {

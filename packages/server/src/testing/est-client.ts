@@ -6,8 +6,8 @@
  */
 import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
-import type { Openssl } from '../testing/openssl.js';
-import { P256 } from '../testing/openssl.js';
+import type { Openssl } from './openssl.js';
+import { P256 } from './openssl.js';
 
 export interface EstAnswer {
   status: number;
