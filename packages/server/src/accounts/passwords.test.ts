@@ -34,12 +34,14 @@ describe('password policy', () => {
   it('estimates even the longest passwords in bounded time (no CPU denial of service through the strength check)', () => {
     checkPasswordPolicy('warm up the estimator once', 'consumer');
     for (const password of [unguessable(MAX_PASSWORD_LENGTH), '4@8(3&6#1!0$7+2%'.repeat(16), '1234567890'.repeat(26).slice(0, MAX_PASSWORD_LENGTH)]) {
-      // CPU time of this (synchronous) check, so a busy machine does not fail the test.
+      // CPU time of this (synchronous) check, so a busy machine does not fail the test. The process
+      // figure includes GC and other threads, which a loaded machine inflates; the regression this
+      // guards against (zxcvbn's l33t matching) cost several seconds.
       const started = process.cpuUsage();
       refusal(password, 'operator');
       const { user, system } = process.cpuUsage(started);
       const ms = (user + system) / 1000;
-      assert.ok(ms < 300, `${ms.toFixed(0)} ms of CPU for ${password.slice(0, 16)}…`);
+      assert.ok(ms < 1000, `${ms.toFixed(0)} ms of CPU for ${password.slice(0, 16)}…`);
     }
   });
 
