@@ -1,25 +1,14 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { createOperator, insertConsumer, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { operatorSession, ownerSession, startTestPlatform, STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
+import { curl } from '../testing/est-client.js';
 
 const ORG_B = 'org-b';
-
-/** curl, as a device with nothing else would run it; resolves with the HTTP status and body. */
-function curl(args: string[]): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-w', '\n%{http_code}', ...args], { timeout: 20_000 }, (error, stdout) => {
-      if (error) return reject(error);
-      const cut = stdout.lastIndexOf('\n');
-      resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });
-    });
-  });
-}
 
 for (const engine of ENGINES) {
   describe(`device enrollment [${engine.engine}]`, { skip: engine.skip }, () => {

@@ -1,23 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import { cliActor, type Actor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
-import { certificateOf, estCsr, estPost, opensslCa, opensslLeaf, opensslSubject } from '../testing/est-client.js';
-
-function curl(args: string[]): Promise<{ status: number; body: string }> {
-  return new Promise((resolve, reject) => {
-    execFile('curl', ['-sS', '-w', '\n%{http_code}', ...args], { timeout: 20_000 }, (error, stdout) => {
-      if (error) return reject(error);
-      const cut = stdout.lastIndexOf('\n');
-      resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });
-    });
-  });
-}
+import { certificateOf, curl, estCsr, estPost, opensslCa, opensslLeaf, opensslSubject } from '../testing/est-client.js';
 
 for (const engine of ENGINES) {
   describe(`EST simplereenroll [${engine.engine}]`, { skip: engine.skip }, () => {

@@ -4,6 +4,7 @@
  * bearer token, on a fresh connection each time (no TLS session reuse between identities), and
  * makes the openssl CSRs and certificates the attacks need.
  */
+import { execFile } from 'node:child_process';
 import https from 'node:https';
 import { X509Certificate } from 'node:crypto';
 import type { Openssl } from './openssl.js';
@@ -80,4 +81,15 @@ export async function opensslLeaf(ssl: Openssl, ca: string, name: string, subjec
 /** openssl's -subj form of a certificate's subject ("/CN=…/O=…"). */
 export function opensslSubject(pem: string): string {
   return new X509Certificate(pem).subject.split('\n').map((part) => `/${part}`).join('');
+}
+
+/** curl, as a device with nothing else would run it; resolves with the HTTP status and body. */
+export function curl(args: string[]): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    execFile('curl', ['-sS', '-w', '\n%{http_code}', ...args], { timeout: 20_000 }, (error, stdout) => {
+      if (error) return reject(error);
+      const cut = stdout.lastIndexOf('\n');
+      resolve({ status: Number(stdout.slice(cut + 1)), body: stdout.slice(0, cut) });
+    });
+  });
 }
