@@ -3,3 +3,4 @@
  * Depends on nothing of ours; grows as the device protocol lands.
  */
 export * from './errors.js';
+export * from './updates.js';

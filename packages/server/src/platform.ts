@@ -39,6 +39,7 @@ import { TelemetryStore } from './telemetry/store.js';
 import { RetentionJob } from './telemetry/retention.js';
 import { TelemetryService } from './telemetry/service.js';
 import { migrateToLatest } from './storage/migrate.js';
+import { openUpdates, type UpdatesDomain } from './updates/index.js';
 import type { Database } from './storage/schema.js';
 
 export interface PlatformOptions {
@@ -67,6 +68,7 @@ export interface Platform {
   devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService; link: DeviceLink; shadow: ShadowService; commands: CommandService; symmetricKeys: SymmetricKeyService; identity: DeviceCertificateVerifier; bootstrapCas: BootstrapCaService };
   pki: PkiService;
   telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob };
+  updates: UpdatesDomain;
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -150,6 +152,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     devices,
     pki,
     telemetry: telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config),
+    updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {

@@ -5,6 +5,7 @@ import { Command, CommanderError } from 'commander';
 import { registerAdminCommands } from './admin.js';
 import { registerAuditCommands } from './audit.js';
 import { registerDevicesCommands } from './devices.js';
+import { registerFirmwareCommands } from './firmware.js';
 import { EXIT } from './context.js';
 import { registerKeysCommands } from './keys.js';
 import { registerPkiCommands } from './pki.js';
@@ -21,6 +22,7 @@ export function buildProgram(): Command {
   registerAdminCommands(program);
   registerAuditCommands(program);
   registerDevicesCommands(program);
+  registerFirmwareCommands(program);
   registerKeysCommands(program);
   registerPkiCommands(program);
   registerTelemetryCommands(program);

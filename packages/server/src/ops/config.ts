@@ -103,6 +103,17 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    updates: Type.Object(
+      {
+        maxImageBytes: Type.Integer({ minimum: 1024, maximum: 8 * 1024 ** 3, description: 'largest firmware image an upload may carry' }),
+        timestampExpirySeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, description: 'lifetime of the TUF timestamp metadata (online key); refreshed before half of it has passed' }),
+        snapshotExpirySeconds: Type.Integer({ minimum: 60, maximum: 365 * 86400, description: 'lifetime of the TUF snapshot metadata (online key)' }),
+        directorExpirySeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, description: "lifetime of a device's director targets metadata" }),
+        refreshIntervalSeconds: Type.Integer({ minimum: 1, maximum: 86400, description: 'how often a server re-signs online metadata that nears expiry' }),
+        rolloutTickSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'how often a server advances or halts running rollouts' }),
+      },
+      { additionalProperties: false },
+    ),
     log: Type.Object(
       {
         level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')]),
@@ -172,6 +183,7 @@ export function defaultConfig(dataDir: string): Config {
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
     telemetry: { retentionDays: 90, pruneIntervalMinutes: 60, pruneBatchRows: 5000 },
+    updates: { maxImageBytes: 512 * 1024 ** 2, timestampExpirySeconds: 86400, snapshotExpirySeconds: 7 * 86400, directorExpirySeconds: 86400, refreshIntervalSeconds: 60, rolloutTickSeconds: 5 },
     log: { level: 'info' },
   };
 }

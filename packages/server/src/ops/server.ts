@@ -59,6 +59,15 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     platform.telemetry.retention.run().catch((error: unknown) => app.log.error({ err: error }, 'telemetry retention failed'));
   }, config.telemetry.pruneIntervalMinutes * 60_000);
   pruning.unref();
+  // Online TUF metadata is re-signed before it expires; rollouts advance or halt by themselves.
+  const refreshing = setInterval(() => {
+    platform.updates.repository.refresh().catch((error: unknown) => app.log.error({ err: error }, 'update repository refresh failed'));
+  }, config.updates.refreshIntervalSeconds * 1000);
+  refreshing.unref();
+  const rolling = setInterval(() => {
+    platform.updates.rollouts.tick().catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
+  }, config.updates.rolloutTickSeconds * 1000);
+  rolling.unref();
 
   return {
     app,
@@ -68,6 +77,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     close: async () => {
       clearInterval(checkpoints);
       clearInterval(pruning);
+      clearInterval(refreshing);
+      clearInterval(rolling);
       await platform.telemetry.retention.stop();
       await mqtt?.close();
       await app.close();

@@ -11,6 +11,9 @@ import * as telemetryRetention from './migrations/007_telemetry_retention.js';
 import * as shadowCommands from './migrations/008_shadow_commands.js';
 import * as symmetricKeys from './migrations/005_symmetric_keys.js';
 import * as bootstrapCas from './migrations/004_bootstrap_cas.js';
+import * as updateRepository from './migrations/009_update_repository.js';
+import * as releases from './migrations/010_releases.js';
+import * as rollouts from './migrations/011_rollouts.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -22,6 +25,9 @@ const migrations: Record<string, Migration> = {
   '008_shadow_commands': shadowCommands,
   '005_symmetric_keys': symmetricKeys,
   '004_bootstrap_cas': bootstrapCas,
+  '009_update_repository': updateRepository,
+  '010_releases': releases,
+  '011_rollouts': rollouts,
 };
 
 export interface MigrationReport {

@@ -296,6 +296,9 @@ export interface Database {
   device_shadows: DeviceShadowsTable;
   device_shadow_history: DeviceShadowHistoryTable;
   device_commands: DeviceCommandsTable;
+  // 009_update_repository (TUF image repository)
+  // 010_releases (releases and blobs)
+  // 011_rollouts (director and rollouts)
 }
 
 export type { Generated };

@@ -20,6 +20,9 @@ import { RateLimitedError } from '../../errors.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
 import { telemetryRoutes } from '../../telemetry/routes.js';
+import { releaseRoutes } from '../../updates/release-routes.js';
+import { repositoryRoutes } from '../../updates/repository-routes.js';
+import { rolloutRoutes } from '../../updates/rollout-routes.js';
 import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
 import { installErrorHandling } from './errors.js';
@@ -105,5 +108,10 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   await app.register(symmetricKeyRoutes(platform));
   await app.register(telemetryRoutes(platform), { prefix: '/api/v1' });
   await app.register(stateRoutes(platform), { prefix: '/api/v1' });
+  // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
+  // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
+  await app.register(repositoryRoutes(platform));
+  await app.register(releaseRoutes(platform));
+  await app.register(rolloutRoutes(platform));
   return app;
 }

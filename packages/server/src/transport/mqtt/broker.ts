@@ -391,8 +391,14 @@ export class MqttGateway implements DeviceMessenger {
         return this.platform.devices.shadow.sync(session.identity);
       case 'command_result':
         return this.commandResult(session, topic, decision.value.commandId, payload);
-      default:
-        this.replyError(deviceId, topic, 'channel.unavailable', 'This channel is not served yet by this platform version');
+      case 'update': {
+        const refused = await this.platform.updates.rollouts.deviceMessage(session.identity, decision.value.name, payload);
+        if (refused) {
+          this.stats.payloadErrors++;
+          this.replyError(deviceId, topic, refused.code, refused.message);
+        }
+        return;
+      }
     }
   }
 

@@ -1,0 +1,45 @@
+/**
+ * Wires the updates domain: blob store, TUF image repository, releases, director and rollouts.
+ */
+import { join } from 'node:path';
+import type { Kysely } from 'kysely';
+import type { AuditService } from '../audit/service.js';
+import type { Clock } from '../clock.js';
+import type { DeviceMessenger } from '../devices/messaging.js';
+import type { DevicesService } from '../devices/service.js';
+import type { SigningKeys } from '../keys/signing-keys.js';
+import type { Config } from '../ops/config.js';
+import type { Database } from '../storage/schema.js';
+import { BlobStore } from './blobs.js';
+import { Director } from './director.js';
+import { ReleaseService } from './releases.js';
+import { TufRepository } from './repository.js';
+import { RolloutService } from './rollouts.js';
+
+export interface UpdatesDomain {
+  blobs: BlobStore;
+  repository: TufRepository;
+  releases: ReleaseService;
+  director: Director;
+  rollouts: RolloutService;
+}
+
+export interface UpdatesDependencies {
+  config: Config;
+  db: Kysely<Database>;
+  signingKeys: SigningKeys;
+  audit: AuditService;
+  clock: Clock;
+  devices: DevicesService;
+  link: DeviceMessenger;
+}
+
+export function openUpdates({ config, db, signingKeys, audit, clock, devices, link }: UpdatesDependencies): UpdatesDomain {
+  const settings = config.updates;
+  const blobs = new BlobStore(join(config.dataDir, 'blobs'), { maxBytes: settings.maxImageBytes });
+  const repository = new TufRepository(db, signingKeys, audit, clock, { timestampExpirySeconds: settings.timestampExpirySeconds, snapshotExpirySeconds: settings.snapshotExpirySeconds });
+  const releases = new ReleaseService(db, blobs, repository, devices, audit, clock);
+  const director = new Director(db, signingKeys, repository, clock, { expirySeconds: settings.directorExpirySeconds });
+  const rollouts = new RolloutService(db, director, releases, devices, link, audit, clock);
+  return { blobs, repository, releases, director, rollouts };
+}
