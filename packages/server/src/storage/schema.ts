@@ -273,6 +273,25 @@ export interface DeviceCommandsTable {
   completed_at: number | null;
 }
 
+/** A firmware release (010_releases). */
+export interface FirmwareReleasesTable {
+  id: string;
+  organization_id: string;
+  product_id: string;
+  /** Semantic version, as signed in the target's custom field. */
+  version: string;
+  security_version: number;
+  hardware_ids: string; // JSON array of strings
+  /** The image repository target: `<productId>/firmware-<version>.bin`. */
+  target_name: string;
+  sha256: string;
+  length: number;
+  notes: string;
+  sbom: string; // CycloneDX JSON
+  created_by: string | null;
+  created_at: number;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -297,7 +316,8 @@ export interface Database {
   device_shadow_history: DeviceShadowHistoryTable;
   device_commands: DeviceCommandsTable;
   // 009_update_repository (TUF image repository)
-  // 010_releases (releases and blobs)
+  // 010_releases
+  firmware_releases: FirmwareReleasesTable;
   // 011_rollouts (director and rollouts)
 }
 

@@ -20,6 +20,7 @@ import { RateLimitedError } from '../../errors.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
 import { telemetryRoutes } from '../../telemetry/routes.js';
+import { blobRoutes } from '../../updates/blob-routes.js';
 import { releaseRoutes } from '../../updates/release-routes.js';
 import { repositoryRoutes } from '../../updates/repository-routes.js';
 import { rolloutRoutes } from '../../updates/rollout-routes.js';
@@ -112,6 +113,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
   await app.register(repositoryRoutes(platform));
   await app.register(releaseRoutes(platform));
+  await app.register(blobRoutes(platform));
   await app.register(rolloutRoutes(platform));
   return app;
 }
