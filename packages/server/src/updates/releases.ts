@@ -10,6 +10,21 @@ import type { Database } from '../storage/schema.js';
 import type { BlobStore } from './blobs.js';
 import type { TufRepository } from './repository.js';
 
+export interface Release {
+  id: string;
+  organizationId: string;
+  productId: string;
+  version: string;
+  securityVersion: number;
+  hardwareIds: string[];
+  /** The image repository target: `<productId>/firmware-<version>.bin`. */
+  targetName: string;
+  sha256: string;
+  length: number;
+  notes: string;
+  createdAt: number;
+}
+
 export class ReleaseService {
   constructor(
     readonly db: Kysely<Database>,
@@ -19,4 +34,9 @@ export class ReleaseService {
     readonly audit: AuditService,
     readonly clock: Clock,
   ) {}
+
+  /** A release of the organization; NotFoundError otherwise. */
+  async get(_organizationId: string, _releaseId: string): Promise<Release> {
+    throw new Error('not implemented');
+  }
 }

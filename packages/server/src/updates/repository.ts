@@ -19,4 +19,9 @@ export class TufRepository {
 
   /** Re-signs snapshot and timestamp metadata that nears expiry (every organization). */
   async refresh(): Promise<void> {}
+
+  /** The organization's current director root metadata (signed JSON as uploaded), or null before the ceremony. */
+  async directorRoot(_organizationId: string): Promise<Record<string, unknown> | null> {
+    throw new Error('not implemented');
+  }
 }
