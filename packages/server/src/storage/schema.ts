@@ -4,6 +4,8 @@
  * Flags are nullable timestamps ("verified at") rather than booleans: one encoding on both engines.
  */
 import type { Generated } from 'kysely';
+import type { DeviceVersionReportsTable, DirectorTargetsTable, RolloutDevicesTable, RolloutsTable } from '../updates/rollout-tables.js';
+import type { TufMetadataTable } from '../updates/repository-tables.js';
 
 export interface OrganizationsTable {
   id: string;
@@ -316,9 +318,14 @@ export interface Database {
   device_shadow_history: DeviceShadowHistoryTable;
   device_commands: DeviceCommandsTable;
   // 009_update_repository (TUF image repository)
+  tuf_metadata: TufMetadataTable;
   // 010_releases
   firmware_releases: FirmwareReleasesTable;
   // 011_rollouts (director and rollouts)
+  rollouts: RolloutsTable;
+  rollout_devices: RolloutDevicesTable;
+  director_targets: DirectorTargetsTable;
+  device_version_reports: DeviceVersionReportsTable;
 }
 
 export type { Generated };

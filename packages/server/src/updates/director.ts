@@ -1,14 +1,54 @@
 /**
- * The director (Uptane): per-device targets metadata signed by an online key, naming the exact
- * image a device must install for the rollout it is in. Owner: director/rollouts helper (skeleton).
+ * The director (Uptane): per-device TUF targets metadata signed by the organization's online
+ * director key (`director:<org>`), naming zero or one image, the one the device's rollout assigns
+ * it, with `custom` = { deviceId, hardwareId, rolloutId } so a device refuses metadata meant for
+ * another. The signed document is stored per device: its version only ever increases, and it is
+ * re-signed only when what it names changes or it has passed half its lifetime, so devices
+ * polling it cost a lookup, not a signature.
  */
 import type { Kysely } from 'kysely';
+import { Metadata, Signature, TargetFile, Targets } from '@tufjs/models';
+import type { DirectorTargetCustom } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
-import type { SigningKeys } from '../keys/signing-keys.js';
+import type { SigningKey, SigningKeys } from '../keys/signing-keys.js';
 import type { Database } from '../storage/schema.js';
 import type { TufRepository } from './repository.js';
+import { tufKeyOf } from './tuf/keys.js';
+
+/** What the director needs to know of a device. */
+export interface DirectorDevice {
+  id: string;
+  organizationId: string;
+  /** `attributes.hardwareId`, else the product's hardware revision; null: the device is never named an image. */
+  hardwareId: string | null;
+}
+
+/** The image a device is to install, and the rollout that says so. */
+export interface DirectorAssignment {
+  rolloutId: string;
+  targetName: string;
+  sha256: string;
+  length: number;
+}
+
+export interface SignedDirectorTargets {
+  metadata: Record<string, unknown>;
+  version: number;
+  signedAt: number;
+  expiresAt: number;
+}
+
+/** The TUF specification version the metadata declares (tuf-js checks the major). */
+const TUF_SPEC_VERSION = '1.0.31';
+
+/** TUF's date form: ISO 8601 in UTC without fractional seconds. */
+function tufDate(ms: number): string {
+  return new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
+}
 
 export class Director {
+  private readonly keyIds = new Map<string, string>();
+
   constructor(
     readonly db: Kysely<Database>,
     readonly signingKeys: SigningKeys,
@@ -16,4 +56,114 @@ export class Director {
     readonly clock: Clock,
     readonly options: { expirySeconds: number },
   ) {}
+
+  /** The organization's director public key (what the director root must list). */
+  async key(organizationId: string): Promise<SigningKey> {
+    return this.signingKeys.current(`director:${organizationId}`);
+  }
+
+  /** Signs one device's targets metadata (no storage): the director's hot path, also what the bench measures. */
+  async signFor(device: DirectorDevice, assignment: DirectorAssignment | null, version = 1): Promise<SignedDirectorTargets> {
+    const key = await this.key(device.organizationId);
+    let keyID = this.keyIds.get(key.id);
+    if (!keyID) {
+      keyID = tufKeyOf(key.publicKey).keyID;
+      this.keyIds.set(key.id, keyID);
+    }
+    const signedAt = this.clock.now();
+    // Whole seconds, as the document states it, so the stored expiry and the signed one agree.
+    const expiresAt = Math.floor((signedAt + this.options.expirySeconds * 1000) / 1000) * 1000;
+    const targets: Record<string, TargetFile> = {};
+    if (assignment && device.hardwareId) {
+      const custom: DirectorTargetCustom = { deviceId: device.id, hardwareId: device.hardwareId, rolloutId: assignment.rolloutId };
+      targets[assignment.targetName] = new TargetFile({
+        path: assignment.targetName,
+        length: assignment.length,
+        hashes: { sha256: assignment.sha256 },
+        unrecognizedFields: { custom: { ...custom } },
+      });
+    }
+    const metadata = new Metadata(new Targets({ version, specVersion: TUF_SPEC_VERSION, expires: tufDate(expiresAt), targets }));
+    const signer = keyID;
+    metadata.sign((data) => new Signature({ keyID: signer, sig: Buffer.from(key.sign(data), 'base64').toString('hex') }));
+    return { metadata: metadata.toJSON() as Record<string, unknown>, version, signedAt, expiresAt };
+  }
+
+  /** A device of the organization as the director sees it, or null when it does not exist there. */
+  async device(organizationId: string, deviceId: string): Promise<DirectorDevice | null> {
+    const row = await this.db
+      .selectFrom('devices')
+      .innerJoin('products', 'products.id', 'devices.product_id')
+      .select(['devices.id', 'devices.attributes', 'products.hardware_revision'])
+      .where('devices.id', '=', deviceId)
+      .where('devices.organization_id', '=', organizationId)
+      .executeTakeFirst();
+    if (!row) return null;
+    let fromAttributes: unknown;
+    try {
+      fromAttributes = (JSON.parse(row.attributes) as Record<string, unknown>).hardwareId;
+    } catch {
+      fromAttributes = undefined;
+    }
+    const hardwareId = typeof fromAttributes === 'string' && fromAttributes.length > 0 ? fromAttributes : row.hardware_revision || null;
+    return { id: row.id, organizationId, hardwareId };
+  }
+
+  /**
+   * The image the device's latest rollout assigns it, if that rollout still says so: offered and
+   * running, paused or completed; halted only for a device that has started; aborted only for one
+   * that succeeded. Never an image whose signed hardware list lacks the device's hardware ID.
+   */
+  async assignment(device: DirectorDevice): Promise<DirectorAssignment | null> {
+    if (!device.hardwareId) return null;
+    const row = await this.db
+      .selectFrom('rollout_devices as rd')
+      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
+      .select(['r.id as rollout_id', 'r.status', 'rd.state', 'rd.offered_at', 'f.target_name', 'f.sha256', 'f.length', 'f.hardware_ids'])
+      .where('rd.device_id', '=', device.id)
+      .where('rd.organization_id', '=', device.organizationId)
+      .orderBy('r.created_at', 'desc')
+      .orderBy('r.id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    if (!row || row.offered_at === null) return null;
+    const named =
+      row.status === 'running' || row.status === 'paused' || row.status === 'completed' ? true : row.status === 'halted' ? row.state !== 'pending' : row.state === 'succeeded';
+    if (!named) return null;
+    const hardwareIds = JSON.parse(row.hardware_ids) as string[];
+    if (!hardwareIds.includes(device.hardwareId)) return null;
+    return { rolloutId: row.rollout_id, targetName: row.target_name, sha256: row.sha256, length: Number(row.length) };
+  }
+
+  /** The device's current director targets metadata, re-signed (version + 1) when its content changed or half its lifetime passed. */
+  async targetsFor(device: DirectorDevice): Promise<SignedDirectorTargets> {
+    const assignment = await this.assignment(device);
+    // Two requests of one device may race: the version check on write lets exactly one sign each version.
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const stored = await this.db.selectFrom('director_targets').selectAll().where('device_id', '=', device.id).executeTakeFirst();
+      const now = this.clock.now();
+      if (stored && stored.organization_id === device.organizationId) {
+        const same = stored.target_name === (assignment?.targetName ?? null) && stored.rollout_id === (assignment?.rolloutId ?? null) && stored.hardware_id === device.hardwareId;
+        const fresh = now < Number(stored.signed_at) + (Number(stored.expires_at) - Number(stored.signed_at)) / 2;
+        if (same && fresh) return { metadata: JSON.parse(stored.metadata) as Record<string, unknown>, version: stored.version, signedAt: Number(stored.signed_at), expiresAt: Number(stored.expires_at) };
+      }
+      const signed = await this.signFor(device, assignment, (stored?.version ?? 0) + 1);
+      const row = {
+        organization_id: device.organizationId,
+        version: signed.version,
+        metadata: JSON.stringify(signed.metadata),
+        target_name: assignment?.targetName ?? null,
+        rollout_id: assignment?.rolloutId ?? null,
+        hardware_id: device.hardwareId,
+        signed_at: signed.signedAt,
+        expires_at: signed.expiresAt,
+      };
+      const written = stored
+        ? (await this.db.updateTable('director_targets').set(row).where('device_id', '=', device.id).where('version', '=', stored.version).executeTakeFirst()).numUpdatedRows
+        : (await this.db.insertInto('director_targets').values({ device_id: device.id, ...row }).onConflict((oc) => oc.column('device_id').doNothing()).executeTakeFirst()).numInsertedOrUpdatedRows;
+      if (Number(written) === 1) return signed;
+    }
+    throw new Error(`director metadata of device ${device.id} kept changing while being signed`);
+  }
 }

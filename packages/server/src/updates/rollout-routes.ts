@@ -1,9 +1,220 @@
 /**
- * HTTP routes of the updates domain (rollout). Skeleton: filled by its owner.
+ * HTTP doors of the director and rollouts. Devices (mutual TLS, their own certificate; a
+ * quarantined device keeps its update path, a disabled or retired one is refused, failed proofs
+ * count against the client address):
+ * `GET /device/v1/updates/director/root.json` and `…/targets.json`. Operators:
+ * /api/v1/updates/rollouts (create, list, read with counts, devices by state, pause, resume,
+ * abort) and /api/v1/devices/:id/updates (the device's latest version report and rollout state).
  */
-import type { FastifyInstance } from 'fastify';
+import type { TLSSocket } from 'node:tls';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
+import { AuthenticationError, BulwarkError } from '../errors.js';
+import { DeviceAuthenticationError, type DeviceIdentity } from '../devices/identity.js';
+import { FailureLimiter } from '../devices/symmetric-routes.js';
 import type { Platform } from '../platform.js';
+import { actorOf } from '../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { NoDirectorRootError } from './rollout-errors.js';
+import { MAX_CONCURRENT_DOWNLOADS, MAX_PHASES, MAX_SELECTOR_ENTRIES, MAX_SOAK_SECONDS } from './rollout-model.js';
+import { MAX_DEVICES_PAGE } from './rollouts.js';
 
-export function rolloutRoutes(_platform: Platform) {
-  return async function plugin(_app: FastifyInstance): Promise<void> {};
+const Id = Type.String({ minLength: 1, maxLength: 64 });
+const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
+const Entries = Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: MAX_SELECTOR_ENTRIES }));
+const Selector = Strict({ groups: Entries, tags: Entries, deviceIds: Entries, firmwareVersions: Entries });
+const Phase = Strict({ percent: Type.Number({ exclusiveMinimum: 0, maximum: 100 }), soakSeconds: Type.Integer({ minimum: 0, maximum: MAX_SOAK_SECONDS }) });
+const DeviceState = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('downloading'),
+  Type.Literal('installing'),
+  Type.Literal('rebooting'),
+  Type.Literal('verifying'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('rolled_back'),
+]);
+const Count = Type.Integer();
+const Counts = Strict({ pending: Count, downloading: Count, installing: Count, rebooting: Count, verifying: Count, succeeded: Count, failed: Count, rolled_back: Count });
+const ErrorEntry = Strict({ code: Type.String(), message: Type.String() });
+
+const RolloutProperties = {
+  id: Type.String(),
+  name: Type.String(),
+  releaseId: Type.String(),
+  productId: Type.String(),
+  status: Type.Union([Type.Literal('running'), Type.Literal('paused'), Type.Literal('halted'), Type.Literal('aborted'), Type.Literal('completed')]),
+  selector: Selector,
+  phases: Type.Array(Phase),
+  successThreshold: Type.Number(),
+  failureThreshold: Type.Number(),
+  maxConcurrentDownloads: Type.Integer(),
+  currentPhase: Type.Integer(),
+  phaseStartedAt: Timestamp,
+  deviceCount: Type.Integer(),
+  skippedCount: Type.Integer({ description: 'selected devices left out because they were in another unfinished rollout' }),
+  createdBy: Nullable(Type.String()),
+  createdAt: Timestamp,
+  updatedAt: Timestamp,
+  finishedAt: Nullable(Timestamp),
+};
+const Rollout = Strict(RolloutProperties);
+const RolloutDetail = Strict({ ...RolloutProperties, counts: Counts, currentPhaseCounts: Counts });
+const Created = Strict({ ...RolloutProperties, enrolled: Type.Integer(), skipped: Type.Integer() });
+const RolloutDevice = Strict({ deviceId: Type.String(), phase: Type.Integer(), state: DeviceState, error: Nullable(ErrorEntry), offeredAt: Nullable(Timestamp), updatedAt: Timestamp });
+const DeviceUpdates = Strict({
+  deviceId: Type.String(),
+  firmwareVersion: Nullable(Type.String()),
+  report: Nullable(
+    Strict({
+      deviceId: Type.String(),
+      counter: Type.Integer(),
+      ts: Type.Number(),
+      running: Strict({ target: Nullable(Type.String()), version: Nullable(Type.String()), sha256: Nullable(Type.String()) }),
+      slot: Type.String(),
+      securityVersion: Type.Integer(),
+      errors: Type.Array(ErrorEntry),
+      receivedAt: Timestamp,
+    }),
+  ),
+  rollout: Nullable(
+    Strict({
+      id: Type.String(),
+      status: Type.String(),
+      releaseId: Type.String(),
+      version: Type.String(),
+      target: Type.String(),
+      phase: Type.Integer(),
+      state: DeviceState,
+      error: Nullable(ErrorEntry),
+      offeredAt: Nullable(Timestamp),
+      updatedAt: Timestamp,
+    }),
+  ),
+});
+
+/**
+ * The identity the client certificate of this TLS connection proves (checked by the platform, not
+ * by TLS). Failed proofs count against the client address, as on the other device doors.
+ */
+async function deviceOf(platform: Platform, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
+  limiter.check(request.ip);
+  try {
+    const socket = request.raw.socket as Partial<TLSSocket>;
+    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
+    if (!peer?.raw) throw new AuthenticationError("The director needs the device's certificate as TLS client certificate", ErrorCodes.deviceCertificateRequired);
+    return await platform.devices.identity.fromCertificate(peer.raw);
+  } catch (error) {
+    if (error instanceof BulwarkError && error.status === 401) {
+      limiter.fail(request.ip);
+      if (error instanceof DeviceAuthenticationError) request.log.warn({ reason: error.reason }, 'director: device authentication refused');
+    }
+    throw error;
+  }
+}
+
+export function rolloutRoutes(platform: Platform) {
+  const rollouts = platform.updates.rollouts;
+  const limiter = new FailureLimiter(platform.config.auth.loginRateLimitPerMinute);
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    await root.register(async (scope) => {
+      const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+      const device = { auth: { principal: 'none' as const } };
+      app.get(DIRECTOR_ROOT_PATH, { config: device, schema: { tags: ['device'], summary: "The organization's director root (signed offline), for the agent to pin", response: errorResponses(401, 404, 429) } }, async (request, reply) => {
+        const identity = await deviceOf(platform, limiter, request);
+        const rootMetadata = await platform.updates.repository.directorRoot(identity.organizationId);
+        if (!rootMetadata) throw new NoDirectorRootError();
+        reply.header('cache-control', 'no-store');
+        return rootMetadata;
+      });
+      app.get(
+        DIRECTOR_TARGETS_PATH,
+        { config: device, schema: { tags: ['device'], summary: "This device's director targets metadata (zero or one target), signed by the online director key", response: errorResponses(401, 404, 429) } },
+        async (request, reply) => {
+          const identity = await deviceOf(platform, limiter, request);
+          const signed = await rollouts.directorTargets(identity);
+          reply.header('cache-control', 'no-store');
+          return signed.metadata;
+        },
+      );
+    });
+
+    await root.register(
+      async (scope) => {
+        const app = scope.withTypeProvider<TypeBoxTypeProvider>();
+        const read = { auth: { principal: 'operator', permission: 'rollouts:read' } } as const;
+        const manage = { auth: { principal: 'operator', permission: 'rollouts:manage' } } as const;
+        const Params = Strict({ id: Id });
+
+        app.post(
+          '/updates/rollouts',
+          {
+            config: manage,
+            schema: {
+              tags: ['updates'],
+              summary: 'Start a rollout of a release to the selected devices of its product (snapshotted now), in phases',
+              body: Strict({
+                releaseId: Id,
+                name: Type.Optional(Type.String({ maxLength: 200 })),
+                selector: Selector,
+                phases: Type.Optional(Type.Array(Phase, { minItems: 1, maxItems: MAX_PHASES })),
+                successThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+                failureThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+                maxConcurrentDownloads: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CONCURRENT_DOWNLOADS })),
+              }),
+              response: { 201: Created, ...errorResponses(400, 401, 403, 404, 409) },
+            },
+          },
+          async (request, reply) => reply.status(201).send(await rollouts.create(actorOf(request), request.body)),
+        );
+        app.get(
+          '/updates/rollouts',
+          {
+            config: read,
+            schema: {
+              tags: ['updates'],
+              summary: "The organization's rollouts, newest first",
+              querystring: Strict({ cursor: Type.Optional(Type.String({ maxLength: 300 })) }),
+              response: { 200: Strict({ rollouts: Type.Array(Rollout), nextCursor: Nullable(Type.String()) }), ...errorResponses(400, 401, 403) },
+            },
+          },
+          async (request) => rollouts.list(actorOf(request), request.query),
+        );
+        app.get(
+          '/updates/rollouts/:id',
+          { config: read, schema: { tags: ['updates'], summary: 'A rollout with its devices counted per state (all, and up to the current phase)', params: Params, response: { 200: RolloutDetail, ...errorResponses(401, 403, 404) } } },
+          async (request) => rollouts.get(actorOf(request), request.params.id),
+        );
+        app.get(
+          '/updates/rollouts/:id/devices',
+          {
+            config: read,
+            schema: {
+              tags: ['updates'],
+              summary: "A rollout's devices by device ID, optionally in one state (cursor pages)",
+              params: Params,
+              querystring: Strict({ state: Type.Optional(DeviceState), cursor: Type.Optional(Type.String({ maxLength: 300 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DEVICES_PAGE })) }),
+              response: { 200: Strict({ devices: Type.Array(RolloutDevice), nextCursor: Nullable(Type.String()) }), ...errorResponses(400, 401, 403, 404) },
+            },
+          },
+          async (request) => rollouts.devicesOf(actorOf(request), request.params.id, request.query),
+        );
+        for (const action of ['pause', 'resume', 'abort'] as const) {
+          app.post(
+            `/updates/rollouts/:id/${action}`,
+            { config: manage, schema: { tags: ['updates'], summary: `${action[0]!.toUpperCase()}${action.slice(1)} a rollout`, params: Params, response: { 200: Rollout, ...errorResponses(401, 403, 404, 409) } } },
+            async (request) => rollouts[action](actorOf(request), request.params.id),
+          );
+        }
+        app.get(
+          '/devices/:id/updates',
+          { config: read, schema: { tags: ['updates'], summary: "A device's latest signed version report and its state in its most recent rollout", params: Params, response: { 200: DeviceUpdates, ...errorResponses(401, 403, 404) } } },
+          async (request) => rollouts.deviceUpdates(actorOf(request), request.params.id),
+        );
+      },
+      { prefix: '/api/v1' },
+    );
+  };
 }

@@ -1,18 +1,103 @@
 /**
- * Rollouts (campaigns): phases, soak, success and failure thresholds that advance or halt a
- * rollout by themselves, device states from the agents' reports. Owner: director/rollouts helper (skeleton).
+ * Rollouts (campaigns): a release offered to a snapshot of devices in phases, each phase advancing
+ * once enough of its devices succeeded and its soak time passed, the whole halting by itself when
+ * too many failed, never more devices downloading at once than the cap. Offering a device means its
+ * director targets name the release (the director derives that from the rollout tables) and it is
+ * told `updates/available`. Operators pause, resume and abort; every change is audited.
  */
 import type { Kysely } from 'kysely';
+import { UPDATE_TOPICS, type RolloutDeviceState, type VersionReport } from '@bulwark/protocol';
+import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { DeviceMessenger } from '../devices/messaging.js';
 import type { DevicesService } from '../devices/service.js';
+import { NotFoundError, ValidationError } from '../errors.js';
 import type { Database } from '../storage/schema.js';
-import type { Director } from './director.js';
+import { newId } from '../tokens.js';
+import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
+import { RolloutEmptyError, RolloutNotFoundError, RolloutReleaseNotFoundError, RolloutStatusError } from './rollout-errors.js';
+import { DeviceUpdateInbox } from './rollout-inbox.js';
+import { defineRollout, planPhases, type RolloutInput, type RolloutPhase, type RolloutSelector } from './rollout-model.js';
+import { RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
+import type { RolloutStatus } from './rollout-tables.js';
+
+export const MAX_DEVICES_PAGE = 500;
+const LIST_PAGE = 100;
+
+export interface RolloutView {
+  id: string;
+  name: string;
+  releaseId: string;
+  productId: string;
+  status: RolloutStatus;
+  selector: RolloutSelector;
+  phases: RolloutPhase[];
+  successThreshold: number;
+  failureThreshold: number;
+  maxConcurrentDownloads: number;
+  currentPhase: number;
+  phaseStartedAt: string;
+  deviceCount: number;
+  skippedCount: number;
+  createdBy: string | null;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RolloutDeviceView {
+  deviceId: string;
+  phase: number;
+  state: RolloutDeviceState;
+  error: { code: string; message: string } | null;
+  offeredAt: string | null;
+  updatedAt: string;
+}
+
+const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
+
+function view(row: RolloutRow): RolloutView {
+  return {
+    id: row.id,
+    name: row.name,
+    releaseId: row.release_id,
+    productId: row.product_id,
+    status: row.status,
+    selector: JSON.parse(row.selector) as RolloutSelector,
+    phases: JSON.parse(row.phases) as RolloutPhase[],
+    successThreshold: Number(row.success_threshold),
+    failureThreshold: Number(row.failure_threshold),
+    maxConcurrentDownloads: row.max_concurrent_downloads,
+    currentPhase: row.current_phase,
+    phaseStartedAt: iso(row.phase_started_at)!,
+    deviceCount: row.device_count,
+    skippedCount: row.skipped_count,
+    createdBy: row.created_by,
+    createdAt: iso(row.created_at)!,
+    updatedAt: iso(row.updated_at)!,
+    finishedAt: iso(row.finished_at),
+  };
+}
+
+const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
+function decode<T>(cursor: string, check: (v: unknown) => v is T): T {
+  try {
+    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (check(value)) return value;
+  } catch {
+    // reported below
+  }
+  throw new ValidationError('cursor is not one this API returned: pass nextCursor of the previous page');
+}
 
 export class RolloutService {
+  readonly store: RolloutStore;
+  private readonly inbox: DeviceUpdateInbox;
+  private ticking: Promise<void> | null = null;
+
   constructor(
     readonly db: Kysely<Database>,
     readonly director: Director,
@@ -21,16 +106,265 @@ export class RolloutService {
     readonly link: DeviceMessenger,
     readonly audit: AuditService,
     readonly clock: Clock,
-  ) {}
+  ) {
+    this.store = new RolloutStore(db);
+    this.inbox = new DeviceUpdateInbox(db, this.store, clock);
+  }
 
-  /** One pass over running rollouts: advance phases whose soak passed, halt those past their failure threshold. */
-  async tick(): Promise<void> {}
+  async create(actor: Actor, input: RolloutInput): Promise<RolloutView & { enrolled: number; skipped: number }> {
+    requirePermission(actor, 'rollouts:manage');
+    const definition = defineRollout(input);
+    const organizationId = actor.organizationId;
+    const now = this.clock.now();
+    const id = newId();
+    const row = await this.db.transaction().execute(async (trx) => {
+      // Read inside the transaction (SQLite has one connection), scoped to the organization.
+      const release = await this.store.release(organizationId, definition.releaseId, trx);
+      if (!release) throw new RolloutReleaseNotFoundError(definition.releaseId);
+      const selected = await this.store.select(organizationId, release.product_id, definition.selector, trx);
+      const free = selected.filter((d) => !d.busy).map((d) => d.id);
+      const skipped = selected.length - free.length;
+      if (free.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped });
+      const rollout: RolloutRow = {
+        id,
+        organization_id: organizationId,
+        release_id: release.id,
+        product_id: release.product_id,
+        name: definition.name || `${release.version} rollout`,
+        selector: JSON.stringify(definition.selector),
+        phases: JSON.stringify(definition.phases),
+        success_threshold: definition.successThreshold,
+        failure_threshold: definition.failureThreshold,
+        max_concurrent_downloads: definition.maxConcurrentDownloads,
+        status: 'running',
+        current_phase: 0,
+        phase_started_at: now,
+        device_count: free.length,
+        skipped_count: skipped,
+        created_by: actor.userId,
+        created_at: now,
+        updated_at: now,
+        finished_at: null,
+      };
+      const plan = planPhases(id, free, definition.phases);
+      await this.store.insert(
+        rollout,
+        plan.map((p) => ({ rollout_id: id, device_id: p.deviceId, organization_id: organizationId, phase: p.phase, rank: p.rank, state: 'pending', error_code: null, error_message: null, offered_at: null, updated_at: now })),
+        trx,
+      );
+      await this.audit.record(
+        {
+          organizationId,
+          actor: auditActor(actor),
+          action: 'update.rollout_created',
+          target: { type: 'rollout', id },
+          sourceIp: actor.sourceIp,
+          details: { releaseId: release.id, version: release.version, selector: definition.selector, phases: definition.phases, enrolled: free.length, skipped },
+        },
+        trx,
+      );
+      return rollout;
+    });
+    return { ...view(row), enrolled: row.device_count, skipped: row.skipped_count };
+  }
+
+  private async owned(actor: Actor, rolloutId: string, db: Executor = this.db): Promise<RolloutRow> {
+    const row = await this.store.get(actor.organizationId, rolloutId, db);
+    if (!row) throw new RolloutNotFoundError(rolloutId);
+    return row;
+  }
+
+  async get(actor: Actor, rolloutId: string): Promise<RolloutView & { counts: StateCounts; currentPhaseCounts: StateCounts }> {
+    requirePermission(actor, 'rollouts:read');
+    const row = await this.owned(actor, rolloutId);
+    return { ...view(row), counts: await this.store.counts(row.id), currentPhaseCounts: await this.store.counts(row.id, this.db, row.current_phase) };
+  }
+
+  async list(actor: Actor, query: { cursor?: string }): Promise<{ rollouts: RolloutView[]; nextCursor: string | null }> {
+    requirePermission(actor, 'rollouts:read');
+    const after = query.cursor
+      ? decode(query.cursor, (v): v is [number, string] => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string')
+      : undefined;
+    const rows = await this.store.list(actor.organizationId, { ...(after ? { after: { createdAt: after[0], id: after[1] } } : {}), limit: LIST_PAGE + 1 });
+    const page = rows.slice(0, LIST_PAGE);
+    const last = page[page.length - 1];
+    return { rollouts: page.map(view), nextCursor: rows.length > LIST_PAGE && last ? encode([Number(last.created_at), last.id]) : null };
+  }
+
+  async devicesOf(actor: Actor, rolloutId: string, query: { state?: RolloutDeviceState; cursor?: string; limit?: number }): Promise<{ devices: RolloutDeviceView[]; nextCursor: string | null }> {
+    requirePermission(actor, 'rollouts:read');
+    const row = await this.owned(actor, rolloutId);
+    const limit = query.limit ?? 100;
+    const afterDeviceId = query.cursor ? decode(query.cursor, (v): v is string => typeof v === 'string') : undefined;
+    const rows = await this.store.page(row.id, { ...(query.state ? { state: query.state } : {}), ...(afterDeviceId !== undefined ? { afterDeviceId } : {}), limit: limit + 1 });
+    const page = rows.slice(0, limit);
+    return {
+      devices: page.map((d) => ({
+        deviceId: d.device_id,
+        phase: d.phase,
+        state: d.state,
+        error: d.error_code ? { code: d.error_code, message: d.error_message ?? '' } : null,
+        offeredAt: iso(d.offered_at),
+        updatedAt: iso(d.updated_at)!,
+      })),
+      nextCursor: rows.length > limit ? encode(page[page.length - 1]!.device_id) : null,
+    };
+  }
+
+  pause(actor: Actor, rolloutId: string): Promise<RolloutView> {
+    return this.change(actor, rolloutId, 'pause', ['running'], 'paused', 'update.rollout_paused');
+  }
+
+  resume(actor: Actor, rolloutId: string): Promise<RolloutView> {
+    return this.change(actor, rolloutId, 'resume', ['paused'], 'running', 'update.rollout_resumed');
+  }
+
+  /** Aborts: no new offers, and the director stops naming the release for every device that has not succeeded (told to fetch again). */
+  async abort(actor: Actor, rolloutId: string): Promise<RolloutView> {
+    const aborted = await this.change(actor, rolloutId, 'abort', ['running', 'paused', 'halted'], 'aborted', 'update.rollout_aborted');
+    for (const deviceId of await this.store.offeredNotSucceeded(aborted.id)) await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
+    return aborted;
+  }
+
+  private async change(actor: Actor, rolloutId: string, action: string, from: RolloutStatus[], to: RolloutStatus, auditAction: string): Promise<RolloutView> {
+    requirePermission(actor, 'rollouts:manage');
+    return this.db.transaction().execute(async (trx) => {
+      await this.owned(actor, rolloutId, trx);
+      const row = (await this.store.lock(rolloutId, trx))!;
+      if (!from.includes(row.status)) throw new RolloutStatusError(action, row.status);
+      const now = this.clock.now();
+      const changes: Partial<RolloutRow> = { status: to, updated_at: now, ...(to === 'aborted' ? { finished_at: now } : {}) };
+      await this.store.update(row.id, changes, trx);
+      await this.audit.record(
+        { organizationId: row.organization_id, actor: auditActor(actor), action: auditAction, target: { type: 'rollout', id: row.id }, sourceIp: actor.sourceIp, details: { from: row.status, counts: await this.store.counts(row.id, trx) } },
+        trx,
+      );
+      return view({ ...row, ...changes });
+    });
+  }
+
+  /** One pass over running rollouts: halt, advance, offer. Never overlaps itself: a call during a pass shares that pass. */
+  tick(): Promise<void> {
+    this.ticking ??= this.pass().finally(() => {
+      this.ticking = null;
+    });
+    return this.ticking;
+  }
+
+  private async pass(): Promise<void> {
+    const running = await this.db.selectFrom('rollouts').select('id').where('status', '=', 'running').orderBy('created_at').execute();
+    const failures: unknown[] = [];
+    for (const { id } of running) {
+      // One broken rollout must not stop the others from advancing or halting.
+      try {
+        await this.step(id);
+      } catch (error) {
+        failures.push(error);
+      }
+    }
+    if (failures.length) throw new AggregateError(failures, `${failures.length} rollout(s) failed to step`);
+  }
+
+  private async step(rolloutId: string): Promise<void> {
+    const offered = await this.db.transaction().execute(async (trx) => {
+      let row = await this.store.lock(rolloutId, trx);
+      if (!row || row.status !== 'running') return [];
+      row = await this.evaluate(row, trx);
+      if (row.status !== 'running') return [];
+      const room = row.max_concurrent_downloads - (await this.store.inFlight(row.id, trx));
+      if (room <= 0) return [];
+      const next = await this.store.waiting(row.id, row.current_phase, room, trx);
+      await this.store.markOffered(row.id, next, this.clock.now(), trx);
+      return next;
+    });
+    for (const deviceId of offered) await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId });
+  }
+
+  /** Halts past the failure threshold; advances (or completes) once the phase's successes reach the threshold and its soak passed. */
+  private async evaluate(row: RolloutRow, trx: Executor): Promise<RolloutRow> {
+    const counts = await this.store.counts(row.id, trx, row.current_phase);
+    const total = Object.values(counts).reduce((a, b) => a + b, 0);
+    const failed = counts.failed + counts.rolled_back;
+    const now = this.clock.now();
+    const system = { type: 'system' as const, id: null };
+    if (total > 0 && failed / total >= Number(row.failure_threshold)) {
+      await this.store.update(row.id, { status: 'halted', updated_at: now }, trx);
+      await this.audit.record(
+        { organizationId: row.organization_id, actor: system, action: 'update.rollout_halted', target: { type: 'rollout', id: row.id }, details: { phase: row.current_phase, devices: total, failed: counts.failed, rolledBack: counts.rolled_back, succeeded: counts.succeeded, failureThreshold: Number(row.failure_threshold) } },
+        trx,
+      );
+      return { ...row, status: 'halted', updated_at: now };
+    }
+    const phases = JSON.parse(row.phases) as RolloutPhase[];
+    const soaked = now - Number(row.phase_started_at) >= phases[row.current_phase]!.soakSeconds * 1000;
+    if (!soaked || (total > 0 && counts.succeeded / total < Number(row.success_threshold))) return row;
+    const last = row.current_phase >= phases.length - 1;
+    const changes: Partial<RolloutRow> = last ? { status: 'completed', finished_at: now, updated_at: now } : { current_phase: row.current_phase + 1, phase_started_at: now, updated_at: now };
+    await this.store.update(row.id, changes, trx);
+    await this.audit.record(
+      {
+        organizationId: row.organization_id,
+        actor: system,
+        action: last ? 'update.rollout_completed' : 'update.rollout_phase_advanced',
+        target: { type: 'rollout', id: row.id },
+        details: { phase: row.current_phase, ...(last ? {} : { nextPhase: row.current_phase + 1 }), devices: total, succeeded: counts.succeeded },
+      },
+      trx,
+    );
+    return { ...row, ...changes };
+  }
 
   /**
-   * A message a device published on `d/<id>/updates/<channel>` (status or report). Returns an error
-   * to send back on the device's error topic, or null.
+   * A device fetching its director targets: if it waits in a running rollout whose phase has
+   * reached it and the cap has room, it is offered now (it is online, by definition), then its
+   * current metadata is returned.
    */
-  async deviceMessage(_identity: DeviceIdentity, _channel: string, _payload: Buffer): Promise<{ code: string; message: string } | null> {
-    return { code: 'channel.unavailable', message: 'not served yet' };
+  async directorTargets(identity: DeviceIdentity): Promise<SignedDirectorTargets> {
+    const waiting = await this.store.runningOf(identity.organizationId, identity.deviceId);
+    if (waiting && waiting.offered_at === null) {
+      await this.db.transaction().execute(async (trx) => {
+        const row = await this.store.lock(waiting.id, trx);
+        if (!row || row.status !== 'running') return;
+        if ((await this.store.inFlight(row.id, trx)) >= row.max_concurrent_downloads) return;
+        const next = await this.store.waiting(row.id, row.current_phase, 1, trx, identity.deviceId);
+        await this.store.markOffered(row.id, next, this.clock.now(), trx);
+      });
+    }
+    const device = await this.director.device(identity.organizationId, identity.deviceId);
+    if (!device) throw new NotFoundError('Device');
+    return this.director.targetsFor(device);
+  }
+
+  /** A message a device published on `d/<id>/updates/<channel>`; returns the error to send back on its error topic, or null. */
+  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<{ code: string; message: string } | null> {
+    return this.inbox.message(identity, channel, payload);
+  }
+
+  /** A device's latest signed version report and its state in its most recent rollout. */
+  async deviceUpdates(actor: Actor, deviceId: string) {
+    requirePermission(actor, 'rollouts:read');
+    const device = await this.db.selectFrom('devices').select(['id', 'firmware_version']).where('id', '=', deviceId).where('organization_id', '=', actor.organizationId).executeTakeFirst();
+    if (!device) throw new NotFoundError('Device');
+    const report = await this.db.selectFrom('device_version_reports').selectAll().where('device_id', '=', device.id).executeTakeFirst();
+    const rollout = await this.store.latestOf(actor.organizationId, device.id);
+    return {
+      deviceId: device.id,
+      firmwareVersion: device.firmware_version,
+      report: report ? { ...(JSON.parse(report.report) as VersionReport), receivedAt: iso(report.received_at)! } : null,
+      rollout: rollout
+        ? {
+            id: rollout.id,
+            status: rollout.status,
+            releaseId: rollout.release_id,
+            version: rollout.version,
+            target: rollout.target_name,
+            phase: rollout.phase,
+            state: rollout.state,
+            error: rollout.error_code ? { code: rollout.error_code, message: rollout.error_message ?? '' } : null,
+            offeredAt: iso(rollout.offered_at),
+            updatedAt: iso(rollout.updated_at)!,
+          }
+        : null,
+    };
   }
 }

@@ -1,0 +1,46 @@
+/**
+ * Errors of the director and rollouts, each with a stable `update.*` code.
+ */
+import { UpdateError } from './errors.js';
+
+/** A rollout that does not exist in the caller's organization (another organization's is the same 404). */
+export class RolloutNotFoundError extends UpdateError {
+  constructor(rolloutId: string) {
+    super('update.rollout_not_found', `Rollout ${rolloutId} was not found`, 404);
+  }
+}
+
+/** The release a rollout names does not exist in the caller's organization. */
+export class RolloutReleaseNotFoundError extends UpdateError {
+  constructor(releaseId: string) {
+    super('update.release_not_found', `Release ${releaseId} was not found`, 404);
+  }
+}
+
+/** A rollout definition that breaks a rule (selector, phases, thresholds). */
+export class RolloutInvalidError extends UpdateError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('update.rollout_invalid', message, 400, details);
+  }
+}
+
+/** The selection matched no device that can join (wrong product, status, or all in other rollouts). */
+export class RolloutEmptyError extends UpdateError {
+  constructor(details: Record<string, unknown>) {
+    super('update.rollout_empty', 'The selector matched no active or quarantined device of the release\'s product outside another unfinished rollout', 409, details);
+  }
+}
+
+/** An operator action the rollout's status does not allow (pausing a completed rollout). */
+export class RolloutStatusError extends UpdateError {
+  constructor(action: string, status: string) {
+    super('update.rollout_status', `Cannot ${action} a rollout that is ${status}`, 409, { status });
+  }
+}
+
+/** The director root of the organization has not been uploaded yet (the ceremony comes first). */
+export class NoDirectorRootError extends UpdateError {
+  constructor() {
+    super('update.no_director_root', 'This organization has no director root yet: upload it after the key ceremony (POST /api/v1/updates/repository/root)', 404);
+  }
+}

@@ -1,0 +1,106 @@
+/**
+ * What devices tell the platform about their updates (`d/<id>/updates/status` and `…/report`):
+ * progress moves the device's row in its rollout (never back past a finished state, except a new
+ * attempt after a failure), and a signed version report, checked against the key of the
+ * certificate the device connected with and a counter that only increases, becomes the device's
+ * latest known version. Each refusal is an error code the broker sends to `d/<id>/errors`.
+ */
+import type { Kysely } from 'kysely';
+import type { UpdateState } from '@bulwark/protocol';
+import type { Clock } from '../clock.js';
+import type { DeviceIdentity } from '../devices/identity.js';
+import type { Database } from '../storage/schema.js';
+import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
+import type { RolloutStore } from './rollout-store.js';
+
+export type DeviceMessageRefusal = { code: string; message: string };
+
+/** From a finished state, only these moves are taken (a retry after a failure, or the fallback after it). */
+const AFTER_FINISH: Partial<Record<UpdateState | 'pending', UpdateState[]>> = {
+  succeeded: [],
+  failed: ['downloading', 'rolled_back'],
+  rolled_back: ['downloading'],
+};
+
+export class DeviceUpdateInbox {
+  constructor(
+    private readonly db: Kysely<Database>,
+    private readonly store: RolloutStore,
+    private readonly clock: Clock,
+  ) {}
+
+  async message(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+    if (channel === 'status') return this.status(identity, payload);
+    if (channel === 'report') return this.report(identity, payload);
+    return { code: 'update.channel_unknown', message: `Unknown updates channel "${channel.slice(0, 32)}": publish on updates/status or updates/report` };
+  }
+
+  private async status(identity: DeviceIdentity, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+    const parsed = parseStatus(payload);
+    if (!parsed.ok) return { code: 'update.status_invalid', message: parsed.message };
+    const status = parsed.value;
+    const row = await this.store.device(status.rolloutId, identity.organizationId, identity.deviceId);
+    if (!row) return { code: 'update.status_invalid', message: `This device is not in rollout ${status.rolloutId}` };
+    if (row.offered_at === null) return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} has not offered this device its release yet` };
+    if (status.target !== row.target_name) return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} installs ${row.target_name}, not ${status.target}` };
+    const allowed = AFTER_FINISH[row.state];
+    if (allowed && !allowed.includes(status.state)) return null; // a late or repeated message: the finished state stands
+    const now = this.clock.now();
+    await this.db.transaction().execute(async (trx) => {
+      await trx
+        .updateTable('rollout_devices')
+        .set({ state: status.state, error_code: status.error?.code ?? null, error_message: status.error?.message ?? null, updated_at: now })
+        .where('rollout_id', '=', status.rolloutId)
+        .where('device_id', '=', identity.deviceId)
+        .execute();
+      if (status.state === 'succeeded') {
+        // The devices domain has no service method for a device-reported version yet (see the report).
+        await trx.updateTable('devices').set({ firmware_version: row.version, updated_at: now }).where('id', '=', identity.deviceId).where('organization_id', '=', identity.organizationId).execute();
+      }
+    });
+    return null;
+  }
+
+  /** The PEM of the certificate the device connected with (or, for a symmetric-key device, its newest active one). */
+  private async certificatePem(identity: DeviceIdentity): Promise<string | null> {
+    const row = await this.db
+      .selectFrom('issued_certificates')
+      .select('pem')
+      .where('device_id', '=', identity.deviceId)
+      .where('organization_id', '=', identity.organizationId)
+      .where('status', '=', 'active')
+      .$if(identity.credential.type === 'certificate', (q) => q.where('serial', '=', (identity.credential as { certificateSerial: string }).certificateSerial))
+      .orderBy('created_at', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+    return row?.pem ?? null;
+  }
+
+  private async report(identity: DeviceIdentity, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+    const parsed = parseSignedReport(payload);
+    if (!parsed.ok) return { code: 'update.report_invalid', message: parsed.message };
+    const { report, signature } = parsed.value;
+    if (report.deviceId !== identity.deviceId) return { code: 'update.report_invalid', message: 'report.deviceId must be this device\'s ID' };
+    const pem = await this.certificatePem(identity);
+    if (!pem || !reportSignatureValid(report, signature, pem)) {
+      return { code: 'update.report_signature_invalid', message: 'The signature does not verify with this device\'s certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)' };
+    }
+    const now = this.clock.now();
+    const row = { organization_id: identity.organizationId, counter: report.counter, report: JSON.stringify(report), signature, received_at: now };
+    const accepted = await this.db.transaction().execute(async (trx) => {
+      // Conditional on the stored counter, so two copies of one report racing each other store it once.
+      const updated = await trx.updateTable('device_version_reports').set(row).where('device_id', '=', identity.deviceId).where('counter', '<', report.counter).executeTakeFirst();
+      let stored = Number(updated.numUpdatedRows) === 1;
+      if (!stored) {
+        const inserted = await trx.insertInto('device_version_reports').values({ device_id: identity.deviceId, ...row }).onConflict((oc) => oc.column('device_id').doNothing()).executeTakeFirst();
+        stored = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
+      }
+      if (stored && report.running.version !== null) {
+        await trx.updateTable('devices').set({ firmware_version: report.running.version, updated_at: now }).where('id', '=', identity.deviceId).where('organization_id', '=', identity.organizationId).execute();
+      }
+      return stored;
+    });
+    if (!accepted) return { code: 'update.report_replayed', message: `report.counter ${report.counter} is not above the last accepted counter` };
+    return null;
+  }
+}

@@ -1,0 +1,227 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { sign } from 'node:crypto';
+import https from 'node:https';
+import type { MqttClient } from 'mqtt';
+import { canonicalize } from '@tufjs/canonical-json';
+import { Metadata, MetadataKind, type Targets } from '@tufjs/models';
+import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, type VersionReport } from '@bulwark/protocol';
+import { cliActor } from '../accounts/roles.js';
+import { createOperator, signIn } from '../testing/accounts.js';
+import { ENGINES } from '../testing/engines.js';
+import { organizationIdOf, provisionTestDevice, type TestDevice } from '../testing/devices.js';
+import { connectDevice, eventually, inbox } from '../testing/mqtt.js';
+import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { hardwareProduct, insertRelease, type TestRelease } from './rollout-test-helpers.js';
+import { tufKeyOf } from './tuf/keys.js';
+
+/** Director targets metadata as a TUF client parses it. */
+function targetsMetadata(json: unknown): Metadata<Targets> {
+  return Metadata.fromJSON(MetadataKind.Targets, json as Record<string, never>);
+}
+
+/** A GET over mutual TLS with the device's own key and certificate (or none). */
+function deviceGet(port: number, ca: string, device: { key: string; cert: string } | null, path: string): Promise<{ status: number; body: any }> {
+  return new Promise((resolve, reject) => {
+    const request = https.request({ host: 'localhost', port, path, method: 'GET', ca, agent: false, ...(device ? { key: device.key, cert: device.cert } : {}) }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (c: Buffer) => chunks.push(c));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') }));
+    });
+    request.on('error', reject);
+    request.end();
+  });
+}
+
+function signedReport(report: VersionReport, key: string): string {
+  return JSON.stringify({ report, signature: sign('sha256', Buffer.from(canonicalize(report)), { key, dsaEncoding: 'der' }).toString('base64') });
+}
+
+const ORG_B = 'rollout-org-b';
+
+for (const engine of ENGINES) {
+  describe(`director and rollout routes over HTTPS and MQTT [${engine.engine}]`, { skip: engine.skip }, () => {
+    let t: TestPlatform;
+    let org: string;
+    let token: string;
+    let tokenB: string;
+    let release: TestRelease;
+    const d: TestDevice[] = [];
+    const clients: MqttClient[] = [];
+
+    before(async () => {
+      t = await startTestPlatform(engine, { mqtt: { port: 0, watchIntervalMs: 100 } });
+      org = await organizationIdOf(t.platform, t.org);
+      const product = await hardwareProduct(t.platform, org, 'Routed sensor');
+      release = await insertRelease(t.platform, org, product, '3.1.0');
+      // Certificates first: signing in moves the platform clock ahead of the wall clock.
+      for (let i = 0; i < 8; i++) d.push(await provisionTestDevice(t.platform, org, product, `RR-${i}`));
+      ({ token } = await ownerSession(t));
+      await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' });
+      tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', ORG_B));
+    });
+    after(async () => {
+      for (const c of clients) c.end(true);
+      await t?.close();
+    });
+
+    const api = () => t.client();
+    const get = (device: TestDevice | null, path: string) => deviceGet(t.server.port, t.ca, device, path);
+    const create = (deviceIds: string[], extra: object = {}) => api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds }, ...extra }, { token });
+    async function online(device: TestDevice) {
+      const client = await connectDevice(t.server.mqtt!.port, t.ca, device, device.id);
+      clients.push(client);
+      const messages = inbox(client);
+      await client.subscribeAsync([`d/${device.id}/updates/#`, `d/${device.id}/errors`], { qos: 1 });
+      return { client, messages };
+    }
+
+    it('serves each device its own signed director metadata over mutual TLS; quarantined devices keep the path, disabled ones and callers without a certificate are refused', async () => {
+      const [a, b, c] = [d[0]!, d[1]!, d[2]!];
+      const anonymous = await get(null, DIRECTOR_TARGETS_PATH);
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.body.error.code, 'device.certificate_required');
+      const root = await get(a, DIRECTOR_ROOT_PATH);
+      assert.equal(root.status, 404);
+      assert.equal(root.body.error.code, 'update.no_director_root');
+
+      const created = await create([a.id, b.id, c.id]);
+      assert.equal(created.status, 201, created.text);
+      await t.platform.updates.rollouts.tick();
+      const key = tufKeyOf((await t.platform.updates.director.key(org)).publicKey);
+      const fetched = await get(a, DIRECTOR_TARGETS_PATH);
+      assert.equal(fetched.status, 200, JSON.stringify(fetched.body));
+      const metadata = targetsMetadata(fetched.body);
+      key.verifySignature(metadata);
+      assert.deepEqual(metadata.signed.targets[release.targetName]!.custom, { deviceId: a.id, hardwareId: 'hw-a', rolloutId: created.body.id });
+
+      await t.platform.devices.service.transition(cliActor(org, 'test'), b.id, 'quarantine', 'investigating');
+      const quarantined = await get(b, DIRECTOR_TARGETS_PATH);
+      assert.equal(quarantined.status, 200);
+      assert.equal(targetsMetadata(quarantined.body).signed.targets[release.targetName]!.custom.deviceId, b.id);
+
+      await t.platform.devices.service.transition(cliActor(org, 'test'), c.id, 'disable', 'stolen');
+      const disabled = await get(c, DIRECTOR_TARGETS_PATH);
+      assert.equal(disabled.status, 401);
+      assert.equal(disabled.body.error.code, 'device.auth_failed');
+      assert.equal((await api().post(`/api/v1/updates/rollouts/${created.body.id}/abort`, undefined, { token })).status, 200);
+    });
+
+    it("tells a device its update is available and follows its status over MQTT into the API's counts and the device's update view", async () => {
+      const device = d[3]!;
+      const { client, messages } = await online(device);
+      const created = await create([device.id]);
+      assert.equal(created.status, 201, created.text);
+      const rolloutId = created.body.id as string;
+      await t.platform.updates.rollouts.tick();
+      await eventually(() => messages.some((m) => m.topic === `d/${device.id}/updates/available`), 3000, 'updates/available');
+      assert.deepEqual(messages.find((m) => m.topic.endsWith('updates/available'))!.body, { rolloutId });
+
+      const publish = (state: string) => client.publishAsync(`d/${device.id}/updates/status`, JSON.stringify({ rolloutId, state, target: release.targetName, ts: Date.now() }), { qos: 1 });
+      await publish('downloading');
+      await eventually(async () => (await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.counts.downloading === 1, 3000, 'downloading counted');
+      await publish('succeeded');
+      await eventually(async () => (await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.counts.succeeded === 1, 3000, 'success counted');
+      const detail = await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token });
+      assert.equal(detail.body.currentPhase, 0);
+      assert.equal(detail.body.currentPhaseCounts.succeeded, 1);
+      const view = await api().get(`/api/v1/devices/${device.id}/updates`, { token });
+      assert.equal(view.status, 200, view.text);
+      assert.equal(view.body.firmwareVersion, '3.1.0');
+      assert.equal(view.body.rollout.id, rolloutId);
+      assert.equal(view.body.rollout.state, 'succeeded');
+      const succeeded = await api().get(`/api/v1/updates/rollouts/${rolloutId}/devices?state=succeeded`, { token });
+      assert.deepEqual(succeeded.body.devices.map((x: { deviceId: string }) => x.deviceId), [device.id]);
+      await t.platform.updates.rollouts.tick();
+      assert.equal((await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.status, 'completed');
+      assert.equal(messages.filter((m) => m.topic.endsWith('/errors')).length, 0);
+    });
+
+    it("accepts a signed version report and refuses a forged signature, another device's ID and a replayed counter on d/<id>/errors", async () => {
+      const device = d[4]!;
+      const other = d[5]!;
+      const { client, messages } = await online(device);
+      const report = (counter: number, deviceId = device.id): VersionReport => ({
+        deviceId,
+        counter,
+        ts: Date.now(),
+        running: { target: release.targetName, version: '3.1.0', sha256: release.sha256 },
+        slot: 'b',
+        securityVersion: 1,
+        errors: [],
+      });
+      const publish = (payload: string, channel = 'report') => client.publishAsync(`d/${device.id}/updates/${channel}`, payload, { qos: 1 });
+      const errors = () => messages.filter((m) => m.topic === `d/${device.id}/errors`).map((m) => m.body.code as string);
+
+      await publish(signedReport(report(5), device.key));
+      await eventually(async () => (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report?.counter === 5, 3000, 'report stored');
+      const view = await api().get(`/api/v1/devices/${device.id}/updates`, { token });
+      assert.equal(view.body.firmwareVersion, '3.1.0');
+      assert.deepEqual(view.body.report.running, { target: release.targetName, version: '3.1.0', sha256: release.sha256 });
+
+      await publish(signedReport(report(6), other.key));
+      await eventually(() => errors().length === 1, 3000, 'forged signature refused');
+      await publish(signedReport(report(7, other.id), device.key));
+      await eventually(() => errors().length === 2, 3000, "another device's ID refused");
+      await publish(signedReport(report(5), device.key));
+      await eventually(() => errors().length === 3, 3000, 'replay refused');
+      await publish(signedReport(report(4), device.key));
+      await eventually(() => errors().length === 4, 3000, 'older counter refused');
+      await publish('{"report": 1}');
+      await eventually(() => errors().length === 5, 3000, 'malformed refused');
+      await publish('{}', 'firmware');
+      await eventually(() => errors().length === 6, 3000, 'unknown channel refused');
+      assert.deepEqual(errors(), ['update.report_signature_invalid', 'update.report_invalid', 'update.report_replayed', 'update.report_replayed', 'update.report_invalid', 'update.channel_unknown']);
+      assert.equal((await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report.counter, 5, 'nothing refused was stored');
+
+      await publish(signedReport(report(6), device.key));
+      await eventually(async () => (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report?.counter === 6, 3000, 'the next counter is accepted');
+    });
+
+    it('another organization can neither see nor control a rollout, nor start one with a foreign release', async () => {
+      const created = await create([d[6]!.id]);
+      assert.equal(created.status, 201, created.text);
+      const id = created.body.id as string;
+      const unknown = '00000000-0000-0000-0000-000000000000';
+      for (const [method, suffix] of [['GET', ''], ['GET', '/devices'], ['POST', '/pause'], ['POST', '/resume'], ['POST', '/abort']] as const) {
+        const foreign = await api().request(method, `/api/v1/updates/rollouts/${id}${suffix}`, { token: tokenB });
+        const missing = await api().request(method, `/api/v1/updates/rollouts/${unknown}${suffix}`, { token: tokenB });
+        assert.equal(foreign.status, 404, `${method} ${suffix}`);
+        assert.equal(foreign.body.error.code, 'update.rollout_not_found');
+        assert.equal(foreign.body.error.message.replace(id, unknown), missing.body.error.message);
+      }
+      assert.deepEqual((await api().get('/api/v1/updates/rollouts', { token: tokenB })).body.rollouts, []);
+      assert.equal((await api().get(`/api/v1/devices/${d[6]!.id}/updates`, { token: tokenB })).status, 404);
+      const stolen = await api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds: [d[6]!.id] } }, { token: tokenB });
+      assert.equal(stolen.status, 404);
+      assert.equal(stolen.body.error.code, 'update.release_not_found');
+      assert.equal((await api().get(`/api/v1/updates/rollouts/${id}`, { token })).body.status, 'running', 'untouched');
+      assert.equal((await api().post(`/api/v1/updates/rollouts/${id}/abort`, undefined, { token })).status, 200);
+    });
+
+    it('lists rollouts newest first and pages their devices by cursor; refuses a malformed rollout at the edge', async () => {
+      t.clock.advance(1000);
+      const created = await create([d[7]!.id, d[0]!.id, d[1]!.id], { name: 'paged', phases: [{ percent: 50, soakSeconds: 60 }, { percent: 100, soakSeconds: 0 }] });
+      assert.equal(created.status, 201, created.text);
+      assert.equal(created.body.enrolled, 3);
+      const first = await api().get(`/api/v1/updates/rollouts/${created.body.id}/devices?limit=2`, { token });
+      assert.equal(first.status, 200, first.text);
+      assert.equal(first.body.devices.length, 2);
+      const second = await api().get(`/api/v1/updates/rollouts/${created.body.id}/devices?limit=2&cursor=${first.body.nextCursor}`, { token });
+      assert.equal(second.body.devices.length, 1);
+      assert.equal(second.body.nextCursor, null);
+      const all = [...first.body.devices, ...second.body.devices].map((x: { deviceId: string }) => x.deviceId);
+      assert.deepEqual([...all].sort(), [d[7]!.id, d[0]!.id, d[1]!.id].sort());
+      assert.deepEqual([...first.body.devices, ...second.body.devices].map((x: { phase: number }) => x.phase).sort(), [0, 0, 1], 'ceil(50 % of 3) = 2 devices in phase 0');
+
+      const list = await api().get('/api/v1/updates/rollouts', { token });
+      assert.equal(list.body.rollouts[0].id, created.body.id);
+      assert.equal((await api().get('/api/v1/updates/rollouts?cursor=garbage', { token })).status, 400);
+      const bad = await api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds: [d[7]!.id] }, phases: [{ percent: 60, soakSeconds: 0 }, { percent: 30, soakSeconds: 0 }] }, { token });
+      assert.equal(bad.status, 400);
+      assert.equal(bad.body.error.code, 'update.rollout_invalid');
+      const extra = await api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds: [d[7]!.id] }, everyone: true }, { token });
+      assert.equal(extra.status, 400);
+    });
+  });
+}

@@ -1,0 +1,222 @@
+/**
+ * The rollout tables through Kysely: the device snapshot of a new rollout, counts per state, the
+ * offer queue in rank order, and per-device rows. Every method takes the executor so a caller's
+ * transaction is used throughout (SQLite has one connection).
+ */
+import type { Kysely } from 'kysely';
+import type { RolloutDeviceState } from '@bulwark/protocol';
+import type { Database } from '../storage/schema.js';
+import type { RolloutSelector } from './rollout-model.js';
+import type { RolloutDevicesTable, RolloutsTable } from './rollout-tables.js';
+
+export type Executor = Kysely<Database>;
+export type RolloutRow = RolloutsTable;
+export type RolloutDeviceRow = RolloutDevicesTable;
+
+/** Statuses of a rollout that still holds its devices: a device in one of these is not enrolled in another. */
+export const UNFINISHED = ['running', 'paused', 'halted'] as const;
+export const FINISHED_STATES: RolloutDeviceState[] = ['succeeded', 'failed', 'rolled_back'];
+const ENROLLABLE = ['active', 'quarantined'] as const;
+const INSERT_BATCH = 500;
+
+export type StateCounts = Record<RolloutDeviceState, number>;
+
+export function emptyCounts(): StateCounts {
+  return { pending: 0, downloading: 0, installing: 0, rebooting: 0, verifying: 0, succeeded: 0, failed: 0, rolled_back: 0 };
+}
+
+export class RolloutStore {
+  constructor(readonly db: Kysely<Database>) {}
+
+  release(organizationId: string, releaseId: string, db: Executor = this.db) {
+    return db.selectFrom('firmware_releases').selectAll().where('id', '=', releaseId).where('organization_id', '=', organizationId).executeTakeFirst();
+  }
+
+  /**
+   * Devices of the product in the organization, active or quarantined, matching any criterion of
+   * the selector, each with whether it is already in an unfinished rollout.
+   */
+  async select(organizationId: string, productId: string, selector: RolloutSelector, db: Executor = this.db): Promise<{ id: string; busy: boolean }[]> {
+    const rows = await db
+      .selectFrom('devices')
+      .select((eb) => [
+        'devices.id',
+        eb
+          .exists(
+            eb
+              .selectFrom('rollout_devices as rd')
+              .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+              .select('rd.device_id')
+              .whereRef('rd.device_id', '=', 'devices.id')
+              .where('r.status', 'in', [...UNFINISHED]),
+          )
+          .as('busy'),
+      ])
+      .where('devices.organization_id', '=', organizationId)
+      .where('devices.product_id', '=', productId)
+      .where('devices.status', 'in', [...ENROLLABLE])
+      .where((eb) => {
+        const any = [];
+        if (selector.groups) any.push(eb('devices.group_name', 'in', selector.groups));
+        if (selector.deviceIds) any.push(eb('devices.id', 'in', selector.deviceIds));
+        if (selector.firmwareVersions) any.push(eb('devices.firmware_version', 'in', selector.firmwareVersions));
+        if (selector.tags) {
+          any.push(
+            eb(
+              'devices.id',
+              'in',
+              eb.selectFrom('device_tags').select('device_tags.device_id').where('device_tags.organization_id', '=', organizationId).where('device_tags.tag', 'in', selector.tags),
+            ),
+          );
+        }
+        return eb.or(any);
+      })
+      .execute();
+    return rows.map((r) => ({ id: r.id, busy: Boolean(Number(r.busy)) }));
+  }
+
+  async insert(rollout: RolloutRow, devices: RolloutDeviceRow[], db: Executor): Promise<void> {
+    await db.insertInto('rollouts').values(rollout).execute();
+    for (let i = 0; i < devices.length; i += INSERT_BATCH) await db.insertInto('rollout_devices').values(devices.slice(i, i + INSERT_BATCH)).execute();
+  }
+
+  get(organizationId: string, rolloutId: string, db: Executor = this.db) {
+    return db.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).where('organization_id', '=', organizationId).executeTakeFirst();
+  }
+
+  /**
+   * Locks the rollout row for the rest of the transaction (an update takes the row lock on
+   * PostgreSQL; SQLite has one writer anyway), so two nodes or a tick and a device fetch never
+   * offer past the cap or advance a phase twice. Returns the row as locked.
+   */
+  async lock(rolloutId: string, db: Executor): Promise<RolloutRow | undefined> {
+    await db.updateTable('rollouts').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('id', '=', rolloutId).execute();
+    return db.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).executeTakeFirst();
+  }
+
+  async update(rolloutId: string, changes: Partial<RolloutRow>, db: Executor): Promise<void> {
+    await db.updateTable('rollouts').set(changes).where('id', '=', rolloutId).execute();
+  }
+
+  /** Devices per state, of the whole rollout or of the phases up to `maxPhase`. */
+  async counts(rolloutId: string, db: Executor = this.db, maxPhase?: number): Promise<StateCounts> {
+    const rows = await db
+      .selectFrom('rollout_devices')
+      .select((eb) => ['state', eb.fn.countAll<number>().as('n')])
+      .where('rollout_id', '=', rolloutId)
+      .$if(maxPhase !== undefined, (q) => q.where('phase', '<=', maxPhase!))
+      .groupBy('state')
+      .execute();
+    const counts = emptyCounts();
+    for (const row of rows) counts[row.state] = Number(row.n);
+    return counts;
+  }
+
+  /** Devices offered the release that have not finished (succeeded, failed or rolled back). */
+  async inFlight(rolloutId: string, db: Executor): Promise<number> {
+    const row = await db
+      .selectFrom('rollout_devices')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('rollout_id', '=', rolloutId)
+      .where('offered_at', 'is not', null)
+      .where('state', 'not in', FINISHED_STATES)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
+  /** The next devices to offer, in phase and rank order, still active or quarantined. */
+  async waiting(rolloutId: string, maxPhase: number, limit: number, db: Executor, deviceId?: string): Promise<string[]> {
+    const rows = await db
+      .selectFrom('rollout_devices as rd')
+      .innerJoin('devices as d', 'd.id', 'rd.device_id')
+      .select('rd.device_id')
+      .where('rd.rollout_id', '=', rolloutId)
+      .where('rd.phase', '<=', maxPhase)
+      .where('rd.offered_at', 'is', null)
+      .where('d.status', 'in', [...ENROLLABLE])
+      .$if(deviceId !== undefined, (q) => q.where('rd.device_id', '=', deviceId!))
+      .orderBy('rd.phase')
+      .orderBy('rd.rank')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => r.device_id);
+  }
+
+  async markOffered(rolloutId: string, deviceIds: string[], now: number, db: Executor): Promise<void> {
+    if (deviceIds.length === 0) return;
+    await db.updateTable('rollout_devices').set({ offered_at: now, updated_at: now }).where('rollout_id', '=', rolloutId).where('device_id', 'in', deviceIds).execute();
+  }
+
+  /** Devices offered the release that have not succeeded: told to fetch their (now empty) director targets after an abort. */
+  async offeredNotSucceeded(rolloutId: string, db: Executor = this.db): Promise<string[]> {
+    const rows = await db.selectFrom('rollout_devices').select('device_id').where('rollout_id', '=', rolloutId).where('offered_at', 'is not', null).where('state', '!=', 'succeeded').execute();
+    return rows.map((r) => r.device_id);
+  }
+
+  /** The running rollout a device waits in, if any. */
+  runningOf(organizationId: string, deviceId: string, db: Executor = this.db) {
+    return db
+      .selectFrom('rollout_devices as rd')
+      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+      .select(['r.id', 'rd.offered_at'])
+      .where('rd.device_id', '=', deviceId)
+      .where('rd.organization_id', '=', organizationId)
+      .where('r.status', '=', 'running')
+      .executeTakeFirst();
+  }
+
+  device(rolloutId: string, organizationId: string, deviceId: string, db: Executor = this.db) {
+    return db
+      .selectFrom('rollout_devices as rd')
+      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
+      .select(['rd.state', 'rd.offered_at', 'r.status', 'f.target_name', 'f.version'])
+      .where('rd.rollout_id', '=', rolloutId)
+      .where('rd.device_id', '=', deviceId)
+      .where('rd.organization_id', '=', organizationId)
+      .executeTakeFirst();
+  }
+
+  /** The device's most recent rollout, with its row. */
+  latestOf(organizationId: string, deviceId: string, db: Executor = this.db) {
+    return db
+      .selectFrom('rollout_devices as rd')
+      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
+      .select(['r.id', 'r.status', 'r.release_id', 'f.version', 'f.target_name', 'rd.phase', 'rd.state', 'rd.error_code', 'rd.error_message', 'rd.offered_at', 'rd.updated_at'])
+      .where('rd.device_id', '=', deviceId)
+      .where('rd.organization_id', '=', organizationId)
+      .orderBy('r.created_at', 'desc')
+      .orderBy('r.id', 'desc')
+      .limit(1)
+      .executeTakeFirst();
+  }
+
+  /** A page of a rollout's devices by device ID (keyset: after `afterDeviceId`). */
+  page(rolloutId: string, query: { state?: RolloutDeviceState; afterDeviceId?: string; limit: number }, db: Executor = this.db) {
+    return db
+      .selectFrom('rollout_devices')
+      .selectAll()
+      .where('rollout_id', '=', rolloutId)
+      .$if(query.state !== undefined, (q) => q.where('state', '=', query.state!))
+      .$if(query.afterDeviceId !== undefined, (q) => q.where('device_id', '>', query.afterDeviceId!))
+      .orderBy('device_id')
+      .limit(query.limit)
+      .execute();
+  }
+
+  /** A page of the organization's rollouts, newest first (keyset on created_at, id). */
+  list(organizationId: string, query: { after?: { createdAt: number; id: string }; limit: number }, db: Executor = this.db) {
+    return db
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .$if(query.after !== undefined, (q) =>
+        q.where((eb) => eb.or([eb('created_at', '<', query.after!.createdAt), eb.and([eb('created_at', '=', query.after!.createdAt), eb('id', '<', query.after!.id)])])),
+      )
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(query.limit)
+      .execute();
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * Kysely table interfaces of the director and rollouts (migration 011_rollouts). Timestamps are
+ * milliseconds since the epoch; JSON columns are text on both engines.
+ */
+import type { RolloutDeviceState } from '@bulwark/protocol';
+
+export type RolloutStatus = 'running' | 'paused' | 'halted' | 'aborted' | 'completed';
+
+/** A rollout (campaign) of one release to a snapshot of devices. */
+export interface RolloutsTable {
+  id: string;
+  organization_id: string;
+  release_id: string;
+  product_id: string;
+  name: string;
+  selector: string; // JSON RolloutSelector
+  phases: string; // JSON [{ percent, soakSeconds }]
+  success_threshold: number;
+  failure_threshold: number;
+  max_concurrent_downloads: number;
+  status: RolloutStatus;
+  current_phase: number;
+  phase_started_at: number;
+  device_count: number;
+  skipped_count: number; // selected devices already in another unfinished rollout
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+  finished_at: number | null;
+}
+
+/** One device of a rollout, snapshotted at creation. */
+export interface RolloutDevicesTable {
+  rollout_id: string;
+  device_id: string;
+  organization_id: string;
+  phase: number;
+  /** SHA-256 of `<rolloutId>:<deviceId>` in hex: the deterministic order devices are phased and offered in. */
+  rank: string;
+  state: RolloutDeviceState;
+  error_code: string | null;
+  error_message: string | null;
+  offered_at: number | null;
+  updated_at: number;
+}
+
+/** The current director targets metadata of a device: re-signed only when its content changes or half its lifetime passed. */
+export interface DirectorTargetsTable {
+  device_id: string;
+  organization_id: string;
+  version: number;
+  metadata: string; // the signed JSON document
+  target_name: string | null;
+  rollout_id: string | null;
+  hardware_id: string | null;
+  signed_at: number;
+  expires_at: number;
+}
+
+/** The latest signed version report of a device, and the counter that refuses replays. */
+export interface DeviceVersionReportsTable {
+  device_id: string;
+  organization_id: string;
+  counter: number;
+  report: string; // JSON VersionReport
+  signature: string; // base64 DER ECDSA
+  received_at: number;
+}
+
+export interface RolloutTables {
+  rollouts: RolloutsTable;
+  rollout_devices: RolloutDevicesTable;
+  director_targets: DirectorTargetsTable;
+  device_version_reports: DeviceVersionReportsTable;
+}

@@ -1,0 +1,77 @@
+/**
+ * Test fixtures of the director and rollouts: a release row as the release service would leave it
+ * (inserted directly: the signed-release path belongs to the releases tests), devices of a
+ * product with a hardware revision, a device identity as the broker hands it over, and a status
+ * message as an agent would publish it.
+ */
+import { createHash, randomBytes } from 'node:crypto';
+import type { UpdateStatus } from '@bulwark/protocol';
+import { cliActor } from '../accounts/roles.js';
+import type { DeviceIdentity } from '../devices/identity.js';
+import type { Platform } from '../platform.js';
+import { newId } from '../tokens.js';
+
+export interface TestRelease {
+  id: string;
+  version: string;
+  targetName: string;
+  sha256: string;
+  length: number;
+}
+
+export async function insertRelease(platform: Platform, organizationId: string, productId: string, version: string, hardwareIds = ['hw-a']): Promise<TestRelease> {
+  const image = randomBytes(64);
+  const release = { id: newId(), version, targetName: `${productId}/firmware-${version}.bin`, sha256: createHash('sha256').update(image).digest('hex'), length: image.length };
+  await platform.db
+    .insertInto('firmware_releases')
+    .values({
+      id: release.id,
+      organization_id: organizationId,
+      product_id: productId,
+      version,
+      security_version: 1,
+      hardware_ids: JSON.stringify(hardwareIds),
+      target_name: release.targetName,
+      sha256: release.sha256,
+      length: release.length,
+      notes: '',
+      sbom: '{}',
+      created_by: null,
+      created_at: platform.clock.now(),
+    })
+    .execute();
+  return release;
+}
+
+/** A product with a hardware revision (what a device without `attributes.hardwareId` runs on). */
+export async function hardwareProduct(platform: Platform, organizationId: string, name: string, hardwareRevision = 'hw-a'): Promise<string> {
+  const product = await platform.devices.service.createProduct(cliActor(organizationId, 'test'), { name, hardwareRevision });
+  return product.id;
+}
+
+/** Registered and activated devices (as enrollment leaves them), unless `pending` is asked for. */
+export async function registerDevices(
+  platform: Platform,
+  organizationId: string,
+  productId: string,
+  prefix: string,
+  count: number,
+  { pending = false, ...extra }: { tags?: string[]; group?: string; attributes?: Record<string, unknown>; pending?: boolean } = {},
+): Promise<string[]> {
+  const actor = cliActor(organizationId, 'test');
+  const ids: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const { id } = await platform.devices.service.register(actor, { serial: `${prefix}-${i}`, productId, ...extra });
+    if (!pending) await platform.devices.service.transition(actor, id, 'activate');
+    ids.push(id);
+  }
+  return ids;
+}
+
+export function identityOf(organizationId: string, deviceId: string, productId: string): DeviceIdentity {
+  return { organizationId, deviceId, serial: deviceId, productId, status: 'active', credential: { type: 'symmetric_key', keyVersion: 1, tokenExpiresAt: Number.MAX_SAFE_INTEGER } };
+}
+
+export function statusPayload(rolloutId: string, state: UpdateStatus['state'], target: string, error?: { code: string; message: string }): Buffer {
+  return Buffer.from(JSON.stringify({ rolloutId, state, target, ts: Date.now(), ...(error ? { error } : {}) }));
+}
