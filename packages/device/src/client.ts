@@ -92,6 +92,8 @@ export class DeviceClient extends EventEmitter {
   private retryTimer: NodeJS.Timeout | null = null;
   private stableTimer: NodeJS.Timeout | null = null;
   private refreshTimer: NodeJS.Timeout | null = null;
+  /** Handlers of other platform topics by exact suffix (e.g. `updates/available`). */
+  private readonly topicHandlers = new Map<string, (payload: Buffer) => void>();
   /** The final refusal, once there is one. */
   failure: DeviceError | null = null;
 
@@ -255,7 +257,23 @@ export class DeviceClient extends EventEmitter {
     }
   }
 
+  /**
+   * Queues `payload` (JSON) for `d/<id>/<suffix>` at QoS 1, like telemetry: sent in order, kept
+   * while offline, acknowledged with an `acked` event carrying the returned message's `seq`. For
+   * the device channels that have no method of their own, such as `updates/status` and `updates/report`.
+   */
+  publish(suffix: string, payload: unknown): QueuedMessage {
+    return this.enqueue(suffix, payload);
+  }
+
   // --- receiving -------------------------------------------------------------------------
+
+  /** Calls `handler` with the raw payload of each message on `d/<id>/<suffix>` (QoS 1), e.g. `updates/available`. */
+  onTopic(suffix: string, handler: (payload: Buffer) => void): this {
+    this.topicHandlers.set(suffix, handler);
+    this.subscribe([suffix], 1);
+    return this;
+  }
 
   /** Calls `handler` with each new desired state (whole) and its version. */
   onDesired(handler: DesiredHandler): this {
@@ -284,6 +302,7 @@ export class DeviceClient extends EventEmitter {
     if (this.inbox.desiredHandlers.length > 0) filters.push({ suffix: STATE_DESIRED, qos: 1 });
     if (this.inbox.deltaHandlers.length > 0) filters.push({ suffix: STATE_DELTA, qos: 1 });
     if (this.inbox.commandHandlers.size > 0) filters.push({ suffix: COMMANDS, qos: 1 });
+    for (const suffix of this.topicHandlers.keys()) filters.push({ suffix, qos: 1 });
     return filters;
   }
 
@@ -362,6 +381,15 @@ export class DeviceClient extends EventEmitter {
   private onMessage(topic: string, payload: Buffer): void {
     const prefix = topicOf(this.deviceId, '');
     if (!topic.startsWith(prefix)) return;
+    const handler = this.topicHandlers.get(topic.slice(prefix.length));
+    if (handler) {
+      try {
+        handler(payload);
+      } catch (error) {
+        this.emit('handlerError', error, topic);
+      }
+      return;
+    }
     this.inbox.receive(topic.slice(prefix.length), payload).catch((error: Error) => this.emit('handlerError', error, topic));
   }
 

@@ -14,3 +14,14 @@ export { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type 
 export { deviceSasToken } from './sas.js';
 export { SeenIds } from './seen-ids.js';
 export type { Command, CommandOutcome, ErrorReply, JsonObject, Reading, TelemetryValue, TelemetryValues } from './topics.js';
+export { UpdateAgent, AGENT_STEPS, type AgentOptions, type AgentStep, type BootOutcome, type CheckOutcome, type HealthContext, type UpdateChannel } from './updates/agent.js';
+export { approveTarget, type ApprovedUpdate, type DeviceFacts } from './updates/approve.js';
+export { DirectorClient, verifyDirectorTargets, type DirectorTarget, type DirectorVerdict } from './updates/director.js';
+export { downloadImage, type DownloadOptions } from './updates/download.js';
+export { DirectorMismatchError, DownloadStalledError, HardwareMismatchError, HashMismatchError, HealthCheckFailedError, LengthExceededError, MetadataExpiredError, MetadataInvalidError, RollbackRefusedError, TargetUnknownError, UpdateError } from './updates/errors.js';
+export { MtlsFetcher } from './updates/https.js';
+export { provisionAgentState, type ProvisionOptions } from './updates/provision.js';
+export { ReportCounter, signVersionReport, verifyVersionReport } from './updates/report.js';
+export { ImageRepository, type ImageRepositoryOptions } from './updates/repository.js';
+export { Slots, type BootDecision, type BootState, type SlotManifest, type SlotName, type Trial } from './updates/slots.js';
+export { mqttUpdateChannel, onUpdatesAvailable, type UpdateMessagingClient } from './updates/mqtt-channel.js';

@@ -1,0 +1,94 @@
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import { tempDir } from '../testing/temp.js';
+import { HARDWARE } from '../testing/update-device.js';
+import { sha256, testImage, UpdateFixture } from '../testing/update-fixture.js';
+import { makeTestPki, writeIdentity, type TestPki } from '../testing/update-pki.js';
+import { main, REBOOT_EXIT_CODE } from './agent-cli.js';
+import { Slots } from './slots.js';
+
+function capture(): { stream: Writable; lines(): Record<string, unknown>[]; text(): string } {
+  let text = '';
+  const stream = new Writable({
+    write(chunk: Buffer, _encoding, done) {
+      text += chunk.toString();
+      done();
+    },
+  });
+  return {
+    stream,
+    text: () => text,
+    lines: () =>
+      text
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Record<string, unknown>),
+  };
+}
+
+describe('bulwark-agent command line', () => {
+  let pki: TestPki;
+  let fixture: UpdateFixture;
+  const temp = tempDir('agent-cli');
+
+  before(async () => {
+    pki = await makeTestPki();
+    fixture = await UpdateFixture.start(pki);
+  });
+  after(async () => {
+    await fixture.close();
+    temp.remove();
+  });
+
+  it('refuses bad arguments with exit code 2 and a precise message', async () => {
+    const err = capture();
+    assert.equal(await main(['run', '--state', temp.dir], capture().stream, err.stream), 2);
+    assert.match(err.text(), /--url is required/);
+    assert.equal(await main(['run', '--bogus'], capture().stream, err.stream), 2);
+    assert.equal(await main(['frobnicate'], capture().stream, err.stream), 2);
+    assert.match(err.text(), /unknown command frobnicate/);
+  });
+
+  it('provisions a device from factory files, updates it (exit 3 to be restarted into the trial boot), and rolls back a trial whose health command fails', async () => {
+    const deviceId = 'dev-cli-1';
+    const identity = writeIdentity(join(temp.dir, 'identity'), pki.ca, await pki.device(deviceId));
+    const state = join(temp.dir, 'state');
+    const files = { root: join(temp.dir, 'root.json'), directorRoot: join(temp.dir, 'director-root.json'), image: join(temp.dir, 'factory.bin') };
+    writeFileSync(files.root, fixture.initialRoot);
+    writeFileSync(files.directorRoot, fixture.directorRoot);
+    writeFileSync(files.image, testImage('factory'));
+    const setupArgs = ['setup', '--state', state, '--root', files.root, '--director-root', files.directorRoot, '--image', files.image, '--target', fixture.targetName('1.0.0'), '--version', '1.0.0'];
+    assert.equal(await main(setupArgs, capture().stream, capture().stream), 0);
+
+    const r = fixture.addRelease({ version: '2.0.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.0.0', 40_000) });
+    fixture.direct(deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-cli' });
+    const runArgs = ['run', '--once', '--exit-on-reboot', '--state', state, '--identity', identity, '--url', fixture.baseUrl, '--org', fixture.org, '--hardware', HARDWARE];
+    const first = capture();
+    assert.equal(await main(runArgs, first.stream, capture().stream), REBOOT_EXIT_CODE);
+    assert.deepEqual(
+      first.lines().filter((e) => e.event === 'status').map((e) => e.state),
+      ['downloading', 'installing', 'rebooting'],
+    );
+    const second = capture();
+    assert.equal(await main(runArgs, second.stream, capture().stream), 0);
+    assert.deepEqual(second.lines().find((e) => e.event === 'boot'), { event: 'boot', outcome: 'committed', slot: 'b' });
+    assert.deepEqual(second.lines().find((e) => e.event === 'check'), { event: 'check', outcome: 'up_to_date' });
+    const slots = new Slots(state);
+    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
+    assert.equal(slots.manifest('b')?.sha256, sha256(r.image));
+
+    const bad = fixture.addRelease({ version: '2.1.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.1.0', 40_000) });
+    fixture.direct(deviceId, bad, { hardwareId: HARDWARE, rolloutId: 'r-cli-bad' });
+    const failing = capture();
+    const healthArgs = ['run', '--once', '--state', state, '--identity', identity, '--url', fixture.baseUrl, '--org', fixture.org, '--hardware', HARDWARE];
+    assert.equal(await main([...healthArgs, '--health-command', 'test "$BULWARK_VERSION" != 2.1.0'], failing.stream, capture().stream), 0);
+    assert.deepEqual(
+      failing.lines().filter((e) => e.event === 'boot').map((e) => `${e.outcome} ${e.slot}`),
+      ['normal b', 'reboot a', 'rolled_back b'],
+    );
+    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
+  });
+});

@@ -1,0 +1,64 @@
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { tempDir } from '../testing/temp.js';
+import { sha256, testImage, UpdateFixture } from '../testing/update-fixture.js';
+import { HARDWARE, provisionTestDevice } from '../testing/update-device.js';
+import { makeTestPki, type TestPki } from '../testing/update-pki.js';
+import { verifyVersionReport } from './report.js';
+import { Slots } from './slots.js';
+
+describe('update agent: happy path', () => {
+  let pki: TestPki;
+  let fixture: UpdateFixture;
+  const temp = tempDir('agent');
+
+  before(async () => {
+    pki = await makeTestPki();
+    fixture = await UpdateFixture.start(pki);
+  });
+  after(async () => {
+    await fixture.close();
+    temp.remove();
+  });
+
+  it('installs an update into slot b, commits it after the trial boot and raises the anti-rollback counter; the next goes back to slot a', async () => {
+    const device = await provisionTestDevice(fixture, pki, temp.dir);
+    const slots = new Slots(device.stateDir);
+    const v110 = fixture.addRelease({ version: '1.1.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.1.0', 200_000) });
+    fixture.direct(device.deviceId, v110, { hardwareId: HARDWARE, rolloutId: 'r-110' });
+
+    const first = await device.cycle();
+    assert.equal(first.check, 'reboot', first.agent.lastError?.message);
+    assert.deepEqual(first.boots, ['normal', 'committed']);
+    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
+    assert.equal(slots.manifest('b')?.sha256, sha256(v110.image));
+    assert.equal(slots.counter(), 2);
+    assert.ok(await slots.verify('b'));
+    assert.deepEqual(
+      device.statuses.map((s) => `${s.state} ${s.target} ${s.rolloutId}`),
+      ['downloading', 'installing', 'rebooting', 'verifying', 'succeeded'].map((state) => `${state} ${fixture.targetName('1.1.0')} r-110`),
+    );
+
+    const v120 = fixture.addRelease({ version: '1.2.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.2.0', 150_000) });
+    fixture.direct(device.deviceId, v120, { hardwareId: HARDWARE });
+    const second = await device.cycle();
+    assert.equal(second.check, 'reboot', second.agent.lastError?.message);
+    assert.deepEqual(slots.readBoot(), { active: 'a', trial: null });
+    assert.equal(slots.manifest('a')?.version, '1.2.0');
+
+    const third = await device.cycle();
+    assert.equal(third.check, 'up_to_date');
+
+    const counters = device.reports.map((r) => r.report.counter);
+    assert.deepEqual(counters, [...counters].sort((x, y) => x - y));
+    assert.equal(new Set(counters).size, counters.length);
+    const last = device.reports.at(-1)!;
+    assert.equal(last.report.running.version, '1.2.0');
+    assert.equal(last.report.slot, 'a');
+    const cert = readFileSync(join(device.identityDir, 'device.pem'), 'utf8');
+    assert.ok(verifyVersionReport(last, cert));
+    assert.equal(verifyVersionReport({ ...last, report: { ...last.report, counter: last.report.counter + 1 } }, cert), false);
+  });
+});

@@ -1,0 +1,96 @@
+/**
+ * The agent's HTTPS: every request to the platform trusts only the deployment root (`ca.pem`) and
+ * presents the device certificate (mutual TLS), for the director and the image repository alike.
+ * `MtlsFetcher` is tuf-js's fetcher on top of it; its HTTP errors are tuf-js's own
+ * DownloadHTTPError so the updater can tell "no newer root" (404) from a failure.
+ */
+import https from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
+import { BaseFetcher } from 'tuf-js';
+import { DownloadHTTPError } from 'tuf-js/dist/error.js';
+import type { DeviceIdentity } from '../identity.js';
+
+export type TlsIdentity = Pick<DeviceIdentity, 'ca' | 'cert' | 'key'>;
+
+export interface GetOptions {
+  headers?: Record<string, string>;
+  /** Gives up when the server does not answer (headers) within this time. */
+  timeoutMs?: number;
+}
+
+/** Sends a GET and resolves with the response (any status) once its headers arrived. */
+export function httpsGet(url: string, tls: TlsIdentity, options: GetOptions = {}): Promise<IncomingMessage> {
+  return new Promise((resolve, reject) => {
+    const request = https.request(url, {
+      method: 'GET',
+      ca: tls.ca,
+      cert: tls.cert,
+      key: tls.key,
+      agent: false,
+      headers: options.headers,
+    });
+    const timer = setTimeout(() => request.destroy(new Error(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`)), options.timeoutMs ?? 30_000);
+    request.on('response', (res) => {
+      clearTimeout(timer);
+      resolve(res);
+    });
+    request.on('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    request.end();
+  });
+}
+
+/** GETs a small document whole; non-2xx answers become DownloadHTTPError. */
+export async function httpsGetBytes(url: string, tls: TlsIdentity, maxLength: number, timeoutMs?: number): Promise<Buffer> {
+  const res = await httpsGet(url, tls, { timeoutMs });
+  if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
+    res.resume();
+    throw new DownloadHTTPError(`GET ${url} answered ${res.statusCode}`, res.statusCode ?? 0);
+  }
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of res as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > maxLength) {
+      res.destroy();
+      throw new Error(`GET ${url}: the answer exceeds ${maxLength} bytes`);
+    }
+    chunks.push(chunk);
+  }
+  return Buffer.concat(chunks);
+}
+
+/** tuf-js's fetcher over mutual TLS with the deployment root pinned. */
+export class MtlsFetcher extends BaseFetcher {
+  /** URLs whose transfer failed (network or HTTP status) since the last reset. */
+  failed: string[] = [];
+
+  constructor(
+    private readonly tls: TlsIdentity,
+    private readonly timeoutMs = 30_000,
+  ) {
+    super();
+  }
+
+  override async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
+    let res: IncomingMessage;
+    try {
+      res = await httpsGet(url, this.tls, { timeoutMs: this.timeoutMs });
+    } catch (error) {
+      this.failed.push(url);
+      throw error;
+    }
+    const status = res.statusCode ?? 0;
+    if (status < 200 || status >= 300) {
+      res.resume();
+      this.failed.push(url);
+      throw new DownloadHTTPError(`GET ${url} answered ${status}`, status);
+    }
+    const body = Readable.toWeb(res) as ReadableStream<Uint8Array<ArrayBuffer>>;
+    res.on('error', () => this.failed.push(url));
+    return body;
+  }
+}

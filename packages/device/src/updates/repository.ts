@@ -1,0 +1,71 @@
+/**
+ * The image repository as the device sees it: a tuf-js Updater over mutual TLS whose trust starts
+ * from the root provisioned into the state directory at setup (never fetched unauthenticated on
+ * first use). tuf-js does the TUF client workflow (root chain, timestamp, snapshot, targets,
+ * delegations; expiry, rollback, mix-and-match); its failures become the agent's error codes.
+ */
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tufMetadataPath, tufTargetsPath } from '@bulwark/protocol';
+import type { TargetFile } from '@tufjs/models';
+import { CryptoError, RepositoryError as ModelRepositoryError, ValueError as ModelValueError } from '@tufjs/models/dist/error.js';
+import { Updater } from 'tuf-js';
+import { DownloadLengthMismatchError, ExpiredMetadataError, RepositoryError, RuntimeError, ValueError } from 'tuf-js/dist/error.js';
+import { MetadataExpiredError, MetadataInvalidError } from './errors.js';
+import { MtlsFetcher, type TlsIdentity } from './https.js';
+
+export interface ImageRepositoryOptions {
+  /** The platform's HTTPS origin, e.g. `https://updates.example.com:8443`. */
+  baseUrl: string;
+  organizationId: string;
+  /** Where tuf-js keeps the trusted metadata (`root.json` must be provisioned there first). */
+  metadataDir: string;
+  tls: TlsIdentity;
+  timeoutMs?: number;
+}
+
+export class ImageRepository {
+  private readonly updater: Updater;
+  private readonly fetcher: MtlsFetcher;
+
+  constructor(options: ImageRepositoryOptions) {
+    if (!existsSync(join(options.metadataDir, 'root.json'))) {
+      throw new MetadataInvalidError(`No trusted image repository root in ${options.metadataDir}: provision one at setup (bulwark-agent setup --root)`);
+    }
+    this.fetcher = new MtlsFetcher(options.tls, options.timeoutMs);
+    const base = options.baseUrl.replace(/\/+$/, '');
+    this.updater = new Updater({
+      metadataDir: options.metadataDir,
+      metadataBaseUrl: `${base}${tufMetadataPath(options.organizationId)}`,
+      targetBaseUrl: `${base}${tufTargetsPath(options.organizationId)}`,
+      fetcher: this.fetcher,
+    });
+  }
+
+  /** Refreshes the whole chain and returns the signed target `name`, or undefined when none is signed. */
+  async target(name: string): Promise<TargetFile | undefined> {
+    this.fetcher.failed = [];
+    try {
+      await this.updater.refresh();
+      return await this.updater.getTargetInfo(name);
+    } catch (error) {
+      throw asUpdateError(error, this.fetcher.failed);
+    }
+  }
+}
+
+/**
+ * tuf-js's verdicts become the agent's codes; network failures pass through (retried later).
+ * tuf-js reports a delegated targets failure as a RuntimeError wrapping the cause as text, so
+ * it counts as a verdict only when no transfer failed (a root's 404 is the normal end of the chain).
+ */
+function asUpdateError(error: unknown, failedUrls: string[]): unknown {
+  if (error instanceof ExpiredMetadataError || (error instanceof RuntimeError && /ExpiredMetadataError|is expired/.test(error.message))) {
+    return new MetadataExpiredError(`Image repository: ${(error as Error).message}`);
+  }
+  const invalid = [RepositoryError, ValueError, DownloadLengthMismatchError, ModelRepositoryError, ModelValueError, CryptoError];
+  if (invalid.some((kind) => error instanceof kind)) return new MetadataInvalidError(`Image repository: ${(error as Error).message}`);
+  const transferFailed = failedUrls.some((url) => !url.endsWith('.root.json'));
+  if (error instanceof RuntimeError && !transferFailed) return new MetadataInvalidError(`Image repository: ${error.message}`);
+  return error;
+}
