@@ -1,8 +1,184 @@
 /**
- * `bulwark firmware …`: the offline side of firmware updates (keys, root and targets signing). Skeleton.
+ * `bulwark firmware …`: the firmware signing ceremony (docs/updates.md). Everything but
+ * `online-keys` runs offline with no server: keys in passphrase-encrypted files
+ * (BULWARK_KEY_PASSPHRASE), roots, top-level targets with the product lines' delegations, and the
+ * product line's signed metadata for an image. `online-keys` runs on the server against its data
+ * directory and prints the public halves the root must name.
  */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { Command } from 'commander';
+import semver from 'semver';
+import { NotFoundError, ValidationError } from '../errors.js';
+import {
+  addImageTarget,
+  buildDirectorRoot,
+  buildRoot,
+  DEFAULT_EXPIRY_DAYS,
+  delegateProduct,
+  expiresIn,
+  generateKeyFiles,
+  hashFile,
+  loadPrivateKey,
+  loadPublicKey,
+  onlineKeysFromJson,
+  onlineKeysJson,
+  publicKeyOf,
+  readAnyMetadata,
+  readJson,
+  readRoot,
+  readTargets,
+  signWith,
+  writeMetadata,
+} from '../updates/tuf/offline.js';
+import { action, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
+
+const PASSPHRASE_ENV = 'BULWARK_KEY_PASSPHRASE';
+
+/** The key passphrase, from the environment only (never an argument: it would show in `ps`). */
+function passphrase(): string {
+  const value = process.env[PASSPHRASE_ENV];
+  if (!value) throw new ValidationError(`Set ${PASSPHRASE_ENV} to the key passphrase (it must not be empty)`);
+  return value;
+}
+
+function positiveInteger(value: string, what: string): number {
+  const n = Number(value);
+  if (!Number.isSafeInteger(n) || n < 1) throw new ValidationError(`${what} must be a whole number from 1, not "${value}"`);
+  return n;
+}
+
+function days(value: string): number {
+  return positiveInteger(value, '--expires-days');
+}
 
 export function registerFirmwareCommands(program: Command): void {
-  program.command('firmware').description('firmware signing and the update repository');
+  const firmware = program.command('firmware').description('firmware signing ceremony: keys, roots, delegations, signed images');
+
+  firmware
+    .command('keygen')
+    .description('offline: a new Ed25519 key: <prefix>.key (PKCS#8, encrypted with BULWARK_KEY_PASSPHRASE, mode 0600) and <prefix>.pub')
+    .requiredOption('--out <prefix>', 'path prefix of the two files (never overwritten)')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: { out: string; json?: boolean }) => {
+        const written = generateKeyFiles(flags.out, passphrase());
+        const result = { keyid: written.key.keyID, key: written.keyPath, pub: written.pubPath };
+        print(flags, result, () => `Key ${result.keyid}\n  private: ${result.key} (encrypted; keep it offline)\n  public:  ${result.pub}`);
+      }),
+    );
+
+  addDataDir(firmware.command('online-keys').description('on the server: the public snapshot, timestamp and director keys of an organization (created on first use)'))
+    .requiredOption('--org <slug-or-id>', 'organization slug or ID')
+    .requiredOption('--out <file>', 'where to write the keys (input of `firmware root create --online`)')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: GlobalOptions & { org: string; out: string }) => {
+        const keys = await withPlatform(flags, async (platform) => {
+          const org = (await platform.accounts.store.listOrganizations()).find((o) => o.slug === flags.org || o.id === flags.org);
+          if (!org) throw new NotFoundError(`Organization "${flags.org}"`);
+          return onlineKeysJson(await platform.updates.repository.onlineKeys(org.id));
+        });
+        writeFileSync(flags.out, JSON.stringify(keys, null, 2) + '\n', { mode: 0o644 });
+        print(flags, keys, () => `Online keys of ${String(keys.organizationId)} written to ${flags.out}`);
+      }),
+    );
+
+  const root = firmware.command('root').description('offline: image repository and director roots');
+  root
+    .command('create')
+    .description('write unsigned root.json and director-root.json into DIR; each root key holder then runs `firmware root sign`')
+    .requiredOption('--online <file>', 'the output of `firmware online-keys`')
+    .requiredOption('--root-key <pub...>', 'root key holders’ .pub files')
+    .requiredOption('--threshold <n>', 'root signatures needed')
+    .requiredOption('--targets-key <pub...>', 'targets keys’ .pub files')
+    .option('--targets-threshold <n>', 'targets signatures needed', '1')
+    .requiredOption('--out <dir>', 'output directory')
+    .option('--expires-days <n>', 'validity in days', String(DEFAULT_EXPIRY_DAYS))
+    .option('--version <n>', 'root version (default 1, or one more than --previous)')
+    .option('--previous <root.json>', 'the current root, when rotating')
+    .option('--director-version <n>', 'director root version', '1')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: { online: string; rootKey: string[]; threshold: string; targetsKey: string[]; targetsThreshold: string; out: string; expiresDays: string; version?: string; previous?: string; directorVersion: string; json?: boolean }) => {
+        const online = onlineKeysFromJson(readJson(flags.online), flags.online);
+        const previous = flags.previous ? readRoot(flags.previous).signed.version : null;
+        const version = flags.version ? positiveInteger(flags.version, '--version') : (previous ?? 0) + 1;
+        if (previous !== null && version !== previous + 1) throw new ValidationError(`--version must be ${previous + 1}: a new root is exactly one version after the previous one`);
+        const rootKeys = flags.rootKey.map(loadPublicKey);
+        const expires = expiresIn(days(flags.expiresDays));
+        const threshold = positiveInteger(flags.threshold, '--threshold');
+        const image = buildRoot({ rootKeys, threshold, targetsKeys: flags.targetsKey.map(loadPublicKey), targetsThreshold: positiveInteger(flags.targetsThreshold, '--targets-threshold'), online, expires, version });
+        const director = buildDirectorRoot({ rootKeys, threshold, online, expires, version: positiveInteger(flags.directorVersion, '--director-version') });
+        mkdirSync(flags.out, { recursive: true });
+        const files = { root: join(flags.out, 'root.json'), directorRoot: join(flags.out, 'director-root.json') };
+        writeMetadata(files.root, image);
+        writeMetadata(files.directorRoot, director);
+        print(flags, { ...files, version, expires }, () => `Unsigned root version ${version} (expires ${expires}): ${files.root}, ${files.directorRoot}\nEach root key holder signs: bulwark firmware root sign --key <key> ${files.root} ${files.directorRoot}`);
+      }),
+    );
+
+  root
+    .command('sign')
+    .description('offline: append this key’s signature to root (or targets) metadata files, in place')
+    .requiredOption('--key <key>', 'private key file (passphrase in BULWARK_KEY_PASSPHRASE)')
+    .argument('<files...>', 'metadata files to sign')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (files: string[], flags: { key: string; json?: boolean }) => {
+        const privateKey = loadPrivateKey(flags.key, passphrase());
+        for (const file of files) writeMetadata(file, signWith(readAnyMetadata(file), privateKey));
+        const keyid = publicKeyOf(privateKey).keyID;
+        print(flags, { keyid, files }, () => `Signed ${files.join(', ')} with key ${keyid}`);
+      }),
+    );
+
+  firmware
+    .command('delegate')
+    .description('offline: the next top-level targets, delegating a product line to its release keys, signed by the targets key')
+    .requiredOption('--targets-key <key>', 'the targets private key')
+    .requiredOption('--product <id>', 'product ID')
+    .requiredOption('--key <pub...>', 'release keys’ .pub files')
+    .option('--threshold <n>', 'release signatures needed', '1')
+    .requiredOption('--metadata <file>', 'the current top-level targets.json, or "none" for the first')
+    .requiredOption('--out <file>', 'where to write the signed top-level targets')
+    .option('--expires-days <n>', 'validity in days', String(DEFAULT_EXPIRY_DAYS))
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: { targetsKey: string; product: string; key: string[]; threshold: string; metadata: string; out: string; expiresDays: string; json?: boolean }) => {
+        const current = flags.metadata === 'none' ? null : readTargets(flags.metadata);
+        const next = delegateProduct(current, { productId: flags.product, keys: flags.key.map(loadPublicKey), threshold: positiveInteger(flags.threshold, '--threshold'), expires: expiresIn(days(flags.expiresDays)) });
+        writeMetadata(flags.out, signWith(next, loadPrivateKey(flags.targetsKey, passphrase())));
+        print(flags, { out: flags.out, version: next.signed.version }, () => `Top-level targets version ${next.signed.version} delegating product-${flags.product}: ${flags.out}\nUpload: POST /api/v1/updates/repository/targets`);
+      }),
+    );
+
+  firmware
+    .command('sign')
+    .description("offline: add an image to its product line's metadata (next version) and sign it with release keys")
+    .requiredOption('--image <file>', 'the firmware image')
+    .requiredOption('--product <id>', 'product ID')
+    .requiredOption('--version <semver>', 'the image version')
+    .requiredOption('--security-version <n>', 'anti-rollback counter (whole number from 0)')
+    .requiredOption('--hardware <id...>', 'hardware IDs the image is for')
+    .requiredOption('--key <key...>', 'release private keys (one passphrase, BULWARK_KEY_PASSPHRASE)')
+    .option('--metadata <file>', "the product line's current metadata (omit for its first image)")
+    .requiredOption('--out <file>', 'where to write the signed metadata')
+    .option('--expires-days <n>', 'validity in days', String(DEFAULT_EXPIRY_DAYS))
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: { image: string; product: string; version: string; securityVersion: string; hardware: string[]; key: string[]; metadata?: string; out: string; expiresDays: string; json?: boolean }) => {
+        if (semver.valid(flags.version) !== flags.version) throw new ValidationError(`--version "${flags.version}" must be a semantic version such as 1.4.0`);
+        const securityVersion = Number(flags.securityVersion);
+        if (!/^\d+$/.test(flags.securityVersion) || !Number.isSafeInteger(securityVersion)) throw new ValidationError('--security-version must be a whole number from 0');
+        const secret = passphrase();
+        const keys = flags.key.map((k) => loadPrivateKey(k, secret));
+        const { length, sha256 } = await hashFile(flags.image);
+        const next = addImageTarget(flags.metadata ? readTargets(flags.metadata) : null, { product: flags.product, version: flags.version, securityVersion, hardwareIds: flags.hardware, length, sha256, expires: expiresIn(days(flags.expiresDays)) });
+        for (const key of keys) signWith(next, key);
+        writeMetadata(flags.out, next);
+        const result = { out: flags.out, version: next.signed.version, target: `${flags.product}/firmware-${flags.version}.bin`, length, sha256 };
+        print(flags, result, () => `Signed ${result.target} (${length} bytes, sha256 ${sha256}) in metadata version ${result.version}: ${flags.out}\nUpload the image (PUT /api/v1/updates/blobs/${sha256}), then POST /api/v1/updates/releases`);
+      }),
+    );
 }

@@ -17,6 +17,8 @@ export function buildProgram(): Command {
     .description('Bulwark: a self-hostable, secure-by-default IoT device cloud')
     .version('0.1.0')
     .showHelpAfterError()
+    // Options after a subcommand's name are the subcommand's (`firmware sign --version 1.4.0` is not the program's --version).
+    .enablePositionalOptions()
     .exitOverride();
   registerServeCommands(program);
   registerAdminCommands(program);

@@ -39,6 +39,7 @@ export class SigningKeys {
       .where('retired_at', 'is', null)
       .orderBy('created_at', 'desc')
       .executeTakeFirst();
+    const createdHere = !row;
     if (!row) {
       const { publicKey, privateKey } = generateKeyPairSync('ed25519');
       const id = newId();
@@ -59,7 +60,9 @@ export class SigningKeys {
       publicKey: createPublicKey(row.public_key),
       sign: (data) => sign(null, data, privateKey).toString('base64'),
     };
-    this.cache.set(purpose, key);
+    // A key created inside the caller's transaction exists only if that transaction commits: it is
+    // cached once it is read back outside one, never before (a rollback would leave a cached key with no row).
+    if (!createdHere || db === this.db) this.cache.set(purpose, key);
     return key;
   }
 

@@ -1,12 +1,52 @@
 /**
- * The TUF image repository of each organization: root and targets signed offline, snapshot and
- * timestamp signed by online keys and refreshed before they expire. Owner: repository helper (skeleton).
+ * The TUF image repository of each organization: root and targets signed offline and uploaded by
+ * operators, product lines' metadata uploaded with releases, snapshot and timestamp signed here by
+ * online keys after each change and refreshed before they expire. Every accepted upload is checked
+ * (tuf/accept.ts), stored as a new version, re-signed for and audited in one transaction.
  */
 import type { Kysely } from 'kysely';
+import type { Metadata, Root, Targets } from '@tufjs/models';
+import { productRoleOf } from '@bulwark/protocol';
+import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
+import { BulwarkError } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database } from '../storage/schema.js';
+import { MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
+import { checkDirectorRoot, checkImageRoot, checkProductMetadata, checkRoot, checkTopLevelTargets } from './tuf/accept.js';
+import { tufKeyOf } from './tuf/keys.js';
+import * as store from './tuf/metadata-store.js';
+import type { OnlineKeys } from './tuf/offline.js';
+import { signSnapshot, signTimestamp } from './tuf/online.js';
+import { parseRoot, parseTargets } from './tuf/verify.js';
+
+const DIRECTOR_ROOT = 'director-root';
+const PRODUCT_ROLE = /^product-[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+const VERSIONED_FILE = /^([1-9][0-9]{0,9})\.(root|snapshot|targets|product-[A-Za-z0-9][A-Za-z0-9_-]{0,63})\.json$/;
+
+export interface RoleStatus {
+  role: string;
+  version: number;
+  expires: string;
+  updatedAt: string;
+}
+
+export interface RepositoryStatus {
+  organizationId: string;
+  /** Root, top-level targets, snapshot and timestamp are all in place: devices can refresh. */
+  ready: boolean;
+  roles: RoleStatus[];
+  directorRoot: RoleStatus | null;
+}
+
+/** A public metadata file: its JSON, and whether it may be cached (versioned files never change). */
+export interface MetadataFile {
+  json: string;
+  immutable: boolean;
+}
+
+const onlinePurposes = (organizationId: string) => ({ snapshot: `tuf-snapshot:${organizationId}`, timestamp: `tuf-timestamp:${organizationId}`, director: `director:${organizationId}` });
 
 export class TufRepository {
   constructor(
@@ -17,11 +57,212 @@ export class TufRepository {
     readonly options: { timestampExpirySeconds: number; snapshotExpirySeconds: number },
   ) {}
 
-  /** Re-signs snapshot and timestamp metadata that nears expiry (every organization). */
-  async refresh(): Promise<void> {}
+  /**
+   * The public halves of the organization's online keys, created on first use. Called before any
+   * transaction that signs: a key created inside a transaction that then rolls back would stay cached.
+   */
+  async onlineKeys(organizationId: string): Promise<OnlineKeys> {
+    const purposes = onlinePurposes(organizationId);
+    const [snapshot, timestamp, director] = [
+      await this.signingKeys.current(purposes.snapshot),
+      await this.signingKeys.current(purposes.timestamp),
+      await this.signingKeys.current(purposes.director),
+    ];
+    return { organizationId, snapshot: tufKeyOf(snapshot.publicKey), timestamp: tufKeyOf(timestamp.publicKey), director: tufKeyOf(director.publicKey) };
+  }
 
-  /** The organization's current director root metadata (signed JSON as uploaded), or null before the ceremony. */
-  async directorRoot(_organizationId: string): Promise<Record<string, unknown> | null> {
-    throw new Error('not implemented');
+  async onlineKeysFor(actor: Actor): Promise<OnlineKeys> {
+    requirePermission(actor, 'firmware:read');
+    return this.onlineKeys(actor.organizationId);
+  }
+
+  /**
+   * Accepts a new image repository root (first, or rotation by TUF 5.3.4) and/or director root,
+   * then re-signs snapshot and timestamp with the online keys the new root names.
+   */
+  async acceptRoot(actor: Actor, upload: { root?: unknown; directorRoot?: unknown }): Promise<RepositoryStatus> {
+    requirePermission(actor, 'org:manage');
+    if (upload.root === undefined && upload.directorRoot === undefined) throw new MetadataRejectedError('Send root, directorRoot, or both', { reason: 'malformed' });
+    const org = actor.organizationId;
+    const online = await this.onlineKeys(org);
+    return this.audited(actor, 'update.root_accepted', async (trx) => {
+      const now = this.clock.now();
+      const details: Record<string, unknown> = {};
+      let imageRoot = await this.currentRoot(trx, org);
+      if (upload.root !== undefined) {
+        const next = parseRoot(upload.root, 'The root');
+        checkRoot(next, imageRoot, now, 'The root');
+        checkImageRoot(next, { snapshot: online.snapshot.keyID, timestamp: online.timestamp.keyID });
+        await this.store(trx, org, 'root', next, now);
+        details.root = { version: next.signed.version, rotation: imageRoot !== null };
+        imageRoot = next;
+      }
+      if (upload.directorRoot !== undefined) {
+        if (!imageRoot) throw new RepositoryNotReadyError('Upload the image repository root first (or with the director root)');
+        const currentRow = await store.latest(trx, org, DIRECTOR_ROOT);
+        const next = parseRoot(upload.directorRoot, 'The director root');
+        checkRoot(next, currentRow ? parseRoot(JSON.parse(currentRow.json), 'The stored director root') : null, now, 'The director root');
+        checkDirectorRoot(next, imageRoot, online.director.keyID);
+        await this.store(trx, org, DIRECTOR_ROOT, next, now);
+        details.directorRoot = { version: next.signed.version };
+      }
+      if (upload.root !== undefined) await this.signOnline(trx, org, now, true);
+      return details;
+    });
+  }
+
+  /** Accepts new top-level targets (the product lines' delegations), signed by the root's targets keys. */
+  async acceptTargets(actor: Actor, json: unknown): Promise<RepositoryStatus> {
+    requirePermission(actor, 'org:manage');
+    const org = actor.organizationId;
+    await this.onlineKeys(org);
+    return this.audited(actor, 'update.targets_accepted', async (trx) => {
+      const now = this.clock.now();
+      const root = await this.currentRoot(trx, org);
+      if (!root) throw new RepositoryNotReadyError('Upload the root first: POST /api/v1/updates/repository/root');
+      const next = parseTargets(json, 'The top-level targets');
+      checkTopLevelTargets(next, root, await this.currentTargets(trx, org, 'targets'), now);
+      await this.store(trx, org, 'targets', next, now);
+      await this.signOnline(trx, org, now, true);
+      return { version: next.signed.version, delegations: Object.keys(next.signed.delegations?.roles ?? {}) };
+    });
+  }
+
+  /**
+   * Accepts a product line's new delegated metadata inside the caller's transaction (a release),
+   * re-signs snapshot and timestamp, and returns the verified metadata. The caller must have called
+   * `onlineKeys` before opening the transaction.
+   */
+  async acceptProductMetadata(actor: Actor, productId: string, json: unknown, trx: Kysely<Database>): Promise<Metadata<Targets>> {
+    const org = actor.organizationId;
+    const now = this.clock.now();
+    const root = await this.currentRoot(trx, org);
+    const topLevel = await this.currentTargets(trx, org, 'targets');
+    if (!root || !topLevel) throw new RepositoryNotReadyError('The repository needs its root and top-level targets before releases: run the ceremony (docs/updates.md)');
+    try {
+      checkTopLevelTargets(topLevel, root, null, Number.NEGATIVE_INFINITY);
+    } catch {
+      throw new RepositoryNotReadyError("The top-level targets are not signed by the current root's targets keys (the root was rotated): upload top-level targets signed by the new keys first");
+    }
+    if (Date.parse(topLevel.signed.expires) <= now) throw new RepositoryNotReadyError(`The top-level targets expired at ${topLevel.signed.expires}: devices would refuse every image; upload re-signed top-level targets first`);
+    const role = productRoleOf(productId);
+    const next = parseTargets(json, `The ${role} metadata`);
+    checkProductMetadata(next, productId, topLevel, await this.currentTargets(trx, org, role), now);
+    await this.store(trx, org, role, next, now);
+    await this.signOnline(trx, org, now, true);
+    await this.audit.record({ organizationId: org, actor: auditActor(actor), action: 'update.product_metadata_accepted', target: { type: 'tuf_role', id: role }, sourceIp: actor.sourceIp, details: { version: next.signed.version, targets: Object.keys(next.signed.targets) } }, trx);
+    return next;
+  }
+
+  async status(actor: Actor): Promise<RepositoryStatus> {
+    requirePermission(actor, 'firmware:read');
+    return this.statusOf(this.db, actor.organizationId);
+  }
+
+  /**
+   * The organization's current director root (signed JSON as uploaded), or null before the ceremony.
+   * Inside a transaction pass it as `db` (SQLite has one connection).
+   */
+  async directorRoot(organizationId: string, db: Kysely<Database> = this.db): Promise<Record<string, unknown> | null> {
+    const row = await store.latest(db, organizationId, DIRECTOR_ROOT);
+    return row ? (JSON.parse(row.json) as Record<string, unknown>) : null;
+  }
+
+  /**
+   * A public metadata file by its TUF name: `<version>.root.json` (and `root.json`, the latest),
+   * `timestamp.json`, `<version>.snapshot.json`, `<version>.targets.json`, `<version>.product-<id>.json`.
+   */
+  async metadataFile(organizationId: string, file: string): Promise<MetadataFile | null> {
+    if (file === 'root.json' || file === 'timestamp.json') {
+      const row = await store.latest(this.db, organizationId, file.slice(0, -'.json'.length));
+      return row ? { json: row.json, immutable: false } : null;
+    }
+    const match = VERSIONED_FILE.exec(file);
+    if (!match) return null;
+    const row = await store.byVersion(this.db, organizationId, match[2]!, Number(match[1]));
+    return row ? { json: row.json, immutable: true } : null;
+  }
+
+  /** Re-signs snapshot and timestamp metadata past half their lifetime, for every organization. */
+  async refresh(): Promise<void> {
+    const failures: unknown[] = [];
+    for (const org of await store.organizationsWithTimestamp(this.db)) {
+      try {
+        await this.db.transaction().execute(async (trx) => {
+          const now = this.clock.now();
+          const halfGone = (row: store.MetadataRow | undefined) => !row || now >= row.created_at + (row.expires_at - row.created_at) / 2;
+          const snapshotDue = halfGone(await store.latest(trx, org, 'snapshot'));
+          if (snapshotDue || halfGone(await store.latest(trx, org, 'timestamp'))) await this.signOnline(trx, org, now, snapshotDue);
+        });
+      } catch (error) {
+        // Another node refreshed first: nothing to do. Anything else is reported after the other organizations.
+        if (!(error instanceof BulwarkError && error.code === 'update.concurrent_change')) failures.push(error);
+      }
+    }
+    if (failures.length > 0) throw new AggregateError(failures, `refreshing ${failures.length} organization(s) failed`);
+  }
+
+  /**
+   * Writes a new timestamp (and, when asked or when none exists, a new snapshot of the current
+   * targets versions). Nothing before the top-level targets exist: a snapshot without them is useless.
+   */
+  async signOnline(trx: Kysely<Database>, org: string, now: number, newSnapshot: boolean): Promise<void> {
+    const root = await this.currentRoot(trx, org);
+    if (!root || !(await store.latest(trx, org, 'targets'))) return;
+    const purposes = onlinePurposes(org);
+    const snapshotKey = await this.signingKeys.current(purposes.snapshot, trx);
+    const timestampKey = await this.signingKeys.current(purposes.timestamp, trx);
+    checkImageRoot(root, { snapshot: tufKeyOf(snapshotKey.publicKey).keyID, timestamp: tufKeyOf(timestampKey.publicKey).keyID });
+
+    let snapshot = await store.latest(trx, org, 'snapshot');
+    if (newSnapshot || !snapshot) {
+      const roles: Record<string, number> = {};
+      for (const row of await store.latestOfEachRole(trx, org)) if (row.role === 'targets' || PRODUCT_ROLE.test(row.role)) roles[row.role] = row.version;
+      const signed = signSnapshot(snapshotKey, (snapshot?.version ?? 0) + 1, roles, now, this.options.snapshotExpirySeconds);
+      snapshot = { organization_id: org, role: 'snapshot', version: signed.version, json: signed.json, expires_at: signed.expiresAt, created_at: now };
+      await store.insert(trx, snapshot);
+    }
+    const previous = await store.latest(trx, org, 'timestamp');
+    const timestamp = signTimestamp(timestampKey, (previous?.version ?? 0) + 1, snapshot, now, this.options.timestampExpirySeconds);
+    await store.insert(trx, { organization_id: org, role: 'timestamp', version: timestamp.version, json: timestamp.json, expires_at: timestamp.expiresAt, created_at: now });
+  }
+
+  private async store(trx: Kysely<Database>, org: string, role: string, metadata: Metadata<Root | Targets>, now: number): Promise<void> {
+    await store.insert(trx, { organization_id: org, role, version: metadata.signed.version, json: JSON.stringify(metadata.toJSON()), expires_at: Date.parse(metadata.signed.expires), created_at: now });
+  }
+
+  private async currentRoot(db: Kysely<Database>, org: string): Promise<Metadata<Root> | null> {
+    const row = await store.latest(db, org, 'root');
+    return row ? parseRoot(JSON.parse(row.json), 'The stored root') : null;
+  }
+
+  private async currentTargets(db: Kysely<Database>, org: string, role: string): Promise<Metadata<Targets> | null> {
+    const row = await store.latest(db, org, role);
+    return row ? parseTargets(JSON.parse(row.json), `The stored ${role} metadata`) : null;
+  }
+
+  private async statusOf(db: Kysely<Database>, org: string): Promise<RepositoryStatus> {
+    const rows = await store.latestOfEachRole(db, org);
+    const view = (row: store.MetadataRow): RoleStatus => ({ role: row.role, version: row.version, expires: new Date(Number(row.expires_at)).toISOString(), updatedAt: new Date(Number(row.created_at)).toISOString() });
+    const roles = rows.filter((r) => r.role !== DIRECTOR_ROOT).map(view);
+    const director = rows.find((r) => r.role === DIRECTOR_ROOT);
+    const present = new Set(roles.map((r) => r.role));
+    return { organizationId: org, ready: ['root', 'targets', 'snapshot', 'timestamp'].every((r) => present.has(r)), roles, directorRoot: director ? view(director) : null };
+  }
+
+  /** Runs an operator upload in one transaction and audits it; a refusal is audited (denied) after the rollback. */
+  private async audited(actor: Actor, action: string, fn: (trx: Kysely<Database>) => Promise<Record<string, unknown>>): Promise<RepositoryStatus> {
+    const org = actor.organizationId;
+    const event = { organizationId: org, actor: auditActor(actor), action, target: { type: 'tuf_repository', id: org }, sourceIp: actor.sourceIp };
+    try {
+      return await this.db.transaction().execute(async (trx) => {
+        const details = await fn(trx);
+        await this.audit.record({ ...event, details }, trx);
+        return this.statusOf(trx, org);
+      });
+    } catch (error) {
+      if (error instanceof BulwarkError) await this.audit.record({ ...event, outcome: 'denied', details: { code: error.code, reason: error.message } });
+      throw error;
+    }
   }
 }
