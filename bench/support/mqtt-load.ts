@@ -1,10 +1,16 @@
 /**
  * The MQTT load generator, run as its own process so its CPU is not the broker's: N device
- * connections over mutual TLS, each keeping `window` QoS 1 telemetry messages in flight for
- * `seconds`, timing every publish to its PUBACK. Reads its job from the JSON file named on the
- * command line; prints one JSON line of results.
+ * connections over mutual TLS publishing telemetry for `seconds`. Reads its job from the JSON
+ * file named on the command line; prints one JSON line of results. Three modes:
+ *   - window (default): each device keeps `window` QoS 1 messages in flight (closed loop: the
+ *     offered rate is whatever the broker sustains), timing every publish to its PUBACK;
+ *   - rate: QoS 1 at `rate` messages per second in total whatever the PUBACKs (open loop: the
+ *     way to offer more than the broker sustains), then `grace` seconds for late PUBACKs;
+ *   - flood: QoS 0 as fast as each socket takes it (the device with `tiny` payloads first).
+ * Every payload carries a run-unique `seq`; with `ackFile` the acknowledged ones are written
+ * there per device, so a test can check each of them is stored.
  */
-import { readFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import mqtt, { type MqttClient } from 'mqtt';
 
 export interface LoadJob {
@@ -15,6 +21,17 @@ export interface LoadJob {
   seconds: number;
   /** Connections opened at once while connecting. */
   connectConcurrency: number;
+  mode?: 'window' | 'rate' | 'flood';
+  /** rate mode: QoS 1 messages per second offered across all devices. */
+  rate?: number;
+  /** rate mode: seconds to wait for outstanding PUBACKs after the run (default 10). */
+  grace?: number;
+  /** flood mode: the first device sends the smallest valid telemetry payload in a tight loop. */
+  tiny?: boolean;
+  /** The first seq is `seqBase + 1` (default 0), so runs against the same devices do not overlap. */
+  seqBase?: number;
+  /** Where to write `{ [deviceId]: acknowledged seq[] }`. */
+  ackFile?: string;
 }
 
 export interface LoadReport {
@@ -26,6 +43,12 @@ export interface LoadReport {
   seconds: number;
   p50: number;
   p99: number;
+  /** PUBACKs received while still sending (rate mode: what the broker sustained under the load). */
+  ackedInRun: number;
+  /** How long it sent for (a busy generator's stop timer fires late). */
+  sendSeconds: number;
+  /** Clients the broker disconnected during the run. */
+  disconnected: number;
 }
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as LoadJob;
@@ -38,11 +61,15 @@ async function connectAll(): Promise<{ client: MqttClient; id: string }[]> {
       const d = job.devices[next++]!;
       const client = await mqtt.connectAsync(`mqtts://localhost:${job.port}`, { clientId: d.id, key: d.key, cert: d.cert, ca: job.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 30_000 });
       client.on('error', () => undefined);
+      // An open-loop sender waits on 'drain' once per publish while the socket is full.
+      client.stream.setMaxListeners(0);
       clients.push({ client, id: d.id });
     }
   };
   await Promise.all(Array.from({ length: job.connectConcurrency }, worker));
-  return clients;
+  // Keep the job's device order (the tiny-payload device is the first).
+  const order = new Map(job.devices.map((d, i) => [d.id, i]));
+  return clients.sort((a, b) => order.get(a.id)! - order.get(b.id)!);
 }
 
 process.on('uncaughtException', (error) => {
@@ -54,48 +81,126 @@ const clients = await connectAll();
 const connectSeconds = (Date.now() - started) / 1000;
 
 const latencies: number[] = [];
+const ackedSeqs = new Map<string, number[]>(clients.map(({ id }) => [id, []]));
 let sent = 0;
 let acked = 0;
 let errors = 0;
 let running = true;
+let ackedInRun = 0;
+let sendSeconds = 0;
 const t0 = performance.now();
 
-await new Promise<void>((resolve) => {
-  let active = clients.length;
-  clients.forEach(({ client, id }) => {
-    const topic = `d/${id}/telemetry`;
-    let inflight = 0;
-    const pump = () => {
-      while (running && inflight < job.window) {
-        inflight++;
-        sent++;
-        const at = performance.now();
-        client.publish(topic, `{"values":{"seq":${sent},"temperature":21.5}}`, { qos: 1 }, (error) => {
-          inflight--;
-          if (error) errors++;
-          else {
-            acked++;
-            latencies.push(performance.now() - at);
-          }
-          if (running) pump();
-          else if (inflight === 0 && --active === 0) resolve();
-        });
+/** Publishes one QoS 1 message with the next seq; `then` runs on its PUBACK or failure. */
+function publishQos1(client: MqttClient, id: string, then: () => void): void {
+  const seq = (job.seqBase ?? 0) + ++sent;
+  const at = performance.now();
+  client.publish(`d/${id}/telemetry`, `{"values":{"seq":${seq},"temperature":21.5}}`, { qos: 1 }, (error) => {
+    if (error) errors++;
+    else {
+      acked++;
+      latencies.push(performance.now() - at);
+      ackedSeqs.get(id)!.push(seq);
+    }
+    then();
+  });
+}
+
+/** Closed loop: `window` in flight per device. */
+function runWindow(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    let active = clients.length;
+    for (const { client, id } of clients) {
+      let inflight = 0;
+      const pump = () => {
+        while (running && inflight < job.window) {
+          inflight++;
+          publishQos1(client, id, () => {
+            inflight--;
+            if (running) pump();
+            else if (inflight === 0 && --active === 0) resolve();
+          });
+        }
+      };
+      pump();
+    }
+    setTimeout(() => (running = false), job.seconds * 1000);
+    // Messages whose PUBACK never comes (a dropped connection) must not hang the run.
+    setTimeout(resolve, (job.seconds + 15) * 1000).unref();
+  });
+}
+
+/** Open loop: `rate` messages per second in total, round robin over the devices, PUBACK or not. */
+function runRate(): Promise<void> {
+  const rate = job.rate ?? 1000;
+  return new Promise<void>((resolve) => {
+    let outstanding = 0;
+    let next = 0;
+    let finished = false;
+    const done = () => {
+      outstanding--;
+      if (!running && outstanding === 0 && !finished) {
+        finished = true;
+        resolve();
       }
     };
-    pump();
+    const tick = setInterval(() => {
+      const due = Math.floor((rate * (performance.now() - t0)) / 1000);
+      let skipped = 0;
+      while (running && sent < due && skipped < clients.length) {
+        const { client, id } = clients[next++ % clients.length]!;
+        if (!client.connected) {
+          skipped++;
+          continue;
+        }
+        skipped = 0;
+        outstanding++;
+        publishQos1(client, id, done);
+      }
+    }, 2);
+    setTimeout(() => {
+      running = false;
+      ackedInRun = acked;
+      sendSeconds = (performance.now() - t0) / 1000;
+      clearInterval(tick);
+      if (outstanding === 0) resolve();
+      setTimeout(resolve, (job.grace ?? 10) * 1000).unref();
+    }, job.seconds * 1000);
   });
-  setTimeout(() => {
-    running = false;
-  }, job.seconds * 1000);
-  // Messages whose PUBACK never comes (a dropped connection) must not hang the run.
-  setTimeout(resolve, (job.seconds + 15) * 1000).unref();
-});
+}
+
+/** QoS 0 as fast as each socket takes it: write until the socket is full, wait for it to drain. */
+function runFlood(): Promise<void> {
+  return new Promise<void>((resolve) => {
+    clients.forEach(({ client, id }, i) => {
+      const topic = `d/${id}/telemetry`;
+      const tiny = job.tiny === true && i === 0;
+      const pump = () => {
+        if (!running || !client.connected) return;
+        for (let n = 0; n < 200 && !client.stream.writableNeedDrain; n++) {
+          const seq = (job.seqBase ?? 0) + ++sent;
+          client.publish(topic, tiny ? '{"values":{"a":1}}' : `{"values":{"seq":${seq},"temperature":21.5}}`, { qos: 0 });
+        }
+        if (client.stream.writableNeedDrain) client.stream.once('drain', pump);
+        else setImmediate(pump);
+      };
+      pump();
+    });
+    setTimeout(() => {
+      running = false;
+      resolve();
+    }, job.seconds * 1000);
+  });
+}
+
+const mode = job.mode ?? 'window';
+await (mode === 'rate' ? runRate() : mode === 'flood' ? runFlood() : runWindow());
 const seconds = (performance.now() - t0) / 1000;
-if (process.env.LOAD_DEBUG) process.stderr.write(`disconnected clients: ${clients.filter(({ client }) => !client.connected).length}\n`);
+const disconnected = clients.filter(({ client }) => !client.connected).length;
 for (const { client } of clients) client.end(true);
+if (job.ackFile) writeFileSync(job.ackFile, JSON.stringify(Object.fromEntries(ackedSeqs)));
 
 latencies.sort((a, b) => a - b);
 const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-const report: LoadReport = { connected: clients.length, connectSeconds, sent, acked, errors: errors + (sent - acked - errors), seconds, p50: pick(0.5), p99: pick(0.99) };
+const report: LoadReport = { connected: clients.length, connectSeconds, sent, acked, errors: mode === 'flood' ? errors : errors + (sent - acked - errors), seconds, p50: pick(0.5), p99: pick(0.99), ackedInRun: mode === 'rate' ? ackedInRun : acked, sendSeconds: mode === 'rate' ? sendSeconds : seconds, disconnected };
 process.stdout.write(JSON.stringify(report) + '\n');
 process.exit(0);

@@ -1,12 +1,15 @@
 /**
  * Group commit for telemetry: messages that arrive while a batch is being written wait for the
  * next one, and a batch starts one event-loop turn after its first message (no timer), so under
- * load every transaction carries many messages and when idle a message is written at once. `write` resolves only once the rows are committed: the
- * broker acknowledges a QoS 1 message then, and not before.
+ * load every transaction carries many messages and when idle a message is written at once.
+ * `write` resolves only once the rows are committed: the broker acknowledges a QoS 1 message
+ * then, and not before.
  *
- * The queue is bounded. Past `maxPending` rows a QoS 1 write waits for room (the broker then
- * holds its PUBACK, and a well-behaved client slows down within its in-flight window), while a
- * QoS 0 write is dropped and counted: nothing grows without bound under overload.
+ * The queue is bounded. Past `maxPending` rows a QoS 1 write waits for room, first come first
+ * admitted (the broker then holds its PUBACK, and a well-behaved client slows down within its
+ * in-flight window). QoS 0 rows are taken only while the queue is under half full and are written
+ * after every queued QoS 1 row: a QoS 0 flood can neither fill the queue nor stand in front of an
+ * acknowledged message's commit. What does not fit is dropped and counted.
  */
 import type { TelemetryRow, TelemetryStore } from './store.js';
 
@@ -31,15 +34,24 @@ export interface IngestStats {
   droppedRows: number;
   failedBatches: number;
   pendingRows: number;
+  /** The most rows ever queued at once: at most maxPending plus one message's rows. */
+  peakPendingRows: number;
+  /** QoS 1 writes waiting for room (their PUBACKs held), and the most at once. */
+  waitingWrites: number;
+  peakWaitingWrites: number;
 }
 
 export class TelemetryWriter {
-  private queue: Pending[] = [];
+  /** Acknowledged-on-commit rows (QoS 1), written first. */
+  private urgent: Pending[] = [];
+  /** Best-effort rows (QoS 0), written after. */
+  private bulk: Pending[] = [];
   private queuedRows = 0;
   private writing = false;
-  private roomWaiters: (() => void)[] = [];
+  /** Writes waiting for room, admitted in order (a retry loop of woken writers would starve some). */
+  private waiting: Pending[] = [];
   private idleWaiters: (() => void)[] = [];
-  readonly stats: IngestStats = { committedRows: 0, committedBatches: 0, droppedRows: 0, failedBatches: 0, pendingRows: 0 };
+  readonly stats: IngestStats = { committedRows: 0, committedBatches: 0, droppedRows: 0, failedBatches: 0, pendingRows: 0, peakPendingRows: 0, waitingWrites: 0, peakWaitingWrites: 0 };
 
   constructor(
     private readonly store: TelemetryStore,
@@ -47,54 +59,66 @@ export class TelemetryWriter {
   ) {}
 
   /** Queues rows and resolves when they are committed; waits for room first when the queue is full. */
-  async write(rows: TelemetryRow[]): Promise<void> {
-    while (this.queuedRows >= this.options.maxPending) await new Promise<void>((resolve) => this.roomWaiters.push(resolve));
-    return this.enqueue(rows);
+  write(rows: TelemetryRow[]): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      const pending = { rows, resolve, reject };
+      if (this.waiting.length === 0 && this.queuedRows < this.options.maxPending) return this.admit(this.urgent, pending);
+      this.waiting.push(pending);
+      this.stats.waitingWrites = this.waiting.length;
+      this.stats.peakWaitingWrites = Math.max(this.stats.peakWaitingWrites, this.waiting.length);
+    });
   }
 
-  /** For QoS 0: queues rows unless the queue is full, in which case they are dropped (returns false). */
+  /** For QoS 0: queues rows while the queue is under half full, else drops them (returns false). */
   offer(rows: TelemetryRow[]): boolean {
-    if (this.queuedRows >= this.options.maxPending) {
+    if (this.waiting.length > 0 || this.queuedRows >= this.options.maxPending / 2) {
       this.stats.droppedRows += rows.length;
       return false;
     }
-    this.enqueue(rows).catch(() => undefined);
+    this.admit(this.bulk, { rows, resolve: noop, reject: noop });
     return true;
   }
 
   /** Resolves once everything queued so far is written (shutdown). */
   async drain(): Promise<void> {
-    if (!this.writing && this.queue.length === 0) return;
+    if (!this.writing && this.queuedRows === 0) return;
     await new Promise<void>((resolve) => this.idleWaiters.push(resolve));
   }
 
-  private enqueue(rows: TelemetryRow[]): Promise<void> {
-    return new Promise<void>((resolve, reject) => {
-      this.queue.push({ rows, resolve, reject });
-      this.queuedRows += rows.length;
-      this.stats.pendingRows = this.queuedRows;
-      if (!this.writing) void this.flush();
-    });
+  private admit(queue: Pending[], pending: Pending): void {
+    queue.push(pending);
+    this.queuedRows += pending.rows.length;
+    this.stats.pendingRows = this.queuedRows;
+    if (this.queuedRows > this.stats.peakPendingRows) this.stats.peakPendingRows = this.queuedRows;
+    if (!this.writing) void this.flush();
+  }
+
+  /** Takes up to maxBatch rows, QoS 1 first (always at least one message, however large). */
+  private take(): { batch: Pending[]; count: number } {
+    const batch: Pending[] = [];
+    let count = 0;
+    for (const queue of [this.urgent, this.bulk]) {
+      while (queue.length > 0 && (count === 0 || count + queue[0]!.rows.length <= this.options.maxBatch)) {
+        const next = queue.shift()!;
+        batch.push(next);
+        count += next.rows.length;
+      }
+    }
+    return { batch, count };
   }
 
   private async flush(): Promise<void> {
     this.writing = true;
-    while (this.queue.length > 0) {
+    while (this.queuedRows > 0) {
       // One turn of the event loop first: messages that arrived in the same I/O poll (other
       // connections' packets already read) join this batch instead of each paying a commit.
       await new Promise<void>((resolve) => setImmediate(resolve));
-      const batch: Pending[] = [];
-      let count = 0;
-      while (this.queue.length > 0 && (count === 0 || count + this.queue[0]!.rows.length <= this.options.maxBatch)) {
-        const next = this.queue.shift()!;
-        batch.push(next);
-        count += next.rows.length;
-      }
+      const { batch, count } = this.take();
       this.queuedRows -= count;
       this.stats.pendingRows = this.queuedRows;
       this.wakeWriters();
       try {
-        await this.store.insertBatch(batch.flatMap((p) => p.rows));
+        await this.store.insertBatch(batch.length === 1 ? batch[0]!.rows : batch.flatMap((p) => p.rows));
         this.stats.committedRows += count;
         this.stats.committedBatches++;
         for (const p of batch) p.resolve();
@@ -107,7 +131,11 @@ export class TelemetryWriter {
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
+  /** Admits waiting writes, oldest first, while there is room. */
   private wakeWriters(): void {
-    while (this.roomWaiters.length > 0 && this.queuedRows < this.options.maxPending) this.roomWaiters.shift()!();
+    while (this.waiting.length > 0 && this.queuedRows < this.options.maxPending) this.admit(this.urgent, this.waiting.shift()!);
+    this.stats.waitingWrites = this.waiting.length;
   }
 }
+
+function noop(): void {}

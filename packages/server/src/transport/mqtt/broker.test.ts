@@ -202,13 +202,17 @@ for (const engine of ENGINES) {
         s.on('error', () => undefined);
         return s;
       });
-      await settle(300);
+      // Under CPU load the 600 connects take longer to arrive: wait for the limiter to act rather than a fixed time.
+      await eventually(() => t.server.mqtt!.stats.connectionsRefused > 0, 10_000, 'some connections refused');
       for (const s of sockets) s.destroy();
-      assert.ok(t.server.mqtt!.stats.connectionsRefused > 0, 'some connections refused');
-      await settle(1100);
       const d = await device();
-      const client = await connectAs(d, d.id);
-      assert.equal(client.connected, true);
+      // Connects still in the kernel's backlog may spend the allowance after the destroy: wait for it to refill.
+      let client: MqttClient | null = null;
+      await eventually(async () => {
+        client = await connectAs(d, d.id).catch(() => null);
+        return client?.connected === true;
+      }, 15_000, 'a device connects after the flood');
+      await settle(1100);
     });
 
     it('mosquitto_pub (Debian mosquitto-clients) with a device certificate publishes telemetry that lands, and is refused on another device’s topic', async () => {

@@ -68,7 +68,10 @@ export interface GatewayStats {
   aclDenied: number;
   payloadErrors: number;
   oversized: number;
+  /** QoS 0 messages over their device's publish rate, dropped. */
   rateLimitedDrops: number;
+  /** QoS 0 telemetry dropped because the telemetry writer's queue was full (QoS 1 waits instead). */
+  overloadDrops: number;
   telemetryMessages: number;
   sessionsDropped: number;
 }
@@ -83,7 +86,7 @@ function authError(message: string, code: number): AuthenticateError {
 }
 
 export class MqttGateway implements DeviceMessenger {
-  readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, telemetryMessages: 0, sessionsDropped: 0 };
+  readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, overloadDrops: 0, telemetryMessages: 0, sessionsDropped: 0 };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
   private tlsServer: TlsServer | null = null;
@@ -373,11 +376,15 @@ export class MqttGateway implements DeviceMessenger {
     }
     const wait = session.bucket.borrow(Date.now());
     if (wait > 0) {
+      if (wait > MAX_RATE_DEBT_MS) throw new Error('publish rate far beyond the limit');
       if (qos === 0) {
+        // Dropped, yet charged: the socket is not read again until the device is back within
+        // its rate, so a flood over TLS costs us its allowed rate, not whatever it can send.
         this.stats.rateLimitedDrops++;
+        if (client.conn instanceof PacketSizeGuard) client.conn.hold(wait);
         return;
       }
-      if (wait > MAX_RATE_DEBT_MS) throw new Error('publish rate far beyond the limit');
+      // QoS 1: the PUBACK waits (Aedes reads no further from this client meanwhile).
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
     switch (decision.value.kind) {
@@ -466,7 +473,7 @@ export class MqttGateway implements DeviceMessenger {
     const rows = readings.map((r) => ({ organization_id: organizationId, device_id: deviceId, ts: r.ts, received_at: now, data: JSON.stringify(r.values) }));
     this.stats.telemetryMessages++;
     if (qos === 0) {
-      if (!this.writer.offer(rows)) this.stats.rateLimitedDrops++;
+      if (!this.writer.offer(rows)) this.stats.overloadDrops++;
       return;
     }
     await this.writer.write(rows);

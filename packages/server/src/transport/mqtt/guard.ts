@@ -4,6 +4,8 @@
  *   - PacketSizeGuard: a Duplex around the TLS socket that reads each MQTT fixed header as bytes
  *     pass and closes the connection the moment a packet announces more than the limit (or a
  *     malformed length), before its body is buffered anywhere.
+ *     It can also stop reading for a while (`hold`): a device publishing beyond its rate is not
+ *     read until it is back within it, so a flood costs the broker its allowed rate, not line rate.
  *   - TokenBucket: rate limits (connects per second on the listener, publishes per device).
  */
 import { Duplex } from 'node:stream';
@@ -58,16 +60,22 @@ export class PacketSizeScanner {
   }
 }
 
+export const READ_BUFFER_BYTES = 16 * 1024;
+
 /** The TLS (or TCP) socket as the broker sees it, with every incoming packet's size checked. */
 export class PacketSizeGuard extends Duplex {
   private readonly scanner: PacketSizeScanner;
+  private holdTimer: NodeJS.Timeout | null = null;
+  private heldUntil = 0;
 
   constructor(
     readonly socket: Socket,
     limit: number,
     onRefused: (error: PacketTooLargeError) => void,
   ) {
-    super({ allowHalfOpen: false });
+    // 16 KB buffered towards the parser at most (Node 22's default would be 64 KB): Aedes handles
+    // every packet of a read at once, so this bounds what one connection has in flight.
+    super({ allowHalfOpen: false, readableHighWaterMark: READ_BUFFER_BYTES });
     this.scanner = new PacketSizeScanner(limit);
     socket.on('data', (chunk: Buffer) => {
       try {
@@ -77,15 +85,30 @@ export class PacketSizeGuard extends Duplex {
         socket.destroy();
         return;
       }
-      if (!this.push(chunk)) socket.pause();
+      if (!this.push(chunk) || this.holdTimer) socket.pause();
     });
     socket.on('end', () => this.push(null));
     socket.on('close', () => this.destroy());
     socket.on('error', (error) => this.destroy(error));
   }
 
+  /** Stops reading from the socket for `ms` (what is already buffered is still delivered). */
+  hold(ms: number): void {
+    const until = Date.now() + ms;
+    if (until <= this.heldUntil || this.destroyed) return;
+    this.heldUntil = until;
+    this.socket.pause();
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = setTimeout(() => {
+      this.holdTimer = null;
+      // Resume only if the reader wants more (otherwise _read will, when it does).
+      if (!this.destroyed && this.readableLength < this.readableHighWaterMark) this.socket.resume();
+    }, ms);
+    this.holdTimer.unref();
+  }
+
   override _read(): void {
-    this.socket.resume();
+    if (!this.holdTimer) this.socket.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
@@ -102,6 +125,7 @@ export class PacketSizeGuard extends Duplex {
   }
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
+    if (this.holdTimer) clearTimeout(this.holdTimer);
     this.socket.destroy();
     callback(error);
   }
