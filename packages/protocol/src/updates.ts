@@ -11,6 +11,8 @@ export const tufTargetsPath = (organizationId: string): string => `/tuf/${organi
 /** Device endpoints (mutual TLS, the device's own certificate). */
 export const DIRECTOR_ROOT_PATH = '/device/v1/updates/director/root.json';
 export const DIRECTOR_TARGETS_PATH = '/device/v1/updates/director/targets.json';
+/** One version of the director root, so a device pinned to an older one walks the chain (TUF 5.3). */
+export const directorRootPath = (version: number): string => `/device/v1/updates/director/${version}.root.json`;
 
 /** The name of a firmware image in the image repository: `<productId>/firmware-<version>.bin`. */
 export const targetNameOf = (productId: string, version: string): string => `${productId}/firmware-${version}.bin`;

@@ -106,6 +106,16 @@ export class DevicesService {
     return (await this.store.listProducts(actor.organizationId)).map(toProductView);
   }
 
+  /**
+   * A product of the organization, or null: for another domain that already checked its own
+   * permission (publishing a release needs `firmware:release`, not `devices:read`). No permission
+   * check here, so never expose it to a caller as is.
+   */
+  async productOf(organizationId: string, productId: string, db?: Executor): Promise<ProductView | null> {
+    const row = await this.store.productInOrganization(organizationId, productId, db);
+    return row ? toProductView(row) : null;
+  }
+
   /** Changes a product's settings (today its telemetry retention); audited with the old and new values. */
   async updateProduct(actor: Actor, productId: string, changes: ProductChanges): Promise<ProductView> {
     requirePermission(actor, 'devices:write');

@@ -65,7 +65,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   }, config.updates.refreshIntervalSeconds * 1000);
   refreshing.unref();
   const rolling = setInterval(() => {
-    platform.updates.rollouts.tick().catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
+    platform.updates.rollouts
+      .tick()
+      .then((result) => {
+        if (result.withdrawn > 0 || result.silent > 0) app.log.info(result, 'rollout tick: offers timed out');
+      })
+      .catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
   }, config.updates.rolloutTickSeconds * 1000);
   rolling.unref();
 

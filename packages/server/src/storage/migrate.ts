@@ -14,6 +14,7 @@ import * as bootstrapCas from './migrations/004_bootstrap_cas.js';
 import * as updateRepository from './migrations/009_update_repository.js';
 import * as releases from './migrations/010_releases.js';
 import * as rollouts from './migrations/011_rollouts.js';
+import * as rolloutOfferTimeout from './migrations/012_rollout_offer_timeout.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -28,6 +29,7 @@ const migrations: Record<string, Migration> = {
   '009_update_repository': updateRepository,
   '010_releases': releases,
   '011_rollouts': rollouts,
+  '012_rollout_offer_timeout': rolloutOfferTimeout,
 };
 
 export interface MigrationReport {

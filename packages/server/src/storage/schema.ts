@@ -4,7 +4,7 @@
  * Flags are nullable timestamps ("verified at") rather than booleans: one encoding on both engines.
  */
 import type { Generated } from 'kysely';
-import type { DeviceVersionReportsTable, DirectorTargetsTable, RolloutDevicesTable, RolloutsTable } from '../updates/rollout-tables.js';
+import type { DeviceVersionReportsTable, DirectorTargetsTable, RolloutActiveDevicesTable, RolloutDevicesTable, RolloutsTable } from '../updates/rollout-tables.js';
 import type { TufMetadataTable } from '../updates/repository-tables.js';
 
 export interface OrganizationsTable {
@@ -324,6 +324,8 @@ export interface Database {
   // 011_rollouts (director and rollouts)
   rollouts: RolloutsTable;
   rollout_devices: RolloutDevicesTable;
+  // 012_rollout_offer_timeout
+  rollout_active_devices: RolloutActiveDevicesTable;
   director_targets: DirectorTargetsTable;
   device_version_reports: DeviceVersionReportsTable;
 }

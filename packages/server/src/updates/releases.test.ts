@@ -103,5 +103,25 @@ for (const engine of ENGINES) {
       assert.equal(own.status, 404, own.text);
       await assert.rejects(t.platform.updates.releases.get(await organizationIdOf(t.platform, ORG_B), releaseId), { code: 'resource.not_found' });
     });
+
+    it('publishes with an API key scoped to firmware:release alone, and refuses a key without it', async () => {
+      const key = async (scopes: string[]) => {
+        const res = await post('/api/v1/me/api-keys', { name: `release ${scopes.join(' ')}`, scopes, expiresInDays: 1 });
+        assert.equal(res.status, 201, res.text);
+        return res.body.secret as string;
+      };
+      const releaseOnly = await key(['firmware:release']);
+      const readOnly = await key(['devices:read', 'firmware:read']);
+      const next = signedImage('1.1.0');
+      const refused = await create('1.1.0', next, {}, readOnly);
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.body.error.code, 'auth.forbidden');
+      assert.equal(refused.body.error.details.permission, 'firmware:release');
+      const published = await create('1.1.0', next, {}, releaseOnly);
+      assert.equal(published.status, 201, published.text);
+      current = next;
+      const foreign = await create('1.2.0', signedImage('1.2.0'), { productId: productB }, releaseOnly);
+      assert.equal(foreign.status, 404, 'the narrow lookup is still scoped to the key\'s organization');
+    });
   });
 }

@@ -98,8 +98,8 @@ export class ReleaseService {
       if (input.notes.length > MAX_NOTES) throw new ValidationError(`notes must be at most ${MAX_NOTES} characters`, { field: 'notes' });
       const sbom = validateSbom(input.sbom);
       // Products are never deleted, so checking before the transaction holds for its length.
-      const products = await this.devices.listProducts(actor);
-      if (!products.some((p) => p.id === input.productId)) throw new NotFoundError(`Product ${input.productId}`);
+      // firmware:release (checked above) is what publishing needs; devices:read is not asked for.
+      if (!(await this.devices.productOf(org, input.productId))) throw new NotFoundError(`Product ${input.productId}`);
       await this.repository.onlineKeys(org);
       const targetName = targetNameOf(input.productId, input.version);
 

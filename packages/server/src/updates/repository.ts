@@ -169,6 +169,15 @@ export class TufRepository {
   }
 
   /**
+   * One stored version of the organization's director root, or null when that version was never
+   * uploaded: a device pinned to an older root walks the chain version by version (TUF 5.3).
+   */
+  async directorRootVersion(organizationId: string, version: number, db: Kysely<Database> = this.db): Promise<Record<string, unknown> | null> {
+    const row = await store.byVersion(db, organizationId, DIRECTOR_ROOT, version);
+    return row ? (JSON.parse(row.json) as Record<string, unknown>) : null;
+  }
+
+  /**
    * A public metadata file by its TUF name: `<version>.root.json` (and `root.json`, the latest),
    * `timestamp.json`, `<version>.snapshot.json`, `<version>.targets.json`, `<version>.product-<id>.json`.
    */

@@ -38,9 +38,16 @@ export class RolloutStatusError extends UpdateError {
   }
 }
 
-/** The director root of the organization has not been uploaded yet (the ceremony comes first). */
+/** The director root of the organization has not been uploaded yet (the ceremony comes first), or not in the version asked for. */
 export class NoDirectorRootError extends UpdateError {
-  constructor() {
-    super('update.no_director_root', 'This organization has no director root yet: upload it after the key ceremony (POST /api/v1/updates/repository/root)', 404);
+  constructor(version?: number) {
+    super(
+      'update.no_director_root',
+      version === undefined
+        ? 'This organization has no director root yet: upload it after the key ceremony (POST /api/v1/updates/repository/root)'
+        : `This organization has no director root version ${version}: versions run from 1 to that of root.json`,
+      404,
+      version === undefined ? undefined : { version },
+    );
   }
 }

@@ -27,6 +27,7 @@ export interface RolloutInput {
   successThreshold?: number;
   failureThreshold?: number;
   maxConcurrentDownloads?: number;
+  offerTimeoutSeconds?: number;
 }
 
 export interface RolloutDefinition {
@@ -37,12 +38,17 @@ export interface RolloutDefinition {
   successThreshold: number;
   failureThreshold: number;
   maxConcurrentDownloads: number;
+  /** How long an offered device may stay silent before its download slot is given back. */
+  offerTimeoutSeconds: number;
 }
 
 export const MAX_SELECTOR_ENTRIES = 10_000;
 export const MAX_PHASES = 20;
 export const MAX_SOAK_SECONDS = 30 * 86_400;
 export const MAX_CONCURRENT_DOWNLOADS = 100_000;
+export const DEFAULT_OFFER_TIMEOUT_SECONDS = 3600;
+export const MIN_OFFER_TIMEOUT_SECONDS = 60;
+export const MAX_OFFER_TIMEOUT_SECONDS = 7 * 86_400;
 
 const SELECTOR_KEYS = ['groups', 'tags', 'deviceIds', 'firmwareVersions'] as const;
 
@@ -76,6 +82,10 @@ export function defineRollout(input: RolloutInput): RolloutDefinition {
   if (!Number.isInteger(maxConcurrentDownloads) || maxConcurrentDownloads < 1 || maxConcurrentDownloads > MAX_CONCURRENT_DOWNLOADS) {
     throw new RolloutInvalidError(`maxConcurrentDownloads must be an integer from 1 to ${MAX_CONCURRENT_DOWNLOADS}`);
   }
+  const offerTimeoutSeconds = input.offerTimeoutSeconds ?? DEFAULT_OFFER_TIMEOUT_SECONDS;
+  if (!Number.isInteger(offerTimeoutSeconds) || offerTimeoutSeconds < MIN_OFFER_TIMEOUT_SECONDS || offerTimeoutSeconds > MAX_OFFER_TIMEOUT_SECONDS) {
+    throw new RolloutInvalidError(`offerTimeoutSeconds must be an integer from ${MIN_OFFER_TIMEOUT_SECONDS} to ${MAX_OFFER_TIMEOUT_SECONDS}`);
+  }
   const name = (input.name ?? '').trim();
   if (name.length > 200) throw new RolloutInvalidError('name is at most 200 characters');
   return {
@@ -86,6 +96,7 @@ export function defineRollout(input: RolloutInput): RolloutDefinition {
     successThreshold,
     failureThreshold,
     maxConcurrentDownloads,
+    offerTimeoutSeconds,
   };
 }
 

@@ -4,8 +4,8 @@ import { sign } from 'node:crypto';
 import https from 'node:https';
 import type { MqttClient } from 'mqtt';
 import { canonicalize } from '@tufjs/canonical-json';
-import { Metadata, MetadataKind, type Targets } from '@tufjs/models';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, type VersionReport } from '@bulwark/protocol';
+import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
+import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, type VersionReport } from '@bulwark/protocol';
 import { cliActor } from '../accounts/roles.js';
 import { createOperator, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
@@ -13,7 +13,9 @@ import { organizationIdOf, provisionTestDevice, type TestDevice } from '../testi
 import { connectDevice, eventually, inbox } from '../testing/mqtt.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { hardwareProduct, insertRelease, type TestRelease } from './rollout-test-helpers.js';
+import { keyHolder, signedBy, TestCeremony, type KeyHolder } from './tuf/ceremony-fixture.js';
 import { tufKeyOf } from './tuf/keys.js';
+import { buildDirectorRoot, expiresIn } from './tuf/offline.js';
 
 /** Director targets metadata as a TUF client parses it. */
 function targetsMetadata(json: unknown): Metadata<Targets> {
@@ -105,6 +107,43 @@ for (const engine of ENGINES) {
       assert.equal(disabled.status, 401);
       assert.equal(disabled.body.error.code, 'device.auth_failed');
       assert.equal((await api().post(`/api/v1/updates/rollouts/${created.body.id}/abort`, undefined, { token })).status, 200);
+    });
+
+    it('serves every director root version over mutual TLS, so a device two rotations behind walks the chain, each verifying under the one before', async () => {
+      const a = d[0]!;
+      const ceremony = new TestCeremony(await t.platform.updates.repository.onlineKeys(org), t.clock.now());
+      const owner = cliActor(org, 'test');
+      const keys: KeyHolder[][] = [ceremony.rootKeys, [keyHolder(), keyHolder()], [keyHolder(), keyHolder()]];
+      const directorRoot = (version: number, rootKeys: KeyHolder[]) =>
+        buildDirectorRoot({ rootKeys: rootKeys.map((h) => h.key), threshold: 2, online: ceremony.online, expires: expiresIn(365, ceremony.now), version });
+      const uploaded: Record<string, unknown>[] = [];
+      for (const [i, rootKeys] of keys.entries()) {
+        // Version 1 is signed by its own keys; each rotation by the previous keys and the new ones (TUF 5.3.4).
+        const signers = i === 0 ? rootKeys : [...keys[i - 1]!, ...rootKeys];
+        const director = signedBy(directorRoot(i + 1, rootKeys), ...signers).toJSON();
+        await t.platform.updates.repository.acceptRoot(owner, { root: signedBy(ceremony.root(i + 1, rootKeys), ...signers).toJSON(), directorRoot: director });
+        uploaded.push(director as Record<string, unknown>);
+      }
+
+      const served: Metadata<Root>[] = [];
+      for (let version = 1; version <= 3; version++) {
+        const res = await get(a, directorRootPath(version));
+        assert.equal(res.status, 200, JSON.stringify(res.body));
+        assert.deepEqual(res.body, uploaded[version - 1], `version ${version} is served as uploaded`);
+        served.push(Metadata.fromJSON(MetadataKind.Root, res.body));
+      }
+      served[0]!.verifyDelegate(MetadataKind.Root, served[1]!);
+      served[1]!.verifyDelegate(MetadataKind.Root, served[2]!);
+      assert.throws(() => served[0]!.verifyDelegate(MetadataKind.Root, served[2]!), 'version 3 does not verify under version 1: the device needs version 2');
+      assert.equal((await get(a, DIRECTOR_ROOT_PATH)).body.signed.version, 3, 'root.json stays the newest');
+
+      const unknown = await get(a, directorRootPath(4));
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.body.error.code, 'update.no_director_root');
+      for (const file of ['0.root.json', 'x.root.json', '1.targets.json', '01.root.json']) assert.equal((await get(a, `/device/v1/updates/director/${file}`)).status, 404, file);
+      const anonymous = await get(null, directorRootPath(1));
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.body.error.code, 'device.certificate_required');
     });
 
     it("tells a device its update is available and follows its status over MQTT into the API's counts and the device's update view", async () => {

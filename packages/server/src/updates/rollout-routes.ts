@@ -2,7 +2,7 @@
  * HTTP doors of the director and rollouts. Devices (mutual TLS, their own certificate; a
  * quarantined device keeps its update path, a disabled or retired one is refused, failed proofs
  * count against the client address):
- * `GET /device/v1/updates/director/root.json` and `…/targets.json`. Operators:
+ * `GET /device/v1/updates/director/root.json`, `…/<version>.root.json` and `…/targets.json`. Operators:
  * /api/v1/updates/rollouts (create, list, read with counts, devices by state, pause, resume,
  * abort) and /api/v1/devices/:id/updates (the device's latest version report and rollout state).
  */
@@ -11,15 +11,18 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
-import { AuthenticationError, BulwarkError } from '../errors.js';
+import { AuthenticationError, BulwarkError, NotFoundError } from '../errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../devices/identity.js';
 import { FailureLimiter } from '../devices/symmetric-routes.js';
 import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { NoDirectorRootError } from './rollout-errors.js';
-import { MAX_CONCURRENT_DOWNLOADS, MAX_PHASES, MAX_SELECTOR_ENTRIES, MAX_SOAK_SECONDS } from './rollout-model.js';
+import { MAX_CONCURRENT_DOWNLOADS, MAX_OFFER_TIMEOUT_SECONDS, MAX_PHASES, MAX_SELECTOR_ENTRIES, MAX_SOAK_SECONDS, MIN_OFFER_TIMEOUT_SECONDS } from './rollout-model.js';
 import { MAX_DEVICES_PAGE } from './rollouts.js';
+
+/** Every version of the director root: a parameter route beside the static root.json and targets.json (static routes win). */
+const DIRECTOR_ROOT_VERSION_ROUTE = DIRECTOR_ROOT_PATH.replace(/root\.json$/, ':file');
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
@@ -51,6 +54,7 @@ const RolloutProperties = {
   successThreshold: Type.Number(),
   failureThreshold: Type.Number(),
   maxConcurrentDownloads: Type.Integer(),
+  offerTimeoutSeconds: Type.Integer(),
   currentPhase: Type.Integer(),
   phaseStartedAt: Timestamp,
   deviceCount: Type.Integer(),
@@ -130,6 +134,28 @@ export function rolloutRoutes(platform: Platform) {
         return rootMetadata;
       });
       app.get(
+        DIRECTOR_ROOT_VERSION_ROUTE,
+        {
+          config: device,
+          schema: {
+            tags: ['device'],
+            summary: 'One version of the director root (`<version>.root.json`), for an agent pinned to an older root to walk the chain',
+            params: Strict({ file: Type.String({ maxLength: 64 }) }),
+            response: errorResponses(401, 404, 429),
+          },
+        },
+        async (request, reply) => {
+          const identity = await deviceOf(platform, limiter, request);
+          const match = /^([1-9]\d{0,8})\.root\.json$/.exec(request.params.file);
+          if (!match) throw new NotFoundError('Director metadata file', { file: request.params.file, expected: '<version>.root.json, root.json or targets.json' });
+          const version = Number(match[1]);
+          const rootMetadata = await platform.updates.repository.directorRootVersion(identity.organizationId, version);
+          if (!rootMetadata) throw new NoDirectorRootError(version);
+          reply.header('cache-control', 'no-store');
+          return rootMetadata;
+        },
+      );
+      app.get(
         DIRECTOR_TARGETS_PATH,
         { config: device, schema: { tags: ['device'], summary: "This device's director targets metadata (zero or one target), signed by the online director key", response: errorResponses(401, 404, 429) } },
         async (request, reply) => {
@@ -163,6 +189,9 @@ export function rolloutRoutes(platform: Platform) {
                 successThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
                 failureThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
                 maxConcurrentDownloads: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CONCURRENT_DOWNLOADS })),
+                offerTimeoutSeconds: Type.Optional(
+                  Type.Integer({ minimum: MIN_OFFER_TIMEOUT_SECONDS, maximum: MAX_OFFER_TIMEOUT_SECONDS, description: 'an offered device silent this long gives its download slot back (default 3600)' }),
+                ),
               }),
               response: { 201: Created, ...errorResponses(400, 401, 403, 404, 409) },
             },

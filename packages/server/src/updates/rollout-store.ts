@@ -17,6 +17,8 @@ export type RolloutDeviceRow = RolloutDevicesTable;
 export const UNFINISHED = ['running', 'paused', 'halted'] as const;
 export const FINISHED_STATES: RolloutDeviceState[] = ['succeeded', 'failed', 'rolled_back'];
 const ENROLLABLE = ['active', 'quarantined'] as const;
+/** States of a device that started installing and reports its progress. */
+const STARTED_STATES: RolloutDeviceState[] = ['downloading', 'installing', 'rebooting', 'verifying'];
 const INSERT_BATCH = 500;
 
 export type StateCounts = Record<RolloutDeviceState, number>;
@@ -75,8 +77,11 @@ export class RolloutStore {
     return rows.map((r) => ({ id: r.id, busy: Boolean(Number(r.busy)) }));
   }
 
-  async insert(rollout: RolloutRow, devices: RolloutDeviceRow[], db: Executor): Promise<void> {
+  async insertRollout(rollout: RolloutRow, db: Executor): Promise<void> {
     await db.insertInto('rollouts').values(rollout).execute();
+  }
+
+  async insertDevices(devices: RolloutDeviceRow[], db: Executor): Promise<void> {
     for (let i = 0; i < devices.length; i += INSERT_BATCH) await db.insertInto('rollout_devices').values(devices.slice(i, i + INSERT_BATCH)).execute();
   }
 
@@ -135,6 +140,9 @@ export class RolloutStore {
       .where('rd.offered_at', 'is', null)
       .where('d.status', 'in', [...ENROLLABLE])
       .$if(deviceId !== undefined, (q) => q.where('rd.device_id', '=', deviceId!))
+      // Never-offered devices share the rollout's creation time, so they go in phase and rank order;
+      // a device whose offer timed out was touched later and waits behind them, never re-taking its slot at once.
+      .orderBy('rd.updated_at')
       .orderBy('rd.phase')
       .orderBy('rd.rank')
       .limit(limit)
@@ -145,6 +153,52 @@ export class RolloutStore {
   async markOffered(rolloutId: string, deviceIds: string[], now: number, db: Executor): Promise<void> {
     if (deviceIds.length === 0) return;
     await db.updateTable('rollout_devices').set({ offered_at: now, updated_at: now }).where('rollout_id', '=', rolloutId).where('device_id', 'in', deviceIds).execute();
+  }
+
+  /**
+   * Offers that timed out (offered before `cutoff` and silent since): devices still pending
+   * go back to waiting (the director withdraws the release when they next fetch), devices that
+   * started are failed with `update.device_silent`. Both free their download slot.
+   */
+  async expireOffers(rolloutId: string, cutoff: number, now: number, db: Executor): Promise<{ withdrawn: number; silent: number }> {
+    const withdrawn = await db
+      .updateTable('rollout_devices')
+      .set({ offered_at: null, updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .where('state', '=', 'pending')
+      .where('offered_at', '<', cutoff)
+      .executeTakeFirst();
+    const silent = await db
+      .updateTable('rollout_devices')
+      .set({ state: 'failed', error_code: 'update.device_silent', error_message: 'The device stopped reporting its update progress within the offer timeout', updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .where('state', 'in', STARTED_STATES)
+      .where('offered_at', 'is not', null)
+      .where('updated_at', '<', cutoff)
+      .executeTakeFirst();
+    return { withdrawn: Number(withdrawn.numUpdatedRows), silent: Number(silent.numUpdatedRows) };
+  }
+
+  /** Enrolls devices in a rollout unless already enrolled in another; returns those enrolled (the primary key decides, so concurrent creates cannot both take one). */
+  async enroll(rolloutId: string, deviceIds: string[], db: Executor): Promise<Set<string>> {
+    const enrolled = new Set<string>();
+    // Sorted, so two transactions lock the rows they contend for in the same order (no deadlock on PostgreSQL).
+    const sorted = [...deviceIds].sort();
+    for (let i = 0; i < sorted.length; i += INSERT_BATCH) {
+      const rows = await db
+        .insertInto('rollout_active_devices')
+        .values(sorted.slice(i, i + INSERT_BATCH).map((deviceId) => ({ device_id: deviceId, rollout_id: rolloutId })))
+        .onConflict((oc) => oc.column('device_id').doNothing())
+        .returning('device_id')
+        .execute();
+      for (const row of rows) enrolled.add(row.device_id);
+    }
+    return enrolled;
+  }
+
+  /** Releases a finished (completed or aborted) rollout's devices for later rollouts. */
+  async unenroll(rolloutId: string, db: Executor): Promise<void> {
+    await db.deleteFrom('rollout_active_devices').where('rollout_id', '=', rolloutId).execute();
   }
 
   /** Devices offered the release that have not succeeded: told to fetch their (now empty) director targets after an abort. */

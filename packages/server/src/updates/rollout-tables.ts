@@ -1,5 +1,5 @@
 /**
- * Kysely table interfaces of the director and rollouts (migration 011_rollouts). Timestamps are
+ * Kysely table interfaces of the director and rollouts (migrations 011_rollouts, 012_rollout_offer_timeout). Timestamps are
  * milliseconds since the epoch; JSON columns are text on both engines.
  */
 import type { RolloutDeviceState } from '@bulwark/protocol';
@@ -18,6 +18,8 @@ export interface RolloutsTable {
   success_threshold: number;
   failure_threshold: number;
   max_concurrent_downloads: number;
+  /** An offered device silent this long gives its download slot back (pending: offered again later; started: failed). */
+  offer_timeout_seconds: number;
   status: RolloutStatus;
   current_phase: number;
   phase_started_at: number;
@@ -67,9 +69,16 @@ export interface DeviceVersionReportsTable {
   received_at: number;
 }
 
+/** The unfinished rollout (running, paused, halted) each device is enrolled in: the primary key makes a second enrollment impossible. */
+export interface RolloutActiveDevicesTable {
+  device_id: string;
+  rollout_id: string;
+}
+
 export interface RolloutTables {
   rollouts: RolloutsTable;
   rollout_devices: RolloutDevicesTable;
+  rollout_active_devices: RolloutActiveDevicesTable;
   director_targets: DirectorTargetsTable;
   device_version_reports: DeviceVersionReportsTable;
 }

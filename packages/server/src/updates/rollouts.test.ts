@@ -240,6 +240,8 @@ for (const engine of ENGINES) {
         ['last phase below 100', { selector: { deviceIds: [id] }, phases: [{ percent: 10, soakSeconds: 0 }] }],
         ['threshold above 1', { selector: { deviceIds: [id] }, successThreshold: 1.5 }],
         ['zero cap', { selector: { deviceIds: [id] }, maxConcurrentDownloads: 0 }],
+        ['offer timeout under a minute', { selector: { deviceIds: [id] }, offerTimeoutSeconds: 59 }],
+        ['fractional offer timeout', { selector: { deviceIds: [id] }, offerTimeoutSeconds: 600.5 }],
       ];
       for (const [what, input] of cases) await assert.rejects(rollouts.create(actor, { releaseId: release.id, ...input } as never), { code: 'update.rollout_invalid' }, what);
       await assert.rejects(rollouts.create(actor, { releaseId: '00000000-0000-0000-0000-000000000000', selector: { deviceIds: [id!] } }), { code: 'update.release_not_found' });
@@ -265,6 +267,77 @@ for (const engine of ENGINES) {
       assert.equal(await send(id!, statusPayload(rollout.id, 'succeeded', release.targetName)), null);
       assert.equal(await send(id!, statusPayload(rollout.id, 'downloading', release.targetName)), null);
       assert.equal((await rollouts.get(actor, rollout.id)).counts.succeeded, 1, 'a late message does not undo success');
+    });
+
+    it('gives back the slot of an offered device that stays silent past the offer timeout: withdrawn if it never started, failed with update.device_silent if it did', async () => {
+      // Earlier tests' running rollouts share this clock: finish them so the tick's counts are this rollout's alone.
+      for (const r of (await rollouts.list(actor, {})).rollouts) if (r.status === 'running' || r.status === 'paused') await rollouts.abort(actor, r.id);
+      const ids = await devices(2);
+      const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids }, maxConcurrentDownloads: 1, offerTimeoutSeconds: 600, failureThreshold: 0.5 });
+      assert.equal(rollout.offerTimeoutSeconds, 600);
+      assert.deepEqual(await rollouts.tick(), { offered: 1, withdrawn: 0, silent: 0 });
+      const [offline] = await offered(rollout.id);
+      const [other] = ids.filter((id) => id !== offline);
+      assert.deepEqual(await named(offline!), [release.targetName]);
+
+      t.clock.advance(600 * 1000);
+      assert.deepEqual(await rollouts.tick(), { offered: 0, withdrawn: 0, silent: 0 }, 'not past the timeout yet');
+      t.clock.advance(1000);
+      assert.deepEqual(await rollouts.tick(), { offered: 1, withdrawn: 1, silent: 0 }, 'the silent pending device gives its slot to the next');
+      assert.deepEqual(await offered(rollout.id), [other], 'the withdrawn device waits behind the others instead of re-taking its slot');
+      assert.deepEqual(await named(offline!), [], 'the director withdraws the release when the device next fetches');
+      assert.equal((await rollouts.get(actor, rollout.id)).counts.pending, 2, 'a withdrawn device is waiting, not failed');
+
+      await status(rollout.id, other!, 'downloading');
+      t.clock.advance(300 * 1000);
+      await status(rollout.id, other!, 'installing');
+      t.clock.advance(400 * 1000);
+      assert.deepEqual(await rollouts.tick(), { offered: 0, withdrawn: 0, silent: 0 }, 'silence counts from the last report, not from the offer');
+      t.clock.advance(201 * 1000);
+      assert.deepEqual(await rollouts.tick(), { offered: 0, withdrawn: 0, silent: 1 }, 'the started device is failed; with 1 of 2 failed the rollout halts before offering');
+      const view = await rollouts.get(actor, rollout.id);
+      assert.equal(view.status, 'halted', 'a silent device counts toward the failure threshold');
+      assert.equal(view.counts.failed, 1);
+      const failed = (await rollouts.devicesOf(actor, rollout.id, { state: 'failed' })).devices;
+      assert.deepEqual(failed.map((d) => [d.deviceId, d.error?.code]), [[other, 'update.device_silent']]);
+      await rollouts.abort(actor, rollout.id);
+    });
+
+    it('never enrols a device in two rollouts created at the same moment, and counts the loser\'s skips', async () => {
+      for (let round = 0; round < 3; round++) {
+        const ids = await devices(6);
+        const [a, b] = await Promise.allSettled([
+          rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids.slice(0, 4) } }),
+          rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids.slice(2) } }),
+        ]);
+        assert.equal(a.status, 'fulfilled', String((a as PromiseRejectedResult).reason));
+        assert.equal(b.status, 'fulfilled', String((b as PromiseRejectedResult).reason));
+        const created = [a, b].map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<RolloutService['create']>>>).value);
+        const rows = await t.platform.db.selectFrom('rollout_devices').select(['device_id', 'rollout_id']).where('device_id', 'in', ids).execute();
+        assert.equal(rows.length, 6, `round ${round}: every device is in exactly one rollout`);
+        assert.equal(new Set(rows.map((r) => r.device_id)).size, 6);
+        for (const [i, rollout] of created.entries()) {
+          const mine = rows.filter((r) => r.rollout_id === rollout.id).length;
+          assert.equal(rollout.enrolled, mine, `round ${round}: rollout ${i} reports the devices it holds`);
+          assert.equal(rollout.skipped, 4 - mine, `round ${round}: rollout ${i} counts the devices the other took as skipped`);
+          assert.equal((await rollouts.get(actor, rollout.id)).deviceCount, mine);
+        }
+        for (const rollout of created) await rollouts.abort(actor, rollout.id);
+      }
+    });
+
+    it('releases the devices of an aborted or completed rollout for the next one', async () => {
+      const ids = await devices(2);
+      const first = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } });
+      await assert.rejects(rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } }), { code: 'update.rollout_empty' });
+      await rollouts.abort(actor, first.id);
+      const second = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } });
+      assert.equal(second.enrolled, 2);
+      await rollouts.tick();
+      for (const id of ids) await status(second.id, id, 'succeeded');
+      await rollouts.tick();
+      assert.equal((await rollouts.get(actor, second.id)).status, 'completed');
+      assert.equal((await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } })).enrolled, 2);
     });
   });
 }

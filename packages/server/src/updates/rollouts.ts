@@ -38,6 +38,7 @@ export interface RolloutView {
   successThreshold: number;
   failureThreshold: number;
   maxConcurrentDownloads: number;
+  offerTimeoutSeconds: number;
   currentPhase: number;
   phaseStartedAt: string;
   deviceCount: number;
@@ -57,6 +58,16 @@ export interface RolloutDeviceView {
   updatedAt: string;
 }
 
+/** What one tick did, summed over the running rollouts (for the log: timed-out offers are not audited one by one). */
+export interface TickResult {
+  /** Devices newly offered the release. */
+  offered: number;
+  /** Offered devices that never started within the offer timeout, put back to waiting. */
+  withdrawn: number;
+  /** Devices that started but stayed silent past the offer timeout, failed with `update.device_silent`. */
+  silent: number;
+}
+
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 function view(row: RolloutRow): RolloutView {
@@ -71,6 +82,7 @@ function view(row: RolloutRow): RolloutView {
     successThreshold: Number(row.success_threshold),
     failureThreshold: Number(row.failure_threshold),
     maxConcurrentDownloads: row.max_concurrent_downloads,
+    offerTimeoutSeconds: row.offer_timeout_seconds,
     currentPhase: row.current_phase,
     phaseStartedAt: iso(row.phase_started_at)!,
     deviceCount: row.device_count,
@@ -96,7 +108,7 @@ function decode<T>(cursor: string, check: (v: unknown) => v is T): T {
 export class RolloutService {
   readonly store: RolloutStore;
   private readonly inbox: DeviceUpdateInbox;
-  private ticking: Promise<void> | null = null;
+  private ticking: Promise<TickResult> | null = null;
 
   constructor(
     readonly db: Kysely<Database>,
@@ -122,9 +134,8 @@ export class RolloutService {
       const release = await this.store.release(organizationId, definition.releaseId, trx);
       if (!release) throw new RolloutReleaseNotFoundError(definition.releaseId);
       const selected = await this.store.select(organizationId, release.product_id, definition.selector, trx);
-      const free = selected.filter((d) => !d.busy).map((d) => d.id);
-      const skipped = selected.length - free.length;
-      if (free.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped });
+      const candidates = selected.filter((d) => !d.busy).map((d) => d.id);
+      if (candidates.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped: selected.length });
       const rollout: RolloutRow = {
         id,
         organization_id: organizationId,
@@ -136,19 +147,31 @@ export class RolloutService {
         success_threshold: definition.successThreshold,
         failure_threshold: definition.failureThreshold,
         max_concurrent_downloads: definition.maxConcurrentDownloads,
+        offer_timeout_seconds: definition.offerTimeoutSeconds,
         status: 'running',
         current_phase: 0,
         phase_started_at: now,
-        device_count: free.length,
-        skipped_count: skipped,
+        device_count: candidates.length,
+        skipped_count: selected.length - candidates.length,
         created_by: actor.userId,
         created_at: now,
         updated_at: now,
         finished_at: null,
       };
+      // The rollout row first (enrollments reference it), then the enrollment table's primary key, not
+      // the `busy` read above, decides: a device a concurrent create took since is skipped here.
+      await this.store.insertRollout(rollout, trx);
+      const enrolled = await this.store.enroll(id, candidates, trx);
+      const free = candidates.filter((deviceId) => enrolled.has(deviceId));
+      const skipped = selected.length - free.length;
+      if (free.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped });
+      if (free.length !== candidates.length) {
+        rollout.device_count = free.length;
+        rollout.skipped_count = skipped;
+        await this.store.update(id, { device_count: free.length, skipped_count: skipped }, trx);
+      }
       const plan = planPhases(id, free, definition.phases);
-      await this.store.insert(
-        rollout,
+      await this.store.insertDevices(
         plan.map((p) => ({ rollout_id: id, device_id: p.deviceId, organization_id: organizationId, phase: p.phase, rank: p.rank, state: 'pending', error_code: null, error_message: null, offered_at: null, updated_at: now })),
         trx,
       );
@@ -235,6 +258,7 @@ export class RolloutService {
       const now = this.clock.now();
       const changes: Partial<RolloutRow> = { status: to, updated_at: now, ...(to === 'aborted' ? { finished_at: now } : {}) };
       await this.store.update(row.id, changes, trx);
+      if (to === 'aborted') await this.store.unenroll(row.id, trx);
       await this.audit.record(
         { organizationId: row.organization_id, actor: auditActor(actor), action: auditAction, target: { type: 'rollout', id: row.id }, sourceIp: actor.sourceIp, details: { from: row.status, counts: await this.store.counts(row.id, trx) } },
         trx,
@@ -244,40 +268,49 @@ export class RolloutService {
   }
 
   /** One pass over running rollouts: halt, advance, offer. Never overlaps itself: a call during a pass shares that pass. */
-  tick(): Promise<void> {
+  tick(): Promise<TickResult> {
     this.ticking ??= this.pass().finally(() => {
       this.ticking = null;
     });
     return this.ticking;
   }
 
-  private async pass(): Promise<void> {
+  private async pass(): Promise<TickResult> {
     const running = await this.db.selectFrom('rollouts').select('id').where('status', '=', 'running').orderBy('created_at').execute();
     const failures: unknown[] = [];
+    const result: TickResult = { offered: 0, withdrawn: 0, silent: 0 };
     for (const { id } of running) {
       // One broken rollout must not stop the others from advancing or halting.
       try {
-        await this.step(id);
+        const stepped = await this.step(id);
+        result.offered += stepped.offered;
+        result.withdrawn += stepped.withdrawn;
+        result.silent += stepped.silent;
       } catch (error) {
         failures.push(error);
       }
     }
     if (failures.length) throw new AggregateError(failures, `${failures.length} rollout(s) failed to step`);
+    return result;
   }
 
-  private async step(rolloutId: string): Promise<void> {
-    const offered = await this.db.transaction().execute(async (trx) => {
+  private async step(rolloutId: string): Promise<TickResult> {
+    const { offered, withdrawn, silent } = await this.db.transaction().execute(async (trx) => {
       let row = await this.store.lock(rolloutId, trx);
-      if (!row || row.status !== 'running') return [];
+      if (!row || row.status !== 'running') return { offered: [], withdrawn: 0, silent: 0 };
+      const now = this.clock.now();
+      // Timed-out offers first: their slots are free for this pass, and silent failures count toward the halt.
+      const expired = await this.store.expireOffers(row.id, now - Number(row.offer_timeout_seconds) * 1000, now, trx);
       row = await this.evaluate(row, trx);
-      if (row.status !== 'running') return [];
+      if (row.status !== 'running') return { offered: [], ...expired };
       const room = row.max_concurrent_downloads - (await this.store.inFlight(row.id, trx));
-      if (room <= 0) return [];
+      if (room <= 0) return { offered: [], ...expired };
       const next = await this.store.waiting(row.id, row.current_phase, room, trx);
-      await this.store.markOffered(row.id, next, this.clock.now(), trx);
-      return next;
+      await this.store.markOffered(row.id, next, now, trx);
+      return { offered: next, ...expired };
     });
     for (const deviceId of offered) await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId });
+    return { offered: offered.length, withdrawn, silent };
   }
 
   /** Halts past the failure threshold; advances (or completes) once the phase's successes reach the threshold and its soak passed. */
@@ -301,6 +334,7 @@ export class RolloutService {
     const last = row.current_phase >= phases.length - 1;
     const changes: Partial<RolloutRow> = last ? { status: 'completed', finished_at: now, updated_at: now } : { current_phase: row.current_phase + 1, phase_started_at: now, updated_at: now };
     await this.store.update(row.id, changes, trx);
+    if (last) await this.store.unenroll(row.id, trx);
     await this.audit.record(
       {
         organizationId: row.organization_id,
