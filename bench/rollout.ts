@@ -1,23 +1,48 @@
 /**
+ * Rollouts, in two parts.
+ *
  * Director throughput: per-device targets metadata signed per second by the platform's director
  * (building the TUF document with @tufjs/models, canonical JSON, the organization's online
  * Ed25519 key), beside a bare Ed25519 signature over a document of the same size in the same run,
  * alternating rounds so both see the same machine load.
  *
- *   npm run bench:rollout -- [--duration 3] [--rounds 3]
+ * A fleet through one rollout (unless --devices 0): N devices, each with its own certificate,
+ * MQTT connection and agent state (the simulator's update fleet, in a child process so this
+ * process's CPU is the platform's own), taken through one phase at 100 % of a signed release:
+ * wall time from the rollout's creation until every device runs the new image and the rollout
+ * completed, and the platform process's CPU time meanwhile. Beside it the baseline, in the same
+ * run: the same devices each fetching the same image bytes once over plain node:https with mutual
+ * TLS (a new connection each, as the agent makes) from a bare server in this process.
+ *
+ *   npm run bench:rollout -- [--duration 3] [--rounds 3] [--devices 200] [--concurrency 50] [--image-kb 256]
  */
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { loadavg } from 'node:os';
 import { parseArgs } from 'node:util';
 import { canonicalize } from '@tufjs/canonical-json';
 import type { DirectorAssignment, DirectorDevice } from '../packages/server/src/updates/director.js';
+import { MAX_SELECTOR_ENTRIES } from '../packages/server/src/updates/rollout-model.js';
+import { fleetRollout } from './support/fleet-rollout.js';
 import { machine, median, table } from './support/measure.js';
 import { startBenchPlatform } from './support/platform.js';
 
-const { values } = parseArgs({ options: { duration: { type: 'string', default: '3' }, rounds: { type: 'string', default: '3' } } });
+const { values } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '3' },
+    rounds: { type: 'string', default: '3' },
+    devices: { type: 'string', default: '200' },
+    concurrency: { type: 'string', default: '50' },
+    'image-kb': { type: 'string', default: '256' },
+  },
+});
 const duration = Number(values.duration) * 1000;
 const rounds = Number(values.rounds);
 if (!(duration > 0) || !Number.isInteger(rounds) || rounds < 1) throw new Error('--duration must be positive seconds and --rounds a positive integer');
+const fleetSize = Number(values.devices);
+const concurrency = Number(values.concurrency);
+const imageKb = Number(values['image-kb']);
+if (!Number.isInteger(fleetSize) || fleetSize < 0 || fleetSize > MAX_SELECTOR_ENTRIES) throw new Error(`--devices must be an integer from 0 (no fleet part) to ${MAX_SELECTOR_ENTRIES}`);
+if (!Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(imageKb) || imageKb < 1) throw new Error('--concurrency and --image-kb must be positive integers');
 
 const bench = await startBenchPlatform({ postgres: false });
 try {
@@ -62,6 +87,7 @@ try {
   const rows = bare.map((b, i) => [`round ${i + 1}`, b, signed[i]!, signed[i]! / b]);
   rows.push(['median', median(bare), median(signed), median(signed) / median(bare)]);
   table(['', 'bare ed25519 sign/s (1 thread)', 'director metadata/s (1 thread)', 'ratio'], rows);
+  if (fleetSize > 0) await fleetRollout(bench, { devices: fleetSize, concurrency, imageBytes: imageKb * 1024 });
 } finally {
   await bench.close();
 }

@@ -10,6 +10,7 @@ import { randomBytes } from 'node:crypto';
 import { DeviceClient } from '../client.js';
 import { QueueFullError } from '../errors.js';
 import { createCsr, generateDeviceKey } from '../keys.js';
+import { inBatches } from './batches.js';
 import { CERTIFICATE_BATCH, OperatorApi } from './operator-api.js';
 
 export interface SimOptions {
@@ -138,14 +139,14 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
   }
 }
 
-interface SimIdentity {
+export interface SimIdentity {
   deviceId: string;
   key: string;
   cert: string;
 }
 
 /** Registers `count` devices and issues each one's certificate from a CSR made with its own new key. */
-async function provision(api: OperatorApi, productId: string, run: string, count: number, onEach: () => void): Promise<SimIdentity[]> {
+export async function provision(api: OperatorApi, productId: string, run: string, count: number, onEach: () => void): Promise<SimIdentity[]> {
   const registered: { deviceId: string; key: string }[] = [];
   await inBatches(
     Array.from({ length: count }, (_, i) => i),
@@ -169,13 +170,4 @@ async function provision(api: OperatorApi, productId: string, run: string, count
 
 function pem(der: Buffer): string {
   return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
-}
-
-/** Runs `work` over the items with at most `concurrency` at a time. */
-async function inBatches<T>(items: T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
-  let next = 0;
-  const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
-  });
-  await Promise.all(lanes);
 }
