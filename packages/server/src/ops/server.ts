@@ -73,6 +73,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       .catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
   }, config.updates.rolloutTickSeconds * 1000);
   rolling.unref();
+  // Uploads cut off by a crash leave temporary files in the blob store: swept at start and hourly.
+  const sweepUploads = () => platform.updates.blobs.sweep().catch((error: unknown) => app.log.error({ err: error }, 'blob upload sweep failed'));
+  void sweepUploads();
+  const sweeping = setInterval(sweepUploads, 3_600_000);
+  sweeping.unref();
 
   return {
     app,
@@ -84,6 +89,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       clearInterval(pruning);
       clearInterval(refreshing);
       clearInterval(rolling);
+      clearInterval(sweeping);
       await platform.telemetry.retention.stop();
       await mqtt?.close();
       await app.close();

@@ -1,16 +1,68 @@
 /**
- * Content-addressed image store (a directory by default): blobs named by their SHA-256, written
- * by streaming to a temporary file and renamed into place only once hash and size check out.
- * Skeleton: the signatures below are the contract; the blob store's owner implements them.
+ * Content-addressed image store: a blob lives at `<dir>/sha256/<first 2 hex>/<64 hex>`. An upload
+ * streams into a private temporary file beside its final place, hashed and counted as it is
+ * written; it is renamed into place (atomically, after fsync) only once size and SHA-256 check
+ * out, so a reader never sees a partial or wrong image and a failed upload leaves nothing behind.
  */
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, open, readdir, rename, rm, stat, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
 import type { Readable } from 'node:stream';
+import { UpdateError } from './errors.js';
 
 export interface BlobInfo {
   sha256: string;
   length: number;
 }
 
+export interface PutResult extends BlobInfo {
+  /** False when the store already held the blob (the upload was checked, then discarded). */
+  created: boolean;
+}
+
+/** The name given for a blob is not a SHA-256 in lowercase hex (it becomes a path: nothing else may pass). */
+export class BlobInvalidHashError extends UpdateError {
+  constructor(given: string) {
+    super('update.blob_invalid_hash', 'A blob is named by its SHA-256: 64 lowercase hexadecimal characters', 400, { given: given.slice(0, 80) });
+  }
+}
+
+/** The uploaded bytes do not hash to the SHA-256 they were sent under. */
+export class BlobHashMismatchError extends UpdateError {
+  constructor(expected: string, actual: string) {
+    super('update.blob_hash_mismatch', `The upload's SHA-256 is ${actual}, not ${expected} as named: nothing was stored`, 400, { expected, actual });
+  }
+}
+
+/** The upload is larger than the store accepts. */
+export class BlobTooLargeError extends UpdateError {
+  constructor(limitBytes: number) {
+    super('update.blob_too_large', `An image may be at most ${limitBytes} bytes (updates.maxImageBytes): nothing was stored`, 413, { limitBytes });
+  }
+}
+
+/** The upload is longer or shorter than the length it was announced with. */
+export class BlobLengthMismatchError extends UpdateError {
+  /** `received` is null when more than the announced length arrived (the upload was cut there). */
+  constructor(expected: number, received: number | null) {
+    super('update.blob_length_mismatch', `The upload was announced as ${expected} bytes but ${received === null ? 'more' : received} arrived: nothing was stored`, 400, { expected, received });
+  }
+}
+
+const SHA256_HEX = /^[0-9a-f]{64}$/;
+const TEMP_PREFIX = '.upload-';
+/** A temporary file untouched this long belongs to an upload that died with its process. */
+export const STALE_UPLOAD_MS = 3_600_000;
+
+export function assertBlobHash(sha256: string): void {
+  if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new BlobInvalidHashError(String(sha256));
+}
+
 export class BlobStore {
+  /** Temporary files of uploads running in this process: never swept, however slow. */
+  private readonly uploading = new Set<string>();
+
   constructor(
     readonly dir: string,
     readonly options: { maxBytes: number },
@@ -18,19 +70,145 @@ export class BlobStore {
 
   /**
    * Streams `source` into the store. Refused whole (nothing kept) when it exceeds `maxBytes` (or
-   * `expected.length`), or when its SHA-256 is not `expected.sha256`. Storing an existing blob again is a no-op.
+   * `expected.length`), or when its SHA-256 is not `expected.sha256`. Storing an existing blob again
+   * checks the bytes the same way and keeps nothing new. On refusal the source is left paused, not
+   * destroyed: the caller decides what becomes of it (an HTTP route still answers on its socket).
    */
-  async put(_source: Readable, _expected: { sha256: string; length?: number }): Promise<BlobInfo> {
-    throw new Error('not implemented');
+  async put(source: Readable, expected: { sha256: string; length?: number }): Promise<PutResult> {
+    assertBlobHash(expected.sha256);
+    const limit = this.limitFor(expected.length);
+    const final = this.pathOf(expected.sha256);
+    const existing = await this.stat(expected.sha256);
+    if (existing) {
+      await this.consume(source, expected, limit, null);
+      return { ...existing, created: false };
+    }
+
+    const folder = join(this.root, expected.sha256.slice(0, 2));
+    await mkdir(folder, { recursive: true, mode: 0o700 });
+    const temp = join(folder, `${TEMP_PREFIX}${randomBytes(12).toString('hex')}`);
+    this.uploading.add(temp);
+    let file: FileHandle | null = null;
+    try {
+      file = await open(temp, 'wx', 0o600);
+      const length = await this.consume(source, expected, limit, file);
+      await file.sync();
+      await file.close();
+      file = null;
+      // Two uploads of one blob may race here: both files hold the same verified bytes, so whichever
+      // rename lands last simply replaces the other, and readers only ever see a complete file.
+      await rename(temp, final);
+      await syncDirectory(folder);
+      return { sha256: expected.sha256, length, created: true };
+    } catch (error) {
+      await file?.close().catch(() => undefined);
+      await rm(temp, { force: true });
+      throw error;
+    } finally {
+      this.uploading.delete(temp);
+    }
   }
 
   /** The blob's size, or null when the store does not hold it. */
-  async stat(_sha256: string): Promise<BlobInfo | null> {
-    throw new Error('not implemented');
+  async stat(sha256: string): Promise<BlobInfo | null> {
+    assertBlobHash(sha256);
+    try {
+      const info = await stat(this.pathOf(sha256));
+      return info.isFile() ? { sha256, length: info.size } : null;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw error;
+    }
   }
 
   /** Reads a blob, or the inclusive byte range [start, end] of it. */
-  open(_sha256: string, _range?: { start: number; end: number }): Readable {
-    throw new Error('not implemented');
+  open(sha256: string, range?: { start: number; end: number }): Readable {
+    assertBlobHash(sha256);
+    if (range && !(Number.isSafeInteger(range.start) && Number.isSafeInteger(range.end) && range.start >= 0 && range.end >= range.start)) {
+      throw new RangeError(`invalid byte range ${range.start}-${range.end}`);
+    }
+    return createReadStream(this.pathOf(sha256), range ? { start: range.start, end: range.end } : {});
+  }
+
+  /**
+   * Removes temporary files left by uploads that died with their process (crash, kill): those not
+   * written to for `olderThanMs`. Returns how many were removed. Run at start and now and then.
+   */
+  async sweep(olderThanMs = STALE_UPLOAD_MS, now = Date.now()): Promise<number> {
+    let removed = 0;
+    let folders: string[];
+    try {
+      folders = await readdir(this.root);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw error;
+    }
+    for (const folder of folders) {
+      const names = await readdir(join(this.root, folder)).catch(() => [] as string[]);
+      for (const name of names) {
+        const path = join(this.root, folder, name);
+        if (!name.startsWith(TEMP_PREFIX) || this.uploading.has(path)) continue;
+        const info = await stat(path).catch(() => null);
+        if (info && now - info.mtimeMs > olderThanMs) {
+          await rm(path, { force: true });
+          removed++;
+        }
+      }
+    }
+    return removed;
+  }
+
+  private get root(): string {
+    return join(this.dir, 'sha256');
+  }
+
+  private pathOf(sha256: string): string {
+    return join(this.root, sha256.slice(0, 2), sha256);
+  }
+
+  /** The most bytes this upload may carry, and the error for going past it. */
+  private limitFor(length: number | undefined): { bytes: number; exceeded: () => UpdateError } {
+    if (length === undefined) return { bytes: this.options.maxBytes, exceeded: () => new BlobTooLargeError(this.options.maxBytes) };
+    if (!Number.isSafeInteger(length) || length < 0) throw new TypeError(`expected length must be a whole number of bytes, not ${length}`);
+    if (length > this.options.maxBytes) throw new BlobTooLargeError(this.options.maxBytes);
+    return { bytes: length, exceeded: () => new BlobLengthMismatchError(length, null) };
+  }
+
+  /**
+   * Reads the source to its end, hashing and counting, into `file` (or nowhere). Stops reading the
+   * moment the count passes the limit. The iterator does not destroy the source when we stop early.
+   */
+  private async consume(source: Readable, expected: { sha256: string; length?: number }, limit: { bytes: number; exceeded: () => UpdateError }, file: FileHandle | null): Promise<number> {
+    const hash = createHash('sha256');
+    let length = 0;
+    for await (const chunk of source.iterator({ destroyOnReturn: false })) {
+      const bytes = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+      length += bytes.length;
+      if (length > limit.bytes) throw limit.exceeded();
+      hash.update(bytes);
+      if (file) await writeAll(file, bytes);
+    }
+    if (expected.length !== undefined && length !== expected.length) throw new BlobLengthMismatchError(expected.length, length);
+    const actual = hash.digest('hex');
+    if (actual !== expected.sha256) throw new BlobHashMismatchError(expected.sha256, actual);
+    return length;
+  }
+}
+
+async function writeAll(file: FileHandle, bytes: Buffer): Promise<void> {
+  let offset = 0;
+  while (offset < bytes.length) {
+    const { bytesWritten } = await file.write(bytes, offset, bytes.length - offset);
+    offset += bytesWritten;
+  }
+}
+
+/** Makes a rename durable: the directory entry itself must reach the disk. */
+async function syncDirectory(path: string): Promise<void> {
+  const dir = await open(path, 'r');
+  try {
+    await dir.sync();
+  } finally {
+    await dir.close();
   }
 }

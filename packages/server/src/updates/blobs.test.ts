@@ -1,0 +1,226 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync, utimesSync, writeFileSync, mkdirSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import { PassThrough, Readable } from 'node:stream';
+import { text } from 'node:stream/consumers';
+import { BlobHashMismatchError, BlobInvalidHashError, BlobLengthMismatchError, BlobStore, BlobTooLargeError } from './blobs.js';
+
+const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
+
+/** Every file under the store, relative to it (blobs and temporary files alike). */
+function filesIn(dir: string): string[] {
+  const out: string[] = [];
+  const walk = (d: string) => {
+    for (const entry of readdirSync(d, { withFileTypes: true })) {
+      const path = join(d, entry.name);
+      if (entry.isDirectory()) walk(path);
+      else out.push(relative(dir, path));
+    }
+  };
+  try {
+    walk(dir);
+  } catch {
+    return out;
+  }
+  return out.sort();
+}
+
+/** An upload that never ends, counting the bytes it was asked for. */
+class EndlessUpload extends Readable {
+  produced = 0;
+  constructor(private readonly chunk: Buffer) {
+    super();
+  }
+  override _read(): void {
+    this.produced += this.chunk.length;
+    this.push(this.chunk);
+  }
+}
+
+const collect = async (stream: Readable) => Buffer.concat(await stream.toArray());
+
+describe('blob store', () => {
+  let root: string;
+  let n = 0;
+  const freshStore = (maxBytes = 4 * 1024 * 1024) => new BlobStore(join(root, `store-${++n}`), { maxBytes });
+
+  before(() => {
+    root = mkdtempSync(join(tmpdir(), 'bulwark-blobs-'));
+  });
+  after(() => rmSync(root, { recursive: true, force: true }));
+
+  it('stores a blob under sha256/<2 hex>/<hash> with private permissions and reads it back whole and by range', async () => {
+    const store = freshStore();
+    const data = randomBytes(300_000);
+    const hash = sha256(data);
+    const put = await store.put(Readable.from([data.subarray(0, 1000), data.subarray(1000)]), { sha256: hash, length: data.length });
+    assert.deepEqual(put, { sha256: hash, length: data.length, created: true });
+    assert.deepEqual(filesIn(store.dir), [join('sha256', hash.slice(0, 2), hash)]);
+    assert.equal(statSync(join(store.dir, 'sha256', hash.slice(0, 2), hash)).mode & 0o777, 0o600);
+    assert.equal(statSync(join(store.dir, 'sha256', hash.slice(0, 2))).mode & 0o777, 0o700);
+    assert.equal(statSync(join(store.dir, 'sha256')).mode & 0o777, 0o700);
+
+    assert.deepEqual(await store.stat(hash), { sha256: hash, length: data.length });
+    assert.ok((await collect(store.open(hash))).equals(data));
+    assert.ok((await collect(store.open(hash, { start: 1000, end: 1999 }))).equals(data.subarray(1000, 2000)));
+    assert.ok((await collect(store.open(hash, { start: 299_999, end: 299_999 }))).equals(data.subarray(299_999)));
+    assert.equal(await store.stat(sha256(Buffer.from('absent'))), null);
+  });
+
+  it('refuses bytes that hash to something else than named, and keeps nothing', async () => {
+    const store = freshStore();
+    const data = randomBytes(50_000);
+    const claimed = sha256(Buffer.from('another image'));
+    await assert.rejects(store.put(Readable.from([data]), { sha256: claimed }), (error: unknown) => {
+      assert.ok(error instanceof BlobHashMismatchError);
+      assert.equal(error.code, 'update.blob_hash_mismatch');
+      assert.equal(error.status, 400);
+      assert.equal(error.details?.actual, sha256(data));
+      return true;
+    });
+    assert.equal(await store.stat(claimed), null);
+    assert.deepEqual(filesIn(store.dir), []);
+  });
+
+  it('stops reading an endless upload right after it passes maxBytes, and keeps nothing', async () => {
+    const maxBytes = 1024 * 1024;
+    const chunk = Buffer.alloc(64 * 1024, 7);
+    const store = freshStore(maxBytes);
+    const upload = new EndlessUpload(chunk);
+    await assert.rejects(store.put(upload, { sha256: sha256(chunk) }), (error: unknown) => {
+      assert.ok(error instanceof BlobTooLargeError);
+      assert.equal(error.code, 'update.blob_too_large');
+      assert.equal(error.status, 413);
+      return true;
+    });
+    // The store read one chunk past the limit; the stream may have buffered one more ahead of it.
+    assert.ok(upload.produced <= maxBytes + 2 * chunk.length, `read ${upload.produced} bytes of an endless stream`);
+    assert.equal(upload.destroyed, false, 'the caller decides what becomes of a refused source');
+    assert.deepEqual(filesIn(store.dir), []);
+  });
+
+  it('refuses an announced length above maxBytes before reading anything', async () => {
+    const store = freshStore(1024);
+    const upload = new EndlessUpload(Buffer.alloc(10));
+    await assert.rejects(store.put(upload, { sha256: sha256(Buffer.alloc(0)), length: 1025 }), BlobTooLargeError);
+    assert.equal(upload.produced, 0);
+  });
+
+  it('refuses an upload longer or shorter than its announced length, and keeps nothing', async () => {
+    const store = freshStore();
+    const data = randomBytes(10_000);
+    const hash = sha256(data);
+    for (const length of [9_999, 10_001]) {
+      await assert.rejects(store.put(Readable.from([data]), { sha256: hash, length }), (error: unknown) => {
+        assert.ok(error instanceof BlobLengthMismatchError);
+        assert.equal(error.code, 'update.blob_length_mismatch');
+        assert.equal(error.status, 400);
+        return true;
+      });
+    }
+    assert.deepEqual(filesIn(store.dir), []);
+  });
+
+  it('refuses a name that is not 64 lowercase hex, since it becomes a path', async () => {
+    const store = freshStore();
+    const good = sha256(Buffer.from('x'));
+    for (const name of [good.toUpperCase(), good.slice(1), `${good}0`, `../../${good.slice(6)}`, `${good.slice(0, 63)}/`, '', `${good.slice(0, 63)}\0`]) {
+      await assert.rejects(store.put(Readable.from([Buffer.from('x')]), { sha256: name }), (error: unknown) => error instanceof BlobInvalidHashError && error.code === 'update.blob_invalid_hash' && error.status === 400, name);
+      await assert.rejects(store.stat(name), BlobInvalidHashError);
+      assert.throws(() => store.open(name), BlobInvalidHashError);
+    }
+    assert.deepEqual(filesIn(store.dir), []);
+  });
+
+  it('answers an upload of a blob it holds without writing, but still refuses wrong bytes for it', async () => {
+    const store = freshStore();
+    const data = randomBytes(20_000);
+    const hash = sha256(data);
+    await store.put(Readable.from([data]), { sha256: hash });
+    const path = join(store.dir, 'sha256', hash.slice(0, 2), hash);
+    const before = statSync(path);
+    assert.deepEqual(await store.put(Readable.from([data]), { sha256: hash }), { sha256: hash, length: data.length, created: false });
+    await assert.rejects(store.put(Readable.from([randomBytes(20_000)]), { sha256: hash }), BlobHashMismatchError);
+    assert.equal(statSync(path).ino, before.ino, 'the stored file was not replaced');
+    assert.ok((await collect(store.open(hash))).equals(data));
+    assert.deepEqual(filesIn(store.dir), [join('sha256', hash.slice(0, 2), hash)]);
+  });
+
+  it('lets two uploads of the same blob run at once: both succeed and one file remains', async () => {
+    const store = freshStore();
+    const data = randomBytes(256 * 1024);
+    const hash = sha256(data);
+    const a = new PassThrough();
+    const b = new PassThrough();
+    const puts = Promise.all([store.put(a, { sha256: hash }), store.put(b, { sha256: hash })]);
+    // Interleave the two uploads' chunks so both temporary files exist at the same time.
+    for (let offset = 0; offset < data.length; offset += 16 * 1024) {
+      a.write(data.subarray(offset, offset + 16 * 1024));
+      b.write(data.subarray(offset, offset + 16 * 1024));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    a.end();
+    b.end();
+    const results = await puts;
+    assert.deepEqual(
+      results.map((r) => r.length),
+      [data.length, data.length],
+    );
+    assert.deepEqual(filesIn(store.dir), [join('sha256', hash.slice(0, 2), hash)]);
+    assert.ok((await collect(store.open(hash))).equals(data));
+  });
+
+  it('removes the temporary file when the source fails mid-upload (a client that disconnects)', async () => {
+    const store = freshStore();
+    const source = new PassThrough();
+    const hash = sha256(Buffer.from('never complete'));
+    const put = store.put(source, { sha256: hash });
+    source.write(randomBytes(100_000));
+    for (let i = 0; i < 200 && filesIn(store.dir).length === 0; i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    assert.equal(filesIn(store.dir).length, 1, 'the upload is being written to a temporary file');
+    source.destroy(new Error('connection reset'));
+    await assert.rejects(put, /connection reset/);
+    assert.deepEqual(filesIn(store.dir), []);
+  });
+
+  it('sweeps temporary files left over an hour ago by a crashed upload, sparing blobs, recent files and running uploads', async () => {
+    const store = freshStore();
+    const data = Buffer.from('kept blob');
+    const hash = sha256(data);
+    await store.put(Readable.from([data]), { sha256: hash });
+    const folder = join(store.dir, 'sha256', 'ab');
+    mkdirSync(folder, { recursive: true });
+    const stale = join(folder, '.upload-stale');
+    const recent = join(folder, '.upload-recent');
+    writeFileSync(stale, 'partial');
+    writeFileSync(recent, 'partial');
+    const twoHoursAgo = new Date(Date.now() - 2 * 3_600_000);
+    utimesSync(stale, twoHoursAgo, twoHoursAgo);
+    utimesSync(join(store.dir, 'sha256', hash.slice(0, 2), hash), twoHoursAgo, twoHoursAgo);
+
+    // A running upload whose temporary file has not been written to for two hours (a stalled client).
+    const slow = new PassThrough();
+    const slowHash = sha256(Buffer.from('slow upload'));
+    const running = store.put(slow, { sha256: slowHash });
+    slow.write('slow ');
+    const runningTempOf = () => filesIn(store.dir).find((f) => f.startsWith(join('sha256', slowHash.slice(0, 2), '.upload-')));
+    for (let i = 0; i < 200 && !runningTempOf(); i++) await new Promise((resolve) => setTimeout(resolve, 10));
+    const runningTemp = runningTempOf()!;
+    utimesSync(join(store.dir, runningTemp), twoHoursAgo, twoHoursAgo);
+
+    assert.equal(await store.sweep(), 1);
+    const left = filesIn(store.dir);
+    assert.ok(!left.includes(relative(store.dir, stale)));
+    assert.ok(left.includes(relative(store.dir, recent)));
+    assert.ok(left.includes(runningTemp));
+    assert.ok(left.includes(join('sha256', hash.slice(0, 2), hash)));
+
+    slow.end('upload');
+    assert.equal((await running).created, true);
+    assert.equal(await text(store.open(slowHash)), 'slow upload');
+    assert.equal(await freshStore().sweep(), 0, 'a store that was never written to has nothing to sweep');
+  });
+});
