@@ -19,6 +19,22 @@ export interface GetOptions {
   timeoutMs?: number;
 }
 
+/**
+ * One keep-alive agent per identity: an update is about seven requests (director, TUF refresh,
+ * image), and a fresh mutual-TLS handshake for each cost the platform most of its CPU per device.
+ * Idle sockets are unreferenced by node's agent, so they never keep a process alive.
+ */
+const agents = new WeakMap<TlsIdentity, https.Agent>();
+
+function agentFor(tls: TlsIdentity): https.Agent {
+  let agent = agents.get(tls);
+  if (!agent) {
+    agent = new https.Agent({ keepAlive: true, maxSockets: 2, ca: tls.ca, cert: tls.cert, key: tls.key });
+    agents.set(tls, agent);
+  }
+  return agent;
+}
+
 /** Sends a GET and resolves with the response (any status) once its headers arrived. */
 export function httpsGet(url: string, tls: TlsIdentity, options: GetOptions = {}): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
@@ -27,7 +43,7 @@ export function httpsGet(url: string, tls: TlsIdentity, options: GetOptions = {}
       ca: tls.ca,
       cert: tls.cert,
       key: tls.key,
-      agent: false,
+      agent: agentFor(tls),
       headers: options.headers,
     });
     const timer = setTimeout(() => request.destroy(new Error(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`)), options.timeoutMs ?? 30_000);
