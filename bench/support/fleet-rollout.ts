@@ -148,7 +148,7 @@ export async function fleetRollout(bench: BenchPlatform, options: { devices: num
     );
     console.log(
       `\nrollout ${final.status}: ${JSON.stringify(final.counts)}; simulator errors ${fleet.errors}. A Bulwark device's update is: updates/available over MQTT, director targets (signed for it), ` +
-        'TUF refresh (root, timestamp, snapshot, targets, product metadata), the image, four statuses and a signed version report; each HTTPS request on a new mutual-TLS connection.',
+        'TUF refresh (root, timestamp, snapshot, targets, product metadata), the image, four statuses and a signed version report; the HTTPS requests on one keep-alive mutual-TLS connection per device.',
     );
   } finally {
     for (const c of children) c.kill('SIGKILL');
