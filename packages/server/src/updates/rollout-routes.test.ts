@@ -130,7 +130,7 @@ for (const engine of ENGINES) {
         const res = await get(a, directorRootPath(version));
         assert.equal(res.status, 200, JSON.stringify(res.body));
         assert.deepEqual(res.body, uploaded[version - 1], `version ${version} is served as uploaded`);
-        served.push(Metadata.fromJSON(MetadataKind.Root, res.body));
+        served.push(Metadata.fromJSON(MetadataKind.Root, res.body as Parameters<typeof Metadata.fromJSON>[1]));
       }
       served[0]!.verifyDelegate(MetadataKind.Root, served[1]!);
       served[1]!.verifyDelegate(MetadataKind.Root, served[2]!);
