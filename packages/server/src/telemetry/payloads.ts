@@ -51,28 +51,32 @@ export function parseTelemetry(payload: Buffer, receivedAt: number): Reading[] {
   return [reading(body, receivedAt, '')];
 }
 
+/** Where in the payload a field is, for error messages (built only when there is an error). */
+function fieldPath(at: string, field: string): string {
+  return at ? `${at}.${field}` : field;
+}
+
 function reading(item: unknown, receivedAt: number, at: string): Reading {
-  const where = (field: string) => (at ? `${at}.${field}` : field);
   if (!isObject(item)) throw new PayloadError('payload.invalid', `${at || 'payload'} must be an object`);
   for (const key of Object.keys(item)) {
-    if (key !== 'ts' && key !== 'values') throw new PayloadError('payload.invalid', `Unknown field "${where(key)}"`);
+    if (key !== 'ts' && key !== 'values') throw new PayloadError('payload.invalid', `Unknown field "${fieldPath(at, key)}"`);
   }
   let ts = receivedAt;
   if (item.ts !== undefined) {
-    if (typeof item.ts !== 'number' || !Number.isInteger(item.ts)) throw new PayloadError('payload.invalid', `"${where('ts')}" must be an integer of milliseconds since the epoch`);
-    if (item.ts < EARLIEST || item.ts > receivedAt + MAX_FUTURE_MS) throw new PayloadError('payload.invalid_timestamp', `"${where('ts')}" is outside 2000-01-01 … now + 24 h (device clock wrong?)`);
+    if (typeof item.ts !== 'number' || !Number.isInteger(item.ts)) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'ts')}" must be an integer of milliseconds since the epoch`);
+    if (item.ts < EARLIEST || item.ts > receivedAt + MAX_FUTURE_MS) throw new PayloadError('payload.invalid_timestamp', `"${fieldPath(at, 'ts')}" is outside 2000-01-01 … now + 24 h (device clock wrong?)`);
     ts = item.ts;
   }
   const values = item.values;
-  if (!isObject(values)) throw new PayloadError('payload.invalid', `"${where('values')}" must be an object`);
+  if (!isObject(values)) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must be an object`);
   const names = Object.keys(values);
-  if (names.length === 0 || names.length > MAX_VALUES) throw new PayloadError('payload.invalid', `"${where('values')}" must hold 1 to ${MAX_VALUES} values`);
+  if (names.length === 0 || names.length > MAX_VALUES) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must hold 1 to ${MAX_VALUES} values`);
   for (const name of names) {
     if (!NAME.test(name)) throw new PayloadError('payload.invalid', `Value name "${name.slice(0, 70)}" must be 1-64 of A-Z a-z 0-9 _ . : -`);
     const v = values[name];
     const fits =
       v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= MAX_STRING);
-    if (!fits) throw new PayloadError('payload.invalid', `"${where(`values.${name}`)}" must be a finite number, a boolean, null or a string of at most ${MAX_STRING} characters`);
+    if (!fits) throw new PayloadError('payload.invalid', `"${fieldPath(at, `values.${name}`)}" must be a finite number, a boolean, null or a string of at most ${MAX_STRING} characters`);
   }
   return { ts, values: values as Reading['values'] };
 }

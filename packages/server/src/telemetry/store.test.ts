@@ -1,0 +1,55 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { ENGINES, type TestDatabase } from '../testing/engines.js';
+import { SQLITE_CHUNK_SIZES, sqliteChunks, TelemetryStore, type TelemetryRow } from './store.js';
+
+describe('SQLite insert statement sizes', () => {
+  it('splits any batch into the fixed statement sizes only, largest first, covering every row', () => {
+    for (let n = 0; n <= 300; n++) {
+      const chunks = sqliteChunks(n);
+      assert.equal(chunks.reduce((a, b) => a + b, 0), n, `${n} rows`);
+      assert.ok(chunks.every((c) => (SQLITE_CHUNK_SIZES as readonly number[]).includes(c)), `${n}: ${chunks.join(',')}`);
+      assert.deepEqual(chunks, [...chunks].sort((a, b) => b - a), `${n}: largest first`);
+    }
+    assert.deepEqual(sqliteChunks(39), [16, 16, 4, 1, 1, 1]);
+  });
+});
+
+for (const engine of ENGINES) {
+  describe(`telemetry batch insert [${engine.engine}]`, { skip: engine.skip }, () => {
+    let database: TestDatabase;
+    let store: TelemetryStore;
+    before(async () => {
+      database = await engine.create();
+      store = new TelemetryStore(database.db, database.engine);
+    });
+    after(() => database.close());
+
+    it('stores every row of batches of any size exactly once, with its own values, in order', async () => {
+      const written: TelemetryRow[] = [];
+      let n = 0;
+      for (const size of [1, 3, 4, 16, 21, 37, 250]) {
+        const rows = Array.from({ length: size }, () => {
+          n++;
+          return { organization_id: `org-${n % 3}`, device_id: `dev-${n % 7}`, ts: 1_764_000_000_000 + n, received_at: 1_764_000_001_000 + n, data: JSON.stringify({ n, s: `v${n}` }) };
+        });
+        await store.insertBatch(rows);
+        written.push(...rows);
+      }
+      await store.insertBatch([]);
+      const stored = await database.db.selectFrom('telemetry').select(['organization_id', 'device_id', 'ts', 'received_at', 'data']).orderBy('seq').execute();
+      assert.deepEqual(
+        stored.map((r) => ({ ...r, ts: Number(r.ts), received_at: Number(r.received_at) })),
+        written,
+      );
+    });
+
+    it('writes nothing of a batch in which one row is refused', async () => {
+      const before = await store.count();
+      const rows = Array.from({ length: 20 }, (_, i) => ({ organization_id: 'org-x', device_id: 'dev-x', ts: 1_764_000_000_000 + i, received_at: 1_764_000_000_000, data: '{}' }));
+      (rows[18] as { data: unknown }).data = null; // NOT NULL: row 19 (in the second statement, of 4 rows) fails
+      await assert.rejects(store.insertBatch(rows));
+      assert.equal(await store.count(), before);
+    });
+  });
+}
