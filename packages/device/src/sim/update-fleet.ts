@@ -12,19 +12,12 @@ import type { UpdateState } from '@bulwark/protocol';
 import { DeviceClient } from '../client.js';
 import { UpdateAgent, type AgentOptions, type BootOutcome, type CheckOutcome } from '../updates/agent.js';
 import { mqttUpdateChannel, onUpdatesAvailable } from '../updates/mqtt-channel.js';
-import { provisionAgentState } from '../updates/provision.js';
+import { provisionAgentState, type ProvisionOptions } from '../updates/provision.js';
 import { Slots, type SlotName } from '../updates/slots.js';
 import { inBatches } from './batches.js';
 
-/** What the factory writes into every device: the roots it trusts and its first image. */
-export interface FactoryImage {
-  repositoryRoot: Buffer;
-  directorRoot: Buffer;
-  image: Buffer;
-  target: string;
-  version: string;
-  securityVersion: number;
-}
+/** What the factory writes into every device: the roots it trusts and its first image (provisionAgentState's input, per device directory aside). */
+export type FactoryImage = Omit<ProvisionOptions, 'stateDir'>;
 
 export interface FleetIdentity {
   deviceId: string;

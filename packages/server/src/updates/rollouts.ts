@@ -20,25 +20,18 @@ import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
 import { RolloutEmptyError, RolloutNotFoundError, RolloutReleaseNotFoundError, RolloutStatusError } from './rollout-errors.js';
 import { DeviceUpdateInbox } from './rollout-inbox.js';
-import { defineRollout, planPhases, type RolloutInput, type RolloutPhase, type RolloutSelector } from './rollout-model.js';
+import { defineRollout, planPhases, type RolloutDefinition, type RolloutInput, type RolloutPhase, type RolloutSelector } from './rollout-model.js';
 import { RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutStatus } from './rollout-tables.js';
 
 export const MAX_DEVICES_PAGE = 500;
 const LIST_PAGE = 100;
 
-export interface RolloutView {
+/** A rollout as the API shows it: its definition, then where it stands. */
+export interface RolloutView extends RolloutDefinition {
   id: string;
-  name: string;
-  releaseId: string;
   productId: string;
   status: RolloutStatus;
-  selector: RolloutSelector;
-  phases: RolloutPhase[];
-  successThreshold: number;
-  failureThreshold: number;
-  maxConcurrentDownloads: number;
-  offerTimeoutSeconds: number;
   currentPhase: number;
   phaseStartedAt: string;
   deviceCount: number;
