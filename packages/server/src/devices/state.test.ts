@@ -32,6 +32,12 @@ for (const engine of ENGINES) {
       clients.push(client);
       const messages = inbox(client);
       if (filters.length) await client.subscribeAsync(filters, { qos: 1 });
+      // Presence is written just after the CONNACK: commands go to devices the platform sees online.
+      await eventually(
+        async () => (await t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirst())?.connected_since != null,
+        5000,
+        'presence online',
+      );
       return { client, messages };
     }
     const api = () => t.client();
