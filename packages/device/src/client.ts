@@ -19,13 +19,19 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { ClientStoppedError, ConnectionRefusedError, type DeviceError } from './errors.js';
 import { IdentityStore } from './identity.js';
 import { Inbox, type CommandHandler, type DesiredHandler } from './inbox.js';
+import { clientTlsOptions, type DeviceKey } from './keys.js';
 import { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage } from './queue.js';
 import { deviceSasToken } from './sas.js';
 import { SeenIds } from './seen-ids.js';
 import { COMMANDS, ERRORS, STATE_DELTA, STATE_DESIRED, STATE_GET, STATE_REPORTED, TELEMETRY, topicOf, type ErrorReply, type JsonObject, type Reading, type TelemetryValues } from './topics.js';
 
 export type DeviceCredentials =
-  | { type: 'certificate'; key: string; cert: string }
+  | {
+      type: 'certificate';
+      /** PKCS#8 PEM, or a key pair on a PKCS#11 token (presented through OpenSSL's pkcs11 engine). */
+      key: DeviceKey;
+      cert: string;
+    }
   | {
       type: 'symmetric';
       /** The device key, base64 as the platform hands it out, or raw bytes. */
@@ -120,9 +126,12 @@ export class DeviceClient extends EventEmitter {
    * certificate and trust anchors, a persistent queue in `dir/queue` and the command IDs it ran
    * in `dir/commands.seen`.
    */
-  static fromIdentity(dir: string, options: Omit<DeviceClientOptions, 'deviceId' | 'ca' | 'credentials'> & { queueOptions?: FileQueueOptions }): DeviceClient {
-    const identity = new IdentityStore(dir).load();
-    const { queueOptions, ...rest } = options;
+  static fromIdentity(
+    dir: string,
+    options: Omit<DeviceClientOptions, 'deviceId' | 'ca' | 'credentials'> & { queueOptions?: FileQueueOptions; /** PIN of a token-held key (else BULWARK_PKCS11_PIN). */ pkcs11Pin?: string },
+  ): DeviceClient {
+    const { queueOptions, pkcs11Pin, ...rest } = options;
+    const identity = new IdentityStore(dir, pkcs11Pin === undefined ? {} : { pkcs11Pin }).load();
     return new DeviceClient({
       queue: new FileQueue(join(dir, 'queue'), queueOptions),
       seenCommands: new SeenIds(join(dir, 'commands.seen')),
@@ -329,7 +338,7 @@ export class DeviceClient extends EventEmitter {
       ca: this.options.ca,
       rejectUnauthorized: true,
     };
-    if (credentials.type === 'certificate') return { ...base, key: credentials.key, cert: credentials.cert };
+    if (credentials.type === 'certificate') return { ...base, ...clientTlsOptions(this.options.ca, credentials.cert, credentials.key) };
     const expiresAt = Math.floor(this.clock.now() / 1000) + this.tokenLifetime();
     return { ...base, username: this.deviceId, password: deviceSasToken(credentials.key, this.deviceId, expiresAt) };
   }

@@ -77,7 +77,7 @@ describe('enrollment over EST against a real platform', () => {
     const renewed = await renew({ apiUrl: p.apiUrl, dir });
     assert.equal(renewed.deviceId, deviceId);
     assert.notEqual(new X509Certificate(renewed.cert).serialNumber, new X509Certificate(first.cert).serialNumber);
-    assert.ok(!spki(renewed.key).equals(spki(first.key)), 'a new key');
+    assert.ok(!spki(renewed.key as string).equals(spki(first.key as string)), 'a new key');
     assert.equal(statSync(join(dir, KEY_FILE)).mode & 0o777, 0o600);
     const audit = await p.t.platform.db.selectFrom('audit_log').select('details').where('action', '=', 'pki.certificate_renewed').execute();
     assert.ok(audit.some((row) => JSON.parse(row.details).rekeyed === true && JSON.parse(row.details).deviceId === deviceId));

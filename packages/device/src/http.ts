@@ -1,11 +1,12 @@
 /**
  * HTTPS requests to the platform with the deployment root as the only trust anchor and, when
- * given, a client certificate. Error answers become PlatformError with the platform's code and
+ * given, a client certificate (its key in PEM or on a PKCS#11 token). Error answers become PlatformError with the platform's code and
  * message (`{ "error": { "code", "message", "details" } }`).
  */
 import https from 'node:https';
 import type { ErrorBody } from '@bulwark/protocol';
 import { PlatformError } from './errors.js';
+import { clientTlsOptions, type DeviceKey } from './keys.js';
 
 export interface HttpsOptions {
   method: 'GET' | 'POST';
@@ -14,7 +15,7 @@ export interface HttpsOptions {
   body?: string | Buffer;
   /** Client certificate and key for the TLS handshake. */
   cert?: string;
-  key?: string;
+  key?: DeviceKey;
   /** Reused connections (operator API calls); without one each request has its own connection. */
   agent?: https.Agent;
   timeoutMs?: number;
@@ -37,7 +38,7 @@ export function httpsRequest(url: string, options: HttpsOptions): Promise<HttpsA
         headers: options.headers,
         agent: options.agent ?? false,
         timeout: options.timeoutMs ?? 30_000,
-        ...(options.cert && options.key ? { cert: options.cert, key: options.key } : {}),
+        ...(options.cert && options.key ? clientTlsOptions(options.ca, options.cert, options.key) : {}),
       },
       (res) => {
         const chunks: Buffer[] = [];

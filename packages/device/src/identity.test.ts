@@ -33,7 +33,7 @@ describe('identity directory', () => {
       assert.throws(() => store.readKey(), (error: unknown) => error instanceof KeyExposedError && error.code === 'identity.key_exposed' && /chmod 600/.test(error.message));
     }
     chmodSync(join(dir, KEY_FILE), 0o600);
-    assert.match(store.readKey(), /BEGIN PRIVATE KEY/);
+    assert.match(store.readKey() as string, /BEGIN PRIVATE KEY/);
   });
 
   it('finishes a key swap interrupted after the certificate was renamed, and drops a certificate whose key never came', () => {

@@ -1,7 +1,9 @@
 /**
  * The device's identity on disk: a directory (0700) holding `device.key` (PKCS#8, 0600, made on
- * the device and never sent anywhere), `device.pem` (its certificate) and `ca.pem` (the
- * deployment root it trusts). Files are replaced atomically (write, fsync, rename), and a new key
+ * the device and never sent anywhere) or, for a key on a PKCS#11 token, `device.key.pkcs11.json`
+ * (where the key is: module, token and key labels, engine; never the PIN, which is passed in or read
+ * from BULWARK_PKCS11_PIN), `device.pem` (its certificate) and `ca.pem` (the deployment root it
+ * trusts). Files are replaced atomically (write, fsync, rename), and a new key
  * and certificate are installed as a pair, so a crash in the middle of a renewal leaves either the
  * old pair or the new one. A key file readable by group or others is refused, not used.
  */
@@ -9,8 +11,12 @@ import { X509Certificate } from 'node:crypto';
 import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { IdentityError, KeyExposedError } from './errors.js';
+import type { DeviceKey } from './keys.js';
+import { PIN_ENV, Pkcs11Error, Pkcs11Key, type Pkcs11KeyReference } from './pkcs11.js';
 
 export const KEY_FILE = 'device.key';
+/** Where a token-held key is (no secret in it), in place of KEY_FILE. */
+export const TOKEN_KEY_FILE = 'device.key.pkcs11.json';
 export const CERT_FILE = 'device.pem';
 export const CA_FILE = 'ca.pem';
 /** A key and certificate waiting to replace the current pair (see installPair). */
@@ -18,8 +24,8 @@ const NEXT = '.next';
 
 export interface DeviceIdentity {
   deviceId: string;
-  /** PKCS#8 PEM private key. */
-  key: string;
+  /** PKCS#8 PEM private key, or the key pair on a PKCS#11 token. */
+  key: DeviceKey;
   /** The device certificate (PEM), possibly followed by its issuing CA. */
   cert: string;
   /** The deployment root (and chain) the device trusts for the API and the broker. */
@@ -33,8 +39,16 @@ export function deviceIdOf(certPem: string): string {
   return cn[1]!;
 }
 
+export interface IdentityStoreOptions {
+  /** The user PIN of the token holding the key (default: the environment variable BULWARK_PKCS11_PIN). */
+  pkcs11Pin?: string;
+}
+
 export class IdentityStore {
-  constructor(readonly dir: string) {}
+  constructor(
+    readonly dir: string,
+    private readonly options: IdentityStoreOptions = {},
+  ) {}
 
   /** Creates the directory (0700) if needed and narrows its mode to 0700. */
   prepare(): void {
@@ -51,13 +65,24 @@ export class IdentityStore {
     return existsSync(this.path(CERT_FILE));
   }
 
-  /** The private key, after checking that only its owner can read it. */
-  readKey(): string {
+  /** The private key, after checking that only its owner can read it, or the token key its reference names. */
+  readKey(): DeviceKey {
     const path = this.path(KEY_FILE);
-    if (!existsSync(path)) throw new IdentityError(`${path} does not exist: enroll the device first`, 'identity.missing');
+    if (!existsSync(path)) {
+      if (existsSync(this.path(TOKEN_KEY_FILE))) return this.openTokenKey();
+      throw new IdentityError(`${path} does not exist: enroll the device first`, 'identity.missing');
+    }
     const { mode } = statSync(path);
     if ((mode & 0o077) !== 0) throw new KeyExposedError(path, mode);
     return readFileSync(path, 'utf8');
+  }
+
+  private openTokenKey(): Pkcs11Key {
+    const reference = JSON.parse(this.read(TOKEN_KEY_FILE)) as Partial<Record<keyof Pkcs11KeyReference, unknown>>;
+    if (!isReference(reference)) throw new IdentityError(`${this.path(TOKEN_KEY_FILE)} does not name a module, token, key and engine`, 'identity.bad_key_reference');
+    const pin = this.options.pkcs11Pin ?? process.env[PIN_ENV];
+    if (!pin) throw new Pkcs11Error(`The device key is on the PKCS#11 token "${reference.tokenLabel}": pass its user PIN (pkcs11Pin) or set ${PIN_ENV}`, 'pkcs11.pin_missing');
+    return Pkcs11Key.open(reference, pin);
   }
 
   readCertificate(): string {
@@ -81,24 +106,29 @@ export class IdentityStore {
   }
 
   /**
-   * Replaces the key and certificate as a pair: the certificate is written beside the current one,
-   * then the key (its presence means the pair is complete), then both are renamed over the
-   * current files, certificate first. `recover` finishes an interrupted swap.
+   * Replaces the key (PEM, or the token key's reference) and certificate as a pair: the
+   * certificate is written beside the current one, then the key (its presence means the pair is
+   * complete), then both are renamed over the current files, certificate first, and a key of the
+   * other kind is removed. `recover` finishes an interrupted swap.
    */
-  installPair(keyPem: string, certPem: string): void {
+  installPair(key: DeviceKey, certPem: string): void {
     this.prepare();
     writeAtomically(this.path(CERT_FILE + NEXT), certPem, 0o644);
-    writeAtomically(this.path(KEY_FILE + NEXT), keyPem, 0o600);
+    if (typeof key === 'string') writeAtomically(this.path(KEY_FILE + NEXT), key, 0o600);
+    else writeAtomically(this.path(TOKEN_KEY_FILE + NEXT), `${JSON.stringify(key.reference, null, 2)}\n`, 0o600);
     this.recover();
   }
 
   /** Completes a pair whose files were both written; drops a certificate whose key never followed. */
   private recover(): void {
-    const nextKey = this.path(KEY_FILE + NEXT);
     const nextCert = this.path(CERT_FILE + NEXT);
-    if (existsSync(nextKey)) {
+    const kinds = [KEY_FILE, TOKEN_KEY_FILE];
+    const pending = kinds.find((name) => existsSync(this.path(name + NEXT)));
+    if (pending) {
       if (existsSync(nextCert)) renameSync(nextCert, this.path(CERT_FILE));
-      renameSync(nextKey, this.path(KEY_FILE));
+      // The other kind goes before the new key lands: a crash in between leaves `.next` to finish.
+      for (const other of kinds) if (other !== pending) rmSync(this.path(other), { force: true });
+      renameSync(this.path(pending + NEXT), this.path(pending));
     } else {
       rmSync(nextCert, { force: true });
     }
@@ -110,6 +140,10 @@ export class IdentityStore {
     return readFileSync(path, 'utf8');
   }
 
+}
+
+function isReference(value: Partial<Record<keyof Pkcs11KeyReference, unknown>>): value is Pkcs11KeyReference {
+  return [value.module, value.tokenLabel, value.keyLabel, value.engine].every((field) => typeof field === 'string' && field !== '');
 }
 
 /** Writes `text` to a temporary file with `mode`, flushes it, and renames it over `path`. */

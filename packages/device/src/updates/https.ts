@@ -10,6 +10,7 @@ import { Readable } from 'node:stream';
 import { BaseFetcher } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import type { DeviceIdentity } from '../identity.js';
+import { clientTlsOptions } from '../keys.js';
 
 export type TlsIdentity = Pick<DeviceIdentity, 'ca' | 'cert' | 'key'>;
 
@@ -29,7 +30,7 @@ const agents = new WeakMap<TlsIdentity, https.Agent>();
 function agentFor(tls: TlsIdentity): https.Agent {
   let agent = agents.get(tls);
   if (!agent) {
-    agent = new https.Agent({ keepAlive: true, maxSockets: 2, ca: tls.ca, cert: tls.cert, key: tls.key });
+    agent = new https.Agent({ keepAlive: true, maxSockets: 2, ...clientTlsOptions(tls.ca, tls.cert, tls.key) });
     agents.set(tls, agent);
   }
   return agent;
@@ -40,9 +41,7 @@ export function httpsGet(url: string, tls: TlsIdentity, options: GetOptions = {}
   return new Promise((resolve, reject) => {
     const request = https.request(url, {
       method: 'GET',
-      ca: tls.ca,
-      cert: tls.cert,
-      key: tls.key,
+      ...clientTlsOptions(tls.ca, tls.cert, tls.key),
       agent: agentFor(tls),
       headers: options.headers,
     });

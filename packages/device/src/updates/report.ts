@@ -4,15 +4,16 @@
  * relay cannot forge or alter it; the counter is persisted and strictly increasing, so a replayed
  * report is recognisable.
  */
-import { createPublicKey, sign, verify } from 'node:crypto';
+import { createPublicKey, verify } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { SignedVersionReport, VersionReport } from '@bulwark/protocol';
 import { canonicalize } from '@tufjs/canonical-json';
+import { signDer, type DeviceKey } from '../keys.js';
 import { writeDurably } from './durable.js';
 
-export function signVersionReport(report: VersionReport, keyPem: string): SignedVersionReport {
-  return { report, signature: sign('sha256', Buffer.from(canonicalize(report)), keyPem).toString('base64') };
+export function signVersionReport(report: VersionReport, key: DeviceKey): SignedVersionReport {
+  return { report, signature: signDer(key, Buffer.from(canonicalize(report))).toString('base64') };
 }
 
 /** Checks a report's signature against the device certificate (or public key) that should have made it. */
