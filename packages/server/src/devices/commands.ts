@@ -97,7 +97,7 @@ export class CommandService {
         trx,
       );
     });
-    await this.messenger.send(device.id, `commands/${row.id}`, { name: row.name, params, timeoutMs, issuedAt: now });
+    await this.messenger.send(device.id, `commands/${row.id}`, { name: row.name, params, timeoutMs, issuedAt: now }, { suffix: `commands/${row.id}/result`, correlation: row.id });
     return this.view(row);
   }
 

@@ -5,8 +5,18 @@
  * attached (an API-only node without shared routing) drops device messages and says so.
  */
 export interface DeviceMessenger {
-  /** Routes a QoS 1 message to the device's topic; resolves once routed, not once delivered. */
-  send(deviceId: string, suffix: string, payload: unknown): Promise<void>;
+  /**
+   * Routes a QoS 1 message to the device's topic; resolves once routed, not once delivered.
+   * `reply` names where the device answers (MQTT 5 Response Topic and Correlation Data; MQTT
+   * 3.1.1 devices follow the topic scheme instead).
+   */
+  send(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void>;
+}
+
+/** Where a request's answer goes: a suffix under the device's own prefix, and the correlation it carries. */
+export interface ReplyTo {
+  suffix: string;
+  correlation: string;
 }
 
 export class DeviceLink implements DeviceMessenger {
@@ -25,11 +35,11 @@ export class DeviceLink implements DeviceMessenger {
     return this.target !== null;
   }
 
-  async send(deviceId: string, suffix: string, payload: unknown): Promise<void> {
+  async send(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
     if (!this.target) {
       this.dropped++;
       return;
     }
-    await this.target.send(deviceId, suffix, payload);
+    await this.target.send(deviceId, suffix, payload, reply);
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The device gateway: an Aedes MQTT broker in the platform process, listening on TLS (8883 by
+ * The device gateway: an Aedes MQTT broker (MQTT 3.1.1 and 5) in the platform process, listening on TLS (8883 by
  * default) with client certificates requested and checked against the device issuing CA, our
  * issued-certificate records and the device's status. A device without a certificate logs in
  * with its device ID as user name and a short-lived HMAC token as password. Every packet then
@@ -8,6 +8,11 @@
  * device's live session within a second (the credential watcher polls the shared database).
  *
  * Plain MQTT (no TLS) is off; `mqtt.plainPort` opens it for token-authenticated devices only.
+ *
+ * MQTT 5 clients are held to the same rules and told why in reason codes: a refused publish gets
+ * PUBACK 0x87 and the session is then ended with DISCONNECT 0x87, a session ended by the platform
+ * carries 0x98 (administrative action), 0xA0 (credential expired) or 0x96 (rate); topic aliases
+ * are off and the packet size limit is announced in the CONNACK.
  */
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -15,7 +20,7 @@ import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import type { BaseLogger } from 'pino';
 import { CommandResultError } from '../../devices/commands.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
-import type { DeviceMessenger } from '../../devices/messaging.js';
+import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
 import { PayloadError, parseTelemetry } from '../../telemetry/payloads.js';
@@ -77,6 +82,10 @@ export interface GatewayStats {
 }
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2 } as const;
+/** MQTT 5 DISCONNECT reason codes the gateway sends (MQTT 3.1.1 clients just see the connection close). */
+export const DISCONNECT_REASON = { notAuthorized: 0x87, rateTooHigh: 0x96, administrativeAction: 0x98, maximumConnectTime: 0xa0 } as const;
+/** Longest MQTT 5 session kept after its connection ends (a device asking for more gets this). */
+const SESSION_EXPIRY_LIMIT_SECONDS = 24 * 3600;
 /** A device this far behind its rate limit is disconnected rather than queued further. */
 const MAX_RATE_DEBT_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -139,6 +148,13 @@ export class MqttGateway implements DeviceMessenger {
       queueLimit: 100,
       concurrency: 1000,
       heartbeatInterval: 60_000,
+      // MQTT 5: the size limit is announced (the transport guard enforces it for every version),
+      // topic aliases stay off (every PUBLISH names its topic, which the ACL checks), and
+      // sessions kept after a disconnect are bounded in time and number.
+      maximumPacketSize: this.options.maxPacketBytes,
+      topicAliasMaximum: 0,
+      sessionExpiryIntervalLimit: SESSION_EXPIRY_LIMIT_SECONDS,
+      pendingSessionsLimit: this.options.maxConnections,
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
           () => done(null, true),
@@ -196,14 +212,17 @@ export class MqttGateway implements DeviceMessenger {
   }
 
   /** Sends a message to a device (QoS 1); it arrives if the device is subscribed and may receive it. */
-  send(deviceId: string, suffix: string, payload: unknown): Promise<void> {
-    return this.publishToDevice(deviceId, suffix, payload);
+  send(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
+    return this.publishToDevice(deviceId, suffix, payload, reply);
   }
 
-  publishToDevice(deviceId: string, suffix: string, payload: unknown): Promise<void> {
+  publishToDevice(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
+    // MQTT 5 subscribers get the reply topic and correlation as properties; 3.1.1 encoding leaves them out.
+    const properties = reply ? { responseTopic: deviceTopic(deviceId, reply.suffix), correlationData: Buffer.from(reply.correlation) } : undefined;
     return new Promise((resolve, reject) => {
-      this.broker.publish({ cmd: 'publish', topic: deviceTopic(deviceId, suffix), payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false, dup: false }, (error) =>
-        error ? reject(error) : resolve(),
+      this.broker.publish(
+        { cmd: 'publish', topic: deviceTopic(deviceId, suffix), payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false, dup: false, ...(properties ? { properties } : {}) },
+        (error) => (error ? reject(error) : resolve()),
       );
     });
   }
@@ -216,10 +235,10 @@ export class MqttGateway implements DeviceMessenger {
     const session = this.sessions.get(deviceId);
     if (!session) return;
     const row = await this.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
-    if (!row || row.status !== session.identity.status) return this.drop(session, `device is now ${row?.status ?? 'deleted'}`);
+    if (!row || row.status !== session.identity.status) return this.drop(session, `device is now ${row?.status ?? 'deleted'}`, DISCONNECT_REASON.administrativeAction);
     if (session.identity.credential.type === 'certificate') {
       const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', session.identity.credential.certificateSerial).executeTakeFirst();
-      if (cert?.status !== 'active') this.drop(session, 'certificate revoked');
+      if (cert?.status !== 'active') this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
     }
   }
 
@@ -298,7 +317,7 @@ export class MqttGateway implements DeviceMessenger {
     };
     const expiresAt = identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
     const remaining = expiresAt - this.platform.clock.now();
-    session.expiry = setTimeout(() => this.drop(session, 'credential expired'), Math.min(Math.max(remaining, 0), MAX_TIMER_MS));
+    session.expiry = setTimeout(() => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime), Math.min(Math.max(remaining, 0), MAX_TIMER_MS));
     session.expiry.unref();
     this.sessions.set(identity.deviceId, session);
   }
@@ -339,11 +358,21 @@ export class MqttGateway implements DeviceMessenger {
     void this.recordPresence(session, false);
   }
 
-  private drop(session: Session, reason: string): void {
+  /** Ends a device's session (an MQTT 5 client is sent DISCONNECT with `code` and the reason). */
+  private drop(session: Session, reason: string, code: number): void {
     if (this.sessions.get(session.identity.deviceId) !== session) return;
     this.stats.sessionsDropped++;
     this.log.info({ deviceId: session.identity.deviceId, reason }, 'mqtt session dropped');
-    session.client.close();
+    session.client.disconnect({ reasonCode: code, properties: { reasonString: reason } });
+  }
+
+  /**
+   * A refused publish ends the session. MQTT 3.1.1 clients are closed by Aedes when the publish is
+   * refused; an MQTT 5 client first gets its PUBACK 0x87 from Aedes, then DISCONNECT from us.
+   */
+  private refuse(client: Client, reason: string, code: number): Error {
+    if (client.version === 5) setImmediate(() => client.disconnect({ reasonCode: code, properties: { reasonString: reason } }));
+    return new Error(reason);
   }
 
   private async recordPresence(session: Session, connected: boolean): Promise<void> {
@@ -372,11 +401,11 @@ export class MqttGateway implements DeviceMessenger {
     if (!decision.ok) {
       this.stats.aclDenied++;
       this.log.warn({ deviceId, topic: topic.slice(0, 300), reason: decision.reason }, 'mqtt publish refused: disconnecting');
-      throw new Error(decision.reason);
+      throw this.refuse(client, decision.reason, DISCONNECT_REASON.notAuthorized);
     }
     const wait = session.bucket.borrow(Date.now());
     if (wait > 0) {
-      if (wait > MAX_RATE_DEBT_MS) throw new Error('publish rate far beyond the limit');
+      if (wait > MAX_RATE_DEBT_MS) throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);
       if (qos === 0) {
         // Dropped, yet charged: the socket is not read again until the device is back within
         // its rate, so a flood over TLS costs us its allowed rate, not whatever it can send.
@@ -502,7 +531,7 @@ export class MqttGateway implements DeviceMessenger {
       for (const row of devices) {
         this.watermark.devices = Math.max(this.watermark.devices, row.updated_at);
         const session = this.sessions.get(row.id);
-        if (session && session.identity.status !== row.status) this.drop(session, `device is now ${row.status}`);
+        if (session && session.identity.status !== row.status) this.drop(session, `device is now ${row.status}`, DISCONNECT_REASON.administrativeAction);
       }
       const revoked = await this.platform.db
         .selectFrom('issued_certificates')
@@ -512,7 +541,7 @@ export class MqttGateway implements DeviceMessenger {
       for (const row of revoked) {
         this.watermark.revocations = Math.max(this.watermark.revocations, row.revoked_at ?? 0);
         const session = this.sessions.get(row.device_id);
-        if (session?.identity.credential.type === 'certificate' && session.identity.credential.certificateSerial === row.serial) this.drop(session, 'certificate revoked');
+        if (session?.identity.credential.type === 'certificate' && session.identity.credential.certificateSerial === row.serial) this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
       }
     } catch (error) {
       this.log.error({ err: error }, 'credential watcher failed');
