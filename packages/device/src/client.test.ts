@@ -152,6 +152,26 @@ describe('device client against a real broker over mutual TLS', () => {
     assert.equal(await p.stored(deviceId), 0);
   });
 
+  it('with MQTT 5: sends telemetry that lands; a revocation ends the session with reason 0x98, and the reconnect refused (0x87) is final', async () => {
+    const { deviceId, dir } = await enrolledDevice();
+    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl, protocolVersion: 5, backoff: { baseMs: 50, capMs: 100 } }));
+    const errors: Error[] = [];
+    const ends: { server?: { reasonCode: number; reason: string } }[] = [];
+    client.on('error', (error: Error) => errors.push(error));
+    client.on('disconnected', (event: { server?: { reasonCode: number; reason: string } }) => ends.push(event));
+    await client.connect();
+    client.sendTelemetry({ mqtt5: 1 });
+    await client.drained(5000);
+    assert.deepEqual(await values(deviceId), [{ mqtt5: 1 }]);
+    const serial = new X509Certificate(readFileSync(join(dir, 'device.pem'))).serialNumber.toLowerCase();
+    await p.t.platform.pki.revoke({ organizationId: p.org, serial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
+    await eventually(() => errors.length === 1, 5000, 'the refusal reported');
+    assert.deepEqual(ends.map((e) => e.server), [{ reasonCode: 0x98, reason: 'certificate revoked' }]);
+    assert.ok(errors[0] instanceof ConnectionRefusedError);
+    assert.equal((errors[0] as ConnectionRefusedError).returnCode, 0x87);
+    assert.equal((errors[0] as ConnectionRefusedError).code, 'mqtt.connack_135');
+  });
+
   it('a symmetric-key device logs in with a SAS token and renews it before it expires by reconnecting', async () => {
     const actor = cliActor(p.org, 'test');
     const deviceId = await p.register();

@@ -49,6 +49,12 @@ export interface DeviceClientOptions {
   /** The deployment root (PEM) the broker's certificate must chain to. */
   ca: string;
   credentials: DeviceCredentials;
+  /**
+   * MQTT 3.1.1 (4, the default) or 5. With 5 the broker says why it ends a session: the
+   * `disconnected` event carries its reason code and string (0x98 when the device was revoked,
+   * disabled or quarantined, 0xA0 when its credential expired).
+   */
+  protocolVersion?: 4 | 5;
   /** 1 … 1200 (default 60). */
   keepaliveSeconds?: number;
   connectTimeoutMs?: number;
@@ -76,7 +82,14 @@ export interface DeviceClientStats {
 }
 
 /** CONNACK return codes that retrying cannot fix. */
-const FINAL_REFUSALS = new Set([1, 2, 4, 5]);
+/** CONNACK codes that no retry can change (3.1.1 return codes, MQTT 5 reason codes). */
+const FINAL_REFUSALS = new Set([1, 2, 4, 5, 0x84, 0x85, 0x86, 0x87, 0x8c]);
+
+/** Why an MQTT 5 broker ended the session (its DISCONNECT packet). */
+export interface ServerDisconnect {
+  reasonCode: number;
+  reason: string;
+}
 
 export class DeviceClient extends EventEmitter {
   readonly deviceId: string;
@@ -330,7 +343,7 @@ export class DeviceClient extends EventEmitter {
     const { credentials } = this.options;
     const base: IClientOptions = {
       clientId: this.deviceId,
-      protocolVersion: 4,
+      protocolVersion: this.options.protocolVersion ?? 4,
       clean: true,
       reconnectPeriod: 0,
       keepalive: this.options.keepaliveSeconds ?? 60,
@@ -354,14 +367,16 @@ export class DeviceClient extends EventEmitter {
     const link = mqtt.connect(this.options.brokerUrl, this.connectOptions());
     this.link = link;
     let lastError: Error | undefined;
+    let serverDisconnect: ServerDisconnect | undefined;
     link.on('connect', () => this.onConnect(link));
+    link.on('disconnect', (packet) => (serverDisconnect = { reasonCode: packet.reasonCode ?? 0, reason: packet.properties?.reasonString ?? '' }));
     link.on('message', (topic, payload) => this.onMessage(topic, payload));
     link.on('error', (error) => {
       const code = (error as { code?: unknown }).code;
       if (typeof code === 'number' && FINAL_REFUSALS.has(code)) this.fail(new ConnectionRefusedError(code));
       else lastError = error;
     });
-    link.on('close', () => this.onClose(link, lastError));
+    link.on('close', () => this.onClose(link, lastError, serverDisconnect));
   }
 
   private onConnect(link: MqttClient): void {
@@ -409,7 +424,7 @@ export class DeviceClient extends EventEmitter {
     this.link.end(false);
   }
 
-  private onClose(link: MqttClient, error: Error | undefined): void {
+  private onClose(link: MqttClient, error: Error | undefined, server: ServerDisconnect | undefined): void {
     if (link !== this.link) return;
     this.link = null;
     const wasConnected = this.connected;
@@ -418,7 +433,7 @@ export class DeviceClient extends EventEmitter {
     this.clearTimers();
     link.removeAllListeners('message');
     link.end(true);
-    if (wasConnected) this.emit('disconnected', { error });
+    if (wasConnected) this.emit('disconnected', { error, ...(server ? { server } : {}) });
     if (this.stopped || this.failure) return;
     if (this.replacing) {
       this.replacing = false;

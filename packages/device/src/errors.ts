@@ -37,6 +37,7 @@ export class PlatformError extends DeviceError {
 
 /** The broker refused the CONNECT: wrong credentials, not authorized, or identifier rejected. Not retried. */
 export class ConnectionRefusedError extends DeviceError {
+  /** The CONNACK return code (MQTT 3.1.1) or reason code (MQTT 5). */
   constructor(readonly returnCode: number) {
     super(`The broker refused the connection (CONNACK ${returnCode}: ${CONNACK_REASONS[returnCode] ?? 'unknown'}); not retrying`, `mqtt.connack_${returnCode}`);
   }
@@ -62,4 +63,10 @@ const CONNACK_REASONS: Record<number, string> = {
   3: 'server unavailable',
   4: 'bad user name or password',
   5: 'not authorized',
+  // MQTT 5 reason codes
+  0x84: 'unsupported protocol version',
+  0x85: 'client identifier not valid',
+  0x86: 'bad user name or password',
+  0x87: 'not authorized',
+  0x8c: 'bad authentication method',
 };
