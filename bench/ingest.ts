@@ -146,8 +146,14 @@ try {
     ].join('\n') + '\n',
   );
   mosquitto = spawn('mosquitto', ['-c', join(work, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
+  // Read its log all along: a pipe nobody reads fills up (1,000 clients dropping at the end of a
+  // run write more than 64 KB of errors) and Mosquitto then blocks, even on SIGTERM.
+  let mosquittoLog = '';
+  mosquitto.stderr!.on('data', (chunk: Buffer) => {
+    if (mosquittoLog.length < 4096) mosquittoLog += chunk.toString();
+  });
   await new Promise((resolve) => setTimeout(resolve, 500));
-  if (mosquitto.exitCode !== null) throw new Error('mosquitto did not start');
+  if (mosquitto.exitCode !== null) throw new Error(`mosquitto did not start: ${mosquittoLog.trim()}`);
   // Mosquitto's connect phase ends with the first message too: a monitor client (connected
   // before the load, so its own handshake is not counted) subscribes to the telemetry topics and
   // leaves at the first message, so Mosquitto routes to it for a moment only.
