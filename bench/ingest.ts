@@ -11,7 +11,12 @@
  * device before it publishes, so the window holds no TLS handshake or login (those are shown
  * apart, as CPU per connection).
  *
- *   npm run bench:ingest -- [--pg] [--devices 1000] [--window 4] [--duration 10] [--profile file.cpuprofile]
+ *   npm run bench:ingest -- [--pg] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
+ *
+ * The closed loop measures what each broker sustains; its latencies are mostly the load's own
+ * queue (devices × window messages in flight). --rate adds an open-loop phase at that many
+ * messages per second across the devices, on both brokers, for the publish→PUBACK latency of a
+ * broker that is not saturated (0 skips it).
  *
  * --profile writes a V8 CPU profile of the broker process over the message phase only.
  */
@@ -35,15 +40,18 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '1000' },
     window: { type: 'string', default: '4' },
     duration: { type: 'string', default: '10' },
+    rate: { type: 'string', default: '10000' },
     profile: { type: 'string' },
   },
 });
 const devicesWanted = Number(values.devices);
 const window = Number(values.window);
 const seconds = Number(values.duration);
+const openLoopRate = Number(values.rate);
 for (const [name, n] of Object.entries({ devices: devicesWanted, window, duration: seconds })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
 }
+if (!Number.isInteger(openLoopRate) || openLoopRate < 0) throw new Error('--rate must be a whole number of messages per second (0 skips the open-loop phase)');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -169,6 +177,17 @@ try {
   const mcpuAtEnd = processCpuSeconds(mosquitto.pid!);
   monitor.end(true);
 
+  // Open loop at a fixed rate, both brokers: latency when neither is saturated.
+  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number } | null = null;
+  if (openLoopRate > 0) {
+    const rowsBeforeOpen = await platform.telemetry.store.count();
+    const job = { ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50, mode: 'rate' as const, rate: openLoopRate, grace: 10 };
+    const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
+    const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
+    const theirsOpen = await runLoad({ ...job, port: mport }, work);
+    openLoop = { ours: oursOpen, theirs: theirsOpen, stored: storedOpen };
+  }
+
   const oursRate = stored / ours.seconds;
   const theirsRate = theirs.acked / theirs.seconds;
   if (Number.isNaN(cpuAtFirst) || Number.isNaN(mcpuAtFirst)) throw new Error('no message reached a broker: nothing to measure');
@@ -189,6 +208,21 @@ try {
       ['connect time s', ours.connectSeconds, theirs.connectSeconds, ours.connectSeconds / theirs.connectSeconds],
     ],
   );
+  if (openLoop) {
+    const { ours: o, theirs: m } = openLoop;
+    console.log('');
+    console.log(`open loop: ${openLoopRate} msg/s offered across ${o.connected} devices for ${seconds} s`);
+    table(
+      ['figure', 'Bulwark', 'Mosquitto', 'ratio'],
+      [
+        ['acknowledged during the run, msg/s', o.ackedInRun / o.sendSeconds, m.ackedInRun / m.sendSeconds, o.ackedInRun / o.sendSeconds / (m.ackedInRun / m.sendSeconds)],
+        ['publish→PUBACK p50 ms', o.p50, m.p50, o.p50 / m.p50],
+        ['publish→PUBACK p99 ms', o.p99, m.p99, o.p99 / m.p99],
+      ],
+    );
+    console.log(`open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}`);
+    if (o.acked > openLoop.stored) process.exitCode = 1;
+  }
   console.log('');
   console.log(`acknowledged ${ours.acked}, stored ${stored}, missing ${Math.max(0, ours.acked - stored)}; publish errors ${ours.errors}; batches ${gateway.writer.stats.committedBatches} (mean ${(gateway.writer.stats.committedRows / Math.max(1, gateway.writer.stats.committedBatches)).toFixed(0)} rows)`);
   console.log(`broker counters: ${JSON.stringify(gateway.stats)}`);

@@ -2,11 +2,11 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Writable } from 'node:stream';
-import { after, before, describe, it } from 'node:test';
-import { tempDir } from '../testing/temp.js';
+import { describe, it } from 'node:test';
 import { HARDWARE } from '../testing/update-device.js';
-import { sha256, testImage, UpdateFixture } from '../testing/update-fixture.js';
-import { makeTestPki, writeIdentity, type TestPki } from '../testing/update-pki.js';
+import { sha256, testImage } from '../testing/update-fixture.js';
+import { writeIdentity } from '../testing/update-pki.js';
+import { useUpdateFixture } from '../testing/update-suite.js';
 import { main, REBOOT_EXIT_CODE } from './agent-cli.js';
 import { Slots } from './slots.js';
 
@@ -30,18 +30,8 @@ function capture(): { stream: Writable; lines(): Record<string, unknown>[]; text
 }
 
 describe('bulwark-agent command line', () => {
-  let pki: TestPki;
-  let fixture: UpdateFixture;
-  const temp = tempDir('agent-cli');
-
-  before(async () => {
-    pki = await makeTestPki();
-    fixture = await UpdateFixture.start(pki);
-  });
-  after(async () => {
-    await fixture.close();
-    temp.remove();
-  });
+  const u = useUpdateFixture('agent-cli');
+  const { temp } = u;
 
   it('refuses bad arguments with exit code 2 and a precise message', async () => {
     const err = capture();
@@ -54,18 +44,18 @@ describe('bulwark-agent command line', () => {
 
   it('provisions a device from factory files, updates it (exit 3 to be restarted into the trial boot), and rolls back a trial whose health command fails', async () => {
     const deviceId = 'dev-cli-1';
-    const identity = writeIdentity(join(temp.dir, 'identity'), pki.ca, await pki.device(deviceId));
+    const identity = writeIdentity(join(temp.dir, 'identity'), u.pki.ca, await u.pki.device(deviceId));
     const state = join(temp.dir, 'state');
     const files = { root: join(temp.dir, 'root.json'), directorRoot: join(temp.dir, 'director-root.json'), image: join(temp.dir, 'factory.bin') };
-    writeFileSync(files.root, fixture.initialRoot);
-    writeFileSync(files.directorRoot, fixture.directorRoot);
+    writeFileSync(files.root, u.fixture.initialRoot);
+    writeFileSync(files.directorRoot, u.fixture.directorRoot);
     writeFileSync(files.image, testImage('factory'));
-    const setupArgs = ['setup', '--state', state, '--root', files.root, '--director-root', files.directorRoot, '--image', files.image, '--target', fixture.targetName('1.0.0'), '--version', '1.0.0'];
+    const setupArgs = ['setup', '--state', state, '--root', files.root, '--director-root', files.directorRoot, '--image', files.image, '--target', u.fixture.targetName('1.0.0'), '--version', '1.0.0'];
     assert.equal(await main(setupArgs, capture().stream, capture().stream), 0);
 
-    const r = fixture.addRelease({ version: '2.0.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.0.0', 40_000) });
-    fixture.direct(deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-cli' });
-    const runArgs = ['run', '--once', '--exit-on-reboot', '--state', state, '--identity', identity, '--url', fixture.baseUrl, '--org', fixture.org, '--hardware', HARDWARE];
+    const r = u.fixture.addRelease({ version: '2.0.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.0.0', 40_000) });
+    u.fixture.direct(deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-cli' });
+    const runArgs = ['run', '--once', '--exit-on-reboot', '--state', state, '--identity', identity, '--url', u.fixture.baseUrl, '--org', u.fixture.org, '--hardware', HARDWARE];
     const first = capture();
     assert.equal(await main(runArgs, first.stream, capture().stream), REBOOT_EXIT_CODE);
     assert.deepEqual(
@@ -80,10 +70,10 @@ describe('bulwark-agent command line', () => {
     assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
     assert.equal(slots.manifest('b')?.sha256, sha256(r.image));
 
-    const bad = fixture.addRelease({ version: '2.1.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.1.0', 40_000) });
-    fixture.direct(deviceId, bad, { hardwareId: HARDWARE, rolloutId: 'r-cli-bad' });
+    const bad = u.fixture.addRelease({ version: '2.1.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.1.0', 40_000) });
+    u.fixture.direct(deviceId, bad, { hardwareId: HARDWARE, rolloutId: 'r-cli-bad' });
     const failing = capture();
-    const healthArgs = ['run', '--once', '--state', state, '--identity', identity, '--url', fixture.baseUrl, '--org', fixture.org, '--hardware', HARDWARE];
+    const healthArgs = ['run', '--once', '--state', state, '--identity', identity, '--url', u.fixture.baseUrl, '--org', u.fixture.org, '--hardware', HARDWARE];
     assert.equal(await main([...healthArgs, '--health-command', 'test "$BULWARK_VERSION" != 2.1.0'], failing.stream, capture().stream), 0);
     assert.deepEqual(
       failing.lines().filter((e) => e.event === 'boot').map((e) => `${e.outcome} ${e.slot}`),

@@ -1,33 +1,22 @@
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { tempDir } from '../testing/temp.js';
-import { sha256, testImage, UpdateFixture } from '../testing/update-fixture.js';
+import { sha256, testImage } from '../testing/update-fixture.js';
 import { HARDWARE, provisionTestDevice } from '../testing/update-device.js';
-import { makeTestPki, type TestPki } from '../testing/update-pki.js';
 import { verifyVersionReport } from './report.js';
+import { useUpdateFixture } from '../testing/update-suite.js';
 import { Slots } from './slots.js';
 
 describe('update agent: happy path', () => {
-  let pki: TestPki;
-  let fixture: UpdateFixture;
-  const temp = tempDir('agent');
-
-  before(async () => {
-    pki = await makeTestPki();
-    fixture = await UpdateFixture.start(pki);
-  });
-  after(async () => {
-    await fixture.close();
-    temp.remove();
-  });
+  const u = useUpdateFixture('agent');
+  const { temp } = u;
 
   it('installs an update into slot b, commits it after the trial boot and raises the anti-rollback counter; the next goes back to slot a', async () => {
-    const device = await provisionTestDevice(fixture, pki, temp.dir);
+    const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
     const slots = new Slots(device.stateDir);
-    const v110 = fixture.addRelease({ version: '1.1.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.1.0', 200_000) });
-    fixture.direct(device.deviceId, v110, { hardwareId: HARDWARE, rolloutId: 'r-110' });
+    const v110 = u.fixture.addRelease({ version: '1.1.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.1.0', 200_000) });
+    u.fixture.direct(device.deviceId, v110, { hardwareId: HARDWARE, rolloutId: 'r-110' });
 
     const first = await device.cycle();
     assert.equal(first.check, 'reboot', first.agent.lastError?.message);
@@ -38,11 +27,11 @@ describe('update agent: happy path', () => {
     assert.ok(await slots.verify('b'));
     assert.deepEqual(
       device.statuses.map((s) => `${s.state} ${s.target} ${s.rolloutId}`),
-      ['downloading', 'installing', 'rebooting', 'verifying', 'succeeded'].map((state) => `${state} ${fixture.targetName('1.1.0')} r-110`),
+      ['downloading', 'installing', 'rebooting', 'verifying', 'succeeded'].map((state) => `${state} ${u.fixture.targetName('1.1.0')} r-110`),
     );
 
-    const v120 = fixture.addRelease({ version: '1.2.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.2.0', 150_000) });
-    fixture.direct(device.deviceId, v120, { hardwareId: HARDWARE });
+    const v120 = u.fixture.addRelease({ version: '1.2.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.2.0', 150_000) });
+    u.fixture.direct(device.deviceId, v120, { hardwareId: HARDWARE });
     const second = await device.cycle();
     assert.equal(second.check, 'reboot', second.agent.lastError?.message);
     assert.deepEqual(slots.readBoot(), { active: 'a', trial: null });

@@ -7,6 +7,7 @@ import { tempDir } from '../testing/temp.js';
 import { HARDWARE, provisionTestDevice, type TestDevice } from '../testing/update-device.js';
 import { sha256, testImage, TufKey, UpdateFixture, type FixtureRelease } from '../testing/update-fixture.js';
 import { makeTestPki, type TestPki } from '../testing/update-pki.js';
+import { useUpdateFixture } from '../testing/update-suite.js';
 import { Slots } from './slots.js';
 
 describe('update agent: TUF and Uptane attacks are refused and the running slot stays', () => {
@@ -232,23 +233,13 @@ describe('update agent: TUF and Uptane attacks are refused and the running slot 
 });
 
 describe('update agent: health check', () => {
-  let pki: TestPki;
-  let fixture: UpdateFixture;
-  const temp = tempDir('health');
-
-  before(async () => {
-    pki = await makeTestPki();
-    fixture = await UpdateFixture.start(pki);
-  });
-  after(async () => {
-    await fixture.close();
-    temp.remove();
-  });
+  const u = useUpdateFixture('health');
+  const { temp } = u;
 
   it('rolls back by itself to the old slot when the new image fails its health check, reports rolled_back and does not reinstall it', async () => {
-    const device = await provisionTestDevice(fixture, pki, temp.dir);
-    const r = fixture.addRelease({ version: '1.1.0', securityVersion: 5, hardwareIds: [HARDWARE], image: testImage('1.1.0-bad', 50_000) });
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-bad' });
+    const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
+    const r = u.fixture.addRelease({ version: '1.1.0', securityVersion: 5, hardwareIds: [HARDWARE], image: testImage('1.1.0-bad', 50_000) });
+    u.fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-bad' });
     const failing = async () => {
       throw new Error('the application did not come up');
     };
@@ -270,9 +261,9 @@ describe('update agent: health check', () => {
   });
 
   it('fails a health check that does not finish within its time limit', async () => {
-    const device = await provisionTestDevice(fixture, pki, temp.dir);
-    const r = fixture.addRelease({ version: '1.2.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('1.2.0-slow', 50_000) });
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
+    const r = u.fixture.addRelease({ version: '1.2.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('1.2.0-slow', 50_000) });
+    u.fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
     const { boots } = await device.cycle({ healthCheck: () => new Promise(() => undefined), healthTimeoutMs: 200 });
     assert.deepEqual(boots, ['normal', 'reboot', 'rolled_back']);
     assert.match(device.statuses.at(-1)?.error?.message ?? '', /within 200 ms/);
