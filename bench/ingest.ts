@@ -23,6 +23,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -178,14 +179,18 @@ try {
   monitor.end(true);
 
   // Open loop at a fixed rate, both brokers: latency when neither is saturated.
-  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number } | null = null;
+  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number; loopP99: number; loopMax: number } | null = null;
   if (openLoopRate > 0) {
     const rowsBeforeOpen = await platform.telemetry.store.count();
     const job = { ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50, mode: 'rate' as const, rate: openLoopRate, grace: 10 };
+    // The broker's event loop: how long it stalled (a stalled loop holds every PUBACK).
+    const loopDelay = monitorEventLoopDelay({ resolution: 5 });
+    loopDelay.enable();
     const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
+    loopDelay.disable();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
     const theirsOpen = await runLoad({ ...job, port: mport }, work);
-    openLoop = { ours: oursOpen, theirs: theirsOpen, stored: storedOpen };
+    openLoop = { ours: oursOpen, theirs: theirsOpen, stored: storedOpen, loopP99: loopDelay.percentile(99) / 1e6, loopMax: loopDelay.max / 1e6 };
   }
 
   const oursRate = stored / ours.seconds;
@@ -220,7 +225,7 @@ try {
         ['publish→PUBACK p99 ms', o.p99, m.p99, o.p99 / m.p99],
       ],
     );
-    console.log(`open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}`);
+    console.log(`open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms`);
     if (o.acked > openLoop.stored) process.exitCode = 1;
   }
   console.log('');

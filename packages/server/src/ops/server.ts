@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import type { FastifyInstance } from 'fastify';
 import { loadServerTls } from '../pki/ca.js';
 import type { Platform } from '../platform.js';
+import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
 
@@ -51,6 +52,10 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     }
   }
 
+  // SQLite: WAL checkpoints off the event loop (the PUBACK latency of telemetry depends on it).
+  const { database } = platform;
+  const walCheckpointer = database.engine === 'sqlite' && database.file ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' })) : null;
+
   const checkpoints = setInterval(() => {
     platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));
   }, config.audit.checkpointIntervalSeconds * 1000);
@@ -94,6 +99,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       await mqtt?.close();
       await app.close();
       await platform.audit.checkpoint().catch(() => undefined);
+      await walCheckpointer?.stop();
       await platform.close();
     },
   };

@@ -1,0 +1,44 @@
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sql } from 'kysely';
+import { eventually } from '../testing/mqtt.js';
+import { openDatabase } from './database.js';
+import { WalCheckpointer } from './wal-checkpointer.js';
+
+describe('WAL checkpoints from a worker thread [sqlite]', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-wal-'));
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('copies committed pages into the database file from the worker, which the committing connection leaves in the WAL', async () => {
+    const handle = openDatabase({ url: 'sqlite', dataDir: dir });
+    const file = join(dir, 'bulwark.db');
+    const errors: unknown[] = [];
+    try {
+      await sql`create table filler (id integer primary key, data text not null)`.execute(handle.db);
+      const before = statSync(file).size;
+      // ~6 MB: well below the connection's own autocheckpoint (10,000 pages, ~40 MB).
+      for (let batch = 0; batch < 6; batch++) {
+        await handle.db.transaction().execute(async (trx) => {
+          for (let i = 0; i < 1000; i++) await sql`insert into filler (data) values (${'x'.repeat(1000)})`.execute(trx);
+        });
+      }
+      assert.equal(statSync(file).size, before, 'the committing connection did not checkpoint');
+      assert.ok(statSync(`${file}-wal`).size > 6_000_000);
+
+      const checkpointer = await WalCheckpointer.start(file, { error: (details) => errors.push(details) }, 50);
+      await eventually(() => statSync(file).size > 6_000_000, 5000, 'the worker copied the pages into the database file');
+      await checkpointer.stop();
+      await checkpointer.stop(); // twice is harmless
+      assert.equal(checkpointer.failures, 0);
+      assert.deepEqual(errors, []);
+      // The database reads the same through the main connection afterwards.
+      const { n } = await sql<{ n: number }>`select count(*) as n from filler`.execute(handle.db).then((r) => r.rows[0]!);
+      assert.equal(n, 6000);
+    } finally {
+      await handle.close();
+    }
+  });
+});
