@@ -215,9 +215,11 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
 
   it('names what is wrong: module missing, token not found, key label not found or taken, PIN missing, engine not installed', async () => {
     const deviceId = await p.register();
-    const attempt = (pkcs11: { module?: string; tokenLabel: string; keyLabel: string; pin: string }) => async () =>
+    const attempt = (pkcs11: { module: string; tokenLabel: string; keyLabel: string; pin: string }) => async () =>
       enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir: join(temp.dir, 'refused'), pkcs11 });
     await assert.rejects(attempt({ ...token, module: '/usr/lib/nowhere/libpkcs11-missing.so', keyLabel: 'x' }), isPkcs11Error('pkcs11.module_missing'));
+    // No default module: a key must not land in SoftHSM by accident.
+    await assert.rejects(attempt({ ...token, module: '', keyLabel: 'x' }), isPkcs11Error('pkcs11.module_missing'));
     await assert.rejects(attempt({ ...token, tokenLabel: 'no-such-token', keyLabel: 'x' }), isPkcs11Error('pkcs11.token_not_found'));
     await assert.rejects(attempt({ ...token, keyLabel: 'enrolled' }), isPkcs11Error('pkcs11.key_exists'));
     assert.equal(existsSync(join(temp.dir, 'refused')), false);

@@ -43,7 +43,7 @@ export class Pkcs11Error extends DeviceError {
 
 /** Where the key is: everything but the PIN, as stored in the identity directory. */
 export interface Pkcs11KeyReference {
-  /** The PKCS#11 module (default: Debian's SoftHSM). */
+  /** The PKCS#11 module of the token (SOFTHSM_MODULE for SoftHSM in development). */
   module: string;
   tokenLabel: string;
   /** CKA_LABEL of the key pair. */
@@ -52,7 +52,11 @@ export interface Pkcs11KeyReference {
   engine: string;
 }
 
-export interface Pkcs11KeyOptions extends Partial<Pick<Pkcs11KeyReference, 'module' | 'engine'>> {
+/**
+ * `module` has no default: a device must name its token's module, so a key never lands by
+ * accident in SoftHSM (a software token in files) on hardware that has a secure element.
+ */
+export interface Pkcs11KeyOptions extends Pick<Pkcs11KeyReference, 'module'>, Partial<Pick<Pkcs11KeyReference, 'engine'>> {
   tokenLabel: string;
   keyLabel: string;
   /** The token's user PIN: used to log in, never stored or logged. */
@@ -60,7 +64,8 @@ export interface Pkcs11KeyOptions extends Partial<Pick<Pkcs11KeyReference, 'modu
 }
 
 export function pkcs11Reference(options: Omit<Pkcs11KeyOptions, 'pin'>): Pkcs11KeyReference {
-  return { module: options.module ?? SOFTHSM_MODULE, tokenLabel: options.tokenLabel, keyLabel: options.keyLabel, engine: options.engine ?? DEFAULT_ENGINE };
+  if (typeof options.module !== 'string' || options.module === '') throw new Pkcs11Error('Name the token\'s PKCS#11 module (pkcs11.module), e.g. SOFTHSM_MODULE for SoftHSM', 'pkcs11.module_missing');
+  return { module: options.module, tokenLabel: options.tokenLabel, keyLabel: options.keyLabel, engine: options.engine ?? DEFAULT_ENGINE };
 }
 
 /** Loaded modules by path, initialised once and never finalised (see the header). */
