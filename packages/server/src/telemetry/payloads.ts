@@ -7,7 +7,13 @@
  *
  * `ts` (milliseconds since the epoch, optional) is the device's time of the reading; without it
  * the platform's receive time is used. Values are numbers, booleans, short strings or null.
+ *
+ * The same document may come as CBOR (RFC 8949) for constrained devices: decoded by cborg with
+ * everything JSON cannot say refused (tags, byte strings, undefined, NaN and infinities, integers
+ * beyond 2^53, non-string or duplicate map keys), then checked by the same rules.
  */
+import { decode as decodeCbor } from 'cborg';
+
 
 export const MAX_BATCH = 1000;
 export const MAX_VALUES = 64;
@@ -33,13 +39,25 @@ export class PayloadError extends Error {
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
+export type PayloadFormat = 'json' | 'cbor';
+
+const CBOR_OPTIONS = { allowUndefined: false, allowInfinity: false, allowNaN: false, allowBigInt: false, rejectDuplicateMapKeys: true, useMaps: false, tags: [] };
+
 /** Parses a telemetry payload into readings, or throws PayloadError saying what is wrong and where. */
-export function parseTelemetry(payload: Buffer, receivedAt: number): Reading[] {
+export function parseTelemetry(payload: Buffer, receivedAt: number, format: PayloadFormat = 'json'): Reading[] {
   let body: unknown;
-  try {
-    body = JSON.parse(payload.toString('utf8'));
-  } catch {
-    throw new PayloadError('payload.not_json', 'Payload is not valid JSON');
+  if (format === 'cbor') {
+    try {
+      body = decodeCbor(payload, CBOR_OPTIONS);
+    } catch (error) {
+      throw new PayloadError('payload.not_cbor', `Payload is not CBOR this protocol accepts: ${(error as Error).message.replace(/^CBOR decode error: /, '').slice(0, 200)}`);
+    }
+  } else {
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      throw new PayloadError('payload.not_json', 'Payload is not valid JSON');
+    }
   }
   if (!isObject(body)) throw new PayloadError('payload.invalid', 'Payload must be a JSON object');
   if ('batch' in body) {

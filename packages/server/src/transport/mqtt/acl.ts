@@ -14,7 +14,7 @@ const COMMAND_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Topics a device publishes to, below `d/<id>/`. */
 export type DeviceChannel =
-  | { kind: 'telemetry' }
+  | { kind: 'telemetry'; format: 'json' | 'cbor' }
   | { kind: 'state_reported' }
   | { kind: 'state_get' }
   | { kind: 'command_result'; commandId: string }
@@ -41,7 +41,7 @@ function checkShape(topic: string): string | null {
   return null;
 }
 
-const TELEMETRY: AclDecision<DeviceChannel> = { ok: true, value: { kind: 'telemetry' } };
+const TELEMETRY: AclDecision<DeviceChannel> = { ok: true, value: { kind: 'telemetry', format: 'json' } };
 
 /** What a device may publish: its own channels only; a quarantined device its update channel only. */
 export function authorizeDevicePublish(deviceId: string, status: DeviceStatus, topic: string): AclDecision<DeviceChannel> {
@@ -53,7 +53,8 @@ export function authorizeDevicePublish(deviceId: string, status: DeviceStatus, t
   if (!topic.startsWith(prefix)) return deny('topic outside the device’s own prefix');
   const rest = topic.slice(prefix.length).split('/');
   let channel: DeviceChannel | null = null;
-  if (rest.length === 1 && rest[0] === 'telemetry') channel = { kind: 'telemetry' };
+  if (rest.length === 1 && rest[0] === 'telemetry') channel = { kind: 'telemetry', format: 'json' };
+  else if (rest.length === 2 && rest[0] === 'telemetry' && rest[1] === 'cbor') channel = { kind: 'telemetry', format: 'cbor' };
   else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'reported') channel = { kind: 'state_reported' };
   else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'get') channel = { kind: 'state_get' };
   else if (rest.length === 3 && rest[0] === 'commands' && COMMAND_ID.test(rest[1]!) && rest[2] === 'result') channel = { kind: 'command_result', commandId: rest[1]! };

@@ -84,6 +84,23 @@ for (const engine of ENGINES) {
       assert.equal(await stored(d.id), 1);
     });
 
+    it('stores CBOR telemetry published on telemetry/cbor, and answers a payload that is not CBOR on the error topic', async () => {
+      const d = await device();
+      const client = await connectAs(d, d.id);
+      await client.subscribeAsync(`d/${d.id}/errors`, { qos: 0 });
+      const errors: { code: string }[] = [];
+      client.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString())));
+      // {"values":{"t":21.5}} in CBOR, 21.5 as a half-precision float, written byte by byte.
+      await client.publishAsync(`d/${d.id}/telemetry/cbor`, Buffer.from('a16676616c756573a16174f94d60', 'hex'), { qos: 1 });
+      assert.equal(await stored(d.id), 1);
+      const rows = await t.platform.telemetry.store.range(d.id, 0, Number.MAX_SAFE_INTEGER, 10);
+      assert.deepEqual(JSON.parse(rows[0]!.data), { t: 21.5 });
+      await client.publishAsync(`d/${d.id}/telemetry/cbor`, '{"values":{"t":1}}', { qos: 1 });
+      await eventually(() => errors.length === 1, 3000, 'error reply');
+      assert.equal(errors[0]!.code, 'payload.not_cbor');
+      assert.equal(await stored(d.id), 1);
+    });
+
     it('attack: publishing on another device’s topic is refused and the connection dropped; nothing lands', async () => {
       const victim = await device();
       const attacker = await device();

@@ -23,7 +23,7 @@ import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/id
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
-import { PayloadError, parseTelemetry } from '../../telemetry/payloads.js';
+import { PayloadError, parseTelemetry, type PayloadFormat } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
@@ -418,7 +418,7 @@ export class MqttGateway implements DeviceMessenger {
     }
     switch (decision.value.kind) {
       case 'telemetry':
-        return this.ingest(session, topic, payload, qos);
+        return this.ingest(session, topic, payload, qos, decision.value.format);
       case 'presence':
         return;
       case 'state_reported':
@@ -487,12 +487,12 @@ export class MqttGateway implements DeviceMessenger {
     this.platform.devices.shadow.sync(session.identity).catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
   }
 
-  private async ingest(session: Session, topic: string, payload: Buffer, qos: number): Promise<void> {
+  private async ingest(session: Session, topic: string, payload: Buffer, qos: number, format: PayloadFormat): Promise<void> {
     const { deviceId, organizationId } = session.identity;
     const now = this.platform.clock.now();
     let readings;
     try {
-      readings = parseTelemetry(payload, now);
+      readings = parseTelemetry(payload, now, format);
     } catch (error) {
       if (!(error instanceof PayloadError)) throw error;
       this.stats.payloadErrors++;
