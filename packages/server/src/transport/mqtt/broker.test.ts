@@ -254,6 +254,39 @@ for (const engine of ENGINES) {
       assert.ok(t.server.mqtt!.stats.aclDenied > 0);
     });
 
+    it('mosquitto_sub with a device certificate receives its own command, and is refused another device’s commands and #', async () => {
+      const d = await device();
+      const other = await device();
+      ssl.write('sub.pem', d.cert);
+      ssl.write('sub.key', d.key);
+      const sub = (filter: string, extra: string[]) =>
+        new Promise<{ code: number; output: string }>((resolve) => {
+          execFile(
+            'mosquitto_sub',
+            ['-h', 'localhost', '-p', String(port), '--cafile', `${ssl.dir}/ca.pem`, '--cert', `${ssl.dir}/sub.pem`, '--key', `${ssl.dir}/sub.key`, '-i', d.id, '-q', '1', '-t', filter, ...extra],
+            { timeout: 15_000 },
+            (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+          );
+        });
+      // Its own commands: mosquitto_sub waits for one message, which the platform sends once it is subscribed.
+      const own = sub(`d/${d.id}/commands/+`, ['-C', '1', '-W', '10', '-v']);
+      // Its SUBSCRIBE follows the CONNACK by a moment: send until it has one (it exits on the first).
+      let done = false;
+      void own.then(() => (done = true));
+      while (!done) {
+        await t.server.mqtt!.publishToDevice(d.id, 'commands/c-sub', { name: 'blink' });
+        await settle(250);
+      }
+      const received = await own;
+      assert.equal(received.code, 0, received.output);
+      assert.match(received.output, new RegExp(`^d/${d.id}/commands/c-sub \\{"name":"blink"\\}`));
+      // Another device's commands, and everything: the SUBACK refuses them (mosquitto_sub says so and exits).
+      for (const filter of [`d/${other.id}/commands/+`, '#']) {
+        const refused = await sub(filter, ['-E']);
+        assert.match(refused.output, /denied/i, filter);
+      }
+    });
+
     it('a symmetric-key device logs in with its ID and a short-lived token, and is dropped when the token expires', async () => {
       const actor = cliActor(org, 'test');
       const registered = await t.platform.devices.service.register(actor, { serial: `SYM-${++serial}`, productId: product });
