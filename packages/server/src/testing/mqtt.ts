@@ -1,8 +1,10 @@
 /**
  * MQTT helpers for tests: a device's real mutual-TLS connection (mqtt.js, MQTT 3.1.1, no
- * automatic reconnect), SUBACK inspection, and waiting for something to become true.
+ * automatic reconnect), the Debian mosquitto clients run as a device, SUBACK inspection, and
+ * waiting for something to become true.
  */
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 export const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -35,6 +37,25 @@ export function connectDevice(port: number, ca: string, credentials: { key: stri
       reject(error);
     });
     client.once('close', () => reject(new Error('closed before CONNACK')));
+  });
+}
+
+/** Where mosquitto_pub / mosquitto_sub find the broker and the device's files (`ca.pem`, `<name>.pem`, `<name>.key` in `dir`). */
+export interface MosquittoDevice {
+  port: number;
+  dir: string;
+  name: string;
+  deviceId: string;
+}
+
+/** Runs mosquitto_pub or mosquitto_sub as the device (QoS 1, client ID = device ID) with `args` added; its exit code and output. */
+export function mosquittoClient(command: 'mosquitto_pub' | 'mosquitto_sub', device: MosquittoDevice, args: string[]): Promise<{ code: number; output: string }> {
+  const { port, dir, name, deviceId } = device;
+  const base = ['-h', 'localhost', '-p', String(port), '--cafile', `${dir}/ca.pem`, '--cert', `${dir}/${name}.pem`, '--key', `${dir}/${name}.key`, '-i', deviceId, '-q', '1'];
+  return new Promise((resolve) => {
+    execFile(command, [...base, ...args], { timeout: 15_000 }, (error, stdout, stderr) =>
+      resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
+    );
   });
 }
 

@@ -1,13 +1,12 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import { generateKeyPairSync } from 'node:crypto';
 import { connect as tlsConnect } from 'node:net';
 import { connect as rawTls } from 'node:tls';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { MqttClient } from 'mqtt';
-import { closed, connectDevice, eventually, granted, settle } from '../../testing/mqtt.js';
+import { closed, connectDevice, eventually, granted, mosquittoClient, settle } from '../../testing/mqtt.js';
 import { cliActor } from '../../accounts/roles.js';
 import { createToken, deviceResource } from '../../devices/sas.js';
 import { ENGINES } from '../../testing/engines.js';
@@ -237,15 +236,7 @@ for (const engine of ENGINES) {
       const other = await device();
       ssl.write('dev.pem', d.cert);
       ssl.write('dev.key', d.key);
-      const pub = (topic: string) =>
-        new Promise<{ code: number; output: string }>((resolve) => {
-          execFile(
-            'mosquitto_pub',
-            ['-h', 'localhost', '-p', String(port), '--cafile', `${ssl.dir}/ca.pem`, '--cert', `${ssl.dir}/dev.pem`, '--key', `${ssl.dir}/dev.key`, '-i', d.id, '-q', '1', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub"}}'],
-            { timeout: 15_000 },
-            (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
-          );
-        });
+      const pub = (topic: string) => mosquittoClient('mosquitto_pub', { port, dir: ssl.dir, name: 'dev', deviceId: d.id }, ['-t', topic, '-m', '{"values":{"from":"mosquitto_pub"}}']);
       const ok = await pub(`d/${d.id}/telemetry`);
       assert.equal(ok.code, 0, ok.output);
       assert.equal(await stored(d.id), 1);
@@ -259,15 +250,7 @@ for (const engine of ENGINES) {
       const other = await device();
       ssl.write('sub.pem', d.cert);
       ssl.write('sub.key', d.key);
-      const sub = (filter: string, extra: string[]) =>
-        new Promise<{ code: number; output: string }>((resolve) => {
-          execFile(
-            'mosquitto_sub',
-            ['-h', 'localhost', '-p', String(port), '--cafile', `${ssl.dir}/ca.pem`, '--cert', `${ssl.dir}/sub.pem`, '--key', `${ssl.dir}/sub.key`, '-i', d.id, '-q', '1', '-t', filter, ...extra],
-            { timeout: 15_000 },
-            (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
-          );
-        });
+      const sub = (filter: string, extra: string[]) => mosquittoClient('mosquitto_sub', { port, dir: ssl.dir, name: 'sub', deviceId: d.id }, ['-t', filter, ...extra]);
       // Its own commands: mosquitto_sub waits for one message, which the platform sends once it is subscribed.
       const own = sub(`d/${d.id}/commands/+`, ['-C', '1', '-W', '10', '-v']);
       // Its SUBSCRIBE follows the CONNACK by a moment: send until it has one (it exits on the first).

@@ -6,12 +6,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
 import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
 import { cliActor } from '../../accounts/roles.js';
 import { createToken, deviceResource } from '../../devices/sas.js';
 import { ENGINES } from '../../testing/engines.js';
-import { eventually, granted } from '../../testing/mqtt.js';
+import { eventually, granted, mosquittoClient } from '../../testing/mqtt.js';
 import { Openssl } from '../../testing/openssl.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
@@ -191,15 +190,7 @@ describe('MQTT 5 clients [sqlite]', () => {
     const other = await device();
     ssl.write('dev5.pem', d.cert);
     ssl.write('dev5.key', d.key);
-    const pub = (topic: string) =>
-      new Promise<{ code: number; output: string }>((resolve) => {
-        execFile(
-          'mosquitto_pub',
-          ['-V', 'mqttv5', '-h', 'localhost', '-p', String(port), '--cafile', `${ssl.dir}/ca.pem`, '--cert', `${ssl.dir}/dev5.pem`, '--key', `${ssl.dir}/dev5.key`, '-i', d.id, '-q', '1', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub v5"}}'],
-          { timeout: 15_000 },
-          (error, stdout, stderr) => resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
-        );
-      });
+    const pub = (topic: string) => mosquittoClient('mosquitto_pub', { port, dir: ssl.dir, name: 'dev5', deviceId: d.id }, ['-V', 'mqttv5', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub v5"}}']);
     const ok = await pub(`d/${d.id}/telemetry`);
     assert.equal(ok.code, 0, ok.output);
     assert.equal(await stored(d.id), 1);
