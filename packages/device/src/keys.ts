@@ -81,13 +81,8 @@ export function clientTlsOptions(ca: string, cert: string, key: DeviceKey): Clie
 /** An ECDSA SHA-256 signature of `data` by `key`, DER-encoded (as node:crypto's `sign` makes it). */
 export function signDer(key: DeviceKey, data: Buffer): Buffer {
   if (typeof key === 'string') return sign('sha256', data, key);
-  const p1363 = key.sign(data);
-  const integer = (half: Buffer) => {
-    let bytes = half;
-    while (bytes.length > 1 && bytes[0] === 0 && bytes[1]! < 0x80) bytes = bytes.subarray(1);
-    if (bytes[0]! >= 0x80) bytes = Buffer.concat([Buffer.from([0]), bytes]);
-    return Buffer.concat([Buffer.from([0x02, bytes.length]), bytes]);
-  };
-  const body = Buffer.concat([integer(p1363.subarray(0, 32)), integer(p1363.subarray(32))]);
-  return Buffer.concat([Buffer.from([0x30, body.length]), body]);
+  // The token signs in IEEE P1363 (r|s); @peculiar/x509's formatter makes the DER ECDSA-Sig-Value.
+  const der = new x509.AsnEcSignatureFormatter().toAsnSignature({ ...P256, ...SIGNING }, new Uint8Array(key.sign(data)));
+  if (!der) throw new Error('ECDSA P-256 signature could not be DER-encoded');
+  return Buffer.from(der);
 }
