@@ -6,6 +6,7 @@
  * so it can still be repaired. Pure functions: the broker calls them on every packet.
  */
 import type { DeviceStatus } from '../../storage/schema.js';
+import type { PayloadFormat } from '../../telemetry/payloads.js';
 
 export const TOPIC_PREFIX = 'd';
 export const MAX_TOPIC_LENGTH = 256;
@@ -14,7 +15,7 @@ const COMMAND_ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 /** Topics a device publishes to, below `d/<id>/`. */
 export type DeviceChannel =
-  | { kind: 'telemetry'; format: 'json' | 'cbor' }
+  | { kind: 'telemetry'; format: PayloadFormat }
   | { kind: 'state_reported' }
   | { kind: 'state_get' }
   | { kind: 'command_result'; commandId: string }

@@ -363,7 +363,7 @@ export class MqttGateway implements DeviceMessenger {
     if (this.sessions.get(session.identity.deviceId) !== session) return;
     this.stats.sessionsDropped++;
     this.log.info({ deviceId: session.identity.deviceId, reason }, 'mqtt session dropped');
-    session.client.disconnect({ reasonCode: code, properties: { reasonString: reason } });
+    disconnect(session.client, code, reason);
   }
 
   /**
@@ -371,7 +371,7 @@ export class MqttGateway implements DeviceMessenger {
    * refused; an MQTT 5 client first gets its PUBACK 0x87 from Aedes, then DISCONNECT from us.
    */
   private refuse(client: Client, reason: string, code: number): Error {
-    if (client.version === 5) setImmediate(() => client.disconnect({ reasonCode: code, properties: { reasonString: reason } }));
+    if (client.version === 5) setImmediate(() => disconnect(client, code, reason));
     return new Error(reason);
   }
 
@@ -549,6 +549,11 @@ export class MqttGateway implements DeviceMessenger {
       this.watching = false;
     }
   }
+}
+
+/** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */
+function disconnect(client: Client, code: number, reason: string): void {
+  client.disconnect({ reasonCode: code, properties: { reasonString: reason } });
 }
 
 function listen(server: TlsServer | TcpServer, port: number, host: string): Promise<void> {
