@@ -5,7 +5,7 @@ import { cliActor } from '../../server/src/accounts/roles.js';
 import { DeviceClient } from './client.js';
 import { enroll } from './est.js';
 import type { Command, JsonObject } from './topics.js';
-import { eventually, startDevicePlatform, tempDir, type DevicePlatform } from './testing/platform.js';
+import { eventually, presenceOnline, startDevicePlatform, tempDir, type DevicePlatform } from './testing/platform.js';
 
 describe('shadow sync and commands against the real platform (protocol §3.3, §3.4)', () => {
   let p: DevicePlatform;
@@ -29,8 +29,7 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
   }
 
   /** The platform sends commands to devices it has recorded as connected (presence is written just after CONNECT). */
-  const online = (deviceId: string) =>
-    eventually(async () => (await p.t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', deviceId).executeTakeFirst())?.connected_since != null, 3000, 'device online');
+  const online = (deviceId: string) => presenceOnline(p.t.platform.db, deviceId, 3000);
 
   const client = (dir: string) => {
     const c = DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl });

@@ -49,17 +49,7 @@ export async function startDevicePlatform(overrides: Record<string, unknown> = {
   };
 }
 
-export const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
-
-/** Resolves when `check` holds, polling; throws after `ms`. */
-export async function eventually(check: () => boolean | Promise<boolean>, ms: number, what: string): Promise<void> {
-  const deadline = Date.now() + ms;
-  while (Date.now() < deadline) {
-    if (await check()) return;
-    await settle(20);
-  }
-  throw new Error(`not within ${ms} ms: ${what}`);
-}
+export { eventually, presenceOnline, settle } from '../../../server/src/testing/mqtt.js';
 
 /**
  * A TCP relay in front of the broker that can cut the network: `cut()` drops every connection

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
 import { ENGINES } from '../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../testing/devices.js';
-import { closed, connectDevice, eventually, inbox, settle } from '../testing/mqtt.js';
+import { closed, connectDevice, eventually, inbox, presenceOnline, settle } from '../testing/mqtt.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 
 for (const engine of ENGINES) {
@@ -33,11 +33,7 @@ for (const engine of ENGINES) {
       const messages = inbox(client);
       if (filters.length) await client.subscribeAsync(filters, { qos: 1 });
       // Presence is written just after the CONNACK: commands go to devices the platform sees online.
-      await eventually(
-        async () => (await t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirst())?.connected_since != null,
-        5000,
-        'presence online',
-      );
+      await presenceOnline(t.platform.db, d.id);
       return { client, messages };
     }
     const api = () => t.client();

@@ -5,7 +5,9 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import type { Kysely, Selectable } from 'kysely';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
+import type { Database, DevicePresenceTable } from '../storage/schema.js';
 
 export const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -17,6 +19,16 @@ export async function eventually(check: () => boolean | Promise<boolean>, ms: nu
     await settle(20);
   }
   assert.fail(`not within ${ms} ms: ${what}`);
+}
+
+/**
+ * The device's presence row once the broker has recorded it online. The broker writes it beside
+ * the new session, not before the CONNACK, so a test that has just connected waits for it.
+ */
+export async function presenceOnline(db: Kysely<Database>, deviceId: string, ms = 5000): Promise<Selectable<DevicePresenceTable>> {
+  const row = () => db.selectFrom('device_presence').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
+  await eventually(async () => (await row())?.connected_since != null, ms, `presence of ${deviceId} online`);
+  return (await row())!;
 }
 
 /** Connects with the device's key and certificate (or none); resolves on CONNACK accepted, rejects otherwise. */

@@ -10,7 +10,7 @@ import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket,
 import { cliActor } from '../../accounts/roles.js';
 import { createToken, deviceResource } from '../../devices/sas.js';
 import { ENGINES } from '../../testing/engines.js';
-import { eventually, granted, mosquittoClient } from '../../testing/mqtt.js';
+import { granted, mosquittoClient, presenceOnline } from '../../testing/mqtt.js';
 import { Openssl } from '../../testing/openssl.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
@@ -94,8 +94,7 @@ describe('MQTT 5 clients [sqlite]', () => {
     assert.equal(connack.properties?.sessionExpiryInterval, 24 * 3600);
     await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { temperature: 20.5 } }), { qos: 1 });
     assert.equal(await stored(d.id), 1);
-    const presence = await t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirstOrThrow();
-    assert.notEqual(presence.connected_since, null);
+    assert.notEqual((await presenceOnline(t.platform.db, d.id)).connected_since, null);
   });
 
   it('attack: publishing on another device’s topic gets PUBACK 0x87, then DISCONNECT 0x87; nothing lands', async () => {
@@ -166,11 +165,7 @@ describe('MQTT 5 clients [sqlite]', () => {
     const d = await device();
     const { client } = await connect5(d, d.id);
     await client.subscribeAsync(`d/${d.id}/commands/+`, { qos: 1 });
-    await eventually(
-      async () => (await t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirst())?.connected_since != null,
-      5000,
-      'presence online',
-    );
+    await presenceOnline(t.platform.db, d.id);
     // A generic MQTT 5 request/response handler: answer on the Response Topic with the Correlation Data.
     client.on('message', (_topic, payload, packet) => {
       const { responseTopic, correlationData } = packet.properties ?? {};
