@@ -23,7 +23,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
-import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
 import { createServer } from 'node:net';
 import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
@@ -179,18 +179,23 @@ try {
   monitor.end(true);
 
   // Open loop at a fixed rate, both brokers: latency when neither is saturated.
-  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number; loopP99: number; loopMax: number } | null = null;
+  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number; loopP99: number; loopMax: number; gcPauses: number[] } | null = null;
   if (openLoopRate > 0) {
     const rowsBeforeOpen = await platform.telemetry.store.count();
     const job = { ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50, mode: 'rate' as const, rate: openLoopRate, grace: 10 };
     // The broker's event loop: how long it stalled (a stalled loop holds every PUBACK).
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
+    // And how much of that was garbage collection (every pause of the main thread).
+    const pauses: number[] = [];
+    const gc = new PerformanceObserver((list) => pauses.push(...list.getEntries().map((e) => e.duration)));
+    gc.observe({ entryTypes: ['gc'] });
     const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
     loopDelay.disable();
+    gc.disconnect();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
     const theirsOpen = await runLoad({ ...job, port: mport }, work);
-    openLoop = { ours: oursOpen, theirs: theirsOpen, stored: storedOpen, loopP99: loopDelay.percentile(99) / 1e6, loopMax: loopDelay.max / 1e6 };
+    openLoop = { ours: oursOpen, theirs: theirsOpen, stored: storedOpen, loopP99: loopDelay.percentile(99) / 1e6, loopMax: loopDelay.max / 1e6, gcPauses: pauses };
   }
 
   const oursRate = stored / ours.seconds;
@@ -226,6 +231,8 @@ try {
       ],
     );
     console.log(`open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms`);
+    const gcs = openLoop.gcPauses;
+    console.log(`open loop: Bulwark garbage collection ${gcs.length} pauses, ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...gcs).toFixed(1)} ms`);
     if (o.acked > openLoop.stored) process.exitCode = 1;
   }
   console.log('');
