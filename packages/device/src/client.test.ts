@@ -7,10 +7,9 @@ import { cliActor } from '../../server/src/accounts/roles.js';
 import { createToken, deviceResource } from '../../server/src/devices/sas.js';
 import { DeviceClient } from './client.js';
 import { ConnectionRefusedError } from './errors.js';
-import { enroll } from './est.js';
 import { deviceSasToken } from './sas.js';
 import type { ErrorReply } from './topics.js';
-import { eventually, NetworkFault, presenceOnline, settle, startDevicePlatform, tempDir, type DevicePlatform } from './testing/platform.js';
+import { eventually, NetworkFault, presenceOnline, settle, startDevicePlatform, type DevicePlatform } from './testing/platform.js';
 
 describe('device client against a real broker over mutual TLS', () => {
   let p: DevicePlatform;
@@ -23,15 +22,6 @@ describe('device client against a real broker over mutual TLS', () => {
     await p?.close();
   });
 
-  /** A registered device enrolled over EST into a fresh identity directory. */
-  async function enrolledDevice(): Promise<{ deviceId: string; dir: string }> {
-    const deviceId = await p.register();
-    const temp = tempDir('client');
-    cleanup.push(() => temp.remove());
-    const dir = join(temp.dir, 'identity');
-    await enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir });
-    return { deviceId, dir };
-  }
 
   function track(client: DeviceClient): DeviceClient {
     cleanup.push(() => client.stop());
@@ -41,7 +31,7 @@ describe('device client against a real broker over mutual TLS', () => {
   const values = async (deviceId: string) => (await p.t.platform.telemetry.store.range(deviceId, 0, Number.MAX_SAFE_INTEGER, 1000)).map((r) => JSON.parse(r.data) as Record<string, unknown>);
 
   it('connects with its certificate and sends telemetry, one reading and a batch, that lands in the telemetry table', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
     await client.connect();
     assert.equal(client.isConnected, true);
@@ -58,7 +48,7 @@ describe('device client against a real broker over mutual TLS', () => {
   });
 
   it('surfaces the platform’s error replies as events, and the refused message still leaves the queue', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
     const replies: ErrorReply[] = [];
     client.on('errorReply', (reply: ErrorReply) => replies.push(reply));
@@ -73,7 +63,7 @@ describe('device client against a real broker over mutual TLS', () => {
   });
 
   it('reconnects with growing, jittered backoff while the network is down, never in a tight loop, and then sends what was queued, in order', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const fault = new NetworkFault(p.t.server.mqtt!.port);
     cleanup.push(() => fault.close());
     const port = await fault.listen();
@@ -107,7 +97,7 @@ describe('device client against a real broker over mutual TLS', () => {
   });
 
   it('keeps what it could not send across a client restart and delivers it after reconnecting, nothing lost', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const fault = new NetworkFault(p.t.server.mqtt!.port);
     cleanup.push(() => fault.close());
     const port = await fault.listen();
@@ -128,7 +118,7 @@ describe('device client against a real broker over mutual TLS', () => {
   });
 
   it('attack: a revoked certificate is dropped by the broker, refused (CONNACK 5) on reconnect, reported once and never retried', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl, backoff: { baseMs: 50, capMs: 100 } }));
     const errors: Error[] = [];
     let retries = 0;
@@ -151,7 +141,7 @@ describe('device client against a real broker over mutual TLS', () => {
   });
 
   it('with MQTT 5: sends telemetry that lands; a revocation ends the session with reason 0x98, and the reconnect refused (0x87) is final', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl, protocolVersion: 5, backoff: { baseMs: 50, capMs: 100 } }));
     const errors: Error[] = [];
     const ends: { server?: { reasonCode: number; reason: string } }[] = [];

@@ -1,11 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { cliActor } from '../../server/src/accounts/roles.js';
 import { DeviceClient } from './client.js';
-import { enroll } from './est.js';
 import type { Command, JsonObject } from './topics.js';
-import { eventually, presenceOnline, startDevicePlatform, tempDir, type DevicePlatform } from './testing/platform.js';
+import { eventually, presenceOnline, startDevicePlatform, type DevicePlatform } from './testing/platform.js';
 
 describe('shadow sync and commands against the real platform (protocol §3.3, §3.4)', () => {
   let p: DevicePlatform;
@@ -19,14 +17,6 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
     await p?.close();
   });
 
-  async function enrolledDevice(): Promise<{ deviceId: string; dir: string }> {
-    const deviceId = await p.register();
-    const temp = tempDir('shadow');
-    cleanup.push(() => temp.remove());
-    const dir = join(temp.dir, 'identity');
-    await enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir });
-    return { deviceId, dir };
-  }
 
   /** The platform sends commands to devices it has recorded as connected (presence is written just after CONNECT). */
   const online = (deviceId: string) => presenceOnline(p.t.platform.db, deviceId, 3000);
@@ -38,7 +28,7 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
   };
 
   it('catches up with the desired state on connect, applies the delta, reports it, and follows later changes', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     await p.t.platform.devices.shadow.setDesired(actor(), deviceId, { led: 'on', fw: { channel: 'beta' } });
     const device = client(dir);
     const desired: [JsonObject, number][] = [];
@@ -67,7 +57,7 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
   });
 
   it('runs a command once, and its result reaches the platform; a redelivery of the same ID, even after a restart, is not run again', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     let device = client(dir);
     const runs: Command[] = [];
     const reboot = (params: Record<string, unknown>, command: Command) => {
@@ -98,7 +88,7 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
   });
 
   it('answers an unknown command "rejected" and a failing handler "error", with the reason', async () => {
-    const { deviceId, dir } = await enrolledDevice();
+    const { deviceId, dir } = await p.enrolledDevice();
     const device = client(dir);
     device.onCommand('calibrate', () => {
       throw new Error('sensor busy');

@@ -4,12 +4,15 @@
  * under, and a TCP fault injector to stand between a device and the broker.
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
+import { join } from 'node:path';
 import { cliActor } from '../../../server/src/accounts/roles.js';
 import { ENGINES } from '../../../server/src/testing/engines.js';
 import { organizationIdOf, testProduct } from '../../../server/src/testing/devices.js';
 import { startTestPlatform, type TestPlatform } from '../../../server/src/testing/server.js';
+import { enroll } from '../est.js';
+import { tempDir } from './temp.js';
 
-export { tempDir } from './temp.js';
+export { tempDir };
 
 /** Device tests exercise the device side; the storage engines are covered by the server's tests. */
 export const SQLITE = ENGINES.find((e) => e.engine === 'sqlite')!;
@@ -24,6 +27,8 @@ export interface DevicePlatform {
   register(serial?: string): Promise<string>;
   /** A one-time EST enrollment token for the device. */
   enrollmentToken(deviceId: string): Promise<string>;
+  /** A registered device enrolled over EST into a fresh identity directory (removed by close()). */
+  enrolledDevice(): Promise<{ deviceId: string; dir: string }>;
   /** Telemetry rows stored for the device. */
   stored(deviceId: string): Promise<number>;
   close(): Promise<void>;
@@ -36,7 +41,8 @@ export async function startDevicePlatform(overrides: Record<string, unknown> = {
   const org = await organizationIdOf(t.platform, t.org);
   const product = await testProduct(t.platform, org);
   const actor = cliActor(org, 'test');
-  return {
+  const temps: { remove(): void }[] = [];
+  const platform: DevicePlatform = {
     t,
     org,
     product,
@@ -44,9 +50,21 @@ export async function startDevicePlatform(overrides: Record<string, unknown> = {
     brokerUrl: `mqtts://localhost:${t.server.mqtt!.port}`,
     register: async (serial = `DEV-${process.pid}-${++serials}`) => (await t.platform.devices.service.register(actor, { serial, productId: product })).id,
     enrollmentToken: async (deviceId) => (await t.platform.devices.enrollment.createEnrollmentToken(actor, deviceId)).token,
+    enrolledDevice: async () => {
+      const deviceId = await platform.register();
+      const temp = tempDir('device');
+      temps.push(temp);
+      const dir = join(temp.dir, 'identity');
+      await enroll({ apiUrl: platform.apiUrl, ca: t.ca, token: await platform.enrollmentToken(deviceId), deviceId, dir });
+      return { deviceId, dir };
+    },
     stored: (deviceId) => t.platform.telemetry.store.count(deviceId),
-    close: () => t.close(),
+    close: async () => {
+      await t.close();
+      for (const temp of temps) temp.remove();
+    },
   };
+  return platform;
 }
 
 export { eventually, presenceOnline, settle } from '../../../server/src/testing/mqtt.js';

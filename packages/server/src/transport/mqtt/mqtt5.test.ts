@@ -4,16 +4,15 @@
  * carrying a Response Topic and Correlation Data. Protocol behaviour, not storage: SQLite only
  * (broker.test.ts runs the shared paths on both engines).
  */
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import mqtt, { type IClientOptions, type IConnackPacket, type IDisconnectPacket, type MqttClient } from 'mqtt';
 import { cliActor } from '../../accounts/roles.js';
 import { createToken, deviceResource } from '../../devices/sas.js';
 import { ENGINES } from '../../testing/engines.js';
 import { granted, mosquittoClient, presenceOnline } from '../../testing/mqtt.js';
-import { Openssl } from '../../testing/openssl.js';
-import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
-import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
+import type { TestDevice } from '../../testing/devices.js';
+import { useBrokerSuite } from '../../testing/broker-suite.js';
 import { DISCONNECT_REASON } from './broker.js';
 
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
@@ -27,43 +26,22 @@ interface V5Session {
 }
 
 describe('MQTT 5 clients [sqlite]', () => {
-  let t: TestPlatform;
-  let org: string;
-  let product: string;
-  let port: number;
+  const s = useBrokerSuite(sqlite, { watchIntervalMs: 100, maxPacketBytes: MAX_PACKET }, 'M5');
   let serial = 0;
-  const clients: MqttClient[] = [];
-  const ssl = new Openssl();
-
-  before(async () => {
-    t = await startTestPlatform(sqlite, { mqtt: { port: 0, watchIntervalMs: 100, maxPacketBytes: MAX_PACKET } });
-    org = await organizationIdOf(t.platform, t.org);
-    product = await testProduct(t.platform, org);
-    port = t.server.mqtt!.port;
-    ssl.write('ca.pem', t.ca);
-  });
-  after(async () => {
-    for (const c of clients) c.end(true);
-    ssl.close();
-    await t?.close();
-  });
-
-  const device = () => provisionTestDevice(t.platform, org, product, `M5-${++serial}`);
-  const stored = (deviceId: string) => t.platform.telemetry.store.count(deviceId);
 
   /** Connects with MQTT 5; resolves on a successful CONNACK, rejects with the reason code otherwise. */
   function connect5(d: Pick<TestDevice, 'key' | 'cert'> | null, clientId: string, extra: IClientOptions = {}): Promise<V5Session> {
     return new Promise((resolve, reject) => {
-      const client = mqtt.connect(`mqtts://localhost:${port}`, {
+      const client = mqtt.connect(`mqtts://localhost:${s.port}`, {
         clientId,
-        ca: t.ca,
+        ca: s.t.ca,
         ...(d ? { key: d.key, cert: d.cert } : {}),
         protocolVersion: 5,
         reconnectPeriod: 0,
         connectTimeout: 5000,
         ...extra,
       });
-      clients.push(client);
+      s.clients.push(client);
       let disconnect: IDisconnectPacket | null = null;
       client.on('disconnect', (packet) => (disconnect = packet));
       const ended = new Promise<IDisconnectPacket | null>((done) => client.once('close', () => done(disconnect)));
@@ -84,7 +62,7 @@ describe('MQTT 5 clients [sqlite]', () => {
     );
 
   it('a device with its certificate connects with MQTT 5; the CONNACK announces the limits; QoS 1 telemetry is stored before its PUBACK', async () => {
-    const d = await device();
+    const d = await s.device();
     const { client, connack } = await connect5(d, d.id, { properties: { sessionExpiryInterval: 0xffffffff } });
     assert.equal(connack.reasonCode, 0);
     assert.equal(connack.properties?.maximumPacketSize, MAX_PACKET);
@@ -93,13 +71,13 @@ describe('MQTT 5 clients [sqlite]', () => {
     // A session that "never expires" is clamped to a day.
     assert.equal(connack.properties?.sessionExpiryInterval, 24 * 3600);
     await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { temperature: 20.5 } }), { qos: 1 });
-    assert.equal(await stored(d.id), 1);
-    assert.notEqual((await presenceOnline(t.platform.db, d.id)).connected_since, null);
+    assert.equal(await s.stored(d.id), 1);
+    assert.notEqual((await presenceOnline(s.t.platform.db, d.id)).connected_since, null);
   });
 
   it('attack: publishing on another device’s topic gets PUBACK 0x87, then DISCONNECT 0x87; nothing lands', async () => {
-    const victim = await device();
-    const attacker = await device();
+    const victim = await s.device();
+    const attacker = await s.device();
     const { client, ended } = await connect5(attacker, attacker.id);
     const ack = await client.publishAsync(`d/${victim.id}/telemetry`, '{"values":{"spoofed":1}}', { qos: 1 }).then(
       () => 0,
@@ -108,39 +86,39 @@ describe('MQTT 5 clients [sqlite]', () => {
     assert.equal(ack, 0x87);
     const disconnect = await ended;
     assert.equal(disconnect?.reasonCode, DISCONNECT_REASON.notAuthorized);
-    assert.equal(await stored(victim.id), 0);
-    assert.equal(await stored(attacker.id), 0);
+    assert.equal(await s.stored(victim.id), 0);
+    assert.equal(await s.stored(attacker.id), 0);
   });
 
   it('attack: #, $SYS and other devices’ topics get SUBACK 0x87, a shared subscription 0x9E; its own commands are granted', async () => {
-    const d = await device();
-    const other = await device();
+    const d = await s.device();
+    const other = await s.device();
     const { client, connack } = await connect5(d, d.id);
     assert.deepEqual(await granted(client, ['#', '$SYS/#', 'd/+/telemetry', `d/${other.id}/commands/+`, `$share/g/d/${other.id}/#`, `d/${d.id}/commands/+`]), [0x87, 0x87, 0x87, 0x87, 0x9e, 1]);
     assert.equal(connack.properties?.sharedSubscriptionAvailable, false);
   });
 
   it('attack: a client ID other than the certificate’s device ID gets CONNACK 0x85; no credentials get 0x87', async () => {
-    const d = await device();
-    const other = await device();
+    const d = await s.device();
+    const other = await s.device();
     assert.equal(await refusedWith(connect5(d, other.id)), 0x85);
     assert.equal(await refusedWith(connect5(null, d.id)), 0x87);
   });
 
   it('attack: a topic alias (off on this broker) ends the session with DISCONNECT 0x94; nothing lands', async () => {
-    const d = await device();
+    const d = await s.device();
     const { client, ended } = await connect5(d, d.id);
     // mqtt.js refuses to send an alias the server did not grant: write the PUBLISH bytes ourselves.
     client.stream.write(publishWithTopicAlias(`d/${d.id}/telemetry`, 1, Buffer.from('{"values":{"a":1}}')));
     assert.equal((await ended)?.reasonCode, 0x94);
-    assert.equal(await stored(d.id), 0);
+    assert.equal(await s.stored(d.id), 0);
   });
 
   it('attack: a revoked certificate’s live session ends with DISCONNECT 0x98 within a second, and it cannot connect again', async () => {
-    const d = await device();
+    const d = await s.device();
     const { ended } = await connect5(d, d.id);
     const started = Date.now();
-    await t.platform.pki.revoke({ organizationId: org, serial: d.certSerial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
+    await s.t.platform.pki.revoke({ organizationId: s.org, serial: d.certSerial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
     const disconnect = await ended;
     assert.ok(Date.now() - started < 1000, `dropped after ${Date.now() - started} ms`);
     assert.equal(disconnect?.reasonCode, DISCONNECT_REASON.administrativeAction);
@@ -149,23 +127,23 @@ describe('MQTT 5 clients [sqlite]', () => {
   });
 
   it('a symmetric-key device’s session ends with DISCONNECT 0xA0 when its token expires', async () => {
-    const actor = cliActor(org, 'test');
-    const registered = await t.platform.devices.service.register(actor, { serial: `M5-SYM-${++serial}`, productId: product });
-    const { key } = await t.platform.devices.symmetricKeys.issueKey(actor, registered.id);
-    const expires = Math.floor(t.clock.now() / 1000) + 2;
+    const actor = cliActor(s.org, 'test');
+    const registered = await s.t.platform.devices.service.register(actor, { serial: `M5-SYM-${++serial}`, productId: s.product });
+    const { key } = await s.t.platform.devices.symmetricKeys.issueKey(actor, registered.id);
+    const expires = Math.floor(s.t.clock.now() / 1000) + 2;
     const { client, ended } = await connect5(null, registered.id, { username: registered.id, password: createToken(key, deviceResource(registered.id), expires) });
     await client.publishAsync(`d/${registered.id}/telemetry`, '{"values":{"battery":3.0}}', { qos: 1 });
-    assert.equal(await stored(registered.id), 1);
+    assert.equal(await s.stored(registered.id), 1);
     const disconnect = await ended;
     assert.equal(disconnect?.reasonCode, DISCONNECT_REASON.maximumConnectTime);
     assert.equal(disconnect?.properties?.reasonString, 'credential expired');
   });
 
   it('a command reaches an MQTT 5 device with its Response Topic and Correlation Data; answering there completes it', async () => {
-    const d = await device();
+    const d = await s.device();
     const { client } = await connect5(d, d.id);
     await client.subscribeAsync(`d/${d.id}/commands/+`, { qos: 1 });
-    await presenceOnline(t.platform.db, d.id);
+    await presenceOnline(s.t.platform.db, d.id);
     // A generic MQTT 5 request/response handler: answer on the Response Topic with the Correlation Data.
     client.on('message', (_topic, payload, packet) => {
       const { responseTopic, correlationData } = packet.properties ?? {};
@@ -173,27 +151,27 @@ describe('MQTT 5 clients [sqlite]', () => {
       const request = JSON.parse(payload.toString()) as { name: string };
       client.publish(responseTopic, JSON.stringify({ status: 'ok', result: { did: request.name } }), { qos: 1, properties: { correlationData } });
     });
-    const actor = cliActor(org, 'test');
-    const sent = await t.platform.devices.commands.send(actor, d.id, { name: 'blink' });
-    const done = await t.platform.devices.commands.get(actor, d.id, sent.id, 5000);
+    const actor = cliActor(s.org, 'test');
+    const sent = await s.t.platform.devices.commands.send(actor, d.id, { name: 'blink' });
+    const done = await s.t.platform.devices.commands.get(actor, d.id, sent.id, 5000);
     assert.equal(done.status, 'succeeded');
     assert.deepEqual(done.result, { did: 'blink' });
   });
 
   it('mosquitto_pub -V mqttv5 with a device certificate publishes telemetry that lands, and is refused on another device’s topic', async () => {
-    const d = await device();
-    const other = await device();
-    ssl.write('dev5.pem', d.cert);
-    ssl.write('dev5.key', d.key);
-    const pub = (topic: string) => mosquittoClient('mosquitto_pub', { port, dir: ssl.dir, name: 'dev5', deviceId: d.id }, ['-V', 'mqttv5', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub v5"}}']);
+    const d = await s.device();
+    const other = await s.device();
+    s.ssl.write('dev5.pem', d.cert);
+    s.ssl.write('dev5.key', d.key);
+    const pub = (topic: string) => mosquittoClient('mosquitto_pub', { port: s.port, dir: s.ssl.dir, name: 'dev5', deviceId: d.id }, ['-V', 'mqttv5', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub v5"}}']);
     const ok = await pub(`d/${d.id}/telemetry`);
     assert.equal(ok.code, 0, ok.output);
-    assert.equal(await stored(d.id), 1);
-    const denied = t.server.mqtt!.stats.aclDenied;
+    assert.equal(await s.stored(d.id), 1);
+    const denied = s.t.server.mqtt!.stats.aclDenied;
     const refused = await pub(`d/${other.id}/telemetry`);
     assert.match(refused.output, /not authori[sz]ed/i);
-    assert.equal(await stored(other.id), 0);
-    assert.equal(t.server.mqtt!.stats.aclDenied, denied + 1);
+    assert.equal(await s.stored(other.id), 0);
+    assert.equal(s.t.server.mqtt!.stats.aclDenied, denied + 1);
   });
 });
 
