@@ -102,6 +102,8 @@ function call<T>(what: string, fn: () => T): T {
   }
 }
 
+const wrongPin = (reference: Pkcs11KeyReference) => `Wrong user PIN for the PKCS#11 token "${reference.tokenLabel}"`;
+
 /** A logged-in read-write session on the token named in `reference`. */
 function openSession(reference: Pkcs11KeyReference, pin: string): { p11: pkcs11js.PKCS11; session: Buffer } {
   const p11 = moduleAt(reference.module);
@@ -120,9 +122,9 @@ function openSession(reference: Pkcs11KeyReference, pin: string): { p11: pkcs11j
     };
     if (hasCode(error, 'CKR_USER_ALREADY_LOGGED_IN')) {
       // Login is per process: check the PIN against the one this process logged in with.
-      if ((loggedIn.get(login) ?? digest) !== digest) throw refused('pkcs11.pin_incorrect', `Wrong user PIN for the PKCS#11 token "${reference.tokenLabel}"`);
+      if ((loggedIn.get(login) ?? digest) !== digest) throw refused('pkcs11.pin_incorrect', wrongPin(reference));
     } else if (hasCode(error, 'CKR_PIN_INCORRECT')) {
-      throw refused('pkcs11.pin_incorrect', `Wrong user PIN for the PKCS#11 token "${reference.tokenLabel}"`);
+      throw refused('pkcs11.pin_incorrect', wrongPin(reference));
     } else if (hasCode(error, 'CKR_PIN_LOCKED')) {
       throw refused('pkcs11.pin_locked', `The user PIN of the PKCS#11 token "${reference.tokenLabel}" is locked (too many wrong PINs); unlock it with the SO PIN`);
     } else {
@@ -302,7 +304,7 @@ function prepareEngine(reference: Pkcs11KeyReference, env: NodeJS.ProcessEnv = p
 /** OpenSSL's engine error as a Pkcs11Error with the PIN and key failures told apart. */
 function engineError(reference: Pkcs11KeyReference, error: unknown): Pkcs11Error {
   const message = (error as Error).message;
-  if (/PIN incorrect/i.test(message)) return new Pkcs11Error(`Wrong user PIN for the PKCS#11 token "${reference.tokenLabel}"`, 'pkcs11.pin_incorrect', error);
+  if (/PIN incorrect/i.test(message)) return new Pkcs11Error(wrongPin(reference), 'pkcs11.pin_incorrect', error);
   if (/object not found/i.test(message)) return new Pkcs11Error(`No private key labelled "${reference.keyLabel}" on the token "${reference.tokenLabel}"`, 'pkcs11.key_not_found', error);
   return new Pkcs11Error(`The OpenSSL PKCS#11 engine could not load the key "${reference.keyLabel}" from the token "${reference.tokenLabel}": ${message}`, 'pkcs11.engine_error', error);
 }
