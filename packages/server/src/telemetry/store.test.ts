@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';
-import { SQLITE_CHUNK_SIZES, sqliteChunks, TelemetryStore, type TelemetryRow } from './store.js';
+import { SQLITE_CHUNK_SIZES, sqliteChunks, TelemetryStore, type PresenceSession, type TelemetryRow } from './store.js';
 
 describe('SQLite insert statement sizes', () => {
   it('splits any batch into the fixed statement sizes only, largest first, covering every row', () => {
@@ -16,7 +16,7 @@ describe('SQLite insert statement sizes', () => {
 });
 
 for (const engine of ENGINES) {
-  describe(`telemetry batch insert [${engine.engine}]`, { skip: engine.skip }, () => {
+  describe(`telemetry store [${engine.engine}]`, { skip: engine.skip }, () => {
     let database: TestDatabase;
     let store: TelemetryStore;
     before(async () => {
@@ -25,31 +25,78 @@ for (const engine of ENGINES) {
     });
     after(() => database.close());
 
-    it('stores every row of batches of any size exactly once, with its own values, in order', async () => {
-      const written: TelemetryRow[] = [];
-      let n = 0;
-      for (const size of [1, 3, 4, 16, 21, 37, 250]) {
-        const rows = Array.from({ length: size }, () => {
-          n++;
-          return { organization_id: `org-${n % 3}`, device_id: `dev-${n % 7}`, ts: 1_764_000_000_000 + n, received_at: 1_764_000_001_000 + n, data: JSON.stringify({ n, s: `v${n}` }) };
-        });
-        await store.insertBatch(rows);
-        written.push(...rows);
-      }
-      await store.insertBatch([]);
-      const stored = await database.db.selectFrom('telemetry').select(['organization_id', 'device_id', 'ts', 'received_at', 'data']).orderBy('seq').execute();
-      assert.deepEqual(
-        stored.map((r) => ({ ...r, ts: Number(r.ts), received_at: Number(r.received_at) })),
-        written,
-      );
+    describe('batch insert', () => {
+      it('stores every row of batches of any size exactly once, with its own values, in order', async () => {
+        const written: TelemetryRow[] = [];
+        let n = 0;
+        for (const size of [1, 3, 4, 16, 21, 37, 250]) {
+          const rows = Array.from({ length: size }, () => {
+            n++;
+            return { organization_id: `org-${n % 3}`, device_id: `dev-${n % 7}`, ts: 1_764_000_000_000 + n, received_at: 1_764_000_001_000 + n, data: JSON.stringify({ n, s: `v${n}` }) };
+          });
+          await store.insertBatch(rows);
+          written.push(...rows);
+        }
+        await store.insertBatch([]);
+        const stored = await database.db.selectFrom('telemetry').select(['organization_id', 'device_id', 'ts', 'received_at', 'data']).orderBy('seq').execute();
+        assert.deepEqual(
+          stored.map((r) => ({ ...r, ts: Number(r.ts), received_at: Number(r.received_at) })),
+          written,
+        );
+      });
+
+      it('writes nothing of a batch in which one row is refused', async () => {
+        const before = await store.count();
+        const rows = Array.from({ length: 20 }, (_, i) => ({ organization_id: 'org-x', device_id: 'dev-x', ts: 1_764_000_000_000 + i, received_at: 1_764_000_000_000, data: '{}' }));
+        (rows[18] as { data: unknown }).data = null; // NOT NULL: row 19 (in the second statement, of 4 rows) fails
+        await assert.rejects(store.insertBatch(rows));
+        assert.equal(await store.count(), before);
+      });
     });
 
-    it('writes nothing of a batch in which one row is refused', async () => {
-      const before = await store.count();
-      const rows = Array.from({ length: 20 }, (_, i) => ({ organization_id: 'org-x', device_id: 'dev-x', ts: 1_764_000_000_000 + i, received_at: 1_764_000_000_000, data: '{}' }));
-      (rows[18] as { data: unknown }).data = null; // NOT NULL: row 19 (in the second statement, of 4 rows) fails
-      await assert.rejects(store.insertBatch(rows));
-      assert.equal(await store.count(), before);
+    describe('device presence across sessions', () => {
+      let devices = 0;
+      const session = (deviceId: string, connectedSince: number, nodeId = 'node-1'): PresenceSession => ({ deviceId, organizationId: 'org-p', nodeId, remoteAddress: '192.0.2.7', protocol: 'mqtts', connectedSince });
+      const recorded = async (deviceId: string) => {
+        const row = await store.presence(deviceId);
+        return row ? { since: row.connected_since === null ? null : Number(row.connected_since), node: row.node_id } : undefined;
+      };
+      const newDevice = () => `presence-device-${++devices}`;
+
+      it('records a session, and the device offline when that session ends', async () => {
+        const id = newDevice();
+        await store.recordConnected(session(id, 1000), 1000);
+        assert.deepEqual(await recorded(id), { since: 1000, node: 'node-1' });
+        await store.recordDisconnected(session(id, 1000), 1500);
+        assert.deepEqual(await recorded(id), { since: null, node: 'node-1' });
+        await store.recordConnected(session(id, 2000), 2000);
+        assert.deepEqual(await recorded(id), { since: 2000, node: 'node-1' });
+      });
+
+      it('a quick reconnect: the old session’s end, landing after the new session, leaves the device online', async () => {
+        const id = newDevice();
+        await store.recordConnected(session(id, 1000), 1000);
+        await store.recordConnected(session(id, 1200, 'node-2'), 1200);
+        await store.recordDisconnected(session(id, 1000), 1250);
+        assert.deepEqual(await recorded(id), { since: 1200, node: 'node-2' });
+      });
+
+      it('an older session’s connect, landing after a newer one, does not replace it', async () => {
+        const id = newDevice();
+        await store.recordConnected(session(id, 2000, 'node-2'), 2000);
+        await store.recordConnected(session(id, 1000), 2001);
+        assert.deepEqual(await recorded(id), { since: 2000, node: 'node-2' });
+        // Nor does that older session’s end take the device offline.
+        await store.recordDisconnected(session(id, 1000), 2002);
+        assert.deepEqual(await recorded(id), { since: 2000, node: 'node-2' });
+      });
+
+      it('an end recorded by another node for the same start time does not take the device offline', async () => {
+        const id = newDevice();
+        await store.recordConnected(session(id, 3000, 'node-1'), 3000);
+        await store.recordDisconnected(session(id, 3000, 'node-2'), 3001);
+        assert.deepEqual(await recorded(id), { since: 3000, node: 'node-1' });
+      });
     });
   });
 }

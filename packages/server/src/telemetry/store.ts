@@ -74,6 +74,18 @@ const SQLITE_INSERTS = new Map<number, string>(
   SQLITE_CHUNK_SIZES.map((n) => [n, `insert into "telemetry" ("organization_id", "device_id", "ts", "received_at", "data") values ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`]),
 );
 
+/** A device's MQTT session, as its presence records it. */
+export interface PresenceSession {
+  deviceId: string;
+  organizationId: string;
+  /** The broker node holding the session. */
+  nodeId: string;
+  remoteAddress: string;
+  protocol: string;
+  /** When the session started (ms): tells sessions of one device apart, and which is newer. */
+  connectedSince: number;
+}
+
 export class TelemetryStore {
   constructor(
     readonly db: Kysely<Database>,
@@ -185,6 +197,46 @@ export class TelemetryStore {
 
   presence(deviceId: string): Promise<Selectable<DevicePresenceTable> | undefined> {
     return this.db.selectFrom('device_presence').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
+  }
+
+  /**
+   * Records a session as the device's presence, unless a later session of the device is recorded
+   * already: the writes of two sessions (a quick reconnect, a session on another node, two
+   * PostgreSQL pool connections) may land in either order, and the newest session wins.
+   */
+  async recordConnected(session: PresenceSession, now: number): Promise<void> {
+    const row = {
+      device_id: session.deviceId,
+      organization_id: session.organizationId,
+      connected_since: session.connectedSince,
+      node_id: session.nodeId,
+      remote_address: session.remoteAddress,
+      protocol: session.protocol,
+      changed_at: now,
+    };
+    await this.db
+      .insertInto('device_presence')
+      .values(row)
+      .onConflict((oc) =>
+        oc
+          .column('device_id')
+          .doUpdateSet({ connected_since: row.connected_since, node_id: row.node_id, remote_address: row.remote_address, protocol: row.protocol, changed_at: now })
+          .where((eb) => eb.or([eb('device_presence.connected_since', 'is', null), eb('device_presence.connected_since', '<=', session.connectedSince)])),
+      )
+      .execute();
+    await this.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', session.deviceId).execute();
+  }
+
+  /** Records the end of a session: the device goes offline only if this session is still the one recorded. */
+  async recordDisconnected(session: PresenceSession, now: number): Promise<void> {
+    await this.db
+      .updateTable('device_presence')
+      .set({ connected_since: null, changed_at: now })
+      .where('device_id', '=', session.deviceId)
+      .where('node_id', '=', session.nodeId)
+      .where('connected_since', '=', session.connectedSince)
+      .execute();
+    await this.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', session.deviceId).execute();
   }
 
   /**

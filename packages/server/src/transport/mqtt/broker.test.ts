@@ -244,6 +244,32 @@ for (const engine of ENGINES) {
       }
     });
 
+    it('presence follows the newest session: a takeover by a second connection, and a reconnect right after a drop, leave the device online', async () => {
+      const d = await s.device();
+      const presence = async () => (await s.t.platform.telemetry.store.presence(d.id))?.connected_since ?? null;
+      const first = await connectAs(d, d.id);
+      const firstSince = (await presenceOnline(s.t.platform.db, d.id)).connected_since;
+      // Aedes ends the first connection when the same client ID connects again.
+      const firstGone = closed(first);
+      s.t.clock.advance(10);
+      await connectAs(d, d.id);
+      await firstGone;
+      await eventually(async () => ((await presence()) ?? 0) > Number(firstSince), 2000, 'the second session recorded');
+      await settle(200); // the first session's end has been handled by now: it must not take the device offline
+      assert.notEqual(await presence(), null, 'a takeover left the device offline');
+      // Drop and reconnect at once: the old session's end and the new one's start are written in that order.
+      for (let i = 0; i < 5; i++) {
+        const client = s.clients.at(-1)!;
+        const gone = closed(client);
+        client.stream.destroy();
+        await gone;
+        s.t.clock.advance(10);
+        await connectAs(d, d.id);
+      }
+      await settle(200);
+      assert.notEqual(await presence(), null, 'a quick reconnect left the device offline');
+    });
+
     it('a symmetric-key device logs in with its ID and a short-lived token, and is dropped when the token expires', async () => {
       const actor = cliActor(s.org, 'test');
       const registered = await s.t.platform.devices.service.register(actor, { serial: `SYM-${++serial}`, productId: s.product });

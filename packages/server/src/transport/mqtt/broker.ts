@@ -65,6 +65,8 @@ interface Session {
   remote: string;
   protocol: 'mqtts' | 'mqtt';
   expiry: NodeJS.Timeout | null;
+  /** When presence recorded the session as connected (null until then). */
+  connectedSince: number | null;
 }
 
 export interface GatewayStats {
@@ -101,6 +103,8 @@ export class MqttGateway implements DeviceMessenger {
   private tlsServer: TlsServer | null = null;
   private plainServer: TcpServer | null = null;
   private readonly sessions = new Map<string, Session>();
+  /** The last presence write queued per device (see recordPresence). */
+  private readonly presenceWrites = new Map<string, Promise<void>>();
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
   /** Every open connection, so shutdown can end them instead of waiting for devices to leave. */
   private readonly open = new Set<Socket>();
@@ -257,6 +261,8 @@ export class MqttGateway implements DeviceMessenger {
     // Aedes closes its emitter but not its persistence: the Redis connections would keep the process alive.
     if (this.backends) await this.backends.close();
     await this.writer.drain();
+    // The sessions just ended are recorded offline before storage closes.
+    await Promise.all(this.presenceWrites.values());
   }
 
   // --- connections -------------------------------------------------------------------------
@@ -314,6 +320,7 @@ export class MqttGateway implements DeviceMessenger {
       remote: transport.socket.remoteAddress ?? '',
       protocol: transport.protocol,
       expiry: null,
+      connectedSince: null,
     };
     const expiresAt = identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
     const remaining = expiresAt - this.platform.clock.now();
@@ -347,7 +354,7 @@ export class MqttGateway implements DeviceMessenger {
   private onReady(client: Client): void {
     const session = this.sessionOf(client);
     if (!session) return;
-    void this.recordPresence(session, true);
+    this.recordPresence(session, true);
   }
 
   private onDisconnect(client: Client): void {
@@ -355,7 +362,7 @@ export class MqttGateway implements DeviceMessenger {
     if (!session) return;
     if (session.expiry) clearTimeout(session.expiry);
     this.sessions.delete(client.id);
-    void this.recordPresence(session, false);
+    this.recordPresence(session, false);
   }
 
   /** Ends a device's session (an MQTT 5 client is sent DISCONNECT with `code` and the reason). */
@@ -375,20 +382,26 @@ export class MqttGateway implements DeviceMessenger {
     return new Error(reason);
   }
 
-  private async recordPresence(session: Session, connected: boolean): Promise<void> {
+  /**
+   * Presence writes of a device go out one after the other on this node (a connect's write is
+   * never overtaken by the next disconnect's); across nodes the store keeps the newest session.
+   */
+  private recordPresence(session: Session, connected: boolean): void {
     const now = this.platform.clock.now();
+    if (connected) session.connectedSince = now;
+    const since = session.connectedSince;
+    if (since === null) return; // never recorded as connected
     const { deviceId, organizationId } = session.identity;
-    const row = { device_id: deviceId, organization_id: organizationId, connected_since: connected ? now : null, node_id: this.broker.id, remote_address: session.remote, protocol: session.protocol, changed_at: now };
-    try {
-      await this.platform.db
-        .insertInto('device_presence')
-        .values(row)
-        .onConflict((oc) => oc.column('device_id').doUpdateSet({ connected_since: row.connected_since, node_id: row.node_id, remote_address: row.remote_address, protocol: row.protocol, changed_at: now }))
-        .execute();
-      await this.platform.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', deviceId).execute();
-    } catch (error) {
-      this.log.error({ err: error, deviceId }, 'presence not recorded');
-    }
+    const record = { deviceId, organizationId, nodeId: this.broker.id, remoteAddress: session.remote, protocol: session.protocol, connectedSince: since };
+    const store = this.platform.telemetry.store;
+    const previous = this.presenceWrites.get(deviceId) ?? Promise.resolve();
+    const next = previous
+      .then(() => (connected ? store.recordConnected(record, now) : store.recordDisconnected(record, now)))
+      .catch((error: unknown) => this.log.error({ err: error, deviceId }, 'presence not recorded'));
+    this.presenceWrites.set(deviceId, next);
+    void next.then(() => {
+      if (this.presenceWrites.get(deviceId) === next) this.presenceWrites.delete(deviceId);
+    });
   }
 
   // --- messages ----------------------------------------------------------------------------
