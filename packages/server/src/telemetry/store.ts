@@ -224,7 +224,7 @@ export class TelemetryStore {
           .where((eb) => eb.or([eb('device_presence.connected_since', 'is', null), eb('device_presence.connected_since', '<=', session.connectedSince)])),
       )
       .execute();
-    await this.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', session.deviceId).execute();
+    await this.seen(session.deviceId, now);
   }
 
   /** Records the end of a session: the device goes offline only if this session is still the one recorded. */
@@ -236,7 +236,12 @@ export class TelemetryStore {
       .where('node_id', '=', session.nodeId)
       .where('connected_since', '=', session.connectedSince)
       .execute();
-    await this.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', session.deviceId).execute();
+    await this.seen(session.deviceId, now);
+  }
+
+  /** A session's start or end is the device being seen. */
+  private async seen(deviceId: string, now: number): Promise<void> {
+    await this.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', deviceId).execute();
   }
 
   /**
