@@ -1,15 +1,18 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { cliActor } from '../../server/src/accounts/roles.js';
 import { createToken, deviceResource } from '../../server/src/devices/sas.js';
 import { DeviceClient } from './client.js';
-import { ConnectionRefusedError } from './errors.js';
+import { ConnectionRefusedError, IdentityLockedError, QueueWriteError } from './errors.js';
+import { FileQueue } from './queue.js';
 import { deviceSasToken } from './sas.js';
 import type { ErrorReply } from './topics.js';
+import { startDeviceProcess } from './testing/device-process.js';
 import { eventually, NetworkFault, presenceOnline, settle, startDevicePlatform, type DevicePlatform } from './testing/platform.js';
+import { smallFilesystem, tmpfsUnavailable } from './testing/small-fs.js';
 
 describe('device client against a real broker over mutual TLS', () => {
   let p: DevicePlatform;
@@ -96,7 +99,7 @@ describe('device client against a real broker over mutual TLS', () => {
     assert.deepEqual(events, ['connected', 'disconnected', 'connected']);
   });
 
-  it('keeps what it could not send across a client restart and delivers it after reconnecting, nothing lost', async () => {
+  it('keeps what it could not send across a client restart and delivers it after reconnecting, nothing lost; a torn last line is dropped and reported', async () => {
     const { deviceId, dir } = await p.enrolledDevice();
     const fault = new NetworkFault(p.t.server.mqtt!.port);
     cleanup.push(() => fault.close());
@@ -109,12 +112,96 @@ describe('device client against a real broker over mutual TLS', () => {
     fault.cut();
     for (let n = 3; n < 10; n++) first.sendTelemetry({ n }, now - 10_000 + n);
     await first.stop(); // the process ends with 7 messages unacknowledged
+    // ... in the middle of writing an eighth: half a line, which was never accepted.
+    const queueDir = join(dir, 'queue');
+    appendFileSync(join(queueDir, readdirSync(queueDir).sort().at(-1)!), '{"s":10,"t":"telemetry","p":"{\\"val');
 
     const second = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+    const recovered: unknown[] = [];
+    second.on('queueRecovered', (report: unknown) => recovered.push(report));
     assert.equal(second.queue.size, 7);
     await second.connect();
+    assert.deepEqual(recovered, [{ tornLines: 1, corruptLines: 0 }]);
+    second.sendTelemetry({ n: 10 }, now - 10_000 + 10);
     await second.drained(5000);
-    assert.deepEqual(await values(deviceId), Array.from({ length: 10 }, (_, n) => ({ n })));
+    assert.deepEqual(await values(deviceId), Array.from({ length: 11 }, (_, n) => ({ n })));
+  });
+
+  it('on a full disk sendTelemetry throws queue.storage_full and keeps nothing of the reading; once there is room the next one is stored whole and delivered', { skip: tmpfsUnavailable ?? false }, async () => {
+    const { deviceId, dir } = await p.enrolledDevice();
+    const disk = smallFilesystem(join(dir, 'queue'));
+    try {
+      const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+      await client.connect();
+      client.sendTelemetry({ n: 0 });
+      await client.drained(5000);
+      disk.fill();
+      // More than the block the queue is writing has left: the file system takes part of it.
+      const big = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`v${i}`, 'x'.repeat(250)]));
+      for (const attempt of [1, 2]) {
+        assert.throws(
+          () => client.sendTelemetry(big),
+          (error: unknown) => error instanceof QueueWriteError && error.code === 'queue.storage_full',
+          `attempt ${attempt}`,
+        );
+      }
+      assert.equal(client.queue.size, 0);
+      disk.free();
+      client.sendTelemetry(big);
+      await client.drained(5000);
+      await client.stop();
+      assert.deepEqual(await values(deviceId), [{ n: 0 }, big]);
+      const reopened = new FileQueue(disk.dir);
+      assert.deepEqual([reopened.size, reopened.tornLines, reopened.corruptLines], [0, 0, 0]);
+      reopened.close();
+    } finally {
+      disk.unmount();
+    }
+  });
+
+  it('a device process whose acknowledgements cannot be written (full disk) does not crash: it reports them, keeps the messages and sends them again once there is room', { skip: tmpfsUnavailable ?? false }, async () => {
+    const { deviceId, dir } = await p.enrolledDevice();
+    const disk = smallFilesystem(join(dir, 'queue'));
+    try {
+      const device = startDeviceProcess('ack-full', dir, p.brokerUrl);
+      const { code, signal, stderr } = await device.exited;
+      assert.deepEqual([code, signal], [0, null], stderr);
+      const queued = device.events.find((e) => e.event === 'queued')!.count as number;
+      const failures = device.events.filter((e) => e.event === 'queueError');
+      assert.equal(failures.length, queued, 'every acknowledgement failed');
+      assert.ok(failures.every((e) => e.code === 'queue.storage_full' && e.name === 'QueueWriteError'));
+      assert.deepEqual(device.events.find((e) => e.event === 'alive'), { event: 'alive', size: queued }, 'all kept');
+      assert.ok(device.events.some((e) => e.event === 'drained'));
+      // Delivered before the failures and again after them (at least once), the last reading once.
+      const stored = await values(deviceId);
+      assert.equal(stored.length, 2 * queued + 1);
+      assert.equal(stored.filter((v) => v.n === 'after').length, 1);
+      assert.equal(stored.filter((v) => v.n === 0).length, 2);
+    } finally {
+      disk.unmount();
+    }
+  });
+
+  it('attack: a second process on the same identity directory is refused while the first runs, and takes over once it was killed', async () => {
+    const { deviceId, dir } = await p.enrolledDevice();
+    const first = startDeviceProcess('hold', dir, p.brokerUrl);
+    cleanup.push(() => first.child.kill('SIGKILL'));
+    await first.waitFor((e) => e.event === 'holding');
+    assert.throws(
+      () => DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }),
+      (error: unknown) => error instanceof IdentityLockedError && error.code === 'identity.locked' && error.pid === first.child.pid,
+    );
+    first.child.kill('SIGKILL');
+    await first.exited;
+    const second = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+    // One client per directory in a process too.
+    assert.throws(() => DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }), IdentityLockedError);
+    await second.connect();
+    second.sendTelemetry({ taken: 1 });
+    await second.drained(5000);
+    await second.stop();
+    assert.deepEqual(await values(deviceId), [{ holding: 1 }, { taken: 1 }]);
+    track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
   });
 
   it('attack: a revoked certificate is dropped by the broker, refused (CONNACK 5) on reconnect, reported once and never retried', async () => {

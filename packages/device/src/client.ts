@@ -6,11 +6,14 @@
  * authorized, identifier rejected, protocol version) is final: reported, never retried.
  *
  * Every QoS 1 message goes through the outgoing queue and leaves it on its PUBACK; the queue is
- * sent in order whenever the client is connected, so what was queued offline goes out first.
+ * sent in order whenever the client is connected, so what was queued offline goes out first. A
+ * PUBACK the queue cannot record (a full disk) leaves the message queued, to be sent again.
  *
  * Events: `connected`, `disconnected` ({ error }), `reconnecting` ({ attempt, delayMs }),
  * `error` (a final ConnectionRefusedError: the client has stopped), `errorReply` (the platform
- * refused a message, protocol §3.2), `acked` (a queued message was acknowledged), `handlerError`.
+ * refused a message, protocol §3.2), `acked` (a queued message was acknowledged), `handlerError`,
+ * `queueError` (QueueError, message: an acknowledgement could not be recorded), `queueRecovered`
+ * ({ tornLines, corruptLines }: lines the file queue dropped when it opened, on the first connect()).
  */
 import { EventEmitter } from 'node:events';
 import { join } from 'node:path';
@@ -20,6 +23,7 @@ import { ClientStoppedError, ConnectionRefusedError, type DeviceError } from './
 import { IdentityStore } from './identity.js';
 import { Inbox, type CommandHandler, type DesiredHandler } from './inbox.js';
 import { clientTlsOptions, type DeviceKey } from './keys.js';
+import { DirectoryLock } from './lock.js';
 import { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage } from './queue.js';
 import { deviceSasToken } from './sas.js';
 import { SeenIds } from './seen-ids.js';
@@ -115,6 +119,8 @@ export class DeviceClient extends EventEmitter {
   private readonly topicHandlers = new Map<string, (payload: Buffer) => void>();
   /** The final refusal, once there is one. */
   failure: DeviceError | null = null;
+  /** The identity directory's lock (fromIdentity), released when the client stops. */
+  private identityLock: DirectoryLock | null = null;
 
   constructor(options: DeviceClientOptions) {
     super();
@@ -137,22 +143,31 @@ export class DeviceClient extends EventEmitter {
   /**
    * A client for the identity in `dir` (see IdentityStore): its key (permissions checked),
    * certificate and trust anchors, a persistent queue in `dir/queue` and the command IDs it ran
-   * in `dir/commands.seen`.
+   * in `dir/commands.seen`. The directory is locked for this client until it stops (`client.lock`):
+   * while another live process (or client) holds it, this throws IdentityLockedError.
    */
   static fromIdentity(
     dir: string,
     options: Omit<DeviceClientOptions, 'deviceId' | 'ca' | 'credentials'> & { queueOptions?: FileQueueOptions; /** PIN of a token-held key (else BULWARK_PKCS11_PIN). */ pkcs11Pin?: string },
   ): DeviceClient {
     const { queueOptions, pkcs11Pin, ...rest } = options;
-    const identity = new IdentityStore(dir, pkcs11Pin === undefined ? {} : { pkcs11Pin }).load();
-    return new DeviceClient({
-      queue: new FileQueue(join(dir, 'queue'), queueOptions),
-      seenCommands: new SeenIds(join(dir, 'commands.seen')),
-      ...rest,
-      deviceId: identity.deviceId,
-      ca: identity.ca,
-      credentials: { type: 'certificate', key: identity.key, cert: identity.cert },
-    });
+    const lock = DirectoryLock.acquire(dir);
+    try {
+      const identity = new IdentityStore(dir, pkcs11Pin === undefined ? {} : { pkcs11Pin }).load();
+      const client = new DeviceClient({
+        queue: new FileQueue(join(dir, 'queue'), queueOptions),
+        seenCommands: new SeenIds(join(dir, 'commands.seen')),
+        ...rest,
+        deviceId: identity.deviceId,
+        ca: identity.ca,
+        credentials: { type: 'certificate', key: identity.key, cert: identity.cert },
+      });
+      client.identityLock = lock;
+      return client;
+    } catch (error) {
+      lock.release();
+      throw error;
+    }
   }
 
   get isConnected(): boolean {
@@ -184,6 +199,7 @@ export class DeviceClient extends EventEmitter {
       this.on('stopped', onStopped);
       if (!this.started) {
         this.started = true;
+        this.reportRecovery();
         this.dial();
       }
     });
@@ -203,13 +219,16 @@ export class DeviceClient extends EventEmitter {
     }
     link?.end(true);
     this.connected = false;
-    this.queue.close();
+    this.closeStorage();
     this.emit('stopped');
   }
 
   // --- sending ---------------------------------------------------------------------------
 
-  /** Queues one reading (QoS 1). Throws QueueFullError when the queue is at its bound. */
+  /**
+   * Queues one reading (QoS 1). Throws a QueueError when the queue did not take it: QueueFullError
+   * at its bound, QueueWriteError when its disk refused the write (`queue.storage_full` when full).
+   */
   sendTelemetry(values: TelemetryValues, ts?: number): QueuedMessage {
     return this.enqueue(TELEMETRY, ts === undefined ? { values } : { ts, values });
   }
@@ -265,18 +284,50 @@ export class DeviceClient extends EventEmitter {
       const message = this.queue.after(this.lastSent);
       if (!message) return;
       this.lastSent = message.seq;
+      // Sending resumed below messages still in flight (after an acknowledgement that failed).
+      if (this.inflight.has(message.seq)) continue;
       this.inflight.add(message.seq);
       this.counters.sent++;
       link.publish(topicOf(this.deviceId, message.topic), message.payload, { qos: 1 }, (error) => {
         if (link !== this.link) return; // a connection that is gone: the message is sent again on the next
         this.inflight.delete(message.seq);
-        if (error) return;
-        this.queue.ack(message.seq);
+        if (error || !this.acknowledge(message)) return;
         this.counters.acked++;
         this.emit('acked', message);
         this.pump();
       });
     }
+  }
+
+  /**
+   * Removes a PUBACKed message from the queue. When the queue cannot record that (a full disk), the
+   * error must not reach mqtt.js, whose callback this runs in (it would end the process): it is
+   * reported, and the message stays queued and goes out again (at least once) with the next pump,
+   * which a message queued or acknowledged successfully starts, or on the next connection. It is
+   * not sent again at once: on a full disk that would be a loop of duplicates.
+   */
+  private acknowledge(message: QueuedMessage): boolean {
+    try {
+      this.queue.ack(message.seq);
+      return true;
+    } catch (error) {
+      this.lastSent = Math.min(this.lastSent, message.seq - 1);
+      this.emit('queueError', error, message);
+      return false;
+    }
+  }
+
+  /** Reports what the file queue dropped when it opened: torn and unreadable lines. */
+  private reportRecovery(): void {
+    if (!(this.queue instanceof FileQueue)) return;
+    const { tornLines, corruptLines } = this.queue;
+    if (tornLines + corruptLines > 0) this.emit('queueRecovered', { tornLines, corruptLines });
+  }
+
+  /** Closes the queue and releases the identity directory. */
+  private closeStorage(): void {
+    this.queue.close();
+    this.identityLock?.release();
   }
 
   /**
@@ -455,7 +506,7 @@ export class DeviceClient extends EventEmitter {
     this.link = null;
     this.connected = false;
     link?.end(true);
-    this.queue.close();
+    this.closeStorage();
     this.emit('error', error);
   }
 

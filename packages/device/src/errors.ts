@@ -7,8 +7,9 @@ export class DeviceError extends Error {
   constructor(
     message: string,
     readonly code: string,
+    options?: ErrorOptions,
   ) {
-    super(message);
+    super(message, options);
     this.name = new.target.name;
   }
 }
@@ -43,10 +44,42 @@ export class ConnectionRefusedError extends DeviceError {
   }
 }
 
+/** The identity directory is in use by another live process (its client holds `client.lock`). */
+export class IdentityLockedError extends IdentityError {
+  constructor(
+    readonly path: string,
+    readonly pid: number,
+  ) {
+    super(`${path} is held by process ${pid}, which is still running: one process at a time may use an identity directory`, 'identity.locked');
+  }
+}
+
+/** The offline queue did not accept a message (or record an acknowledgement); nothing of it was kept. */
+export class QueueError extends DeviceError {}
+
 /** The offline queue is at its size bound; the message was not accepted. */
-export class QueueFullError extends DeviceError {
+export class QueueFullError extends QueueError {
   constructor(limitBytes: number) {
     super(`The offline queue holds its limit of ${limitBytes} bytes of unacknowledged messages`, 'queue.full');
+  }
+}
+
+/** The queue's file system refused a write: `queue.storage_full` (ENOSPC, EDQUOT) or `queue.write_failed`; the file is as it was before it. */
+export class QueueWriteError extends QueueError {
+  constructor(
+    readonly path: string,
+    cause: NodeJS.ErrnoException,
+  ) {
+    const full = cause.code === 'ENOSPC' || cause.code === 'EDQUOT';
+    const what = full ? 'No space left for the offline queue' : 'The offline queue could not be written';
+    super(`${what} (${path}: ${cause.code ?? cause.message}); nothing of this write was kept`, full ? 'queue.storage_full' : 'queue.write_failed', { cause });
+  }
+}
+
+/** The queue was closed (its client stopped); nothing more can be queued. */
+export class QueueClosedError extends QueueError {
+  constructor() {
+    super('The offline queue is closed: its client was stopped', 'queue.closed');
   }
 }
 

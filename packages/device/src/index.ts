@@ -5,11 +5,12 @@
  */
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { DeviceClient, type DeviceClientOptions, type DeviceClientStats, type DeviceCredentials } from './client.js';
-export { ClientStoppedError, ConnectionRefusedError, DeviceError, IdentityError, KeyExposedError, PlatformError, QueueFullError } from './errors.js';
+export { ClientStoppedError, ConnectionRefusedError, DeviceError, IdentityError, IdentityLockedError, KeyExposedError, PlatformError, QueueClosedError, QueueError, QueueFullError, QueueWriteError } from './errors.js';
 export { enroll, renew, type EnrollOptions, type RenewOptions } from './est.js';
 export { CA_FILE, CERT_FILE, deviceIdOf, IdentityStore, KEY_FILE, TOKEN_KEY_FILE, type DeviceIdentity, type IdentityStoreOptions } from './identity.js';
 export type { CommandHandler, DesiredHandler } from './inbox.js';
 export { clientTlsOptions, createCsr, generateDeviceKey, signDer, type ClientTlsOptions, type DeviceKey } from './keys.js';
+export { DirectoryLock, LOCK_FILE } from './lock.js';
 export { DEFAULT_ENGINE, PIN_ENV, Pkcs11Error, Pkcs11Key, SOFTHSM_MODULE, type Pkcs11KeyOptions, type Pkcs11KeyReference } from './pkcs11.js';
 export { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage, type QueueOptions } from './queue.js';
 export { deviceSasToken } from './sas.js';
