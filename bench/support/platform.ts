@@ -15,6 +15,7 @@ import { DEFAULT_INIT, initialize } from '../../packages/server/src/ops/init.js'
 import { startServer, type RunningServer } from '../../packages/server/src/ops/server.js';
 import { openPlatform, type Platform } from '../../packages/server/src/platform.js';
 import { adminQuery, dropDatabase, PG_URL } from '../../packages/server/src/testing/engines.js';
+import { UNLIMITED_DEVICE_RATES } from '../../packages/server/src/testing/mqtt.js';
 
 
 /** A password that passes the operator policy; bench accounts sign in with it. */
@@ -49,7 +50,9 @@ export async function startBenchPlatform(options: { postgres: boolean }): Promis
     overrides: {
       database: { url, poolSize: 10 },
       http: { port: 0, rateLimitPerMinute: 1_000_000_000 },
-      mqtt: { port: 0, connectsPerSecond: 100_000, publishesPerSecond: 1_000_000, publishBurst: 1_000_000 },
+      // The per-device limits stay out of the way (the quota is still checked on every message).
+      mqtt: { port: 0, connectsPerSecond: 100_000, ...UNLIMITED_DEVICE_RATES },
+      telemetry: { dailyReadingsPerDevice: 1_000_000_000, dailyBytesPerDevice: 1024 ** 4 },
       auth: { loginRateLimitPerMinute: 1_000_000_000 },
       log: { level: 'warn' },
     },

@@ -38,6 +38,7 @@ import { openDatabase, type DatabaseHandle } from './storage/database.js';
 import { TelemetryStore } from './telemetry/store.js';
 import { RetentionJob } from './telemetry/retention.js';
 import { TelemetryService } from './telemetry/service.js';
+import { TelemetryQuota } from './telemetry/quota.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { openUpdates, type UpdatesDomain } from './updates/index.js';
 import type { Database } from './storage/schema.js';
@@ -67,7 +68,7 @@ export interface Platform {
   signingKeys: SigningKeys;
   devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService; link: DeviceLink; shadow: ShadowService; commands: CommandService; symmetricKeys: SymmetricKeyService; identity: DeviceCertificateVerifier; bootstrapCas: BootstrapCaService };
   pki: PkiService;
-  telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob };
+  telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob; quota: TelemetryQuota };
   updates: UpdatesDomain;
   accounts: {
     store: AccountsStore;
@@ -167,5 +168,6 @@ function telemetryOf(store: TelemetryStore, devices: DevicesService, clock: Cloc
     store,
     service: new TelemetryService(store, devices, clock),
     retention: new RetentionJob(store, devices, clock, { defaultDays: config.telemetry.retentionDays, batchRows: config.telemetry.pruneBatchRows }),
+    quota: new TelemetryQuota(store, devices, clock, { dailyReadings: config.telemetry.dailyReadingsPerDevice, dailyBytes: config.telemetry.dailyBytesPerDevice }),
   };
 }

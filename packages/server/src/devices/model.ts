@@ -15,6 +15,10 @@ export interface ProductView {
   firmwareLine: string | null;
   /** Days of telemetry kept; null: the deployment's default (telemetry.retentionDays). */
   telemetryRetentionDays: number | null;
+  /** Readings each device may store per UTC day; null: the deployment's default (telemetry.dailyReadingsPerDevice). */
+  telemetryDailyReadings: number | null;
+  /** Telemetry payload bytes each device may store per UTC day; null: the deployment's default (telemetry.dailyBytesPerDevice). */
+  telemetryDailyBytes: number | null;
   createdAt: string;
 }
 
@@ -39,6 +43,8 @@ export function toProductView(row: ProductRow): ProductView {
     hardwareRevision: row.hardware_revision,
     firmwareLine: row.firmware_line,
     telemetryRetentionDays: row.telemetry_retention_days,
+    telemetryDailyReadings: row.telemetry_daily_readings,
+    telemetryDailyBytes: row.telemetry_daily_bytes,
     createdAt: new Date(row.created_at).toISOString(),
   };
 }

@@ -13,7 +13,7 @@ import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from './import-format.js';
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
-import { MAX_PAGE, MAX_RETENTION_DAYS } from './service.js';
+import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from './service.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Status = Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('disabled'), Type.Literal('retired')]);
@@ -25,7 +25,19 @@ const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null
 
 // One schema with a type list, not a union: with type coercion on, a union's null branch would turn 0 into null (reset to the default).
 const RetentionDays = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_RETENTION_DAYS, description: 'days of telemetry kept; null: the deployment default (telemetry.retentionDays)' });
-const ProductSchema = Strict({ id: Type.String(), name: Type.String(), hardwareRevision: Nullable(Type.String()), firmwareLine: Nullable(Type.String()), telemetryRetentionDays: RetentionDays, createdAt: Timestamp });
+const DailyReadings = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_DAILY_READINGS, description: 'readings each device may store per UTC day; null: the deployment default (telemetry.dailyReadingsPerDevice)' });
+const DailyBytes = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1024, maximum: MAX_DAILY_BYTES, description: 'telemetry payload bytes each device may store per UTC day; null: the deployment default (telemetry.dailyBytesPerDevice)' });
+const ProductSettings = { telemetryRetentionDays: Type.Optional(RetentionDays), telemetryDailyReadings: Type.Optional(DailyReadings), telemetryDailyBytes: Type.Optional(DailyBytes) };
+const ProductSchema = Strict({
+  id: Type.String(),
+  name: Type.String(),
+  hardwareRevision: Nullable(Type.String()),
+  firmwareLine: Nullable(Type.String()),
+  telemetryRetentionDays: RetentionDays,
+  telemetryDailyReadings: DailyReadings,
+  telemetryDailyBytes: DailyBytes,
+  createdAt: Timestamp,
+});
 const DeviceSchema = Strict({
   id: Type.String(),
   serial: Type.String(),
@@ -70,7 +82,7 @@ export function deviceRoutes(platform: Platform) {
             name: Type.String({ minLength: 1, maxLength: 100 }),
             hardwareRevision: Type.Optional(Type.String({ maxLength: 64 })),
             firmwareLine: Type.Optional(Type.String({ maxLength: 64 })),
-            telemetryRetentionDays: Type.Optional(RetentionDays),
+            ...ProductSettings,
           }),
           response: { 201: ProductSchema, ...errorResponses(400, 401, 403, 409) },
         },
@@ -84,9 +96,9 @@ export function deviceRoutes(platform: Platform) {
         config: write,
         schema: {
           tags: ['devices'],
-          summary: "Change a product's telemetry retention (audited)",
+          summary: "Change a product's telemetry retention and daily quotas (audited)",
           params: DeviceId,
-          body: Strict({ telemetryRetentionDays: Type.Optional(RetentionDays) }),
+          body: Strict(ProductSettings),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
       },

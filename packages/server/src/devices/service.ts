@@ -22,6 +22,9 @@ export const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
 /** Telemetry retention a product may set, in days (ten years at most). */
 export const MAX_RETENTION_DAYS = 3650;
+/** The largest daily telemetry quotas a product may set per device (a reading every millisecond; 64 GiB). */
+export const MAX_DAILY_READINGS = 86_400_000;
+export const MAX_DAILY_BYTES = 64 * 1024 ** 3;
 
 export interface ListQuery extends Omit<DeviceFilter, 'afterSerial' | 'limit'> {
   cursor?: string;
@@ -33,14 +36,29 @@ export interface DevicePage {
   nextCursor: string | null;
 }
 
+/** A product's telemetry settings; each null returns to the deployment's default, each absent stays as it is. */
 export interface ProductChanges {
-  /** Days of telemetry to keep; null returns to the deployment's default. */
+  /** Days of telemetry to keep. */
   telemetryRetentionDays?: number | null;
+  /** Readings each device may store per UTC day. */
+  telemetryDailyReadings?: number | null;
+  /** Telemetry payload bytes each device may store per UTC day. */
+  telemetryDailyBytes?: number | null;
 }
 
-function checkRetentionDays(days: number | null | undefined): void {
-  if (days === undefined || days === null) return;
-  if (!Number.isInteger(days) || days < 1 || days > MAX_RETENTION_DAYS) throw new ValidationError(`telemetryRetentionDays must be null or a whole number of days from 1 to ${MAX_RETENTION_DAYS}`, { field: 'telemetryRetentionDays' });
+/** Each setting's column and its allowed range (whole numbers). */
+const PRODUCT_SETTINGS = {
+  telemetryRetentionDays: { column: 'telemetry_retention_days', min: 1, max: MAX_RETENTION_DAYS, unit: 'days' },
+  telemetryDailyReadings: { column: 'telemetry_daily_readings', min: 1, max: MAX_DAILY_READINGS, unit: 'readings' },
+  telemetryDailyBytes: { column: 'telemetry_daily_bytes', min: 1024, max: MAX_DAILY_BYTES, unit: 'bytes' },
+} as const satisfies Record<keyof ProductChanges, { column: keyof ProductRow; min: number; max: number; unit: string }>;
+
+function checkProductSettings(changes: ProductChanges): void {
+  for (const [field, rule] of Object.entries(PRODUCT_SETTINGS) as [keyof ProductChanges, (typeof PRODUCT_SETTINGS)[keyof ProductChanges]][]) {
+    const value = changes[field];
+    if (value === undefined || value === null) continue;
+    if (!Number.isInteger(value) || value < rule.min || value > rule.max) throw new ValidationError(`${field} must be null or a whole number of ${rule.unit} from ${rule.min} to ${rule.max}`, { field });
+  }
 }
 
 export interface DeviceChanges {
@@ -75,11 +93,11 @@ export class DevicesService {
     private readonly clock: Clock,
   ) {}
 
-  async createProduct(actor: Actor, input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null; telemetryRetentionDays?: number | null }): Promise<ProductView> {
+  async createProduct(actor: Actor, input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null } & ProductChanges): Promise<ProductView> {
     requirePermission(actor, 'devices:write');
     const name = input.name.trim();
     if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
-    checkRetentionDays(input.telemetryRetentionDays);
+    checkProductSettings(input);
     const row: ProductRow = {
       id: newId(),
       organization_id: actor.organizationId,
@@ -88,6 +106,8 @@ export class DevicesService {
       firmware_line: input.firmwareLine ?? null,
       created_at: this.clock.now(),
       telemetry_retention_days: input.telemetryRetentionDays ?? null,
+      telemetry_daily_readings: input.telemetryDailyReadings ?? null,
+      telemetry_daily_bytes: input.telemetryDailyBytes ?? null,
     };
     try {
       await this.store.db.transaction().execute(async (trx) => {
@@ -116,16 +136,27 @@ export class DevicesService {
     return row ? toProductView(row) : null;
   }
 
-  /** Changes a product's settings (today its telemetry retention); audited with the old and new values. */
+  /** Changes a product's telemetry settings (retention, daily quotas); audited with each changed value's old and new value. */
   async updateProduct(actor: Actor, productId: string, changes: ProductChanges): Promise<ProductView> {
     requirePermission(actor, 'devices:write');
-    checkRetentionDays(changes.telemetryRetentionDays);
+    checkProductSettings(changes);
     return this.store.db.transaction().execute(async (trx) => {
       const product = await this.store.productInOrganization(actor.organizationId, productId, trx);
       if (!product) throw new NotFoundError('Product', { productId });
-      if (changes.telemetryRetentionDays === undefined) return toProductView(product);
-      const updated = { ...product, telemetry_retention_days: changes.telemetryRetentionDays };
-      await this.store.updateProduct(product.id, { telemetry_retention_days: updated.telemetry_retention_days }, trx);
+      const updated = { ...product };
+      const changed: Record<string, { from: number | null; to: number | null }> = {};
+      for (const [field, rule] of Object.entries(PRODUCT_SETTINGS) as [keyof ProductChanges, (typeof PRODUCT_SETTINGS)[keyof ProductChanges]][]) {
+        const to = changes[field];
+        if (to === undefined) continue;
+        changed[field] = { from: product[rule.column], to };
+        updated[rule.column] = to;
+      }
+      if (Object.keys(changed).length === 0) return toProductView(product);
+      await this.store.updateProduct(
+        product.id,
+        { telemetry_retention_days: updated.telemetry_retention_days, telemetry_daily_readings: updated.telemetry_daily_readings, telemetry_daily_bytes: updated.telemetry_daily_bytes },
+        trx,
+      );
       await this.audit.record(
         {
           organizationId: actor.organizationId,
@@ -133,7 +164,7 @@ export class DevicesService {
           action: 'product.updated',
           target: { type: 'product', id: product.id },
           sourceIp: actor.sourceIp,
-          details: { name: product.name, telemetryRetentionDays: { from: product.telemetry_retention_days, to: updated.telemetry_retention_days } },
+          details: { name: product.name, ...changed },
         },
         trx,
       );

@@ -1,6 +1,6 @@
 /**
- * Runs a platform node: the HTTPS API on the configured address, the periodic audit checkpoint
- * and telemetry retention,
+ * Runs a platform node: the HTTPS API on the configured address, the periodic audit checkpoint,
+ * telemetry retention and quota bookkeeping,
  * and an orderly shutdown that stops accepting, drains requests and closes storage.
  */
 import { readFileSync } from 'node:fs';
@@ -10,6 +10,9 @@ import type { Platform } from '../platform.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
+
+/** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
+const QUOTA_FLUSH_MS = 5000;
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -60,6 +63,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));
   }, config.audit.checkpointIntervalSeconds * 1000);
   checkpoints.unref();
+  // What devices were admitted under their daily telemetry quota is written every few seconds.
+  const quotaFlushing = setInterval(() => {
+    platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
+  }, QUOTA_FLUSH_MS);
+  quotaFlushing.unref();
   const pruning = setInterval(() => {
     platform.telemetry.retention.run().catch((error: unknown) => app.log.error({ err: error }, 'telemetry retention failed'));
   }, config.telemetry.pruneIntervalMinutes * 60_000);
@@ -92,11 +100,13 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     close: async () => {
       clearInterval(checkpoints);
       clearInterval(pruning);
+      clearInterval(quotaFlushing);
       clearInterval(refreshing);
       clearInterval(rolling);
       clearInterval(sweeping);
       await platform.telemetry.retention.stop();
       await mqtt?.close();
+      await platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
       await app.close();
       await platform.audit.checkpoint().catch(() => undefined);
       await walCheckpointer?.stop();

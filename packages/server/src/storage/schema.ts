@@ -168,6 +168,8 @@ export interface ProductsTable {
   firmware_line: string | null;
   created_at: number;
   telemetry_retention_days: number | null; // null: the deployment's telemetry.retentionDays
+  telemetry_daily_readings: number | null; // null: the deployment's telemetry.dailyReadingsPerDevice
+  telemetry_daily_bytes: number | null; // null: the deployment's telemetry.dailyBytesPerDevice
 }
 
 export interface DevicesTable {
@@ -202,6 +204,16 @@ export interface TelemetryTable {
   ts: number;
   received_at: number;
   data: string; // JSON object of the reading's values
+}
+
+/** What a device was admitted per UTC day (telemetry quota): readings and payload bytes. */
+export interface TelemetryUsageTable {
+  device_id: string;
+  /** Days since the epoch, UTC. */
+  day: number;
+  organization_id: string;
+  readings: number;
+  bytes: number;
 }
 
 export interface DevicePresenceTable {
@@ -306,6 +318,7 @@ export interface Database {
   signing_keys: SigningKeysTable;
   kv: KvTable;
   products: ProductsTable;
+  telemetry_usage: TelemetryUsageTable;
   devices: DevicesTable;
   device_tags: DeviceTagsTable;
   issued_certificates: IssuedCertificatesTable;

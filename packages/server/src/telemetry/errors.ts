@@ -7,6 +7,8 @@ import { ValidationError } from '../errors.js';
 export const TelemetryErrorCodes = {
   tooManyBuckets: 'telemetry.too_many_buckets',
   invalidRange: 'telemetry.invalid_range',
+  /** Device-facing (MQTT error topic): the device reached its daily telemetry quota. */
+  quotaExceeded: 'telemetry.quota_exceeded',
 } as const;
 
 /** The range divided by the interval makes more buckets than one query may compute. */

@@ -1,6 +1,6 @@
 /**
  * The telemetry query API, under /api/v1/devices/:id: readings by time range (cursor pages),
- * downsampled aggregates, the latest value of each name, and the device's presence. Read-only;
+ * downsampled aggregates, the latest value of each name, today's usage of the daily quota, and the device's presence. Read-only;
  * permission devices:read; the service scopes every query to the caller's organization.
  */
 import type { FastifyInstance } from 'fastify';
@@ -40,10 +40,17 @@ const Aggregate = Strict({
   buckets: Type.Array(Strict({ start: Timestamp, values: Type.Record(Type.String(), BucketValue) })),
 });
 const Latest = Strict({ lookback: Type.Integer({ description: 'readings looked at, newest first' }), values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })) });
+const Usage = Strict({
+  day: Type.String({ description: 'the UTC day counted (YYYY-MM-DD); counts start again at 00:00 UTC' }),
+  readings: Type.Integer({ description: 'readings admitted today' }),
+  bytes: Type.Integer({ description: 'telemetry payload bytes admitted today' }),
+  limits: Strict({ readings: Type.Integer(), bytes: Type.Integer() }),
+  source: Strict({ readings: Type.Union([Type.Literal('product'), Type.Literal('default')]), bytes: Type.Union([Type.Literal('product'), Type.Literal('default')]) }),
+});
 const Presence = Strict({ online: Type.Boolean(), since: Type.Union([Timestamp, Type.Null()]), node: Type.Union([Type.String(), Type.Null()]), protocol: Type.Union([Type.String(), Type.Null()]) });
 
 export function telemetryRoutes(platform: Platform) {
-  const service = platform.telemetry.service;
+  const { service, quota } = platform.telemetry;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;
@@ -93,6 +100,20 @@ export function telemetryRoutes(platform: Platform) {
         schema: { tags: ['telemetry'], summary: "The latest value of each of a device's value names, within its last 10,000 readings", params: DeviceId, response: { 200: Latest, ...errorResponses(401, 403, 404) } },
       },
       async (request) => service.latest(actorOf(request), request.params.id),
+    );
+
+    app.get(
+      '/devices/:id/telemetry/usage',
+      {
+        config: read,
+        schema: {
+          tags: ['telemetry'],
+          summary: "A device's telemetry admitted today against its daily quota (may lag another node by a few seconds)",
+          params: DeviceId,
+          response: { 200: Usage, ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => quota.usageOf(actorOf(request), request.params.id),
     );
 
     app.get(

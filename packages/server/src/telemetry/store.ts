@@ -74,6 +74,18 @@ const SQLITE_INSERTS = new Map<number, string>(
   SQLITE_CHUNK_SIZES.map((n) => [n, `insert into "telemetry" ("organization_id", "device_id", "ts", "received_at", "data") values ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`]),
 );
 
+/** Readings and payload bytes admitted for a device on one UTC day (days since the epoch), to add to its stored count. */
+export interface UsageDelta {
+  deviceId: string;
+  organizationId: string;
+  day: number;
+  readings: number;
+  bytes: number;
+}
+
+/** Usage rows per upsert: 5 parameters each, well under both engines' parameter limits. */
+const USAGE_ROWS_PER_STATEMENT = 1000;
+
 /** A device's MQTT session, as its presence records it. */
 export interface PresenceSession {
   deviceId: string;
@@ -274,5 +286,32 @@ export class TelemetryStore {
       .executeTakeFirstOrThrow();
     return Number(row.n);
   }
-}
 
+  /** What the device was admitted on `day` (days since the epoch, UTC), if anything. */
+  usage(deviceId: string, day: number): Promise<{ readings: number; bytes: number } | undefined> {
+    return this.db.selectFrom('telemetry_usage').select(['readings', 'bytes']).where('device_id', '=', deviceId).where('day', '=', day).executeTakeFirst();
+  }
+
+  /** Adds admitted readings and bytes to each device's day, in one transaction. */
+  async addUsage(deltas: UsageDelta[]): Promise<void> {
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < deltas.length; i += USAGE_ROWS_PER_STATEMENT) {
+        const rows = deltas.slice(i, i + USAGE_ROWS_PER_STATEMENT).map((d) => ({ device_id: d.deviceId, organization_id: d.organizationId, day: d.day, readings: d.readings, bytes: d.bytes }));
+        await trx
+          .insertInto('telemetry_usage')
+          .values(rows)
+          .onConflict((oc) =>
+            oc.columns(['device_id', 'day']).doUpdateSet((eb) => ({
+              readings: eb('telemetry_usage.readings', '+', eb.ref('excluded.readings')),
+              bytes: eb('telemetry_usage.bytes', '+', eb.ref('excluded.bytes')),
+            })),
+          )
+          .execute();
+      }
+    });
+  }
+
+  async deleteUsageBefore(day: number): Promise<void> {
+    await this.db.deleteFrom('telemetry_usage').where('day', '<', day).execute();
+  }
+}

@@ -9,6 +9,16 @@ import type { Kysely, Selectable } from 'kysely';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Database, DevicePresenceTable } from '../storage/schema.js';
 
+/** `mqtt.*` settings that lift every per-device rate limit, for tests and benchmarks of what lies behind them. */
+export const UNLIMITED_DEVICE_RATES = {
+  publishesPerSecond: 1_000_000,
+  publishBurst: 1_000_000,
+  readingsPerSecond: 1_000_000_000,
+  readingsBurst: 1_000_000_000,
+  bytesPerSecond: 1024 ** 4,
+  bytesBurst: 1024 ** 4,
+} as const;
+
 export const settle = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 /** Resolves when `check` holds, polling; fails after `ms`. */

@@ -23,7 +23,8 @@ import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/id
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
-import { PayloadError, parseTelemetry, type PayloadFormat } from '../../telemetry/payloads.js';
+import { TelemetryErrorCodes } from '../../telemetry/errors.js';
+import { PayloadError, parseTelemetry, type PayloadFormat, type Reading } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
@@ -44,6 +45,12 @@ export interface MqttOptions {
   /** Messages per second per device, with this burst. */
   publishesPerSecond: number;
   publishBurst: number;
+  /** Telemetry readings per second per device (each reading of a batch counts), with this burst. */
+  readingsPerSecond: number;
+  readingsBurst: number;
+  /** PUBLISH payload bytes per second per device, with this burst. */
+  bytesPerSecond: number;
+  bytesBurst: number;
   /** How often the credential watcher polls for status changes and revocations. */
   watchIntervalMs: number;
   /** Telemetry group commit. */
@@ -61,7 +68,12 @@ export interface TlsMaterial {
 interface Session {
   client: Client;
   identity: DeviceIdentity;
+  /** Rate limits: messages, telemetry readings, payload bytes. */
   bucket: TokenBucket;
+  readings: TokenBucket;
+  bytes: TokenBucket;
+  /** Set once the session was told it is over its daily telemetry quota (logged once a session). */
+  overQuota: boolean;
   remote: string;
   protocol: 'mqtts' | 'mqtt';
   expiry: NodeJS.Timeout | null;
@@ -79,6 +91,8 @@ export interface GatewayStats {
   rateLimitedDrops: number;
   /** QoS 0 telemetry dropped because the telemetry writer's queue was full (QoS 1 waits instead). */
   overloadDrops: number;
+  /** Telemetry messages refused because their device reached its daily quota. */
+  quotaRefused: number;
   telemetryMessages: number;
   sessionsDropped: number;
 }
@@ -97,7 +111,7 @@ function authError(message: string, code: number): AuthenticateError {
 }
 
 export class MqttGateway implements DeviceMessenger {
-  readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, overloadDrops: 0, telemetryMessages: 0, sessionsDropped: 0 };
+  readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, overloadDrops: 0, quotaRefused: 0, telemetryMessages: 0, sessionsDropped: 0 };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
   private tlsServer: TlsServer | null = null;
@@ -317,6 +331,9 @@ export class MqttGateway implements DeviceMessenger {
       client,
       identity,
       bucket: new TokenBucket(this.options.publishesPerSecond, this.options.publishBurst, Date.now()),
+      readings: new TokenBucket(this.options.readingsPerSecond, this.options.readingsBurst, Date.now()),
+      bytes: new TokenBucket(this.options.bytesPerSecond, this.options.bytesBurst, Date.now()),
+      overQuota: false,
       remote: transport.socket.remoteAddress ?? '',
       protocol: transport.protocol,
       expiry: null,
@@ -416,7 +433,11 @@ export class MqttGateway implements DeviceMessenger {
       this.log.warn({ deviceId, topic: topic.slice(0, 300), reason: decision.reason }, 'mqtt publish refused: disconnecting');
       throw this.refuse(client, decision.reason, DISCONNECT_REASON.notAuthorized);
     }
-    const wait = session.bucket.borrow(Date.now());
+    // Every message is charged to the device's message and byte allowances, telemetry also to its
+    // reading allowance (so a batch of 1,000 readings costs 1,000): the longest wait applies.
+    const now = Date.now();
+    const parsed = decision.value.kind === 'telemetry' ? this.parseReadings(session, topic, payload, decision.value.format) : null;
+    const wait = Math.max(session.bucket.borrow(now), session.bytes.borrow(now, payload.length), parsed ? session.readings.borrow(now, parsed.length) : 0);
     if (wait > 0) {
       if (wait > MAX_RATE_DEBT_MS) throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);
       if (qos === 0) {
@@ -431,7 +452,8 @@ export class MqttGateway implements DeviceMessenger {
     }
     switch (decision.value.kind) {
       case 'telemetry':
-        return this.ingest(session, topic, payload, qos, decision.value.format);
+        // Not parsed: answered on the error topic and acknowledged (a retry would fail the same way), not stored.
+        return parsed ? this.ingest(session, topic, parsed, payload.length, qos) : undefined;
       case 'presence':
         return;
       case 'state_reported':
@@ -500,19 +522,39 @@ export class MqttGateway implements DeviceMessenger {
     this.platform.devices.shadow.sync(session.identity).catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
   }
 
-  private async ingest(session: Session, topic: string, payload: Buffer, qos: number, format: PayloadFormat): Promise<void> {
-    const { deviceId, organizationId } = session.identity;
-    const now = this.platform.clock.now();
-    let readings;
+  /** The readings of a telemetry payload, or null after answering on the error topic what is wrong with it. */
+  private parseReadings(session: Session, topic: string, payload: Buffer, format: PayloadFormat): Reading[] | null {
     try {
-      readings = parseTelemetry(payload, now, format);
+      return parseTelemetry(payload, this.platform.clock.now(), format);
     } catch (error) {
       if (!(error instanceof PayloadError)) throw error;
       this.stats.payloadErrors++;
-      this.replyError(deviceId, topic, error.code, error.message);
-      return; // acknowledged (a retry would fail the same way), not stored
+      this.replyError(session.identity.deviceId, topic, error.code, error.message);
+      return null;
     }
-    const rows = readings.map((r) => ({ organization_id: organizationId, device_id: deviceId, ts: r.ts, received_at: now, data: JSON.stringify(r.values) }));
+  }
+
+  /**
+   * Stores a message's readings within the device's daily quota: QoS 1 resolves (and is
+   * acknowledged) once they are committed. A message over the quota is refused whole, answered on
+   * the error topic and acknowledged: resending it cannot succeed before the day ends.
+   */
+  private async ingest(session: Session, topic: string, readings: Reading[], bytes: number, qos: number): Promise<void> {
+    const { identity } = session;
+    const quota = this.platform.telemetry.quota;
+    const verdict = quota.admitKnown(identity, readings.length, bytes) ?? (await quota.admit(identity, readings.length, bytes));
+    if (!verdict.admitted) {
+      this.stats.quotaRefused++;
+      if (!session.overQuota) {
+        session.overQuota = true;
+        this.log.warn({ deviceId: identity.deviceId, exceeded: verdict.exceeded, used: verdict.used, limit: verdict.limit }, 'device over its daily telemetry quota: telemetry refused until 00:00 UTC');
+      }
+      const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : bytes} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
+      this.replyError(identity.deviceId, topic, TelemetryErrorCodes.quotaExceeded, message);
+      return;
+    }
+    const now = this.platform.clock.now();
+    const rows = readings.map((r) => ({ organization_id: identity.organizationId, device_id: identity.deviceId, ts: r.ts, received_at: now, data: JSON.stringify(r.values) }));
     this.stats.telemetryMessages++;
     if (qos === 0) {
       if (!this.writer.offer(rows)) this.stats.overloadDrops++;

@@ -6,7 +6,7 @@
  *     malformed length), before its body is buffered anywhere.
  *     It can also stop reading for a while (`hold`): a device publishing beyond its rate is not
  *     read until it is back within it, so a flood costs the broker its allowed rate, not line rate.
- *   - TokenBucket: rate limits (connects per second on the listener, publishes per device).
+ *   - TokenBucket: rate limits (connects per second on the listener; messages, readings and bytes per device).
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -160,10 +160,10 @@ export class TokenBucket {
     return true;
   }
 
-  /** Takes a token, going into debt if needed; returns how long the caller should wait (ms). */
-  borrow(now: number): number {
+  /** Takes `amount` tokens, going into debt if needed; returns how long the caller should wait (ms). */
+  borrow(now: number, amount = 1): number {
     this.refill(now);
-    this.tokens -= 1;
+    this.tokens -= amount;
     return this.tokens >= 0 ? 0 : (-this.tokens / this.rate) * 1000;
   }
 }

@@ -21,7 +21,7 @@ import type { MqttClient } from 'mqtt';
 import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { runLoad, sampler } from '../../testing/load.js';
-import { connectDevice, settle } from '../../testing/mqtt.js';
+import { connectDevice, settle, UNLIMITED_DEVICE_RATES } from '../../testing/mqtt.js';
 import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
 
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
@@ -104,8 +104,8 @@ describe('QoS 1 telemetry at twice the sustainable rate [sqlite]', () => {
   let fleet: TestDevice[];
 
   before(async () => {
-    // No per-device rate limit here: the writer, not the token bucket, must be what holds back.
-    h = await harness({ publishesPerSecond: 1_000_000, publishBurst: 1_000_000, maxBatch: 1000, maxPending });
+    // No per-device rate limit here: the writer, not the token buckets, must be what holds back.
+    h = await harness({ ...UNLIMITED_DEVICE_RATES, maxBatch: 1000, maxPending });
     fleet = await devices(h, 30, 'LOAD');
   });
   after(async () => {
