@@ -10,6 +10,7 @@
  *   GET /tuf/<org>/metadata/<v>.product-<p>.json        the product line's images (release key)
  *   GET /tuf/<org>/targets/<p>/<sha256>.firmware-<version>.bin   the image; `Range: bytes=N-` → 206
  *   GET /device/v1/updates/director/root.json           director root (a TUF root; its targets role = director key)
+ *   GET /device/v1/updates/director/<v>.root.json       each director root version (the rotation chain)
  *   GET /device/v1/updates/director/targets.json        this device's director targets (client certificate CN = device ID)
  *
  * Tests play attacker by changing what is served: `files` (metadata by path), `imageBehaviour`
@@ -20,7 +21,7 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, productRoleOf, targetNameOf, tufMetadataPath, tufTargetsPath, type DirectorTargetCustom, type ImageTargetCustom } from '@bulwark/protocol';
+import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, productRoleOf, targetNameOf, tufMetadataPath, tufTargetsPath, type DirectorTargetCustom, type ImageTargetCustom } from '@bulwark/protocol';
 import { canonicalize } from '@tufjs/canonical-json';
 import { Key, Metadata, MetaFile, Root, Signature, Snapshot, TargetFile, Targets, Timestamp } from '@tufjs/models';
 import { Delegations } from '@tufjs/models/dist/delegations.js';
@@ -120,6 +121,8 @@ export class UpdateFixture {
   private timestampVersion = 0;
   private readonly directorVersions = new Map<string, number>();
   private readonly directorFiles = new Map<string, Buffer>();
+  /** Every director root version by its versioned path. */
+  private readonly directorRoots = new Map<string, Buffer>();
   private readonly images = new Map<string, Buffer>();
   private server!: https.Server;
   port = 0;
@@ -177,7 +180,9 @@ export class UpdateFixture {
     root.addKey(this.keys.director.key, 'targets');
     root.addKey(this.keys.director.key, 'snapshot');
     root.addKey(this.keys.director.key, 'timestamp');
-    return signed(root, ...signers);
+    const bytes = signed(root, ...signers);
+    this.directorRoots.set(directorRootPath(this.directorRootVersion), bytes);
+    return bytes;
   }
 
   /** A new director key in director root version + 1, signed by `signers` (default the root key: a valid rotation). */
@@ -288,6 +293,8 @@ export class UpdateFixture {
       const body = path === DIRECTOR_ROOT_PATH ? this.directorRoot : this.directorFiles.get(cn);
       return body ? send(res, 200, body, log) : send(res, 404, Buffer.from('{}'), log);
     }
+    const directorRoot = this.directorRoots.get(path);
+    if (directorRoot) return cn ? send(res, 200, directorRoot, log) : send(res, 401, Buffer.from('{}'), log);
     const file = this.files.get(path);
     if (file) return send(res, 200, file, log);
     const image = this.images.get(path);

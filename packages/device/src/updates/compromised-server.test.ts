@@ -1,0 +1,71 @@
+/**
+ * Attacks by whoever owns the server: its database, master key, TLS key and every online key
+ * (snapshot, timestamp, director), serving forged metadata to a real agent. They may withhold
+ * updates (and the device must notice and say so) but never freeze a device for good, nor make it
+ * install what its offline keys did not sign for it; recovery needs the offline root alone.
+ */
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { release, useAttackWorld } from '../testing/update-attack.js';
+import { HARDWARE } from '../testing/update-device.js';
+import { Slots } from './slots.js';
+
+describe('update agent: a server owner with every online key cannot freeze the device through the director', () => {
+  const { setup } = useAttackWorld('compromised');
+  const directorRootVersion = (stateDir: string): number => JSON.parse(readFileSync(join(stateDir, 'director', 'root.json'), 'utf8')).signed.version;
+
+  it('refuses a director version more than 2^20 above the last seen, so one forged message does not freeze the device', async () => {
+    const { fixture, device } = await setup();
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: Number.MAX_SAFE_INTEGER });
+    const forged = await device.cycle();
+    assert.equal(forged.agent.lastError?.code, 'update.metadata_invalid', forged.agent.lastError?.message);
+    assert.match(forged.agent.lastError?.message ?? '', /2\^20/);
+    assert.equal(forged.check, 'refused');
+
+    const r = fixture.addRelease(release('1.1.0'));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 2 });
+    const legitimate = await device.cycle();
+    assert.equal(legitimate.check, 'reboot', legitimate.agent.lastError?.message);
+    assert.deepEqual(new Slots(device.stateDir).readBoot(), { active: 'b', trial: null });
+  });
+
+  it('recovers from a director fast-forward by an offline director root rotation to a new targets key', async () => {
+    const { fixture, device } = await setup();
+    const compromisedKey = fixture.keys.director;
+    // The largest jump the rule lets through (none seen yet): the device now refuses the server's real versions as replays.
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: 2 ** 20 });
+    assert.equal((await device.cycle()).check, 'up_to_date');
+    const r = fixture.addRelease(release('1.1.0'));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 2 });
+    const frozen = await device.cycle();
+    assert.equal(frozen.agent.lastError?.code, 'update.metadata_invalid');
+    assert.match(frozen.agent.lastError?.message ?? '', /replay/);
+
+    // Recovery: the root key holders sign director root 2 naming a new director key, offline.
+    fixture.rotateDirectorKey();
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 3 });
+    const recovered = await device.cycle();
+    assert.equal(recovered.check, 'reboot', recovered.agent.lastError?.message);
+    assert.equal(directorRootVersion(device.stateDir), 2);
+    assert.deepEqual(new Slots(device.stateDir).readBoot(), { active: 'b', trial: null });
+
+    // The compromised key signs nothing the device takes any more, whatever its version.
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: 10, signer: compromisedKey });
+    const stale = await device.cycle();
+    assert.equal(stale.agent.lastError?.code, 'update.metadata_invalid');
+    assert.equal(stale.check, 'refused');
+  });
+
+  it('walks every director root version it missed, each verified under the one before', async () => {
+    const { fixture, device } = await setup();
+    fixture.rotateDirectorKey();
+    fixture.rotateDirectorKey();
+    const r = fixture.addRelease(release('1.1.0'));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    const { check, agent } = await device.cycle();
+    assert.equal(check, 'reboot', agent.lastError?.message);
+    assert.equal(directorRootVersion(device.stateDir), 3);
+  });
+});
