@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { release, useAttackWorld } from '../testing/update-attack.js';
+import { assertRefused, release, useAttackWorld } from '../testing/update-attack.js';
 import { HARDWARE } from '../testing/update-device.js';
 import { Slots } from './slots.js';
 
@@ -67,5 +67,47 @@ describe('update agent: a server owner with every online key cannot freeze the d
     const { check, agent } = await device.cycle();
     assert.equal(check, 'reboot', agent.lastError?.message);
     assert.equal(directorRootVersion(device.stateDir), 3);
+  });
+});
+
+describe('update agent: a silent director cannot hide a frozen image repository', () => {
+  const { setup } = useAttackWorld('silent');
+  const expired = { timestampExpires: new Date(Date.now() - 60_000) };
+
+  it('refreshes the image repository when the director names nothing new, and reports an expired timestamp as update.metadata_expired', async () => {
+    const { fixture, device } = await setup();
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
+    assert.equal((await device.cycle()).check, 'up_to_date');
+    assert.deepEqual(device.reports.at(-1)?.report.errors, []);
+
+    fixture.publish(expired);
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
+    await assertRefused(device, 'update.metadata_expired');
+    const timestamps = fixture.served(fixture.metadataPath('timestamp.json')).filter((r) => r.deviceId === device.deviceId);
+    assert.equal(timestamps.length, 2, 'the timestamp is fetched at every check');
+  });
+
+  it('reports a frozen repository while the device already runs what the director names', async () => {
+    const { fixture, device } = await setup();
+    const r = fixture.addRelease(release('1.1.0'));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-done' });
+    assert.equal((await device.cycle()).check, 'reboot');
+    fixture.publish(expired);
+    const { check, agent } = await device.cycle();
+    assert.equal(check, 'refused');
+    assert.equal(agent.lastError?.code, 'update.metadata_expired');
+    assert.equal(device.reports.at(-1)?.report.errors.at(-1)?.code, 'update.metadata_expired');
+  });
+
+  it('sends a failed status with update.metadata_expired for the rollout whose image a frozen repository keeps from the device', async () => {
+    const { fixture, device } = await setup();
+    const r = fixture.addRelease(release('1.1.0'), expired);
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-frozen' });
+    await assertRefused(device, 'update.metadata_expired');
+    const status = device.statuses.at(-1);
+    assert.equal(status?.state, 'failed');
+    assert.equal(status?.rolloutId, 'r-frozen');
+    assert.equal(status?.target, fixture.targetName('1.1.0'));
+    assert.equal(status?.error?.code, 'update.metadata_expired');
   });
 });

@@ -42,12 +42,23 @@ export class ImageRepository {
     });
   }
 
-  /** Refreshes the whole chain and returns the signed target `name`, or undefined when none is signed. */
+  /**
+   * Refreshes root, timestamp, snapshot and top-level targets (TUF 5.3 to 5.6): every check runs
+   * it, so an expired or replayed repository is noticed even when nothing is to be installed.
+   */
+  async refresh(): Promise<void> {
+    await this.verdictOf(() => this.updater.refresh());
+  }
+
+  /** The signed target `name`, walking the delegations (each role verified and unexpired), or undefined when none signs it. */
   async target(name: string): Promise<TargetFile | undefined> {
+    return this.verdictOf(() => this.updater.getTargetInfo(name));
+  }
+
+  private async verdictOf<T>(work: () => Promise<T>): Promise<T> {
     this.fetcher.failed = [];
     try {
-      await this.updater.refresh();
-      return await this.updater.getTargetInfo(name);
+      return await work();
     } catch (error) {
       throw asUpdateError(error, this.fetcher.failed);
     }
