@@ -17,6 +17,7 @@ import { readJson, writeJsonDurably } from './durable.js';
 import { downloadImage } from './download.js';
 import { HashMismatchError, HealthCheckFailedError, UpdateError } from './errors.js';
 import type { TlsIdentity } from './https.js';
+import { pinnedProduct } from './provision.js';
 import { ReportCounter, signVersionReport } from './report.js';
 import { ImageRepository } from './repository.js';
 import { otherSlot, sha256OfFile, Slots, type SlotManifest, type SlotName } from './slots.js';
@@ -148,7 +149,8 @@ export class UpdateAgent {
       if (running) await repository.target(running.target);
       if (!wanted || wanted.sha256 === running?.sha256) return 'up_to_date';
       if (readJson<RejectedTarget | null>(this.rejectedPath, null)?.sha256 === wanted.sha256) return 'up_to_date';
-      update = approveTarget(wanted, await repository.target(wanted.name), { hardwareId: this.options.hardwareId, runningVersion: running?.version ?? null, securityCounter: this.slots.counter() });
+      const facts = { productId: pinnedProduct(this.options.stateDir), hardwareId: this.options.hardwareId, runningVersion: running?.version ?? null, securityCounter: this.slots.counter() };
+      update = approveTarget(wanted, await repository.target(wanted.name), facts);
     } catch (error) {
       // A verdict on what the director named fails its rollout; a transfer failure is retried at the next check.
       const named = wanted && error instanceof UpdateError ? { rolloutId: wanted.custom.rolloutId, target: wanted.name } : null;

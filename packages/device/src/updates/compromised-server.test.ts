@@ -5,11 +5,12 @@
  * install what its offline keys did not sign for it; recovery needs the offline root alone.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { assertRefused, release, useAttackWorld } from '../testing/update-attack.js';
 import { HARDWARE } from '../testing/update-device.js';
+import { main } from './agent-cli.js';
 import { Slots } from './slots.js';
 
 describe('update agent: a server owner with every online key cannot freeze the device through the director', () => {
@@ -109,5 +110,52 @@ describe('update agent: a silent director cannot hide a frozen image repository'
     assert.equal(status?.rolloutId, 'r-frozen');
     assert.equal(status?.target, fixture.targetName('1.1.0'));
     assert.equal(status?.error?.code, 'update.metadata_expired');
+  });
+});
+
+describe('update agent: only images of its own product line, pinned at setup', () => {
+  const { setup } = useAttackWorld('product');
+  const OTHER = 'prod-other';
+
+  it("refuses an image another product line's release key signed for the same hardware ID, keeping its anti-rollback counter", async () => {
+    const { fixture, device } = await setup();
+    fixture.addProductLine(OTHER);
+    const r = fixture.addRelease(release('9.0.0', { product: OTHER, securityVersion: 50 }));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    await assertRefused(device, 'update.product_mismatch');
+    assert.equal(device.statuses.at(-1)?.error?.code, 'update.product_mismatch');
+  });
+
+  it("refuses an image another product line's release key signed claiming this product in its custom", async () => {
+    const { fixture, device } = await setup();
+    fixture.addProductLine(OTHER);
+    const r = fixture.addRelease(release('9.0.0', { product: OTHER, customProduct: fixture.productId }));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    await assertRefused(device, 'update.product_mismatch');
+  });
+
+  it('refuses an image its own product line signed for another product (custom.product)', async () => {
+    const { fixture, device } = await setup();
+    const r = fixture.addRelease(release('1.1.0', { customProduct: OTHER }));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    await assertRefused(device, 'update.product_mismatch');
+  });
+
+  it('keeps a state directory set up without a product running but installs nothing until `bulwark-agent pin` names its product', async () => {
+    const { fixture, device } = await setup();
+    rmSync(join(device.stateDir, 'product.json'), { force: true });
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
+    assert.equal((await device.cycle()).check, 'up_to_date');
+    const r = fixture.addRelease(release('1.1.0'));
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    await assertRefused(device, 'update.product_unpinned');
+
+    const out: string[] = [];
+    const sink = { write: (chunk: string) => out.push(chunk) } as unknown as NodeJS.WritableStream;
+    assert.equal(await main(['pin', '--state', device.stateDir, '--product', OTHER.replace('other', '/x')], sink, sink), 2, 'a product ID must be a role name');
+    assert.equal(await main(['pin', '--state', device.stateDir, '--product', fixture.productId], sink, sink), 0, out.join(''));
+    assert.equal(await main(['pin', '--state', device.stateDir, '--product', OTHER], sink, sink), 1, 'a pinned product is never changed');
+    const { check, agent } = await device.cycle();
+    assert.equal(check, 'reboot', agent.lastError?.message);
   });
 });
