@@ -102,6 +102,7 @@ export class UpdateAgent {
     const decision = await this.slots.boot();
     this.running = decision.slot;
     if (decision.kind === 'normal') {
+      await this.reportCommitted();
       // Not awaited: the report waits in the client's queue while the device is offline.
       this.sendReport().catch(() => undefined);
       return 'normal';
@@ -127,8 +128,16 @@ export class UpdateAgent {
     }
     this.slots.commit();
     this.step('committed');
-    await this.status(trial.rolloutId, 'succeeded', trial.target);
+    await this.reportCommitted();
     return 'committed';
+  }
+
+  /** Sends the `succeeded` status of a commit not reported yet (a power cut can fall between the commit and its status). */
+  private async reportCommitted(): Promise<void> {
+    const { committed } = this.slots.readBoot();
+    if (!committed) return;
+    await this.status(committed.rolloutId, 'succeeded', committed.target);
+    this.slots.committedReported();
   }
 
   /**
@@ -168,8 +177,8 @@ export class UpdateAgent {
     const partialInfo = join(this.slots.dir(slot), 'partial.json');
     const partial = readJson<{ sha256: string } | null>(partialInfo, null);
     if (partial?.sha256 !== update.sha256) {
-      // The inactive slot stops being bootable before its bytes change; a partial of another image is dropped.
-      this.slots.invalidate(slot);
+      // A partial of another image is dropped. The download goes beside the slot's image, which stays
+      // bootable (the fallback) until slots.install() replaces it with bytes that verified.
       rmSync(this.slots.partialPath(slot), { force: true });
       writeJsonDurably(partialInfo, { sha256: update.sha256 });
     }

@@ -24,6 +24,24 @@ describe('update agent: TUF and Uptane attacks are refused and the running slot 
     assert.equal(device.statuses.at(-1)?.state, 'failed');
   });
 
+  it("keeps the inactive slot's previous image bootable (the fallback) when the next download is refused", async () => {
+    const { fixture, device } = await setup();
+    fixture.direct(device.deviceId, fixture.addRelease(release('1.1.0')), { hardwareId: HARDWARE });
+    assert.equal((await device.cycle()).check, 'reboot');
+    const slots = new Slots(device.stateDir);
+    const fallback = slots.manifest('a');
+    assert.equal(fallback?.version, '1.0.0');
+    const r = fixture.addRelease(release('1.2.0'));
+    fixture.imageBehaviour.set(fixture.imagePath(r), { body: testImage('not 1.2.0', 100_000) });
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    const { check, agent } = await device.cycle();
+    assert.equal(agent.lastError?.code, 'update.hash_mismatch');
+    assert.equal(check, 'refused');
+    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
+    assert.deepEqual(slots.manifest('a'), fallback);
+    assert.ok(await slots.verify('a'));
+  });
+
   it('refuses an image longer than its signed length, cutting an endless transfer', async () => {
     const { fixture, device } = await setup();
     const r = fixture.addRelease(release('1.1.0'));
