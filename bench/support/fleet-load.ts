@@ -22,7 +22,7 @@ export interface FleetJob {
   identities: FleetIdentity[];
   stateRoot: string;
   /** Base64 of the factory fields that are bytes. */
-  factory: { repositoryRoot: string; directorRoot: string; image: string; target: string; version: string; securityVersion: number };
+  factory: { repositoryRoot: string; directorRoot: string; productId: string; image: string; target: string; version: string; securityVersion: number };
   /** Mode bare: the image's URL on the bare server. */
   imageUrl?: string;
   concurrency: number;

@@ -17,6 +17,12 @@ export const directorRootPath = (version: number): string => `/device/v1/updates
 /** The name of a firmware image in the image repository: `<productId>/firmware-<version>.bin`. */
 export const targetNameOf = (productId: string, version: string): string => `${productId}/firmware-${version}.bin`;
 
+/**
+ * A product ID as the image repository uses it: the name of a delegated role and the first part of
+ * its images' paths, so no glob or path characters. A device pins its product at setup.
+ */
+export const PRODUCT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
 /** The delegated targets role of a product line in the image repository. */
 export const productRoleOf = (productId: string): string => `product-${productId}`;
 
@@ -103,5 +109,9 @@ export const UPDATE_ERROR_CODES = [
   'update.target_unknown',
   'update.director_mismatch',
   'update.health_check_failed',
+  /** The image is not of the device's pinned product: its signed custom.product or the delegated role that signed it. */
+  'update.product_mismatch',
+  /** The state directory pins no product (set up before products were pinned): nothing is installed until `bulwark-agent pin`. */
+  'update.product_unpinned',
 ] as const;
 export type UpdateErrorCode = (typeof UPDATE_ERROR_CODES)[number];

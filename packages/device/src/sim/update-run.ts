@@ -91,7 +91,7 @@ export async function runUpdateSimulation(options: UpdateSimOptions): Promise<Up
       hardwareId: options.hardwareId,
       identities,
       stateRoot,
-      factory: { repositoryRoot: options.repositoryRoot, directorRoot: options.directorRoot, image: factoryImage(version), target: `${options.productId}/firmware-${version}.bin`, version, securityVersion: 0 },
+      factory: { repositoryRoot: options.repositoryRoot, directorRoot: options.directorRoot, productId: options.productId, image: factoryImage(version), target: `${options.productId}/firmware-${version}.bin`, version, securityVersion: 0 },
       failHealth: options.failHealth ?? 0,
     });
     await fleet.start();

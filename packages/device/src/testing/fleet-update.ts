@@ -55,6 +55,7 @@ export async function setUpFleetRepository(platform: Platform, organizationId: s
     factory: {
       repositoryRoot: Buffer.from(JSON.stringify(root.toJSON())),
       directorRoot: Buffer.from(JSON.stringify(directorRoot.toJSON())),
+      productId,
       image: testImage(`fleet-${factoryVersion}`, 4096),
       target: `${productId}/firmware-${factoryVersion}.bin`,
       version: factoryVersion,

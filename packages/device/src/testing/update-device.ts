@@ -38,6 +38,7 @@ export async function provisionTestDevice(fixture: UpdateFixture, pki: TestPki, 
     directorRoot: fixture.directorRoot,
     image: testImage(`factory-${factory.version}`),
     target: fixture.targetName(factory.version),
+    productId: fixture.productId,
     ...factory,
   });
   const identity = new IdentityStore(identityDir).load();

@@ -7,9 +7,10 @@
  *   GET /tuf/<org>/metadata/timestamp.json              timestamp → snapshot version
  *   GET /tuf/<org>/metadata/<v>.snapshot.json           snapshot → targets.json, product-<p>.json versions
  *   GET /tuf/<org>/metadata/<v>.targets.json            top-level targets: delegates product-<p>, paths [<p>/*]
- *   GET /tuf/<org>/metadata/<v>.product-<p>.json        the product line's images (release key)
+ *   GET /tuf/<org>/metadata/<v>.product-<p>.json        each product line's images (its own release key)
  *   GET /tuf/<org>/targets/<p>/<sha256>.firmware-<version>.bin   the image; `Range: bytes=N-` → 206
  *   GET /device/v1/updates/director/root.json           director root (a TUF root; its targets role = director key)
+ *   GET /device/v1/updates/director/<v>.root.json       each director root version (the rotation chain)
  *   GET /device/v1/updates/director/targets.json        this device's director targets (client certificate CN = device ID)
  *
  * Tests play attacker by changing what is served: `files` (metadata by path), `imageBehaviour`
@@ -20,7 +21,7 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, productRoleOf, targetNameOf, tufMetadataPath, tufTargetsPath, type DirectorTargetCustom, type ImageTargetCustom } from '@bulwark/protocol';
+import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, productRoleOf, targetNameOf, tufMetadataPath, tufTargetsPath, type DirectorTargetCustom, type ImageTargetCustom } from '@bulwark/protocol';
 import { canonicalize } from '@tufjs/canonical-json';
 import { Key, Metadata, MetaFile, Root, Signature, Snapshot, TargetFile, Targets, Timestamp } from '@tufjs/models';
 import { Delegations } from '@tufjs/models/dist/delegations.js';
@@ -57,6 +58,15 @@ export interface FixtureRelease {
   securityVersion: number;
   hardwareIds: string[];
   image: Buffer;
+  /** The product line whose release key signs it (default the fixture's product; others: addProductLine). */
+  product?: string;
+  /** What its signed custom.product says (default `product`). */
+  customProduct?: string;
+}
+
+interface ProductLine {
+  key: TufKey;
+  version: number;
 }
 
 export interface ImageBehaviour {
@@ -115,12 +125,14 @@ export class UpdateFixture {
   private rootVersion = 0;
   private directorRootVersion = 0;
   private targetsVersion = 0;
-  private productVersion = 0;
   private snapshotVersion = 0;
   private timestampVersion = 0;
   private readonly directorVersions = new Map<string, number>();
   private readonly directorFiles = new Map<string, Buffer>();
+  /** Every director root version by its versioned path. */
+  private readonly directorRoots = new Map<string, Buffer>();
   private readonly images = new Map<string, Buffer>();
+  private readonly productLines = new Map<string, ProductLine>([[FIXTURE_PRODUCT, { key: this.keys.release, version: 0 }]]);
   private server!: https.Server;
   port = 0;
 
@@ -147,11 +159,18 @@ export class UpdateFixture {
 
   imagePath(release: FixtureRelease): string {
     const sha = createHash('sha256').update(release.image).digest('hex');
-    return `${tufTargetsPath(this.org)}${this.productId}/${sha}.firmware-${release.version}.bin`;
+    return `${tufTargetsPath(this.org)}${release.product ?? this.productId}/${sha}.firmware-${release.version}.bin`;
   }
 
-  targetName(version: string): string {
-    return targetNameOf(this.productId, version);
+  targetName(version: string, product = this.productId): string {
+    return targetNameOf(product, version);
+  }
+
+  /** Another product line, delegated by the top-level targets to its own release key (published from the next publish on). */
+  addProductLine(productId: string): TufKey {
+    const key = new TufKey();
+    this.productLines.set(productId, { key, version: 0 });
+    return key;
   }
 
   /** Root metadata version `rootVersion + 1`: the targets role holds `targetsKey`. Signed by the root key. */
@@ -177,7 +196,9 @@ export class UpdateFixture {
     root.addKey(this.keys.director.key, 'targets');
     root.addKey(this.keys.director.key, 'snapshot');
     root.addKey(this.keys.director.key, 'timestamp');
-    return signed(root, ...signers);
+    const bytes = signed(root, ...signers);
+    this.directorRoots.set(directorRootPath(this.directorRootVersion), bytes);
+    return bytes;
   }
 
   /** A new director key in director root version + 1, signed by `signers` (default the root key: a valid rotation). */
@@ -206,28 +227,30 @@ export class UpdateFixture {
   /** Signs new product, top-level targets, snapshot and timestamp metadata (each version + 1). */
   publish(options: PublishOptions = {}): void {
     const expires = iso(Date.now() + 365 * DAY);
-    const product = new Targets({ version: ++this.productVersion, specVersion: SPEC, expires });
-    for (const r of this.releases) {
-      const custom: ImageTargetCustom = { product: this.productId, version: r.version, securityVersion: r.securityVersion, hardwareIds: r.hardwareIds };
-      const name = this.targetName(r.version);
-      product.addTarget(new TargetFile({ path: name, length: r.image.length, hashes: { sha256: sha256(r.image) }, unrecognizedFields: { custom: custom as never } }));
+    const roles: Record<string, DelegatedRole> = {};
+    const keys: Record<string, Key> = {};
+    const meta: Record<string, MetaFile> = {};
+    for (const [productId, line] of this.productLines) {
+      const product = new Targets({ version: ++line.version, specVersion: SPEC, expires });
+      for (const r of this.releases.filter((release) => (release.product ?? this.productId) === productId)) {
+        const custom: ImageTargetCustom = { product: r.customProduct ?? productId, version: r.version, securityVersion: r.securityVersion, hardwareIds: r.hardwareIds };
+        const name = this.targetName(r.version, productId);
+        product.addTarget(new TargetFile({ path: name, length: r.image.length, hashes: { sha256: sha256(r.image) }, unrecognizedFields: { custom: custom as never } }));
+      }
+      const role = productRoleOf(productId);
+      this.files.set(this.metadataPath(`${line.version}.${role}.json`), signed(product, line.key));
+      roles[role] = new DelegatedRole({ name: role, keyIDs: [line.key.id], threshold: 1, terminating: true, paths: [`${productId}/*`] });
+      keys[line.key.id] = line.key.key;
+      meta[`${role}.json`] = new MetaFile({ version: line.version });
     }
-    this.files.set(this.metadataPath(`${this.productVersion}.${productRoleOf(this.productId)}.json`), signed(product, this.keys.release));
-
-    const role = new DelegatedRole({ name: productRoleOf(this.productId), keyIDs: [this.keys.release.id], threshold: 1, terminating: true, paths: [`${this.productId}/*`] });
-    const targets = new Targets({
-      version: ++this.targetsVersion,
-      specVersion: SPEC,
-      expires,
-      delegations: new Delegations({ keys: { [this.keys.release.id]: this.keys.release.key }, roles: { [role.name]: role } }),
-    });
+    const targets = new Targets({ version: ++this.targetsVersion, specVersion: SPEC, expires, delegations: new Delegations({ keys, roles }) });
     this.files.set(this.metadataPath(`${this.targetsVersion}.targets.json`), signed(targets, options.targetsSigner ?? this.keys.targets));
 
     const snapshot = new Snapshot({
       version: ++this.snapshotVersion,
       specVersion: SPEC,
       expires: iso(Date.now() + 7 * DAY),
-      meta: { 'targets.json': new MetaFile({ version: this.targetsVersion }), [`${productRoleOf(this.productId)}.json`]: new MetaFile({ version: this.productVersion }) },
+      meta: { 'targets.json': new MetaFile({ version: this.targetsVersion }), ...meta },
     });
     this.files.set(this.metadataPath(`${this.snapshotVersion}.snapshot.json`), signed(snapshot, this.keys.snapshot));
 
@@ -242,7 +265,7 @@ export class UpdateFixture {
 
   /** Versions of the metadata last published. */
   get versions(): { root: number; targets: number; product: number; snapshot: number; timestamp: number } {
-    return { root: this.rootVersion, targets: this.targetsVersion, product: this.productVersion, snapshot: this.snapshotVersion, timestamp: this.timestampVersion };
+    return { root: this.rootVersion, targets: this.targetsVersion, product: this.productLines.get(this.productId)!.version, snapshot: this.snapshotVersion, timestamp: this.timestampVersion };
   }
 
   /**
@@ -254,7 +277,7 @@ export class UpdateFixture {
     this.directorVersions.set(deviceId, Math.max(version, this.directorVersions.get(deviceId) ?? 0));
     const metadata = new Targets({ version, specVersion: SPEC, expires: iso(options.expires?.getTime() ?? Date.now() + DAY) });
     if (target) {
-      const t = 'image' in target ? { name: this.targetName(target.version), length: target.image.length, sha256: sha256(target.image) } : target;
+      const t = 'image' in target ? { name: this.targetName(target.version, target.product), length: target.image.length, sha256: sha256(target.image) } : target;
       const custom: DirectorTargetCustom = { deviceId: options.customDeviceId ?? deviceId, hardwareId: options.hardwareId, rolloutId: options.rolloutId ?? 'rollout-1' };
       metadata.addTarget(new TargetFile({ path: t.name, length: t.length, hashes: { sha256: t.sha256 }, unrecognizedFields: { custom: custom as never } }));
     }
@@ -288,6 +311,8 @@ export class UpdateFixture {
       const body = path === DIRECTOR_ROOT_PATH ? this.directorRoot : this.directorFiles.get(cn);
       return body ? send(res, 200, body, log) : send(res, 404, Buffer.from('{}'), log);
     }
+    const directorRoot = this.directorRoots.get(path);
+    if (directorRoot) return cn ? send(res, 200, directorRoot, log) : send(res, 401, Buffer.from('{}'), log);
     const file = this.files.get(path);
     if (file) return send(res, 200, file, log);
     const image = this.images.get(path);

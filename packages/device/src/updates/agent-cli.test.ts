@@ -50,7 +50,9 @@ describe('bulwark-agent command line', () => {
     writeFileSync(files.root, u.fixture.initialRoot);
     writeFileSync(files.directorRoot, u.fixture.directorRoot);
     writeFileSync(files.image, testImage('factory'));
-    const setupArgs = ['setup', '--state', state, '--root', files.root, '--director-root', files.directorRoot, '--image', files.image, '--target', u.fixture.targetName('1.0.0'), '--version', '1.0.0'];
+    const setupArgs = ['setup', '--state', state, '--root', files.root, '--director-root', files.directorRoot, '--product', u.fixture.productId, '--image', files.image, '--target', u.fixture.targetName('1.0.0'), '--version', '1.0.0'];
+    const withoutProduct = setupArgs.filter((a, i) => a !== '--product' && setupArgs[i - 1] !== '--product');
+    assert.equal(await main(withoutProduct, capture().stream, capture().stream), 2, 'setup pins a product');
     assert.equal(await main(setupArgs, capture().stream, capture().stream), 0);
 
     const r = u.fixture.addRelease({ version: '2.0.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('2.0.0', 40_000) });

@@ -1,8 +1,9 @@
 /**
  * `bulwark-agent`: the update agent's command line.
  *
- *   bulwark-agent setup --state DIR --root root.json --director-root director-root.json
+ *   bulwark-agent setup --state DIR --root root.json --director-root director-root.json --product ID
  *                       --image factory.bin --target NAME --version V [--security-version N]
+ *   bulwark-agent pin   --state DIR --product ID
  *   bulwark-agent run   --state DIR --identity DIR --url https://HOST:PORT --org ORG --hardware HW
  *                       [--once] [--interval SECONDS] [--idle-timeout-ms N] [--health-timeout-ms N]
  *                       [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883]
@@ -13,6 +14,9 @@
  * code 3 for the service manager to restart it. Each event is printed as one JSON line; with
  * --broker, statuses and signed version reports also go to the platform over the device's MQTT
  * connection, and an `updates/available` hint starts a check at once.
+ * `setup` pins the device's product line: the agent installs only images its delegated role signed
+ * with that custom.product. `pin` pins it on a state directory set up before products were pinned
+ * (until then it installs nothing); a pinned product is never changed.
  * Exit codes: 0 done (--once) or stopped, 1 failure, 2 bad arguments, 3 reboot requested.
  *
  * For power-cut tests, BULWARK_AGENT_FAULT=<step> (one of AGENT_STEPS) makes the process SIGKILL
@@ -25,7 +29,7 @@ import { IdentityStore } from '../identity.js';
 import { DeviceClient } from '../client.js';
 import { AGENT_STEPS, UpdateAgent, type AgentOptions, type AgentStep, type HealthContext, type UpdateChannel } from './agent.js';
 import { mqttUpdateChannel, onUpdatesAvailable, type UpdateMessagingClient } from './mqtt-channel.js';
-import { provisionAgentState } from './provision.js';
+import { pinProduct, productIdProblem, provisionAgentState } from './provision.js';
 
 export const REBOOT_EXIT_CODE = 3;
 
@@ -54,10 +58,13 @@ function commandHealthCheck(command: string): (context: HealthContext) => Promis
 }
 
 const USAGE = `Usage:
-  bulwark-agent setup --state DIR --root root.json --director-root director-root.json --image factory.bin --target NAME --version V [--security-version N]
+  bulwark-agent setup --state DIR --root root.json --director-root director-root.json --product ID --image factory.bin --target NAME --version V [--security-version N]
+  bulwark-agent pin --state DIR --product ID
   bulwark-agent run --state DIR --identity DIR --url https://HOST:PORT --org ORG --hardware HW [--once] [--interval SECONDS]
                     [--idle-timeout-ms N] [--health-timeout-ms N] [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883]
 
+  --product         the device's product line (setup, pin): only images its delegated role signs are installed;
+                    pin sets it once on a state directory set up without one (it installs nothing until then)
   --broker          the platform's MQTT broker: statuses and version reports go there, updates/available triggers a check
 
   --health-command  run in the trial boot (sh -c, with BULWARK_SLOT and BULWARK_VERSION set); exit 0 = healthy.
@@ -67,6 +74,7 @@ const OPTIONS = {
   state: { type: 'string' },
   root: { type: 'string' },
   'director-root': { type: 'string' },
+  product: { type: 'string' },
   image: { type: 'string' },
   target: { type: 'string' },
   version: { type: 'string' },
@@ -116,12 +124,13 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
       return values.help ? 0 : 2;
     }
     if (command === 'setup') return setup(values, emit);
-    if (command !== 'run') throw new UsageError(`unknown command ${command}`);
+    if (command !== 'run' && command !== 'pin') throw new UsageError(`unknown command ${command}`);
   } catch (error) {
     err.write(`${(error as Error).message}\n${USAGE}\n`);
     return 2;
   }
   try {
+    if (command === 'pin') return pin(values, emit);
     return await run(values, emit);
   } catch (error) {
     if (error instanceof UsageError) {
@@ -133,17 +142,32 @@ export async function main(argv: string[], out: NodeJS.WritableStream = process.
   }
 }
 
+function product(values: Values): string {
+  const productId = required(values, 'product');
+  const problem = productIdProblem(productId);
+  if (problem) throw new UsageError(problem);
+  return productId;
+}
+
 function setup(values: Values, emit: (event: Record<string, unknown>) => void): number {
   const manifest = provisionAgentState({
     stateDir: required(values, 'state'),
     repositoryRoot: readFileSync(required(values, 'root')),
     directorRoot: readFileSync(required(values, 'director-root')),
+    productId: product(values),
     image: readFileSync(required(values, 'image')),
     target: required(values, 'target'),
     version: required(values, 'version'),
     securityVersion: count(values, 'security-version', 0),
   });
   emit({ event: 'provisioned', slot: 'a', ...manifest });
+  return 0;
+}
+
+function pin(values: Values, emit: (event: Record<string, unknown>) => void): number {
+  const productId = product(values);
+  pinProduct(required(values, 'state'), productId);
+  emit({ event: 'pinned', productId });
   return 0;
 }
 

@@ -12,11 +12,12 @@ import { join, posix } from 'node:path';
 import { tufTargetsPath, type SignedVersionReport, type UpdateState, type UpdateStatus } from '@bulwark/protocol';
 import { DeviceError } from '../errors.js';
 import { approveTarget, type ApprovedUpdate } from './approve.js';
-import { DirectorClient, type Clock } from './director.js';
+import { DirectorClient, type Clock, type DirectorTarget } from './director.js';
 import { readJson, writeJsonDurably } from './durable.js';
 import { downloadImage } from './download.js';
 import { HashMismatchError, HealthCheckFailedError, UpdateError } from './errors.js';
 import type { TlsIdentity } from './https.js';
+import { pinnedProduct } from './provision.js';
 import { ReportCounter, signVersionReport } from './report.js';
 import { ImageRepository } from './repository.js';
 import { otherSlot, sha256OfFile, Slots, type SlotManifest, type SlotName } from './slots.js';
@@ -101,6 +102,7 @@ export class UpdateAgent {
     const decision = await this.slots.boot();
     this.running = decision.slot;
     if (decision.kind === 'normal') {
+      await this.reportCommitted();
       // Not awaited: the report waits in the client's queue while the device is offline.
       this.sendReport().catch(() => undefined);
       return 'normal';
@@ -126,29 +128,45 @@ export class UpdateAgent {
     }
     this.slots.commit();
     this.step('committed');
-    await this.status(trial.rolloutId, 'succeeded', trial.target);
+    await this.reportCommitted();
     return 'committed';
   }
 
-  /** One update check; `'reboot'` means a new image is armed for its trial boot. */
+  /** Sends the `succeeded` status of a commit not reported yet (a power cut can fall between the commit and its status). */
+  private async reportCommitted(): Promise<void> {
+    const { committed } = this.slots.readBoot();
+    if (!committed) return;
+    await this.status(committed.rolloutId, 'succeeded', committed.target);
+    this.slots.committedReported();
+  }
+
+  /**
+   * One update check; `'reboot'` means a new image is armed for its trial boot. The image
+   * repository is refreshed whatever the director says: a stolen director key naming nothing
+   * forever must not hide a frozen repository (its expiry is reported like any refusal).
+   */
   async check(): Promise<CheckOutcome> {
-    const slot = this.slot;
-    const running = this.slots.manifest(slot);
+    const running = this.slots.manifest(this.slot);
     const director = new DirectorClient({ baseUrl: this.options.baseUrl, tls: this.options.tls, dir: join(this.options.stateDir, 'director'), deviceId: this.options.deviceId, clock: this.clock, timeoutMs: this.options.timeoutMs });
+    const repository = new ImageRepository({ baseUrl: this.options.baseUrl, organizationId: this.options.organizationId, metadataDir: join(this.options.stateDir, 'tuf'), tls: this.options.tls, timeoutMs: this.options.timeoutMs });
+    let wanted: DirectorTarget | null = null;
     let update: ApprovedUpdate;
     try {
-      const verdict = await director.check();
-      const wanted = verdict.target;
+      wanted = (await director.check()).target;
+      await repository.refresh();
+      // Walks the running image's product line too, so its delegated metadata's expiry is noticed.
+      if (running) await repository.target(running.target);
       if (!wanted || wanted.sha256 === running?.sha256) return 'up_to_date';
       if (readJson<RejectedTarget | null>(this.rejectedPath, null)?.sha256 === wanted.sha256) return 'up_to_date';
-      const repository = new ImageRepository({ baseUrl: this.options.baseUrl, organizationId: this.options.organizationId, metadataDir: join(this.options.stateDir, 'tuf'), tls: this.options.tls, timeoutMs: this.options.timeoutMs });
-      const image = await repository.target(wanted.name);
-      update = approveTarget(wanted, image, { hardwareId: this.options.hardwareId, runningVersion: running?.version ?? null, securityCounter: this.slots.counter() });
+      const facts = { productId: pinnedProduct(this.options.stateDir), hardwareId: this.options.hardwareId, runningVersion: running?.version ?? null, securityCounter: this.slots.counter() };
+      update = approveTarget(wanted, await repository.target(wanted.name), facts);
     } catch (error) {
-      return this.refuse(error, null);
+      // A verdict on what the director named fails its rollout; a transfer failure is retried at the next check.
+      const named = wanted && error instanceof UpdateError ? { rolloutId: wanted.custom.rolloutId, target: wanted.name } : null;
+      return this.refuse(error, named);
     }
     try {
-      await this.install(update, otherSlot(slot));
+      await this.install(update, otherSlot(this.slot));
     } catch (error) {
       return this.refuse(error, update);
     }
@@ -159,8 +177,8 @@ export class UpdateAgent {
     const partialInfo = join(this.slots.dir(slot), 'partial.json');
     const partial = readJson<{ sha256: string } | null>(partialInfo, null);
     if (partial?.sha256 !== update.sha256) {
-      // The inactive slot stops being bootable before its bytes change; a partial of another image is dropped.
-      this.slots.invalidate(slot);
+      // A partial of another image is dropped. The download goes beside the slot's image, which stays
+      // bootable (the fallback) until slots.install() replaces it with bytes that verified.
       rmSync(this.slots.partialPath(slot), { force: true });
       writeJsonDurably(partialInfo, { sha256: update.sha256 });
     }
@@ -238,12 +256,13 @@ export class UpdateAgent {
     await this.options.channel.report(report);
   }
 
-  private async refuse(error: unknown, update: ApprovedUpdate | null): Promise<CheckOutcome> {
+  /** Records the refusal, sends the `failed` status of the rollout it ends (when there is one) and the version report. */
+  private async refuse(error: unknown, failed: { rolloutId: string; target: string } | null): Promise<CheckOutcome> {
     const known = error instanceof DeviceError;
     this.lastError = known ? error : new DeviceError((error as Error).message, 'update.check_failed');
     const { code, message } = this.lastError;
     this.errors.push({ code, message });
-    if (update) await this.status(update.rolloutId, 'failed', update.target, { code, message });
+    if (failed) await this.status(failed.rolloutId, 'failed', failed.target, { code, message });
     this.sendReport().catch(() => undefined);
     return error instanceof UpdateError ? 'refused' : 'failed';
   }

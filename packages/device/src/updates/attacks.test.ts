@@ -1,55 +1,16 @@
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
-import type { UpdateErrorCode } from '@bulwark/protocol';
-import { tempDir } from '../testing/temp.js';
-import { HARDWARE, provisionTestDevice, type TestDevice } from '../testing/update-device.js';
-import { sha256, testImage, TufKey, UpdateFixture, type FixtureRelease } from '../testing/update-fixture.js';
-import { makeTestPki, type TestPki } from '../testing/update-pki.js';
+import { describe, it } from 'node:test';
+import { assertRefused, release, useAttackWorld } from '../testing/update-attack.js';
+import { HARDWARE, provisionTestDevice } from '../testing/update-device.js';
+import { sha256, testImage, TufKey } from '../testing/update-fixture.js';
+import { makeTestPki } from '../testing/update-pki.js';
 import { useUpdateFixture } from '../testing/update-suite.js';
 import { Slots } from './slots.js';
 
 describe('update agent: TUF and Uptane attacks are refused and the running slot stays', () => {
-  let pki: TestPki;
-  const fixtures: UpdateFixture[] = [];
-  const temp = tempDir('attacks');
-
-  before(async () => {
-    pki = await makeTestPki();
-  });
-  after(async () => {
-    await Promise.all(fixtures.map((f) => f.close()));
-    temp.remove();
-  });
-
-  async function setup(factory?: { version: string; securityVersion: number }): Promise<{ fixture: UpdateFixture; device: TestDevice }> {
-    const fixture = await UpdateFixture.start(pki);
-    fixtures.push(fixture);
-    return { fixture, device: await provisionTestDevice(fixture, pki, temp.dir, factory) };
-  }
-
-  const release = (version: string, extra: Partial<FixtureRelease> = {}): FixtureRelease => ({
-    version,
-    securityVersion: 1,
-    hardwareIds: [HARDWARE],
-    image: testImage(version, 100_000),
-    ...extra,
-  });
-
-  /** Runs a cycle and checks the refusal's code, and that the device still runs slot a untouched. */
-  async function assertRefused(device: TestDevice, code: UpdateErrorCode): Promise<void> {
-    const slots = new Slots(device.stateDir);
-    const before = { boot: slots.readBoot(), counter: slots.counter(), manifest: slots.manifest('a') };
-    const { check, agent } = await device.cycle();
-    assert.equal(agent.lastError?.code, code, agent.lastError?.message);
-    assert.equal(check, 'refused');
-    assert.deepEqual(slots.readBoot(), before.boot);
-    assert.equal(slots.counter(), before.counter);
-    assert.deepEqual(slots.manifest('a'), before.manifest);
-    assert.ok(await slots.verify('a'));
-    assert.equal(device.reports.at(-1)?.report.errors.at(-1)?.code, code);
-  }
+  const { setup, fixture: startFixture } = useAttackWorld('attacks');
 
   it('refuses a tampered image (hash mismatch) and deletes the partial download', async () => {
     const { fixture, device } = await setup();
@@ -61,6 +22,24 @@ describe('update agent: TUF and Uptane attacks are refused and the running slot 
     await assertRefused(device, 'update.hash_mismatch');
     assert.equal(existsSync(new Slots(device.stateDir).partialPath('b')), false);
     assert.equal(device.statuses.at(-1)?.state, 'failed');
+  });
+
+  it("keeps the inactive slot's previous image bootable (the fallback) when the next download is refused", async () => {
+    const { fixture, device } = await setup();
+    fixture.direct(device.deviceId, fixture.addRelease(release('1.1.0')), { hardwareId: HARDWARE });
+    assert.equal((await device.cycle()).check, 'reboot');
+    const slots = new Slots(device.stateDir);
+    const fallback = slots.manifest('a');
+    assert.equal(fallback?.version, '1.0.0');
+    const r = fixture.addRelease(release('1.2.0'));
+    fixture.imageBehaviour.set(fixture.imagePath(r), { body: testImage('not 1.2.0', 100_000) });
+    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+    const { check, agent } = await device.cycle();
+    assert.equal(agent.lastError?.code, 'update.hash_mismatch');
+    assert.equal(check, 'refused');
+    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
+    assert.deepEqual(slots.manifest('a'), fallback);
+    assert.ok(await slots.verify('a'));
   });
 
   it('refuses an image longer than its signed length, cutting an endless transfer', async () => {
@@ -198,8 +177,7 @@ describe('update agent: TUF and Uptane attacks are refused and the running slot 
 
   it('refuses to talk to a server whose certificate does not chain to the pinned deployment root', async () => {
     const { fixture, device } = await setup();
-    const impostor = await UpdateFixture.start(await makeTestPki());
-    fixtures.push(impostor);
+    const impostor = await startFixture(await makeTestPki());
     impostor.direct(device.deviceId, impostor.addRelease(release('1.1.0')), { hardwareId: HARDWARE });
     const { check, agent } = await device.cycle({ baseUrl: impostor.baseUrl });
     assert.equal(check, 'failed');

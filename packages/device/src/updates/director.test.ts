@@ -7,7 +7,7 @@ import { tempDir } from '../testing/temp.js';
 import { HARDWARE, provisionTestDevice } from '../testing/update-device.js';
 import { testImage, TufKey, UpdateFixture } from '../testing/update-fixture.js';
 import { makeTestPki, type TestPki } from '../testing/update-pki.js';
-import { verifyDirectorTargets } from './director.js';
+import { MAX_DIRECTOR_VERSION_STEP, verifyDirectorTargets } from './director.js';
 import { Slots } from './slots.js';
 
 describe('director metadata', () => {
@@ -49,6 +49,18 @@ describe('director metadata', () => {
     const sameVersion = fixture.direct('dev-1', null, { hardwareId: HARDWARE, version: seen.version, expires: new Date(Date.now() + 7_200_000) });
     assert.equal(verifyDirectorTargets(sameVersion, root, null, 'dev-1', now).version, seen.version, 'validly signed on its own');
     assert.match(codeOf(() => verifyDirectorTargets(sameVersion, root, seen, 'dev-1', now)) ?? '', /^update\.metadata_invalid: .*differs from the version/);
+  });
+
+  it('accepts a version at most 2^20 above the last seen (0 when none) and refuses a bigger jump', async () => {
+    const fixture = await start();
+    const root = rootOf(fixture.directorRoot);
+    const now = new Date();
+    const at = (version: number) => fixture.direct('dev-1', null, { hardwareId: HARDWARE, version });
+    assert.equal(verifyDirectorTargets(at(MAX_DIRECTOR_VERSION_STEP), root, null, 'dev-1', now).version, MAX_DIRECTOR_VERSION_STEP);
+    assert.match(codeOf(() => verifyDirectorTargets(at(MAX_DIRECTOR_VERSION_STEP + 1), root, null, 'dev-1', now)) ?? '', /^update\.metadata_invalid: .*forged fast-forward/);
+    const seen = { version: 7, sha256: 'seen' };
+    assert.equal(verifyDirectorTargets(at(7 + MAX_DIRECTOR_VERSION_STEP), root, seen, 'dev-1', now).version, 7 + MAX_DIRECTOR_VERSION_STEP);
+    assert.match(codeOf(() => verifyDirectorTargets(at(8 + MAX_DIRECTOR_VERSION_STEP), root, seen, 'dev-1', now)) ?? '', /^update\.metadata_invalid: /);
   });
 
   it('refuses malformed director metadata and metadata expired by the injected clock', async () => {

@@ -1,21 +1,32 @@
 /**
- * The director check (docs/updates.md "What the agent checks", step 2): the device's targets
+ * The director check (docs/updates.md "What the agent checks", step 1): the device's targets
  * metadata must carry the threshold of signatures of the director root's `targets` role, a
- * version not below the last one seen (equal only for the very same bytes), an expiry in the
- * future, and name this device. The director root is pinned at setup; a newer one is accepted
- * only as TUF accepts a root rotation (version + 1, signed by the old root's and its own threshold).
+ * version not below the last one seen (equal only for the very same bytes) and at most
+ * MAX_DIRECTOR_VERSION_STEP above it, an expiry in the future, and name this device. The director
+ * root is pinned at setup; newer ones are walked version by version as TUF walks a root chain
+ * (each signed by the previous root's and its own threshold), and a root that changes the
+ * `targets` keys forgets the last version seen (TUF 5.3.11, as for timestamp and snapshot), so a
+ * device fast-forwarded by a stolen director key recovers by an offline root rotation alone.
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, type DirectorTargetCustom } from '@bulwark/protocol';
+import { DIRECTOR_TARGETS_PATH, directorRootPath, type DirectorTargetCustom } from '@bulwark/protocol';
 import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
-import { readJson, writeDurably, writeJsonDurably } from './durable.js';
+import { fsyncDir, readJson, writeDurably, writeJsonDurably } from './durable.js';
 import { DirectorMismatchError, MetadataExpiredError, MetadataInvalidError } from './errors.js';
 import { httpsGetBytes, type TlsIdentity } from './https.js';
 
 const MAX_METADATA_BYTES = 512 * 1024;
+/**
+ * The server bumps a device's director version by one per signing (a change, or half the
+ * expiry: two a day at the default), so a million is centuries of re-signing. A larger jump
+ * above the last version seen (0 when none) is refused as a forged fast-forward.
+ */
+export const MAX_DIRECTOR_VERSION_STEP = 2 ** 20;
+/** Director root versions walked in one check (tuf-js's maxRootRotations for the image repository is 256). */
+const MAX_ROOT_ROTATIONS = 256;
 
 /** The one image the director wants this device to run. */
 export interface DirectorTarget {
@@ -56,6 +67,10 @@ export function verifyDirectorTargets(bytes: Buffer, root: Metadata<Root>, lastS
   }
   if (lastSeen && signed.version === lastSeen.version && sha256 !== lastSeen.sha256) {
     throw new MetadataInvalidError(`Director targets version ${signed.version} differs from the version ${lastSeen.version} already seen`);
+  }
+  const floor = lastSeen?.version ?? 0;
+  if (signed.version > floor + MAX_DIRECTOR_VERSION_STEP) {
+    throw new MetadataInvalidError(`Director targets version ${signed.version} is more than 2^20 above the last version seen (${floor}): refused as a forged fast-forward`);
   }
   if (signed.isExpired(now)) throw new MetadataExpiredError(`Director targets expired at ${signed.expires}`);
   return { version: signed.version, sha256, target: targetOf(signed, deviceId) };
@@ -116,35 +131,55 @@ export class DirectorClient {
 
   /** Fetches the director targets, verifies them, and remembers their version. */
   async check(): Promise<DirectorVerdict> {
-    await this.rotateRoot();
+    await this.updateRoot();
     const bytes = await httpsGetBytes(`${this.base}${DIRECTOR_TARGETS_PATH}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
-    const lastPath = join(this.options.dir, 'last-seen.json');
-    const verdict = verifyDirectorTargets(bytes, this.root(), readJson<LastSeen | null>(lastPath, null), this.options.deviceId, new Date(this.clock.now()));
-    writeJsonDurably(lastPath, { version: verdict.version, sha256: verdict.sha256 } satisfies LastSeen);
+    const verdict = verifyDirectorTargets(bytes, this.root(), readJson<LastSeen | null>(this.lastSeenPath, null), this.options.deviceId, new Date(this.clock.now()));
+    writeJsonDurably(this.lastSeenPath, { version: verdict.version, sha256: verdict.sha256 } satisfies LastSeen);
     return verdict;
   }
 
-  /** Accepts the director's root when it is exactly the next version, signed by the old and new thresholds. */
-  private async rotateRoot(): Promise<void> {
-    let bytes: Buffer;
-    try {
-      bytes = await httpsGetBytes(`${this.base}${DIRECTOR_ROOT_PATH}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
-    } catch (error) {
-      if (error instanceof DownloadHTTPError && error.statusCode === 404) return;
-      throw error;
-    }
-    const pinned = this.root();
-    const offered = parseMetadata(bytes, MetadataKind.Root, 'director root');
-    if (offered.signed.version <= pinned.signed.version) return;
-    if (offered.signed.version !== pinned.signed.version + 1) {
-      throw new MetadataInvalidError(`Director root version ${offered.signed.version} does not follow the pinned version ${pinned.signed.version}`);
-    }
-    try {
-      pinned.verifyDelegate('root', offered);
-      offered.verifyDelegate('root', offered);
-    } catch (error) {
-      throw new MetadataInvalidError(`Director root ${offered.signed.version} is not signed by the previous and its own root keys (${(error as Error).message})`);
-    }
-    writeDurably(join(this.options.dir, 'root.json'), bytes);
+  private get lastSeenPath(): string {
+    return join(this.options.dir, 'last-seen.json');
   }
+
+  /**
+   * Walks the director root chain from the pinned version: each next version must be exactly
+   * that, signed by the threshold of the root before it and of itself. One that changes the
+   * targets keys forgets the last targets version seen before it is pinned (so a power cut in
+   * between repeats the rotation, never keeps a forged version under the new keys).
+   */
+  private async updateRoot(): Promise<void> {
+    let trusted = this.root();
+    for (let rotations = 0; rotations < MAX_ROOT_ROTATIONS; rotations++) {
+      const version = trusted.signed.version + 1;
+      let bytes: Buffer;
+      try {
+        bytes = await httpsGetBytes(`${this.base}${directorRootPath(version)}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
+      } catch (error) {
+        if (error instanceof DownloadHTTPError && error.statusCode === 404) return;
+        throw error;
+      }
+      const offered = parseMetadata(bytes, MetadataKind.Root, 'director root');
+      if (offered.signed.version !== version) {
+        throw new MetadataInvalidError(`Director root ${version} says it is version ${offered.signed.version}`);
+      }
+      try {
+        trusted.verifyDelegate('root', offered);
+        offered.verifyDelegate('root', offered);
+      } catch (error) {
+        throw new MetadataInvalidError(`Director root ${version} is not signed by the previous and its own root keys (${(error as Error).message})`);
+      }
+      if (targetsKeysOf(offered) !== targetsKeysOf(trusted) && existsSync(this.lastSeenPath)) {
+        rmSync(this.lastSeenPath);
+        fsyncDir(this.options.dir);
+      }
+      writeDurably(join(this.options.dir, 'root.json'), bytes);
+      trusted = offered;
+    }
+  }
+}
+
+/** The key IDs of a root's targets role, as one comparable string. */
+function targetsKeysOf(root: Metadata<Root>): string {
+  return [...(root.signed.roles[MetadataKind.Targets]?.keyIDs ?? [])].sort().join(',');
 }

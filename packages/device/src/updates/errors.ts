@@ -88,3 +88,17 @@ export class HealthCheckFailedError extends UpdateError {
     super('update.health_check_failed', message);
   }
 }
+
+/** The image is not of the device's pinned product (its signed custom.product, or the role that signed it). */
+export class ProductMismatchError extends UpdateError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super('update.product_mismatch', message, details);
+  }
+}
+
+/** The state directory pins no product, so no image can be checked against it. */
+export class ProductUnpinnedError extends UpdateError {
+  constructor() {
+    super('update.product_unpinned', 'The agent state pins no product (set up before products were pinned): nothing is installed until `bulwark-agent pin --state DIR --product <productId>` names it');
+  }
+}

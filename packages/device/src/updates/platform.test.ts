@@ -88,7 +88,7 @@ describe('update agent against the real platform (image repository, director, ro
     const d = devices[serial++]!;
     const identityDir = writeIdentity(join(temp.dir, `identity-${serial}`), p.t.ca, { key: d.key, cert: d.cert });
     const stateDir = join(temp.dir, `state-${serial}`);
-    provisionAgentState({ stateDir, repositoryRoot: rootBytes, directorRoot: directorRootBytes, image: testImage('platform-1.0.0'), target: `${product}/firmware-1.0.0.bin`, version: '1.0.0', securityVersion: 0 });
+    provisionAgentState({ stateDir, repositoryRoot: rootBytes, directorRoot: directorRootBytes, productId: product, image: testImage('platform-1.0.0'), target: `${product}/firmware-1.0.0.bin`, version: '1.0.0', securityVersion: 0 });
     return { device: d, identityDir, stateDir };
   }
 

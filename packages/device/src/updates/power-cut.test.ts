@@ -99,6 +99,8 @@ describe('update agent: power cut at each step', () => {
       const boot = slots.readBoot();
       assert.equal(boot.trial, null);
       if (expected[step] === 'completed') {
+        const succeeded = [...cut.events, ...restarted.events].filter((e) => e.event === 'status' && e.state === 'succeeded' && e.rolloutId === `r-${step}`);
+        assert.equal(succeeded.length, 1, 'the platform hears of the success exactly once');
         assert.equal(boot.active, 'b');
         assert.equal(slots.manifest('b')?.sha256, sha256(release.image));
         assert.equal(slots.counter(), 4);

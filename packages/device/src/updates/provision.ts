@@ -1,12 +1,14 @@
 /**
  * Factory provisioning of the agent's state directory: the image repository's first trusted root
- * and the director root (both from the factory image, never fetched unauthenticated), and the
+ * and the director root (both from the factory image, never fetched unauthenticated), the product
+ * line the device belongs to (pinned: the agent installs only that product's images), and the
  * first firmware image in slot a, active, with the anti-rollback counter at its securityVersion.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { PRODUCT_ID_PATTERN } from '@bulwark/protocol';
 import { Metadata, MetadataKind } from '@tufjs/models';
-import { writeDurably } from './durable.js';
+import { readJson, writeDurably, writeJsonDurably } from './durable.js';
 import { MetadataInvalidError } from './errors.js';
 import { Slots, type SlotManifest } from './slots.js';
 
@@ -15,13 +17,47 @@ export interface ProvisionOptions {
   /** The image repository's root metadata (version 1 or any later trusted version). */
   repositoryRoot: Buffer;
   directorRoot: Buffer;
+  /** The device's product line: only images its delegated role signs, with this custom.product, are installed. */
+  productId: string;
   image: Buffer;
   target: string;
   version: string;
   securityVersion: number;
 }
 
+/** A setup or pin that cannot be done; the state directory is left as it was. */
+export class ProvisionError extends Error {}
+
+const productPath = (stateDir: string): string => join(stateDir, 'product.json');
+
+/** What is wrong with a product ID (it names a delegated role and a path prefix), or null. */
+export function productIdProblem(productId: string): string | null {
+  return PRODUCT_ID_PATTERN.test(productId) ? null : `product ID "${productId}" must be 1-64 letters, digits, "_" or "-"`;
+}
+
+/** The product the state directory pins, or null for one set up before products were pinned. */
+export function pinnedProduct(stateDir: string): string | null {
+  const productId = readJson<{ productId?: unknown } | null>(productPath(stateDir), null)?.productId;
+  return typeof productId === 'string' && productIdProblem(productId) === null ? productId : null;
+}
+
+/**
+ * Pins the device's product: done by setup, or once on a state directory set up before products
+ * were pinned. Never from what the server says (the first image it offers could be another
+ * product's), and never changed once pinned.
+ */
+export function pinProduct(stateDir: string, productId: string): void {
+  const problem = productIdProblem(productId);
+  if (problem) throw new ProvisionError(problem);
+  if (!existsSync(join(stateDir, 'boot.json'))) throw new ProvisionError(`${stateDir} is not an agent state directory: set it up first (bulwark-agent setup)`);
+  const pinned = pinnedProduct(stateDir);
+  if (pinned !== null && pinned !== productId) throw new ProvisionError(`${stateDir} already pins product ${pinned}; a pinned product is never changed (set the device up again)`);
+  if (pinned === null) writeJsonDurably(productPath(stateDir), { productId });
+}
+
 export function provisionAgentState(options: ProvisionOptions): SlotManifest {
+  const problem = productIdProblem(options.productId);
+  if (problem) throw new ProvisionError(problem);
   for (const [what, bytes] of [
     ['image repository root', options.repositoryRoot],
     ['director root', options.directorRoot],
@@ -37,5 +73,6 @@ export function provisionAgentState(options: ProvisionOptions): SlotManifest {
   mkdirSync(join(options.stateDir, 'director'), { recursive: true });
   writeDurably(join(options.stateDir, 'tuf', 'root.json'), options.repositoryRoot);
   writeDurably(join(options.stateDir, 'director', 'root.json'), options.directorRoot);
+  writeJsonDurably(productPath(options.stateDir), { productId: options.productId });
   return new Slots(options.stateDir).provision(options.image, { target: options.target, version: options.version, securityVersion: options.securityVersion });
 }

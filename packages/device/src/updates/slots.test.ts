@@ -44,11 +44,13 @@ describe('A/B slots and the boot decision', () => {
     assert.equal(slots.counter(), 1);
   });
 
-  it('commits a trial in one write and raises the anti-rollback counter to its securityVersion', async () => {
+  it('commits a trial in one write that also records its success as not yet reported, and raises the anti-rollback counter to its securityVersion', async () => {
     const slots = provisioned();
     armed(slots, Buffer.from('good image'), 7);
     await slots.boot();
     slots.commit();
+    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null, committed: { rolloutId: 'r', target: 'p/firmware-1.1.0.bin' } });
+    slots.committedReported();
     assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
     assert.equal(slots.counter(), 7);
     assert.deepEqual(await slots.boot(), { kind: 'normal', slot: 'b' });

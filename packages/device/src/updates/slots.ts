@@ -3,7 +3,8 @@
  *
  *   <state>/slots/a/image.bin, manifest.json   (and image.partial while downloading)
  *   <state>/slots/b/…
- *   <state>/boot.json          { active, trial: null | { slot, target, version, securityVersion, rolloutId, attempts, error? } }
+ *   <state>/boot.json          { active, trial: null | { slot, target, version, securityVersion, rolloutId, attempts, error? },
+ *                                committed?: { rolloutId, target } }
  *   <state>/rollback-counter   the committed anti-rollback counter (decimal)
  *
  * Every file is replaced atomically (durable.ts). A slot is bootable only while its manifest
@@ -11,6 +12,8 @@
  * so a power cut mid-install leaves the slot unbootable rather than half-written and trusted.
  * The trial protocol: a new image boots once (attempts 0 → 1, persisted before it runs); only a
  * passed health check commits it; any boot that finds attempts ≥ 1 rolls back to the old slot.
+ * The commit also records that its success is still to be reported, in the same write, so a power
+ * cut right after it still ends in a `succeeded` status.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
@@ -41,6 +44,8 @@ export interface Trial {
 export interface BootState {
   active: SlotName;
   trial: Trial | null;
+  /** A commit whose `succeeded` status has not been sent yet. */
+  committed?: { rolloutId: string; target: string };
 }
 
 export type BootDecision =
@@ -130,10 +135,10 @@ export class Slots {
     if (!trial) return { kind: 'normal', slot: state.active };
     if (trial.attempts === 0 && (await this.verify(trial.slot))) {
       const counted = { ...trial, attempts: 1 };
-      this.writeBoot({ active: state.active, trial: counted });
+      this.writeBoot({ ...state, trial: counted });
       return { kind: 'trial', slot: trial.slot, trial: counted };
     }
-    this.writeBoot({ active: state.active, trial: null });
+    this.writeBoot({ ...state, trial: null });
     return { kind: 'rolled_back', slot: state.active, trial };
   }
 
@@ -159,22 +164,28 @@ export class Slots {
   setTrial(trial: Omit<Trial, 'attempts'>): void {
     const state = this.readBoot();
     if (trial.slot === state.active) throw new Error(`Slot ${trial.slot} is the active slot; a trial runs in the inactive one`);
-    this.writeBoot({ active: state.active, trial: { ...trial, attempts: 0 } });
+    this.writeBoot({ ...state, trial: { ...trial, attempts: 0 } });
   }
 
   /** Records why the running trial failed (it is rolled back at the next boot). */
   failTrial(error: { code: string; message: string }): void {
     const state = this.readBoot();
-    if (state.trial) this.writeBoot({ active: state.active, trial: { ...state.trial, error } });
+    if (state.trial) this.writeBoot({ ...state, trial: { ...state.trial, error } });
   }
 
-  /** The trial passed: its slot becomes active (one atomic write), then the counter rises. */
+  /** The trial passed: its slot becomes active, its success to be reported (one atomic write), then the counter rises. */
   commit(): Trial {
     const state = this.readBoot();
     if (!state.trial) throw new Error('There is no trial to commit');
-    this.writeBoot({ active: state.trial.slot, trial: null });
+    this.writeBoot({ active: state.trial.slot, trial: null, committed: { rolloutId: state.trial.rolloutId, target: state.trial.target } });
     this.raiseCounter(state.trial.securityVersion);
     return state.trial;
+  }
+
+  /** The commit's `succeeded` status has gone out. */
+  committedReported(): void {
+    const { committed, ...state } = this.readBoot();
+    if (committed) this.writeBoot(state);
   }
 }
 

@@ -6,9 +6,8 @@
  * with every target inside the delegated paths. Versions only increase; nothing expired is accepted.
  */
 import type { Metadata, Root, Targets } from '@tufjs/models';
-import { productRoleOf } from '@bulwark/protocol';
+import { PRODUCT_ID_PATTERN, productRoleOf } from '@bulwark/protocol';
 import { MetadataRejectedError, OnlineKeyMismatchError } from '../errors.js';
-import { PRODUCT_ID } from './offline.js';
 import { checkKeys, checkRole, checkUnexpired, verifyThreshold } from './verify.js';
 
 const TOP_LEVEL_ROLES = ['root', 'targets', 'snapshot', 'timestamp'] as const;
@@ -92,7 +91,7 @@ export function checkTopLevelTargets(next: Metadata<Targets>, root: Metadata<Roo
   checkKeys(delegations.keys, `${what}' delegation keys`);
   for (const [name, role] of Object.entries(delegations.roles)) {
     const productId = name.startsWith('product-') ? name.slice('product-'.length) : '';
-    if (!PRODUCT_ID.test(productId)) throw new MetadataRejectedError(`${what} delegates to "${name}": only product-<productId> roles are allowed`, { reason: 'delegation', role: name });
+    if (!PRODUCT_ID_PATTERN.test(productId)) throw new MetadataRejectedError(`${what} delegates to "${name}": only product-<productId> roles are allowed`, { reason: 'delegation', role: name });
     const paths = role.paths ?? [];
     if (role.pathHashPrefixes || paths.length !== 1 || paths[0] !== `${productId}/*` || !role.terminating) {
       throw new MetadataRejectedError(`${what}: the delegation ${name} must be terminating with exactly the path "${productId}/*"`, { reason: 'delegation', role: name });

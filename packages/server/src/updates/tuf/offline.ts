@@ -11,15 +11,13 @@ import { Key, Metadata, MetadataKind, Root, TargetFile, Targets } from '@tufjs/m
 // Not re-exported by the package index; the same module instances its parsers use.
 import { Delegations } from '@tufjs/models/dist/delegations.js';
 import { DelegatedRole, Role } from '@tufjs/models/dist/role.js';
-import { productRoleOf, targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
+import { PRODUCT_ID_PATTERN, productRoleOf, targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
 import { ValidationError } from '../../errors.js';
 import { tufKeyOf, tufSignerOf } from './keys.js';
 import { computedKeyId, tufTime } from './verify.js';
 
 export const DEFAULT_EXPIRY_DAYS = 365;
 const DAY_MS = 86_400_000;
-/** Product IDs become role names and path patterns: no glob or path characters. */
-export const PRODUCT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
 
 /** The public halves of a server's online keys (`bulwark firmware online-keys`). */
 export interface OnlineKeys {
@@ -171,7 +169,7 @@ export interface DelegationPlan {
 }
 
 function checkProductId(productId: string): void {
-  if (!PRODUCT_ID.test(productId)) throw new ValidationError(`product ID "${productId}" must be 1-64 letters, digits, "_" or "-"`);
+  if (!PRODUCT_ID_PATTERN.test(productId)) throw new ValidationError(`product ID "${productId}" must be 1-64 letters, digits, "_" or "-"`);
 }
 
 /**
