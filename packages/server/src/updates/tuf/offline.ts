@@ -1,9 +1,9 @@
 /**
- * The offline side of the image repository (docs/updates.md, "The ceremony"): Ed25519 keys in
- * passphrase-encrypted files, unsigned roots for the image repository and the director, top-level
- * targets with one delegation per product line, image targets added to a product line's metadata,
- * and signatures appended by each key holder. Pure library: no server, no database; used by
- * `bulwark firmware …` and the tests.
+ * The offline side of the image repository (docs/updates.md, "The ceremony and a first release"):
+ * Ed25519 keys in passphrase-encrypted files, unsigned roots for the image repository and the
+ * director, top-level targets with one delegation per product line, image targets added to a
+ * product line's metadata, and signatures appended by each key holder. Pure library: no server,
+ * no database; used by `bulwark firmware …` and the tests.
  */
 import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
