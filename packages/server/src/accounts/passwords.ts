@@ -27,8 +27,12 @@ export const MAX_PASSWORD_LENGTH = 256;
 export const MIN_LENGTH = { operator: 12, consumer: 8 } as const;
 
 export class PasswordRejectedError extends ValidationError {
-  constructor(reason: string, details: Record<string, unknown>) {
-    super(`Password rejected: ${reason}`, details, 'auth.password_rejected');
+  /** `problem`: what is wrong, as the user can act on it (also used for key passphrases, keys/passphrase-keys.ts). */
+  constructor(
+    readonly problem: string,
+    details: Record<string, unknown>,
+  ) {
+    super(`Password rejected: ${problem}`, details, 'auth.password_rejected');
   }
 }
 

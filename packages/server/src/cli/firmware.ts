@@ -1,15 +1,17 @@
 /**
  * `bulwark firmware …`: the firmware signing ceremony (docs/updates.md). Everything but
  * `online-keys` runs offline with no server: keys in passphrase-encrypted files
- * (BULWARK_KEY_PASSPHRASE), roots, top-level targets with the product lines' delegations, and the
- * product line's signed metadata for an image. `online-keys` runs on the server against its data
- * directory and prints the public halves the root must name.
+ * (BULWARK_KEY_PASSPHRASE; keys/passphrase-keys.ts) and their re-encryption (`rekey`), roots,
+ * top-level targets with the product lines' delegations, and the product line's signed metadata
+ * for an image. `online-keys` runs on the server against its data directory and prints the
+ * public halves the root must name.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import semver from 'semver';
 import { NotFoundError, ValidationError } from '../errors.js';
+import { checkPassphrase, KEY_ENCRYPTION, rekeyFiles, requirePassphrase } from '../keys/passphrase-keys.js';
 import {
   addImageTarget,
   buildDirectorRoot,
@@ -34,13 +36,18 @@ import {
 import { action, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
 
 const PASSPHRASE_ENV = 'BULWARK_KEY_PASSPHRASE';
+const NEW_PASSPHRASE_ENV = 'BULWARK_NEW_KEY_PASSPHRASE';
+const GIVE_PASSPHRASE = `set ${PASSPHRASE_ENV}`;
 
-/** The key passphrase, from the environment only (never an argument: it would show in `ps`). */
-function passphrase(): string {
-  const value = process.env[PASSPHRASE_ENV];
-  if (!value) throw new ValidationError(`Set ${PASSPHRASE_ENV} to the key passphrase (it must not be empty)`);
-  return value;
-}
+/**
+ * The key passphrase, from the environment only (never an argument: it would show in `ps`). Keys
+ * written get the passphrase rule; keys opened only need it to open them (and warn when weak).
+ */
+const passphrase = () => requirePassphrase(process.env[PASSPHRASE_ENV], GIVE_PASSPHRASE);
+const newKeyPassphrase = () => checkPassphrase(process.env[PASSPHRASE_ENV], GIVE_PASSPHRASE);
+
+/** Opens an offline key, telling the key holder on stderr when its file is below the policy. */
+const openKey = (path: string, secret: string) => loadPrivateKey(path, secret, (warning) => process.stderr.write(`warning: ${warning}\n`));
 
 function positiveInteger(value: string, what: string): number {
   const n = Number(value);
@@ -57,14 +64,31 @@ export function registerFirmwareCommands(program: Command): void {
 
   firmware
     .command('keygen')
-    .description('offline: a new Ed25519 key: <prefix>.key (PKCS#8, encrypted with BULWARK_KEY_PASSPHRASE, mode 0600) and <prefix>.pub')
+    .description('offline: a new Ed25519 key: <prefix>.key (PKCS#8 encrypted under BULWARK_KEY_PASSPHRASE, at least 12 characters; mode 0600) and <prefix>.pub')
     .requiredOption('--out <prefix>', 'path prefix of the two files (never overwritten)')
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: { out: string; json?: boolean }) => {
-        const written = generateKeyFiles(flags.out, passphrase());
+        const written = generateKeyFiles(flags.out, newKeyPassphrase());
         const result = { keyid: written.key.keyID, key: written.keyPath, pub: written.pubPath };
         print(flags, result, () => `Key ${result.keyid}\n  private: ${result.key} (encrypted; keep it offline)\n  public:  ${result.pub}`);
+      }),
+    );
+
+  firmware
+    .command('rekey')
+    .description(
+      `offline: re-encrypt key files at the current policy (${KEY_ENCRYPTION.kdf}, ${KEY_ENCRYPTION.iterations.toLocaleString('en-US')} iterations, ${KEY_ENCRYPTION.cipher}): the current passphrase in ${PASSPHRASE_ENV}, a new one in ${NEW_PASSPHRASE_ENV} (default: keep the current one)`,
+    )
+    .requiredOption('--key <key...>', 'private key files (one current passphrase); each is replaced whole, or left as it was')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: { key: string[]; json?: boolean }) => {
+        const current = passphrase();
+        const next = process.env[NEW_PASSPHRASE_ENV] || current;
+        const results = rekeyFiles(flags.key, current, next, `set ${NEW_PASSPHRASE_ENV} to a new passphrase`);
+        const view = results.map((r) => ({ key: r.path, before: r.before.description, after: r.after.description }));
+        print(flags, { keys: view }, () => view.map((r) => `Re-encrypted ${r.key}: ${r.before} -> ${r.after}`).join('\n'));
       }),
     );
 
@@ -126,7 +150,7 @@ export function registerFirmwareCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (files: string[], flags: { key: string; json?: boolean }) => {
-        const privateKey = loadPrivateKey(flags.key, passphrase());
+        const privateKey = openKey(flags.key, passphrase());
         for (const file of files) writeMetadata(file, signWith(readAnyMetadata(file), privateKey));
         const keyid = publicKeyOf(privateKey).keyID;
         print(flags, { keyid, files }, () => `Signed ${files.join(', ')} with key ${keyid}`);
@@ -148,7 +172,7 @@ export function registerFirmwareCommands(program: Command): void {
       action(async (flags: { targetsKey: string; product: string; key: string[]; threshold: string; metadata: string; out: string; expiresDays: string; json?: boolean }) => {
         const current = flags.metadata === 'none' ? null : readTargets(flags.metadata);
         const next = delegateProduct(current, { productId: flags.product, keys: flags.key.map(loadPublicKey), threshold: positiveInteger(flags.threshold, '--threshold'), expires: expiresIn(days(flags.expiresDays)) });
-        writeMetadata(flags.out, signWith(next, loadPrivateKey(flags.targetsKey, passphrase())));
+        writeMetadata(flags.out, signWith(next, openKey(flags.targetsKey, passphrase())));
         print(flags, { out: flags.out, version: next.signed.version }, () => `Top-level targets version ${next.signed.version} delegating product-${flags.product}: ${flags.out}\nUpload: POST /api/v1/updates/repository/targets`);
       }),
     );
@@ -172,7 +196,7 @@ export function registerFirmwareCommands(program: Command): void {
         const securityVersion = Number(flags.securityVersion);
         if (!/^\d+$/.test(flags.securityVersion) || !Number.isSafeInteger(securityVersion)) throw new ValidationError('--security-version must be a whole number from 0');
         const secret = passphrase();
-        const keys = flags.key.map((k) => loadPrivateKey(k, secret));
+        const keys = flags.key.map((k) => openKey(k, secret));
         const { length, sha256 } = await hashFile(flags.image);
         const next = addImageTarget(flags.metadata ? readTargets(flags.metadata) : null, { product: flags.product, version: flags.version, securityVersion, hardwareIds: flags.hardware, length, sha256, expires: expiresIn(days(flags.expiresDays)) });
         for (const key of keys) signWith(next, key);

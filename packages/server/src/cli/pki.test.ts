@@ -5,7 +5,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, createPrivateKey } from 'node:crypto';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -75,9 +75,9 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
       bulwark(['pki', 'init-root', '--dir', offline], { BULWARK_ROOT_PASSPHRASE: PASSPHRASE }),
     ]);
     assert.equal(weak.code, 2);
-    assert.match(weak.stderr, /pki\.passphrase_weak/);
+    assert.match(weak.stderr, /keys\.passphrase_weak/);
     assert.equal(none.code, 2);
-    assert.match(none.stderr, /pki\.passphrase_missing/);
+    assert.match(none.stderr, /keys\.passphrase_missing/);
     assert.equal(existsSync(short), false);
     assert.equal(again.code, 5);
     assert.match(again.stderr, /pki\.root_exists/);
@@ -227,5 +227,32 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     }
     const result = await ssl.run(['verify', '-crl_check', '-CRLfile', 'after-crl.pem', '-CAfile', join(out, 'root.pem'), '-untrusted', join(data2, 'pki', 'device-ca.pem'), 'after.pem']);
     assert.match(result.output, /certificate revoked/);
+  });
+
+  it('sign-issuing warns of a root key file below the policy; rekey-root re-encrypts it under a new passphrase, which then signs', async () => {
+    const legacy = join(base, 'legacy-root');
+    await initOfflineRoot(legacy, 'CN=Legacy Root', { passphrase: PASSPHRASE });
+    const key = join(legacy, 'root.key.p8');
+    // The same key as node's own export writes it: PBKDF2 at OpenSSL's default 2,048 iterations.
+    writeFileSync(key, createPrivateKey({ key: readFileSync(key, 'utf8'), passphrase: PASSPHRASE }).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: PASSPHRASE }));
+    const csr = ssl.write('legacy-ca.csr', await ssl.csr('legacy-ca', '/CN=Legacy Issuing CA', P256));
+    const env = { BULWARK_ROOT_PASSPHRASE: PASSPHRASE };
+    const warned = ok(await bulwark(['pki', 'sign-issuing', '--dir', legacy, '--csr', csr, '--out', join(base, 'legacy-1.pem')], env));
+    assert.match(warned.stderr, /warning: [^\n]*2,048 iterations[^\n]*Re-encrypt it: bulwark pki rekey-root --dir \S*legacy-root/);
+
+    const newPass = join(base, 'new-passphrase');
+    writeFileSync(newPass, 'rotated root passphrase 43\n', { mode: 0o600 });
+    const rekeyed = JSON.parse(ok(await bulwark(['pki', 'rekey-root', '--dir', legacy, '--new-passphrase-file', newPass, '--json'], env)).stdout);
+    assert.match(rekeyed.before, /2,048 iterations/);
+    assert.match(rekeyed.after, /PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC/);
+    assert.equal(statSync(key).mode & 0o777, 0o600);
+    const [old, signed] = await Promise.all([
+      bulwark(['pki', 'sign-issuing', '--dir', legacy, '--csr', csr, '--out', join(base, 'legacy-2.pem')], env),
+      bulwark(['pki', 'sign-issuing', '--dir', legacy, '--csr', csr, '--out', join(base, 'legacy-3.pem'), '--passphrase-file', newPass]),
+    ]);
+    assert.equal(old.code, 2);
+    assert.match(old.stderr, /keys\.passphrase_wrong/);
+    assert.doesNotMatch(ok(signed).stderr, /warning/);
+    assert.match(await ssl.must(['verify', '-CAfile', join(legacy, 'root.pem'), join(base, 'legacy-3.pem')]), /OK/);
   });
 });

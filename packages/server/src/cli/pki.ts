@@ -1,6 +1,6 @@
 /**
- * `bulwark pki …`: the offline root ceremony (docs/operations.md). `init-root` and `sign-issuing`
- * run on the offline machine against its root directory; `request-issuing`, `import-issuing`,
+ * `bulwark pki …`: the offline root ceremony (docs/operations.md). `init-root`, `sign-issuing` and
+ * `rekey-root` run on the offline machine against its root directory; `request-issuing`, `import-issuing`,
  * `export-root` and `status` run on the server against the data directory, and every change
  * there is audited as the CLI actor.
  */
@@ -10,7 +10,7 @@ import { BulwarkError, ValidationError } from '../errors.js';
 import { DEFAULT_PIN_ENV } from '../keys/pkcs11.js';
 import type { CaKeyAccess } from '../pki/ca.js';
 import { checkKind, exportRoot, importIssuingCa, pkiStatus, requestIssuingCa, type CaStatus } from '../pki/ceremony.js';
-import { initOfflineRoot, openOfflineRoot, signIssuingCsr, type RootKeyOptions } from '../pki/offline-root.js';
+import { initOfflineRoot, openOfflineRoot, rekeyOfflineRoot, signIssuingCsr, type RootKeyOptions } from '../pki/offline-root.js';
 import type { Platform } from '../platform.js';
 import { action, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
 
@@ -25,9 +25,12 @@ interface HsmFlags extends PassphraseFlags {
   pinEnv: string;
 }
 
-/** The passphrase from --passphrase-file (one trailing newline dropped) or BULWARK_ROOT_PASSPHRASE. */
+/** A passphrase file's content, one trailing newline dropped. */
+const readPassphraseFile = (file: string) => readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+
+/** The passphrase from --passphrase-file or BULWARK_ROOT_PASSPHRASE. */
 function passphrase(flags: PassphraseFlags): string | undefined {
-  if (flags.passphraseFile) return readFileSync(flags.passphraseFile, 'utf8').replace(/\r?\n$/, '');
+  if (flags.passphraseFile) return readPassphraseFile(flags.passphraseFile);
   return process.env.BULWARK_ROOT_PASSPHRASE;
 }
 
@@ -105,6 +108,7 @@ export function registerPkiCommands(program: Command): void {
     .action(
       action(async (flags: PassphraseFlags & { dir: string; csr: string; out: string; days: string; json?: boolean }) => {
         const root = await openOfflineRoot(flags.dir, { passphrase: passphrase(flags) });
+        if (root.warning) process.stderr.write(`warning: ${root.warning}\n`);
         try {
           const cert = await signIssuingCsr(root, flags.dir, readFileSync(flags.csr, 'utf8'), Number(flags.days));
           writeFileSync(flags.out, cert.toString('pem') + '\n', { mode: 0o644 });
@@ -113,6 +117,19 @@ export function registerPkiCommands(program: Command): void {
         } finally {
           root.close();
         }
+      }),
+    );
+
+  addPassphrase(pki.command('rekey-root').description('on the offline machine: re-encrypt the root key file at the current policy, under a new passphrase or the current one'))
+    .requiredOption('--dir <dir>', 'offline root directory')
+    .option('--new-passphrase-file <file>', 'file holding the new passphrase (else env BULWARK_ROOT_NEW_PASSPHRASE, else the current one); at least 12 characters')
+    .option('--json', 'machine-readable output')
+    .action(
+      action(async (flags: PassphraseFlags & { dir: string; newPassphraseFile?: string; json?: boolean }) => {
+        const next = flags.newPassphraseFile ? readPassphraseFile(flags.newPassphraseFile) : process.env.BULWARK_ROOT_NEW_PASSPHRASE;
+        const result = rekeyOfflineRoot(flags.dir, passphrase(flags), next);
+        const view = { key: result.path, before: result.before.description, after: result.after.description };
+        print(flags, view, () => `Re-encrypted ${view.key}: ${view.before} -> ${view.after}`);
       }),
     );
 

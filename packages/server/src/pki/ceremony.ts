@@ -21,7 +21,8 @@ import {
   type CaKeyAccess,
   type CaKeyName,
 } from './ca.js';
-import { checkPassphrase, decryptPkcs8, encryptPkcs8, offlineRootPaths } from './offline-root.js';
+import { checkPassphrase } from '../keys/passphrase-keys.js';
+import { offlineRootPaths, openRootKeyFile, ROOT_PASSPHRASE_SOURCE, writeRootKeyFile } from './offline-root.js';
 import { EC_P256, generateCaSigner, signerSpki, type CaSigner, type SoftwareCaSigner } from './signer.js';
 
 export const ISSUING_KINDS = ['device', 'server'] as const;
@@ -256,7 +257,7 @@ export async function exportRoot(dataDir: string, keys: CaKeyAccess, outDir: str
   if (!existsSync(paths.deviceCaCert)) {
     throw new ConflictError('This data directory predates the CA hierarchy: its root also issues device certificates. Import a device issuing CA first (bulwark pki request-issuing / import-issuing).', {}, 'pki.root_issues_devices');
   }
-  const secret = checkPassphrase(passphrase);
+  const secret = checkPassphrase(passphrase, ROOT_PASSPHRASE_SOURCE);
   const out = offlineRootPaths(outDir);
   if (existsSync(out.key) || existsSync(out.tokenKey)) throw new ConflictError(`${outDir} already holds a root key`, { dir: outDir }, 'pki.root_exists');
   const signer = (await openCaKey(paths.dir, 'ca', keys, { extractable: true })) as SoftwareCaSigner;
@@ -264,10 +265,9 @@ export async function exportRoot(dataDir: string, keys: CaKeyAccess, outDir: str
   await assertKeyMatches(rootPem, signer, 'root CA');
   mkdirSync(outDir, { recursive: true, mode: 0o700 });
   chmodSync(outDir, 0o700);
-  const der = Buffer.from(x509.PemConverter.decodeFirst(await signer.exportPkcs8Pem()));
-  writeFileSync(out.key, encryptPkcs8(der, secret), { mode: 0o600, flag: 'wx' });
+  writeRootKeyFile(out.key, await signer.exportPkcs8Pem(), secret);
   writeFileSync(out.cert, rootPem, { mode: 0o644 });
-  await assertKeyMatches(rootPem, await decryptPkcs8(readFileSync(out.key, 'utf8'), secret), 'exported root');
+  await assertKeyMatches(rootPem, (await openRootKeyFile(out.key, secret)).signer, 'exported root');
   rmSync(caKeyFiles(paths.dir, 'ca').sealed);
   return { dir: outDir, certPath: out.cert, keyPath: out.key, subject: new X509Certificate(rootPem).subject.replace(/\n/g, ', ') };
 }

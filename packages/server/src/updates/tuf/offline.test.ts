@@ -18,9 +18,12 @@ describe('offline signing library', () => {
       const written = generateKeyFiles(join(dir, 'root-1'), 'passphrase one');
       assert.equal(statSync(written.keyPath).mode & 0o777, 0o600);
       assert.match(readFileSync(written.keyPath, 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
-      assert.equal(publicKeyOf(loadPrivateKey(written.keyPath, 'passphrase one')).keyID, loadPublicKey(written.pubPath).keyID);
-      assert.throws(() => loadPrivateKey(written.keyPath, 'wrong passphrase'), /wrong passphrase/);
-      assert.throws(() => generateKeyFiles(join(dir, 'root-1'), 'passphrase one'), /EEXIST/, 'never overwrites a key');
+      const warnings: string[] = [];
+      assert.equal(publicKeyOf(loadPrivateKey(written.keyPath, 'passphrase one', (w) => warnings.push(w))).keyID, loadPublicKey(written.pubPath).keyID);
+      assert.deepEqual(warnings, [], 'a key written now is at the policy');
+      assert.throws(() => loadPrivateKey(written.keyPath, 'wrong passphrase', () => undefined), { code: 'keys.passphrase_wrong' });
+      assert.throws(() => generateKeyFiles(join(dir, 'root-1'), 'passphrase one'), { code: 'keys.key_file_exists' }, 'never overwrites a key');
+      assert.throws(() => generateKeyFiles(join(dir, 'root-2'), 'a'), { code: 'keys.passphrase_weak' });
       const pub = JSON.parse(readFileSync(written.pubPath, 'utf8'));
       writeFileSync(join(dir, 'tampered.pub'), JSON.stringify({ ...pub, keyid: 'a'.repeat(64) }));
       assert.throws(() => loadPublicKey(join(dir, 'tampered.pub')), /computed key ID/);

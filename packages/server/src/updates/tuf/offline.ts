@@ -1,18 +1,19 @@
 /**
- * The offline side of the image repository (docs/updates.md, "The ceremony"): Ed25519 keys in
- * passphrase-encrypted files, unsigned roots for the image repository and the director, top-level
- * targets with one delegation per product line, image targets added to a product line's metadata,
- * and signatures appended by each key holder. Pure library: no server, no database; used by
- * `bulwark firmware …` and the tests.
+ * The offline side of the image repository (docs/updates.md, "The ceremony and a first release"):
+ * Ed25519 keys in passphrase-encrypted files, unsigned roots for the image repository and the
+ * director, top-level targets with one delegation per product line, image targets added to a
+ * product line's metadata, and signatures appended by each key holder. Pure library: no server,
+ * no database; used by `bulwark firmware …` and the tests.
  */
-import { createHash, createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { createReadStream, readFileSync, writeFileSync } from 'node:fs';
+import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { Key, Metadata, MetadataKind, Root, TargetFile, Targets } from '@tufjs/models';
 // Not re-exported by the package index; the same module instances its parsers use.
 import { Delegations } from '@tufjs/models/dist/delegations.js';
 import { DelegatedRole, Role } from '@tufjs/models/dist/role.js';
 import { PRODUCT_ID_PATTERN, productRoleOf, targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
 import { ValidationError } from '../../errors.js';
+import { encryptPrivateKey, KeyFileExistsError, openKeyFile, shellWord, writeNewKeyFile } from '../../keys/passphrase-keys.js';
 import { tufKeyOf, tufSignerOf } from './keys.js';
 import { computedKeyId, tufTime } from './verify.js';
 
@@ -60,27 +61,29 @@ export function newKeyPair(): { privateKey: KeyObject; key: Key } {
   return { privateKey, key: tufKeyOf(publicKey) };
 }
 
-/** Writes `<prefix>.key` (PKCS#8 PEM, AES-256-CBC under the passphrase, mode 0600) and `<prefix>.pub`. */
+/**
+ * Writes `<prefix>.key` (encrypted PKCS#8 under the passphrase at the policy of keys/passphrase-keys.ts,
+ * mode 0600) and `<prefix>.pub`; refuses a weak passphrase and never overwrites either file.
+ */
 export function generateKeyFiles(prefix: string, passphrase: string): { keyPath: string; pubPath: string; key: Key } {
-  if (!passphrase) throw new ValidationError('A passphrase is required to encrypt the private key');
   const { privateKey, key } = newKeyPair();
   const keyPath = `${prefix}.key`;
   const pubPath = `${prefix}.pub`;
-  // `wx`: never overwrite an existing key file.
-  writeFileSync(keyPath, privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }), { mode: 0o600, flag: 'wx' });
+  for (const path of [keyPath, pubPath]) if (existsSync(path)) throw new KeyFileExistsError(path);
+  writeNewKeyFile(keyPath, encryptPrivateKey(privateKey, passphrase));
   writeFileSync(pubPath, JSON.stringify(publicKeyJson(key), null, 2) + '\n', { mode: 0o644, flag: 'wx' });
   return { keyPath, pubPath, key };
 }
 
-export function loadPrivateKey(path: string, passphrase: string): KeyObject {
-  let key: KeyObject;
-  try {
-    key = createPrivateKey({ key: readFileSync(path, 'utf8'), format: 'pem', passphrase });
-  } catch (error) {
-    throw new ValidationError(`Cannot open the private key ${path}: wrong passphrase or not a key file (${(error as Error).message})`);
-  }
-  if (key.asymmetricKeyType !== 'ed25519') throw new ValidationError(`${path} is not an Ed25519 key`);
-  return key;
+/** The command that re-encrypts a firmware key file at the current policy. */
+const rekeyCommandFor = (path: string) => `bulwark firmware rekey --key ${shellWord(path)}`;
+
+/** Opens an Ed25519 key file; `onWarning` hears when the file is protected below the policy. */
+export function loadPrivateKey(path: string, passphrase: string, onWarning: (message: string) => void): KeyObject {
+  const { privateKey, warning } = openKeyFile(path, passphrase, rekeyCommandFor(path));
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new ValidationError(`${path} is not an Ed25519 key`);
+  if (warning) onWarning(warning);
+  return privateKey;
 }
 
 export function loadPublicKey(path: string): Key {
