@@ -156,8 +156,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
-      hsm?.close();
-      if (!options.database) await database.close();
+      try {
+        // What this process wrote to the audit log is signed before it lets go (CLI commands, init).
+        await audit.checkpointOwnEntries();
+      } finally {
+        hsm?.close();
+        if (!options.database) await database.close();
+      }
     },
   };
 }
