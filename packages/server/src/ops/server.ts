@@ -98,6 +98,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       await platform.telemetry.retention.stop();
       await mqtt?.close();
       await app.close();
+      // Password reset requests do their work after answering: let it finish before storage closes.
+      await platform.accounts.recovery.drain();
       await platform.audit.checkpoint().catch(() => undefined);
       await walCheckpointer?.stop();
       await platform.close();
