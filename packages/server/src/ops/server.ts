@@ -78,8 +78,15 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       .catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
   }, config.updates.rolloutTickSeconds * 1000);
   rolling.unref();
-  // Uploads cut off by a crash leave temporary files in the blob store: swept at start and hourly.
-  const sweepUploads = () => platform.updates.blobs.sweep().catch((error: unknown) => app.log.error({ err: error }, 'blob upload sweep failed'));
+  // Images no release names (past their grace period) and temporary files of uploads cut off by a
+  // crash leave the blob store at start and hourly.
+  const sweepUploads = () =>
+    platform.updates.uploads
+      .sweep()
+      .then((removed) => {
+        if (removed.orphans + removed.files + removed.temporary > 0) app.log.info(removed, 'blob store swept');
+      })
+      .catch((error: unknown) => app.log.error({ err: error }, 'blob store sweep failed'));
   void sweepUploads();
   const sweeping = setInterval(sweepUploads, 3_600_000);
   sweeping.unref();

@@ -15,6 +15,7 @@ import * as updateRepository from './migrations/009_update_repository.js';
 import * as releases from './migrations/010_releases.js';
 import * as rollouts from './migrations/011_rollouts.js';
 import * as rolloutOfferTimeout from './migrations/012_rollout_offer_timeout.js';
+import * as firmwareBlobs from './migrations/014_firmware_blobs.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -30,6 +31,7 @@ const migrations: Record<string, Migration> = {
   '010_releases': releases,
   '011_rollouts': rollouts,
   '012_rollout_offer_timeout': rolloutOfferTimeout,
+  '014_firmware_blobs': firmwareBlobs,
 };
 
 export interface MigrationReport {
