@@ -113,9 +113,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const mfa = new MfaService(store, box, audit, clock);
   const login = new LoginService(store, sessions, mfa, audit, mailer, clock, config.auth);
   const tokens = new OneTimeTokens(db, clock);
-  const service = new AccountsService(store, sessions, mfa, tokens, audit, clock);
-  const authenticator = new Authenticator(store, sessions);
   const apiKeyStore = new ApiKeyStore(db);
+  const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock);
+  const authenticator = new Authenticator(store, sessions);
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
   authenticator.register(new ApiKeyAuthenticator(apiKeyStore, store, clock));
   const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
@@ -157,8 +157,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
-      hsm?.close();
-      if (!options.database) await database.close();
+      try {
+        // What this process wrote to the audit log is signed before it lets go (CLI commands, init).
+        await audit.checkpointOwnEntries();
+      } finally {
+        hsm?.close();
+        if (!options.database) await database.close();
+      }
     },
   };
 }

@@ -53,13 +53,13 @@ export class ApiKeyStore {
     return Number(result.numUpdatedRows) === 1;
   }
 
-  /** Records a use, unless one was recorded within `interval` ms (so reads stay mostly reads). */
-  /** Revokes every usable key of a user (account recovery); returns how many. */
+  /** Revokes every unrevoked key of a user (account recovery, disabling the account); returns how many. */
   async revokeAllOfUser(userId: string, now: number, db: Executor = this.db): Promise<number> {
     const result = await db.updateTable('api_keys').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
 
+  /** Records a use, unless one was recorded within `interval` ms (so reads stay mostly reads). */
   async touch(keyId: string, now: number, interval: number, db: Executor = this.db): Promise<void> {
     await db
       .updateTable('api_keys')

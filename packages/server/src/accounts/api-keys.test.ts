@@ -231,6 +231,38 @@ for (const engine of ENGINES) {
       assert.equal(disabled.body.error.code, 'auth.unauthenticated');
     });
 
+    it('ends a disabled user\'s keys and sessions for good: enabling the account again revives neither', async () => {
+      const leaver = await createOperator(t, 'leaver@example.com', 'operator');
+      const leaverToken = await signIn(t, leaver, client);
+      const key = await createKey(leaver, leaverToken, ['devices:read', 'org:read']);
+      assert.equal((await client.get('/api/v1/org', { token: key.secret })).status, 200, 'the key works before');
+
+      await stepUp(owner, ownerToken);
+      const disabled = await client.patch(`/api/v1/users/${leaver.id}`, { status: 'disabled' }, { token: ownerToken });
+      assert.equal(disabled.status, 200, disabled.text);
+      const enabled = await client.patch(`/api/v1/users/${leaver.id}`, { status: 'active' }, { token: ownerToken });
+      assert.equal(enabled.status, 200, enabled.text);
+
+      for (const token of [key.secret, leaverToken]) {
+        const res = await client.get('/api/v1/org', { token });
+        assert.equal(res.status, 401, 'a key or session from before the account was disabled stays dead');
+        assert.equal(res.body.error.code, 'auth.unauthenticated');
+      }
+      const listed = (await client.get(`/api/v1/api-keys?userId=${leaver.id}`, { token: ownerToken })).body.apiKeys;
+      assert.deepEqual(
+        listed.map((k: { id: string; revoked: boolean }) => [k.id, k.revoked]),
+        [[key.id, true]],
+      );
+      const entry = (await t.platform.audit.query({ action: 'user.updated', targetId: leaver.id })).entries.find((e) => e.details.status === 'disabled')!;
+      assert.equal(entry.details.apiKeysRevoked, 1);
+      assert.equal(entry.details.sessionsRevoked, 1);
+
+      // The account itself is back: the user signs in and makes a new key.
+      const again = await signIn(t, leaver, client);
+      const fresh = await createKey(leaver, again, ['org:read']);
+      assert.equal((await client.get('/api/v1/org', { token: fresh.secret })).status, 200);
+    });
+
     it('lets users:manage operators list and revoke their organization\'s keys, and nobody else\'s', async () => {
       const auditor = await createOperator(t, 'auditor2@example.com', 'auditor');
       const auditorToken = await signIn(t, auditor, client);

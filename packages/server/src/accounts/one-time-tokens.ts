@@ -81,6 +81,12 @@ export class OneTimeTokens {
     return row;
   }
 
+  /** When the user's tokens of one purpose issued since `since` were issued, newest first (used, voided or not). */
+  async issuedSince(userId: string, purpose: OneTimeTokenPurpose, since: number, db: Executor = this.db): Promise<number[]> {
+    const rows = await db.selectFrom('one_time_tokens').select('created_at').where('user_id', '=', userId).where('purpose', '=', purpose).where('created_at', '>', since).orderBy('created_at', 'desc').execute();
+    return rows.map((r) => Number(r.created_at));
+  }
+
   /** Voids a user's unused tokens of one purpose (a password change voids pending resets). */
   async revokeAll(userId: string, purpose: OneTimeTokenPurpose, db: Executor = this.db): Promise<void> {
     await db.updateTable('one_time_tokens').set({ revoked_at: this.clock.now() }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).where('revoked_at', 'is', null).execute();

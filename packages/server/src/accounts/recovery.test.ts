@@ -1,10 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
-import { MINUTE } from '../clock.js';
+import { HOUR, MINUTE } from '../clock.js';
 import { ENGINES } from '../testing/engines.js';
 import { ownerSession, startTestPlatform, STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
 import { mailsDuring, tokenIn } from '../testing/mail.js';
+import { RESET_MAIL_COOLDOWN_MS, RESET_MAILS_PER_HOUR } from './recovery.js';
 import { cliActor } from './roles.js';
 
 const NEW_PASSWORD = 'violet submarine orchestra 42';
@@ -39,7 +40,7 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    it('answers for an unknown account byte for byte as for a known one, and mails only the known one', async () => {
+    it('answers for an unknown account byte for byte as for a known one, and mails only the known one (once: the cooldown)', async () => {
       await createOperator(t, 'known@example.com');
       const client = t.client();
       const answers: { status: number; text: string }[] = [];
@@ -58,10 +59,7 @@ for (const engine of ENGINES) {
       for (const answer of answers) assert.deepEqual(answer, answers[0]);
       assert.deepEqual(
         mails.map((m) => [m.to, m.kind]),
-        [
-          ['known@example.com', 'password_reset'],
-          ['known@example.com', 'password_reset'],
-        ],
+        [['known@example.com', 'password_reset']],
       );
       assert.ok(mails[0]!.text.includes(`${t.server.url}/reset-password#token=${tokenIn(mails[0]!)}`), mails[0]!.text);
     });
@@ -152,6 +150,7 @@ for (const engine of ENGINES) {
     it('refuses a reset token superseded by a newer one', async () => {
       const { user } = await createOperator(t, 'superseded@example.com');
       const older = await requestReset(t, user.email);
+      t.clock.advance(RESET_MAIL_COOLDOWN_MS);
       const newer = await requestReset(t, user.email);
       const res = await completeReset(t, older);
       assert.equal(res.status, 400);
@@ -213,6 +212,60 @@ for (const engine of ENGINES) {
       assert.equal(res.body.status, 'mfa_required');
       const full = await t.client().post('/api/v1/auth/mfa', { code: await totp(owner.secret, t.clock) }, { token: res.body.token });
       assert.equal(full.body.status, 'ok');
+    });
+  });
+
+  describe(`password reset mail cooldown [${engine.engine}]`, { skip: engine.skip }, () => {
+    let t: TestPlatform;
+    const PER_ADDRESS = 15;
+    before(async () => {
+      // Behind a proxy the client address comes from X-Forwarded-For: the flood below uses 8 of them.
+      t = await startTestPlatform(engine, { http: { trustProxy: true }, auth: { loginRateLimitPerMinute: PER_ADDRESS } });
+    });
+    after(() => t?.close());
+
+    /** `count` requests for `email`, spread over 8 source addresses, none past its per-address limit. */
+    async function flood(email: string, count: number, round: number): Promise<{ status: number; text: string }[]> {
+      const client = t.client();
+      const answers = [];
+      for (let i = 0; i < count; i++) {
+        const headers = { 'x-forwarded-for': `198.51.100.${round * 8 + (i % 8) + 1}` };
+        const res = await client.request('POST', '/api/v1/auth/password-reset/request', { body: { organization: t.org, email }, headers });
+        answers.push({ status: res.status, text: res.text });
+      }
+      return answers;
+    }
+
+    it('mails an account once however many addresses ask, answers every request alike, and audits only the mail sent', async () => {
+      const { user } = await createOperator(t, 'flooded@example.com');
+      const unknown = await flood('unknown@example.com', 1, 0);
+      let answers: { status: number; text: string }[] = [];
+      const mails = await mailsDuring(t, async () => {
+        answers = await flood(user.email, 100, 1);
+      });
+      assert.ok(100 / 8 < PER_ADDRESS, 'no address reaches its own limit');
+      assert.equal(answers.length, 100);
+      for (const answer of answers) assert.deepEqual(answer, unknown[0], 'sent, suppressed and unknown answer alike');
+      assert.deepEqual(
+        mails.map((m) => [m.to, m.kind]),
+        [[user.email, 'password_reset']],
+      );
+      const audited = await t.platform.audit.query({ action: 'user.password_reset_requested', targetId: user.id });
+      assert.equal(audited.entries.length, 1, 'suppressed requests write no audit entry');
+      const [mail] = mails;
+      assert.equal((await completeReset(t, tokenIn(mail!))).status, 200, 'the link of the one mail sent still works');
+    });
+
+    it(`lets another mail through after the cooldown, at most ${RESET_MAILS_PER_HOUR} an hour`, async () => {
+      const { user } = await createOperator(t, 'patient@example.com');
+      const sent: number[] = [];
+      for (let round = 0; round < RESET_MAILS_PER_HOUR + 1; round++) {
+        sent.push((await mailsDuring(t, () => flood(user.email, 8, round + 2))).length);
+        t.clock.advance(RESET_MAIL_COOLDOWN_MS);
+      }
+      assert.deepEqual(sent, [...Array<number>(RESET_MAILS_PER_HOUR).fill(1), 0], 'the hourly cap holds past the cooldown');
+      t.clock.advance(HOUR);
+      assert.equal((await mailsDuring(t, () => flood(user.email, 1, 7))).length, 1, 'a new hour, a new mail');
     });
   });
 

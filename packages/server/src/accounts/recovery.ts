@@ -1,13 +1,17 @@
 /**
- * Password reset by email. Asking for a reset gives the same answer, after the same work,
- * whether or not the account exists; only an active account gets a mail. Completing a reset
+ * Password reset by email. Asking for a reset is answered before any of its work is done (see
+ * `requestAfterAnswer`), so the answer and its timing are the same whether or not the account
+ * exists; only an active account gets a mail, and at most one every
+ * RESET_MAIL_COOLDOWN_MS and RESET_MAILS_PER_HOUR an hour, counted per account in the database
+ * (so the limit holds across nodes and source addresses); a request past it changes nothing and
+ * writes no audit entry, and its answer is the same. Completing a reset
  * spends the single-use token, sets the new password, lifts a lockout, signs the user out
  * everywhere and voids other reset links, in one transaction: a refused password (policy)
  * rolls it all back, so the link still works for a better one. The second factor stays.
  */
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
-import { MINUTE } from '../clock.js';
+import { HOUR, MINUTE } from '../clock.js';
 import type { Config } from '../ops/config.js';
 import { newSecret, sha256Hex } from '../tokens.js';
 import { passwordResetDoneMail, passwordResetMail, sendWithoutWaiting, tokenLink } from './account-mail.js';
@@ -20,6 +24,11 @@ import type { ApiKeyStore } from './api-key-store.js';
 import type { AccountsStore } from './store.js';
 import { normalizeEmail } from './store.js';
 
+/** After a reset mail, an account gets no other for this long... */
+export const RESET_MAIL_COOLDOWN_MS = 5 * MINUTE;
+/** ...and no more than this many in any hour. */
+export const RESET_MAILS_PER_HOUR = 3;
+
 export interface ResetRequest {
   organization: string;
   email: string;
@@ -29,6 +38,9 @@ export interface ResetRequest {
 }
 
 export class PasswordRecoveryService {
+  /** Reset requests whose answer went out and whose work has not finished. */
+  private readonly pending = new Set<Promise<void>>();
+
   constructor(
     private readonly store: AccountsStore,
     private readonly sessions: SessionService,
@@ -39,6 +51,25 @@ export class PasswordRecoveryService {
     private readonly clock: Clock,
     private readonly config: Config['auth'],
   ) {}
+
+  /**
+   * Runs `request` once `answered` settles (the HTTP answer has gone out), so that looking the
+   * account up, issuing the token and writing the mail add nothing to the answer's time for a
+   * known address (they took about a millisecond, enough to tell accounts apart). Failures go
+   * to `onError`; `drain` waits for the work.
+   */
+  requestAfterAnswer(input: ResetRequest, answered: Promise<unknown>, onError: (error: unknown) => void): void {
+    const work = answered
+      .then(() => this.request(input))
+      .catch(onError)
+      .finally(() => this.pending.delete(work));
+    this.pending.add(work);
+  }
+
+  /** Waits until every reset request already answered has done its work (shutdown, tests). */
+  async drain(): Promise<void> {
+    while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
 
   /** Mails a reset link to an active account; for anything else does comparable work and sends nothing. */
   async request(input: ResetRequest): Promise<void> {
@@ -59,10 +90,17 @@ export class PasswordRecoveryService {
     }
     const minutes = this.config.resetTokenMinutes;
     const token = await this.store.db.transaction().execute(async (trx) => {
+      // Two requests at once (on two nodes) must not both find the account's mail budget unspent.
+      await this.store.lockUser(user.id, trx);
+      const now = this.clock.now();
+      const sent = await this.tokens.issuedSince(user.id, 'password_reset', now - HOUR, trx);
+      if (sent.length >= RESET_MAILS_PER_HOUR || (sent[0] !== undefined && now - sent[0] < RESET_MAIL_COOLDOWN_MS)) return null;
       const token = await this.tokens.issue({ purpose: 'password_reset', organizationId: org.id, userId: user.id, email: user.email, ttlMs: minutes * MINUTE }, trx);
       await this.audit.record({ organizationId: org.id, actor: { type: 'anonymous', id: null }, action: 'user.password_reset_requested', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp }, trx);
       return token;
     });
+    // The account had its reset mail recently: the link in that one still works.
+    if (token === null) return;
     sendWithoutWaiting(
       this.mailer,
       this.audit,

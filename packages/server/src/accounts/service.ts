@@ -8,6 +8,7 @@ import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import { newId } from '../tokens.js';
+import type { ApiKeyStore } from './api-key-store.js';
 import { InvalidCredentialsError, MfaInvalidError, StepUpRequiredError } from './errors.js';
 import type { MfaService } from './mfa.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
@@ -89,6 +90,7 @@ export class AccountsService {
     private readonly sessions: SessionService,
     private readonly mfa: MfaService,
     private readonly tokens: OneTimeTokens,
+    private readonly apiKeys: ApiKeyStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
   ) {}
@@ -169,9 +171,20 @@ export class AccountsService {
       const endsOwnership = target.role === 'owner' && ((changes.role !== undefined && changes.role !== 'owner') || changes.status === 'disabled');
       if (endsOwnership) await this.requireAnotherOwner(target, trx);
       await this.store.updateUser(userId, { ...changes, updated_at: now }, trx);
-      if (changes.status === 'disabled' || changes.role !== undefined) await this.sessions.revokeAll(userId, trx);
+      const ended: { sessionsRevoked?: number; apiKeysRevoked?: number } = {};
+      if (changes.status === 'disabled' || changes.role !== undefined) ended.sessionsRevoked = await this.sessions.revokeAll(userId, trx);
+      // Disabling is what a departure or a suspected compromise calls for: the keys end for good, so
+      // enabling the account again later gives back the password, never the old keys.
+      if (changes.status === 'disabled') ended.apiKeysRevoked = await this.apiKeys.revokeAllOfUser(userId, now, trx);
       await this.audit.record(
-        { organizationId: actor.organizationId, actor: auditActor(actor), action: changes.role !== undefined ? 'user.role_changed' : 'user.updated', target: { type: 'user', id: userId }, sourceIp: actor.sourceIp, details: { ...changes, previousRole: target.role } },
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: changes.role !== undefined ? 'user.role_changed' : 'user.updated',
+          target: { type: 'user', id: userId },
+          sourceIp: actor.sourceIp,
+          details: { ...changes, previousRole: target.role, ...ended },
+        },
         trx,
       );
       return toUserView((await this.store.userById(userId, trx))!, now);

@@ -76,6 +76,11 @@ export class AccountsStore {
     await db.updateTable('organizations').set((eb) => ({ slug: eb.ref('slug') })).where('id', '=', organizationId).execute();
   }
 
+  /** Holds a user's row until the transaction ends (as lockOrganization does for an organization). */
+  async lockUser(userId: string, db: Executor): Promise<void> {
+    await db.updateTable('users').set((eb) => ({ id: eb.ref('id') })).where('id', '=', userId).execute();
+  }
+
   listOrganizations(db: Executor = this.db): Promise<OrganizationRow[]> {
     return db.selectFrom('organizations').selectAll().orderBy('created_at').execute();
   }

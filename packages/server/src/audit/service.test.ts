@@ -105,6 +105,20 @@ for (const engine of ENGINES) {
       });
     });
 
+    it('signs its own uncovered entries on request, and nothing when it appended none', async () => {
+      await withLog(engine, 7, async (audit, handle, clock) => {
+        assert.equal(await audit.checkpointOwnEntries(), 7, 'entries 6 and 7 were not covered');
+        const reader = new AuditService(handle.db, handle.engine, new SigningKeys(handle.db, new SecretBox(randomBytes(32)), clock), clock, 5);
+        assert.equal(await reader.checkpointOwnEntries(), null, 'a process that only read signs nothing');
+        assert.equal(await audit.checkpointOwnEntries(), null, 'nothing new since');
+        await handle.db.deleteFrom('audit_log').where('seq', '>', 5).execute();
+        assert.deepEqual(
+          (await audit.verify()).problems.map((p) => [p.seq, p.kind]),
+          [[7, 'checkpoint_mismatch']],
+        );
+      });
+    });
+
     it('detects a forged checkpoint signature', async () => {
       await withLog(engine, 5, async (audit, { db }) => {
         await db.updateTable('audit_checkpoints').set({ signature: Buffer.alloc(64, 1).toString('base64') }).execute();

@@ -74,6 +74,9 @@ export function toEntry(row: AuditLogTable): AuditEntry {
 }
 
 export class AuditService {
+  /** Whether this process appended entries since it last signed a checkpoint. */
+  private appendedSinceCheckpoint = false;
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly engine: Engine,
@@ -107,6 +110,7 @@ export class AuditService {
     };
     const hash = entryHash(fields);
     await trx.insertInto('audit_log').values({ ...fields, hash }).execute();
+    this.appendedSinceCheckpoint = true;
     if (fields.seq % this.checkpointEvery === 0) await this.writeCheckpoint(trx, fields.seq, hash);
     return fields.seq;
   }
@@ -123,6 +127,7 @@ export class AuditService {
 
   /** Signs a checkpoint over the newest entry if it is not covered yet (run periodically). */
   async checkpoint(): Promise<number | null> {
+    this.appendedSinceCheckpoint = false;
     return this.db.transaction().execute(async (trx) => {
       if (this.engine === 'postgres') await sql`select pg_advisory_xact_lock(${PG_AUDIT_LOCK})`.execute(trx);
       const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
@@ -131,6 +136,15 @@ export class AuditService {
       if (!covered) await this.writeCheckpoint(trx, last.seq, last.hash);
       return last.seq;
     });
+  }
+
+  /**
+   * Signs a checkpoint if this process appended entries since its last one. A CLI command runs
+   * this before it exits: no node may be serving to checkpoint its entries, and entries after the
+   * last checkpoint could otherwise be cut from the log without `verify` noticing.
+   */
+  async checkpointOwnEntries(): Promise<number | null> {
+    return this.appendedSinceCheckpoint ? this.checkpoint() : null;
   }
 
   /** Walks the whole chain and every checkpoint; reports each edit, deletion, insertion or reordering. */

@@ -246,6 +246,42 @@ describe('bulwark CLI', { concurrency: true }, () => {
     });
   });
 
+  describe('on SQLite with no node running: the CLI signs what it wrote', { concurrency: 1 }, () => {
+    it('checkpoints its audit entries before it exits, so cutting them off is caught by audit verify (exit 3)', async () => {
+      const dataDir = join(newDir(), 'data');
+      const d = ['--data-dir', dataDir];
+      assert.equal((await bulwark(['init', ...d])).code, 0);
+      const lastSeq = () => {
+        const db = new SQLite(join(dataDir, 'bulwark.db'), { readonly: true });
+        try {
+          return {
+            entry: (db.prepare('select max(seq) as seq from audit_log').get() as { seq: number }).seq,
+            checkpoint: (db.prepare('select max(seq) as seq from audit_checkpoints').get() as { seq: number | null }).seq,
+          };
+        } finally {
+          db.close();
+        }
+      };
+      const before = lastSeq();
+      const created = await bulwark(['admin', 'create-user', ...d, '--org', 'default', '--email', 'insider@example.com', '--role', 'admin']);
+      assert.equal(created.code, 0, created.stderr);
+      const after = lastSeq();
+      assert.ok(after.entry > before.entry, 'create-user is audited');
+      assert.equal(after.checkpoint, after.entry, 'the newest entry is covered by a signed checkpoint');
+
+      // Someone with write access to the database removes the trace of the new admin.
+      const db = new SQLite(join(dataDir, 'bulwark.db'));
+      db.prepare('delete from audit_log where seq > ?').run(before.entry);
+      db.close();
+      const verified = await bulwark(['audit', 'verify', '--json', ...d]);
+      assert.equal(verified.code, 3, verified.stdout + verified.stderr);
+      assert.deepEqual(
+        JSON.parse(verified.stdout).problems.map((p: { seq: number; kind: string }) => [p.seq, p.kind]),
+        [[after.entry, 'checkpoint_mismatch']],
+      );
+    });
+  });
+
   describe('serve and start', { concurrency: 1 }, () => {
     it('start on an empty directory initializes, then serves HTTPS that the CA verifies; serve does too; SIGTERM exits 0', async () => {
       const dataDir = join(newDir(), 'data');

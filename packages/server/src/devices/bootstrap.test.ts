@@ -39,8 +39,11 @@ for (const engine of ENGINES) {
       return created.body.id;
     }
     const status = async (id: string) => (await t.platform.db.selectFrom('devices').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
-    const enroll = async (bootstrap: string, csrSubject = '/') =>
-      estPost(t.server.port, t.ca, 'simpleenroll', await estCsr(ssl, `${bootstrap}-op`, csrSubject), { cert: ssl.read(`${bootstrap}.pem`), key: ssl.read(`${bootstrap}.key`) });
+    const enroll = async (bootstrap: string, csrSubject = '/') => {
+      // A refusal for the same reason from the same address is audited once a minute: each attempt gets its own.
+      t.clock.advance(61_000);
+      return estPost(t.server.port, t.ca, 'simpleenroll', await estCsr(ssl, `${bootstrap}-op`, csrSubject), { cert: ssl.read(`${bootstrap}.pem`), key: ssl.read(`${bootstrap}.key`) });
+    };
     const lastRefusal = async () => (await t.platform.audit.query({ action: 'device.bootstrap_enrolled', outcome: 'denied' })).entries[0]?.details.reason;
 
     it('registers CA certificates only: lists them for readers, refuses writers without devices:write, non-CA and duplicate certificates', async () => {

@@ -20,6 +20,7 @@ import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { bootstrapCaRoutes } from './bootstrap-routes.js';
 import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate } from './enrollment.js';
+import { DeviceAuthenticationError } from './identity.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const CsrPem = Type.String({ minLength: 1, maxLength: 16_384, description: 'PKCS#10 CSR (PEM) whose subject CN is the device ID' });
@@ -62,6 +63,19 @@ function requirePkcs10(request: FastifyRequest): string {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   if (type !== 'application/pkcs10') throw new ValidationError('Send the CSR with content type application/pkcs10', undefined, 'pki.csr_invalid');
   return csrFromBase64(request.body);
+}
+
+/**
+ * Logs every refused device certificate with its reason: the audit log keeps one entry per reason,
+ * address and minute (EnrollmentService), the node's log keeps them all.
+ */
+async function loggingRefusals<T>(request: FastifyRequest, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (error instanceof DeviceAuthenticationError) request.log.warn({ reason: error.reason, path: request.url }, 'device certificate refused');
+    throw error;
+  }
 }
 
 export function enrollmentRoutes(platform: Platform) {
@@ -159,7 +173,7 @@ export function enrollmentRoutes(platform: Platform) {
             const bootstrap = token === null ? peerCertificate(request) : null;
             if (token === null && bootstrap === null) throw new AuthenticationError('EST enrollment needs "Authorization: Bearer <enrollment token>" or a bootstrap certificate in the TLS handshake');
             const csr = requirePkcs10(request);
-            const cert = token !== null ? await enrollment.enrollWithToken(token, csr, request.ip) : await enrollment.enrollWithBootstrapCertificate(bootstrap!, csr, request.ip);
+            const cert = token !== null ? await enrollment.enrollWithToken(token, csr, request.ip) : await loggingRefusals(request, () => enrollment.enrollWithBootstrapCertificate(bootstrap!, csr, request.ip));
             reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
             return pkcs7(cert.certificate);
           },
@@ -170,7 +184,8 @@ export function enrollmentRoutes(platform: Platform) {
           async (request, reply) => {
             const current = peerCertificate(request);
             if (!current) throw new AuthenticationError("EST re-enrollment needs the device's current certificate as TLS client certificate", ErrorCodes.deviceCertificateRequired);
-            const cert = await enrollment.reenroll(current, requirePkcs10(request), request.ip);
+            const csr = requirePkcs10(request);
+            const cert = await loggingRefusals(request, () => enrollment.reenroll(current, csr, request.ip));
             reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
             return pkcs7(cert.certificate);
           },

@@ -15,6 +15,7 @@ import { ErrorCodes } from '@bulwark/protocol';
 import { InvalidTokenError } from '../accounts/errors.js';
 import type { OneTimeTokens } from '../accounts/one-time-tokens.js';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { RepeatSampler } from '../audit/repeat-sampler.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { AuthenticationError, BulwarkError, ValidationError } from '../errors.js';
@@ -60,6 +61,9 @@ function sameKey(a: X509Certificate, bPem: string): boolean {
 export type BatchResult = EnrolledCertificate | { deviceId: string; error: { code: string; message: string } };
 
 export class EnrollmentService {
+  /** Refused device certificates are anonymous: at most one audit entry per kind, address and minute. */
+  private readonly refusals = new RepeatSampler();
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly devices: DevicesService,
@@ -232,8 +236,14 @@ export class EnrollmentService {
     return { deviceId: identity.deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter, rekeyed, previousSerial };
   }
 
-  /** Audits a refused device credential with its real reason (the device itself gets a generic answer). */
+  /**
+   * Audits a refused device credential with its real reason (the device itself gets a generic
+   * answer): the first refusal of an action for a reason from an address in a minute, with the count
+   * of those left unrecorded before it (the route logs every one).
+   */
   private async refused(action: string, organizationId: string | null, presented: PresentedCertificate, error: DeviceAuthenticationError, sourceIp: string): Promise<void> {
+    const { record, unrecorded } = this.refusals.admit(`${action}\n${error.reason}\n${sourceIp}`, this.clock.now());
+    if (!record) return;
     let presentedCert: { subject: string; issuer: string; serial: string } | null = null;
     try {
       const cert = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
@@ -241,7 +251,14 @@ export class EnrollmentService {
     } catch {
       // A certificate that does not parse is recorded by its reason alone.
     }
-    await this.audit.record({ organizationId, actor: { type: 'anonymous', id: null }, action, sourceIp, outcome: 'denied', details: { reason: error.reason, certificate: presentedCert } });
+    await this.audit.record({
+      organizationId,
+      actor: { type: 'anonymous', id: null },
+      action,
+      sourceIp,
+      outcome: 'denied',
+      details: { reason: error.reason, certificate: presentedCert, ...(unrecorded > 0 ? { refusalsNotRecorded: unrecorded } : {}) },
+    });
   }
 
   private async issue(organizationId: string, deviceId: string, csrPem: string, actor: AuditActor, sourceIp: string): Promise<EnrolledCertificate> {

@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
+import https from 'node:https';
 import { join } from 'node:path';
 import { cliActor, type Actor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
@@ -36,7 +37,7 @@ for (const engine of ENGINES) {
       ssl.write(`${name}.pem`, cert.certificate);
       return { id: device.id, serial: cert.serial, cert: cert.certificate, key: ssl.read(`${name}.key`) };
     }
-    const reenroll = (csr: string, client?: { cert: string; key: string }) => estPost(t.server.port, t.ca, 'simplereenroll', csr, client ?? {});
+    const reenroll = (csr: string, client?: { cert: string; key: string; agent?: https.Agent }) => estPost(t.server.port, t.ca, 'simplereenroll', csr, client ?? {});
     const renewals = async (previousSerial: string) =>
       (await t.platform.audit.query({ action: 'pki.certificate_renewed' })).entries.filter((e) => e.details.previousSerial === previousSerial);
     const refusals = async () => (await t.platform.audit.query({ action: 'pki.certificate_renewed', outcome: 'denied' })).entries;
@@ -117,6 +118,38 @@ for (const engine of ENGINES) {
       const res = await reenroll(await estCsr(ssl, 'forged-2', `/CN=${device.id}`), { cert: forged, key: ssl.read('forged.key') });
       assert.deepEqual([res.status, res.error?.code], [401, 'device.auth_failed']);
       assert.ok(['unknown_issuer', 'bad_signature'].includes((await refusals())[0]?.details.reason as string));
+    });
+
+    it('records a flood of refused self-signed re-enrollments as one audit entry a minute, with the count of the rest', async () => {
+      const device = await enrolled('flooded');
+      await ssl.must(['req', '-x509', ...P256, '-nodes', '-keyout', 'flood.key', '-subj', `/CN=${device.id}`, '-days', '30', '-out', 'flood.pem']);
+      const csr = await estCsr(ssl, 'flood-2', `/CN=${device.id}`);
+      const client = { cert: ssl.read('flood.pem'), key: ssl.read('flood.key') };
+      t.clock.advance(61_000);
+      const before = (await t.platform.audit.query({ limit: 1 })).entries[0]!.seq;
+      const attempts = 460;
+      const statuses = new Map<number, number>();
+      // Ten kept-alive connections carry the flood: the refusal, not the TLS handshake, is under test.
+      const agent = new https.Agent({ keepAlive: true, maxSockets: 10, ...client });
+      try {
+        for (let sent = 0; sent < attempts; sent += 10) {
+          const answers = await Promise.all(Array.from({ length: Math.min(10, attempts - sent) }, () => reenroll(csr, { ...client, agent })));
+          for (const answer of answers) statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
+        }
+      } finally {
+        agent.destroy();
+      }
+      assert.deepEqual([...statuses], [[401, attempts]]);
+      const written = (await t.platform.audit.query({ limit: 500 })).entries.filter((e) => e.seq > before);
+      assert.deepEqual(
+        written.map((e) => [e.action, e.outcome, e.details.reason, e.details.refusalsNotRecorded]),
+        [['pki.certificate_renewed', 'denied', 'unknown_issuer', undefined]],
+      );
+
+      t.clock.advance(61_000);
+      assert.equal((await reenroll(csr, client)).status, 401);
+      const [next] = await refusals();
+      assert.deepEqual([next?.details.reason, next?.details.refusalsNotRecorded], ['unknown_issuer', attempts - 1]);
     });
 
     it('refuses an expired certificate (last: moves the clock past a year)', async () => {

@@ -117,6 +117,8 @@ export const ConfigSchema = Type.Object(
         directorExpirySeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, description: "lifetime of a device's director targets metadata" }),
         refreshIntervalSeconds: Type.Integer({ minimum: 1, maximum: 86400, description: 'how often a server re-signs online metadata that nears expiry' }),
         rolloutTickSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'how often a server advances or halts running rollouts' }),
+        blobQuotaBytes: Type.Integer({ minimum: 1024, description: 'image bytes one organization may hold in the blob store, uploads in progress included' }),
+        orphanBlobGraceHours: Type.Integer({ minimum: 1, maximum: 90 * 24, description: 'how long an uploaded image no release names is kept before the hourly sweep deletes it' }),
       },
       { additionalProperties: false },
     ),
@@ -193,7 +195,7 @@ export function defaultConfig(dataDir: string): Config {
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
     telemetry: { retentionDays: 90, pruneIntervalMinutes: 60, pruneBatchRows: 5000, dailyReadingsPerDevice: 200_000, dailyBytesPerDevice: 64 * 1024 ** 2 },
-    updates: { maxImageBytes: 512 * 1024 ** 2, timestampExpirySeconds: 86400, snapshotExpirySeconds: 7 * 86400, directorExpirySeconds: 86400, refreshIntervalSeconds: 60, rolloutTickSeconds: 5 },
+    updates: { maxImageBytes: 512 * 1024 ** 2, timestampExpirySeconds: 86400, snapshotExpirySeconds: 7 * 86400, directorExpirySeconds: 86400, refreshIntervalSeconds: 60, rolloutTickSeconds: 5, blobQuotaBytes: 10 * 1024 ** 3, orphanBlobGraceHours: 24 },
     log: { level: 'info' },
   };
 }

@@ -86,8 +86,15 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       .catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
   }, config.updates.rolloutTickSeconds * 1000);
   rolling.unref();
-  // Uploads cut off by a crash leave temporary files in the blob store: swept at start and hourly.
-  const sweepUploads = () => platform.updates.blobs.sweep().catch((error: unknown) => app.log.error({ err: error }, 'blob upload sweep failed'));
+  // Images no release names (past their grace period) and temporary files of uploads cut off by a
+  // crash leave the blob store at start and hourly.
+  const sweepUploads = () =>
+    platform.updates.uploads
+      .sweep()
+      .then((removed) => {
+        if (removed.orphans + removed.files + removed.temporary > 0) app.log.info(removed, 'blob store swept');
+      })
+      .catch((error: unknown) => app.log.error({ err: error }, 'blob store sweep failed'));
   void sweepUploads();
   const sweeping = setInterval(sweepUploads, 3_600_000);
   sweeping.unref();
@@ -108,6 +115,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       await mqtt?.close();
       await platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
       await app.close();
+      // Password reset requests do their work after answering: let it finish before storage closes.
+      await platform.accounts.recovery.drain();
       await platform.audit.checkpoint().catch(() => undefined);
       await walCheckpointer?.stop();
       await platform.close();

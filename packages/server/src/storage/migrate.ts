@@ -16,6 +16,7 @@ import * as releases from './migrations/010_releases.js';
 import * as rollouts from './migrations/011_rollouts.js';
 import * as rolloutOfferTimeout from './migrations/012_rollout_offer_timeout.js';
 import * as telemetryQuota from './migrations/013_telemetry_quota.js';
+import * as firmwareBlobs from './migrations/014_firmware_blobs.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -32,6 +33,7 @@ const migrations: Record<string, Migration> = {
   '011_rollouts': rollouts,
   '012_rollout_offer_timeout': rolloutOfferTimeout,
   '013_telemetry_quota': telemetryQuota,
+  '014_firmware_blobs': firmwareBlobs,
 };
 
 export interface MigrationReport {

@@ -306,6 +306,16 @@ export interface FirmwareReleasesTable {
   created_at: number;
 }
 
+/** An organization's holding of a blob (014): the bytes its quota counts; `stored` 0 while the upload runs. */
+export interface FirmwareBlobsTable {
+  id: string;
+  organization_id: string;
+  sha256: string;
+  length: number;
+  stored: number;
+  created_at: number;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -341,6 +351,8 @@ export interface Database {
   rollout_active_devices: RolloutActiveDevicesTable;
   director_targets: DirectorTargetsTable;
   device_version_reports: DeviceVersionReportsTable;
+  // 014_firmware_blobs
+  firmware_blobs: FirmwareBlobsTable;
 }
 
 export type { Generated };

@@ -17,7 +17,8 @@ export interface EstAnswer {
   error?: { code: string; message: string };
 }
 
-export function estPost(port: number, ca: string, path: string, csrBase64: string, options: { cert?: string; key?: string; bearer?: string } = {}): Promise<EstAnswer> {
+/** `agent`: a keep-alive agent holding the client certificate, for many requests over few connections. */
+export function estPost(port: number, ca: string, path: string, csrBase64: string, options: { cert?: string; key?: string; bearer?: string; agent?: https.Agent } = {}): Promise<EstAnswer> {
   return new Promise((resolve, reject) => {
     const request = https.request(
       {
@@ -27,7 +28,7 @@ export function estPost(port: number, ca: string, path: string, csrBase64: strin
         path: `/.well-known/est/${path}`,
         method: 'POST',
         ca,
-        agent: false,
+        agent: options.agent ?? false,
         ...(options.cert ? { cert: options.cert, key: options.key } : {}),
         headers: { 'content-type': 'application/pkcs10', ...(options.bearer ? { authorization: `Bearer ${options.bearer}` } : {}) },
       },

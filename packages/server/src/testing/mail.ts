@@ -5,11 +5,12 @@ import assert from 'node:assert/strict';
 import { OutboxMailer, outboxDir, type OutboxMessage } from '../accounts/mailer.js';
 import type { TestPlatform } from './server.js';
 
-/** The mails sent while `action` ran. */
+/** The mails sent while `action` ran, including those of password reset requests that answered before mailing. */
 export async function mailsDuring(t: TestPlatform, action: () => Promise<unknown>): Promise<OutboxMessage[]> {
   const outbox = new OutboxMailer(outboxDir(t.config.dataDir));
   const before = new Set(outbox.list().map((m) => m.id));
   await action();
+  await t.platform.accounts.recovery.drain();
   return outbox.list().filter((m) => !before.has(m.id));
 }
 

@@ -13,7 +13,6 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorCodes, targetNameOf } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
-import { auditActor } from '../accounts/roles.js';
 import { BulwarkError, NotFoundError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import type { Database } from '../storage/schema.js';
@@ -61,7 +60,7 @@ async function closeIfUnread(request: FastifyRequest, reply: FastifyReply, paylo
 }
 
 export function blobRoutes(platform: Platform) {
-  const { blobs } = platform.updates;
+  const { blobs, uploads } = platform.updates;
   const maxBytes = platform.config.updates.maxImageBytes;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
@@ -77,25 +76,15 @@ export function blobRoutes(platform: Platform) {
         onSend: closeIfUnread,
         schema: {
           tags: ['updates'],
-          summary: `Upload a firmware image (${OCTET_STREAM}, at most updates.maxImageBytes), named by its SHA-256; kept only if the bytes hash to it`,
+          summary: `Upload a firmware image (${OCTET_STREAM}, at most updates.maxImageBytes, within the organization's updates.blobQuotaBytes), named by its SHA-256; kept only if the bytes hash to it, deleted after updates.orphanBlobGraceHours unless a release names it`,
           params: Strict({ sha256: Type.String({ maxLength: 128, description: 'SHA-256 of the image, 64 lowercase hex characters' }) }),
           response: { 200: BlobSchema, 201: BlobSchema, ...errorResponses(400, 401, 403, 413, 415) },
         },
       },
       async (request, reply) => {
-        const actor = actorOf(request);
         const { sha256 } = request.params;
-        const stored = await blobs.put(request.body as Readable, { sha256 });
-        if (stored.created) {
-          await platform.audit.record({
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'firmware.blob_uploaded',
-            target: { type: 'blob', id: sha256 },
-            sourceIp: actor.sourceIp,
-            details: { length: stored.length },
-          });
-        }
+        const declared = request.headers['content-length'] === undefined ? undefined : Number(request.headers['content-length']);
+        const stored = await uploads.upload(actorOf(request), sha256, request.body as Readable, declared);
         return reply.status(stored.created ? 201 : 200).send({ sha256, length: stored.length });
       },
     );

@@ -50,6 +50,12 @@ export class BlobLengthMismatchError extends UpdateError {
   }
 }
 
+/** A lower bound on an upload's size than the store's own (a quota's room), with its error. */
+export interface UploadCap {
+  bytes: number;
+  exceeded: () => UpdateError;
+}
+
 const SHA256_HEX = /^[0-9a-f]{64}$/;
 const TEMP_PREFIX = '.upload-';
 /** A temporary file untouched this long belongs to an upload that died with its process. */
@@ -74,9 +80,9 @@ export class BlobStore {
    * checks the bytes the same way and keeps nothing new. On refusal the source is left paused, not
    * destroyed: the caller decides what becomes of it (an HTTP route still answers on its socket).
    */
-  async put(source: Readable, expected: { sha256: string; length?: number }): Promise<PutResult> {
+  async put(source: Readable, expected: { sha256: string; length?: number }, cap?: UploadCap): Promise<PutResult> {
     assertBlobHash(expected.sha256);
-    const limit = this.limitFor(expected.length);
+    const limit = this.limitFor(expected.length, cap);
     const final = this.pathOf(expected.sha256);
     const existing = await this.stat(expected.sha256);
     if (existing) {
@@ -136,26 +142,47 @@ export class BlobStore {
    */
   async sweep(olderThanMs = STALE_UPLOAD_MS, now = Date.now()): Promise<number> {
     let removed = 0;
+    for await (const file of this.files()) {
+      if (!file.name.startsWith(TEMP_PREFIX) || this.uploading.has(file.path) || now - file.modifiedAt <= olderThanMs) continue;
+      await rm(file.path, { force: true });
+      removed++;
+    }
+    return removed;
+  }
+
+  /** Every blob the store holds, with its last modification time (ms). */
+  async *list(): AsyncGenerator<{ sha256: string; modifiedAt: number }> {
+    for await (const file of this.files()) if (SHA256_HEX.test(file.name)) yield { sha256: file.name, modifiedAt: file.modifiedAt };
+  }
+
+  /** Every file under the store's folders: blobs and temporary upload files. */
+  private async *files(): AsyncGenerator<{ name: string; path: string; modifiedAt: number }> {
     let folders: string[];
     try {
       folders = await readdir(this.root);
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return;
       throw error;
     }
     for (const folder of folders) {
-      const names = await readdir(join(this.root, folder)).catch(() => [] as string[]);
-      for (const name of names) {
+      for (const name of await readdir(join(this.root, folder)).catch(() => [] as string[])) {
         const path = join(this.root, folder, name);
-        if (!name.startsWith(TEMP_PREFIX) || this.uploading.has(path)) continue;
         const info = await stat(path).catch(() => null);
-        if (info && now - info.mtimeMs > olderThanMs) {
-          await rm(path, { force: true });
-          removed++;
-        }
+        if (info?.isFile()) yield { name, path, modifiedAt: info.mtimeMs };
       }
     }
-    return removed;
+  }
+
+  /** Deletes a blob; false when the store did not hold it. */
+  async remove(sha256: string): Promise<boolean> {
+    assertBlobHash(sha256);
+    try {
+      await rm(this.pathOf(sha256));
+      return true;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT') return false;
+      throw error;
+    }
   }
 
   private get root(): string {
@@ -167,18 +194,24 @@ export class BlobStore {
   }
 
   /** The most bytes this upload may carry, and the error for going past it. */
-  private limitFor(length: number | undefined): { bytes: number; exceeded: () => UpdateError } {
-    if (length === undefined) return { bytes: this.options.maxBytes, exceeded: () => new BlobTooLargeError(this.options.maxBytes) };
-    if (!Number.isSafeInteger(length) || length < 0) throw new TypeError(`expected length must be a whole number of bytes, not ${length}`);
-    if (length > this.options.maxBytes) throw new BlobTooLargeError(this.options.maxBytes);
-    return { bytes: length, exceeded: () => new BlobLengthMismatchError(length, null) };
+  private limitFor(length: number | undefined, cap: UploadCap | undefined): UploadCap {
+    let limit: UploadCap;
+    if (length === undefined) limit = { bytes: this.options.maxBytes, exceeded: () => new BlobTooLargeError(this.options.maxBytes) };
+    else {
+      if (!Number.isSafeInteger(length) || length < 0) throw new TypeError(`expected length must be a whole number of bytes, not ${length}`);
+      if (length > this.options.maxBytes) throw new BlobTooLargeError(this.options.maxBytes);
+      limit = { bytes: length, exceeded: () => new BlobLengthMismatchError(length, null) };
+    }
+    if (!cap || cap.bytes >= limit.bytes) return limit;
+    if (length !== undefined) throw cap.exceeded();
+    return cap;
   }
 
   /**
    * Reads the source to its end, hashing and counting, into `file` (or nowhere). Stops reading the
    * moment the count passes the limit. The iterator does not destroy the source when we stop early.
    */
-  private async consume(source: Readable, expected: { sha256: string; length?: number }, limit: { bytes: number; exceeded: () => UpdateError }, file: FileHandle | null): Promise<number> {
+  private async consume(source: Readable, expected: { sha256: string; length?: number }, limit: UploadCap, file: FileHandle | null): Promise<number> {
     const hash = createHash('sha256');
     let length = 0;
     for await (const chunk of source.iterator({ destroyOnReturn: false })) {

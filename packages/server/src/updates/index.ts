@@ -10,6 +10,7 @@ import type { DevicesService } from '../devices/service.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Config } from '../ops/config.js';
 import type { Database } from '../storage/schema.js';
+import { BlobUploads } from './blob-uploads.js';
 import { BlobStore } from './blobs.js';
 import { Director } from './director.js';
 import { ReleaseService } from './releases.js';
@@ -18,6 +19,7 @@ import { RolloutService } from './rollouts.js';
 
 export interface UpdatesDomain {
   blobs: BlobStore;
+  uploads: BlobUploads;
   repository: TufRepository;
   releases: ReleaseService;
   director: Director;
@@ -38,8 +40,9 @@ export function openUpdates({ config, db, signingKeys, audit, clock, devices, li
   const settings = config.updates;
   const blobs = new BlobStore(join(config.dataDir, 'blobs'), { maxBytes: settings.maxImageBytes });
   const repository = new TufRepository(db, signingKeys, audit, clock, { timestampExpirySeconds: settings.timestampExpirySeconds, snapshotExpirySeconds: settings.snapshotExpirySeconds });
+  const uploads = new BlobUploads(db, blobs, audit, clock, { maxImageBytes: settings.maxImageBytes, quotaBytes: settings.blobQuotaBytes, graceHours: settings.orphanBlobGraceHours });
   const releases = new ReleaseService(db, blobs, repository, devices, audit, clock);
   const director = new Director(db, signingKeys, repository, clock, { expirySeconds: settings.directorExpirySeconds });
   const rollouts = new RolloutService(db, director, releases, devices, link, audit, clock);
-  return { blobs, repository, releases, director, rollouts };
+  return { blobs, uploads, repository, releases, director, rollouts };
 }

@@ -19,9 +19,11 @@ export interface TestRelease {
   length: number;
 }
 
-export async function insertRelease(platform: Platform, organizationId: string, productId: string, version: string, hardwareIds = ['hw-a']): Promise<TestRelease> {
-  const image = randomBytes(64);
-  const release = { id: newId(), version, targetName: `${productId}/firmware-${version}.bin`, sha256: createHash('sha256').update(image).digest('hex'), length: image.length };
+/** A release of `image` (an uploaded blob), or of 64 random bytes nobody uploaded. */
+export async function insertRelease(platform: Platform, organizationId: string, productId: string, version: string, hardwareIds = ['hw-a'], image?: { sha256: string; length: number }): Promise<TestRelease> {
+  const bytes = randomBytes(64);
+  const named = image ?? { sha256: createHash('sha256').update(bytes).digest('hex'), length: bytes.length };
+  const release = { id: newId(), version, targetName: `${productId}/firmware-${version}.bin`, ...named };
   await platform.db
     .insertInto('firmware_releases')
     .values({

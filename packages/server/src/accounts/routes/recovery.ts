@@ -1,5 +1,5 @@
 /**
- * Password reset by email: ask for a link (same answer whether or not the account exists) and
+ * Password reset by email: ask for a link (same answer, at the same time, whether or not the account exists) and
  * set a new password with its token. Both are open to anonymous callers, rate-limited per address.
  */
 import type { FastifyInstance } from 'fastify';
@@ -33,7 +33,11 @@ export function recoveryRoutes(platform: Platform) {
         },
       },
       async (request, reply) => {
-        await recovery.request({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(platform, root) });
+        // The work starts once the answer is out ('close' also covers a client that went away).
+        const answered = new Promise((resolve) => reply.raw.once('close', resolve));
+        recovery.requestAfterAnswer({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(platform, root) }, answered, (error) =>
+          request.log.error({ err: error }, 'password reset request failed after its answer'),
+        );
         return reply.status(202).send(REQUESTED);
       },
     );
