@@ -1,6 +1,6 @@
 /**
  * Builds the HTTPS API: TLS 1.2+ only, security headers, rate limits, request IDs, structured
- * logs with secrets redacted, strict schemas (unknown fields refused), one error body, the
+ * logs with secrets redacted, strict schemas (unknown fields refused, bodies never coerced), one error body, the
  * OpenAPI document, and every domain's routes.
  */
 import { randomUUID } from 'node:crypto';
@@ -28,6 +28,7 @@ import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
 import { installErrorHandling } from './errors.js';
 import { ErrorBodySchema } from './schemas.js';
+import { buildValidator } from './validators.js';
 
 export interface HttpOptions {
   tls: { cert: string; key: string };
@@ -67,7 +68,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
+    schemaController: { compilersFactory: { buildValidator } },
     return503OnClosing: true,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
