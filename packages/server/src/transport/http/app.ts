@@ -6,7 +6,6 @@
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -26,7 +25,8 @@ import { repositoryRoutes } from '../../updates/repository-routes.js';
 import { rolloutRoutes } from '../../updates/rollout-routes.js';
 import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrors, installAnswerHeaders, installDraining } from './edge.js';
+import { errorResponder, installErrorHandling } from './errors.js';
 import { ErrorBodySchema } from './schemas.js';
 import { buildValidator } from './validators.js';
 
@@ -54,6 +54,7 @@ export const REDACTED_PATHS = [
 
 export async function buildHttpApp(platform: Platform, options: HttpOptions): Promise<FastifyInstance> {
   const { config } = platform;
+  const respond = errorResponder(config.http.bodyLimitBytes);
   const app = Fastify({
     // A client certificate is asked for but never required: operators' browsers and curl without one
     // connect as before; device routes (EST simplereenroll, bootstrap enrollment) verify it themselves.
@@ -69,18 +70,18 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
     schemaController: { compilersFactory: { buildValidator } },
-    return503OnClosing: true,
+    // Answers made outside the route pipeline carry the same headers and error body (edge.ts).
+    frameworkErrors: frameworkErrors(respond),
+    clientErrorHandler,
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.removeContentTypeParser('text/plain');
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-  });
+  installAnswerHeaders(app);
+  installDraining(app);
   app.addSchema(ErrorBodySchema);
-  installErrorHandling(app, config.http.bodyLimitBytes);
+  installErrorHandling(app, respond);
 
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } }, hsts: { maxAge: 31536000, includeSubDomains: true } });
   await app.register(cookie);
   await app.register(rateLimit, {
     max: config.http.rateLimitPerMinute,
