@@ -7,7 +7,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { tmpdir } from 'node:os';
@@ -215,6 +215,18 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.deepEqual(JSON.parse(outbox!.stdout), []);
     });
 
+    it('creates a metrics scrape token: printed once, only its hash kept in config.json', async () => {
+      const created = await bulwark(['admin', 'metrics-token', '--json', '--data-dir', dataDir]);
+      assert.equal(created.code, 0, created.stderr);
+      const { token } = JSON.parse(created.stdout) as { token: string };
+      assert.match(token, /^bwm_[A-Za-z0-9_-]{43}$/);
+      const file = join(dataDir, 'config.json');
+      const text = readFileSync(file, 'utf8');
+      assert.ok(!text.includes(token), 'the token itself is not stored');
+      assert.equal(JSON.parse(text).metrics.tokenHash, `sha256:${createHash('sha256').update(token).digest('hex')}`);
+      assert.equal(mode(file), 0o600);
+    });
+
     it('verifies and exports the audit log, then exits 3 naming the entry edited behind its back', async () => {
       const d = ['--data-dir', dataDir];
       const out = join(dataDir, 'audit.jsonl');
@@ -295,7 +307,7 @@ describe('bulwark CLI', { concurrency: true }, () => {
         ['start'],
         ['migrate'],
         ['admin'],
-        ...['create-org', 'orgs', 'create-user', 'unlock', 'reset-mfa', 'sessions', 'outbox'].map((c) => ['admin', c]),
+        ...['create-org', 'orgs', 'create-user', 'unlock', 'reset-mfa', 'sessions', 'outbox', 'metrics-token'].map((c) => ['admin', c]),
         ['audit'],
         ['audit', 'verify'],
         ['audit', 'export'],

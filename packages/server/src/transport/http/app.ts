@@ -16,6 +16,7 @@ import { enrollmentRoutes } from '../../devices/enrollment-routes.js';
 import { stateRoutes } from '../../devices/state-routes.js';
 import { symmetricKeyRoutes } from '../../devices/symmetric-routes.js';
 import { RateLimitedError } from '../../errors.js';
+import type { Metrics } from '../../ops/metrics.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
 import { telemetryRoutes } from '../../telemetry/routes.js';
@@ -32,6 +33,8 @@ import { buildValidator } from './validators.js';
 
 export interface HttpOptions {
   tls: { cert: string; key: string };
+  /** Where the HTTP answers are counted and /metrics reads from. */
+  metrics: Metrics;
   logger?: boolean;
   /** Where logs go (default standard output); tests capture them to check redaction. */
   logStream?: NodeJS.WritableStream;
@@ -77,6 +80,8 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.removeContentTypeParser('text/plain');
+  // First hook of all: a request refused by a later one (rate limit, drain) still counts under its route.
+  options.metrics.instrument(app);
   installAnswerHeaders(app);
   installDraining(app);
   app.addSchema(ErrorBodySchema);
@@ -102,7 +107,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   });
 
   installAuthentication(app, platform.accounts.authenticator, platform.accounts.sessions);
-  await app.register(opsRoutes(platform));
+  await app.register(opsRoutes(platform, options.metrics));
   await app.register(pkiRoutes(platform));
   await app.register(accountsRoutes(platform), { prefix: '/api/v1' });
   await app.register(auditRoutes(platform), { prefix: '/api/v1' });
