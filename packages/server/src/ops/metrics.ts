@@ -47,6 +47,14 @@ export class Metrics {
     });
   }
 
+  /** Every (method, route pattern, status) answered so far, with how many times. */
+  async answers(): Promise<Array<{ method: string; route: string; status: number; count: number }>> {
+    const { values } = await this.duration.get();
+    return values
+      .filter((v) => v.metricName?.endsWith('_count'))
+      .map((v) => ({ method: String(v.labels.method), route: String(v.labels.route), status: Number(v.labels.status), count: v.value }));
+  }
+
   /** `name{event="snake_case_field"}` for each numeric field of the object `read` returns, read at each scrape. */
   countersOf(name: string, help: string, read: () => object): void {
     new Counter({

@@ -8,7 +8,7 @@ import { Type } from 'typebox';
 import { AuthenticationError } from '../errors.js';
 import { isReachable } from '../storage/database.js';
 import type { Platform } from '../platform.js';
-import { Strict } from '../transport/http/schemas.js';
+import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import type { Metrics } from './metrics.js';
 import { isScrapeAuthorized } from './scrape-token.js';
 
@@ -37,14 +37,25 @@ export function opsRoutes(platform: Platform, metrics: Metrics) {
     );
 
     // Outside the session/API-key door (a scraper is no user) but behind its own bearer token.
-    app.get('/metrics', { config: { auth: { principal: 'none' } }, schema: { hide: true } }, async (request, reply) => {
-      if (!isScrapeAuthorized(request.headers.authorization, tokenHash)) {
-        throw new AuthenticationError(tokenHash ? 'Send the scrape token: Authorization: Bearer <token>' : 'No scrape token is configured: create one with `bulwark admin metrics-token`, then send it as a bearer token');
-      }
-      reply.header('content-type', metrics.registry.contentType);
-      return metrics.registry.metrics();
-    });
+    app.get(
+      '/metrics',
+      {
+        config: { auth: { principal: 'none' } },
+        schema: {
+          tags: ['ops'],
+          summary: 'Prometheus metrics, for the holder of the scrape token (Authorization: Bearer; see bulwark admin metrics-token)',
+          response: { 200: Raw('text/plain; version=0.0.4', 'Prometheus text exposition'), ...errorResponses(401) },
+        },
+      },
+      async (request, reply) => {
+        if (!isScrapeAuthorized(request.headers.authorization, tokenHash)) {
+          throw new AuthenticationError(tokenHash ? 'Send the scrape token: Authorization: Bearer <token>' : 'No scrape token is configured: create one with `bulwark admin metrics-token`, then send it as a bearer token');
+        }
+        reply.header('content-type', metrics.registry.contentType);
+        return metrics.registry.metrics();
+      },
+    );
 
-    app.get('/api/openapi.json', { config: none, schema: { hide: true } }, async () => app.swagger());
+    app.get('/api/openapi.json', { config: none, schema: { tags: ['ops'], summary: 'This OpenAPI 3.1 document', response: { 200: Type.Unknown({ description: 'The OpenAPI document' }) } } }, async () => app.swagger());
   };
 }

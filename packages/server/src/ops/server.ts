@@ -14,6 +14,8 @@ import { Metrics } from './metrics.js';
 
 export interface RunningServer {
   app: FastifyInstance;
+  /** What /metrics reads: the answers of the HTTPS port, the broker's counters. */
+  metrics: Metrics;
   url: string;
   port: number;
   /** The MQTT broker, unless `mqtt.enabled` is false. */
@@ -90,6 +92,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
 
   return {
     app,
+    metrics,
     url: config.http.publicUrl ?? `https://${shownHost}:${port}`,
     port,
     mqtt,

@@ -27,6 +27,7 @@ import { rolloutRoutes } from '../../updates/rollout-routes.js';
 import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
 import { clientErrorHandler, frameworkErrors, installAnswerHeaders, installDraining } from './edge.js';
+import { declareCommonAnswers } from './declared-answers.js';
 import { errorResponder, installErrorHandling } from './errors.js';
 import { ErrorBodySchema } from './schemas.js';
 import { buildValidator } from './validators.js';
@@ -85,6 +86,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   installAnswerHeaders(app);
   installDraining(app);
   app.addSchema(ErrorBodySchema);
+  declareCommonAnswers(app);
   installErrorHandling(app, respond);
 
   await app.register(cookie);
