@@ -10,7 +10,7 @@ import { Type } from 'typebox';
 import { requirePermission } from '../accounts/roles.js';
 import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { errorResponses, Raw, Strict, Timestamp } from '../transport/http/schemas.js';
 
 const EntrySchema = Strict({
   seq: Type.Integer(),
@@ -66,7 +66,7 @@ export function auditRoutes(platform: Platform) {
       '/audit/export',
       {
         config: { auth: { principal: 'operator', permission: 'audit:read' } },
-        schema: { tags: ['audit'], summary: "All of my organization's audit entries as JSON lines, oldest first", response: { ...errorResponses(401, 403) } },
+        schema: { tags: ['audit'], summary: "All of my organization's audit entries as JSON lines, oldest first", response: { 200: Raw('application/x-ndjson', 'One audit entry per line, oldest first'), ...errorResponses(401, 403) } },
       },
       async (request, reply) => {
         const actor = actorOf(request);

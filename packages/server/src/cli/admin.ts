@@ -1,6 +1,7 @@
 /**
  * `bulwark admin …`: the platform admin's door to account administration, through the same
- * services as the HTTP API (create users, unlock, reset MFA, sessions, organizations, outbox).
+ * services as the HTTP API (create users, unlock, reset MFA, sessions, organizations, outbox),
+ * and the node's own secrets (SMTP password, metrics scrape token).
  */
 import type { Command } from 'commander';
 import { OutboxMailer, outboxDir } from '../accounts/mailer.js';
@@ -8,7 +9,8 @@ import { cliActor, isOperatorRole, OPERATOR_ROLES } from '../accounts/roles.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import { action, actorForOrganization, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
-import { storeConfigSecret } from '../keys/sealed-config.js';
+import { storeConfigSecret, storeConfigValue } from '../keys/sealed-config.js';
+import { newScrapeToken } from '../ops/scrape-token.js';
 
 interface UserFlags extends GlobalOptions {
   org: string;
@@ -128,6 +130,19 @@ export function registerAdminCommands(program: Command): void {
           storeConfigSecret(platform.config.dataDir, platform.box, 'smtp.password', password);
           await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: process.env.USER ?? 'cli' }, action: 'config.secret_stored', target: { type: 'config', id: 'smtp.password' } });
           print(flags, { stored: 'smtp.password' }, () => 'SMTP password stored sealed in config.json; restart the nodes to use it');
+        }),
+      ),
+    );
+
+  addDataDir(admin.command('metrics-token').description('create the bearer token Prometheus presents to read /metrics (prints it once; DIR/config.json keeps only its hash)'))
+    .option('--json', 'machine-readable output')
+    .action(
+      action((flags: GlobalOptions) =>
+        withPlatform(flags, async (platform) => {
+          const { token, tokenHash } = newScrapeToken();
+          storeConfigValue(platform.config.dataDir, 'metrics.tokenHash', tokenHash);
+          await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: process.env.USER ?? 'cli' }, action: 'config.secret_stored', target: { type: 'config', id: 'metrics.tokenHash' } });
+          print(flags, { token }, () => `Scrape token (shown only now; it replaces any previous one once the nodes restart):\n${token}\nPrometheus: authorization: { type: Bearer, credentials: <token> } in the scrape config of /metrics`);
         }),
       ),
     );

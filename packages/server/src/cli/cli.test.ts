@@ -7,14 +7,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { startCli } from '../testing/cli.js';
+import { CLI_MAIN, cliEnv, ROOT, startCli } from '../testing/cli.js';
+import { eventually } from '../testing/mqtt.js';
 import { ENGINES, PG_URL } from '../testing/engines.js';
 
 const OTP_LINE = /One-time password[^:]*: (\S+)/g;
@@ -98,17 +100,26 @@ function getJson(url: string, ca: string): Promise<{ status: number; body: any }
   });
 }
 
-/** A running `serve`/`start`: resolves with its URL once it prints the "listening on" line. */
-async function serving(args: string[]): Promise<{ child: ChildProcess; url: string; output: () => string; exited: Promise<number | null> }> {
+/**
+ * A running `serve`/`start`: resolves with its URL once it prints the "listening on" line. The MQTT
+ * broker takes a free port too, so a broker already on 8883 does not stop it.
+ */
+async function serving(args: string[]): Promise<{ child: ChildProcess; url: string; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> }> {
   const release = await acquire();
-  const child = startCli(args);
+  const child = startCli(args, { BULWARK_MQTT_PORT: '0' });
   let output = '';
+  let stdout = '';
+  let stderr = '';
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
-  child.stderr!.on('data', (chunk: Buffer) => (output += chunk));
+  child.stderr!.on('data', (chunk: Buffer) => {
+    output += chunk;
+    stderr += chunk;
+  });
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "listening on" line within 60 s:\n${output}`)), 60_000);
     child.stdout!.on('data', (chunk: Buffer) => {
       output += chunk;
+      stdout += chunk;
       const match = /Bulwark API listening on (https:\/\/\S+)/.exec(output);
       if (match) {
         clearTimeout(timer);
@@ -117,7 +128,7 @@ async function serving(args: string[]): Promise<{ child: ChildProcess; url: stri
     });
     void exited.then((code) => reject(new Error(`exited with ${code} before listening:\n${output}`)));
   }).finally(release);
-  return { child, url, output: () => output, exited };
+  return { child, url, output: () => output, stdout: () => stdout, stderr: () => stderr, exited };
 }
 
 describe('bulwark CLI', { concurrency: true }, () => {
@@ -215,6 +226,18 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.deepEqual(JSON.parse(outbox!.stdout), []);
     });
 
+    it('creates a metrics scrape token: printed once, only its hash kept in config.json', async () => {
+      const created = await bulwark(['admin', 'metrics-token', '--json', '--data-dir', dataDir]);
+      assert.equal(created.code, 0, created.stderr);
+      const { token } = JSON.parse(created.stdout) as { token: string };
+      assert.match(token, /^bwm_[A-Za-z0-9_-]{43}$/);
+      const file = join(dataDir, 'config.json');
+      const text = readFileSync(file, 'utf8');
+      assert.ok(!text.includes(token), 'the token itself is not stored');
+      assert.equal(JSON.parse(text).metrics.tokenHash, `sha256:${createHash('sha256').update(token).digest('hex')}`);
+      assert.equal(mode(file), 0o600);
+    });
+
     it('verifies and exports the audit log, then exits 3 naming the entry edited behind its back', async () => {
       const d = ['--data-dir', dataDir];
       const out = join(dataDir, 'audit.jsonl');
@@ -288,6 +311,14 @@ describe('bulwark CLI', { concurrency: true }, () => {
       const server = await serving(['start', '--data-dir', dataDir, '--port', '0']);
       children.add(server.child);
       assert.equal([...server.output().matchAll(OTP_LINE)].length, 1, server.output());
+      // Standard output: what a person needs, in one piece, and no log line; the logs are JSON lines on standard error.
+      const text = server.stdout();
+      assert.ok(text.split('\n').every((line) => !line.startsWith('{')), text);
+      assert.ok(text.includes(`CA certificate for clients: ${join(dataDir, 'pki', 'ca.pem')}`), text);
+      assert.match(text, /^Next: curl --cacert \S+ https:\/\/\S+\/readyz, then sign in as owner@bulwark\.local/m);
+      assert.doesNotMatch(text, /export-root|sealed/);
+      const logs = server.stderr().trim().split('\n');
+      assert.ok(logs.some((line) => /Server listening at/.test(JSON.parse(line).msg)), server.stderr());
       assert.equal(mode(dataDir), 0o700);
       const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
       const ready = await getJson(`${server.url}/readyz`, ca);
@@ -302,6 +333,35 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.equal((await getJson(`https://localhost:${port}/readyz`, ca)).body.status, 'ready');
       again.child.kill('SIGTERM');
       assert.equal(await again.exited, 0, again.output());
+
+      // On a terminal (a pseudo-terminal made by script(1)) the same logs are short human lines.
+      const release = await acquire();
+      const command = [process.execPath, '--conditions=source', '--import', 'tsx', CLI_MAIN, 'serve', '--data-dir', dataDir, '--port', '0'].join(' ');
+      const terminal = spawn('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, env: cliEnv({ BULWARK_MQTT_PORT: '0' }), stdio: ['pipe', 'pipe', 'pipe'] });
+      children.add(terminal);
+      let screen = '';
+      terminal.stdout.on('data', (chunk: Buffer) => (screen += chunk));
+      try {
+        await eventually(() => /listening on https/.test(screen) && /INFO .*Server listening at/.test(screen), 60_000, 'pretty logs on a terminal');
+        assert.doesNotMatch(screen, /\{"level"/);
+      } finally {
+        release();
+        terminal.kill('SIGTERM');
+      }
+    });
+
+    it('start prints the one-time password of a first start even when the node then cannot listen', async () => {
+      const taken = createServer();
+      await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+      try {
+        const port = (taken.address() as { port: number }).port;
+        const result = await bulwark(['start', '--data-dir', join(newDir(), 'data'), '--port', String(port)], { BULWARK_MQTT_PORT: '0' });
+        assert.equal(result.code, 1, result.stdout + result.stderr);
+        assert.equal([...result.stdout.matchAll(OTP_LINE)].length, 1, result.stdout);
+        assert.match(result.stderr, /EADDRINUSE/);
+      } finally {
+        taken.close();
+      }
     });
 
     it('refuses a bad configuration with exit 2, naming each bad key and its variable', async () => {
@@ -331,7 +391,7 @@ describe('bulwark CLI', { concurrency: true }, () => {
         ['start'],
         ['migrate'],
         ['admin'],
-        ...['create-org', 'orgs', 'create-user', 'unlock', 'reset-mfa', 'sessions', 'outbox'].map((c) => ['admin', c]),
+        ...['create-org', 'orgs', 'create-user', 'unlock', 'reset-mfa', 'sessions', 'outbox', 'metrics-token'].map((c) => ['admin', c]),
         ['audit'],
         ['audit', 'verify'],
         ['audit', 'export'],

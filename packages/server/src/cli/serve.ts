@@ -1,5 +1,6 @@
 /**
  * `bulwark init`, `bulwark serve`, `bulwark start` (init if needed, then serve) and `bulwark migrate`.
+ * Serving prints a few lines for a person on standard output and logs on standard error.
  */
 import type { Command } from 'commander';
 import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../ops/init.js';
@@ -8,6 +9,7 @@ import { openPlatform } from '../platform.js';
 import { openDatabase } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrate.js';
 import { action, addDataDir, configFor, print, type GlobalOptions } from './context.js';
+import { logDestination } from './log-output.js';
 
 interface InitFlags extends GlobalOptions {
   org: string;
@@ -63,17 +65,37 @@ function serveOverrides(flags: ServeFlags): Record<string, unknown> {
   return Object.keys(http).length ? { http } : {};
 }
 
-async function serve(flags: ServeFlags): Promise<number> {
+/** What a person needs after the first start: where it runs, the one-time password, the CA, what to do next. */
+function firstStartText(init: InitResult, url: string): string {
+  const lines = [`Organization "${init.organization.slug}" created with owner ${init.owner!.email}.`, `One-time password (shown only now; you must change it at first sign-in): ${init.owner!.oneTimePassword}`];
+  lines.push(`CA certificate for clients: ${init.caCertPath}`);
+  if (init.masterKeyCreated && init.masterKey === 'data-dir') lines.push(`Master key: ${init.dataDir}/keys/master.key (back it up offline: without it the data cannot be read)`);
+  lines.push('', `Next: curl --cacert ${init.caCertPath} ${url}/readyz, then sign in as ${init.owner!.email} with the password above (POST /api/v1/auth/login; docs/operations.md).`);
+  return lines.join('\n');
+}
+
+/**
+ * Runs the node. Standard output gets only the text a person reads, written once the node listens;
+ * logs go to standard error (log-output.ts). `init` is the report of a first start made just before:
+ * its one-time password is printed with the address, or alone if the node cannot start.
+ */
+async function serve(flags: ServeFlags, init?: InitResult): Promise<number> {
   const config = configFor(flags, serveOverrides(flags));
-  const platform = await openPlatform(config);
+  const failed = (error: unknown): never => {
+    if (init) reportInit(flags, init);
+    throw error;
+  };
+  const platform = await openPlatform(config).catch(failed);
   // A node that cannot listen (port taken, bad certificate) closes its database at once: an open
   // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
-  const server = await startServer(platform).catch(async (error: unknown) => {
+  const server = await startServer(platform, { logStream: logDestination() }).catch(async (error: unknown) => {
     await platform.close();
-    throw error;
+    return failed(error);
   });
-  process.stdout.write(`Bulwark API listening on ${server.url} (CA: ${config.dataDir}/pki/ca.pem)\n`);
-  if (server.mqtt) process.stdout.write(`Bulwark device broker (MQTT over mutual TLS) listening on mqtts://${config.mqtt.host}:${server.mqtt.port}\n`);
+  const lines = [`Bulwark API listening on ${server.url} (CA: ${config.dataDir}/pki/ca.pem)`];
+  if (server.mqtt) lines.push(`Bulwark device broker (MQTT over mutual TLS) listening on mqtts://${config.mqtt.host}:${server.mqtt.port}`);
+  if (init?.owner) lines.push('', firstStartText(init, server.url));
+  process.stdout.write(lines.join('\n') + '\n');
   await new Promise<void>((resolve) => {
     const stop = () => {
       process.stdout.write('Shutting down…\n');
@@ -108,10 +130,8 @@ export function registerServeCommands(program: Command): void {
     .action(
       action(async (flags: InitFlags & ServeFlags) => {
         const config = configFor(flags, serveOverrides(flags));
-        if (!(await isInitialized(config))) {
-          reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName }));
-        }
-        return serve(flags);
+        const init = (await isInitialized(config)) ? undefined : await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName });
+        return serve(flags, init);
       }),
     );
 

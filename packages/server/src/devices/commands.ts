@@ -69,8 +69,7 @@ export class CommandService {
     const timeoutMs = input.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
     if (!Number.isInteger(timeoutMs) || timeoutMs < 1000 || timeoutMs > MAX_COMMAND_TIMEOUT_MS) throw new ValidationError(`timeoutMs must be 1000 to ${MAX_COMMAND_TIMEOUT_MS}`, { field: 'timeoutMs' });
 
-    const device = await this.devices.deviceInOrganization(actor.organizationId, deviceId);
-    if (!device) throw new NotFoundError('Device', { deviceId });
+    const device = await this.deviceOf(actor, deviceId);
     if (device.status !== 'active') throw new ConflictError(`A ${device.status} device is not sent commands`, { status: device.status }, 'device.not_commandable');
     const presence = await this.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', device.id).executeTakeFirst();
     if (!presence || presence.connected_since === null) throw new ConflictError('The device is offline: commands are delivered to connected devices only', { deviceId }, 'device.offline');
@@ -104,6 +103,7 @@ export class CommandService {
   /** The command's outcome; with `waitMs`, waits up to that long for it to leave `pending`. */
   async get(actor: Actor, deviceId: string, commandId: string, waitMs = 0): Promise<CommandView> {
     requirePermission(actor, 'devices:read');
+    await this.deviceOf(actor, deviceId);
     const deadline = Date.now() + Math.min(Math.max(waitMs, 0), MAX_WAIT_MS);
     for (;;) {
       const row = await this.db.selectFrom('device_commands').selectAll().where('id', '=', commandId).where('organization_id', '=', actor.organizationId).where('device_id', '=', deviceId).executeTakeFirst();
@@ -116,6 +116,7 @@ export class CommandService {
 
   async list(actor: Actor, deviceId: string, limit = 50): Promise<CommandView[]> {
     requirePermission(actor, 'devices:read');
+    await this.deviceOf(actor, deviceId);
     const rows = await this.db
       .selectFrom('device_commands')
       .selectAll()
@@ -147,6 +148,13 @@ export class CommandService {
       .where('expires_at', '>', now)
       .executeTakeFirst();
     if (Number(updated.numUpdatedRows) !== 1) throw new CommandResultError('command.expired', 'No pending command of this device has that ID (unknown, already answered, or past its timeout)');
+  }
+
+  /** The caller's device: another organization's or an unknown ID is the same 404, on every route. */
+  private async deviceOf(actor: Actor, deviceId: string) {
+    const device = await this.devices.deviceInOrganization(actor.organizationId, deviceId);
+    if (!device) throw new NotFoundError('Device', { deviceId });
+    return device;
   }
 
   private view(row: DeviceCommandsTable): CommandView {

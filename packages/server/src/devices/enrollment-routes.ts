@@ -17,7 +17,7 @@ import { ErrorCodes } from '@bulwark/protocol';
 import { AuthenticationError, ValidationError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { errorResponses, Raw, Strict, Timestamp } from '../transport/http/schemas.js';
 import { bootstrapCaRoutes } from './bootstrap-routes.js';
 import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate } from './enrollment.js';
 import { DeviceAuthenticationError } from './identity.js';
@@ -161,13 +161,16 @@ export function enrollmentRoutes(platform: Platform) {
       async (est) => {
         est.addContentTypeParser('application/pkcs10', { parseAs: 'string' }, (_request, body, done) => done(null, body));
         const none = { auth: { principal: 'none' as const } };
-        est.get('/cacerts', { config: none, schema: { tags: ['est'], summary: 'EST: the device issuing CA and root (base64 PKCS#7 certs-only)' } }, async (_request, reply) => {
+        est.get('/cacerts', { config: none, schema: { tags: ['est'], summary: 'EST: the device issuing CA and root (base64 PKCS#7 certs-only)', response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the device issuing CA and the root') } } }, async (_request, reply) => {
           reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64').header('cache-control', 'public, max-age=300');
           return pkcs7(await platform.pki.caChain());
         });
         est.post(
           '/simpleenroll',
-          { config: none, schema: { tags: ['est'], summary: 'EST: enroll with a one-time enrollment token (bearer) or a bootstrap certificate (TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7 out' } },
+          { config: none, schema: { tags: ['est'], summary: 'EST: enroll with a one-time enrollment token (bearer) or a bootstrap certificate (TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7 out',
+            response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the new device certificate'), ...errorResponses(400, 401, 403, 409) },
+          },
+        },
           async (request, reply) => {
             const token = bearer(request);
             const bootstrap = token === null ? peerCertificate(request) : null;
@@ -180,7 +183,10 @@ export function enrollmentRoutes(platform: Platform) {
         );
         est.post(
           '/simplereenroll',
-          { config: none, schema: { tags: ['est'], summary: "EST: renew or re-key with the device's current certificate as TLS client certificate; base64 DER PKCS#10 in, base64 PKCS#7 out" } },
+          { config: none, schema: { tags: ['est'], summary: "EST: renew or re-key with the device's current certificate as TLS client certificate; base64 DER PKCS#10 in, base64 PKCS#7 out",
+            response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the renewed device certificate'), ...errorResponses(400, 401, 403, 409) },
+          },
+        },
           async (request, reply) => {
             const current = peerCertificate(request);
             if (!current) throw new AuthenticationError("EST re-enrollment needs the device's current certificate as TLS client certificate", ErrorCodes.deviceCertificateRequired);

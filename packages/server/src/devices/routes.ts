@@ -19,11 +19,10 @@ const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Status = Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('disabled'), Type.Literal('retired')]);
 const Attributes = Type.Record(Type.String(), Type.Unknown());
 const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
-// Null first: with type coercion on, a string branch tried first would turn null into "".
+// null: no group.
 const Group = Type.Union([Type.Null(), Type.String({ maxLength: 100 })]);
 const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
 
-// One schema with a type list, not a union: with type coercion on, a union's null branch would turn 0 into null (reset to the default).
 const RetentionDays = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_RETENTION_DAYS, description: 'days of telemetry kept; null: the deployment default (telemetry.retentionDays)' });
 const DailyReadings = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_DAILY_READINGS, description: 'readings each device may store per UTC day; null: the deployment default (telemetry.dailyReadingsPerDevice)' });
 const DailyBytes = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1024, maximum: MAX_DAILY_BYTES, description: 'telemetry payload bytes each device may store per UTC day; null: the deployment default (telemetry.dailyBytesPerDevice)' });

@@ -86,7 +86,7 @@ export function stateRoutes(platform: Platform) {
     );
     app.get(
       '/devices/:id/commands',
-      { config: read, schema: { tags: ['devices'], summary: "The device's commands, newest first", params, querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }), response: { 200: Strict({ commands: Type.Array(Command) }), ...errorResponses(400, 401, 403) } } },
+      { config: read, schema: { tags: ['devices'], summary: "The device's commands, newest first", params, querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }), response: { 200: Strict({ commands: Type.Array(Command) }), ...errorResponses(400, 401, 403, 404) } } },
       async (request) => ({ commands: await commands.list(actorOf(request), request.params.id, request.query.limit) }),
     );
     app.get(

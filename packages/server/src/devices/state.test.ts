@@ -1,6 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
+import { createOperator, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../testing/devices.js';
 import { closed, connectDevice, eventually, inbox, presenceOnline, settle } from '../testing/mqtt.js';
@@ -154,6 +155,34 @@ for (const engine of ENGINES) {
       const unknown = await api().post('/api/v1/devices/00000000-0000-0000-0000-000000000000/commands', { name: 'reboot' }, { token });
       assert.equal(unknown.status, 404);
       await settle(10);
+    });
+
+    it('attack: another organization’s device answers 404 exactly like an unknown one, on every state and command route', async () => {
+      const d = devices[3]!;
+      const sent = await t.platform.db.selectFrom('device_commands').select(['device_id', 'id']).executeTakeFirstOrThrow();
+      await t.platform.accounts.service.createOrganization({ slug: 'state-org-b', name: 'Organization B' }, { type: 'cli', id: 'test' });
+      const tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', 'state-org-b'));
+      const probes = (id: string, commandId: string) => [
+        api().get(`/api/v1/devices/${id}/state`, { token: tokenB }),
+        api().get(`/api/v1/devices/${id}/state/history`, { token: tokenB }),
+        api().patch(`/api/v1/devices/${id}/state/desired`, { state: { led: 'off' } }, { token: tokenB }),
+        api().get(`/api/v1/devices/${id}/commands`, { token: tokenB }),
+        api().get(`/api/v1/devices/${id}/commands/${commandId}`, { token: tokenB }),
+        api().post(`/api/v1/devices/${id}/commands`, { name: 'reboot' }, { token: tokenB }),
+      ];
+      const onOther = await Promise.all([...probes(d.id, sent.id), ...probes(sent.device_id, sent.id)]);
+      const onNobody = await Promise.all(probes('00000000-0000-0000-0000-000000000000', sent.id));
+      onOther.forEach((res, i) => {
+        const unknown = onNobody[i % onNobody.length]!;
+        assert.equal(res.status, 404, res.text);
+        assert.equal(res.body.error.code, 'resource.not_found');
+        assert.equal(res.body.error.message, 'Device was not found');
+        assert.equal(unknown.status, 404, unknown.text);
+        assert.equal(unknown.body.error.message, res.body.error.message);
+      });
+      const own = await api().get(`/api/v1/devices/${sent.device_id}/commands`, { token });
+      assert.equal(own.status, 200);
+      assert.ok(own.body.commands.some((c: { id: string }) => c.id === sent.id), 'its own organization sees the commands');
     });
   });
 }

@@ -55,18 +55,23 @@ function writeConfigFile(dataDir: string, config: JsonObject): void {
   renameSync(temp, file);
 }
 
-function section(config: JsonObject, path: SecretConfigPath): { parent: JsonObject; key: string } {
+function section(config: JsonObject, path: string): { parent: JsonObject; key: string } {
   const [head, key] = path.split('.') as [string, string];
   const parent = (config[head] ??= {}) as JsonObject;
   return { parent, key };
 }
 
-/** Seals a secret into DIR/config.json (keeping everything else in the file). */
-export function storeConfigSecret(dataDir: string, box: KeyCustody, path: SecretConfigPath, plaintext: string): void {
+/** Sets one `section.key` of DIR/config.json (keeping everything else in the file). */
+export function storeConfigValue(dataDir: string, path: string, value: string): void {
   const config = readConfigFile(dataDir);
   const { parent, key } = section(config, path);
-  parent[key] = sealConfigSecret(box, path, plaintext);
+  parent[key] = value;
   writeConfigFile(dataDir, config);
+}
+
+/** Seals a secret into DIR/config.json (keeping everything else in the file). */
+export function storeConfigSecret(dataDir: string, box: KeyCustody, path: SecretConfigPath, plaintext: string): void {
+  storeConfigValue(dataDir, path, sealConfigSecret(box, path, plaintext));
 }
 
 /** Re-wraps the sealed secrets of DIR/config.json under the current master key; returns how many changed. */

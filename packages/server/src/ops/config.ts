@@ -10,6 +10,7 @@ import { resolve } from 'node:path';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.js';
+import { SCRAPE_TOKEN_HASH_PATTERN } from './scrape-token.js';
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535, description: '0 picks a free port' });
 
@@ -122,6 +123,12 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    metrics: Type.Object(
+      {
+        tokenHash: Type.Optional(Type.String({ pattern: SCRAPE_TOKEN_HASH_PATTERN, description: 'sha256: hash of the /metrics scrape token (written by `bulwark admin metrics-token`); without it /metrics answers 401' })),
+      },
+      { additionalProperties: false },
+    ),
     log: Type.Object(
       {
         level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')]),
@@ -196,6 +203,7 @@ export function defaultConfig(dataDir: string): Config {
     audit: { checkpointIntervalSeconds: 300 },
     telemetry: { retentionDays: 90, pruneIntervalMinutes: 60, pruneBatchRows: 5000, dailyReadingsPerDevice: 200_000, dailyBytesPerDevice: 64 * 1024 ** 2 },
     updates: { maxImageBytes: 512 * 1024 ** 2, timestampExpirySeconds: 86400, snapshotExpirySeconds: 7 * 86400, directorExpirySeconds: 86400, refreshIntervalSeconds: 60, rolloutTickSeconds: 5, blobQuotaBytes: 10 * 1024 ** 3, orphanBlobGraceHours: 24 },
+    metrics: {},
     log: { level: 'info' },
   };
 }

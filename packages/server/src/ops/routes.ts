@@ -1,29 +1,20 @@
 /**
  * Operations endpoints: liveness (/healthz), readiness with the database check (/readyz),
- * Prometheus metrics (/metrics) and the OpenAPI document (/api/openapi.json).
+ * Prometheus metrics for the holder of the scrape token (/metrics) and the OpenAPI document
+ * (/api/openapi.json).
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { collectDefaultMetrics, Histogram, Registry } from 'prom-client';
+import { AuthenticationError } from '../errors.js';
 import { isReachable } from '../storage/database.js';
 import type { Platform } from '../platform.js';
-import { Strict } from '../transport/http/schemas.js';
+import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
+import type { Metrics } from './metrics.js';
+import { isScrapeAuthorized } from './scrape-token.js';
 
-export function opsRoutes(platform: Platform) {
+export function opsRoutes(platform: Platform, metrics: Metrics) {
+  const { tokenHash } = platform.config.metrics;
   return async function plugin(app: FastifyInstance): Promise<void> {
-    const registry = new Registry();
-    collectDefaultMetrics({ register: registry, prefix: 'bulwark_' });
-    const duration = new Histogram({
-      name: 'bulwark_http_request_duration_seconds',
-      help: 'HTTP request duration by route and status',
-      labelNames: ['method', 'route', 'status'] as const,
-      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
-      registers: [registry],
-    });
-    app.addHook('onResponse', async (request, reply) => {
-      duration.observe({ method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }, reply.elapsedTime / 1000);
-    });
-
     const none = { auth: { principal: 'none' as const }, rateLimit: false as const };
     app.get('/healthz', { config: none, schema: { tags: ['ops'], response: { 200: Strict({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
 
@@ -45,11 +36,26 @@ export function opsRoutes(platform: Platform) {
       },
     );
 
-    app.get('/metrics', { config: none, schema: { hide: true } }, async (_request, reply) => {
-      reply.header('content-type', registry.contentType);
-      return registry.metrics();
-    });
+    // Outside the session/API-key door (a scraper is no user) but behind its own bearer token.
+    app.get(
+      '/metrics',
+      {
+        config: { auth: { principal: 'none' } },
+        schema: {
+          tags: ['ops'],
+          summary: 'Prometheus metrics, for the holder of the scrape token (Authorization: Bearer; see bulwark admin metrics-token)',
+          response: { 200: Raw('text/plain; version=0.0.4', 'Prometheus text exposition'), ...errorResponses(401) },
+        },
+      },
+      async (request, reply) => {
+        if (!isScrapeAuthorized(request.headers.authorization, tokenHash)) {
+          throw new AuthenticationError(tokenHash ? 'Send the scrape token: Authorization: Bearer <token>' : 'No scrape token is configured: create one with `bulwark admin metrics-token`, then send it as a bearer token');
+        }
+        reply.header('content-type', metrics.registry.contentType);
+        return metrics.registry.metrics();
+      },
+    );
 
-    app.get('/api/openapi.json', { config: none, schema: { hide: true } }, async () => app.swagger());
+    app.get('/api/openapi.json', { config: none, schema: { tags: ['ops'], summary: 'This OpenAPI 3.1 document', response: { 200: Type.Unknown({ description: 'The OpenAPI document' }) } } }, async () => app.swagger());
   };
 }

@@ -1,6 +1,7 @@
 /**
- * Runs a platform node: the HTTPS API on the configured address, the periodic audit checkpoint,
- * telemetry retention and quota bookkeeping,
+ * Runs a platform node: the HTTPS API on the configured address, the MQTT broker with its
+ * counters in the node's metrics, the periodic audit checkpoint, telemetry retention and quota
+ * bookkeeping,
  * and an orderly shutdown that stops accepting, drains requests and closes storage.
  */
 import { readFileSync } from 'node:fs';
@@ -10,12 +11,15 @@ import type { Platform } from '../platform.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
+import { Metrics } from './metrics.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
 const QUOTA_FLUSH_MS = 5000;
 
 export interface RunningServer {
   app: FastifyInstance;
+  /** What /metrics reads: the answers of the HTTPS port, the broker's counters. */
+  metrics: Metrics;
   url: string;
   port: number;
   /** The MQTT broker, unless `mqtt.enabled` is false. */
@@ -36,7 +40,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     config.http.tlsCertFile && config.http.tlsKeyFile
       ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
       : loadServerTls(config.dataDir, platform.box);
-  const app = await buildHttpApp(platform, { tls, ...(options.logger === undefined ? {} : { logger: options.logger }), ...(options.logStream ? { logStream: options.logStream } : {}) });
+  const metrics = new Metrics();
+  const app = await buildHttpApp(platform, { tls, metrics, ...(options.logger === undefined ? {} : { logger: options.logger }), ...(options.logStream ? { logStream: options.logStream } : {}) });
   const host = options.host ?? config.http.host;
   await app.listen({ host, port: options.port ?? config.http.port });
   const address = app.server.address();
@@ -48,6 +53,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     mqtt = new MqttGateway(platform, config.mqtt, app.log.child({ component: 'mqtt' }));
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
+      const { stats } = mqtt;
+      metrics.countersOf('mqtt_events_total', 'MQTT gateway events since the node started: refused connections, authentication failures, ACL denials, drops…', () => stats);
     } catch (error) {
       await mqtt.close();
       await app.close();
@@ -101,6 +108,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
 
   return {
     app,
+    metrics,
     url: config.http.publicUrl ?? `https://${shownHost}:${port}`,
     port,
     mqtt,

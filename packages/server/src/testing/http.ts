@@ -1,8 +1,10 @@
 /**
  * A small HTTPS client for tests: trusts the deployment CA (real TLS, real certificate checks),
- * keeps a cookie jar when asked, and returns status, headers and parsed JSON.
+ * keeps a cookie jar when asked, and returns status, headers and parsed JSON. `rawHttps` sends
+ * bytes no well-behaved client would (malformed requests, pipelined requests) over real TLS.
  */
 import https from 'node:https';
+import tls from 'node:tls';
 
 export interface HttpResponse<T = any> {
   status: number;
@@ -90,4 +92,54 @@ export class HttpClient {
   close(): void {
     this.agent.destroy();
   }
+}
+
+/**
+ * Writes `steps` on one TLS connection (bytes are written, `pauseMs` apart; a function is run in
+ * between, e.g. to start a shutdown) and parses every HTTP response the server sends before it
+ * closes the connection or `timeoutMs` passes.
+ */
+export async function rawHttps(port: number, ca: string, steps: Array<string | (() => Promise<unknown>)>, { pauseMs = 100, timeoutMs = 5000 } = {}): Promise<HttpResponse[]> {
+  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca });
+  const received: Buffer[] = [];
+  socket.on('data', (chunk: Buffer) => received.push(chunk));
+  const ended = new Promise<void>((resolve) => {
+    socket.once('close', () => resolve());
+    setTimeout(resolve, timeoutMs).unref();
+  });
+  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
+  for (const step of steps) {
+    if (typeof step === 'function') await step();
+    else socket.write(step);
+    await new Promise((resolve) => setTimeout(resolve, pauseMs));
+  }
+  await ended;
+  socket.destroy();
+  return parseResponses(Buffer.concat(received));
+}
+
+function parseResponses(data: Buffer): HttpResponse[] {
+  const responses: HttpResponse[] = [];
+  let rest = data;
+  while (rest.length > 0) {
+    const end = rest.indexOf('\r\n\r\n');
+    if (end < 0) break;
+    const [statusLine, ...lines] = rest.subarray(0, end).toString('latin1').split('\r\n');
+    const headers: Record<string, string> = {};
+    for (const line of lines) {
+      const colon = line.indexOf(':');
+      headers[line.slice(0, colon).trim().toLowerCase()] = line.slice(colon + 1).trim();
+    }
+    const length = Number(headers['content-length'] ?? 0);
+    const text = rest.subarray(end + 4, end + 4 + length).toString('utf8');
+    let body: unknown = text;
+    try {
+      body = JSON.parse(text);
+    } catch {
+      // not JSON: the text is the body
+    }
+    responses.push({ status: Number(statusLine!.split(' ')[1]), headers, body, text });
+    rest = rest.subarray(end + 4 + length);
+  }
+  return responses;
 }

@@ -2,6 +2,7 @@
  * Starts a real platform node for a test: `bulwark init` on a fresh data directory and database
  * (SQLite file or its own PostgreSQL database), then the HTTPS API on an ephemeral port with the
  * generated CA. Helpers sign the first owner all the way in (forced password change, MFA enrolment).
+ * Closing it checks that the OpenAPI document declares every answer the node gave (openapi-check.ts).
  */
 import { readFileSync } from 'node:fs';
 import { generate } from 'otplib';
@@ -12,6 +13,7 @@ import { startServer, type RunningServer } from '../ops/server.js';
 import { openPlatform, type Platform } from '../platform.js';
 import type { EngineUnderTest, TestDatabase } from './engines.js';
 import { HttpClient } from './http.js';
+import { undeclaredAnswers } from './openapi-check.js';
 
 export interface TestPlatform {
   platform: Platform;
@@ -56,9 +58,11 @@ export async function startTestPlatform(engine: EngineUnderTest, configOverrides
       return client;
     },
     async close() {
+      const undeclared = await undeclaredAnswers(server);
       for (const c of clients) c.close();
       await server.close();
       await database.close();
+      if (undeclared.length > 0) throw new Error(`The OpenAPI document misses answers the tests saw; declare them on their routes:\n  ${undeclared.join('\n  ')}`);
     },
   };
 }

@@ -17,7 +17,7 @@ import { BulwarkError, NotFoundError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import type { Database } from '../storage/schema.js';
 import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict } from '../transport/http/schemas.js';
+import { ErrorRef, errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import { assertBlobHash, BlobTooLargeError } from './blobs.js';
 import { decideRange, ifRangeHolds } from './byte-range.js';
 
@@ -97,7 +97,7 @@ export function blobRoutes(platform: Platform) {
         tags: ['updates'],
         summary: 'A firmware image of the image repository, by consistent-snapshot target path; single byte ranges (206) let downloads resume',
         params: Strict({ organizationId: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String({ maxLength: 512 }) }),
-        response: errorResponses(404, 416),
+        response: { 200: Raw(OCTET_STREAM, 'The whole image'), 206: Raw(OCTET_STREAM, 'The requested byte range (Content-Range)'), 416: ErrorRef, ...errorResponses(404) },
       },
       handler: async (request, reply) => {
         const { organizationId } = request.params;

@@ -10,7 +10,7 @@ import { Type } from 'typebox';
 import { NotFoundError } from '../errors.js';
 import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict } from '../transport/http/schemas.js';
+import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import { onlineKeysJson } from './tuf/offline.js';
 
 const RoleStatus = Strict({ role: Type.String(), version: Type.Integer(), expires: Type.String({ format: 'date-time' }), updatedAt: Type.String({ format: 'date-time' }) });
@@ -78,6 +78,7 @@ export function repositoryRoutes(platform: Platform) {
           tags: ['updates'],
           summary: 'Signed TUF metadata of the image repository: <version>.root.json, root.json, timestamp.json, <version>.snapshot.json, <version>.targets.json, <version>.product-<productId>.json',
           params: Strict({ organizationId: Type.String({ minLength: 1, maxLength: 64 }), file: Type.String({ minLength: 1, maxLength: 200 }) }),
+          response: { 200: Raw('application/json', 'The signed metadata, byte for byte as signed') },
         },
       },
       async (request, reply) => {

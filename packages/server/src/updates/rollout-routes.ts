@@ -21,6 +21,8 @@ import { NoDirectorRootError } from './rollout-errors.js';
 import { MAX_CONCURRENT_DOWNLOADS, MAX_OFFER_TIMEOUT_SECONDS, MAX_PHASES, MAX_SELECTOR_ENTRIES, MAX_SOAK_SECONDS, MIN_OFFER_TIMEOUT_SECONDS } from './rollout-model.js';
 import { MAX_DEVICES_PAGE } from './rollouts.js';
 
+const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
+
 /** Every version of the director root: a parameter route beside the static root.json and targets.json (static routes win). */
 const DIRECTOR_ROOT_VERSION_ROUTE = DIRECTOR_ROOT_PATH.replace(/root\.json$/, ':file');
 
@@ -126,7 +128,7 @@ export function rolloutRoutes(platform: Platform) {
     await root.register(async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
       const device = { auth: { principal: 'none' as const } };
-      app.get(DIRECTOR_ROOT_PATH, { config: device, schema: { tags: ['device'], summary: "The organization's director root (signed offline), for the agent to pin", response: errorResponses(401, 404, 429) } }, async (request, reply) => {
+      app.get(DIRECTOR_ROOT_PATH, { config: device, schema: { tags: ['device'], summary: "The organization's director root (signed offline), for the agent to pin", response: { 200: Signed, ...errorResponses(401, 404, 429) } } }, async (request, reply) => {
         const identity = await deviceOf(platform, limiter, request);
         const rootMetadata = await platform.updates.repository.directorRoot(identity.organizationId);
         if (!rootMetadata) throw new NoDirectorRootError();
@@ -141,7 +143,7 @@ export function rolloutRoutes(platform: Platform) {
             tags: ['device'],
             summary: 'One version of the director root (`<version>.root.json`), for an agent pinned to an older root to walk the chain',
             params: Strict({ file: Type.String({ maxLength: 64 }) }),
-            response: errorResponses(401, 404, 429),
+            response: { 200: Signed, ...errorResponses(401, 404, 429) },
           },
         },
         async (request, reply) => {
@@ -157,7 +159,7 @@ export function rolloutRoutes(platform: Platform) {
       );
       app.get(
         DIRECTOR_TARGETS_PATH,
-        { config: device, schema: { tags: ['device'], summary: "This device's director targets metadata (zero or one target), signed by the online director key", response: errorResponses(401, 404, 429) } },
+        { config: device, schema: { tags: ['device'], summary: "This device's director targets metadata (zero or one target), signed by the online director key", response: { 200: Signed, ...errorResponses(401, 404, 429) } } },
         async (request, reply) => {
           const identity = await deviceOf(platform, limiter, request);
           const signed = await rollouts.directorTargets(identity);

@@ -13,13 +13,13 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    it('serves health, readiness and metrics', async () => {
+    it('serves health and readiness to anyone, and metrics only with the scrape token', async () => {
       const client = t.client();
       assert.deepEqual((await client.get('/healthz')).body, { status: 'ok' });
       assert.deepEqual((await client.get('/readyz')).body, { status: 'ready', checks: { database: true } });
       const metrics = await client.get('/metrics');
-      assert.equal(metrics.status, 200);
-      assert.match(metrics.text, /bulwark_http_request_duration_seconds_bucket/);
+      assert.equal(metrics.status, 401);
+      assert.equal(metrics.body.error.code, 'auth.unauthenticated');
     });
 
     it('publishes an OpenAPI document listing the routes', async () => {

@@ -1,12 +1,11 @@
 /**
  * Builds the HTTPS API: TLS 1.2+ only, security headers, rate limits, request IDs, structured
- * logs with secrets redacted, strict schemas (unknown fields refused), one error body, the
+ * logs with secrets redacted, strict schemas (unknown fields refused, bodies never coerced), one error body, the
  * OpenAPI document, and every domain's routes.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
-import helmet from '@fastify/helmet';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -17,6 +16,7 @@ import { enrollmentRoutes } from '../../devices/enrollment-routes.js';
 import { stateRoutes } from '../../devices/state-routes.js';
 import { symmetricKeyRoutes } from '../../devices/symmetric-routes.js';
 import { RateLimitedError } from '../../errors.js';
+import type { Metrics } from '../../ops/metrics.js';
 import { opsRoutes } from '../../ops/routes.js';
 import { pkiRoutes } from '../../pki/routes.js';
 import { telemetryRoutes } from '../../telemetry/routes.js';
@@ -26,11 +26,16 @@ import { repositoryRoutes } from '../../updates/repository-routes.js';
 import { rolloutRoutes } from '../../updates/rollout-routes.js';
 import type { Platform } from '../../platform.js';
 import { installAuthentication } from './auth.js';
-import { installErrorHandling } from './errors.js';
+import { clientErrorHandler, frameworkErrors, installAnswerHeaders, installDraining } from './edge.js';
+import { declareCommonAnswers } from './declared-answers.js';
+import { errorResponder, installErrorHandling } from './errors.js';
 import { ErrorBodySchema } from './schemas.js';
+import { buildValidator } from './validators.js';
 
 export interface HttpOptions {
   tls: { cert: string; key: string };
+  /** Where the HTTP answers are counted and /metrics reads from. */
+  metrics: Metrics;
   logger?: boolean;
   /** Where logs go (default standard output); tests capture them to check redaction. */
   logStream?: NodeJS.WritableStream;
@@ -53,6 +58,7 @@ export const REDACTED_PATHS = [
 
 export async function buildHttpApp(platform: Platform, options: HttpOptions): Promise<FastifyInstance> {
   const { config } = platform;
+  const respond = errorResponder(config.http.bodyLimitBytes);
   const app = Fastify({
     // A client certificate is asked for but never required: operators' browsers and curl without one
     // connect as before; device routes (EST simplereenroll, bootstrap enrollment) verify it themselves.
@@ -67,19 +73,22 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    ajv: { customOptions: { removeAdditional: false, coerceTypes: 'array', allErrors: false } },
-    return503OnClosing: true,
+    schemaController: { compilersFactory: { buildValidator } },
+    // Answers made outside the route pipeline carry the same headers and error body (edge.ts).
+    frameworkErrors: frameworkErrors(respond),
+    clientErrorHandler,
+    return503OnClosing: false,
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   app.removeContentTypeParser('text/plain');
-  app.addHook('onSend', async (request, reply) => {
-    reply.header('x-request-id', request.id);
-    if (!reply.hasHeader('cache-control')) reply.header('cache-control', 'no-store');
-  });
+  // First hook of all: a request refused by a later one (rate limit, drain) still counts under its route.
+  options.metrics.instrument(app);
+  installAnswerHeaders(app);
+  installDraining(app);
   app.addSchema(ErrorBodySchema);
-  installErrorHandling(app, config.http.bodyLimitBytes);
+  declareCommonAnswers(app);
+  installErrorHandling(app, respond);
 
-  await app.register(helmet, { contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } }, hsts: { maxAge: 31536000, includeSubDomains: true } });
   await app.register(cookie);
   await app.register(rateLimit, {
     max: config.http.rateLimitPerMinute,
@@ -100,7 +109,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   });
 
   installAuthentication(app, platform.accounts.authenticator, platform.accounts.sessions);
-  await app.register(opsRoutes(platform));
+  await app.register(opsRoutes(platform, options.metrics));
   await app.register(pkiRoutes(platform));
   await app.register(accountsRoutes(platform), { prefix: '/api/v1' });
   await app.register(auditRoutes(platform), { prefix: '/api/v1' });

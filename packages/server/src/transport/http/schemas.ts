@@ -27,6 +27,14 @@ export function errorResponses(...statuses: number[]): Record<number, TSchema> {
   return Object.fromEntries(statuses.map((s) => [s, ErrorRef]));
 }
 
+/**
+ * A successful answer that is not one of our JSON documents (PEM, JSON lines, signed metadata,
+ * firmware bytes): documented by its media type; the route sends the bytes it produced as they are.
+ */
+export function Raw(mediaType: string, description: string) {
+  return { description, content: { [mediaType]: { schema: Type.Unsafe<unknown>({ type: 'string' }) } } };
+}
+
 export const Ok = Strict({ ok: Type.Literal(true) });
 
 export const Timestamp = Type.String({ format: 'date-time' });
