@@ -14,10 +14,16 @@ describe('device ACL', () => {
   });
 
   it('refuses publishing as another device, outside the scheme, or into $SYS', () => {
-    for (const topic of ['d/dev-2/telemetry', 'd/dev-1x/telemetry', 'd/dev-1/telemetry/extra', 'd/dev-1/other', 'd/dev-1/commands/../result', '$SYS/broker/x', 'telemetry', 'd/dev-1/', `d/dev-1/${'a/'.repeat(10)}x`, `d/dev-1/${'x'.repeat(300)}`]) {
+    for (const topic of ['d/dev-2/telemetry', 'd/dev-1x/telemetry', 'd/dev-1/telemetry/extra', 'd/dev-1/other', 'd/dev-1/state/desired', 'd/dev-1/state/delta', 'd/dev-1/errors', 'd/dev-1/commands/c-1', 'd/dev-1/commands/../result', '$SYS/broker/x', 'telemetry', 'd/dev-1/', `d/dev-1/${'a/'.repeat(10)}x`, `d/dev-1/${'x'.repeat(300)}`]) {
       const decision = authorizeDevicePublish(ME, 'active', topic);
       assert.equal(decision.ok, false, topic);
     }
+  });
+
+  it('refuses a device publishing on the channels only the platform publishes on (updates/available)', () => {
+    assert.equal(authorizeDevicePublish(ME, 'active', 'd/dev-1/updates/available').ok, false);
+    assert.equal(authorizeDevicePublish(ME, 'quarantined', 'd/dev-1/updates/available').ok, false);
+    assert.equal(authorizeDevicePublish(ME, 'active', 'd/dev-1/updates/status').ok, true);
   });
 
   it('closes everything but the update topics to a quarantined device, and everything to a disabled one', () => {
