@@ -1,7 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
-import { PacketSizeScanner, PacketTooLargeError, TokenBucket } from './guard.js';
 
 const ME = 'dev-1';
 
@@ -49,51 +48,5 @@ describe('device ACL', () => {
     for (const filter of ['#', '+/#', 'd/#', 'd/+/telemetry', 'd/+/#', 'd/dev-2/#', '$SYS/#', '$share/g/d/dev-1/#', '$share/g/#', 'd/dev-1#', 'd/dev-1/a#', 'd/dev-1/#/x', 'd/dev-1/a+/b', 'd/dev-1/', '']) {
       assert.equal(authorizeDeviceSubscribe(ME, 'active', filter).ok, false, filter);
     }
-  });
-});
-
-describe('MQTT transport guards', () => {
-  /** A PUBLISH fixed header announcing `length` bytes. */
-  function header(length: number): Buffer {
-    const bytes = [0x30];
-    do {
-      let byte = length % 128;
-      length = Math.floor(length / 128);
-      if (length > 0) byte |= 0x80;
-      bytes.push(byte);
-    } while (length > 0);
-    return Buffer.from(bytes);
-  }
-
-  it('follows packet boundaries across chunks and refuses the first packet over the limit before its body', () => {
-    const scanner = new PacketSizeScanner(1000);
-    const small = Buffer.concat([header(10), Buffer.alloc(10), header(999), Buffer.alloc(999)]);
-    // Split at every position: boundaries must be found whatever the chunking.
-    for (let cut = 1; cut < small.length; cut += 97) {
-      const s = new PacketSizeScanner(1000);
-      s.scan(small.subarray(0, cut));
-      s.scan(small.subarray(cut));
-    }
-    scanner.scan(small);
-    assert.throws(() => scanner.scan(header(1001)), (e: unknown) => e instanceof PacketTooLargeError && e.size === 1001);
-    const split = new PacketSizeScanner(1000);
-    const big = header(300_000);
-    split.scan(big.subarray(0, 2));
-    assert.throws(() => split.scan(big.subarray(2)), PacketTooLargeError);
-  });
-
-  it('refuses a remaining length longer than four bytes', () => {
-    assert.throws(() => new PacketSizeScanner(1 << 30).scan(Buffer.from([0x30, 0xff, 0xff, 0xff, 0xff, 0x01])), PacketTooLargeError);
-  });
-
-  it('rate-limits with a token bucket: the burst, then the rate', () => {
-    const bucket = new TokenBucket(10, 5, 0);
-    const taken = Array.from({ length: 8 }, () => bucket.take(0)).filter(Boolean).length;
-    assert.equal(taken, 5);
-    assert.equal(bucket.take(50), false);
-    assert.equal(bucket.take(100), true);
-    const debt = new TokenBucket(100, 1, 0);
-    assert.equal(debt.borrow(0), 0);
-    assert.equal(debt.borrow(0), 10);
   });
 });
