@@ -17,7 +17,8 @@
  * One device cannot hurt the others (docs/protocol.md, section 4): the transport guard (guard.ts)
  * holds what a client sends behind its CONNECT until the CONNACK and enforces the packet, filter,
  * QoS and rate limits on the bytes; the per-device meters (device-meters.ts) keep rates across
- * reconnects and bound reconnects; sessions hold at most `maxSubscriptionsPerSession` filters.
+ * reconnects and bound reconnects; sessions hold at most `maxSubscriptionsPerSession` filters; the
+ * will of a session the platform ends is dropped.
  */
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -31,7 +32,7 @@ import type { Platform } from '../../platform.js';
 import { PayloadError, parseTelemetry, type PayloadFormat } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
-import { roomForSubscription } from './client-state.js';
+import { discardWill, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { DeviceMeters } from './device-meters.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
@@ -110,6 +111,8 @@ export interface GatewayStats {
   rateDisconnects: number;
   /** CONNECTs refused because the device connected more often than deviceConnectsPerMinute. */
   deviceConnectsRefused: number;
+  /** Wills not published because the platform ended the session or the device lost its standing. */
+  willsDropped: number;
 }
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
@@ -150,6 +153,7 @@ export class MqttGateway implements DeviceMessenger {
     preAuthRefused: 0,
     rateDisconnects: 0,
     deviceConnectsRefused: 0,
+    willsDropped: 0,
   };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
@@ -222,7 +226,12 @@ export class MqttGateway implements DeviceMessenger {
         );
       },
       authorizePublish: (client, packet, done) => {
-        if (!client) return done(null); // the platform's own publishes
+        // Only a will left by a node that stopped comes without a client (the platform's own
+        // messages do not pass here): no node holds that session's identity any more, so it is dropped.
+        if (!client) {
+          this.stats.willsDropped++;
+          return done(new Error('will of a session no node holds'));
+        }
         this.authorizePublish(client, packet.topic, packet.payload as Buffer, packet.qos).then(
           () => {
             packet.retain = false;
@@ -302,12 +311,18 @@ export class MqttGateway implements DeviceMessenger {
   async recheck(deviceId: string): Promise<void> {
     const session = this.sessions.get(deviceId);
     if (!session) return;
+    const lost = await this.lostStanding(session);
+    if (lost) this.drop(session, lost, DISCONNECT_REASON.administrativeAction);
+  }
+
+  /** Why the session's device may no longer act (its status changed, its certificate was revoked), or null. */
+  private async lostStanding(session: Session): Promise<string | null> {
+    const { deviceId, status, credential } = session.identity;
     const row = await this.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
-    if (!row || row.status !== session.identity.status) return this.drop(session, `device is now ${row?.status ?? 'deleted'}`, DISCONNECT_REASON.administrativeAction);
-    if (session.identity.credential.type === 'certificate') {
-      const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', session.identity.credential.certificateSerial).executeTakeFirst();
-      if (cert?.status !== 'active') this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
-    }
+    if (!row || row.status !== status) return `device is now ${row?.status ?? 'deleted'}`;
+    if (credential.type !== 'certificate') return null;
+    const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', credential.certificateSerial).executeTakeFirst();
+    return cert?.status === 'active' ? null : 'certificate revoked';
   }
 
   async close(): Promise<void> {
@@ -406,8 +421,7 @@ export class MqttGateway implements DeviceMessenger {
       connectedSince: null,
       logged: new Set(),
     };
-    const expiresAt = identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
-    const remaining = expiresAt - this.platform.clock.now();
+    const remaining = credentialExpiry(identity) - this.platform.clock.now();
     session.expiry = setTimeout(() => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime), Math.min(Math.max(remaining, 0), MAX_TIMER_MS));
     session.expiry.unref();
     this.sessions.set(identity.deviceId, session);
@@ -451,10 +465,14 @@ export class MqttGateway implements DeviceMessenger {
     this.recordPresence(session, false);
   }
 
-  /** Ends a device's session (an MQTT 5 client is sent DISCONNECT with `code` and the reason). */
+  /**
+   * Ends a device's session (an MQTT 5 client is sent DISCONNECT with `code` and the reason). Its
+   * will is dropped: the platform ended the session, the device did not fail.
+   */
   private drop(session: Session, reason: string, code: number): void {
     if (this.sessions.get(session.identity.deviceId) !== session) return;
     this.stats.sessionsDropped++;
+    if (discardWill(this.broker, session.client)) this.stats.willsDropped++;
     this.log.info({ deviceId: session.identity.deviceId, reason }, 'mqtt session dropped');
     disconnect(session.client, code, reason);
   }
@@ -502,6 +520,15 @@ export class MqttGateway implements DeviceMessenger {
   private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<void> {
     const session = this.sessionOf(client);
     if (!session) throw new Error('no session');
+    // A closed client publishes only its will: only if the device still stands as it did when it
+    // connected (a revocation or status change the watcher has not acted on yet drops it too).
+    if (client.closed) {
+      const lost = this.platform.clock.now() >= credentialExpiry(session.identity) ? 'credential expired' : await this.lostStanding(session);
+      if (lost) {
+        this.stats.willsDropped++;
+        throw new Error(`will dropped: ${lost}`);
+      }
+    }
     const { deviceId, status } = session.identity;
     const decision = authorizeDevicePublish(deviceId, status, topic);
     if (!decision.ok) {
@@ -658,6 +685,11 @@ export class MqttGateway implements DeviceMessenger {
       this.watching = false;
     }
   }
+}
+
+/** When the certificate or token the session authenticated with expires. */
+function credentialExpiry(identity: DeviceIdentity): number {
+  return identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */
