@@ -63,6 +63,8 @@ export interface MqttOptions {
   maxFiltersPerSubscribe: number;
   /** Largest CONNECT accepted before authentication. */
   maxConnectBytes: number;
+  /** Time for the TLS handshake, then for the CONNECT. */
+  connectTimeoutMs: number;
   /** Connections one device may open per minute, after a burst (device-meters.ts). */
   deviceConnectsPerMinute: number;
 }
@@ -113,6 +115,8 @@ export interface GatewayStats {
   deviceConnectsRefused: number;
   /** Wills not published because the platform ended the session or the device lost its standing. */
   willsDropped: number;
+  /** TLS handshakes that failed or did not finish within connectTimeoutMs. */
+  tlsFailures: number;
 }
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
@@ -154,6 +158,7 @@ export class MqttGateway implements DeviceMessenger {
     rateDisconnects: 0,
     deviceConnectsRefused: 0,
     willsDropped: 0,
+    tlsFailures: 0,
   };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
@@ -163,7 +168,7 @@ export class MqttGateway implements DeviceMessenger {
   /** The last presence write queued per device (see recordPresence). */
   private readonly presenceWrites = new Map<string, Promise<void>>();
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
-  /** Every open connection, so shutdown can end them instead of waiting for devices to leave. */
+  /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
   private readonly connectBucket: TokenBucket;
   private readonly meters: DeviceMeters;
@@ -205,7 +210,7 @@ export class MqttGateway implements DeviceMessenger {
       ...(this.backends ?? {}),
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       maxClientsIdLength: 128,
-      connectTimeout: 10_000,
+      connectTimeout: this.options.connectTimeoutMs,
       keepaliveLimit: 1200,
       drainTimeout: 30_000,
       maxTopicLevels: 16,
@@ -268,7 +273,7 @@ export class MqttGateway implements DeviceMessenger {
     this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
 
     this.tlsServer = createTlsServer(
-      { cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 },
+      { cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: this.options.connectTimeoutMs },
       (socket) => this.accept(socket, 'mqtts'),
     );
     this.guardListener(this.tlsServer);
@@ -334,7 +339,8 @@ export class MqttGateway implements DeviceMessenger {
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
     const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave.
+    // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave, nor for
+    // connections still in their TLS handshake or that never started one.
     for (const socket of this.open) socket.destroy();
     await stopped;
     if (this.broker) await withTimeout(new Promise<void>((resolve) => this.broker.close(() => resolve())), 5000);
@@ -354,14 +360,23 @@ export class MqttGateway implements DeviceMessenger {
       if (!this.connectBucket.take(Date.now())) {
         this.stats.connectionsRefused++;
         socket.destroy();
+        return;
       }
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
     });
-    server.on('tlsClientError', () => undefined);
+    // A handshake that fails or times out (handshakeTimeout) only reports it while a listener is
+    // registered: the socket is ours to end.
+    server.on('tlsClientError', (_error: Error, socket: Socket) => {
+      this.stats.tlsFailures++;
+      socket.destroy();
+    });
     server.on('error', (error) => this.log.error({ err: error }, 'mqtt listener error'));
   }
 
   private accept(socket: Socket, protocol: 'mqtts' | 'mqtt'): void {
     socket.setNoDelay(true);
+    // A TLS socket is a new object wrapping the accepted one: shutdown ends it too.
     this.open.add(socket);
     socket.once('close', () => this.open.delete(socket));
     let client: Client | null = null;

@@ -1,20 +1,22 @@
 /**
  * The broker around CONNECT, byte by byte (raw TLS sockets, packets from mqtt-packet): packets a
  * client sends behind its CONNECT wait for the CONNACK and are dropped when it is refused; a
- * CONNECT too large, or anything else first, closes the connection. SQLite only: the behaviour
- * under test is the transport's.
+ * CONNECT too large, or anything else first, closes the connection; TLS handshakes and CONNECTs
+ * that never come time out. SQLite only: the behaviour under test is the transport's.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { connect as tcpConnect } from 'node:net';
 import { ENGINES } from '../../testing/engines.js';
 import { useBrokerSuite } from '../../testing/broker-suite.js';
 import { RawMqtt } from '../../testing/raw-mqtt.js';
-import { eventually } from '../../testing/mqtt.js';
+import { eventually, settle } from '../../testing/mqtt.js';
 
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
+const CONNECT_TIMEOUT_MS = 1500;
 
 describe('MQTT CONNECT handling [sqlite]', () => {
-  const s = useBrokerSuite(sqlite, { connectsPerSecond: 1000, maxConnectBytes: 4096 }, 'CN');
+  const s = useBrokerSuite(sqlite, { connectsPerSecond: 1000, connectTimeoutMs: CONNECT_TIMEOUT_MS, maxConnectBytes: 4096 }, 'CN');
   const raws: RawMqtt[] = [];
   const open = async (credentials: { key: string; cert: string } | null, version: 4 | 5 = 4) => {
     const raw = await RawMqtt.open(s.port, s.t.ca, credentials, version);
@@ -71,4 +73,21 @@ describe('MQTT CONNECT handling [sqlite]', () => {
     assert.deepEqual(notConnect.commands(), []);
   });
 
+  it(`attack: a TCP connection that never starts its TLS handshake is closed after connectTimeoutMs (${CONNECT_TIMEOUT_MS} ms)`, async () => {
+    const socket = tcpConnect({ host: '127.0.0.1', port: s.port }).on('error', () => undefined);
+    const started = Date.now();
+    await Promise.race([new Promise((resolve) => socket.once('close', resolve)), settle(CONNECT_TIMEOUT_MS + 5000)]);
+    assert.ok(socket.destroyed, 'the broker closed the connection');
+    const waited = Date.now() - started;
+    assert.ok(waited >= CONNECT_TIMEOUT_MS - 200 && waited < CONNECT_TIMEOUT_MS + 5000, `closed after ${waited} ms`);
+  });
+
+  it(`attack: a TLS session that never sends CONNECT is closed after connectTimeoutMs (${CONNECT_TIMEOUT_MS} ms)`, async () => {
+    const d = await s.device();
+    const raw = await open(d);
+    const started = Date.now();
+    await raw.closed;
+    const waited = Date.now() - started;
+    assert.ok(waited >= CONNECT_TIMEOUT_MS - 200 && waited < CONNECT_TIMEOUT_MS + 5000, `closed after ${waited} ms`);
+  });
 });
