@@ -35,6 +35,7 @@ import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMa
 import { discardWill, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { DeviceMeters } from './device-meters.js';
+import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
 import { ConnectionGuard, MAX_RATE_DEBT_MS, TokenBucket } from './guard.js';
 
@@ -211,7 +212,7 @@ export class MqttGateway implements DeviceMessenger {
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       maxClientsIdLength: 128,
       connectTimeout: this.options.connectTimeoutMs,
-      keepaliveLimit: 1200,
+      keepaliveLimit: KEEPALIVE_LIMIT_SECONDS,
       drainTimeout: 30_000,
       maxTopicLevels: 16,
       queueLimit: 100,
@@ -224,6 +225,10 @@ export class MqttGateway implements DeviceMessenger {
       topicAliasMaximum: 0,
       sessionExpiryIntervalLimit: SESSION_EXPIRY_LIMIT_SECONDS,
       pendingSessionsLimit: this.options.maxConnections,
+      preConnect: (_client, packet, done) => {
+        normalizeConnect(packet);
+        done(null, true);
+      },
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
           () => done(null, true),

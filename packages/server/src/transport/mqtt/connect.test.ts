@@ -2,7 +2,8 @@
  * The broker around CONNECT, byte by byte (raw TLS sockets, packets from mqtt-packet): packets a
  * client sends behind its CONNECT wait for the CONNACK and are dropped when it is refused; a
  * CONNECT too large, or anything else first, closes the connection; TLS handshakes and CONNECTs
- * that never come time out. SQLite only: the behaviour under test is the transport's.
+ * that never come time out; the keep-alive a device asks for is bounded. SQLite only: the
+ * behaviour under test is the transport's.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -89,5 +90,27 @@ describe('MQTT CONNECT handling [sqlite]', () => {
     await raw.closed;
     const waited = Date.now() - started;
     assert.ok(waited >= CONNECT_TIMEOUT_MS - 200 && waited < CONNECT_TIMEOUT_MS + 5000, `closed after ${waited} ms`);
+  });
+
+  it('MQTT 3.1.1: a keep-alive of 0 or over 1,200 s is accepted and taken as 1,200 s (CONNACK 0, not the reserved 6)', async () => {
+    const d = await s.device();
+    for (const keepalive of [0, 1201, 65535]) {
+      const raw = await open(d);
+      raw.send(raw.connectPacket(d.id, { keepalive }));
+      assert.equal((await raw.next('connack')).returnCode, 0, `keep-alive ${keepalive}`);
+      raw.close();
+    }
+  });
+
+  it('MQTT 5: a keep-alive of 0 or over 1,200 s is answered with Server Keep Alive 1,200 in the CONNACK', async () => {
+    const d = await s.device();
+    for (const keepalive of [0, 65535]) {
+      const raw = await open(d, 5);
+      raw.send(raw.connectPacket(d.id, { keepalive }));
+      const connack = await raw.next('connack');
+      assert.equal(connack.reasonCode, 0);
+      assert.equal(connack.properties?.serverKeepAlive, 1200, `keep-alive ${keepalive}`);
+      raw.close();
+    }
   });
 });
