@@ -38,6 +38,7 @@ import { DeviceMeters } from './device-meters.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
 import { ConnectionGuard, MAX_RATE_DEBT_MS, TokenBucket } from './guard.js';
+import { SERVER_TLS } from '../tls-policy.js';
 
 export interface MqttOptions {
   host: string;
@@ -278,7 +279,7 @@ export class MqttGateway implements DeviceMessenger {
     this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
 
     this.tlsServer = createTlsServer(
-      { cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: this.options.connectTimeoutMs },
+      { ...SERVER_TLS, cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, handshakeTimeout: this.options.connectTimeoutMs },
       (socket) => this.accept(socket, 'mqtts'),
     );
     this.guardListener(this.tlsServer);
