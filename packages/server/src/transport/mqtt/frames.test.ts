@@ -77,20 +77,25 @@ describe('MQTT framing for the transport guard', () => {
     }
   });
 
-  it('counts the filters of SUBSCRIBE and UNSUBSCRIBE packets, MQTT 3.1.1 and 5, however they are chunked', () => {
+  it('counts the filters of SUBSCRIBE and UNSUBSCRIBE packets, MQTT 3.1.1 and 5, however they are chunked, and lowers QoS 2 to 1 keeping the other options', () => {
     const filter = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).filter((f) => !f.includes('\u0000'));
+    const subscription = fc.record({ topic: filter, qos: fc.constantFrom(0 as const, 1 as const, 2 as const), nl: fc.boolean(), rap: fc.boolean(), rh: fc.constantFrom(0, 1, 2) });
     fc.assert(
-      fc.property(fc.constantFrom(4 as const, 5 as const), fc.boolean(), fc.array(filter, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(4000), { maxLength: 8 }), fc.boolean(), (version, subscribe, filters, cuts, withProperties) => {
+      fc.property(fc.constantFrom(4 as const, 5 as const), fc.boolean(), fc.array(subscription, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(4000), { maxLength: 8 }), fc.boolean(), (version, subscribe, entries, cuts, withProperties) => {
         const properties = version === 5 && withProperties ? { userProperties: { origin: 'x'.repeat(200) } } : undefined;
+        const asked = entries.map((e) => (version === 5 ? e : { topic: e.topic, qos: e.qos }));
         const packet: Packet = subscribe
-          ? { cmd: 'subscribe', messageId: 9, subscriptions: filters.map((topic) => ({ topic, qos: 1 as const })), ...(properties ? { properties } : {}) }
-          : { cmd: 'unsubscribe', messageId: 9, unsubscriptions: filters, ...(properties ? { properties } : {}) };
+          ? { cmd: 'subscribe', messageId: 9, subscriptions: asked, ...(properties ? { properties } : {}) }
+          : { cmd: 'unsubscribe', messageId: 9, unsubscriptions: entries.map((e) => e.topic), ...(properties ? { properties } : {}) };
         const bytes = mqttPacket.generate(packet, { protocolVersion: version });
         assert.equal(parse(bytes, version).length, 1, 'a well-formed packet');
         const counter = new FilterCounter(version, subscribe);
         const scanner = new PacketScanner(1 << 20);
         inPieces(bytes, cuts, (piece) => scanner.scan(piece, () => ({ read: counter.read })));
-        assert.equal(counter.count, filters.length);
+        assert.equal(counter.count, entries.length);
+        if (!subscribe) return;
+        const [seen] = parse(bytes, version) as unknown as [{ subscriptions: typeof asked }];
+        assert.deepEqual(seen.subscriptions, asked.map((e) => ({ ...e, qos: Math.min(e.qos, 1) })));
       }),
     );
   });

@@ -6,7 +6,8 @@
  *     it can stop at the end of a packet (the guard holds what follows a CONNECT) and show a
  *     packet's body to a reader as it streams past;
  *   - ConnectVersionReader and FilterCounter: the two body readers the guard needs (the protocol
- *     level of a CONNECT; how many topic filters a SUBSCRIBE or UNSUBSCRIBE carries);
+ *     level of a CONNECT; how many topic filters a SUBSCRIBE or UNSUBSCRIBE carries, with the QoS
+ *     a SUBSCRIBE asks for lowered to 1);
  *   - withMaximumQos1: the one change made to a packet Aedes writes (MQTT 5 CONNACK).
  */
 
@@ -128,7 +129,9 @@ export class ConnectVersionReader {
 /**
  * Counts the topic filters of a SUBSCRIBE or UNSUBSCRIBE body as it streams past: a 2-byte packet
  * ID, MQTT 5 properties (a variable-length size, then that many bytes), then the entries: a
- * 2-byte length, the filter, and (SUBSCRIBE only) one options byte.
+ * 2-byte length, the filter, and (SUBSCRIBE only) one options byte. A SUBSCRIBE asking for QoS 2
+ * is lowered to QoS 1 in place (the broker serves QoS 1 at most, and its SUBACK grants what was
+ * asked); the other option bits are kept.
  */
 export class FilterCounter {
   count = 0;
@@ -170,6 +173,7 @@ export class FilterCounter {
           if (--this.need === 0) this.startSkip(this.value, true);
           break;
         case 'options':
+          if ((byte & 0x03) === 2) bytes[i - 1] = (byte & 0xfc) | 1;
           this.startEntry();
           break;
       }

@@ -2,7 +2,8 @@
  * Per-session limits a device meets on the broker, attacked with raw packets (mqtt-packet over
  * TLS) where a library client would not send them: subscriptions per session, filters per
  * SUBSCRIBE or UNSUBSCRIBE, control packets beyond the session's rate, and QoS 2 (refused: MQTT 5
- * clients are told Maximum QoS 1). SQLite only: the limits are the transport's.
+ * clients are told Maximum QoS 1; subscriptions are granted QoS 1 at most). SQLite only: the
+ * limits are the transport's.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -125,6 +126,15 @@ describe('per-session limits on the broker [sqlite]', () => {
     await settle(200);
     assert.equal(await s.stored(d.id), 0);
     assert.ok(s.t.server.mqtt!.stats.qos2Refused >= 1);
+  });
+
+  it('a SUBSCRIBE asking for QoS 2 is granted QoS 1, what the broker delivers (MQTT 3.1.1 and 5)', async () => {
+    for (const version of [4, 5] as const) {
+      const { d, raw } = await session(version);
+      raw.send({ cmd: 'subscribe', messageId: 5, subscriptions: [{ topic: `d/${d.id}/commands/+`, qos: 2 }, { topic: `d/${d.id}/errors`, qos: 0 }] });
+      assert.deepEqual((await raw.next('suback')).granted, [1, 0]);
+      raw.close();
+    }
   });
 
   it('MQTT 5: the CONNACK announces Maximum QoS 1; a QoS 2 PUBLISH gets DISCONNECT 0x9B; nothing is stored', async () => {
