@@ -25,6 +25,8 @@ export function checkPatch(value: unknown, path = 'state', depth = 1): asserts v
   if (depth > MAX_DEPTH) throw new StateError(`"${path}" is nested deeper than ${MAX_DEPTH} levels`);
   for (const [key, child] of Object.entries(value)) {
     if (!KEY.test(key)) throw new StateError(`Key "${key.slice(0, 70)}" in "${path}" must be 1-64 of A-Z a-z 0-9 _ . : -`);
+    // JSON.parse makes `__proto__` an ordinary key, but merging it would set a prototype and lose it.
+    if (key === '__proto__') throw new StateError(`Key "__proto__" in "${path}" is reserved`);
     if (isObject(child)) checkPatch(child, `${path}.${key}`, depth + 1);
     else if (typeof child === 'number' && !Number.isFinite(child)) throw new StateError(`"${path}.${key}" must be a finite number`);
   }

@@ -95,8 +95,11 @@ for (const engine of ENGINES) {
       const { client, messages } = await online(d, [`d/${d.id}/errors`]);
       await client.publishAsync(`d/${d.id}/state/reported`, '{"state":[1,2]}', { qos: 1 });
       await client.publishAsync(`d/${d.id}/state/reported`, '{"led":"on"}', { qos: 1 });
-      await eventually(() => messages.length >= 2, 2000, 'two error replies');
-      assert.deepEqual(messages.map((m) => m.body.code), ['state.invalid', 'payload.invalid']);
+      // A key JSON.parse keeps but merging would turn into a prototype: refused, not silently dropped.
+      await client.publishAsync(`d/${d.id}/state/reported`, '{"state":{"led":"on","cfg":{"__proto__":{"admin":true}}}}', { qos: 1 });
+      await eventually(() => messages.length >= 3, 2000, 'three error replies');
+      assert.deepEqual(messages.map((m) => m.body.code), ['state.invalid', 'payload.invalid', 'state.invalid']);
+      assert.match(messages[2]!.body.message, /__proto__/);
       const state = await api().get(`/api/v1/devices/${d.id}/state`, { token });
       assert.equal(state.body.reported.version, 0);
     });

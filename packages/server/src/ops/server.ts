@@ -1,10 +1,12 @@
 /**
  * Runs a platform node: the HTTPS API on the configured address, the MQTT broker with its
  * counters in the node's metrics, the periodic audit checkpoint, telemetry retention and quota
- * bookkeeping,
- * and an orderly shutdown that stops accepting, drains requests and closes storage.
+ * bookkeeping, and an orderly shutdown that stops accepting, drains requests (for at most
+ * `http.shutdownGraceMs`, then ends every connection left, idle TLS handshakes included) and
+ * closes storage.
  */
 import { readFileSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadServerTls } from '../pki/ca.js';
 import type { Platform } from '../platform.js';
@@ -43,6 +45,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   const metrics = new Metrics();
   const app = await buildHttpApp(platform, { tls, metrics, ...(options.logger === undefined ? {} : { logger: options.logger }), ...(options.logStream ? { logStream: options.logStream } : {}) });
   const host = options.host ?? config.http.host;
+  // Every TCP connection, from its accept: one that never finishes its TLS handshake would hold shutdown for Node's 120 s.
+  const connections = new Set<Socket>();
+  app.server.on('connection', (socket: Socket) => {
+    connections.add(socket);
+    socket.once('close', () => connections.delete(socket));
+  });
   await app.listen({ host, port: options.port ?? config.http.port });
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? config.http.port);
@@ -122,7 +130,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       await platform.telemetry.retention.stop();
       await mqtt?.close();
       await platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
+      const grace = setTimeout(() => {
+        for (const socket of connections) socket.destroy();
+      }, config.http.shutdownGraceMs);
       await app.close();
+      clearTimeout(grace);
       // Password reset requests do their work after answering: let it finish before storage closes.
       await platform.accounts.recovery.drain();
       await platform.audit.checkpoint().catch(() => undefined);

@@ -1,7 +1,7 @@
 /**
- * Builds the HTTPS API: TLS 1.2+ only, security headers, rate limits, request IDs, structured
- * logs with secrets redacted, strict schemas (unknown fields refused, bodies never coerced), one error body, the
- * OpenAPI document, and every domain's routes.
+ * Builds the HTTPS API: TLS 1.2+ with AEAD suites only (tls-policy.ts), security headers, rate
+ * limits, request IDs, structured logs with secrets redacted, strict schemas (unknown fields
+ * refused, bodies never coerced), one error body, the OpenAPI document, and every domain's routes.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -25,6 +25,7 @@ import { releaseRoutes } from '../../updates/release-routes.js';
 import { repositoryRoutes } from '../../updates/repository-routes.js';
 import { rolloutRoutes } from '../../updates/rollout-routes.js';
 import type { Platform } from '../../platform.js';
+import { SERVER_TLS } from '../tls-policy.js';
 import { installAuthentication } from './auth.js';
 import { clientErrorHandler, frameworkErrors, installAnswerHeaders, installDraining } from './edge.js';
 import { declareCommonAnswers } from './declared-answers.js';
@@ -62,7 +63,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   const app = Fastify({
     // A client certificate is asked for but never required: operators' browsers and curl without one
     // connect as before; device routes (EST simplereenroll, bootstrap enrollment) verify it themselves.
-    https: { cert: options.tls.cert, key: options.tls.key, minVersion: 'TLSv1.2', requestCert: true, rejectUnauthorized: false },
+    https: { ...SERVER_TLS, cert: options.tls.cert, key: options.tls.key, requestCert: true, rejectUnauthorized: false },
     logger:
       options.logger === false
         ? false

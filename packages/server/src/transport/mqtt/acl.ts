@@ -5,6 +5,7 @@
  * or anything the platform did not define. A quarantined device keeps its update topics only,
  * so it can still be repaired. Pure functions: the broker calls them on every packet.
  */
+import { UPDATE_TOPICS } from '@bulwark/protocol';
 import type { DeviceStatus } from '../../storage/schema.js';
 import type { PayloadFormat } from '../../telemetry/payloads.js';
 
@@ -24,6 +25,8 @@ export type DeviceChannel =
 
 /** Topics the platform publishes to a device, below `d/<id>/` (documented for subscribers). */
 export const SERVER_TOPICS = ['state/desired', 'state/delta', 'commands/+', 'errors', 'updates/+'] as const;
+/** Update topics only the platform publishes on: a device publishing there would talk to itself. */
+const SERVER_UPDATE_TOPICS = new Set<string>([UPDATE_TOPICS.available]);
 
 export function deviceTopic(deviceId: string, suffix: string): string {
   return `${TOPIC_PREFIX}/${deviceId}/${suffix}`;
@@ -60,7 +63,7 @@ export function authorizeDevicePublish(deviceId: string, status: DeviceStatus, t
   else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'get') channel = { kind: 'state_get' };
   else if (rest.length === 3 && rest[0] === 'commands' && COMMAND_ID.test(rest[1]!) && rest[2] === 'result') channel = { kind: 'command_result', commandId: rest[1]! };
   else if (rest.length === 1 && rest[0] === 'presence') channel = { kind: 'presence' };
-  else if (rest.length === 2 && rest[0] === 'updates' && /^[a-z-]{1,32}$/.test(rest[1]!)) channel = { kind: 'update', name: rest[1]! };
+  else if (rest.length === 2 && rest[0] === 'updates' && /^[a-z-]{1,32}$/.test(rest[1]!) && !SERVER_UPDATE_TOPICS.has(`updates/${rest[1]}`)) channel = { kind: 'update', name: rest[1]! };
   if (!channel) return deny('not a device channel');
   if (status === 'quarantined' && channel.kind !== 'update') return deny('device is quarantined: only its update topics are open');
   if (status !== 'active' && status !== 'quarantined') return deny(`device is ${status}`);

@@ -13,6 +13,12 @@
  * PUBACK 0x87 and the session is then ended with DISCONNECT 0x87, a session ended by the platform
  * carries 0x98 (administrative action), 0xA0 (credential expired) or 0x96 (rate); topic aliases
  * are off and the packet size limit is announced in the CONNACK.
+ *
+ * One device cannot hurt the others (docs/protocol.md, section 4): the transport guard (guard.ts)
+ * holds what a client sends behind its CONNECT until the CONNACK and enforces the packet, filter,
+ * QoS and rate limits on the bytes; the per-device meters (device-meters.ts) keep rates across
+ * reconnects and bound reconnects; sessions hold at most `maxSubscriptionsPerSession` filters; the
+ * will of a session the platform ends is dropped.
  */
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -27,8 +33,13 @@ import { TelemetryErrorCodes } from '../../telemetry/errors.js';
 import { PayloadError, parseTelemetry, type PayloadFormat, type Reading } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
+import { discardWill, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
-import { PacketSizeGuard, TokenBucket } from './guard.js';
+import { DeviceMeters } from './device-meters.js';
+import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
+import type { FrameError, FrameErrorCode } from './frames.js';
+import { ConnectionGuard, MAX_RATE_DEBT_MS, TokenBucket } from './guard.js';
+import { SERVER_TLS } from '../tls-policy.js';
 
 export interface MqttOptions {
   host: string;
@@ -56,6 +67,15 @@ export interface MqttOptions {
   /** Telemetry group commit. */
   maxBatch: number;
   maxPending: number;
+  /** Per-session bounds (docs/protocol.md, section 4). */
+  maxSubscriptionsPerSession: number;
+  maxFiltersPerSubscribe: number;
+  /** Largest CONNECT accepted before authentication. */
+  maxConnectBytes: number;
+  /** Time for the TLS handshake, then for the CONNECT. */
+  connectTimeoutMs: number;
+  /** Connections one device may open per minute, after a burst (device-meters.ts). */
+  deviceConnectsPerMinute: number;
 }
 
 export interface TlsMaterial {
@@ -68,8 +88,8 @@ export interface TlsMaterial {
 interface Session {
   client: Client;
   identity: DeviceIdentity;
-  /** Rate limits: messages, telemetry readings, payload bytes. */
-  bucket: TokenBucket;
+  /** The device's rate buckets (device-meters.ts): packets, telemetry readings, payload bytes. */
+  packets: TokenBucket;
   readings: TokenBucket;
   bytes: TokenBucket;
   /** Set once the session was told it is over its daily telemetry quota (logged once a session). */
@@ -79,6 +99,8 @@ interface Session {
   expiry: NodeJS.Timeout | null;
   /** When presence recorded the session as connected (null until then). */
   connectedSince: number | null;
+  /** Refusals already logged for this session (each kind once: a device must not be able to fill the log). */
+  logged: Set<string>;
 }
 
 export interface GatewayStats {
@@ -95,23 +117,66 @@ export interface GatewayStats {
   quotaRefused: number;
   telemetryMessages: number;
   sessionsDropped: number;
+  /** Topic filters refused because the session held maxSubscriptionsPerSession already. */
+  subscriptionsRefused: number;
+  /** Connections ended for a SUBSCRIBE or UNSUBSCRIBE with more than maxFiltersPerSubscribe filters. */
+  filterLimitRefused: number;
+  /** Connections ended for a QoS 2 PUBLISH. */
+  qos2Refused: number;
+  /** Connections whose first packet was not a CONNECT (a CONNECT over maxConnectBytes counts as oversized). */
+  preAuthRefused: number;
+  /** Sessions ended for sending far beyond their packet rate. */
+  rateDisconnects: number;
+  /** CONNECTs refused because the device connected more often than deviceConnectsPerMinute. */
+  deviceConnectsRefused: number;
+  /** Wills not published because the platform ended the session or the device lost its standing. */
+  willsDropped: number;
+  /** TLS handshakes that failed or did not finish within connectTimeoutMs. */
+  tlsFailures: number;
 }
 
-const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2 } as const;
+const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
 /** MQTT 5 DISCONNECT reason codes the gateway sends (MQTT 3.1.1 clients just see the connection close). */
-export const DISCONNECT_REASON = { notAuthorized: 0x87, rateTooHigh: 0x96, administrativeAction: 0x98, maximumConnectTime: 0xa0 } as const;
+export const DISCONNECT_REASON = { notAuthorized: 0x87, rateTooHigh: 0x96, quotaExceeded: 0x97, administrativeAction: 0x98, qosNotSupported: 0x9b, maximumConnectTime: 0xa0 } as const;
+/** What each refusal of the transport guard counts as, and the MQTT 5 reason code a session is told (null: closed). */
+const FRAME_REFUSALS: Record<FrameErrorCode, { stat: keyof GatewayStats; reasonCode: number | null }> = {
+  too_large: { stat: 'oversized', reasonCode: null },
+  not_connect: { stat: 'preAuthRefused', reasonCode: null },
+  too_many_filters: { stat: 'filterLimitRefused', reasonCode: DISCONNECT_REASON.quotaExceeded },
+  qos_not_supported: { stat: 'qos2Refused', reasonCode: DISCONNECT_REASON.qosNotSupported },
+  rate_exceeded: { stat: 'rateDisconnects', reasonCode: DISCONNECT_REASON.rateTooHigh },
+};
 /** Longest MQTT 5 session kept after its connection ends (a device asking for more gets this). */
 const SESSION_EXPIRY_LIMIT_SECONDS = 24 * 3600;
-/** A device this far behind its rate limit is disconnected rather than queued further. */
-const MAX_RATE_DEBT_MS = 10_000;
 const MAX_TIMER_MS = 2 ** 31 - 1;
+/** How often the per-device meters of devices gone quiet are forgotten. */
+const METER_PRUNE_MS = 60_000;
 
 function authError(message: string, code: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
 }
 
 export class MqttGateway implements DeviceMessenger {
-  readonly stats: GatewayStats = { connectionsRefused: 0, authFailures: 0, aclDenied: 0, payloadErrors: 0, oversized: 0, rateLimitedDrops: 0, overloadDrops: 0, quotaRefused: 0, telemetryMessages: 0, sessionsDropped: 0 };
+  readonly stats: GatewayStats = {
+    connectionsRefused: 0,
+    authFailures: 0,
+    aclDenied: 0,
+    payloadErrors: 0,
+    oversized: 0,
+    rateLimitedDrops: 0,
+    overloadDrops: 0,
+    quotaRefused: 0,
+    telemetryMessages: 0,
+    sessionsDropped: 0,
+    subscriptionsRefused: 0,
+    filterLimitRefused: 0,
+    qos2Refused: 0,
+    preAuthRefused: 0,
+    rateDisconnects: 0,
+    deviceConnectsRefused: 0,
+    willsDropped: 0,
+    tlsFailures: 0,
+  };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
   private tlsServer: TlsServer | null = null;
@@ -120,10 +185,12 @@ export class MqttGateway implements DeviceMessenger {
   /** The last presence write queued per device (see recordPresence). */
   private readonly presenceWrites = new Map<string, Promise<void>>();
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
-  /** Every open connection, so shutdown can end them instead of waiting for devices to leave. */
+  /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
   private readonly connectBucket: TokenBucket;
+  private readonly meters: DeviceMeters;
   private watcher: NodeJS.Timeout | null = null;
+  private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
   private watermark = { devices: 0, revocations: 0 };
   private watching = false;
@@ -135,6 +202,7 @@ export class MqttGateway implements DeviceMessenger {
     private readonly log: Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'>,
   ) {
     this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
+    this.meters = new DeviceMeters(options);
     this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
   }
 
@@ -159,8 +227,8 @@ export class MqttGateway implements DeviceMessenger {
       ...(this.backends ?? {}),
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       maxClientsIdLength: 128,
-      connectTimeout: 10_000,
-      keepaliveLimit: 1200,
+      connectTimeout: this.options.connectTimeoutMs,
+      keepaliveLimit: KEEPALIVE_LIMIT_SECONDS,
       drainTimeout: 30_000,
       maxTopicLevels: 16,
       queueLimit: 100,
@@ -173,6 +241,10 @@ export class MqttGateway implements DeviceMessenger {
       topicAliasMaximum: 0,
       sessionExpiryIntervalLimit: SESSION_EXPIRY_LIMIT_SECONDS,
       pendingSessionsLimit: this.options.maxConnections,
+      preConnect: (_client, packet, done) => {
+        normalizeConnect(packet);
+        done(null, true);
+      },
       authenticate: (client, username, password, done) => {
         this.authenticate(client, username, password).then(
           () => done(null, true),
@@ -180,7 +252,12 @@ export class MqttGateway implements DeviceMessenger {
         );
       },
       authorizePublish: (client, packet, done) => {
-        if (!client) return done(null); // the platform's own publishes
+        // Only a will left by a node that stopped comes without a client (the platform's own
+        // messages do not pass here): no node holds that session's identity any more, so it is dropped.
+        if (!client) {
+          this.stats.willsDropped++;
+          return done(new Error('will of a session no node holds'));
+        }
         this.authorizePublish(client, packet.topic, packet.payload as Buffer, packet.qos).then(
           () => {
             packet.retain = false;
@@ -191,10 +268,16 @@ export class MqttGateway implements DeviceMessenger {
       },
       authorizeSubscribe: (client, subscription, done) => {
         const session = this.sessionOf(client);
-        const decision = session ? authorizeDeviceSubscribe(session.identity.deviceId, session.identity.status, subscription.topic) : { ok: false as const, reason: 'no session' };
+        if (!session) return done(null, null);
+        const decision = authorizeDeviceSubscribe(session.identity.deviceId, session.identity.status, subscription.topic);
         if (!decision.ok) {
           this.stats.aclDenied++;
-          this.log.warn({ deviceId: client.id, filter: subscription.topic.slice(0, 300), reason: decision.reason }, 'mqtt subscribe refused');
+          this.warnOnce(session, 'subscribe-acl', { filter: subscription.topic.slice(0, 300), reason: decision.reason }, 'mqtt subscribe refused');
+          return done(null, null);
+        }
+        if (!roomForSubscription(client, subscription.topic, this.options.maxSubscriptionsPerSession)) {
+          this.stats.subscriptionsRefused++;
+          this.warnOnce(session, 'subscription-limit', { filter: subscription.topic.slice(0, 300), limit: this.options.maxSubscriptionsPerSession }, 'mqtt subscribe refused: subscription limit reached');
           return done(null, null);
         }
         done(null, { ...subscription, qos: Math.min(subscription.qos, 1) as 0 | 1 });
@@ -211,7 +294,7 @@ export class MqttGateway implements DeviceMessenger {
     this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
 
     this.tlsServer = createTlsServer(
-      { cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, minVersion: 'TLSv1.2', handshakeTimeout: 10_000 },
+      { ...SERVER_TLS, cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, handshakeTimeout: this.options.connectTimeoutMs },
       (socket) => this.accept(socket, 'mqtts'),
     );
     this.guardListener(this.tlsServer);
@@ -227,6 +310,8 @@ export class MqttGateway implements DeviceMessenger {
     this.watermark = { devices: this.platform.clock.now(), revocations: this.platform.clock.now() };
     this.watcher = setInterval(() => void this.watchCredentials(), this.options.watchIntervalMs);
     this.watcher.unref();
+    this.pruner = setInterval(() => this.meters.prune(Date.now(), (deviceId) => this.sessions.has(deviceId)), METER_PRUNE_MS);
+    this.pruner.unref();
   }
 
   /** Sends a message to a device (QoS 1); it arrives if the device is subscribed and may receive it. */
@@ -252,12 +337,18 @@ export class MqttGateway implements DeviceMessenger {
   async recheck(deviceId: string): Promise<void> {
     const session = this.sessions.get(deviceId);
     if (!session) return;
+    const lost = await this.lostStanding(session);
+    if (lost) this.drop(session, lost, DISCONNECT_REASON.administrativeAction);
+  }
+
+  /** Why the session's device may no longer act (its status changed, its certificate was revoked), or null. */
+  private async lostStanding(session: Session): Promise<string | null> {
+    const { deviceId, status, credential } = session.identity;
     const row = await this.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
-    if (!row || row.status !== session.identity.status) return this.drop(session, `device is now ${row?.status ?? 'deleted'}`, DISCONNECT_REASON.administrativeAction);
-    if (session.identity.credential.type === 'certificate') {
-      const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', session.identity.credential.certificateSerial).executeTakeFirst();
-      if (cert?.status !== 'active') this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
-    }
+    if (!row || row.status !== status) return `device is now ${row?.status ?? 'deleted'}`;
+    if (credential.type !== 'certificate') return null;
+    const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', credential.certificateSerial).executeTakeFirst();
+    return cert?.status === 'active' ? null : 'certificate revoked';
   }
 
   async close(): Promise<void> {
@@ -265,10 +356,12 @@ export class MqttGateway implements DeviceMessenger {
     this.closed = true;
     this.platform.devices.link.detach(this);
     if (this.watcher) clearInterval(this.watcher);
+    if (this.pruner) clearInterval(this.pruner);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
     const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
-    // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave.
+    // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave, nor for
+    // connections still in their TLS handshake or that never started one.
     for (const socket of this.open) socket.destroy();
     await stopped;
     if (this.broker) await withTimeout(new Promise<void>((resolve) => this.broker.close(() => resolve())), 5000);
@@ -288,24 +381,45 @@ export class MqttGateway implements DeviceMessenger {
       if (!this.connectBucket.take(Date.now())) {
         this.stats.connectionsRefused++;
         socket.destroy();
+        return;
       }
+      this.open.add(socket);
+      socket.once('close', () => this.open.delete(socket));
     });
-    server.on('tlsClientError', () => undefined);
+    // A handshake that fails or times out (handshakeTimeout) only reports it while a listener is
+    // registered: the socket is ours to end.
+    server.on('tlsClientError', (_error: Error, socket: Socket) => {
+      this.stats.tlsFailures++;
+      socket.destroy();
+    });
     server.on('error', (error) => this.log.error({ err: error }, 'mqtt listener error'));
   }
 
   private accept(socket: Socket, protocol: 'mqtts' | 'mqtt'): void {
     socket.setNoDelay(true);
+    // A TLS socket is a new object wrapping the accepted one: shutdown ends it too.
     this.open.add(socket);
     socket.once('close', () => this.open.delete(socket));
-    const conn = new PacketSizeGuard(socket, this.options.maxPacketBytes, (error) => {
-      this.stats.oversized++;
-      this.log.warn({ remote: socket.remoteAddress, size: error.size, limit: error.limit }, 'mqtt packet too large: connection closed');
-    });
+    let client: Client | null = null;
+    const conn = new ConnectionGuard(socket, this.options, (error) => this.onFrameRefused(client, socket, error));
     conn.on('error', () => undefined);
     this.sockets.set(conn, { socket, protocol });
-    this.broker.handle(conn);
+    client = this.broker.handle(conn);
   }
+
+  /**
+   * The guard refused what a connection sent (guard.ts). A session that breaks a per-session
+   * limit is told why (MQTT 5 DISCONNECT with the reason code); anything else is closed.
+   */
+  private onFrameRefused(client: Client | null, socket: Socket, error: FrameError): void {
+    const session = this.sessionOf(client);
+    const { stat, reasonCode } = FRAME_REFUSALS[error.code];
+    this.stats[stat]++;
+    this.log.warn({ deviceId: session?.identity.deviceId, remote: socket.remoteAddress, reason: error.message }, 'mqtt connection closed by the transport guard');
+    if (session && reasonCode !== null) disconnect(session.client, reasonCode, error.message);
+    else socket.destroy();
+  }
+
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
     const transport = this.sockets.get(client.conn);
@@ -325,22 +439,26 @@ export class MqttGateway implements DeviceMessenger {
       throw authError('client ID must be the device ID', RETURN.identifierRejected);
     }
     if (identity.status !== 'active' && identity.status !== 'quarantined') throw authError('not authorized', RETURN.notAuthorized);
+    const admitted = this.meters.admit(identity.deviceId, Date.now());
+    if (admitted !== 'admitted') {
+      this.stats.deviceConnectsRefused++;
+      if (admitted === 'first-refusal') this.log.warn({ deviceId: identity.deviceId, limit: this.options.deviceConnectsPerMinute }, 'mqtt connect refused: the device reconnects too often');
+      throw authError('connecting too often', RETURN.serverUnavailable);
+    }
     const previous = this.sessions.get(identity.deviceId);
     if (previous?.expiry) clearTimeout(previous.expiry);
     const session: Session = {
       client,
       identity,
-      bucket: new TokenBucket(this.options.publishesPerSecond, this.options.publishBurst, Date.now()),
-      readings: new TokenBucket(this.options.readingsPerSecond, this.options.readingsBurst, Date.now()),
-      bytes: new TokenBucket(this.options.bytesPerSecond, this.options.bytesBurst, Date.now()),
+      ...this.meters.send(identity.deviceId, Date.now()),
       overQuota: false,
       remote: transport.socket.remoteAddress ?? '',
       protocol: transport.protocol,
       expiry: null,
       connectedSince: null,
+      logged: new Set(),
     };
-    const expiresAt = identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
-    const remaining = expiresAt - this.platform.clock.now();
+    const remaining = credentialExpiry(identity) - this.platform.clock.now();
     session.expiry = setTimeout(() => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime), Math.min(Math.max(remaining, 0), MAX_TIMER_MS));
     session.expiry.unref();
     this.sessions.set(identity.deviceId, session);
@@ -370,7 +488,9 @@ export class MqttGateway implements DeviceMessenger {
 
   private onReady(client: Client): void {
     const session = this.sessionOf(client);
-    if (!session) return;
+    if (!session) return client.close();
+    // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
+    if (client.conn instanceof ConnectionGuard) client.conn.open(() => session.packets.borrow(Date.now()));
     this.recordPresence(session, true);
   }
 
@@ -382,12 +502,23 @@ export class MqttGateway implements DeviceMessenger {
     this.recordPresence(session, false);
   }
 
-  /** Ends a device's session (an MQTT 5 client is sent DISCONNECT with `code` and the reason). */
+  /**
+   * Ends a device's session (an MQTT 5 client is sent DISCONNECT with `code` and the reason). Its
+   * will is dropped: the platform ended the session, the device did not fail.
+   */
   private drop(session: Session, reason: string, code: number): void {
     if (this.sessions.get(session.identity.deviceId) !== session) return;
     this.stats.sessionsDropped++;
+    if (discardWill(this.broker, session.client)) this.stats.willsDropped++;
     this.log.info({ deviceId: session.identity.deviceId, reason }, 'mqtt session dropped');
     disconnect(session.client, code, reason);
+  }
+
+  /** Logs a refusal once per session and kind (they are all counted in the stats). */
+  private warnOnce(session: Session, kind: string, fields: Record<string, unknown>, message: string): void {
+    if (session.logged.has(kind)) return;
+    session.logged.add(kind);
+    this.log.warn({ deviceId: session.identity.deviceId, ...fields }, message);
   }
 
   /**
@@ -426,6 +557,15 @@ export class MqttGateway implements DeviceMessenger {
   private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<void> {
     const session = this.sessionOf(client);
     if (!session) throw new Error('no session');
+    // A closed client publishes only its will: only if the device still stands as it did when it
+    // connected (a revocation or status change the watcher has not acted on yet drops it too).
+    if (client.closed) {
+      const lost = this.platform.clock.now() >= credentialExpiry(session.identity) ? 'credential expired' : await this.lostStanding(session);
+      if (lost) {
+        this.stats.willsDropped++;
+        throw new Error(`will dropped: ${lost}`);
+      }
+    }
     const { deviceId, status } = session.identity;
     const decision = authorizeDevicePublish(deviceId, status, topic);
     if (!decision.ok) {
@@ -437,14 +577,17 @@ export class MqttGateway implements DeviceMessenger {
     // reading allowance (so a batch of 1,000 readings costs 1,000): the longest wait applies.
     const now = Date.now();
     const parsed = decision.value.kind === 'telemetry' ? this.parseReadings(session, topic, payload, decision.value.format) : null;
-    const wait = Math.max(session.bucket.borrow(now), session.bytes.borrow(now, payload.length), parsed ? session.readings.borrow(now, parsed.length) : 0);
+    const wait = Math.max(session.packets.borrow(now), session.bytes.borrow(now, payload.length), parsed ? session.readings.borrow(now, parsed.length) : 0);
     if (wait > 0) {
-      if (wait > MAX_RATE_DEBT_MS) throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);
+      if (wait > MAX_RATE_DEBT_MS) {
+        this.stats.rateDisconnects++;
+        throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);
+      }
       if (qos === 0) {
         // Dropped, yet charged: the socket is not read again until the device is back within
         // its rate, so a flood over TLS costs us its allowed rate, not whatever it can send.
         this.stats.rateLimitedDrops++;
-        if (client.conn instanceof PacketSizeGuard) client.conn.hold(wait);
+        if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
         return;
       }
       // QoS 1: the PUBACK waits (Aedes reads no further from this client meanwhile).
@@ -604,6 +747,11 @@ export class MqttGateway implements DeviceMessenger {
       this.watching = false;
     }
   }
+}
+
+/** When the certificate or token the session authenticated with expires. */
+function credentialExpiry(identity: DeviceIdentity): number {
+  return identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */

@@ -1,95 +1,92 @@
 /**
- * Transport guards in front of the MQTT parser, which has no packet size limit of its own and
- * would buffer a 256 MB "remaining length" whole:
- *   - PacketSizeGuard: a Duplex around the TLS socket that reads each MQTT fixed header as bytes
- *     pass and closes the connection the moment a packet announces more than the limit (or a
- *     malformed length), before its body is buffered anywhere.
- *     It can also stop reading for a while (`hold`): a device publishing beyond its rate is not
- *     read until it is back within it, so a flood costs the broker its allowed rate, not line rate.
- *   - TokenBucket: rate limits (connects per second on the listener; messages, readings and bytes per device).
+ * The transport guard in front of the MQTT parser (Aedes), which would buffer a 256 MB
+ * "remaining length" whole, handles packets that arrive before authentication is over, and
+ * accepts anything it can parse. ConnectionGuard is a Duplex around each TLS (or TCP) socket that
+ * reads the MQTT framing as bytes pass (frames.ts) and:
+ *   - closes the connection the moment a packet announces more than the limit (or a malformed
+ *     length), before its body is buffered anywhere; the CONNECT has its own, smaller limit;
+ *   - passes the CONNECT on and holds everything after it until the broker has answered it
+ *     (open(), once the CONNACK accepting it is out), so that no packet is handled before
+ *     authentication and none at all for a client that is refused (MQTT 3.1.1 §3.1.4). Holding
+ *     stops reading the socket: what waits in memory is the rest of the read that carried the
+ *     CONNECT (at most 16 KB over TLS, 64 KB over TCP); the client's further packets wait in
+ *     its own buffers;
+ *   - refuses, once open, a PUBLISH with QoS 2 (the broker supports QoS 0 and 1; MQTT 5 clients
+ *     are told Maximum QoS 1 in the CONNACK, which is amended here) and a SUBSCRIBE or UNSUBSCRIBE
+ *     carrying more filters than the limit;
+ *   - charges every packet other than PUBLISH to the session's rate (the broker charges PUBLISH
+ *     itself; a SUBSCRIBE or UNSUBSCRIBE costs one more per filter), and stops reading for a while
+ *     (`hold`) when the session is over it: a flood costs the broker the allowed rate, not line
+ *     rate; far beyond it, the connection is refused.
+ * A refusal stops reading; `onRefused` decides how the connection ends (a DISCONNECT with a
+ * reason code for MQTT 5 when a session exists, otherwise a close).
+ * TokenBucket: the rate limits (connects per second on the listener; packets, telemetry readings and
+ * payload bytes per device).
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-
-export class PacketTooLargeError extends Error {
-  constructor(readonly size: number, readonly limit: number) {
-    super(`MQTT packet of ${size} bytes exceeds the ${limit}-byte limit`);
-  }
-}
-
-/**
- * Tracks packet boundaries across chunks: state is "reading a fixed header" (type byte plus a
- * 1-4 byte variable-length integer) or "skipping N body bytes".
- */
-export class PacketSizeScanner {
-  private skip = 0;
-  private headerBytes = 0;
-  private length = 0;
-  private multiplier = 1;
-
-  constructor(private readonly limit: number) {}
-
-  /** Throws when a packet is too large or its length malformed. */
-  scan(chunk: Buffer): void {
-    let i = 0;
-    while (i < chunk.length) {
-      if (this.skip > 0) {
-        const n = Math.min(this.skip, chunk.length - i);
-        this.skip -= n;
-        i += n;
-        continue;
-      }
-      const byte = chunk[i++]!;
-      if (this.headerBytes === 0) {
-        this.headerBytes = 1; // the packet type byte
-        this.length = 0;
-        this.multiplier = 1;
-        continue;
-      }
-      this.length += (byte & 0x7f) * this.multiplier;
-      this.multiplier *= 128;
-      this.headerBytes++;
-      if (byte & 0x80) {
-        if (this.headerBytes > 4) throw new PacketTooLargeError(Number.POSITIVE_INFINITY, this.limit);
-        continue;
-      }
-      if (this.length > this.limit) throw new PacketTooLargeError(this.length, this.limit);
-      this.skip = this.length;
-      this.headerBytes = 0;
-    }
-  }
-}
+import { ConnectVersionReader, FilterCounter, FrameError, PACKET, PacketScanner, PacketTooLargeError, withMaximumQos1, type HeaderVisitor } from './frames.js';
 
 export const READ_BUFFER_BYTES = 16 * 1024;
+/** A session this far behind its rate is disconnected rather than held further. */
+export const MAX_RATE_DEBT_MS = 10_000;
 
-/** The TLS (or TCP) socket as the broker sees it, with every incoming packet's size checked. */
-export class PacketSizeGuard extends Duplex {
-  private readonly scanner: PacketSizeScanner;
+export interface GuardLimits {
+  maxPacketBytes: number;
+  maxConnectBytes: number;
+  maxFiltersPerSubscribe: number;
+}
+
+/** Charges one packet to the session's rate; returns how long (ms) it is behind. */
+export type RateMeter = () => number;
+
+type GuardState = 'connect' | 'held' | 'open' | 'refused';
+
+export class ConnectionGuard extends Duplex {
+  private readonly scanner: PacketScanner;
+  private state: GuardState = 'connect';
+  private held: Buffer[] = [];
+  private readonly connect = new ConnectVersionReader();
+  private meter: RateMeter | null = null;
+  private connackAmended = false;
   private holdTimer: NodeJS.Timeout | null = null;
   private heldUntil = 0;
+  /** How far behind its rate the session is, after the packets of the chunk being delivered (ms). */
+  private behind = 0;
 
   constructor(
     readonly socket: Socket,
-    limit: number,
-    onRefused: (error: PacketTooLargeError) => void,
+    private readonly limits: GuardLimits,
+    private readonly onRefused: (error: FrameError) => void,
   ) {
     // 16 KB buffered towards the parser at most (Node 22's default would be 64 KB): Aedes handles
     // every packet of a read at once, so this bounds what one connection has in flight.
     super({ allowHalfOpen: false, readableHighWaterMark: READ_BUFFER_BYTES });
-    this.scanner = new PacketSizeScanner(limit);
-    socket.on('data', (chunk: Buffer) => {
-      try {
-        this.scanner.scan(chunk);
-      } catch (error) {
-        onRefused(error as PacketTooLargeError);
-        socket.destroy();
-        return;
-      }
-      if (!this.push(chunk) || this.holdTimer) socket.pause();
-    });
+    this.scanner = new PacketScanner(limits.maxPacketBytes);
+    socket.on('data', (chunk: Buffer) => this.receive(chunk));
     socket.on('end', () => this.push(null));
     socket.on('close', () => this.destroy());
     socket.on('error', (error) => this.destroy(error));
+  }
+
+  /** The protocol level of the CONNECT (null until it has passed). */
+  get protocolVersion(): number | null {
+    return this.connect.version;
+  }
+
+  /**
+   * The broker accepted the CONNECT: what was held is passed on, in order, and reading resumes;
+   * from now on every packet but PUBLISH is charged to `meter`.
+   */
+  open(meter: RateMeter): void {
+    if (this.state !== 'held') return;
+    this.state = 'open';
+    this.meter = meter;
+    this.scanner.resume();
+    const held = this.held;
+    this.held = [];
+    for (const chunk of held) if (this.state === 'open') this.deliver(chunk);
+    if (this.state === 'open' && !this.holdTimer && this.readableLength < this.readableHighWaterMark) this.socket.resume();
   }
 
   /** Stops reading from the socket for `ms` (what is already buffered is still delivered). */
@@ -102,22 +99,110 @@ export class PacketSizeGuard extends Duplex {
     this.holdTimer = setTimeout(() => {
       this.holdTimer = null;
       // Resume only if the reader wants more (otherwise _read will, when it does).
-      if (!this.destroyed && this.readableLength < this.readableHighWaterMark) this.socket.resume();
+      if (this.reading() && this.readableLength < this.readableHighWaterMark) this.socket.resume();
     }, ms);
     this.holdTimer.unref();
   }
 
+  private reading(): boolean {
+    return !this.destroyed && (this.state === 'connect' || this.state === 'open');
+  }
+
+  private receive(chunk: Buffer): void {
+    if (this.state === 'open') return this.deliver(chunk);
+    if (this.state === 'held') return this.keep(chunk);
+    if (this.state === 'refused') return;
+    let end: number;
+    try {
+      end = this.scanner.scan(chunk, this.visitConnect);
+    } catch (error) {
+      return this.refuse(error as FrameError);
+    }
+    if (!this.scanner.halted) {
+      if (!this.push(chunk)) this.socket.pause();
+      return;
+    }
+    this.state = 'held';
+    this.socket.pause();
+    this.push(end === chunk.length ? chunk : chunk.subarray(0, end));
+    if (end < chunk.length) this.keep(chunk.subarray(end));
+  }
+
+  /** The first packet must be a CONNECT within its limit; the scan stops at its end. */
+  private readonly visitConnect: HeaderVisitor = (type, _flags, length) => {
+    if (type !== PACKET.connect) throw new FrameError('not_connect', 'the first packet must be CONNECT');
+    if (length > this.limits.maxConnectBytes) throw new PacketTooLargeError(length, this.limits.maxConnectBytes);
+    return { read: this.connect.read, stop: true };
+  };
+
+  private keep(chunk: Buffer): void {
+    this.socket.pause();
+    this.held.push(chunk);
+  }
+
+  private deliver(chunk: Buffer): void {
+    this.behind = 0;
+    try {
+      this.scanner.scan(chunk, this.visitOpen);
+    } catch (error) {
+      return this.refuse(error as FrameError);
+    }
+    if (!this.push(chunk) || this.holdTimer) this.socket.pause();
+    if (this.behind > 0) this.hold(this.behind);
+  }
+
+  /**
+   * Once open: QoS 2 is refused; every other packet but PUBLISH is charged, a SUBSCRIBE or
+   * UNSUBSCRIBE once more per filter (each is work: an ACL check, a matcher entry or a refusal).
+   */
+  private readonly visitOpen: HeaderVisitor = (type, flags) => {
+    if (type === PACKET.publish) {
+      if (((flags >> 1) & 3) === 2) throw new FrameError('qos_not_supported', 'QoS 2 is not supported: publish with QoS 0 or 1');
+      return;
+    }
+    this.charge();
+    if (type !== PACKET.subscribe && type !== PACKET.unsubscribe) return;
+    const counter = new FilterCounter(this.connect.version ?? 4, type === PACKET.subscribe);
+    let charged = 0;
+    return {
+      read: (bytes: Buffer) => {
+        counter.read(bytes);
+        if (counter.count > this.limits.maxFiltersPerSubscribe) throw new FrameError('too_many_filters', `at most ${this.limits.maxFiltersPerSubscribe} topic filters per SUBSCRIBE or UNSUBSCRIBE`);
+        for (; charged < counter.count; charged++) this.charge();
+      },
+    };
+  };
+
+  private charge(): void {
+    this.behind = Math.max(this.behind, this.meter?.() ?? 0);
+    if (this.behind > MAX_RATE_DEBT_MS) throw new FrameError('rate_exceeded', 'packet rate far beyond the limit');
+  }
+
+  private refuse(error: FrameError): void {
+    this.state = 'refused';
+    this.held = [];
+    this.socket.pause();
+    this.onRefused(error);
+  }
+
   override _read(): void {
-    if (!this.holdTimer) this.socket.resume();
+    if (!this.holdTimer && this.reading()) this.socket.resume();
   }
 
   override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.socket.write(chunk, callback);
+    this.socket.write(this.outgoing(chunk), callback);
   }
 
   /** mqtt-packet writes a packet in several pieces under cork(): hand them to TLS as one record. */
   override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.socket.write(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk)), callback);
+    this.socket.write(this.outgoing(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk))), callback);
+  }
+
+  /** The first packet out is the CONNACK: an MQTT 5 client is told Maximum QoS 1 there. */
+  private outgoing(bytes: Buffer): Buffer {
+    if (this.connackAmended) return bytes;
+    this.connackAmended = true;
+    return this.connect.version === 5 ? withMaximumQos1(bytes) : bytes;
   }
 
   override _final(callback: (error?: Error | null) => void): void {
@@ -126,6 +211,7 @@ export class PacketSizeGuard extends Duplex {
 
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.held = [];
     this.socket.destroy();
     callback(error);
   }
@@ -150,6 +236,12 @@ export class TokenBucket {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
       this.last = now;
     }
+  }
+
+  /** Whether the bucket has refilled to its burst. */
+  full(now: number): boolean {
+    this.refill(now);
+    return this.tokens >= this.burst;
   }
 
   /** Takes a token if one is there. */

@@ -1,0 +1,33 @@
+/**
+ * The parts of an Aedes client (2.0.0-beta.1) the gateway reads or changes beyond Aedes' typed
+ * API, in one place: the subscriptions a session holds, and the will it would leave.
+ */
+import type { Aedes, Client } from 'aedes';
+
+interface ClientInternals {
+  /** Granted subscriptions by filter (Aedes adds one when it subscribes, removes it on UNSUBSCRIBE). */
+  subscriptions: Record<string, unknown>;
+  /** The will Aedes publishes when the connection ends without DISCONNECT (null: none). */
+  will: unknown;
+}
+
+interface WillStore {
+  persistence: { delWill(client: { id: string; brokerId: string }): Promise<unknown> };
+}
+
+const internals = (client: Client) => client as unknown as ClientInternals;
+
+/** Whether the session may take `filter` without going over `max` subscriptions (re-subscribing to a filter it holds is free). */
+export function roomForSubscription(client: Client, filter: string, max: number): boolean {
+  const subscriptions = internals(client).subscriptions;
+  return Object.hasOwn(subscriptions, filter) || Object.keys(subscriptions).length < max;
+}
+
+/** Drops the will the client would leave, and the copy Aedes stored; false if it had none. */
+export function discardWill(broker: Aedes, client: Client): boolean {
+  const state = internals(client);
+  if (!state.will) return false;
+  state.will = null;
+  (broker as unknown as WillStore).persistence.delWill({ id: client.id, brokerId: broker.id }).catch(() => undefined);
+  return true;
+}
