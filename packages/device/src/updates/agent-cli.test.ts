@@ -1,33 +1,14 @@
 import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { capture } from '../testing/update-capture.js';
 import { HARDWARE } from '../testing/update-device.js';
 import { sha256, testImage } from '../testing/update-fixture.js';
 import { writeIdentity } from '../testing/update-pki.js';
 import { useUpdateFixture } from '../testing/update-suite.js';
 import { main, REBOOT_EXIT_CODE } from './agent-cli.js';
 import { Slots } from './slots.js';
-
-function capture(): { stream: Writable; lines(): Record<string, unknown>[]; text(): string } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return {
-    stream,
-    text: () => text,
-    lines: () =>
-      text
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 describe('bulwark-agent command line', () => {
   const u = useUpdateFixture('agent-cli');

@@ -4,6 +4,7 @@
  *   bulwark-agent setup --state DIR --root root.json --director-root director-root.json --product ID
  *                       --image factory.bin --target NAME --version V [--security-version N]
  *   bulwark-agent pin   --state DIR --product ID
+ *   bulwark-agent tuf-client --metadata-dir DIR … init|refresh|download   (tuf-client.ts)
  *   bulwark-agent run   --state DIR --identity DIR --url https://HOST:PORT --org ORG --hardware HW
  *                       [--once] [--interval SECONDS] [--idle-timeout-ms N] [--health-timeout-ms N]
  *                       [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883]
@@ -30,6 +31,7 @@ import { DeviceClient } from '../client.js';
 import { AGENT_STEPS, UpdateAgent, type AgentOptions, type AgentStep, type HealthContext, type UpdateChannel } from './agent.js';
 import { mqttUpdateChannel, onUpdatesAvailable, type UpdateMessagingClient } from './mqtt-channel.js';
 import { pinProduct, productIdProblem, provisionAgentState } from './provision.js';
+import { tufClientMain } from './tuf-client.js';
 
 export const REBOOT_EXIT_CODE = 3;
 
@@ -60,6 +62,7 @@ function commandHealthCheck(command: string): (context: HealthContext) => Promis
 const USAGE = `Usage:
   bulwark-agent setup --state DIR --root root.json --director-root director-root.json --product ID --image factory.bin --target NAME --version V [--security-version N]
   bulwark-agent pin --state DIR --product ID
+  bulwark-agent tuf-client --metadata-dir DIR [--metadata-url URL …] init ROOT | refresh | download   (the TUF conformance suite's client)
   bulwark-agent run --state DIR --identity DIR --url https://HOST:PORT --org ORG --hardware HW [--once] [--interval SECONDS]
                     [--idle-timeout-ms N] [--health-timeout-ms N] [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883]
 
@@ -113,6 +116,7 @@ function count(values: Values, name: keyof Values, fallback: number): number {
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const emit = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
+  if (argv[0] === 'tuf-client') return tufClientMain(argv.slice(1), out, err);
   let command: string | undefined;
   let values: Values;
   try {

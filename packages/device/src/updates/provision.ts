@@ -55,20 +55,21 @@ export function pinProduct(stateDir: string, productId: string): void {
   if (pinned === null) writeJsonDurably(productPath(stateDir), { productId });
 }
 
+/** Refuses bytes that are not a TUF root signed by its own threshold (the first trust a device is given). */
+export function checkRoot(bytes: Buffer, what: string): void {
+  try {
+    const root = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')));
+    root.verifyDelegate('root', root);
+  } catch (error) {
+    throw new MetadataInvalidError(`The ${what} is not a root signed by its own threshold: ${(error as Error).message}`);
+  }
+}
+
 export function provisionAgentState(options: ProvisionOptions): SlotManifest {
   const problem = productIdProblem(options.productId);
   if (problem) throw new ProvisionError(problem);
-  for (const [what, bytes] of [
-    ['image repository root', options.repositoryRoot],
-    ['director root', options.directorRoot],
-  ] as const) {
-    try {
-      const root = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')));
-      root.verifyDelegate('root', root);
-    } catch (error) {
-      throw new MetadataInvalidError(`The ${what} is not a root signed by its own threshold: ${(error as Error).message}`);
-    }
-  }
+  checkRoot(options.repositoryRoot, 'image repository root');
+  checkRoot(options.directorRoot, 'director root');
   mkdirSync(join(options.stateDir, 'tuf'), { recursive: true });
   mkdirSync(join(options.stateDir, 'director'), { recursive: true });
   writeDurably(join(options.stateDir, 'tuf', 'root.json'), options.repositoryRoot);
