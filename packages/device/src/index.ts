@@ -25,5 +25,7 @@ export { mutualTls, TufFetcher, type HttpGet } from './updates/https.js';
 export { provisionAgentState, type ProvisionOptions } from './updates/provision.js';
 export { ReportCounter, signVersionReport, verifyVersionReport } from './updates/report.js';
 export { ImageRepository, TUF_LIMITS, type ImageRepositoryOptions, type PlatformRepositoryOptions } from './updates/repository.js';
-export { Slots, type BootDecision, type BootState, type SlotManifest, type SlotName, type Trial } from './updates/slots.js';
+export { BOOT_BACKENDS, BootBackend, BootBackendError, DirBootBackend, type BootBackendKind, type BootBackendSettings, type BootVariables } from './updates/boot-backend.js';
+export { GrubBootBackend, openBootBackend, UBootBootBackend } from './updates/boot-env.js';
+export { Slots, type BootDecision, type BootState, type CommittedNote, type SlotManifest, type SlotName, type Trial, type TrialRecord } from './updates/slots.js';
 export { mqttUpdateChannel, onUpdatesAvailable, type UpdateMessagingClient } from './updates/mqtt-channel.js';

@@ -55,6 +55,11 @@ export interface AgentOptions {
   healthTimeoutMs?: number;
   download?: { idleTimeoutMs?: number; maxAttempts?: number };
   clock?: Clock;
+  /**
+   * The slot a real bootloader booted (its `bulwark.slot=` on the kernel command line), which has
+   * then marked the trial tried itself; absent, the agent plays the bootloader (docs/device-sdk.md).
+   */
+  bootedSlot?: SlotName;
   /** Called at each named step (fault injection). */
   onStep?: (step: AgentStep) => void;
   timeoutMs?: number;
@@ -99,7 +104,7 @@ export class UpdateAgent {
 
   /** The boot: decides the slot, and in a trial boot checks health, then commits or asks for the reboot that rolls back. */
   async start(): Promise<BootOutcome> {
-    const decision = await this.slots.boot();
+    const decision = await this.slots.boot(this.options.bootedSlot ?? null);
     this.running = decision.slot;
     if (decision.kind === 'normal') {
       await this.reportCommitted();
