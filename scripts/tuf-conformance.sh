@@ -9,10 +9,11 @@
 #   SECURESYSTEMSLIB_SRC   securesystemslib 1.4's sources
 #   PYTHON_SITE            optional: a folder put first on PYTHONPATH (e.g. holding a sitecustomize.py)
 #   PYTHON                 optional: the interpreter (default /usr/bin/python3, which sees Debian's
-#                          python3-pytest, python3-cryptography and python3-requests); faketime on PATH
+#                          python3-pytest and python3-cryptography); faketime on PATH
 #
 # Extra arguments go to pytest, e.g. `-x` or `-k test_cached_role`. Needs the built agent (npm install
-# runs the build). Prints pytest's summary: "N passed" and each failure.
+# runs the build). Prints pytest's summary: "N passed" and each failure. Not run in CI (the suite
+# is not in the project); docs/updates.md has the count measured here.
 set -eu
 root=$(cd "$(dirname "$0")/.." && pwd)
 : "${TUF_CONFORMANCE_SUITE:?the suite folder}" "${PYTHON_TUF_SRC:?python-tuf sources}" "${SECURESYSTEMSLIB_SRC:?securesystemslib sources}"
