@@ -21,9 +21,11 @@ export { approveTarget, type ApprovedUpdate, type DeviceFacts } from './updates/
 export { DirectorClient, verifyDirectorTargets, type DirectorTarget, type DirectorVerdict } from './updates/director.js';
 export { downloadImage, type DownloadOptions } from './updates/download.js';
 export { DirectorMismatchError, DownloadStalledError, HardwareMismatchError, HashMismatchError, HealthCheckFailedError, LengthExceededError, MetadataExpiredError, MetadataInvalidError, RollbackRefusedError, TargetUnknownError, UpdateError } from './updates/errors.js';
-export { MtlsFetcher } from './updates/https.js';
+export { mutualTls, TufFetcher, type HttpGet } from './updates/https.js';
 export { provisionAgentState, type ProvisionOptions } from './updates/provision.js';
 export { ReportCounter, signVersionReport, verifyVersionReport } from './updates/report.js';
-export { ImageRepository, type ImageRepositoryOptions } from './updates/repository.js';
-export { Slots, type BootDecision, type BootState, type SlotManifest, type SlotName, type Trial } from './updates/slots.js';
+export { ImageRepository, TUF_LIMITS, type ImageRepositoryOptions, type PlatformRepositoryOptions } from './updates/repository.js';
+export { BOOT_BACKENDS, BootBackend, BootBackendError, DirBootBackend, type BootBackendKind, type BootBackendSettings, type BootVariables } from './updates/boot-backend.js';
+export { GrubBootBackend, openBootBackend, UBootBootBackend } from './updates/boot-env.js';
+export { Slots, type BootDecision, type BootState, type CommittedNote, type SlotManifest, type SlotName, type Trial, type TrialRecord } from './updates/slots.js';
 export { mqttUpdateChannel, onUpdatesAvailable, type UpdateMessagingClient } from './updates/mqtt-channel.js';

@@ -6,6 +6,7 @@
 import { join } from 'node:path';
 import { IdentityStore } from '../identity.js';
 import { UpdateAgent, type AgentOptions, type BootOutcome, type CheckOutcome } from '../updates/agent.js';
+import type { BootBackendSettings } from '../updates/boot-backend.js';
 import { provisionAgentState } from '../updates/provision.js';
 import type { SignedVersionReport, UpdateStatus } from '@bulwark/protocol';
 import type { UpdateFixture } from './update-fixture.js';
@@ -28,7 +29,13 @@ export interface TestDevice {
 
 let devices = 0;
 
-export async function provisionTestDevice(fixture: UpdateFixture, pki: TestPki, dir: string, factory = { version: '1.0.0', securityVersion: 0 }): Promise<TestDevice> {
+export async function provisionTestDevice(
+  fixture: UpdateFixture,
+  pki: TestPki,
+  dir: string,
+  factory = { version: '1.0.0', securityVersion: 0 },
+  bootBackend: BootBackendSettings = { kind: 'dir' },
+): Promise<TestDevice> {
   const deviceId = `dev-${process.pid}-${++devices}`;
   const identityDir = writeIdentity(join(dir, `${deviceId}-identity`), pki.ca, await pki.device(deviceId));
   const stateDir = join(dir, `${deviceId}-state`);
@@ -39,6 +46,7 @@ export async function provisionTestDevice(fixture: UpdateFixture, pki: TestPki, 
     image: testImage(`factory-${factory.version}`),
     target: fixture.targetName(factory.version),
     productId: fixture.productId,
+    bootBackend,
     ...factory,
   });
   const identity = new IdentityStore(identityDir).load();

@@ -88,6 +88,15 @@ export interface PublishOptions {
   targetsSigner?: TufKey;
 }
 
+/** A delegated role of a hand-built delegation tree (publishTree). */
+export interface TreeRole {
+  /** Its images, by target path. */
+  images?: Record<string, Buffer>;
+  delegations?: Delegations;
+  /** Who signs it: need not be the keys its delegator names (that is the attack). */
+  signers: TufKey[];
+}
+
 export interface DirectOptions {
   hardwareId: string;
   rolloutId?: string;
@@ -260,6 +269,32 @@ export class UpdateFixture {
       expires: iso(options.timestampExpires?.getTime() ?? Date.now() + DAY),
       snapshotMeta: new MetaFile({ version: this.snapshotVersion }),
     });
+    this.files.set(this.metadataPath('timestamp.json'), signed(timestamp, this.keys.timestamp));
+  }
+
+  /**
+   * Publishes a delegation tree of the test's own instead of the product lines (delegation-graph
+   * tests): top-level targets with `delegations`, signed by the targets key, each role of `roles`
+   * signed by its `signers`, then snapshot and timestamp. Its images are served as any release's.
+   */
+  publishTree(delegations: Delegations, roles: Record<string, TreeRole>): void {
+    const expires = iso(Date.now() + 365 * DAY);
+    const version = ++this.targetsVersion;
+    const meta: Record<string, MetaFile> = { 'targets.json': new MetaFile({ version }) };
+    this.files.set(this.metadataPath(`${version}.targets.json`), signed(new Targets({ version, specVersion: SPEC, expires, delegations }), this.keys.targets));
+    for (const [name, role] of Object.entries(roles)) {
+      const body = new Targets({ version, specVersion: SPEC, expires, ...(role.delegations ? { delegations: role.delegations } : {}) });
+      for (const [path, image] of Object.entries(role.images ?? {})) {
+        body.addTarget(new TargetFile({ path, length: image.length, hashes: { sha256: sha256(image) } }));
+        const dir = path.includes('/') ? `${path.slice(0, path.lastIndexOf('/'))}/` : '';
+        this.images.set(`${tufTargetsPath(this.org)}${dir}${sha256(image)}.${path.slice(dir.length)}`, image);
+      }
+      this.files.set(this.metadataPath(`${version}.${encodeURIComponent(name)}.json`), signed(body, ...role.signers));
+      meta[`${name}.json`] = new MetaFile({ version });
+    }
+    const snapshot = new Snapshot({ version: ++this.snapshotVersion, specVersion: SPEC, expires, meta });
+    this.files.set(this.metadataPath(`${this.snapshotVersion}.snapshot.json`), signed(snapshot, this.keys.snapshot));
+    const timestamp = new Timestamp({ version: ++this.timestampVersion, specVersion: SPEC, expires, snapshotMeta: new MetaFile({ version: this.snapshotVersion }) });
     this.files.set(this.metadataPath('timestamp.json'), signed(timestamp, this.keys.timestamp));
   }
 

@@ -1,33 +1,15 @@
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Writable } from 'node:stream';
 import { describe, it } from 'node:test';
+import { capture } from '../testing/update-capture.js';
 import { HARDWARE } from '../testing/update-device.js';
 import { sha256, testImage } from '../testing/update-fixture.js';
 import { writeIdentity } from '../testing/update-pki.js';
 import { useUpdateFixture } from '../testing/update-suite.js';
 import { main, REBOOT_EXIT_CODE } from './agent-cli.js';
 import { Slots } from './slots.js';
-
-function capture(): { stream: Writable; lines(): Record<string, unknown>[]; text(): string } {
-  let text = '';
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      text += chunk.toString();
-      done();
-    },
-  });
-  return {
-    stream,
-    text: () => text,
-    lines: () =>
-      text
-        .split('\n')
-        .filter((l) => l.startsWith('{'))
-        .map((l) => JSON.parse(l) as Record<string, unknown>),
-  };
-}
 
 describe('bulwark-agent command line', () => {
   const u = useUpdateFixture('agent-cli');
@@ -40,6 +22,35 @@ describe('bulwark-agent command line', () => {
     assert.equal(await main(['run', '--bogus'], capture().stream, err.stream), 2);
     assert.equal(await main(['frobnicate'], capture().stream, err.stream), 2);
     assert.match(err.text(), /unknown command frobnicate/);
+  });
+
+  it('keeps the boot variables where setup --boot-backend says (a GRUB environment block here), and refuses a run naming another backend', async () => {
+    const dir = join(temp.dir, 'grub-device');
+    const files = { root: join(temp.dir, 'g-root.json'), directorRoot: join(temp.dir, 'g-director-root.json'), image: join(temp.dir, 'g-factory.bin'), grubenv: join(temp.dir, 'grubenv') };
+    writeFileSync(files.root, u.fixture.initialRoot);
+    writeFileSync(files.directorRoot, u.fixture.directorRoot);
+    writeFileSync(files.image, testImage('factory'));
+    const setupArgs = ['setup', '--state', dir, '--root', files.root, '--director-root', files.directorRoot, '--product', u.fixture.productId, '--image', files.image, '--target', u.fixture.targetName('1.0.0'), '--version', '1.0.0'];
+    const bad = capture();
+    assert.equal(await main([...setupArgs, '--boot-backend', 'lilo'], capture().stream, bad.stream), 2);
+    assert.match(bad.text(), /--boot-backend must be one of dir, grub, uboot/);
+    assert.equal(await main([...setupArgs, '--boot-backend', 'grub', '--grub-env', files.grubenv], capture().stream, capture().stream), 0);
+    assert.match(execFileSync('grub-editenv', [files.grubenv, 'list'], { encoding: 'utf8' }), /^bulwark_active=a$/m);
+
+    const identity = writeIdentity(join(temp.dir, 'grub-identity'), u.pki.ca, await u.pki.device('dev-cli-grub'));
+    const runArgs = ['run', '--once', '--state', dir, '--identity', identity, '--url', u.fixture.baseUrl, '--org', u.fixture.org, '--hardware', HARDWARE];
+    const refused = capture();
+    assert.equal(await main([...runArgs, '--boot-backend', 'uboot'], capture().stream, refused.stream), 2);
+    assert.match(refused.text(), /differs from the one .* was set up with/);
+    const cmdline = join(temp.dir, 'cmdline');
+    writeFileSync(cmdline, 'root=PARTLABEL=rootfs_a quiet\n');
+    const noSlot = capture();
+    assert.equal(await main([...runArgs, '--kernel-cmdline', cmdline], capture().stream, noSlot.stream), 2);
+    assert.match(noSlot.text(), /has no bulwark\.slot=a or bulwark\.slot=b/);
+    writeFileSync(cmdline, 'root=PARTLABEL=rootfs_a bulwark.slot=a quiet\n');
+    const ran = capture();
+    assert.equal(await main([...runArgs, '--boot-backend', 'grub', '--grub-env', files.grubenv, '--kernel-cmdline', cmdline], ran.stream, capture().stream), 0);
+    assert.deepEqual(ran.lines().find((e) => e.event === 'boot'), { event: 'boot', outcome: 'normal', slot: 'a' });
   });
 
   it('provisions a device from factory files, updates it (exit 3 to be restarted into the trial boot), and rolls back a trial whose health command fails', async () => {

@@ -3,10 +3,12 @@
  *
  *   bulwark-agent setup --state DIR --root root.json --director-root director-root.json --product ID
  *                       --image factory.bin --target NAME --version V [--security-version N]
+ *                       [--boot-backend dir|grub|uboot] [--grub-env FILE] [--uboot-config FILE]
  *   bulwark-agent pin   --state DIR --product ID
+ *   bulwark-agent tuf-client --metadata-dir DIR … init|refresh|download   (tuf-client.ts)
  *   bulwark-agent run   --state DIR --identity DIR --url https://HOST:PORT --org ORG --hardware HW
  *                       [--once] [--interval SECONDS] [--idle-timeout-ms N] [--health-timeout-ms N]
- *                       [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883]
+ *                       [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883] [--boot-backend KIND …]
  *
  * `run` boots (the A/B decision and, in a trial boot, the health check), then checks for an update
  * at once and every --interval seconds. When an update is armed it "reboots": by starting the
@@ -16,7 +18,12 @@
  * connection, and an `updates/available` hint starts a check at once.
  * `setup` pins the device's product line: the agent installs only images its delegated role signed
  * with that custom.product. `pin` pins it on a state directory set up before products were pinned
- * (until then it installs nothing); a pinned product is never changed.
+ * (until then it installs nothing); a pinned product is never changed. `setup` also chooses where
+ * the A/B boot variables live (boot-backend.ts): `dir` (the state directory, the default), `grub`
+ * (the GRUB environment block --grub-env, default /boot/grub/grubenv) or `uboot` (the U-Boot
+ * environment that --uboot-config names, default /etc/fw_env.config); `run` uses the recorded one,
+ * and refuses a --boot-backend that differs from it. With --kernel-cmdline the device was booted by a
+ * real bootloader, which marked the trial tried and put the slot it booted in `bulwark.slot=`.
  * Exit codes: 0 done (--once) or stopped, 1 failure, 2 bad arguments, 3 reboot requested.
  *
  * For power-cut tests, BULWARK_AGENT_FAULT=<step> (one of AGENT_STEPS) makes the process SIGKILL
@@ -29,7 +36,9 @@ import { IdentityStore } from '../identity.js';
 import { DeviceClient } from '../client.js';
 import { AGENT_STEPS, UpdateAgent, type AgentOptions, type AgentStep, type HealthContext, type UpdateChannel } from './agent.js';
 import { mqttUpdateChannel, onUpdatesAvailable, type UpdateMessagingClient } from './mqtt-channel.js';
+import { BOOT_BACKENDS, recordedBootBackend, type BootBackendKind, type BootBackendSettings, type SlotName } from './boot-backend.js';
 import { pinProduct, productIdProblem, provisionAgentState } from './provision.js';
+import { tufClientMain } from './tuf-client.js';
 
 export const REBOOT_EXIT_CODE = 3;
 
@@ -59,13 +68,21 @@ function commandHealthCheck(command: string): (context: HealthContext) => Promis
 
 const USAGE = `Usage:
   bulwark-agent setup --state DIR --root root.json --director-root director-root.json --product ID --image factory.bin --target NAME --version V [--security-version N]
+                      [--boot-backend dir|grub|uboot] [--grub-env FILE] [--uboot-config FILE]
   bulwark-agent pin --state DIR --product ID
+  bulwark-agent tuf-client --metadata-dir DIR [--metadata-url URL …] init ROOT | refresh | download   (the TUF conformance suite's client)
   bulwark-agent run --state DIR --identity DIR --url https://HOST:PORT --org ORG --hardware HW [--once] [--interval SECONDS]
                     [--idle-timeout-ms N] [--health-timeout-ms N] [--exit-on-reboot] [--health-command CMD] [--broker mqtts://HOST:8883]
+                    [--boot-backend dir|grub|uboot] [--grub-env FILE] [--uboot-config FILE] [--kernel-cmdline /proc/cmdline]
 
   --product         the device's product line (setup, pin): only images its delegated role signs are installed;
                     pin sets it once on a state directory set up without one (it installs nothing until then)
   --broker          the platform's MQTT broker: statuses and version reports go there, updates/available triggers a check
+  --boot-backend    where the A/B boot variables live, chosen at setup: dir (the state directory, default), grub (the
+                    environment block --grub-env, default /boot/grub/grubenv, via grub-editenv) or uboot (the environment
+                    --uboot-config names, default /etc/fw_env.config, via fw_setenv); run refuses one that differs from setup's
+  --kernel-cmdline  booted by a real bootloader (docs/device-sdk.md): the slot it booted is bulwark.slot= in this file,
+                    and a reboot is a real one (exit 3, as --exit-on-reboot). Without it the agent plays the bootloader.
 
   --health-command  run in the trial boot (sh -c, with BULWARK_SLOT and BULWARK_VERSION set); exit 0 = healthy.
                     Default: the slot's image matches its manifest and the version report goes out.`;
@@ -90,6 +107,10 @@ const OPTIONS = {
   'exit-on-reboot': { type: 'boolean', default: false },
   'health-command': { type: 'string' },
   broker: { type: 'string' },
+  'boot-backend': { type: 'string' },
+  'grub-env': { type: 'string' },
+  'uboot-config': { type: 'string' },
+  'kernel-cmdline': { type: 'string' },
   help: { type: 'boolean', default: false },
 } as const;
 
@@ -113,6 +134,7 @@ function count(values: Values, name: keyof Values, fallback: number): number {
 
 export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
   const emit = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
+  if (argv[0] === 'tuf-client') return tufClientMain(argv.slice(1), out, err);
   let command: string | undefined;
   let values: Values;
   try {
@@ -159,9 +181,36 @@ function setup(values: Values, emit: (event: Record<string, unknown>) => void): 
     target: required(values, 'target'),
     version: required(values, 'version'),
     securityVersion: count(values, 'security-version', 0),
+    bootBackend: bootBackendOf(values) ?? { kind: 'dir' },
   });
   emit({ event: 'provisioned', slot: 'a', ...manifest });
   return 0;
+}
+
+/** The boot backend the options name, or null when --boot-backend is not given. */
+function bootBackendOf(values: Values): BootBackendSettings | null {
+  const kind = values['boot-backend'];
+  if (kind === undefined) return null;
+  if (!BOOT_BACKENDS.includes(kind as BootBackendKind)) throw new UsageError(`--boot-backend must be one of ${BOOT_BACKENDS.join(', ')}`);
+  if (kind === 'grub') return { kind, envFile: values['grub-env'] ?? '/boot/grub/grubenv' };
+  if (kind === 'uboot') return { kind, config: values['uboot-config'] ?? '/etc/fw_env.config' };
+  return { kind: 'dir' };
+}
+
+/** The slot the bootloader booted, from `bulwark.slot=` in the kernel command line file (e.g. /proc/cmdline). */
+function bootedSlotIn(file: string): SlotName {
+  const slot = /(?:^|\s)bulwark\.slot=([ab])(?:\s|$)/.exec(readFileSync(file, 'utf8'))?.[1];
+  if (!slot) throw new UsageError(`${file} has no bulwark.slot=a or bulwark.slot=b: boot with the bootloader script of docs/device-sdk.md`);
+  return slot as SlotName;
+}
+
+/** `run` boots with the backend recorded at setup; one named on its command line must be that one. */
+function checkBootBackend(values: Values, stateDir: string): void {
+  const named = bootBackendOf(values);
+  const recorded = recordedBootBackend(stateDir);
+  if (named && JSON.stringify(named) !== JSON.stringify(recorded)) {
+    throw new UsageError(`--boot-backend ${JSON.stringify(named)} differs from the one ${stateDir} was set up with (${JSON.stringify(recorded)})`);
+  }
 }
 
 function pin(values: Values, emit: (event: Record<string, unknown>) => void): number {
@@ -176,6 +225,10 @@ async function run(values: Values, emit: (event: Record<string, unknown>) => voi
   if (!url.startsWith('https://')) throw new UsageError('--url must be an https:// address');
   const identityDir = required(values, 'identity');
   const identity = new IdentityStore(identityDir).load();
+  checkBootBackend(values, required(values, 'state'));
+  const bootedSlot = values['kernel-cmdline'] === undefined ? undefined : bootedSlotIn(values['kernel-cmdline']);
+  // Booted by a real bootloader, a reboot must be a real one: the service manager reboots on exit code 3.
+  const exitOnReboot = values['exit-on-reboot'] || bootedSlot !== undefined;
   const fault = process.env.BULWARK_AGENT_FAULT as AgentStep | undefined;
   if (fault && !AGENT_STEPS.includes(fault)) throw new UsageError(`BULWARK_AGENT_FAULT must be one of ${AGENT_STEPS.join(', ')}`);
   const options: AgentOptions = {
@@ -198,6 +251,7 @@ async function run(values: Values, emit: (event: Record<string, unknown>) => voi
     healthTimeoutMs: count(values, 'health-timeout-ms', 30_000),
     ...(values['health-command'] ? { healthCheck: commandHealthCheck(values['health-command']) } : {}),
     download: { idleTimeoutMs: count(values, 'idle-timeout-ms', 30_000) },
+    ...(bootedSlot ? { bootedSlot } : {}),
     onStep: (step) => {
       emit({ event: 'step', step });
       if (step === fault) process.kill(process.pid, 'SIGKILL');
@@ -226,7 +280,7 @@ async function run(values: Values, emit: (event: Record<string, unknown>) => voi
         const outcome = await agent.start();
         emit({ event: 'boot', outcome, slot: agent.slot });
         if (outcome !== 'reboot') return agent;
-        if (values['exit-on-reboot']) return null;
+        if (exitOnReboot) return null;
       }
     };
 
@@ -236,7 +290,7 @@ async function run(values: Values, emit: (event: Record<string, unknown>) => voi
       const outcome = await agent.check();
       emit({ event: 'check', outcome, ...(agent.lastError && outcome !== 'up_to_date' && outcome !== 'reboot' ? { error: { code: agent.lastError.code, message: agent.lastError.message } } : {}) });
       if (outcome === 'reboot') {
-        if (values['exit-on-reboot']) return REBOOT_EXIT_CODE;
+        if (exitOnReboot) return REBOOT_EXIT_CODE;
         agent = await boot();
         if (!agent) return REBOOT_EXIT_CODE;
         continue;

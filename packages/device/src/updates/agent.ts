@@ -8,15 +8,15 @@
  * the agent again, exactly as a device restarts into its bootloader.
  */
 import { rmSync } from 'node:fs';
-import { join, posix } from 'node:path';
-import { tufTargetsPath, type SignedVersionReport, type UpdateState, type UpdateStatus } from '@bulwark/protocol';
+import { join } from 'node:path';
+import type { SignedVersionReport, UpdateState, UpdateStatus } from '@bulwark/protocol';
 import { DeviceError } from '../errors.js';
 import { approveTarget, type ApprovedUpdate } from './approve.js';
 import { DirectorClient, type Clock, type DirectorTarget } from './director.js';
 import { readJson, writeJsonDurably } from './durable.js';
 import { downloadImage } from './download.js';
 import { HashMismatchError, HealthCheckFailedError, UpdateError } from './errors.js';
-import type { TlsIdentity } from './https.js';
+import { mutualTls, type TlsIdentity } from './https.js';
 import { pinnedProduct } from './provision.js';
 import { ReportCounter, signVersionReport } from './report.js';
 import { ImageRepository } from './repository.js';
@@ -55,6 +55,11 @@ export interface AgentOptions {
   healthTimeoutMs?: number;
   download?: { idleTimeoutMs?: number; maxAttempts?: number };
   clock?: Clock;
+  /**
+   * The slot a real bootloader booted (its `bulwark.slot=` on the kernel command line), which has
+   * then marked the trial tried itself; absent, the agent plays the bootloader (docs/device-sdk.md).
+   */
+  bootedSlot?: SlotName;
   /** Called at each named step (fault injection). */
   onStep?: (step: AgentStep) => void;
   timeoutMs?: number;
@@ -99,7 +104,7 @@ export class UpdateAgent {
 
   /** The boot: decides the slot, and in a trial boot checks health, then commits or asks for the reboot that rolls back. */
   async start(): Promise<BootOutcome> {
-    const decision = await this.slots.boot();
+    const decision = await this.slots.boot(this.options.bootedSlot ?? null);
     this.running = decision.slot;
     if (decision.kind === 'normal') {
       await this.reportCommitted();
@@ -148,9 +153,10 @@ export class UpdateAgent {
   async check(): Promise<CheckOutcome> {
     const running = this.slots.manifest(this.slot);
     const director = new DirectorClient({ baseUrl: this.options.baseUrl, tls: this.options.tls, dir: join(this.options.stateDir, 'director'), deviceId: this.options.deviceId, clock: this.clock, timeoutMs: this.options.timeoutMs });
-    const repository = new ImageRepository({ baseUrl: this.options.baseUrl, organizationId: this.options.organizationId, metadataDir: join(this.options.stateDir, 'tuf'), tls: this.options.tls, timeoutMs: this.options.timeoutMs });
+    const repository = ImageRepository.ofPlatform({ baseUrl: this.options.baseUrl, organizationId: this.options.organizationId, metadataDir: join(this.options.stateDir, 'tuf'), tls: this.options.tls, timeoutMs: this.options.timeoutMs });
     let wanted: DirectorTarget | null = null;
     let update: ApprovedUpdate;
+    let url: string;
     try {
       wanted = (await director.check()).target;
       await repository.refresh();
@@ -159,21 +165,23 @@ export class UpdateAgent {
       if (!wanted || wanted.sha256 === running?.sha256) return 'up_to_date';
       if (readJson<RejectedTarget | null>(this.rejectedPath, null)?.sha256 === wanted.sha256) return 'up_to_date';
       const facts = { productId: pinnedProduct(this.options.stateDir), hardwareId: this.options.hardwareId, runningVersion: running?.version ?? null, securityCounter: this.slots.counter() };
-      update = approveTarget(wanted, await repository.target(wanted.name), facts);
+      const signed = await repository.target(wanted.name);
+      update = approveTarget(wanted, signed, facts);
+      url = repository.targetUrl(signed!.file, 'sha256');
     } catch (error) {
       // A verdict on what the director named fails its rollout; a transfer failure is retried at the next check.
       const named = wanted && error instanceof UpdateError ? { rolloutId: wanted.custom.rolloutId, target: wanted.name } : null;
       return this.refuse(error, named);
     }
     try {
-      await this.install(update, otherSlot(this.slot));
+      await this.install(update, url, otherSlot(this.slot));
     } catch (error) {
       return this.refuse(error, update);
     }
     return 'reboot';
   }
 
-  private async install(update: ApprovedUpdate, slot: SlotName): Promise<void> {
+  private async install(update: ApprovedUpdate, url: string, slot: SlotName): Promise<void> {
     const partialInfo = join(this.slots.dir(slot), 'partial.json');
     const partial = readJson<{ sha256: string } | null>(partialInfo, null);
     if (partial?.sha256 !== update.sha256) {
@@ -185,11 +193,11 @@ export class UpdateAgent {
     await this.status(update.rolloutId, 'downloading', update.target);
     let reported = false;
     await downloadImage({
-      url: this.imageUrl(update),
-      tls: this.options.tls,
+      url,
+      get: mutualTls(this.options.tls),
       path: this.slots.partialPath(slot),
       length: update.length,
-      sha256: update.sha256,
+      hashes: { sha256: update.sha256 },
       idleTimeoutMs: this.options.download?.idleTimeoutMs,
       maxAttempts: this.options.download?.maxAttempts,
       onProgress: () => {
@@ -275,12 +283,6 @@ export class UpdateAgent {
   private rememberRejected(slot: SlotName): void {
     const manifest = this.slots.manifest(slot);
     if (manifest) writeJsonDurably(this.rejectedPath, { sha256: manifest.sha256 } satisfies RejectedTarget);
-  }
-
-  private imageUrl(update: ApprovedUpdate): string {
-    const dir = posix.dirname(update.target);
-    const name = `${update.sha256}.${posix.basename(update.target)}`;
-    return `${this.options.baseUrl.replace(/\/+$/, '')}${tufTargetsPath(this.options.organizationId)}${dir === '.' ? '' : `${dir}/`}${name}`;
   }
 
   private async status(rolloutId: string, state: UpdateState, target: string, error?: { code: string; message: string }): Promise<void> {

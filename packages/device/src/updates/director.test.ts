@@ -72,6 +72,17 @@ describe('director metadata', () => {
     assert.match(codeOf(() => verifyDirectorTargets(bytes, root, null, 'dev-1', new Date(Date.now() + 7_200_000))) ?? '', /^update\.metadata_expired: /);
   });
 
+  it('refuses an expired director root (a freeze, TUF 5.3.10) even when the director targets it trusts are unexpired', async () => {
+    const fixture = await start();
+    const device = await provisionTestDevice(fixture, pki, temp.dir);
+    const afterRootExpiry = Date.now() + 2 * 365 * 86_400_000;
+    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, expires: new Date(afterRootExpiry + 86_400_000) });
+    const { check, agent } = await device.cycle({ clock: { now: () => afterRootExpiry } });
+    assert.equal(check, 'refused');
+    assert.equal(agent.lastError?.code, 'update.metadata_expired');
+    assert.match(agent.lastError?.message ?? '', /^Director root version 1 expired at /);
+  });
+
   it('follows a director key rotation signed by the pinned root keys', async () => {
     const fixture = await start();
     const device = await provisionTestDevice(fixture, pki, temp.dir);

@@ -3,7 +3,7 @@
  * metadata must carry the threshold of signatures of the director root's `targets` role, a
  * version not below the last one seen (equal only for the very same bytes) and at most
  * MAX_DIRECTOR_VERSION_STEP above it, an expiry in the future, and name this device. The director
- * root is pinned at setup; newer ones are walked version by version as TUF walks a root chain
+ * root is pinned at setup and must itself be unexpired; newer ones are walked version by version as TUF walks a root chain
  * (each signed by the previous root's and its own threshold), and a root that changes the
  * `targets` keys forgets the last version seen (TUF 5.3.11, as for timestamp and snapshot), so a
  * device fast-forwarded by a stolen director key recovers by an offline root rotation alone.
@@ -129,11 +129,18 @@ export class DirectorClient {
     return parseMetadata(readFileSync(join(this.options.dir, 'root.json')), MetadataKind.Root, 'pinned director root');
   }
 
-  /** Fetches the director targets, verifies them, and remembers their version. */
+  /**
+   * Fetches the director targets, verifies them, and remembers their version. The director root
+   * reached by the walk must be unexpired (TUF 5.3.10): an expired one means the offline keys have
+   * not renewed it, so whatever it still trusts may be a frozen view.
+   */
   async check(): Promise<DirectorVerdict> {
     await this.updateRoot();
+    const root = this.root();
+    const now = new Date(this.clock.now());
+    if (root.signed.isExpired(now)) throw new MetadataExpiredError(`Director root version ${root.signed.version} expired at ${root.signed.expires}`);
     const bytes = await httpsGetBytes(`${this.base}${DIRECTOR_TARGETS_PATH}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
-    const verdict = verifyDirectorTargets(bytes, this.root(), readJson<LastSeen | null>(this.lastSeenPath, null), this.options.deviceId, new Date(this.clock.now()));
+    const verdict = verifyDirectorTargets(bytes, root, readJson<LastSeen | null>(this.lastSeenPath, null), this.options.deviceId, now);
     writeJsonDurably(this.lastSeenPath, { version: verdict.version, sha256: verdict.sha256 } satisfies LastSeen);
     return verdict;
   }

@@ -7,6 +7,7 @@ import { HARDWARE } from '../testing/update-device.js';
 import { sha256, testImage, UpdateFixture, type FixtureRelease } from '../testing/update-fixture.js';
 import { makeTestPki, type Issued, type TestPki } from '../testing/update-pki.js';
 import { downloadImage } from './download.js';
+import { mutualTls } from './https.js';
 
 describe('resumable image download', () => {
   let pki: TestPki;
@@ -28,7 +29,7 @@ describe('resumable image download', () => {
   });
 
   const download = (path: string) =>
-    downloadImage({ url: `${fixture.baseUrl}${fixture.imagePath(release)}`, tls: { ca: pki.ca, ...device }, path, length: release.image.length, sha256: sha256(release.image), idleTimeoutMs: 500, maxAttempts: 2 });
+    downloadImage({ url: `${fixture.baseUrl}${fixture.imagePath(release)}`, get: mutualTls({ ca: pki.ca, ...device }), path, length: release.image.length, hashes: { sha256: sha256(release.image) }, idleTimeoutMs: 500, maxAttempts: 2 });
 
   it('resumes from a partial file with a range request, hashing the bytes it already had', async () => {
     const path = join(temp.dir, `image-${++n}`);

@@ -1,24 +1,28 @@
 /**
  * Downloads an image into a slot's partial file the way a device on a bad network must: it
  * resumes with `Range: bytes=<have>-` (re-hashing the prefix it already has; a 200 answer
- * restarts from zero), hashes while it streams, cuts the transfer the moment the server sends
- * more than the signed length, and gives up on an attempt when no byte arrives for the idle
- * timeout, then resumes, a bounded number of times. A hash mismatch deletes the partial file.
+ * restarts from zero), hashes while it streams (every signed hash: all must match), cuts the
+ * transfer the moment the server sends more than the signed length, and gives up on an attempt
+ * when no byte arrives for the idle timeout, then resumes, a bounded number of times. A hash
+ * mismatch deletes the partial file; a hash algorithm node:crypto lacks is refused before any byte
+ * is fetched (it could not be checked).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash, getHashes, type Hash } from 'node:crypto';
 import { closeSync, createReadStream, existsSync, fsyncSync, openSync, rmSync, statSync, writeSync } from 'node:fs';
 import type { IncomingMessage } from 'node:http';
 import { DeviceError } from '../errors.js';
-import { DownloadStalledError, HashMismatchError, LengthExceededError } from './errors.js';
-import { httpsGet, type TlsIdentity } from './https.js';
+import { DownloadStalledError, HashMismatchError, LengthExceededError, MetadataInvalidError } from './errors.js';
+import type { HttpGet } from './https.js';
 
 export interface DownloadOptions {
   url: string;
-  tls: TlsIdentity;
+  /** The agent's GET (`mutualTls(identity)` on a device). */
+  get: HttpGet;
   /** The partial file (kept between attempts and across restarts). */
   path: string;
   length: number;
-  sha256: string;
+  /** The signed hashes, hex, by algorithm (`{ sha256 }` at least for an image the director names). */
+  hashes: Record<string, string>;
   /** An attempt is abandoned when no byte arrives for this long (default 30 s). */
   idleTimeoutMs?: number;
   /** Attempts in all, the first included (default 5). */
@@ -37,7 +41,16 @@ class AttemptInterrupted extends Error {
   }
 }
 
+/** The running hashes of one download, one per signed algorithm. */
+type Hashes = Map<string, Hash>;
+
 export async function downloadImage(options: DownloadOptions): Promise<void> {
+  const known = new Set(getHashes());
+  const algorithms = Object.keys(options.hashes);
+  const unknown = algorithms.filter((algorithm) => !known.has(algorithm));
+  if (algorithms.length === 0 || unknown.length > 0) {
+    throw new MetadataInvalidError(`${options.url}: the signed hashes (${algorithms.join(', ') || 'none'}) include none or one this device cannot compute (${unknown.join(', ')})`);
+  }
   const maxAttempts = options.maxAttempts ?? 5;
   const idleMs = options.idleTimeoutMs ?? 30_000;
   let stalls = 0;
@@ -62,11 +75,11 @@ async function attemptDownload(options: DownloadOptions, idleMs: number): Promis
     rmSync(options.path);
     have = 0;
   }
-  let hash = await hashPrefix(options.path, have);
+  let hashes = await hashPrefix(options.path, have, options.hashes);
   if (have < options.length) {
     let res: IncomingMessage;
     try {
-      res = await httpsGet(options.url, options.tls, { headers: have > 0 ? { range: `bytes=${have}-` } : {}, timeoutMs: idleMs });
+      res = await options.get(options.url, { headers: have > 0 ? { range: `bytes=${have}-` } : {}, timeoutMs: idleMs });
     } catch (error) {
       throw new AttemptInterrupted((error as Error).message, false);
     }
@@ -74,24 +87,26 @@ async function attemptDownload(options: DownloadOptions, idleMs: number): Promis
     if (status === 200 || (status === 206 && !rangeStartsAt(res, have))) {
       // The server sent the whole image (or some other range): start over from byte zero.
       have = 0;
-      hash = createHash('sha256');
+      hashes = await hashPrefix(options.path, 0, options.hashes);
     } else if (status !== 206) {
       res.resume();
       if (status === 416) rmSync(options.path, { force: true });
       throw status === 416 || status >= 500 ? new AttemptInterrupted(`HTTP ${status}`, false) : new DeviceError(`GET ${options.url} answered ${status}`, `http.${status}`);
     }
-    have = await receive(res, options, have, hash, idleMs);
+    have = await receive(res, options, have, hashes, idleMs);
     if (have < options.length) throw new AttemptInterrupted(`The transfer ended after ${have} of ${options.length} bytes`, false);
   }
-  const actual = hash.digest('hex');
-  if (actual !== options.sha256) {
-    rmSync(options.path, { force: true });
-    throw new HashMismatchError(options.sha256, actual);
+  for (const [algorithm, hash] of hashes) {
+    const actual = hash.digest('hex');
+    if (actual !== options.hashes[algorithm]) {
+      rmSync(options.path, { force: true });
+      throw new HashMismatchError(options.hashes[algorithm]!, actual, algorithm);
+    }
   }
 }
 
 /** Streams the body into the file from offset `have`; resolves with the bytes held at the end. */
-function receive(res: IncomingMessage, options: DownloadOptions, start: number, hash: Hash, idleMs: number): Promise<number> {
+function receive(res: IncomingMessage, options: DownloadOptions, start: number, hashes: Hashes, idleMs: number): Promise<number> {
   const fd = openSync(options.path, start === 0 ? 'w' : 'r+');
   let have = start;
   return new Promise<number>((resolve, reject) => {
@@ -120,7 +135,7 @@ function receive(res: IncomingMessage, options: DownloadOptions, start: number, 
         return;
       }
       writeSync(fd, chunk, 0, chunk.length, have);
-      hash.update(chunk);
+      for (const hash of hashes.values()) hash.update(chunk);
       have += chunk.length;
       idle = setTimeout(() => finish(new AttemptInterrupted(`No data for ${idleMs} ms`, true)), idleMs);
       options.onProgress?.(have);
@@ -136,10 +151,10 @@ function rangeStartsAt(res: IncomingMessage, offset: number): boolean {
   return match !== null && Number(match[1]) === offset;
 }
 
-/** A running SHA-256 over the first `length` bytes of the file already on disk. */
-async function hashPrefix(path: string, length: number): Promise<Hash> {
-  const hash = createHash('sha256');
-  if (length === 0) return hash;
-  for await (const chunk of createReadStream(path, { end: length - 1 })) hash.update(chunk as Buffer);
-  return hash;
+/** Running hashes, one per signed algorithm, over the first `length` bytes of the file already on disk. */
+async function hashPrefix(path: string, length: number, signed: Record<string, string>): Promise<Hashes> {
+  const hashes: Hashes = new Map(Object.keys(signed).map((algorithm) => [algorithm, createHash(algorithm)]));
+  if (length === 0) return hashes;
+  for await (const chunk of createReadStream(path, { end: length - 1 })) for (const hash of hashes.values()) hash.update(chunk as Buffer);
+  return hashes;
 }

@@ -19,10 +19,10 @@ export class UpdateError extends DeviceError {
   declare readonly code: UpdateErrorCode;
 }
 
-/** The downloaded image's SHA-256 is not the signed one (the partial file is deleted). */
+/** The downloaded image's hash (SHA-256, or another signed algorithm) is not the signed one (the partial file is deleted). */
 export class HashMismatchError extends UpdateError {
-  constructor(expected: string, actual: string) {
-    super('update.hash_mismatch', `The image's SHA-256 is ${actual}; the signed metadata says ${expected}`, { expected, actual });
+  constructor(expected: string, actual: string, algorithm = 'sha256') {
+    super('update.hash_mismatch', `The image's ${algorithm} is ${actual}; the signed metadata says ${expected}`, { expected, actual, algorithm });
   }
 }
 

@@ -1,11 +1,12 @@
 /**
  * The agent's HTTPS: every request to the platform trusts only the deployment root (`ca.pem`) and
  * presents the device certificate (mutual TLS), for the director and the image repository alike.
- * `MtlsFetcher` is tuf-js's fetcher on top of it; its HTTP errors are tuf-js's own
- * DownloadHTTPError so the updater can tell "no newer root" (404) from a failure.
+ * `TufFetcher` is tuf-js's fetcher on top of a GET (`mutualTls` for the platform; `publicGet`,
+ * without a device certificate, only for the TUF conformance client); its HTTP errors are tuf-js's
+ * own DownloadHTTPError so the updater can tell "no newer root" (404) from a failure.
  */
+import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
-import type { IncomingMessage } from 'node:http';
 import { Readable } from 'node:stream';
 import { BaseFetcher } from 'tuf-js';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
@@ -36,25 +37,43 @@ function agentFor(tls: TlsIdentity): https.Agent {
   return agent;
 }
 
+/** A GET that resolves with the response (any status) once its headers arrived. */
+export type HttpGet = (url: string, options?: GetOptions) => Promise<IncomingMessage>;
+
+/** GETs from the platform over mutual TLS with the device's identity. */
+export const mutualTls =
+  (tls: TlsIdentity): HttpGet =>
+  (url, options) =>
+    httpsGet(url, tls, options);
+
+/**
+ * GETs without a client certificate (http:, or https: trusting `ca` when given, else the system's
+ * CAs): only for the TUF conformance client, whose test repository is a plain public one. Trust
+ * comes from the signed metadata alone, as TUF intends; the agent itself always uses `mutualTls`.
+ */
+export const publicGet =
+  (ca?: string): HttpGet =>
+  (url, options) =>
+    url.startsWith('https:') ? send(url, options, https.request, ca ? { ca } : {}) : send(url, options, http.request, {});
+
 /** Sends a GET and resolves with the response (any status) once its headers arrived. */
 export function httpsGet(url: string, tls: TlsIdentity, options: GetOptions = {}): Promise<IncomingMessage> {
+  return send(url, options, https.request, { ...clientTlsOptions(tls.ca, tls.cert, tls.key), agent: agentFor(tls) });
+}
+
+function send(url: string, options: GetOptions = {}, request: typeof https.request, transport: https.RequestOptions): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
-    const request = https.request(url, {
-      method: 'GET',
-      ...clientTlsOptions(tls.ca, tls.cert, tls.key),
-      agent: agentFor(tls),
-      headers: options.headers,
-    });
-    const timer = setTimeout(() => request.destroy(new Error(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`)), options.timeoutMs ?? 30_000);
-    request.on('response', (res) => {
+    const req = request(url, { method: 'GET', ...transport, headers: options.headers });
+    const timer = setTimeout(() => req.destroy(new Error(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`)), options.timeoutMs ?? 30_000);
+    req.on('response', (res) => {
       clearTimeout(timer);
       resolve(res);
     });
-    request.on('error', (error) => {
+    req.on('error', (error) => {
       clearTimeout(timer);
       reject(error);
     });
-    request.end();
+    req.end();
   });
 }
 
@@ -78,13 +97,13 @@ export async function httpsGetBytes(url: string, tls: TlsIdentity, maxLength: nu
   return Buffer.concat(chunks);
 }
 
-/** tuf-js's fetcher over mutual TLS with the deployment root pinned. */
-export class MtlsFetcher extends BaseFetcher {
+/** tuf-js's fetcher over the agent's GET (mutual TLS with the deployment root pinned, on the device). */
+export class TufFetcher extends BaseFetcher {
   /** URLs whose transfer failed (network or HTTP status) since the last reset. */
   failed: string[] = [];
 
   constructor(
-    private readonly tls: TlsIdentity,
+    private readonly get: HttpGet,
     private readonly timeoutMs = 30_000,
   ) {
     super();
@@ -93,7 +112,7 @@ export class MtlsFetcher extends BaseFetcher {
   override async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
     let res: IncomingMessage;
     try {
-      res = await httpsGet(url, this.tls, { timeoutMs: this.timeoutMs });
+      res = await this.get(url, { timeoutMs: this.timeoutMs });
     } catch (error) {
       this.failed.push(url);
       throw error;

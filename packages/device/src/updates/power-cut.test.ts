@@ -3,10 +3,12 @@ import { spawn } from 'node:child_process';
 import { after, before, describe, it } from 'node:test';
 import { bundleAgent } from '../testing/agent-bundle.js';
 import { tempDir } from '../testing/temp.js';
+import { freshBootEnvironment } from '../testing/update-boot.js';
 import { HARDWARE, provisionTestDevice, type TestDevice } from '../testing/update-device.js';
 import { sha256, testImage, UpdateFixture } from '../testing/update-fixture.js';
 import { makeTestPki, type TestPki } from '../testing/update-pki.js';
 import { AGENT_STEPS, type AgentStep } from './agent.js';
+import { BOOT_BACKENDS } from './boot-backend.js';
 import { Slots } from './slots.js';
 
 /** The CLI, bundled once per file (starting tsx for each of the dozen runs would dominate the test). */
@@ -81,11 +83,12 @@ describe('update agent: power cut at each step', () => {
     committed: 'completed',
   };
 
-  for (const step of AGENT_STEPS) {
-    it(`boots a good image after a power cut at "${step}" and then ${expected[step] === 'completed' ? 'completes the update' : 'rolls back'}`, async () => {
-      const device = await provisionTestDevice(fixture, pki, temp.dir);
+  for (const kind of BOOT_BACKENDS) for (const step of AGENT_STEPS) {
+    it(`${kind} boot backend: boots a good image after a power cut at "${step}" and then ${expected[step] === 'completed' ? 'completes the update' : 'rolls back'}`, async () => {
+      const device = await provisionTestDevice(fixture, pki, temp.dir, undefined, freshBootEnvironment(kind, temp.dir));
       const release = fixture.releases[0]!;
-      fixture.direct(device.deviceId, release, { hardwareId: HARDWARE, rolloutId: `r-${step}` });
+      const rolloutId = `r-${kind}-${step}`;
+      fixture.direct(device.deviceId, release, { hardwareId: HARDWARE, rolloutId });
 
       const cut = await runAgent(fixture, device, step);
       assert.equal(cut.signal, 'SIGKILL', `the agent was not cut at ${step}: exit ${cut.code} ${cut.stderr}`);
@@ -99,7 +102,7 @@ describe('update agent: power cut at each step', () => {
       const boot = slots.readBoot();
       assert.equal(boot.trial, null);
       if (expected[step] === 'completed') {
-        const succeeded = [...cut.events, ...restarted.events].filter((e) => e.event === 'status' && e.state === 'succeeded' && e.rolloutId === `r-${step}`);
+        const succeeded = [...cut.events, ...restarted.events].filter((e) => e.event === 'status' && e.state === 'succeeded' && e.rolloutId === rolloutId);
         assert.equal(succeeded.length, 1, 'the platform hears of the success exactly once');
         assert.equal(boot.active, 'b');
         assert.equal(slots.manifest('b')?.sha256, sha256(release.image));
@@ -108,7 +111,7 @@ describe('update agent: power cut at each step', () => {
         assert.equal(boot.active, 'a');
         assert.equal(slots.manifest('a')?.version, '1.0.0');
         assert.equal(slots.counter(), 0);
-        assert.ok(restarted.events.some((e) => e.event === 'status' && e.state === 'rolled_back' && e.rolloutId === `r-${step}`));
+        assert.ok(restarted.events.some((e) => e.event === 'status' && e.state === 'rolled_back' && e.rolloutId === rolloutId));
       }
       if (step === 'download') {
         const ranged = fixture.served(fixture.imagePath(release)).filter((r) => r.deviceId === device.deviceId && r.range);

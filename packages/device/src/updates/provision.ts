@@ -2,12 +2,14 @@
  * Factory provisioning of the agent's state directory: the image repository's first trusted root
  * and the director root (both from the factory image, never fetched unauthenticated), the product
  * line the device belongs to (pinned: the agent installs only that product's images), and the
- * first firmware image in slot a, active, with the anti-rollback counter at its securityVersion.
+ * first firmware image in slot a, active, with the anti-rollback counter at its securityVersion,
+ * and the boot variables' backend (recorded, then set to their factory values).
  */
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { PRODUCT_ID_PATTERN } from '@bulwark/protocol';
 import { Metadata, MetadataKind } from '@tufjs/models';
+import { recordBootBackend, type BootBackendSettings } from './boot-backend.js';
 import { readJson, writeDurably, writeJsonDurably } from './durable.js';
 import { MetadataInvalidError } from './errors.js';
 import { Slots, type SlotManifest } from './slots.js';
@@ -23,6 +25,8 @@ export interface ProvisionOptions {
   target: string;
   version: string;
   securityVersion: number;
+  /** Where the boot variables live (default `dir`: in the state directory). */
+  bootBackend?: BootBackendSettings;
 }
 
 /** A setup or pin that cannot be done; the state directory is left as it was. */
@@ -55,24 +59,26 @@ export function pinProduct(stateDir: string, productId: string): void {
   if (pinned === null) writeJsonDurably(productPath(stateDir), { productId });
 }
 
+/** Refuses bytes that are not a TUF root signed by its own threshold (the first trust a device is given). */
+export function checkRoot(bytes: Buffer, what: string): void {
+  try {
+    const root = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')));
+    root.verifyDelegate('root', root);
+  } catch (error) {
+    throw new MetadataInvalidError(`The ${what} is not a root signed by its own threshold: ${(error as Error).message}`);
+  }
+}
+
 export function provisionAgentState(options: ProvisionOptions): SlotManifest {
   const problem = productIdProblem(options.productId);
   if (problem) throw new ProvisionError(problem);
-  for (const [what, bytes] of [
-    ['image repository root', options.repositoryRoot],
-    ['director root', options.directorRoot],
-  ] as const) {
-    try {
-      const root = Metadata.fromJSON(MetadataKind.Root, JSON.parse(bytes.toString('utf8')));
-      root.verifyDelegate('root', root);
-    } catch (error) {
-      throw new MetadataInvalidError(`The ${what} is not a root signed by its own threshold: ${(error as Error).message}`);
-    }
-  }
+  checkRoot(options.repositoryRoot, 'image repository root');
+  checkRoot(options.directorRoot, 'director root');
   mkdirSync(join(options.stateDir, 'tuf'), { recursive: true });
   mkdirSync(join(options.stateDir, 'director'), { recursive: true });
   writeDurably(join(options.stateDir, 'tuf', 'root.json'), options.repositoryRoot);
   writeDurably(join(options.stateDir, 'director', 'root.json'), options.directorRoot);
   writeJsonDurably(productPath(options.stateDir), { productId: options.productId });
+  recordBootBackend(options.stateDir, options.bootBackend ?? { kind: 'dir' });
   return new Slots(options.stateDir).provision(options.image, { target: options.target, version: options.version, securityVersion: options.securityVersion });
 }

@@ -2,24 +2,55 @@
  * The image repository as the device sees it: a tuf-js Updater over mutual TLS whose trust starts
  * from the root provisioned into the state directory at setup (never fetched unauthenticated on
  * first use). tuf-js does the TUF client workflow (root chain, timestamp, snapshot, targets,
- * delegations; expiry, rollback, mix-and-match); its failures become the agent's error codes. It
- * also says which role signed a target, so the agent can require the device's own product line.
+ * delegations; expiry, rollback, mix-and-match) within the limits pinned in TUF_LIMITS; its
+ * failures become the agent's error codes. One check is added to tuf-js's: a delegated role it
+ * already trusts is verified again against the delegator of the path being walked (tuf-js would
+ * reuse it on the strength of whichever delegator it was first reached through). It also says
+ * which role signed a target, so the agent can require the device's own product line. The TUF
+ * conformance client (tuf-client.ts) runs this same class over plain HTTP.
  */
 import { existsSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
 import { tufMetadataPath, tufTargetsPath } from '@bulwark/protocol';
 import { MetadataKind, type Metadata, type TargetFile, type Targets } from '@tufjs/models';
 import { CryptoError, RepositoryError as ModelRepositoryError, ValueError as ModelValueError } from '@tufjs/models/dist/error.js';
-import { Updater } from 'tuf-js';
+import { Updater, type Config } from 'tuf-js';
 import { DownloadLengthMismatchError, ExpiredMetadataError, RepositoryError, RuntimeError, ValueError } from 'tuf-js/dist/error.js';
 import { MetadataExpiredError, MetadataInvalidError } from './errors.js';
-import { MtlsFetcher, type TlsIdentity } from './https.js';
+import { mutualTls, TufFetcher, type HttpGet, type TlsIdentity } from './https.js';
+
+/**
+ * The updater's limits, pinned here rather than left to tuf-js's defaults (a tuf-js upgrade must
+ * not move them silently): root versions walked per refresh, delegated roles visited per lookup,
+ * and the most bytes read for metadata whose length no signed metadata gives.
+ */
+export const TUF_LIMITS: Partial<Config> = {
+  maxRootRotations: 256,
+  maxDelegations: 32,
+  rootMaxLength: 512_000,
+  timestampMaxLength: 16_384,
+  snapshotMaxLength: 2_000_000,
+  targetsMaxLength: 5_000_000,
+  prefixTargetsWithHash: true,
+};
 
 export interface ImageRepositoryOptions {
+  /** Where the repository's metadata is served (`…/metadata/`). */
+  metadataBaseUrl: string;
+  /** Where its targets are served (`…/targets/`); needed only to download. */
+  targetBaseUrl?: string;
+  /** Where tuf-js keeps the trusted metadata (`root.json` must be provisioned there first). */
+  metadataDir: string;
+  /** The GET every request goes through (`mutualTls(identity)` on a device). */
+  get: HttpGet;
+  timeoutMs?: number;
+}
+
+/** The platform's image repository of one organization, as the agent reaches it. */
+export interface PlatformRepositoryOptions {
   /** The platform's HTTPS origin, e.g. `https://updates.example.com:8443`. */
   baseUrl: string;
   organizationId: string;
-  /** Where tuf-js keeps the trusted metadata (`root.json` must be provisioned there first). */
   metadataDir: string;
   tls: TlsIdentity;
   timeoutMs?: number;
@@ -32,28 +63,90 @@ export interface SignedTarget {
   role: string | null;
 }
 
+/** The parts of tuf-js 5.0's (private) Updater internals the repository reads or wraps. */
+interface UpdaterInternals {
+  trustedSet?: Partial<TrustedRoles>;
+  loadTargets?: (role: string, parentRole: string) => Promise<Metadata<Targets> | undefined>;
+}
+
 /** The part of tuf-js's (private) TrustedMetadataStore the agent reads. */
 interface TrustedRoles {
+  root: Metadata<never>;
   targets: Metadata<Targets> | undefined;
   getRole(name: string): Metadata<Targets> | undefined;
 }
 
 export class ImageRepository {
   private readonly updater: Updater;
-  private readonly fetcher: MtlsFetcher;
+  private readonly fetcher: TufFetcher;
+  private readonly trusted: TrustedRoles;
 
-  constructor(options: ImageRepositoryOptions) {
+  constructor(private readonly options: ImageRepositoryOptions) {
     if (!existsSync(join(options.metadataDir, 'root.json'))) {
       throw new MetadataInvalidError(`No trusted image repository root in ${options.metadataDir}: provision one at setup (bulwark-agent setup --root)`);
     }
-    this.fetcher = new MtlsFetcher(options.tls, options.timeoutMs);
-    const base = options.baseUrl.replace(/\/+$/, '');
+    this.fetcher = new TufFetcher(options.get, options.timeoutMs);
     this.updater = new Updater({
       metadataDir: options.metadataDir,
+      metadataBaseUrl: options.metadataBaseUrl,
+      targetBaseUrl: options.targetBaseUrl,
+      fetcher: this.fetcher,
+      config: TUF_LIMITS,
+    });
+    const internals = this.updater as unknown as UpdaterInternals;
+    const trusted = internals.trustedSet;
+    const loadTargets = internals.loadTargets;
+    if (typeof trusted?.getRole !== 'function' || typeof loadTargets !== 'function') {
+      throw new MetadataInvalidError('Image repository: tuf-js keeps its trusted metadata elsewhere than 5.0 did; refusing to run without the delegator check');
+    }
+    this.trusted = trusted as TrustedRoles;
+    internals.loadTargets = async (role, parentRole) => {
+      this.verifyCachedDelegate(role, parentRole);
+      return loadTargets.call(this.updater, role, parentRole);
+    };
+  }
+
+  /** The organization's repository on the platform, over mutual TLS with the device's identity. */
+  static ofPlatform(options: PlatformRepositoryOptions): ImageRepository {
+    const base = options.baseUrl.replace(/\/+$/, '');
+    return new ImageRepository({
       metadataBaseUrl: `${base}${tufMetadataPath(options.organizationId)}`,
       targetBaseUrl: `${base}${tufTargetsPath(options.organizationId)}`,
-      fetcher: this.fetcher,
+      metadataDir: options.metadataDir,
+      get: mutualTls(options.tls),
+      timeoutMs: options.timeoutMs,
     });
+  }
+
+  /**
+   * A delegated role already trusted in this session was verified against the delegator it was
+   * first reached through; reached now through `parentRole`, it must carry that delegator's
+   * threshold of signatures too, or a role name delegated by two parents would inherit the
+   * authority of the one that trusts it more (TUF 5.6.7; tuf-js 5.0 skips this).
+   */
+  private verifyCachedDelegate(role: string, parentRole: string): void {
+    const cached = this.trusted.getRole(role);
+    if (!cached || role === MetadataKind.Targets) return;
+    const delegator = this.trusted.getRole(parentRole);
+    if (!delegator) throw new MetadataInvalidError(`Image repository: ${role} is reached through ${parentRole}, which is not trusted`);
+    try {
+      delegator.verifyDelegate(role, cached);
+    } catch (error) {
+      throw new MetadataInvalidError(`Image repository: ${role} is not signed by the threshold of ${parentRole}'s keys for it (${(error as Error).message})`);
+    }
+  }
+
+  /**
+   * Where the target's bytes are served: under its hash's prefix when the trusted root says the
+   * repository keeps consistent snapshots (the platform's does), at its bare path otherwise.
+   */
+  targetUrl(file: TargetFile, hashAlgorithm = Object.keys(file.hashes)[0]): string {
+    if (!this.options.targetBaseUrl) throw new TypeError('The image repository was opened without a target base URL');
+    const base = this.options.targetBaseUrl.replace(/\/+$/, '');
+    const consistent = (this.trusted.root.signed as { consistentSnapshot?: boolean }).consistentSnapshot === true;
+    const dir = posix.dirname(file.path);
+    const name = consistent && hashAlgorithm ? `${file.hashes[hashAlgorithm]}.${posix.basename(file.path)}` : posix.basename(file.path);
+    return `${base}/${dir === '.' ? '' : `${dir}/`}${name}`;
   }
 
   /**
@@ -79,12 +172,10 @@ export class ImageRepository {
    * set private, so this fails closed if a tuf-js version no longer has it where 5.0 does.
    */
   private roleSigning(file: TargetFile): string | null {
-    const trusted = (this.updater as unknown as { trustedSet?: Partial<TrustedRoles> }).trustedSet;
-    if (typeof trusted?.getRole !== 'function' || !trusted.targets) {
-      throw new MetadataInvalidError('Image repository: cannot tell which role signed the target (tuf-js keeps its trusted metadata elsewhere than 5.0 did)');
-    }
-    const roles = [MetadataKind.Targets as string, ...Object.keys(trusted.targets.signed.delegations?.roles ?? {})];
-    return roles.find((role) => trusted.getRole!(role)?.signed.targets[file.path] === file) ?? null;
+    const top = this.trusted.targets;
+    if (!top) throw new MetadataInvalidError('Image repository: cannot tell which role signed the target (no trusted top-level targets)');
+    const roles = [MetadataKind.Targets as string, ...Object.keys(top.signed.delegations?.roles ?? {})];
+    return roles.find((role) => this.trusted.getRole(role)?.signed.targets[file.path] === file) ?? null;
   }
 
   private async verdictOf<T>(work: () => Promise<T>): Promise<T> {

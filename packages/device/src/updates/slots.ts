@@ -3,24 +3,32 @@
  *
  *   <state>/slots/a/image.bin, manifest.json   (and image.partial while downloading)
  *   <state>/slots/b/…
- *   <state>/boot.json          { active, trial: null | { slot, target, version, securityVersion, rolloutId, attempts, error? },
- *                                committed?: { rolloutId, target } }
+ *   the boot variables   which slot is active, which to try once, whether its try has started:
+ *                        in the backend chosen at setup (boot-backend.ts: dir, grub or uboot)
+ *   <state>/boot.json    the agent's record of the trial the variables arm,
+ *                        { trial: null | { slot, target, version, securityVersion, rolloutId, error? },
+ *                          committed?: { rolloutId, target, slot } }
  *   <state>/rollback-counter   the committed anti-rollback counter (decimal)
  *
- * Every file is replaced atomically (durable.ts). A slot is bootable only while its manifest
- * exists and its image hashes to the manifest's SHA-256; installing removes the manifest first,
- * so a power cut mid-install leaves the slot unbootable rather than half-written and trusted.
- * The trial protocol: a new image boots once (attempts 0 → 1, persisted before it runs); only a
- * passed health check commits it; any boot that finds attempts ≥ 1 rolls back to the old slot.
- * The commit also records that its success is still to be reported, in the same write, so a power
- * cut right after it still ends in a `succeeded` status.
+ * Every file is replaced atomically (durable.ts), each backend's variables in one write. A slot is
+ * bootable only while its manifest exists and its image hashes to the manifest's SHA-256;
+ * installing removes the manifest first, so a power cut mid-install leaves the slot unbootable
+ * rather than half-written and trusted. The trial protocol: a new image boots once (its try is
+ * marked used in the boot variables before it runs); only a passed health check commits it; any
+ * boot that finds the try used and no commit rolls back to the old slot. The agent's record is
+ * written before the variables it explains: the trial before it is armed, and, before the commit,
+ * a note that its success is still to be reported; the note counts only if the variables show the
+ * commit happened, so a power cut on either side of the commit ends in exactly one `succeeded` or
+ * in a rollback.
  */
 import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
+import { BootBackend, recordedBootBackend, type SlotName } from './boot-backend.js';
+import { openBootBackend } from './boot-env.js';
 import { fsyncDir, readJson, writeDurably, writeJsonDurably } from './durable.js';
 
-export type SlotName = 'a' | 'b';
+export { otherSlot, type SlotName } from './boot-backend.js';
 
 export interface SlotManifest {
   target: string;
@@ -30,22 +38,39 @@ export interface SlotManifest {
   securityVersion: number;
 }
 
-export interface Trial {
+/** The agent's record of an armed trial (what it reports about it). */
+export interface TrialRecord {
   slot: SlotName;
   target: string;
   version: string;
   securityVersion: number;
   rolloutId: string;
-  attempts: number;
   /** Why the trial boot failed, when it knows (a crash leaves none). */
   error?: { code: string; message: string };
 }
 
+export interface Trial extends TrialRecord {
+  /** Boots of it started: 0 armed, 1 its one try is used. */
+  attempts: number;
+}
+
+/** A commit whose `succeeded` status has not been sent yet. */
+export interface CommittedNote {
+  rolloutId: string;
+  target: string;
+  slot: SlotName;
+}
+
+interface BootRecord {
+  trial: TrialRecord | null;
+  committed?: CommittedNote;
+}
+
+/** The boot variables and the agent's record, together. */
 export interface BootState {
   active: SlotName;
   trial: Trial | null;
-  /** A commit whose `succeeded` status has not been sent yet. */
-  committed?: { rolloutId: string; target: string };
+  committed?: CommittedNote;
 }
 
 export type BootDecision =
@@ -55,10 +80,16 @@ export type BootDecision =
   /** The trial never committed: the old slot runs again. */
   | { kind: 'rolled_back'; slot: SlotName; trial: Trial };
 
-export const otherSlot = (slot: SlotName): SlotName => (slot === 'a' ? 'b' : 'a');
-
 export class Slots {
-  constructor(readonly stateDir: string) {}
+  /** The boot variables' backend: the one recorded at setup unless given. */
+  readonly backend: BootBackend;
+
+  constructor(
+    readonly stateDir: string,
+    backend?: BootBackend,
+  ) {
+    this.backend = backend ?? openBootBackend(stateDir, recordedBootBackend(stateDir));
+  }
 
   dir(slot: SlotName): string {
     return join(this.stateDir, 'slots', slot);
@@ -91,17 +122,29 @@ export class Slots {
     writeDurably(this.imagePath('a'), image);
     writeJsonDurably(this.manifestPath('a'), full);
     writeDurably(this.counterPath, `${manifest.securityVersion}\n`);
-    this.writeBoot({ active: 'a', trial: null });
+    this.writeRecord({ trial: null });
+    this.backend.provision();
     return full;
   }
 
+  /** The boot variables with the agent's record of the trial they arm. */
   readBoot(): BootState {
-    if (!existsSync(this.bootPath)) throw new Error(`${this.bootPath} does not exist: provision the device first (bulwark-agent setup)`);
-    return JSON.parse(readFileSync(this.bootPath, 'utf8')) as BootState;
+    const variables = this.backend.read();
+    const record = this.readRecord();
+    const trial = variables.trial && record.trial?.slot === variables.trial ? { ...record.trial, attempts: variables.tried ? 1 : 0 } : null;
+    return { active: variables.active, trial, ...(record.committed ? { committed: record.committed } : {}) };
   }
 
-  writeBoot(state: BootState): void {
-    writeJsonDurably(this.bootPath, state);
+  private readRecord(): BootRecord {
+    if (!existsSync(this.bootPath)) throw new Error(`${this.bootPath} does not exist: provision the device first (bulwark-agent setup)`);
+    // A boot.json from before the backends also held `active`, and its commit note no slot (the active one).
+    const record = JSON.parse(readFileSync(this.bootPath, 'utf8')) as BootRecord & { active?: SlotName; committed?: Partial<CommittedNote> };
+    const slot = record.committed?.slot ?? record.active;
+    return { trial: record.trial ?? null, ...(record.committed && slot ? { committed: { ...(record.committed as CommittedNote), slot } } : {}) };
+  }
+
+  private writeRecord(record: BootRecord): void {
+    writeJsonDurably(this.bootPath, record);
   }
 
   counter(): number {
@@ -124,22 +167,32 @@ export class Slots {
   }
 
   /**
-   * The bootloader's decision, run at every start. A trial gets exactly one boot: the attempt is
-   * counted (durably) before the new image runs, so a crash anywhere in it ends in a rollback.
+   * The boot decision, run at every start. `booted` is the slot a real bootloader booted (from the
+   * kernel command line's `bulwark.slot=`), having marked the trial tried itself; without it the
+   * agent plays the bootloader (simulated devices, tests) and marks the try used before the new
+   * image runs. Either way a trial gets exactly one boot, so a crash anywhere in it ends in a rollback.
    */
-  async boot(): Promise<BootDecision> {
-    const state = this.readBoot();
-    // A commit is one write of boot.json; the counter follows it, and is caught up here if a power cut fell between.
-    this.raiseCounter(this.manifest(state.active)?.securityVersion ?? 0);
-    const trial = state.trial;
-    if (!trial) return { kind: 'normal', slot: state.active };
-    if (trial.attempts === 0 && (await this.verify(trial.slot))) {
-      const counted = { ...trial, attempts: 1 };
-      this.writeBoot({ ...state, trial: counted });
-      return { kind: 'trial', slot: trial.slot, trial: counted };
+  async boot(booted: SlotName | null = null): Promise<BootDecision> {
+    const variables = this.backend.read();
+    const record = this.readRecord();
+    // A commit is one write of the boot variables; the counter follows it, and is caught up here if a power cut fell between.
+    this.raiseCounter(this.manifest(variables.active)?.securityVersion ?? 0);
+    if (!variables.trial) {
+      // Settles the record: a commit note counts only if the commit reached the variables; a trial they never armed is forgotten.
+      const committed = record.committed?.slot === variables.active ? record.committed : undefined;
+      if (record.trial || record.committed !== committed) this.writeRecord({ trial: null, ...(committed ? { committed } : {}) });
+      return { kind: 'normal', slot: variables.active };
     }
-    this.writeBoot({ ...state, trial: null });
-    return { kind: 'rolled_back', slot: state.active, trial };
+    const armed = record.trial?.slot === variables.trial ? record.trial : null;
+    const trialBoot = booted === null ? !variables.tried : variables.tried && booted === variables.trial;
+    if (armed && trialBoot && (await this.verify(armed.slot))) {
+      if (booted === null) this.backend.startTrial();
+      return { kind: 'trial', slot: armed.slot, trial: { ...armed, attempts: 1 } };
+    }
+    this.backend.rollback();
+    this.writeRecord({ trial: null });
+    if (!armed) return { kind: 'normal', slot: variables.active };
+    return { kind: 'rolled_back', slot: variables.active, trial: { ...armed, attempts: variables.tried ? 1 : 0 } };
   }
 
   /** Removes the slot's manifest (the slot is no longer bootable) before its image is replaced. */
@@ -161,31 +214,37 @@ export class Slots {
   }
 
   /** Arms the one trial boot of `slot`. */
-  setTrial(trial: Omit<Trial, 'attempts'>): void {
-    const state = this.readBoot();
-    if (trial.slot === state.active) throw new Error(`Slot ${trial.slot} is the active slot; a trial runs in the inactive one`);
-    this.writeBoot({ ...state, trial: { ...trial, attempts: 0 } });
+  setTrial(trial: TrialRecord): void {
+    if (trial.slot === this.backend.read().active) throw new Error(`Slot ${trial.slot} is the active slot; a trial runs in the inactive one`);
+    this.writeRecord({ ...this.readRecord(), trial });
+    this.backend.armTrial(trial.slot);
   }
 
   /** Records why the running trial failed (it is rolled back at the next boot). */
   failTrial(error: { code: string; message: string }): void {
-    const state = this.readBoot();
-    if (state.trial) this.writeBoot({ ...state, trial: { ...state.trial, error } });
+    const record = this.readRecord();
+    if (record.trial) this.writeRecord({ ...record, trial: { ...record.trial, error } });
   }
 
-  /** The trial passed: its slot becomes active, its success to be reported (one atomic write), then the counter rises. */
+  /**
+   * The trial passed: the note that its success is to be reported, then the commit (one write of
+   * the boot variables: its slot becomes active), then the counter rises and the record is cleared.
+   */
   commit(): Trial {
-    const state = this.readBoot();
-    if (!state.trial) throw new Error('There is no trial to commit');
-    this.writeBoot({ active: state.trial.slot, trial: null, committed: { rolloutId: state.trial.rolloutId, target: state.trial.target } });
-    this.raiseCounter(state.trial.securityVersion);
-    return state.trial;
+    const { trial } = this.readBoot();
+    if (!trial) throw new Error('There is no trial to commit');
+    const committed: CommittedNote = { rolloutId: trial.rolloutId, target: trial.target, slot: trial.slot };
+    this.writeRecord({ trial: this.readRecord().trial, committed });
+    this.backend.commit();
+    this.raiseCounter(trial.securityVersion);
+    this.writeRecord({ trial: null, committed });
+    return trial;
   }
 
   /** The commit's `succeeded` status has gone out. */
   committedReported(): void {
-    const { committed, ...state } = this.readBoot();
-    if (committed) this.writeBoot(state);
+    const { committed, ...record } = this.readRecord();
+    if (committed) this.writeRecord(record);
   }
 }
 

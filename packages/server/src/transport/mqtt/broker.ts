@@ -35,13 +35,14 @@ import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
 import { discardWill, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
-import { DeviceMeters } from './device-meters.js';
+import { DeviceMeters, type MeterRates } from './device-meters.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
 import { ConnectionGuard, MAX_RATE_DEBT_MS, TokenBucket } from './guard.js';
 import { SERVER_TLS } from '../tls-policy.js';
 
-export interface MqttOptions {
+/** The listener, its limits and the per-device rates (MeterRates: packets, readings, bytes, connects). */
+export interface MqttOptions extends MeterRates {
   host: string;
   /** TLS listener (0 picks a free port). */
   port: number;
@@ -53,15 +54,6 @@ export interface MqttOptions {
   maxConnections: number;
   /** New TCP connections accepted per second (a reconnect storm or a flood is cut before the TLS handshake). */
   connectsPerSecond: number;
-  /** Messages per second per device, with this burst. */
-  publishesPerSecond: number;
-  publishBurst: number;
-  /** Telemetry readings per second per device (each reading of a batch counts), with this burst. */
-  readingsPerSecond: number;
-  readingsBurst: number;
-  /** PUBLISH payload bytes per second per device, with this burst. */
-  bytesPerSecond: number;
-  bytesBurst: number;
   /** How often the credential watcher polls for status changes and revocations. */
   watchIntervalMs: number;
   /** Telemetry group commit. */
@@ -74,8 +66,6 @@ export interface MqttOptions {
   maxConnectBytes: number;
   /** Time for the TLS handshake, then for the CONNECT. */
   connectTimeoutMs: number;
-  /** Connections one device may open per minute, after a burst (device-meters.ts). */
-  deviceConnectsPerMinute: number;
 }
 
 export interface TlsMaterial {

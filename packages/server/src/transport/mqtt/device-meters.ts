@@ -31,12 +31,16 @@ interface Meter extends SendMeters {
 }
 
 export interface MeterRates {
+  /** Packets per second per device, with this burst. */
   publishesPerSecond: number;
   publishBurst: number;
+  /** Telemetry readings per second per device (each reading of a batch counts), with this burst. */
   readingsPerSecond: number;
   readingsBurst: number;
+  /** PUBLISH payload bytes per second per device, with this burst. */
   bytesPerSecond: number;
   bytesBurst: number;
+  /** Connections one device may open per minute, after a burst of CONNECT_BURST. */
   deviceConnectsPerMinute: number;
 }
 
