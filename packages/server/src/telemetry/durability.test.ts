@@ -14,9 +14,13 @@ import { openPlatform } from '../platform.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../testing/devices.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';
 import { startCli } from '../testing/cli.js';
+import { UNLIMITED_DEVICE_RATES } from '../testing/mqtt.js';
 
 function serve(database: TestDatabase): { child: ChildProcess; mqttPort: Promise<number> } {
-  const child = startCli(['serve', '--data-dir', database.dataDir], { BULWARK_DATABASE_URL: database.url, BULWARK_HTTP_PORT: '0', BULWARK_MQTT_PORT: '0', BULWARK_LOG_LEVEL: 'warn' });
+  // The per-device rate limits are lifted: the device must send as fast as it can, so that many
+  // messages are in flight when the kill comes.
+  const unlimited = Object.fromEntries(Object.entries(UNLIMITED_DEVICE_RATES).map(([key, value]) => [`BULWARK_MQTT_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`, String(value)]));
+  const child = startCli(['serve', '--data-dir', database.dataDir], { BULWARK_DATABASE_URL: database.url, BULWARK_HTTP_PORT: '0', BULWARK_MQTT_PORT: '0', BULWARK_LOG_LEVEL: 'warn', ...unlimited });
   let output = '';
   const mqttPort = new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -63,7 +67,8 @@ for (const engine of ENGINES) {
         // Keep 300 messages of 100 readings each in flight until the kill, so commits take long
         // enough that an acknowledgement sent before its commit would be caught by the kill.
         const readings = (seq: number) => JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => ({ values: { seq, i, filler: 'x'.repeat(64) } })) });
-        await new Promise<void>((resolve) => {
+        await new Promise<void>((resolve, reject) => {
+          client.once('close', () => (killed ? undefined : reject(new Error(`the broker closed the connection before the kill (${acked.length} acknowledged)`))));
           const pump = () => {
             while (!killed && sent - acked.length < 300) {
               const seq = sent++;

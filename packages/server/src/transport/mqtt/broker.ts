@@ -580,7 +580,11 @@ export class MqttGateway implements DeviceMessenger {
         if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
         return;
       }
-      // QoS 1: the PUBACK waits (Aedes reads no further from this client meanwhile).
+      // QoS 1: the PUBACK waits, and the socket is not read meanwhile: Aedes handles the packets
+      // it has already read side by side, so without the hold every message a device keeps in
+      // flight would borrow at once and a well-behaved device flushing its queue would soon be
+      // "far beyond" its rate. Held, only what was read before (one 16 KB read) adds to the wait.
+      if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
     switch (decision.value.kind) {

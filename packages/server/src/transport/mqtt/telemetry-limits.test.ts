@@ -5,7 +5,7 @@ import { cliActor } from '../../accounts/roles.js';
 import { useBrokerSuite } from '../../testing/broker-suite.js';
 import { provisionTestDevice, type TestDevice } from '../../testing/devices.js';
 import { ENGINES } from '../../testing/engines.js';
-import { connectDevice, eventually, inbox } from '../../testing/mqtt.js';
+import { closed, connectDevice, eventually, inbox } from '../../testing/mqtt.js';
 
 /** A batch of `n` readings, each `pad` characters of text. */
 const batch = (n: number, pad = 0) => JSON.stringify({ batch: Array.from({ length: n }, (_, i) => ({ values: { i, ...(pad ? { text: 'x'.repeat(pad) } : {}) } })) });
@@ -51,6 +51,17 @@ for (const engine of ENGINES) {
       // 6,000 readings at 2,000 a second after a burst of 1,000: at least 2.5 s.
       assert.ok(elapsed >= 2300, `6,000 readings acknowledged in ${elapsed} ms`);
       assert.equal(await s.stored(d.id), 6000);
+    });
+
+    it('slows a device keeping many large batches in flight to its rate instead of disconnecting it', async () => {
+      const d = await s.device();
+      const client = await connectAs(d);
+      // 22 batches of 1,000 in flight: 10.5 s of readings beyond the burst. Were they all charged as
+      // they arrive, the last would be more than 10 s behind and the device disconnected.
+      const disconnected = closed(client).then(() => assert.fail('the broker disconnected the device'));
+      await Promise.race([Promise.all(Array.from({ length: 22 }, () => client.publishAsync(`d/${d.id}/telemetry`, batch(1000), { qos: 1 }))), disconnected]);
+      assert.equal(client.connected, true);
+      assert.equal(await s.stored(d.id), 22_000);
     });
 
     it('holds the PUBACKs of a device sending more payload bytes per second than it may', async () => {
