@@ -20,16 +20,21 @@ import { machine, table } from './support/measure.js';
 import type { ConnJob } from './support/conn-load.js';
 import { startBenchPlatform } from './support/platform.js';
 
-const { values } = parseArgs({ options: { devices: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '100' } } });
+const { values } = parseArgs({
+  options: { devices: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '100' } },
+});
 const count = Number(values.devices);
 const concurrency = Number(values.concurrency);
-if (!Number.isInteger(count) || count < 1 || !Number.isInteger(concurrency) || concurrency < 1) throw new Error('--devices and --concurrency must be positive integers');
+if (!Number.isInteger(count) || count < 1 || !Number.isInteger(concurrency) || concurrency < 1)
+  throw new Error('--devices and --concurrency must be positive integers');
 
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc (npm run bench:connections does)');
 
 function rssOf(pid: number): number {
-  const line = readFileSync(`/proc/${pid}/status`, 'utf8').split('\n').find((l) => l.startsWith('VmRSS:'))!;
+  const line = readFileSync(`/proc/${pid}/status`, 'utf8')
+    .split('\n')
+    .find((l) => l.startsWith('VmRSS:'))!;
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
@@ -71,7 +76,10 @@ try {
   await settle();
   const before = process.memoryUsage().rss;
   const oursJob = join(work, 'ours.json');
-  writeFileSync(oursJob, JSON.stringify({ mode: 'mqtt', port: server.mqtt!.port, ca: bench.ca, devices: jobDevices, concurrency } satisfies ConnJob));
+  writeFileSync(
+    oursJob,
+    JSON.stringify({ mode: 'mqtt', port: server.mqtt!.port, ca: bench.ca, devices: jobDevices, concurrency } satisfies ConnJob),
+  );
   const ours = await child(['bench/support/conn-load.ts', oursJob]);
   children.push(ours.process);
   const oursResult = JSON.parse(ours.line) as { connected: number; failures: number; perSecond: number };
@@ -88,7 +96,10 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 1000));
   const bareBefore = rssOf(bare.process.pid!);
   const bareJob = join(work, 'bare.json');
-  writeFileSync(bareJob, JSON.stringify({ mode: 'tls', port: Number(bare.line), ca: bench.ca, devices: jobDevices, concurrency } satisfies ConnJob));
+  writeFileSync(
+    bareJob,
+    JSON.stringify({ mode: 'tls', port: Number(bare.line), ca: bench.ca, devices: jobDevices, concurrency } satisfies ConnJob),
+  );
   const load = await child(['bench/support/conn-load.ts', bareJob]);
   children.push(load.process);
   const bareResult = JSON.parse(load.line) as { connected: number; failures: number; perSecond: number };
@@ -104,7 +115,9 @@ try {
       ['connects per second', oursResult.perSecond, bareResult.perSecond, oursResult.perSecond / bareResult.perSecond],
     ],
   );
-  console.log(`\nfailures: Bulwark ${oursResult.failures}, bare ${bareResult.failures}. Bulwark connects include the MQTT CONNECT, the certificate's record and device status read from the database, and the presence write.`);
+  console.log(
+    `\nfailures: Bulwark ${oursResult.failures}, bare ${bareResult.failures}. Bulwark connects include the MQTT CONNECT, the certificate's record and device status read from the database, and the presence write.`,
+  );
 } finally {
   for (const c of children) c.kill('SIGKILL');
   rmSync(work, { recursive: true, force: true });

@@ -52,7 +52,8 @@ const openLoopRate = Number(values.rate);
 for (const [name, n] of Object.entries({ devices: devicesWanted, window, duration: seconds })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
 }
-if (!Number.isInteger(openLoopRate) || openLoopRate < 0) throw new Error('--rate must be a whole number of messages per second (0 skips the open-loop phase)');
+if (!Number.isInteger(openLoopRate) || openLoopRate < 0)
+  throw new Error('--rate must be a whole number of messages per second (0 skips the open-loop phase)');
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
@@ -68,11 +69,16 @@ function runLoad(job: LoadJob, dir: string): Promise<LoadReport> {
   const file = join(dir, `job-${job.port}.json`);
   writeFileSync(file, JSON.stringify(job), { mode: 0o600 });
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/support/mqtt-load.ts', file], { maxBuffer: 1 << 20, timeout: (seconds + 300) * 1000 }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`load generator failed: ${stderr || error.message}`));
-      if (stderr) process.stderr.write(stderr);
-      resolve(JSON.parse(stdout.trim().split('\n').pop()!) as LoadReport);
-    });
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'bench/support/mqtt-load.ts', file],
+      { maxBuffer: 1 << 20, timeout: (seconds + 300) * 1000 },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`load generator failed: ${stderr || error.message}`));
+        if (stderr) process.stderr.write(stderr);
+        resolve(JSON.parse(stdout.trim().split('\n').pop()!) as LoadReport);
+      },
+    );
   });
 }
 
@@ -100,7 +106,9 @@ try {
   const t0 = Date.now();
   const devices: TestDevice[] = [];
   for (let i = 0; i < devicesWanted; i++) devices.push(await provisionTestDevice(platform, org, product, `BENCH-${i}`));
-  console.log(`${devices.length} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s; engine ${bench.engine}; window ${window} per device; ${seconds} s per run`);
+  console.log(
+    `${devices.length} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s; engine ${bench.engine}; window ${window} per device; ${seconds} s per run`,
+  );
   const jobDevices = devices.map((d) => ({ id: d.id, key: d.key, cert: d.cert }));
 
   // Bulwark: broker in this process, load generator in its own. The connect phase ends with the
@@ -166,7 +174,14 @@ try {
   // Mosquitto's connect phase ends with the first message too: a monitor client (connected
   // before the load, so its own handshake is not counted) subscribes to the telemetry topics and
   // leaves at the first message, so Mosquitto routes to it for a moment only.
-  const monitor = await mqtt.connectAsync(`mqtts://localhost:${mport}`, { clientId: 'bench-monitor', key: devices[0]!.key, cert: devices[0]!.cert, ca: bench.ca, protocolVersion: 4, reconnectPeriod: 0 });
+  const monitor = await mqtt.connectAsync(`mqtts://localhost:${mport}`, {
+    clientId: 'bench-monitor',
+    key: devices[0]!.key,
+    cert: devices[0]!.cert,
+    ca: bench.ca,
+    protocolVersion: 4,
+    reconnectPeriod: 0,
+  });
   let mcpuAtFirst = Number.NaN;
   monitor.once('message', () => {
     mcpuAtFirst = processCpuSeconds(mosquitto!.pid!);
@@ -179,10 +194,20 @@ try {
   monitor.end(true);
 
   // Open loop at a fixed rate, both brokers: latency when neither is saturated.
-  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number; loopP99: number; loopMax: number; gcPauses: number[] } | null = null;
+  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number; loopP99: number; loopMax: number; gcPauses: number[] } | null =
+    null;
   if (openLoopRate > 0) {
     const rowsBeforeOpen = await platform.telemetry.store.count();
-    const job = { ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50, mode: 'rate' as const, rate: openLoopRate, grace: 10 };
+    const job = {
+      ca: bench.ca,
+      devices: jobDevices,
+      window,
+      seconds,
+      connectConcurrency: 50,
+      mode: 'rate' as const,
+      rate: openLoopRate,
+      grace: 10,
+    };
     // The broker's event loop: how long it stalled (a stalled loop holds every PUBACK).
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
     loopDelay.enable();
@@ -195,7 +220,14 @@ try {
     gc.disconnect();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
     const theirsOpen = await runLoad({ ...job, port: mport }, work);
-    openLoop = { ours: oursOpen, theirs: theirsOpen, stored: storedOpen, loopP99: loopDelay.percentile(99) / 1e6, loopMax: loopDelay.max / 1e6, gcPauses: pauses };
+    openLoop = {
+      ours: oursOpen,
+      theirs: theirsOpen,
+      stored: storedOpen,
+      loopP99: loopDelay.percentile(99) / 1e6,
+      loopMax: loopDelay.max / 1e6,
+      gcPauses: pauses,
+    };
   }
 
   const oursRate = stored / ours.seconds;
@@ -225,20 +257,33 @@ try {
     table(
       ['figure', 'Bulwark', 'Mosquitto', 'ratio'],
       [
-        ['acknowledged during the run, msg/s', o.ackedInRun / o.sendSeconds, m.ackedInRun / m.sendSeconds, o.ackedInRun / o.sendSeconds / (m.ackedInRun / m.sendSeconds)],
+        [
+          'acknowledged during the run, msg/s',
+          o.ackedInRun / o.sendSeconds,
+          m.ackedInRun / m.sendSeconds,
+          o.ackedInRun / o.sendSeconds / (m.ackedInRun / m.sendSeconds),
+        ],
         ['publish→PUBACK p50 ms', o.p50, m.p50, o.p50 / m.p50],
         ['publish→PUBACK p99 ms', o.p99, m.p99, o.p99 / m.p99],
       ],
     );
-    console.log(`open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms`);
+    console.log(
+      `open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms`,
+    );
     const gcs = openLoop.gcPauses;
-    console.log(`open loop: Bulwark garbage collection ${gcs.length} pauses, ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...gcs).toFixed(1)} ms`);
+    console.log(
+      `open loop: Bulwark garbage collection ${gcs.length} pauses, ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...gcs).toFixed(1)} ms`,
+    );
     if (o.acked > openLoop.stored) process.exitCode = 1;
   }
   console.log('');
-  console.log(`acknowledged ${ours.acked}, stored ${stored}, missing ${Math.max(0, ours.acked - stored)}; publish errors ${ours.errors}; batches ${gateway.writer.stats.committedBatches} (mean ${(gateway.writer.stats.committedRows / Math.max(1, gateway.writer.stats.committedBatches)).toFixed(0)} rows)`);
+  console.log(
+    `acknowledged ${ours.acked}, stored ${stored}, missing ${Math.max(0, ours.acked - stored)}; publish errors ${ours.errors}; batches ${gateway.writer.stats.committedBatches} (mean ${(gateway.writer.stats.committedRows / Math.max(1, gateway.writer.stats.committedBatches)).toFixed(0)} rows)`,
+  );
   console.log(`broker counters: ${JSON.stringify(gateway.stats)}`);
-  console.log('Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the database writes of this process; PostgreSQL server CPU is not counted.');
+  console.log(
+    'Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the database writes of this process; PostgreSQL server CPU is not counted.',
+  );
   if (ours.acked > stored) process.exitCode = 1;
 } finally {
   mosquitto?.kill('SIGTERM');

@@ -32,7 +32,9 @@ interface WorkerInput extends Material {
 }
 
 async function issuerFor(material: Material): Promise<CertificateIssuer> {
-  return CertificateIssuer.create(material.caCert, await importSoftwareSigner(material.caKey), { crlUrl: 'https://bulwark.example/pki/crl.pem' });
+  return CertificateIssuer.create(material.caCert, await importSoftwareSigner(material.caKey), {
+    crlUrl: 'https://bulwark.example/pki/crl.pem',
+  });
 }
 
 /** Issues round-robin from the CSR pool for `durationMs`; returns certificates per second. */
@@ -64,7 +66,10 @@ function bareSign(durationMs: number): number {
 async function parallelRate(material: Material, threads: number, durationMs: number): Promise<number> {
   // Node 20 does not carry --import tsx into worker threads: the worker loads this file through tsx's API.
   const boot = `import('tsx/esm/api').then(({ tsImport }) => tsImport(${JSON.stringify(import.meta.url)}, ${JSON.stringify(import.meta.url)}))`;
-  const workers = Array.from({ length: threads }, () => new Worker(boot, { eval: true, workerData: { ...material, durationMs } satisfies WorkerInput }));
+  const workers = Array.from(
+    { length: threads },
+    () => new Worker(boot, { eval: true, workerData: { ...material, durationMs } satisfies WorkerInput }),
+  );
   try {
     await Promise.all(workers.map((w) => new Promise((resolve, reject) => w.once('message', resolve).once('error', reject))));
     const rates = workers.map((w) => new Promise<number>((resolve, reject) => w.once('message', resolve).once('error', reject)));
@@ -102,11 +107,19 @@ async function material(): Promise<Material> {
 }
 
 async function main(): Promise<void> {
-  const { values } = parseArgs({ options: { duration: { type: 'string', default: '3' }, rounds: { type: 'string', default: '3' }, threads: { type: 'string', default: String(availableParallelism()) } } });
+  const { values } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '3' },
+      rounds: { type: 'string', default: '3' },
+      threads: { type: 'string', default: String(availableParallelism()) },
+    },
+  });
   const durationMs = Number(values.duration) * 1000;
   const rounds = Number(values.rounds);
   const threads = Number(values.threads);
-  console.log(`certificate issuance from P-256 CSRs: ${machine()}; ${threads} worker threads; ${rounds} rounds of ${values.duration} s; load average ${loadavg()[0]!.toFixed(2)} at start`);
+  console.log(
+    `certificate issuance from P-256 CSRs: ${machine()}; ${threads} worker threads; ${rounds} rounds of ${values.duration} s; load average ${loadavg()[0]!.toFixed(2)} at start`,
+  );
 
   const input = await material();
   const issuer = await issuerFor(input);
@@ -125,8 +138,20 @@ async function main(): Promise<void> {
   }
   const [sign1, one, many] = [median(all.sign), median(all.one), median(all.many)];
   rows.push(['median', sign1, one, many, (many / one).toFixed(2), (one / sign1).toFixed(3)]);
-  table(['', 'bare P-256 sign/s (1 thread)', 'issued/s (1 thread)', `issued/s (${threads} threads)`, 'threads ÷ 1 thread', '1 thread ÷ bare sign'], rows);
-  console.log(`\n${threads}-thread issuance: ${Math.round(many)}/s (aim ≥${AIM_PER_SECOND}/s: ${many >= AIM_PER_SECOND ? 'met' : 'NOT met'}); ${(1e6 / one).toFixed(0)} µs per certificate on one thread vs ${(1e6 / sign1).toFixed(1)} µs per bare signature`);
+  table(
+    [
+      '',
+      'bare P-256 sign/s (1 thread)',
+      'issued/s (1 thread)',
+      `issued/s (${threads} threads)`,
+      'threads ÷ 1 thread',
+      '1 thread ÷ bare sign',
+    ],
+    rows,
+  );
+  console.log(
+    `\n${threads}-thread issuance: ${Math.round(many)}/s (aim ≥${AIM_PER_SECOND}/s: ${many >= AIM_PER_SECOND ? 'met' : 'NOT met'}); ${(1e6 / one).toFixed(0)} µs per certificate on one thread vs ${(1e6 / sign1).toFixed(1)} µs per bare signature`,
+  );
 }
 
 if (isMainThread) await main();

@@ -44,11 +44,16 @@ try {
   const emails = await createOperators(bench, flags.users);
   const credentials = (email: string) => ({ organization: bench.org, email, password: BENCH_PASSWORD });
   const probe = await request(`${bench.baseUrl}/api/v1/auth/login`, bench.ca, { method: 'POST', body: credentials(emails[0]!) });
-  if (probe.status !== 200 || probe.body?.status !== 'ok') throw new Error(`a bench login must be 'ok' at once, got ${probe.status} ${JSON.stringify(probe.body)}`);
+  if (probe.status !== 200 || probe.body?.status !== 'ok')
+    throw new Error(`a bench login must be 'ok' at once, got ${probe.status} ${JSON.stringify(probe.body)}`);
   const stored = await hash(BENCH_PASSWORD, ARGON2_PARAMS);
 
-  console.log(`Bulwark login benchmark: ${bench.engine}, ${flags.users} operators, concurrency ${flags.connections}, ${flags.rounds} rounds of ${flags.duration} s; ${machine()}`);
-  console.log(`argon2id m=${ARGON2_PARAMS.memoryCost} KiB t=${ARGON2_PARAMS.timeCost} p=${ARGON2_PARAMS.parallelism}; libuv thread pool ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}; load from autocannon in a worker thread`);
+  console.log(
+    `Bulwark login benchmark: ${bench.engine}, ${flags.users} operators, concurrency ${flags.connections}, ${flags.rounds} rounds of ${flags.duration} s; ${machine()}`,
+  );
+  console.log(
+    `argon2id m=${ARGON2_PARAMS.memoryCost} KiB t=${ARGON2_PARAMS.timeCost} p=${ARGON2_PARAMS.parallelism}; libuv thread pool ${process.env.UV_THREADPOOL_SIZE ?? '4 (default)'}; load from autocannon in a worker thread`,
+  );
 
   const rows: (string | number)[][] = [];
   const logins: LoadResult[] = [];
@@ -63,11 +68,27 @@ try {
         ca: bench.ca,
         connections: flags.connections,
         duration: flags.duration,
-        requests: emails.map((email) => ({ method: 'POST', path: '/api/v1/auth/login', headers: { 'content-type': 'application/json' }, body: JSON.stringify(credentials(email)) })),
+        requests: emails.map((email) => ({
+          method: 'POST',
+          path: '/api/v1/auth/login',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify(credentials(email)),
+        })),
       }),
     );
     const [l, s, c] = [logins.at(-1)!, single.at(-1)!, concurrent.at(-1)!];
-    rows.push([String(round), l.rps, l.p50, l.p99, String(l.failures), s.perSecond, s.msPerVerify, c.perSecond, l.rps / c.perSecond, l.rps / s.perSecond]);
+    rows.push([
+      String(round),
+      l.rps,
+      l.p50,
+      l.p99,
+      String(l.failures),
+      s.perSecond,
+      s.msPerVerify,
+      c.perSecond,
+      l.rps / c.perSecond,
+      l.rps / s.perSecond,
+    ]);
   }
   const m = {
     rps: median(logins.map((l) => l.rps)),
@@ -86,10 +107,26 @@ try {
     m.rps / m.concurrent,
     m.rps / m.single,
   ]);
-  table(['round', 'logins/s', 'p50 ms', 'p99 ms', 'failed', 'bare verify/s 1 thread', 'ms/verify', `bare verify/s @${flags.connections}`, `logins ÷ verify@${flags.connections}`, 'logins ÷ verify 1 thread'], rows);
+  table(
+    [
+      'round',
+      'logins/s',
+      'p50 ms',
+      'p99 ms',
+      'failed',
+      'bare verify/s 1 thread',
+      'ms/verify',
+      `bare verify/s @${flags.connections}`,
+      `logins ÷ verify@${flags.connections}`,
+      'logins ÷ verify 1 thread',
+    ],
+    rows,
+  );
 
   const audit = await bench.platform.audit.verify();
-  console.log(`audit chain after the run: ${audit.entries} entries, ${audit.checkpoints} signed checkpoints, ${audit.ok ? 'intact' : `BROKEN (${audit.problems.length} problems)`}`);
+  console.log(
+    `audit chain after the run: ${audit.entries} entries, ${audit.checkpoints} signed checkpoints, ${audit.ok ? 'intact' : `BROKEN (${audit.problems.length} problems)`}`,
+  );
   console.log(
     `aim ≥ ${AIM_LOGINS_PER_SECOND} logins/s on 2 cores: ${m.rps >= AIM_LOGINS_PER_SECOND ? 'met' : 'NOT met'} (median ${m.rps.toFixed(0)}/s; bare argon2id verifications at the same concurrency in this run: ${m.concurrent.toFixed(0)}/s)`,
   );

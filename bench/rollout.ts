@@ -37,12 +37,15 @@ const { values } = parseArgs({
 });
 const duration = Number(values.duration) * 1000;
 const rounds = Number(values.rounds);
-if (!(duration > 0) || !Number.isInteger(rounds) || rounds < 1) throw new Error('--duration must be positive seconds and --rounds a positive integer');
+if (!(duration > 0) || !Number.isInteger(rounds) || rounds < 1)
+  throw new Error('--duration must be positive seconds and --rounds a positive integer');
 const fleetSize = Number(values.devices);
 const concurrency = Number(values.concurrency);
 const imageKb = Number(values['image-kb']);
-if (!Number.isInteger(fleetSize) || fleetSize < 0 || fleetSize > MAX_SELECTOR_ENTRIES) throw new Error(`--devices must be an integer from 0 (no fleet part) to ${MAX_SELECTOR_ENTRIES}`);
-if (!Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(imageKb) || imageKb < 1) throw new Error('--concurrency and --image-kb must be positive integers');
+if (!Number.isInteger(fleetSize) || fleetSize < 0 || fleetSize > MAX_SELECTOR_ENTRIES)
+  throw new Error(`--devices must be an integer from 0 (no fleet part) to ${MAX_SELECTOR_ENTRIES}`);
+if (!Number.isInteger(concurrency) || concurrency < 1 || !Number.isInteger(imageKb) || imageKb < 1)
+  throw new Error('--concurrency and --image-kb must be positive integers');
 
 const bench = await startBenchPlatform({ postgres: false });
 try {
@@ -53,7 +56,11 @@ try {
     sha256: createHash('sha256').update('image').digest('hex'),
     length: 4_194_304,
   };
-  const deviceOf = (i: number): DirectorDevice => ({ id: `device-${i.toString().padStart(20, '0')}`, organizationId: bench.admin.organizationId, hardwareId: 'hw-rev-b' });
+  const deviceOf = (i: number): DirectorDevice => ({
+    id: `device-${i.toString().padStart(20, '0')}`,
+    organizationId: bench.admin.organizationId,
+    hardwareId: 'hw-rev-b',
+  });
   const sample = await director.signFor(deviceOf(0), assignment);
   const signedPart = Buffer.from(canonicalize(sample.metadata.signed as Record<string, unknown>));
   const { privateKey } = generateKeyPairSync('ed25519');
@@ -77,7 +84,9 @@ try {
     return n / ((performance.now() - start) / 1000);
   }
 
-  console.log(`director metadata signing: ${machine()}; ${rounds} rounds of ${values.duration} s; signed document ${signedPart.length} bytes; load average ${loadavg()[0]!.toFixed(2)} at start`);
+  console.log(
+    `director metadata signing: ${machine()}; ${rounds} rounds of ${values.duration} s; signed document ${signedPart.length} bytes; load average ${loadavg()[0]!.toFixed(2)} at start`,
+  );
   const bare: number[] = [];
   const signed: number[] = [];
   for (let round = 0; round < rounds; round++) {

@@ -22,7 +22,16 @@ let failures = 0;
 function open(d: ConnJob['devices'][number]): Promise<void> {
   if (job.mode === 'mqtt') {
     return mqtt
-      .connectAsync(`mqtts://localhost:${job.port}`, { clientId: d.id, key: d.key, cert: d.cert, ca: job.ca, protocolVersion: 4, reconnectPeriod: 0, keepalive: 600, connectTimeout: 60_000 })
+      .connectAsync(`mqtts://localhost:${job.port}`, {
+        clientId: d.id,
+        key: d.key,
+        cert: d.cert,
+        ca: job.ca,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        keepalive: 600,
+        connectTimeout: 60_000,
+      })
       .then((c) => {
         c.on('error', () => undefined);
         held.push(c);

@@ -22,7 +22,15 @@ export interface FleetJob {
   identities: FleetIdentity[];
   stateRoot: string;
   /** Base64 of the factory fields that are bytes. */
-  factory: { repositoryRoot: string; directorRoot: string; productId: string; image: string; target: string; version: string; securityVersion: number };
+  factory: {
+    repositoryRoot: string;
+    directorRoot: string;
+    productId: string;
+    image: string;
+    target: string;
+    version: string;
+    securityVersion: number;
+  };
   /** Mode bare: the image's URL on the bare server. */
   imageUrl?: string;
   concurrency: number;
@@ -60,7 +68,9 @@ if (job.mode === 'bare') {
     }
   });
   const cpu = process.cpuUsage(cpu0);
-  process.stdout.write(`done ${JSON.stringify({ seconds: (performance.now() - start) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, failures, bytes })}\n`);
+  process.stdout.write(
+    `done ${JSON.stringify({ seconds: (performance.now() - start) / 1000, cpuSeconds: (cpu.user + cpu.system) / 1e6, failures, bytes })}\n`,
+  );
   process.exit(0);
 }
 
@@ -101,6 +111,8 @@ for (;;) {
 const seconds = (performance.now() - start) / 1000;
 const progress = fleet.progress();
 const cpu = process.cpuUsage(cpu0);
-process.stdout.write(`done ${JSON.stringify({ seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, states: progress.states, errors: progress.errors, failures: progress.failures.slice(0, 5) })}\n`);
+process.stdout.write(
+  `done ${JSON.stringify({ seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, states: progress.states, errors: progress.errors, failures: progress.failures.slice(0, 5) })}\n`,
+);
 await fleet.stop();
 process.exit(0);

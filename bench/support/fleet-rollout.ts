@@ -28,7 +28,9 @@ interface Child {
 }
 
 function child(jobFile: string): Child {
-  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/support/fleet-load.ts', jobFile], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/support/fleet-load.ts', jobFile], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   const lines = createInterface({ input: proc.stdout! });
   const waiting: { prefix: string; resolve: (line: string) => void }[] = [];
   lines.on('line', (line) => {
@@ -50,7 +52,10 @@ const cpuSeconds = (since: NodeJS.CpuUsage) => {
   return (used.user + used.system) / 1e6;
 };
 
-export async function fleetRollout(bench: BenchPlatform, options: { devices: number; concurrency: number; imageBytes: number }): Promise<void> {
+export async function fleetRollout(
+  bench: BenchPlatform,
+  options: { devices: number; concurrency: number; imageBytes: number },
+): Promise<void> {
   const { platform, server } = bench;
   const n = options.devices;
   const org = bench.admin.organizationId;
@@ -68,7 +73,9 @@ export async function fleetRollout(bench: BenchPlatform, options: { devices: num
       8,
       async (i) => void (devices[i] = await provisionTestDevice(platform, org, product, `FLEET-${i}`)),
     );
-    console.log(`\nfleet rollout: ${n} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(0)} s; image ${options.imageBytes / 1024} KiB; ${options.concurrency} devices updating at once in the simulator; load average ${loadavg()[0]!.toFixed(2)}`);
+    console.log(
+      `\nfleet rollout: ${n} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(0)} s; image ${options.imageBytes / 1024} KiB; ${options.concurrency} devices updating at once in the simulator; load average ${loadavg()[0]!.toFixed(2)}`,
+    );
     const repo = await setUpFleetRepository(platform, org, product, 'hw-bench');
     const release = await repo.publish('2.0.0', 1, options.imageBytes);
     const identities = devices.map((d) => ({ deviceId: d.id, key: d.key, cert: d.cert }));
@@ -80,7 +87,12 @@ export async function fleetRollout(bench: BenchPlatform, options: { devices: num
       hardwareId: 'hw-bench',
       identities,
       stateRoot,
-      factory: { ...repo.factory, repositoryRoot: repo.factory.repositoryRoot.toString('base64'), directorRoot: repo.factory.directorRoot.toString('base64'), image: repo.factory.image.toString('base64') },
+      factory: {
+        ...repo.factory,
+        repositoryRoot: repo.factory.repositoryRoot.toString('base64'),
+        directorRoot: repo.factory.directorRoot.toString('base64'),
+        image: repo.factory.image.toString('base64'),
+      },
       concurrency: options.concurrency,
       timeoutSeconds: 600,
     };
@@ -94,7 +106,13 @@ export async function fleetRollout(bench: BenchPlatform, options: { devices: num
     if (ready.connected !== n) throw new Error(`only ${ready.connected} of ${n} simulated devices connected`);
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
-    const rolloutId = await repo.rollout({ releaseId: release.id, selector: { deviceIds: identities.map((d) => d.deviceId) }, phases: [{ percent: 100, soakSeconds: 0 }], successThreshold: 1, maxConcurrentDownloads: n });
+    const rolloutId = await repo.rollout({
+      releaseId: release.id,
+      selector: { deviceIds: identities.map((d) => d.deviceId) },
+      phases: [{ percent: 100, soakSeconds: 0 }],
+      successThreshold: 1,
+      maxConcurrentDownloads: n,
+    });
     const done = agents.next('done');
     agents.process.stdin!.write('go\n');
     let status = 'running';
@@ -109,19 +127,36 @@ export async function fleetRollout(bench: BenchPlatform, options: { devices: num
     const oursWall = (performance.now() - wall0) / 1000;
     const oursCpu = cpuSeconds(cpu0);
     const final = await platform.updates.rollouts.get(repo.actor, rolloutId);
-    const fleet = JSON.parse(fleetDone ?? (await done)) as { cpuSeconds: number; states: Record<string, number>; errors: number; failures: string[] };
-    if (final.status !== 'completed' || final.counts.succeeded !== n) throw new Error(`the rollout ended ${final.status} with ${JSON.stringify(final.counts)}; fleet ${JSON.stringify(fleet)}`);
+    const fleet = JSON.parse(fleetDone ?? (await done)) as {
+      cpuSeconds: number;
+      states: Record<string, number>;
+      errors: number;
+      failures: string[];
+    };
+    if (final.status !== 'completed' || final.counts.succeeded !== n)
+      throw new Error(`the rollout ended ${final.status} with ${JSON.stringify(final.counts)}; fleet ${JSON.stringify(fleet)}`);
 
     // The baseline: the same devices fetch the same bytes over mutual TLS from a bare server here.
     const tls = loadServerTls(bench.dataDir, platform.box);
     const image = testImage('fleet-2.0.0', options.imageBytes);
-    bare = https.createServer({ cert: tls.cert, key: tls.key, ca: await platform.pki.caChain(), requestCert: true, rejectUnauthorized: true }, (_req, res) => {
-      res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': image.length });
-      res.end(image);
-    });
+    bare = https.createServer(
+      { cert: tls.cert, key: tls.key, ca: await platform.pki.caChain(), requestCert: true, rejectUnauthorized: true },
+      (_req, res) => {
+        res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': image.length });
+        res.end(image);
+      },
+    );
     await new Promise<void>((resolve) => bare!.listen(0, '127.0.0.1', resolve));
     const bareJob = join(work, 'bare.json');
-    writeFileSync(bareJob, JSON.stringify({ ...base, mode: 'bare', imageUrl: `https://localhost:${(bare.address() as { port: number }).port}/image` } satisfies FleetJob), { mode: 0o600 });
+    writeFileSync(
+      bareJob,
+      JSON.stringify({
+        ...base,
+        mode: 'bare',
+        imageUrl: `https://localhost:${(bare.address() as { port: number }).port}/image`,
+      } satisfies FleetJob),
+      { mode: 0o600 },
+    );
     const fetcher = child(bareJob);
     children.push(fetcher.process);
     await fetcher.next('ready');

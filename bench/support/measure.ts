@@ -41,11 +41,20 @@ export async function load(options: LoadOptions): Promise<LoadResult> {
     ...(options.headers ? { headers: options.headers } : {}),
     ...(options.requests ? { requests: options.requests } : {}),
   });
-  return { rps: result['2xx'] / result.duration, p50: result.latency.p50, p99: result.latency.p99, failures: result.non2xx + result.errors + result.timeouts };
+  return {
+    rps: result['2xx'] / result.duration,
+    p50: result.latency.p50,
+    p99: result.latency.p99,
+    failures: result.non2xx + result.errors + result.timeouts,
+  };
 }
 
 /** One HTTPS request that trusts only the given CA (real verification); resolves with status and JSON. */
-export function request(url: string, ca: string, init: { method?: string; body?: unknown; token?: string } = {}): Promise<{ status: number; body: Record<string, unknown> | null }> {
+export function request(
+  url: string,
+  ca: string,
+  init: { method?: string; body?: unknown; token?: string } = {},
+): Promise<{ status: number; body: Record<string, unknown> | null }> {
   const payload = init.body === undefined ? undefined : JSON.stringify(init.body);
   const headers: Record<string, string> = {};
   if (payload) headers['content-type'] = 'application/json';

@@ -59,7 +59,15 @@ async function connectAll(): Promise<{ client: MqttClient; id: string }[]> {
   const worker = async () => {
     while (next < job.devices.length) {
       const d = job.devices[next++]!;
-      const client = await mqtt.connectAsync(`mqtts://localhost:${job.port}`, { clientId: d.id, key: d.key, cert: d.cert, ca: job.ca, protocolVersion: 4, reconnectPeriod: 0, connectTimeout: 30_000 });
+      const client = await mqtt.connectAsync(`mqtts://localhost:${job.port}`, {
+        clientId: d.id,
+        key: d.key,
+        cert: d.cert,
+        ca: job.ca,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+        connectTimeout: 30_000,
+      });
       client.on('error', () => undefined);
       // An open-loop sender waits on 'drain' once per publish while the socket is full.
       client.stream.setMaxListeners(0);
@@ -201,6 +209,18 @@ if (job.ackFile) writeFileSync(job.ackFile, JSON.stringify(Object.fromEntries(ac
 
 latencies.sort((a, b) => a - b);
 const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
-const report: LoadReport = { connected: clients.length, connectSeconds, sent, acked, errors: mode === 'flood' ? errors : errors + (sent - acked - errors), seconds, p50: pick(0.5), p99: pick(0.99), ackedInRun: mode === 'rate' ? ackedInRun : acked, sendSeconds: mode === 'rate' ? sendSeconds : seconds, disconnected };
+const report: LoadReport = {
+  connected: clients.length,
+  connectSeconds,
+  sent,
+  acked,
+  errors: mode === 'flood' ? errors : errors + (sent - acked - errors),
+  seconds,
+  p50: pick(0.5),
+  p99: pick(0.99),
+  ackedInRun: mode === 'rate' ? ackedInRun : acked,
+  sendSeconds: mode === 'rate' ? sendSeconds : seconds,
+  disconnected,
+};
 process.stdout.write(JSON.stringify(report) + '\n');
 process.exit(0);

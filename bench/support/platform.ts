@@ -17,7 +17,6 @@ import { openPlatform, type Platform } from '../../packages/server/src/platform.
 import { adminQuery, dropDatabase, PG_URL } from '../../packages/server/src/testing/engines.js';
 import { UNLIMITED_DEVICE_RATES } from '../../packages/server/src/testing/mqtt.js';
 
-
 /** A password that passes the operator policy; bench accounts sign in with it. */
 export const BENCH_PASSWORD = 'correct horse battery staple 7';
 
@@ -83,7 +82,12 @@ export async function createOperators(bench: BenchPlatform, count: number): Prom
   const emails: string[] = [];
   for (let i = 0; i < count; i++) {
     const email = `bench-${i}@example.com`;
-    await bench.platform.accounts.service.createOperator(bench.admin, { email, name: `Bench ${i}`, role: 'operator', password: BENCH_PASSWORD });
+    await bench.platform.accounts.service.createOperator(bench.admin, {
+      email,
+      name: `Bench ${i}`,
+      role: 'operator',
+      password: BENCH_PASSWORD,
+    });
     emails.push(email);
   }
   return emails;

@@ -6,15 +6,20 @@ import { Backoff } from './backoff.js';
 describe('reconnect backoff', () => {
   it('draws every delay within [floor, min(cap, base·2^attempt)] whatever the jitter', () => {
     fc.assert(
-      fc.property(fc.integer({ min: 1, max: 10_000 }), fc.integer({ min: 1, max: 1000 }), fc.array(fc.double({ min: 0, max: 0.9999999, noNaN: true }), { minLength: 1, maxLength: 40 }), (base, capFactor, draws) => {
-        let i = 0;
-        const backoff = new Backoff({ baseMs: base, capMs: base * capFactor }, () => draws[i++ % draws.length]!);
-        for (let attempt = 0; attempt < draws.length; attempt++) {
-          const { delayMs, ceilingMs } = backoff.next();
-          assert.equal(ceilingMs, Math.min(base * capFactor, base * 2 ** attempt));
-          assert.ok(delayMs >= backoff.floorMs && delayMs <= ceilingMs, `${delayMs} outside [${backoff.floorMs}, ${ceilingMs}]`);
-        }
-      }),
+      fc.property(
+        fc.integer({ min: 1, max: 10_000 }),
+        fc.integer({ min: 1, max: 1000 }),
+        fc.array(fc.double({ min: 0, max: 0.9999999, noNaN: true }), { minLength: 1, maxLength: 40 }),
+        (base, capFactor, draws) => {
+          let i = 0;
+          const backoff = new Backoff({ baseMs: base, capMs: base * capFactor }, () => draws[i++ % draws.length]!);
+          for (let attempt = 0; attempt < draws.length; attempt++) {
+            const { delayMs, ceilingMs } = backoff.next();
+            assert.equal(ceilingMs, Math.min(base * capFactor, base * 2 ** attempt));
+            assert.ok(delayMs >= backoff.floorMs && delayMs <= ceilingMs, `${delayMs} outside [${backoff.floorMs}, ${ceilingMs}]`);
+          }
+        },
+      ),
     );
   });
 
@@ -25,7 +30,10 @@ describe('reconnect backoff', () => {
 
   it('doubles the ceiling up to the cap, and starts again after reset', () => {
     const backoff = new Backoff({ baseMs: 1000, capMs: 5000 }, () => 0.9999);
-    assert.deepEqual(Array.from({ length: 5 }, () => backoff.next().ceilingMs), [1000, 2000, 4000, 5000, 5000]);
+    assert.deepEqual(
+      Array.from({ length: 5 }, () => backoff.next().ceilingMs),
+      [1000, 2000, 4000, 5000, 5000],
+    );
     backoff.reset();
     assert.equal(backoff.next().ceilingMs, 1000);
   });

@@ -25,13 +25,15 @@ describe('device client against a real broker over mutual TLS', () => {
     await p?.close();
   });
 
-
   function track(client: DeviceClient): DeviceClient {
     cleanup.push(() => client.stop());
     return client;
   }
 
-  const values = async (deviceId: string) => (await p.t.platform.telemetry.store.range(deviceId, 0, Number.MAX_SAFE_INTEGER, 1000)).map((r) => JSON.parse(r.data) as Record<string, unknown>);
+  const values = async (deviceId: string) =>
+    (await p.t.platform.telemetry.store.range(deviceId, 0, Number.MAX_SAFE_INTEGER, 1000)).map(
+      (r) => JSON.parse(r.data) as Record<string, unknown>,
+    );
 
   it('connects with its certificate and sends telemetry, one reading and a batch, that lands in the telemetry table', async () => {
     const { deviceId, dir } = await p.enrolledDevice();
@@ -60,7 +62,13 @@ describe('device client against a real broker over mutual TLS', () => {
     client.sendTelemetry({ fine: 1 }, Date.UTC(1999, 0, 1));
     await client.drained(5000);
     await eventually(() => replies.length === 2, 3000, 'two error replies');
-    assert.deepEqual(replies.map((r) => [r.topic, r.code]), [[`d/${deviceId}/telemetry`, 'payload.invalid'], [`d/${deviceId}/telemetry`, 'payload.invalid_timestamp']]);
+    assert.deepEqual(
+      replies.map((r) => [r.topic, r.code]),
+      [
+        [`d/${deviceId}/telemetry`, 'payload.invalid'],
+        [`d/${deviceId}/telemetry`, 'payload.invalid_timestamp'],
+      ],
+    );
     assert.equal(client.queue.size, 0);
     assert.equal(await p.stored(deviceId), 0);
   });
@@ -95,7 +103,10 @@ describe('device client against a real broker over mutual TLS', () => {
     fault.restore();
     await eventually(() => client.isConnected, 3000, 'reconnected');
     await client.drained(5000);
-    assert.deepEqual(await values(deviceId), [0, 1, 2, 3, 4].map((n) => ({ n })));
+    assert.deepEqual(
+      await values(deviceId),
+      [0, 1, 2, 3, 4].map((n) => ({ n })),
+    );
     assert.deepEqual(events, ['connected', 'disconnected', 'connected']);
   });
 
@@ -124,63 +135,78 @@ describe('device client against a real broker over mutual TLS', () => {
     assert.deepEqual(recovered, [{ tornLines: 1, corruptLines: 0 }]);
     second.sendTelemetry({ n: 10 }, now - 10_000 + 10);
     await second.drained(5000);
-    assert.deepEqual(await values(deviceId), Array.from({ length: 11 }, (_, n) => ({ n })));
+    assert.deepEqual(
+      await values(deviceId),
+      Array.from({ length: 11 }, (_, n) => ({ n })),
+    );
   });
 
-  it('on a full disk sendTelemetry throws queue.storage_full and keeps nothing of the reading; once there is room the next one is stored whole and delivered', { skip: tmpfsUnavailable ?? false }, async () => {
-    const { deviceId, dir } = await p.enrolledDevice();
-    const disk = smallFilesystem(join(dir, 'queue'));
-    try {
-      const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
-      await client.connect();
-      client.sendTelemetry({ n: 0 });
-      await client.drained(5000);
-      disk.fill();
-      // More than the block the queue is writing has left: the file system takes part of it.
-      const big = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`v${i}`, 'x'.repeat(250)]));
-      for (const attempt of [1, 2]) {
-        assert.throws(
-          () => client.sendTelemetry(big),
-          (error: unknown) => error instanceof QueueWriteError && error.code === 'queue.storage_full',
-          `attempt ${attempt}`,
-        );
+  it(
+    'on a full disk sendTelemetry throws queue.storage_full and keeps nothing of the reading; once there is room the next one is stored whole and delivered',
+    { skip: tmpfsUnavailable ?? false },
+    async () => {
+      const { deviceId, dir } = await p.enrolledDevice();
+      const disk = smallFilesystem(join(dir, 'queue'));
+      try {
+        const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl }));
+        await client.connect();
+        client.sendTelemetry({ n: 0 });
+        await client.drained(5000);
+        disk.fill();
+        // More than the block the queue is writing has left: the file system takes part of it.
+        const big = Object.fromEntries(Array.from({ length: 20 }, (_, i) => [`v${i}`, 'x'.repeat(250)]));
+        for (const attempt of [1, 2]) {
+          assert.throws(
+            () => client.sendTelemetry(big),
+            (error: unknown) => error instanceof QueueWriteError && error.code === 'queue.storage_full',
+            `attempt ${attempt}`,
+          );
+        }
+        assert.equal(client.queue.size, 0);
+        disk.free();
+        client.sendTelemetry(big);
+        await client.drained(5000);
+        await client.stop();
+        assert.deepEqual(await values(deviceId), [{ n: 0 }, big]);
+        const reopened = new FileQueue(disk.dir);
+        assert.deepEqual([reopened.size, reopened.tornLines, reopened.corruptLines], [0, 0, 0]);
+        reopened.close();
+      } finally {
+        disk.unmount();
       }
-      assert.equal(client.queue.size, 0);
-      disk.free();
-      client.sendTelemetry(big);
-      await client.drained(5000);
-      await client.stop();
-      assert.deepEqual(await values(deviceId), [{ n: 0 }, big]);
-      const reopened = new FileQueue(disk.dir);
-      assert.deepEqual([reopened.size, reopened.tornLines, reopened.corruptLines], [0, 0, 0]);
-      reopened.close();
-    } finally {
-      disk.unmount();
-    }
-  });
+    },
+  );
 
-  it('a device process whose acknowledgements cannot be written (full disk) does not crash: it reports them, keeps the messages and sends them again once there is room', { skip: tmpfsUnavailable ?? false }, async () => {
-    const { deviceId, dir } = await p.enrolledDevice();
-    const disk = smallFilesystem(join(dir, 'queue'));
-    try {
-      const device = startDeviceProcess('ack-full', dir, p.brokerUrl);
-      const { code, signal, stderr } = await device.exited;
-      assert.deepEqual([code, signal], [0, null], stderr);
-      const queued = device.events.find((e) => e.event === 'queued')!.count as number;
-      const failures = device.events.filter((e) => e.event === 'queueError');
-      assert.equal(failures.length, queued, 'every acknowledgement failed');
-      assert.ok(failures.every((e) => e.code === 'queue.storage_full' && e.name === 'QueueWriteError'));
-      assert.deepEqual(device.events.find((e) => e.event === 'alive'), { event: 'alive', size: queued }, 'all kept');
-      assert.ok(device.events.some((e) => e.event === 'drained'));
-      // Delivered before the failures and again after them (at least once), the last reading once.
-      const stored = await values(deviceId);
-      assert.equal(stored.length, 2 * queued + 1);
-      assert.equal(stored.filter((v) => v.n === 'after').length, 1);
-      assert.equal(stored.filter((v) => v.n === 0).length, 2);
-    } finally {
-      disk.unmount();
-    }
-  });
+  it(
+    'a device process whose acknowledgements cannot be written (full disk) does not crash: it reports them, keeps the messages and sends them again once there is room',
+    { skip: tmpfsUnavailable ?? false },
+    async () => {
+      const { deviceId, dir } = await p.enrolledDevice();
+      const disk = smallFilesystem(join(dir, 'queue'));
+      try {
+        const device = startDeviceProcess('ack-full', dir, p.brokerUrl);
+        const { code, signal, stderr } = await device.exited;
+        assert.deepEqual([code, signal], [0, null], stderr);
+        const queued = device.events.find((e) => e.event === 'queued')!.count as number;
+        const failures = device.events.filter((e) => e.event === 'queueError');
+        assert.equal(failures.length, queued, 'every acknowledgement failed');
+        assert.ok(failures.every((e) => e.code === 'queue.storage_full' && e.name === 'QueueWriteError'));
+        assert.deepEqual(
+          device.events.find((e) => e.event === 'alive'),
+          { event: 'alive', size: queued },
+          'all kept',
+        );
+        assert.ok(device.events.some((e) => e.event === 'drained'));
+        // Delivered before the failures and again after them (at least once), the last reading once.
+        const stored = await values(deviceId);
+        assert.equal(stored.length, 2 * queued + 1);
+        assert.equal(stored.filter((v) => v.n === 'after').length, 1);
+        assert.equal(stored.filter((v) => v.n === 0).length, 2);
+      } finally {
+        disk.unmount();
+      }
+    },
+  );
 
   it('attack: a second process on the same identity directory is refused while the first runs, and takes over once it was killed', async () => {
     const { deviceId, dir } = await p.enrolledDevice();
@@ -229,7 +255,9 @@ describe('device client against a real broker over mutual TLS', () => {
 
   it('with MQTT 5: sends telemetry that lands; a revocation ends the session with reason 0x98, and the reconnect refused (0x87) is final', async () => {
     const { deviceId, dir } = await p.enrolledDevice();
-    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl, protocolVersion: 5, backoff: { baseMs: 50, capMs: 100 } }));
+    const client = track(
+      DeviceClient.fromIdentity(dir, { brokerUrl: p.brokerUrl, protocolVersion: 5, backoff: { baseMs: 50, capMs: 100 } }),
+    );
     const errors: Error[] = [];
     const ends: { server?: { reasonCode: number; reason: string } }[] = [];
     client.on('error', (error: Error) => errors.push(error));
@@ -241,7 +269,10 @@ describe('device client against a real broker over mutual TLS', () => {
     const serial = new X509Certificate(readFileSync(join(dir, 'device.pem'))).serialNumber.toLowerCase();
     await p.t.platform.pki.revoke({ organizationId: p.org, serial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
     await eventually(() => errors.length === 1, 5000, 'the refusal reported');
-    assert.deepEqual(ends.map((e) => e.server), [{ reasonCode: 0x98, reason: 'certificate revoked' }]);
+    assert.deepEqual(
+      ends.map((e) => e.server),
+      [{ reasonCode: 0x98, reason: 'certificate revoked' }],
+    );
     assert.ok(errors[0] instanceof ConnectionRefusedError);
     assert.equal((errors[0] as ConnectionRefusedError).returnCode, 0x87);
     assert.equal((errors[0] as ConnectionRefusedError).code, 'mqtt.connack_135');
@@ -252,7 +283,13 @@ describe('device client against a real broker over mutual TLS', () => {
     const deviceId = await p.register();
     const { key } = await p.t.platform.devices.symmetricKeys.issueKey(actor, deviceId);
     const client = track(
-      new DeviceClient({ brokerUrl: p.brokerUrl, deviceId, ca: p.t.ca, clock: p.t.clock, credentials: { type: 'symmetric', key, tokenLifetimeSeconds: 2, refreshBeforeSeconds: 1 } }),
+      new DeviceClient({
+        brokerUrl: p.brokerUrl,
+        deviceId,
+        ca: p.t.ca,
+        clock: p.t.clock,
+        credentials: { type: 'symmetric', key, tokenLifetimeSeconds: 2, refreshBeforeSeconds: 1 },
+      }),
     );
     let retries = 0;
     client.on('reconnecting', () => retries++);
@@ -274,7 +311,15 @@ describe('device client against a real broker over mutual TLS', () => {
     const deviceId = await p.register();
     await p.t.platform.devices.symmetricKeys.issueKey(actor, deviceId);
     let retries = 0;
-    const client = track(new DeviceClient({ brokerUrl: p.brokerUrl, deviceId, ca: p.t.ca, clock: p.t.clock, credentials: { type: 'symmetric', key: Buffer.alloc(32, 7) } }));
+    const client = track(
+      new DeviceClient({
+        brokerUrl: p.brokerUrl,
+        deviceId,
+        ca: p.t.ca,
+        clock: p.t.clock,
+        credentials: { type: 'symmetric', key: Buffer.alloc(32, 7) },
+      }),
+    );
     client.on('reconnecting', () => retries++);
     await assert.rejects(client.connect(), (error: unknown) => error instanceof ConnectionRefusedError && error.returnCode === 4);
     await settle(500);
@@ -283,6 +328,7 @@ describe('device client against a real broker over mutual TLS', () => {
 
   it('makes SAS tokens byte for byte as the platform does', () => {
     const key = Buffer.alloc(32, 3);
-    for (const id of ['01JDABCDEF', 'dev ice/ü']) assert.equal(deviceSasToken(key, id, 1_900_000_000), createToken(key, deviceResource(id), 1_900_000_000));
+    for (const id of ['01JDABCDEF', 'dev ice/ü'])
+      assert.equal(deviceSasToken(key, id, 1_900_000_000), createToken(key, deviceResource(id), 1_900_000_000));
   });
 });

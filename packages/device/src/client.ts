@@ -27,7 +27,20 @@ import { DirectoryLock } from './lock.js';
 import { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage } from './queue.js';
 import { deviceSasToken } from './sas.js';
 import { SeenIds } from './seen-ids.js';
-import { COMMANDS, ERRORS, STATE_DELTA, STATE_DESIRED, STATE_GET, STATE_REPORTED, TELEMETRY, topicOf, type ErrorReply, type JsonObject, type Reading, type TelemetryValues } from './topics.js';
+import {
+  COMMANDS,
+  ERRORS,
+  STATE_DELTA,
+  STATE_DESIRED,
+  STATE_GET,
+  STATE_REPORTED,
+  TELEMETRY,
+  topicOf,
+  type ErrorReply,
+  type JsonObject,
+  type Reading,
+  type TelemetryValues,
+} from './topics.js';
 
 export type DeviceCredentials =
   | {
@@ -148,7 +161,10 @@ export class DeviceClient extends EventEmitter {
    */
   static fromIdentity(
     dir: string,
-    options: Omit<DeviceClientOptions, 'deviceId' | 'ca' | 'credentials'> & { queueOptions?: FileQueueOptions; /** PIN of a token-held key (else BULWARK_PKCS11_PIN). */ pkcs11Pin?: string },
+    options: Omit<DeviceClientOptions, 'deviceId' | 'ca' | 'credentials'> & {
+      queueOptions?: FileQueueOptions;
+      /** PIN of a token-held key (else BULWARK_PKCS11_PIN). */ pkcs11Pin?: string;
+    },
   ): DeviceClient {
     const { queueOptions, pkcs11Pin, ...rest } = options;
     const lock = DirectoryLock.acquire(dir);
@@ -420,7 +436,10 @@ export class DeviceClient extends EventEmitter {
     let lastError: Error | undefined;
     let serverDisconnect: ServerDisconnect | undefined;
     link.on('connect', () => this.onConnect(link));
-    link.on('disconnect', (packet) => (serverDisconnect = { reasonCode: packet.reasonCode ?? 0, reason: packet.properties?.reasonString ?? '' }));
+    link.on(
+      'disconnect',
+      (packet) => (serverDisconnect = { reasonCode: packet.reasonCode ?? 0, reason: packet.properties?.reasonString ?? '' }),
+    );
     link.on('message', (topic, payload) => this.onMessage(topic, payload));
     link.on('error', (error) => {
       const code = (error as { code?: unknown }).code;

@@ -19,8 +19,14 @@ export class IdentityError extends DeviceError {}
 
 /** The private key file can be read by group or others: refused rather than used. */
 export class KeyExposedError extends IdentityError {
-  constructor(readonly path: string, mode: number) {
-    super(`${path} has mode ${(mode & 0o777).toString(8)}; a device key must be readable by its owner only (chmod 600)`, 'identity.key_exposed');
+  constructor(
+    readonly path: string,
+    mode: number,
+  ) {
+    super(
+      `${path} has mode ${(mode & 0o777).toString(8)}; a device key must be readable by its owner only (chmod 600)`,
+      'identity.key_exposed',
+    );
   }
 }
 
@@ -40,7 +46,10 @@ export class PlatformError extends DeviceError {
 export class ConnectionRefusedError extends DeviceError {
   /** The CONNACK return code (MQTT 3.1.1) or reason code (MQTT 5). */
   constructor(readonly returnCode: number) {
-    super(`The broker refused the connection (CONNACK ${returnCode}: ${CONNACK_REASONS[returnCode] ?? 'unknown'}); not retrying`, `mqtt.connack_${returnCode}`);
+    super(
+      `The broker refused the connection (CONNACK ${returnCode}: ${CONNACK_REASONS[returnCode] ?? 'unknown'}); not retrying`,
+      `mqtt.connack_${returnCode}`,
+    );
   }
 }
 
@@ -50,7 +59,10 @@ export class IdentityLockedError extends IdentityError {
     readonly path: string,
     readonly pid: number,
   ) {
-    super(`${path} is held by process ${pid}, which is still running: one process at a time may use an identity directory`, 'identity.locked');
+    super(
+      `${path} is held by process ${pid}, which is still running: one process at a time may use an identity directory`,
+      'identity.locked',
+    );
   }
 }
 
@@ -72,7 +84,11 @@ export class QueueWriteError extends QueueError {
   ) {
     const full = cause.code === 'ENOSPC' || cause.code === 'EDQUOT';
     const what = full ? 'No space left for the offline queue' : 'The offline queue could not be written';
-    super(`${what} (${path}: ${cause.code ?? cause.message}); nothing of this write was kept`, full ? 'queue.storage_full' : 'queue.write_failed', { cause });
+    super(
+      `${what} (${path}: ${cause.code ?? cause.message}); nothing of this write was kept`,
+      full ? 'queue.storage_full' : 'queue.write_failed',
+      { cause },
+    );
   }
 }
 

@@ -38,7 +38,11 @@ describe('enrollment over EST against a real platform', () => {
     assert.equal(cert.subject, `CN=${deviceId}`);
     assert.ok(cert.publicKey.export({ format: 'der', type: 'spki' }).equals(spki(readFileSync(join(dir, KEY_FILE), 'utf8'))));
     // The platform recorded the certificate it issued, for this device.
-    const issued = await p.t.platform.db.selectFrom('issued_certificates').selectAll().where('serial', '=', cert.serialNumber.toLowerCase()).executeTakeFirst();
+    const issued = await p.t.platform.db
+      .selectFrom('issued_certificates')
+      .selectAll()
+      .where('serial', '=', cert.serialNumber.toLowerCase())
+      .executeTakeFirst();
     assert.equal(issued?.device_id, deviceId);
     const device = await p.t.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirstOrThrow();
     assert.equal(device.status, 'active');
@@ -64,7 +68,10 @@ describe('enrollment over EST against a real platform', () => {
     const deviceId = await p.register();
     const other = await startDevicePlatform();
     try {
-      await assert.rejects(enroll({ apiUrl: p.apiUrl, ca: other.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir: fresh() }), /certificate/i);
+      await assert.rejects(
+        enroll({ apiUrl: p.apiUrl, ca: other.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir: fresh() }),
+        /certificate/i,
+      );
     } finally {
       await other.close();
     }

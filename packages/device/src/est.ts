@@ -44,7 +44,9 @@ export async function enroll(options: EnrollOptions): Promise<DeviceIdentity> {
   return withNewKey(key, async () => {
     store.prepare();
     store.writeCa(options.ca);
-    const answer = await est(options.apiUrl, 'simpleenroll', options.ca, await createCsr(key, options.deviceId), { authorization: `Bearer ${options.token}` });
+    const answer = await est(options.apiUrl, 'simpleenroll', options.ca, await createCsr(key, options.deviceId), {
+      authorization: `Bearer ${options.token}`,
+    });
     return install(store, key, answer, options.deviceId);
   });
 }
@@ -54,12 +56,26 @@ export async function renew(options: RenewOptions): Promise<DeviceIdentity> {
   const store = new IdentityStore(options.dir, options.pkcs11Pin === undefined ? {} : { pkcs11Pin: options.pkcs11Pin });
   const current = store.load();
   if (options.keepKey) {
-    const answer = await est(options.apiUrl, 'simplereenroll', current.ca, await createCsr(current.key, current.deviceId), {}, { cert: current.cert, key: current.key });
+    const answer = await est(
+      options.apiUrl,
+      'simplereenroll',
+      current.ca,
+      await createCsr(current.key, current.deviceId),
+      {},
+      { cert: current.cert, key: current.key },
+    );
     return install(store, current.key, answer, current.deviceId);
   }
   const key = typeof current.key === 'string' ? generateDeviceKey() : current.key.successor();
   const renewed = await withNewKey(key, async () => {
-    const answer = await est(options.apiUrl, 'simplereenroll', current.ca, await createCsr(key, current.deviceId), {}, { cert: current.cert, key: current.key });
+    const answer = await est(
+      options.apiUrl,
+      'simplereenroll',
+      current.ca,
+      await createCsr(key, current.deviceId),
+      {},
+      { cert: current.cert, key: current.key },
+    );
     return install(store, key, answer, current.deviceId);
   });
   if (typeof current.key !== 'string') current.key.destroy();
@@ -79,9 +95,22 @@ async function withNewKey(key: DeviceKey, use: () => Promise<DeviceIdentity>): P
   }
 }
 
-async function est(apiUrl: string, operation: string, ca: string, csr: Buffer, headers: Record<string, string>, client?: { cert: string; key: DeviceKey }): Promise<string> {
+async function est(
+  apiUrl: string,
+  operation: string,
+  ca: string,
+  csr: Buffer,
+  headers: Record<string, string>,
+  client?: { cert: string; key: DeviceKey },
+): Promise<string> {
   const url = new URL(`/.well-known/est/${operation}`, apiUrl).toString();
-  const answer = await httpsRequest(url, { method: 'POST', ca, headers: { 'content-type': PKCS10, ...headers }, body: csr.toString('base64'), ...client });
+  const answer = await httpsRequest(url, {
+    method: 'POST',
+    ca,
+    headers: { 'content-type': PKCS10, ...headers },
+    body: csr.toString('base64'),
+    ...client,
+  });
   return answer.text;
 }
 

@@ -45,13 +45,21 @@ export function httpsRequest(url: string, options: HttpsOptions): Promise<HttpsA
         res.on('data', (chunk: Buffer) => chunks.push(chunk));
         res.on('error', reject);
         res.on('end', () => {
-          const answer = { status: res.statusCode ?? 0, contentType: res.headers['content-type'] ?? '', text: Buffer.concat(chunks).toString('utf8') };
+          const answer = {
+            status: res.statusCode ?? 0,
+            contentType: res.headers['content-type'] ?? '',
+            text: Buffer.concat(chunks).toString('utf8'),
+          };
           if (answer.status >= 200 && answer.status < 300) resolve(answer);
           else reject(platformError(answer));
         });
       },
     );
-    request.on('timeout', () => request.destroy(new PlatformError(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`, 'http.timeout', 0)));
+    request.on('timeout', () =>
+      request.destroy(
+        new PlatformError(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`, 'http.timeout', 0),
+      ),
+    );
     request.on('error', reject);
     request.end(options.body);
   });
@@ -61,7 +69,11 @@ export function httpsRequest(url: string, options: HttpsOptions): Promise<HttpsA
 export async function httpsJson<T>(url: string, options: Omit<HttpsOptions, 'body'> & { json?: unknown }): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json', ...options.headers };
   if (options.json !== undefined) headers['content-type'] = 'application/json';
-  const answer = await httpsRequest(url, { ...options, headers, ...(options.json !== undefined ? { body: JSON.stringify(options.json) } : {}) });
+  const answer = await httpsRequest(url, {
+    ...options,
+    headers,
+    ...(options.json !== undefined ? { body: JSON.stringify(options.json) } : {}),
+  });
   return JSON.parse(answer.text) as T;
 }
 

@@ -30,7 +30,10 @@ describe('identity directory', () => {
     store.installPair(generateDeviceKey(), 'cert');
     for (const mode of [0o640, 0o604, 0o644]) {
       chmodSync(join(dir, KEY_FILE), mode);
-      assert.throws(() => store.readKey(), (error: unknown) => error instanceof KeyExposedError && error.code === 'identity.key_exposed' && /chmod 600/.test(error.message));
+      assert.throws(
+        () => store.readKey(),
+        (error: unknown) => error instanceof KeyExposedError && error.code === 'identity.key_exposed' && /chmod 600/.test(error.message),
+      );
     }
     chmodSync(join(dir, KEY_FILE), 0o600);
     assert.match(store.readKey() as string, /BEGIN PRIVATE KEY/);

@@ -8,7 +8,19 @@
  * old pair or the new one. A key file readable by group or others is refused, not used.
  */
 import { X509Certificate } from 'node:crypto';
-import { chmodSync, closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, renameSync, rmSync, statSync, writeSync } from 'node:fs';
+import {
+  chmodSync,
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { IdentityError, KeyExposedError } from './errors.js';
 import type { DeviceKey } from './keys.js';
@@ -79,9 +91,14 @@ export class IdentityStore {
 
   private openTokenKey(): Pkcs11Key {
     const reference = JSON.parse(this.read(TOKEN_KEY_FILE)) as Partial<Record<keyof Pkcs11KeyReference, unknown>>;
-    if (!isReference(reference)) throw new IdentityError(`${this.path(TOKEN_KEY_FILE)} does not name a module, token, key and engine`, 'identity.bad_key_reference');
+    if (!isReference(reference))
+      throw new IdentityError(`${this.path(TOKEN_KEY_FILE)} does not name a module, token, key and engine`, 'identity.bad_key_reference');
     const pin = this.options.pkcs11Pin ?? process.env[PIN_ENV];
-    if (!pin) throw new Pkcs11Error(`The device key is on the PKCS#11 token "${reference.tokenLabel}": pass its user PIN (pkcs11Pin) or set ${PIN_ENV}`, 'pkcs11.pin_missing');
+    if (!pin)
+      throw new Pkcs11Error(
+        `The device key is on the PKCS#11 token "${reference.tokenLabel}": pass its user PIN (pkcs11Pin) or set ${PIN_ENV}`,
+        'pkcs11.pin_missing',
+      );
     return Pkcs11Key.open(reference, pin);
   }
 
@@ -139,7 +156,6 @@ export class IdentityStore {
     if (!existsSync(path)) throw new IdentityError(`${path} does not exist: enroll the device first`, 'identity.missing');
     return readFileSync(path, 'utf8');
   }
-
 }
 
 function isReference(value: Partial<Record<keyof Pkcs11KeyReference, unknown>>): value is Pkcs11KeyReference {

@@ -42,7 +42,8 @@ export class Inbox {
       body = undefined;
     }
     if (suffix === 'errors') {
-      if (isObject(body)) this.effects.errorReply({ topic: String(body.topic ?? ''), code: String(body.code ?? ''), message: String(body.message ?? '') });
+      if (isObject(body))
+        this.effects.errorReply({ topic: String(body.topic ?? ''), code: String(body.code ?? ''), message: String(body.message ?? '') });
       return;
     }
     if (suffix === 'state/desired' || suffix === 'state/delta') return this.state(suffix, body);
@@ -89,8 +90,13 @@ export class Inbox {
     this.seen.add(id);
     // Only the protocol's fields: the platform refuses unknown ones.
     const reply = ({ status, result, error }: CommandOutcome) =>
-      this.effects.send(`commands/${id}/result`, { status, ...(result === undefined ? {} : { result }), ...(error === undefined ? {} : { error }) });
-    if (!isObject(body) || typeof body.name !== 'string') return reply({ status: 'rejected', error: 'The command is not a JSON object with a name' });
+      this.effects.send(`commands/${id}/result`, {
+        status,
+        ...(result === undefined ? {} : { result }),
+        ...(error === undefined ? {} : { error }),
+      });
+    if (!isObject(body) || typeof body.name !== 'string')
+      return reply({ status: 'rejected', error: 'The command is not a JSON object with a name' });
     const handler = this.commandHandlers.get(body.name);
     if (!handler) return reply({ status: 'rejected', error: `This device has no command "${body.name}"` });
     const command: Command = {

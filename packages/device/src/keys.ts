@@ -25,14 +25,19 @@ export function generateDeviceKey(): string {
 
 /** A CSR for `deviceId` (subject CN) signed with `key` (in software, or on its token); DER bytes. */
 export async function createCsr(key: DeviceKey, deviceId: string): Promise<Buffer> {
-  const publicKey = await webcrypto.subtle.importKey('spki', publicKeyOf(key).export({ format: 'der', type: 'spki' }), P256, true, ['verify']);
+  const publicKey = await webcrypto.subtle.importKey('spki', publicKeyOf(key).export({ format: 'der', type: 'spki' }), P256, true, [
+    'verify',
+  ]);
   const privateKey =
     typeof key === 'string'
       ? await webcrypto.subtle.importKey('pkcs8', createPrivateKey(key).export({ format: 'der', type: 'pkcs8' }), P256, false, ['sign'])
       : // The generator reads only `algorithm` from the signing key and passes it to `crypto.subtle.sign`.
         { type: 'private', extractable: false, algorithm: P256, usages: ['sign'] };
   const keys = { privateKey, publicKey } as unknown as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: [{ CN: [deviceId] }], keys, signingAlgorithm: SIGNING }, typeof key === 'string' ? undefined : tokenCrypto(key));
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    { name: [{ CN: [deviceId] }], keys, signingAlgorithm: SIGNING },
+    typeof key === 'string' ? undefined : tokenCrypto(key),
+  );
   return Buffer.from(csr.rawData);
 }
 
@@ -50,7 +55,11 @@ function tokenCrypto(key: Pkcs11Key): Crypto {
       return typeof value === 'function' ? (value as (...args: unknown[]) => unknown).bind(target) : value;
     },
   });
-  return { subtle, getRandomValues: webcrypto.getRandomValues.bind(webcrypto), randomUUID: webcrypto.randomUUID.bind(webcrypto) } as unknown as Crypto;
+  return {
+    subtle,
+    getRandomValues: webcrypto.getRandomValues.bind(webcrypto),
+    randomUUID: webcrypto.randomUUID.bind(webcrypto),
+  } as unknown as Crypto;
 }
 
 /** The certificates of a base64 (or DER) PKCS#7 certs-only answer, as PEM, in their order. */

@@ -22,7 +22,10 @@ describe('identity directory lock', () => {
     const dir = fresh();
     const lock = DirectoryLock.acquire(dir);
     assert.match(readFileSync(join(dir, LOCK_FILE), 'utf8'), new RegExp(`^${process.pid} `));
-    assert.throws(() => DirectoryLock.acquire(dir), (error: unknown) => error instanceof IdentityLockedError && error.code === 'identity.locked' && error.pid === process.pid);
+    assert.throws(
+      () => DirectoryLock.acquire(dir),
+      (error: unknown) => error instanceof IdentityLockedError && error.code === 'identity.locked' && error.pid === process.pid,
+    );
     lock.release();
     assert.equal(existsSync(join(dir, LOCK_FILE)), false);
     DirectoryLock.acquire(dir).release();
@@ -55,6 +58,9 @@ describe('identity directory lock', () => {
   });
 
   it('says to enroll first when the identity directory does not exist', () => {
-    assert.throws(() => DirectoryLock.acquire(join(fresh(), 'missing')), (error: unknown) => error instanceof IdentityError && error.code === 'identity.missing');
+    assert.throws(
+      () => DirectoryLock.acquire(join(fresh(), 'missing')),
+      (error: unknown) => error instanceof IdentityError && error.code === 'identity.missing',
+    );
   });
 });

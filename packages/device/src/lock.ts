@@ -76,7 +76,8 @@ export class DirectoryLock {
     try {
       writeFileSync(staged, `${stamp}\n`, { mode: 0o600 });
     } catch (error) {
-      if ((error as NodeJS.ErrnoException).code === 'ENOENT') throw new IdentityError(`${dir} does not exist: enroll the device first`, 'identity.missing');
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT')
+        throw new IdentityError(`${dir} does not exist: enroll the device first`, 'identity.missing');
       throw error;
     }
     try {

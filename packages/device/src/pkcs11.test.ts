@@ -24,8 +24,14 @@ function softHsm(dir: string, labels: string[]): void {
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
   process.env.SOFTHSM2_CONF = conf;
   for (const label of labels) {
-    const init = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', '8765-so', '--pin', PIN], { encoding: 'utf8' });
-    assert.equal(init.status, 0, `softhsm2-util --init-token failed (Debian package softhsm2 is required): ${init.error?.message ?? init.stderr}`);
+    const init = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', '8765-so', '--pin', PIN], {
+      encoding: 'utf8',
+    });
+    assert.equal(
+      init.status,
+      0,
+      `softhsm2-util --init-token failed (Debian package softhsm2 is required): ${init.error?.message ?? init.stderr}`,
+    );
   }
 }
 
@@ -94,7 +100,14 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
   const enrollOnToken = async (keyLabel: string) => {
     const deviceId = await p.register();
     const dir = join(temp.dir, keyLabel);
-    const identity = await enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir, pkcs11: { ...token, keyLabel } });
+    const identity = await enroll({
+      apiUrl: p.apiUrl,
+      ca: p.t.ca,
+      token: await p.enrollmentToken(deviceId),
+      deviceId,
+      dir,
+      pkcs11: { ...token, keyLabel },
+    });
     return { deviceId, dir, identity };
   };
 
@@ -115,18 +128,41 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
     // The token refuses to hand out the private key.
     const [privateHandle] = objectsLabelled('device', 'enrolled', pkcs11js.CKO_PRIVATE_KEY);
     assert.throws(() => p11.C_GetAttributeValue(session, privateHandle!, [{ type: pkcs11js.CKA_VALUE }]), /CKR_ATTRIBUTE_SENSITIVE/);
-    const flags = p11.C_GetAttributeValue(session, privateHandle!, [{ type: pkcs11js.CKA_SENSITIVE }, { type: pkcs11js.CKA_EXTRACTABLE }, { type: pkcs11js.CKA_NEVER_EXTRACTABLE }, { type: pkcs11js.CKA_TOKEN }, { type: pkcs11js.CKA_PRIVATE }]);
-    assert.deepEqual(flags.map((a) => (a.value as Buffer)[0]), [1, 0, 1, 1, 1]);
+    const flags = p11.C_GetAttributeValue(session, privateHandle!, [
+      { type: pkcs11js.CKA_SENSITIVE },
+      { type: pkcs11js.CKA_EXTRACTABLE },
+      { type: pkcs11js.CKA_NEVER_EXTRACTABLE },
+      { type: pkcs11js.CKA_TOKEN },
+      { type: pkcs11js.CKA_PRIVATE },
+    ]);
+    assert.deepEqual(
+      flags.map((a) => (a.value as Buffer)[0]),
+      [1, 0, 1, 1, 1],
+    );
     p11.C_CloseSession(session);
 
     // OpenSSL accepts the chain, through the platform's device CA, up to the root the device trusts, for client authentication.
     const deviceCa = join(p.t.config.dataDir, 'pki', 'device-ca.pem');
-    const verified = await run('openssl', ['verify', '-CAfile', join(dir, 'ca.pem'), '-untrusted', deviceCa, '-purpose', 'sslclient', join(dir, CERT_FILE)]);
+    const verified = await run('openssl', [
+      'verify',
+      '-CAfile',
+      join(dir, 'ca.pem'),
+      '-untrusted',
+      deviceCa,
+      '-purpose',
+      'sslclient',
+      join(dir, CERT_FILE),
+    ]);
     assert.equal(verified.stdout.trim(), `${join(dir, CERT_FILE)}: OK`);
 
     // On disk: certificate, root and a reference without the PIN; no private key anywhere.
     assert.equal(existsSync(join(dir, KEY_FILE)), false);
-    assert.deepEqual(JSON.parse(readFileSync(join(dir, TOKEN_KEY_FILE), 'utf8')), { module: SOFTHSM_MODULE, tokenLabel: 'device', keyLabel: 'enrolled', engine: DEFAULT_ENGINE });
+    assert.deepEqual(JSON.parse(readFileSync(join(dir, TOKEN_KEY_FILE), 'utf8')), {
+      module: SOFTHSM_MODULE,
+      tokenLabel: 'device',
+      keyLabel: 'enrolled',
+      engine: DEFAULT_ENGINE,
+    });
     for (const file of filesUnder(dir)) {
       const text = readFileSync(file, 'utf8');
       assert.doesNotMatch(text, /PRIVATE KEY/, file);
@@ -148,7 +184,10 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
       await client.stop();
     }
     const rows = await p.t.platform.telemetry.store.range(deviceId, 0, Number.MAX_SAFE_INTEGER, 10);
-    assert.deepEqual(rows.map((r) => JSON.parse(r.data) as unknown), [{ keyOnToken: 1, temperature: 20.5 }]);
+    assert.deepEqual(
+      rows.map((r) => JSON.parse(r.data) as unknown),
+      [{ keyOnToken: 1, temperature: 20.5 }],
+    );
   });
 
   it('re-enrolls over EST with mutual TLS using the token key: a new key on the token, the old one deleted, and the new one connects', async () => {
@@ -157,7 +196,11 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
     assert.ok(renewed.key instanceof Pkcs11Key);
     assert.match(renewed.key.reference.keyLabel, /^renewed\.[0-9a-f]{12}$/);
     assert.notEqual(new X509Certificate(renewed.cert).serialNumber, new X509Certificate(first.cert).serialNumber);
-    assert.ok(!renewed.key.publicKey.export({ format: 'der', type: 'spki' }).equals((first.key as Pkcs11Key).publicKey.export({ format: 'der', type: 'spki' })));
+    assert.ok(
+      !renewed.key.publicKey
+        .export({ format: 'der', type: 'spki' })
+        .equals((first.key as Pkcs11Key).publicKey.export({ format: 'der', type: 'spki' })),
+    );
     assert.equal(objectsLabelled('device', 'renewed', pkcs11js.CKO_PRIVATE_KEY).length, 0, 'the replaced key is gone from the token');
     const audit = await p.t.platform.db.selectFrom('audit_log').select('details').where('action', '=', 'pki.certificate_renewed').execute();
     assert.ok(audit.some((row) => JSON.parse(row.details).deviceId === deviceId && JSON.parse(row.details).rekeyed === true));
@@ -167,7 +210,12 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
     assert.ok(kept.key instanceof Pkcs11Key);
     assert.equal(kept.key.reference.keyLabel, renewed.key.reference.keyLabel);
 
-    const client = new DeviceClient({ brokerUrl: p.brokerUrl, deviceId, ca: kept.ca, credentials: { type: 'certificate', key: kept.key, cert: kept.cert } });
+    const client = new DeviceClient({
+      brokerUrl: p.brokerUrl,
+      deviceId,
+      ca: kept.ca,
+      credentials: { type: 'certificate', key: kept.key, cert: kept.cert },
+    });
     try {
       await client.connect();
       client.sendTelemetry({ renewedOnToken: true });
@@ -202,7 +250,14 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
       const deviceId = await p.register();
       const dir = join(temp.dir, `wrong-pin-${tokenLabel}`);
       await assert.rejects(
-        enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir, pkcs11: { module: SOFTHSM_MODULE, tokenLabel, pin: '0000-wrong', keyLabel: 'never' } }),
+        enroll({
+          apiUrl: p.apiUrl,
+          ca: p.t.ca,
+          token: await p.enrollmentToken(deviceId),
+          deviceId,
+          dir,
+          pkcs11: { module: SOFTHSM_MODULE, tokenLabel, pin: '0000-wrong', keyLabel: 'never' },
+        }),
         isPkcs11Error('pkcs11.pin_incorrect'),
       );
       assert.equal(existsSync(dir), false, 'nothing written');
@@ -216,7 +271,10 @@ describe('a device key on a PKCS#11 token (SoftHSM), against a real platform', {
     const deviceId = await p.register();
     const attempt = (pkcs11: { module: string; tokenLabel: string; keyLabel: string; pin: string }) => async () =>
       enroll({ apiUrl: p.apiUrl, ca: p.t.ca, token: await p.enrollmentToken(deviceId), deviceId, dir: join(temp.dir, 'refused'), pkcs11 });
-    await assert.rejects(attempt({ ...token, module: '/usr/lib/nowhere/libpkcs11-missing.so', keyLabel: 'x' }), isPkcs11Error('pkcs11.module_missing'));
+    await assert.rejects(
+      attempt({ ...token, module: '/usr/lib/nowhere/libpkcs11-missing.so', keyLabel: 'x' }),
+      isPkcs11Error('pkcs11.module_missing'),
+    );
     // No default module: a key must not land in SoftHSM by accident.
     await assert.rejects(attempt({ ...token, module: '', keyLabel: 'x' }), isPkcs11Error('pkcs11.module_missing'));
     await assert.rejects(attempt({ ...token, tokenLabel: 'no-such-token', keyLabel: 'x' }), isPkcs11Error('pkcs11.token_not_found'));

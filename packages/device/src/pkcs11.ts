@@ -26,7 +26,12 @@ export const SOFTHSM_MODULE = '/usr/lib/softhsm/libsofthsm2.so';
 /** Where a stored token identity's PIN is read from when none is passed. */
 export const PIN_ENV = 'BULWARK_PKCS11_PIN';
 
-const MULTIARCH: Record<string, string> = { x64: 'x86_64-linux-gnu', arm64: 'aarch64-linux-gnu', arm: 'arm-linux-gnueabihf', riscv64: 'riscv64-linux-gnu' };
+const MULTIARCH: Record<string, string> = {
+  x64: 'x86_64-linux-gnu',
+  arm64: 'aarch64-linux-gnu',
+  arm: 'arm-linux-gnueabihf',
+  riscv64: 'riscv64-linux-gnu',
+};
 /** Debian's libp11 engine for this architecture. */
 export const DEFAULT_ENGINE = `/usr/lib/${MULTIARCH[process.arch] ?? `${process.arch}-linux-gnu`}/engines-3/pkcs11.so`;
 
@@ -64,7 +69,8 @@ export interface Pkcs11KeyOptions extends Pick<Pkcs11KeyReference, 'module'>, Pa
 }
 
 export function pkcs11Reference(options: Omit<Pkcs11KeyOptions, 'pin'>): Pkcs11KeyReference {
-  if (typeof options.module !== 'string' || options.module === '') throw new Pkcs11Error('Name the token\'s PKCS#11 module (pkcs11.module), e.g. SOFTHSM_MODULE for SoftHSM', 'pkcs11.module_missing');
+  if (typeof options.module !== 'string' || options.module === '')
+    throw new Pkcs11Error("Name the token's PKCS#11 module (pkcs11.module), e.g. SOFTHSM_MODULE for SoftHSM", 'pkcs11.module_missing');
   return { module: options.module, tokenLabel: options.tokenLabel, keyLabel: options.keyLabel, engine: options.engine ?? DEFAULT_ENGINE };
 }
 
@@ -76,13 +82,15 @@ const loggedIn = new Map<string, string>();
 function moduleAt(path: string): pkcs11js.PKCS11 {
   const loaded = modules.get(path);
   if (loaded) return loaded;
-  if (!existsSync(path)) throw new Pkcs11Error(`The PKCS#11 module ${path} does not exist (for SoftHSM: apt install softhsm2)`, 'pkcs11.module_missing');
+  if (!existsSync(path))
+    throw new Pkcs11Error(`The PKCS#11 module ${path} does not exist (for SoftHSM: apt install softhsm2)`, 'pkcs11.module_missing');
   const p11 = new pkcs11js.PKCS11();
   try {
     p11.load(path);
     p11.C_Initialize();
   } catch (error) {
-    if (!hasCode(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED')) throw new Pkcs11Error(`Cannot load the PKCS#11 module ${path}: ${(error as Error).message}`, 'pkcs11.module_missing', error);
+    if (!hasCode(error, 'CKR_CRYPTOKI_ALREADY_INITIALIZED'))
+      throw new Pkcs11Error(`Cannot load the PKCS#11 module ${path}: ${(error as Error).message}`, 'pkcs11.module_missing', error);
   }
   modules.set(path, p11);
   return p11;
@@ -107,7 +115,9 @@ const wrongPin = (reference: Pkcs11KeyReference) => `Wrong user PIN for the PKCS
 /** A logged-in read-write session on the token named in `reference`. */
 function openSession(reference: Pkcs11KeyReference, pin: string): { p11: pkcs11js.PKCS11; session: Buffer } {
   const p11 = moduleAt(reference.module);
-  const slot = call('C_GetSlotList', () => p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === reference.tokenLabel));
+  const slot = call('C_GetSlotList', () =>
+    p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === reference.tokenLabel),
+  );
   if (!slot) throw new Pkcs11Error(`No PKCS#11 token labelled "${reference.tokenLabel}" in ${reference.module}`, 'pkcs11.token_not_found');
   const session = call('C_OpenSession', () => p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION));
   const login = `${reference.module}\0${reference.tokenLabel}`;
@@ -126,7 +136,10 @@ function openSession(reference: Pkcs11KeyReference, pin: string): { p11: pkcs11j
     } else if (hasCode(error, 'CKR_PIN_INCORRECT')) {
       throw refused('pkcs11.pin_incorrect', wrongPin(reference));
     } else if (hasCode(error, 'CKR_PIN_LOCKED')) {
-      throw refused('pkcs11.pin_locked', `The user PIN of the PKCS#11 token "${reference.tokenLabel}" is locked (too many wrong PINs); unlock it with the SO PIN`);
+      throw refused(
+        'pkcs11.pin_locked',
+        `The user PIN of the PKCS#11 token "${reference.tokenLabel}" is locked (too many wrong PINs); unlock it with the SO PIN`,
+      );
     } else {
       throw refused('pkcs11.error', `Cannot log in to the PKCS#11 token "${reference.tokenLabel}": ${(error as Error).message}`);
     }
@@ -156,7 +169,10 @@ export class Pkcs11Key {
     const { p11, session } = openSession(reference, options.pin);
     try {
       if (findObjects(p11, session, pkcs11js.CKO_PRIVATE_KEY, reference.keyLabel).length > 0) {
-        throw new Pkcs11Error(`The token "${reference.tokenLabel}" already holds a key labelled "${reference.keyLabel}"; choose another keyLabel or delete that key`, 'pkcs11.key_exists');
+        throw new Pkcs11Error(
+          `The token "${reference.tokenLabel}" already holds a key labelled "${reference.keyLabel}"; choose another keyLabel or delete that key`,
+          'pkcs11.key_exists',
+        );
       }
       const common = [
         { type: pkcs11js.CKA_TOKEN, value: true },
@@ -168,7 +184,12 @@ export class Pkcs11Key {
         p11.C_GenerateKeyPair(
           session,
           { mechanism: pkcs11js.CKM_EC_KEY_PAIR_GEN },
-          [...common, { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY }, { type: pkcs11js.CKA_VERIFY, value: true }, { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS }],
+          [
+            ...common,
+            { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+            { type: pkcs11js.CKA_VERIFY, value: true },
+            { type: pkcs11js.CKA_EC_PARAMS, value: P256_PARAMS },
+          ],
           [
             ...common,
             { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
@@ -193,7 +214,10 @@ export class Pkcs11Key {
       const privateKeys = findObjects(p11, session, pkcs11js.CKO_PRIVATE_KEY, reference.keyLabel);
       const publicKeys = findObjects(p11, session, pkcs11js.CKO_PUBLIC_KEY, reference.keyLabel);
       if (privateKeys.length !== 1 || publicKeys.length !== 1) {
-        throw new Pkcs11Error(`Expected one key pair labelled "${reference.keyLabel}" on the token "${reference.tokenLabel}", found ${privateKeys.length} private and ${publicKeys.length} public keys`, 'pkcs11.key_not_found');
+        throw new Pkcs11Error(
+          `Expected one key pair labelled "${reference.keyLabel}" on the token "${reference.tokenLabel}", found ${privateKeys.length} private and ${publicKeys.length} public keys`,
+          'pkcs11.key_not_found',
+        );
       }
       return new Pkcs11Key(reference, pin, p11, session, privateKeys[0]!, publicKeyOf(p11, session, publicKeys[0]!));
     } catch (error) {
@@ -235,7 +259,8 @@ export class Pkcs11Key {
   /** Deletes the key pair from the token (a key replaced by a re-key, or one whose enrollment failed). */
   destroy(): void {
     for (const objectClass of [pkcs11js.CKO_PRIVATE_KEY, pkcs11js.CKO_PUBLIC_KEY]) {
-      for (const handle of findObjects(this.p11, this.session, objectClass, this.reference.keyLabel)) call('C_DestroyObject', () => this.p11.C_DestroyObject(this.session, handle));
+      for (const handle of findObjects(this.p11, this.session, objectClass, this.reference.keyLabel))
+        call('C_DestroyObject', () => this.p11.C_DestroyObject(this.session, handle));
     }
     this.close();
   }
@@ -289,14 +314,20 @@ function publicKeyOf(p11: pkcs11js.PKCS11, session: Buffer, handle: Buffer): Key
 function prepareEngine(reference: Pkcs11KeyReference, env: NodeJS.ProcessEnv = process.env): void {
   const engine = resolve(reference.engine);
   if (!['pkcs11.so', 'libpkcs11.so'].includes(basename(engine)) || !existsSync(engine)) {
-    throw new Pkcs11Error(`The OpenSSL PKCS#11 engine ${engine} is not installed (Debian: apt install libengine-pkcs11-openssl); mutual TLS with a token key needs it`, 'pkcs11.engine_missing');
+    throw new Pkcs11Error(
+      `The OpenSSL PKCS#11 engine ${engine} is not installed (Debian: apt install libengine-pkcs11-openssl); mutual TLS with a token key needs it`,
+      'pkcs11.engine_missing',
+    );
   }
   const wanted = { OPENSSL_ENGINES: dirname(engine), PKCS11_MODULE_PATH: resolve(reference.module) };
   for (const [name, value] of Object.entries(wanted)) {
     const current = env[name];
     if (current === undefined || current === '') env[name] = value;
     else if (resolve(current) !== value) {
-      throw new Pkcs11Error(`${name} is set to ${current}, but this device key needs ${value}; the engine reads one value per process`, 'pkcs11.engine_conflict');
+      throw new Pkcs11Error(
+        `${name} is set to ${current}, but this device key needs ${value}; the engine reads one value per process`,
+        'pkcs11.engine_conflict',
+      );
     }
   }
 }
@@ -305,6 +336,15 @@ function prepareEngine(reference: Pkcs11KeyReference, env: NodeJS.ProcessEnv = p
 function engineError(reference: Pkcs11KeyReference, error: unknown): Pkcs11Error {
   const message = (error as Error).message;
   if (/PIN incorrect/i.test(message)) return new Pkcs11Error(wrongPin(reference), 'pkcs11.pin_incorrect', error);
-  if (/object not found/i.test(message)) return new Pkcs11Error(`No private key labelled "${reference.keyLabel}" on the token "${reference.tokenLabel}"`, 'pkcs11.key_not_found', error);
-  return new Pkcs11Error(`The OpenSSL PKCS#11 engine could not load the key "${reference.keyLabel}" from the token "${reference.tokenLabel}": ${message}`, 'pkcs11.engine_error', error);
+  if (/object not found/i.test(message))
+    return new Pkcs11Error(
+      `No private key labelled "${reference.keyLabel}" on the token "${reference.tokenLabel}"`,
+      'pkcs11.key_not_found',
+      error,
+    );
+  return new Pkcs11Error(
+    `The OpenSSL PKCS#11 engine could not load the key "${reference.keyLabel}" from the token "${reference.tokenLabel}": ${message}`,
+    'pkcs11.engine_error',
+    error,
+  );
 }

@@ -92,7 +92,15 @@ describe('offline queue', () => {
     try {
       const q = new FileQueue(disk.dir);
       const first = q.append('telemetry', 'first');
-      test(q, first, disk, join(disk.dir, readdirSync(disk.dir).find((name) => name.endsWith('.seg'))!));
+      test(
+        q,
+        first,
+        disk,
+        join(
+          disk.dir,
+          readdirSync(disk.dir).find((name) => name.endsWith('.seg'))!,
+        ),
+      );
       q.close();
       const reopened = new FileQueue(disk.dir);
       reopened.close();
@@ -104,33 +112,45 @@ describe('offline queue', () => {
     }
   }
 
-  it('on a full file system refuses a message with queue.storage_full, keeps no part of it, and stores the next one whole once there is room', { skip: tmpfsUnavailable ?? false }, () => {
-    let big = '';
-    const kept = onSmallDisk((q, _first, disk, segment) => {
-      big = 'x'.repeat(disk.bsize);
-      const stored = readFileSync(segment);
-      disk.fill();
-      // Longer than what is left of the segment's last block: the write is cut short, then ENOSPC.
-      assert.throws(() => q.append('telemetry', big), storageFull);
-      assert.throws(() => q.append('telemetry', big), storageFull, 'a later message too, with the same code');
-      assert.deepEqual(readFileSync(segment), stored, 'nothing of the refused messages is on disk');
-      assert.equal(q.size, 1);
-      disk.free();
-      assert.equal(q.append('telemetry', big).seq, 1);
-    });
-    assert.deepEqual(kept, ['first', big]);
-  });
+  it(
+    'on a full file system refuses a message with queue.storage_full, keeps no part of it, and stores the next one whole once there is room',
+    { skip: tmpfsUnavailable ?? false },
+    () => {
+      let big = '';
+      const kept = onSmallDisk((q, _first, disk, segment) => {
+        big = 'x'.repeat(disk.bsize);
+        const stored = readFileSync(segment);
+        disk.fill();
+        // Longer than what is left of the segment's last block: the write is cut short, then ENOSPC.
+        assert.throws(() => q.append('telemetry', big), storageFull);
+        assert.throws(() => q.append('telemetry', big), storageFull, 'a later message too, with the same code');
+        assert.deepEqual(readFileSync(segment), stored, 'nothing of the refused messages is on disk');
+        assert.equal(q.size, 1);
+        disk.free();
+        assert.equal(q.append('telemetry', big).seq, 1);
+      });
+      assert.deepEqual(kept, ['first', big]);
+    },
+  );
 
-  it('keeps a message whose acknowledgement cannot be written (full file system), and records it once there is room', { skip: tmpfsUnavailable ?? false }, () => {
-    const kept = onSmallDisk((q, first, disk, segment) => {
-      endOnBlock(() => statSync(segment).size, disk.bsize, (padding) => q.append('telemetry', 'x'.repeat(padding)));
-      disk.fill();
-      assert.throws(() => q.ack(first.seq), storageFull);
-      assert.equal(q.after(-1)?.payload, 'first', 'still queued, to be sent again');
-      disk.free();
-      q.ack(first.seq);
-      assert.notEqual(q.after(-1)?.payload, 'first');
-    });
-    assert.ok(kept.length > 0 && !kept.includes('first'));
-  });
+  it(
+    'keeps a message whose acknowledgement cannot be written (full file system), and records it once there is room',
+    { skip: tmpfsUnavailable ?? false },
+    () => {
+      const kept = onSmallDisk((q, first, disk, segment) => {
+        endOnBlock(
+          () => statSync(segment).size,
+          disk.bsize,
+          (padding) => q.append('telemetry', 'x'.repeat(padding)),
+        );
+        disk.fill();
+        assert.throws(() => q.ack(first.seq), storageFull);
+        assert.equal(q.after(-1)?.payload, 'first', 'still queued, to be sent again');
+        disk.free();
+        q.ack(first.seq);
+        assert.notEqual(q.after(-1)?.payload, 'first');
+      });
+      assert.ok(kept.length > 0 && !kept.includes('first'));
+    },
+  );
 });

@@ -12,7 +12,19 @@
  * QueueWriteError thrown, so what `append` returned from is stored and what it threw for is not.
  * A torn last line (a crash mid-write) is cut off when the queue opens, and counted.
  */
-import { closeSync, fsyncSync, ftruncateSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, unlinkSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  fsyncSync,
+  ftruncateSync,
+  mkdirSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  statSync,
+  truncateSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { QueueClosedError, QueueFullError, QueueWriteError } from './errors.js';
 import { fsyncDir } from './updates/durable.js';
@@ -98,7 +110,8 @@ export class MemoryQueue implements MessageQueue {
     this.persistAck(seq);
     this.acked.add(seq);
     this.pendingBytes -= cost(message);
-    while (this.head < this.records.length && this.acked.has(this.records[this.head]!.seq)) this.acked.delete(this.records[this.head++]!.seq);
+    while (this.head < this.records.length && this.acked.has(this.records[this.head]!.seq))
+      this.acked.delete(this.records[this.head++]!.seq);
     if (this.head > 1024 && this.head * 2 > this.records.length) {
       this.records = this.records.slice(this.head);
       this.head = 0;
@@ -170,7 +183,9 @@ export class FileQueue extends MemoryQueue {
     const acks: number[] = [];
     let corrupt = 0;
     let torn = 0;
-    const names = readdirSync(dir).filter((n) => SEGMENT.test(n)).sort();
+    const names = readdirSync(dir)
+      .filter((n) => SEGMENT.test(n))
+      .sort();
     for (const name of names) {
       const segment: Segment = { first: Number(SEGMENT.exec(name)![1]), path: join(dir, name), last: -1 };
       const data = readFileSync(segment.path);
@@ -246,7 +261,7 @@ export class FileQueue extends MemoryQueue {
     try {
       this.cutFragment();
       // A full disk can take part of a line: write the rest, which then fails or completes it.
-      for (let written = 0; written < bytes.length; ) written += writeSync(fd, bytes, written);
+      for (let written = 0; written < bytes.length;) written += writeSync(fd, bytes, written);
       if (flush) fsyncSync(fd);
     } catch (error) {
       this.fragment = true;

@@ -16,7 +16,8 @@ const KEY_BYTES = 32;
 /** A device key given as base64 text (how the platform hands it out) or raw bytes. */
 export function symmetricKeyBytes(key: Buffer | string): Buffer {
   const bytes = Buffer.isBuffer(key) ? key : Buffer.from(key.trim(), 'base64');
-  if (bytes.length !== KEY_BYTES) throw new DeviceError(`A device key is ${KEY_BYTES} bytes (base64, 44 characters); got ${bytes.length} bytes`, 'sas.bad_key');
+  if (bytes.length !== KEY_BYTES)
+    throw new DeviceError(`A device key is ${KEY_BYTES} bytes (base64, 44 characters); got ${bytes.length} bytes`, 'sas.bad_key');
   return bytes;
 }
 

@@ -17,7 +17,6 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
     await p?.close();
   });
 
-
   /** The platform sends commands to devices it has recorded as connected (presence is written just after CONNECT). */
   const online = (deviceId: string) => presenceOnline(p.t.platform.db, deviceId, 3000);
 
@@ -39,14 +38,22 @@ describe('shadow sync and commands against the real platform (protocol §3.3, §
       if (Object.keys(delta).length > 0) device.reportState(delta);
     });
     await device.connect();
-    await eventually(async () => Object.keys((await p.t.platform.devices.shadow.get(actor(), deviceId)).delta).length === 0, 5000, 'reported catches up with desired');
+    await eventually(
+      async () => Object.keys((await p.t.platform.devices.shadow.get(actor(), deviceId)).delta).length === 0,
+      5000,
+      'reported catches up with desired',
+    );
     const shadow = await p.t.platform.devices.shadow.get(actor(), deviceId);
     assert.deepEqual(shadow.reported.state, { led: 'on', fw: { channel: 'beta' } });
     assert.deepEqual(desired[0], [{ led: 'on', fw: { channel: 'beta' } }, 1]);
 
     await p.t.platform.devices.shadow.setDesired(actor(), deviceId, { led: 'off' });
     await eventually(() => desired.some(([, v]) => v === 2), 5000, 'desired version 2 delivered');
-    await eventually(async () => (await p.t.platform.devices.shadow.get(actor(), deviceId)).reported.state.led === 'off', 5000, 'reported led off');
+    await eventually(
+      async () => (await p.t.platform.devices.shadow.get(actor(), deviceId)).reported.state.led === 'off',
+      5000,
+      'reported led off',
+    );
 
     // Asking again brings the same version: already applied, so the handler does not run again.
     const before = desired.length;

@@ -39,7 +39,11 @@ export class ConflictError extends BulwarkError {
 
 /** No valid credentials were presented. */
 export class AuthenticationError extends BulwarkError {
-  constructor(message = 'Authentication is required: send a session cookie or a bearer token', code: string = ErrorCodes.unauthenticated, details?: Record<string, unknown>) {
+  constructor(
+    message = 'Authentication is required: send a session cookie or a bearer token',
+    code: string = ErrorCodes.unauthenticated,
+    details?: Record<string, unknown>,
+  ) {
     super(code, message, 401, details);
   }
 }

@@ -66,7 +66,17 @@ export interface Platform {
   mailer: Mailer;
   audit: AuditService;
   signingKeys: SigningKeys;
-  devices: { store: DevicesStore; service: DevicesService; enrollment: EnrollmentService; link: DeviceLink; shadow: ShadowService; commands: CommandService; symmetricKeys: SymmetricKeyService; identity: DeviceCertificateVerifier; bootstrapCas: BootstrapCaService };
+  devices: {
+    store: DevicesStore;
+    service: DevicesService;
+    enrollment: EnrollmentService;
+    link: DeviceLink;
+    shadow: ShadowService;
+    commands: CommandService;
+    symmetricKeys: SymmetricKeyService;
+    identity: DeviceCertificateVerifier;
+    bootstrapCas: BootstrapCaService;
+  };
   pki: PkiService;
   telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob; quota: TelemetryQuota };
   updates: UpdatesDomain;
@@ -101,7 +111,12 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   }
   const database =
     options.database ??
-    openDatabase({ url: config.database.url, dataDir: config.dataDir, poolSize: config.database.poolSize, ...(options.schema ? { schema: options.schema } : {}) });
+    openDatabase({
+      url: config.database.url,
+      dataDir: config.dataDir,
+      poolSize: config.database.poolSize,
+      ...(options.schema ? { schema: options.schema } : {}),
+    });
   if (options.migrate !== false) await migrateToLatest(database);
   const db = database.db;
   const mailer = options.mailer ?? createMailer(config, box);
@@ -124,7 +139,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
   const devicesStore = new DevicesStore(db);
   const devicesService = new DevicesService(devicesStore, audit, clock);
-  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), { crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem` });
+  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), {
+    crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
+  });
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(db, audit, clock);
   const link = new DeviceLink();
@@ -137,7 +154,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas),
     identity,
     bootstrapCas,
-    symmetricKeys: new SymmetricKeyService(db, devicesStore, box, audit, clock, { maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds }),
+    symmetricKeys: new SymmetricKeyService(db, devicesStore, box, audit, clock, {
+      maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds,
+    }),
   };
 
   return {
@@ -172,7 +191,13 @@ function telemetryOf(store: TelemetryStore, devices: DevicesService, clock: Cloc
   return {
     store,
     service: new TelemetryService(store, devices, clock),
-    retention: new RetentionJob(store, devices, clock, { defaultDays: config.telemetry.retentionDays, batchRows: config.telemetry.pruneBatchRows }),
-    quota: new TelemetryQuota(store, devices, clock, { dailyReadings: config.telemetry.dailyReadingsPerDevice, dailyBytes: config.telemetry.dailyBytesPerDevice }),
+    retention: new RetentionJob(store, devices, clock, {
+      defaultDays: config.telemetry.retentionDays,
+      batchRows: config.telemetry.pruneBatchRows,
+    }),
+    quota: new TelemetryQuota(store, devices, clock, {
+      dailyReadings: config.telemetry.dailyReadingsPerDevice,
+      dailyBytes: config.telemetry.dailyBytesPerDevice,
+    }),
   };
 }

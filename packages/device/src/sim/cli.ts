@@ -45,8 +45,13 @@ export function formatUpdateProgress(p: UpdateSimProgress): string {
 }
 
 export function formatUpdateSummary(s: UpdateSimSummary): string {
-  const states = Object.entries(s.states).map(([state, n]) => `${state} ${n}`).join(', ');
-  return [`${s.ok ? 'OK' : 'FAILED'}: ${s.devices} devices, ${states}, errors ${s.errors}, ${s.elapsedSeconds}s in all`, ...s.failures.map((f) => `  - ${f}`)].join('\n');
+  const states = Object.entries(s.states)
+    .map(([state, n]) => `${state} ${n}`)
+    .join(', ');
+  return [
+    `${s.ok ? 'OK' : 'FAILED'}: ${s.devices} devices, ${states}, errors ${s.errors}, ${s.elapsedSeconds}s in all`,
+    ...s.failures.map((f) => `  - ${f}`),
+  ].join('\n');
 }
 
 export function formatSummary(s: SimSummary): string {
@@ -75,7 +80,11 @@ function positive(name: string, value: string | undefined): number {
   return n;
 }
 
-export async function main(argv: string[], out: NodeJS.WriteStream = process.stdout, err: NodeJS.WriteStream = process.stderr): Promise<number> {
+export async function main(
+  argv: string[],
+  out: NodeJS.WriteStream = process.stdout,
+  err: NodeJS.WriteStream = process.stderr,
+): Promise<number> {
   let options;
   try {
     const { values } = parseArgs({
@@ -115,7 +124,8 @@ export async function main(argv: string[], out: NodeJS.WriteStream = process.std
     if (values.updates) {
       const failHealth = values['fail-health'] === undefined ? 0 : Number(values['fail-health']);
       if (!(failHealth >= 0 && failHealth <= 1)) throw new Error('--fail-health must be a fraction from 0 to 1');
-      for (const name of ['product', 'org', 'hardware-id', 'root', 'director-root'] as const) if (!values[name]) throw new Error(`--${name} is required with --updates`);
+      for (const name of ['product', 'org', 'hardware-id', 'root', 'director-root'] as const)
+        if (!values[name]) throw new Error(`--${name} is required with --updates`);
       const updateOptions = {
         apiUrl: values.api,
         ca: readFileSync(values.ca, 'utf8'),

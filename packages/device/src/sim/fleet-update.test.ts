@@ -81,7 +81,9 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
     const devices: { deviceId: string; phase: number }[] = [];
     let cursor: string | null = null;
     do {
-      const page = (await api(`/api/v1/updates/rollouts/${rolloutId}/devices?state=${state}&limit=500${cursor ? `&cursor=${cursor}` : ''}`)) as { devices: { deviceId: string; phase: number }[]; nextCursor: string | null };
+      const page = (await api(
+        `/api/v1/updates/rollouts/${rolloutId}/devices?state=${state}&limit=500${cursor ? `&cursor=${cursor}` : ''}`,
+      )) as { devices: { deviceId: string; phase: number }[]; nextCursor: string | null };
       devices.push(...page.devices);
       cursor = page.nextCursor;
     } while (cursor);
@@ -92,7 +94,12 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
   it('halts by itself in its first phase when a fifth of the devices fail their health check; those roll back on their own and no later phase starts', async () => {
     assert.equal(fleet.progress().connected, FLEET, fleet.progress().failures.join('\n'));
     const release: PublishedRelease = await repo.publish('2.0.0', 1);
-    const rolloutId = await repo.rollout({ releaseId: release.id, selector: { deviceIds: identities.map((d) => d.id) }, phases: PHASES, failureThreshold: 0.1 });
+    const rolloutId = await repo.rollout({
+      releaseId: release.id,
+      selector: { deviceIds: identities.map((d) => d.id) },
+      phases: PHASES,
+      failureThreshold: 0.1,
+    });
     // The platform ranks devices into phases by a hash of the rollout ID, so which devices share the
     // first phase changes from run to run: check that this draw put enough failing devices in it
     // (with 1,000 devices, about 20 of 100 are expected; fewer than 10 has a chance near 0.1 %).
@@ -102,7 +109,10 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
     assert.equal(firstPhase.length, Math.ceil((FLEET * PHASES[0]!.percent) / 100));
     const failing = new Set(fleet.devices.filter((d) => d.failsHealthCheck).map((d) => d.identity.deviceId));
     const failingFirst = firstPhase.filter((id) => failing.has(id)).length;
-    assert.ok(failingFirst >= firstPhase.length * 0.1, `precondition: ${failingFirst} of the ${firstPhase.length} first-phase devices fail their health check, at least 10 % needed`);
+    assert.ok(
+      failingFirst >= firstPhase.length * 0.1,
+      `precondition: ${failingFirst} of the ${firstPhase.length} first-phase devices fail their health check, at least 10 % needed`,
+    );
 
     // Drive the rollout as the server's timer would, until it stops running by itself.
     let status = 'running';
@@ -126,9 +136,17 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
     const onDisk = new Map(fleet.devices.map((d) => [d.identity.deviceId, { device: d, disk: d.onDisk() }]));
     const succeeded = [...onDisk.values()].filter(({ disk }) => disk.activeSlot === 'b' && disk.version === '2.0.0');
     const rolledBack = [...onDisk.values()].filter(({ disk }) => disk.activeSlot === 'a' && disk.rejected);
-    const untouched = [...onDisk.values()].filter(({ device, disk }) => disk.activeSlot === 'a' && disk.sha256 === factorySha256 && !disk.rejected && device.state === 'idle');
-    timings.push(`devices: ${succeeded.length} updated, ${rolledBack.length} rolled back, ${untouched.length} untouched (${firstPhase.length} in the first phase, ${failingFirst} of them made to fail)`);
-    assert.equal(succeeded.length + rolledBack.length + untouched.length, FLEET, `every device is updated, rolled back or untouched; ${fleet.progress().failures.join('; ')}`);
+    const untouched = [...onDisk.values()].filter(
+      ({ device, disk }) => disk.activeSlot === 'a' && disk.sha256 === factorySha256 && !disk.rejected && device.state === 'idle',
+    );
+    timings.push(
+      `devices: ${succeeded.length} updated, ${rolledBack.length} rolled back, ${untouched.length} untouched (${firstPhase.length} in the first phase, ${failingFirst} of them made to fail)`,
+    );
+    assert.equal(
+      succeeded.length + rolledBack.length + untouched.length,
+      FLEET,
+      `every device is updated, rolled back or untouched; ${fleet.progress().failures.join('; ')}`,
+    );
 
     // Only first-phase devices ran the release (those that had not started when it halted are
     // refused it by the director); each of them made to fail rolled back by itself, and the
@@ -137,7 +155,8 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
     const inFirstPhase = new Set(firstPhase);
     for (const id of ids([...succeeded, ...rolledBack])) assert.ok(inFirstPhase.has(id), `${id} ran the release outside the first phase`);
     assert.ok(rolledBack.length >= firstPhase.length * 0.1, `${rolledBack.length} rolled back: the threshold was crossed`);
-    for (const { device, disk } of untouched) if (!inFirstPhase.has(disk.deviceId)) assert.deepEqual(device.checks, [], `${disk.deviceId} of a later phase checked`);
+    for (const { device, disk } of untouched)
+      if (!inFirstPhase.has(disk.deviceId)) assert.deepEqual(device.checks, [], `${disk.deviceId} of a later phase checked`);
     for (const { device } of untouched) assert.ok(device.checks.every((c) => c === 'up_to_date'));
     for (const { device, disk } of rolledBack) {
       assert.equal(device.failsHealthCheck, true, `${disk.deviceId} rolled back without being made to fail`);
@@ -151,12 +170,25 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
     }
 
     // The platform's counts and lists agree with what the devices' own state directories say (once their last statuses arrived).
-    const expected = { pending: untouched.length, downloading: 0, installing: 0, rebooting: 0, verifying: 0, succeeded: succeeded.length, failed: 0, rolled_back: rolledBack.length };
+    const expected = {
+      pending: untouched.length,
+      downloading: 0,
+      installing: 0,
+      rebooting: 0,
+      verifying: 0,
+      succeeded: succeeded.length,
+      failed: 0,
+      rolled_back: rolledBack.length,
+    };
     let detail = { status: '', currentPhase: -1, counts: {} as Record<RolloutDeviceState, number> };
     await eventually(
       async () => {
         detail = (await api(`/api/v1/updates/rollouts/${rolloutId}`)) as typeof detail;
-        return detail.counts.pending === expected.pending && detail.counts.succeeded === expected.succeeded && detail.counts.rolled_back === expected.rolled_back;
+        return (
+          detail.counts.pending === expected.pending &&
+          detail.counts.succeeded === expected.succeeded &&
+          detail.counts.rolled_back === expected.rolled_back
+        );
       },
       30_000,
       'the platform has every status the devices sent',
@@ -168,7 +200,10 @@ describe(`a rollout to ${FLEET} simulated devices running the real update agent`
     assert.deepEqual(sorted(await devicesIn(rolloutId, 'succeeded')), ids(succeeded));
     assert.deepEqual(sorted(await devicesIn(rolloutId, 'pending')), ids(untouched));
     const progress = fleet.progress();
-    assert.deepEqual([progress.states.succeeded, progress.states.rolled_back, progress.states.idle], [succeeded.length, rolledBack.length, untouched.length]);
+    assert.deepEqual(
+      [progress.states.succeeded, progress.states.rolled_back, progress.states.idle],
+      [succeeded.length, rolledBack.length, untouched.length],
+    );
     assert.equal(progress.errors, 0, progress.failures.join('\n'));
   });
 });

@@ -44,7 +44,9 @@ export class OperatorApi {
 
   /** Issues certificates for up to CERTIFICATE_BATCH CSRs (PEM); throws on the first item the platform refused. */
   async issueCertificates(items: { deviceId: string; csr: string }[]): Promise<IssuedCertificate[]> {
-    const { results } = await this.call<{ results: ({ deviceId: string; certificate: string } | { deviceId: string; error: { code: string; message: string } })[] }>('POST', '/api/v1/devices/certificates', { items });
+    const { results } = await this.call<{
+      results: ({ deviceId: string; certificate: string } | { deviceId: string; error: { code: string; message: string } })[];
+    }>('POST', '/api/v1/devices/certificates', { items });
     return results.map((r) => {
       if ('error' in r) throw new PlatformError(`${r.deviceId}: ${r.error.message}`, r.error.code, 200);
       return { deviceId: r.deviceId, certificate: r.certificate };
@@ -54,7 +56,13 @@ export class OperatorApi {
   private async call<T>(method: 'GET' | 'POST', path: string, json?: unknown): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
-        return await httpsJson<T>(new URL(path, this.apiUrl).toString(), { method, ca: this.ca, agent: this.agent, headers: { authorization: `Bearer ${this.apiKey}` }, json });
+        return await httpsJson<T>(new URL(path, this.apiUrl).toString(), {
+          method,
+          ca: this.ca,
+          agent: this.agent,
+          headers: { authorization: `Bearer ${this.apiKey}` },
+          json,
+        });
       } catch (error) {
         if (!(error instanceof PlatformError) || error.status !== 429 || attempt >= 20) throw error;
         const wait = Number(error.details?.retryAfterSeconds ?? 1);

@@ -59,7 +59,17 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
   const started = Date.now();
   const api = new OperatorApi(options.apiUrl, options.ca, options.apiKey);
   const brokerUrl = options.brokerUrl ?? `mqtts://${new URL(options.apiUrl).hostname}:8883`;
-  const progress: SimProgress = { phase: 'provisioning', devices: options.devices, provisioned: 0, connected: 0, sent: 0, acked: 0, errors: 0, rate: 0, elapsedSeconds: 0 };
+  const progress: SimProgress = {
+    phase: 'provisioning',
+    devices: options.devices,
+    provisioned: 0,
+    connected: 0,
+    sent: 0,
+    acked: 0,
+    errors: 0,
+    rate: 0,
+    elapsedSeconds: 0,
+  };
   const failures: string[] = [];
   const fail = (what: string) => {
     progress.errors++;
@@ -86,7 +96,13 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
 
     progress.phase = 'connecting';
     for (const identity of identities) {
-      const client = new DeviceClient({ brokerUrl, deviceId: identity.deviceId, ca: options.ca, credentials: { type: 'certificate', key: identity.key, cert: identity.cert }, backoff: { baseMs: 500, capMs: 10_000 } });
+      const client = new DeviceClient({
+        brokerUrl,
+        deviceId: identity.deviceId,
+        ca: options.ca,
+        credentials: { type: 'certificate', key: identity.key, cert: identity.cert },
+        backoff: { baseMs: 500, capMs: 10_000 },
+      });
       client.on('errorReply', (reply: { code: string; message: string }) => fail(`${identity.deviceId}: ${reply.code} ${reply.message}`));
       client.on('error', (error: Error) => fail(`${identity.deviceId}: ${error.message}`));
       client.on('connected', () => progress.connected++);
@@ -119,7 +135,16 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
 
     progress.phase = 'draining';
     const drainMs = (options.drainSeconds ?? 10) * 1000;
-    const drained = await Promise.all(clients.map((c) => (c.failure ? Promise.resolve(true) : c.drained(drainMs).then(() => true, () => false))));
+    const drained = await Promise.all(
+      clients.map((c) =>
+        c.failure
+          ? Promise.resolve(true)
+          : c.drained(drainMs).then(
+              () => true,
+              () => false,
+            ),
+      ),
+    );
     drained.forEach((ok, i) => ok || fail(`${clients[i]!.deviceId}: ${clients[i]!.queue.size} messages not acknowledged`));
     const everConnected = clients.filter((c) => c.stats.connects > 0).length;
     if (everConnected < options.devices) fail(`${options.devices - everConnected} of ${options.devices} devices never connected`);
@@ -146,13 +171,22 @@ export interface SimIdentity {
 }
 
 /** Registers `count` devices and issues each one's certificate from a CSR made with its own new key. */
-export async function provision(api: OperatorApi, productId: string, run: string, count: number, onEach: () => void): Promise<SimIdentity[]> {
+export async function provision(
+  api: OperatorApi,
+  productId: string,
+  run: string,
+  count: number,
+  onEach: () => void,
+): Promise<SimIdentity[]> {
   const registered: { deviceId: string; key: string }[] = [];
   await inBatches(
     Array.from({ length: count }, (_, i) => i),
     8,
     async (i) => {
-      registered[i] = { deviceId: await api.registerDevice(`sim-${run}-${String(i).padStart(6, '0')}`, productId), key: generateDeviceKey() };
+      registered[i] = {
+        deviceId: await api.registerDevice(`sim-${run}-${String(i).padStart(6, '0')}`, productId),
+        key: generateDeviceKey(),
+      };
     },
   );
   const identities: SimIdentity[] = [];
@@ -169,5 +203,8 @@ export async function provision(api: OperatorApi, productId: string, run: string
 }
 
 function pem(der: Buffer): string {
-  return `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
+  return `-----BEGIN CERTIFICATE REQUEST-----\n${der
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
 }

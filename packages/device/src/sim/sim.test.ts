@@ -29,7 +29,11 @@ describe('bulwark-sim against a real platform', () => {
     const client = p.t.client();
     const session = await ownerSession(p.t, client);
     await stepUp(p.t, await firstOwner(p.t, session), session.token, client);
-    const created = await client.post('/api/v1/me/api-keys', { name: 'simulator', scopes: ['devices:read', 'devices:write'], expiresInDays: 1 }, { token: session.token });
+    const created = await client.post(
+      '/api/v1/me/api-keys',
+      { name: 'simulator', scopes: ['devices:read', 'devices:write'], expiresInDays: 1 },
+      { token: session.token },
+    );
     assert.equal(created.status, 201, created.text);
     apiKey = created.body.secret;
     // Signing in moved the platform's clock past the TOTP steps; certificates issued now would
@@ -48,7 +52,14 @@ describe('bulwark-sim against a real platform', () => {
   it('runs 3 devices, each with its own key, certificate and TLS connection, and every message it reports acknowledged is stored', async () => {
     const run = await sim([...base(), '--api-key', apiKey, '--devices', '3', '--rate', '5', '--duration', '2', '--json']);
     assert.equal(run.code, 0, run.out + run.err);
-    const summary = JSON.parse(run.out.trim().split('\n').at(-1)!) as { ok: boolean; devices: number; sent: number; acked: number; errors: number; averageRate: number };
+    const summary = JSON.parse(run.out.trim().split('\n').at(-1)!) as {
+      ok: boolean;
+      devices: number;
+      sent: number;
+      acked: number;
+      errors: number;
+      averageRate: number;
+    };
     assert.equal(summary.ok, true);
     assert.equal(summary.devices, 3);
     assert.equal(summary.errors, 0);
@@ -60,15 +71,39 @@ describe('bulwark-sim against a real platform', () => {
     const devices = await p.t.platform.db.selectFrom('devices').select(['id', 'status']).where('product_id', '=', product.id).execute();
     assert.equal(devices.length, 3);
     assert.ok(devices.every((d) => d.status === 'active'));
-    const certificates = await p.t.platform.db.selectFrom('issued_certificates').select('device_id').where('device_id', 'in', devices.map((d) => d.id)).execute();
+    const certificates = await p.t.platform.db
+      .selectFrom('issued_certificates')
+      .select('device_id')
+      .where(
+        'device_id',
+        'in',
+        devices.map((d) => d.id),
+      )
+      .execute();
     assert.equal(new Set(certificates.map((c) => c.device_id)).size, 3);
     const stored = await Promise.all(devices.map((d) => p.stored(d.id)));
-    assert.ok(stored.every((n) => n >= 8), `stored per device: ${stored.join(', ')}`);
-    assert.equal(stored.reduce((a, b) => a + b, 0), summary.acked);
+    assert.ok(
+      stored.every((n) => n >= 8),
+      `stored per device: ${stored.join(', ')}`,
+    );
+    assert.equal(
+      stored.reduce((a, b) => a + b, 0),
+      summary.acked,
+    );
   });
 
   it('prints progress lines and a readable summary, and exits 1 when the API key is refused', async () => {
-    const run = await sim([...base(), '--api-key', 'bwk_00000000-0000-0000-0000-000000000000_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx', '--devices', '2', '--rate', '1', '--duration', '1']);
+    const run = await sim([
+      ...base(),
+      '--api-key',
+      'bwk_00000000-0000-0000-0000-000000000000_xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx',
+      '--devices',
+      '2',
+      '--rate',
+      '1',
+      '--duration',
+      '1',
+    ]);
     assert.equal(run.code, 1, run.out);
     assert.match(run.out, /^FAILED: 2 devices, sent 0, acked 0, errors 1/m);
     assert.match(run.out, /- .*(invalid|unauthenticated|API key)/i);

@@ -35,7 +35,11 @@ describe('bulwark-sim --updates against a real platform', () => {
     const client = p.t.client();
     const session = await ownerSession(p.t, client);
     await stepUp(p.t, await firstOwner(p.t, session), session.token, client);
-    const created = await client.post('/api/v1/me/api-keys', { name: 'simulator', scopes: ['devices:read', 'devices:write'], expiresInDays: 1 }, { token: session.token });
+    const created = await client.post(
+      '/api/v1/me/api-keys',
+      { name: 'simulator', scopes: ['devices:read', 'devices:write'], expiresInDays: 1 },
+      { token: session.token },
+    );
     assert.equal(created.status, 201, created.text);
     apiKey = created.body.secret;
     // Signing in moved the platform's clock past the TOTP steps; certificates issued now must be valid for TLS's real clock.
@@ -55,7 +59,20 @@ describe('bulwark-sim --updates against a real platform', () => {
 
   const args = (devices: number, extra: string[]) => [
     '--updates',
-    ...['--api', p.apiUrl, '--ca', files.ca, '--mqtt', p.brokerUrl, '--api-key', apiKey, '--devices', String(devices), '--product', product],
+    ...[
+      '--api',
+      p.apiUrl,
+      '--ca',
+      files.ca,
+      '--mqtt',
+      p.brokerUrl,
+      '--api-key',
+      apiKey,
+      '--devices',
+      String(devices),
+      '--product',
+      product,
+    ],
     ...['--org', p.org, '--hardware-id', 'hw-sim', '--root', files.root, '--director-root', files.directorRoot],
     ...extra,
   ];
@@ -68,13 +85,21 @@ describe('bulwark-sim --updates against a real platform', () => {
     await eventually(
       async () => {
         ids = (await p.t.platform.db.selectFrom('devices').select('id').where('product_id', '=', product).execute()).map((d) => d.id);
-        const reports = ids.length ? await p.t.platform.db.selectFrom('device_version_reports').select('device_id').where('device_id', 'in', ids).execute() : [];
+        const reports = ids.length
+          ? await p.t.platform.db.selectFrom('device_version_reports').select('device_id').where('device_id', 'in', ids).execute()
+          : [];
         return ids.length === 5 && reports.length === 5;
       },
       60_000,
       'five simulated devices online',
     );
-    const rolloutId = await repo.rollout({ releaseId: release.id, selector: { deviceIds: ids }, phases: [{ percent: 100, soakSeconds: 0 }], successThreshold: 0.8, failureThreshold: 0.5 });
+    const rolloutId = await repo.rollout({
+      releaseId: release.id,
+      selector: { deviceIds: ids },
+      phases: [{ percent: 100, soakSeconds: 0 }],
+      successThreshold: 0.8,
+      failureThreshold: 0.5,
+    });
     let finished = false;
     void running.finally(() => (finished = true));
     while (!finished) {
@@ -83,7 +108,12 @@ describe('bulwark-sim --updates against a real platform', () => {
     }
     const run = await running;
     assert.equal(run.code, 0, run.out + run.err);
-    const summary = JSON.parse(run.out.trim().split('\n').at(-1)!) as { ok: boolean; connected: number; states: Record<string, number>; errors: number };
+    const summary = JSON.parse(run.out.trim().split('\n').at(-1)!) as {
+      ok: boolean;
+      connected: number;
+      states: Record<string, number>;
+      errors: number;
+    };
     assert.equal(summary.connected, 5);
     assert.equal(summary.states.succeeded, 4);
     assert.equal(summary.states.rolled_back, 1);

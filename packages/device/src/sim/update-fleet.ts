@@ -48,7 +48,16 @@ export interface UpdateFleetOptions {
 }
 
 export type FleetDeviceState = 'idle' | UpdateState;
-export const FLEET_STATES: readonly FleetDeviceState[] = ['idle', 'downloading', 'installing', 'rebooting', 'verifying', 'succeeded', 'failed', 'rolled_back'];
+export const FLEET_STATES: readonly FleetDeviceState[] = [
+  'idle',
+  'downloading',
+  'installing',
+  'rebooting',
+  'verifying',
+  'succeeded',
+  'failed',
+  'rolled_back',
+];
 
 export interface FleetProgress {
   devices: number;
@@ -124,7 +133,13 @@ export class SimulatedUpdateDevice {
     this.stateDir = join(fleet.stateRoot, identity.deviceId);
     provisionAgentState({ stateDir: this.stateDir, ...fleet.factory });
     const timeoutMs = fleet.timeoutMs ?? 30_000;
-    this.client = new DeviceClient({ brokerUrl: fleet.brokerUrl, deviceId: identity.deviceId, ca: fleet.ca, credentials: { type: 'certificate', key: identity.key, cert: identity.cert }, backoff: { baseMs: 500, capMs: 10_000 } });
+    this.client = new DeviceClient({
+      brokerUrl: fleet.brokerUrl,
+      deviceId: identity.deviceId,
+      ca: fleet.ca,
+      credentials: { type: 'certificate', key: identity.key, cert: identity.cert },
+      backoff: { baseMs: 500, capMs: 10_000 },
+    });
     const channel = mqttUpdateChannel(this.client, timeoutMs);
     this.options = {
       stateDir: this.stateDir,
@@ -188,14 +203,21 @@ export class SimulatedUpdateDevice {
     const slots = new Slots(this.stateDir);
     const activeSlot = slots.readBoot().active;
     const manifest = slots.manifest(activeSlot);
-    return { deviceId: this.identity.deviceId, activeSlot, version: manifest?.version ?? null, sha256: manifest?.sha256 ?? null, rejected: existsSync(join(this.stateDir, 'rejected.json')) };
+    return {
+      deviceId: this.identity.deviceId,
+      activeSlot,
+      version: manifest?.version ?? null,
+      sha256: manifest?.sha256 ?? null,
+      rejected: existsSync(join(this.stateDir, 'rejected.json')),
+    };
   }
 
   private async update(): Promise<void> {
     if (!this.agent) this.agent = await this.bootLoop();
     const outcome = await this.agent.check();
     this.checks.push(outcome);
-    if (outcome === 'refused' || outcome === 'failed') this.fail(`${this.identity.deviceId}: check ${outcome}: ${this.agent.lastError?.code} ${this.agent.lastError?.message}`);
+    if (outcome === 'refused' || outcome === 'failed')
+      this.fail(`${this.identity.deviceId}: check ${outcome}: ${this.agent.lastError?.code} ${this.agent.lastError?.message}`);
     if (outcome === 'reboot') this.agent = await this.bootLoop();
   }
 
@@ -219,7 +241,10 @@ export class UpdateFleet {
 
   constructor(private readonly options: UpdateFleetOptions) {
     const lanes = new Semaphore(options.updateConcurrency ?? 50);
-    this.devices = options.identities.map((identity, i) => new SimulatedUpdateDevice(identity, failsHealth(i, options.failHealth ?? 0), options, lanes, (what) => this.fail(what)));
+    this.devices = options.identities.map(
+      (identity, i) =>
+        new SimulatedUpdateDevice(identity, failsHealth(i, options.failHealth ?? 0), options, lanes, (what) => this.fail(what)),
+    );
   }
 
   private fail(what: string): void {

@@ -66,7 +66,15 @@ export async function runUpdateSimulation(options: UpdateSimOptions): Promise<Up
   const brokerUrl = options.brokerUrl ?? `mqtts://${new URL(options.apiUrl).hostname}:8883`;
   const stateRoot = options.stateDir ?? mkdtempSync(join(tmpdir(), 'bulwark-sim-updates-'));
   const states = Object.fromEntries(FLEET_STATES.map((s) => [s, 0])) as Record<FleetDeviceState, number>;
-  const progress: UpdateSimProgress = { phase: 'provisioning', devices: options.devices, provisioned: 0, connected: 0, states, errors: 0, elapsedSeconds: 0 };
+  const progress: UpdateSimProgress = {
+    phase: 'provisioning',
+    devices: options.devices,
+    provisioned: 0,
+    connected: 0,
+    states,
+    errors: 0,
+    elapsedSeconds: 0,
+  };
   const failures: string[] = [];
   let fleet: UpdateFleet | null = null;
   const report = () => {
@@ -81,7 +89,13 @@ export async function runUpdateSimulation(options: UpdateSimOptions): Promise<Up
   const ticker = setInterval(report, 1000);
   try {
     const version = options.factoryVersion ?? '1.0.0';
-    const identities = await provision(api, options.productId, randomBytes(4).toString('hex'), options.devices, () => progress.provisioned++);
+    const identities = await provision(
+      api,
+      options.productId,
+      randomBytes(4).toString('hex'),
+      options.devices,
+      () => progress.provisioned++,
+    );
     progress.phase = 'connecting';
     fleet = new UpdateFleet({
       apiUrl: options.apiUrl,
@@ -91,7 +105,15 @@ export async function runUpdateSimulation(options: UpdateSimOptions): Promise<Up
       hardwareId: options.hardwareId,
       identities,
       stateRoot,
-      factory: { repositoryRoot: options.repositoryRoot, directorRoot: options.directorRoot, productId: options.productId, image: factoryImage(version), target: `${options.productId}/firmware-${version}.bin`, version, securityVersion: 0 },
+      factory: {
+        repositoryRoot: options.repositoryRoot,
+        directorRoot: options.directorRoot,
+        productId: options.productId,
+        image: factoryImage(version),
+        target: `${options.productId}/firmware-${version}.bin`,
+        version,
+        securityVersion: 0,
+      },
       failHealth: options.failHealth ?? 0,
     });
     await fleet.start();
@@ -105,7 +127,8 @@ export async function runUpdateSimulation(options: UpdateSimOptions): Promise<Up
     await fleet.idle();
     progress.phase = 'done';
     report();
-    if (progress.connected < options.devices) failures.push(`${options.devices - progress.connected} of ${options.devices} devices never connected`);
+    if (progress.connected < options.devices)
+      failures.push(`${options.devices - progress.connected} of ${options.devices} devices never connected`);
     return { ...progress, ok: progress.errors === 0 && progress.connected === options.devices, failures };
   } catch (error) {
     report();

@@ -13,7 +13,9 @@ import { build } from 'esbuild';
  * the installed packages); returns its path and a function that removes it.
  */
 export async function bundleAgent(): Promise<{ path: string; remove(): void }> {
-  const outDir = fileURLToPath(new URL(`../../../../node_modules/.cache/bulwark-agent-test-${process.pid}-${Date.now()}/`, import.meta.url));
+  const outDir = fileURLToPath(
+    new URL(`../../../../node_modules/.cache/bulwark-agent-test-${process.pid}-${Date.now()}/`, import.meta.url),
+  );
   const outfile = join(outDir, 'bulwark-agent.mjs');
   await build({
     entryPoints: [fileURLToPath(new URL('./agent-main.ts', import.meta.url))],
@@ -29,7 +31,9 @@ export async function bundleAgent(): Promise<{ path: string; remove(): void }> {
         name: 'npm-packages-external',
         setup(b) {
           // Our workspace packages are bundled from source; every other bare import stays a runtime import.
-          b.onResolve({ filter: /^[^./]/ }, (args) => (args.path.startsWith('@bulwark/') ? undefined : { path: args.path, external: true }));
+          b.onResolve({ filter: /^[^./]/ }, (args) =>
+            args.path.startsWith('@bulwark/') ? undefined : { path: args.path, external: true },
+          );
         },
       },
     ],

@@ -21,7 +21,9 @@ const [mode, dir, brokerUrl] = process.argv.slice(2) as [string, string, string]
 const print = (event: Record<string, unknown>) => process.stdout.write(`${JSON.stringify(event)}\n`);
 
 const client = DeviceClient.fromIdentity(dir, { brokerUrl, backoff: { baseMs: 50, capMs: 200 } });
-client.on('queueError', (error: DeviceError, message: QueuedMessage) => print({ event: 'queueError', code: error.code, name: error.name, seq: message.seq }));
+client.on('queueError', (error: DeviceError, message: QueuedMessage) =>
+  print({ event: 'queueError', code: error.code, name: error.name, seq: message.seq }),
+);
 
 if (mode === 'hold') {
   await client.connect();
@@ -31,7 +33,16 @@ if (mode === 'hold') {
   setInterval(() => undefined, 60_000);
 } else if (mode === 'ack-full') {
   const queueDir = join(dir, 'queue');
-  const segment = () => statSync(join(queueDir, readdirSync(queueDir).filter((name) => name.endsWith('.seg')).sort().at(-1)!)).size;
+  const segment = () =>
+    statSync(
+      join(
+        queueDir,
+        readdirSync(queueDir)
+          .filter((name) => name.endsWith('.seg'))
+          .sort()
+          .at(-1)!,
+      ),
+    ).size;
   client.sendTelemetry({ n: 0 });
   endOnBlock(segment, statfsSync(queueDir).bsize, (padding) => client.sendTelemetry({ pad: 'x'.repeat(padding) }));
   fillFilesystem(queueDir);

@@ -19,7 +19,10 @@ const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
 const MAIN = fileURLToPath(new URL('./device-main.ts', import.meta.url));
 
 export function startDeviceProcess(mode: 'hold' | 'ack-full', dir: string, brokerUrl: string): DeviceProcess {
-  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN, mode, dir, brokerUrl], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN, mode, dir, brokerUrl], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   const events: Record<string, unknown>[] = [];
   const waiters: (() => void)[] = [];
   let stdout = '';
@@ -32,7 +35,9 @@ export function startDeviceProcess(mode: 'hold' | 'ack-full', dir: string, broke
     waiters.forEach((wake) => wake());
   });
   child.stderr!.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) => child.on('close', (code, signal) => resolve({ code, signal, stderr })));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>((resolve) =>
+    child.on('close', (code, signal) => resolve({ code, signal, stderr })),
+  );
   const waitFor = (match: (event: Record<string, unknown>) => boolean) =>
     new Promise<Record<string, unknown>>((resolve, reject) => {
       const check = () => {
@@ -41,7 +46,9 @@ export function startDeviceProcess(mode: 'hold' | 'ack-full', dir: string, broke
       };
       waiters.push(check);
       check();
-      void exited.then(({ code, signal }) => reject(new Error(`the device process ended (code ${code}, signal ${signal}) before the event: ${stderr}`)));
+      void exited.then(({ code, signal }) =>
+        reject(new Error(`the device process ended (code ${code}, signal ${signal}) before the event: ${stderr}`)),
+      );
     });
   return { child, events, waitFor, exited };
 }

@@ -39,7 +39,13 @@ export interface FleetRepository {
   rollout(input: RolloutInput): Promise<string>;
 }
 
-export async function setUpFleetRepository(platform: Platform, organizationId: string, productId: string, hardwareId: string, factoryVersion = '1.0.0'): Promise<FleetRepository> {
+export async function setUpFleetRepository(
+  platform: Platform,
+  organizationId: string,
+  productId: string,
+  hardwareId: string,
+  factoryVersion = '1.0.0',
+): Promise<FleetRepository> {
   const actor = cliActor(organizationId, 'fleet-test');
   const ceremony = new TestCeremony(await platform.updates.repository.onlineKeysFor(actor), platform.clock.now());
   const root = signedBy(ceremony.root(), ...ceremony.rootKeys);
@@ -65,8 +71,21 @@ export async function setUpFleetRepository(platform: Platform, organizationId: s
       const image = testImage(`fleet-${version}`, imageBytes);
       const sha256 = createHash('sha256').update(image).digest('hex');
       await platform.updates.blobs.put(Readable.from(image), { sha256, length: image.length });
-      productMetadata = ceremony.image(productMetadata, { productId, version, length: image.length, sha256, securityVersion, hardwareIds: [hardwareId] });
-      const release = await platform.updates.releases.create(actor, { productId, version, notes: `fleet ${version}`, sbom: SBOM, metadata: productMetadata.toJSON() });
+      productMetadata = ceremony.image(productMetadata, {
+        productId,
+        version,
+        length: image.length,
+        sha256,
+        securityVersion,
+        hardwareIds: [hardwareId],
+      });
+      const release = await platform.updates.releases.create(actor, {
+        productId,
+        version,
+        notes: `fleet ${version}`,
+        sbom: SBOM,
+        metadata: productMetadata.toJSON(),
+      });
       return { id: release.id, version, target: `${productId}/firmware-${version}.bin`, sha256, length: image.length };
     },
     async rollout(input) {

@@ -48,7 +48,8 @@ export async function startDevicePlatform(overrides: Record<string, unknown> = {
     product,
     apiUrl: `https://localhost:${t.server.port}`,
     brokerUrl: `mqtts://localhost:${t.server.mqtt!.port}`,
-    register: async (serial = `DEV-${process.pid}-${++serials}`) => (await t.platform.devices.service.register(actor, { serial, productId: product })).id,
+    register: async (serial = `DEV-${process.pid}-${++serials}`) =>
+      (await t.platform.devices.service.register(actor, { serial, productId: product })).id,
     enrollmentToken: async (deviceId) => (await t.platform.devices.enrollment.createEnrollmentToken(actor, deviceId)).token,
     enrolledDevice: async () => {
       const deviceId = await platform.register();

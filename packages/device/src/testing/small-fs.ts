@@ -22,14 +22,16 @@ export interface SmallFilesystem {
 
 const FILLER = 'filler';
 
-const mount = (dir: string, kib: number) => spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
+const mount = (dir: string, kib: number) =>
+  spawnSync('mount', ['-t', 'tmpfs', '-o', `size=${kib}k,mode=0700`, 'tmpfs', dir], { encoding: 'utf8' });
 
 /** Null when tmpfs can be mounted here, else why not (for `it(..., { skip })`). */
 export const tmpfsUnavailable: string | null = (() => {
   const probe = tempDir('mount-probe');
   try {
     const result = mount(probe.dir, 64);
-    if (result.status !== 0) return `cannot mount a tmpfs here (${(result.stderr || result.error?.message || 'mount failed').trim()}): run as root`;
+    if (result.status !== 0)
+      return `cannot mount a tmpfs here (${(result.stderr || result.error?.message || 'mount failed').trim()}): run as root`;
     spawnSync('umount', [probe.dir]);
     return null;
   } finally {
@@ -79,7 +81,7 @@ export function freeFilesystem(dir: string): void {
  */
 export function endOnBlock(size: () => number, bsize: number, send: (padding: number) => void, maxPadding = 200): void {
   let overhead = 0;
-  for (let before = size(); before % bsize !== 0; ) {
+  for (let before = size(); before % bsize !== 0;) {
     const left = bsize - (before % bsize);
     const exact = left - overhead;
     const padding = overhead > 0 && exact >= 0 && exact <= maxPadding ? exact : Math.max(0, Math.min(maxPadding, left - 2 * overhead));

@@ -21,7 +21,17 @@ import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject 
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, productRoleOf, targetNameOf, tufMetadataPath, tufTargetsPath, type DirectorTargetCustom, type ImageTargetCustom } from '@bulwark/protocol';
+import {
+  DIRECTOR_ROOT_PATH,
+  DIRECTOR_TARGETS_PATH,
+  directorRootPath,
+  productRoleOf,
+  targetNameOf,
+  tufMetadataPath,
+  tufTargetsPath,
+  type DirectorTargetCustom,
+  type ImageTargetCustom,
+} from '@bulwark/protocol';
 import { canonicalize } from '@tufjs/canonical-json';
 import { Key, Metadata, MetaFile, Root, Signature, Snapshot, TargetFile, Targets, Timestamp } from '@tufjs/models';
 import { Delegations } from '@tufjs/models/dist/delegations.js';
@@ -122,7 +132,14 @@ export const FIXTURE_PRODUCT = 'prod-fixture';
 export class UpdateFixture {
   readonly org = FIXTURE_ORG;
   readonly productId = FIXTURE_PRODUCT;
-  readonly keys = { root: new TufKey(), targets: new TufKey(), snapshot: new TufKey(), timestamp: new TufKey(), release: new TufKey(), director: new TufKey() };
+  readonly keys = {
+    root: new TufKey(),
+    targets: new TufKey(),
+    snapshot: new TufKey(),
+    timestamp: new TufKey(),
+    release: new TufKey(),
+    director: new TufKey(),
+  };
   /** Metadata bodies by URL path (tests may replace them: that is the attack). */
   readonly files = new Map<string, Buffer>();
   readonly imageBehaviour = new Map<string, ImageBehaviour>();
@@ -152,7 +169,10 @@ export class UpdateFixture {
     fixture.initialRoot = fixture.signRoot();
     fixture.directorRoot = fixture.signDirectorRoot();
     fixture.publish();
-    fixture.server = https.createServer({ ca: pki.ca, cert: pki.server.cert, key: pki.server.key, requestCert: true, rejectUnauthorized: false }, (req, res) => fixture.handle(req, res));
+    fixture.server = https.createServer(
+      { ca: pki.ca, cert: pki.server.cert, key: pki.server.key, requestCert: true, rejectUnauthorized: false },
+      (req, res) => fixture.handle(req, res),
+    );
     await new Promise<void>((resolve) => fixture.server.listen(0, '127.0.0.1', resolve));
     fixture.port = (fixture.server.address() as { port: number }).port;
     return fixture;
@@ -184,7 +204,12 @@ export class UpdateFixture {
 
   /** Root metadata version `rootVersion + 1`: the targets role holds `targetsKey`. Signed by the root key. */
   private signRoot(targetsKey: TufKey = this.keys.targets): Buffer {
-    const root = new Root({ version: ++this.rootVersion, specVersion: SPEC, expires: iso(Date.now() + 365 * DAY), consistentSnapshot: true });
+    const root = new Root({
+      version: ++this.rootVersion,
+      specVersion: SPEC,
+      expires: iso(Date.now() + 365 * DAY),
+      consistentSnapshot: true,
+    });
     root.addKey(this.keys.root.key, 'root');
     root.addKey(targetsKey.key, 'targets');
     root.addKey(this.keys.snapshot.key, 'snapshot');
@@ -200,7 +225,12 @@ export class UpdateFixture {
   }
 
   private signDirectorRootWith(signers: TufKey[]): Buffer {
-    const root = new Root({ version: ++this.directorRootVersion, specVersion: SPEC, expires: iso(Date.now() + 365 * DAY), consistentSnapshot: false });
+    const root = new Root({
+      version: ++this.directorRootVersion,
+      specVersion: SPEC,
+      expires: iso(Date.now() + 365 * DAY),
+      consistentSnapshot: false,
+    });
     root.addKey(this.keys.root.key, 'root');
     root.addKey(this.keys.director.key, 'targets');
     root.addKey(this.keys.director.key, 'snapshot');
@@ -242,9 +272,21 @@ export class UpdateFixture {
     for (const [productId, line] of this.productLines) {
       const product = new Targets({ version: ++line.version, specVersion: SPEC, expires });
       for (const r of this.releases.filter((release) => (release.product ?? this.productId) === productId)) {
-        const custom: ImageTargetCustom = { product: r.customProduct ?? productId, version: r.version, securityVersion: r.securityVersion, hardwareIds: r.hardwareIds };
+        const custom: ImageTargetCustom = {
+          product: r.customProduct ?? productId,
+          version: r.version,
+          securityVersion: r.securityVersion,
+          hardwareIds: r.hardwareIds,
+        };
         const name = this.targetName(r.version, productId);
-        product.addTarget(new TargetFile({ path: name, length: r.image.length, hashes: { sha256: sha256(r.image) }, unrecognizedFields: { custom: custom as never } }));
+        product.addTarget(
+          new TargetFile({
+            path: name,
+            length: r.image.length,
+            hashes: { sha256: sha256(r.image) },
+            unrecognizedFields: { custom: custom as never },
+          }),
+        );
       }
       const role = productRoleOf(productId);
       this.files.set(this.metadataPath(`${line.version}.${role}.json`), signed(product, line.key));
@@ -252,7 +294,12 @@ export class UpdateFixture {
       keys[line.key.id] = line.key.key;
       meta[`${role}.json`] = new MetaFile({ version: line.version });
     }
-    const targets = new Targets({ version: ++this.targetsVersion, specVersion: SPEC, expires, delegations: new Delegations({ keys, roles }) });
+    const targets = new Targets({
+      version: ++this.targetsVersion,
+      specVersion: SPEC,
+      expires,
+      delegations: new Delegations({ keys, roles }),
+    });
     this.files.set(this.metadataPath(`${this.targetsVersion}.targets.json`), signed(targets, options.targetsSigner ?? this.keys.targets));
 
     const snapshot = new Snapshot({
@@ -281,7 +328,10 @@ export class UpdateFixture {
     const expires = iso(Date.now() + 365 * DAY);
     const version = ++this.targetsVersion;
     const meta: Record<string, MetaFile> = { 'targets.json': new MetaFile({ version }) };
-    this.files.set(this.metadataPath(`${version}.targets.json`), signed(new Targets({ version, specVersion: SPEC, expires, delegations }), this.keys.targets));
+    this.files.set(
+      this.metadataPath(`${version}.targets.json`),
+      signed(new Targets({ version, specVersion: SPEC, expires, delegations }), this.keys.targets),
+    );
     for (const [name, role] of Object.entries(roles)) {
       const body = new Targets({ version, specVersion: SPEC, expires, ...(role.delegations ? { delegations: role.delegations } : {}) });
       for (const [path, image] of Object.entries(role.images ?? {})) {
@@ -294,27 +344,51 @@ export class UpdateFixture {
     }
     const snapshot = new Snapshot({ version: ++this.snapshotVersion, specVersion: SPEC, expires, meta });
     this.files.set(this.metadataPath(`${this.snapshotVersion}.snapshot.json`), signed(snapshot, this.keys.snapshot));
-    const timestamp = new Timestamp({ version: ++this.timestampVersion, specVersion: SPEC, expires, snapshotMeta: new MetaFile({ version: this.snapshotVersion }) });
+    const timestamp = new Timestamp({
+      version: ++this.timestampVersion,
+      specVersion: SPEC,
+      expires,
+      snapshotMeta: new MetaFile({ version: this.snapshotVersion }),
+    });
     this.files.set(this.metadataPath('timestamp.json'), signed(timestamp, this.keys.timestamp));
   }
 
   /** Versions of the metadata last published. */
   get versions(): { root: number; targets: number; product: number; snapshot: number; timestamp: number } {
-    return { root: this.rootVersion, targets: this.targetsVersion, product: this.productLines.get(this.productId)!.version, snapshot: this.snapshotVersion, timestamp: this.timestampVersion };
+    return {
+      root: this.rootVersion,
+      targets: this.targetsVersion,
+      product: this.productLines.get(this.productId)!.version,
+      snapshot: this.snapshotVersion,
+      timestamp: this.timestampVersion,
+    };
   }
 
   /**
    * Signs director targets for `deviceId` naming `target` (a release, or any name/length/hash for
    * a target the repository lacks), or none (null).
    */
-  direct(deviceId: string, target: FixtureRelease | { name: string; length: number; sha256: string } | null, options: DirectOptions): Buffer {
+  direct(
+    deviceId: string,
+    target: FixtureRelease | { name: string; length: number; sha256: string } | null,
+    options: DirectOptions,
+  ): Buffer {
     const version = options.version ?? (this.directorVersions.get(deviceId) ?? 0) + 1;
     this.directorVersions.set(deviceId, Math.max(version, this.directorVersions.get(deviceId) ?? 0));
     const metadata = new Targets({ version, specVersion: SPEC, expires: iso(options.expires?.getTime() ?? Date.now() + DAY) });
     if (target) {
-      const t = 'image' in target ? { name: this.targetName(target.version, target.product), length: target.image.length, sha256: sha256(target.image) } : target;
-      const custom: DirectorTargetCustom = { deviceId: options.customDeviceId ?? deviceId, hardwareId: options.hardwareId, rolloutId: options.rolloutId ?? 'rollout-1' };
-      metadata.addTarget(new TargetFile({ path: t.name, length: t.length, hashes: { sha256: t.sha256 }, unrecognizedFields: { custom: custom as never } }));
+      const t =
+        'image' in target
+          ? { name: this.targetName(target.version, target.product), length: target.image.length, sha256: sha256(target.image) }
+          : target;
+      const custom: DirectorTargetCustom = {
+        deviceId: options.customDeviceId ?? deviceId,
+        hardwareId: options.hardwareId,
+        rolloutId: options.rolloutId ?? 'rollout-1',
+      };
+      metadata.addTarget(
+        new TargetFile({ path: t.name, length: t.length, hashes: { sha256: t.sha256 }, unrecognizedFields: { custom: custom as never } }),
+      );
     }
     const bytes = signed(metadata, options.signer ?? this.keys.director);
     this.directorFiles.set(deviceId, bytes);

@@ -43,7 +43,12 @@ import { tufClientMain } from './tuf-client.js';
 export const REBOOT_EXIT_CODE = 3;
 
 /** The device's MQTT connection for the agent (see mqtt-channel.ts); connects in the background and keeps retrying. */
-function connectBroker(identityDir: string, brokerUrl: string, ackTimeoutMs: number, onAvailable: () => void): { client: DeviceClient; channel: UpdateChannel } {
+function connectBroker(
+  identityDir: string,
+  brokerUrl: string,
+  ackTimeoutMs: number,
+  onAvailable: () => void,
+): { client: DeviceClient; channel: UpdateChannel } {
   if (!/^mqtts:\/\//.test(brokerUrl)) throw new UsageError('--broker must be an mqtts:// address');
   const client = DeviceClient.fromIdentity(identityDir, { brokerUrl });
   const messaging = client as unknown as Partial<UpdateMessagingClient>;
@@ -60,7 +65,10 @@ function connectBroker(identityDir: string, brokerUrl: string, ackTimeoutMs: num
 function commandHealthCheck(command: string): (context: HealthContext) => Promise<void> {
   return (context) =>
     new Promise((resolve, reject) => {
-      const child = spawn('/bin/sh', ['-c', command], { stdio: 'ignore', env: { ...process.env, BULWARK_SLOT: context.slot, BULWARK_VERSION: context.manifest.version } });
+      const child = spawn('/bin/sh', ['-c', command], {
+        stdio: 'ignore',
+        env: { ...process.env, BULWARK_SLOT: context.slot, BULWARK_VERSION: context.manifest.version },
+      });
       child.on('error', reject);
       child.on('exit', (code, signal) => (code === 0 ? resolve() : reject(new Error(`the health command exited with ${signal ?? code}`))));
     });
@@ -132,7 +140,11 @@ function count(values: Values, name: keyof Values, fallback: number): number {
   return n;
 }
 
-export async function main(argv: string[], out: NodeJS.WritableStream = process.stdout, err: NodeJS.WritableStream = process.stderr): Promise<number> {
+export async function main(
+  argv: string[],
+  out: NodeJS.WritableStream = process.stdout,
+  err: NodeJS.WritableStream = process.stderr,
+): Promise<number> {
   const emit = (event: Record<string, unknown>) => out.write(`${JSON.stringify(event)}\n`);
   if (argv[0] === 'tuf-client') return tufClientMain(argv.slice(1), out, err);
   let command: string | undefined;
@@ -209,7 +221,9 @@ function checkBootBackend(values: Values, stateDir: string): void {
   const named = bootBackendOf(values);
   const recorded = recordedBootBackend(stateDir);
   if (named && JSON.stringify(named) !== JSON.stringify(recorded)) {
-    throw new UsageError(`--boot-backend ${JSON.stringify(named)} differs from the one ${stateDir} was set up with (${JSON.stringify(recorded)})`);
+    throw new UsageError(
+      `--boot-backend ${JSON.stringify(named)} differs from the one ${stateDir} was set up with (${JSON.stringify(recorded)})`,
+    );
   }
 }
 
@@ -288,7 +302,13 @@ async function run(values: Values, emit: (event: Record<string, unknown>) => voi
     if (!agent) return REBOOT_EXIT_CODE;
     while (!stopping) {
       const outcome = await agent.check();
-      emit({ event: 'check', outcome, ...(agent.lastError && outcome !== 'up_to_date' && outcome !== 'reboot' ? { error: { code: agent.lastError.code, message: agent.lastError.message } } : {}) });
+      emit({
+        event: 'check',
+        outcome,
+        ...(agent.lastError && outcome !== 'up_to_date' && outcome !== 'reboot'
+          ? { error: { code: agent.lastError.code, message: agent.lastError.message } }
+          : {}),
+      });
       if (outcome === 'reboot') {
         if (exitOnReboot) return REBOOT_EXIT_CODE;
         agent = await boot();

@@ -15,7 +15,12 @@ describe('update agent: happy path', () => {
   it('installs an update into slot b, commits it after the trial boot and raises the anti-rollback counter; the next goes back to slot a', async () => {
     const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
     const slots = new Slots(device.stateDir);
-    const v110 = u.fixture.addRelease({ version: '1.1.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.1.0', 200_000) });
+    const v110 = u.fixture.addRelease({
+      version: '1.1.0',
+      securityVersion: 2,
+      hardwareIds: [HARDWARE],
+      image: testImage('1.1.0', 200_000),
+    });
     u.fixture.direct(device.deviceId, v110, { hardwareId: HARDWARE, rolloutId: 'r-110' });
 
     const first = await device.cycle();
@@ -27,10 +32,17 @@ describe('update agent: happy path', () => {
     assert.ok(await slots.verify('b'));
     assert.deepEqual(
       device.statuses.map((s) => `${s.state} ${s.target} ${s.rolloutId}`),
-      ['downloading', 'installing', 'rebooting', 'verifying', 'succeeded'].map((state) => `${state} ${u.fixture.targetName('1.1.0')} r-110`),
+      ['downloading', 'installing', 'rebooting', 'verifying', 'succeeded'].map(
+        (state) => `${state} ${u.fixture.targetName('1.1.0')} r-110`,
+      ),
     );
 
-    const v120 = u.fixture.addRelease({ version: '1.2.0', securityVersion: 2, hardwareIds: [HARDWARE], image: testImage('1.2.0', 150_000) });
+    const v120 = u.fixture.addRelease({
+      version: '1.2.0',
+      securityVersion: 2,
+      hardwareIds: [HARDWARE],
+      image: testImage('1.2.0', 150_000),
+    });
     u.fixture.direct(device.deviceId, v120, { hardwareId: HARDWARE });
     const second = await device.cycle();
     assert.equal(second.check, 'reboot', second.agent.lastError?.message);
@@ -41,7 +53,10 @@ describe('update agent: happy path', () => {
     assert.equal(third.check, 'up_to_date');
 
     const counters = device.reports.map((r) => r.report.counter);
-    assert.deepEqual(counters, [...counters].sort((x, y) => x - y));
+    assert.deepEqual(
+      counters,
+      [...counters].sort((x, y) => x - y),
+    );
     assert.equal(new Set(counters).size, counters.length);
     const last = device.reports.at(-1)!;
     assert.equal(last.report.running.version, '1.2.0');

@@ -115,7 +115,10 @@ export class UpdateAgent {
     const { trial } = decision;
     if (decision.kind === 'rolled_back') {
       this.rememberRejected(trial.slot);
-      const error = trial.error ?? { code: 'update.health_check_failed', message: `The trial boot of ${trial.target} never committed (crash or power loss)` };
+      const error = trial.error ?? {
+        code: 'update.health_check_failed',
+        message: `The trial boot of ${trial.target} never committed (crash or power loss)`,
+      };
       this.errors.push(error);
       await this.status(trial.rolloutId, 'rolled_back', trial.target, error);
       this.sendReport().catch(() => undefined);
@@ -152,8 +155,21 @@ export class UpdateAgent {
    */
   async check(): Promise<CheckOutcome> {
     const running = this.slots.manifest(this.slot);
-    const director = new DirectorClient({ baseUrl: this.options.baseUrl, tls: this.options.tls, dir: join(this.options.stateDir, 'director'), deviceId: this.options.deviceId, clock: this.clock, timeoutMs: this.options.timeoutMs });
-    const repository = ImageRepository.ofPlatform({ baseUrl: this.options.baseUrl, organizationId: this.options.organizationId, metadataDir: join(this.options.stateDir, 'tuf'), tls: this.options.tls, timeoutMs: this.options.timeoutMs });
+    const director = new DirectorClient({
+      baseUrl: this.options.baseUrl,
+      tls: this.options.tls,
+      dir: join(this.options.stateDir, 'director'),
+      deviceId: this.options.deviceId,
+      clock: this.clock,
+      timeoutMs: this.options.timeoutMs,
+    });
+    const repository = ImageRepository.ofPlatform({
+      baseUrl: this.options.baseUrl,
+      organizationId: this.options.organizationId,
+      metadataDir: join(this.options.stateDir, 'tuf'),
+      tls: this.options.tls,
+      timeoutMs: this.options.timeoutMs,
+    });
     let wanted: DirectorTarget | null = null;
     let update: ApprovedUpdate;
     let url: string;
@@ -164,7 +180,12 @@ export class UpdateAgent {
       if (running) await repository.target(running.target);
       if (!wanted || wanted.sha256 === running?.sha256) return 'up_to_date';
       if (readJson<RejectedTarget | null>(this.rejectedPath, null)?.sha256 === wanted.sha256) return 'up_to_date';
-      const facts = { productId: pinnedProduct(this.options.stateDir), hardwareId: this.options.hardwareId, runningVersion: running?.version ?? null, securityCounter: this.slots.counter() };
+      const facts = {
+        productId: pinnedProduct(this.options.stateDir),
+        hardwareId: this.options.hardwareId,
+        runningVersion: running?.version ?? null,
+        securityCounter: this.slots.counter(),
+      };
       const signed = await repository.target(wanted.name);
       update = approveTarget(wanted, signed, facts);
       url = repository.targetUrl(signed!.file, 'sha256');
@@ -207,7 +228,13 @@ export class UpdateAgent {
     });
     this.step('downloaded');
     await this.status(update.rolloutId, 'installing', update.target);
-    const manifest: SlotManifest = { target: update.target, version: update.version, sha256: update.sha256, length: update.length, securityVersion: update.securityVersion };
+    const manifest: SlotManifest = {
+      target: update.target,
+      version: update.version,
+      sha256: update.sha256,
+      length: update.length,
+      securityVersion: update.securityVersion,
+    };
     this.slots.install(slot, manifest, () => this.step('slot-write'));
     rmSync(partialInfo, { force: true });
     // Read back what the slot holds: the bytes that will boot must be the bytes that were verified.
@@ -216,7 +243,13 @@ export class UpdateAgent {
       this.slots.invalidate(slot);
       throw new HashMismatchError(update.sha256, written);
     }
-    this.slots.setTrial({ slot, target: update.target, version: update.version, securityVersion: update.securityVersion, rolloutId: update.rolloutId });
+    this.slots.setTrial({
+      slot,
+      target: update.target,
+      version: update.version,
+      securityVersion: update.securityVersion,
+      rolloutId: update.rolloutId,
+    });
     this.step('trial-set');
     await this.status(update.rolloutId, 'rebooting', update.target);
   }

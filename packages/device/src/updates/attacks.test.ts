@@ -106,7 +106,10 @@ describe('update agent: TUF and Uptane attacks are refused and the running slot 
     const { fixture, device } = await setup();
     const r = fixture.addRelease(release('1.1.0'));
     const { targets } = fixture.versions;
-    fixture.files.set(fixture.metadataPath(`${targets}.targets.json`), fixture.files.get(fixture.metadataPath(`${targets - 1}.targets.json`))!);
+    fixture.files.set(
+      fixture.metadataPath(`${targets}.targets.json`),
+      fixture.files.get(fixture.metadataPath(`${targets - 1}.targets.json`))!,
+    );
     fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
     await assertRefused(device, 'update.metadata_invalid');
   });
@@ -138,14 +141,22 @@ describe('update agent: TUF and Uptane attacks are refused and the running slot 
     const { fixture, device } = await setup();
     fixture.addRelease(release('1.1.0'));
     const rogue = testImage('rogue', 1000);
-    fixture.direct(device.deviceId, { name: fixture.targetName('6.6.6'), length: rogue.length, sha256: sha256(rogue) }, { hardwareId: HARDWARE });
+    fixture.direct(
+      device.deviceId,
+      { name: fixture.targetName('6.6.6'), length: rogue.length, sha256: sha256(rogue) },
+      { hardwareId: HARDWARE },
+    );
     await assertRefused(device, 'update.target_unknown');
   });
 
   it('refuses a director target whose hash differs from the signed image of that name', async () => {
     const { fixture, device } = await setup();
     const r = fixture.addRelease(release('1.1.0'));
-    fixture.direct(device.deviceId, { name: fixture.targetName('1.1.0'), length: r.image.length, sha256: sha256(testImage('other', 100_000)) }, { hardwareId: HARDWARE });
+    fixture.direct(
+      device.deviceId,
+      { name: fixture.targetName('1.1.0'), length: r.image.length, sha256: sha256(testImage('other', 100_000)) },
+      { hardwareId: HARDWARE },
+    );
     await assertRefused(device, 'update.director_mismatch');
   });
 
@@ -216,7 +227,12 @@ describe('update agent: health check', () => {
 
   it('rolls back by itself to the old slot when the new image fails its health check, reports rolled_back and does not reinstall it', async () => {
     const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
-    const r = u.fixture.addRelease({ version: '1.1.0', securityVersion: 5, hardwareIds: [HARDWARE], image: testImage('1.1.0-bad', 50_000) });
+    const r = u.fixture.addRelease({
+      version: '1.1.0',
+      securityVersion: 5,
+      hardwareIds: [HARDWARE],
+      image: testImage('1.1.0-bad', 50_000),
+    });
     u.fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-bad' });
     const failing = async () => {
       throw new Error('the application did not come up');
@@ -240,7 +256,12 @@ describe('update agent: health check', () => {
 
   it('fails a health check that does not finish within its time limit', async () => {
     const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
-    const r = u.fixture.addRelease({ version: '1.2.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('1.2.0-slow', 50_000) });
+    const r = u.fixture.addRelease({
+      version: '1.2.0',
+      securityVersion: 1,
+      hardwareIds: [HARDWARE],
+      image: testImage('1.2.0-slow', 50_000),
+    });
     u.fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
     const { boots } = await device.cycle({ healthCheck: () => new Promise(() => undefined), healthTimeoutMs: 200 });
     assert.deepEqual(boots, ['normal', 'reboot', 'rolled_back']);

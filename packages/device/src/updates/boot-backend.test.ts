@@ -22,7 +22,15 @@ function asTheToolSeesIt(settings: BootBackendSettings, stateDir: string): Recor
             .map(([name, value]) => `${name}=${value}`)
             .join('\n');
   // U-Boot deletes a variable set to nothing; the others keep it empty: the same "no trial".
-  return { bulwark_trial: '', ...Object.fromEntries(text.split('\n').filter((line) => line.startsWith('bulwark_')).map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)])) };
+  return {
+    bulwark_trial: '',
+    ...Object.fromEntries(
+      text
+        .split('\n')
+        .filter((line) => line.startsWith('bulwark_'))
+        .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+    ),
+  };
 }
 
 describe('boot backends: the A/B variables in the bootloader environment, through the real tools', () => {
@@ -71,7 +79,8 @@ describe('boot backends: the A/B variables in the bootloader environment, throug
     const settings = freshBootEnvironment('uboot', temp.dir) as Extract<BootBackendSettings, { kind: 'uboot' }>;
     const backend = openBootBackend(temp.dir, settings);
     backend.provision();
-    for (const line of execFileSync('cat', [settings.config], { encoding: 'utf8' }).trim().split('\n')) writeFileSync(line.split(' ')[0]!, Buffer.alloc(UBOOT_ENV_SIZE, 0xff));
+    for (const line of execFileSync('cat', [settings.config], { encoding: 'utf8' }).trim().split('\n'))
+      writeFileSync(line.split(' ')[0]!, Buffer.alloc(UBOOT_ENV_SIZE, 0xff));
     assert.throws(() => backend.read(), BootBackendError);
     assert.throws(() => backend.armTrial('b'), BootBackendError);
   });
@@ -79,7 +88,10 @@ describe('boot backends: the A/B variables in the bootloader environment, throug
   it('dir: takes the variables of a state directory set up before the backends from its boot.json', () => {
     const stateDir = join(temp.dir, `old-${++n}`);
     mkdirSync(stateDir);
-    writeFileSync(join(stateDir, 'boot.json'), JSON.stringify({ active: 'b', trial: { slot: 'a', target: 't', version: '2', securityVersion: 1, rolloutId: 'r', attempts: 1 } }));
+    writeFileSync(
+      join(stateDir, 'boot.json'),
+      JSON.stringify({ active: 'b', trial: { slot: 'a', target: 't', version: '2', securityVersion: 1, rolloutId: 'r', attempts: 1 } }),
+    );
     assert.deepEqual(new DirBootBackend(stateDir).read(), { active: 'b', trial: 'a', tried: true });
   });
 });

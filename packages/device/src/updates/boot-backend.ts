@@ -46,7 +46,8 @@ export abstract class BootBackend {
 
   read(): BootVariables {
     const stored = this.load();
-    if (!stored) throw new BootBackendError(`No boot variables in the ${this.settings.kind} backend: set the device up first (bulwark-agent setup)`);
+    if (!stored)
+      throw new BootBackendError(`No boot variables in the ${this.settings.kind} backend: set the device up first (bulwark-agent setup)`);
     const slot = (value: string | undefined): SlotName | null => (value === 'a' || value === 'b' ? value : null);
     const active = slot(stored.bulwark_active);
     const trial = stored.bulwark_trial ? slot(stored.bulwark_trial) : null;
@@ -113,9 +114,16 @@ export class DirBootBackend extends BootBackend {
 
   /** A state directory set up before the backends kept the variables in boot.json (`active`, `trial.slot`, `trial.attempts`). */
   private fromOldBootFile(): Record<string, string> | null {
-    const old = readJson<{ active?: string; trial?: { slot?: string; attempts?: number } | null } | null>(join(this.stateDir, 'boot.json'), null);
+    const old = readJson<{ active?: string; trial?: { slot?: string; attempts?: number } | null } | null>(
+      join(this.stateDir, 'boot.json'),
+      null,
+    );
     if (!old?.active) return null;
-    const variables = { bulwark_active: old.active, bulwark_trial: old.trial?.slot ?? '', bulwark_tried: (old.trial?.attempts ?? 0) > 0 ? '1' : '0' };
+    const variables = {
+      bulwark_active: old.active,
+      bulwark_trial: old.trial?.slot ?? '',
+      bulwark_tried: (old.trial?.attempts ?? 0) > 0 ? '1' : '0',
+    };
     this.store(variables);
     return variables;
   }

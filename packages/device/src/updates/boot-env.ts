@@ -86,7 +86,12 @@ export class UBootBootBackend extends BootBackend {
 
   private setenv(variables: Record<string, string>, options: string[]): void {
     const script = join(this.scratchDir, `fw_setenv-${process.pid}.script`);
-    writeFileSync(script, Object.entries(variables).map(([name, value]) => `${name}=${value}\n`).join(''));
+    writeFileSync(
+      script,
+      Object.entries(variables)
+        .map(([name, value]) => `${name}=${value}\n`)
+        .join(''),
+    );
     try {
       tool('fw_setenv', ['-c', this.config, ...options, '-s', script]);
     } finally {

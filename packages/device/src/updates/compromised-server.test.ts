@@ -15,7 +15,8 @@ import { Slots } from './slots.js';
 
 describe('update agent: a server owner with every online key cannot freeze the device through the director', () => {
   const { setup } = useAttackWorld('compromised');
-  const directorRootVersion = (stateDir: string): number => JSON.parse(readFileSync(join(stateDir, 'director', 'root.json'), 'utf8')).signed.version;
+  const directorRootVersion = (stateDir: string): number =>
+    JSON.parse(readFileSync(join(stateDir, 'director', 'root.json'), 'utf8')).signed.version;
 
   it('refuses a director version more than 2^20 above the last seen, so one forged message does not freeze the device', async () => {
     const { fixture, device } = await setup();
@@ -152,7 +153,11 @@ describe('update agent: only images of its own product line, pinned at setup', (
 
     const out: string[] = [];
     const sink = { write: (chunk: string) => out.push(chunk) } as unknown as NodeJS.WritableStream;
-    assert.equal(await main(['pin', '--state', device.stateDir, '--product', OTHER.replace('other', '/x')], sink, sink), 2, 'a product ID must be a role name');
+    assert.equal(
+      await main(['pin', '--state', device.stateDir, '--product', OTHER.replace('other', '/x')], sink, sink),
+      2,
+      'a product ID must be a role name',
+    );
     assert.equal(await main(['pin', '--state', device.stateDir, '--product', fixture.productId], sink, sink), 0, out.join(''));
     assert.equal(await main(['pin', '--state', device.stateDir, '--product', OTHER], sink, sink), 1, 'a pinned product is never changed');
     const { check, agent } = await device.cycle();

@@ -46,9 +46,16 @@ describe('director metadata', () => {
     const first = fixture.direct('dev-1', null, { hardwareId: HARDWARE });
     const seen = verifyDirectorTargets(first, root, null, 'dev-1', now);
     assert.equal(verifyDirectorTargets(first, root, seen, 'dev-1', now).version, seen.version);
-    const sameVersion = fixture.direct('dev-1', null, { hardwareId: HARDWARE, version: seen.version, expires: new Date(Date.now() + 7_200_000) });
+    const sameVersion = fixture.direct('dev-1', null, {
+      hardwareId: HARDWARE,
+      version: seen.version,
+      expires: new Date(Date.now() + 7_200_000),
+    });
     assert.equal(verifyDirectorTargets(sameVersion, root, null, 'dev-1', now).version, seen.version, 'validly signed on its own');
-    assert.match(codeOf(() => verifyDirectorTargets(sameVersion, root, seen, 'dev-1', now)) ?? '', /^update\.metadata_invalid: .*differs from the version/);
+    assert.match(
+      codeOf(() => verifyDirectorTargets(sameVersion, root, seen, 'dev-1', now)) ?? '',
+      /^update\.metadata_invalid: .*differs from the version/,
+    );
   });
 
   it('accepts a version at most 2^20 above the last seen (0 when none) and refuses a bigger jump', async () => {
@@ -57,19 +64,31 @@ describe('director metadata', () => {
     const now = new Date();
     const at = (version: number) => fixture.direct('dev-1', null, { hardwareId: HARDWARE, version });
     assert.equal(verifyDirectorTargets(at(MAX_DIRECTOR_VERSION_STEP), root, null, 'dev-1', now).version, MAX_DIRECTOR_VERSION_STEP);
-    assert.match(codeOf(() => verifyDirectorTargets(at(MAX_DIRECTOR_VERSION_STEP + 1), root, null, 'dev-1', now)) ?? '', /^update\.metadata_invalid: .*forged fast-forward/);
+    assert.match(
+      codeOf(() => verifyDirectorTargets(at(MAX_DIRECTOR_VERSION_STEP + 1), root, null, 'dev-1', now)) ?? '',
+      /^update\.metadata_invalid: .*forged fast-forward/,
+    );
     const seen = { version: 7, sha256: 'seen' };
     assert.equal(verifyDirectorTargets(at(7 + MAX_DIRECTOR_VERSION_STEP), root, seen, 'dev-1', now).version, 7 + MAX_DIRECTOR_VERSION_STEP);
-    assert.match(codeOf(() => verifyDirectorTargets(at(8 + MAX_DIRECTOR_VERSION_STEP), root, seen, 'dev-1', now)) ?? '', /^update\.metadata_invalid: /);
+    assert.match(
+      codeOf(() => verifyDirectorTargets(at(8 + MAX_DIRECTOR_VERSION_STEP), root, seen, 'dev-1', now)) ?? '',
+      /^update\.metadata_invalid: /,
+    );
   });
 
   it('refuses malformed director metadata and metadata expired by the injected clock', async () => {
     const fixture = await start();
     const root = rootOf(fixture.directorRoot);
-    assert.match(codeOf(() => verifyDirectorTargets(Buffer.from('{"signed":'), root, null, 'dev-1', new Date())) ?? '', /^update\.metadata_invalid: /);
+    assert.match(
+      codeOf(() => verifyDirectorTargets(Buffer.from('{"signed":'), root, null, 'dev-1', new Date())) ?? '',
+      /^update\.metadata_invalid: /,
+    );
     const bytes = fixture.direct('dev-1', null, { hardwareId: HARDWARE, expires: new Date(Date.now() + 3_600_000) });
     assert.equal(verifyDirectorTargets(bytes, root, null, 'dev-1', new Date()).target, null);
-    assert.match(codeOf(() => verifyDirectorTargets(bytes, root, null, 'dev-1', new Date(Date.now() + 7_200_000))) ?? '', /^update\.metadata_expired: /);
+    assert.match(
+      codeOf(() => verifyDirectorTargets(bytes, root, null, 'dev-1', new Date(Date.now() + 7_200_000))) ?? '',
+      /^update\.metadata_expired: /,
+    );
   });
 
   it('refuses an expired director root (a freeze, TUF 5.3.10) even when the director targets it trusts are unexpired', async () => {

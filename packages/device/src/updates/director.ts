@@ -53,24 +53,36 @@ export interface Clock {
 }
 
 /** Verifies director targets metadata `bytes`; pure, so every rule is testable on its own. */
-export function verifyDirectorTargets(bytes: Buffer, root: Metadata<Root>, lastSeen: LastSeen | null, deviceId: string, now: Date): DirectorVerdict {
+export function verifyDirectorTargets(
+  bytes: Buffer,
+  root: Metadata<Root>,
+  lastSeen: LastSeen | null,
+  deviceId: string,
+  now: Date,
+): DirectorVerdict {
   const sha256 = createHash('sha256').update(bytes).digest('hex');
   const metadata = parseMetadata(bytes, MetadataKind.Targets, 'director targets');
   try {
     root.verifyDelegate('targets', metadata);
   } catch (error) {
-    throw new MetadataInvalidError(`Director targets: not signed by the threshold of the director root's targets keys (${(error as Error).message})`);
+    throw new MetadataInvalidError(
+      `Director targets: not signed by the threshold of the director root's targets keys (${(error as Error).message})`,
+    );
   }
   const signed = metadata.signed;
   if (lastSeen && signed.version < lastSeen.version) {
-    throw new MetadataInvalidError(`Director targets version ${signed.version} is older than version ${lastSeen.version} already seen (a replay)`);
+    throw new MetadataInvalidError(
+      `Director targets version ${signed.version} is older than version ${lastSeen.version} already seen (a replay)`,
+    );
   }
   if (lastSeen && signed.version === lastSeen.version && sha256 !== lastSeen.sha256) {
     throw new MetadataInvalidError(`Director targets version ${signed.version} differs from the version ${lastSeen.version} already seen`);
   }
   const floor = lastSeen?.version ?? 0;
   if (signed.version > floor + MAX_DIRECTOR_VERSION_STEP) {
-    throw new MetadataInvalidError(`Director targets version ${signed.version} is more than 2^20 above the last version seen (${floor}): refused as a forged fast-forward`);
+    throw new MetadataInvalidError(
+      `Director targets version ${signed.version} is more than 2^20 above the last version seen (${floor}): refused as a forged fast-forward`,
+    );
   }
   if (signed.isExpired(now)) throw new MetadataExpiredError(`Director targets expired at ${signed.expires}`);
   return { version: signed.version, sha256, target: targetOf(signed, deviceId) };
@@ -83,17 +95,28 @@ function targetOf(signed: Targets, deviceId: string): DirectorTarget | null {
   const target = targets[0]!;
   const custom = target.custom as Partial<DirectorTargetCustom>;
   if (custom.deviceId !== deviceId) {
-    throw new DirectorMismatchError(`Director targets are for device ${String(custom.deviceId)}, not ${deviceId}`, { deviceId: custom.deviceId });
+    throw new DirectorMismatchError(`Director targets are for device ${String(custom.deviceId)}, not ${deviceId}`, {
+      deviceId: custom.deviceId,
+    });
   }
   if (typeof custom.hardwareId !== 'string' || typeof custom.rolloutId !== 'string') {
     throw new MetadataInvalidError('Director target custom must carry string hardwareId and rolloutId');
   }
   const sha256 = target.hashes.sha256;
   if (!sha256) throw new MetadataInvalidError(`Director target ${target.path} has no sha256 hash`);
-  return { name: target.path, length: target.length, sha256, custom: { deviceId, hardwareId: custom.hardwareId, rolloutId: custom.rolloutId } };
+  return {
+    name: target.path,
+    length: target.length,
+    sha256,
+    custom: { deviceId, hardwareId: custom.hardwareId, rolloutId: custom.rolloutId },
+  };
 }
 
-function parseMetadata<K extends MetadataKind.Root | MetadataKind.Targets>(bytes: Buffer, kind: K, what: string): K extends MetadataKind.Root ? Metadata<Root> : Metadata<Targets> {
+function parseMetadata<K extends MetadataKind.Root | MetadataKind.Targets>(
+  bytes: Buffer,
+  kind: K,
+  what: string,
+): K extends MetadataKind.Root ? Metadata<Root> : Metadata<Targets> {
   try {
     const json = JSON.parse(bytes.toString('utf8')) as Record<string, never>;
     return Metadata.fromJSON(kind as MetadataKind.Targets, json) as never;
@@ -119,7 +142,9 @@ export class DirectorClient {
 
   constructor(private readonly options: DirectorClientOptions) {
     if (!existsSync(join(options.dir, 'root.json'))) {
-      throw new MetadataInvalidError(`No pinned director root in ${options.dir}: provision one at setup (bulwark-agent setup --director-root)`);
+      throw new MetadataInvalidError(
+        `No pinned director root in ${options.dir}: provision one at setup (bulwark-agent setup --director-root)`,
+      );
     }
     this.base = options.baseUrl.replace(/\/+$/, '');
     this.clock = options.clock ?? { now: () => Date.now() };
@@ -138,7 +163,8 @@ export class DirectorClient {
     await this.updateRoot();
     const root = this.root();
     const now = new Date(this.clock.now());
-    if (root.signed.isExpired(now)) throw new MetadataExpiredError(`Director root version ${root.signed.version} expired at ${root.signed.expires}`);
+    if (root.signed.isExpired(now))
+      throw new MetadataExpiredError(`Director root version ${root.signed.version} expired at ${root.signed.expires}`);
     const bytes = await httpsGetBytes(`${this.base}${DIRECTOR_TARGETS_PATH}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
     const verdict = verifyDirectorTargets(bytes, root, readJson<LastSeen | null>(this.lastSeenPath, null), this.options.deviceId, now);
     writeJsonDurably(this.lastSeenPath, { version: verdict.version, sha256: verdict.sha256 } satisfies LastSeen);
@@ -161,7 +187,12 @@ export class DirectorClient {
       const version = trusted.signed.version + 1;
       let bytes: Buffer;
       try {
-        bytes = await httpsGetBytes(`${this.base}${directorRootPath(version)}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
+        bytes = await httpsGetBytes(
+          `${this.base}${directorRootPath(version)}`,
+          this.options.tls,
+          MAX_METADATA_BYTES,
+          this.options.timeoutMs,
+        );
       } catch (error) {
         if (error instanceof DownloadHTTPError && error.statusCode === 404) return;
         throw error;
@@ -174,7 +205,9 @@ export class DirectorClient {
         trusted.verifyDelegate('root', offered);
         offered.verifyDelegate('root', offered);
       } catch (error) {
-        throw new MetadataInvalidError(`Director root ${version} is not signed by the previous and its own root keys (${(error as Error).message})`);
+        throw new MetadataInvalidError(
+          `Director root ${version} is not signed by the previous and its own root keys (${(error as Error).message})`,
+        );
       }
       if (targetsKeysOf(offered) !== targetsKeysOf(trusted) && existsSync(this.lastSeenPath)) {
         rmSync(this.lastSeenPath);

@@ -29,7 +29,15 @@ describe('resumable image download', () => {
   });
 
   const download = (path: string) =>
-    downloadImage({ url: `${fixture.baseUrl}${fixture.imagePath(release)}`, get: mutualTls({ ca: pki.ca, ...device }), path, length: release.image.length, hashes: { sha256: sha256(release.image) }, idleTimeoutMs: 500, maxAttempts: 2 });
+    downloadImage({
+      url: `${fixture.baseUrl}${fixture.imagePath(release)}`,
+      get: mutualTls({ ca: pki.ca, ...device }),
+      path,
+      length: release.image.length,
+      hashes: { sha256: sha256(release.image) },
+      idleTimeoutMs: 500,
+      maxAttempts: 2,
+    });
 
   it('resumes from a partial file with a range request, hashing the bytes it already had', async () => {
     const path = join(temp.dir, `image-${++n}`);

@@ -49,7 +49,9 @@ export async function downloadImage(options: DownloadOptions): Promise<void> {
   const algorithms = Object.keys(options.hashes);
   const unknown = algorithms.filter((algorithm) => !known.has(algorithm));
   if (algorithms.length === 0 || unknown.length > 0) {
-    throw new MetadataInvalidError(`${options.url}: the signed hashes (${algorithms.join(', ') || 'none'}) include none or one this device cannot compute (${unknown.join(', ')})`);
+    throw new MetadataInvalidError(
+      `${options.url}: the signed hashes (${algorithms.join(', ') || 'none'}) include none or one this device cannot compute (${unknown.join(', ')})`,
+    );
   }
   const maxAttempts = options.maxAttempts ?? 5;
   const idleMs = options.idleTimeoutMs ?? 30_000;
@@ -91,7 +93,9 @@ async function attemptDownload(options: DownloadOptions, idleMs: number): Promis
     } else if (status !== 206) {
       res.resume();
       if (status === 416) rmSync(options.path, { force: true });
-      throw status === 416 || status >= 500 ? new AttemptInterrupted(`HTTP ${status}`, false) : new DeviceError(`GET ${options.url} answered ${status}`, `http.${status}`);
+      throw status === 416 || status >= 500
+        ? new AttemptInterrupted(`HTTP ${status}`, false)
+        : new DeviceError(`GET ${options.url} answered ${status}`, `http.${status}`);
     }
     have = await receive(res, options, have, hashes, idleMs);
     if (have < options.length) throw new AttemptInterrupted(`The transfer ended after ${have} of ${options.length} bytes`, false);

@@ -22,7 +22,11 @@ export class UpdateError extends DeviceError {
 /** The downloaded image's hash (SHA-256, or another signed algorithm) is not the signed one (the partial file is deleted). */
 export class HashMismatchError extends UpdateError {
   constructor(expected: string, actual: string, algorithm = 'sha256') {
-    super('update.hash_mismatch', `The image's ${algorithm} is ${actual}; the signed metadata says ${expected}`, { expected, actual, algorithm });
+    super('update.hash_mismatch', `The image's ${algorithm} is ${actual}; the signed metadata says ${expected}`, {
+      expected,
+      actual,
+      algorithm,
+    });
   }
 }
 
@@ -64,7 +68,10 @@ export class RollbackRefusedError extends UpdateError {
 /** The image is not signed for this device's hardware. */
 export class HardwareMismatchError extends UpdateError {
   constructor(hardwareId: string, allowed: string[]) {
-    super('update.hardware_mismatch', `The image is signed for hardware ${allowed.join(', ') || '(none)'}, not ${hardwareId}`, { hardwareId, allowed });
+    super('update.hardware_mismatch', `The image is signed for hardware ${allowed.join(', ') || '(none)'}, not ${hardwareId}`, {
+      hardwareId,
+      allowed,
+    });
   }
 }
 
@@ -99,6 +106,9 @@ export class ProductMismatchError extends UpdateError {
 /** The state directory pins no product, so no image can be checked against it. */
 export class ProductUnpinnedError extends UpdateError {
   constructor() {
-    super('update.product_unpinned', 'The agent state pins no product (set up before products were pinned): nothing is installed until `bulwark-agent pin --state DIR --product <productId>` names it');
+    super(
+      'update.product_unpinned',
+      'The agent state pins no product (set up before products were pinned): nothing is installed until `bulwark-agent pin --state DIR --product <productId>` names it',
+    );
   }
 }

@@ -61,10 +61,18 @@ export function httpsGet(url: string, tls: TlsIdentity, options: GetOptions = {}
   return send(url, options, https.request, { ...clientTlsOptions(tls.ca, tls.cert, tls.key), agent: agentFor(tls) });
 }
 
-function send(url: string, options: GetOptions = {}, request: typeof https.request, transport: https.RequestOptions): Promise<IncomingMessage> {
+function send(
+  url: string,
+  options: GetOptions = {},
+  request: typeof https.request,
+  transport: https.RequestOptions,
+): Promise<IncomingMessage> {
   return new Promise((resolve, reject) => {
     const req = request(url, { method: 'GET', ...transport, headers: options.headers });
-    const timer = setTimeout(() => req.destroy(new Error(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`)), options.timeoutMs ?? 30_000);
+    const timer = setTimeout(
+      () => req.destroy(new Error(`No answer from ${new URL(url).origin} within ${options.timeoutMs ?? 30_000} ms`)),
+      options.timeoutMs ?? 30_000,
+    );
     req.on('response', (res) => {
       clearTimeout(timer);
       resolve(res);

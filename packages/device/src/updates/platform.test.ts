@@ -70,8 +70,21 @@ describe('update agent against the real platform (image repository, director, ro
     const image = testImage(`platform-${version}`, 80_000);
     const sha256 = createHash('sha256').update(image).digest('hex');
     await p.t.platform.updates.blobs.put(Readable.from(image), { sha256, length: image.length });
-    productMetadata = ceremony.image(productMetadata, { productId: product, version, length: image.length, sha256, securityVersion, hardwareIds: ['hw-a'] });
-    const release = await post('/api/v1/updates/releases', { productId: product, version, notes: 'n', sbom: SBOM, metadata: productMetadata.toJSON() });
+    productMetadata = ceremony.image(productMetadata, {
+      productId: product,
+      version,
+      length: image.length,
+      sha256,
+      securityVersion,
+      hardwareIds: ['hw-a'],
+    });
+    const release = await post('/api/v1/updates/releases', {
+      productId: product,
+      version,
+      notes: 'n',
+      sbom: SBOM,
+      metadata: productMetadata.toJSON(),
+    });
     assert.equal(release.status, 201, release.text);
     return { id: release.body.id as string, sha256 };
   }
@@ -88,7 +101,16 @@ describe('update agent against the real platform (image repository, director, ro
     const d = devices[serial++]!;
     const identityDir = writeIdentity(join(temp.dir, `identity-${serial}`), p.t.ca, { key: d.key, cert: d.cert });
     const stateDir = join(temp.dir, `state-${serial}`);
-    provisionAgentState({ stateDir, repositoryRoot: rootBytes, directorRoot: directorRootBytes, productId: product, image: testImage('platform-1.0.0'), target: `${product}/firmware-1.0.0.bin`, version: '1.0.0', securityVersion: 0 });
+    provisionAgentState({
+      stateDir,
+      repositoryRoot: rootBytes,
+      directorRoot: directorRootBytes,
+      productId: product,
+      image: testImage('platform-1.0.0'),
+      target: `${product}/firmware-1.0.0.bin`,
+      version: '1.0.0',
+      securityVersion: 0,
+    });
     return { device: d, identityDir, stateDir };
   }
 
@@ -105,11 +127,23 @@ describe('update agent against the real platform (image repository, director, ro
   });
 
   async function succeeded(deviceId: string, version: string): Promise<void> {
-    await eventually(async () => {
-      const row = await p.t.platform.db.selectFrom('rollout_devices').select('state').where('device_id', '=', deviceId).executeTakeFirst();
-      return row?.state === 'succeeded';
-    }, 5_000, 'the rollout counts the device as succeeded');
-    const stored = await p.t.platform.db.selectFrom('device_version_reports').select(['report']).where('device_id', '=', deviceId).executeTakeFirstOrThrow();
+    await eventually(
+      async () => {
+        const row = await p.t.platform.db
+          .selectFrom('rollout_devices')
+          .select('state')
+          .where('device_id', '=', deviceId)
+          .executeTakeFirst();
+        return row?.state === 'succeeded';
+      },
+      5_000,
+      'the rollout counts the device as succeeded',
+    );
+    const stored = await p.t.platform.db
+      .selectFrom('device_version_reports')
+      .select(['report'])
+      .where('device_id', '=', deviceId)
+      .executeTakeFirstOrThrow();
     assert.equal(JSON.parse(stored.report).running.version, version);
   }
 
@@ -124,7 +158,8 @@ describe('update agent against the real platform (image repository, director, ro
     await mqtt.subscribeAsync(`d/${d.id}/errors`, { qos: 1 });
     const statuses: UpdateStatus[] = [];
     const reports: SignedVersionReport[] = [];
-    const send = async (suffix: string, body: unknown) => void (await mqtt.publishAsync(`d/${d.id}/${suffix}`, JSON.stringify(body), { qos: 1 }));
+    const send = async (suffix: string, body: unknown) =>
+      void (await mqtt.publishAsync(`d/${d.id}/${suffix}`, JSON.stringify(body), { qos: 1 }));
     const options = agentOptions(d, identityDir, stateDir, {
       status: (s) => (statuses.push(s), send(UPDATE_TOPICS.status, s)),
       report: (r) => (reports.push(r), send(UPDATE_TOPICS.report, r)),
@@ -150,25 +185,29 @@ describe('update agent against the real platform (image repository, director, ro
     mqtt.end(true);
   });
 
-  it('through the SDK client: starts on the updates/available hint and commits once the platform acknowledged its version report', { skip: !CLIENT_HAS_TOPICS && 'needs DeviceClient.publish and onTopic' }, async () => {
-    const { device: d, identityDir, stateDir } = await device();
-    const client = DeviceClient.fromIdentity(identityDir, { brokerUrl: p.brokerUrl });
-    const messaging = client as unknown as UpdateMessagingClient;
-    const hints: string[] = [];
-    onUpdatesAvailable(messaging, (rolloutId) => hints.push(rolloutId));
-    await client.connect();
-    try {
-      const release = await publish('3.0.0', 3);
-      const rolloutId = await startRollout(release.id, d.id);
-      await eventually(() => hints.includes(rolloutId), 5_000, 'the updates/available hint arrives');
-      const options = agentOptions(d, identityDir, stateDir, mqttUpdateChannel(messaging, 5_000));
-      const agent = new UpdateAgent(options);
-      await agent.start();
-      assert.equal(await agent.check(), 'reboot', agent.lastError?.message);
-      assert.equal(await new UpdateAgent(options).start(), 'committed');
-      await succeeded(d.id, '3.0.0');
-    } finally {
-      await client.stop();
-    }
-  });
+  it(
+    'through the SDK client: starts on the updates/available hint and commits once the platform acknowledged its version report',
+    { skip: !CLIENT_HAS_TOPICS && 'needs DeviceClient.publish and onTopic' },
+    async () => {
+      const { device: d, identityDir, stateDir } = await device();
+      const client = DeviceClient.fromIdentity(identityDir, { brokerUrl: p.brokerUrl });
+      const messaging = client as unknown as UpdateMessagingClient;
+      const hints: string[] = [];
+      onUpdatesAvailable(messaging, (rolloutId) => hints.push(rolloutId));
+      await client.connect();
+      try {
+        const release = await publish('3.0.0', 3);
+        const rolloutId = await startRollout(release.id, d.id);
+        await eventually(() => hints.includes(rolloutId), 5_000, 'the updates/available hint arrives');
+        const options = agentOptions(d, identityDir, stateDir, mqttUpdateChannel(messaging, 5_000));
+        const agent = new UpdateAgent(options);
+        await agent.start();
+        assert.equal(await agent.check(), 'reboot', agent.lastError?.message);
+        assert.equal(await new UpdateAgent(options).start(), 'committed');
+        await succeeded(d.id, '3.0.0');
+      } finally {
+        await client.stop();
+      }
+    },
+  );
 });

@@ -24,7 +24,18 @@ interface Run {
 /** Runs `bulwark-agent run --once` as a child process, optionally with a power cut at `fault`. */
 function runAgent(fixture: UpdateFixture, device: TestDevice, fault?: AgentStep): Promise<Run> {
   const args = [agentMain.path, 'run', '--once'];
-  args.push('--state', device.stateDir, '--identity', device.identityDir, '--url', fixture.baseUrl, '--org', fixture.org, '--hardware', HARDWARE);
+  args.push(
+    '--state',
+    device.stateDir,
+    '--identity',
+    device.identityDir,
+    '--url',
+    fixture.baseUrl,
+    '--org',
+    fixture.org,
+    '--hardware',
+    HARDWARE,
+  );
   args.push('--idle-timeout-ms', '2000', '--health-timeout-ms', '5000');
   const env = { ...process.env, ...(fault ? { BULWARK_AGENT_FAULT: fault } : {}) };
   if (!fault) delete env.BULWARK_AGENT_FAULT;
@@ -83,41 +94,44 @@ describe('update agent: power cut at each step', () => {
     committed: 'completed',
   };
 
-  for (const kind of BOOT_BACKENDS) for (const step of AGENT_STEPS) {
-    it(`${kind} boot backend: boots a good image after a power cut at "${step}" and then ${expected[step] === 'completed' ? 'completes the update' : 'rolls back'}`, async () => {
-      const device = await provisionTestDevice(fixture, pki, temp.dir, undefined, freshBootEnvironment(kind, temp.dir));
-      const release = fixture.releases[0]!;
-      const rolloutId = `r-${kind}-${step}`;
-      fixture.direct(device.deviceId, release, { hardwareId: HARDWARE, rolloutId });
+  for (const kind of BOOT_BACKENDS)
+    for (const step of AGENT_STEPS) {
+      it(`${kind} boot backend: boots a good image after a power cut at "${step}" and then ${expected[step] === 'completed' ? 'completes the update' : 'rolls back'}`, async () => {
+        const device = await provisionTestDevice(fixture, pki, temp.dir, undefined, freshBootEnvironment(kind, temp.dir));
+        const release = fixture.releases[0]!;
+        const rolloutId = `r-${kind}-${step}`;
+        fixture.direct(device.deviceId, release, { hardwareId: HARDWARE, rolloutId });
 
-      const cut = await runAgent(fixture, device, step);
-      assert.equal(cut.signal, 'SIGKILL', `the agent was not cut at ${step}: exit ${cut.code} ${cut.stderr}`);
-      assert.deepEqual(cut.events.at(-1), { event: 'step', step });
-      await assertBootsGoodImage(device);
+        const cut = await runAgent(fixture, device, step);
+        assert.equal(cut.signal, 'SIGKILL', `the agent was not cut at ${step}: exit ${cut.code} ${cut.stderr}`);
+        assert.deepEqual(cut.events.at(-1), { event: 'step', step });
+        await assertBootsGoodImage(device);
 
-      const restarted = await runAgent(fixture, device);
-      assert.equal(restarted.code, 0, restarted.stderr);
-      await assertBootsGoodImage(device);
-      const slots = new Slots(device.stateDir);
-      const boot = slots.readBoot();
-      assert.equal(boot.trial, null);
-      if (expected[step] === 'completed') {
-        const succeeded = [...cut.events, ...restarted.events].filter((e) => e.event === 'status' && e.state === 'succeeded' && e.rolloutId === rolloutId);
-        assert.equal(succeeded.length, 1, 'the platform hears of the success exactly once');
-        assert.equal(boot.active, 'b');
-        assert.equal(slots.manifest('b')?.sha256, sha256(release.image));
-        assert.equal(slots.counter(), 4);
-      } else {
-        assert.equal(boot.active, 'a');
-        assert.equal(slots.manifest('a')?.version, '1.0.0');
-        assert.equal(slots.counter(), 0);
-        assert.ok(restarted.events.some((e) => e.event === 'status' && e.state === 'rolled_back' && e.rolloutId === rolloutId));
-      }
-      if (step === 'download') {
-        const ranged = fixture.served(fixture.imagePath(release)).filter((r) => r.deviceId === device.deviceId && r.range);
-        assert.equal(ranged.length, 1, 'the restarted download resumed with a range request');
-        assert.equal(ranged[0]!.status, 206);
-      }
-    });
-  }
+        const restarted = await runAgent(fixture, device);
+        assert.equal(restarted.code, 0, restarted.stderr);
+        await assertBootsGoodImage(device);
+        const slots = new Slots(device.stateDir);
+        const boot = slots.readBoot();
+        assert.equal(boot.trial, null);
+        if (expected[step] === 'completed') {
+          const succeeded = [...cut.events, ...restarted.events].filter(
+            (e) => e.event === 'status' && e.state === 'succeeded' && e.rolloutId === rolloutId,
+          );
+          assert.equal(succeeded.length, 1, 'the platform hears of the success exactly once');
+          assert.equal(boot.active, 'b');
+          assert.equal(slots.manifest('b')?.sha256, sha256(release.image));
+          assert.equal(slots.counter(), 4);
+        } else {
+          assert.equal(boot.active, 'a');
+          assert.equal(slots.manifest('a')?.version, '1.0.0');
+          assert.equal(slots.counter(), 0);
+          assert.ok(restarted.events.some((e) => e.event === 'status' && e.state === 'rolled_back' && e.rolloutId === rolloutId));
+        }
+        if (step === 'download') {
+          const ranged = fixture.served(fixture.imagePath(release)).filter((r) => r.deviceId === device.deviceId && r.range);
+          assert.equal(ranged.length, 1, 'the restarted download resumed with a range request');
+          assert.equal(ranged[0]!.status, 206);
+        }
+      });
+    }
 });

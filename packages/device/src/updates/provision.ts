@@ -53,9 +53,11 @@ export function pinnedProduct(stateDir: string): string | null {
 export function pinProduct(stateDir: string, productId: string): void {
   const problem = productIdProblem(productId);
   if (problem) throw new ProvisionError(problem);
-  if (!existsSync(join(stateDir, 'boot.json'))) throw new ProvisionError(`${stateDir} is not an agent state directory: set it up first (bulwark-agent setup)`);
+  if (!existsSync(join(stateDir, 'boot.json')))
+    throw new ProvisionError(`${stateDir} is not an agent state directory: set it up first (bulwark-agent setup)`);
   const pinned = pinnedProduct(stateDir);
-  if (pinned !== null && pinned !== productId) throw new ProvisionError(`${stateDir} already pins product ${pinned}; a pinned product is never changed (set the device up again)`);
+  if (pinned !== null && pinned !== productId)
+    throw new ProvisionError(`${stateDir} already pins product ${pinned}; a pinned product is never changed (set the device up again)`);
   if (pinned === null) writeJsonDurably(productPath(stateDir), { productId });
 }
 
@@ -80,5 +82,9 @@ export function provisionAgentState(options: ProvisionOptions): SlotManifest {
   writeDurably(join(options.stateDir, 'director', 'root.json'), options.directorRoot);
   writeJsonDurably(productPath(options.stateDir), { productId: options.productId });
   recordBootBackend(options.stateDir, options.bootBackend ?? { kind: 'dir' });
-  return new Slots(options.stateDir).provision(options.image, { target: options.target, version: options.version, securityVersion: options.securityVersion });
+  return new Slots(options.stateDir).provision(options.image, {
+    target: options.target,
+    version: options.version,
+    securityVersion: options.securityVersion,
+  });
 }

@@ -83,7 +83,9 @@ export class ImageRepository {
 
   constructor(private readonly options: ImageRepositoryOptions) {
     if (!existsSync(join(options.metadataDir, 'root.json'))) {
-      throw new MetadataInvalidError(`No trusted image repository root in ${options.metadataDir}: provision one at setup (bulwark-agent setup --root)`);
+      throw new MetadataInvalidError(
+        `No trusted image repository root in ${options.metadataDir}: provision one at setup (bulwark-agent setup --root)`,
+      );
     }
     this.fetcher = new TufFetcher(options.get, options.timeoutMs);
     this.updater = new Updater({
@@ -97,7 +99,9 @@ export class ImageRepository {
     const trusted = internals.trustedSet;
     const loadTargets = internals.loadTargets;
     if (typeof trusted?.getRole !== 'function' || typeof loadTargets !== 'function') {
-      throw new MetadataInvalidError('Image repository: tuf-js keeps its trusted metadata elsewhere than 5.0 did; refusing to run without the delegator check');
+      throw new MetadataInvalidError(
+        'Image repository: tuf-js keeps its trusted metadata elsewhere than 5.0 did; refusing to run without the delegator check',
+      );
     }
     this.trusted = trusted as TrustedRoles;
     internals.loadTargets = async (role, parentRole) => {
@@ -132,7 +136,9 @@ export class ImageRepository {
     try {
       delegator.verifyDelegate(role, cached);
     } catch (error) {
-      throw new MetadataInvalidError(`Image repository: ${role} is not signed by the threshold of ${parentRole}'s keys for it (${(error as Error).message})`);
+      throw new MetadataInvalidError(
+        `Image repository: ${role} is not signed by the threshold of ${parentRole}'s keys for it (${(error as Error).message})`,
+      );
     }
   }
 

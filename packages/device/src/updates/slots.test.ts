@@ -51,7 +51,10 @@ describe('A/B slots and the boot decision', () => {
     await slots.boot();
     const trial = slots.readBoot().trial!;
     // What commit() writes first, without the commit of the variables that follows it:
-    writeFileSync(`${slots.stateDir}/boot.json`, JSON.stringify({ trial: { ...trial, attempts: undefined }, committed: { rolloutId: 'r', target: trial.target, slot: 'b' } }));
+    writeFileSync(
+      `${slots.stateDir}/boot.json`,
+      JSON.stringify({ trial: { ...trial, attempts: undefined }, committed: { rolloutId: 'r', target: trial.target, slot: 'b' } }),
+    );
     assert.equal((await slots.boot()).kind, 'rolled_back');
     assert.deepEqual(slots.readBoot(), { active: 'a', trial: null });
   });
@@ -82,7 +85,11 @@ function decisions(kind: BootBackendKind): void {
     armed(slots, Buffer.from('good image'), 7);
     await slots.boot();
     slots.commit();
-    assert.deepEqual(slots.readBoot(), { active: 'b', trial: null, committed: { rolloutId: 'r', target: 'p/firmware-1.1.0.bin', slot: 'b' } });
+    assert.deepEqual(slots.readBoot(), {
+      active: 'b',
+      trial: null,
+      committed: { rolloutId: 'r', target: 'p/firmware-1.1.0.bin', slot: 'b' },
+    });
     slots.committedReported();
     assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
     assert.equal(slots.counter(), 7);
@@ -114,9 +121,13 @@ function decisions(kind: BootBackendKind): void {
     slots.commit();
     writeFileSync(slots.partialPath('a'), 'next image');
     assert.throws(() =>
-      slots.install('a', { target: 't', version: '1.2.0', sha256: sha256(Buffer.from('next image')), length: 10, securityVersion: 3 }, () => {
-        throw new Error('power cut');
-      }),
+      slots.install(
+        'a',
+        { target: 't', version: '1.2.0', sha256: sha256(Buffer.from('next image')), length: 10, securityVersion: 3 },
+        () => {
+          throw new Error('power cut');
+        },
+      ),
     );
     assert.equal(slots.manifest('a'), null);
     assert.equal(await slots.verify('a'), false);

@@ -138,9 +138,15 @@ export class Slots {
   private readRecord(): BootRecord {
     if (!existsSync(this.bootPath)) throw new Error(`${this.bootPath} does not exist: provision the device first (bulwark-agent setup)`);
     // A boot.json from before the backends also held `active`, and its commit note no slot (the active one).
-    const record = JSON.parse(readFileSync(this.bootPath, 'utf8')) as BootRecord & { active?: SlotName; committed?: Partial<CommittedNote> };
+    const record = JSON.parse(readFileSync(this.bootPath, 'utf8')) as BootRecord & {
+      active?: SlotName;
+      committed?: Partial<CommittedNote>;
+    };
     const slot = record.committed?.slot ?? record.active;
-    return { trial: record.trial ?? null, ...(record.committed && slot ? { committed: { ...(record.committed as CommittedNote), slot } } : {}) };
+    return {
+      trial: record.trial ?? null,
+      ...(record.committed && slot ? { committed: { ...(record.committed as CommittedNote), slot } } : {}),
+    };
   }
 
   private writeRecord(record: BootRecord): void {
@@ -215,7 +221,8 @@ export class Slots {
 
   /** Arms the one trial boot of `slot`. */
   setTrial(trial: TrialRecord): void {
-    if (trial.slot === this.backend.read().active) throw new Error(`Slot ${trial.slot} is the active slot; a trial runs in the inactive one`);
+    if (trial.slot === this.backend.read().active)
+      throw new Error(`Slot ${trial.slot} is the active slot; a trial runs in the inactive one`);
     this.writeRecord({ ...this.readRecord(), trial });
     this.backend.armTrial(trial.slot);
   }

@@ -37,12 +37,26 @@ describe('bulwark-agent tuf-client (the TUF conformance suite interface)', () =>
         return run('init', join(dir, 'initial-root.json'));
       },
       refresh: () => run(...remote, 'refresh'),
-      download: (...names: string[]) => run(...remote, ...names.flatMap((name) => ['--target-name', name]), '--target-base-url', `${u.fixture.baseUrl}${tufTargetsPath(u.fixture.org)}`, '--target-dir', targetDir, 'download'),
+      download: (...names: string[]) =>
+        run(
+          ...remote,
+          ...names.flatMap((name) => ['--target-name', name]),
+          '--target-base-url',
+          `${u.fixture.baseUrl}${tufTargetsPath(u.fixture.org)}`,
+          '--target-dir',
+          targetDir,
+          'download',
+        ),
     };
   }
 
   it('initializes from a trusted root, refreshes the top-level metadata, downloads a signed target once and then keeps its verified copy', async () => {
-    const release = u.fixture.addRelease({ version: '3.0.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('3.0.0', 50_000) });
+    const release = u.fixture.addRelease({
+      version: '3.0.0',
+      securityVersion: 1,
+      hardwareIds: [HARDWARE],
+      image: testImage('3.0.0', 50_000),
+    });
     const c = client();
     assert.equal((await c.init()).code, 0);
     assert.deepEqual(readdirSync(c.metadataDir), ['root.json']);
@@ -64,7 +78,12 @@ describe('bulwark-agent tuf-client (the TUF conformance suite interface)', () =>
   });
 
   it('refuses a tampered target and an unknown one with exit 1 and their codes, keeping nothing', async () => {
-    const release = u.fixture.addRelease({ version: '3.1.0', securityVersion: 1, hardwareIds: [HARDWARE], image: testImage('3.1.0', 20_000) });
+    const release = u.fixture.addRelease({
+      version: '3.1.0',
+      securityVersion: 1,
+      hardwareIds: [HARDWARE],
+      image: testImage('3.1.0', 20_000),
+    });
     u.fixture.imageBehaviour.set(u.fixture.imagePath(release), { body: testImage('evil', 20_000) });
     const c = client();
     await c.init();
@@ -84,7 +103,7 @@ describe('bulwark-agent tuf-client (the TUF conformance suite interface)', () =>
     assert.equal(refreshed.code, 1);
     assert.match(refreshed.err, /update\.metadata_invalid: No trusted image repository root/);
     assert.equal(existsSync(join(c.metadataDir, 'timestamp.json')), false);
-    assert.equal((await main(['tuf-client', 'refresh'], capture().stream, capture().stream)), 2);
-    assert.equal((await main(['tuf-client', '--metadata-dir', c.metadataDir, 'frobnicate'], capture().stream, capture().stream)), 2);
+    assert.equal(await main(['tuf-client', 'refresh'], capture().stream, capture().stream), 2);
+    assert.equal(await main(['tuf-client', '--metadata-dir', c.metadataDir, 'frobnicate'], capture().stream, capture().stream), 2);
   });
 });

@@ -112,7 +112,13 @@ async function download(repository: ImageRepository, get: HttpGet, names: string
     const partial = `${path}.partial`;
     rmSync(partial, { force: true });
     try {
-      await downloadImage({ url: repository.targetUrl(signed.file), get, path: partial, length: signed.file.length, hashes: signed.file.hashes });
+      await downloadImage({
+        url: repository.targetUrl(signed.file),
+        get,
+        path: partial,
+        length: signed.file.length,
+        hashes: signed.file.hashes,
+      });
       renameSync(partial, path);
     } finally {
       rmSync(partial, { force: true });

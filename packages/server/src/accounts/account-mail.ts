@@ -19,7 +19,14 @@ function within(minutes: number): string {
   return hours === 1 ? '1 hour' : `${hours} hours`;
 }
 
-export function passwordResetMail(input: { to: string; organization: string; link: string; token: string; minutes: number; sourceIp: string }): Mail {
+export function passwordResetMail(input: {
+  to: string;
+  organization: string;
+  link: string;
+  token: string;
+  minutes: number;
+  sourceIp: string;
+}): Mail {
   return {
     to: input.to,
     kind: 'password_reset',
@@ -84,7 +91,14 @@ export function signupExistingAccountMail(input: { to: string; organization: str
   };
 }
 
-export function invitationMail(input: { to: string; organization: string; role: string; link: string; token: string; minutes: number }): Mail {
+export function invitationMail(input: {
+  to: string;
+  organization: string;
+  role: string;
+  link: string;
+  token: string;
+  minutes: number;
+}): Mail {
   return {
     to: input.to,
     kind: 'invitation',
@@ -110,7 +124,13 @@ export function invitationMail(input: { to: string; organization: string; role: 
 export function sendWithoutWaiting(mailer: Mailer, audit: AuditService, organizationId: string | null, mail: Mail): void {
   mailer.send(mail).catch((error: unknown) =>
     audit
-      .record({ organizationId, actor: { type: 'system', id: null }, action: 'mail.failed', outcome: 'failure', details: { kind: mail.kind, reason: error instanceof Error ? error.message : String(error) } })
+      .record({
+        organizationId,
+        actor: { type: 'system', id: null },
+        action: 'mail.failed',
+        outcome: 'failure',
+        details: { kind: mail.kind, reason: error instanceof Error ? error.message : String(error) },
+      })
       .catch(() => undefined),
   );
 }

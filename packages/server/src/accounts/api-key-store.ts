@@ -31,31 +31,66 @@ export class ApiKeyStore {
   }
 
   ofUser(userId: string, db: Executor = this.db): Promise<ApiKeyRow[]> {
-    return db.selectFrom('api_keys').selectAll().where('user_id', '=', userId).orderBy('created_at', 'desc').orderBy('id', 'desc').execute();
+    return db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('user_id', '=', userId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .execute();
   }
 
-  ofOrganization(organizationId: string, filter: { userId?: string; before?: ApiKeyCursor; limit: number }, db: Executor = this.db): Promise<ApiKeyRow[]> {
-    let q = db.selectFrom('api_keys').selectAll().where('organization_id', '=', organizationId).orderBy('created_at', 'desc').orderBy('id', 'desc').limit(filter.limit);
+  ofOrganization(
+    organizationId: string,
+    filter: { userId?: string; before?: ApiKeyCursor; limit: number },
+    db: Executor = this.db,
+  ): Promise<ApiKeyRow[]> {
+    let q = db
+      .selectFrom('api_keys')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .orderBy('created_at', 'desc')
+      .orderBy('id', 'desc')
+      .limit(filter.limit);
     if (filter.userId) q = q.where('user_id', '=', filter.userId);
     const before = filter.before;
-    if (before) q = q.where((eb) => eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)])]));
+    if (before)
+      q = q.where((eb) =>
+        eb.or([eb('created_at', '<', before.createdAt), eb.and([eb('created_at', '=', before.createdAt), eb('id', '<', before.id)])]),
+      );
     return q.execute();
   }
 
   async countUsable(userId: string, now: number, db: Executor = this.db): Promise<number> {
-    const rows = await db.selectFrom('api_keys').select('id').where('user_id', '=', userId).where('revoked_at', 'is', null).where('expires_at', '>', now).execute();
+    const rows = await db
+      .selectFrom('api_keys')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .execute();
     return rows.length;
   }
 
   /** Revokes a key unless it already is; returns whether this call revoked it. */
   async revoke(keyId: string, now: number, db: Executor = this.db): Promise<boolean> {
-    const result = await db.updateTable('api_keys').set({ revoked_at: now }).where('id', '=', keyId).where('revoked_at', 'is', null).executeTakeFirst();
+    const result = await db
+      .updateTable('api_keys')
+      .set({ revoked_at: now })
+      .where('id', '=', keyId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows) === 1;
   }
 
   /** Revokes every unrevoked key of a user (account recovery, disabling the account); returns how many. */
   async revokeAllOfUser(userId: string, now: number, db: Executor = this.db): Promise<number> {
-    const result = await db.updateTable('api_keys').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null).executeTakeFirst();
+    const result = await db
+      .updateTable('api_keys')
+      .set({ revoked_at: now })
+      .where('user_id', '=', userId)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
     return Number(result.numUpdatedRows);
   }
 

@@ -28,7 +28,13 @@ for (const engine of ENGINES) {
 
     const stepUp = (user: TestUser, token: string) => stepUpAs(t, user, token, client);
 
-    async function createKey(user: TestUser, token: string, scopes: string[], expiresInDays = 30, name = 'automation'): Promise<{ id: string; secret: string }> {
+    async function createKey(
+      user: TestUser,
+      token: string,
+      scopes: string[],
+      expiresInDays = 30,
+      name = 'automation',
+    ): Promise<{ id: string; secret: string }> {
       await stepUp(user, token);
       const res = await client.post('/api/v1/me/api-keys', { name, scopes, expiresInDays }, { token });
       assert.equal(res.status, 201, res.text);
@@ -41,7 +47,11 @@ for (const engine of ENGINES) {
 
     it('shows the secret once, stores only its digest, and acts as the owner within its scopes', async () => {
       await stepUp(owner, ownerToken);
-      const created = await client.post('/api/v1/me/api-keys', { name: 'ci pipeline', scopes: ['users:read', 'audit:read'], expiresInDays: 30 }, { token: ownerToken });
+      const created = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'ci pipeline', scopes: ['users:read', 'audit:read'], expiresInDays: 30 },
+        { token: ownerToken },
+      );
       assert.equal(created.status, 201, created.text);
       const { apiKey, secret } = created.body;
       assert.match(secret, KEY_FORMAT);
@@ -58,7 +68,7 @@ for (const engine of ENGINES) {
       assert.equal((await client.get('/api/v1/users', { token: secret })).status, 200);
       assert.equal((await client.get('/api/v1/audit', { token: secret })).status, 200);
       const outside = await client.get('/api/v1/org', { token: secret });
-      assert.equal(outside.status, 403, 'org:read is in the owner\'s role but not in the key\'s scopes');
+      assert.equal(outside.status, 403, "org:read is in the owner's role but not in the key's scopes");
       assert.equal(outside.body.error.code, 'auth.forbidden');
       const me = await client.get('/api/v1/me', { token: secret });
       assert.equal(me.status, 200);
@@ -80,7 +90,8 @@ for (const engine of ENGINES) {
 
     it('records the last use at most once a minute', async () => {
       const key = await createKey(owner, ownerToken, ['audit:read']);
-      const lastUsed = async () => (await t.platform.db.selectFrom('api_keys').select('last_used_at').where('id', '=', key.id).executeTakeFirstOrThrow()).last_used_at;
+      const lastUsed = async () =>
+        (await t.platform.db.selectFrom('api_keys').select('last_used_at').where('id', '=', key.id).executeTakeFirstOrThrow()).last_used_at;
       await client.get('/api/v1/audit', { token: key.secret });
       const first = await lastUsed();
       assert.equal(first, t.clock.now());
@@ -94,16 +105,24 @@ for (const engine of ENGINES) {
 
     it('refuses to create a key without a fresh step-up', async () => {
       t.clock.advance((t.config.sessions.stepUpMinutes + 1) * MINUTE);
-      const res = await client.post('/api/v1/me/api-keys', { name: 'stale', scopes: ['audit:read'], expiresInDays: 7 }, { token: ownerToken });
+      const res = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'stale', scopes: ['audit:read'], expiresInDays: 7 },
+        { token: ownerToken },
+      );
       assert.equal(res.status, 403);
       assert.equal(res.body.error.code, 'auth.step_up_required');
     });
 
-    it('refuses scopes beyond the creator\'s role, unknown scopes and lifetimes outside 1-365 days', async () => {
+    it("refuses scopes beyond the creator's role, unknown scopes and lifetimes outside 1-365 days", async () => {
       const auditor = await createOperator(t, 'auditor@example.com', 'auditor');
       const token = await signIn(t, auditor, client);
       await stepUp(auditor, token);
-      const beyond = await client.post('/api/v1/me/api-keys', { name: 'escalate', scopes: ['audit:read', 'users:manage'], expiresInDays: 7 }, { token });
+      const beyond = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'escalate', scopes: ['audit:read', 'users:manage'], expiresInDays: 7 },
+        { token },
+      );
       assert.equal(beyond.status, 403);
       assert.equal(beyond.body.error.code, 'auth.forbidden');
       assert.deepEqual(beyond.body.error.details.scopes, ['users:manage']);
@@ -150,7 +169,11 @@ for (const engine of ENGINES) {
         assert.equal(res.status, 403, `${method} ${path}`);
         assert.equal(res.body.error.code, 'auth.forbidden');
       }
-      const create = await client.post('/api/v1/users', { email: 'sneaky@example.com', name: 'Sneaky', role: 'admin' }, { token: key.secret });
+      const create = await client.post(
+        '/api/v1/users',
+        { email: 'sneaky@example.com', name: 'Sneaky', role: 'admin' },
+        { token: key.secret },
+      );
       assert.equal(create.status, 403);
     });
 
@@ -158,7 +181,11 @@ for (const engine of ENGINES) {
       const key = await createKey(owner, ownerToken, ['users:manage', 'users:read', 'audit:read', 'org:read']);
       const stepUp = await client.post('/api/v1/auth/step-up', { code: await totp(owner.secret!, t.clock) }, { token: key.secret });
       assert.equal(stepUp.status, 403);
-      const create = await client.post('/api/v1/me/api-keys', { name: 'child', scopes: ['audit:read'], expiresInDays: 7 }, { token: key.secret });
+      const create = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'child', scopes: ['audit:read'], expiresInDays: 7 },
+        { token: key.secret },
+      );
       assert.equal(create.status, 403);
       for (const [method, path] of [
         ['GET', '/api/v1/me/sessions'],
@@ -179,7 +206,7 @@ for (const engine of ENGINES) {
       assert.notEqual(user!.mfa_enabled_at, null, 'MFA untouched');
     });
 
-    it('refuses a forged key that has a real key\'s id', async () => {
+    it("refuses a forged key that has a real key's id", async () => {
       const key = await createKey(owner, ownerToken, ['audit:read']);
       const forged = `bwk_${key.id}_${'A'.repeat(43)}`;
       const res = await client.get('/api/v1/audit', { token: forged });
@@ -209,7 +236,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(entry.actor, { type: 'api_key', id: key.id });
     });
 
-    it('narrows a demoted user\'s key to the new role, and refuses the key of a disabled user', async () => {
+    it("narrows a demoted user's key to the new role, and refuses the key of a disabled user", async () => {
       const admin = await createOperator(t, 'admin@example.com', 'admin');
       const adminToken = await signIn(t, admin, client);
       const key = await createKey(admin, adminToken, ['users:read', 'users:manage', 'org:read']);
@@ -223,7 +250,11 @@ for (const engine of ENGINES) {
       assert.equal(users.status, 403, 'users:read left with the admin role');
       assert.equal(users.body.error.code, 'auth.forbidden');
       assert.equal((await client.get('/api/v1/api-keys', { token: key.secret })).status, 403);
-      assert.equal((await client.get('/api/v1/org', { token: key.secret })).status, 200, 'org:read is in both the scopes and the operator role');
+      assert.equal(
+        (await client.get('/api/v1/org', { token: key.secret })).status,
+        200,
+        'org:read is in both the scopes and the operator role',
+      );
 
       assert.equal((await client.patch(`/api/v1/users/${admin.id}`, { status: 'disabled' }, { token: ownerToken })).status, 200);
       const disabled = await client.get('/api/v1/org', { token: key.secret });
@@ -231,7 +262,7 @@ for (const engine of ENGINES) {
       assert.equal(disabled.body.error.code, 'auth.unauthenticated');
     });
 
-    it('ends a disabled user\'s keys and sessions for good: enabling the account again revives neither', async () => {
+    it("ends a disabled user's keys and sessions for good: enabling the account again revives neither", async () => {
       const leaver = await createOperator(t, 'leaver@example.com', 'operator');
       const leaverToken = await signIn(t, leaver, client);
       const key = await createKey(leaver, leaverToken, ['devices:read', 'org:read']);
@@ -253,7 +284,9 @@ for (const engine of ENGINES) {
         listed.map((k: { id: string; revoked: boolean }) => [k.id, k.revoked]),
         [[key.id, true]],
       );
-      const entry = (await t.platform.audit.query({ action: 'user.updated', targetId: leaver.id })).entries.find((e) => e.details.status === 'disabled')!;
+      const entry = (await t.platform.audit.query({ action: 'user.updated', targetId: leaver.id })).entries.find(
+        (e) => e.details.status === 'disabled',
+      )!;
       assert.equal(entry.details.apiKeysRevoked, 1);
       assert.equal(entry.details.sessionsRevoked, 1);
 
@@ -263,7 +296,7 @@ for (const engine of ENGINES) {
       assert.equal((await client.get('/api/v1/org', { token: fresh.secret })).status, 200);
     });
 
-    it('lets users:manage operators list and revoke their organization\'s keys, and nobody else\'s', async () => {
+    it("lets users:manage operators list and revoke their organization's keys, and nobody else's", async () => {
       const auditor = await createOperator(t, 'auditor2@example.com', 'auditor');
       const auditorToken = await signIn(t, auditor, client);
       const auditorKey = await createKey(auditor, auditorToken, ['audit:read']);
@@ -272,17 +305,23 @@ for (const engine of ENGINES) {
       assert.equal(refused.status, 403, 'an auditor lacks users:manage');
       const ownerKeys = (await client.get('/api/v1/me/api-keys', { token: ownerToken })).body.apiKeys;
       const notMine = await client.delete(`/api/v1/me/api-keys/${ownerKeys[0].id}`, { token: auditorToken });
-      assert.equal(notMine.status, 404, 'another user\'s key is not in my keys');
+      assert.equal(notMine.status, 404, "another user's key is not in my keys");
 
       const all = await client.get(`/api/v1/api-keys?userId=${auditor.id}`, { token: ownerToken });
       assert.equal(all.status, 200);
-      assert.deepEqual(all.body.apiKeys.map((k: { id: string }) => k.id), [auditorKey.id]);
+      assert.deepEqual(
+        all.body.apiKeys.map((k: { id: string }) => k.id),
+        [auditorKey.id],
+      );
       assert.ok(!all.text.includes(auditorKey.secret));
 
       const seen = new Set<string>();
       let cursor: string | null = null;
       do {
-        const page: { body: { apiKeys: { id: string }[]; nextCursor: string | null } } = await client.get(`/api/v1/api-keys?limit=2${cursor ? `&before=${cursor}` : ''}`, { token: ownerToken });
+        const page: { body: { apiKeys: { id: string }[]; nextCursor: string | null } } = await client.get(
+          `/api/v1/api-keys?limit=2${cursor ? `&before=${cursor}` : ''}`,
+          { token: ownerToken },
+        );
         assert.ok(page.body.apiKeys.length <= 2);
         for (const k of page.body.apiKeys) seen.add(k.id);
         cursor = page.body.nextCursor;
@@ -298,7 +337,7 @@ for (const engine of ENGINES) {
       assert.equal(entry.details.userId, auditor.id);
     });
 
-    it('cannot revoke or list another organization\'s key (404)', async () => {
+    it("cannot revoke or list another organization's key (404)", async () => {
       await t.platform.accounts.service.createOrganization({ slug: 'rival', name: 'Rival' }, { type: 'cli', id: 'test' });
       const mallory = await createOperator(t, 'mallory@rival.example', 'auditor', 'rival');
       const malloryToken = await signIn(t, mallory, client);

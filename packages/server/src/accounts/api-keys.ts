@@ -94,7 +94,9 @@ export class ApiKeyService {
     const name = input.name.trim();
     if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
     if (!Number.isInteger(input.expiresInDays) || input.expiresInDays < 1 || input.expiresInDays > MAX_KEY_LIFETIME_DAYS) {
-      throw new ValidationError(`expiresInDays must be a whole number of days from 1 to ${MAX_KEY_LIFETIME_DAYS}`, { field: 'expiresInDays' });
+      throw new ValidationError(`expiresInDays must be a whole number of days from 1 to ${MAX_KEY_LIFETIME_DAYS}`, {
+        field: 'expiresInDays',
+      });
     }
     const unknown = input.scopes.filter((s) => !isPermission(s));
     if (unknown.length > 0) throw new ValidationError(`Unknown scopes: ${unknown.join(', ')}`, { field: 'scopes', unknown });
@@ -102,13 +104,19 @@ export class ApiKeyService {
     if (scopes.length === 0) throw new ValidationError('scopes must name at least one permission', { field: 'scopes' });
     const beyond = scopes.filter((s) => !actor.permissions.has(s));
     if (beyond.length > 0) {
-      throw new ForbiddenError(`A key cannot have permissions your account does not have: ${beyond.join(', ')}`, 'auth.forbidden', { scopes: beyond });
+      throw new ForbiddenError(`A key cannot have permissions your account does not have: ${beyond.join(', ')}`, 'auth.forbidden', {
+        scopes: beyond,
+      });
     }
 
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       if ((await this.store.countUsable(actor.userId, now, trx)) >= MAX_USABLE_KEYS_PER_USER) {
-        throw new ConflictError(`You already have ${MAX_USABLE_KEYS_PER_USER} usable API keys: revoke one first`, { limit: MAX_USABLE_KEYS_PER_USER }, 'apikey.limit_reached');
+        throw new ConflictError(
+          `You already have ${MAX_USABLE_KEYS_PER_USER} usable API keys: revoke one first`,
+          { limit: MAX_USABLE_KEYS_PER_USER },
+          'apikey.limit_reached',
+        );
       }
       const id = newId();
       const secret = newSecret(`${API_KEY_PREFIX}_${id}`);
@@ -147,7 +155,10 @@ export class ApiKeyService {
   }
 
   /** Every key of the actor's organization (or of one of its users), newest first, cursor-paginated. */
-  async listInOrganization(actor: Actor, filter: { userId?: string; before?: string; limit?: number }): Promise<{ apiKeys: ApiKeyView[]; nextCursor: string | null }> {
+  async listInOrganization(
+    actor: Actor,
+    filter: { userId?: string; before?: string; limit?: number },
+  ): Promise<{ apiKeys: ApiKeyView[]; nextCursor: string | null }> {
     requirePermission(actor, 'users:manage');
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
     const rows = await this.store.ofOrganization(actor.organizationId, {
@@ -158,7 +169,10 @@ export class ApiKeyService {
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     const now = this.clock.now();
-    return { apiKeys: page.map((r) => toApiKeyView(r, now)), nextCursor: rows.length > limit && last ? `${last.created_at}.${last.id}` : null };
+    return {
+      apiKeys: page.map((r) => toApiKeyView(r, now)),
+      nextCursor: rows.length > limit && last ? `${last.created_at}.${last.id}` : null,
+    };
   }
 
   /** Revokes one of the actor's own keys (a key may revoke itself). */
@@ -187,7 +201,14 @@ export class ApiKeyService {
       const now = this.clock.now();
       if (await this.store.revoke(row.id, now, trx)) {
         await this.audit.record(
-          { organizationId: actor.organizationId, actor: auditActor(actor), action: 'apikey.revoked', target: { type: 'api_key', id: row.id }, sourceIp: actor.sourceIp, details: { name: row.name, userId: row.user_id } },
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'apikey.revoked',
+            target: { type: 'api_key', id: row.id },
+            sourceIp: actor.sourceIp,
+            details: { name: row.name, userId: row.user_id },
+          },
           trx,
         );
       }

@@ -22,7 +22,11 @@ export function permissionsOf(user: UserRow): ReadonlySet<Permission> {
   return user.kind === 'operator' && user.role && isOperatorRole(user.role) ? ROLE_PERMISSIONS[user.role] : new Set();
 }
 
-export function actorFor(user: UserRow, sourceIp: string, via: { session?: SessionRow; apiKeyId?: string; permissions?: ReadonlySet<Permission> }): Actor {
+export function actorFor(
+  user: UserRow,
+  sourceIp: string,
+  via: { session?: SessionRow; apiKeyId?: string; permissions?: ReadonlySet<Permission> },
+): Actor {
   return {
     kind: user.kind,
     userId: user.id,

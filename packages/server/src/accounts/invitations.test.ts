@@ -15,7 +15,10 @@ for (const engine of ENGINES) {
     let owner: { token: string; secret: string };
     let admin: { token: string; userId: string };
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 1000 }, http: { port: 0, publicUrl: 'https://iot.example.com' } });
+      t = await startTestPlatform(engine, {
+        auth: { loginRateLimitPerMinute: 1000 },
+        http: { port: 0, publicUrl: 'https://iot.example.com' },
+      });
       owner = await ownerSession(t);
       admin = await operatorSession(t, owner.token, 'admin@example.com', 'admin');
     });
@@ -24,16 +27,24 @@ for (const engine of ENGINES) {
     /** Invites as the given session and returns the answer and the token from the mail (if one was sent). */
     async function invite(token: string, body: { email: string; name?: string; role: string }) {
       let answer: HttpResponse | undefined;
-      const mails = await mailsDuring(t, async () => (answer = await t.client().post('/api/v1/invitations', { name: 'Invited Person', ...body }, { token })));
+      const mails = await mailsDuring(
+        t,
+        async () => (answer = await t.client().post('/api/v1/invitations', { name: 'Invited Person', ...body }, { token })),
+      );
       const mail = mails.find((m) => m.kind === 'invitation' && m.to === body.email);
       return { answer: answer!, mail, inviteToken: mail ? tokenIn(mail) : undefined };
     }
 
-    const accept = (token: string, password = PASSWORD, name?: string) => t.client().post('/api/v1/invitations/accept', { token, password, ...(name ? { name } : {}) });
+    const accept = (token: string, password = PASSWORD, name?: string) =>
+      t.client().post('/api/v1/invitations/accept', { token, password, ...(name ? { name } : {}) });
     const login = (email: string, password = PASSWORD) => t.client().post('/api/v1/auth/login', { organization: t.org, email, password });
 
     it('invites an operator who accepts with the emailed token and signs in with the invited role', async () => {
-      const { answer, mail, inviteToken } = await invite(owner.token, { email: 'rel@example.com', name: 'Rel Engineer', role: 'release_engineer' });
+      const { answer, mail, inviteToken } = await invite(owner.token, {
+        email: 'rel@example.com',
+        name: 'Rel Engineer',
+        role: 'release_engineer',
+      });
       assert.equal(answer.status, 201);
       assert.deepEqual(Object.keys(answer.body.invitation).sort(), ['createdAt', 'email', 'expiresAt', 'id', 'invitedBy', 'name', 'role']);
       assert.equal(answer.body.invitation.role, 'release_engineer');
@@ -129,7 +140,12 @@ for (const engine of ENGINES) {
 
       const { inviteToken } = await invite(owner.token, { email: 'meanwhile@example.com', role: 'operator' });
       const org = await t.platform.accounts.store.organizationBySlug(t.org);
-      await t.platform.accounts.service.createOperator(cliActor(org!.id, 'test'), { email: 'meanwhile@example.com', name: 'Meanwhile', role: 'auditor', password: STRONG_PASSWORD });
+      await t.platform.accounts.service.createOperator(cliActor(org!.id, 'test'), {
+        email: 'meanwhile@example.com',
+        name: 'Meanwhile',
+        role: 'auditor',
+        password: STRONG_PASSWORD,
+      });
       const res = await accept(inviteToken!);
       assert.equal(res.status, 409);
       assert.equal(res.body.error.code, 'user.exists');
@@ -183,7 +199,8 @@ for (const engine of ENGINES) {
     it('limits attempts to accept per address like sign-in', async () => {
       const client = t.client();
       const statuses = [];
-      for (let i = 0; i < 3; i++) statuses.push((await client.post('/api/v1/invitations/accept', { token: `bwt_guess${i}`, password: PASSWORD })).status);
+      for (let i = 0; i < 3; i++)
+        statuses.push((await client.post('/api/v1/invitations/accept', { token: `bwt_guess${i}`, password: PASSWORD })).status);
       assert.deepEqual(statuses, [400, 400, 429]);
     });
   });

@@ -44,14 +44,24 @@ function payloadOf(row: OneTimeTokenRow): InvitationPayload {
 
 function toInvitationView(row: OneTimeTokenRow): InvitationView {
   const { role, name, invitedBy } = payloadOf(row);
-  return { id: row.id, email: row.email, name, role, invitedBy, createdAt: new Date(row.created_at).toISOString(), expiresAt: new Date(row.expires_at).toISOString() };
+  return {
+    id: row.id,
+    email: row.email,
+    name,
+    role,
+    invitedBy,
+    createdAt: new Date(row.created_at).toISOString(),
+    expiresAt: new Date(row.expires_at).toISOString(),
+  };
 }
 
 /** Throws unless the actor may hand out this role (nobody grants above their own rank). */
 function requireMayGrant(actor: Actor, role: string): asserts role is OperatorRole {
   requireOperator(actor);
-  if (!isOperatorRole(role)) throw new ValidationError('role must be one of owner, admin, operator, release_engineer, auditor', { field: 'role' });
-  if (!actor.role || !grantableRoles(actor.role).includes(role)) throw new ForbiddenError(`A ${actor.role ?? 'user without a role'} cannot manage ${role} accounts`, 'auth.forbidden', { role });
+  if (!isOperatorRole(role))
+    throw new ValidationError('role must be one of owner, admin, operator, release_engineer, auditor', { field: 'role' });
+  if (!actor.role || !grantableRoles(actor.role).includes(role))
+    throw new ForbiddenError(`A ${actor.role ?? 'user without a role'} cannot manage ${role} accounts`, 'auth.forbidden', { role });
 }
 
 export class InvitationService {
@@ -74,15 +84,38 @@ export class InvitationService {
     if (!name) throw new ValidationError('name must not be empty', { field: 'name' });
     const hours = this.config.inviteTokenHours;
     const { invitation, token } = await this.store.db.transaction().execute(async (trx) => {
-      if (await this.store.userByEmail(actor.organizationId, email, trx)) throw new ConflictError('A user with this email already exists in the organization', { field: 'email' }, 'user.exists');
+      if (await this.store.userByEmail(actor.organizationId, email, trx))
+        throw new ConflictError('A user with this email already exists in the organization', { field: 'email' }, 'user.exists');
       const payload: InvitationPayload = { role, name, invitedBy: actor.via === 'cli' ? null : actor.userId };
-      const token = await this.tokens.issue({ purpose: 'invitation', organizationId: actor.organizationId, userId: null, email, payload: { ...payload }, ttlMs: hours * HOUR }, trx);
+      const token = await this.tokens.issue(
+        { purpose: 'invitation', organizationId: actor.organizationId, userId: null, email, payload: { ...payload }, ttlMs: hours * HOUR },
+        trx,
+      );
       const row = await trx.selectFrom('one_time_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).executeTakeFirstOrThrow();
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.invited', target: { type: 'invitation', id: row.id }, sourceIp: actor.sourceIp, details: { email, role } }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'user.invited',
+          target: { type: 'invitation', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: { email, role },
+        },
+        trx,
+      );
       return { invitation: toInvitationView(row), token };
     });
     const org = await this.store.organizationById(actor.organizationId);
-    await this.mailer.send(invitationMail({ to: email, organization: org?.name ?? '', role, link: tokenLink(input.linkBase, 'accept-invitation', token), token, minutes: hours * 60 }));
+    await this.mailer.send(
+      invitationMail({
+        to: email,
+        organization: org?.name ?? '',
+        role,
+        link: tokenLink(input.linkBase, 'accept-invitation', token),
+        token,
+        minutes: hours * 60,
+      }),
+    );
     return invitation;
   }
 
@@ -101,9 +134,25 @@ export class InvitationService {
     const { role, name } = payloadOf(row);
     requireMayGrant(actor, role);
     await this.store.db.transaction().execute(async (trx) => {
-      const revoked = await trx.updateTable('one_time_tokens').set({ revoked_at: this.clock.now() }).where('id', '=', row.id).where('used_at', 'is', null).where('revoked_at', 'is', null).executeTakeFirst();
+      const revoked = await trx
+        .updateTable('one_time_tokens')
+        .set({ revoked_at: this.clock.now() })
+        .where('id', '=', row.id)
+        .where('used_at', 'is', null)
+        .where('revoked_at', 'is', null)
+        .executeTakeFirst();
       if (Number(revoked.numUpdatedRows) === 0) throw new NotFoundError('Invitation', { invitationId });
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.invitation_revoked', target: { type: 'invitation', id: row.id }, sourceIp: actor.sourceIp, details: { email: row.email, name, role } }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'user.invitation_revoked',
+          target: { type: 'invitation', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: { email: row.email, name, role },
+        },
+        trx,
+      );
     });
   }
 
@@ -116,23 +165,58 @@ export class InvitationService {
       return await this.store.db.transaction().execute(async (trx) => {
         const row = await this.tokens.consume('invitation', input.token, trx);
         const { role, name: invitedName, invitedBy } = payloadOf(row);
-        if (!isOperatorRole(role) || !(await this.inviterMayStillGrant(row.organization_id, invitedBy, role, trx))) throw new InvalidTokenError('invitation');
-        if (await this.store.userByEmail(row.organization_id, row.email, trx)) throw new ConflictError('A user with this email already exists in the organization; sign in, or reset your password', { field: 'email' }, 'user.exists');
+        if (!isOperatorRole(role) || !(await this.inviterMayStillGrant(row.organization_id, invitedBy, role, trx)))
+          throw new InvalidTokenError('invitation');
+        if (await this.store.userByEmail(row.organization_id, row.email, trx))
+          throw new ConflictError(
+            'A user with this email already exists in the organization; sign in, or reset your password',
+            { field: 'email' },
+            'user.exists',
+          );
         const name = input.name?.trim() || invitedName;
         checkPasswordPolicy(input.password, 'operator', [row.email, name]);
         const now = this.clock.now();
-        const user = newUserRow({ organizationId: row.organization_id, kind: 'operator', email: row.email, name, role, passwordHash: await hashPassword(input.password), emailVerifiedAt: now, mustChangePassword: false, now });
+        const user = newUserRow({
+          organizationId: row.organization_id,
+          kind: 'operator',
+          email: row.email,
+          name,
+          role,
+          passwordHash: await hashPassword(input.password),
+          emailVerifiedAt: now,
+          mustChangePassword: false,
+          now,
+        });
         await this.store.insertUser(user, trx);
         await this.audit.record(
-          { organizationId: row.organization_id, actor: { type: 'user', id: user.id }, action: 'user.invitation_accepted', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { email: user.email, role, invitationId: row.id, invitedBy } },
+          {
+            organizationId: row.organization_id,
+            actor: { type: 'user', id: user.id },
+            action: 'user.invitation_accepted',
+            target: { type: 'user', id: user.id },
+            sourceIp: input.sourceIp,
+            details: { email: user.email, role, invitationId: row.id, invitedBy },
+          },
           trx,
         );
         return toUserView(user, now);
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError('A user with this email already exists in the organization; sign in, or reset your password', { field: 'email' }, 'user.exists');
+      if (isUniqueViolation(error))
+        throw new ConflictError(
+          'A user with this email already exists in the organization; sign in, or reset your password',
+          { field: 'email' },
+          'user.exists',
+        );
       if (error instanceof InvalidTokenError) {
-        await this.audit.record({ organizationId: null, actor: { type: 'anonymous', id: null }, action: 'user.invitation_accepted', outcome: 'failure', sourceIp: input.sourceIp, details: { reason: 'invalid_token' } });
+        await this.audit.record({
+          organizationId: null,
+          actor: { type: 'anonymous', id: null },
+          action: 'user.invitation_accepted',
+          outcome: 'failure',
+          sourceIp: input.sourceIp,
+          details: { reason: 'invalid_token' },
+        });
       }
       throw error;
     }
@@ -142,7 +226,14 @@ export class InvitationService {
   private async inviterMayStillGrant(organizationId: string, inviterId: string | null, role: OperatorRole, db: Executor): Promise<boolean> {
     if (inviterId === null) return true;
     const inviter = await this.store.userInOrganization(organizationId, inviterId, db);
-    return inviter !== undefined && inviter.status === 'active' && inviter.kind === 'operator' && inviter.role !== null && isOperatorRole(inviter.role) && grantableRoles(inviter.role).includes(role);
+    return (
+      inviter !== undefined &&
+      inviter.status === 'active' &&
+      inviter.kind === 'operator' &&
+      inviter.role !== null &&
+      isOperatorRole(inviter.role) &&
+      grantableRoles(inviter.role).includes(role)
+    );
   }
 
   private pending(organizationId: string) {

@@ -20,7 +20,8 @@ for (const engine of ENGINES) {
       t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
       ownerA = await firstOwner(t, await ownerSession(t));
       orgA = await organizationId(t);
-      orgB = (await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' })).id;
+      orgB = (await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' }))
+        .id;
       ownerB = await createOperator(t, 'owner-b@example.com', 'owner', ORG_B);
       await signIn(t, ownerB);
       victim = await createOperator(t, 'victim@example.com', 'operator');
@@ -28,7 +29,15 @@ for (const engine of ENGINES) {
     after(() => t?.close());
 
     const activeOwners = async (organization: string) =>
-      (await t.platform.db.selectFrom('users').select('id').where('organization_id', '=', organization).where('role', '=', 'owner').where('status', '=', 'active').execute()).length;
+      (
+        await t.platform.db
+          .selectFrom('users')
+          .select('id')
+          .where('organization_id', '=', organization)
+          .where('role', '=', 'owner')
+          .where('status', '=', 'active')
+          .execute()
+      ).length;
 
     it("answers another organization's user IDs with the 404 of an unknown ID: read, change, unlock, MFA reset", async () => {
       const token = await signIn(t, ownerB);
@@ -52,7 +61,11 @@ for (const engine of ENGINES) {
       assert.equal(row.status, 'active');
       assert.equal(row.role, 'operator');
       assert.equal((await client.get('/api/v1/auth/session', { token: victimToken })).status, 200);
-      assert.equal((await client.get(`/api/v1/users/${victim.id}`, { token: await signIn(t, ownerA) })).status, 200, 'its own organization sees the user');
+      assert.equal(
+        (await client.get(`/api/v1/users/${victim.id}`, { token: await signIn(t, ownerA) })).status,
+        200,
+        'its own organization sees the user',
+      );
     });
 
     it('lists, and reads the organization of, the caller only', async () => {
@@ -69,7 +82,7 @@ for (const engine of ENGINES) {
       assert.equal(org.body.slug, ORG_B);
     });
 
-    it("shows an organization only its own audit entries, in queries and in the export", async () => {
+    it('shows an organization only its own audit entries, in queries and in the export', async () => {
       const token = await signIn(t, ownerB);
       const client = t.client();
       const own = await client.get('/api/v1/audit?limit=500', { token });
@@ -79,7 +92,10 @@ for (const engine of ENGINES) {
       assert.deepEqual((await client.get(`/api/v1/audit?actorId=${ownerA.id}`, { token })).body.entries, []);
       const exported = await client.get('/api/v1/audit/export', { token });
       assert.equal(exported.status, 200);
-      const lines = exported.text.trim().split('\n').map((l) => JSON.parse(l) as { organizationId: string });
+      const lines = exported.text
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as { organizationId: string });
       assert.ok(lines.length > 0);
       for (const line of lines) assert.equal(line.organizationId, orgB);
 
@@ -202,7 +218,8 @@ for (const engine of ENGINES) {
         ]);
         assert.equal(await activeOwners(orgA), 1, `answers: ${answers.map((a) => a.status).join(', ')}`);
         const owner = (await t.platform.accounts.store.userById(ownerA.id))!;
-        if (owner.role !== 'owner' || owner.status !== 'active') await t.platform.accounts.store.updateUser(ownerA.id, { role: 'owner', status: 'active' });
+        if (owner.role !== 'owner' || owner.status !== 'active')
+          await t.platform.accounts.store.updateUser(ownerA.id, { role: 'owner', status: 'active' });
         await t.platform.accounts.store.updateUser(second.id, { role: 'admin', status: 'disabled' });
       }
     });

@@ -25,8 +25,10 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    const attempt = (user: TestUser, password: string) => t.client().post('/api/v1/auth/login', { organization: user.organization, email: user.email, password });
-    const lockMails = (email: string) => new OutboxMailer(outboxDir(t.config.dataDir)).list().filter((m) => m.to === email && m.kind === 'account_locked');
+    const attempt = (user: TestUser, password: string) =>
+      t.client().post('/api/v1/auth/login', { organization: user.organization, email: user.email, password });
+    const lockMails = (email: string) =>
+      new OutboxMailer(outboxDir(t.config.dataDir)).list().filter((m) => m.to === email && m.kind === 'account_locked');
 
     async function lockOut(user: TestUser): Promise<void> {
       for (let i = 0; i < t.config.auth.lockoutThreshold; i++) assert.equal((await attempt(user, WRONG)).status, 401);
@@ -98,8 +100,12 @@ for (const engine of ENGINES) {
       await t.platform.accounts.store.updateUser(disabled.id, { status: 'disabled' });
 
       const answers = {
-        unknownOrganization: await t.client().post('/api/v1/auth/login', { organization: 'no-such-org', email: real.email, password: real.password }),
-        unknownEmail: await t.client().post('/api/v1/auth/login', { organization: t.org, email: 'nobody@example.com', password: real.password }),
+        unknownOrganization: await t
+          .client()
+          .post('/api/v1/auth/login', { organization: 'no-such-org', email: real.email, password: real.password }),
+        unknownEmail: await t
+          .client()
+          .post('/api/v1/auth/login', { organization: t.org, email: 'nobody@example.com', password: real.password }),
         wrongPassword: await attempt(real, WRONG),
         lockedWithRightPassword: await attempt(locked, locked.password),
         disabledWithRightPassword: await attempt(disabled, disabled.password),
@@ -110,7 +116,10 @@ for (const engine of ENGINES) {
         assert.equal(res.headers['set-cookie'], undefined, what);
       }
       assert.deepEqual(answers.wrongPassword.body, {
-        error: { code: 'auth.invalid_credentials', message: 'The organization, email or password is incorrect, or the account is temporarily locked' },
+        error: {
+          code: 'auth.invalid_credentials',
+          message: 'The organization, email or password is incorrect, or the account is temporarily locked',
+        },
       });
     });
 
@@ -133,7 +142,10 @@ for (const engine of ENGINES) {
         await t.platform.accounts.store.updateUser(user.id, { failed_logins: 0 });
       }
       const ratio = median(unknown) / median(wrong);
-      assert.ok(ratio > 0.5 && ratio < 2, `unknown email ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms`);
+      assert.ok(
+        ratio > 0.5 && ratio < 2,
+        `unknown email ${median(unknown).toFixed(1)} ms vs wrong password ${median(wrong).toFixed(1)} ms`,
+      );
     });
   });
 

@@ -79,7 +79,15 @@ export class LoginService {
     }
     if (user.locked_until !== null && user.locked_until > now) {
       await burnVerification(input.password);
-      await this.audit.record({ organizationId: org.id, actor: { type: 'anonymous', id: null }, action: 'auth.login', outcome: 'denied', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { reason: 'locked' } });
+      await this.audit.record({
+        organizationId: org.id,
+        actor: { type: 'anonymous', id: null },
+        action: 'auth.login',
+        outcome: 'denied',
+        target: { type: 'user', id: user.id },
+        sourceIp: input.sourceIp,
+        details: { reason: 'locked' },
+      });
       throw new InvalidCredentialsError();
     }
     if (!(await verifyPassword(user.password_hash, input.password))) {
@@ -87,7 +95,10 @@ export class LoginService {
       throw new InvalidCredentialsError();
     }
     if (user.kind === 'consumer' && user.email_verified_at === null) {
-      throw new ForbiddenError('Confirm your email address first: follow the link we sent you, or ask for a new one', 'auth.email_not_verified');
+      throw new ForbiddenError(
+        'Confirm your email address first: follow the link we sent you, or ask for a new one',
+        'auth.email_not_verified',
+      );
     }
     const rehash = needsRehash(user.password_hash) ? await hashPassword(input.password) : null;
     return this.store.db.transaction().execute(async (trx) => {
@@ -98,7 +109,14 @@ export class LoginService {
       await this.store.updateUser(user.id, { ...cleared, locked_until: null, ...(rehash ? { password_hash: rehash } : {}) }, trx);
       const issued = await this.sessions.issue(user, scope, input, trx);
       await this.audit.record(
-        { organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'auth.login', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { next: scope, transport: input.transport, ...(rehash ? { rehashed: true } : {}) } },
+        {
+          organizationId: org.id,
+          actor: { type: 'user', id: user.id },
+          action: 'auth.login',
+          target: { type: 'user', id: user.id },
+          sourceIp: input.sourceIp,
+          details: { next: scope, transport: input.transport, ...(rehash ? { rehashed: true } : {}) },
+        },
         trx,
       );
       return { status: STATUS_OF_SCOPE[scope], issued, user };
@@ -117,7 +135,17 @@ export class LoginService {
       await this.store.updateUser(user.id, { failed_logins: 0 }, trx);
       const scope = nextScope(org, user, true);
       const issued = await this.sessions.issue(user, scope, context, trx, true);
-      await this.audit.record({ organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'auth.mfa_verified', target: { type: 'user', id: user.id }, sourceIp: context.sourceIp, details: { next: scope } }, trx);
+      await this.audit.record(
+        {
+          organizationId: org.id,
+          actor: { type: 'user', id: user.id },
+          action: 'auth.mfa_verified',
+          target: { type: 'user', id: user.id },
+          sourceIp: context.sourceIp,
+          details: { next: scope },
+        },
+        trx,
+      );
       return { status: STATUS_OF_SCOPE[scope], issued, user };
     });
     if (!outcome) {
@@ -144,7 +172,16 @@ export class LoginService {
   async logout(session: SessionRow, sourceIp: string): Promise<void> {
     await this.store.db.transaction().execute(async (trx) => {
       await this.sessions.revoke(session.id, trx);
-      await this.audit.record({ organizationId: session.organization_id, actor: { type: 'user', id: session.user_id }, action: 'auth.logout', target: { type: 'session', id: session.id }, sourceIp }, trx);
+      await this.audit.record(
+        {
+          organizationId: session.organization_id,
+          actor: { type: 'user', id: session.user_id },
+          action: 'auth.logout',
+          target: { type: 'session', id: session.id },
+          sourceIp,
+        },
+        trx,
+      );
     });
   }
 
@@ -169,7 +206,12 @@ export class LoginService {
   }
 
   /** Counts a failed factor atomically (parallel guesses each count) and locks at the threshold. */
-  private async recordFailure(user: UserRow, sourceIp: string, reason: string, as: Pick<AuditEvent, 'action' | 'actor'> = { action: 'auth.login', actor: { type: 'anonymous', id: null } }): Promise<void> {
+  private async recordFailure(
+    user: UserRow,
+    sourceIp: string,
+    reason: string,
+    as: Pick<AuditEvent, 'action' | 'actor'> = { action: 'auth.login', actor: { type: 'anonymous', id: null } },
+  ): Promise<void> {
     const db = this.store.db;
     const { failed_logins: failures } = await db
       .updateTable('users')
@@ -180,9 +222,29 @@ export class LoginService {
     const locks = failures >= this.config.lockoutThreshold;
     const lockedUntil = this.clock.now() + this.config.lockoutMinutes * MINUTE;
     if (locks) await this.store.updateUser(user.id, { failed_logins: 0, locked_until: lockedUntil }, db);
-    await this.audit.record({ organizationId: user.organization_id, ...as, outcome: 'failure', target: { type: 'user', id: user.id }, sourceIp, details: { reason, failures } }, db);
+    await this.audit.record(
+      {
+        organizationId: user.organization_id,
+        ...as,
+        outcome: 'failure',
+        target: { type: 'user', id: user.id },
+        sourceIp,
+        details: { reason, failures },
+      },
+      db,
+    );
     if (locks) {
-      await this.audit.record({ organizationId: user.organization_id, actor: { type: 'system', id: null }, action: 'auth.lockout', target: { type: 'user', id: user.id }, sourceIp, details: { until: new Date(lockedUntil).toISOString(), failures } }, db);
+      await this.audit.record(
+        {
+          organizationId: user.organization_id,
+          actor: { type: 'system', id: null },
+          action: 'auth.lockout',
+          target: { type: 'user', id: user.id },
+          sourceIp,
+          details: { until: new Date(lockedUntil).toISOString(), failures },
+        },
+        db,
+      );
       await this.mailer.send({
         to: user.email,
         kind: 'account_locked',

@@ -46,7 +46,9 @@ export class OutboxMailer implements Mailer {
   list(): OutboxMessage[] {
     let names: string[];
     try {
-      names = readdirSync(this.dir).filter((n) => n.endsWith('.json')).sort();
+      names = readdirSync(this.dir)
+        .filter((n) => n.endsWith('.json'))
+        .sort();
     } catch {
       return [];
     }
@@ -68,7 +70,13 @@ export class SmtpMailer implements Mailer {
   }
 
   async send(mail: Mail): Promise<void> {
-    await this.transport.sendMail({ from: this.smtp.from, to: mail.to, subject: mail.subject, text: mail.text, headers: { 'X-Bulwark-Kind': mail.kind } });
+    await this.transport.sendMail({
+      from: this.smtp.from,
+      to: mail.to,
+      subject: mail.subject,
+      text: mail.text,
+      headers: { 'X-Bulwark-Kind': mail.kind },
+    });
   }
 }
 
@@ -80,5 +88,9 @@ export function outboxDir(dataDir: string): string {
 export function createMailer(config: Config, box: KeyCustody): Mailer {
   const { smtp } = config;
   if (!smtp.host) return new OutboxMailer(outboxDir(config.dataDir));
-  return new SmtpMailer({ ...smtp, host: smtp.host, ...(smtp.password === undefined ? {} : { password: openConfigSecret(box, 'smtp.password', smtp.password) }) });
+  return new SmtpMailer({
+    ...smtp,
+    host: smtp.host,
+    ...(smtp.password === undefined ? {} : { password: openConfigSecret(box, 'smtp.password', smtp.password) }),
+  });
 }

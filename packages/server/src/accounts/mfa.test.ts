@@ -15,7 +15,8 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    const login = (user: TestUser) => t.client().post('/api/v1/auth/login', { organization: user.organization, email: user.email, password: user.password });
+    const login = (user: TestUser) =>
+      t.client().post('/api/v1/auth/login', { organization: user.organization, email: user.email, password: user.password });
     const mfaStep = (token: string, code: string) => t.client().post('/api/v1/auth/mfa', { code }, { token });
 
     /** An admin who has enrolled TOTP (their secret is on the returned user). */
@@ -32,7 +33,12 @@ for (const engine of ENGINES) {
         assert.equal(first.body.status, 'mfa_enrollment_required');
         const token = first.body.token;
         const client = t.client();
-        for (const res of [await client.get('/api/v1/org', { token }), await client.get('/api/v1/users', { token }), await client.get('/api/v1/me/sessions', { token }), await client.post('/api/v1/auth/step-up', { password: user.password }, { token })]) {
+        for (const res of [
+          await client.get('/api/v1/org', { token }),
+          await client.get('/api/v1/users', { token }),
+          await client.get('/api/v1/me/sessions', { token }),
+          await client.post('/api/v1/auth/step-up', { password: user.password }, { token }),
+        ]) {
           assert.equal(res.status, 403, res.text);
           assert.equal(res.body.error.code, 'auth.mfa_enrollment_required');
         }
@@ -136,7 +142,7 @@ for (const engine of ENGINES) {
       assert.equal((await mfaStep((await login(user)).body.token, second)).status, 401);
     });
 
-    it('requires a fresh step-up to reset another user\'s MFA; it is given by POST /auth/step-up and lapses after stepUpMinutes', async () => {
+    it("requires a fresh step-up to reset another user's MFA; it is given by POST /auth/step-up and lapses after stepUpMinutes", async () => {
       const target = await enrolledAdmin('lostphone@example.com');
       const targetToken = await signIn(t, target);
       const token = await signIn(t, owner);

@@ -49,9 +49,18 @@ export class MfaService {
   async beginEnrollment(actor: Actor, issuer: string): Promise<Enrollment> {
     const user = await this.store.userById(actor.userId);
     if (!user) throw new MfaInvalidError();
-    if (user.mfa_enabled_at !== null) throw new ConflictError('MFA is already enabled: disable it first to enrol a new authenticator', undefined, 'auth.mfa_already_enabled');
+    if (user.mfa_enabled_at !== null)
+      throw new ConflictError(
+        'MFA is already enabled: disable it first to enrol a new authenticator',
+        undefined,
+        'auth.mfa_already_enabled',
+      );
     const secret = generateSecret({ length: 20 });
-    await this.store.updateUser(user.id, { mfa_secret: this.box.seal(secret, this.secretContext(user.id)), mfa_last_step: null, updated_at: this.clock.now() });
+    await this.store.updateUser(user.id, {
+      mfa_secret: this.box.seal(secret, this.secretContext(user.id)),
+      mfa_last_step: null,
+      updated_at: this.clock.now(),
+    });
     return { secret, otpauthUri: generateURI({ issuer, label: user.email, secret }) };
   }
 
@@ -59,14 +68,27 @@ export class MfaService {
   async confirmEnrollment(actor: Actor, code: string, db: Executor): Promise<string[]> {
     const user = await this.store.userById(actor.userId, db);
     if (!user?.mfa_secret || user.mfa_enabled_at !== null) {
-      throw new ConflictError('There is no MFA enrolment in progress: start one with POST /api/v1/me/mfa/totp', undefined, 'auth.mfa_not_enrolling');
+      throw new ConflictError(
+        'There is no MFA enrolment in progress: start one with POST /api/v1/me/mfa/totp',
+        undefined,
+        'auth.mfa_not_enrolling',
+      );
     }
     const step = await this.matchTotp(user, code);
     if (step === null) throw new MfaInvalidError();
     const now = this.clock.now();
     await this.store.updateUser(user.id, { mfa_enabled_at: now, mfa_last_step: step, updated_at: now }, db);
     const codes = await this.replaceRecoveryCodes(user.id, db);
-    await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'mfa.enabled', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, db);
+    await this.audit.record(
+      {
+        organizationId: user.organization_id,
+        actor: auditActor(actor),
+        action: 'mfa.enabled',
+        target: { type: 'user', id: user.id },
+        sourceIp: actor.sourceIp,
+      },
+      db,
+    );
     return codes;
   }
 
@@ -74,7 +96,16 @@ export class MfaService {
     const user = await this.store.userById(actor.userId, db);
     if (!user?.mfa_enabled_at) throw new ConflictError('MFA is not enabled', undefined, 'auth.mfa_not_enabled');
     const codes = await this.replaceRecoveryCodes(user.id, db);
-    await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'mfa.recovery_codes_regenerated', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, db);
+    await this.audit.record(
+      {
+        organizationId: user.organization_id,
+        actor: auditActor(actor),
+        action: 'mfa.recovery_codes_regenerated',
+        target: { type: 'user', id: user.id },
+        sourceIp: actor.sourceIp,
+      },
+      db,
+    );
     return codes;
   }
 
@@ -132,7 +163,12 @@ export class MfaService {
   }
 
   async remainingRecoveryCodes(userId: string): Promise<number> {
-    const rows = await this.store.db.selectFrom('recovery_codes').select('id').where('user_id', '=', userId).where('used_at', 'is', null).execute();
+    const rows = await this.store.db
+      .selectFrom('recovery_codes')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('used_at', 'is', null)
+      .execute();
     return rows.length;
   }
 }

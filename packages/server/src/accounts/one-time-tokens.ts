@@ -41,7 +41,13 @@ export class OneTimeTokens {
   /** Issues a token, voiding every earlier unused one of the same purpose for the same user (or email). */
   async issue(input: IssueTokenInput, db: Executor = this.db): Promise<string> {
     const now = this.clock.now();
-    let earlier = db.updateTable('one_time_tokens').set({ revoked_at: now }).where('purpose', '=', input.purpose).where('organization_id', '=', input.organizationId).where('used_at', 'is', null).where('revoked_at', 'is', null);
+    let earlier = db
+      .updateTable('one_time_tokens')
+      .set({ revoked_at: now })
+      .where('purpose', '=', input.purpose)
+      .where('organization_id', '=', input.organizationId)
+      .where('used_at', 'is', null)
+      .where('revoked_at', 'is', null);
     earlier = input.userId ? earlier.where('user_id', '=', input.userId) : earlier.where('email', '=', input.email);
     await earlier.execute();
     const token = newSecret(ONE_TIME_TOKEN_PREFIX);
@@ -83,12 +89,26 @@ export class OneTimeTokens {
 
   /** When the user's tokens of one purpose issued since `since` were issued, newest first (used, voided or not). */
   async issuedSince(userId: string, purpose: OneTimeTokenPurpose, since: number, db: Executor = this.db): Promise<number[]> {
-    const rows = await db.selectFrom('one_time_tokens').select('created_at').where('user_id', '=', userId).where('purpose', '=', purpose).where('created_at', '>', since).orderBy('created_at', 'desc').execute();
+    const rows = await db
+      .selectFrom('one_time_tokens')
+      .select('created_at')
+      .where('user_id', '=', userId)
+      .where('purpose', '=', purpose)
+      .where('created_at', '>', since)
+      .orderBy('created_at', 'desc')
+      .execute();
     return rows.map((r) => Number(r.created_at));
   }
 
   /** Voids a user's unused tokens of one purpose (a password change voids pending resets). */
   async revokeAll(userId: string, purpose: OneTimeTokenPurpose, db: Executor = this.db): Promise<void> {
-    await db.updateTable('one_time_tokens').set({ revoked_at: this.clock.now() }).where('user_id', '=', userId).where('purpose', '=', purpose).where('used_at', 'is', null).where('revoked_at', 'is', null).execute();
+    await db
+      .updateTable('one_time_tokens')
+      .set({ revoked_at: this.clock.now() })
+      .where('user_id', '=', userId)
+      .where('purpose', '=', purpose)
+      .where('used_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .execute();
   }
 }

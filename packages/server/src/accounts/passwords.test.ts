@@ -1,7 +1,16 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { hash } from '@node-rs/argon2';
-import { ARGON2_PARAMS, checkPasswordPolicy, hashPassword, MAX_PASSWORD_LENGTH, MIN_LENGTH, needsRehash, PasswordRejectedError, verifyPassword } from './passwords.js';
+import {
+  ARGON2_PARAMS,
+  checkPasswordPolicy,
+  hashPassword,
+  MAX_PASSWORD_LENGTH,
+  MIN_LENGTH,
+  needsRehash,
+  PasswordRejectedError,
+  verifyPassword,
+} from './passwords.js';
 
 /** The reason the policy gives for refusing a password, or null when it is accepted. */
 function refusal(password: string, kind: 'operator' | 'consumer', context: string[] = []): string | null {
@@ -16,7 +25,8 @@ function refusal(password: string, kind: 'operator' | 'consumer', context: strin
 }
 
 /** Fixed random text (base64 of random bytes): the estimator finds nothing to shortcut in it. */
-const RANDOM = 'kW3p+Zr9Q0xT7bVn2LmA8sJdF1gH5yC4eR6uI0oP9aS3dG7fK2jL8zX1cV5bN4mQ/Tq8vHw6Ye0Ru2Ia4Ob9Sd7Fg5Jh3Kl1Zx8Cv6Bn4Mm2Qe0Wr9Ty7Uu5Ii3Oo1Pp8Aa6Ss4Dd2Ff0Gg9Hh7Jj5Kk3Ll1Zz8Xx6Cc4Vv2Bb0Nn9Mm7Qq5Ww3Ee1Rr8Tt6Yy4Uu2Ii0Oo9Pp7Aa5Ss3Dd1Ff8Gg6Hh4Jj2Kk0Ll9Zz7Xx5Cc3Vv1Bb8Nn6Mm4Qq2Ww0Ee9Rr7Tt5Yy3';
+const RANDOM =
+  'kW3p+Zr9Q0xT7bVn2LmA8sJdF1gH5yC4eR6uI0oP9aS3dG7fK2jL8zX1cV5bN4mQ/Tq8vHw6Ye0Ru2Ia4Ob9Sd7Fg5Jh3Kl1Zx8Cv6Bn4Mm2Qe0Wr9Ty7Uu5Ii3Oo1Pp8Aa6Ss4Dd2Ff0Gg9Hh7Jj5Kk3Ll1Zz8Xx6Cc4Vv2Bb0Nn9Mm7Qq5Ww3Ee1Rr8Tt6Yy4Uu2Ii0Oo9Pp7Aa5Ss3Dd1Ff8Gg6Hh4Jj2Kk0Ll9Zz7Xx5Cc3Vv1Bb8Nn6Mm4Qq2Ww0Ee9Rr7Tt5Yy3';
 
 const unguessable = (length: number): string => RANDOM.repeat(Math.ceil(length / RANDOM.length)).slice(0, length);
 
@@ -33,7 +43,11 @@ describe('password policy', () => {
 
   it('estimates even the longest passwords in bounded time (no CPU denial of service through the strength check)', () => {
     checkPasswordPolicy('warm up the estimator once', 'consumer');
-    for (const password of [unguessable(MAX_PASSWORD_LENGTH), '4@8(3&6#1!0$7+2%'.repeat(16), '1234567890'.repeat(26).slice(0, MAX_PASSWORD_LENGTH)]) {
+    for (const password of [
+      unguessable(MAX_PASSWORD_LENGTH),
+      '4@8(3&6#1!0$7+2%'.repeat(16),
+      '1234567890'.repeat(26).slice(0, MAX_PASSWORD_LENGTH),
+    ]) {
       // CPU time of this (synchronous) check, so a busy machine does not fail the test. The process
       // figure includes GC and other threads, which a loaded machine inflates; the regression this
       // guards against (zxcvbn's l33t matching) cost several seconds.
@@ -78,7 +92,10 @@ describe('password policy', () => {
 describe('password hashing', () => {
   it('hashes with argon2id at the configured parameters, salted, and verifies only the right password', async () => {
     const [a, b] = [await hashPassword('a long enough secret'), await hashPassword('a long enough secret')];
-    assert.match(a, new RegExp(`^\\$argon2id\\$v=19\\$m=${ARGON2_PARAMS.memoryCost},t=${ARGON2_PARAMS.timeCost},p=${ARGON2_PARAMS.parallelism}\\$`));
+    assert.match(
+      a,
+      new RegExp(`^\\$argon2id\\$v=19\\$m=${ARGON2_PARAMS.memoryCost},t=${ARGON2_PARAMS.timeCost},p=${ARGON2_PARAMS.parallelism}\\$`),
+    );
     assert.notEqual(a, b, 'each hash has its own salt');
     assert.equal(await verifyPassword(a, 'a long enough secret'), true);
     assert.equal(await verifyPassword(a, 'a long enough secreT'), false);

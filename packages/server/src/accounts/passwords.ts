@@ -40,9 +40,18 @@ export class PasswordRejectedError extends ValidationError {
 export function checkPasswordPolicy(password: string, kind: 'operator' | 'consumer', context: string[] = []): void {
   const length = [...password].length;
   const min = MIN_LENGTH[kind];
-  if (length < min) throw new PasswordRejectedError(`use at least ${min} characters (a passphrase of several words works well)`, { reason: 'too_short', minLength: min });
-  if (length > MAX_PASSWORD_LENGTH) throw new PasswordRejectedError(`use at most ${MAX_PASSWORD_LENGTH} characters`, { reason: 'too_long', maxLength: MAX_PASSWORD_LENGTH });
-  if (COMMON.has(password.toLowerCase())) throw new PasswordRejectedError('it appears in lists of breached passwords', { reason: 'breached' });
+  if (length < min)
+    throw new PasswordRejectedError(`use at least ${min} characters (a passphrase of several words works well)`, {
+      reason: 'too_short',
+      minLength: min,
+    });
+  if (length > MAX_PASSWORD_LENGTH)
+    throw new PasswordRejectedError(`use at most ${MAX_PASSWORD_LENGTH} characters`, {
+      reason: 'too_long',
+      maxLength: MAX_PASSWORD_LENGTH,
+    });
+  if (COMMON.has(password.toLowerCase()))
+    throw new PasswordRejectedError('it appears in lists of breached passwords', { reason: 'breached' });
   const words = context.flatMap((c) => c.toLowerCase().split(/[^a-z0-9]+/)).filter((w) => w.length >= 3);
   const estimate = estimator.check(password.slice(0, 100), words);
   if (estimate.score < 3) {
@@ -69,7 +78,11 @@ export async function verifyPassword(stored: string, password: string): Promise<
 export function needsRehash(stored: string): boolean {
   const match = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$/.exec(stored);
   if (!match) return true;
-  return Number(match[1]) !== ARGON2_PARAMS.memoryCost || Number(match[2]) !== ARGON2_PARAMS.timeCost || Number(match[3]) !== ARGON2_PARAMS.parallelism;
+  return (
+    Number(match[1]) !== ARGON2_PARAMS.memoryCost ||
+    Number(match[2]) !== ARGON2_PARAMS.timeCost ||
+    Number(match[3]) !== ARGON2_PARAMS.parallelism
+  );
 }
 
 let dummy: Promise<string> | undefined;

@@ -24,7 +24,8 @@ for (const engine of ENGINES) {
 
     const stepUp = (user: TestUser, token: string) => stepUpAs(t, user, token, client);
 
-    const mails = (to: string, kind: string): OutboxMessage[] => new OutboxMailer(outboxDir(t.config.dataDir)).list().filter((m) => m.to === to && m.kind === kind);
+    const mails = (to: string, kind: string): OutboxMessage[] =>
+      new OutboxMailer(outboxDir(t.config.dataDir)).list().filter((m) => m.to === to && m.kind === kind);
 
     function tokenIn(mail: OutboxMessage): string {
       const match = /^bwt_[A-Za-z0-9_-]+$/m.exec(mail.text);
@@ -77,9 +78,17 @@ for (const engine of ENGINES) {
       assert.equal(reused.status, 400);
       assert.equal(reused.body.error.code, 'auth.token_invalid');
 
-      const oldLogin = await client.post('/api/v1/auth/login', { organization: t.org, email: 'alice@example.com', password: alice.password });
+      const oldLogin = await client.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: 'alice@example.com',
+        password: alice.password,
+      });
       assert.equal(oldLogin.status, 401);
-      const newLogin = await client.post('/api/v1/auth/login', { organization: t.org, email: 'alice@new.example', password: alice.password });
+      const newLogin = await client.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: 'alice@new.example',
+        password: alice.password,
+      });
       assert.equal(newLogin.status, 200);
       const audit = await t.platform.audit.query({ action: 'user.email_changed', targetId: alice.id });
       assert.deepEqual(audit.entries[0]!.details, { previousEmail: 'alice@example.com', newEmail: 'alice@new.example' });
@@ -106,7 +115,11 @@ for (const engine of ENGINES) {
       const token = await signIn(t, carol, client);
       await requestEmailChange(carol, token, 'wanted@example.com');
       const changeToken = tokenIn(mails('wanted@example.com', 'email_change').at(-1)!);
-      const taken = await client.post('/api/v1/users', { email: 'wanted@example.com', name: 'Quick', role: 'auditor' }, { token: ownerToken });
+      const taken = await client.post(
+        '/api/v1/users',
+        { email: 'wanted@example.com', name: 'Quick', role: 'auditor' },
+        { token: ownerToken },
+      );
       assert.equal(taken.status, 201, taken.text);
       const res = await client.post('/api/v1/me/email/confirm', { token: changeToken }, { token });
       assert.equal(res.status, 409);
@@ -127,10 +140,18 @@ for (const engine of ENGINES) {
 
     it('exports my data without password hash, token digests or TOTP secret', async () => {
       await stepUp(owner, ownerToken);
-      const created = await client.post('/api/v1/me/api-keys', { name: 'exported', scopes: ['audit:read'], expiresInDays: 10 }, { token: ownerToken });
+      const created = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'exported', scopes: ['audit:read'], expiresInDays: 10 },
+        { token: ownerToken },
+      );
       assert.equal(created.status, 201, created.text);
       const keySecret: string = created.body.secret;
-      const retired = await client.post('/api/v1/me/api-keys', { name: 'retired', scopes: ['audit:read'], expiresInDays: 10 }, { token: ownerToken });
+      const retired = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'retired', scopes: ['audit:read'], expiresInDays: 10 },
+        { token: ownerToken },
+      );
       assert.equal((await client.delete(`/api/v1/me/api-keys/${retired.body.apiKey.id}`, { token: retired.body.secret })).status, 200);
 
       const res = await client.get('/api/v1/me/export', { token: ownerToken });
@@ -144,11 +165,18 @@ for (const engine of ENGINES) {
       assert.ok(data.sessions.length >= 1);
       assert.deepEqual(data.apiKeys.map((k: { name: string }) => k.name).includes('exported'), true);
       const actions = new Set(data.auditEntries.map((e: { action: string }) => e.action));
-      for (const action of ['auth.login', 'mfa.enabled', 'apikey.created', 'user.updated']) assert.ok(actions.has(action), `audit entries include ${action}`);
+      for (const action of ['auth.login', 'mfa.enabled', 'apikey.created', 'user.updated'])
+        assert.ok(actions.has(action), `audit entries include ${action}`);
       const mine = new Set([owner.id, ...data.apiKeys.map((k: { id: string }) => k.id)]);
-      assert.ok(data.auditEntries.every((e: { actor: { id: string }; target: { id: string } }) => mine.has(e.actor.id) || e.target.id === owner.id), 'only entries about me or by me');
       assert.ok(
-        data.auditEntries.some((e: { action: string; actor: { type: string; id: string } }) => e.action === 'apikey.revoked' && e.actor.type === 'api_key' && e.actor.id === retired.body.apiKey.id),
+        data.auditEntries.every((e: { actor: { id: string }; target: { id: string } }) => mine.has(e.actor.id) || e.target.id === owner.id),
+        'only entries about me or by me',
+      );
+      assert.ok(
+        data.auditEntries.some(
+          (e: { action: string; actor: { type: string; id: string } }) =>
+            e.action === 'apikey.revoked' && e.actor.type === 'api_key' && e.actor.id === retired.body.apiKey.id,
+        ),
         'what my API keys did is mine too',
       );
 
@@ -156,14 +184,23 @@ for (const engine of ENGINES) {
       const sessions = await t.platform.db.selectFrom('sessions').select('token_hash').where('user_id', '=', owner.id).execute();
       const keys = await t.platform.db.selectFrom('api_keys').select('secret_hash').where('user_id', '=', owner.id).execute();
       const codes = await t.platform.db.selectFrom('recovery_codes').select('code_hash').where('user_id', '=', owner.id).execute();
-      const forbidden = [user.password_hash!, user.mfa_secret!, owner.secret!, ownerToken, keySecret, ...sessions.map((s) => s.token_hash), ...keys.map((k) => k.secret_hash), ...codes.map((c) => c.code_hash)];
+      const forbidden = [
+        user.password_hash!,
+        user.mfa_secret!,
+        owner.secret!,
+        ownerToken,
+        keySecret,
+        ...sessions.map((s) => s.token_hash),
+        ...keys.map((k) => k.secret_hash),
+        ...codes.map((c) => c.code_hash),
+      ];
       for (const value of forbidden) assert.ok(!res.text.includes(value), `export leaks ${value.slice(0, 12)}…`);
       assert.doesNotMatch(res.text, /"(passwordHash|password_hash|tokenHash|token_hash|secretHash|secret_hash|mfaSecret|mfa_secret|hash)"/);
       assert.equal((await client.get('/api/v1/me/export', { token: keySecret })).status, 403, 'an API key cannot export its owner');
       assert.equal((await t.platform.audit.query({ action: 'user.data_exported', targetId: owner.id })).entries.length, 1);
     });
 
-    it('refuses to delete the last owner\'s account (409 org.last_owner), and asks for a step-up first', async () => {
+    it("refuses to delete the last owner's account (409 org.last_owner), and asks for a step-up first", async () => {
       t.clock.advance((t.config.sessions.stepUpMinutes + 1) * 60_000);
       const stale = await client.delete('/api/v1/me', { token: ownerToken });
       assert.equal(stale.status, 403);
@@ -177,9 +214,19 @@ for (const engine of ENGINES) {
 
     it('deletes my account with its sessions, recovery codes, API keys and tokens; the audit log keeps its entries', async () => {
       const second = await operatorSession(t, ownerToken, 'second-owner@example.com', 'owner', client);
-      const user: TestUser = { id: second.userId, organization: t.org, email: 'second-owner@example.com', password: second.password, secret: second.secret };
+      const user: TestUser = {
+        id: second.userId,
+        organization: t.org,
+        email: 'second-owner@example.com',
+        password: second.password,
+        secret: second.secret,
+      };
       await stepUp(user, second.token);
-      const key = await client.post('/api/v1/me/api-keys', { name: 'doomed', scopes: ['audit:read'], expiresInDays: 10 }, { token: second.token });
+      const key = await client.post(
+        '/api/v1/me/api-keys',
+        { name: 'doomed', scopes: ['audit:read'], expiresInDays: 10 },
+        { token: second.token },
+      );
       assert.equal(key.status, 201);
       await requestEmailChange(user, second.token, 'second-owner@new.example');
       tokenIn(mails('second-owner@new.example', 'email_change').at(-1)!);

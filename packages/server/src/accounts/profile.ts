@@ -25,7 +25,11 @@ import { sessionFields } from './sessions.js';
 /** The last active owner cannot leave: the organization would have nobody able to administer it. */
 export class LastOwnerError extends ConflictError {
   constructor() {
-    super('You are the last active owner of this organization: make another user owner before deleting your account', undefined, 'org.last_owner');
+    super(
+      'You are the last active owner of this organization: make another user owner before deleting your account',
+      undefined,
+      'org.last_owner',
+    );
   }
 }
 
@@ -55,7 +59,11 @@ export interface AccountExport {
 const AUDIT_PAGE = 500;
 
 function requireInteractive(actor: Actor): void {
-  if (actor.via !== 'session') throw new ForbiddenError('Changing or exporting your own account needs an interactive session, not an API key or the CLI', 'auth.forbidden');
+  if (actor.via !== 'session')
+    throw new ForbiddenError(
+      'Changing or exporting your own account needs an interactive session, not an API key or the CLI',
+      'auth.forbidden',
+    );
 }
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
@@ -85,7 +93,17 @@ export class ProfileService {
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       await this.store.updateUser(actor.userId, { name: trimmed, updated_at: now }, trx);
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.updated', target: { type: 'user', id: actor.userId }, sourceIp: actor.sourceIp, details: { name: trimmed } }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'user.updated',
+          target: { type: 'user', id: actor.userId },
+          sourceIp: actor.sourceIp,
+          details: { name: trimmed },
+        },
+        trx,
+      );
       return toUserView((await this.store.userById(actor.userId, trx))!, now);
     });
   }
@@ -107,13 +125,33 @@ export class ProfileService {
     const token = await this.store.db.transaction().execute(async (trx) => {
       let issued: string | null = null;
       if (taken) await this.tokens.revokeAll(user.id, 'email_change', trx);
-      else issued = await this.tokens.issue({ purpose: 'email_change', organizationId: org.id, userId: user.id, email: newEmail, payload: { newEmail }, ttlMs: hours * HOUR }, trx);
-      await this.audit.record({ organizationId: org.id, actor: auditActor(actor), action: 'user.email_change_requested', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp, details: { newEmail } }, trx);
+      else
+        issued = await this.tokens.issue(
+          { purpose: 'email_change', organizationId: org.id, userId: user.id, email: newEmail, payload: { newEmail }, ttlMs: hours * HOUR },
+          trx,
+        );
+      await this.audit.record(
+        {
+          organizationId: org.id,
+          actor: auditActor(actor),
+          action: 'user.email_change_requested',
+          target: { type: 'user', id: user.id },
+          sourceIp: actor.sourceIp,
+          details: { newEmail },
+        },
+        trx,
+      );
       return issued;
     });
     await this.mailer.send(
       token
-        ? emailChangeMail({ to: newEmail, organization: org.name, link: accountLink(this.config.http, 'account/email', token), token, hours })
+        ? emailChangeMail({
+            to: newEmail,
+            organization: org.name,
+            link: accountLink(this.config.http, 'account/email', token),
+            token,
+            hours,
+          })
         : emailChangeUnavailableMail({ to: newEmail, organization: org.name }),
     );
     await this.mailer.send(emailChangeNoticeMail({ to: user.email, organization: org.name, newEmail, sourceIp: actor.sourceIp }));
@@ -139,7 +177,14 @@ export class ProfileService {
         await this.tokens.revokeAll(user.id, 'password_reset', trx);
         await this.tokens.revokeAll(user.id, 'email_verify', trx);
         await this.audit.record(
-          { organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.email_changed', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp, details: { previousEmail: user.email, newEmail } },
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'user.email_changed',
+            target: { type: 'user', id: user.id },
+            sourceIp: actor.sourceIp,
+            details: { previousEmail: user.email, newEmail },
+          },
           trx,
         );
         return toUserView((await this.store.userById(user.id, trx))!, now);
@@ -163,13 +208,27 @@ export class ProfileService {
       .orderBy('created_at', 'desc')
       .execute();
     const apiKeys = await this.apiKeys.listMine(actor);
-    const auditEntries = await this.auditEntriesOf(user.id, apiKeys.map((k) => k.id), actor.organizationId);
-    await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.data_exported', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp });
+    const auditEntries = await this.auditEntriesOf(
+      user.id,
+      apiKeys.map((k) => k.id),
+      actor.organizationId,
+    );
+    await this.audit.record({
+      organizationId: actor.organizationId,
+      actor: auditActor(actor),
+      action: 'user.data_exported',
+      target: { type: 'user', id: user.id },
+      sourceIp: actor.sourceIp,
+    });
     return {
       exportedAt: new Date(now).toISOString(),
       profile: toUserView(user, now),
       organization: { id: org.id, slug: org.slug, name: org.name },
-      mfa: { enabled: user.mfa_enabled_at !== null, enabledAt: iso(user.mfa_enabled_at), recoveryCodesRemaining: await this.mfa.remainingRecoveryCodes(user.id) },
+      mfa: {
+        enabled: user.mfa_enabled_at !== null,
+        enabledAt: iso(user.mfa_enabled_at),
+        recoveryCodesRemaining: await this.mfa.remainingRecoveryCodes(user.id),
+      },
       sessions: sessions.map((s) => ({ ...sessionFields(s), revokedAt: iso(s.revoked_at) })),
       apiKeys,
       auditEntries,
@@ -193,7 +252,17 @@ export class ProfileService {
       await trx.deleteFrom('recovery_codes').where('user_id', '=', user.id).execute();
       await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
       await trx.deleteFrom('users').where('id', '=', user.id).execute();
-      await this.audit.record({ organizationId: org.id, actor: auditActor(actor), action: 'user.deleted', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp, details: { kind: user.kind, role: user.role, self: true } }, trx);
+      await this.audit.record(
+        {
+          organizationId: org.id,
+          actor: auditActor(actor),
+          action: 'user.deleted',
+          target: { type: 'user', id: user.id },
+          sourceIp: actor.sourceIp,
+          details: { kind: user.kind, role: user.role, self: true },
+        },
+        trx,
+      );
       return user;
     });
     await this.mailer.send(accountDeletedMail({ to: user.email, organization: org.name, sourceIp: actor.sourceIp }));
@@ -204,7 +273,7 @@ export class ProfileService {
     const bySeq = new Map<number, Omit<AuditEntry, 'hash'>>();
     const filters: AuditQuery[] = [{ actorId: userId }, { targetId: userId }, ...apiKeyIds.map((id) => ({ actorId: id }))];
     for (const filter of filters) {
-      for (let before: number | undefined; ; ) {
+      for (let before: number | undefined; ;) {
         const page = await this.audit.query({ ...filter, organizationId, limit: AUDIT_PAGE, ...(before === undefined ? {} : { before }) });
         for (const { hash: _hash, ...entry } of page.entries) bySeq.set(entry.seq, entry);
         if (page.nextCursor === null) break;
@@ -217,7 +286,14 @@ export class ProfileService {
   /** Throws unless another active owner remains; the organization lock keeps two owners from both leaving at once. */
   private async requireAnotherOwner(user: UserRow, trx: Executor): Promise<void> {
     await this.store.lockOrganization(user.organization_id, trx);
-    const others = await trx.selectFrom('users').select('id').where('organization_id', '=', user.organization_id).where('role', '=', 'owner').where('status', '=', 'active').where('id', '!=', user.id).execute();
+    const others = await trx
+      .selectFrom('users')
+      .select('id')
+      .where('organization_id', '=', user.organization_id)
+      .where('role', '=', 'owner')
+      .where('status', '=', 'active')
+      .where('id', '!=', user.id)
+      .execute();
     if (others.length === 0) throw new LastOwnerError();
   }
 

@@ -45,7 +45,7 @@ function mannWhitneyP(a: number[], b: number[]): number {
   const all = [...a.map((v) => ({ v, a: true })), ...b.map((v) => ({ v, a: false }))].sort((x, y) => x.v - y.v);
   const ranks: number[] = new Array(all.length);
   let ties = 0;
-  for (let i = 0; i < all.length; ) {
+  for (let i = 0; i < all.length;) {
     let j = i;
     while (j + 1 < all.length && all[j + 1]!.v === all[i]!.v) j++;
     for (let k = i; k <= j; k++) ranks[k] = (i + j) / 2 + 1;
@@ -68,7 +68,17 @@ function erfc(x: number): number {
   const t = 1 / (1 + 0.5 * Math.abs(x));
   const y =
     t *
-    Math.exp(-x * x - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 + t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))));
+    Math.exp(
+      -x * x -
+        1.26551223 +
+        t *
+          (1.00002368 +
+            t *
+              (0.37409196 +
+                t *
+                  (0.09678418 +
+                    t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 + t * (-0.82215223 + t * 0.17087277)))))))),
+    );
   return x >= 0 ? y : 2 - y;
 }
 
@@ -110,7 +120,17 @@ for (const engine of ENGINES) {
       const now = t.clock.now();
       const total = SAMPLES + WARM_UP;
       for (let i = 0; i < total; i++) {
-        const row = newUserRow({ organizationId: orgId, kind: 'consumer', email: `known${String(i).padStart(4, '0')}@example.com`, name: 'Known', role: null, passwordHash, emailVerifiedAt: now, mustChangePassword: false, now });
+        const row = newUserRow({
+          organizationId: orgId,
+          kind: 'consumer',
+          email: `known${String(i).padStart(4, '0')}@example.com`,
+          name: 'Known',
+          role: null,
+          passwordHash,
+          emailVerifiedAt: now,
+          mustChangePassword: false,
+          now,
+        });
         await t.platform.accounts.store.insertUser(row);
       }
       // Same lengths for both kinds of address, so the request bodies differ in content only.
@@ -119,7 +139,10 @@ for (const engine of ENGINES) {
         const j = Math.floor(Math.random() * (i + 1));
         [order[i], order[j]] = [order[j]!, order[i]!];
       }
-      const caller = new Worker(CALLER, { eval: true, workerData: { url: `https://localhost:${t.server.port}/api/v1/auth/password-reset/request`, ca: t.ca } });
+      const caller = new Worker(CALLER, {
+        eval: true,
+        workerData: { url: `https://localhost:${t.server.port}/api/v1/auth/password-reset/request`, ca: t.ca },
+      });
       const times = { known: [] as number[], unknown: [] as number[] };
       const next = { known: 0, unknown: 0 };
       try {

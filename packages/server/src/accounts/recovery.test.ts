@@ -13,7 +13,12 @@ const NEW_PASSWORD = 'violet submarine orchestra 42';
 /** An operator (no MFA required for the role) created by the platform admin, with a known or a one-time password. */
 async function createOperator(t: TestPlatform, email: string, oneTimePassword = false) {
   const org = await t.platform.accounts.store.organizationBySlug(t.org);
-  return t.platform.accounts.service.createOperator(cliActor(org!.id, 'test'), { email, name: 'Ops Person', role: 'operator', ...(oneTimePassword ? {} : { password: STRONG_PASSWORD }) });
+  return t.platform.accounts.service.createOperator(cliActor(org!.id, 'test'), {
+    email,
+    name: 'Ops Person',
+    role: 'operator',
+    ...(oneTimePassword ? {} : { password: STRONG_PASSWORD }),
+  });
 }
 
 function login(t: TestPlatform, email: string, password: string) {
@@ -71,10 +76,21 @@ for (const engine of ENGINES) {
       const mails = await mailsDuring(t, async () => {
         // TLS to the real name, then a forged Host header inside: what a poisoning attacker sends.
         const status = await new Promise<number>((resolve, reject) => {
-          const req = https.request({ host: '127.0.0.1', port: t.server.port, servername: 'localhost', ca: t.ca, method: 'POST', path: '/api/v1/auth/password-reset/request', headers }, (res) => {
-            res.resume();
-            res.on('end', () => resolve(res.statusCode ?? 0));
-          });
+          const req = https.request(
+            {
+              host: '127.0.0.1',
+              port: t.server.port,
+              servername: 'localhost',
+              ca: t.ca,
+              method: 'POST',
+              path: '/api/v1/auth/password-reset/request',
+              headers,
+            },
+            (res) => {
+              res.resume();
+              res.on('end', () => resolve(res.statusCode ?? 0));
+            },
+          );
           req.on('error', reject);
           req.end(body);
         });
@@ -87,7 +103,17 @@ for (const engine of ENGINES) {
 
     it('lets an unverified consumer sign in after a reset, since the link proved the address', async () => {
       const client = t.client();
-      assert.equal((await client.post('/api/v1/auth/signup', { organization: t.org, email: 'unverified@example.com', password: STRONG_PASSWORD, name: 'Una' })).status, 202);
+      assert.equal(
+        (
+          await client.post('/api/v1/auth/signup', {
+            organization: t.org,
+            email: 'unverified@example.com',
+            password: STRONG_PASSWORD,
+            name: 'Una',
+          })
+        ).status,
+        202,
+      );
       assert.equal((await login(t, 'unverified@example.com', STRONG_PASSWORD)).body.error.code, 'auth.email_not_verified');
       const token = await requestReset(t, 'unverified@example.com');
       assert.equal((await completeReset(t, token)).status, 200);
@@ -103,7 +129,11 @@ for (const engine of ENGINES) {
       assert.equal(first.body.status, 'ok');
       await t.client().post('/api/v1/auth/step-up', { password: STRONG_PASSWORD }, { token: first.body.token });
       const session = await t.platform.accounts.authenticator.authenticate(first.body.token, '127.0.0.1', 'bearer');
-      const { secret } = await t.platform.accounts.apiKeys.create(session!.actor, { name: 'planted', scopes: ['org:read'], expiresInDays: 30 });
+      const { secret } = await t.platform.accounts.apiKeys.create(session!.actor, {
+        name: 'planted',
+        scopes: ['org:read'],
+        expiresInDays: 30,
+      });
       assert.equal((await t.client().get('/api/v1/org', { token: secret })).status, 200, 'the key works before the reset');
       const token = await requestReset(t, user.email);
 
@@ -162,7 +192,13 @@ for (const engine of ENGINES) {
       const { user } = await createOperator(t, 'changed@example.com');
       const token = await requestReset(t, user.email);
       const session = await login(t, user.email, STRONG_PASSWORD);
-      const changed = await t.client().post('/api/v1/me/password', { currentPassword: STRONG_PASSWORD, newPassword: 'a different long passphrase 3' }, { token: session.body.token });
+      const changed = await t
+        .client()
+        .post(
+          '/api/v1/me/password',
+          { currentPassword: STRONG_PASSWORD, newPassword: 'a different long passphrase 3' },
+          { token: session.body.token },
+        );
       assert.equal(changed.status, 200);
       const res = await completeReset(t, token);
       assert.equal(res.status, 400);
@@ -189,7 +225,9 @@ for (const engine of ENGINES) {
       assert.equal(forged.body.error.code, 'auth.token_invalid');
       const { user } = await createOperator(t, 'disabled@example.com');
       await t.platform.accounts.store.updateUser(user.id, { status: 'disabled' });
-      const mails = await mailsDuring(t, () => t.client().post('/api/v1/auth/password-reset/request', { organization: t.org, email: user.email }));
+      const mails = await mailsDuring(t, () =>
+        t.client().post('/api/v1/auth/password-reset/request', { organization: t.org, email: user.email }),
+      );
       assert.deepEqual(mails, []);
     });
 
@@ -279,14 +317,16 @@ for (const engine of ENGINES) {
     it('limits reset requests and completions per address like sign-in', async () => {
       const client = t.client();
       const requests = [];
-      for (let i = 0; i < 3; i++) requests.push(await client.post('/api/v1/auth/password-reset/request', { organization: t.org, email: `x${i}@example.com` }));
+      for (let i = 0; i < 3; i++)
+        requests.push(await client.post('/api/v1/auth/password-reset/request', { organization: t.org, email: `x${i}@example.com` }));
       assert.deepEqual(
         requests.map((r) => r.status),
         [202, 202, 429],
       );
       assert.equal(requests[2]!.body.error.code, 'request.rate_limited');
       const completions = [];
-      for (let i = 0; i < 3; i++) completions.push((await client.post('/api/v1/auth/password-reset/complete', { token: 'bwt_x', newPassword: NEW_PASSWORD })).status);
+      for (let i = 0; i < 3; i++)
+        completions.push((await client.post('/api/v1/auth/password-reset/complete', { token: 'bwt_x', newPassword: NEW_PASSWORD })).status);
       assert.deepEqual(completions, [400, 400, 429]);
     });
   });

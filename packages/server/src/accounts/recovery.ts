@@ -95,8 +95,20 @@ export class PasswordRecoveryService {
       const now = this.clock.now();
       const sent = await this.tokens.issuedSince(user.id, 'password_reset', now - HOUR, trx);
       if (sent.length >= RESET_MAILS_PER_HOUR || (sent[0] !== undefined && now - sent[0] < RESET_MAIL_COOLDOWN_MS)) return null;
-      const token = await this.tokens.issue({ purpose: 'password_reset', organizationId: org.id, userId: user.id, email: user.email, ttlMs: minutes * MINUTE }, trx);
-      await this.audit.record({ organizationId: org.id, actor: { type: 'anonymous', id: null }, action: 'user.password_reset_requested', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp }, trx);
+      const token = await this.tokens.issue(
+        { purpose: 'password_reset', organizationId: org.id, userId: user.id, email: user.email, ttlMs: minutes * MINUTE },
+        trx,
+      );
+      await this.audit.record(
+        {
+          organizationId: org.id,
+          actor: { type: 'anonymous', id: null },
+          action: 'user.password_reset_requested',
+          target: { type: 'user', id: user.id },
+          sourceIp: input.sourceIp,
+        },
+        trx,
+      );
       return token;
     });
     // The account had its reset mail recently: the link in that one still works.
@@ -105,7 +117,14 @@ export class PasswordRecoveryService {
       this.mailer,
       this.audit,
       org.id,
-      passwordResetMail({ to: user.email, organization: org.name, link: tokenLink(input.linkBase, 'reset-password', token), token, minutes, sourceIp: input.sourceIp }),
+      passwordResetMail({
+        to: user.email,
+        organization: org.name,
+        link: tokenLink(input.linkBase, 'reset-password', token),
+        token,
+        minutes,
+        sourceIp: input.sourceIp,
+      }),
     );
   }
 
@@ -116,7 +135,8 @@ export class PasswordRecoveryService {
         const row = await this.tokens.consume('password_reset', input.token, trx);
         const user = row.user_id ? await this.store.userById(row.user_id, trx) : undefined;
         // The account changed since the link was sent (address, organization, disabled): the link is void.
-        if (!user || user.organization_id !== row.organization_id || user.email !== row.email || user.status !== 'active') throw new InvalidTokenError('password reset');
+        if (!user || user.organization_id !== row.organization_id || user.email !== row.email || user.status !== 'active')
+          throw new InvalidTokenError('password reset');
         checkPasswordPolicy(input.newPassword, user.kind, [user.email, user.name]);
         const now = this.clock.now();
         await this.store.updateUser(
@@ -138,16 +158,35 @@ export class PasswordRecoveryService {
         const apiKeysRevoked = await this.apiKeys.revokeAllOfUser(user.id, now, trx);
         await this.tokens.revokeAll(user.id, 'password_reset', trx);
         await this.audit.record(
-          { organizationId: user.organization_id, actor: { type: 'user', id: user.id }, action: 'user.password_reset', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { sessionsRevoked, apiKeysRevoked } },
+          {
+            organizationId: user.organization_id,
+            actor: { type: 'user', id: user.id },
+            action: 'user.password_reset',
+            target: { type: 'user', id: user.id },
+            sourceIp: input.sourceIp,
+            details: { sessionsRevoked, apiKeysRevoked },
+          },
           trx,
         );
         const org = await this.store.organizationById(user.organization_id, trx);
         return { user, organization: org?.name ?? '' };
       });
-      sendWithoutWaiting(this.mailer, this.audit, done.user.organization_id, passwordResetDoneMail({ to: done.user.email, organization: done.organization, sourceIp: input.sourceIp }));
+      sendWithoutWaiting(
+        this.mailer,
+        this.audit,
+        done.user.organization_id,
+        passwordResetDoneMail({ to: done.user.email, organization: done.organization, sourceIp: input.sourceIp }),
+      );
     } catch (error) {
       if (error instanceof InvalidTokenError) {
-        await this.audit.record({ organizationId: null, actor: { type: 'anonymous', id: null }, action: 'user.password_reset', outcome: 'failure', sourceIp: input.sourceIp, details: { reason: 'invalid_token' } });
+        await this.audit.record({
+          organizationId: null,
+          actor: { type: 'anonymous', id: null },
+          action: 'user.password_reset',
+          outcome: 'failure',
+          sourceIp: input.sourceIp,
+          details: { reason: 'invalid_token' },
+        });
       }
       throw error;
     }

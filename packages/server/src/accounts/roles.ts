@@ -25,13 +25,28 @@ export const PERMISSIONS = [
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
 
-const READ_ONLY: Permission[] = ['org:read', 'users:read', 'audit:read', 'devices:read', 'firmware:read', 'rollouts:read', 'assessment:read'];
+const READ_ONLY: Permission[] = [
+  'org:read',
+  'users:read',
+  'audit:read',
+  'devices:read',
+  'firmware:read',
+  'rollouts:read',
+  'assessment:read',
+];
 
 export const ROLE_PERMISSIONS: Record<OperatorRole, ReadonlySet<Permission>> = {
   owner: new Set(PERMISSIONS),
   admin: new Set(PERMISSIONS),
   operator: new Set<Permission>(['org:read', 'devices:read', 'devices:write', 'firmware:read', 'rollouts:read', 'assessment:read']),
-  release_engineer: new Set<Permission>(['org:read', 'devices:read', 'firmware:read', 'firmware:release', 'rollouts:read', 'rollouts:manage']),
+  release_engineer: new Set<Permission>([
+    'org:read',
+    'devices:read',
+    'firmware:read',
+    'firmware:release',
+    'rollouts:read',
+    'rollouts:manage',
+  ]),
   auditor: new Set<Permission>(READ_ONLY),
 };
 
@@ -63,7 +78,11 @@ export interface Actor {
 
 export function requirePermission(actor: Actor, permission: Permission): void {
   if (!actor.permissions.has(permission)) {
-    throw new ForbiddenError(`This action needs the ${permission} permission, which your ${actor.role ?? actor.kind} account does not have`, 'auth.forbidden', { permission });
+    throw new ForbiddenError(
+      `This action needs the ${permission} permission, which your ${actor.role ?? actor.kind} account does not have`,
+      'auth.forbidden',
+      { permission },
+    );
   }
 }
 

@@ -59,7 +59,13 @@ export function toUserView(row: UserRow, now: number): UserView {
 }
 
 export function toOrganizationView(row: OrganizationRow): OrganizationView {
-  return { id: row.id, slug: row.slug, name: row.name, mfaRequiredRoles: JSON.parse(row.mfa_required_roles) as string[], createdAt: new Date(row.created_at).toISOString() };
+  return {
+    id: row.id,
+    slug: row.slug,
+    name: row.name,
+    mfaRequiredRoles: JSON.parse(row.mfa_required_roles) as string[],
+    createdAt: new Date(row.created_at).toISOString(),
+  };
 }
 
 /** A random password handed out once (first owner, admin-created users); it must be changed at first sign-in. */
@@ -72,7 +78,8 @@ const EMAIL = /^[^\s@]+@[^\s@]+\.[^\s@]+$/;
 
 export function validateEmail(email: string): string {
   const normalized = normalizeEmail(email);
-  if (normalized.length > 254 || !EMAIL.test(normalized)) throw new ValidationError('email must be an address such as name@example.com', { field: 'email' });
+  if (normalized.length > 254 || !EMAIL.test(normalized))
+    throw new ValidationError('email must be an address such as name@example.com', { field: 'email' });
   return normalized;
 }
 
@@ -95,13 +102,28 @@ export class AccountsService {
     private readonly clock: Clock,
   ) {}
 
-  async createOrganization(input: { slug: string; name: string }, actor: { type: 'cli' | 'system'; id: string }, db: Executor = this.store.db): Promise<OrganizationView> {
+  async createOrganization(
+    input: { slug: string; name: string },
+    actor: { type: 'cli' | 'system'; id: string },
+    db: Executor = this.store.db,
+  ): Promise<OrganizationView> {
     const slug = input.slug.trim().toLowerCase();
-    if (!SLUG.test(slug)) throw new ValidationError('organization slug must be 1-40 lower-case letters, digits or inner hyphens', { field: 'slug' });
-    if (await this.store.organizationBySlug(slug, db)) throw new ConflictError(`An organization with slug "${slug}" already exists`, { slug }, 'org.exists');
-    const row: OrganizationRow = { id: newId(), slug, name: input.name.trim() || slug, mfa_required_roles: JSON.stringify(['owner', 'admin']), created_at: this.clock.now() };
+    if (!SLUG.test(slug))
+      throw new ValidationError('organization slug must be 1-40 lower-case letters, digits or inner hyphens', { field: 'slug' });
+    if (await this.store.organizationBySlug(slug, db))
+      throw new ConflictError(`An organization with slug "${slug}" already exists`, { slug }, 'org.exists');
+    const row: OrganizationRow = {
+      id: newId(),
+      slug,
+      name: input.name.trim() || slug,
+      mfa_required_roles: JSON.stringify(['owner', 'admin']),
+      created_at: this.clock.now(),
+    };
     await this.store.insertOrganization(row, db);
-    await this.audit.record({ organizationId: row.id, actor, action: 'org.created', target: { type: 'organization', id: row.id }, details: { slug } }, db);
+    await this.audit.record(
+      { organizationId: row.id, actor, action: 'org.created', target: { type: 'organization', id: row.id }, details: { slug } },
+      db,
+    );
     return toOrganizationView(row);
   }
 
@@ -118,7 +140,11 @@ export class AccountsService {
     return toOrganizationView(row);
   }
 
-  async createOperator(actor: Actor, input: CreateOperatorInput, db?: Executor): Promise<{ user: UserView; oneTimePassword: string | null }> {
+  async createOperator(
+    actor: Actor,
+    input: CreateOperatorInput,
+    db?: Executor,
+  ): Promise<{ user: UserView; oneTimePassword: string | null }> {
     requirePermission(actor, 'users:manage');
     this.requireGrantable(actor, input.role);
     const email = validateEmail(input.email);
@@ -129,18 +155,42 @@ export class AccountsService {
     if (input.password !== undefined) checkPasswordPolicy(password, 'operator', [email, name]);
     const passwordHash = await hashPassword(password);
     const write = async (trx: Executor): Promise<UserView> => {
-      if (await this.store.userByEmail(actor.organizationId, email, trx)) throw new ConflictError('A user with this email already exists in the organization', { field: 'email' }, 'user.exists');
+      if (await this.store.userByEmail(actor.organizationId, email, trx))
+        throw new ConflictError('A user with this email already exists in the organization', { field: 'email' }, 'user.exists');
       const now = this.clock.now();
-      const row = newUserRow({ organizationId: actor.organizationId, kind: 'operator', email, name, role: input.role, passwordHash, emailVerifiedAt: null, mustChangePassword: generated !== null, now });
+      const row = newUserRow({
+        organizationId: actor.organizationId,
+        kind: 'operator',
+        email,
+        name,
+        role: input.role,
+        passwordHash,
+        emailVerifiedAt: null,
+        mustChangePassword: generated !== null,
+        now,
+      });
       await this.store.insertUser(row, trx);
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.created', target: { type: 'user', id: row.id }, sourceIp: actor.sourceIp, details: { email, role: input.role } }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'user.created',
+          target: { type: 'user', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: { email, role: input.role },
+        },
+        trx,
+      );
       return toUserView(row, now);
     };
     const user = db ? await write(db) : await this.store.db.transaction().execute(write);
     return { user, oneTimePassword: generated };
   }
 
-  async listUsers(actor: Actor, filter: { kind?: 'operator' | 'consumer'; role?: string; email?: string; after?: string; limit?: number }): Promise<{ users: UserView[]; nextCursor: string | null }> {
+  async listUsers(
+    actor: Actor,
+    filter: { kind?: 'operator' | 'consumer'; role?: string; email?: string; after?: string; limit?: number },
+  ): Promise<{ users: UserView[]; nextCursor: string | null }> {
     requirePermission(actor, 'users:read');
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
     const rows = await this.store.listUsers(actor.organizationId, { ...filter, limit: limit + 1 });
@@ -154,7 +204,11 @@ export class AccountsService {
     return toUserView(await this.userOf(actor, userId), this.clock.now());
   }
 
-  async updateUser(actor: Actor, userId: string, changes: { role?: OperatorRole; status?: 'active' | 'disabled'; name?: string }): Promise<UserView> {
+  async updateUser(
+    actor: Actor,
+    userId: string,
+    changes: { role?: OperatorRole; status?: 'active' | 'disabled'; name?: string },
+  ): Promise<UserView> {
     requirePermission(actor, 'users:manage');
     const target = await this.userOf(actor, userId);
     if (target.kind === 'operator' && target.role) this.requireGrantable(actor, target.role as OperatorRole);
@@ -168,7 +222,8 @@ export class AccountsService {
     if (changes.role !== undefined) this.requireStepUp(actor);
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
-      const endsOwnership = target.role === 'owner' && ((changes.role !== undefined && changes.role !== 'owner') || changes.status === 'disabled');
+      const endsOwnership =
+        target.role === 'owner' && ((changes.role !== undefined && changes.role !== 'owner') || changes.status === 'disabled');
       if (endsOwnership) await this.requireAnotherOwner(target, trx);
       await this.store.updateUser(userId, { ...changes, updated_at: now }, trx);
       const ended: { sessionsRevoked?: number; apiKeysRevoked?: number } = {};
@@ -196,7 +251,16 @@ export class AccountsService {
     await this.userOf(actor, userId);
     return this.store.db.transaction().execute(async (trx) => {
       await this.store.updateUser(userId, { locked_until: null, failed_logins: 0, updated_at: this.clock.now() }, trx);
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'user.unlocked', target: { type: 'user', id: userId }, sourceIp: actor.sourceIp }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'user.unlocked',
+          target: { type: 'user', id: userId },
+          sourceIp: actor.sourceIp,
+        },
+        trx,
+      );
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }
@@ -210,7 +274,16 @@ export class AccountsService {
     return this.store.db.transaction().execute(async (trx) => {
       await this.mfa.clear(userId, trx);
       await this.sessions.revokeAll(userId, trx);
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'mfa.reset', target: { type: 'user', id: userId }, sourceIp: actor.sourceIp }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'mfa.reset',
+          target: { type: 'user', id: userId },
+          sourceIp: actor.sourceIp,
+        },
+        trx,
+      );
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }
@@ -224,13 +297,27 @@ export class AccountsService {
     if (!user?.password_hash) throw new InvalidCredentialsError();
     // The failure is counted and audited by the caller (LoginService.reprove), outside this transaction.
     if (!(await verifyPassword(user.password_hash, currentPassword))) throw new InvalidCredentialsError();
-    if (currentPassword === newPassword) throw new ValidationError('The new password must differ from the current one', { field: 'newPassword' }, 'auth.password_rejected');
+    if (currentPassword === newPassword)
+      throw new ValidationError('The new password must differ from the current one', { field: 'newPassword' }, 'auth.password_rejected');
     checkPasswordPolicy(newPassword, user.kind, [user.email, user.name]);
     const now = this.clock.now();
-    await this.store.updateUser(user.id, { password_hash: await hashPassword(newPassword), password_changed_at: now, must_change_password: 0, updated_at: now }, db);
+    await this.store.updateUser(
+      user.id,
+      { password_hash: await hashPassword(newPassword), password_changed_at: now, must_change_password: 0, updated_at: now },
+      db,
+    );
     await this.sessions.revokeAll(user.id, db, actor.sessionId ?? undefined);
     await this.tokens.revokeAll(user.id, 'password_reset', db);
-    await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'user.password_changed', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, db);
+    await this.audit.record(
+      {
+        organizationId: user.organization_id,
+        actor: auditActor(actor),
+        action: 'user.password_changed',
+        target: { type: 'user', id: user.id },
+        sourceIp: actor.sourceIp,
+      },
+      db,
+    );
   }
 
   /** Re-proves a factor for sensitive actions: the TOTP/recovery code when MFA is on, else the password. */
@@ -241,7 +328,8 @@ export class AccountsService {
     const ok = await this.store.db.transaction().execute(async (trx) => {
       let ok: boolean;
       if (user.mfa_enabled_at !== null) {
-        if (!proof.code) throw new ValidationError('Your account uses MFA: send `code` (a TOTP or recovery code)', { field: 'code' }, 'auth.mfa_required');
+        if (!proof.code)
+          throw new ValidationError('Your account uses MFA: send `code` (a TOTP or recovery code)', { field: 'code' }, 'auth.mfa_required');
         ok = await this.mfa.verifyFactor(user, proof.code, trx);
       } else {
         if (!proof.password) throw new ValidationError('Send `password` to confirm your identity', { field: 'password' });
@@ -249,7 +337,16 @@ export class AccountsService {
       }
       // A failure is counted toward the lockout and audited by the caller (LoginService.reprove).
       if (!ok) return false;
-      await this.audit.record({ organizationId: user.organization_id, actor: auditActor(actor), action: 'auth.step_up', target: { type: 'user', id: user.id }, sourceIp: actor.sourceIp }, trx);
+      await this.audit.record(
+        {
+          organizationId: user.organization_id,
+          actor: auditActor(actor),
+          action: 'auth.step_up',
+          target: { type: 'user', id: user.id },
+          sourceIp: actor.sourceIp,
+        },
+        trx,
+      );
       await this.sessions.markStepUp(actor.sessionId!, trx);
       return true;
     });
@@ -259,14 +356,17 @@ export class AccountsService {
   /** Throws unless the actor re-proved a factor recently (CLI actors are the platform admin at the console). */
   requireStepUp(actor: Actor): void {
     if (actor.via === 'cli') return;
-    if (actor.via === 'api_key') throw new ForbiddenError('This action cannot be done with an API key; sign in interactively', 'auth.forbidden');
+    if (actor.via === 'api_key')
+      throw new ForbiddenError('This action cannot be done with an API key; sign in interactively', 'auth.forbidden');
     if (!this.sessions.hasFreshStepUp(actor.stepUpAt)) throw new StepUpRequiredError(this.sessions.stepUpMinutes);
   }
 
   private requireGrantable(actor: Actor, role: string): void {
     requireOperator(actor);
-    if (!isOperatorRole(role)) throw new ValidationError(`role must be one of owner, admin, operator, release_engineer, auditor`, { field: 'role' });
-    if (!grantableRoles(actor.role!).includes(role)) throw new ForbiddenError(`A ${actor.role} cannot manage ${role} accounts`, 'auth.forbidden', { role });
+    if (!isOperatorRole(role))
+      throw new ValidationError(`role must be one of owner, admin, operator, release_engineer, auditor`, { field: 'role' });
+    if (!grantableRoles(actor.role!).includes(role))
+      throw new ForbiddenError(`A ${actor.role} cannot manage ${role} accounts`, 'auth.forbidden', { role });
   }
 
   /** Throws unless an active owner other than the target remains; two owners demoting each other at once cannot both pass. */
@@ -289,4 +389,3 @@ export class AccountsService {
     return row;
   }
 }
-

@@ -33,7 +33,12 @@ for (const engine of ENGINES) {
       const planted = `bws_${'A'.repeat(43)}`;
       const victim = t.client(true);
       victim.cookies.set(SESSION_COOKIE, planted);
-      const login = await victim.post('/api/v1/auth/login', { organization: t.org, email: user.email, password: user.password, mode: 'cookie' });
+      const login = await victim.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: user.email,
+        password: user.password,
+        mode: 'cookie',
+      });
       assert.equal(login.body.status, 'ok');
       const issued = victim.cookies.get(SESSION_COOKIE);
       assert.ok(issued && issued !== planted);
@@ -52,7 +57,11 @@ for (const engine of ENGINES) {
       assert.equal(first.body.status, 'password_change_required');
       assert.equal((await whoami(first.body.token)).body.scope, 'password_change');
 
-      const changed = await client.post('/api/v1/me/password', { currentPassword: oneTimePassword, newPassword: STRONG_PASSWORD }, { token: first.body.token });
+      const changed = await client.post(
+        '/api/v1/me/password',
+        { currentPassword: oneTimePassword, newPassword: STRONG_PASSWORD },
+        { token: first.body.token },
+      );
       assert.equal(changed.body.status, 'mfa_enrollment_required');
       assert.notEqual(changed.body.token, first.body.token);
       assert.equal((await whoami(first.body.token)).status, 401, 'the password_change session is gone');
@@ -62,14 +71,22 @@ for (const engine of ENGINES) {
       assert.equal((await whoami(changed.body.token)).status, 401, 'the mfa_enrollment session is gone');
       assert.equal((await whoami(enrolled.token)).body.scope, 'full');
 
-      const pending = await client.post('/api/v1/auth/login', { organization: t.org, email: 'steps@example.com', password: STRONG_PASSWORD });
+      const pending = await client.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: 'steps@example.com',
+        password: STRONG_PASSWORD,
+      });
       assert.equal(pending.body.status, 'mfa_required');
       const full = await client.post('/api/v1/auth/mfa', { code: await totp(enrolled.secret, t.clock) }, { token: pending.body.token });
       assert.equal(full.body.status, 'ok');
       assert.notEqual(full.body.token, pending.body.token);
       assert.equal((await whoami(pending.body.token)).status, 401, 'the mfa_pending session is gone');
 
-      const rechanged = await client.post('/api/v1/me/password', { currentPassword: STRONG_PASSWORD, newPassword: NEW_PASSWORD }, { token: full.body.token });
+      const rechanged = await client.post(
+        '/api/v1/me/password',
+        { currentPassword: STRONG_PASSWORD, newPassword: NEW_PASSWORD },
+        { token: full.body.token },
+      );
       assert.equal(rechanged.body.status, 'ok');
       assert.notEqual(rechanged.body.token, full.body.token);
       assert.equal((await whoami(full.body.token)).status, 401, 'the session from before the password change is gone');
@@ -79,7 +96,11 @@ for (const engine of ENGINES) {
     it('refuses every other route to a session that must change its password', async () => {
       const { oneTimePassword } = await invited('mustchange@example.com', 'operator');
       const client = t.client();
-      const login = await client.post('/api/v1/auth/login', { organization: t.org, email: 'mustchange@example.com', password: oneTimePassword });
+      const login = await client.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: 'mustchange@example.com',
+        password: oneTimePassword,
+      });
       const token = login.body.token;
       assert.equal(login.body.status, 'password_change_required');
       const tries = [
@@ -175,7 +196,10 @@ for (const engine of ENGINES) {
       const disabled = await t.client().patch(`/api/v1/users/${user.id}`, { status: 'disabled' }, { token: ownerToken });
       assert.equal(disabled.status, 200, disabled.text);
       assert.equal((await whoami(token)).status, 401);
-      assert.equal((await t.client().post('/api/v1/auth/login', { organization: t.org, email: user.email, password: user.password })).status, 401);
+      assert.equal(
+        (await t.client().post('/api/v1/auth/login', { organization: t.org, email: user.email, password: user.password })).status,
+        401,
+      );
       // Re-enabled later, the old session stays dead: it was revoked, not just refused.
       await t.platform.accounts.store.updateUser(user.id, { status: 'active' });
       assert.equal((await whoami(token)).status, 401);
@@ -186,28 +210,41 @@ for (const engine of ENGINES) {
     });
 
     // A timeout, because the bug this guards against hung the SQLite server for good.
-    it('counts wrong current passwords at a password change toward the lockout, so a stolen session cannot guess the password', { timeout: 30_000 }, async () => {
-      const user = await createOperator(t, 'guessed@example.com', 'operator');
-      const token = await signIn(t, user);
-      const client = t.client();
-      for (let i = 0; i < t.config.auth.lockoutThreshold; i++) {
-        const res = await client.post('/api/v1/me/password', { currentPassword: `guess number ${i} of many`, newPassword: NEW_PASSWORD }, { token });
-        assert.equal(res.status, 401);
-      }
-      const right = await client.post('/api/v1/me/password', { currentPassword: user.password, newPassword: NEW_PASSWORD }, { token });
-      assert.equal(right.status, 401, 'the account is locked: even the right password is refused');
-      assert.equal((await t.client().post('/api/v1/auth/login', { organization: t.org, email: user.email, password: user.password })).status, 401);
-      const failures = await t.platform.audit.query({ action: 'user.password_changed', targetId: user.id, outcome: 'failure' });
-      assert.equal(failures.entries.length, t.config.auth.lockoutThreshold);
-      assert.equal(failures.entries[0]!.details.reason, 'bad_current_password');
-      assert.deepEqual(failures.entries[0]!.actor, { type: 'user', id: user.id });
-    });
+    it(
+      'counts wrong current passwords at a password change toward the lockout, so a stolen session cannot guess the password',
+      { timeout: 30_000 },
+      async () => {
+        const user = await createOperator(t, 'guessed@example.com', 'operator');
+        const token = await signIn(t, user);
+        const client = t.client();
+        for (let i = 0; i < t.config.auth.lockoutThreshold; i++) {
+          const res = await client.post(
+            '/api/v1/me/password',
+            { currentPassword: `guess number ${i} of many`, newPassword: NEW_PASSWORD },
+            { token },
+          );
+          assert.equal(res.status, 401);
+        }
+        const right = await client.post('/api/v1/me/password', { currentPassword: user.password, newPassword: NEW_PASSWORD }, { token });
+        assert.equal(right.status, 401, 'the account is locked: even the right password is refused');
+        assert.equal(
+          (await t.client().post('/api/v1/auth/login', { organization: t.org, email: user.email, password: user.password })).status,
+          401,
+        );
+        const failures = await t.platform.audit.query({ action: 'user.password_changed', targetId: user.id, outcome: 'failure' });
+        assert.equal(failures.entries.length, t.config.auth.lockoutThreshold);
+        assert.equal(failures.entries[0]!.details.reason, 'bad_current_password');
+        assert.deepEqual(failures.entries[0]!.actor, { type: 'user', id: user.id });
+      },
+    );
 
     it('ends my other sessions when I change my password', async () => {
       const user = await createOperator(t, 'rotate@example.com', 'operator');
       const mine = await signIn(t, user);
       const stolen = await signIn(t, user);
-      const changed = await t.client().post('/api/v1/me/password', { currentPassword: user.password, newPassword: NEW_PASSWORD }, { token: mine });
+      const changed = await t
+        .client()
+        .post('/api/v1/me/password', { currentPassword: user.password, newPassword: NEW_PASSWORD }, { token: mine });
       assert.equal(changed.status, 200, changed.text);
       assert.equal((await whoami(stolen)).status, 401);
       assert.equal((await whoami(mine)).status, 401);
@@ -226,7 +263,12 @@ for (const engine of ENGINES) {
 
     async function cookieLogin(): Promise<{ client: HttpClient; csrf: string; setCookie: string }> {
       const client = t.client(true);
-      const login = await client.post('/api/v1/auth/login', { organization: t.org, email: user.email, password: user.password, mode: 'cookie' });
+      const login = await client.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: user.email,
+        password: user.password,
+        mode: 'cookie',
+      });
       assert.equal(login.body.status, 'ok', login.text);
       assert.equal(login.body.token, undefined, 'no bearer token in cookie mode');
       const setCookie = ([] as string[]).concat(login.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
@@ -245,13 +287,18 @@ for (const engine of ENGINES) {
       assert.equal(attributes.filter((a) => a.startsWith('domain=')).length, 0);
     });
 
-    it('refuses state-changing requests without the CSRF token, with a wrong one or with another session\'s', async () => {
+    it("refuses state-changing requests without the CSRF token, with a wrong one or with another session's", async () => {
       const { client, csrf } = await cookieLogin();
       const other = await cookieLogin();
       assert.notEqual(other.csrf, csrf);
       const stepUp = (headers: Record<string, string>) => client.post('/api/v1/auth/step-up', { password: user.password }, { headers });
 
-      const forged: Array<Record<string, string>> = [{}, { 'x-csrf-token': 'x'.repeat(csrf.length) }, { 'x-csrf-token': other.csrf }, { 'x-csrf-token': '' }];
+      const forged: Array<Record<string, string>> = [
+        {},
+        { 'x-csrf-token': 'x'.repeat(csrf.length) },
+        { 'x-csrf-token': other.csrf },
+        { 'x-csrf-token': '' },
+      ];
       for (const headers of forged) {
         const res = await stepUp(headers);
         assert.equal(res.status, 403, res.text);

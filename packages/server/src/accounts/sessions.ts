@@ -47,7 +47,10 @@ export interface SessionView {
   current: boolean;
 }
 
-type SessionFieldsRow = Pick<SessionRow, 'id' | 'transport' | 'scope' | 'created_at' | 'last_seen_at' | 'expires_at' | 'source_ip' | 'user_agent'>;
+type SessionFieldsRow = Pick<
+  SessionRow,
+  'id' | 'transport' | 'scope' | 'created_at' | 'last_seen_at' | 'expires_at' | 'source_ip' | 'user_agent'
+>;
 
 /** What a user may see of a session (listing, data export): never its token digest. */
 export function sessionFields(s: SessionFieldsRow): Omit<SessionView, 'current'> {
@@ -71,7 +74,13 @@ export class SessionService {
     private readonly csrfKey: Buffer,
   ) {}
 
-  async issue(user: UserRow, scope: SessionScope, context: SessionContext, db: Executor = this.store.db, stepUp = false): Promise<IssuedSession> {
+  async issue(
+    user: UserRow,
+    scope: SessionScope,
+    context: SessionContext,
+    db: Executor = this.store.db,
+    stepUp = false,
+  ): Promise<IssuedSession> {
     const now = this.clock.now();
     const token = newSecret(SESSION_TOKEN_PREFIX);
     const lifetime = scope === 'full' ? this.config.absoluteTimeoutHours * HOUR : RESTRICTED_LIFETIME[scope];

@@ -15,7 +15,8 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    const signup = (body: Record<string, unknown>) => t.client().post('/api/v1/auth/signup', { organization: t.org, password: PASSWORD, name: 'Casey Consumer', ...body });
+    const signup = (body: Record<string, unknown>) =>
+      t.client().post('/api/v1/auth/signup', { organization: t.org, password: PASSWORD, name: 'Casey Consumer', ...body });
     const login = (email: string, password = PASSWORD) => t.client().post('/api/v1/auth/login', { organization: t.org, email, password });
     const verify = (token: string) => t.client().post('/api/v1/auth/verify-email', { token });
     const resend = (email: string, organization = t.org) => t.client().post('/api/v1/auth/verify-email/resend', { organization, email });
@@ -54,7 +55,10 @@ for (const engine of ENGINES) {
     it('answers a sign-up with a taken address exactly as a new one, and mails its owner a notice instead of a link', async () => {
       const fresh = await signupWithToken('taken@example.com');
       let again: Awaited<ReturnType<typeof signup>> | undefined;
-      const mails = await mailsDuring(t, async () => (again = await signup({ email: 'Taken@Example.com', password: 'an attacker chosen passphrase 1' })));
+      const mails = await mailsDuring(
+        t,
+        async () => (again = await signup({ email: 'Taken@Example.com', password: 'an attacker chosen passphrase 1' })),
+      );
       assert.equal(again!.status, fresh.answer.status);
       assert.equal(again!.text, fresh.answer.text);
       assert.deepEqual(
@@ -69,7 +73,7 @@ for (const engine of ENGINES) {
       assert.equal((await login('taken@example.com')).body.status, 'ok');
     });
 
-    it('answers a sign-up with an operator\'s address or an unknown organization exactly the same', async () => {
+    it("answers a sign-up with an operator's address or an unknown organization exactly the same", async () => {
       const reference = await signupWithToken('reference@example.com');
       let operator: Awaited<ReturnType<typeof signup>> | undefined;
       let unknownOrg: Awaited<ReturnType<typeof signup>> | undefined;
@@ -85,7 +89,10 @@ for (const engine of ENGINES) {
         mails.map((m) => [m.to, m.kind]),
         [[t.owner.email, 'signup_existing_account']],
       );
-      const owner = await t.platform.accounts.store.userByEmail((await t.platform.accounts.store.organizationBySlug(t.org))!.id, t.owner.email);
+      const owner = await t.platform.accounts.store.userByEmail(
+        (await t.platform.accounts.store.organizationBySlug(t.org))!.id,
+        t.owner.email,
+      );
       assert.equal(owner!.kind, 'operator');
     });
 
@@ -162,7 +169,10 @@ for (const engine of ENGINES) {
         assert.equal(named.body.error.code, 'auth.password_rejected');
       });
       assert.deepEqual(mails, []);
-      assert.equal(await t.platform.accounts.store.userByEmail((await t.platform.accounts.store.organizationBySlug(t.org))!.id, 'weak@example.com'), undefined);
+      assert.equal(
+        await t.platform.accounts.store.userByEmail((await t.platform.accounts.store.organizationBySlug(t.org))!.id, 'weak@example.com'),
+        undefined,
+      );
     });
 
     it('refuses an address that is not one, and unknown fields', async () => {
@@ -175,10 +185,19 @@ for (const engine of ENGINES) {
     });
 
     it('creates one account when the same address signs up twice at once', async () => {
-      const answers = await Promise.all([signup({ email: 'race@example.com' }), signup({ email: 'race@example.com' }), signup({ email: 'race@example.com' })]);
+      const answers = await Promise.all([
+        signup({ email: 'race@example.com' }),
+        signup({ email: 'race@example.com' }),
+        signup({ email: 'race@example.com' }),
+      ]);
       for (const answer of answers) assert.deepEqual([answer.status, answer.text], [answers[0]!.status, answers[0]!.text]);
       const org = await t.platform.accounts.store.organizationBySlug(t.org);
-      const rows = await t.platform.db.selectFrom('users').select('id').where('organization_id', '=', org!.id).where('email', '=', 'race@example.com').execute();
+      const rows = await t.platform.db
+        .selectFrom('users')
+        .select('id')
+        .where('organization_id', '=', org!.id)
+        .where('email', '=', 'race@example.com')
+        .execute();
       assert.equal(rows.length, 1);
       assert.equal((await t.platform.audit.verify()).ok, true);
     });

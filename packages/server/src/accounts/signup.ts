@@ -54,7 +54,14 @@ export class SignupService {
     const org = await this.store.organizationBySlug(input.organization);
     if (!org) {
       sha256Hex(newSecret(ONE_TIME_TOKEN_PREFIX));
-      await this.audit.record({ organizationId: null, actor: { type: 'anonymous', id: null }, action: 'user.signup', outcome: 'failure', sourceIp: input.sourceIp, details: { email, reason: 'unknown_organization' } });
+      await this.audit.record({
+        organizationId: null,
+        actor: { type: 'anonymous', id: null },
+        action: 'user.signup',
+        outcome: 'failure',
+        sourceIp: input.sourceIp,
+        details: { email, reason: 'unknown_organization' },
+      });
       return;
     }
     let mail: Mail;
@@ -75,14 +82,32 @@ export class SignupService {
         const row = await this.tokens.consume('email_verify', input.token, trx);
         const user = row.user_id ? await this.store.userById(row.user_id, trx) : undefined;
         // The address changed since the link was sent: it proves nothing about the new one.
-        if (!user || user.organization_id !== row.organization_id || user.email !== row.email) throw new InvalidTokenError('email verification');
+        if (!user || user.organization_id !== row.organization_id || user.email !== row.email)
+          throw new InvalidTokenError('email verification');
         const now = this.clock.now();
         if (user.email_verified_at === null) await this.store.updateUser(user.id, { email_verified_at: now, updated_at: now }, trx);
-        await this.audit.record({ organizationId: user.organization_id, actor: { type: 'user', id: user.id }, action: 'user.email_verified', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { email: user.email } }, trx);
+        await this.audit.record(
+          {
+            organizationId: user.organization_id,
+            actor: { type: 'user', id: user.id },
+            action: 'user.email_verified',
+            target: { type: 'user', id: user.id },
+            sourceIp: input.sourceIp,
+            details: { email: user.email },
+          },
+          trx,
+        );
       });
     } catch (error) {
       if (error instanceof InvalidTokenError) {
-        await this.audit.record({ organizationId: null, actor: { type: 'anonymous', id: null }, action: 'user.email_verified', outcome: 'failure', sourceIp: input.sourceIp, details: { reason: 'invalid_token' } });
+        await this.audit.record({
+          organizationId: null,
+          actor: { type: 'anonymous', id: null },
+          action: 'user.email_verified',
+          outcome: 'failure',
+          sourceIp: input.sourceIp,
+          details: { reason: 'invalid_token' },
+        });
       }
       throw error;
     }
@@ -96,12 +121,28 @@ export class SignupService {
     if (!org || !user || user.kind !== 'consumer' || user.status !== 'active' || user.email_verified_at !== null) {
       sha256Hex(newSecret(ONE_TIME_TOKEN_PREFIX));
       const reason = !user ? 'unknown_account' : user.email_verified_at !== null ? 'already_verified' : 'not_eligible';
-      await this.audit.record({ organizationId: org?.id ?? null, actor: { type: 'anonymous', id: null }, action: 'user.verification_requested', outcome: 'failure', sourceIp: input.sourceIp, details: { email, reason } });
+      await this.audit.record({
+        organizationId: org?.id ?? null,
+        actor: { type: 'anonymous', id: null },
+        action: 'user.verification_requested',
+        outcome: 'failure',
+        sourceIp: input.sourceIp,
+        details: { email, reason },
+      });
       return;
     }
     const mail = await this.store.db.transaction().execute(async (trx) => {
       const mail = await this.verificationMail(org, user, input.linkBase, trx);
-      await this.audit.record({ organizationId: org.id, actor: { type: 'anonymous', id: null }, action: 'user.verification_requested', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp }, trx);
+      await this.audit.record(
+        {
+          organizationId: org.id,
+          actor: { type: 'anonymous', id: null },
+          action: 'user.verification_requested',
+          target: { type: 'user', id: user.id },
+          sourceIp: input.sourceIp,
+        },
+        trx,
+      );
       return mail;
     });
     sendWithoutWaiting(this.mailer, this.audit, org.id, mail);
@@ -111,22 +152,59 @@ export class SignupService {
     const existing = await this.store.userByEmail(org.id, input.email, trx);
     if (existing) {
       await this.audit.record(
-        { organizationId: org.id, actor: { type: 'anonymous', id: null }, action: 'user.signup', outcome: 'denied', target: { type: 'user', id: existing.id }, sourceIp: input.sourceIp, details: { email: input.email, reason: 'email_taken' } },
+        {
+          organizationId: org.id,
+          actor: { type: 'anonymous', id: null },
+          action: 'user.signup',
+          outcome: 'denied',
+          target: { type: 'user', id: existing.id },
+          sourceIp: input.sourceIp,
+          details: { email: input.email, reason: 'email_taken' },
+        },
         trx,
       );
       return signupExistingAccountMail({ to: existing.email, organization: org.name, sourceIp: input.sourceIp });
     }
     const now = this.clock.now();
-    const user = newUserRow({ organizationId: org.id, kind: 'consumer', email: input.email, name: input.name, role: null, passwordHash, emailVerifiedAt: null, mustChangePassword: false, now });
+    const user = newUserRow({
+      organizationId: org.id,
+      kind: 'consumer',
+      email: input.email,
+      name: input.name,
+      role: null,
+      passwordHash,
+      emailVerifiedAt: null,
+      mustChangePassword: false,
+      now,
+    });
     await this.store.insertUser(user, trx);
     const mail = await this.verificationMail(org, user, input.linkBase, trx);
-    await this.audit.record({ organizationId: org.id, actor: { type: 'user', id: user.id }, action: 'user.signup', target: { type: 'user', id: user.id }, sourceIp: input.sourceIp, details: { email: user.email } }, trx);
+    await this.audit.record(
+      {
+        organizationId: org.id,
+        actor: { type: 'user', id: user.id },
+        action: 'user.signup',
+        target: { type: 'user', id: user.id },
+        sourceIp: input.sourceIp,
+        details: { email: user.email },
+      },
+      trx,
+    );
     return mail;
   }
 
   private async verificationMail(org: OrganizationRow, user: UserRow, linkBase: string, trx: Executor): Promise<Mail> {
     const hours = this.config.verifyTokenHours;
-    const token = await this.tokens.issue({ purpose: 'email_verify', organizationId: org.id, userId: user.id, email: user.email, ttlMs: hours * HOUR }, trx);
-    return verifyEmailMail({ to: user.email, organization: org.name, link: tokenLink(linkBase, 'verify-email', token), token, minutes: hours * 60 });
+    const token = await this.tokens.issue(
+      { purpose: 'email_verify', organizationId: org.id, userId: user.id, email: user.email, ttlMs: hours * HOUR },
+      trx,
+    );
+    return verifyEmailMail({
+      to: user.email,
+      organization: org.name,
+      link: tokenLink(linkBase, 'verify-email', token),
+      token,
+      minutes: hours * 60,
+    });
   }
 }

@@ -73,12 +73,20 @@ export class AccountsStore {
    * the row lock on PostgreSQL, and SQLite runs one write transaction at a time anyway.
    */
   async lockOrganization(organizationId: string, db: Executor): Promise<void> {
-    await db.updateTable('organizations').set((eb) => ({ slug: eb.ref('slug') })).where('id', '=', organizationId).execute();
+    await db
+      .updateTable('organizations')
+      .set((eb) => ({ slug: eb.ref('slug') }))
+      .where('id', '=', organizationId)
+      .execute();
   }
 
   /** Holds a user's row until the transaction ends (as lockOrganization does for an organization). */
   async lockUser(userId: string, db: Executor): Promise<void> {
-    await db.updateTable('users').set((eb) => ({ id: eb.ref('id') })).where('id', '=', userId).execute();
+    await db
+      .updateTable('users')
+      .set((eb) => ({ id: eb.ref('id') }))
+      .where('id', '=', userId)
+      .execute();
   }
 
   listOrganizations(db: Executor = this.db): Promise<OrganizationRow[]> {
@@ -86,7 +94,12 @@ export class AccountsStore {
   }
 
   userByEmail(organizationId: string, email: string, db: Executor = this.db): Promise<UserRow | undefined> {
-    return db.selectFrom('users').selectAll().where('organization_id', '=', organizationId).where('email', '=', normalizeEmail(email)).executeTakeFirst();
+    return db
+      .selectFrom('users')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('email', '=', normalizeEmail(email))
+      .executeTakeFirst();
   }
 
   /** A user of the given organization; another organization's user is simply not found. */

@@ -34,7 +34,15 @@ export function entryHash(entry: ChainedFields): string {
 
 /** The bytes a checkpoint signature covers. */
 export function checkpointPayload(checkpoint: Omit<AuditCheckpointsTable, 'signature'>): Buffer {
-  return Buffer.from(canonicalize({ type: 'bulwark-audit-checkpoint/v1', seq: checkpoint.seq, hash: checkpoint.hash, ts: checkpoint.ts, keyId: checkpoint.key_id }));
+  return Buffer.from(
+    canonicalize({
+      type: 'bulwark-audit-checkpoint/v1',
+      seq: checkpoint.seq,
+      hash: checkpoint.hash,
+      ts: checkpoint.ts,
+      keyId: checkpoint.key_id,
+    }),
+  );
 }
 
 export type ProblemKind = 'gap' | 'broken_link' | 'hash_mismatch' | 'bad_checkpoint' | 'checkpoint_mismatch' | 'missing_checkpoint';
@@ -50,11 +58,19 @@ export function checkLink(entry: AuditLogTable, previous: { seq: number; hash: s
   const problems: ChainProblem[] = [];
   const expectedSeq = (previous?.seq ?? 0) + 1;
   if (entry.seq !== expectedSeq) {
-    problems.push({ seq: entry.seq, kind: 'gap', message: `expected entry ${expectedSeq} but found ${entry.seq}: entries were deleted or inserted` });
+    problems.push({
+      seq: entry.seq,
+      kind: 'gap',
+      message: `expected entry ${expectedSeq} but found ${entry.seq}: entries were deleted or inserted`,
+    });
   }
   const expectedPrev = previous?.hash ?? GENESIS_HASH;
   if (entry.prev_hash !== expectedPrev) {
-    problems.push({ seq: entry.seq, kind: 'broken_link', message: `entry ${entry.seq} does not link to the entry before it: entries were reordered, inserted or deleted` });
+    problems.push({
+      seq: entry.seq,
+      kind: 'broken_link',
+      message: `entry ${entry.seq} does not link to the entry before it: entries were reordered, inserted or deleted`,
+    });
   }
   if (entryHash(entry) !== entry.hash) {
     problems.push({ seq: entry.seq, kind: 'hash_mismatch', message: `entry ${entry.seq} does not match its hash: its content was edited` });

@@ -46,7 +46,10 @@ export function auditRoutes(platform: Platform) {
             before: Type.Optional(Type.Integer({ minimum: 1, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
           }),
-          response: { 200: Strict({ entries: Type.Array(EntrySchema), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }), ...errorResponses(400, 401, 403) },
+          response: {
+            200: Strict({ entries: Type.Array(EntrySchema), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }),
+            ...errorResponses(400, 401, 403),
+          },
         },
       },
       async (request) => {
@@ -66,7 +69,11 @@ export function auditRoutes(platform: Platform) {
       '/audit/export',
       {
         config: { auth: { principal: 'operator', permission: 'audit:read' } },
-        schema: { tags: ['audit'], summary: "All of my organization's audit entries as JSON lines, oldest first", response: { 200: Raw('application/x-ndjson', 'One audit entry per line, oldest first'), ...errorResponses(401, 403) } },
+        schema: {
+          tags: ['audit'],
+          summary: "All of my organization's audit entries as JSON lines, oldest first",
+          response: { 200: Raw('application/x-ndjson', 'One audit entry per line, oldest first'), ...errorResponses(401, 403) },
+        },
       },
       async (request, reply) => {
         const actor = actorOf(request);

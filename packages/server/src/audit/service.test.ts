@@ -49,7 +49,10 @@ for (const engine of ENGINES) {
         await db.updateTable('audit_log').set({ outcome: 'failure' }).where('seq', '=', 3).execute();
         const report = await audit.verify();
         assert.equal(report.ok, false);
-        assert.deepEqual(report.problems.map((p) => [p.seq, p.kind]), [[3, 'hash_mismatch']]);
+        assert.deepEqual(
+          report.problems.map((p) => [p.seq, p.kind]),
+          [[3, 'hash_mismatch']],
+        );
       });
     });
 
@@ -58,7 +61,11 @@ for (const engine of ENGINES) {
         const { entryHash } = await import('./chain.js');
         const row = await db.selectFrom('audit_log').selectAll().where('seq', '=', 5).executeTakeFirstOrThrow();
         const forged = { ...row, actor_id: 'someone-else' };
-        await db.updateTable('audit_log').set({ actor_id: forged.actor_id, hash: entryHash(forged) }).where('seq', '=', 5).execute();
+        await db
+          .updateTable('audit_log')
+          .set({ actor_id: forged.actor_id, hash: entryHash(forged) })
+          .where('seq', '=', 5)
+          .execute();
         const kinds = (await audit.verify()).problems.map((p) => `${p.seq}:${p.kind}`);
         assert.ok(kinds.includes('6:broken_link'), kinds.join());
         assert.ok(kinds.includes('5:checkpoint_mismatch'), kinds.join());
@@ -76,9 +83,18 @@ for (const engine of ENGINES) {
     it('detects an inserted entry', async () => {
       await withLog(engine, 4, async (audit, { db }) => {
         const rows = await db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').execute();
-        for (const row of rows) await db.updateTable('audit_log').set({ seq: row.seq + 100 }).where('seq', '=', row.seq).execute();
+        for (const row of rows)
+          await db
+            .updateTable('audit_log')
+            .set({ seq: row.seq + 100 })
+            .where('seq', '=', row.seq)
+            .execute();
         const first = rows[rows.length - 1]!;
-        await db.insertInto('audit_log').values({ ...first, seq: 101, action: 'fake.insert' }).execute().catch(() => undefined);
+        await db
+          .insertInto('audit_log')
+          .values({ ...first, seq: 101, action: 'fake.insert' })
+          .execute()
+          .catch(() => undefined);
         await db.updateTable('audit_log').set({ seq: 1 }).where('seq', '=', 101).execute();
         const report = await audit.verify();
         assert.equal(report.ok, false);
@@ -108,7 +124,13 @@ for (const engine of ENGINES) {
     it('signs its own uncovered entries on request, and nothing when it appended none', async () => {
       await withLog(engine, 7, async (audit, handle, clock) => {
         assert.equal(await audit.checkpointOwnEntries(), 7, 'entries 6 and 7 were not covered');
-        const reader = new AuditService(handle.db, handle.engine, new SigningKeys(handle.db, new SecretBox(randomBytes(32)), clock), clock, 5);
+        const reader = new AuditService(
+          handle.db,
+          handle.engine,
+          new SigningKeys(handle.db, new SecretBox(randomBytes(32)), clock),
+          clock,
+          5,
+        );
         assert.equal(await reader.checkpointOwnEntries(), null, 'a process that only read signs nothing');
         assert.equal(await audit.checkpointOwnEntries(), null, 'nothing new since');
         await handle.db.deleteFrom('audit_log').where('seq', '>', 5).execute();
@@ -121,7 +143,10 @@ for (const engine of ENGINES) {
 
     it('detects a forged checkpoint signature', async () => {
       await withLog(engine, 5, async (audit, { db }) => {
-        await db.updateTable('audit_checkpoints').set({ signature: Buffer.alloc(64, 1).toString('base64') }).execute();
+        await db
+          .updateTable('audit_checkpoints')
+          .set({ signature: Buffer.alloc(64, 1).toString('base64') })
+          .execute();
         const kinds = (await audit.verify()).problems.map((p) => p.kind);
         assert.deepEqual(kinds, ['bad_checkpoint']);
       });
@@ -150,12 +175,24 @@ for (const engine of ENGINES) {
         const { publicKey, privateKey } = generateKeyPairSync('ed25519');
         await db
           .insertInto('signing_keys')
-          .values({ id: 'planted', purpose: 'audit-checkpoint', algorithm: 'ed25519', public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(), private_key: 'v1.planted.x.y', created_at: 0, retired_at: null })
+          .values({
+            id: 'planted',
+            purpose: 'audit-checkpoint',
+            algorithm: 'ed25519',
+            public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+            private_key: 'v1.planted.x.y',
+            created_at: 0,
+            retired_at: null,
+          })
           .execute();
         for (const cp of await db.selectFrom('audit_checkpoints').selectAll().execute()) {
           const entry = await db.selectFrom('audit_log').select('hash').where('seq', '=', cp.seq).executeTakeFirstOrThrow();
           const forged = { seq: cp.seq, hash: entry.hash, ts: cp.ts, key_id: 'planted' };
-          await db.updateTable('audit_checkpoints').set({ hash: entry.hash, key_id: 'planted', signature: sign(null, checkpointPayload(forged), privateKey).toString('base64') }).where('seq', '=', cp.seq).execute();
+          await db
+            .updateTable('audit_checkpoints')
+            .set({ hash: entry.hash, key_id: 'planted', signature: sign(null, checkpointPayload(forged), privateKey).toString('base64') })
+            .where('seq', '=', cp.seq)
+            .execute();
         }
         const kinds = (await audit.verify()).problems.map((p) => `${p.seq}:${p.kind}`);
         assert.deepEqual(kinds, ['5:bad_checkpoint', '10:bad_checkpoint']);
@@ -165,12 +202,21 @@ for (const engine of ENGINES) {
     it('pages through filtered entries newest first with a cursor', async () => {
       await withLog(engine, 12, async (audit) => {
         const first = await audit.query({ organizationId: 'org-a', limit: 4 });
-        assert.deepEqual(first.entries.map((e) => e.seq), [11, 9, 7, 5]);
+        assert.deepEqual(
+          first.entries.map((e) => e.seq),
+          [11, 9, 7, 5],
+        );
         const second = await audit.query({ organizationId: 'org-a', limit: 4, before: first.nextCursor! });
-        assert.deepEqual(second.entries.map((e) => e.seq), [3, 1]);
+        assert.deepEqual(
+          second.entries.map((e) => e.seq),
+          [3, 1],
+        );
         assert.equal(second.nextCursor, null);
         const roles = await audit.query({ action: 'user.role_changed' });
-        assert.deepEqual(roles.entries.map((e) => e.seq), [12, 9, 6, 3]);
+        assert.deepEqual(
+          roles.entries.map((e) => e.seq),
+          [12, 9, 6, 3],
+        );
       });
     });
 
@@ -179,7 +225,10 @@ for (const engine of ENGINES) {
         const lines: string[] = [];
         for await (const line of audit.export('org-b')) lines.push(line);
         const parsed = lines.map((l) => JSON.parse(l) as { seq: number; organizationId: string });
-        assert.deepEqual(parsed.map((e) => e.seq), [2, 4, 6]);
+        assert.deepEqual(
+          parsed.map((e) => e.seq),
+          [2, 4, 6],
+        );
         assert.ok(parsed.every((e) => e.organizationId === 'org-b'));
       });
     });
@@ -187,7 +236,9 @@ for (const engine of ENGINES) {
     it('serializes concurrent appends into one unbroken chain', async () => {
       await withLog(engine, 0, async (audit) => {
         await Promise.all(
-          Array.from({ length: 40 }, (_, i) => audit.record({ organizationId: null, actor: { type: 'system', id: null }, action: 'test.concurrent', details: { i } })),
+          Array.from({ length: 40 }, (_, i) =>
+            audit.record({ organizationId: null, actor: { type: 'system', id: null }, action: 'test.concurrent', details: { i } }),
+          ),
         );
         const report = await audit.verify();
         assert.equal(report.ok, true, JSON.stringify(report.problems));

@@ -109,7 +109,10 @@ export class AuditService {
       prev_hash: last?.hash ?? GENESIS_HASH,
     };
     const hash = entryHash(fields);
-    await trx.insertInto('audit_log').values({ ...fields, hash }).execute();
+    await trx
+      .insertInto('audit_log')
+      .values({ ...fields, hash })
+      .execute();
     this.appendedSinceCheckpoint = true;
     if (fields.seq % this.checkpointEvery === 0) await this.writeCheckpoint(trx, fields.seq, hash);
     return fields.seq;
@@ -155,7 +158,7 @@ export class AuditService {
     const hashes = new Map<number, string>();
     const checkpoints = await this.db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
     const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       const page = await this.db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(VERIFY_PAGE).execute();
       for (const row of page) {
         problems.push(...checkLink(row, previous));
@@ -168,19 +171,27 @@ export class AuditService {
     }
     for (const cp of checkpoints) {
       const signed = await this.keys.verify(cp.key_id, checkpointPayload(cp), cp.signature);
-      if (!signed) problems.push({ seq: cp.seq, kind: 'bad_checkpoint', message: `checkpoint at entry ${cp.seq} has an invalid signature` });
+      if (!signed)
+        problems.push({ seq: cp.seq, kind: 'bad_checkpoint', message: `checkpoint at entry ${cp.seq} has an invalid signature` });
       const actual = hashes.get(cp.seq);
       if (actual !== cp.hash) {
         problems.push({
           seq: cp.seq,
           kind: 'checkpoint_mismatch',
-          message: actual ? `entry ${cp.seq} differs from the signed checkpoint: the chain was rewritten` : `entry ${cp.seq}, covered by a signed checkpoint, is missing: the log was truncated`,
+          message: actual
+            ? `entry ${cp.seq} differs from the signed checkpoint: the chain was rewritten`
+            : `entry ${cp.seq}, covered by a signed checkpoint, is missing: the log was truncated`,
         });
       }
     }
     const lastSeq = previous?.seq ?? 0;
     for (let seq = this.checkpointEvery; seq <= lastSeq; seq += this.checkpointEvery) {
-      if (!checkpointSeqs.has(seq)) problems.push({ seq, kind: 'missing_checkpoint', message: `the signed checkpoint at entry ${seq} is missing: checkpoints were deleted` });
+      if (!checkpointSeqs.has(seq))
+        problems.push({
+          seq,
+          kind: 'missing_checkpoint',
+          message: `the signed checkpoint at entry ${seq} is missing: checkpoints were deleted`,
+        });
     }
     return { ok: problems.length === 0, entries, checkpoints: checkpoints.length, lastSeq, problems };
   }
@@ -188,8 +199,14 @@ export class AuditService {
   /** Newest first; `nextCursor` is passed back as `before` for the next page. */
   async query(q: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor: number | null }> {
     const limit = Math.min(Math.max(q.limit ?? 50, 1), 500);
-    let query = this.db.selectFrom('audit_log').selectAll().orderBy('seq', 'desc').limit(limit + 1);
-    if (q.organizationId !== undefined) query = q.organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', q.organizationId);
+    let query = this.db
+      .selectFrom('audit_log')
+      .selectAll()
+      .orderBy('seq', 'desc')
+      .limit(limit + 1);
+    if (q.organizationId !== undefined)
+      query =
+        q.organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', q.organizationId);
     if (q.action) query = query.where('action', '=', q.action);
     if (q.actorId) query = query.where('actor_id', '=', q.actorId);
     if (q.targetId) query = query.where('target_id', '=', q.targetId);
@@ -204,9 +221,10 @@ export class AuditService {
 
   /** Oldest first, as JSON lines, page by page (constant memory). Scoped to an organization when given. */
   async *export(organizationId?: string | null): AsyncGenerator<string> {
-    for (let after = 0; ; ) {
+    for (let after = 0; ;) {
       let query = this.db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(VERIFY_PAGE);
-      if (organizationId !== undefined) query = organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', organizationId);
+      if (organizationId !== undefined)
+        query = organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', organizationId);
       const page = await query.execute();
       for (const row of page) yield JSON.stringify({ ...toEntry(row), prevHash: row.prev_hash }) + '\n';
       if (page.length < VERIFY_PAGE) return;

@@ -44,11 +44,24 @@ export function registerAdminCommands(program: Command): void {
       action((flags: GlobalOptions & { slug: string; name: string; ownerEmail: string; ownerName: string }) =>
         withPlatform(flags, async (platform) => {
           const result = await platform.db.transaction().execute(async (trx) => {
-            const org = await platform.accounts.service.createOrganization({ slug: flags.slug, name: flags.name }, { type: 'cli', id: process.env.USER ?? 'cli' }, trx);
-            const owner = await platform.accounts.service.createOperator(cliActor(org.id), { email: flags.ownerEmail, name: flags.ownerName, role: 'owner' }, trx);
+            const org = await platform.accounts.service.createOrganization(
+              { slug: flags.slug, name: flags.name },
+              { type: 'cli', id: process.env.USER ?? 'cli' },
+              trx,
+            );
+            const owner = await platform.accounts.service.createOperator(
+              cliActor(org.id),
+              { email: flags.ownerEmail, name: flags.ownerName, role: 'owner' },
+              trx,
+            );
             return { organization: org, owner: owner.user, oneTimePassword: owner.oneTimePassword };
           });
-          print(flags, result, () => `Organization "${result.organization.slug}" created.\nOwner ${result.owner.email}, one-time password (shown only now): ${result.oneTimePassword}`);
+          print(
+            flags,
+            result,
+            () =>
+              `Organization "${result.organization.slug}" created.\nOwner ${result.owner.email}, one-time password (shown only now): ${result.oneTimePassword}`,
+          );
         }),
       ),
     );
@@ -59,7 +72,11 @@ export function registerAdminCommands(program: Command): void {
       action((flags: GlobalOptions) =>
         withPlatform(flags, async (platform) => {
           const orgs = await platform.accounts.store.listOrganizations();
-          print(flags, orgs.map((o) => ({ id: o.id, slug: o.slug, name: o.name })), () => orgs.map((o) => `${o.slug}\t${o.name}\t${o.id}`).join('\n') || 'No organizations');
+          print(
+            flags,
+            orgs.map((o) => ({ id: o.id, slug: o.slug, name: o.name })),
+            () => orgs.map((o) => `${o.slug}\t${o.name}\t${o.id}`).join('\n') || 'No organizations',
+          );
         }),
       ),
     );
@@ -72,8 +89,16 @@ export function registerAdminCommands(program: Command): void {
         withPlatform(flags, async (platform) => {
           if (!isOperatorRole(flags.role)) throw new ValidationError(`--role must be one of ${OPERATOR_ROLES.join(', ')}`);
           const actor = await actorForOrganization(platform, flags.org);
-          const result = await platform.accounts.service.createOperator(actor, { email: flags.email, name: flags.name ?? flags.email.split('@')[0]!, role: flags.role });
-          print(flags, result, () => `Created ${result.user.email} (${result.user.role}).\nOne-time password (shown only now): ${result.oneTimePassword}`);
+          const result = await platform.accounts.service.createOperator(actor, {
+            email: flags.email,
+            name: flags.name ?? flags.email.split('@')[0]!,
+            role: flags.role,
+          });
+          print(
+            flags,
+            result,
+            () => `Created ${result.user.email} (${result.user.role}).\nOne-time password (shown only now): ${result.oneTimePassword}`,
+          );
         }),
       ),
     );
@@ -107,42 +132,84 @@ export function registerAdminCommands(program: Command): void {
           if (flags.revokeAll) {
             const revoked = await platform.db.transaction().execute(async (trx) => {
               const n = await platform.accounts.sessions.revokeAll(user.id, trx);
-              await platform.audit.record({ organizationId: actor.organizationId, actor: { type: 'cli', id: actor.userId }, action: 'session.revoked_all', target: { type: 'user', id: user.id }, details: { count: n } }, trx);
+              await platform.audit.record(
+                {
+                  organizationId: actor.organizationId,
+                  actor: { type: 'cli', id: actor.userId },
+                  action: 'session.revoked_all',
+                  target: { type: 'user', id: user.id },
+                  details: { count: n },
+                },
+                trx,
+              );
               return n;
             });
             print(flags, { revoked }, () => `Revoked ${revoked} session(s) of ${user.email}`);
             return;
           }
           const sessions = await platform.accounts.sessions.list(user.id, null);
-          print(flags, sessions, () => sessions.map((s) => `${s.id}\t${s.transport}\t${s.scope}\t${s.sourceIp}\tlast seen ${s.lastSeenAt}\texpires ${s.expiresAt}`).join('\n') || 'No active sessions');
+          print(
+            flags,
+            sessions,
+            () =>
+              sessions
+                .map((s) => `${s.id}\t${s.transport}\t${s.scope}\t${s.sourceIp}\tlast seen ${s.lastSeenAt}\texpires ${s.expiresAt}`)
+                .join('\n') || 'No active sessions',
+          );
         }),
       ),
     );
 
-  addDataDir(admin.command('smtp-password').description('store the SMTP password in DIR/config.json, sealed under the master key (read from standard input)'))
+  addDataDir(
+    admin
+      .command('smtp-password')
+      .description('store the SMTP password in DIR/config.json, sealed under the master key (read from standard input)'),
+  )
     .option('--from-env <variable>', 'read it from this environment variable instead of standard input')
     .option('--json', 'machine-readable output')
     .action(
       action((flags: GlobalOptions & { fromEnv?: string }) =>
         withPlatform(flags, async (platform) => {
           const password = (flags.fromEnv ? process.env[flags.fromEnv] : await readStdin())?.replace(/\r?\n$/, '');
-          if (!password) throw new ValidationError(flags.fromEnv ? `${flags.fromEnv} is not set or empty` : 'Give the SMTP password on standard input', { field: 'password' });
+          if (!password)
+            throw new ValidationError(flags.fromEnv ? `${flags.fromEnv} is not set or empty` : 'Give the SMTP password on standard input', {
+              field: 'password',
+            });
           storeConfigSecret(platform.config.dataDir, platform.box, 'smtp.password', password);
-          await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: process.env.USER ?? 'cli' }, action: 'config.secret_stored', target: { type: 'config', id: 'smtp.password' } });
+          await platform.audit.record({
+            organizationId: null,
+            actor: { type: 'cli', id: process.env.USER ?? 'cli' },
+            action: 'config.secret_stored',
+            target: { type: 'config', id: 'smtp.password' },
+          });
           print(flags, { stored: 'smtp.password' }, () => 'SMTP password stored sealed in config.json; restart the nodes to use it');
         }),
       ),
     );
 
-  addDataDir(admin.command('metrics-token').description('create the bearer token Prometheus presents to read /metrics (prints it once; DIR/config.json keeps only its hash)'))
+  addDataDir(
+    admin
+      .command('metrics-token')
+      .description('create the bearer token Prometheus presents to read /metrics (prints it once; DIR/config.json keeps only its hash)'),
+  )
     .option('--json', 'machine-readable output')
     .action(
       action((flags: GlobalOptions) =>
         withPlatform(flags, async (platform) => {
           const { token, tokenHash } = newScrapeToken();
           storeConfigValue(platform.config.dataDir, 'metrics.tokenHash', tokenHash);
-          await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: process.env.USER ?? 'cli' }, action: 'config.secret_stored', target: { type: 'config', id: 'metrics.tokenHash' } });
-          print(flags, { token }, () => `Scrape token (shown only now; it replaces any previous one once the nodes restart):\n${token}\nPrometheus: authorization: { type: Bearer, credentials: <token> } in the scrape config of /metrics`);
+          await platform.audit.record({
+            organizationId: null,
+            actor: { type: 'cli', id: process.env.USER ?? 'cli' },
+            action: 'config.secret_stored',
+            target: { type: 'config', id: 'metrics.tokenHash' },
+          });
+          print(
+            flags,
+            { token },
+            () =>
+              `Scrape token (shown only now; it replaces any previous one once the nodes restart):\n${token}\nPrometheus: authorization: { type: Bearer, credentials: <token> } in the scrape config of /metrics`,
+          );
         }),
       ),
     );
@@ -154,14 +221,25 @@ export function registerAdminCommands(program: Command): void {
     .action(
       action(async (flags: GlobalOptions & { kind?: string; to?: string }) => {
         const config = configFor(flags);
-        const messages = new OutboxMailer(outboxDir(config.dataDir)).list().filter((m) => (!flags.kind || m.kind === flags.kind) && (!flags.to || m.to === flags.to.toLowerCase()));
-        print(flags, messages, () => messages.map((m) => `--- ${m.createdAt} ${m.kind} to ${m.to}\nSubject: ${m.subject}\n\n${m.text}\n`).join('\n') || 'The outbox is empty');
+        const messages = new OutboxMailer(outboxDir(config.dataDir))
+          .list()
+          .filter((m) => (!flags.kind || m.kind === flags.kind) && (!flags.to || m.to === flags.to.toLowerCase()));
+        print(
+          flags,
+          messages,
+          () =>
+            messages.map((m) => `--- ${m.createdAt} ${m.kind} to ${m.to}\nSubject: ${m.subject}\n\n${m.text}\n`).join('\n') ||
+            'The outbox is empty',
+        );
       }),
     );
 }
 
 async function readStdin(): Promise<string> {
-  if (process.stdin.isTTY) throw new ValidationError('Pipe the SMTP password on standard input (it is not echoed or taken from the command line)', { field: 'password' });
+  if (process.stdin.isTTY)
+    throw new ValidationError('Pipe the SMTP password on standard input (it is not echoed or taken from the command line)', {
+      field: 'password',
+    });
   const chunks: Buffer[] = [];
   for await (const chunk of process.stdin) chunks.push(chunk as Buffer);
   return Buffer.concat(chunks).toString('utf8');

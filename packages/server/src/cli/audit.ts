@@ -19,7 +19,10 @@ export function registerAuditCommands(program: Command): void {
           print(flags, report, () =>
             report.ok
               ? `Audit log verified: ${report.entries} entries, ${report.checkpoints} signed checkpoints, last entry ${report.lastSeq}`
-              : [`AUDIT LOG TAMPERED: ${report.problems.length} problem(s) in ${report.entries} entries`, ...report.problems.map((p) => `  entry ${p.seq}: ${p.message}`)].join('\n'),
+              : [
+                  `AUDIT LOG TAMPERED: ${report.problems.length} problem(s) in ${report.entries} entries`,
+                  ...report.problems.map((p) => `  entry ${p.seq}: ${p.message}`),
+                ].join('\n'),
           );
           return report.ok ? EXIT.ok : EXIT.verificationFailed;
         }),

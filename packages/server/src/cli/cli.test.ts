@@ -104,7 +104,14 @@ function getJson(url: string, ca: string): Promise<{ status: number; body: any }
  * A running `serve`/`start`: resolves with its URL once it prints the "listening on" line. The MQTT
  * broker takes a free port too, so a broker already on 8883 does not stop it.
  */
-async function serving(args: string[]): Promise<{ child: ChildProcess; url: string; output: () => string; stdout: () => string; stderr: () => string; exited: Promise<number | null> }> {
+async function serving(args: string[]): Promise<{
+  child: ChildProcess;
+  url: string;
+  output: () => string;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<number | null>;
+}> {
   const release = await acquire();
   const child = startCli(args, { BULWARK_MQTT_PORT: '0' });
   let output = '';
@@ -179,7 +186,14 @@ describe('bulwark CLI', { concurrency: true }, () => {
     it('issues a server certificate that openssl verifies against the CA, for localhost, 127.0.0.1 and ::1', async () => {
       const pki = join(dataDir, 'pki');
       // server.pem is the chain the listener sends: the certificate, then the server issuing CA.
-      const verified = await run('openssl', ['verify', '-CAfile', join(pki, 'ca.pem'), '-untrusted', join(pki, 'server.pem'), join(pki, 'server.pem')]);
+      const verified = await run('openssl', [
+        'verify',
+        '-CAfile',
+        join(pki, 'ca.pem'),
+        '-untrusted',
+        join(pki, 'server.pem'),
+        join(pki, 'server.pem'),
+      ]);
       assert.equal(verified.code, 0, verified.stdout + verified.stderr);
       assert.match(verified.stdout, /server\.pem: OK/);
       const san = await run('openssl', ['x509', '-in', join(pki, 'server.pem'), '-noout', '-ext', 'subjectAltName']);
@@ -241,7 +255,10 @@ describe('bulwark CLI', { concurrency: true }, () => {
     it('verifies and exports the audit log, then exits 3 naming the entry edited behind its back', async () => {
       const d = ['--data-dir', dataDir];
       const out = join(dataDir, 'audit.jsonl');
-      const [verified, exported] = await Promise.all([bulwark(['audit', 'verify', '--json', ...d]), bulwark(['audit', 'export', '--out', out, ...d])]);
+      const [verified, exported] = await Promise.all([
+        bulwark(['audit', 'verify', '--json', ...d]),
+        bulwark(['audit', 'export', '--out', out, ...d]),
+      ]);
       assert.equal(verified.code, 0, verified.stdout + verified.stderr);
       const report = JSON.parse(verified.stdout);
       assert.equal(report.ok, true);
@@ -260,7 +277,9 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.ok(!lines.join('').includes(firstPassword) && !lines.join('').includes(userPassword), 'passwords never reach the audit log');
 
       const db = new SQLite(join(dataDir, 'bulwark.db'));
-      db.prepare('update audit_log set details = ? where seq = 2').run(JSON.stringify({ email: 'someone-else@example.com', role: 'owner' }));
+      db.prepare('update audit_log set details = ? where seq = 2').run(
+        JSON.stringify({ email: 'someone-else@example.com', role: 'owner' }),
+      );
       db.close();
       const tampered = await bulwark(['audit', 'verify', ...d]);
       assert.equal(tampered.code, 3, tampered.stdout + tampered.stderr);
@@ -286,7 +305,17 @@ describe('bulwark CLI', { concurrency: true }, () => {
         }
       };
       const before = lastSeq();
-      const created = await bulwark(['admin', 'create-user', ...d, '--org', 'default', '--email', 'insider@example.com', '--role', 'admin']);
+      const created = await bulwark([
+        'admin',
+        'create-user',
+        ...d,
+        '--org',
+        'default',
+        '--email',
+        'insider@example.com',
+        '--role',
+        'admin',
+      ]);
       assert.equal(created.code, 0, created.stderr);
       const after = lastSeq();
       assert.ok(after.entry > before.entry, 'create-user is audited');
@@ -313,12 +342,18 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.equal([...server.output().matchAll(OTP_LINE)].length, 1, server.output());
       // Standard output: what a person needs, in one piece, and no log line; the logs are JSON lines on standard error.
       const text = server.stdout();
-      assert.ok(text.split('\n').every((line) => !line.startsWith('{')), text);
+      assert.ok(
+        text.split('\n').every((line) => !line.startsWith('{')),
+        text,
+      );
       assert.ok(text.includes(`CA certificate for clients: ${join(dataDir, 'pki', 'ca.pem')}`), text);
       assert.match(text, /^Next: curl --cacert \S+ https:\/\/\S+\/readyz, then sign in as owner@bulwark\.local/m);
       assert.doesNotMatch(text, /export-root|sealed/);
       const logs = server.stderr().trim().split('\n');
-      assert.ok(logs.some((line) => /Server listening at/.test(JSON.parse(line).msg)), server.stderr());
+      assert.ok(
+        logs.some((line) => /Server listening at/.test(JSON.parse(line).msg)),
+        server.stderr(),
+      );
       assert.equal(mode(dataDir), 0o700);
       const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
       const ready = await getJson(`${server.url}/readyz`, ca);
@@ -336,13 +371,32 @@ describe('bulwark CLI', { concurrency: true }, () => {
 
       // On a terminal (a pseudo-terminal made by script(1)) the same logs are short human lines.
       const release = await acquire();
-      const command = [process.execPath, '--conditions=source', '--import', 'tsx', CLI_MAIN, 'serve', '--data-dir', dataDir, '--port', '0'].join(' ');
-      const terminal = spawn('script', ['-qfec', command, '/dev/null'], { cwd: ROOT, env: cliEnv({ BULWARK_MQTT_PORT: '0' }), stdio: ['pipe', 'pipe', 'pipe'] });
+      const command = [
+        process.execPath,
+        '--conditions=source',
+        '--import',
+        'tsx',
+        CLI_MAIN,
+        'serve',
+        '--data-dir',
+        dataDir,
+        '--port',
+        '0',
+      ].join(' ');
+      const terminal = spawn('script', ['-qfec', command, '/dev/null'], {
+        cwd: ROOT,
+        env: cliEnv({ BULWARK_MQTT_PORT: '0' }),
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
       children.add(terminal);
       let screen = '';
       terminal.stdout.on('data', (chunk: Buffer) => (screen += chunk));
       try {
-        await eventually(() => /listening on https/.test(screen) && /INFO .*Server listening at/.test(screen), 60_000, 'pretty logs on a terminal');
+        await eventually(
+          () => /listening on https/.test(screen) && /INFO .*Server listening at/.test(screen),
+          60_000,
+          'pretty logs on a terminal',
+        );
         assert.doesNotMatch(screen, /\{"level"/);
       } finally {
         release();
@@ -422,7 +476,9 @@ describe('bulwark CLI', { concurrency: true }, () => {
       // Another deployment's migration bookkeeping in the same database must not be taken for ours.
       await database.query('create schema bulwark; create schema neighbour');
       await database.query('create table neighbour.kysely_migration (name varchar(255) primary key, timestamp varchar(255) not null)');
-      await database.query('create table neighbour.kysely_migration_lock (id varchar(255) primary key, is_locked integer not null default 0)');
+      await database.query(
+        'create table neighbour.kysely_migration_lock (id varchar(255) primary key, is_locked integer not null default 0)',
+      );
       url.searchParams.set('options', '-c search_path=bulwark');
       env = { BULWARK_DATABASE_URL: url.href };
     });
@@ -440,8 +496,14 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.equal(report.owner.email, 'owner@bulwark.local');
       assert.ok(report.owner.oneTimePassword.length >= 20);
       assert.equal(statSync(join(dataDir, 'bulwark.db'), { throwIfNoEntry: false }), undefined, 'no SQLite file in PostgreSQL mode');
-      const tables = await database.query<{ table_schema: string; table_name: string }>(`select table_schema, table_name from information_schema.tables where table_schema in ('bulwark', 'neighbour')`);
-      const inSchema = (schema: string) => tables.rows.filter((r) => r.table_schema === schema).map((r) => r.table_name).sort();
+      const tables = await database.query<{ table_schema: string; table_name: string }>(
+        `select table_schema, table_name from information_schema.tables where table_schema in ('bulwark', 'neighbour')`,
+      );
+      const inSchema = (schema: string) =>
+        tables.rows
+          .filter((r) => r.table_schema === schema)
+          .map((r) => r.table_name)
+          .sort();
       assert.ok(inSchema('bulwark').includes('audit_log') && inSchema('bulwark').includes('kysely_migration'), JSON.stringify(tables.rows));
       assert.deepEqual(inSchema('neighbour'), ['kysely_migration', 'kysely_migration_lock']);
 

@@ -48,11 +48,15 @@ async function deviceId(platform: Platform, actor: Actor, ref: string): Promise<
 }
 
 function reportLines(errors: RowError[]): string {
-  return errors.map((e) => `  line ${e.line}${e.serial ? ` (${e.serial})` : ''}: ${e.problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`).join('\n');
+  return errors
+    .map((e) => `  line ${e.line}${e.serial ? ` (${e.serial})` : ''}: ${e.problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`)
+    .join('\n');
 }
 
 function orgCommand(devices: Command, name: string, description: string): Command {
-  return addDataDir(devices.command(name).description(description)).requiredOption('--org <slug>', 'organization slug').option('--json', 'machine-readable output');
+  return addDataDir(devices.command(name).description(description))
+    .requiredOption('--org <slug>', 'organization slug')
+    .option('--json', 'machine-readable output');
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -69,7 +73,11 @@ export function registerDevicesCommands(program: Command): void {
       action((flags: OrgFlags & { name: string; hardwareRevision?: string; firmwareLine?: string }) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const product = await platform.devices.service.createProduct(actor, { name: flags.name, hardwareRevision: flags.hardwareRevision ?? null, firmwareLine: flags.firmwareLine ?? null });
+          const product = await platform.devices.service.createProduct(actor, {
+            name: flags.name,
+            hardwareRevision: flags.hardwareRevision ?? null,
+            firmwareLine: flags.firmwareLine ?? null,
+          });
           print(flags, product, () => `Product "${product.name}" created (${product.id})`);
         }),
       ),
@@ -85,22 +93,40 @@ export function registerDevicesCommands(program: Command): void {
     .option('--limit <n>', 'devices per page (at most 500)', '100')
     .option('--cursor <cursor>', 'the next-page cursor printed by the previous page')
     .action(
-      action((flags: OrgFlags & { status?: string; product?: string; group?: string; tag?: string; serialPrefix?: string; firmware?: string; limit: string; cursor?: string }) =>
-        withPlatform(flags, async (platform) => {
-          if (flags.status && !(DEVICE_STATUSES as readonly string[]).includes(flags.status)) throw new ValidationError(`--status must be one of ${DEVICE_STATUSES.join(', ')}`);
-          const actor = await actorForOrganization(platform, flags.org);
-          const page = await platform.devices.service.list(actor, {
-            ...(flags.status ? { status: flags.status as DeviceStatus } : {}),
-            ...(flags.product ? { productId: await productId(platform, actor, flags.product) } : {}),
-            ...(flags.group ? { group: flags.group } : {}),
-            ...(flags.tag ? { tag: flags.tag } : {}),
-            ...(flags.serialPrefix ? { serialPrefix: flags.serialPrefix } : {}),
-            ...(flags.firmware ? { firmwareVersion: flags.firmware } : {}),
-            ...(flags.cursor ? { cursor: flags.cursor } : {}),
-            limit: Number(flags.limit),
-          });
-          print(flags, page, () => [...page.devices.map(line), page.nextCursor ? `(more: --cursor ${page.nextCursor})` : ''].join('\n').trim() || 'No devices');
-        }),
+      action(
+        (
+          flags: OrgFlags & {
+            status?: string;
+            product?: string;
+            group?: string;
+            tag?: string;
+            serialPrefix?: string;
+            firmware?: string;
+            limit: string;
+            cursor?: string;
+          },
+        ) =>
+          withPlatform(flags, async (platform) => {
+            if (flags.status && !(DEVICE_STATUSES as readonly string[]).includes(flags.status))
+              throw new ValidationError(`--status must be one of ${DEVICE_STATUSES.join(', ')}`);
+            const actor = await actorForOrganization(platform, flags.org);
+            const page = await platform.devices.service.list(actor, {
+              ...(flags.status ? { status: flags.status as DeviceStatus } : {}),
+              ...(flags.product ? { productId: await productId(platform, actor, flags.product) } : {}),
+              ...(flags.group ? { group: flags.group } : {}),
+              ...(flags.tag ? { tag: flags.tag } : {}),
+              ...(flags.serialPrefix ? { serialPrefix: flags.serialPrefix } : {}),
+              ...(flags.firmware ? { firmwareVersion: flags.firmware } : {}),
+              ...(flags.cursor ? { cursor: flags.cursor } : {}),
+              limit: Number(flags.limit),
+            });
+            print(
+              flags,
+              page,
+              () =>
+                [...page.devices.map(line), page.nextCursor ? `(more: --cursor ${page.nextCursor})` : ''].join('\n').trim() || 'No devices',
+            );
+          }),
       ),
     );
 
@@ -146,7 +172,8 @@ export function registerDevicesCommands(program: Command): void {
             const result = await platform.devices.service.import(actor, rows, format);
             print(flags, result, () => `Imported ${result.imported} devices from ${file}`);
           } catch (error) {
-            if (error instanceof ImportRejectedError && !flags.json) process.stderr.write(`${reportLines(error.details!.errors as RowError[])}\n`);
+            if (error instanceof ImportRejectedError && !flags.json)
+              process.stderr.write(`${reportLines(error.details!.errors as RowError[])}\n`);
             if (error instanceof ImportRejectedError && flags.json) print(flags, error.details, () => '');
             throw error;
           }
@@ -169,7 +196,11 @@ export function registerDevicesCommands(program: Command): void {
       );
   }
 
-  orgCommand(devices, 'enrollment-token', 'create the one-time token with which a device enrolls over EST (24 hours; voids its earlier tokens)')
+  orgCommand(
+    devices,
+    'enrollment-token',
+    'create the one-time token with which a device enrolls over EST (24 hours; voids its earlier tokens)',
+  )
     .argument('<device>', 'serial or platform ID')
     .action(
       action((ref: string, flags: OrgFlags) =>
@@ -177,22 +208,35 @@ export function registerDevicesCommands(program: Command): void {
           const actor = await actorForOrganization(platform, flags.org);
           const id = await deviceId(platform, actor, ref);
           const created = await platform.devices.enrollment.createEnrollmentToken(actor, id);
-          print(flags, { deviceId: id, token: created.token, expiresAt: created.expiresAt.toISOString() }, () => `Enrollment token for ${ref} (until ${created.expiresAt.toISOString()}, shown once):\n${created.token}`);
+          print(
+            flags,
+            { deviceId: id, token: created.token, expiresAt: created.expiresAt.toISOString() },
+            () => `Enrollment token for ${ref} (until ${created.expiresAt.toISOString()}, shown once):\n${created.token}`,
+          );
         }),
       ),
     );
 
-  orgCommand(devices, 'rotate-credentials', "revoke every certificate of a device and create a new enrollment token")
+  orgCommand(devices, 'rotate-credentials', 'revoke every certificate of a device and create a new enrollment token')
     .argument('<device>', 'serial or platform ID')
     .option('--reason <reason>', `one of ${ROTATION_REASONS.join(', ')}`, 'superseded')
     .action(
       action((ref: string, flags: OrgFlags & { reason: string }) =>
         withPlatform(flags, async (platform) => {
-          if (!(ROTATION_REASONS as readonly string[]).includes(flags.reason)) throw new ValidationError(`--reason must be one of ${ROTATION_REASONS.join(', ')}`);
+          if (!(ROTATION_REASONS as readonly string[]).includes(flags.reason))
+            throw new ValidationError(`--reason must be one of ${ROTATION_REASONS.join(', ')}`);
           const actor = await actorForOrganization(platform, flags.org);
-          const rotated = await platform.devices.enrollment.rotateCredentials(actor, await deviceId(platform, actor, ref), flags.reason as RotationReason);
+          const rotated = await platform.devices.enrollment.rotateCredentials(
+            actor,
+            await deviceId(platform, actor, ref),
+            flags.reason as RotationReason,
+          );
           print(flags, { ...rotated, expiresAt: rotated.expiresAt.toISOString() }, () =>
-            [`Revoked ${rotated.revoked.length} certificate(s) of ${ref}${rotated.revoked.length ? `: ${rotated.revoked.join(', ')}` : ''}`, `New enrollment token (until ${rotated.expiresAt.toISOString()}, shown once):`, rotated.token].join('\n'),
+            [
+              `Revoked ${rotated.revoked.length} certificate(s) of ${ref}${rotated.revoked.length ? `: ${rotated.revoked.join(', ')}` : ''}`,
+              `New enrollment token (until ${rotated.expiresAt.toISOString()}, shown once):`,
+              rotated.token,
+            ].join('\n'),
           );
         }),
       ),
@@ -205,12 +249,18 @@ export function registerDevicesCommands(program: Command): void {
       action((serial: string, flags: OrgFlags & { reason: string }) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const revoked = await platform.pki.revoke({ organizationId: actor.organizationId, serial, reason: flags.reason as RevocationReason }, auditActor(actor)).catch((error: unknown) => {
-            // Exit 5 like every other conflict.
-            if (error instanceof AlreadyRevokedError) throw new ConflictError(error.message, error.details, error.code);
-            throw error;
-          });
-          print(flags, { serial: revoked.serial, revokedAt: revoked.revokedAt.toISOString() }, () => `Certificate ${revoked.serial} revoked`);
+          const revoked = await platform.pki
+            .revoke({ organizationId: actor.organizationId, serial, reason: flags.reason as RevocationReason }, auditActor(actor))
+            .catch((error: unknown) => {
+              // Exit 5 like every other conflict.
+              if (error instanceof AlreadyRevokedError) throw new ConflictError(error.message, error.details, error.code);
+              throw error;
+            });
+          print(
+            flags,
+            { serial: revoked.serial, revokedAt: revoked.revokedAt.toISOString() },
+            () => `Certificate ${revoked.serial} revoked`,
+          );
         }),
       ),
     );

@@ -64,24 +64,35 @@ describe('bulwark firmware (CLI ceremony)', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('keygen refuses a short or guessable passphrase and writes nothing', async () => {
-    const [one, repeated] = await Promise.all([bulwark(['firmware', 'keygen', '--out', at('weak-1')], { BULWARK_KEY_PASSPHRASE: 'a' }), bulwark(['firmware', 'keygen', '--out', at('weak-2')], { BULWARK_KEY_PASSPHRASE: 'aaaaaaaaaaaaaaaa' })]);
+    const [one, repeated] = await Promise.all([
+      bulwark(['firmware', 'keygen', '--out', at('weak-1')], { BULWARK_KEY_PASSPHRASE: 'a' }),
+      bulwark(['firmware', 'keygen', '--out', at('weak-2')], { BULWARK_KEY_PASSPHRASE: 'aaaaaaaaaaaaaaaa' }),
+    ]);
     for (const refused of [one, repeated]) {
       assert.equal(refused.code, 2, refused.stderr);
       assert.match(refused.stderr, /\[keys\.passphrase_weak\]/);
     }
     assert.match(one.stderr, /at least 12 characters/);
-    assert.deepEqual(['weak-1.key', 'weak-1.pub', 'weak-2.key', 'weak-2.pub'].filter((f) => existsSync(at(f))), []);
+    assert.deepEqual(
+      ['weak-1.key', 'weak-1.pub', 'weak-2.key', 'weak-2.pub'].filter((f) => existsSync(at(f))),
+      [],
+    );
   });
 
   it('rekey brings a 2,048-iteration key with a one-character passphrase up to the policy, and the key still signs', async () => {
     // A release key as keygen wrote it before: node's own export (PBKDF2 at 2,048 iterations), passphrase "a".
     const { privateKey } = generateKeyPairSync('ed25519');
-    writeFileSync(at('old.key'), privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'a' }), { mode: 0o600 });
+    writeFileSync(at('old.key'), privateKey.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: 'a' }), {
+      mode: 0o600,
+    });
     assert.equal(await iterationsOf(at('old.key')), 2048);
     const key = publicKeyOf(privateKey);
     const online = { organizationId: 'org', snapshot: keyHolder().key, timestamp: keyHolder().key, director: keyHolder().key };
     const unsigned = () => {
-      writeMetadata(at('old-root.json'), buildRoot({ rootKeys: [key], threshold: 1, targetsKeys: [keyHolder().key], online, expires: expiresIn(30) }));
+      writeMetadata(
+        at('old-root.json'),
+        buildRoot({ rootKeys: [key], threshold: 1, targetsKeys: [keyHolder().key], online, expires: expiresIn(30) }),
+      );
       return at('old-root.json');
     };
 
@@ -96,7 +107,10 @@ describe('bulwark firmware (CLI ceremony)', () => {
     assert.match(keptWeak.stderr, /keys\.passphrase_weak/);
     assert.deepEqual(readFileSync(at('old.key')), original);
 
-    const rekeyed = await bulwark(['firmware', 'rekey', '--key', at('old.key'), '--json'], { BULWARK_KEY_PASSPHRASE: 'a', BULWARK_NEW_KEY_PASSPHRASE: PASSPHRASE });
+    const rekeyed = await bulwark(['firmware', 'rekey', '--key', at('old.key'), '--json'], {
+      BULWARK_KEY_PASSPHRASE: 'a',
+      BULWARK_NEW_KEY_PASSPHRASE: PASSPHRASE,
+    });
     assert.equal(rekeyed.code, 0, rekeyed.stderr);
     assert.match(JSON.parse(rekeyed.stdout).keys[0].after, /600,000 iterations/);
     assert.ok((await iterationsOf(at('old.key'))) >= 600_000);
@@ -118,12 +132,54 @@ describe('bulwark firmware (CLI ceremony)', () => {
     assert.match(readFileSync(at('root-1.key'), 'utf8'), /BEGIN ENCRYPTED PRIVATE KEY/);
     assert.ok((await iterationsOf(at('root-1.key'))) >= 600_000, 'PBKDF2 at the root CA key policy or more');
 
-    await run(['root', 'create', '--online', at('online.json'), '--root-key', at('root-1.pub'), '--threshold', '1', '--targets-key', at('targets.pub'), '--out', at('ceremony')]);
+    await run([
+      'root',
+      'create',
+      '--online',
+      at('online.json'),
+      '--root-key',
+      at('root-1.pub'),
+      '--threshold',
+      '1',
+      '--targets-key',
+      at('targets.pub'),
+      '--out',
+      at('ceremony'),
+    ]);
     await run(['root', 'sign', '--key', at('root-1.key'), at('ceremony/root.json'), at('ceremony/director-root.json')]);
-    await run(['delegate', '--targets-key', at('targets.key'), '--product', productId, '--key', at('release-1.pub'), '--metadata', 'none', '--out', at('targets.json')]);
+    await run([
+      'delegate',
+      '--targets-key',
+      at('targets.key'),
+      '--product',
+      productId,
+      '--key',
+      at('release-1.pub'),
+      '--metadata',
+      'none',
+      '--out',
+      at('targets.json'),
+    ]);
     const image = randomBytes(3000);
     writeFileSync(at('fw.bin'), image);
-    const signed = await run(['sign', '--image', at('fw.bin'), '--product', productId, '--version', '1.4.0', '--security-version', '3', '--hardware', 'hw-rev-b', '--key', at('release-1.key'), '--out', at('signed.json'), '--json']);
+    const signed = await run([
+      'sign',
+      '--image',
+      at('fw.bin'),
+      '--product',
+      productId,
+      '--version',
+      '1.4.0',
+      '--security-version',
+      '3',
+      '--hardware',
+      'hw-rev-b',
+      '--key',
+      at('release-1.key'),
+      '--out',
+      at('signed.json'),
+      '--json',
+    ]);
     const { sha256, length } = JSON.parse(signed.stdout);
     assert.equal(length, image.length);
 
@@ -131,12 +187,21 @@ describe('bulwark firmware (CLI ceremony)', () => {
     try {
       const actor = cliActor(orgId, 'test');
       const json = (name: string) => JSON.parse(readFileSync(at(name), 'utf8'));
-      const status = await platform.updates.repository.acceptRoot(actor, { root: json('ceremony/root.json'), directorRoot: json('ceremony/director-root.json') });
+      const status = await platform.updates.repository.acceptRoot(actor, {
+        root: json('ceremony/root.json'),
+        directorRoot: json('ceremony/director-root.json'),
+      });
       assert.equal(status.directorRoot?.version, 1);
       assert.equal((await platform.updates.repository.acceptTargets(actor, json('targets.json'))).ready, true);
       const { Readable } = await import('node:stream');
       await platform.updates.blobs.put(Readable.from(image), { sha256, length });
-      const release = await platform.updates.releases.create(actor, { productId, version: '1.4.0', notes: '', sbom: { bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [] }, metadata: json('signed.json') });
+      const release = await platform.updates.releases.create(actor, {
+        productId,
+        version: '1.4.0',
+        notes: '',
+        sbom: { bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [] },
+        metadata: json('signed.json'),
+      });
       assert.deepEqual([release.securityVersion, release.hardwareIds, release.sha256], [3, ['hw-rev-b'], sha256]);
     } finally {
       await platform.close();

@@ -64,7 +64,9 @@ export function registerFirmwareCommands(program: Command): void {
 
   firmware
     .command('keygen')
-    .description('offline: a new Ed25519 key: <prefix>.key (PKCS#8 encrypted under BULWARK_KEY_PASSPHRASE, at least 12 characters; mode 0600) and <prefix>.pub')
+    .description(
+      'offline: a new Ed25519 key: <prefix>.key (PKCS#8 encrypted under BULWARK_KEY_PASSPHRASE, at least 12 characters; mode 0600) and <prefix>.pub',
+    )
     .requiredOption('--out <prefix>', 'path prefix of the two files (never overwritten)')
     .option('--json', 'machine-readable output')
     .action(
@@ -92,7 +94,11 @@ export function registerFirmwareCommands(program: Command): void {
       }),
     );
 
-  addDataDir(firmware.command('online-keys').description('on the server: the public snapshot, timestamp and director keys of an organization (created on first use)'))
+  addDataDir(
+    firmware
+      .command('online-keys')
+      .description('on the server: the public snapshot, timestamp and director keys of an organization (created on first use)'),
+  )
     .requiredOption('--org <slug-or-id>', 'organization slug or ID')
     .requiredOption('--out <file>', 'where to write the keys (input of `firmware root create --online`)')
     .option('--json', 'machine-readable output')
@@ -124,22 +130,56 @@ export function registerFirmwareCommands(program: Command): void {
     .option('--director-version <n>', 'director root version', '1')
     .option('--json', 'machine-readable output')
     .action(
-      action(async (flags: { online: string; rootKey: string[]; threshold: string; targetsKey: string[]; targetsThreshold: string; out: string; expiresDays: string; version?: string; previous?: string; directorVersion: string; json?: boolean }) => {
-        const online = onlineKeysFromJson(readJson(flags.online), flags.online);
-        const previous = flags.previous ? readRoot(flags.previous).signed.version : null;
-        const version = flags.version ? positiveInteger(flags.version, '--version') : (previous ?? 0) + 1;
-        if (previous !== null && version !== previous + 1) throw new ValidationError(`--version must be ${previous + 1}: a new root is exactly one version after the previous one`);
-        const rootKeys = flags.rootKey.map(loadPublicKey);
-        const expires = expiresIn(days(flags.expiresDays));
-        const threshold = positiveInteger(flags.threshold, '--threshold');
-        const image = buildRoot({ rootKeys, threshold, targetsKeys: flags.targetsKey.map(loadPublicKey), targetsThreshold: positiveInteger(flags.targetsThreshold, '--targets-threshold'), online, expires, version });
-        const director = buildDirectorRoot({ rootKeys, threshold, online, expires, version: positiveInteger(flags.directorVersion, '--director-version') });
-        mkdirSync(flags.out, { recursive: true });
-        const files = { root: join(flags.out, 'root.json'), directorRoot: join(flags.out, 'director-root.json') };
-        writeMetadata(files.root, image);
-        writeMetadata(files.directorRoot, director);
-        print(flags, { ...files, version, expires }, () => `Unsigned root version ${version} (expires ${expires}): ${files.root}, ${files.directorRoot}\nEach root key holder signs: bulwark firmware root sign --key <key> ${files.root} ${files.directorRoot}`);
-      }),
+      action(
+        async (flags: {
+          online: string;
+          rootKey: string[];
+          threshold: string;
+          targetsKey: string[];
+          targetsThreshold: string;
+          out: string;
+          expiresDays: string;
+          version?: string;
+          previous?: string;
+          directorVersion: string;
+          json?: boolean;
+        }) => {
+          const online = onlineKeysFromJson(readJson(flags.online), flags.online);
+          const previous = flags.previous ? readRoot(flags.previous).signed.version : null;
+          const version = flags.version ? positiveInteger(flags.version, '--version') : (previous ?? 0) + 1;
+          if (previous !== null && version !== previous + 1)
+            throw new ValidationError(`--version must be ${previous + 1}: a new root is exactly one version after the previous one`);
+          const rootKeys = flags.rootKey.map(loadPublicKey);
+          const expires = expiresIn(days(flags.expiresDays));
+          const threshold = positiveInteger(flags.threshold, '--threshold');
+          const image = buildRoot({
+            rootKeys,
+            threshold,
+            targetsKeys: flags.targetsKey.map(loadPublicKey),
+            targetsThreshold: positiveInteger(flags.targetsThreshold, '--targets-threshold'),
+            online,
+            expires,
+            version,
+          });
+          const director = buildDirectorRoot({
+            rootKeys,
+            threshold,
+            online,
+            expires,
+            version: positiveInteger(flags.directorVersion, '--director-version'),
+          });
+          mkdirSync(flags.out, { recursive: true });
+          const files = { root: join(flags.out, 'root.json'), directorRoot: join(flags.out, 'director-root.json') };
+          writeMetadata(files.root, image);
+          writeMetadata(files.directorRoot, director);
+          print(
+            flags,
+            { ...files, version, expires },
+            () =>
+              `Unsigned root version ${version} (expires ${expires}): ${files.root}, ${files.directorRoot}\nEach root key holder signs: bulwark firmware root sign --key <key> ${files.root} ${files.directorRoot}`,
+          );
+        },
+      ),
     );
 
   root
@@ -169,12 +209,33 @@ export function registerFirmwareCommands(program: Command): void {
     .option('--expires-days <n>', 'validity in days', String(DEFAULT_EXPIRY_DAYS))
     .option('--json', 'machine-readable output')
     .action(
-      action(async (flags: { targetsKey: string; product: string; key: string[]; threshold: string; metadata: string; out: string; expiresDays: string; json?: boolean }) => {
-        const current = flags.metadata === 'none' ? null : readTargets(flags.metadata);
-        const next = delegateProduct(current, { productId: flags.product, keys: flags.key.map(loadPublicKey), threshold: positiveInteger(flags.threshold, '--threshold'), expires: expiresIn(days(flags.expiresDays)) });
-        writeMetadata(flags.out, signWith(next, openKey(flags.targetsKey, passphrase())));
-        print(flags, { out: flags.out, version: next.signed.version }, () => `Top-level targets version ${next.signed.version} delegating product-${flags.product}: ${flags.out}\nUpload: POST /api/v1/updates/repository/targets`);
-      }),
+      action(
+        async (flags: {
+          targetsKey: string;
+          product: string;
+          key: string[];
+          threshold: string;
+          metadata: string;
+          out: string;
+          expiresDays: string;
+          json?: boolean;
+        }) => {
+          const current = flags.metadata === 'none' ? null : readTargets(flags.metadata);
+          const next = delegateProduct(current, {
+            productId: flags.product,
+            keys: flags.key.map(loadPublicKey),
+            threshold: positiveInteger(flags.threshold, '--threshold'),
+            expires: expiresIn(days(flags.expiresDays)),
+          });
+          writeMetadata(flags.out, signWith(next, openKey(flags.targetsKey, passphrase())));
+          print(
+            flags,
+            { out: flags.out, version: next.signed.version },
+            () =>
+              `Top-level targets version ${next.signed.version} delegating product-${flags.product}: ${flags.out}\nUpload: POST /api/v1/updates/repository/targets`,
+          );
+        },
+      ),
     );
 
   firmware
@@ -191,18 +252,52 @@ export function registerFirmwareCommands(program: Command): void {
     .option('--expires-days <n>', 'validity in days', String(DEFAULT_EXPIRY_DAYS))
     .option('--json', 'machine-readable output')
     .action(
-      action(async (flags: { image: string; product: string; version: string; securityVersion: string; hardware: string[]; key: string[]; metadata?: string; out: string; expiresDays: string; json?: boolean }) => {
-        if (semver.valid(flags.version) !== flags.version) throw new ValidationError(`--version "${flags.version}" must be a semantic version such as 1.4.0`);
-        const securityVersion = Number(flags.securityVersion);
-        if (!/^\d+$/.test(flags.securityVersion) || !Number.isSafeInteger(securityVersion)) throw new ValidationError('--security-version must be a whole number from 0');
-        const secret = passphrase();
-        const keys = flags.key.map((k) => openKey(k, secret));
-        const { length, sha256 } = await hashFile(flags.image);
-        const next = addImageTarget(flags.metadata ? readTargets(flags.metadata) : null, { product: flags.product, version: flags.version, securityVersion, hardwareIds: flags.hardware, length, sha256, expires: expiresIn(days(flags.expiresDays)) });
-        for (const key of keys) signWith(next, key);
-        writeMetadata(flags.out, next);
-        const result = { out: flags.out, version: next.signed.version, target: `${flags.product}/firmware-${flags.version}.bin`, length, sha256 };
-        print(flags, result, () => `Signed ${result.target} (${length} bytes, sha256 ${sha256}) in metadata version ${result.version}: ${flags.out}\nUpload the image (PUT /api/v1/updates/blobs/${sha256}), then POST /api/v1/updates/releases`);
-      }),
+      action(
+        async (flags: {
+          image: string;
+          product: string;
+          version: string;
+          securityVersion: string;
+          hardware: string[];
+          key: string[];
+          metadata?: string;
+          out: string;
+          expiresDays: string;
+          json?: boolean;
+        }) => {
+          if (semver.valid(flags.version) !== flags.version)
+            throw new ValidationError(`--version "${flags.version}" must be a semantic version such as 1.4.0`);
+          const securityVersion = Number(flags.securityVersion);
+          if (!/^\d+$/.test(flags.securityVersion) || !Number.isSafeInteger(securityVersion))
+            throw new ValidationError('--security-version must be a whole number from 0');
+          const secret = passphrase();
+          const keys = flags.key.map((k) => openKey(k, secret));
+          const { length, sha256 } = await hashFile(flags.image);
+          const next = addImageTarget(flags.metadata ? readTargets(flags.metadata) : null, {
+            product: flags.product,
+            version: flags.version,
+            securityVersion,
+            hardwareIds: flags.hardware,
+            length,
+            sha256,
+            expires: expiresIn(days(flags.expiresDays)),
+          });
+          for (const key of keys) signWith(next, key);
+          writeMetadata(flags.out, next);
+          const result = {
+            out: flags.out,
+            version: next.signed.version,
+            target: `${flags.product}/firmware-${flags.version}.bin`,
+            length,
+            sha256,
+          };
+          print(
+            flags,
+            result,
+            () =>
+              `Signed ${result.target} (${length} bytes, sha256 ${sha256}) in metadata version ${result.version}: ${flags.out}\nUpload the image (PUT /api/v1/updates/blobs/${sha256}), then POST /api/v1/updates/releases`,
+          );
+        },
+      ),
     );
 }

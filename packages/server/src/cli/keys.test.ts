@@ -7,10 +7,16 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { loadMasterKey, masterKeyPath, previousMasterKeyPath, previousTokenMasterKeyPath, readTokenKeyLabel, tokenMasterKeyPath } from '../keys/master-key.js';
+import {
+  loadMasterKey,
+  masterKeyPath,
+  previousMasterKeyPath,
+  previousTokenMasterKeyPath,
+  readTokenKeyLabel,
+  tokenMasterKeyPath,
+} from '../keys/master-key.js';
 import { createTestToken, softHsmSkip } from '../testing/softhsm.js';
 import { bulwark } from '../testing/cli.js';
-
 
 describe('bulwark keys rotate-master', () => {
   it('replaces the master key, re-wraps the sealed keys under DIR/pki, and leaves no previous key behind', async () => {
@@ -52,7 +58,9 @@ describe('bulwark keys rotate-master with the master key on a PKCS#11 token', { 
       assert.equal(existsSync(masterKeyPath(dataDir)), false, 'no key file');
       const firstLabel = readTokenKeyLabel(tokenMasterKeyPath(dataDir));
 
-      const withoutPin = await bulwark(['keys', 'rotate-master', '--data-dir', dataDir], { BULWARK_KEYS_PKCS11_TOKEN_LABEL: testToken.label });
+      const withoutPin = await bulwark(['keys', 'rotate-master', '--data-dir', dataDir], {
+        BULWARK_KEYS_PKCS11_TOKEN_LABEL: testToken.label,
+      });
       assert.equal(withoutPin.code, 2);
       assert.match(withoutPin.stderr, /BULWARK_PKCS11_PIN.*\[config\.pkcs11_pin_missing\]/);
 

@@ -15,7 +15,12 @@ function pinoLine(log: (logger: pino.Logger) => void): string {
 
 describe('log output of a serving node', () => {
   it('turns a request line into time, level, message, request, status and duration, with the other fields as key=value', () => {
-    const line = pinoLine((log) => log.info({ reqId: 'r-1', req: { method: 'GET', url: '/healthz' }, res: { statusCode: 200 }, responseTime: 1.234 }, 'request completed'));
+    const line = pinoLine((log) =>
+      log.info(
+        { reqId: 'r-1', req: { method: 'GET', url: '/healthz' }, res: { statusCode: 200 }, responseTime: 1.234 },
+        'request completed',
+      ),
+    );
     const text = formatLogLine(line, false);
     assert.match(text, /^\d{2}:\d{2}:\d{2} INFO {2}request completed GET \/healthz 200 1\.2 ms reqId=r-1$/);
     assert.doesNotMatch(text, /hostname|pid|"level"/);

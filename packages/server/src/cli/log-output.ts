@@ -6,7 +6,14 @@
  */
 import { Writable } from 'node:stream';
 
-const LEVELS: Record<number, [name: string, color: number]> = { 10: ['TRACE', 90], 20: ['DEBUG', 36], 30: ['INFO', 32], 40: ['WARN', 33], 50: ['ERROR', 31], 60: ['FATAL', 35] };
+const LEVELS: Record<number, [name: string, color: number]> = {
+  10: ['TRACE', 90],
+  20: ['DEBUG', 36],
+  30: ['INFO', 32],
+  40: ['WARN', 33],
+  50: ['ERROR', 31],
+  60: ['FATAL', 35],
+};
 /** Fields shown in their own way, or not at all (pino's bookkeeping). */
 const SHOWN_APART = new Set(['level', 'time', 'pid', 'hostname', 'msg', 'req', 'res', 'responseTime', 'err']);
 

@@ -28,7 +28,16 @@ function ok(run: Run): Run {
 /** Every file of DIR/pki with a hash of its content: what a refused import must leave unchanged. */
 function snapshot(dataDir: string): Record<string, string> {
   const dir = pkiPaths(dataDir).dir;
-  return Object.fromEntries(readdirSync(dir).sort().map((f) => [f, createHash('sha256').update(readFileSync(join(dir, f))).digest('hex')]));
+  return Object.fromEntries(
+    readdirSync(dir)
+      .sort()
+      .map((f) => [
+        f,
+        createHash('sha256')
+          .update(readFileSync(join(dir, f)))
+          .digest('hex'),
+      ]),
+  );
 }
 
 describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
@@ -41,7 +50,10 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
 
   before(async () => {
     writeFileSync(passFile, PASSPHRASE + '\n', { mode: 0o600 });
-    const [root, init] = await Promise.all([bulwark(['pki', 'init-root', '--dir', offline, '--name', 'CN=Acme Offline Root, O=Acme', '--passphrase-file', passFile, '--json']), bulwark(['init', '--data-dir', dataDir])]);
+    const [root, init] = await Promise.all([
+      bulwark(['pki', 'init-root', '--dir', offline, '--name', 'CN=Acme Offline Root, O=Acme', '--passphrase-file', passFile, '--json']),
+      bulwark(['init', '--data-dir', dataDir]),
+    ]);
     ok(root);
     ok(init);
     assert.match(init.stdout, /bulwark pki export-root --out/);
@@ -90,7 +102,11 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     assert.equal(existsSync(pki('device-ca-pending.key.sealed')), true);
 
     const signedPath = join(base, 'device-ca.pem');
-    ok(await bulwark(['pki', 'sign-issuing', '--dir', offline, '--csr', request.csrPath, '--out', signedPath, '--days', '1825'], { BULWARK_ROOT_PASSPHRASE: PASSPHRASE }));
+    ok(
+      await bulwark(['pki', 'sign-issuing', '--dir', offline, '--csr', request.csrPath, '--out', signedPath, '--days', '1825'], {
+        BULWARK_ROOT_PASSPHRASE: PASSPHRASE,
+      }),
+    );
     const text = await ssl.must(['x509', '-in', signedPath, '-noout', '-text']);
     assert.match(text, /CA:TRUE, pathlen:0/);
     assert.match(text, /Certificate Sign, CRL Sign/);
@@ -125,18 +141,54 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     // Not a CA: the right key and root, but CA:FALSE (made by openssl with the root key).
     ssl.write('leaf.ext', 'basicConstraints=critical,CA:FALSE\nkeyUsage=critical,digitalSignature\n');
     const leaf = join(ssl.dir, 'leaf.pem');
-    await ssl.must(['x509', '-req', '-in', request.csrPath, '-CA', join(offline, 'root.pem'), '-CAkey', join(offline, 'root.key.p8'), '-passin', `file:${passFile}`, '-days', '30', '-extfile', 'leaf.ext', '-out', leaf]);
+    await ssl.must([
+      'x509',
+      '-req',
+      '-in',
+      request.csrPath,
+      '-CA',
+      join(offline, 'root.pem'),
+      '-CAkey',
+      join(offline, 'root.key.p8'),
+      '-passin',
+      `file:${passFile}`,
+      '-days',
+      '30',
+      '-extfile',
+      'leaf.ext',
+      '-out',
+      leaf,
+    ]);
     refused(['--cert', leaf, '--root', join(offline, 'root.pem')], 'pki.not_a_ca');
     // Expired: the right key and root, valid for 30 days three years ago.
     const csr = new x509.Pkcs10CertificateRequest(readFileSync(request.csrPath, 'utf8'));
     const expired = join(base, 'expired.pem');
-    writeFileSync(expired, (await signIssuingCa(root, csr.subjectName, csr.publicKey, new Date(Date.now() - 3 * 365 * 86_400_000), 30)).toString('pem'));
+    writeFileSync(
+      expired,
+      (await signIssuingCa(root, csr.subjectName, csr.publicKey, new Date(Date.now() - 3 * 365 * 86_400_000), 30)).toString('pem'),
+    );
     refused(['--cert', expired, '--root', join(offline, 'root.pem')], 'pki.certificate_not_current');
     await attempts;
     assert.deepEqual(snapshot(dataDir), before, 'a refused import changed DIR/pki');
 
     // --- the real import ---
-    const imported = JSON.parse(ok(await bulwark(['pki', 'import-issuing', '--kind', 'device', '--cert', signedPath, '--root', join(offline, 'root.pem'), '--data-dir', dataDir, '--json'])).stdout);
+    const imported = JSON.parse(
+      ok(
+        await bulwark([
+          'pki',
+          'import-issuing',
+          '--kind',
+          'device',
+          '--cert',
+          signedPath,
+          '--root',
+          join(offline, 'root.pem'),
+          '--data-dir',
+          dataDir,
+          '--json',
+        ]),
+      ).stdout,
+    );
     assert.equal(imported.rootReplaced, true);
     assert.equal(readFileSync(pki('device-ca.pem'), 'utf8').trim(), readFileSync(signedPath, 'utf8').trim());
     assert.equal(existsSync(pki('device-ca-pending.key.sealed')), false);
@@ -148,13 +200,26 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     const platform = await openPlatform(loadConfig({ dataDir, env: {} }), { env: {} });
     try {
       const org = (await platform.accounts.store.listOrganizations())[0]!.id;
-      const cert = await platform.pki.issueDeviceCertificate({ organizationId: org, deviceId: 'ceremony-1', csrPem: await ssl.csr('dev', '/CN=ceremony-1', P256) }, { type: 'cli', id: 'test' });
+      const cert = await platform.pki.issueDeviceCertificate(
+        { organizationId: org, deviceId: 'ceremony-1', csrPem: await ssl.csr('dev', '/CN=ceremony-1', P256) },
+        { type: 'cli', id: 'test' },
+      );
       ssl.write('dev.pem', cert.pem);
       ssl.write('crl.pem', await platform.pki.crlFor());
     } finally {
       await platform.close();
     }
-    const verified = await ssl.run(['verify', '-crl_check', '-CRLfile', 'crl.pem', '-CAfile', join(offline, 'root.pem'), '-untrusted', pki('device-ca.pem'), 'dev.pem']);
+    const verified = await ssl.run([
+      'verify',
+      '-crl_check',
+      '-CRLfile',
+      'crl.pem',
+      '-CAfile',
+      join(offline, 'root.pem'),
+      '-untrusted',
+      pki('device-ca.pem'),
+      'dev.pem',
+    ]);
     assert.equal(verified.ok, true, verified.output);
     const audit = ok(await bulwark(['audit', 'export', '--data-dir', dataDir])).stdout;
     assert.match(audit, /"action":"pki\.issuing_ca_imported"[^\n]*"outcome":"success"/);
@@ -169,7 +234,19 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     ok(await bulwark(['pki', 'import-issuing', '--kind', 'server', '--cert', signed, '--data-dir', dataDir]));
     assert.notEqual(readFileSync(pki('server.pem'), 'utf8'), oldServer);
     assert.equal(readFileSync(pki('ca.pem'), 'utf8').trim(), readFileSync(join(offline, 'root.pem'), 'utf8').trim());
-    assert.match(await ssl.must(['verify', '-CAfile', join(offline, 'root.pem'), '-untrusted', pki('server-ca.pem'), '-purpose', 'sslserver', pki('server.pem')]), /OK/);
+    assert.match(
+      await ssl.must([
+        'verify',
+        '-CAfile',
+        join(offline, 'root.pem'),
+        '-untrusted',
+        pki('server-ca.pem'),
+        '-purpose',
+        'sslserver',
+        pki('server.pem'),
+      ]),
+      /OK/,
+    );
     const status = JSON.parse(ok(await bulwark(['pki', 'status', '--data-dir', dataDir, '--json'])).stdout);
     assert.equal(status.root.keyLocation, 'offline');
     assert.match(status.root.subject, /Acme Offline Root/);
@@ -182,7 +259,10 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     const good = await ssl.csr('ca-good', '/CN=Some CA', P256);
     const der = Buffer.from(good.replace(/-----[^-]+-----|\s/g, ''), 'base64');
     der[der.length - 5]! ^= 0x01;
-    const tampered = ssl.write('tampered.csr', `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`);
+    const tampered = ssl.write(
+      'tampered.csr',
+      `-----BEGIN CERTIFICATE REQUEST-----\n${der.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`,
+    );
     await ssl.csr('ca-weak', '/CN=Weak CA', ['-newkey', 'rsa:2048']);
     const env = { BULWARK_ROOT_PASSPHRASE: PASSPHRASE };
     const [bad, weak] = await Promise.all([
@@ -218,14 +298,27 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     const platform = await openPlatform(loadConfig({ dataDir: data2, env: {} }), { env: {} });
     try {
       const org = (await platform.accounts.store.listOrganizations())[0]!.id;
-      const cert = await platform.pki.issueDeviceCertificate({ organizationId: org, deviceId: 'after-export', csrPem: await ssl.csr('after', '/CN=after-export', P256) }, { type: 'cli', id: 'test' });
+      const cert = await platform.pki.issueDeviceCertificate(
+        { organizationId: org, deviceId: 'after-export', csrPem: await ssl.csr('after', '/CN=after-export', P256) },
+        { type: 'cli', id: 'test' },
+      );
       await platform.pki.revoke({ organizationId: org, serial: cert.serial, reason: 'superseded' }, { type: 'cli', id: 'test' });
       ssl.write('after.pem', cert.pem);
       ssl.write('after-crl.pem', await platform.pki.crlFor());
     } finally {
       await platform.close();
     }
-    const result = await ssl.run(['verify', '-crl_check', '-CRLfile', 'after-crl.pem', '-CAfile', join(out, 'root.pem'), '-untrusted', join(data2, 'pki', 'device-ca.pem'), 'after.pem']);
+    const result = await ssl.run([
+      'verify',
+      '-crl_check',
+      '-CRLfile',
+      'after-crl.pem',
+      '-CAfile',
+      join(out, 'root.pem'),
+      '-untrusted',
+      join(data2, 'pki', 'device-ca.pem'),
+      'after.pem',
+    ]);
     assert.match(result.output, /certificate revoked/);
   });
 
@@ -234,7 +327,15 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     await initOfflineRoot(legacy, 'CN=Legacy Root', { passphrase: PASSPHRASE });
     const key = join(legacy, 'root.key.p8');
     // The same key as node's own export writes it: PBKDF2 at OpenSSL's default 2,048 iterations.
-    writeFileSync(key, createPrivateKey({ key: readFileSync(key, 'utf8'), passphrase: PASSPHRASE }).export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase: PASSPHRASE }));
+    writeFileSync(
+      key,
+      createPrivateKey({ key: readFileSync(key, 'utf8'), passphrase: PASSPHRASE }).export({
+        type: 'pkcs8',
+        format: 'pem',
+        cipher: 'aes-256-cbc',
+        passphrase: PASSPHRASE,
+      }),
+    );
     const csr = ssl.write('legacy-ca.csr', await ssl.csr('legacy-ca', '/CN=Legacy Issuing CA', P256));
     const env = { BULWARK_ROOT_PASSPHRASE: PASSPHRASE };
     const warned = ok(await bulwark(['pki', 'sign-issuing', '--dir', legacy, '--csr', csr, '--out', join(base, 'legacy-1.pem')], env));
@@ -242,7 +343,9 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
 
     const newPass = join(base, 'new-passphrase');
     writeFileSync(newPass, 'rotated root passphrase 43\n', { mode: 0o600 });
-    const rekeyed = JSON.parse(ok(await bulwark(['pki', 'rekey-root', '--dir', legacy, '--new-passphrase-file', newPass, '--json'], env)).stdout);
+    const rekeyed = JSON.parse(
+      ok(await bulwark(['pki', 'rekey-root', '--dir', legacy, '--new-passphrase-file', newPass, '--json'], env)).stdout,
+    );
     assert.match(rekeyed.before, /2,048 iterations/);
     assert.match(rekeyed.after, /PBKDF2-HMAC-SHA256, 600,000 iterations, AES-256-CBC/);
     assert.equal(statSync(key).mode & 0o777, 0o600);

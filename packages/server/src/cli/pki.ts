@@ -36,12 +36,20 @@ function passphrase(flags: PassphraseFlags): string | undefined {
 
 function rootKeyOptions(flags: HsmFlags): RootKeyOptions {
   if (!flags.hsm) return { passphrase: passphrase(flags) };
-  if (!flags.tokenLabel) throw new ValidationError('--hsm needs --token-label LABEL (and the PIN in the variable named by --pin-env)', {}, 'pki.token_label_missing');
+  if (!flags.tokenLabel)
+    throw new ValidationError(
+      '--hsm needs --token-label LABEL (and the PIN in the variable named by --pin-env)',
+      {},
+      'pki.token_label_missing',
+    );
   return { hsm: { tokenLabel: flags.tokenLabel, module: flags.pkcs11Module, pinEnv: flags.pinEnv } };
 }
 
 function addPassphrase(command: Command): Command {
-  return command.option('--passphrase-file <file>', 'file holding the root key passphrase (else env BULWARK_ROOT_PASSPHRASE); at least 12 characters');
+  return command.option(
+    '--passphrase-file <file>',
+    'file holding the root key passphrase (else env BULWARK_ROOT_PASSPHRASE); at least 12 characters',
+  );
 }
 
 function keyAccess(platform: Platform): CaKeyAccess {
@@ -52,14 +60,32 @@ function keyAccess(platform: Platform): CaKeyAccess {
 const cliActor = () => ({ type: 'cli' as const, id: process.env.USER ?? 'cli' });
 
 /** Runs a data-directory change and audits it, or audits its refusal and rethrows. */
-async function audited<T extends object>(platform: Platform, action: string, target: { type: string; id: string | null }, fn: () => Promise<T>): Promise<T> {
+async function audited<T extends object>(
+  platform: Platform,
+  action: string,
+  target: { type: string; id: string | null },
+  fn: () => Promise<T>,
+): Promise<T> {
   try {
     const result = await fn();
-    await platform.audit.record({ organizationId: null, actor: cliActor(), action, target, details: { ...(result as Record<string, unknown>) } });
+    await platform.audit.record({
+      organizationId: null,
+      actor: cliActor(),
+      action,
+      target,
+      details: { ...(result as Record<string, unknown>) },
+    });
     return result;
   } catch (error) {
     if (error instanceof BulwarkError) {
-      await platform.audit.record({ organizationId: null, actor: cliActor(), action, target, outcome: 'denied', details: { code: error.code, reason: error.message } });
+      await platform.audit.record({
+        organizationId: null,
+        actor: cliActor(),
+        action,
+        target,
+        outcome: 'denied',
+        details: { code: error.code, reason: error.message },
+      });
     }
     throw error;
   }
@@ -70,14 +96,21 @@ async function organizationName(platform: Platform): Promise<string> {
 }
 
 function describeCa(name: string, ca: CaStatus): string {
-  const key = ca.keyLocation === 'hsm' ? `HSM (label ${ca.tokenLabel})` : ca.keyLocation === 'offline' ? 'offline (not on this server)' : 'data directory (sealed under the master key)';
+  const key =
+    ca.keyLocation === 'hsm'
+      ? `HSM (label ${ca.tokenLabel})`
+      : ca.keyLocation === 'offline'
+        ? 'offline (not on this server)'
+        : 'data directory (sealed under the master key)';
   return `${name}: ${ca.subject}\n  expires ${ca.notAfter} (${ca.daysLeft} days)\n  key: ${key}`;
 }
 
 export function registerPkiCommands(program: Command): void {
   const pki = program.command('pki').description('CA hierarchy: offline root ceremony, issuing CAs, status');
 
-  addPassphrase(pki.command('init-root').description('on an offline machine: create a root CA (ECDSA P-256, pathLen 1, 20 years) in DIR (0700)'))
+  addPassphrase(
+    pki.command('init-root').description('on an offline machine: create a root CA (ECDSA P-256, pathLen 1, 20 years) in DIR (0700)'),
+  )
     .requiredOption('--dir <dir>', 'offline root directory (created 0700; the key file is 0600)')
     .option('--name <dn>', 'root subject', 'CN=Bulwark Offline Root CA')
     .option('--hsm', 'generate the root key on a PKCS#11 token instead of a passphrase-encrypted file')
@@ -88,7 +121,12 @@ export function registerPkiCommands(program: Command): void {
     .action(
       action(async (flags: HsmFlags & { dir: string; name: string; json?: boolean }) => {
         const root = await initOfflineRoot(flags.dir, flags.name, rootKeyOptions(flags));
-        const result = { certPath: root.paths.cert, keyLocation: root.keyLocation, subject: root.cert.subject, notAfter: root.cert.notAfter.toISOString() };
+        const result = {
+          certPath: root.paths.cert,
+          keyLocation: root.keyLocation,
+          subject: root.cert.subject,
+          notAfter: root.cert.notAfter.toISOString(),
+        };
         print(flags, result, () =>
           [
             `Root CA created: ${result.subject}, valid until ${result.notAfter}`,
@@ -113,16 +151,28 @@ export function registerPkiCommands(program: Command): void {
           const cert = await signIssuingCsr(root, flags.dir, readFileSync(flags.csr, 'utf8'), Number(flags.days));
           writeFileSync(flags.out, cert.toString('pem') + '\n', { mode: 0o644 });
           const result = { certPath: flags.out, subject: cert.subject, serial: cert.serialNumber, notAfter: cert.notAfter.toISOString() };
-          print(flags, result, () => `Signed ${result.subject} (serial ${result.serial}, valid until ${result.notAfter}): ${flags.out}\nCarry it to the server: bulwark pki import-issuing --kind … --cert ${flags.out}`);
+          print(
+            flags,
+            result,
+            () =>
+              `Signed ${result.subject} (serial ${result.serial}, valid until ${result.notAfter}): ${flags.out}\nCarry it to the server: bulwark pki import-issuing --kind … --cert ${flags.out}`,
+          );
         } finally {
           root.close();
         }
       }),
     );
 
-  addPassphrase(pki.command('rekey-root').description('on the offline machine: re-encrypt the root key file at the current policy, under a new passphrase or the current one'))
+  addPassphrase(
+    pki
+      .command('rekey-root')
+      .description('on the offline machine: re-encrypt the root key file at the current policy, under a new passphrase or the current one'),
+  )
     .requiredOption('--dir <dir>', 'offline root directory')
-    .option('--new-passphrase-file <file>', 'file holding the new passphrase (else env BULWARK_ROOT_NEW_PASSPHRASE, else the current one); at least 12 characters')
+    .option(
+      '--new-passphrase-file <file>',
+      'file holding the new passphrase (else env BULWARK_ROOT_NEW_PASSPHRASE, else the current one); at least 12 characters',
+    )
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: PassphraseFlags & { dir: string; newPassphraseFile?: string; json?: boolean }) => {
@@ -133,7 +183,11 @@ export function registerPkiCommands(program: Command): void {
       }),
     );
 
-  addDataDir(pki.command('request-issuing').description('on the server: a new issuing CA key (sealed, or on the token) kept as pending, and its CSR for the offline root'))
+  addDataDir(
+    pki
+      .command('request-issuing')
+      .description('on the server: a new issuing CA key (sealed, or on the token) kept as pending, and its CSR for the offline root'),
+  )
     .requiredOption('--kind <kind>', 'device or server')
     .option('--replace', 'replace a request that is already pending')
     .option('--json', 'machine-readable output')
@@ -143,15 +197,27 @@ export function registerPkiCommands(program: Command): void {
           const kind = checkKind(flags.kind);
           const orgName = await organizationName(platform);
           const result = await audited(platform, 'pki.issuing_ca_requested', { type: 'certificate_authority', id: kind }, async () => {
-            const { csrPem: _csr, ...report } = await requestIssuingCa(platform.config.dataDir, keyAccess(platform), kind, { organizationName: orgName, replace: flags.replace ?? false });
+            const { csrPem: _csr, ...report } = await requestIssuingCa(platform.config.dataDir, keyAccess(platform), kind, {
+              organizationName: orgName,
+              replace: flags.replace ?? false,
+            });
             return report;
           });
-          print(flags, result, () => `Pending ${kind} issuing CA key: ${result.keyLocation === 'hsm' ? `on the token (label ${result.tokenLabel})` : 'sealed in the data directory'}\nCSR: ${result.csrPath}\nSign it offline: bulwark pki sign-issuing --dir ROOT_DIR --csr ${kind}-ca.csr --out ${kind}-ca.pem`);
+          print(
+            flags,
+            result,
+            () =>
+              `Pending ${kind} issuing CA key: ${result.keyLocation === 'hsm' ? `on the token (label ${result.tokenLabel})` : 'sealed in the data directory'}\nCSR: ${result.csrPath}\nSign it offline: bulwark pki sign-issuing --dir ROOT_DIR --csr ${kind}-ca.csr --out ${kind}-ca.pem`,
+          );
         }),
       ),
     );
 
-  addDataDir(pki.command('import-issuing').description('on the server: install the issuing CA certificate the offline root signed for the pending key'))
+  addDataDir(
+    pki
+      .command('import-issuing')
+      .description('on the server: install the issuing CA certificate the offline root signed for the pending key'),
+  )
     .requiredOption('--kind <kind>', 'device or server')
     .requiredOption('--cert <file>', 'the issuing CA certificate (PEM)')
     .option('--root <file>', 'a new root CA certificate to trust; it replaces DIR/pki/ca.pem')
@@ -164,7 +230,11 @@ export function registerPkiCommands(program: Command): void {
           const rootPem = flags.root ? readFileSync(flags.root, 'utf8') : undefined;
           const orgName = await organizationName(platform);
           const result = await audited(platform, 'pki.issuing_ca_imported', { type: 'certificate_authority', id: kind }, () =>
-            importIssuingCa(platform.config.dataDir, keyAccess(platform), kind, certPem, { rootPem, organizationName: orgName, extraServerNames: platform.config.http.serverNames }),
+            importIssuingCa(platform.config.dataDir, keyAccess(platform), kind, certPem, {
+              rootPem,
+              organizationName: orgName,
+              extraServerNames: platform.config.http.serverNames,
+            }),
           );
           print(flags, result, () =>
             [
@@ -180,15 +250,28 @@ export function registerPkiCommands(program: Command): void {
       ),
     );
 
-  addPassphrase(addDataDir(pki.command('export-root').description('move the embedded root key out of the data directory (passphrase-encrypted) and delete it there')))
+  addPassphrase(
+    addDataDir(
+      pki
+        .command('export-root')
+        .description('move the embedded root key out of the data directory (passphrase-encrypted) and delete it there'),
+    ),
+  )
     .requiredOption('--out <dir>', 'offline root directory to create (0700); carry it to the offline machine')
     .option('--json', 'machine-readable output')
     .action(
       action((flags: GlobalOptions & PassphraseFlags & { out: string }) =>
         withPlatform(flags, async (platform) => {
           const secret = passphrase(flags);
-          const result = await audited(platform, 'pki.root_exported', { type: 'certificate_authority', id: 'root' }, () => exportRoot(platform.config.dataDir, keyAccess(platform), flags.out, secret));
-          print(flags, result, () => `The root key now lives only in ${result.keyPath} (passphrase-encrypted) and was deleted from the data directory.\nMove ${result.dir} to the offline machine; issuance and CRLs keep working on the issuing CAs.`);
+          const result = await audited(platform, 'pki.root_exported', { type: 'certificate_authority', id: 'root' }, () =>
+            exportRoot(platform.config.dataDir, keyAccess(platform), flags.out, secret),
+          );
+          print(
+            flags,
+            result,
+            () =>
+              `The root key now lives only in ${result.keyPath} (passphrase-encrypted) and was deleted from the data directory.\nMove ${result.dir} to the offline machine; issuance and CRLs keep working on the issuing CAs.`,
+          );
         }),
       ),
     );
@@ -204,8 +287,12 @@ export function registerPkiCommands(program: Command): void {
             ...status.previousRoots.map((s) => `  (ca.pem also holds the previous root ${s} until both issuing CAs chain to the new one)`),
             ...(['device', 'server'] as const).map((kind) => {
               const ca = status.issuing[kind];
-              if (!ca) return `${kind} issuing CA: none${status.legacy && kind === 'device' ? ' (the root issues device certificates)' : ''}`;
-              return describeCa(`${kind[0]!.toUpperCase()}${kind.slice(1)} issuing CA`, ca) + (ca.pendingRequest ? '\n  a new key is pending import (bulwark pki import-issuing)' : '');
+              if (!ca)
+                return `${kind} issuing CA: none${status.legacy && kind === 'device' ? ' (the root issues device certificates)' : ''}`;
+              return (
+                describeCa(`${kind[0]!.toUpperCase()}${kind.slice(1)} issuing CA`, ca) +
+                (ca.pendingRequest ? '\n  a new key is pending import (bulwark pki import-issuing)' : '')
+              );
             }),
           ].join('\n'),
         );

@@ -35,7 +35,10 @@ function addInitOptions(command: Command): Command {
 
 function reportInit(options: GlobalOptions, result: InitResult): void {
   print(options, result, () => {
-    const created = result.masterKey === 'hsm' ? ' (master key generated on the PKCS#11 token; no key file written: back up the token)' : ' (master key created: keys/master.key, mode 0600; back it up offline)';
+    const created =
+      result.masterKey === 'hsm'
+        ? ' (master key generated on the PKCS#11 token; no key file written: back up the token)'
+        : ' (master key created: keys/master.key, mode 0600; back it up offline)';
     const lines = [`Data directory: ${result.dataDir}${result.masterKeyCreated ? created : ''}`];
     lines.push(`CA certificate for clients: ${result.caCertPath}`);
     if (result.pkiCreated) {
@@ -67,10 +70,17 @@ function serveOverrides(flags: ServeFlags): Record<string, unknown> {
 
 /** What a person needs after the first start: where it runs, the one-time password, the CA, what to do next. */
 function firstStartText(init: InitResult, url: string): string {
-  const lines = [`Organization "${init.organization.slug}" created with owner ${init.owner!.email}.`, `One-time password (shown only now; you must change it at first sign-in): ${init.owner!.oneTimePassword}`];
+  const lines = [
+    `Organization "${init.organization.slug}" created with owner ${init.owner!.email}.`,
+    `One-time password (shown only now; you must change it at first sign-in): ${init.owner!.oneTimePassword}`,
+  ];
   lines.push(`CA certificate for clients: ${init.caCertPath}`);
-  if (init.masterKeyCreated && init.masterKey === 'data-dir') lines.push(`Master key: ${init.dataDir}/keys/master.key (back it up offline: without it the data cannot be read)`);
-  lines.push('', `Next: curl --cacert ${init.caCertPath} ${url}/readyz, then sign in as ${init.owner!.email} with the password above (POST /api/v1/auth/login; docs/operations.md).`);
+  if (init.masterKeyCreated && init.masterKey === 'data-dir')
+    lines.push(`Master key: ${init.dataDir}/keys/master.key (back it up offline: without it the data cannot be read)`);
+  lines.push(
+    '',
+    `Next: curl --cacert ${init.caCertPath} ${url}/readyz, then sign in as ${init.owner!.email} with the password above (POST /api/v1/auth/login; docs/operations.md).`,
+  );
   return lines.join('\n');
 }
 
@@ -108,14 +118,29 @@ async function serve(flags: ServeFlags, init?: InitResult): Promise<number> {
 }
 
 export function registerServeCommands(program: Command): void {
-  addInitOptions(addDataDir(program.command('init').description('create the data directory, master key, CA, server certificate and first owner')))
+  addInitOptions(
+    addDataDir(program.command('init').description('create the data directory, master key, CA, server certificate and first owner')),
+  )
     .option('--hsm', 'generate the CA keys on the PKCS#11 token of keys.pkcs11 (refused when none is configured)')
-    .option('--hsm-master-key', 'generate the master key on the PKCS#11 token of keys.pkcs11 (new data directories only; refused when none is configured)')
+    .option(
+      '--hsm-master-key',
+      'generate the master key on the PKCS#11 token of keys.pkcs11 (new data directories only; refused when none is configured)',
+    )
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: InitFlags) => {
         const config = configFor(flags);
-        reportInit(flags, await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName, hsm: flags.hsm ?? false, hsmMasterKey: flags.hsmMasterKey ?? false }));
+        reportInit(
+          flags,
+          await initialize(config, {
+            organizationSlug: flags.org,
+            organizationName: flags.orgName,
+            ownerEmail: flags.ownerEmail,
+            ownerName: flags.ownerName,
+            hsm: flags.hsm ?? false,
+            hsmMasterKey: flags.hsmMasterKey ?? false,
+          }),
+        );
       }),
     );
 
@@ -130,7 +155,14 @@ export function registerServeCommands(program: Command): void {
     .action(
       action(async (flags: InitFlags & ServeFlags) => {
         const config = configFor(flags, serveOverrides(flags));
-        const init = (await isInitialized(config)) ? undefined : await initialize(config, { organizationSlug: flags.org, organizationName: flags.orgName, ownerEmail: flags.ownerEmail, ownerName: flags.ownerName });
+        const init = (await isInitialized(config))
+          ? undefined
+          : await initialize(config, {
+              organizationSlug: flags.org,
+              organizationName: flags.orgName,
+              ownerEmail: flags.ownerEmail,
+              ownerName: flags.ownerName,
+            });
         return serve(flags, init);
       }),
     );

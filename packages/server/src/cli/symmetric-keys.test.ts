@@ -14,7 +14,6 @@ import { openPlatform } from '../platform.js';
 import { deriveDeviceKey } from '../devices/sas.js';
 import { bulwark } from '../testing/cli.js';
 
-
 describe('bulwark devices symmetric-key, enrollment-group, sas-token (CLI, SQLite)', () => {
   let dir: string;
   let dataDir: string;
@@ -69,7 +68,10 @@ describe('bulwark devices symmetric-key, enrollment-group, sas-token (CLI, SQLit
     assert.equal(registration.code, 0, registration.stderr);
     assert.equal(JSON.parse(registration.stdout).resource, `registrations/${created.id}/CLI-2`);
     assert.equal(listed.code, 0, listed.stderr);
-    assert.deepEqual((JSON.parse(listed.stdout) as { groups: { name: string }[] }).groups.map((g) => g.name), ['line-1']);
+    assert.deepEqual(
+      (JSON.parse(listed.stdout) as { groups: { name: string }[] }).groups.map((g) => g.name),
+      ['line-1'],
+    );
     assert.equal(disabled.code, 0, disabled.stderr);
     assert.match(disabled.stdout, /disabled/);
     assert.equal(tooLong.code, 2, tooLong.stderr);

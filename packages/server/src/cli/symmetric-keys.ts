@@ -18,7 +18,9 @@ interface OrgFlags extends GlobalOptions {
 }
 
 function orgCommand(parent: Command, name: string, description: string): Command {
-  return addDataDir(parent.command(name).description(description)).requiredOption('--org <slug>', 'organization slug').option('--json', 'machine-readable output');
+  return addDataDir(parent.command(name).description(description))
+    .requiredOption('--org <slug>', 'organization slug')
+    .option('--json', 'machine-readable output');
 }
 
 /** The device named by serial, or failing that by platform ID. */
@@ -42,7 +44,10 @@ function wholeNumber(flag: string, value: string, max: number): number {
  * existing file is never overwritten and a key is never issued that cannot be written down. The
  * key is shown once: in the output, or only in the file.
  */
-async function handOut<T extends { key: string }>(keyFile: string | undefined, issue: () => Promise<T>): Promise<{ value: T; out: Omit<T, 'key'> & { key?: string; keyFile?: string } }> {
+async function handOut<T extends { key: string }>(
+  keyFile: string | undefined,
+  issue: () => Promise<T>,
+): Promise<{ value: T; out: Omit<T, 'key'> & { key?: string; keyFile?: string } }> {
   if (!keyFile) {
     const value = await issue();
     return { value, out: value };
@@ -84,11 +89,17 @@ export function registerSymmetricKeyCommands(devices: Command): void {
           const graceSeconds = wholeNumber('--grace-seconds', flags.graceSeconds, 7 * 24 * 3600);
           const actor = await actorForOrganization(platform, flags.org);
           const id = await deviceId(platform, actor, ref);
-          const { value: issued, out } = await handOut(flags.keyFile, () => platform.devices.symmetricKeys.issueKey(actor, id, { graceSeconds }));
+          const { value: issued, out } = await handOut(flags.keyFile, () =>
+            platform.devices.symmetricKeys.issueKey(actor, id, { graceSeconds }),
+          );
           print(flags, out, () =>
             [
               `${issued.rotated ? 'Rotated' : 'Issued'} key version ${issued.version} of ${issued.deviceId}`,
-              issued.previousKeyValidUntil ? `The previous key stays valid until ${issued.previousKeyValidUntil.toISOString()}` : issued.rotated ? 'The previous key no longer works' : '',
+              issued.previousKeyValidUntil
+                ? `The previous key stays valid until ${issued.previousKeyValidUntil.toISOString()}`
+                : issued.rotated
+                  ? 'The previous key no longer works'
+                  : '',
               out.keyFile ? `Key written to ${out.keyFile}` : `Key (shown once): ${issued.key}`,
             ]
               .filter(Boolean)
@@ -98,7 +109,9 @@ export function registerSymmetricKeyCommands(devices: Command): void {
       ),
     );
 
-  const groups = devices.command('enrollment-group').description('enrollment groups: devices derive their key from the group key (HMAC-SHA256 of their serial) and register themselves');
+  const groups = devices
+    .command('enrollment-group')
+    .description('enrollment groups: devices derive their key from the group key (HMAC-SHA256 of their serial) and register themselves');
 
   orgCommand(groups, 'create', 'create an enrollment group of a product (its key is shown once)')
     .requiredOption('--name <name>', 'group name, unique in the organization')
@@ -108,10 +121,19 @@ export function registerSymmetricKeyCommands(devices: Command): void {
       action((flags: OrgFlags & { name: string; product: string }) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const product = (await platform.devices.service.listProducts(actor)).find((p) => p.id === flags.product || p.name === flags.product);
+          const product = (await platform.devices.service.listProducts(actor)).find(
+            (p) => p.id === flags.product || p.name === flags.product,
+          );
           if (!product) throw new NotFoundError(`Product "${flags.product}"`);
-          const { value: created, out } = await handOut(flags.keyFile, () => platform.devices.symmetricKeys.createGroup(actor, { name: flags.name, productId: product.id }));
-          print(flags, out, () => [`Enrollment group "${created.name}" created (${created.id})`, out.keyFile ? `Group key written to ${out.keyFile}` : `Group key (shown once): ${created.key}`].join('\n'));
+          const { value: created, out } = await handOut(flags.keyFile, () =>
+            platform.devices.symmetricKeys.createGroup(actor, { name: flags.name, productId: product.id }),
+          );
+          print(flags, out, () =>
+            [
+              `Enrollment group "${created.name}" created (${created.id})`,
+              out.keyFile ? `Group key written to ${out.keyFile}` : `Group key (shown once): ${created.key}`,
+            ].join('\n'),
+          );
         }),
       ),
     );
@@ -120,7 +142,13 @@ export function registerSymmetricKeyCommands(devices: Command): void {
     action((flags: OrgFlags) =>
       withPlatform(flags, async (platform) => {
         const list = await platform.devices.symmetricKeys.listGroups(await actorForOrganization(platform, flags.org));
-        print(flags, { groups: list }, () => list.map((g) => [g.name, g.disabledAt ? 'disabled' : 'enabled', g.productId, g.id].join('\t')).join('\n') || 'No enrollment groups');
+        print(
+          flags,
+          { groups: list },
+          () =>
+            list.map((g) => [g.name, g.disabledAt ? 'disabled' : 'enabled', g.productId, g.id].join('\t')).join('\n') ||
+            'No enrollment groups',
+        );
       }),
     ),
   );

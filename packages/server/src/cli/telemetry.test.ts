@@ -16,7 +16,6 @@ import { bulwark } from '../testing/cli.js';
 
 const DAY = 86_400_000;
 
-
 describe('bulwark telemetry prune (CLI, SQLite)', () => {
   let dir: string;
   let config: Config;
@@ -42,7 +41,9 @@ describe('bulwark telemetry prune (CLI, SQLite)', () => {
       const now = Date.now();
       // The default retention is 90 days: 12 readings are older, 5 are not.
       const ages = [...Array.from({ length: 12 }, (_, i) => 91 + i), 1, 2, 3, 80, 89];
-      await new TelemetryWriter(platform.telemetry.store).write(ages.map((age) => ({ organization_id: org!.id, device_id: device.id, ts: now - age * DAY, received_at: now, data: '{"t":1}' })));
+      await new TelemetryWriter(platform.telemetry.store).write(
+        ages.map((age) => ({ organization_id: org!.id, device_id: device.id, ts: now - age * DAY, received_at: now, data: '{"t":1}' })),
+      );
     } finally {
       await platform.close();
     }

@@ -8,7 +8,9 @@ import { action, addDataDir, EXIT, print, withPlatform, type GlobalOptions } fro
 export function registerTelemetryCommands(program: Command): void {
   const telemetry = program.command('telemetry').description('telemetry storage');
 
-  addDataDir(telemetry.command('prune').description("delete telemetry older than its product's retention (or telemetry.retentionDays), in batches"))
+  addDataDir(
+    telemetry.command('prune').description("delete telemetry older than its product's retention (or telemetry.retentionDays), in batches"),
+  )
     .option('--dry-run', 'count what would be deleted; delete nothing')
     .option('--json', 'machine-readable output')
     .action(
@@ -20,7 +22,10 @@ export function registerTelemetryCommands(program: Command): void {
               `${report.dryRun ? 'Would delete' : 'Deleted'} ${report.rows} telemetry rows${report.dryRun ? '' : ` in ${report.batches} batches`}`,
               ...report.products
                 .filter((p) => p.rows > 0)
-                .map((p) => `  product ${p.productId}: ${p.rows} rows before ${p.cutoff} (${p.retentionDays} days${p.usesDefault ? ', the default' : ''})`),
+                .map(
+                  (p) =>
+                    `  product ${p.productId}: ${p.rows} rows before ${p.cutoff} (${p.retentionDays} days${p.usesDefault ? ', the default' : ''})`,
+                ),
             ].join('\n'),
           );
           return EXIT.ok;

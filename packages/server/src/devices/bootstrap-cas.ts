@@ -46,7 +46,14 @@ export interface BootstrapProof {
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
 function view(row: BootstrapCaRow): BootstrapCaView {
-  return { id: row.id, name: row.name, subject: row.subject, fingerprintSha256: row.fingerprint_sha256, notAfter: new Date(Number(row.not_after)).toISOString(), createdAt: new Date(Number(row.created_at)).toISOString() };
+  return {
+    id: row.id,
+    name: row.name,
+    subject: row.subject,
+    fingerprintSha256: row.fingerprint_sha256,
+    notAfter: new Date(Number(row.not_after)).toISOString(),
+    createdAt: new Date(Number(row.created_at)).toISOString(),
+  };
 }
 
 /** The certificate is not a usable CA certificate. */
@@ -58,7 +65,8 @@ export class BootstrapCaInvalidError extends ValidationError {
 
 function parseCa(pem: string, now: number): X509Certificate {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length !== 1) throw new BootstrapCaInvalidError('Send exactly one PEM certificate: the CA that issues your devices\' bootstrap certificates');
+  if (blocks.length !== 1)
+    throw new BootstrapCaInvalidError("Send exactly one PEM certificate: the CA that issues your devices' bootstrap certificates");
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(blocks[0]!);
@@ -66,14 +74,18 @@ function parseCa(pem: string, now: number): X509Certificate {
     throw new BootstrapCaInvalidError(`The certificate does not parse: ${(error as Error).message}`);
   }
   if (!cert.ca) throw new BootstrapCaInvalidError('The certificate is not a CA certificate (basicConstraints CA:TRUE is required)');
-  if (now > Date.parse(cert.validTo) || now < Date.parse(cert.validFrom)) throw new BootstrapCaInvalidError(`The CA certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo})`);
+  if (now > Date.parse(cert.validTo) || now < Date.parse(cert.validFrom))
+    throw new BootstrapCaInvalidError(`The CA certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo})`);
   const key = cert.publicKey;
   const details = key.asymmetricKeyDetails ?? {};
   const strong =
     key.asymmetricKeyType === 'ed25519' ||
     (key.asymmetricKeyType === 'ec' && ACCEPTED_CURVES.has(details.namedCurve ?? '')) ||
     (key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= MIN_RSA_BITS);
-  if (!strong) throw new BootstrapCaInvalidError(`The CA key (${key.asymmetricKeyType} ${details.namedCurve ?? details.modulusLength ?? ''}) is not accepted: use P-256, P-384, Ed25519 or RSA of at least ${MIN_RSA_BITS} bits`);
+  if (!strong)
+    throw new BootstrapCaInvalidError(
+      `The CA key (${key.asymmetricKeyType} ${details.namedCurve ?? details.modulusLength ?? ''}) is not accepted: use P-256, P-384, Ed25519 or RSA of at least ${MIN_RSA_BITS} bits`,
+    );
   return cert;
 }
 
@@ -113,9 +125,22 @@ export class BootstrapCaService {
       deleted_at: null,
     };
     await this.db.transaction().execute(async (trx) => {
-      const live = await trx.selectFrom('bootstrap_cas').select(['fingerprint_sha256']).where('organization_id', '=', actor.organizationId).where('deleted_at', 'is', null).execute();
-      if (live.some((r) => r.fingerprint_sha256 === row.fingerprint_sha256)) throw new ConflictError('This CA is already registered in the organization', { fingerprintSha256: row.fingerprint_sha256 }, ErrorCodes.bootstrapCaExists);
-      if (live.length >= MAX_BOOTSTRAP_CAS) throw new ConflictError(`An organization may register at most ${MAX_BOOTSTRAP_CAS} bootstrap CAs; delete one first`, { limit: MAX_BOOTSTRAP_CAS });
+      const live = await trx
+        .selectFrom('bootstrap_cas')
+        .select(['fingerprint_sha256'])
+        .where('organization_id', '=', actor.organizationId)
+        .where('deleted_at', 'is', null)
+        .execute();
+      if (live.some((r) => r.fingerprint_sha256 === row.fingerprint_sha256))
+        throw new ConflictError(
+          'This CA is already registered in the organization',
+          { fingerprintSha256: row.fingerprint_sha256 },
+          ErrorCodes.bootstrapCaExists,
+        );
+      if (live.length >= MAX_BOOTSTRAP_CAS)
+        throw new ConflictError(`An organization may register at most ${MAX_BOOTSTRAP_CAS} bootstrap CAs; delete one first`, {
+          limit: MAX_BOOTSTRAP_CAS,
+        });
       await trx.insertInto('bootstrap_cas').values(row).execute();
       await this.audit.record(
         {
@@ -134,7 +159,13 @@ export class BootstrapCaService {
 
   async list(actor: Actor): Promise<BootstrapCaView[]> {
     requirePermission(actor, 'devices:read');
-    const rows = await this.db.selectFrom('bootstrap_cas').selectAll().where('organization_id', '=', actor.organizationId).where('deleted_at', 'is', null).orderBy('created_at').execute();
+    const rows = await this.db
+      .selectFrom('bootstrap_cas')
+      .selectAll()
+      .where('organization_id', '=', actor.organizationId)
+      .where('deleted_at', 'is', null)
+      .orderBy('created_at')
+      .execute();
     return rows.map(view);
   }
 
@@ -142,9 +173,24 @@ export class BootstrapCaService {
   async delete(actor: Actor, id: string): Promise<void> {
     requirePermission(actor, 'devices:write');
     await this.db.transaction().execute(async (trx) => {
-      const result = await trx.updateTable('bootstrap_cas').set({ deleted_at: this.clock.now() }).where('id', '=', id).where('organization_id', '=', actor.organizationId).where('deleted_at', 'is', null).executeTakeFirst();
+      const result = await trx
+        .updateTable('bootstrap_cas')
+        .set({ deleted_at: this.clock.now() })
+        .where('id', '=', id)
+        .where('organization_id', '=', actor.organizationId)
+        .where('deleted_at', 'is', null)
+        .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) throw new NotFoundError('Bootstrap CA', { id });
-      await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'pki.bootstrap_ca_deleted', target: { type: 'bootstrap_ca', id }, sourceIp: actor.sourceIp }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'pki.bootstrap_ca_deleted',
+          target: { type: 'bootstrap_ca', id },
+          sourceIp: actor.sourceIp,
+        },
+        trx,
+      );
     });
   }
 
@@ -161,7 +207,12 @@ export class BootstrapCaService {
       throw new DeviceAuthenticationError('malformed');
     }
     const now = this.clock.now();
-    const candidates = await this.db.selectFrom('bootstrap_cas').selectAll().where('subject_sha256', '=', sha256(cert.issuer)).where('deleted_at', 'is', null).execute();
+    const candidates = await this.db
+      .selectFrom('bootstrap_cas')
+      .selectAll()
+      .where('subject_sha256', '=', sha256(cert.issuer))
+      .where('deleted_at', 'is', null)
+      .execute();
     const issuers = candidates.filter((row) => {
       const ca = new X509Certificate(row.pem);
       return now <= Date.parse(ca.validTo) && cert.checkIssued(ca) && cert.verify(ca.publicKey);

@@ -10,7 +10,14 @@ import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Ok, Strict, Timestamp } from '../transport/http/schemas.js';
 
-const BootstrapCa = Strict({ id: Type.String(), name: Type.String(), subject: Type.String(), fingerprintSha256: Type.String(), notAfter: Timestamp, createdAt: Timestamp });
+const BootstrapCa = Strict({
+  id: Type.String(),
+  name: Type.String(),
+  subject: Type.String(),
+  fingerprintSha256: Type.String(),
+  notAfter: Timestamp,
+  createdAt: Timestamp,
+});
 
 export function bootstrapCaRoutes(platform: Platform) {
   const service = platform.devices.bootstrapCas;
@@ -25,7 +32,10 @@ export function bootstrapCaRoutes(platform: Platform) {
         schema: {
           tags: ['pki'],
           summary: "Register a manufacturer CA whose certificates may enroll the organization's pending devices once (EST simpleenroll)",
-          body: Strict({ name: Type.String({ minLength: 1, maxLength: 100 }), certificate: Type.String({ minLength: 1, maxLength: 16_384, description: 'The CA certificate (PEM)' }) }),
+          body: Strict({
+            name: Type.String({ minLength: 1, maxLength: 100 }),
+            certificate: Type.String({ minLength: 1, maxLength: 16_384, description: 'The CA certificate (PEM)' }),
+          }),
           response: { 201: BootstrapCa, ...errorResponses(400, 401, 403, 409) },
         },
       },
@@ -33,14 +43,26 @@ export function bootstrapCaRoutes(platform: Platform) {
     );
     app.get(
       '/pki/bootstrap-cas',
-      { config: read, schema: { tags: ['pki'], summary: 'The bootstrap CAs the organization trusts', response: { 200: Strict({ bootstrapCas: Type.Array(BootstrapCa) }), ...errorResponses(401, 403) } } },
+      {
+        config: read,
+        schema: {
+          tags: ['pki'],
+          summary: 'The bootstrap CAs the organization trusts',
+          response: { 200: Strict({ bootstrapCas: Type.Array(BootstrapCa) }), ...errorResponses(401, 403) },
+        },
+      },
       async (request) => ({ bootstrapCas: await service.list(actorOf(request)) }),
     );
     app.delete(
       '/pki/bootstrap-cas/:id',
       {
         config: write,
-        schema: { tags: ['pki'], summary: 'Stop trusting a bootstrap CA (enrolled devices keep their certificates)', params: Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) }), response: { 200: Ok, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['pki'],
+          summary: 'Stop trusting a bootstrap CA (enrolled devices keep their certificates)',
+          params: Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+          response: { 200: Ok, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => {
         await service.delete(actorOf(request), request.params.id);

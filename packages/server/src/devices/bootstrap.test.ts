@@ -22,10 +22,16 @@ for (const engine of ENGINES) {
       auditorToken = (await operatorSession(t, token, 'auditor@example.com', 'auditor')).token;
       await t.platform.accounts.service.createOrganization({ slug: 'org-b', name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', 'org-b'));
-      for (const [as, name] of [[token, 'a'], [tokenB, 'b']] as const) products[name] = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token: as })).body.id;
+      for (const [as, name] of [
+        [token, 'a'],
+        [tokenB, 'b'],
+      ] as const)
+        products[name] = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token: as })).body.id;
       ssl.write('ca.pem', t.ca);
       await opensslCa(ssl, 'factory', '/CN=Acme Factory CA/O=Acme');
-      const registered = await t.client().post('/api/v1/pki/bootstrap-cas', { name: 'Acme factory', certificate: ssl.read('factory.pem') }, { token });
+      const registered = await t
+        .client()
+        .post('/api/v1/pki/bootstrap-cas', { name: 'Acme factory', certificate: ssl.read('factory.pem') }, { token });
       assert.equal(registered.status, 201, registered.text);
     });
     after(async () => {
@@ -38,20 +44,34 @@ for (const engine of ENGINES) {
       assert.equal(created.status, 201, created.text);
       return created.body.id;
     }
-    const status = async (id: string) => (await t.platform.db.selectFrom('devices').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
+    const status = async (id: string) =>
+      (await t.platform.db.selectFrom('devices').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
     const enroll = async (bootstrap: string, csrSubject = '/') => {
       // A refusal for the same reason from the same address is audited once a minute: each attempt gets its own.
       t.clock.advance(61_000);
-      return estPost(t.server.port, t.ca, 'simpleenroll', await estCsr(ssl, `${bootstrap}-op`, csrSubject), { cert: ssl.read(`${bootstrap}.pem`), key: ssl.read(`${bootstrap}.key`) });
+      return estPost(t.server.port, t.ca, 'simpleenroll', await estCsr(ssl, `${bootstrap}-op`, csrSubject), {
+        cert: ssl.read(`${bootstrap}.pem`),
+        key: ssl.read(`${bootstrap}.key`),
+      });
     };
-    const lastRefusal = async () => (await t.platform.audit.query({ action: 'device.bootstrap_enrolled', outcome: 'denied' })).entries[0]?.details.reason;
+    const lastRefusal = async () =>
+      (await t.platform.audit.query({ action: 'device.bootstrap_enrolled', outcome: 'denied' })).entries[0]?.details.reason;
 
     it('registers CA certificates only: lists them for readers, refuses writers without devices:write, non-CA and duplicate certificates', async () => {
       const listed = await t.client().get('/api/v1/pki/bootstrap-cas', { token: auditorToken });
       assert.equal(listed.status, 200, listed.text);
-      assert.deepEqual(listed.body.bootstrapCas.map((c: { name: string; subject: string }) => [c.name, c.subject]), [['Acme factory', 'CN=Acme Factory CA\nO=Acme']]);
-      assert.equal((await t.client().post('/api/v1/pki/bootstrap-cas', { name: 'x', certificate: ssl.read('factory.pem') }, { token: auditorToken })).status, 403);
-      const duplicate = await t.client().post('/api/v1/pki/bootstrap-cas', { name: 'again', certificate: ssl.read('factory.pem') }, { token });
+      assert.deepEqual(
+        listed.body.bootstrapCas.map((c: { name: string; subject: string }) => [c.name, c.subject]),
+        [['Acme factory', 'CN=Acme Factory CA\nO=Acme']],
+      );
+      assert.equal(
+        (await t.client().post('/api/v1/pki/bootstrap-cas', { name: 'x', certificate: ssl.read('factory.pem') }, { token: auditorToken }))
+          .status,
+        403,
+      );
+      const duplicate = await t
+        .client()
+        .post('/api/v1/pki/bootstrap-cas', { name: 'again', certificate: ssl.read('factory.pem') }, { token });
       assert.deepEqual([duplicate.status, duplicate.body.error?.code], [409, 'pki.bootstrap_ca_exists']);
       const leaf = await opensslLeaf(ssl, 'factory', 'not-a-ca', '/CN=leaf');
       const notCa = await t.client().post('/api/v1/pki/bootstrap-cas', { name: 'leaf', certificate: leaf }, { token });
@@ -64,8 +84,17 @@ for (const engine of ENGINES) {
       await opensslLeaf(ssl, 'factory', 'bs1', '/CN=BS-1');
       ssl.write('bs1-csr.b64', await estCsr(ssl, 'bs1-op', '/'));
       const answer = await curl([
-        '--cacert', join(ssl.dir, 'ca.pem'), '--cert', join(ssl.dir, 'bs1.pem'), '--key', join(ssl.dir, 'bs1.key'),
-        '-H', 'content-type: application/pkcs10', '--data-binary', `@${join(ssl.dir, 'bs1-csr.b64')}`, `https://localhost:${t.server.port}/.well-known/est/simpleenroll`,
+        '--cacert',
+        join(ssl.dir, 'ca.pem'),
+        '--cert',
+        join(ssl.dir, 'bs1.pem'),
+        '--key',
+        join(ssl.dir, 'bs1.key'),
+        '-H',
+        'content-type: application/pkcs10',
+        '--data-binary',
+        `@${join(ssl.dir, 'bs1-csr.b64')}`,
+        `https://localhost:${t.server.port}/.well-known/est/simpleenroll`,
       ]);
       assert.equal(answer.status, 200, answer.body);
       const issued = new X509Certificate(await certificateOf(ssl, 'bs1-issued', answer.body));
@@ -76,7 +105,11 @@ for (const engine of ENGINES) {
       assert.equal(audited?.details.serial, 'BS-1');
 
       const again = await enroll('bs1');
-      assert.deepEqual([again.status, again.error?.code], [401, 'device.auth_failed'], 'an enrolled device renews through simplereenroll, not its bootstrap certificate');
+      assert.deepEqual(
+        [again.status, again.error?.code],
+        [401, 'device.auth_failed'],
+        'an enrolled device renews through simplereenroll, not its bootstrap certificate',
+      );
       assert.equal(await lastRefusal(), 'unknown_device');
     });
 
@@ -99,7 +132,7 @@ for (const engine of ENGINES) {
       assert.equal(await status(id), 'pending');
     });
 
-    it("refuses a bootstrap certificate naming a device of another organization that does not trust the CA", async () => {
+    it('refuses a bootstrap certificate naming a device of another organization that does not trust the CA', async () => {
       const id = await pending('BS-B', tokenB, products.b);
       await opensslLeaf(ssl, 'factory', 'bsb', '/CN=BS-B');
       const res = await enroll('bsb');
@@ -110,7 +143,9 @@ for (const engine of ENGINES) {
 
     it('refuses certificates of a CA once it is deleted', async () => {
       await opensslCa(ssl, 'line2', '/CN=Acme Line 2 CA/O=Acme');
-      const registered = await t.client().post('/api/v1/pki/bootstrap-cas', { name: 'Line 2', certificate: ssl.read('line2.pem') }, { token });
+      const registered = await t
+        .client()
+        .post('/api/v1/pki/bootstrap-cas', { name: 'Line 2', certificate: ssl.read('line2.pem') }, { token });
       assert.equal(registered.status, 201, registered.text);
       const id = await pending('BS-5');
       await opensslLeaf(ssl, 'line2', 'bs5', '/CN=BS-5');

@@ -15,7 +15,6 @@ import { openPlatform } from '../platform.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { bulwark } from '../testing/cli.js';
 
-
 describe('bulwark devices (CLI, SQLite)', () => {
   let dir: string;
   let d: string[];
@@ -33,7 +32,10 @@ describe('bulwark devices (CLI, SQLite)', () => {
       const actor = cliActor(org!.id, 'test');
       const product = await platform.devices.service.createProduct(actor, { name: 'Sensor' });
       const device = await platform.devices.service.register(actor, { serial: 'CRED-1', productId: product.id });
-      for (const name of ['a', 'b', 'c']) certificates.push((await platform.devices.enrollment.provision(actor, device.id, await ssl.csr(name, `/CN=${device.id}`, P256))).serial);
+      for (const name of ['a', 'b', 'c'])
+        certificates.push(
+          (await platform.devices.enrollment.provision(actor, device.id, await ssl.csr(name, `/CN=${device.id}`, P256))).serial,
+        );
     } finally {
       await platform.close();
     }
@@ -48,22 +50,34 @@ describe('bulwark devices (CLI, SQLite)', () => {
     writeFileSync(bad, ['S-1', 'S-2', 'S 3', 'S-4', 'S-5'].map((serial) => JSON.stringify({ serial, product: 'Sensor' })).join('\n'));
     const good = join(dir, 'good.csv');
     writeFileSync(good, ['serial,product,tags', ...['S-1', 'S-2', 'S-3', 'S-4', 'S-5'].map((s) => `${s},Sensor,cli`)].join('\n'));
-    const [rejected, imported] = await Promise.all([bulwark(['devices', 'import', bad, ...d]), bulwark(['devices', 'import', good, ...d, '--json'])]);
+    const [rejected, imported] = await Promise.all([
+      bulwark(['devices', 'import', bad, ...d]),
+      bulwark(['devices', 'import', good, ...d, '--json']),
+    ]);
     assert.equal(rejected.code, 2, rejected.stderr);
     assert.match(rejected.stderr, /line 3 \(S 3\): serial must be/);
     assert.match(rejected.stderr, /\[device\.import_rejected\]/);
     assert.equal(imported.code, 0, imported.stderr);
     assert.deepEqual(JSON.parse(imported.stdout), { imported: 5 });
 
-    const [retired, unknown] = await Promise.all([bulwark(['devices', 'retire', 'S-2', ...d, '--reason', 'end of life']), bulwark(['devices', 'disable', 'NOPE', ...d])]);
+    const [retired, unknown] = await Promise.all([
+      bulwark(['devices', 'retire', 'S-2', ...d, '--reason', 'end of life']),
+      bulwark(['devices', 'disable', 'NOPE', ...d]),
+    ]);
     assert.equal(retired.code, 0, retired.stderr);
     assert.match(retired.stdout, /S-2 is now retired/);
-    const [revived, listed] = await Promise.all([bulwark(['devices', 'activate', 'S-2', ...d]), bulwark(['devices', 'list', ...d, '--tag', 'cli', '--json'])]);
+    const [revived, listed] = await Promise.all([
+      bulwark(['devices', 'activate', 'S-2', ...d]),
+      bulwark(['devices', 'list', ...d, '--tag', 'cli', '--json']),
+    ]);
     assert.equal(revived.code, 5, revived.stderr);
     assert.match(revived.stderr, /device\.invalid_transition/);
     assert.equal(listed.code, 0, listed.stderr);
     const page = JSON.parse(listed.stdout) as { devices: { serial: string; status: string }[] };
-    assert.deepEqual(page.devices.map((x) => `${x.serial}:${x.status}`), ['S-1:pending', 'S-2:retired', 'S-3:pending', 'S-4:pending', 'S-5:pending']);
+    assert.deepEqual(
+      page.devices.map((x) => `${x.serial}:${x.status}`),
+      ['S-1:pending', 'S-2:retired', 'S-3:pending', 'S-4:pending', 'S-5:pending'],
+    );
     assert.equal(unknown.code, 4, unknown.stderr);
   });
 
@@ -78,7 +92,10 @@ describe('bulwark devices (CLI, SQLite)', () => {
     assert.equal(revoked.code, 0, revoked.stderr);
     assert.match(revoked.stdout, new RegExp(`Certificate ${certificates[0]} revoked`));
     assert.equal(badReason.code, 2, badReason.stderr);
-    const [twice, unknown] = await Promise.all([bulwark(['devices', 'revoke-cert', certificates[0]!, ...d]), bulwark(['devices', 'revoke-cert', 'abcdef', ...d])]);
+    const [twice, unknown] = await Promise.all([
+      bulwark(['devices', 'revoke-cert', certificates[0]!, ...d]),
+      bulwark(['devices', 'revoke-cert', 'abcdef', ...d]),
+    ]);
     assert.equal(twice.code, 5, twice.stderr);
     assert.match(twice.stderr, /pki\.already_revoked/);
     assert.equal(unknown.code, 4, unknown.stderr);

@@ -65,14 +65,22 @@ export class CommandService {
       throw error;
     }
     const paramsText = JSON.stringify(params);
-    if (Buffer.byteLength(paramsText) > MAX_JSON_BYTES) throw new ValidationError(`Command params must be at most ${MAX_JSON_BYTES} bytes of JSON`, { field: 'params' });
+    if (Buffer.byteLength(paramsText) > MAX_JSON_BYTES)
+      throw new ValidationError(`Command params must be at most ${MAX_JSON_BYTES} bytes of JSON`, { field: 'params' });
     const timeoutMs = input.timeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
-    if (!Number.isInteger(timeoutMs) || timeoutMs < 1000 || timeoutMs > MAX_COMMAND_TIMEOUT_MS) throw new ValidationError(`timeoutMs must be 1000 to ${MAX_COMMAND_TIMEOUT_MS}`, { field: 'timeoutMs' });
+    if (!Number.isInteger(timeoutMs) || timeoutMs < 1000 || timeoutMs > MAX_COMMAND_TIMEOUT_MS)
+      throw new ValidationError(`timeoutMs must be 1000 to ${MAX_COMMAND_TIMEOUT_MS}`, { field: 'timeoutMs' });
 
     const device = await this.deviceOf(actor, deviceId);
-    if (device.status !== 'active') throw new ConflictError(`A ${device.status} device is not sent commands`, { status: device.status }, 'device.not_commandable');
-    const presence = await this.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', device.id).executeTakeFirst();
-    if (!presence || presence.connected_since === null) throw new ConflictError('The device is offline: commands are delivered to connected devices only', { deviceId }, 'device.offline');
+    if (device.status !== 'active')
+      throw new ConflictError(`A ${device.status} device is not sent commands`, { status: device.status }, 'device.not_commandable');
+    const presence = await this.db
+      .selectFrom('device_presence')
+      .select('connected_since')
+      .where('device_id', '=', device.id)
+      .executeTakeFirst();
+    if (!presence || presence.connected_since === null)
+      throw new ConflictError('The device is offline: commands are delivered to connected devices only', { deviceId }, 'device.offline');
 
     const now = this.clock.now();
     const row: DeviceCommandsTable = {
@@ -92,11 +100,23 @@ export class CommandService {
     await this.db.transaction().execute(async (trx) => {
       await trx.insertInto('device_commands').values(row).execute();
       await this.audit.record(
-        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.command_sent', target: { type: 'device', id: device.id }, sourceIp: actor.sourceIp, details: { commandId: row.id, name: row.name, timeoutMs } },
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'device.command_sent',
+          target: { type: 'device', id: device.id },
+          sourceIp: actor.sourceIp,
+          details: { commandId: row.id, name: row.name, timeoutMs },
+        },
         trx,
       );
     });
-    await this.messenger.send(device.id, `commands/${row.id}`, { name: row.name, params, timeoutMs, issuedAt: now }, { suffix: `commands/${row.id}/result`, correlation: row.id });
+    await this.messenger.send(
+      device.id,
+      `commands/${row.id}`,
+      { name: row.name, params, timeoutMs, issuedAt: now },
+      { suffix: `commands/${row.id}/result`, correlation: row.id },
+    );
     return this.view(row);
   }
 
@@ -106,7 +126,13 @@ export class CommandService {
     await this.deviceOf(actor, deviceId);
     const deadline = Date.now() + Math.min(Math.max(waitMs, 0), MAX_WAIT_MS);
     for (;;) {
-      const row = await this.db.selectFrom('device_commands').selectAll().where('id', '=', commandId).where('organization_id', '=', actor.organizationId).where('device_id', '=', deviceId).executeTakeFirst();
+      const row = await this.db
+        .selectFrom('device_commands')
+        .selectAll()
+        .where('id', '=', commandId)
+        .where('organization_id', '=', actor.organizationId)
+        .where('device_id', '=', deviceId)
+        .executeTakeFirst();
       if (!row) throw new NotFoundError('Command', { commandId });
       const current = this.view(row);
       if (current.status !== 'pending' || Date.now() >= deadline) return current;
@@ -134,10 +160,13 @@ export class CommandService {
     const { status, result, error, ...rest } = payload as { status?: unknown; result?: unknown; error?: unknown };
     if (Object.keys(rest).length > 0) throw new CommandResultError('payload.invalid', `Unknown field "${Object.keys(rest)[0]}"`);
     const outcome: Record<string, CommandStatus> = { ok: 'succeeded', error: 'failed', rejected: 'rejected' };
-    if (typeof status !== 'string' || !outcome[status]) throw new CommandResultError('payload.invalid', '"status" must be "ok", "error" or "rejected"');
-    if (error !== undefined && (typeof error !== 'string' || error.length > 1024)) throw new CommandResultError('payload.invalid', '"error" must be a string of at most 1024 characters');
+    if (typeof status !== 'string' || !outcome[status])
+      throw new CommandResultError('payload.invalid', '"status" must be "ok", "error" or "rejected"');
+    if (error !== undefined && (typeof error !== 'string' || error.length > 1024))
+      throw new CommandResultError('payload.invalid', '"error" must be a string of at most 1024 characters');
     const resultText = result === undefined ? null : JSON.stringify(result);
-    if (resultText !== null && Buffer.byteLength(resultText) > MAX_JSON_BYTES) throw new CommandResultError('payload.invalid', `"result" must be at most ${MAX_JSON_BYTES} bytes of JSON`);
+    if (resultText !== null && Buffer.byteLength(resultText) > MAX_JSON_BYTES)
+      throw new CommandResultError('payload.invalid', `"result" must be at most ${MAX_JSON_BYTES} bytes of JSON`);
     const now = this.clock.now();
     const updated = await this.db
       .updateTable('device_commands')
@@ -147,7 +176,11 @@ export class CommandService {
       .where('status', '=', 'pending')
       .where('expires_at', '>', now)
       .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1) throw new CommandResultError('command.expired', 'No pending command of this device has that ID (unknown, already answered, or past its timeout)');
+    if (Number(updated.numUpdatedRows) !== 1)
+      throw new CommandResultError(
+        'command.expired',
+        'No pending command of this device has that ID (unknown, already answered, or past its timeout)',
+      );
   }
 
   /** The caller's device: another organization's or an unknown ID is the same 404, on every route. */

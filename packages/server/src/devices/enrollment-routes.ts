@@ -40,7 +40,8 @@ function pkcs7(...pems: string[]): string {
 /** The base64 DER CSR of an EST request, as PEM; anything else is refused before it reaches the issuer. */
 function csrFromBase64(body: unknown): string {
   const b64 = typeof body === 'string' ? body.replace(/\s+/g, '') : '';
-  if (!b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64)) throw new ValidationError('Send the CSR as base64 DER PKCS#10 with content type application/pkcs10', undefined, 'pki.csr_invalid');
+  if (!b64 || !/^[A-Za-z0-9+/]+={0,2}$/.test(b64))
+    throw new ValidationError('Send the CSR as base64 DER PKCS#10 with content type application/pkcs10', undefined, 'pki.csr_invalid');
   return `-----BEGIN CERTIFICATE REQUEST-----\n${b64.match(/.{1,64}/g)!.join('\n')}\n-----END CERTIFICATE REQUEST-----\n`;
 }
 
@@ -61,7 +62,8 @@ function peerCertificate(request: FastifyRequest): Buffer | null {
 
 function requirePkcs10(request: FastifyRequest): string {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/pkcs10') throw new ValidationError('Send the CSR with content type application/pkcs10', undefined, 'pki.csr_invalid');
+  if (type !== 'application/pkcs10')
+    throw new ValidationError('Send the CSR with content type application/pkcs10', undefined, 'pki.csr_invalid');
   return csrFromBase64(request.body);
 }
 
@@ -73,7 +75,8 @@ async function loggingRefusals<T>(request: FastifyRequest, work: () => Promise<T
   try {
     return await work();
   } catch (error) {
-    if (error instanceof DeviceAuthenticationError) request.log.warn({ reason: error.reason, path: request.url }, 'device certificate refused');
+    if (error instanceof DeviceAuthenticationError)
+      request.log.warn({ reason: error.reason, path: request.url }, 'device certificate refused');
     throw error;
   }
 }
@@ -89,7 +92,13 @@ export function enrollmentRoutes(platform: Platform) {
           '/devices/:id/certificate',
           {
             config: write,
-            schema: { tags: ['devices'], summary: "Issue a device's certificate from its CSR (factory provisioning)", params: Strict({ id: Id }), body: Strict({ csr: CsrPem }), response: { 200: Strict(Issued), ...errorResponses(400, 401, 403, 404, 409) } },
+            schema: {
+              tags: ['devices'],
+              summary: "Issue a device's certificate from its CSR (factory provisioning)",
+              params: Strict({ id: Id }),
+              body: Strict({ csr: CsrPem }),
+              response: { 200: Strict(Issued), ...errorResponses(400, 401, 403, 404, 409) },
+            },
           },
           async (request) => view(await enrollment.provision(actorOf(request), request.params.id, request.body.csr)),
         );
@@ -104,7 +113,10 @@ export function enrollmentRoutes(platform: Platform) {
               response: {
                 200: Strict({
                   results: Type.Array(
-                    Type.Union([Strict({ deviceId: Type.String(), ...Issued }), Strict({ deviceId: Type.String(), error: Strict({ code: Type.String(), message: Type.String() }) })]),
+                    Type.Union([
+                      Strict({ deviceId: Type.String(), ...Issued }),
+                      Strict({ deviceId: Type.String(), error: Strict({ code: Type.String(), message: Type.String() }) }),
+                    ]),
                   ),
                 }),
                 ...errorResponses(400, 401, 403),
@@ -112,7 +124,9 @@ export function enrollmentRoutes(platform: Platform) {
             },
           },
           async (request) => ({
-            results: (await enrollment.provisionBatch(actorOf(request), request.body.items)).map((r) => ('error' in r ? r : { deviceId: r.deviceId, ...view(r) })),
+            results: (await enrollment.provisionBatch(actorOf(request), request.body.items)).map((r) =>
+              'error' in r ? r : { deviceId: r.deviceId, ...view(r) },
+            ),
           }),
         );
         app.post(
@@ -141,15 +155,23 @@ export function enrollmentRoutes(platform: Platform) {
             },
             schema: {
               tags: ['devices'],
-              summary: "Revoke every certificate of the device (CRL republished) and create a new one-time enrollment token",
+              summary: 'Revoke every certificate of the device (CRL republished) and create a new one-time enrollment token',
               params: Strict({ id: Id }),
               body: Strict({ reason: Type.Optional(Type.Union(ROTATION_REASONS.map((r) => Type.Literal(r)))) }),
-              response: { 200: Strict({ deviceId: Type.String(), revoked: Type.Array(Type.String()), token: Type.String(), expiresAt: Timestamp }), ...errorResponses(400, 401, 403, 404, 409) },
+              response: {
+                200: Strict({ deviceId: Type.String(), revoked: Type.Array(Type.String()), token: Type.String(), expiresAt: Timestamp }),
+                ...errorResponses(400, 401, 403, 404, 409),
+              },
             },
           },
           async (request) => {
             const rotated = await enrollment.rotateCredentials(actorOf(request), request.params.id, request.body.reason ?? 'superseded');
-            return { deviceId: rotated.deviceId, revoked: rotated.revoked, token: rotated.token, expiresAt: rotated.expiresAt.toISOString() };
+            return {
+              deviceId: rotated.deviceId,
+              revoked: rotated.revoked,
+              token: rotated.token,
+              expiresAt: rotated.expiresAt.toISOString(),
+            };
           },
         );
         await bootstrapCaRoutes(platform)(app);
@@ -161,35 +183,72 @@ export function enrollmentRoutes(platform: Platform) {
       async (est) => {
         est.addContentTypeParser('application/pkcs10', { parseAs: 'string' }, (_request, body, done) => done(null, body));
         const none = { auth: { principal: 'none' as const } };
-        est.get('/cacerts', { config: none, schema: { tags: ['est'], summary: 'EST: the device issuing CA and root (base64 PKCS#7 certs-only)', response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the device issuing CA and the root') } } }, async (_request, reply) => {
-          reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64').header('cache-control', 'public, max-age=300');
-          return pkcs7(await platform.pki.caChain());
-        });
+        est.get(
+          '/cacerts',
+          {
+            config: none,
+            schema: {
+              tags: ['est'],
+              summary: 'EST: the device issuing CA and root (base64 PKCS#7 certs-only)',
+              response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the device issuing CA and the root') },
+            },
+          },
+          async (_request, reply) => {
+            reply
+              .header('content-type', PKCS7)
+              .header('content-transfer-encoding', 'base64')
+              .header('cache-control', 'public, max-age=300');
+            return pkcs7(await platform.pki.caChain());
+          },
+        );
         est.post(
           '/simpleenroll',
-          { config: none, schema: { tags: ['est'], summary: 'EST: enroll with a one-time enrollment token (bearer) or a bootstrap certificate (TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7 out',
-            response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the new device certificate'), ...errorResponses(400, 401, 403, 409) },
+          {
+            config: none,
+            schema: {
+              tags: ['est'],
+              summary:
+                'EST: enroll with a one-time enrollment token (bearer) or a bootstrap certificate (TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7 out',
+              response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the new device certificate'), ...errorResponses(400, 401, 403, 409) },
+            },
           },
-        },
           async (request, reply) => {
             const token = bearer(request);
             const bootstrap = token === null ? peerCertificate(request) : null;
-            if (token === null && bootstrap === null) throw new AuthenticationError('EST enrollment needs "Authorization: Bearer <enrollment token>" or a bootstrap certificate in the TLS handshake');
+            if (token === null && bootstrap === null)
+              throw new AuthenticationError(
+                'EST enrollment needs "Authorization: Bearer <enrollment token>" or a bootstrap certificate in the TLS handshake',
+              );
             const csr = requirePkcs10(request);
-            const cert = token !== null ? await enrollment.enrollWithToken(token, csr, request.ip) : await loggingRefusals(request, () => enrollment.enrollWithBootstrapCertificate(bootstrap!, csr, request.ip));
+            const cert =
+              token !== null
+                ? await enrollment.enrollWithToken(token, csr, request.ip)
+                : await loggingRefusals(request, () => enrollment.enrollWithBootstrapCertificate(bootstrap!, csr, request.ip));
             reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
             return pkcs7(cert.certificate);
           },
         );
         est.post(
           '/simplereenroll',
-          { config: none, schema: { tags: ['est'], summary: "EST: renew or re-key with the device's current certificate as TLS client certificate; base64 DER PKCS#10 in, base64 PKCS#7 out",
-            response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the renewed device certificate'), ...errorResponses(400, 401, 403, 409) },
+          {
+            config: none,
+            schema: {
+              tags: ['est'],
+              summary:
+                "EST: renew or re-key with the device's current certificate as TLS client certificate; base64 DER PKCS#10 in, base64 PKCS#7 out",
+              response: {
+                200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the renewed device certificate'),
+                ...errorResponses(400, 401, 403, 409),
+              },
+            },
           },
-        },
           async (request, reply) => {
             const current = peerCertificate(request);
-            if (!current) throw new AuthenticationError("EST re-enrollment needs the device's current certificate as TLS client certificate", ErrorCodes.deviceCertificateRequired);
+            if (!current)
+              throw new AuthenticationError(
+                "EST re-enrollment needs the device's current certificate as TLS client certificate",
+                ErrorCodes.deviceCertificateRequired,
+              );
             const csr = requirePkcs10(request);
             const cert = await loggingRefusals(request, () => enrollment.reenroll(current, csr, request.ip));
             reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');

@@ -41,9 +41,11 @@ for (const engine of ENGINES) {
       assert.equal(created.status, 201, created.text);
       return created.body.id;
     }
-    const status = async (id: string) => (await t.platform.db.selectFrom('devices').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
+    const status = async (id: string) =>
+      (await t.platform.db.selectFrom('devices').select('status').where('id', '=', id).executeTakeFirstOrThrow()).status;
     // At the platform clock's time, which the sign-ins moved ahead of the wall clock.
-    const verify = (name: string) => ssl.run(['verify', '-attime', String(Math.ceil(t.clock.now() / 1000)), '-CAfile', 'ca.pem', '-untrusted', 'chain.pem', name]);
+    const verify = (name: string) =>
+      ssl.run(['verify', '-attime', String(Math.ceil(t.clock.now() / 1000)), '-CAfile', 'ca.pem', '-untrusted', 'chain.pem', name]);
     async function enrollmentToken(id: string): Promise<string> {
       const res = await t.client().post(`/api/v1/devices/${id}/enrollment-token`, undefined, { token });
       assert.equal(res.status, 201, res.text);
@@ -65,7 +67,10 @@ for (const engine of ENGINES) {
       return b64;
     }
     const simpleenroll = (body: string, bearer?: string) =>
-      t.client().post('/.well-known/est/simpleenroll', undefined, { raw: body, headers: { 'content-type': 'application/pkcs10', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) } });
+      t.client().post('/.well-known/est/simpleenroll', undefined, {
+        raw: body,
+        headers: { 'content-type': 'application/pkcs10', ...(bearer ? { authorization: `Bearer ${bearer}` } : {}) },
+      });
 
     it('provisions from an openssl CSR at the factory: the certificate verifies with openssl and the device becomes active', async () => {
       const id = await device();
@@ -76,7 +81,10 @@ for (const engine of ENGINES) {
       ssl.write('factory.pem', res.body.certificate);
       const verified = await verify('factory.pem');
       assert.equal(verified.ok, true, verified.output);
-      assert.match(await ssl.must(['x509', '-in', 'factory.pem', '-noout', '-subject', '-serial']), new RegExp(`CN ?= ?${id}[\\s\\S]*serial=${res.body.serial}`, 'i'));
+      assert.match(
+        await ssl.must(['x509', '-in', 'factory.pem', '-noout', '-subject', '-serial']),
+        new RegExp(`CN ?= ?${id}[\\s\\S]*serial=${res.body.serial}`, 'i'),
+      );
       assert.ok(Date.parse(res.body.notAfter) > t.clock.now());
       assert.equal(await status(id), 'active');
       assert.equal((await t.platform.audit.query({ action: 'pki.certificate_issued', targetId: res.body.serial })).entries.length, 1);
@@ -112,7 +120,15 @@ for (const engine of ENGINES) {
       ssl.write('est.b64', await estCsr('est', id));
       const enrollment = await enrollmentToken(id);
       const enrolled = await curl([
-        '--cacert', join(ssl.dir, 'ca.pem'), '-H', 'content-type: application/pkcs10', '-H', `authorization: Bearer ${enrollment}`, '--data-binary', `@${join(ssl.dir, 'est.b64')}`, `${base}/simpleenroll`,
+        '--cacert',
+        join(ssl.dir, 'ca.pem'),
+        '-H',
+        'content-type: application/pkcs10',
+        '-H',
+        `authorization: Bearer ${enrollment}`,
+        '--data-binary',
+        `@${join(ssl.dir, 'est.b64')}`,
+        `${base}/simpleenroll`,
       ]);
       assert.equal(enrolled.status, 200, enrolled.body);
       ssl.write('est-cert.b64', enrolled.body);
@@ -187,12 +203,17 @@ for (const engine of ENGINES) {
       const attacks: [string, () => Promise<string>, number, string][] = [
         ['rsa1024', async () => estCsrWith('rsa1024', ['-newkey', 'rsa:1024']), 400, 'pki.weak_key'],
         ['secp256k1', async () => estCsrWith('k1', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1']), 400, 'pki.weak_key'],
-        ['bad signature', async () => {
-          await estCsrWith('tampered', P256);
-          const der = Buffer.from(ssl.read('tampered.der.b64').trim(), 'base64');
-          der[der.length - 3]! ^= 0x01; // inside the ECDSA signature value
-          return der.toString('base64');
-        }, 400, 'pki.csr_invalid'],
+        [
+          'bad signature',
+          async () => {
+            await estCsrWith('tampered', P256);
+            const der = Buffer.from(ssl.read('tampered.der.b64').trim(), 'base64');
+            der[der.length - 3]! ^= 0x01; // inside the ECDSA signature value
+            return der.toString('base64');
+          },
+          400,
+          'pki.csr_invalid',
+        ],
       ];
       for (const [name, body, code, error] of attacks) {
         const id = await device();
@@ -204,7 +225,8 @@ for (const engine of ENGINES) {
         assert.deepEqual([retry.status, retry.body.error?.code], [401, 'auth.token_invalid'], `${name}: the token is spent`);
         assert.equal(await status(id), 'pending');
       }
-      const [refusal] = (await t.platform.audit.query({ action: 'pki.certificate_issued', outcome: 'denied', targetId: deviceUnderAttack })).entries;
+      const [refusal] = (await t.platform.audit.query({ action: 'pki.certificate_issued', outcome: 'denied', targetId: deviceUnderAttack }))
+        .entries;
       assert.equal(refusal?.details.code, 'pki.csr_invalid');
     });
 
@@ -226,7 +248,11 @@ for (const engine of ENGINES) {
       const crl = await ssl.must(['crl', '-in', 'rot-crl.pem', '-noout', '-text']);
       for (const serial of issued) assert.match(crl, new RegExp(`Serial Number: 0*${serial}[\\s\\S]*?Key Compromise`, 'i'));
       for (const serial of issued) {
-        const { pem } = await t.platform.db.selectFrom('issued_certificates').select('pem').where('serial', '=', serial).executeTakeFirstOrThrow();
+        const { pem } = await t.platform.db
+          .selectFrom('issued_certificates')
+          .select('pem')
+          .where('serial', '=', serial)
+          .executeTakeFirstOrThrow();
         await assert.rejects(t.platform.devices.identity.fromCertificate(new X509Certificate(pem)), /Device authentication failed/);
       }
       const enrolled = await simpleenroll(await estCsr('rot-new', id), rotated.body.token);

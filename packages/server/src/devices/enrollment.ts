@@ -85,7 +85,8 @@ export class EnrollmentService {
   /** Factory provisioning of many devices; each item succeeds or fails on its own. */
   async provisionBatch(actor: Actor, items: { deviceId: string; csr: string }[]): Promise<BatchResult[]> {
     requirePermission(actor, 'devices:write');
-    if (items.length === 0 || items.length > MAX_ENROLLMENT_BATCH) throw new ValidationError(`A batch holds 1 to ${MAX_ENROLLMENT_BATCH} items`, { items: items.length });
+    if (items.length === 0 || items.length > MAX_ENROLLMENT_BATCH)
+      throw new ValidationError(`A batch holds 1 to ${MAX_ENROLLMENT_BATCH} items`, { items: items.length });
     const results: BatchResult[] = [];
     for (const item of items) {
       try {
@@ -126,23 +127,28 @@ export class EnrollmentService {
    */
   async rotateCredentials(actor: Actor, deviceId: string, reason: RotationReason = 'superseded'): Promise<RotatedCredentials> {
     requirePermission(actor, 'devices:write');
-    if (!ROTATION_REASONS.includes(reason)) throw new ValidationError(`reason must be one of ${ROTATION_REASONS.join(', ')}`, { field: 'reason' });
+    if (!ROTATION_REASONS.includes(reason))
+      throw new ValidationError(`reason must be one of ${ROTATION_REASONS.join(', ')}`, { field: 'reason' });
     await this.devices.enrollable(actor.organizationId, deviceId);
-    const { serials, result } = await this.pki.revokeDeviceCertificates({ organizationId: actor.organizationId, deviceId, reason }, auditActor(actor), async (trx, revoked) => {
-      const created = await this.issueToken(actor, deviceId, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.credentials_rotated',
-          target: { type: 'device', id: deviceId },
-          sourceIp: actor.sourceIp,
-          details: { reason, revoked, tokenExpiresAt: created.expiresAt.toISOString() },
-        },
-        trx,
-      );
-      return created;
-    });
+    const { serials, result } = await this.pki.revokeDeviceCertificates(
+      { organizationId: actor.organizationId, deviceId, reason },
+      auditActor(actor),
+      async (trx, revoked) => {
+        const created = await this.issueToken(actor, deviceId, trx);
+        await this.audit.record(
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'device.credentials_rotated',
+            target: { type: 'device', id: deviceId },
+            sourceIp: actor.sourceIp,
+            details: { reason, revoked, tokenExpiresAt: created.expiresAt.toISOString() },
+          },
+          trx,
+        );
+        return created;
+      },
+    );
     return { deviceId, revoked: serials, ...result };
   }
 
@@ -171,7 +177,11 @@ export class EnrollmentService {
     try {
       row = await this.tokens.consume('device_enrollment', token);
     } catch (error) {
-      if (error instanceof InvalidTokenError) throw new AuthenticationError('The enrollment token is invalid, already used, replaced by a newer one, or expired; ask an operator for a new one', ErrorCodes.tokenInvalid);
+      if (error instanceof InvalidTokenError)
+        throw new AuthenticationError(
+          'The enrollment token is invalid, already used, replaced by a newer one, or expired; ask an operator for a new one',
+          ErrorCodes.tokenInvalid,
+        );
       throw error;
     }
     const { deviceId } = JSON.parse(row.payload) as { deviceId: string };
@@ -194,19 +204,52 @@ export class EnrollmentService {
       throw error;
     }
     const actor: AuditActor = { type: 'anonymous', id: `bootstrap_certificate:${proof.fingerprintSha256}` };
-    const cert = await this.pki.issueDeviceCertificate({ organizationId: proof.organizationId, deviceId: proof.deviceId, csrPem }, actor, async (trx) => {
-      const now = this.clock.now();
-      const result = await trx.updateTable('devices').set({ status: 'active', updated_at: now }).where('id', '=', proof.deviceId).where('organization_id', '=', proof.organizationId).where('status', '=', 'pending').executeTakeFirst();
-      // Another request with the same certificate won: this one rolls back, its certificate unrecorded.
-      if (Number(result.numUpdatedRows) !== 1) throw new DeviceAuthenticationError('unknown_device');
-      const target = { type: 'device', id: proof.deviceId };
-      await this.audit.record({ organizationId: proof.organizationId, actor, action: 'device.status_changed', target, sourceIp, details: { from: 'pending', to: 'active', reason: 'enrolled' } }, trx);
-      await this.audit.record(
-        { organizationId: proof.organizationId, actor, action: 'device.bootstrap_enrolled', target, sourceIp, details: { serial: proof.serial, bootstrapCaId: proof.bootstrapCaId, bootstrapFingerprintSha256: proof.fingerprintSha256 } },
-        trx,
-      );
-    });
-    return { deviceId: proof.deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter };
+    const cert = await this.pki.issueDeviceCertificate(
+      { organizationId: proof.organizationId, deviceId: proof.deviceId, csrPem },
+      actor,
+      async (trx) => {
+        const now = this.clock.now();
+        const result = await trx
+          .updateTable('devices')
+          .set({ status: 'active', updated_at: now })
+          .where('id', '=', proof.deviceId)
+          .where('organization_id', '=', proof.organizationId)
+          .where('status', '=', 'pending')
+          .executeTakeFirst();
+        // Another request with the same certificate won: this one rolls back, its certificate unrecorded.
+        if (Number(result.numUpdatedRows) !== 1) throw new DeviceAuthenticationError('unknown_device');
+        const target = { type: 'device', id: proof.deviceId };
+        await this.audit.record(
+          {
+            organizationId: proof.organizationId,
+            actor,
+            action: 'device.status_changed',
+            target,
+            sourceIp,
+            details: { from: 'pending', to: 'active', reason: 'enrolled' },
+          },
+          trx,
+        );
+        await this.audit.record(
+          {
+            organizationId: proof.organizationId,
+            actor,
+            action: 'device.bootstrap_enrolled',
+            target,
+            sourceIp,
+            details: { serial: proof.serial, bootstrapCaId: proof.bootstrapCaId, bootstrapFingerprintSha256: proof.fingerprintSha256 },
+          },
+          trx,
+        );
+      },
+    );
+    return {
+      deviceId: proof.deviceId,
+      certificate: cert.pem,
+      chain: await this.pki.caChain(),
+      serial: cert.serial,
+      notAfter: cert.notAfter,
+    };
   }
 
   /**
@@ -214,7 +257,11 @@ export class EnrollmentService {
    * one for the same device; the CSR may keep the key (renewal) or bring a new one (re-key). The
    * presented certificate is not revoked, so a device that loses the answer can try again.
    */
-  async reenroll(presented: PresentedCertificate, csrPem: string, sourceIp: string): Promise<EnrolledCertificate & { rekeyed: boolean; previousSerial: string }> {
+  async reenroll(
+    presented: PresentedCertificate,
+    csrPem: string,
+    sourceIp: string,
+  ): Promise<EnrolledCertificate & { rekeyed: boolean; previousSerial: string }> {
     let identity: DeviceIdentity;
     try {
       identity = await this.identity.fromCertificate(presented);
@@ -226,14 +273,33 @@ export class EnrollmentService {
     const previousSerial = identity.credential.type === 'certificate' ? identity.credential.certificateSerial : '';
     const actor: AuditActor = { type: 'anonymous', id: `certificate:${previousSerial}` };
     let rekeyed = false;
-    const cert = await this.pki.issueDeviceCertificate({ organizationId: identity.organizationId, deviceId: identity.deviceId, csrPem }, actor, async (trx, issued) => {
-      rekeyed = !sameKey(previous, issued.pem);
-      await this.audit.record(
-        { organizationId: identity.organizationId, actor, action: 'pki.certificate_renewed', target: { type: 'certificate', id: issued.serial }, sourceIp, details: { deviceId: identity.deviceId, previousSerial, rekeyed } },
-        trx,
-      );
-    });
-    return { deviceId: identity.deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter, rekeyed, previousSerial };
+    const cert = await this.pki.issueDeviceCertificate(
+      { organizationId: identity.organizationId, deviceId: identity.deviceId, csrPem },
+      actor,
+      async (trx, issued) => {
+        rekeyed = !sameKey(previous, issued.pem);
+        await this.audit.record(
+          {
+            organizationId: identity.organizationId,
+            actor,
+            action: 'pki.certificate_renewed',
+            target: { type: 'certificate', id: issued.serial },
+            sourceIp,
+            details: { deviceId: identity.deviceId, previousSerial, rekeyed },
+          },
+          trx,
+        );
+      },
+    );
+    return {
+      deviceId: identity.deviceId,
+      certificate: cert.pem,
+      chain: await this.pki.caChain(),
+      serial: cert.serial,
+      notAfter: cert.notAfter,
+      rekeyed,
+      previousSerial,
+    };
   }
 
   /**
@@ -241,7 +307,13 @@ export class EnrollmentService {
    * answer): the first refusal of an action for a reason from an address in a minute, with the count
    * of those left unrecorded before it (the route logs every one).
    */
-  private async refused(action: string, organizationId: string | null, presented: PresentedCertificate, error: DeviceAuthenticationError, sourceIp: string): Promise<void> {
+  private async refused(
+    action: string,
+    organizationId: string | null,
+    presented: PresentedCertificate,
+    error: DeviceAuthenticationError,
+    sourceIp: string,
+  ): Promise<void> {
     const { record, unrecorded } = this.refusals.admit(`${action}\n${error.reason}\n${sourceIp}`, this.clock.now());
     if (!record) return;
     let presentedCert: { subject: string; issuer: string; serial: string } | null = null;
@@ -261,7 +333,13 @@ export class EnrollmentService {
     });
   }
 
-  private async issue(organizationId: string, deviceId: string, csrPem: string, actor: AuditActor, sourceIp: string): Promise<EnrolledCertificate> {
+  private async issue(
+    organizationId: string,
+    deviceId: string,
+    csrPem: string,
+    actor: AuditActor,
+    sourceIp: string,
+  ): Promise<EnrolledCertificate> {
     const cert = await this.pki.issueDeviceCertificate({ organizationId, deviceId, csrPem }, actor);
     await this.devices.activateIfPending(organizationId, deviceId, actor, sourceIp);
     return { deviceId, certificate: cert.pem, chain: await this.pki.caChain(), serial: cert.serial, notAfter: cert.notAfter };

@@ -21,7 +21,11 @@ export class InvalidTransitionError extends ConflictError {
 /** Another device of the organization already has this serial. */
 export class SerialTakenError extends ConflictError {
   constructor(serial: string) {
-    super(`A device with serial "${serial}" is already registered in this organization`, { field: 'serial', serial }, ErrorCodes.deviceSerialTaken);
+    super(
+      `A device with serial "${serial}" is already registered in this organization`,
+      { field: 'serial', serial },
+      ErrorCodes.deviceSerialTaken,
+    );
   }
 }
 
@@ -59,7 +63,9 @@ export class ImportTooLargeError extends BulwarkError {
   constructor(limit: { maxRows?: number; limitBytes?: number }) {
     super(
       ErrorCodes.requestTooLarge,
-      limit.maxRows ? `An import may hold at most ${limit.maxRows} rows; split the file` : `The import is larger than ${limit.limitBytes} bytes; split the file`,
+      limit.maxRows
+        ? `An import may hold at most ${limit.maxRows} rows; split the file`
+        : `The import is larger than ${limit.limitBytes} bytes; split the file`,
       413,
       limit,
     );
@@ -69,6 +75,10 @@ export class ImportTooLargeError extends BulwarkError {
 /** A disabled or retired device may not be given a certificate. */
 export class DeviceNotEnrollableError extends ConflictError {
   constructor(deviceId: string, status: DeviceStatus) {
-    super(`Device ${deviceId} is ${status}: only a pending, active or quarantined device can be enrolled`, { deviceId, status }, 'device.not_enrollable');
+    super(
+      `Device ${deviceId} is ${status}: only a pending, active or quarantined device can be enrolled`,
+      { deviceId, status },
+      'device.not_enrollable',
+    );
   }
 }

@@ -27,7 +27,11 @@ for (const engine of ENGINES) {
     let serials = 0;
     async function enrolled(): Promise<{ id: string; serial: string; cert: X509Certificate }> {
       const device = await t.platform.devices.service.register(actor, { serial: `ID-${++serials}`, productId: product });
-      const issued = await t.platform.devices.enrollment.provision(actor, device.id, await ssl.csr(`d${serials}`, `/CN=${device.id}`, P256));
+      const issued = await t.platform.devices.enrollment.provision(
+        actor,
+        device.id,
+        await ssl.csr(`d${serials}`, `/CN=${device.id}`, P256),
+      );
       return { id: device.id, serial: issued.serial, cert: new X509Certificate(issued.certificate) };
     }
     const verifier = () => t.platform.devices.identity;
@@ -45,7 +49,14 @@ for (const engine of ENGINES) {
       const identity = await verifier().fromCertificate(device.cert.raw);
       assert.deepEqual(
         { ...identity, credential: { ...identity.credential, notAfter: undefined } },
-        { organizationId: actor.organizationId, deviceId: device.id, serial: `ID-${serials}`, productId: product, status: 'active', credential: { type: 'certificate', certificateSerial: device.serial, notAfter: undefined } },
+        {
+          organizationId: actor.organizationId,
+          deviceId: device.id,
+          serial: `ID-${serials}`,
+          productId: product,
+          status: 'active',
+          credential: { type: 'certificate', certificateSerial: device.serial, notAfter: undefined },
+        },
       );
       assert.equal((identity.credential as { notAfter: number }).notAfter, Date.parse(device.cert.validTo));
       await t.platform.devices.service.transition(actor, device.id, 'quarantine');
@@ -55,24 +66,47 @@ for (const engine of ENGINES) {
     it('refuses bytes that are no certificate, a self-signed one and one from a look-alike CA', async () => {
       const device = await enrolled();
       await refused(Buffer.from('not a certificate'), 'malformed');
-      await ssl.must(['req', '-x509', ...P256, '-nodes', '-keyout', 'self.key', '-subj', `/CN=${device.id}`, '-days', '30', '-out', 'self.pem']);
+      await ssl.must([
+        'req',
+        '-x509',
+        ...P256,
+        '-nodes',
+        '-keyout',
+        'self.key',
+        '-subj',
+        `/CN=${device.id}`,
+        '-days',
+        '30',
+        '-out',
+        'self.pem',
+      ]);
       await refused(new X509Certificate(ssl.read('self.pem')), 'unknown_issuer');
       await opensslCa(ssl, 'lookalike', opensslSubject(await t.platform.pki.deviceCaCertificate()));
       const forged = new X509Certificate(await opensslLeaf(ssl, 'lookalike', 'forged', `/CN=${device.id}`));
-      await assert.rejects(verifier().fromCertificate(forged), (e: unknown) => e instanceof DeviceAuthenticationError && ['unknown_issuer', 'bad_signature'].includes(e.reason));
+      await assert.rejects(
+        verifier().fromCertificate(forged),
+        (e: unknown) => e instanceof DeviceAuthenticationError && ['unknown_issuer', 'bad_signature'].includes(e.reason),
+      );
     });
 
     it('refuses a certificate of our CA that we hold no record of, or whose record names other bytes', async () => {
       const [gone, altered] = [await enrolled(), await enrolled()];
       await t.platform.db.deleteFrom('issued_certificates').where('serial', '=', gone.serial).execute();
       await refused(gone.cert, 'unknown_certificate');
-      await t.platform.db.updateTable('issued_certificates').set({ fingerprint_sha256: '00'.repeat(32) }).where('serial', '=', altered.serial).execute();
+      await t.platform.db
+        .updateTable('issued_certificates')
+        .set({ fingerprint_sha256: '00'.repeat(32) })
+        .where('serial', '=', altered.serial)
+        .execute();
       await refused(altered.cert, 'unknown_certificate');
     });
 
     it('refuses a revoked certificate, and the certificates of disabled and retired devices', async () => {
       const [revoked, disabled, retired] = [await enrolled(), await enrolled(), await enrolled()];
-      await t.platform.pki.revoke({ organizationId: actor.organizationId, serial: revoked.serial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
+      await t.platform.pki.revoke(
+        { organizationId: actor.organizationId, serial: revoked.serial, reason: 'keyCompromise' },
+        { type: 'cli', id: 'test' },
+      );
       await refused(revoked.cert, 'revoked');
       await t.platform.devices.service.transition(actor, disabled.id, 'disable');
       await refused(disabled.cert, 'device_disabled');
@@ -84,7 +118,11 @@ for (const engine of ENGINES) {
       const device = await enrolled();
       await t.platform.accounts.service.createOrganization({ slug: 'elsewhere', name: 'Elsewhere' }, { type: 'cli', id: 'test' });
       const other = await t.platform.accounts.store.organizationBySlug('elsewhere');
-      await t.platform.db.updateTable('issued_certificates').set({ organization_id: other!.id }).where('serial', '=', device.serial).execute();
+      await t.platform.db
+        .updateTable('issued_certificates')
+        .set({ organization_id: other!.id })
+        .where('serial', '=', device.serial)
+        .execute();
       await refused(device.cert, 'unknown_device');
     });
 

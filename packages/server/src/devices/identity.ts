@@ -93,7 +93,16 @@ export class DeviceCertificateVerifier {
     const row = await this.db
       .selectFrom('issued_certificates as c')
       .leftJoin('devices as d', (join) => join.onRef('d.id', '=', 'c.device_id').onRef('d.organization_id', '=', 'c.organization_id'))
-      .select(['c.organization_id', 'c.device_id', 'c.fingerprint_sha256', 'c.status as certificate_status', 'c.not_after', 'd.serial', 'd.product_id', 'd.status as device_status'])
+      .select([
+        'c.organization_id',
+        'c.device_id',
+        'c.fingerprint_sha256',
+        'c.status as certificate_status',
+        'c.not_after',
+        'd.serial',
+        'd.product_id',
+        'd.status as device_status',
+      ])
       .where('c.serial', '=', certificateSerial(cert))
       .executeTakeFirst();
     const fingerprint = createHash('sha256').update(cert.raw).digest('hex');

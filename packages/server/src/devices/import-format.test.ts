@@ -40,20 +40,34 @@ describe('import parsing', () => {
 
   it('reports an unknown CSV column and a row with the wrong number of fields', async () => {
     assert.match(((await parseImport(chunked('serial,owner\nA,b\n', 64), 'csv', LIMITS))[0] as { error: string }).error, /unknown: owner/);
-    assert.deepEqual(await parseImport(chunked('serial,product\nA\n', 64), 'csv', LIMITS), [{ line: 2, error: 'has 1 fields; the header names 2' }]);
+    assert.deepEqual(await parseImport(chunked('serial,product\nA\n', 64), 'csv', LIMITS), [
+      { line: 2, error: 'has 1 fields; the header names 2' },
+    ]);
   });
 
   it('stops at the row limit and at the byte limit', async () => {
     const lines = Array.from({ length: 4 }, (_, i) => JSON.stringify({ serial: `S${i}` })).join('\n');
-    await assert.rejects(parseImport(chunked(lines, 8), 'ndjson', { maxRows: 3, maxBytes: 1 << 20 }), (e: unknown) => e instanceof ImportTooLargeError && e.status === 413);
-    await assert.rejects(parseImport(chunked(lines, 8), 'ndjson', { maxRows: 100, maxBytes: 20 }), (e: unknown) => e instanceof ImportTooLargeError && e.details?.limitBytes === 20);
+    await assert.rejects(
+      parseImport(chunked(lines, 8), 'ndjson', { maxRows: 3, maxBytes: 1 << 20 }),
+      (e: unknown) => e instanceof ImportTooLargeError && e.status === 413,
+    );
+    await assert.rejects(
+      parseImport(chunked(lines, 8), 'ndjson', { maxRows: 100, maxBytes: 20 }),
+      (e: unknown) => e instanceof ImportTooLargeError && e.details?.limitBytes === 20,
+    );
   });
 
   it('splits any quoted CSV record back into the fields it was made of', () => {
     fc.assert(
-      fc.property(fc.array(fc.string().filter((s) => !/[\r\n]/.test(s)), { minLength: 1, maxLength: 8 }), (fields) => {
-        assert.deepEqual(splitCsvLine(fields.map(csvField).join(',')), fields);
-      }),
+      fc.property(
+        fc.array(
+          fc.string().filter((s) => !/[\r\n]/.test(s)),
+          { minLength: 1, maxLength: 8 },
+        ),
+        (fields) => {
+          assert.deepEqual(splitCsvLine(fields.map(csvField).join(',')), fields);
+        },
+      ),
     );
   });
 });

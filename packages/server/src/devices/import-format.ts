@@ -71,7 +71,11 @@ function csvRow(header: string[], fields: string[]): { value: Record<string, unk
   for (const [i, column] of header.entries()) {
     const text = fields[i]!;
     if (text === '') continue;
-    if (column === 'tags') value.tags = text.split(';').map((t) => t.trim()).filter(Boolean);
+    if (column === 'tags')
+      value.tags = text
+        .split(';')
+        .map((t) => t.trim())
+        .filter(Boolean);
     else if (column === 'attributes') {
       try {
         value.attributes = JSON.parse(text) as unknown;
@@ -83,7 +87,11 @@ function csvRow(header: string[], fields: string[]): { value: Record<string, unk
   return { value };
 }
 
-export async function parseImport(source: AsyncIterable<Buffer | string>, format: ImportFormat, limits: ImportLimits): Promise<ImportRow[]> {
+export async function parseImport(
+  source: AsyncIterable<Buffer | string>,
+  format: ImportFormat,
+  limits: ImportLimits,
+): Promise<ImportRow[]> {
   const rows: ImportRow[] = [];
   let lineNumber = 0;
   let header: string[] | null = null;
@@ -94,7 +102,10 @@ export async function parseImport(source: AsyncIterable<Buffer | string>, format
       const names = splitCsvLine(line)?.map((n) => n.trim());
       const unknown = names?.filter((n) => !CSV_COLUMNS.has(n)) ?? [];
       if (!names || unknown.length > 0 || !names.includes('serial')) {
-        rows.push({ line: lineNumber, error: `the header must name columns among ${[...CSV_COLUMNS].join(', ')} including serial${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}` });
+        rows.push({
+          line: lineNumber,
+          error: `the header must name columns among ${[...CSV_COLUMNS].join(', ')} including serial${unknown.length ? `; unknown: ${unknown.join(', ')}` : ''}`,
+        });
         return rows;
       }
       header = names;

@@ -18,9 +18,12 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    const upload = (body: string, type = 'application/x-ndjson') => t.client().request('POST', '/api/v1/devices/import', { raw: body, headers: { 'content-type': type }, token });
-    const count = async (prefix: string) => (await t.platform.db.selectFrom('devices').select('serial').where('serial', 'like', `${prefix}%`).execute()).length;
-    const lines = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => JSON.stringify({ serial: `${prefix}-${i + 1}`, productId: sensor, tags: ['batch'] }));
+    const upload = (body: string, type = 'application/x-ndjson') =>
+      t.client().request('POST', '/api/v1/devices/import', { raw: body, headers: { 'content-type': type }, token });
+    const count = async (prefix: string) =>
+      (await t.platform.db.selectFrom('devices').select('serial').where('serial', 'like', `${prefix}%`).execute()).length;
+    const lines = (prefix: string, n: number) =>
+      Array.from({ length: n }, (_, i) => JSON.stringify({ serial: `${prefix}-${i + 1}`, productId: sensor, tags: ['batch'] }));
 
     it('imports nothing when line 3 of 5 is bad, names line 3, then imports the corrected file whole', async () => {
       const rows = lines('NDJ', 5);
@@ -30,7 +33,10 @@ for (const engine of ENGINES) {
       assert.equal(rejected.body.error.code, 'device.import_rejected');
       assert.equal(rejected.body.error.details.rows, 5);
       assert.deepEqual(
-        rejected.body.error.details.errors.map((e: { line: number; problems: { field: string }[] }) => [e.line, e.problems.map((p) => p.field)]),
+        rejected.body.error.details.errors.map((e: { line: number; problems: { field: string }[] }) => [
+          e.line,
+          e.problems.map((p) => p.field),
+        ]),
         [[3, ['serial', 'tags']]],
       );
       assert.match(rejected.body.error.message, /line 3/);
@@ -61,7 +67,10 @@ for (const engine of ENGINES) {
       ].join('\n');
       const res = await upload(body);
       assert.equal(res.status, 400);
-      const report = res.body.error.details.errors.map((e: { line: number; problems: { field: string; problem: string }[] }) => [e.line, e.problems.map((p) => `${p.field} ${p.problem}`)]);
+      const report = res.body.error.details.errors.map((e: { line: number; problems: { field: string; problem: string }[] }) => [
+        e.line,
+        e.problems.map((p) => `${p.field} ${p.problem}`),
+      ]);
       assert.deepEqual(report, [
         [2, ['serial is already registered in this organization']],
         [3, ['row is not valid JSON']],
@@ -72,10 +81,18 @@ for (const engine of ENGINES) {
     });
 
     it('imports CSV with a header, product names, tags and quoted JSON attributes', async () => {
-      const csv = ['serial,product,group,tags,attributes', 'CSV-1,Sensor,lab,a;b,"{""site"":""Oslo, NO""}"', 'CSV-2,Sensor,,,', `CSV-3,${sensor},,,`].join('\r\n');
+      const csv = [
+        'serial,product,group,tags,attributes',
+        'CSV-1,Sensor,lab,a;b,"{""site"":""Oslo, NO""}"',
+        'CSV-2,Sensor,,,',
+        `CSV-3,${sensor},,,`,
+      ].join('\r\n');
       const wrongColumn = await upload(csv, 'text/csv');
       assert.equal(wrongColumn.status, 400, 'a product ID in the product (name) column is unknown');
-      assert.deepEqual(wrongColumn.body.error.details.errors.map((e: { line: number }) => e.line), [4]);
+      assert.deepEqual(
+        wrongColumn.body.error.details.errors.map((e: { line: number }) => e.line),
+        [4],
+      );
       const res = await upload(csv.replace(`CSV-3,${sensor}`, 'CSV-3,Sensor'), 'text/csv; charset=utf-8');
       assert.equal(res.status, 200, res.text);
       assert.equal(res.body.imported, 3);

@@ -16,7 +16,11 @@ describe('device lifecycle', () => {
 
   it('lets every other status be retired, and every action target be reached from somewhere', () => {
     for (const from of DEVICE_STATUSES.filter((s) => s !== 'retired')) assert.ok(canTransition(from, 'retired'), from);
-    for (const to of Object.values(LIFECYCLE_ACTIONS)) assert.ok(DEVICE_STATUSES.some((from) => canTransition(from, to)), to);
+    for (const to of Object.values(LIFECYCLE_ACTIONS))
+      assert.ok(
+        DEVICE_STATUSES.some((from) => canTransition(from, to)),
+        to,
+      );
   });
 
   it('agrees with itself: allowedTransitions lists exactly what canTransition accepts', () => {
@@ -25,14 +29,17 @@ describe('device lifecycle', () => {
 
   it('walks any sequence of actions without ever reaching a state the table forbids', () => {
     fc.assert(
-      fc.property(fc.array(fc.constantFrom(...(Object.keys(LIFECYCLE_ACTIONS) as (keyof typeof LIFECYCLE_ACTIONS)[])), { maxLength: 30 }), (actions) => {
-        let current: (typeof DEVICE_STATUSES)[number] = 'pending';
-        for (const action of actions) {
-          const to = LIFECYCLE_ACTIONS[action];
-          if (canTransition(current, to)) current = to;
-          else if (current === 'retired') assert.equal(allowedTransitions(current).length, 0);
-        }
-      }),
+      fc.property(
+        fc.array(fc.constantFrom(...(Object.keys(LIFECYCLE_ACTIONS) as (keyof typeof LIFECYCLE_ACTIONS)[])), { maxLength: 30 }),
+        (actions) => {
+          let current: (typeof DEVICE_STATUSES)[number] = 'pending';
+          for (const action of actions) {
+            const to = LIFECYCLE_ACTIONS[action];
+            if (canTransition(current, to)) current = to;
+            else if (current === 'retired') assert.equal(allowedTransitions(current).length, 0);
+          }
+        },
+      ),
     );
   });
 });

@@ -9,7 +9,12 @@ import type { DeviceStatus } from '../storage/schema.js';
 export const DEVICE_STATUSES = ['pending', 'active', 'quarantined', 'disabled', 'retired'] as const satisfies readonly DeviceStatus[];
 
 /** The statuses an operator may set, by the action that sets them. */
-export const LIFECYCLE_ACTIONS = { activate: 'active', quarantine: 'quarantined', disable: 'disabled', retire: 'retired' } as const satisfies Record<string, DeviceStatus>;
+export const LIFECYCLE_ACTIONS = {
+  activate: 'active',
+  quarantine: 'quarantined',
+  disable: 'disabled',
+  retire: 'retired',
+} as const satisfies Record<string, DeviceStatus>;
 export type LifecycleAction = keyof typeof LIFECYCLE_ACTIONS;
 
 const ALLOWED: Record<DeviceStatus, readonly DeviceStatus[]> = {

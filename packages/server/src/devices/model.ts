@@ -97,7 +97,10 @@ export function checkSerial(value: unknown, problems: FieldProblem[]): value is 
 
 export function checkTags(value: unknown, problems: FieldProblem[]): string[] | undefined {
   if (!Array.isArray(value) || value.length > MAX_TAGS || !value.every((t) => typeof t === 'string' && TAG.test(t))) {
-    problems.push({ field: 'tags', problem: `must be a list of at most ${MAX_TAGS} tags of 1-64 letters, digits and . _ : = / - (starting with a letter or digit)` });
+    problems.push({
+      field: 'tags',
+      problem: `must be a list of at most ${MAX_TAGS} tags of 1-64 letters, digits and . _ : = / - (starting with a letter or digit)`,
+    });
     return undefined;
   }
   return [...new Set(value as string[])].sort();
@@ -106,7 +109,10 @@ export function checkTags(value: unknown, problems: FieldProblem[]): string[] | 
 export function checkGroup(value: unknown, problems: FieldProblem[]): string | null | undefined {
   if (value === null) return null;
   if (typeof value === 'string' && GROUP.test(value)) return value;
-  problems.push({ field: 'group', problem: 'must be null or 1-100 letters, digits, spaces and . _ : / - (starting with a letter or digit)' });
+  problems.push({
+    field: 'group',
+    problem: 'must be null or 1-100 letters, digits, spaces and . _ : / - (starting with a letter or digit)',
+  });
   return undefined;
 }
 
@@ -122,15 +128,24 @@ const DEVICE_FIELDS = new Set(['serial', 'productId', 'product', 'attributes', '
  * Checks one device as given by a caller or an import row: `productId`, or `product` by name
  * (resolved through `productIdByName`). Returns the normalized input, or every problem found.
  */
-export function checkDeviceInput(value: unknown, productIdByName: (name: string) => string | undefined, productIds: ReadonlySet<string>): { input: DeviceInput } | { problems: FieldProblem[] } {
+export function checkDeviceInput(
+  value: unknown,
+  productIdByName: (name: string) => string | undefined,
+  productIds: ReadonlySet<string>,
+): { input: DeviceInput } | { problems: FieldProblem[] } {
   const problems: FieldProblem[] = [];
   if (!isObject(value)) return { problems: [{ field: 'row', problem: 'must be an object with serial and productId (or product)' }] };
   for (const key of Object.keys(value)) if (!DEVICE_FIELDS.has(key)) problems.push({ field: key, problem: 'is not a device field' });
   const serialOk = checkSerial(value.serial, problems);
   let productId: string | undefined;
-  if (typeof value.productId === 'string' && value.productId !== '') productId = productIds.has(value.productId) ? value.productId : undefined;
+  if (typeof value.productId === 'string' && value.productId !== '')
+    productId = productIds.has(value.productId) ? value.productId : undefined;
   else if (typeof value.product === 'string' && value.product !== '') productId = productIdByName(value.product);
-  if (!productId) problems.push({ field: value.product !== undefined && value.productId === undefined ? 'product' : 'productId', problem: 'must name a product of this organization' });
+  if (!productId)
+    problems.push({
+      field: value.product !== undefined && value.productId === undefined ? 'product' : 'productId',
+      problem: 'must name a product of this organization',
+    });
   const attributes = value.attributes === undefined ? {} : checkAttributes(value.attributes, problems);
   const tags = value.tags === undefined ? [] : checkTags(value.tags, problems);
   const group = value.group === undefined ? null : checkGroup(value.group, problems);

@@ -37,9 +37,12 @@ for (const engine of ENGINES) {
       ssl.write(`${name}.pem`, cert.certificate);
       return { id: device.id, serial: cert.serial, cert: cert.certificate, key: ssl.read(`${name}.key`) };
     }
-    const reenroll = (csr: string, client?: { cert: string; key: string; agent?: https.Agent }) => estPost(t.server.port, t.ca, 'simplereenroll', csr, client ?? {});
+    const reenroll = (csr: string, client?: { cert: string; key: string; agent?: https.Agent }) =>
+      estPost(t.server.port, t.ca, 'simplereenroll', csr, client ?? {});
     const renewals = async (previousSerial: string) =>
-      (await t.platform.audit.query({ action: 'pki.certificate_renewed' })).entries.filter((e) => e.details.previousSerial === previousSerial);
+      (await t.platform.audit.query({ action: 'pki.certificate_renewed' })).entries.filter(
+        (e) => e.details.previousSerial === previousSerial,
+      );
     const refusals = async () => (await t.platform.audit.query({ action: 'pki.certificate_renewed', outcome: 'denied' })).entries;
     const at = () => String(Math.ceil(t.clock.now() / 1000));
 
@@ -47,21 +50,45 @@ for (const engine of ENGINES) {
       const device = await enrolled('curl');
       ssl.write('curl-renew.b64', await estCsr(ssl, 'curl-renew', `/CN=${device.id}`, ['-key', 'curl.key']));
       const answer = await curl([
-        '--cacert', join(ssl.dir, 'ca.pem'), '--cert', join(ssl.dir, 'curl.pem'), '--key', join(ssl.dir, 'curl.key'),
-        '-H', 'content-type: application/pkcs10', '--data-binary', `@${join(ssl.dir, 'curl-renew.b64')}`, `https://localhost:${t.server.port}/.well-known/est/simplereenroll`,
+        '--cacert',
+        join(ssl.dir, 'ca.pem'),
+        '--cert',
+        join(ssl.dir, 'curl.pem'),
+        '--key',
+        join(ssl.dir, 'curl.key'),
+        '-H',
+        'content-type: application/pkcs10',
+        '--data-binary',
+        `@${join(ssl.dir, 'curl-renew.b64')}`,
+        `https://localhost:${t.server.port}/.well-known/est/simplereenroll`,
       ]);
       assert.equal(answer.status, 200, answer.body);
       const renewed = await certificateOf(ssl, 'curl-new', answer.body);
       const crl = await curl(['--cacert', join(ssl.dir, 'ca.pem'), `https://localhost:${t.server.port}/pki/crl.pem`]);
       ssl.write('crl.pem', crl.body);
-      const verified = await ssl.run(['verify', '-attime', at(), '-crl_check', '-CAfile', 'ca.pem', '-untrusted', 'chain.pem', '-CRLfile', 'crl.pem', 'curl-new.pem']);
+      const verified = await ssl.run([
+        'verify',
+        '-attime',
+        at(),
+        '-crl_check',
+        '-CAfile',
+        'ca.pem',
+        '-untrusted',
+        'chain.pem',
+        '-CRLfile',
+        'crl.pem',
+        'curl-new.pem',
+      ]);
       assert.equal(verified.ok, true, verified.output);
       const [before, after] = [new X509Certificate(device.cert), new X509Certificate(renewed)];
       assert.notEqual(after.serialNumber, before.serialNumber);
       assert.equal(after.subject, `CN=${device.id}`);
       assert.ok(after.publicKey.export({ type: 'spki', format: 'der' }).equals(before.publicKey.export({ type: 'spki', format: 'der' })));
       const [audited] = await renewals(device.serial);
-      assert.deepEqual([audited?.outcome, audited?.details.rekeyed, audited?.target.id], ['success', false, after.serialNumber.toLowerCase()]);
+      assert.deepEqual(
+        [audited?.outcome, audited?.details.rekeyed, audited?.target.id],
+        ['success', false, after.serialNumber.toLowerCase()],
+      );
       // Not revoked: a device that failed to store the new certificate can still use the old one.
       assert.equal((await t.platform.devices.identity.fromCertificate(before)).deviceId, device.id);
     });
@@ -84,14 +111,20 @@ for (const engine of ENGINES) {
 
     it('refuses a revoked certificate', async () => {
       const device = await enrolled('revoked');
-      await t.platform.pki.revoke({ organizationId: actor.organizationId, serial: device.serial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' });
+      await t.platform.pki.revoke(
+        { organizationId: actor.organizationId, serial: device.serial, reason: 'keyCompromise' },
+        { type: 'cli', id: 'test' },
+      );
       const res = await reenroll(await estCsr(ssl, 'revoked-2', `/CN=${device.id}`), { cert: device.cert, key: device.key });
       assert.deepEqual([res.status, res.error?.code], [401, 'device.auth_failed']);
       assert.equal((await refusals())[0]?.details.reason, 'revoked');
     });
 
     it('refuses the certificate of a disabled device and of a retired one', async () => {
-      for (const [action, reason] of [['disable', 'device_disabled'], ['retire', 'device_retired']] as const) {
+      for (const [action, reason] of [
+        ['disable', 'device_disabled'],
+        ['retire', 'device_retired'],
+      ] as const) {
         const device = await enrolled(action);
         await t.platform.devices.service.transition(actor, device.id, action);
         const res = await reenroll(await estCsr(ssl, `${action}-2`, `/CN=${device.id}`), { cert: device.cert, key: device.key });
@@ -109,8 +142,24 @@ for (const engine of ENGINES) {
 
     it('refuses a self-signed certificate and one from another CA bearing our device CA name, both naming a real device', async () => {
       const device = await enrolled('victim');
-      await ssl.must(['req', '-x509', ...P256, '-nodes', '-keyout', 'self.key', '-subj', `/CN=${device.id}`, '-days', '30', '-out', 'self.pem']);
-      const selfSigned = await reenroll(await estCsr(ssl, 'self-2', `/CN=${device.id}`), { cert: ssl.read('self.pem'), key: ssl.read('self.key') });
+      await ssl.must([
+        'req',
+        '-x509',
+        ...P256,
+        '-nodes',
+        '-keyout',
+        'self.key',
+        '-subj',
+        `/CN=${device.id}`,
+        '-days',
+        '30',
+        '-out',
+        'self.pem',
+      ]);
+      const selfSigned = await reenroll(await estCsr(ssl, 'self-2', `/CN=${device.id}`), {
+        cert: ssl.read('self.pem'),
+        key: ssl.read('self.key'),
+      });
       assert.deepEqual([selfSigned.status, selfSigned.error?.code], [401, 'device.auth_failed']);
 
       await opensslCa(ssl, 'lookalike', opensslSubject(await t.platform.pki.deviceCaCertificate()));
@@ -122,7 +171,20 @@ for (const engine of ENGINES) {
 
     it('records a flood of refused self-signed re-enrollments as one audit entry a minute, with the count of the rest', async () => {
       const device = await enrolled('flooded');
-      await ssl.must(['req', '-x509', ...P256, '-nodes', '-keyout', 'flood.key', '-subj', `/CN=${device.id}`, '-days', '30', '-out', 'flood.pem']);
+      await ssl.must([
+        'req',
+        '-x509',
+        ...P256,
+        '-nodes',
+        '-keyout',
+        'flood.key',
+        '-subj',
+        `/CN=${device.id}`,
+        '-days',
+        '30',
+        '-out',
+        'flood.pem',
+      ]);
       const csr = await estCsr(ssl, 'flood-2', `/CN=${device.id}`);
       const client = { cert: ssl.read('flood.pem'), key: ssl.read('flood.key') };
       t.clock.advance(61_000);
@@ -133,7 +195,9 @@ for (const engine of ENGINES) {
       const agent = new https.Agent({ keepAlive: true, maxSockets: 10, ...client });
       try {
         for (let sent = 0; sent < attempts; sent += 10) {
-          const answers = await Promise.all(Array.from({ length: Math.min(10, attempts - sent) }, () => reenroll(csr, { ...client, agent })));
+          const answers = await Promise.all(
+            Array.from({ length: Math.min(10, attempts - sent) }, () => reenroll(csr, { ...client, agent })),
+          );
           for (const answer of answers) statuses.set(answer.status, (statuses.get(answer.status) ?? 0) + 1);
         }
       } finally {

@@ -41,11 +41,19 @@ for (const engine of ENGINES) {
 
     const register = (body: Record<string, unknown>, as = token) => t.client().post('/api/v1/devices', body, { token: as });
     const auditActions = async (targetId: string) =>
-      (await t.platform.audit.query({ organizationId: await organizationId(t), targetId, limit: 500 })).entries.map((e) => e.action).reverse();
+      (await t.platform.audit.query({ organizationId: await organizationId(t), targetId, limit: 500 })).entries
+        .map((e) => e.action)
+        .reverse();
 
     it('registers a device as pending, reads it back, updates it, and audits each step', async () => {
       const client = t.client();
-      const created = await register({ serial: 'SN-0001', productId: sensor, attributes: { color: 'red' }, tags: ['lab', 'beta'], group: 'floor 1' });
+      const created = await register({
+        serial: 'SN-0001',
+        productId: sensor,
+        attributes: { color: 'red' },
+        tags: ['lab', 'beta'],
+        group: 'floor 1',
+      });
       assert.equal(created.status, 201, created.text);
       assert.equal(created.body.status, 'pending');
       assert.deepEqual(created.body.tags, ['beta', 'lab']);
@@ -55,9 +63,16 @@ for (const engine of ENGINES) {
       assert.equal(updated.status, 200, updated.text);
       assert.deepEqual([updated.body.tags, updated.body.group, updated.body.attributes], [['field'], null, { color: 'red' }]);
       assert.deepEqual((await client.get('/api/v1/devices?tag=lab', { token })).body.devices, [], 'the old tag no longer matches');
-      assert.deepEqual((await client.get('/api/v1/devices?tag=field', { token })).body.devices.map((d: Device) => d.id), [id]);
+      assert.deepEqual(
+        (await client.get('/api/v1/devices?tag=field', { token })).body.devices.map((d: Device) => d.id),
+        [id],
+      );
       assert.deepEqual(await auditActions(id), ['device.registered', 'device.updated']);
-      assert.equal((await client.patch(`/api/v1/devices/${id}`, { serial: 'other' }, { token })).status, 400, 'the serial is not changeable');
+      assert.equal(
+        (await client.patch(`/api/v1/devices/${id}`, { serial: 'other' }, { token })).status,
+        400,
+        'the serial is not changeable',
+      );
     });
 
     it('refuses a serial already registered, an unknown product, and a malformed serial or tag', async () => {
@@ -79,7 +94,12 @@ for (const engine of ENGINES) {
       const client = t.client();
       const id = (await register({ serial: 'LIFE-1', productId: sensor })).body.id as string;
       const act = (action: string) => client.post(`/api/v1/devices/${id}/${action}`, undefined, { token });
-      for (const [action, status] of [['activate', 'active'], ['quarantine', 'quarantined'], ['activate', 'active'], ['disable', 'disabled']] as const) {
+      for (const [action, status] of [
+        ['activate', 'active'],
+        ['quarantine', 'quarantined'],
+        ['activate', 'active'],
+        ['disable', 'disabled'],
+      ] as const) {
         const res = await act(action);
         assert.equal(res.status, 200, res.text);
         assert.equal(res.body.status, status);
@@ -95,8 +115,19 @@ for (const engine of ENGINES) {
         assert.equal(res.body.error.code, 'device.invalid_transition');
       }
       assert.equal((await client.get(`/api/v1/devices/${id}`, { token })).body.status, 'retired');
-      const changes = (await t.platform.audit.query({ organizationId: await organizationId(t), targetId: id, action: 'device.status_changed', limit: 50 })).entries.reverse();
-      assert.deepEqual(changes.map((e) => [e.details.from, e.details.to]), [['pending', 'active'], ['active', 'quarantined'], ['quarantined', 'active'], ['active', 'disabled'], ['disabled', 'retired']]);
+      const changes = (
+        await t.platform.audit.query({ organizationId: await organizationId(t), targetId: id, action: 'device.status_changed', limit: 50 })
+      ).entries.reverse();
+      assert.deepEqual(
+        changes.map((e) => [e.details.from, e.details.to]),
+        [
+          ['pending', 'active'],
+          ['active', 'quarantined'],
+          ['quarantined', 'active'],
+          ['active', 'disabled'],
+          ['disabled', 'retired'],
+        ],
+      );
     });
 
     it('lists with every filter and visits each matching device exactly once across pages', async () => {
@@ -110,7 +141,12 @@ for (const engine of ENGINES) {
           group: i % 5 === 0 ? 'g5' : null,
         });
         const status = STATUSES[i % 4]!;
-        if (status !== 'pending') await t.platform.devices.service.transition(actor, device.id, status === 'active' ? 'activate' : status === 'quarantined' ? 'quarantine' : 'disable');
+        if (status !== 'pending')
+          await t.platform.devices.service.transition(
+            actor,
+            device.id,
+            status === 'active' ? 'activate' : status === 'quarantined' ? 'quarantine' : 'disable',
+          );
         const firmware = i % 2 === 0 ? '1.2.0' : '1.3.0';
         await t.platform.db.updateTable('devices').set({ firmware_version: firmware }).where('id', '=', device.id).execute();
         made.push({ ...device, status, firmwareVersion: firmware });
@@ -129,13 +165,18 @@ for (const engine of ENGINES) {
         const seen: string[] = [];
         let cursor: string | null = null;
         do {
-          const res: { status: number; text: string; body: { devices: Device[]; nextCursor: string | null } } = await t.client().get(`/api/v1/devices?${query}&limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: auditorToken });
+          const res: { status: number; text: string; body: { devices: Device[]; nextCursor: string | null } } = await t
+            .client()
+            .get(`/api/v1/devices?${query}&limit=7${cursor ? `&cursor=${cursor}` : ''}`, { token: auditorToken });
           assert.equal(res.status, 200, res.text);
           assert.ok(res.body.devices.length <= 7);
           seen.push(...res.body.devices.map((d: Device) => d.serial));
           cursor = res.body.nextCursor;
         } while (cursor);
-        const expected = made.filter(match).map((d) => d.serial).sort();
+        const expected = made
+          .filter(match)
+          .map((d) => d.serial)
+          .sort();
         assert.ok(expected.length > 0, query);
         assert.deepEqual(seen, expected, query);
       }
@@ -147,7 +188,9 @@ for (const engine of ENGINES) {
     it('matches the serial prefix literally: % _ \\ and quotes are not wildcards or SQL', async () => {
       for (const serial of ['WC%1', 'WC_1', 'WCx1', 'WC\\1', "WC'1", 'WCAB']) await register({ serial, productId: sensor });
       const matching = async (serialPrefix: string) =>
-        (await t.client().get(`/api/v1/devices?${new URLSearchParams({ serialPrefix })}`, { token })).body.devices.map((d: Device) => d.serial);
+        (await t.client().get(`/api/v1/devices?${new URLSearchParams({ serialPrefix })}`, { token })).body.devices.map(
+          (d: Device) => d.serial,
+        );
       assert.deepEqual(await matching('WC%'), ['WC%1']);
       assert.deepEqual(await matching('WC_'), ['WC_1']);
       assert.deepEqual(await matching('WC\\'), ['WC\\1']);
@@ -164,7 +207,9 @@ for (const engine of ENGINES) {
       const probes = (id: string) => [
         client.get(`/api/v1/devices/${id}`, { token: tokenB }),
         client.patch(`/api/v1/devices/${id}`, { tags: ['pwned'] }, { token: tokenB }),
-        ...['activate', 'quarantine', 'disable', 'retire'].map((a) => client.post(`/api/v1/devices/${id}/${a}`, undefined, { token: tokenB })),
+        ...['activate', 'quarantine', 'disable', 'retire'].map((a) =>
+          client.post(`/api/v1/devices/${id}/${a}`, undefined, { token: tokenB }),
+        ),
       ];
       const onVictim = await Promise.all(probes(victim));
       const onNobody = await Promise.all(probes(randomUUID()));
@@ -191,7 +236,11 @@ for (const engine of ENGINES) {
         await client.post('/api/v1/devices', { serial: 'AUD-2', productId: sensor }, { token: auditorToken }),
         await client.patch(`/api/v1/devices/${id}`, { tags: ['x'] }, { token: auditorToken }),
         await client.post(`/api/v1/devices/${id}/quarantine`, undefined, { token: auditorToken }),
-        await client.request('POST', '/api/v1/devices/import', { raw: '{"serial":"AUD-3","product":"Sensor"}\n', headers: { 'content-type': 'application/x-ndjson' }, token: auditorToken }),
+        await client.request('POST', '/api/v1/devices/import', {
+          raw: '{"serial":"AUD-3","product":"Sensor"}\n',
+          headers: { 'content-type': 'application/x-ndjson' },
+          token: auditorToken,
+        }),
       ];
       for (const res of writes) {
         assert.equal(res.status, 403, res.text);

@@ -16,17 +16,42 @@ import { LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
 import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from './service.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
-const Status = Type.Union([Type.Literal('pending'), Type.Literal('active'), Type.Literal('quarantined'), Type.Literal('disabled'), Type.Literal('retired')]);
+const Status = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('active'),
+  Type.Literal('quarantined'),
+  Type.Literal('disabled'),
+  Type.Literal('retired'),
+]);
 const Attributes = Type.Record(Type.String(), Type.Unknown());
 const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 // null: no group.
 const Group = Type.Union([Type.Null(), Type.String({ maxLength: 100 })]);
 const Nullable = (t: ReturnType<typeof Type.String>) => Type.Union([t, Type.Null()]);
 
-const RetentionDays = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_RETENTION_DAYS, description: 'days of telemetry kept; null: the deployment default (telemetry.retentionDays)' });
-const DailyReadings = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1, maximum: MAX_DAILY_READINGS, description: 'readings each device may store per UTC day; null: the deployment default (telemetry.dailyReadingsPerDevice)' });
-const DailyBytes = Type.Unsafe<number | null>({ type: ['integer', 'null'], minimum: 1024, maximum: MAX_DAILY_BYTES, description: 'telemetry payload bytes each device may store per UTC day; null: the deployment default (telemetry.dailyBytesPerDevice)' });
-const ProductSettings = { telemetryRetentionDays: Type.Optional(RetentionDays), telemetryDailyReadings: Type.Optional(DailyReadings), telemetryDailyBytes: Type.Optional(DailyBytes) };
+const RetentionDays = Type.Unsafe<number | null>({
+  type: ['integer', 'null'],
+  minimum: 1,
+  maximum: MAX_RETENTION_DAYS,
+  description: 'days of telemetry kept; null: the deployment default (telemetry.retentionDays)',
+});
+const DailyReadings = Type.Unsafe<number | null>({
+  type: ['integer', 'null'],
+  minimum: 1,
+  maximum: MAX_DAILY_READINGS,
+  description: 'readings each device may store per UTC day; null: the deployment default (telemetry.dailyReadingsPerDevice)',
+});
+const DailyBytes = Type.Unsafe<number | null>({
+  type: ['integer', 'null'],
+  minimum: 1024,
+  maximum: MAX_DAILY_BYTES,
+  description: 'telemetry payload bytes each device may store per UTC day; null: the deployment default (telemetry.dailyBytesPerDevice)',
+});
+const ProductSettings = {
+  telemetryRetentionDays: Type.Optional(RetentionDays),
+  telemetryDailyReadings: Type.Optional(DailyReadings),
+  telemetryDailyBytes: Type.Optional(DailyBytes),
+};
 const ProductSchema = Strict({
   id: Type.String(),
   name: Type.String(),
@@ -55,7 +80,12 @@ const DeviceId = Strict({ id: Id });
 function importFormat(request: FastifyRequest) {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
   const format = IMPORT_MEDIA_TYPES[type];
-  if (!format) throw new BulwarkError(ErrorCodes.requestUnsupportedMediaType, 'Send the import as application/x-ndjson (one JSON device a line) or text/csv (with a header line)', 415);
+  if (!format)
+    throw new BulwarkError(
+      ErrorCodes.requestUnsupportedMediaType,
+      'Send the import as application/x-ndjson (one JSON device a line) or text/csv (with a header line)',
+      415,
+    );
   return format;
 }
 
@@ -65,7 +95,9 @@ export function deviceRoutes(platform: Platform) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     for (const [type, format] of Object.entries(IMPORT_MEDIA_TYPES)) {
-      app.addContentTypeParser(type, async (_request: FastifyRequest, payload: NodeJS.ReadableStream) => parseImport(payload as AsyncIterable<Buffer>, format, { maxRows: DEFAULT_MAX_ROWS, maxBytes }));
+      app.addContentTypeParser(type, async (_request: FastifyRequest, payload: NodeJS.ReadableStream) =>
+        parseImport(payload as AsyncIterable<Buffer>, format, { maxRows: DEFAULT_MAX_ROWS, maxBytes }),
+      );
     }
     const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;
     const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;
@@ -106,7 +138,14 @@ export function deviceRoutes(platform: Platform) {
 
     app.get(
       '/products',
-      { config: read, schema: { tags: ['devices'], summary: 'List products', response: { 200: Strict({ products: Type.Array(ProductSchema) }), ...errorResponses(401, 403) } } },
+      {
+        config: read,
+        schema: {
+          tags: ['devices'],
+          summary: 'List products',
+          response: { 200: Strict({ products: Type.Array(ProductSchema) }), ...errorResponses(401, 403) },
+        },
+      },
       async (request) => ({ products: await service.listProducts(actorOf(request)) }),
     );
 
@@ -117,7 +156,13 @@ export function deviceRoutes(platform: Platform) {
         schema: {
           tags: ['devices'],
           summary: 'Register a device (status pending)',
-          body: Strict({ serial: Type.String({ minLength: 1, maxLength: 128 }), productId: Id, attributes: Type.Optional(Attributes), tags: Type.Optional(Tags), group: Type.Optional(Group) }),
+          body: Strict({
+            serial: Type.String({ minLength: 1, maxLength: 128 }),
+            productId: Id,
+            attributes: Type.Optional(Attributes),
+            tags: Type.Optional(Tags),
+            group: Type.Optional(Group),
+          }),
           response: { 201: DeviceSchema, ...errorResponses(400, 401, 403, 409) },
         },
       },
@@ -136,12 +181,17 @@ export function deviceRoutes(platform: Platform) {
             productId: Type.Optional(Id),
             group: Type.Optional(Type.String({ maxLength: 100 })),
             tag: Type.Optional(Type.String({ maxLength: 64 })),
-            serialPrefix: Type.Optional(Type.String({ minLength: 1, maxLength: 128, description: 'serials that start with this text (taken literally)' })),
+            serialPrefix: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 128, description: 'serials that start with this text (taken literally)' }),
+            ),
             firmwareVersion: Type.Optional(Type.String({ maxLength: 64 })),
             cursor: Type.Optional(Type.String({ maxLength: 512, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_PAGE })),
           }),
-          response: { 200: Strict({ devices: Type.Array(DeviceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401, 403) },
+          response: {
+            200: Strict({ devices: Type.Array(DeviceSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+            ...errorResponses(400, 401, 403),
+          },
         },
       },
       async (request) => service.list(actorOf(request), request.query),
@@ -186,7 +236,12 @@ export function deviceRoutes(platform: Platform) {
         `/devices/:id/${action}`,
         {
           config: write,
-          schema: { tags: ['devices'], summary: `Set the device's status to ${LIFECYCLE_ACTIONS[action]}`, params: DeviceId, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404, 409) } },
+          schema: {
+            tags: ['devices'],
+            summary: `Set the device's status to ${LIFECYCLE_ACTIONS[action]}`,
+            params: DeviceId,
+            response: { 200: DeviceSchema, ...errorResponses(401, 403, 404, 409) },
+          },
         },
         async (request) => service.transition(actorOf(request), request.params.id, action),
       );

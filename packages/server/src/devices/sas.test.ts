@@ -2,7 +2,16 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac, randomBytes } from 'node:crypto';
 import fc from 'fast-check';
-import { createToken, deriveDeviceKey, deviceResource, parseToken, registrationResource, SasFormatError, signatureMatches, stringToSign } from './sas.js';
+import {
+  createToken,
+  deriveDeviceKey,
+  deviceResource,
+  parseToken,
+  registrationResource,
+  SasFormatError,
+  signatureMatches,
+  stringToSign,
+} from './sas.js';
 
 const key = randomBytes(32);
 

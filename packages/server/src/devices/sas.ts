@@ -34,7 +34,8 @@ export class SasFormatError extends Error {}
 /** A key given as base64 text (how it is handed out) or raw bytes. */
 export function keyBytes(key: Buffer | string): Buffer {
   const bytes = Buffer.isBuffer(key) ? key : Buffer.from(key.trim(), 'base64');
-  if (bytes.length !== KEY_BYTES) throw new SasFormatError(`A key is ${KEY_BYTES} bytes (base64, 44 characters); got ${bytes.length} bytes`);
+  if (bytes.length !== KEY_BYTES)
+    throw new SasFormatError(`A key is ${KEY_BYTES} bytes (base64, 44 characters); got ${bytes.length} bytes`);
   return bytes;
 }
 
@@ -49,7 +50,8 @@ export function sign(key: Buffer | string, resource: string, expiresAt: number):
 
 /** A token for `resource` valid until `expiresAt` (seconds since the epoch). */
 export function createToken(key: Buffer | string, resource: string, expiresAt: number): string {
-  if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0) throw new SasFormatError('expiresAt must be a positive whole number of seconds since the epoch');
+  if (!Number.isSafeInteger(expiresAt) || expiresAt <= 0)
+    throw new SasFormatError('expiresAt must be a positive whole number of seconds since the epoch');
   const sig = sign(key, resource, expiresAt).toString('base64');
   return `${SAS_PREFIX}sr=${encodeURIComponent(resource)}&se=${expiresAt}&sig=${encodeURIComponent(sig)}`;
 }
@@ -60,7 +62,8 @@ const MAX_TOKEN = 1024;
 
 /** Parses a token strictly: exactly sr, se and sig, each once; throws SasFormatError otherwise. */
 export function parseToken(token: string): SasToken {
-  if (typeof token !== 'string' || token.length > MAX_TOKEN || !token.startsWith(SAS_PREFIX)) throw new SasFormatError(`A token starts with "${SAS_PREFIX}"`);
+  if (typeof token !== 'string' || token.length > MAX_TOKEN || !token.startsWith(SAS_PREFIX))
+    throw new SasFormatError(`A token starts with "${SAS_PREFIX}"`);
   const fields = new Map<string, string>();
   for (const part of token.slice(SAS_PREFIX.length).split('&')) {
     const eq = part.indexOf('=');

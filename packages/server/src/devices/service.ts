@@ -12,10 +12,28 @@ import { isUniqueViolation } from '../storage/unique-violation.js';
 import type { DeviceStatus } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import { ErrorCodes } from '@bulwark/protocol';
-import { DeviceNotEnrollableError, ImportRejectedError, InvalidTransitionError, ProductExistsError, SerialTakenError, type RowError } from './errors.js';
+import {
+  DeviceNotEnrollableError,
+  ImportRejectedError,
+  InvalidTransitionError,
+  ProductExistsError,
+  SerialTakenError,
+  type RowError,
+} from './errors.js';
 import type { ImportRow } from './import-format.js';
 import { allowedTransitions, canTransition, LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
-import { checkAttributes, checkDeviceInput, checkGroup, checkTags, toDeviceView, toProductView, type DeviceInput, type DeviceView, type FieldProblem, type ProductView } from './model.js';
+import {
+  checkAttributes,
+  checkDeviceInput,
+  checkGroup,
+  checkTags,
+  toDeviceView,
+  toProductView,
+  type DeviceInput,
+  type DeviceView,
+  type FieldProblem,
+  type ProductView,
+} from './model.js';
 import type { DeviceFilter, DeviceRow, DevicesStore, Executor, ProductRow } from './store.js';
 
 export const MAX_PAGE = 500;
@@ -54,10 +72,14 @@ const PRODUCT_SETTINGS = {
 } as const satisfies Record<keyof ProductChanges, { column: keyof ProductRow; min: number; max: number; unit: string }>;
 
 function checkProductSettings(changes: ProductChanges): void {
-  for (const [field, rule] of Object.entries(PRODUCT_SETTINGS) as [keyof ProductChanges, (typeof PRODUCT_SETTINGS)[keyof ProductChanges]][]) {
+  for (const [field, rule] of Object.entries(PRODUCT_SETTINGS) as [
+    keyof ProductChanges,
+    (typeof PRODUCT_SETTINGS)[keyof ProductChanges],
+  ][]) {
     const value = changes[field];
     if (value === undefined || value === null) continue;
-    if (!Number.isInteger(value) || value < rule.min || value > rule.max) throw new ValidationError(`${field} must be null or a whole number of ${rule.unit} from ${rule.min} to ${rule.max}`, { field });
+    if (!Number.isInteger(value) || value < rule.min || value > rule.max)
+      throw new ValidationError(`${field} must be null or a whole number of ${rule.unit} from ${rule.min} to ${rule.max}`, { field });
   }
 }
 
@@ -93,7 +115,10 @@ export class DevicesService {
     private readonly clock: Clock,
   ) {}
 
-  async createProduct(actor: Actor, input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null } & ProductChanges): Promise<ProductView> {
+  async createProduct(
+    actor: Actor,
+    input: { name: string; hardwareRevision?: string | null; firmwareLine?: string | null } & ProductChanges,
+  ): Promise<ProductView> {
     requirePermission(actor, 'devices:write');
     const name = input.name.trim();
     if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
@@ -113,7 +138,17 @@ export class DevicesService {
       await this.store.db.transaction().execute(async (trx) => {
         if (await this.store.productByName(actor.organizationId, name, trx)) throw new ProductExistsError(name);
         await this.store.insertProduct(row, trx);
-        await this.audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'product.created', target: { type: 'product', id: row.id }, sourceIp: actor.sourceIp, details: { name } }, trx);
+        await this.audit.record(
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'product.created',
+            target: { type: 'product', id: row.id },
+            sourceIp: actor.sourceIp,
+            details: { name },
+          },
+          trx,
+        );
       });
     } catch (error) {
       throw isUniqueViolation(error) ? new ProductExistsError(name) : error;
@@ -145,7 +180,10 @@ export class DevicesService {
       if (!product) throw new NotFoundError('Product', { productId });
       const updated = { ...product };
       const changed: Record<string, { from: number | null; to: number | null }> = {};
-      for (const [field, rule] of Object.entries(PRODUCT_SETTINGS) as [keyof ProductChanges, (typeof PRODUCT_SETTINGS)[keyof ProductChanges]][]) {
+      for (const [field, rule] of Object.entries(PRODUCT_SETTINGS) as [
+        keyof ProductChanges,
+        (typeof PRODUCT_SETTINGS)[keyof ProductChanges],
+      ][]) {
         const to = changes[field];
         if (to === undefined) continue;
         changed[field] = { from: product[rule.column], to };
@@ -154,7 +192,11 @@ export class DevicesService {
       if (Object.keys(changed).length === 0) return toProductView(product);
       await this.store.updateProduct(
         product.id,
-        { telemetry_retention_days: updated.telemetry_retention_days, telemetry_daily_readings: updated.telemetry_daily_readings, telemetry_daily_bytes: updated.telemetry_daily_bytes },
+        {
+          telemetry_retention_days: updated.telemetry_retention_days,
+          telemetry_daily_readings: updated.telemetry_daily_readings,
+          telemetry_daily_bytes: updated.telemetry_daily_bytes,
+        },
         trx,
       );
       await this.audit.record(
@@ -174,7 +216,11 @@ export class DevicesService {
 
   /** Every product with its telemetry retention (null: the default), for the retention job; no actor: a platform task. */
   async retentionPolicies(): Promise<{ organizationId: string; productId: string; retentionDays: number | null }[]> {
-    return (await this.store.allProducts()).map((p) => ({ organizationId: p.organization_id, productId: p.id, retentionDays: p.telemetry_retention_days }));
+    return (await this.store.allProducts()).map((p) => ({
+      organizationId: p.organization_id,
+      productId: p.id,
+      retentionDays: p.telemetry_retention_days,
+    }));
   }
 
   /** A product's device IDs, `pageSize` at a time (platform tasks; no actor). */
@@ -188,7 +234,10 @@ export class DevicesService {
     }
   }
 
-  async register(actor: Actor, value: { serial: string; productId: string; attributes?: Record<string, unknown>; tags?: string[]; group?: string | null }): Promise<DeviceView> {
+  async register(
+    actor: Actor,
+    value: { serial: string; productId: string; attributes?: Record<string, unknown>; tags?: string[]; group?: string | null },
+  ): Promise<DeviceView> {
     requirePermission(actor, 'devices:write');
     const products = await this.store.listProducts(actor.organizationId);
     const checked = checkDeviceInput(value, () => undefined, new Set(products.map((p) => p.id)));
@@ -199,7 +248,14 @@ export class DevicesService {
         if (await this.store.deviceBySerial(actor.organizationId, row.serial, trx)) throw new SerialTakenError(row.serial);
         await this.store.insertDevices([row], trx);
         await this.audit.record(
-          { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.registered', target: { type: 'device', id: row.id }, sourceIp: actor.sourceIp, details: { serial: row.serial, productId: row.product_id } },
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'device.registered',
+            target: { type: 'device', id: row.id },
+            sourceIp: actor.sourceIp,
+            details: { serial: row.serial, productId: row.product_id },
+          },
           trx,
         );
       });
@@ -233,11 +289,23 @@ export class DevicesService {
       const now = this.clock.now();
       await this.store.updateDevice(
         device,
-        { ...(attributes ? { attributes: JSON.stringify(attributes) } : {}), ...(tags ? { tags: JSON.stringify(tags) } : {}), ...(group !== undefined ? { group_name: group } : {}), updated_at: now },
+        {
+          ...(attributes ? { attributes: JSON.stringify(attributes) } : {}),
+          ...(tags ? { tags: JSON.stringify(tags) } : {}),
+          ...(group !== undefined ? { group_name: group } : {}),
+          updated_at: now,
+        },
         trx,
       );
       await this.audit.record(
-        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.updated', target: { type: 'device', id: device.id }, sourceIp: actor.sourceIp, details: { serial: device.serial, changed: Object.keys(changes) } },
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'device.updated',
+          target: { type: 'device', id: device.id },
+          sourceIp: actor.sourceIp,
+          details: { serial: device.serial, changed: Object.keys(changes) },
+        },
         trx,
       );
       return toDeviceView((await this.store.deviceInOrganization(actor.organizationId, device.id, trx))!);
@@ -253,7 +321,12 @@ export class DevicesService {
       if (!canTransition(device.status, to)) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       const now = this.clock.now();
       // The status it was read with is part of the condition, so two concurrent changes cannot both apply.
-      const result = await trx.updateTable('devices').set({ status: to, updated_at: now }).where('id', '=', device.id).where('status', '=', device.status).executeTakeFirst();
+      const result = await trx
+        .updateTable('devices')
+        .set({ status: to, updated_at: now })
+        .where('id', '=', device.id)
+        .where('status', '=', device.status)
+        .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       await this.audit.record(
         {
@@ -285,10 +358,23 @@ export class DevicesService {
   async activateIfPending(organizationId: string, deviceId: string, actor: AuditEvent['actor'], sourceIp?: string): Promise<void> {
     await this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
-      const result = await trx.updateTable('devices').set({ status: 'active', updated_at: now }).where('id', '=', deviceId).where('organization_id', '=', organizationId).where('status', '=', 'pending').executeTakeFirst();
+      const result = await trx
+        .updateTable('devices')
+        .set({ status: 'active', updated_at: now })
+        .where('id', '=', deviceId)
+        .where('organization_id', '=', organizationId)
+        .where('status', '=', 'pending')
+        .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) return;
       await this.audit.record(
-        { organizationId, actor, action: 'device.status_changed', target: { type: 'device', id: deviceId }, ...(sourceIp ? { sourceIp } : {}), details: { from: 'pending', to: 'active', reason: 'enrolled' } },
+        {
+          organizationId,
+          actor,
+          action: 'device.status_changed',
+          target: { type: 'device', id: deviceId },
+          ...(sourceIp ? { sourceIp } : {}),
+          details: { from: 'pending', to: 'active', reason: 'enrolled' },
+        },
         trx,
       );
     });
@@ -298,7 +384,9 @@ export class DevicesService {
     requirePermission(actor, 'devices:read');
     const limit = Math.min(Math.max(query.limit ?? DEFAULT_PAGE, 1), MAX_PAGE);
     const { cursor, limit: _limit, ...filter } = query;
-    const rows = await this.store.listDevices(actor.organizationId, { ...filter, ...(cursor ? { afterSerial: decodeCursor(cursor) } : {}), limit: limit + 1 }).execute();
+    const rows = await this.store
+      .listDevices(actor.organizationId, { ...filter, ...(cursor ? { afterSerial: decodeCursor(cursor) } : {}), limit: limit + 1 })
+      .execute();
     const page = rows.slice(0, limit);
     return { devices: page.map(toDeviceView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.serial) : null };
   }
@@ -323,7 +411,8 @@ export class DevicesService {
         continue;
       }
       const checked = checkDeviceInput(row.value, (name) => byName.get(name), ids);
-      const serial = typeof (row.value as { serial?: unknown } | null)?.serial === 'string' ? ((row.value as { serial: string }).serial) : undefined;
+      const serial =
+        typeof (row.value as { serial?: unknown } | null)?.serial === 'string' ? (row.value as { serial: string }).serial : undefined;
       const problems = 'problems' in checked ? checked.problems : [];
       if (serial !== undefined && 'input' in checked) {
         const earlier = firstLine.get(serial);
@@ -333,23 +422,50 @@ export class DevicesService {
       if (problems.length > 0) errors.push({ line: row.line, ...(serial !== undefined ? { serial } : {}), problems });
       else inputs.push({ line: row.line, input: (checked as { input: DeviceInput }).input });
     }
-    const result = await this.store.db.transaction().execute(async (trx) => {
-      const taken = await this.store.existingSerials(actor.organizationId, inputs.map((i) => i.input.serial), trx);
-      for (const { line, input } of inputs) {
-        if (taken.has(input.serial)) errors.push({ line, serial: input.serial, problems: [{ field: 'serial', problem: 'is already registered in this organization' }] });
-      }
-      if (errors.length > 0) return { errors };
-      const now = this.clock.now();
-      await this.store.insertDevices(inputs.map(({ input }) => this.newDeviceRow(actor.organizationId, input, now)), trx);
-      await this.audit.record(
-        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'device.imported', target: { type: 'organization', id: actor.organizationId }, sourceIp: actor.sourceIp, details: { format, imported: inputs.length } },
-        trx,
-      );
-      return { imported: inputs.length };
-    }).catch((error: unknown) => {
-      if (isUniqueViolation(error)) throw new ValidationError('A serial of this import was registered by someone else meanwhile; nothing was imported, try again', undefined, ErrorCodes.deviceImportRejected);
-      throw error;
-    });
+    const result = await this.store.db
+      .transaction()
+      .execute(async (trx) => {
+        const taken = await this.store.existingSerials(
+          actor.organizationId,
+          inputs.map((i) => i.input.serial),
+          trx,
+        );
+        for (const { line, input } of inputs) {
+          if (taken.has(input.serial))
+            errors.push({
+              line,
+              serial: input.serial,
+              problems: [{ field: 'serial', problem: 'is already registered in this organization' }],
+            });
+        }
+        if (errors.length > 0) return { errors };
+        const now = this.clock.now();
+        await this.store.insertDevices(
+          inputs.map(({ input }) => this.newDeviceRow(actor.organizationId, input, now)),
+          trx,
+        );
+        await this.audit.record(
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'device.imported',
+            target: { type: 'organization', id: actor.organizationId },
+            sourceIp: actor.sourceIp,
+            details: { format, imported: inputs.length },
+          },
+          trx,
+        );
+        return { imported: inputs.length };
+      })
+      .catch((error: unknown) => {
+        if (isUniqueViolation(error))
+          throw new ValidationError(
+            'A serial of this import was registered by someone else meanwhile; nothing was imported, try again',
+            undefined,
+            ErrorCodes.deviceImportRejected,
+          );
+        throw error;
+      });
     if ('errors' in result) {
       errors.sort((a, b) => a.line - b.line);
       await this.audit.record({

@@ -77,7 +77,11 @@ export class ShadowService {
     const device = await this.deviceOf(actor, deviceId);
     const updated = await this.change(device.id, device.organization_id, 'desired', patch, auditActor(actor).id, async (row, trx) => {
       if (expectedVersion !== undefined && row.desired_version !== expectedVersion) {
-        throw new ConflictError(`The desired state is at version ${row.desired_version}, not ${expectedVersion}: read it again and retry`, { version: row.desired_version }, 'state.version_conflict');
+        throw new ConflictError(
+          `The desired state is at version ${row.desired_version}, not ${expectedVersion}: read it again and retry`,
+          { version: row.desired_version },
+          'state.version_conflict',
+        );
       }
       await this.audit.record(
         {
@@ -99,7 +103,8 @@ export class ShadowService {
   async report(identity: DeviceIdentity, patch: unknown): Promise<ShadowView> {
     checkPatch(patch);
     const updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, null);
-    if (Object.keys(updated.delta).length > 0) await this.messenger.send(identity.deviceId, 'state/delta', { version: updated.desired.version, state: updated.delta });
+    if (Object.keys(updated.delta).length > 0)
+      await this.messenger.send(identity.deviceId, 'state/delta', { version: updated.desired.version, state: updated.delta });
     return updated;
   }
 
@@ -109,14 +114,29 @@ export class ShadowService {
     await this.push(view(row));
   }
 
-  async history(actor: Actor, deviceId: string, options: { kind?: 'reported' | 'desired'; limit?: number; beforeVersion?: number }): Promise<ShadowChange[]> {
+  async history(
+    actor: Actor,
+    deviceId: string,
+    options: { kind?: 'reported' | 'desired'; limit?: number; beforeVersion?: number },
+  ): Promise<ShadowChange[]> {
     requirePermission(actor, 'devices:read');
     const device = await this.deviceOf(actor, deviceId);
     let query = this.db.selectFrom('device_shadow_history').selectAll().where('device_id', '=', device.id);
     if (options.kind) query = query.where('kind', '=', options.kind);
     if (options.beforeVersion !== undefined) query = query.where('version', '<', options.beforeVersion);
-    const rows = await query.orderBy('changed_at', 'desc').orderBy('version', 'desc').limit(Math.min(Math.max(options.limit ?? 50, 1), 500)).execute();
-    return rows.map((r: DeviceShadowHistoryTable) => ({ kind: r.kind, version: r.version, change: JSON.parse(r.change) as JsonObject, state: JSON.parse(r.state) as JsonObject, actor: r.actor, changedAt: new Date(r.changed_at).toISOString() }));
+    const rows = await query
+      .orderBy('changed_at', 'desc')
+      .orderBy('version', 'desc')
+      .limit(Math.min(Math.max(options.limit ?? 50, 1), 500))
+      .execute();
+    return rows.map((r: DeviceShadowHistoryTable) => ({
+      kind: r.kind,
+      version: r.version,
+      change: JSON.parse(r.change) as JsonObject,
+      state: JSON.parse(r.state) as JsonObject,
+      actor: r.actor,
+      changedAt: new Date(r.changed_at).toISOString(),
+    }));
   }
 
   private async push(shadow: ShadowView): Promise<void> {
@@ -128,10 +148,21 @@ export class ShadowService {
    * Applies a patch to one side of the shadow with optimistic concurrency: the update names the
    * version it read, and a concurrent change makes it read again (both engines, no row locks).
    */
-  private async change(deviceId: string, organizationId: string, kind: 'reported' | 'desired', patch: JsonObject, actor: string | null, guard?: (row: DeviceShadowsTable, trx: Kysely<Database>) => Promise<void>): Promise<ShadowView> {
+  private async change(
+    deviceId: string,
+    organizationId: string,
+    kind: 'reported' | 'desired',
+    patch: JsonObject,
+    actor: string | null,
+    guard?: (row: DeviceShadowsTable, trx: Kysely<Database>) => Promise<void>,
+  ): Promise<ShadowView> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
       const result = await this.db.transaction().execute(async (trx) => {
-        await trx.insertInto('device_shadows').values(this.empty(deviceId, organizationId)).onConflict((oc) => oc.column('device_id').doNothing()).execute();
+        await trx
+          .insertInto('device_shadows')
+          .values(this.empty(deviceId, organizationId))
+          .onConflict((oc) => oc.column('device_id').doNothing())
+          .execute();
         const row = (await this.row(deviceId, trx))!;
         await guard?.(row, trx);
         const now = this.clock.now();
@@ -141,20 +172,45 @@ export class ShadowService {
         try {
           text = serializeState(next, kind);
         } catch (error) {
-          if (error instanceof StateError && kind === 'desired') throw new ValidationError(error.message, { field: 'state' }, 'state.too_large');
+          if (error instanceof StateError && kind === 'desired')
+            throw new ValidationError(error.message, { field: 'state' }, 'state.too_large');
           throw error;
         }
         const version = (kind === 'reported' ? row.reported_version : row.desired_version) + 1;
         const changed =
           kind === 'reported'
-            ? await trx.updateTable('device_shadows').set({ reported: text, reported_version: version, reported_at: now }).where('device_id', '=', deviceId).where('reported_version', '=', version - 1).executeTakeFirst()
-            : await trx.updateTable('device_shadows').set({ desired: text, desired_version: version, desired_at: now }).where('device_id', '=', deviceId).where('desired_version', '=', version - 1).executeTakeFirst();
+            ? await trx
+                .updateTable('device_shadows')
+                .set({ reported: text, reported_version: version, reported_at: now })
+                .where('device_id', '=', deviceId)
+                .where('reported_version', '=', version - 1)
+                .executeTakeFirst()
+            : await trx
+                .updateTable('device_shadows')
+                .set({ desired: text, desired_version: version, desired_at: now })
+                .where('device_id', '=', deviceId)
+                .where('desired_version', '=', version - 1)
+                .executeTakeFirst();
         if (Number(changed.numUpdatedRows) !== 1) return null;
         await trx
           .insertInto('device_shadow_history')
-          .values({ id: newId(), organization_id: organizationId, device_id: deviceId, kind, version, change: JSON.stringify(patch), state: text, actor, changed_at: now })
+          .values({
+            id: newId(),
+            organization_id: organizationId,
+            device_id: deviceId,
+            kind,
+            version,
+            change: JSON.stringify(patch),
+            state: text,
+            actor,
+            changed_at: now,
+          })
           .execute();
-        return view(kind === 'reported' ? { ...row, reported: text, reported_version: version, reported_at: now } : { ...row, desired: text, desired_version: version, desired_at: now });
+        return view(
+          kind === 'reported'
+            ? { ...row, reported: text, reported_version: version, reported_at: now }
+            : { ...row, desired: text, desired_version: version, desired_at: now },
+        );
       });
       if (result) return result;
     }
@@ -166,7 +222,16 @@ export class ShadowService {
   }
 
   private empty(deviceId: string, organizationId: string): DeviceShadowsTable {
-    return { device_id: deviceId, organization_id: organizationId, reported: '{}', reported_version: 0, reported_at: null, desired: '{}', desired_version: 0, desired_at: null };
+    return {
+      device_id: deviceId,
+      organization_id: organizationId,
+      reported: '{}',
+      reported_version: 0,
+      reported_at: null,
+      desired: '{}',
+      desired_version: 0,
+      desired_at: null,
+    };
   }
 
   private async deviceOf(actor: Actor, deviceId: string) {

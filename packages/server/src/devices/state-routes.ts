@@ -15,8 +15,21 @@ const Id = Type.String({ minLength: 1, maxLength: 64 });
 const State = Type.Record(Type.String(), Type.Unknown());
 const Side = Strict({ state: State, version: Type.Integer(), updatedAt: Type.Union([Timestamp, Type.Null()]) });
 const Shadow = Strict({ deviceId: Type.String(), reported: Side, desired: Side, delta: State });
-const Change = Strict({ kind: Type.Union([Type.Literal('reported'), Type.Literal('desired')]), version: Type.Integer(), change: State, state: State, actor: Type.Union([Type.String(), Type.Null()]), changedAt: Timestamp });
-const CommandStatus = Type.Union([Type.Literal('pending'), Type.Literal('succeeded'), Type.Literal('failed'), Type.Literal('rejected'), Type.Literal('timed_out')]);
+const Change = Strict({
+  kind: Type.Union([Type.Literal('reported'), Type.Literal('desired')]),
+  version: Type.Integer(),
+  change: State,
+  state: State,
+  actor: Type.Union([Type.String(), Type.Null()]),
+  changedAt: Timestamp,
+});
+const CommandStatus = Type.Union([
+  Type.Literal('pending'),
+  Type.Literal('succeeded'),
+  Type.Literal('failed'),
+  Type.Literal('rejected'),
+  Type.Literal('timed_out'),
+]);
 const Command = Strict({
   id: Type.String(),
   deviceId: Type.String(),
@@ -38,8 +51,18 @@ export function stateRoutes(platform: Platform) {
     const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;
     const params = Strict({ id: Id });
 
-    app.get('/devices/:id/state', { config: read, schema: { tags: ['devices'], summary: "The device's reported and desired state and the delta between them", params, response: { 200: Shadow, ...errorResponses(401, 403, 404) } } }, async (request) =>
-      shadow.get(actorOf(request), request.params.id),
+    app.get(
+      '/devices/:id/state',
+      {
+        config: read,
+        schema: {
+          tags: ['devices'],
+          summary: "The device's reported and desired state and the delta between them",
+          params,
+          response: { 200: Shadow, ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => shadow.get(actorOf(request), request.params.id),
     );
     app.patch(
       '/devices/:id/state/desired',
@@ -63,7 +86,11 @@ export function stateRoutes(platform: Platform) {
           tags: ['devices'],
           summary: 'Changes of the reported and desired state, newest first',
           params,
-          querystring: Strict({ kind: Type.Optional(Type.Union([Type.Literal('reported'), Type.Literal('desired')])), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })), beforeVersion: Type.Optional(Type.Integer({ minimum: 1 })) }),
+          querystring: Strict({
+            kind: Type.Optional(Type.Union([Type.Literal('reported'), Type.Literal('desired')])),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
+            beforeVersion: Type.Optional(Type.Integer({ minimum: 1 })),
+          }),
           response: { 200: Strict({ changes: Type.Array(Change) }), ...errorResponses(400, 401, 403, 404) },
         },
       },
@@ -78,7 +105,11 @@ export function stateRoutes(platform: Platform) {
           tags: ['devices'],
           summary: 'Send a command to an online device; its outcome is read from the command',
           params,
-          body: Strict({ name: Type.String({ minLength: 1, maxLength: 64 }), params: Type.Optional(State), timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: MAX_COMMAND_TIMEOUT_MS, default: DEFAULT_COMMAND_TIMEOUT_MS })) }),
+          body: Strict({
+            name: Type.String({ minLength: 1, maxLength: 64 }),
+            params: Type.Optional(State),
+            timeoutMs: Type.Optional(Type.Integer({ minimum: 1000, maximum: MAX_COMMAND_TIMEOUT_MS, default: DEFAULT_COMMAND_TIMEOUT_MS })),
+          }),
           response: { 202: Command, ...errorResponses(400, 401, 403, 404, 409) },
         },
       },
@@ -86,7 +117,16 @@ export function stateRoutes(platform: Platform) {
     );
     app.get(
       '/devices/:id/commands',
-      { config: read, schema: { tags: ['devices'], summary: "The device's commands, newest first", params, querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }), response: { 200: Strict({ commands: Type.Array(Command) }), ...errorResponses(400, 401, 403, 404) } } },
+      {
+        config: read,
+        schema: {
+          tags: ['devices'],
+          summary: "The device's commands, newest first",
+          params,
+          querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
+          response: { 200: Strict({ commands: Type.Array(Command) }), ...errorResponses(400, 401, 403, 404) },
+        },
+      },
       async (request) => ({ commands: await commands.list(actorOf(request), request.params.id, request.query.limit) }),
     );
     app.get(

@@ -43,34 +43,54 @@ for (const engine of ENGINES) {
       const d = devices[0]!;
       const { client, messages } = await online(d, [`d/${d.id}/state/desired`, `d/${d.id}/state/delta`]);
       await eventually(() => messages.length >= 2, 2000, 'initial desired and delta');
-      assert.deepEqual(messages.slice(0, 2).map((m) => [m.topic.split('/').slice(2).join('/'), m.body]), [
-        ['state/desired', { version: 0, state: {} }],
-        ['state/delta', { version: 0, state: {} }],
-      ]);
+      assert.deepEqual(
+        messages.slice(0, 2).map((m) => [m.topic.split('/').slice(2).join('/'), m.body]),
+        [
+          ['state/desired', { version: 0, state: {} }],
+          ['state/delta', { version: 0, state: {} }],
+        ],
+      );
 
-      const patched = await api().patch(`/api/v1/devices/${d.id}/state/desired`, { state: { led: 'on', config: { interval: 30, mode: 'eco' } } }, { token });
+      const patched = await api().patch(
+        `/api/v1/devices/${d.id}/state/desired`,
+        { state: { led: 'on', config: { interval: 30, mode: 'eco' } } },
+        { token },
+      );
       assert.equal(patched.status, 200, patched.text);
       assert.equal(patched.body.desired.version, 1);
       await eventually(() => messages.length >= 4, 2000, 'desired v1 pushed');
       assert.deepEqual(messages[3]!.body, { version: 1, state: { led: 'on', config: { interval: 30, mode: 'eco' } } });
 
-      await client.publishAsync(`d/${d.id}/state/reported`, JSON.stringify({ state: { led: 'on', config: { interval: 30 }, uptime: 12 } }), { qos: 1 });
+      await client.publishAsync(
+        `d/${d.id}/state/reported`,
+        JSON.stringify({ state: { led: 'on', config: { interval: 30 }, uptime: 12 } }),
+        { qos: 1 },
+      );
       const state = await api().get(`/api/v1/devices/${d.id}/state`, { token });
       assert.equal(state.status, 200, state.text);
       assert.equal(state.body.reported.version, 1);
       assert.deepEqual(state.body.reported.state, { led: 'on', config: { interval: 30 }, uptime: 12 });
       assert.deepEqual(state.body.delta, { config: { mode: 'eco' } });
       // The device is told what is still missing.
-      await eventually(() => messages.some((m) => m.topic.endsWith('state/delta') && m.body.state?.config?.mode === 'eco' && !('led' in m.body.state)), 2000, 'remaining delta');
+      await eventually(
+        () => messages.some((m) => m.topic.endsWith('state/delta') && m.body.state?.config?.mode === 'eco' && !('led' in m.body.state)),
+        2000,
+        'remaining delta',
+      );
 
       // A merge patch: null deletes.
-      await client.publishAsync(`d/${d.id}/state/reported`, JSON.stringify({ state: { config: { mode: 'eco' }, uptime: null } }), { qos: 1 });
+      await client.publishAsync(`d/${d.id}/state/reported`, JSON.stringify({ state: { config: { mode: 'eco' }, uptime: null } }), {
+        qos: 1,
+      });
       const synced = await api().get(`/api/v1/devices/${d.id}/state`, { token });
       assert.deepEqual(synced.body.delta, {});
       assert.deepEqual(synced.body.reported.state, { led: 'on', config: { interval: 30, mode: 'eco' } });
 
       const history = await api().get(`/api/v1/devices/${d.id}/state/history?kind=reported`, { token });
-      assert.deepEqual(history.body.changes.map((c: { version: number }) => c.version), [2, 1]);
+      assert.deepEqual(
+        history.body.changes.map((c: { version: number }) => c.version),
+        [2, 1],
+      );
       assert.deepEqual(history.body.changes[0].change, { config: { mode: 'eco' }, uptime: null });
     });
 
@@ -81,7 +101,11 @@ for (const engine of ENGINES) {
       const stale = await api().patch(`/api/v1/devices/${d.id}/state/desired`, { state: { a: 2 }, version: 0 }, { token });
       assert.equal(stale.status, 409);
       assert.equal(stale.body.error.code, 'state.version_conflict');
-      const deep = await api().patch(`/api/v1/devices/${d.id}/state/desired`, { state: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } }, { token });
+      const deep = await api().patch(
+        `/api/v1/devices/${d.id}/state/desired`,
+        { state: { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } } },
+        { token },
+      );
       assert.equal(deep.status, 400);
       assert.equal(deep.body.error.code, 'state.invalid');
       const state = await api().get(`/api/v1/devices/${d.id}/state`, { token });
@@ -98,7 +122,10 @@ for (const engine of ENGINES) {
       // A key JSON.parse keeps but merging would turn into a prototype: refused, not silently dropped.
       await client.publishAsync(`d/${d.id}/state/reported`, '{"state":{"led":"on","cfg":{"__proto__":{"admin":true}}}}', { qos: 1 });
       await eventually(() => messages.length >= 3, 2000, 'three error replies');
-      assert.deepEqual(messages.map((m) => m.body.code), ['state.invalid', 'payload.invalid', 'state.invalid']);
+      assert.deepEqual(
+        messages.map((m) => m.body.code),
+        ['state.invalid', 'payload.invalid', 'state.invalid'],
+      );
       assert.match(messages[2]!.body.message, /__proto__/);
       const state = await api().get(`/api/v1/devices/${d.id}/state`, { token });
       assert.equal(state.body.reported.version, 0);
@@ -109,9 +136,16 @@ for (const engine of ENGINES) {
       const { client, messages } = await online(d, [`d/${d.id}/commands/+`]);
       client.on('message', (topic, payload) => {
         const body = JSON.parse(payload.toString()) as { name: string; params: { seconds: number } };
-        if (body.name === 'blink') void client.publishAsync(`${topic}/result`, JSON.stringify({ status: 'ok', result: { blinked: body.params.seconds } }), { qos: 1 });
+        if (body.name === 'blink')
+          void client.publishAsync(`${topic}/result`, JSON.stringify({ status: 'ok', result: { blinked: body.params.seconds } }), {
+            qos: 1,
+          });
       });
-      const sent = await api().post(`/api/v1/devices/${d.id}/commands`, { name: 'blink', params: { seconds: 3 }, timeoutMs: 10_000 }, { token });
+      const sent = await api().post(
+        `/api/v1/devices/${d.id}/commands`,
+        { name: 'blink', params: { seconds: 3 }, timeoutMs: 10_000 },
+        { token },
+      );
       assert.equal(sent.status, 202, sent.text);
       assert.equal(sent.body.status, 'pending');
       const done = await api().get(`/api/v1/devices/${d.id}/commands/${sent.body.id}?waitMs=5000`, { token });
@@ -151,7 +185,18 @@ for (const engine of ENGINES) {
     it('refuses a command to an offline device (409 device.offline) and to another organization’s device (404)', async () => {
       const d = devices[2]!;
       for (const c of clients) c.end(true);
-      await eventually(async () => (await t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirstOrThrow()).connected_since === null, 2000, 'offline');
+      await eventually(
+        async () =>
+          (
+            await t.platform.db
+              .selectFrom('device_presence')
+              .select('connected_since')
+              .where('device_id', '=', d.id)
+              .executeTakeFirstOrThrow()
+          ).connected_since === null,
+        2000,
+        'offline',
+      );
       const offline = await api().post(`/api/v1/devices/${d.id}/commands`, { name: 'reboot' }, { token });
       assert.equal(offline.status, 409);
       assert.equal(offline.body.error.code, 'device.offline');
@@ -185,7 +230,10 @@ for (const engine of ENGINES) {
       });
       const own = await api().get(`/api/v1/devices/${sent.device_id}/commands`, { token });
       assert.equal(own.status, 200);
-      assert.ok(own.body.commands.some((c: { id: string }) => c.id === sent.id), 'its own organization sees the commands');
+      assert.ok(
+        own.body.commands.some((c: { id: string }) => c.id === sent.id),
+        'its own organization sees the commands',
+      );
     });
   });
 }

@@ -44,7 +44,12 @@ export class DevicesStore {
   }
 
   productInOrganization(organizationId: string, productId: string, db: Executor = this.db): Promise<ProductRow | undefined> {
-    return db.selectFrom('products').selectAll().where('organization_id', '=', organizationId).where('id', '=', productId).executeTakeFirst();
+    return db
+      .selectFrom('products')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', productId)
+      .executeTakeFirst();
   }
 
   async updateProduct(productId: string, changes: Updateable<ProductsTable>, db: Executor = this.db): Promise<void> {
@@ -57,7 +62,13 @@ export class DevicesStore {
   }
 
   /** A page of a product's device IDs in serial order: one range of the (organization, product, serial) index. */
-  deviceIdsOfProduct(organizationId: string, productId: string, afterSerial: string | null, limit: number, db: Executor = this.db): Promise<{ id: string; serial: string }[]> {
+  deviceIdsOfProduct(
+    organizationId: string,
+    productId: string,
+    afterSerial: string | null,
+    limit: number,
+    db: Executor = this.db,
+  ): Promise<{ id: string; serial: string }[]> {
     return db
       .selectFrom('devices')
       .select(['id', 'serial'])
@@ -75,14 +86,24 @@ export class DevicesStore {
   }
 
   deviceBySerial(organizationId: string, serial: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
-    return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('serial', '=', serial).executeTakeFirst();
+    return db
+      .selectFrom('devices')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('serial', '=', serial)
+      .executeTakeFirst();
   }
 
   /** Which of these serials are already registered in the organization. */
   async existingSerials(organizationId: string, serials: string[], db: Executor = this.db): Promise<Set<string>> {
     const found = new Set<string>();
     for (let i = 0; i < serials.length; i += LOOKUP_BATCH) {
-      const rows = await db.selectFrom('devices').select('serial').where('organization_id', '=', organizationId).where('serial', 'in', serials.slice(i, i + LOOKUP_BATCH)).execute();
+      const rows = await db
+        .selectFrom('devices')
+        .select('serial')
+        .where('organization_id', '=', organizationId)
+        .where('serial', 'in', serials.slice(i, i + LOOKUP_BATCH))
+        .execute();
       for (const row of rows) found.add(row.serial);
     }
     return found;
@@ -93,8 +114,14 @@ export class DevicesStore {
     for (let i = 0; i < rows.length; i += INSERT_BATCH) {
       const batch = rows.slice(i, i + INSERT_BATCH);
       await db.insertInto('devices').values(batch).execute();
-      const tags = batch.flatMap((d) => (JSON.parse(d.tags) as string[]).map((tag) => ({ organization_id: d.organization_id, tag, serial: d.serial, device_id: d.id })));
-      for (let j = 0; j < tags.length; j += INSERT_BATCH * 3) await db.insertInto('device_tags').values(tags.slice(j, j + INSERT_BATCH * 3)).execute();
+      const tags = batch.flatMap((d) =>
+        (JSON.parse(d.tags) as string[]).map((tag) => ({ organization_id: d.organization_id, tag, serial: d.serial, device_id: d.id })),
+      );
+      for (let j = 0; j < tags.length; j += INSERT_BATCH * 3)
+        await db
+          .insertInto('device_tags')
+          .values(tags.slice(j, j + INSERT_BATCH * 3))
+          .execute();
     }
   }
 
@@ -102,7 +129,12 @@ export class DevicesStore {
     await db.updateTable('devices').set(changes).where('id', '=', device.id).execute();
     if (changes.tags !== undefined) {
       await db.deleteFrom('device_tags').where('device_id', '=', device.id).execute();
-      const tags = (JSON.parse(changes.tags as string) as string[]).map((tag) => ({ organization_id: device.organization_id, tag, serial: device.serial, device_id: device.id }));
+      const tags = (JSON.parse(changes.tags as string) as string[]).map((tag) => ({
+        organization_id: device.organization_id,
+        tag,
+        serial: device.serial,
+        device_id: device.id,
+      }));
       if (tags.length > 0) await db.insertInto('device_tags').values(tags).execute();
     }
   }
@@ -112,7 +144,12 @@ export class DevicesStore {
    * index being walked: devices' own serial, or device_tags' when filtering by tag.
    */
   listDevices(organizationId: string, filter: DeviceFilter, db: Executor = this.db) {
-    const low = filter.afterSerial !== undefined && (filter.serialPrefix === undefined || filter.afterSerial >= filter.serialPrefix) ? { op: '>' as const, value: filter.afterSerial } : filter.serialPrefix !== undefined ? { op: '>=' as const, value: filter.serialPrefix } : undefined;
+    const low =
+      filter.afterSerial !== undefined && (filter.serialPrefix === undefined || filter.afterSerial >= filter.serialPrefix)
+        ? { op: '>' as const, value: filter.afterSerial }
+        : filter.serialPrefix !== undefined
+          ? { op: '>=' as const, value: filter.serialPrefix }
+          : undefined;
     const high = filter.serialPrefix !== undefined ? filter.serialPrefix + SERIAL_END : undefined;
     return db
       .selectFrom('devices')

@@ -67,7 +67,11 @@ for (const engine of ENGINES) {
       assert.equal(created.status, 201, created.text);
       return created.body.id;
     }
-    async function issue(id: string, body: Record<string, unknown> = {}, as = token): Promise<{ key: string; version: number; rotated: boolean; previousKeyValidUntil: string | null }> {
+    async function issue(
+      id: string,
+      body: Record<string, unknown> = {},
+      as = token,
+    ): Promise<{ key: string; version: number; rotated: boolean; previousKeyValidUntil: string | null }> {
       const res = await t.client().post(`/api/v1/devices/${id}/symmetric-key`, body, { token: as });
       assert.equal(res.status, 201, res.text);
       return res.body;
@@ -77,7 +81,10 @@ for (const engine of ENGINES) {
     const identity = (authorization: string) => t.client().get('/device/v1/identity', { headers: { authorization } });
     const lifecycle = (id: string, action: string) => t.client().post(`/api/v1/devices/${id}/${action}`, undefined, { token });
     async function refused(deviceId: string, presented: string, reason: DeviceAuthFailure): Promise<void> {
-      await assert.rejects(t.platform.devices.symmetricKeys.authenticate(deviceId, presented), (e: unknown) => e instanceof DeviceAuthenticationError && e.reason === reason);
+      await assert.rejects(
+        t.platform.devices.symmetricKeys.authenticate(deviceId, presented),
+        (e: unknown) => e instanceof DeviceAuthenticationError && e.reason === reason,
+      );
     }
     async function audited(action: string, targetId: string) {
       return (await t.platform.audit.query({ action, targetId })).entries;
@@ -91,8 +98,13 @@ for (const engine of ENGINES) {
       const res = await identity(sas(issued.key, id));
       assert.equal(res.status, 200, res.text);
       // Holding a credential makes a pending device active, as a certificate does; audited.
-      assert.deepEqual([res.body.deviceId, res.body.serial, res.body.status, res.body.credential.type, res.body.credential.keyVersion], [id, `SK-${serials}`, 'active', 'symmetric_key', 1]);
-      assert.ok((await audited('device.status_changed', id)).some((e) => (e.details as { reason?: string }).reason === 'symmetric key issued'));
+      assert.deepEqual(
+        [res.body.deviceId, res.body.serial, res.body.status, res.body.credential.type, res.body.credential.keyVersion],
+        [id, `SK-${serials}`, 'active', 'symmetric_key', 1],
+      );
+      assert.ok(
+        (await audited('device.status_changed', id)).some((e) => (e.details as { reason?: string }).reason === 'symmetric key issued'),
+      );
       const direct = await t.platform.devices.symmetricKeys.authenticate(id, sas(issued.key, id));
       assert.equal(direct.productId, product);
       const entries = await audited('device.symmetric_key_issued', id);
@@ -194,7 +206,9 @@ for (const engine of ENGINES) {
       assert.equal(openssl.output.trim().split(/\s+/).pop(), derived.toString('hex'));
 
       const register = (regId: string, key: Buffer | string, body = { groupId: group.id, registrationId: regId }) =>
-        t.client().post('/device/v1/registrations', body, { headers: { authorization: createToken(key, registrationResource(group.id, regId), seconds() + 600) } });
+        t.client().post('/device/v1/registrations', body, {
+          headers: { authorization: createToken(key, registrationResource(group.id, regId), seconds() + 600) },
+        });
       const first = await register(registrationId, derived);
       assert.equal(first.status, 200, first.text);
       assert.equal(first.body.created, true);
@@ -215,8 +229,15 @@ for (const engine of ENGINES) {
       // The group key itself, another serial's derived key, or a body naming another serial: refused.
       assert.equal((await register('DPS-0003', group.key)).status, 401);
       assert.equal((await register('DPS-0003', deriveDeviceKey(group.key, 'DPS-0004'))).status, 401);
-      assert.equal((await register('DPS-0003', deriveDeviceKey(group.key, 'DPS-0003'), { groupId: group.id, registrationId: 'DPS-0005' })).status, 401);
-      assert.equal((await t.platform.db.selectFrom('devices').select('id').where('serial', 'in', ['DPS-0003', 'DPS-0004', 'DPS-0005']).execute()).length, 0);
+      assert.equal(
+        (await register('DPS-0003', deriveDeviceKey(group.key, 'DPS-0003'), { groupId: group.id, registrationId: 'DPS-0005' })).status,
+        401,
+      );
+      assert.equal(
+        (await t.platform.db.selectFrom('devices').select('id').where('serial', 'in', ['DPS-0003', 'DPS-0004', 'DPS-0005']).execute())
+          .length,
+        0,
+      );
     });
 
     it('refuses registration through a disabled group, and disabling twice', async () => {
@@ -227,7 +248,11 @@ for (const engine of ENGINES) {
       const res = await t.client().post(
         '/device/v1/registrations',
         { groupId: group.id, registrationId: 'LATE-1' },
-        { headers: { authorization: createToken(deriveDeviceKey(group.key, 'LATE-1'), registrationResource(group.id, 'LATE-1'), seconds() + 600) } },
+        {
+          headers: {
+            authorization: createToken(deriveDeviceKey(group.key, 'LATE-1'), registrationResource(group.id, 'LATE-1'), seconds() + 600),
+          },
+        },
       );
       assert.equal(res.status, 403, res.text);
       assert.equal(res.body.error.code, ErrorCodes.enrollmentGroupDisabled);
@@ -242,11 +267,13 @@ for (const engine of ENGINES) {
       const victimKey = (await issue(victim, {}, tokenB)).key;
       const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'hijack', productId: product }, { token })).body;
       const derived = deriveDeviceKey(group.key, 'SHARED-1');
-      const res = await t.client().post(
-        '/device/v1/registrations',
-        { groupId: group.id, registrationId: 'SHARED-1' },
-        { headers: { authorization: createToken(derived, registrationResource(group.id, 'SHARED-1'), seconds() + 600) } },
-      );
+      const res = await t
+        .client()
+        .post(
+          '/device/v1/registrations',
+          { groupId: group.id, registrationId: 'SHARED-1' },
+          { headers: { authorization: createToken(derived, registrationResource(group.id, 'SHARED-1'), seconds() + 600) } },
+        );
       assert.equal(res.status, 200, res.text);
       assert.notEqual(res.body.deviceId, victim);
       await refused(victim, sas(derived, victim), 'bad_signature');
@@ -261,19 +288,34 @@ for (const engine of ENGINES) {
       const id = await device();
       const { key } = await issue(id);
       const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'sealed', productId: product }, { token })).body;
-      const deviceRow = await t.platform.db.selectFrom('device_symmetric_keys').select(['version', 'sealed_key']).where('device_id', '=', id).executeTakeFirstOrThrow();
-      const groupRow = await t.platform.db.selectFrom('enrollment_groups').select('sealed_key').where('id', '=', group.id).executeTakeFirstOrThrow();
+      const deviceRow = await t.platform.db
+        .selectFrom('device_symmetric_keys')
+        .select(['version', 'sealed_key'])
+        .where('device_id', '=', id)
+        .executeTakeFirstOrThrow();
+      const groupRow = await t.platform.db
+        .selectFrom('enrollment_groups')
+        .select('sealed_key')
+        .where('id', '=', group.id)
+        .executeTakeFirstOrThrow();
       const other = new SecretBox(randomBytes(32));
       for (const [secret, sealed, context] of [
         [key, deviceRow.sealed_key, keyContext(id, deviceRow.version)],
         [group.key, groupRow.sealed_key, groupContext(group.id)],
       ] as const) {
         const bytes = Buffer.from(secret, 'base64');
-        for (const encoding of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('latin1')]) assert.equal(sealed.includes(encoding), false);
+        for (const encoding of [bytes.toString('base64'), bytes.toString('base64url'), bytes.toString('hex'), bytes.toString('latin1')])
+          assert.equal(sealed.includes(encoding), false);
         assert.deepEqual(t.platform.box.open(sealed, context), bytes, 'the platform opens it: the check above looked at the right value');
-        assert.throws(() => other.open(sealed, context), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.wrong_master_key');
+        assert.throws(
+          () => other.open(sealed, context),
+          (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.wrong_master_key',
+        );
         const relabelled = sealed.replace(/^v2\.\w+\./, `v2.${other.keyId}.`);
-        assert.throws(() => other.open(relabelled, context), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.sealed_tampered');
+        assert.throws(
+          () => other.open(relabelled, context),
+          (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.sealed_tampered',
+        );
         // Copied onto another device's row, it does not open either.
         assert.throws(() => t.platform.box.open(sealed, keyContext('another-device', 1)), KeyCustodyError);
       }
@@ -292,7 +334,13 @@ for (const engine of ENGINES) {
       const id = await device();
       const { key } = await issue(id);
       const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'rotated', productId: product }, { token })).body;
-      const report = await rotateMasterKey({ dataDir: t.database.dataDir, db: t.platform.db, box: t.platform.box, audit: t.platform.audit, env: {} });
+      const report = await rotateMasterKey({
+        dataDir: t.database.dataDir,
+        db: t.platform.db,
+        box: t.platform.box,
+        audit: t.platform.audit,
+        env: {},
+      });
       assert.ok(report.rewrapped['device_symmetric_keys.sealed_key']! >= 1, JSON.stringify(report.rewrapped));
       assert.ok(report.rewrapped['enrollment_groups.sealed_key']! >= 1, JSON.stringify(report.rewrapped));
       const sealed = await t.platform.db.selectFrom('device_symmetric_keys').select('sealed_key').execute();
@@ -301,7 +349,15 @@ for (const engine of ENGINES) {
       const res = await t.client().post(
         '/device/v1/registrations',
         { groupId: group.id, registrationId: 'AFTER-ROTATION' },
-        { headers: { authorization: createToken(deriveDeviceKey(group.key, 'AFTER-ROTATION'), registrationResource(group.id, 'AFTER-ROTATION'), seconds() + 600) } },
+        {
+          headers: {
+            authorization: createToken(
+              deriveDeviceKey(group.key, 'AFTER-ROTATION'),
+              registrationResource(group.id, 'AFTER-ROTATION'),
+              seconds() + 600,
+            ),
+          },
+        },
       );
       assert.equal(res.status, 200, res.text);
     });

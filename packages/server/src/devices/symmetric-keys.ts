@@ -22,7 +22,15 @@ import { newId } from '../tokens.js';
 import { DeviceNotEnrollableError } from './errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from './identity.js';
 import { SERIAL } from './model.js';
-import { deriveDeviceKey, deviceResource, parseToken, registrationResource, SasFormatError, signatureMatches, type SasToken } from './sas.js';
+import {
+  deriveDeviceKey,
+  deviceResource,
+  parseToken,
+  registrationResource,
+  SasFormatError,
+  signatureMatches,
+  type SasToken,
+} from './sas.js';
 import type { DeviceRow, DevicesStore, Executor } from './store.js';
 
 export { createToken } from './sas.js';
@@ -62,7 +70,13 @@ export interface SymmetricKeyOptions {
 type GroupRow = EnrollmentGroupsTable;
 
 function groupView(row: GroupRow): EnrollmentGroupView {
-  return { id: row.id, name: row.name, productId: row.product_id, createdAt: new Date(row.created_at).toISOString(), disabledAt: row.disabled_at === null ? null : new Date(row.disabled_at).toISOString() };
+  return {
+    id: row.id,
+    name: row.name,
+    productId: row.product_id,
+    createdAt: new Date(row.created_at).toISOString(),
+    disabledAt: row.disabled_at === null ? null : new Date(row.disabled_at).toISOString(),
+  };
 }
 
 export class SymmetricKeyService {
@@ -84,7 +98,9 @@ export class SymmetricKeyService {
     requirePermission(actor, 'devices:write');
     const graceSeconds = options.graceSeconds ?? 0;
     if (!Number.isInteger(graceSeconds) || graceSeconds < 0 || graceSeconds > MAX_GRACE_SECONDS) {
-      throw new ValidationError(`graceSeconds must be a whole number from 0 to ${MAX_GRACE_SECONDS} (seven days)`, { field: 'graceSeconds' });
+      throw new ValidationError(`graceSeconds must be a whole number from 0 to ${MAX_GRACE_SECONDS} (seven days)`, {
+        field: 'graceSeconds',
+      });
     }
     const key = randomBytes(32);
     try {
@@ -109,16 +125,36 @@ export class SymmetricKeyService {
         return { deviceId: device.id, key: key.toString('base64'), ...installed };
       });
     } catch (error) {
-      if (isUniqueViolation(error)) throw new ConflictError('The key of this device was changed at the same moment; try again', { deviceId });
+      if (isUniqueViolation(error))
+        throw new ConflictError('The key of this device was changed at the same moment; try again', { deviceId });
       throw error;
     }
   }
 
-  private async activateIfPending(device: { id: string; serial: string; organization_id: string; status: string }, actor: AuditEvent['actor'], sourceIp: string | undefined, reason: string, now: number, trx: Kysely<Database>): Promise<void> {
+  private async activateIfPending(
+    device: { id: string; serial: string; organization_id: string; status: string },
+    actor: AuditEvent['actor'],
+    sourceIp: string | undefined,
+    reason: string,
+    now: number,
+    trx: Kysely<Database>,
+  ): Promise<void> {
     if (device.status !== 'pending') return;
-    await trx.updateTable('devices').set({ status: 'active', updated_at: now }).where('id', '=', device.id).where('status', '=', 'pending').execute();
+    await trx
+      .updateTable('devices')
+      .set({ status: 'active', updated_at: now })
+      .where('id', '=', device.id)
+      .where('status', '=', 'pending')
+      .execute();
     await this.audit.record(
-      { organizationId: device.organization_id, actor, action: 'device.status_changed', target: { type: 'device', id: device.id }, ...(sourceIp ? { sourceIp } : {}), details: { serial: device.serial, from: 'pending', to: 'active', reason } },
+      {
+        organizationId: device.organization_id,
+        actor,
+        action: 'device.status_changed',
+        target: { type: 'device', id: device.id },
+        ...(sourceIp ? { sourceIp } : {}),
+        details: { serial: device.serial, from: 'pending', to: 'active', reason },
+      },
       trx,
     );
   }
@@ -164,14 +200,42 @@ export class SymmetricKeyService {
     }
     const key = randomBytes(32);
     const id = newId();
-    const row: GroupRow = { id, organization_id: actor.organizationId, name, product_id: input.productId, sealed_key: this.box.seal(key, groupContext(id)), created_at: this.clock.now(), disabled_at: null };
-    const exists = () => new ConflictError(`An enrollment group named "${name}" already exists in this organization`, { field: 'name', name }, ErrorCodes.enrollmentGroupExists);
+    const row: GroupRow = {
+      id,
+      organization_id: actor.organizationId,
+      name,
+      product_id: input.productId,
+      sealed_key: this.box.seal(key, groupContext(id)),
+      created_at: this.clock.now(),
+      disabled_at: null,
+    };
+    const exists = () =>
+      new ConflictError(
+        `An enrollment group named "${name}" already exists in this organization`,
+        { field: 'name', name },
+        ErrorCodes.enrollmentGroupExists,
+      );
     try {
       await this.db.transaction().execute(async (trx) => {
-        if (await trx.selectFrom('enrollment_groups').select('id').where('organization_id', '=', actor.organizationId).where('name', '=', name).executeTakeFirst()) throw exists();
+        if (
+          await trx
+            .selectFrom('enrollment_groups')
+            .select('id')
+            .where('organization_id', '=', actor.organizationId)
+            .where('name', '=', name)
+            .executeTakeFirst()
+        )
+          throw exists();
         await trx.insertInto('enrollment_groups').values(row).execute();
         await this.audit.record(
-          { organizationId: actor.organizationId, actor: auditActor(actor), action: 'enrollment_group.created', target: { type: 'enrollment_group', id }, sourceIp: actor.sourceIp, details: { name, productId: input.productId } },
+          {
+            organizationId: actor.organizationId,
+            actor: auditActor(actor),
+            action: 'enrollment_group.created',
+            target: { type: 'enrollment_group', id },
+            sourceIp: actor.sourceIp,
+            details: { name, productId: input.productId },
+          },
           trx,
         );
       });
@@ -183,7 +247,14 @@ export class SymmetricKeyService {
 
   async listGroups(actor: Actor): Promise<EnrollmentGroupView[]> {
     requirePermission(actor, 'devices:read');
-    return (await this.db.selectFrom('enrollment_groups').selectAll().where('organization_id', '=', actor.organizationId).orderBy('name').execute()).map(groupView);
+    return (
+      await this.db
+        .selectFrom('enrollment_groups')
+        .selectAll()
+        .where('organization_id', '=', actor.organizationId)
+        .orderBy('name')
+        .execute()
+    ).map(groupView);
   }
 
   /**
@@ -193,13 +264,31 @@ export class SymmetricKeyService {
   async disableGroup(actor: Actor, groupId: string): Promise<EnrollmentGroupView> {
     requirePermission(actor, 'devices:write');
     return this.db.transaction().execute(async (trx) => {
-      const group = await trx.selectFrom('enrollment_groups').selectAll().where('organization_id', '=', actor.organizationId).where('id', '=', groupId).executeTakeFirst();
+      const group = await trx
+        .selectFrom('enrollment_groups')
+        .selectAll()
+        .where('organization_id', '=', actor.organizationId)
+        .where('id', '=', groupId)
+        .executeTakeFirst();
       if (!group) throw new NotFoundError('Enrollment group', { groupId });
       const now = this.clock.now();
-      const result = await trx.updateTable('enrollment_groups').set({ disabled_at: now }).where('id', '=', group.id).where('disabled_at', 'is', null).executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw new ConflictError(`Enrollment group "${group.name}" is already disabled`, { groupId }, ErrorCodes.enrollmentGroupDisabled);
+      const result = await trx
+        .updateTable('enrollment_groups')
+        .set({ disabled_at: now })
+        .where('id', '=', group.id)
+        .where('disabled_at', 'is', null)
+        .executeTakeFirst();
+      if (Number(result.numUpdatedRows) !== 1)
+        throw new ConflictError(`Enrollment group "${group.name}" is already disabled`, { groupId }, ErrorCodes.enrollmentGroupDisabled);
       await this.audit.record(
-        { organizationId: actor.organizationId, actor: auditActor(actor), action: 'enrollment_group.disabled', target: { type: 'enrollment_group', id: group.id }, sourceIp: actor.sourceIp, details: { name: group.name } },
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'enrollment_group.disabled',
+          target: { type: 'enrollment_group', id: group.id },
+          sourceIp: actor.sourceIp,
+          details: { name: group.name },
+        },
         trx,
       );
       return groupView({ ...group, disabled_at: now });
@@ -213,19 +302,38 @@ export class SymmetricKeyService {
    * if absent; else it must be pending or active, of that product) gets the derived key as its
    * current key. Another organization's device of the same serial is never looked at.
    */
-  async registerWithGroup(input: { groupId: string; registrationId: string }, token: string, sourceIp: string): Promise<{ deviceId: string; created: boolean }> {
+  async registerWithGroup(
+    input: { groupId: string; registrationId: string },
+    token: string,
+    sourceIp: string,
+  ): Promise<{ deviceId: string; created: boolean }> {
     const sas = this.checkedToken(token, registrationResource(input.groupId, input.registrationId));
     const group = await this.db.selectFrom('enrollment_groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
     if (!group) throw new DeviceAuthenticationError('unknown_issuer');
     const actor: AuditEvent['actor'] = { type: 'anonymous', id: `enrollment_group:${group.id}` };
     const refuse = async (reason: string, error: Error): Promise<never> => {
-      await this.audit.record({ organizationId: group.organization_id, actor, action: 'device.registration_refused', target: { type: 'enrollment_group', id: group.id }, sourceIp, outcome: 'failure', details: { registrationId: input.registrationId, reason } });
+      await this.audit.record({
+        organizationId: group.organization_id,
+        actor,
+        action: 'device.registration_refused',
+        target: { type: 'enrollment_group', id: group.id },
+        sourceIp,
+        outcome: 'failure',
+        details: { registrationId: input.registrationId, reason },
+      });
       throw error;
     };
     const derived = deriveDeviceKey(this.box.open(group.sealed_key, groupContext(group.id)), input.registrationId);
     if (!signatureMatches(sas, derived)) return refuse('bad_signature', new DeviceAuthenticationError('bad_signature'));
-    if (group.disabled_at !== null) return refuse('group_disabled', new ForbiddenError('This enrollment group is disabled: no device registers through it', ErrorCodes.enrollmentGroupDisabled));
-    if (!SERIAL.test(input.registrationId)) throw new ValidationError('registrationId is the device serial: 1-128 printable ASCII characters without spaces', { field: 'registrationId' });
+    if (group.disabled_at !== null)
+      return refuse(
+        'group_disabled',
+        new ForbiddenError('This enrollment group is disabled: no device registers through it', ErrorCodes.enrollmentGroupDisabled),
+      );
+    if (!SERIAL.test(input.registrationId))
+      throw new ValidationError('registrationId is the device serial: 1-128 printable ASCII characters without spaces', {
+        field: 'registrationId',
+      });
     try {
       return await this.register(group, input.registrationId, derived, actor, sourceIp);
     } catch (error) {
@@ -236,25 +344,72 @@ export class SymmetricKeyService {
     }
   }
 
-  private register(group: GroupRow, serial: string, key: Buffer, actor: AuditEvent['actor'], sourceIp: string): Promise<{ deviceId: string; created: boolean }> {
+  private register(
+    group: GroupRow,
+    serial: string,
+    key: Buffer,
+    actor: AuditEvent['actor'],
+    sourceIp: string,
+  ): Promise<{ deviceId: string; created: boolean }> {
     const organizationId = group.organization_id;
     return this.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       let device = await this.devices.deviceBySerial(organizationId, serial, trx);
       const created = !device;
       if (!device) {
-        device = { id: newId(), organization_id: organizationId, serial, product_id: group.product_id, status: 'active', firmware_version: null, last_seen_at: null, attributes: '{}', tags: '[]', group_name: null, owner_user_id: null, created_at: now, updated_at: now };
+        device = {
+          id: newId(),
+          organization_id: organizationId,
+          serial,
+          product_id: group.product_id,
+          status: 'active',
+          firmware_version: null,
+          last_seen_at: null,
+          attributes: '{}',
+          tags: '[]',
+          group_name: null,
+          owner_user_id: null,
+          created_at: now,
+          updated_at: now,
+        };
         await this.devices.insertDevices([device], trx);
-        await this.audit.record({ organizationId, actor, action: 'device.registered', target: { type: 'device', id: device.id }, sourceIp, details: { serial, productId: group.product_id, enrollmentGroupId: group.id } }, trx);
+        await this.audit.record(
+          {
+            organizationId,
+            actor,
+            action: 'device.registered',
+            target: { type: 'device', id: device.id },
+            sourceIp,
+            details: { serial, productId: group.product_id, enrollmentGroupId: group.id },
+          },
+          trx,
+        );
       } else {
-        if (device.product_id !== group.product_id) throw new ConflictError(`Device ${serial} belongs to another product than the enrollment group's`, { serial }, 'device.product_mismatch');
-        if (device.status !== 'pending' && device.status !== 'active') throw new ConflictError(`Device ${serial} is ${device.status}: only a pending or active device registers through an enrollment group`, { serial, status: device.status }, 'device.not_enrollable');
+        if (device.product_id !== group.product_id)
+          throw new ConflictError(
+            `Device ${serial} belongs to another product than the enrollment group's`,
+            { serial },
+            'device.product_mismatch',
+          );
+        if (device.status !== 'pending' && device.status !== 'active')
+          throw new ConflictError(
+            `Device ${serial} is ${device.status}: only a pending or active device registers through an enrollment group`,
+            { serial, status: device.status },
+            'device.not_enrollable',
+          );
         if (await this.holdsKey(device.id, group.id, key, trx)) return { deviceId: device.id, created: false };
         await this.activateIfPending(device, actor, sourceIp, 'registered', now, trx);
       }
       const installed = await this.installKey(device, key, group.id, 0, trx);
       await this.audit.record(
-        { organizationId, actor, action: 'device.symmetric_key_registered', target: { type: 'device', id: device.id }, sourceIp, details: { serial, enrollmentGroupId: group.id, version: installed.version, created } },
+        {
+          organizationId,
+          actor,
+          action: 'device.symmetric_key_registered',
+          target: { type: 'device', id: device.id },
+          sourceIp,
+          details: { serial, enrollmentGroupId: group.id, version: installed.version, created },
+        },
         trx,
       );
       return { deviceId: device.id, created };
@@ -263,7 +418,12 @@ export class SymmetricKeyService {
 
   /** Whether the device's current key is already this group-derived key (a repeated registration). */
   private async holdsKey(deviceId: string, groupId: string, key: Buffer, db: Executor): Promise<boolean> {
-    const current = await db.selectFrom('device_symmetric_keys').select(['version', 'sealed_key', 'enrollment_group_id']).where('device_id', '=', deviceId).where('valid_until', 'is', null).executeTakeFirst();
+    const current = await db
+      .selectFrom('device_symmetric_keys')
+      .select(['version', 'sealed_key', 'enrollment_group_id'])
+      .where('device_id', '=', deviceId)
+      .where('valid_until', 'is', null)
+      .executeTakeFirst();
     if (!current || current.enrollment_group_id !== groupId) return false;
     const held = this.box.open(current.sealed_key, keyContext(deviceId, current.version));
     return held.length === key.length && timingSafeEqual(held, key);
@@ -274,9 +434,19 @@ export class SymmetricKeyService {
    * without a grace period every older key is deleted, else older keys stay valid at most
    * `graceMs` more. The caller holds the transaction.
    */
-  private async installKey(device: DeviceRow, key: Buffer, groupId: string | null, graceMs: number, trx: Executor): Promise<{ version: number; rotated: boolean; previousKeyValidUntil: Date | null }> {
+  private async installKey(
+    device: DeviceRow,
+    key: Buffer,
+    groupId: string | null,
+    graceMs: number,
+    trx: Executor,
+  ): Promise<{ version: number; rotated: boolean; previousKeyValidUntil: Date | null }> {
     const now = this.clock.now();
-    const existing = await trx.selectFrom('device_symmetric_keys').select(['version', 'valid_until']).where('device_id', '=', device.id).execute();
+    const existing = await trx
+      .selectFrom('device_symmetric_keys')
+      .select(['version', 'valid_until'])
+      .where('device_id', '=', device.id)
+      .execute();
     const version = Math.max(0, ...existing.map((k) => k.version)) + 1;
     const rotated = existing.some((k) => k.valid_until === null);
     const until = now + graceMs;
@@ -318,7 +488,8 @@ export class SymmetricKeyService {
     if (sas.resource !== resource) throw new DeviceAuthenticationError('malformed');
     const now = this.clock.now();
     if (sas.expiresAt * 1000 <= now) throw new DeviceAuthenticationError('expired');
-    if (sas.expiresAt * 1000 - now > (this.options.maxTokenLifetimeSeconds + CLOCK_SKEW_SECONDS) * 1000) throw new DeviceAuthenticationError('lifetime_too_long');
+    if (sas.expiresAt * 1000 - now > (this.options.maxTokenLifetimeSeconds + CLOCK_SKEW_SECONDS) * 1000)
+      throw new DeviceAuthenticationError('lifetime_too_long');
     return sas;
   }
 }

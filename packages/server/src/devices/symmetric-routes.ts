@@ -17,7 +17,13 @@ import { parseToken, SAS_PREFIX, SasFormatError } from './sas.js';
 import { MAX_GRACE_SECONDS, type EnrollmentGroupView } from './symmetric-keys.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
-const GroupSchema = Strict({ id: Type.String(), name: Type.String(), productId: Type.String(), createdAt: Timestamp, disabledAt: Type.Union([Timestamp, Type.Null()]) });
+const GroupSchema = Strict({
+  id: Type.String(),
+  name: Type.String(),
+  productId: Type.String(),
+  createdAt: Timestamp,
+  disabledAt: Type.Union([Timestamp, Type.Null()]),
+});
 const Key = Type.String({ description: 'the 32-byte key, base64; shown once' });
 
 /** Failed device authentications per client address in the current minute; in memory, per node, bounded. */
@@ -34,7 +40,10 @@ export class FailureLimiter {
     const window = this.windows.get(address);
     const now = Date.now();
     if (window && now - window.start < this.windowMs && window.failures >= this.max) {
-      throw new RateLimitedError(`Too many failed device authentications from this address: at most ${this.max} a minute; try again later`, Math.ceil((window.start + this.windowMs - now) / 1000));
+      throw new RateLimitedError(
+        `Too many failed device authentications from this address: at most ${this.max} a minute; try again later`,
+        Math.ceil((window.start + this.windowMs - now) / 1000),
+      );
     }
   }
 
@@ -58,7 +67,8 @@ export class FailureLimiter {
 
 function sasHeader(request: FastifyRequest): string {
   const header = request.headers.authorization ?? '';
-  if (!header.startsWith(SAS_PREFIX)) throw new DeviceAuthenticationError('malformed', `Send "Authorization: ${SAS_PREFIX}sr=…&se=…&sig=…"`);
+  if (!header.startsWith(SAS_PREFIX))
+    throw new DeviceAuthenticationError('malformed', `Send "Authorization: ${SAS_PREFIX}sr=…&se=…&sig=…"`);
   return header;
 }
 
@@ -96,7 +106,13 @@ export function symmetricKeyRoutes(platform: Platform) {
               params: Strict({ id: Id }),
               body: Strict({ graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_SECONDS })) }),
               response: {
-                201: Strict({ deviceId: Type.String(), version: Type.Integer(), key: Key, rotated: Type.Boolean(), previousKeyValidUntil: Type.Union([Timestamp, Type.Null()]) }),
+                201: Strict({
+                  deviceId: Type.String(),
+                  version: Type.Integer(),
+                  key: Key,
+                  rotated: Type.Boolean(),
+                  previousKeyValidUntil: Type.Union([Timestamp, Type.Null()]),
+                }),
                 ...errorResponses(400, 401, 403, 404, 409),
               },
             },
@@ -121,14 +137,26 @@ export function symmetricKeyRoutes(platform: Platform) {
         );
         app.get(
           '/enrollment-groups',
-          { config: read, schema: { tags: ['devices'], summary: 'List enrollment groups', response: { 200: Strict({ groups: Type.Array(GroupSchema) }), ...errorResponses(401, 403) } } },
+          {
+            config: read,
+            schema: {
+              tags: ['devices'],
+              summary: 'List enrollment groups',
+              response: { 200: Strict({ groups: Type.Array(GroupSchema) }), ...errorResponses(401, 403) },
+            },
+          },
           async (request) => ({ groups: await keys.listGroups(actorOf(request)) }),
         );
         app.post(
           '/enrollment-groups/:id/disable',
           {
             config: write,
-            schema: { tags: ['devices'], summary: 'Disable an enrollment group: no device registers through it any more', params: Strict({ id: Id }), response: { 200: GroupSchema, ...errorResponses(401, 403, 404, 409) } },
+            schema: {
+              tags: ['devices'],
+              summary: 'Disable an enrollment group: no device registers through it any more',
+              params: Strict({ id: Id }),
+              response: { 200: GroupSchema, ...errorResponses(401, 403, 404, 409) },
+            },
           },
           async (request): Promise<EnrollmentGroupView> => keys.disableGroup(actorOf(request), request.params.id),
         );
@@ -147,7 +175,10 @@ export function symmetricKeyRoutes(platform: Platform) {
             schema: {
               tags: ['device'],
               summary: 'Register with a key derived from an enrollment group (SAS over registrations/<groupId>/<registrationId>)',
-              body: Strict({ groupId: Id, registrationId: Type.String({ minLength: 1, maxLength: 128, description: 'the device serial' }) }),
+              body: Strict({
+                groupId: Id,
+                registrationId: Type.String({ minLength: 1, maxLength: 128, description: 'the device serial' }),
+              }),
               response: { 200: Strict({ deviceId: Type.String(), created: Type.Boolean() }), ...errorResponses(400, 401, 403, 409, 429) },
             },
           },
@@ -186,7 +217,10 @@ export function symmetricKeyRoutes(platform: Platform) {
               if (!resource.startsWith('devices/')) throw new DeviceAuthenticationError('malformed');
               const identity = await keys.authenticate(resource.slice('devices/'.length), token);
               if (identity.credential.type !== 'symmetric_key') throw new DeviceAuthenticationError('malformed');
-              return { ...identity, credential: { ...identity.credential, tokenExpiresAt: new Date(identity.credential.tokenExpiresAt).toISOString() } };
+              return {
+                ...identity,
+                credential: { ...identity.credential, tokenExpiresAt: new Date(identity.credential.tokenExpiresAt).toISOString() },
+              };
             }),
         );
       },

@@ -25,7 +25,10 @@ describe('envelope encryption', () => {
     const v1 = ['v1', new SoftwareKek(key).id, iv.toString('base64url'), body.toString('base64url')].join('.');
     const box = new SecretBox(key);
     assert.equal(box.openText(v1, 'user:1:totp'), 'legacy');
-    assert.throws(() => box.open(v1, 'user:2:totp'), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.sealed_tampered');
+    assert.throws(
+      () => box.open(v1, 'user:2:totp'),
+      (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.sealed_tampered',
+    );
     assert.match(box.rewrap(v1, 'user:1:totp')!, /^v2\./);
   });
 
@@ -61,7 +64,10 @@ describe('envelope encryption', () => {
       // A node started later, with only the new key, reads what was sealed under it.
       rmSync(previousMasterKeyPath(dir));
       assert.equal(loadMasterKey(dir, {}).openText(after, 'ctx'), 'new');
-      assert.throws(() => loadMasterKey(dir, {}).open(before, 'ctx'), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.wrong_master_key');
+      assert.throws(
+        () => loadMasterKey(dir, {}).open(before, 'ctx'),
+        (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.wrong_master_key',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

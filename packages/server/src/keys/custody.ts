@@ -155,7 +155,8 @@ export class SecretBox implements KeyCustody {
       this.refresh();
       kek = this.ring.get(id);
     }
-    if (!kek) throw new KeyCustodyError(`Secret was sealed under master key ${id}, not the loaded key ${this.current.id}`, 'keys.wrong_master_key');
+    if (!kek)
+      throw new KeyCustodyError(`Secret was sealed under master key ${id}, not the loaded key ${this.current.id}`, 'keys.wrong_master_key');
     return kek;
   }
 
@@ -209,7 +210,8 @@ export class SecretBox implements KeyCustody {
    */
   deriveKey(purpose: string): Buffer {
     if (this.current instanceof SoftwareKek) return this.current.derive(purpose);
-    if (!this.source?.derivationSecret) throw new KeyCustodyError(`Master key ${this.current.id} has no derivation secret to derive keys from`, 'keys.derivation_missing');
+    if (!this.source?.derivationSecret)
+      throw new KeyCustodyError(`Master key ${this.current.id} has no derivation secret to derive keys from`, 'keys.derivation_missing');
     this.derivation ??= this.source.derivationSecret(this);
     return hkdf(this.derivation, purpose);
   }

@@ -22,7 +22,15 @@ import { openPlatform, type Platform } from '../platform.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';
 import { createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';
 import { SecretBox } from './custody.js';
-import { createMasterKeyFile, derivationSecretFile, loadMasterKey, masterKeyPath, previousTokenMasterKeyPath, readTokenKeyLabel, tokenMasterKeyPath } from './master-key.js';
+import {
+  createMasterKeyFile,
+  derivationSecretFile,
+  loadMasterKey,
+  masterKeyPath,
+  previousTokenMasterKeyPath,
+  readTokenKeyLabel,
+  tokenMasterKeyPath,
+} from './master-key.js';
 import { TokenAccess } from './pkcs11.js';
 import { rotateMasterKey } from './rotation.js';
 import { readSealedFile, SEALED_COLUMNS, sealedFiles } from './sealed-values.js';
@@ -51,7 +59,11 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
       before(async () => {
         database = await engine.create();
         dataDir = database.dataDir;
-        config = loadConfig({ dataDir, env: { BULWARK_KEYS_PKCS11_TOKEN_LABEL: testToken.label }, overrides: { database: { url: database.url, poolSize: 5 }, log: { level: 'silent' } } as never });
+        config = loadConfig({
+          dataDir,
+          env: { BULWARK_KEYS_PKCS11_TOKEN_LABEL: testToken.label },
+          overrides: { database: { url: database.url, poolSize: 5 }, log: { level: 'silent' } } as never,
+        });
         init = await initialize(config, { ...DEFAULT_INIT, hsmMasterKey: true }, { database, env: env() });
         platform = await openPlatform(config, { database, env: env() });
       });
@@ -63,8 +75,12 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
       /** Every sealed value of the deployment: database columns, DIR/pki files and the derivation secret. */
       async function sealedValues(): Promise<Array<{ sealed: string; context: string }>> {
         const values: Array<{ sealed: string; context: string }> = [];
-        for (const column of SEALED_COLUMNS) values.push(...(await column.page(database.db, 'none', '', 10_000)).map((r) => ({ sealed: r.sealed, context: column.context(r.id) })));
-        for (const file of [...sealedFiles(dataDir), derivationSecretFile(dataDir)]) values.push({ sealed: readSealedFile(file), context: file.context });
+        for (const column of SEALED_COLUMNS)
+          values.push(
+            ...(await column.page(database.db, 'none', '', 10_000)).map((r) => ({ sealed: r.sealed, context: column.context(r.id) })),
+          );
+        for (const file of [...sealedFiles(dataDir), derivationSecretFile(dataDir)])
+          values.push({ sealed: readSealedFile(file), context: file.context });
         return values;
       }
 
@@ -94,7 +110,17 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
 
       it('seals a TOTP secret and a device key through the platform under the token key, and both read back', async () => {
         const org = (await platform.accounts.store.listOrganizations())[0]!;
-        const row = newUserRow({ organizationId: org.id, kind: 'consumer', email: 'totp@example.com', name: 'T', role: null, passwordHash: 'x', emailVerifiedAt: null, mustChangePassword: false, now: Date.now() });
+        const row = newUserRow({
+          organizationId: org.id,
+          kind: 'consumer',
+          email: 'totp@example.com',
+          name: 'T',
+          role: null,
+          passwordHash: 'x',
+          emailVerifiedAt: null,
+          mustChangePassword: false,
+          now: Date.now(),
+        });
         await platform.accounts.store.insertUser(row);
         sealedThrough.userId = row.id;
         const actor = cliActor(org.id, row.id);
@@ -110,15 +136,23 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
         const product = await platform.devices.service.createProduct(operator, { name: 'Sensor' });
         const device = await platform.devices.service.register(operator, { serial: 'HSM-1', productId: product.id });
         const issued = await platform.devices.symmetricKeys.issueKey(operator, device.id);
-        const keyRow = await database.db.selectFrom('device_symmetric_keys').select('sealed_key').where('device_id', '=', device.id).executeTakeFirstOrThrow();
+        const keyRow = await database.db
+          .selectFrom('device_symmetric_keys')
+          .select('sealed_key')
+          .where('device_id', '=', device.id)
+          .executeTakeFirstOrThrow();
         assert.ok(keyRow.sealed_key.startsWith(`v2.${platform.box.keyId}.`));
-        const identity = await platform.devices.symmetricKeys.authenticate(device.id, createToken(issued.key, deviceResource(device.id), Math.floor(Date.now() / 1000) + 600));
+        const identity = await platform.devices.symmetricKeys.authenticate(
+          device.id,
+          createToken(issued.key, deviceResource(device.id), Math.floor(Date.now() / 1000) + 600),
+        );
         assert.equal(identity.deviceId, device.id);
         Object.assign(sealedThrough, { totpSecret: enrolment.secret, deviceId: device.id, deviceKey: issued.key });
 
         // Everything sealed here names the token key: the audit signing key, the server key, the derivation secret.
         await platform.signingKeys.current('audit-checkpoint');
-        for (const value of await sealedValues()) assert.ok(value.sealed.startsWith(`v2.${platform.box.keyId}.`), `${value.context}: ${value.sealed.slice(0, 20)}`);
+        for (const value of await sealedValues())
+          assert.ok(value.sealed.startsWith(`v2.${platform.box.keyId}.`), `${value.context}: ${value.sealed.slice(0, 20)}`);
       });
 
       it('the sealed values open under no software master key, and relabelled for one they fail authentication', async () => {
@@ -127,7 +161,10 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
         assert.ok(values.length >= 4, String(values.length));
         for (const { sealed, context } of values) {
           assert.throws(() => software.open(sealed, context), hasCode('keys.wrong_master_key'));
-          assert.throws(() => software.open(sealed.replace(/^v2\.\w+\./, `v2.${software.keyId}.`), context), hasCode('keys.sealed_tampered'));
+          assert.throws(
+            () => software.open(sealed.replace(/^v2\.\w+\./, `v2.${software.keyId}.`), context),
+            hasCode('keys.sealed_tampered'),
+          );
         }
       });
 
@@ -137,16 +174,28 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
         const label = readTokenKeyLabel(record);
         try {
           const open = (c: Config, e: NodeJS.ProcessEnv) => openPlatform(c, { database, env: e });
-          await assert.rejects(open(config, {}), (e: unknown) => hasCode('config.pkcs11_pin_missing')(e) && /BULWARK_PKCS11_PIN/.test((e as Error).message));
-          await assert.rejects(open(config, { BULWARK_PKCS11_PIN: 'not-the-pin' }), (e: unknown) => hasCode('keys.hsm_error')(e) && /CKR_PIN_INCORRECT/.test((e as Error).message));
-          await assert.rejects(open({ ...config, keys: { pkcs11: { tokenLabel: 'no-such-token' } } }, env()), (e: unknown) => hasCode('keys.hsm_error')(e) && /No PKCS#11 token labelled "no-such-token"/.test((e as Error).message));
+          await assert.rejects(
+            open(config, {}),
+            (e: unknown) => hasCode('config.pkcs11_pin_missing')(e) && /BULWARK_PKCS11_PIN/.test((e as Error).message),
+          );
+          await assert.rejects(
+            open(config, { BULWARK_PKCS11_PIN: 'not-the-pin' }),
+            (e: unknown) => hasCode('keys.hsm_error')(e) && /CKR_PIN_INCORRECT/.test((e as Error).message),
+          );
+          await assert.rejects(
+            open({ ...config, keys: { pkcs11: { tokenLabel: 'no-such-token' } } }, env()),
+            (e: unknown) => hasCode('keys.hsm_error')(e) && /No PKCS#11 token labelled "no-such-token"/.test((e as Error).message),
+          );
           await assert.rejects(open({ ...config, keys: {} }, env()), hasCode('config.pkcs11_missing'));
           // A record naming a key the token does not hold (another token, or the key deleted).
           writeFileSync(record, JSON.stringify({ label: 'bulwark-master-000000000000' }));
           await assert.rejects(open(config, env()), hasCode('keys.master_key_missing'));
           writeFileSync(record, JSON.stringify({ label }));
           // A software key slipped in beside the token key is refused, not used.
-          await assert.rejects(open(config, { ...env(), BULWARK_MASTER_KEY: randomBytes(32).toString('base64') }), hasCode('keys.master_key_conflict'));
+          await assert.rejects(
+            open(config, { ...env(), BULWARK_MASTER_KEY: randomBytes(32).toString('base64') }),
+            hasCode('keys.master_key_conflict'),
+          );
           createMasterKeyFile(dataDir);
           await assert.rejects(open(config, env()), hasCode('keys.master_key_conflict'));
           rmSync(masterKeyPath(dataDir));
@@ -166,7 +215,10 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
         assert.notDeepEqual(platform.box.deriveKey('other'), csrf);
         // Only the token key opens the derivation secret.
         const derivation = derivationSecretFile(dataDir);
-        assert.throws(() => new SecretBox(randomBytes(32)).open(readSealedFile(derivation), derivation.context), hasCode('keys.wrong_master_key'));
+        assert.throws(
+          () => new SecretBox(randomBytes(32)).open(readSealedFile(derivation), derivation.context),
+          hasCode('keys.wrong_master_key'),
+        );
       });
 
       it('rotate-master generates a new key on the token and re-wraps every sealed value while a server keeps reading; all read back', async () => {
@@ -185,7 +237,15 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
             await new Promise((resolve) => setImmediate(resolve));
           }
         })();
-        const report = await rotateMasterKey({ dataDir, db: database.db, box: platform.box, audit: platform.audit, env: {}, token, batch: 2 });
+        const report = await rotateMasterKey({
+          dataDir,
+          db: database.db,
+          box: platform.box,
+          audit: platform.audit,
+          env: {},
+          token,
+          batch: 2,
+        });
         running = false;
         await reader;
         assert.ok(reads > 0, 'the reader ran during the rotation');
@@ -199,19 +259,24 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
         assert.equal(existsSync(previousTokenMasterKeyPath(dataDir)), false);
         assert.equal(existsSync(masterKeyPath(dataDir)), false, 'still no key file');
         assert.equal(token().has('secret', oldLabel), true, 'the old key stays on the token for older backups');
-        for (const name of ['users.mfa_secret', 'device_symmetric_keys.sealed_key', 'keys/derivation.sealed', 'pki/server.key.sealed']) assert.equal(report.rewrapped[name], 1, `${name}: ${JSON.stringify(report.rewrapped)}`);
+        for (const name of ['users.mfa_secret', 'device_symmetric_keys.sealed_key', 'keys/derivation.sealed', 'pki/server.key.sealed'])
+          assert.equal(report.rewrapped[name], 1, `${name}: ${JSON.stringify(report.rewrapped)}`);
         assert.ok(report.rewrapped['signing_keys.private_key']! >= 1);
 
         const values = await sealedValues();
         assert.equal(values.length, countBefore);
-        for (const value of values) assert.ok(value.sealed.startsWith(`v2.${report.keyId}.`), `${value.context}: ${value.sealed.slice(0, 20)}`);
+        for (const value of values)
+          assert.ok(value.sealed.startsWith(`v2.${report.keyId}.`), `${value.context}: ${value.sealed.slice(0, 20)}`);
         // A node started now holds only the new key, and opens everything.
         const fresh = loadMasterKey(dataDir, {}, token);
         assert.deepEqual(fresh.keyIds(), [report.keyId]);
         for (const { sealed, context } of values) assert.ok(fresh.open(sealed, context).length > 0);
         assert.equal(fresh.openText(await sealedTotp(), `user:${sealedThrough.userId}:totp`), sealedThrough.totpSecret);
         assert.deepEqual(fresh.deriveKey('csrf'), csrf, 'the derivation secret survives the rotation: browser sessions stay valid');
-        const identity = await platform.devices.symmetricKeys.authenticate(sealedThrough.deviceId, createToken(sealedThrough.deviceKey, deviceResource(sealedThrough.deviceId), Math.floor(Date.now() / 1000) + 600));
+        const identity = await platform.devices.symmetricKeys.authenticate(
+          sealedThrough.deviceId,
+          createToken(sealedThrough.deviceKey, deviceResource(sealedThrough.deviceId), Math.floor(Date.now() / 1000) + 600),
+        );
         assert.equal(identity.deviceId, sealedThrough.deviceId);
         const audited = await database.db.selectFrom('audit_log').select('action').where('action', '=', 'keys.master_rotated').execute();
         assert.equal(audited.length, 1);
@@ -227,7 +292,10 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
           if (++calls > 2) throw new Error('simulated crash');
           return rewrap(sealed, context);
         };
-        await assert.rejects(rotateMasterKey({ dataDir, db: database.db, box, audit: platform.audit, env: {}, token, batch: 1 }), /simulated crash/);
+        await assert.rejects(
+          rotateMasterKey({ dataDir, db: database.db, box, audit: platform.audit, env: {}, token, batch: 1 }),
+          /simulated crash/,
+        );
         assert.ok(existsSync(previousTokenMasterKeyPath(dataDir)), 'the previous key stays recorded until done');
         const halfway = loadMasterKey(dataDir, {}, token);
         assert.equal(halfway.keyIds().length, 2);
@@ -236,7 +304,14 @@ describe('master key on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 },
         for (const { sealed, context } of values) halfway.open(sealed, context);
 
         const newLabel = readTokenKeyLabel(tokenMasterKeyPath(dataDir));
-        const report = await rotateMasterKey({ dataDir, db: database.db, box: loadMasterKey(dataDir, {}, token), audit: platform.audit, env: {}, token });
+        const report = await rotateMasterKey({
+          dataDir,
+          db: database.db,
+          box: loadMasterKey(dataDir, {}, token),
+          audit: platform.audit,
+          env: {},
+          token,
+        });
         assert.equal(report.resumed, true);
         assert.equal(report.keyId, halfway.keyId);
         assert.equal(readTokenKeyLabel(tokenMasterKeyPath(dataDir)), newLabel, 'no second new key');

@@ -17,7 +17,10 @@ describe('master key and sealed secrets', () => {
   it('refuses a sealed value moved to another context (row swap)', () => {
     const box = new SecretBox(randomBytes(32));
     const sealed = box.seal('secret', 'user:1:totp');
-    assert.throws(() => box.open(sealed, 'user:2:totp'), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.sealed_tampered');
+    assert.throws(
+      () => box.open(sealed, 'user:2:totp'),
+      (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.sealed_tampered',
+    );
   });
 
   it('refuses a tampered ciphertext', () => {
@@ -31,7 +34,10 @@ describe('master key and sealed secrets', () => {
 
   it('cannot open secrets without the master key they were sealed under', () => {
     const sealed = new SecretBox(randomBytes(32)).seal('secret', 'ctx');
-    assert.throws(() => new SecretBox(randomBytes(32)).open(sealed, 'ctx'), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.wrong_master_key');
+    assert.throws(
+      () => new SecretBox(randomBytes(32)).open(sealed, 'ctx'),
+      (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.wrong_master_key',
+    );
   });
 
   it('creates the key file 0600 once and refuses a key file others can read', () => {
@@ -43,7 +49,10 @@ describe('master key and sealed secrets', () => {
       const first = loadMasterKey(dir, {});
       assert.equal(loadMasterKey(dir, {}).keyId, first.keyId);
       chmodSync(masterKeyPath(dir), 0o644);
-      assert.throws(() => loadMasterKey(dir, {}), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.master_key_exposed');
+      assert.throws(
+        () => loadMasterKey(dir, {}),
+        (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.master_key_exposed',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -49,7 +49,10 @@ export function createMasterKeyFile(dataDir: string): boolean {
 export function readKeyFile(path: string): Buffer {
   const mode = statSync(path).mode & 0o777;
   if (mode & 0o077) {
-    throw new KeyCustodyError(`${path} is readable by group or others (mode ${mode.toString(8)}); run chmod 600 on it`, 'keys.master_key_exposed');
+    throw new KeyCustodyError(
+      `${path} is readable by group or others (mode ${mode.toString(8)}); run chmod 600 on it`,
+      'keys.master_key_exposed',
+    );
   }
   return Buffer.from(readFileSync(path, 'utf8').trim(), 'base64');
 }
@@ -124,7 +127,10 @@ export function newTokenMasterKeyLabel(): string {
 /** The token KEK recorded under `label`, or an error saying the token in use is not the one that holds it. */
 export function tokenKek(token: Pkcs11Token, label: string, recordedIn: string): Pkcs11Kek {
   if (!token.has('secret', label)) {
-    throw new KeyCustodyError(`The master key "${label}" recorded in ${recordedIn} is not on the PKCS#11 token: keys.pkcs11 must name the token \`bulwark init --hsm-master-key\` used`, 'keys.master_key_missing');
+    throw new KeyCustodyError(
+      `The master key "${label}" recorded in ${recordedIn} is not on the PKCS#11 token: keys.pkcs11 must name the token \`bulwark init --hsm-master-key\` used`,
+      'keys.master_key_missing',
+    );
   }
   return token.kek(label);
 }
@@ -159,7 +165,11 @@ export function tokenMasterKeyFiles(dataDir: string, token: () => Pkcs11Token): 
       return keys;
     },
     derivationSecret: (box) => {
-      if (!existsSync(derivation.path)) throw new KeyCustodyError(`${derivation.path} is missing: the keys derived from the master key on the token (CSRF) cannot be made`, 'keys.derivation_missing');
+      if (!existsSync(derivation.path))
+        throw new KeyCustodyError(
+          `${derivation.path} is missing: the keys derived from the master key on the token (CSRF) cannot be made`,
+          'keys.derivation_missing',
+        );
       return box.open(readSealedFile(derivation), derivation.context);
     },
   };
@@ -179,11 +189,21 @@ export interface MasterKeySetup {
 /** `bulwark init`'s step: makes the master key where asked unless the data directory has one. */
 export function ensureMasterKey(dataDir: string, setup: MasterKeySetup): { created: boolean; location: MasterKeyLocation } {
   if (masterKeyOnToken(dataDir)) return { created: false, location: 'hsm' };
-  if (!setup.onToken) return setup.fromEnv ? { created: false, location: 'env' } : { created: createMasterKeyFile(dataDir), location: 'data-dir' };
+  if (!setup.onToken)
+    return setup.fromEnv ? { created: false, location: 'env' } : { created: createMasterKeyFile(dataDir), location: 'data-dir' };
   if (!setup.pkcs11) {
-    throw new ValidationError('--hsm-master-key needs a PKCS#11 token: set keys.pkcs11.tokenLabel (BULWARK_KEYS_PKCS11_TOKEN_LABEL), optionally keys.pkcs11.module, and the PIN in BULWARK_PKCS11_PIN', {}, 'config.pkcs11_missing');
+    throw new ValidationError(
+      '--hsm-master-key needs a PKCS#11 token: set keys.pkcs11.tokenLabel (BULWARK_KEYS_PKCS11_TOKEN_LABEL), optionally keys.pkcs11.module, and the PIN in BULWARK_PKCS11_PIN',
+      {},
+      'config.pkcs11_missing',
+    );
   }
-  if (setup.fromEnv) throw new ConflictError('BULWARK_MASTER_KEY is set: unset it to generate the master key on the PKCS#11 token', undefined, 'keys.master_key_conflict');
+  if (setup.fromEnv)
+    throw new ConflictError(
+      'BULWARK_MASTER_KEY is set: unset it to generate the master key on the PKCS#11 token',
+      undefined,
+      'keys.master_key_conflict',
+    );
   if (existsSync(masterKeyPath(dataDir))) {
     throw new ConflictError(
       `This data directory already has its master key in ${masterKeyPath(dataDir)}, and moving an existing master key onto the token is not built: --hsm-master-key is for a new data directory`,
@@ -208,19 +228,35 @@ export function loadMasterKey(dataDir: string, env: NodeJS.ProcessEnv = process.
   const fromEnv = env.BULWARK_MASTER_KEY;
   if (masterKeyOnToken(dataDir)) {
     const record = tokenMasterKeyPath(dataDir);
-    if (fromEnv) throw new ConflictError(`The master key of this data directory is on the PKCS#11 token (${record}), yet BULWARK_MASTER_KEY is set: unset it`, undefined, 'keys.master_key_conflict');
+    if (fromEnv)
+      throw new ConflictError(
+        `The master key of this data directory is on the PKCS#11 token (${record}), yet BULWARK_MASTER_KEY is set: unset it`,
+        undefined,
+        'keys.master_key_conflict',
+      );
     if (existsSync(masterKeyPath(dataDir))) {
-      throw new ConflictError(`The master key of this data directory is on the PKCS#11 token (${record}), yet ${masterKeyPath(dataDir)} exists: nothing here is sealed under a key file; move it away`, undefined, 'keys.master_key_conflict');
+      throw new ConflictError(
+        `The master key of this data directory is on the PKCS#11 token (${record}), yet ${masterKeyPath(dataDir)} exists: nothing here is sealed under a key file; move it away`,
+        undefined,
+        'keys.master_key_conflict',
+      );
     }
     if (!token) {
-      throw new ValidationError(`The master key of this data directory is on a PKCS#11 token (${record}): set keys.pkcs11.tokenLabel (BULWARK_KEYS_PKCS11_TOKEN_LABEL), optionally keys.pkcs11.module, and the PIN in BULWARK_PKCS11_PIN`, {}, 'config.pkcs11_missing');
+      throw new ValidationError(
+        `The master key of this data directory is on a PKCS#11 token (${record}): set keys.pkcs11.tokenLabel (BULWARK_KEYS_PKCS11_TOKEN_LABEL), optionally keys.pkcs11.module, and the PIN in BULWARK_PKCS11_PIN`,
+        {},
+        'config.pkcs11_missing',
+      );
     }
     return new SecretBox(tokenMasterKeyFiles(dataDir, token));
   }
   if (fromEnv) return new SecretBox(Buffer.from(fromEnv, 'base64'));
   const path = masterKeyPath(dataDir);
   if (!existsSync(path)) {
-    throw new KeyCustodyError(`No master key: ${path} does not exist and BULWARK_MASTER_KEY is not set. Run \`bulwark init\` first.`, 'keys.master_key_missing');
+    throw new KeyCustodyError(
+      `No master key: ${path} does not exist and BULWARK_MASTER_KEY is not set. Run \`bulwark init\` first.`,
+      'keys.master_key_missing',
+    );
   }
   return new SecretBox(masterKeyFiles(dataDir));
 }

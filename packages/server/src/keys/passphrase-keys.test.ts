@@ -9,14 +9,23 @@ import { createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypt
 import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Openssl } from '../testing/openssl.js';
-import { checkPassphrase, encryptPrivateKey, KEY_ENCRYPTION, keyProtectionOf, openKeyFile, rekeyFiles, writeNewKeyFile } from './passphrase-keys.js';
+import {
+  checkPassphrase,
+  encryptPrivateKey,
+  KEY_ENCRYPTION,
+  keyProtectionOf,
+  openKeyFile,
+  rekeyFiles,
+  writeNewKeyFile,
+} from './passphrase-keys.js';
 
 const PASSPHRASE = 'a long offline passphrase 42';
 const NEXT = 'another offline passphrase 9';
 
 const spki = (key: KeyObject) => (key.type === 'public' ? key : createPublicKey(key)).export({ type: 'spki', format: 'pem' });
 /** A key file as node's own export writes one: PBKDF2 at OpenSSL's default 2,048 iterations. */
-const legacyPem = (key: KeyObject, passphrase: string) => key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
+const legacyPem = (key: KeyObject, passphrase: string) =>
+  key.export({ type: 'pkcs8', format: 'pem', cipher: 'aes-256-cbc', passphrase }) as string;
 
 /** The PBKDF2 iteration count as `openssl asn1parse` shows it (the INTEGER after the salt). */
 async function opensslIterations(ssl: Openssl, path: string): Promise<number> {
@@ -57,7 +66,10 @@ describe('passphrase-encrypted key files', () => {
     for (const weak of ['a', 'short words', 'aaaaaaaaaaaaaaaa', 'abcdefghijklmnop', '123456789012', 'password1234']) {
       assert.throws(() => checkPassphrase(weak, 'set X'), { code: 'keys.passphrase_weak' }, weak);
     }
-    assert.throws(() => encryptPrivateKey(generateKeyPairSync('ed25519').privateKey, 'a'), { code: 'keys.passphrase_weak', message: /at least 12 characters/ });
+    assert.throws(() => encryptPrivateKey(generateKeyPairSync('ed25519').privateKey, 'a'), {
+      code: 'keys.passphrase_weak',
+      message: /at least 12 characters/,
+    });
     assert.equal(checkPassphrase(PASSPHRASE, 'set X'), PASSPHRASE);
   });
 
@@ -73,30 +85,50 @@ describe('passphrase-encrypted key files', () => {
     assert.match(opened.warning!, /passphrase would be refused/);
     assert.match(opened.warning!, /Re-encrypt it: bulwark firmware rekey --key legacy\.key$/);
 
-    assert.throws(() => rekeyFiles([at('legacy.key')], 'a', 'a', 'set NEW'), { code: 'keys.passphrase_weak' }, 'a weak new passphrase is refused');
+    assert.throws(
+      () => rekeyFiles([at('legacy.key')], 'a', 'a', 'set NEW'),
+      { code: 'keys.passphrase_weak' },
+      'a weak new passphrase is refused',
+    );
     const [result] = rekeyFiles([at('legacy.key')], 'a', NEXT, 'set NEW');
     assert.match(result!.before.description, /PBKDF2-HMAC-SHA256, 2,048 iterations, AES-256-CBC/);
     assert.deepEqual([result!.after.iterations, result!.after.current], [600_000, true]);
     assert.equal(await opensslIterations(ssl, at('legacy.key')), 600_000);
     assert.equal(statSync(at('legacy.key')).mode & 0o777, 0o600);
     assert.equal(spki(openKeyFile(at('legacy.key'), NEXT, 'REKEY').privateKey), spki(publicKey));
-    assert.throws(() => openKeyFile(at('legacy.key'), 'a', 'REKEY'), { code: 'keys.passphrase_wrong' }, 'the old passphrase no longer opens it');
-    assert.deepEqual(readdirSync(ssl.dir).filter((f) => f.includes('.tmp-')), [], 'no temporary file is left');
+    assert.throws(
+      () => openKeyFile(at('legacy.key'), 'a', 'REKEY'),
+      { code: 'keys.passphrase_wrong' },
+      'the old passphrase no longer opens it',
+    );
+    assert.deepEqual(
+      readdirSync(ssl.dir).filter((f) => f.includes('.tmp-')),
+      [],
+      'no temporary file is left',
+    );
   });
 
   it('changes no file when one of several does not open with the passphrase', () => {
     writeFileSync(at('one.key'), legacyPem(generateKeyPairSync('ed25519').privateKey, PASSPHRASE));
     writeFileSync(at('two.key'), legacyPem(generateKeyPairSync('ed25519').privateKey, 'another passphrase entirely'));
     const before = [readFileSync(at('one.key')), readFileSync(at('two.key'))];
-    assert.throws(() => rekeyFiles([at('one.key'), at('two.key')], PASSPHRASE, NEXT, 'set NEW'), { code: 'keys.passphrase_wrong', message: /two\.key/ });
+    assert.throws(() => rekeyFiles([at('one.key'), at('two.key')], PASSPHRASE, NEXT, 'set NEW'), {
+      code: 'keys.passphrase_wrong',
+      message: /two\.key/,
+    });
     assert.deepEqual([readFileSync(at('one.key')), readFileSync(at('two.key'))], before);
   });
 
   it('never writes a new key file over an existing one', () => {
     writeFileSync(at('taken.key'), 'precious');
-    assert.throws(() => writeNewKeyFile(at('taken.key'), encryptPrivateKey(generateKeyPairSync('ed25519').privateKey, PASSPHRASE)), { code: 'keys.key_file_exists' });
+    assert.throws(() => writeNewKeyFile(at('taken.key'), encryptPrivateKey(generateKeyPairSync('ed25519').privateKey, PASSPHRASE)), {
+      code: 'keys.key_file_exists',
+    });
     assert.equal(readFileSync(at('taken.key'), 'utf8'), 'precious');
-    assert.deepEqual(readdirSync(ssl.dir).filter((f) => f.includes('.tmp-')), []);
+    assert.deepEqual(
+      readdirSync(ssl.dir).filter((f) => f.includes('.tmp-')),
+      [],
+    );
   });
 
   it('tells a file that is not a private key from a wrong passphrase, and reports an unencrypted key', () => {

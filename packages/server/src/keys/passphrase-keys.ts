@@ -115,8 +115,17 @@ const OID = {
   aes192Cbc: '608648016503040116',
   aes256Cbc: '60864801650304012a',
 } as const;
-const PRF_NAMES: Record<string, string> = { [OID.hmacWithSha1]: 'SHA1', [OID.hmacWithSha256]: 'SHA256', [OID.hmacWithSha384]: 'SHA384', [OID.hmacWithSha512]: 'SHA512' };
-const CIPHER_NAMES: Record<string, string> = { [OID.aes128Cbc]: 'AES-128-CBC', [OID.aes192Cbc]: 'AES-192-CBC', [OID.aes256Cbc]: 'AES-256-CBC' };
+const PRF_NAMES: Record<string, string> = {
+  [OID.hmacWithSha1]: 'SHA1',
+  [OID.hmacWithSha256]: 'SHA256',
+  [OID.hmacWithSha384]: 'SHA384',
+  [OID.hmacWithSha512]: 'SHA512',
+};
+const CIPHER_NAMES: Record<string, string> = {
+  [OID.aes128Cbc]: 'AES-128-CBC',
+  [OID.aes192Cbc]: 'AES-192-CBC',
+  [OID.aes256Cbc]: 'AES-256-CBC',
+};
 
 const PEM = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n([\s\S]*?)-----END \1-----/;
 
@@ -130,7 +139,10 @@ export function encryptPrivateKey(privateKey: KeyObject, passphrase: string): st
   const encrypted = Buffer.concat([cipher.update(privateKey.export({ type: 'pkcs8', format: 'der' })), cipher.final()]);
   const kdf = seq(oid(OID.pbkdf2), seq(octets(salt), integer(KEY_ENCRYPTION.iterations), integer(32), seq(oid(OID.hmacWithSha256), NULL)));
   const der = seq(seq(oid(OID.pbes2), seq(kdf, seq(oid(OID.aes256Cbc), octets(iv)))), octets(encrypted));
-  return `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END ENCRYPTED PRIVATE KEY-----\n`;
+  return `-----BEGIN ENCRYPTED PRIVATE KEY-----\n${der
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n')}\n-----END ENCRYPTED PRIVATE KEY-----\n`;
 }
 
 /** How a key file is protected. */
@@ -147,7 +159,8 @@ const isOid = (element: DerElement | undefined, hex: string) => element?.tag ===
 const oidHex = (element: DerElement | undefined) => (element?.tag === 0x06 ? element.contents.toString('hex') : '');
 
 function unsignedInteger(element: DerElement | undefined): number {
-  if (element?.tag !== 0x02 || element.contents.length === 0 || element.contents.length > 6 || element.contents[0]! & 0x80) throw new Error('the iteration count is not a positive INTEGER');
+  if (element?.tag !== 0x02 || element.contents.length === 0 || element.contents.length > 6 || element.contents[0]! & 0x80)
+    throw new Error('the iteration count is not a positive INTEGER');
   return element.contents.readUIntBE(0, element.contents.length);
 }
 
@@ -160,14 +173,19 @@ function encryptedProtection(der: Buffer): KeyProtection {
   const [kdf, encryption] = sequenceElements(params.bytes).map((e) => sequenceElements(e.bytes));
   const cipher = CIPHER_NAMES[oidHex(encryption?.[0])] ?? 'another cipher';
   if (isOid(kdf?.[0], OID.scrypt)) return { description: `scrypt, ${cipher}`, iterations: null, current: false };
-  if (!isOid(kdf?.[0], OID.pbkdf2) || !kdf?.[1]) return { description: `an unknown key derivation, ${cipher}`, iterations: null, current: false };
+  if (!isOid(kdf?.[0], OID.pbkdf2) || !kdf?.[1])
+    return { description: `an unknown key derivation, ${cipher}`, iterations: null, current: false };
   const [, count, ...rest] = sequenceElements(kdf[1].bytes);
   const iterations = unsignedInteger(count);
   // keyLength (INTEGER) is optional; prf defaults to HMAC-SHA1.
   const prfElement = rest.find((e) => e.tag === 0x30);
   const prf = prfElement ? (PRF_NAMES[oidHex(sequenceElements(prfElement.bytes)[0])] ?? 'an unknown PRF') : 'SHA1';
   const description = `PBKDF2-HMAC-${prf}, ${iterations.toLocaleString('en-US')} iterations, ${cipher}`;
-  return { description, iterations, current: prf === 'SHA256' && cipher === KEY_ENCRYPTION.cipher && iterations >= KEY_ENCRYPTION.iterations };
+  return {
+    description,
+    iterations,
+    current: prf === 'SHA256' && cipher === KEY_ENCRYPTION.cipher && iterations >= KEY_ENCRYPTION.iterations,
+  };
 }
 
 /** What protects the key in a PEM file (without the passphrase). */
@@ -182,7 +200,12 @@ export function keyProtectionOf(pem: string, path: string): KeyProtection {
       throw new KeyFileInvalidError(path, (error as Error).message);
     }
   }
-  if (/PRIVATE KEY$/.test(label)) return { description: /Proc-Type: 4,ENCRYPTED/.test(block[2]!) ? 'legacy PEM encryption' : 'not encrypted', iterations: null, current: false };
+  if (/PRIVATE KEY$/.test(label))
+    return {
+      description: /Proc-Type: 4,ENCRYPTED/.test(block[2]!) ? 'legacy PEM encryption' : 'not encrypted',
+      iterations: null,
+      current: false,
+    };
   throw new KeyFileInvalidError(path, `a "${label}" PEM block`);
 }
 
@@ -215,7 +238,10 @@ export function openKeyFile(path: string, passphrase: string, rekeyCommand: stri
   const protection = keyProtectionOf(pem, path);
   const privateKey = decrypt(pem, passphrase, path);
   const problems: string[] = [];
-  if (!protection.current) problems.push(`it is protected with ${protection.description}, below the policy (${KEY_ENCRYPTION.kdf}, ${KEY_ENCRYPTION.iterations.toLocaleString('en-US')} iterations, ${KEY_ENCRYPTION.cipher})`);
+  if (!protection.current)
+    problems.push(
+      `it is protected with ${protection.description}, below the policy (${KEY_ENCRYPTION.kdf}, ${KEY_ENCRYPTION.iterations.toLocaleString('en-US')} iterations, ${KEY_ENCRYPTION.cipher})`,
+    );
   const weak = passphraseProblem(passphrase);
   if (weak) problems.push(`its passphrase would be refused today (${weak.problem})`);
   const warning = problems.length ? `${path}: ${problems.join('; ')}. Re-encrypt it: ${rekeyCommand}` : null;
@@ -279,7 +305,8 @@ export function rekeyFiles(paths: string[], current: string, next: string, where
     const pem = encryptPrivateKey(privateKey, next);
     const temp = writeSynced(path, pem);
     try {
-      if (!publicDer(decrypt(readFileSync(temp, 'utf8'), next, temp)).equals(publicDer(privateKey))) throw new Error(`the re-encrypted ${path} does not hold the same key`);
+      if (!publicDer(decrypt(readFileSync(temp, 'utf8'), next, temp)).equals(publicDer(privateKey)))
+        throw new Error(`the re-encrypted ${path} does not hold the same key`);
       renameSync(temp, path);
     } finally {
       rmSync(temp, { force: true });

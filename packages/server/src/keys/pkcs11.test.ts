@@ -35,7 +35,15 @@ describe('PKCS#11 custody on SoftHSM', { skip: softHsmSkip, concurrency: 1 }, ()
       // Found again by label (as a restarted server would), it signs for the same public key.
       const again = token.signer(`ca-${algorithm}`);
       assert.equal(again.algorithm, algorithm);
-      assert.equal(verify(hash || null, data, algorithm === 'ed25519' ? again.publicKey : { key: again.publicKey, dsaEncoding: 'ieee-p1363' }, again.sign(data)), true);
+      assert.equal(
+        verify(
+          hash || null,
+          data,
+          algorithm === 'ed25519' ? again.publicKey : { key: again.publicKey, dsaEncoding: 'ieee-p1363' },
+          again.sign(data),
+        ),
+        true,
+      );
     });
 
     it(`refuses to hand out the ${algorithm} private key`, () => {
@@ -56,13 +64,19 @@ describe('PKCS#11 custody on SoftHSM', { skip: softHsmSkip, concurrency: 1 }, ()
     const wrapped = kek.wrap(dataKey, Buffer.from('user:1:totp'));
     assert.equal(wrapped.includes(dataKey), false);
     assert.deepEqual(kek.unwrap(wrapped, Buffer.from('user:1:totp')), dataKey);
-    assert.throws(() => kek.unwrap(wrapped, Buffer.from('user:2:totp')), (e: unknown) => e instanceof KeyCustodyError);
+    assert.throws(
+      () => kek.unwrap(wrapped, Buffer.from('user:2:totp')),
+      (e: unknown) => e instanceof KeyCustodyError,
+    );
     assert.throws(() => token.attribute(kek.handle, pkcs11js.CKA_VALUE), /CKR_ATTRIBUTE_SENSITIVE/);
   });
 
   it('refuses a wrong PIN and an unknown token; keys persist across sessions', () => {
     token.close();
-    assert.throws(() => Pkcs11Token.open({ tokenLabel: testToken.label, pin: 'wrong-pin' }), (e: unknown) => e instanceof Pkcs11Error && /CKR_PIN_INCORRECT/.test(e.message));
+    assert.throws(
+      () => Pkcs11Token.open({ tokenLabel: testToken.label, pin: 'wrong-pin' }),
+      (e: unknown) => e instanceof Pkcs11Error && /CKR_PIN_INCORRECT/.test(e.message),
+    );
     assert.throws(() => Pkcs11Token.open({ tokenLabel: 'no-such-token', pin: testToken.pin }), /No PKCS#11 token labelled "no-such-token"/);
     token = Pkcs11Token.open({ tokenLabel: testToken.label, pin: testToken.pin });
     const signer = token.signer('ca-ed25519');

@@ -68,7 +68,9 @@ export class Pkcs11Token {
       return new Pkcs11Token(p11, session);
     } catch (error) {
       p11.C_Finalize();
-      throw error instanceof Pkcs11Error ? error : new Pkcs11Error(`Cannot open the PKCS#11 token "${options.tokenLabel}": ${(error as Error).message}`, error);
+      throw error instanceof Pkcs11Error
+        ? error
+        : new Pkcs11Error(`Cannot open the PKCS#11 token "${options.tokenLabel}": ${(error as Error).message}`, error);
     }
   }
 
@@ -86,7 +88,12 @@ export class Pkcs11Token {
       this.p11.C_GenerateKeyPair(
         this.session,
         { mechanism: curve.generate },
-        [...common, { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY }, { type: pkcs11js.CKA_VERIFY, value: true }, { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(curve.params, 'hex') }],
+        [
+          ...common,
+          { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PUBLIC_KEY },
+          { type: pkcs11js.CKA_VERIFY, value: true },
+          { type: pkcs11js.CKA_EC_PARAMS, value: Buffer.from(curve.params, 'hex') },
+        ],
         [
           ...common,
           { type: pkcs11js.CKA_CLASS, value: pkcs11js.CKO_PRIVATE_KEY },
@@ -155,7 +162,10 @@ export class Pkcs11Token {
   }
 
   gcm(encrypt: boolean, key: Buffer, iv: Buffer, aad: Buffer, input: Buffer): Buffer {
-    const mechanism = { mechanism: pkcs11js.CKM_AES_GCM, parameter: { type: pkcs11js.CK_PARAMS_AES_GCM, iv, ivBits: iv.length * 8, aad, tagBits: 128 } };
+    const mechanism = {
+      mechanism: pkcs11js.CKM_AES_GCM,
+      parameter: { type: pkcs11js.CK_PARAMS_AES_GCM, iv, ivBits: iv.length * 8, aad, tagBits: 128 },
+    };
     return this.call(encrypt ? 'C_Encrypt' : 'C_Decrypt', () => {
       if (encrypt) {
         this.p11.C_EncryptInit(this.session, mechanism, key);
@@ -231,7 +241,11 @@ export function pkcs11Options(settings: Pkcs11Settings, env: NodeJS.ProcessEnv =
   const pinEnv = settings.pinEnv ?? DEFAULT_PIN_ENV;
   const pin = env[pinEnv];
   if (!pin) {
-    throw new ValidationError(`The PKCS#11 token "${settings.tokenLabel}" needs its user PIN in the environment variable ${pinEnv} (keys.pkcs11.pinEnv); it is not set`, { pinEnv }, 'config.pkcs11_pin_missing');
+    throw new ValidationError(
+      `The PKCS#11 token "${settings.tokenLabel}" needs its user PIN in the environment variable ${pinEnv} (keys.pkcs11.pinEnv); it is not set`,
+      { pinEnv },
+      'config.pkcs11_pin_missing',
+    );
   }
   return { module: settings.module ?? SOFTHSM_MODULE, tokenLabel: settings.tokenLabel, pin };
 }

@@ -24,7 +24,9 @@ function sealV1(key: Buffer, plaintext: string, context: string): string {
   const cipher = createCipheriv('aes-256-gcm', key, iv);
   cipher.setAAD(Buffer.from(context));
   const body = Buffer.concat([cipher.update(plaintext), cipher.final(), cipher.getAuthTag()]);
-  return ['v1', createHash('sha256').update(key).digest('hex').slice(0, 12), iv.toString('base64url'), body.toString('base64url')].join('.');
+  return ['v1', createHash('sha256').update(key).digest('hex').slice(0, 12), iv.toString('base64url'), body.toString('base64url')].join(
+    '.',
+  );
 }
 
 const isCode = (code: string) => (e: unknown) => e instanceof KeyCustodyError && e.code === code;
@@ -41,14 +43,28 @@ interface Fixture {
 
 async function setUp(database: TestDatabase): Promise<Fixture> {
   const clock = new ManualClock(Date.now());
-  const config = loadConfig({ dataDir: database.dataDir, env: {}, overrides: { database: { url: database.url, poolSize: 5 }, log: { level: 'silent' } } as never });
+  const config = loadConfig({
+    dataDir: database.dataDir,
+    env: {},
+    overrides: { database: { url: database.url, poolSize: 5 }, log: { level: 'silent' } } as never,
+  });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
   const platform = await openPlatform(config, { database, clock, env: {} });
   const org = await platform.accounts.store.organizationBySlug(init.organization.slug);
   const key = readKeyFile(masterKeyPath(database.dataDir));
   const secrets = new Map<string, string>();
   for (let i = 0; i < USERS; i++) {
-    const row = newUserRow({ organizationId: org!.id, kind: 'consumer', email: `u${i}@example.com`, name: 'U', role: null, passwordHash: 'x', emailVerifiedAt: null, mustChangePassword: false, now: clock.now() });
+    const row = newUserRow({
+      organizationId: org!.id,
+      kind: 'consumer',
+      email: `u${i}@example.com`,
+      name: 'U',
+      role: null,
+      passwordHash: 'x',
+      emailVerifiedAt: null,
+      mustChangePassword: false,
+      now: clock.now(),
+    });
     const secret = randomBytes(20).toString('hex');
     // A third of the secrets were sealed before envelope encryption (v1).
     row.mfa_secret = i % 3 === 0 ? sealV1(key, secret, `user:${row.id}:totp`) : platform.box.seal(secret, `user:${row.id}:totp`);
@@ -116,7 +132,11 @@ for (const engine of ENGINES) {
         for (let i = 0; i < 5; i++) {
           const secret = randomBytes(20).toString('hex');
           f.inFlight.add(secret);
-          await f.database.db.updateTable('users').set({ mfa_secret: serverBox.seal(secret, `user:${enrolling}:totp`) }).where('id', '=', enrolling).execute();
+          await f.database.db
+            .updateTable('users')
+            .set({ mfa_secret: serverBox.seal(secret, `user:${enrolling}:totp`) })
+            .where('id', '=', enrolling)
+            .execute();
           f.secrets.set(enrolling, secret);
           await new Promise((resolve) => setImmediate(resolve));
         }
@@ -141,7 +161,11 @@ for (const engine of ENGINES) {
       const fresh = loadMasterKey(dataDir, {});
       assert.deepEqual(fresh.keyIds(), [report.keyId]);
       await readEverything(f, fresh);
-      const audited = await f.database.db.selectFrom('audit_log').select(['action', 'details']).where('action', '=', 'keys.master_rotated').execute();
+      const audited = await f.database.db
+        .selectFrom('audit_log')
+        .select(['action', 'details'])
+        .where('action', '=', 'keys.master_rotated')
+        .execute();
       assert.equal(audited.length, 1);
       const verified = await f.platform.audit.verify();
       assert.equal(verified.ok, true, JSON.stringify(verified.problems));
@@ -156,7 +180,10 @@ for (const engine of ENGINES) {
         if (++calls > 7) throw new Error('simulated crash');
         return rewrap(sealed, context);
       };
-      await assert.rejects(rotateMasterKey({ dataDir, db: f.database.db, box, audit: f.platform.audit, env: {}, batch: 3 }), /simulated crash/);
+      await assert.rejects(
+        rotateMasterKey({ dataDir, db: f.database.db, box, audit: f.platform.audit, env: {}, batch: 3 }),
+        /simulated crash/,
+      );
       assert.ok(existsSync(previousMasterKeyPath(dataDir)), 'the previous key stays until done');
       const halfway = loadMasterKey(dataDir, {});
       assert.equal(halfway.keyIds().length, 2);
@@ -164,7 +191,13 @@ for (const engine of ENGINES) {
       assert.equal(keyIds.size, 2, 'some values under each key');
       await readEverything(f, halfway);
 
-      const report = await rotateMasterKey({ dataDir, db: f.database.db, box: loadMasterKey(dataDir, {}), audit: f.platform.audit, env: {} });
+      const report = await rotateMasterKey({
+        dataDir,
+        db: f.database.db,
+        box: loadMasterKey(dataDir, {}),
+        audit: f.platform.audit,
+        env: {},
+      });
       assert.equal(report.resumed, true);
       assert.equal(report.keyId, halfway.keyId);
       assert.equal(existsSync(previousMasterKeyPath(dataDir)), false);
@@ -177,7 +210,12 @@ for (const engine of ENGINES) {
       const otherKey = new SecretBox(randomBytes(32));
       for (const value of values) assert.throws(() => otherKey.open(value, 'any'), isCode('keys.wrong_master_key'));
       // Relabelled with the attacker's key id, the wrapped data key still does not open.
-      const [user] = await f.database.db.selectFrom('users').select(['id', 'mfa_secret']).where('mfa_secret', 'is not', null).limit(1).execute();
+      const [user] = await f.database.db
+        .selectFrom('users')
+        .select(['id', 'mfa_secret'])
+        .where('mfa_secret', 'is not', null)
+        .limit(1)
+        .execute();
       const relabelled = user!.mfa_secret!.replace(/^v2\.\w+\./, `v2.${otherKey.keyId}.`);
       assert.throws(() => otherKey.open(relabelled, `user:${user!.id}:totp`), isCode('keys.sealed_tampered'));
       // A platform opened on the same database with another master key verifies no checkpoint key.
@@ -186,7 +224,8 @@ for (const engine of ENGINES) {
       if (engine.engine === 'sqlite') {
         const copy = join(f.database.dataDir, 'stolen.db');
         for (const suffix of ['', '-wal']) {
-          if (existsSync(join(f.database.dataDir, `bulwark.db${suffix}`))) copyFileSync(join(f.database.dataDir, `bulwark.db${suffix}`), `${copy}${suffix}`);
+          if (existsSync(join(f.database.dataDir, `bulwark.db${suffix}`)))
+            copyFileSync(join(f.database.dataDir, `bulwark.db${suffix}`), `${copy}${suffix}`);
         }
         const stolen = openDatabase({ url: `sqlite:${copy}`, dataDir: f.database.dataDir });
         try {
@@ -198,14 +237,21 @@ for (const engine of ENGINES) {
         }
         for (const file of [copy, `${copy}-wal`].filter((p) => existsSync(p))) {
           const bytes = readFileSync(file);
-          for (const secret of f.secrets.values()) assert.equal(bytes.includes(secret), false, 'no secret in the clear in the database files');
+          for (const secret of f.secrets.values())
+            assert.equal(bytes.includes(secret), false, 'no secret in the clear in the database files');
         }
       }
     });
 
     it('refuses to rotate a master key that comes from the environment', async () => {
       await assert.rejects(
-        rotateMasterKey({ dataDir: f.database.dataDir, db: f.database.db, box: f.platform.box, audit: f.platform.audit, env: { BULWARK_MASTER_KEY: randomBytes(32).toString('base64') } }),
+        rotateMasterKey({
+          dataDir: f.database.dataDir,
+          db: f.database.db,
+          box: f.platform.box,
+          audit: f.platform.audit,
+          env: { BULWARK_MASTER_KEY: randomBytes(32).toString('base64') },
+        }),
         isCode('keys.master_key_from_env'),
       );
     });

@@ -106,7 +106,12 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
   }
   let staged: Staged;
   if (masterKeyOnToken(options.dataDir)) {
-    if (!options.token) throw new ValidationError('The master key is on a PKCS#11 token, and keys.pkcs11 is not configured: set keys.pkcs11.tokenLabel and the PIN variable, then rotate', {}, 'config.pkcs11_missing');
+    if (!options.token)
+      throw new ValidationError(
+        'The master key is on a PKCS#11 token, and keys.pkcs11 is not configured: set keys.pkcs11.tokenLabel and the PIN variable, then rotate',
+        {},
+        'config.pkcs11_missing',
+      );
     staged = stageTokenKey(options.dataDir, options.token);
   } else {
     staged = stageKeyFile(options.dataDir);
@@ -120,7 +125,11 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
   // A server that sealed a value just before it saw the new key writes it under the old one:
   // passes repeat until one finds nothing left under an old key.
   for (let pass = 0; ; pass++) {
-    if (pass === MAX_PASSES) throw new KeyCustodyError(`Values are still being sealed under the previous master key after ${MAX_PASSES} passes; run rotate-master again`, 'keys.rotation_incomplete');
+    if (pass === MAX_PASSES)
+      throw new KeyCustodyError(
+        `Values are still being sealed under the previous master key after ${MAX_PASSES} passes; run rotate-master again`,
+        'keys.rotation_incomplete',
+      );
     let found = 0;
     for (const column of SEALED_COLUMNS) {
       let after = '';
@@ -156,11 +165,23 @@ export async function rotateMasterKey(options: RotationOptions): Promise<Rotatio
     actor: { type: 'cli', id: options.actorId ?? process.env.USER ?? 'cli' },
     action: 'keys.master_rotated',
     target: { type: 'master_key', id: keyId },
-    details: { previousKeyId, keyId, resumed, rewrapped, ...(staged.retiredTokenKeyLabel ? { retiredTokenKeyLabel: staged.retiredTokenKeyLabel } : {}) },
+    details: {
+      previousKeyId,
+      keyId,
+      resumed,
+      rewrapped,
+      ...(staged.retiredTokenKeyLabel ? { retiredTokenKeyLabel: staged.retiredTokenKeyLabel } : {}),
+    },
   });
   staged.finish();
   options.box.refresh();
-  return { previousKeyId, keyId, resumed, rewrapped, ...(staged.retiredTokenKeyLabel ? { retiredTokenKeyLabel: staged.retiredTokenKeyLabel } : {}) };
+  return {
+    previousKeyId,
+    keyId,
+    resumed,
+    rewrapped,
+    ...(staged.retiredTokenKeyLabel ? { retiredTokenKeyLabel: staged.retiredTokenKeyLabel } : {}),
+  };
 }
 
 /** The sealed files of DIR/pki, and the derivation secret when the master key is on the token. */

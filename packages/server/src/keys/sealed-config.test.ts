@@ -24,7 +24,10 @@ describe('secrets in the configuration file', () => {
       assert.match(config.smtp.password!, /^sealed:v2\./);
       assert.equal(openConfigSecret(box, 'smtp.password', config.smtp.password!), 'hunter2-smtp-secret');
       // Another master key does not open it.
-      assert.throws(() => openConfigSecret(new SecretBox(randomBytes(32)), 'smtp.password', config.smtp.password!), /master key|authentication/);
+      assert.throws(
+        () => openConfigSecret(new SecretBox(randomBytes(32)), 'smtp.password', config.smtp.password!),
+        /master key|authentication/,
+      );
     } finally {
       rmSync(dataDir, { recursive: true, force: true });
     }

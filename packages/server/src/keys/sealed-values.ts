@@ -40,7 +40,16 @@ export const SEALED_COLUMNS: SealedColumn[] = [
           .execute()
       ).map((r) => ({ id: r.id, sealed: r.mfa_secret! })),
     replace: async (db, row, sealed) =>
-      Number((await db.updateTable('users').set({ mfa_secret: sealed }).where('id', '=', row.id).where('mfa_secret', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
+      Number(
+        (
+          await db
+            .updateTable('users')
+            .set({ mfa_secret: sealed })
+            .where('id', '=', row.id)
+            .where('mfa_secret', '=', row.sealed)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ) === 1,
   },
   {
     name: 'signing_keys.private_key',
@@ -57,7 +66,16 @@ export const SEALED_COLUMNS: SealedColumn[] = [
           .execute()
       ).map((r) => ({ id: r.id, sealed: r.private_key })),
     replace: async (db, row, sealed) =>
-      Number((await db.updateTable('signing_keys').set({ private_key: sealed }).where('id', '=', row.id).where('private_key', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
+      Number(
+        (
+          await db
+            .updateTable('signing_keys')
+            .set({ private_key: sealed })
+            .where('id', '=', row.id)
+            .where('private_key', '=', row.sealed)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ) === 1,
   },
   {
     name: 'device_symmetric_keys.sealed_key',
@@ -75,7 +93,16 @@ export const SEALED_COLUMNS: SealedColumn[] = [
           .execute()
       ).map((r) => ({ id: r.id, sealed: r.sealed_key })),
     replace: async (db, row, sealed) =>
-      Number((await db.updateTable('device_symmetric_keys').set({ sealed_key: sealed }).where('id', '=', row.id).where('sealed_key', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
+      Number(
+        (
+          await db
+            .updateTable('device_symmetric_keys')
+            .set({ sealed_key: sealed })
+            .where('id', '=', row.id)
+            .where('sealed_key', '=', row.sealed)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ) === 1,
   },
   {
     name: 'enrollment_groups.sealed_key',
@@ -92,7 +119,16 @@ export const SEALED_COLUMNS: SealedColumn[] = [
           .execute()
       ).map((r) => ({ id: r.id, sealed: r.sealed_key })),
     replace: async (db, row, sealed) =>
-      Number((await db.updateTable('enrollment_groups').set({ sealed_key: sealed }).where('id', '=', row.id).where('sealed_key', '=', row.sealed).executeTakeFirst()).numUpdatedRows) === 1,
+      Number(
+        (
+          await db
+            .updateTable('enrollment_groups')
+            .set({ sealed_key: sealed })
+            .where('id', '=', row.id)
+            .where('sealed_key', '=', row.sealed)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ) === 1,
   },
 ];
 

@@ -30,7 +30,12 @@ describe('configuration', () => {
     withDir((dir) => {
       const config = loadConfig({
         dataDir: dir,
-        env: { BULWARK_HTTP_PORT: '9443', BULWARK_SESSIONS_IDLE_TIMEOUT_MINUTES: '5', BULWARK_HTTP_SERVER_NAMES: 'iot.example.com, api.example.com', BULWARK_HTTP_TRUST_PROXY: 'true' },
+        env: {
+          BULWARK_HTTP_PORT: '9443',
+          BULWARK_SESSIONS_IDLE_TIMEOUT_MINUTES: '5',
+          BULWARK_HTTP_SERVER_NAMES: 'iot.example.com, api.example.com',
+          BULWARK_HTTP_TRUST_PROXY: 'true',
+        },
       });
       assert.equal(config.http.port, 9443);
       assert.equal(config.sessions.idleTimeoutMinutes, 5);
@@ -52,9 +57,13 @@ describe('configuration', () => {
     withDir((dir) => {
       assert.throws(
         () => loadConfig({ dataDir: dir, env: { BULWARK_HTTP_PORT: 'eighty' } }),
-        (error: unknown) => error instanceof ValidationError && error.code === 'config.invalid' && /http\.port \(BULWARK_HTTP_PORT\)/.test(error.message),
+        (error: unknown) =>
+          error instanceof ValidationError && error.code === 'config.invalid' && /http\.port \(BULWARK_HTTP_PORT\)/.test(error.message),
       );
-      assert.throws(() => loadConfig({ dataDir: dir, env: { BULWARK_DATABASE_URL: 'mysql://db' } }), /database\.url \(BULWARK_DATABASE_URL\)/);
+      assert.throws(
+        () => loadConfig({ dataDir: dir, env: { BULWARK_DATABASE_URL: 'mysql://db' } }),
+        /database\.url \(BULWARK_DATABASE_URL\)/,
+      );
     });
   });
 

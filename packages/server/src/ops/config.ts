@@ -38,7 +38,11 @@ export const ConfigSchema = Type.Object(
         bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
         rateLimitPerMinute: Type.Integer({ minimum: 1 }),
         trustProxy: Type.Boolean(),
-        shutdownGraceMs: Type.Integer({ minimum: 0, maximum: 600_000, description: 'at shutdown, how long requests in flight may finish before every remaining connection is ended' }),
+        shutdownGraceMs: Type.Integer({
+          minimum: 0,
+          maximum: 600_000,
+          description: 'at shutdown, how long requests in flight may finish before every remaining connection is ended',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -48,24 +52,49 @@ export const ConfigSchema = Type.Object(
         host: Type.String({ minLength: 1 }),
         port: Port,
         plainPort: Type.Union([Port, Type.Null()], { description: 'Plain MQTT without TLS, for token devices only; null keeps it closed' }),
-        redisUrl: Type.Union([Type.String({ pattern: '^rediss?://' }), Type.Null()], { description: 'Redis for MQTT routing and sessions across nodes (redis://host:port/db); null: this node alone' }),
+        redisUrl: Type.Union([Type.String({ pattern: '^rediss?://' }), Type.Null()], {
+          description: 'Redis for MQTT routing and sessions across nodes (redis://host:port/db); null: this node alone',
+        }),
         maxPacketBytes: Type.Integer({ minimum: 1024, maximum: 16 * 1024 * 1024 }),
         maxConnections: Type.Integer({ minimum: 1 }),
         connectsPerSecond: Type.Integer({ minimum: 1 }),
         publishesPerSecond: Type.Integer({ minimum: 1 }),
         publishBurst: Type.Integer({ minimum: 1 }),
-        readingsPerSecond: Type.Integer({ minimum: 1, description: 'telemetry readings per second per device (a batch counts each reading)' }),
+        readingsPerSecond: Type.Integer({
+          minimum: 1,
+          description: 'telemetry readings per second per device (a batch counts each reading)',
+        }),
         readingsBurst: Type.Integer({ minimum: 1 }),
         bytesPerSecond: Type.Integer({ minimum: 1024, description: 'PUBLISH payload bytes per second per device' }),
         bytesBurst: Type.Integer({ minimum: 1024 }),
         watchIntervalMs: Type.Integer({ minimum: 50, maximum: 60_000 }),
         maxBatch: Type.Integer({ minimum: 1, maximum: 100_000 }),
         maxPending: Type.Integer({ minimum: 1 }),
-        maxSubscriptionsPerSession: Type.Integer({ minimum: 1, maximum: 10_000, description: 'topic filters one MQTT session may hold; more are refused in the SUBACK' }),
-        maxFiltersPerSubscribe: Type.Integer({ minimum: 1, maximum: 1000, description: 'topic filters in one SUBSCRIBE or UNSUBSCRIBE; more closes the connection' }),
-        maxConnectBytes: Type.Integer({ minimum: 256, maximum: 16 * 1024 * 1024, description: 'largest CONNECT (will included) accepted before authentication' }),
-        connectTimeoutMs: Type.Integer({ minimum: 100, maximum: 120_000, description: 'time for the TLS handshake, and then for the CONNECT, before the connection is closed' }),
-        deviceConnectsPerMinute: Type.Integer({ minimum: 1, maximum: 60_000, description: 'connections one device may open per minute (after a burst of 10); more are refused at CONNECT' }),
+        maxSubscriptionsPerSession: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          description: 'topic filters one MQTT session may hold; more are refused in the SUBACK',
+        }),
+        maxFiltersPerSubscribe: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          description: 'topic filters in one SUBSCRIBE or UNSUBSCRIBE; more closes the connection',
+        }),
+        maxConnectBytes: Type.Integer({
+          minimum: 256,
+          maximum: 16 * 1024 * 1024,
+          description: 'largest CONNECT (will included) accepted before authentication',
+        }),
+        connectTimeoutMs: Type.Integer({
+          minimum: 100,
+          maximum: 120_000,
+          description: 'time for the TLS handshake, and then for the CONNECT, before the connection is closed',
+        }),
+        deviceConnectsPerMinute: Type.Integer({
+          minimum: 1,
+          maximum: 60_000,
+          description: 'connections one device may open per minute (after a burst of 10); more are refused at CONNECT',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -85,7 +114,11 @@ export const ConfigSchema = Type.Object(
         resetTokenMinutes: Type.Integer({ minimum: 5, maximum: 24 * 60 }),
         verifyTokenHours: Type.Integer({ minimum: 1, maximum: 14 * 24 }),
         inviteTokenHours: Type.Integer({ minimum: 1, maximum: 30 * 24 }),
-        deviceTokenMaxLifetimeSeconds: Type.Integer({ minimum: 60, maximum: 24 * 60 * 60, description: 'longest a symmetric-key device token (SAS) may be valid; bounds replay' }),
+        deviceTokenMaxLifetimeSeconds: Type.Integer({
+          minimum: 60,
+          maximum: 24 * 60 * 60,
+          description: 'longest a symmetric-key device token (SAS) may be valid; bounds replay',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -108,36 +141,95 @@ export const ConfigSchema = Type.Object(
     ),
     telemetry: Type.Object(
       {
-        retentionDays: Type.Integer({ minimum: 1, maximum: 3650, description: "days of telemetry kept for products that set no retention of their own" }),
-        pruneIntervalMinutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60, description: 'how often a server deletes expired telemetry' }),
-        pruneBatchRows: Type.Integer({ minimum: 100, maximum: 100_000, description: 'rows deleted per statement: each is its own short transaction' }),
-        dailyReadingsPerDevice: Type.Integer({ minimum: 1, description: 'readings a device may store per UTC day, for products that set no quota of their own' }),
-        dailyBytesPerDevice: Type.Integer({ minimum: 1024, description: 'telemetry payload bytes a device may store per UTC day, for products that set no quota of their own' }),
+        retentionDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'days of telemetry kept for products that set no retention of their own',
+        }),
+        pruneIntervalMinutes: Type.Integer({
+          minimum: 1,
+          maximum: 7 * 24 * 60,
+          description: 'how often a server deletes expired telemetry',
+        }),
+        pruneBatchRows: Type.Integer({
+          minimum: 100,
+          maximum: 100_000,
+          description: 'rows deleted per statement: each is its own short transaction',
+        }),
+        dailyReadingsPerDevice: Type.Integer({
+          minimum: 1,
+          description: 'readings a device may store per UTC day, for products that set no quota of their own',
+        }),
+        dailyBytesPerDevice: Type.Integer({
+          minimum: 1024,
+          description: 'telemetry payload bytes a device may store per UTC day, for products that set no quota of their own',
+        }),
       },
       { additionalProperties: false },
     ),
     updates: Type.Object(
       {
         maxImageBytes: Type.Integer({ minimum: 1024, maximum: 8 * 1024 ** 3, description: 'largest firmware image an upload may carry' }),
-        timestampExpirySeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, description: 'lifetime of the TUF timestamp metadata (online key); refreshed before half of it has passed' }),
-        snapshotExpirySeconds: Type.Integer({ minimum: 60, maximum: 365 * 86400, description: 'lifetime of the TUF snapshot metadata (online key)' }),
-        directorExpirySeconds: Type.Integer({ minimum: 60, maximum: 30 * 86400, description: "lifetime of a device's director targets metadata" }),
-        refreshIntervalSeconds: Type.Integer({ minimum: 1, maximum: 86400, description: 'how often a server re-signs online metadata that nears expiry' }),
-        rolloutTickSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'how often a server advances or halts running rollouts' }),
-        blobQuotaBytes: Type.Integer({ minimum: 1024, description: 'image bytes one organization may hold in the blob store, uploads in progress included' }),
-        orphanBlobGraceHours: Type.Integer({ minimum: 1, maximum: 90 * 24, description: 'how long an uploaded image no release names is kept before the hourly sweep deletes it' }),
+        timestampExpirySeconds: Type.Integer({
+          minimum: 60,
+          maximum: 30 * 86400,
+          description: 'lifetime of the TUF timestamp metadata (online key); refreshed before half of it has passed',
+        }),
+        snapshotExpirySeconds: Type.Integer({
+          minimum: 60,
+          maximum: 365 * 86400,
+          description: 'lifetime of the TUF snapshot metadata (online key)',
+        }),
+        directorExpirySeconds: Type.Integer({
+          minimum: 60,
+          maximum: 30 * 86400,
+          description: "lifetime of a device's director targets metadata",
+        }),
+        refreshIntervalSeconds: Type.Integer({
+          minimum: 1,
+          maximum: 86400,
+          description: 'how often a server re-signs online metadata that nears expiry',
+        }),
+        rolloutTickSeconds: Type.Integer({
+          minimum: 1,
+          maximum: 3600,
+          description: 'how often a server advances or halts running rollouts',
+        }),
+        blobQuotaBytes: Type.Integer({
+          minimum: 1024,
+          description: 'image bytes one organization may hold in the blob store, uploads in progress included',
+        }),
+        orphanBlobGraceHours: Type.Integer({
+          minimum: 1,
+          maximum: 90 * 24,
+          description: 'how long an uploaded image no release names is kept before the hourly sweep deletes it',
+        }),
       },
       { additionalProperties: false },
     ),
     metrics: Type.Object(
       {
-        tokenHash: Type.Optional(Type.String({ pattern: SCRAPE_TOKEN_HASH_PATTERN, description: 'sha256: hash of the /metrics scrape token (written by `bulwark admin metrics-token`); without it /metrics answers 401' })),
+        tokenHash: Type.Optional(
+          Type.String({
+            pattern: SCRAPE_TOKEN_HASH_PATTERN,
+            description:
+              'sha256: hash of the /metrics scrape token (written by `bulwark admin metrics-token`); without it /metrics answers 401',
+          }),
+        ),
       },
       { additionalProperties: false },
     ),
     log: Type.Object(
       {
-        level: Type.Union([Type.Literal('fatal'), Type.Literal('error'), Type.Literal('warn'), Type.Literal('info'), Type.Literal('debug'), Type.Literal('trace'), Type.Literal('silent')]),
+        level: Type.Union([
+          Type.Literal('fatal'),
+          Type.Literal('error'),
+          Type.Literal('warn'),
+          Type.Literal('info'),
+          Type.Literal('debug'),
+          Type.Literal('trace'),
+          Type.Literal('silent'),
+        ]),
       },
       { additionalProperties: false },
     ),
@@ -149,7 +241,12 @@ export const ConfigSchema = Type.Object(
               {
                 module: Type.Optional(Type.String({ minLength: 1, description: 'PKCS#11 module path (default: SoftHSM)' })),
                 tokenLabel: Type.String({ minLength: 1 }),
-                pinEnv: Type.Optional(Type.String({ pattern: '^[A-Za-z_][A-Za-z0-9_]*$', description: 'name of the environment variable holding the user PIN (default BULWARK_PKCS11_PIN)' })),
+                pinEnv: Type.Optional(
+                  Type.String({
+                    pattern: '^[A-Za-z_][A-Za-z0-9_]*$',
+                    description: 'name of the environment variable holding the user PIN (default BULWARK_PKCS11_PIN)',
+                  }),
+                ),
               },
               { additionalProperties: false },
             ),
@@ -213,8 +310,23 @@ export function defaultConfig(dataDir: string): Config {
     },
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
-    telemetry: { retentionDays: 90, pruneIntervalMinutes: 60, pruneBatchRows: 5000, dailyReadingsPerDevice: 200_000, dailyBytesPerDevice: 64 * 1024 ** 2 },
-    updates: { maxImageBytes: 512 * 1024 ** 2, timestampExpirySeconds: 86400, snapshotExpirySeconds: 7 * 86400, directorExpirySeconds: 86400, refreshIntervalSeconds: 60, rolloutTickSeconds: 5, blobQuotaBytes: 10 * 1024 ** 3, orphanBlobGraceHours: 24 },
+    telemetry: {
+      retentionDays: 90,
+      pruneIntervalMinutes: 60,
+      pruneBatchRows: 5000,
+      dailyReadingsPerDevice: 200_000,
+      dailyBytesPerDevice: 64 * 1024 ** 2,
+    },
+    updates: {
+      maxImageBytes: 512 * 1024 ** 2,
+      timestampExpirySeconds: 86400,
+      snapshotExpirySeconds: 7 * 86400,
+      directorExpirySeconds: 86400,
+      refreshIntervalSeconds: 60,
+      rolloutTickSeconds: 5,
+      blobQuotaBytes: 10 * 1024 ** 3,
+      orphanBlobGraceHours: 24,
+    },
     metrics: {},
     log: { level: 'info' },
   };
@@ -245,7 +357,11 @@ function fromEnvironment(schema: TSchema, env: NodeJS.ProcessEnv, path: string[]
     if (variants && raw.trim() === 'null') out[key] = null;
     else if (type === 'integer' || type === 'number') out[key] = raw.trim() === '' ? raw : Number(raw);
     else if (type === 'boolean') out[key] = raw === 'true' ? true : raw === 'false' ? false : raw;
-    else if (type === 'array') out[key] = raw.split(',').map((s) => s.trim()).filter(Boolean);
+    else if (type === 'array')
+      out[key] = raw
+        .split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     else out[key] = raw;
   }
   return out;
@@ -269,7 +385,9 @@ export function validateConfig(candidate: unknown): Config {
   if (Value.Check(ConfigSchema, candidate)) return candidate;
   // An unknown key also fails its `additionalProperties: false` sub-schema ("schema is false"):
   // the additionalProperties error already names it, so that echo is dropped.
-  const errors = [...Value.Errors(ConfigSchema, candidate)].filter((e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')));
+  const errors = [...Value.Errors(ConfigSchema, candidate)].filter(
+    (e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')),
+  );
   const problems = errors.map((e) => {
     const path = e.instancePath.split('/').filter(Boolean);
     const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
@@ -308,7 +426,11 @@ export function loadConfig({ dataDir, env = process.env, overrides = {} }: LoadC
     try {
       fromFile = JSON.parse(readFileSync(file, 'utf8')) as Record<string, Json>;
     } catch (error) {
-      throw new ValidationError(`Invalid configuration: ${file} is not valid JSON (${(error as Error).message})`, { file }, 'config.invalid');
+      throw new ValidationError(
+        `Invalid configuration: ${file} is not valid JSON (${(error as Error).message})`,
+        { file },
+        'config.invalid',
+      );
     }
   }
   const filePassword = (fromFile.smtp as Record<string, Json> | undefined)?.password;

@@ -76,9 +76,25 @@ export async function initialize(config: Config, options: InitOptions, platformO
     let orgName = existing[0]?.name ?? options.organizationName;
     if (existing.length === 0) {
       const created = await platform.db.transaction().execute(async (trx) => {
-        const org = await platform.accounts.service.createOrganization({ slug: options.organizationSlug, name: options.organizationName }, { type: 'cli', id: 'init' }, trx);
-        const { user, oneTimePassword } = await platform.accounts.service.createOperator(cliActor(org.id, 'init'), { email: options.ownerEmail, name: options.ownerName, role: 'owner' }, trx);
-        await platform.audit.record({ organizationId: null, actor: { type: 'cli', id: 'init' }, action: 'platform.initialized', target: { type: 'organization', id: org.id } }, trx);
+        const org = await platform.accounts.service.createOrganization(
+          { slug: options.organizationSlug, name: options.organizationName },
+          { type: 'cli', id: 'init' },
+          trx,
+        );
+        const { user, oneTimePassword } = await platform.accounts.service.createOperator(
+          cliActor(org.id, 'init'),
+          { email: options.ownerEmail, name: options.ownerName, role: 'owner' },
+          trx,
+        );
+        await platform.audit.record(
+          {
+            organizationId: null,
+            actor: { type: 'cli', id: 'init' },
+            action: 'platform.initialized',
+            target: { type: 'organization', id: org.id },
+          },
+          trx,
+        );
         return { org, user, oneTimePassword: oneTimePassword! };
       });
       slug = created.org.slug;
@@ -86,7 +102,13 @@ export async function initialize(config: Config, options: InitOptions, platformO
       owner = { email: created.user.email, oneTimePassword: created.oneTimePassword };
     }
     const token = platform.hsm && !existsSync(pkiPaths(config.dataDir).serverCert) ? platform.hsm.get() : null;
-    const pki = await ensureDeploymentPki({ dataDir: config.dataDir, box: platform.box, token, organizationName: orgName, extraServerNames: config.http.serverNames });
+    const pki = await ensureDeploymentPki({
+      dataDir: config.dataDir,
+      box: platform.box,
+      token,
+      organizationName: orgName,
+      extraServerNames: config.http.serverNames,
+    });
     return {
       dataDir: config.dataDir,
       masterKeyCreated: masterKey.created,

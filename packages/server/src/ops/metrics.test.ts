@@ -94,7 +94,12 @@ describe('Prometheus metrics', () => {
     const before = sample(await scrape(), 'bulwark_mqtt_events_total', { event: 'auth_failures' });
     assert.equal(typeof before, 'number');
     // A real authentication failure: a token device with a made-up token on the plain listener.
-    const client = mqtt.connect(`mqtt://127.0.0.1:${t.server.mqtt!.plainListenerPort}`, { clientId: randomUUID(), username: 'nobody', password: 'not a token', reconnectPeriod: 0 });
+    const client = mqtt.connect(`mqtt://127.0.0.1:${t.server.mqtt!.plainListenerPort}`, {
+      clientId: randomUUID(),
+      username: 'nobody',
+      password: 'not a token',
+      reconnectPeriod: 0,
+    });
     client.on('error', () => undefined);
     await eventually(() => t.server.mqtt!.stats.authFailures > before!, 5000, 'the gateway counted the failure');
     client.end(true);

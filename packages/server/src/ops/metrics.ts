@@ -42,7 +42,10 @@ export class Metrics {
       const started = process.hrtime.bigint();
       res.once('close', () => {
         const seconds = Number(process.hrtime.bigint() - started) / 1e9;
-        this.duration.observe({ method: req.method ?? 'UNKNOWN', route: routes.get(req) ?? 'unmatched', status: String(res.statusCode) }, seconds);
+        this.duration.observe(
+          { method: req.method ?? 'UNKNOWN', route: routes.get(req) ?? 'unmatched', status: String(res.statusCode) },
+          seconds,
+        );
       });
     });
   }

@@ -16,7 +16,11 @@ export function opsRoutes(platform: Platform, metrics: Metrics) {
   const { tokenHash } = platform.config.metrics;
   return async function plugin(app: FastifyInstance): Promise<void> {
     const none = { auth: { principal: 'none' as const }, rateLimit: false as const };
-    app.get('/healthz', { config: none, schema: { tags: ['ops'], response: { 200: Strict({ status: Type.Literal('ok') }) } } }, async () => ({ status: 'ok' as const }));
+    app.get(
+      '/healthz',
+      { config: none, schema: { tags: ['ops'], response: { 200: Strict({ status: Type.Literal('ok') }) } } },
+      async () => ({ status: 'ok' as const }),
+    );
 
     app.get(
       '/readyz',
@@ -32,7 +36,9 @@ export function opsRoutes(platform: Platform, metrics: Metrics) {
       },
       async (_request, reply) => {
         const database = await isReachable(platform.db);
-        return database ? { status: 'ready' as const, checks: { database } } : reply.status(503).send({ status: 'unavailable' as const, checks: { database } });
+        return database
+          ? { status: 'ready' as const, checks: { database } }
+          : reply.status(503).send({ status: 'unavailable' as const, checks: { database } });
       },
     );
 
@@ -49,13 +55,28 @@ export function opsRoutes(platform: Platform, metrics: Metrics) {
       },
       async (request, reply) => {
         if (!isScrapeAuthorized(request.headers.authorization, tokenHash)) {
-          throw new AuthenticationError(tokenHash ? 'Send the scrape token: Authorization: Bearer <token>' : 'No scrape token is configured: create one with `bulwark admin metrics-token`, then send it as a bearer token');
+          throw new AuthenticationError(
+            tokenHash
+              ? 'Send the scrape token: Authorization: Bearer <token>'
+              : 'No scrape token is configured: create one with `bulwark admin metrics-token`, then send it as a bearer token',
+          );
         }
         reply.header('content-type', metrics.registry.contentType);
         return metrics.registry.metrics();
       },
     );
 
-    app.get('/api/openapi.json', { config: none, schema: { tags: ['ops'], summary: 'This OpenAPI 3.1 document', response: { 200: Type.Unknown({ description: 'The OpenAPI document' }) } } }, async () => app.swagger());
+    app.get(
+      '/api/openapi.json',
+      {
+        config: none,
+        schema: {
+          tags: ['ops'],
+          summary: 'This OpenAPI 3.1 document',
+          response: { 200: Type.Unknown({ description: 'The OpenAPI document' }) },
+        },
+      },
+      async () => app.swagger(),
+    );
   };
 }

@@ -43,7 +43,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
       : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
-  const app = await buildHttpApp(platform, { tls, metrics, ...(options.logger === undefined ? {} : { logger: options.logger }), ...(options.logStream ? { logStream: options.logStream } : {}) });
+  const app = await buildHttpApp(platform, {
+    tls,
+    metrics,
+    ...(options.logger === undefined ? {} : { logger: options.logger }),
+    ...(options.logStream ? { logStream: options.logStream } : {}),
+  });
   const host = options.host ?? config.http.host;
   // Every TCP connection, from its accept: one that never finishes its TLS handshake would hold shutdown for Node's 120 s.
   const connections = new Set<Socket>();
@@ -62,7 +67,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
       const { stats } = mqtt;
-      metrics.countersOf('mqtt_events_total', 'MQTT gateway events since the node started: refused connections, authentication failures, ACL denials, drops…', () => stats);
+      metrics.countersOf(
+        'mqtt_events_total',
+        'MQTT gateway events since the node started: refused connections, authentication failures, ACL denials, drops…',
+        () => stats,
+      );
     } catch (error) {
       await mqtt.close();
       await app.close();
@@ -72,7 +81,10 @@ export async function startServer(platform: Platform, options: StartOptions = {}
 
   // SQLite: WAL checkpoints off the event loop (the PUBACK latency of telemetry depends on it).
   const { database } = platform;
-  const walCheckpointer = database.engine === 'sqlite' && database.file ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' })) : null;
+  const walCheckpointer =
+    database.engine === 'sqlite' && database.file
+      ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' }))
+      : null;
 
   const checkpoints = setInterval(() => {
     platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));

@@ -17,7 +17,10 @@ const GRACE_MS = 1000;
 
 describe('node shutdown [sqlite]', () => {
   it('ends connections idle before or inside their TLS handshake, on both listeners, within the grace period', async () => {
-    const t = await startTestPlatform(sqlite, { http: { port: 0, shutdownGraceMs: GRACE_MS }, mqtt: { port: 0, connectTimeoutMs: 60_000 } });
+    const t = await startTestPlatform(sqlite, {
+      http: { port: 0, shutdownGraceMs: GRACE_MS },
+      mqtt: { port: 0, connectTimeoutMs: 60_000 },
+    });
     const silent = (port: number): Socket => connect({ host: '127.0.0.1', port }).on('error', () => undefined);
     const sockets = [t.server.port, t.server.port, t.server.mqtt!.port, t.server.mqtt!.port].map(silent);
     const tls = await RawMqtt.open(t.server.mqtt!.port, t.ca, null);
@@ -28,6 +31,10 @@ describe('node shutdown [sqlite]', () => {
     console.log(`shutdown with ${sockets.length + 1} idle connections: ${took} ms`);
     assert.ok(took < GRACE_MS + 5000, `shutdown took ${took} ms`);
     await tls.closed;
-    await eventually(() => sockets.every((socket) => socket.destroyed || socket.readyState === 'closed'), 5000, 'every socket closed by the server');
+    await eventually(
+      () => sockets.every((socket) => socket.destroyed || socket.readyState === 'closed'),
+      5000,
+      'every socket closed by the server',
+    );
   });
 });

@@ -16,7 +16,16 @@ import * as x509 from '@peculiar/x509';
 import type { SecretBox } from '../keys/master-key.js';
 import { KeyCustodyError } from '../keys/custody.js';
 import type { Pkcs11Token } from '../keys/pkcs11.js';
-import { EC_P256, generateCaSigner, generateSoftwareSigner, importSoftwareSigner, signerSpki, tokenSigner, type CaKeyLocation, type CaSigner } from './signer.js';
+import {
+  EC_P256,
+  generateCaSigner,
+  generateSoftwareSigner,
+  importSoftwareSigner,
+  signerSpki,
+  tokenSigner,
+  type CaKeyLocation,
+  type CaSigner,
+} from './signer.js';
 
 x509.cryptoProvider.set(webcrypto as unknown as Crypto);
 
@@ -76,7 +85,8 @@ export function writeFileAtomic(path: string, content: string, mode: number): vo
 /** Where a CA key is kept, or null when the data directory does not hold it (an offline root). */
 export function caKeyLocation(dir: string, name: CaKeyName): { location: CaKeyLocation; label: string | null } | null {
   const files = caKeyFiles(dir, name);
-  if (existsSync(files.token)) return { location: 'pkcs11', label: (JSON.parse(readFileSync(files.token, 'utf8')) as { label: string }).label };
+  if (existsSync(files.token))
+    return { location: 'pkcs11', label: (JSON.parse(readFileSync(files.token, 'utf8')) as { label: string }).label };
   if (existsSync(files.sealed)) return { location: 'software', label: null };
   return null;
 }
@@ -95,12 +105,24 @@ export async function storeCaKey(dir: string, name: CaKeyName, signer: CaSigner,
 }
 
 /** Opens a CA key of the data directory for signing, or null when it is not there. */
-export async function openCaKey(dir: string, name: CaKeyName, keys: CaKeyAccess, options: { extractable?: boolean } = {}): Promise<CaSigner | null> {
+export async function openCaKey(
+  dir: string,
+  name: CaKeyName,
+  keys: CaKeyAccess,
+  options: { extractable?: boolean } = {},
+): Promise<CaSigner | null> {
   const where = caKeyLocation(dir, name);
   if (!where) return null;
-  if (where.location === 'software') return importSoftwareSigner(keys.box.openText(readFileSync(caKeyFiles(dir, name).sealed, 'utf8').trim(), `pki:${name}`), options.extractable);
+  if (where.location === 'software')
+    return importSoftwareSigner(
+      keys.box.openText(readFileSync(caKeyFiles(dir, name).sealed, 'utf8').trim(), `pki:${name}`),
+      options.extractable,
+    );
   if (!keys.token) {
-    throw new KeyCustodyError(`The ${name} key is on a PKCS#11 token (label "${where.label}") but keys.pkcs11 is not configured`, 'keys.hsm_not_configured');
+    throw new KeyCustodyError(
+      `The ${name} key is on a PKCS#11 token (label "${where.label}") but keys.pkcs11 is not configured`,
+      'keys.hsm_not_configured',
+    );
   }
   return tokenSigner(keys.token().signer(where.label!));
 }
@@ -108,7 +130,8 @@ export async function openCaKey(dir: string, name: CaKeyName, keys: CaKeyAccess,
 /** Throws unless the signer holds the private key of the certificate's public key. */
 export async function assertKeyMatches(certPem: string, signer: CaSigner, what: string): Promise<void> {
   const spki = new X509Certificate(certPem).publicKey.export({ format: 'der', type: 'spki' });
-  if (!spki.equals(await signerSpki(signer))) throw new KeyCustodyError(`The ${what} key does not match its certificate`, 'keys.ca_key_mismatch');
+  if (!spki.equals(await signerSpki(signer)))
+    throw new KeyCustodyError(`The ${what} key does not match its certificate`, 'keys.ca_key_mismatch');
 }
 
 /** A random positive 128-bit serial in minimal DER form (RFC 5280: positive, at most 20 octets). */
@@ -174,7 +197,12 @@ export interface CertificateAuthority {
 }
 
 /** The HTTPS server certificate (397 days) for the names clients dial, under the server issuing CA. */
-export async function issueServerCertificate(serverCa: CertificateAuthority, organizationName: string, extraServerNames: string[], now: Date): Promise<{ chainPem: string; keyPem: string }> {
+export async function issueServerCertificate(
+  serverCa: CertificateAuthority,
+  organizationName: string,
+  extraServerNames: string[],
+  now: Date,
+): Promise<{ chainPem: string; keyPem: string }> {
   const serverKey = await generateSoftwareSigner();
   const dialled = serverNames(extraServerNames);
   const server = await x509.X509CertificateGenerator.create(
@@ -232,7 +260,13 @@ export async function createRootCa(name: string, now: Date, signer?: CaSigner): 
  * Signs an issuing CA certificate under the root: end-entity certificates only (pathLen 0),
  * keyCertSign and cRLSign, AKI/SKI; never past the root's own expiry.
  */
-export async function signIssuingCa(root: CertificateAuthority, subject: string | x509.Name, publicKey: CryptoKey | x509.PublicKey, now: Date, days = ISSUING_VALIDITY_DAYS): Promise<x509.X509Certificate> {
+export async function signIssuingCa(
+  root: CertificateAuthority,
+  subject: string | x509.Name,
+  publicKey: CryptoKey | x509.PublicKey,
+  now: Date,
+  days = ISSUING_VALIDITY_DAYS,
+): Promise<x509.X509Certificate> {
   const notAfter = new Date(Math.min(now.getTime() + days * DAY_MS, root.cert.notAfter.getTime()));
   return x509.X509CertificateGenerator.create(
     {
@@ -256,7 +290,12 @@ export async function signIssuingCa(root: CertificateAuthority, subject: string 
 }
 
 /** An issuing CA with a fresh key (or the one given), signed by the root. */
-export async function createIssuingCa(root: CertificateAuthority, name: string, now: Date, signer?: CaSigner): Promise<CertificateAuthority> {
+export async function createIssuingCa(
+  root: CertificateAuthority,
+  name: string,
+  now: Date,
+  signer?: CaSigner,
+): Promise<CertificateAuthority> {
   const key = signer ?? (await generateSoftwareSigner());
   return { cert: await signIssuingCa(root, name, key.publicKey, now), signer: key };
 }
@@ -282,7 +321,11 @@ export async function loadDeviceIssuingCa(dataDir: string, keys: CaKeyAccess): P
   const cert = legacy ? root : readFileSync(paths.deviceCaCert, 'utf8');
   const name: CaKeyName = legacy ? 'ca' : 'device-ca';
   const signer = await openCaKey(paths.dir, name, keys);
-  if (!signer) throw new KeyCustodyError(`The device issuing CA key (${name}) is not in ${paths.dir}: import a device issuing CA (bulwark pki import-issuing)`, 'keys.ca_key_missing');
+  if (!signer)
+    throw new KeyCustodyError(
+      `The device issuing CA key (${name}) is not in ${paths.dir}: import a device issuing CA (bulwark pki import-issuing)`,
+      'keys.ca_key_missing',
+    );
   await assertKeyMatches(cert, signer, 'device issuing CA');
   return { cert, signer, chain: legacy ? root : cert + root, root, legacy };
 }

@@ -36,13 +36,15 @@ export class IssuingCaRefusedError extends ValidationError {
 }
 
 export function checkKind(kind: string): IssuingKind {
-  if (!(ISSUING_KINDS as readonly string[]).includes(kind)) throw new ValidationError(`--kind must be one of ${ISSUING_KINDS.join(', ')}`, { kind }, 'pki.kind_invalid');
+  if (!(ISSUING_KINDS as readonly string[]).includes(kind))
+    throw new ValidationError(`--kind must be one of ${ISSUING_KINDS.join(', ')}`, { kind }, 'pki.kind_invalid');
   return kind as IssuingKind;
 }
 
 const pendingName = (kind: IssuingKind): CaKeyName => `${kind}-ca-pending`;
 const finalName = (kind: IssuingKind): CaKeyName => `${kind}-ca`;
-const certPath = (dataDir: string, kind: IssuingKind) => (kind === 'device' ? pkiPaths(dataDir).deviceCaCert : pkiPaths(dataDir).serverCaCert);
+const certPath = (dataDir: string, kind: IssuingKind) =>
+  kind === 'device' ? pkiPaths(dataDir).deviceCaCert : pkiPaths(dataDir).serverCaCert;
 export const pendingCsrPath = (dataDir: string, kind: IssuingKind) => join(pkiPaths(dataDir).dir, `${kind}-ca-pending.csr`);
 
 function pemBlocks(text: string): string[] {
@@ -59,21 +61,42 @@ export interface RequestResult {
 }
 
 /** A new issuing CA key (on the token when one is configured), kept as pending, and its CSR. */
-export async function requestIssuingCa(dataDir: string, keys: CaKeyAccess, kind: IssuingKind, options: { organizationName: string; replace?: boolean }): Promise<RequestResult> {
+export async function requestIssuingCa(
+  dataDir: string,
+  keys: CaKeyAccess,
+  kind: IssuingKind,
+  options: { organizationName: string; replace?: boolean },
+): Promise<RequestResult> {
   const paths = pkiPaths(dataDir);
   if (!existsSync(paths.caCert)) throw new NotFoundError(`The deployment PKI in ${dataDir} (run bulwark init first)`);
   if (caKeyLocation(paths.dir, pendingName(kind)) && !options.replace) {
-    throw new ConflictError(`A ${kind} issuing CA request is already pending (${pendingCsrPath(dataDir, kind)}): import its certificate, or run again with --replace`, { kind }, 'pki.request_pending');
+    throw new ConflictError(
+      `A ${kind} issuing CA request is already pending (${pendingCsrPath(dataDir, kind)}): import its certificate, or run again with --replace`,
+      { kind },
+      'pki.request_pending',
+    );
   }
-  const current = existsSync(certPath(dataDir, kind)) ? new x509.X509Certificate(readFileSync(certPath(dataDir, kind), 'utf8')).subject : null;
+  const current = existsSync(certPath(dataDir, kind))
+    ? new x509.X509Certificate(readFileSync(certPath(dataDir, kind), 'utf8')).subject
+    : null;
   const org = options.organizationName;
   const subject = current ?? `CN=${org} Bulwark ${kind === 'device' ? 'Device' : 'Server'} Issuing CA, O=${org}`;
   const signer = await generateCaSigner(keys.token?.() ?? null, `bulwark-${kind}-ca`);
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: subject, keys: { privateKey: signer.privateKey, publicKey: signer.publicKey }, signingAlgorithm: EC_P256 }, signer.crypto);
+  const csr = await x509.Pkcs10CertificateRequestGenerator.create(
+    { name: subject, keys: { privateKey: signer.privateKey, publicKey: signer.publicKey }, signingAlgorithm: EC_P256 },
+    signer.crypto,
+  );
   const csrPem = csr.toString('pem') + '\n';
   await storePendingKey(paths.dir, pendingName(kind), signer, keys);
   writeFileSync(pendingCsrPath(dataDir, kind), csrPem, { mode: 0o644 });
-  return { kind, subject, csrPath: pendingCsrPath(dataDir, kind), csrPem, keyLocation: signer.location === 'pkcs11' ? 'hsm' : 'data-dir', tokenLabel: signer.tokenLabel };
+  return {
+    kind,
+    subject,
+    csrPath: pendingCsrPath(dataDir, kind),
+    csrPem,
+    keyLocation: signer.location === 'pkcs11' ? 'hsm' : 'data-dir',
+    tokenLabel: signer.tokenLabel,
+  };
 }
 
 async function storePendingKey(dir: string, name: CaKeyName, signer: CaSigner, keys: CaKeyAccess): Promise<void> {
@@ -109,13 +132,20 @@ function parseCertificate(pem: string, what: string): X509Certificate {
   try {
     return new X509Certificate(pem);
   } catch (error) {
-    throw new IssuingCaRefusedError('pki.certificate_invalid', `The ${what} is not a PEM or DER X.509 certificate: ${(error as Error).message}`);
+    throw new IssuingCaRefusedError(
+      'pki.certificate_invalid',
+      `The ${what} is not a PEM or DER X.509 certificate: ${(error as Error).message}`,
+    );
   }
 }
 
 function validAt(cert: X509Certificate, now: Date, what: string): void {
   if (now < new Date(cert.validFrom) || now > new Date(cert.validTo)) {
-    throw new IssuingCaRefusedError('pki.certificate_not_current', `The ${what} is not valid now (valid from ${cert.validFrom} to ${cert.validTo})`, { validFrom: cert.validFrom, validTo: cert.validTo });
+    throw new IssuingCaRefusedError(
+      'pki.certificate_not_current',
+      `The ${what} is not valid now (valid from ${cert.validFrom} to ${cert.validTo})`,
+      { validFrom: cert.validFrom, validTo: cert.validTo },
+    );
   }
 }
 
@@ -154,7 +184,13 @@ class Staging {
  * valid now; otherwise nothing on disk changes. For the server CA, the HTTPS certificate is
  * reissued under it (servers pick it up when restarted).
  */
-export async function importIssuingCa(dataDir: string, keys: CaKeyAccess, kind: IssuingKind, certPem: string, options: ImportOptions): Promise<ImportResult> {
+export async function importIssuingCa(
+  dataDir: string,
+  keys: CaKeyAccess,
+  kind: IssuingKind,
+  certPem: string,
+  options: ImportOptions,
+): Promise<ImportResult> {
   const paths = pkiPaths(dataDir);
   const now = options.now ?? new Date();
   const pending = await openCaKey(paths.dir, pendingName(kind), keys, { extractable: true });
@@ -162,19 +198,30 @@ export async function importIssuingCa(dataDir: string, keys: CaKeyAccess, kind: 
 
   const cert = parseCertificate(certPem, 'issuing CA certificate');
   if (!isCaCertificate(cert.toString(), true)) {
-    throw new IssuingCaRefusedError('pki.not_a_ca', 'The certificate is not an issuing CA certificate: it needs basicConstraints CA:TRUE and keyCertSign and cRLSign key usage');
+    throw new IssuingCaRefusedError(
+      'pki.not_a_ca',
+      'The certificate is not an issuing CA certificate: it needs basicConstraints CA:TRUE and keyCertSign and cRLSign key usage',
+    );
   }
   if (!cert.publicKey.export({ format: 'der', type: 'spki' }).equals(await signerSpki(pending))) {
-    throw new IssuingCaRefusedError('pki.key_mismatch', `The certificate is not for the pending ${kind} issuing CA key (${pendingCsrPath(dataDir, kind)}): it was issued for another key`);
+    throw new IssuingCaRefusedError(
+      'pki.key_mismatch',
+      `The certificate is not for the pending ${kind} issuing CA key (${pendingCsrPath(dataDir, kind)}): it was issued for another key`,
+    );
   }
 
   const currentRoots = pemBlocks(readFileSync(paths.caCert, 'utf8'));
   const offered = options.rootPem ? pemBlocks(options.rootPem) : [];
-  if (options.rootPem && offered.length !== 1) throw new IssuingCaRefusedError('pki.certificate_invalid', '--root must hold exactly one certificate (PEM)');
+  if (options.rootPem && offered.length !== 1)
+    throw new IssuingCaRefusedError('pki.certificate_invalid', '--root must hold exactly one certificate (PEM)');
   const anchors = (offered.length ? offered : currentRoots).map((pem) => parseCertificate(pem, 'root certificate'));
   const root = anchors.find((r) => cert.checkIssued(r) && cert.verify(r.publicKey));
   if (!root) {
-    throw new IssuingCaRefusedError('pki.chain_invalid', `The certificate was not signed by ${offered.length ? 'the root given with --root' : "the deployment's root (DIR/pki/ca.pem)"}`, { issuer: cert.issuer });
+    throw new IssuingCaRefusedError(
+      'pki.chain_invalid',
+      `The certificate was not signed by ${offered.length ? 'the root given with --root' : "the deployment's root (DIR/pki/ca.pem)"}`,
+      { issuer: cert.issuer },
+    );
   }
   if (!root.checkIssued(root) || !root.verify(root.publicKey) || !isCaCertificate(root.toString(), false)) {
     throw new IssuingCaRefusedError('pki.chain_invalid', 'The root is not a self-signed CA certificate');
@@ -185,16 +232,26 @@ export async function importIssuingCa(dataDir: string, keys: CaKeyAccess, kind: 
   const rootPem = root.toString();
   const rootReplaced = !currentRoots.some((pem) => parseCertificate(pem, 'root certificate').fingerprint256 === root.fingerprint256);
   if (rootReplaced && kind === 'server' && !existsSync(paths.deviceCaCert)) {
-    throw new ConflictError('The current root also issues device certificates (a data directory from before the hierarchy): import a device issuing CA under the new root first', {}, 'pki.root_issues_devices');
+    throw new ConflictError(
+      'The current root also issues device certificates (a data directory from before the hierarchy): import a device issuing CA under the new root first',
+      {},
+      'pki.root_issues_devices',
+    );
   }
   const finalFiles = caKeyFiles(paths.dir, finalName(kind));
   const stage = new Staging();
   try {
     if (pending.location === 'pkcs11') stage.write(finalFiles.token, JSON.stringify({ label: pending.tokenLabel }) + '\n', 0o600);
-    else stage.write(finalFiles.sealed, keys.box.seal(await (pending as SoftwareCaSigner).exportPkcs8Pem(), `pki:${finalName(kind)}`), 0o600);
+    else
+      stage.write(finalFiles.sealed, keys.box.seal(await (pending as SoftwareCaSigner).exportPkcs8Pem(), `pki:${finalName(kind)}`), 0o600);
     stage.write(certPath(dataDir, kind), cert.toString(), 0o644);
     if (kind === 'server') {
-      const server = await issueServerCertificate({ cert: new x509.X509Certificate(cert.raw), signer: pending }, options.organizationName, options.extraServerNames, now);
+      const server = await issueServerCertificate(
+        { cert: new x509.X509Certificate(cert.raw), signer: pending },
+        options.organizationName,
+        options.extraServerNames,
+        now,
+      );
       stage.write(paths.serverKey, keys.box.seal(server.keyPem, 'pki:server'), 0o600);
       stage.write(paths.serverCert, server.chainPem, 0o644);
     }
@@ -208,7 +265,8 @@ export async function importIssuingCa(dataDir: string, keys: CaKeyAccess, kind: 
   // The key's other form (sealed vs token label), the pending request, and a replaced root's key go.
   rmSync(pending.location === 'pkcs11' ? finalFiles.sealed : finalFiles.token, { force: true });
   if (rootReplaced) for (const file of Object.values(caKeyFiles(paths.dir, 'ca'))) rmSync(file, { force: true });
-  for (const file of [...Object.values(caKeyFiles(paths.dir, pendingName(kind))), pendingCsrPath(dataDir, kind)]) rmSync(file, { force: true });
+  for (const file of [...Object.values(caKeyFiles(paths.dir, pendingName(kind))), pendingCsrPath(dataDir, kind)])
+    rmSync(file, { force: true });
   return {
     kind,
     subject: cert.subject.replace(/\n/g, ', '),
@@ -230,7 +288,11 @@ function rootBundle(dataDir: string, kind: IssuingKind, importedRoot: string, cu
   const other = certPath(dataDir, kind === 'device' ? 'server' : 'device');
   // A data directory from before the hierarchy: the server certificate hangs directly off the old root.
   const otherIssuer = existsSync(other) ? new X509Certificate(readFileSync(other, 'utf8')) : null;
-  const stillNeeded = otherIssuer ? currentRoots.filter((pem) => otherIssuer.checkIssued(new X509Certificate(pem)) && otherIssuer.verify(new X509Certificate(pem).publicKey)) : currentRoots;
+  const stillNeeded = otherIssuer
+    ? currentRoots.filter(
+        (pem) => otherIssuer.checkIssued(new X509Certificate(pem)) && otherIssuer.verify(new X509Certificate(pem).publicKey),
+      )
+    : currentRoots;
   const seen = new Set<string>();
   return [importedRoot, ...stillNeeded].filter((pem) => !seen.has(fingerprint(pem)) && seen.add(fingerprint(pem))).join('');
 }
@@ -247,19 +309,33 @@ export interface ExportRootResult {
  * (read back and checked before the sealed key is deleted). Issuance and CRLs need only the
  * issuing CAs, so they keep working.
  */
-export async function exportRoot(dataDir: string, keys: CaKeyAccess, outDir: string, passphrase: string | undefined): Promise<ExportRootResult> {
+export async function exportRoot(
+  dataDir: string,
+  keys: CaKeyAccess,
+  outDir: string,
+  passphrase: string | undefined,
+): Promise<ExportRootResult> {
   const paths = pkiPaths(dataDir);
   const where = caKeyLocation(paths.dir, 'ca');
   if (!where) throw new ConflictError('The root key is not in the data directory: the root is already offline', {}, 'pki.root_offline');
   if (where.location === 'pkcs11') {
-    throw new ConflictError(`The root key is on the PKCS#11 token (label "${where.label}") and cannot leave it: keep the root offline by keeping that token offline`, {}, 'pki.root_on_token');
+    throw new ConflictError(
+      `The root key is on the PKCS#11 token (label "${where.label}") and cannot leave it: keep the root offline by keeping that token offline`,
+      {},
+      'pki.root_on_token',
+    );
   }
   if (!existsSync(paths.deviceCaCert)) {
-    throw new ConflictError('This data directory predates the CA hierarchy: its root also issues device certificates. Import a device issuing CA first (bulwark pki request-issuing / import-issuing).', {}, 'pki.root_issues_devices');
+    throw new ConflictError(
+      'This data directory predates the CA hierarchy: its root also issues device certificates. Import a device issuing CA first (bulwark pki request-issuing / import-issuing).',
+      {},
+      'pki.root_issues_devices',
+    );
   }
   const secret = checkPassphrase(passphrase, ROOT_PASSPHRASE_SOURCE);
   const out = offlineRootPaths(outDir);
-  if (existsSync(out.key) || existsSync(out.tokenKey)) throw new ConflictError(`${outDir} already holds a root key`, { dir: outDir }, 'pki.root_exists');
+  if (existsSync(out.key) || existsSync(out.tokenKey))
+    throw new ConflictError(`${outDir} already holds a root key`, { dir: outDir }, 'pki.root_exists');
   const signer = (await openCaKey(paths.dir, 'ca', keys, { extractable: true })) as SoftwareCaSigner;
   const rootPem = pemBlocks(readFileSync(paths.caCert, 'utf8'))[0]!;
   await assertKeyMatches(rootPem, signer, 'root CA');
@@ -308,7 +384,10 @@ export function pkiStatus(dataDir: string, now = Date.now()): PkiStatus {
   const issuing = (kind: IssuingKind) => {
     const file = certPath(dataDir, kind);
     if (!existsSync(file)) return null;
-    return { ...caStatus(readFileSync(file, 'utf8'), caKeyLocation(paths.dir, finalName(kind)), now), pendingRequest: caKeyLocation(paths.dir, pendingName(kind)) !== null };
+    return {
+      ...caStatus(readFileSync(file, 'utf8'), caKeyLocation(paths.dir, finalName(kind)), now),
+      pendingRequest: caKeyLocation(paths.dir, pendingName(kind)) !== null,
+    };
   };
   return {
     root: caStatus(root!, caKeyLocation(paths.dir, 'ca'), now),

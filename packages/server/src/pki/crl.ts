@@ -6,7 +6,14 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import type { CaSigner } from './signer.js';
 
-export const REVOCATION_REASONS = ['unspecified', 'keyCompromise', 'affiliationChanged', 'superseded', 'cessationOfOperation', 'privilegeWithdrawn'] as const;
+export const REVOCATION_REASONS = [
+  'unspecified',
+  'keyCompromise',
+  'affiliationChanged',
+  'superseded',
+  'cessationOfOperation',
+  'privilegeWithdrawn',
+] as const;
 export type RevocationReason = (typeof REVOCATION_REASONS)[number];
 
 const CRL_NUMBER_OID = '2.5.29.20';
@@ -44,7 +51,10 @@ export async function buildCrlPem(params: CrlParams): Promise<string> {
       nextUpdate: params.nextUpdate,
       signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' } as EcdsaParams,
       signingKey: params.signer.privateKey,
-      extensions: [await x509.AuthorityKeyIdentifierExtension.create(params.ca), new x509.Extension(CRL_NUMBER_OID, false, derInteger(params.number))],
+      extensions: [
+        await x509.AuthorityKeyIdentifierExtension.create(params.ca),
+        new x509.Extension(CRL_NUMBER_OID, false, derInteger(params.number)),
+      ],
       entries: params.entries.map((e) => ({ serialNumber: e.serial, revocationDate: e.revokedAt, reason: x509.X509CrlReason[e.reason] })),
     },
     params.signer.crypto,

@@ -33,7 +33,7 @@ export function sequenceElements(der: Buffer): DerElement[] {
   const outer = readElement(der, 0);
   if (outer.tag !== 0x30 || outer.bytes.length !== der.length) throw new Error('DER is not a single SEQUENCE');
   const elements: DerElement[] = [];
-  for (let offset = 0; offset < outer.contents.length; ) {
+  for (let offset = 0; offset < outer.contents.length;) {
     const element = readElement(outer.contents, offset);
     elements.push(element);
     offset += element.bytes.length;

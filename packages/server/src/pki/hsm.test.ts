@@ -48,13 +48,20 @@ describe('CA keys on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 }, ()
   it('issues from an openssl CSR and revokes through the token; openssl verify -crl_check passes the good certificate and refuses the revoked one', async () => {
     const org = (await platform.accounts.store.listOrganizations())[0]!.id;
     const paths = pkiPaths(dataDir);
-    const good = await platform.pki.issueDeviceCertificate({ organizationId: org, deviceId: 'hsm-good', csrPem: await ssl.csr('good', '/CN=hsm-good', P256) }, operator);
-    const bad = await platform.pki.issueDeviceCertificate({ organizationId: org, deviceId: 'hsm-bad', csrPem: await ssl.csr('bad', '/CN=hsm-bad', P256) }, operator);
+    const good = await platform.pki.issueDeviceCertificate(
+      { organizationId: org, deviceId: 'hsm-good', csrPem: await ssl.csr('good', '/CN=hsm-good', P256) },
+      operator,
+    );
+    const bad = await platform.pki.issueDeviceCertificate(
+      { organizationId: org, deviceId: 'hsm-bad', csrPem: await ssl.csr('bad', '/CN=hsm-bad', P256) },
+      operator,
+    );
     await platform.pki.revoke({ organizationId: org, serial: bad.serial, reason: 'keyCompromise' }, operator);
     ssl.write('crl.pem', await platform.pki.crlFor());
     ssl.write('good.pem', good.pem);
     ssl.write('bad.pem', bad.pem);
-    const verify = (name: string) => ssl.run(['verify', '-crl_check', '-CRLfile', 'crl.pem', '-CAfile', paths.caCert, '-untrusted', paths.deviceCaCert, name]);
+    const verify = (name: string) =>
+      ssl.run(['verify', '-crl_check', '-CRLfile', 'crl.pem', '-CAfile', paths.caCert, '-untrusted', paths.deviceCaCert, name]);
     const accepted = await verify('good.pem');
     assert.equal(accepted.ok, true, accepted.output);
     const refused = await verify('bad.pem');
@@ -73,7 +80,10 @@ describe('CA keys on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 }, ()
         const where = caKeyLocation(pkiPaths(dataDir).dir, name);
         assert.equal(where?.location, 'pkcs11', name);
         const signer = token.signer(where!.label!);
-        assert.throws(() => token.attribute(signer.privateKey, pkcs11js.CKA_VALUE), (e: unknown) => e instanceof Pkcs11Error && /CKR_ATTRIBUTE_SENSITIVE/.test(e.message));
+        assert.throws(
+          () => token.attribute(signer.privateKey, pkcs11js.CKA_VALUE),
+          (e: unknown) => e instanceof Pkcs11Error && /CKR_ATTRIBUTE_SENSITIVE/.test(e.message),
+        );
         assert.deepEqual(token.attribute(signer.privateKey, pkcs11js.CKA_SENSITIVE), Buffer.from([1]));
         assert.deepEqual(token.attribute(signer.privateKey, pkcs11js.CKA_EXTRACTABLE), Buffer.from([0]));
         assert.deepEqual(token.attribute(signer.privateKey, pkcs11js.CKA_NEVER_EXTRACTABLE), Buffer.from([1]));
@@ -91,19 +101,30 @@ describe('CA keys on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 }, ()
       assert.deepEqual(Object.keys(JSON.parse(readFileSync(join(dir, `${name}.key.pkcs11`), 'utf8'))), ['label']);
     }
     // The HTTPS listener's own key is the one sealed key left (TLS needs it in memory).
-    assert.deepEqual(files.filter((f) => f.includes('.key.')).sort(), ['ca.key.pkcs11', 'device-ca.key.pkcs11', 'server-ca.key.pkcs11', 'server.key.sealed']);
+    assert.deepEqual(files.filter((f) => f.includes('.key.')).sort(), [
+      'ca.key.pkcs11',
+      'device-ca.key.pkcs11',
+      'server-ca.key.pkcs11',
+      'server.key.sealed',
+    ]);
     for (const file of files) assert.doesNotMatch(readFileSync(join(dir, file), 'utf8'), /PRIVATE KEY/, file);
   });
 
   it('refuses to start issuing without the token PIN, and init --hsm without a configured token', async () => {
     const withoutPin = await openPlatform(config, { env: {} });
     try {
-      await assert.rejects(withoutPin.pki.caChain(), (e: unknown) => e instanceof BulwarkError && e.code === 'config.pkcs11_pin_missing' && /BULWARK_PKCS11_PIN/.test(e.message));
+      await assert.rejects(
+        withoutPin.pki.caChain(),
+        (e: unknown) => e instanceof BulwarkError && e.code === 'config.pkcs11_pin_missing' && /BULWARK_PKCS11_PIN/.test(e.message),
+      );
     } finally {
       await withoutPin.close();
     }
     const other = join(dataDir, '..', 'other');
-    await assert.rejects(initialize(loadConfig({ dataDir: other, env: {} }), { ...DEFAULT_INIT, hsm: true }, { env }), (e: unknown) => e instanceof BulwarkError && e.code === 'config.pkcs11_missing');
+    await assert.rejects(
+      initialize(loadConfig({ dataDir: other, env: {} }), { ...DEFAULT_INIT, hsm: true }, { env }),
+      (e: unknown) => e instanceof BulwarkError && e.code === 'config.pkcs11_missing',
+    );
     assert.equal(existsSync(other), false, 'nothing created');
   });
 

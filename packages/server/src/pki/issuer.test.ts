@@ -35,7 +35,10 @@ describe('device certificate issuance from CSRs', () => {
     assert.match(await ssl.must(['req', '-in', 'dev1.csr', '-verify', '-noout']), /verify OK/i);
     const cert = await issuer.issueDeviceCertificate('dev-001', csr, now);
     ssl.write('dev1.pem', cert.pem);
-    assert.match(await ssl.must(['verify', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', '-purpose', 'sslclient', 'dev1.pem']), /dev1.pem: OK/);
+    assert.match(
+      await ssl.must(['verify', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', '-purpose', 'sslclient', 'dev1.pem']),
+      /dev1.pem: OK/,
+    );
     // The certificate matches the key openssl generated.
     const pub = (k: string[]) => ssl.must(k);
     assert.equal(await pub(['x509', '-in', 'dev1.pem', '-noout', '-pubkey']), await pub(['pkey', '-in', 'dev1.key', '-pubout']));
@@ -68,7 +71,10 @@ describe('device certificate issuance from CSRs', () => {
       ['rsa', ['-newkey', 'rsa:2048']],
     ] as const) {
       const cert = await issuer.issueDeviceCertificate(`dev-${name}`, await ssl.csr(name, `/CN=dev-${name}`, [...args]), now);
-      assert.match(await ssl.must(['verify', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', ssl.write(`${name}.pem`, cert.pem)]), /OK/);
+      assert.match(
+        await ssl.must(['verify', '-CAfile', 'root.pem', '-untrusted', 'issuing.pem', ssl.write(`${name}.pem`, cert.pem)]),
+        /OK/,
+      );
     }
     const sanOnly = await ssl.csr('san', '/O=Acme', P256, ['-addext', `subjectAltName=URI:${deviceUri('dev-san')}`]);
     assert.equal((await issuer.issueDeviceCertificate('dev-san', sanOnly, now)).subject, 'CN=dev-san');
@@ -87,7 +93,10 @@ describe('device certificate issuance from CSRs', () => {
 
   it('refuses weak keys: RSA-1024 and the secp256k1 curve', async () => {
     assert.equal(await refusal('dev-rsa1024', await ssl.csr('rsa1024', '/CN=dev-rsa1024', ['-newkey', 'rsa:1024'])), 'pki.weak_key');
-    assert.equal(await refusal('dev-k1', await ssl.csr('k1', '/CN=dev-k1', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1'])), 'pki.weak_key');
+    assert.equal(
+      await refusal('dev-k1', await ssl.csr('k1', '/CN=dev-k1', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:secp256k1'])),
+      'pki.weak_key',
+    );
   });
 
   it("refuses a CSR naming another device's ID in its subject or SAN", async () => {

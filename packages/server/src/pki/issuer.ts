@@ -120,11 +120,17 @@ export class CertificateIssuer {
  * Parses a CSR and checks its key and its signature, or throws `pki.csr_invalid` / `pki.weak_key`.
  * `caKey` narrows the accepted keys to what an issuing CA may have: ECDSA P-256 or P-384.
  */
-export async function verifiedCsr(csrPem: string, options: { caKey?: boolean } = {}): Promise<{ csr: x509.Pkcs10CertificateRequest; key: KeyObject }> {
+export async function verifiedCsr(
+  csrPem: string,
+  options: { caKey?: boolean } = {},
+): Promise<{ csr: x509.Pkcs10CertificateRequest; key: KeyObject }> {
   const csr = parseCsr(csrPem);
   const key = subjectKey(csr);
   checkKey(key);
-  if (options.caKey && key.asymmetricKeyType !== 'ec') throw new WeakKeyError(`An issuing CA key must be ECDSA P-256 or P-384, not ${key.asymmetricKeyType ?? 'unknown'}`, { type: key.asymmetricKeyType ?? null });
+  if (options.caKey && key.asymmetricKeyType !== 'ec')
+    throw new WeakKeyError(`An issuing CA key must be ECDSA P-256 or P-384, not ${key.asymmetricKeyType ?? 'unknown'}`, {
+      type: key.asymmetricKeyType ?? null,
+    });
   if (!(await signatureVerifies(csr, key))) throw new CsrInvalidError('CSR signature does not verify with the public key it carries');
   return { csr, key };
 }
@@ -155,7 +161,8 @@ async function signatureVerifies(csr: x509.Pkcs10CertificateRequest, key: KeyObj
   if (algorithm.name === 'RSA-PSS') return csr.verify().catch(() => false);
   try {
     const [info] = sequenceElements(Buffer.from(csr.rawData));
-    const hash = algorithm.name === 'Ed25519' || key.asymmetricKeyType === 'ed25519' ? null : algorithm.hash.name.replace('-', '').toLowerCase();
+    const hash =
+      algorithm.name === 'Ed25519' || key.asymmetricKeyType === 'ed25519' ? null : algorithm.hash.name.replace('-', '').toLowerCase();
     return verify(hash, info!.bytes, key, Buffer.from(csr.signature));
   } catch {
     return false;
@@ -174,13 +181,20 @@ function checkKey(key: KeyObject): void {
   if (type === 'ed25519') return;
   if (type === 'ec') {
     if (details.namedCurve && ACCEPTED_CURVES.has(details.namedCurve)) return;
-    throw new WeakKeyError(`Curve ${details.namedCurve ?? 'unknown'} is not accepted: use P-256, P-384 or Ed25519`, { curve: details.namedCurve ?? null });
+    throw new WeakKeyError(`Curve ${details.namedCurve ?? 'unknown'} is not accepted: use P-256, P-384 or Ed25519`, {
+      curve: details.namedCurve ?? null,
+    });
   }
   if (type === 'rsa') {
     if ((details.modulusLength ?? 0) >= MIN_RSA_BITS) return;
-    throw new WeakKeyError(`RSA key of ${details.modulusLength ?? 0} bits is too weak: at least ${MIN_RSA_BITS} bits are required`, { bits: details.modulusLength ?? 0 });
+    throw new WeakKeyError(`RSA key of ${details.modulusLength ?? 0} bits is too weak: at least ${MIN_RSA_BITS} bits are required`, {
+      bits: details.modulusLength ?? 0,
+    });
   }
-  throw new WeakKeyError(`Key type ${type ?? 'unknown'} is not accepted: use ECDSA P-256/P-384, Ed25519 or RSA of at least ${MIN_RSA_BITS} bits`, { type: type ?? null });
+  throw new WeakKeyError(
+    `Key type ${type ?? 'unknown'} is not accepted: use ECDSA P-256/P-384, Ed25519 or RSA of at least ${MIN_RSA_BITS} bits`,
+    { type: type ?? null },
+  );
 }
 
 /** The CSR may name the device (CN, URI or DNS SAN) or nothing; naming anything else is refused. */
@@ -188,13 +202,20 @@ function checkIdentity(csr: x509.Pkcs10CertificateRequest, deviceId: string): vo
   for (const name of csr.subjectName.toJSON()) {
     for (const [type, values] of Object.entries(name)) {
       for (const value of values) {
-        if (type === 'CN' && value !== deviceId) throw new IdentityMismatchError(`CSR subject names "${value}", not device ${deviceId}`, { deviceId, named: value });
+        if (type === 'CN' && value !== deviceId)
+          throw new IdentityMismatchError(`CSR subject names "${value}", not device ${deviceId}`, { deviceId, named: value });
       }
     }
   }
   const san = csr.extensions.find((e): e is x509.SubjectAlternativeNameExtension => e instanceof x509.SubjectAlternativeNameExtension);
   for (const entry of san?.names.items ?? []) {
-    const fits = (entry.type === 'url' && entry.value === deviceUri(deviceId)) || (entry.type === 'dns' && entry.value.toLowerCase() === deviceId.toLowerCase());
-    if (!fits) throw new IdentityMismatchError(`CSR subjectAltName ${entry.type}:${entry.value} does not name device ${deviceId}`, { deviceId, named: `${entry.type}:${entry.value}` });
+    const fits =
+      (entry.type === 'url' && entry.value === deviceUri(deviceId)) ||
+      (entry.type === 'dns' && entry.value.toLowerCase() === deviceId.toLowerCase());
+    if (!fits)
+      throw new IdentityMismatchError(`CSR subjectAltName ${entry.type}:${entry.value} does not name device ${deviceId}`, {
+        deviceId,
+        named: `${entry.type}:${entry.value}`,
+      });
   }
 }

@@ -11,7 +11,16 @@ import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'n
 import { dirname, join } from 'node:path';
 import * as x509 from '@peculiar/x509';
 import { BulwarkError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { checkPassphrase, encryptPrivateKey, openKeyFile, rekeyFiles, requirePassphrase, shellWord, writeNewKeyFile, type RekeyResult } from '../keys/passphrase-keys.js';
+import {
+  checkPassphrase,
+  encryptPrivateKey,
+  openKeyFile,
+  rekeyFiles,
+  requirePassphrase,
+  shellWord,
+  writeNewKeyFile,
+  type RekeyResult,
+} from '../keys/passphrase-keys.js';
 import { pkcs11Options, TokenAccess, type Pkcs11Settings } from '../keys/pkcs11.js';
 import { createRootCa, signIssuingCa, writeFileAtomic, ISSUING_VALIDITY_DAYS, type CertificateAuthority } from './ca.js';
 import { verifiedCsr } from './issuer.js';
@@ -21,7 +30,13 @@ import { generateCaSigner, importSoftwareSigner, tokenSigner, type SoftwareCaSig
 export const ROOT_PASSPHRASE_SOURCE = 'give --passphrase-file FILE or set BULWARK_ROOT_PASSPHRASE';
 
 export function offlineRootPaths(dir: string): { dir: string; cert: string; key: string; tokenKey: string; issued: string } {
-  return { dir, cert: join(dir, 'root.pem'), key: join(dir, 'root.key.p8'), tokenKey: join(dir, 'root.key.pkcs11'), issued: join(dir, 'issued') };
+  return {
+    dir,
+    cert: join(dir, 'root.pem'),
+    key: join(dir, 'root.key.p8'),
+    tokenKey: join(dir, 'root.key.pkcs11'),
+    issued: join(dir, 'issued'),
+  };
 }
 
 /** The command that re-encrypts the root key file of DIR at the current policy. */
@@ -33,7 +48,10 @@ export function writeRootKeyFile(path: string, pkcs8Pem: string, passphrase: str
 }
 
 /** Opens a root key file as an exportable software signer, with the warning when the file is below the policy. */
-export async function openRootKeyFile(path: string, passphrase: string | undefined): Promise<{ signer: SoftwareCaSigner; warning: string | null }> {
+export async function openRootKeyFile(
+  path: string,
+  passphrase: string | undefined,
+): Promise<{ signer: SoftwareCaSigner; warning: string | null }> {
   const opened = openKeyFile(path, requirePassphrase(passphrase, ROOT_PASSPHRASE_SOURCE), rootRekeyCommand(dirname(path)));
   const der = opened.privateKey.export({ format: 'der', type: 'pkcs8' });
   const signer = await importSoftwareSigner(`-----BEGIN PRIVATE KEY-----\n${der.toString('base64')}\n-----END PRIVATE KEY-----\n`, true);
@@ -55,9 +73,15 @@ export interface OfflineRoot extends CertificateAuthority {
 }
 
 /** Creates the root CA in an empty offline directory (ECDSA P-256, pathLen 1, 20 years). */
-export async function initOfflineRoot(dir: string, name: string, options: RootKeyOptions, now = new Date()): Promise<{ cert: x509.X509Certificate; keyLocation: 'file' | 'pkcs11'; paths: ReturnType<typeof offlineRootPaths> }> {
+export async function initOfflineRoot(
+  dir: string,
+  name: string,
+  options: RootKeyOptions,
+  now = new Date(),
+): Promise<{ cert: x509.X509Certificate; keyLocation: 'file' | 'pkcs11'; paths: ReturnType<typeof offlineRootPaths> }> {
   const paths = offlineRootPaths(dir);
-  if (existsSync(paths.cert) || existsSync(paths.key) || existsSync(paths.tokenKey)) throw new ConflictError(`${dir} already holds a root CA; use another directory`, { dir }, 'pki.root_exists');
+  if (existsSync(paths.cert) || existsSync(paths.key) || existsSync(paths.tokenKey))
+    throw new ConflictError(`${dir} already holds a root CA; use another directory`, { dir }, 'pki.root_exists');
   const passphrase = options.hsm ? undefined : checkPassphrase(options.passphrase, ROOT_PASSPHRASE_SOURCE);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   chmodSync(dir, 0o700);
@@ -66,7 +90,15 @@ export async function initOfflineRoot(dir: string, name: string, options: RootKe
     const signer = await generateCaSigner(access?.get() ?? null, 'bulwark-offline-root');
     const root = await createRootCa(name, now, signer);
     if (access) {
-      writeFileSync(paths.tokenKey, JSON.stringify({ module: options.hsm!.module, tokenLabel: options.hsm!.tokenLabel, pinEnv: options.hsm!.pinEnv, label: signer.tokenLabel }, null, 2) + '\n', { mode: 0o600, flag: 'wx' });
+      writeFileSync(
+        paths.tokenKey,
+        JSON.stringify(
+          { module: options.hsm!.module, tokenLabel: options.hsm!.tokenLabel, pinEnv: options.hsm!.pinEnv, label: signer.tokenLabel },
+          null,
+          2,
+        ) + '\n',
+        { mode: 0o600, flag: 'wx' },
+      );
     } else {
       writeRootKeyFile(paths.key, await (signer as SoftwareCaSigner).exportPkcs8Pem(), passphrase!);
     }
@@ -100,7 +132,12 @@ export async function openOfflineRoot(dir: string, options: RootKeyOptions): Pro
 /** Re-encrypts the root key file of DIR at the current policy, under `next` (or the current passphrase). */
 export function rekeyOfflineRoot(dir: string, current: string | undefined, next: string | undefined): RekeyResult {
   const paths = offlineRootPaths(dir);
-  if (existsSync(paths.tokenKey)) throw new ConflictError(`The root key of ${dir} is on a PKCS#11 token: there is no key file to re-encrypt`, { dir }, 'pki.root_on_token');
+  if (existsSync(paths.tokenKey))
+    throw new ConflictError(
+      `The root key of ${dir} is on a PKCS#11 token: there is no key file to re-encrypt`,
+      { dir },
+      'pki.root_on_token',
+    );
   if (!existsSync(paths.key)) throw new NotFoundError(`Root CA key in ${dir} (root.key.p8)`);
   const secret = requirePassphrase(current, ROOT_PASSPHRASE_SOURCE);
   return rekeyFiles([paths.key], secret, next || secret, 'give --new-passphrase-file FILE or set BULWARK_ROOT_NEW_PASSPHRASE')[0]!;
@@ -110,14 +147,22 @@ export function rekeyOfflineRoot(dir: string, current: string | undefined, next:
  * Signs an issuing CA from its CSR (whose signature and key are checked: ECDSA P-256 or P-384),
  * keeps a copy in `issued/`, and returns the certificate.
  */
-export async function signIssuingCsr(root: OfflineRoot, dir: string, csrPem: string, days = ISSUING_VALIDITY_DAYS, now = new Date()): Promise<x509.X509Certificate> {
-  if (!Number.isInteger(days) || days < 1) throw new ValidationError('--days must be a positive whole number', { days }, 'pki.days_invalid');
+export async function signIssuingCsr(
+  root: OfflineRoot,
+  dir: string,
+  csrPem: string,
+  days = ISSUING_VALIDITY_DAYS,
+  now = new Date(),
+): Promise<x509.X509Certificate> {
+  if (!Number.isInteger(days) || days < 1)
+    throw new ValidationError('--days must be a positive whole number', { days }, 'pki.days_invalid');
   const { csr } = await verifiedCsr(csrPem, { caKey: true }).catch((error: unknown) => {
     // Bad input on the command line: exit code 2, with the issuer's own code.
     if (error instanceof BulwarkError && error.status === 400) throw new ValidationError(error.message, error.details, error.code);
     throw error;
   });
-  if (!csr.subjectName.getField('CN').length) throw new ValidationError('The CSR must name the issuing CA in its subject CN', {}, 'pki.csr_invalid');
+  if (!csr.subjectName.getField('CN').length)
+    throw new ValidationError('The CSR must name the issuing CA in its subject CN', {}, 'pki.csr_invalid');
   const cert = await signIssuingCa(root, csr.subjectName, csr.publicKey, now, days);
   const issued = offlineRootPaths(dir).issued;
   mkdirSync(issued, { recursive: true, mode: 0o700 });

@@ -42,7 +42,8 @@ type Actor = AuditEvent['actor'];
 /** Serials are stored as lowercase hex without separators; accept `AB:CD…` as OpenSSL prints them. */
 export function normalizeSerial(serial: string): string {
   const hex = serial.replace(/:/g, '').toLowerCase();
-  if (!/^[0-9a-f]{1,40}$/.test(hex)) throw new ValidationError('Serial must be up to 20 bytes of hexadecimal', { serial }, 'pki.serial_invalid');
+  if (!/^[0-9a-f]{1,40}$/.test(hex))
+    throw new ValidationError('Serial must be up to 20 bytes of hexadecimal', { serial }, 'pki.serial_invalid');
   return hex;
 }
 
@@ -61,7 +62,10 @@ export class PkiService {
   private ready(): Promise<{ issuer: CertificateIssuer; material: IssuingCa }> {
     this.issuerReady ??= (async () => {
       const material = await this.loadIssuingCa();
-      const issuer = await CertificateIssuer.create(material.cert, material.signer, { crlUrl: this.options.crlUrl, ...(this.options.validityDays ? { validityDays: this.options.validityDays } : {}) });
+      const issuer = await CertificateIssuer.create(material.cert, material.signer, {
+        crlUrl: this.options.crlUrl,
+        ...(this.options.validityDays ? { validityDays: this.options.validityDays } : {}),
+      });
       await this.republishIfSignedByAnotherCa(issuer);
       return { issuer, material };
     })();
@@ -79,7 +83,11 @@ export class PkiService {
    * the transaction for every query), so a caller's own checks and audit commit or roll back with
    * the issuance.
    */
-  async issueDeviceCertificate(request: IssueRequest, actor: Actor, within?: (trx: Kysely<Database>, cert: DeviceCertificate) => Promise<void>): Promise<DeviceCertificate> {
+  async issueDeviceCertificate(
+    request: IssueRequest,
+    actor: Actor,
+    within?: (trx: Kysely<Database>, cert: DeviceCertificate) => Promise<void>,
+  ): Promise<DeviceCertificate> {
     const { issuer } = await this.ready();
     const now = this.clock.now();
     let cert: DeviceCertificate;
@@ -143,7 +151,11 @@ export class PkiService {
     within: (trx: Kysely<Database>, serials: string[]) => Promise<T>,
   ): Promise<{ serials: string[]; result: T }> {
     if (!REVOCATION_REASONS.includes(request.reason)) {
-      throw new ValidationError(`Revocation reason must be one of ${REVOCATION_REASONS.join(', ')}`, { reason: request.reason }, 'pki.reason_invalid');
+      throw new ValidationError(
+        `Revocation reason must be one of ${REVOCATION_REASONS.join(', ')}`,
+        { reason: request.reason },
+        'pki.reason_invalid',
+      );
     }
     const ready = await this.ready();
     const now = this.clock.now();
@@ -154,7 +166,13 @@ export class PkiService {
         if (!(await store.markRevoked(serial, now, request.reason))) continue;
         serials.push(serial);
         await this.audit.record(
-          { organizationId: request.organizationId, actor, action: 'pki.certificate_revoked', target: { type: 'certificate', id: serial }, details: { deviceId: request.deviceId, reason: request.reason } },
+          {
+            organizationId: request.organizationId,
+            actor,
+            action: 'pki.certificate_revoked',
+            target: { type: 'certificate', id: serial },
+            details: { deviceId: request.deviceId, reason: request.reason },
+          },
           trx,
         );
       }
@@ -166,7 +184,11 @@ export class PkiService {
   /** Revokes a certificate of the organization and publishes a new CRL in the same transaction. */
   async revoke(request: RevokeRequest, actor: Actor): Promise<{ serial: string; revokedAt: Date }> {
     if (!REVOCATION_REASONS.includes(request.reason)) {
-      throw new ValidationError(`Revocation reason must be one of ${REVOCATION_REASONS.join(', ')}`, { reason: request.reason }, 'pki.reason_invalid');
+      throw new ValidationError(
+        `Revocation reason must be one of ${REVOCATION_REASONS.join(', ')}`,
+        { reason: request.reason },
+        'pki.reason_invalid',
+      );
     }
     const serial = normalizeSerial(request.serial);
     const ready = await this.ready();
@@ -231,7 +253,11 @@ export class PkiService {
       number: crl.number,
       thisUpdate: new Date(crl.thisUpdate),
       nextUpdate: new Date(crl.nextUpdate),
-      entries: revoked.map((r) => ({ serial: r.serial, revokedAt: new Date(r.revoked_at ?? now), reason: (r.revocation_reason ?? 'unspecified') as RevocationReason })),
+      entries: revoked.map((r) => ({
+        serial: r.serial,
+        revokedAt: new Date(r.revoked_at ?? now),
+        reason: (r.revocation_reason ?? 'unspecified') as RevocationReason,
+      })),
     });
     await store.writeCrl(crl, now);
     return crl;

@@ -10,7 +10,10 @@ import { generateCaSigner, generateSoftwareSigner, importSoftwareSigner, tokenCr
 describe('CA signers', () => {
   it('a software key opened for signing only cannot be exported; one opened to be moved can, and is the same key', async () => {
     const pem = await (await generateSoftwareSigner()).exportPkcs8Pem();
-    await assert.rejects((await importSoftwareSigner(pem)).exportPkcs8Pem(), (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.not_exportable');
+    await assert.rejects(
+      (await importSoftwareSigner(pem)).exportPkcs8Pem(),
+      (e: unknown) => e instanceof KeyCustodyError && e.code === 'keys.not_exportable',
+    );
     assert.equal(await (await importSoftwareSigner(pem, true)).exportPkcs8Pem(), pem);
   });
 

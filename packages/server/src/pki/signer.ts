@@ -41,7 +41,10 @@ export interface SoftwareCaSigner extends CaSigner {
 const subtle = webcrypto.subtle as unknown as SubtleCrypto;
 
 function pem(label: string, der: Buffer): string {
-  return `-----BEGIN ${label}-----\n${der.toString('base64').match(/.{1,64}/g)!.join('\n')}\n-----END ${label}-----\n`;
+  return `-----BEGIN ${label}-----\n${der
+    .toString('base64')
+    .match(/.{1,64}/g)!
+    .join('\n')}\n-----END ${label}-----\n`;
 }
 
 function softwareSigner(keys: CryptoKeyPair): SoftwareCaSigner {
@@ -52,7 +55,8 @@ function softwareSigner(keys: CryptoKeyPair): SoftwareCaSigner {
     publicKey: keys.publicKey,
     crypto: webcrypto as unknown as Crypto,
     async exportPkcs8Pem() {
-      if (!keys.privateKey.extractable) throw new KeyCustodyError('This CA key was opened for signing only and cannot be exported', 'keys.not_exportable');
+      if (!keys.privateKey.extractable)
+        throw new KeyCustodyError('This CA key was opened for signing only and cannot be exported', 'keys.not_exportable');
       return pem('PRIVATE KEY', Buffer.from(await subtle.exportKey('pkcs8', keys.privateKey)));
     },
   };
@@ -109,10 +113,16 @@ export const tokenCrypto: Crypto = {
 
 /** A CA signer for a P-256 key pair on the token. */
 export async function tokenSigner(signer: Pkcs11Signer): Promise<CaSigner> {
-  if (signer.algorithm !== 'ecdsa-p256') throw new KeyCustodyError(`Token key "${signer.label}" is ${signer.algorithm}; CA keys are ECDSA P-256`, 'keys.hsm_unsupported');
+  if (signer.algorithm !== 'ecdsa-p256')
+    throw new KeyCustodyError(`Token key "${signer.label}" is ${signer.algorithm}; CA keys are ECDSA P-256`, 'keys.hsm_unsupported');
   const spki = signer.publicKey.export({ format: 'der', type: 'spki' });
   const publicKey = await subtle.importKey('spki', spki, EC_P256, true, ['verify']);
-  const privateKey = { type: 'private', extractable: false, algorithm: { name: 'ECDSA', namedCurve: 'P-256' }, usages: ['sign'] } as unknown as CryptoKey;
+  const privateKey = {
+    type: 'private',
+    extractable: false,
+    algorithm: { name: 'ECDSA', namedCurve: 'P-256' },
+    usages: ['sign'],
+  } as unknown as CryptoKey;
   tokenKeys.set(privateKey, signer);
   return { location: 'pkcs11', tokenLabel: signer.label, privateKey, publicKey, crypto: tokenCrypto };
 }

@@ -27,7 +27,14 @@ export class PkiStore {
 
   /** Serials of the device's certificates that are not revoked (expired ones included: revoking them is harmless). */
   async activeSerialsOfDevice(organizationId: string, deviceId: string): Promise<string[]> {
-    const rows = await this.db.selectFrom('issued_certificates').select('serial').where('organization_id', '=', organizationId).where('device_id', '=', deviceId).where('status', '=', 'active').orderBy('serial').execute();
+    const rows = await this.db
+      .selectFrom('issued_certificates')
+      .select('serial')
+      .where('organization_id', '=', organizationId)
+      .where('device_id', '=', deviceId)
+      .where('status', '=', 'active')
+      .orderBy('serial')
+      .execute();
     return rows.map((r) => r.serial);
   }
 

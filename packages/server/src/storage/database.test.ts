@@ -37,7 +37,10 @@ for (const engine of ENGINES) {
       try {
         const hostile = "x'); drop table kv; --";
         await handle.db.insertInto('kv').values({ key: hostile, value: hostile, updated_at: 1 }).execute();
-        const count = await handle.db.selectFrom('kv').select(sql<number>`count(*)`.as('n')).executeTakeFirstOrThrow();
+        const count = await handle.db
+          .selectFrom('kv')
+          .select(sql<number>`count(*)`.as('n'))
+          .executeTakeFirstOrThrow();
         assert.equal(Number(count.n), 1);
       } finally {
         await handle.close();

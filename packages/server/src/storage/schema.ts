@@ -4,7 +4,13 @@
  * Flags are nullable timestamps ("verified at") rather than booleans: one encoding on both engines.
  */
 import type { Generated } from 'kysely';
-import type { DeviceVersionReportsTable, DirectorTargetsTable, RolloutActiveDevicesTable, RolloutDevicesTable, RolloutsTable } from '../updates/rollout-tables.js';
+import type {
+  DeviceVersionReportsTable,
+  DirectorTargetsTable,
+  RolloutActiveDevicesTable,
+  RolloutDevicesTable,
+  RolloutsTable,
+} from '../updates/rollout-tables.js';
 import type { TufMetadataTable } from '../updates/repository-tables.js';
 
 export interface OrganizationsTable {

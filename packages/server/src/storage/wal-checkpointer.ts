@@ -61,7 +61,9 @@ export class WalCheckpointer {
       worker.on('message', (message: { ready?: boolean; error?: string }) => {
         if (message.ready) {
           worker.off('error', reject);
-          worker.on('error', (error) => log.error({ err: error }, 'WAL checkpointer stopped: the database falls back to checkpointing on commit'));
+          worker.on('error', (error) =>
+            log.error({ err: error }, 'WAL checkpointer stopped: the database falls back to checkpointing on commit'),
+          );
           worker.unref();
           resolve(checkpointer);
         } else if (message.error) {

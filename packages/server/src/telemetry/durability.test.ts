@@ -19,8 +19,19 @@ import { UNLIMITED_DEVICE_RATES } from '../testing/mqtt.js';
 function serve(database: TestDatabase): { child: ChildProcess; mqttPort: Promise<number> } {
   // The per-device rate limits are lifted: the device must send as fast as it can, so that many
   // messages are in flight when the kill comes.
-  const unlimited = Object.fromEntries(Object.entries(UNLIMITED_DEVICE_RATES).map(([key, value]) => [`BULWARK_MQTT_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`, String(value)]));
-  const child = startCli(['serve', '--data-dir', database.dataDir], { BULWARK_DATABASE_URL: database.url, BULWARK_HTTP_PORT: '0', BULWARK_MQTT_PORT: '0', BULWARK_LOG_LEVEL: 'warn', ...unlimited });
+  const unlimited = Object.fromEntries(
+    Object.entries(UNLIMITED_DEVICE_RATES).map(([key, value]) => [
+      `BULWARK_MQTT_${key.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()}`,
+      String(value),
+    ]),
+  );
+  const child = startCli(['serve', '--data-dir', database.dataDir], {
+    BULWARK_DATABASE_URL: database.url,
+    BULWARK_HTTP_PORT: '0',
+    BULWARK_MQTT_PORT: '0',
+    BULWARK_LOG_LEVEL: 'warn',
+    ...unlimited,
+  });
   let output = '';
   const mqttPort = new Promise<number>((resolve, reject) => {
     child.stdout!.on('data', (chunk: Buffer) => {
@@ -58,7 +69,14 @@ for (const engine of ENGINES) {
       const { child, mqttPort } = serve(database);
       try {
         const port = await mqttPort;
-        const client = await mqtt.connectAsync(`mqtts://localhost:${port}`, { clientId: device.id, key: device.key, cert: device.cert, ca, protocolVersion: 4, reconnectPeriod: 0 });
+        const client = await mqtt.connectAsync(`mqtts://localhost:${port}`, {
+          clientId: device.id,
+          key: device.key,
+          cert: device.cert,
+          ca,
+          protocolVersion: 4,
+          reconnectPeriod: 0,
+        });
         client.on('error', () => undefined);
         const acked: number[] = [];
         let sent = 0;
@@ -66,9 +84,12 @@ for (const engine of ENGINES) {
         const killAt = 400;
         // Keep 300 messages of 100 readings each in flight until the kill, so commits take long
         // enough that an acknowledgement sent before its commit would be caught by the kill.
-        const readings = (seq: number) => JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => ({ values: { seq, i, filler: 'x'.repeat(64) } })) });
+        const readings = (seq: number) =>
+          JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => ({ values: { seq, i, filler: 'x'.repeat(64) } })) });
         await new Promise<void>((resolve, reject) => {
-          client.once('close', () => (killed ? undefined : reject(new Error(`the broker closed the connection before the kill (${acked.length} acknowledged)`))));
+          client.once('close', () =>
+            killed ? undefined : reject(new Error(`the broker closed the connection before the kill (${acked.length} acknowledged)`)),
+          );
           const pump = () => {
             while (!killed && sent - acked.length < 300) {
               const seq = sent++;
@@ -86,7 +107,9 @@ for (const engine of ENGINES) {
           pump();
         });
         client.end(true);
-        await new Promise((resolve) => (child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve)));
+        await new Promise((resolve) =>
+          child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve),
+        );
         assert.equal(child.signalCode, 'SIGKILL');
 
         const rows = await database.db.selectFrom('telemetry').select('data').where('device_id', '=', device.id).execute();
@@ -96,7 +119,10 @@ for (const engine of ENGINES) {
           perSeq.set(seq, (perSeq.get(seq) ?? 0) + 1);
         }
         // A message is stored whole (its 100 readings in one transaction) or not at all.
-        assert.ok([...perSeq.values()].every((n) => n === 100), 'no message half-stored');
+        assert.ok(
+          [...perSeq.values()].every((n) => n === 100),
+          'no message half-stored',
+        );
         const stored = new Set(perSeq.keys());
         const lost = acked.filter((seq) => !stored.has(seq));
         assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged messages lost`);

@@ -25,6 +25,10 @@ export class TooManyBucketsError extends ValidationError {
 /** `from` is not before `to`. */
 export class InvalidRangeError extends ValidationError {
   constructor(from: number, to: number) {
-    super(`from (${new Date(from).toISOString()}) must be before to (${new Date(to).toISOString()})`, { from, to }, TelemetryErrorCodes.invalidRange);
+    super(
+      `from (${new Date(from).toISOString()}) must be before to (${new Date(to).toISOString()})`,
+      { from, to },
+      TelemetryErrorCodes.invalidRange,
+    );
   }
 }

@@ -51,7 +51,16 @@ export class TelemetryWriter {
   /** Writes waiting for room, admitted in order (a retry loop of woken writers would starve some). */
   private waiting: Pending[] = [];
   private idleWaiters: (() => void)[] = [];
-  readonly stats: IngestStats = { committedRows: 0, committedBatches: 0, droppedRows: 0, failedBatches: 0, pendingRows: 0, peakPendingRows: 0, waitingWrites: 0, peakWaitingWrites: 0 };
+  readonly stats: IngestStats = {
+    committedRows: 0,
+    committedBatches: 0,
+    droppedRows: 0,
+    failedBatches: 0,
+    pendingRows: 0,
+    peakPendingRows: 0,
+    waitingWrites: 0,
+    peakWaitingWrites: 0,
+  };
 
   constructor(
     private readonly store: TelemetryStore,

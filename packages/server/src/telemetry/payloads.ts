@@ -14,7 +14,6 @@
  */
 import { decode as decodeCbor } from 'cborg';
 
-
 export const MAX_BATCH = 1000;
 export const MAX_VALUES = 64;
 export const MAX_STRING = 256;
@@ -41,7 +40,15 @@ const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'obj
 
 export type PayloadFormat = 'json' | 'cbor';
 
-const CBOR_OPTIONS = { allowUndefined: false, allowInfinity: false, allowNaN: false, allowBigInt: false, rejectDuplicateMapKeys: true, useMaps: false, tags: [] };
+const CBOR_OPTIONS = {
+  allowUndefined: false,
+  allowInfinity: false,
+  allowNaN: false,
+  allowBigInt: false,
+  rejectDuplicateMapKeys: true,
+  useMaps: false,
+  tags: [],
+};
 
 /** Parses a telemetry payload into readings, or throws PayloadError saying what is wrong and where. */
 export function parseTelemetry(payload: Buffer, receivedAt: number, format: PayloadFormat = 'json'): Reading[] {
@@ -50,7 +57,10 @@ export function parseTelemetry(payload: Buffer, receivedAt: number, format: Payl
     try {
       body = decodeCbor(payload, CBOR_OPTIONS);
     } catch (error) {
-      throw new PayloadError('payload.not_cbor', `Payload is not CBOR this protocol accepts: ${(error as Error).message.replace(/^CBOR decode error: /, '').slice(0, 200)}`);
+      throw new PayloadError(
+        'payload.not_cbor',
+        `Payload is not CBOR this protocol accepts: ${(error as Error).message.replace(/^CBOR decode error: /, '').slice(0, 200)}`,
+      );
     }
   } else {
     try {
@@ -63,7 +73,8 @@ export function parseTelemetry(payload: Buffer, receivedAt: number, format: Payl
   if ('batch' in body) {
     if (Object.keys(body).length !== 1) throw new PayloadError('payload.invalid', 'A batch payload holds only "batch"');
     const batch = body.batch;
-    if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH) throw new PayloadError('payload.invalid', `"batch" must be an array of 1 to ${MAX_BATCH} readings`);
+    if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH)
+      throw new PayloadError('payload.invalid', `"batch" must be an array of 1 to ${MAX_BATCH} readings`);
     return batch.map((item, i) => reading(item, receivedAt, `batch[${i}]`));
   }
   return [reading(body, receivedAt, '')];
@@ -81,20 +92,34 @@ function reading(item: unknown, receivedAt: number, at: string): Reading {
   }
   let ts = receivedAt;
   if (item.ts !== undefined) {
-    if (typeof item.ts !== 'number' || !Number.isInteger(item.ts)) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'ts')}" must be an integer of milliseconds since the epoch`);
-    if (item.ts < EARLIEST || item.ts > receivedAt + MAX_FUTURE_MS) throw new PayloadError('payload.invalid_timestamp', `"${fieldPath(at, 'ts')}" is outside 2000-01-01 … now + 24 h (device clock wrong?)`);
+    if (typeof item.ts !== 'number' || !Number.isInteger(item.ts))
+      throw new PayloadError('payload.invalid', `"${fieldPath(at, 'ts')}" must be an integer of milliseconds since the epoch`);
+    if (item.ts < EARLIEST || item.ts > receivedAt + MAX_FUTURE_MS)
+      throw new PayloadError(
+        'payload.invalid_timestamp',
+        `"${fieldPath(at, 'ts')}" is outside 2000-01-01 … now + 24 h (device clock wrong?)`,
+      );
     ts = item.ts;
   }
   const values = item.values;
   if (!isObject(values)) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must be an object`);
   const names = Object.keys(values);
-  if (names.length === 0 || names.length > MAX_VALUES) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must hold 1 to ${MAX_VALUES} values`);
+  if (names.length === 0 || names.length > MAX_VALUES)
+    throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must hold 1 to ${MAX_VALUES} values`);
   for (const name of names) {
-    if (!NAME.test(name)) throw new PayloadError('payload.invalid', `Value name "${name.slice(0, 70)}" must be 1-64 of A-Z a-z 0-9 _ . : -`);
+    if (!NAME.test(name))
+      throw new PayloadError('payload.invalid', `Value name "${name.slice(0, 70)}" must be 1-64 of A-Z a-z 0-9 _ . : -`);
     const v = values[name];
     const fits =
-      v === null || typeof v === 'boolean' || (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && v.length <= MAX_STRING);
-    if (!fits) throw new PayloadError('payload.invalid', `"${fieldPath(at, `values.${name}`)}" must be a finite number, a boolean, null or a string of at most ${MAX_STRING} characters`);
+      v === null ||
+      typeof v === 'boolean' ||
+      (typeof v === 'number' && Number.isFinite(v)) ||
+      (typeof v === 'string' && v.length <= MAX_STRING);
+    if (!fits)
+      throw new PayloadError(
+        'payload.invalid',
+        `"${fieldPath(at, `values.${name}`)}" must be a finite number, a boolean, null or a string of at most ${MAX_STRING} characters`,
+      );
   }
   return { ts, values: values as Reading['values'] };
 }

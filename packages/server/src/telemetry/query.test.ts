@@ -51,8 +51,15 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    const device = async () => (await t.platform.devices.service.register(cliActor(org, 'test'), { serial: `TQ-${++serial}`, productId: product })).id;
-    const row = (deviceId: string, ts: number, values: Record<string, unknown>): TelemetryRow => ({ organization_id: org, device_id: deviceId, ts, received_at: t.clock.now(), data: JSON.stringify(values) });
+    const device = async () =>
+      (await t.platform.devices.service.register(cliActor(org, 'test'), { serial: `TQ-${++serial}`, productId: product })).id;
+    const row = (deviceId: string, ts: number, values: Record<string, unknown>): TelemetryRow => ({
+      organization_id: org,
+      device_id: deviceId,
+      ts,
+      received_at: t.clock.now(),
+      data: JSON.stringify(values),
+    });
     const get = (path: string, as = token) => t.client().get(path, { token: as });
 
     it('pages a range in time order without gaps or duplicates, page boundaries inside runs of equal timestamps', async () => {
@@ -84,7 +91,11 @@ for (const engine of ENGINES) {
       } while (cursor);
       // from is inclusive (reading 35 is at +5 s), to exclusive (reading 210 is at +30 s).
       const expected = Array.from({ length: 210 - 35 }, (_, k) => k + 35);
-      assert.deepEqual([...seen].sort((a, b) => a - b), expected, 'every reading of the range exactly once');
+      assert.deepEqual(
+        [...seen].sort((a, b) => a - b),
+        expected,
+        'every reading of the range exactly once',
+      );
       assert.equal(pages, 18);
 
       const all = await get(`/api/v1/devices/${id}/telemetry?from=${base}&limit=10000`);
@@ -123,8 +134,14 @@ for (const engine of ENGINES) {
       assert.equal(response.status, 200, response.text);
       assert.equal(response.body.intervalMs, HOUR);
       const buckets = [...expected.keys()].sort((a, b) => a - b);
-      assert.deepEqual(response.body.buckets.map((b: { start: string }) => Date.parse(b.start)), buckets);
-      for (const bucket of response.body.buckets as { start: string; values: Record<string, { count: number; avg?: number; min?: number; max?: number; last?: unknown; lastAt?: string }> }[]) {
+      assert.deepEqual(
+        response.body.buckets.map((b: { start: string }) => Date.parse(b.start)),
+        buckets,
+      );
+      for (const bucket of response.body.buckets as {
+        start: string;
+        values: Record<string, { count: number; avg?: number; min?: number; max?: number; last?: unknown; lastAt?: string }>;
+      }[]) {
         const e = expected.get(Date.parse(bucket.start))!;
         const t = bucket.values.t!;
         assert.equal(t.count, e.t.length);
@@ -151,7 +168,11 @@ for (const engine of ENGINES) {
       assert.equal(tooMany.body.error.code, 'telemetry.too_many_buckets');
       assert.equal(tooMany.body.error.details.buckets, 86_400);
       const suggested = tooMany.body.error.details.smallestInterval as string;
-      assert.equal((await get(`/api/v1/devices/${id}/telemetry/aggregate?from=${day}&to=${day + 24 * HOUR}&interval=${suggested}`)).status, 200, `the suggested ${suggested} fits`);
+      assert.equal(
+        (await get(`/api/v1/devices/${id}/telemetry/aggregate?from=${day}&to=${day + 24 * HOUR}&interval=${suggested}`)).status,
+        200,
+        `the suggested ${suggested} fits`,
+      );
       assert.equal((await get(`/api/v1/devices/${id}/telemetry/aggregate?from=${day}&to=${day + 24 * HOUR}&interval=9s`)).status, 200);
 
       const backwards = await get(`/api/v1/devices/${id}/telemetry?from=${day + 1}&to=${day}`);
@@ -188,7 +209,12 @@ for (const engine of ENGINES) {
       const at = (ms: number) => new Date(base + ms).toISOString();
       assert.deepEqual(response.body, {
         lookback: 10_000,
-        values: { fw: { value: '1.0', ts: at(1000) }, mode: { value: 'boost', ts: at(2000) }, ok: { value: null, ts: at(4000) }, t: { value: 4.25, ts: at(4000) } },
+        values: {
+          fw: { value: '1.0', ts: at(1000) },
+          mode: { value: 'boost', ts: at(2000) },
+          ok: { value: null, ts: at(4000) },
+          t: { value: 4.25, ts: at(4000) },
+        },
       });
       const empty = await get(`/api/v1/devices/${await device()}/telemetry/latest`);
       assert.deepEqual(empty.body.values, {});
@@ -211,17 +237,39 @@ for (const engine of ENGINES) {
     it('a real device publishes over MQTT; its readings, latest values and presence come back through the API', async () => {
       const d = mqttDevice;
       assert.deepEqual((await get(`/api/v1/devices/${d.id}/presence`)).body, { online: false, since: null, node: null, protocol: null });
-      const client = await mqtt.connectAsync(`mqtts://localhost:${t.server.mqtt!.port}`, { clientId: d.id, ca: t.ca, key: d.key, cert: d.cert, protocolVersion: 4, reconnectPeriod: 0 });
+      const client = await mqtt.connectAsync(`mqtts://localhost:${t.server.mqtt!.port}`, {
+        clientId: d.id,
+        ca: t.ca,
+        key: d.key,
+        cert: d.cert,
+        protocolVersion: 4,
+        reconnectPeriod: 0,
+      });
       try {
         const now = t.clock.now();
-        await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ batch: [{ ts: now - 2000, values: { temperature: 21.5, door: 'open' } }, { ts: now - 1000, values: { temperature: 22 } }] }), { qos: 1 });
+        await client.publishAsync(
+          `d/${d.id}/telemetry`,
+          JSON.stringify({
+            batch: [
+              { ts: now - 2000, values: { temperature: 21.5, door: 'open' } },
+              { ts: now - 1000, values: { temperature: 22 } },
+            ],
+          }),
+          { qos: 1 },
+        );
         const readings = await get(`/api/v1/devices/${d.id}/telemetry`);
-        assert.deepEqual(readings.body.readings.map((r: Reading) => [Date.parse(r.ts), r.values]), [
-          [now - 2000, { temperature: 21.5, door: 'open' }],
-          [now - 1000, { temperature: 22 }],
-        ]);
+        assert.deepEqual(
+          readings.body.readings.map((r: Reading) => [Date.parse(r.ts), r.values]),
+          [
+            [now - 2000, { temperature: 21.5, door: 'open' }],
+            [now - 1000, { temperature: 22 }],
+          ],
+        );
         const latest = await get(`/api/v1/devices/${d.id}/telemetry/latest`);
-        assert.deepEqual(latest.body.values, { door: { value: 'open', ts: new Date(now - 2000).toISOString() }, temperature: { value: 22, ts: new Date(now - 1000).toISOString() } });
+        assert.deepEqual(latest.body.values, {
+          door: { value: 'open', ts: new Date(now - 2000).toISOString() },
+          temperature: { value: 22, ts: new Date(now - 1000).toISOString() },
+        });
         const presence = await get(`/api/v1/devices/${d.id}/presence`);
         assert.equal(presence.body.online, true, presence.text);
         assert.equal(presence.body.protocol, 'mqtts');

@@ -21,7 +21,10 @@ for (const engine of ENGINES) {
     };
 
     before(async () => {
-      t = await startTestPlatform(engine, { mqtt: { enabled: false }, telemetry: { dailyReadingsPerDevice: DEFAULTS.dailyReadings, dailyBytesPerDevice: DEFAULTS.dailyBytes } });
+      t = await startTestPlatform(engine, {
+        mqtt: { enabled: false },
+        telemetry: { dailyReadingsPerDevice: DEFAULTS.dailyReadings, dailyBytesPerDevice: DEFAULTS.dailyBytes },
+      });
       org = await organizationIdOf(t.platform, t.org);
     });
     after(() => t?.close());
@@ -34,7 +37,11 @@ for (const engine of ENGINES) {
       assert.deepEqual(quota.admitKnown(device, 400, 100), { admitted: true }, 'known without a query, exactly up to the limit');
       assert.deepEqual(quota.admitKnown(device, 1, 10), { admitted: false, exceeded: 'readings', used: 1000, limit: 1000 });
       const other = await subject(product.id);
-      assert.deepEqual(await quota.admit(other, 1, 64 * 1024 + 1), { admitted: false, exceeded: 'bytes', used: 0, limit: 64 * 1024 }, 'bytes are a limit of their own');
+      assert.deepEqual(
+        await quota.admit(other, 1, 64 * 1024 + 1),
+        { admitted: false, exceeded: 'bytes', used: 0, limit: 64 * 1024 },
+        'bytes are a limit of their own',
+      );
       assert.deepEqual(await quota.admit(other, 1000, 64 * 1024), { admitted: true }, 'another device has its own allowance');
     });
 
@@ -59,7 +66,11 @@ for (const engine of ENGINES) {
     it('applies the product’s own quota (set through the API, audited) instead of the default, within a minute of the change', async () => {
       const { token } = await ownerSession(t);
       const client = t.client();
-      const created = await client.post('/api/v1/products', { name: 'Chatty', telemetryDailyReadings: 5000, telemetryDailyBytes: 1024 * 1024 }, { token });
+      const created = await client.post(
+        '/api/v1/products',
+        { name: 'Chatty', telemetryDailyReadings: 5000, telemetryDailyBytes: 1024 * 1024 },
+        { token },
+      );
       assert.equal(created.status, 201, created.text);
       assert.equal(created.body.telemetryDailyReadings, 5000);
       const device = await subject(created.body.id);

@@ -98,7 +98,10 @@ export class TelemetryQuota {
   async admit(subject: QuotaSubject, readings: number, bytes: number): Promise<QuotaVerdict> {
     const known = this.admitKnown(subject, readings, bytes);
     if (known) return known;
-    const [usage, product] = await Promise.all([this.usageToday(subject.deviceId), this.productQuota(subject.organizationId, subject.productId)]);
+    const [usage, product] = await Promise.all([
+      this.usageToday(subject.deviceId),
+      this.productQuota(subject.organizationId, subject.productId),
+    ]);
     return this.charge(subject, usage, product.limits, readings, bytes);
   }
 
@@ -109,7 +112,13 @@ export class TelemetryQuota {
     const known = this.usage.get(deviceId);
     const usage = known?.day === today ? known : ((await this.store.usage(deviceId, today)) ?? { day: today, readings: 0, bytes: 0 });
     const product = await this.productQuota(actor.organizationId, device.productId);
-    return { day: new Date(today * DAY_MS).toISOString().slice(0, 10), readings: usage.readings, bytes: usage.bytes, limits: product.limits, source: product.source };
+    return {
+      day: new Date(today * DAY_MS).toISOString().slice(0, 10),
+      readings: usage.readings,
+      bytes: usage.bytes,
+      limits: product.limits,
+      source: product.source,
+    };
   }
 
   /** Writes what was admitted since the last flush; forgets devices not seen today. Run every few seconds and at shutdown. */
@@ -144,7 +153,8 @@ export class TelemetryQuota {
   }
 
   private charge(subject: QuotaSubject, usage: Usage, limits: QuotaLimits, readings: number, bytes: number): QuotaVerdict {
-    if (usage.readings + readings > limits.readings) return { admitted: false, exceeded: 'readings', used: usage.readings, limit: limits.readings };
+    if (usage.readings + readings > limits.readings)
+      return { admitted: false, exceeded: 'readings', used: usage.readings, limit: limits.readings };
     if (usage.bytes + bytes > limits.bytes) return { admitted: false, exceeded: 'bytes', used: usage.bytes, limit: limits.bytes };
     usage.readings += readings;
     usage.bytes += bytes;
@@ -185,8 +195,14 @@ export class TelemetryQuota {
     if (cached && now - cached.fetchedAt <= LIMITS_TTL_MS) return cached;
     const product = await this.devices.productOf(organizationId, productId);
     const quota: ProductQuota = {
-      limits: { readings: product?.telemetryDailyReadings ?? this.defaults.dailyReadings, bytes: product?.telemetryDailyBytes ?? this.defaults.dailyBytes },
-      source: { readings: product?.telemetryDailyReadings == null ? 'default' : 'product', bytes: product?.telemetryDailyBytes == null ? 'default' : 'product' },
+      limits: {
+        readings: product?.telemetryDailyReadings ?? this.defaults.dailyReadings,
+        bytes: product?.telemetryDailyBytes ?? this.defaults.dailyBytes,
+      },
+      source: {
+        readings: product?.telemetryDailyReadings == null ? 'default' : 'product',
+        bytes: product?.telemetryDailyBytes == null ? 'default' : 'product',
+      },
       fetchedAt: now,
     };
     this.products.set(productId, quota);

@@ -18,7 +18,10 @@ for (const engine of ENGINES) {
     let tokenB: string;
 
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 }, telemetry: { retentionDays: 30, pruneIntervalMinutes: 60, pruneBatchRows: BATCH } });
+      t = await startTestPlatform(engine, {
+        auth: { loginRateLimitPerMinute: 10_000 },
+        telemetry: { retentionDays: 30, pruneIntervalMinutes: 60, pruneBatchRows: BATCH },
+      });
       token = (await ownerSession(t)).token;
       await t.platform.accounts.service.createOrganization({ slug: 'org-b', name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', 'org-b'));
@@ -36,11 +39,24 @@ for (const engine of ENGINES) {
       assert.equal(changed.body.telemetryRetentionDays, 7);
       const reset = await client.patch(`/api/v1/products/${id}`, { telemetryRetentionDays: null }, { token });
       assert.equal(reset.body.telemetryRetentionDays, null);
-      for (const bad of [{ telemetryRetentionDays: 0 }, { telemetryRetentionDays: 3651 }, { telemetryRetentionDays: 1.5 }, { name: 'renamed' }]) {
+      for (const bad of [
+        { telemetryRetentionDays: 0 },
+        { telemetryRetentionDays: 3651 },
+        { telemetryRetentionDays: 1.5 },
+        { name: 'renamed' },
+      ]) {
         assert.equal((await client.patch(`/api/v1/products/${id}`, bad, { token })).status, 400, JSON.stringify(bad));
       }
-      assert.equal((await client.patch(`/api/v1/products/${id}`, { telemetryRetentionDays: 1 }, { token: tokenB })).status, 404, 'another organization’s product is not found');
-      assert.equal((await client.get('/api/v1/products', { token })).body.products.find((p: { id: string }) => p.id === id).telemetryRetentionDays, null, 'unchanged by the refused attempts');
+      assert.equal(
+        (await client.patch(`/api/v1/products/${id}`, { telemetryRetentionDays: 1 }, { token: tokenB })).status,
+        404,
+        'another organization’s product is not found',
+      );
+      assert.equal(
+        (await client.get('/api/v1/products', { token })).body.products.find((p: { id: string }) => p.id === id).telemetryRetentionDays,
+        null,
+        'unchanged by the refused attempts',
+      );
       const org = await organizationIdOf(t.platform, t.org);
       const entries = (await t.platform.audit.query({ organizationId: org, targetId: id })).entries.reverse();
       assert.deepEqual(
@@ -62,7 +78,8 @@ for (const engine of ENGINES) {
       const standard = await t.platform.devices.service.createProduct(actor, { name: 'Standard' });
       const long = await t.platform.devices.service.createProduct(actor, { name: 'Long', telemetryRetentionDays: 365 });
       const other = await t.platform.devices.service.createProduct(actorB, { name: 'Other org' });
-      const register = async (a: typeof actor, productId: string, serial: string) => (await t.platform.devices.service.register(a, { serial, productId })).id;
+      const register = async (a: typeof actor, productId: string, serial: string) =>
+        (await t.platform.devices.service.register(a, { serial, productId })).id;
       const devices = {
         w1: { id: await register(actor, week.id, 'W-1'), org, days: 7 },
         w2: { id: await register(actor, week.id, 'W-2'), org, days: 7 },
@@ -100,12 +117,19 @@ for (const engine of ENGINES) {
       assert.equal(report.rows, expired);
       assert.equal(report.complete, true);
       const byProduct = new Map(report.products.map((p) => [p.productId, p]));
-      assert.deepEqual([week.id, standard.id, long.id, other.id].map((id) => [byProduct.get(id)!.rows, byProduct.get(id)!.retentionDays, byProduct.get(id)!.usesDefault]), [
-        [expiredOf.get(devices.w1.id)! + expiredOf.get(devices.w2.id)!, 7, false],
-        [expiredOf.get(devices.s1.id), 30, true],
-        [expiredOf.get(devices.l1.id), 365, false],
-        [expiredOf.get(devices.o1.id), 30, true],
-      ]);
+      assert.deepEqual(
+        [week.id, standard.id, long.id, other.id].map((id) => [
+          byProduct.get(id)!.rows,
+          byProduct.get(id)!.retentionDays,
+          byProduct.get(id)!.usesDefault,
+        ]),
+        [
+          [expiredOf.get(devices.w1.id)! + expiredOf.get(devices.w2.id)!, 7, false],
+          [expiredOf.get(devices.s1.id), 30, true],
+          [expiredOf.get(devices.l1.id), 365, false],
+          [expiredOf.get(devices.o1.id), 30, true],
+        ],
+      );
       // Week's two devices go together, 100 rows a statement until one deletes fewer; the others in one statement each.
       const weekExpired = expiredOf.get(devices.w1.id)! + expiredOf.get(devices.w2.id)!;
       // Products without devices cost no statement.
@@ -114,7 +138,10 @@ for (const engine of ENGINES) {
 
       for (const d of Object.values(devices)) {
         const left = (await t.platform.telemetry.store.range(d.id, 0, Number.MAX_SAFE_INTEGER, 10_000)).map((r) => r.ts);
-        assert.deepEqual(left, [...kept.get(d.id)!].sort((a, b) => a - b));
+        assert.deepEqual(
+          left,
+          [...kept.get(d.id)!].sort((a, b) => a - b),
+        );
       }
       const again = await t.platform.telemetry.retention.run();
       assert.equal(again.rows, 0, 'nothing more to delete');

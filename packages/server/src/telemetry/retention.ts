@@ -79,7 +79,14 @@ export class RetentionJob {
     for (const policy of await this.devices.retentionPolicies()) {
       const retentionDays = policy.retentionDays ?? this.options.defaultDays;
       const cutoff = now - retentionDays * DAY_MS;
-      const product: ProductPrune = { organizationId: policy.organizationId, productId: policy.productId, retentionDays, usesDefault: policy.retentionDays === null, cutoff: new Date(cutoff).toISOString(), rows: 0 };
+      const product: ProductPrune = {
+        organizationId: policy.organizationId,
+        productId: policy.productId,
+        retentionDays,
+        usesDefault: policy.retentionDays === null,
+        cutoff: new Date(cutoff).toISOString(),
+        rows: 0,
+      };
       report.products.push(product);
       for await (const deviceIds of this.devices.deviceIdsOfProduct(policy.organizationId, policy.productId, DEVICES_PER_STATEMENT)) {
         if (dryRun) {

@@ -12,7 +12,8 @@ import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js'
 import { MAX_BUCKETS, MAX_LIMIT } from './service.js';
 
 const DeviceId = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
-const Instant = (what: string) => Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: `${what}: ISO 8601 date-time or milliseconds since the epoch` }));
+const Instant = (what: string) =>
+  Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: `${what}: ISO 8601 date-time or milliseconds since the epoch` }));
 const Range = {
   from: Instant('start, inclusive (default: a day before `to`, or before now)'),
   to: Instant('end, exclusive (default: now + 24 h, the latest a reading may be stamped)'),
@@ -39,15 +40,26 @@ const Aggregate = Strict({
   intervalMs: Type.Integer(),
   buckets: Type.Array(Strict({ start: Timestamp, values: Type.Record(Type.String(), BucketValue) })),
 });
-const Latest = Strict({ lookback: Type.Integer({ description: 'readings looked at, newest first' }), values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })) });
+const Latest = Strict({
+  lookback: Type.Integer({ description: 'readings looked at, newest first' }),
+  values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })),
+});
 const Usage = Strict({
   day: Type.String({ description: 'the UTC day counted (YYYY-MM-DD); counts start again at 00:00 UTC' }),
   readings: Type.Integer({ description: 'readings admitted today' }),
   bytes: Type.Integer({ description: 'telemetry payload bytes admitted today' }),
   limits: Strict({ readings: Type.Integer(), bytes: Type.Integer() }),
-  source: Strict({ readings: Type.Union([Type.Literal('product'), Type.Literal('default')]), bytes: Type.Union([Type.Literal('product'), Type.Literal('default')]) }),
+  source: Strict({
+    readings: Type.Union([Type.Literal('product'), Type.Literal('default')]),
+    bytes: Type.Union([Type.Literal('product'), Type.Literal('default')]),
+  }),
 });
-const Presence = Strict({ online: Type.Boolean(), since: Type.Union([Timestamp, Type.Null()]), node: Type.Union([Type.String(), Type.Null()]), protocol: Type.Union([Type.String(), Type.Null()]) });
+const Presence = Strict({
+  online: Type.Boolean(),
+  since: Type.Union([Timestamp, Type.Null()]),
+  node: Type.Union([Type.String(), Type.Null()]),
+  protocol: Type.Union([Type.String(), Type.Null()]),
+});
 
 export function telemetryRoutes(platform: Platform) {
   const { service, quota } = platform.telemetry;
@@ -65,7 +77,9 @@ export function telemetryRoutes(platform: Platform) {
           params: DeviceId,
           querystring: Strict({
             ...Range,
-            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `readings per page (default 1000, at most ${MAX_LIMIT})` })),
+            limit: Type.Optional(
+              Type.Integer({ minimum: 1, maximum: MAX_LIMIT, description: `readings per page (default 1000, at most ${MAX_LIMIT})` }),
+            ),
             cursor: Type.Optional(Type.String({ maxLength: 200, description: 'nextCursor of the previous page' })),
           }),
           response: { 200: ReadingsPage, ...errorResponses(400, 401, 403, 404) },
@@ -84,8 +98,13 @@ export function telemetryRoutes(platform: Platform) {
           params: DeviceId,
           querystring: Strict({
             ...Range,
-            interval: Type.String({ pattern: '^[1-9][0-9]{0,4}[smhd]$', description: 'bucket width: a number and s, m, h or d (1m, 5m, 1h, 1d); buckets start at multiples of it since the epoch' }),
-            values: Type.Optional(Type.String({ minLength: 1, maxLength: 4200, description: 'comma-separated value names (default: all)' })),
+            interval: Type.String({
+              pattern: '^[1-9][0-9]{0,4}[smhd]$',
+              description: 'bucket width: a number and s, m, h or d (1m, 5m, 1h, 1d); buckets start at multiples of it since the epoch',
+            }),
+            values: Type.Optional(
+              Type.String({ minLength: 1, maxLength: 4200, description: 'comma-separated value names (default: all)' }),
+            ),
           }),
           response: { 200: Aggregate, ...errorResponses(400, 401, 403, 404) },
         },
@@ -97,7 +116,12 @@ export function telemetryRoutes(platform: Platform) {
       '/devices/:id/telemetry/latest',
       {
         config: read,
-        schema: { tags: ['telemetry'], summary: "The latest value of each of a device's value names, within its last 10,000 readings", params: DeviceId, response: { 200: Latest, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['telemetry'],
+          summary: "The latest value of each of a device's value names, within its last 10,000 readings",
+          params: DeviceId,
+          response: { 200: Latest, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => service.latest(actorOf(request), request.params.id),
     );
@@ -120,7 +144,12 @@ export function telemetryRoutes(platform: Platform) {
       '/devices/:id/presence',
       {
         config: read,
-        schema: { tags: ['telemetry'], summary: 'Whether the device is connected, since when, to which node and by which protocol', params: DeviceId, response: { 200: Presence, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['telemetry'],
+          summary: 'Whether the device is connected, since when, to which node and by which protocol',
+          params: DeviceId,
+          response: { 200: Presence, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => service.presence(actorOf(request), request.params.id),
     );

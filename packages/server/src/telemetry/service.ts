@@ -100,7 +100,8 @@ const iso = (ms: number) => new Date(ms).toISOString();
 
 function instant(value: string, field: string): number {
   const ms = MILLIS.test(value) ? Number(value) : ISO.test(value) ? Date.parse(value) : Number.NaN;
-  if (!Number.isFinite(ms) || ms > 8.64e15) throw new ValidationError(`${field} must be an ISO 8601 date-time (2025-11-25T10:00:00Z) or milliseconds since the epoch`, { field });
+  if (!Number.isFinite(ms) || ms > 8.64e15)
+    throw new ValidationError(`${field} must be an ISO 8601 date-time (2025-11-25T10:00:00Z) or milliseconds since the epoch`, { field });
   return ms;
 }
 
@@ -122,7 +123,10 @@ export function decodeCursor(cursor: string): TelemetryPosition {
 export function intervalMs(interval: string): number {
   const match = INTERVAL.exec(interval);
   const ms = match ? Number(match[1]) * UNIT_MS[match[2] as keyof typeof UNIT_MS] : 0;
-  if (!match || ms > MAX_INTERVAL_MS) throw new ValidationError('interval must be a number and a unit (s, m, h or d), from 1s to 366d, such as 1m, 5m, 1h or 1d', { field: 'interval' });
+  if (!match || ms > MAX_INTERVAL_MS)
+    throw new ValidationError('interval must be a number and a unit (s, m, h or d), from 1s to 366d, such as 1m, 5m, 1h or 1d', {
+      field: 'interval',
+    });
   return ms;
 }
 
@@ -137,7 +141,10 @@ function valueNames(values: string | undefined): string[] | null {
   if (values === undefined) return null;
   const names = [...new Set(values.split(',').map((v) => v.trim()))];
   if (names.length > MAX_VALUES || !names.every((n) => NAME.test(n))) {
-    throw new ValidationError(`values must be a comma-separated list of at most ${MAX_VALUES} value names, each 1-64 of A-Z a-z 0-9 _ . : -`, { field: 'values' });
+    throw new ValidationError(
+      `values must be a comma-separated list of at most ${MAX_VALUES} value names, each 1-64 of A-Z a-z 0-9 _ . : -`,
+      { field: 'values' },
+    );
   }
   return names;
 }
@@ -153,13 +160,18 @@ export class TelemetryService {
     await this.devices.get(actor, deviceId);
     const { from, to } = this.range(query);
     const limit = query.limit ?? DEFAULT_LIMIT;
-    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT) throw new ValidationError(`limit must be 1 to ${MAX_LIMIT}`, { field: 'limit' });
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
+      throw new ValidationError(`limit must be 1 to ${MAX_LIMIT}`, { field: 'limit' });
     const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
     const rows = await this.store.page(deviceId, from, to, after, limit + 1);
     const page = rows.slice(0, limit);
     const last = page[page.length - 1];
     return {
-      readings: page.map((r) => ({ ts: iso(r.ts), receivedAt: iso(r.received_at), values: JSON.parse(r.data) as Record<string, TelemetryValue> })),
+      readings: page.map((r) => ({
+        ts: iso(r.ts),
+        receivedAt: iso(r.received_at),
+        values: JSON.parse(r.data) as Record<string, TelemetryValue>,
+      })),
       nextCursor: rows.length > limit && last ? encodeCursor({ ts: last.ts, seq: last.seq }) : null,
     };
   }
@@ -200,7 +212,12 @@ export class TelemetryService {
     await this.devices.get(actor, deviceId);
     const row = await this.store.presence(deviceId);
     if (!row) return { online: false, since: null, node: null, protocol: null };
-    return { online: row.connected_since !== null, since: iso(row.connected_since ?? row.changed_at), node: row.node_id, protocol: row.protocol };
+    return {
+      online: row.connected_since !== null,
+      since: iso(row.connected_since ?? row.changed_at),
+      node: row.node_id,
+      protocol: row.protocol,
+    };
   }
 
   private range(query: RangeQuery): { from: number; to: number } {

@@ -7,9 +7,20 @@ describe('SQLite insert statement sizes', () => {
   it('splits any batch into the fixed statement sizes only, largest first, covering every row', () => {
     for (let n = 0; n <= 300; n++) {
       const chunks = sqliteChunks(n);
-      assert.equal(chunks.reduce((a, b) => a + b, 0), n, `${n} rows`);
-      assert.ok(chunks.every((c) => (SQLITE_CHUNK_SIZES as readonly number[]).includes(c)), `${n}: ${chunks.join(',')}`);
-      assert.deepEqual(chunks, [...chunks].sort((a, b) => b - a), `${n}: largest first`);
+      assert.equal(
+        chunks.reduce((a, b) => a + b, 0),
+        n,
+        `${n} rows`,
+      );
+      assert.ok(
+        chunks.every((c) => (SQLITE_CHUNK_SIZES as readonly number[]).includes(c)),
+        `${n}: ${chunks.join(',')}`,
+      );
+      assert.deepEqual(
+        chunks,
+        [...chunks].sort((a, b) => b - a),
+        `${n}: largest first`,
+      );
     }
     assert.deepEqual(sqliteChunks(39), [16, 16, 4, 1, 1, 1]);
   });
@@ -32,13 +43,23 @@ for (const engine of ENGINES) {
         for (const size of [1, 3, 4, 16, 21, 37, 250]) {
           const rows = Array.from({ length: size }, () => {
             n++;
-            return { organization_id: `org-${n % 3}`, device_id: `dev-${n % 7}`, ts: 1_764_000_000_000 + n, received_at: 1_764_000_001_000 + n, data: JSON.stringify({ n, s: `v${n}` }) };
+            return {
+              organization_id: `org-${n % 3}`,
+              device_id: `dev-${n % 7}`,
+              ts: 1_764_000_000_000 + n,
+              received_at: 1_764_000_001_000 + n,
+              data: JSON.stringify({ n, s: `v${n}` }),
+            };
           });
           await store.insertBatch(rows);
           written.push(...rows);
         }
         await store.insertBatch([]);
-        const stored = await database.db.selectFrom('telemetry').select(['organization_id', 'device_id', 'ts', 'received_at', 'data']).orderBy('seq').execute();
+        const stored = await database.db
+          .selectFrom('telemetry')
+          .select(['organization_id', 'device_id', 'ts', 'received_at', 'data'])
+          .orderBy('seq')
+          .execute();
         assert.deepEqual(
           stored.map((r) => ({ ...r, ts: Number(r.ts), received_at: Number(r.received_at) })),
           written,
@@ -47,7 +68,13 @@ for (const engine of ENGINES) {
 
       it('writes nothing of a batch in which one row is refused', async () => {
         const before = await store.count();
-        const rows = Array.from({ length: 20 }, (_, i) => ({ organization_id: 'org-x', device_id: 'dev-x', ts: 1_764_000_000_000 + i, received_at: 1_764_000_000_000, data: '{}' }));
+        const rows = Array.from({ length: 20 }, (_, i) => ({
+          organization_id: 'org-x',
+          device_id: 'dev-x',
+          ts: 1_764_000_000_000 + i,
+          received_at: 1_764_000_000_000,
+          data: '{}',
+        }));
         (rows[18] as { data: unknown }).data = null; // NOT NULL: row 19 (in the second statement, of 4 rows) fails
         await assert.rejects(store.insertBatch(rows));
         assert.equal(await store.count(), before);
@@ -56,7 +83,14 @@ for (const engine of ENGINES) {
 
     describe('device presence across sessions', () => {
       let devices = 0;
-      const session = (deviceId: string, connectedSince: number, nodeId = 'node-1'): PresenceSession => ({ deviceId, organizationId: 'org-p', nodeId, remoteAddress: '192.0.2.7', protocol: 'mqtts', connectedSince });
+      const session = (deviceId: string, connectedSince: number, nodeId = 'node-1'): PresenceSession => ({
+        deviceId,
+        organizationId: 'org-p',
+        nodeId,
+        remoteAddress: '192.0.2.7',
+        protocol: 'mqtts',
+        connectedSince,
+      });
       const recorded = async (deviceId: string) => {
         const row = await store.presence(deviceId);
         return row ? { since: row.connected_since === null ? null : Number(row.connected_since), node: row.node_id } : undefined;

@@ -71,7 +71,10 @@ export function sqliteChunks(count: number): number[] {
 }
 
 const SQLITE_INSERTS = new Map<number, string>(
-  SQLITE_CHUNK_SIZES.map((n) => [n, `insert into "telemetry" ("organization_id", "device_id", "ts", "received_at", "data") values ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`]),
+  SQLITE_CHUNK_SIZES.map((n) => [
+    n,
+    `insert into "telemetry" ("organization_id", "device_id", "ts", "received_at", "data") values ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
+  ]),
 );
 
 /** Readings and payload bytes admitted for a device on one UTC day (days since the epoch), to add to its stored count. */
@@ -110,7 +113,9 @@ export class TelemetryStore {
     if (this.engine === 'postgres') {
       await sql`insert into telemetry (organization_id, device_id, ts, received_at, data)
         select * from unnest(${rows.map((r) => r.organization_id)}::text[], ${rows.map((r) => r.device_id)}::text[],
-          ${rows.map((r) => r.ts)}::bigint[], ${rows.map((r) => r.received_at)}::bigint[], ${rows.map((r) => r.data)}::text[])`.execute(this.db);
+          ${rows.map((r) => r.ts)}::bigint[], ${rows.map((r) => r.received_at)}::bigint[], ${rows.map((r) => r.data)}::text[])`.execute(
+        this.db,
+      );
       return;
     }
     await this.db.transaction().execute(async (trx) => {
@@ -191,7 +196,12 @@ export class TelemetryStore {
           from telemetry t, json_each(t.data) j
           where t.device_id = ${deviceId} and t.ts >= ${from} and t.ts < ${to}${names ? sql` and j.key in (${sql.join(names)})` : sql``}
           group by 1, 2 order by 1, 2`;
-    return (await query.execute(this.db)).rows.map((r) => ({ ...r, bucket: Number(r.bucket), count: Number(r.count), numeric: Number(r.numeric) }));
+    return (await query.execute(this.db)).rows.map((r) => ({
+      ...r,
+      bucket: Number(r.bucket),
+      count: Number(r.count),
+      numeric: Number(r.numeric),
+    }));
   }
 
   /** The latest reading of each value name among the device's last `lookback` readings (by ts, seq). */
@@ -232,8 +242,16 @@ export class TelemetryStore {
       .onConflict((oc) =>
         oc
           .column('device_id')
-          .doUpdateSet({ connected_since: row.connected_since, node_id: row.node_id, remote_address: row.remote_address, protocol: row.protocol, changed_at: now })
-          .where((eb) => eb.or([eb('device_presence.connected_since', 'is', null), eb('device_presence.connected_since', '<=', session.connectedSince)])),
+          .doUpdateSet({
+            connected_since: row.connected_since,
+            node_id: row.node_id,
+            remote_address: row.remote_address,
+            protocol: row.protocol,
+            changed_at: now,
+          })
+          .where((eb) =>
+            eb.or([eb('device_presence.connected_since', 'is', null), eb('device_presence.connected_since', '<=', session.connectedSince)]),
+          ),
       )
       .execute();
     await this.seen(session.deviceId, now);
@@ -271,7 +289,9 @@ export class TelemetryStore {
     }
     const result = await this.db
       .deleteFrom('telemetry')
-      .where('seq', 'in', (eb) => eb.selectFrom('telemetry').select('seq').where('device_id', 'in', deviceIds).where('ts', '<', cutoff).limit(limit))
+      .where('seq', 'in', (eb) =>
+        eb.selectFrom('telemetry').select('seq').where('device_id', 'in', deviceIds).where('ts', '<', cutoff).limit(limit),
+      )
       .executeTakeFirst();
     return Number(result.numDeletedRows);
   }
@@ -289,14 +309,21 @@ export class TelemetryStore {
 
   /** What the device was admitted on `day` (days since the epoch, UTC), if anything. */
   usage(deviceId: string, day: number): Promise<{ readings: number; bytes: number } | undefined> {
-    return this.db.selectFrom('telemetry_usage').select(['readings', 'bytes']).where('device_id', '=', deviceId).where('day', '=', day).executeTakeFirst();
+    return this.db
+      .selectFrom('telemetry_usage')
+      .select(['readings', 'bytes'])
+      .where('device_id', '=', deviceId)
+      .where('day', '=', day)
+      .executeTakeFirst();
   }
 
   /** Adds admitted readings and bytes to each device's day, in one transaction. */
   async addUsage(deltas: UsageDelta[]): Promise<void> {
     await this.db.transaction().execute(async (trx) => {
       for (let i = 0; i < deltas.length; i += USAGE_ROWS_PER_STATEMENT) {
-        const rows = deltas.slice(i, i + USAGE_ROWS_PER_STATEMENT).map((d) => ({ device_id: d.deviceId, organization_id: d.organizationId, day: d.day, readings: d.readings, bytes: d.bytes }));
+        const rows = deltas
+          .slice(i, i + USAGE_ROWS_PER_STATEMENT)
+          .map((d) => ({ device_id: d.deviceId, organization_id: d.organizationId, day: d.day, readings: d.readings, bytes: d.bytes }));
         await trx
           .insertInto('telemetry_usage')
           .values(rows)

@@ -40,7 +40,19 @@ export interface AbuseReport {
 }
 
 export class AbusiveDevice {
-  readonly report: AbuseReport = { rounds: 0, connections: 0, refusedAtConnect: 0, subscribePackets: 0, filtersGranted: 0, filtersRefused: 0, mostFiltersInOneSession: 0, pingResponses: 0, publishAcks: 0, disconnects: {}, closedSilently: 0 };
+  readonly report: AbuseReport = {
+    rounds: 0,
+    connections: 0,
+    refusedAtConnect: 0,
+    subscribePackets: 0,
+    filtersGranted: 0,
+    filtersRefused: 0,
+    mostFiltersInOneSession: 0,
+    pingResponses: 0,
+    publishAcks: 0,
+    disconnects: {},
+    closedSilently: 0,
+  };
   private filterSerial = 0;
   private readonly live = new Set<RawMqtt>();
 
@@ -52,7 +64,13 @@ export class AbusiveDevice {
   ) {}
 
   async run(until: number): Promise<AbuseReport> {
-    const steps = [() => this.subscriptions(until), () => this.pipelined(), () => this.qos2(), () => this.oversized(), () => this.takeovers()];
+    const steps = [
+      () => this.subscriptions(until),
+      () => this.pipelined(),
+      () => this.qos2(),
+      () => this.oversized(),
+      () => this.takeovers(),
+    ];
     while (Date.now() < until) {
       for (const step of steps) {
         if (Date.now() >= until) break;
@@ -71,7 +89,12 @@ export class AbusiveDevice {
     this.report.connections++;
     this.live.add(raw);
     void raw.closed.then(() => this.ended(raw));
-    const will = { topic: `d/${this.device.id}/presence`, payload: randomBytes(this.limits.maxConnectBytes - 512), qos: 2 as const, retain: true };
+    const will = {
+      topic: `d/${this.device.id}/presence`,
+      payload: randomBytes(this.limits.maxConnectBytes - 512),
+      qos: 2 as const,
+      retain: true,
+    };
     raw.send(raw.connectPacket(this.device.id, { will, keepalive: 0 }), ...behind);
     return raw;
   }
@@ -103,7 +126,10 @@ export class AbusiveDevice {
   }
 
   private subscribe(messageId: number): Packet {
-    const subscriptions = Array.from({ length: this.limits.maxFiltersPerSubscribe }, () => ({ topic: `d/${this.device.id}/commands/${randomBytes(100).toString('hex')}-${++this.filterSerial}`, qos: 1 as const }));
+    const subscriptions = Array.from({ length: this.limits.maxFiltersPerSubscribe }, () => ({
+      topic: `d/${this.device.id}/commands/${randomBytes(100).toString('hex')}-${++this.filterSerial}`,
+      qos: 1 as const,
+    }));
     this.report.subscribePackets++;
     return { cmd: 'subscribe', messageId, subscriptions };
   }
@@ -116,7 +142,12 @@ export class AbusiveDevice {
     let id = 100;
     while (!raw.isClosed && Date.now() < stop) {
       const full = !raw.socket.write(raw.encode(this.subscribe((id = (id % 60_000) + 1))));
-      if (full) await Promise.race([new Promise((resolve) => raw.socket.once('drain', resolve)), raw.closed, settle(Math.max(0, stop - Date.now()))]);
+      if (full)
+        await Promise.race([
+          new Promise((resolve) => raw.socket.once('drain', resolve)),
+          raw.closed,
+          settle(Math.max(0, stop - Date.now())),
+        ]);
     }
     raw.close();
     await raw.closed;
@@ -126,7 +157,14 @@ export class AbusiveDevice {
   private async pipelined(): Promise<void> {
     const raw = await this.connect(4);
     if (!raw) return;
-    const publish = raw.encode({ cmd: 'publish', topic: `d/${this.device.id}/telemetry`, payload: Buffer.from('{"values":{"x":1}}'), qos: 0, retain: false, dup: false });
+    const publish = raw.encode({
+      cmd: 'publish',
+      topic: `d/${this.device.id}/telemetry`,
+      payload: Buffer.from('{"values":{"x":1}}'),
+      qos: 0,
+      retain: false,
+      dup: false,
+    });
     const unit = Buffer.concat([Buffer.from([0xc0, 0x00]), publish]);
     raw.socket.write(Buffer.concat(Array.from({ length: Math.ceil((1024 * 1024) / unit.length) }, () => unit)));
     await Promise.race([raw.closed, settle(15_000)]);
@@ -135,7 +173,15 @@ export class AbusiveDevice {
 
   /** A QoS 2 publish, its DUP retransmissions and a PUBREL. */
   private async qos2(): Promise<void> {
-    const publish = (dup: boolean): Packet => ({ cmd: 'publish', topic: `d/${this.device.id}/telemetry`, payload: Buffer.from('{"values":{"q":2}}'), qos: 2, messageId: 7, dup, retain: false });
+    const publish = (dup: boolean): Packet => ({
+      cmd: 'publish',
+      topic: `d/${this.device.id}/telemetry`,
+      payload: Buffer.from('{"values":{"q":2}}'),
+      qos: 2,
+      messageId: 7,
+      dup,
+      retain: false,
+    });
     const raw = await this.connect(5, publish(false), publish(true), publish(true), { cmd: 'pubrel', messageId: 7 });
     if (!raw) return;
     await Promise.race([raw.closed, settle(5000)]);
@@ -145,11 +191,27 @@ export class AbusiveDevice {
   /** Telemetry batches over the reading limit, then a packet over the size limit. */
   private async oversized(): Promise<void> {
     const batch = JSON.stringify({ batch: Array.from({ length: 1001 }, (_, i) => ({ values: { t: i } })) });
-    const publishes = Array.from({ length: 20 }, (_, i): Packet => ({ cmd: 'publish', topic: `d/${this.device.id}/telemetry`, payload: Buffer.from(batch), qos: 1, messageId: i + 1, retain: false, dup: false }));
+    const publishes = Array.from({ length: 20 }, (_, i): Packet => ({
+      cmd: 'publish',
+      topic: `d/${this.device.id}/telemetry`,
+      payload: Buffer.from(batch),
+      qos: 1,
+      messageId: i + 1,
+      retain: false,
+      dup: false,
+    }));
     const raw = await this.connect(4, ...publishes);
     if (!raw) return;
     await raw.next('puback', 5000).catch(() => null);
-    raw.send({ cmd: 'publish', topic: `d/${this.device.id}/telemetry`, payload: Buffer.alloc(this.limits.maxPacketBytes + 1, 0x20), qos: 1, messageId: 99, retain: false, dup: false });
+    raw.send({
+      cmd: 'publish',
+      topic: `d/${this.device.id}/telemetry`,
+      payload: Buffer.alloc(this.limits.maxPacketBytes + 1, 0x20),
+      qos: 1,
+      messageId: 99,
+      retain: false,
+      dup: false,
+    });
     await Promise.race([raw.closed, settle(5000)]);
     raw.close();
   }

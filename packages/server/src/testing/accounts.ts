@@ -27,9 +27,20 @@ export async function organizationId(t: TestPlatform, slug = t.org): Promise<str
 }
 
 /** An operator with a chosen password (no forced change), created by the platform admin. */
-export async function createOperator(t: TestPlatform, email: string, role: OperatorRole, organization = t.org, password = STRONG_PASSWORD): Promise<TestUser> {
+export async function createOperator(
+  t: TestPlatform,
+  email: string,
+  role: OperatorRole,
+  organization = t.org,
+  password = STRONG_PASSWORD,
+): Promise<TestUser> {
   const orgId = await organizationId(t, organization);
-  const { user } = await t.platform.accounts.service.createOperator(cliActor(orgId, 'test'), { email, name: email.split('@')[0]!, role, password });
+  const { user } = await t.platform.accounts.service.createOperator(cliActor(orgId, 'test'), {
+    email,
+    name: email.split('@')[0]!,
+    role,
+    password,
+  });
   return { id: user.id, organization, email: user.email, password, secret: null };
 }
 
@@ -37,7 +48,17 @@ export async function createOperator(t: TestPlatform, email: string, role: Opera
 export async function insertConsumer(t: TestPlatform, email: string, password: string, organization = t.org): Promise<TestUser> {
   const orgId = await organizationId(t, organization);
   const now = t.clock.now();
-  const row = newUserRow({ organizationId: orgId, kind: 'consumer', email, name: 'Consumer', role: null, passwordHash: await hashPassword(password), emailVerifiedAt: now, mustChangePassword: false, now });
+  const row = newUserRow({
+    organizationId: orgId,
+    kind: 'consumer',
+    email,
+    name: 'Consumer',
+    role: null,
+    passwordHash: await hashPassword(password),
+    emailVerifiedAt: now,
+    mustChangePassword: false,
+    now,
+  });
   await t.platform.accounts.store.insertUser(row);
   const id = row.id;
 
@@ -45,7 +66,11 @@ export async function insertConsumer(t: TestPlatform, email: string, password: s
 }
 
 /** Enrols TOTP on a session (any scope that allows it); returns the secret, recovery codes and the session to use next. */
-export async function enrolMfa(t: TestPlatform, token: string, client = t.client()): Promise<{ secret: string; recoveryCodes: string[]; token: string }> {
+export async function enrolMfa(
+  t: TestPlatform,
+  token: string,
+  client = t.client(),
+): Promise<{ secret: string; recoveryCodes: string[]; token: string }> {
   const begun = await client.post('/api/v1/me/mfa/totp', undefined, { token });
   if (begun.status !== 200) throw new Error(`could not start enrolment: ${begun.text}`);
   const confirmed = await client.post('/api/v1/me/mfa/totp/confirm', { code: await totp(begun.body.secret, t.clock) }, { token });
@@ -100,7 +125,11 @@ export async function firstOwner(t: TestPlatform, session: { password: string; s
 
 /** Re-proves a factor: the TOTP code when the user has one (then moves past its time step), else the password. */
 export async function stepUp(t: TestPlatform, user: TestUser, token: string, client: HttpClient = t.client()): Promise<void> {
-  const res = await client.post('/api/v1/auth/step-up', user.secret ? { code: await totp(user.secret, t.clock) } : { password: user.password }, { token });
+  const res = await client.post(
+    '/api/v1/auth/step-up',
+    user.secret ? { code: await totp(user.secret, t.clock) } : { password: user.password },
+    { token },
+  );
   if (res.status !== 200) throw new Error(`step-up failed: ${res.status} ${res.text}`);
   if (user.secret) t.clock.advance(30_000);
 }

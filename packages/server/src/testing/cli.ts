@@ -24,7 +24,11 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Starts the CLI (for long-running commands such as `serve`); stdout and stderr are pipes. */
 export function startCli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI_MAIN, ...args], { cwd: ROOT, env: cliEnv(extraEnv), stdio: ['pipe', 'pipe', 'pipe'] });
+  return spawn(process.execPath, ['--conditions=source', '--import', 'tsx', CLI_MAIN, ...args], {
+    cwd: ROOT,
+    env: cliEnv(extraEnv),
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
 }
 
 /** Runs the CLI to its end; `input` goes to its standard input. */

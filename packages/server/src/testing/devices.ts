@@ -29,7 +29,12 @@ export async function organizationIdOf(platform: Platform, slug: string): Promis
 
 /** A product of the organization to register devices under (created once per name). */
 export async function testProduct(platform: Platform, organizationId: string, name = 'Test sensor'): Promise<string> {
-  const existing = await platform.db.selectFrom('products').select('id').where('organization_id', '=', organizationId).where('name', '=', name).executeTakeFirst();
+  const existing = await platform.db
+    .selectFrom('products')
+    .select('id')
+    .where('organization_id', '=', organizationId)
+    .where('name', '=', name)
+    .executeTakeFirst();
   if (existing) return existing.id;
   return (await platform.devices.service.createProduct(cliActor(organizationId, 'test'), { name })).id;
 }
@@ -43,7 +48,12 @@ export async function makeCsr(cn: string): Promise<{ key: string; csr: string }>
 }
 
 /** Registers a device and issues its certificate through factory provisioning. */
-export async function provisionTestDevice(platform: Platform, organizationId: string, productId: string, serial: string): Promise<TestDevice> {
+export async function provisionTestDevice(
+  platform: Platform,
+  organizationId: string,
+  productId: string,
+  serial: string,
+): Promise<TestDevice> {
   const actor = cliActor(organizationId, 'test');
   const device = await platform.devices.service.register(actor, { serial, productId });
   const { key, csr } = await makeCsr(device.id);

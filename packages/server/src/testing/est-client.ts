@@ -18,7 +18,13 @@ export interface EstAnswer {
 }
 
 /** `agent`: a keep-alive agent holding the client certificate, for many requests over few connections. */
-export function estPost(port: number, ca: string, path: string, csrBase64: string, options: { cert?: string; key?: string; bearer?: string; agent?: https.Agent } = {}): Promise<EstAnswer> {
+export function estPost(
+  port: number,
+  ca: string,
+  path: string,
+  csrBase64: string,
+  options: { cert?: string; key?: string; bearer?: string; agent?: https.Agent } = {},
+): Promise<EstAnswer> {
   return new Promise((resolve, reject) => {
     const request = https.request(
       {
@@ -51,7 +57,18 @@ export function estPost(port: number, ca: string, path: string, csrBase64: strin
 /** A CSR for `subject` as base64 DER (an EST body); `keyArgs` makes a new key, or `['-key', 'name.key']` reuses one. */
 export async function estCsr(ssl: Openssl, name: string, subject: string, keyArgs: string[] = P256): Promise<string> {
   const reuse = keyArgs[0] === '-key';
-  await ssl.must(['req', '-new', ...keyArgs, ...(reuse ? [] : ['-nodes', '-keyout', `${name}.key`]), '-subj', subject, '-outform', 'DER', '-out', `${name}.der`]);
+  await ssl.must([
+    'req',
+    '-new',
+    ...keyArgs,
+    ...(reuse ? [] : ['-nodes', '-keyout', `${name}.key`]),
+    '-subj',
+    subject,
+    '-outform',
+    'DER',
+    '-out',
+    `${name}.der`,
+  ]);
   return (await ssl.must(['base64', '-A', '-in', `${name}.der`])).trim();
 }
 
@@ -66,8 +83,22 @@ export async function certificateOf(ssl: Openssl, name: string, answer: string):
 /** A CA made by openssl (self-signed, CA:TRUE) under `name`.pem / `name`.key, with the given subject. */
 export async function opensslCa(ssl: Openssl, name: string, subject: string): Promise<string> {
   await ssl.must([
-    'req', '-x509', ...P256, '-nodes', '-keyout', `${name}.key`, '-subj', subject, '-days', '3650', '-out', `${name}.pem`,
-    '-addext', 'basicConstraints=critical,CA:TRUE', '-addext', 'keyUsage=critical,keyCertSign,cRLSign',
+    'req',
+    '-x509',
+    ...P256,
+    '-nodes',
+    '-keyout',
+    `${name}.key`,
+    '-subj',
+    subject,
+    '-days',
+    '3650',
+    '-out',
+    `${name}.pem`,
+    '-addext',
+    'basicConstraints=critical,CA:TRUE',
+    '-addext',
+    'keyUsage=critical,keyCertSign,cRLSign',
   ]);
   return ssl.read(`${name}.pem`);
 }
@@ -75,13 +106,30 @@ export async function opensslCa(ssl: Openssl, name: string, subject: string): Pr
 /** A client certificate for `subject` issued by the openssl CA `ca` (see opensslCa), under `name`.pem / `name`.key. */
 export async function opensslLeaf(ssl: Openssl, ca: string, name: string, subject: string, days = 365): Promise<string> {
   await ssl.csr(name, subject, P256);
-  await ssl.must(['x509', '-req', '-in', `${name}.csr`, '-CA', `${ca}.pem`, '-CAkey', `${ca}.key`, '-CAcreateserial', '-days', String(days), '-out', `${name}.pem`]);
+  await ssl.must([
+    'x509',
+    '-req',
+    '-in',
+    `${name}.csr`,
+    '-CA',
+    `${ca}.pem`,
+    '-CAkey',
+    `${ca}.key`,
+    '-CAcreateserial',
+    '-days',
+    String(days),
+    '-out',
+    `${name}.pem`,
+  ]);
   return ssl.read(`${name}.pem`);
 }
 
 /** openssl's -subj form of a certificate's subject ("/CN=…/O=…"). */
 export function opensslSubject(pem: string): string {
-  return new X509Certificate(pem).subject.split('\n').map((part) => `/${part}`).join('');
+  return new X509Certificate(pem).subject
+    .split('\n')
+    .map((part) => `/${part}`)
+    .join('');
 }
 
 /** curl, as a device with nothing else would run it; resolves with the HTTP status and body. */

@@ -99,7 +99,12 @@ export class HttpClient {
  * between, e.g. to start a shutdown) and parses every HTTP response the server sends before it
  * closes the connection or `timeoutMs` passes.
  */
-export async function rawHttps(port: number, ca: string, steps: Array<string | (() => Promise<unknown>)>, { pauseMs = 100, timeoutMs = 5000 } = {}): Promise<HttpResponse[]> {
+export async function rawHttps(
+  port: number,
+  ca: string,
+  steps: Array<string | (() => Promise<unknown>)>,
+  { pauseMs = 100, timeoutMs = 5000 } = {},
+): Promise<HttpResponse[]> {
   const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca });
   const received: Buffer[] = [];
   socket.on('data', (chunk: Buffer) => received.push(chunk));

@@ -26,12 +26,17 @@ export function runLoad(job: Omit<LoadJob, 'ackFile'>, dir: string, name: string
   writeFileSync(file, JSON.stringify({ ...job, ackFile }), { mode: 0o600 });
   const limit = (job.seconds + (job.grace ?? 10) + 60) * 1000;
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/support/mqtt-load.ts', file], { cwd: ROOT, maxBuffer: 1 << 20, timeout: limit }, (error, stdout, stderr) => {
-      if (error) return reject(new Error(`load generator failed: ${stderr || error.message}`));
-      const report = JSON.parse(stdout.trim().split('\n').pop()!) as LoadReport;
-      const acked = new Map(Object.entries(JSON.parse(readFileSync(ackFile, 'utf8')) as Record<string, number[]>));
-      resolve({ report, acked });
-    });
+    execFile(
+      process.execPath,
+      ['--conditions=source', '--import', 'tsx', 'bench/support/mqtt-load.ts', file],
+      { cwd: ROOT, maxBuffer: 1 << 20, timeout: limit },
+      (error, stdout, stderr) => {
+        if (error) return reject(new Error(`load generator failed: ${stderr || error.message}`));
+        const report = JSON.parse(stdout.trim().split('\n').pop()!) as LoadReport;
+        const acked = new Map(Object.entries(JSON.parse(readFileSync(ackFile, 'utf8')) as Record<string, number[]>));
+        resolve({ report, acked });
+      },
+    );
   });
 }
 

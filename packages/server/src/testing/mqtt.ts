@@ -42,7 +42,13 @@ export async function presenceOnline(db: Kysely<Database>, deviceId: string, ms 
 }
 
 /** Connects with the device's key and certificate (or none); resolves on CONNACK accepted, rejects otherwise. */
-export function connectDevice(port: number, ca: string, credentials: { key: string; cert: string } | null, clientId: string, extra: IClientOptions = {}): Promise<MqttClient> {
+export function connectDevice(
+  port: number,
+  ca: string,
+  credentials: { key: string; cert: string } | null,
+  clientId: string,
+  extra: IClientOptions = {},
+): Promise<MqttClient> {
   return new Promise((resolve, reject) => {
     const client = mqtt.connect(`mqtts://localhost:${port}`, {
       clientId,
@@ -71,9 +77,28 @@ export interface MosquittoDevice {
 }
 
 /** Runs mosquitto_pub or mosquitto_sub as the device (QoS 1, client ID = device ID) with `args` added; its exit code and output. */
-export function mosquittoClient(command: 'mosquitto_pub' | 'mosquitto_sub', device: MosquittoDevice, args: string[]): Promise<{ code: number; output: string }> {
+export function mosquittoClient(
+  command: 'mosquitto_pub' | 'mosquitto_sub',
+  device: MosquittoDevice,
+  args: string[],
+): Promise<{ code: number; output: string }> {
   const { port, dir, name, deviceId } = device;
-  const base = ['-h', 'localhost', '-p', String(port), '--cafile', `${dir}/ca.pem`, '--cert', `${dir}/${name}.pem`, '--key', `${dir}/${name}.key`, '-i', deviceId, '-q', '1'];
+  const base = [
+    '-h',
+    'localhost',
+    '-p',
+    String(port),
+    '--cafile',
+    `${dir}/ca.pem`,
+    '--cert',
+    `${dir}/${name}.pem`,
+    '--key',
+    `${dir}/${name}.key`,
+    '-i',
+    deviceId,
+    '-q',
+    '1',
+  ];
   return new Promise((resolve) => {
     execFile(command, [...base, ...args], { timeout: 15_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
@@ -82,7 +107,8 @@ export function mosquittoClient(command: 'mosquitto_pub' | 'mosquitto_sub', devi
 }
 
 /** Resolves when the connection is closed (by the broker or us). */
-export const closed = (client: MqttClient) => new Promise<void>((resolve) => (client.disconnected ? resolve() : client.once('close', () => resolve())));
+export const closed = (client: MqttClient) =>
+  new Promise<void>((resolve) => (client.disconnected ? resolve() : client.once('close', () => resolve())));
 
 /** The SUBACK's granted QoS per filter (mqtt.js rejects when any is 0x80; the packet says which). */
 export function granted(client: MqttClient, filters: string[]): Promise<number[]> {

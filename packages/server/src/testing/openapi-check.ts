@@ -29,7 +29,9 @@ export async function undeclaredAnswers(server: Pick<RunningServer, 'app' | 'met
     const status = String(answer.status);
     if (!operation) problems.push(`${answer.method} ${path}: answered ${status}, but the route is not in the document`);
     else if (!(status in operation.responses || `${status[0]}XX` in operation.responses || 'default' in operation.responses)) {
-      problems.push(`${answer.method} ${path}: answered ${status} (${answer.count}×), which it does not declare (it declares ${Object.keys(operation.responses).join(', ')})`);
+      problems.push(
+        `${answer.method} ${path}: answered ${status} (${answer.count}×), which it does not declare (it declares ${Object.keys(operation.responses).join(', ')})`,
+      );
     }
   }
   return problems;

@@ -17,7 +17,9 @@ export class Openssl {
 
   run(args: string[], input?: string): Promise<OpensslResult> {
     return new Promise((resolve) => {
-      const child = execFile('openssl', args, { cwd: this.dir, timeout: 20_000 }, (error, stdout, stderr) => resolve({ ok: !error, output: stdout + stderr }));
+      const child = execFile('openssl', args, { cwd: this.dir, timeout: 20_000 }, (error, stdout, stderr) =>
+        resolve({ ok: !error, output: stdout + stderr }),
+      );
       // openssl may exit before reading its input; a closed pipe then is not a failure.
       child.stdin?.on('error', () => undefined);
       if (input === undefined) child.stdin?.end();

@@ -52,7 +52,10 @@ export class RawMqtt {
   /** Whether the connection closes within `ms` (a test of a refusal fails instead of hanging). */
   closedWithin(ms = 5000): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    return Promise.race([this.closed.then(() => true), new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms)))]).finally(() => clearTimeout(timer));
+    return Promise.race([
+      this.closed.then(() => true),
+      new Promise<boolean>((resolve) => (timer = setTimeout(() => resolve(false), ms))),
+    ]).finally(() => clearTimeout(timer));
   }
 
   /** A CONNECT for this client ID (clean session, keep-alive 60 unless `extra` says otherwise). */
@@ -75,7 +78,8 @@ export class RawMqtt {
     const find = () => this.received.find((p) => p.cmd === cmd) as Extract<Packet, { cmd: T }> | undefined;
     await eventually(() => find() !== undefined || this.ended, ms, `a ${cmd} from the broker`);
     const packet = find();
-    if (!packet) throw new Error(`the connection closed without a ${cmd}; received: ${this.received.map((p) => p.cmd).join(', ') || 'nothing'}`);
+    if (!packet)
+      throw new Error(`the connection closed without a ${cmd}; received: ${this.received.map((p) => p.cmd).join(', ') || 'nothing'}`);
     return packet;
   }
 

@@ -28,7 +28,10 @@ export interface ServerProcess {
 }
 
 /** A data directory with `devices` provisioned; `remove` deletes it. */
-export async function prepareDataDir(devices: number, serialPrefix: string): Promise<{ dataDir: string; ca: string; devices: TestDevice[]; remove(): void }> {
+export async function prepareDataDir(
+  devices: number,
+  serialPrefix: string,
+): Promise<{ dataDir: string; ca: string; devices: TestDevice[]; remove(): void }> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-proc-'));
   const config = loadConfig({ dataDir, env: {}, overrides: { log: { level: 'silent' } } });
   const init = await initialize(config, DEFAULT_INIT, { env: {} });
@@ -41,7 +44,12 @@ export async function prepareDataDir(devices: number, serialPrefix: string): Pro
   } finally {
     await platform.close();
   }
-  return { dataDir, ca: readFileSync(init.caCertPath, 'utf8'), devices: list, remove: () => rmSync(dataDir, { recursive: true, force: true }) };
+  return {
+    dataDir,
+    ca: readFileSync(init.caCertPath, 'utf8'),
+    devices: list,
+    remove: () => rmSync(dataDir, { recursive: true, force: true }),
+  };
 }
 
 const MQTT_LINE = /device broker \(MQTT over mutual TLS\) listening on mqtts:\/\/[^:]+:(\d+)/;

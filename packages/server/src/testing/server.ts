@@ -30,13 +30,23 @@ export interface TestPlatform {
 
 export const STRONG_PASSWORD = 'correct horse battery staple 7';
 
-export async function startTestPlatform(engine: EngineUnderTest, configOverrides: Record<string, unknown> = {}, logStream?: NodeJS.WritableStream): Promise<TestPlatform> {
+export async function startTestPlatform(
+  engine: EngineUnderTest,
+  configOverrides: Record<string, unknown> = {},
+  logStream?: NodeJS.WritableStream,
+): Promise<TestPlatform> {
   const database = await engine.create();
   const clock = new ManualClock(Date.now());
   const config = loadConfig({
     dataDir: database.dataDir,
     env: {},
-    overrides: { database: { url: database.url, poolSize: 5 }, http: { port: 0 }, mqtt: { port: 0 }, log: { level: logStream ? 'trace' : 'silent' }, ...configOverrides } as never,
+    overrides: {
+      database: { url: database.url, poolSize: 5 },
+      http: { port: 0 },
+      mqtt: { port: 0 },
+      log: { level: logStream ? 'trace' : 'silent' },
+      ...configOverrides,
+    } as never,
   });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
   const platform = await openPlatform(config, { database, clock, env: {} });
@@ -62,7 +72,8 @@ export async function startTestPlatform(engine: EngineUnderTest, configOverrides
       for (const c of clients) c.close();
       await server.close();
       await database.close();
-      if (undeclared.length > 0) throw new Error(`The OpenAPI document misses answers the tests saw; declare them on their routes:\n  ${undeclared.join('\n  ')}`);
+      if (undeclared.length > 0)
+        throw new Error(`The OpenAPI document misses answers the tests saw; declare them on their routes:\n  ${undeclared.join('\n  ')}`);
     },
   };
 }
@@ -79,24 +90,47 @@ export function totp(secret: string, clock: ManualClock): Promise<string> {
 export async function ownerSession(t: TestPlatform, client = t.client()): Promise<{ token: string; password: string; secret: string }> {
   const first = await client.post('/api/v1/auth/login', { organization: t.org, email: t.owner.email, password: t.owner.oneTimePassword });
   if (first.body.status !== 'password_change_required') throw new Error(`unexpected first login: ${first.text}`);
-  const changed = await client.post('/api/v1/me/password', { currentPassword: t.owner.oneTimePassword, newPassword: STRONG_PASSWORD }, { token: first.body.token });
+  const changed = await client.post(
+    '/api/v1/me/password',
+    { currentPassword: t.owner.oneTimePassword, newPassword: STRONG_PASSWORD },
+    { token: first.body.token },
+  );
   if (changed.body.status !== 'mfa_enrollment_required') throw new Error(`unexpected after password change: ${changed.text}`);
   const enrol = await client.post('/api/v1/me/mfa/totp', undefined, { token: changed.body.token });
-  const confirm = await client.post('/api/v1/me/mfa/totp/confirm', { code: await totp(enrol.body.secret, t.clock) }, { token: changed.body.token });
+  const confirm = await client.post(
+    '/api/v1/me/mfa/totp/confirm',
+    { code: await totp(enrol.body.secret, t.clock) },
+    { token: changed.body.token },
+  );
   if (confirm.body.session?.status !== 'ok') throw new Error(`unexpected after MFA enrolment: ${confirm.text}`);
   t.clock.advance(30_000);
   return { token: confirm.body.session.token, password: STRONG_PASSWORD, secret: enrol.body.secret };
 }
 
 /** Creates an operator through the API and signs them in fully (password change, MFA if the role needs it). */
-export async function operatorSession(t: TestPlatform, ownerToken: string, email: string, role: string, client = t.client()): Promise<{ token: string; userId: string; password: string; secret: string | null }> {
+export async function operatorSession(
+  t: TestPlatform,
+  ownerToken: string,
+  email: string,
+  role: string,
+  client = t.client(),
+): Promise<{ token: string; userId: string; password: string; secret: string | null }> {
   const created = await client.post('/api/v1/users', { email, name: email.split('@')[0], role }, { token: ownerToken });
   if (created.status !== 201) throw new Error(`could not create ${email}: ${created.text}`);
   const first = await client.post('/api/v1/auth/login', { organization: t.org, email, password: created.body.oneTimePassword });
-  const changed = await client.post('/api/v1/me/password', { currentPassword: created.body.oneTimePassword, newPassword: STRONG_PASSWORD }, { token: first.body.token });
-  if (changed.body.status === 'ok') return { token: changed.body.token, userId: created.body.user.id, password: STRONG_PASSWORD, secret: null };
+  const changed = await client.post(
+    '/api/v1/me/password',
+    { currentPassword: created.body.oneTimePassword, newPassword: STRONG_PASSWORD },
+    { token: first.body.token },
+  );
+  if (changed.body.status === 'ok')
+    return { token: changed.body.token, userId: created.body.user.id, password: STRONG_PASSWORD, secret: null };
   const enrol = await client.post('/api/v1/me/mfa/totp', undefined, { token: changed.body.token });
-  const confirm = await client.post('/api/v1/me/mfa/totp/confirm', { code: await totp(enrol.body.secret, t.clock) }, { token: changed.body.token });
+  const confirm = await client.post(
+    '/api/v1/me/mfa/totp/confirm',
+    { code: await totp(enrol.body.secret, t.clock) },
+    { token: changed.body.token },
+  );
   t.clock.advance(30_000);
   return { token: confirm.body.session.token, userId: created.body.user.id, password: STRONG_PASSWORD, secret: enrol.body.secret };
 }

@@ -41,7 +41,10 @@ export function createTestToken(label = 'bulwark-test'): TestToken {
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
   process.env.SOFTHSM2_CONF = conf;
   const pin = '1234-test';
-  const init = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', '5678-test-so', '--pin', pin], { encoding: 'utf8', env: process.env });
+  const init = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', '5678-test-so', '--pin', pin], {
+    encoding: 'utf8',
+    env: process.env,
+  });
   if (init.status !== 0) throw new Error(`softhsm2-util --init-token failed: ${init.stderr || init.stdout}`);
   return { label, pin, dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

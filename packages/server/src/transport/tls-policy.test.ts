@@ -25,14 +25,22 @@ function handshake(port: number, ca: string, options: ConnectionOptions): Promis
 
 describe('TLS policy of the HTTPS and MQTT listeners [sqlite]', () => {
   const s = useBrokerSuite(sqlite, {}, 'TLS');
-  const listeners = () => [
-    ['HTTPS', s.t.server.port],
-    ['MQTT', s.port],
-  ] as const;
+  const listeners = () =>
+    [
+      ['HTTPS', s.t.server.port],
+      ['MQTT', s.port],
+    ] as const;
 
   it('attack: TLS 1.2 with CBC or SHA-1 suites is refused on both', async () => {
     for (const [name, port] of listeners()) {
-      for (const cipher of ['ECDHE-ECDSA-AES128-SHA', 'ECDHE-ECDSA-AES256-SHA', 'ECDHE-ECDSA-AES128-SHA256', 'ECDHE-ECDSA-AES256-SHA384', 'AES128-GCM-SHA256', 'AES128-SHA']) {
+      for (const cipher of [
+        'ECDHE-ECDSA-AES128-SHA',
+        'ECDHE-ECDSA-AES256-SHA',
+        'ECDHE-ECDSA-AES128-SHA256',
+        'ECDHE-ECDSA-AES256-SHA384',
+        'AES128-GCM-SHA256',
+        'AES128-SHA',
+      ]) {
         const result = await handshake(port, s.t.ca, { maxVersion: 'TLSv1.2', ciphers: cipher });
         assert.match(result, /^refused/, `${name} negotiated ${cipher}`);
       }
@@ -45,7 +53,11 @@ describe('TLS policy of the HTTPS and MQTT listeners [sqlite]', () => {
         assert.doesNotMatch(await handshake(port, s.t.ca, { maxVersion: 'TLSv1.2', ciphers: cipher }), /^refused/, `${name} ${cipher}`);
       }
       assert.equal(await handshake(port, s.t.ca, { minVersion: 'TLSv1.3' }), 'TLS_AES_256_GCM_SHA384', name);
-      assert.match(await handshake(port, s.t.ca, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }), /^refused/, name);
+      assert.match(
+        await handshake(port, s.t.ca, { minVersion: 'TLSv1', maxVersion: 'TLSv1.1', ciphers: 'DEFAULT@SECLEVEL=0' }),
+        /^refused/,
+        name,
+      );
     }
   });
 });

@@ -96,7 +96,18 @@ describe('blob routes', () => {
       };
 
       /** An HTTPS request whose body is sent chunk by chunk with backpressure; stops sending once answered. */
-      function send(method: string, path: string, options: { headers?: Record<string, string>; chunks?: Iterable<Buffer>; token?: string; abortAfter?: number; onAbortPoint?: () => Promise<void>; beforeChunk?: (index: number) => Promise<void> } = {}): Promise<Answer> {
+      function send(
+        method: string,
+        path: string,
+        options: {
+          headers?: Record<string, string>;
+          chunks?: Iterable<Buffer>;
+          token?: string;
+          abortAfter?: number;
+          onAbortPoint?: () => Promise<void>;
+          beforeChunk?: (index: number) => Promise<void>;
+        } = {},
+      ): Promise<Answer> {
         const headers: Record<string, string> = { ...options.headers };
         if (options.token) headers.authorization = `Bearer ${options.token}`;
         return new Promise((resolve, reject) => {
@@ -137,17 +148,36 @@ describe('blob routes', () => {
       const upload = (hash: string, data: Buffer | Iterable<Buffer>, token = releaser, headers: Record<string, string> = {}) => {
         const chunks = Buffer.isBuffer(data) ? [data] : data;
         const length: Record<string, string> = Buffer.isBuffer(data) ? { 'content-length': String(data.length) } : {};
-        return send('PUT', blobPath(hash), { token, chunks, headers: { 'content-type': 'application/octet-stream', ...length, ...headers } });
+        return send('PUT', blobPath(hash), {
+          token,
+          chunks,
+          headers: { 'content-type': 'application/octet-stream', ...length, ...headers },
+        });
       };
 
       async function release(organizationId: string, productId: string, version: string, hash: string, length: number): Promise<void> {
         await t.platform.db
           .insertInto('firmware_releases')
-          .values({ id: randomUUID(), organization_id: organizationId, product_id: productId, version, security_version: 1, hardware_ids: '["hw-a"]', target_name: targetNameOf(productId, version), sha256: hash, length, notes: '', sbom: '{}', created_by: null, created_at: t.clock.now() })
+          .values({
+            id: randomUUID(),
+            organization_id: organizationId,
+            product_id: productId,
+            version,
+            security_version: 1,
+            hardware_ids: '["hw-a"]',
+            target_name: targetNameOf(productId, version),
+            sha256: hash,
+            length,
+            notes: '',
+            sbom: '{}',
+            created_by: null,
+            created_at: t.clock.now(),
+          })
           .execute();
       }
 
-      const targetPath = (organizationId: string, productId: string, hash: string, version: string) => `/tuf/${organizationId}/targets/${productId}/${hash}.firmware-${version}.bin`;
+      const targetPath = (organizationId: string, productId: string, hash: string, version: string) =>
+        `/tuf/${organizationId}/targets/${productId}/${hash}.firmware-${version}.bin`;
 
       it('uploads an image as a stream: 201 with its hash and length, audited; 200 when uploaded again', async () => {
         const data = randomBytes(3 * MiB + 17);
@@ -159,7 +189,12 @@ describe('blob routes', () => {
         assert.equal(again.status, 200, again.body.toString());
         assert.deepEqual(again.json, { sha256: hash, length: data.length });
         assert.deepEqual(await t.platform.updates.blobs.stat(hash), { sha256: hash, length: data.length });
-        const audited = await t.platform.db.selectFrom('audit_log').selectAll().where('action', '=', 'firmware.blob_uploaded').where('target_id', '=', hash).execute();
+        const audited = await t.platform.db
+          .selectFrom('audit_log')
+          .selectAll()
+          .where('action', '=', 'firmware.blob_uploaded')
+          .where('target_id', '=', hash)
+          .execute();
         assert.equal(audited.length, 1, 'the upload that stored it, not the repeat');
         assert.equal(audited[0]!.organization_id, org);
         assert.equal(JSON.parse(audited[0]!.details).length, data.length);
@@ -193,7 +228,12 @@ describe('blob routes', () => {
         const sample = async (index: number) => {
           if (index > 0 && index % (count / 8) === 0) growth.push((await held()) - baseline);
         };
-        const answer = await send('PUT', blobPath(digest), { token: releaser, chunks: generated(count, seed), beforeChunk: sample, headers: { 'content-type': 'application/octet-stream', 'content-length': String(count * seed.length) } });
+        const answer = await send('PUT', blobPath(digest), {
+          token: releaser,
+          chunks: generated(count, seed),
+          beforeChunk: sample,
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(count * seed.length) },
+        });
         assert.equal(answer.status, 201, answer.body.toString());
         const sorted = [...growth].sort((a, b) => a - b);
         const median = sorted[Math.floor(sorted.length / 2)]!;
@@ -218,7 +258,11 @@ describe('blob routes', () => {
 
       it('refuses an image larger than updates.maxImageBytes (413 update.blob_too_large) by its declared length, before reading it', async () => {
         const hash = sha256(Buffer.from('big'));
-        const answer = await send('PUT', blobPath(hash), { token: releaser, chunks: [Buffer.alloc(1024)], headers: { 'content-type': 'application/octet-stream', 'content-length': String(MAX_IMAGE_BYTES + 1) } });
+        const answer = await send('PUT', blobPath(hash), {
+          token: releaser,
+          chunks: [Buffer.alloc(1024)],
+          headers: { 'content-type': 'application/octet-stream', 'content-length': String(MAX_IMAGE_BYTES + 1) },
+        });
         assert.equal(answer.status, 413);
         assert.equal(answer.json.error.code, 'update.blob_too_large');
         assert.equal(answer.json.error.details.limitBytes, MAX_IMAGE_BYTES);
@@ -232,7 +276,11 @@ describe('blob routes', () => {
           const chunk = Buffer.alloc(MiB, 1);
           for (;;) yield chunk;
         }
-        const answer = await send('PUT', blobPath(hash), { token: releaser, chunks: endless(), headers: { 'content-type': 'application/octet-stream' } });
+        const answer = await send('PUT', blobPath(hash), {
+          token: releaser,
+          chunks: endless(),
+          headers: { 'content-type': 'application/octet-stream' },
+        });
         assert.equal(answer.status, 413);
         assert.equal(answer.json.error.code, 'update.blob_too_large');
         assert.equal(await t.platform.updates.blobs.stat(hash), null);
@@ -371,7 +419,9 @@ describe('blob routes', () => {
           writeFileSync(caFile, t.ca);
           const curl = (args: string[]) =>
             new Promise<string>((resolve, reject) =>
-              execFile('curl', ['-sS', '--cacert', caFile, '-w', '%{http_code}', ...args], { timeout: 20_000 }, (error, stdout) => (error ? reject(error) : resolve(stdout))),
+              execFile('curl', ['-sS', '--cacert', caFile, '-w', '%{http_code}', ...args], { timeout: 20_000 }, (error, stdout) =>
+                error ? reject(error) : resolve(stdout),
+              ),
             );
           const range = join(work, 'range.bin');
           assert.equal(await curl(['-r', '1000-1999', '-o', range, url(path)]), '206');

@@ -95,9 +95,15 @@ export function blobRoutes(platform: Platform) {
       config: { auth: { principal: 'none' } },
       schema: {
         tags: ['updates'],
-        summary: 'A firmware image of the image repository, by consistent-snapshot target path; single byte ranges (206) let downloads resume',
+        summary:
+          'A firmware image of the image repository, by consistent-snapshot target path; single byte ranges (206) let downloads resume',
         params: Strict({ organizationId: Type.String({ minLength: 1, maxLength: 64 }), '*': Type.String({ maxLength: 512 }) }),
-        response: { 200: Raw(OCTET_STREAM, 'The whole image'), 206: Raw(OCTET_STREAM, 'The requested byte range (Content-Range)'), 416: ErrorRef, ...errorResponses(404) },
+        response: {
+          200: Raw(OCTET_STREAM, 'The whole image'),
+          206: Raw(OCTET_STREAM, 'The requested byte range (Content-Range)'),
+          416: ErrorRef,
+          ...errorResponses(404),
+        },
       },
       handler: async (request, reply) => {
         const { organizationId } = request.params;
@@ -120,11 +126,20 @@ export function blobRoutes(platform: Platform) {
         const decision = decideRange(ranged ? request.headers.range : undefined, blob.length);
         if (decision.kind === 'unsatisfiable') {
           reply.header('content-range', `bytes */${blob.length}`);
-          return reply.status(416).send({ error: { code: 'update.range_not_satisfiable', message: `The image is ${blob.length} bytes: the requested range starts past its end`, details: { length: blob.length } } });
+          return reply.status(416).send({
+            error: {
+              code: 'update.range_not_satisfiable',
+              message: `The image is ${blob.length} bytes: the requested range starts past its end`,
+              details: { length: blob.length },
+            },
+          });
         }
         reply.header('content-type', OCTET_STREAM);
         if (decision.kind === 'partial') {
-          reply.status(206).header('content-range', `bytes ${decision.start}-${decision.end}/${blob.length}`).header('content-length', decision.end - decision.start + 1);
+          reply
+            .status(206)
+            .header('content-range', `bytes ${decision.start}-${decision.end}/${blob.length}`)
+            .header('content-length', decision.end - decision.start + 1);
           return reply.send(blobs.open(sha256, decision));
         }
         reply.status(200).header('content-length', blob.length);

@@ -35,7 +35,10 @@ for (const engine of ENGINES) {
     let agent: https.Agent;
 
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 }, updates: { blobQuotaBytes: QUOTA, orphanBlobGraceHours: GRACE_HOURS } });
+      t = await startTestPlatform(engine, {
+        auth: { loginRateLimitPerMinute: 10_000 },
+        updates: { blobQuotaBytes: QUOTA, orphanBlobGraceHours: GRACE_HOURS },
+      });
       agent = new https.Agent({ ca: t.ca, keepAlive: false });
       org = await organizationIdOf(t.platform, t.org);
       product = await testProduct(t.platform, org);
@@ -49,12 +52,20 @@ for (const engine of ENGINES) {
     /** PUTs `data` in 64 KiB chunks, with its Content-Length or chunked (`declare` false). */
     function upload(data: Buffer, declare = true, hash = sha256(data)): Promise<{ status: number; json: any }> {
       return new Promise((resolve, reject) => {
-        const headers: Record<string, string> = { authorization: `Bearer ${releaser}`, 'content-type': 'application/octet-stream', ...(declare ? { 'content-length': String(data.length) } : {}) };
-        const req = https.request(`https://localhost:${t.server.port}/api/v1/updates/blobs/${hash}`, { method: 'PUT', headers, agent }, (res) => {
-          const parts: Buffer[] = [];
-          res.on('data', (c: Buffer) => parts.push(c));
-          res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(parts).toString('utf8')) }));
-        });
+        const headers: Record<string, string> = {
+          authorization: `Bearer ${releaser}`,
+          'content-type': 'application/octet-stream',
+          ...(declare ? { 'content-length': String(data.length) } : {}),
+        };
+        const req = https.request(
+          `https://localhost:${t.server.port}/api/v1/updates/blobs/${hash}`,
+          { method: 'PUT', headers, agent },
+          (res) => {
+            const parts: Buffer[] = [];
+            res.on('data', (c: Buffer) => parts.push(c));
+            res.on('end', () => resolve({ status: res.statusCode!, json: JSON.parse(Buffer.concat(parts).toString('utf8')) }));
+          },
+        );
         let answered = false;
         req.on('response', () => (answered = true));
         req.on('error', (error) => {
@@ -62,7 +73,8 @@ for (const engine of ENGINES) {
         });
         void (async () => {
           for (let at = 0; at < data.length && !answered && !req.destroyed; at += 64 * 1024) {
-            if (!req.write(data.subarray(at, at + 64 * 1024))) await new Promise((resolve) => req.once('drain', resolve).once('close', resolve));
+            if (!req.write(data.subarray(at, at + 64 * 1024)))
+              await new Promise((resolve) => req.once('drain', resolve).once('close', resolve));
           }
           req.end();
         })();
@@ -103,7 +115,11 @@ for (const engine of ENGINES) {
       assert.equal(refused.status, 413);
       assert.equal(refused.json.error.code, 'update.blob_quota_exceeded');
       assert.equal(stored(sha256(streamed)), false);
-      assert.deepEqual((await holdings()).filter((h) => h.stored === 0), [], 'the reservation went with it');
+      assert.deepEqual(
+        (await holdings()).filter((h) => h.stored === 0),
+        [],
+        'the reservation went with it',
+      );
       const fits = randomBytes(MiB - 1024);
       assert.equal((await upload(fits, false)).status, 201, 'the room left is usable without a declared length');
     });
@@ -115,7 +131,10 @@ for (const engine of ENGINES) {
       assert.deepEqual(answers.map((a) => a.status).sort(), [201, 413]);
       assert.equal(await usage(), 2 * MiB);
 
-      const other = await t.platform.accounts.service.createOrganization({ slug: `other-${randomUUID().slice(0, 8)}`, name: 'Other' }, { type: 'cli', id: 'test' });
+      const other = await t.platform.accounts.service.createOrganization(
+        { slug: `other-${randomUUID().slice(0, 8)}`, name: 'Other' },
+        { type: 'cli', id: 'test' },
+      );
       const image = images[0]!;
       await t.platform.updates.uploads.upload(cliActor(other.id), sha256(image), Readable.from([image]), image.length);
       assert.equal(await usage(other.id), image.length, "another organization's quota is its own");
@@ -130,7 +149,11 @@ for (const engine of ENGINES) {
       await insertRelease(t.platform, org, product, '1.0.0', ['hw-a'], { sha256: sha256(released), length: released.length });
 
       t.clock.advance((GRACE_HOURS - 1) * HOUR);
-      assert.deepEqual(await t.platform.updates.uploads.sweep(), { orphans: 0, files: 0, temporary: 0 }, 'within the grace period nothing goes');
+      assert.deepEqual(
+        await t.platform.updates.uploads.sweep(),
+        { orphans: 0, files: 0, temporary: 0 },
+        'within the grace period nothing goes',
+      );
       assert.ok(stored(sha256(orphan)));
 
       t.clock.advance(2 * HOUR);
@@ -145,7 +168,10 @@ for (const engine of ENGINES) {
     it('keeps an image another organization still holds, and deletes one nothing names (uploaded before holdings were kept)', async () => {
       await clean();
       const shared = randomBytes(64 * 1024);
-      const other = await t.platform.accounts.service.createOrganization({ slug: `keeper-${randomUUID().slice(0, 8)}`, name: 'Keeper' }, { type: 'cli', id: 'test' });
+      const other = await t.platform.accounts.service.createOrganization(
+        { slug: `keeper-${randomUUID().slice(0, 8)}`, name: 'Keeper' },
+        { type: 'cli', id: 'test' },
+      );
       assert.equal((await upload(shared)).status, 201);
       t.clock.advance((GRACE_HOURS - 2) * HOUR);
       await t.platform.updates.uploads.upload(cliActor(other.id), sha256(shared), Readable.from([shared]), shared.length);

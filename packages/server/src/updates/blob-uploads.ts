@@ -81,10 +81,21 @@ export class BlobUploads {
       const now = this.clock.now();
       // Uploading an image again restarts its grace period.
       if (held) await trx.updateTable('firmware_blobs').set({ created_at: now }).where('id', '=', held.id).execute();
-      else await trx.insertInto('firmware_blobs').values({ id: newId(), organization_id: org, sha256, length: stored.length, stored: 1, created_at: now }).execute();
+      else
+        await trx
+          .insertInto('firmware_blobs')
+          .values({ id: newId(), organization_id: org, sha256, length: stored.length, stored: 1, created_at: now })
+          .execute();
       if (!held) {
         await this.audit.record(
-          { organizationId: org, actor: auditActor(actor), action: 'firmware.blob_uploaded', target: { type: 'blob', id: sha256 }, sourceIp: actor.sourceIp, details: { length: stored.length } },
+          {
+            organizationId: org,
+            actor: auditActor(actor),
+            action: 'firmware.blob_uploaded',
+            target: { type: 'blob', id: sha256 },
+            sourceIp: actor.sourceIp,
+            details: { length: stored.length },
+          },
           trx,
         );
       }
@@ -94,7 +105,11 @@ export class BlobUploads {
 
   /** Bytes the organization holds and has reserved. */
   async usage(organizationId: string, db: Kysely<Database> = this.db): Promise<number> {
-    const row = await db.selectFrom('firmware_blobs').select((eb) => eb.fn.sum<number | string | null>('length').as('bytes')).where('organization_id', '=', organizationId).executeTakeFirst();
+    const row = await db
+      .selectFrom('firmware_blobs')
+      .select((eb) => eb.fn.sum<number | string | null>('length').as('bytes'))
+      .where('organization_id', '=', organizationId)
+      .executeTakeFirst();
     return Number(row?.bytes ?? 0);
   }
 
@@ -106,7 +121,13 @@ export class BlobUploads {
     const now = this.clock.now();
     const before = now - this.options.graceHours * HOUR;
     const released = (eb: ExpressionBuilder<Database, 'firmware_blobs'>) =>
-      eb.exists(eb.selectFrom('firmware_releases as r').select('r.id').whereRef('r.organization_id', '=', 'firmware_blobs.organization_id').whereRef('r.sha256', '=', 'firmware_blobs.sha256'));
+      eb.exists(
+        eb
+          .selectFrom('firmware_releases as r')
+          .select('r.id')
+          .whereRef('r.organization_id', '=', 'firmware_blobs.organization_id')
+          .whereRef('r.sha256', '=', 'firmware_blobs.sha256'),
+      );
     // Holdings past their grace that no release of theirs names; reservations of uploads that died.
     const orphans = await this.db
       .deleteFrom('firmware_blobs')
@@ -118,7 +139,9 @@ export class BlobUploads {
       // A file written within the grace period may belong to an upload that is just finishing.
       if (now - blob.modifiedAt <= this.options.graceHours * HOUR) continue;
       const holder = await this.db.selectFrom('firmware_blobs').select('id').where('sha256', '=', blob.sha256).executeTakeFirst();
-      const release = holder ? undefined : await this.db.selectFrom('firmware_releases').select('id').where('sha256', '=', blob.sha256).executeTakeFirst();
+      const release = holder
+        ? undefined
+        : await this.db.selectFrom('firmware_releases').select('id').where('sha256', '=', blob.sha256).executeTakeFirst();
       if (!holder && !release && (await this.blobs.remove(blob.sha256))) files++;
     }
     return { orphans: Number(orphans.numDeletedRows), files, temporary: await this.blobs.sweep() };
@@ -128,7 +151,11 @@ export class BlobUploads {
    * Reserves the bytes of an upload, refusing it when they do not fit the quota. An image the
    * organization already holds needs no room (its bytes are checked, then kept once).
    */
-  private async reserve(organizationId: string, sha256: string, declaredLength: number | undefined): Promise<{ id: string | null; cap?: { bytes: number; exceeded: () => UpdateError } }> {
+  private async reserve(
+    organizationId: string,
+    sha256: string,
+    declaredLength: number | undefined,
+  ): Promise<{ id: string | null; cap?: { bytes: number; exceeded: () => UpdateError } }> {
     return this.db.transaction().execute(async (trx) => {
       await lockOrganization(organizationId, trx);
       if (await this.holding(organizationId, sha256, trx)) return { id: null };
@@ -138,13 +165,22 @@ export class BlobUploads {
       const bytes = declaredLength ?? Math.min(room, this.options.maxImageBytes);
       if (bytes > room || room <= 0) throw exceeded();
       const id = newId();
-      await trx.insertInto('firmware_blobs').values({ id, organization_id: organizationId, sha256, length: bytes, stored: 0, created_at: this.clock.now() }).execute();
+      await trx
+        .insertInto('firmware_blobs')
+        .values({ id, organization_id: organizationId, sha256, length: bytes, stored: 0, created_at: this.clock.now() })
+        .execute();
       return { id, cap: { bytes, exceeded } };
     });
   }
 
   private holding(organizationId: string, sha256: string, db: Kysely<Database>): Promise<{ id: string } | undefined> {
-    return db.selectFrom('firmware_blobs').select('id').where('organization_id', '=', organizationId).where('sha256', '=', sha256).where('stored', '=', 1).executeTakeFirst();
+    return db
+      .selectFrom('firmware_blobs')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('sha256', '=', sha256)
+      .where('stored', '=', 1)
+      .executeTakeFirst();
   }
 }
 
@@ -154,5 +190,9 @@ export class BlobUploads {
  * write transaction at a time.
  */
 async function lockOrganization(organizationId: string, trx: Kysely<Database>): Promise<void> {
-  await trx.updateTable('organizations').set((eb) => ({ slug: eb.ref('slug') })).where('id', '=', organizationId).execute();
+  await trx
+    .updateTable('organizations')
+    .set((eb) => ({ slug: eb.ref('slug') }))
+    .where('id', '=', organizationId)
+    .execute();
 }

@@ -127,8 +127,20 @@ describe('blob store', () => {
   it('refuses a name that is not 64 lowercase hex, since it becomes a path', async () => {
     const store = freshStore();
     const good = sha256(Buffer.from('x'));
-    for (const name of [good.toUpperCase(), good.slice(1), `${good}0`, `../../${good.slice(6)}`, `${good.slice(0, 63)}/`, '', `${good.slice(0, 63)}\0`]) {
-      await assert.rejects(store.put(Readable.from([Buffer.from('x')]), { sha256: name }), (error: unknown) => error instanceof BlobInvalidHashError && error.code === 'update.blob_invalid_hash' && error.status === 400, name);
+    for (const name of [
+      good.toUpperCase(),
+      good.slice(1),
+      `${good}0`,
+      `../../${good.slice(6)}`,
+      `${good.slice(0, 63)}/`,
+      '',
+      `${good.slice(0, 63)}\0`,
+    ]) {
+      await assert.rejects(
+        store.put(Readable.from([Buffer.from('x')]), { sha256: name }),
+        (error: unknown) => error instanceof BlobInvalidHashError && error.code === 'update.blob_invalid_hash' && error.status === 400,
+        name,
+      );
       await assert.rejects(store.stat(name), BlobInvalidHashError);
       assert.throws(() => store.open(name), BlobInvalidHashError);
     }

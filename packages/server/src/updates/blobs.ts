@@ -24,21 +24,28 @@ export interface PutResult extends BlobInfo {
 /** The name given for a blob is not a SHA-256 in lowercase hex (it becomes a path: nothing else may pass). */
 export class BlobInvalidHashError extends UpdateError {
   constructor(given: string) {
-    super('update.blob_invalid_hash', 'A blob is named by its SHA-256: 64 lowercase hexadecimal characters', 400, { given: given.slice(0, 80) });
+    super('update.blob_invalid_hash', 'A blob is named by its SHA-256: 64 lowercase hexadecimal characters', 400, {
+      given: given.slice(0, 80),
+    });
   }
 }
 
 /** The uploaded bytes do not hash to the SHA-256 they were sent under. */
 export class BlobHashMismatchError extends UpdateError {
   constructor(expected: string, actual: string) {
-    super('update.blob_hash_mismatch', `The upload's SHA-256 is ${actual}, not ${expected} as named: nothing was stored`, 400, { expected, actual });
+    super('update.blob_hash_mismatch', `The upload's SHA-256 is ${actual}, not ${expected} as named: nothing was stored`, 400, {
+      expected,
+      actual,
+    });
   }
 }
 
 /** The upload is larger than the store accepts. */
 export class BlobTooLargeError extends UpdateError {
   constructor(limitBytes: number) {
-    super('update.blob_too_large', `An image may be at most ${limitBytes} bytes (updates.maxImageBytes): nothing was stored`, 413, { limitBytes });
+    super('update.blob_too_large', `An image may be at most ${limitBytes} bytes (updates.maxImageBytes): nothing was stored`, 413, {
+      limitBytes,
+    });
   }
 }
 
@@ -46,7 +53,12 @@ export class BlobTooLargeError extends UpdateError {
 export class BlobLengthMismatchError extends UpdateError {
   /** `received` is null when more than the announced length arrived (the upload was cut there). */
   constructor(expected: number, received: number | null) {
-    super('update.blob_length_mismatch', `The upload was announced as ${expected} bytes but ${received === null ? 'more' : received} arrived: nothing was stored`, 400, { expected, received });
+    super(
+      'update.blob_length_mismatch',
+      `The upload was announced as ${expected} bytes but ${received === null ? 'more' : received} arrived: nothing was stored`,
+      400,
+      { expected, received },
+    );
   }
 }
 
@@ -198,7 +210,8 @@ export class BlobStore {
     let limit: UploadCap;
     if (length === undefined) limit = { bytes: this.options.maxBytes, exceeded: () => new BlobTooLargeError(this.options.maxBytes) };
     else {
-      if (!Number.isSafeInteger(length) || length < 0) throw new TypeError(`expected length must be a whole number of bytes, not ${length}`);
+      if (!Number.isSafeInteger(length) || length < 0)
+        throw new TypeError(`expected length must be a whole number of bytes, not ${length}`);
       if (length > this.options.maxBytes) throw new BlobTooLargeError(this.options.maxBytes);
       limit = { bytes: length, exceeded: () => new BlobLengthMismatchError(length, null) };
     }
@@ -211,7 +224,12 @@ export class BlobStore {
    * Reads the source to its end, hashing and counting, into `file` (or nowhere). Stops reading the
    * moment the count passes the limit. The iterator does not destroy the source when we stop early.
    */
-  private async consume(source: Readable, expected: { sha256: string; length?: number }, limit: UploadCap, file: FileHandle | null): Promise<number> {
+  private async consume(
+    source: Readable,
+    expected: { sha256: string; length?: number },
+    limit: UploadCap,
+    file: FileHandle | null,
+  ): Promise<number> {
     const hash = createHash('sha256');
     let length = 0;
     for await (const chunk of source.iterator({ destroyOnReturn: false })) {

@@ -32,13 +32,18 @@ describe('byte ranges', () => {
   it('never answers a range outside the image, whatever the header', () => {
     const header = fc.oneof(
       fc.string(),
-      fc.tuple(fc.option(fc.nat(), { nil: undefined }), fc.option(fc.nat(), { nil: undefined })).map(([a, b]) => `bytes=${a ?? ''}-${b ?? ''}`),
+      fc
+        .tuple(fc.option(fc.nat(), { nil: undefined }), fc.option(fc.nat(), { nil: undefined }))
+        .map(([a, b]) => `bytes=${a ?? ''}-${b ?? ''}`),
     );
     fc.assert(
       fc.property(header, fc.nat({ max: 10_000 }), (h, size) => {
         const decision = decideRange(h, size);
         if (decision.kind === 'partial') {
-          assert.ok(decision.start >= 0 && decision.start <= decision.end && decision.end < size, `${h} on ${size}: ${JSON.stringify(decision)}`);
+          assert.ok(
+            decision.start >= 0 && decision.start <= decision.end && decision.end < size,
+            `${h} on ${size}: ${JSON.stringify(decision)}`,
+          );
         }
       }),
     );

@@ -129,7 +129,11 @@ export class Director {
       .executeTakeFirst();
     if (!row || row.offered_at === null) return null;
     const named =
-      row.status === 'running' || row.status === 'paused' || row.status === 'completed' ? true : row.status === 'halted' ? row.state !== 'pending' : row.state === 'succeeded';
+      row.status === 'running' || row.status === 'paused' || row.status === 'completed'
+        ? true
+        : row.status === 'halted'
+          ? row.state !== 'pending'
+          : row.state === 'succeeded';
     if (!named) return null;
     const hardwareIds = JSON.parse(row.hardware_ids) as string[];
     if (!hardwareIds.includes(device.hardwareId)) return null;
@@ -144,9 +148,18 @@ export class Director {
       const stored = await this.db.selectFrom('director_targets').selectAll().where('device_id', '=', device.id).executeTakeFirst();
       const now = this.clock.now();
       if (stored && stored.organization_id === device.organizationId) {
-        const same = stored.target_name === (assignment?.targetName ?? null) && stored.rollout_id === (assignment?.rolloutId ?? null) && stored.hardware_id === device.hardwareId;
+        const same =
+          stored.target_name === (assignment?.targetName ?? null) &&
+          stored.rollout_id === (assignment?.rolloutId ?? null) &&
+          stored.hardware_id === device.hardwareId;
         const fresh = now < Number(stored.signed_at) + (Number(stored.expires_at) - Number(stored.signed_at)) / 2;
-        if (same && fresh) return { metadata: JSON.parse(stored.metadata) as Record<string, unknown>, version: stored.version, signedAt: Number(stored.signed_at), expiresAt: Number(stored.expires_at) };
+        if (same && fresh)
+          return {
+            metadata: JSON.parse(stored.metadata) as Record<string, unknown>,
+            version: stored.version,
+            signedAt: Number(stored.signed_at),
+            expiresAt: Number(stored.expires_at),
+          };
       }
       const signed = await this.signFor(device, assignment, (stored?.version ?? 0) + 1);
       const row = {
@@ -160,8 +173,21 @@ export class Director {
         expires_at: signed.expiresAt,
       };
       const written = stored
-        ? (await this.db.updateTable('director_targets').set(row).where('device_id', '=', device.id).where('version', '=', stored.version).executeTakeFirst()).numUpdatedRows
-        : (await this.db.insertInto('director_targets').values({ device_id: device.id, ...row }).onConflict((oc) => oc.column('device_id').doNothing()).executeTakeFirst()).numInsertedOrUpdatedRows;
+        ? (
+            await this.db
+              .updateTable('director_targets')
+              .set(row)
+              .where('device_id', '=', device.id)
+              .where('version', '=', stored.version)
+              .executeTakeFirst()
+          ).numUpdatedRows
+        : (
+            await this.db
+              .insertInto('director_targets')
+              .values({ device_id: device.id, ...row })
+              .onConflict((oc) => oc.column('device_id').doNothing())
+              .executeTakeFirst()
+          ).numInsertedOrUpdatedRows;
       if (Number(written) === 1) return signed;
     }
     throw new Error(`director metadata of device ${device.id} kept changing while being signed`);

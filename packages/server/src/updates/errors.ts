@@ -34,7 +34,11 @@ export class RepositoryNotReadyError extends UpdateError {
 /** Another upload wrote the same role's next version first. */
 export class ConcurrentChangeError extends UpdateError {
   constructor(what: string) {
-    super('update.concurrent_change', `${what} was changed by another request at the same time; fetch the current state and try again`, 409);
+    super(
+      'update.concurrent_change',
+      `${what} was changed by another request at the same time; fetch the current state and try again`,
+      409,
+    );
   }
 }
 
@@ -55,7 +59,10 @@ export class ImageMissingError extends UpdateError {
 /** A release of this product with this version exists. */
 export class ReleaseExistsError extends UpdateError {
   constructor(productId: string, version: string) {
-    super('update.release_exists', `Product ${productId} already has a release ${version}: versions are never reused`, 409, { productId, version });
+    super('update.release_exists', `Product ${productId} already has a release ${version}: versions are never reused`, 409, {
+      productId,
+      version,
+    });
   }
 }
 

@@ -39,8 +39,15 @@ export interface UpdatesDependencies {
 export function openUpdates({ config, db, signingKeys, audit, clock, devices, link }: UpdatesDependencies): UpdatesDomain {
   const settings = config.updates;
   const blobs = new BlobStore(join(config.dataDir, 'blobs'), { maxBytes: settings.maxImageBytes });
-  const repository = new TufRepository(db, signingKeys, audit, clock, { timestampExpirySeconds: settings.timestampExpirySeconds, snapshotExpirySeconds: settings.snapshotExpirySeconds });
-  const uploads = new BlobUploads(db, blobs, audit, clock, { maxImageBytes: settings.maxImageBytes, quotaBytes: settings.blobQuotaBytes, graceHours: settings.orphanBlobGraceHours });
+  const repository = new TufRepository(db, signingKeys, audit, clock, {
+    timestampExpirySeconds: settings.timestampExpirySeconds,
+    snapshotExpirySeconds: settings.snapshotExpirySeconds,
+  });
+  const uploads = new BlobUploads(db, blobs, audit, clock, {
+    maxImageBytes: settings.maxImageBytes,
+    quotaBytes: settings.blobQuotaBytes,
+    graceHours: settings.orphanBlobGraceHours,
+  });
   const releases = new ReleaseService(db, blobs, repository, devices, audit, clock);
   const director = new Director(db, signingKeys, repository, clock, { expirySeconds: settings.directorExpirySeconds });
   const rollouts = new RolloutService(db, director, releases, devices, link, audit, clock);

@@ -51,7 +51,8 @@ export function releaseRoutes(platform: Platform) {
         config: { auth: { principal: 'operator', permission: 'firmware:release' } },
         schema: {
           tags: ['updates'],
-          summary: "Publish a release: the product line's new signed metadata naming <productId>/firmware-<version>.bin, an uploaded image, an SBOM",
+          summary:
+            "Publish a release: the product line's new signed metadata naming <productId>/firmware-<version>.bin, an uploaded image, an SBOM",
           body: Strict({
             productId: Id,
             version: Type.String({ minLength: 1, maxLength: 64, description: 'semantic version, as signed in the target' }),
@@ -73,7 +74,12 @@ export function releaseRoutes(platform: Platform) {
       '/api/v1/updates/releases',
       {
         config: { auth: { principal: 'operator', permission: 'firmware:read' } },
-        schema: { tags: ['updates'], summary: 'Releases of the organization, newest first', querystring: Strict({ productId: Type.Optional(Id) }), response: { 200: Strict({ releases: Type.Array(ReleaseView) }), ...errorResponses(400, 401, 403) } },
+        schema: {
+          tags: ['updates'],
+          summary: 'Releases of the organization, newest first',
+          querystring: Strict({ productId: Type.Optional(Id) }),
+          response: { 200: Strict({ releases: Type.Array(ReleaseView) }), ...errorResponses(400, 401, 403) },
+        },
       },
       async (request) => ({ releases: (await releases.list(actorOf(request), request.query)).map(view) }),
     );
@@ -82,7 +88,12 @@ export function releaseRoutes(platform: Platform) {
       '/api/v1/updates/releases/:id',
       {
         config: { auth: { principal: 'operator', permission: 'firmware:read' } },
-        schema: { tags: ['updates'], summary: 'One release', params: Strict({ id: Id }), response: { 200: ReleaseView, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['updates'],
+          summary: 'One release',
+          params: Strict({ id: Id }),
+          response: { 200: ReleaseView, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => view(await releases.getFor(actorOf(request), request.params.id)),
     );

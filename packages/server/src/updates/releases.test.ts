@@ -28,9 +28,19 @@ for (const engine of ENGINES) {
 
     const post = (path: string, body: unknown, as = token) => t.client().post(path, body, { token: as });
     const create = (version: string, metadata: Metadata<Targets>, extra: Record<string, unknown> = {}, as = token) =>
-      post('/api/v1/updates/releases', { productId: product, version, notes: 'notes', sbom: SBOM, metadata: metadata.toJSON(), ...extra }, as);
+      post(
+        '/api/v1/updates/releases',
+        { productId: product, version, notes: 'notes', sbom: SBOM, metadata: metadata.toJSON(), ...extra },
+        as,
+      );
     const signedImage = (version: string, overrides: { length?: number; version?: string; hardwareIds?: string[] } = {}) =>
-      ceremony.image(current, { productId: product, version: overrides.version ?? version, length: overrides.length ?? image.length, sha256, ...(overrides.hardwareIds ? { hardwareIds: overrides.hardwareIds } : {}) });
+      ceremony.image(current, {
+        productId: product,
+        version: overrides.version ?? version,
+        length: overrides.length ?? image.length,
+        sha256,
+        ...(overrides.hardwareIds ? { hardwareIds: overrides.hardwareIds } : {}),
+      });
 
     before(async () => {
       t = await startTestPlatform(engine);
@@ -101,7 +111,9 @@ for (const engine of ENGINES) {
       assert.equal(res.status, 404, res.text);
       const own = await create('2.0.0', signedImage('2.0.0'), { productId: productB });
       assert.equal(own.status, 404, own.text);
-      await assert.rejects(t.platform.updates.releases.get(await organizationIdOf(t.platform, ORG_B), releaseId), { code: 'resource.not_found' });
+      await assert.rejects(t.platform.updates.releases.get(await organizationIdOf(t.platform, ORG_B), releaseId), {
+        code: 'resource.not_found',
+      });
     });
 
     it('publishes with an API key scoped to firmware:release alone, and refuses a key without it', async () => {
@@ -121,7 +133,7 @@ for (const engine of ENGINES) {
       assert.equal(published.status, 201, published.text);
       current = next;
       const foreign = await create('1.2.0', signedImage('1.2.0'), { productId: productB }, releaseOnly);
-      assert.equal(foreign.status, 404, 'the narrow lookup is still scoped to the key\'s organization');
+      assert.equal(foreign.status, 404, "the narrow lookup is still scoped to the key's organization");
     });
   });
 }

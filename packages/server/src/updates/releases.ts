@@ -69,12 +69,18 @@ function checkCustom(custom: Record<string, unknown>, productId: string, version
   if (custom.product !== productId) problems.push(`custom.product is ${JSON.stringify(custom.product)}, not the product ${productId}`);
   if (custom.version !== version) problems.push(`custom.version is ${JSON.stringify(custom.version)}, not ${version}`);
   const securityVersion = custom.securityVersion;
-  if (typeof securityVersion !== 'number' || !Number.isSafeInteger(securityVersion) || securityVersion < 0) problems.push('custom.securityVersion must be a whole number from 0');
+  if (typeof securityVersion !== 'number' || !Number.isSafeInteger(securityVersion) || securityVersion < 0)
+    problems.push('custom.securityVersion must be a whole number from 0');
   const hardwareIds = custom.hardwareIds;
-  if (!Array.isArray(hardwareIds) || hardwareIds.length === 0 || hardwareIds.some((h) => typeof h !== 'string' || h.length === 0 || h.length > 128)) {
+  if (
+    !Array.isArray(hardwareIds) ||
+    hardwareIds.length === 0 ||
+    hardwareIds.some((h) => typeof h !== 'string' || h.length === 0 || h.length > 128)
+  ) {
     problems.push('custom.hardwareIds must be a non-empty list of hardware IDs (strings of 1-128 characters)');
   }
-  if (problems.length > 0) throw new ReleaseInvalidError(`The signed target does not match the release: ${problems.join('; ')}`, { problems });
+  if (problems.length > 0)
+    throw new ReleaseInvalidError(`The signed target does not match the release: ${problems.join('; ')}`, { problems });
   return { product: productId, version, securityVersion: securityVersion as number, hardwareIds: hardwareIds as string[] };
 }
 
@@ -94,7 +100,10 @@ export class ReleaseService {
     const org = actor.organizationId;
     const event = { organizationId: org, actor: auditActor(actor), action: 'update.release_created', sourceIp: actor.sourceIp };
     try {
-      if (semver.valid(input.version) !== input.version) throw new ValidationError(`version "${input.version}" must be a semantic version such as 1.4.0 (no leading "v")`, { field: 'version' });
+      if (semver.valid(input.version) !== input.version)
+        throw new ValidationError(`version "${input.version}" must be a semantic version such as 1.4.0 (no leading "v")`, {
+          field: 'version',
+        });
       if (input.notes.length > MAX_NOTES) throw new ValidationError(`notes must be at most ${MAX_NOTES} characters`, { field: 'notes' });
       const sbom = validateSbom(input.sbom);
       // Products are never deleted, so checking before the transaction holds for its length.
@@ -104,11 +113,21 @@ export class ReleaseService {
       const targetName = targetNameOf(input.productId, input.version);
 
       const release = await this.db.transaction().execute(async (trx) => {
-        const existing = await trx.selectFrom('firmware_releases').select('id').where('organization_id', '=', org).where('product_id', '=', input.productId).where('version', '=', input.version).executeTakeFirst();
+        const existing = await trx
+          .selectFrom('firmware_releases')
+          .select('id')
+          .where('organization_id', '=', org)
+          .where('product_id', '=', input.productId)
+          .where('version', '=', input.version)
+          .executeTakeFirst();
         if (existing) throw new ReleaseExistsError(input.productId, input.version);
         const metadata = await this.repository.acceptProductMetadata(actor, input.productId, input.metadata, trx);
         const target = metadata.signed.targets[targetName];
-        if (!target) throw new ReleaseInvalidError(`The signed metadata has no target ${targetName}: sign the image with \`bulwark firmware sign --product ${input.productId} --version ${input.version}\``, { target: targetName });
+        if (!target)
+          throw new ReleaseInvalidError(
+            `The signed metadata has no target ${targetName}: sign the image with \`bulwark firmware sign --product ${input.productId} --version ${input.version}\``,
+            { target: targetName },
+          );
         const custom = checkCustom(target.custom, input.productId, input.version);
         const sha256 = target.hashes.sha256!;
         const blob = await this.blobs.stat(sha256);
@@ -130,7 +149,20 @@ export class ReleaseService {
         };
         await trx.insertInto('firmware_releases').values(row).execute();
         await this.audit.record(
-          { ...event, target: { type: 'firmware_release', id: row.id }, details: { productId: input.productId, version: input.version, securityVersion: custom.securityVersion, hardwareIds: custom.hardwareIds, sha256, length: target.length, metadataVersion: metadata.signed.version, sbomComponents: sbom.components } },
+          {
+            ...event,
+            target: { type: 'firmware_release', id: row.id },
+            details: {
+              productId: input.productId,
+              version: input.version,
+              securityVersion: custom.securityVersion,
+              hardwareIds: custom.hardwareIds,
+              sha256,
+              length: target.length,
+              metadataVersion: metadata.signed.version,
+              sbomComponents: sbom.components,
+            },
+          },
           trx,
         );
         return toRelease(row);
@@ -139,7 +171,12 @@ export class ReleaseService {
     } catch (caught) {
       const error = isUniqueViolation(caught) ? new ReleaseExistsError(input.productId, input.version) : caught;
       if (error instanceof BulwarkError) {
-        await this.audit.record({ ...event, target: { type: 'product', id: input.productId }, outcome: 'denied', details: { version: input.version, code: error.code, reason: error.message } });
+        await this.audit.record({
+          ...event,
+          target: { type: 'product', id: input.productId },
+          outcome: 'denied',
+          details: { version: input.version, code: error.code, reason: error.message },
+        });
       }
       throw error;
     }
@@ -159,7 +196,12 @@ export class ReleaseService {
 
   /** A release of the organization; NotFoundError otherwise. Inside a transaction pass it as `db` (SQLite has one connection). */
   async get(organizationId: string, releaseId: string, db: Kysely<Database> = this.db): Promise<Release> {
-    const row = await db.selectFrom('firmware_releases').selectAll().where('organization_id', '=', organizationId).where('id', '=', releaseId).executeTakeFirst();
+    const row = await db
+      .selectFrom('firmware_releases')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', releaseId)
+      .executeTakeFirst();
     if (!row) throw new NotFoundError(`Release ${releaseId}`);
     return toRelease(row);
   }

@@ -13,14 +13,24 @@ import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import { onlineKeysJson } from './tuf/offline.js';
 
-const RoleStatus = Strict({ role: Type.String(), version: Type.Integer(), expires: Type.String({ format: 'date-time' }), updatedAt: Type.String({ format: 'date-time' }) });
+const RoleStatus = Strict({
+  role: Type.String(),
+  version: Type.Integer(),
+  expires: Type.String({ format: 'date-time' }),
+  updatedAt: Type.String({ format: 'date-time' }),
+});
 const Status = Strict({
   organizationId: Type.String(),
   ready: Type.Boolean({ description: 'root, targets, snapshot and timestamp are in place' }),
   roles: Type.Array(RoleStatus),
   directorRoot: Type.Union([RoleStatus, Type.Null()]),
 });
-const PublicKey = Strict({ keyid: Type.String(), keytype: Type.String(), scheme: Type.String(), keyval: Strict({ public: Type.String() }) });
+const PublicKey = Strict({
+  keyid: Type.String(),
+  keytype: Type.String(),
+  scheme: Type.String(),
+  keyval: Strict({ public: Type.String() }),
+});
 const OnlineKeys = Strict({ organizationId: Type.String(), snapshot: PublicKey, timestamp: PublicKey, director: PublicKey });
 /** Signed metadata is checked by the repository itself (tuf/verify.ts), not by the edge schema. */
 const SignedMetadata = Type.Object({}, { additionalProperties: true, description: 'signed TUF metadata: { signed, signatures }' });
@@ -34,7 +44,14 @@ export function repositoryRoutes(platform: Platform) {
 
     app.get(
       '/api/v1/updates/repository',
-      { config: read, schema: { tags: ['updates'], summary: "The image repository's roles: current versions and expiries", response: { 200: Status, ...errorResponses(401, 403) } } },
+      {
+        config: read,
+        schema: {
+          tags: ['updates'],
+          summary: "The image repository's roles: current versions and expiries",
+          response: { 200: Status, ...errorResponses(401, 403) },
+        },
+      },
       async (request) => repository.status(actorOf(request)),
     );
 
@@ -42,7 +59,12 @@ export function repositoryRoutes(platform: Platform) {
       '/api/v1/updates/repository/online-keys',
       {
         config: read,
-        schema: { tags: ['updates'], summary: 'Public halves of the online snapshot, timestamp and director keys (created on first use), for `bulwark firmware root create --online`', response: { 200: OnlineKeys, ...errorResponses(401, 403) } },
+        schema: {
+          tags: ['updates'],
+          summary:
+            'Public halves of the online snapshot, timestamp and director keys (created on first use), for `bulwark firmware root create --online`',
+          response: { 200: OnlineKeys, ...errorResponses(401, 403) },
+        },
       },
       async (request) => onlineKeysJson(await repository.onlineKeysFor(actorOf(request))) as never,
     );
@@ -53,7 +75,8 @@ export function repositoryRoutes(platform: Platform) {
         config: manage,
         schema: {
           tags: ['updates'],
-          summary: 'Upload a new image repository root (first, or the next version signed by the previous and new root keys) and/or director root',
+          summary:
+            'Upload a new image repository root (first, or the next version signed by the previous and new root keys) and/or director root',
           body: Strict({ root: Type.Optional(SignedMetadata), directorRoot: Type.Optional(SignedMetadata) }),
           response: { 200: Status, ...errorResponses(400, 401, 403, 409) },
         },
@@ -65,7 +88,12 @@ export function repositoryRoutes(platform: Platform) {
       '/api/v1/updates/repository/targets',
       {
         config: manage,
-        schema: { tags: ['updates'], summary: "Upload new top-level targets (the product lines' delegations), signed by the root's targets keys", body: SignedMetadata, response: { 200: Status, ...errorResponses(400, 401, 403, 409) } },
+        schema: {
+          tags: ['updates'],
+          summary: "Upload new top-level targets (the product lines' delegations), signed by the root's targets keys",
+          body: SignedMetadata,
+          response: { 200: Status, ...errorResponses(400, 401, 403, 409) },
+        },
       },
       async (request) => repository.acceptTargets(actorOf(request), request.body),
     );
@@ -76,8 +104,12 @@ export function repositoryRoutes(platform: Platform) {
         config: { auth: { principal: 'none' } },
         schema: {
           tags: ['updates'],
-          summary: 'Signed TUF metadata of the image repository: <version>.root.json, root.json, timestamp.json, <version>.snapshot.json, <version>.targets.json, <version>.product-<productId>.json',
-          params: Strict({ organizationId: Type.String({ minLength: 1, maxLength: 64 }), file: Type.String({ minLength: 1, maxLength: 200 }) }),
+          summary:
+            'Signed TUF metadata of the image repository: <version>.root.json, root.json, timestamp.json, <version>.snapshot.json, <version>.targets.json, <version>.product-<productId>.json',
+          params: Strict({
+            organizationId: Type.String({ minLength: 1, maxLength: 64 }),
+            file: Type.String({ minLength: 1, maxLength: 200 }),
+          }),
           response: { 200: Raw('application/json', 'The signed metadata, byte for byte as signed') },
         },
       },
@@ -85,7 +117,9 @@ export function repositoryRoutes(platform: Platform) {
         const file = await repository.metadataFile(request.params.organizationId, request.params.file);
         if (!file) throw new NotFoundError(`Metadata file ${request.params.file}`);
         // Versioned files never change; root.json and timestamp.json move with every change.
-        reply.header('content-type', 'application/json; charset=utf-8').header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-store');
+        reply
+          .header('content-type', 'application/json; charset=utf-8')
+          .header('cache-control', file.immutable ? 'public, max-age=31536000, immutable' : 'no-store');
         return file.json;
       },
     );

@@ -48,14 +48,21 @@ for (const engine of ENGINES) {
 
     const post = (path: string, body: unknown, as = token) => t.client().post(path, body, { token: as });
     const baseUrl = () => `https://localhost:${t.server.port}`;
-    const release = (version: string, metadata: Metadata<Targets>, productId = product) => post('/api/v1/updates/releases', { productId, version, notes: `Release ${version}`, sbom: SBOM, metadata: metadata.toJSON() });
+    const release = (version: string, metadata: Metadata<Targets>, productId = product) =>
+      post('/api/v1/updates/releases', { productId, version, notes: `Release ${version}`, sbom: SBOM, metadata: metadata.toJSON() });
 
     /** A TUF client (tuf-js, written by others) that trusts only the first root. */
     function client(name: string): Updater {
       const dir = join(work, name);
       mkdirSync(join(dir, 'targets'), { recursive: true });
       writeFileSync(join(dir, 'root.json'), readFileSync(join(work, '1.root.json')));
-      return new Updater({ metadataDir: dir, metadataBaseUrl: baseUrl() + tufMetadataPath(org), targetDir: join(dir, 'targets'), targetBaseUrl: baseUrl() + tufTargetsPath(org), fetcher: new CaTrustingFetcher(t.ca) });
+      return new Updater({
+        metadataDir: dir,
+        metadataBaseUrl: baseUrl() + tufMetadataPath(org),
+        targetDir: join(dir, 'targets'),
+        targetBaseUrl: baseUrl() + tufTargetsPath(org),
+        fetcher: new CaTrustingFetcher(t.ca),
+      });
     }
 
     it('hands out the online keys the root must name, the same on every call', async () => {
@@ -78,7 +85,10 @@ for (const engine of ENGINES) {
       const root = ceremony.root();
       const fakeId = 'f'.repeat(64);
       root.signed.keys[fakeId] = new Key({ keyID: fakeId, keyType: 'ed25519', scheme: 'ed25519', keyVal: holder.key.keyVal });
-      root.signed.roles.root = Object.assign(Object.create(Object.getPrototypeOf(root.signed.roles.root)), { keyIDs: [holder.key.keyID, fakeId], threshold: 2 });
+      root.signed.roles.root = Object.assign(Object.create(Object.getPrototypeOf(root.signed.roles.root)), {
+        keyIDs: [holder.key.keyID, fakeId],
+        threshold: 2,
+      });
       signedBy(root, holder);
       const json = root.toJSON() as { signatures: { keyid: string; sig: string }[] };
       json.signatures.push({ keyid: fakeId, sig: json.signatures[0]!.sig });
@@ -97,7 +107,11 @@ for (const engine of ENGINES) {
 
     it('refuses root uploads from an operator without org:manage', async () => {
       const operator = await operatorSession(t, token, 'release@example.com', 'release_engineer');
-      const res = await post('/api/v1/updates/repository/root', { root: signedBy(ceremony.root(), ...ceremony.rootKeys).toJSON() }, operator.token);
+      const res = await post(
+        '/api/v1/updates/repository/root',
+        { root: signedBy(ceremony.root(), ...ceremony.rootKeys).toJSON() },
+        operator.token,
+      );
       assert.equal(res.status, 403, res.text);
     });
 
@@ -113,7 +127,11 @@ for (const engine of ENGINES) {
       assert.match(String(served.headers['content-type']), /application\/json/);
       assert.deepEqual(served.body, root.toJSON());
       assert.equal((await t.platform.updates.repository.directorRoot(org))?.signed !== undefined, true);
-      const audit = await t.platform.db.selectFrom('audit_log').select(['action', 'outcome']).where('action', '=', 'update.root_accepted').execute();
+      const audit = await t.platform.db
+        .selectFrom('audit_log')
+        .select(['action', 'outcome'])
+        .where('action', '=', 'update.root_accepted')
+        .execute();
       assert.ok(audit.some((a) => a.outcome === 'success') && audit.some((a) => a.outcome === 'denied'));
     });
 
@@ -169,7 +187,14 @@ for (const engine of ENGINES) {
 
     it('publishes a release whose metadata the product line signed and whose image is uploaded', async () => {
       await t.platform.updates.blobs.put(Readable.from(image), { sha256, length: image.length });
-      productMetadata = ceremony.image(null, { productId: product, version: '1.0.0', length: image.length, sha256, securityVersion: 2, hardwareIds: ['hw-rev-a', 'hw-rev-b'] });
+      productMetadata = ceremony.image(null, {
+        productId: product,
+        version: '1.0.0',
+        length: image.length,
+        sha256,
+        securityVersion: 2,
+        hardwareIds: ['hw-rev-a', 'hw-rev-b'],
+      });
       const res = await release('1.0.0', productMetadata);
       assert.equal(res.status, 201, res.text);
       assert.equal(res.body.targetName, targetNameOf(product, '1.0.0'));
@@ -178,7 +203,10 @@ for (const engine of ENGINES) {
       const fetched = await t.client().get(`/api/v1/updates/releases/${res.body.id}`, { token });
       assert.equal(fetched.status, 200);
       const listed = await t.client().get(`/api/v1/updates/releases?productId=${product}`, { token });
-      assert.deepEqual(listed.body.releases.map((r: { version: string }) => r.version), ['1.0.0']);
+      assert.deepEqual(
+        listed.body.releases.map((r: { version: string }) => r.version),
+        ['1.0.0'],
+      );
     });
 
     it('lets tuf-js, starting from the first root only, find and download the image', async () => {
@@ -192,7 +220,10 @@ for (const engine of ENGINES) {
     });
 
     it('refuses a release whose metadata is signed by a key the delegation does not name', async () => {
-      const res = await release('1.1.0', ceremony.image(productMetadata, { productId: product, version: '1.1.0', length: image.length, sha256 }, keyHolder()));
+      const res = await release(
+        '1.1.0',
+        ceremony.image(productMetadata, { productId: product, version: '1.1.0', length: image.length, sha256 }, keyHolder()),
+      );
       assert.equal(res.status, 400, res.text);
       assert.equal(res.body.error.details.reason, 'signature');
     });
@@ -207,10 +238,18 @@ for (const engine of ENGINES) {
     });
 
     it('refuses a release signed by fewer release keys than the product line threshold', async () => {
-      const res = await release('1.0.0', ceremony.image(null, { productId: gateway, version: '1.0.0', length: image.length, sha256 }, ceremony.releaseKeys[0]!), gateway);
+      const res = await release(
+        '1.0.0',
+        ceremony.image(null, { productId: gateway, version: '1.0.0', length: image.length, sha256 }, ceremony.releaseKeys[0]!),
+        gateway,
+      );
       assert.equal(res.status, 400, res.text);
       assert.equal(res.body.error.details.reason, 'signature');
-      const both = await release('1.0.0', ceremony.image(null, { productId: gateway, version: '1.0.0', length: image.length, sha256 }, ...ceremony.releaseKeys), gateway);
+      const both = await release(
+        '1.0.0',
+        ceremony.image(null, { productId: gateway, version: '1.0.0', length: image.length, sha256 }, ...ceremony.releaseKeys),
+        gateway,
+      );
       assert.equal(both.status, 201, both.text);
     });
 
@@ -281,10 +320,25 @@ for (const engine of ENGINES) {
       // An attacker with the database and the online keys: stores old-key targets and re-signs snapshot and timestamp.
       const forged = ceremony.targets([product], topLevel, 1, keyHolder());
       const version = forged.signed.version;
-      await t.platform.db.insertInto('tuf_metadata').values({ organization_id: org, role: 'targets', version, json: JSON.stringify(forged.toJSON()), expires_at: Date.parse(forged.signed.expires), created_at: t.clock.now() }).execute();
+      await t.platform.db
+        .insertInto('tuf_metadata')
+        .values({
+          organization_id: org,
+          role: 'targets',
+          version,
+          json: JSON.stringify(forged.toJSON()),
+          expires_at: Date.parse(forged.signed.expires),
+          created_at: t.clock.now(),
+        })
+        .execute();
       await t.platform.db.transaction().execute((trx) => t.platform.updates.repository.signOnline(trx, org, t.clock.now(), true));
       await assert.rejects(client('device-3').refresh(), /Unable to load targets.*signed by 0\/1 keys/);
-      await t.platform.db.deleteFrom('tuf_metadata').where('organization_id', '=', org).where('role', '=', 'targets').where('version', '=', version).execute();
+      await t.platform.db
+        .deleteFrom('tuf_metadata')
+        .where('organization_id', '=', org)
+        .where('role', '=', 'targets')
+        .where('version', '=', version)
+        .execute();
     });
 
     it('tuf-js refuses an expired timestamp', async () => {
@@ -295,7 +349,17 @@ for (const engine of ENGINES) {
     });
 
     it('re-signs the timestamp once half its lifetime has passed, and not before', async () => {
-      const latest = async () => Number((await t.platform.db.selectFrom('tuf_metadata').select((eb) => eb.fn.max('version').as('v')).where('organization_id', '=', org).where('role', '=', 'timestamp').executeTakeFirstOrThrow()).v);
+      const latest = async () =>
+        Number(
+          (
+            await t.platform.db
+              .selectFrom('tuf_metadata')
+              .select((eb) => eb.fn.max('version').as('v'))
+              .where('organization_id', '=', org)
+              .where('role', '=', 'timestamp')
+              .executeTakeFirstOrThrow()
+          ).v,
+        );
       await t.platform.db.transaction().execute((trx) => t.platform.updates.repository.signOnline(trx, org, t.clock.now(), true));
       const start = await latest();
       await t.platform.updates.repository.refresh();
@@ -307,7 +371,12 @@ for (const engine of ENGINES) {
     });
 
     it("serves nothing for unknown files or another organization's repository", async () => {
-      for (const path of [`${tufMetadataPath(org)}1.director-root.json`, `${tufMetadataPath(org)}../1.root.json`, `${tufMetadataPath(org)}99.root.json`, `${tufMetadataPath('not-an-org')}1.root.json`]) {
+      for (const path of [
+        `${tufMetadataPath(org)}1.director-root.json`,
+        `${tufMetadataPath(org)}../1.root.json`,
+        `${tufMetadataPath(org)}99.root.json`,
+        `${tufMetadataPath('not-an-org')}1.root.json`,
+      ]) {
         const res = await t.client().get(path);
         assert.equal(res.status, 404, path);
       }

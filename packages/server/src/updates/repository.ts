@@ -46,7 +46,11 @@ export interface MetadataFile {
   immutable: boolean;
 }
 
-const onlinePurposes = (organizationId: string) => ({ snapshot: `tuf-snapshot:${organizationId}`, timestamp: `tuf-timestamp:${organizationId}`, director: `director:${organizationId}` });
+const onlinePurposes = (organizationId: string) => ({
+  snapshot: `tuf-snapshot:${organizationId}`,
+  timestamp: `tuf-timestamp:${organizationId}`,
+  director: `director:${organizationId}`,
+});
 
 export class TufRepository {
   constructor(
@@ -68,7 +72,12 @@ export class TufRepository {
       await this.signingKeys.current(purposes.timestamp),
       await this.signingKeys.current(purposes.director),
     ];
-    return { organizationId, snapshot: tufKeyOf(snapshot.publicKey), timestamp: tufKeyOf(timestamp.publicKey), director: tufKeyOf(director.publicKey) };
+    return {
+      organizationId,
+      snapshot: tufKeyOf(snapshot.publicKey),
+      timestamp: tufKeyOf(timestamp.publicKey),
+      director: tufKeyOf(director.publicKey),
+    };
   }
 
   async onlineKeysFor(actor: Actor): Promise<OnlineKeys> {
@@ -82,7 +91,8 @@ export class TufRepository {
    */
   async acceptRoot(actor: Actor, upload: { root?: unknown; directorRoot?: unknown }): Promise<RepositoryStatus> {
     requirePermission(actor, 'org:manage');
-    if (upload.root === undefined && upload.directorRoot === undefined) throw new MetadataRejectedError('Send root, directorRoot, or both', { reason: 'malformed' });
+    if (upload.root === undefined && upload.directorRoot === undefined)
+      throw new MetadataRejectedError('Send root, directorRoot, or both', { reason: 'malformed' });
     const org = actor.organizationId;
     const online = await this.onlineKeys(org);
     return this.audited(actor, 'update.root_accepted', async (trx) => {
@@ -138,19 +148,37 @@ export class TufRepository {
     const now = this.clock.now();
     const root = await this.currentRoot(trx, org);
     const topLevel = await this.currentTargets(trx, org, 'targets');
-    if (!root || !topLevel) throw new RepositoryNotReadyError('The repository needs its root and top-level targets before releases: run the ceremony (docs/updates.md)');
+    if (!root || !topLevel)
+      throw new RepositoryNotReadyError(
+        'The repository needs its root and top-level targets before releases: run the ceremony (docs/updates.md)',
+      );
     try {
       checkTopLevelTargets(topLevel, root, null, Number.NEGATIVE_INFINITY);
     } catch {
-      throw new RepositoryNotReadyError("The top-level targets are not signed by the current root's targets keys (the root was rotated): upload top-level targets signed by the new keys first");
+      throw new RepositoryNotReadyError(
+        "The top-level targets are not signed by the current root's targets keys (the root was rotated): upload top-level targets signed by the new keys first",
+      );
     }
-    if (Date.parse(topLevel.signed.expires) <= now) throw new RepositoryNotReadyError(`The top-level targets expired at ${topLevel.signed.expires}: devices would refuse every image; upload re-signed top-level targets first`);
+    if (Date.parse(topLevel.signed.expires) <= now)
+      throw new RepositoryNotReadyError(
+        `The top-level targets expired at ${topLevel.signed.expires}: devices would refuse every image; upload re-signed top-level targets first`,
+      );
     const role = productRoleOf(productId);
     const next = parseTargets(json, `The ${role} metadata`);
     checkProductMetadata(next, productId, topLevel, await this.currentTargets(trx, org, role), now);
     await this.store(trx, org, role, next, now);
     await this.signOnline(trx, org, now, true);
-    await this.audit.record({ organizationId: org, actor: auditActor(actor), action: 'update.product_metadata_accepted', target: { type: 'tuf_role', id: role }, sourceIp: actor.sourceIp, details: { version: next.signed.version, targets: Object.keys(next.signed.targets) } }, trx);
+    await this.audit.record(
+      {
+        organizationId: org,
+        actor: auditActor(actor),
+        action: 'update.product_metadata_accepted',
+        target: { type: 'tuf_role', id: role },
+        sourceIp: actor.sourceIp,
+        details: { version: next.signed.version, targets: Object.keys(next.signed.targets) },
+      },
+      trx,
+    );
     return next;
   }
 
@@ -172,7 +200,11 @@ export class TufRepository {
    * One stored version of the organization's director root, or null when that version was never
    * uploaded: a device pinned to an older root walks the chain version by version (TUF 5.3).
    */
-  async directorRootVersion(organizationId: string, version: number, db: Kysely<Database> = this.db): Promise<Record<string, unknown> | null> {
+  async directorRootVersion(
+    organizationId: string,
+    version: number,
+    db: Kysely<Database> = this.db,
+  ): Promise<Record<string, unknown> | null> {
     const row = await store.byVersion(db, organizationId, DIRECTOR_ROOT, version);
     return row ? (JSON.parse(row.json) as Record<string, unknown>) : null;
   }
@@ -226,18 +258,40 @@ export class TufRepository {
     let snapshot = await store.latest(trx, org, 'snapshot');
     if (newSnapshot || !snapshot) {
       const roles: Record<string, number> = {};
-      for (const row of await store.latestOfEachRole(trx, org)) if (row.role === 'targets' || PRODUCT_ROLE.test(row.role)) roles[row.role] = row.version;
+      for (const row of await store.latestOfEachRole(trx, org))
+        if (row.role === 'targets' || PRODUCT_ROLE.test(row.role)) roles[row.role] = row.version;
       const signed = signSnapshot(snapshotKey, (snapshot?.version ?? 0) + 1, roles, now, this.options.snapshotExpirySeconds);
-      snapshot = { organization_id: org, role: 'snapshot', version: signed.version, json: signed.json, expires_at: signed.expiresAt, created_at: now };
+      snapshot = {
+        organization_id: org,
+        role: 'snapshot',
+        version: signed.version,
+        json: signed.json,
+        expires_at: signed.expiresAt,
+        created_at: now,
+      };
       await store.insert(trx, snapshot);
     }
     const previous = await store.latest(trx, org, 'timestamp');
     const timestamp = signTimestamp(timestampKey, (previous?.version ?? 0) + 1, snapshot, now, this.options.timestampExpirySeconds);
-    await store.insert(trx, { organization_id: org, role: 'timestamp', version: timestamp.version, json: timestamp.json, expires_at: timestamp.expiresAt, created_at: now });
+    await store.insert(trx, {
+      organization_id: org,
+      role: 'timestamp',
+      version: timestamp.version,
+      json: timestamp.json,
+      expires_at: timestamp.expiresAt,
+      created_at: now,
+    });
   }
 
   private async store(trx: Kysely<Database>, org: string, role: string, metadata: Metadata<Root | Targets>, now: number): Promise<void> {
-    await store.insert(trx, { organization_id: org, role, version: metadata.signed.version, json: JSON.stringify(metadata.toJSON()), expires_at: Date.parse(metadata.signed.expires), created_at: now });
+    await store.insert(trx, {
+      organization_id: org,
+      role,
+      version: metadata.signed.version,
+      json: JSON.stringify(metadata.toJSON()),
+      expires_at: Date.parse(metadata.signed.expires),
+      created_at: now,
+    });
   }
 
   private async currentRoot(db: Kysely<Database>, org: string): Promise<Metadata<Root> | null> {
@@ -252,17 +306,37 @@ export class TufRepository {
 
   private async statusOf(db: Kysely<Database>, org: string): Promise<RepositoryStatus> {
     const rows = await store.latestOfEachRole(db, org);
-    const view = (row: store.MetadataRow): RoleStatus => ({ role: row.role, version: row.version, expires: new Date(Number(row.expires_at)).toISOString(), updatedAt: new Date(Number(row.created_at)).toISOString() });
+    const view = (row: store.MetadataRow): RoleStatus => ({
+      role: row.role,
+      version: row.version,
+      expires: new Date(Number(row.expires_at)).toISOString(),
+      updatedAt: new Date(Number(row.created_at)).toISOString(),
+    });
     const roles = rows.filter((r) => r.role !== DIRECTOR_ROOT).map(view);
     const director = rows.find((r) => r.role === DIRECTOR_ROOT);
     const present = new Set(roles.map((r) => r.role));
-    return { organizationId: org, ready: ['root', 'targets', 'snapshot', 'timestamp'].every((r) => present.has(r)), roles, directorRoot: director ? view(director) : null };
+    return {
+      organizationId: org,
+      ready: ['root', 'targets', 'snapshot', 'timestamp'].every((r) => present.has(r)),
+      roles,
+      directorRoot: director ? view(director) : null,
+    };
   }
 
   /** Runs an operator upload in one transaction and audits it; a refusal is audited (denied) after the rollback. */
-  private async audited(actor: Actor, action: string, fn: (trx: Kysely<Database>) => Promise<Record<string, unknown>>): Promise<RepositoryStatus> {
+  private async audited(
+    actor: Actor,
+    action: string,
+    fn: (trx: Kysely<Database>) => Promise<Record<string, unknown>>,
+  ): Promise<RepositoryStatus> {
     const org = actor.organizationId;
-    const event = { organizationId: org, actor: auditActor(actor), action, target: { type: 'tuf_repository', id: org }, sourceIp: actor.sourceIp };
+    const event = {
+      organizationId: org,
+      actor: auditActor(actor),
+      action,
+      target: { type: 'tuf_repository', id: org },
+      sourceIp: actor.sourceIp,
+    };
     try {
       return await this.db.transaction().execute(async (trx) => {
         const details = await fn(trx);
@@ -270,7 +344,8 @@ export class TufRepository {
         return this.statusOf(trx, org);
       });
     } catch (error) {
-      if (error instanceof BulwarkError) await this.audit.record({ ...event, outcome: 'denied', details: { code: error.code, reason: error.message } });
+      if (error instanceof BulwarkError)
+        await this.audit.record({ ...event, outcome: 'denied', details: { code: error.code, reason: error.message } });
       throw error;
     }
   }

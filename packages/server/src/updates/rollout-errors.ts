@@ -27,7 +27,12 @@ export class RolloutInvalidError extends UpdateError {
 /** The selection matched no device that can join (wrong product, status, or all in other rollouts). */
 export class RolloutEmptyError extends UpdateError {
   constructor(details: Record<string, unknown>) {
-    super('update.rollout_empty', 'The selector matched no active or quarantined device of the release\'s product outside another unfinished rollout', 409, details);
+    super(
+      'update.rollout_empty',
+      "The selector matched no active or quarantined device of the release's product outside another unfinished rollout",
+      409,
+      details,
+    );
   }
 }
 

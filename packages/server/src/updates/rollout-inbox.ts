@@ -32,7 +32,10 @@ export class DeviceUpdateInbox {
   async message(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<DeviceMessageRefusal | null> {
     if (channel === 'status') return this.status(identity, payload);
     if (channel === 'report') return this.report(identity, payload);
-    return { code: 'update.channel_unknown', message: `Unknown updates channel "${channel.slice(0, 32)}": publish on updates/status or updates/report` };
+    return {
+      code: 'update.channel_unknown',
+      message: `Unknown updates channel "${channel.slice(0, 32)}": publish on updates/status or updates/report`,
+    };
   }
 
   private async status(identity: DeviceIdentity, payload: Buffer): Promise<DeviceMessageRefusal | null> {
@@ -41,8 +44,10 @@ export class DeviceUpdateInbox {
     const status = parsed.value;
     const row = await this.store.device(status.rolloutId, identity.organizationId, identity.deviceId);
     if (!row) return { code: 'update.status_invalid', message: `This device is not in rollout ${status.rolloutId}` };
-    if (row.offered_at === null) return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} has not offered this device its release yet` };
-    if (status.target !== row.target_name) return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} installs ${row.target_name}, not ${status.target}` };
+    if (row.offered_at === null)
+      return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} has not offered this device its release yet` };
+    if (status.target !== row.target_name)
+      return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} installs ${row.target_name}, not ${status.target}` };
     const allowed = AFTER_FINISH[row.state];
     if (allowed && !allowed.includes(status.state)) return null; // a late or repeated message: the finished state stands
     const now = this.clock.now();
@@ -55,7 +60,12 @@ export class DeviceUpdateInbox {
         .execute();
       if (status.state === 'succeeded') {
         // The devices domain has no service method for a device-reported version yet (see the report).
-        await trx.updateTable('devices').set({ firmware_version: row.version, updated_at: now }).where('id', '=', identity.deviceId).where('organization_id', '=', identity.organizationId).execute();
+        await trx
+          .updateTable('devices')
+          .set({ firmware_version: row.version, updated_at: now })
+          .where('id', '=', identity.deviceId)
+          .where('organization_id', '=', identity.organizationId)
+          .execute();
       }
     });
     return null;
@@ -69,7 +79,9 @@ export class DeviceUpdateInbox {
       .where('device_id', '=', identity.deviceId)
       .where('organization_id', '=', identity.organizationId)
       .where('status', '=', 'active')
-      .$if(identity.credential.type === 'certificate', (q) => q.where('serial', '=', (identity.credential as { certificateSerial: string }).certificateSerial))
+      .$if(identity.credential.type === 'certificate', (q) =>
+        q.where('serial', '=', (identity.credential as { certificateSerial: string }).certificateSerial),
+      )
       .orderBy('created_at', 'desc')
       .limit(1)
       .executeTakeFirst();
@@ -80,27 +92,53 @@ export class DeviceUpdateInbox {
     const parsed = parseSignedReport(payload);
     if (!parsed.ok) return { code: 'update.report_invalid', message: parsed.message };
     const { report, signature } = parsed.value;
-    if (report.deviceId !== identity.deviceId) return { code: 'update.report_invalid', message: 'report.deviceId must be this device\'s ID' };
+    if (report.deviceId !== identity.deviceId)
+      return { code: 'update.report_invalid', message: "report.deviceId must be this device's ID" };
     const pem = await this.certificatePem(identity);
     if (!pem || !reportSignatureValid(report, signature, pem)) {
-      return { code: 'update.report_signature_invalid', message: 'The signature does not verify with this device\'s certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)' };
+      return {
+        code: 'update.report_signature_invalid',
+        message:
+          "The signature does not verify with this device's certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)",
+      };
     }
     const now = this.clock.now();
-    const row = { organization_id: identity.organizationId, counter: report.counter, report: JSON.stringify(report), signature, received_at: now };
+    const row = {
+      organization_id: identity.organizationId,
+      counter: report.counter,
+      report: JSON.stringify(report),
+      signature,
+      received_at: now,
+    };
     const accepted = await this.db.transaction().execute(async (trx) => {
       // Conditional on the stored counter, so two copies of one report racing each other store it once.
-      const updated = await trx.updateTable('device_version_reports').set(row).where('device_id', '=', identity.deviceId).where('counter', '<', report.counter).executeTakeFirst();
+      const updated = await trx
+        .updateTable('device_version_reports')
+        .set(row)
+        .where('device_id', '=', identity.deviceId)
+        .where('counter', '<', report.counter)
+        .executeTakeFirst();
       let stored = Number(updated.numUpdatedRows) === 1;
       if (!stored) {
-        const inserted = await trx.insertInto('device_version_reports').values({ device_id: identity.deviceId, ...row }).onConflict((oc) => oc.column('device_id').doNothing()).executeTakeFirst();
+        const inserted = await trx
+          .insertInto('device_version_reports')
+          .values({ device_id: identity.deviceId, ...row })
+          .onConflict((oc) => oc.column('device_id').doNothing())
+          .executeTakeFirst();
         stored = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
       }
       if (stored && report.running.version !== null) {
-        await trx.updateTable('devices').set({ firmware_version: report.running.version, updated_at: now }).where('id', '=', identity.deviceId).where('organization_id', '=', identity.organizationId).execute();
+        await trx
+          .updateTable('devices')
+          .set({ firmware_version: report.running.version, updated_at: now })
+          .where('id', '=', identity.deviceId)
+          .where('organization_id', '=', identity.organizationId)
+          .execute();
       }
       return stored;
     });
-    if (!accepted) return { code: 'update.report_replayed', message: `report.counter ${report.counter} is not above the last accepted counter` };
+    if (!accepted)
+      return { code: 'update.report_replayed', message: `report.counter ${report.counter} is not above the last accepted counter` };
     return null;
   }
 }

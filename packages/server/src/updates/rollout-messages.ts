@@ -36,7 +36,8 @@ function errorEntry(value: unknown, what: string): Parsed<{ code: string; messag
   const extra = onlyKeys(value, ['code', 'message'], what);
   if (extra) return fail(extra);
   if (!boundedString(value.code, 64)) return fail(`${what}.code must be a string of 1 to 64 characters`);
-  if (typeof value.message !== 'string' || value.message.length > 500) return fail(`${what}.message must be a string of at most 500 characters`);
+  if (typeof value.message !== 'string' || value.message.length > 500)
+    return fail(`${what}.message must be a string of at most 500 characters`);
   return { ok: true, value: { code: value.code, message: value.message } };
 }
 
@@ -48,7 +49,8 @@ export function parseStatus(payload: Buffer): Parsed<UpdateStatus> {
   const extra = onlyKeys(body, ['rolloutId', 'state', 'target', 'ts', 'error'], 'The status');
   if (extra) return fail(extra);
   if (!boundedString(body.rolloutId, 64)) return fail('rolloutId must be a string of 1 to 64 characters');
-  if (typeof body.state !== 'string' || !(UPDATE_STATES as readonly string[]).includes(body.state)) return fail(`state must be one of ${UPDATE_STATES.join(', ')}`);
+  if (typeof body.state !== 'string' || !(UPDATE_STATES as readonly string[]).includes(body.state))
+    return fail(`state must be one of ${UPDATE_STATES.join(', ')}`);
   if (!boundedString(body.target, 256)) return fail('target must be a string of 1 to 256 characters');
   if (typeof body.ts !== 'number' || !Number.isFinite(body.ts) || body.ts < 0) return fail('ts must be milliseconds since the epoch');
   const status: UpdateStatus = { rolloutId: body.rolloutId, state: body.state as UpdateState, target: body.target, ts: body.ts };
@@ -70,17 +72,21 @@ function parseReport(value: unknown): Parsed<VersionReport> {
   if (extra) return fail(extra);
   if (!boundedString(value.deviceId, 64)) return fail('report.deviceId must be a string of 1 to 64 characters');
   if (!Number.isSafeInteger(value.counter) || (value.counter as number) < 0) return fail('report.counter must be a non-negative integer');
-  if (typeof value.ts !== 'number' || !Number.isFinite(value.ts) || value.ts < 0) return fail('report.ts must be milliseconds since the epoch');
+  if (typeof value.ts !== 'number' || !Number.isFinite(value.ts) || value.ts < 0)
+    return fail('report.ts must be milliseconds since the epoch');
   const running = value.running;
   if (!isObject(running)) return fail('report.running must be { target, version, sha256 }');
   const runningExtra = onlyKeys(running, ['target', 'version', 'sha256'], 'report.running');
   if (runningExtra) return fail(runningExtra);
   if (!nullableString(running.target, 256)) return fail('report.running.target must be a string of 1 to 256 characters or null');
   if (!nullableString(running.version, 64)) return fail('report.running.version must be a string of 1 to 64 characters or null');
-  if (!(running.sha256 === null || (typeof running.sha256 === 'string' && /^[0-9a-f]{64}$/.test(running.sha256)))) return fail('report.running.sha256 must be 64 lowercase hex digits or null');
+  if (!(running.sha256 === null || (typeof running.sha256 === 'string' && /^[0-9a-f]{64}$/.test(running.sha256))))
+    return fail('report.running.sha256 must be 64 lowercase hex digits or null');
   if (value.slot !== 'a' && value.slot !== 'b') return fail('report.slot must be "a" or "b"');
-  if (!Number.isSafeInteger(value.securityVersion) || (value.securityVersion as number) < 0) return fail('report.securityVersion must be a non-negative integer');
-  if (!Array.isArray(value.errors) || value.errors.length > MAX_REPORT_ERRORS) return fail(`report.errors must be an array of at most ${MAX_REPORT_ERRORS} entries`);
+  if (!Number.isSafeInteger(value.securityVersion) || (value.securityVersion as number) < 0)
+    return fail('report.securityVersion must be a non-negative integer');
+  if (!Array.isArray(value.errors) || value.errors.length > MAX_REPORT_ERRORS)
+    return fail(`report.errors must be an array of at most ${MAX_REPORT_ERRORS} entries`);
   const errors: { code: string; message: string }[] = [];
   for (const [i, entry] of value.errors.entries()) {
     const error = errorEntry(entry, `report.errors[${i}]`);
@@ -108,7 +114,8 @@ export function parseSignedReport(payload: Buffer): Parsed<SignedVersionReport> 
   if (!isObject(body)) return fail('Send { report, signature }');
   const extra = onlyKeys(body, ['report', 'signature'], 'The signed report');
   if (extra) return fail(extra);
-  if (typeof body.signature !== 'string' || body.signature.length > 200 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body.signature)) return fail('signature must be base64 (DER ECDSA), at most 200 characters');
+  if (typeof body.signature !== 'string' || body.signature.length > 200 || !/^[A-Za-z0-9+/]+={0,2}$/.test(body.signature))
+    return fail('signature must be base64 (DER ECDSA), at most 200 characters');
   const report = parseReport(body.report);
   if (!report.ok) return report;
   return { ok: true, value: { report: report.value, signature: body.signature } };

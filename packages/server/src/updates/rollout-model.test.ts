@@ -45,9 +45,27 @@ describe('rollout phase plan', () => {
       offerTimeoutSeconds: 3600,
     });
     assert.throws(() => defineRollout({ releaseId: 'r', selector: { groups: [] } }), { code: 'update.rollout_invalid' });
-    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, phases: [{ percent: 0, soakSeconds: 0 }, { percent: 100, soakSeconds: 0 }] }), { code: 'update.rollout_invalid' });
-    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, phases: [{ percent: 100, soakSeconds: -1 }] }), { code: 'update.rollout_invalid' });
-    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, failureThreshold: 0 }), { code: 'update.rollout_invalid' });
-    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, offerTimeoutSeconds: 8 * 86_400 }), { code: 'update.rollout_invalid', message: /offerTimeoutSeconds/ });
+    assert.throws(
+      () =>
+        defineRollout({
+          releaseId: 'r',
+          selector: { tags: ['a'] },
+          phases: [
+            { percent: 0, soakSeconds: 0 },
+            { percent: 100, soakSeconds: 0 },
+          ],
+        }),
+      { code: 'update.rollout_invalid' },
+    );
+    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, phases: [{ percent: 100, soakSeconds: -1 }] }), {
+      code: 'update.rollout_invalid',
+    });
+    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, failureThreshold: 0 }), {
+      code: 'update.rollout_invalid',
+    });
+    assert.throws(() => defineRollout({ releaseId: 'r', selector: { tags: ['a'] }, offerTimeoutSeconds: 8 * 86_400 }), {
+      code: 'update.rollout_invalid',
+      message: /offerTimeoutSeconds/,
+    });
   });
 });

@@ -23,20 +23,33 @@ function targetsMetadata(json: unknown): Metadata<Targets> {
 }
 
 /** A GET over mutual TLS with the device's own key and certificate (or none). */
-function deviceGet(port: number, ca: string, device: { key: string; cert: string } | null, path: string): Promise<{ status: number; body: any }> {
+function deviceGet(
+  port: number,
+  ca: string,
+  device: { key: string; cert: string } | null,
+  path: string,
+): Promise<{ status: number; body: any }> {
   return new Promise((resolve, reject) => {
-    const request = https.request({ host: 'localhost', port, path, method: 'GET', ca, agent: false, ...(device ? { key: device.key, cert: device.cert } : {}) }, (response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (c: Buffer) => chunks.push(c));
-      response.on('end', () => resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') }));
-    });
+    const request = https.request(
+      { host: 'localhost', port, path, method: 'GET', ca, agent: false, ...(device ? { key: device.key, cert: device.cert } : {}) },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (c: Buffer) => chunks.push(c));
+        response.on('end', () =>
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') }),
+        );
+      },
+    );
     request.on('error', reject);
     request.end();
   });
 }
 
 function signedReport(report: VersionReport, key: string): string {
-  return JSON.stringify({ report, signature: sign('sha256', Buffer.from(canonicalize(report)), { key, dsaEncoding: 'der' }).toString('base64') });
+  return JSON.stringify({
+    report,
+    signature: sign('sha256', Buffer.from(canonicalize(report)), { key, dsaEncoding: 'der' }).toString('base64'),
+  });
 }
 
 const ORG_B = 'rollout-org-b';
@@ -69,7 +82,8 @@ for (const engine of ENGINES) {
 
     const api = () => t.client();
     const get = (device: TestDevice | null, path: string) => deviceGet(t.server.port, t.ca, device, path);
-    const create = (deviceIds: string[], extra: object = {}) => api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds }, ...extra }, { token });
+    const create = (deviceIds: string[], extra: object = {}) =>
+      api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds }, ...extra }, { token });
     async function online(device: TestDevice) {
       const client = await connectDevice(t.server.mqtt!.port, t.ca, device, device.id);
       clients.push(client);
@@ -95,7 +109,11 @@ for (const engine of ENGINES) {
       assert.equal(fetched.status, 200, JSON.stringify(fetched.body));
       const metadata = targetsMetadata(fetched.body);
       key.verifySignature(metadata);
-      assert.deepEqual(metadata.signed.targets[release.targetName]!.custom, { deviceId: a.id, hardwareId: 'hw-a', rolloutId: created.body.id });
+      assert.deepEqual(metadata.signed.targets[release.targetName]!.custom, {
+        deviceId: a.id,
+        hardwareId: 'hw-a',
+        rolloutId: created.body.id,
+      });
 
       await t.platform.devices.service.transition(cliActor(org, 'test'), b.id, 'quarantine', 'investigating');
       const quarantined = await get(b, DIRECTOR_TARGETS_PATH);
@@ -115,13 +133,22 @@ for (const engine of ENGINES) {
       const owner = cliActor(org, 'test');
       const keys: KeyHolder[][] = [ceremony.rootKeys, [keyHolder(), keyHolder()], [keyHolder(), keyHolder()]];
       const directorRoot = (version: number, rootKeys: KeyHolder[]) =>
-        buildDirectorRoot({ rootKeys: rootKeys.map((h) => h.key), threshold: 2, online: ceremony.online, expires: expiresIn(365, ceremony.now), version });
+        buildDirectorRoot({
+          rootKeys: rootKeys.map((h) => h.key),
+          threshold: 2,
+          online: ceremony.online,
+          expires: expiresIn(365, ceremony.now),
+          version,
+        });
       const uploaded: Record<string, unknown>[] = [];
       for (const [i, rootKeys] of keys.entries()) {
         // Version 1 is signed by its own keys; each rotation by the previous keys and the new ones (TUF 5.3.4).
         const signers = i === 0 ? rootKeys : [...keys[i - 1]!, ...rootKeys];
         const director = signedBy(directorRoot(i + 1, rootKeys), ...signers).toJSON();
-        await t.platform.updates.repository.acceptRoot(owner, { root: signedBy(ceremony.root(i + 1, rootKeys), ...signers).toJSON(), directorRoot: director });
+        await t.platform.updates.repository.acceptRoot(owner, {
+          root: signedBy(ceremony.root(i + 1, rootKeys), ...signers).toJSON(),
+          directorRoot: director,
+        });
         uploaded.push(director as Record<string, unknown>);
       }
 
@@ -134,13 +161,17 @@ for (const engine of ENGINES) {
       }
       served[0]!.verifyDelegate(MetadataKind.Root, served[1]!);
       served[1]!.verifyDelegate(MetadataKind.Root, served[2]!);
-      assert.throws(() => served[0]!.verifyDelegate(MetadataKind.Root, served[2]!), 'version 3 does not verify under version 1: the device needs version 2');
+      assert.throws(
+        () => served[0]!.verifyDelegate(MetadataKind.Root, served[2]!),
+        'version 3 does not verify under version 1: the device needs version 2',
+      );
       assert.equal((await get(a, DIRECTOR_ROOT_PATH)).body.signed.version, 3, 'root.json stays the newest');
 
       const unknown = await get(a, directorRootPath(4));
       assert.equal(unknown.status, 404);
       assert.equal(unknown.body.error.code, 'update.no_director_root');
-      for (const file of ['0.root.json', 'x.root.json', '1.targets.json', '01.root.json']) assert.equal((await get(a, `/device/v1/updates/director/${file}`)).status, 404, file);
+      for (const file of ['0.root.json', 'x.root.json', '1.targets.json', '01.root.json'])
+        assert.equal((await get(a, `/device/v1/updates/director/${file}`)).status, 404, file);
       const anonymous = await get(null, directorRootPath(1));
       assert.equal(anonymous.status, 401);
       assert.equal(anonymous.body.error.code, 'device.certificate_required');
@@ -156,11 +187,24 @@ for (const engine of ENGINES) {
       await eventually(() => messages.some((m) => m.topic === `d/${device.id}/updates/available`), 3000, 'updates/available');
       assert.deepEqual(messages.find((m) => m.topic.endsWith('updates/available'))!.body, { rolloutId });
 
-      const publish = (state: string) => client.publishAsync(`d/${device.id}/updates/status`, JSON.stringify({ rolloutId, state, target: release.targetName, ts: Date.now() }), { qos: 1 });
+      const publish = (state: string) =>
+        client.publishAsync(
+          `d/${device.id}/updates/status`,
+          JSON.stringify({ rolloutId, state, target: release.targetName, ts: Date.now() }),
+          { qos: 1 },
+        );
       await publish('downloading');
-      await eventually(async () => (await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.counts.downloading === 1, 3000, 'downloading counted');
+      await eventually(
+        async () => (await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.counts.downloading === 1,
+        3000,
+        'downloading counted',
+      );
       await publish('succeeded');
-      await eventually(async () => (await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.counts.succeeded === 1, 3000, 'success counted');
+      await eventually(
+        async () => (await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.counts.succeeded === 1,
+        3000,
+        'success counted',
+      );
       const detail = await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token });
       assert.equal(detail.body.currentPhase, 0);
       assert.equal(detail.body.currentPhaseCounts.succeeded, 1);
@@ -170,7 +214,10 @@ for (const engine of ENGINES) {
       assert.equal(view.body.rollout.id, rolloutId);
       assert.equal(view.body.rollout.state, 'succeeded');
       const succeeded = await api().get(`/api/v1/updates/rollouts/${rolloutId}/devices?state=succeeded`, { token });
-      assert.deepEqual(succeeded.body.devices.map((x: { deviceId: string }) => x.deviceId), [device.id]);
+      assert.deepEqual(
+        succeeded.body.devices.map((x: { deviceId: string }) => x.deviceId),
+        [device.id],
+      );
       await t.platform.updates.rollouts.tick();
       assert.equal((await api().get(`/api/v1/updates/rollouts/${rolloutId}`, { token })).body.status, 'completed');
       assert.equal(messages.filter((m) => m.topic.endsWith('/errors')).length, 0);
@@ -189,11 +236,16 @@ for (const engine of ENGINES) {
         securityVersion: 1,
         errors: [],
       });
-      const publish = (payload: string, channel = 'report') => client.publishAsync(`d/${device.id}/updates/${channel}`, payload, { qos: 1 });
+      const publish = (payload: string, channel = 'report') =>
+        client.publishAsync(`d/${device.id}/updates/${channel}`, payload, { qos: 1 });
       const errors = () => messages.filter((m) => m.topic === `d/${device.id}/errors`).map((m) => m.body.code as string);
 
       await publish(signedReport(report(5), device.key));
-      await eventually(async () => (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report?.counter === 5, 3000, 'report stored');
+      await eventually(
+        async () => (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report?.counter === 5,
+        3000,
+        'report stored',
+      );
       const view = await api().get(`/api/v1/devices/${device.id}/updates`, { token });
       assert.equal(view.body.firmwareVersion, '3.1.0');
       assert.deepEqual(view.body.report.running, { target: release.targetName, version: '3.1.0', sha256: release.sha256 });
@@ -210,11 +262,26 @@ for (const engine of ENGINES) {
       await eventually(() => errors().length === 5, 3000, 'malformed refused');
       await publish('{}', 'firmware');
       await eventually(() => errors().length === 6, 3000, 'unknown channel refused');
-      assert.deepEqual(errors(), ['update.report_signature_invalid', 'update.report_invalid', 'update.report_replayed', 'update.report_replayed', 'update.report_invalid', 'update.channel_unknown']);
-      assert.equal((await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report.counter, 5, 'nothing refused was stored');
+      assert.deepEqual(errors(), [
+        'update.report_signature_invalid',
+        'update.report_invalid',
+        'update.report_replayed',
+        'update.report_replayed',
+        'update.report_invalid',
+        'update.channel_unknown',
+      ]);
+      assert.equal(
+        (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report.counter,
+        5,
+        'nothing refused was stored',
+      );
 
       await publish(signedReport(report(6), device.key));
-      await eventually(async () => (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report?.counter === 6, 3000, 'the next counter is accepted');
+      await eventually(
+        async () => (await api().get(`/api/v1/devices/${device.id}/updates`, { token })).body.report?.counter === 6,
+        3000,
+        'the next counter is accepted',
+      );
     });
 
     it('another organization can neither see nor control a rollout, nor start one with a foreign release', async () => {
@@ -222,7 +289,13 @@ for (const engine of ENGINES) {
       assert.equal(created.status, 201, created.text);
       const id = created.body.id as string;
       const unknown = '00000000-0000-0000-0000-000000000000';
-      for (const [method, suffix] of [['GET', ''], ['GET', '/devices'], ['POST', '/pause'], ['POST', '/resume'], ['POST', '/abort']] as const) {
+      for (const [method, suffix] of [
+        ['GET', ''],
+        ['GET', '/devices'],
+        ['POST', '/pause'],
+        ['POST', '/resume'],
+        ['POST', '/abort'],
+      ] as const) {
         const foreign = await api().request(method, `/api/v1/updates/rollouts/${id}${suffix}`, { token: tokenB });
         const missing = await api().request(method, `/api/v1/updates/rollouts/${unknown}${suffix}`, { token: tokenB });
         assert.equal(foreign.status, 404, `${method} ${suffix}`);
@@ -231,7 +304,11 @@ for (const engine of ENGINES) {
       }
       assert.deepEqual((await api().get('/api/v1/updates/rollouts', { token: tokenB })).body.rollouts, []);
       assert.equal((await api().get(`/api/v1/devices/${d[6]!.id}/updates`, { token: tokenB })).status, 404);
-      const stolen = await api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds: [d[6]!.id] } }, { token: tokenB });
+      const stolen = await api().post(
+        '/api/v1/updates/rollouts',
+        { releaseId: release.id, selector: { deviceIds: [d[6]!.id] } },
+        { token: tokenB },
+      );
       assert.equal(stolen.status, 404);
       assert.equal(stolen.body.error.code, 'update.release_not_found');
       assert.equal((await api().get(`/api/v1/updates/rollouts/${id}`, { token })).body.status, 'running', 'untouched');
@@ -240,26 +317,53 @@ for (const engine of ENGINES) {
 
     it('lists rollouts newest first and pages their devices by cursor; refuses a malformed rollout at the edge', async () => {
       t.clock.advance(1000);
-      const created = await create([d[7]!.id, d[0]!.id, d[1]!.id], { name: 'paged', phases: [{ percent: 50, soakSeconds: 60 }, { percent: 100, soakSeconds: 0 }] });
+      const created = await create([d[7]!.id, d[0]!.id, d[1]!.id], {
+        name: 'paged',
+        phases: [
+          { percent: 50, soakSeconds: 60 },
+          { percent: 100, soakSeconds: 0 },
+        ],
+      });
       assert.equal(created.status, 201, created.text);
       assert.equal(created.body.enrolled, 3);
       const first = await api().get(`/api/v1/updates/rollouts/${created.body.id}/devices?limit=2`, { token });
       assert.equal(first.status, 200, first.text);
       assert.equal(first.body.devices.length, 2);
-      const second = await api().get(`/api/v1/updates/rollouts/${created.body.id}/devices?limit=2&cursor=${first.body.nextCursor}`, { token });
+      const second = await api().get(`/api/v1/updates/rollouts/${created.body.id}/devices?limit=2&cursor=${first.body.nextCursor}`, {
+        token,
+      });
       assert.equal(second.body.devices.length, 1);
       assert.equal(second.body.nextCursor, null);
       const all = [...first.body.devices, ...second.body.devices].map((x: { deviceId: string }) => x.deviceId);
       assert.deepEqual([...all].sort(), [d[7]!.id, d[0]!.id, d[1]!.id].sort());
-      assert.deepEqual([...first.body.devices, ...second.body.devices].map((x: { phase: number }) => x.phase).sort(), [0, 0, 1], 'ceil(50 % of 3) = 2 devices in phase 0');
+      assert.deepEqual(
+        [...first.body.devices, ...second.body.devices].map((x: { phase: number }) => x.phase).sort(),
+        [0, 0, 1],
+        'ceil(50 % of 3) = 2 devices in phase 0',
+      );
 
       const list = await api().get('/api/v1/updates/rollouts', { token });
       assert.equal(list.body.rollouts[0].id, created.body.id);
       assert.equal((await api().get('/api/v1/updates/rollouts?cursor=garbage', { token })).status, 400);
-      const bad = await api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds: [d[7]!.id] }, phases: [{ percent: 60, soakSeconds: 0 }, { percent: 30, soakSeconds: 0 }] }, { token });
+      const bad = await api().post(
+        '/api/v1/updates/rollouts',
+        {
+          releaseId: release.id,
+          selector: { deviceIds: [d[7]!.id] },
+          phases: [
+            { percent: 60, soakSeconds: 0 },
+            { percent: 30, soakSeconds: 0 },
+          ],
+        },
+        { token },
+      );
       assert.equal(bad.status, 400);
       assert.equal(bad.body.error.code, 'update.rollout_invalid');
-      const extra = await api().post('/api/v1/updates/rollouts', { releaseId: release.id, selector: { deviceIds: [d[7]!.id] }, everyone: true }, { token });
+      const extra = await api().post(
+        '/api/v1/updates/rollouts',
+        { releaseId: release.id, selector: { deviceIds: [d[7]!.id] }, everyone: true },
+        { token },
+      );
       assert.equal(extra.status, 400);
     });
   });

@@ -18,7 +18,14 @@ import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { NoDirectorRootError } from './rollout-errors.js';
-import { MAX_CONCURRENT_DOWNLOADS, MAX_OFFER_TIMEOUT_SECONDS, MAX_PHASES, MAX_SELECTOR_ENTRIES, MAX_SOAK_SECONDS, MIN_OFFER_TIMEOUT_SECONDS } from './rollout-model.js';
+import {
+  MAX_CONCURRENT_DOWNLOADS,
+  MAX_OFFER_TIMEOUT_SECONDS,
+  MAX_PHASES,
+  MAX_SELECTOR_ENTRIES,
+  MAX_SOAK_SECONDS,
+  MIN_OFFER_TIMEOUT_SECONDS,
+} from './rollout-model.js';
 import { MAX_DEVICES_PAGE } from './rollouts.js';
 
 const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
@@ -30,7 +37,10 @@ const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 const Entries = Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: MAX_SELECTOR_ENTRIES }));
 const Selector = Strict({ groups: Entries, tags: Entries, deviceIds: Entries, firmwareVersions: Entries });
-const Phase = Strict({ percent: Type.Number({ exclusiveMinimum: 0, maximum: 100 }), soakSeconds: Type.Integer({ minimum: 0, maximum: MAX_SOAK_SECONDS }) });
+const Phase = Strict({
+  percent: Type.Number({ exclusiveMinimum: 0, maximum: 100 }),
+  soakSeconds: Type.Integer({ minimum: 0, maximum: MAX_SOAK_SECONDS }),
+});
 const DeviceState = Type.Union([
   Type.Literal('pending'),
   Type.Literal('downloading'),
@@ -42,7 +52,16 @@ const DeviceState = Type.Union([
   Type.Literal('rolled_back'),
 ]);
 const Count = Type.Integer();
-const Counts = Strict({ pending: Count, downloading: Count, installing: Count, rebooting: Count, verifying: Count, succeeded: Count, failed: Count, rolled_back: Count });
+const Counts = Strict({
+  pending: Count,
+  downloading: Count,
+  installing: Count,
+  rebooting: Count,
+  verifying: Count,
+  succeeded: Count,
+  failed: Count,
+  rolled_back: Count,
+});
 const ErrorEntry = Strict({ code: Type.String(), message: Type.String() });
 
 const RolloutProperties = {
@@ -50,7 +69,13 @@ const RolloutProperties = {
   name: Type.String(),
   releaseId: Type.String(),
   productId: Type.String(),
-  status: Type.Union([Type.Literal('running'), Type.Literal('paused'), Type.Literal('halted'), Type.Literal('aborted'), Type.Literal('completed')]),
+  status: Type.Union([
+    Type.Literal('running'),
+    Type.Literal('paused'),
+    Type.Literal('halted'),
+    Type.Literal('aborted'),
+    Type.Literal('completed'),
+  ]),
   selector: Selector,
   phases: Type.Array(Phase),
   successThreshold: Type.Number(),
@@ -69,7 +94,14 @@ const RolloutProperties = {
 const Rollout = Strict(RolloutProperties);
 const RolloutDetail = Strict({ ...RolloutProperties, counts: Counts, currentPhaseCounts: Counts });
 const Created = Strict({ ...RolloutProperties, enrolled: Type.Integer(), skipped: Type.Integer() });
-const RolloutDevice = Strict({ deviceId: Type.String(), phase: Type.Integer(), state: DeviceState, error: Nullable(ErrorEntry), offeredAt: Nullable(Timestamp), updatedAt: Timestamp });
+const RolloutDevice = Strict({
+  deviceId: Type.String(),
+  phase: Type.Integer(),
+  state: DeviceState,
+  error: Nullable(ErrorEntry),
+  offeredAt: Nullable(Timestamp),
+  updatedAt: Timestamp,
+});
 const DeviceUpdates = Strict({
   deviceId: Type.String(),
   firmwareVersion: Nullable(Type.String()),
@@ -110,7 +142,11 @@ async function deviceOf(platform: Platform, limiter: FailureLimiter, request: Fa
   try {
     const socket = request.raw.socket as Partial<TLSSocket>;
     const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
-    if (!peer?.raw) throw new AuthenticationError("The director needs the device's certificate as TLS client certificate", ErrorCodes.deviceCertificateRequired);
+    if (!peer?.raw)
+      throw new AuthenticationError(
+        "The director needs the device's certificate as TLS client certificate",
+        ErrorCodes.deviceCertificateRequired,
+      );
     return await platform.devices.identity.fromCertificate(peer.raw);
   } catch (error) {
     if (error instanceof BulwarkError && error.status === 401) {
@@ -128,13 +164,24 @@ export function rolloutRoutes(platform: Platform) {
     await root.register(async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
       const device = { auth: { principal: 'none' as const } };
-      app.get(DIRECTOR_ROOT_PATH, { config: device, schema: { tags: ['device'], summary: "The organization's director root (signed offline), for the agent to pin", response: { 200: Signed, ...errorResponses(401, 404, 429) } } }, async (request, reply) => {
-        const identity = await deviceOf(platform, limiter, request);
-        const rootMetadata = await platform.updates.repository.directorRoot(identity.organizationId);
-        if (!rootMetadata) throw new NoDirectorRootError();
-        reply.header('cache-control', 'no-store');
-        return rootMetadata;
-      });
+      app.get(
+        DIRECTOR_ROOT_PATH,
+        {
+          config: device,
+          schema: {
+            tags: ['device'],
+            summary: "The organization's director root (signed offline), for the agent to pin",
+            response: { 200: Signed, ...errorResponses(401, 404, 429) },
+          },
+        },
+        async (request, reply) => {
+          const identity = await deviceOf(platform, limiter, request);
+          const rootMetadata = await platform.updates.repository.directorRoot(identity.organizationId);
+          if (!rootMetadata) throw new NoDirectorRootError();
+          reply.header('cache-control', 'no-store');
+          return rootMetadata;
+        },
+      );
       app.get(
         DIRECTOR_ROOT_VERSION_ROUTE,
         {
@@ -149,7 +196,11 @@ export function rolloutRoutes(platform: Platform) {
         async (request, reply) => {
           const identity = await deviceOf(platform, limiter, request);
           const match = /^([1-9]\d{0,8})\.root\.json$/.exec(request.params.file);
-          if (!match) throw new NotFoundError('Director metadata file', { file: request.params.file, expected: '<version>.root.json, root.json or targets.json' });
+          if (!match)
+            throw new NotFoundError('Director metadata file', {
+              file: request.params.file,
+              expected: '<version>.root.json, root.json or targets.json',
+            });
           const version = Number(match[1]);
           const rootMetadata = await platform.updates.repository.directorRootVersion(identity.organizationId, version);
           if (!rootMetadata) throw new NoDirectorRootError(version);
@@ -159,7 +210,14 @@ export function rolloutRoutes(platform: Platform) {
       );
       app.get(
         DIRECTOR_TARGETS_PATH,
-        { config: device, schema: { tags: ['device'], summary: "This device's director targets metadata (zero or one target), signed by the online director key", response: { 200: Signed, ...errorResponses(401, 404, 429) } } },
+        {
+          config: device,
+          schema: {
+            tags: ['device'],
+            summary: "This device's director targets metadata (zero or one target), signed by the online director key",
+            response: { 200: Signed, ...errorResponses(401, 404, 429) },
+          },
+        },
         async (request, reply) => {
           const identity = await deviceOf(platform, limiter, request);
           const signed = await rollouts.directorTargets(identity);
@@ -192,7 +250,11 @@ export function rolloutRoutes(platform: Platform) {
                 failureThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
                 maxConcurrentDownloads: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CONCURRENT_DOWNLOADS })),
                 offerTimeoutSeconds: Type.Optional(
-                  Type.Integer({ minimum: MIN_OFFER_TIMEOUT_SECONDS, maximum: MAX_OFFER_TIMEOUT_SECONDS, description: 'an offered device silent this long gives its download slot back (default 3600)' }),
+                  Type.Integer({
+                    minimum: MIN_OFFER_TIMEOUT_SECONDS,
+                    maximum: MAX_OFFER_TIMEOUT_SECONDS,
+                    description: 'an offered device silent this long gives its download slot back (default 3600)',
+                  }),
                 ),
               }),
               response: { 201: Created, ...errorResponses(400, 401, 403, 404, 409) },
@@ -208,14 +270,25 @@ export function rolloutRoutes(platform: Platform) {
               tags: ['updates'],
               summary: "The organization's rollouts, newest first",
               querystring: Strict({ cursor: Type.Optional(Type.String({ maxLength: 300 })) }),
-              response: { 200: Strict({ rollouts: Type.Array(Rollout), nextCursor: Nullable(Type.String()) }), ...errorResponses(400, 401, 403) },
+              response: {
+                200: Strict({ rollouts: Type.Array(Rollout), nextCursor: Nullable(Type.String()) }),
+                ...errorResponses(400, 401, 403),
+              },
             },
           },
           async (request) => rollouts.list(actorOf(request), request.query),
         );
         app.get(
           '/updates/rollouts/:id',
-          { config: read, schema: { tags: ['updates'], summary: 'A rollout with its devices counted per state (all, and up to the current phase)', params: Params, response: { 200: RolloutDetail, ...errorResponses(401, 403, 404) } } },
+          {
+            config: read,
+            schema: {
+              tags: ['updates'],
+              summary: 'A rollout with its devices counted per state (all, and up to the current phase)',
+              params: Params,
+              response: { 200: RolloutDetail, ...errorResponses(401, 403, 404) },
+            },
+          },
           async (request) => rollouts.get(actorOf(request), request.params.id),
         );
         app.get(
@@ -226,8 +299,15 @@ export function rolloutRoutes(platform: Platform) {
               tags: ['updates'],
               summary: "A rollout's devices by device ID, optionally in one state (cursor pages)",
               params: Params,
-              querystring: Strict({ state: Type.Optional(DeviceState), cursor: Type.Optional(Type.String({ maxLength: 300 })), limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DEVICES_PAGE })) }),
-              response: { 200: Strict({ devices: Type.Array(RolloutDevice), nextCursor: Nullable(Type.String()) }), ...errorResponses(400, 401, 403, 404) },
+              querystring: Strict({
+                state: Type.Optional(DeviceState),
+                cursor: Type.Optional(Type.String({ maxLength: 300 })),
+                limit: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_DEVICES_PAGE })),
+              }),
+              response: {
+                200: Strict({ devices: Type.Array(RolloutDevice), nextCursor: Nullable(Type.String()) }),
+                ...errorResponses(400, 401, 403, 404),
+              },
             },
           },
           async (request) => rollouts.devicesOf(actorOf(request), request.params.id, request.query),
@@ -235,13 +315,29 @@ export function rolloutRoutes(platform: Platform) {
         for (const action of ['pause', 'resume', 'abort'] as const) {
           app.post(
             `/updates/rollouts/:id/${action}`,
-            { config: manage, schema: { tags: ['updates'], summary: `${action[0]!.toUpperCase()}${action.slice(1)} a rollout`, params: Params, response: { 200: Rollout, ...errorResponses(401, 403, 404, 409) } } },
+            {
+              config: manage,
+              schema: {
+                tags: ['updates'],
+                summary: `${action[0]!.toUpperCase()}${action.slice(1)} a rollout`,
+                params: Params,
+                response: { 200: Rollout, ...errorResponses(401, 403, 404, 409) },
+              },
+            },
             async (request) => rollouts[action](actorOf(request), request.params.id),
           );
         }
         app.get(
           '/devices/:id/updates',
-          { config: read, schema: { tags: ['updates'], summary: "A device's latest signed version report and its state in its most recent rollout", params: Params, response: { 200: DeviceUpdates, ...errorResponses(401, 403, 404) } } },
+          {
+            config: read,
+            schema: {
+              tags: ['updates'],
+              summary: "A device's latest signed version report and its state in its most recent rollout",
+              params: Params,
+              response: { 200: DeviceUpdates, ...errorResponses(401, 403, 404) },
+            },
+          },
           async (request) => rollouts.deviceUpdates(actorOf(request), request.params.id),
         );
       },

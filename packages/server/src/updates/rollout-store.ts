@@ -31,14 +31,24 @@ export class RolloutStore {
   constructor(readonly db: Kysely<Database>) {}
 
   release(organizationId: string, releaseId: string, db: Executor = this.db) {
-    return db.selectFrom('firmware_releases').selectAll().where('id', '=', releaseId).where('organization_id', '=', organizationId).executeTakeFirst();
+    return db
+      .selectFrom('firmware_releases')
+      .selectAll()
+      .where('id', '=', releaseId)
+      .where('organization_id', '=', organizationId)
+      .executeTakeFirst();
   }
 
   /**
    * Devices of the product in the organization, active or quarantined, matching any criterion of
    * the selector, each with whether it is already in an unfinished rollout.
    */
-  async select(organizationId: string, productId: string, selector: RolloutSelector, db: Executor = this.db): Promise<{ id: string; busy: boolean }[]> {
+  async select(
+    organizationId: string,
+    productId: string,
+    selector: RolloutSelector,
+    db: Executor = this.db,
+  ): Promise<{ id: string; busy: boolean }[]> {
     const rows = await db
       .selectFrom('devices')
       .select((eb) => [
@@ -67,7 +77,11 @@ export class RolloutStore {
             eb(
               'devices.id',
               'in',
-              eb.selectFrom('device_tags').select('device_tags.device_id').where('device_tags.organization_id', '=', organizationId).where('device_tags.tag', 'in', selector.tags),
+              eb
+                .selectFrom('device_tags')
+                .select('device_tags.device_id')
+                .where('device_tags.organization_id', '=', organizationId)
+                .where('device_tags.tag', 'in', selector.tags),
             ),
           );
         }
@@ -82,11 +96,20 @@ export class RolloutStore {
   }
 
   async insertDevices(devices: RolloutDeviceRow[], db: Executor): Promise<void> {
-    for (let i = 0; i < devices.length; i += INSERT_BATCH) await db.insertInto('rollout_devices').values(devices.slice(i, i + INSERT_BATCH)).execute();
+    for (let i = 0; i < devices.length; i += INSERT_BATCH)
+      await db
+        .insertInto('rollout_devices')
+        .values(devices.slice(i, i + INSERT_BATCH))
+        .execute();
   }
 
   get(organizationId: string, rolloutId: string, db: Executor = this.db) {
-    return db.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).where('organization_id', '=', organizationId).executeTakeFirst();
+    return db
+      .selectFrom('rollouts')
+      .selectAll()
+      .where('id', '=', rolloutId)
+      .where('organization_id', '=', organizationId)
+      .executeTakeFirst();
   }
 
   /**
@@ -95,7 +118,11 @@ export class RolloutStore {
    * offer past the cap or advance a phase twice. Returns the row as locked.
    */
   async lock(rolloutId: string, db: Executor): Promise<RolloutRow | undefined> {
-    await db.updateTable('rollouts').set((eb) => ({ updated_at: eb.ref('updated_at') })).where('id', '=', rolloutId).execute();
+    await db
+      .updateTable('rollouts')
+      .set((eb) => ({ updated_at: eb.ref('updated_at') }))
+      .where('id', '=', rolloutId)
+      .execute();
     return db.selectFrom('rollouts').selectAll().where('id', '=', rolloutId).executeTakeFirst();
   }
 
@@ -152,7 +179,12 @@ export class RolloutStore {
 
   async markOffered(rolloutId: string, deviceIds: string[], now: number, db: Executor): Promise<void> {
     if (deviceIds.length === 0) return;
-    await db.updateTable('rollout_devices').set({ offered_at: now, updated_at: now }).where('rollout_id', '=', rolloutId).where('device_id', 'in', deviceIds).execute();
+    await db
+      .updateTable('rollout_devices')
+      .set({ offered_at: now, updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .where('device_id', 'in', deviceIds)
+      .execute();
   }
 
   /**
@@ -170,7 +202,12 @@ export class RolloutStore {
       .executeTakeFirst();
     const silent = await db
       .updateTable('rollout_devices')
-      .set({ state: 'failed', error_code: 'update.device_silent', error_message: 'The device stopped reporting its update progress within the offer timeout', updated_at: now })
+      .set({
+        state: 'failed',
+        error_code: 'update.device_silent',
+        error_message: 'The device stopped reporting its update progress within the offer timeout',
+        updated_at: now,
+      })
       .where('rollout_id', '=', rolloutId)
       .where('state', 'in', STARTED_STATES)
       .where('offered_at', 'is not', null)
@@ -203,7 +240,13 @@ export class RolloutStore {
 
   /** Devices offered the release that have not succeeded: told to fetch their (now empty) director targets after an abort. */
   async offeredNotSucceeded(rolloutId: string, db: Executor = this.db): Promise<string[]> {
-    const rows = await db.selectFrom('rollout_devices').select('device_id').where('rollout_id', '=', rolloutId).where('offered_at', 'is not', null).where('state', '!=', 'succeeded').execute();
+    const rows = await db
+      .selectFrom('rollout_devices')
+      .select('device_id')
+      .where('rollout_id', '=', rolloutId)
+      .where('offered_at', 'is not', null)
+      .where('state', '!=', 'succeeded')
+      .execute();
     return rows.map((r) => r.device_id);
   }
 
@@ -237,7 +280,19 @@ export class RolloutStore {
       .selectFrom('rollout_devices as rd')
       .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
       .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
-      .select(['r.id', 'r.status', 'r.release_id', 'f.version', 'f.target_name', 'rd.phase', 'rd.state', 'rd.error_code', 'rd.error_message', 'rd.offered_at', 'rd.updated_at'])
+      .select([
+        'r.id',
+        'r.status',
+        'r.release_id',
+        'f.version',
+        'f.target_name',
+        'rd.phase',
+        'rd.state',
+        'rd.error_code',
+        'rd.error_message',
+        'rd.offered_at',
+        'rd.updated_at',
+      ])
       .where('rd.device_id', '=', deviceId)
       .where('rd.organization_id', '=', organizationId)
       .orderBy('r.created_at', 'desc')
@@ -266,7 +321,12 @@ export class RolloutStore {
       .selectAll()
       .where('organization_id', '=', organizationId)
       .$if(query.after !== undefined, (q) =>
-        q.where((eb) => eb.or([eb('created_at', '<', query.after!.createdAt), eb.and([eb('created_at', '=', query.after!.createdAt), eb('id', '<', query.after!.id)])])),
+        q.where((eb) =>
+          eb.or([
+            eb('created_at', '<', query.after!.createdAt),
+            eb.and([eb('created_at', '=', query.after!.createdAt), eb('id', '<', query.after!.id)]),
+          ]),
+        ),
       )
       .orderBy('created_at', 'desc')
       .orderBy('id', 'desc')

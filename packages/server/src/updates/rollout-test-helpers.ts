@@ -20,7 +20,14 @@ export interface TestRelease {
 }
 
 /** A release of `image` (an uploaded blob), or of 64 random bytes nobody uploaded. */
-export async function insertRelease(platform: Platform, organizationId: string, productId: string, version: string, hardwareIds = ['hw-a'], image?: { sha256: string; length: number }): Promise<TestRelease> {
+export async function insertRelease(
+  platform: Platform,
+  organizationId: string,
+  productId: string,
+  version: string,
+  hardwareIds = ['hw-a'],
+  image?: { sha256: string; length: number },
+): Promise<TestRelease> {
   const bytes = randomBytes(64);
   const named = image ?? { sha256: createHash('sha256').update(bytes).digest('hex'), length: bytes.length };
   const release = { id: newId(), version, targetName: `${productId}/firmware-${version}.bin`, ...named };
@@ -46,7 +53,12 @@ export async function insertRelease(platform: Platform, organizationId: string, 
 }
 
 /** A product with a hardware revision (what a device without `attributes.hardwareId` runs on). */
-export async function hardwareProduct(platform: Platform, organizationId: string, name: string, hardwareRevision = 'hw-a'): Promise<string> {
+export async function hardwareProduct(
+  platform: Platform,
+  organizationId: string,
+  name: string,
+  hardwareRevision = 'hw-a',
+): Promise<string> {
   const product = await platform.devices.service.createProduct(cliActor(organizationId, 'test'), { name, hardwareRevision });
   return product.id;
 }
@@ -71,9 +83,21 @@ export async function registerDevices(
 }
 
 export function identityOf(organizationId: string, deviceId: string, productId: string): DeviceIdentity {
-  return { organizationId, deviceId, serial: deviceId, productId, status: 'active', credential: { type: 'symmetric_key', keyVersion: 1, tokenExpiresAt: Number.MAX_SAFE_INTEGER } };
+  return {
+    organizationId,
+    deviceId,
+    serial: deviceId,
+    productId,
+    status: 'active',
+    credential: { type: 'symmetric_key', keyVersion: 1, tokenExpiresAt: Number.MAX_SAFE_INTEGER },
+  };
 }
 
-export function statusPayload(rolloutId: string, state: UpdateStatus['state'], target: string, error?: { code: string; message: string }): Buffer {
+export function statusPayload(
+  rolloutId: string,
+  state: UpdateStatus['state'],
+  target: string,
+  error?: { code: string; message: string },
+): Buffer {
   return Buffer.from(JSON.stringify({ rolloutId, state, target, ts: Date.now(), ...(error ? { error } : {}) }));
 }

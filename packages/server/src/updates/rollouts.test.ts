@@ -35,12 +35,27 @@ for (const engine of ENGINES) {
     });
     after(() => t?.close());
 
-    const devices = (count: number, extra: Parameters<typeof registerDevices>[5] = {}) => registerDevices(t.platform, org, product, `R${++serial}`, count, extra);
+    const devices = (count: number, extra: Parameters<typeof registerDevices>[5] = {}) =>
+      registerDevices(t.platform, org, product, `R${++serial}`, count, extra);
     const targets = async (deviceId: string) => (await rollouts.directorTargets(identityOf(org, deviceId, product))).metadata;
-    const named = async (deviceId: string) => Object.keys(((await targets(deviceId)).signed as { targets: Record<string, unknown> }).targets);
-    const status = async (rolloutId: string, deviceId: string, state: Parameters<typeof statusPayload>[1], error?: { code: string; message: string }) =>
-      assert.equal(await rollouts.deviceMessage(identityOf(org, deviceId, product), 'status', statusPayload(rolloutId, state, release.targetName, error)), null);
-    const offered = async (rolloutId: string) => (await rollouts.devicesOf(actor, rolloutId, { limit: 500 })).devices.filter((d) => d.offeredAt !== null).map((d) => d.deviceId);
+    const named = async (deviceId: string) =>
+      Object.keys(((await targets(deviceId)).signed as { targets: Record<string, unknown> }).targets);
+    const status = async (
+      rolloutId: string,
+      deviceId: string,
+      state: Parameters<typeof statusPayload>[1],
+      error?: { code: string; message: string },
+    ) =>
+      assert.equal(
+        await rollouts.deviceMessage(
+          identityOf(org, deviceId, product),
+          'status',
+          statusPayload(rolloutId, state, release.targetName, error),
+        ),
+        null,
+      );
+    const offered = async (rolloutId: string) =>
+      (await rollouts.devicesOf(actor, rolloutId, { limit: 500 })).devices.filter((d) => d.offeredAt !== null).map((d) => d.deviceId);
 
     it('signs per-device metadata that verifies with the director key, names only that device, and only ever increases its version', async () => {
       const [d1, d2] = await devices(2);
@@ -122,7 +137,12 @@ for (const engine of ENGINES) {
       assert.equal(view.counts.succeeded, 10);
       const audit = await t.platform.audit.query({ organizationId: org });
       const actions = audit.entries.filter((e) => e.target.id === rollout.id).map((e) => e.action);
-      assert.deepEqual(actions.sort(), ['update.rollout_completed', 'update.rollout_created', 'update.rollout_phase_advanced', 'update.rollout_phase_advanced']);
+      assert.deepEqual(actions.sort(), [
+        'update.rollout_completed',
+        'update.rollout_created',
+        'update.rollout_phase_advanced',
+        'update.rollout_phase_advanced',
+      ]);
       const device = await t.platform.devices.service.get(actor, ids[0]!);
       assert.equal(device.firmwareVersion, '2.0.0', 'a success records the release version on the device');
     });
@@ -145,7 +165,9 @@ for (const engine of ENGINES) {
       assert.equal(view.counts.rolled_back, 1);
       assert.equal(view.counts.downloading, 1);
       assert.equal(view.counts.pending, 7);
-      const halted = (await t.platform.audit.query({ organizationId: org, action: 'update.rollout_halted' })).entries.find((e) => e.target.id === rollout.id);
+      const halted = (await t.platform.audit.query({ organizationId: org, action: 'update.rollout_halted' })).entries.find(
+        (e) => e.target.id === rollout.id,
+      );
       assert.ok(halted);
       assert.equal(halted.actor.type, 'system');
       assert.deepEqual([halted.details.failed, halted.details.rolledBack, halted.details.devices], [1, 1, 10]);
@@ -153,7 +175,10 @@ for (const engine of ENGINES) {
       assert.deepEqual(await named(all[5]!), [], 'a device that had not started is no longer named the image');
       assert.deepEqual(await named(all[1]!), [release.targetName], 'a device mid-download keeps its target');
       const failedDevices = await rollouts.devicesOf(actor, rollout.id, { state: 'failed' });
-      assert.deepEqual(failedDevices.devices.map((d) => [d.deviceId, d.error]), [[all[0], { code: 'update.hash_mismatch', message: 'sha256 differs' }]]);
+      assert.deepEqual(
+        failedDevices.devices.map((d) => [d.deviceId, d.error]),
+        [[all[0], { code: 'update.hash_mismatch', message: 'sha256 differs' }]],
+      );
       await assert.rejects(rollouts.resume(actor, rollout.id), { code: 'update.rollout_status' });
       await rollouts.abort(actor, rollout.id);
     });
@@ -183,8 +208,15 @@ for (const engine of ENGINES) {
       assert.deepEqual(await named(second), [], 'withdrawn from a device that had not succeeded');
       assert.deepEqual(await named(first!), [release.targetName], 'a device that succeeded keeps the image it runs');
       await assert.rejects(rollouts.pause(actor, rollout.id), { code: 'update.rollout_status' });
-      const audit = (await t.platform.audit.query({ organizationId: org })).entries.filter((e) => e.target.id === rollout.id).map((e) => e.action);
-      assert.deepEqual(audit.sort(), ['update.rollout_aborted', 'update.rollout_created', 'update.rollout_paused', 'update.rollout_resumed']);
+      const audit = (await t.platform.audit.query({ organizationId: org })).entries
+        .filter((e) => e.target.id === rollout.id)
+        .map((e) => e.action);
+      assert.deepEqual(audit.sort(), [
+        'update.rollout_aborted',
+        'update.rollout_created',
+        'update.rollout_paused',
+        'update.rollout_resumed',
+      ]);
     });
 
     it('never has more devices offered and unfinished than maxConcurrentDownloads', async () => {
@@ -216,7 +248,11 @@ for (const engine of ENGINES) {
       await devices(1, { tags: ['field-trial'], pending: true });
       const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { tags: ['field-trial'] } });
       const members = (await rollouts.devicesOf(actor, rollout.id, {})).devices.map((d) => d.deviceId).sort();
-      assert.deepEqual(members, [tagged[1]!, fresh!].sort(), 'quarantined and active devices of the product only (not pending, disabled, busy or of another product)');
+      assert.deepEqual(
+        members,
+        [tagged[1]!, fresh!].sort(),
+        'quarantined and active devices of the product only (not pending, disabled, busy or of another product)',
+      );
       assert.equal(rollout.skipped, 1);
       assert.ok(!members.includes(foreign!));
       await rollouts.abort(actor, rollout.id);
@@ -229,39 +265,73 @@ for (const engine of ENGINES) {
       await rollouts.abort(actor, remediation.id);
 
       const otherRelease = await insertRelease(t.platform, org, otherProduct, '9.0.0');
-      await assert.rejects(rollouts.create(actor, { releaseId: otherRelease.id, selector: { deviceIds: old } }), { code: 'update.rollout_empty' });
+      await assert.rejects(rollouts.create(actor, { releaseId: otherRelease.id, selector: { deviceIds: old } }), {
+        code: 'update.rollout_empty',
+      });
     });
 
     it('refuses a rollout definition that breaks a rule, naming it', async () => {
       const [id] = await devices(1);
       const cases: [string, object][] = [
         ['empty selector', { selector: {} }],
-        ['phases not increasing', { selector: { deviceIds: [id] }, phases: [{ percent: 50, soakSeconds: 0 }, { percent: 50, soakSeconds: 0 }, { percent: 100, soakSeconds: 0 }] }],
+        [
+          'phases not increasing',
+          {
+            selector: { deviceIds: [id] },
+            phases: [
+              { percent: 50, soakSeconds: 0 },
+              { percent: 50, soakSeconds: 0 },
+              { percent: 100, soakSeconds: 0 },
+            ],
+          },
+        ],
         ['last phase below 100', { selector: { deviceIds: [id] }, phases: [{ percent: 10, soakSeconds: 0 }] }],
         ['threshold above 1', { selector: { deviceIds: [id] }, successThreshold: 1.5 }],
         ['zero cap', { selector: { deviceIds: [id] }, maxConcurrentDownloads: 0 }],
         ['offer timeout under a minute', { selector: { deviceIds: [id] }, offerTimeoutSeconds: 59 }],
         ['fractional offer timeout', { selector: { deviceIds: [id] }, offerTimeoutSeconds: 600.5 }],
       ];
-      for (const [what, input] of cases) await assert.rejects(rollouts.create(actor, { releaseId: release.id, ...input } as never), { code: 'update.rollout_invalid' }, what);
-      await assert.rejects(rollouts.create(actor, { releaseId: '00000000-0000-0000-0000-000000000000', selector: { deviceIds: [id!] } }), { code: 'update.release_not_found' });
+      for (const [what, input] of cases)
+        await assert.rejects(
+          rollouts.create(actor, { releaseId: release.id, ...input } as never),
+          { code: 'update.rollout_invalid' },
+          what,
+        );
+      await assert.rejects(rollouts.create(actor, { releaseId: '00000000-0000-0000-0000-000000000000', selector: { deviceIds: [id!] } }), {
+        code: 'update.release_not_found',
+      });
     });
 
     it('refuses malformed or foreign status messages with update.status_invalid, and keeps a finished state', async () => {
       const [id, outsider] = await devices(2);
       const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: [id!] } });
-      const send = (deviceId: string, payload: Buffer | string, channel = 'status') => rollouts.deviceMessage(identityOf(org, deviceId, product), channel, Buffer.from(payload));
-      assert.equal((await send(id!, statusPayload(rollout.id, 'downloading', release.targetName)))?.code, 'update.status_invalid', 'not offered yet');
+      const send = (deviceId: string, payload: Buffer | string, channel = 'status') =>
+        rollouts.deviceMessage(identityOf(org, deviceId, product), channel, Buffer.from(payload));
+      assert.equal(
+        (await send(id!, statusPayload(rollout.id, 'downloading', release.targetName)))?.code,
+        'update.status_invalid',
+        'not offered yet',
+      );
       await rollouts.tick();
       const bad = [
         'not json',
         JSON.stringify({ rolloutId: rollout.id, state: 'exploded', target: release.targetName, ts: 1 }),
         JSON.stringify({ rolloutId: rollout.id, state: 'succeeded', target: release.targetName, ts: 1, extra: true }),
-        JSON.stringify({ rolloutId: rollout.id, state: 'failed', target: release.targetName, ts: 1, error: { code: 'x', message: 'm'.repeat(501) } }),
+        JSON.stringify({
+          rolloutId: rollout.id,
+          state: 'failed',
+          target: release.targetName,
+          ts: 1,
+          error: { code: 'x', message: 'm'.repeat(501) },
+        }),
         JSON.stringify({ rolloutId: rollout.id, state: 'succeeded', target: 'other/firmware-0.0.1.bin', ts: 1 }),
       ];
       for (const payload of bad) assert.equal((await send(id!, payload))?.code, 'update.status_invalid', payload.slice(0, 80));
-      assert.equal((await send(outsider!, statusPayload(rollout.id, 'succeeded', release.targetName)))?.code, 'update.status_invalid', 'a device not in the rollout');
+      assert.equal(
+        (await send(outsider!, statusPayload(rollout.id, 'succeeded', release.targetName)))?.code,
+        'update.status_invalid',
+        'a device not in the rollout',
+      );
       assert.equal((await send(id!, '{}', 'firmware'))?.code, 'update.channel_unknown');
 
       assert.equal(await send(id!, statusPayload(rollout.id, 'succeeded', release.targetName)), null);
@@ -271,9 +341,16 @@ for (const engine of ENGINES) {
 
     it('gives back the slot of an offered device that stays silent past the offer timeout: withdrawn if it never started, failed with update.device_silent if it did', async () => {
       // Earlier tests' running rollouts share this clock: finish them so the tick's counts are this rollout's alone.
-      for (const r of (await rollouts.list(actor, {})).rollouts) if (r.status === 'running' || r.status === 'paused') await rollouts.abort(actor, r.id);
+      for (const r of (await rollouts.list(actor, {})).rollouts)
+        if (r.status === 'running' || r.status === 'paused') await rollouts.abort(actor, r.id);
       const ids = await devices(2);
-      const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids }, maxConcurrentDownloads: 1, offerTimeoutSeconds: 600, failureThreshold: 0.5 });
+      const rollout = await rollouts.create(actor, {
+        releaseId: release.id,
+        selector: { deviceIds: ids },
+        maxConcurrentDownloads: 1,
+        offerTimeoutSeconds: 600,
+        failureThreshold: 0.5,
+      });
       assert.equal(rollout.offerTimeoutSeconds, 600);
       assert.deepEqual(await rollouts.tick(), { offered: 1, withdrawn: 0, silent: 0 });
       const [offline] = await offered(rollout.id);
@@ -283,7 +360,11 @@ for (const engine of ENGINES) {
       t.clock.advance(600 * 1000);
       assert.deepEqual(await rollouts.tick(), { offered: 0, withdrawn: 0, silent: 0 }, 'not past the timeout yet');
       t.clock.advance(1000);
-      assert.deepEqual(await rollouts.tick(), { offered: 1, withdrawn: 1, silent: 0 }, 'the silent pending device gives its slot to the next');
+      assert.deepEqual(
+        await rollouts.tick(),
+        { offered: 1, withdrawn: 1, silent: 0 },
+        'the silent pending device gives its slot to the next',
+      );
       assert.deepEqual(await offered(rollout.id), [other], 'the withdrawn device waits behind the others instead of re-taking its slot');
       assert.deepEqual(await named(offline!), [], 'the director withdraws the release when the device next fetches');
       assert.equal((await rollouts.get(actor, rollout.id)).counts.pending, 2, 'a withdrawn device is waiting, not failed');
@@ -292,18 +373,29 @@ for (const engine of ENGINES) {
       t.clock.advance(300 * 1000);
       await status(rollout.id, other!, 'installing');
       t.clock.advance(400 * 1000);
-      assert.deepEqual(await rollouts.tick(), { offered: 0, withdrawn: 0, silent: 0 }, 'silence counts from the last report, not from the offer');
+      assert.deepEqual(
+        await rollouts.tick(),
+        { offered: 0, withdrawn: 0, silent: 0 },
+        'silence counts from the last report, not from the offer',
+      );
       t.clock.advance(201 * 1000);
-      assert.deepEqual(await rollouts.tick(), { offered: 0, withdrawn: 0, silent: 1 }, 'the started device is failed; with 1 of 2 failed the rollout halts before offering');
+      assert.deepEqual(
+        await rollouts.tick(),
+        { offered: 0, withdrawn: 0, silent: 1 },
+        'the started device is failed; with 1 of 2 failed the rollout halts before offering',
+      );
       const view = await rollouts.get(actor, rollout.id);
       assert.equal(view.status, 'halted', 'a silent device counts toward the failure threshold');
       assert.equal(view.counts.failed, 1);
       const failed = (await rollouts.devicesOf(actor, rollout.id, { state: 'failed' })).devices;
-      assert.deepEqual(failed.map((d) => [d.deviceId, d.error?.code]), [[other, 'update.device_silent']]);
+      assert.deepEqual(
+        failed.map((d) => [d.deviceId, d.error?.code]),
+        [[other, 'update.device_silent']],
+      );
       await rollouts.abort(actor, rollout.id);
     });
 
-    it('never enrols a device in two rollouts created at the same moment, and counts the loser\'s skips', async () => {
+    it("never enrols a device in two rollouts created at the same moment, and counts the loser's skips", async () => {
       for (let round = 0; round < 3; round++) {
         const ids = await devices(6);
         const [a, b] = await Promise.allSettled([
@@ -313,7 +405,11 @@ for (const engine of ENGINES) {
         assert.equal(a.status, 'fulfilled', String((a as PromiseRejectedResult).reason));
         assert.equal(b.status, 'fulfilled', String((b as PromiseRejectedResult).reason));
         const created = [a, b].map((r) => (r as PromiseFulfilledResult<Awaited<ReturnType<RolloutService['create']>>>).value);
-        const rows = await t.platform.db.selectFrom('rollout_devices').select(['device_id', 'rollout_id']).where('device_id', 'in', ids).execute();
+        const rows = await t.platform.db
+          .selectFrom('rollout_devices')
+          .select(['device_id', 'rollout_id'])
+          .where('device_id', 'in', ids)
+          .execute();
         assert.equal(rows.length, 6, `round ${round}: every device is in exactly one rollout`);
         assert.equal(new Set(rows.map((r) => r.device_id)).size, 6);
         for (const [i, rollout] of created.entries()) {
@@ -329,7 +425,9 @@ for (const engine of ENGINES) {
     it('releases the devices of an aborted or completed rollout for the next one', async () => {
       const ids = await devices(2);
       const first = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } });
-      await assert.rejects(rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } }), { code: 'update.rollout_empty' });
+      await assert.rejects(rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } }), {
+        code: 'update.rollout_empty',
+      });
       await rollouts.abort(actor, first.id);
       const second = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids } });
       assert.equal(second.enrolled, 2);

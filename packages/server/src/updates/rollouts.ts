@@ -20,7 +20,14 @@ import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
 import { RolloutEmptyError, RolloutNotFoundError, RolloutReleaseNotFoundError, RolloutStatusError } from './rollout-errors.js';
 import { DeviceUpdateInbox } from './rollout-inbox.js';
-import { defineRollout, planPhases, type RolloutDefinition, type RolloutInput, type RolloutPhase, type RolloutSelector } from './rollout-model.js';
+import {
+  defineRollout,
+  planPhases,
+  type RolloutDefinition,
+  type RolloutInput,
+  type RolloutPhase,
+  type RolloutSelector,
+} from './rollout-model.js';
 import { RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutStatus } from './rollout-tables.js';
 
@@ -165,7 +172,18 @@ export class RolloutService {
       }
       const plan = planPhases(id, free, definition.phases);
       await this.store.insertDevices(
-        plan.map((p) => ({ rollout_id: id, device_id: p.deviceId, organization_id: organizationId, phase: p.phase, rank: p.rank, state: 'pending', error_code: null, error_message: null, offered_at: null, updated_at: now })),
+        plan.map((p) => ({
+          rollout_id: id,
+          device_id: p.deviceId,
+          organization_id: organizationId,
+          phase: p.phase,
+          rank: p.rank,
+          state: 'pending',
+          error_code: null,
+          error_message: null,
+          offered_at: null,
+          updated_at: now,
+        })),
         trx,
       );
       await this.audit.record(
@@ -175,7 +193,14 @@ export class RolloutService {
           action: 'update.rollout_created',
           target: { type: 'rollout', id },
           sourceIp: actor.sourceIp,
-          details: { releaseId: release.id, version: release.version, selector: definition.selector, phases: definition.phases, enrolled: free.length, skipped },
+          details: {
+            releaseId: release.id,
+            version: release.version,
+            selector: definition.selector,
+            phases: definition.phases,
+            enrolled: free.length,
+            skipped,
+          },
         },
         trx,
       );
@@ -193,26 +218,44 @@ export class RolloutService {
   async get(actor: Actor, rolloutId: string): Promise<RolloutView & { counts: StateCounts; currentPhaseCounts: StateCounts }> {
     requirePermission(actor, 'rollouts:read');
     const row = await this.owned(actor, rolloutId);
-    return { ...view(row), counts: await this.store.counts(row.id), currentPhaseCounts: await this.store.counts(row.id, this.db, row.current_phase) };
+    return {
+      ...view(row),
+      counts: await this.store.counts(row.id),
+      currentPhaseCounts: await this.store.counts(row.id, this.db, row.current_phase),
+    };
   }
 
   async list(actor: Actor, query: { cursor?: string }): Promise<{ rollouts: RolloutView[]; nextCursor: string | null }> {
     requirePermission(actor, 'rollouts:read');
     const after = query.cursor
-      ? decode(query.cursor, (v): v is [number, string] => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string')
+      ? decode(
+          query.cursor,
+          (v): v is [number, string] => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string',
+        )
       : undefined;
-    const rows = await this.store.list(actor.organizationId, { ...(after ? { after: { createdAt: after[0], id: after[1] } } : {}), limit: LIST_PAGE + 1 });
+    const rows = await this.store.list(actor.organizationId, {
+      ...(after ? { after: { createdAt: after[0], id: after[1] } } : {}),
+      limit: LIST_PAGE + 1,
+    });
     const page = rows.slice(0, LIST_PAGE);
     const last = page[page.length - 1];
     return { rollouts: page.map(view), nextCursor: rows.length > LIST_PAGE && last ? encode([Number(last.created_at), last.id]) : null };
   }
 
-  async devicesOf(actor: Actor, rolloutId: string, query: { state?: RolloutDeviceState; cursor?: string; limit?: number }): Promise<{ devices: RolloutDeviceView[]; nextCursor: string | null }> {
+  async devicesOf(
+    actor: Actor,
+    rolloutId: string,
+    query: { state?: RolloutDeviceState; cursor?: string; limit?: number },
+  ): Promise<{ devices: RolloutDeviceView[]; nextCursor: string | null }> {
     requirePermission(actor, 'rollouts:read');
     const row = await this.owned(actor, rolloutId);
     const limit = query.limit ?? 100;
     const afterDeviceId = query.cursor ? decode(query.cursor, (v): v is string => typeof v === 'string') : undefined;
-    const rows = await this.store.page(row.id, { ...(query.state ? { state: query.state } : {}), ...(afterDeviceId !== undefined ? { afterDeviceId } : {}), limit: limit + 1 });
+    const rows = await this.store.page(row.id, {
+      ...(query.state ? { state: query.state } : {}),
+      ...(afterDeviceId !== undefined ? { afterDeviceId } : {}),
+      limit: limit + 1,
+    });
     const page = rows.slice(0, limit);
     return {
       devices: page.map((d) => ({
@@ -238,11 +281,19 @@ export class RolloutService {
   /** Aborts: no new offers, and the director stops naming the release for every device that has not succeeded (told to fetch again). */
   async abort(actor: Actor, rolloutId: string): Promise<RolloutView> {
     const aborted = await this.change(actor, rolloutId, 'abort', ['running', 'paused', 'halted'], 'aborted', 'update.rollout_aborted');
-    for (const deviceId of await this.store.offeredNotSucceeded(aborted.id)) await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
+    for (const deviceId of await this.store.offeredNotSucceeded(aborted.id))
+      await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
     return aborted;
   }
 
-  private async change(actor: Actor, rolloutId: string, action: string, from: RolloutStatus[], to: RolloutStatus, auditAction: string): Promise<RolloutView> {
+  private async change(
+    actor: Actor,
+    rolloutId: string,
+    action: string,
+    from: RolloutStatus[],
+    to: RolloutStatus,
+    auditAction: string,
+  ): Promise<RolloutView> {
     requirePermission(actor, 'rollouts:manage');
     return this.db.transaction().execute(async (trx) => {
       await this.owned(actor, rolloutId, trx);
@@ -253,7 +304,14 @@ export class RolloutService {
       await this.store.update(row.id, changes, trx);
       if (to === 'aborted') await this.store.unenroll(row.id, trx);
       await this.audit.record(
-        { organizationId: row.organization_id, actor: auditActor(actor), action: auditAction, target: { type: 'rollout', id: row.id }, sourceIp: actor.sourceIp, details: { from: row.status, counts: await this.store.counts(row.id, trx) } },
+        {
+          organizationId: row.organization_id,
+          actor: auditActor(actor),
+          action: auditAction,
+          target: { type: 'rollout', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: { from: row.status, counts: await this.store.counts(row.id, trx) },
+        },
         trx,
       );
       return view({ ...row, ...changes });
@@ -316,7 +374,20 @@ export class RolloutService {
     if (total > 0 && failed / total >= Number(row.failure_threshold)) {
       await this.store.update(row.id, { status: 'halted', updated_at: now }, trx);
       await this.audit.record(
-        { organizationId: row.organization_id, actor: system, action: 'update.rollout_halted', target: { type: 'rollout', id: row.id }, details: { phase: row.current_phase, devices: total, failed: counts.failed, rolledBack: counts.rolled_back, succeeded: counts.succeeded, failureThreshold: Number(row.failure_threshold) } },
+        {
+          organizationId: row.organization_id,
+          actor: system,
+          action: 'update.rollout_halted',
+          target: { type: 'rollout', id: row.id },
+          details: {
+            phase: row.current_phase,
+            devices: total,
+            failed: counts.failed,
+            rolledBack: counts.rolled_back,
+            succeeded: counts.succeeded,
+            failureThreshold: Number(row.failure_threshold),
+          },
+        },
         trx,
       );
       return { ...row, status: 'halted', updated_at: now };
@@ -325,7 +396,9 @@ export class RolloutService {
     const soaked = now - Number(row.phase_started_at) >= phases[row.current_phase]!.soakSeconds * 1000;
     if (!soaked || (total > 0 && counts.succeeded / total < Number(row.success_threshold))) return row;
     const last = row.current_phase >= phases.length - 1;
-    const changes: Partial<RolloutRow> = last ? { status: 'completed', finished_at: now, updated_at: now } : { current_phase: row.current_phase + 1, phase_started_at: now, updated_at: now };
+    const changes: Partial<RolloutRow> = last
+      ? { status: 'completed', finished_at: now, updated_at: now }
+      : { current_phase: row.current_phase + 1, phase_started_at: now, updated_at: now };
     await this.store.update(row.id, changes, trx);
     if (last) await this.store.unenroll(row.id, trx);
     await this.audit.record(
@@ -334,7 +407,12 @@ export class RolloutService {
         actor: system,
         action: last ? 'update.rollout_completed' : 'update.rollout_phase_advanced',
         target: { type: 'rollout', id: row.id },
-        details: { phase: row.current_phase, ...(last ? {} : { nextPhase: row.current_phase + 1 }), devices: total, succeeded: counts.succeeded },
+        details: {
+          phase: row.current_phase,
+          ...(last ? {} : { nextPhase: row.current_phase + 1 }),
+          devices: total,
+          succeeded: counts.succeeded,
+        },
       },
       trx,
     );
@@ -370,7 +448,12 @@ export class RolloutService {
   /** A device's latest signed version report and its state in its most recent rollout. */
   async deviceUpdates(actor: Actor, deviceId: string) {
     requirePermission(actor, 'rollouts:read');
-    const device = await this.db.selectFrom('devices').select(['id', 'firmware_version']).where('id', '=', deviceId).where('organization_id', '=', actor.organizationId).executeTakeFirst();
+    const device = await this.db
+      .selectFrom('devices')
+      .select(['id', 'firmware_version'])
+      .where('id', '=', deviceId)
+      .where('organization_id', '=', actor.organizationId)
+      .executeTakeFirst();
     if (!device) throw new NotFoundError('Device');
     const report = await this.db.selectFrom('device_version_reports').selectAll().where('device_id', '=', device.id).executeTakeFirst();
     const rollout = await this.store.latestOf(actor.organizationId, device.id);

@@ -12,7 +12,14 @@ const REPO_ROOT = new URL('../../../../', import.meta.url).pathname;
 function repositorySbom(): unknown {
   const file = `${REPO_ROOT}sbom.cdx.json`;
   if (existsSync(file)) return JSON.parse(readFileSync(file, 'utf8'));
-  return JSON.parse(execFileSync('npm', ['sbom', '--sbom-format', 'cyclonedx', '--omit', 'dev'], { cwd: REPO_ROOT, encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, timeout: 120_000 }));
+  return JSON.parse(
+    execFileSync('npm', ['sbom', '--sbom-format', 'cyclonedx', '--omit', 'dev'], {
+      cwd: REPO_ROOT,
+      encoding: 'utf8',
+      maxBuffer: 64 * 1024 * 1024,
+      timeout: 120_000,
+    }),
+  );
 }
 
 const SHA256 = 'a'.repeat(64);
@@ -25,8 +32,22 @@ function sample(): any {
     version: 1,
     metadata: { timestamp: '2026-11-25T10:00:00Z', component: { type: 'firmware', name: 'sensor-fw', version: '1.4.0', 'bom-ref': 'fw' } },
     components: [
-      { type: 'library', name: 'mbedtls', version: '3.6.2', purl: 'pkg:generic/mbedtls@3.6.2', 'bom-ref': 'mbedtls', hashes: [{ alg: 'SHA-256', content: SHA256 }] },
-      { type: 'operating-system', name: 'zephyr', version: '3.7.0', purl: 'pkg:github/zephyrproject-rtos/zephyr@v3.7.0', 'bom-ref': 'zephyr', components: [{ type: 'library', name: 'lwm2m', 'bom-ref': 'lwm2m' }] },
+      {
+        type: 'library',
+        name: 'mbedtls',
+        version: '3.6.2',
+        purl: 'pkg:generic/mbedtls@3.6.2',
+        'bom-ref': 'mbedtls',
+        hashes: [{ alg: 'SHA-256', content: SHA256 }],
+      },
+      {
+        type: 'operating-system',
+        name: 'zephyr',
+        version: '3.7.0',
+        purl: 'pkg:github/zephyrproject-rtos/zephyr@v3.7.0',
+        'bom-ref': 'zephyr',
+        components: [{ type: 'library', name: 'lwm2m', 'bom-ref': 'lwm2m' }],
+      },
       { type: 'file', name: 'bootloader.bin' },
     ],
     dependencies: [{ ref: 'fw', dependsOn: ['mbedtls', 'zephyr'] }],
@@ -62,7 +83,10 @@ describe('CycloneDX SBOM validation', () => {
   it('accepts a well-formed document, as an object or as JSON text, counting nested components', () => {
     assert.deepEqual(validateSbom(sample()), { specVersion: '1.5', components: 4 });
     assert.deepEqual(validateSbom(JSON.stringify(sample())), { specVersion: '1.5', components: 4 });
-    assert.deepEqual(validateSbom({ bomFormat: 'CycloneDX', specVersion: '1.6', version: 3, components: [] }), { specVersion: '1.6', components: 0 });
+    assert.deepEqual(validateSbom({ bomFormat: 'CycloneDX', specVersion: '1.6', version: 3, components: [] }), {
+      specVersion: '1.6',
+      components: 0,
+    });
   });
 
   it('names the JSON path of the first problem', () => {
@@ -84,11 +108,27 @@ describe('CycloneDX SBOM validation', () => {
       ['bom-ref repeated', (d) => (d.components[2]['bom-ref'] = 'mbedtls'), 'components[2]["bom-ref"] repeats "mbedtls"'],
       ['bom-ref repeats the described component', (d) => (d.components[0]['bom-ref'] = 'fw'), 'components[0]["bom-ref"] repeats "fw"'],
       ['hash algorithm', (d) => (d.components[0].hashes[0].alg = 'SHA-999'), 'components[0].hashes[0].alg must be one of'],
-      ['hash length', (d) => (d.components[0].hashes[0].alg = 'SHA-512'), 'components[0].hashes[0].content must be the SHA-512 digest in hex (128 characters)'],
-      ['hash not hex', (d) => (d.components[0].hashes[0].content = 'z'.repeat(64)), 'components[0].hashes[0].content must be the SHA-256 digest'],
-      ['nested component', (d) => (d.components[1].components[0].purl = 'lwm2m'), 'components[1].components[0].purl must start with "pkg:"'],
+      [
+        'hash length',
+        (d) => (d.components[0].hashes[0].alg = 'SHA-512'),
+        'components[0].hashes[0].content must be the SHA-512 digest in hex (128 characters)',
+      ],
+      [
+        'hash not hex',
+        (d) => (d.components[0].hashes[0].content = 'z'.repeat(64)),
+        'components[0].hashes[0].content must be the SHA-256 digest',
+      ],
+      [
+        'nested component',
+        (d) => (d.components[1].components[0].purl = 'lwm2m'),
+        'components[1].components[0].purl must start with "pkg:"',
+      ],
       ['metadata component', (d) => (d.metadata.component.type = 'firmwares'), 'metadata.component.type must be one of'],
-      ['long string anywhere', (d) => (d.components[2].description = 'x'.repeat(SBOM_LIMITS.stringBytes + 1)), 'components[2].description must be at most 2048 bytes'],
+      [
+        'long string anywhere',
+        (d) => (d.components[2].description = 'x'.repeat(SBOM_LIMITS.stringBytes + 1)),
+        'components[2].description must be at most 2048 bytes',
+      ],
       ['long string in bytes', (d) => (d.metadata.component.name = 'é'.repeat(1025)), 'metadata.component.name must be at most 2048 bytes'],
     ];
     for (const [what, change, message] of cases) {
@@ -101,7 +141,9 @@ describe('CycloneDX SBOM validation', () => {
   });
 
   it('refuses more than 20,000 components, counting nested ones, and nesting deeper than the limit', () => {
-    const many = mutated((d) => (d.components = Array.from({ length: SBOM_LIMITS.components }, (_, i) => ({ type: 'library', name: `c${i}` }))));
+    const many = mutated(
+      (d) => (d.components = Array.from({ length: SBOM_LIMITS.components }, (_, i) => ({ type: 'library', name: `c${i}` }))),
+    );
     assert.match(refusal(many), /^components\[\d+\] is one component too many: at most 20000/);
     many.components = many.components.slice(0, SBOM_LIMITS.components - 4);
     assert.equal(validateSbom(many).components, SBOM_LIMITS.components - 4, 'the described component counts towards the limit too');

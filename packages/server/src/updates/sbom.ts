@@ -62,7 +62,8 @@ function isObject(value: unknown): value is Json {
 /** Bounds the whole document first, so nothing later walks something unreasonably deep or large. */
 function checkBounds(value: unknown, path: string, depth: number): void {
   if (typeof value === 'string') {
-    if (Buffer.byteLength(value, 'utf8') > SBOM_LIMITS.stringBytes) invalid(path || 'the document', `must be at most ${SBOM_LIMITS.stringBytes} bytes`);
+    if (Buffer.byteLength(value, 'utf8') > SBOM_LIMITS.stringBytes)
+      invalid(path || 'the document', `must be at most ${SBOM_LIMITS.stringBytes} bytes`);
     return;
   }
   if (typeof value !== 'object' || value === null) return;
@@ -72,7 +73,8 @@ function checkBounds(value: unknown, path: string, depth: number): void {
     return;
   }
   for (const [key, item] of Object.entries(value)) {
-    if (Buffer.byteLength(key, 'utf8') > SBOM_LIMITS.stringBytes) invalid(path || 'the document', `has a field name longer than ${SBOM_LIMITS.stringBytes} bytes`);
+    if (Buffer.byteLength(key, 'utf8') > SBOM_LIMITS.stringBytes)
+      invalid(path || 'the document', `has a field name longer than ${SBOM_LIMITS.stringBytes} bytes`);
     checkBounds(item, child(path, key), depth + 1);
   }
 }
@@ -91,10 +93,12 @@ class ComponentChecker {
   component(value: unknown, path: string): void {
     if (++this.count > SBOM_LIMITS.components) invalid(path, `is one component too many: at most ${SBOM_LIMITS.components} are accepted`);
     if (!isObject(value)) invalid(path, 'must be an object');
-    if (typeof value.type !== 'string' || !this.types.has(value.type)) invalid(child(path, 'type'), `must be one of ${[...this.types].join(', ')}`);
+    if (typeof value.type !== 'string' || !this.types.has(value.type))
+      invalid(child(path, 'type'), `must be one of ${[...this.types].join(', ')}`);
     if (typeof value.name !== 'string' || value.name.length === 0) invalid(child(path, 'name'), 'must be a non-empty string');
     if (value.version !== undefined && typeof value.version !== 'string') invalid(child(path, 'version'), 'must be a string');
-    if (value.purl !== undefined && (typeof value.purl !== 'string' || !value.purl.startsWith('pkg:'))) invalid(child(path, 'purl'), 'must start with "pkg:"');
+    if (value.purl !== undefined && (typeof value.purl !== 'string' || !value.purl.startsWith('pkg:')))
+      invalid(child(path, 'purl'), 'must start with "pkg:"');
     const ref = value['bom-ref'];
     if (ref !== undefined) {
       if (typeof ref !== 'string' || ref.length === 0) invalid(child(path, 'bom-ref'), 'must be a non-empty string');
@@ -134,9 +138,12 @@ export function validateSbom(document: unknown): SbomSummary {
   checkBounds(doc, '', 0);
   if (doc.bomFormat !== 'CycloneDX') invalid('bomFormat', 'must be "CycloneDX"');
   const specVersion = doc.specVersion;
-  if (typeof specVersion !== 'string' || !Object.hasOwn(COMPONENT_TYPES, specVersion)) invalid('specVersion', `must be one of ${Object.keys(COMPONENT_TYPES).join(', ')}`);
-  if (typeof doc.version !== 'number' || !Number.isSafeInteger(doc.version) || doc.version < 1) invalid('version', 'must be an integer of at least 1');
-  if (doc.serialNumber !== undefined && (typeof doc.serialNumber !== 'string' || !SERIAL_NUMBER.test(doc.serialNumber))) invalid('serialNumber', 'must be "urn:uuid:" and an RFC 4122 UUID');
+  if (typeof specVersion !== 'string' || !Object.hasOwn(COMPONENT_TYPES, specVersion))
+    invalid('specVersion', `must be one of ${Object.keys(COMPONENT_TYPES).join(', ')}`);
+  if (typeof doc.version !== 'number' || !Number.isSafeInteger(doc.version) || doc.version < 1)
+    invalid('version', 'must be an integer of at least 1');
+  if (doc.serialNumber !== undefined && (typeof doc.serialNumber !== 'string' || !SERIAL_NUMBER.test(doc.serialNumber)))
+    invalid('serialNumber', 'must be "urn:uuid:" and an RFC 4122 UUID');
 
   const checker = new ComponentChecker(COMPONENT_TYPES[specVersion]!);
   if (doc.metadata !== undefined) {

@@ -45,7 +45,12 @@ function commandsOf(body: string): string[] {
   return body
     .replace(/\\\n\s*/g, ' ')
     .split('\n')
-    .map((line) => line.replace(/(^|\s+)#.*$/, '').replace(/\s+/g, ' ').trim())
+    .map((line) =>
+      line
+        .replace(/(^|\s+)#.*$/, '')
+        .replace(/\s+/g, ' ')
+        .trim(),
+    )
     .filter(Boolean);
 }
 
@@ -89,14 +94,26 @@ describe('docs/updates.md: the ceremony and a first release, run as written', ()
     const owner = await ownerSession(t);
     writeFileSync(join(base, 'ca.pem'), t.ca);
     // What the page's "tell the commands where your deployment is" block sets, with this server's values.
-    const inputs = { BULWARK_URL: `https://localhost:${t.server.port}`, BULWARK_CA: join(base, 'ca.pem'), BULWARK_ORG: t.org, BULWARK_EMAIL: t.owner.email };
+    const inputs = {
+      BULWARK_URL: `https://localhost:${t.server.port}`,
+      BULWARK_CA: join(base, 'ca.pem'),
+      BULWARK_ORG: t.org,
+      BULWARK_EMAIL: t.owner.email,
+    };
     const inputBlock = blocks.find((b) => b.info === 'sh' && b.body.includes('export BULWARK_URL='));
-    assert.deepEqual([...inputBlock!.body.matchAll(/^export (\w+)=/gm)].map((m) => m[1]).sort(), Object.keys(inputs).sort(), 'the page asks for exactly these inputs');
+    assert.deepEqual(
+      [...inputBlock!.body.matchAll(/^export (\w+)=/gm)].map((m) => m[1]).sort(),
+      Object.keys(inputs).sort(),
+      'the page asks for exactly these inputs',
+    );
 
     // `bulwark` on PATH: the CLI from source, as node_modules/.bin/bulwark runs it from dist.
     const bin = join(base, 'bin');
     mkdirSync(bin);
-    writeFileSync(join(bin, 'bulwark'), `#!/bin/sh\nexec "${process.execPath}" --conditions=source --import "${import.meta.resolve('tsx')}" "${join(ROOT, CLI_MAIN)}" "$@"\n`);
+    writeFileSync(
+      join(bin, 'bulwark'),
+      `#!/bin/sh\nexec "${process.execPath}" --conditions=source --import "${import.meta.resolve('tsx')}" "${join(ROOT, CLI_MAIN)}" "$@"\n`,
+    );
     chmodSync(join(bin, 'bulwark'), 0o755);
 
     const work = join(base, 'firmware-ceremony');
@@ -119,7 +136,13 @@ describe('docs/updates.md: the ceremony and a first release, run as written', ()
     mkdirSync(join(client, 'targets'), { recursive: true });
     writeFileSync(join(client, 'root.json'), readFileSync(join(work, 'ceremony/root.json')));
     const url = inputs.BULWARK_URL;
-    const updater = new Updater({ metadataDir: client, metadataBaseUrl: url + tufMetadataPath(orgId), targetDir: join(client, 'targets'), targetBaseUrl: url + tufTargetsPath(orgId), fetcher: new CaTrustingFetcher(t.ca) });
+    const updater = new Updater({
+      metadataDir: client,
+      metadataBaseUrl: url + tufMetadataPath(orgId),
+      targetDir: join(client, 'targets'),
+      targetBaseUrl: url + tufTargetsPath(orgId),
+      fetcher: new CaTrustingFetcher(t.ca),
+    });
     await updater.refresh();
     const target = await updater.getTargetInfo(targetNameOf(release.productId, '1.4.0'));
     assert.ok(target, 'the released image is in the verified targets');

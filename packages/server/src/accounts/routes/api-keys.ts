@@ -45,7 +45,13 @@ export function apiKeyRoutes(platform: Platform) {
             scopes: Type.Array(PermissionSchema, { minItems: 1, maxItems: PERMISSIONS.length, uniqueItems: true }),
             expiresInDays: Type.Integer({ minimum: 1, maximum: MAX_KEY_LIFETIME_DAYS }),
           }),
-          response: { 201: Strict({ apiKey: ApiKeySchema, secret: Type.String({ description: 'Send as "Authorization: Bearer <secret>"; not stored, not shown again' }) }), ...errorResponses(400, 401, 403, 409) },
+          response: {
+            201: Strict({
+              apiKey: ApiKeySchema,
+              secret: Type.String({ description: 'Send as "Authorization: Bearer <secret>"; not stored, not shown again' }),
+            }),
+            ...errorResponses(400, 401, 403, 409),
+          },
         },
       },
       async (request, reply) => reply.status(201).send(await apiKeys.create(actorOf(request), request.body)),
@@ -55,7 +61,11 @@ export function apiKeyRoutes(platform: Platform) {
       '/me/api-keys',
       {
         config: { auth: { principal: 'operator' } },
-        schema: { tags: ['me'], summary: 'My API keys, newest first (never their secrets)', response: { 200: Strict({ apiKeys: Type.Array(ApiKeySchema) }), ...errorResponses(401, 403) } },
+        schema: {
+          tags: ['me'],
+          summary: 'My API keys, newest first (never their secrets)',
+          response: { 200: Strict({ apiKeys: Type.Array(ApiKeySchema) }), ...errorResponses(401, 403) },
+        },
       },
       async (request) => ({ apiKeys: await apiKeys.listMine(actorOf(request)) }),
     );
@@ -65,7 +75,12 @@ export function apiKeyRoutes(platform: Platform) {
       {
         // Revoking only takes power away, so a key may revoke itself (or a sibling) when it is retired.
         config: { auth: { principal: 'operator', apiKeys: true } },
-        schema: { tags: ['me'], summary: 'Revoke one of my API keys', params: KeyId, response: { 200: ApiKeySchema, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['me'],
+          summary: 'Revoke one of my API keys',
+          params: KeyId,
+          response: { 200: ApiKeySchema, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => apiKeys.revokeMine(actorOf(request), request.params.id),
     );
@@ -82,7 +97,10 @@ export function apiKeyRoutes(platform: Platform) {
             before: Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           }),
-          response: { 200: Strict({ apiKeys: Type.Array(ApiKeySchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401, 403) },
+          response: {
+            200: Strict({ apiKeys: Type.Array(ApiKeySchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+            ...errorResponses(400, 401, 403),
+          },
         },
       },
       async (request) => apiKeys.listInOrganization(actorOf(request), request.query),
@@ -92,7 +110,12 @@ export function apiKeyRoutes(platform: Platform) {
       '/api-keys/:id',
       {
         config: { auth: { principal: 'operator', permission: 'users:manage' } },
-        schema: { tags: ['users'], summary: "Revoke an API key of one of my organization's users", params: KeyId, response: { 200: ApiKeySchema, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['users'],
+          summary: "Revoke an API key of one of my organization's users",
+          params: KeyId,
+          response: { 200: ApiKeySchema, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => apiKeys.revokeInOrganization(actorOf(request), request.params.id),
     );

@@ -31,7 +31,11 @@ export function authRoutes(platform: Platform) {
             organization: OrgSlug,
             email: Email,
             password: Password,
-            mode: Type.Optional(Type.Union([Type.Literal('token'), Type.Literal('cookie')], { description: 'token (default): bearer token in the body; cookie: HttpOnly session cookie + CSRF token' })),
+            mode: Type.Optional(
+              Type.Union([Type.Literal('token'), Type.Literal('cookie')], {
+                description: 'token (default): bearer token in the body; cookie: HttpOnly session cookie + CSRF token',
+              }),
+            ),
           }),
           response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 429) },
         },
@@ -51,11 +55,17 @@ export function authRoutes(platform: Platform) {
       '/auth/mfa',
       {
         config: { auth: { principal: 'any', allowScopes: ['mfa_pending'] }, rateLimit: loginLimit },
-        schema: { tags: ['auth'], summary: 'Complete sign-in with a TOTP or recovery code', body: Strict({ code: Code }), response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 429) } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Complete sign-in with a TOTP or recovery code',
+          body: Strict({ code: Code }),
+          response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 429) },
+        },
       },
       async (request, reply) => {
         const pending = sessionOf(request);
-        if (pending.scope !== 'mfa_pending') throw new ConflictError('This session has no sign-in step waiting for a code', undefined, 'auth.mfa_not_pending');
+        if (pending.scope !== 'mfa_pending')
+          throw new ConflictError('This session has no sign-in step waiting for a code', undefined, 'auth.mfa_not_pending');
         const outcome = await login.completeMfa(pending, request.body.code, contextOf(request, pending.transport));
         return replyWithSession(reply, outcome, platform.clock.now());
       },
@@ -74,14 +84,19 @@ export function authRoutes(platform: Platform) {
       },
       async (request) => {
         const actor = actorOf(request);
-        await login.reprove(actor.userId, request.ip, { action: 'auth.step_up', reason: 'bad_proof' }, () => service.stepUp(actor, request.body));
+        await login.reprove(actor.userId, request.ip, { action: 'auth.step_up', reason: 'bad_proof' }, () =>
+          service.stepUp(actor, request.body),
+        );
         return { ok: true as const };
       },
     );
 
     app.post(
       '/auth/logout',
-      { config: { auth: { principal: 'any', allowScopes: [...ALL_SCOPES] } }, schema: { tags: ['auth'], summary: 'End this session', response: { 200: Ok, ...errorResponses(401, 403) } } },
+      {
+        config: { auth: { principal: 'any', allowScopes: [...ALL_SCOPES] } },
+        schema: { tags: ['auth'], summary: 'End this session', response: { 200: Ok, ...errorResponses(401, 403) } },
+      },
       async (request, reply) => {
         await login.logout(sessionOf(request), request.ip);
         clearSessionCookie(reply);

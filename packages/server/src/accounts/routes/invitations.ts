@@ -50,7 +50,11 @@ export function invitationRoutes(platform: Platform) {
       '/invitations',
       {
         config: { auth: { principal: 'operator', permission: 'users:read' } },
-        schema: { tags: ['users'], summary: 'Pending invitations of my organization', response: { 200: Strict({ invitations: Type.Array(InvitationSchema) }), ...errorResponses(401, 403) } },
+        schema: {
+          tags: ['users'],
+          summary: 'Pending invitations of my organization',
+          response: { 200: Strict({ invitations: Type.Array(InvitationSchema) }), ...errorResponses(401, 403) },
+        },
       },
       async (request) => ({ invitations: await invitations.list(actorOf(request)) }),
     );
@@ -59,7 +63,12 @@ export function invitationRoutes(platform: Platform) {
       '/invitations/:id',
       {
         config: { auth: { principal: 'operator', permission: 'users:manage' } },
-        schema: { tags: ['users'], summary: 'Withdraw a pending invitation', params: Strict({ id: Id }), response: { 200: Ok, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['users'],
+          summary: 'Withdraw a pending invitation',
+          params: Strict({ id: Id }),
+          response: { 200: Ok, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => {
         await invitations.revoke(actorOf(request), request.params.id);

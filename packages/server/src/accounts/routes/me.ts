@@ -35,11 +35,15 @@ export function meRoutes(platform: Platform) {
       async (request, reply) => {
         const session = sessionOf(request);
         const actor = actorOf(request);
-        const outcome = await login.reprove(actor.userId, request.ip, { action: 'user.password_changed', reason: 'bad_current_password' }, () =>
-          db.transaction().execute(async (trx) => {
-            await service.changePassword(actor, request.body.currentPassword, request.body.newPassword, trx);
-            return login.advance(session, contextOf(request, session.transport), trx);
-          }),
+        const outcome = await login.reprove(
+          actor.userId,
+          request.ip,
+          { action: 'user.password_changed', reason: 'bad_current_password' },
+          () =>
+            db.transaction().execute(async (trx) => {
+              await service.changePassword(actor, request.body.currentPassword, request.body.newPassword, trx);
+              return login.advance(session, contextOf(request, session.transport), trx);
+            }),
         );
         return replyWithSession(reply, outcome, clock.now());
       },
@@ -47,7 +51,14 @@ export function meRoutes(platform: Platform) {
 
     app.get(
       '/me/sessions',
-      { config: { auth: { principal: 'any' } }, schema: { tags: ['me'], summary: 'My active sessions', response: { 200: Strict({ sessions: Type.Array(SessionSchema) }), ...errorResponses(401) } } },
+      {
+        config: { auth: { principal: 'any' } },
+        schema: {
+          tags: ['me'],
+          summary: 'My active sessions',
+          response: { 200: Strict({ sessions: Type.Array(SessionSchema) }), ...errorResponses(401) },
+        },
+      },
       async (request) => ({ sessions: await sessions.list(actorOf(request).userId, request.session?.id ?? null) }),
     );
 
@@ -55,7 +66,12 @@ export function meRoutes(platform: Platform) {
       '/me/sessions/:id',
       {
         config: { auth: { principal: 'any' } },
-        schema: { tags: ['me'], summary: 'Revoke one of my sessions', params: Strict({ id: Id }), response: { 200: Ok, ...errorResponses(401, 404) } },
+        schema: {
+          tags: ['me'],
+          summary: 'Revoke one of my sessions',
+          params: Strict({ id: Id }),
+          response: { 200: Ok, ...errorResponses(401, 404) },
+        },
       },
       async (request) => {
         const actor = actorOf(request);
@@ -63,7 +79,16 @@ export function meRoutes(platform: Platform) {
         if (!mine.some((s) => s.id === request.params.id)) throw new NotFoundError('Session');
         await db.transaction().execute(async (trx) => {
           await sessions.revoke(request.params.id, trx);
-          await audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'session.revoked', target: { type: 'session', id: request.params.id }, sourceIp: actor.sourceIp }, trx);
+          await audit.record(
+            {
+              organizationId: actor.organizationId,
+              actor: auditActor(actor),
+              action: 'session.revoked',
+              target: { type: 'session', id: request.params.id },
+              sourceIp: actor.sourceIp,
+            },
+            trx,
+          );
         });
         return { ok: true as const };
       },
@@ -94,7 +119,10 @@ export function meRoutes(platform: Platform) {
           tags: ['me'],
           summary: 'Confirm enrolment with a first code; returns single-use recovery codes, shown once',
           body: Strict({ code: Code }),
-          response: { 200: Strict({ recoveryCodes: Type.Array(Type.String()), session: Type.Optional(LoginResponse) }), ...errorResponses(400, 401, 409) },
+          response: {
+            200: Strict({ recoveryCodes: Type.Array(Type.String()), session: Type.Optional(LoginResponse) }),
+            ...errorResponses(400, 401, 409),
+          },
         },
       },
       async (request, reply) => {
@@ -103,9 +131,15 @@ export function meRoutes(platform: Platform) {
         const result = await db.transaction().execute(async (trx) => {
           const recoveryCodes = await mfa.confirmEnrollment(actor, request.body.code, trx);
           await sessions.markStepUp(session.id, trx);
-          return { recoveryCodes, advanced: session.scope === 'mfa_enrollment' ? await login.advance(session, contextOf(request, session.transport), trx) : null };
+          return {
+            recoveryCodes,
+            advanced: session.scope === 'mfa_enrollment' ? await login.advance(session, contextOf(request, session.transport), trx) : null,
+          };
         });
-        return { recoveryCodes: result.recoveryCodes, ...(result.advanced ? { session: replyWithSession(reply, result.advanced, clock.now()) } : {}) };
+        return {
+          recoveryCodes: result.recoveryCodes,
+          ...(result.advanced ? { session: replyWithSession(reply, result.advanced, clock.now()) } : {}),
+        };
       },
     );
 
@@ -113,7 +147,11 @@ export function meRoutes(platform: Platform) {
       '/me/mfa/recovery-codes',
       {
         config: { auth: { principal: 'any' } },
-        schema: { tags: ['me'], summary: 'Replace my recovery codes (needs a recent step-up)', response: { 200: Strict({ recoveryCodes: Type.Array(Type.String()) }), ...errorResponses(401, 403, 409) } },
+        schema: {
+          tags: ['me'],
+          summary: 'Replace my recovery codes (needs a recent step-up)',
+          response: { 200: Strict({ recoveryCodes: Type.Array(Type.String()) }), ...errorResponses(401, 403, 409) },
+        },
       },
       async (request) => {
         const actor = actorOf(request);
@@ -126,7 +164,11 @@ export function meRoutes(platform: Platform) {
       '/me/mfa',
       {
         config: { auth: { principal: 'any' } },
-        schema: { tags: ['me'], summary: 'Turn off my second factor (needs a recent step-up; not allowed where my role requires MFA)', response: { 200: Ok, ...errorResponses(401, 403, 409) } },
+        schema: {
+          tags: ['me'],
+          summary: 'Turn off my second factor (needs a recent step-up; not allowed where my role requires MFA)',
+          response: { 200: Ok, ...errorResponses(401, 403, 409) },
+        },
       },
       async (request) => {
         const actor = actorOf(request);
@@ -134,14 +176,23 @@ export function meRoutes(platform: Platform) {
         const user = await store.userById(actor.userId);
         const org = await store.organizationById(actor.organizationId);
         if (!user?.mfa_enabled_at) throw new ConflictError('MFA is not enabled', undefined, 'auth.mfa_not_enabled');
-        if (org && mfaRequiredFor(org, user)) throw new ConflictError(`Your organization requires MFA for the ${user.role} role`, undefined, 'auth.mfa_required_by_policy');
+        if (org && mfaRequiredFor(org, user))
+          throw new ConflictError(`Your organization requires MFA for the ${user.role} role`, undefined, 'auth.mfa_required_by_policy');
         await db.transaction().execute(async (trx) => {
           await mfa.clear(actor.userId, trx);
-          await audit.record({ organizationId: actor.organizationId, actor: auditActor(actor), action: 'mfa.disabled', target: { type: 'user', id: actor.userId }, sourceIp: actor.sourceIp }, trx);
+          await audit.record(
+            {
+              organizationId: actor.organizationId,
+              actor: auditActor(actor),
+              action: 'mfa.disabled',
+              target: { type: 'user', id: actor.userId },
+              sourceIp: actor.sourceIp,
+            },
+            trx,
+          );
         });
         return { ok: true as const };
       },
     );
   };
 }
-

@@ -44,7 +44,10 @@ export function profileRoutes(platform: Platform) {
     app.get(
       '/me',
       // Reading who I am is harmless, and tells an API key whose it is.
-      { config: { auth: { principal: 'any', apiKeys: true } }, schema: { tags: ['me'], summary: 'My account', response: { 200: UserSchema, ...errorResponses(401) } } },
+      {
+        config: { auth: { principal: 'any', apiKeys: true } },
+        schema: { tags: ['me'], summary: 'My account', response: { 200: UserSchema, ...errorResponses(401) } },
+      },
       async (request) => profile.me(actorOf(request)),
     );
 
@@ -52,7 +55,12 @@ export function profileRoutes(platform: Platform) {
       '/me',
       {
         config: { auth: { principal: 'any' } },
-        schema: { tags: ['me'], summary: 'Change my display name', body: Strict({ name: Type.String({ minLength: 1, maxLength: 200 }) }), response: { 200: UserSchema, ...errorResponses(400, 401, 403) } },
+        schema: {
+          tags: ['me'],
+          summary: 'Change my display name',
+          body: Strict({ name: Type.String({ minLength: 1, maxLength: 200 }) }),
+          response: { 200: UserSchema, ...errorResponses(400, 401, 403) },
+        },
       },
       async (request) => profile.rename(actorOf(request), request.body.name),
     );
@@ -63,7 +71,8 @@ export function profileRoutes(platform: Platform) {
         config: { auth: { principal: 'any' }, rateLimit: { max: 10, timeWindow: '1 hour' } },
         schema: {
           tags: ['me'],
-          summary: 'Ask to change my email address (needs a recent step-up): a token is mailed to the new address, a notice to the current one',
+          summary:
+            'Ask to change my email address (needs a recent step-up): a token is mailed to the new address, a notice to the current one',
           body: Strict({ newEmail: Email }),
           response: { 202: Ok, ...errorResponses(400, 401, 403, 429) },
         },
@@ -92,7 +101,11 @@ export function profileRoutes(platform: Platform) {
       '/me/export',
       {
         config: { auth: { principal: 'any' } },
-        schema: { tags: ['me'], summary: 'Everything the platform holds about me, as JSON (no secrets or digests)', response: { 200: ExportSchema, ...errorResponses(401, 403) } },
+        schema: {
+          tags: ['me'],
+          summary: 'Everything the platform holds about me, as JSON (no secrets or digests)',
+          response: { 200: ExportSchema, ...errorResponses(401, 403) },
+        },
       },
       async (request, reply) => {
         const data = await profile.exportData(actorOf(request));

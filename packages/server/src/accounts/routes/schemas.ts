@@ -28,7 +28,12 @@ export const UserSchema = Strict({
 });
 
 export const LoginResponse = Strict({
-  status: Type.Union([Type.Literal('ok'), Type.Literal('mfa_required'), Type.Literal('password_change_required'), Type.Literal('mfa_enrollment_required')]),
+  status: Type.Union([
+    Type.Literal('ok'),
+    Type.Literal('mfa_required'),
+    Type.Literal('password_change_required'),
+    Type.Literal('mfa_enrollment_required'),
+  ]),
   token: Type.Optional(Type.String({ description: 'Bearer token (token mode only); shown once' })),
   csrfToken: Type.Optional(Type.String({ description: 'Echo in x-csrf-token on state-changing requests (cookie mode only)' })),
   expiresAt: Timestamp,

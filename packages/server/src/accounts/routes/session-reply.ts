@@ -9,9 +9,19 @@ import { SESSION_COOKIE } from '../../transport/http/auth.js';
 
 export function replyWithSession(reply: FastifyReply, outcome: LoginOutcome, now: number) {
   const { issued } = outcome;
-  const base = { status: outcome.status, expiresAt: new Date(issued.session.expires_at).toISOString(), user: toUserView(outcome.user, now) };
+  const base = {
+    status: outcome.status,
+    expiresAt: new Date(issued.session.expires_at).toISOString(),
+    user: toUserView(outcome.user, now),
+  };
   if (issued.session.transport === 'cookie') {
-    reply.setCookie(SESSION_COOKIE, issued.token, { path: '/', httpOnly: true, secure: true, sameSite: 'strict', expires: new Date(issued.session.expires_at) });
+    reply.setCookie(SESSION_COOKIE, issued.token, {
+      path: '/',
+      httpOnly: true,
+      secure: true,
+      sameSite: 'strict',
+      expires: new Date(issued.session.expires_at),
+    });
     return { ...base, csrfToken: issued.csrfToken! };
   }
   return { ...base, token: issued.token };

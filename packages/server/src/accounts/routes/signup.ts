@@ -28,7 +28,8 @@ export function signupRoutes(platform: Platform) {
         config: { auth: { principal: 'none' }, rateLimit: limit },
         schema: {
           tags: ['auth'],
-          summary: 'Create a consumer account; a link to confirm the email address is sent (the answer is the same if the address is taken)',
+          summary:
+            'Create a consumer account; a link to confirm the email address is sent (the answer is the same if the address is taken)',
           body: Strict({ organization: OrgSlug, email: Email, password: Password, name: Type.String({ minLength: 1, maxLength: 200 }) }),
           response: { 202: Accepted, ...errorResponses(400, 429) },
         },
@@ -43,7 +44,12 @@ export function signupRoutes(platform: Platform) {
       '/auth/verify-email',
       {
         config: { auth: { principal: 'none' }, rateLimit: limit },
-        schema: { tags: ['auth'], summary: 'Confirm an email address with the token from the verification email', body: Strict({ token: OneTimeToken }), response: { 200: Ok, ...errorResponses(400, 429) } },
+        schema: {
+          tags: ['auth'],
+          summary: 'Confirm an email address with the token from the verification email',
+          body: Strict({ token: OneTimeToken }),
+          response: { 200: Ok, ...errorResponses(400, 429) },
+        },
       },
       async (request) => {
         await signup.verifyEmail({ token: request.body.token, sourceIp: request.ip });

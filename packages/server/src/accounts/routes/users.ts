@@ -18,7 +18,10 @@ export function userRoutes(platform: Platform) {
 
     app.get(
       '/org',
-      { config: { auth: { principal: 'operator', permission: 'org:read' } }, schema: { tags: ['organization'], summary: 'My organization', response: { 200: OrganizationSchema, ...errorResponses(401, 403) } } },
+      {
+        config: { auth: { principal: 'operator', permission: 'org:read' } },
+        schema: { tags: ['organization'], summary: 'My organization', response: { 200: OrganizationSchema, ...errorResponses(401, 403) } },
+      },
       async (request) => service.organization(actorOf(request)),
     );
 
@@ -36,7 +39,10 @@ export function userRoutes(platform: Platform) {
             after: Type.Optional(Type.String({ maxLength: 254, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           }),
-          response: { 200: Strict({ users: Type.Array(UserSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }), ...errorResponses(400, 401, 403) },
+          response: {
+            200: Strict({ users: Type.Array(UserSchema), nextCursor: Type.Union([Type.String(), Type.Null()]) }),
+            ...errorResponses(400, 401, 403),
+          },
         },
       },
       async (request) => service.listUsers(actorOf(request), request.query),
@@ -61,7 +67,10 @@ export function userRoutes(platform: Platform) {
 
     app.get(
       '/users/:id',
-      { config: { auth: { principal: 'operator', permission: 'users:read' } }, schema: { tags: ['users'], params: UserId, response: { 200: UserSchema, ...errorResponses(401, 403, 404) } } },
+      {
+        config: { auth: { principal: 'operator', permission: 'users:read' } },
+        schema: { tags: ['users'], params: UserId, response: { 200: UserSchema, ...errorResponses(401, 403, 404) } },
+      },
       async (request) => service.getUser(actorOf(request), request.params.id),
     );
 
@@ -71,9 +80,16 @@ export function userRoutes(platform: Platform) {
         config: { auth: { principal: 'operator', permission: 'users:manage' } },
         schema: {
           tags: ['users'],
-          summary: 'Change a user\'s role, status or name (role and status changes end their sessions)',
+          summary: "Change a user's role, status or name (role and status changes end their sessions)",
           params: UserId,
-          body: Strict({ role: Type.Optional(Role), status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])), name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })) }, {}),
+          body: Strict(
+            {
+              role: Type.Optional(Role),
+              status: Type.Optional(Type.Union([Type.Literal('active'), Type.Literal('disabled')])),
+              name: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            },
+            {},
+          ),
           response: { 200: UserSchema, ...errorResponses(400, 401, 403, 404, 409) },
         },
       },
@@ -82,7 +98,15 @@ export function userRoutes(platform: Platform) {
 
     app.post(
       '/users/:id/unlock',
-      { config: { auth: { principal: 'operator', permission: 'users:manage' } }, schema: { tags: ['users'], summary: 'Lift a sign-in lockout', params: UserId, response: { 200: UserSchema, ...errorResponses(401, 403, 404) } } },
+      {
+        config: { auth: { principal: 'operator', permission: 'users:manage' } },
+        schema: {
+          tags: ['users'],
+          summary: 'Lift a sign-in lockout',
+          params: UserId,
+          response: { 200: UserSchema, ...errorResponses(401, 403, 404) },
+        },
+      },
       async (request) => service.unlock(actorOf(request), request.params.id),
     );
 
@@ -90,7 +114,12 @@ export function userRoutes(platform: Platform) {
       '/users/:id/mfa-reset',
       {
         config: { auth: { principal: 'operator', permission: 'users:manage' } },
-        schema: { tags: ['users'], summary: 'Remove a user\'s second factor (lost device); needs a recent step-up', params: UserId, response: { 200: UserSchema, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['users'],
+          summary: "Remove a user's second factor (lost device); needs a recent step-up",
+          params: UserId,
+          response: { 200: UserSchema, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => service.resetMfa(actorOf(request), request.params.id),
     );

@@ -144,7 +144,18 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const table of ['kv', 'signing_keys', 'audit_checkpoints', 'audit_log', 'api_keys', 'one_time_tokens', 'sessions', 'recovery_codes', 'users', 'organizations']) {
+  for (const table of [
+    'kv',
+    'signing_keys',
+    'audit_checkpoints',
+    'audit_log',
+    'api_keys',
+    'one_time_tokens',
+    'sessions',
+    'recovery_codes',
+    'users',
+    'organizations',
+  ]) {
     await db.schema.dropTable(table).execute();
   }
 }

@@ -17,7 +17,10 @@ import { PostgresAdapter, sql, type Kysely } from 'kysely';
 export async function up(db: Kysely<unknown>): Promise<void> {
   await db.schema.alterTable('products').addColumn('telemetry_retention_days', 'integer').execute();
   if (db.getExecutor().adapter instanceof PostgresAdapter) {
-    await db.schema.alterTable('telemetry').addColumn('seq', 'bigint', (c) => c.generatedByDefaultAsIdentity().notNull()).execute();
+    await db.schema
+      .alterTable('telemetry')
+      .addColumn('seq', 'bigint', (c) => c.generatedByDefaultAsIdentity().notNull())
+      .execute();
     await db.schema.dropIndex('telemetry_device_ts').execute();
     await db.schema.createIndex('telemetry_device_ts').on('telemetry').columns(['device_id', 'ts', 'seq']).execute();
     return;

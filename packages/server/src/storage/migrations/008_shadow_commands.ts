@@ -29,7 +29,11 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('actor', 'text')
     .addColumn('changed_at', 'bigint', (c) => c.notNull())
     .execute();
-  await db.schema.createIndex('device_shadow_history_device').on('device_shadow_history').columns(['device_id', 'kind', 'version']).execute();
+  await db.schema
+    .createIndex('device_shadow_history_device')
+    .on('device_shadow_history')
+    .columns(['device_id', 'kind', 'version'])
+    .execute();
 
   await db.schema
     .createTable('device_commands')

@@ -75,5 +75,6 @@ export async function up(db: Kysely<unknown>): Promise<void> {
 }
 
 export async function down(db: Kysely<unknown>): Promise<void> {
-  for (const table of ['device_version_reports', 'director_targets', 'rollout_devices', 'rollouts']) await db.schema.dropTable(table).execute();
+  for (const table of ['device_version_reports', 'director_targets', 'rollout_devices', 'rollouts'])
+    await db.schema.dropTable(table).execute();
 }

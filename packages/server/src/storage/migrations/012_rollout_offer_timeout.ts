@@ -6,7 +6,10 @@
 import { sql, type Kysely } from 'kysely';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
-  await db.schema.alterTable('rollouts').addColumn('offer_timeout_seconds', 'integer', (c) => c.notNull().defaultTo(3600)).execute();
+  await db.schema
+    .alterTable('rollouts')
+    .addColumn('offer_timeout_seconds', 'integer', (c) => c.notNull().defaultTo(3600))
+    .execute();
 
   await db.schema
     .createTable('rollout_active_devices')

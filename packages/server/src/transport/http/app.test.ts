@@ -42,8 +42,22 @@ for (const engine of ENGINES) {
       // Asynchronous on purpose: the server answering the handshake runs in this process.
       const probe = (flag: string) =>
         new Promise<{ ok: boolean; output: string }>((resolve) => {
-          const child = execFile('openssl', ['s_client', '-connect', `127.0.0.1:${t.server.port}`, '-servername', 'localhost', flag, '-CAfile', caFile, '-verify_return_error', '-brief'], { timeout: 10_000 }, (error, stdout, stderr) =>
-            resolve({ ok: !error, output: stdout + stderr }),
+          const child = execFile(
+            'openssl',
+            [
+              's_client',
+              '-connect',
+              `127.0.0.1:${t.server.port}`,
+              '-servername',
+              'localhost',
+              flag,
+              '-CAfile',
+              caFile,
+              '-verify_return_error',
+              '-brief',
+            ],
+            { timeout: 10_000 },
+            (error, stdout, stderr) => resolve({ ok: !error, output: stdout + stderr }),
           );
           child.stdin?.end('Q\n');
         });
@@ -59,7 +73,10 @@ for (const engine of ENGINES) {
       const missing = await client.get('/api/v1/nope');
       assert.equal(missing.status, 404);
       assert.equal(missing.body.error.code, 'resource.not_found');
-      const malformed = await client.request('POST', '/api/v1/auth/login', { raw: '{"organization": ', headers: { 'content-type': 'application/json' } });
+      const malformed = await client.request('POST', '/api/v1/auth/login', {
+        raw: '{"organization": ',
+        headers: { 'content-type': 'application/json' },
+      });
       assert.equal(malformed.status, 400);
       assert.equal(malformed.body.error.code, 'request.invalid');
       const text = await client.request('POST', '/api/v1/auth/login', { raw: 'hello', headers: { 'content-type': 'text/plain' } });
@@ -93,4 +110,3 @@ for (const engine of ENGINES) {
     });
   });
 }
-

@@ -67,7 +67,11 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
     logger:
       options.logger === false
         ? false
-        : { level: config.log.level, redact: { paths: REDACTED_PATHS, censor: '[redacted]' }, ...(options.logStream ? { stream: options.logStream } : {}) },
+        : {
+            level: config.log.level,
+            redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+            ...(options.logStream ? { stream: options.logStream } : {}),
+          },
     bodyLimit: config.http.bodyLimitBytes,
     trustProxy: config.http.trustProxy,
     genReqId: (req) => {
@@ -94,7 +98,11 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
   await app.register(rateLimit, {
     max: config.http.rateLimitPerMinute,
     timeWindow: '1 minute',
-    errorResponseBuilder: (_request, context) => new RateLimitedError(`Too many requests: at most ${context.max} per ${context.after}; try again later`, Math.ceil(context.ttl / 1000)),
+    errorResponseBuilder: (_request, context) =>
+      new RateLimitedError(
+        `Too many requests: at most ${context.max} per ${context.after}; try again later`,
+        Math.ceil(context.ttl / 1000),
+      ),
   });
   await app.register(swagger, {
     openapi: {

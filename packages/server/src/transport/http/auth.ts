@@ -47,7 +47,11 @@ const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 const SCOPE_ERRORS: Record<Exclude<SessionScope, 'full'>, [string, string, string]> = {
   password_change: [ErrorCodes.passwordChangeRequired, 'Change your password before doing anything else', 'POST /api/v1/me/password'],
   mfa_pending: [ErrorCodes.mfaRequired, 'Complete sign-in with your authentication code', 'POST /api/v1/auth/mfa'],
-  mfa_enrollment: [ErrorCodes.mfaEnrollmentRequired, 'Your role requires two-factor authentication: enrol an authenticator first', 'POST /api/v1/me/mfa/totp'],
+  mfa_enrollment: [
+    ErrorCodes.mfaEnrollmentRequired,
+    'Your role requires two-factor authentication: enrol an authenticator first',
+    'POST /api/v1/me/mfa/totp',
+  ],
 };
 
 function credential(request: FastifyRequest): { token: string; transport: 'cookie' | 'bearer' } | null {
@@ -82,20 +86,31 @@ export function installAuthentication(app: FastifyInstance, authenticator: Authe
     const presented = credential(request);
     if (!presented) throw new AuthenticationError();
     const result = await authenticator.authenticate(presented.token, request.ip, presented.transport);
-    if (!result) throw new AuthenticationError('The session or API key is invalid, expired or revoked; sign in again', ErrorCodes.unauthenticated);
+    if (!result)
+      throw new AuthenticationError('The session or API key is invalid, expired or revoked; sign in again', ErrorCodes.unauthenticated);
     const { actor, session } = result;
     if (session && session.scope !== 'full' && !auth.allowScopes?.includes(session.scope)) {
       const [code, message, next] = SCOPE_ERRORS[session.scope];
       throw new RestrictedSessionError(code, message, next);
     }
-    if (presented.transport === 'cookie' && !SAFE_METHODS.has(request.method) && !sessions.verifyCsrf(session!.id, request.headers[CSRF_HEADER] as string | undefined)) {
-      throw new ForbiddenError(`Cookie sessions must send the ${CSRF_HEADER} header returned at sign-in on every state-changing request`, ErrorCodes.csrfFailed);
+    if (
+      presented.transport === 'cookie' &&
+      !SAFE_METHODS.has(request.method) &&
+      !sessions.verifyCsrf(session!.id, request.headers[CSRF_HEADER] as string | undefined)
+    ) {
+      throw new ForbiddenError(
+        `Cookie sessions must send the ${CSRF_HEADER} header returned at sign-in on every state-changing request`,
+        ErrorCodes.csrfFailed,
+      );
     }
     if (auth.principal !== 'any' && actor.kind !== auth.principal) {
       throw new ForbiddenError(`This route is for ${auth.principal} accounts only`);
     }
     if (actor.via === 'api_key' && !auth.permission && !auth.apiKeys) {
-      throw new ForbiddenError('This route needs an interactive session: an API key acts only through the permissions in its scopes', ErrorCodes.forbidden);
+      throw new ForbiddenError(
+        'This route needs an interactive session: an API key acts only through the permissions in its scopes',
+        ErrorCodes.forbidden,
+      );
     }
     if (auth.permission) requirePermission(actor, auth.permission);
     request.actor = actor;

@@ -47,8 +47,16 @@ describe('answers made by the framework, outside the routes', () => {
     const client = t.client();
     assertErrorAnswer(await client.get('/api/v1/nope-<b>marker</b>'), 404, 'resource.not_found', 'marker');
     assertErrorAnswer(await client.request('OPTIONS', '/api/v1/devices'), 404, 'resource.not_found');
-    assertErrorAnswer(await client.request('POST', '/api/v1/auth/login', { raw: 'x', headers: { 'content-type': 'text/plain' } }), 415, 'request.unsupported_media_type');
-    assertErrorAnswer(await client.request('POST', '/api/v1/auth/login', { raw: '{"a":', headers: { 'content-type': 'application/json' } }), 400, 'request.invalid');
+    assertErrorAnswer(
+      await client.request('POST', '/api/v1/auth/login', { raw: 'x', headers: { 'content-type': 'text/plain' } }),
+      415,
+      'request.unsupported_media_type',
+    );
+    assertErrorAnswer(
+      await client.request('POST', '/api/v1/auth/login', { raw: '{"a":', headers: { 'content-type': 'application/json' } }),
+      400,
+      'request.invalid',
+    );
     assertErrorAnswer(await client.post('/api/v1/auth/login', { password: 'p'.repeat(2 * 1024 * 1024) }), 413, 'request.too_large');
     assertErrorAnswer(await client.get('/api/v1/users'), 401, 'auth.unauthenticated');
   });
@@ -56,7 +64,9 @@ describe('answers made by the framework, outside the routes', () => {
   it('answers a request that is not valid HTTP, and headers over the size limit, with the error body and headers', async () => {
     const [malformed] = await rawHttps(t.server.port, t.ca, ['GET /healthz HTTP/1.1\r\nHost: localhost\r\nno colon here\r\n\r\n']);
     assertErrorAnswer(malformed!, 400, 'request.invalid');
-    const [huge] = await rawHttps(t.server.port, t.ca, [`GET /healthz HTTP/1.1\r\nHost: localhost\r\nx-filler: ${'f'.repeat(20_000)}\r\n\r\n`]);
+    const [huge] = await rawHttps(t.server.port, t.ca, [
+      `GET /healthz HTTP/1.1\r\nHost: localhost\r\nx-filler: ${'f'.repeat(20_000)}\r\n\r\n`,
+    ]);
     assertErrorAnswer(huge!, 431, 'request.headers_too_large', 'ffff');
   });
 });

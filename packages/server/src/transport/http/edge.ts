@@ -21,11 +21,10 @@ export const SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
     setHeader: (name: string, value: unknown) => void (headers[name.toLowerCase()] = String(value)),
     removeHeader: (name: string) => void delete headers[name.toLowerCase()],
   };
-  helmet({ contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } }, hsts: { maxAge: 31536000, includeSubDomains: true } })(
-    {} as never,
-    collector as never,
-    () => undefined,
-  );
+  helmet({
+    contentSecurityPolicy: { directives: { defaultSrc: ["'self'"], frameAncestors: ["'none'"] } },
+    hsts: { maxAge: 31536000, includeSubDomains: true },
+  })({} as never, collector as never, () => undefined);
   return Object.freeze(headers);
 })();
 
@@ -54,7 +53,8 @@ export function installDraining(app: FastifyInstance): void {
     closing = true;
   });
   app.addHook('onRequest', async () => {
-    if (closing) throw new BulwarkError(ErrorCodes.serviceUnavailable, 'This node is shutting down; retry on another node or in a moment', 503);
+    if (closing)
+      throw new BulwarkError(ErrorCodes.serviceUnavailable, 'This node is shutting down; retry on another node or in a moment', 503);
   });
 }
 
@@ -85,7 +85,12 @@ export function clientErrorHandler(this: FastifyInstance, error: NodeJS.ErrnoExc
   this.log.debug({ err: error, reqId: requestId }, 'client error');
   if (socket.writable) {
     const payload = JSON.stringify(errorBody(code, message));
-    const headers = { ...answerHeaders(requestId), 'content-type': 'application/json; charset=utf-8', 'content-length': String(Buffer.byteLength(payload)), connection: 'close' };
+    const headers = {
+      ...answerHeaders(requestId),
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': String(Buffer.byteLength(payload)),
+      connection: 'close',
+    };
     const head = Object.entries(headers).map(([name, value]) => `${name}: ${value}\r\n`);
     socket.write(`HTTP/1.1 ${status} ${STATUS_CODES[status]}\r\n${head.join('')}\r\n${payload}`);
   }

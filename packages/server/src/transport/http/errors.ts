@@ -28,7 +28,8 @@ export type ErrorResponder = (error: FastifyError, request: FastifyRequest, repl
 export function errorResponder(bodyLimit: number): ErrorResponder {
   return (error, request, reply) => {
     if (error instanceof BulwarkError) {
-      if (error.status === 429 && typeof error.details?.retryAfterSeconds === 'number') reply.header('retry-after', String(error.details.retryAfterSeconds));
+      if (error.status === 429 && typeof error.details?.retryAfterSeconds === 'number')
+        reply.header('retry-after', String(error.details.retryAfterSeconds));
       return reply.status(error.status).send(errorBody(error.code, error.message, error.details));
     }
     if (error.validation) {
@@ -51,13 +52,17 @@ export function errorResponder(bodyLimit: number): ErrorResponder {
       return reply.status(error.statusCode).send(errorBody(ErrorCodes.requestInvalid, error.message));
     }
     request.log.error({ err: error }, 'unhandled error');
-    return reply.status(500).send(errorBody(ErrorCodes.internal, `Internal error; quote request ID ${request.id} when reporting it`, { requestId: request.id }));
+    return reply
+      .status(500)
+      .send(errorBody(ErrorCodes.internal, `Internal error; quote request ID ${request.id} when reporting it`, { requestId: request.id }));
   };
 }
 
 export function installErrorHandling(app: FastifyInstance, respond: ErrorResponder): void {
   app.setErrorHandler(respond);
   app.setNotFoundHandler((request, reply) => {
-    reply.status(404).send(errorBody(ErrorCodes.notFound, `No route for ${request.method} at this path: the routes are listed in /api/openapi.json`));
+    reply
+      .status(404)
+      .send(errorBody(ErrorCodes.notFound, `No route for ${request.method} at this path: the routes are listed in /api/openapi.json`));
   });
 }

@@ -7,7 +7,16 @@ import { ownerSession, startTestPlatform, type TestPlatform } from '../../testin
 /** Emails with the characters LIKE and SQL treat specially; each one is a valid address. */
 const SPECIAL = ["o'brien@example.com", '100%off@example.com', 'a_b@example.com', 'axb@example.com', 'back\\slash@example.com'];
 
-const PAYLOADS = ["' OR 1=1 --", "' OR '1'='1", "%' OR email LIKE '%", '"; DROP TABLE users; --', "'); DELETE FROM users; --", '\\%', '%%', '_%_'];
+const PAYLOADS = [
+  "' OR 1=1 --",
+  "' OR '1'='1",
+  "%' OR email LIKE '%",
+  '"; DROP TABLE users; --',
+  "'); DELETE FROM users; --",
+  '\\%',
+  '%%',
+  '_%_',
+];
 
 for (const engine of ENGINES) {
   describe(`SQL injection through filters and fields [${engine.engine}]`, { skip: engine.skip }, () => {

@@ -24,7 +24,10 @@ describe('structured logs', () => {
 
       const log = lines.join('\n');
       assert.ok(lines.length > 10, 'the requests were logged');
-      assert.ok(lines.every((l) => JSON.parse(l)), 'every line is JSON');
+      assert.ok(
+        lines.every((l) => JSON.parse(l)),
+        'every line is JSON',
+      );
       assert.match(log, /"reqId"/);
       for (const secret of [password, t.owner.oneTimePassword, token, cookie, login.body.csrfToken, 'wrong password attempt 123']) {
         assert.ok(!log.includes(secret), `a secret leaked into the logs: ${secret.slice(0, 6)}…`);

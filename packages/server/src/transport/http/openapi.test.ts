@@ -23,13 +23,24 @@ describe('the OpenAPI document declares what the routes answer', () => {
     const session = await ownerSession(t, client);
     const owner = await firstOwner(t, session);
     await stepUp(t, owner, session.token, client);
-    const key = await client.post('/api/v1/me/api-keys', { name: 'fuzz', scopes: ['audit:read', 'devices:read'], expiresInDays: 1 }, { token: session.token });
+    const key = await client.post(
+      '/api/v1/me/api-keys',
+      { name: 'fuzz', scopes: ['audit:read', 'devices:read'], expiresInDays: 1 },
+      { token: session.token },
+    );
     assert.equal(key.status, 201, key.text);
     const apiKey = key.body.secret as string;
 
     const seen = [
       [await client.get('/api/v1/me/sessions', { token: apiKey }), 403],
-      [await client.request('POST', '/api/v1/devices', { raw: 'serial=1', headers: { 'content-type': 'application/x-www-form-urlencoded' }, token: session.token }), 415],
+      [
+        await client.request('POST', '/api/v1/devices', {
+          raw: 'serial=1',
+          headers: { 'content-type': 'application/x-www-form-urlencoded' },
+          token: session.token,
+        }),
+        415,
+      ],
       [await client.get('/api/v1/devices/', { token: session.token }), 400],
       [await client.get('/api/v1/users/', { token: session.token }), 400],
       [await client.get('/api/v1/audit/export', { token: apiKey }), 200],
@@ -53,8 +64,10 @@ describe('the check of the OpenAPI document', () => {
     await app.register(swagger, { openapi: { openapi: '3.1.0', info: { title: 'check', version: '1' } } });
     const metrics = new Metrics();
     metrics.instrument(app);
-    app.get<{ Params: { id: string } }>('/teapots/:id', { schema: { response: { 200: Type.Object({ id: Type.String() }) } } }, async (request, reply) =>
-      request.params.id === 'brew' ? reply.status(418).send({ id: 'brew' }) : { id: request.params.id },
+    app.get<{ Params: { id: string } }>(
+      '/teapots/:id',
+      { schema: { response: { 200: Type.Object({ id: Type.String() }) } } },
+      async (request, reply) => (request.params.id === 'brew' ? reply.status(418).send({ id: 'brew' }) : { id: request.params.id }),
     );
     await app.listen({ port: 0, host: '127.0.0.1' });
     try {
@@ -63,7 +76,9 @@ describe('the check of the OpenAPI document', () => {
       assert.deepEqual(await undeclaredAnswers({ app, metrics }), []);
       assert.equal((await fetch(`${base}/teapots/brew`)).status, 418);
       assert.equal((await fetch(`${base}/nowhere`)).status, 404);
-      assert.deepEqual(await undeclaredAnswers({ app, metrics }), ['GET /teapots/{id}: answered 418 (1×), which it does not declare (it declares 200)']);
+      assert.deepEqual(await undeclaredAnswers({ app, metrics }), [
+        'GET /teapots/{id}: answered 418 (1×), which it does not declare (it declares 200)',
+      ]);
     } finally {
       await app.close();
     }

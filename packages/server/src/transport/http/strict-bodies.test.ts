@@ -18,7 +18,14 @@ for (const engine of ENGINES) {
 
     const devicesStored = async () => (await t.platform.db.selectFrom('devices').select('id').execute()).length;
 
-    function assertRefused(res: { status: number; text: string; body: { error?: { code: string; message: string; details?: { problems?: Array<{ field: string }> } } } }, field: string) {
+    function assertRefused(
+      res: {
+        status: number;
+        text: string;
+        body: { error?: { code: string; message: string; details?: { problems?: Array<{ field: string }> } } };
+      },
+      field: string,
+    ) {
       assert.equal(res.status, 400, res.text);
       assert.equal(res.body.error?.code, 'request.invalid');
       assert.equal(typeof res.body.error?.message, 'string');
@@ -46,12 +53,25 @@ for (const engine of ENGINES) {
 
     it('refuses a number given as a string in a body, on create and on change', async () => {
       const client = t.client();
-      assertRefused(await client.post('/api/v1/products', { name: 'Coerced', telemetryRetentionDays: '7' }, { token }), 'body.telemetryRetentionDays');
+      assertRefused(
+        await client.post('/api/v1/products', { name: 'Coerced', telemetryRetentionDays: '7' }, { token }),
+        'body.telemetryRetentionDays',
+      );
       assertRefused(await client.post('/api/v1/products', { name: 'Coerced', hardwareRevision: null }, { token }), 'body.hardwareRevision');
       assert.equal((await t.platform.db.selectFrom('products').select('id').where('name', '=', 'Coerced').execute()).length, 0);
-      assertRefused(await client.patch(`/api/v1/products/${productId}`, { telemetryRetentionDays: '7' }, { token }), 'body.telemetryRetentionDays');
-      assertRefused(await client.patch(`/api/v1/products/${productId}`, { telemetryRetentionDays: true }, { token }), 'body.telemetryRetentionDays');
-      const product = await t.platform.db.selectFrom('products').select('telemetry_retention_days').where('id', '=', productId).executeTakeFirstOrThrow();
+      assertRefused(
+        await client.patch(`/api/v1/products/${productId}`, { telemetryRetentionDays: '7' }, { token }),
+        'body.telemetryRetentionDays',
+      );
+      assertRefused(
+        await client.patch(`/api/v1/products/${productId}`, { telemetryRetentionDays: true }, { token }),
+        'body.telemetryRetentionDays',
+      );
+      const product = await t.platform.db
+        .selectFrom('products')
+        .select('telemetry_retention_days')
+        .where('id', '=', productId)
+        .executeTakeFirstOrThrow();
       assert.equal(product.telemetry_retention_days, null);
       const cleared = await client.patch(`/api/v1/products/${productId}`, { telemetryRetentionDays: null }, { token });
       assert.equal(cleared.status, 200, cleared.text);

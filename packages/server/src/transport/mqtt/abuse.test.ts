@@ -27,7 +27,8 @@ const MB = 1024 * 1024;
 const RSS_GROWTH_BOUND = 100 * MB;
 const P99_BOUND_MS = 1000;
 
-const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
+const percentile = (sorted: number[], p: number) =>
+  sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? Number.NaN;
 
 /** How long /healthz took to answer (ms), or the error. */
 function healthz(port: number, ca: string): Promise<number | string> {
@@ -60,7 +61,11 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
   it(`the node stays up, its memory bounded, and the fleet's PUBACKs timely (${SECONDS} s)`, async () => {
     const [attacker, ...fleet] = data.devices as [TestDevice, ...TestDevice[]];
     for (let i = 0; i < fleet.length; i += 10) {
-      clients.push(...(await Promise.all(fleet.slice(i, i + 10).map((d) => connectDevice(server.mqttPort, data.ca, d, d.id, { connectTimeout: 30_000 })))));
+      clients.push(
+        ...(await Promise.all(
+          fleet.slice(i, i + 10).map((d) => connectDevice(server.mqttPort, data.ca, d, d.id, { connectTimeout: 30_000 })),
+        )),
+      );
     }
     const latencies: number[] = [];
     const failures: string[] = [];
@@ -73,7 +78,11 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
           while (Date.now() < until) {
             const started = performance.now();
             try {
-              await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { temperature: 20 + (i % 10), n: latencies.length } }), { qos: 1 });
+              await client.publishAsync(
+                `d/${d.id}/telemetry`,
+                JSON.stringify({ values: { temperature: 20 + (i % 10), n: latencies.length } }),
+                { qos: 1 },
+              );
               if (record) latencies.push(performance.now() - started);
             } catch (error) {
               failures.push((error as Error).message);
@@ -118,8 +127,14 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
     assert.ok(percentile(latencies, 99) < P99_BOUND_MS, `fleet PUBACK p99 ${percentile(latencies, 99).toFixed(0)} ms`);
     const growth = Math.max(peakSampled, afterwards.peak) - baseline.rss;
     assert.ok(growth < RSS_GROWTH_BOUND, `server RSS rose ${(growth / MB).toFixed(0)} MB above its level with the fleet connected`);
-    assert.ok(report.mostFiltersInOneSession <= limits.maxSubscriptionsPerSession, `one session held ${report.mostFiltersInOneSession} filters`);
+    assert.ok(
+      report.mostFiltersInOneSession <= limits.maxSubscriptionsPerSession,
+      `one session held ${report.mostFiltersInOneSession} filters`,
+    );
     assert.ok(report.subscribePackets > 0 && report.connections > 0, 'the attack ran');
-    assert.ok(clients.every((c) => c.connected), 'every well-behaved device is still connected');
+    assert.ok(
+      clients.every((c) => c.connected),
+      'every well-behaved device is still connected',
+    );
   });
 });

@@ -6,14 +6,35 @@ const ME = 'dev-1';
 
 describe('device ACL', () => {
   it('lets a device publish on its own channels', () => {
-    for (const topic of ['d/dev-1/telemetry', 'd/dev-1/state/reported', 'd/dev-1/commands/c-42/result', 'd/dev-1/presence', 'd/dev-1/updates/report']) {
+    for (const topic of [
+      'd/dev-1/telemetry',
+      'd/dev-1/state/reported',
+      'd/dev-1/commands/c-42/result',
+      'd/dev-1/presence',
+      'd/dev-1/updates/report',
+    ]) {
       const decision = authorizeDevicePublish(ME, 'active', topic);
       assert.equal(decision.ok, true, topic);
     }
   });
 
   it('refuses publishing as another device, outside the scheme, or into $SYS', () => {
-    for (const topic of ['d/dev-2/telemetry', 'd/dev-1x/telemetry', 'd/dev-1/telemetry/extra', 'd/dev-1/other', 'd/dev-1/state/desired', 'd/dev-1/state/delta', 'd/dev-1/errors', 'd/dev-1/commands/c-1', 'd/dev-1/commands/../result', '$SYS/broker/x', 'telemetry', 'd/dev-1/', `d/dev-1/${'a/'.repeat(10)}x`, `d/dev-1/${'x'.repeat(300)}`]) {
+    for (const topic of [
+      'd/dev-2/telemetry',
+      'd/dev-1x/telemetry',
+      'd/dev-1/telemetry/extra',
+      'd/dev-1/other',
+      'd/dev-1/state/desired',
+      'd/dev-1/state/delta',
+      'd/dev-1/errors',
+      'd/dev-1/commands/c-1',
+      'd/dev-1/commands/../result',
+      '$SYS/broker/x',
+      'telemetry',
+      'd/dev-1/',
+      `d/dev-1/${'a/'.repeat(10)}x`,
+      `d/dev-1/${'x'.repeat(300)}`,
+    ]) {
       const decision = authorizeDevicePublish(ME, 'active', topic);
       assert.equal(decision.ok, false, topic);
     }
@@ -45,7 +66,23 @@ describe('device ACL', () => {
   });
 
   it('refuses filters that reach beyond the device: #, +, $SYS, shared subscriptions, malformed wildcards', () => {
-    for (const filter of ['#', '+/#', 'd/#', 'd/+/telemetry', 'd/+/#', 'd/dev-2/#', '$SYS/#', '$share/g/d/dev-1/#', '$share/g/#', 'd/dev-1#', 'd/dev-1/a#', 'd/dev-1/#/x', 'd/dev-1/a+/b', 'd/dev-1/', '']) {
+    for (const filter of [
+      '#',
+      '+/#',
+      'd/#',
+      'd/+/telemetry',
+      'd/+/#',
+      'd/dev-2/#',
+      '$SYS/#',
+      '$share/g/d/dev-1/#',
+      '$share/g/#',
+      'd/dev-1#',
+      'd/dev-1/a#',
+      'd/dev-1/#/x',
+      'd/dev-1/a+/b',
+      'd/dev-1/',
+      '',
+    ]) {
       assert.equal(authorizeDeviceSubscribe(ME, 'active', filter).ok, false, filter);
     }
   });

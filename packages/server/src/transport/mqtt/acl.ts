@@ -61,9 +61,11 @@ export function authorizeDevicePublish(deviceId: string, status: DeviceStatus, t
   else if (rest.length === 2 && rest[0] === 'telemetry' && rest[1] === 'cbor') channel = { kind: 'telemetry', format: 'cbor' };
   else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'reported') channel = { kind: 'state_reported' };
   else if (rest.length === 2 && rest[0] === 'state' && rest[1] === 'get') channel = { kind: 'state_get' };
-  else if (rest.length === 3 && rest[0] === 'commands' && COMMAND_ID.test(rest[1]!) && rest[2] === 'result') channel = { kind: 'command_result', commandId: rest[1]! };
+  else if (rest.length === 3 && rest[0] === 'commands' && COMMAND_ID.test(rest[1]!) && rest[2] === 'result')
+    channel = { kind: 'command_result', commandId: rest[1]! };
   else if (rest.length === 1 && rest[0] === 'presence') channel = { kind: 'presence' };
-  else if (rest.length === 2 && rest[0] === 'updates' && /^[a-z-]{1,32}$/.test(rest[1]!) && !SERVER_UPDATE_TOPICS.has(`updates/${rest[1]}`)) channel = { kind: 'update', name: rest[1]! };
+  else if (rest.length === 2 && rest[0] === 'updates' && /^[a-z-]{1,32}$/.test(rest[1]!) && !SERVER_UPDATE_TOPICS.has(`updates/${rest[1]}`))
+    channel = { kind: 'update', name: rest[1]! };
   if (!channel) return deny('not a device channel');
   if (status === 'quarantined' && channel.kind !== 'update') return deny('device is quarantined: only its update topics are open');
   if (status !== 'active' && status !== 'quarantined') return deny(`device is ${status}`);

@@ -19,7 +19,11 @@ for (const engine of ENGINES) {
     let serial = 0;
 
     /** Connects as the device (its key and certificate) and keeps the client to close after the suite; rejects unless CONNACK says yes. */
-    async function connectAs(d: Pick<TestDevice, 'key' | 'cert'> | null, clientId: string, extra: Parameters<typeof connectDevice>[4] = {}): Promise<MqttClient> {
+    async function connectAs(
+      d: Pick<TestDevice, 'key' | 'cert'> | null,
+      clientId: string,
+      extra: Parameters<typeof connectDevice>[4] = {},
+    ): Promise<MqttClient> {
       const client = await connectDevice(s.port, s.t.ca, d, clientId, extra);
       s.clients.push(client);
       return client;
@@ -31,13 +35,33 @@ for (const engine of ENGINES) {
       await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { temperature: 21.5, door: 'open' } }), { qos: 1 });
       // The PUBACK came back: the row is already there, no waiting.
       assert.equal(await s.stored(d.id), 1);
-      await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ batch: [{ ts: s.t.clock.now() - 2000, values: { t: 1 } }, { ts: s.t.clock.now() - 1000, values: { t: 2 } }] }), { qos: 1 });
+      await client.publishAsync(
+        `d/${d.id}/telemetry`,
+        JSON.stringify({
+          batch: [
+            { ts: s.t.clock.now() - 2000, values: { t: 1 } },
+            { ts: s.t.clock.now() - 1000, values: { t: 2 } },
+          ],
+        }),
+        { qos: 1 },
+      );
       assert.equal(await s.stored(d.id), 3);
       const rows = await s.t.platform.telemetry.store.range(d.id, 0, Number.MAX_SAFE_INTEGER, 10);
       assert.deepEqual(JSON.parse(rows[0]!.data), { t: 1 });
       assert.equal((await presenceOnline(s.t.platform.db, d.id)).protocol, 'mqtts');
       await client.endAsync();
-      await eventually(async () => (await s.t.platform.db.selectFrom('device_presence').select('connected_since').where('device_id', '=', d.id).executeTakeFirstOrThrow()).connected_since === null, 2000, 'presence goes offline');
+      await eventually(
+        async () =>
+          (
+            await s.t.platform.db
+              .selectFrom('device_presence')
+              .select('connected_since')
+              .where('device_id', '=', d.id)
+              .executeTakeFirstOrThrow()
+          ).connected_since === null,
+        2000,
+        'presence goes offline',
+      );
     });
 
     it('answers a bad payload on the device’s error topic, stores nothing, and keeps the connection', async () => {
@@ -46,11 +70,21 @@ for (const engine of ENGINES) {
       await client.subscribeAsync(`d/${d.id}/errors`, { qos: 0 });
       const errors: { code: string; message: string }[] = [];
       client.on('message', (_topic, payload) => errors.push(JSON.parse(payload.toString())));
-      for (const bad of ['not json', '[]', '{"values":{}}', '{"values":{"t":"x"},"extra":1}', `{"ts":${Date.UTC(2199, 0)},"values":{"t":1}}`, '{"values":{"t":{"nested":1}}}']) {
+      for (const bad of [
+        'not json',
+        '[]',
+        '{"values":{}}',
+        '{"values":{"t":"x"},"extra":1}',
+        `{"ts":${Date.UTC(2199, 0)},"values":{"t":1}}`,
+        '{"values":{"t":{"nested":1}}}',
+      ]) {
         await client.publishAsync(`d/${d.id}/telemetry`, bad, { qos: 1 });
       }
       await eventually(() => errors.length === 6, 3000, 'six error replies');
-      assert.deepEqual(errors.map((e) => e.code), ['payload.not_json', 'payload.invalid', 'payload.invalid', 'payload.invalid', 'payload.invalid_timestamp', 'payload.invalid']);
+      assert.deepEqual(
+        errors.map((e) => e.code),
+        ['payload.not_json', 'payload.invalid', 'payload.invalid', 'payload.invalid', 'payload.invalid_timestamp', 'payload.invalid'],
+      );
       assert.equal(await s.stored(d.id), 0);
       assert.equal(client.connected, true);
       await client.publishAsync(`d/${d.id}/telemetry`, '{"values":{"ok":true}}', { qos: 1 });
@@ -89,7 +123,18 @@ for (const engine of ENGINES) {
       const d = await s.device();
       const other = await s.device();
       const client = await connectAs(d, d.id);
-      assert.deepEqual(await granted(client, ['#', '$SYS/#', 'd/+/telemetry', `d/${other.id}/commands/+`, `$share/g/d/${other.id}/#`, 'd/#', `d/${d.id}/commands/+`]), [128, 128, 128, 128, 128, 128, 1]);
+      assert.deepEqual(
+        await granted(client, [
+          '#',
+          '$SYS/#',
+          'd/+/telemetry',
+          `d/${other.id}/commands/+`,
+          `$share/g/d/${other.id}/#`,
+          'd/#',
+          `d/${d.id}/commands/+`,
+        ]),
+        [128, 128, 128, 128, 128, 128, 1],
+      );
       // The refused subscriptions deliver nothing: another device's telemetry does not reach us.
       const received: string[] = [];
       client.on('message', (topic) => received.push(topic));
@@ -116,8 +161,20 @@ for (const engine of ENGINES) {
       const keys = generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const crypto = globalThis.crypto;
       const pair = {
-        privateKey: await crypto.subtle.importKey('pkcs8', keys.privateKey.export({ format: 'der', type: 'pkcs8' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['sign']),
-        publicKey: await crypto.subtle.importKey('spki', keys.publicKey.export({ format: 'der', type: 'spki' }), { name: 'ECDSA', namedCurve: 'P-256' }, true, ['verify']),
+        privateKey: await crypto.subtle.importKey(
+          'pkcs8',
+          keys.privateKey.export({ format: 'der', type: 'pkcs8' }),
+          { name: 'ECDSA', namedCurve: 'P-256' },
+          true,
+          ['sign'],
+        ),
+        publicKey: await crypto.subtle.importKey(
+          'spki',
+          keys.publicKey.export({ format: 'der', type: 'spki' }),
+          { name: 'ECDSA', namedCurve: 'P-256' },
+          true,
+          ['verify'],
+        ),
       };
       const forged = await x509.X509CertificateGenerator.createSelfSigned({
         serialNumber: d.certSerial,
@@ -128,7 +185,10 @@ for (const engine of ENGINES) {
         signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
         extensions: [new x509.SubjectAlternativeNameExtension([{ type: 'url', value: `urn:bulwark:device:${d.id}` }])],
       });
-      await assert.rejects(connectAs({ key: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), cert: forged.toString('pem') }, d.id), /Not authorized|closed/i);
+      await assert.rejects(
+        connectAs({ key: keys.privateKey.export({ format: 'pem', type: 'pkcs8' }).toString(), cert: forged.toString('pem') }, d.id),
+        /Not authorized|closed/i,
+      );
     });
 
     it('attack: a revoked certificate loses its live session within a second and cannot connect again', async () => {
@@ -198,10 +258,14 @@ for (const engine of ENGINES) {
       const d = await s.device();
       // Connects still in the kernel's backlog may spend the allowance after the destroy: wait for it to refill.
       let client: MqttClient | null = null;
-      await eventually(async () => {
-        client = await connectAs(d, d.id).catch(() => null);
-        return client?.connected === true;
-      }, 15_000, 'a device connects after the flood');
+      await eventually(
+        async () => {
+          client = await connectAs(d, d.id).catch(() => null);
+          return client?.connected === true;
+        },
+        15_000,
+        'a device connects after the flood',
+      );
       await settle(1100);
     });
 
@@ -210,7 +274,13 @@ for (const engine of ENGINES) {
       const other = await s.device();
       s.ssl.write('dev.pem', d.cert);
       s.ssl.write('dev.key', d.key);
-      const pub = (topic: string) => mosquittoClient('mosquitto_pub', { port: s.port, dir: s.ssl.dir, name: 'dev', deviceId: d.id }, ['-t', topic, '-m', '{"values":{"from":"mosquitto_pub"}}']);
+      const pub = (topic: string) =>
+        mosquittoClient('mosquitto_pub', { port: s.port, dir: s.ssl.dir, name: 'dev', deviceId: d.id }, [
+          '-t',
+          topic,
+          '-m',
+          '{"values":{"from":"mosquitto_pub"}}',
+        ]);
       const ok = await pub(`d/${d.id}/telemetry`);
       assert.equal(ok.code, 0, ok.output);
       assert.equal(await s.stored(d.id), 1);
@@ -224,7 +294,8 @@ for (const engine of ENGINES) {
       const other = await s.device();
       s.ssl.write('sub.pem', d.cert);
       s.ssl.write('sub.key', d.key);
-      const sub = (filter: string, extra: string[]) => mosquittoClient('mosquitto_sub', { port: s.port, dir: s.ssl.dir, name: 'sub', deviceId: d.id }, ['-t', filter, ...extra]);
+      const sub = (filter: string, extra: string[]) =>
+        mosquittoClient('mosquitto_sub', { port: s.port, dir: s.ssl.dir, name: 'sub', deviceId: d.id }, ['-t', filter, ...extra]);
       // Its own commands: mosquitto_sub waits for one message, which the platform sends once it is subscribed.
       const own = sub(`d/${d.id}/commands/+`, ['-C', '1', '-W', '10', '-v']);
       // Its SUBSCRIBE follows the CONNACK by a moment: send until it has one (it exits on the first).
@@ -276,7 +347,10 @@ for (const engine of ENGINES) {
       const { key } = await s.t.platform.devices.symmetricKeys.issueKey(actor, registered.id);
       const nowSeconds = Math.floor(s.t.clock.now() / 1000);
       const started = Date.now();
-      const client = await connectAs(null, registered.id, { username: registered.id, password: createToken(key, deviceResource(registered.id), nowSeconds + 2) });
+      const client = await connectAs(null, registered.id, {
+        username: registered.id,
+        password: createToken(key, deviceResource(registered.id), nowSeconds + 2),
+      });
       const gone = closed(client);
       await client.publishAsync(`d/${registered.id}/telemetry`, '{"values":{"battery":3.1}}', { qos: 1 });
       assert.equal(await s.stored(registered.id), 1);
@@ -294,7 +368,10 @@ for (const engine of ENGINES) {
       const nowSeconds = Math.floor(s.t.clock.now() / 1000);
       const login = (id: string, token: string) => connectAs(null, id, { username: id, password: token });
       await assert.rejects(login(a.id, createToken(key, deviceResource(a.id), nowSeconds - 1)), /Not authorized|Bad username/i);
-      await assert.rejects(login(a.id, createToken(Buffer.alloc(32, 7), deviceResource(a.id), nowSeconds + 600)), /Not authorized|Bad username/i);
+      await assert.rejects(
+        login(a.id, createToken(Buffer.alloc(32, 7), deviceResource(a.id), nowSeconds + 600)),
+        /Not authorized|Bad username/i,
+      );
       await assert.rejects(login(b.id, createToken(key, deviceResource(a.id), nowSeconds + 600)), /Not authorized|Bad username/i);
       await assert.rejects(login(b.id, createToken(key, deviceResource(b.id), nowSeconds + 600)), /Not authorized|Bad username/i);
       // The good token works, so the refusals above were about the token, not the setup.

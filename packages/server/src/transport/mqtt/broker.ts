@@ -127,7 +127,14 @@ export interface GatewayStats {
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
 /** MQTT 5 DISCONNECT reason codes the gateway sends (MQTT 3.1.1 clients just see the connection close). */
-export const DISCONNECT_REASON = { notAuthorized: 0x87, rateTooHigh: 0x96, quotaExceeded: 0x97, administrativeAction: 0x98, qosNotSupported: 0x9b, maximumConnectTime: 0xa0 } as const;
+export const DISCONNECT_REASON = {
+  notAuthorized: 0x87,
+  rateTooHigh: 0x96,
+  quotaExceeded: 0x97,
+  administrativeAction: 0x98,
+  qosNotSupported: 0x9b,
+  maximumConnectTime: 0xa0,
+} as const;
 /** What each refusal of the transport guard counts as, and the MQTT 5 reason code a session is told (null: closed). */
 const FRAME_REFUSALS: Record<FrameErrorCode, { stat: keyof GatewayStats; reasonCode: number | null }> = {
   too_large: { stat: 'oversized', reasonCode: null },
@@ -262,12 +269,22 @@ export class MqttGateway implements DeviceMessenger {
         const decision = authorizeDeviceSubscribe(session.identity.deviceId, session.identity.status, subscription.topic);
         if (!decision.ok) {
           this.stats.aclDenied++;
-          this.warnOnce(session, 'subscribe-acl', { filter: subscription.topic.slice(0, 300), reason: decision.reason }, 'mqtt subscribe refused');
+          this.warnOnce(
+            session,
+            'subscribe-acl',
+            { filter: subscription.topic.slice(0, 300), reason: decision.reason },
+            'mqtt subscribe refused',
+          );
           return done(null, null);
         }
         if (!roomForSubscription(client, subscription.topic, this.options.maxSubscriptionsPerSession)) {
           this.stats.subscriptionsRefused++;
-          this.warnOnce(session, 'subscription-limit', { filter: subscription.topic.slice(0, 300), limit: this.options.maxSubscriptionsPerSession }, 'mqtt subscribe refused: subscription limit reached');
+          this.warnOnce(
+            session,
+            'subscription-limit',
+            { filter: subscription.topic.slice(0, 300), limit: this.options.maxSubscriptionsPerSession },
+            'mqtt subscribe refused: subscription limit reached',
+          );
           return done(null, null);
         }
         done(null, { ...subscription, qos: Math.min(subscription.qos, 1) as 0 | 1 });
@@ -279,12 +296,24 @@ export class MqttGateway implements DeviceMessenger {
     });
     this.broker.on('clientReady', (client: Client) => this.onReady(client));
     this.broker.on('clientDisconnect', (client: Client) => this.onDisconnect(client));
-    this.broker.on('subscribe', (subscriptions: { topic: string; qos: number }[], client: Client) => this.onSubscribe(subscriptions, client));
-    this.broker.on('clientError', (client: Client, error: Error) => this.log.debug({ deviceId: client.id, err: error.message }, 'mqtt client error'));
+    this.broker.on('subscribe', (subscriptions: { topic: string; qos: number }[], client: Client) =>
+      this.onSubscribe(subscriptions, client),
+    );
+    this.broker.on('clientError', (client: Client, error: Error) =>
+      this.log.debug({ deviceId: client.id, err: error.message }, 'mqtt client error'),
+    );
     this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
 
     this.tlsServer = createTlsServer(
-      { ...SERVER_TLS, cert: tls.cert, key: tls.key, ca: tls.clientCa, requestCert: true, rejectUnauthorized: false, handshakeTimeout: this.options.connectTimeoutMs },
+      {
+        ...SERVER_TLS,
+        cert: tls.cert,
+        key: tls.key,
+        ca: tls.clientCa,
+        requestCert: true,
+        rejectUnauthorized: false,
+        handshakeTimeout: this.options.connectTimeoutMs,
+      },
       (socket) => this.accept(socket, 'mqtts'),
     );
     this.guardListener(this.tlsServer);
@@ -293,7 +322,10 @@ export class MqttGateway implements DeviceMessenger {
       this.plainServer = createTcpServer((socket) => this.accept(socket, 'mqtt'));
       this.guardListener(this.plainServer);
       await listen(this.plainServer, this.options.plainPort, this.options.host);
-      this.log.warn({ port: this.plainListenerPort }, 'plain MQTT listener open: only symmetric-token devices, credentials travel unencrypted');
+      this.log.warn(
+        { port: this.plainListenerPort },
+        'plain MQTT listener open: only symmetric-token devices, credentials travel unencrypted',
+      );
     }
 
     this.platform.devices.link.attach(this);
@@ -311,10 +343,20 @@ export class MqttGateway implements DeviceMessenger {
 
   publishToDevice(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
     // MQTT 5 subscribers get the reply topic and correlation as properties; 3.1.1 encoding leaves them out.
-    const properties = reply ? { responseTopic: deviceTopic(deviceId, reply.suffix), correlationData: Buffer.from(reply.correlation) } : undefined;
+    const properties = reply
+      ? { responseTopic: deviceTopic(deviceId, reply.suffix), correlationData: Buffer.from(reply.correlation) }
+      : undefined;
     return new Promise((resolve, reject) => {
       this.broker.publish(
-        { cmd: 'publish', topic: deviceTopic(deviceId, suffix), payload: Buffer.from(JSON.stringify(payload)), qos: 1, retain: false, dup: false, ...(properties ? { properties } : {}) },
+        {
+          cmd: 'publish',
+          topic: deviceTopic(deviceId, suffix),
+          payload: Buffer.from(JSON.stringify(payload)),
+          qos: 1,
+          retain: false,
+          dup: false,
+          ...(properties ? { properties } : {}),
+        },
         (error) => (error ? reject(error) : resolve()),
       );
     });
@@ -337,7 +379,11 @@ export class MqttGateway implements DeviceMessenger {
     const row = await this.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
     if (!row || row.status !== status) return `device is now ${row?.status ?? 'deleted'}`;
     if (credential.type !== 'certificate') return null;
-    const cert = await this.platform.db.selectFrom('issued_certificates').select('status').where('serial', '=', credential.certificateSerial).executeTakeFirst();
+    const cert = await this.platform.db
+      .selectFrom('issued_certificates')
+      .select('status')
+      .where('serial', '=', credential.certificateSerial)
+      .executeTakeFirst();
     return cert?.status === 'active' ? null : 'certificate revoked';
   }
 
@@ -405,11 +451,13 @@ export class MqttGateway implements DeviceMessenger {
     const session = this.sessionOf(client);
     const { stat, reasonCode } = FRAME_REFUSALS[error.code];
     this.stats[stat]++;
-    this.log.warn({ deviceId: session?.identity.deviceId, remote: socket.remoteAddress, reason: error.message }, 'mqtt connection closed by the transport guard');
+    this.log.warn(
+      { deviceId: session?.identity.deviceId, remote: socket.remoteAddress, reason: error.message },
+      'mqtt connection closed by the transport guard',
+    );
     if (session && reasonCode !== null) disconnect(session.client, reasonCode, error.message);
     else socket.destroy();
   }
-
 
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
     const transport = this.sockets.get(client.conn);
@@ -421,18 +469,28 @@ export class MqttGateway implements DeviceMessenger {
       this.stats.authFailures++;
       const reason = error instanceof DeviceAuthenticationError ? error.reason : (error as Error).message;
       this.log.warn({ clientId: client.id?.slice(0, 130), remote: transport.socket.remoteAddress, reason }, 'mqtt authentication refused');
-      throw authError('not authorized', error instanceof DeviceAuthenticationError && error.reason === 'bad_signature' ? RETURN.badCredentials : RETURN.notAuthorized);
+      throw authError(
+        'not authorized',
+        error instanceof DeviceAuthenticationError && error.reason === 'bad_signature' ? RETURN.badCredentials : RETURN.notAuthorized,
+      );
     }
     if (client.id !== identity.deviceId) {
       this.stats.authFailures++;
-      this.log.warn({ clientId: client.id?.slice(0, 130), deviceId: identity.deviceId }, 'mqtt client ID does not match the device identity');
+      this.log.warn(
+        { clientId: client.id?.slice(0, 130), deviceId: identity.deviceId },
+        'mqtt client ID does not match the device identity',
+      );
       throw authError('client ID must be the device ID', RETURN.identifierRejected);
     }
     if (identity.status !== 'active' && identity.status !== 'quarantined') throw authError('not authorized', RETURN.notAuthorized);
     const admitted = this.meters.admit(identity.deviceId, Date.now());
     if (admitted !== 'admitted') {
       this.stats.deviceConnectsRefused++;
-      if (admitted === 'first-refusal') this.log.warn({ deviceId: identity.deviceId, limit: this.options.deviceConnectsPerMinute }, 'mqtt connect refused: the device reconnects too often');
+      if (admitted === 'first-refusal')
+        this.log.warn(
+          { deviceId: identity.deviceId, limit: this.options.deviceConnectsPerMinute },
+          'mqtt connect refused: the device reconnects too often',
+        );
       throw authError('connecting too often', RETURN.serverUnavailable);
     }
     const previous = this.sessions.get(identity.deviceId);
@@ -449,19 +507,29 @@ export class MqttGateway implements DeviceMessenger {
       logged: new Set(),
     };
     const remaining = credentialExpiry(identity) - this.platform.clock.now();
-    session.expiry = setTimeout(() => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime), Math.min(Math.max(remaining, 0), MAX_TIMER_MS));
+    session.expiry = setTimeout(
+      () => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime),
+      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
+    );
     session.expiry.unref();
     this.sessions.set(identity.deviceId, session);
   }
 
-  private async identify(socket: Socket, protocol: 'mqtts' | 'mqtt', username: string | undefined, password: Buffer | undefined): Promise<DeviceIdentity> {
+  private async identify(
+    socket: Socket,
+    protocol: 'mqtts' | 'mqtt',
+    username: string | undefined,
+    password: Buffer | undefined,
+  ): Promise<DeviceIdentity> {
     if (protocol === 'mqtts') {
       const tlsSocket = socket as TLSSocket;
       const peer = tlsSocket.getPeerX509Certificate();
       if (peer) {
         if (!tlsSocket.authorized) {
           const code = String(tlsSocket.authorizationError ?? '');
-          throw new DeviceAuthenticationError(code === 'CERT_NOT_YET_VALID' ? 'not_yet_valid' : code === 'CERT_HAS_EXPIRED' ? 'expired' : 'unknown_issuer');
+          throw new DeviceAuthenticationError(
+            code === 'CERT_NOT_YET_VALID' ? 'not_yet_valid' : code === 'CERT_HAS_EXPIRED' ? 'expired' : 'unknown_issuer',
+          );
         }
         return this.platform.devices.identity.fromCertificate(peer);
       }
@@ -530,7 +598,14 @@ export class MqttGateway implements DeviceMessenger {
     const since = session.connectedSince;
     if (since === null) return; // never recorded as connected
     const { deviceId, organizationId } = session.identity;
-    const record = { deviceId, organizationId, nodeId: this.broker.id, remoteAddress: session.remote, protocol: session.protocol, connectedSince: since };
+    const record = {
+      deviceId,
+      organizationId,
+      nodeId: this.broker.id,
+      remoteAddress: session.remote,
+      protocol: session.protocol,
+      connectedSince: since,
+    };
     const store = this.platform.telemetry.store;
     const previous = this.presenceWrites.get(deviceId) ?? Promise.resolve();
     const next = previous
@@ -550,7 +625,8 @@ export class MqttGateway implements DeviceMessenger {
     // A closed client publishes only its will: only if the device still stands as it did when it
     // connected (a revocation or status change the watcher has not acted on yet drops it too).
     if (client.closed) {
-      const lost = this.platform.clock.now() >= credentialExpiry(session.identity) ? 'credential expired' : await this.lostStanding(session);
+      const lost =
+        this.platform.clock.now() >= credentialExpiry(session.identity) ? 'credential expired' : await this.lostStanding(session);
       if (lost) {
         this.stats.willsDropped++;
         throw new Error(`will dropped: ${lost}`);
@@ -567,7 +643,11 @@ export class MqttGateway implements DeviceMessenger {
     // reading allowance (so a batch of 1,000 readings costs 1,000): the longest wait applies.
     const now = Date.now();
     const parsed = decision.value.kind === 'telemetry' ? this.parseReadings(session, topic, payload, decision.value.format) : null;
-    const wait = Math.max(session.packets.borrow(now), session.bytes.borrow(now, payload.length), parsed ? session.readings.borrow(now, parsed.length) : 0);
+    const wait = Math.max(
+      session.packets.borrow(now),
+      session.bytes.borrow(now, payload.length),
+      parsed ? session.readings.borrow(now, parsed.length) : 0,
+    );
     if (wait > 0) {
       if (wait > MAX_RATE_DEBT_MS) {
         this.stats.rateDisconnects++;
@@ -656,7 +736,9 @@ export class MqttGateway implements DeviceMessenger {
     const desired = deviceTopic(session.identity.deviceId, 'state/desired');
     // Refused subscriptions are listed too, with QoS 128.
     if (!subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, desired))) return;
-    this.platform.devices.shadow.sync(session.identity).catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
+    this.platform.devices.shadow
+      .sync(session.identity)
+      .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
   }
 
   /** The readings of a telemetry payload, or null after answering on the error topic what is wrong with it. */
@@ -684,14 +766,23 @@ export class MqttGateway implements DeviceMessenger {
       this.stats.quotaRefused++;
       if (!session.overQuota) {
         session.overQuota = true;
-        this.log.warn({ deviceId: identity.deviceId, exceeded: verdict.exceeded, used: verdict.used, limit: verdict.limit }, 'device over its daily telemetry quota: telemetry refused until 00:00 UTC');
+        this.log.warn(
+          { deviceId: identity.deviceId, exceeded: verdict.exceeded, used: verdict.used, limit: verdict.limit },
+          'device over its daily telemetry quota: telemetry refused until 00:00 UTC',
+        );
       }
       const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : bytes} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
       this.replyError(identity.deviceId, topic, TelemetryErrorCodes.quotaExceeded, message);
       return;
     }
     const now = this.platform.clock.now();
-    const rows = readings.map((r) => ({ organization_id: identity.organizationId, device_id: identity.deviceId, ts: r.ts, received_at: now, data: JSON.stringify(r.values) }));
+    const rows = readings.map((r) => ({
+      organization_id: identity.organizationId,
+      device_id: identity.deviceId,
+      ts: r.ts,
+      received_at: now,
+      data: JSON.stringify(r.values),
+    }));
     this.stats.telemetryMessages++;
     if (qos === 0) {
       if (!this.writer.offer(rows)) this.stats.overloadDrops++;
@@ -702,7 +793,14 @@ export class MqttGateway implements DeviceMessenger {
 
   private replyError(deviceId: string, topic: string, code: string, message: string): void {
     this.broker.publish(
-      { cmd: 'publish', topic: deviceTopic(deviceId, 'errors'), payload: Buffer.from(JSON.stringify({ topic, code, message })), qos: 0, retain: false, dup: false },
+      {
+        cmd: 'publish',
+        topic: deviceTopic(deviceId, 'errors'),
+        payload: Buffer.from(JSON.stringify({ topic, code, message })),
+        qos: 0,
+        retain: false,
+        dup: false,
+      },
       () => undefined,
     );
   }
@@ -723,7 +821,8 @@ export class MqttGateway implements DeviceMessenger {
       for (const row of devices) {
         this.watermark.devices = Math.max(this.watermark.devices, row.updated_at);
         const session = this.sessions.get(row.id);
-        if (session && session.identity.status !== row.status) this.drop(session, `device is now ${row.status}`, DISCONNECT_REASON.administrativeAction);
+        if (session && session.identity.status !== row.status)
+          this.drop(session, `device is now ${row.status}`, DISCONNECT_REASON.administrativeAction);
       }
       const revoked = await this.platform.db
         .selectFrom('issued_certificates')
@@ -733,7 +832,8 @@ export class MqttGateway implements DeviceMessenger {
       for (const row of revoked) {
         this.watermark.revocations = Math.max(this.watermark.revocations, row.revoked_at ?? 0);
         const session = this.sessions.get(row.device_id);
-        if (session?.identity.credential.type === 'certificate' && session.identity.credential.certificateSerial === row.serial) this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
+        if (session?.identity.credential.type === 'certificate' && session.identity.credential.certificateSerial === row.serial)
+          this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
       }
     } catch (error) {
       this.log.error({ err: error }, 'credential watcher failed');

@@ -36,85 +36,94 @@ async function redisProblem(): Promise<string | false> {
 }
 
 const problem = await redisProblem();
-if (problem && process.env.CI === 'true') throw new Error(`Redis at ${REDIS_URL} is unreachable (${problem}) and CI=true makes it mandatory`);
+if (problem && process.env.CI === 'true')
+  throw new Error(`Redis at ${REDIS_URL} is unreachable (${problem}) and CI=true makes it mandatory`);
 if (problem) console.error(`\n!!! Redis at ${REDIS_URL} is unreachable (${problem}): the two-node tests are SKIPPED !!!\n`);
 const postgres = ENGINES.find((e) => e.engine === 'postgres')!;
 
-describe('two platform nodes sharing PostgreSQL and Redis', { skip: postgres.skip || (problem ? `Redis unreachable: ${problem}` : false) }, () => {
-  let t: TestPlatform;
-  let node2: { platform: Platform; server: RunningServer; api: HttpClient };
-  let token: string;
-  const devices: TestDevice[] = [];
-  const clients: MqttClient[] = [];
+describe(
+  'two platform nodes sharing PostgreSQL and Redis',
+  { skip: postgres.skip || (problem ? `Redis unreachable: ${problem}` : false) },
+  () => {
+    let t: TestPlatform;
+    let node2: { platform: Platform; server: RunningServer; api: HttpClient };
+    let token: string;
+    const devices: TestDevice[] = [];
+    const clients: MqttClient[] = [];
 
-  before(async () => {
-    t = await startTestPlatform(postgres, { mqtt: { port: 0, redisUrl: REDIS_URL, watchIntervalMs: 100 } });
-    const platform = await openPlatform(t.config, { database: t.database, clock: t.clock, env: {} });
-    const server = await startServer(platform, { port: 0, host: '127.0.0.1', logger: false });
-    node2 = { platform, server, api: new HttpClient(`https://localhost:${server.port}`, t.ca) };
-    const org = await organizationIdOf(t.platform, t.org);
-    const product = await testProduct(t.platform, org);
-    for (let i = 0; i < 4; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
-    ({ token } = await ownerSession(t));
-  });
-  after(async () => {
-    for (const c of clients) c.end(true);
-    node2?.api.close();
-    await node2?.server.close();
-    await t?.close();
-  });
+    before(async () => {
+      t = await startTestPlatform(postgres, { mqtt: { port: 0, redisUrl: REDIS_URL, watchIntervalMs: 100 } });
+      const platform = await openPlatform(t.config, { database: t.database, clock: t.clock, env: {} });
+      const server = await startServer(platform, { port: 0, host: '127.0.0.1', logger: false });
+      node2 = { platform, server, api: new HttpClient(`https://localhost:${server.port}`, t.ca) };
+      const org = await organizationIdOf(t.platform, t.org);
+      const product = await testProduct(t.platform, org);
+      for (let i = 0; i < 4; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
+      ({ token } = await ownerSession(t));
+    });
+    after(async () => {
+      for (const c of clients) c.end(true);
+      node2?.api.close();
+      await node2?.server.close();
+      await t?.close();
+    });
 
-  async function online(d: TestDevice, node: RunningServer, filters: string[]) {
-    const client = await connectDevice(node.mqtt!.port, t.ca, d, d.id);
-    clients.push(client);
-    const messages = inbox(client);
-    if (filters.length) await client.subscribeAsync(filters, { qos: 1 });
-    return { client, messages };
-  }
-
-  it('a device on node 1 runs a command issued through node 2’s API, and node 2 reads the result', async () => {
-    const d = devices[0]!;
-    const { client } = await online(d, t.server, [`d/${d.id}/commands/+`]);
-    client.on('message', (topic) => void client.publishAsync(`${topic}/result`, '{"status":"ok","result":{"node":1}}', { qos: 1 }));
-    const sent = await node2.api.post(`/api/v1/devices/${d.id}/commands`, { name: 'identify' }, { token });
-    assert.equal(sent.status, 202, sent.text);
-    const done = await node2.api.get(`/api/v1/devices/${d.id}/commands/${sent.body.id}?waitMs=5000`, { token });
-    assert.equal(done.body.status, 'succeeded', done.text);
-    assert.deepEqual(done.body.result, { node: 1 });
-  });
-
-  it('a desired-state change made on node 2 reaches the device on node 1', async () => {
-    const d = devices[1]!;
-    const { messages } = await online(d, t.server, [`d/${d.id}/state/desired`]);
-    await eventually(() => messages.length >= 1, 2000, 'initial desired');
-    const patched = await node2.api.patch(`/api/v1/devices/${d.id}/state/desired`, { state: { firmwareChannel: 'beta' } }, { token });
-    assert.equal(patched.status, 200, patched.text);
-    await eventually(() => messages.some((m) => m.body.version === 1 && m.body.state.firmwareChannel === 'beta'), 3000, 'desired v1 on node 1');
-  });
-
-  it('telemetry lands once whichever node it arrives at', async () => {
-    const a = devices[2]!;
-    const b = devices[3]!;
-    const one = await online(a, t.server, []);
-    const two = await online(b, node2.server, []);
-    for (let i = 0; i < 20; i++) {
-      await one.client.publishAsync(`d/${a.id}/telemetry`, JSON.stringify({ values: { i } }), { qos: 1 });
-      await two.client.publishAsync(`d/${b.id}/telemetry`, JSON.stringify({ values: { i } }), { qos: 1 });
+    async function online(d: TestDevice, node: RunningServer, filters: string[]) {
+      const client = await connectDevice(node.mqtt!.port, t.ca, d, d.id);
+      clients.push(client);
+      const messages = inbox(client);
+      if (filters.length) await client.subscribeAsync(filters, { qos: 1 });
+      return { client, messages };
     }
-    await settle(300);
-    assert.equal(await t.platform.telemetry.store.count(a.id), 20);
-    assert.equal(await t.platform.telemetry.store.count(b.id), 20);
-  });
 
-  it('credentials rotated through node 2 (certificate revoked) drop the live session on node 1 within a second', async () => {
-    const d = devices[2]!;
-    const { client } = await online(d, t.server, []);
-    const gone = closed(client);
-    const started = Date.now();
-    const rotated = await node2.api.post(`/api/v1/devices/${d.id}/credentials/rotate`, { reason: 'keyCompromise' }, { token });
-    assert.equal(rotated.status, 200, rotated.text);
-    assert.ok(rotated.body.revoked.includes(d.certSerial));
-    await gone;
-    assert.ok(Date.now() - started < 1500, `dropped after ${Date.now() - started} ms`);
-  });
-});
+    it('a device on node 1 runs a command issued through node 2’s API, and node 2 reads the result', async () => {
+      const d = devices[0]!;
+      const { client } = await online(d, t.server, [`d/${d.id}/commands/+`]);
+      client.on('message', (topic) => void client.publishAsync(`${topic}/result`, '{"status":"ok","result":{"node":1}}', { qos: 1 }));
+      const sent = await node2.api.post(`/api/v1/devices/${d.id}/commands`, { name: 'identify' }, { token });
+      assert.equal(sent.status, 202, sent.text);
+      const done = await node2.api.get(`/api/v1/devices/${d.id}/commands/${sent.body.id}?waitMs=5000`, { token });
+      assert.equal(done.body.status, 'succeeded', done.text);
+      assert.deepEqual(done.body.result, { node: 1 });
+    });
+
+    it('a desired-state change made on node 2 reaches the device on node 1', async () => {
+      const d = devices[1]!;
+      const { messages } = await online(d, t.server, [`d/${d.id}/state/desired`]);
+      await eventually(() => messages.length >= 1, 2000, 'initial desired');
+      const patched = await node2.api.patch(`/api/v1/devices/${d.id}/state/desired`, { state: { firmwareChannel: 'beta' } }, { token });
+      assert.equal(patched.status, 200, patched.text);
+      await eventually(
+        () => messages.some((m) => m.body.version === 1 && m.body.state.firmwareChannel === 'beta'),
+        3000,
+        'desired v1 on node 1',
+      );
+    });
+
+    it('telemetry lands once whichever node it arrives at', async () => {
+      const a = devices[2]!;
+      const b = devices[3]!;
+      const one = await online(a, t.server, []);
+      const two = await online(b, node2.server, []);
+      for (let i = 0; i < 20; i++) {
+        await one.client.publishAsync(`d/${a.id}/telemetry`, JSON.stringify({ values: { i } }), { qos: 1 });
+        await two.client.publishAsync(`d/${b.id}/telemetry`, JSON.stringify({ values: { i } }), { qos: 1 });
+      }
+      await settle(300);
+      assert.equal(await t.platform.telemetry.store.count(a.id), 20);
+      assert.equal(await t.platform.telemetry.store.count(b.id), 20);
+    });
+
+    it('credentials rotated through node 2 (certificate revoked) drop the live session on node 1 within a second', async () => {
+      const d = devices[2]!;
+      const { client } = await online(d, t.server, []);
+      const gone = closed(client);
+      const started = Date.now();
+      const rotated = await node2.api.post(`/api/v1/devices/${d.id}/credentials/rotate`, { reason: 'keyCompromise' }, { token });
+      assert.equal(rotated.status, 200, rotated.text);
+      assert.ok(rotated.body.revoked.includes(d.certSerial));
+      await gone;
+      assert.ok(Date.now() - started < 1500, `dropped after ${Date.now() - started} ms`);
+    });
+  },
+);

@@ -14,6 +14,7 @@ import type { ConnectPacket } from 'aedes';
 export const KEEPALIVE_LIMIT_SECONDS = 1200;
 
 export function normalizeConnect(packet: ConnectPacket): void {
-  if (packet.protocolVersion !== 5 && (!packet.keepalive || packet.keepalive > KEEPALIVE_LIMIT_SECONDS)) packet.keepalive = KEEPALIVE_LIMIT_SECONDS;
+  if (packet.protocolVersion !== 5 && (!packet.keepalive || packet.keepalive > KEEPALIVE_LIMIT_SECONDS))
+    packet.keepalive = KEEPALIVE_LIMIT_SECONDS;
   if (packet.will?.qos === 2) packet.will.qos = 1;
 }

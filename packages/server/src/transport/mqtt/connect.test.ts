@@ -29,7 +29,15 @@ describe('MQTT CONNECT handling [sqlite]', () => {
     const d = await s.device();
     for (let i = 0; i < 10; i++) {
       const raw = await open(d);
-      raw.send(raw.connectPacket(d.id), { cmd: 'publish', topic: `d/${d.id}/telemetry`, payload: Buffer.from(`{"values":{"n":${i}}}`), qos: 1, messageId: 1, retain: false, dup: false });
+      raw.send(raw.connectPacket(d.id), {
+        cmd: 'publish',
+        topic: `d/${d.id}/telemetry`,
+        payload: Buffer.from(`{"values":{"n":${i}}}`),
+        qos: 1,
+        messageId: 1,
+        retain: false,
+        dup: false,
+      });
       const ack = await raw.next('puback');
       assert.equal(ack.messageId, 1);
       assert.deepEqual(raw.commands().slice(0, 2), ['connack', 'puback']);
@@ -43,7 +51,11 @@ describe('MQTT CONNECT handling [sqlite]', () => {
   it('attack: a refused CONNECT gets its CONNACK and nothing else; the SUBSCRIBE and PINGREQ behind it are never processed', async () => {
     const d = await s.device();
     const raw = await open(null);
-    raw.send(raw.connectPacket(d.id), { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: `d/${d.id}/commands/+`, qos: 1 }] }, { cmd: 'pingreq' });
+    raw.send(
+      raw.connectPacket(d.id),
+      { cmd: 'subscribe', messageId: 7, subscriptions: [{ topic: `d/${d.id}/commands/+`, qos: 1 }] },
+      { cmd: 'pingreq' },
+    );
     assert.ok(await raw.closedWithin(), 'the broker closed the connection');
     assert.deepEqual(raw.commands(), ['connack']);
     assert.equal((raw.received[0] as { returnCode?: number }).returnCode, 5);
@@ -52,12 +64,23 @@ describe('MQTT CONNECT handling [sqlite]', () => {
   it('attack: a device flushing a pipelined backlog behind its CONNECT keeps its packets in order', async () => {
     const d = await s.device();
     const raw = await open(d);
-    const publishes = Array.from({ length: 50 }, (_, i) => ({ cmd: 'publish' as const, topic: `d/${d.id}/telemetry`, payload: Buffer.from(`{"values":{"seq":${i}}}`), qos: 1 as const, messageId: i + 1, retain: false, dup: false }));
+    const publishes = Array.from({ length: 50 }, (_, i) => ({
+      cmd: 'publish' as const,
+      topic: `d/${d.id}/telemetry`,
+      payload: Buffer.from(`{"values":{"seq":${i}}}`),
+      qos: 1 as const,
+      messageId: i + 1,
+      retain: false,
+      dup: false,
+    }));
     raw.send(raw.connectPacket(d.id), { cmd: 'pingreq' }, ...publishes);
     await raw.next('pingresp');
     const acks = () => raw.received.filter((p) => p.cmd === 'puback').map((p) => (p as { messageId: number }).messageId);
     await eventually(() => acks().length === 50 || raw.isClosed, 10_000, 'fifty PUBACKs');
-    assert.deepEqual(acks(), publishes.map((p) => p.messageId));
+    assert.deepEqual(
+      acks(),
+      publishes.map((p) => p.messageId),
+    );
     assert.deepEqual(raw.commands().slice(0, 2), ['connack', 'pingresp']);
     assert.equal(await s.stored(d.id), 50);
   });

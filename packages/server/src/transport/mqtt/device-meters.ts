@@ -75,7 +75,9 @@ export class DeviceMeters {
 
   /** Forgets devices with no live session whose buckets have refilled (forgetting them changes nothing). */
   prune(now: number, live: (deviceId: string) => boolean): void {
-    for (const [deviceId, meter] of this.meters) if (!live(deviceId) && meter.packets.full(now) && meter.readings.full(now) && meter.bytes.full(now) && meter.connects.full(now)) this.meters.delete(deviceId);
+    for (const [deviceId, meter] of this.meters)
+      if (!live(deviceId) && meter.packets.full(now) && meter.readings.full(now) && meter.bytes.full(now) && meter.connects.full(now))
+        this.meters.delete(deviceId);
   }
 
   private meter(deviceId: string, now: number): Meter {

@@ -43,7 +43,10 @@ describe('MQTT framing for the transport guard', () => {
       s.scan(small.subarray(cut));
     }
     scanner.scan(small);
-    assert.throws(() => scanner.scan(header(1001)), (e: unknown) => e instanceof PacketTooLargeError && e.size === 1001);
+    assert.throws(
+      () => scanner.scan(header(1001)),
+      (e: unknown) => e instanceof PacketTooLargeError && e.size === 1001,
+    );
     const split = new PacketScanner(1000);
     const big = header(300_000);
     split.scan(big.subarray(0, 2));
@@ -56,7 +59,18 @@ describe('MQTT framing for the transport guard', () => {
 
   it('stops at the end of the packet it is asked to, wherever the chunks are cut, and reads its protocol level', () => {
     for (const version of [4, 5] as const) {
-      const connect = mqttPacket.generate({ cmd: 'connect', protocolId: 'MQTT', protocolVersion: version, clientId: 'device-1', clean: true, keepalive: 60, will: { topic: 'd/device-1/presence', payload: Buffer.alloc(300), qos: 1, retain: false } }, { protocolVersion: version });
+      const connect = mqttPacket.generate(
+        {
+          cmd: 'connect',
+          protocolId: 'MQTT',
+          protocolVersion: version,
+          clientId: 'device-1',
+          clean: true,
+          keepalive: 60,
+          will: { topic: 'd/device-1/presence', payload: Buffer.alloc(300), qos: 1, retain: false },
+        },
+        { protocolVersion: version },
+      );
       const behind = mqttPacket.generate({ cmd: 'pingreq' });
       const stream = Buffer.concat([connect, behind]);
       fc.assert(
@@ -79,32 +93,62 @@ describe('MQTT framing for the transport guard', () => {
 
   it('counts the filters of SUBSCRIBE and UNSUBSCRIBE packets, MQTT 3.1.1 and 5, however they are chunked, and lowers QoS 2 to 1 keeping the other options', () => {
     const filter = fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).filter((f) => !f.includes('\u0000'));
-    const subscription = fc.record({ topic: filter, qos: fc.constantFrom(0 as const, 1 as const, 2 as const), nl: fc.boolean(), rap: fc.boolean(), rh: fc.constantFrom(0, 1, 2) });
+    const subscription = fc.record({
+      topic: filter,
+      qos: fc.constantFrom(0 as const, 1 as const, 2 as const),
+      nl: fc.boolean(),
+      rap: fc.boolean(),
+      rh: fc.constantFrom(0, 1, 2),
+    });
     fc.assert(
-      fc.property(fc.constantFrom(4 as const, 5 as const), fc.boolean(), fc.array(subscription, { minLength: 1, maxLength: 30 }), fc.array(fc.nat(4000), { maxLength: 8 }), fc.boolean(), (version, subscribe, entries, cuts, withProperties) => {
-        const properties = version === 5 && withProperties ? { userProperties: { origin: 'x'.repeat(200) } } : undefined;
-        const asked = entries.map((e) => (version === 5 ? e : { topic: e.topic, qos: e.qos }));
-        const packet: Packet = subscribe
-          ? { cmd: 'subscribe', messageId: 9, subscriptions: asked, ...(properties ? { properties } : {}) }
-          : { cmd: 'unsubscribe', messageId: 9, unsubscriptions: entries.map((e) => e.topic), ...(properties ? { properties } : {}) };
-        const bytes = mqttPacket.generate(packet, { protocolVersion: version });
-        assert.equal(parse(bytes, version).length, 1, 'a well-formed packet');
-        const counter = new FilterCounter(version, subscribe);
-        const scanner = new PacketScanner(1 << 20);
-        inPieces(bytes, cuts, (piece) => scanner.scan(piece, () => ({ read: counter.read })));
-        assert.equal(counter.count, entries.length);
-        if (!subscribe) return;
-        const [seen] = parse(bytes, version) as unknown as [{ subscriptions: typeof asked }];
-        assert.deepEqual(seen.subscriptions, asked.map((e) => ({ ...e, qos: Math.min(e.qos, 1) })));
-      }),
+      fc.property(
+        fc.constantFrom(4 as const, 5 as const),
+        fc.boolean(),
+        fc.array(subscription, { minLength: 1, maxLength: 30 }),
+        fc.array(fc.nat(4000), { maxLength: 8 }),
+        fc.boolean(),
+        (version, subscribe, entries, cuts, withProperties) => {
+          const properties = version === 5 && withProperties ? { userProperties: { origin: 'x'.repeat(200) } } : undefined;
+          const asked = entries.map((e) => (version === 5 ? e : { topic: e.topic, qos: e.qos }));
+          const packet: Packet = subscribe
+            ? { cmd: 'subscribe', messageId: 9, subscriptions: asked, ...(properties ? { properties } : {}) }
+            : { cmd: 'unsubscribe', messageId: 9, unsubscriptions: entries.map((e) => e.topic), ...(properties ? { properties } : {}) };
+          const bytes = mqttPacket.generate(packet, { protocolVersion: version });
+          assert.equal(parse(bytes, version).length, 1, 'a well-formed packet');
+          const counter = new FilterCounter(version, subscribe);
+          const scanner = new PacketScanner(1 << 20);
+          inPieces(bytes, cuts, (piece) => scanner.scan(piece, () => ({ read: counter.read })));
+          assert.equal(counter.count, entries.length);
+          if (!subscribe) return;
+          const [seen] = parse(bytes, version) as unknown as [{ subscriptions: typeof asked }];
+          assert.deepEqual(
+            seen.subscriptions,
+            asked.map((e) => ({ ...e, qos: Math.min(e.qos, 1) })),
+          );
+        },
+      ),
     );
   });
 
   it('adds Maximum QoS 1 to an MQTT 5 CONNACK that accepts, keeping its other properties; leaves refusals and 3.1.1 alone', () => {
-    const accepted = mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent: false, properties: { maximumPacketSize: 65536, topicAliasMaximum: 0, sharedSubscriptionAvailable: false, serverKeepAlive: 1200 } }, { protocolVersion: 5 });
+    const accepted = mqttPacket.generate(
+      {
+        cmd: 'connack',
+        reasonCode: 0,
+        sessionPresent: false,
+        properties: { maximumPacketSize: 65536, topicAliasMaximum: 0, sharedSubscriptionAvailable: false, serverKeepAlive: 1200 },
+      },
+      { protocolVersion: 5 },
+    );
     const [amended] = parse(withMaximumQos1(accepted), 5) as unknown as [{ properties: Record<string, unknown>; reasonCode: number }];
     assert.equal(amended.reasonCode, 0);
-    assert.deepEqual(amended.properties, { maximumPacketSize: 65536, topicAliasMaximum: 0, sharedSubscriptionAvailable: false, serverKeepAlive: 1200, maximumQoS: 1 });
+    assert.deepEqual(amended.properties, {
+      maximumPacketSize: 65536,
+      topicAliasMaximum: 0,
+      sharedSubscriptionAvailable: false,
+      serverKeepAlive: 1200,
+      maximumQoS: 1,
+    });
     const bare = mqttPacket.generate({ cmd: 'connack', reasonCode: 0, sessionPresent: true }, { protocolVersion: 5 });
     assert.equal((parse(withMaximumQos1(bare), 5)[0] as { properties: { maximumQoS: number } }).properties.maximumQoS, 1);
     const refused = mqttPacket.generate({ cmd: 'connack', reasonCode: 0x87, sessionPresent: false }, { protocolVersion: 5 });

@@ -25,7 +25,16 @@
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
-import { ConnectVersionReader, FilterCounter, FrameError, PACKET, PacketScanner, PacketTooLargeError, withMaximumQos1, type HeaderVisitor } from './frames.js';
+import {
+  ConnectVersionReader,
+  FilterCounter,
+  FrameError,
+  PACKET,
+  PacketScanner,
+  PacketTooLargeError,
+  withMaximumQos1,
+  type HeaderVisitor,
+} from './frames.js';
 
 export const READ_BUFFER_BYTES = 16 * 1024;
 /** A session this far behind its rate is disconnected rather than held further. */
@@ -167,7 +176,11 @@ export class ConnectionGuard extends Duplex {
     return {
       read: (bytes: Buffer) => {
         counter.read(bytes);
-        if (counter.count > this.limits.maxFiltersPerSubscribe) throw new FrameError('too_many_filters', `at most ${this.limits.maxFiltersPerSubscribe} topic filters per SUBSCRIBE or UNSUBSCRIBE`);
+        if (counter.count > this.limits.maxFiltersPerSubscribe)
+          throw new FrameError(
+            'too_many_filters',
+            `at most ${this.limits.maxFiltersPerSubscribe} topic filters per SUBSCRIBE or UNSUBSCRIBE`,
+          );
         for (; charged < counter.count; charged++) this.charge();
       },
     };

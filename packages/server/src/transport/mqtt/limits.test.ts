@@ -19,7 +19,11 @@ const RATE = 50;
 const BURST = 100;
 
 describe('per-session limits on the broker [sqlite]', () => {
-  const s = useBrokerSuite(sqlite, { maxSubscriptionsPerSession: MAX_SUBSCRIPTIONS, maxFiltersPerSubscribe: MAX_FILTERS, publishesPerSecond: RATE, publishBurst: BURST }, 'LM');
+  const s = useBrokerSuite(
+    sqlite,
+    { maxSubscriptionsPerSession: MAX_SUBSCRIPTIONS, maxFiltersPerSubscribe: MAX_FILTERS, publishesPerSecond: RATE, publishBurst: BURST },
+    'LM',
+  );
   const raws: RawMqtt[] = [];
   async function session(version: 4 | 5 = 4) {
     const d = await s.device();
@@ -29,7 +33,11 @@ describe('per-session limits on the broker [sqlite]', () => {
     await raw.next('connack');
     return { d, raw };
   }
-  const subscribe = (messageId: number, topics: string[]): Packet => ({ cmd: 'subscribe', messageId, subscriptions: topics.map((topic) => ({ topic, qos: 1 as const })) });
+  const subscribe = (messageId: number, topics: string[]): Packet => ({
+    cmd: 'subscribe',
+    messageId,
+    subscriptions: topics.map((topic) => ({ topic, qos: 1 as const })),
+  });
 
   it(`attack: a session holds at most ${MAX_SUBSCRIPTIONS} subscriptions; past that the SUBACK refuses (0x80), re-subscribing and unsubscribing keep it usable`, async () => {
     const d = await s.device();
@@ -58,8 +66,13 @@ describe('per-session limits on the broker [sqlite]', () => {
       assert.equal((await raw.next('suback')).granted.length, MAX_FILTERS, 'at the limit: served');
       raw.send(subscribe(2, many(d)));
       assert.ok(await raw.closedWithin(), 'the broker closed the connection');
-      assert.deepEqual(raw.commands().filter((c) => c === 'suback'), ['suback'], 'no SUBACK for the packet over the limit');
-      if (version === 5) assert.equal((raw.received.find((p) => p.cmd === 'disconnect') as { reasonCode?: number } | undefined)?.reasonCode, 0x97);
+      assert.deepEqual(
+        raw.commands().filter((c) => c === 'suback'),
+        ['suback'],
+        'no SUBACK for the packet over the limit',
+      );
+      if (version === 5)
+        assert.equal((raw.received.find((p) => p.cmd === 'disconnect') as { reasonCode?: number } | undefined)?.reasonCode, 0x97);
     }
     const { d, raw } = await session(4);
     raw.send({ cmd: 'unsubscribe', messageId: 3, unsubscriptions: many(d) });
@@ -111,7 +124,10 @@ describe('per-session limits on the broker [sqlite]', () => {
       raw.close();
     }
     assert.deepEqual(codes.slice(0, 10), Array(10).fill(0));
-    assert.ok(codes.slice(10).every((code) => code === 3), `after the burst: ${codes.slice(10).join(', ')}`);
+    assert.ok(
+      codes.slice(10).every((code) => code === 3),
+      `after the burst: ${codes.slice(10).join(', ')}`,
+    );
     assert.ok(s.t.server.mqtt!.stats.deviceConnectsRefused >= 4);
     const other = await s.device();
     s.clients.push(await connectDevice(s.port, s.t.ca, other, other.id));
@@ -119,7 +135,15 @@ describe('per-session limits on the broker [sqlite]', () => {
 
   it('attack: a QoS 2 PUBLISH (and its DUP retransmissions) ends an MQTT 3.1.1 connection; nothing is stored', async () => {
     const { d, raw } = await session(4);
-    const publish = (dup: boolean): Packet => ({ cmd: 'publish', topic: `d/${d.id}/telemetry`, payload: Buffer.from('{"values":{"q":2}}'), qos: 2, messageId: 42, dup, retain: false });
+    const publish = (dup: boolean): Packet => ({
+      cmd: 'publish',
+      topic: `d/${d.id}/telemetry`,
+      payload: Buffer.from('{"values":{"q":2}}'),
+      qos: 2,
+      messageId: 42,
+      dup,
+      retain: false,
+    });
     raw.send(publish(false), publish(true), publish(true), { cmd: 'pubrel', messageId: 42 });
     assert.ok(await raw.closedWithin(), 'the broker closed the connection');
     assert.deepEqual(raw.commands(), ['connack']);
@@ -131,7 +155,14 @@ describe('per-session limits on the broker [sqlite]', () => {
   it('a SUBSCRIBE asking for QoS 2 is granted QoS 1, what the broker delivers (MQTT 3.1.1 and 5)', async () => {
     for (const version of [4, 5] as const) {
       const { d, raw } = await session(version);
-      raw.send({ cmd: 'subscribe', messageId: 5, subscriptions: [{ topic: `d/${d.id}/commands/+`, qos: 2 }, { topic: `d/${d.id}/errors`, qos: 0 }] });
+      raw.send({
+        cmd: 'subscribe',
+        messageId: 5,
+        subscriptions: [
+          { topic: `d/${d.id}/commands/+`, qos: 2 },
+          { topic: `d/${d.id}/errors`, qos: 0 },
+        ],
+      });
       assert.deepEqual((await raw.next('suback')).granted, [1, 0]);
       raw.close();
     }
@@ -142,7 +173,15 @@ describe('per-session limits on the broker [sqlite]', () => {
     const connack = raw.received[0] as { reasonCode?: number; properties?: { maximumQoS?: number } };
     assert.equal(connack.reasonCode, 0);
     assert.equal(connack.properties?.maximumQoS, 1);
-    raw.send({ cmd: 'publish', topic: `d/${d.id}/telemetry`, payload: Buffer.from('{"values":{"q":2}}'), qos: 2, messageId: 1, dup: false, retain: false });
+    raw.send({
+      cmd: 'publish',
+      topic: `d/${d.id}/telemetry`,
+      payload: Buffer.from('{"values":{"q":2}}'),
+      qos: 2,
+      messageId: 1,
+      dup: false,
+      retain: false,
+    });
     assert.ok(await raw.closedWithin(), 'the broker closed the connection');
     assert.deepEqual(raw.commands(), ['connack', 'disconnect']);
     assert.equal((raw.received[1] as { reasonCode?: number }).reasonCode, 0x9b);

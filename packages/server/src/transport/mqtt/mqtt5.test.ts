@@ -94,7 +94,17 @@ describe('MQTT 5 clients [sqlite]', () => {
     const d = await s.device();
     const other = await s.device();
     const { client, connack } = await connect5(d, d.id);
-    assert.deepEqual(await granted(client, ['#', '$SYS/#', 'd/+/telemetry', `d/${other.id}/commands/+`, `$share/g/d/${other.id}/#`, `d/${d.id}/commands/+`]), [0x87, 0x87, 0x87, 0x87, 0x9e, 1]);
+    assert.deepEqual(
+      await granted(client, [
+        '#',
+        '$SYS/#',
+        'd/+/telemetry',
+        `d/${other.id}/commands/+`,
+        `$share/g/d/${other.id}/#`,
+        `d/${d.id}/commands/+`,
+      ]),
+      [0x87, 0x87, 0x87, 0x87, 0x9e, 1],
+    );
     assert.equal(connack.properties?.sharedSubscriptionAvailable, false);
   });
 
@@ -131,7 +141,10 @@ describe('MQTT 5 clients [sqlite]', () => {
     const registered = await s.t.platform.devices.service.register(actor, { serial: `M5-SYM-${++serial}`, productId: s.product });
     const { key } = await s.t.platform.devices.symmetricKeys.issueKey(actor, registered.id);
     const expires = Math.floor(s.t.clock.now() / 1000) + 2;
-    const { client, ended } = await connect5(null, registered.id, { username: registered.id, password: createToken(key, deviceResource(registered.id), expires) });
+    const { client, ended } = await connect5(null, registered.id, {
+      username: registered.id,
+      password: createToken(key, deviceResource(registered.id), expires),
+    });
     await client.publishAsync(`d/${registered.id}/telemetry`, '{"values":{"battery":3.0}}', { qos: 1 });
     assert.equal(await s.stored(registered.id), 1);
     const disconnect = await ended;
@@ -149,7 +162,10 @@ describe('MQTT 5 clients [sqlite]', () => {
       const { responseTopic, correlationData } = packet.properties ?? {};
       if (!responseTopic) return;
       const request = JSON.parse(payload.toString()) as { name: string };
-      client.publish(responseTopic, JSON.stringify({ status: 'ok', result: { did: request.name } }), { qos: 1, properties: { correlationData } });
+      client.publish(responseTopic, JSON.stringify({ status: 'ok', result: { did: request.name } }), {
+        qos: 1,
+        properties: { correlationData },
+      });
     });
     const actor = cliActor(s.org, 'test');
     const sent = await s.t.platform.devices.commands.send(actor, d.id, { name: 'blink' });
@@ -163,7 +179,15 @@ describe('MQTT 5 clients [sqlite]', () => {
     const other = await s.device();
     s.ssl.write('dev5.pem', d.cert);
     s.ssl.write('dev5.key', d.key);
-    const pub = (topic: string) => mosquittoClient('mosquitto_pub', { port: s.port, dir: s.ssl.dir, name: 'dev5', deviceId: d.id }, ['-V', 'mqttv5', '-t', topic, '-m', '{"values":{"from":"mosquitto_pub v5"}}']);
+    const pub = (topic: string) =>
+      mosquittoClient('mosquitto_pub', { port: s.port, dir: s.ssl.dir, name: 'dev5', deviceId: d.id }, [
+        '-V',
+        'mqttv5',
+        '-t',
+        topic,
+        '-m',
+        '{"values":{"from":"mosquitto_pub v5"}}',
+      ]);
     const ok = await pub(`d/${d.id}/telemetry`);
     assert.equal(ok.code, 0, ok.output);
     assert.equal(await s.stored(d.id), 1);
@@ -179,7 +203,13 @@ describe('MQTT 5 clients [sqlite]', () => {
 function publishWithTopicAlias(topic: string, alias: number, payload: Buffer): Buffer {
   const name = Buffer.from(topic);
   const properties = Buffer.from([0x23, alias >> 8, alias & 0xff]);
-  const body = Buffer.concat([Buffer.from([name.length >> 8, name.length & 0xff]), name, Buffer.from([properties.length]), properties, payload]);
+  const body = Buffer.concat([
+    Buffer.from([name.length >> 8, name.length & 0xff]),
+    name,
+    Buffer.from([properties.length]),
+    properties,
+    payload,
+  ]);
   assert.ok(body.length < 128, 'one-byte remaining length');
   return Buffer.concat([Buffer.from([0x30, body.length]), body]);
 }

@@ -141,7 +141,22 @@ describe('QoS 1 telemetry at twice the sustainable rate [sqlite]', () => {
       });
       const rssBefore = process.memoryUsage().rss;
       const heapBefore = retainedHeap();
-      const overload = await runLoad({ port, ca: h.t.ca, devices: jobDevices(fleet), window: 0, seconds, connectConcurrency: 10, mode: 'rate', rate, grace: 2, seqBase: base }, h.dir, 'overload');
+      const overload = await runLoad(
+        {
+          port,
+          ca: h.t.ca,
+          devices: jobDevices(fleet),
+          window: 0,
+          seconds,
+          connectConcurrency: 10,
+          mode: 'rate',
+          rate,
+          grace: 2,
+          seqBase: base,
+        },
+        h.dir,
+        'overload',
+      );
       stop();
       const offered = overload.report.sent / overload.report.sendSeconds;
       const sustained = overload.report.ackedInRun / overload.report.sendSeconds;
@@ -151,15 +166,21 @@ describe('QoS 1 telemetry at twice the sustainable rate [sqlite]', () => {
           `p50 ${overload.report.p50.toFixed(0)} ms p99 ${overload.report.p99.toFixed(0)} ms; queue peak ${stats.peakPendingRows} (sampled ${peakQueue}) of ${maxPending}; ` +
           `writes waiting peak ${stats.peakWaitingWrites}; RSS ${(rssBefore / MB).toFixed(0)} → peak ${(peakRss / MB).toFixed(0)} MB; disconnected ${overload.report.disconnected}`,
       );
-      assert.ok(offered >= 2 * Math.max(sustainable, sustained), `offered ${offered.toFixed(0)} msg/s, not twice what the broker sustains (${sustainable.toFixed(0)} calibrated, ${sustained.toFixed(0)} in the run)`);
+      assert.ok(
+        offered >= 2 * Math.max(sustainable, sustained),
+        `offered ${offered.toFixed(0)} msg/s, not twice what the broker sustains (${sustainable.toFixed(0)} calibrated, ${sustained.toFixed(0)} in the run)`,
+      );
       assert.ok(stats.peakPendingRows <= maxPending, `writer queue reached ${stats.peakPendingRows} rows, bound ${maxPending}`);
       assert.ok(stats.peakWaitingWrites > 0, 'the bound was reached: writes waited for room (PUBACKs held)');
       // Held messages are bounded too: Aedes reads a connection again only once every packet of
       // its last read is handled, and a read is at most the guard's 16 KB buffer plus one 16 KB
       // TLS record, so each device has at most 32 KB of packets waiting.
       const smallest = 2 + 2 + `d/${fleet[0]!.id}/telemetry`.length + 2 + '{"values":{"seq":1,"temperature":21.5}}'.length;
-      const perRead = Math.ceil(32 * 1024 / smallest);
-      assert.ok(stats.peakWaitingWrites <= fleet.length * perRead, `${stats.peakWaitingWrites} writes waiting for ${fleet.length} devices (at most ${perRead} each)`);
+      const perRead = Math.ceil((32 * 1024) / smallest);
+      assert.ok(
+        stats.peakWaitingWrites <= fleet.length * perRead,
+        `${stats.peakWaitingWrites} writes waiting for ${fleet.length} devices (at most ${perRead} each)`,
+      );
       assert.equal(overload.report.disconnected, 0, 'no device was disconnected');
 
       // Every acknowledged message is stored, and nothing is stored twice (the generator never
@@ -236,7 +257,20 @@ describe('a QoS 0 flood over TLS [sqlite]', () => {
       const latencies: number[] = [];
       const failures: string[] = [];
       let steadySent = 0;
-      const flood = runLoad({ port: gateway.port, ca: h.t.ca, devices: jobDevices(flooders), window: 0, seconds, connectConcurrency: 8, mode: 'flood', tiny: true }, h.dir, 'flood');
+      const flood = runLoad(
+        {
+          port: gateway.port,
+          ca: h.t.ca,
+          devices: jobDevices(flooders),
+          window: 0,
+          seconds,
+          connectConcurrency: 8,
+          mode: 'flood',
+          tiny: true,
+        },
+        h.dir,
+        'flood',
+      );
       const steadyRun = (async () => {
         await settle(1000); // the flood is connected and running by now
         const until = Date.now() + (seconds - 1.5) * 1000;

@@ -8,11 +8,23 @@ import { ENGINES } from '../../testing/engines.js';
 import { closed, connectDevice, eventually, inbox } from '../../testing/mqtt.js';
 
 /** A batch of `n` readings, each `pad` characters of text. */
-const batch = (n: number, pad = 0) => JSON.stringify({ batch: Array.from({ length: n }, (_, i) => ({ values: { i, ...(pad ? { text: 'x'.repeat(pad) } : {}) } })) });
+const batch = (n: number, pad = 0) =>
+  JSON.stringify({ batch: Array.from({ length: n }, (_, i) => ({ values: { i, ...(pad ? { text: 'x'.repeat(pad) } : {}) } })) });
 
 for (const engine of ENGINES) {
   describe(`per-device telemetry limits at the broker [${engine.engine}]`, { skip: engine.skip }, () => {
-    const s = useBrokerSuite(engine, { publishesPerSecond: 1000, publishBurst: 1000, readingsPerSecond: 2000, readingsBurst: 1000, bytesPerSecond: 64 * 1024, bytesBurst: 64 * 1024 }, 'TL');
+    const s = useBrokerSuite(
+      engine,
+      {
+        publishesPerSecond: 1000,
+        publishBurst: 1000,
+        readingsPerSecond: 2000,
+        readingsBurst: 1000,
+        bytesPerSecond: 64 * 1024,
+        bytesBurst: 64 * 1024,
+      },
+      'TL',
+    );
 
     async function connectAs(d: TestDevice): Promise<MqttClient> {
       const client = await connectDevice(s.port, s.t.ca, d, d.id);
@@ -59,7 +71,10 @@ for (const engine of ENGINES) {
       // 22 batches of 1,000 in flight: 10.5 s of readings beyond the burst. Were they all charged as
       // they arrive, the last would be more than 10 s behind and the device disconnected.
       const disconnected = closed(client).then(() => assert.fail('the broker disconnected the device'));
-      await Promise.race([Promise.all(Array.from({ length: 22 }, () => client.publishAsync(`d/${d.id}/telemetry`, batch(1000), { qos: 1 }))), disconnected]);
+      await Promise.race([
+        Promise.all(Array.from({ length: 22 }, () => client.publishAsync(`d/${d.id}/telemetry`, batch(1000), { qos: 1 }))),
+        disconnected,
+      ]);
       assert.equal(client.connected, true);
       assert.equal(await s.stored(d.id), 22_000);
     });

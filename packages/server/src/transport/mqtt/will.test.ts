@@ -18,7 +18,12 @@ const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
 
 describe('last wills [sqlite]', () => {
   const s = useBrokerSuite(sqlite, { watchIntervalMs: 100 }, 'WL');
-  const will = (id: string) => ({ topic: `d/${id}/telemetry`, payload: Buffer.from('{"values":{"will":1}}'), qos: 1 as const, retain: false });
+  const will = (id: string) => ({
+    topic: `d/${id}/telemetry`,
+    payload: Buffer.from('{"values":{"will":1}}'),
+    qos: 1 as const,
+    retain: false,
+  });
 
   async function online(d: Pick<TestDevice, 'id' | 'key' | 'cert'> | null, id: string, extra: Parameters<typeof connectDevice>[4] = {}) {
     const client = await connectDevice(s.port, s.t.ca, d, id, { will: will(id), ...extra });
@@ -38,10 +43,17 @@ describe('last wills [sqlite]', () => {
   });
 
   for (const [what, end] of [
-    ['its certificate is revoked', (d: TestDevice) => s.t.platform.pki.revoke({ organizationId: s.org, serial: d.certSerial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' })],
+    [
+      'its certificate is revoked',
+      (d: TestDevice) =>
+        s.t.platform.pki.revoke({ organizationId: s.org, serial: d.certSerial, reason: 'keyCompromise' }, { type: 'cli', id: 'test' }),
+    ],
     ['the device is disabled', (d: TestDevice) => s.t.platform.devices.service.transition(cliActor(s.org, 'test'), d.id, 'disable')],
     ['the device is retired', (d: TestDevice) => s.t.platform.devices.service.transition(cliActor(s.org, 'test'), d.id, 'retire')],
-    ['the device is quarantined', (d: TestDevice) => s.t.platform.devices.service.transition(cliActor(s.org, 'test'), d.id, 'quarantine', 'test')],
+    [
+      'the device is quarantined',
+      (d: TestDevice) => s.t.platform.devices.service.transition(cliActor(s.org, 'test'), d.id, 'quarantine', 'test'),
+    ],
   ] as const) {
     it(`attack: when ${what}, the session ends and its will is not published`, async () => {
       const d = await s.device();
@@ -72,7 +84,11 @@ describe('last wills [sqlite]', () => {
     const client = await online(d, d.id);
     // Revoked in the database and the connection lost at once: the credential watcher has not
     // polled yet, so this node learns of it when the will is about to go out.
-    await s.t.platform.db.updateTable('issued_certificates').set({ status: 'revoked', revoked_at: s.t.clock.now() }).where('serial', '=', d.certSerial).execute();
+    await s.t.platform.db
+      .updateTable('issued_certificates')
+      .set({ status: 'revoked', revoked_at: s.t.clock.now() })
+      .where('serial', '=', d.certSerial)
+      .execute();
     const gone = closed(client);
     client.stream.destroy();
     await gone;
@@ -83,8 +99,14 @@ describe('last wills [sqlite]', () => {
   it('attack: a will no node holds the session of (left by a node that stopped) is not published', async () => {
     const d = await s.device();
     // What Aedes' will sweep does with a dead node's wills: authorize them with no client.
-    const broker = (s.t.server.mqtt as unknown as { broker: { authorizePublish: (client: null, packet: object, done: (error?: Error | null) => void) => void } }).broker;
-    const error = await new Promise<Error | null | undefined>((resolve) => broker.authorizePublish(null, { cmd: 'publish', ...will(d.id), clientId: d.id }, resolve));
+    const broker = (
+      s.t.server.mqtt as unknown as {
+        broker: { authorizePublish: (client: null, packet: object, done: (error?: Error | null) => void) => void };
+      }
+    ).broker;
+    const error = await new Promise<Error | null | undefined>((resolve) =>
+      broker.authorizePublish(null, { cmd: 'publish', ...will(d.id), clientId: d.id }, resolve),
+    );
     assert.ok(error instanceof Error);
   });
 });

@@ -25,11 +25,14 @@ function checkRootShape(root: Metadata<Root>, what: string): void {
 function checkVersionAfter(version: number, previous: number | null, what: string, exact: boolean): void {
   if (previous === null) return;
   if (exact ? version !== previous + 1 : version <= previous) {
-    throw new MetadataRejectedError(`${what} has version ${version} but the current one is ${previous}: ${exact ? `a new root must be version ${previous + 1}` : 'the version must increase'}`, {
-      reason: 'version',
-      version,
-      current: previous,
-    });
+    throw new MetadataRejectedError(
+      `${what} has version ${version} but the current one is ${previous}: ${exact ? `a new root must be version ${previous + 1}` : 'the version must increase'}`,
+      {
+        reason: 'version',
+        version,
+        current: previous,
+      },
+    );
   }
 }
 
@@ -37,7 +40,10 @@ function checkVersionAfter(version: number, previous: number | null, what: strin
 export function checkRoot(next: Metadata<Root>, current: Metadata<Root> | null, now: number, what: string): void {
   checkRootShape(next, what);
   if (current === null) {
-    if (next.signed.version !== 1) throw new MetadataRejectedError(`${what} is the first root of this repository: it must be version 1, not ${next.signed.version}`, { reason: 'version' });
+    if (next.signed.version !== 1)
+      throw new MetadataRejectedError(`${what} is the first root of this repository: it must be version 1, not ${next.signed.version}`, {
+        reason: 'version',
+      });
   } else {
     checkVersionAfter(next.signed.version, current.signed.version, what, true);
     // TUF 5.3.4: the keys trusted so far must approve the new root…
@@ -50,7 +56,10 @@ export function checkRoot(next: Metadata<Root>, current: Metadata<Root> | null, 
 
 /** The image repository root must use consistent snapshots (the only file names served) and name this server's online keys. */
 export function checkImageRoot(root: Metadata<Root>, online: { snapshot: string; timestamp: string }): void {
-  if (!root.signed.consistentSnapshot) throw new MetadataRejectedError('The root must set consistent_snapshot: the repository serves versioned metadata file names only', { reason: 'malformed' });
+  if (!root.signed.consistentSnapshot)
+    throw new MetadataRejectedError('The root must set consistent_snapshot: the repository serves versioned metadata file names only', {
+      reason: 'malformed',
+    });
   for (const name of ['snapshot', 'timestamp'] as const) {
     const role = root.signed.roles[name]!;
     if (!role.keyIDs.includes(online[name]) || role.threshold !== 1) {
@@ -67,8 +76,12 @@ export function checkImageRoot(root: Metadata<Root>, online: { snapshot: string;
 export function checkDirectorRoot(next: Metadata<Root>, imageRoot: Metadata<Root>, directorKeyId: string): void {
   const own = next.signed.roles.root!;
   const image = imageRoot.signed.roles.root!;
-  const same = own.threshold === image.threshold && own.keyIDs.length === image.keyIDs.length && own.keyIDs.every((id) => image.keyIDs.includes(id));
-  if (!same) throw new MetadataRejectedError("The director root's root role must have the image repository root's keys and threshold", { reason: 'keys' });
+  const same =
+    own.threshold === image.threshold && own.keyIDs.length === image.keyIDs.length && own.keyIDs.every((id) => image.keyIDs.includes(id));
+  if (!same)
+    throw new MetadataRejectedError("The director root's root role must have the image repository root's keys and threshold", {
+      reason: 'keys',
+    });
   const targets = next.signed.roles.targets!;
   if (!targets.keyIDs.includes(directorKeyId) || targets.threshold !== 1) {
     throw new OnlineKeyMismatchError(
@@ -84,17 +97,28 @@ export function checkTopLevelTargets(next: Metadata<Targets>, root: Metadata<Roo
   verifyThreshold(next, root.signed.roles.targets!, root.signed.keys, what, "root's targets");
   checkVersionAfter(next.signed.version, current?.signed.version ?? null, what, false);
   checkUnexpired(next, now, what);
-  if (Object.keys(next.signed.targets).length > 0) throw new MetadataRejectedError(`${what} must list no images itself: images belong to the product lines' delegated metadata`, { reason: 'delegation' });
+  if (Object.keys(next.signed.targets).length > 0)
+    throw new MetadataRejectedError(`${what} must list no images itself: images belong to the product lines' delegated metadata`, {
+      reason: 'delegation',
+    });
   const delegations = next.signed.delegations;
   if (!delegations) return;
-  if (delegations.succinctRoles || !delegations.roles) throw new MetadataRejectedError(`${what} may only delegate by named roles (product-<productId>)`, { reason: 'delegation' });
+  if (delegations.succinctRoles || !delegations.roles)
+    throw new MetadataRejectedError(`${what} may only delegate by named roles (product-<productId>)`, { reason: 'delegation' });
   checkKeys(delegations.keys, `${what}' delegation keys`);
   for (const [name, role] of Object.entries(delegations.roles)) {
     const productId = name.startsWith('product-') ? name.slice('product-'.length) : '';
-    if (!PRODUCT_ID_PATTERN.test(productId)) throw new MetadataRejectedError(`${what} delegates to "${name}": only product-<productId> roles are allowed`, { reason: 'delegation', role: name });
+    if (!PRODUCT_ID_PATTERN.test(productId))
+      throw new MetadataRejectedError(`${what} delegates to "${name}": only product-<productId> roles are allowed`, {
+        reason: 'delegation',
+        role: name,
+      });
     const paths = role.paths ?? [];
     if (role.pathHashPrefixes || paths.length !== 1 || paths[0] !== `${productId}/*` || !role.terminating) {
-      throw new MetadataRejectedError(`${what}: the delegation ${name} must be terminating with exactly the path "${productId}/*"`, { reason: 'delegation', role: name });
+      throw new MetadataRejectedError(`${what}: the delegation ${name} must be terminating with exactly the path "${productId}/*"`, {
+        reason: 'delegation',
+        role: name,
+      });
     }
     checkRole(role, delegations.keys, `${what}, delegation ${name},`);
   }
@@ -104,12 +128,21 @@ export function checkTopLevelTargets(next: Metadata<Targets>, root: Metadata<Roo
  * A product line's delegated targets: signed at the threshold of the keys the top-level targets
  * delegate to it; every target inside `<productId>/*` with a length and SHA-256; no further delegation.
  */
-export function checkProductMetadata(next: Metadata<Targets>, productId: string, topLevel: Metadata<Targets>, current: Metadata<Targets> | null, now: number): void {
+export function checkProductMetadata(
+  next: Metadata<Targets>,
+  productId: string,
+  topLevel: Metadata<Targets>,
+  current: Metadata<Targets> | null,
+  now: number,
+): void {
   const name = productRoleOf(productId);
   const what = `The ${name} metadata`;
   const delegation = topLevel.signed.delegations?.roles?.[name];
   if (!delegation) {
-    throw new MetadataRejectedError(`The top-level targets delegate no role ${name}: add it with \`bulwark firmware delegate --product ${productId}\` and upload the new top-level targets first`, { reason: 'delegation', role: name });
+    throw new MetadataRejectedError(
+      `The top-level targets delegate no role ${name}: add it with \`bulwark firmware delegate --product ${productId}\` and upload the new top-level targets first`,
+      { reason: 'delegation', role: name },
+    );
   }
   verifyThreshold(next, delegation, topLevel.signed.delegations!.keys, what, `${name} release`);
   checkVersionAfter(next.signed.version, current?.signed.version ?? null, what, false);
@@ -118,9 +151,17 @@ export function checkProductMetadata(next: Metadata<Targets>, productId: string,
   for (const [path, target] of Object.entries(next.signed.targets)) {
     const rest = path.startsWith(`${productId}/`) ? path.slice(productId.length + 1) : null;
     if (rest === null || rest.length === 0 || rest.includes('/') || rest === '.' || rest === '..' || !delegation.isDelegatedPath(path)) {
-      throw new MetadataRejectedError(`${what} lists the target "${path}", outside the delegated path ${productId}/*`, { reason: 'path', target: path });
+      throw new MetadataRejectedError(`${what} lists the target "${path}", outside the delegated path ${productId}/*`, {
+        reason: 'path',
+        target: path,
+      });
     }
-    if (!SHA256.test(target.hashes.sha256 ?? '')) throw new MetadataRejectedError(`${what}: the target "${path}" needs a sha256 hash (64 lowercase hex digits)`, { reason: 'target', target: path });
-    if (!Number.isSafeInteger(target.length) || target.length < 0) throw new MetadataRejectedError(`${what}: the target "${path}" needs a whole-number length`, { reason: 'target', target: path });
+    if (!SHA256.test(target.hashes.sha256 ?? ''))
+      throw new MetadataRejectedError(`${what}: the target "${path}" needs a sha256 hash (64 lowercase hex digits)`, {
+        reason: 'target',
+        target: path,
+      });
+    if (!Number.isSafeInteger(target.length) || target.length < 0)
+      throw new MetadataRejectedError(`${what}: the target "${path}" needs a whole-number length`, { reason: 'target', target: path });
   }
 }

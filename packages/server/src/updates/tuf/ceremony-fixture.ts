@@ -5,7 +5,16 @@
  */
 import type { KeyObject } from 'node:crypto';
 import type { Key, Metadata, Root, Targets } from '@tufjs/models';
-import { addImageTarget, buildDirectorRoot, buildRoot, delegateProduct, expiresIn, newKeyPair, signWith, type OnlineKeys } from './offline.js';
+import {
+  addImageTarget,
+  buildDirectorRoot,
+  buildRoot,
+  delegateProduct,
+  expiresIn,
+  newKeyPair,
+  signWith,
+  type OnlineKeys,
+} from './offline.js';
 
 export interface KeyHolder {
   privateKey: KeyObject;
@@ -32,23 +41,44 @@ export class TestCeremony {
 
   /** Root version `version` (root threshold 2), unsigned: each test chooses who signs. */
   root(version = 1, rootKeys = this.rootKeys, targetsKey = this.targetsKey): Metadata<Root> {
-    return buildRoot({ rootKeys: rootKeys.map((h) => h.key), threshold: 2, targetsKeys: [targetsKey.key], online: this.online, expires: expiresIn(365, this.now), version });
+    return buildRoot({
+      rootKeys: rootKeys.map((h) => h.key),
+      threshold: 2,
+      targetsKeys: [targetsKey.key],
+      online: this.online,
+      expires: expiresIn(365, this.now),
+      version,
+    });
   }
 
   directorRoot(version = 1): Metadata<Root> {
-    return signedBy(buildDirectorRoot({ rootKeys: this.rootKeys.map((h) => h.key), threshold: 2, online: this.online, expires: expiresIn(365, this.now), version }), ...this.rootKeys);
+    return signedBy(
+      buildDirectorRoot({
+        rootKeys: this.rootKeys.map((h) => h.key),
+        threshold: 2,
+        online: this.online,
+        expires: expiresIn(365, this.now),
+        version,
+      }),
+      ...this.rootKeys,
+    );
   }
 
   /** Top-level targets delegating each product line to the release keys (threshold `threshold`). */
   targets(productIds: string[], current: Metadata<Targets> | null = null, threshold = 1, signer = this.targetsKey): Metadata<Targets> {
     let next = current;
     // Each delegation bumps the version: one upload of several product lines moves it by more than one, which TUF allows.
-    for (const productId of productIds) next = delegateProduct(next, { productId, keys: this.releaseKeys.map((h) => h.key), threshold, expires: expiresIn(365, this.now) });
+    for (const productId of productIds)
+      next = delegateProduct(next, { productId, keys: this.releaseKeys.map((h) => h.key), threshold, expires: expiresIn(365, this.now) });
     return signedBy(next!, signer);
   }
 
   /** The product line's next metadata with the image added, signed by `signers` (default: the first release key). */
-  image(current: Metadata<Targets> | null, image: { productId: string; version: string; length: number; sha256: string; securityVersion?: number; hardwareIds?: string[] }, ...signers: KeyHolder[]): Metadata<Targets> {
+  image(
+    current: Metadata<Targets> | null,
+    image: { productId: string; version: string; length: number; sha256: string; securityVersion?: number; hardwareIds?: string[] },
+    ...signers: KeyHolder[]
+  ): Metadata<Targets> {
     const next = addImageTarget(current, {
       product: image.productId,
       version: image.version,

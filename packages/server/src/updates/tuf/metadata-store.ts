@@ -11,11 +11,29 @@ import { ConcurrentChangeError } from '../errors.js';
 export type MetadataRow = TufMetadataTable;
 
 export async function latest(db: Kysely<Database>, organizationId: string, role: string): Promise<MetadataRow | undefined> {
-  return db.selectFrom('tuf_metadata').selectAll().where('organization_id', '=', organizationId).where('role', '=', role).orderBy('version', 'desc').limit(1).executeTakeFirst();
+  return db
+    .selectFrom('tuf_metadata')
+    .selectAll()
+    .where('organization_id', '=', organizationId)
+    .where('role', '=', role)
+    .orderBy('version', 'desc')
+    .limit(1)
+    .executeTakeFirst();
 }
 
-export async function byVersion(db: Kysely<Database>, organizationId: string, role: string, version: number): Promise<MetadataRow | undefined> {
-  return db.selectFrom('tuf_metadata').selectAll().where('organization_id', '=', organizationId).where('role', '=', role).where('version', '=', version).executeTakeFirst();
+export async function byVersion(
+  db: Kysely<Database>,
+  organizationId: string,
+  role: string,
+  version: number,
+): Promise<MetadataRow | undefined> {
+  return db
+    .selectFrom('tuf_metadata')
+    .selectAll()
+    .where('organization_id', '=', organizationId)
+    .where('role', '=', role)
+    .where('version', '=', version)
+    .executeTakeFirst();
 }
 
 export async function insert(db: Kysely<Database>, row: MetadataRow): Promise<void> {

@@ -43,7 +43,8 @@ export function publicKeyJson(key: Key): Record<string, unknown> {
 /** A TUF key from its `.pub` JSON, refused when the key ID is not the one its content computes to. */
 export function keyFromJson(value: unknown, what: string): Key {
   const record = value as { keyid?: unknown } | null;
-  if (!record || typeof record !== 'object' || typeof record.keyid !== 'string') throw new ValidationError(`${what} is not a TUF public key (keyid, keytype, scheme, keyval)`);
+  if (!record || typeof record !== 'object' || typeof record.keyid !== 'string')
+    throw new ValidationError(`${what} is not a TUF public key (keyid, keytype, scheme, keyval)`);
   let key: Key;
   try {
     const { keyid, ...body } = record as Record<string, unknown>;
@@ -51,7 +52,8 @@ export function keyFromJson(value: unknown, what: string): Key {
   } catch (error) {
     throw new ValidationError(`${what} is not a TUF public key: ${(error as Error).message}`);
   }
-  if (key.keyType !== 'ed25519' || computedKeyId(key) !== key.keyID) throw new ValidationError(`${what} is not an Ed25519 key with its computed key ID`);
+  if (key.keyType !== 'ed25519' || computedKeyId(key) !== key.keyID)
+    throw new ValidationError(`${what} is not an Ed25519 key with its computed key ID`);
   return key;
 }
 
@@ -96,7 +98,8 @@ export function publicKeyOf(privateKey: KeyObject): Key {
 
 export function onlineKeysFromJson(value: unknown, what = 'the online keys'): OnlineKeys {
   const record = value as Record<string, unknown> | null;
-  if (!record || typeof record !== 'object' || typeof record.organizationId !== 'string') throw new ValidationError(`${what} must hold organizationId, snapshot, timestamp and director keys`);
+  if (!record || typeof record !== 'object' || typeof record.organizationId !== 'string')
+    throw new ValidationError(`${what} must hold organizationId, snapshot, timestamp and director keys`);
   return {
     organizationId: record.organizationId,
     snapshot: keyFromJson(record.snapshot, `${what}: snapshot`),
@@ -106,7 +109,12 @@ export function onlineKeysFromJson(value: unknown, what = 'the online keys'): On
 }
 
 export function onlineKeysJson(keys: OnlineKeys): Record<string, unknown> {
-  return { organizationId: keys.organizationId, snapshot: publicKeyJson(keys.snapshot), timestamp: publicKeyJson(keys.timestamp), director: publicKeyJson(keys.director) };
+  return {
+    organizationId: keys.organizationId,
+    snapshot: publicKeyJson(keys.snapshot),
+    timestamp: publicKeyJson(keys.timestamp),
+    director: publicKeyJson(keys.director),
+  };
 }
 
 function distinctKeys(keys: Key[], what: string): Key[] {
@@ -117,7 +125,8 @@ function distinctKeys(keys: Key[], what: string): Key[] {
 }
 
 function checkThreshold(threshold: number, keys: Key[], what: string): void {
-  if (!Number.isInteger(threshold) || threshold < 1 || threshold > keys.length) throw new ValidationError(`${what}: threshold ${threshold} must be from 1 to the ${keys.length} key(s) given`);
+  if (!Number.isInteger(threshold) || threshold < 1 || threshold > keys.length)
+    throw new ValidationError(`${what}: threshold ${threshold} must be from 1 to the ${keys.length} key(s) given`);
 }
 
 export interface RootPlan {
@@ -185,7 +194,13 @@ export function delegateProduct(current: Metadata<Targets> | null, plan: Delegat
   checkThreshold(plan.threshold, plan.keys, `delegation of ${plan.productId}`);
   const name = productRoleOf(plan.productId);
   const roles: Record<string, DelegatedRole> = { ...(current?.signed.delegations?.roles ?? {}) };
-  roles[name] = new DelegatedRole({ name, keyIDs: plan.keys.map((k) => k.keyID), threshold: plan.threshold, terminating: true, paths: [`${plan.productId}/*`] });
+  roles[name] = new DelegatedRole({
+    name,
+    keyIDs: plan.keys.map((k) => k.keyID),
+    threshold: plan.threshold,
+    terminating: true,
+    paths: [`${plan.productId}/*`],
+  });
   // Keep only the keys some role still uses.
   const previousKeys = current?.signed.delegations?.keys ?? {};
   const keys: Record<string, Key> = {};
@@ -216,12 +231,31 @@ export function addImageTarget(current: Metadata<Targets> | null, plan: ImagePla
   checkProductId(plan.product);
   if (!/^[0-9a-f]{64}$/.test(plan.sha256)) throw new ValidationError('sha256 must be 64 lowercase hex digits');
   if (!Number.isSafeInteger(plan.length) || plan.length < 0) throw new ValidationError('length must be a whole number of bytes');
-  if (!Number.isSafeInteger(plan.securityVersion) || plan.securityVersion < 0) throw new ValidationError('securityVersion must be a whole number from 0');
-  if (plan.hardwareIds.length === 0 || plan.hardwareIds.some((h) => typeof h !== 'string' || h.length === 0)) throw new ValidationError('at least one non-empty hardware ID is needed');
+  if (!Number.isSafeInteger(plan.securityVersion) || plan.securityVersion < 0)
+    throw new ValidationError('securityVersion must be a whole number from 0');
+  if (plan.hardwareIds.length === 0 || plan.hardwareIds.some((h) => typeof h !== 'string' || h.length === 0))
+    throw new ValidationError('at least one non-empty hardware ID is needed');
   const path = targetNameOf(plan.product, plan.version);
-  const custom: ImageTargetCustom = { product: plan.product, version: plan.version, securityVersion: plan.securityVersion, hardwareIds: [...plan.hardwareIds] };
-  const targets = new Targets({ version: (current?.signed.version ?? 0) + 1, specVersion: '1.0.31', expires: plan.expires, targets: { ...(current?.signed.targets ?? {}) } });
-  targets.addTarget(new TargetFile({ path, length: plan.length, hashes: { sha256: plan.sha256 }, unrecognizedFields: { custom: custom as unknown as Json } }));
+  const custom: ImageTargetCustom = {
+    product: plan.product,
+    version: plan.version,
+    securityVersion: plan.securityVersion,
+    hardwareIds: [...plan.hardwareIds],
+  };
+  const targets = new Targets({
+    version: (current?.signed.version ?? 0) + 1,
+    specVersion: '1.0.31',
+    expires: plan.expires,
+    targets: { ...(current?.signed.targets ?? {}) },
+  });
+  targets.addTarget(
+    new TargetFile({
+      path,
+      length: plan.length,
+      hashes: { sha256: plan.sha256 },
+      unrecognizedFields: { custom: custom as unknown as Json },
+    }),
+  );
   return new Metadata(targets);
 }
 

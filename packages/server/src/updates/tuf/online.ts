@@ -27,7 +27,13 @@ function expiry(now: number, seconds: number): { expires: string; expiresAt: num
 }
 
 /** The snapshot: `targets.json` and each `<role>.json` of the product lines at their current versions. */
-export function signSnapshot(key: SigningKey, version: number, roles: Record<string, number>, now: number, lifetimeSeconds: number): SignedFile {
+export function signSnapshot(
+  key: SigningKey,
+  version: number,
+  roles: Record<string, number>,
+  now: number,
+  lifetimeSeconds: number,
+): SignedFile {
   const { expires, expiresAt } = expiry(now, lifetimeSeconds);
   const meta = Object.fromEntries(Object.entries(roles).map(([role, v]) => [`${role}.json`, new MetaFile({ version: v })]));
   const metadata = new Metadata(new Snapshot({ version, specVersion: '1.0.31', expires, meta }));
@@ -36,10 +42,20 @@ export function signSnapshot(key: SigningKey, version: number, roles: Record<str
 }
 
 /** The timestamp over the exact snapshot bytes served. */
-export function signTimestamp(key: SigningKey, version: number, snapshot: { version: number; json: string }, now: number, lifetimeSeconds: number): SignedFile {
+export function signTimestamp(
+  key: SigningKey,
+  version: number,
+  snapshot: { version: number; json: string },
+  now: number,
+  lifetimeSeconds: number,
+): SignedFile {
   const { expires, expiresAt } = expiry(now, lifetimeSeconds);
   const bytes = Buffer.from(snapshot.json, 'utf8');
-  const snapshotMeta = new MetaFile({ version: snapshot.version, length: bytes.length, hashes: { sha256: createHash('sha256').update(bytes).digest('hex') } });
+  const snapshotMeta = new MetaFile({
+    version: snapshot.version,
+    length: bytes.length,
+    hashes: { sha256: createHash('sha256').update(bytes).digest('hex') },
+  });
   const metadata = new Metadata(new Timestamp({ version, specVersion: '1.0.31', expires, snapshotMeta }));
   metadata.sign(onlineSigner(key));
   return { version, json: JSON.stringify(metadata.toJSON()), expiresAt };
