@@ -17,6 +17,7 @@ import * as rollouts from './migrations/011_rollouts.js';
 import * as rolloutOfferTimeout from './migrations/012_rollout_offer_timeout.js';
 import * as telemetryQuota from './migrations/013_telemetry_quota.js';
 import * as firmwareBlobs from './migrations/014_firmware_blobs.js';
+import * as rolloutRetries from './migrations/015_rollout_retries.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -34,6 +35,7 @@ const migrations: Record<string, Migration> = {
   '012_rollout_offer_timeout': rolloutOfferTimeout,
   '013_telemetry_quota': telemetryQuota,
   '014_firmware_blobs': firmwareBlobs,
+  '015_rollout_retries': rolloutRetries,
 };
 
 export interface MigrationReport {

@@ -43,6 +43,19 @@ export class RolloutStatusError extends UpdateError {
   }
 }
 
+/** Resuming a halted rollout whose current phase still fails at or above its failure threshold. */
+export class RolloutStillFailingError extends UpdateError {
+  constructor(rate: number, threshold: number) {
+    super(
+      'update.rollout_still_failing',
+      `The current phase still fails at ${(rate * 100).toFixed(1)} %, at or above the failure threshold (${(threshold * 100).toFixed(1)} %): ` +
+        'raise failureThreshold (PATCH the rollout) or retry the failed devices before resuming',
+      409,
+      { failureRate: rate, failureThreshold: threshold },
+    );
+  }
+}
+
 /** The director root of the organization has not been uploaded yet (the ceremony comes first), or not in the version asked for. */
 export class NoDirectorRootError extends UpdateError {
   constructor(version?: number) {

@@ -11,6 +11,7 @@ import type { Clock } from '../clock.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Database } from '../storage/schema.js';
 import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
+import { isTransientFailure, retryDelaySeconds } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
 
 export type DeviceMessageRefusal = { code: string; message: string };
@@ -51,6 +52,13 @@ export class DeviceUpdateInbox {
     const allowed = AFTER_FINISH[row.state];
     if (allowed && !allowed.includes(status.state)) return null; // a late or repeated message: the finished state stands
     const now = this.clock.now();
+    if (status.state === 'failed' && status.error && isTransientFailure(status.error.code) && row.attempts < row.max_attempts) {
+      // A transient failure with attempts left: offered again once the backoff passed (the director withdraws the release meanwhile).
+      const policy = { maxAttempts: row.max_attempts, backoffSeconds: row.retry_backoff_seconds };
+      const retryAt = now + retryDelaySeconds(policy, row.attempts) * 1000;
+      await this.store.retryLater(status.rolloutId, identity.deviceId, retryAt, status.error, now, this.db);
+      return null;
+    }
     await this.db.transaction().execute(async (trx) => {
       await trx
         .updateTable('rollout_devices')

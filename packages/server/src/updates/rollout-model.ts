@@ -19,6 +19,25 @@ export interface RolloutPhase {
   soakSeconds: number;
 }
 
+/**
+ * How a device that failed for a transient reason is offered again: up to `maxAttempts` offers
+ * in all, the n-th retry after `backoffSeconds × 2^(n-1)` (capped at a day). 1 = no retry.
+ */
+export interface RetryPolicy {
+  maxAttempts: number;
+  backoffSeconds: number;
+}
+
+/**
+ * The local time of day devices may be offered the release in, `HH:MM` to `HH:MM` (an end before
+ * the start wraps past midnight) in an IANA time zone.
+ */
+export interface ScheduleWindow {
+  start: string;
+  end: string;
+  timeZone: string;
+}
+
 export interface RolloutInput {
   releaseId: string;
   name?: string;
@@ -26,8 +45,12 @@ export interface RolloutInput {
   phases?: RolloutPhase[];
   successThreshold?: number;
   failureThreshold?: number;
+  /** Pause for an operator when this fraction of the current phase failed (below failureThreshold, which halts). */
+  pauseThreshold?: number | null;
   maxConcurrentDownloads?: number;
   offerTimeoutSeconds?: number;
+  retry?: Partial<RetryPolicy>;
+  window?: ScheduleWindow | null;
 }
 
 export interface RolloutDefinition {
@@ -40,7 +63,13 @@ export interface RolloutDefinition {
   maxConcurrentDownloads: number;
   /** How long an offered device may stay silent before its download slot is given back. */
   offerTimeoutSeconds: number;
+  pauseThreshold: number | null;
+  retry: RetryPolicy;
+  window: ScheduleWindow | null;
 }
+
+/** The settings an operator may change on a rollout that has not finished. */
+export type RolloutChanges = Partial<Pick<RolloutInput, 'successThreshold' | 'failureThreshold' | 'pauseThreshold' | 'retry' | 'window'>>;
 
 export const MAX_SELECTOR_ENTRIES = 10_000;
 export const MAX_PHASES = 20;
@@ -49,6 +78,101 @@ export const MAX_CONCURRENT_DOWNLOADS = 100_000;
 export const DEFAULT_OFFER_TIMEOUT_SECONDS = 3600;
 export const MIN_OFFER_TIMEOUT_SECONDS = 60;
 export const MAX_OFFER_TIMEOUT_SECONDS = 7 * 86_400;
+export const MAX_ATTEMPTS = 10;
+export const MAX_BACKOFF_SECONDS = 86_400;
+export const DEFAULT_RETRY: RetryPolicy = { maxAttempts: 1, backoffSeconds: 300 };
+
+/**
+ * Failures worth another offer: the device could not fetch the image or the metadata, or went
+ * silent (a health check that never reported, a lost connection). A failure the device verified
+ * (hash, length, signature, rollback, hardware or product refused, a health check that reported
+ * failure, a rolled-back trial boot) is final until an operator retries the device.
+ */
+export const TRANSIENT_FAILURES: ReadonlySet<string> = new Set([
+  'update.download_stalled',
+  'update.download_failed',
+  'update.check_failed',
+  'update.device_silent',
+]);
+
+export const isTransientFailure = (code: string | null | undefined): boolean => code != null && TRANSIENT_FAILURES.has(code);
+
+/** Seconds to wait before the retry that follows `attempts` failed offers (1 → backoff, 2 → 2 × backoff, …), at most a day. */
+export function retryDelaySeconds(policy: RetryPolicy, attempts: number): number {
+  return Math.min(MAX_BACKOFF_SECONDS, policy.backoffSeconds * 2 ** Math.max(0, attempts - 1));
+}
+
+const TIME_OF_DAY = /^([01]\d|2[0-3]):([0-5]\d)$/;
+const minutesOf = (time: string): number => {
+  const match = TIME_OF_DAY.exec(time)!;
+  return Number(match[1]) * 60 + Number(match[2]);
+};
+
+/** Whether `now` (ms) falls inside the window, in the window's time zone; the start is inside, the end is not. */
+export function insideWindow(window: ScheduleWindow | null, now: number): boolean {
+  if (!window) return true;
+  const parts = new Intl.DateTimeFormat('en-GB', { timeZone: window.timeZone, hour: '2-digit', minute: '2-digit', hourCycle: 'h23' })
+    .formatToParts(new Date(now))
+    .reduce<Record<string, string>>((acc, part) => ({ ...acc, [part.type]: part.value }), {});
+  const local = Number(parts.hour) * 60 + Number(parts.minute);
+  const start = minutesOf(window.start);
+  const end = minutesOf(window.end);
+  return start <= end ? local >= start && local < end : local >= start || local < end;
+}
+
+function checkRetry(input: Partial<RetryPolicy> | undefined, base: RetryPolicy): RetryPolicy {
+  const retry = { ...base, ...(input ?? {}) };
+  if (!Number.isInteger(retry.maxAttempts) || retry.maxAttempts < 1 || retry.maxAttempts > MAX_ATTEMPTS)
+    throw new RolloutInvalidError(`retry.maxAttempts must be an integer from 1 (no retry) to ${MAX_ATTEMPTS}`);
+  if (!Number.isInteger(retry.backoffSeconds) || retry.backoffSeconds < 0 || retry.backoffSeconds > MAX_BACKOFF_SECONDS)
+    throw new RolloutInvalidError(`retry.backoffSeconds must be an integer from 0 to ${MAX_BACKOFF_SECONDS}`);
+  return { maxAttempts: retry.maxAttempts, backoffSeconds: retry.backoffSeconds };
+}
+
+function checkWindow(window: ScheduleWindow | null | undefined): ScheduleWindow | null {
+  if (window == null) return null;
+  for (const key of ['start', 'end'] as const)
+    if (typeof window[key] !== 'string' || !TIME_OF_DAY.test(window[key]))
+      throw new RolloutInvalidError(`window.${key} must be a time of day HH:MM (00:00 to 23:59)`);
+  if (window.start === window.end)
+    throw new RolloutInvalidError('window.start and window.end must differ (omit window to offer at any time)');
+  try {
+    new Intl.DateTimeFormat('en-GB', { timeZone: window.timeZone });
+  } catch {
+    throw new RolloutInvalidError(
+      `window.timeZone "${String(window.timeZone).slice(0, 64)}" is not an IANA time zone (e.g. Europe/Berlin, UTC)`,
+    );
+  }
+  return { start: window.start, end: window.end, timeZone: window.timeZone };
+}
+
+/** The thresholds together: each a fraction above 0 and at most 1, the pause below the halt. */
+function checkThresholds(successThreshold: number, failureThreshold: number, pauseThreshold: number | null): void {
+  if (!(successThreshold > 0 && successThreshold <= 1))
+    throw new RolloutInvalidError('successThreshold must be a fraction above 0 and at most 1');
+  if (!(failureThreshold > 0 && failureThreshold <= 1))
+    throw new RolloutInvalidError('failureThreshold must be a fraction above 0 and at most 1');
+  if (pauseThreshold !== null && !(pauseThreshold > 0 && pauseThreshold < failureThreshold))
+    throw new RolloutInvalidError(`pauseThreshold must be a fraction above 0 and below failureThreshold (${failureThreshold})`);
+}
+
+/** Applies an operator's changes to a rollout's settings, checked as a whole; RolloutInvalidError names the first rule broken. */
+export function changeRollout(
+  current: Pick<RolloutDefinition, 'successThreshold' | 'failureThreshold' | 'pauseThreshold' | 'retry' | 'window'>,
+  changes: RolloutChanges,
+): Pick<RolloutDefinition, 'successThreshold' | 'failureThreshold' | 'pauseThreshold' | 'retry' | 'window'> {
+  if (Object.keys(changes).length === 0)
+    throw new RolloutInvalidError('Give at least one of successThreshold, failureThreshold, pauseThreshold, retry, window');
+  const next = {
+    successThreshold: changes.successThreshold ?? current.successThreshold,
+    failureThreshold: changes.failureThreshold ?? current.failureThreshold,
+    pauseThreshold: changes.pauseThreshold !== undefined ? changes.pauseThreshold : current.pauseThreshold,
+    retry: checkRetry(changes.retry, current.retry),
+    window: changes.window !== undefined ? checkWindow(changes.window) : current.window,
+  };
+  checkThresholds(next.successThreshold, next.failureThreshold, next.pauseThreshold);
+  return next;
+}
 
 const SELECTOR_KEYS = ['groups', 'tags', 'deviceIds', 'firmwareVersions'] as const;
 
@@ -83,10 +207,10 @@ export function defineRollout(input: RolloutInput): RolloutDefinition {
 
   const successThreshold = input.successThreshold ?? 0.95;
   const failureThreshold = input.failureThreshold ?? 0.1;
-  if (!(successThreshold > 0 && successThreshold <= 1))
-    throw new RolloutInvalidError('successThreshold must be a fraction above 0 and at most 1');
-  if (!(failureThreshold > 0 && failureThreshold <= 1))
-    throw new RolloutInvalidError('failureThreshold must be a fraction above 0 and at most 1');
+  const pauseThreshold = input.pauseThreshold ?? null;
+  checkThresholds(successThreshold, failureThreshold, pauseThreshold);
+  const retry = checkRetry(input.retry, DEFAULT_RETRY);
+  const window = checkWindow(input.window);
   const maxConcurrentDownloads = input.maxConcurrentDownloads ?? 100;
   if (!Number.isInteger(maxConcurrentDownloads) || maxConcurrentDownloads < 1 || maxConcurrentDownloads > MAX_CONCURRENT_DOWNLOADS) {
     throw new RolloutInvalidError(`maxConcurrentDownloads must be an integer from 1 to ${MAX_CONCURRENT_DOWNLOADS}`);
@@ -112,6 +236,9 @@ export function defineRollout(input: RolloutInput): RolloutDefinition {
     failureThreshold,
     maxConcurrentDownloads,
     offerTimeoutSeconds,
+    pauseThreshold,
+    retry,
+    window,
   };
 }
 

@@ -3,8 +3,8 @@
  * quarantined device keeps its update path, a disabled or retired one is refused, failed proofs
  * count against the client address):
  * `GET /device/v1/updates/director/root.json`, `…/<version>.root.json` and `…/targets.json`. Operators:
- * /api/v1/updates/rollouts (create, list, read with counts, devices by state, pause, resume,
- * abort) and /api/v1/devices/:id/updates (the device's latest version report and rollout state).
+ * /api/v1/updates/rollouts (create, list, read with counts, devices by state, change settings, retry devices,
+ * pause, resume, abort) and /api/v1/devices/:id/updates (the device's latest version report and rollout state).
  */
 import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
@@ -19,6 +19,8 @@ import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { NoDirectorRootError } from './rollout-errors.js';
 import {
+  MAX_ATTEMPTS,
+  MAX_BACKOFF_SECONDS,
   MAX_CONCURRENT_DOWNLOADS,
   MAX_OFFER_TIMEOUT_SECONDS,
   MAX_PHASES,
@@ -63,6 +65,40 @@ const Counts = Strict({
   rolled_back: Count,
 });
 const ErrorEntry = Strict({ code: Type.String(), message: Type.String() });
+const Fraction = Type.Number({ exclusiveMinimum: 0, maximum: 1 });
+const Retry = Strict({
+  maxAttempts: Type.Integer({ minimum: 1, maximum: MAX_ATTEMPTS, description: 'offers per device in all; 1 = no retry (default)' }),
+  backoffSeconds: Type.Integer({
+    minimum: 0,
+    maximum: MAX_BACKOFF_SECONDS,
+    description: 'wait before the first retry, doubled for each later one, at most a day (default 300)',
+  }),
+});
+const TimeOfDay = Type.String({ pattern: '^([01][0-9]|2[0-3]):[0-5][0-9]$' });
+const Window = Strict(
+  { start: TimeOfDay, end: TimeOfDay, timeZone: Type.String({ minLength: 1, maxLength: 64 }) },
+  {
+    description:
+      'devices are offered the release only between start and end (HH:MM; an end before the start wraps past midnight) in timeZone',
+  },
+);
+const Settings = {
+  successThreshold: Type.Optional(Fraction),
+  failureThreshold: Type.Optional(Fraction),
+  pauseThreshold: Type.Optional(
+    Nullable(
+      Type.Number({
+        exclusiveMinimum: 0,
+        maximum: 1,
+        description: 'pause for an operator at this failure fraction (below failureThreshold)',
+      }),
+    ),
+  ),
+  retry: Type.Optional(
+    Strict({ maxAttempts: Type.Optional(Retry.properties.maxAttempts), backoffSeconds: Type.Optional(Retry.properties.backoffSeconds) }),
+  ),
+  window: Type.Optional(Nullable(Window)),
+};
 
 const RolloutProperties = {
   id: Type.String(),
@@ -82,6 +118,9 @@ const RolloutProperties = {
   failureThreshold: Type.Number(),
   maxConcurrentDownloads: Type.Integer(),
   offerTimeoutSeconds: Type.Integer(),
+  pauseThreshold: Nullable(Type.Number()),
+  retry: Retry,
+  window: Nullable(Window),
   currentPhase: Type.Integer(),
   phaseStartedAt: Timestamp,
   deviceCount: Type.Integer(),
@@ -92,7 +131,12 @@ const RolloutProperties = {
   finishedAt: Nullable(Timestamp),
 };
 const Rollout = Strict(RolloutProperties);
-const RolloutDetail = Strict({ ...RolloutProperties, counts: Counts, currentPhaseCounts: Counts });
+const RolloutDetail = Strict({
+  ...RolloutProperties,
+  counts: Counts,
+  currentPhaseCounts: Counts,
+  retrying: Type.Integer({ description: 'pending devices waiting for a retry after a transient failure' }),
+});
 const Created = Strict({ ...RolloutProperties, enrolled: Type.Integer(), skipped: Type.Integer() });
 const RolloutDevice = Strict({
   deviceId: Type.String(),
@@ -101,6 +145,8 @@ const RolloutDevice = Strict({
   error: Nullable(ErrorEntry),
   offeredAt: Nullable(Timestamp),
   updatedAt: Timestamp,
+  attempts: Type.Integer({ description: 'offers the device had in this rollout' }),
+  retryAt: Nullable(Timestamp),
 });
 const DeviceUpdates = Strict({
   deviceId: Type.String(),
@@ -129,6 +175,8 @@ const DeviceUpdates = Strict({
       error: Nullable(ErrorEntry),
       offeredAt: Nullable(Timestamp),
       updatedAt: Timestamp,
+      attempts: Type.Integer(),
+      retryAt: Nullable(Timestamp),
     }),
   ),
 });
@@ -246,8 +294,7 @@ export function rolloutRoutes(platform: Platform) {
                 name: Type.Optional(Type.String({ maxLength: 200 })),
                 selector: Selector,
                 phases: Type.Optional(Type.Array(Phase, { minItems: 1, maxItems: MAX_PHASES })),
-                successThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
-                failureThreshold: Type.Optional(Type.Number({ exclusiveMinimum: 0, maximum: 1 })),
+                ...Settings,
                 maxConcurrentDownloads: Type.Optional(Type.Integer({ minimum: 1, maximum: MAX_CONCURRENT_DOWNLOADS })),
                 offerTimeoutSeconds: Type.Optional(
                   Type.Integer({
@@ -311,6 +358,34 @@ export function rolloutRoutes(platform: Platform) {
             },
           },
           async (request) => rollouts.devicesOf(actorOf(request), request.params.id, request.query),
+        );
+        app.patch(
+          '/updates/rollouts/:id',
+          {
+            config: manage,
+            schema: {
+              tags: ['updates'],
+              summary: 'Change the thresholds, retry policy or schedule window of a rollout that has not finished (audited)',
+              params: Params,
+              body: Strict(Settings),
+              response: { 200: Rollout, ...errorResponses(400, 401, 403, 404, 409) },
+            },
+          },
+          async (request) => rollouts.update(actorOf(request), request.params.id, request.body),
+        );
+        app.post(
+          '/updates/rollouts/:id/retry',
+          {
+            config: manage,
+            schema: {
+              tags: ['updates'],
+              summary: 'Offer the failed or rolled-back devices (all, or those named) the release again, attempts counted afresh',
+              params: Params,
+              body: Strict({ deviceIds: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: MAX_DEVICES_PAGE })) }),
+              response: { 200: Strict({ retried: Type.Array(Type.String()) }), ...errorResponses(400, 401, 403, 404, 409) },
+            },
+          },
+          async (request) => rollouts.retry(actorOf(request), request.params.id, request.body),
         );
         for (const action of ['pause', 'resume', 'abort'] as const) {
           app.post(

@@ -20,6 +20,11 @@ const ENROLLABLE = ['active', 'quarantined'] as const;
 /** States of a device that started installing and reports its progress. */
 const STARTED_STATES: RolloutDeviceState[] = ['downloading', 'installing', 'rebooting', 'verifying'];
 const INSERT_BATCH = 500;
+/** The failure of a device that started and then stayed silent past the offer timeout (transient: retried when attempts are left). */
+export const DEVICE_SILENT = {
+  code: 'update.device_silent',
+  message: 'The device stopped reporting its update progress within the offer timeout',
+} as const;
 
 export type StateCounts = Record<RolloutDeviceState, number>;
 
@@ -156,35 +161,90 @@ export class RolloutStore {
     return Number(row.n);
   }
 
-  /** The next devices to offer, in phase and rank order, still active or quarantined. */
-  async waiting(rolloutId: string, maxPhase: number, limit: number, db: Executor, deviceId?: string): Promise<string[]> {
+  /**
+   * The next devices to offer, in phase and rank order, still active or quarantined, leaving out
+   * those whose retry backoff has not passed at `now`.
+   */
+  async waiting(
+    rolloutId: string,
+    query: { maxPhase: number; limit: number; now: number; deviceId?: string },
+    db: Executor,
+  ): Promise<string[]> {
     const rows = await db
       .selectFrom('rollout_devices as rd')
       .innerJoin('devices as d', 'd.id', 'rd.device_id')
       .select('rd.device_id')
       .where('rd.rollout_id', '=', rolloutId)
-      .where('rd.phase', '<=', maxPhase)
+      .where('rd.phase', '<=', query.maxPhase)
       .where('rd.offered_at', 'is', null)
+      .where('rd.state', '=', 'pending')
+      .where((eb) => eb.or([eb('rd.retry_at', 'is', null), eb('rd.retry_at', '<=', query.now)]))
       .where('d.status', 'in', [...ENROLLABLE])
-      .$if(deviceId !== undefined, (q) => q.where('rd.device_id', '=', deviceId!))
+      .$if(query.deviceId !== undefined, (q) => q.where('rd.device_id', '=', query.deviceId!))
       // Never-offered devices share the rollout's creation time, so they go in phase and rank order;
-      // a device whose offer timed out was touched later and waits behind them, never re-taking its slot at once.
+      // a device whose offer timed out (or that waits for a retry) was touched later and waits behind them.
       .orderBy('rd.updated_at')
       .orderBy('rd.phase')
       .orderBy('rd.rank')
-      .limit(limit)
+      .limit(query.limit)
       .execute();
     return rows.map((r) => r.device_id);
   }
 
+  /** Each offer counts as an attempt. */
   async markOffered(rolloutId: string, deviceIds: string[], now: number, db: Executor): Promise<void> {
     if (deviceIds.length === 0) return;
     await db
       .updateTable('rollout_devices')
-      .set({ offered_at: now, updated_at: now })
+      .set((eb) => ({ offered_at: now, updated_at: now, retry_at: null, attempts: eb('attempts', '+', 1) }))
       .where('rollout_id', '=', rolloutId)
       .where('device_id', 'in', deviceIds)
       .execute();
+  }
+
+  /**
+   * Puts a device that failed for a transient reason back to waiting, not offered before `retryAt`
+   * (the director withdraws the release until then); its error stays as the last one seen.
+   */
+  async retryLater(
+    rolloutId: string,
+    deviceId: string,
+    retryAt: number,
+    error: { code: string; message: string },
+    now: number,
+    db: Executor,
+  ): Promise<void> {
+    await db
+      .updateTable('rollout_devices')
+      .set({ state: 'pending', offered_at: null, retry_at: retryAt, error_code: error.code, error_message: error.message, updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .where('device_id', '=', deviceId)
+      .execute();
+  }
+
+  /** An operator's retry: the given failed or rolled-back devices wait for a new offer, with their attempts counted afresh. */
+  async retryNow(rolloutId: string, deviceIds: string[] | null, now: number, db: Executor): Promise<string[]> {
+    const rows = await db
+      .updateTable('rollout_devices')
+      .set({ state: 'pending', offered_at: null, retry_at: null, attempts: 0, updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .where('state', 'in', ['failed', 'rolled_back'])
+      .$if(deviceIds !== null, (q) => q.where('device_id', 'in', deviceIds!))
+      .returning('device_id')
+      .execute();
+    return rows.map((r) => r.device_id);
+  }
+
+  /** Devices waiting for an automatic retry (pending after a transient failure). */
+  async retrying(rolloutId: string, db: Executor = this.db): Promise<number> {
+    const row = await db
+      .selectFrom('rollout_devices')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('rollout_id', '=', rolloutId)
+      .where('state', '=', 'pending')
+      .where('attempts', '>', 0)
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   /**
@@ -192,7 +252,12 @@ export class RolloutStore {
    * go back to waiting (the director withdraws the release when they next fetch), devices that
    * started are failed with `update.device_silent`. Both free their download slot.
    */
-  async expireOffers(rolloutId: string, cutoff: number, now: number, db: Executor): Promise<{ withdrawn: number; silent: number }> {
+  async expireOffers(
+    rolloutId: string,
+    cutoff: number,
+    now: number,
+    db: Executor,
+  ): Promise<{ withdrawn: number; silent: { deviceId: string; attempts: number }[] }> {
     const withdrawn = await db
       .updateTable('rollout_devices')
       .set({ offered_at: null, updated_at: now })
@@ -202,18 +267,17 @@ export class RolloutStore {
       .executeTakeFirst();
     const silent = await db
       .updateTable('rollout_devices')
-      .set({
-        state: 'failed',
-        error_code: 'update.device_silent',
-        error_message: 'The device stopped reporting its update progress within the offer timeout',
-        updated_at: now,
-      })
+      .set({ state: 'failed', error_code: DEVICE_SILENT.code, error_message: DEVICE_SILENT.message, updated_at: now })
       .where('rollout_id', '=', rolloutId)
       .where('state', 'in', STARTED_STATES)
       .where('offered_at', 'is not', null)
       .where('updated_at', '<', cutoff)
-      .executeTakeFirst();
-    return { withdrawn: Number(withdrawn.numUpdatedRows), silent: Number(silent.numUpdatedRows) };
+      .returning(['device_id', 'attempts'])
+      .execute();
+    return {
+      withdrawn: Number(withdrawn.numUpdatedRows),
+      silent: silent.map((r) => ({ deviceId: r.device_id, attempts: Number(r.attempts) })),
+    };
   }
 
   /** Enrolls devices in a rollout unless already enrolled in another; returns those enrolled (the primary key decides, so concurrent creates cannot both take one). */
@@ -267,7 +331,16 @@ export class RolloutStore {
       .selectFrom('rollout_devices as rd')
       .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
       .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
-      .select(['rd.state', 'rd.offered_at', 'r.status', 'f.target_name', 'f.version'])
+      .select([
+        'rd.state',
+        'rd.offered_at',
+        'rd.attempts',
+        'r.status',
+        'r.max_attempts',
+        'r.retry_backoff_seconds',
+        'f.target_name',
+        'f.version',
+      ])
       .where('rd.rollout_id', '=', rolloutId)
       .where('rd.device_id', '=', deviceId)
       .where('rd.organization_id', '=', organizationId)
@@ -292,6 +365,8 @@ export class RolloutStore {
         'rd.error_message',
         'rd.offered_at',
         'rd.updated_at',
+        'rd.attempts',
+        'rd.retry_at',
       ])
       .where('rd.device_id', '=', deviceId)
       .where('rd.organization_id', '=', organizationId)

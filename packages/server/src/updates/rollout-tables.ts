@@ -1,5 +1,5 @@
 /**
- * Kysely table interfaces of the director and rollouts (migrations 011_rollouts, 012_rollout_offer_timeout). Timestamps are
+ * Kysely table interfaces of the director and rollouts (migrations 011_rollouts, 012_rollout_offer_timeout, 015_rollout_retries). Timestamps are
  * milliseconds since the epoch; JSON columns are text on both engines.
  */
 import type { RolloutDeviceState } from '@bulwark/protocol';
@@ -20,6 +20,14 @@ export interface RolloutsTable {
   max_concurrent_downloads: number;
   /** An offered device silent this long gives its download slot back (pending: offered again later; started: failed). */
   offer_timeout_seconds: number;
+  /** Offers per device in all (015): a transient failure before the last is offered again after the backoff. */
+  max_attempts: number;
+  retry_backoff_seconds: number;
+  /** Pause for an operator at this failure fraction of the current phase (null: none). */
+  pause_threshold: number | null;
+  /** The phase an operator resumed in after the pause threshold paused it: it does not pause that phase again. */
+  pause_cleared_phase: number | null;
+  schedule_window: string | null; // JSON ScheduleWindow
   status: RolloutStatus;
   current_phase: number;
   phase_started_at: number;
@@ -44,6 +52,10 @@ export interface RolloutDevicesTable {
   error_message: string | null;
   offered_at: number | null;
   updated_at: number;
+  /** Offers this device had (015). */
+  attempts: number;
+  /** After a transient failure: not offered again before this time. */
+  retry_at: number | null;
 }
 
 /** The current director targets metadata of a device: re-signed only when its content changes or half its lifetime passed. */

@@ -18,17 +18,29 @@ import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
-import { RolloutEmptyError, RolloutNotFoundError, RolloutReleaseNotFoundError, RolloutStatusError } from './rollout-errors.js';
+import {
+  RolloutEmptyError,
+  RolloutNotFoundError,
+  RolloutReleaseNotFoundError,
+  RolloutStatusError,
+  RolloutStillFailingError,
+} from './rollout-errors.js';
 import { DeviceUpdateInbox } from './rollout-inbox.js';
 import {
+  changeRollout,
   defineRollout,
+  insideWindow,
   planPhases,
+  retryDelaySeconds,
+  type RetryPolicy,
+  type RolloutChanges,
   type RolloutDefinition,
   type RolloutInput,
   type RolloutPhase,
   type RolloutSelector,
+  type ScheduleWindow,
 } from './rollout-model.js';
-import { RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
+import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutStatus } from './rollout-tables.js';
 
 export const MAX_DEVICES_PAGE = 500;
@@ -56,6 +68,10 @@ export interface RolloutDeviceView {
   error: { code: string; message: string } | null;
   offeredAt: string | null;
   updatedAt: string;
+  /** Offers the device had in this rollout. */
+  attempts: number;
+  /** After a transient failure: when it may be offered again. */
+  retryAt: string | null;
 }
 
 /** What one tick did, summed over the running rollouts (for the log: timed-out offers are not audited one by one). */
@@ -64,7 +80,7 @@ export interface TickResult {
   offered: number;
   /** Offered devices that never started within the offer timeout, put back to waiting. */
   withdrawn: number;
-  /** Devices that started but stayed silent past the offer timeout, failed with `update.device_silent`. */
+  /** Devices that started but stayed silent past the offer timeout, failed with `update.device_silent` (or waiting for a retry). */
   silent: number;
 }
 
@@ -83,6 +99,9 @@ function view(row: RolloutRow): RolloutView {
     failureThreshold: Number(row.failure_threshold),
     maxConcurrentDownloads: row.max_concurrent_downloads,
     offerTimeoutSeconds: row.offer_timeout_seconds,
+    pauseThreshold: row.pause_threshold === null ? null : Number(row.pause_threshold),
+    retry: retryPolicyOf(row),
+    window: scheduleWindowOf(row),
     currentPhase: row.current_phase,
     phaseStartedAt: iso(row.phase_started_at)!,
     deviceCount: row.device_count,
@@ -93,6 +112,16 @@ function view(row: RolloutRow): RolloutView {
     finishedAt: iso(row.finished_at),
   };
 }
+
+const UNFINISHED_STATUSES: RolloutStatus[] = ['running', 'paused', 'halted'];
+const scheduleWindowOf = (row: RolloutRow): ScheduleWindow | null =>
+  row.schedule_window ? (JSON.parse(row.schedule_window) as ScheduleWindow) : null;
+/** The failed and rolled-back share of the devices counted. */
+function failureRate(counts: StateCounts): number {
+  const total = Object.values(counts).reduce((a, b) => a + b, 0);
+  return total === 0 ? 0 : (counts.failed + counts.rolled_back) / total;
+}
+const retryPolicyOf = (row: RolloutRow): RetryPolicy => ({ maxAttempts: row.max_attempts, backoffSeconds: row.retry_backoff_seconds });
 
 const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
 function decode<T>(cursor: string, check: (v: unknown) => v is T): T {
@@ -148,6 +177,11 @@ export class RolloutService {
         failure_threshold: definition.failureThreshold,
         max_concurrent_downloads: definition.maxConcurrentDownloads,
         offer_timeout_seconds: definition.offerTimeoutSeconds,
+        max_attempts: definition.retry.maxAttempts,
+        retry_backoff_seconds: definition.retry.backoffSeconds,
+        pause_threshold: definition.pauseThreshold,
+        pause_cleared_phase: null,
+        schedule_window: definition.window ? JSON.stringify(definition.window) : null,
         status: 'running',
         current_phase: 0,
         phase_started_at: now,
@@ -183,6 +217,8 @@ export class RolloutService {
           error_message: null,
           offered_at: null,
           updated_at: now,
+          attempts: 0,
+          retry_at: null,
         })),
         trx,
       );
@@ -215,13 +251,17 @@ export class RolloutService {
     return row;
   }
 
-  async get(actor: Actor, rolloutId: string): Promise<RolloutView & { counts: StateCounts; currentPhaseCounts: StateCounts }> {
+  async get(
+    actor: Actor,
+    rolloutId: string,
+  ): Promise<RolloutView & { counts: StateCounts; currentPhaseCounts: StateCounts; retrying: number }> {
     requirePermission(actor, 'rollouts:read');
     const row = await this.owned(actor, rolloutId);
     return {
       ...view(row),
       counts: await this.store.counts(row.id),
       currentPhaseCounts: await this.store.counts(row.id, this.db, row.current_phase),
+      retrying: await this.store.retrying(row.id),
     };
   }
 
@@ -265,6 +305,8 @@ export class RolloutService {
         error: d.error_code ? { code: d.error_code, message: d.error_message ?? '' } : null,
         offeredAt: iso(d.offered_at),
         updatedAt: iso(d.updated_at)!,
+        attempts: Number(d.attempts),
+        retryAt: iso(d.retry_at),
       })),
       nextCursor: rows.length > limit ? encode(page[page.length - 1]!.device_id) : null,
     };
@@ -274,8 +316,80 @@ export class RolloutService {
     return this.change(actor, rolloutId, 'pause', ['running'], 'paused', 'update.rollout_paused');
   }
 
+  /**
+   * Resumes a paused rollout, or a halted one whose current phase is now below its failure
+   * threshold (the operator raised it, or retried the failed devices). A rollout the pause
+   * threshold paused does not pause again in the same phase.
+   */
   resume(actor: Actor, rolloutId: string): Promise<RolloutView> {
-    return this.change(actor, rolloutId, 'resume', ['paused'], 'running', 'update.rollout_resumed');
+    return this.change(actor, rolloutId, 'resume', ['paused', 'halted'], 'running', 'update.rollout_resumed');
+  }
+
+  /** Changes the thresholds, retry policy or schedule window of a rollout that has not finished; audited with before and after. */
+  async update(actor: Actor, rolloutId: string, changes: RolloutChanges): Promise<RolloutView> {
+    requirePermission(actor, 'rollouts:manage');
+    return this.db.transaction().execute(async (trx) => {
+      await this.owned(actor, rolloutId, trx);
+      const row = (await this.store.lock(rolloutId, trx))!;
+      if (!UNFINISHED_STATUSES.includes(row.status)) throw new RolloutStatusError('change', row.status);
+      const before = view(row);
+      const next = changeRollout(before, changes);
+      const updated: Partial<RolloutRow> = {
+        success_threshold: next.successThreshold,
+        failure_threshold: next.failureThreshold,
+        pause_threshold: next.pauseThreshold,
+        max_attempts: next.retry.maxAttempts,
+        retry_backoff_seconds: next.retry.backoffSeconds,
+        schedule_window: next.window ? JSON.stringify(next.window) : null,
+        updated_at: this.clock.now(),
+      };
+      await this.store.update(row.id, updated, trx);
+      const pick = (v: RolloutView) => ({
+        successThreshold: v.successThreshold,
+        failureThreshold: v.failureThreshold,
+        pauseThreshold: v.pauseThreshold,
+        retry: v.retry,
+        window: v.window,
+      });
+      await this.audit.record(
+        {
+          organizationId: row.organization_id,
+          actor: auditActor(actor),
+          action: 'update.rollout_changed',
+          target: { type: 'rollout', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: { before: pick(before), after: next },
+        },
+        trx,
+      );
+      return view({ ...row, ...updated });
+    });
+  }
+
+  /**
+   * An operator's retry of devices that failed or rolled back (all of them, or those named): each
+   * waits for a new offer with its attempts counted afresh. Audited with the devices retried.
+   */
+  async retry(actor: Actor, rolloutId: string, query: { deviceIds?: string[] }): Promise<{ retried: string[] }> {
+    requirePermission(actor, 'rollouts:manage');
+    return this.db.transaction().execute(async (trx) => {
+      await this.owned(actor, rolloutId, trx);
+      const row = (await this.store.lock(rolloutId, trx))!;
+      if (!UNFINISHED_STATUSES.includes(row.status)) throw new RolloutStatusError('retry devices of', row.status);
+      const retried = await this.store.retryNow(row.id, query.deviceIds ?? null, this.clock.now(), trx);
+      await this.audit.record(
+        {
+          organizationId: row.organization_id,
+          actor: auditActor(actor),
+          action: 'update.rollout_devices_retried',
+          target: { type: 'rollout', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: { count: retried.length, deviceIds: retried.slice(0, 100) },
+        },
+        trx,
+      );
+      return { retried: retried.sort() };
+    });
   }
 
   /** Aborts: no new offers, and the director stops naming the release for every device that has not succeeded (told to fetch again). */
@@ -301,6 +415,14 @@ export class RolloutService {
       if (!from.includes(row.status)) throw new RolloutStatusError(action, row.status);
       const now = this.clock.now();
       const changes: Partial<RolloutRow> = { status: to, updated_at: now, ...(to === 'aborted' ? { finished_at: now } : {}) };
+      if (action === 'resume') {
+        const counts = await this.store.counts(row.id, trx, row.current_phase);
+        const rate = failureRate(counts);
+        if (row.status === 'halted' && rate >= Number(row.failure_threshold))
+          throw new RolloutStillFailingError(rate, Number(row.failure_threshold));
+        // Resumed past the pause threshold: it does not pause this phase again (the operator has seen it).
+        if (row.pause_threshold !== null && rate >= Number(row.pause_threshold)) changes.pause_cleared_phase = row.current_phase;
+      }
       await this.store.update(row.id, changes, trx);
       if (to === 'aborted') await this.store.unenroll(row.id, trx);
       await this.audit.record(
@@ -350,13 +472,22 @@ export class RolloutService {
       let row = await this.store.lock(rolloutId, trx);
       if (!row || row.status !== 'running') return { offered: [], withdrawn: 0, silent: 0 };
       const now = this.clock.now();
-      // Timed-out offers first: their slots are free for this pass, and silent failures count toward the halt.
-      const expired = await this.store.expireOffers(row.id, now - Number(row.offer_timeout_seconds) * 1000, now, trx);
+      // Timed-out offers first: their slots are free for this pass, and silent failures count toward the halt
+      // (unless the device has attempts left: going silent is transient, so it waits for a retry instead).
+      const timedOut = await this.store.expireOffers(row.id, now - Number(row.offer_timeout_seconds) * 1000, now, trx);
+      const policy = retryPolicyOf(row);
+      for (const { deviceId, attempts } of timedOut.silent) {
+        if (attempts >= policy.maxAttempts) continue;
+        const retryAt = now + retryDelaySeconds(policy, attempts) * 1000;
+        await this.store.retryLater(row.id, deviceId, retryAt, DEVICE_SILENT, now, trx);
+      }
+      const expired = { withdrawn: timedOut.withdrawn, silent: timedOut.silent.length };
       row = await this.evaluate(row, trx);
       if (row.status !== 'running') return { offered: [], ...expired };
+      if (!insideWindow(scheduleWindowOf(row), now)) return { offered: [], ...expired };
       const room = row.max_concurrent_downloads - (await this.store.inFlight(row.id, trx));
       if (room <= 0) return { offered: [], ...expired };
-      const next = await this.store.waiting(row.id, row.current_phase, room, trx);
+      const next = await this.store.waiting(row.id, { maxPhase: row.current_phase, limit: room, now }, trx);
       await this.store.markOffered(row.id, next, now, trx);
       return { offered: next, ...expired };
     });
@@ -364,13 +495,44 @@ export class RolloutService {
     return { offered: offered.length, withdrawn, silent };
   }
 
-  /** Halts past the failure threshold; advances (or completes) once the phase's successes reach the threshold and its soak passed. */
+  /**
+   * Halts past the failure threshold, pauses past the pause threshold (once per phase); advances
+   * (or completes) once the phase's successes reach the threshold and its soak passed.
+   */
   private async evaluate(row: RolloutRow, trx: Executor): Promise<RolloutRow> {
     const counts = await this.store.counts(row.id, trx, row.current_phase);
     const total = Object.values(counts).reduce((a, b) => a + b, 0);
     const failed = counts.failed + counts.rolled_back;
     const now = this.clock.now();
     const system = { type: 'system' as const, id: null };
+    const pauseAt = row.pause_threshold === null ? null : Number(row.pause_threshold);
+    if (
+      pauseAt !== null &&
+      total > 0 &&
+      failed / total >= pauseAt &&
+      failed / total < Number(row.failure_threshold) &&
+      row.pause_cleared_phase !== row.current_phase
+    ) {
+      await this.store.update(row.id, { status: 'paused', updated_at: now }, trx);
+      await this.audit.record(
+        {
+          organizationId: row.organization_id,
+          actor: system,
+          action: 'update.rollout_paused',
+          target: { type: 'rollout', id: row.id },
+          details: {
+            reason: 'pause_threshold',
+            phase: row.current_phase,
+            devices: total,
+            failed: counts.failed,
+            rolledBack: counts.rolled_back,
+            pauseThreshold: pauseAt,
+          },
+        },
+        trx,
+      );
+      return { ...row, status: 'paused', updated_at: now };
+    }
     if (total > 0 && failed / total >= Number(row.failure_threshold)) {
       await this.store.update(row.id, { status: 'halted', updated_at: now }, trx);
       await this.audit.record(
@@ -430,9 +592,11 @@ export class RolloutService {
       await this.db.transaction().execute(async (trx) => {
         const row = await this.store.lock(waiting.id, trx);
         if (!row || row.status !== 'running') return;
+        const now = this.clock.now();
+        if (!insideWindow(scheduleWindowOf(row), now)) return;
         if ((await this.store.inFlight(row.id, trx)) >= row.max_concurrent_downloads) return;
-        const next = await this.store.waiting(row.id, row.current_phase, 1, trx, identity.deviceId);
-        await this.store.markOffered(row.id, next, this.clock.now(), trx);
+        const next = await this.store.waiting(row.id, { maxPhase: row.current_phase, limit: 1, now, deviceId: identity.deviceId }, trx);
+        await this.store.markOffered(row.id, next, now, trx);
       });
     }
     const device = await this.director.device(identity.organizationId, identity.deviceId);
@@ -473,6 +637,8 @@ export class RolloutService {
             error: rollout.error_code ? { code: rollout.error_code, message: rollout.error_message ?? '' } : null,
             offeredAt: iso(rollout.offered_at),
             updatedAt: iso(rollout.updated_at)!,
+            attempts: Number(rollout.attempts),
+            retryAt: iso(rollout.retry_at),
           }
         : null,
     };
