@@ -366,5 +366,50 @@ for (const engine of ENGINES) {
       );
       assert.equal(extra.status, 400);
     });
+
+    it("changes a rollout's thresholds, retry policy and window, and retries its failed devices, over HTTPS; refuses malformed settings at the edge", async () => {
+      const created = await create([d[6]!.id], { retry: { maxAttempts: 3, backoffSeconds: 120 }, pauseThreshold: 0.05 });
+      assert.equal(created.status, 201, created.text);
+      assert.deepEqual(created.body.retry, { maxAttempts: 3, backoffSeconds: 120 });
+      assert.equal(created.body.pauseThreshold, 0.05);
+      assert.equal(created.body.window, null);
+      const id = created.body.id as string;
+      const window = { start: '01:00', end: '05:00', timeZone: 'Europe/Paris' };
+      const changed = await api().patch(`/api/v1/updates/rollouts/${id}`, { failureThreshold: 0.5, window }, { token });
+      assert.equal(changed.status, 200, changed.text);
+      assert.deepEqual([changed.body.failureThreshold, changed.body.window], [0.5, window]);
+      const detail = await api().get(`/api/v1/updates/rollouts/${id}`, { token });
+      assert.equal(detail.body.retrying, 0);
+      assert.equal((await api().get(`/api/v1/updates/rollouts/${id}/devices`, { token })).body.devices[0].attempts, 0);
+
+      for (const [body, code] of [
+        [{}, 'update.rollout_invalid'],
+        [{ pauseThreshold: 0.9 }, 'update.rollout_invalid'],
+        [{ window: { start: '25:00', end: '05:00', timeZone: 'UTC' } }, 'request.invalid'],
+        [{ window: { start: '01:00', end: '05:00', timeZone: 'Nowhere/Land' } }, 'update.rollout_invalid'],
+        [{ retry: { maxAttempts: 0 } }, 'request.invalid'],
+        [{ retry: { maxAttempts: '3' } }, 'request.invalid'],
+        [{ everyone: true }, 'request.invalid'],
+      ] as const) {
+        const refused = await api().patch(`/api/v1/updates/rollouts/${id}`, body, { token });
+        assert.equal(refused.status, 400, JSON.stringify(body));
+        assert.equal(refused.body.error.code, code, JSON.stringify(body));
+      }
+      const retried = await api().post(`/api/v1/updates/rollouts/${id}/retry`, {}, { token });
+      assert.equal(retried.status, 200, retried.text);
+      assert.deepEqual(retried.body.retried, [], 'no device has failed');
+      assert.equal((await api().post(`/api/v1/updates/rollouts/${id}/retry`, { deviceIds: [] }, { token })).status, 400);
+      for (const [method, suffix, body] of [
+        ['PATCH', '', { failureThreshold: 0.9 }],
+        ['POST', '/retry', {}],
+      ] as const) {
+        const foreign = await api().request(method, `/api/v1/updates/rollouts/${id}${suffix}`, { token: tokenB, body });
+        assert.equal(foreign.status, 404, `${method} ${suffix} from another organization`);
+      }
+      assert.equal((await api().post(`/api/v1/updates/rollouts/${id}/abort`, undefined, { token })).status, 200);
+      const late = await api().patch(`/api/v1/updates/rollouts/${id}`, { failureThreshold: 0.9 }, { token });
+      assert.equal(late.status, 409);
+      assert.equal(late.body.error.code, 'update.rollout_status');
+    });
   });
 }

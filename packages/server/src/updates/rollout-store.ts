@@ -258,9 +258,10 @@ export class RolloutStore {
     now: number,
     db: Executor,
   ): Promise<{ withdrawn: number; silent: { deviceId: string; attempts: number }[] }> {
+    // An offer the device never took up is not an attempt: it is offered again without using one up.
     const withdrawn = await db
       .updateTable('rollout_devices')
-      .set({ offered_at: null, updated_at: now })
+      .set((eb) => ({ offered_at: null, updated_at: now, attempts: eb('attempts', '-', 1) }))
       .where('rollout_id', '=', rolloutId)
       .where('state', '=', 'pending')
       .where('offered_at', '<', cutoff)

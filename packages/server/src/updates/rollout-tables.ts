@@ -52,7 +52,7 @@ export interface RolloutDevicesTable {
   error_message: string | null;
   offered_at: number | null;
   updated_at: number;
-  /** Offers this device had (015). */
+  /** Offers this device took up (015): an offer withdrawn because the device never started does not count. */
   attempts: number;
   /** After a transient failure: not offered again before this time. */
   retry_at: number | null;

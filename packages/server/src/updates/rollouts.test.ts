@@ -179,7 +179,7 @@ for (const engine of ENGINES) {
         failedDevices.devices.map((d) => [d.deviceId, d.error]),
         [[all[0], { code: 'update.hash_mismatch', message: 'sha256 differs' }]],
       );
-      await assert.rejects(rollouts.resume(actor, rollout.id), { code: 'update.rollout_status' });
+      await assert.rejects(rollouts.resume(actor, rollout.id), { code: 'update.rollout_still_failing' }, 'still at its failure threshold');
       await rollouts.abort(actor, rollout.id);
     });
 
