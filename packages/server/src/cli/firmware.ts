@@ -1,12 +1,13 @@
 /**
  * `bulwark firmware …`: the firmware signing ceremony (docs/updates.md). Everything but
  * `online-keys` runs offline with no server: keys in passphrase-encrypted files
- * (BULWARK_KEY_PASSPHRASE; keys/passphrase-keys.ts) and their re-encryption (`rekey`), roots,
+ * (BULWARK_KEY_PASSPHRASE; keys/passphrase-keys.ts) and their re-encryption (`rekey`), or on a
+ * PKCS#11 token named by a `pkcs11:` URI (updates/tuf/token-keys.ts; PIN in BULWARK_PKCS11_PIN), roots,
  * top-level targets with the product lines' delegations, and the product line's signed metadata
  * for an image. `online-keys` runs on the server against its data directory and prints the
  * public halves the root must name.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import semver from 'semver';
@@ -25,14 +26,17 @@ import {
   loadPublicKey,
   onlineKeysFromJson,
   onlineKeysJson,
-  publicKeyOf,
+  publicKeyJson,
   readAnyMetadata,
   readJson,
   readRoot,
   readTargets,
   signWith,
+  softwareSigner,
   writeMetadata,
+  type OfflineSigner,
 } from '../updates/tuf/offline.js';
+import { isTokenKeyUri, parseTokenKeyUri, TokenKeys } from '../updates/tuf/token-keys.js';
 import { action, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
 
 const PASSPHRASE_ENV = 'BULWARK_KEY_PASSPHRASE';
@@ -46,8 +50,25 @@ const GIVE_PASSPHRASE = `set ${PASSPHRASE_ENV}`;
 const passphrase = () => requirePassphrase(process.env[PASSPHRASE_ENV], GIVE_PASSPHRASE);
 const newKeyPassphrase = () => checkPassphrase(process.env[PASSPHRASE_ENV], GIVE_PASSPHRASE);
 
-/** Opens an offline key, telling the key holder on stderr when its file is below the policy. */
+/** Opens an offline key file, telling the key holder on stderr when its file is below the policy. */
 const openKey = (path: string, secret: string) => loadPrivateKey(path, secret, (warning) => process.stderr.write(`warning: ${warning}\n`));
+
+const KEY_HELP =
+  'a private key file (passphrase in BULWARK_KEY_PASSPHRASE) or a token key pkcs11:token=<label>;object=<label> (PIN in BULWARK_PKCS11_PIN)';
+
+/**
+ * Runs `use` with a function opening offline keys, files or token keys; the passphrase is asked
+ * for only when a file is opened, and every token opened is logged out of afterwards.
+ */
+async function withKeys<T>(use: (open: (ref: string) => OfflineSigner) => Promise<T> | T): Promise<T> {
+  const tokens = new TokenKeys();
+  let secret: string | undefined;
+  try {
+    return await use((ref) => (isTokenKeyUri(ref) ? tokens.signer(ref) : softwareSigner(openKey(ref, (secret ??= passphrase())))));
+  } finally {
+    tokens.close();
+  }
+}
 
 function positiveInteger(value: string, what: string): number {
   const n = Number(value);
@@ -68,9 +89,34 @@ export function registerFirmwareCommands(program: Command): void {
       'offline: a new Ed25519 key: <prefix>.key (PKCS#8 encrypted under BULWARK_KEY_PASSPHRASE, at least 12 characters; mode 0600) and <prefix>.pub',
     )
     .requiredOption('--out <prefix>', 'path prefix of the two files (never overwritten)')
+    .option(
+      '--pkcs11 <uri>',
+      'generate the key on a PKCS#11 token instead (pkcs11:token=<label>;object=<new key label>, PIN in BULWARK_PKCS11_PIN): only <prefix>.pub is written',
+    )
     .option('--json', 'machine-readable output')
     .action(
-      action(async (flags: { out: string; json?: boolean }) => {
+      action(async (flags: { out: string; pkcs11?: string; json?: boolean }) => {
+        if (flags.pkcs11) {
+          const ref = parseTokenKeyUri(flags.pkcs11);
+          const pubPath = `${flags.out}.pub`;
+          if (existsSync(pubPath))
+            throw new ValidationError(`${pubPath} exists: choose another --out prefix`, undefined, 'keys.file_exists');
+          const tokens = new TokenKeys();
+          try {
+            const { key } = tokens.generate(flags.pkcs11);
+            writeFileSync(pubPath, JSON.stringify(publicKeyJson(key), null, 2) + '\n', { mode: 0o644, flag: 'wx' });
+            const result = { keyid: key.keyID, token: ref.token, object: ref.object, key: flags.pkcs11, pub: pubPath };
+            print(
+              flags,
+              result,
+              () =>
+                `Key ${result.keyid}\n  private: on token "${ref.token}" as "${ref.object}" (generated there, not extractable)\n  public:  ${pubPath}\n  sign with --key '${flags.pkcs11}'`,
+            );
+          } finally {
+            tokens.close();
+          }
+          return;
+        }
         const written = generateKeyFiles(flags.out, newKeyPassphrase());
         const result = { keyid: written.key.keyID, key: written.keyPath, pub: written.pubPath };
         print(flags, result, () => `Key ${result.keyid}\n  private: ${result.key} (encrypted; keep it offline)\n  public:  ${result.pub}`);
@@ -185,14 +231,16 @@ export function registerFirmwareCommands(program: Command): void {
   root
     .command('sign')
     .description('offline: append this key’s signature to root (or targets) metadata files, in place')
-    .requiredOption('--key <key>', 'private key file (passphrase in BULWARK_KEY_PASSPHRASE)')
+    .requiredOption('--key <key>', KEY_HELP)
     .argument('<files...>', 'metadata files to sign')
     .option('--json', 'machine-readable output')
     .action(
       action(async (files: string[], flags: { key: string; json?: boolean }) => {
-        const privateKey = openKey(flags.key, passphrase());
-        for (const file of files) writeMetadata(file, signWith(readAnyMetadata(file), privateKey));
-        const keyid = publicKeyOf(privateKey).keyID;
+        const keyid = await withKeys((open) => {
+          const signer = open(flags.key);
+          for (const file of files) writeMetadata(file, signWith(readAnyMetadata(file), signer));
+          return signer.key.keyID;
+        });
         print(flags, { keyid, files }, () => `Signed ${files.join(', ')} with key ${keyid}`);
       }),
     );
@@ -200,7 +248,7 @@ export function registerFirmwareCommands(program: Command): void {
   firmware
     .command('delegate')
     .description('offline: the next top-level targets, delegating a product line to its release keys, signed by the targets key')
-    .requiredOption('--targets-key <key>', 'the targets private key')
+    .requiredOption('--targets-key <key>', `the targets key: ${KEY_HELP}`)
     .requiredOption('--product <id>', 'product ID')
     .requiredOption('--key <pub...>', 'release keys’ .pub files')
     .option('--threshold <n>', 'release signatures needed', '1')
@@ -227,7 +275,7 @@ export function registerFirmwareCommands(program: Command): void {
             threshold: positiveInteger(flags.threshold, '--threshold'),
             expires: expiresIn(days(flags.expiresDays)),
           });
-          writeMetadata(flags.out, signWith(next, openKey(flags.targetsKey, passphrase())));
+          await withKeys((open) => writeMetadata(flags.out, signWith(next, open(flags.targetsKey))));
           print(
             flags,
             { out: flags.out, version: next.signed.version },
@@ -246,7 +294,7 @@ export function registerFirmwareCommands(program: Command): void {
     .requiredOption('--version <semver>', 'the image version')
     .requiredOption('--security-version <n>', 'anti-rollback counter (whole number from 0)')
     .requiredOption('--hardware <id...>', 'hardware IDs the image is for')
-    .requiredOption('--key <key...>', 'release private keys (one passphrase, BULWARK_KEY_PASSPHRASE)')
+    .requiredOption('--key <key...>', `release keys, each ${KEY_HELP}; files share one passphrase`)
     .option('--metadata <file>', "the product line's current metadata (omit for its first image)")
     .requiredOption('--out <file>', 'where to write the signed metadata')
     .option('--expires-days <n>', 'validity in days', String(DEFAULT_EXPIRY_DAYS))
@@ -270,8 +318,6 @@ export function registerFirmwareCommands(program: Command): void {
           const securityVersion = Number(flags.securityVersion);
           if (!/^\d+$/.test(flags.securityVersion) || !Number.isSafeInteger(securityVersion))
             throw new ValidationError('--security-version must be a whole number from 0');
-          const secret = passphrase();
-          const keys = flags.key.map((k) => openKey(k, secret));
           const { length, sha256 } = await hashFile(flags.image);
           const next = addImageTarget(flags.metadata ? readTargets(flags.metadata) : null, {
             product: flags.product,
@@ -282,8 +328,12 @@ export function registerFirmwareCommands(program: Command): void {
             sha256,
             expires: expiresIn(days(flags.expiresDays)),
           });
-          for (const key of keys) signWith(next, key);
-          writeMetadata(flags.out, next);
+          await withKeys((open) => {
+            // Every key opens before anything is written: a wrong PIN or passphrase leaves no half-signed file.
+            const signers = flags.key.map(open);
+            for (const signer of signers) signWith(next, signer);
+            writeMetadata(flags.out, next);
+          });
           const result = {
             out: flags.out,
             version: next.signed.version,

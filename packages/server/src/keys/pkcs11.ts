@@ -45,29 +45,60 @@ export class Pkcs11Error extends KeyCustodyError {
   }
 }
 
-/** A logged-in session on one token. One per process: C_Initialize is process-wide. */
+/**
+ * Loaded PKCS#11 modules of this process: C_Initialize is process-wide, so every token of one
+ * module shares its instance, finalized when the last of them closes.
+ */
+const loadedModules = new Map<string, { p11: pkcs11js.PKCS11; tokens: number }>();
+
+function loadModule(path: string): pkcs11js.PKCS11 {
+  const loaded = loadedModules.get(path);
+  if (loaded) {
+    loaded.tokens++;
+    return loaded.p11;
+  }
+  const p11 = new pkcs11js.PKCS11();
+  try {
+    p11.load(path);
+    p11.C_Initialize();
+  } catch (error) {
+    throw new Pkcs11Error(`Cannot load the PKCS#11 module ${path}: ${(error as Error).message}`, error);
+  }
+  loadedModules.set(path, { p11, tokens: 1 });
+  return p11;
+}
+
+function releaseModule(path: string): void {
+  const loaded = loadedModules.get(path);
+  if (!loaded || --loaded.tokens > 0) return;
+  loadedModules.delete(path);
+  loaded.p11.C_Finalize();
+}
+
+/** A logged-in session on one token; tokens of one module share its loaded instance. */
 export class Pkcs11Token {
   private constructor(
     private readonly p11: pkcs11js.PKCS11,
     readonly session: Buffer,
+    private readonly modulePath: string,
   ) {}
 
   static open(options: Pkcs11Options): Pkcs11Token {
-    const p11 = new pkcs11js.PKCS11();
-    try {
-      p11.load(options.module ?? SOFTHSM_MODULE);
-      p11.C_Initialize();
-    } catch (error) {
-      throw new Pkcs11Error(`Cannot load the PKCS#11 module ${options.module ?? SOFTHSM_MODULE}: ${(error as Error).message}`, error);
-    }
+    const modulePath = options.module ?? SOFTHSM_MODULE;
+    const p11 = loadModule(modulePath);
     try {
       const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === options.tokenLabel);
       if (!slot) throw new Pkcs11Error(`No PKCS#11 token labelled "${options.tokenLabel}"`);
       const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
-      p11.C_Login(session, pkcs11js.CKU_USER, options.pin);
-      return new Pkcs11Token(p11, session);
+      try {
+        p11.C_Login(session, pkcs11js.CKU_USER, options.pin);
+      } catch (error) {
+        p11.C_CloseSession(session);
+        throw error;
+      }
+      return new Pkcs11Token(p11, session, modulePath);
     } catch (error) {
-      p11.C_Finalize();
+      releaseModule(modulePath);
       throw error instanceof Pkcs11Error
         ? error
         : new Pkcs11Error(`Cannot open the PKCS#11 token "${options.tokenLabel}": ${(error as Error).message}`, error);
@@ -181,7 +212,7 @@ export class Pkcs11Token {
       this.p11.C_Logout(this.session);
       this.p11.C_CloseSession(this.session);
     } finally {
-      this.p11.C_Finalize();
+      releaseModule(this.modulePath);
     }
   }
 

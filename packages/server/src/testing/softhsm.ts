@@ -40,11 +40,18 @@ export function createTestToken(label = 'bulwark-test'): TestToken {
   const conf = join(dir, 'softhsm2.conf');
   writeFileSync(conf, `directories.tokendir = ${tokens}\nobjectstore.backend = file\nlog.level = ERROR\n`);
   process.env.SOFTHSM2_CONF = conf;
-  const pin = '1234-test';
+  const pin = TEST_PIN;
+  addTestToken(label);
+  return { label, pin, dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+const TEST_PIN = '1234-test';
+
+/** Another token beside those of the current SOFTHSM2_CONF (after createTestToken): keys spread over several tokens. */
+export function addTestToken(label: string, pin = TEST_PIN): void {
   const init = spawnSync('softhsm2-util', ['--init-token', '--free', '--label', label, '--so-pin', '5678-test-so', '--pin', pin], {
     encoding: 'utf8',
     env: process.env,
   });
   if (init.status !== 0) throw new Error(`softhsm2-util --init-token failed: ${init.stderr || init.stdout}`);
-  return { label, pin, dir, remove: () => rmSync(dir, { recursive: true, force: true }) };
 }

@@ -13,6 +13,7 @@ import {
   expiresIn,
   newKeyPair,
   signWith,
+  softwareSigner,
   type OnlineKeys,
 } from './offline.js';
 
@@ -24,7 +25,7 @@ export interface KeyHolder {
 export const keyHolder = (): KeyHolder => newKeyPair();
 
 export function signedBy<M extends Metadata<Root> | Metadata<Targets>>(metadata: M, ...holders: KeyHolder[]): M {
-  for (const h of holders) signWith(metadata, h.privateKey);
+  for (const h of holders) signWith(metadata, softwareSigner(h.privateKey));
   return metadata;
 }
 

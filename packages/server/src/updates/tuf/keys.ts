@@ -1,11 +1,10 @@
 /**
  * Ed25519 keys in TUF form: a node:crypto key becomes a TUF `Key` (keyval = raw public key in hex,
- * keyid = SHA-256 of the key's canonical JSON, as the specification computes it), and a private
- * key becomes the signer @tufjs/models' `Metadata.sign` expects.
+ * keyid = SHA-256 of the key's canonical JSON, as the specification computes it).
  */
-import { createHash, createPublicKey, sign, type KeyObject } from 'node:crypto';
+import { createHash, type KeyObject } from 'node:crypto';
 import { canonicalize } from '@tufjs/canonical-json';
-import { Key, Signature } from '@tufjs/models';
+import { Key } from '@tufjs/models';
 
 /** The 32 raw bytes of an Ed25519 public key, in hex. */
 export function ed25519PublicHex(publicKey: KeyObject): string {
@@ -18,10 +17,4 @@ export function tufKeyOf(publicKey: KeyObject): Key {
   const body = { keytype: 'ed25519', scheme: 'ed25519', keyval: { public: ed25519PublicHex(publicKey) } };
   const keyID = createHash('sha256').update(canonicalize(body)).digest('hex');
   return new Key({ keyID, keyType: body.keytype, scheme: body.scheme, keyVal: body.keyval });
-}
-
-/** A signer for `Metadata.sign`: signs the canonical bytes it is given with the private key. */
-export function tufSignerOf(privateKey: KeyObject): (data: Buffer) => Signature {
-  const keyID = tufKeyOf(createPublicKey(privateKey)).keyID;
-  return (data) => new Signature({ keyID, sig: sign(null, data, privateKey).toString('hex') });
 }

@@ -5,16 +5,16 @@
  * product line's metadata, and signatures appended by each key holder. Pure library: no server,
  * no database; used by `bulwark firmware …` and the tests.
  */
-import { createHash, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, writeFileSync } from 'node:fs';
-import { Key, Metadata, MetadataKind, Root, TargetFile, Targets } from '@tufjs/models';
+import { Key, Metadata, MetadataKind, Root, Signature, TargetFile, Targets } from '@tufjs/models';
 // Not re-exported by the package index; the same module instances its parsers use.
 import { Delegations } from '@tufjs/models/dist/delegations.js';
 import { DelegatedRole, Role } from '@tufjs/models/dist/role.js';
 import { PRODUCT_ID_PATTERN, productRoleOf, targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
 import { ValidationError } from '../../errors.js';
 import { encryptPrivateKey, KeyFileExistsError, openKeyFile, shellWord, writeNewKeyFile } from '../../keys/passphrase-keys.js';
-import { tufKeyOf, tufSignerOf } from './keys.js';
+import { tufKeyOf } from './keys.js';
 import { computedKeyId, tufTime } from './verify.js';
 
 export const DEFAULT_EXPIRY_DAYS = 365;
@@ -167,9 +167,25 @@ export function buildDirectorRoot(plan: Omit<RootPlan, 'targetsKeys' | 'targetsT
   return new Metadata(root);
 }
 
+/**
+ * An offline key that signs: a key file opened with its passphrase, or a key on a PKCS#11 token
+ * (updates/tuf/token-keys.ts) whose private half never leaves it. Ed25519 either way.
+ */
+export interface OfflineSigner {
+  readonly key: Key;
+  /** The 64-byte Ed25519 signature of the canonical bytes given. */
+  sign(data: Buffer): Buffer;
+}
+
+/** An offline signer over a private key held in memory (opened from its file). */
+export function softwareSigner(privateKey: KeyObject): OfflineSigner {
+  if (privateKey.asymmetricKeyType !== 'ed25519') throw new ValidationError('offline keys are Ed25519');
+  return { key: publicKeyOf(privateKey), sign: (data) => sign(null, data, privateKey) };
+}
+
 /** Appends one signature (replacing an earlier one by the same key). */
-export function signWith<M extends Metadata<Root> | Metadata<Targets>>(metadata: M, privateKey: KeyObject): M {
-  metadata.sign(tufSignerOf(privateKey), true);
+export function signWith<M extends Metadata<Root> | Metadata<Targets>>(metadata: M, signer: OfflineSigner): M {
+  metadata.sign((data) => new Signature({ keyID: signer.key.keyID, sig: signer.sign(data).toString('hex') }), true);
   return metadata;
 }
 
