@@ -18,6 +18,7 @@ import * as rolloutOfferTimeout from './migrations/012_rollout_offer_timeout.js'
 import * as telemetryQuota from './migrations/013_telemetry_quota.js';
 import * as firmwareBlobs from './migrations/014_firmware_blobs.js';
 import * as rolloutRetries from './migrations/015_rollout_retries.js';
+import * as releaseProvenance from './migrations/016_release_provenance.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -36,6 +37,7 @@ const migrations: Record<string, Migration> = {
   '013_telemetry_quota': telemetryQuota,
   '014_firmware_blobs': firmwareBlobs,
   '015_rollout_retries': rolloutRetries,
+  '016_release_provenance': releaseProvenance,
 };
 
 export interface MigrationReport {

@@ -3,7 +3,7 @@
  * Timestamps are milliseconds since the epoch (bigint in PostgreSQL, integer in SQLite).
  * Flags are nullable timestamps ("verified at") rather than booleans: one encoding on both engines.
  */
-import type { Generated } from 'kysely';
+import type { ColumnType, Generated } from 'kysely';
 import type {
   DeviceVersionReportsTable,
   DirectorTargetsTable,
@@ -310,6 +310,30 @@ export interface FirmwareReleasesTable {
   sbom: string; // CycloneDX JSON
   created_by: string | null;
   created_at: number;
+  /** What its attestations showed (016): JSON ReleaseProvenance, null when it had none (may be left out on insert). */
+  provenance: ColumnType<string | null, string | null | undefined, string | null>;
+}
+
+/** A product's release policy (016): which attestations a release needs and whose signatures count. */
+export interface ReleasePoliciesTable {
+  product_id: string;
+  organization_id: string;
+  policy: string; // JSON ReleasePolicy
+  updated_by: string | null;
+  updated_at: number;
+}
+
+/** A release its product's policy refused (016): kept with the reason; it was never published. */
+export interface ReleaseRefusalsTable {
+  id: string;
+  organization_id: string;
+  product_id: string;
+  version: string;
+  sha256: string;
+  code: string;
+  reason: string;
+  created_by: string | null;
+  created_at: number;
 }
 
 /** An organization's holding of a blob (014): the bytes its quota counts; `stored` 0 while the upload runs. */
@@ -359,6 +383,9 @@ export interface Database {
   device_version_reports: DeviceVersionReportsTable;
   // 014_firmware_blobs
   firmware_blobs: FirmwareBlobsTable;
+  // 016_release_provenance
+  release_policies: ReleasePoliciesTable;
+  release_refusals: ReleaseRefusalsTable;
 }
 
 export type { Generated };

@@ -1,6 +1,8 @@
 /**
  * HTTP routes of firmware releases: publish (firmware:release) with the product line's signed
- * metadata, list and read (firmware:read). Releases of another organization are not found.
+ * metadata and attestations, list and read (firmware:read), the refusals of the products'
+ * release policies, and each product's policy (read: firmware:read; set: org:manage). Releases of
+ * another organization are not found.
  */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -8,7 +10,8 @@ import { Type } from 'typebox';
 import type { Platform } from '../platform.js';
 import { actorOf } from '../transport/http/auth.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { MAX_NOTES, type Release } from './releases.js';
+import { MAX_ATTESTATIONS, MAX_POLICY_ENTRIES, MAX_POLICY_KEYS, type ReleasePolicy } from './provenance.js';
+import { MAX_NOTES, type Release, type ReleaseRefusal } from './releases.js';
 
 const ReleaseView = Strict({
   id: Type.String(),
@@ -21,7 +24,48 @@ const ReleaseView = Strict({
   length: Type.Integer(),
   notes: Type.String(),
   createdAt: Timestamp,
+  provenance: Type.Union([
+    Strict(
+      {
+        builder: Type.Union([Type.String(), Type.Null()]),
+        repository: Type.Union([Type.String(), Type.Null()]),
+        commit: Type.Union([Type.String(), Type.Null()]),
+        tests: Type.Union([
+          Strict({ result: Type.String(), passed: Type.Integer(), warned: Type.Integer(), configuration: Type.Array(Type.String()) }),
+          Type.Null(),
+        ]),
+        signedBy: Type.Array(Type.String()),
+      },
+      { description: "what the release's attestations showed, verified against its product's release policy" },
+    ),
+    Type.Null(),
+  ]),
 });
+
+const Policy = Strict({
+  attestationKeys: Type.Array(
+    Strict({
+      keyid: Type.String({ pattern: '^[0-9a-f]{64}$', description: 'SHA-256 of the DER SubjectPublicKeyInfo, hex' }),
+      publicKey: Type.String({ maxLength: 4096, description: 'SPKI PEM, Ed25519 or ECDSA P-256' }),
+    }),
+    { maxItems: MAX_POLICY_KEYS },
+  ),
+  builders: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: MAX_POLICY_ENTRIES }),
+  repositories: Type.Array(Type.String({ minLength: 1, maxLength: 512 }), { maxItems: MAX_POLICY_ENTRIES }),
+  requireProvenance: Type.Boolean(),
+  requireTests: Type.Boolean(),
+});
+
+const Refusal = Strict({
+  id: Type.String(),
+  productId: Type.String(),
+  version: Type.String(),
+  sha256: Type.String(),
+  code: Type.String(),
+  reason: Type.String(),
+  createdAt: Timestamp,
+});
+const refusalView = (r: ReleaseRefusal) => ({ ...r, createdAt: new Date(r.createdAt).toISOString() });
 
 const view = (release: Release) => ({
   id: release.id,
@@ -34,6 +78,7 @@ const view = (release: Release) => ({
   length: release.length,
   notes: release.notes,
   createdAt: new Date(release.createdAt).toISOString(),
+  provenance: release.provenance,
 });
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
@@ -59,8 +104,13 @@ export function releaseRoutes(platform: Platform) {
             notes: Type.String({ maxLength: MAX_NOTES }),
             sbom: OpenObject('CycloneDX JSON SBOM of the image'),
             metadata: OpenObject("the product line's new signed delegated targets metadata (bulwark firmware sign)"),
+            attestations: Type.Optional(
+              Type.Array(OpenObject('a DSSE envelope of an in-toto statement about the image (SLSA provenance v1, test result v0.1)'), {
+                maxItems: MAX_ATTESTATIONS,
+              }),
+            ),
           }),
-          response: { 201: ReleaseView, ...errorResponses(400, 401, 403, 404, 409) },
+          response: { 201: ReleaseView, ...errorResponses(400, 401, 403, 404, 409, 422) },
         },
       },
       async (request, reply) => {
@@ -68,6 +118,55 @@ export function releaseRoutes(platform: Platform) {
         reply.code(201);
         return view(release);
       },
+    );
+
+    app.get(
+      '/api/v1/updates/release-refusals',
+      {
+        config: { auth: { principal: 'operator', permission: 'firmware:read' } },
+        schema: {
+          tags: ['updates'],
+          summary: "Releases a product's release policy refused, with the reason, newest first (at most 500)",
+          querystring: Strict({ productId: Type.Optional(Id) }),
+          response: { 200: Strict({ refusals: Type.Array(Refusal) }), ...errorResponses(400, 401, 403) },
+        },
+      },
+      async (request) => ({ refusals: (await releases.refusals(actorOf(request), request.query)).map(refusalView) }),
+    );
+
+    app.get(
+      '/api/v1/updates/products/:id/release-policy',
+      {
+        config: { auth: { principal: 'operator', permission: 'firmware:read' } },
+        schema: {
+          tags: ['updates'],
+          summary: "A product's release policy: attestation keys, accepted builders and source repositories, what is required",
+          params: Strict({ id: Id }),
+          response: { 200: Strict({ policy: Type.Union([Policy, Type.Null()]) }), ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => ({ policy: await releases.policy(actorOf(request), request.params.id) }),
+    );
+
+    app.put(
+      '/api/v1/updates/products/:id/release-policy',
+      {
+        config: { auth: { principal: 'operator', permission: 'org:manage' } },
+        schema: {
+          tags: ['updates'],
+          summary: "Set a product's release policy (owners and admins: a release key cannot weaken the gate it must pass); audited",
+          params: Strict({ id: Id }),
+          body: Strict({
+            attestationKeys: Type.Optional(Policy.properties.attestationKeys),
+            builders: Type.Optional(Policy.properties.builders),
+            repositories: Type.Optional(Policy.properties.repositories),
+            requireProvenance: Type.Optional(Type.Boolean()),
+            requireTests: Type.Optional(Type.Boolean()),
+          }),
+          response: { 200: Strict({ policy: Policy }), ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) => ({ policy: (await releases.setPolicy(actorOf(request), request.params.id, request.body)) as ReleasePolicy }),
     );
 
     app.get(

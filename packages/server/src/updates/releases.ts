@@ -2,9 +2,11 @@
  * Firmware releases: image, versions, hardware compatibility, SBOM, accepted only with targets
  * metadata the product line's release keys signed. A release is refused whole unless, in one
  * transaction, the product line's new metadata is accepted by the image repository, names this
- * version's target with its custom fields, and the blob store holds that exact image.
+ * version's target with its custom fields, the blob store holds that exact image, and its
+ * attestations satisfy the product's release policy (updates/provenance.ts). A release the policy
+ * refuses is kept as a refusal with its reason, and never published.
  */
-import type { Kysely } from 'kysely';
+import type { Insertable, Kysely, Selectable } from 'kysely';
 import semver from 'semver';
 import { targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -13,6 +15,7 @@ import type { Clock } from '../clock.js';
 import type { DevicesService } from '../devices/service.js';
 import { BulwarkError, NotFoundError, ValidationError } from '../errors.js';
 import type { Database, FirmwareReleasesTable } from '../storage/schema.js';
+import { definePolicy, evaluateRelease, ReleasePolicyError, type ReleasePolicy, type ReleaseProvenance } from './provenance.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
 import type { BlobStore } from './blobs.js';
@@ -33,6 +36,19 @@ export interface Release {
   length: number;
   notes: string;
   createdAt: number;
+  /** Builder, source repository and commit, test results, from attestations the policy believed; null when none came. */
+  provenance: ReleaseProvenance | null;
+}
+
+/** A release its product's policy refused. */
+export interface ReleaseRefusal {
+  id: string;
+  productId: string;
+  version: string;
+  sha256: string;
+  code: string;
+  reason: string;
+  createdAt: number;
 }
 
 export interface NewRelease {
@@ -43,11 +59,13 @@ export interface NewRelease {
   sbom: unknown;
   /** The product line's new signed delegated targets metadata. */
   metadata: unknown;
+  /** DSSE envelopes of in-toto statements about the image: SLSA provenance, test results. */
+  attestations?: unknown[];
 }
 
 export const MAX_NOTES = 20_000;
 
-function toRelease(row: FirmwareReleasesTable): Release {
+function toRelease(row: Selectable<FirmwareReleasesTable>): Release {
   return {
     id: row.id,
     organizationId: row.organization_id,
@@ -60,6 +78,7 @@ function toRelease(row: FirmwareReleasesTable): Release {
     length: Number(row.length),
     notes: row.notes,
     createdAt: Number(row.created_at),
+    provenance: row.provenance ? (JSON.parse(row.provenance) as ReleaseProvenance) : null,
   };
 }
 
@@ -99,6 +118,8 @@ export class ReleaseService {
     requirePermission(actor, 'firmware:release');
     const org = actor.organizationId;
     const event = { organizationId: org, actor: auditActor(actor), action: 'update.release_created', sourceIp: actor.sourceIp };
+    // Set while the policy is checked: a refusal there is kept (the rest of the transaction is rolled back).
+    const checking: { policyOf: string | null } = { policyOf: null };
     try {
       if (semver.valid(input.version) !== input.version)
         throw new ValidationError(`version "${input.version}" must be a semantic version such as 1.4.0 (no leading "v")`, {
@@ -132,7 +153,10 @@ export class ReleaseService {
         const sha256 = target.hashes.sha256!;
         const blob = await this.blobs.stat(sha256);
         if (!blob || blob.length !== target.length) throw new ImageMissingError(sha256, target.length, blob?.length ?? null);
-        const row: FirmwareReleasesTable = {
+        checking.policyOf = sha256;
+        const provenance = evaluateRelease(await this.policyRow(org, input.productId, trx), input.attestations ?? [], sha256);
+        checking.policyOf = null;
+        const row: Insertable<FirmwareReleasesTable> & Selectable<FirmwareReleasesTable> = {
           id: newId(),
           organization_id: org,
           product_id: input.productId,
@@ -146,6 +170,7 @@ export class ReleaseService {
           sbom: JSON.stringify(input.sbom),
           created_by: actor.userId,
           created_at: this.clock.now(),
+          provenance: provenance ? JSON.stringify(provenance) : null,
         };
         await trx.insertInto('firmware_releases').values(row).execute();
         await this.audit.record(
@@ -161,6 +186,7 @@ export class ReleaseService {
               length: target.length,
               metadataVersion: metadata.signed.version,
               sbomComponents: sbom.components,
+              ...(provenance ? { provenance } : {}),
             },
           },
           trx,
@@ -169,17 +195,137 @@ export class ReleaseService {
       });
       return release;
     } catch (caught) {
-      const error = isUniqueViolation(caught) ? new ReleaseExistsError(input.productId, input.version) : caught;
+      let error = isUniqueViolation(caught) ? new ReleaseExistsError(input.productId, input.version) : caught;
+      let refusalId: string | undefined;
+      if (error instanceof ReleasePolicyError && checking.policyOf) {
+        refusalId = newId();
+        await this.db
+          .insertInto('release_refusals')
+          .values({
+            id: refusalId,
+            organization_id: org,
+            product_id: input.productId,
+            version: input.version,
+            sha256: checking.policyOf,
+            code: error.code,
+            reason: error.message,
+            created_by: actor.userId,
+            created_at: this.clock.now(),
+          })
+          .execute();
+        error = new ReleasePolicyError(error.code, error.message, { ...(error.details ?? {}), refusalId });
+      }
       if (error instanceof BulwarkError) {
         await this.audit.record({
           ...event,
           target: { type: 'product', id: input.productId },
           outcome: 'denied',
-          details: { version: input.version, code: error.code, reason: error.message },
+          details: { version: input.version, code: error.code, reason: error.message, ...(refusalId ? { refusalId } : {}) },
         });
       }
       throw error;
     }
+  }
+
+  private async policyRow(organizationId: string, productId: string, db: Kysely<Database> = this.db): Promise<ReleasePolicy | null> {
+    const row = await db
+      .selectFrom('release_policies')
+      .select('policy')
+      .where('organization_id', '=', organizationId)
+      .where('product_id', '=', productId)
+      .executeTakeFirst();
+    return row ? (JSON.parse(row.policy) as ReleasePolicy) : null;
+  }
+
+  /** A product's release policy (null when none is set: releases need no attestation). */
+  async policy(actor: Actor, productId: string): Promise<ReleasePolicy | null> {
+    requirePermission(actor, 'firmware:read');
+    if (!(await this.devices.productOf(actor.organizationId, productId))) throw new NotFoundError(`Product ${productId}`);
+    return this.policyRow(actor.organizationId, productId);
+  }
+
+  /**
+   * Sets a product's release policy. It needs org:manage (owners and admins), not firmware:release:
+   * whoever publishes releases, a CI key included, cannot weaken the gate they must pass. Audited
+   * with the policy before and after.
+   */
+  async setPolicy(actor: Actor, productId: string, input: Partial<ReleasePolicy>): Promise<ReleasePolicy> {
+    requirePermission(actor, 'org:manage');
+    if (!(await this.devices.productOf(actor.organizationId, productId))) throw new NotFoundError(`Product ${productId}`);
+    const policy = definePolicy(input);
+    return this.db.transaction().execute(async (trx) => {
+      const before = await this.policyRow(actor.organizationId, productId, trx);
+      const row = {
+        product_id: productId,
+        organization_id: actor.organizationId,
+        policy: JSON.stringify(policy),
+        updated_by: actor.userId,
+        updated_at: this.clock.now(),
+      };
+      await trx
+        .insertInto('release_policies')
+        .values(row)
+        .onConflict((oc) =>
+          oc.column('product_id').doUpdateSet({ policy: row.policy, updated_by: row.updated_by, updated_at: row.updated_at }),
+        )
+        .execute();
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'update.release_policy_set',
+          target: { type: 'product', id: productId },
+          sourceIp: actor.sourceIp,
+          details: { before, after: policy },
+        },
+        trx,
+      );
+      return policy;
+    });
+  }
+
+  /** Releases the product policies refused, newest first. */
+  async refusals(actor: Actor, query: { productId?: string }): Promise<ReleaseRefusal[]> {
+    requirePermission(actor, 'firmware:read');
+    const rows = await this.db
+      .selectFrom('release_refusals')
+      .selectAll()
+      .where('organization_id', '=', actor.organizationId)
+      .$if(query.productId !== undefined, (q) => q.where('product_id', '=', query.productId!))
+      .orderBy('created_at', 'desc')
+      .orderBy('id')
+      .limit(500)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      productId: r.product_id,
+      version: r.version,
+      sha256: r.sha256,
+      code: r.code,
+      reason: r.reason,
+      createdAt: Number(r.created_at),
+    }));
+  }
+
+  /** A refusal of the organization by ID, or null (a rollout naming it is told why it cannot start). */
+  async refusal(organizationId: string, id: string, db: Kysely<Database> = this.db): Promise<ReleaseRefusal | null> {
+    const row = await db
+      .selectFrom('release_refusals')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('id', '=', id)
+      .executeTakeFirst();
+    return row
+      ? {
+          id: row.id,
+          productId: row.product_id,
+          version: row.version,
+          sha256: row.sha256,
+          code: row.code,
+          reason: row.reason,
+          createdAt: Number(row.created_at),
+        }
+      : null;
   }
 
   async list(actor: Actor, query: { productId?: string }): Promise<Release[]> {

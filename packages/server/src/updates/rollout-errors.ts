@@ -17,6 +17,21 @@ export class RolloutReleaseNotFoundError extends UpdateError {
   }
 }
 
+/** The release a rollout names was refused by its product's release policy: it was never published. */
+export class RolloutReleaseRefusedError extends UpdateError {
+  constructor(refusalId: string, code: string, reason: string) {
+    super(
+      'update.release_refused',
+      `Release ${refusalId} was refused by its product's release policy (${code}: ${reason}); it cannot be rolled out`,
+      409,
+      {
+        refusalId,
+        code,
+      },
+    );
+  }
+}
+
 /** A rollout definition that breaks a rule (selector, phases, thresholds). */
 export class RolloutInvalidError extends UpdateError {
   constructor(message: string, details?: Record<string, unknown>) {

@@ -22,6 +22,7 @@ import {
   RolloutEmptyError,
   RolloutNotFoundError,
   RolloutReleaseNotFoundError,
+  RolloutReleaseRefusedError,
   RolloutStatusError,
   RolloutStillFailingError,
 } from './rollout-errors.js';
@@ -161,7 +162,11 @@ export class RolloutService {
     const row = await this.db.transaction().execute(async (trx) => {
       // Read inside the transaction (SQLite has one connection), scoped to the organization.
       const release = await this.store.release(organizationId, definition.releaseId, trx);
-      if (!release) throw new RolloutReleaseNotFoundError(definition.releaseId);
+      if (!release) {
+        const refusal = await this.releases.refusal(organizationId, definition.releaseId, trx);
+        if (refusal) throw new RolloutReleaseRefusedError(refusal.id, refusal.code, refusal.reason);
+        throw new RolloutReleaseNotFoundError(definition.releaseId);
+      }
       const selected = await this.store.select(organizationId, release.product_id, definition.selector, trx);
       const candidates = selected.filter((d) => !d.busy).map((d) => d.id);
       if (candidates.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped: selected.length });
