@@ -82,10 +82,18 @@ describe('bulwark firmware with keys on PKCS#11 tokens', { skip: softHsmSkip }, 
     assert.ok(!existsSync(at('again.pub')), 'a refused keygen writes nothing');
 
     await run(
-      ['root', 'create', '--online', at('online.json'), '--root-key', at('root-1.pub'), '--threshold', '1', '--targets-key', at('targets.pub')].concat([
-        '--out',
-        at('ceremony'),
-      ]),
+      [
+        'root',
+        'create',
+        '--online',
+        at('online.json'),
+        '--root-key',
+        at('root-1.pub'),
+        '--threshold',
+        '1',
+        '--targets-key',
+        at('targets.pub'),
+      ].concat(['--out', at('ceremony')]),
     );
     await run(['root', 'sign', '--key', at('root-1.key'), at('ceremony/root.json'), at('ceremony/director-root.json')]);
     await run([
