@@ -120,7 +120,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   if (options.migrate !== false) await migrateToLatest(database);
   const db = database.db;
   const mailer = options.mailer ?? createMailer(config, box);
-  const signingKeys = new SigningKeys(db, box, clock);
+  // keys.pkcs11.onlineSigningKeys: new online keys (audit checkpoints, TUF snapshot, timestamp, director) are generated on the token.
+  const signingKeys = new SigningKeys(db, box, clock, hsm && pkcs11?.onlineSigningKeys ? () => hsm.get() : null);
   const audit = new AuditService(db, database.engine, signingKeys, clock);
 
   const store = new AccountsStore(db);

@@ -49,7 +49,7 @@ export class Pkcs11Error extends KeyCustodyError {
  * Loaded PKCS#11 modules of this process: C_Initialize is process-wide, so every token of one
  * module shares its instance, finalized when the last of them closes.
  */
-const loadedModules = new Map<string, { p11: pkcs11js.PKCS11; tokens: number }>();
+const loadedModules = new Map<string, { p11: pkcs11js.PKCS11; tokens: number; logins: Map<string, number> }>();
 
 function loadModule(path: string): pkcs11js.PKCS11 {
   const loaded = loadedModules.get(path);
@@ -64,7 +64,7 @@ function loadModule(path: string): pkcs11js.PKCS11 {
   } catch (error) {
     throw new Pkcs11Error(`Cannot load the PKCS#11 module ${path}: ${(error as Error).message}`, error);
   }
-  loadedModules.set(path, { p11, tokens: 1 });
+  loadedModules.set(path, { p11, tokens: 1, logins: new Map() });
   return p11;
 }
 
@@ -81,6 +81,7 @@ export class Pkcs11Token {
     private readonly p11: pkcs11js.PKCS11,
     readonly session: Buffer,
     private readonly modulePath: string,
+    private readonly tokenLabel: string,
   ) {}
 
   static open(options: Pkcs11Options): Pkcs11Token {
@@ -90,13 +91,17 @@ export class Pkcs11Token {
       const slot = p11.C_GetSlotList(true).find((s) => p11.C_GetTokenInfo(s).label.trim() === options.tokenLabel);
       if (!slot) throw new Pkcs11Error(`No PKCS#11 token labelled "${options.tokenLabel}"`);
       const session = p11.C_OpenSession(slot, pkcs11js.CKF_SERIAL_SESSION | pkcs11js.CKF_RW_SESSION);
+      // Login is per application and token: sessions opened while another is logged in share it.
+      const logins = loadedModules.get(modulePath)!.logins;
+      const loggedIn = logins.get(options.tokenLabel) ?? 0;
       try {
-        p11.C_Login(session, pkcs11js.CKU_USER, options.pin);
+        if (loggedIn === 0) p11.C_Login(session, pkcs11js.CKU_USER, options.pin);
       } catch (error) {
         p11.C_CloseSession(session);
         throw error;
       }
-      return new Pkcs11Token(p11, session, modulePath);
+      logins.set(options.tokenLabel, loggedIn + 1);
+      return new Pkcs11Token(p11, session, modulePath, options.tokenLabel);
     } catch (error) {
       releaseModule(modulePath);
       throw error instanceof Pkcs11Error
@@ -209,7 +214,13 @@ export class Pkcs11Token {
 
   close(): void {
     try {
-      this.p11.C_Logout(this.session);
+      const logins = loadedModules.get(this.modulePath)?.logins;
+      const left = (logins?.get(this.tokenLabel) ?? 1) - 1;
+      if (left > 0) logins!.set(this.tokenLabel, left);
+      else {
+        logins?.delete(this.tokenLabel);
+        this.p11.C_Logout(this.session);
+      }
       this.p11.C_CloseSession(this.session);
     } finally {
       releaseModule(this.modulePath);

@@ -1,6 +1,9 @@
 /**
- * Online Ed25519 signing keys of the deployment (audit checkpoints today), stored in the
- * database with the private half sealed under the master key so every node can use them.
+ * Online Ed25519 signing keys of the deployment (audit checkpoints; the TUF snapshot, timestamp
+ * and director keys of each organization), stored in the database with the private half sealed
+ * under the master key so every node can use them, or, with `keys.pkcs11.onlineSigningKeys`,
+ * generated and used on the deployment's PKCS#11 token: the row then holds the key's label
+ * (`pkcs11:<label>`) and the public half, and no private byte leaves the token.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -8,6 +11,10 @@ import type { Clock } from '../clock.js';
 import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { SecretBox } from './master-key.js';
+import { Pkcs11Error, type Pkcs11Token } from './pkcs11.js';
+
+/** The private_key column of a key held on the token: this prefix and the key's label. */
+const TOKEN_KEY_PREFIX = 'pkcs11:';
 
 export interface SigningKey {
   id: string;
@@ -23,6 +30,8 @@ export class SigningKeys {
     private readonly db: Kysely<Database>,
     private readonly box: SecretBox,
     private readonly clock: Clock,
+    /** The token new keys are generated on (null: software keys sealed under the master key). */
+    private readonly token: (() => Pkcs11Token) | null = null,
   ) {}
 
   /**
@@ -41,35 +50,60 @@ export class SigningKeys {
       .executeTakeFirst();
     const createdHere = !row;
     if (!row) {
-      const { publicKey, privateKey } = generateKeyPairSync('ed25519');
       const id = newId();
-      row = {
-        id,
-        purpose,
-        algorithm: 'ed25519',
-        public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
-        private_key: this.box.seal(privateKey.export({ type: 'pkcs8', format: 'pem' }), `signing-key:${id}`),
-        created_at: this.clock.now(),
-        retired_at: null,
-      };
+      row = { id, purpose, algorithm: 'ed25519', created_at: this.clock.now(), retired_at: null, ...this.generate(id, purpose) };
       await db.insertInto('signing_keys').values(row).execute();
     }
-    const privateKey = createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`));
-    const key: SigningKey = {
-      id: row.id,
-      publicKey: createPublicKey(row.public_key),
-      sign: (data) => sign(null, data, privateKey).toString('base64'),
-    };
+    const key = this.keyOf(row);
     // A key created inside the caller's transaction exists only if that transaction commits: it is
     // cached once it is read back outside one, never before (a rollback would leave a cached key with no row).
     if (!createdHere || db === this.db) this.cache.set(purpose, key);
     return key;
   }
 
+  /** A new key pair: on the token when one is configured, else in software, sealed. */
+  private generate(id: string, purpose: string): { public_key: string; private_key: string } {
+    if (this.token) {
+      const label = `bulwark-online-${purpose.replace(/[^A-Za-z0-9_-]/g, '-')}-${id.slice(0, 8)}`;
+      const signer = this.token().generateKeyPair('ed25519', label);
+      return {
+        public_key: signer.publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+        private_key: `${TOKEN_KEY_PREFIX}${label}`,
+      };
+    }
+    const { publicKey, privateKey } = generateKeyPairSync('ed25519');
+    return {
+      public_key: publicKey.export({ type: 'spki', format: 'pem' }).toString(),
+      private_key: this.box.seal(privateKey.export({ type: 'pkcs8', format: 'pem' }), `signing-key:${id}`),
+    };
+  }
+
+  /**
+   * The signing key of a row. A token key signs on the token, and its public half is read from the
+   * token and must equal the row's: a row someone wrote into the database naming another key is refused.
+   */
+  private keyOf(row: { id: string; public_key: string; private_key: string }): SigningKey {
+    if (row.private_key.startsWith(TOKEN_KEY_PREFIX)) {
+      const signer = this.tokenSigner(row.private_key.slice(TOKEN_KEY_PREFIX.length));
+      if (!signer.publicKey.equals(createPublicKey(row.public_key)))
+        throw new Pkcs11Error(`Signing key ${row.id}: the token's key does not match the public key on record`);
+      return { id: row.id, publicKey: signer.publicKey, sign: (data) => signer.sign(data).toString('base64') };
+    }
+    const privateKey = createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`));
+    return { id: row.id, publicKey: createPublicKey(row.public_key), sign: (data) => sign(null, data, privateKey).toString('base64') };
+  }
+
+  private tokenSigner(label: string) {
+    if (!this.token)
+      throw new Pkcs11Error(`An online signing key is on a PKCS#11 token ("${label}") but no token is configured (keys.pkcs11)`);
+    return this.token().signer(label);
+  }
+
   /**
    * Verifies with any key ever used (retired keys still verify what they signed). The public key
-   * is derived from the private half, which must open under the master key: a key row planted by
-   * someone who can write the database but does not hold the master key verifies nothing.
+   * is derived from the private half, which must open under the master key (or is read from the
+   * token that holds it): a key row planted by someone who can write the database but does not
+   * hold the master key (or the token) verifies nothing.
    */
   async verify(keyId: string, data: Buffer, signature: string): Promise<boolean> {
     let publicKey = this.verifiers.get(keyId);
@@ -77,7 +111,9 @@ export class SigningKeys {
       const row = await this.db.selectFrom('signing_keys').select(['id', 'private_key']).where('id', '=', keyId).executeTakeFirst();
       if (!row) return false;
       try {
-        publicKey = createPublicKey(createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`)));
+        publicKey = row.private_key.startsWith(TOKEN_KEY_PREFIX)
+          ? this.tokenSigner(row.private_key.slice(TOKEN_KEY_PREFIX.length)).publicKey
+          : createPublicKey(createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`)));
       } catch {
         return false;
       }

@@ -247,6 +247,12 @@ export const ConfigSchema = Type.Object(
                     description: 'name of the environment variable holding the user PIN (default BULWARK_PKCS11_PIN)',
                   }),
                 ),
+                onlineSigningKeys: Type.Optional(
+                  Type.Boolean({
+                    description:
+                      'generate new online signing keys (TUF snapshot, timestamp, director; audit checkpoints) on the token instead of sealing them under the master key (default false)',
+                  }),
+                ),
               },
               { additionalProperties: false },
             ),
