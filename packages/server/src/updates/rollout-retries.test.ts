@@ -277,6 +277,55 @@ for (const engine of ENGINES) {
       await rollouts.abort(actor, rollout.id);
     });
 
+    it('swaps a halted rollout to a fixed, newer release: every device waits again from the first phase, paused until resumed', async () => {
+      const ids = await devices(4);
+      const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: ids }, failureThreshold: 0.5 });
+      await rollouts.tick();
+      for (const id of ids) assert.deepEqual(await named(id), [release.targetName]);
+      await report(rollout.id, ids[0]!, 'succeeded');
+      await report(rollout.id, ids[1]!, 'rolled_back', {
+        code: 'update.health_check_failed',
+        message: 'the health check reported failure',
+      });
+      await report(rollout.id, ids[2]!, 'failed', HASH);
+      await rollouts.tick();
+      assert.equal((await rollouts.get(actor, rollout.id)).status, 'halted');
+
+      const older = await insertRelease(t.platform, org, product, '2.9.0');
+      const otherProduct = await hardwareProduct(t.platform, org, 'Another sensor');
+      const foreign = await insertRelease(t.platform, org, otherProduct, '9.0.0');
+      const fixed = await insertRelease(t.platform, org, product, '3.0.1');
+      await assert.rejects(
+        rollouts.swapRelease(actor, rollout.id, older.id),
+        { code: 'update.rollout_invalid' },
+        'an older release is no fix',
+      );
+      await assert.rejects(rollouts.swapRelease(actor, rollout.id, foreign.id), { code: 'update.rollout_invalid' }, 'another product');
+      await assert.rejects(rollouts.swapRelease(actor, rollout.id, 'no-such-release'), { code: 'update.release_not_found' });
+
+      const swapped = await rollouts.swapRelease(actor, rollout.id, fixed.id);
+      assert.deepEqual([swapped.status, swapped.releaseId, swapped.currentPhase], ['paused', fixed.id, 0]);
+      const rows = await allDevices(rollout.id);
+      assert.ok(rows.every((r) => r.state === 'pending' && r.attempts === 0 && r.offeredAt === null && r.error === null));
+      assert.deepEqual(await named(ids[0]!), [], 'nothing is named while paused');
+      await assert.rejects(rollouts.swapRelease(actor, rollout.id, fixed.id), { code: 'update.rollout_invalid' }, 'not newer than itself');
+
+      await rollouts.resume(actor, rollout.id);
+      await rollouts.tick();
+      for (const id of ids)
+        assert.deepEqual(await named(id), [fixed.targetName], 'the fixed image, also for the device that ran the old one');
+      await assert.rejects(
+        rollouts.swapRelease(actor, rollout.id, fixed.id),
+        { code: 'update.rollout_status' },
+        'a running rollout is paused first',
+      );
+      const audited = (await t.platform.audit.query({ organizationId: org, action: 'update.rollout_release_swapped' })).entries.find(
+        (e) => e.target.id === rollout.id,
+      );
+      assert.deepEqual((audited?.details.to as { version: string }).version, '3.0.1');
+      await rollouts.abort(actor, rollout.id);
+    });
+
     it('offers devices only inside the schedule window, in its time zone', async () => {
       const [d1, d2] = await devices(2);
       /** A time of day `days` after today's date on the platform clock, in UTC. */

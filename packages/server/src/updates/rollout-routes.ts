@@ -374,6 +374,21 @@ export function rolloutRoutes(platform: Platform) {
           async (request) => rollouts.update(actorOf(request), request.params.id, request.body),
         );
         app.post(
+          '/updates/rollouts/:id/release',
+          {
+            config: manage,
+            schema: {
+              tags: ['updates'],
+              summary:
+                "Swap a paused or halted rollout's release for a fixed, newer release of the same product: every device waits again, from the first phase, paused until resumed (audited)",
+              params: Params,
+              body: Strict({ releaseId: Id }),
+              response: { 200: Rollout, ...errorResponses(400, 401, 403, 404, 409) },
+            },
+          },
+          async (request) => rollouts.swapRelease(actorOf(request), request.params.id, request.body.releaseId),
+        );
+        app.post(
           '/updates/rollouts/:id/retry',
           {
             config: manage,

@@ -222,6 +222,15 @@ export class RolloutStore {
       .execute();
   }
 
+  /** Every device of the rollout back to waiting, never offered, attempts and errors cleared (a swapped release starts over). */
+  async restart(rolloutId: string, now: number, db: Executor): Promise<void> {
+    await db
+      .updateTable('rollout_devices')
+      .set({ state: 'pending', offered_at: null, retry_at: null, attempts: 0, error_code: null, error_message: null, updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .execute();
+  }
+
   /** An operator's retry: the given failed or rolled-back devices wait for a new offer, with their attempts counted afresh. */
   async retryNow(rolloutId: string, deviceIds: string[] | null, now: number, db: Executor): Promise<string[]> {
     const rows = await db

@@ -6,6 +6,7 @@
  * told `updates/available`. Operators pause, resume and abort; every change is audited.
  */
 import type { Kysely } from 'kysely';
+import semver from 'semver';
 import { UPDATE_TOPICS, type RolloutDeviceState, type VersionReport } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
@@ -23,6 +24,7 @@ import {
   RolloutNotFoundError,
   RolloutReleaseNotFoundError,
   RolloutReleaseRefusedError,
+  RolloutInvalidError,
   RolloutStatusError,
   RolloutStillFailingError,
 } from './rollout-errors.js';
@@ -368,6 +370,61 @@ export class RolloutService {
         trx,
       );
       return view({ ...row, ...updated });
+    });
+  }
+
+  /**
+   * Swaps a paused or halted rollout's release for a fixed one: a newer release of the same
+   * product. Every device goes back to waiting with its attempts counted afresh (those that
+   * installed the old release need the fix too), the rollout starts again at its first phase,
+   * paused, for the operator to resume; the director names the new image from the next offer.
+   * Audited with both releases and the devices' states before.
+   */
+  async swapRelease(actor: Actor, rolloutId: string, releaseId: string): Promise<RolloutView> {
+    requirePermission(actor, 'rollouts:manage');
+    return this.db.transaction().execute(async (trx) => {
+      await this.owned(actor, rolloutId, trx);
+      const row = (await this.store.lock(rolloutId, trx))!;
+      if (row.status !== 'paused' && row.status !== 'halted') throw new RolloutStatusError('swap the release of', row.status);
+      const next = await this.store.release(row.organization_id, releaseId, trx);
+      if (!next) {
+        const refusal = await this.releases.refusal(row.organization_id, releaseId, trx);
+        if (refusal) throw new RolloutReleaseRefusedError(refusal.id, refusal.code, refusal.reason);
+        throw new RolloutReleaseNotFoundError(releaseId);
+      }
+      const current = (await this.store.release(row.organization_id, row.release_id, trx))!;
+      if (next.product_id !== row.product_id)
+        throw new RolloutInvalidError(`Release ${releaseId} is of another product: a rollout's release keeps its product`);
+      if (!semver.gt(next.version, current.version))
+        throw new RolloutInvalidError(`Release ${next.version} is not newer than ${current.version}: swap for a fixed, newer release`);
+      const now = this.clock.now();
+      const countsBefore = await this.store.counts(row.id, trx);
+      await this.store.restart(row.id, now, trx);
+      const changes: Partial<RolloutRow> = {
+        release_id: next.id,
+        status: 'paused',
+        current_phase: 0,
+        phase_started_at: now,
+        pause_cleared_phase: null,
+        updated_at: now,
+      };
+      await this.store.update(row.id, changes, trx);
+      await this.audit.record(
+        {
+          organizationId: row.organization_id,
+          actor: auditActor(actor),
+          action: 'update.rollout_release_swapped',
+          target: { type: 'rollout', id: row.id },
+          sourceIp: actor.sourceIp,
+          details: {
+            from: { releaseId: current.id, version: current.version },
+            to: { releaseId: next.id, version: next.version },
+            countsBefore,
+          },
+        },
+        trx,
+      );
+      return view({ ...row, ...changes });
     });
   }
 
