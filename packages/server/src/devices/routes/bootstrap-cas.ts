@@ -6,9 +6,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../transport/http/schemas.js';
+import type { Platform } from '../../platform.js';
+import { actorOf } from '../../transport/http/auth.js';
+import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 
 const BootstrapCa = Strict({
   id: Type.String(),

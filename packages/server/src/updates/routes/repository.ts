@@ -7,11 +7,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { NotFoundError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
-import { onlineKeysJson } from './tuf/offline.js';
+import { NotFoundError } from '../../errors.js';
+import type { Platform } from '../../platform.js';
+import { actorOf } from '../../transport/http/auth.js';
+import { errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
+import { onlineKeysJson } from '../tuf/offline.js';
 
 const RoleStatus = Strict({
   role: Type.String(),

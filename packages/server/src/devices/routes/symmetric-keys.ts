@@ -8,13 +8,13 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BulwarkError, RateLimitedError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { DeviceAuthenticationError } from './identity.js';
-import { parseToken, SAS_PREFIX, SasFormatError } from './sas.js';
-import { MAX_GRACE_SECONDS, type EnrollmentGroupView } from './symmetric-keys.js';
+import { BulwarkError, RateLimitedError } from '../../errors.js';
+import type { Platform } from '../../platform.js';
+import { actorOf } from '../../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { DeviceAuthenticationError } from '../identity.js';
+import { parseToken, SAS_PREFIX, SasFormatError } from '../sas.js';
+import { MAX_GRACE_SECONDS, type EnrollmentGroupView } from '../symmetric-keys.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const GroupSchema = Strict({

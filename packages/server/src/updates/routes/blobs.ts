@@ -13,13 +13,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorCodes, targetNameOf } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
-import { BulwarkError, NotFoundError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import type { Database } from '../storage/schema.js';
-import { actorOf } from '../transport/http/auth.js';
-import { ErrorRef, errorResponses, Raw, Strict } from '../transport/http/schemas.js';
-import { assertBlobHash, BlobTooLargeError } from './blobs.js';
-import { decideRange, ifRangeHolds } from './byte-range.js';
+import { BulwarkError, NotFoundError } from '../../errors.js';
+import type { Platform } from '../../platform.js';
+import type { Database } from '../../storage/schema.js';
+import { actorOf } from '../../transport/http/auth.js';
+import { ErrorRef, errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
+import { assertBlobHash, BlobTooLargeError } from '../blobs.js';
+import { decideRange, ifRangeHolds } from '../byte-range.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 /** `<productId>/<sha256>.firmware-<version>.bin`: TUF consistent-snapshot naming, the hash before the file name. */

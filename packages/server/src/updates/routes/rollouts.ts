@@ -11,13 +11,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
-import { AuthenticationError, BulwarkError, NotFoundError } from '../errors.js';
-import { DeviceAuthenticationError, type DeviceIdentity } from '../devices/identity.js';
-import { FailureLimiter } from '../devices/symmetric-routes.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { NoDirectorRootError } from './rollout-errors.js';
+import { AuthenticationError, BulwarkError, NotFoundError } from '../../errors.js';
+import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
+import { FailureLimiter } from '../../devices/routes/symmetric-keys.js';
+import type { Platform } from '../../platform.js';
+import { actorOf } from '../../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { NoDirectorRootError } from '../rollout-errors.js';
 import {
   MAX_CONCURRENT_DOWNLOADS,
   MAX_OFFER_TIMEOUT_SECONDS,
@@ -25,8 +25,8 @@ import {
   MAX_SELECTOR_ENTRIES,
   MAX_SOAK_SECONDS,
   MIN_OFFER_TIMEOUT_SECONDS,
-} from './rollout-model.js';
-import { MAX_DEVICES_PAGE } from './rollouts.js';
+} from '../rollout-model.js';
+import { MAX_DEVICES_PAGE } from '../rollouts.js';
 
 const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
 

@@ -5,10 +5,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { MAX_NOTES, type Release } from './releases.js';
+import type { Platform } from '../../platform.js';
+import { actorOf } from '../../transport/http/auth.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { MAX_NOTES, type Release } from '../releases.js';
 
 const ReleaseView = Strict({
   id: Type.String(),
