@@ -29,7 +29,9 @@ import {
   type RolloutSelector,
 } from './rollout-model.js';
 import { RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
-import type { RolloutStatus } from './rollout-tables.js';
+import type { RolloutsTable } from '../storage/rollout-tables.js';
+
+export type RolloutStatus = RolloutsTable['status'];
 
 export const MAX_DEVICES_PAGE = 500;
 const LIST_PAGE = 100;

@@ -12,7 +12,7 @@ import { requirePermission, type Actor, type Permission } from '../../accounts/r
 import type { SessionService } from '../../accounts/sessions.js';
 import { AuthenticationError, ForbiddenError } from '../../errors.js';
 import type { SessionRow } from '../../accounts/store.js';
-import type { SessionScope } from '../../storage/schema.js';
+import type { SessionScope } from '../../accounts/sessions.js';
 
 export const SESSION_COOKIE = '__Host-bulwark_session';
 export const CSRF_HEADER = 'x-csrf-token';
