@@ -7,13 +7,21 @@ import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { AuthenticationError } from '../errors.js';
 import { isReachable } from '../storage/database.js';
-import type { Platform } from '../platform.js';
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
 import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import type { Metrics } from './metrics.js';
 import { isScrapeAuthorized } from './scrape-token.js';
 
-export function opsRoutes(platform: Platform, metrics: Metrics) {
-  const { tokenHash } = platform.config.metrics;
+export interface OpsRouteDeps {
+  /** Readiness pings it. */
+  db: Kysely<Database>;
+  metrics: Metrics;
+  /** config.metrics.tokenHash: the scrape token's digest, if /metrics needs one. */
+  metricsTokenHash: string | undefined;
+}
+
+export function opsRoutes({ db, metrics, metricsTokenHash: tokenHash }: OpsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     const none = { auth: { principal: 'none' as const }, rateLimit: false as const };
     app.get(
@@ -35,7 +43,7 @@ export function opsRoutes(platform: Platform, metrics: Metrics) {
         },
       },
       async (_request, reply) => {
-        const database = await isReachable(platform.db);
+        const database = await isReachable(db);
         return database
           ? { status: 'ready' as const, checks: { database } }
           : reply.status(503).send({ status: 'unavailable' as const, checks: { database } });

@@ -10,6 +10,7 @@ import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadServerTls } from '../pki/ca.js';
 import type { Platform } from '../platform.js';
+import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
@@ -43,9 +44,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
       : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
-  const app = await buildHttpApp(platform, {
+  const app = await buildHttpApp({
     tls,
+    http: config.http,
+    logLevel: config.log.level,
     metrics,
+    routes: httpRoutes(platform, metrics),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
   });

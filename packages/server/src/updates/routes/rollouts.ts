@@ -14,8 +14,9 @@ import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/
 import { AuthenticationError, BulwarkError, NotFoundError } from '../../errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import { FailureLimiter } from '../../devices/routes/symmetric-keys.js';
-import type { Platform } from '../../platform.js';
-import { actorOf } from '../../transport/http/auth.js';
+import type { DeviceCertificateVerifier } from '../../devices/identity.js';
+import type { TufRepository } from '../repository.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { NoDirectorRootError } from '../rollout-errors.js';
 import {
@@ -26,7 +27,7 @@ import {
   MAX_SOAK_SECONDS,
   MIN_OFFER_TIMEOUT_SECONDS,
 } from '../rollout-model.js';
-import { MAX_DEVICES_PAGE } from '../rollouts.js';
+import { MAX_DEVICES_PAGE, type RolloutService } from '../rollouts.js';
 
 const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
 
@@ -137,7 +138,7 @@ const DeviceUpdates = Strict({
  * The identity the client certificate of this TLS connection proves (checked by the platform, not
  * by TLS). Failed proofs count against the client address, as on the other device doors.
  */
-async function deviceOf(platform: Platform, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
+async function deviceOf(identity: DeviceCertificateVerifier, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
   limiter.check(request.ip);
   try {
     const socket = request.raw.socket as Partial<TLSSocket>;
@@ -147,7 +148,7 @@ async function deviceOf(platform: Platform, limiter: FailureLimiter, request: Fa
         "The director needs the device's certificate as TLS client certificate",
         ErrorCodes.deviceCertificateRequired,
       );
-    return await platform.devices.identity.fromCertificate(peer.raw);
+    return await identity.fromCertificate(peer.raw);
   } catch (error) {
     if (error instanceof BulwarkError && error.status === 401) {
       limiter.fail(request.ip);
@@ -157,9 +158,17 @@ async function deviceOf(platform: Platform, limiter: FailureLimiter, request: Fa
   }
 }
 
-export function rolloutRoutes(platform: Platform) {
-  const rollouts = platform.updates.rollouts;
-  const limiter = new FailureLimiter(platform.config.auth.loginRateLimitPerMinute);
+export interface RolloutRouteDeps {
+  rollouts: RolloutService;
+  repository: TufRepository;
+  /** Proves the device behind the director's mutual-TLS routes. */
+  identity: DeviceCertificateVerifier;
+  loginRateLimitPerMinute: number;
+}
+
+export function rolloutRoutes(deps: RolloutRouteDeps) {
+  const { rollouts, repository, identity: verifier } = deps;
+  const limiter = new FailureLimiter(deps.loginRateLimitPerMinute);
   return async function plugin(root: FastifyInstance): Promise<void> {
     await root.register(async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
@@ -175,8 +184,8 @@ export function rolloutRoutes(platform: Platform) {
           },
         },
         async (request, reply) => {
-          const identity = await deviceOf(platform, limiter, request);
-          const rootMetadata = await platform.updates.repository.directorRoot(identity.organizationId);
+          const identity = await deviceOf(verifier, limiter, request);
+          const rootMetadata = await repository.directorRoot(identity.organizationId);
           if (!rootMetadata) throw new NoDirectorRootError();
           reply.header('cache-control', 'no-store');
           return rootMetadata;
@@ -194,7 +203,7 @@ export function rolloutRoutes(platform: Platform) {
           },
         },
         async (request, reply) => {
-          const identity = await deviceOf(platform, limiter, request);
+          const identity = await deviceOf(verifier, limiter, request);
           const match = /^([1-9]\d{0,8})\.root\.json$/.exec(request.params.file);
           if (!match)
             throw new NotFoundError('Director metadata file', {
@@ -202,7 +211,7 @@ export function rolloutRoutes(platform: Platform) {
               expected: '<version>.root.json, root.json or targets.json',
             });
           const version = Number(match[1]);
-          const rootMetadata = await platform.updates.repository.directorRootVersion(identity.organizationId, version);
+          const rootMetadata = await repository.directorRootVersion(identity.organizationId, version);
           if (!rootMetadata) throw new NoDirectorRootError(version);
           reply.header('cache-control', 'no-store');
           return rootMetadata;
@@ -219,7 +228,7 @@ export function rolloutRoutes(platform: Platform) {
           },
         },
         async (request, reply) => {
-          const identity = await deviceOf(platform, limiter, request);
+          const identity = await deviceOf(verifier, limiter, request);
           const signed = await rollouts.directorTargets(identity);
           reply.header('cache-control', 'no-store');
           return signed.metadata;
