@@ -13,6 +13,7 @@ import type { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { pkiRoutes } from './pki/routes.js';
 import type { Platform } from './platform.js';
+import { isReachable } from './storage/database.js';
 import { telemetryRoutes } from './telemetry/routes.js';
 import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './updates/routes/index.js';
 
@@ -22,7 +23,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
   const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
   return async (app) => {
     installAuthentication(app, accounts.authenticator, accounts.sessions);
-    await app.register(opsRoutes({ db, metrics, metricsTokenHash: config.metrics.tokenHash }));
+    await app.register(opsRoutes({ databaseReachable: () => isReachable(db), metrics, metricsTokenHash: config.metrics.tokenHash }));
     await app.register(pkiRoutes({ pki }));
     await app.register(accountsRoutes({ ...accounts, db, audit, clock, publicUrl: config.http.publicUrl, loginRateLimitPerMinute }), {
       prefix: '/api/v1',

@@ -6,22 +6,19 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { AuthenticationError } from '../errors.js';
-import { isReachable } from '../storage/database.js';
-import type { Kysely } from 'kysely';
-import type { Database } from '../storage/schema.js';
 import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import type { Metrics } from './metrics.js';
 import { isScrapeAuthorized } from './scrape-token.js';
 
 export interface OpsRouteDeps {
-  /** Readiness pings it. */
-  db: Kysely<Database>;
+  /** Whether the database answers (storage/database.ts isReachable): readiness reports it. */
+  databaseReachable: () => Promise<boolean>;
   metrics: Metrics;
   /** config.metrics.tokenHash: the scrape token's digest, if /metrics needs one. */
   metricsTokenHash: string | undefined;
 }
 
-export function opsRoutes({ db, metrics, metricsTokenHash: tokenHash }: OpsRouteDeps) {
+export function opsRoutes({ databaseReachable, metrics, metricsTokenHash: tokenHash }: OpsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     const none = { auth: { principal: 'none' as const }, rateLimit: false as const };
     app.get(
@@ -43,7 +40,7 @@ export function opsRoutes({ db, metrics, metricsTokenHash: tokenHash }: OpsRoute
         },
       },
       async (_request, reply) => {
-        const database = await isReachable(db);
+        const database = await databaseReachable();
         return database
           ? { status: 'ready' as const, checks: { database } }
           : reply.status(503).send({ status: 'unavailable' as const, checks: { database } });
