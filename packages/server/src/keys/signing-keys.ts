@@ -1,6 +1,7 @@
 /**
- * Online Ed25519 signing keys of the deployment (audit checkpoints today), stored in the
- * database with the private half sealed under the master key so every node can use them.
+ * Online Ed25519 signing keys of the deployment, one current key per purpose: audit checkpoints,
+ * the TUF image repository's online roles (snapshot, timestamp) and each organization's director.
+ * Stored in the database with the private half sealed under the master key so every node can use them.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';

@@ -1,9 +1,10 @@
 /**
- * Runs a platform node: the HTTPS API on the configured address, the MQTT broker with its
- * counters in the node's metrics, the periodic audit checkpoint, telemetry retention and quota
- * bookkeeping, and an orderly shutdown that stops accepting, drains requests (for at most
- * `http.shutdownGraceMs`, then ends every connection left, idle TLS handshakes included) and
- * closes storage.
+ * Runs a platform node, on top of the composition root: the HTTPS API on the configured address
+ * (transport/http with the routes of routes.ts), the MQTT broker with its counters in the node's
+ * metrics, the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
+ * flush and retention, update repository refresh, rollout tick and blob store sweep. Shutdown is
+ * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
+ * every connection left, idle TLS handshakes included) and closes storage.
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
