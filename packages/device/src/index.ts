@@ -1,7 +1,9 @@
 /**
  * @bulwark/device: the device side of the Bulwark protocol for Linux-class devices and gateways.
- * Enrollment over EST, the identity directory, the MQTT client with its offline queue, shadow
- * and command handlers.
+ * Enrollment over EST, the identity directory (keys on disk or on a PKCS#11 token), symmetric-key
+ * tokens, the MQTT client with its offline queue, shadow and command handlers, and the update
+ * agent: TUF image repository and director verification, resumable downloads, signed version
+ * reports, A/B slots with boot backends (directory, GRUB, U-Boot) and rollback.
  */
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { DeviceClient, type DeviceClientOptions, type DeviceClientStats, type DeviceCredentials } from './client.js';

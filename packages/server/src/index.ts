@@ -3,5 +3,5 @@
  */
 export { openPlatform, type Platform, type PlatformOptions } from './platform.js';
 export { loadConfig, defaultConfig, type Config } from './ops/config.js';
-export { initialize, DEFAULT_INIT } from './ops/init.js';
-export { startServer, type RunningServer } from './ops/server.js';
+export { initialize, DEFAULT_INIT } from './runner/init.js';
+export { startServer, type RunningServer } from './runner/server.js';

@@ -1,6 +1,8 @@
 /**
- * The composition root: opens storage, loads the master key, and wires every domain service
- * with what it needs. Transports (HTTP today, MQTT later) and the CLI are built on top of this.
+ * The composition root: opens storage (applying migrations), loads the master key and the
+ * PKCS#11 token, and wires every domain service with what it needs through its constructor.
+ * Built on top of it: the HTTP routes (routes.ts), the runner that serves HTTPS and MQTT
+ * (runner/server.ts), and the CLI. No domain imports this file (docs/architecture.md).
  */
 import type { Kysely } from 'kysely';
 import { ApiKeyStore } from './accounts/api-key-store.js';

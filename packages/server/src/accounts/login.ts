@@ -8,7 +8,7 @@ import type { Clock } from '../clock.js';
 import { MINUTE } from '../clock.js';
 import { ForbiddenError } from '../errors.js';
 import type { Config } from '../ops/config.js';
-import type { SessionScope } from '../storage/schema.js';
+import type { SessionScope } from './sessions.js';
 import { InvalidCredentialsError, MfaInvalidError } from './errors.js';
 import type { Mailer } from './mailer.js';
 import type { MfaService } from './mfa.js';

@@ -6,12 +6,15 @@
  */
 import type { Selectable } from 'kysely';
 import type { Clock } from '../clock.js';
-import type { OneTimeTokenPurpose, OneTimeTokensTable } from '../storage/schema.js';
+import type { OneTimeTokensTable } from '../storage/schema.js';
 import { newId, newSecret, sha256Hex } from '../tokens.js';
 import { InvalidTokenError } from './errors.js';
 import type { Executor } from './store.js';
 
 export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
+
+/** What a one-time token is for: a token issued for one purpose is never accepted for another. */
+export type OneTimeTokenPurpose = OneTimeTokensTable['purpose'];
 
 export const ONE_TIME_TOKEN_PREFIX = 'bwt';
 

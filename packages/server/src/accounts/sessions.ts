@@ -7,11 +7,14 @@ import { createHmac } from 'node:crypto';
 import type { Clock } from '../clock.js';
 import { MINUTE, HOUR } from '../clock.js';
 import type { Config } from '../ops/config.js';
-import type { SessionScope } from '../storage/schema.js';
+import type { SessionsTable } from '../storage/schema.js';
 import { constantTimeEqual, newId, newSecret, sha256Hex } from '../tokens.js';
 import type { AccountsStore, Executor, SessionRow, UserRow } from './store.js';
 
 export const SESSION_TOKEN_PREFIX = 'bws';
+
+/** What a session may do: everything (`full`), or only the one step that must come first. */
+export type SessionScope = SessionsTable['scope'];
 
 /** How long a session limited to one next step lives. */
 const RESTRICTED_LIFETIME: Record<Exclude<SessionScope, 'full'>, number> = {

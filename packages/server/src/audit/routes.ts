@@ -8,8 +8,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Readable } from 'node:stream';
 import { Type } from 'typebox';
 import { requirePermission } from '../accounts/roles.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
+import type { AuditService } from './service.js';
+import { actorOf } from '../accounts/routes/authentication.js';
 import { errorResponses, Raw, Strict, Timestamp } from '../transport/http/schemas.js';
 
 const EntrySchema = Strict({
@@ -25,7 +25,7 @@ const EntrySchema = Strict({
   hash: Type.String(),
 });
 
-export function auditRoutes(platform: Platform) {
+export function auditRoutes({ audit }: { audit: AuditService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -56,7 +56,7 @@ export function auditRoutes(platform: Platform) {
         const actor = actorOf(request);
         requirePermission(actor, 'audit:read');
         const { since, until, ...rest } = request.query;
-        return platform.audit.query({
+        return audit.query({
           ...rest,
           organizationId: actor.organizationId,
           ...(since ? { since: Date.parse(since) } : {}),
@@ -80,7 +80,7 @@ export function auditRoutes(platform: Platform) {
         requirePermission(actor, 'audit:read');
         reply.header('content-type', 'application/x-ndjson');
         reply.header('content-disposition', 'attachment; filename="audit.jsonl"');
-        return reply.send(Readable.from(platform.audit.export(actor.organizationId)));
+        return reply.send(Readable.from(audit.export(actor.organizationId)));
       },
     );
   };

@@ -16,7 +16,7 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import { AlreadyRevokedError } from '../pki/errors.js';
 import type { Platform } from '../platform.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
-import type { DeviceStatus } from '../storage/schema.js';
+import type { DeviceStatus } from '../devices/model.js';
 import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
 import { registerSymmetricKeyCommands } from './symmetric-keys.js';
 

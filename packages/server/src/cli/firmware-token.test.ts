@@ -18,7 +18,7 @@ import { productRoleOf } from '@bulwark/protocol';
 import { cliActor } from '../accounts/roles.js';
 import { Pkcs11Error, Pkcs11Token } from '../keys/pkcs11.js';
 import { loadConfig, type Config } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
 import { bulwark } from '../testing/cli.js';
 import { addTestToken, createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';

@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliActor } from '../accounts/roles.js';
 import { loadConfig, type Config } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
 import { bulwark } from '../testing/cli.js';
 import { Openssl } from '../testing/openssl.js';

@@ -3,8 +3,8 @@
  * Serving prints a few lines for a person on standard output and logs on standard error.
  */
 import type { Command } from 'commander';
-import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../ops/init.js';
-import { startServer } from '../ops/server.js';
+import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../runner/init.js';
+import { startServer } from '../runner/server.js';
 import { openPlatform } from '../platform.js';
 import { openDatabase } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrate.js';

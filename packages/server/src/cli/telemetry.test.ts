@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { cliActor } from '../accounts/roles.js';
 import { loadConfig, type Config } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
 import { TelemetryWriter } from '../telemetry/ingest.js';
 import { bulwark } from '../testing/cli.js';

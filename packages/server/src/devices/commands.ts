@@ -10,12 +10,14 @@ import { auditActor, requirePermission, type Actor } from '../accounts/roles.js'
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import type { CommandStatus, Database, DeviceCommandsTable } from '../storage/schema.js';
+import type { Database, DeviceCommandsTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { DeviceIdentity } from './identity.js';
 import type { DeviceMessenger } from './messaging.js';
 import { checkPatch, isObject, StateError, type JsonObject } from './shadow-state.js';
 import type { DevicesStore } from './store.js';
+
+export type CommandStatus = DeviceCommandsTable['status'];
 
 export const DEFAULT_COMMAND_TIMEOUT_MS = 30_000;
 export const MAX_COMMAND_TIMEOUT_MS = 60 * 60_000;

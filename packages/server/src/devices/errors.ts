@@ -5,7 +5,7 @@
 import { ErrorCodes } from '@bulwark/protocol';
 import { BulwarkError, ConflictError, ValidationError } from '../errors.js';
 import type { FieldProblem } from './model.js';
-import type { DeviceStatus } from '../storage/schema.js';
+import type { DeviceStatus } from './model.js';
 
 /** The lifecycle forbids this change (a retired device, or the status it already has). */
 export class InvalidTransitionError extends ConflictError {

@@ -11,7 +11,8 @@ import type { Kysely } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import { AuthenticationError } from '../errors.js';
-import type { Database, DeviceStatus } from '../storage/schema.js';
+import type { Database } from '../storage/schema.js';
+import type { DeviceStatus } from './model.js';
 
 export interface DeviceIdentity {
   organizationId: string;

@@ -4,7 +4,7 @@
  * to `active` by an operator. A transition to the status a device already has is refused too,
  * so a repeated command says so instead of writing a second audit entry for nothing.
  */
-import type { DeviceStatus } from '../storage/schema.js';
+import type { DeviceStatus } from './model.js';
 
 export const DEVICE_STATUSES = ['pending', 'active', 'quarantined', 'disabled', 'retired'] as const satisfies readonly DeviceStatus[];
 

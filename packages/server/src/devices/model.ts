@@ -3,10 +3,11 @@
  * satisfy (serial, tags, group, attributes), and the one function that checks them, shared by
  * registration, update and bulk import so a row is valid in a file exactly when it is valid alone.
  */
-import type { DeviceStatus } from '../storage/schema.js';
+import type { DevicesTable } from '../storage/schema.js';
 import type { DeviceRow, ProductRow } from './store.js';
 
-export type { DeviceStatus };
+/** Where a device stands in its life: only `active` devices connect, publish and enroll. */
+export type DeviceStatus = DevicesTable['status'];
 
 export interface ProductView {
   id: string;

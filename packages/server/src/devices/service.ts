@@ -9,7 +9,7 @@ import { auditActor, requirePermission, type Actor } from '../accounts/roles.js'
 import type { Clock } from '../clock.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
-import type { DeviceStatus } from '../storage/schema.js';
+import type { DeviceStatus } from './model.js';
 import { newId } from '../tokens.js';
 import { ErrorCodes } from '@bulwark/protocol';
 import {

@@ -4,7 +4,8 @@
  * a tag filter walks device_tags (organization, tag, serial) and joins the device by its ID.
  */
 import type { Kysely, Selectable, Updateable } from 'kysely';
-import type { Database, DevicesTable, DeviceStatus, ProductsTable } from '../storage/schema.js';
+import type { Database, DevicesTable, ProductsTable } from '../storage/schema.js';
+import type { DeviceStatus } from './model.js';
 import { SERIAL_END } from './model.js';
 
 export type ProductRow = Selectable<ProductsTable>;

@@ -20,7 +20,7 @@ import { Openssl } from '../testing/openssl.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { DeviceAuthenticationError, type DeviceAuthFailure } from './identity.js';
 import { createToken, deriveDeviceKey, deviceResource, registrationResource } from './sas.js';
-import { FailureLimiter } from './symmetric-routes.js';
+import { FailureLimiter } from './routes/symmetric-keys.js';
 import { groupContext, keyContext } from './symmetric-keys.js';
 
 const ORG_B = 'org-b';

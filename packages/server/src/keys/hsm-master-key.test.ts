@@ -17,7 +17,7 @@ import { cliActor } from '../accounts/roles.js';
 import { createToken, deviceResource } from '../devices/sas.js';
 import { BulwarkError } from '../errors.js';
 import { loadConfig, type Config } from '../ops/config.js';
-import { DEFAULT_INIT, initialize, type InitResult } from '../ops/init.js';
+import { DEFAULT_INIT, initialize, type InitResult } from '../runner/init.js';
 import { openPlatform, type Platform } from '../platform.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';
 import { createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';

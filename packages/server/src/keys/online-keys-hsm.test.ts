@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { verify } from 'node:crypto';
 import pkcs11js from 'pkcs11js';
 import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform, type Platform } from '../platform.js';
 import { createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';
 import { Pkcs11Error, Pkcs11Token } from './pkcs11.js';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { newUserRow } from '../accounts/store.js';
 import { ManualClock } from '../clock.js';
 import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform, type Platform } from '../platform.js';
 import { openDatabase } from '../storage/database.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';

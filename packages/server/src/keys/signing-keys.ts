@@ -1,9 +1,10 @@
 /**
- * Online Ed25519 signing keys of the deployment (audit checkpoints; the TUF snapshot, timestamp
- * and director keys of each organization), stored in the database with the private half sealed
- * under the master key so every node can use them, or, with `keys.pkcs11.onlineSigningKeys`,
- * generated and used on the deployment's PKCS#11 token: the row then holds the key's label
- * (`pkcs11:<label>`) and the public half, and no private byte leaves the token.
+ * Online Ed25519 signing keys of the deployment, one current key per purpose: audit checkpoints,
+ * the TUF image repository's online roles (snapshot, timestamp) and each organization's director.
+ * Stored in the database with the private half sealed under the master key so every node can use
+ * them, or, with `keys.pkcs11.onlineSigningKeys`, generated and used on the deployment's PKCS#11
+ * token: the row then holds the key's label (`pkcs11:<label>`) and the public half, and no private
+ * byte leaves the token.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';

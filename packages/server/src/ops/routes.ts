@@ -6,14 +6,19 @@
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
 import { AuthenticationError } from '../errors.js';
-import { isReachable } from '../storage/database.js';
-import type { Platform } from '../platform.js';
 import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import type { Metrics } from './metrics.js';
 import { isScrapeAuthorized } from './scrape-token.js';
 
-export function opsRoutes(platform: Platform, metrics: Metrics) {
-  const { tokenHash } = platform.config.metrics;
+export interface OpsRouteDeps {
+  /** Whether the database answers (storage/database.ts isReachable): readiness reports it. */
+  databaseReachable: () => Promise<boolean>;
+  metrics: Metrics;
+  /** config.metrics.tokenHash: the scrape token's digest, if /metrics needs one. */
+  metricsTokenHash: string | undefined;
+}
+
+export function opsRoutes({ databaseReachable, metrics, metricsTokenHash: tokenHash }: OpsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     const none = { auth: { principal: 'none' as const }, rateLimit: false as const };
     app.get(
@@ -35,7 +40,7 @@ export function opsRoutes(platform: Platform, metrics: Metrics) {
         },
       },
       async (_request, reply) => {
-        const database = await isReachable(platform.db);
+        const database = await databaseReachable();
         return database
           ? { status: 'ready' as const, checks: { database } }
           : reply.status(503).send({ status: 'unavailable' as const, checks: { database } });

@@ -13,7 +13,7 @@ import pkcs11js from 'pkcs11js';
 import { BulwarkError } from '../errors.js';
 import { Pkcs11Error, TokenAccess } from '../keys/pkcs11.js';
 import { loadConfig, type Config } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform, type Platform } from '../platform.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';

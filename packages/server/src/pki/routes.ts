@@ -4,10 +4,10 @@
  * and devices fetch them before they hold any credential; both are signed or self-verifying.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Platform } from '../platform.js';
+import type { PkiService } from './service.js';
 import { Raw } from '../transport/http/schemas.js';
 
-export function pkiRoutes(platform: Platform) {
+export function pkiRoutes({ pki }: { pki: PkiService }) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     const none = { auth: { principal: 'none' as const } };
     app.get(
@@ -21,7 +21,7 @@ export function pkiRoutes(platform: Platform) {
         },
       },
       async (_request, reply) => {
-        const pem = await platform.pki.crlFor();
+        const pem = await pki.crlFor();
         reply.header('content-type', 'application/x-pem-file').header('cache-control', 'public, max-age=300');
         return pem;
       },
@@ -38,7 +38,7 @@ export function pkiRoutes(platform: Platform) {
       },
       async (_request, reply) => {
         reply.header('content-type', 'application/x-pem-file').header('cache-control', 'public, max-age=300');
-        return platform.pki.caChain();
+        return pki.caChain();
       },
     );
   };

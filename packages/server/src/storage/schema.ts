@@ -10,8 +10,8 @@ import type {
   RolloutActiveDevicesTable,
   RolloutDevicesTable,
   RolloutsTable,
-} from '../updates/rollout-tables.js';
-import type { TufMetadataTable } from '../updates/repository-tables.js';
+} from './rollout-tables.js';
+import type { TufMetadataTable } from './repository-tables.js';
 
 export interface OrganizationsTable {
   id: string;
@@ -49,15 +49,13 @@ export interface RecoveryCodesTable {
   used_at: number | null;
 }
 
-export type SessionScope = 'full' | 'password_change' | 'mfa_pending' | 'mfa_enrollment';
-
 export interface SessionsTable {
   id: string;
   token_hash: string;
   user_id: string;
   organization_id: string;
   transport: 'cookie' | 'bearer';
-  scope: SessionScope;
+  scope: 'full' | 'password_change' | 'mfa_pending' | 'mfa_enrollment';
   created_at: number;
   last_seen_at: number;
   expires_at: number; // absolute timeout
@@ -67,12 +65,10 @@ export interface SessionsTable {
   revoked_at: number | null;
 }
 
-export type OneTimeTokenPurpose = 'password_reset' | 'email_verify' | 'invitation' | 'email_change' | 'device_enrollment';
-
 export interface OneTimeTokensTable {
   id: string;
   token_hash: string;
-  purpose: OneTimeTokenPurpose;
+  purpose: 'password_reset' | 'email_verify' | 'invitation' | 'email_change' | 'device_enrollment';
   organization_id: string;
   user_id: string | null;
   email: string;
@@ -164,8 +160,6 @@ export interface BootstrapCasTable {
   deleted_at: number | null;
 }
 
-export type DeviceStatus = 'pending' | 'active' | 'quarantined' | 'disabled' | 'retired';
-
 export interface ProductsTable {
   id: string;
   organization_id: string;
@@ -183,7 +177,7 @@ export interface DevicesTable {
   organization_id: string;
   serial: string; // the brand's serial, unique in the organization; compared byte-wise
   product_id: string;
-  status: DeviceStatus;
+  status: 'pending' | 'active' | 'quarantined' | 'disabled' | 'retired';
   firmware_version: string | null; // as the device last reported it
   last_seen_at: number | null;
   attributes: string; // JSON object
@@ -276,15 +270,13 @@ export interface DeviceShadowHistoryTable {
   changed_at: number;
 }
 
-export type CommandStatus = 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
-
 export interface DeviceCommandsTable {
   id: string;
   organization_id: string;
   device_id: string;
   name: string;
   params: string; // JSON object
-  status: CommandStatus;
+  status: 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
   result: string | null; // JSON
   error: string | null;
   created_by: string;

@@ -9,7 +9,7 @@ import type { ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import mqtt from 'mqtt';
 import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../testing/devices.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';

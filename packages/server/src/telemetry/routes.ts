@@ -6,10 +6,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
+import type { TelemetryQuota } from './quota.js';
+import { actorOf } from '../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { MAX_BUCKETS, MAX_LIMIT } from './service.js';
+import { MAX_BUCKETS, MAX_LIMIT, type TelemetryService } from './service.js';
 
 const DeviceId = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Instant = (what: string) =>
@@ -61,8 +61,7 @@ const Presence = Strict({
   protocol: Type.Union([Type.String(), Type.Null()]),
 });
 
-export function telemetryRoutes(platform: Platform) {
-  const { service, quota } = platform.telemetry;
+export function telemetryRoutes({ telemetry: service, quota }: { telemetry: TelemetryService; quota: TelemetryQuota }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;

@@ -5,7 +5,7 @@
  * each test file checks the answers its own tests saw, and a file run in parallel with others
  * checks only its own node.
  */
-import type { RunningServer } from '../ops/server.js';
+import type { RunningServer } from '../runner/server.js';
 
 interface OpenApiDocument {
   paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;

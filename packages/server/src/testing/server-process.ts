@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ChildProcess } from 'node:child_process';
 import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../ops/init.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
 import { startCli } from './cli.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from './devices.js';

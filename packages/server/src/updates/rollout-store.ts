@@ -7,7 +7,7 @@ import type { Kysely } from 'kysely';
 import type { RolloutDeviceState } from '@bulwark/protocol';
 import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
-import type { RolloutDevicesTable, RolloutsTable } from './rollout-tables.js';
+import type { RolloutDevicesTable, RolloutsTable } from '../storage/rollout-tables.js';
 
 export type Executor = Kysely<Database>;
 export type RolloutRow = RolloutsTable;

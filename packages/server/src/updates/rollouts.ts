@@ -44,7 +44,9 @@ import {
   type ScheduleWindow,
 } from './rollout-model.js';
 import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
-import type { RolloutStatus } from './rollout-tables.js';
+import type { RolloutsTable } from '../storage/rollout-tables.js';
+
+export type RolloutStatus = RolloutsTable['status'];
 
 export const MAX_DEVICES_PAGE = 500;
 const LIST_PAGE = 100;

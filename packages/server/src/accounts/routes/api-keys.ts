@@ -5,8 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../../platform.js';
-import { actorOf } from '../../transport/http/auth.js';
+import type { ApiKeyService } from '../api-keys.js';
+import { actorOf } from './authentication.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_KEY_LIFETIME_DAYS } from '../api-keys.js';
 import { PERMISSIONS } from '../roles.js';
@@ -27,8 +27,7 @@ export const ApiKeySchema = Strict({
   expired: Type.Boolean(),
 });
 
-export function apiKeyRoutes(platform: Platform) {
-  const { apiKeys } = platform.accounts;
+export function apiKeyRoutes({ apiKeys }: { apiKeys: ApiKeyService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const KeyId = Strict({ id: Id });

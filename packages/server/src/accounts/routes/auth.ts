@@ -4,8 +4,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../../platform.js';
-import { actorOf, sessionOf } from '../../transport/http/auth.js';
+import type { Clock } from '../../clock.js';
+import type { LoginService } from '../login.js';
+import type { AccountsService } from '../service.js';
+import type { SessionService } from '../sessions.js';
+import type { AccountsStore } from '../store.js';
+import { actorOf, sessionOf } from './authentication.js';
 import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { ConflictError } from '../../errors.js';
 import { toUserView } from '../service.js';
@@ -14,11 +18,20 @@ import { clearSessionCookie, replyWithSession } from './session-reply.js';
 
 const ALL_SCOPES = ['password_change', 'mfa_pending', 'mfa_enrollment'] as const;
 
-export function authRoutes(platform: Platform) {
-  const { login, service, store } = platform.accounts;
+export interface AuthRouteDeps {
+  login: LoginService;
+  service: AccountsService;
+  store: AccountsStore;
+  sessions: SessionService;
+  clock: Clock;
+  loginRateLimitPerMinute: number;
+}
+
+export function authRoutes(deps: AuthRouteDeps) {
+  const { login, service, store, sessions, clock } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const loginLimit = { max: platform.config.auth.loginRateLimitPerMinute, timeWindow: '1 minute' };
+    const loginLimit = { max: deps.loginRateLimitPerMinute, timeWindow: '1 minute' };
 
     app.post(
       '/auth/login',
@@ -47,7 +60,7 @@ export function authRoutes(platform: Platform) {
           sourceIp: request.ip,
           userAgent: request.headers['user-agent'] ?? '',
         });
-        return replyWithSession(reply, outcome, platform.clock.now());
+        return replyWithSession(reply, outcome, clock.now());
       },
     );
 
@@ -67,7 +80,7 @@ export function authRoutes(platform: Platform) {
         if (pending.scope !== 'mfa_pending')
           throw new ConflictError('This session has no sign-in step waiting for a code', undefined, 'auth.mfa_not_pending');
         const outcome = await login.completeMfa(pending, request.body.code, contextOf(request, pending.transport));
-        return replyWithSession(reply, outcome, platform.clock.now());
+        return replyWithSession(reply, outcome, clock.now());
       },
     );
 
@@ -121,10 +134,10 @@ export function authRoutes(platform: Platform) {
         const session = sessionOf(request);
         const user = await store.userById(session.user_id);
         return {
-          user: toUserView(user!, platform.clock.now()),
+          user: toUserView(user!, clock.now()),
           scope: session.scope,
           expiresAt: new Date(session.expires_at).toISOString(),
-          ...(session.transport === 'cookie' ? { csrfToken: platform.accounts.sessions.csrfToken(session.id) } : {}),
+          ...(session.transport === 'cookie' ? { csrfToken: sessions.csrfToken(session.id) } : {}),
         };
       },
     );

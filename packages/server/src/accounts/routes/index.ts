@@ -1,26 +1,34 @@
 /**
- * The accounts API, registered under /api/v1.
+ * The accounts API, registered under /api/v1. Each plugin receives the services it calls;
+ * this one receives the union of them.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Platform } from '../../platform.js';
+import type { ApiKeyService } from '../api-keys.js';
+import type { ProfileService } from '../profile.js';
 import { apiKeyRoutes } from './api-keys.js';
-import { authRoutes } from './auth.js';
-import { invitationRoutes } from './invitations.js';
-import { meRoutes } from './me.js';
+import { authRoutes, type AuthRouteDeps } from './auth.js';
+import { invitationRoutes, type InvitationRouteDeps } from './invitations.js';
+import { meRoutes, type MeRouteDeps } from './me.js';
 import { profileRoutes } from './profile.js';
-import { recoveryRoutes } from './recovery.js';
-import { signupRoutes } from './signup.js';
+import { recoveryRoutes, type RecoveryRouteDeps } from './recovery.js';
+import { signupRoutes, type SignupRouteDeps } from './signup.js';
 import { userRoutes } from './users.js';
 
-export function accountsRoutes(platform: Platform) {
+export type AccountsRouteDeps = AuthRouteDeps &
+  MeRouteDeps &
+  RecoveryRouteDeps &
+  SignupRouteDeps &
+  InvitationRouteDeps & { apiKeys: ApiKeyService; profile: ProfileService };
+
+export function accountsRoutes(deps: AccountsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
-    await app.register(authRoutes(platform));
-    await app.register(meRoutes(platform));
-    await app.register(userRoutes(platform));
-    await app.register(apiKeyRoutes(platform));
-    await app.register(profileRoutes(platform));
-    await app.register(recoveryRoutes(platform));
-    await app.register(signupRoutes(platform));
-    await app.register(invitationRoutes(platform));
+    await app.register(authRoutes(deps));
+    await app.register(meRoutes(deps));
+    await app.register(userRoutes(deps));
+    await app.register(apiKeyRoutes(deps));
+    await app.register(profileRoutes(deps));
+    await app.register(recoveryRoutes(deps));
+    await app.register(signupRoutes(deps));
+    await app.register(invitationRoutes(deps));
   };
 }

@@ -5,8 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../../platform.js';
-import { actorOf } from '../../transport/http/auth.js';
+import type { InvitationService } from '../invitations.js';
+import { actorOf } from './authentication.js';
 import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { Email, Id, Password, Role, UserSchema } from './schemas.js';
 import { OneTimeToken } from './self-service-schemas.js';
@@ -24,8 +24,15 @@ const InvitationSchema = Strict({
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 
-export function invitationRoutes(platform: Platform) {
-  const { invitations } = platform.accounts;
+export interface InvitationRouteDeps {
+  invitations: InvitationService;
+  /** config.http.publicUrl: the base of the links mailed. */
+  publicUrl: string | undefined;
+  loginRateLimitPerMinute: number;
+}
+
+export function invitationRoutes(deps: InvitationRouteDeps) {
+  const { invitations } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -41,7 +48,7 @@ export function invitationRoutes(platform: Platform) {
         },
       },
       async (request, reply) => {
-        const invitation = await invitations.invite(actorOf(request), { ...request.body, linkBase: publicBaseUrl(platform, root) });
+        const invitation = await invitations.invite(actorOf(request), { ...request.body, linkBase: publicBaseUrl(deps.publicUrl, root) });
         return reply.status(201).send({ invitation });
       },
     );
@@ -79,7 +86,7 @@ export function invitationRoutes(platform: Platform) {
     app.post(
       '/invitations/accept',
       {
-        config: { auth: { principal: 'none' }, rateLimit: { max: platform.config.auth.loginRateLimitPerMinute, timeWindow: '1 minute' } },
+        config: { auth: { principal: 'none' }, rateLimit: { max: deps.loginRateLimitPerMinute, timeWindow: '1 minute' } },
         schema: {
           tags: ['users'],
           summary: 'Accept an invitation with the token from the email: creates my operator account with the password I choose',

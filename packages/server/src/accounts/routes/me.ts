@@ -6,8 +6,16 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { ConflictError, NotFoundError } from '../../errors.js';
-import type { Platform } from '../../platform.js';
-import { actorOf, sessionOf } from '../../transport/http/auth.js';
+import type { Kysely } from 'kysely';
+import type { AuditService } from '../../audit/service.js';
+import type { Clock } from '../../clock.js';
+import type { Database } from '../../storage/schema.js';
+import type { LoginService } from '../login.js';
+import type { MfaService } from '../mfa.js';
+import type { AccountsService } from '../service.js';
+import type { SessionService } from '../sessions.js';
+import type { AccountsStore } from '../store.js';
+import { actorOf, sessionOf } from './authentication.js';
 import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
 import { auditActor } from '../roles.js';
 import { mfaRequiredFor } from '../login.js';
@@ -15,9 +23,20 @@ import { contextOf } from './auth.js';
 import { Code, Id, LoginResponse, Password, SessionSchema } from './schemas.js';
 import { replyWithSession } from './session-reply.js';
 
-export function meRoutes(platform: Platform) {
-  const { login, service, sessions, mfa, store } = platform.accounts;
-  const { db, audit, clock } = platform;
+export interface MeRouteDeps {
+  login: LoginService;
+  service: AccountsService;
+  sessions: SessionService;
+  mfa: MfaService;
+  store: AccountsStore;
+  /** The password change runs its own transaction and audit entry here (a service method is the stores pass's). */
+  db: Kysely<Database>;
+  audit: AuditService;
+  clock: Clock;
+}
+
+export function meRoutes(deps: MeRouteDeps) {
+  const { login, service, sessions, mfa, store, db, audit, clock } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 

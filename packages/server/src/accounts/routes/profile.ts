@@ -5,8 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type, type TSchema } from 'typebox';
-import type { Platform } from '../../platform.js';
-import { actorOf } from '../../transport/http/auth.js';
+import type { ProfileService } from '../profile.js';
+import { actorOf } from './authentication.js';
 import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { ApiKeySchema } from './api-keys.js';
 import { Email, SessionFields, UserSchema } from './schemas.js';
@@ -36,8 +36,7 @@ const ExportSchema = Strict({
   ),
 });
 
-export function profileRoutes(platform: Platform) {
-  const { profile } = platform.accounts;
+export function profileRoutes({ profile }: { profile: ProfileService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 

@@ -4,9 +4,8 @@
  * and so receive someone else's reset link.
  */
 import type { FastifyInstance } from 'fastify';
-import type { Platform } from '../../platform.js';
 
-export function publicBaseUrl(platform: Platform, app: FastifyInstance): string {
-  if (platform.config.http.publicUrl) return platform.config.http.publicUrl;
+export function publicBaseUrl(publicUrl: string | undefined, app: FastifyInstance): string {
+  if (publicUrl) return publicUrl;
   return app.listeningOrigin.replace(/^https:\/\/(0\.0\.0\.0|\[::\])(?=:)/, 'https://localhost');
 }

@@ -4,7 +4,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type { Platform } from '../../platform.js';
+import type { PasswordRecoveryService } from '../recovery.js';
 import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
 import { Email, OrgSlug, Password } from './schemas.js';
 import { Accepted, OneTimeToken } from './self-service-schemas.js';
@@ -15,11 +15,18 @@ const REQUESTED = {
   message: 'If an active account matches, an email with a link to reset its password is on its way. The link works once and expires soon.',
 };
 
-export function recoveryRoutes(platform: Platform) {
-  const { recovery } = platform.accounts;
+export interface RecoveryRouteDeps {
+  recovery: PasswordRecoveryService;
+  /** config.http.publicUrl: the base of the links mailed. */
+  publicUrl: string | undefined;
+  loginRateLimitPerMinute: number;
+}
+
+export function recoveryRoutes(deps: RecoveryRouteDeps) {
+  const { recovery } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const limit = { max: platform.config.auth.loginRateLimitPerMinute, timeWindow: '1 minute' };
+    const limit = { max: deps.loginRateLimitPerMinute, timeWindow: '1 minute' };
 
     app.post(
       '/auth/password-reset/request',
@@ -35,8 +42,10 @@ export function recoveryRoutes(platform: Platform) {
       async (request, reply) => {
         // The work starts once the answer is out ('close' also covers a client that went away).
         const answered = new Promise((resolve) => reply.raw.once('close', resolve));
-        recovery.requestAfterAnswer({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(platform, root) }, answered, (error) =>
-          request.log.error({ err: error }, 'password reset request failed after its answer'),
+        recovery.requestAfterAnswer(
+          { ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(deps.publicUrl, root) },
+          answered,
+          (error) => request.log.error({ err: error }, 'password reset request failed after its answer'),
         );
         return reply.status(202).send(REQUESTED);
       },

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../../platform.js';
+import type { SignupService } from '../signup.js';
 import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
 import { Email, OrgSlug, Password } from './schemas.js';
 import { Accepted, OneTimeToken } from './self-service-schemas.js';
@@ -16,11 +16,18 @@ const CHECK_YOUR_MAIL = {
   message: 'Check your email: we sent a link to confirm the address (or, if it already has an account, what to do next). The link expires.',
 };
 
-export function signupRoutes(platform: Platform) {
-  const { signup } = platform.accounts;
+export interface SignupRouteDeps {
+  signup: SignupService;
+  /** config.http.publicUrl: the base of the links mailed. */
+  publicUrl: string | undefined;
+  loginRateLimitPerMinute: number;
+}
+
+export function signupRoutes(deps: SignupRouteDeps) {
+  const { signup } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const limit = { max: platform.config.auth.loginRateLimitPerMinute, timeWindow: '1 minute' };
+    const limit = { max: deps.loginRateLimitPerMinute, timeWindow: '1 minute' };
 
     app.post(
       '/auth/signup',
@@ -35,7 +42,7 @@ export function signupRoutes(platform: Platform) {
         },
       },
       async (request, reply) => {
-        await signup.signup({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(platform, root) });
+        await signup.signup({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(deps.publicUrl, root) });
         return reply.status(202).send(CHECK_YOUR_MAIL);
       },
     );
@@ -69,7 +76,7 @@ export function signupRoutes(platform: Platform) {
         },
       },
       async (request, reply) => {
-        await signup.resendVerification({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(platform, root) });
+        await signup.resendVerification({ ...request.body, sourceIp: request.ip, linkBase: publicBaseUrl(deps.publicUrl, root) });
         return reply.status(202).send(CHECK_YOUR_MAIL);
       },
     );

@@ -5,13 +5,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../../platform.js';
-import { actorOf } from '../../transport/http/auth.js';
+import type { AccountsService } from '../service.js';
+import { actorOf } from './authentication.js';
 import { errorResponses, Strict } from '../../transport/http/schemas.js';
 import { Email, Id, OrganizationSchema, Role, UserSchema } from './schemas.js';
 
-export function userRoutes(platform: Platform) {
-  const { service } = platform.accounts;
+export function userRoutes({ service }: { service: AccountsService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const UserId = Strict({ id: Id });

@@ -1,7 +1,9 @@
 /**
  * Builds the HTTPS API: TLS 1.2+ with AEAD suites only (tls-policy.ts), security headers, rate
  * limits, request IDs, structured logs with secrets redacted, strict schemas (unknown fields
- * refused, bodies never coerced), one error body, the OpenAPI document, and every domain's routes.
+ * refused, bodies never coerced), one error body and the OpenAPI document; then hands the app to
+ * the `routes` callback the composition root gives (routes.ts), which registers every domain's routes.
+ * Nothing here knows a domain.
  */
 import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyInstance } from 'fastify';
@@ -9,34 +11,29 @@ import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { accountsRoutes } from '../../accounts/routes/index.js';
-import { auditRoutes } from '../../audit/routes.js';
-import { deviceRoutes } from '../../devices/routes.js';
-import { enrollmentRoutes } from '../../devices/enrollment-routes.js';
-import { stateRoutes } from '../../devices/state-routes.js';
-import { symmetricKeyRoutes } from '../../devices/symmetric-routes.js';
 import { RateLimitedError } from '../../errors.js';
-import type { Metrics } from '../../ops/metrics.js';
-import { opsRoutes } from '../../ops/routes.js';
-import { pkiRoutes } from '../../pki/routes.js';
-import { telemetryRoutes } from '../../telemetry/routes.js';
-import { blobRoutes } from '../../updates/blob-routes.js';
-import { releaseRoutes } from '../../updates/release-routes.js';
-import { repositoryRoutes } from '../../updates/repository-routes.js';
-import { rolloutRoutes } from '../../updates/rollout-routes.js';
-import type { Platform } from '../../platform.js';
 import { SERVER_TLS } from '../tls-policy.js';
-import { installAuthentication } from './auth.js';
 import { clientErrorHandler, frameworkErrors, installAnswerHeaders, installDraining } from './edge.js';
 import { declareCommonAnswers } from './declared-answers.js';
 import { errorResponder, installErrorHandling } from './errors.js';
 import { ErrorBodySchema } from './schemas.js';
 import { buildValidator } from './validators.js';
 
+/** Counts the HTTP answers (ops/metrics.ts); its hook goes first so a refused request still counts. */
+export interface HttpInstrumentation {
+  instrument(app: FastifyInstance): void;
+}
+
 export interface HttpOptions {
   tls: { cert: string; key: string };
+  /** config.http's limits at the edge. */
+  http: { bodyLimitBytes: number; rateLimitPerMinute: number; trustProxy: boolean };
+  /** config.log.level */
+  logLevel: string;
   /** Where the HTTP answers are counted and /metrics reads from. */
-  metrics: Metrics;
+  metrics: HttpInstrumentation;
+  /** Registers the routes (and the authentication hook) once the plumbing is in place. */
+  routes: (app: FastifyInstance) => Promise<void>;
   logger?: boolean;
   /** Where logs go (default standard output); tests capture them to check redaction. */
   logStream?: NodeJS.WritableStream;
@@ -57,9 +54,9 @@ export const REDACTED_PATHS = [
   '*.secret',
 ];
 
-export async function buildHttpApp(platform: Platform, options: HttpOptions): Promise<FastifyInstance> {
-  const { config } = platform;
-  const respond = errorResponder(config.http.bodyLimitBytes);
+export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstance> {
+  const { http } = options;
+  const respond = errorResponder(http.bodyLimitBytes);
   const app = Fastify({
     // A client certificate is asked for but never required: operators' browsers and curl without one
     // connect as before; device routes (EST simplereenroll, bootstrap enrollment) verify it themselves.
@@ -68,12 +65,12 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
       options.logger === false
         ? false
         : {
-            level: config.log.level,
+            level: options.logLevel,
             redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
             ...(options.logStream ? { stream: options.logStream } : {}),
           },
-    bodyLimit: config.http.bodyLimitBytes,
-    trustProxy: config.http.trustProxy,
+    bodyLimit: http.bodyLimitBytes,
+    trustProxy: http.trustProxy,
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
@@ -96,7 +93,7 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
 
   await app.register(cookie);
   await app.register(rateLimit, {
-    max: config.http.rateLimitPerMinute,
+    max: http.rateLimitPerMinute,
     timeWindow: '1 minute',
     errorResponseBuilder: (_request, context) =>
       new RateLimitedError(
@@ -117,21 +114,6 @@ export async function buildHttpApp(platform: Platform, options: HttpOptions): Pr
     },
   });
 
-  installAuthentication(app, platform.accounts.authenticator, platform.accounts.sessions);
-  await app.register(opsRoutes(platform, options.metrics));
-  await app.register(pkiRoutes(platform));
-  await app.register(accountsRoutes(platform), { prefix: '/api/v1' });
-  await app.register(auditRoutes(platform), { prefix: '/api/v1' });
-  await app.register(deviceRoutes(platform), { prefix: '/api/v1' });
-  await app.register(enrollmentRoutes(platform));
-  await app.register(symmetricKeyRoutes(platform));
-  await app.register(telemetryRoutes(platform), { prefix: '/api/v1' });
-  await app.register(stateRoutes(platform), { prefix: '/api/v1' });
-  // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
-  // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
-  await app.register(repositoryRoutes(platform));
-  await app.register(releaseRoutes(platform));
-  await app.register(blobRoutes(platform));
-  await app.register(rolloutRoutes(platform));
+  await options.routes(app);
   return app;
 }

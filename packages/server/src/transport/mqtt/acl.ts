@@ -6,7 +6,7 @@
  * so it can still be repaired. Pure functions: the broker calls them on every packet.
  */
 import { UPDATE_TOPICS } from '@bulwark/protocol';
-import type { DeviceStatus } from '../../storage/schema.js';
+import type { DeviceStatus } from '../../devices/model.js';
 import type { PayloadFormat } from '../../telemetry/payloads.js';
 
 export const TOPIC_PREFIX = 'd';

@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
 import type { MqttClient } from 'mqtt';
-import { startServer, type RunningServer } from '../../ops/server.js';
+import { startServer, type RunningServer } from '../../runner/server.js';
 import { openPlatform, type Platform } from '../../platform.js';
 import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';

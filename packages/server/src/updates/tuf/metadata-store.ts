@@ -5,7 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../../storage/schema.js';
 import { isUniqueViolation } from '../../storage/unique-violation.js';
-import type { TufMetadataTable } from '../repository-tables.js';
+import type { TufMetadataTable } from '../../storage/repository-tables.js';
 import { ConcurrentChangeError } from '../errors.js';
 
 export type MetadataRow = TufMetadataTable;

@@ -11,13 +11,14 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
-import { AuthenticationError, BulwarkError, NotFoundError } from '../errors.js';
-import { DeviceAuthenticationError, type DeviceIdentity } from '../devices/identity.js';
-import { FailureLimiter } from '../devices/symmetric-routes.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { NoDirectorRootError } from './rollout-errors.js';
+import { AuthenticationError, BulwarkError, NotFoundError } from '../../errors.js';
+import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
+import { FailureLimiter } from '../../devices/routes/symmetric-keys.js';
+import type { DeviceCertificateVerifier } from '../../devices/identity.js';
+import type { TufRepository } from '../repository.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { NoDirectorRootError } from '../rollout-errors.js';
 import {
   MAX_ATTEMPTS,
   MAX_BACKOFF_SECONDS,
@@ -27,8 +28,8 @@ import {
   MAX_SELECTOR_ENTRIES,
   MAX_SOAK_SECONDS,
   MIN_OFFER_TIMEOUT_SECONDS,
-} from './rollout-model.js';
-import { MAX_DEVICES_PAGE } from './rollouts.js';
+} from '../rollout-model.js';
+import { MAX_DEVICES_PAGE, type RolloutService } from '../rollouts.js';
 
 const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
 
@@ -185,7 +186,7 @@ const DeviceUpdates = Strict({
  * The identity the client certificate of this TLS connection proves (checked by the platform, not
  * by TLS). Failed proofs count against the client address, as on the other device doors.
  */
-async function deviceOf(platform: Platform, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
+async function deviceOf(identity: DeviceCertificateVerifier, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
   limiter.check(request.ip);
   try {
     const socket = request.raw.socket as Partial<TLSSocket>;
@@ -195,7 +196,7 @@ async function deviceOf(platform: Platform, limiter: FailureLimiter, request: Fa
         "The director needs the device's certificate as TLS client certificate",
         ErrorCodes.deviceCertificateRequired,
       );
-    return await platform.devices.identity.fromCertificate(peer.raw);
+    return await identity.fromCertificate(peer.raw);
   } catch (error) {
     if (error instanceof BulwarkError && error.status === 401) {
       limiter.fail(request.ip);
@@ -205,9 +206,17 @@ async function deviceOf(platform: Platform, limiter: FailureLimiter, request: Fa
   }
 }
 
-export function rolloutRoutes(platform: Platform) {
-  const rollouts = platform.updates.rollouts;
-  const limiter = new FailureLimiter(platform.config.auth.loginRateLimitPerMinute);
+export interface RolloutRouteDeps {
+  rollouts: RolloutService;
+  repository: TufRepository;
+  /** Proves the device behind the director's mutual-TLS routes. */
+  identity: DeviceCertificateVerifier;
+  loginRateLimitPerMinute: number;
+}
+
+export function rolloutRoutes(deps: RolloutRouteDeps) {
+  const { rollouts, repository, identity: verifier } = deps;
+  const limiter = new FailureLimiter(deps.loginRateLimitPerMinute);
   return async function plugin(root: FastifyInstance): Promise<void> {
     await root.register(async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
@@ -223,8 +232,8 @@ export function rolloutRoutes(platform: Platform) {
           },
         },
         async (request, reply) => {
-          const identity = await deviceOf(platform, limiter, request);
-          const rootMetadata = await platform.updates.repository.directorRoot(identity.organizationId);
+          const identity = await deviceOf(verifier, limiter, request);
+          const rootMetadata = await repository.directorRoot(identity.organizationId);
           if (!rootMetadata) throw new NoDirectorRootError();
           reply.header('cache-control', 'no-store');
           return rootMetadata;
@@ -242,7 +251,7 @@ export function rolloutRoutes(platform: Platform) {
           },
         },
         async (request, reply) => {
-          const identity = await deviceOf(platform, limiter, request);
+          const identity = await deviceOf(verifier, limiter, request);
           const match = /^([1-9]\d{0,8})\.root\.json$/.exec(request.params.file);
           if (!match)
             throw new NotFoundError('Director metadata file', {
@@ -250,7 +259,7 @@ export function rolloutRoutes(platform: Platform) {
               expected: '<version>.root.json, root.json or targets.json',
             });
           const version = Number(match[1]);
-          const rootMetadata = await platform.updates.repository.directorRootVersion(identity.organizationId, version);
+          const rootMetadata = await repository.directorRootVersion(identity.organizationId, version);
           if (!rootMetadata) throw new NoDirectorRootError(version);
           reply.header('cache-control', 'no-store');
           return rootMetadata;
@@ -267,7 +276,7 @@ export function rolloutRoutes(platform: Platform) {
           },
         },
         async (request, reply) => {
-          const identity = await deviceOf(platform, limiter, request);
+          const identity = await deviceOf(verifier, limiter, request);
           const signed = await rollouts.directorTargets(identity);
           reply.header('cache-control', 'no-store');
           return signed.metadata;

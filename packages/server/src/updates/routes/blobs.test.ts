@@ -10,10 +10,10 @@ import { join } from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { targetNameOf } from '@bulwark/protocol';
-import { createOperator, signIn } from '../testing/accounts.js';
-import { organizationIdOf, testProduct } from '../testing/devices.js';
-import { ENGINES } from '../testing/engines.js';
-import { startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { createOperator, signIn } from '../../testing/accounts.js';
+import { organizationIdOf, testProduct } from '../../testing/devices.js';
+import { ENGINES } from '../../testing/engines.js';
+import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
 
 const MiB = 1024 * 1024;
 /** Above the 64 MiB upload that measures memory, so that one is accepted. */

@@ -7,13 +7,13 @@ import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorCodes } from '@bulwark/protocol';
 import { Type } from 'typebox';
-import { BulwarkError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from './import-format.js';
-import { LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
-import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from './service.js';
+import { BulwarkError } from '../../errors.js';
+import type { DevicesService } from '../service.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from '../import-format.js';
+import { LIFECYCLE_ACTIONS, type LifecycleAction } from '../lifecycle.js';
+import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from '../service.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Status = Type.Union([
@@ -89,9 +89,15 @@ function importFormat(request: FastifyRequest) {
   return format;
 }
 
-export function deviceRoutes(platform: Platform) {
-  const service = platform.devices.service;
-  const maxBytes = platform.config.http.bodyLimitBytes;
+export interface DeviceRouteDeps {
+  devices: DevicesService;
+  /** config.http.bodyLimitBytes: the import route's own limit is derived from it. */
+  bodyLimitBytes: number;
+}
+
+export function deviceRoutes(deps: DeviceRouteDeps) {
+  const service = deps.devices;
+  const maxBytes = deps.bodyLimitBytes;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     for (const [type, format] of Object.entries(IMPORT_MEDIA_TYPES)) {

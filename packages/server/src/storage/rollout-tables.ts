@@ -2,10 +2,6 @@
  * Kysely table interfaces of the director and rollouts (migrations 011_rollouts, 012_rollout_offer_timeout, 015_rollout_retries). Timestamps are
  * milliseconds since the epoch; JSON columns are text on both engines.
  */
-import type { RolloutDeviceState } from '@bulwark/protocol';
-
-export type RolloutStatus = 'running' | 'paused' | 'halted' | 'aborted' | 'completed';
-
 /** A rollout (campaign) of one release to a snapshot of devices. */
 export interface RolloutsTable {
   id: string;
@@ -28,7 +24,7 @@ export interface RolloutsTable {
   /** The phase an operator resumed in after the pause threshold paused it: it does not pause that phase again. */
   pause_cleared_phase: number | null;
   schedule_window: string | null; // JSON ScheduleWindow
-  status: RolloutStatus;
+  status: 'running' | 'paused' | 'halted' | 'aborted' | 'completed';
   current_phase: number;
   phase_started_at: number;
   device_count: number;
@@ -47,7 +43,7 @@ export interface RolloutDevicesTable {
   phase: number;
   /** SHA-256 of `<rolloutId>:<deviceId>` in hex: the deterministic order devices are phased and offered in. */
   rank: string;
-  state: RolloutDeviceState;
+  state: 'pending' | 'downloading' | 'installing' | 'rebooting' | 'verifying' | 'succeeded' | 'failed' | 'rolled_back';
   error_code: string | null;
   error_message: string | null;
   offered_at: number | null;

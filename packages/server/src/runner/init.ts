@@ -12,7 +12,7 @@ import { ValidationError } from '../errors.js';
 import { ensureMasterKey, type MasterKeyLocation } from '../keys/master-key.js';
 import { openPlatform, type PlatformOptions } from '../platform.js';
 import { caKeyLocation, ensureDeploymentPki, pkiPaths } from '../pki/ca.js';
-import type { Config } from './config.js';
+import type { Config } from '../ops/config.js';
 
 export interface InitOptions {
   organizationSlug: string;

@@ -6,16 +6,16 @@ import type { MqttClient } from 'mqtt';
 import { canonicalize } from '@tufjs/canonical-json';
 import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
 import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, type VersionReport } from '@bulwark/protocol';
-import { cliActor } from '../accounts/roles.js';
-import { createOperator, signIn } from '../testing/accounts.js';
-import { ENGINES } from '../testing/engines.js';
-import { organizationIdOf, provisionTestDevice, type TestDevice } from '../testing/devices.js';
-import { connectDevice, eventually, inbox } from '../testing/mqtt.js';
-import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
-import { hardwareProduct, insertRelease, type TestRelease } from './rollout-test-helpers.js';
-import { keyHolder, signedBy, TestCeremony, type KeyHolder } from './tuf/ceremony-fixture.js';
-import { tufKeyOf } from './tuf/keys.js';
-import { buildDirectorRoot, expiresIn } from './tuf/offline.js';
+import { cliActor } from '../../accounts/roles.js';
+import { createOperator, signIn } from '../../testing/accounts.js';
+import { ENGINES } from '../../testing/engines.js';
+import { organizationIdOf, provisionTestDevice, type TestDevice } from '../../testing/devices.js';
+import { connectDevice, eventually, inbox } from '../../testing/mqtt.js';
+import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
+import { hardwareProduct, insertRelease, type TestRelease } from '../rollout-test-helpers.js';
+import { keyHolder, signedBy, TestCeremony, type KeyHolder } from '../tuf/ceremony-fixture.js';
+import { tufKeyOf } from '../tuf/keys.js';
+import { buildDirectorRoot, expiresIn } from '../tuf/offline.js';
 
 /** Director targets metadata as a TUF client parses it. */
 function targetsMetadata(json: unknown): Metadata<Targets> {

@@ -6,10 +6,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { DEFAULT_COMMAND_TIMEOUT_MS, MAX_COMMAND_TIMEOUT_MS, MAX_WAIT_MS } from './commands.js';
+import type { ShadowService } from '../shadow.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { DEFAULT_COMMAND_TIMEOUT_MS, MAX_COMMAND_TIMEOUT_MS, MAX_WAIT_MS, type CommandService } from '../commands.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const State = Type.Record(Type.String(), Type.Unknown());
@@ -43,8 +43,7 @@ const Command = Strict({
   completedAt: Type.Union([Timestamp, Type.Null()]),
 });
 
-export function stateRoutes(platform: Platform) {
-  const { shadow, commands } = platform.devices;
+export function stateRoutes({ shadow, commands }: { shadow: ShadowService; commands: CommandService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;

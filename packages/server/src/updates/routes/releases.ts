@@ -7,11 +7,10 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { MAX_ATTESTATIONS, MAX_POLICY_ENTRIES, MAX_POLICY_KEYS, type ReleasePolicy } from './provenance.js';
-import { MAX_NOTES, type Release, type ReleaseRefusal } from './releases.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { MAX_ATTESTATIONS, MAX_POLICY_ENTRIES, MAX_POLICY_KEYS, type ReleasePolicy } from '../provenance.js';
+import { MAX_NOTES, type Release, type ReleaseRefusal, type ReleaseService } from '../releases.js';
 
 const ReleaseView = Strict({
   id: Type.String(),
@@ -85,8 +84,7 @@ const Id = Type.String({ minLength: 1, maxLength: 64 });
 /** Checked by the services (CycloneDX validation, TUF verification), not by the edge schema. */
 const OpenObject = (description: string) => Type.Object({}, { additionalProperties: true, description });
 
-export function releaseRoutes(platform: Platform) {
-  const releases = platform.updates.releases;
+export function releaseRoutes({ releases }: { releases: ReleaseService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 

@@ -14,13 +14,14 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { Type } from 'typebox';
 import { ErrorCodes } from '@bulwark/protocol';
-import { AuthenticationError, ValidationError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Raw, Strict, Timestamp } from '../transport/http/schemas.js';
-import { bootstrapCaRoutes } from './bootstrap-routes.js';
-import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate } from './enrollment.js';
-import { DeviceAuthenticationError } from './identity.js';
+import { AuthenticationError, ValidationError } from '../../errors.js';
+import type { PkiService } from '../../pki/service.js';
+import type { BootstrapCaService } from '../bootstrap-cas.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { bootstrapCaRoutes } from './bootstrap-cas.js';
+import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate, type EnrollmentService } from '../enrollment.js';
+import { DeviceAuthenticationError } from '../identity.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const CsrPem = Type.String({ minLength: 1, maxLength: 16_384, description: 'PKCS#10 CSR (PEM) whose subject CN is the device ID' });
@@ -81,8 +82,15 @@ async function loggingRefusals<T>(request: FastifyRequest, work: () => Promise<T
   }
 }
 
-export function enrollmentRoutes(platform: Platform) {
-  const enrollment = platform.devices.enrollment;
+export interface EnrollmentRouteDeps {
+  enrollment: EnrollmentService;
+  bootstrapCas: BootstrapCaService;
+  /** The CA chain EST's /cacerts serves. */
+  pki: PkiService;
+}
+
+export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
+  const { enrollment, pki } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     await root.register(
       async (scope) => {
@@ -174,7 +182,7 @@ export function enrollmentRoutes(platform: Platform) {
             };
           },
         );
-        await bootstrapCaRoutes(platform)(app);
+        await bootstrapCaRoutes(deps)(app);
       },
       { prefix: '/api/v1' },
     );
@@ -198,7 +206,7 @@ export function enrollmentRoutes(platform: Platform) {
               .header('content-type', PKCS7)
               .header('content-transfer-encoding', 'base64')
               .header('cache-control', 'public, max-age=300');
-            return pkcs7(await platform.pki.caChain());
+            return pkcs7(await pki.caChain());
           },
         );
         est.post(

@@ -1,19 +1,21 @@
 /**
- * Runs a platform node: the HTTPS API on the configured address, the MQTT broker with its
- * counters in the node's metrics, the periodic audit checkpoint, telemetry retention and quota
- * bookkeeping, and an orderly shutdown that stops accepting, drains requests (for at most
- * `http.shutdownGraceMs`, then ends every connection left, idle TLS handshakes included) and
- * closes storage.
+ * Runs a platform node, on top of the composition root: the HTTPS API on the configured address
+ * (transport/http with the routes of routes.ts), the MQTT broker with its counters in the node's
+ * metrics, the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
+ * flush and retention, update repository refresh, rollout tick and blob store sweep. Shutdown is
+ * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
+ * every connection left, idle TLS handshakes included) and closes storage.
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
 import type { FastifyInstance } from 'fastify';
 import { loadServerTls } from '../pki/ca.js';
 import type { Platform } from '../platform.js';
+import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
-import { Metrics } from './metrics.js';
+import { Metrics } from '../ops/metrics.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
 const QUOTA_FLUSH_MS = 5000;
@@ -43,9 +45,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
       : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
-  const app = await buildHttpApp(platform, {
+  const app = await buildHttpApp({
     tls,
+    http: config.http,
+    logLevel: config.log.level,
     metrics,
+    routes: httpRoutes(platform, metrics),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
   });

@@ -6,9 +6,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../transport/http/schemas.js';
+import type { BootstrapCaService } from '../bootstrap-cas.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 
 const BootstrapCa = Strict({
   id: Type.String(),
@@ -19,8 +19,7 @@ const BootstrapCa = Strict({
   createdAt: Timestamp,
 });
 
-export function bootstrapCaRoutes(platform: Platform) {
-  const service = platform.devices.bootstrapCas;
+export function bootstrapCaRoutes({ bootstrapCas: service }: { bootstrapCas: BootstrapCaService }) {
   return async function register(scope: FastifyInstance): Promise<void> {
     const app = scope.withTypeProvider<TypeBoxTypeProvider>();
     const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;

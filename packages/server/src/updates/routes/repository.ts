@@ -7,11 +7,11 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { NotFoundError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
-import { onlineKeysJson } from './tuf/offline.js';
+import { NotFoundError } from '../../errors.js';
+import type { TufRepository } from '../repository.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
+import { onlineKeysJson } from '../tuf/offline.js';
 
 const RoleStatus = Strict({
   role: Type.String(),
@@ -35,8 +35,7 @@ const OnlineKeys = Strict({ organizationId: Type.String(), snapshot: PublicKey, 
 /** Signed metadata is checked by the repository itself (tuf/verify.ts), not by the edge schema. */
 const SignedMetadata = Type.Object({}, { additionalProperties: true, description: 'signed TUF metadata: { signed, signatures }' });
 
-export function repositoryRoutes(platform: Platform) {
-  const repository = platform.updates.repository;
+export function repositoryRoutes({ repository }: { repository: TufRepository }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const read = { auth: { principal: 'operator', permission: 'firmware:read' } } as const;

@@ -13,13 +13,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorCodes, targetNameOf } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
-import { BulwarkError, NotFoundError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import type { Database } from '../storage/schema.js';
-import { actorOf } from '../transport/http/auth.js';
-import { ErrorRef, errorResponses, Raw, Strict } from '../transport/http/schemas.js';
-import { assertBlobHash, BlobTooLargeError } from './blobs.js';
-import { decideRange, ifRangeHolds } from './byte-range.js';
+import { BulwarkError, NotFoundError } from '../../errors.js';
+import type { BlobUploads } from '../blob-uploads.js';
+import type { Database } from '../../storage/schema.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { ErrorRef, errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
+import { assertBlobHash, BlobTooLargeError, type BlobStore } from '../blobs.js';
+import { decideRange, ifRangeHolds } from '../byte-range.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 /** `<productId>/<sha256>.firmware-<version>.bin`: TUF consistent-snapshot naming, the hash before the file name. */
@@ -59,9 +59,18 @@ async function closeIfUnread(request: FastifyRequest, reply: FastifyReply, paylo
   return payload;
 }
 
-export function blobRoutes(platform: Platform) {
-  const { blobs, uploads } = platform.updates;
-  const maxBytes = platform.config.updates.maxImageBytes;
+export interface BlobRouteDeps {
+  blobs: BlobStore;
+  uploads: BlobUploads;
+  /** Reads firmware_releases itself (a service method is the stores pass's). */
+  db: Kysely<Database>;
+  /** config.updates.maxImageBytes */
+  maxImageBytes: number;
+}
+
+export function blobRoutes(deps: BlobRouteDeps) {
+  const { blobs, uploads } = deps;
+  const maxBytes = deps.maxImageBytes;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     // Scoped to this plugin: elsewhere octet-stream bodies stay refused.
@@ -111,7 +120,7 @@ export function blobRoutes(platform: Platform) {
         const notFound = new NotFoundError('The target', { path: `/tuf/${organizationId}/targets/${request.params['*']}` });
         if (!match) throw notFound;
         const [, productId, sha256, version] = match as unknown as [string, string, string, string];
-        if (!(await isReleased(platform.db, organizationId, targetNameOf(productId, version), sha256))) throw notFound;
+        if (!(await isReleased(deps.db, organizationId, targetNameOf(productId, version), sha256))) throw notFound;
         const blob = await blobs.stat(sha256);
         if (!blob) {
           request.log.error({ sha256, organizationId }, 'a released image is missing from the blob store');

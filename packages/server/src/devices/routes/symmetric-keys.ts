@@ -8,13 +8,12 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BulwarkError, RateLimitedError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { actorOf } from '../transport/http/auth.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { DeviceAuthenticationError } from './identity.js';
-import { parseToken, SAS_PREFIX, SasFormatError } from './sas.js';
-import { MAX_GRACE_SECONDS, type EnrollmentGroupView } from './symmetric-keys.js';
+import { BulwarkError, RateLimitedError } from '../../errors.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { DeviceAuthenticationError } from '../identity.js';
+import { parseToken, SAS_PREFIX, SasFormatError } from '../sas.js';
+import { MAX_GRACE_SECONDS, type EnrollmentGroupView, type SymmetricKeyService } from '../symmetric-keys.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const GroupSchema = Strict({
@@ -72,9 +71,9 @@ function sasHeader(request: FastifyRequest): string {
   return header;
 }
 
-export function symmetricKeyRoutes(platform: Platform) {
-  const keys = platform.devices.symmetricKeys;
-  const limiter = new FailureLimiter(platform.config.auth.loginRateLimitPerMinute);
+export function symmetricKeyRoutes(deps: { symmetricKeys: SymmetricKeyService; loginRateLimitPerMinute: number }) {
+  const keys = deps.symmetricKeys;
+  const limiter = new FailureLimiter(deps.loginRateLimitPerMinute);
 
   /** Runs a device-facing handler, counting its authentication failures against the client address. */
   async function guarded<T>(request: FastifyRequest, handler: () => Promise<T>): Promise<T> {

@@ -1,0 +1,46 @@
+/**
+ * The HTTP side of the composition root: installs the accounts domain's authentication hook and
+ * registers every domain's route plugins on the app transport/http builds, handing each plugin
+ * exactly the services it calls. transport/http knows no domain; the domains know transport/http
+ * only through their own routes folder or file.
+ */
+import type { FastifyInstance } from 'fastify';
+import { installAuthentication } from './accounts/routes/authentication.js';
+import { accountsRoutes } from './accounts/routes/index.js';
+import { auditRoutes } from './audit/routes.js';
+import { deviceRoutes, enrollmentRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
+import type { Metrics } from './ops/metrics.js';
+import { opsRoutes } from './ops/routes.js';
+import { pkiRoutes } from './pki/routes.js';
+import type { Platform } from './platform.js';
+import { isReachable } from './storage/database.js';
+import { telemetryRoutes } from './telemetry/routes.js';
+import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './updates/routes/index.js';
+
+/** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
+export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyInstance) => Promise<void> {
+  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts } = platform;
+  const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
+  return async (app) => {
+    installAuthentication(app, accounts.authenticator, accounts.sessions);
+    await app.register(opsRoutes({ databaseReachable: () => isReachable(db), metrics, metricsTokenHash: config.metrics.tokenHash }));
+    await app.register(pkiRoutes({ pki }));
+    await app.register(accountsRoutes({ ...accounts, db, audit, clock, publicUrl: config.http.publicUrl, loginRateLimitPerMinute }), {
+      prefix: '/api/v1',
+    });
+    await app.register(auditRoutes({ audit }), { prefix: '/api/v1' });
+    await app.register(deviceRoutes({ devices: devices.service, bodyLimitBytes: config.http.bodyLimitBytes }), { prefix: '/api/v1' });
+    await app.register(enrollmentRoutes({ enrollment: devices.enrollment, bootstrapCas: devices.bootstrapCas, pki }));
+    await app.register(symmetricKeyRoutes({ symmetricKeys: devices.symmetricKeys, loginRateLimitPerMinute }));
+    await app.register(telemetryRoutes({ telemetry: telemetry.service, quota: telemetry.quota }), { prefix: '/api/v1' });
+    await app.register(stateRoutes({ shadow: devices.shadow, commands: devices.commands }), { prefix: '/api/v1' });
+    // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
+    // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
+    await app.register(repositoryRoutes({ repository: updates.repository }));
+    await app.register(releaseRoutes({ releases: updates.releases }));
+    await app.register(blobRoutes({ blobs: updates.blobs, uploads: updates.uploads, db, maxImageBytes: config.updates.maxImageBytes }));
+    await app.register(
+      rolloutRoutes({ rollouts: updates.rollouts, repository: updates.repository, identity: devices.identity, loginRateLimitPerMinute }),
+    );
+  };
+}
