@@ -14,7 +14,7 @@ import {
   newKeyPair,
   signWith,
   type OnlineKeys,
-} from './offline.js';
+} from '../updates/tuf/offline.js';
 
 export interface KeyHolder {
   privateKey: KeyObject;
