@@ -1,12 +1,21 @@
 #!/usr/bin/env node
-// Runs every *.test.ts under packages/ (and bench smoke tests) with node's test runner and tsx.
+// Runs every *.test.ts under packages/ (and bench smoke tests) with node's test runner and tsx,
+// the files known to be slowest first (scripts/test-times.json) so the run does not end on one
+// long file, and prints the ten slowest files at the end.
+//   node scripts/test.mjs [substring...]   only the files whose path contains one of them
+//   --record-times                          rewrite scripts/test-times.json from this run (a whole run)
+//   BULWARK_TEST_CONCURRENCY=n              files run at once (default 3)
 // Node 20's runner takes no glob patterns, so the files are listed here.
-import { readdirSync, statSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 const root = new URL('..', import.meta.url).pathname;
-const filters = process.argv.slice(2);
+const timesFile = join(root, 'scripts/test-times.json');
+const args = process.argv.slice(2);
+const recordTimes = args.includes('--record-times');
+const filters = args.filter((a) => a !== '--record-times');
 
 function walk(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -18,16 +27,56 @@ function walk(dir, out = []) {
   return out;
 }
 
-const files = walk(join(root, 'packages')).filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)));
+/** Seconds each file took in the last recorded run; a file not in it counts as a typical platform test. */
+const known = existsSync(timesFile) ? JSON.parse(readFileSync(timesFile, 'utf8')) : {};
+const UNKNOWN_SECONDS = 60;
+const expected = (file) => known[file] ?? UNKNOWN_SECONDS;
+
+const files = walk(join(root, 'packages'))
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort((a, b) => expected(b) - expected(a) || a.localeCompare(b));
 if (files.length === 0) {
   console.error(`no test files matched ${filters.join(' ')}`);
   process.exit(1);
 }
+
+// Two cores: a third file keeps them busy while the others wait on the network, databases or a
+// child process; more only lengthens each file (and its timeouts) without finishing sooner.
+const concurrency = Number(process.env.BULWARK_TEST_CONCURRENCY ?? 3);
+const reportDir = mkdtempSync(join(tmpdir(), 'bulwark-test-times-'));
+const reportFile = join(reportDir, 'files.json');
 const result = spawnSync(
   process.execPath,
-  // A test file that hangs fails after 15 minutes instead of holding CI until its own timeout
-  // (the timeout applies to each file as a whole: the slowest, CLI ceremonies, take 5 minutes under load).
-  ['--conditions=source', '--import', 'tsx', '--test', '--test-concurrency=4', '--test-timeout=900000', '--test-reporter=spec', ...files],
+  [
+    '--conditions=source',
+    '--import',
+    'tsx',
+    '--test',
+    `--test-concurrency=${concurrency}`,
+    // A test file that hangs fails after 15 minutes instead of holding CI until its own timeout
+    // (the timeout applies to each file as a whole: the slowest take minutes under load).
+    '--test-timeout=900000',
+    '--test-reporter=spec',
+    '--test-reporter-destination=stdout',
+    `--test-reporter=${join(root, 'scripts/file-times-reporter.mjs')}`,
+    `--test-reporter-destination=${reportFile}`,
+    ...files,
+  ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
+
+if (existsSync(reportFile)) {
+  const report = Object.entries(JSON.parse(readFileSync(reportFile, 'utf8') || '{}'))
+    .map(([file, t]) => ({ file: relative(root, file), seconds: (t.ms ?? t.testsMs) / 1000, testsSeconds: t.testsMs / 1000 }))
+    .sort((a, b) => b.seconds - a.seconds);
+  const total = report.reduce((sum, r) => sum + r.seconds, 0);
+  console.log(`\nSlowest test files (of ${report.length}; ${total.toFixed(0)} s in all, ${concurrency} at a time):`);
+  for (const r of report.slice(0, 10)) console.log(`  ${r.seconds.toFixed(1).padStart(7)} s  ${r.file}`);
+  if (recordTimes) {
+    const times = Object.fromEntries(report.map((r) => [r.file, Math.round(r.seconds)]).sort(([a], [b]) => a.localeCompare(b)));
+    writeFileSync(timesFile, JSON.stringify(times, null, 2) + '\n');
+    console.log(`Recorded in ${relative(root, timesFile)}`);
+  }
+}
+rmSync(reportDir, { recursive: true, force: true });
 process.exit(result.status ?? 1);

@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadServerTls } from '../../packages/server/src/pki/ca.js';
 import { provisionTestDevice, type TestDevice } from '../../packages/server/src/testing/devices.js';
-import { hardwareProduct } from '../../packages/server/src/updates/rollout-test-helpers.js';
+import { hardwareProduct } from '../../packages/server/src/testing/rollout-fixtures.js';
 import { inBatches } from '../../packages/device/src/sim/batches.js';
 import { setUpFleetRepository } from '../../packages/device/src/testing/fleet-update.js';
 import { testImage } from '../../packages/device/src/testing/update-fixture.js';

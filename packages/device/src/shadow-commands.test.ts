@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { cliActor } from '../../server/src/accounts/roles.js';
+import { cliActor } from '@bulwark/server/testing';
 import { DeviceClient } from './client.js';
 import type { Command, JsonObject } from './topics.js';
 import { eventually, presenceOnline, startDevicePlatform, type DevicePlatform } from './testing/platform.js';

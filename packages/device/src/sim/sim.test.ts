@@ -3,8 +3,7 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
-import { firstOwner, stepUp } from '../../../server/src/testing/accounts.js';
-import { ownerSession } from '../../../server/src/testing/server.js';
+import { firstOwner, stepUp, ownerSession } from '@bulwark/server/testing';
 import { startDevicePlatform, tempDir, type DevicePlatform } from '../testing/platform.js';
 import { main } from './cli.js';
 

@@ -10,10 +10,7 @@
 import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import type { Metadata, Targets } from '@tufjs/models';
-import { cliActor, type Actor } from '../../../server/src/accounts/roles.js';
-import type { Platform } from '../../../server/src/platform.js';
-import type { RolloutInput } from '../../../server/src/updates/rollout-model.js';
-import { signedBy, TestCeremony } from '../../../server/src/updates/tuf/ceremony-fixture.js';
+import { cliActor, type Actor, type Platform, type RolloutInput, signedBy, TestCeremony } from '@bulwark/server/testing';
 import type { FactoryImage } from '../sim/update-fleet.js';
 import { testImage } from './update-fixture.js';
 

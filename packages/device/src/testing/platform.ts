@@ -5,10 +5,7 @@
  */
 import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
-import { cliActor } from '../../../server/src/accounts/roles.js';
-import { ENGINES } from '../../../server/src/testing/engines.js';
-import { organizationIdOf, testProduct } from '../../../server/src/testing/devices.js';
-import { startTestPlatform, type TestPlatform } from '../../../server/src/testing/server.js';
+import { cliActor, ENGINES, organizationIdOf, testProduct, startTestPlatform, type TestPlatform } from '@bulwark/server/testing';
 import { enroll } from '../est.js';
 import { tempDir } from './temp.js';
 
@@ -68,7 +65,7 @@ export async function startDevicePlatform(overrides: Record<string, unknown> = {
   return platform;
 }
 
-export { eventually, presenceOnline, settle } from '../../../server/src/testing/mqtt.js';
+export { eventually, presenceOnline, settle } from '@bulwark/server/testing';
 
 /**
  * A TCP relay in front of the broker that can cut the network: `cut()` drops every connection

@@ -5,12 +5,19 @@ import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Metadata, Targets } from '@tufjs/models';
 import { UPDATE_TOPICS, type SignedVersionReport, type UpdateStatus } from '@bulwark/protocol';
-import { organizationIdOf, provisionTestDevice, type TestDevice } from '../../../server/src/testing/devices.js';
-import { connectDevice, eventually, inbox } from '../../../server/src/testing/mqtt.js';
-import { ownerSession } from '../../../server/src/testing/server.js';
-import { hardwareProduct } from '../../../server/src/updates/rollout-test-helpers.js';
-import { signedBy, TestCeremony } from '../../../server/src/updates/tuf/ceremony-fixture.js';
-import { onlineKeysFromJson } from '../../../server/src/updates/tuf/offline.js';
+import {
+  organizationIdOf,
+  provisionTestDevice,
+  type TestDevice,
+  connectDevice,
+  eventually,
+  inbox,
+  ownerSession,
+  hardwareProduct,
+  signedBy,
+  TestCeremony,
+  onlineKeysFromJson,
+} from '@bulwark/server/testing';
 import { DeviceClient } from '../client.js';
 import { IdentityStore } from '../identity.js';
 import { startDevicePlatform, tempDir, type DevicePlatform } from '../testing/platform.js';

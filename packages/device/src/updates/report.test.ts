@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { VersionReport } from '@bulwark/protocol';
-import { parseSignedReport, reportSignatureValid } from '../../../server/src/updates/rollout-messages.js';
+import { parseSignedReport, reportSignatureValid } from '@bulwark/server/testing';
 import { tempDir } from '../testing/temp.js';
 import { makeTestPki } from '../testing/update-pki.js';
 import { ReportCounter, signVersionReport, verifyVersionReport } from './report.js';

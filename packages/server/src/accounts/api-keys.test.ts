@@ -1,10 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { DAY, MINUTE } from '../clock.js';
-import { createOperator, firstOwner, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
+import { createOperator, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
-import { ownerSession, startTestPlatform, totp, type TestPlatform } from '../testing/server.js';
+import { totp, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { sha256Hex } from '../tokens.js';
 import { MAX_USABLE_KEYS_PER_USER } from './api-keys.js';
 
@@ -17,13 +18,7 @@ for (const engine of ENGINES) {
     let owner: TestUser;
     let ownerToken: string;
 
-    before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      client = t.client();
-      const session = await ownerSession(t, client);
-      owner = await firstOwner(t, session);
-      ownerToken = session.token;
-    });
+    before(async () => ({ t, client, owner, token: ownerToken } = await startOwnerPlatform(engine)));
     after(() => t?.close());
 
     const stepUp = (user: TestUser, token: string) => stepUpAs(t, user, token, client);

@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
-import { createOperator, firstOwner, insertConsumer, organizationId, signIn, type TestUser } from '../testing/accounts.js';
+import { createOperator, insertConsumer, organizationId, signIn, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
-import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import type { TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { cliActor } from './roles.js';
 
 const ORG_B = 'org-b';
@@ -17,8 +18,7 @@ for (const engine of ENGINES) {
     let orgA: string;
     let orgB: string;
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      ownerA = await firstOwner(t, await ownerSession(t));
+      ({ t, owner: ownerA } = await startOwnerPlatform(engine));
       orgA = await organizationId(t);
       orgB = (await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' }))
         .id;

@@ -2,9 +2,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { performance } from 'node:perf_hooks';
 import { MINUTE } from '../clock.js';
-import { createOperator, firstOwner, signIn, type TestUser } from '../testing/accounts.js';
+import { createOperator, signIn, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
-import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { outboxDir, OutboxMailer } from './mailer.js';
 
 const WRONG = 'not the password at all 42';
@@ -19,10 +20,7 @@ for (const engine of ENGINES) {
     let t: TestPlatform;
     let owner: TestUser;
     // The per-source limit has its own test below; here it would cut the brute force short.
-    before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      owner = await firstOwner(t, await ownerSession(t));
-    });
+    before(async () => ({ t, owner } = await startOwnerPlatform(engine)));
     after(() => t?.close());
 
     const attempt = (user: TestUser, password: string) =>

@@ -1,18 +1,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MINUTE } from '../clock.js';
-import { createOperator, enrolMfa, firstOwner, signIn, wrongTotp, type TestUser } from '../testing/accounts.js';
+import { createOperator, enrolMfa, signIn, wrongTotp, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
-import { ownerSession, startTestPlatform, totp, type TestPlatform } from '../testing/server.js';
+import { totp, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 
 for (const engine of ENGINES) {
   describe(`two-factor authentication [${engine.engine}]`, { skip: engine.skip }, () => {
     let t: TestPlatform;
     let owner: TestUser;
-    before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      owner = await firstOwner(t, await ownerSession(t));
-    });
+    before(async () => ({ t, owner } = await startOwnerPlatform(engine)));
     after(() => t?.close());
 
     const login = (user: TestUser) =>

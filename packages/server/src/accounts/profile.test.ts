@@ -1,9 +1,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createOperator, firstOwner, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
+import { createOperator, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
-import { operatorSession, ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { operatorSession, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { outboxDir, OutboxMailer, type OutboxMessage } from './mailer.js';
 
 for (const engine of ENGINES) {
@@ -13,13 +14,7 @@ for (const engine of ENGINES) {
     let owner: TestUser;
     let ownerToken: string;
 
-    before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      client = t.client();
-      const session = await ownerSession(t, client);
-      owner = await firstOwner(t, session);
-      ownerToken = session.token;
-    });
+    before(async () => ({ t, client, owner, token: ownerToken } = await startOwnerPlatform(engine)));
     after(() => t?.close());
 
     const stepUp = (user: TestUser, token: string) => stepUpAs(t, user, token, client);

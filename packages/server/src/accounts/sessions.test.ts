@@ -1,10 +1,11 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MINUTE, HOUR } from '../clock.js';
-import { createOperator, enrolMfa, firstOwner, signIn, type TestUser } from '../testing/accounts.js';
+import { createOperator, enrolMfa, signIn, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
-import { ownerSession, startTestPlatform, STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
+import { startTestPlatform, STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { SESSION_COOKIE } from '../transport/http/auth.js';
 
 const NEW_PASSWORD = 'lantern orchard pebble meadow 31';
@@ -13,10 +14,7 @@ for (const engine of ENGINES) {
   describe(`sessions [${engine.engine}]`, { skip: engine.skip }, () => {
     let t: TestPlatform;
     let owner: TestUser;
-    before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      owner = await firstOwner(t, await ownerSession(t));
-    });
+    before(async () => ({ t, owner } = await startOwnerPlatform(engine)));
     after(() => t?.close());
 
     const whoami = (token: string) => t.client().get('/api/v1/auth/session', { token });

@@ -220,7 +220,7 @@ export function registerAdminCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: GlobalOptions & { kind?: string; to?: string }) => {
-        const config = configFor(flags);
+        const config = await configFor(flags);
         const messages = new OutboxMailer(outboxDir(config.dataDir))
           .list()
           .filter((m) => (!flags.kind || m.kind === flags.kind) && (!flags.to || m.to === flags.to.toLowerCase()));

@@ -6,8 +6,9 @@
  */
 import type { Command } from 'commander';
 import { BulwarkError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import { loadConfig, type Config } from '../ops/config.js';
-import { openPlatform, type Platform } from '../platform.js';
+// Config and platform load only when a command opens them (main.ts): offline commands never do.
+import type { Config } from '../ops/config.js';
+import type { Platform } from '../platform.js';
 import { cliActor, type Actor } from '../accounts/roles.js';
 
 export const EXIT = { ok: 0, failure: 1, invalid: 2, verificationFailed: 3, notFound: 4, conflict: 5 } as const;
@@ -21,12 +22,14 @@ export function addDataDir(command: Command): Command {
   return command.option('-d, --data-dir <dir>', 'data directory (env BULWARK_DATA_DIR)', process.env.BULWARK_DATA_DIR ?? './bulwark-data');
 }
 
-export function configFor(options: GlobalOptions, overrides: Record<string, never> | Record<string, unknown> = {}): Config {
+export async function configFor(options: GlobalOptions, overrides: Record<string, never> | Record<string, unknown> = {}): Promise<Config> {
+  const { loadConfig } = await import('../ops/config.js');
   return loadConfig({ dataDir: options.dataDir, overrides: overrides as never });
 }
 
 export async function withPlatform<T>(options: GlobalOptions, fn: (platform: Platform) => Promise<T>): Promise<T> {
-  const platform = await openPlatform(configFor(options));
+  const { openPlatform } = await import('../platform.js');
+  const platform = await openPlatform(await configFor(options));
   try {
     return await fn(platform);
   } finally {

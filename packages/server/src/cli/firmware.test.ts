@@ -17,7 +17,7 @@ import { openPlatform } from '../platform.js';
 import { bulwark } from '../testing/cli.js';
 import { Openssl } from '../testing/openssl.js';
 import { checkRoot } from '../updates/tuf/accept.js';
-import { keyHolder } from '../updates/tuf/ceremony-fixture.js';
+import { keyHolder } from '../testing/tuf-ceremony.js';
 import { buildRoot, expiresIn, publicKeyJson, publicKeyOf, readRoot, writeMetadata } from '../updates/tuf/offline.js';
 
 const PASSPHRASE = 'a long offline passphrase 42';

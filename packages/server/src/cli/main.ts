@@ -1,18 +1,30 @@
 /**
  * The `bulwark` command line: one file per command group, all on the same services as the API.
+ * A command loads only its own group's module (and that module opens the platform only when the
+ * command needs it): a child process running `bulwark firmware keygen` never loads the server.
+ * Help, version and an unknown command load every group, so the listing and suggestions are whole.
  */
 import { Command, CommanderError } from 'commander';
-import { registerAdminCommands } from './admin.js';
-import { registerAuditCommands } from './audit.js';
-import { registerDevicesCommands } from './devices.js';
-import { registerFirmwareCommands } from './firmware.js';
 import { EXIT } from './context.js';
-import { registerKeysCommands } from './keys.js';
-import { registerPkiCommands } from './pki.js';
-import { registerServeCommands } from './serve.js';
-import { registerTelemetryCommands } from './telemetry.js';
 
-export function buildProgram(): Command {
+type Register = (program: Command) => void;
+
+const serveGroup = async (): Promise<Register> => (await import('./serve.js')).registerServeCommands;
+
+/** Each group's registration, in the order the help lists them, under its top-level command names. */
+const GROUPS: { commands: string[]; load: () => Promise<Register> }[] = [
+  { commands: ['init', 'serve', 'start', 'migrate'], load: serveGroup },
+  { commands: ['admin'], load: async () => (await import('./admin.js')).registerAdminCommands },
+  { commands: ['audit'], load: async () => (await import('./audit.js')).registerAuditCommands },
+  { commands: ['devices'], load: async () => (await import('./devices.js')).registerDevicesCommands },
+  { commands: ['firmware'], load: async () => (await import('./firmware.js')).registerFirmwareCommands },
+  { commands: ['keys'], load: async () => (await import('./keys.js')).registerKeysCommands },
+  { commands: ['pki'], load: async () => (await import('./pki.js')).registerPkiCommands },
+  { commands: ['telemetry'], load: async () => (await import('./telemetry.js')).registerTelemetryCommands },
+];
+
+/** The program with the group of the command in `argv` (node, script, command, …), or every group. */
+export async function buildProgram(argv: string[] = []): Promise<Command> {
   const program = new Command('bulwark')
     .description('Bulwark: a self-hostable, secure-by-default IoT device cloud')
     .version('0.1.0')
@@ -20,20 +32,14 @@ export function buildProgram(): Command {
     // Options after a subcommand's name are the subcommand's (`firmware sign --version 1.4.0` is not the program's --version).
     .enablePositionalOptions()
     .exitOverride();
-  registerServeCommands(program);
-  registerAdminCommands(program);
-  registerAuditCommands(program);
-  registerDevicesCommands(program);
-  registerFirmwareCommands(program);
-  registerKeysCommands(program);
-  registerPkiCommands(program);
-  registerTelemetryCommands(program);
+  const named = GROUPS.find((g) => g.commands.includes(argv[2] ?? ''));
+  for (const group of named ? [named] : GROUPS) (await group.load())(program);
   return program;
 }
 
 export async function main(argv: string[]): Promise<void> {
   try {
-    await buildProgram().parseAsync(argv);
+    await (await buildProgram(argv)).parseAsync(argv);
   } catch (error) {
     if (error instanceof CommanderError) {
       process.exitCode = error.exitCode === 0 ? EXIT.ok : EXIT.invalid;

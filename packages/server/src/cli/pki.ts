@@ -280,7 +280,7 @@ export function registerPkiCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: GlobalOptions) => {
-        const status = pkiStatus(configFor(flags).dataDir);
+        const status = pkiStatus((await configFor(flags)).dataDir);
         print(flags, status, () =>
           [
             describeCa('Root CA', status.root),

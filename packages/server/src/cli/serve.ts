@@ -90,7 +90,7 @@ function firstStartText(init: InitResult, url: string): string {
  * its one-time password is printed with the address, or alone if the node cannot start.
  */
 async function serve(flags: ServeFlags, init?: InitResult): Promise<number> {
-  const config = configFor(flags, serveOverrides(flags));
+  const config = await configFor(flags, serveOverrides(flags));
   const failed = (error: unknown): never => {
     if (init) reportInit(flags, init);
     throw error;
@@ -129,7 +129,7 @@ export function registerServeCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: InitFlags) => {
-        const config = configFor(flags);
+        const config = await configFor(flags);
         reportInit(
           flags,
           await initialize(config, {
@@ -154,7 +154,7 @@ export function registerServeCommands(program: Command): void {
     .option('--port <port>', 'HTTPS API port')
     .action(
       action(async (flags: InitFlags & ServeFlags) => {
-        const config = configFor(flags, serveOverrides(flags));
+        const config = await configFor(flags, serveOverrides(flags));
         const init = (await isInitialized(config))
           ? undefined
           : await initialize(config, {
@@ -171,7 +171,7 @@ export function registerServeCommands(program: Command): void {
     .option('--json', 'machine-readable output')
     .action(
       action(async (flags: GlobalOptions) => {
-        const config = configFor(flags);
+        const config = await configFor(flags);
         const handle = openDatabase({ url: config.database.url, dataDir: config.dataDir, poolSize: 1 });
         try {
           const report = await migrateToLatest(handle);

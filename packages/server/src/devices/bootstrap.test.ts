@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { createOperator, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl } from '../testing/openssl.js';
-import { operatorSession, ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { operatorSession, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { certificateOf, curl, estCsr, estPost, opensslCa, opensslLeaf } from '../testing/est-client.js';
 
 for (const engine of ENGINES) {
@@ -17,8 +18,7 @@ for (const engine of ENGINES) {
     const products: Record<string, string> = {};
     const ssl = new Openssl();
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      ({ token } = await ownerSession(t));
+      ({ t, token } = await startOwnerPlatform(engine));
       auditorToken = (await operatorSession(t, token, 'auditor@example.com', 'auditor')).token;
       await t.platform.accounts.service.createOrganization({ slug: 'org-b', name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', 'org-b'));

@@ -4,7 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { cliActor } from '../accounts/roles.js';
 import { createOperator, organizationId, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
-import { operatorSession, ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import { operatorSession, type TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 
 const ORG_B = 'org-b';
 const STATUSES = ['pending', 'active', 'quarantined', 'disabled', 'retired'] as const;
@@ -28,8 +29,7 @@ for (const engine of ENGINES) {
     let sensor: string;
     let gateway: string;
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      token = (await ownerSession(t)).token;
+      ({ t, token } = await startOwnerPlatform(engine));
       auditorToken = (await operatorSession(t, token, 'auditor@example.com', 'auditor')).token;
       await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', ORG_B));

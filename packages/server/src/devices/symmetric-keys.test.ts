@@ -17,7 +17,8 @@ import { rotateMasterKey } from '../keys/rotation.js';
 import { createOperator, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl } from '../testing/openssl.js';
-import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
+import type { TestPlatform } from '../testing/server.js';
+import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { DeviceAuthenticationError, type DeviceAuthFailure } from './identity.js';
 import { createToken, deriveDeviceKey, deviceResource, registrationResource } from './sas.js';
 import { FailureLimiter } from './routes/symmetric-keys.js';
@@ -49,8 +50,7 @@ for (const engine of ENGINES) {
     let productB: string;
     const ssl = new Openssl();
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      ({ token } = await ownerSession(t));
+      ({ t, token } = await startOwnerPlatform(engine));
       await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', ORG_B));
       product = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token })).body.id;

@@ -17,7 +17,7 @@ import { createOperator, signIn, type TestUser } from '../testing/accounts.js';
 import { organizationIdOf, testProduct } from '../testing/devices.js';
 import { ENGINES } from '../testing/engines.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
-import { insertRelease } from './rollout-test-helpers.js';
+import { insertRelease } from '../testing/rollout-fixtures.js';
 
 const MiB = 1024 * 1024;
 const QUOTA = 3 * MiB;

@@ -16,7 +16,7 @@ import { organizationIdOf, testProduct } from '../testing/devices.js';
 import { ENGINES } from '../testing/engines.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { keyIdOf } from './provenance.js';
-import { signedBy, TestCeremony } from './tuf/ceremony-fixture.js';
+import { signedBy, TestCeremony } from '../testing/tuf-ceremony.js';
 import { onlineKeysFromJson } from './tuf/offline.js';
 
 const SBOM = { bomFormat: 'CycloneDX', specVersion: '1.5', version: 1, components: [] };

@@ -12,8 +12,8 @@ import { targetNameOf, tufMetadataPath, tufTargetsPath } from '@bulwark/protocol
 import { operatorSession, ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { organizationIdOf, testProduct } from '../testing/devices.js';
 import { ENGINES } from '../testing/engines.js';
-import { keyHolder, signedBy, TestCeremony } from './tuf/ceremony-fixture.js';
-import { CaTrustingFetcher } from './tuf/https-fetcher.js';
+import { keyHolder, signedBy, TestCeremony } from '../testing/tuf-ceremony.js';
+import { CaTrustingFetcher } from '../testing/tuf-fetcher.js';
 import { onlineKeysFromJson } from './tuf/offline.js';
 import { onlineSigner } from './tuf/online.js';
 

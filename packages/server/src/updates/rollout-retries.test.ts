@@ -13,7 +13,14 @@ import { ENGINES } from '../testing/engines.js';
 import { organizationIdOf } from '../testing/devices.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
 import type { RolloutService } from './rollouts.js';
-import { hardwareProduct, identityOf, insertRelease, registerDevices, statusPayload, type TestRelease } from './rollout-test-helpers.js';
+import {
+  hardwareProduct,
+  identityOf,
+  insertRelease,
+  registerDevices,
+  statusPayload,
+  type TestRelease,
+} from '../testing/rollout-fixtures.js';
 
 type Fate = 'healthy' | 'transient' | 'broken';
 

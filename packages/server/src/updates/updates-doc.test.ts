@@ -17,7 +17,7 @@ import { targetNameOf, tufMetadataPath, tufTargetsPath } from '@bulwark/protocol
 import { cliEnv, CLI_MAIN, ROOT } from '../testing/cli.js';
 import { ENGINES } from '../testing/engines.js';
 import { ownerSession, startTestPlatform, totp, type TestPlatform } from '../testing/server.js';
-import { CaTrustingFetcher } from './tuf/https-fetcher.js';
+import { CaTrustingFetcher } from '../testing/tuf-fetcher.js';
 
 const DOC = join(ROOT, 'docs/updates.md');
 const KEY_PASSPHRASE = 'release engineer passphrase 7';

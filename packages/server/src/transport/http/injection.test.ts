@@ -1,8 +1,9 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createOperator, firstOwner, signIn } from '../../testing/accounts.js';
+import { createOperator, signIn, type TestUser } from '../../testing/accounts.js';
 import { ENGINES } from '../../testing/engines.js';
-import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
+import type { TestPlatform } from '../../testing/server.js';
+import { startOwnerPlatform } from '../../testing/owner-platform.js';
 
 /** Emails with the characters LIKE and SQL treat specially; each one is a valid address. */
 const SPECIAL = ["o'brien@example.com", '100%off@example.com', 'a_b@example.com', 'axb@example.com', 'back\\slash@example.com'];
@@ -24,8 +25,8 @@ for (const engine of ENGINES) {
     let token: string;
     let usersBefore: number;
     before(async () => {
-      t = await startTestPlatform(engine, { auth: { loginRateLimitPerMinute: 10_000 } });
-      const owner = await firstOwner(t, await ownerSession(t));
+      let owner: TestUser;
+      ({ t, owner } = await startOwnerPlatform(engine));
       for (const email of SPECIAL) await createOperator(t, email, 'operator');
       token = await signIn(t, owner);
       usersBefore = await countUsers();

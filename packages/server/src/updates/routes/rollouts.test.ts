@@ -12,8 +12,8 @@ import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, type TestDevice } from '../../testing/devices.js';
 import { connectDevice, eventually, inbox } from '../../testing/mqtt.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
-import { hardwareProduct, insertRelease, type TestRelease } from '../rollout-test-helpers.js';
-import { keyHolder, signedBy, TestCeremony, type KeyHolder } from '../tuf/ceremony-fixture.js';
+import { hardwareProduct, insertRelease, type TestRelease } from '../../testing/rollout-fixtures.js';
+import { keyHolder, signedBy, TestCeremony, type KeyHolder } from '../../testing/tuf-ceremony.js';
 import { tufKeyOf } from '../tuf/keys.js';
 import { buildDirectorRoot, expiresIn } from '../tuf/offline.js';
 

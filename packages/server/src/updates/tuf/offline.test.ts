@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Metadata, MetadataKind } from '@tufjs/models';
 import { checkProductMetadata, checkRoot, checkTopLevelTargets } from './accept.js';
-import { keyHolder, signedBy, TestCeremony } from './ceremony-fixture.js';
+import { keyHolder, signedBy, TestCeremony } from '../../testing/tuf-ceremony.js';
 import {
   addImageTarget,
   delegateProduct,

@@ -15,7 +15,7 @@ import {
   signWith,
   softwareSigner,
   type OnlineKeys,
-} from './offline.js';
+} from '../updates/tuf/offline.js';
 
 export interface KeyHolder {
   privateKey: KeyObject;
