@@ -13,6 +13,13 @@ export interface ErrorBody {
   };
 }
 
+/** An error reply on `d/<deviceId>/errors` (protocol §3.2): the topic of the refused message, and why. */
+export interface ErrorReply {
+  topic: string;
+  code: string;
+  message: string;
+}
+
 export const ErrorCodes = {
   requestInvalid: 'request.invalid',
   requestTooLarge: 'request.too_large',

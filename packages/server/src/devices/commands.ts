@@ -5,6 +5,7 @@
  * result that arrived after they were told it failed. Only an online, active device is sent
  * commands; a quarantined device is not (its command topics are closed).
  */
+import { commandResult, commandSuffix } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
@@ -113,9 +114,9 @@ export class CommandService {
     });
     await this.messenger.send(
       device.id,
-      `commands/${row.id}`,
+      commandSuffix(row.id),
       { name: row.name, params, timeoutMs, issuedAt: now },
-      { suffix: `commands/${row.id}/result`, correlation: row.id },
+      { suffix: commandResult(row.id), correlation: row.id },
     );
     return this.view(row);
   }

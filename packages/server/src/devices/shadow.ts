@@ -5,6 +5,7 @@
  * every change the device is sent what it needs: the desired state and the delta it still has
  * to apply (docs/protocol.md §3.3).
  */
+import { STATE_DELTA, STATE_DESIRED } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
@@ -104,7 +105,7 @@ export class ShadowService {
     checkPatch(patch);
     const updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, null);
     if (Object.keys(updated.delta).length > 0)
-      await this.messenger.send(identity.deviceId, 'state/delta', { version: updated.desired.version, state: updated.delta });
+      await this.messenger.send(identity.deviceId, STATE_DELTA, { version: updated.desired.version, state: updated.delta });
     return updated;
   }
 
@@ -140,8 +141,8 @@ export class ShadowService {
   }
 
   private async push(shadow: ShadowView): Promise<void> {
-    await this.messenger.send(shadow.deviceId, 'state/desired', { version: shadow.desired.version, state: shadow.desired.state });
-    await this.messenger.send(shadow.deviceId, 'state/delta', { version: shadow.desired.version, state: shadow.delta });
+    await this.messenger.send(shadow.deviceId, STATE_DESIRED, { version: shadow.desired.version, state: shadow.desired.state });
+    await this.messenger.send(shadow.deviceId, STATE_DELTA, { version: shadow.desired.version, state: shadow.delta });
   }
 
   /**

@@ -12,6 +12,7 @@
  * everything JSON cannot say refused (tags, byte strings, undefined, NaN and infinities, integers
  * beyond 2^53, non-string or duplicate map keys), then checked by the same rules.
  */
+import type { PayloadFormat } from '@bulwark/protocol';
 import { decode as decodeCbor } from 'cborg';
 
 export const MAX_BATCH = 1000;
@@ -37,8 +38,6 @@ export class PayloadError extends Error {
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-export type PayloadFormat = 'json' | 'cbor';
 
 const CBOR_OPTIONS = {
   allowUndefined: false,

@@ -23,6 +23,7 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { deviceTopic, ERRORS, filterMatches, STATE_DESIRED, type PayloadFormat } from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
 import { CommandResultError } from '../../devices/commands.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
@@ -30,9 +31,9 @@ import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
 import { TelemetryErrorCodes } from '../../telemetry/errors.js';
-import { PayloadError, parseTelemetry, type PayloadFormat, type Reading } from '../../telemetry/payloads.js';
+import { PayloadError, parseTelemetry, type Reading } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
 import { discardWill, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { DeviceMeters, type MeterRates } from './device-meters.js';
@@ -733,7 +734,7 @@ export class MqttGateway implements DeviceMessenger {
   private onSubscribe(subscriptions: { topic: string; qos: number }[], client: Client): void {
     const session = this.sessionOf(client);
     if (!session || session.identity.status !== 'active') return;
-    const desired = deviceTopic(session.identity.deviceId, 'state/desired');
+    const desired = deviceTopic(session.identity.deviceId, STATE_DESIRED);
     // Refused subscriptions are listed too, with QoS 128.
     if (!subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, desired))) return;
     this.platform.devices.shadow
@@ -795,7 +796,7 @@ export class MqttGateway implements DeviceMessenger {
     this.broker.publish(
       {
         cmd: 'publish',
-        topic: deviceTopic(deviceId, 'errors'),
+        topic: deviceTopic(deviceId, ERRORS),
         payload: Buffer.from(JSON.stringify({ topic, code, message })),
         qos: 0,
         retain: false,
