@@ -5,7 +5,7 @@
  * result that arrived after they were told it failed. Only an online, active device is sent
  * commands; a quarantined device is not (its command topics are closed).
  */
-import { commandResult, commandSuffix } from '@bulwark/protocol';
+import { commandResult, commandSuffix, type ErrorCode } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
@@ -39,7 +39,7 @@ export interface CommandView {
 
 export class CommandResultError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);

@@ -12,7 +12,7 @@
  * everything JSON cannot say refused (tags, byte strings, undefined, NaN and infinities, integers
  * beyond 2^53, non-string or duplicate map keys), then checked by the same rules.
  */
-import type { PayloadFormat } from '@bulwark/protocol';
+import type { ErrorCode, PayloadFormat } from '@bulwark/protocol';
 import { decode as decodeCbor } from 'cborg';
 
 export const MAX_BATCH = 1000;
@@ -30,7 +30,7 @@ export interface Reading {
 
 export class PayloadError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
   ) {
     super(message);

@@ -6,14 +6,14 @@
  * latest known version. Each refusal is an error code the broker sends to `d/<id>/errors`.
  */
 import type { Kysely } from 'kysely';
-import type { UpdateState } from '@bulwark/protocol';
+import type { ErrorCode, UpdateState } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Database } from '../storage/schema.js';
 import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
 import type { RolloutStore } from './rollout-store.js';
 
-export type DeviceMessageRefusal = { code: string; message: string };
+export type DeviceMessageRefusal = { code: ErrorCode; message: string };
 
 /** From a finished state, only these moves are taken (a retry after a failure, or the fallback after it). */
 const AFTER_FINISH: Partial<Record<UpdateState | 'pending', UpdateState[]>> = {

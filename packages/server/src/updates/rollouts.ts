@@ -19,7 +19,7 @@ import { newId } from '../tokens.js';
 import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
 import { RolloutEmptyError, RolloutNotFoundError, RolloutReleaseNotFoundError, RolloutStatusError } from './rollout-errors.js';
-import { DeviceUpdateInbox } from './rollout-inbox.js';
+import { DeviceUpdateInbox, type DeviceMessageRefusal } from './rollout-inbox.js';
 import {
   defineRollout,
   planPhases,
@@ -441,7 +441,7 @@ export class RolloutService {
   }
 
   /** A message a device published on `d/<id>/updates/<channel>`; returns the error to send back on its error topic, or null. */
-  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<{ code: string; message: string } | null> {
+  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<DeviceMessageRefusal | null> {
     return this.inbox.message(identity, channel, payload);
   }
 

@@ -5,7 +5,7 @@
  * declared permission, and leaves the Actor on the request for the service call.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 import type { Authenticator } from '../../accounts/authenticate.js';
 import { RestrictedSessionError } from '../../accounts/errors.js';
 import { requirePermission, type Actor, type Permission } from '../../accounts/roles.js';
@@ -44,7 +44,7 @@ declare module 'fastify' {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-const SCOPE_ERRORS: Record<Exclude<SessionScope, 'full'>, [string, string, string]> = {
+const SCOPE_ERRORS: Record<Exclude<SessionScope, 'full'>, [ErrorCode, string, string]> = {
   password_change: [ErrorCodes.passwordChangeRequired, 'Change your password before doing anything else', 'POST /api/v1/me/password'],
   mfa_pending: [ErrorCodes.mfaRequired, 'Complete sign-in with your authentication code', 'POST /api/v1/auth/mfa'],
   mfa_enrollment: [

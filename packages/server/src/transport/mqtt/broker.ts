@@ -23,14 +23,22 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { deviceTopic, ERRORS, filterMatches, STATE_DESIRED, type PayloadFormat } from '@bulwark/protocol';
+import {
+  deviceTopic,
+  ERRORS,
+  ErrorCodes,
+  errorReply,
+  filterMatches,
+  STATE_DESIRED,
+  type ErrorCode,
+  type PayloadFormat,
+} from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
 import { CommandResultError } from '../../devices/commands.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
-import { TelemetryErrorCodes } from '../../telemetry/errors.js';
 import { PayloadError, parseTelemetry, type Reading } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
@@ -773,7 +781,7 @@ export class MqttGateway implements DeviceMessenger {
         );
       }
       const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : bytes} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
-      this.replyError(identity.deviceId, topic, TelemetryErrorCodes.quotaExceeded, message);
+      this.replyError(identity.deviceId, topic, ErrorCodes.telemetryQuotaExceeded, message);
       return;
     }
     const now = this.platform.clock.now();
@@ -792,12 +800,12 @@ export class MqttGateway implements DeviceMessenger {
     await this.writer.write(rows);
   }
 
-  private replyError(deviceId: string, topic: string, code: string, message: string): void {
+  private replyError(deviceId: string, topic: string, code: ErrorCode, message: string): void {
     this.broker.publish(
       {
         cmd: 'publish',
         topic: deviceTopic(deviceId, ERRORS),
-        payload: Buffer.from(JSON.stringify({ topic, code, message })),
+        payload: Buffer.from(JSON.stringify(errorReply(topic, code, message))),
         qos: 0,
         retain: false,
         dup: false,
