@@ -61,3 +61,14 @@ export class RateLimitedError extends BulwarkError {
     super(ErrorCodes.rateLimited, message, 429, { retryAfterSeconds });
   }
 }
+
+/**
+ * A message a device published that the platform refuses (bad payload, unknown command, invalid
+ * update report...): answered on the device's error topic `d/<deviceId>/errors` with its code,
+ * acknowledged and not stored (sending it again would fail the same way).
+ */
+export class DeviceMessageRefusal extends BulwarkError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message, 400);
+  }
+}

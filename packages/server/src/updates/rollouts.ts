@@ -19,7 +19,7 @@ import { newId } from '../tokens.js';
 import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
 import { RolloutEmptyError, RolloutNotFoundError, RolloutReleaseNotFoundError, RolloutStatusError } from './rollout-errors.js';
-import { DeviceUpdateInbox, type DeviceMessageRefusal } from './rollout-inbox.js';
+import { DeviceUpdateInbox } from './rollout-inbox.js';
 import {
   defineRollout,
   planPhases,
@@ -282,7 +282,7 @@ export class RolloutService {
   async abort(actor: Actor, rolloutId: string): Promise<RolloutView> {
     const aborted = await this.change(actor, rolloutId, 'abort', ['running', 'paused', 'halted'], 'aborted', 'update.rollout_aborted');
     for (const deviceId of await this.store.offeredNotSucceeded(aborted.id))
-      await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
+      await this.link.publishToDevice(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
     return aborted;
   }
 
@@ -360,7 +360,7 @@ export class RolloutService {
       await this.store.markOffered(row.id, next, now, trx);
       return { offered: next, ...expired };
     });
-    for (const deviceId of offered) await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId });
+    for (const deviceId of offered) await this.link.publishToDevice(deviceId, UPDATE_TOPICS.available, { rolloutId });
     return { offered: offered.length, withdrawn, silent };
   }
 
@@ -440,8 +440,8 @@ export class RolloutService {
     return this.director.targetsFor(device);
   }
 
-  /** A message a device published on `d/<id>/updates/<channel>`; returns the error to send back on its error topic, or null. */
-  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+  /** A message a device published on `d/<id>/updates/<channel>`; a refusal (DeviceMessageRefusal) goes back on its error topic. */
+  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<void> {
     return this.inbox.message(identity, channel, payload);
   }
 
