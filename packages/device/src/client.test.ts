@@ -8,7 +8,7 @@ import { DeviceClient } from './client.js';
 import { ConnectionRefusedError, IdentityLockedError, QueueWriteError } from './errors.js';
 import { FileQueue } from './queue.js';
 import { deviceSasToken } from './sas.js';
-import type { ErrorReply } from './topics.js';
+import type { ErrorReply } from '@bulwark/protocol';
 import { startDeviceProcess } from './testing/device-process.js';
 import { eventually, NetworkFault, presenceOnline, settle, startDevicePlatform, type DevicePlatform } from './testing/platform.js';
 import { smallFilesystem, tmpfsUnavailable } from './testing/small-fs.js';

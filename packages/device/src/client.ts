@@ -35,12 +35,12 @@ import {
   STATE_GET,
   STATE_REPORTED,
   TELEMETRY,
-  topicOf,
+  deviceTopic,
   type ErrorReply,
   type JsonObject,
   type Reading,
   type TelemetryValues,
-} from './topics.js';
+} from '@bulwark/protocol';
 
 export type DeviceCredentials =
   | {
@@ -265,7 +265,7 @@ export class DeviceClient extends EventEmitter {
    * onDesired / onDelta handlers. Not queued: on (re)connecting they are sent anyway.
    */
   requestState(): void {
-    if (this.link && this.connected) this.link.publish(topicOf(this.deviceId, STATE_GET), '', { qos: 0 });
+    if (this.link && this.connected) this.link.publish(deviceTopic(this.deviceId, STATE_GET), '', { qos: 0 });
   }
 
   /** Resolves when every queued message has been acknowledged (or rejects after `timeoutMs`). */
@@ -304,7 +304,7 @@ export class DeviceClient extends EventEmitter {
       if (this.inflight.has(message.seq)) continue;
       this.inflight.add(message.seq);
       this.counters.sent++;
-      link.publish(topicOf(this.deviceId, message.topic), message.payload, { qos: 1 }, (error) => {
+      link.publish(deviceTopic(this.deviceId, message.topic), message.payload, { qos: 1 }, (error) => {
         if (link !== this.link) return; // a connection that is gone: the message is sent again on the next
         this.inflight.delete(message.seq);
         if (error || !this.acknowledge(message)) return;
@@ -398,7 +398,7 @@ export class DeviceClient extends EventEmitter {
   private subscribe(suffixes: string[], qos: 0 | 1): void {
     if (!this.link || !this.connected) return; // subscribed on connect
     this.link.subscribe(
-      suffixes.map((s) => topicOf(this.deviceId, s)),
+      suffixes.map((s) => deviceTopic(this.deviceId, s)),
       { qos },
       (error) => error && this.emit('handlerError', error, 'subscribe'),
     );
@@ -464,7 +464,7 @@ export class DeviceClient extends EventEmitter {
     }
     // `connected` once the subscriptions are in place, so handlers registered before it see
     // everything the platform sends from then on.
-    link.subscribe(Object.fromEntries(this.filters().map((f) => [topicOf(this.deviceId, f.suffix), { qos: f.qos }])), (error) => {
+    link.subscribe(Object.fromEntries(this.filters().map((f) => [deviceTopic(this.deviceId, f.suffix), { qos: f.qos }])), (error) => {
       if (link !== this.link) return;
       if (error) this.emit('handlerError', error, 'subscribe');
       this.emit('connected');
@@ -473,7 +473,7 @@ export class DeviceClient extends EventEmitter {
   }
 
   private onMessage(topic: string, payload: Buffer): void {
-    const prefix = topicOf(this.deviceId, '');
+    const prefix = deviceTopic(this.deviceId, '');
     if (!topic.startsWith(prefix)) return;
     const handler = this.topicHandlers.get(topic.slice(prefix.length));
     if (handler) {

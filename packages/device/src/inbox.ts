@@ -4,7 +4,14 @@
  * with ok / error / rejected) and error replies (§3.2).
  */
 import { SeenIds } from './seen-ids.js';
-import { COMMAND_ID, type Command, type CommandOutcome, type ErrorReply, type JsonObject } from './topics.js';
+import {
+  commandResult,
+  parsePlatformChannel,
+  type Command,
+  type CommandOutcome,
+  type ErrorReply,
+  type JsonObject,
+} from '@bulwark/protocol';
 
 export type DesiredHandler = (state: JsonObject, version: number) => void | Promise<void>;
 export type CommandHandler = (params: Record<string, unknown>, command: Command) => CommandOutcome | void | Promise<CommandOutcome | void>;
@@ -41,14 +48,18 @@ export class Inbox {
     } catch {
       body = undefined;
     }
-    if (suffix === 'errors') {
-      if (isObject(body))
-        this.effects.errorReply({ topic: String(body.topic ?? ''), code: String(body.code ?? ''), message: String(body.message ?? '') });
-      return;
+    const channel = parsePlatformChannel(suffix);
+    switch (channel?.kind) {
+      case 'errors':
+        if (isObject(body))
+          this.effects.errorReply({ topic: String(body.topic ?? ''), code: String(body.code ?? ''), message: String(body.message ?? '') });
+        return;
+      case 'state_desired':
+      case 'state_delta':
+        return this.state(suffix, body);
+      case 'command':
+        return this.command(channel.commandId, body);
     }
-    if (suffix === 'state/desired' || suffix === 'state/delta') return this.state(suffix, body);
-    const command = /^commands\/([^/]+)$/.exec(suffix);
-    if (command) return this.command(command[1]!, body);
   }
 
   private async state(suffix: string, body: unknown): Promise<void> {
@@ -81,7 +92,6 @@ export class Inbox {
   }
 
   private async command(id: string, body: unknown): Promise<void> {
-    if (!COMMAND_ID.test(id)) return;
     if (this.seen.has(id)) {
       this.duplicateCommands++;
       return;
@@ -90,7 +100,7 @@ export class Inbox {
     this.seen.add(id);
     // Only the protocol's fields: the platform refuses unknown ones.
     const reply = ({ status, result, error }: CommandOutcome) =>
-      this.effects.send(`commands/${id}/result`, {
+      this.effects.send(commandResult(id), {
         status,
         ...(result === undefined ? {} : { result }),
         ...(error === undefined ? {} : { error }),

@@ -46,7 +46,7 @@ export {
 export { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage, type QueueOptions } from './queue.js';
 export { deviceSasToken } from './sas.js';
 export { SeenIds } from './seen-ids.js';
-export type { Command, CommandOutcome, ErrorReply, JsonObject, Reading, TelemetryValue, TelemetryValues } from './topics.js';
+export type { Command, CommandOutcome, ErrorReply, JsonObject, Reading, TelemetryValue, TelemetryValues } from '@bulwark/protocol';
 export {
   UpdateAgent,
   AGENT_STEPS,

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cliActor } from '@bulwark/server/testing';
 import { DeviceClient } from './client.js';
-import type { Command, JsonObject } from './topics.js';
+import type { Command, JsonObject } from '@bulwark/protocol';
 import { eventually, presenceOnline, startDevicePlatform, type DevicePlatform } from './testing/platform.js';
 
 describe('shadow sync and commands against the real platform (protocol §3.3, §3.4)', () => {

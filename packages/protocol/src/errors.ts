@@ -1,7 +1,12 @@
 /**
- * The error body every Bulwark HTTP endpoint answers with, and the stable codes it carries.
- * Codes are part of the public contract: clients branch on them, so they never change meaning.
+ * Every error code Bulwark puts on the wire, and the two bodies that carry one: the HTTP error
+ * body and the MQTT error reply on `d/<deviceId>/errors`. Codes are part of the public contract:
+ * clients and devices branch on them, so they never change meaning. A code that is not listed
+ * here does not compile where an error is raised.
  */
+import type { UpdateErrorCode } from './updates.js';
+
+/** The error body every Bulwark HTTP endpoint answers with. */
 export interface ErrorBody {
   error: {
     /** Stable, dotted, machine-readable code such as `auth.invalid_credentials`. */
@@ -13,7 +18,15 @@ export interface ErrorBody {
   };
 }
 
+/** An error reply on `d/<deviceId>/errors` (protocol §3.2): the topic of the refused message, and why. */
+export interface ErrorReply {
+  topic: string;
+  code: string;
+  message: string;
+}
+
 export const ErrorCodes = {
+  // requests (HTTP transport)
   requestInvalid: 'request.invalid',
   requestTooLarge: 'request.too_large',
   requestUnsupportedMediaType: 'request.unsupported_media_type',
@@ -25,29 +38,163 @@ export const ErrorCodes = {
   conflict: 'resource.conflict',
   rateLimited: 'request.rate_limited',
   internal: 'internal.error',
+  configInvalid: 'config.invalid',
+  configPkcs11Missing: 'config.pkcs11_missing',
+  configPkcs11PinMissing: 'config.pkcs11_pin_missing',
+
+  // accounts
   unauthenticated: 'auth.unauthenticated',
   invalidCredentials: 'auth.invalid_credentials',
   forbidden: 'auth.forbidden',
   csrfFailed: 'auth.csrf_failed',
   mfaRequired: 'auth.mfa_required',
+  mfaRequiredByPolicy: 'auth.mfa_required_by_policy',
   mfaEnrollmentRequired: 'auth.mfa_enrollment_required',
   mfaInvalid: 'auth.mfa_invalid',
+  mfaNotEnabled: 'auth.mfa_not_enabled',
+  mfaAlreadyEnabled: 'auth.mfa_already_enabled',
+  mfaNotEnrolling: 'auth.mfa_not_enrolling',
+  mfaNotPending: 'auth.mfa_not_pending',
   stepUpRequired: 'auth.step_up_required',
   passwordChangeRequired: 'auth.password_change_required',
   passwordRejected: 'auth.password_rejected',
   tokenInvalid: 'auth.token_invalid',
   emailNotVerified: 'auth.email_not_verified',
+  userExists: 'user.exists',
+  organizationExists: 'org.exists',
+  lastOwner: 'org.last_owner',
+  apiKeyLimitReached: 'apikey.limit_reached',
+
+  // devices
   deviceInvalidTransition: 'device.invalid_transition',
   deviceSerialTaken: 'device.serial_taken',
   deviceImportRejected: 'device.import_rejected',
   deviceAuthFailed: 'device.auth_failed',
-  enrollmentGroupExists: 'enrollment_group.exists',
-  enrollmentGroupDisabled: 'enrollment_group.disabled',
   deviceCertificateRequired: 'device.certificate_required',
   deviceNotEnrollable: 'device.not_enrollable',
+  deviceNotCommandable: 'device.not_commandable',
+  deviceOffline: 'device.offline',
+  deviceProductMismatch: 'device.product_mismatch',
+  enrollmentGroupExists: 'enrollment_group.exists',
+  enrollmentGroupDisabled: 'enrollment_group.disabled',
+  productExists: 'product.exists',
+
+  // device messages (MQTT error replies, protocol §3.2)
+  payloadInvalid: 'payload.invalid',
+  payloadNotJson: 'payload.not_json',
+  payloadNotCbor: 'payload.not_cbor',
+  payloadInvalidTimestamp: 'payload.invalid_timestamp',
+  stateInvalid: 'state.invalid',
+  stateTooLarge: 'state.too_large',
+  stateVersionConflict: 'state.version_conflict',
+  commandExpired: 'command.expired',
+
+  // telemetry
+  telemetryTooManyBuckets: 'telemetry.too_many_buckets',
+  telemetryInvalidRange: 'telemetry.invalid_range',
+  /** Device-facing: the device reached its daily telemetry quota. */
+  telemetryQuotaExceeded: 'telemetry.quota_exceeded',
+
+  // pki
   bootstrapCaInvalid: 'pki.bootstrap_ca_invalid',
   bootstrapCaExists: 'pki.bootstrap_ca_exists',
-  productExists: 'product.exists',
+  csrInvalid: 'pki.csr_invalid',
+  weakKey: 'pki.weak_key',
+  identityMismatch: 'pki.identity_mismatch',
+  deviceIdInvalid: 'pki.device_id_invalid',
+  alreadyRevoked: 'pki.already_revoked',
+  certificateInvalid: 'pki.certificate_invalid',
+  certificateNotCurrent: 'pki.certificate_not_current',
+  chainInvalid: 'pki.chain_invalid',
+  daysInvalid: 'pki.days_invalid',
+  kindInvalid: 'pki.kind_invalid',
+  serialInvalid: 'pki.serial_invalid',
+  reasonInvalid: 'pki.reason_invalid',
+  keyMismatch: 'pki.key_mismatch',
+  notACa: 'pki.not_a_ca',
+  requestPending: 'pki.request_pending',
+  rootExists: 'pki.root_exists',
+  rootOffline: 'pki.root_offline',
+  rootOnToken: 'pki.root_on_token',
+  rootIssuesDevices: 'pki.root_issues_devices',
+  tokenLabelMissing: 'pki.token_label_missing',
+
+  // keys
+  keysUnavailable: 'keys.unavailable',
+  caKeyMismatch: 'keys.ca_key_mismatch',
+  caKeyMissing: 'keys.ca_key_missing',
+  derivationMissing: 'keys.derivation_missing',
+  hsmError: 'keys.hsm_error',
+  hsmUnsupported: 'keys.hsm_unsupported',
+  hsmNotConfigured: 'keys.hsm_not_configured',
+  pkcs11UriInvalid: 'keys.pkcs11_uri_invalid',
+  pkcs11PinMissing: 'keys.pkcs11_pin_missing',
+  tokenKeyExists: 'keys.token_key_exists',
+  keyFileExists: 'keys.key_file_exists',
+  keyFileInvalid: 'keys.key_file_invalid',
+  masterKeyInvalid: 'keys.master_key_invalid',
+  masterKeyMissing: 'keys.master_key_missing',
+  masterKeyConflict: 'keys.master_key_conflict',
+  masterKeyExposed: 'keys.master_key_exposed',
+  masterKeyFromEnv: 'keys.master_key_from_env',
+  wrongMasterKey: 'keys.wrong_master_key',
+  rotationIncomplete: 'keys.rotation_incomplete',
+  notExportable: 'keys.not_exportable',
+  passphraseMissing: 'keys.passphrase_missing',
+  passphraseWeak: 'keys.passphrase_weak',
+  passphraseWrong: 'keys.passphrase_wrong',
+  sealedMalformed: 'keys.sealed_malformed',
+  sealedTampered: 'keys.sealed_tampered',
+
+  // updates (the agent's own refusals are UPDATE_ERROR_CODES)
+  metadataRejected: 'update.metadata_rejected',
+  onlineKeyMismatch: 'update.online_key_mismatch',
+  repositoryNotReady: 'update.repository_not_ready',
+  concurrentChange: 'update.concurrent_change',
+  imageMissing: 'update.image_missing',
+  releaseExists: 'update.release_exists',
+  releaseInvalid: 'update.release_invalid',
+  releaseNotFound: 'update.release_not_found',
+  sbomInvalid: 'update.sbom_invalid',
+  blobHashMismatch: 'update.blob_hash_mismatch',
+  blobInvalidHash: 'update.blob_invalid_hash',
+  blobLengthMismatch: 'update.blob_length_mismatch',
+  blobTooLarge: 'update.blob_too_large',
+  blobQuotaExceeded: 'update.blob_quota_exceeded',
+  rangeNotSatisfiable: 'update.range_not_satisfiable',
+  rolloutInvalid: 'update.rollout_invalid',
+  rolloutNotFound: 'update.rollout_not_found',
+  rolloutStatus: 'update.rollout_status',
+  rolloutEmpty: 'update.rollout_empty',
+  rolloutStillFailing: 'update.rollout_still_failing',
+  releaseRefused: 'update.release_refused',
+  releasePolicyInvalid: 'update.release_policy_invalid',
+  attestationInvalid: 'update.attestation_invalid',
+  attestationUntrusted: 'update.attestation_untrusted',
+  attestationSubjectMismatch: 'update.attestation_subject_mismatch',
+  provenanceMissing: 'update.provenance_missing',
+  provenanceBuilder: 'update.provenance_builder',
+  provenanceSource: 'update.provenance_source',
+  testsMissing: 'update.tests_missing',
+  testsFailed: 'update.tests_failed',
+  noDirectorRoot: 'update.no_director_root',
+  deviceSilent: 'update.device_silent',
+  updateChannelUnknown: 'update.channel_unknown',
+  updateStatusInvalid: 'update.status_invalid',
+  reportInvalid: 'update.report_invalid',
+  reportReplayed: 'update.report_replayed',
+  reportSignatureInvalid: 'update.report_signature_invalid',
 } as const;
 
-export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+/** Every error code of the platform: the catalogue above and the update agent's refusals. */
+export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes] | UpdateErrorCode;
+
+/** The HTTP error body: the one way one is built. */
+export function errorBody(code: ErrorCode, message: string, details?: Record<string, unknown>): ErrorBody {
+  return { error: details ? { code, message, details } : { code, message } };
+}
+
+/** The MQTT error reply to a message on `topic`: the one way one is built. */
+export function errorReply(topic: string, code: ErrorCode, message: string): ErrorReply {
+  return { topic, code, message };
+}

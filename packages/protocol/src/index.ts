@@ -3,4 +3,5 @@
  * Depends on nothing of ours; grows as the device protocol lands.
  */
 export * from './errors.js';
+export * from './topics.js';
 export * from './updates.js';

@@ -2,11 +2,11 @@
  * The root of Bulwark's error tree. Every error a caller may need to tell apart carries a
  * stable `code` and the HTTP status the transport answers with; domains extend these.
  */
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 
 export class BulwarkError extends Error {
   constructor(
-    readonly code: string,
+    readonly code: ErrorCode,
     message: string,
     readonly status: number,
     readonly details?: Record<string, unknown>,
@@ -18,7 +18,7 @@ export class BulwarkError extends Error {
 
 /** Input that does not satisfy the contract of the operation. */
 export class ValidationError extends BulwarkError {
-  constructor(message: string, details?: Record<string, unknown>, code: string = ErrorCodes.requestInvalid) {
+  constructor(message: string, details?: Record<string, unknown>, code: ErrorCode = ErrorCodes.requestInvalid) {
     super(code, message, 400, details);
   }
 }
@@ -32,7 +32,7 @@ export class NotFoundError extends BulwarkError {
 
 /** The operation would break a uniqueness or state rule. */
 export class ConflictError extends BulwarkError {
-  constructor(message: string, details?: Record<string, unknown>, code: string = ErrorCodes.conflict) {
+  constructor(message: string, details?: Record<string, unknown>, code: ErrorCode = ErrorCodes.conflict) {
     super(code, message, 409, details);
   }
 }
@@ -41,7 +41,7 @@ export class ConflictError extends BulwarkError {
 export class AuthenticationError extends BulwarkError {
   constructor(
     message = 'Authentication is required: send a session cookie or a bearer token',
-    code: string = ErrorCodes.unauthenticated,
+    code: ErrorCode = ErrorCodes.unauthenticated,
     details?: Record<string, unknown>,
   ) {
     super(code, message, 401, details);
@@ -50,7 +50,7 @@ export class AuthenticationError extends BulwarkError {
 
 /** The caller is known but may not do this. */
 export class ForbiddenError extends BulwarkError {
-  constructor(message: string, code: string = ErrorCodes.forbidden, details?: Record<string, unknown>) {
+  constructor(message: string, code: ErrorCode = ErrorCodes.forbidden, details?: Record<string, unknown>) {
     super(code, message, 403, details);
   }
 }
@@ -59,5 +59,16 @@ export class ForbiddenError extends BulwarkError {
 export class RateLimitedError extends BulwarkError {
   constructor(message: string, retryAfterSeconds: number) {
     super(ErrorCodes.rateLimited, message, 429, { retryAfterSeconds });
+  }
+}
+
+/**
+ * A message a device published that the platform refuses (bad payload, unknown command, invalid
+ * update report...): answered on the device's error topic `d/<deviceId>/errors` with its code,
+ * acknowledged and not stored (sending it again would fail the same way).
+ */
+export class DeviceMessageRefusal extends BulwarkError {
+  constructor(code: ErrorCode, message: string) {
+    super(code, message, 400);
   }
 }

@@ -2,7 +2,7 @@
  * Errors of the accounts domain. Authentication failures share one code and message whatever
  * the cause (unknown account, wrong password, locked), so answers never reveal which accounts exist.
  */
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 import { AuthenticationError, BulwarkError, ForbiddenError, ValidationError } from '../errors.js';
 
 /** Wrong organization, email or password, or a locked account: deliberately indistinguishable. */
@@ -21,7 +21,7 @@ export class InvalidTokenError extends ValidationError {
 
 /** The session is limited to one step (change password, enrol or verify MFA) before anything else. */
 export class RestrictedSessionError extends ForbiddenError {
-  constructor(code: string, message: string, next: string) {
+  constructor(code: ErrorCode, message: string, next: string) {
     super(message, code, { next });
   }
 }

@@ -11,6 +11,7 @@ import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Command } from 'commander';
 import semver from 'semver';
+import { ErrorCodes } from '@bulwark/protocol';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { checkPassphrase, KEY_ENCRYPTION, rekeyFiles, requirePassphrase } from '../keys/passphrase-keys.js';
 import {
@@ -100,7 +101,7 @@ export function registerFirmwareCommands(program: Command): void {
           const ref = parseTokenKeyUri(flags.pkcs11);
           const pubPath = `${flags.out}.pub`;
           if (existsSync(pubPath))
-            throw new ValidationError(`${pubPath} exists: choose another --out prefix`, undefined, 'keys.file_exists');
+            throw new ValidationError(`${pubPath} exists: choose another --out prefix`, undefined, ErrorCodes.keyFileExists);
           const tokens = new TokenKeys();
           try {
             const { key } = tokens.generate(flags.pkcs11);

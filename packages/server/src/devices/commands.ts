@@ -5,11 +5,12 @@
  * result that arrived after they were told it failed. Only an online, active device is sent
  * commands; a quarantined device is not (its command topics are closed).
  */
+import { commandResult, commandSuffix } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
 import type { Database, DeviceCommandsTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { DeviceIdentity } from './identity.js';
@@ -36,15 +37,6 @@ export interface CommandView {
   createdAt: string;
   expiresAt: string;
   completedAt: string | null;
-}
-
-export class CommandResultError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
 }
 
 export class CommandService {
@@ -113,11 +105,11 @@ export class CommandService {
         trx,
       );
     });
-    await this.messenger.send(
+    await this.messenger.publishToDevice(
       device.id,
-      `commands/${row.id}`,
+      commandSuffix(row.id),
       { name: row.name, params, timeoutMs, issuedAt: now },
-      { suffix: `commands/${row.id}/result`, correlation: row.id },
+      { suffix: commandResult(row.id), correlation: row.id },
     );
     return this.view(row);
   }
@@ -156,19 +148,19 @@ export class CommandService {
     return rows.map((r) => this.view(r));
   }
 
-  /** The device's answer; refused (CommandResultError) for an unknown, another device's, finished or expired command. */
+  /** The device's answer; refused (DeviceMessageRefusal) for an unknown, another device's, finished or expired command. */
   async complete(identity: DeviceIdentity, commandId: string, payload: unknown): Promise<void> {
-    if (!isObject(payload)) throw new CommandResultError('payload.invalid', 'A command result is a JSON object');
+    if (!isObject(payload)) throw new DeviceMessageRefusal('payload.invalid', 'A command result is a JSON object');
     const { status, result, error, ...rest } = payload as { status?: unknown; result?: unknown; error?: unknown };
-    if (Object.keys(rest).length > 0) throw new CommandResultError('payload.invalid', `Unknown field "${Object.keys(rest)[0]}"`);
+    if (Object.keys(rest).length > 0) throw new DeviceMessageRefusal('payload.invalid', `Unknown field "${Object.keys(rest)[0]}"`);
     const outcome: Record<string, CommandStatus> = { ok: 'succeeded', error: 'failed', rejected: 'rejected' };
     if (typeof status !== 'string' || !outcome[status])
-      throw new CommandResultError('payload.invalid', '"status" must be "ok", "error" or "rejected"');
+      throw new DeviceMessageRefusal('payload.invalid', '"status" must be "ok", "error" or "rejected"');
     if (error !== undefined && (typeof error !== 'string' || error.length > 1024))
-      throw new CommandResultError('payload.invalid', '"error" must be a string of at most 1024 characters');
+      throw new DeviceMessageRefusal('payload.invalid', '"error" must be a string of at most 1024 characters');
     const resultText = result === undefined ? null : JSON.stringify(result);
     if (resultText !== null && Buffer.byteLength(resultText) > MAX_JSON_BYTES)
-      throw new CommandResultError('payload.invalid', `"result" must be at most ${MAX_JSON_BYTES} bytes of JSON`);
+      throw new DeviceMessageRefusal('payload.invalid', `"result" must be at most ${MAX_JSON_BYTES} bytes of JSON`);
     const now = this.clock.now();
     const updated = await this.db
       .updateTable('device_commands')
@@ -179,7 +171,7 @@ export class CommandService {
       .where('expires_at', '>', now)
       .executeTakeFirst();
     if (Number(updated.numUpdatedRows) !== 1)
-      throw new CommandResultError(
+      throw new DeviceMessageRefusal(
         'command.expired',
         'No pending command of this device has that ID (unknown, already answered, or past its timeout)',
       );

@@ -11,7 +11,7 @@
  */
 import { X509Certificate } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, errorBody } from '@bulwark/protocol';
 import { InvalidTokenError } from '../accounts/errors.js';
 import type { OneTimeTokens } from '../accounts/one-time-tokens.js';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -93,7 +93,7 @@ export class EnrollmentService {
         results.push(await this.provision(actor, item.deviceId, item.csr));
       } catch (error) {
         if (!(error instanceof BulwarkError)) throw error;
-        results.push({ deviceId: item.deviceId, error: { code: error.code, message: error.message } });
+        results.push({ deviceId: item.deviceId, ...errorBody(error.code, error.message) });
       }
     }
     return results;

@@ -10,7 +10,7 @@ export interface DeviceMessenger {
    * `reply` names where the device answers (MQTT 5 Response Topic and Correlation Data; MQTT
    * 3.1.1 devices follow the topic scheme instead).
    */
-  send(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void>;
+  publishToDevice(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void>;
 }
 
 /** Where a request's answer goes: a suffix under the device's own prefix, and the correlation it carries. */
@@ -35,11 +35,11 @@ export class DeviceLink implements DeviceMessenger {
     return this.target !== null;
   }
 
-  async send(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
+  async publishToDevice(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
     if (!this.target) {
       this.dropped++;
       return;
     }
-    await this.target.send(deviceId, suffix, payload, reply);
+    await this.target.publishToDevice(deviceId, suffix, payload, reply);
   }
 }

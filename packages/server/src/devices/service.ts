@@ -347,6 +347,17 @@ export class DevicesService {
    * The device of the organization that enrollment is about to give a certificate; enrollment
    * authorizes its caller itself (an operator, or a one-time enrollment token naming the device).
    */
+  /** Devices of every organization that left service (quarantined, disabled, retired) at or after `since`: the broker drops their sessions. */
+  async outOfServiceSince(since: number): Promise<{ deviceId: string; status: DeviceStatus; at: number }[]> {
+    const rows = await this.store.devicesOutOfServiceSince(since);
+    return rows.map((r) => ({ deviceId: r.id, status: r.status, at: r.updated_at }));
+  }
+
+  /** The device's status now, or null once it is deleted (the broker re-checks a live session). */
+  async currentStatus(deviceId: string): Promise<DeviceStatus | null> {
+    return (await this.store.statusOf(deviceId)) ?? null;
+  }
+
   async enrollable(organizationId: string, deviceId: string): Promise<DeviceView> {
     const row = await this.store.deviceInOrganization(organizationId, deviceId);
     if (!row) throw new NotFoundError('Device', { deviceId });

@@ -5,11 +5,12 @@
  * every change the device is sent what it needs: the desired state and the delta it still has
  * to apply (docs/protocol.md §3.3).
  */
+import { STATE_DELTA, STATE_DESIRED } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
 import type { Database, DeviceShadowHistoryTable, DeviceShadowsTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { DeviceIdentity } from './identity.js';
@@ -99,12 +100,21 @@ export class ShadowService {
     return updated;
   }
 
-  /** A device's report: merged into its reported state; the device then gets its delta if any remains. */
+  /**
+   * A device's report: merged into its reported state; the device then gets its delta if any
+   * remains. An invalid or too large state is refused (DeviceMessageRefusal, `state.invalid`).
+   */
   async report(identity: DeviceIdentity, patch: unknown): Promise<ShadowView> {
-    checkPatch(patch);
-    const updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, null);
+    let updated: ShadowView;
+    try {
+      checkPatch(patch);
+      updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, null);
+    } catch (error) {
+      if (error instanceof StateError) throw new DeviceMessageRefusal('state.invalid', error.message);
+      throw error;
+    }
     if (Object.keys(updated.delta).length > 0)
-      await this.messenger.send(identity.deviceId, 'state/delta', { version: updated.desired.version, state: updated.delta });
+      await this.messenger.publishToDevice(identity.deviceId, STATE_DELTA, { version: updated.desired.version, state: updated.delta });
     return updated;
   }
 
@@ -140,8 +150,8 @@ export class ShadowService {
   }
 
   private async push(shadow: ShadowView): Promise<void> {
-    await this.messenger.send(shadow.deviceId, 'state/desired', { version: shadow.desired.version, state: shadow.desired.state });
-    await this.messenger.send(shadow.deviceId, 'state/delta', { version: shadow.desired.version, state: shadow.delta });
+    await this.messenger.publishToDevice(shadow.deviceId, STATE_DESIRED, { version: shadow.desired.version, state: shadow.desired.state });
+    await this.messenger.publishToDevice(shadow.deviceId, STATE_DELTA, { version: shadow.desired.version, state: shadow.delta });
   }
 
   /**

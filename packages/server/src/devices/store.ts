@@ -81,6 +81,21 @@ export class DevicesStore {
       .execute();
   }
 
+  /** Devices that became quarantined, disabled or retired (or changed while so) at or after `since`. */
+  devicesOutOfServiceSince(since: number, db: Executor = this.db): Promise<{ id: string; status: DeviceStatus; updated_at: number }[]> {
+    return db
+      .selectFrom('devices')
+      .select(['id', 'status', 'updated_at'])
+      .where('updated_at', '>=', since)
+      .where('status', 'in', ['quarantined', 'disabled', 'retired'])
+      .execute();
+  }
+
+  async statusOf(deviceId: string, db: Executor = this.db): Promise<DeviceStatus | undefined> {
+    const row = await db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
+    return row?.status;
+  }
+
   /** A device of the organization; another organization's device is simply not found. */
   deviceInOrganization(organizationId: string, deviceId: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
     return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('id', '=', deviceId).executeTakeFirst();

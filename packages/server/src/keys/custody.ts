@@ -12,10 +12,11 @@
  * another row does not open.
  */
 import { createCipheriv, createDecipheriv, createHash, hkdfSync, randomBytes } from 'node:crypto';
+import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 import { BulwarkError } from '../errors.js';
 
 export class KeyCustodyError extends BulwarkError {
-  constructor(message: string, code = 'keys.unavailable') {
+  constructor(message: string, code: ErrorCode = ErrorCodes.keysUnavailable) {
     super(code, message, 500);
   }
 }

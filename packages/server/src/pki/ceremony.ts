@@ -9,6 +9,7 @@ import 'reflect-metadata';
 import { X509Certificate } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import type { ErrorCode } from '@bulwark/protocol';
 import * as x509 from '@peculiar/x509';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import {
@@ -30,7 +31,7 @@ export type IssuingKind = (typeof ISSUING_KINDS)[number];
 
 /** An issuing CA certificate offered for import that must not be installed; `code` says why. */
 export class IssuingCaRefusedError extends ValidationError {
-  constructor(code: string, message: string, details: Record<string, unknown> = {}) {
+  constructor(code: ErrorCode, message: string, details: Record<string, unknown> = {}) {
     super(message, details, code);
   }
 }

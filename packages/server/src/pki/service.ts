@@ -213,6 +213,17 @@ export class PkiService {
     return { serial, revokedAt: new Date(now) };
   }
 
+  /** Certificates revoked at or after `since`, on any node: the broker drops the sessions they opened. */
+  async revokedSince(since: number): Promise<{ serial: string; deviceId: string; revokedAt: number }[]> {
+    const rows = await new PkiStore(this.db).revokedSince(since);
+    return rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, revokedAt: r.revoked_at ?? 0 }));
+  }
+
+  /** Whether the certificate with this serial is recorded and not revoked. */
+  async isActive(serial: string): Promise<boolean> {
+    return (await new PkiStore(this.db).findCertificate(serial))?.status === 'active';
+  }
+
   /** The current CRL (PEM), rebuilt first when it is missing or past half its lifetime. */
   async crlFor(now = this.clock.now()): Promise<string> {
     const current = await new PkiStore(this.db).readCrl();

@@ -48,6 +48,15 @@ export class PkiStore {
     return result.numUpdatedRows > 0n;
   }
 
+  /** Certificates revoked at or after `since`. */
+  async revokedSince(since: number): Promise<{ serial: string; device_id: string; revoked_at: number | null }[]> {
+    return this.db
+      .selectFrom('issued_certificates')
+      .select(['serial', 'device_id', 'revoked_at'])
+      .where('revoked_at', '>=', since)
+      .execute();
+  }
+
   /** Revoked certificates not yet expired at `now`: the CRL's entries (expired ones may leave it, RFC 5280 3.3). */
   async listRevoked(now: number): Promise<Pick<IssuedCertificatesTable, 'serial' | 'revoked_at' | 'revocation_reason'>[]> {
     return this.db

@@ -2,14 +2,8 @@
  * Errors of the telemetry query API, each with a stable code. An unknown device, or one of another
  * organization, is the platform's ordinary NotFoundError (the same answer either way).
  */
+import { ErrorCodes } from '@bulwark/protocol';
 import { ValidationError } from '../errors.js';
-
-export const TelemetryErrorCodes = {
-  tooManyBuckets: 'telemetry.too_many_buckets',
-  invalidRange: 'telemetry.invalid_range',
-  /** Device-facing (MQTT error topic): the device reached its daily telemetry quota. */
-  quotaExceeded: 'telemetry.quota_exceeded',
-} as const;
 
 /** The range divided by the interval makes more buckets than one query may compute. */
 export class TooManyBucketsError extends ValidationError {
@@ -17,7 +11,7 @@ export class TooManyBucketsError extends ValidationError {
     super(
       `The range holds ${buckets} buckets of this interval; at most ${max} are computed per query: use an interval of at least ${smallestInterval} or a shorter range`,
       { buckets, max, smallestInterval },
-      TelemetryErrorCodes.tooManyBuckets,
+      ErrorCodes.telemetryTooManyBuckets,
     );
   }
 }
@@ -28,7 +22,7 @@ export class InvalidRangeError extends ValidationError {
     super(
       `from (${new Date(from).toISOString()}) must be before to (${new Date(to).toISOString()})`,
       { from, to },
-      TelemetryErrorCodes.invalidRange,
+      ErrorCodes.telemetryInvalidRange,
     );
   }
 }

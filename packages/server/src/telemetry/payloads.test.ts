@@ -1,6 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseTelemetry, PayloadError } from './payloads.js';
+import { DeviceMessageRefusal } from '../errors.js';
+import { parseTelemetry } from './payloads.js';
 
 /** CBOR written byte by byte (RFC 8949) by a small Python encoder, not by the library under test. */
 const CBOR = {
@@ -13,7 +14,7 @@ const CBOR = {
 };
 const NOW = 1764070005000;
 const cbor = (hex: string) => parseTelemetry(Buffer.from(hex, 'hex'), NOW, 'cbor');
-const refusedWith = (code: string) => (error: unknown) => error instanceof PayloadError && error.code === code;
+const refusedWith = (code: string) => (error: unknown) => error instanceof DeviceMessageRefusal && error.code === code;
 
 describe('telemetry payloads in CBOR', () => {
   it('reads the same document as JSON: one reading, typed values, a batch with an indefinite-length array', () => {

@@ -12,7 +12,9 @@
  * everything JSON cannot say refused (tags, byte strings, undefined, NaN and infinities, integers
  * beyond 2^53, non-string or duplicate map keys), then checked by the same rules.
  */
+import type { PayloadFormat } from '@bulwark/protocol';
 import { decode as decodeCbor } from 'cborg';
+import { DeviceMessageRefusal } from '../errors.js';
 
 export const MAX_BATCH = 1000;
 export const MAX_VALUES = 64;
@@ -27,18 +29,7 @@ export interface Reading {
   values: Record<string, number | boolean | string | null>;
 }
 
-export class PayloadError extends Error {
-  constructor(
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
-
-export type PayloadFormat = 'json' | 'cbor';
 
 const CBOR_OPTIONS = {
   allowUndefined: false,
@@ -50,14 +41,14 @@ const CBOR_OPTIONS = {
   tags: [],
 };
 
-/** Parses a telemetry payload into readings, or throws PayloadError saying what is wrong and where. */
+/** Parses a telemetry payload into readings, or throws DeviceMessageRefusal saying what is wrong and where. */
 export function parseTelemetry(payload: Buffer, receivedAt: number, format: PayloadFormat = 'json'): Reading[] {
   let body: unknown;
   if (format === 'cbor') {
     try {
       body = decodeCbor(payload, CBOR_OPTIONS);
     } catch (error) {
-      throw new PayloadError(
+      throw new DeviceMessageRefusal(
         'payload.not_cbor',
         `Payload is not CBOR this protocol accepts: ${(error as Error).message.replace(/^CBOR decode error: /, '').slice(0, 200)}`,
       );
@@ -66,15 +57,15 @@ export function parseTelemetry(payload: Buffer, receivedAt: number, format: Payl
     try {
       body = JSON.parse(payload.toString('utf8'));
     } catch {
-      throw new PayloadError('payload.not_json', 'Payload is not valid JSON');
+      throw new DeviceMessageRefusal('payload.not_json', 'Payload is not valid JSON');
     }
   }
-  if (!isObject(body)) throw new PayloadError('payload.invalid', 'Payload must be a JSON object');
+  if (!isObject(body)) throw new DeviceMessageRefusal('payload.invalid', 'Payload must be a JSON object');
   if ('batch' in body) {
-    if (Object.keys(body).length !== 1) throw new PayloadError('payload.invalid', 'A batch payload holds only "batch"');
+    if (Object.keys(body).length !== 1) throw new DeviceMessageRefusal('payload.invalid', 'A batch payload holds only "batch"');
     const batch = body.batch;
     if (!Array.isArray(batch) || batch.length === 0 || batch.length > MAX_BATCH)
-      throw new PayloadError('payload.invalid', `"batch" must be an array of 1 to ${MAX_BATCH} readings`);
+      throw new DeviceMessageRefusal('payload.invalid', `"batch" must be an array of 1 to ${MAX_BATCH} readings`);
     return batch.map((item, i) => reading(item, receivedAt, `batch[${i}]`));
   }
   return [reading(body, receivedAt, '')];
@@ -86,29 +77,29 @@ function fieldPath(at: string, field: string): string {
 }
 
 function reading(item: unknown, receivedAt: number, at: string): Reading {
-  if (!isObject(item)) throw new PayloadError('payload.invalid', `${at || 'payload'} must be an object`);
+  if (!isObject(item)) throw new DeviceMessageRefusal('payload.invalid', `${at || 'payload'} must be an object`);
   for (const key of Object.keys(item)) {
-    if (key !== 'ts' && key !== 'values') throw new PayloadError('payload.invalid', `Unknown field "${fieldPath(at, key)}"`);
+    if (key !== 'ts' && key !== 'values') throw new DeviceMessageRefusal('payload.invalid', `Unknown field "${fieldPath(at, key)}"`);
   }
   let ts = receivedAt;
   if (item.ts !== undefined) {
     if (typeof item.ts !== 'number' || !Number.isInteger(item.ts))
-      throw new PayloadError('payload.invalid', `"${fieldPath(at, 'ts')}" must be an integer of milliseconds since the epoch`);
+      throw new DeviceMessageRefusal('payload.invalid', `"${fieldPath(at, 'ts')}" must be an integer of milliseconds since the epoch`);
     if (item.ts < EARLIEST || item.ts > receivedAt + MAX_FUTURE_MS)
-      throw new PayloadError(
+      throw new DeviceMessageRefusal(
         'payload.invalid_timestamp',
         `"${fieldPath(at, 'ts')}" is outside 2000-01-01 … now + 24 h (device clock wrong?)`,
       );
     ts = item.ts;
   }
   const values = item.values;
-  if (!isObject(values)) throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must be an object`);
+  if (!isObject(values)) throw new DeviceMessageRefusal('payload.invalid', `"${fieldPath(at, 'values')}" must be an object`);
   const names = Object.keys(values);
   if (names.length === 0 || names.length > MAX_VALUES)
-    throw new PayloadError('payload.invalid', `"${fieldPath(at, 'values')}" must hold 1 to ${MAX_VALUES} values`);
+    throw new DeviceMessageRefusal('payload.invalid', `"${fieldPath(at, 'values')}" must hold 1 to ${MAX_VALUES} values`);
   for (const name of names) {
     if (!NAME.test(name))
-      throw new PayloadError('payload.invalid', `Value name "${name.slice(0, 70)}" must be 1-64 of A-Z a-z 0-9 _ . : -`);
+      throw new DeviceMessageRefusal('payload.invalid', `Value name "${name.slice(0, 70)}" must be 1-64 of A-Z a-z 0-9 _ . : -`);
     const v = values[name];
     const fits =
       v === null ||
@@ -116,7 +107,7 @@ function reading(item: unknown, receivedAt: number, at: string): Reading {
       (typeof v === 'number' && Number.isFinite(v)) ||
       (typeof v === 'string' && v.length <= MAX_STRING);
     if (!fits)
-      throw new PayloadError(
+      throw new DeviceMessageRefusal(
         'payload.invalid',
         `"${fieldPath(at, `values.${name}`)}" must be a finite number, a boolean, null or a string of at most ${MAX_STRING} characters`,
       );

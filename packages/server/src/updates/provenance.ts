@@ -9,6 +9,7 @@
  * decimal bytes. A key is an Ed25519 or ECDSA P-256 public key (SPKI PEM); ECDSA signatures are DER.
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
+import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 import { UpdateError } from './errors.js';
 
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -44,7 +45,7 @@ export interface ReleaseProvenance {
 
 /** A release refused by its product's policy; the reason is stored and audited. */
 export class ReleasePolicyError extends UpdateError {
-  constructor(code: string, message: string, details?: Record<string, unknown>) {
+  constructor(code: ErrorCode, message: string, details?: Record<string, unknown>) {
     super(code, message, 422, details);
   }
 }
@@ -52,7 +53,7 @@ export class ReleasePolicyError extends UpdateError {
 /** A release policy that breaks a rule (keys that do not parse, a key ID that is not the key's). */
 export class ReleasePolicyInvalidError extends UpdateError {
   constructor(message: string) {
-    super('update.release_policy_invalid', message, 400);
+    super(ErrorCodes.releasePolicyInvalid, message, 400);
   }
 }
 
@@ -112,7 +113,7 @@ export function definePolicy(input: Partial<ReleasePolicy>): ReleasePolicy {
   return policy;
 }
 
-const refuse = (code: string, message: string, details?: Record<string, unknown>) => new ReleasePolicyError(code, message, details);
+const refuse = (code: ErrorCode, message: string, details?: Record<string, unknown>) => new ReleasePolicyError(code, message, details);
 
 type Json = Record<string, unknown>;
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);

@@ -3,18 +3,17 @@
  * progress moves the device's row in its rollout (never back past a finished state, except a new
  * attempt after a failure), and a signed version report, checked against the key of the
  * certificate the device connected with and a counter that only increases, becomes the device's
- * latest known version. Each refusal is an error code the broker sends to `d/<id>/errors`.
+ * latest known version. Each refusal is a DeviceMessageRefusal, which the broker answers on `d/<id>/errors`.
  */
 import type { Kysely } from 'kysely';
 import type { UpdateState } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
+import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Database } from '../storage/schema.js';
 import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
 import { isTransientFailure, retryDelaySeconds } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
-
-export type DeviceMessageRefusal = { code: string; message: string };
 
 /** From a finished state, only these moves are taken (a retry after a failure, or the fallback after it). */
 const AFTER_FINISH: Partial<Record<UpdateState | 'pending', UpdateState[]>> = {
@@ -30,34 +29,37 @@ export class DeviceUpdateInbox {
     private readonly clock: Clock,
   ) {}
 
-  async message(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+  async message(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<void> {
     if (channel === 'status') return this.status(identity, payload);
     if (channel === 'report') return this.report(identity, payload);
-    return {
-      code: 'update.channel_unknown',
-      message: `Unknown updates channel "${channel.slice(0, 32)}": publish on updates/status or updates/report`,
-    };
+    throw new DeviceMessageRefusal(
+      'update.channel_unknown',
+      `Unknown updates channel "${channel.slice(0, 32)}": publish on updates/status or updates/report`,
+    );
   }
 
-  private async status(identity: DeviceIdentity, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+  private async status(identity: DeviceIdentity, payload: Buffer): Promise<void> {
     const parsed = parseStatus(payload);
-    if (!parsed.ok) return { code: 'update.status_invalid', message: parsed.message };
+    if (!parsed.ok) throw new DeviceMessageRefusal('update.status_invalid', parsed.message);
     const status = parsed.value;
     const row = await this.store.device(status.rolloutId, identity.organizationId, identity.deviceId);
-    if (!row) return { code: 'update.status_invalid', message: `This device is not in rollout ${status.rolloutId}` };
+    if (!row) throw new DeviceMessageRefusal('update.status_invalid', `This device is not in rollout ${status.rolloutId}`);
     if (row.offered_at === null)
-      return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} has not offered this device its release yet` };
+      throw new DeviceMessageRefusal('update.status_invalid', `Rollout ${status.rolloutId} has not offered this device its release yet`);
     if (status.target !== row.target_name)
-      return { code: 'update.status_invalid', message: `Rollout ${status.rolloutId} installs ${row.target_name}, not ${status.target}` };
+      throw new DeviceMessageRefusal(
+        'update.status_invalid',
+        `Rollout ${status.rolloutId} installs ${row.target_name}, not ${status.target}`,
+      );
     const allowed = AFTER_FINISH[row.state];
-    if (allowed && !allowed.includes(status.state)) return null; // a late or repeated message: the finished state stands
+    if (allowed && !allowed.includes(status.state)) return; // a late or repeated message: the finished state stands
     const now = this.clock.now();
     if (status.state === 'failed' && status.error && isTransientFailure(status.error.code) && row.attempts < row.max_attempts) {
       // A transient failure with attempts left: offered again once the backoff passed (the director withdraws the release meanwhile).
       const policy = { maxAttempts: row.max_attempts, backoffSeconds: row.retry_backoff_seconds };
       const retryAt = now + retryDelaySeconds(policy, row.attempts) * 1000;
       await this.store.retryLater(status.rolloutId, identity.deviceId, retryAt, status.error, now, this.db);
-      return null;
+      return;
     }
     await this.db.transaction().execute(async (trx) => {
       await trx
@@ -76,7 +78,6 @@ export class DeviceUpdateInbox {
           .execute();
       }
     });
-    return null;
   }
 
   /** The PEM of the certificate the device connected with (or, for a symmetric-key device, its newest active one). */
@@ -96,19 +97,18 @@ export class DeviceUpdateInbox {
     return row?.pem ?? null;
   }
 
-  private async report(identity: DeviceIdentity, payload: Buffer): Promise<DeviceMessageRefusal | null> {
+  private async report(identity: DeviceIdentity, payload: Buffer): Promise<void> {
     const parsed = parseSignedReport(payload);
-    if (!parsed.ok) return { code: 'update.report_invalid', message: parsed.message };
+    if (!parsed.ok) throw new DeviceMessageRefusal('update.report_invalid', parsed.message);
     const { report, signature } = parsed.value;
     if (report.deviceId !== identity.deviceId)
-      return { code: 'update.report_invalid', message: "report.deviceId must be this device's ID" };
+      throw new DeviceMessageRefusal('update.report_invalid', "report.deviceId must be this device's ID");
     const pem = await this.certificatePem(identity);
     if (!pem || !reportSignatureValid(report, signature, pem)) {
-      return {
-        code: 'update.report_signature_invalid',
-        message:
-          "The signature does not verify with this device's certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)",
-      };
+      throw new DeviceMessageRefusal(
+        'update.report_signature_invalid',
+        "The signature does not verify with this device's certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)",
+      );
     }
     const now = this.clock.now();
     const row = {
@@ -146,7 +146,6 @@ export class DeviceUpdateInbox {
       return stored;
     });
     if (!accepted)
-      return { code: 'update.report_replayed', message: `report.counter ${report.counter} is not above the last accepted counter` };
-    return null;
+      throw new DeviceMessageRefusal('update.report_replayed', `report.counter ${report.counter} is not above the last accepted counter`);
   }
 }

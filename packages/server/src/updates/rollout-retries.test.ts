@@ -60,11 +60,9 @@ for (const engine of ENGINES) {
     /** The targets the director names for the device now (fetching them may offer it, as for a real agent). */
     const named = async (deviceId: string) =>
       Object.keys(((await rollouts.directorTargets(identity(deviceId))).metadata.signed as { targets: Record<string, unknown> }).targets);
-    const report = async (rolloutId: string, deviceId: string, state: UpdateState, error?: { code: string; message: string }) =>
-      assert.equal(
-        await rollouts.deviceMessage(identity(deviceId), 'status', statusPayload(rolloutId, state, release.targetName, error)),
-        null,
-      );
+    /** A status the device publishes; a refusal (DeviceMessageRefusal) fails the test. */
+    const report = (rolloutId: string, deviceId: string, state: UpdateState, error?: { code: string; message: string }) =>
+      rollouts.deviceMessage(identity(deviceId), 'status', statusPayload(rolloutId, state, release.targetName, error));
     const allDevices = async (rolloutId: string) => {
       const rows = [];
       let cursor: string | undefined;

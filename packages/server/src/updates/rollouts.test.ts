@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { Metadata, MetadataKind, type Targets } from '@tufjs/models';
 import { cliActor, type Actor } from '../accounts/roles.js';
 import { HOUR } from '../clock.js';
+import { DeviceMessageRefusal } from '../errors.js';
 import { ENGINES } from '../testing/engines.js';
 import { organizationIdOf } from '../testing/devices.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
@@ -18,6 +19,16 @@ import {
 import { tufKeyOf } from './tuf/keys.js';
 
 /** Director targets metadata as a TUF client parses it. */
+/** What a device message was refused with, or null once it was taken. */
+const refusalOf = (handled: Promise<void>): Promise<DeviceMessageRefusal | null> =>
+  handled.then(
+    () => null,
+    (error: unknown) => {
+      if (error instanceof DeviceMessageRefusal) return error;
+      throw error;
+    },
+  );
+
 function targetsMetadata(json: unknown): Metadata<Targets> {
   return Metadata.fromJSON(MetadataKind.Targets, json as Record<string, never>);
 }
@@ -54,10 +65,8 @@ for (const engine of ENGINES) {
       error?: { code: string; message: string },
     ) =>
       assert.equal(
-        await rollouts.deviceMessage(
-          identityOf(org, deviceId, product),
-          'status',
-          statusPayload(rolloutId, state, release.targetName, error),
+        await refusalOf(
+          rollouts.deviceMessage(identityOf(org, deviceId, product), 'status', statusPayload(rolloutId, state, release.targetName, error)),
         ),
         null,
       );
@@ -313,7 +322,7 @@ for (const engine of ENGINES) {
       const [id, outsider] = await devices(2);
       const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: [id!] } });
       const send = (deviceId: string, payload: Buffer | string, channel = 'status') =>
-        rollouts.deviceMessage(identityOf(org, deviceId, product), channel, Buffer.from(payload));
+        refusalOf(rollouts.deviceMessage(identityOf(org, deviceId, product), channel, Buffer.from(payload)));
       assert.equal(
         (await send(id!, statusPayload(rollout.id, 'downloading', release.targetName)))?.code,
         'update.status_invalid',

@@ -460,7 +460,7 @@ export class RolloutService {
   async abort(actor: Actor, rolloutId: string): Promise<RolloutView> {
     const aborted = await this.change(actor, rolloutId, 'abort', ['running', 'paused', 'halted'], 'aborted', 'update.rollout_aborted');
     for (const deviceId of await this.store.offeredNotSucceeded(aborted.id))
-      await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
+      await this.link.publishToDevice(deviceId, UPDATE_TOPICS.available, { rolloutId: aborted.id });
     return aborted;
   }
 
@@ -555,7 +555,7 @@ export class RolloutService {
       await this.store.markOffered(row.id, next, now, trx);
       return { offered: next, ...expired };
     });
-    for (const deviceId of offered) await this.link.send(deviceId, UPDATE_TOPICS.available, { rolloutId });
+    for (const deviceId of offered) await this.link.publishToDevice(deviceId, UPDATE_TOPICS.available, { rolloutId });
     return { offered: offered.length, withdrawn, silent };
   }
 
@@ -668,8 +668,8 @@ export class RolloutService {
     return this.director.targetsFor(device);
   }
 
-  /** A message a device published on `d/<id>/updates/<channel>`; returns the error to send back on its error topic, or null. */
-  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<{ code: string; message: string } | null> {
+  /** A message a device published on `d/<id>/updates/<channel>`; a refusal (DeviceMessageRefusal) goes back on its error topic. */
+  deviceMessage(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<void> {
     return this.inbox.message(identity, channel, payload);
   }
 

@@ -6,7 +6,7 @@
  * instance by the composition root (routes.ts) before any domain's routes.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 import { AuthenticationError, ForbiddenError } from '../../errors.js';
 import { CSRF_HEADER, presentedCredential } from '../../transport/http/auth.js';
 import type { Authenticator } from '../authenticate.js';
@@ -42,7 +42,7 @@ declare module 'fastify' {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
-const SCOPE_ERRORS: Record<Exclude<SessionScope, 'full'>, [string, string, string]> = {
+const SCOPE_ERRORS: Record<Exclude<SessionScope, 'full'>, [ErrorCode, string, string]> = {
   password_change: [ErrorCodes.passwordChangeRequired, 'Change your password before doing anything else', 'POST /api/v1/me/password'],
   mfa_pending: [ErrorCodes.mfaRequired, 'Complete sign-in with your authentication code', 'POST /api/v1/auth/mfa'],
   mfa_enrollment: [

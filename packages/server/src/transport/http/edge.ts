@@ -10,9 +10,9 @@ import type { Socket } from 'node:net';
 import { STATUS_CODES } from 'node:http';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import helmet from 'helmet';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, errorBody, type ErrorCode } from '@bulwark/protocol';
 import { BulwarkError } from '../../errors.js';
-import { errorBody, type ErrorResponder } from './errors.js';
+import type { ErrorResponder } from './errors.js';
 
 /** The security headers, computed once: none of them depends on the request. */
 export const SECURITY_HEADERS: Readonly<Record<string, string>> = (() => {
@@ -69,7 +69,7 @@ export function frameworkErrors(respond: ErrorResponder) {
   };
 }
 
-const CLIENT_ERRORS: Record<string, [number, string, string]> = {
+const CLIENT_ERRORS: Record<string, [number, ErrorCode, string]> = {
   ERR_HTTP_REQUEST_TIMEOUT: [408, ErrorCodes.requestTimeout, 'The request was not received in time'],
   HPE_HEADER_OVERFLOW: [431, ErrorCodes.requestHeadersTooLarge, 'The request headers are larger than the limit'],
 };

@@ -5,14 +5,10 @@
  * echoes the request's URL.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { ErrorCodes, type ErrorBody } from '@bulwark/protocol';
+import { ErrorCodes, errorBody, type ErrorCode } from '@bulwark/protocol';
 import { BulwarkError } from '../../errors.js';
 
-export function errorBody(code: string, message: string, details?: Record<string, unknown>): ErrorBody {
-  return { error: details ? { code, message, details } : { code, message } };
-}
-
-const FASTIFY_CODES: Record<string, [number, string, string]> = {
+const FASTIFY_CODES: Record<string, [number, ErrorCode, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, ErrorCodes.requestTooLarge, 'The request body is larger than the limit'],
   FST_ERR_CTP_INVALID_MEDIA_TYPE: [415, ErrorCodes.requestUnsupportedMediaType, 'Send the body as application/json'],
   FST_ERR_CTP_INVALID_CONTENT_LENGTH: [400, ErrorCodes.requestInvalid, 'The Content-Length header does not match the body'],

@@ -3,9 +3,10 @@
  * default) with client certificates requested and checked against the device issuing CA, our
  * issued-certificate records and the device's status. A device without a certificate logs in
  * with its device ID as user name and a short-lived HMAC token as password. Every packet then
- * goes through the identity-bound ACL (acl.ts); telemetry is validated and acknowledged only once
- * committed (telemetry/ingest.ts); status changes and revocations made on any node drop the
- * device's live session within a second (the credential watcher polls the shared database).
+ * goes through the identity-bound ACL (acl.ts), is charged to the device's rates, then handed to
+ * the device inbox (device-inbox.ts), which acknowledges telemetry only once committed; presence is
+ * recorded by presence.ts; status changes and revocations made on any node drop the device's live
+ * session within a second (credential-watcher.ts polls the devices and PKI services).
  *
  * Plain MQTT (no TLS) is off; `mqtt.plainPort` opens it for token-authenticated devices only.
  *
@@ -23,22 +24,22 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { deviceTopic, ERRORS, filterMatches, STATE_DESIRED, type ErrorReply } from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
-import { CommandResultError } from '../../devices/commands.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
-import { isObject, StateError } from '../../devices/shadow-state.js';
 import type { Platform } from '../../platform.js';
-import { TelemetryErrorCodes } from '../../telemetry/errors.js';
-import { PayloadError, parseTelemetry, type PayloadFormat, type Reading } from '../../telemetry/payloads.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, deviceTopic, filterMatches, mayDeliver } from './acl.js';
+import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
 import { discardWill, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
+import { CredentialWatcher, lostStanding } from './credential-watcher.js';
+import { DeviceInbox, type InboxSession, type InboxStats } from './device-inbox.js';
 import { DeviceMeters, type MeterRates } from './device-meters.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
 import { ConnectionGuard, MAX_RATE_DEBT_MS, TokenBucket } from './guard.js';
+import { PresenceRecorder, type SessionPresence } from './presence.js';
 import { SERVER_TLS } from '../tls-policy.js';
 
 /** The listener, its limits and the per-device rates (MeterRates: packets, readings, bytes, connects). */
@@ -75,37 +76,24 @@ export interface TlsMaterial {
   clientCa: string;
 }
 
-interface Session {
+interface Session extends InboxSession, SessionPresence {
   client: Client;
-  identity: DeviceIdentity;
   /** The device's rate buckets (device-meters.ts): packets, telemetry readings, payload bytes. */
   packets: TokenBucket;
   readings: TokenBucket;
   bytes: TokenBucket;
-  /** Set once the session was told it is over its daily telemetry quota (logged once a session). */
-  overQuota: boolean;
-  remote: string;
-  protocol: 'mqtts' | 'mqtt';
   expiry: NodeJS.Timeout | null;
-  /** When presence recorded the session as connected (null until then). */
-  connectedSince: number | null;
   /** Refusals already logged for this session (each kind once: a device must not be able to fill the log). */
   logged: Set<string>;
 }
 
-export interface GatewayStats {
+export interface GatewayStats extends InboxStats {
   connectionsRefused: number;
   authFailures: number;
   aclDenied: number;
-  payloadErrors: number;
   oversized: number;
   /** QoS 0 messages over their device's publish rate, dropped. */
   rateLimitedDrops: number;
-  /** QoS 0 telemetry dropped because the telemetry writer's queue was full (QoS 1 waits instead). */
-  overloadDrops: number;
-  /** Telemetry messages refused because their device reached its daily quota. */
-  quotaRefused: number;
-  telemetryMessages: number;
   sessionsDropped: number;
   /** Topic filters refused because the session held maxSubscriptionsPerSession already. */
   subscriptionsRefused: number;
@@ -179,18 +167,16 @@ export class MqttGateway implements DeviceMessenger {
   private tlsServer: TlsServer | null = null;
   private plainServer: TcpServer | null = null;
   private readonly sessions = new Map<string, Session>();
-  /** The last presence write queued per device (see recordPresence). */
-  private readonly presenceWrites = new Map<string, Promise<void>>();
+  private readonly presence: PresenceRecorder;
+  private readonly inbox: DeviceInbox;
+  private readonly watcher: CredentialWatcher;
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
   /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
   private readonly connectBucket: TokenBucket;
   private readonly meters: DeviceMeters;
-  private watcher: NodeJS.Timeout | null = null;
   private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
-  private watermark = { devices: 0, revocations: 0 };
-  private watching = false;
   private closed = false;
 
   constructor(
@@ -201,6 +187,24 @@ export class MqttGateway implements DeviceMessenger {
     this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
     this.meters = new DeviceMeters(options);
     this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
+    const sessions = this.sessions;
+    this.presence = new PresenceRecorder(platform.telemetry.store, platform.clock, log);
+    this.inbox = new DeviceInbox(platform, this.writer, this.stats, (deviceId, reply) => this.publishError(deviceId, reply), log);
+    this.watcher = new CredentialWatcher(
+      this.standing(),
+      {
+        get size() {
+          return sessions.size;
+        },
+        identityOf: (deviceId) => sessions.get(deviceId)?.identity,
+        drop: (deviceId, reason) => {
+          const session = sessions.get(deviceId);
+          if (session) this.drop(session, reason, DISCONNECT_REASON.administrativeAction);
+        },
+      },
+      platform.clock,
+      (error) => this.log.error({ err: error }, 'credential watcher failed'),
+    );
   }
 
   get port(): number {
@@ -329,18 +333,12 @@ export class MqttGateway implements DeviceMessenger {
     }
 
     this.platform.devices.link.attach(this);
-    this.watermark = { devices: this.platform.clock.now(), revocations: this.platform.clock.now() };
-    this.watcher = setInterval(() => void this.watchCredentials(), this.options.watchIntervalMs);
-    this.watcher.unref();
+    this.watcher.start(this.options.watchIntervalMs);
     this.pruner = setInterval(() => this.meters.prune(Date.now(), (deviceId) => this.sessions.has(deviceId)), METER_PRUNE_MS);
     this.pruner.unref();
   }
 
   /** Sends a message to a device (QoS 1); it arrives if the device is subscribed and may receive it. */
-  send(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
-    return this.publishToDevice(deviceId, suffix, payload, reply);
-  }
-
   publishToDevice(deviceId: string, suffix: string, payload: unknown, reply?: ReplyTo): Promise<void> {
     // MQTT 5 subscribers get the reply topic and correlation as properties; 3.1.1 encoding leaves them out.
     const properties = reply
@@ -369,29 +367,20 @@ export class MqttGateway implements DeviceMessenger {
   async recheck(deviceId: string): Promise<void> {
     const session = this.sessions.get(deviceId);
     if (!session) return;
-    const lost = await this.lostStanding(session);
+    const lost = await lostStanding(this.standing(), session.identity);
     if (lost) this.drop(session, lost, DISCONNECT_REASON.administrativeAction);
   }
 
-  /** Why the session's device may no longer act (its status changed, its certificate was revoked), or null. */
-  private async lostStanding(session: Session): Promise<string | null> {
-    const { deviceId, status, credential } = session.identity;
-    const row = await this.platform.db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
-    if (!row || row.status !== status) return `device is now ${row?.status ?? 'deleted'}`;
-    if (credential.type !== 'certificate') return null;
-    const cert = await this.platform.db
-      .selectFrom('issued_certificates')
-      .select('status')
-      .where('serial', '=', credential.certificateSerial)
-      .executeTakeFirst();
-    return cert?.status === 'active' ? null : 'certificate revoked';
+  /** The services that say whether a device still stands as it authenticated. */
+  private standing() {
+    return { devices: this.platform.devices.service, pki: this.platform.pki };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.platform.devices.link.detach(this);
-    if (this.watcher) clearInterval(this.watcher);
+    this.watcher.stop();
     if (this.pruner) clearInterval(this.pruner);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
@@ -405,7 +394,7 @@ export class MqttGateway implements DeviceMessenger {
     if (this.backends) await this.backends.close();
     await this.writer.drain();
     // The sessions just ended are recorded offline before storage closes.
-    await Promise.all(this.presenceWrites.values());
+    await this.presence.settled();
   }
 
   // --- connections -------------------------------------------------------------------------
@@ -549,7 +538,7 @@ export class MqttGateway implements DeviceMessenger {
     if (!session) return client.close();
     // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
     if (client.conn instanceof ConnectionGuard) client.conn.open(() => session.packets.borrow(Date.now()));
-    this.recordPresence(session, true);
+    this.presence.record(session, this.broker.id, true);
   }
 
   private onDisconnect(client: Client): void {
@@ -557,7 +546,7 @@ export class MqttGateway implements DeviceMessenger {
     if (!session) return;
     if (session.expiry) clearTimeout(session.expiry);
     this.sessions.delete(client.id);
-    this.recordPresence(session, false);
+    this.presence.record(session, this.broker.id, false);
   }
 
   /**
@@ -588,35 +577,6 @@ export class MqttGateway implements DeviceMessenger {
     return new Error(reason);
   }
 
-  /**
-   * Presence writes of a device go out one after the other on this node (a connect's write is
-   * never overtaken by the next disconnect's); across nodes the store keeps the newest session.
-   */
-  private recordPresence(session: Session, connected: boolean): void {
-    const now = this.platform.clock.now();
-    if (connected) session.connectedSince = now;
-    const since = session.connectedSince;
-    if (since === null) return; // never recorded as connected
-    const { deviceId, organizationId } = session.identity;
-    const record = {
-      deviceId,
-      organizationId,
-      nodeId: this.broker.id,
-      remoteAddress: session.remote,
-      protocol: session.protocol,
-      connectedSince: since,
-    };
-    const store = this.platform.telemetry.store;
-    const previous = this.presenceWrites.get(deviceId) ?? Promise.resolve();
-    const next = previous
-      .then(() => (connected ? store.recordConnected(record, now) : store.recordDisconnected(record, now)))
-      .catch((error: unknown) => this.log.error({ err: error, deviceId }, 'presence not recorded'));
-    this.presenceWrites.set(deviceId, next);
-    void next.then(() => {
-      if (this.presenceWrites.get(deviceId) === next) this.presenceWrites.delete(deviceId);
-    });
-  }
-
   // --- messages ----------------------------------------------------------------------------
 
   private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<void> {
@@ -626,7 +586,9 @@ export class MqttGateway implements DeviceMessenger {
     // connected (a revocation or status change the watcher has not acted on yet drops it too).
     if (client.closed) {
       const lost =
-        this.platform.clock.now() >= credentialExpiry(session.identity) ? 'credential expired' : await this.lostStanding(session);
+        this.platform.clock.now() >= credentialExpiry(session.identity)
+          ? 'credential expired'
+          : await lostStanding(this.standing(), session.identity);
       if (lost) {
         this.stats.willsDropped++;
         throw new Error(`will dropped: ${lost}`);
@@ -642,11 +604,12 @@ export class MqttGateway implements DeviceMessenger {
     // Every message is charged to the device's message and byte allowances, telemetry also to its
     // reading allowance (so a batch of 1,000 readings costs 1,000): the longest wait applies.
     const now = Date.now();
-    const parsed = decision.value.kind === 'telemetry' ? this.parseReadings(session, topic, payload, decision.value.format) : null;
+    const channel = decision.value;
+    const readings = channel.kind === 'telemetry' ? this.inbox.readings(session, topic, payload, channel.format) : null;
     const wait = Math.max(
       session.packets.borrow(now),
       session.bytes.borrow(now, payload.length),
-      parsed ? session.readings.borrow(now, parsed.length) : 0,
+      readings ? session.readings.borrow(now, readings.length) : 0,
     );
     if (wait > 0) {
       if (wait > MAX_RATE_DEBT_MS) {
@@ -667,73 +630,14 @@ export class MqttGateway implements DeviceMessenger {
       if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    switch (decision.value.kind) {
-      case 'telemetry':
-        // Not parsed: answered on the error topic and acknowledged (a retry would fail the same way), not stored.
-        return parsed ? this.ingest(session, topic, parsed, payload.length, qos) : undefined;
-      case 'presence':
-        return;
-      case 'state_reported':
-        return this.reportState(session, topic, payload);
-      case 'state_get':
-        return this.platform.devices.shadow.sync(session.identity);
-      case 'command_result':
-        return this.commandResult(session, topic, decision.value.commandId, payload);
-      case 'update': {
-        const refused = await this.platform.updates.rollouts.deviceMessage(session.identity, decision.value.name, payload);
-        if (refused) {
-          this.stats.payloadErrors++;
-          this.replyError(deviceId, topic, refused.code, refused.message);
-        }
-        return;
-      }
-    }
-  }
-
-  /** Parses a JSON payload, or answers on the error topic and returns undefined. */
-  private json(session: Session, topic: string, payload: Buffer): unknown {
-    try {
-      return JSON.parse(payload.toString('utf8'));
-    } catch {
-      this.stats.payloadErrors++;
-      this.replyError(session.identity.deviceId, topic, 'payload.not_json', 'Payload is not valid JSON');
-      return undefined;
-    }
-  }
-
-  private async reportState(session: Session, topic: string, payload: Buffer): Promise<void> {
-    const body = this.json(session, topic, payload);
-    if (body === undefined) return;
-    if (!isObject(body) || Object.keys(body).length !== 1 || !('state' in body)) {
-      this.stats.payloadErrors++;
-      return this.replyError(session.identity.deviceId, topic, 'payload.invalid', 'A state report is { "state": { … } }');
-    }
-    try {
-      await this.platform.devices.shadow.report(session.identity, body.state);
-    } catch (error) {
-      if (!(error instanceof StateError)) throw error;
-      this.stats.payloadErrors++;
-      this.replyError(session.identity.deviceId, topic, 'state.invalid', error.message);
-    }
-  }
-
-  private async commandResult(session: Session, topic: string, commandId: string, payload: Buffer): Promise<void> {
-    const body = this.json(session, topic, payload);
-    if (body === undefined) return;
-    try {
-      await this.platform.devices.commands.complete(session.identity, commandId, body);
-    } catch (error) {
-      if (!(error instanceof CommandResultError)) throw error;
-      this.stats.payloadErrors++;
-      this.replyError(session.identity.deviceId, topic, error.code, error.message);
-    }
+    return this.inbox.receive({ session, topic, channel, payload, qos, readings });
   }
 
   /** A device that subscribes to its desired state gets it (and its delta) at once: it catches up on connect. */
   private onSubscribe(subscriptions: { topic: string; qos: number }[], client: Client): void {
     const session = this.sessionOf(client);
     if (!session || session.identity.status !== 'active') return;
-    const desired = deviceTopic(session.identity.deviceId, 'state/desired');
+    const desired = deviceTopic(session.identity.deviceId, STATE_DESIRED);
     // Refused subscriptions are listed too, with QoS 128.
     if (!subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, desired))) return;
     this.platform.devices.shadow
@@ -741,105 +645,18 @@ export class MqttGateway implements DeviceMessenger {
       .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
   }
 
-  /** The readings of a telemetry payload, or null after answering on the error topic what is wrong with it. */
-  private parseReadings(session: Session, topic: string, payload: Buffer, format: PayloadFormat): Reading[] | null {
-    try {
-      return parseTelemetry(payload, this.platform.clock.now(), format);
-    } catch (error) {
-      if (!(error instanceof PayloadError)) throw error;
-      this.stats.payloadErrors++;
-      this.replyError(session.identity.deviceId, topic, error.code, error.message);
-      return null;
-    }
-  }
-
-  /**
-   * Stores a message's readings within the device's daily quota: QoS 1 resolves (and is
-   * acknowledged) once they are committed. A message over the quota is refused whole, answered on
-   * the error topic and acknowledged: resending it cannot succeed before the day ends.
-   */
-  private async ingest(session: Session, topic: string, readings: Reading[], bytes: number, qos: number): Promise<void> {
-    const { identity } = session;
-    const quota = this.platform.telemetry.quota;
-    const verdict = quota.admitKnown(identity, readings.length, bytes) ?? (await quota.admit(identity, readings.length, bytes));
-    if (!verdict.admitted) {
-      this.stats.quotaRefused++;
-      if (!session.overQuota) {
-        session.overQuota = true;
-        this.log.warn(
-          { deviceId: identity.deviceId, exceeded: verdict.exceeded, used: verdict.used, limit: verdict.limit },
-          'device over its daily telemetry quota: telemetry refused until 00:00 UTC',
-        );
-      }
-      const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : bytes} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
-      this.replyError(identity.deviceId, topic, TelemetryErrorCodes.quotaExceeded, message);
-      return;
-    }
-    const now = this.platform.clock.now();
-    const rows = readings.map((r) => ({
-      organization_id: identity.organizationId,
-      device_id: identity.deviceId,
-      ts: r.ts,
-      received_at: now,
-      data: JSON.stringify(r.values),
-    }));
-    this.stats.telemetryMessages++;
-    if (qos === 0) {
-      if (!this.writer.offer(rows)) this.stats.overloadDrops++;
-      return;
-    }
-    await this.writer.write(rows);
-  }
-
-  private replyError(deviceId: string, topic: string, code: string, message: string): void {
+  private publishError(deviceId: string, reply: ErrorReply): void {
     this.broker.publish(
       {
         cmd: 'publish',
-        topic: deviceTopic(deviceId, 'errors'),
-        payload: Buffer.from(JSON.stringify({ topic, code, message })),
+        topic: deviceTopic(deviceId, ERRORS),
+        payload: Buffer.from(JSON.stringify(reply)),
         qos: 0,
         retain: false,
         dup: false,
       },
       () => undefined,
     );
-  }
-
-  // --- credential watcher ------------------------------------------------------------------
-
-  /** Drops sessions whose device left `active`/its authenticated status, or whose certificate was revoked, on any node. */
-  private async watchCredentials(): Promise<void> {
-    if (this.watching || this.sessions.size === 0) return;
-    this.watching = true;
-    try {
-      const devices = await this.platform.db
-        .selectFrom('devices')
-        .select(['id', 'status', 'updated_at'])
-        .where('updated_at', '>=', this.watermark.devices)
-        .where('status', 'in', ['quarantined', 'disabled', 'retired'])
-        .execute();
-      for (const row of devices) {
-        this.watermark.devices = Math.max(this.watermark.devices, row.updated_at);
-        const session = this.sessions.get(row.id);
-        if (session && session.identity.status !== row.status)
-          this.drop(session, `device is now ${row.status}`, DISCONNECT_REASON.administrativeAction);
-      }
-      const revoked = await this.platform.db
-        .selectFrom('issued_certificates')
-        .select(['serial', 'device_id', 'revoked_at'])
-        .where('revoked_at', '>=', this.watermark.revocations)
-        .execute();
-      for (const row of revoked) {
-        this.watermark.revocations = Math.max(this.watermark.revocations, row.revoked_at ?? 0);
-        const session = this.sessions.get(row.device_id);
-        if (session?.identity.credential.type === 'certificate' && session.identity.credential.certificateSerial === row.serial)
-          this.drop(session, 'certificate revoked', DISCONNECT_REASON.administrativeAction);
-      }
-    } catch (error) {
-      this.log.error({ err: error }, 'credential watcher failed');
-    } finally {
-      this.watching = false;
-    }
   }
 }
 

@@ -10,7 +10,7 @@
 import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorCodes, targetNameOf } from '@bulwark/protocol';
+import { ErrorCodes, errorBody, targetNameOf } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import { BulwarkError, NotFoundError } from '../../errors.js';
@@ -135,13 +135,11 @@ export function blobRoutes(deps: BlobRouteDeps) {
         const decision = decideRange(ranged ? request.headers.range : undefined, blob.length);
         if (decision.kind === 'unsatisfiable') {
           reply.header('content-range', `bytes */${blob.length}`);
-          return reply.status(416).send({
-            error: {
-              code: 'update.range_not_satisfiable',
-              message: `The image is ${blob.length} bytes: the requested range starts past its end`,
-              details: { length: blob.length },
-            },
-          });
+          return reply.status(416).send(
+            errorBody('update.range_not_satisfiable', `The image is ${blob.length} bytes: the requested range starts past its end`, {
+              length: blob.length,
+            }),
+          );
         }
         reply.header('content-type', OCTET_STREAM);
         if (decision.kind === 'partial') {

@@ -1,0 +1,143 @@
+/**
+ * What the broker does with a message a device may publish, once the ACL let it through and its
+ * rate was charged: a table from channel to handler. Every handler refuses the same way, with a
+ * DeviceMessageRefusal, which is answered on `d/<deviceId>/errors`, acknowledged and not stored
+ * (sending it again would fail the same way). Telemetry is acknowledged only once committed.
+ */
+import { ErrorCodes, errorReply, type DeviceChannel, type ErrorReply, type PayloadFormat } from '@bulwark/protocol';
+import type { BaseLogger } from 'pino';
+import type { DeviceIdentity } from '../../devices/identity.js';
+import { isObject } from '../../devices/shadow-state.js';
+import { DeviceMessageRefusal } from '../../errors.js';
+import type { Platform } from '../../platform.js';
+import { parseTelemetry, type Reading } from '../../telemetry/payloads.js';
+import type { TelemetryWriter } from '../../telemetry/ingest.js';
+
+/** What the inbox needs of a session. */
+export interface InboxSession {
+  identity: DeviceIdentity;
+  /** Set once the session was told it is over its daily telemetry quota (logged once a session). */
+  overQuota: boolean;
+}
+
+/** The gateway counters the inbox moves. */
+export interface InboxStats {
+  payloadErrors: number;
+  /** QoS 0 telemetry dropped because the telemetry writer's queue was full (QoS 1 waits instead). */
+  overloadDrops: number;
+  /** Telemetry messages refused because their device reached its daily quota. */
+  quotaRefused: number;
+  telemetryMessages: number;
+}
+
+export interface DeviceMessage<C extends DeviceChannel = DeviceChannel> {
+  session: InboxSession;
+  topic: string;
+  channel: C;
+  payload: Buffer;
+  qos: number;
+  /** A telemetry message's readings, parsed before it was charged to the device's reading rate. */
+  readings: Reading[] | null;
+}
+
+type Handlers = { [K in DeviceChannel['kind']]: (message: DeviceMessage<Extract<DeviceChannel, { kind: K }>>) => Promise<void> | void };
+
+export class DeviceInbox {
+  private readonly handlers: Handlers = {
+    telemetry: (m) => this.ingest(m),
+    presence: () => undefined,
+    state_reported: (m) => this.reportState(m),
+    state_get: (m) => this.platform.devices.shadow.sync(m.session.identity),
+    command_result: (m) => this.platform.devices.commands.complete(m.session.identity, m.channel.commandId, json(m.payload)),
+    update: (m) => this.platform.updates.rollouts.deviceMessage(m.session.identity, m.channel.name, m.payload),
+  };
+
+  constructor(
+    private readonly platform: Platform,
+    private readonly writer: TelemetryWriter,
+    private readonly stats: InboxStats,
+    /** Publishes an error reply on the device's error topic. */
+    private readonly reply: (deviceId: string, reply: ErrorReply) => void,
+    private readonly log: Pick<BaseLogger, 'warn'>,
+  ) {}
+
+  /** Handles a message; a refusal is answered on the error topic. */
+  async receive(message: DeviceMessage): Promise<void> {
+    try {
+      await (this.handlers[message.channel.kind] as (m: DeviceMessage) => Promise<void> | void)(message);
+    } catch (error) {
+      if (!(error instanceof DeviceMessageRefusal)) throw error;
+      this.stats.payloadErrors++;
+      this.reply(message.session.identity.deviceId, errorReply(message.topic, error.code, error.message));
+    }
+  }
+
+  /** The readings of a telemetry payload, or null after answering on the error topic what is wrong with it. */
+  readings(session: InboxSession, topic: string, payload: Buffer, format: PayloadFormat): Reading[] | null {
+    try {
+      return parseTelemetry(payload, this.platform.clock.now(), format);
+    } catch (error) {
+      if (!(error instanceof DeviceMessageRefusal)) throw error;
+      this.stats.payloadErrors++;
+      this.reply(session.identity.deviceId, errorReply(topic, error.code, error.message));
+      return null;
+    }
+  }
+
+  private async reportState({ session, payload }: DeviceMessage): Promise<void> {
+    const body = json(payload);
+    if (!isObject(body) || Object.keys(body).length !== 1 || !('state' in body))
+      throw new DeviceMessageRefusal(ErrorCodes.payloadInvalid, 'A state report is { "state": { … } }');
+    await this.platform.devices.shadow.report(session.identity, body.state);
+  }
+
+  /**
+   * Stores a message's readings within the device's daily quota: QoS 1 resolves (and is
+   * acknowledged) once they are committed. A message over the quota is refused whole, answered on
+   * the error topic and acknowledged: resending it cannot succeed before the day ends.
+   */
+  private async ingest({ session, topic, readings, payload, qos }: DeviceMessage): Promise<void> {
+    // Not parsed: already answered on the error topic and acknowledged (a retry would fail the same way), not stored.
+    if (!readings) return;
+    const { identity } = session;
+    const bytes = payload.length;
+    const quota = this.platform.telemetry.quota;
+    const verdict = quota.admitKnown(identity, readings.length, bytes) ?? (await quota.admit(identity, readings.length, bytes));
+    if (!verdict.admitted) {
+      this.stats.quotaRefused++;
+      if (!session.overQuota) {
+        session.overQuota = true;
+        this.log.warn(
+          { deviceId: identity.deviceId, exceeded: verdict.exceeded, used: verdict.used, limit: verdict.limit },
+          'device over its daily telemetry quota: telemetry refused until 00:00 UTC',
+        );
+      }
+      const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : bytes} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
+      this.reply(identity.deviceId, errorReply(topic, ErrorCodes.telemetryQuotaExceeded, message));
+      return;
+    }
+    const now = this.platform.clock.now();
+    const rows = readings.map((r) => ({
+      organization_id: identity.organizationId,
+      device_id: identity.deviceId,
+      ts: r.ts,
+      received_at: now,
+      data: JSON.stringify(r.values),
+    }));
+    this.stats.telemetryMessages++;
+    if (qos === 0) {
+      if (!this.writer.offer(rows)) this.stats.overloadDrops++;
+      return;
+    }
+    await this.writer.write(rows);
+  }
+}
+
+/** A JSON payload, or a refusal saying it is not JSON. */
+function json(payload: Buffer): unknown {
+  try {
+    return JSON.parse(payload.toString('utf8'));
+  } catch {
+    throw new DeviceMessageRefusal(ErrorCodes.payloadNotJson, 'Payload is not valid JSON');
+  }
+}
