@@ -1,7 +1,7 @@
 /**
  * The ingest path under overload, with real mutual-TLS devices driven from a load generator in
  * its own process (bench/support/mqtt-load.ts) against the broker in this one:
- *   - QoS 1 at three times the rate this setup was just measured to sustain (asserted: at least
+ *   - QoS 1 at four times the rate this setup was just measured to sustain (asserted: at least
  *     twice what it sustained during the same run): the writer's queue stays within its bound
  *     (PUBACKs are held instead), every acknowledged message is stored exactly once, nothing of
  *     it is retained afterwards, and the broker still takes a new device;
@@ -125,12 +125,13 @@ describe('QoS 1 telemetry at twice the sustainable rate [sqlite]', () => {
       const sustainable = calibration.report.acked / calibration.report.seconds;
       assert.ok(calibration.report.acked > 1000, `calibration acknowledged only ${calibration.report.acked}`);
 
-      // Overload: open loop at 3× that for 4 s, PUBACKs or not; then 2 s for late ones, after
+      // Overload: open loop at 4× that for 4 s, PUBACKs or not; then 2 s for late ones, after
       // which the devices disconnect with messages still unacknowledged (those may be stored or
-      // not). 3×, because the broker may do better under open-loop load than the closed loop
-      // measured (seen here: up to 1.03×): what counts is twice what it sustains in this run.
+      // not). 4×, because the broker may do better under open-loop load than the closed loop
+      // measured (up to 1.03× on a steady machine, 1.68× when other test files finished between
+      // calibration and run): what counts is twice what it sustains in this run.
       const seconds = 4;
-      const rate = Math.ceil(3 * sustainable);
+      const rate = Math.ceil(4 * sustainable);
       const ids = fleet.map((d) => d.id);
       const base = warmup.report.sent + calibration.report.sent;
       let peakQueue = 0;
