@@ -16,6 +16,7 @@ import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform, type Platform } from '../platform.js';
 import { createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';
 import { Pkcs11Error, Pkcs11Token } from './pkcs11.js';
+import { rotateMasterKey } from './rotation.js';
 
 describe('online signing keys on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 }, () => {
   let testToken: TestToken;
@@ -81,6 +82,16 @@ describe('online signing keys on a PKCS#11 token', { skip: softHsmSkip, concurre
     const report = await platform.audit.verify();
     assert.ok(report.ok, JSON.stringify(report.problems));
     assert.ok(report.checkpoints >= 1);
+  });
+
+  it('leaves token-held keys to the token when the master key rotates, and they still sign', async () => {
+    const before = await platform.db.selectFrom('signing_keys').select(['id', 'private_key']).orderBy('id').execute();
+    const report = await rotateMasterKey({ dataDir, db: platform.db, box: platform.box, audit: platform.audit, env: {}, batch: 2 });
+    assert.equal(report.rewrapped['signing_keys.private_key'] ?? 0, 0, 'no token key is taken for a sealed value');
+    const after = await platform.db.selectFrom('signing_keys').select(['id', 'private_key']).orderBy('id').execute();
+    assert.deepEqual(after, before);
+    const key = await platform.signingKeys.current(`tuf-timestamp:${orgId}`);
+    assert.ok(verify(null, Buffer.from('after rotation'), key.publicKey, Buffer.from(key.sign(Buffer.from('after rotation')), 'base64')));
   });
 
   it('refuses a database row naming a key the token does not hold, or a public key that is not the token key', async () => {

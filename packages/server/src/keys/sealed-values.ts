@@ -23,113 +23,55 @@ export interface SealedColumn {
 
 const notUnder = (keyId: string) => `v2.${keyId}.%`;
 
+/** Tables as the sealed columns see them: keyed by a text `id`, the column text (or null). */
+type SealedTables = Record<string, { id: string } & Record<string, string | null>>;
+
+/**
+ * A sealed column of a table keyed by `id`: the same two statements for every table. Rows whose
+ * value is null or names a key held on a PKCS#11 token (`pkcs11:<label>`, never sealed) are not
+ * the master key's to rotate.
+ */
+function sealedColumn(table: keyof Database & string, column: string, context: (id: string) => string): SealedColumn {
+  return {
+    name: `${table}.${column}`,
+    context,
+    page: async (db, keyId, after, limit) =>
+      (
+        await (db as unknown as Kysely<SealedTables>)
+          .selectFrom(table)
+          .select(['id', column])
+          .where('id', '>', after)
+          .where(column, 'is not', null)
+          .where(column, 'not like', notUnder(keyId))
+          .where(column, 'not like', 'pkcs11:%')
+          .orderBy('id')
+          .limit(limit)
+          .execute()
+      ).map((r) => ({ id: String(r.id), sealed: String(r[column]) })),
+    replace: async (db, row, sealed) =>
+      Number(
+        (
+          await (db as unknown as Kysely<SealedTables>)
+            .updateTable(table)
+            .set({ [column]: sealed })
+            .where('id', '=', row.id)
+            .where(column, '=', row.sealed)
+            .executeTakeFirst()
+        ).numUpdatedRows,
+      ) === 1,
+  };
+}
+
 export const SEALED_COLUMNS: SealedColumn[] = [
-  {
-    name: 'users.mfa_secret',
-    context: (id) => `user:${id}:totp`,
-    page: async (db, keyId, after, limit) =>
-      (
-        await db
-          .selectFrom('users')
-          .select(['id', 'mfa_secret'])
-          .where('id', '>', after)
-          .where('mfa_secret', 'is not', null)
-          .where('mfa_secret', 'not like', notUnder(keyId))
-          .orderBy('id')
-          .limit(limit)
-          .execute()
-      ).map((r) => ({ id: r.id, sealed: r.mfa_secret! })),
-    replace: async (db, row, sealed) =>
-      Number(
-        (
-          await db
-            .updateTable('users')
-            .set({ mfa_secret: sealed })
-            .where('id', '=', row.id)
-            .where('mfa_secret', '=', row.sealed)
-            .executeTakeFirst()
-        ).numUpdatedRows,
-      ) === 1,
-  },
-  {
-    name: 'signing_keys.private_key',
-    context: (id) => `signing-key:${id}`,
-    page: async (db, keyId, after, limit) =>
-      (
-        await db
-          .selectFrom('signing_keys')
-          .select(['id', 'private_key'])
-          .where('id', '>', after)
-          .where('private_key', 'not like', notUnder(keyId))
-          .orderBy('id')
-          .limit(limit)
-          .execute()
-      ).map((r) => ({ id: r.id, sealed: r.private_key })),
-    replace: async (db, row, sealed) =>
-      Number(
-        (
-          await db
-            .updateTable('signing_keys')
-            .set({ private_key: sealed })
-            .where('id', '=', row.id)
-            .where('private_key', '=', row.sealed)
-            .executeTakeFirst()
-        ).numUpdatedRows,
-      ) === 1,
-  },
-  {
-    name: 'device_symmetric_keys.sealed_key',
-    // The row id is `<device id>:<version>`.
-    context: (id) => `device:${id.slice(0, id.lastIndexOf(':'))}:symmetric-key:${id.slice(id.lastIndexOf(':') + 1)}`,
-    page: async (db, keyId, after, limit) =>
-      (
-        await db
-          .selectFrom('device_symmetric_keys')
-          .select(['id', 'sealed_key'])
-          .where('id', '>', after)
-          .where('sealed_key', 'not like', notUnder(keyId))
-          .orderBy('id')
-          .limit(limit)
-          .execute()
-      ).map((r) => ({ id: r.id, sealed: r.sealed_key })),
-    replace: async (db, row, sealed) =>
-      Number(
-        (
-          await db
-            .updateTable('device_symmetric_keys')
-            .set({ sealed_key: sealed })
-            .where('id', '=', row.id)
-            .where('sealed_key', '=', row.sealed)
-            .executeTakeFirst()
-        ).numUpdatedRows,
-      ) === 1,
-  },
-  {
-    name: 'enrollment_groups.sealed_key',
-    context: (id) => `enrollment-group:${id}`,
-    page: async (db, keyId, after, limit) =>
-      (
-        await db
-          .selectFrom('enrollment_groups')
-          .select(['id', 'sealed_key'])
-          .where('id', '>', after)
-          .where('sealed_key', 'not like', notUnder(keyId))
-          .orderBy('id')
-          .limit(limit)
-          .execute()
-      ).map((r) => ({ id: r.id, sealed: r.sealed_key })),
-    replace: async (db, row, sealed) =>
-      Number(
-        (
-          await db
-            .updateTable('enrollment_groups')
-            .set({ sealed_key: sealed })
-            .where('id', '=', row.id)
-            .where('sealed_key', '=', row.sealed)
-            .executeTakeFirst()
-        ).numUpdatedRows,
-      ) === 1,
-  },
+  sealedColumn('users', 'mfa_secret', (id) => `user:${id}:totp`),
+  sealedColumn('signing_keys', 'private_key', (id) => `signing-key:${id}`),
+  // The row id is `<device id>:<version>`.
+  sealedColumn(
+    'device_symmetric_keys',
+    'sealed_key',
+    (id) => `device:${id.slice(0, id.lastIndexOf(':'))}:symmetric-key:${id.slice(id.lastIndexOf(':') + 1)}`,
+  ),
+  sealedColumn('enrollment_groups', 'sealed_key', (id) => `enrollment-group:${id}`),
 ];
 
 export interface SealedFile {
