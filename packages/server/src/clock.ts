@@ -25,3 +25,10 @@ export class ManualClock implements Clock {
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
 export const DAY = 24 * HOUR;
+
+/** A stored time (milliseconds since the epoch; PostgreSQL's bigint may arrive as text) as the API shows it: ISO 8601, UTC. */
+export function iso(ms: number | string): string;
+export function iso(ms: number | string | null): string | null;
+export function iso(ms: number | string | null): string | null {
+  return ms === null ? null : new Date(Number(ms)).toISOString();
+}

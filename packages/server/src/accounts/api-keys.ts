@@ -7,8 +7,7 @@
  * revoke the keys of their organization. Creation and revocation are audited.
  */
 import type { AuditService } from '../audit/service.js';
-import type { Clock } from '../clock.js';
-import { DAY, MINUTE } from '../clock.js';
+import { DAY, MINUTE, iso, type Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import { newId, newSecret, sha256Hex } from '../tokens.js';
 import type { ApiKeyCursor, ApiKeyRow, ApiKeyStore } from './api-key-store.js';
@@ -54,8 +53,6 @@ function isPermission(value: string): value is Permission {
 function scopesOf(row: ApiKeyRow): Permission[] {
   return (JSON.parse(row.scopes) as string[]).filter(isPermission);
 }
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export function toApiKeyView(row: ApiKeyRow, now: number): ApiKeyView {
   return {

@@ -6,8 +6,7 @@
  * transaction; the audit log itself is append-only and survives the account.
  */
 import type { AuditEntry, AuditQuery, AuditService } from '../audit/service.js';
-import type { Clock } from '../clock.js';
-import { HOUR } from '../clock.js';
+import { HOUR, iso, type Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import type { Config } from '../ops/config.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
@@ -65,8 +64,6 @@ function requireInteractive(actor: Actor): void {
       'auth.forbidden',
     );
 }
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 
 export class ProfileService {
   constructor(

@@ -9,7 +9,7 @@ import { STATE_DELTA, STATE_DESIRED } from '@bulwark/protocol';
 import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
-import type { Clock } from '../clock.js';
+import { iso, type Clock } from '../clock.js';
 import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
 import type { Database, DeviceShadowHistoryTable, DeviceShadowsTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
@@ -35,7 +35,6 @@ export interface ShadowChange {
 }
 
 const MAX_ATTEMPTS = 5;
-const iso = (ms: number | null) => (ms === null ? null : new Date(ms).toISOString());
 
 function view(row: DeviceShadowsTable): ShadowView {
   const reported = JSON.parse(row.reported) as JsonObject;

@@ -9,7 +9,7 @@
  * 10,000 buckets, and "latest" looks at the device's last 10,000 readings.
  */
 import type { Actor } from '../accounts/roles.js';
-import type { Clock } from '../clock.js';
+import { iso, type Clock } from '../clock.js';
 import type { DevicesService } from '../devices/service.js';
 import { ValidationError } from '../errors.js';
 import { InvalidRangeError, TooManyBucketsError } from './errors.js';
@@ -95,8 +95,6 @@ export interface PresenceView {
   node: string | null;
   protocol: string | null;
 }
-
-const iso = (ms: number) => new Date(ms).toISOString();
 
 function instant(value: string, field: string): number {
   const ms = MILLIS.test(value) ? Number(value) : ISO.test(value) ? Date.parse(value) : Number.NaN;

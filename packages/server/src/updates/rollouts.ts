@@ -10,7 +10,7 @@ import semver from 'semver';
 import { UPDATE_TOPICS, type RolloutDeviceState, type VersionReport } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
-import type { Clock } from '../clock.js';
+import { iso, type Clock } from '../clock.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { DeviceMessenger } from '../devices/messaging.js';
 import type { DevicesService } from '../devices/service.js';
@@ -88,8 +88,6 @@ export interface TickResult {
   /** Devices that started but stayed silent past the offer timeout, failed with `update.device_silent` (or waiting for a retry). */
   silent: number;
 }
-
-const iso = (ms: number | null): string | null => (ms === null ? null : new Date(Number(ms)).toISOString());
 
 function view(row: RolloutRow): RolloutView {
   return {
