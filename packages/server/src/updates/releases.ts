@@ -14,7 +14,7 @@ import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import type { DevicesService } from '../devices/service.js';
 import { BulwarkError, NotFoundError, ValidationError } from '../errors.js';
-import type { Database, FirmwareReleasesTable } from '../storage/schema.js';
+import type { Database, FirmwareReleasesTable, ReleaseRefusalsTable } from '../storage/schema.js';
 import { definePolicy, evaluateRelease, ReleasePolicyError, type ReleasePolicy, type ReleaseProvenance } from './provenance.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
@@ -79,6 +79,18 @@ function toRelease(row: Selectable<FirmwareReleasesTable>): Release {
     notes: row.notes,
     createdAt: Number(row.created_at),
     provenance: row.provenance ? (JSON.parse(row.provenance) as ReleaseProvenance) : null,
+  };
+}
+
+function toRefusal(row: Selectable<ReleaseRefusalsTable>): ReleaseRefusal {
+  return {
+    id: row.id,
+    productId: row.product_id,
+    version: row.version,
+    sha256: row.sha256,
+    code: row.code,
+    reason: row.reason,
+    createdAt: Number(row.created_at),
   };
 }
 
@@ -296,15 +308,7 @@ export class ReleaseService {
       .orderBy('id')
       .limit(500)
       .execute();
-    return rows.map((r) => ({
-      id: r.id,
-      productId: r.product_id,
-      version: r.version,
-      sha256: r.sha256,
-      code: r.code,
-      reason: r.reason,
-      createdAt: Number(r.created_at),
-    }));
+    return rows.map(toRefusal);
   }
 
   /** A refusal of the organization by ID, or null (a rollout naming it is told why it cannot start). */
@@ -315,17 +319,7 @@ export class ReleaseService {
       .where('organization_id', '=', organizationId)
       .where('id', '=', id)
       .executeTakeFirst();
-    return row
-      ? {
-          id: row.id,
-          productId: row.product_id,
-          version: row.version,
-          sha256: row.sha256,
-          code: row.code,
-          reason: row.reason,
-          createdAt: Number(row.created_at),
-        }
-      : null;
+    return row ? toRefusal(row) : null;
   }
 
   async list(actor: Actor, query: { productId?: string }): Promise<Release[]> {

@@ -12,7 +12,7 @@ import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Database } from '../storage/schema.js';
 import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
-import { isTransientFailure, retryDelaySeconds } from './rollout-model.js';
+import { isTransientFailure, retryAtAfter } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
 
 /** From a finished state, only these moves are taken (a retry after a failure, or the fallback after it). */
@@ -54,11 +54,11 @@ export class DeviceUpdateInbox {
     const allowed = AFTER_FINISH[row.state];
     if (allowed && !allowed.includes(status.state)) return; // a late or repeated message: the finished state stands
     const now = this.clock.now();
-    if (status.state === 'failed' && status.error && isTransientFailure(status.error.code) && row.attempts < row.max_attempts) {
+    const policy = { maxAttempts: row.max_attempts, backoffSeconds: row.retry_backoff_seconds };
+    const retryAt = status.state === 'failed' && isTransientFailure(status.error?.code) ? retryAtAfter(policy, row.attempts, now) : null;
+    if (retryAt !== null) {
       // A transient failure with attempts left: offered again once the backoff passed (the director withdraws the release meanwhile).
-      const policy = { maxAttempts: row.max_attempts, backoffSeconds: row.retry_backoff_seconds };
-      const retryAt = now + retryDelaySeconds(policy, row.attempts) * 1000;
-      await this.store.retryLater(status.rolloutId, identity.deviceId, retryAt, status.error, now, this.db);
+      await this.store.retryLater(status.rolloutId, identity.deviceId, retryAt, status.error!, now, this.db);
       return;
     }
     await this.db.transaction().execute(async (trx) => {

@@ -102,6 +102,11 @@ export function retryDelaySeconds(policy: RetryPolicy, attempts: number): number
   return Math.min(MAX_BACKOFF_SECONDS, policy.backoffSeconds * 2 ** Math.max(0, attempts - 1));
 }
 
+/** When a device that failed transiently after `attempts` offers may be offered again (ms), or null when it has none left. */
+export function retryAtAfter(policy: RetryPolicy, attempts: number, now: number): number | null {
+  return attempts < policy.maxAttempts ? now + retryDelaySeconds(policy, attempts) * 1000 : null;
+}
+
 const TIME_OF_DAY = /^([01]\d|2[0-3]):([0-5]\d)$/;
 const minutesOf = (time: string): number => {
   const match = TIME_OF_DAY.exec(time)!;

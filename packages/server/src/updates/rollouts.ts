@@ -34,7 +34,7 @@ import {
   defineRollout,
   insideWindow,
   planPhases,
-  retryDelaySeconds,
+  retryAtAfter,
   type RetryPolicy,
   type RolloutChanges,
   type RolloutDefinition,
@@ -163,12 +163,7 @@ export class RolloutService {
     const id = newId();
     const row = await this.db.transaction().execute(async (trx) => {
       // Read inside the transaction (SQLite has one connection), scoped to the organization.
-      const release = await this.store.release(organizationId, definition.releaseId, trx);
-      if (!release) {
-        const refusal = await this.releases.refusal(organizationId, definition.releaseId, trx);
-        if (refusal) throw new RolloutReleaseRefusedError(refusal.id, refusal.code, refusal.reason);
-        throw new RolloutReleaseNotFoundError(definition.releaseId);
-      }
+      const release = await this.publishedRelease(organizationId, definition.releaseId, trx);
       const selected = await this.store.select(organizationId, release.product_id, definition.selector, trx);
       const candidates = selected.filter((d) => !d.busy).map((d) => d.id);
       if (candidates.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped: selected.length });
@@ -250,6 +245,15 @@ export class RolloutService {
       return rollout;
     });
     return { ...view(row), enrolled: row.device_count, skipped: row.skipped_count };
+  }
+
+  /** The published release a rollout names; a release its policy refused, or none, is refused with why. */
+  private async publishedRelease(organizationId: string, releaseId: string, trx: Executor) {
+    const release = await this.store.release(organizationId, releaseId, trx);
+    if (release) return release;
+    const refusal = await this.releases.refusal(organizationId, releaseId, trx);
+    if (refusal) throw new RolloutReleaseRefusedError(refusal.id, refusal.code, refusal.reason);
+    throw new RolloutReleaseNotFoundError(releaseId);
   }
 
   private async owned(actor: Actor, rolloutId: string, db: Executor = this.db): Promise<RolloutRow> {
@@ -386,12 +390,7 @@ export class RolloutService {
       await this.owned(actor, rolloutId, trx);
       const row = (await this.store.lock(rolloutId, trx))!;
       if (row.status !== 'paused' && row.status !== 'halted') throw new RolloutStatusError('swap the release of', row.status);
-      const next = await this.store.release(row.organization_id, releaseId, trx);
-      if (!next) {
-        const refusal = await this.releases.refusal(row.organization_id, releaseId, trx);
-        if (refusal) throw new RolloutReleaseRefusedError(refusal.id, refusal.code, refusal.reason);
-        throw new RolloutReleaseNotFoundError(releaseId);
-      }
+      const next = await this.publishedRelease(row.organization_id, releaseId, trx);
       const current = (await this.store.release(row.organization_id, row.release_id, trx))!;
       if (next.product_id !== row.product_id)
         throw new RolloutInvalidError(`Release ${releaseId} is of another product: a rollout's release keeps its product`);
@@ -539,9 +538,8 @@ export class RolloutService {
       const timedOut = await this.store.expireOffers(row.id, now - Number(row.offer_timeout_seconds) * 1000, now, trx);
       const policy = retryPolicyOf(row);
       for (const { deviceId, attempts } of timedOut.silent) {
-        if (attempts >= policy.maxAttempts) continue;
-        const retryAt = now + retryDelaySeconds(policy, attempts) * 1000;
-        await this.store.retryLater(row.id, deviceId, retryAt, DEVICE_SILENT, now, trx);
+        const retryAt = retryAtAfter(policy, attempts, now);
+        if (retryAt !== null) await this.store.retryLater(row.id, deviceId, retryAt, DEVICE_SILENT, now, trx);
       }
       const expired = { withdrawn: timedOut.withdrawn, silent: timedOut.silent.length };
       row = await this.evaluate(row, trx);
