@@ -59,6 +59,8 @@ export const ErrorCodes = {
   passwordChangeRequired: 'auth.password_change_required',
   passwordRejected: 'auth.password_rejected',
   tokenInvalid: 'auth.token_invalid',
+  appTokenNotAllowed: 'auth.app_token_not_allowed',
+  insufficientScope: 'auth.insufficient_scope',
   emailNotVerified: 'auth.email_not_verified',
   userExists: 'user.exists',
   organizationExists: 'org.exists',

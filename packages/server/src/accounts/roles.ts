@@ -61,6 +61,16 @@ export function isOperatorRole(value: string): value is OperatorRole {
   return (OPERATOR_ROLES as readonly string[]).includes(value);
 }
 
+/**
+ * What a companion app's OAuth access token may do for its consumer (issue 14). A route that an
+ * app may call names the scope it needs (`config.auth.appScope`); routes that name none refuse app
+ * tokens. `devices:read` reads bound devices and their live state, `devices:control` sets desired
+ * state and sends allowed commands, `devices:share` invites, revokes and transfers, `account`
+ * reads and changes the consumer's own account.
+ */
+export const APP_SCOPES = ['devices:read', 'devices:control', 'devices:share', 'account'] as const;
+export type AppScope = (typeof APP_SCOPES)[number];
+
 /** The authenticated caller, as every service sees it. */
 export interface Actor {
   kind: 'operator' | 'consumer';
@@ -68,7 +78,9 @@ export interface Actor {
   organizationId: string;
   role: OperatorRole | null;
   permissions: ReadonlySet<Permission>;
-  via: 'session' | 'api_key' | 'cli';
+  via: 'session' | 'api_key' | 'cli' | 'app';
+  /** Set when the caller is a companion app holding an OAuth access token for this consumer. */
+  app?: { clientId: string; scopes: ReadonlySet<AppScope>; tokenId: string };
   sessionId: string | null;
   apiKeyId: string | null;
   /** When the actor last re-proved a factor in this session (step-up), ms epoch. */
@@ -92,6 +104,7 @@ export function requireOperator(actor: Actor): void {
 
 export function auditActor(actor: Actor): { type: 'user' | 'api_key' | 'cli'; id: string } {
   if (actor.via === 'cli') return { type: 'cli', id: actor.userId };
+  // An app acts for its consumer: the entry names the user; the client is in the entry's details.
   return actor.via === 'api_key' ? { type: 'api_key', id: actor.apiKeyId! } : { type: 'user', id: actor.userId };
 }
 

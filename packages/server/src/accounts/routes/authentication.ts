@@ -11,7 +11,7 @@ import { AuthenticationError, ForbiddenError } from '../../errors.js';
 import { CSRF_HEADER, presentedCredential } from '../../transport/http/auth.js';
 import type { Authenticator } from '../authenticate.js';
 import { RestrictedSessionError } from '../errors.js';
-import { requirePermission, type Actor, type Permission } from '../roles.js';
+import { requirePermission, type Actor, type AppScope, type Permission } from '../roles.js';
 import type { SessionScope, SessionService } from '../sessions.js';
 import type { SessionRow } from '../store.js';
 
@@ -28,6 +28,11 @@ export interface RouteAuth {
    * (sessions, MFA, profile) stay behind an interactive sign-in.
    */
   apiKeys?: boolean;
+  /**
+   * The OAuth scope a companion app's access token needs to call this route. Routes that name
+   * none refuse app tokens: an app reaches only what its scopes were granted for.
+   */
+  appScope?: AppScope;
 }
 
 declare module 'fastify' {
@@ -98,6 +103,18 @@ export function installAuthentication(app: FastifyInstance, authenticator: Authe
         'This route needs an interactive session: an API key acts only through the permissions in its scopes',
         ErrorCodes.forbidden,
       );
+    }
+    if (actor.via === 'app') {
+      if (!auth.appScope) throw new ForbiddenError('App access tokens cannot call this route', ErrorCodes.appTokenNotAllowed);
+      if (!actor.app?.scopes.has(auth.appScope)) {
+        throw new ForbiddenError(
+          `This route needs the ${auth.appScope} scope, which the access token was not granted`,
+          ErrorCodes.insufficientScope,
+          {
+            scope: auth.appScope,
+          },
+        );
+      }
     }
     if (auth.permission) requirePermission(actor, auth.permission);
     request.actor = actor;
