@@ -71,11 +71,19 @@ export function registerBackupCommands(program: Command): void {
             { config: platform.config, box: platform.box, token: hsm ? () => hsm.get() : null },
             { out: flags.out, key: keySource(flags) },
           );
+          await platform.audit.record({
+            organizationId: null,
+            actor: { type: 'cli', id: process.env.USER ?? 'cli' },
+            action: 'backup.created',
+            target: { type: 'backup', id: result.file },
+            details: { bytes: result.bytes, rows: result.rows, entries: result.entries, deployment: result.deployment },
+          });
           print(flags, result, () =>
             [
               `Backup written: ${result.file} (${mib(result.bytes)}, ${result.entries} entries, ${result.rows} rows in ${result.tables} tables, ${result.seconds.toFixed(1)} s)`,
               `Deployment: ${result.deployment}`,
-              'The master key is not in the archive: keep it (or the PKCS#11 token) apart, with the backup key.',
+              'Not in the archive, and needed to restore it (keep each apart from the data and the backups):',
+              ...result.keepApart.map((what) => `  - ${what}`),
             ].join('\n'),
           );
         }),
@@ -130,6 +138,22 @@ export function registerBackupCommands(program: Command): void {
               const audit = await platform.audit.verify();
               return { ok: audit.ok, entries: audit.entries, problems: audit.problems.length };
             }),
+        );
+        await withPlatform(flags, (platform) =>
+          platform.audit.record({
+            organizationId: null,
+            actor: { type: 'cli', id: process.env.USER ?? 'cli' },
+            action: 'backup.drilled',
+            target: { type: 'backup', id: archive },
+            outcome: report.ok ? 'success' : 'failure',
+            details: {
+              created: report.created,
+              rows: report.rows,
+              tables: report.tables,
+              mismatches: report.mismatches.length,
+              auditOk: report.audit.ok,
+            },
+          }),
         );
         print(flags, report, () =>
           [

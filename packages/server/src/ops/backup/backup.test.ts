@@ -26,6 +26,7 @@ import { loadConfig } from '../config.js';
 import { createBackup } from './create.js';
 import { restoreDrill } from './drill.js';
 import { createBackupKeyFile } from './envelope.js';
+import { BackupSchedule } from './schedule.js';
 import { verifyManifest } from './manifest.js';
 import { deploymentOf, restoreBackup, verifyArchive } from './restore.js';
 
@@ -221,6 +222,45 @@ for (const engine of ENGINES) {
         (await import('node:fs')).readdirSync(scratch).filter((name) => name.startsWith('.bulwark-restore-')),
         [],
         'no staging left behind',
+      );
+    });
+
+    test('scheduled backups keep the newest backup.keep archives and are audited', async () => {
+      const directory = join(scratch, 'scheduled');
+      (await import('node:fs')).mkdirSync(directory);
+      writeFileSync(join(directory, 'not-ours.bwb'), 'kept');
+      const config = { ...t.config, backup: { intervalHours: 1, directory, keep: 2 } };
+      let hour = 0;
+      const schedule = new BackupSchedule(
+        { config, box: t.platform.box, token: null },
+        { kind: 'key-file', path: keyFile },
+        t.platform.audit,
+        () => new Date(Date.UTC(2026, 11, 5, ++hour)),
+      );
+      const deleted: string[] = [];
+      for (let i = 0; i < 3; i++) deleted.push(...(await schedule.run()).deleted);
+      const { readdirSync } = await import('node:fs');
+      assert.deepEqual(readdirSync(directory).sort(), [
+        'bulwark-backup-20261205T020000Z.bwb',
+        'bulwark-backup-20261205T030000Z.bwb',
+        'not-ours.bwb',
+      ]);
+      assert.deepEqual(deleted, ['bulwark-backup-20261205T010000Z.bwb']);
+      const entries = [];
+      for await (const line of t.platform.audit.export()) if (line.includes('"backup.created"')) entries.push(line);
+      assert.equal(entries.length, 3);
+      assert.throws(
+        () =>
+          new BackupSchedule(
+            {
+              config: { ...config, backup: { ...config.backup, directory: join(t.config.dataDir, 'b') } },
+              box: t.platform.box,
+              token: null,
+            },
+            { kind: 'key-file', path: keyFile },
+            t.platform.audit,
+          ),
+        /outside the data directory/,
       );
     });
 

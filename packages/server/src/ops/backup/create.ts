@@ -6,7 +6,7 @@
  * `database/…`, `data/…`, `manifest.json` and `manifest.sig`, encrypted (envelope.ts) and written
  * through a temporary file and a rename: a backup that fails leaves no partial archive behind.
  */
-import { createReadStream, createWriteStream, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
@@ -14,7 +14,8 @@ import tar from 'tar-stream';
 import { NotFoundError } from '../../errors.js';
 import type { SecretBox } from '../../keys/custody.js';
 import type { Pkcs11Token } from '../../keys/pkcs11.js';
-import { openCaKey, pkiPaths } from '../../pki/ca.js';
+import { masterKeyOnToken, masterKeyPath, readTokenKeyLabel, tokenMasterKeyPath } from '../../keys/master-key.js';
+import { caKeyLocation, openCaKey, pkiPaths } from '../../pki/ca.js';
 import type { Engine } from '../../storage/database.js';
 import { snapshotPostgres, snapshotSqlite, type Snapshot } from '../../storage/snapshot.js';
 import type { Config } from '../config.js';
@@ -37,7 +38,28 @@ export interface BackupResult {
   entries: number;
   tables: number;
   rows: number;
+  /** What the archive does not hold and a restore needs: keep each apart from the data and the backups. */
+  keepApart: string[];
   seconds: number;
+}
+
+/** The secrets a restore of this data directory needs that no backup carries. */
+export function keptApart(dataDir: string): string[] {
+  const paths = pkiPaths(dataDir);
+  const apart: string[] = [];
+  if (masterKeyOnToken(dataDir)) {
+    apart.push(`the PKCS#11 token holding the master key (key label "${readTokenKeyLabel(tokenMasterKeyPath(dataDir))}"), or its backup`);
+  } else if (existsSync(masterKeyPath(dataDir))) {
+    apart.push(`the master key file ${masterKeyPath(dataDir)}`);
+  } else {
+    apart.push('the master key in BULWARK_MASTER_KEY');
+  }
+  for (const name of ['ca', 'device-ca', 'server-ca'] as const) {
+    const where = caKeyLocation(paths.dir, name);
+    if (where?.location === 'pkcs11') apart.push(`the PKCS#11 token holding the ${name} key (label "${where.label}"), or its backup`);
+  }
+  apart.push('the backup key file or passphrase');
+  return apart;
 }
 
 export async function createBackup(
@@ -97,6 +119,7 @@ export async function createBackup(
       entries: entries.length,
       tables: Object.keys(snapshot.tables).length,
       rows,
+      keepApart: keptApart(config.dataDir),
       seconds: (performance.now() - started) / 1000,
     };
   } finally {
