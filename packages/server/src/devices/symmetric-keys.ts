@@ -369,6 +369,9 @@ export class SymmetricKeyService {
           tags: '[]',
           group_name: null,
           owner_user_id: null,
+          gateway_enabled_at: null,
+          gateway_id: null,
+          gateway_changed_at: null,
           created_at: now,
           updated_at: now,
         };
