@@ -86,9 +86,13 @@ export class DeviceNotEnrollableError extends ConflictError {
 /** The device is not a gateway (an operator makes one with devices:write; a device cannot make itself one). */
 export class NotAGatewayError extends ForbiddenError {
   constructor(deviceId: string) {
-    super(`Device ${deviceId} is not a gateway: an operator must make it one before it registers or relays children`, ErrorCodes.gatewayNotAGateway, {
-      deviceId,
-    });
+    super(
+      `Device ${deviceId} is not a gateway: an operator must make it one before it registers or relays children`,
+      ErrorCodes.gatewayNotAGateway,
+      {
+        deviceId,
+      },
+    );
   }
 }
 
@@ -100,7 +104,11 @@ export class ChildTakenError extends ConflictError {
       direct: 'is a directly connected device with its own credential',
       gateway: 'is a gateway itself',
     }[why];
-    super(`The device with serial "${serial}" ${reason}: it cannot be registered as this gateway's child`, { serial, why }, ErrorCodes.gatewayChildTaken);
+    super(
+      `The device with serial "${serial}" ${reason}: it cannot be registered as this gateway's child`,
+      { serial, why },
+      ErrorCodes.gatewayChildTaken,
+    );
   }
 }
 
@@ -128,7 +136,11 @@ export class NotAChildError extends ConflictError {
 /** Making a device with children an ordinary device again. */
 export class GatewayHasChildrenError extends ConflictError {
   constructor(gatewayId: string, children: number) {
-    super(`Gateway ${gatewayId} still has ${children} children: detach or move them first`, { gatewayId, children }, ErrorCodes.gatewayHasChildren);
+    super(
+      `Gateway ${gatewayId} still has ${children} children: detach or move them first`,
+      { gatewayId, children },
+      ErrorCodes.gatewayHasChildren,
+    );
   }
 }
 

@@ -11,6 +11,9 @@ export interface ChildChange {
   /** The gateway the child is attached to now (null: none); undefined when only its status changed. */
   gatewayId?: string | null;
   status: DeviceStatus;
+  /** Set when the child was attached: what the new gateway's session needs to speak for it at once. */
+  serial?: string;
+  productId?: string;
 }
 
 export class GatewayFeed {

@@ -92,7 +92,8 @@ export class GatewaysService {
     requirePermission(actor, 'devices:write');
     return this.devices.db.transaction().execute(async (trx) => {
       const device = await this.deviceOf(actor, deviceId, trx);
-      if (device.gateway_id !== null) throw new NestedGatewayError(device.id, `Device ${device.id} is a child of a gateway: it cannot be a gateway`);
+      if (device.gateway_id !== null)
+        throw new NestedGatewayError(device.id, `Device ${device.id} is a child of a gateway: it cannot be a gateway`);
       const now = this.clock.now();
       if (enabled === (device.gateway_enabled_at !== null)) return gatewayView(device);
       if (!enabled) {
@@ -168,7 +169,14 @@ export class GatewaysService {
       );
       return { view: childView({ ...child, status: activate ? 'active' : child.status }), moved: true };
     });
-    if (view.moved) this.feed.emit({ childId: view.view.deviceId, gatewayId, status: view.view.status });
+    if (view.moved)
+      this.feed.emit({
+        childId: view.view.deviceId,
+        gatewayId,
+        status: view.view.status,
+        serial: view.view.serial,
+        productId: view.view.productId,
+      });
     return view.view;
   }
 
@@ -230,7 +238,8 @@ export class GatewaysService {
     const problems: FieldProblem[] = [];
     const serialOk = checkSerial(request.serial, problems);
     const productId = await this.productOf(gateway.organization_id, request, problems);
-    if (!serialOk || !productId) throw new ValidationError(`Invalid child: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { problems });
+    if (!serialOk || !productId)
+      throw new ValidationError(`Invalid child: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { problems });
     const serial = request.serial as string;
     const existing = await this.devices.deviceBySerial(gateway.organization_id, serial);
     if (existing) {
@@ -283,7 +292,7 @@ export class GatewaysService {
       if (isUniqueViolation(error) || error instanceof SerialTakenError) return this.register(gateway, request, by, fromGateway);
       throw error;
     }
-    this.feed.emit({ childId: row.id, gatewayId: gateway.id, status: row.status });
+    this.feed.emit({ childId: row.id, gatewayId: gateway.id, status: row.status, serial, productId });
     return childView(row);
   }
 
