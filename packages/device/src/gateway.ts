@@ -1,5 +1,5 @@
 /**
- * Gateway mode (protocol §3.7): a gateway device speaks for child devices it relays (BLE, Zigbee,
+ * Gateway mode (protocol §3.5): a gateway device speaks for child devices it relays (BLE, Zigbee,
  * serial) over its own connection. `GatewayClient` registers children (`gateway/register`,
  * answered on `gateway/result`) and hands out a `ChildHandle` per child: telemetry, state reports,
  * desired state and commands on the child's own topics, queued in the gateway's queue with the

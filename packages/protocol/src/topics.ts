@@ -33,7 +33,7 @@ export const COMMANDS = 'commands/+';
 export const commandSuffix = (commandId: string): string => `commands/${commandId}`;
 export const commandResult = (commandId: string): string => `commands/${commandId}/result`;
 export const updateSuffix = (name: string): string => `updates/${name}`;
-/** A gateway asks the platform to register (or confirm) a child it relays (protocol §3.7), on its own prefix. */
+/** A gateway asks the platform to register (or confirm) a child it relays (protocol §3.5), on its own prefix. */
 export const GATEWAY_REGISTER = 'gateway/register';
 /** The platform's answer to a gateway request, on the gateway's own prefix. */
 export const GATEWAY_RESULT = 'gateway/result';
@@ -229,7 +229,7 @@ export interface CommandOutcome {
 
 export type JsonObject = { [key: string]: unknown };
 
-/** A gateway's request to register a child (protocol §3.7), on `d/<gateway>/gateway/register`. */
+/** A gateway's request to register a child (protocol §3.5), on `d/<gateway>/gateway/register`. */
 export interface ChildRegistration {
   /** The gateway's ID for the request, echoed in the answer. */
   id: string;
