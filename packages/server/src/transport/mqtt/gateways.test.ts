@@ -5,6 +5,7 @@
  * rate and the refusals (not a gateway, someone else's device) answer with their codes; and
  * mosquitto_pub with a gateway's certificate cannot speak for a device that is not its child.
  */
+import { X509Certificate } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
@@ -270,4 +271,50 @@ for (const engine of ENGINES) {
       assert.match(sub.output, /denied|refused|Timed out|not authorised|SUBACK/i, sub.output);
     });
   });
+}
+
+for (const engine of ENGINES) {
+  describe(`a gateway's own rates bound what it relays for its children [${engine.engine}]`, { skip: engine.skip }, () => {
+    let t: TestPlatform;
+    let gw: TestDevice;
+    let product: string;
+    const clients: MqttClient[] = [];
+
+    before(async () => {
+      t = await startTestPlatform(engine, { mqtt: { port: 0, publishesPerSecond: 10, publishBurst: 10 } });
+      const org = await organizationIdOf(t.platform, t.org);
+      product = await testProduct(t.platform, org);
+      gw = await provisionTestDevice(t.platform, org, product, 'RATE-GW');
+      await t.platform.devices.gateways.setGateway(cliActor(org, 'test'), gw.id, true);
+    });
+    after(async () => {
+      for (const c of clients) c.end(true);
+      await t?.close();
+    });
+
+    it('three children’s telemetry is charged to the gateway session: 30 QoS 1 messages at 10/s take their time', async () => {
+      const children = [];
+      for (let i = 0; i < 3; i++)
+        children.push(
+          await t.platform.devices.gateways.registerByGateway(await identityOf(t, gw), { serial: `RATE-C${i}`, productId: product }),
+        );
+      const client = await connectDevice(t.server.mqtt!.port, t.ca, gw, gw.id);
+      clients.push(client);
+      const started = Date.now();
+      // Each child alone is within its own burst of 10; together they are three times the gateway's.
+      await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          client.publishAsync(`d/${children[i % 3]!.deviceId}/telemetry`, JSON.stringify({ values: { i } }), { qos: 1 }),
+        ),
+      );
+      const elapsed = Date.now() - started;
+      assert.ok(elapsed >= 1500, `30 messages at 10/s after a burst of 10 acknowledged in ${elapsed} ms`);
+      for (const child of children) assert.equal(await t.platform.telemetry.store.count(child.deviceId), 10);
+    });
+  });
+}
+
+/** The gateway's identity as the broker proves it (for calling the service as the broker would). */
+async function identityOf(t: TestPlatform, d: TestDevice) {
+  return t.platform.devices.identity.fromCertificate(new X509Certificate(d.cert));
 }
