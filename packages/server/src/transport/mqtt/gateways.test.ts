@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import type { MqttClient } from 'mqtt';
 import { cliActor } from '../../accounts/roles.js';
+import type { ChildView } from '../../devices/gateways.js';
 import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { closed, connectDevice, eventually, granted, inbox, mosquittoClient, presenceOnline, settle } from '../../testing/mqtt.js';
@@ -293,7 +294,7 @@ for (const engine of ENGINES) {
     });
 
     it('three children’s telemetry is charged to the gateway session: 30 QoS 1 messages at 10/s take their time', async () => {
-      const children = [];
+      const children: ChildView[] = [];
       for (let i = 0; i < 3; i++)
         children.push(
           await t.platform.devices.gateways.registerByGateway(await identityOf(t, gw), { serial: `RATE-C${i}`, productId: product }),
