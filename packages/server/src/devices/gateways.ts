@@ -140,7 +140,7 @@ export class GatewaysService {
     return this.register(row, request, { actor: { type: 'device', id: gateway.deviceId } }, true);
   }
 
-  /** An operator attaches an existing device (pending, or another gateway's child) to a gateway: a move when it had one. */
+  /** An operator attaches an existing device (pending, detached, or another gateway's child) to a gateway: a move when it had one. */
   async attachChild(actor: Actor, gatewayId: string, childId: string): Promise<ChildView> {
     requirePermission(actor, 'devices:write');
     const view = await this.devices.db.transaction().execute(async (trx) => {
@@ -149,7 +149,9 @@ export class GatewaysService {
       if (gateway.gateway_enabled_at === null) throw new NotAGatewayError(gateway.id);
       if (child.id === gateway.id || child.gateway_enabled_at !== null) throw new ChildTakenError(child.serial, 'gateway');
       if (child.gateway_id === gateway.id) return { view: childView(child), moved: false };
-      if (child.gateway_id === null && child.status !== 'pending') throw new ChildTakenError(child.serial, 'direct');
+      // A device that never was a child and left pending holds a credential of its own (a detached child may be attached again).
+      if (child.gateway_id === null && child.gateway_changed_at === null && child.status !== 'pending')
+        throw new ChildTakenError(child.serial, 'direct');
       await this.store.lockGateway(gateway.id, trx);
       const count = await this.store.countChildren(gateway.id, trx);
       if (count >= this.limits.maxChildrenPerGateway) throw new ChildrenLimitError(this.limits.maxChildrenPerGateway);

@@ -43,6 +43,7 @@ import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import type { Platform } from '../../platform.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import type { ChildChange } from '../../devices/gateway-feed.js';
+import type { ChildView } from '../../devices/gateways.js';
 import { BulwarkError } from '../../errors.js';
 import {
   authorizeChildPublish,
@@ -559,13 +560,10 @@ export class MqttGateway implements DeviceMessenger {
       gateway: null,
       childStatus: NO_CHILDREN,
     };
-    // A gateway speaks for the children attached to it now (held in memory: the ACL asks on every packet).
-    const children = await this.platform.devices.gateways.childrenForSession(identity.deviceId);
-    if (children) {
-      const state = this.roster.load(identity, children);
-      session.gateway = state;
-      session.childStatus = (childId) => state.children.get(childId)?.identity.status;
-    }
+    // An active gateway speaks for the children attached to it now (held in memory: the ACL asks on
+    // every packet); a quarantined one keeps its own update topics only.
+    const children = identity.status === 'active' ? await this.platform.devices.gateways.childrenForSession(identity.deviceId) : null;
+    if (children) this.holdChildren(session, children);
     const remaining = credentialExpiry(identity) - this.platform.clock.now();
     session.expiry = setTimeout(
       () => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime),
@@ -786,7 +784,8 @@ export class MqttGateway implements DeviceMessenger {
       try {
         const child = await this.platform.devices.gateways.registerByGateway(session.identity, request as { serial: unknown });
         const live = this.sessions.get(gatewayId);
-        if (live?.gateway) this.roster.attach(live.identity, child);
+        // Made a gateway after it connected: its session starts holding children now.
+        if (live && live.identity.status === 'active') this.roster.attach(live.identity, child, live.gateway ?? this.holdChildren(live, []));
         result = { id, ok: true, child };
       } catch (error) {
         if (!(error instanceof BulwarkError)) throw error;
@@ -803,14 +802,14 @@ export class MqttGateway implements DeviceMessenger {
       if (holder && holder !== change.gatewayId)
         this.cutChild(holder, change.childId, change.gatewayId ? 'moved to another gateway' : 'detached');
       const gateway = change.gatewayId ? this.sessions.get(change.gatewayId) : undefined;
-      if (gateway?.gateway && !gateway.gateway.children.has(change.childId)) {
+      if (gateway && gateway.identity.status === 'active' && !gateway.gateway?.children.has(change.childId)) {
+        const state = gateway.gateway ?? this.holdChildren(gateway, []);
         if (change.serial && change.productId)
-          this.roster.attach(gateway.identity, {
-            deviceId: change.childId,
-            serial: change.serial,
-            productId: change.productId,
-            status: change.status,
-          });
+          this.roster.attach(
+            gateway.identity,
+            { deviceId: change.childId, serial: change.serial, productId: change.productId, status: change.status },
+            state,
+          );
         else void this.reloadChildren(gateway);
       }
       return;
@@ -831,12 +830,21 @@ export class MqttGateway implements DeviceMessenger {
     this.publishToDevice(gatewayId, GATEWAY_DETACHED, { deviceId: childId, reason }).catch(() => undefined);
   }
 
+  /** Starts holding the session's children (a gateway session): the ACL reads them on every packet. */
+  private holdChildren(session: Session, children: ChildView[]): GatewayState {
+    const state = this.roster.load(session.identity, children);
+    session.gateway = state;
+    session.childStatus = (childId) => state.children.get(childId)?.identity.status;
+    return state;
+  }
+
   /** Reloads a gateway session's children (a child attached on another node). */
   private async reloadChildren(session: Session): Promise<void> {
     try {
       const children = await this.platform.devices.gateways.childrenForSession(session.identity.deviceId);
       if (this.sessions.get(session.identity.deviceId) !== session || !session.gateway || !children) return;
-      for (const child of children) if (!session.gateway.children.has(child.deviceId)) this.roster.attach(session.identity, child);
+      for (const child of children)
+        if (!session.gateway.children.has(child.deviceId)) this.roster.attach(session.identity, child, session.gateway);
     } catch (error) {
       this.log.error({ err: error, deviceId: session.identity.deviceId }, 'gateway children not reloaded');
     }

@@ -44,14 +44,13 @@ export class GatewayRoster {
     this.forget(gateway.deviceId);
     const state: GatewayState = { children: new Map(), relayedMessages: 0, relayedReadings: 0 };
     this.gateways.set(gateway.deviceId, state);
-    for (const child of children) this.attach(gateway, child);
+    for (const child of children) this.attach(gateway, child, state);
     return state;
   }
 
-  /** Adds a child to a gateway session of this node (it leaves any other gateway session first). */
-  attach(gateway: DeviceIdentity, child: ChildView): void {
-    const state = this.gateways.get(gateway.deviceId);
-    if (!state) return;
+  /** Adds a child to a gateway session's state (it leaves any other gateway session of this node first). */
+  attach(gateway: DeviceIdentity, child: ChildView, state: GatewayState): void {
+    if (this.gateways.get(gateway.deviceId) !== state) return;
     const holder = this.holders.get(child.deviceId);
     if (holder && holder !== gateway.deviceId) this.gateways.get(holder)?.children.delete(child.deviceId);
     const existing = state.children.get(child.deviceId);

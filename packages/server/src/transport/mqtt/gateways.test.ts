@@ -170,6 +170,21 @@ for (const engine of ENGINES) {
       assert.equal(audit.body.entries[0]?.details.fromGatewayId, oldGw.id, audit.text);
     });
 
+    it('a detached child is cut at once; only an operator attaches it again, a gateway cannot claim it', async () => {
+      const gw = await device();
+      const { client, messages, register } = await online(gw);
+      const child = (await register('CHILD-X1')).child.deviceId as string;
+      const detached = await api().delete(`/api/v1/devices/${gw.id}/children/${child}`, { token });
+      assert.equal(detached.status, 200, detached.text);
+      await eventually(() => messages.some((m) => m.topic === `d/${gw.id}/gateway/detached`), 2000, 'detached notice');
+      const again = await register('CHILD-X1');
+      assert.deepEqual([again.ok, again.error?.code], [false, 'gateway.child_taken']);
+      const attached = await api().post(`/api/v1/devices/${gw.id}/children`, { deviceId: child }, { token });
+      assert.equal(attached.status, 200, attached.text);
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"back":true}}', { qos: 1 });
+      assert.equal(await stored(child), 1);
+    });
+
     it('a child disabled by an operator is cut from its gateway at once', async () => {
       const gw = await device();
       const { client, register } = await online(gw);
