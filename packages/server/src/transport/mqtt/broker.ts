@@ -785,7 +785,8 @@ export class MqttGateway implements DeviceMessenger {
         const child = await this.platform.devices.gateways.registerByGateway(session.identity, request as { serial: unknown });
         const live = this.sessions.get(gatewayId);
         // Made a gateway after it connected: its session starts holding children now.
-        if (live && live.identity.status === 'active') this.roster.attach(live.identity, child, live.gateway ?? this.holdChildren(live, []));
+        if (live && live.identity.status === 'active')
+          this.roster.attach(live.identity, child, live.gateway ?? this.holdChildren(live, []));
         result = { id, ok: true, child };
       } catch (error) {
         if (!(error instanceof BulwarkError)) throw error;
