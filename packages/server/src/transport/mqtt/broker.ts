@@ -26,6 +26,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import {
   deviceTopic,
+  ErrorCodes,
   ERRORS,
   filterMatches,
   GATEWAY_DETACHED,
@@ -776,7 +777,7 @@ export class MqttGateway implements DeviceMessenger {
         id: id ?? '',
         ok: false,
         error: {
-          code: 'payload.invalid',
+          code: ErrorCodes.payloadInvalid,
           message: 'A registration is { "id": "<1-64 of A-Z a-z 0-9 _ ->", "serial": "...", "productId": "..." }',
         },
       };
