@@ -316,6 +316,18 @@ export class DeviceClient extends EventEmitter {
       });
   }
 
+  /** Gateway mode: drops what is still queued for a child the gateway may no longer speak for; returns how many. */
+  discardFor(deviceId: string): number {
+    const prefix = deviceTopic(deviceId, '');
+    let dropped = 0;
+    for (let message = this.queue.after(-1); message; message = this.queue.after(message.seq)) {
+      if (!message.topic.startsWith(prefix) || !this.acknowledge(message)) continue;
+      this.inflight.delete(message.seq);
+      dropped++;
+    }
+    return dropped;
+  }
+
   private enqueue(topic: string, payload: unknown): QueuedMessage {
     const message = this.queue.append(topic, JSON.stringify(payload));
     this.pump();

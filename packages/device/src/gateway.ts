@@ -4,8 +4,9 @@
  * answered on `gateway/result`) and hands out a `ChildHandle` per child: telemetry, state reports,
  * desired state and commands on the child's own topics, queued in the gateway's queue with the
  * gateway's own messages and sent in order. When the platform cuts a child (an operator moved or
- * detached it, or it left service) the gateway is told on `gateway/detached`: the handle stops
- * receiving and `detached` is emitted. Children need no credential of their own.
+ * detached it, or it left service) the gateway is told on `gateway/detached` (or its next message
+ * for the child is answered `gateway.not_a_child`): the handle stops receiving, what is still
+ * queued for the child is dropped, and `detached` is emitted. Children need no credential of their own.
  */
 import { EventEmitter } from 'node:events';
 import { randomUUID } from 'node:crypto';
@@ -18,8 +19,10 @@ import {
   STATE_DESIRED,
   STATE_REPORTED,
   TELEMETRY,
+  splitDeviceTopic,
   type ChildDetached,
   type ChildDevice,
+  type ErrorReply,
   type GatewayResult,
   type JsonObject,
   type Reading,
@@ -89,6 +92,11 @@ export class GatewayClient extends EventEmitter {
     super();
     client.onTopic(GATEWAY_RESULT, (payload) => this.onResult(payload));
     client.onTopic(GATEWAY_DETACHED, (payload) => this.onDetached(payload));
+    // A message for a child that was cut before the notice arrived is refused with gateway.not_a_child.
+    client.on('errorReply', (reply: ErrorReply) => {
+      const childId = reply.code === 'gateway.not_a_child' ? splitDeviceTopic(reply.topic)?.deviceId : undefined;
+      if (childId) this.forget(childId, 'not a child of this gateway');
+    });
   }
 
   /** The handle of a child registered through this client. */
@@ -151,8 +159,14 @@ export class GatewayClient extends EventEmitter {
     } catch {
       return;
     }
-    if (!this.children.delete(notice.deviceId)) return;
-    this.client.relay(notice.deviceId, [], null);
-    this.emit('detached', notice.deviceId, notice.reason);
+    this.forget(notice.deviceId, notice.reason);
+  }
+
+  /** Stops relaying a child the platform cut: its handle, its subscriptions and what is still queued for it. */
+  private forget(deviceId: string, reason: string): void {
+    if (!this.children.delete(deviceId)) return;
+    this.client.relay(deviceId, [], null);
+    this.client.discardFor(deviceId);
+    this.emit('detached', deviceId, reason);
   }
 }

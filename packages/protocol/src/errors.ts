@@ -104,6 +104,8 @@ export const ErrorCodes = {
   gatewayNested: 'gateway.nested',
   /** The device is not a child of that gateway. */
   gatewayNotAChild: 'gateway.not_a_child',
+  /** The child's status closes this channel (a quarantined child keeps its update topics only). */
+  gatewayChildNotActive: 'gateway.child_not_active',
   /** A gateway that still has children cannot stop being a gateway (detach or move them first). */
   gatewayHasChildren: 'gateway.has_children',
   /** A child device speaks through its gateway: it gets no certificate or key of its own. */

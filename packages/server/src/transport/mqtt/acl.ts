@@ -86,6 +86,12 @@ export function authorizeChildSubscribe(children: ChildStatus, filter: string): 
   return authorizeDeviceSubscribe(split.deviceId, status, filter);
 }
 
+/** The device a topic names when it is one of the device channels (`d/<id>/telemetry`...), else null. */
+export function deviceChannelOwner(topic: string): string | null {
+  const split = splitDeviceTopic(topic);
+  return split && parseDeviceChannel(split.suffix) ? split.deviceId : null;
+}
+
 /** Whether a message may reach a gateway for one of its children (the child's status decides, as for the device itself). */
 export function mayDeliverToGateway(children: ChildStatus, topic: string): boolean {
   const split = splitDeviceTopic(topic);

@@ -26,6 +26,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TLSSock
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import {
   deviceTopic,
+  errorReply,
   ErrorCodes,
   ERRORS,
   filterMatches,
@@ -51,6 +52,7 @@ import {
   authorizeChildSubscribe,
   authorizeDevicePublish,
   authorizeDeviceSubscribe,
+  deviceChannelOwner,
   mayDeliver,
   mayDeliverToGateway,
   type AclDecision,
@@ -120,6 +122,8 @@ interface Session extends InboxSession, SessionPresence {
 /** Subscriptions a gateway session may hold per child beyond maxSubscriptionsPerSession (commands, desired, delta, errors). */
 const SUBSCRIPTIONS_PER_CHILD = 4;
 const NO_CHILDREN: ChildStatus = () => undefined;
+/** Where an acknowledged, refused message goes: `$` topics are closed to devices, so to no one. */
+const REFUSED_SINK = '$bulwark/refused';
 
 export interface GatewayStats extends InboxStats {
   connectionsRefused: number;
@@ -310,8 +314,11 @@ export class MqttGateway implements DeviceMessenger {
           return done(new Error('will of a session no node holds'));
         }
         this.authorizePublish(client, packet.topic, packet.payload as Buffer, packet.qos).then(
-          () => {
+          (route) => {
             packet.retain = false;
+            // Acknowledged but refused (a gateway's message for a device that is not its child):
+            // routed to a topic no device may subscribe to, so it reaches nobody.
+            if (!route) packet.topic = REFUSED_SINK;
             done(null);
           },
           (error: Error) => done(error),
@@ -661,7 +668,8 @@ export class MqttGateway implements DeviceMessenger {
 
   // --- messages ----------------------------------------------------------------------------
 
-  private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<void> {
+  /** Resolves true to route the message, false when it was acknowledged yet refused; throws to refuse it (the session ends). */
+  private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<boolean> {
     const session = this.sessionOf(client);
     if (!session) throw new Error('no session');
     // A closed client publishes only its will: only if the device still stands as it did when it
@@ -683,6 +691,10 @@ export class MqttGateway implements DeviceMessenger {
     if (!own.ok && !relayed?.ok) {
       const reason = relayed && !relayed.ok ? relayed.reason : own.ok ? '' : own.reason;
       this.stats.aclDenied++;
+      if (relayed) {
+        const other = deviceChannelOwner(topic);
+        if (other !== null && other !== deviceId) return this.refuseRelay(session, client, topic, payload, other, reason);
+      }
       this.log.warn({ deviceId, topic: topic.slice(0, 300), reason }, 'mqtt publish refused: disconnecting');
       throw this.refuse(client, reason, DISCONNECT_REASON.notAuthorized);
     }
@@ -722,7 +734,7 @@ export class MqttGateway implements DeviceMessenger {
         // its rate, so a flood over TLS costs us its allowed rate, not whatever it can send.
         this.stats.rateLimitedDrops++;
         if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
-        return;
+        return true;
       }
       // QoS 1: the PUBACK waits, and the socket is not read meanwhile: Aedes handles the packets
       // it has already read side by side, so without the hold every message a device keeps in
@@ -731,7 +743,29 @@ export class MqttGateway implements DeviceMessenger {
       if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    return this.inbox.receive({ session: speaker, topic, channel, payload, qos, readings });
+    await this.inbox.receive({ session: speaker, topic, channel, payload, qos, readings });
+    return true;
+  }
+
+  /**
+   * A gateway's message on a device channel of a device it may not speak for (not its child, or a
+   * child whose status closes the channel): charged to the gateway's rates, acknowledged, routed to
+   * no one, not stored, and answered on `d/<gateway>/errors`. The session stays: a child moved
+   * away while the gateway had its messages queued must not turn them into a reconnect loop.
+   */
+  private refuseRelay(session: Session, client: Client, topic: string, payload: Buffer, other: string, reason: string): false {
+    const now = Date.now();
+    const wait = Math.max(session.packets.borrow(now), session.bytes.borrow(now, payload.length));
+    if (wait > MAX_RATE_DEBT_MS) {
+      this.stats.rateDisconnects++;
+      throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);
+    }
+    if (wait > 0 && client.conn instanceof ConnectionGuard) client.conn.hold(wait);
+    const held = session.childStatus(other) !== undefined;
+    this.warnOnce(session, 'relay-acl', { topic: topic.slice(0, 300), reason }, 'mqtt publish for a device the gateway may not speak for refused');
+    const code = held ? ErrorCodes.gatewayChildNotActive : ErrorCodes.gatewayNotAChild;
+    this.publishError(session.identity.deviceId, errorReply(topic, code, held ? reason : `Device ${other} is not a child of this gateway`));
+    return false;
   }
 
   /** A device that subscribes to its desired state gets it (and its delta) at once: it catches up on connect. */

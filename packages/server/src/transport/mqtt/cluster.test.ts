@@ -133,7 +133,7 @@ describe(
         const made = await node2.api.request('PUT', `/api/v1/devices/${gw.id}/gateway`, { body: { enabled: true }, token });
         assert.equal(made.status, 200, made.text);
       }
-      const { client, messages } = await online(oldGw, t.server, [`d/${oldGw.id}/gateway/+`]);
+      const { client, messages } = await online(oldGw, t.server, [`d/${oldGw.id}/gateway/+`, `d/${oldGw.id}/errors`]);
       const { productId } = await t.platform.devices.service.getBySerial(cliActor(oldGw.organizationId, 'test'), oldGw.serial);
       await client.publishAsync(`d/${oldGw.id}/gateway/register`, JSON.stringify({ id: 'c1', serial: 'NODE-CHILD-1', productId }), {
         qos: 1,
@@ -153,10 +153,12 @@ describe(
         'node 1 cut the child from its old gateway',
       );
       assert.ok(Date.now() - started < 1500, `cut after ${Date.now() - started} ms`);
-      const gone = closed(client);
-      client.publish(`d/${child}/telemetry`, '{"values":{"n":2}}', { qos: 1 });
-      await gone;
-      await settle(200);
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"n":2}}', { qos: 1 });
+      await eventually(
+        () => messages.some((m) => m.topic === `d/${oldGw.id}/errors` && m.body.code === 'gateway.not_a_child'),
+        2000,
+        'refused with gateway.not_a_child',
+      );
       assert.equal(await t.platform.telemetry.store.count(child), 1, 'nothing stored from the old gateway');
     });
   },
