@@ -762,7 +762,12 @@ export class MqttGateway implements DeviceMessenger {
     }
     if (wait > 0 && client.conn instanceof ConnectionGuard) client.conn.hold(wait);
     const held = session.childStatus(other) !== undefined;
-    this.warnOnce(session, 'relay-acl', { topic: topic.slice(0, 300), reason }, 'mqtt publish for a device the gateway may not speak for refused');
+    this.warnOnce(
+      session,
+      'relay-acl',
+      { topic: topic.slice(0, 300), reason },
+      'mqtt publish for a device the gateway may not speak for refused',
+    );
     const code = held ? ErrorCodes.gatewayChildNotActive : ErrorCodes.gatewayNotAChild;
     this.publishError(session.identity.deviceId, errorReply(topic, code, held ? reason : `Device ${other} is not a child of this gateway`));
     return false;
