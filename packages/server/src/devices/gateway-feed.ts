@@ -8,10 +8,10 @@ import type { DeviceStatus } from './model.js';
 
 export interface ChildChange {
   childId: string;
-  /** The gateway the child is attached to now (null: none); undefined when only its status changed. */
+  /** The gateway the child is attached to now (null: none); undefined when not known (a status change seen by a poll). */
   gatewayId?: string | null;
   status: DeviceStatus;
-  /** Set when the child was attached: what the new gateway's session needs to speak for it at once. */
+  /** Set when known: what a gateway session needs to speak for the child at once. */
   serial?: string;
   productId?: string;
 }

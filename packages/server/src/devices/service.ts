@@ -320,10 +320,10 @@ export class DevicesService {
   async transition(actor: Actor, deviceId: string, action: LifecycleAction, reason?: string): Promise<DeviceView> {
     requirePermission(actor, 'devices:write');
     const to: DeviceStatus = LIFECYCLE_ACTIONS[action];
-    let child = false;
+    let gatewayId: string | null = null;
     const view = await this.store.db.transaction().execute(async (trx) => {
       const device = await this.deviceOf(actor, deviceId, trx);
-      child = device.gateway_id !== null;
+      gatewayId = device.gateway_id;
       if (!canTransition(device.status, to)) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       const now = this.clock.now();
       // The status it was read with is part of the condition, so two concurrent changes cannot both apply.
@@ -347,7 +347,8 @@ export class DevicesService {
       );
       return toDeviceView({ ...device, status: to, updated_at: now });
     });
-    if (child) this.feed?.emit({ childId: view.id, status: view.status });
+    if (gatewayId !== null)
+      this.feed?.emit({ childId: view.id, gatewayId, status: view.status, serial: view.serial, productId: view.productId });
     return view;
   }
 

@@ -839,25 +839,21 @@ export class MqttGateway implements DeviceMessenger {
   /** A child was attached, moved, detached or changed status (this node's feed, or another node's through the watcher). */
   private childChanged(change: ChildChange): void {
     const holder = this.roster.holderOf(change.childId);
-    if (change.gatewayId !== undefined) {
-      if (holder && holder !== change.gatewayId)
-        this.cutChild(holder, change.childId, change.gatewayId ? 'moved to another gateway' : 'detached');
-      const gateway = change.gatewayId ? this.sessions.get(change.gatewayId) : undefined;
-      if (gateway && gateway.identity.status === 'active' && !gateway.gateway?.children.has(change.childId)) {
-        const state = gateway.gateway ?? this.holdChildren(gateway, []);
-        if (change.serial && change.productId)
-          this.roster.attach(
-            gateway.identity,
-            { deviceId: change.childId, serial: change.serial, productId: change.productId, status: change.status },
-            state,
-          );
-        else void this.reloadChildren(gateway);
-      }
-      return;
+    const { status } = change;
+    if (holder && change.gatewayId !== undefined && holder !== change.gatewayId)
+      this.cutChild(holder, change.childId, change.gatewayId ? 'moved to another gateway' : 'detached');
+    else if (holder) {
+      this.roster.setStatus(change.childId, status);
+      if (status === 'disabled' || status === 'retired') this.cutChild(holder, change.childId, `child is ${status}`);
     }
-    if (!holder) return;
-    this.roster.setStatus(change.childId, change.status);
-    if (change.status === 'disabled' || change.status === 'retired') this.cutChild(holder, change.childId, `child is ${change.status}`);
+    // Attached to (or back in service under) a gateway whose session is on this node: held from now on.
+    const gateway = change.gatewayId ? this.sessions.get(change.gatewayId) : undefined;
+    if (!gateway || gateway.identity.status !== 'active' || (status !== 'active' && status !== 'quarantined')) return;
+    if (gateway.gateway?.children.has(change.childId)) return;
+    const state = gateway.gateway ?? this.holdChildren(gateway, []);
+    if (change.serial && change.productId)
+      this.roster.attach(gateway.identity, { deviceId: change.childId, serial: change.serial, productId: change.productId, status }, state);
+    else void this.reloadChildren(gateway);
   }
 
   /** Lets go of a child: its publishes are refused from the next packet, its subscriptions removed, the gateway told. */

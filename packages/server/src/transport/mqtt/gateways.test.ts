@@ -189,7 +189,7 @@ for (const engine of ENGINES) {
       assert.equal(await stored(child), 1);
     });
 
-    it('a child disabled by an operator is cut from its gateway at once', async () => {
+    it('a child disabled by an operator is cut from its gateway at once, and held again once back in service', async () => {
       const gw = await device();
       const { client, register, refusals } = await online(gw);
       const child = (await register('CHILD-D1')).child.deviceId as string;
@@ -199,6 +199,11 @@ for (const engine of ENGINES) {
       await eventually(() => refusals(`d/${child}/telemetry`).length === 1, 2000, 'error reply');
       assert.equal(refusals(`d/${child}/telemetry`)[0]!.body.code, 'gateway.not_a_child');
       assert.equal(await stored(child), 0);
+      // Back in service: its gateway speaks for it again at once.
+      const activated = await api().post(`/api/v1/devices/${child}/activate`, undefined, { token });
+      assert.equal(activated.status, 200, activated.text);
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"n":2}}', { qos: 1 });
+      assert.equal(await stored(child), 1);
     });
 
     it(`bounds children per gateway (${CAP}) and registrations per minute (${RATE}), with their codes`, async () => {
