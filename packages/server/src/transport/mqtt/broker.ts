@@ -749,8 +749,8 @@ export class MqttGateway implements DeviceMessenger {
 
   /**
    * A gateway's message on a device channel of a device it may not speak for (not its child, or a
-   * child whose status closes the channel): charged to the gateway's rates, acknowledged, routed to
-   * no one, not stored, and answered on `d/<gateway>/errors`. The session stays: a child moved
+   * child whose status closes the channel): charged to the gateway's rates, acknowledged (MQTT 5:
+   * PUBACK 0x87), routed to no one, not stored, and answered on `d/<gateway>/errors`. The session stays: a child moved
    * away while the gateway had its messages queued must not turn them into a reconnect loop.
    */
   private refuseRelay(session: Session, client: Client, topic: string, payload: Buffer, other: string, reason: string): false {
@@ -770,6 +770,8 @@ export class MqttGateway implements DeviceMessenger {
     );
     const code = held ? ErrorCodes.gatewayChildNotActive : ErrorCodes.gatewayNotAChild;
     this.publishError(session.identity.deviceId, errorReply(topic, code, held ? reason : `Device ${other} is not a child of this gateway`));
+    // MQTT 5 says so in the PUBACK (0x87) and keeps the session; a 3.1.1 PUBACK cannot, so it is a plain one.
+    if (client.version === 5) throw new Error(reason);
     return false;
   }
 

@@ -38,7 +38,7 @@ for (const engine of ENGINES) {
       const org = await organizationIdOf(t.platform, t.org);
       product = await testProduct(t.platform, org);
       // Certificates first: signing in moves the platform clock ahead of the wall clock.
-      for (let i = 0; i < 12; i++) devices.push(await provisionTestDevice(t.platform, org, product, `GW-${i}`));
+      for (let i = 0; i < 13; i++) devices.push(await provisionTestDevice(t.platform, org, product, `GW-${i}`));
       ({ token } = await ownerSession(t));
       ssl.write('ca.pem', t.ca);
     });
@@ -187,6 +187,17 @@ for (const engine of ENGINES) {
       assert.equal(attached.status, 200, attached.text);
       await client.publishAsync(`d/${child}/telemetry`, '{"values":{"back":true}}', { qos: 1 });
       assert.equal(await stored(child), 1);
+    });
+
+    it('an MQTT 5 gateway is told 0x87 in the PUBACK for a device that is not its child, and keeps its session', async () => {
+      const gw = await device();
+      const client = await connectDevice(t.server.mqtt!.port, t.ca, gw, gw.id, { protocolVersion: 5 });
+      clients.push(client);
+      const stranger = devices.find((d) => d.serial === 'GW-0')!;
+      await assert.rejects(client.publishAsync(`d/${stranger.id}/telemetry`, '{"values":{"x":1}}', { qos: 1 }), /0x87|Not authorized|135/i);
+      await settle(200);
+      assert.equal(client.connected, true);
+      assert.equal(await stored(stranger.id), 0);
     });
 
     it('a child disabled by an operator is cut from its gateway at once, and held again once back in service', async () => {
