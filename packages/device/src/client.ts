@@ -35,7 +35,9 @@ import {
   STATE_GET,
   STATE_REPORTED,
   TELEMETRY,
+  TOPIC_PREFIX,
   deviceTopic,
+  splitDeviceTopic,
   type ErrorReply,
   type JsonObject,
   type Reading,
@@ -130,6 +132,8 @@ export class DeviceClient extends EventEmitter {
   private refreshTimer: NodeJS.Timeout | null = null;
   /** Handlers of other platform topics by exact suffix (e.g. `updates/available`). */
   private readonly topicHandlers = new Map<string, (payload: Buffer) => void>();
+  /** Gateway mode: the filters and the handler of each child this connection speaks for (gateway.ts). */
+  private readonly relayed = new Map<string, { suffixes: string[]; handler: (suffix: string, payload: Buffer) => void }>();
   /** The final refusal, once there is one. */
   failure: DeviceError | null = null;
   /** The identity directory's lock (fromIdentity), released when the client stops. */
@@ -286,6 +290,44 @@ export class DeviceClient extends EventEmitter {
     });
   }
 
+  /**
+   * Gateway mode: queues `payload` for `d/<deviceId>/<suffix>` of a child this gateway relays (the
+   * platform refuses it, and ends the session, for a device that is not its child).
+   */
+  publishFor(deviceId: string, suffix: string, payload: unknown): QueuedMessage {
+    return this.enqueue(deviceTopic(deviceId, suffix), payload);
+  }
+
+  /**
+   * Gateway mode: subscribes to `suffixes` of a child on each connection, and calls `handler`
+   * with each message on the child's topics; `null` forgets the child.
+   */
+  relay(deviceId: string, suffixes: string[], handler: ((suffix: string, payload: Buffer) => void) | null): void {
+    if (!handler) {
+      const known = this.relayed.get(deviceId);
+      this.relayed.delete(deviceId);
+      if (known && this.link && this.connected) this.link.unsubscribe(known.suffixes.map((s) => deviceTopic(deviceId, s)));
+      return;
+    }
+    this.relayed.set(deviceId, { suffixes, handler });
+    if (this.link && this.connected)
+      subscribeInChunks(this.link, Object.fromEntries(suffixes.map((s) => [deviceTopic(deviceId, s), { qos: 1 as const }])), (error) => {
+        if (error) this.emit('handlerError', error, 'subscribe');
+      });
+  }
+
+  /** Gateway mode: drops what is still queued for a child the gateway may no longer speak for; returns how many. */
+  discardFor(deviceId: string): number {
+    const prefix = deviceTopic(deviceId, '');
+    let dropped = 0;
+    for (let message = this.queue.after(-1); message; message = this.queue.after(message.seq)) {
+      if (!message.topic.startsWith(prefix) || !this.acknowledge(message)) continue;
+      this.inflight.delete(message.seq);
+      dropped++;
+    }
+    return dropped;
+  }
+
   private enqueue(topic: string, payload: unknown): QueuedMessage {
     const message = this.queue.append(topic, JSON.stringify(payload));
     this.pump();
@@ -304,7 +346,9 @@ export class DeviceClient extends EventEmitter {
       if (this.inflight.has(message.seq)) continue;
       this.inflight.add(message.seq);
       this.counters.sent++;
-      link.publish(deviceTopic(this.deviceId, message.topic), message.payload, { qos: 1 }, (error) => {
+      // A child's message (gateway mode) is queued with its whole topic; the device's own with the suffix.
+      const topic = message.topic.startsWith(`${TOPIC_PREFIX}/`) ? message.topic : deviceTopic(this.deviceId, message.topic);
+      link.publish(topic, message.payload, { qos: 1 }, (error) => {
         if (link !== this.link) return; // a connection that is gone: the message is sent again on the next
         this.inflight.delete(message.seq);
         if (error || !this.acknowledge(message)) return;
@@ -464,7 +508,11 @@ export class DeviceClient extends EventEmitter {
     }
     // `connected` once the subscriptions are in place, so handlers registered before it see
     // everything the platform sends from then on.
-    link.subscribe(Object.fromEntries(this.filters().map((f) => [deviceTopic(this.deviceId, f.suffix), { qos: f.qos }])), (error) => {
+    const filters: Record<string, { qos: 0 | 1 }> = Object.fromEntries(
+      this.filters().map((f) => [deviceTopic(this.deviceId, f.suffix), { qos: f.qos }]),
+    );
+    for (const [deviceId, { suffixes }] of this.relayed) for (const s of suffixes) filters[deviceTopic(deviceId, s)] = { qos: 1 };
+    subscribeInChunks(link, filters, (error) => {
       if (link !== this.link) return;
       if (error) this.emit('handlerError', error, 'subscribe');
       this.emit('connected');
@@ -474,7 +522,17 @@ export class DeviceClient extends EventEmitter {
 
   private onMessage(topic: string, payload: Buffer): void {
     const prefix = deviceTopic(this.deviceId, '');
-    if (!topic.startsWith(prefix)) return;
+    if (!topic.startsWith(prefix)) {
+      const split = splitDeviceTopic(topic);
+      const child = split ? this.relayed.get(split.deviceId) : undefined;
+      if (!child) return;
+      try {
+        child.handler(split!.suffix, payload);
+      } catch (error) {
+        this.emit('handlerError', error, topic);
+      }
+      return;
+    }
     const handler = this.topicHandlers.get(topic.slice(prefix.length));
     if (handler) {
       try {
@@ -533,4 +591,20 @@ export class DeviceClient extends EventEmitter {
     for (const timer of [this.retryTimer, this.stableTimer, this.refreshTimer]) if (timer) clearTimeout(timer);
     this.retryTimer = this.stableTimer = this.refreshTimer = null;
   }
+}
+
+/** Filters in one SUBSCRIBE at most (the platform's `mqtt.maxFiltersPerSubscribe` default; more closes the connection). */
+const FILTERS_PER_SUBSCRIBE = 16;
+
+/** Subscribes to `filters` in SUBSCRIBE packets of at most FILTERS_PER_SUBSCRIBE; `done` once all are answered (first error). */
+function subscribeInChunks(link: MqttClient, filters: Record<string, { qos: 0 | 1 }>, done: (error?: Error) => void): void {
+  const entries = Object.entries(filters);
+  let pending = Math.ceil(entries.length / FILTERS_PER_SUBSCRIBE);
+  let failed: Error | undefined;
+  if (pending === 0) return done();
+  for (let i = 0; i < entries.length; i += FILTERS_PER_SUBSCRIBE)
+    link.subscribe(Object.fromEntries(entries.slice(i, i + FILTERS_PER_SUBSCRIBE)), (error) => {
+      failed ??= error ?? undefined;
+      if (--pending === 0) done(failed);
+    });
 }

@@ -119,3 +119,14 @@ const CONNACK_REASONS: Record<number, string> = {
   0x87: 'not authorized',
   0x8c: 'bad authentication method',
 };
+
+/** The platform refused a gateway's request to register a child (`gateway.*`, `payload.invalid`...), or did not answer in time. */
+export class ChildRegistrationError extends DeviceError {
+  constructor(
+    readonly serial: string,
+    code: string,
+    message: string,
+  ) {
+    super(`Child "${serial}" not registered: ${message}`, code);
+  }
+}

@@ -9,7 +9,7 @@ import { PlatformError } from './errors.js';
 import { clientTlsOptions, type DeviceKey } from './keys.js';
 
 export interface HttpsOptions {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   ca: string;
   headers?: Record<string, string>;
   body?: string | Buffer;

@@ -8,6 +8,7 @@
 export { Backoff, type BackoffOptions } from './backoff.js';
 export { DeviceClient, type DeviceClientOptions, type DeviceClientStats, type DeviceCredentials } from './client.js';
 export {
+  ChildRegistrationError,
   ClientStoppedError,
   ConnectionRefusedError,
   DeviceError,
@@ -21,6 +22,7 @@ export {
   QueueWriteError,
 } from './errors.js';
 export { enroll, renew, type EnrollOptions, type RenewOptions } from './est.js';
+export { ChildHandle, GatewayClient, type ChildProduct } from './gateway.js';
 export {
   CA_FILE,
   CERT_FILE,

@@ -91,6 +91,26 @@ export const ErrorCodes = {
   stateVersionConflict: 'state.version_conflict',
   commandExpired: 'command.expired',
 
+  // gateways (issue 14)
+  /** The device is not a gateway: only a device an operator made a gateway registers or relays children. */
+  gatewayNotAGateway: 'gateway.not_a_gateway',
+  /** The child asked for is another gateway's, a directly connected device, or a gateway itself. */
+  gatewayChildTaken: 'gateway.child_taken',
+  /** The gateway holds its limit of children already. */
+  gatewayChildrenLimit: 'gateway.children_limit',
+  /** The gateway registers children faster than allowed. */
+  gatewayRegistrationRate: 'gateway.registration_rate',
+  /** A gateway cannot be a child, nor a child a gateway (one level only). */
+  gatewayNested: 'gateway.nested',
+  /** The device is not a child of that gateway. */
+  gatewayNotAChild: 'gateway.not_a_child',
+  /** The child's status closes this channel (a quarantined child keeps its update topics only). */
+  gatewayChildNotActive: 'gateway.child_not_active',
+  /** A gateway that still has children cannot stop being a gateway (detach or move them first). */
+  gatewayHasChildren: 'gateway.has_children',
+  /** A child device speaks through its gateway: it gets no certificate or key of its own. */
+  gatewayChildNotEnrollable: 'gateway.child_not_enrollable',
+
   // telemetry
   telemetryTooManyBuckets: 'telemetry.too_many_buckets',
   telemetryInvalidRange: 'telemetry.invalid_range',

@@ -29,13 +29,20 @@ const deviceChannel: fc.Arbitrary<DeviceChannel> = fc.oneof(
     { kind: 'state_reported' },
     { kind: 'state_get' },
     { kind: 'presence' },
+    { kind: 'gateway_register' },
   ),
   commandId.map((id): DeviceChannel => ({ kind: 'command_result', commandId: id })),
   updateName.filter((n) => n !== 'available').map((name): DeviceChannel => ({ kind: 'update', name })),
 );
 
 const platformChannel: fc.Arbitrary<PlatformChannel> = fc.oneof(
-  fc.constantFrom<PlatformChannel>({ kind: 'errors' }, { kind: 'state_desired' }, { kind: 'state_delta' }),
+  fc.constantFrom<PlatformChannel>(
+    { kind: 'errors' },
+    { kind: 'state_desired' },
+    { kind: 'state_delta' },
+    { kind: 'gateway_result' },
+    { kind: 'gateway_detached' },
+  ),
   commandId.map((id): PlatformChannel => ({ kind: 'command', commandId: id })),
   updateName.map((name): PlatformChannel => ({ kind: 'update', name })),
 );
@@ -46,6 +53,7 @@ const suffixLike = fc
     fc.oneof(
       fc.constantFrom('telemetry', 'cbor', 'state', 'reported', 'get', 'desired', 'delta', 'commands', 'result', 'updates', 'errors'),
       fc.constantFrom('presence', 'available', 'status', '+', '#', '', 'a b', 'x/y', '\u0000', 'é'),
+      fc.constantFrom('gateway', 'register', 'detached', 'children'),
       fc.string({ maxLength: 70 }),
     ),
     { minLength: 1, maxLength: 5 },
@@ -116,9 +124,22 @@ describe('the device topic scheme', () => {
       'state',
       'state/desired',
       'errors',
+      'gateway',
+      'gateway/result',
+      'gateway/detached',
+      'gateway/register/x',
+      'gateway/+',
     ];
     for (const suffix of refused) assert.equal(parseDeviceChannel(suffix), null, suffix);
-    for (const suffix of ['commands/c1/result', 'commands/+', 'state/reported', 'telemetry', 'updates/Status'])
+    for (const suffix of [
+      'commands/c1/result',
+      'commands/+',
+      'state/reported',
+      'telemetry',
+      'updates/Status',
+      'gateway/register',
+      'gateway/+',
+    ])
       assert.equal(parsePlatformChannel(suffix), null, suffix);
   });
 

@@ -33,6 +33,16 @@ export const COMMANDS = 'commands/+';
 export const commandSuffix = (commandId: string): string => `commands/${commandId}`;
 export const commandResult = (commandId: string): string => `commands/${commandId}/result`;
 export const updateSuffix = (name: string): string => `updates/${name}`;
+/** A gateway asks the platform to register (or confirm) a child it relays (protocol §3.5), on its own prefix. */
+export const GATEWAY_REGISTER = 'gateway/register';
+/** The platform's answer to a gateway request, on the gateway's own prefix. */
+export const GATEWAY_RESULT = 'gateway/result';
+/** The platform tells a gateway that a child was cut from it (moved, detached, out of service). */
+export const GATEWAY_DETACHED = 'gateway/detached';
+/** The filter a gateway subscribes to for both. */
+export const GATEWAY_REPLIES = 'gateway/+';
+/** Request IDs a gateway may give its requests. */
+export const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
 /** The update channel only the platform publishes on (a device publishing there would talk to itself). */
 const PLATFORM_UPDATE_CHANNEL = 'available';
 
@@ -46,7 +56,8 @@ export type DeviceChannel =
   | { kind: 'state_get' }
   | { kind: 'command_result'; commandId: string }
   | { kind: 'presence' }
-  | { kind: 'update'; name: string };
+  | { kind: 'update'; name: string }
+  | { kind: 'gateway_register' };
 
 /** What the platform publishes on, below `d/<id>/`. */
 export type PlatformChannel =
@@ -54,7 +65,9 @@ export type PlatformChannel =
   | { kind: 'state_desired' }
   | { kind: 'state_delta' }
   | { kind: 'command'; commandId: string }
-  | { kind: 'update'; name: string };
+  | { kind: 'update'; name: string }
+  | { kind: 'gateway_result' }
+  | { kind: 'gateway_detached' };
 
 /** Topics the platform publishes to a device, below `d/<id>/` (as filters, documented for subscribers). */
 export const SERVER_TOPICS = [STATE_DESIRED, STATE_DELTA, COMMANDS, ERRORS, 'updates/+'] as const;
@@ -73,6 +86,8 @@ export function deviceChannelSuffix(channel: DeviceChannel): string {
       return PRESENCE;
     case 'update':
       return updateSuffix(channel.name);
+    case 'gateway_register':
+      return GATEWAY_REGISTER;
   }
 }
 
@@ -89,6 +104,8 @@ export function parseDeviceChannel(suffix: string): DeviceChannel | null {
       return { kind: 'state_get' };
     case PRESENCE:
       return { kind: 'presence' };
+    case GATEWAY_REGISTER:
+      return { kind: 'gateway_register' };
   }
   const levels = suffix.split('/');
   if (levels.length === 3 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!) && levels[2] === 'result')
@@ -110,6 +127,10 @@ export function platformChannelSuffix(channel: PlatformChannel): string {
       return commandSuffix(channel.commandId);
     case 'update':
       return updateSuffix(channel.name);
+    case 'gateway_result':
+      return GATEWAY_RESULT;
+    case 'gateway_detached':
+      return GATEWAY_DETACHED;
   }
 }
 
@@ -122,6 +143,10 @@ export function parsePlatformChannel(suffix: string): PlatformChannel | null {
       return { kind: 'state_desired' };
     case STATE_DELTA:
       return { kind: 'state_delta' };
+    case GATEWAY_RESULT:
+      return { kind: 'gateway_result' };
+    case GATEWAY_DETACHED:
+      return { kind: 'gateway_detached' };
   }
   const levels = suffix.split('/');
   if (levels.length === 2 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!)) return { kind: 'command', commandId: levels[1]! };
@@ -203,3 +228,32 @@ export interface CommandOutcome {
 }
 
 export type JsonObject = { [key: string]: unknown };
+
+/** A gateway's request to register a child (protocol §3.5), on `d/<gateway>/gateway/register`. */
+export interface ChildRegistration {
+  /** The gateway's ID for the request, echoed in the answer. */
+  id: string;
+  /** The child's serial (unique in the organization). */
+  serial: string;
+  /** The child's product, by ID or by name. */
+  productId?: string;
+  product?: string;
+}
+
+/** A child as the platform tells its gateway. */
+export interface ChildDevice {
+  deviceId: string;
+  serial: string;
+  productId: string;
+  status: string;
+}
+
+/** The answer on `d/<gateway>/gateway/result`. */
+export type GatewayResult =
+  { id: string; ok: true; child: ChildDevice } | { id: string; ok: false; error: { code: string; message: string } };
+
+/** The notice on `d/<gateway>/gateway/detached`: the gateway may no longer speak for this child. */
+export interface ChildDetached {
+  deviceId: string;
+  reason: string;
+}

@@ -24,6 +24,9 @@ import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
 import { EnrollmentService } from './devices/enrollment.js';
 import { DeviceCertificateVerifier } from './devices/identity.js';
+import { GatewayFeed } from './devices/gateway-feed.js';
+import { GatewayStore } from './devices/gateway-store.js';
+import { GatewaysService } from './devices/gateways.js';
 import { DeviceLink } from './devices/messaging.js';
 import { DevicesService } from './devices/service.js';
 import { ShadowService } from './devices/shadow.js';
@@ -78,6 +81,9 @@ export interface Platform {
     symmetricKeys: SymmetricKeyService;
     identity: DeviceCertificateVerifier;
     bootstrapCas: BootstrapCaService;
+    /** Gateways and their children; the feed tells the broker of this node when a child is cut from its gateway. */
+    gateways: GatewaysService;
+    gatewayFeed: GatewayFeed;
   };
   pki: PkiService;
   telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob; quota: TelemetryQuota };
@@ -141,7 +147,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
   const devicesStore = new DevicesStore(db);
-  const devicesService = new DevicesService(devicesStore, audit, clock);
+  const gatewayFeed = new GatewayFeed();
+  const devicesService = new DevicesService(devicesStore, audit, clock, gatewayFeed);
   const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), {
     crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
   });
@@ -157,6 +164,11 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas),
     identity,
     bootstrapCas,
+    gatewayFeed,
+    gateways: new GatewaysService(devicesStore, new GatewayStore(db), audit, clock, gatewayFeed, {
+      maxChildrenPerGateway: config.mqtt.maxChildrenPerGateway,
+      registrationsPerMinute: config.mqtt.gatewayRegistrationsPerMinute,
+    }),
     symmetricKeys: new SymmetricKeyService(db, devicesStore, box, audit, clock, {
       maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds,
     }),

@@ -8,7 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { installAuthentication } from './accounts/routes/authentication.js';
 import { accountsRoutes } from './accounts/routes/index.js';
 import { auditRoutes } from './audit/routes.js';
-import { deviceRoutes, enrollmentRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
+import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
 import type { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
 import { pkiRoutes } from './pki/routes.js';
@@ -34,6 +34,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
     await app.register(symmetricKeyRoutes({ symmetricKeys: devices.symmetricKeys, loginRateLimitPerMinute }));
     await app.register(telemetryRoutes({ telemetry: telemetry.service, quota: telemetry.quota }), { prefix: '/api/v1' });
     await app.register(stateRoutes({ shadow: devices.shadow, commands: devices.commands }), { prefix: '/api/v1' });
+    await app.register(gatewayRoutes({ gateways: devices.gateways }), { prefix: '/api/v1' });
     // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
     // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
     await app.register(repositoryRoutes({ repository: updates.repository }));

@@ -4,10 +4,13 @@
  */
 
 /** Runs `work` over the items with at most `concurrency` at a time. */
-export async function inBatches<T>(items: T[], concurrency: number, work: (item: T) => Promise<unknown>): Promise<void> {
+export async function inBatches<T>(items: T[], concurrency: number, work: (item: T, index: number) => Promise<unknown>): Promise<void> {
   let next = 0;
   const lanes = Array.from({ length: Math.min(concurrency, items.length) }, async () => {
-    while (next < items.length) await work(items[next++]!);
+    while (next < items.length) {
+      const index = next++;
+      await work(items[index]!, index);
+    }
   });
   await Promise.all(lanes);
 }

@@ -10,6 +10,7 @@ import { runSimulation, type SimProgress, type SimSummary } from './run.js';
 import { runUpdateSimulation, type UpdateSimProgress, type UpdateSimSummary } from './update-run.js';
 
 const USAGE = `Usage: bulwark-sim --api https://HOST:8443 --ca ca.pem --api-key KEY --devices N --rate R --duration S [--product ID] [--mqtt mqtts://HOST:8883] [--json]
+       bulwark-sim --gateways G --children-per-gateway N --api … --ca … --api-key … --rate R --duration S [--product ID] [--json]
        bulwark-sim --updates --api … --ca … --api-key … --devices N --duration S --product ID --org ID --hardware-id HW
                    --root root.json --director-root director-root.json [--fail-health 0.2] [--factory-version 1.0.0] [--state-dir DIR] [--json]
 
@@ -22,6 +23,8 @@ const USAGE = `Usage: bulwark-sim --api https://HOST:8443 --ca ca.pem --api-key 
   --product    product ID to register the devices under (default: a product named "bulwark-sim")
   --mqtt       the broker (default: the API's host, port 8883)
   --json       print the summary as JSON
+  --gateways   gateway mode: G gateways (instead of --devices), each made a gateway through the API,
+               registering --children-per-gateway children over MQTT and publishing for each at --rate
 
 Update mode (--updates): each device runs the update agent over its own state directory (factory
 image --factory-version in slot a, the organization's --root and --director-root from its
@@ -56,7 +59,7 @@ export function formatUpdateSummary(s: UpdateSimSummary): string {
 
 export function formatSummary(s: SimSummary): string {
   const lines = [
-    `${s.ok ? 'OK' : 'FAILED'}: ${s.devices} devices, sent ${s.sent}, acked ${s.acked}, errors ${s.errors}, ${s.averageRate} msg/s acknowledged on average, ${s.elapsedSeconds}s in all`,
+    `${s.ok ? 'OK' : 'FAILED'}: ${s.devices} ${s.children === undefined ? 'devices' : `gateways with ${s.children} children`}, sent ${s.sent}, acked ${s.acked}, errors ${s.errors}, ${s.averageRate} msg/s acknowledged on average, ${s.elapsedSeconds}s in all`,
     ...s.failures.map((f) => `  - ${f}`),
   ];
   return lines.join('\n');
@@ -94,6 +97,8 @@ export async function main(
         ca: { type: 'string' },
         'api-key': { type: 'string' },
         devices: { type: 'string' },
+        gateways: { type: 'string' },
+        'children-per-gateway': { type: 'string' },
         rate: { type: 'string' },
         duration: { type: 'string' },
         product: { type: 'string' },
@@ -119,7 +124,13 @@ export async function main(
     if (!values.ca) throw new Error('--ca is required');
     const apiKey = values['api-key'] ?? process.env.BULWARK_API_KEY;
     if (!apiKey) throw new Error('--api-key (or BULWARK_API_KEY) is required');
-    const devices = positive('devices', values.devices);
+    const gatewayMode = values.gateways !== undefined;
+    const gateways = gatewayMode ? positive('gateways', values.gateways) : 0;
+    const childrenPerGateway = gatewayMode ? positive('children-per-gateway', values['children-per-gateway']) : 0;
+    if (!Number.isInteger(gateways) || !Number.isInteger(childrenPerGateway))
+      throw new Error('--gateways and --children-per-gateway must be whole numbers');
+    if (gatewayMode && values.updates) throw new Error('--gateways cannot be combined with --updates');
+    const devices = gatewayMode ? gateways : positive('devices', values.devices);
     if (!Number.isInteger(devices)) throw new Error('--devices must be a whole number');
     if (values.updates) {
       const failHealth = values['fail-health'] === undefined ? 0 : Number(values['fail-health']);
@@ -155,6 +166,7 @@ export async function main(
       rate: positive('rate', values.rate),
       durationSeconds: positive('duration', values.duration),
       json: values.json,
+      ...(gatewayMode ? { gateways, childrenPerGateway } : {}),
       ...(values.product ? { productId: values.product } : {}),
       ...(values.mqtt ? { brokerUrl: values.mqtt } : {}),
     };

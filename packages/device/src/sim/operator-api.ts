@@ -1,6 +1,6 @@
 /**
  * The operator API calls the simulator makes with a scoped API key (devices:read, devices:write):
- * find or create its product, register devices, and issue their certificates from CSRs in
+ * find or create its product, register devices (and make gateways of some), and issue their certificates from CSRs in
  * batches (factory provisioning). Answers 429 are waited out (Retry-After) and tried again.
  */
 import https from 'node:https';
@@ -42,6 +42,11 @@ export class OperatorApi {
     return (await this.call<{ id: string }>('POST', '/api/v1/devices', { serial, productId })).id;
   }
 
+  /** Makes the device a gateway (devices:write): it may then register and relay children. */
+  async makeGateway(deviceId: string): Promise<void> {
+    await this.call('PUT', `/api/v1/devices/${encodeURIComponent(deviceId)}/gateway`, { enabled: true });
+  }
+
   /** Issues certificates for up to CERTIFICATE_BATCH CSRs (PEM); throws on the first item the platform refused. */
   async issueCertificates(items: { deviceId: string; csr: string }[]): Promise<IssuedCertificate[]> {
     const { results } = await this.call<{
@@ -53,7 +58,7 @@ export class OperatorApi {
     });
   }
 
-  private async call<T>(method: 'GET' | 'POST', path: string, json?: unknown): Promise<T> {
+  private async call<T>(method: 'GET' | 'POST' | 'PUT', path: string, json?: unknown): Promise<T> {
     for (let attempt = 0; ; attempt++) {
       try {
         return await httpsJson<T>(new URL(path, this.apiUrl).toString(), {

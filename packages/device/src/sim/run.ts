@@ -5,10 +5,16 @@
  * per second **per device** for `durationSeconds`. Reports progress while it runs and a summary
  * at the end; `ok` is false when a device never connected, a message was refused or not
  * acknowledged.
+ *
+ * Gateway mode (`gateways`, `childrenPerGateway`): `devices` is ignored; each of the gateways is
+ * provisioned like a device, made a gateway through the operator API, connects, registers its
+ * children over MQTT (GatewayClient) and publishes each child's telemetry at `rate` per child
+ * over its own connection.
  */
 import { randomBytes } from 'node:crypto';
 import { DeviceClient } from '../client.js';
 import { QueueFullError } from '../errors.js';
+import { GatewayClient, type ChildHandle } from '../gateway.js';
 import { createCsr, generateDeviceKey } from '../keys.js';
 import { inBatches } from './batches.js';
 import { CERTIFICATE_BATCH, OperatorApi } from './operator-api.js';
@@ -31,6 +37,9 @@ export interface SimOptions {
   connectConcurrency?: number;
   /** Wait this long after the run for outstanding acknowledgements (default 10 s). */
   drainSeconds?: number;
+  /** Gateway mode: this many gateways (instead of `devices`), each relaying `childrenPerGateway` children. */
+  gateways?: number;
+  childrenPerGateway?: number;
 }
 
 export interface SimProgress {
@@ -44,6 +53,8 @@ export interface SimProgress {
   /** Acknowledged messages per second over the last interval. */
   rate: number;
   elapsedSeconds: number;
+  /** Gateway mode: children registered through the gateways (and publishing). */
+  children?: number;
 }
 
 export interface SimSummary extends SimProgress {
@@ -59,9 +70,11 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
   const started = Date.now();
   const api = new OperatorApi(options.apiUrl, options.ca, options.apiKey);
   const brokerUrl = options.brokerUrl ?? `mqtts://${new URL(options.apiUrl).hostname}:8883`;
+  const gateways = options.gateways ?? 0;
+  const perGateway = options.childrenPerGateway ?? 0;
   const progress: SimProgress = {
     phase: 'provisioning',
-    devices: options.devices,
+    devices: gateways > 0 ? gateways : options.devices,
     provisioned: 0,
     connected: 0,
     sent: 0,
@@ -76,12 +89,14 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
     if (failures.length < MAX_FAILURES_KEPT) failures.push(what);
   };
   const clients: DeviceClient[] = [];
+  /** Per client, messages acknowledged before publishing started (a gateway's registrations): not telemetry. */
+  const before = new Map<DeviceClient, number>();
   const timers: NodeJS.Timeout[] = [];
   let lastAcked = 0;
   let lastTick = started;
   const report = () => {
     const now = Date.now();
-    progress.acked = clients.reduce((n, c) => n + c.stats.acked, 0);
+    progress.acked = clients.reduce((n, c) => n + c.stats.acked - (before.get(c) ?? 0), 0);
     progress.rate = Math.round(((progress.acked - lastAcked) * 1000) / Math.max(1, now - lastTick));
     progress.elapsedSeconds = Math.round((now - started) / 100) / 10;
     lastAcked = progress.acked;
@@ -92,7 +107,8 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
   try {
     const productId = options.productId ?? (await api.productNamed('bulwark-sim'));
     const run = randomBytes(4).toString('hex');
-    const identities = await provision(api, productId, run, options.devices, () => progress.provisioned++);
+    const identities = await provision(api, productId, run, progress.devices, () => progress.provisioned++);
+    if (gateways > 0) await inBatches(identities, 8, (identity) => api.makeGateway(identity.deviceId));
 
     progress.phase = 'connecting';
     for (const identity of identities) {
@@ -109,20 +125,42 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
       client.on('disconnected', () => progress.connected--);
       clients.push(client);
     }
+    const relays = gateways > 0 ? clients.map((client) => new GatewayClient(client)) : [];
     await inBatches(clients, options.connectConcurrency ?? 50, (client) => client.connect().catch(() => undefined));
+    // Gateway mode: each gateway registers its children over its own connection; they are what publishes.
+    const speakers: { deviceId: string; send: (values: Record<string, number>) => unknown; owner: DeviceClient }[] = [];
+    if (gateways > 0) {
+      progress.children = 0;
+      await inBatches(relays, 8, async (relay, g) => {
+        if (relay.client.failure) return;
+        for (let c = 0; c < perGateway; c++) {
+          try {
+            const child: ChildHandle = await relay.registerChild(`sim-${run}-g${g}-c${c}`, { productId });
+            speakers.push({ deviceId: child.deviceId, send: (values) => child.sendTelemetry(values), owner: relay.client });
+            progress.children!++;
+          } catch (error) {
+            fail(`${relay.client.deviceId}: ${(error as Error).message}`);
+          }
+        }
+        await relay.client.drained().catch(() => undefined);
+        before.set(relay.client, relay.client.stats.acked);
+      });
+    } else
+      for (const client of clients)
+        speakers.push({ deviceId: client.deviceId, send: (values) => client.sendTelemetry(values), owner: client });
 
     progress.phase = 'publishing';
     const publishStart = Date.now();
     const interval = 1000 / options.rate;
-    for (const client of clients) {
-      if (client.failure) continue;
+    for (const speaker of speakers) {
+      if (speaker.owner.failure) continue;
       let n = 0;
       const tick = () => {
         try {
-          client.sendTelemetry({ seq: n++, temperature: Math.round((20 + Math.random() * 5) * 100) / 100 });
+          speaker.send({ seq: n++, temperature: Math.round((20 + Math.random() * 5) * 100) / 100 });
           progress.sent++;
         } catch (error) {
-          if (error instanceof QueueFullError) fail(`${client.deviceId}: ${error.message}`);
+          if (error instanceof QueueFullError) fail(`${speaker.deviceId}: ${error.message}`);
           else throw error;
         }
       };
@@ -147,7 +185,9 @@ export async function runSimulation(options: SimOptions): Promise<SimSummary> {
     );
     drained.forEach((ok, i) => ok || fail(`${clients[i]!.deviceId}: ${clients[i]!.queue.size} messages not acknowledged`));
     const everConnected = clients.filter((c) => c.stats.connects > 0).length;
-    if (everConnected < options.devices) fail(`${options.devices - everConnected} of ${options.devices} devices never connected`);
+    if (everConnected < progress.devices) fail(`${progress.devices - everConnected} of ${progress.devices} devices never connected`);
+    if (gateways > 0 && progress.children !== gateways * perGateway)
+      fail(`${gateways * perGateway - progress.children!} of ${gateways * perGateway} children not registered`);
 
     progress.phase = 'done';
     report();

@@ -91,6 +91,58 @@ describe('bulwark-sim against a real platform', () => {
     );
   });
 
+  it('runs 2 gateways × 5 children: each gateway registers its children over MQTT and their telemetry lands under each child', async () => {
+    const run = await sim([
+      ...base(),
+      '--api-key',
+      apiKey,
+      '--gateways',
+      '2',
+      '--children-per-gateway',
+      '5',
+      '--rate',
+      '2',
+      '--duration',
+      '2',
+      '--json',
+    ]);
+    assert.equal(run.code, 0, run.out + run.err);
+    const summary = JSON.parse(run.out.trim().split('\n').at(-1)!) as {
+      ok: boolean;
+      devices: number;
+      children: number;
+      sent: number;
+      acked: number;
+    };
+    assert.equal(summary.ok, true);
+    assert.deepEqual([summary.devices, summary.children], [2, 10]);
+    assert.equal(summary.acked, summary.sent);
+    const gateways = await p.t.platform.db.selectFrom('devices').select('id').where('gateway_enabled_at', 'is not', null).execute();
+    assert.equal(gateways.length, 2);
+    const children = await p.t.platform.db
+      .selectFrom('devices')
+      .select(['id', 'gateway_id'])
+      .where(
+        'gateway_id',
+        'in',
+        gateways.map((g) => g.id),
+      )
+      .execute();
+    assert.equal(children.length, 10);
+    for (const g of gateways) assert.equal(children.filter((c) => c.gateway_id === g.id).length, 5);
+    const stored = await Promise.all(children.map((c) => p.stored(c.id)));
+    assert.ok(
+      stored.every((n) => n >= 2),
+      `stored per child: ${stored.join(', ')}`,
+    );
+    assert.equal(
+      stored.reduce((a, b) => a + b, 0),
+      summary.acked,
+    );
+    // Nothing under the gateways themselves: they only relayed.
+    for (const g of gateways) assert.equal(await p.stored(g.id), 0);
+  });
+
   it('prints progress lines and a readable summary, and exits 1 when the API key is refused', async () => {
     const run = await sim([
       ...base(),

@@ -11,7 +11,7 @@ import { checkLink, checkpointPayload, entryHash, GENESIS_HASH, type ChainProble
 
 export interface AuditEvent {
   organizationId: string | null;
-  actor: { type: 'user' | 'api_key' | 'system' | 'cli' | 'anonymous'; id: string | null };
+  actor: { type: 'user' | 'api_key' | 'system' | 'cli' | 'anonymous' | 'device'; id: string | null };
   action: string;
   target?: { type: string; id: string | null };
   sourceIp?: string | null;

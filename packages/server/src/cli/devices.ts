@@ -18,6 +18,7 @@ import type { Platform } from '../platform.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import type { DeviceStatus } from '../devices/model.js';
 import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
+import { registerGatewayCommands } from './gateways.js';
 import { registerSymmetricKeyCommands } from './symmetric-keys.js';
 
 /** A file read from disk may be larger than an HTTP body; still bounded so a mistake cannot exhaust memory. */
@@ -64,6 +65,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export function registerDevicesCommands(program: Command): void {
   const devices = program.command('devices').description('register, import, list and manage devices');
   registerSymmetricKeyCommands(devices);
+  registerGatewayCommands(devices);
 
   orgCommand(devices, 'add-product', 'create a product (a device model)')
     .requiredOption('--name <name>', 'product name, unique in the organization')

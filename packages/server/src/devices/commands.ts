@@ -68,10 +68,11 @@ export class CommandService {
     const device = await this.deviceOf(actor, deviceId);
     if (device.status !== 'active')
       throw new ConflictError(`A ${device.status} device is not sent commands`, { status: device.status }, 'device.not_commandable');
+    // A child device is reached through its gateway: online while its gateway is.
     const presence = await this.db
       .selectFrom('device_presence')
       .select('connected_since')
-      .where('device_id', '=', device.id)
+      .where('device_id', '=', device.gateway_id ?? device.id)
       .executeTakeFirst();
     if (!presence || presence.connected_since === null)
       throw new ConflictError('The device is offline: commands are delivered to connected devices only', { deviceId }, 'device.offline');

@@ -3,7 +3,7 @@
  * another organization, is the platform's ordinary NotFoundError (the same answer either way).
  */
 import { ErrorCodes } from '@bulwark/protocol';
-import { BulwarkError, ConflictError, ValidationError } from '../errors.js';
+import { BulwarkError, ConflictError, ForbiddenError, ValidationError } from '../errors.js';
 import type { FieldProblem } from './model.js';
 import type { DeviceStatus } from './model.js';
 
@@ -79,6 +79,90 @@ export class DeviceNotEnrollableError extends ConflictError {
       `Device ${deviceId} is ${status}: only a pending, active or quarantined device can be enrolled`,
       { deviceId, status },
       'device.not_enrollable',
+    );
+  }
+}
+
+/** The device is not a gateway (an operator makes one with devices:write; a device cannot make itself one). */
+export class NotAGatewayError extends ForbiddenError {
+  constructor(deviceId: string) {
+    super(
+      `Device ${deviceId} is not a gateway: an operator must make it one before it registers or relays children`,
+      ErrorCodes.gatewayNotAGateway,
+      {
+        deviceId,
+      },
+    );
+  }
+}
+
+/** The device asked for as a child is another gateway's, a directly connected device, or a gateway. */
+export class ChildTakenError extends ConflictError {
+  constructor(serial: string, why: 'other_gateway' | 'direct' | 'gateway') {
+    const reason = {
+      other_gateway: 'is attached to another gateway',
+      direct: 'is a directly connected device with its own credential',
+      gateway: 'is a gateway itself',
+    }[why];
+    super(
+      `The device with serial "${serial}" ${reason}: it cannot be registered as this gateway's child`,
+      { serial, why },
+      ErrorCodes.gatewayChildTaken,
+    );
+  }
+}
+
+/** The gateway holds its limit of children. */
+export class ChildrenLimitError extends ConflictError {
+  constructor(limit: number) {
+    super(`A gateway may have at most ${limit} children; detach one first`, { limit }, ErrorCodes.gatewayChildrenLimit);
+  }
+}
+
+/** A gateway cannot be a child, nor a child a gateway. */
+export class NestedGatewayError extends ConflictError {
+  constructor(deviceId: string, message: string) {
+    super(message, { deviceId }, ErrorCodes.gatewayNested);
+  }
+}
+
+/** The device is not a child of that gateway. */
+export class NotAChildError extends ConflictError {
+  constructor(gatewayId: string, childId: string) {
+    super(`Device ${childId} is not a child of gateway ${gatewayId}`, { gatewayId, childId }, ErrorCodes.gatewayNotAChild);
+  }
+}
+
+/** Making a device with children an ordinary device again. */
+export class GatewayHasChildrenError extends ConflictError {
+  constructor(gatewayId: string, children: number) {
+    super(
+      `Gateway ${gatewayId} still has ${children} children: detach or move them first`,
+      { gatewayId, children },
+      ErrorCodes.gatewayHasChildren,
+    );
+  }
+}
+
+/** The gateway registers children faster than `gateways.registrationsPerMinute`. */
+export class RegistrationRateError extends BulwarkError {
+  constructor(perMinute: number, retryAfterSeconds: number) {
+    super(
+      ErrorCodes.gatewayRegistrationRate,
+      `A gateway may register at most ${perMinute} children a minute; retry in ${retryAfterSeconds} s`,
+      429,
+      { perMinute, retryAfterSeconds },
+    );
+  }
+}
+
+/** A child speaks through its gateway: it is given no certificate or key of its own. */
+export class ChildNotEnrollableError extends ConflictError {
+  constructor(deviceId: string, gatewayId: string) {
+    super(
+      `Device ${deviceId} is a child of gateway ${gatewayId}: it speaks through its gateway and gets no credential of its own (detach it first)`,
+      { deviceId, gatewayId },
+      ErrorCodes.gatewayChildNotEnrollable,
     );
   }
 }

@@ -24,7 +24,9 @@ export interface DeviceIdentity {
   status: DeviceStatus;
   credential:
     | { type: 'certificate'; certificateSerial: string; notAfter: number }
-    | { type: 'symmetric_key'; keyVersion: number; tokenExpiresAt: number };
+    | { type: 'symmetric_key'; keyVersion: number; tokenExpiresAt: number }
+    /** A child device speaks through its gateway's session and has no credential of its own (issue 14). */
+    | { type: 'via_gateway'; gatewayId: string; expiresAt: number };
 }
 
 /** Why a device credential was refused; stable, and safe to log (never echoed to the device in detail). */

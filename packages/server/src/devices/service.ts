@@ -12,7 +12,9 @@ import { isUniqueViolation } from '../storage/unique-violation.js';
 import type { DeviceStatus } from './model.js';
 import { newId } from '../tokens.js';
 import { ErrorCodes } from '@bulwark/protocol';
+import type { GatewayFeed } from './gateway-feed.js';
 import {
+  ChildNotEnrollableError,
   DeviceNotEnrollableError,
   ImportRejectedError,
   InvalidTransitionError,
@@ -113,6 +115,8 @@ export class DevicesService {
     private readonly store: DevicesStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    /** Told of every status change at once, so the broker cuts a child that left service from its gateway. */
+    private readonly feed?: GatewayFeed,
   ) {}
 
   async createProduct(
@@ -316,8 +320,10 @@ export class DevicesService {
   async transition(actor: Actor, deviceId: string, action: LifecycleAction, reason?: string): Promise<DeviceView> {
     requirePermission(actor, 'devices:write');
     const to: DeviceStatus = LIFECYCLE_ACTIONS[action];
-    return this.store.db.transaction().execute(async (trx) => {
+    let gatewayId: string | null = null;
+    const view = await this.store.db.transaction().execute(async (trx) => {
       const device = await this.deviceOf(actor, deviceId, trx);
+      gatewayId = device.gateway_id;
       if (!canTransition(device.status, to)) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       const now = this.clock.now();
       // The status it was read with is part of the condition, so two concurrent changes cannot both apply.
@@ -341,6 +347,9 @@ export class DevicesService {
       );
       return toDeviceView({ ...device, status: to, updated_at: now });
     });
+    if (gatewayId !== null)
+      this.feed?.emit({ childId: view.id, gatewayId, status: view.status, serial: view.serial, productId: view.productId });
+    return view;
   }
 
   /**
@@ -362,6 +371,7 @@ export class DevicesService {
     const row = await this.store.deviceInOrganization(organizationId, deviceId);
     if (!row) throw new NotFoundError('Device', { deviceId });
     if (row.status === 'disabled' || row.status === 'retired') throw new DeviceNotEnrollableError(deviceId, row.status);
+    if (row.gateway_id !== null) throw new ChildNotEnrollableError(deviceId, row.gateway_id);
     return toDeviceView(row);
   }
 
@@ -506,6 +516,9 @@ export class DevicesService {
       tags: JSON.stringify(input.tags),
       group_name: input.group,
       owner_user_id: null,
+      gateway_enabled_at: null,
+      gateway_id: null,
+      gateway_changed_at: null,
       created_at: now,
       updated_at: now,
     };

@@ -107,7 +107,9 @@ export class ShadowService {
     let updated: ShadowView;
     try {
       checkPatch(patch);
-      updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, null);
+      // A child's report names the gateway that relayed it in the shadow history.
+      const by = identity.credential.type === 'via_gateway' ? `gateway:${identity.credential.gatewayId}` : null;
+      updated = await this.change(identity.deviceId, identity.organizationId, 'reported', patch, by);
     } catch (error) {
       if (error instanceof StateError) throw new DeviceMessageRefusal('state.invalid', error.message);
       throw error;

@@ -96,6 +96,14 @@ export class DevicesStore {
     return row?.status;
   }
 
+  /** A device's status, gateway flag and gateway (the broker's check of a gateway session). */
+  statusAndGateway(
+    deviceId: string,
+    db: Executor = this.db,
+  ): Promise<{ status: DeviceStatus; gateway_enabled_at: number | null; gateway_id: string | null } | undefined> {
+    return db.selectFrom('devices').select(['status', 'gateway_enabled_at', 'gateway_id']).where('id', '=', deviceId).executeTakeFirst();
+  }
+
   /** A device of the organization; another organization's device is simply not found. */
   deviceInOrganization(organizationId: string, deviceId: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
     return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('id', '=', deviceId).executeTakeFirst();

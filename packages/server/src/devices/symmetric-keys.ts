@@ -19,7 +19,7 @@ import type { KeyCustody } from '../keys/custody.js';
 import type { Database, DeviceSymmetricKeysTable, EnrollmentGroupsTable } from '../storage/schema.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
-import { DeviceNotEnrollableError } from './errors.js';
+import { ChildNotEnrollableError, DeviceNotEnrollableError } from './errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from './identity.js';
 import { SERIAL } from './model.js';
 import {
@@ -108,6 +108,7 @@ export class SymmetricKeyService {
         const device = await this.devices.deviceInOrganization(actor.organizationId, deviceId, trx);
         if (!device) throw new NotFoundError('Device', { deviceId });
         if (device.status === 'disabled' || device.status === 'retired') throw new DeviceNotEnrollableError(deviceId, device.status);
+        if (device.gateway_id !== null) throw new ChildNotEnrollableError(device.id, device.gateway_id);
         const installed = await this.installKey(device, key, null, graceSeconds * 1000, trx);
         // Like a certificate, a key is the device's credential: a pending device becomes active.
         await this.activateIfPending(device, auditActor(actor), actor.sourceIp, 'symmetric key issued', this.clock.now(), trx);
@@ -369,6 +370,9 @@ export class SymmetricKeyService {
           tags: '[]',
           group_name: null,
           owner_user_id: null,
+          gateway_enabled_at: null,
+          gateway_id: null,
+          gateway_changed_at: null,
           created_at: now,
           updated_at: now,
         };
@@ -397,6 +401,7 @@ export class SymmetricKeyService {
             { serial, status: device.status },
             'device.not_enrollable',
           );
+        if (device.gateway_id !== null) throw new ChildNotEnrollableError(device.id, device.gateway_id);
         if (await this.holdsKey(device.id, group.id, key, trx)) return { deviceId: device.id, created: false };
         await this.activateIfPending(device, actor, sourceIp, 'registered', now, trx);
       }

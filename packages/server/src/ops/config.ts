@@ -95,6 +95,16 @@ export const ConfigSchema = Type.Object(
           maximum: 60_000,
           description: 'connections one device may open per minute (after a burst of 10); more are refused at CONNECT',
         }),
+        maxChildrenPerGateway: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          description: 'child devices one gateway may have attached; more are refused (gateway.children_limit)',
+        }),
+        gatewayRegistrationsPerMinute: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          description: 'children one gateway may register per minute over MQTT; more are refused (gateway.registration_rate)',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -320,6 +330,8 @@ export function defaultConfig(dataDir: string): Config {
       maxConnectBytes: 16 * 1024,
       connectTimeoutMs: 10_000,
       deviceConnectsPerMinute: 30,
+      maxChildrenPerGateway: 256,
+      gatewayRegistrationsPerMinute: 60,
     },
     sessions: { idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, stepUpMinutes: 5 },
     auth: {

@@ -184,6 +184,12 @@ export interface DevicesTable {
   tags: string; // JSON array (also one row per tag in device_tags, for filtering)
   group_name: string | null;
   owner_user_id: string | null; // consumer binding (a later issue)
+  /** 018: when an operator made this device a gateway; null: not a gateway. */
+  gateway_enabled_at: number | null;
+  /** 018: the gateway this child device is attached to (it has no credential of its own); null: a directly connected device. */
+  gateway_id: string | null;
+  /** 018: when the device was last attached to, moved between or detached from gateways (brokers poll it). */
+  gateway_changed_at: number | null;
   created_at: number;
   updated_at: number;
 }

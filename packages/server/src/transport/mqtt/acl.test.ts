@@ -1,6 +1,15 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
+import fc from 'fast-check';
+import type { DeviceStatus } from '../../devices/model.js';
+import {
+  authorizeChildPublish,
+  authorizeChildSubscribe,
+  authorizeDevicePublish,
+  authorizeDeviceSubscribe,
+  mayDeliver,
+  mayDeliverToGateway,
+} from './acl.js';
 
 const ME = 'dev-1';
 
@@ -85,5 +94,58 @@ describe('device ACL', () => {
     ]) {
       assert.equal(authorizeDeviceSubscribe(ME, 'active', filter).ok, false, filter);
     }
+  });
+});
+
+describe('gateway ACL (children of one gateway session)', () => {
+  const children = new Map<string, DeviceStatus>([
+    ['child-a', 'active'],
+    ['child-q', 'quarantined'],
+    ['child-d', 'disabled'],
+  ]);
+  const statusOf = (id: string) => children.get(id);
+
+  it('lets a gateway act on its active children’s channels, and a quarantined child’s updates only', () => {
+    for (const topic of ['d/child-a/telemetry', 'd/child-a/state/reported', 'd/child-a/commands/c1/result', 'd/child-q/updates/status'])
+      assert.equal(authorizeChildPublish(statusOf, topic).ok, true, topic);
+    for (const filter of ['d/child-a/commands/+', 'd/child-a/state/desired', 'd/child-a/errors', 'd/child-q/updates/+'])
+      assert.equal(authorizeChildSubscribe(statusOf, filter).ok, true, filter);
+    assert.ok(mayDeliverToGateway(statusOf, 'd/child-a/commands/c1'));
+    assert.ok(!mayDeliverToGateway(statusOf, 'd/child-q/commands/c1'));
+  });
+
+  it('refuses any device that is not its child, a disabled child, wildcards in the prefix, and child registrations', () => {
+    for (const topic of [
+      'd/other/telemetry',
+      'd/child-d/telemetry',
+      'd/child-q/telemetry',
+      'd/child-a/gateway/register',
+      'd/child-a/state/desired',
+      'd/+/telemetry',
+      'd/child-a',
+      '$SYS/x',
+    ])
+      assert.equal(authorizeChildPublish(statusOf, topic).ok, false, topic);
+    for (const filter of ['d/+/commands/+', 'd/#', '#', 'd/other/commands/+', 'd/child-d/commands/+', '$share/g/d/child-a/commands/+'])
+      assert.equal(authorizeChildSubscribe(statusOf, filter).ok, false, filter);
+    assert.ok(!mayDeliverToGateway(statusOf, 'd/other/commands/c1'));
+    assert.ok(!mayDeliverToGateway(statusOf, 'd/child-d/commands/c1'));
+  });
+
+  it('never authorizes a topic of a device outside the set, whatever the topic', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ maxLength: 40 }).filter((id) => !id.includes('/')),
+        fc.string({ maxLength: 60 }),
+        (id, suffix) => {
+          fc.pre(!children.has(id));
+          const topic = `d/${id}/${suffix}`;
+          assert.equal(authorizeChildPublish(statusOf, topic).ok, false, topic);
+          assert.equal(authorizeChildSubscribe(statusOf, topic).ok, false, topic);
+          assert.equal(mayDeliverToGateway(statusOf, topic), false, topic);
+        },
+      ),
+      { numRuns: 2000 },
+    );
   });
 });

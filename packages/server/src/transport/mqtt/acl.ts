@@ -3,9 +3,11 @@
  * may touch starts with `d/<its own device ID>/`; what lies below is a fixed list, so a device
  * can neither publish as nor listen to another device, nor reach `$SYS`, shared subscriptions
  * or anything the platform did not define. A quarantined device keeps its update topics only,
- * so it can still be repaired. Pure functions: the broker calls them on every packet.
+ * so it can still be repaired. A gateway (issue 14) may also act on the topics of the children
+ * attached to it, each by that child's status, and on no other device's. Pure functions: the
+ * broker calls them on every packet.
  */
-import { deviceTopic, parseDeviceChannel, TELEMETRY, topicShapeProblem, type DeviceChannel } from '@bulwark/protocol';
+import { deviceTopic, parseDeviceChannel, splitDeviceTopic, TELEMETRY, topicShapeProblem, type DeviceChannel } from '@bulwark/protocol';
 import type { DeviceStatus } from '../../devices/model.js';
 
 export type AclDecision<T> = { ok: true; value: T } | { ok: false; reason: string };
@@ -60,4 +62,39 @@ export function mayDeliver(deviceId: string, status: DeviceStatus, topic: string
   if (!topic.startsWith(prefix)) return false;
   if (status === 'active') return true;
   return status === 'quarantined' && topic.startsWith(`${prefix}updates/`);
+}
+
+/** A gateway session's children: the status of each (undefined: not a child of this gateway). */
+export type ChildStatus = (childId: string) => DeviceStatus | undefined;
+
+/** What a gateway may publish for a child: the child's own channels, by the child's status; never a gateway request. */
+export function authorizeChildPublish(children: ChildStatus, topic: string): AclDecision<{ childId: string; channel: DeviceChannel }> {
+  const split = splitDeviceTopic(topic);
+  const status = split ? children(split.deviceId) : undefined;
+  if (!split || status === undefined) return deny('topic of a device that is not a child of this gateway');
+  const decision = authorizeDevicePublish(split.deviceId, status, topic);
+  if (!decision.ok) return decision;
+  if (decision.value.kind === 'gateway_register') return deny('a child cannot register children');
+  return { ok: true, value: { childId: split.deviceId, channel: decision.value } };
+}
+
+/** What a gateway may subscribe to for a child: filters under the child's own prefix, by the child's status. */
+export function authorizeChildSubscribe(children: ChildStatus, filter: string): AclDecision<string> {
+  const split = splitDeviceTopic(filter);
+  const status = split ? children(split.deviceId) : undefined;
+  if (!split || status === undefined) return deny('filter of a device that is not a child of this gateway');
+  return authorizeDeviceSubscribe(split.deviceId, status, filter);
+}
+
+/** The device a topic names when it is one of the device channels (`d/<id>/telemetry`...), else null. */
+export function deviceChannelOwner(topic: string): string | null {
+  const split = splitDeviceTopic(topic);
+  return split && parseDeviceChannel(split.suffix) ? split.deviceId : null;
+}
+
+/** Whether a message may reach a gateway for one of its children (the child's status decides, as for the device itself). */
+export function mayDeliverToGateway(children: ChildStatus, topic: string): boolean {
+  const split = splitDeviceTopic(topic);
+  const status = split ? children(split.deviceId) : undefined;
+  return status !== undefined && mayDeliver(split!.deviceId, status, topic);
 }

@@ -24,17 +24,45 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { deviceTopic, ERRORS, filterMatches, STATE_DESIRED, type ErrorReply } from '@bulwark/protocol';
+import {
+  deviceTopic,
+  errorReply,
+  ErrorCodes,
+  ERRORS,
+  filterMatches,
+  GATEWAY_DETACHED,
+  GATEWAY_RESULT,
+  REQUEST_ID,
+  splitDeviceTopic,
+  STATE_DESIRED,
+  type DeviceChannel,
+  type ErrorReply,
+  type GatewayResult,
+} from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import type { Platform } from '../../platform.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
-import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
-import { discardWill, roomForSubscription } from './client-state.js';
+import type { ChildChange } from '../../devices/gateway-feed.js';
+import type { ChildView } from '../../devices/gateways.js';
+import { BulwarkError } from '../../errors.js';
+import {
+  authorizeChildPublish,
+  authorizeChildSubscribe,
+  authorizeDevicePublish,
+  authorizeDeviceSubscribe,
+  deviceChannelOwner,
+  mayDeliver,
+  mayDeliverToGateway,
+  type AclDecision,
+  type ChildStatus,
+} from './acl.js';
+import { discardWill, dropSubscriptions, roomForSubscription } from './client-state.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
-import { DeviceInbox, type InboxSession, type InboxStats } from './device-inbox.js';
+import { DeviceInbox, type DeviceMessage, type InboxSession, type InboxStats } from './device-inbox.js';
+import { credentialExpiry, GatewayRoster, type GatewayState } from './gateway-roster.js';
 import { DeviceMeters, type MeterRates } from './device-meters.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
@@ -85,7 +113,17 @@ interface Session extends InboxSession, SessionPresence {
   expiry: NodeJS.Timeout | null;
   /** Refusals already logged for this session (each kind once: a device must not be able to fill the log). */
   logged: Set<string>;
+  /** The children a gateway session may speak for (null: the device is not a gateway). */
+  gateway: GatewayState | null;
+  /** The status of each child, for the ACL (never a child: a function of `gateway`). */
+  childStatus: ChildStatus;
 }
+
+/** Subscriptions a gateway session may hold per child beyond maxSubscriptionsPerSession (commands, desired, delta, errors). */
+const SUBSCRIPTIONS_PER_CHILD = 4;
+const NO_CHILDREN: ChildStatus = () => undefined;
+/** Where an acknowledged, refused message goes: `$` topics are closed to devices, so to no one. */
+const REFUSED_SINK = '$bulwark/refused';
 
 export interface GatewayStats extends InboxStats {
   connectionsRefused: number;
@@ -111,6 +149,10 @@ export interface GatewayStats extends InboxStats {
   willsDropped: number;
   /** TLS handshakes that failed or did not finish within connectTimeoutMs. */
   tlsFailures: number;
+  /** Messages gateways relayed for their children. */
+  gatewayRelayed: number;
+  /** Children cut from a gateway session of this node (moved, detached, out of service). */
+  childrenCut: number;
 }
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
@@ -161,6 +203,8 @@ export class MqttGateway implements DeviceMessenger {
     deviceConnectsRefused: 0,
     willsDropped: 0,
     tlsFailures: 0,
+    gatewayRelayed: 0,
+    childrenCut: 0,
   };
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
@@ -170,6 +214,8 @@ export class MqttGateway implements DeviceMessenger {
   private readonly presence: PresenceRecorder;
   private readonly inbox: DeviceInbox;
   private readonly watcher: CredentialWatcher;
+  private readonly roster = new GatewayRoster();
+  private readonly onChildChange = (change: ChildChange): void => this.childChanged(change);
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
   /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
@@ -189,7 +235,14 @@ export class MqttGateway implements DeviceMessenger {
     this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
     const sessions = this.sessions;
     this.presence = new PresenceRecorder(platform.telemetry.store, platform.clock, log);
-    this.inbox = new DeviceInbox(platform, this.writer, this.stats, (deviceId, reply) => this.publishError(deviceId, reply), log);
+    this.inbox = new DeviceInbox(
+      platform,
+      this.writer,
+      this.stats,
+      (deviceId, reply) => this.publishError(deviceId, reply),
+      log,
+      (message) => this.registerChild(message),
+    );
     this.watcher = new CredentialWatcher(
       this.standing(),
       {
@@ -201,6 +254,7 @@ export class MqttGateway implements DeviceMessenger {
           const session = sessions.get(deviceId);
           if (session) this.drop(session, reason, DISCONNECT_REASON.administrativeAction);
         },
+        childChanged: (change) => this.childChanged(change),
       },
       platform.clock,
       (error) => this.log.error({ err: error }, 'credential watcher failed'),
@@ -260,8 +314,11 @@ export class MqttGateway implements DeviceMessenger {
           return done(new Error('will of a session no node holds'));
         }
         this.authorizePublish(client, packet.topic, packet.payload as Buffer, packet.qos).then(
-          () => {
+          (route) => {
             packet.retain = false;
+            // Acknowledged but refused (a gateway's message for a device that is not its child):
+            // routed to a topic no device may subscribe to, so it reaches nobody.
+            if (!route) packet.topic = REFUSED_SINK;
             done(null);
           },
           (error: Error) => done(error),
@@ -270,7 +327,15 @@ export class MqttGateway implements DeviceMessenger {
       authorizeSubscribe: (client, subscription, done) => {
         const session = this.sessionOf(client);
         if (!session) return done(null, null);
-        const decision = authorizeDeviceSubscribe(session.identity.deviceId, session.identity.status, subscription.topic);
+        let decision: AclDecision<string> = authorizeDeviceSubscribe(
+          session.identity.deviceId,
+          session.identity.status,
+          subscription.topic,
+        );
+        if (!decision.ok && session.gateway) {
+          const forChild = authorizeChildSubscribe(session.childStatus, subscription.topic);
+          if (forChild.ok) decision = forChild;
+        }
         if (!decision.ok) {
           this.stats.aclDenied++;
           this.warnOnce(
@@ -281,12 +346,14 @@ export class MqttGateway implements DeviceMessenger {
           );
           return done(null, null);
         }
-        if (!roomForSubscription(client, subscription.topic, this.options.maxSubscriptionsPerSession)) {
+        const limit =
+          this.options.maxSubscriptionsPerSession + (session.gateway ? SUBSCRIPTIONS_PER_CHILD * session.gateway.children.size : 0);
+        if (!roomForSubscription(client, subscription.topic, limit)) {
           this.stats.subscriptionsRefused++;
           this.warnOnce(
             session,
             'subscription-limit',
-            { filter: subscription.topic.slice(0, 300), limit: this.options.maxSubscriptionsPerSession },
+            { filter: subscription.topic.slice(0, 300), limit },
             'mqtt subscribe refused: subscription limit reached',
           );
           return done(null, null);
@@ -295,7 +362,9 @@ export class MqttGateway implements DeviceMessenger {
       },
       authorizeForward: (client, packet) => {
         const session = this.sessionOf(client);
-        return session && mayDeliver(session.identity.deviceId, session.identity.status, packet.topic) ? packet : null;
+        if (!session) return null;
+        if (mayDeliver(session.identity.deviceId, session.identity.status, packet.topic)) return packet;
+        return session.gateway && mayDeliverToGateway(session.childStatus, packet.topic) ? packet : null;
       },
     });
     this.broker.on('clientReady', (client: Client) => this.onReady(client));
@@ -333,6 +402,7 @@ export class MqttGateway implements DeviceMessenger {
     }
 
     this.platform.devices.link.attach(this);
+    this.platform.devices.gatewayFeed.on(this.onChildChange);
     this.watcher.start(this.options.watchIntervalMs);
     this.pruner = setInterval(() => this.meters.prune(Date.now(), (deviceId) => this.sessions.has(deviceId)), METER_PRUNE_MS);
     this.pruner.unref();
@@ -373,13 +443,14 @@ export class MqttGateway implements DeviceMessenger {
 
   /** The services that say whether a device still stands as it authenticated. */
   private standing() {
-    return { devices: this.platform.devices.service, pki: this.platform.pki };
+    return { devices: this.platform.devices.service, pki: this.platform.pki, gateways: this.platform.devices.gateways };
   }
 
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     this.platform.devices.link.detach(this);
+    this.platform.devices.gatewayFeed.off(this.onChildChange);
     this.watcher.stop();
     if (this.pruner) clearInterval(this.pruner);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
@@ -494,7 +565,13 @@ export class MqttGateway implements DeviceMessenger {
       expiry: null,
       connectedSince: null,
       logged: new Set(),
+      gateway: null,
+      childStatus: NO_CHILDREN,
     };
+    // An active gateway speaks for the children attached to it now (held in memory: the ACL asks on
+    // every packet); a quarantined one keeps its own update topics only.
+    const children = identity.status === 'active' ? await this.platform.devices.gateways.childrenForSession(identity.deviceId) : null;
+    if (children) this.holdChildren(session, children);
     const remaining = credentialExpiry(identity) - this.platform.clock.now();
     session.expiry = setTimeout(
       () => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime),
@@ -547,6 +624,18 @@ export class MqttGateway implements DeviceMessenger {
     if (session.expiry) clearTimeout(session.expiry);
     this.sessions.delete(client.id);
     this.presence.record(session, this.broker.id, false);
+    if (session.gateway && this.roster.of(session.identity.deviceId) === session.gateway) {
+      this.roster.forget(session.identity.deviceId);
+      this.log.info(
+        {
+          deviceId: session.identity.deviceId,
+          children: session.gateway.children.size,
+          relayedMessages: session.gateway.relayedMessages,
+          relayedReadings: session.gateway.relayedReadings,
+        },
+        'gateway session ended',
+      );
+    }
   }
 
   /**
@@ -579,7 +668,8 @@ export class MqttGateway implements DeviceMessenger {
 
   // --- messages ----------------------------------------------------------------------------
 
-  private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<void> {
+  /** Resolves true to route the message, false when it was acknowledged yet refused; throws to refuse it (the session ends). */
+  private async authorizePublish(client: Client, topic: string, payload: Buffer, qos: number): Promise<boolean> {
     const session = this.sessionOf(client);
     if (!session) throw new Error('no session');
     // A closed client publishes only its will: only if the device still stands as it did when it
@@ -595,22 +685,45 @@ export class MqttGateway implements DeviceMessenger {
       }
     }
     const { deviceId, status } = session.identity;
-    const decision = authorizeDevicePublish(deviceId, status, topic);
-    if (!decision.ok) {
+    const own = authorizeDevicePublish(deviceId, status, topic);
+    // A gateway's message for one of its children: the child's ACL, session and meters.
+    const relayed = !own.ok && session.gateway ? authorizeChildPublish(session.childStatus, topic) : null;
+    if (!own.ok && !relayed?.ok) {
+      const reason = relayed && !relayed.ok ? relayed.reason : own.ok ? '' : own.reason;
       this.stats.aclDenied++;
-      this.log.warn({ deviceId, topic: topic.slice(0, 300), reason: decision.reason }, 'mqtt publish refused: disconnecting');
-      throw this.refuse(client, decision.reason, DISCONNECT_REASON.notAuthorized);
+      if (relayed) {
+        const other = deviceChannelOwner(topic);
+        if (other !== null && other !== deviceId) return this.refuseRelay(session, client, topic, payload, other, reason);
+      }
+      this.log.warn({ deviceId, topic: topic.slice(0, 300), reason }, 'mqtt publish refused: disconnecting');
+      throw this.refuse(client, reason, DISCONNECT_REASON.notAuthorized);
     }
+    const child = relayed?.ok ? relayed.value : null;
+    const speaker = child ? session.gateway!.children.get(child.childId)! : session;
+    const channel = child ? child.channel : (own as { ok: true; value: DeviceChannel }).value;
     // Every message is charged to the device's message and byte allowances, telemetry also to its
-    // reading allowance (so a batch of 1,000 readings costs 1,000): the longest wait applies.
+    // reading allowance (so a batch of 1,000 readings costs 1,000): the longest wait applies. A
+    // gateway's message for a child is charged to the gateway's session and to the child's meters
+    // alike: inventing children multiplies nothing.
     const now = Date.now();
-    const channel = decision.value;
-    const readings = channel.kind === 'telemetry' ? this.inbox.readings(session, topic, payload, channel.format) : null;
-    const wait = Math.max(
+    const readings = channel.kind === 'telemetry' ? this.inbox.readings(speaker, topic, payload, channel.format) : null;
+    let wait = Math.max(
       session.packets.borrow(now),
       session.bytes.borrow(now, payload.length),
       readings ? session.readings.borrow(now, readings.length) : 0,
     );
+    if (speaker !== session) {
+      const meters = this.meters.send(speaker.identity.deviceId, now);
+      wait = Math.max(
+        wait,
+        meters.packets.borrow(now),
+        meters.bytes.borrow(now, payload.length),
+        readings ? meters.readings.borrow(now, readings.length) : 0,
+      );
+      this.stats.gatewayRelayed++;
+      session.gateway!.relayedMessages++;
+      if (readings) session.gateway!.relayedReadings += readings.length;
+    }
     if (wait > 0) {
       if (wait > MAX_RATE_DEBT_MS) {
         this.stats.rateDisconnects++;
@@ -621,7 +734,7 @@ export class MqttGateway implements DeviceMessenger {
         // its rate, so a flood over TLS costs us its allowed rate, not whatever it can send.
         this.stats.rateLimitedDrops++;
         if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
-        return;
+        return true;
       }
       // QoS 1: the PUBACK waits, and the socket is not read meanwhile: Aedes handles the packets
       // it has already read side by side, so without the hold every message a device keeps in
@@ -630,19 +743,150 @@ export class MqttGateway implements DeviceMessenger {
       if (client.conn instanceof ConnectionGuard) client.conn.hold(wait);
       await new Promise((resolve) => setTimeout(resolve, wait));
     }
-    return this.inbox.receive({ session, topic, channel, payload, qos, readings });
+    await this.inbox.receive({ session: speaker, topic, channel, payload, qos, readings });
+    return true;
+  }
+
+  /**
+   * A gateway's message on a device channel of a device it may not speak for (not its child, or a
+   * child whose status closes the channel): charged to the gateway's rates, acknowledged (MQTT 5:
+   * PUBACK 0x87), routed to no one, not stored, and answered on `d/<gateway>/errors`. The session stays: a child moved
+   * away while the gateway had its messages queued must not turn them into a reconnect loop.
+   */
+  private refuseRelay(session: Session, client: Client, topic: string, payload: Buffer, other: string, reason: string): false {
+    const now = Date.now();
+    const wait = Math.max(session.packets.borrow(now), session.bytes.borrow(now, payload.length));
+    if (wait > MAX_RATE_DEBT_MS) {
+      this.stats.rateDisconnects++;
+      throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);
+    }
+    if (wait > 0 && client.conn instanceof ConnectionGuard) client.conn.hold(wait);
+    const held = session.childStatus(other) !== undefined;
+    this.warnOnce(
+      session,
+      'relay-acl',
+      { topic: topic.slice(0, 300), reason },
+      'mqtt publish for a device the gateway may not speak for refused',
+    );
+    const code = held ? ErrorCodes.gatewayChildNotActive : ErrorCodes.gatewayNotAChild;
+    this.publishError(session.identity.deviceId, errorReply(topic, code, held ? reason : `Device ${other} is not a child of this gateway`));
+    // MQTT 5 says so in the PUBACK (0x87) and keeps the session; a 3.1.1 PUBACK cannot, so it is a plain one.
+    if (client.version === 5) throw new Error(reason);
+    return false;
   }
 
   /** A device that subscribes to its desired state gets it (and its delta) at once: it catches up on connect. */
   private onSubscribe(subscriptions: { topic: string; qos: number }[], client: Client): void {
     const session = this.sessionOf(client);
     if (!session || session.identity.status !== 'active') return;
-    const desired = deviceTopic(session.identity.deviceId, STATE_DESIRED);
     // Refused subscriptions are listed too, with QoS 128.
-    if (!subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, desired))) return;
-    this.platform.devices.shadow
-      .sync(session.identity)
-      .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
+    const granted = subscriptions.filter((s) => s.qos !== 128);
+    const speakers = [session.identity];
+    if (session.gateway)
+      for (const s of granted) {
+        const child = session.gateway.children.get(splitDeviceTopic(s.topic)?.deviceId ?? '');
+        if (child && child.identity.status === 'active' && !speakers.includes(child.identity)) speakers.push(child.identity);
+      }
+    for (const identity of speakers) {
+      const desired = deviceTopic(identity.deviceId, STATE_DESIRED);
+      if (!granted.some((s) => filterMatches(s.topic, desired))) continue;
+      this.platform.devices.shadow
+        .sync(identity)
+        .catch((error: unknown) => this.log.error({ err: error, deviceId: identity.deviceId }, 'shadow sync failed'));
+    }
+  }
+
+  // --- gateways (issue 14) ---------------------------------------------------------------------
+
+  /**
+   * A gateway's `gateway/register`: the child is registered (or confirmed), held by this session at
+   * once, and the answer goes to `d/<gateway>/gateway/result`, refusals with their code.
+   */
+  private async registerChild({ session, payload }: DeviceMessage): Promise<void> {
+    const gatewayId = session.identity.deviceId;
+    let body: unknown;
+    try {
+      body = JSON.parse(payload.toString('utf8'));
+    } catch {
+      body = null;
+    }
+    const request = typeof body === 'object' && body !== null && !Array.isArray(body) ? (body as Record<string, unknown>) : null;
+    const id = typeof request?.id === 'string' && REQUEST_ID.test(request.id) ? request.id : null;
+    let result: GatewayResult;
+    if (!request || !id) {
+      result = {
+        id: id ?? '',
+        ok: false,
+        error: {
+          code: ErrorCodes.payloadInvalid,
+          message: 'A registration is { "id": "<1-64 of A-Z a-z 0-9 _ ->", "serial": "...", "productId": "..." }',
+        },
+      };
+    } else {
+      try {
+        const child = await this.platform.devices.gateways.registerByGateway(session.identity, request as { serial: unknown });
+        const live = this.sessions.get(gatewayId);
+        // Made a gateway after it connected: its session starts holding children now.
+        if (live && live.identity.status === 'active')
+          this.roster.attach(live.identity, child, live.gateway ?? this.holdChildren(live, []));
+        result = { id, ok: true, child };
+      } catch (error) {
+        if (!(error instanceof BulwarkError)) throw error;
+        result = { id, ok: false, error: { code: error.code, message: error.message } };
+      }
+    }
+    await this.publishToDevice(gatewayId, GATEWAY_RESULT, result);
+  }
+
+  /** A child was attached, moved, detached or changed status (this node's feed, or another node's through the watcher). */
+  private childChanged(change: ChildChange): void {
+    const holder = this.roster.holderOf(change.childId);
+    const { status } = change;
+    if (holder && change.gatewayId !== undefined && holder !== change.gatewayId)
+      this.cutChild(holder, change.childId, change.gatewayId ? 'moved to another gateway' : 'detached');
+    else if (holder) {
+      this.roster.setStatus(change.childId, status);
+      if (status === 'disabled' || status === 'retired') this.cutChild(holder, change.childId, `child is ${status}`);
+    }
+    // Attached to (or back in service under) a gateway whose session is on this node: held from now on.
+    const gateway = change.gatewayId ? this.sessions.get(change.gatewayId) : undefined;
+    if (!gateway || gateway.identity.status !== 'active' || (status !== 'active' && status !== 'quarantined')) return;
+    if (gateway.gateway?.children.has(change.childId)) return;
+    const state = gateway.gateway ?? this.holdChildren(gateway, []);
+    if (change.serial && change.productId)
+      this.roster.attach(gateway.identity, { deviceId: change.childId, serial: change.serial, productId: change.productId, status }, state);
+    else void this.reloadChildren(gateway);
+  }
+
+  /** Lets go of a child: its publishes are refused from the next packet, its subscriptions removed, the gateway told. */
+  private cutChild(gatewayId: string, childId: string, reason: string): void {
+    this.roster.cut(childId);
+    this.stats.childrenCut++;
+    const session = this.sessions.get(gatewayId);
+    if (!session) return;
+    const dropped = dropSubscriptions(this.broker, session.client, deviceTopic(childId, ''));
+    this.log.info({ deviceId: gatewayId, childId, reason, subscriptionsRemoved: dropped.length }, 'child cut from its gateway');
+    this.publishToDevice(gatewayId, GATEWAY_DETACHED, { deviceId: childId, reason }).catch(() => undefined);
+  }
+
+  /** Starts holding the session's children (a gateway session): the ACL reads them on every packet. */
+  private holdChildren(session: Session, children: ChildView[]): GatewayState {
+    const state = this.roster.load(session.identity, children);
+    session.gateway = state;
+    session.childStatus = (childId) => state.children.get(childId)?.identity.status;
+    return state;
+  }
+
+  /** Reloads a gateway session's children (a child attached on another node). */
+  private async reloadChildren(session: Session): Promise<void> {
+    try {
+      const children = await this.platform.devices.gateways.childrenForSession(session.identity.deviceId);
+      if (this.sessions.get(session.identity.deviceId) !== session || !session.gateway || !children) return;
+      for (const child of children)
+        if (!session.gateway.children.has(child.deviceId)) this.roster.attach(session.identity, child, session.gateway);
+    } catch (error) {
+      this.log.error({ err: error, deviceId: session.identity.deviceId }, 'gateway children not reloaded');
+    }
   }
 
   private publishError(deviceId: string, reply: ErrorReply): void {
@@ -658,11 +902,6 @@ export class MqttGateway implements DeviceMessenger {
       () => undefined,
     );
   }
-}
-
-/** When the certificate or token the session authenticated with expires. */
-function credentialExpiry(identity: DeviceIdentity): number {
-  return identity.credential.type === 'certificate' ? identity.credential.notAfter : identity.credential.tokenExpiresAt;
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */

@@ -31,3 +31,23 @@ export function discardWill(broker: Aedes, client: Client): boolean {
   (broker as unknown as WillStore).persistence.delWill({ id: client.id, brokerId: broker.id }).catch(() => undefined);
   return true;
 }
+
+interface Unsubscriber {
+  unsubscribe(packet: { unsubscriptions: string[] }, done: (error?: Error) => void): void;
+}
+
+interface SubscriptionStore {
+  persistence: { removeSubscriptions(client: Client, filters: string[]): Promise<unknown> };
+}
+
+/**
+ * Removes the session's subscriptions whose filter starts with `prefix` (a child cut from its
+ * gateway), from the live client and from the stored session, as an UNSUBSCRIBE would; returns them.
+ */
+export function dropSubscriptions(broker: Aedes, client: Client, prefix: string): string[] {
+  const filters = Object.keys(internals(client).subscriptions).filter((f) => f.startsWith(prefix));
+  if (filters.length === 0) return filters;
+  if (!client.clean) (broker as unknown as SubscriptionStore).persistence.removeSubscriptions(client, filters).catch(() => undefined);
+  (client as unknown as Unsubscriber).unsubscribe({ unsubscriptions: filters }, () => undefined);
+  return filters;
+}

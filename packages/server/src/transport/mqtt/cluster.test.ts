@@ -9,6 +9,7 @@ import { connect } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { startServer, type RunningServer } from '../../runner/server.js';
 import { openPlatform, type Platform } from '../../platform.js';
+import { cliActor } from '../../accounts/roles.js';
 import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { HttpClient } from '../../testing/http.js';
@@ -58,7 +59,7 @@ describe(
       node2 = { platform, server, api: new HttpClient(`https://localhost:${server.port}`, t.ca) };
       const org = await organizationIdOf(t.platform, t.org);
       const product = await testProduct(t.platform, org);
-      for (let i = 0; i < 4; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
+      for (let i = 0; i < 6; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
       ({ token } = await ownerSession(t));
     });
     after(async () => {
@@ -124,6 +125,41 @@ describe(
       assert.ok(rotated.body.revoked.includes(d.certSerial));
       await gone;
       assert.ok(Date.now() - started < 1500, `dropped after ${Date.now() - started} ms`);
+    });
+
+    it('a child moved to another gateway through node 2 is cut from its old gateway on node 1 within a second', async () => {
+      const [oldGw, newGw] = [devices[4]!, devices[5]!];
+      for (const gw of [oldGw, newGw]) {
+        const made = await node2.api.request('PUT', `/api/v1/devices/${gw.id}/gateway`, { body: { enabled: true }, token });
+        assert.equal(made.status, 200, made.text);
+      }
+      const { client, messages } = await online(oldGw, t.server, [`d/${oldGw.id}/gateway/+`, `d/${oldGw.id}/errors`]);
+      const { productId } = await t.platform.devices.service.getBySerial(cliActor(oldGw.organizationId, 'test'), oldGw.serial);
+      await client.publishAsync(`d/${oldGw.id}/gateway/register`, JSON.stringify({ id: 'c1', serial: 'NODE-CHILD-1', productId }), {
+        qos: 1,
+      });
+      await eventually(() => messages.some((m) => m.body.id === 'c1'), 3000, 'registration answered');
+      const child = messages.find((m) => m.body.id === 'c1')!.body.child.deviceId as string;
+      await client.subscribeAsync(`d/${child}/commands/+`, { qos: 1 });
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"n":1}}', { qos: 1 });
+      assert.equal(await t.platform.telemetry.store.count(child), 1);
+
+      const started = Date.now();
+      const moved = await node2.api.post(`/api/v1/devices/${newGw.id}/children`, { deviceId: child }, { token });
+      assert.equal(moved.status, 200, moved.text);
+      await eventually(
+        () => messages.some((m) => m.topic === `d/${oldGw.id}/gateway/detached` && m.body.deviceId === child),
+        1500,
+        'node 1 cut the child from its old gateway',
+      );
+      assert.ok(Date.now() - started < 1500, `cut after ${Date.now() - started} ms`);
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"n":2}}', { qos: 1 });
+      await eventually(
+        () => messages.some((m) => m.topic === `d/${oldGw.id}/errors` && m.body.code === 'gateway.not_a_child'),
+        2000,
+        'refused with gateway.not_a_child',
+      );
+      assert.equal(await t.platform.telemetry.store.count(child), 1, 'nothing stored from the old gateway');
     });
   },
 );

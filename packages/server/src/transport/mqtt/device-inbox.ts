@@ -50,6 +50,7 @@ export class DeviceInbox {
     state_get: (m) => this.platform.devices.shadow.sync(m.session.identity),
     command_result: (m) => this.platform.devices.commands.complete(m.session.identity, m.channel.commandId, json(m.payload)),
     update: (m) => this.platform.updates.rollouts.deviceMessage(m.session.identity, m.channel.name, m.payload),
+    gateway_register: (m) => this.gateway(m),
   };
 
   constructor(
@@ -59,6 +60,8 @@ export class DeviceInbox {
     /** Publishes an error reply on the device's error topic. */
     private readonly reply: (deviceId: string, reply: ErrorReply) => void,
     private readonly log: Pick<BaseLogger, 'warn'>,
+    /** A gateway's request on `gateway/register` (the broker answers it on `gateway/result`). */
+    private readonly gateway: (message: DeviceMessage) => Promise<void>,
   ) {}
 
   /** Handles a message; a refusal is answered on the error topic. */

@@ -1,0 +1,67 @@
+/**
+ * `bulwark devices gateway | children | attach-child | detach-child` as child processes on a
+ * temporary SQLite data directory (initialized in-process).
+ */
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { cliActor } from '../accounts/roles.js';
+import { loadConfig } from '../ops/config.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
+import { openPlatform } from '../platform.js';
+import { bulwark } from '../testing/cli.js';
+
+describe('bulwark devices gateway, children, attach-child, detach-child (CLI, SQLite)', () => {
+  let dir: string;
+  let d: string[];
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'bulwark-gateway-cli-'));
+    const dataDir = join(dir, 'data');
+    d = ['--data-dir', dataDir, '--org', 'default'];
+    const config = loadConfig({ dataDir, env: {} });
+    const init = await initialize(config, DEFAULT_INIT, { env: {} });
+    const platform = await openPlatform(config, { env: {} });
+    try {
+      const actor = cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test');
+      const product = await platform.devices.service.createProduct(actor, { name: 'Hub' });
+      for (const serial of ['GW-A', 'GW-B', 'SENSOR-1', 'DIRECT-1'])
+        await platform.devices.service.register(actor, { serial, productId: product.id });
+      await platform.devices.service.transition(actor, (await platform.devices.service.getBySerial(actor, 'DIRECT-1')).id, 'activate');
+    } finally {
+      await platform.close();
+    }
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('makes gateways, attaches, moves, lists and detaches a child; refuses a directly connected device', async () => {
+    for (const gw of ['GW-A', 'GW-B']) {
+      const made = await bulwark(['devices', 'gateway', gw, ...d, '--json']);
+      assert.equal(made.code, 0, made.stderr);
+      assert.equal(JSON.parse(made.stdout).gateway, true);
+    }
+    const attached = await bulwark(['devices', 'attach-child', 'GW-A', 'SENSOR-1', ...d]);
+    assert.equal(attached.code, 0, attached.stderr);
+    const moved = await bulwark(['devices', 'attach-child', 'GW-B', 'SENSOR-1', ...d]);
+    assert.equal(moved.code, 0, moved.stderr);
+    const [childrenA, childrenB] = await Promise.all([
+      bulwark(['devices', 'children', 'GW-A', ...d, '--json']),
+      bulwark(['devices', 'children', 'GW-B', ...d, '--json']),
+    ]);
+    assert.deepEqual(JSON.parse(childrenA.stdout).children, []);
+    assert.deepEqual(
+      JSON.parse(childrenB.stdout).children.map((c: { serial: string; status: string }) => [c.serial, c.status]),
+      [['SENSOR-1', 'active']],
+    );
+    const direct = await bulwark(['devices', 'attach-child', 'GW-A', 'DIRECT-1', ...d]);
+    assert.notEqual(direct.code, 0);
+    assert.match(direct.stderr, /gateway\.child_taken|directly connected/);
+    const off = await bulwark(['devices', 'gateway', 'GW-B', '--off', ...d]);
+    assert.notEqual(off.code, 0);
+    assert.match(off.stderr, /gateway\.has_children|still has 1 children/);
+    const detached = await bulwark(['devices', 'detach-child', 'GW-B', 'SENSOR-1', ...d]);
+    assert.equal(detached.code, 0, detached.stderr);
+    assert.equal((await bulwark(['devices', 'gateway', 'GW-B', '--off', ...d])).code, 0);
+  });
+});
