@@ -14,7 +14,7 @@ import {
   type RegisteredClient,
 } from '../testing/apps.js';
 import { ENGINES } from '../testing/engines.js';
-import type { HttpClient } from '../testing/http.js';
+import type { HttpClient, HttpResponse } from '../testing/http.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { STRONG_PASSWORD, type TestPlatform } from '../testing/server.js';
 
@@ -66,7 +66,7 @@ for (const engine of ENGINES) {
       assert.equal(res.body.error.details.reason, reason, res.text);
     }
 
-    function assertOAuthError(res: { status: number; text: string; body: any }, status: number, error: string, code: string) {
+    function assertOAuthError(res: HttpResponse, status: number, error: string, code: string) {
       assert.equal(res.status, status, res.text);
       assert.equal(res.body.error, error, res.text);
       assert.equal(res.body.code, code, res.text);
