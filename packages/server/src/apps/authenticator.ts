@@ -48,12 +48,15 @@ export class AppTokenAuthenticator implements CredentialAuthenticator {
   }
 
   private async actorOf(claims: AccessTokenClaims, sourceIp: string): Promise<Actor> {
-    const family = await this.store.family(claims.familyId);
+    // Three independent reads, in parallel: one round trip of latency on PostgreSQL rather than three.
+    const [family, client, user] = await Promise.all([
+      this.store.family(claims.familyId),
+      this.store.client(claims.clientId),
+      this.users.userById(claims.userId),
+    ]);
     if (!family || family.user_id !== claims.userId || family.client_id !== claims.clientId) throw new AccessTokenInvalidError('claims');
     if (family.revoked_at !== null || this.clock.now() >= family.expires_at) throw new AccessTokenInvalidError('revoked');
-    const client = await this.store.client(claims.clientId);
     if (!client || client.status !== 'active') throw new AccessTokenInvalidError('client_disabled');
-    const user = await this.users.userById(claims.userId);
     if (!user || user.status !== 'active' || user.kind !== 'consumer' || user.organization_id !== claims.organizationId)
       throw new AccessTokenInvalidError('user_inactive');
     return {
