@@ -69,6 +69,9 @@ export function sessionFields(s: SessionFieldsRow): Omit<SessionView, 'current'>
   };
 }
 
+/** The sign-out reason of an account being deleted: what was handed out goes with it, not only ends. */
+export const ACCOUNT_DELETED = 'account_deleted';
+
 /**
  * What else must end when a user signs out or their sessions are all revoked (password change or
  * reset, disabling, MFA reset): the companion apps' OAuth grants (apps/clients.ts). Runs inside

@@ -54,8 +54,9 @@ export class AppTokenAuthenticator implements CredentialAuthenticator {
       this.store.client(claims.clientId),
       this.users.userById(claims.userId),
     ]);
-    if (!family || family.user_id !== claims.userId || family.client_id !== claims.clientId) throw new AccessTokenInvalidError('claims');
-    if (family.revoked_at !== null || this.clock.now() >= family.expires_at) throw new AccessTokenInvalidError('revoked');
+    // A validly signed token's grant existed: gone now means its account was deleted.
+    if (!family || family.revoked_at !== null || this.clock.now() >= family.expires_at) throw new AccessTokenInvalidError('revoked');
+    if (family.user_id !== claims.userId || family.client_id !== claims.clientId) throw new AccessTokenInvalidError('claims');
     if (!client || client.status !== 'active') throw new AccessTokenInvalidError('client_disabled');
     if (!user || user.status !== 'active' || user.kind !== 'consumer' || user.organization_id !== claims.organizationId)
       throw new AccessTokenInvalidError('user_inactive');

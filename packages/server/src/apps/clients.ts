@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { ErrorCodes } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { ACCOUNT_DELETED } from '../accounts/sessions.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import {
@@ -196,12 +197,16 @@ export class AppClientService {
     });
   }
 
-  /** Ends every grant of a user (sign-out, sign-out everywhere, password change or reset, disabling). */
+  /**
+   * Ends every grant of a user (sign-out, sign-out everywhere, password change or reset,
+   * disabling); for an account being deleted, deletes its consents, codes and grants as well.
+   */
   async endGrantsOfUser(userId: string, reason: string, db: Executor = this.store.db): Promise<number> {
     const now = this.clock.now();
     const live = await this.store.liveFamiliesOf(userId, now, db);
+    if (reason === ACCOUNT_DELETED) await this.store.forgetUser(userId, db);
     if (live.length === 0) return 0;
-    const ended = await this.store.revokeFamiliesOfUser(userId, now, reason, undefined, db);
+    const ended = reason === ACCOUNT_DELETED ? live.length : await this.store.revokeFamiliesOfUser(userId, now, reason, undefined, db);
     await this.audit.record(
       {
         organizationId: live[0]!.organization_id,

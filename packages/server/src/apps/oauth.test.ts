@@ -381,6 +381,21 @@ for (const engine of ENGINES) {
       assertOAuthError(await refresh(firstParty, tokens.refresh_token), 400, 'invalid_grant', 'app.refresh_token_invalid');
     });
 
+    it("deletes the consumer's consents and grants with the account, and its app tokens stop working", async () => {
+      const { user, session } = await consumer();
+      const tokens = await appSignIn(client, session, firstParty, 'account');
+      const stepped = await client.post('/api/v1/auth/step-up', { password: user.password }, { token: session });
+      assert.equal(stepped.status, 200, stepped.text);
+      const deleted = await client.delete('/api/v1/me', { token: session });
+      assert.equal(deleted.status, 200, deleted.text);
+      assertTokenRefused(await me(tokens.access_token), 'revoked');
+      assertOAuthError(await refresh(firstParty, tokens.refresh_token), 400, 'invalid_grant', 'app.refresh_token_invalid');
+      for (const table of ['app_token_families', 'app_authorization_codes', 'app_consents'] as const) {
+        const rows = await t.platform.db.selectFrom(table).select('id').where('user_id', '=', user.id).execute();
+        assert.equal(rows.length, 0, table);
+      }
+    });
+
     it('revokes a grant through the revocation endpoint (RFC 7009), and answers an unknown token the same', async () => {
       const { session } = await consumer();
       const tokens = await appSignIn(client, session, firstParty, 'account');

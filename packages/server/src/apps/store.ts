@@ -167,6 +167,18 @@ export class AppStore {
     );
   }
 
+  /** Deletes everything of a user's (an account being deleted): consents, codes, grants and their refresh tokens. */
+  async forgetUser(userId: string, db: Executor = this.db): Promise<number> {
+    await db
+      .deleteFrom('app_refresh_tokens')
+      .where('family_id', 'in', (eb) => eb.selectFrom('app_token_families').select('id').where('user_id', '=', userId))
+      .execute();
+    const families = await db.deleteFrom('app_token_families').where('user_id', '=', userId).executeTakeFirst();
+    await db.deleteFrom('app_authorization_codes').where('user_id', '=', userId).execute();
+    await db.deleteFrom('app_consents').where('user_id', '=', userId).execute();
+    return Number(families.numDeletedRows);
+  }
+
   async insertRefreshToken(row: RefreshTokenRow, db: Executor = this.db): Promise<void> {
     await db.insertInto('app_refresh_tokens').values(row).execute();
   }

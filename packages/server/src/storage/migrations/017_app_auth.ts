@@ -26,7 +26,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .createTable('app_consents')
     .addColumn('id', 'text', (c) => c.primaryKey())
     .addColumn('organization_id', 'text', (c) => c.notNull())
-    .addColumn('user_id', 'text', (c) => c.notNull().references('users.id'))
+    .addColumn('user_id', 'text', (c) => c.notNull())
     .addColumn('client_id', 'text', (c) => c.notNull().references('app_clients.id'))
     .addColumn('scopes', 'text', (c) => c.notNull()) // JSON AppScope[]
     .addColumn('created_at', 'bigint', (c) => c.notNull())
