@@ -29,6 +29,10 @@ const OPAQUE = /^[a-z]{3}_[A-Za-z0-9_-]{43}$/;
 const MAX_STATE_LENGTH = 1024;
 /** Spent codes are kept this long past their expiry, so a late second use is still seen as reuse. */
 const CODE_REUSE_MEMORY_MS = DAY;
+/** Ended grants are kept this long (the consumer's list, the audit trail), then deleted with their tokens. */
+const ENDED_GRANT_MEMORY_MS = 30 * DAY;
+/** Live grants one consumer may hold for one app (one per device they use it on); a new one past it ends the oldest. */
+export const MAX_GRANTS_PER_USER_AND_CLIENT = 20;
 
 export interface AppAuthorizationConfig {
   codeLifetimeSeconds: number;
@@ -238,6 +242,7 @@ export class AppAuthorizationService {
       revoked_reason: null,
     };
     const refreshToken = await this.store.db.transaction().execute(async (trx) => {
+      await this.endOldestGrants(family, trx);
       await this.store.insertFamily(family, trx);
       await this.store.setCodeFamily(row.id, family.id, trx);
       const token = await this.newRefreshToken(family, trx);
@@ -273,6 +278,22 @@ export class AppAuthorizationService {
     const scopes = params.scope === undefined ? granted : this.requestedScopes(params.scope, granted);
     const refreshToken = await this.store.db.transaction().execute((trx) => this.newRefreshToken(family, trx));
     return this.tokenResponse(family, scopes, refreshToken);
+  }
+
+  /** Deletes what has ended long enough ago: spent and expired refresh tokens, old grants, old codes (the periodic job). */
+  async prune(): Promise<{ grants: number }> {
+    const now = this.clock.now();
+    await this.store.pruneCodes(now - CODE_REUSE_MEMORY_MS);
+    return { grants: await this.store.prune(now, CODE_REUSE_MEMORY_MS, now - ENDED_GRANT_MEMORY_MS) };
+  }
+
+  /** Keeps a consumer's live grants for one app under the bound, ending the oldest to make room. */
+  private async endOldestGrants(family: TokenFamilyRow, db: AppStore['db']): Promise<void> {
+    const live = (await this.store.liveFamiliesOf(family.user_id, family.created_at, db))
+      .filter((f) => f.client_id === family.client_id)
+      .sort((a, b) => a.created_at - b.created_at);
+    for (const old of live.slice(0, Math.max(0, live.length - MAX_GRANTS_PER_USER_AND_CLIENT + 1)))
+      await this.store.revokeFamily(old.id, family.created_at, 'superseded', db);
   }
 
   private async tokenResponse(family: TokenFamilyRow, scopes: AppScope[], refreshToken: string): Promise<TokenResponse> {
@@ -394,7 +415,6 @@ export class AppAuthorizationService {
   private async issueCode(actor: Actor, request: ValidRequest): Promise<string> {
     const code = `${AUTHORIZATION_CODE_PREFIX}_${randomBytes(32).toString('base64url')}`;
     const now = this.clock.now();
-    await this.store.pruneCodes(now - CODE_REUSE_MEMORY_MS);
     await this.store.insertCode({
       id: newId(),
       code_hash: sha256Hex(code),

@@ -596,6 +596,21 @@ for (const engine of ENGINES) {
       });
       assert.equal(json.status, 200, json.text);
     });
+
+    it('bounds the live grants of one consumer for one app, and deletes ended grants a month later', async () => {
+      const { user, session } = await consumer();
+      const oldest = await appSignIn(client, session, firstParty, 'account');
+      for (let i = 0; i < 20; i++) await appSignIn(client, session, firstParty, 'account');
+      assertTokenRefused(await me(oldest.access_token), 'revoked');
+      const grants = () =>
+        t.platform.db.selectFrom('app_token_families').select(['id', 'revoked_at']).where('user_id', '=', user.id).execute();
+      assert.equal((await grants()).filter((g) => g.revoked_at === null).length, 20);
+      t.clock.advance(31 * 24 * 3_600_000);
+      await t.platform.apps.authorization.prune();
+      const left = await grants();
+      assert.equal(left.length, 20, 'the superseded grant is gone, the live ones stay');
+      assert.ok(left.every((g) => g.revoked_at === null));
+    });
   });
 }
 

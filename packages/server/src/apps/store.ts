@@ -167,6 +167,27 @@ export class AppStore {
     );
   }
 
+  /**
+   * Deletes refresh tokens past their expiry by `graceMs`, and grants (with their tokens) that
+   * expired or were revoked before `before`; returns how many grants went.
+   */
+  async prune(now: number, graceMs: number, before: number, db: Executor = this.db): Promise<number> {
+    await db
+      .deleteFrom('app_refresh_tokens')
+      .where('expires_at', '<', now - graceMs)
+      .execute();
+    const ended = db
+      .selectFrom('app_token_families')
+      .select('id')
+      .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]));
+    await db.deleteFrom('app_refresh_tokens').where('family_id', 'in', ended).execute();
+    const families = await db
+      .deleteFrom('app_token_families')
+      .where((eb) => eb.or([eb('expires_at', '<', before), eb('revoked_at', '<', before)]))
+      .executeTakeFirst();
+    return Number(families.numDeletedRows);
+  }
+
   /** Deletes everything of a user's (an account being deleted): consents, codes, grants and their refresh tokens. */
   async forgetUser(userId: string, db: Executor = this.db): Promise<number> {
     await db

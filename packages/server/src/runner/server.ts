@@ -121,7 +121,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   rolling.unref();
   // Images no release names (past their grace period) and temporary files of uploads cut off by a
   // crash leave the blob store at start and hourly.
-  // Access-token signing keys rotate after apps.keyLifetimeDays and retire after apps.keyOverlapHours.
+  // Access-token signing keys rotate after apps.keyLifetimeDays and retire after apps.keyOverlapHours;
+  // ended app grants, spent refresh tokens and old codes are deleted.
   const appKeyRotation = setInterval(() => {
     platform.apps.keys
       .tick()
@@ -129,6 +130,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
         if (result.rotated + result.retired > 0) app.log.info(result, 'app signing keys rotated or retired on schedule');
       })
       .catch((error: unknown) => app.log.error({ err: error }, 'app signing key schedule failed'));
+    platform.apps.authorization.prune().catch((error: unknown) => app.log.error({ err: error }, 'app grant pruning failed'));
   }, APP_KEY_TICK_MS);
   appKeyRotation.unref();
   const sweepUploads = () =>
