@@ -17,6 +17,8 @@ import { ENGINES } from '../testing/engines.js';
 import type { HttpClient, HttpResponse } from '../testing/http.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { STRONG_PASSWORD, type TestPlatform } from '../testing/server.js';
+import { cliActor } from '../accounts/roles.js';
+import { openPlatform, type Platform } from '../platform.js';
 
 const UNLIMITED_APPS = { apps: { authorizeRateLimitPerMinute: 10_000, tokenRateLimitPerMinute: 10_000 } };
 
@@ -526,6 +528,35 @@ for (const engine of ENGINES) {
         statuses.filter((s: string) => s !== 'retired'),
         ['active'],
       );
+    });
+
+    it('a key rotated or retired on one node is followed by another node sharing the database', async () => {
+      const other = await openPlatform(t.config, { database: t.database, clock: t.clock, env: {} });
+      try {
+        const { session } = await consumer();
+        const authenticateOn = (platform: Platform, token: string) =>
+          platform.accounts.authenticator.authenticate(token, '127.0.0.1', 'bearer').then(
+            (result) => result?.actor.via,
+            (error: { details?: { reason?: string } }) => error.details?.reason,
+          );
+        const before = await appSignIn(client, session, firstParty, 'account');
+        assert.equal(await authenticateOn(other, before.access_token), 'app');
+        const kid = JSON.parse(Buffer.from(before.access_token.split('.')[0]!, 'base64url').toString()).kid as string;
+        const rotated = await other.apps.keys.rotate(cliActor(orgId), orgId);
+        t.clock.advance(31_000);
+        const after = await appSignIn(client, session, firstParty, 'account');
+        assert.equal(
+          JSON.parse(Buffer.from(after.access_token.split('.')[0]!, 'base64url').toString()).kid,
+          rotated.kid,
+          'this node signs with the other node’s new key',
+        );
+        assert.equal(await authenticateOn(other, after.access_token), 'app');
+        await t.platform.apps.keys.retire(cliActor(orgId), orgId, kid);
+        t.clock.advance(31_000);
+        assert.equal(await authenticateOn(other, before.access_token), 'key_retired');
+      } finally {
+        await other.close();
+      }
     });
 
     it('lets only org:manage operators register clients with safe redirect URIs, and a disabled client loses its grants', async () => {

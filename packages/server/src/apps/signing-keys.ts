@@ -6,8 +6,9 @@
  * nothing; both happen on schedule (`tick`) and on demand (API route, CLI), audited.
  *
  * Verification keys are derived from the sealed private halves, never read from the public column.
- * Each node caches the keys that still verify for KEY_CACHE_MS: a key retired on another node is
- * refused here within that time, on this node at once.
+ * Each node caches the keys that still verify, and each organization's signing key, for
+ * KEY_CACHE_MS: a key rotated or retired on another node is taken into account here within that
+ * time, on this node at once. The overlap (hours) is far longer than that.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { exportJWK } from 'jose';
@@ -56,7 +57,7 @@ export interface VerificationKey {
 type By = Actor | null;
 
 export class AppSigningKeys {
-  private readonly signers = new Map<string, Signer>();
+  private readonly signers = new Map<string, { signer: Promise<Signer>; at: number }>();
   private verifiers = new Map<string, VerificationKey>();
   private loadedAt = -Infinity;
   private loading: Promise<void> | null = null;
@@ -69,15 +70,19 @@ export class AppSigningKeys {
     private readonly config: SigningKeyConfig,
   ) {}
 
-  /** The organization's active signing key, made on first use. */
-  async signer(organizationId: string): Promise<Signer> {
+  /** The organization's active signing key, made on first use (once, however many sign-ins ask at the same time). */
+  signer(organizationId: string): Promise<Signer> {
+    // Re-read now and then: another node may have rotated the key (this one forgets at once when it rotates).
     const cached = this.signers.get(organizationId);
-    if (cached) return cached;
-    const rows = await this.store.keysOf(organizationId);
-    const active = rows.find((r) => keyStatus(r) === 'active') ?? (await this.create(organizationId, null, 'app.signing_key_created'));
-    const signer = { kid: active.id, privateKey: createPrivateKey(this.box.openText(active.private_key, sealContext(active.id))) };
-    this.signers.set(organizationId, signer);
-    return signer;
+    if (cached && this.clock.now() - cached.at < KEY_CACHE_MS) return cached.signer;
+    const loading = (async () => {
+      const rows = await this.store.keysOf(organizationId);
+      const active = rows.find((r) => keyStatus(r) === 'active') ?? (await this.create(organizationId, null, 'app.signing_key_created'));
+      return { kid: active.id, privateKey: createPrivateKey(this.box.openText(active.private_key, sealContext(active.id))) };
+    })();
+    this.signers.set(organizationId, { signer: loading, at: this.clock.now() });
+    loading.catch(() => this.signers.delete(organizationId));
+    return loading;
   }
 
   /** The key a token names, if it still verifies; 'retired' for a key that no longer does. */
