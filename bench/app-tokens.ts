@@ -81,7 +81,7 @@ try {
   });
   if (outcome.kind !== 'redirect') throw new Error('a first-party client needs no consent');
   const code = new URL(outcome.location).searchParams.get('code')!;
-  const tokens = await platform.apps.authorization.token(
+  const tokens = await platform.apps.grants.token(
     { grant_type: 'authorization_code', client_id: app.clientId, code, redirect_uri: 'com.bench.app:/cb', code_verifier: verifier },
     '127.0.0.1',
   );

@@ -23,6 +23,7 @@ import { AccessTokens } from './apps/access-tokens.js';
 import { AppAuthorizationService } from './apps/authorization.js';
 import { AppTokenAuthenticator } from './apps/authenticator.js';
 import { AppClientService } from './apps/clients.js';
+import { AppGrantService } from './apps/grants.js';
 import { AppSigningKeys } from './apps/signing-keys.js';
 import { AppStore } from './apps/store.js';
 import { AuditService } from './audit/service.js';
@@ -107,6 +108,7 @@ export interface Platform {
     store: AppStore;
     clients: AppClientService;
     authorization: AppAuthorizationService;
+    grants: AppGrantService;
     tokens: AccessTokens;
     keys: AppSigningKeys;
   };
@@ -235,7 +237,8 @@ function appsOf(
     keys,
     tokens,
     clients: new AppClientService(store, audit, clock),
-    authorization: new AppAuthorizationService(store, tokens, accounts, audit, clock, config.apps),
+    authorization: new AppAuthorizationService(store, audit, clock, config.apps),
+    grants: new AppGrantService(store, tokens, accounts, audit, clock, config.apps),
   };
 }
 

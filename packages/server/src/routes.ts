@@ -33,6 +33,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
     await app.register(
       oauthRoutes({
         authorization: apps.authorization,
+        grants: apps.grants,
         keys: apps.keys,
         issuer: apps.tokens.config.issuer,
         authorizeRateLimitPerMinute: config.apps.authorizeRateLimitPerMinute,

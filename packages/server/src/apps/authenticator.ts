@@ -14,8 +14,8 @@ import type { Authenticated, CredentialAuthenticator } from '../accounts/authent
 import type { Actor } from '../accounts/roles.js';
 import { MINUTE, type Clock } from '../clock.js';
 import { looksLikeJwt, type AccessTokenClaims, type AccessTokens } from './access-tokens.js';
-import type { ConsumerLookup } from './authorization.js';
 import { AccessTokenInvalidError } from './errors.js';
+import type { ConsumerLookup } from './model.js';
 import type { AppStore } from './store.js';
 
 const AUDIT_THROTTLE_ENTRIES = 10_000;

@@ -84,3 +84,17 @@ export function toKeyView(row: AppSigningKeysTable): SigningKeyView {
     retiredAt: iso(row.retired_at),
   };
 }
+
+/** What the authorization server needs to know of a user: that they are still an active consumer of the client's organization. */
+export interface ConsumerLookup {
+  userById(id: string): Promise<{ id: string; organization_id: string; kind: string; status: string } | undefined>;
+}
+
+/** The space-separated scopes asked for, each known and within `allowed`; or why not. */
+export function scopesWithin(scope: string, allowed: AppScope[]): AppScope[] | string {
+  const asked = scope.split(' ').filter((s) => s !== '');
+  const refused = asked.filter((s) => !isAppScope(s) || !allowed.includes(s));
+  if (asked.length === 0 || refused.length > 0)
+    return `scope may hold only ${allowed.join(', ')}${refused.length ? ` (refused: ${refused.join(', ')})` : ''}`;
+  return [...new Set(asked as AppScope[])];
+}

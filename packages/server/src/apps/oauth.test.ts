@@ -637,7 +637,7 @@ for (const engine of ENGINES) {
         t.platform.db.selectFrom('app_token_families').select(['id', 'revoked_at']).where('user_id', '=', user.id).execute();
       assert.equal((await grants()).filter((g) => g.revoked_at === null).length, 20);
       t.clock.advance(31 * 24 * 3_600_000);
-      await t.platform.apps.authorization.prune();
+      await t.platform.apps.grants.prune();
       const left = await grants();
       assert.equal(left.length, 20, 'the superseded grant is gone, the live ones stay');
       assert.ok(left.every((g) => g.revoked_at === null));

@@ -130,7 +130,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
         if (result.rotated + result.retired > 0) app.log.info(result, 'app signing keys rotated or retired on schedule');
       })
       .catch((error: unknown) => app.log.error({ err: error }, 'app signing key schedule failed'));
-    platform.apps.authorization.prune().catch((error: unknown) => app.log.error({ err: error }, 'app grant pruning failed'));
+    platform.apps.grants.prune().catch((error: unknown) => app.log.error({ err: error }, 'app grant pruning failed'));
   }, APP_KEY_TICK_MS);
   appKeyRotation.unref();
   const sweepUploads = () =>

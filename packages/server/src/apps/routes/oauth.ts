@@ -14,11 +14,13 @@ import { actorOf } from '../../accounts/routes/authentication.js';
 import { APP_SCOPES } from '../../accounts/roles.js';
 import { BulwarkError } from '../../errors.js';
 import type { AppAuthorizationService } from '../authorization.js';
+import type { AppGrantService } from '../grants.js';
 import { OAuthError, type OAuthErrorName } from '../errors.js';
 import type { AppSigningKeys } from '../signing-keys.js';
 
 export interface OAuthRouteDeps {
   authorization: AppAuthorizationService;
+  grants: AppGrantService;
   keys: AppSigningKeys;
   issuer: string;
   authorizeRateLimitPerMinute: number;
@@ -95,7 +97,7 @@ function parseForm(_request: FastifyRequest, body: string, done: (error: Error |
 }
 
 export function oauthRoutes(deps: OAuthRouteDeps) {
-  const { authorization, keys, issuer } = deps;
+  const { authorization, grants, keys, issuer } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     app.setErrorHandler(oauthErrorHandler);
@@ -263,7 +265,7 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
       },
       async (request, reply) => {
         reply.headers(NoStore);
-        return authorization.token(request.body, request.ip);
+        return grants.token(request.body, request.ip);
       },
     );
 
@@ -279,7 +281,7 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
         },
       },
       async (request, reply) => {
-        await authorization.revoke(request.body, request.ip);
+        await grants.revoke(request.body, request.ip);
         reply.headers(NoStore);
         return {};
       },
