@@ -170,6 +170,41 @@ for (const engine of ENGINES) {
       assert.equal(redirected(denied).get('error'), 'access_denied');
     });
 
+    it('takes the consent of a browser (cookie) session only with its CSRF token', async () => {
+      const { user } = await consumer();
+      const browser = t.client(true);
+      const login = await browser.post('/api/v1/auth/login', {
+        organization: t.org,
+        email: user.email,
+        password: user.password,
+        mode: 'cookie',
+      });
+      assert.equal(login.status, 200, login.text);
+      const asked = await browser.get(
+        authorizePath({
+          response_type: 'code',
+          client_id: thirdParty.clientId,
+          redirect_uri: thirdParty.redirectUri,
+          scope: 'account',
+          state: 'c1',
+          code_challenge: pkce().challenge,
+          code_challenge_method: 'S256',
+        }),
+      );
+      assert.equal(asked.status, 200, asked.text);
+      assert.equal(asked.body.consent_required, true);
+      const forged = await browser.post('/oauth/authorize/consent', { ...asked.body.request, decision: 'allow' });
+      assertOAuthError(forged, 403, 'access_denied', 'auth.csrf_failed');
+      assert.equal(forged.headers.location, undefined);
+      const granted = await browser.post(
+        '/oauth/authorize/consent',
+        { ...asked.body.request, decision: 'allow' },
+        { headers: { 'x-csrf-token': login.body.csrfToken } },
+      );
+      assert.equal(granted.status, 302, granted.text);
+      assert.ok(redirected(granted).get('code'));
+    });
+
     it('refuses an authorization request without PKCE, with plain PKCE, or for the implicit flow: back on the redirect URI, with the state, audited', async () => {
       const { session } = await consumer();
       const base = {
