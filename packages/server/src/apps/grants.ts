@@ -110,7 +110,7 @@ export class AppGrantService {
     const now = this.clock.now();
     if (!(await this.store.spendCode(row.id, now))) {
       // A code presented twice was seen by someone else too: what the first use obtained is revoked.
-      const revoked = row.family_id ? await this.store.revokeFamily(row.family_id, now, 'code_reused') : false;
+      const revoked = await this.store.revokeFamilyOfCode(row.id, now, 'code_reused');
       await this.audit.record({ ...this.codeEvent(row, 'app.code_reused', sourceIp, { grantRevoked: revoked }), outcome: 'denied' });
       throw invalidGrant(ErrorCodes.appCodeReused, 'The authorization code was already used; the tokens issued for it are revoked');
     }

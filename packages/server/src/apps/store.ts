@@ -145,6 +145,20 @@ export class AppStore {
     );
   }
 
+  /** Revokes the family a code was exchanged for, if any; false when there is none live. */
+  async revokeFamilyOfCode(codeId: string, now: number, reason: string, db: Executor = this.db): Promise<boolean> {
+    return (
+      changed(
+        await db
+          .updateTable('app_token_families')
+          .set({ revoked_at: now, revoked_reason: reason })
+          .where('code_id', '=', codeId)
+          .where('revoked_at', 'is', null)
+          .executeTakeFirst(),
+      ) > 0
+    );
+  }
+
   /** Revokes every live family of a user (of one client, when given); returns how many. */
   async revokeFamiliesOfUser(userId: string, now: number, reason: string, clientId?: string, db: Executor = this.db): Promise<number> {
     let query = db

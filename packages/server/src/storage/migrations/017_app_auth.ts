@@ -67,6 +67,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .execute();
   await db.schema.createIndex('app_token_families_user').on('app_token_families').columns(['user_id', 'revoked_at']).execute();
   await db.schema.createIndex('app_token_families_client').on('app_token_families').columns(['client_id', 'revoked_at']).execute();
+  await db.schema.createIndex('app_token_families_code').on('app_token_families').columns(['code_id']).execute();
 
   await db.schema
     .createTable('app_refresh_tokens')
