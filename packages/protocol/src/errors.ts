@@ -67,6 +67,26 @@ export const ErrorCodes = {
   lastOwner: 'org.last_owner',
   apiKeyLimitReached: 'apikey.limit_reached',
 
+  // companion-app authorization (OAuth 2.1, issue 14); on /oauth/* the RFC 6749 error names go beside them
+  appRequestInvalid: 'app.request_invalid',
+  appClientInvalid: 'app.client_invalid',
+  appRedirectUriInvalid: 'app.redirect_uri_invalid',
+  appRedirectUriMismatch: 'app.redirect_uri_mismatch',
+  appScopeInvalid: 'app.scope_invalid',
+  appResponseTypeUnsupported: 'app.response_type_unsupported',
+  appGrantTypeUnsupported: 'app.grant_type_unsupported',
+  appPkceRequired: 'app.pkce_required',
+  appPkceMethodUnsupported: 'app.pkce_method_unsupported',
+  appPkceVerifierInvalid: 'app.pkce_verifier_invalid',
+  appCodeInvalid: 'app.code_invalid',
+  appCodeReused: 'app.code_reused',
+  appRefreshTokenInvalid: 'app.refresh_token_invalid',
+  appRefreshTokenReused: 'app.refresh_token_reused',
+  appAccessDenied: 'app.access_denied',
+  appLoginRequired: 'app.login_required',
+  appAccessTokenInvalid: 'app.access_token_invalid',
+  appKeyActive: 'app.key_active',
+
   // devices
   deviceInvalidTransition: 'device.invalid_transition',
   deviceSerialTaken: 'device.serial_taken',

@@ -19,6 +19,13 @@ import { AccountsService } from './accounts/service.js';
 import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
+import { AccessTokens } from './apps/access-tokens.js';
+import { AppAuthorizationService } from './apps/authorization.js';
+import { AppTokenAuthenticator } from './apps/authenticator.js';
+import { AppClientService } from './apps/clients.js';
+import { AppGrantService } from './apps/grants.js';
+import { AppSigningKeys } from './apps/signing-keys.js';
+import { AppStore } from './apps/store.js';
 import { AuditService } from './audit/service.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
@@ -102,6 +109,15 @@ export interface Platform {
     signup: SignupService;
     invitations: InvitationService;
   };
+  /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
+  apps: {
+    store: AppStore;
+    clients: AppClientService;
+    authorization: AppAuthorizationService;
+    grants: AppGrantService;
+    tokens: AccessTokens;
+    keys: AppSigningKeys;
+  };
   close(): Promise<void>;
 }
 
@@ -146,6 +162,10 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
+  const apps = appsOf(config, db, box, audit, clock, store);
+  authenticator.register(new AppTokenAuthenticator(apps.tokens, apps.store, store, audit, clock));
+  // Sign-out, sign-out everywhere and password changes end the user's app grants in the same transaction.
+  sessions.onSignOut((userId, reason, trx) => apps.clients.endGrantsOfUser(userId, reason, trx));
   const devicesStore = new DevicesStore(db);
   const gatewayFeed = new GatewayFeed();
   const devicesService = new DevicesService(devicesStore, audit, clock, gatewayFeed);
@@ -189,6 +209,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     telemetry: telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config),
     updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
+    apps,
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
       try {
@@ -199,6 +220,37 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
         if (!options.database) await database.close();
       }
     },
+  };
+}
+
+/** The issuer of access tokens: the deployment's public URL (a deployment serving apps sets http.publicUrl). */
+export function appIssuer(config: Config): string {
+  return config.http.publicUrl ?? `https://localhost:${config.http.port}`;
+}
+
+function appsOf(
+  config: Config,
+  db: Kysely<Database>,
+  box: SecretBox,
+  audit: AuditService,
+  clock: Clock,
+  accounts: AccountsStore,
+): Platform['apps'] {
+  const store = new AppStore(db);
+  const keys = new AppSigningKeys(store, box, audit, clock, config.apps);
+  const issuer = appIssuer(config);
+  const tokens = new AccessTokens(keys, clock, {
+    issuer,
+    audience: config.apps.audience ?? `${issuer}/api`,
+    lifetimeSeconds: config.apps.accessTokenMinutes * 60,
+  });
+  return {
+    store,
+    keys,
+    tokens,
+    clients: new AppClientService(store, audit, clock),
+    authorization: new AppAuthorizationService(store, audit, clock, config.apps),
+    grants: new AppGrantService(store, tokens, accounts, audit, clock, config.apps),
   };
 }
 

@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { installAuthentication } from './accounts/routes/authentication.js';
 import { accountsRoutes } from './accounts/routes/index.js';
+import { appClientRoutes, oauthRoutes } from './apps/routes/index.js';
 import { auditRoutes } from './audit/routes.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
 import type { Metrics } from './ops/metrics.js';
@@ -19,7 +20,7 @@ import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './up
 
 /** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
 export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyInstance) => Promise<void> {
-  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts } = platform;
+  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps } = platform;
   const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
   return async (app) => {
     installAuthentication(app, accounts.authenticator, accounts.sessions);
@@ -29,6 +30,17 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
       prefix: '/api/v1',
     });
     await app.register(auditRoutes({ audit }), { prefix: '/api/v1' });
+    await app.register(
+      oauthRoutes({
+        authorization: apps.authorization,
+        grants: apps.grants,
+        keys: apps.keys,
+        issuer: apps.tokens.config.issuer,
+        authorizeRateLimitPerMinute: config.apps.authorizeRateLimitPerMinute,
+        tokenRateLimitPerMinute: config.apps.tokenRateLimitPerMinute,
+      }),
+    );
+    await app.register(appClientRoutes({ clients: apps.clients, keys: apps.keys }), { prefix: '/api/v1' });
     await app.register(deviceRoutes({ devices: devices.service, bodyLimitBytes: config.http.bodyLimitBytes }), { prefix: '/api/v1' });
     await app.register(enrollmentRoutes({ enrollment: devices.enrollment, bootstrapCas: devices.bootstrapCas, pki }));
     await app.register(symmetricKeyRoutes({ symmetricKeys: devices.symmetricKeys, loginRateLimitPerMinute }));

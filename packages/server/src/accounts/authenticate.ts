@@ -12,9 +12,13 @@ export interface Authenticated {
   session: SessionRow | null;
 }
 
-/** A credential kind other than sessions (API keys), recognized by its token prefix. */
+/**
+ * A credential kind other than sessions (API keys, app access tokens), recognized by its token
+ * prefix (`<prefix>_…`) or, for tokens that carry none of ours (JWTs), by `matches`.
+ */
 export interface CredentialAuthenticator {
   prefix: string;
+  matches?(token: string): boolean;
   authenticate(token: string, sourceIp: string): Promise<Authenticated | null>;
 }
 
@@ -54,7 +58,7 @@ export class Authenticator {
   }
 
   async authenticate(token: string, sourceIp: string, transport: 'cookie' | 'bearer'): Promise<Authenticated | null> {
-    const other = this.others.find((o) => token.startsWith(`${o.prefix}_`));
+    const other = this.others.find((o) => (o.matches ? o.matches(token) : token.startsWith(`${o.prefix}_`)));
     if (other) return transport === 'bearer' ? other.authenticate(token, sourceIp) : null;
     const session = await this.sessions.resolve(token);
     if (!session || session.transport !== transport) return null;

@@ -172,6 +172,8 @@ export class LoginService {
   async logout(session: SessionRow, sourceIp: string): Promise<void> {
     await this.store.db.transaction().execute(async (trx) => {
       await this.sessions.revoke(session.id, trx);
+      // Signing out ends the companion apps' grants of this user too (issue 14).
+      await this.sessions.signedOut(session.user_id, 'logout', trx);
       await this.audit.record(
         {
           organizationId: session.organization_id,

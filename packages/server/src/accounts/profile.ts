@@ -19,7 +19,7 @@ import { accountDeletedMail, accountLink, emailChangeMail, emailChangeNoticeMail
 import { auditActor, type Actor } from './roles.js';
 import { toUserView, validateEmail, type AccountsService, type UserView } from './service.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
-import { sessionFields } from './sessions.js';
+import { ACCOUNT_DELETED, sessionFields } from './sessions.js';
 
 /** The last active owner cannot leave: the organization would have nobody able to administer it. */
 export class LastOwnerError extends ConflictError {
@@ -248,6 +248,8 @@ export class ProfileService {
       await this.apiKeys.deleteOfUser(user.id, trx);
       await trx.deleteFrom('recovery_codes').where('user_id', '=', user.id).execute();
       await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
+      // The companion apps' consents, grants and refresh tokens of the user go too.
+      await this.accounts.endSignIns(user.id, ACCOUNT_DELETED, trx);
       await trx.deleteFrom('users').where('id', '=', user.id).execute();
       await this.audit.record(
         {

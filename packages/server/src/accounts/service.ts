@@ -102,6 +102,11 @@ export class AccountsService {
     private readonly clock: Clock,
   ) {}
 
+  /** Ends what a sign-in handed out beside sessions (companion apps' grants), as sign-out does. */
+  endSignIns(userId: string, reason: string, db: Executor): Promise<void> {
+    return this.sessions.signedOut(userId, reason, db);
+  }
+
   async createOrganization(
     input: { slug: string; name: string },
     actor: { type: 'cli' | 'system'; id: string },

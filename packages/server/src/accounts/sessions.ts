@@ -69,7 +69,19 @@ export function sessionFields(s: SessionFieldsRow): Omit<SessionView, 'current'>
   };
 }
 
+/** The sign-out reason of an account being deleted: what was handed out goes with it, not only ends. */
+export const ACCOUNT_DELETED = 'account_deleted';
+
+/**
+ * What else must end when a user signs out or their sessions are all revoked (password change or
+ * reset, disabling, MFA reset): the companion apps' OAuth grants (apps/clients.ts). Runs inside
+ * the caller's transaction.
+ */
+export type SignOutListener = (userId: string, reason: string, db: Executor) => Promise<unknown>;
+
 export class SessionService {
+  private readonly signOutListeners: SignOutListener[] = [];
+
   constructor(
     private readonly store: AccountsStore,
     private readonly clock: Clock,
@@ -145,8 +157,19 @@ export class SessionService {
     await this.store.updateSession(sessionId, { revoked_at: this.clock.now() }, db);
   }
 
-  revokeAll(userId: string, db: Executor = this.store.db, exceptSessionId?: string): Promise<number> {
-    return this.store.revokeSessions(userId, this.clock.now(), db, exceptSessionId);
+  async revokeAll(userId: string, db: Executor = this.store.db, exceptSessionId?: string): Promise<number> {
+    const revoked = await this.store.revokeSessions(userId, this.clock.now(), db, exceptSessionId);
+    await this.signedOut(userId, 'sessions_revoked', db);
+    return revoked;
+  }
+
+  onSignOut(listener: SignOutListener): void {
+    this.signOutListeners.push(listener);
+  }
+
+  /** Ends what the user's sign-in handed out beside sessions (app grants); called on logout and by revokeAll. */
+  async signedOut(userId: string, reason: string, db: Executor = this.store.db): Promise<void> {
+    for (const listener of this.signOutListeners) await listener(userId, reason, db);
   }
 
   async list(userId: string, currentSessionId: string | null): Promise<SessionView[]> {

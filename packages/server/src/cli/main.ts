@@ -16,6 +16,7 @@ const GROUPS: { commands: string[]; load: () => Promise<Register> }[] = [
   { commands: ['init', 'serve', 'start', 'migrate'], load: serveGroup },
   { commands: ['admin'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['backup', 'restore'], load: async () => (await import('./backup.js')).registerBackupCommands },
+  { commands: ['apps'], load: async () => (await import('./apps.js')).registerAppsCommands },
   { commands: ['audit'], load: async () => (await import('./audit.js')).registerAuditCommands },
   { commands: ['devices'], load: async () => (await import('./devices.js')).registerDevicesCommands },
   { commands: ['firmware'], load: async () => (await import('./firmware.js')).registerFirmwareCommands },

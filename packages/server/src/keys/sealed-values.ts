@@ -72,6 +72,7 @@ export const SEALED_COLUMNS: SealedColumn[] = [
     (id) => `device:${id.slice(0, id.lastIndexOf(':'))}:symmetric-key:${id.slice(id.lastIndexOf(':') + 1)}`,
   ),
   sealedColumn('enrollment_groups', 'sealed_key', (id) => `enrollment-group:${id}`),
+  sealedColumn('app_signing_keys', 'private_key', (id) => `app-signing-key:${id}`),
 ];
 
 export interface SealedFile {

@@ -234,6 +234,33 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    apps: Type.Object(
+      {
+        accessTokenMinutes: Type.Integer({ minimum: 1, maximum: 60, description: 'lifetime of a companion app access token (JWT)' }),
+        audience: Type.Optional(
+          Type.String({ minLength: 1, maxLength: 512, description: 'the aud of access tokens (default <publicUrl>/api)' }),
+        ),
+        codeLifetimeSeconds: Type.Integer({ minimum: 10, maximum: 600, description: 'lifetime of an authorization code' }),
+        refreshTokenDays: Type.Integer({ minimum: 1, maximum: 365, description: 'a refresh token unused this long expires' }),
+        grantMaxDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'a grant (refresh-token family) ends this long after sign-in',
+        }),
+        keyLifetimeDays: Type.Integer({ minimum: 1, maximum: 3650, description: 'an access-token signing key is rotated after this long' }),
+        keyOverlapHours: Type.Integer({
+          minimum: 1,
+          maximum: 24 * 90,
+          description: 'a rotated signing key keeps verifying this long, then is retired (longer than an access token lives)',
+        }),
+        authorizeRateLimitPerMinute: Type.Integer({ minimum: 1, description: 'requests to /oauth/authorize per address per minute' }),
+        tokenRateLimitPerMinute: Type.Integer({
+          minimum: 1,
+          description: 'requests to /oauth/token and /oauth/revoke per address per minute',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     metrics: Type.Object(
       {
         tokenHash: Type.Optional(
@@ -362,6 +389,16 @@ export function defaultConfig(dataDir: string): Config {
       rolloutTickSeconds: 5,
       blobQuotaBytes: 10 * 1024 ** 3,
       orphanBlobGraceHours: 24,
+    },
+    apps: {
+      accessTokenMinutes: 10,
+      codeLifetimeSeconds: 60,
+      refreshTokenDays: 30,
+      grantMaxDays: 90,
+      keyLifetimeDays: 90,
+      keyOverlapHours: 24,
+      authorizeRateLimitPerMinute: 60,
+      tokenRateLimitPerMinute: 60,
     },
     metrics: {},
     log: { level: 'info' },

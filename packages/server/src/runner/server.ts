@@ -20,6 +20,7 @@ import { Metrics } from '../ops/metrics.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
 const QUOTA_FLUSH_MS = 5000;
+const APP_KEY_TICK_MS = 10 * 60_000;
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -121,6 +122,18 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   rolling.unref();
   // Images no release names (past their grace period) and temporary files of uploads cut off by a
   // crash leave the blob store at start and hourly.
+  // Access-token signing keys rotate after apps.keyLifetimeDays and retire after apps.keyOverlapHours;
+  // ended app grants, spent refresh tokens and old codes are deleted.
+  const appKeyRotation = setInterval(() => {
+    platform.apps.keys
+      .tick()
+      .then((result) => {
+        if (result.rotated + result.retired > 0) app.log.info(result, 'app signing keys rotated or retired on schedule');
+      })
+      .catch((error: unknown) => app.log.error({ err: error }, 'app signing key schedule failed'));
+    platform.apps.grants.prune().catch((error: unknown) => app.log.error({ err: error }, 'app grant pruning failed'));
+  }, APP_KEY_TICK_MS);
+  appKeyRotation.unref();
   const sweepUploads = () =>
     platform.updates.uploads
       .sweep()
@@ -167,6 +180,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       clearInterval(rolling);
       clearInterval(sweeping);
       if (backingUp) clearInterval(backingUp);
+      clearInterval(appKeyRotation);
       await platform.telemetry.retention.stop();
       await mqtt?.close();
       await platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));

@@ -19,6 +19,7 @@ import * as telemetryQuota from './migrations/013_telemetry_quota.js';
 import * as firmwareBlobs from './migrations/014_firmware_blobs.js';
 import * as rolloutRetries from './migrations/015_rollout_retries.js';
 import * as releaseProvenance from './migrations/016_release_provenance.js';
+import * as appAuth from './migrations/017_app_auth.js';
 import * as gateways from './migrations/018_gateways.js';
 import type { DatabaseHandle } from './database.js';
 
@@ -39,6 +40,7 @@ const migrations: Record<string, Migration> = {
   '014_firmware_blobs': firmwareBlobs,
   '015_rollout_retries': rolloutRetries,
   '016_release_provenance': releaseProvenance,
+  '017_app_auth': appAuth,
   '018_gateways': gateways,
 };
 

@@ -344,6 +344,84 @@ export interface FirmwareBlobsTable {
   created_at: number;
 }
 
+/** An OAuth client an organization registered for a companion app (017): public, PKCE-protected. */
+export interface AppClientsTable {
+  id: string;
+  organization_id: string;
+  name: string;
+  redirect_uris: string; // JSON string[]
+  scopes: string; // JSON AppScope[]
+  first_party: number;
+  status: 'active' | 'disabled';
+  created_by: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** What a consumer consented a third-party client may do (017). */
+export interface AppConsentsTable {
+  id: string;
+  organization_id: string;
+  user_id: string;
+  client_id: string;
+  scopes: string; // JSON AppScope[]
+  created_at: number;
+  updated_at: number;
+}
+
+/** An authorization code (017): its digest, what it is bound to, single use. */
+export interface AppAuthorizationCodesTable {
+  id: string;
+  code_hash: string;
+  organization_id: string;
+  client_id: string;
+  user_id: string;
+  session_id: string | null;
+  redirect_uri: string;
+  code_challenge: string;
+  scopes: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+  family_id: string | null;
+}
+
+/** One grant to one client: the refresh tokens it rotates through and the access tokens it mints (017). */
+export interface AppTokenFamiliesTable {
+  id: string;
+  organization_id: string;
+  client_id: string;
+  user_id: string;
+  scopes: string;
+  code_id: string | null;
+  created_at: number;
+  expires_at: number;
+  revoked_at: number | null;
+  revoked_reason: string | null;
+}
+
+/** A refresh token of a family, stored as its digest; `used_at` is set when it is rotated (017). */
+export interface AppRefreshTokensTable {
+  id: string;
+  family_id: string;
+  token_hash: string;
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
+}
+
+/** An organization's access-token signing key (017); `rotated_at` once superseded, `retired_at` once it verifies nothing. */
+export interface AppSigningKeysTable {
+  id: string;
+  organization_id: string;
+  algorithm: string;
+  public_jwk: string;
+  private_key: string; // sealed under the master key
+  created_at: number;
+  rotated_at: number | null;
+  retired_at: number | null;
+}
+
 export interface Database {
   organizations: OrganizationsTable;
   users: UsersTable;
@@ -384,6 +462,13 @@ export interface Database {
   // 016_release_provenance
   release_policies: ReleasePoliciesTable;
   release_refusals: ReleaseRefusalsTable;
+  // 017_app_auth
+  app_clients: AppClientsTable;
+  app_consents: AppConsentsTable;
+  app_authorization_codes: AppAuthorizationCodesTable;
+  app_token_families: AppTokenFamiliesTable;
+  app_refresh_tokens: AppRefreshTokensTable;
+  app_signing_keys: AppSigningKeysTable;
 }
 
 export type { Generated };

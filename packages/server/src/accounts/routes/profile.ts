@@ -42,9 +42,9 @@ export function profileRoutes({ profile }: { profile: ProfileService }) {
 
     app.get(
       '/me',
-      // Reading who I am is harmless, and tells an API key whose it is.
+      // Reading who I am is harmless, and tells an API key whose it is (and a companion app with the account scope).
       {
-        config: { auth: { principal: 'any', apiKeys: true } },
+        config: { auth: { principal: 'any', apiKeys: true, appScope: 'account' } },
         schema: { tags: ['me'], summary: 'My account', response: { 200: UserSchema, ...errorResponses(401) } },
       },
       async (request) => profile.me(actorOf(request)),

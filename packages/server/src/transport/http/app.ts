@@ -107,7 +107,12 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
       info: { title: 'Bulwark API', version: '0.1.0', description: 'Self-hostable, secure-by-default IoT device cloud' },
       components: {
         securitySchemes: {
-          bearer: { type: 'http', scheme: 'bearer', description: 'A session token (bws_…) or an API key (bwk_…)' },
+          bearer: {
+            type: 'http',
+            scheme: 'bearer',
+            description:
+              "A session token (bws_…), an API key (bwk_…), or a companion app's OAuth access token (a JWT, on routes that name its scope)",
+          },
           cookie: { type: 'apiKey', in: 'cookie', name: '__Host-bulwark_session' },
         },
       },

@@ -1,0 +1,290 @@
+/**
+ * The OAuth 2.1 endpoints of the authorization server, hand-written on `jose` and kept to what
+ * RFC 6749, 7636 (PKCE), 7009 (revocation) and 8414 (metadata) ask of a server for public
+ * clients (docs/apps.md says why not oidc-provider). Every error here is the RFC 6749 body
+ * `{ error, error_description }` with the Bulwark code beside it (`code`); the authorization
+ * endpoint sends errors back on the redirect URI only once client and redirect URI are known
+ * good. Parameters this server does not know are ignored, as RFC 6749 §3.1 asks.
+ */
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type, type TSchema } from 'typebox';
+import { ErrorCodes } from '@bulwark/protocol';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { APP_SCOPES } from '../../accounts/roles.js';
+import { BulwarkError } from '../../errors.js';
+import type { AppAuthorizationService } from '../authorization.js';
+import type { AppGrantService } from '../grants.js';
+import { OAuthError, type OAuthErrorName } from '../errors.js';
+import type { AppSigningKeys } from '../signing-keys.js';
+
+export interface OAuthRouteDeps {
+  authorization: AppAuthorizationService;
+  grants: AppGrantService;
+  keys: AppSigningKeys;
+  issuer: string;
+  authorizeRateLimitPerMinute: number;
+  tokenRateLimitPerMinute: number;
+}
+
+const OAuthErrorBody = Type.Object(
+  { error: Type.String(), error_description: Type.String(), code: Type.Optional(Type.String()) },
+  { description: 'RFC 6749 error: the error name, what was wrong, and the Bulwark error code' },
+);
+const ERROR_STATUSES = [400, 401, 403, 413, 415, 429, 500, 503];
+const oauthErrors = (): Record<number, TSchema> => Object.fromEntries(ERROR_STATUSES.map((s) => [s, OAuthErrorBody]));
+
+const Param = Type.Optional(Type.String({ maxLength: 2048 }));
+const AuthorizationParams = {
+  response_type: Param,
+  client_id: Param,
+  redirect_uri: Param,
+  scope: Param,
+  state: Param,
+  code_challenge: Param,
+  code_challenge_method: Param,
+};
+// Unknown parameters are ignored (RFC 6749 §3.1), so these objects are not strict.
+const Open = { additionalProperties: true };
+const Redirect = Type.Null({ description: 'Found: the answer is on the redirect URI (code and state, or error and state)' });
+const NoStore = { 'cache-control': 'no-store', pragma: 'no-cache' };
+
+const NAME_OF_STATUS: Record<number, OAuthErrorName> = {
+  401: 'login_required',
+  403: 'access_denied',
+  429: 'temporarily_unavailable',
+};
+
+/** Any failure on these routes as the RFC 6749 error body. */
+function oauthErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  reply.headers(NoStore);
+  if (error instanceof OAuthError)
+    return reply.status(error.status).send({ error: error.oauthError, error_description: error.message, code: error.code });
+  if (error instanceof BulwarkError) {
+    if (error.status === 429 && typeof error.details?.retryAfterSeconds === 'number')
+      reply.header('retry-after', String(error.details.retryAfterSeconds));
+    const name = NAME_OF_STATUS[error.status] ?? (error.status < 500 ? 'invalid_request' : 'server_error');
+    return reply.status(error.status).send({ error: name, error_description: error.message, code: error.code });
+  }
+  if (error.validation || (error.statusCode && error.statusCode >= 400 && error.statusCode < 500)) {
+    const status = error.statusCode && error.statusCode !== 400 && ERROR_STATUSES.includes(error.statusCode) ? error.statusCode : 400;
+    return reply.status(status).send({
+      error: 'invalid_request',
+      error_description: error.validation ? `Invalid request: ${error.message}` : error.message,
+      code: ErrorCodes.appRequestInvalid,
+    });
+  }
+  request.log.error({ err: error }, 'unhandled error');
+  return reply.status(500).send({
+    error: 'server_error',
+    error_description: `Internal error; quote request ID ${request.id} when reporting it`,
+    code: ErrorCodes.internal,
+  });
+}
+
+/** application/x-www-form-urlencoded as RFC 6749 sends it: every parameter once. */
+function parseForm(_request: FastifyRequest, body: string, done: (error: Error | null, value?: unknown) => void): void {
+  const params = new URLSearchParams(body);
+  const value: Record<string, string> = {};
+  for (const [name, v] of params) {
+    if (name in value) {
+      done(new OAuthError('invalid_request', ErrorCodes.appRequestInvalid, `Parameter ${name} was sent more than once`));
+      return;
+    }
+    value[name] = v;
+  }
+  done(null, value);
+}
+
+export function oauthRoutes(deps: OAuthRouteDeps) {
+  const { authorization, grants, keys, issuer } = deps;
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    app.setErrorHandler(oauthErrorHandler);
+    app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string' }, (request, body, done) =>
+      parseForm(request, body as string, done),
+    );
+    const authorizeLimit = { max: deps.authorizeRateLimitPerMinute, timeWindow: '1 minute' };
+    const tokenLimit = { max: deps.tokenRateLimitPerMinute, timeWindow: '1 minute' };
+
+    app.get(
+      '/.well-known/oauth-authorization-server',
+      {
+        config: { auth: { principal: 'none' } },
+        schema: {
+          tags: ['oauth'],
+          summary: 'Authorization server metadata (RFC 8414)',
+          response: {
+            200: Type.Object({
+              issuer: Type.String(),
+              authorization_endpoint: Type.String(),
+              token_endpoint: Type.String(),
+              revocation_endpoint: Type.String(),
+              jwks_uri: Type.String(),
+              scopes_supported: Type.Array(Type.String()),
+              response_types_supported: Type.Array(Type.String()),
+              response_modes_supported: Type.Array(Type.String()),
+              grant_types_supported: Type.Array(Type.String()),
+              code_challenge_methods_supported: Type.Array(Type.String()),
+              token_endpoint_auth_methods_supported: Type.Array(Type.String()),
+              revocation_endpoint_auth_methods_supported: Type.Array(Type.String()),
+            }),
+            ...oauthErrors(),
+          },
+        },
+      },
+      async () => ({
+        issuer,
+        authorization_endpoint: `${issuer}/oauth/authorize`,
+        token_endpoint: `${issuer}/oauth/token`,
+        revocation_endpoint: `${issuer}/oauth/revoke`,
+        jwks_uri: `${issuer}/oauth/jwks.json`,
+        scopes_supported: [...APP_SCOPES],
+        response_types_supported: ['code'],
+        response_modes_supported: ['query'],
+        grant_types_supported: ['authorization_code', 'refresh_token'],
+        code_challenge_methods_supported: ['S256'],
+        token_endpoint_auth_methods_supported: ['none'],
+        revocation_endpoint_auth_methods_supported: ['none'],
+      }),
+    );
+
+    app.get(
+      '/oauth/jwks.json',
+      {
+        config: { auth: { principal: 'none' } },
+        schema: {
+          tags: ['oauth'],
+          summary: 'The public keys access tokens are verified with (every key not yet retired)',
+          response: {
+            200: Type.Object({
+              keys: Type.Array(
+                Type.Object({
+                  kty: Type.String(),
+                  crv: Type.String(),
+                  x: Type.String(),
+                  kid: Type.String(),
+                  alg: Type.String(),
+                  use: Type.String(),
+                }),
+              ),
+            }),
+            ...oauthErrors(),
+          },
+        },
+      },
+      async (_request, reply) => {
+        reply.header('cache-control', 'public, max-age=300');
+        return keys.jwks();
+      },
+    );
+
+    app.get(
+      '/oauth/authorize',
+      {
+        config: { auth: { principal: 'consumer' }, rateLimit: authorizeLimit },
+        schema: {
+          tags: ['oauth'],
+          summary: 'Authorization endpoint (code + PKCE S256): redirects with a code, or answers the consent to ask for (third-party apps)',
+          querystring: Type.Object(AuthorizationParams, Open),
+          response: {
+            200: Type.Object({
+              consent_required: Type.Literal(true),
+              client: Type.Object({ clientId: Type.String(), name: Type.String() }),
+              scopes: Type.Array(Type.String()),
+              request: Type.Object(AuthorizationParams),
+              consent_endpoint: Type.String(),
+            }),
+            302: Redirect,
+            ...oauthErrors(),
+          },
+        },
+      },
+      async (request, reply) => {
+        const outcome = await authorization.authorize(actorOf(request), request.query);
+        reply.headers(NoStore);
+        if (outcome.kind === 'redirect') return reply.status(302).header('location', outcome.location).send(null);
+        return {
+          consent_required: true as const,
+          client: outcome.client,
+          scopes: outcome.scopes,
+          request: outcome.request,
+          consent_endpoint: '/oauth/authorize/consent',
+        };
+      },
+    );
+
+    app.post(
+      '/oauth/authorize/consent',
+      {
+        config: { auth: { principal: 'consumer' }, rateLimit: authorizeLimit },
+        schema: {
+          tags: ['oauth'],
+          summary: 'The consumer allows or denies a third-party app the scopes it asked for; redirects to the app',
+          body: Type.Object({ ...AuthorizationParams, decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]) }, Open),
+          response: { 302: Redirect, ...oauthErrors() },
+        },
+      },
+      async (request, reply) => {
+        const { decision, ...params } = request.body;
+        const { location } = await authorization.consent(actorOf(request), params, decision);
+        return reply.status(302).headers(NoStore).header('location', location).send(null);
+      },
+    );
+
+    app.post(
+      '/oauth/token',
+      {
+        config: { auth: { principal: 'none' }, rateLimit: tokenLimit },
+        schema: {
+          tags: ['oauth'],
+          summary: 'Token endpoint: authorization_code (with code_verifier) or refresh_token grant',
+          body: Type.Object(
+            {
+              grant_type: Param,
+              client_id: Param,
+              code: Param,
+              redirect_uri: Param,
+              code_verifier: Param,
+              refresh_token: Param,
+              scope: Param,
+            },
+            Open,
+          ),
+          response: {
+            200: Type.Object({
+              access_token: Type.String(),
+              token_type: Type.Literal('Bearer'),
+              expires_in: Type.Integer(),
+              refresh_token: Type.String(),
+              scope: Type.String(),
+            }),
+            ...oauthErrors(),
+          },
+        },
+      },
+      async (request, reply) => {
+        reply.headers(NoStore);
+        return grants.token(request.body, request.ip);
+      },
+    );
+
+    app.post(
+      '/oauth/revoke',
+      {
+        config: { auth: { principal: 'none' }, rateLimit: tokenLimit },
+        schema: {
+          tags: ['oauth'],
+          summary: 'Revocation (RFC 7009): a refresh or access token ends its whole grant; unknown tokens are answered the same',
+          body: Type.Object({ token: Param, token_type_hint: Param, client_id: Param }, Open),
+          response: { 200: Type.Object({}), ...oauthErrors() },
+        },
+      },
+      async (request, reply) => {
+        await grants.revoke(request.body, request.ip);
+        reply.headers(NoStore);
+        return {};
+      },
+    );
+  };
+}
