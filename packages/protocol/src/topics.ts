@@ -33,6 +33,12 @@ export const COMMANDS = 'commands/+';
 export const commandSuffix = (commandId: string): string => `commands/${commandId}`;
 export const commandResult = (commandId: string): string => `commands/${commandId}/result`;
 export const updateSuffix = (name: string): string => `updates/${name}`;
+/** A button press on the device (binding: it opens the claim window; not the online/offline `presence`). */
+export const BINDING_PRESENCE = 'binding/presence';
+/** The platform asks the device to erase its user data (unbind, transfer, account deletion). */
+export const BINDING_RESET = 'binding/reset';
+/** The device confirms it erased its user data. */
+export const BINDING_RESET_RESULT = 'binding/reset/result';
 /** The update channel only the platform publishes on (a device publishing there would talk to itself). */
 const PLATFORM_UPDATE_CHANNEL = 'available';
 
@@ -46,6 +52,8 @@ export type DeviceChannel =
   | { kind: 'state_get' }
   | { kind: 'command_result'; commandId: string }
   | { kind: 'presence' }
+  | { kind: 'binding_presence' }
+  | { kind: 'binding_reset_result' }
   | { kind: 'update'; name: string };
 
 /** What the platform publishes on, below `d/<id>/`. */
@@ -54,10 +62,11 @@ export type PlatformChannel =
   | { kind: 'state_desired' }
   | { kind: 'state_delta' }
   | { kind: 'command'; commandId: string }
+  | { kind: 'binding_reset' }
   | { kind: 'update'; name: string };
 
 /** Topics the platform publishes to a device, below `d/<id>/` (as filters, documented for subscribers). */
-export const SERVER_TOPICS = [STATE_DESIRED, STATE_DELTA, COMMANDS, ERRORS, 'updates/+'] as const;
+export const SERVER_TOPICS = [STATE_DESIRED, STATE_DELTA, COMMANDS, ERRORS, BINDING_RESET, 'updates/+'] as const;
 
 export function deviceChannelSuffix(channel: DeviceChannel): string {
   switch (channel.kind) {
@@ -71,6 +80,10 @@ export function deviceChannelSuffix(channel: DeviceChannel): string {
       return commandResult(channel.commandId);
     case 'presence':
       return PRESENCE;
+    case 'binding_presence':
+      return BINDING_PRESENCE;
+    case 'binding_reset_result':
+      return BINDING_RESET_RESULT;
     case 'update':
       return updateSuffix(channel.name);
   }
@@ -89,6 +102,10 @@ export function parseDeviceChannel(suffix: string): DeviceChannel | null {
       return { kind: 'state_get' };
     case PRESENCE:
       return { kind: 'presence' };
+    case BINDING_PRESENCE:
+      return { kind: 'binding_presence' };
+    case BINDING_RESET_RESULT:
+      return { kind: 'binding_reset_result' };
   }
   const levels = suffix.split('/');
   if (levels.length === 3 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!) && levels[2] === 'result')
@@ -108,6 +125,8 @@ export function platformChannelSuffix(channel: PlatformChannel): string {
       return STATE_DELTA;
     case 'command':
       return commandSuffix(channel.commandId);
+    case 'binding_reset':
+      return BINDING_RESET;
     case 'update':
       return updateSuffix(channel.name);
   }
@@ -122,6 +141,8 @@ export function parsePlatformChannel(suffix: string): PlatformChannel | null {
       return { kind: 'state_desired' };
     case STATE_DELTA:
       return { kind: 'state_delta' };
+    case BINDING_RESET:
+      return { kind: 'binding_reset' };
   }
   const levels = suffix.split('/');
   if (levels.length === 2 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!)) return { kind: 'command', commandId: levels[1]! };
@@ -203,3 +224,16 @@ export interface CommandOutcome {
 }
 
 export type JsonObject = { [key: string]: unknown };
+
+/** What the platform sends on `binding/reset` (protocol §3.6): erase the user data, then confirm with this ID. */
+export interface UserDataReset {
+  resetId: string;
+  issuedAt: number;
+}
+
+/** The device's confirmation on `binding/reset/result`. */
+export interface UserDataResetResult {
+  resetId: string;
+  status: 'ok' | 'error';
+  error?: string;
+}

@@ -20,6 +20,11 @@ import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
 import { AccountsStore } from './accounts/store.js';
 import { AuditService } from './audit/service.js';
+import { ClaimService } from './binding/claims.js';
+import { ConsumerDeviceService } from './binding/consumer-devices.js';
+import { LiveHub } from './binding/live.js';
+import { BindingService } from './binding/service.js';
+import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
 import { EnrollmentService } from './devices/enrollment.js';
@@ -82,6 +87,7 @@ export interface Platform {
   pki: PkiService;
   telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob; quota: TelemetryQuota };
   updates: UpdatesDomain;
+  binding: { store: BindingStore; claims: ClaimService; service: BindingService; consumerDevices: ConsumerDeviceService; live: LiveHub };
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -161,6 +167,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds,
     }),
   };
+  const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
+  const binding = bindingOf(db, config, { devices: devicesService, accounts: service, audit, clock, link, profile }, devices, telemetry);
 
   return {
     config,
@@ -174,8 +182,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     signingKeys,
     devices,
     pki,
-    telemetry: telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config),
+    telemetry,
     updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
+    binding,
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
@@ -187,6 +196,42 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
         if (!options.database) await database.close();
       }
     },
+  };
+}
+
+function bindingOf(
+  db: Kysely<Database>,
+  config: Config,
+  deps: {
+    devices: DevicesService;
+    accounts: AccountsService;
+    audit: AuditService;
+    clock: Clock;
+    link: DeviceLink;
+    profile: ProfileService;
+  },
+  devices: Platform['devices'],
+  telemetry: Platform['telemetry'],
+): Platform['binding'] {
+  const store = new BindingStore(db);
+  const limits = config.binding;
+  let service: BindingService | null = null;
+  const live = new LiveHub(
+    (userId, deviceId) => service!.mayView(userId, deviceId),
+    deps.clock,
+    { maxStreamsPerConsumer: limits.maxLiveStreamsPerConsumer, maxStreamSeconds: limits.liveStreamMaxSeconds },
+    (error) => console.error('live stream:', error),
+  );
+  service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
+  // Deleting a consumer's account unbinds the devices they own and ends their shares (in the deletion's transaction).
+  const bindingService = service;
+  deps.profile.onAccountDeletion((user, trx) => bindingService.releaseAllOf(user, trx));
+  return {
+    store,
+    claims: new ClaimService(store, deps.devices, deps.audit, deps.clock, limits),
+    service,
+    consumerDevices: new ConsumerDeviceService(store, devices.shadow, devices.commands, telemetry.service, live, limits.consumerCommands),
+    live,
   };
 }
 

@@ -368,7 +368,6 @@ export class SymmetricKeyService {
           attributes: '{}',
           tags: '[]',
           group_name: null,
-          owner_user_id: null,
           created_at: now,
           updated_at: now,
         };

@@ -19,6 +19,7 @@ import * as telemetryQuota from './migrations/013_telemetry_quota.js';
 import * as firmwareBlobs from './migrations/014_firmware_blobs.js';
 import * as rolloutRetries from './migrations/015_rollout_retries.js';
 import * as releaseProvenance from './migrations/016_release_provenance.js';
+import * as binding from './migrations/019_binding.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -38,6 +39,7 @@ const migrations: Record<string, Migration> = {
   '014_firmware_blobs': firmwareBlobs,
   '015_rollout_retries': rolloutRetries,
   '016_release_provenance': releaseProvenance,
+  '019_binding': binding,
 };
 
 export interface MigrationReport {

@@ -24,14 +24,16 @@
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
-import { deviceTopic, ERRORS, filterMatches, STATE_DESIRED, type ErrorReply } from '@bulwark/protocol';
+import { BINDING_RESET, deviceTopic, ERRORS, filterMatches, STATE_DESIRED, type ErrorReply } from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
+import type { DeviceEventSource } from '../../binding/live.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import type { Platform } from '../../platform.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import { authorizeDevicePublish, authorizeDeviceSubscribe, mayDeliver } from './acl.js';
 import { discardWill, roomForSubscription } from './client-state.js';
+import { BrokerDeviceEvents } from './device-events.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
 import { DeviceInbox, type InboxSession, type InboxStats } from './device-inbox.js';
@@ -215,6 +217,11 @@ export class MqttGateway implements DeviceMessenger {
   get plainListenerPort(): number | null {
     const address = this.plainServer?.address();
     return typeof address === 'object' && address ? address.port : null;
+  }
+
+  /** Device events from this broker's emitter (every node's, through Redis): what live streams follow. */
+  deviceEvents(): DeviceEventSource {
+    return new BrokerDeviceEvents(this.broker);
   }
 
   /** Connected devices on this node. */
@@ -637,12 +644,18 @@ export class MqttGateway implements DeviceMessenger {
   private onSubscribe(subscriptions: { topic: string; qos: number }[], client: Client): void {
     const session = this.sessionOf(client);
     if (!session || session.identity.status !== 'active') return;
-    const desired = deviceTopic(session.identity.deviceId, STATE_DESIRED);
     // Refused subscriptions are listed too, with QoS 128.
-    if (!subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, desired))) return;
-    this.platform.devices.shadow
-      .sync(session.identity)
-      .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
+    const subscribed = (suffix: string) =>
+      subscriptions.some((s) => s.qos !== 128 && filterMatches(s.topic, deviceTopic(session.identity.deviceId, suffix)));
+    if (subscribed(STATE_DESIRED))
+      this.platform.devices.shadow
+        .sync(session.identity)
+        .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'shadow sync failed'));
+    // A user-data reset sent while the device was offline reaches it when it listens again.
+    if (subscribed(BINDING_RESET))
+      this.platform.binding.service
+        .resendReset(session.identity)
+        .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'reset resend failed'));
   }
 
   private publishError(deviceId: string, reply: ErrorReply): void {

@@ -1,0 +1,179 @@
+/**
+ * Live state for companion apps: each open stream follows one device's telemetry and reported
+ * state, fed by a DeviceEventSource the runner connects (the MQTT broker's emitter, shared
+ * through Redis across nodes, so a stream on any node sees a device connected to any other).
+ * A binding change anywhere (revoke, leave, unbind, transfer, reset) is announced through the
+ * same source; every stream of that device re-checks its consumer's standing and ends at once
+ * when it is gone. Streams are bounded per consumer and in lifetime (promise 9).
+ */
+import type { PayloadFormat } from '@bulwark/protocol';
+import type { Actor } from '../accounts/roles.js';
+import type { Clock } from '../clock.js';
+import { DeviceMessageRefusal, RateLimitedError } from '../errors.js';
+import { parseTelemetry } from '../telemetry/payloads.js';
+import { newId } from '../tokens.js';
+import { ErrorCodes } from '@bulwark/protocol';
+import { BulwarkError } from '../errors.js';
+
+/** What a device event source delivers: raw device messages and binding-change notices. */
+export type DeviceEvent =
+  { kind: 'telemetry'; format: PayloadFormat; payload: Buffer } | { kind: 'reported'; payload: Buffer } | { kind: 'binding' };
+
+/**
+ * The port the runner connects: the broker's emitter. `watch` calls the listener with each event
+ * of the device until the returned function is called; `announce` tells every node's watchers of
+ * the device that its binding changed.
+ */
+export interface DeviceEventSource {
+  watch(deviceId: string, listener: (event: DeviceEvent) => void): () => void;
+  announce(deviceId: string): void;
+}
+
+/** Where a stream's events go (the route writes them as server-sent events). */
+export interface LiveSink {
+  send(event: 'telemetry' | 'reported' | 'end', data: unknown): void;
+  close(): void;
+}
+
+export interface LiveLimits {
+  maxStreamsPerConsumer: number;
+  maxStreamSeconds: number;
+}
+
+interface Stream {
+  id: string;
+  userId: string;
+  deviceId: string;
+  sink: LiveSink;
+  unwatch: () => void;
+  timer: NodeJS.Timeout;
+  closed: boolean;
+}
+
+/** Too many live streams open for this consumer. */
+export class LiveStreamLimitError extends BulwarkError {
+  constructor(limit: number) {
+    super(ErrorCodes.liveStreamLimit, `At most ${limit} live streams may be open at once; close one first`, 429, { limit });
+  }
+}
+
+/** Without a broker on this node: only this node's binding notices, no device events. */
+class LocalOnly implements DeviceEventSource {
+  private readonly listeners = new Map<string, Set<(event: DeviceEvent) => void>>();
+  watch(deviceId: string, listener: (event: DeviceEvent) => void): () => void {
+    const set = this.listeners.get(deviceId) ?? new Set();
+    this.listeners.set(deviceId, set);
+    set.add(listener);
+    return () => {
+      set.delete(listener);
+      if (set.size === 0) this.listeners.delete(deviceId);
+    };
+  }
+  announce(deviceId: string): void {
+    for (const listener of this.listeners.get(deviceId) ?? []) listener({ kind: 'binding' });
+  }
+}
+
+export class LiveHub {
+  private source: DeviceEventSource = new LocalOnly();
+  private readonly streams = new Map<string, Stream>();
+  private readonly perUser = new Map<string, number>();
+
+  constructor(
+    /** Whether the user still may view the device (re-checked on every binding notice). */
+    private readonly mayView: (userId: string, deviceId: string) => Promise<boolean>,
+    private readonly clock: Clock,
+    private readonly limits: LiveLimits,
+    private readonly onError: (error: unknown) => void,
+  ) {}
+
+  /** The runner connects the broker's emitter once it runs; streams opened later follow devices through it. */
+  connect(source: DeviceEventSource): void {
+    this.source = source;
+  }
+
+  /** Open streams on this node (metrics, tests). */
+  get size(): number {
+    return this.streams.size;
+  }
+
+  /** Opens a stream of the device's events to `sink`; the caller checked the actor may view the device. */
+  open(actor: Actor, deviceId: string, sink: LiveSink): () => void {
+    const count = this.perUser.get(actor.userId) ?? 0;
+    if (count >= this.limits.maxStreamsPerConsumer) throw new LiveStreamLimitError(this.limits.maxStreamsPerConsumer);
+    this.perUser.set(actor.userId, count + 1);
+    const stream: Stream = {
+      id: newId(),
+      userId: actor.userId,
+      deviceId,
+      sink,
+      unwatch: () => undefined,
+      timer: setTimeout(() => this.end(stream, 'expired'), this.limits.maxStreamSeconds * 1000),
+      closed: false,
+    };
+    stream.timer.unref();
+    this.streams.set(stream.id, stream);
+    stream.unwatch = this.source.watch(deviceId, (event) => this.deliver(stream, event));
+    return () => this.end(stream, null);
+  }
+
+  /** A binding of the device changed here: this node's streams re-check now, the other nodes' through the source. */
+  bindingChanged(deviceId: string): void {
+    this.recheck(deviceId);
+    this.source.announce(deviceId);
+  }
+
+  /** Ends every stream (shutdown). */
+  closeAll(): void {
+    for (const stream of [...this.streams.values()]) this.end(stream, 'shutdown');
+  }
+
+  private deliver(stream: Stream, event: DeviceEvent): void {
+    if (stream.closed) return;
+    try {
+      if (event.kind === 'binding') return void this.recheckStream(stream);
+      if (event.kind === 'telemetry') {
+        const readings = parseTelemetry(event.payload, this.clock.now(), event.format);
+        stream.sink.send('telemetry', { readings: readings.map((r) => ({ ts: new Date(r.ts).toISOString(), values: r.values })) });
+        return;
+      }
+      const body = JSON.parse(event.payload.toString('utf8')) as { state?: unknown };
+      if (body && typeof body === 'object' && body.state && typeof body.state === 'object')
+        stream.sink.send('reported', { state: body.state });
+    } catch (error) {
+      // A malformed device message was refused by the platform already; the stream just skips it.
+      if (!(error instanceof DeviceMessageRefusal) && !(error instanceof SyntaxError) && !(error instanceof RateLimitedError))
+        this.onError(error);
+    }
+  }
+
+  private recheck(deviceId: string): void {
+    for (const stream of this.streams.values()) if (stream.deviceId === deviceId) void this.recheckStream(stream);
+  }
+
+  private async recheckStream(stream: Stream): Promise<void> {
+    try {
+      if (!(await this.mayView(stream.userId, stream.deviceId))) this.end(stream, 'revoked');
+    } catch (error) {
+      this.onError(error);
+    }
+  }
+
+  private end(stream: Stream, reason: 'revoked' | 'expired' | 'shutdown' | null): void {
+    if (stream.closed) return;
+    stream.closed = true;
+    clearTimeout(stream.timer);
+    stream.unwatch();
+    this.streams.delete(stream.id);
+    const count = (this.perUser.get(stream.userId) ?? 1) - 1;
+    if (count > 0) this.perUser.set(stream.userId, count);
+    else this.perUser.delete(stream.userId);
+    if (reason) {
+      try {
+        stream.sink.send('end', { reason });
+      } finally {
+        stream.sink.close();
+      }
+    }
+  }
+}
