@@ -230,7 +230,15 @@ function bindingOf(
     store,
     claims: new ClaimService(store, deps.devices, deps.audit, deps.clock, limits),
     service,
-    consumerDevices: new ConsumerDeviceService(store, devices.shadow, devices.commands, telemetry.service, live, limits.consumerCommands),
+    consumerDevices: new ConsumerDeviceService(
+      store,
+      deps.audit,
+      devices.shadow,
+      devices.commands,
+      telemetry.service,
+      live,
+      limits.consumerCommands,
+    ),
     live,
   };
 }

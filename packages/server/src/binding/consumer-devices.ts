@@ -6,12 +6,13 @@
  * list (`binding.consumerCommands`): a consumer never sends an arbitrary command.
  */
 import { ErrorCodes } from '@bulwark/protocol';
-import type { Actor, Permission } from '../accounts/roles.js';
+import { auditActor, type Actor, type Permission } from '../accounts/roles.js';
+import type { AuditService } from '../audit/service.js';
 import type { CommandService, CommandView } from '../devices/commands.js';
 import type { ShadowService, ShadowView } from '../devices/shadow.js';
 import { ForbiddenError } from '../errors.js';
 import type { LatestView, ReadingsPage, ReadingsQuery, TelemetryService } from '../telemetry/service.js';
-import { requireRole, standingOf } from './access.js';
+import { standingFor } from './access.js';
 import type { LiveHub, LiveSink } from './live.js';
 import type { DeviceRole } from './model.js';
 import type { BindingStore } from './store.js';
@@ -27,6 +28,7 @@ export class ConsumerDeviceService {
 
   constructor(
     private readonly store: BindingStore,
+    private readonly audit: AuditService,
     private readonly shadow: ShadowService,
     private readonly commands: CommandService,
     private readonly telemetry: TelemetryService,
@@ -54,10 +56,20 @@ export class ConsumerDeviceService {
 
   async sendCommand(actor: Actor, deviceId: string, input: { name: string; params?: unknown }): Promise<CommandView> {
     const delegated = await this.onDevice(actor, deviceId, 'control');
-    if (!this.allowedCommands.has(input.name))
+    if (!this.allowedCommands.has(input.name)) {
+      await this.audit.record({
+        organizationId: actor.organizationId,
+        actor: auditActor(actor),
+        action: 'binding.action_refused',
+        target: { type: 'device', id: deviceId },
+        sourceIp: actor.sourceIp,
+        outcome: 'denied',
+        details: { code: ErrorCodes.commandNotAllowed, command: input.name.slice(0, 64) },
+      });
       throw new ForbiddenError(`"${input.name}" is not a command the companion app may send`, ErrorCodes.commandNotAllowed, {
         allowed: [...this.allowedCommands],
       });
+    }
     return this.commands.send(delegated, deviceId, input);
   }
 
@@ -73,8 +85,14 @@ export class ConsumerDeviceService {
 
   /** The actor, holding for this call the device permissions their role on the device carries. */
   private async onDevice(actor: Actor, deviceId: string, can: 'view' | 'control'): Promise<Actor> {
-    const member = await standingOf(this.store, actor, deviceId);
-    requireRole(member, can, can === 'view' ? 'view the device' : 'control the device');
+    const member = await standingFor(
+      this.store,
+      this.audit,
+      actor,
+      deviceId,
+      can,
+      can === 'view' ? 'view the device' : 'control the device',
+    );
     return { ...actor, permissions: ROLE_PERMISSIONS[member.role] };
   }
 }

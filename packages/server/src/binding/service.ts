@@ -18,7 +18,7 @@ import type { DevicesService } from '../devices/service.js';
 import { isObject } from '../devices/shadow-state.js';
 import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
 import { newId } from '../tokens.js';
-import { requireRole, standingOf } from './access.js';
+import { standingFor, standingOf } from './access.js';
 import { InvitationInvalidError, ShareLimitError } from './errors.js';
 import type { LiveHub } from './live.js';
 import type { DeviceBindingView, DeviceRole, InvitationView, MemberView, MyDeviceView, ShareRole } from './model.js';
@@ -86,8 +86,7 @@ export class BindingService {
   // --- sharing ---------------------------------------------------------------------------
 
   async shares(actor: Actor, deviceId: string): Promise<{ members: MemberView[]; invitations: InvitationView[] }> {
-    const member = await standingOf(this.store, actor, deviceId);
-    requireRole(member, 'manage', 'see who the device is shared with');
+    await standingFor(this.store, this.audit, actor, deviceId, 'manage', 'see who the device is shared with');
     return {
       members: await this.memberViews(actor.organizationId, await this.store.membersOf(deviceId)),
       invitations: (await this.store.invitationsOf(deviceId, this.clock.now())).map(invitationView),
@@ -105,8 +104,7 @@ export class BindingService {
   }
 
   async cancelInvitation(actor: Actor, deviceId: string, invitationId: string): Promise<void> {
-    const member = await standingOf(this.store, actor, deviceId);
-    requireRole(member, 'manage', 'cancel invitations');
+    await standingFor(this.store, this.audit, actor, deviceId, 'manage', 'cancel invitations');
     await this.store.db.transaction().execute(async (trx) => {
       const invitation = await this.store.invitation(invitationId, trx);
       if (!invitation || invitation.device_id !== deviceId) throw new NotFoundError('Invitation', { invitationId });
@@ -117,8 +115,7 @@ export class BindingService {
 
   /** Ends a member's or guest's access at once (their live streams close). */
   async revoke(actor: Actor, deviceId: string, userId: string): Promise<void> {
-    const member = await standingOf(this.store, actor, deviceId);
-    requireRole(member, 'manage', 'revoke shares');
+    await standingFor(this.store, this.audit, actor, deviceId, 'manage', 'revoke shares');
     if (userId === actor.userId)
       throw new ValidationError('The owner does not revoke themselves: unbind the device instead', { field: 'userId' });
     await this.store.db.transaction().execute(async (trx) => {
@@ -220,8 +217,7 @@ export class BindingService {
 
   /** The owner unbinds the device: every share ends, the device resets its user data and is free for a new owner. */
   async unbind(actor: Actor, deviceId: string): Promise<void> {
-    const member = await standingOf(this.store, actor, deviceId);
-    requireRole(member, 'manage', 'unbind the device');
+    await standingFor(this.store, this.audit, actor, deviceId, 'manage', 'unbind the device');
     const resetId = await this.store.db.transaction().execute(async (trx) => {
       const resetId = await this.unbindIn(deviceId, actor.organizationId, trx);
       await this.record(actor, 'binding.unbound', deviceId, { resetId }, trx);
@@ -345,8 +341,7 @@ export class BindingService {
     role: DeviceRole,
     email: string,
   ): Promise<InvitationView> {
-    const member = await standingOf(this.store, actor, deviceId);
-    requireRole(member, 'manage', kind === 'share' ? 'share the device' : 'transfer the device');
+    await standingFor(this.store, this.audit, actor, deviceId, 'manage', kind === 'share' ? 'share the device' : 'transfer the device');
     const invitee = validateEmail(email);
     const me = await this.accounts.contact(actor.organizationId, actor.userId);
     if (me?.email === invitee) throw new ValidationError('You cannot invite yourself', { field: 'email' });
