@@ -2,18 +2,17 @@
  * Live state for companion apps: each open stream follows one device's telemetry and reported
  * state, fed by a DeviceEventSource the runner connects (the MQTT broker's emitter, shared
  * through Redis across nodes, so a stream on any node sees a device connected to any other).
- * A binding change anywhere (revoke, leave, unbind, transfer, reset) is announced through the
- * same source; every stream of that device re-checks its consumer's standing and ends at once
- * when it is gone. Streams are bounded per consumer and in lifetime (promise 9).
+ * One source subscription per watched device on this node; each message is parsed once and
+ * written to every stream of its device. A binding change anywhere (revoke, leave, unbind,
+ * transfer, reset) is announced through the same source; every stream of that device re-checks
+ * its consumer's standing and ends at once when it is gone. Streams are bounded per consumer and
+ * in lifetime (promise 9).
  */
-import type { PayloadFormat } from '@bulwark/protocol';
+import { ErrorCodes, type PayloadFormat } from '@bulwark/protocol';
 import type { Actor } from '../accounts/roles.js';
 import type { Clock } from '../clock.js';
-import { DeviceMessageRefusal, RateLimitedError } from '../errors.js';
+import { BulwarkError, DeviceMessageRefusal } from '../errors.js';
 import { parseTelemetry } from '../telemetry/payloads.js';
-import { newId } from '../tokens.js';
-import { ErrorCodes } from '@bulwark/protocol';
-import { BulwarkError } from '../errors.js';
 
 /** What a device event source delivers: raw device messages and binding-change notices. */
 export type DeviceEvent =
@@ -41,13 +40,16 @@ export interface LiveLimits {
 }
 
 interface Stream {
-  id: string;
   userId: string;
   deviceId: string;
   sink: LiveSink;
-  unwatch: () => void;
   timer: NodeJS.Timeout;
   closed: boolean;
+}
+
+interface Watched {
+  streams: Set<Stream>;
+  unwatch: () => void;
 }
 
 /** Too many live streams open for this consumer. */
@@ -76,8 +78,9 @@ class LocalOnly implements DeviceEventSource {
 
 export class LiveHub {
   private source: DeviceEventSource = new LocalOnly();
-  private readonly streams = new Map<string, Stream>();
+  private readonly devices = new Map<string, Watched>();
   private readonly perUser = new Map<string, number>();
+  private count = 0;
 
   constructor(
     /** Whether the user still may view the device (re-checked on every binding notice). */
@@ -94,79 +97,93 @@ export class LiveHub {
 
   /** Open streams on this node (metrics, tests). */
   get size(): number {
-    return this.streams.size;
+    return this.count;
   }
 
   /** Opens a stream of the device's events to `sink`; the caller checked the actor may view the device. */
   open(actor: Actor, deviceId: string, sink: LiveSink): () => void {
-    const count = this.perUser.get(actor.userId) ?? 0;
-    if (count >= this.limits.maxStreamsPerConsumer) throw new LiveStreamLimitError(this.limits.maxStreamsPerConsumer);
-    this.perUser.set(actor.userId, count + 1);
+    const held = this.perUser.get(actor.userId) ?? 0;
+    if (held >= this.limits.maxStreamsPerConsumer) throw new LiveStreamLimitError(this.limits.maxStreamsPerConsumer);
+    this.perUser.set(actor.userId, held + 1);
+    this.count++;
     const stream: Stream = {
-      id: newId(),
       userId: actor.userId,
       deviceId,
       sink,
-      unwatch: () => undefined,
       timer: setTimeout(() => this.end(stream, 'expired'), this.limits.maxStreamSeconds * 1000),
       closed: false,
     };
     stream.timer.unref();
-    this.streams.set(stream.id, stream);
-    stream.unwatch = this.source.watch(deviceId, (event) => this.deliver(stream, event));
+    let watched = this.devices.get(deviceId);
+    if (!watched) {
+      const streams = new Set<Stream>();
+      watched = { streams, unwatch: () => undefined };
+      this.devices.set(deviceId, watched);
+      watched.unwatch = this.source.watch(deviceId, (event) => this.deliver(streams, event));
+    }
+    watched.streams.add(stream);
     return () => this.end(stream, null);
   }
 
   /** A binding of the device changed here: this node's streams re-check now, the other nodes' through the source. */
   bindingChanged(deviceId: string): void {
-    this.recheck(deviceId);
+    const watched = this.devices.get(deviceId);
+    if (watched) this.recheck(watched.streams);
     this.source.announce(deviceId);
   }
 
   /** Ends every stream (shutdown). */
   closeAll(): void {
-    for (const stream of [...this.streams.values()]) this.end(stream, 'shutdown');
+    for (const watched of [...this.devices.values()]) for (const stream of [...watched.streams]) this.end(stream, 'shutdown');
   }
 
-  private deliver(stream: Stream, event: DeviceEvent): void {
-    if (stream.closed) return;
+  private deliver(streams: Set<Stream>, event: DeviceEvent): void {
+    if (event.kind === 'binding') return this.recheck(streams);
+    let name: 'telemetry' | 'reported';
+    let data: unknown;
     try {
-      if (event.kind === 'binding') return void this.recheckStream(stream);
       if (event.kind === 'telemetry') {
         const readings = parseTelemetry(event.payload, this.clock.now(), event.format);
-        stream.sink.send('telemetry', { readings: readings.map((r) => ({ ts: new Date(r.ts).toISOString(), values: r.values })) });
-        return;
+        name = 'telemetry';
+        data = { readings: readings.map((r) => ({ ts: new Date(r.ts).toISOString(), values: r.values })) };
+      } else {
+        const body = JSON.parse(event.payload.toString('utf8')) as { state?: unknown };
+        if (!body || typeof body !== 'object' || !body.state || typeof body.state !== 'object') return;
+        name = 'reported';
+        data = { state: body.state };
       }
-      const body = JSON.parse(event.payload.toString('utf8')) as { state?: unknown };
-      if (body && typeof body === 'object' && body.state && typeof body.state === 'object')
-        stream.sink.send('reported', { state: body.state });
     } catch (error) {
-      // A malformed device message was refused by the platform already; the stream just skips it.
-      if (!(error instanceof DeviceMessageRefusal) && !(error instanceof SyntaxError) && !(error instanceof RateLimitedError))
-        this.onError(error);
+      // A malformed device message was refused by the platform already; the streams just skip it.
+      if (!(error instanceof DeviceMessageRefusal) && !(error instanceof SyntaxError)) this.onError(error);
+      return;
     }
+    for (const stream of streams) if (!stream.closed) stream.sink.send(name, data);
   }
 
-  private recheck(deviceId: string): void {
-    for (const stream of this.streams.values()) if (stream.deviceId === deviceId) void this.recheckStream(stream);
-  }
-
-  private async recheckStream(stream: Stream): Promise<void> {
-    try {
-      if (!(await this.mayView(stream.userId, stream.deviceId))) this.end(stream, 'revoked');
-    } catch (error) {
-      this.onError(error);
+  private recheck(streams: Set<Stream>): void {
+    for (const stream of streams) {
+      this.mayView(stream.userId, stream.deviceId).then(
+        (may) => may || this.end(stream, 'revoked'),
+        (error: unknown) => this.onError(error),
+      );
     }
   }
 
   private end(stream: Stream, reason: 'revoked' | 'expired' | 'shutdown' | null): void {
     if (stream.closed) return;
     stream.closed = true;
+    this.count--;
     clearTimeout(stream.timer);
-    stream.unwatch();
-    this.streams.delete(stream.id);
-    const count = (this.perUser.get(stream.userId) ?? 1) - 1;
-    if (count > 0) this.perUser.set(stream.userId, count);
+    const watched = this.devices.get(stream.deviceId);
+    if (watched) {
+      watched.streams.delete(stream);
+      if (watched.streams.size === 0) {
+        this.devices.delete(stream.deviceId);
+        watched.unwatch();
+      }
+    }
+    const held = (this.perUser.get(stream.userId) ?? 1) - 1;
+    if (held > 0) this.perUser.set(stream.userId, held);
     else this.perUser.delete(stream.userId);
     if (reason) {
       try {

@@ -154,6 +154,8 @@ export class BindingService {
         await this.store.deleteInvitationsOf(invitation.device_id, trx);
         resetId = await this.requestReset(invitation.device_id, invitation.organization_id, trx);
       } else {
+        // The owner (whose address the invitation names after an email change) is not demoted by it.
+        if (owner.user_id === actor.userId) throw invalidInvitation();
         await this.store.deleteMember(invitation.device_id, actor.userId, trx);
       }
       await this.store.insertMember(
