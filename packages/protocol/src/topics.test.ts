@@ -29,13 +29,15 @@ const deviceChannel: fc.Arbitrary<DeviceChannel> = fc.oneof(
     { kind: 'state_reported' },
     { kind: 'state_get' },
     { kind: 'presence' },
+    { kind: 'binding_presence' },
+    { kind: 'binding_reset_result' },
   ),
   commandId.map((id): DeviceChannel => ({ kind: 'command_result', commandId: id })),
   updateName.filter((n) => n !== 'available').map((name): DeviceChannel => ({ kind: 'update', name })),
 );
 
 const platformChannel: fc.Arbitrary<PlatformChannel> = fc.oneof(
-  fc.constantFrom<PlatformChannel>({ kind: 'errors' }, { kind: 'state_desired' }, { kind: 'state_delta' }),
+  fc.constantFrom<PlatformChannel>({ kind: 'errors' }, { kind: 'state_desired' }, { kind: 'state_delta' }, { kind: 'binding_reset' }),
   commandId.map((id): PlatformChannel => ({ kind: 'command', commandId: id })),
   updateName.map((name): PlatformChannel => ({ kind: 'update', name })),
 );
@@ -45,7 +47,7 @@ const suffixLike = fc
   .array(
     fc.oneof(
       fc.constantFrom('telemetry', 'cbor', 'state', 'reported', 'get', 'desired', 'delta', 'commands', 'result', 'updates', 'errors'),
-      fc.constantFrom('presence', 'available', 'status', '+', '#', '', 'a b', 'x/y', '\u0000', 'é'),
+      fc.constantFrom('presence', 'available', 'status', 'binding', 'reset', '+', '#', '', 'a b', 'x/y', '\u0000', 'é'),
       fc.string({ maxLength: 70 }),
     ),
     { minLength: 1, maxLength: 5 },
