@@ -228,6 +228,35 @@ for (const engine of ENGINES) {
       assert.equal(entries[0]!.details.previousOwner, ids.bob);
     });
 
+    it('locks claiming from one source address after repeated failures across accounts (binding.claim_locked)', async () => {
+      // Every consumer here signs in from 127.0.0.1: a few wrong codes each, under their own limit of 5.
+      let lockedAfter = 0;
+      for (let n = 0; n < 8 && !lockedAfter; n++) {
+        const user = await insertConsumer(t, `guesser-${n}@example.com`, STRONG_PASSWORD);
+        const token = await signIn(t, user);
+        for (let i = 0; i < 4; i++) {
+          const res = await api().post('/api/v1/my/devices/claim', { code: `WXYZ-WXYZ-WXYZ-WX${n}${i}` }, { token });
+          if (res.status === 429) {
+            assert.equal(res.body.error.code, 'binding.claim_locked');
+            lockedAfter = n * 4 + i;
+            break;
+          }
+          assert.equal(res.body.error.code, 'binding.claim_code_invalid');
+        }
+      }
+      assert.ok(lockedAfter > 0 && lockedAfter <= 20, `locked after ${lockedAfter} guesses from the address`);
+      const fresh = await insertConsumer(t, 'fresh@example.com', STRONG_PASSWORD);
+      const res = await api().post('/api/v1/my/devices/claim', { code: 'ABCD-ABCD-ABCD-ABCD' }, { token: await signIn(t, fresh) });
+      assert.equal(res.status, 429);
+      assert.equal(res.body.error.code, 'binding.claim_locked');
+      const address = await t.platform.db
+        .selectFrom('claim_failures')
+        .selectAll()
+        .where('subject', '=', 'ip:127.0.0.1')
+        .executeTakeFirstOrThrow();
+      assert.ok(Number(address.locked_until) > t.clock.now());
+    });
+
     it('bounds presence reports per device (binding.presence_rate_limited)', async () => {
       const d = devices[3]!;
       const { messages } = await online(d);

@@ -25,7 +25,7 @@ for (const engine of ENGINES) {
       t = await startTestPlatform(engine, {
         mqtt: { port: 0, watchIntervalMs: 100 },
         auth: { loginRateLimitPerMinute: 10_000 },
-        binding: { maxLiveStreamsPerConsumer: 2, consumerCommands: ['identify'] },
+        binding: { maxLiveStreamsPerConsumer: 2, consumerCommands: ['identify'], maxMembersPerDevice: 3 },
       });
       org = await organizationIdOf(t.platform, t.org);
       const product = await testProduct(t.platform, org);
@@ -135,6 +135,23 @@ for (const engine of ENGINES) {
       assert.equal(reboot.status, 403);
       assert.equal(reboot.body.error.code, 'binding.command_not_allowed');
       assert.ok((await refused('alice')).some((e) => e.details.code === 'binding.command_not_allowed'));
+    });
+
+    it('bounds who a device is shared with, pending invitations included (binding.share_limit_reached)', async () => {
+      const id = devices[0]!.id;
+      // Owner, guest and member hold 3 places: one more invitation fits, the next does not.
+      const fits = await api().post(`/api/v1/my/devices/${id}/shares`, { email: 'x1@example.com', role: 'guest' }, as('alice'));
+      assert.equal(fits.status, 201, fits.text);
+      const over = await api().post(`/api/v1/my/devices/${id}/shares`, { email: 'x2@example.com', role: 'guest' }, as('alice'));
+      assert.equal(over.status, 409);
+      assert.equal(over.body.error.code, 'binding.share_limit_reached');
+      const listed = await api().get(`/api/v1/my/devices/${id}/shares`, as('alice'));
+      assert.deepEqual(listed.body.members.map((m: { role: string }) => m.role).sort(), ['guest', 'member', 'owner']);
+      assert.deepEqual(
+        listed.body.invitations.map((i: { email: string }) => i.email),
+        ['x1@example.com'],
+      );
+      assert.equal((await api().delete(`/api/v1/my/devices/${id}/invitations/${fits.body.id}`, as('alice'))).status, 200);
     });
 
     it("IDOR: another consumer's device ID answers the same 404 as a device that does not exist, on every consumer route", async () => {
