@@ -215,17 +215,13 @@ function bindingOf(
 ): Platform['binding'] {
   const store = new BindingStore(db);
   const limits = config.binding;
-  let service: BindingService | null = null;
-  const live = new LiveHub(
-    (userId, deviceId) => service!.mayView(userId, deviceId),
-    deps.clock,
-    { maxStreamsPerConsumer: limits.maxLiveStreamsPerConsumer, maxStreamSeconds: limits.liveStreamMaxSeconds },
-    (error) => console.error('live stream:', error),
-  );
-  service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
+  const live = new LiveHub(store, deps.clock, {
+    maxStreamsPerConsumer: limits.maxLiveStreamsPerConsumer,
+    maxStreamSeconds: limits.liveStreamMaxSeconds,
+  });
+  const service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
   // Deleting a consumer's account unbinds the devices they own and ends their shares (in the deletion's transaction).
-  const bindingService = service;
-  deps.profile.onAccountDeletion((user, trx) => bindingService.releaseAllOf(user, trx));
+  deps.profile.onAccountDeletion((user, trx) => service.releaseAllOf(user, trx));
   return {
     store,
     claims: new ClaimService(store, deps.devices, deps.audit, deps.clock, limits),

@@ -13,6 +13,7 @@ import type { Actor } from '../accounts/roles.js';
 import type { Clock } from '../clock.js';
 import { BulwarkError, DeviceMessageRefusal } from '../errors.js';
 import { parseTelemetry } from '../telemetry/payloads.js';
+import type { BindingStore } from './store.js';
 
 /** What a device event source delivers: raw device messages and binding-change notices. */
 export type DeviceEvent =
@@ -83,16 +84,21 @@ export class LiveHub {
   private count = 0;
 
   constructor(
-    /** Whether the user still may view the device (re-checked on every binding notice). */
-    private readonly mayView: (userId: string, deviceId: string) => Promise<boolean>,
+    private readonly store: BindingStore,
     private readonly clock: Clock,
     private readonly limits: LiveLimits,
-    private readonly onError: (error: unknown) => void,
   ) {}
 
-  /** The runner connects the broker's emitter once it runs; streams opened later follow devices through it. */
-  connect(source: DeviceEventSource): void {
+  /** What goes wrong delivering events (a failed standing check); the runner points it at its log. */
+  private onError: (error: unknown) => void = (error) => console.error('live streams:', error);
+
+  /**
+   * The runner connects the broker's emitter once it runs (streams opened later follow devices
+   * through it) and its log.
+   */
+  connect(source: DeviceEventSource, onError: (error: unknown) => void): void {
     this.source = source;
+    this.onError = onError;
   }
 
   /** Open streams on this node (metrics, tests). */
@@ -162,8 +168,9 @@ export class LiveHub {
 
   private recheck(streams: Set<Stream>): void {
     for (const stream of streams) {
-      this.mayView(stream.userId, stream.deviceId).then(
-        (may) => may || this.end(stream, 'revoked'),
+      // Any standing lets a consumer watch; none left (revoked, left, unbound, transferred): the stream ends.
+      this.store.member(stream.deviceId, stream.userId).then(
+        (member) => member || this.end(stream, 'revoked'),
         (error: unknown) => this.onError(error),
       );
     }

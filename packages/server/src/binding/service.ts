@@ -78,11 +78,6 @@ export class BindingService {
     return this.myDevice(actor, deviceId);
   }
 
-  /** Whether the user may still view the device (live streams re-check this). */
-  async mayView(userId: string, deviceId: string): Promise<boolean> {
-    return (await this.store.member(deviceId, userId)) !== undefined;
-  }
-
   // --- sharing ---------------------------------------------------------------------------
 
   async shares(actor: Actor, deviceId: string): Promise<{ members: MemberView[]; invitations: InvitationView[] }> {

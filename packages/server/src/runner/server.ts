@@ -72,7 +72,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
       // Live streams of companion apps follow devices through the broker's emitter (every node's, with Redis).
-      platform.binding.live.connect(mqtt.deviceEvents());
+      platform.binding.live.connect(mqtt.deviceEvents(), (error) => app.log.error({ err: error }, 'live stream delivery failed'));
       const { stats } = mqtt;
       metrics.countersOf(
         'mqtt_events_total',
