@@ -65,6 +65,22 @@ describe('binding against the real platform: the button press and the user-data 
     assert.equal(reclaimed.body.role, 'owner');
   });
 
+  it('signs the claim challenge the app relays, and the consumer claims with it instead of a button press', async () => {
+    const { deviceId, dir } = await p.enrolledDevice();
+    const device = client(dir);
+    const dave = await consumer('dave');
+    const claimCode = await code(deviceId);
+    const challenge = await p.t.client().post('/api/v1/my/devices/claim/challenge', { code: claimCode }, { token: dave });
+    assert.equal(challenge.status, 201, challenge.text);
+    // Over BLE in real life: the app hands the nonce to the device, which signs it with its own key (offline is fine).
+    const signature = device.signClaimNonce(challenge.body.nonce);
+    const claimed = await p.t
+      .client()
+      .post('/api/v1/my/devices/claim', { code: claimCode, proof: { nonce: challenge.body.nonce, signature } }, { token: dave });
+    assert.equal(claimed.status, 201, claimed.text);
+    assert.equal(claimed.body.role, 'owner');
+  });
+
   it('a device offline when it was unbound erases its user data when it connects again', async () => {
     const { deviceId, dir } = await p.enrolledDevice();
     let device = client(dir);

@@ -22,7 +22,7 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { ClientStoppedError, ConnectionRefusedError, type DeviceError } from './errors.js';
 import { IdentityStore } from './identity.js';
 import { Inbox, type CommandHandler, type DesiredHandler } from './inbox.js';
-import { clientTlsOptions, type DeviceKey } from './keys.js';
+import { clientTlsOptions, signDer, type DeviceKey } from './keys.js';
 import { DirectoryLock } from './lock.js';
 import { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage } from './queue.js';
 import { deviceSasToken } from './sas.js';
@@ -38,6 +38,7 @@ import {
   STATE_GET,
   STATE_REPORTED,
   TELEMETRY,
+  claimProofMessage,
   deviceTopic,
   type ErrorReply,
   type JsonObject,
@@ -286,6 +287,19 @@ export class DeviceClient extends EventEmitter {
     return new Promise((resolve, reject) =>
       link.publish(deviceTopic(this.deviceId, BINDING_PRESENCE), '{}', { qos: 1 }, (error) => (error ? reject(error) : resolve())),
     );
+  }
+
+  /**
+   * Signs a claim challenge the companion app relays from the platform over a local link (the
+   * other presence proof, docs/binding.md): the nonce bound to this device's ID, with the key of
+   * its certificate. Returns the signature (DER, base64) for the app to send with the claim.
+   * Certificate devices only: a symmetric-key device proves presence with its button.
+   */
+  signClaimNonce(nonce: string): string {
+    const { credentials } = this.options;
+    if (credentials.type !== 'certificate') throw new Error('Only a device with a certificate key signs claim challenges');
+    if (!/^[A-Za-z0-9_-]{16,128}$/.test(nonce)) throw new Error('A claim nonce is 16-128 base64url characters');
+    return signDer(credentials.key, Buffer.from(claimProofMessage(this.deviceId, nonce), 'utf8')).toString('base64');
   }
 
   /**

@@ -87,6 +87,7 @@ export const ErrorCodes = {
   claimLocked: 'binding.claim_locked',
   presenceRequired: 'binding.presence_required',
   presenceExpired: 'binding.presence_expired',
+  presenceProofInvalid: 'binding.presence_proof_invalid',
   deviceAlreadyBound: 'binding.device_already_bound',
   bindingRoleInsufficient: 'binding.role_insufficient',
   invitationInvalid: 'binding.invitation_invalid',

@@ -225,6 +225,14 @@ export interface CommandOutcome {
 
 export type JsonObject = { [key: string]: unknown };
 
+/**
+ * What a device signs to prove it is in the hands of the consumer claiming it (docs/binding.md):
+ * the platform's nonce, relayed by the app over a local link (BLE, the device's access point, a
+ * QR code on its screen), bound to the device ID. ECDSA P-256 with SHA-256 over these UTF-8 bytes,
+ * by the key of the device's certificate; the signature DER, base64.
+ */
+export const claimProofMessage = (deviceId: string, nonce: string): string => `bulwark-claim-proof:v1:${deviceId}:${nonce}`;
+
 /** What the platform sends on `binding/reset` (protocol §3.6): erase the user data, then confirm with this ID. */
 export interface UserDataReset {
   resetId: string;

@@ -168,7 +168,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     }),
   };
   const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
-  const binding = bindingOf(db, config, { devices: devicesService, accounts: service, audit, clock, link, profile }, devices, telemetry);
+  const binding = bindingOf(
+    db,
+    config,
+    { devices: devicesService, accounts: service, audit, clock, link, profile, pki },
+    devices,
+    telemetry,
+  );
 
   return {
     config,
@@ -209,6 +215,7 @@ function bindingOf(
     clock: Clock;
     link: DeviceLink;
     profile: ProfileService;
+    pki: PkiService;
   },
   devices: Platform['devices'],
   telemetry: Platform['telemetry'],
@@ -224,7 +231,7 @@ function bindingOf(
   deps.profile.onAccountDeletion((user, trx) => service.releaseAllOf(user, trx));
   return {
     store,
-    claims: new ClaimService(store, deps.devices, deps.audit, deps.clock, limits),
+    claims: new ClaimService(store, deps.devices, deps.pki, deps.audit, deps.clock, limits),
     service,
     consumerDevices: new ConsumerDeviceService(
       store,

@@ -1,5 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { sign } from 'node:crypto';
+import { claimProofMessage } from '@bulwark/protocol';
 import type { MqttClient } from 'mqtt';
 import { insertConsumer, signIn } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
@@ -23,7 +25,7 @@ for (const engine of ENGINES) {
       org = await organizationIdOf(t.platform, t.org);
       const product = await testProduct(t.platform, org);
       // Certificates first: signing in moves the platform clock ahead of the wall clock.
-      for (let i = 0; i < 4; i++) devices.push(await provisionTestDevice(t.platform, org, product, `CL-${i}`));
+      for (let i = 0; i < 6; i++) devices.push(await provisionTestDevice(t.platform, org, product, `CL-${i}`));
       ({ token: operator } = await ownerSession(t));
       for (const name of ['alice', 'bob', 'mallory']) {
         const user = await insertConsumer(t, `${name}@example.com`, STRONG_PASSWORD);
@@ -226,6 +228,59 @@ for (const engine of ENGINES) {
       assert.equal((await api().get(`/api/v1/my/devices/${d!.id}`, { token: tokens.bob })).status, 404);
       const { entries } = await t.platform.audit.query({ organizationId: org, action: 'binding.reset_by_operator', targetId: d!.id });
       assert.equal(entries[0]!.details.previousOwner, ids.bob);
+    });
+
+    it('claims with the other presence proof: the device signs the challenge the app relays; forged, foreign and reused signatures are refused', async () => {
+      const [d, other] = [devices[4]!, devices[5]!];
+      const code = await issue(d.id);
+      const signedBy = (key: string, deviceId: string, nonce: string) =>
+        sign('sha256', Buffer.from(claimProofMessage(deviceId, nonce)), key).toString('base64');
+      const challenge = async (who: string) => {
+        const res = await api().post('/api/v1/my/devices/claim/challenge', { code }, { token: tokens[who] });
+        assert.equal(res.status, 201, res.text);
+        return res.body.nonce as string;
+      };
+      const claimWith = (who: string, proof: { nonce: string; signature: string }) =>
+        api().post('/api/v1/my/devices/claim', { code, proof }, { token: tokens[who] });
+
+      const nonce = await challenge('alice');
+      // Signed by another device's key, or by this device's key over another device's ID: not this device's proof.
+      for (const signature of [
+        signedBy(other.key, d.id, nonce),
+        signedBy(d.key, other.id, nonce),
+        Buffer.from('forged').toString('base64'),
+      ]) {
+        const res = await claimWith('alice', { nonce, signature });
+        assert.equal(res.status, 409);
+        assert.equal(res.body.error.code, 'binding.presence_proof_invalid');
+      }
+      // Bob holds no challenge: Alice's nonce and the device's signature over it do not let him in.
+      const stolen = await claimWith('bob', { nonce, signature: signedBy(d.key, d.id, nonce) });
+      assert.equal(stolen.body.error.code, 'binding.presence_proof_invalid');
+      assert.equal(await refusals('binding.presence_proof_invalid'), 4);
+
+      const claimed = await claimWith('alice', { nonce, signature: signedBy(d.key, d.id, nonce) });
+      assert.equal(claimed.status, 201, claimed.text);
+      const { entries } = await t.platform.audit.query({ organizationId: org, action: 'binding.claimed', targetId: d.id });
+      assert.equal(entries[0]!.details.presence, 'signed_nonce');
+      // Unbound and given a new code, the old signature is spent.
+      assert.equal((await api().delete(`/api/v1/my/devices/${d.id}`, { token: tokens.alice })).status, 200);
+      const fresh = await issue(d.id);
+      const replay = await api().post(
+        '/api/v1/my/devices/claim',
+        { code: fresh, proof: { nonce, signature: signedBy(d.key, d.id, nonce) } },
+        { token: tokens.alice },
+      );
+      assert.equal(replay.body.error.code, 'binding.presence_proof_invalid');
+      // A challenge expires with the claim window.
+      const late = (await api().post('/api/v1/my/devices/claim/challenge', { code: fresh }, { token: tokens.alice })).body.nonce;
+      t.clock.advance(121_000);
+      const expired = await api().post(
+        '/api/v1/my/devices/claim',
+        { code: fresh, proof: { nonce: late, signature: signedBy(d.key, d.id, late) } },
+        { token: tokens.alice },
+      );
+      assert.equal(expired.body.error.code, 'binding.presence_expired');
     });
 
     it('locks claiming from one source address after repeated failures across accounts (binding.claim_locked)', async () => {

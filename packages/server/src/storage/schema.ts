@@ -411,7 +411,7 @@ export interface BindingInvitationsTable {
   expires_at: number;
 }
 
-/** A device's claim code (SHA-256 of its normalised form), its presence window and its last user-data reset (019). */
+/** A device's claim code (SHA-256 of its normalised form), its presence window or claim challenge, and its last user-data reset (019). */
 export interface DeviceClaimsTable {
   device_id: string;
   organization_id: string;
@@ -420,6 +420,10 @@ export interface DeviceClaimsTable {
   code_used_at: number | null;
   /** A button press on the device opens the claim window until then. */
   presence_until: number | null;
+  /** A claim challenge: the SHA-256 of the nonce the device must sign, for whom, until when. */
+  nonce_hash: string | null;
+  nonce_user_id: string | null;
+  nonce_until: number | null;
   reset_id: string | null;
   reset_requested_at: number | null;
   reset_confirmed_at: number | null;

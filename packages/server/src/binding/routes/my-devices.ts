@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { MAX_WAIT_MS } from '../../devices/commands.js';
-import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
+import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_LIMIT } from '../../telemetry/service.js';
 import type { ClaimService } from '../claims.js';
 import type { ConsumerDeviceService } from '../consumer-devices.js';
@@ -50,11 +50,33 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
           summary: 'Claim a device with its claim code while its claim window is open (after a button press on the device)',
           body: Strict({
             code: Type.String({ minLength: 1, maxLength: 64, description: 'the claim code printed on the device or in its QR code' }),
+            proof: Type.Optional(
+              Strict(
+                {
+                  nonce: Type.String({ minLength: 16, maxLength: 128 }),
+                  signature: Type.String({ minLength: 1, maxLength: 512, description: "the device's signature, DER, base64" }),
+                },
+                { description: 'instead of a button press: the challenge from POST /my/devices/claim/challenge, signed by the device' },
+              ),
+            ),
           }),
           response: { 201: MyDevice, ...errorResponses(400, 401, 403, 404, 409, 429) },
         },
       },
-      async (request, reply) => reply.status(201).send(await claims.claim(actorOf(request), request.body.code)),
+      async (request, reply) => reply.status(201).send(await claims.claim(actorOf(request), request.body.code, request.body.proof)),
+    );
+    app.post(
+      '/my/devices/claim/challenge',
+      {
+        config: share,
+        schema: {
+          tags,
+          summary: 'A nonce for the device to sign (relayed by the app over a local link): the other presence proof for a claim',
+          body: Strict({ code: Type.String({ minLength: 1, maxLength: 64 }) }),
+          response: { 201: Strict({ nonce: Type.String(), expiresAt: Timestamp }), ...errorResponses(400, 401, 403, 404, 409, 429) },
+        },
+      },
+      async (request, reply) => reply.status(201).send(await claims.challenge(actorOf(request), request.body.code)),
     );
     app.get(
       '/my/devices/:id',
