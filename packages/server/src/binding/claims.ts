@@ -80,7 +80,15 @@ export class ClaimService {
         await this.store.ensureClaim(id, actor.organizationId, trx);
         await this.store.updateClaim(
           id,
-          { code_hash: claimCodeHash(normalizeClaimCode(code)!), code_created_at: now, code_used_at: null, presence_until: null },
+          {
+            code_hash: claimCodeHash(normalizeClaimCode(code)!),
+            code_created_at: now,
+            code_used_at: null,
+            presence_until: null,
+            nonce_hash: null,
+            nonce_user_id: null,
+            nonce_until: null,
+          },
           trx,
         );
         issued.push({ deviceId: id, serial: device.serial, code });
