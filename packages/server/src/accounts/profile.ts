@@ -69,7 +69,10 @@ function requireInteractive(actor: Actor): void {
  * What another domain does when an account is deleted, inside the deletion's transaction (binding:
  * the user's devices are unbound); what it returns runs once the deletion has committed.
  */
-export type AccountDeletionHook = (user: { id: string; organizationId: string }, trx: Executor) => Promise<() => Promise<void>>;
+export type AccountDeletionHook = (
+  user: { id: string; organizationId: string; email: string },
+  trx: Executor,
+) => Promise<() => Promise<void>>;
 
 export class ProfileService {
   private readonly deletionHooks: AccountDeletionHook[] = [];
@@ -258,7 +261,8 @@ export class ProfileService {
       const user = await this.store.userById(actor.userId, trx);
       if (!user) throw new NotFoundError('User');
       if (user.role === 'owner' && user.status === 'active') await this.requireAnotherOwner(user, trx);
-      for (const hook of this.deletionHooks) afterCommit.push(await hook({ id: user.id, organizationId: user.organization_id }, trx));
+      for (const hook of this.deletionHooks)
+        afterCommit.push(await hook({ id: user.id, organizationId: user.organization_id, email: user.email }, trx));
       await trx.deleteFrom('one_time_tokens').where('user_id', '=', user.id).execute();
       await this.apiKeys.deleteOfUser(user.id, trx);
       await trx.deleteFrom('recovery_codes').where('user_id', '=', user.id).execute();

@@ -262,6 +262,13 @@ for (const engine of ENGINES) {
       const d = devices[0]!;
       const resets = () => messages.get(d.id)!.filter((m) => m.topic === `d/${d.id}/binding/reset`).length;
       const before = resets();
+      // An invitation waiting for dave ends with his account: a later account with his address must not inherit it.
+      const pending = await api().post(
+        `/api/v1/my/devices/${devices[1]!.id}/shares`,
+        { email: 'dave@example.com', role: 'guest' },
+        as('alice'),
+      );
+      assert.equal(pending.status, 201, pending.text);
       await stepUp(t, users.dave!, users.dave!.token);
       const deleted = await api().delete('/api/v1/me', as('dave'));
       assert.equal(deleted.status, 200, deleted.text);
@@ -269,6 +276,9 @@ for (const engine of ENGINES) {
       const view = await api().get(`/api/v1/devices/${d.id}/binding`, { token: operator });
       assert.equal(view.body.bound, false);
       assert.deepEqual(view.body.shares, []);
+      assert.deepEqual((await api().get(`/api/v1/my/devices/${devices[1]!.id}/shares`, as('alice'))).body.invitations, []);
+      const { entries } = await t.platform.audit.query({ organizationId: org, action: 'binding.unbound', targetId: d.id });
+      assert.equal(entries[0]!.details.reason, 'account_deleted');
     });
   });
 }

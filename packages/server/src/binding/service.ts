@@ -242,10 +242,11 @@ export class BindingService {
 
   /**
    * Part of deleting a consumer's account, in its transaction: the devices they own are unbound
-   * (resets sent once it commits), their shares and the invitations they sent end. Returns what
+   * (resets sent once it commits), their shares end, and so do the invitations they sent and those
+   * addressed to them (a later account with the same address must not inherit them). Returns what
    * to do after the commit.
    */
-  async releaseAllOf(user: { id: string; organizationId: string }, trx: Executor): Promise<() => Promise<void>> {
+  async releaseAllOf(user: { id: string; organizationId: string; email: string }, trx: Executor): Promise<() => Promise<void>> {
     const members = await this.store.membershipsOf(user.organizationId, user.id, Number.MAX_SAFE_INTEGER, trx);
     const resets: [string, string][] = [];
     for (const member of members) {
@@ -265,6 +266,7 @@ export class BindingService {
       );
     }
     await this.store.deleteInvitationsBy(user.id, trx);
+    await this.store.deleteInvitationsFor(user.organizationId, user.email, trx);
     return async () => {
       for (const [deviceId, resetId] of resets) await this.sendReset(deviceId, resetId);
       for (const member of members) this.live.bindingChanged(member.device_id);

@@ -102,6 +102,10 @@ export class BindingStore {
     await db.deleteFrom('binding_invitations').where('device_id', '=', deviceId).where('expires_at', '<=', now).execute();
   }
 
+  async deleteInvitationsFor(organizationId: string, email: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('binding_invitations').where('organization_id', '=', organizationId).where('invitee_email', '=', email).execute();
+  }
+
   async deleteInvitationsBy(userId: string, db: Executor = this.db): Promise<void> {
     await db.deleteFrom('binding_invitations').where('invited_by', '=', userId).execute();
   }
