@@ -204,6 +204,19 @@ export const ErrorCodes = {
   reportInvalid: 'update.report_invalid',
   reportReplayed: 'update.report_replayed',
   reportSignatureInvalid: 'update.report_signature_invalid',
+
+  // backup and restore (operations)
+  backupInvalid: 'backup.invalid',
+  backupTampered: 'backup.tampered',
+  backupTooLarge: 'backup.too_large',
+  backupKeyInvalid: 'backup.key_invalid',
+  backupKeyExists: 'backup.key_exists',
+  backupSignatureInvalid: 'backup.signature_invalid',
+  backupWrongDeployment: 'backup.wrong_deployment',
+  backupTargetNotEmpty: 'backup.target_not_empty',
+  backupEngineMismatch: 'backup.engine_mismatch',
+  backupToolFailed: 'backup.tool_failed',
+  backupDrillFailed: 'backup.drill_failed',
 } as const;
 
 /** Every error code of the platform: the catalogue above and the update agent's refusals. */

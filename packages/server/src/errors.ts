@@ -23,6 +23,13 @@ export class ValidationError extends BulwarkError {
   }
 }
 
+/** Data that should prove itself did not: an altered archive, a signature that does not verify (CLI exit 3). */
+export class IntegrityError extends BulwarkError {
+  constructor(message: string, code: ErrorCode, details?: Record<string, unknown>) {
+    super(code, message, 422, details);
+  }
+}
+
 /** The named resource does not exist, or the caller may not know that it exists. */
 export class NotFoundError extends BulwarkError {
   constructor(what: string, details?: Record<string, unknown>) {

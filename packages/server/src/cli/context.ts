@@ -5,7 +5,7 @@
  *   4 not found · 5 conflict (already exists, state forbids it)
  */
 import type { Command } from 'commander';
-import { BulwarkError, ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { BulwarkError, ConflictError, IntegrityError, NotFoundError, ValidationError } from '../errors.js';
 // Config and platform load only when a command opens them (main.ts): offline commands never do.
 import type { Config } from '../ops/config.js';
 import type { Platform } from '../platform.js';
@@ -49,6 +49,7 @@ export function print(options: { json?: boolean }, value: unknown, human: () => 
 }
 
 export function exitCodeFor(error: unknown): number {
+  if (error instanceof IntegrityError) return EXIT.verificationFailed;
   if (error instanceof ValidationError) return EXIT.invalid;
   if (error instanceof NotFoundError) return EXIT.notFound;
   if (error instanceof ConflictError) return EXIT.conflict;

@@ -15,6 +15,7 @@ const serveGroup = async (): Promise<Register> => (await import('./serve.js')).r
 const GROUPS: { commands: string[]; load: () => Promise<Register> }[] = [
   { commands: ['init', 'serve', 'start', 'migrate'], load: serveGroup },
   { commands: ['admin'], load: async () => (await import('./admin.js')).registerAdminCommands },
+  { commands: ['backup', 'restore'], load: async () => (await import('./backup.js')).registerBackupCommands },
   { commands: ['audit'], load: async () => (await import('./audit.js')).registerAuditCommands },
   { commands: ['devices'], load: async () => (await import('./devices.js')).registerDevicesCommands },
   { commands: ['firmware'], load: async () => (await import('./firmware.js')).registerFirmwareCommands },

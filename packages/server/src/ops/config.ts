@@ -139,6 +139,23 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    backup: Type.Object(
+      {
+        intervalHours: Type.Integer({
+          minimum: 0,
+          maximum: 24 * 31,
+          description: 'hours between scheduled backups (0: none; run them on one node of a cluster)',
+        }),
+        directory: Type.Optional(
+          Type.String({ minLength: 1, description: 'where scheduled backups are written (outside the data directory)' }),
+        ),
+        keyFile: Type.Optional(
+          Type.String({ minLength: 1, description: 'backup key file (bulwark backup keygen); otherwise BULWARK_BACKUP_PASSPHRASE' }),
+        ),
+        keep: Type.Integer({ minimum: 1, maximum: 1000, description: 'scheduled backups kept; older ones are deleted' }),
+      },
+      { additionalProperties: false },
+    ),
     telemetry: Type.Object(
       {
         retentionDays: Type.Integer({
@@ -355,6 +372,7 @@ export function defaultConfig(dataDir: string): Config {
     },
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
+    backup: { intervalHours: 0, keep: 7 },
     telemetry: {
       retentionDays: 90,
       pruneIntervalMinutes: 60,

@@ -15,6 +15,7 @@ import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
+import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
@@ -132,6 +133,27 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   void sweepUploads();
   const sweeping = setInterval(sweepUploads, 3_600_000);
   sweeping.unref();
+  // Scheduled backups (backup.intervalHours): a misconfigured schedule stops the start, not the first backup hours later.
+  const hsm = platform.hsm;
+  const schedule =
+    config.backup.intervalHours > 0
+      ? new BackupSchedule(
+          { config, box: platform.box, token: hsm ? () => hsm.get() : null },
+          scheduledKey(config, process.env),
+          platform.audit,
+        )
+      : null;
+  const backingUp = schedule
+    ? setInterval(() => {
+        schedule
+          .run()
+          .then(({ backup, deleted }) =>
+            app.log.info({ file: backup.file, bytes: backup.bytes, deleted: deleted.length }, 'scheduled backup written'),
+          )
+          .catch((error: unknown) => app.log.error({ err: error }, 'scheduled backup failed'));
+      }, config.backup.intervalHours * 3_600_000)
+    : null;
+  backingUp?.unref();
 
   return {
     app,
@@ -146,6 +168,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       clearInterval(refreshing);
       clearInterval(rolling);
       clearInterval(sweeping);
+      if (backingUp) clearInterval(backingUp);
       await platform.telemetry.retention.stop();
       // Open live streams would hold the HTTP server's close: they end first (apps reconnect elsewhere).
       platform.binding.live.closeAll();
