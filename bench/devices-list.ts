@@ -55,7 +55,6 @@ try {
         attributes: JSON.stringify({ site: `site-${i % 50}` }),
         tags: JSON.stringify(i % 200 === 0 ? ['fleet-a', 'rare'] : i % 2 === 0 ? ['fleet-a'] : []),
         group_name: `group-${String(i % 100).padStart(3, '0')}`,
-        owner_user_id: null,
         gateway_enabled_at: null,
         gateway_id: null,
         gateway_changed_at: null,

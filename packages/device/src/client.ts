@@ -22,12 +22,15 @@ import { Backoff, type BackoffOptions } from './backoff.js';
 import { ClientStoppedError, ConnectionRefusedError, type DeviceError } from './errors.js';
 import { IdentityStore } from './identity.js';
 import { Inbox, type CommandHandler, type DesiredHandler } from './inbox.js';
-import { clientTlsOptions, type DeviceKey } from './keys.js';
+import { clientTlsOptions, signDer, type DeviceKey } from './keys.js';
 import { DirectoryLock } from './lock.js';
 import { FileQueue, MemoryQueue, type FileQueueOptions, type MessageQueue, type QueuedMessage } from './queue.js';
 import { deviceSasToken } from './sas.js';
 import { SeenIds } from './seen-ids.js';
 import {
+  BINDING_PRESENCE,
+  BINDING_RESET,
+  BINDING_RESET_RESULT,
   COMMANDS,
   ERRORS,
   STATE_DELTA,
@@ -36,12 +39,15 @@ import {
   STATE_REPORTED,
   TELEMETRY,
   TOPIC_PREFIX,
+  claimProofMessage,
   deviceTopic,
   splitDeviceTopic,
   type ErrorReply,
   type JsonObject,
   type Reading,
   type TelemetryValues,
+  type UserDataReset,
+  type UserDataResetResult,
 } from '@bulwark/protocol';
 
 export type DeviceCredentials =
@@ -270,6 +276,66 @@ export class DeviceClient extends EventEmitter {
    */
   requestState(): void {
     if (this.link && this.connected) this.link.publish(deviceTopic(this.deviceId, STATE_GET), '', { qos: 0 });
+  }
+
+  /**
+   * Reports a press of the device's pairing button (`binding/presence`, docs/binding.md): the
+   * platform opens the device's claim window, during which a consumer holding its claim code may
+   * claim it. Sent at once and never queued (a press from hours ago must not open a window now):
+   * rejects when the device is offline; resolves once the platform acknowledged it.
+   */
+  reportPresence(): Promise<void> {
+    const link = this.link;
+    if (!link || !this.connected)
+      return Promise.reject(new Error('The device is offline: a button press is reported only while connected'));
+    return new Promise((resolve, reject) =>
+      link.publish(deviceTopic(this.deviceId, BINDING_PRESENCE), '{}', { qos: 1 }, (error) => (error ? reject(error) : resolve())),
+    );
+  }
+
+  /**
+   * Signs a claim challenge the companion app relays from the platform over a local link (the
+   * other presence proof, docs/binding.md): the nonce bound to this device's ID, with the key of
+   * its certificate. Returns the signature (DER, base64) for the app to send with the claim.
+   * Certificate devices only: a symmetric-key device proves presence with its button.
+   */
+  signClaimNonce(nonce: string): string {
+    const { credentials } = this.options;
+    if (credentials.type !== 'certificate') throw new Error('Only a device with a certificate key signs claim challenges');
+    if (!/^[A-Za-z0-9_-]{16,128}$/.test(nonce)) throw new Error('A claim nonce is 16-128 base64url characters');
+    return signDer(credentials.key, Buffer.from(claimProofMessage(this.deviceId, nonce), 'utf8')).toString('base64');
+  }
+
+  /**
+   * Erases the device's user data when the platform asks (`binding/reset`: the device was
+   * unbound, transferred or its owner deleted their account; ETSI EN 303 645 5.11-1), then
+   * confirms on `binding/reset/result`. `handler` erases what the previous user left (Wi-Fi
+   * networks they added, schedules, names, local logs) and keeps the device's identity; if it
+   * throws, the platform is told it failed and sends the reset again on the next connection.
+   */
+  onUserDataReset(handler: (reset: UserDataReset) => Promise<void> | void): this {
+    return this.onTopic(BINDING_RESET, (payload) => {
+      let reset: UserDataReset;
+      try {
+        reset = JSON.parse(payload.toString('utf8')) as UserDataReset;
+        if (typeof reset.resetId !== 'string') throw new Error('no resetId');
+      } catch (error) {
+        this.emit('handlerError', error, BINDING_RESET);
+        return;
+      }
+      void Promise.resolve()
+        .then(() => handler(reset))
+        .then(
+          (): UserDataResetResult => ({ resetId: reset.resetId, status: 'ok' }),
+          (error: unknown): UserDataResetResult => ({
+            resetId: reset.resetId,
+            status: 'error',
+            error: String((error as Error)?.message ?? error).slice(0, 1024),
+          }),
+        )
+        .then((result) => this.enqueue(BINDING_RESET_RESULT, result))
+        .catch((error: unknown) => this.emit('handlerError', error, BINDING_RESET));
+    });
   }
 
   /** Resolves when every queued message has been acknowledged (or rejects after `timeoutMs`). */

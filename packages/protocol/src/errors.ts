@@ -101,6 +101,24 @@ export const ErrorCodes = {
   enrollmentGroupDisabled: 'enrollment_group.disabled',
   productExists: 'product.exists',
 
+  // binding (docs/binding.md)
+  claimCodeInvalid: 'binding.claim_code_invalid',
+  claimCodeUsed: 'binding.claim_code_used',
+  claimLocked: 'binding.claim_locked',
+  presenceRequired: 'binding.presence_required',
+  presenceExpired: 'binding.presence_expired',
+  presenceProofInvalid: 'binding.presence_proof_invalid',
+  deviceAlreadyBound: 'binding.device_already_bound',
+  bindingRoleInsufficient: 'binding.role_insufficient',
+  invitationInvalid: 'binding.invitation_invalid',
+  shareLimitReached: 'binding.share_limit_reached',
+  commandNotAllowed: 'binding.command_not_allowed',
+  liveStreamLimit: 'binding.live_stream_limit',
+  /** Device-facing: button presses reported faster than binding.presenceReportsPerMinute. */
+  presenceRateLimited: 'binding.presence_rate_limited',
+  /** Device-facing: a reset confirmation naming no reset the platform sent this device. */
+  resetUnknown: 'binding.reset_unknown',
+
   // device messages (MQTT error replies, protocol §3.2)
   payloadInvalid: 'payload.invalid',
   payloadNotJson: 'payload.not_json',

@@ -30,6 +30,8 @@ const deviceChannel: fc.Arbitrary<DeviceChannel> = fc.oneof(
     { kind: 'state_get' },
     { kind: 'presence' },
     { kind: 'gateway_register' },
+    { kind: 'binding_presence' },
+    { kind: 'binding_reset_result' },
   ),
   commandId.map((id): DeviceChannel => ({ kind: 'command_result', commandId: id })),
   updateName.filter((n) => n !== 'available').map((name): DeviceChannel => ({ kind: 'update', name })),
@@ -42,6 +44,7 @@ const platformChannel: fc.Arbitrary<PlatformChannel> = fc.oneof(
     { kind: 'state_delta' },
     { kind: 'gateway_result' },
     { kind: 'gateway_detached' },
+    { kind: 'binding_reset' },
   ),
   commandId.map((id): PlatformChannel => ({ kind: 'command', commandId: id })),
   updateName.map((name): PlatformChannel => ({ kind: 'update', name })),
@@ -52,7 +55,7 @@ const suffixLike = fc
   .array(
     fc.oneof(
       fc.constantFrom('telemetry', 'cbor', 'state', 'reported', 'get', 'desired', 'delta', 'commands', 'result', 'updates', 'errors'),
-      fc.constantFrom('presence', 'available', 'status', '+', '#', '', 'a b', 'x/y', '\u0000', 'é'),
+      fc.constantFrom('presence', 'available', 'status', 'binding', 'reset', '+', '#', '', 'a b', 'x/y', '\u0000', 'é'),
       fc.constantFrom('gateway', 'register', 'detached', 'children'),
       fc.string({ maxLength: 70 }),
     ),

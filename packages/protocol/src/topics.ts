@@ -43,6 +43,12 @@ export const GATEWAY_DETACHED = 'gateway/detached';
 export const GATEWAY_REPLIES = 'gateway/+';
 /** Request IDs a gateway may give its requests. */
 export const REQUEST_ID = /^[A-Za-z0-9_-]{1,64}$/;
+/** A button press on the device (binding: it opens the claim window; not the online/offline `presence`). */
+export const BINDING_PRESENCE = 'binding/presence';
+/** The platform asks the device to erase its user data (unbind, transfer, account deletion). */
+export const BINDING_RESET = 'binding/reset';
+/** The device confirms it erased its user data. */
+export const BINDING_RESET_RESULT = 'binding/reset/result';
 /** The update channel only the platform publishes on (a device publishing there would talk to itself). */
 const PLATFORM_UPDATE_CHANNEL = 'available';
 
@@ -57,7 +63,9 @@ export type DeviceChannel =
   | { kind: 'command_result'; commandId: string }
   | { kind: 'presence' }
   | { kind: 'update'; name: string }
-  | { kind: 'gateway_register' };
+  | { kind: 'gateway_register' }
+  | { kind: 'binding_presence' }
+  | { kind: 'binding_reset_result' };
 
 /** What the platform publishes on, below `d/<id>/`. */
 export type PlatformChannel =
@@ -67,10 +75,11 @@ export type PlatformChannel =
   | { kind: 'command'; commandId: string }
   | { kind: 'update'; name: string }
   | { kind: 'gateway_result' }
-  | { kind: 'gateway_detached' };
+  | { kind: 'gateway_detached' }
+  | { kind: 'binding_reset' };
 
 /** Topics the platform publishes to a device, below `d/<id>/` (as filters, documented for subscribers). */
-export const SERVER_TOPICS = [STATE_DESIRED, STATE_DELTA, COMMANDS, ERRORS, 'updates/+'] as const;
+export const SERVER_TOPICS = [STATE_DESIRED, STATE_DELTA, COMMANDS, ERRORS, BINDING_RESET, 'updates/+'] as const;
 
 export function deviceChannelSuffix(channel: DeviceChannel): string {
   switch (channel.kind) {
@@ -84,6 +93,10 @@ export function deviceChannelSuffix(channel: DeviceChannel): string {
       return commandResult(channel.commandId);
     case 'presence':
       return PRESENCE;
+    case 'binding_presence':
+      return BINDING_PRESENCE;
+    case 'binding_reset_result':
+      return BINDING_RESET_RESULT;
     case 'update':
       return updateSuffix(channel.name);
     case 'gateway_register':
@@ -104,8 +117,10 @@ export function parseDeviceChannel(suffix: string): DeviceChannel | null {
       return { kind: 'state_get' };
     case PRESENCE:
       return { kind: 'presence' };
-    case GATEWAY_REGISTER:
-      return { kind: 'gateway_register' };
+  | { kind: 'update'; name: string }
+  | { kind: 'gateway_register' }
+  | { kind: 'binding_presence' }
+  | { kind: 'binding_reset_result' };
   }
   const levels = suffix.split('/');
   if (levels.length === 3 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!) && levels[2] === 'result')
@@ -125,6 +140,8 @@ export function platformChannelSuffix(channel: PlatformChannel): string {
       return STATE_DELTA;
     case 'command':
       return commandSuffix(channel.commandId);
+    case 'binding_reset':
+      return BINDING_RESET;
     case 'update':
       return updateSuffix(channel.name);
     case 'gateway_result':
@@ -143,10 +160,10 @@ export function parsePlatformChannel(suffix: string): PlatformChannel | null {
       return { kind: 'state_desired' };
     case STATE_DELTA:
       return { kind: 'state_delta' };
-    case GATEWAY_RESULT:
-      return { kind: 'gateway_result' };
-    case GATEWAY_DETACHED:
-      return { kind: 'gateway_detached' };
+  | { kind: 'update'; name: string }
+  | { kind: 'gateway_result' }
+  | { kind: 'gateway_detached' }
+  | { kind: 'binding_reset' };
   }
   const levels = suffix.split('/');
   if (levels.length === 2 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!)) return { kind: 'command', commandId: levels[1]! };
@@ -256,4 +273,25 @@ export type GatewayResult =
 export interface ChildDetached {
   deviceId: string;
   reason: string;
+}
+
+/**
+ * What a device signs to prove it is in the hands of the consumer claiming it (docs/binding.md):
+ * the platform's nonce, relayed by the app over a local link (BLE, the device's access point, a
+ * QR code on its screen), bound to the device ID. ECDSA P-256 with SHA-256 over these UTF-8 bytes,
+ * by the key of the device's certificate; the signature DER, base64.
+ */
+export const claimProofMessage = (deviceId: string, nonce: string): string => `bulwark-claim-proof:v1:${deviceId}:${nonce}`;
+
+/** What the platform sends on `binding/reset` (protocol §3.6): erase the user data, then confirm with this ID. */
+export interface UserDataReset {
+  resetId: string;
+  issuedAt: number;
+}
+
+/** The device's confirmation on `binding/reset/result`. */
+export interface UserDataResetResult {
+  resetId: string;
+  status: 'ok' | 'error';
+  error?: string;
 }

@@ -27,6 +27,11 @@ import { AppGrantService } from './apps/grants.js';
 import { AppSigningKeys } from './apps/signing-keys.js';
 import { AppStore } from './apps/store.js';
 import { AuditService } from './audit/service.js';
+import { ClaimService } from './binding/claims.js';
+import { ConsumerDeviceService } from './binding/consumer-devices.js';
+import { LiveHub } from './binding/live.js';
+import { BindingService } from './binding/service.js';
+import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
 import { EnrollmentService } from './devices/enrollment.js';
@@ -95,6 +100,7 @@ export interface Platform {
   pki: PkiService;
   telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob; quota: TelemetryQuota };
   updates: UpdatesDomain;
+  binding: { store: BindingStore; claims: ClaimService; service: BindingService; consumerDevices: ConsumerDeviceService; live: LiveHub };
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -193,6 +199,14 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds,
     }),
   };
+  const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
+  const binding = bindingOf(
+    db,
+    config,
+    { devices: devicesService, accounts: service, audit, clock, link, profile, pki },
+    devices,
+    telemetry,
+  );
 
   return {
     config,
@@ -206,8 +220,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     signingKeys,
     devices,
     pki,
-    telemetry: telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config),
+    telemetry,
     updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
+    binding,
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     apps,
     // A database handed in belongs to the caller, who closes it.
@@ -251,6 +266,47 @@ function appsOf(
     clients: new AppClientService(store, audit, clock),
     authorization: new AppAuthorizationService(store, audit, clock, config.apps),
     grants: new AppGrantService(store, tokens, accounts, audit, clock, config.apps),
+  };
+}
+
+function bindingOf(
+  db: Kysely<Database>,
+  config: Config,
+  deps: {
+    devices: DevicesService;
+    accounts: AccountsService;
+    audit: AuditService;
+    clock: Clock;
+    link: DeviceLink;
+    profile: ProfileService;
+    pki: PkiService;
+  },
+  devices: Platform['devices'],
+  telemetry: Platform['telemetry'],
+): Platform['binding'] {
+  const store = new BindingStore(db);
+  const limits = config.binding;
+  const live = new LiveHub(store, deps.clock, {
+    maxStreamsPerConsumer: limits.maxLiveStreamsPerConsumer,
+    maxStreamSeconds: limits.liveStreamMaxSeconds,
+  });
+  const service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
+  // Deleting a consumer's account unbinds the devices they own and ends their shares (in the deletion's transaction).
+  deps.profile.onAccountDeletion((user, trx) => service.releaseAllOf(user, trx));
+  return {
+    store,
+    claims: new ClaimService(store, deps.devices, deps.pki, deps.audit, deps.clock, limits),
+    service,
+    consumerDevices: new ConsumerDeviceService(
+      store,
+      deps.audit,
+      devices.shadow,
+      devices.commands,
+      telemetry.service,
+      live,
+      limits.consumerCommands,
+    ),
+    live,
   };
 }
 

@@ -9,6 +9,7 @@ import { installAuthentication } from './accounts/routes/authentication.js';
 import { accountsRoutes } from './accounts/routes/index.js';
 import { appClientRoutes, oauthRoutes } from './apps/routes/index.js';
 import { auditRoutes } from './audit/routes.js';
+import { liveRoutes, myDeviceRoutes, operatorBindingRoutes } from './binding/routes/index.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
 import type { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
@@ -20,7 +21,7 @@ import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './up
 
 /** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
 export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyInstance) => Promise<void> {
-  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps } = platform;
+  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps, binding } = platform;
   const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
   return async (app) => {
     installAuthentication(app, accounts.authenticator, accounts.sessions);
@@ -47,6 +48,11 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
     await app.register(telemetryRoutes({ telemetry: telemetry.service, quota: telemetry.quota }), { prefix: '/api/v1' });
     await app.register(stateRoutes({ shadow: devices.shadow, commands: devices.commands }), { prefix: '/api/v1' });
     await app.register(gatewayRoutes({ gateways: devices.gateways }), { prefix: '/api/v1' });
+    await app.register(operatorBindingRoutes({ claims: binding.claims, binding: binding.service }), { prefix: '/api/v1' });
+    await app.register(myDeviceRoutes({ claims: binding.claims, binding: binding.service, consumerDevices: binding.consumerDevices }), {
+      prefix: '/api/v1',
+    });
+    await app.register(liveRoutes({ consumerDevices: binding.consumerDevices }), { prefix: '/api/v1' });
     // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
     // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
     await app.register(repositoryRoutes({ repository: updates.repository }));

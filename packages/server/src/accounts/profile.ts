@@ -65,7 +65,18 @@ function requireInteractive(actor: Actor): void {
     );
 }
 
+/**
+ * What another domain does when an account is deleted, inside the deletion's transaction (binding:
+ * the user's devices are unbound); what it returns runs once the deletion has committed.
+ */
+export type AccountDeletionHook = (
+  user: { id: string; organizationId: string; email: string },
+  trx: Executor,
+) => Promise<() => Promise<void>>;
+
 export class ProfileService {
+  private readonly deletionHooks: AccountDeletionHook[] = [];
+
   constructor(
     private readonly store: AccountsStore,
     private readonly accounts: AccountsService,
@@ -77,6 +88,11 @@ export class ProfileService {
     private readonly clock: Clock,
     private readonly config: Config,
   ) {}
+
+  /** Registers what another domain does when an account is deleted (the composition root wires it). */
+  onAccountDeletion(hook: AccountDeletionHook): void {
+    this.deletionHooks.push(hook);
+  }
 
   async me(actor: Actor): Promise<UserView> {
     return toUserView(await this.userOf(actor), this.clock.now());
@@ -240,10 +256,13 @@ export class ProfileService {
     requireInteractive(actor);
     this.accounts.requireStepUp(actor);
     const org = await this.organizationOf(actor);
+    const afterCommit: (() => Promise<void>)[] = [];
     const user = await this.store.db.transaction().execute(async (trx) => {
       const user = await this.store.userById(actor.userId, trx);
       if (!user) throw new NotFoundError('User');
       if (user.role === 'owner' && user.status === 'active') await this.requireAnotherOwner(user, trx);
+      for (const hook of this.deletionHooks)
+        afterCommit.push(await hook({ id: user.id, organizationId: user.organization_id, email: user.email }, trx));
       await trx.deleteFrom('one_time_tokens').where('user_id', '=', user.id).execute();
       await this.apiKeys.deleteOfUser(user.id, trx);
       await trx.deleteFrom('recovery_codes').where('user_id', '=', user.id).execute();
@@ -264,6 +283,7 @@ export class ProfileService {
       );
       return user;
     });
+    for (const task of afterCommit) await task();
     await this.mailer.send(accountDeletedMail({ to: user.email, organization: org.name, sourceIp: actor.sourceIp }));
   }
 

@@ -204,6 +204,15 @@ export class AccountsService {
     return { users: page.map((r) => toUserView(r, now)), nextCursor: rows.length > limit ? page[page.length - 1]!.email : null };
   }
 
+  /**
+   * A user's address and kind for another domain that shows who holds what (binding: a device's
+   * members, the invitee who accepts); null for another organization's or a deleted user.
+   */
+  async contact(organizationId: string, userId: string): Promise<{ id: string; email: string; kind: 'operator' | 'consumer' } | null> {
+    const row = await this.store.userInOrganization(organizationId, userId);
+    return row ? { id: row.id, email: row.email, kind: row.kind } : null;
+  }
+
   async getUser(actor: Actor, userId: string): Promise<UserView> {
     if (userId !== actor.userId) requirePermission(actor, 'users:read');
     return toUserView(await this.userOf(actor, userId), this.clock.now());

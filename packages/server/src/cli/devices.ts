@@ -2,7 +2,8 @@
  * `bulwark devices …`: the platform admin's door to the device registry, through the same
  * service as the HTTP API: list, register, import a file (JSON lines or CSV, all rows or none,
  * every bad line printed), the lifecycle actions, and credentials: one-time enrollment tokens,
- * credential rotation and certificate revocation. A device is named by its serial or its ID.
+ * credential rotation and certificate revocation; claim codes and bindings (binding.ts). A device
+ * is named by its serial or its ID.
  */
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
@@ -19,6 +20,7 @@ import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import type { DeviceStatus } from '../devices/model.js';
 import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
 import { registerGatewayCommands } from './gateways.js';
+import { registerBindingCommands } from './binding.js';
 import { registerSymmetricKeyCommands } from './symmetric-keys.js';
 
 /** A file read from disk may be larger than an HTTP body; still bounded so a mistake cannot exhaust memory. */
@@ -66,6 +68,7 @@ export function registerDevicesCommands(program: Command): void {
   const devices = program.command('devices').description('register, import, list and manage devices');
   registerSymmetricKeyCommands(devices);
   registerGatewayCommands(devices);
+  registerBindingCommands(devices);
 
   orgCommand(devices, 'add-product', 'create a product (a device model)')
     .requiredOption('--name <name>', 'product name, unique in the organization')

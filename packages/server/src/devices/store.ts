@@ -109,6 +109,12 @@ export class DevicesStore {
     return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('id', '=', deviceId).executeTakeFirst();
   }
 
+  /** Devices of the organization among `ids` (at most a few hundred: callers bound the list). */
+  devicesInOrganization(organizationId: string, ids: string[], db: Executor = this.db): Promise<DeviceRow[]> {
+    if (ids.length === 0) return Promise.resolve([]);
+    return db.selectFrom('devices').selectAll().where('organization_id', '=', organizationId).where('id', 'in', ids).execute();
+  }
+
   deviceBySerial(organizationId: string, serial: string, db: Executor = this.db): Promise<DeviceRow | undefined> {
     return db
       .selectFrom('devices')

@@ -369,7 +369,6 @@ export class SymmetricKeyService {
           attributes: '{}',
           tags: '[]',
           group_name: null,
-          owner_user_id: null,
           gateway_enabled_at: null,
           gateway_id: null,
           gateway_changed_at: null,

@@ -194,6 +194,45 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    binding: Type.Object(
+      {
+        presenceWindowSeconds: Type.Integer({
+          minimum: 10,
+          maximum: 3600,
+          description: 'how long a button press on a device keeps its claim window open',
+        }),
+        presenceReportsPerMinute: Type.Integer({ minimum: 1, maximum: 600, description: 'button presses a device may report per minute' }),
+        claimFailuresPerAccount: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          description: 'failed claims a consumer may make in claimFailureWindowSeconds before claiming is locked',
+        }),
+        claimFailuresPerAddress: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          description: 'failed claims one source address may make in claimFailureWindowSeconds before claiming is locked',
+        }),
+        claimFailureWindowSeconds: Type.Integer({ minimum: 10, maximum: 86400 }),
+        claimLockoutSeconds: Type.Integer({ minimum: 10, maximum: 86400 }),
+        invitationHours: Type.Integer({ minimum: 1, maximum: 30 * 24, description: 'how long a share or transfer invitation stands' }),
+        maxMembersPerDevice: Type.Integer({ minimum: 1, maximum: 1000, description: 'members, guests and pending invitations per device' }),
+        maxLiveStreamsPerConsumer: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          description: 'live-state streams one consumer may hold open',
+        }),
+        liveStreamMaxSeconds: Type.Integer({
+          minimum: 10,
+          maximum: 86400,
+          description: 'a live-state stream ends after this long (the app reconnects, re-authenticated)',
+        }),
+        consumerCommands: Type.Array(Type.String({ pattern: '^[A-Za-z0-9_.:-]{1,64}$' }), {
+          maxItems: 64,
+          description: 'commands a member or owner may send from the companion app; no other command reaches a device from a consumer',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     updates: Type.Object(
       {
         maxImageBytes: Type.Integer({ minimum: 1024, maximum: 8 * 1024 ** 3, description: 'largest firmware image an upload may carry' }),
@@ -379,6 +418,19 @@ export function defaultConfig(dataDir: string): Config {
       pruneBatchRows: 5000,
       dailyReadingsPerDevice: 200_000,
       dailyBytesPerDevice: 64 * 1024 ** 2,
+    },
+    binding: {
+      presenceWindowSeconds: 120,
+      presenceReportsPerMinute: 6,
+      claimFailuresPerAccount: 5,
+      claimFailuresPerAddress: 20,
+      claimFailureWindowSeconds: 900,
+      claimLockoutSeconds: 900,
+      invitationHours: 72,
+      maxMembersPerDevice: 16,
+      maxLiveStreamsPerConsumer: 8,
+      liveStreamMaxSeconds: 3600,
+      consumerCommands: ['identify'],
     },
     updates: {
       maxImageBytes: 512 * 1024 ** 2,

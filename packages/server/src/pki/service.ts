@@ -219,6 +219,11 @@ export class PkiService {
     return rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, revokedAt: r.revoked_at ?? 0 }));
   }
 
+  /** The device's certificates valid now (PEM), not revoked: what a signature by the device is checked against. */
+  async currentCertificates(organizationId: string, deviceId: string): Promise<string[]> {
+    return new PkiStore(this.db).currentPemsOfDevice(organizationId, deviceId, this.clock.now());
+  }
+
   /** Whether the certificate with this serial is recorded and not revoked. */
   async isActive(serial: string): Promise<boolean> {
     return (await new PkiStore(this.db).findCertificate(serial))?.status === 'active';

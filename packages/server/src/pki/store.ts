@@ -38,6 +38,20 @@ export class PkiStore {
     return rows.map((r) => r.serial);
   }
 
+  /** PEMs of the device's certificates that are neither revoked nor expired at `now`. */
+  async currentPemsOfDevice(organizationId: string, deviceId: string, now: number): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('issued_certificates')
+      .select('pem')
+      .where('organization_id', '=', organizationId)
+      .where('device_id', '=', deviceId)
+      .where('status', '=', 'active')
+      .where('not_before', '<=', now)
+      .where('not_after', '>', now)
+      .execute();
+    return rows.map((r) => r.pem);
+  }
+
   async markRevoked(serial: string, at: number, reason: string): Promise<boolean> {
     const result = await this.db
       .updateTable('issued_certificates')

@@ -1,7 +1,7 @@
 /**
  * Runs a platform node, on top of the composition root: the HTTPS API on the configured address
  * (transport/http with the routes of routes.ts), the MQTT broker with its counters in the node's
- * metrics, the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
+ * metrics (connected to the binding domain's live streams as their device event source), the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
  * flush and retention, update repository refresh, rollout tick and blob store sweep. Shutdown is
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
@@ -73,6 +73,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     mqtt = new MqttGateway(platform, config.mqtt, app.log.child({ component: 'mqtt' }));
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
+      // Live streams of companion apps follow devices through the broker's emitter (every node's, with Redis).
+      platform.binding.live.connect(mqtt.deviceEvents(), (error) => app.log.error({ err: error }, 'live stream delivery failed'));
       const { stats } = mqtt;
       metrics.countersOf(
         'mqtt_events_total',
@@ -182,6 +184,8 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       if (backingUp) clearInterval(backingUp);
       clearInterval(appKeyRotation);
       await platform.telemetry.retention.stop();
+      // Open live streams would hold the HTTP server's close: they end first (apps reconnect elsewhere).
+      platform.binding.live.closeAll();
       await mqtt?.close();
       await platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
       const grace = setTimeout(() => {

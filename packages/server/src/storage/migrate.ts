@@ -21,6 +21,7 @@ import * as rolloutRetries from './migrations/015_rollout_retries.js';
 import * as releaseProvenance from './migrations/016_release_provenance.js';
 import * as appAuth from './migrations/017_app_auth.js';
 import * as gateways from './migrations/018_gateways.js';
+import * as binding from './migrations/019_binding.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -42,6 +43,7 @@ const migrations: Record<string, Migration> = {
   '016_release_provenance': releaseProvenance,
   '017_app_auth': appAuth,
   '018_gateways': gateways,
+  '019_binding': binding,
 };
 
 export interface MigrationReport {

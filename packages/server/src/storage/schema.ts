@@ -183,7 +183,6 @@ export interface DevicesTable {
   attributes: string; // JSON object
   tags: string; // JSON array (also one row per tag in device_tags, for filtering)
   group_name: string | null;
-  owner_user_id: string | null; // consumer binding (a later issue)
   /** 018: when an operator made this device a gateway; null: not a gateway. */
   gateway_enabled_at: number | null;
   /** 018: the gateway this child device is attached to (it has no credential of its own); null: a directly connected device. */
@@ -469,6 +468,64 @@ export interface Database {
   app_token_families: AppTokenFamiliesTable;
   app_refresh_tokens: AppRefreshTokensTable;
   app_signing_keys: AppSigningKeysTable;
+  // 019_binding
+  device_members: DeviceMembersTable;
+  binding_invitations: BindingInvitationsTable;
+  device_claims: DeviceClaimsTable;
+  claim_failures: ClaimFailuresTable;
+}
+
+/** A consumer's standing on a device (019): its owner (one at most), or a member or guest it was shared with. */
+export interface DeviceMembersTable {
+  device_id: string;
+  user_id: string;
+  organization_id: string;
+  role: 'owner' | 'member' | 'guest';
+  /** The consumer's own name for the device. */
+  label: string | null;
+  /** Who shared it (null for the owner who claimed it). */
+  invited_by: string | null;
+  since: number;
+}
+
+/** An offer to share a device with a role, or to hand it over (`transfer`), waiting for the invitee to accept (019). */
+export interface BindingInvitationsTable {
+  id: string;
+  organization_id: string;
+  device_id: string;
+  kind: 'share' | 'transfer';
+  role: 'owner' | 'member' | 'guest';
+  /** Lower-case; the consumer signed in with this address accepts. */
+  invitee_email: string;
+  invited_by: string;
+  created_at: number;
+  expires_at: number;
+}
+
+/** A device's claim code (SHA-256 of its normalised form), its presence window or claim challenge, and its last user-data reset (019). */
+export interface DeviceClaimsTable {
+  device_id: string;
+  organization_id: string;
+  code_hash: string | null;
+  code_created_at: number | null;
+  code_used_at: number | null;
+  /** A button press on the device opens the claim window until then. */
+  presence_until: number | null;
+  /** A claim challenge: the SHA-256 of the nonce the device must sign, for whom, until when. */
+  nonce_hash: string | null;
+  nonce_user_id: string | null;
+  nonce_until: number | null;
+  reset_id: string | null;
+  reset_requested_at: number | null;
+  reset_confirmed_at: number | null;
+}
+
+/** Failed claims counted per subject (`user:<id>` or `ip:<address>`) in a window, and the lockout they led to (019). */
+export interface ClaimFailuresTable {
+  subject: string;
+  failures: number;
+  window_started_at: number;
+  locked_until: number | null;
 }
 
 export type { Generated };

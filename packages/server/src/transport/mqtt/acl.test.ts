@@ -20,6 +20,8 @@ describe('device ACL', () => {
       'd/dev-1/state/reported',
       'd/dev-1/commands/c-42/result',
       'd/dev-1/presence',
+      'd/dev-1/binding/presence',
+      'd/dev-1/binding/reset/result',
       'd/dev-1/updates/report',
     ]) {
       const decision = authorizeDevicePublish(ME, 'active', topic);
@@ -38,6 +40,9 @@ describe('device ACL', () => {
       'd/dev-1/errors',
       'd/dev-1/commands/c-1',
       'd/dev-1/commands/../result',
+      'd/dev-1/binding/reset',
+      'd/dev-2/binding/presence',
+      'd/dev-1/binding',
       '$SYS/broker/x',
       'telemetry',
       'd/dev-1/',

@@ -25,6 +25,7 @@ import { createServer as createTcpServer, type Server as TcpServer, type Socket 
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
 import {
+  BINDING_RESET,
   deviceTopic,
   errorReply,
   ErrorCodes,
@@ -40,6 +41,7 @@ import {
   type GatewayResult,
 } from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
+import type { DeviceEventSource } from '../../binding/live.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import type { Platform } from '../../platform.js';
@@ -59,6 +61,7 @@ import {
   type ChildStatus,
 } from './acl.js';
 import { discardWill, dropSubscriptions, roomForSubscription } from './client-state.js';
+import { BrokerDeviceEvents } from './device-events.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
 import { DeviceInbox, type DeviceMessage, type InboxSession, type InboxStats } from './device-inbox.js';
@@ -269,6 +272,11 @@ export class MqttGateway implements DeviceMessenger {
   get plainListenerPort(): number | null {
     const address = this.plainServer?.address();
     return typeof address === 'object' && address ? address.port : null;
+  }
+
+  /** Device events from this broker's emitter (every node's, through Redis): what live streams follow. */
+  deviceEvents(): DeviceEventSource {
+    return new BrokerDeviceEvents(this.broker);
   }
 
   /** Connected devices on this node. */

@@ -1,7 +1,8 @@
 /**
  * Two platform nodes serving one fleet: the same PostgreSQL database and the machine's Redis for
  * MQTT routing. A device connected to node 1 is reached through node 2's API, and its telemetry
- * lands once whichever node it arrives at.
+ * lands once whichever node it arrives at. A consumer's live stream on one node follows a device
+ * connected to the other, and a share revoked on either ends it within a second.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -12,9 +13,11 @@ import { openPlatform, type Platform } from '../../platform.js';
 import { cliActor } from '../../accounts/roles.js';
 import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
+import { insertConsumer, signIn } from '../../testing/accounts.js';
 import { HttpClient } from '../../testing/http.js';
+import { openLiveStream } from '../../testing/live-stream.js';
 import { closed, connectDevice, eventually, inbox, settle } from '../../testing/mqtt.js';
-import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
+import { ownerSession, startTestPlatform, STRONG_PASSWORD, type TestPlatform } from '../../testing/server.js';
 
 const REDIS_URL = process.env.BULWARK_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
 
@@ -59,7 +62,7 @@ describe(
       node2 = { platform, server, api: new HttpClient(`https://localhost:${server.port}`, t.ca) };
       const org = await organizationIdOf(t.platform, t.org);
       const product = await testProduct(t.platform, org);
-      for (let i = 0; i < 6; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
+      for (let i = 0; i < 7; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
       ({ token } = await ownerSession(t));
     });
     after(async () => {
@@ -160,6 +163,37 @@ describe(
         'refused with gateway.not_a_child',
       );
       assert.equal(await t.platform.telemetry.store.count(child), 1, 'nothing stored from the old gateway');
+    });
+
+    it("a consumer's live stream on node 2 follows a device on node 1, and a revoke on node 1 ends it within a second", async () => {
+      const d = devices[6]!;
+      const { client } = await online(d, t.server, []);
+      const owner = await insertConsumer(t, 'owner@example.com', STRONG_PASSWORD);
+      const guest = await insertConsumer(t, 'guest@example.com', STRONG_PASSWORD);
+      const ownerToken = await signIn(t, owner);
+      const guestToken = await signIn(t, guest, node2.api);
+      const api = t.client();
+      const code = (await api.post('/api/v1/devices/claim-codes', { deviceIds: [d.id] }, { token })).body.codes[0].code;
+      await client.publishAsync(`d/${d.id}/binding/presence`, '{}', { qos: 1 });
+      assert.equal((await api.post('/api/v1/my/devices/claim', { code }, { token: ownerToken })).status, 201);
+      const invite = await api.post(`/api/v1/my/devices/${d.id}/shares`, { email: guest.email, role: 'guest' }, { token: ownerToken });
+      assert.equal((await node2.api.post(`/api/v1/my/invitations/${invite.body.id}/accept`, undefined, { token: guestToken })).status, 200);
+
+      const stream = await openLiveStream(node2.server.port, t.ca, `/api/v1/my/devices/${d.id}/live`, guestToken);
+      assert.equal(stream.status, 200);
+      await eventually(() => stream.events.length > 0, 3000, 'initial state');
+      await client.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { across: 1 } }), { qos: 1 });
+      await eventually(
+        () => stream.events.some((e) => e.event === 'telemetry' && e.data.readings[0].values.across === 1),
+        3000,
+        'telemetry on node 2',
+      );
+
+      const started = Date.now();
+      assert.equal((await api.delete(`/api/v1/my/devices/${d.id}/shares/${guest.id}`, { token: ownerToken })).status, 200);
+      const ended = await stream.ended;
+      assert.ok(ended - started < 1000, `stream on node 2 ended ${ended - started} ms after the revoke on node 1`);
+      assert.deepEqual(stream.events.at(-1), { event: 'end', data: { reason: 'revoked' } });
     });
   },
 );

@@ -51,6 +51,8 @@ export class DeviceInbox {
     command_result: (m) => this.platform.devices.commands.complete(m.session.identity, m.channel.commandId, json(m.payload)),
     update: (m) => this.platform.updates.rollouts.deviceMessage(m.session.identity, m.channel.name, m.payload),
     gateway_register: (m) => this.gateway(m),
+    binding_presence: (m) => this.platform.binding.claims.devicePresence(m.session.identity),
+    binding_reset_result: (m) => this.platform.binding.service.confirmReset(m.session.identity, json(m.payload)),
   };
 
   constructor(

@@ -1,0 +1,63 @@
+/**
+ * The operator side of binding under /api/v1/devices: issue claim codes (shown once: printed on
+ * the box or in its QR code), see a device's binding (owner, shares, since; never a code), and
+ * reset it (the device is unbound and erases its user data).
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { Type } from 'typebox';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Strict } from '../../transport/http/schemas.js';
+import { MAX_BULK_CODES, type ClaimService } from '../claims.js';
+import type { BindingService } from '../service.js';
+import { Binding, DeviceParams, Id } from './schemas.js';
+
+export function operatorBindingRoutes({ claims, binding }: { claims: ClaimService; binding: BindingService }) {
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    const tags = ['devices'];
+    app.post(
+      '/devices/claim-codes',
+      {
+        config: { auth: { principal: 'operator', permission: 'devices:write' } },
+        schema: {
+          tags,
+          summary: 'Make a new one-time claim code for each device (replacing any earlier one); the codes are shown only in this answer',
+          body: Strict({ deviceIds: Type.Array(Id, { minItems: 1, maxItems: MAX_BULK_CODES }) }),
+          response: {
+            201: Strict({ codes: Type.Array(Strict({ deviceId: Type.String(), serial: Type.String(), code: Type.String() })) }),
+            ...errorResponses(400, 401, 403, 404),
+          },
+        },
+      },
+      async (request, reply) => reply.status(201).send({ codes: await claims.issueCodes(actorOf(request), request.body.deviceIds) }),
+    );
+    app.get(
+      '/devices/:id/binding',
+      {
+        config: { auth: { principal: 'operator', permission: 'devices:read' } },
+        schema: {
+          tags,
+          summary:
+            "The device's binding: owner, shares, pending invitations, when its claim code was made and used, its last user-data reset",
+          params: DeviceParams,
+          response: { 200: Binding, ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => binding.operatorView(actorOf(request), request.params.id),
+    );
+    app.delete(
+      '/devices/:id/binding',
+      {
+        config: { auth: { principal: 'operator', permission: 'devices:write' } },
+        schema: {
+          tags,
+          summary: 'Reset the binding: the owner and every share lose the device, which erases its user data and can be claimed again',
+          params: DeviceParams,
+          response: { 200: Binding, ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => binding.operatorReset(actorOf(request), request.params.id),
+    );
+  };
+}

@@ -1,0 +1,87 @@
+/**
+ * `bulwark devices claim-codes | binding | reset-binding`: the operator side of binding from the
+ * command line, through the same services as the HTTP API. `claim-codes` makes a new one-time code
+ * for each device named (serials or IDs, on the command line or one a line in --file), for the
+ * box label or QR code at provisioning; the codes are printed once (serial, ID, code, tab-separated)
+ * and only their hashes are kept.
+ */
+import { readFileSync } from 'node:fs';
+import type { Command } from 'commander';
+import type { Actor } from '../accounts/roles.js';
+import { MAX_BULK_CODES } from '../binding/claims.js';
+import { NotFoundError, ValidationError } from '../errors.js';
+import type { Platform } from '../platform.js';
+import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
+
+interface OrgFlags extends GlobalOptions {
+  org: string;
+}
+
+function orgCommand(parent: Command, name: string, description: string): Command {
+  return addDataDir(parent.command(name).description(description))
+    .requiredOption('--org <slug>', 'organization slug')
+    .option('--json', 'machine-readable output');
+}
+
+/** The device named by serial, or failing that by platform ID. */
+async function deviceId(platform: Platform, actor: Actor, ref: string): Promise<string> {
+  try {
+    return (await platform.devices.service.getBySerial(actor, ref)).id;
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+    return (await platform.devices.service.get(actor, ref)).id;
+  }
+}
+
+export function registerBindingCommands(devices: Command): void {
+  orgCommand(devices, 'claim-codes', `make a new one-time claim code for each device (at most ${MAX_BULK_CODES}), printed once`)
+    .argument('[devices...]', 'serials or platform IDs')
+    .option('--file <path>', 'a file of serials or IDs, one a line')
+    .action(
+      action((refs: string[], flags: OrgFlags & { file?: string }) =>
+        withPlatform(flags, async (platform) => {
+          const named = [...refs, ...(flags.file ? readFileSync(flags.file, 'utf8').split(/\r?\n/) : [])]
+            .map((r) => r.trim())
+            .filter(Boolean);
+          if (named.length === 0) throw new ValidationError('Name at least one device (serial or ID), or give --file');
+          if (named.length > MAX_BULK_CODES) throw new ValidationError(`At most ${MAX_BULK_CODES} devices at a time`);
+          const actor = await actorForOrganization(platform, flags.org);
+          const ids: string[] = [];
+          for (const ref of named) ids.push(await deviceId(platform, actor, ref));
+          const codes = await platform.binding.claims.issueCodes(actor, ids);
+          print(flags, { codes }, () => codes.map((c) => [c.serial, c.deviceId, c.code].join('\t')).join('\n'));
+        }),
+      ),
+    );
+
+  orgCommand(devices, 'binding', "show a device's binding: owner, shares, invitations, claim code made/used, last reset")
+    .argument('<device>', 'serial or platform ID')
+    .action(
+      action((ref: string, flags: OrgFlags) =>
+        withPlatform(flags, async (platform) => {
+          const actor = await actorForOrganization(platform, flags.org);
+          const view = await platform.binding.service.operatorView(actor, await deviceId(platform, actor, ref));
+          print(flags, view, () =>
+            [
+              `owner: ${view.owner ? `${view.owner.email} since ${view.owner.since}` : '(not bound)'}`,
+              ...view.shares.map((s) => `${s.role}: ${s.email} since ${s.since}`),
+              `claim code: ${view.claimCode ? `made ${view.claimCode.createdAt}, ${view.claimCode.usedAt ? `used ${view.claimCode.usedAt}` : 'unused'}` : 'none'}`,
+              `last reset: ${view.lastReset ? `${view.lastReset.requestedAt}, ${view.lastReset.confirmedAt ? `confirmed ${view.lastReset.confirmedAt}` : 'not confirmed yet'}` : 'none'}`,
+            ].join('\n'),
+          );
+        }),
+      ),
+    );
+
+  orgCommand(devices, 'reset-binding', 'unbind a device from its owner and every share; the device is told to erase its user data')
+    .argument('<device>', 'serial or platform ID')
+    .action(
+      action((ref: string, flags: OrgFlags) =>
+        withPlatform(flags, async (platform) => {
+          const actor = await actorForOrganization(platform, flags.org);
+          const view = await platform.binding.service.operatorReset(actor, await deviceId(platform, actor, ref));
+          print(flags, view, () => `Binding of ${view.deviceId} reset: the device is free to be claimed with a new code`);
+        }),
+      ),
+    );
+}
