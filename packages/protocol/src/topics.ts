@@ -117,10 +117,12 @@ export function parseDeviceChannel(suffix: string): DeviceChannel | null {
       return { kind: 'state_get' };
     case PRESENCE:
       return { kind: 'presence' };
-  | { kind: 'update'; name: string }
-  | { kind: 'gateway_register' }
-  | { kind: 'binding_presence' }
-  | { kind: 'binding_reset_result' };
+    case GATEWAY_REGISTER:
+      return { kind: 'gateway_register' };
+    case BINDING_PRESENCE:
+      return { kind: 'binding_presence' };
+    case BINDING_RESET_RESULT:
+      return { kind: 'binding_reset_result' };
   }
   const levels = suffix.split('/');
   if (levels.length === 3 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!) && levels[2] === 'result')
@@ -160,10 +162,12 @@ export function parsePlatformChannel(suffix: string): PlatformChannel | null {
       return { kind: 'state_desired' };
     case STATE_DELTA:
       return { kind: 'state_delta' };
-  | { kind: 'update'; name: string }
-  | { kind: 'gateway_result' }
-  | { kind: 'gateway_detached' }
-  | { kind: 'binding_reset' };
+    case GATEWAY_RESULT:
+      return { kind: 'gateway_result' };
+    case GATEWAY_DETACHED:
+      return { kind: 'gateway_detached' };
+    case BINDING_RESET:
+      return { kind: 'binding_reset' };
   }
   const levels = suffix.split('/');
   if (levels.length === 2 && levels[0] === 'commands' && COMMAND_ID.test(levels[1]!)) return { kind: 'command', commandId: levels[1]! };

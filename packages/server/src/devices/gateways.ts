@@ -263,7 +263,6 @@ export class GatewaysService {
       attributes: '{}',
       tags: '[]',
       group_name: null,
-      owner_user_id: null,
       gateway_enabled_at: null,
       gateway_id: gateway.id,
       gateway_changed_at: now,

@@ -802,6 +802,11 @@ export class MqttGateway implements DeviceMessenger {
         .sync(identity)
         .catch((error: unknown) => this.log.error({ err: error, deviceId: identity.deviceId }, 'shadow sync failed'));
     }
+    // A user-data reset sent while the device was offline reaches it when it listens again.
+    if (granted.some((s) => filterMatches(s.topic, deviceTopic(session.identity.deviceId, BINDING_RESET))))
+      this.platform.binding.service
+        .resendReset(session.identity)
+        .catch((error: unknown) => this.log.error({ err: error, deviceId: session.identity.deviceId }, 'reset resend failed'));
   }
 
   // --- gateways (issue 14) ---------------------------------------------------------------------
