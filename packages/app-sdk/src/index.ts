@@ -7,3 +7,17 @@ export { ApiClient, type ApiOptions, type Method } from './api.js';
 export { AppApiError, AuthorizationError, SignInRequiredError } from './errors.js';
 export { challengeOf, createPkcePair, randomToken, type PkcePair } from './pkce.js';
 export { EventStreamParser, readEventStream, type ServerSentEvent } from './sse.js';
+export {
+  APP_ROUTES,
+  MyAccount,
+  MyDevices,
+  type Command,
+  type DeviceRole,
+  type Invitation,
+  type LiveEvent,
+  type Member,
+  type MyDevice,
+  type Reading,
+  type Shadow,
+} from './devices.js';
+export { BulwarkApp } from './app.js';

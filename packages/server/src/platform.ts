@@ -293,6 +293,8 @@ function bindingOf(
   const service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
   // Deleting a consumer's account unbinds the devices they own and ends their shares (in the deletion's transaction).
   deps.profile.onAccountDeletion((user, trx) => service.releaseAllOf(user, trx));
+  // A consumer's data export names the devices bound to them, their role and since when, and invitations.
+  deps.profile.onAccountExport(async (user) => ['devices', await service.exportOf(user)]);
   return {
     store,
     claims: new ClaimService(store, deps.devices, deps.pki, deps.audit, deps.clock, limits),

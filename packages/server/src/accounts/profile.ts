@@ -53,14 +53,20 @@ export interface AccountExport {
   sessions: ExportedSession[];
   apiKeys: ApiKeyView[];
   auditEntries: Omit<AuditEntry, 'hash'>[];
+  /** What other domains hold about the user, by section (`devices`: the devices bound to them and their role). */
+  sections: Record<string, unknown>;
 }
+
+/** What another domain adds to a user's export: its section's name and content. */
+export type AccountExportHook = (user: { id: string; organizationId: string }) => Promise<[string, unknown]>;
 
 const AUDIT_PAGE = 500;
 
 function requireInteractive(actor: Actor): void {
-  if (actor.via !== 'session')
+  // A companion app acts for its signed-in consumer (its routes name the `account` scope); API keys and the CLI do not.
+  if (actor.via !== 'session' && actor.via !== 'app')
     throw new ForbiddenError(
-      'Changing or exporting your own account needs an interactive session, not an API key or the CLI',
+      'Changing or exporting your own account needs an interactive session or a companion app, not an API key or the CLI',
       'auth.forbidden',
     );
 }
@@ -76,6 +82,7 @@ export type AccountDeletionHook = (
 
 export class ProfileService {
   private readonly deletionHooks: AccountDeletionHook[] = [];
+  private readonly exportHooks: AccountExportHook[] = [];
 
   constructor(
     private readonly store: AccountsStore,
@@ -92,6 +99,11 @@ export class ProfileService {
   /** Registers what another domain does when an account is deleted (the composition root wires it). */
   onAccountDeletion(hook: AccountDeletionHook): void {
     this.deletionHooks.push(hook);
+  }
+
+  /** Registers a section another domain adds to the user's data export (the composition root wires it). */
+  onAccountExport(hook: AccountExportHook): void {
+    this.exportHooks.push(hook);
   }
 
   async me(actor: Actor): Promise<UserView> {
@@ -226,6 +238,11 @@ export class ProfileService {
       apiKeys.map((k) => k.id),
       actor.organizationId,
     );
+    const sections: Record<string, unknown> = {};
+    for (const hook of this.exportHooks) {
+      const [name, content] = await hook({ id: user.id, organizationId: user.organization_id });
+      sections[name] = content;
+    }
     await this.audit.record({
       organizationId: actor.organizationId,
       actor: auditActor(actor),
@@ -245,6 +262,7 @@ export class ProfileService {
       sessions: sessions.map((s) => ({ ...sessionFields(s), revokedAt: iso(s.revoked_at) })),
       apiKeys,
       auditEntries,
+      sections,
     };
   }
 

@@ -70,7 +70,8 @@ export class AppTokenAuthenticator implements CredentialAuthenticator {
       app: { clientId: claims.clientId, scopes: new Set(claims.scopes), tokenId: claims.tokenId },
       sessionId: null,
       apiKeyId: null,
-      stepUpAt: null,
+      // The app's sign-in proved a factor then: a sensitive action (deleting the account) accepts it while it is recent.
+      stepUpAt: family.auth_time,
       sourceIp,
     };
   }

@@ -203,6 +203,7 @@ export class AppAuthorizationService {
       expires_at: now + this.config.codeLifetimeSeconds * 1000,
       used_at: null,
       family_id: null,
+      auth_time: actor.stepUpAt,
     });
     return redirectTo(request.redirectUri, { code, ...(request.state !== undefined ? { state: request.state } : {}) });
   }

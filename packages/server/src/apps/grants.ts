@@ -131,6 +131,7 @@ export class AppGrantService {
       expires_at: now + this.config.grantMaxDays * DAY,
       revoked_at: null,
       revoked_reason: null,
+      auth_time: row.auth_time,
     };
     const refreshToken = await this.store.db.transaction().execute(async (trx) => {
       await this.endOldestGrants(family, trx);

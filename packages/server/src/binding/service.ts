@@ -49,16 +49,31 @@ export class BindingService {
 
   async myDevices(actor: Actor): Promise<MyDeviceView[]> {
     if (actor.kind !== 'consumer') return [];
-    const members = await this.store.membershipsOf(actor.organizationId, actor.userId, MAX_MY_DEVICES);
+    return this.viewsOfMembers(actor.organizationId, await this.store.membershipsOf(actor.organizationId, actor.userId, MAX_MY_DEVICES));
+  }
+
+  private async viewsOfMembers(organizationId: string, members: MemberRow[]): Promise<MyDeviceView[]> {
     const devices = new Map(
       (
         await this.devices.viewsOf(
-          actor.organizationId,
+          organizationId,
           members.map((m) => m.device_id),
         )
       ).map((d) => [d.id, d]),
     );
     return members.filter((m) => devices.has(m.device_id)).map((m) => myView(m, devices.get(m.device_id)!));
+  }
+
+  /** What a consumer's data export says of their devices: each binding (role, label, since) and the invitations they sent. */
+  async exportOf(user: { id: string; organizationId: string }): Promise<{ bound: MyDeviceView[]; invitationsSent: InvitationView[] }> {
+    const members = await this.store.membershipsOf(user.organizationId, user.id, Number.MAX_SAFE_INTEGER);
+    const bound = await this.viewsOfMembers(user.organizationId, members);
+    const now = this.clock.now();
+    const invitationsSent: InvitationView[] = [];
+    for (const member of members)
+      for (const invitation of await this.store.invitationsOf(member.device_id, now))
+        if (invitation.invited_by === user.id) invitationsSent.push(invitationView(invitation));
+    return { bound, invitationsSent };
   }
 
   async myDevice(actor: Actor, deviceId: string): Promise<MyDeviceView> {

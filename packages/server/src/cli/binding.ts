@@ -7,31 +7,9 @@
  */
 import { readFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { Actor } from '../accounts/roles.js';
 import { MAX_BULK_CODES } from '../binding/claims.js';
-import { NotFoundError, ValidationError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
-
-interface OrgFlags extends GlobalOptions {
-  org: string;
-}
-
-function orgCommand(parent: Command, name: string, description: string): Command {
-  return addDataDir(parent.command(name).description(description))
-    .requiredOption('--org <slug>', 'organization slug')
-    .option('--json', 'machine-readable output');
-}
-
-/** The device named by serial, or failing that by platform ID. */
-async function deviceId(platform: Platform, actor: Actor, ref: string): Promise<string> {
-  try {
-    return (await platform.devices.service.getBySerial(actor, ref)).id;
-  } catch (error) {
-    if (!(error instanceof NotFoundError)) throw error;
-    return (await platform.devices.service.get(actor, ref)).id;
-  }
-}
+import { ValidationError } from '../errors.js';
+import { action, actorForOrganization, deviceIdOf, orgCommand, print, withPlatform, type OrgFlags } from './context.js';
 
 export function registerBindingCommands(devices: Command): void {
   orgCommand(devices, 'claim-codes', `make a new one-time claim code for each device (at most ${MAX_BULK_CODES}), printed once`)
@@ -47,7 +25,7 @@ export function registerBindingCommands(devices: Command): void {
           if (named.length > MAX_BULK_CODES) throw new ValidationError(`At most ${MAX_BULK_CODES} devices at a time`);
           const actor = await actorForOrganization(platform, flags.org);
           const ids: string[] = [];
-          for (const ref of named) ids.push(await deviceId(platform, actor, ref));
+          for (const ref of named) ids.push(await deviceIdOf(platform, actor, ref));
           const codes = await platform.binding.claims.issueCodes(actor, ids);
           print(flags, { codes }, () => codes.map((c) => [c.serial, c.deviceId, c.code].join('\t')).join('\n'));
         }),
@@ -60,7 +38,7 @@ export function registerBindingCommands(devices: Command): void {
       action((ref: string, flags: OrgFlags) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const view = await platform.binding.service.operatorView(actor, await deviceId(platform, actor, ref));
+          const view = await platform.binding.service.operatorView(actor, await deviceIdOf(platform, actor, ref));
           print(flags, view, () =>
             [
               `owner: ${view.owner ? `${view.owner.email} since ${view.owner.since}` : '(not bound)'}`,
@@ -79,7 +57,7 @@ export function registerBindingCommands(devices: Command): void {
       action((ref: string, flags: OrgFlags) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const view = await platform.binding.service.operatorReset(actor, await deviceId(platform, actor, ref));
+          const view = await platform.binding.service.operatorReset(actor, await deviceIdOf(platform, actor, ref));
           print(flags, view, () => `Binding of ${view.deviceId} reset: the device is free to be claimed with a new code`);
         }),
       ),

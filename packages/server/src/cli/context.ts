@@ -18,6 +18,28 @@ export interface GlobalOptions {
   json?: boolean;
 }
 
+/** The flags of a command acting on one organization's resources. */
+export interface OrgFlags extends GlobalOptions {
+  org: string;
+}
+
+/** A subcommand on one organization (`--org SLUG`, with --data-dir and --json). */
+export function orgCommand(parent: Command, name: string, description: string): Command {
+  return addDataDir(parent.command(name).description(description))
+    .requiredOption('--org <slug>', 'organization slug')
+    .option('--json', 'machine-readable output');
+}
+
+/** The device named by serial, or failing that by platform ID. */
+export async function deviceIdOf(platform: Platform, actor: Actor, ref: string): Promise<string> {
+  try {
+    return (await platform.devices.service.getBySerial(actor, ref)).id;
+  } catch (error) {
+    if (!(error instanceof NotFoundError)) throw error;
+    return (await platform.devices.service.get(actor, ref)).id;
+  }
+}
+
 export function addDataDir(command: Command): Command {
   return command.option('-d, --data-dir <dir>', 'data directory (env BULWARK_DATA_DIR)', process.env.BULWARK_DATA_DIR ?? './bulwark-data');
 }

@@ -18,17 +18,13 @@ import { AlreadyRevokedError } from '../pki/errors.js';
 import type { Platform } from '../platform.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import type { DeviceStatus } from '../devices/model.js';
-import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
+import { action, actorForOrganization, deviceIdOf, orgCommand, print, withPlatform, type OrgFlags } from './context.js';
 import { registerGatewayCommands } from './gateways.js';
 import { registerBindingCommands } from './binding.js';
 import { registerSymmetricKeyCommands } from './symmetric-keys.js';
 
 /** A file read from disk may be larger than an HTTP body; still bounded so a mistake cannot exhaust memory. */
 const MAX_FILE_BYTES = 256 * 1024 * 1024;
-
-interface OrgFlags extends GlobalOptions {
-  org: string;
-}
 
 function line(d: DeviceView): string {
   return [d.serial, d.status, d.productId, d.group ?? '-', d.tags.join(';') || '-', d.firmwareVersion ?? '-', d.id].join('\t');
@@ -40,26 +36,10 @@ async function productId(platform: Platform, actor: Actor, nameOrId: string): Pr
   return product.id;
 }
 
-/** The device named by serial, or failing that by platform ID. */
-async function deviceId(platform: Platform, actor: Actor, ref: string): Promise<string> {
-  try {
-    return (await platform.devices.service.getBySerial(actor, ref)).id;
-  } catch (error) {
-    if (!(error instanceof NotFoundError)) throw error;
-    return (await platform.devices.service.get(actor, ref)).id;
-  }
-}
-
 function reportLines(errors: RowError[]): string {
   return errors
     .map((e) => `  line ${e.line}${e.serial ? ` (${e.serial})` : ''}: ${e.problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`)
     .join('\n');
-}
-
-function orgCommand(devices: Command, name: string, description: string): Command {
-  return addDataDir(devices.command(name).description(description))
-    .requiredOption('--org <slug>', 'organization slug')
-    .option('--json', 'machine-readable output');
 }
 
 const collect = (value: string, previous: string[] = []) => [...previous, value];
@@ -194,7 +174,7 @@ export function registerDevicesCommands(program: Command): void {
         action((ref: string, flags: OrgFlags & { reason?: string }) =>
           withPlatform(flags, async (platform) => {
             const actor = await actorForOrganization(platform, flags.org);
-            const device = await platform.devices.service.transition(actor, await deviceId(platform, actor, ref), name, flags.reason);
+            const device = await platform.devices.service.transition(actor, await deviceIdOf(platform, actor, ref), name, flags.reason);
             print(flags, device, () => `${device.serial} is now ${device.status}`);
           }),
         ),
@@ -211,7 +191,7 @@ export function registerDevicesCommands(program: Command): void {
       action((ref: string, flags: OrgFlags) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const id = await deviceId(platform, actor, ref);
+          const id = await deviceIdOf(platform, actor, ref);
           const created = await platform.devices.enrollment.createEnrollmentToken(actor, id);
           print(
             flags,
@@ -233,7 +213,7 @@ export function registerDevicesCommands(program: Command): void {
           const actor = await actorForOrganization(platform, flags.org);
           const rotated = await platform.devices.enrollment.rotateCredentials(
             actor,
-            await deviceId(platform, actor, ref),
+            await deviceIdOf(platform, actor, ref),
             flags.reason as RotationReason,
           );
           print(flags, { ...rotated, expiresAt: rotated.expiresAt.toISOString() }, () =>

@@ -4,30 +4,7 @@
  * device is named by its serial or its ID.
  */
 import type { Command } from 'commander';
-import type { Actor } from '../accounts/roles.js';
-import { NotFoundError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
-
-interface OrgFlags extends GlobalOptions {
-  org: string;
-}
-
-function orgCommand(parent: Command, name: string, description: string): Command {
-  return addDataDir(parent.command(name).description(description))
-    .requiredOption('--org <slug>', 'organization slug')
-    .option('--json', 'machine-readable output');
-}
-
-/** The device named by serial, or failing that by platform ID. */
-async function deviceId(platform: Platform, actor: Actor, ref: string): Promise<string> {
-  try {
-    return (await platform.devices.service.getBySerial(actor, ref)).id;
-  } catch (error) {
-    if (!(error instanceof NotFoundError)) throw error;
-    return (await platform.devices.service.get(actor, ref)).id;
-  }
-}
+import { action, actorForOrganization, deviceIdOf, orgCommand, print, withPlatform, type OrgFlags } from './context.js';
 
 export function registerGatewayCommands(devices: Command): void {
   orgCommand(devices, 'gateway', 'make a device a gateway (it may then register and relay child devices), or --off an ordinary one again')
@@ -37,7 +14,7 @@ export function registerGatewayCommands(devices: Command): void {
       action((ref: string, flags: OrgFlags & { off?: boolean }) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const view = await platform.devices.gateways.setGateway(actor, await deviceId(platform, actor, ref), !flags.off);
+          const view = await platform.devices.gateways.setGateway(actor, await deviceIdOf(platform, actor, ref), !flags.off);
           print(flags, { deviceId: view.id, gateway: view.gateway }, () => `${ref} is ${view.gateway ? 'a gateway' : 'not a gateway'}`);
         }),
       ),
@@ -49,7 +26,7 @@ export function registerGatewayCommands(devices: Command): void {
       action((ref: string, flags: OrgFlags) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const children = await platform.devices.gateways.listChildren(actor, await deviceId(platform, actor, ref));
+          const children = await platform.devices.gateways.listChildren(actor, await deviceIdOf(platform, actor, ref));
           print(
             flags,
             { children },
@@ -68,8 +45,8 @@ export function registerGatewayCommands(devices: Command): void {
           const actor = await actorForOrganization(platform, flags.org);
           const child = await platform.devices.gateways.attachChild(
             actor,
-            await deviceId(platform, actor, gatewayRef),
-            await deviceId(platform, actor, childRef),
+            await deviceIdOf(platform, actor, gatewayRef),
+            await deviceIdOf(platform, actor, childRef),
           );
           print(flags, child, () => `${child.serial} is a child of ${gatewayRef}`);
         }),
@@ -83,8 +60,8 @@ export function registerGatewayCommands(devices: Command): void {
       action((gatewayRef: string, childRef: string, flags: OrgFlags) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
-          const childId = await deviceId(platform, actor, childRef);
-          await platform.devices.gateways.detachChild(actor, await deviceId(platform, actor, gatewayRef), childId);
+          const childId = await deviceIdOf(platform, actor, childRef);
+          await platform.devices.gateways.detachChild(actor, await deviceIdOf(platform, actor, gatewayRef), childId);
           print(flags, { deviceId: childId, gatewayId: null }, () => `${childRef} detached from ${gatewayRef}`);
         }),
       ),

@@ -6,32 +6,9 @@
  */
 import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import type { Command } from 'commander';
-import type { Actor } from '../accounts/roles.js';
 import { createToken, deviceResource, keyBytes, registrationResource, SasFormatError } from '../devices/sas.js';
 import { NotFoundError, ValidationError } from '../errors.js';
-import type { Platform } from '../platform.js';
-import { action, actorForOrganization, addDataDir, print, withPlatform, type GlobalOptions } from './context.js';
-
-interface OrgFlags extends GlobalOptions {
-  org: string;
-  keyFile?: string;
-}
-
-function orgCommand(parent: Command, name: string, description: string): Command {
-  return addDataDir(parent.command(name).description(description))
-    .requiredOption('--org <slug>', 'organization slug')
-    .option('--json', 'machine-readable output');
-}
-
-/** The device named by serial, or failing that by platform ID. */
-async function deviceId(platform: Platform, actor: Actor, ref: string): Promise<string> {
-  try {
-    return (await platform.devices.service.getBySerial(actor, ref)).id;
-  } catch (error) {
-    if (!(error instanceof NotFoundError)) throw error;
-    return (await platform.devices.service.get(actor, ref)).id;
-  }
-}
+import { action, actorForOrganization, deviceIdOf, orgCommand, print, withPlatform, type OrgFlags } from './context.js';
 
 function wholeNumber(flag: string, value: string, max: number): number {
   const n = Number(value);
@@ -84,11 +61,11 @@ export function registerSymmetricKeyCommands(devices: Command): void {
     .option('--grace-seconds <n>', 'keep the previous key valid this long (at most 604800, seven days)', '0')
     .option('--key-file <path>', 'write the key to this new file (mode 0600) instead of printing it')
     .action(
-      action((ref: string, flags: OrgFlags & { graceSeconds: string }) =>
+      action((ref: string, flags: OrgFlags & { graceSeconds: string; keyFile?: string }) =>
         withPlatform(flags, async (platform) => {
           const graceSeconds = wholeNumber('--grace-seconds', flags.graceSeconds, 7 * 24 * 3600);
           const actor = await actorForOrganization(platform, flags.org);
-          const id = await deviceId(platform, actor, ref);
+          const id = await deviceIdOf(platform, actor, ref);
           const { value: issued, out } = await handOut(flags.keyFile, () =>
             platform.devices.symmetricKeys.issueKey(actor, id, { graceSeconds }),
           );
@@ -118,7 +95,7 @@ export function registerSymmetricKeyCommands(devices: Command): void {
     .requiredOption('--product <name-or-id>', 'the product devices registering through the group belong to')
     .option('--key-file <path>', 'write the group key to this new file (mode 0600) instead of printing it')
     .action(
-      action((flags: OrgFlags & { name: string; product: string }) =>
+      action((flags: OrgFlags & { name: string; product: string; keyFile?: string }) =>
         withPlatform(flags, async (platform) => {
           const actor = await actorForOrganization(platform, flags.org);
           const product = (await platform.devices.service.listProducts(actor)).find(

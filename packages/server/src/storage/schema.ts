@@ -383,6 +383,8 @@ export interface AppAuthorizationCodesTable {
   expires_at: number;
   used_at: number | null;
   family_id: string | null;
+  /** When the consumer last proved a factor in the session that authorized (their step-up), ms; null if never. */
+  auth_time: number | null;
 }
 
 /** One grant to one client: the refresh tokens it rotates through and the access tokens it mints (017). */
@@ -397,6 +399,8 @@ export interface AppTokenFamiliesTable {
   expires_at: number;
   revoked_at: number | null;
   revoked_reason: string | null;
+  /** The authorizing session's step-up time (ms): what a sensitive action through the app counts as its recent sign-in. */
+  auth_time: number | null;
 }
 
 /** A refresh token of a family, stored as its digest; `used_at` is set when it is rotated (017). */

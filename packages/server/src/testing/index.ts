@@ -12,6 +12,7 @@ export type { RolloutInput } from '../updates/rollout-model.js';
 export { onlineKeysFromJson } from '../updates/tuf/offline.js';
 export { firstOwner, insertConsumer, signIn, stepUp } from './accounts.js';
 export { openLiveStream } from './live-stream.js';
+export { mailsDuring, tokenIn } from './mail.js';
 export { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from './devices.js';
 export { ENGINES } from './engines.js';
 export { connectDevice, eventually, inbox, presenceOnline, settle } from './mqtt.js';

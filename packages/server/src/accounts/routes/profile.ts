@@ -34,6 +34,7 @@ const ExportSchema = Strict({
       details: Type.Record(Type.String(), Type.Unknown()),
     }),
   ),
+  sections: Type.Record(Type.String(), Type.Unknown(), { description: 'what other domains hold about me, by section (devices)' }),
 });
 
 export function profileRoutes({ profile }: { profile: ProfileService }) {
@@ -99,7 +100,7 @@ export function profileRoutes({ profile }: { profile: ProfileService }) {
     app.get(
       '/me/export',
       {
-        config: { auth: { principal: 'any' } },
+        config: { auth: { principal: 'any', appScope: 'account' } },
         schema: {
           tags: ['me'],
           summary: 'Everything the platform holds about me, as JSON (no secrets or digests)',
@@ -116,7 +117,7 @@ export function profileRoutes({ profile }: { profile: ProfileService }) {
     app.delete(
       '/me',
       {
-        config: { auth: { principal: 'any' } },
+        config: { auth: { principal: 'any', appScope: 'account' } },
         schema: {
           tags: ['me'],
           summary: 'Delete my account with its sessions and API keys (needs a recent step-up; the last owner of an organization cannot)',

@@ -154,74 +154,39 @@ function nonce(prefix: Buffer, index: number, last: boolean): Buffer {
   return value;
 }
 
-/** Encrypts a byte stream segment by segment; the last segment (possibly empty) carries the final flag. */
-export class EncryptStream extends Transform {
+/**
+ * Cuts a stream into fixed-size segments and hands each to `process`, holding the last one back
+ * until the stream ends, so that only the final segment is processed as final.
+ */
+abstract class SegmentStream extends Transform {
   private pending: Buffer[] = [];
   private pendingBytes = 0;
-  private index = 0;
-  private readonly prefix: Buffer;
-  private readonly aad: Buffer;
+  protected index = 0;
+  protected readonly prefix: Buffer;
+  protected readonly aad: Buffer;
 
   constructor(
-    private readonly key: Buffer,
+    protected readonly key: Buffer,
     header: EnvelopeHeader,
+    private readonly segmentBytes: number,
   ) {
     super();
     this.prefix = Buffer.from(header.noncePrefix, 'base64');
     this.aad = encodeHeader(header);
   }
 
-  override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
-    this.pending.push(chunk);
-    this.pendingBytes += chunk.length;
-    // Keep at least one byte back: only the flush knows which segment is the last.
-    while (this.pendingBytes > SEGMENT_BYTES) {
-      const all = Buffer.concat(this.pending);
-      this.push(this.seal(all.subarray(0, SEGMENT_BYTES), false));
-      this.pending = [all.subarray(SEGMENT_BYTES)];
-      this.pendingBytes = all.length - SEGMENT_BYTES;
-    }
-    done();
-  }
-
-  override _flush(done: TransformCallback): void {
-    this.push(this.seal(Buffer.concat(this.pending), true));
-    done();
-  }
-
-  private seal(plain: Buffer, last: boolean): Buffer {
-    const cipher = createCipheriv('aes-256-gcm', this.key, nonce(this.prefix, this.index++, last));
-    cipher.setAAD(this.aad);
-    return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
-  }
-}
-
-/** Decrypts what EncryptStream wrote; fails on any altered, reordered, missing or extra segment. */
-export class DecryptStream extends Transform {
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
-  private index = 0;
-  private readonly prefix: Buffer;
-  private readonly aad: Buffer;
-
-  constructor(
-    private readonly key: Buffer,
-    header: EnvelopeHeader,
-  ) {
-    super();
-    this.prefix = Buffer.from(header.noncePrefix, 'base64');
-    this.aad = encodeHeader(header);
-  }
+  protected abstract process(segment: Buffer, last: boolean): Buffer;
 
   override _transform(chunk: Buffer, _encoding: BufferEncoding, done: TransformCallback): void {
     this.pending.push(chunk);
     this.pendingBytes += chunk.length;
     try {
-      while (this.pendingBytes > SEGMENT_BYTES + TAG_BYTES) {
+      // Keep at least one byte back: only the flush knows which segment is the last.
+      while (this.pendingBytes > this.segmentBytes) {
         const all = Buffer.concat(this.pending);
-        this.push(this.open(all.subarray(0, SEGMENT_BYTES + TAG_BYTES), false));
-        this.pending = [all.subarray(SEGMENT_BYTES + TAG_BYTES)];
-        this.pendingBytes = all.length - SEGMENT_BYTES - TAG_BYTES;
+        this.push(this.process(all.subarray(0, this.segmentBytes), false));
+        this.pending = [all.subarray(this.segmentBytes)];
+        this.pendingBytes = all.length - this.segmentBytes;
       }
       done();
     } catch (error) {
@@ -231,14 +196,34 @@ export class DecryptStream extends Transform {
 
   override _flush(done: TransformCallback): void {
     try {
-      this.push(this.open(Buffer.concat(this.pending), true));
+      this.push(this.process(Buffer.concat(this.pending), true));
       done();
     } catch (error) {
       done(error as Error);
     }
   }
+}
 
-  private open(sealed: Buffer, last: boolean): Buffer {
+/** Encrypts a byte stream segment by segment; the last segment (possibly empty) carries the final flag. */
+export class EncryptStream extends SegmentStream {
+  constructor(key: Buffer, header: EnvelopeHeader) {
+    super(key, header, SEGMENT_BYTES);
+  }
+
+  protected process(plain: Buffer, last: boolean): Buffer {
+    const cipher = createCipheriv('aes-256-gcm', this.key, nonce(this.prefix, this.index++, last));
+    cipher.setAAD(this.aad);
+    return Buffer.concat([cipher.update(plain), cipher.final(), cipher.getAuthTag()]);
+  }
+}
+
+/** Decrypts what EncryptStream wrote; fails on any altered, reordered, missing or extra segment. */
+export class DecryptStream extends SegmentStream {
+  constructor(key: Buffer, header: EnvelopeHeader) {
+    super(key, header, SEGMENT_BYTES + TAG_BYTES);
+  }
+
+  protected process(sealed: Buffer, last: boolean): Buffer {
     if (sealed.length < TAG_BYTES) throw tampered('it ends inside a segment');
     const decipher = createDecipheriv('aes-256-gcm', this.key, nonce(this.prefix, this.index++, last));
     decipher.setAAD(this.aad);

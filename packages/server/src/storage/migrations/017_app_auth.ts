@@ -49,6 +49,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('used_at', 'bigint')
     .addColumn('family_id', 'text')
+    .addColumn('auth_time', 'bigint')
     .execute();
   await db.schema.createIndex('app_authorization_codes_expiry').on('app_authorization_codes').columns(['expires_at']).execute();
 
@@ -64,6 +65,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('expires_at', 'bigint', (c) => c.notNull())
     .addColumn('revoked_at', 'bigint')
     .addColumn('revoked_reason', 'text')
+    .addColumn('auth_time', 'bigint')
     .execute();
   await db.schema.createIndex('app_token_families_user').on('app_token_families').columns(['user_id', 'revoked_at']).execute();
   await db.schema.createIndex('app_token_families_client').on('app_token_families').columns(['client_id', 'revoked_at']).execute();
