@@ -50,7 +50,11 @@ export async function startTestPlatform(
   });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
   const platform = await openPlatform(config, { database, clock, env: {} });
-  const server = await startServer(platform, { port: config.http.port, host: '127.0.0.1', ...(logStream ? { logStream } : { logger: false }) });
+  const server = await startServer(platform, {
+    port: config.http.port,
+    host: '127.0.0.1',
+    ...(logStream ? { logStream } : { logger: false }),
+  });
   const ca = readFileSync(init.caCertPath, 'utf8');
   const clients: HttpClient[] = [];
   return {
