@@ -207,6 +207,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     devices,
     telemetry,
   );
+  // A consumer's sign-out (logout, password change, sessions revoked) ends their live streams on every node.
+  sessions.onSignOut(async (userId) => binding.live.userSignedOut(userId));
 
   return {
     config,

@@ -236,6 +236,25 @@ for (const engine of ENGINES) {
       open[1]!.close();
     });
 
+    it("a consumer's sign-out ends their live streams at once; a credential that still holds opens one again", async () => {
+      const path = `/api/v1/my/devices/${devices[0]!.id}/live`;
+      const stream = await openLiveStream(t.server.port, t.ca, path, users.carol!.token);
+      assert.equal(stream.status, 200);
+      await eventually(() => stream.events.length > 0, 5000, 'stream open');
+      // Carol signs out on another device of hers (a second session).
+      const other = await signIn(t, users.carol!);
+      const signedOutAt = Date.now();
+      assert.equal((await api().post('/api/v1/auth/logout', undefined, { token: other })).status, 200);
+      const endedAt = await stream.ended;
+      assert.ok(endedAt - signedOutAt < 1000, `stream ended ${endedAt - signedOutAt} ms after the sign-out`);
+      assert.deepEqual(stream.events.at(-1), { event: 'end', data: { reason: 'signed_out' } });
+      const again = await openLiveStream(t.server.port, t.ca, path, users.carol!.token);
+      assert.equal(again.status, 200);
+      again.close();
+      const gone = await openLiveStream(t.server.port, t.ca, path, other);
+      assert.equal(gone.status, 401);
+    });
+
     it('transfers ownership on the invitee’s accept: the old owner and every share lose the device, which resets', async () => {
       const d = devices[0]!;
       const offer = await api().post(`/api/v1/my/devices/${d.id}/transfer`, { email: 'dave@example.com' }, as('alice'));

@@ -5,8 +5,10 @@
  * One source subscription per watched device on this node; each message is parsed once and
  * written to every stream of its device. A binding change anywhere (revoke, leave, unbind,
  * transfer, reset) is announced through the same source; every stream of that device re-checks
- * its consumer's standing and ends at once when it is gone. Streams are bounded per consumer and
- * in lifetime (promise 9).
+ * its consumer's standing and ends at once when it is gone. A consumer's sign-out anywhere (logout,
+ * password change, sessions revoked: what also ends their app grants) ends all their streams on
+ * every node; a client whose credential still holds opens its stream again. Streams are bounded per
+ * consumer and in lifetime (promise 9).
  */
 import { ErrorCodes, type PayloadFormat } from '@bulwark/protocol';
 import type { Actor } from '../accounts/roles.js';
@@ -22,11 +24,14 @@ export type DeviceEvent =
 /**
  * The port the runner connects: the broker's emitter. `watch` calls the listener with each event
  * of the device until the returned function is called; `announce` tells every node's watchers of
- * the device that its binding changed.
+ * the device that its binding changed; `announceSignOut` tells every node (`onSignOut`) that a
+ * consumer signed out.
  */
 export interface DeviceEventSource {
   watch(deviceId: string, listener: (event: DeviceEvent) => void): () => void;
   announce(deviceId: string): void;
+  announceSignOut(userId: string): void;
+  onSignOut(listener: (userId: string) => void): void;
 }
 
 /** Where a stream's events go (the route writes them as server-sent events). */
@@ -75,19 +80,28 @@ class LocalOnly implements DeviceEventSource {
   announce(deviceId: string): void {
     for (const listener of this.listeners.get(deviceId) ?? []) listener({ kind: 'binding' });
   }
+  private readonly signOutListeners: ((userId: string) => void)[] = [];
+  announceSignOut(userId: string): void {
+    for (const listener of this.signOutListeners) listener(userId);
+  }
+  onSignOut(listener: (userId: string) => void): void {
+    this.signOutListeners.push(listener);
+  }
 }
 
 export class LiveHub {
   private source: DeviceEventSource = new LocalOnly();
   private readonly devices = new Map<string, Watched>();
-  private readonly perUser = new Map<string, number>();
+  private readonly perUser = new Map<string, Set<Stream>>();
   private count = 0;
 
   constructor(
     private readonly store: BindingStore,
     private readonly clock: Clock,
     private readonly limits: LiveLimits,
-  ) {}
+  ) {
+    this.source.onSignOut((userId) => this.endStreamsOf(userId));
+  }
 
   /** What goes wrong delivering events (a failed standing check); the runner points it at its log. */
   private onError: (error: unknown) => void = (error) => console.error('live streams:', error);
@@ -99,6 +113,17 @@ export class LiveHub {
   connect(source: DeviceEventSource, onError: (error: unknown) => void): void {
     this.source = source;
     this.onError = onError;
+    source.onSignOut((userId) => this.endStreamsOf(userId));
+  }
+
+  /** The consumer signed out (or every session of theirs ended): their streams end here and on every other node. */
+  userSignedOut(userId: string): void {
+    this.endStreamsOf(userId);
+    this.source.announceSignOut(userId);
+  }
+
+  private endStreamsOf(userId: string): void {
+    for (const stream of [...(this.perUser.get(userId) ?? [])]) this.end(stream, 'signed_out');
   }
 
   /** Open streams on this node (metrics, tests). */
@@ -108,9 +133,9 @@ export class LiveHub {
 
   /** Opens a stream of the device's events to `sink`; the caller checked the actor may view the device. */
   open(actor: Actor, deviceId: string, sink: LiveSink): () => void {
-    const held = this.perUser.get(actor.userId) ?? 0;
-    if (held >= this.limits.maxStreamsPerConsumer) throw new LiveStreamLimitError(this.limits.maxStreamsPerConsumer);
-    this.perUser.set(actor.userId, held + 1);
+    const held = this.perUser.get(actor.userId) ?? new Set<Stream>();
+    if (held.size >= this.limits.maxStreamsPerConsumer) throw new LiveStreamLimitError(this.limits.maxStreamsPerConsumer);
+    this.perUser.set(actor.userId, held);
     this.count++;
     const stream: Stream = {
       userId: actor.userId,
@@ -120,6 +145,7 @@ export class LiveHub {
       closed: false,
     };
     stream.timer.unref();
+    held.add(stream);
     let watched = this.devices.get(deviceId);
     if (!watched) {
       const streams = new Set<Stream>();
@@ -176,7 +202,7 @@ export class LiveHub {
     }
   }
 
-  private end(stream: Stream, reason: 'revoked' | 'expired' | 'shutdown' | null): void {
+  private end(stream: Stream, reason: 'revoked' | 'expired' | 'shutdown' | 'signed_out' | null): void {
     if (stream.closed) return;
     stream.closed = true;
     this.count--;
@@ -189,9 +215,9 @@ export class LiveHub {
         watched.unwatch();
       }
     }
-    const held = (this.perUser.get(stream.userId) ?? 1) - 1;
-    if (held > 0) this.perUser.set(stream.userId, held);
-    else this.perUser.delete(stream.userId);
+    const held = this.perUser.get(stream.userId);
+    held?.delete(stream);
+    if (held?.size === 0) this.perUser.delete(stream.userId);
     if (reason) {
       try {
         stream.sink.send('end', { reason });

@@ -10,6 +10,7 @@ import { deviceTopic, STATE_REPORTED, TELEMETRY, TELEMETRY_CBOR } from '@bulwark
 import type { DeviceEvent, DeviceEventSource } from '../../binding/live.js';
 
 const BINDING_NOTICE = '$bulwark/binding';
+const SIGN_OUT_NOTICE = '$bulwark/signout';
 
 type Listener = (event: DeviceEvent) => void;
 
@@ -57,6 +58,33 @@ export class BrokerDeviceEvents implements DeviceEventSource {
       this.watched.delete(deviceId);
       for (const topic of watched.topics) this.broker.unsubscribe(topic, watched.handler, () => undefined);
     };
+  }
+
+  private signOutListeners: ((userId: string) => void)[] | null = null;
+
+  /** Sign-out notices from every node, on `$bulwark/signout/<userId>` (one emitter subscription for all). */
+  onSignOut(listener: (userId: string) => void): void {
+    if (!this.signOutListeners) {
+      const listeners: ((userId: string) => void)[] = [];
+      this.signOutListeners = listeners;
+      this.broker.subscribe(
+        `${SIGN_OUT_NOTICE}/+`,
+        (packet: AedesPublishPacket, done: () => void) => {
+          const userId = packet.topic.slice(SIGN_OUT_NOTICE.length + 1);
+          for (const l of listeners) l(userId);
+          done();
+        },
+        () => undefined,
+      );
+    }
+    this.signOutListeners.push(listener);
+  }
+
+  announceSignOut(userId: string): void {
+    this.broker.publish(
+      { cmd: 'publish', topic: `${SIGN_OUT_NOTICE}/${userId}`, payload: Buffer.alloc(0), qos: 0, retain: false, dup: false },
+      () => undefined,
+    );
   }
 
   announce(deviceId: string): void {
