@@ -63,6 +63,34 @@ export interface Command {
   completedAt: string | null;
 }
 
+export interface Purpose {
+  id: string;
+  description: string;
+  /** Needed for the device to work: accepted by claiming, ended by unbinding. */
+  required: boolean;
+  /** Telemetry value names collected for it. */
+  telemetry: string[];
+}
+
+/** What a product senses and collects, and why (read it before claiming). */
+export interface ProductPrivacy {
+  productId: string;
+  declared: boolean;
+  senses: string[];
+  purposes: Purpose[];
+  updatedAt: string | null;
+}
+
+/** A device's declaration with the owner's decisions, and what is stored now (null: everything, nothing declared). */
+export interface DevicePrivacy {
+  deviceId: string;
+  productId: string;
+  declared: boolean;
+  senses: string[];
+  purposes: (Purpose & { granted: boolean; decidedAt: string | null })[];
+  collected: string[] | null;
+}
+
 /** A live-state event: the reported state, readings as they arrive, or the end of the stream (and why). */
 export type LiveEvent =
   | { event: 'reported'; data: { state: Record<string, unknown> } }
@@ -94,6 +122,9 @@ export const APP_ROUTES = {
   acceptInvitation: ['POST', '/api/v1/my/invitations/{invitationId}/accept'],
   declineInvitation: ['DELETE', '/api/v1/my/invitations/{invitationId}'],
   live: ['GET', '/api/v1/my/devices/{id}/live'],
+  productPrivacy: ['GET', '/api/v1/my/products/{id}/privacy'],
+  privacy: ['GET', '/api/v1/my/devices/{id}/privacy'],
+  setConsents: ['PUT', '/api/v1/my/devices/{id}/consents'],
 } as const satisfies Record<string, readonly [Method, string]>;
 
 type RouteName = keyof typeof APP_ROUTES;
@@ -197,6 +228,20 @@ export class MyDevices {
 
   async declineInvitation(invitationId: string): Promise<void> {
     await this.call('declineInvitation', { invitationId });
+  }
+
+  /** What a product senses and collects, and why: show it before the consumer claims (the product ID is on the box or in the QR code). */
+  productPrivacy(productId: string): Promise<ProductPrivacy> {
+    return this.call('productPrivacy', { id: productId });
+  }
+
+  privacy(id: string): Promise<DevicePrivacy> {
+    return this.call('privacy', { id });
+  }
+
+  /** The owner grants or withdraws optional purposes (`{ analytics: false }`); withdrawing stops that collection at once. */
+  setConsents(id: string, decisions: Record<string, boolean>): Promise<DevicePrivacy> {
+    return this.call('setConsents', { id }, decisions);
   }
 
   /**

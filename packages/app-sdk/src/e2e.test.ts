@@ -1,7 +1,8 @@
 /**
  * The companion-app journey end to end, through the app SDK against a real platform (HTTPS,
  * the MQTT broker over mutual TLS, a simulated device on the device SDK): sign up, verify the
- * email, sign in with PKCE, claim the device with its button press, watch its telemetry live,
+ * email, sign in with PKCE, read what the product collects and why, claim the device with its
+ * button press, consent to an optional purpose, watch its telemetry live,
  * share it, revoke the share (the guest's stream ends), export the account, unbind (the device
  * erases its user data and confirms), delete the account (after a fresh sign-in), and every
  * token of the app is dead afterwards.
@@ -98,6 +99,23 @@ test('a consumer signs up, claims, watches, shares, revokes, exports, unbinds an
   await device.connect();
   const code = (await p.t.platform.binding.claims.issueCodes(cliActor(p.org, 'test'), [deviceId]))[0]!.code;
 
+  // Before claiming, the app shows what the product senses and collects, and why.
+  await p.t.platform.binding.privacy.declare(cliActor(p.org, 'test'), p.product, {
+    senses: ['temperature', 'motion'],
+    purposes: [
+      { id: 'operation', description: 'Keep the temperature you set', required: true, telemetry: ['temperature'] },
+      { id: 'analytics', description: 'Learn when the room is used', required: false, telemetry: ['motion'] },
+    ],
+  });
+  const declared = await app.devices.productPrivacy(p.product);
+  assert.deepEqual(
+    declared.purposes.map((purpose) => [purpose.id, purpose.required]),
+    [
+      ['operation', true],
+      ['analytics', false],
+    ],
+  );
+
   // A code alone does not bind: the button press does.
   await assert.rejects(app.devices.claim(code), (e: AppApiError) => e.code === 'binding.presence_required');
   await device.reportPresence();
@@ -107,6 +125,10 @@ test('a consumer signs up, claims, watches, shares, revokes, exports, unbinds an
     (await app.devices.list()).map((d) => d.id),
     [deviceId],
   );
+
+  // The optional purpose is off until the owner consents.
+  assert.deepEqual((await app.devices.privacy(deviceId)).collected, ['temperature']);
+  assert.deepEqual((await app.devices.setConsents(deviceId, { analytics: true })).collected, ['motion', 'temperature']);
 
   // Live telemetry.
   const events: LiveEvent[] = [];

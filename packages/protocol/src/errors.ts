@@ -245,6 +245,11 @@ export const ErrorCodes = {
   reportReplayed: 'update.report_replayed',
   reportSignatureInvalid: 'update.report_signature_invalid',
 
+  // consumer privacy (binding)
+  privacyInvalid: 'binding.privacy_invalid',
+  purposeUnknown: 'binding.purpose_unknown',
+  purposeRequired: 'binding.purpose_required',
+
   // backup and restore (operations)
   backupInvalid: 'backup.invalid',
   backupTampered: 'backup.tampered',

@@ -30,6 +30,8 @@ import { AuditService } from './audit/service.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
 import { LiveHub } from './binding/live.js';
+import { PrivacyService } from './binding/privacy.js';
+import { PrivacyStore } from './binding/privacy-store.js';
 import { BindingService } from './binding/service.js';
 import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
@@ -56,6 +58,7 @@ import { TelemetryStore } from './telemetry/store.js';
 import { RetentionJob } from './telemetry/retention.js';
 import { TelemetryService } from './telemetry/service.js';
 import { TelemetryQuota } from './telemetry/quota.js';
+import { CollectionFilter } from './telemetry/collection.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { openUpdates, type UpdatesDomain } from './updates/index.js';
 import type { Database } from './storage/schema.js';
@@ -98,9 +101,22 @@ export interface Platform {
     gatewayFeed: GatewayFeed;
   };
   pki: PkiService;
-  telemetry: { store: TelemetryStore; service: TelemetryService; retention: RetentionJob; quota: TelemetryQuota };
+  telemetry: {
+    store: TelemetryStore;
+    service: TelemetryService;
+    retention: RetentionJob;
+    quota: TelemetryQuota;
+    collection: CollectionFilter;
+  };
   updates: UpdatesDomain;
-  binding: { store: BindingStore; claims: ClaimService; service: BindingService; consumerDevices: ConsumerDeviceService; live: LiveHub };
+  binding: {
+    store: BindingStore;
+    claims: ClaimService;
+    service: BindingService;
+    consumerDevices: ConsumerDeviceService;
+    live: LiveHub;
+    privacy: PrivacyService;
+  };
   accounts: {
     store: AccountsStore;
     sessions: SessionService;
@@ -288,9 +304,16 @@ function bindingOf(
 ): Platform['binding'] {
   const store = new BindingStore(db);
   const limits = config.binding;
-  const live = new LiveHub(store, deps.clock, {
+  const live = new LiveHub(store, deps.clock, telemetry.collection, {
     maxStreamsPerConsumer: limits.maxLiveStreamsPerConsumer,
     maxStreamSeconds: limits.liveStreamMaxSeconds,
+  });
+  // What a product declares and its owners consent to decides which telemetry values are stored at all.
+  const privacy = new PrivacyService(new PrivacyStore(db), store, deps.devices, deps.audit, deps.clock, telemetry.collection);
+  telemetry.collection.use(privacy);
+  deps.profile.onAccountDeletion(async (user, trx) => {
+    await privacy.forgetUser(user.id, trx);
+    return async () => undefined;
   });
   const service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
   // Deleting a consumer's account unbinds the devices they own and ends their shares (in the deletion's transaction).
@@ -311,6 +334,7 @@ function bindingOf(
       limits.consumerCommands,
     ),
     live,
+    privacy,
   };
 }
 
@@ -326,5 +350,6 @@ function telemetryOf(store: TelemetryStore, devices: DevicesService, clock: Cloc
       dailyReadings: config.telemetry.dailyReadingsPerDevice,
       dailyBytes: config.telemetry.dailyBytesPerDevice,
     }),
+    collection: new CollectionFilter(clock),
   };
 }

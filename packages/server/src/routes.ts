@@ -9,7 +9,7 @@ import { installAuthentication } from './accounts/routes/authentication.js';
 import { accountsRoutes } from './accounts/routes/index.js';
 import { appClientRoutes, oauthRoutes } from './apps/routes/index.js';
 import { auditRoutes } from './audit/routes.js';
-import { liveRoutes, myDeviceRoutes, operatorBindingRoutes } from './binding/routes/index.js';
+import { liveRoutes, myDeviceRoutes, operatorBindingRoutes, privacyRoutes } from './binding/routes/index.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
 import type { Metrics } from './ops/metrics.js';
 import { opsRoutes } from './ops/routes.js';
@@ -53,6 +53,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
       prefix: '/api/v1',
     });
     await app.register(liveRoutes({ consumerDevices: binding.consumerDevices }), { prefix: '/api/v1' });
+    await app.register(privacyRoutes({ privacy: binding.privacy }), { prefix: '/api/v1' });
     // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
     // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
     await app.register(repositoryRoutes({ repository: updates.repository }));

@@ -14,7 +14,8 @@ import { ErrorCodes, type PayloadFormat } from '@bulwark/protocol';
 import type { Actor } from '../accounts/roles.js';
 import type { Clock } from '../clock.js';
 import { BulwarkError, DeviceMessageRefusal } from '../errors.js';
-import { parseTelemetry } from '../telemetry/payloads.js';
+import { keepAllowed, type CollectionFilter } from '../telemetry/collection.js';
+import { parseTelemetry, type Reading } from '../telemetry/payloads.js';
 import type { BindingStore } from './store.js';
 
 /** What a device event source delivers: raw device messages and binding-change notices. */
@@ -47,6 +48,7 @@ export interface LiveLimits {
 
 interface Stream {
   userId: string;
+  organizationId: string;
   deviceId: string;
   sink: LiveSink;
   timer: NodeJS.Timeout;
@@ -98,6 +100,8 @@ export class LiveHub {
   constructor(
     private readonly store: BindingStore,
     private readonly clock: Clock,
+    /** What the device's product declaration and its owner's consents let through: the stream shows no more than is stored. */
+    private readonly collection: CollectionFilter,
     private readonly limits: LiveLimits,
   ) {
     this.source.onSignOut((userId) => this.endStreamsOf(userId));
@@ -139,6 +143,7 @@ export class LiveHub {
     this.count++;
     const stream: Stream = {
       userId: actor.userId,
+      organizationId: actor.organizationId,
       deviceId,
       sink,
       timer: setTimeout(() => this.end(stream, 'expired'), this.limits.maxStreamSeconds * 1000),
@@ -151,7 +156,7 @@ export class LiveHub {
       const streams = new Set<Stream>();
       watched = { streams, unwatch: () => undefined };
       this.devices.set(deviceId, watched);
-      watched.unwatch = this.source.watch(deviceId, (event) => this.deliver(streams, event));
+      watched.unwatch = this.source.watch(deviceId, (event) => this.deliver(deviceId, streams, event));
     }
     watched.streams.add(stream);
     return () => this.end(stream, null);
@@ -169,19 +174,15 @@ export class LiveHub {
     for (const watched of [...this.devices.values()]) for (const stream of [...watched.streams]) this.end(stream, 'shutdown');
   }
 
-  private deliver(streams: Set<Stream>, event: DeviceEvent): void {
+  private deliver(deviceId: string, streams: Set<Stream>, event: DeviceEvent): void {
     if (event.kind === 'binding') return this.recheck(streams);
-    let name: 'telemetry' | 'reported';
+    let readings: Reading[] | null = null;
     let data: unknown;
     try {
-      if (event.kind === 'telemetry') {
-        const readings = parseTelemetry(event.payload, this.clock.now(), event.format);
-        name = 'telemetry';
-        data = { readings: readings.map((r) => ({ ts: new Date(r.ts).toISOString(), values: r.values })) };
-      } else {
+      if (event.kind === 'telemetry') readings = parseTelemetry(event.payload, this.clock.now(), event.format);
+      else {
         const body = JSON.parse(event.payload.toString('utf8')) as { state?: unknown };
         if (!body || typeof body !== 'object' || !body.state || typeof body.state !== 'object') return;
-        name = 'reported';
         data = { state: body.state };
       }
     } catch (error) {
@@ -189,6 +190,21 @@ export class LiveHub {
       if (!(error instanceof DeviceMessageRefusal) && !(error instanceof SyntaxError)) this.onError(error);
       return;
     }
+    if (!readings) return this.send(streams, 'reported', data);
+    const all = readings;
+    const send = (allowed: ReadonlySet<string> | null) => {
+      const kept = keepAllowed(all, allowed);
+      if (kept.length > 0)
+        this.send(streams, 'telemetry', { readings: kept.map((r) => ({ ts: new Date(r.ts).toISOString(), values: r.values })) });
+    };
+    const known = this.collection.known(deviceId);
+    if (known !== undefined) return send(known);
+    const first = streams.values().next().value;
+    if (!first) return;
+    this.collection.allowed(deviceId, first.organizationId).then(send, (error: unknown) => this.onError(error));
+  }
+
+  private send(streams: Set<Stream>, name: 'telemetry' | 'reported', data: unknown): void {
     for (const stream of streams) if (!stream.closed) stream.sink.send(name, data);
   }
 

@@ -477,6 +477,9 @@ export interface Database {
   binding_invitations: BindingInvitationsTable;
   device_claims: DeviceClaimsTable;
   claim_failures: ClaimFailuresTable;
+  // 020_privacy
+  product_privacy: ProductPrivacyTable;
+  device_consents: DeviceConsentsTable;
 }
 
 /** A consumer's standing on a device (019): its owner (one at most), or a member or guest it was shared with. */
@@ -533,3 +536,23 @@ export interface ClaimFailuresTable {
 }
 
 export type { Generated };
+
+/** A product's privacy declaration (020): what it senses, which telemetry it collects and why (JSON, see binding/privacy.ts). */
+export interface ProductPrivacyTable {
+  product_id: string;
+  organization_id: string;
+  declaration: string;
+  updated_at: number;
+}
+
+/** The owner's decision on one purpose of a bound device's product declaration (020); required purposes are not stored. */
+export interface DeviceConsentsTable {
+  device_id: string;
+  purpose: string;
+  organization_id: string;
+  /** 1 granted, 0 withdrawn. */
+  granted: number;
+  /** The consumer who decided. */
+  decided_by: string;
+  decided_at: number;
+}

@@ -2,3 +2,4 @@
 export { liveRoutes } from './live.js';
 export { myDeviceRoutes } from './my-devices.js';
 export { operatorBindingRoutes } from './operator.js';
+export { privacyRoutes } from './privacy.js';

@@ -196,6 +196,7 @@ export class MqttGateway implements DeviceMessenger {
     rateLimitedDrops: 0,
     overloadDrops: 0,
     quotaRefused: 0,
+    privacyDropped: 0,
     telemetryMessages: 0,
     sessionsDropped: 0,
     subscriptionsRefused: 0,

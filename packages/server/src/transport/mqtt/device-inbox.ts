@@ -11,6 +11,7 @@ import { isObject } from '../../devices/shadow-state.js';
 import { DeviceMessageRefusal } from '../../errors.js';
 import type { Platform } from '../../platform.js';
 import { parseTelemetry, type Reading } from '../../telemetry/payloads.js';
+import { keepAllowed } from '../../telemetry/collection.js';
 import type { TelemetryWriter } from '../../telemetry/ingest.js';
 
 /** What the inbox needs of a session. */
@@ -27,6 +28,8 @@ export interface InboxStats {
   overloadDrops: number;
   /** Telemetry messages refused because their device reached its daily quota. */
   quotaRefused: number;
+  /** Telemetry messages left with no value the product's privacy declaration and the owner's consents allow (acknowledged, not stored). */
+  privacyDropped: number;
   telemetryMessages: number;
 }
 
@@ -105,6 +108,16 @@ export class DeviceInbox {
     // Not parsed: already answered on the error topic and acknowledged (a retry would fail the same way), not stored.
     if (!readings) return;
     const { identity } = session;
+    // Data minimisation: only the values the product declares for purposes in force are stored (telemetry/collection.ts).
+    const collection = this.platform.telemetry.collection;
+    const allowed = collection.known(identity.deviceId) ?? (await collection.allowed(identity.deviceId, identity.organizationId));
+    if (allowed) {
+      readings = keepAllowed(readings, allowed);
+      if (readings.length === 0) {
+        this.stats.privacyDropped++;
+        return;
+      }
+    }
     const bytes = payload.length;
     const quota = this.platform.telemetry.quota;
     const verdict = quota.admitKnown(identity, readings.length, bytes) ?? (await quota.admit(identity, readings.length, bytes));
