@@ -18,7 +18,10 @@
  * Three processes per run: the server (or Mosquitto), the publishers (bench/support/live-publishers.ts)
  * and this one, the consumers; the CPU of both load-generator processes is printed, so a reader
  * can tell whether the load generator, not the server, was the limit. Connecting (TLS handshakes,
- * sign-in of the streams) happens before the measured phase and is not counted.
+ * sign-in of the streams) happens before the measured phase and is not counted. Server CPU per
+ * delivered message is everything the server process did over the phase, divided by the messages
+ * delivered; at a low rate much of it is what the server spends anyway with every connection
+ * open, so that idle rate is read just before (3 s) and a second row subtracts it.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -55,6 +58,8 @@ for (const [name, n] of Object.entries({ devices: devicesWanted, rate, duration:
 const CONNECT_CONCURRENCY = 50;
 /** After the last PUBACK, how long messages may still be on their way to the consumers. */
 const DELIVERY_GRACE_MS = 10_000;
+/** How long the server's idle CPU is read, connections open, before the measured phase. */
+const IDLE_SECONDS = 3;
 
 /** Wall-clock milliseconds with sub-millisecond precision, comparable across processes of this machine. */
 function nowMs(): number {
@@ -230,6 +235,8 @@ interface Outcome {
   /** From the start signal to the last delivery. */
   phaseSeconds: number;
   serverCpuSeconds: number;
+  /** Server CPU (share of one core) with every connection open and nothing sent, just before. */
+  idleShare: number;
   consumersCpuSeconds: number;
   publishers: PublisherReport;
   publishersConnectSeconds: number;
@@ -246,6 +253,10 @@ interface Outcome {
 async function measure(serverPid: number, publishers: Publishers, deliveries: Deliveries, endedEarly: () => number): Promise<Outcome> {
   // Let what the connections started (presence, subscriptions) settle before the clock starts.
   await new Promise((resolve) => setTimeout(resolve, 1000));
+  // What the server spends with every connection open and nothing sent (keep-alives, timers).
+  const idle0 = processCpuSeconds(serverPid);
+  await new Promise((resolve) => setTimeout(resolve, IDLE_SECONDS * 1000));
+  const idleShare = (processCpuSeconds(serverPid) - idle0) / IDLE_SECONDS;
   const serverCpu0 = processCpuSeconds(serverPid);
   const selfCpu0 = cpuOfThisProcess();
   const started = nowMs();
@@ -261,6 +272,7 @@ async function measure(serverPid: number, publishers: Publishers, deliveries: De
     delivered: deliveries.seqs.size,
     phaseSeconds: (Math.max(deliveries.lastAt, started) - started) / 1000,
     serverCpuSeconds: serverCpu,
+    idleShare,
     consumersCpuSeconds: consumersCpu,
     publishers: report,
     publishersConnectSeconds: publishers.connectSeconds,
@@ -418,6 +430,7 @@ try {
 
   const perSecond = (o: Outcome) => o.delivered / o.phaseSeconds;
   const cpuUs = (o: Outcome) => (o.serverCpuSeconds * 1e6) / Math.max(1, o.delivered);
+  const aboveIdleUs = (o: Outcome) => (Math.max(0, o.serverCpuSeconds - o.idleShare * o.phaseSeconds) * 1e6) / Math.max(1, o.delivered);
   const o = oursOutcome;
   const m = theirsOutcome;
   console.log('');
@@ -428,7 +441,9 @@ try {
       ['telemetry→app latency p99 ms', o.p99, m.p99, o.p99 / m.p99],
       ['delivered msg/s', perSecond(o), perSecond(m), perSecond(o) / perSecond(m)],
       ['server CPU µs per delivered message', cpuUs(o), cpuUs(m), cpuUs(o) / cpuUs(m)],
+      ['server CPU µs per delivered message, above idle', aboveIdleUs(o), aboveIdleUs(m), aboveIdleUs(o) / aboveIdleUs(m)],
       ['server CPU, share of one core', o.serverCpuSeconds / o.phaseSeconds, m.serverCpuSeconds / m.phaseSeconds, '—'],
+      [`server CPU idle, share of one core (${IDLE_SECONDS} s before, all connected)`, o.idleShare, m.idleShare, '—'],
     ],
   );
   console.log('');
