@@ -117,14 +117,20 @@ await new Promise<void>((resolve) => {
         if (!running && outstanding === 0) finish();
       });
     }
+    if (sent === total * job.seconds) stop();
   }, 2);
-  setTimeout(() => {
+  // The last message is due just before `seconds`; a process too busy to send them all by a
+  // second later stops there (and sent tells how many went out).
+  const late = setTimeout(() => stop(), (job.seconds + 1) * 1000);
+  function stop() {
+    if (!running) return;
     running = false;
     sendSeconds = (performance.now() - t0) / 1000;
     clearInterval(tick);
+    clearTimeout(late);
     if (outstanding === 0) finish();
     setTimeout(finish, job.grace * 1000).unref();
-  }, job.seconds * 1000);
+  }
 });
 const cpu = process.cpuUsage(cpuStart);
 const disconnected = clients.filter(({ client }) => !client.connected).length;
