@@ -27,7 +27,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -237,6 +237,8 @@ interface Outcome {
   serverCpuSeconds: number;
   /** Server CPU (share of one core) with every connection open and nothing sent, just before. */
   idleShare: number;
+  /** The machine's 1-minute load average at the start and the end of the phase (how shared it was). */
+  loadAverage: [number, number];
   consumersCpuSeconds: number;
   publishers: PublisherReport;
   publishersConnectSeconds: number;
@@ -260,6 +262,7 @@ async function measure(serverPid: number, publishers: Publishers, deliveries: De
   const serverCpu0 = processCpuSeconds(serverPid);
   const selfCpu0 = cpuOfThisProcess();
   const started = nowMs();
+  const loadBefore = loadavg()[0]!;
   const report = await publishers.go();
   const deadline = Date.now() + DELIVERY_GRACE_MS;
   const missing = () => report.ackedSeqs.filter((seq) => !deliveries.seqs.has(seq)).length;
@@ -273,6 +276,7 @@ async function measure(serverPid: number, publishers: Publishers, deliveries: De
     phaseSeconds: (Math.max(deliveries.lastAt, started) - started) / 1000,
     serverCpuSeconds: serverCpu,
     idleShare,
+    loadAverage: [loadBefore, loadavg()[0]!],
     consumersCpuSeconds: consumersCpu,
     publishers: report,
     publishersConnectSeconds: publishers.connectSeconds,
@@ -461,7 +465,7 @@ try {
     ['Mosquitto', m],
   ] as const) {
     console.log(
-      `${name} run, load generator CPU: consumers process ${x.consumersCpuSeconds.toFixed(2)} s (${((100 * x.consumersCpuSeconds) / x.phaseSeconds).toFixed(0)}% of a core), publishers process ${x.publishers.cpuSeconds.toFixed(2)} s (${((100 * x.publishers.cpuSeconds) / x.publishers.sendSeconds).toFixed(0)}% of a core), over ${x.phaseSeconds.toFixed(1)} s`,
+      `${name} run, load generator CPU: consumers process ${x.consumersCpuSeconds.toFixed(2)} s (${((100 * x.consumersCpuSeconds) / x.phaseSeconds).toFixed(0)}% of a core), publishers process ${x.publishers.cpuSeconds.toFixed(2)} s (${((100 * x.publishers.cpuSeconds) / x.publishers.sendSeconds).toFixed(0)}% of a core), over ${x.phaseSeconds.toFixed(1)} s; machine load average ${x.loadAverage[0].toFixed(1)} → ${x.loadAverage[1].toFixed(1)} on ${cpus().length} CPUs`,
     );
   }
   console.log(
