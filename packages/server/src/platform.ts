@@ -316,23 +316,27 @@ function bindingOf(
     return async () => undefined;
   });
   const service = new BindingService(store, deps.devices, deps.accounts, deps.audit, deps.clock, deps.link, live, limits);
+  const consumerDevices = new ConsumerDeviceService(
+    store,
+    deps.audit,
+    devices.shadow,
+    devices.commands,
+    telemetry.service,
+    live,
+    limits.consumerCommands,
+  );
+  // Deleting a consumer's account erases the telemetry their devices sent while theirs (read before the unbind below).
+  deps.profile.onAccountDeletion((user, trx) => consumerDevices.eraseTelemetryOf(user, trx));
   // Deleting a consumer's account unbinds the devices they own and ends their shares (in the deletion's transaction).
   deps.profile.onAccountDeletion((user, trx) => service.releaseAllOf(user, trx));
   // A consumer's data export names the devices bound to them, their role and since when, and invitations.
   deps.profile.onAccountExport(async (user) => ['devices', await service.exportOf(user)]);
+  deps.profile.onAccountExport(async (user) => ['telemetry', await consumerDevices.exportTelemetry(user)]);
   return {
     store,
     claims: new ClaimService(store, deps.devices, deps.pki, deps.audit, deps.clock, limits),
     service,
-    consumerDevices: new ConsumerDeviceService(
-      store,
-      deps.audit,
-      devices.shadow,
-      devices.commands,
-      telemetry.service,
-      live,
-      limits.consumerCommands,
-    ),
+    consumerDevices,
     live,
     privacy,
   };

@@ -8,6 +8,7 @@
 import { ErrorCodes } from '@bulwark/protocol';
 import { auditActor, type Actor, type Permission } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
+import { iso } from '../clock.js';
 import type { CommandService, CommandView } from '../devices/commands.js';
 import type { ShadowService, ShadowView } from '../devices/shadow.js';
 import { ForbiddenError } from '../errors.js';
@@ -15,7 +16,10 @@ import type { LatestView, ReadingsPage, ReadingsQuery, TelemetryService } from '
 import { standingFor } from './access.js';
 import type { LiveHub, LiveSink } from './live.js';
 import type { DeviceRole } from './model.js';
-import type { BindingStore } from './store.js';
+import type { BindingStore, Executor } from './store.js';
+
+/** Readings per owned device in a consumer's data export (the rest through GET /my/devices/:id/telemetry). */
+export const EXPORT_READINGS = 10_000;
 
 const ROLE_PERMISSIONS: Record<DeviceRole, ReadonlySet<Permission>> = {
   owner: new Set<Permission>(['devices:read', 'devices:write']),
@@ -44,6 +48,35 @@ export class ConsumerDeviceService {
 
   async setDesired(actor: Actor, deviceId: string, patch: unknown, version?: number): Promise<ShadowView> {
     return this.shadow.setDesired(await this.onDevice(actor, deviceId, 'control'), deviceId, patch, version);
+  }
+
+  /** The telemetry of the devices a consumer owns, from when they became owner (at most EXPORT_READINGS each): their data export. */
+  async exportTelemetry(user: {
+    id: string;
+    organizationId: string;
+  }): Promise<{ deviceId: string; since: string; readings: ReadingsPage['readings']; more: boolean }[]> {
+    const owned = (await this.store.membershipsOf(user.organizationId, user.id, Number.MAX_SAFE_INTEGER)).filter((m) => m.role === 'owner');
+    const out = [];
+    for (const member of owned)
+      out.push({
+        deviceId: member.device_id,
+        since: iso(member.since)!,
+        ...(await this.telemetry.exportSince(member.device_id, member.since, EXPORT_READINGS)),
+      });
+    return out;
+  }
+
+  /**
+   * Account deletion: the telemetry the consumer's devices sent while they owned them is theirs, so
+   * it goes too (after the deletion commits; the binding's own hook unbinds the devices).
+   */
+  async eraseTelemetryOf(user: { id: string; organizationId: string }, trx: Executor): Promise<() => Promise<void>> {
+    const owned = (await this.store.membershipsOf(user.organizationId, user.id, Number.MAX_SAFE_INTEGER, trx)).filter(
+      (m) => m.role === 'owner',
+    );
+    return async () => {
+      for (const member of owned) await this.telemetry.eraseSince(member.device_id, member.since);
+    };
   }
 
   async readings(actor: Actor, deviceId: string, query: ReadingsQuery): Promise<ReadingsPage> {

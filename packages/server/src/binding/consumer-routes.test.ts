@@ -257,6 +257,8 @@ for (const engine of ENGINES) {
 
     it('transfers ownership on the invitee’s accept: the old owner and every share lose the device, which resets', async () => {
       const d = devices[0]!;
+      // Dave's ownership starts later than the readings sent while alice owned the device (the test clock stands still otherwise).
+      t.clock.advance(60_000);
       const offer = await api().post(`/api/v1/my/devices/${d.id}/transfer`, { email: 'dave@example.com' }, as('alice'));
       assert.equal(offer.status, 201, offer.text);
       const waiting = await api().get('/api/v1/my/invitations', as('dave'));
@@ -288,10 +290,26 @@ for (const engine of ENGINES) {
         as('alice'),
       );
       assert.equal(pending.status, 201, pending.text);
+      // What the device sent while dave owned it is his: in his export, and erased with his account.
+      const earlier = await t.platform.telemetry.store.count(d.id);
+      await clients[0]!.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { daves: 1 } }), { qos: 1 });
       await stepUp(t, users.dave!, users.dave!.token);
+      const exported = await api().get('/api/v1/me/export', as('dave'));
+      assert.equal(exported.status, 200, exported.text);
+      const mine = exported.body.sections.telemetry as { deviceId: string; readings: { values: Record<string, unknown> }[] }[];
+      assert.deepEqual(
+        mine.map((device) => [device.deviceId, device.readings.map((r) => r.values)]),
+        [[d.id, [{ daves: 1 }]]],
+      );
       const deleted = await api().delete('/api/v1/me', as('dave'));
       assert.equal(deleted.status, 200, deleted.text);
       await eventually(() => resets() > before, 5000, 'reset on account deletion');
+      await eventually(
+        async () => (await t.platform.telemetry.store.count(d.id)) === earlier,
+        5000,
+        "dave's telemetry erased, the earlier owner's kept",
+      );
+      assert.ok(earlier > 0);
       const view = await api().get(`/api/v1/devices/${d.id}/binding`, { token: operator });
       assert.equal(view.body.bound, false);
       assert.deepEqual(view.body.shares, []);

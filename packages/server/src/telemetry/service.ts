@@ -174,6 +174,26 @@ export class TelemetryService {
     };
   }
 
+  /**
+   * A device's readings from `from` on, oldest first, at most `limit`, for a consumer's data
+   * export (the binding domain checked the consumer owns the device since `from`). No permission
+   * check here, so never expose it to a caller as is.
+   */
+  async exportSince(deviceId: string, from: number, limit: number): Promise<{ readings: ReadingsPage['readings']; more: boolean }> {
+    const rows = await this.store.page(deviceId, from, Number.MAX_SAFE_INTEGER, null, limit + 1);
+    return {
+      readings: rows
+        .slice(0, limit)
+        .map((r) => ({ ts: iso(r.ts), receivedAt: iso(r.received_at), values: JSON.parse(r.data) as Record<string, TelemetryValue> })),
+      more: rows.length > limit,
+    };
+  }
+
+  /** Erases a device's readings from `from` on (an owner's account deleted); no permission check (the caller's hook decided). */
+  eraseSince(deviceId: string, from: number): Promise<number> {
+    return this.store.deleteSince(deviceId, from);
+  }
+
   async aggregate(actor: Actor, deviceId: string, query: AggregateQuery): Promise<AggregateView> {
     await this.devices.get(actor, deviceId);
     const { from, to } = this.range(query);

@@ -296,6 +296,12 @@ export class TelemetryStore {
     return Number(result.numDeletedRows);
   }
 
+  /** Deletes a device's readings stamped at or after `from` (a consumer's data when their account goes); returns how many. */
+  async deleteSince(deviceId: string, from: number): Promise<number> {
+    const result = await this.db.deleteFrom('telemetry').where('device_id', '=', deviceId).where('ts', '>=', from).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   async countOlderThan(deviceIds: string[], cutoff: number): Promise<number> {
     if (deviceIds.length === 0) return 0;
     const row = await this.db
