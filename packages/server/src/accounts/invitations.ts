@@ -99,7 +99,8 @@ export class InvitationService {
           action: 'user.invited',
           target: { type: 'invitation', id: row.id },
           sourceIp: actor.sourceIp,
-          details: { email, role },
+          details: { role },
+          personal: { subject: null, fields: { email } },
         },
         trx,
       );
@@ -149,7 +150,8 @@ export class InvitationService {
           action: 'user.invitation_revoked',
           target: { type: 'invitation', id: row.id },
           sourceIp: actor.sourceIp,
-          details: { email: row.email, name, role },
+          details: { role },
+          personal: { subject: null, fields: { email: row.email, name } },
         },
         trx,
       );
@@ -195,7 +197,8 @@ export class InvitationService {
             action: 'user.invitation_accepted',
             target: { type: 'user', id: user.id },
             sourceIp: input.sourceIp,
-            details: { email: user.email, role, invitationId: row.id, invitedBy },
+            details: { role, invitationId: row.id, invitedBy },
+            personal: { subject: user.id, fields: { email: user.email } },
           },
           trx,
         );

@@ -73,7 +73,8 @@ export class LoginService {
         action: 'auth.login',
         outcome: 'failure',
         sourceIp: input.sourceIp,
-        details: { email: normalizeEmail(input.email), reason: user ? 'inactive' : 'unknown_account' },
+        details: { reason: user ? 'inactive' : 'unknown_account' },
+        personal: { subject: user?.id ?? null, fields: { email: normalizeEmail(input.email) } },
       });
       throw new InvalidCredentialsError();
     }

@@ -125,7 +125,7 @@ export class ProfileService {
           action: 'user.updated',
           target: { type: 'user', id: actor.userId },
           sourceIp: actor.sourceIp,
-          details: { name: trimmed },
+          personal: { subject: actor.userId, fields: { name: trimmed } },
         },
         trx,
       );
@@ -208,7 +208,7 @@ export class ProfileService {
             action: 'user.email_changed',
             target: { type: 'user', id: user.id },
             sourceIp: actor.sourceIp,
-            details: { previousEmail: user.email, newEmail },
+            personal: { subject: user.id, fields: { previousEmail: user.email, newEmail } },
           },
           trx,
         );
@@ -287,6 +287,8 @@ export class ProfileService {
       await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
       // The companion apps' consents, grants and refresh tokens of the user go too.
       await this.accounts.endSignIns(user.id, ACCOUNT_DELETED, trx);
+      // The personal fields audit entries hold about the user go; the chain (pseudonymous IDs only) stays and verifies.
+      await this.audit.erasePersonalDataOf(user.id, trx);
       await trx.deleteFrom('users').where('id', '=', user.id).execute();
       await this.audit.record(
         {

@@ -84,7 +84,8 @@ export class PasswordRecoveryService {
         action: 'user.password_reset_requested',
         outcome: 'failure',
         sourceIp: input.sourceIp,
-        details: { email, reason: user ? 'inactive' : 'unknown_account' },
+        details: { reason: user ? 'inactive' : 'unknown_account' },
+        personal: { subject: user?.id ?? null, fields: { email } },
       });
       return;
     }

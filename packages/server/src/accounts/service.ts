@@ -182,7 +182,8 @@ export class AccountsService {
           action: 'user.created',
           target: { type: 'user', id: row.id },
           sourceIp: actor.sourceIp,
-          details: { email, role: input.role },
+          details: { role: input.role },
+          personal: { subject: row.id, fields: { email } },
         },
         trx,
       );

@@ -60,7 +60,8 @@ export class SignupService {
         action: 'user.signup',
         outcome: 'failure',
         sourceIp: input.sourceIp,
-        details: { email, reason: 'unknown_organization' },
+        details: { reason: 'unknown_organization' },
+        personal: { subject: null, fields: { email } },
       });
       return;
     }
@@ -93,7 +94,7 @@ export class SignupService {
             action: 'user.email_verified',
             target: { type: 'user', id: user.id },
             sourceIp: input.sourceIp,
-            details: { email: user.email },
+            personal: { subject: user.id, fields: { email: user.email } },
           },
           trx,
         );
@@ -127,7 +128,8 @@ export class SignupService {
         action: 'user.verification_requested',
         outcome: 'failure',
         sourceIp: input.sourceIp,
-        details: { email, reason },
+        details: { reason },
+        personal: { subject: user?.id ?? null, fields: { email } },
       });
       return;
     }
@@ -159,7 +161,8 @@ export class SignupService {
           outcome: 'denied',
           target: { type: 'user', id: existing.id },
           sourceIp: input.sourceIp,
-          details: { email: input.email, reason: 'email_taken' },
+          details: { reason: 'email_taken' },
+          personal: { subject: existing.id, fields: { email: input.email } },
         },
         trx,
       );
@@ -186,7 +189,7 @@ export class SignupService {
         action: 'user.signup',
         target: { type: 'user', id: user.id },
         sourceIp: input.sourceIp,
-        details: { email: user.email },
+        personal: { subject: user.id, fields: { email: user.email } },
       },
       trx,
     );

@@ -44,6 +44,27 @@ for (const engine of ENGINES) {
       });
     });
 
+    it("keeps personal fields beside the chain: readers see them, erasing a user's leaves a chain that verifies", async () => {
+      await withLog(engine, 3, async (audit, { db }) => {
+        await audit.record({
+          organizationId: 'org-a',
+          actor: { type: 'user', id: 'casey' },
+          action: 'user.signup',
+          details: { plan: 'free' },
+          personal: { subject: 'casey', fields: { email: 'casey@example.com' } },
+        });
+        const read = async () => (await audit.query({ action: 'user.signup' })).entries[0]!.details;
+        assert.deepEqual(await read(), { plan: 'free', email: 'casey@example.com' });
+        const stored = await db.selectFrom('audit_log').select('details').where('action', '=', 'user.signup').executeTakeFirstOrThrow();
+        assert.ok(!stored.details.includes('casey@example.com'), 'the chained row holds no address');
+        assert.equal(await audit.erasePersonalDataOf('casey'), 1);
+        assert.deepEqual(await read(), { plan: 'free' });
+        const report = await audit.verify();
+        assert.equal(report.ok, true, JSON.stringify(report.problems));
+        assert.equal(report.entries, 4);
+      });
+    });
+
     it('detects an edited entry', async () => {
       await withLog(engine, 8, async (audit, { db }) => {
         await db.updateTable('audit_log').set({ outcome: 'failure' }).where('seq', '=', 3).execute();

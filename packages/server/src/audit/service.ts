@@ -17,6 +17,12 @@ export interface AuditEvent {
   sourceIp?: string | null;
   outcome?: 'success' | 'failure' | 'denied';
   details?: Record<string, unknown>;
+  /**
+   * Personal fields (an email address, a name): kept beside the chain, not in it, and erased with
+   * the account of `subject` (the user they are about; null when none exists, e.g. an unknown
+   * address at sign-in). Readers see them merged into `details`.
+   */
+  personal?: { subject: string | null; fields: Record<string, unknown> };
 }
 
 export interface AuditEntry {
@@ -58,7 +64,8 @@ const PG_AUDIT_LOCK = 7_462_001;
 export const CHECKPOINT_EVERY = 100;
 const VERIFY_PAGE = 1000;
 
-export function toEntry(row: AuditLogTable): AuditEntry {
+export function toEntry(row: AuditLogTable & { personal?: string | null }): AuditEntry {
+  const details = JSON.parse(row.details) as Record<string, unknown>;
   return {
     seq: row.seq,
     ts: new Date(row.ts).toISOString(),
@@ -68,7 +75,7 @@ export function toEntry(row: AuditLogTable): AuditEntry {
     target: { type: row.target_type, id: row.target_id },
     sourceIp: row.source_ip,
     outcome: row.outcome,
-    details: JSON.parse(row.details) as Record<string, unknown>,
+    details: row.personal ? { ...details, ...(JSON.parse(row.personal) as Record<string, unknown>) } : details,
     hash: row.hash,
   };
 }
@@ -113,6 +120,11 @@ export class AuditService {
       .insertInto('audit_log')
       .values({ ...fields, hash })
       .execute();
+    if (event.personal)
+      await trx
+        .insertInto('audit_personal')
+        .values({ seq: fields.seq, subject_user_id: event.personal.subject, data: JSON.stringify(event.personal.fields) })
+        .execute();
     this.appendedSinceCheckpoint = true;
     if (fields.seq % this.checkpointEvery === 0) await this.writeCheckpoint(trx, fields.seq, hash);
     return fields.seq;
@@ -196,13 +208,21 @@ export class AuditService {
     return { ok: problems.length === 0, entries, checkpoints: checkpoints.length, lastSeq, problems };
   }
 
+  /** Erases the personal fields entries hold about a user (their account is deleted); the chain is untouched and still verifies. */
+  async erasePersonalDataOf(userId: string, db: Kysely<Database> = this.db): Promise<number> {
+    const result = await db.deleteFrom('audit_personal').where('subject_user_id', '=', userId).executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Newest first; `nextCursor` is passed back as `before` for the next page. */
   async query(q: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor: number | null }> {
     const limit = Math.min(Math.max(q.limit ?? 50, 1), 500);
     let query = this.db
       .selectFrom('audit_log')
-      .selectAll()
-      .orderBy('seq', 'desc')
+      .leftJoin('audit_personal', 'audit_personal.seq', 'audit_log.seq')
+      .selectAll('audit_log')
+      .select('audit_personal.data as personal')
+      .orderBy('audit_log.seq', 'desc')
       .limit(limit + 1);
     if (q.organizationId !== undefined)
       query =
@@ -213,7 +233,7 @@ export class AuditService {
     if (q.outcome) query = query.where('outcome', '=', q.outcome);
     if (q.since !== undefined) query = query.where('ts', '>=', q.since);
     if (q.until !== undefined) query = query.where('ts', '<', q.until);
-    if (q.before !== undefined) query = query.where('seq', '<', q.before);
+    if (q.before !== undefined) query = query.where('audit_log.seq', '<', q.before);
     const rows = await query.execute();
     const page = rows.slice(0, limit);
     return { entries: page.map(toEntry), nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null };
@@ -222,7 +242,14 @@ export class AuditService {
   /** Oldest first, as JSON lines, page by page (constant memory). Scoped to an organization when given. */
   async *export(organizationId?: string | null): AsyncGenerator<string> {
     for (let after = 0; ;) {
-      let query = this.db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(VERIFY_PAGE);
+      let query = this.db
+        .selectFrom('audit_log')
+        .leftJoin('audit_personal', 'audit_personal.seq', 'audit_log.seq')
+        .selectAll('audit_log')
+        .select('audit_personal.data as personal')
+        .where('audit_log.seq', '>', after)
+        .orderBy('audit_log.seq')
+        .limit(VERIFY_PAGE);
       if (organizationId !== undefined)
         query = organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', organizationId);
       const page = await query.execute();

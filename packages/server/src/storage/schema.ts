@@ -480,6 +480,8 @@ export interface Database {
   // 020_privacy
   product_privacy: ProductPrivacyTable;
   device_consents: DeviceConsentsTable;
+  // 023_audit_personal
+  audit_personal: AuditPersonalTable;
 }
 
 /** A consumer's standing on a device (019): its owner (one at most), or a member or guest it was shared with. */
@@ -555,4 +557,12 @@ export interface DeviceConsentsTable {
   /** The consumer who decided. */
   decided_by: string;
   decided_at: number;
+}
+
+/** An audit entry's personal fields, outside the hash chain (023): erased with the account of the user they are about. */
+export interface AuditPersonalTable {
+  seq: number;
+  subject_user_id: string | null;
+  /** JSON object merged into the entry's details when read. */
+  data: string;
 }
