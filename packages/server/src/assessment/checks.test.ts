@@ -222,6 +222,23 @@ for (const engine of ENGINES) {
       await resolvedFinding('backup-stale');
     });
 
+    it('finds TUF metadata whose newest version expires soon, and resolves once a later version is signed', async () => {
+      // The rows the image repository stores when it signs a role (the check reads the newest version of each).
+      const row = { organization_id: orgId, role: 'targets', json: '{}', created_at: t.clock.now() };
+      await t.platform.db
+        .insertInto('tuf_metadata')
+        .values({ ...row, version: 1001, expires_at: t.clock.now() + 3 * DAY })
+        .execute();
+      const open = await openFinding('update-metadata-expiring');
+      assert.deepEqual(open.resources, [{ type: 'tuf_role', id: 'targets' }]);
+      assert.equal((open.evidence.roles as { version: number }[])[0]!.version, 1001);
+      await t.platform.db
+        .insertInto('tuf_metadata')
+        .values({ ...row, version: 1002, expires_at: t.clock.now() + 90 * DAY })
+        .execute();
+      await resolvedFinding('update-metadata-expiring');
+    });
+
     it('records each run and audits it; the scheduled run covers every organization', async () => {
       const runResult = await run();
       assert.ok(runResult.checks.includes('operator-without-mfa'));
