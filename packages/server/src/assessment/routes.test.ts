@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createOperator, signIn } from '../testing/accounts.js';
 import { organizationIdOf, provisionTestDevice, testProduct, makeCsr } from '../testing/devices.js';
 import { ENGINES } from '../testing/engines.js';
+import type { HttpResponse } from '../testing/http.js';
 import { mailsDuring } from '../testing/mail.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../testing/server.js';
 
@@ -184,7 +185,7 @@ for (const engine of ENGINES) {
       assert.ok(row.webhook_secret && !row.webhook_secret.includes(secret.slice(5)));
 
       const found = await openFindingOf('backup-stale');
-      let answer: Awaited<ReturnType<typeof client.post>> | undefined;
+      let answer: HttpResponse | undefined;
       const mails = await mailsDuring(t, async () => {
         answer = await client.post(`/api/v1/assessment/findings/${found.id}/actions`, { action: 'notify' }, { token: owner });
       });

@@ -4,6 +4,8 @@ import { DAY_MS, type Check, type Observation } from './check.js';
 const PRIVILEGED_ROLES = new Set(['owner', 'admin']);
 /** Scopes that administer the organization itself: a leaked key holding one is a takeover. */
 const WIDE_SCOPES = new Set(['org:manage', 'users:manage']);
+/** Operators read per organization (far more than any organization has; the finding lists resourceLimit of them). */
+const MAX_OPERATORS = 10_000;
 
 export const operatorWithoutMfa: Check = {
   id: 'operator-without-mfa',
@@ -11,7 +13,7 @@ export const operatorWithoutMfa: Check = {
   severity: 'high',
   title: 'Operators without MFA',
   async evaluate(ctx) {
-    const users = await ctx.evidence.operatorsWithoutMfa(ctx.organizationId, ctx.resourceLimit * 2);
+    const users = await ctx.evidence.operatorsWithoutMfa(ctx.organizationId, MAX_OPERATORS);
     const observations: Observation[] = [];
     for (const [subject, severity, title, match] of [
       ['privileged', 'high', 'Owners or admins without MFA', (role: string | null) => PRIVILEGED_ROLES.has(role ?? '')],
