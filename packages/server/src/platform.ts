@@ -339,7 +339,7 @@ function assessmentOf(
   const store = new AssessmentStore(db);
   const evidence = new EvidenceStore(db);
   const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, { caChain: () => deps.pki.caChain() });
-  const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock);
+  const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock, config.assessment);
   return {
     service,
     notifier,

@@ -6,6 +6,8 @@
  * `sentAt` and a unique `id` so a receiver can refuse replays.
  */
 import { createHmac } from 'node:crypto';
+import { lookup } from 'node:dns/promises';
+import { BlockList, isIP } from 'node:net';
 import type { Mailer } from '../accounts/mailer.js';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
@@ -18,6 +20,32 @@ import type { FindingView } from './model.js';
 import type { AssessmentStore } from './store.js';
 
 const WEBHOOK_TIMEOUT_MS = 5000;
+
+/** Where a webhook may not point unless assessment.webhookPrivateAddresses allows it: the deployment's own network. */
+const INTERNAL = new BlockList();
+for (const [net, bits] of [
+  ['0.0.0.0', 8],
+  ['10.0.0.0', 8],
+  ['100.64.0.0', 10],
+  ['127.0.0.0', 8],
+  ['169.254.0.0', 16],
+  ['172.16.0.0', 12],
+  ['192.168.0.0', 16],
+] as const)
+  INTERNAL.addSubnet(net, bits, 'ipv4');
+for (const [net, bits] of [
+  ['::', 128],
+  ['::1', 128],
+  ['fc00::', 7],
+  ['fe80::', 10],
+] as const)
+  INTERNAL.addSubnet(net, bits, 'ipv6');
+
+function isInternal(address: string): boolean {
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
+  if (mapped) return INTERNAL.check(mapped[1]!, 'ipv4');
+  return INTERNAL.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
+}
 const MAX_URL_LENGTH = 2048;
 
 export const SIGNATURE_HEADER = 'x-bulwark-signature';
@@ -40,7 +68,31 @@ export class FindingNotifier {
     private readonly mailer: Mailer,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly limits: { webhookPrivateAddresses: boolean },
   ) {}
+
+  /**
+   * Refuses a webhook host on the deployment's own network (unless allowed): a literal address when
+   * set, every address the name resolves to when posting. A name that re-resolves between the check
+   * and the connection (DNS rebinding) is not caught; a firewall on egress is the complete answer.
+   */
+  private async refuseInternal(url: URL, resolve: boolean): Promise<void> {
+    if (this.limits.webhookPrivateAddresses) return;
+    const host = url.hostname.replace(/^\[|\]$/g, '');
+    const addresses = isIP(host)
+      ? [host]
+      : host === 'localhost' || host.endsWith('.localhost')
+        ? ['127.0.0.1']
+        : resolve
+          ? (await lookup(host, { all: true })).map((a) => a.address)
+          : [];
+    const internal = addresses.find(isInternal);
+    if (internal)
+      throw new WebhookInvalidError(
+        `The webhook host ${url.hostname} is on a loopback, private or link-local address (${internal}); set assessment.webhookPrivateAddresses to allow it`,
+        { host: url.hostname },
+      );
+  }
 
   private context(organizationId: string): string {
     return `assessment-webhook:${organizationId}`;
@@ -49,7 +101,7 @@ export class FindingNotifier {
   /** Sets (or, with null, removes) the organization's webhook; returns the new signing secret, shown only here. */
   async setWebhook(actor: Actor, url: string | null): Promise<{ url: string | null; secret: string | null }> {
     requirePermission(actor, 'org:manage');
-    if (url !== null) validateWebhookUrl(url);
+    if (url !== null) await this.refuseInternal(validateWebhookUrl(url), false);
     const secret = url === null ? null : newSecret('bwhk');
     await this.store.putSettings({
       organization_id: actor.organizationId,
@@ -90,6 +142,7 @@ export class FindingNotifier {
     const body = JSON.stringify({ id: newId(), type: 'assessment.finding', sentAt: new Date(this.clock.now()).toISOString(), finding });
     let status: number;
     try {
+      await this.refuseInternal(new URL(settings.webhook_url), true);
       const response = await fetch(settings.webhook_url, {
         method: 'POST',
         headers: { 'content-type': 'application/json', [SIGNATURE_HEADER]: signBody(secret, body) },
@@ -100,6 +153,7 @@ export class FindingNotifier {
       status = response.status;
       await response.body?.cancel();
     } catch (error) {
+      if (error instanceof WebhookInvalidError) throw error;
       throw new WebhookFailedError(`The webhook at ${settings.webhook_url} could not be reached: ${(error as Error).message}`, {
         mailedTo: owners.length,
       });
@@ -113,7 +167,7 @@ export class FindingNotifier {
   }
 }
 
-function validateWebhookUrl(url: string): void {
+function validateWebhookUrl(url: string): URL {
   let parsed: URL;
   try {
     parsed = new URL(url);
@@ -125,4 +179,5 @@ function validateWebhookUrl(url: string): void {
     throw new WebhookInvalidError('The webhook must be an http or https URL', { protocol: parsed.protocol });
   if (parsed.username || parsed.password)
     throw new WebhookInvalidError('The webhook URL must not carry credentials: the HMAC signature authenticates the platform');
+  return parsed;
 }

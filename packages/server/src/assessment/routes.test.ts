@@ -172,6 +172,13 @@ for (const engine of ENGINES) {
       const invalid = await client.request('PUT', '/api/v1/assessment/webhook', { body: { url: 'ftp://example.com/x' }, token: owner });
       assert.equal(invalid.status, 400);
       assert.equal(invalid.body.error.code, 'assessment.webhook_invalid');
+      // The deployment's own network is refused unless the operator of the deployment allows it.
+      for (const url of [hook.url, 'https://10.1.2.3/hook', 'https://[::ffff:169.254.169.254]/latest', 'https://localhost/x']) {
+        const internal = await client.request('PUT', '/api/v1/assessment/webhook', { body: { url }, token: owner });
+        assert.equal(internal.status, 400, url);
+        assert.equal(internal.body.error.code, 'assessment.webhook_invalid', url);
+      }
+      t.platform.config.assessment.webhookPrivateAddresses = true; // the test's receiver listens on 127.0.0.1
       const set = await client.request('PUT', '/api/v1/assessment/webhook', { body: { url: hook.url }, token: owner });
       assert.equal(set.status, 200, set.text);
       const secret = set.body.secret as string;

@@ -203,6 +203,9 @@ export const ConfigSchema = Type.Object(
           minimum: 1,
           description: 'an HTTP or login rate limit above this per minute counts as off (a weak setting)',
         }),
+        webhookPrivateAddresses: Type.Boolean({
+          description: 'allow finding webhooks to loopback, private and link-local addresses (a receiver inside your network)',
+        }),
         resourcesPerFinding: Type.Integer({
           minimum: 1,
           maximum: 1000,
@@ -467,6 +470,7 @@ export function defaultConfig(dataDir: string): Config {
       metadataExpiryDays: 7,
       maxRateLimitPerMinute: 100_000,
       resourcesPerFinding: 50,
+      webhookPrivateAddresses: false,
     },
     telemetry: {
       retentionDays: 90,
