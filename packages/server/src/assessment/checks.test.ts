@@ -75,6 +75,33 @@ for (const engine of ENGINES) {
       assert.equal(resolved.firstSeenAt, open.firstSeenAt);
     });
 
+    it('lists at most assessment.resourcesPerFinding resources and counts the rest', async () => {
+      const { config } = t.platform;
+      const saved = config.assessment.resourcesPerFinding;
+      config.assessment.resourcesPerFinding = 2;
+      const serials: string[] = [];
+      try {
+        for (const serial of ['BOUND-1', 'BOUND-2', 'BOUND-3']) {
+          const device = await t.platform.devices.service.register(cliActor(orgId, 'test'), { serial, productId });
+          const { csr } = await makeCsr(device.id);
+          const cert = await t.platform.pki.issueDeviceCertificate(
+            { organizationId: orgId, deviceId: device.id, csrPem: csr, validityDays: 3 },
+            { type: 'cli', id: 'test' },
+          );
+          serials.push(cert.serial);
+        }
+        const open = await openFinding('device-certificate-expiring');
+        assert.equal(open.resources.length, 2);
+        assert.equal(open.moreResources, 4); // three certificates and their three devices, two listed
+        assert.equal((open.evidence.certificates as unknown[]).length, 2);
+      } finally {
+        config.assessment.resourcesPerFinding = saved;
+      }
+      for (const serial of serials)
+        await t.platform.pki.revoke({ organizationId: orgId, serial, reason: 'superseded' }, { type: 'cli', id: 'test' });
+      await resolvedFinding('device-certificate-expiring');
+    });
+
     it('finds a CA certificate ending within the window, and resolves it once the CA is gone', async () => {
       const ssl = new Openssl();
       const pem = await opensslCa(ssl, 'short-ca', '/CN=Factory CA short');
