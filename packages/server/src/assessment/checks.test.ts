@@ -186,6 +186,23 @@ for (const engine of ENGINES) {
       await resolvedFinding('api-key-wide-or-long-lived');
     });
 
+    it('finds products without a declared support period, and resolves once each declares one (ETSI 5.3-13)', async () => {
+      const open = await openFinding('product-without-support-period');
+      assert.deepEqual(open.resources, [{ type: 'product', id: productId }]);
+      assert.equal((open.evidence.products as { name: string }[])[0]!.name, 'Test sensor');
+      const client = t.client();
+      const until = new Date(t.clock.now() + 5 * 365 * DAY).toISOString();
+      const set = await client.request('PUT', `/api/v1/products/${productId}/support-period`, {
+        body: { supportUntil: until },
+        token: ownerToken,
+      });
+      assert.equal(set.status, 200, set.text);
+      assert.equal(set.body.supportUntil, until);
+      const audited = await t.platform.audit.query({ organizationId: orgId, action: 'product.support_period_set', limit: 1 });
+      assert.equal(audited.entries[0]?.details.to, until);
+      await resolvedFinding('product-without-support-period');
+    });
+
     it('finds weak settings (plain MQTT port, rate limits off, trust-proxy on), and resolves each once changed back', async () => {
       const { config } = t.platform;
       const saved = { plainPort: config.mqtt.plainPort, rate: config.auth.loginRateLimitPerMinute, trustProxy: config.http.trustProxy };

@@ -1,6 +1,6 @@
 /**
  * What the audit checks read: read-only queries over other domains' tables (certificates,
- * presence, operators, API keys, symmetric keys, TUF metadata, bootstrap CAs). A known exception
+ * presence, operators, API keys, symmetric keys, TUF metadata, bootstrap CAs, products). A known exception
  * to "a domain reads only its own tables" (docs/architecture.md): each query here is a
  * candidate for a read method of its owning domain's service. Every list is bounded by `limit`
  * and comes with the full count.
@@ -169,6 +169,14 @@ export class EvidenceStore {
       .orderBy('not_after')
       .execute();
     return rows.map((r) => ({ id: r.id, name: r.name, notAfter: Number(r.not_after) }));
+  }
+
+  /** Products that declare no end of support (ETSI EN 303 645 5.3-13). */
+  async productsWithoutSupportPeriod(organizationId: string, limit: number): Promise<Bounded<{ id: string; name: string }>> {
+    const base = this.db.selectFrom('products').where('organization_id', '=', organizationId).where('support_until', 'is', null);
+    const items = await base.select(['id', 'name']).orderBy('name').orderBy('id').limit(limit).execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return { items, total: Number(total.n) };
   }
 
   /** Where the organization's finding notifications go by mail: its active owners. */

@@ -170,6 +170,8 @@ export interface ProductsTable {
   telemetry_retention_days: number | null; // null: the deployment's telemetry.retentionDays
   telemetry_daily_readings: number | null; // null: the deployment's telemetry.dailyReadingsPerDevice
   telemetry_daily_bytes: number | null; // null: the deployment's telemetry.dailyBytesPerDevice
+  /** 022: the end of the declared support period (security updates until then, ETSI 5.3-13); null: none declared. */
+  support_until: number | null;
 }
 
 export interface DevicesTable {

@@ -4,6 +4,7 @@ import { caCertificateExpiring, deviceCertificateExpiring, revokedCertificateCon
 import type { Check } from './check.js';
 import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js';
 import { symmetricKeyOld, updateMetadataExpiring } from './keys.js';
+import { productWithoutSupportPeriod } from './products.js';
 import { plainMqttPort, rateLimitsWeak, trustProxyOn } from './settings.js';
 
 export const AUDIT_CHECKS: readonly Check[] = [
@@ -20,6 +21,7 @@ export const AUDIT_CHECKS: readonly Check[] = [
   backupNotDrilled,
   symmetricKeyOld,
   updateMetadataExpiring,
+  productWithoutSupportPeriod,
 ];
 
 export type { Check, CheckContext, Observation } from './check.js';

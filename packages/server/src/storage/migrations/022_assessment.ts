@@ -3,11 +3,13 @@
  * (`assessment_findings`, one per organization, check and subject key, with its state), the
  * resources each names (`assessment_finding_resources`, bounded per finding), every check run
  * (`assessment_runs`) and each organization's notification settings (`assessment_settings`:
- * the webhook address and its HMAC secret, sealed under the master key).
+ * the webhook address and its HMAC secret, sealed under the master key). Products gain the end of
+ * their declared support period (`products.support_until`, ETSI EN 303 645 provision 5.3-13).
  */
 import type { Kysely } from 'kysely';
 
 export async function up(db: Kysely<unknown>): Promise<void> {
+  await db.schema.alterTable('products').addColumn('support_until', 'bigint').execute();
   await db.schema
     .createTable('assessment_findings')
     .addColumn('id', 'text', (c) => c.primaryKey())
@@ -74,4 +76,5 @@ export async function down(db: Kysely<unknown>): Promise<void> {
   await db.schema.dropTable('assessment_runs').execute();
   await db.schema.dropTable('assessment_finding_resources').execute();
   await db.schema.dropTable('assessment_findings').execute();
+  await db.schema.alterTable('products').dropColumn('support_until').execute();
 }
