@@ -291,6 +291,18 @@ for (const engine of ENGINES) {
       assert.equal(audited.entries[0]?.target.id, runResult.id);
       const all = await t.platform.assessment.service.runAll();
       assert.ok(all.some((r) => r.organizationId === orgId && r.trigger === 'schedule'));
+      // Two runs at once over a new condition: both succeed, one finding.
+      const { config } = t.platform;
+      config.http.trustProxy = true;
+      try {
+        const both = await Promise.all([run(), run(), t.platform.assessment.service.runAll()]);
+        assert.equal(both.length, 3);
+        const { findings } = await t.platform.assessment.service.list(cliActor(orgId, 'test'), { check: 'trust-proxy-on', state: 'open' });
+        assert.equal(findings.length, 1);
+      } finally {
+        config.http.trustProxy = false;
+      }
+      await resolvedFinding('trust-proxy-on');
     });
 
     it('finds a symmetric key older than policy, and resolves once rotated (run last: it moves the clock a year)', async () => {

@@ -17,6 +17,7 @@ import type { EvidenceStore } from './evidence-store.js';
 import type { FindingFilter, FindingView, ResourceRef, RunTrigger, RunView, Severity } from './model.js';
 import type { AssessmentStore, FindingRow } from './store.js';
 import type { AssessmentRunsTable } from '../storage/schema.js';
+import { isUniqueViolation } from '../storage/unique-violation.js';
 
 const MAX_SUPPRESSION_MS = 366 * 86_400_000;
 const MAX_PAGE = 200;
@@ -99,89 +100,96 @@ export class AssessmentService {
         failures.push({ check: check.id, message: (error as Error).message });
       }
     }
-    const run = await this.store.transaction(async (trx) => {
-      await this.store.expireSuppressions(organizationId, startedAt, trx);
-      let opened = 0;
-      let resolved = 0;
-      const evaluatedSet = new Set(evaluated);
-      for (const row of await this.store.unresolved(organizationId, 'audit', trx)) {
-        if (!evaluatedSet.has(row.check_id) || observed.has(keyOf(row.check_id, row.subject))) continue;
-        await this.store.update(row.id, { state: 'resolved', resolved_at: startedAt }, trx);
-        resolved++;
-      }
-      for (const { check, observation } of observed.values()) {
-        const subject = observation.subject ?? '';
-        const resources = observation.resources.slice(0, limit);
-        const fields = {
-          severity: observation.severity ?? check.severity,
-          title: observation.title ?? check.title,
-          evidence: JSON.stringify(observation.evidence),
-          resource_count: Math.max(observation.resourceCount ?? observation.resources.length, resources.length),
-          last_seen_at: startedAt,
-        };
-        const existing = await this.store.byKey(organizationId, check.id, subject, trx);
-        if (!existing) {
-          await this.store.insert(
-            {
-              id: newId(),
-              organization_id: organizationId,
-              check_id: check.id,
-              subject,
-              source: 'audit',
-              state: 'open',
-              first_seen_at: startedAt,
-              resolved_at: null,
-              suppressed_reason: null,
-              suppressed_by: null,
-              suppressed_at: null,
-              suppressed_until: null,
-              ...fields,
-            },
-            resources,
-            trx,
-          );
-          opened++;
-        } else {
-          // A resolved finding observed again is open again, with its first sighting kept.
-          const reopened = existing.state === 'resolved';
-          await this.store.update(existing.id, { ...fields, ...(reopened ? { state: 'open', resolved_at: null } : {}) }, trx);
-          await this.store.replaceResources(existing.id, resources, trx);
-          if (reopened) opened++;
+    // Two runs over one organization at once (the schedule and an operator, or two nodes): the one that
+    // loses the race to open a finding reconciles again and finds the other's.
+    const reconcile = () =>
+      this.store.transaction(async (trx) => {
+        await this.store.expireSuppressions(organizationId, startedAt, trx);
+        let opened = 0;
+        let resolved = 0;
+        const evaluatedSet = new Set(evaluated);
+        for (const row of await this.store.unresolved(organizationId, 'audit', trx)) {
+          if (!evaluatedSet.has(row.check_id) || observed.has(keyOf(row.check_id, row.subject))) continue;
+          await this.store.update(row.id, { state: 'resolved', resolved_at: startedAt }, trx);
+          resolved++;
         }
-      }
-      const row: AssessmentRunsTable = {
-        id: newId(),
-        organization_id: organizationId,
-        trigger,
-        started_at: startedAt,
-        duration_ms: Math.round(performance.now() - started),
-        checks: JSON.stringify(evaluated),
-        opened,
-        resolved,
-        open_total: await this.store.countOpen(organizationId, trx),
-        failures: JSON.stringify(failures),
-      };
-      await this.store.insertRun(row, trx);
-      await this.audit.record(
-        {
-          organizationId,
-          actor,
-          action: 'assessment.run',
-          target: { type: 'assessment_run', id: row.id },
-          outcome: failures.length > 0 ? 'failure' : 'success',
-          details: {
-            trigger,
-            checks: evaluated.length,
-            opened,
-            resolved,
-            openTotal: row.open_total,
-            failures,
-            durationMs: row.duration_ms,
+        for (const { check, observation } of observed.values()) {
+          const subject = observation.subject ?? '';
+          const resources = observation.resources.slice(0, limit);
+          const fields = {
+            severity: observation.severity ?? check.severity,
+            title: observation.title ?? check.title,
+            evidence: JSON.stringify(observation.evidence),
+            resource_count: Math.max(observation.resourceCount ?? observation.resources.length, resources.length),
+            last_seen_at: startedAt,
+          };
+          const existing = await this.store.byKey(organizationId, check.id, subject, trx);
+          if (!existing) {
+            await this.store.insert(
+              {
+                id: newId(),
+                organization_id: organizationId,
+                check_id: check.id,
+                subject,
+                source: 'audit',
+                state: 'open',
+                first_seen_at: startedAt,
+                resolved_at: null,
+                suppressed_reason: null,
+                suppressed_by: null,
+                suppressed_at: null,
+                suppressed_until: null,
+                ...fields,
+              },
+              resources,
+              trx,
+            );
+            opened++;
+          } else {
+            // A resolved finding observed again is open again, with its first sighting kept.
+            const reopened = existing.state === 'resolved';
+            await this.store.update(existing.id, { ...fields, ...(reopened ? { state: 'open', resolved_at: null } : {}) }, trx);
+            await this.store.replaceResources(existing.id, resources, trx);
+            if (reopened) opened++;
+          }
+        }
+        const row: AssessmentRunsTable = {
+          id: newId(),
+          organization_id: organizationId,
+          trigger,
+          started_at: startedAt,
+          duration_ms: Math.round(performance.now() - started),
+          checks: JSON.stringify(evaluated),
+          opened,
+          resolved,
+          open_total: await this.store.countOpen(organizationId, trx),
+          failures: JSON.stringify(failures),
+        };
+        await this.store.insertRun(row, trx);
+        await this.audit.record(
+          {
+            organizationId,
+            actor,
+            action: 'assessment.run',
+            target: { type: 'assessment_run', id: row.id },
+            outcome: failures.length > 0 ? 'failure' : 'success',
+            details: {
+              trigger,
+              checks: evaluated.length,
+              opened,
+              resolved,
+              openTotal: row.open_total,
+              failures,
+              durationMs: row.duration_ms,
+            },
           },
-        },
-        trx,
-      );
-      return row;
+          trx,
+        );
+        return row;
+      });
+    const run = await reconcile().catch((error: unknown) => {
+      if (isUniqueViolation(error)) return reconcile();
+      throw error;
     });
     return toRunView(run);
   }
