@@ -4,6 +4,7 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
 import { cliActor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
 import { makeCsr, organizationIdOf, provisionTestDevice, testProduct } from '../testing/devices.js';
@@ -305,7 +306,7 @@ for (const engine of ENGINES) {
       await resolvedFinding('trust-proxy-on');
     });
 
-    it('finds a symmetric key older than policy, and resolves once rotated (run last: it moves the clock a year)', async () => {
+    it('finds a symmetric key older than policy, and resolves once rotated (near the end: it moves the clock a year)', async () => {
       const device = await t.platform.devices.service.register(cliActor(orgId, 'test'), { serial: 'SYM-1', productId });
       await t.platform.devices.symmetricKeys.issueKey(cliActor(orgId, 'test'), device.id);
       t.clock.advance(366 * DAY);
@@ -314,6 +315,18 @@ for (const engine of ENGINES) {
       assert.equal((open.evidence.keys as { deviceId: string }[])[0]!.deviceId, device.id);
       await t.platform.devices.symmetricKeys.issueKey(cliActor(orgId, 'test'), device.id);
       await resolvedFinding('symmetric-key-old');
+    });
+
+    it("finds the platform's issuing CA near its end (run very last: it moves the clock years ahead)", async () => {
+      const issuing = new X509Certificate(await t.platform.pki.deviceCaCertificate());
+      t.clock.advance(Date.parse(issuing.validTo) - t.clock.now() - 5 * DAY);
+      const open = await openFinding('ca-certificate-expiring');
+      const fingerprint = issuing.fingerprint256.replace(/:/g, '').toLowerCase();
+      assert.ok(
+        open.resources.some((r) => r.type === 'ca_certificate' && r.id === fingerprint),
+        JSON.stringify(open.resources),
+      );
+      assert.ok((open.evidence.certificates as { subject: string }[]).some((c) => c.subject === issuing.subject));
     });
   });
 }
