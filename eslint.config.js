@@ -5,7 +5,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const SERVER = 'packages/server/src';
-const DOMAINS = ['accounts', 'apps', 'audit', 'binding', 'devices', 'keys', 'pki', 'telemetry', 'updates', 'ops', 'storage'];
+const DOMAINS = ['accounts', 'apps', 'assessment', 'audit', 'binding', 'devices', 'keys', 'pki', 'telemetry', 'updates', 'ops', 'storage'];
 
 // Tests and the test harness may import anything.
 const TESTS = ['**/*.test.ts', '**/testing/**'];

@@ -101,6 +101,11 @@ export const ErrorCodes = {
   enrollmentGroupDisabled: 'enrollment_group.disabled',
   productExists: 'product.exists',
 
+  // assessment (docs/assessment.md)
+  assessmentSuppressionInvalid: 'assessment.suppression_invalid',
+  assessmentMitigationNotApplicable: 'assessment.mitigation_not_applicable',
+  assessmentWebhookInvalid: 'assessment.webhook_invalid',
+  assessmentWebhookFailed: 'assessment.webhook_failed',
   // binding (docs/binding.md)
   claimCodeInvalid: 'binding.claim_code_invalid',
   claimCodeUsed: 'binding.claim_code_used',

@@ -26,6 +26,11 @@ import { AppClientService } from './apps/clients.js';
 import { AppGrantService } from './apps/grants.js';
 import { AppSigningKeys } from './apps/signing-keys.js';
 import { AppStore } from './apps/store.js';
+import { EvidenceStore } from './assessment/evidence-store.js';
+import { MitigationService } from './assessment/mitigations.js';
+import { FindingNotifier } from './assessment/notify.js';
+import { AssessmentService } from './assessment/service.js';
+import { AssessmentStore } from './assessment/store.js';
 import { AuditService } from './audit/service.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
@@ -132,6 +137,8 @@ export interface Platform {
     invitations: InvitationService;
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
+  /** Security assessment: the audit checks and their findings, mitigations, notifications. */
+  assessment: { service: AssessmentService; mitigations: MitigationService; notifier: FindingNotifier };
   apps: {
     store: AppStore;
     clients: AppClientService;
@@ -225,6 +232,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   );
   // A consumer's sign-out (logout, password change, sessions revoked) ends their live streams on every node.
   sessions.onSignOut(async (userId) => binding.live.userSignedOut(userId));
+  const assessment = assessmentOf(db, config, { audit, clock, box, mailer, pki, devices: devicesService, enrollment: devices.enrollment });
 
   return {
     config,
@@ -243,6 +251,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     binding,
     accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
     apps,
+    assessment,
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
       try {
@@ -339,6 +348,30 @@ function bindingOf(
     consumerDevices,
     live,
     privacy,
+  };
+}
+
+function assessmentOf(
+  db: Kysely<Database>,
+  config: Config,
+  deps: {
+    audit: AuditService;
+    clock: Clock;
+    box: SecretBox;
+    mailer: Mailer;
+    pki: PkiService;
+    devices: DevicesService;
+    enrollment: EnrollmentService;
+  },
+): Platform['assessment'] {
+  const store = new AssessmentStore(db);
+  const evidence = new EvidenceStore(db);
+  const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, { caChain: () => deps.pki.caChain() });
+  const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock, config.assessment);
+  return {
+    service,
+    notifier,
+    mitigations: new MitigationService(service, deps.devices, deps.enrollment, deps.pki, notifier, deps.audit),
   };
 }
 

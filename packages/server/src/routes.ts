@@ -8,6 +8,7 @@ import type { FastifyInstance } from 'fastify';
 import { installAuthentication } from './accounts/routes/authentication.js';
 import { accountsRoutes } from './accounts/routes/index.js';
 import { appClientRoutes, oauthRoutes } from './apps/routes/index.js';
+import { assessmentRoutes } from './assessment/routes.js';
 import { auditRoutes } from './audit/routes.js';
 import { liveRoutes, myDeviceRoutes, operatorBindingRoutes, privacyRoutes } from './binding/routes/index.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
@@ -21,7 +22,7 @@ import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './up
 
 /** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
 export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyInstance) => Promise<void> {
-  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps, binding } = platform;
+  const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps, binding, assessment } = platform;
   const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
   return async (app) => {
     installAuthentication(app, accounts.authenticator, accounts.sessions);
@@ -31,6 +32,10 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
       prefix: '/api/v1',
     });
     await app.register(auditRoutes({ audit }), { prefix: '/api/v1' });
+    await app.register(
+      assessmentRoutes({ assessment: assessment.service, mitigations: assessment.mitigations, notifier: assessment.notifier }),
+      { prefix: '/api/v1' },
+    );
     await app.register(
       oauthRoutes({
         authorization: apps.authorization,

@@ -17,6 +17,7 @@ const GROUPS: { commands: string[]; load: () => Promise<Register> }[] = [
   { commands: ['admin'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['backup', 'restore'], load: async () => (await import('./backup.js')).registerBackupCommands },
   { commands: ['apps'], load: async () => (await import('./apps.js')).registerAppsCommands },
+  { commands: ['assessment'], load: async () => (await import('./assessment.js')).registerAssessmentCommands },
   { commands: ['audit'], load: async () => (await import('./audit.js')).registerAuditCommands },
   { commands: ['devices'], load: async () => (await import('./devices.js')).registerDevicesCommands },
   { commands: ['firmware'], load: async () => (await import('./firmware.js')).registerFirmwareCommands },

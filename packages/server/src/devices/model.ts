@@ -14,6 +14,8 @@ export interface ProductView {
   name: string;
   hardwareRevision: string | null;
   firmwareLine: string | null;
+  /** End of the declared support period (security updates until then); null: none declared. */
+  supportUntil: string | null;
   /** Days of telemetry kept; null: the deployment's default (telemetry.retentionDays). */
   telemetryRetentionDays: number | null;
   /** Readings each device may store per UTC day; null: the deployment's default (telemetry.dailyReadingsPerDevice). */
@@ -43,6 +45,7 @@ export function toProductView(row: ProductRow): ProductView {
     name: row.name,
     hardwareRevision: row.hardware_revision,
     firmwareLine: row.firmware_line,
+    supportUntil: row.support_until === null ? null : new Date(Number(row.support_until)).toISOString(),
     telemetryRetentionDays: row.telemetry_retention_days,
     telemetryDailyReadings: row.telemetry_daily_readings,
     telemetryDailyBytes: row.telemetry_daily_bytes,

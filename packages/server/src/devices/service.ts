@@ -137,6 +137,7 @@ export class DevicesService {
       telemetry_retention_days: input.telemetryRetentionDays ?? null,
       telemetry_daily_readings: input.telemetryDailyReadings ?? null,
       telemetry_daily_bytes: input.telemetryDailyBytes ?? null,
+      support_until: null,
     };
     try {
       await this.store.db.transaction().execute(async (trx) => {
@@ -215,6 +216,34 @@ export class DevicesService {
         trx,
       );
       return toProductView(updated);
+    });
+  }
+
+  /** Declares (or, with null, withdraws) the end of a product's support period (ETSI EN 303 645 5.3-13); audited. */
+  async setSupportPeriod(actor: Actor, productId: string, until: number | null): Promise<ProductView> {
+    requirePermission(actor, 'devices:write');
+    if (until !== null && !Number.isFinite(until))
+      throw new ValidationError('supportUntil must be a date-time or null', { field: 'supportUntil' });
+    return this.store.db.transaction().execute(async (trx) => {
+      const product = await this.store.productInOrganization(actor.organizationId, productId, trx);
+      if (!product) throw new NotFoundError('Product', { productId });
+      await this.store.updateProduct(product.id, { support_until: until }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'product.support_period_set',
+          target: { type: 'product', id: product.id },
+          sourceIp: actor.sourceIp,
+          details: {
+            name: product.name,
+            from: product.support_until === null ? null : new Date(Number(product.support_until)).toISOString(),
+            to: until === null ? null : new Date(until).toISOString(),
+          },
+        },
+        trx,
+      );
+      return toProductView({ ...product, support_until: until });
     });
   }
 

@@ -166,6 +166,54 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    assessment: Type.Object(
+      {
+        intervalMinutes: Type.Integer({
+          minimum: 0,
+          maximum: 7 * 24 * 60,
+          description: 'minutes between scheduled audit check runs over every organization (0: on demand only)',
+        }),
+        certificateExpiryDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'a device or CA certificate ending within this many days is a finding',
+        }),
+        symmetricKeyMaxAgeDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'a device symmetric key older than this is a finding',
+        }),
+        apiKeyMaxLifetimeDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'an API key valid for longer than this from now is a finding (no effective expiry)',
+        }),
+        backupMaxAgeHours: Type.Integer({
+          minimum: 1,
+          maximum: 24 * 365,
+          description: 'no backup.created audit entry within this is a finding',
+        }),
+        drillMaxAgeDays: Type.Integer({ minimum: 1, maximum: 3650, description: 'no backup.drilled audit entry within this is a finding' }),
+        metadataExpiryDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'TUF or director metadata expiring within this many days is a finding',
+        }),
+        maxRateLimitPerMinute: Type.Integer({
+          minimum: 1,
+          description: 'an HTTP or login rate limit above this per minute counts as off (a weak setting)',
+        }),
+        webhookPrivateAddresses: Type.Boolean({
+          description: 'allow finding webhooks to loopback, private and link-local addresses (a receiver inside your network)',
+        }),
+        resourcesPerFinding: Type.Integer({
+          minimum: 1,
+          maximum: 1000,
+          description: 'affected resources a finding lists; the rest are counted',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     telemetry: Type.Object(
       {
         retentionDays: Type.Integer({
@@ -412,6 +460,18 @@ export function defaultConfig(dataDir: string): Config {
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
     backup: { intervalHours: 0, keep: 7 },
+    assessment: {
+      intervalMinutes: 60,
+      certificateExpiryDays: 30,
+      symmetricKeyMaxAgeDays: 365,
+      apiKeyMaxLifetimeDays: 365,
+      backupMaxAgeHours: 48,
+      drillMaxAgeDays: 90,
+      metadataExpiryDays: 7,
+      maxRateLimitPerMinute: 100_000,
+      resourcesPerFinding: 50,
+      webhookPrivateAddresses: false,
+    },
     telemetry: {
       retentionDays: 90,
       pruneIntervalMinutes: 60,

@@ -2,7 +2,7 @@
  * Runs a platform node, on top of the composition root: the HTTPS API on the configured address
  * (transport/http with the routes of routes.ts), the MQTT broker with its counters in the node's
  * metrics (connected to the binding domain's live streams as their device event source), the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
- * flush and retention, update repository refresh, rollout tick and blob store sweep. Shutdown is
+ * flush and retention, update repository refresh, rollout tick, blob store sweep and the scheduled audit checks (assessment). Shutdown is
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
  */
@@ -167,6 +167,21 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       }, config.backup.intervalHours * 3_600_000)
     : null;
   backingUp?.unref();
+  // Audit checks over every organization (assessment.intervalMinutes; 0: on demand only).
+  const assessing =
+    config.assessment.intervalMinutes > 0
+      ? setInterval(() => {
+          platform.assessment.service
+            .runAll()
+            .then((runs) => {
+              const opened = runs.reduce((n, r) => n + r.opened, 0);
+              const resolved = runs.reduce((n, r) => n + r.resolved, 0);
+              if (opened + resolved > 0) app.log.info({ organizations: runs.length, opened, resolved }, 'assessment run: findings changed');
+            })
+            .catch((error: unknown) => app.log.error({ err: error }, 'scheduled assessment run failed'));
+        }, config.assessment.intervalMinutes * 60_000)
+      : null;
+  assessing?.unref();
 
   return {
     app,
@@ -182,6 +197,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       clearInterval(rolling);
       clearInterval(sweeping);
       if (backingUp) clearInterval(backingUp);
+      if (assessing) clearInterval(assessing);
       clearInterval(appKeyRotation);
       await platform.telemetry.retention.stop();
       // Open live streams would hold the HTTP server's close: they end first (apps reconnect elsewhere).

@@ -170,6 +170,8 @@ export interface ProductsTable {
   telemetry_retention_days: number | null; // null: the deployment's telemetry.retentionDays
   telemetry_daily_readings: number | null; // null: the deployment's telemetry.dailyReadingsPerDevice
   telemetry_daily_bytes: number | null; // null: the deployment's telemetry.dailyBytesPerDevice
+  /** 022: the end of the declared support period (security updates until then, ETSI 5.3-13); null: none declared. */
+  support_until: number | null;
 }
 
 export interface DevicesTable {
@@ -482,6 +484,11 @@ export interface Database {
   device_consents: DeviceConsentsTable;
   // 023_audit_personal
   audit_personal: AuditPersonalTable;
+  // 022_assessment
+  assessment_findings: AssessmentFindingsTable;
+  assessment_finding_resources: AssessmentFindingResourcesTable;
+  assessment_runs: AssessmentRunsTable;
+  assessment_settings: AssessmentSettingsTable;
 }
 
 /** A consumer's standing on a device (019): its owner (one at most), or a member or guest it was shared with. */
@@ -535,6 +542,61 @@ export interface ClaimFailuresTable {
   failures: number;
   window_started_at: number;
   locked_until: number | null;
+}
+
+/** What an audit check (or, later, an anomaly rule or advisory match) found in an organization, and its state (022). */
+export interface AssessmentFindingsTable {
+  id: string;
+  organization_id: string;
+  /** The check that raised it (`device-certificate-expiring`, …). */
+  check_id: string;
+  /** What the finding is about within the check (a grouping key the check chooses; '' for the check as a whole). */
+  subject: string;
+  /** What raised it: `audit` (the checks of this slice); anomaly detection and advisories add theirs. */
+  source: 'audit' | 'anomaly' | 'advisory';
+  severity: 'critical' | 'high' | 'medium' | 'low' | 'info';
+  title: string;
+  evidence: string; // JSON object
+  /** Every resource the check saw affected; at most assessment.resourcesPerFinding are listed. */
+  resource_count: number;
+  state: 'open' | 'resolved' | 'suppressed';
+  first_seen_at: number;
+  last_seen_at: number;
+  resolved_at: number | null;
+  suppressed_reason: string | null;
+  suppressed_by: string | null;
+  suppressed_at: number | null;
+  suppressed_until: number | null;
+}
+
+/** The resources a finding names (022): a device, a certificate, a user, an API key, a setting… */
+export interface AssessmentFindingResourcesTable {
+  finding_id: string;
+  resource_type: string;
+  resource_id: string;
+  position: number;
+}
+
+/** One run of the audit checks over an organization (022). */
+export interface AssessmentRunsTable {
+  id: string;
+  organization_id: string;
+  trigger: 'api' | 'cli' | 'schedule';
+  started_at: number;
+  duration_ms: number;
+  checks: string; // JSON array of check IDs
+  opened: number;
+  resolved: number;
+  open_total: number;
+  failures: string; // JSON array of { check, message }
+}
+
+/** An organization's finding notifications (022): the webhook and its HMAC secret (sealed under the master key). */
+export interface AssessmentSettingsTable {
+  organization_id: string;
+  webhook_url: string | null;
+  webhook_secret: string | null;
+  updated_at: number;
 }
 
 export type { Generated };

@@ -57,6 +57,7 @@ const ProductSchema = Strict({
   name: Type.String(),
   hardwareRevision: Nullable(Type.String()),
   firmwareLine: Nullable(Type.String()),
+  supportUntil: Type.Union([Timestamp, Type.Null()]),
   telemetryRetentionDays: RetentionDays,
   telemetryDailyReadings: DailyReadings,
   telemetryDailyBytes: DailyBytes,
@@ -140,6 +141,27 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         },
       },
       async (request) => service.updateProduct(actorOf(request), request.params.id, request.body),
+    );
+
+    app.put(
+      '/products/:id/support-period',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary:
+            "Declare the end of a product's support period (security updates until then; ETSI EN 303 645 5.3-13), or null to withdraw it",
+          params: DeviceId,
+          body: Strict({ supportUntil: Type.Union([Timestamp, Type.Null()]) }),
+          response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) =>
+        service.setSupportPeriod(
+          actorOf(request),
+          request.params.id,
+          request.body.supportUntil === null ? null : Date.parse(request.body.supportUntil),
+        ),
     );
 
     app.get(

@@ -1,0 +1,27 @@
+/** Every audit check, in the order a run evaluates them. */
+import { apiKeyRisky, operatorWithoutMfa } from './access.js';
+import { caCertificateExpiring, deviceCertificateExpiring, revokedCertificateConnected } from './certificates.js';
+import type { Check } from './check.js';
+import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js';
+import { symmetricKeyOld, updateMetadataExpiring } from './keys.js';
+import { productWithoutSupportPeriod } from './products.js';
+import { plainMqttPort, rateLimitsWeak, trustProxyOn } from './settings.js';
+
+export const AUDIT_CHECKS: readonly Check[] = [
+  deviceCertificateExpiring,
+  caCertificateExpiring,
+  revokedCertificateConnected,
+  operatorWithoutMfa,
+  apiKeyRisky,
+  plainMqttPort,
+  rateLimitsWeak,
+  trustProxyOn,
+  auditChainBroken,
+  backupStale,
+  backupNotDrilled,
+  symmetricKeyOld,
+  updateMetadataExpiring,
+  productWithoutSupportPeriod,
+];
+
+export type { Check, CheckContext, Observation } from './check.js';

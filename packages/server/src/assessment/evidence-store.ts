@@ -1,0 +1,196 @@
+/**
+ * What the audit checks read: read-only queries over other domains' tables (certificates,
+ * presence, operators, API keys, symmetric keys, TUF metadata, bootstrap CAs, products). A known exception
+ * to "a domain reads only its own tables" (docs/architecture.md): each query here is a
+ * candidate for a read method of its owning domain's service. Every list is bounded by `limit`
+ * and comes with the full count.
+ */
+import type { Kysely } from 'kysely';
+import type { Database } from '../storage/schema.js';
+
+export interface Bounded<T> {
+  items: T[];
+  total: number;
+}
+
+export class EvidenceStore {
+  constructor(private readonly db: Kysely<Database>) {}
+
+  async organizations(): Promise<{ id: string; slug: string }[]> {
+    return this.db.selectFrom('organizations').select(['id', 'slug']).orderBy('slug').execute();
+  }
+
+  async organizationBySlug(slug: string): Promise<{ id: string; slug: string } | undefined> {
+    return this.db.selectFrom('organizations').select(['id', 'slug']).where('slug', '=', slug).executeTakeFirst();
+  }
+
+  /** Active device certificates that end before `before` (expired ones included), soonest first. */
+  async expiringDeviceCertificates(
+    organizationId: string,
+    before: number,
+    limit: number,
+  ): Promise<Bounded<{ serial: string; deviceId: string; notAfter: number }>> {
+    const base = this.db
+      .selectFrom('issued_certificates')
+      .where('organization_id', '=', organizationId)
+      .where('status', '=', 'active')
+      .where('not_after', '<', before);
+    const rows = await base.select(['serial', 'device_id', 'not_after']).orderBy('not_after').orderBy('serial').limit(limit).execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return { items: rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, notAfter: Number(r.not_after) })), total: Number(total.n) };
+  }
+
+  /** Connected devices whose newest certificate is revoked: a session the revocation should have ended. */
+  async connectedWithRevokedCertificate(
+    organizationId: string,
+    limit: number,
+  ): Promise<
+    Bounded<{ deviceId: string; serial: string; revokedAt: number | null; connectedSince: number; remoteAddress: string | null }>
+  > {
+    const base = this.db
+      .selectFrom('device_presence as p')
+      .innerJoin('issued_certificates as c', 'c.device_id', 'p.device_id')
+      .where('p.organization_id', '=', organizationId)
+      .where('p.connected_since', 'is not', null)
+      .where('c.status', '=', 'revoked')
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('issued_certificates as n')
+              .select('n.serial')
+              .whereRef('n.device_id', '=', 'c.device_id')
+              .whereRef('n.created_at', '>', 'c.created_at'),
+          ),
+        ),
+      );
+    const rows = await base
+      .select(['p.device_id', 'c.serial', 'c.revoked_at', 'p.connected_since', 'p.remote_address'])
+      .orderBy('p.device_id')
+      .limit(limit)
+      .execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return {
+      items: rows.map((r) => ({
+        deviceId: r.device_id,
+        serial: r.serial,
+        revokedAt: r.revoked_at === null ? null : Number(r.revoked_at),
+        connectedSince: Number(r.connected_since),
+        remoteAddress: r.remote_address,
+      })),
+      total: Number(total.n),
+    };
+  }
+
+  /** Active operators who have not enrolled a second factor. */
+  async operatorsWithoutMfa(organizationId: string, limit: number): Promise<{ id: string; email: string; role: string | null }[]> {
+    return this.db
+      .selectFrom('users')
+      .select(['id', 'email', 'role'])
+      .where('organization_id', '=', organizationId)
+      .where('kind', '=', 'operator')
+      .where('status', '=', 'active')
+      .where('mfa_enabled_at', 'is', null)
+      .orderBy('email')
+      .limit(limit)
+      .execute();
+  }
+
+  /** API keys that still work (not revoked, not expired). */
+  async liveApiKeys(
+    organizationId: string,
+    now: number,
+    limit: number,
+  ): Promise<{ id: string; name: string; userId: string; scopes: string[]; expiresAt: number }[]> {
+    const rows = await this.db
+      .selectFrom('api_keys')
+      .select(['id', 'name', 'user_id', 'scopes', 'expires_at'])
+      .where('organization_id', '=', organizationId)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now)
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    return rows.map((r) => ({
+      id: r.id,
+      name: r.name,
+      userId: r.user_id,
+      scopes: JSON.parse(r.scopes) as string[],
+      expiresAt: Number(r.expires_at),
+    }));
+  }
+
+  /** Current symmetric device keys (not rotated out) created before `before`. */
+  async staleSymmetricKeys(
+    organizationId: string,
+    before: number,
+    limit: number,
+  ): Promise<Bounded<{ id: string; deviceId: string; createdAt: number }>> {
+    const base = this.db
+      .selectFrom('device_symmetric_keys')
+      .where('organization_id', '=', organizationId)
+      .where('valid_until', 'is', null)
+      .where('created_at', '<', before);
+    const rows = await base.select(['id', 'device_id', 'created_at']).orderBy('created_at').orderBy('id').limit(limit).execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return { items: rows.map((r) => ({ id: r.id, deviceId: r.device_id, createdAt: Number(r.created_at) })), total: Number(total.n) };
+  }
+
+  /** The newest version of each TUF role of the organization (image repository, products, director root) expiring before `before`. */
+  async expiringTufMetadata(organizationId: string, before: number): Promise<{ role: string; version: number; expiresAt: number }[]> {
+    const rows = await this.db
+      .selectFrom('tuf_metadata as t')
+      .select(['t.role', 't.version', 't.expires_at'])
+      .where('t.organization_id', '=', organizationId)
+      .where('t.expires_at', '<', before)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('tuf_metadata as n')
+              .select('n.version')
+              .whereRef('n.organization_id', '=', 't.organization_id')
+              .whereRef('n.role', '=', 't.role')
+              .whereRef('n.version', '>', 't.version'),
+          ),
+        ),
+      )
+      .orderBy('t.role')
+      .execute();
+    return rows.map((r) => ({ role: r.role, version: r.version, expiresAt: Number(r.expires_at) }));
+  }
+
+  /** The organization's bootstrap CAs in use that end before `before`. */
+  async expiringBootstrapCas(organizationId: string, before: number): Promise<{ id: string; name: string; notAfter: number }[]> {
+    const rows = await this.db
+      .selectFrom('bootstrap_cas')
+      .select(['id', 'name', 'not_after'])
+      .where('organization_id', '=', organizationId)
+      .where('deleted_at', 'is', null)
+      .where('not_after', '<', before)
+      .orderBy('not_after')
+      .execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, notAfter: Number(r.not_after) }));
+  }
+
+  /** Products that declare no end of support (ETSI EN 303 645 5.3-13). */
+  async productsWithoutSupportPeriod(organizationId: string, limit: number): Promise<Bounded<{ id: string; name: string }>> {
+    const base = this.db.selectFrom('products').where('organization_id', '=', organizationId).where('support_until', 'is', null);
+    const items = await base.select(['id', 'name']).orderBy('name').orderBy('id').limit(limit).execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return { items, total: Number(total.n) };
+  }
+
+  /** Where the organization's finding notifications go by mail: its active owners. */
+  async ownerEmails(organizationId: string): Promise<string[]> {
+    const rows = await this.db
+      .selectFrom('users')
+      .select('email')
+      .where('organization_id', '=', organizationId)
+      .where('kind', '=', 'operator')
+      .where('role', '=', 'owner')
+      .where('status', '=', 'active')
+      .orderBy('email')
+      .limit(100)
+      .execute();
+    return rows.map((r) => r.email);
+  }
+}
