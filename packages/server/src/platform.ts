@@ -18,6 +18,9 @@ import { PasswordRecoveryService } from './accounts/recovery.js';
 import { AccountsService } from './accounts/service.js';
 import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
+import { RelyingParty } from './accounts/oidc.js';
+import { SsoService } from './accounts/sso.js';
+import { SsoStore } from './accounts/sso-store.js';
 import { AccountsStore } from './accounts/store.js';
 import { AccessTokens } from './apps/access-tokens.js';
 import { AppAuthorizationService } from './apps/authorization.js';
@@ -70,6 +73,8 @@ export interface PlatformOptions {
   schema?: string;
   /** Apply pending migrations on open (the default, as `bulwark serve` does). */
   migrate?: boolean;
+  /** Tests only: let single sign-on talk to an identity provider on http://127.0.0.1 (never from the config file). */
+  insecureLoopbackIdentityProviders?: boolean;
 }
 
 export interface Platform {
@@ -114,6 +119,7 @@ export interface Platform {
     recovery: PasswordRecoveryService;
     signup: SignupService;
     invitations: InvitationService;
+    sso: SsoService;
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   apps: {
@@ -168,6 +174,20 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
+  const sso = new SsoService(
+    new SsoStore(db),
+    store,
+    service,
+    sessions,
+    audit,
+    box,
+    clock,
+    new RelyingParty(clock, options.insecureLoopbackIdentityProviders === true),
+    appIssuer(config),
+  );
+  // SSO only: passwords refused for the organization's operators but its break-glass owner; SSO sessions bounded.
+  login.usePasswordGate((org, user) => sso.passwordGate(org, user));
+  sessions.boundSessions((user, trx) => sso.sessionBound(user, trx));
   const apps = appsOf(config, db, box, audit, clock, store);
   authenticator.register(new AppTokenAuthenticator(apps.tokens, apps.store, store, audit, clock));
   // Sign-out, sign-out everywhere and password changes end the user's app grants in the same transaction.
@@ -225,7 +245,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     telemetry,
     updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
     binding,
-    accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
+    accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations, sso },
     apps,
     // A database handed in belongs to the caller, who closes it.
     close: async () => {

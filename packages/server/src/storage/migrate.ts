@@ -22,6 +22,7 @@ import * as releaseProvenance from './migrations/016_release_provenance.js';
 import * as appAuth from './migrations/017_app_auth.js';
 import * as gateways from './migrations/018_gateways.js';
 import * as binding from './migrations/019_binding.js';
+import * as sso from './migrations/021_sso.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -44,6 +45,7 @@ const migrations: Record<string, Migration> = {
   '017_app_auth': appAuth,
   '018_gateways': gateways,
   '019_binding': binding,
+  '021_sso': sso,
 };
 
 export interface MigrationReport {
