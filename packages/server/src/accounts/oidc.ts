@@ -1,7 +1,8 @@
 /**
  * The relying party's side of OpenID Connect, through `openid-client`: discovery of the provider,
  * the authorization URL with PKCE (S256), state and nonce, and the code exchange with the ID token's
- * validation (issuer, audience, nonce, exp/iat, signature with the provider's JWKS). Nothing here
+ * validation (issuer, audience, nonce, exp/iat, and the signature with the provider's JWKS, which
+ * openid-client skips by default for a token from the token endpoint: turned on here). Nothing here
  * parses or verifies a token by hand. Discovery runs for every sign-in, so a provider's key rotation
  * is seen at once (openid-client's JWKS cache lives with the discovered configuration).
  */
@@ -82,8 +83,9 @@ export class RelyingParty {
   private async discover(settings: RelyingPartySettings): Promise<oidc.Configuration> {
     const issuer = new URL(settings.issuer);
     const insecure = this.allowInsecureLoopback && issuer.protocol === 'http:' && ['127.0.0.1', 'localhost'].includes(issuer.hostname);
+    let config: oidc.Configuration;
     try {
-      return await oidc.discovery(
+      config = await oidc.discovery(
         issuer,
         settings.clientId,
         {
@@ -96,5 +98,10 @@ export class RelyingParty {
     } catch (error) {
       throw new SsoProviderUnreachableError(settings.issuer, (error as Error).message);
     }
+    // openid-client trusts an ID token from the token endpoint on the strength of TLS alone unless
+    // told otherwise (OIDC Core 3.1.3.7 allows it); Bulwark checks the signature with the provider's
+    // JWKS every time, so a token altered or signed with a retired key is refused whatever the channel.
+    oidc.enableNonRepudiationChecks(config);
+    return config;
   }
 }

@@ -286,7 +286,10 @@ export class AccountsService {
     requirePermission(actor, 'org:manage');
     this.requireStepUp(actor);
     for (const role of roles) {
-      if (!isOperatorRole(role)) throw new ValidationError(`mfaRequiredRoles must name roles among owner, admin, operator, release_engineer, auditor`, { field: 'mfaRequiredRoles' });
+      if (!isOperatorRole(role))
+        throw new ValidationError(`mfaRequiredRoles must name roles among owner, admin, operator, release_engineer, auditor`, {
+          field: 'mfaRequiredRoles',
+        });
     }
     const unique = [...new Set(roles)];
     return this.store.db.transaction().execute(async (trx) => {

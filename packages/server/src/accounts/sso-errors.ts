@@ -36,7 +36,12 @@ export class SsoProviderRefusedError extends AuthenticationError {
 /** The provider could not be reached or its discovery document is unusable. */
 export class SsoProviderUnreachableError extends BulwarkError {
   constructor(issuer: string, detail?: string) {
-    super(ErrorCodes.ssoProviderUnreachable, `The identity provider ${issuer} could not be reached`, 502, detail ? { issuer, detail } : { issuer });
+    super(
+      ErrorCodes.ssoProviderUnreachable,
+      `The identity provider ${issuer} could not be reached`,
+      502,
+      detail ? { issuer, detail } : { issuer },
+    );
   }
 }
 

@@ -58,7 +58,10 @@ for (const engine of ENGINES) {
     }
 
     /** The whole browser round trip: start at Bulwark, sign in at the provider as `sub`, come back to the callback. */
-    async function ssoSignIn(sub: string | null, options: { mode?: 'token' | 'cookie' } = {}): Promise<HttpResponse & { callback: string }> {
+    async function ssoSignIn(
+      sub: string | null,
+      options: { mode?: 'token' | 'cookie' } = {},
+    ): Promise<HttpResponse & { callback: string }> {
       idp.next = sub;
       const browser = t.client(true);
       const start = await browser.get(`/api/v1/auth/sso/${t.org}/start?mode=${options.mode ?? 'token'}`);
@@ -136,14 +139,17 @@ for (const engine of ENGINES) {
 
     it('accepts the provider’s MFA (amr or a configured acr) instead of Bulwark’s', async () => {
       idp.addUser({ sub: 'u-admin-mfa', email: 'admin-mfa@example.com', groups: ['bulwark-admins'], amr: ['pwd', 'otp'] });
-      assert.equal((await ssoSignIn('u-admin-mfa')).body.status, 'ok');
+      const viaAmr = await ssoSignIn('u-admin-mfa');
+      assert.equal(viaAmr.body.status, 'ok', JSON.stringify(claimsOf(idp.issued.at(-1)!)));
       idp.addUser({ sub: 'u-admin-acr', email: 'admin-acr@example.com', groups: ['bulwark-admins'], acr: 'urn:example:mfa' });
       assert.equal((await ssoSignIn('u-admin-acr')).body.status, 'ok');
     });
 
     it('makes the roles that need MFA configurable: operators too', async () => {
       await stepUp();
-      const set = await t.client().put('/api/v1/org/mfa-policy', { mfaRequiredRoles: ['owner', 'admin', 'operator'] }, { token: ownerToken });
+      const set = await t
+        .client()
+        .put('/api/v1/org/mfa-policy', { mfaRequiredRoles: ['owner', 'admin', 'operator'] }, { token: ownerToken });
       assert.equal(set.status, 200, set.text);
       idp.addUser({ sub: 'u-oper2', email: 'oper2@example.com', groups: ['bulwark-operators'], amr: ['pwd'] });
       assert.equal((await ssoSignIn('u-oper2')).body.status, 'mfa_enrollment_required');
@@ -223,7 +229,10 @@ for (const engine of ENGINES) {
           return `${header}.${base64url({ ...claimsOf(tok), groups: ['bulwark-owners'] })}.${signature}`;
         });
         await refusedWith(res, 401, 'sso.id_token_invalid');
-        const user = await t.platform.accounts.store.userByEmail((await t.platform.accounts.store.organizationBySlug(t.org))!.id, 'oper@example.com');
+        const user = await t.platform.accounts.store.userByEmail(
+          (await t.platform.accounts.store.organizationBySlug(t.org))!.id,
+          'oper@example.com',
+        );
         assert.equal(user!.role, 'operator', 'the forged group changed nothing');
       });
 
@@ -238,14 +247,17 @@ for (const engine of ENGINES) {
     });
 
     it('deprovisioning: removed at the provider, the operator is out within the session bound and cannot come back', async () => {
+      await configure({ maxSessionMinutes: 5 });
       idp.addUser({ sub: 'u-leaver', email: 'leaver@example.com', groups: ['bulwark-operators'] });
       const res = await ssoSignIn('u-leaver');
       assert.equal(res.status, 200);
       idp.users.delete('u-leaver');
       assert.equal((await t.client().get('/api/v1/auth/session', { token: res.body.token })).status, 200, 'still inside the bound');
-      t.clock.advance(61 * MINUTE);
+      assert.ok(Date.parse(res.body.expiresAt) <= t.clock.now() + 5 * MINUTE);
+      t.clock.advance(5 * MINUTE + 1000);
       assert.equal((await t.client().get('/api/v1/auth/session', { token: res.body.token })).status, 401, 'the bound ended the session');
       await refusedWith(await ssoSignIn('u-leaver'), 401, 'sso.provider_refused');
+      await configure({});
     });
 
     it('deprovisioning: removed from the mapped groups, the operator is disabled with their sessions', async () => {
@@ -265,7 +277,9 @@ for (const engine of ENGINES) {
       const refused = await t.client().post('/api/v1/auth/login', { organization: t.org, email: op.email, password: op.password });
       assert.equal(refused.status, 403, refused.text);
       assert.equal(refused.body.error.code, 'auth.sso_required');
-      const wrong = await t.client().post('/api/v1/auth/login', { organization: t.org, email: op.email, password: 'not the password 12345' });
+      const wrong = await t
+        .client()
+        .post('/api/v1/auth/login', { organization: t.org, email: op.email, password: 'not the password 12345' });
       assert.equal(wrong.body.error.code, 'auth.invalid_credentials', 'a wrong password learns nothing of the rule');
       const denied = await t.platform.audit.query({ action: 'auth.login', targetId: op.id });
       assert.ok(denied.entries.some((e) => e.outcome === 'denied' && (e.details as { reason?: string }).reason === 'sso_only'));

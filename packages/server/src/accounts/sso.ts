@@ -167,12 +167,14 @@ export class SsoService {
     if (!existing && !input.clientSecret) throw new SsoConfigInvalidError('clientSecret is required when configuring SSO', 'clientSecret');
     const scopes = input.scopes ?? ['openid', 'email', 'profile'];
     if (!scopes.includes('openid')) throw new SsoConfigInvalidError('scopes must include openid', 'scopes');
-    if (scopes.some((s) => !/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s))) throw new SsoConfigInvalidError('a scope is not a valid token', 'scopes');
+    if (scopes.some((s) => !/^[\x21\x23-\x5b\x5d-\x7e]{1,100}$/.test(s)))
+      throw new SsoConfigInvalidError('a scope is not a valid token', 'scopes');
     const roleClaim = input.roleClaim ?? 'groups';
     if (!CLAIM_NAME.test(roleClaim)) throw new SsoConfigInvalidError('roleClaim must be a claim name such as groups', 'roleClaim');
     const roleMapping = input.roleMapping ?? {};
     for (const [value, role] of Object.entries(roleMapping)) {
-      if (!isOperatorRole(role)) throw new SsoConfigInvalidError(`roleMapping["${value}"] must be one of ${OPERATOR_ROLES.join(', ')}`, 'roleMapping');
+      if (!isOperatorRole(role))
+        throw new SsoConfigInvalidError(`roleMapping["${value}"] must be one of ${OPERATOR_ROLES.join(', ')}`, 'roleMapping');
     }
     const defaultRole = input.defaultRole ?? null;
     if (defaultRole !== null && !isOperatorRole(defaultRole))
@@ -281,7 +283,12 @@ export class SsoService {
    * exchange and ID token validation (openid-client), the operator found by issuer + subject or
    * created just in time, the role from the claim, and a session whose next step follows the MFA policy.
    */
-  async callback(slug: string, query: Record<string, string>, browserToken: string | undefined, context: SessionContext): Promise<LoginOutcome> {
+  async callback(
+    slug: string,
+    query: Record<string, string>,
+    browserToken: string | undefined,
+    context: SessionContext,
+  ): Promise<LoginOutcome> {
     const found = await this.configBySlug(slug).catch(() => null);
     const organizationId = found?.org.id ?? null;
     try {
@@ -343,7 +350,7 @@ export class SsoService {
     const config = await this.store.configOf(org.id);
     const facts = new Map((await this.store.signInFacts(org.id)).map((f) => [f.userId, f]));
     const operators: OperatorSecurityView[] = [];
-    for (let after: string | undefined; ; ) {
+    for (let after: string | undefined; ;) {
       const page = await this.accounts.listUsers(org.id, { kind: 'operator', limit: 200, ...(after ? { after } : {}) });
       for (const user of page) {
         const f = facts.get(user.id);
@@ -449,7 +456,8 @@ export class SsoService {
           user = { ...user, role };
         }
       }
-      const scope = nextScope(org, user, mfaAsserted);
+      // MFA asserted by the provider stands for Bulwark's own (no TOTP step, no enrolment); else the policy applies as to a password.
+      const scope = mfaAsserted ? 'full' : nextScope(org, user, false);
       const issued = await this.sessions.issue(user, scope, context, trx, scope === 'full');
       await this.audit.record(
         {
@@ -477,7 +485,11 @@ export class SsoService {
   }
 
   private settings(config: SsoConfigRow): RelyingPartySettings {
-    return { issuer: config.issuer, clientId: config.client_id, clientSecret: this.box.openText(config.client_secret, this.secretContext(config.id)) };
+    return {
+      issuer: config.issuer,
+      clientId: config.client_id,
+      clientSecret: this.box.openText(config.client_secret, this.secretContext(config.id)),
+    };
   }
 
   private checkUrl(value: string, field: string): string {

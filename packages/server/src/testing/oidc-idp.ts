@@ -66,7 +66,8 @@ function memoryAdapter() {
     }
     async upsert(id: string, payload: Payload, expiresIn?: number) {
       store.set(this.key(id), { payload, expiresAt: expiresIn ? Date.now() + expiresIn * 1000 : null });
-      if (this.model === 'Session' && typeof payload.uid === 'string') store.set(`uid:${payload.uid}`, { payload: { id }, expiresAt: null });
+      if (this.model === 'Session' && typeof payload.uid === 'string')
+        store.set(`uid:${payload.uid}`, { payload: { id }, expiresAt: null });
     }
     async find(id: string) {
       return live(this.key(id));
@@ -189,7 +190,19 @@ export class TestIdp {
       ],
       jwks: { keys: [this.key.jwk as never] },
       cookies: { keys: [randomBytes(32).toString('hex')] },
-      claims: { openid: ['sub'], email: ['email', 'email_verified'], profile: ['name'], groups: ['groups'] },
+      acrValues: ['urn:example:mfa', 'urn:example:pwd'],
+      // The company's provider puts how the user signed in (amr, acr) in every ID token.
+      claims: {
+        acr: null,
+        amr: null,
+        auth_time: null,
+        sid: null,
+        iss: null,
+        openid: ['sub', 'amr', 'acr', 'auth_time'],
+        email: ['email', 'email_verified'],
+        profile: ['name'],
+        groups: ['groups'],
+      },
       scopes: ['openid', 'email', 'profile', 'groups'],
       conformIdTokenClaims: false,
       pkce: { required: () => true },

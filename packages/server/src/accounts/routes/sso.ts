@@ -21,12 +21,20 @@ const NoStore = { 'cache-control': 'no-store', pragma: 'no-cache' };
 const Param = Type.Optional(Type.String({ maxLength: 4096 }));
 
 const SsoConfigBody = Strict({
-  issuer: Type.String({ minLength: 8, maxLength: 500, description: "The provider's issuer URL (https), exactly as its discovery document names it" }),
+  issuer: Type.String({
+    minLength: 8,
+    maxLength: 500,
+    description: "The provider's issuer URL (https), exactly as its discovery document names it",
+  }),
   clientId: Type.String({ minLength: 1, maxLength: 255 }),
-  clientSecret: Type.Optional(Type.String({ minLength: 1, maxLength: 1024, description: 'Sealed under the master key; omit to keep the current one' })),
+  clientSecret: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 1024, description: 'Sealed under the master key; omit to keep the current one' }),
+  ),
   redirectUri: Type.Optional(Type.String({ maxLength: 500, description: 'Default: <publicUrl>/api/v1/auth/sso/<org>/callback' })),
   scopes: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 100 }), { minItems: 1, maxItems: 20 })),
-  roleClaim: Type.Optional(Type.String({ minLength: 1, maxLength: 100, description: 'ID token claim whose values map to roles (default groups)' })),
+  roleClaim: Type.Optional(
+    Type.String({ minLength: 1, maxLength: 100, description: 'ID token claim whose values map to roles (default groups)' }),
+  ),
   roleMapping: Type.Optional(Type.Record(Type.String({ maxLength: 200 }), Role, { maxProperties: 100 })),
   defaultRole: Type.Optional(Type.Union([Role, Type.Null()], { description: 'Role when no mapping matches; null refuses the sign-in' })),
   mfaAcrValues: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 200 }), { maxItems: 20 })),
@@ -99,11 +107,17 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
               }),
             ),
           }),
-          response: { 302: Type.Null({ description: "Found: the provider's authorization endpoint" }), ...errorResponses(400, 404, 429, 502) },
+          response: {
+            302: Type.Null({ description: "Found: the provider's authorization endpoint" }),
+            ...errorResponses(400, 404, 429, 502),
+          },
         },
       },
       async (request, reply) => {
-        const { authorizationUrl, browserToken } = await sso.start(request.params.org, request.query.mode === 'token' ? 'bearer' : 'cookie');
+        const { authorizationUrl, browserToken } = await sso.start(
+          request.params.org,
+          request.query.mode === 'token' ? 'bearer' : 'cookie',
+        );
         reply.setCookie(SSO_BROWSER_COOKIE, browserToken, { path: '/', httpOnly: true, secure: true, sameSite: 'lax', maxAge: 600 });
         return reply.status(302).headers(NoStore).header('location', authorizationUrl).send(null);
       },
@@ -126,10 +140,9 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
         },
       },
       async (request, reply) => {
-        const query = Object.fromEntries(Object.entries(request.query as Record<string, unknown>).filter(([, v]) => typeof v === 'string')) as Record<
-          string,
-          string
-        >;
+        const query = Object.fromEntries(
+          Object.entries(request.query as Record<string, unknown>).filter(([, v]) => typeof v === 'string'),
+        ) as Record<string, string>;
         reply.headers(NoStore);
         reply.clearCookie(SSO_BROWSER_COOKIE, { path: '/', httpOnly: true, secure: true, sameSite: 'lax' });
         const outcome = await sso.callback(request.params.org, query, request.cookies[SSO_BROWSER_COOKIE], contextOf(request));
@@ -141,7 +154,11 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
       '/org/sso',
       {
         config: { auth: { principal: 'operator', permission: 'org:read' } },
-        schema: { tags: ['organization'], summary: 'The single sign-on configuration (never the client secret)', response: { 200: SsoConfigSchema, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['organization'],
+          summary: 'The single sign-on configuration (never the client secret)',
+          response: { 200: SsoConfigSchema, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => sso.getConfig(actorOf(request)),
     );
@@ -164,7 +181,11 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
       '/org/sso',
       {
         config: { auth: { principal: 'operator', permission: 'org:manage' } },
-        schema: { tags: ['organization'], summary: 'Remove single sign-on (passwords work again); needs a recent step-up', response: { 200: Ok, ...errorResponses(401, 403, 404) } },
+        schema: {
+          tags: ['organization'],
+          summary: 'Remove single sign-on (passwords work again); needs a recent step-up',
+          response: { 200: Ok, ...errorResponses(401, 403, 404) },
+        },
       },
       async (request) => {
         await sso.removeConfig(actorOf(request));
