@@ -169,7 +169,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock);
   const authenticator = new Authenticator(store, sessions);
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
-  authenticator.register(new ApiKeyAuthenticator(apiKeyStore, store, clock));
+  const apiKeyAuthenticator = new ApiKeyAuthenticator(apiKeyStore, store, clock);
+  authenticator.register(apiKeyAuthenticator);
   const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
@@ -188,6 +189,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   // SSO only: passwords refused for the organization's operators but its break-glass owner; SSO sessions bounded.
   login.usePasswordGate((org, user) => sso.passwordGate(org, user));
   sessions.boundSessions((user, trx) => sso.sessionBound(user, trx));
+  apiKeyAuthenticator.useUserGate((user) => sso.apiKeyAllowed(user));
   const apps = appsOf(config, db, box, audit, clock, store);
   authenticator.register(new AppTokenAuthenticator(apps.tokens, apps.store, store, audit, clock));
   // Sign-out, sign-out everywhere and password changes end the user's app grants in the same transaction.

@@ -73,7 +73,10 @@ export class RelyingParty {
       if (error instanceof oidc.ResponseBodyError) throw new SsoProviderRefusedError(error.error);
       const code = (error as { code?: string }).code;
       if (error instanceof TypeError && code === undefined) throw new SsoProviderUnreachableError(settings.issuer);
-      throw new SsoIdTokenInvalidError(code ?? 'invalid', (error as Error).message);
+      // The cause says which check failed when the code is a general one (e.g. the signature under OAUTH_INVALID_RESPONSE).
+      const cause = (error as Error).cause;
+      const because = cause instanceof Error ? `: ${cause.message}` : '';
+      throw new SsoIdTokenInvalidError(code ?? 'invalid', `${(error as Error).message}${because}`);
     }
     const claims = tokens.claims();
     if (!claims) throw new SsoIdTokenInvalidError('missing', 'The provider returned no ID token');

@@ -60,6 +60,16 @@ export class SsoStore {
       .execute();
   }
 
+  /** The latest provider sign-in of a user, over all their identities (ms epoch), or null. */
+  async lastSignInOf(userId: string, db: Executor = this.db): Promise<number | null> {
+    const row = await db
+      .selectFrom('sso_identities')
+      .select((eb) => eb.fn.max('last_sign_in_at').as('last'))
+      .where('user_id', '=', userId)
+      .executeTakeFirst();
+    return row?.last === null || row?.last === undefined ? null : Number(row.last);
+  }
+
   async insertLogin(row: SsoLoginRow, db: Executor = this.db): Promise<void> {
     await db.insertInto('sso_logins').values(row).execute();
   }

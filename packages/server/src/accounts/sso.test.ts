@@ -1,6 +1,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { MINUTE } from '../clock.js';
+import { DAY, MINUTE } from '../clock.js';
+import { sealedKeyId } from '../keys/custody.js';
+import { rotateMasterKey } from '../keys/rotation.js';
 import { createOperator, enrolMfa, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpResponse } from '../testing/http.js';
@@ -81,9 +83,10 @@ for (const engine of ENGINES) {
       return entries.find((e) => e.outcome === 'failure' && (e.details as { code?: string })?.code === code);
     }
 
-    async function refusedWith(res: HttpResponse, status: number, code: string): Promise<void> {
+    async function refusedWith(res: HttpResponse, status: number, code: string, reason?: RegExp): Promise<void> {
       assert.equal(res.status, status, res.text);
       assert.equal(res.body.error.code, code, res.text);
+      if (reason) assert.match(`${res.body.error.details?.reason} ${res.body.error.message}`, reason, res.text);
       assert.ok(await lastFailure(code), `the refusal ${code} is audited`);
     }
 
@@ -171,9 +174,9 @@ for (const engine of ENGINES) {
       const start = await a.get(`/api/v1/auth/sso/${t.org}/start?mode=token`);
       const back = await idp.browse(String(start.headers.location), redirectUri);
       const callback = back.pathname + back.search;
-      await refusedWith(await t.client(true).get(callback), 401, 'sso.state_invalid');
+      await refusedWith(await t.client(true).get(callback), 401, 'sso.state_invalid', /other_browser/);
       // The state was consumed by the refused attempt: even the right browser cannot use it now.
-      await refusedWith(await a.get(callback), 401, 'sso.state_invalid');
+      await refusedWith(await a.get(callback), 401, 'sso.state_invalid', /unknown_or_used/);
 
       const ok = await ssoSignIn('u-oper');
       assert.equal(ok.status, 200);
@@ -198,29 +201,29 @@ for (const engine of ENGINES) {
 
       it('refuses an ID token from another issuer', async () => {
         const res = await forged((tok) => idp.sign({ ...claimsOf(tok), iss: 'https://evil.example' }));
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /"iss" \(issuer\)/);
       });
 
       it('refuses an ID token for another audience', async () => {
         const res = await forged((tok) => idp.sign({ ...claimsOf(tok), aud: 'another-client' }));
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /"aud" \(audience\)/);
       });
 
       it('refuses an expired ID token', async () => {
         const now = Math.floor(Date.now() / 1000);
         const res = await forged((tok) => idp.sign({ ...claimsOf(tok), iat: now - 1800, exp: now - 900 }));
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /TIMESTAMP/);
       });
 
       it('refuses an ID token replayed from an earlier sign-in (its nonce is not this one’s)', async () => {
         const earlier = idp.issued.at(-1)!;
         const res = await forged(() => earlier);
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /"nonce" claim/);
       });
 
       it('refuses alg: none', async () => {
         const res = await forged((tok) => `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claimsOf(tok))}.`);
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /unexpected JWT "alg"/);
       });
 
       it('refuses a group claim forged in the payload under the original signature', async () => {
@@ -228,7 +231,7 @@ for (const engine of ENGINES) {
           const [header, , signature] = tok.split('.');
           return `${header}.${base64url({ ...claimsOf(tok), groups: ['bulwark-owners'] })}.${signature}`;
         });
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /signature verification failed/);
         const user = await t.platform.accounts.store.userByEmail(
           (await t.platform.accounts.store.organizationBySlug(t.org))!.id,
           'oper@example.com',
@@ -242,7 +245,7 @@ for (const engine of ENGINES) {
         assert.equal(fresh.status, 200, `a token under the new key is accepted: ${fresh.text}`);
         const retired = idp.retiredKeys.at(-1)!;
         const res = await forged((tok) => idp.sign(claimsOf(tok), retired));
-        await refusedWith(res, 401, 'sso.id_token_invalid');
+        await refusedWith(res, 401, 'sso.id_token_invalid', /no applicable keys found/);
       });
     });
 
@@ -256,7 +259,7 @@ for (const engine of ENGINES) {
       assert.ok(Date.parse(res.body.expiresAt) <= t.clock.now() + 5 * MINUTE);
       t.clock.advance(5 * MINUTE + 1000);
       assert.equal((await t.client().get('/api/v1/auth/session', { token: res.body.token })).status, 401, 'the bound ended the session');
-      await refusedWith(await ssoSignIn('u-leaver'), 401, 'sso.provider_refused');
+      await refusedWith(await ssoSignIn('u-leaver'), 401, 'sso.provider_refused', /access_denied/);
       await configure({});
     });
 
@@ -323,6 +326,30 @@ for (const engine of ENGINES) {
       const forbidden = await t.client().put('/api/v1/org/sso', { issuer: idp.issuer, clientId: 'x' }, { token: oper.body.token });
       assert.equal(forbidden.status, 403);
       assert.equal(forbidden.body.error.code, 'auth.forbidden');
+    });
+
+    it('master-key rotation re-wraps the sealed client secret, and sign-in still works', async () => {
+      const before = await t.platform.db.selectFrom('sso_configs').select('client_secret').executeTakeFirstOrThrow();
+      await rotateMasterKey({ dataDir: t.config.dataDir, db: t.platform.db, box: t.platform.box, audit: t.platform.audit, env: {} });
+      const after = await t.platform.db.selectFrom('sso_configs').select('client_secret').executeTakeFirstOrThrow();
+      assert.notEqual(sealedKeyId(after.client_secret), sealedKeyId(before.client_secret));
+      assert.equal((await ssoSignIn('u-oper')).status, 200);
+    });
+
+    // Last: it moves the clock by days, past any token the provider issues in real time.
+    it('bounds an SSO operator’s API keys: they stop once the last provider sign-in is older than apiKeyReauthDays', async () => {
+      const signedIn = await ssoSignIn('u-oper');
+      const created = await t
+        .client()
+        .post('/api/v1/me/api-keys', { name: 'ci', scopes: ['devices:read'], expiresInDays: 90 }, { token: signedIn.body.token });
+      assert.equal(created.status, 201, created.text);
+      const key = created.body.secret;
+      assert.equal((await t.client().get('/api/v1/devices', { token: key })).status, 200);
+      t.clock.advance(6 * DAY);
+      assert.equal((await t.client().get('/api/v1/devices', { token: key })).status, 200, 'within 7 days of the last sign-in');
+      t.clock.advance(DAY + MINUTE);
+      const refused = await t.client().get('/api/v1/devices', { token: key });
+      assert.equal(refused.status, 401, 'removed at the provider, the operator cannot renew the bound');
     });
   });
 }

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
-import { MINUTE } from '../clock.js';
+import { DAY, MINUTE } from '../clock.js';
 import { BulwarkError, ValidationError } from '../errors.js';
 import type { SecretBox } from '../keys/master-key.js';
 import { newId, newSecret, sha256Hex } from '../tokens.js';
@@ -35,6 +35,7 @@ const LOGIN_LIFETIME = 10 * MINUTE;
 /** `amr` values that name more than one factor (RFC 8176). */
 const MFA_AMR = ['mfa', 'otp', 'hwk', 'sc'];
 const DEFAULT_MAX_SESSION_MINUTES = 60;
+const DEFAULT_API_KEY_REAUTH_DAYS = 7;
 const CLAIM_NAME = /^[A-Za-z0-9_:.\-/]{1,100}$/;
 
 export interface SsoConfigInput {
@@ -51,6 +52,7 @@ export interface SsoConfigInput {
   ssoOnly?: boolean;
   breakGlassUserId?: string | null;
   maxSessionMinutes?: number;
+  apiKeyReauthDays?: number;
 }
 
 export interface SsoConfigView {
@@ -66,6 +68,7 @@ export interface SsoConfigView {
   ssoOnly: boolean;
   breakGlassUserId: string | null;
   maxSessionMinutes: number;
+  apiKeyReauthDays: number;
   updatedAt: string;
 }
 
@@ -106,6 +109,7 @@ function toView(row: SsoConfigRow): SsoConfigView {
     ssoOnly: row.sso_only === 1,
     breakGlassUserId: row.break_glass_user_id,
     maxSessionMinutes: row.max_session_minutes,
+    apiKeyReauthDays: row.api_key_reauth_days,
     updatedAt: new Date(Number(row.updated_at)).toISOString(),
   };
 }
@@ -182,6 +186,9 @@ export class SsoService {
     const maxSessionMinutes = input.maxSessionMinutes ?? DEFAULT_MAX_SESSION_MINUTES;
     if (!Number.isInteger(maxSessionMinutes) || maxSessionMinutes < 5 || maxSessionMinutes > 24 * 60)
       throw new SsoConfigInvalidError('maxSessionMinutes must be an integer from 5 to 1440', 'maxSessionMinutes');
+    const apiKeyReauthDays = input.apiKeyReauthDays ?? DEFAULT_API_KEY_REAUTH_DAYS;
+    if (!Number.isInteger(apiKeyReauthDays) || apiKeyReauthDays < 1 || apiKeyReauthDays > 90)
+      throw new SsoConfigInvalidError('apiKeyReauthDays must be an integer from 1 to 90', 'apiKeyReauthDays');
     const breakGlassUserId = input.breakGlassUserId ?? null;
     if (breakGlassUserId !== null) {
       const user = await this.accounts.userInOrganization(org.id, breakGlassUserId);
@@ -206,6 +213,7 @@ export class SsoService {
       sso_only: ssoOnly ? 1 : 0,
       break_glass_user_id: breakGlassUserId,
       max_session_minutes: maxSessionMinutes,
+      api_key_reauth_days: apiKeyReauthDays,
       created_at: existing?.created_at ?? now,
       updated_at: now,
     };
@@ -228,6 +236,7 @@ export class SsoService {
             ssoOnly,
             breakGlassUserId,
             maxSessionMinutes,
+            apiKeyReauthDays,
           },
         },
         trx,
@@ -340,6 +349,19 @@ export class SsoService {
     if (user.kind !== 'operator' || user.password_hash !== null) return null;
     const config = await this.store.configOf(user.organization_id, db);
     return config ? config.max_session_minutes * MINUTE : null;
+  }
+
+  /**
+   * Whether an SSO-only operator's API key may act: only while they signed in through the provider
+   * within the organization's `apiKeyReauthDays`. An operator removed at the provider cannot sign in
+   * there again, so their keys stop within that bound even if nobody deprovisions them here.
+   */
+  async apiKeyAllowed(user: UserRow): Promise<boolean> {
+    if (user.kind !== 'operator' || user.password_hash !== null) return true;
+    const config = await this.store.configOf(user.organization_id);
+    if (!config) return true;
+    const last = await this.store.lastSignInOf(user.id);
+    return last !== null && this.clock.now() - last < config.api_key_reauth_days * DAY;
   }
 
   /** Every operator: their factors, last full sign-in and whether they meet the organization's MFA policy. */

@@ -25,6 +25,7 @@ interface ConfigureFlags extends OrgFlags {
   ssoOnly?: boolean;
   breakGlass?: string;
   maxSessionMinutes?: string;
+  apiKeyReauthDays?: string;
 }
 
 const collect = (value: string, previous: string[]) => [...previous, value];
@@ -103,6 +104,10 @@ export function registerSsoCommands(program: Command): void {
     .option('--sso-only', "refuse passwords for the organization's operators (except the break-glass owner)")
     .option('--break-glass <email>', 'the one owner who may still sign in with a password (every use audited)')
     .option('--max-session-minutes <n>', 'bound on an SSO session (5-1440, default 60)')
+    .option(
+      '--api-key-reauth-days <n>',
+      "an SSO operator's API keys work while their last provider sign-in is this recent (1-90, default 7)",
+    )
     .action(
       action((flags: ConfigureFlags) =>
         withPlatform(flags, async (platform) => {
@@ -129,6 +134,7 @@ export function registerSsoCommands(program: Command): void {
             ssoOnly: flags.ssoOnly === true,
             breakGlassUserId,
             ...(flags.maxSessionMinutes ? { maxSessionMinutes: Number(flags.maxSessionMinutes) } : {}),
+            ...(flags.apiKeyReauthDays ? { apiKeyReauthDays: Number(flags.apiKeyReauthDays) } : {}),
           };
           const view = await platform.accounts.sso.configure(actor, input);
           print(

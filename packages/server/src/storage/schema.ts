@@ -554,6 +554,8 @@ export interface SsoConfigsTable {
   sso_only: number; // 0 or 1: passwords refused for the organization's operators
   break_glass_user_id: string | null; // the one owner who may still sign in with a password
   max_session_minutes: number;
+  /** An SSO-only operator's API keys work only while their last provider sign-in is this recent. */
+  api_key_reauth_days: number;
   created_at: number;
   updated_at: number;
 }

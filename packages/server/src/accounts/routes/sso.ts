@@ -41,6 +41,13 @@ const SsoConfigBody = Strict({
   ssoOnly: Type.Optional(Type.Boolean({ description: "Refuse passwords for the organization's operators (except the break-glass owner)" })),
   breakGlassUserId: Type.Optional(Type.Union([Type.String({ maxLength: 64 }), Type.Null()])),
   maxSessionMinutes: Type.Optional(Type.Integer({ minimum: 5, maximum: 1440, description: 'Bound on an SSO session (default 60)' })),
+  apiKeyReauthDays: Type.Optional(
+    Type.Integer({
+      minimum: 1,
+      maximum: 90,
+      description: "An SSO operator's API keys work while their last provider sign-in is this recent (default 7)",
+    }),
+  ),
 });
 
 const SsoConfigSchema = Strict({
@@ -56,6 +63,7 @@ const SsoConfigSchema = Strict({
   ssoOnly: Type.Boolean(),
   breakGlassUserId: Type.Union([Type.String(), Type.Null()]),
   maxSessionMinutes: Type.Integer(),
+  apiKeyReauthDays: Type.Integer(),
   updatedAt: Timestamp,
 });
 

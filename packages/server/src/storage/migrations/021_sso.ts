@@ -1,8 +1,8 @@
 /**
  * Operators' single sign-on (issue 18): each organization's OpenID Connect provider and its policy
  * (`sso_configs`: issuer, client, the client secret sealed under the master key, claim → role
- * mapping, which `acr` values count as MFA, SSO only with one break-glass owner, the bound on an
- * SSO session's life), the provider identities operators signed in with (`sso_identities`: issuer +
+ * mapping, which `acr` values count as MFA, SSO only with one break-glass owner, the bounds on an
+ * SSO session's life and on an SSO operator's API keys), the provider identities operators signed in with (`sso_identities`: issuer +
  * subject, never the email alone), and the short-lived sign-ins in flight (`sso_logins`: state,
  * nonce and PKCE verifier, bound to the browser that started them, used once).
  */
@@ -25,6 +25,7 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('sso_only', 'integer', (c) => c.notNull())
     .addColumn('break_glass_user_id', 'text')
     .addColumn('max_session_minutes', 'integer', (c) => c.notNull())
+    .addColumn('api_key_reauth_days', 'integer', (c) => c.notNull())
     .addColumn('created_at', 'bigint', (c) => c.notNull())
     .addColumn('updated_at', 'bigint', (c) => c.notNull())
     .execute();
