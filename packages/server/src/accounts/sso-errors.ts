@@ -66,7 +66,7 @@ export class SsoNoRoleError extends ForbiddenError {
 export class SsoAccountConflictError extends ForbiddenError {
   constructor() {
     super(
-      'An account with this email already exists and is not linked to this identity; an owner links it (bulwark sso link) or removes it',
+      'An account with this email already exists and is not linked to this identity; it is never taken over by email (linking an existing account is not built yet)',
       ErrorCodes.ssoAccountConflict,
     );
   }
