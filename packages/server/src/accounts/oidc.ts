@@ -26,7 +26,12 @@ export interface AuthorizationRequest {
 /** The claims of a validated ID token that the sign-in uses. */
 export type IdTokenClaims = Record<string, unknown> & { iss: string; sub: string; aud: string | string[]; exp: number; iat: number };
 
+/** How long a start reuses the provider's discovery document: anonymous starts do not each fetch it. */
+const START_DISCOVERY_TTL_MS = 5 * 60_000;
+
 export class RelyingParty {
+  private readonly startCache = new Map<string, { config: oidc.Configuration; at: number }>();
+
   /**
    * @param allowInsecureLoopback tests only: accept an `http://127.0.0.1` provider (never from the
    *   config file; an organization's issuer is otherwise refused unless it is https).
@@ -37,7 +42,7 @@ export class RelyingParty {
   ) {}
 
   async authorizationRequest(settings: RelyingPartySettings, redirectUri: string, scopes: string): Promise<AuthorizationRequest> {
-    const config = await this.discover(settings);
+    const config = await this.discoverForStart(settings);
     const codeVerifier = oidc.randomPKCECodeVerifier();
     const state = oidc.randomState();
     const nonce = oidc.randomNonce();
@@ -81,6 +86,17 @@ export class RelyingParty {
     const claims = tokens.claims();
     if (!claims) throw new SsoIdTokenInvalidError('missing', 'The provider returned no ID token');
     return claims as IdTokenClaims;
+  }
+
+  /** Discovery for building the authorization URL, cached briefly (the callback always discovers afresh). */
+  private async discoverForStart(settings: RelyingPartySettings): Promise<oidc.Configuration> {
+    const key = `${settings.issuer}\n${settings.clientId}\n${settings.clientSecret}`;
+    const cached = this.startCache.get(key);
+    if (cached && Date.now() - cached.at < START_DISCOVERY_TTL_MS) return cached.config;
+    const config = await this.discover(settings);
+    if (this.startCache.size >= 1000) this.startCache.clear();
+    this.startCache.set(key, { config, at: Date.now() });
+    return config;
   }
 
   private async discover(settings: RelyingPartySettings): Promise<oidc.Configuration> {

@@ -163,6 +163,35 @@ for (const engine of ENGINES) {
       assert.equal(audit.entries.length, 2);
     });
 
+    it('refuses a configuration that cannot work, with the field named', async () => {
+      await stepUp();
+      const base = { issuer: idp.issuer, clientId: idp.clientId, redirectUri };
+      for (const [body, field] of [
+        [{ ...base, issuer: 'http://idp.example.com' }, 'issuer'],
+        [{ ...base, scopes: ['email'] }, 'scopes'],
+        [{ ...base, breakGlassUserId: 'nobody' }, 'breakGlassUserId'],
+        [{ ...base, roleClaim: 'has space' }, 'roleClaim'],
+      ] as const) {
+        const res = await t.client().put('/api/v1/org/sso', body, { token: ownerToken });
+        assert.equal(res.status, 400, res.text);
+        assert.equal(res.body.error.code, 'sso.config_invalid');
+        assert.equal(res.body.error.details.field, field);
+      }
+      const badRole = await t.client().put('/api/v1/org/sso', { ...base, roleMapping: { x: 'superuser' } }, { token: ownerToken });
+      assert.equal(badRole.status, 400);
+    });
+
+    it('removing SSO makes its start a 404 sso.not_configured; configuring again restores it', async () => {
+      await stepUp();
+      assert.equal((await t.client().delete('/api/v1/org/sso', { token: ownerToken })).status, 200);
+      const start = await t.client().get(`/api/v1/auth/sso/${t.org}/start`);
+      assert.equal(start.status, 404);
+      assert.equal(start.body.error.code, 'sso.not_configured');
+      assert.equal((await t.client().get('/api/v1/auth/sso/no-such-org/start')).body.error.code, 'sso.not_configured');
+      await configure({});
+      assert.equal((await ssoSignIn('u-oper')).status, 200);
+    });
+
     it('refuses an identity whose groups map to no role when no default role is set', async () => {
       idp.addUser({ sub: 'u-nogroup', email: 'nogroup@example.com', groups: ['marketing'] });
       await refusedWith(await ssoSignIn('u-nogroup'), 403, 'sso.no_role');
