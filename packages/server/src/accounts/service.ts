@@ -4,6 +4,7 @@
  * here (not only at the route) and audited in the same transaction.
  */
 import { randomBytes } from 'node:crypto';
+import { ErrorCodes } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -397,6 +398,11 @@ export class AccountsService {
           throw new ValidationError('Your account uses MFA: send `code` (a TOTP or recovery code)', { field: 'code' }, 'auth.mfa_required');
         ok = await this.mfa.verifyFactor(user, proof.code, trx);
       } else {
+        if (user.password_hash === null)
+          throw new ForbiddenError(
+            'Your account signs in through single sign-on: sign in again through your identity provider (a fresh sign-in counts as a step-up)',
+            ErrorCodes.ssoRequired,
+          );
         if (!proof.password) throw new ValidationError('Send `password` to confirm your identity', { field: 'password' });
         ok = user.password_hash !== null && (await verifyPassword(user.password_hash, proof.password));
       }

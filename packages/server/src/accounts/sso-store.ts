@@ -60,14 +60,13 @@ export class SsoStore {
       .execute();
   }
 
-  /** The latest provider sign-in of a user, over all their identities (ms epoch), or null. */
-  async lastSignInOf(userId: string, db: Executor = this.db): Promise<number | null> {
-    const row = await db
-      .selectFrom('sso_identities')
-      .select((eb) => eb.fn.max('last_sign_in_at').as('last'))
-      .where('user_id', '=', userId)
-      .executeTakeFirst();
-    return row?.last === null || row?.last === undefined ? null : Number(row.last);
+  /** A user's provider identities (an account made by single sign-on has one). */
+  identitiesOf(userId: string, db: Executor = this.db): Promise<SsoIdentityRow[]> {
+    return db.selectFrom('sso_identities').selectAll().where('user_id', '=', userId).execute();
+  }
+
+  async deleteIdentity(id: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('sso_identities').where('id', '=', id).execute();
   }
 
   async insertLogin(row: SsoLoginRow, db: Executor = this.db): Promise<void> {

@@ -8,7 +8,8 @@ import { ENGINES } from '../testing/engines.js';
 import type { HttpResponse } from '../testing/http.js';
 import { base64url, claimsOf, TestIdp } from '../testing/oidc-idp.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
-import { totp, type TestPlatform } from '../testing/server.js';
+import { STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
+import { hashPassword } from './passwords.js';
 
 const GROUPS = { 'bulwark-owners': 'owner', 'bulwark-admins': 'admin', 'bulwark-operators': 'operator' };
 
@@ -107,6 +108,20 @@ for (const engine of ENGINES) {
       assert.equal(again.body.user.id, res.body.user.id, 'matched by issuer + subject: the same account');
       const created = await t.platform.audit.query({ action: 'user.created', targetId: res.body.user.id });
       assert.equal((created.entries[0]!.details as { via: string }).via, 'sso');
+    });
+
+    it('an account made by SSO never signs in with a password, not even one set through a reset; it steps up by signing in again', async () => {
+      const res = await ssoSignIn('u-oper');
+      const step = await t.client().post('/api/v1/auth/step-up', { password: 'anything at all 1234' }, { token: res.body.token });
+      assert.equal(step.status, 403, step.text);
+      assert.equal(step.body.error.code, 'auth.sso_required');
+      await t.platform.accounts.store.updateUser(res.body.user.id, { password_hash: await hashPassword(STRONG_PASSWORD) });
+      const login = await t
+        .client()
+        .post('/api/v1/auth/login', { organization: t.org, email: 'oper@example.com', password: STRONG_PASSWORD });
+      assert.equal(login.status, 403, login.text);
+      assert.equal(login.body.error.code, 'auth.sso_required');
+      await t.platform.accounts.store.updateUser(res.body.user.id, { password_hash: null });
     });
 
     it('signs in with a cookie and CSRF token in cookie mode', async () => {

@@ -339,14 +339,19 @@ export class SsoService {
   async passwordGate(org: OrganizationRow, user: UserRow): Promise<PasswordGate> {
     if (user.kind !== 'operator') return 'allowed';
     const config = await this.store.configOf(org.id);
-    if (!config || config.sso_only !== 1) return 'allowed';
-    if (config.break_glass_user_id === user.id) return 'break_glass';
+    if (!config) return 'allowed';
+    // An account made by single sign-on never signs in with a password (one set through a reset
+    // would otherwise outlive the operator's removal at the provider).
+    const viaSso = (await this.store.identitiesOf(user.id)).length > 0;
+    if (!viaSso && config.sso_only !== 1) return 'allowed';
+    if (!viaSso && config.break_glass_user_id === user.id && user.role === 'owner') return 'break_glass';
     throw new SsoRequiredError(org.slug);
   }
 
-  /** The longest an SSO-only operator's session may live (their organization's bound); null for others. */
+  /** The longest the session of an operator made by single sign-on may live (their organization's bound); null for others. */
   async sessionBound(user: UserRow, db: Executor): Promise<number | null> {
-    if (user.kind !== 'operator' || user.password_hash !== null) return null;
+    if (user.kind !== 'operator') return null;
+    if ((await this.store.identitiesOf(user.id, db)).length === 0) return null;
     const config = await this.store.configOf(user.organization_id, db);
     return config ? config.max_session_minutes * MINUTE : null;
   }
@@ -357,11 +362,14 @@ export class SsoService {
    * there again, so their keys stop within that bound even if nobody deprovisions them here.
    */
   async apiKeyAllowed(user: UserRow): Promise<boolean> {
-    if (user.kind !== 'operator' || user.password_hash !== null) return true;
+    if (user.kind !== 'operator') return true;
+    const identities = await this.store.identitiesOf(user.id);
+    if (identities.length === 0) return true;
     const config = await this.store.configOf(user.organization_id);
-    if (!config) return true;
-    const last = await this.store.lastSignInOf(user.id);
-    return last !== null && this.clock.now() - last < config.api_key_reauth_days * DAY;
+    // SSO removed: the organization's operators made by it have no way in, keys included.
+    if (!config) return false;
+    const last = Math.max(...identities.map((i) => (i.last_sign_in_at === null ? 0 : Number(i.last_sign_in_at))));
+    return this.clock.now() - last < config.api_key_reauth_days * DAY;
   }
 
   /** Every operator: their factors, last full sign-in and whether they meet the organization's MFA policy. */
@@ -411,8 +419,13 @@ export class SsoService {
     const email = typeof claims.email === 'string' && claims.email.length <= 254 ? claims.email.trim().toLowerCase() : null;
     const now = this.clock.now();
     const result = await this.store.db.transaction().execute(async (trx): Promise<LoginOutcome | BulwarkError> => {
-      const identity = await this.store.identity(org.id, claims.iss, claims.sub, trx);
+      let identity = await this.store.identity(org.id, claims.iss, claims.sub, trx);
       let user = identity ? await this.accounts.userById(identity.user_id, trx) : undefined;
+      if (identity && !user) {
+        // The account it led to was deleted: the identity starts afresh.
+        await this.store.deleteIdentity(identity.id, trx);
+        identity = undefined;
+      }
       if (!role) {
         // Removed from every mapped group at the provider: the account is disabled here too.
         if (user && user.status === 'active') await this.accountsService.disableForSso(user, 'no_role', trx);
