@@ -19,7 +19,9 @@ import { AccountsService } from './accounts/service.js';
 import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
 import { RelyingParty } from './accounts/oidc.js';
+import { SecurityReportService } from './accounts/security-report.js';
 import { SsoService } from './accounts/sso.js';
+import { SsoConfigService } from './accounts/sso-config.js';
 import { SsoStore } from './accounts/sso-store.js';
 import { AccountsStore } from './accounts/store.js';
 import { AccessTokens } from './apps/access-tokens.js';
@@ -120,6 +122,8 @@ export interface Platform {
     signup: SignupService;
     invitations: InvitationService;
     sso: SsoService;
+    ssoConfig: SsoConfigService;
+    securityReport: SecurityReportService;
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   apps: {
@@ -175,17 +179,19 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
+  const ssoStore = new SsoStore(db);
+  const ssoConfig = new SsoConfigService(ssoStore, store, service, audit, box, clock, appIssuer(config));
   const sso = new SsoService(
-    new SsoStore(db),
+    ssoStore,
     store,
     service,
     sessions,
     audit,
-    box,
+    ssoConfig,
     clock,
     new RelyingParty(clock, options.insecureLoopbackIdentityProviders === true),
-    appIssuer(config),
   );
+  const securityReport = new SecurityReportService(ssoStore, store);
   // SSO only: passwords refused for the organization's operators but its break-glass owner; SSO sessions bounded.
   login.usePasswordGate((org, user) => sso.passwordGate(org, user));
   sessions.boundSessions((user, trx) => sso.sessionBound(user, trx));
@@ -247,7 +253,23 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     telemetry,
     updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
     binding,
-    accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations, sso },
+    accounts: {
+      store,
+      sessions,
+      mfa,
+      tokens,
+      login,
+      service,
+      authenticator,
+      apiKeys,
+      profile,
+      recovery,
+      signup,
+      invitations,
+      sso,
+      ssoConfig,
+      securityReport,
+    },
     apps,
     // A database handed in belongs to the caller, who closes it.
     close: async () => {

@@ -7,7 +7,8 @@
  */
 import type { Command } from 'commander';
 import { isOperatorRole, OPERATOR_ROLES } from '../accounts/roles.js';
-import type { SecurityReport, SsoConfigInput } from '../accounts/sso.js';
+import type { SecurityReport } from '../accounts/security-report.js';
+import type { SsoConfigInput } from '../accounts/sso-config.js';
 import { NotFoundError, ValidationError } from '../errors.js';
 import { action, actorForOrganization, EXIT, orgCommand, print, withPlatform, type OrgFlags } from './context.js';
 
@@ -79,7 +80,7 @@ export function registerSsoCommands(program: Command): void {
   orgCommand(sso, 'show', 'the single sign-on configuration (never the client secret)').action(
     action((flags: OrgFlags) =>
       withPlatform(flags, async (platform) => {
-        const view = await platform.accounts.sso.getConfig(await actorForOrganization(platform, flags.org));
+        const view = await platform.accounts.ssoConfig.getConfig(await actorForOrganization(platform, flags.org));
         print(flags, view, () =>
           Object.entries(view)
             .map(([k, v]) => `${k}: ${typeof v === 'object' ? JSON.stringify(v) : String(v)}`)
@@ -136,7 +137,7 @@ export function registerSsoCommands(program: Command): void {
             ...(flags.maxSessionMinutes ? { maxSessionMinutes: Number(flags.maxSessionMinutes) } : {}),
             ...(flags.apiKeyReauthDays ? { apiKeyReauthDays: Number(flags.apiKeyReauthDays) } : {}),
           };
-          const view = await platform.accounts.sso.configure(actor, input);
+          const view = await platform.accounts.ssoConfig.configure(actor, input);
           print(
             flags,
             view,
@@ -150,7 +151,7 @@ export function registerSsoCommands(program: Command): void {
   orgCommand(sso, 'remove', 'remove single sign-on (passwords work again for every operator)').action(
     action((flags: OrgFlags) =>
       withPlatform(flags, async (platform) => {
-        await platform.accounts.sso.removeConfig(await actorForOrganization(platform, flags.org));
+        await platform.accounts.ssoConfig.removeConfig(await actorForOrganization(platform, flags.org));
         print(flags, { removed: true }, () => `Single sign-on removed for "${flags.org}"`);
         return EXIT.ok;
       }),
@@ -176,7 +177,7 @@ export function registerSsoCommands(program: Command): void {
   orgCommand(sso, 'report', "every operator's factors (password, TOTP, SSO), last sign-in and whether they meet the MFA policy").action(
     action((flags: OrgFlags) =>
       withPlatform(flags, async (platform) => {
-        const report = await platform.accounts.sso.report(await actorForOrganization(platform, flags.org));
+        const report = await platform.accounts.securityReport.report(await actorForOrganization(platform, flags.org));
         print(flags, report, () => reportText(report));
         return EXIT.ok;
       }),

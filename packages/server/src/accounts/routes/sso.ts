@@ -8,7 +8,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { Clock } from '../../clock.js';
 import type { AccountsService } from '../service.js';
+import type { SecurityReportService } from '../security-report.js';
 import type { SsoService } from '../sso.js';
+import type { SsoConfigService } from '../sso-config.js';
 import { actorOf } from './authentication.js';
 import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { LoginResponse, OrganizationSchema, OrgSlug, Role } from './schemas.js';
@@ -89,12 +91,14 @@ const SecurityReportSchema = Strict({
 
 export interface SsoRouteDeps {
   sso: SsoService;
+  ssoConfig: SsoConfigService;
+  securityReport: SecurityReportService;
   service: AccountsService;
   clock: Clock;
   loginRateLimitPerMinute: number;
 }
 
-export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoRouteDeps) {
+export function ssoRoutes({ sso, ssoConfig, securityReport, service, clock, loginRateLimitPerMinute }: SsoRouteDeps) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const loginLimit = { max: loginRateLimitPerMinute, timeWindow: '1 minute' };
@@ -168,7 +172,7 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
           response: { 200: SsoConfigSchema, ...errorResponses(401, 403, 404) },
         },
       },
-      async (request) => sso.getConfig(actorOf(request)),
+      async (request) => ssoConfig.getConfig(actorOf(request)),
     );
 
     app.put(
@@ -182,7 +186,7 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
           response: { 200: SsoConfigSchema, ...errorResponses(400, 401, 403) },
         },
       },
-      async (request) => sso.configure(actorOf(request), request.body),
+      async (request) => ssoConfig.configure(actorOf(request), request.body),
     );
 
     app.delete(
@@ -196,7 +200,7 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
         },
       },
       async (request) => {
-        await sso.removeConfig(actorOf(request));
+        await ssoConfig.removeConfig(actorOf(request));
         return { ok: true as const };
       },
     );
@@ -225,7 +229,7 @@ export function ssoRoutes({ sso, service, clock, loginRateLimitPerMinute }: SsoR
           response: { 200: SecurityReportSchema, ...errorResponses(401, 403) },
         },
       },
-      async (request) => sso.report(actorOf(request)),
+      async (request) => securityReport.report(actorOf(request)),
     );
   };
 }
