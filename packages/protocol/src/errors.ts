@@ -62,6 +62,17 @@ export const ErrorCodes = {
   appTokenNotAllowed: 'auth.app_token_not_allowed',
   insufficientScope: 'auth.insufficient_scope',
   emailNotVerified: 'auth.email_not_verified',
+  ssoRequired: 'auth.sso_required',
+
+  // operators' single sign-on (issue 18)
+  ssoNotConfigured: 'sso.not_configured',
+  ssoConfigInvalid: 'sso.config_invalid',
+  ssoStateInvalid: 'sso.state_invalid',
+  ssoProviderRefused: 'sso.provider_refused',
+  ssoProviderUnreachable: 'sso.provider_unreachable',
+  ssoIdTokenInvalid: 'sso.id_token_invalid',
+  ssoNoRole: 'sso.no_role',
+  ssoAccountConflict: 'sso.account_conflict',
   userExists: 'user.exists',
   organizationExists: 'org.exists',
   lastOwner: 'org.last_owner',

@@ -18,6 +18,11 @@ import { PasswordRecoveryService } from './accounts/recovery.js';
 import { AccountsService } from './accounts/service.js';
 import { SessionService } from './accounts/sessions.js';
 import { SignupService } from './accounts/signup.js';
+import { RelyingParty } from './accounts/oidc.js';
+import { SecurityReportService } from './accounts/security-report.js';
+import { SsoService } from './accounts/sso.js';
+import { SsoConfigService } from './accounts/sso-config.js';
+import { SsoStore } from './accounts/sso-store.js';
 import { AccountsStore } from './accounts/store.js';
 import { AccessTokens } from './apps/access-tokens.js';
 import { AppAuthorizationService } from './apps/authorization.js';
@@ -78,6 +83,8 @@ export interface PlatformOptions {
   schema?: string;
   /** Apply pending migrations on open (the default, as `bulwark serve` does). */
   migrate?: boolean;
+  /** Tests only: let single sign-on talk to an identity provider on http://127.0.0.1 (never from the config file). */
+  insecureLoopbackIdentityProviders?: boolean;
 }
 
 export interface Platform {
@@ -135,6 +142,9 @@ export interface Platform {
     recovery: PasswordRecoveryService;
     signup: SignupService;
     invitations: InvitationService;
+    sso: SsoService;
+    ssoConfig: SsoConfigService;
+    securityReport: SecurityReportService;
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   /** Security assessment: the audit checks and their findings, mitigations, notifications. */
@@ -186,11 +196,29 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock);
   const authenticator = new Authenticator(store, sessions);
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
-  authenticator.register(new ApiKeyAuthenticator(apiKeyStore, store, clock));
+  const apiKeyAuthenticator = new ApiKeyAuthenticator(apiKeyStore, store, clock);
+  authenticator.register(apiKeyAuthenticator);
   const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
+  const ssoStore = new SsoStore(db);
+  const ssoConfig = new SsoConfigService(ssoStore, store, service, audit, box, clock, appIssuer(config));
+  const sso = new SsoService(
+    ssoStore,
+    store,
+    service,
+    sessions,
+    audit,
+    ssoConfig,
+    clock,
+    new RelyingParty(clock, options.insecureLoopbackIdentityProviders === true),
+  );
+  const securityReport = new SecurityReportService(ssoStore, store);
+  // SSO only: passwords refused for the organization's operators but its break-glass owner; SSO sessions bounded.
+  login.usePasswordGate((org, user) => sso.passwordGate(org, user));
+  sessions.boundSessions((user, trx) => sso.sessionBound(user, trx));
+  apiKeyAuthenticator.useUserGate((user) => sso.apiKeyAllowed(user));
   const apps = appsOf(config, db, box, audit, clock, store);
   authenticator.register(new AppTokenAuthenticator(apps.tokens, apps.store, store, audit, clock));
   // Sign-out, sign-out everywhere and password changes end the user's app grants in the same transaction.
@@ -249,7 +277,23 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     telemetry,
     updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
     binding,
-    accounts: { store, sessions, mfa, tokens, login, service, authenticator, apiKeys, profile, recovery, signup, invitations },
+    accounts: {
+      store,
+      sessions,
+      mfa,
+      tokens,
+      login,
+      service,
+      authenticator,
+      apiKeys,
+      profile,
+      recovery,
+      signup,
+      invitations,
+      sso,
+      ssoConfig,
+      securityReport,
+    },
     apps,
     assessment,
     // A database handed in belongs to the caller, who closes it.

@@ -14,7 +14,7 @@ import type { ApiKeyCursor, ApiKeyRow, ApiKeyStore } from './api-key-store.js';
 import { actorFor, permissionsOf, type Authenticated, type CredentialAuthenticator } from './authenticate.js';
 import { auditActor, PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
 import type { AccountsService } from './service.js';
-import type { AccountsStore, Executor } from './store.js';
+import type { AccountsStore, Executor, UserRow } from './store.js';
 
 export const API_KEY_PREFIX = 'bwk';
 
@@ -225,6 +225,13 @@ export class ApiKeyAuthenticator implements CredentialAuthenticator {
     private readonly clock: Clock,
   ) {}
 
+  /** A further condition on the key's user (single sign-on bounds its operators' keys, accounts/sso.ts). */
+  private userGate: (user: UserRow) => Promise<boolean> = async () => true;
+
+  useUserGate(gate: (user: UserRow) => Promise<boolean>): void {
+    this.userGate = gate;
+  }
+
   async authenticate(token: string, sourceIp: string): Promise<Authenticated | null> {
     const match = KEY_FORMAT.exec(token);
     if (!match) return null;
@@ -233,6 +240,7 @@ export class ApiKeyAuthenticator implements CredentialAuthenticator {
     if (!key || key.id !== match[1] || key.revoked_at !== null || now >= key.expires_at) return null;
     const user = await this.accounts.userById(key.user_id);
     if (!user || user.status !== 'active' || user.organization_id !== key.organization_id) return null;
+    if (!(await this.userGate(user))) return null;
     const current = permissionsOf(user);
     const permissions = new Set(scopesOf(key).filter((s) => current.has(s)));
     if (key.last_used_at === null || now - key.last_used_at >= TOUCH_INTERVAL) await this.store.touch(key.id, now, TOUCH_INTERVAL);

@@ -32,6 +32,16 @@ const STATUS_OF_SCOPE: Record<SessionScope, LoginStatus> = {
   mfa_enrollment: 'mfa_enrollment_required',
 };
 
+export function statusOfScope(scope: SessionScope): LoginStatus {
+  return STATUS_OF_SCOPE[scope];
+}
+
+/**
+ * Decides whether a password sign-in may go on once the password is proven (single sign-on's
+ * "SSO only" rule, accounts/sso.ts): throws to refuse, or says the sign-in is a break-glass one.
+ */
+export type PasswordGate = (org: OrganizationRow, user: UserRow) => Promise<'allowed' | 'break_glass'>;
+
 export function mfaRequiredFor(org: OrganizationRow, user: UserRow): boolean {
   return user.kind === 'operator' && user.role !== null && (JSON.parse(org.mfa_required_roles) as string[]).includes(user.role);
 }
@@ -60,6 +70,12 @@ export class LoginService {
     private readonly clock: Clock,
     private readonly config: Config['auth'],
   ) {}
+
+  private passwordGate: PasswordGate = async () => 'allowed';
+
+  usePasswordGate(gate: PasswordGate): void {
+    this.passwordGate = gate;
+  }
 
   async login(input: LoginInput): Promise<LoginOutcome> {
     const org = await this.store.organizationBySlug(input.organization);
@@ -95,6 +111,21 @@ export class LoginService {
       await this.recordFailure(user, input.sourceIp, 'bad_password');
       throw new InvalidCredentialsError();
     }
+    let gate: 'allowed' | 'break_glass';
+    try {
+      gate = await this.passwordGate(org, user);
+    } catch (error) {
+      await this.audit.record({
+        organizationId: org.id,
+        actor: { type: 'anonymous', id: null },
+        action: 'auth.login',
+        outcome: 'denied',
+        target: { type: 'user', id: user.id },
+        sourceIp: input.sourceIp,
+        details: { reason: 'sso_only' },
+      });
+      throw error;
+    }
     if (user.kind === 'consumer' && user.email_verified_at === null) {
       throw new ForbiddenError(
         'Confirm your email address first: follow the link we sent you, or ask for a new one',
@@ -120,6 +151,20 @@ export class LoginService {
         },
         trx,
       );
+      if (gate === 'break_glass') {
+        // Passwords are off for this organization; its one break-glass owner's every use is on record.
+        await this.audit.record(
+          {
+            organizationId: org.id,
+            actor: { type: 'user', id: user.id },
+            action: 'auth.break_glass',
+            target: { type: 'user', id: user.id },
+            sourceIp: input.sourceIp,
+            details: { next: scope },
+          },
+          trx,
+        );
+      }
       return { status: STATUS_OF_SCOPE[scope], issued, user };
     });
   }

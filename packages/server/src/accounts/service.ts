@@ -4,6 +4,7 @@
  * here (not only at the route) and audited in the same transaction.
  */
 import { randomBytes } from 'node:crypto';
+import { ErrorCodes } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -261,6 +262,57 @@ export class AccountsService {
     });
   }
 
+  /**
+   * Disables an operator the identity provider no longer grants a role (single sign-on): their
+   * sessions and API keys end with it, as disabling by an owner does. Runs in the caller's transaction.
+   */
+  async disableForSso(user: UserRow, reason: string, db: Executor): Promise<void> {
+    const now = this.clock.now();
+    await this.store.updateUser(user.id, { status: 'disabled', updated_at: now }, db);
+    const sessionsRevoked = await this.sessions.revokeAll(user.id, db);
+    const apiKeysRevoked = await this.apiKeys.revokeAllOfUser(user.id, now, db);
+    await this.audit.record(
+      {
+        organizationId: user.organization_id,
+        actor: { type: 'system', id: null },
+        action: 'user.updated',
+        target: { type: 'user', id: user.id },
+        details: { status: 'disabled', via: 'sso', reason, sessionsRevoked, apiKeysRevoked },
+      },
+      db,
+    );
+  }
+
+  /** Names the roles that must use MFA in the organization (owners and admins by default); needs a fresh step-up. */
+  async setMfaPolicy(actor: Actor, roles: string[]): Promise<OrganizationView> {
+    requirePermission(actor, 'org:manage');
+    this.requireStepUp(actor);
+    for (const role of roles) {
+      if (!isOperatorRole(role))
+        throw new ValidationError(`mfaRequiredRoles must name roles among owner, admin, operator, release_engineer, auditor`, {
+          field: 'mfaRequiredRoles',
+        });
+    }
+    const unique = [...new Set(roles)];
+    return this.store.db.transaction().execute(async (trx) => {
+      const before = await this.store.organizationById(actor.organizationId, trx);
+      if (!before) throw new NotFoundError('Organization');
+      await this.store.updateOrganization(actor.organizationId, { mfa_required_roles: JSON.stringify(unique) }, trx);
+      await this.audit.record(
+        {
+          organizationId: actor.organizationId,
+          actor: auditActor(actor),
+          action: 'org.mfa_policy_changed',
+          target: { type: 'organization', id: actor.organizationId },
+          sourceIp: actor.sourceIp,
+          details: { mfaRequiredRoles: unique, previous: JSON.parse(before.mfa_required_roles) as string[] },
+        },
+        trx,
+      );
+      return toOrganizationView({ ...before, mfa_required_roles: JSON.stringify(unique) });
+    });
+  }
+
   async unlock(actor: Actor, userId: string): Promise<UserView> {
     requirePermission(actor, 'users:manage');
     await this.userOf(actor, userId);
@@ -347,6 +399,11 @@ export class AccountsService {
           throw new ValidationError('Your account uses MFA: send `code` (a TOTP or recovery code)', { field: 'code' }, 'auth.mfa_required');
         ok = await this.mfa.verifyFactor(user, proof.code, trx);
       } else {
+        if (user.password_hash === null)
+          throw new ForbiddenError(
+            'Your account signs in through single sign-on: sign in again through your identity provider (a fresh sign-in counts as a step-up)',
+            ErrorCodes.ssoRequired,
+          );
         if (!proof.password) throw new ValidationError('Send `password` to confirm your identity', { field: 'password' });
         ok = user.password_hash !== null && (await verifyPassword(user.password_hash, proof.password));
       }

@@ -79,8 +79,12 @@ export const ACCOUNT_DELETED = 'account_deleted';
  */
 export type SignOutListener = (userId: string, reason: string, db: Executor) => Promise<unknown>;
 
+/** The longest a user's new session may live (single sign-on bounds its operators' sessions), or null for no extra bound. */
+export type SessionBound = (user: UserRow, db: Executor) => Promise<number | null>;
+
 export class SessionService {
   private readonly signOutListeners: SignOutListener[] = [];
+  private sessionBound: SessionBound = async () => null;
 
   constructor(
     private readonly store: AccountsStore,
@@ -98,7 +102,9 @@ export class SessionService {
   ): Promise<IssuedSession> {
     const now = this.clock.now();
     const token = newSecret(SESSION_TOKEN_PREFIX);
-    const lifetime = scope === 'full' ? this.config.absoluteTimeoutHours * HOUR : RESTRICTED_LIFETIME[scope];
+    const bound = await this.sessionBound(user, db);
+    const normal = scope === 'full' ? this.config.absoluteTimeoutHours * HOUR : RESTRICTED_LIFETIME[scope];
+    const lifetime = bound === null ? normal : Math.min(normal, bound);
     const session: SessionRow = {
       id: newId(),
       token_hash: sha256Hex(token),
@@ -161,6 +167,10 @@ export class SessionService {
     const revoked = await this.store.revokeSessions(userId, this.clock.now(), db, exceptSessionId);
     await this.signedOut(userId, 'sessions_revoked', db);
     return revoked;
+  }
+
+  boundSessions(bound: SessionBound): void {
+    this.sessionBound = bound;
   }
 
   onSignOut(listener: SignOutListener): void {

@@ -67,6 +67,10 @@ export class AccountsStore {
     await db.insertInto('organizations').values(row).execute();
   }
 
+  async updateOrganization(id: string, changes: Updateable<OrganizationsTable>, db: Executor = this.db): Promise<void> {
+    await db.updateTable('organizations').set(changes).where('id', '=', id).execute();
+  }
+
   /**
    * Holds the organization's row until the transaction ends, so that checks on its members and
    * the changes that follow do not interleave with another transaction's. A no-op write: it takes

@@ -103,6 +103,20 @@ export function registerAdminCommands(program: Command): void {
       ),
     );
 
+  userCommand(
+    admin,
+    'deprovision',
+    'disable an operator who left (e.g. removed at the identity provider): their sessions and API keys end at once',
+  ).action(
+    action((flags: UserFlags) =>
+      withPlatform(flags, async (platform) => {
+        const { actor, user } = await userByEmail(platform, flags);
+        const view = await platform.accounts.service.updateUser(actor, user.id, { status: 'disabled' });
+        print(flags, view, () => `Deprovisioned ${view.email}: disabled, sessions and API keys ended`);
+      }),
+    ),
+  );
+
   userCommand(admin, 'unlock', 'lift a sign-in lockout').action(
     action((flags: UserFlags) =>
       withPlatform(flags, async (platform) => {

@@ -73,6 +73,7 @@ export const SEALED_COLUMNS: SealedColumn[] = [
   ),
   sealedColumn('enrollment_groups', 'sealed_key', (id) => `enrollment-group:${id}`),
   sealedColumn('app_signing_keys', 'private_key', (id) => `app-signing-key:${id}`),
+  sealedColumn('sso_configs', 'client_secret', (id) => `sso-config:${id}:client-secret`),
 ];
 
 export interface SealedFile {

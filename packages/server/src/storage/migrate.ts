@@ -23,6 +23,7 @@ import * as appAuth from './migrations/017_app_auth.js';
 import * as gateways from './migrations/018_gateways.js';
 import * as binding from './migrations/019_binding.js';
 import * as privacy from './migrations/020_privacy.js';
+import * as sso from './migrations/021_sso.js';
 import * as assessment from './migrations/022_assessment.js';
 import * as auditPersonal from './migrations/023_audit_personal.js';
 import type { DatabaseHandle } from './database.js';
@@ -48,6 +49,7 @@ const migrations: Record<string, Migration> = {
   '018_gateways': gateways,
   '019_binding': binding,
   '020_privacy': privacy,
+  '021_sso': sso,
   '022_assessment': assessment,
   '023_audit_personal': auditPersonal,
 };

@@ -489,6 +489,10 @@ export interface Database {
   assessment_finding_resources: AssessmentFindingResourcesTable;
   assessment_runs: AssessmentRunsTable;
   assessment_settings: AssessmentSettingsTable;
+  // 021_sso
+  sso_configs: SsoConfigsTable;
+  sso_identities: SsoIdentitiesTable;
+  sso_logins: SsoLoginsTable;
 }
 
 /** A consumer's standing on a device (019): its owner (one at most), or a member or guest it was shared with. */
@@ -597,6 +601,56 @@ export interface AssessmentSettingsTable {
   webhook_url: string | null;
   webhook_secret: string | null;
   updated_at: number;
+}
+
+/** An organization's OpenID Connect provider and its sign-in policy (021). */
+export interface SsoConfigsTable {
+  id: string;
+  organization_id: string;
+  issuer: string;
+  client_id: string;
+  client_secret: string; // sealed under the master key
+  redirect_uri: string;
+  scopes: string; // space-separated
+  /** The ID token claim whose values map to roles (e.g. `groups`). */
+  role_claim: string;
+  role_mapping: string; // JSON object: claim value -> operator role
+  /** The role when no mapping matches; null refuses the sign-in. */
+  default_role: string | null;
+  mfa_acr_values: string; // JSON array of `acr` values that count as MFA
+  sso_only: number; // 0 or 1: passwords refused for the organization's operators
+  break_glass_user_id: string | null; // the one owner who may still sign in with a password
+  max_session_minutes: number;
+  /** An SSO-only operator's API keys work only while their last provider sign-in is this recent. */
+  api_key_reauth_days: number;
+  created_at: number;
+  updated_at: number;
+}
+
+/** A provider identity (issuer + subject) an operator signed in with (021). */
+export interface SsoIdentitiesTable {
+  id: string;
+  organization_id: string;
+  user_id: string;
+  issuer: string;
+  subject: string;
+  email: string | null; // for display only
+  last_sign_in_at: number | null;
+  last_mfa_asserted: number; // 0 or 1: the provider asserted MFA at the last sign-in
+  created_at: number;
+}
+
+/** A single sign-on in flight: its state (as SHA-256), nonce and PKCE verifier, bound to the browser that started it (021). */
+export interface SsoLoginsTable {
+  state_hash: string;
+  organization_id: string;
+  browser_hash: string;
+  nonce: string;
+  code_verifier: string;
+  transport: 'cookie' | 'bearer';
+  created_at: number;
+  expires_at: number;
+  used_at: number | null;
 }
 
 export type { Generated };

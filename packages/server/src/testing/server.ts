@@ -49,7 +49,7 @@ export async function startTestPlatform(
     } as never,
   });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
-  const platform = await openPlatform(config, { database, clock, env: {} });
+  const platform = await openPlatform(config, { database, clock, env: {}, insecureLoopbackIdentityProviders: true });
   const server = await startServer(platform, {
     port: config.http.port,
     host: '127.0.0.1',

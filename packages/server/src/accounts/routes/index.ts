@@ -12,13 +12,15 @@ import { meRoutes, type MeRouteDeps } from './me.js';
 import { profileRoutes } from './profile.js';
 import { recoveryRoutes, type RecoveryRouteDeps } from './recovery.js';
 import { signupRoutes, type SignupRouteDeps } from './signup.js';
+import { ssoRoutes, type SsoRouteDeps } from './sso.js';
 import { userRoutes } from './users.js';
 
 export type AccountsRouteDeps = AuthRouteDeps &
   MeRouteDeps &
   RecoveryRouteDeps &
   SignupRouteDeps &
-  InvitationRouteDeps & { apiKeys: ApiKeyService; profile: ProfileService };
+  InvitationRouteDeps &
+  SsoRouteDeps & { apiKeys: ApiKeyService; profile: ProfileService };
 
 export function accountsRoutes(deps: AccountsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
@@ -30,5 +32,6 @@ export function accountsRoutes(deps: AccountsRouteDeps) {
     await app.register(recoveryRoutes(deps));
     await app.register(signupRoutes(deps));
     await app.register(invitationRoutes(deps));
+    await app.register(ssoRoutes(deps));
   };
 }
