@@ -223,7 +223,8 @@ export class SsoService {
             action: 'user.created',
             target: { type: 'user', id: user.id },
             sourceIp: context.sourceIp,
-            details: { email: address, role, via: 'sso', issuer: claims.iss, subject: claims.sub },
+            details: { role, via: 'sso', issuer: claims.iss, subject: claims.sub },
+            personal: { subject: user.id, fields: { email: address } },
           },
           trx,
         );
