@@ -110,7 +110,9 @@ export class DeviceInbox {
     const { identity } = session;
     // Data minimisation: only the values the product declares for purposes in force are stored (telemetry/collection.ts).
     const collection = this.platform.telemetry.collection;
-    const allowed = collection.known(identity.deviceId) ?? (await collection.allowed(identity.deviceId, identity.organizationId));
+    // `known` answers null for "everything" (no declaration) and undefined for "not cached": only the latter reads storage.
+    let allowed = collection.known(identity.deviceId);
+    if (allowed === undefined) allowed = await collection.allowed(identity.deviceId, identity.organizationId);
     if (allowed) {
       readings = keepAllowed(readings, allowed);
       if (readings.length === 0) {
