@@ -17,6 +17,16 @@ export class DisclosureStore {
     return this.db.selectFrom('organizations').select('id').where('slug', '=', slug).executeTakeFirst();
   }
 
+  async countReceived(organizationId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('disclosure_reports')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .where('organization_id', '=', organizationId)
+      .where('state', '=', 'received')
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
+  }
+
   async insert(row: DisclosureRow): Promise<void> {
     await this.db.insertInto('disclosure_reports').values(row).execute();
   }

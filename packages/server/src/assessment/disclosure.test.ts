@@ -8,6 +8,8 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cliActor } from '../accounts/roles.js';
+import { DisclosureService } from './disclosure.js';
+import { DisclosureStore } from './disclosure-store.js';
 import { createOperator, signIn } from '../testing/accounts.js';
 import { organizationIdOf, testProduct } from '../testing/devices.js';
 import { ENGINES } from '../testing/engines.js';
@@ -227,6 +229,22 @@ for (const engine of ENGINES) {
       assert.equal(limited.body.error.code, 'request.rate_limited');
       // The API beside it is not limited by the intake's budget.
       assert.equal((await t.client().get('/.well-known/security.txt')).status, 200);
+    });
+
+    it('holds at most maxUntriagedReports untriaged reports per organization: more are answered alike, dropped and audited', async () => {
+      const admin = cliActor(orgId, 'test');
+      const { disclosures } = t.platform.assessment;
+      const untriaged = (await disclosures.list(admin, 'received', 200)).reports.length;
+      const capped = new DisclosureService(new DisclosureStore(t.platform.db), t.platform.mailer, t.platform.audit, t.clock, {
+        ...t.config,
+        disclosure: { ...t.config.disclosure, maxUntriagedReports: untriaged + 1 },
+      });
+      const kept = await capped.receive({ organization: t.org, title: 'kept', description: 'd' }, '198.51.100.7');
+      const dropped = await capped.receive({ organization: t.org, title: 'dropped', description: 'd' }, '198.51.100.7');
+      assert.equal((await disclosures.get(admin, kept.id)).title, 'kept');
+      await assert.rejects(disclosures.get(admin, dropped.id), /was not found/);
+      const audited = await t.platform.audit.query({ organizationId: orgId, action: 'disclosure.dropped', limit: 1 });
+      assert.equal(audited.entries[0]?.target.id, dropped.id);
     });
   });
 }

@@ -6,7 +6,9 @@
  *
  * No enumeration: a report naming an unknown organization answers exactly like one naming a known
  * one (202, a fresh report ID) but is stored nowhere and mails nothing; an audit entry without an
- * organization records that it came.
+ * organization records that it came. Reports are bounded per source address (the route's rate
+ * limit) and per organization (disclosure.maxUntriagedReports untriaged at most; more are dropped,
+ * answered alike, and the drop audited).
  */
 import type { Mailer } from '../accounts/mailer.js';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -95,6 +97,19 @@ export class DisclosureService {
         sourceIp,
         outcome: 'failure',
         details: { organization: report.organization },
+      });
+      return { id, acknowledgeBy: iso(acknowledgeBy) };
+    }
+    // Bounded per organization: past the cap a report is answered alike, dropped, and the drop audited.
+    if ((await this.store.countReceived(organization.id)) >= this.config.disclosure.maxUntriagedReports) {
+      await this.audit.record({
+        organizationId: organization.id,
+        actor: { type: 'anonymous', id: null },
+        action: 'disclosure.dropped',
+        target: { type: 'disclosure', id },
+        sourceIp,
+        outcome: 'failure',
+        details: { reason: 'too many untriaged reports', limit: this.config.disclosure.maxUntriagedReports },
       });
       return { id, acknowledgeBy: iso(acknowledgeBy) };
     }

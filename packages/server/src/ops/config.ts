@@ -247,6 +247,11 @@ export const ConfigSchema = Type.Object(
           description: 'a report must be fixed or rejected within this many days of receipt',
         }),
         reportsPerHour: Type.Integer({ minimum: 1, maximum: 1000, description: 'public reports one source address may send per hour' }),
+        maxUntriagedReports: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          description: 'untriaged reports an organization holds at most; more are answered alike but dropped (audited)',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -508,7 +513,14 @@ export function defaultConfig(dataDir: string): Config {
       resourcesPerFinding: 50,
       webhookPrivateAddresses: false,
     },
-    disclosure: { expiresDays: 365, preferredLanguages: 'en', acknowledgeDays: 7, resolveDays: 90, reportsPerHour: 5 },
+    disclosure: {
+      expiresDays: 365,
+      preferredLanguages: 'en',
+      acknowledgeDays: 7,
+      resolveDays: 90,
+      reportsPerHour: 5,
+      maxUntriagedReports: 1000,
+    },
     telemetry: {
       retentionDays: 90,
       pruneIntervalMinutes: 60,
