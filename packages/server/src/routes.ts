@@ -36,7 +36,13 @@ export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyI
       assessmentRoutes({ assessment: assessment.service, mitigations: assessment.mitigations, notifier: assessment.notifier }),
       { prefix: '/api/v1' },
     );
-    await app.register(disclosureRoutes({ disclosures: assessment.disclosures, reportsPerHour: config.disclosure.reportsPerHour }));
+    await app.register(
+      disclosureRoutes({
+        disclosures: assessment.disclosures,
+        reportsPerHour: config.disclosure.reportsPerHour,
+        bodyLimitBytes: config.http.bodyLimitBytes,
+      }),
+    );
     await app.register(
       oauthRoutes({
         authorization: apps.authorization,

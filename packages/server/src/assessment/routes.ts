@@ -257,7 +257,16 @@ const REPORT_BODY_LIMIT = 48 * 1024;
  * (no sign-in; a strict per-address rate limit), the operators' triage, and the public list of
  * products with the end of their support period.
  */
-export function disclosureRoutes({ disclosures, reportsPerHour }: { disclosures: DisclosureService; reportsPerHour: number }) {
+export function disclosureRoutes({
+  disclosures,
+  reportsPerHour,
+  bodyLimitBytes,
+}: {
+  disclosures: DisclosureService;
+  reportsPerHour: number;
+  /** http.bodyLimitBytes: the intake never takes more than the rest of the API. */
+  bodyLimitBytes: number;
+}) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -277,7 +286,7 @@ export function disclosureRoutes({ disclosures, reportsPerHour }: { disclosures:
     app.post(
       '/api/v1/disclosures',
       {
-        bodyLimit: REPORT_BODY_LIMIT,
+        bodyLimit: Math.min(REPORT_BODY_LIMIT, bodyLimitBytes),
         config: { auth: { principal: 'none' }, rateLimit: { max: reportsPerHour, timeWindow: '1 hour' } },
         schema: {
           tags: ['disclosure'],
