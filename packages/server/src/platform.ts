@@ -36,6 +36,8 @@ import { MitigationService } from './assessment/mitigations.js';
 import { FindingNotifier } from './assessment/notify.js';
 import { AssessmentService } from './assessment/service.js';
 import { AssessmentStore } from './assessment/store.js';
+import { DisclosureService } from './assessment/disclosure.js';
+import { DisclosureStore } from './assessment/disclosure-store.js';
 import { AuditService } from './audit/service.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
@@ -148,7 +150,7 @@ export interface Platform {
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   /** Security assessment: the audit checks and their findings, mitigations, notifications. */
-  assessment: { service: AssessmentService; mitigations: MitigationService; notifier: FindingNotifier };
+  assessment: { service: AssessmentService; mitigations: MitigationService; notifier: FindingNotifier; disclosures: DisclosureService };
   apps: {
     store: AppStore;
     clients: AppClientService;
@@ -416,6 +418,7 @@ function assessmentOf(
     service,
     notifier,
     mitigations: new MitigationService(service, deps.devices, deps.enrollment, deps.pki, notifier, deps.audit),
+    disclosures: new DisclosureService(new DisclosureStore(db), deps.mailer, deps.audit, deps.clock, config),
   };
 }
 

@@ -35,3 +35,10 @@ export class WebhookFailedError extends BulwarkError {
     super(ErrorCodes.assessmentWebhookFailed, message, 502, details);
   }
 }
+
+/** The disclosure report cannot move to that state (received → triaged → fixed / rejected), or changed meanwhile. */
+export class DisclosureTransitionError extends ConflictError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super(message, details, ErrorCodes.disclosureTransitionInvalid);
+  }
+}

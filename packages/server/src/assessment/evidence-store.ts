@@ -179,6 +179,40 @@ export class EvidenceStore {
     return { items, total: Number(total.n) };
   }
 
+  /** Open vulnerability reports past a deadline at `now` (ETSI EN 303 645 5.2-1): not triaged by acknowledge_by, or not resolved by resolve_by. */
+  async overdueDisclosures(
+    organizationId: string,
+    now: number,
+    limit: number,
+  ): Promise<Bounded<{ id: string; title: string; state: string; acknowledgeBy: number; resolveBy: number }>> {
+    const base = this.db
+      .selectFrom('disclosure_reports')
+      .where('organization_id', '=', organizationId)
+      .where((eb) =>
+        eb.or([
+          eb.and([eb('state', '=', 'received'), eb('acknowledge_by', '<', now)]),
+          eb.and([eb('state', 'in', ['received', 'triaged']), eb('resolve_by', '<', now)]),
+        ]),
+      );
+    const rows = await base
+      .select(['id', 'title', 'state', 'acknowledge_by', 'resolve_by'])
+      .orderBy('received_at')
+      .orderBy('id')
+      .limit(limit)
+      .execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return {
+      items: rows.map((r) => ({
+        id: r.id,
+        title: r.title,
+        state: r.state,
+        acknowledgeBy: Number(r.acknowledge_by),
+        resolveBy: Number(r.resolve_by),
+      })),
+      total: Number(total.n),
+    };
+  }
+
   /** Where the organization's finding notifications go by mail: its active owners. */
   async ownerEmails(organizationId: string): Promise<string[]> {
     const rows = await this.db

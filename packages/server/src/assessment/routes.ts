@@ -8,10 +8,11 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import { errorResponses, Raw, Strict, Timestamp } from '../transport/http/schemas.js';
 import type { MitigationService } from './mitigations.js';
 import type { FindingNotifier } from './notify.js';
 import type { AssessmentService } from './service.js';
+import type { DisclosureService } from './disclosure.js';
 
 const Severity = Type.Union([
   Type.Literal('critical'),
@@ -222,6 +223,160 @@ export function assessmentRoutes({
         },
       },
       async (request) => notifier.setWebhook(actorOf(request), request.body.url),
+    );
+  };
+}
+
+const DisclosureStateSchema = Type.Union([
+  Type.Literal('received'),
+  Type.Literal('triaged'),
+  Type.Literal('fixed'),
+  Type.Literal('rejected'),
+]);
+const NullableString = Type.Union([Type.String(), Type.Null()]);
+const DisclosureSchema = Strict({
+  id: Type.String(),
+  product: NullableString,
+  title: Type.String(),
+  description: Type.String(),
+  contact: NullableString,
+  state: DisclosureStateSchema,
+  note: NullableString,
+  receivedAt: Timestamp,
+  acknowledgeBy: Timestamp,
+  resolveBy: Timestamp,
+  triagedAt: NullableTime,
+  resolvedAt: NullableTime,
+  overdue: Type.Boolean({ description: 'past its triage or resolution deadline' }),
+});
+/** The public intake's bound on a report body (the description's 8000 characters, in UTF-8, and the rest). */
+const REPORT_BODY_LIMIT = 48 * 1024;
+
+/**
+ * Vulnerability disclosure (ETSI EN 303 645 5.2-1, 5.3-13): security.txt, the public report intake
+ * (no sign-in; a strict per-address rate limit), the operators' triage, and the public list of
+ * products with the end of their support period.
+ */
+export function disclosureRoutes({
+  disclosures,
+  reportsPerHour,
+  bodyLimitBytes,
+}: {
+  disclosures: DisclosureService;
+  reportsPerHour: number;
+  /** http.bodyLimitBytes: the intake never takes more than the rest of the API. */
+  bodyLimitBytes: number;
+}) {
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+
+    app.get(
+      '/.well-known/security.txt',
+      {
+        config: { auth: { principal: 'none' } },
+        schema: {
+          tags: ['disclosure'],
+          summary: 'Where to report a vulnerability (RFC 9116)',
+          response: { 200: Raw('text/plain; charset=utf-8', 'security.txt') },
+        },
+      },
+      async (_request, reply) => reply.header('content-type', 'text/plain; charset=utf-8').send(disclosures.securityTxt()),
+    );
+
+    app.post(
+      '/api/v1/disclosures',
+      {
+        bodyLimit: Math.min(REPORT_BODY_LIMIT, bodyLimitBytes),
+        config: { auth: { principal: 'none' }, rateLimit: { max: reportsPerHour, timeWindow: '1 hour' } },
+        schema: {
+          tags: ['disclosure'],
+          summary: 'Report a vulnerability to an organization (no sign-in); answers the same whether the organization exists or not',
+          body: Strict({
+            organization: Type.String({ minLength: 1, maxLength: 40, description: 'the organization slug' }),
+            title: Type.String({ minLength: 1, maxLength: 200 }),
+            description: Type.String({ minLength: 1, maxLength: 8000 }),
+            product: Type.Optional(Type.String({ minLength: 1, maxLength: 200 })),
+            contact: Type.Optional(Type.String({ format: 'email', maxLength: 254, description: 'where the acknowledgement goes' })),
+          }),
+          response: {
+            202: Strict({ id: Type.String(), acknowledgeBy: Timestamp, tracking: Type.String() }),
+            ...errorResponses(400, 413, 429),
+          },
+        },
+      },
+      async (request, reply) => {
+        const received = await disclosures.receive(request.body, request.ip);
+        return reply.code(202).send({
+          ...received,
+          tracking: `Keep the report ID ${received.id} and quote it in any follow-up; we aim to triage reports by ${received.acknowledgeBy}.`,
+        });
+      },
+    );
+
+    const read = { auth: { principal: 'operator', permission: 'assessment:read' } } as const;
+    app.get(
+      '/api/v1/disclosures',
+      {
+        config: read,
+        schema: {
+          tags: ['disclosure'],
+          summary: 'Vulnerability reports to my organization, newest first',
+          querystring: Strict({
+            state: Type.Optional(DisclosureStateSchema),
+            before: Type.Optional(Type.Integer({ minimum: 0, description: 'nextCursor of the previous page' })),
+            limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
+          }),
+          response: {
+            200: Strict({ reports: Type.Array(DisclosureSchema), nextCursor: Type.Union([Type.Integer(), Type.Null()]) }),
+            ...errorResponses(400, 401, 403),
+          },
+        },
+      },
+      async (request) => disclosures.list(actorOf(request), request.query.state, request.query.limit, request.query.before),
+    );
+
+    app.get(
+      '/api/v1/disclosures/:id',
+      {
+        config: read,
+        schema: { tags: ['disclosure'], params: FindingId, response: { 200: DisclosureSchema, ...errorResponses(400, 401, 403, 404) } },
+      },
+      async (request) => disclosures.get(actorOf(request), request.params.id),
+    );
+
+    app.post(
+      '/api/v1/disclosures/:id/state',
+      {
+        config: { auth: { principal: 'operator', permission: 'org:manage' } },
+        schema: {
+          tags: ['disclosure'],
+          summary: 'Move a report on (received → triaged → fixed or rejected) with a note',
+          params: FindingId,
+          body: Strict({
+            state: Type.Union([Type.Literal('triaged'), Type.Literal('fixed'), Type.Literal('rejected')]),
+            note: Type.String({ minLength: 1, maxLength: 2000 }),
+          }),
+          response: { 200: DisclosureSchema, ...errorResponses(400, 401, 403, 404, 409) },
+        },
+      },
+      async (request) => disclosures.setState(actorOf(request), request.params.id, request.body.state, request.body.note),
+    );
+
+    app.get(
+      '/api/v1/public/:organization/products',
+      {
+        config: { auth: { principal: 'none' } },
+        schema: {
+          tags: ['disclosure'],
+          summary: "An organization's products and the end of their support period (ETSI EN 303 645 5.3-13); no sign-in",
+          params: Strict({ organization: Type.String({ minLength: 1, maxLength: 40 }) }),
+          response: {
+            200: Strict({ products: Type.Array(Strict({ name: Type.String(), supportUntil: NullableTime })) }),
+            ...errorResponses(400),
+          },
+        },
+      },
+      async (request) => disclosures.supportPeriods(request.params.organization),
     );
   };
 }

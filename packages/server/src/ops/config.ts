@@ -214,6 +214,47 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    disclosure: Type.Object(
+      {
+        contact: Type.Optional(
+          Type.String({
+            pattern: '^(mailto:|https://)',
+            maxLength: 512,
+            description: 'security.txt Contact (mailto: or https://); default the report intake <publicUrl>/api/v1/disclosures',
+          }),
+        ),
+        policy: Type.Optional(
+          Type.String({ pattern: '^https://', maxLength: 512, description: 'security.txt Policy: the disclosure policy page' }),
+        ),
+        expiresDays: Type.Integer({
+          minimum: 1,
+          maximum: 365,
+          description: 'security.txt Expires: this many days from the time it is served',
+        }),
+        preferredLanguages: Type.String({
+          pattern: '^[A-Za-z-]{2,16}(, ?[A-Za-z-]{2,16})*$',
+          maxLength: 200,
+          description: 'security.txt Preferred-Languages (comma-separated language tags)',
+        }),
+        acknowledgeDays: Type.Integer({
+          minimum: 1,
+          maximum: 90,
+          description: 'a report must be triaged within this many days of receipt',
+        }),
+        resolveDays: Type.Integer({
+          minimum: 1,
+          maximum: 730,
+          description: 'a report must be fixed or rejected within this many days of receipt',
+        }),
+        reportsPerHour: Type.Integer({ minimum: 1, maximum: 1000, description: 'public reports one source address may send per hour' }),
+        maxUntriagedReports: Type.Integer({
+          minimum: 1,
+          maximum: 100_000,
+          description: 'untriaged reports an organization holds at most; more are answered alike but dropped (audited)',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     telemetry: Type.Object(
       {
         retentionDays: Type.Integer({
@@ -471,6 +512,14 @@ export function defaultConfig(dataDir: string): Config {
       maxRateLimitPerMinute: 100_000,
       resourcesPerFinding: 50,
       webhookPrivateAddresses: false,
+    },
+    disclosure: {
+      expiresDays: 365,
+      preferredLanguages: 'en',
+      acknowledgeDays: 7,
+      resolveDays: 90,
+      reportsPerHour: 5,
+      maxUntriagedReports: 1000,
     },
     telemetry: {
       retentionDays: 90,

@@ -26,6 +26,7 @@ import * as privacy from './migrations/020_privacy.js';
 import * as sso from './migrations/021_sso.js';
 import * as assessment from './migrations/022_assessment.js';
 import * as auditPersonal from './migrations/023_audit_personal.js';
+import * as disclosures from './migrations/024_disclosures.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -52,6 +53,7 @@ const migrations: Record<string, Migration> = {
   '021_sso': sso,
   '022_assessment': assessment,
   '023_audit_personal': auditPersonal,
+  '024_disclosures': disclosures,
 };
 
 export interface MigrationReport {

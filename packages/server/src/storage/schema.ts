@@ -482,6 +482,8 @@ export interface Database {
   // 020_privacy
   product_privacy: ProductPrivacyTable;
   device_consents: DeviceConsentsTable;
+  // 024_disclosures
+  disclosure_reports: DisclosureReportsTable;
   // 023_audit_personal
   audit_personal: AuditPersonalTable;
   // 022_assessment
@@ -681,4 +683,28 @@ export interface AuditPersonalTable {
   subject_user_id: string | null;
   /** JSON object merged into the entry's details when read. */
   data: string;
+}
+
+/** A vulnerability report received through the public intake (024, ETSI EN 303 645 5.2-1). */
+export interface DisclosureReportsTable {
+  id: string;
+  organization_id: string;
+  /** The product the reporter named, as given (free text, bounded). */
+  product: string | null;
+  title: string;
+  description: string;
+  /** The reporter's address for the reply (personal data); null when none was given. */
+  contact: string | null;
+  /** received | triaged | fixed | rejected */
+  state: string;
+  /** The operators' last note on a change of state. */
+  note: string | null;
+  received_at: number;
+  /** Triage is due by then. */
+  acknowledge_by: number;
+  /** Fixed or rejected by then. */
+  resolve_by: number;
+  triaged_at: number | null;
+  resolved_at: number | null;
+  updated_at: number;
 }

@@ -4,7 +4,7 @@ import { caCertificateExpiring, deviceCertificateExpiring, revokedCertificateCon
 import type { Check } from './check.js';
 import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js';
 import { symmetricKeyOld, updateMetadataExpiring } from './keys.js';
-import { productWithoutSupportPeriod } from './products.js';
+import { disclosureOverdue, productWithoutSupportPeriod } from './products.js';
 import { plainMqttPort, rateLimitsWeak, trustProxyOn } from './settings.js';
 
 export const AUDIT_CHECKS: readonly Check[] = [
@@ -22,6 +22,7 @@ export const AUDIT_CHECKS: readonly Check[] = [
   symmetricKeyOld,
   updateMetadataExpiring,
   productWithoutSupportPeriod,
+  disclosureOverdue,
 ];
 
 export type { Check, CheckContext, Observation } from './check.js';
