@@ -13,6 +13,7 @@ import { auditRoutes } from './audit/routes.js';
 import { liveRoutes, myDeviceRoutes, operatorBindingRoutes, privacyRoutes } from './binding/routes/index.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
 import type { Metrics } from './ops/metrics.js';
+import type { Readiness } from './ops/readiness.js';
 import { opsRoutes } from './ops/routes.js';
 import { pkiRoutes } from './pki/routes.js';
 import type { Platform } from './platform.js';
@@ -21,12 +22,13 @@ import { telemetryRoutes } from './telemetry/routes.js';
 import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './updates/routes/index.js';
 
 /** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
-export function httpRoutes(platform: Platform, metrics: Metrics): (app: FastifyInstance) => Promise<void> {
+export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Readiness): (app: FastifyInstance) => Promise<void> {
   const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps, binding, assessment } = platform;
   const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
   return async (app) => {
     installAuthentication(app, accounts.authenticator, accounts.sessions);
-    await app.register(opsRoutes({ databaseReachable: () => isReachable(db), metrics, metricsTokenHash: config.metrics.tokenHash }));
+    readiness.add('database', () => isReachable(db));
+    await app.register(opsRoutes({ readiness, metrics, metricsTokenHash: config.metrics.tokenHash }));
     await app.register(pkiRoutes({ pki }));
     await app.register(accountsRoutes({ ...accounts, db, audit, clock, publicUrl: config.http.publicUrl, loginRateLimitPerMinute }), {
       prefix: '/api/v1',

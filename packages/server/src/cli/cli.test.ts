@@ -357,7 +357,7 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.equal(mode(dataDir), 0o700);
       const ca = readFileSync(join(dataDir, 'pki', 'ca.pem'), 'utf8');
       const ready = await getJson(`${server.url}/readyz`, ca);
-      assert.deepEqual(ready, { status: 200, body: { status: 'ready', checks: { database: true } } });
+      assert.deepEqual(ready, { status: 200, body: { status: 'ready', checks: { database: true, broker: true } } });
       server.child.kill('SIGTERM');
       assert.equal(await server.exited, 0, server.output());
 

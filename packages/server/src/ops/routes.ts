@@ -1,5 +1,6 @@
 /**
- * Operations endpoints: liveness (/healthz), readiness with the database check (/readyz),
+ * Operations endpoints: liveness (/healthz), readiness (/readyz: the database, and the broker and
+ * Redis once the runner added them; ops/readiness.ts),
  * Prometheus metrics for the holder of the scrape token (/metrics) and the OpenAPI document
  * (/api/openapi.json).
  */
@@ -8,17 +9,18 @@ import { Type } from 'typebox';
 import { AuthenticationError } from '../errors.js';
 import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import type { Metrics } from './metrics.js';
+import type { Readiness } from './readiness.js';
 import { isScrapeAuthorized } from './scrape-token.js';
 
 export interface OpsRouteDeps {
-  /** Whether the database answers (storage/database.ts isReachable): readiness reports it. */
-  databaseReachable: () => Promise<boolean>;
+  /** What readiness checks: the database, and what the runner adds (broker, Redis). */
+  readiness: Readiness;
   metrics: Metrics;
   /** config.metrics.tokenHash: the scrape token's digest, if /metrics needs one. */
   metricsTokenHash: string | undefined;
 }
 
-export function opsRoutes({ databaseReachable, metrics, metricsTokenHash: tokenHash }: OpsRouteDeps) {
+export function opsRoutes({ readiness, metrics, metricsTokenHash: tokenHash }: OpsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
     const none = { auth: { principal: 'none' as const }, rateLimit: false as const };
     app.get(
@@ -34,16 +36,14 @@ export function opsRoutes({ databaseReachable, metrics, metricsTokenHash: tokenH
         schema: {
           tags: ['ops'],
           response: {
-            200: Strict({ status: Type.Literal('ready'), checks: Strict({ database: Type.Boolean() }) }),
-            503: Strict({ status: Type.Literal('unavailable'), checks: Strict({ database: Type.Boolean() }) }),
+            200: Strict({ status: Type.Literal('ready'), checks: Type.Record(Type.String(), Type.Boolean()) }),
+            503: Strict({ status: Type.Literal('unavailable'), checks: Type.Record(Type.String(), Type.Boolean()) }),
           },
         },
       },
       async (_request, reply) => {
-        const database = await databaseReachable();
-        return database
-          ? { status: 'ready' as const, checks: { database } }
-          : reply.status(503).send({ status: 'unavailable' as const, checks: { database } });
+        const { ready, checks } = await readiness.evaluate();
+        return ready ? { status: 'ready' as const, checks } : reply.status(503).send({ status: 'unavailable' as const, checks });
       },
     );
 

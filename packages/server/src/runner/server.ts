@@ -17,6 +17,7 @@ import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
+import { Readiness } from '../ops/readiness.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
 const QUOTA_FLUSH_MS = 5000;
@@ -47,12 +48,13 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
       : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
+  const readiness = new Readiness();
   const app = await buildHttpApp({
     tls,
     http: config.http,
     logLevel: config.log.level,
     metrics,
-    routes: httpRoutes(platform, metrics),
+    routes: httpRoutes(platform, metrics, readiness),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
   });
@@ -73,6 +75,9 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     mqtt = new MqttGateway(platform, config.mqtt, app.log.child({ component: 'mqtt' }));
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
+      const gateway = mqtt;
+      readiness.add('broker', () => gateway.health().broker);
+      if (gateway.health().redis !== null) readiness.add('redis', () => gateway.health().redis === true);
       // Live streams of companion apps follow devices through the broker's emitter (every node's, with Redis).
       platform.binding.live.connect(mqtt.deviceEvents(), (error) => app.log.error({ err: error }, 'live stream delivery failed'));
       const { stats } = mqtt;

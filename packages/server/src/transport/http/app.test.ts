@@ -16,7 +16,7 @@ for (const engine of ENGINES) {
     it('serves health and readiness to anyone, and metrics only with the scrape token', async () => {
       const client = t.client();
       assert.deepEqual((await client.get('/healthz')).body, { status: 'ok' });
-      assert.deepEqual((await client.get('/readyz')).body, { status: 'ready', checks: { database: true } });
+      assert.deepEqual((await client.get('/readyz')).body, { status: 'ready', checks: { database: true, broker: true } });
       const metrics = await client.get('/metrics');
       assert.equal(metrics.status, 401);
       assert.equal(metrics.body.error.code, 'auth.unauthenticated');

@@ -265,6 +265,11 @@ export class MqttGateway implements DeviceMessenger {
     );
   }
 
+  /** Readiness: the device listener accepts connections and, on a cluster, Redis is reachable. */
+  health(): { broker: boolean; redis: boolean | null } {
+    return { broker: !this.closed && this.tlsServer?.listening === true, redis: this.backends ? this.backends.reachable() : null };
+  }
+
   get port(): number {
     const address = this.tlsServer?.address();
     return typeof address === 'object' && address ? address.port : this.options.port;

@@ -80,6 +80,14 @@ describe(
       return { client, messages };
     }
 
+    it('each node is ready only with its database, its broker and Redis', async () => {
+      for (const api of [t.client(), node2.api]) {
+        const ready = await api.get('/readyz');
+        assert.equal(ready.status, 200, ready.text);
+        assert.deepEqual(ready.body.checks, { database: true, broker: true, redis: true });
+      }
+    });
+
     it('a device on node 1 runs a command issued through node 2’s API, and node 2 reads the result', async () => {
       const d = devices[0]!;
       const { client } = await online(d, t.server, [`d/${d.id}/commands/+`]);

@@ -13,6 +13,8 @@ const require = createRequire(import.meta.url);
 export interface RedisBackends {
   mq: unknown;
   persistence: unknown;
+  /** Whether every Redis connection of this node is up (readiness). */
+  reachable(): boolean;
   /** Closes every Redis connection of this node (Aedes closes its emitter, not its persistence). */
   close(): Promise<void>;
 }
@@ -44,6 +46,7 @@ export function redisBackends(url: string): RedisBackends {
   return {
     mq: mqemitterRedis({ subConn, pubConn }),
     persistence: persistenceRedis({ conn }),
+    reachable: () => connections.every((c) => c.status === 'ready'),
     close: async () => {
       for (const c of connections) c.disconnect();
     },
