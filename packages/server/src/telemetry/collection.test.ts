@@ -22,6 +22,15 @@ test('caches "everything" (null) as an answer, not as a miss: the ingest path do
   assert.equal(rules.calls, 1);
 });
 
+test('messages arriving before the first answer share one lookup', async () => {
+  const filter = new CollectionFilter(new ManualClock(0));
+  const rules = counting(null);
+  filter.use(rules);
+  const answers = await Promise.all(Array.from({ length: 100 }, () => filter.allowed('d1', 'org')));
+  assert.equal(rules.calls, 1);
+  assert.ok(answers.every((a) => a === null));
+});
+
 test('forgetting a device makes the next message look its rules up again', async () => {
   const filter = new CollectionFilter(new ManualClock(0));
   filter.use(counting(new Set(['temperature'])));

@@ -28,6 +28,7 @@ const MAX_CACHED = 100_000;
 export class CollectionFilter {
   private rules: CollectionRules | null = null;
   private readonly cache = new Map<string, Cached>();
+  private readonly pending = new Map<string, Promise<AllowedNames>>();
 
   constructor(
     private readonly clock: Clock,
@@ -47,22 +48,37 @@ export class CollectionFilter {
     return hit && hit.until > this.clock.now() ? hit.allowed : undefined;
   }
 
-  async allowed(deviceId: string, organizationId: string): Promise<AllowedNames> {
-    if (!this.rules) return null;
-    const allowed = await this.rules.allowedNames(deviceId, organizationId);
-    if (this.cache.size >= MAX_CACHED) this.cache.clear();
-    this.cache.set(deviceId, { allowed, until: this.clock.now() + this.ttlMs });
-    return allowed;
+  /**
+   * Looks a device's allowed names up (one lookup per device at a time: a flood of messages
+   * arriving before the first answer shares it, rather than each reading storage).
+   */
+  allowed(deviceId: string, organizationId: string): Promise<AllowedNames> {
+    const rules = this.rules;
+    if (!rules) return Promise.resolve(null);
+    const inFlight = this.pending.get(deviceId);
+    if (inFlight) return inFlight;
+    const lookup = rules
+      .allowedNames(deviceId, organizationId)
+      .then((allowed) => {
+        if (this.cache.size >= MAX_CACHED) this.cache.clear();
+        this.cache.set(deviceId, { allowed, until: this.clock.now() + this.ttlMs });
+        return allowed;
+      })
+      .finally(() => this.pending.delete(deviceId));
+    this.pending.set(deviceId, lookup);
+    return lookup;
   }
 
   /** A declaration or consent changed for this device: the next message looks it up again. */
   forget(deviceId: string): void {
     this.cache.delete(deviceId);
+    this.pending.delete(deviceId);
   }
 
   /** Forgets every device (a product's declaration changed). */
   forgetAll(): void {
     this.cache.clear();
+    this.pending.clear();
   }
 }
 
