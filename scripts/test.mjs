@@ -66,7 +66,9 @@ const result = spawnSync(
 );
 
 if (existsSync(reportFile)) {
-  const report = Object.entries(JSON.parse(readFileSync(reportFile, 'utf8') || '{}'))
+  const perFile = JSON.parse(readFileSync(reportFile, 'utf8') || '{}');
+  writeTestResults(perFile);
+  const report = Object.entries(perFile)
     .map(([file, t]) => ({ file: relative(root, file), seconds: (t.ms ?? t.testsMs) / 1000, testsSeconds: t.testsMs / 1000 }))
     .sort((a, b) => b.seconds - a.seconds);
   const total = report.reduce((sum, r) => sum + r.seconds, 0);
@@ -79,4 +81,32 @@ if (existsSync(reportFile)) {
   }
 }
 rmSync(reportDir, { recursive: true, force: true });
+
+/**
+ * test-results.json at the root: every file's passed, failed and skipped tests, the totals, the
+ * commit and whether every file ran. A release ships it beside the build, and the compliance
+ * report (assessment/compliance) cites it as the test evidence of this build.
+ */
+function writeTestResults(perFile) {
+  const files = {};
+  const totals = { passed: 0, failed: 0, skipped: 0 };
+  for (const [file, entry] of Object.entries(perFile).sort(([a], [b]) => a.localeCompare(b))) {
+    const counts = { ...entry.tests };
+    // A file that failed outside its tests (did not load, crashed, timed out) counts one failure.
+    if (entry.failed && counts.failed === 0) counts.failed = 1;
+    files[relative(root, file)] = counts;
+    for (const key of Object.keys(totals)) totals[key] += counts[key];
+  }
+  const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' });
+  const results = {
+    format: 'bulwark-test-results/1',
+    generatedAt: new Date().toISOString(),
+    commit: head.status === 0 ? head.stdout.trim() : null,
+    complete: filters.length === 0,
+    totals,
+    files,
+  };
+  writeFileSync(join(root, 'test-results.json'), JSON.stringify(results, null, 2) + '\n');
+  console.log(`Test results: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped (test-results.json)`);
+}
 process.exit(result.status ?? 1);

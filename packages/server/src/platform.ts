@@ -38,6 +38,8 @@ import { AssessmentService } from './assessment/service.js';
 import { AssessmentStore } from './assessment/store.js';
 import { DisclosureService } from './assessment/disclosure.js';
 import { DisclosureStore } from './assessment/disclosure-store.js';
+import { ComplianceService } from './assessment/compliance/report.js';
+import { ComplianceEvidenceStore } from './assessment/compliance/evidence-store.js';
 import { AuditService } from './audit/service.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
@@ -150,7 +152,13 @@ export interface Platform {
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   /** Security assessment: the audit checks and their findings, mitigations, notifications. */
-  assessment: { service: AssessmentService; mitigations: MitigationService; notifier: FindingNotifier; disclosures: DisclosureService };
+  assessment: {
+    service: AssessmentService;
+    mitigations: MitigationService;
+    notifier: FindingNotifier;
+    disclosures: DisclosureService;
+    compliance: ComplianceService;
+  };
   apps: {
     store: AppStore;
     clients: AppClientService;
@@ -419,6 +427,7 @@ function assessmentOf(
     notifier,
     mitigations: new MitigationService(service, deps.devices, deps.enrollment, deps.pki, notifier, deps.audit),
     disclosures: new DisclosureService(new DisclosureStore(db), deps.mailer, deps.audit, deps.clock, config),
+    compliance: new ComplianceService(new ComplianceEvidenceStore(db), store, deps.audit, deps.clock, config),
   };
 }
 

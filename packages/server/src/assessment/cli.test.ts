@@ -1,11 +1,12 @@
 /**
  * `bulwark assessment run` and `bulwark assessment findings` as child processes on a temporary
  * SQLite data directory: a fresh install has an owner without MFA and no backup, so the run
- * exits 3 and lists them; the run is recorded and audited as the CLI's.
+ * exits 3 and lists them; the run is recorded and audited as the CLI's. `bulwark assessment report`
+ * writes the compliance page.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { loadConfig } from '../ops/config.js';
@@ -40,5 +41,17 @@ describe('bulwark assessment (CLI, SQLite)', () => {
     const bad = await bulwark(['assessment', 'findings', ...d, '--state', 'closed']);
     assert.equal(bad.code, 2);
     assert.match(bad.stderr, /--state must be one of open, resolved, suppressed/);
+  });
+
+  it('writes the ETSI EN 303 645 report as a page, exits 3 while a mandatory provision needs attention, and never overwrites', async () => {
+    const page = join(dir, 'etsi.html');
+    const made = await bulwark(['assessment', 'report', ...d, '--html', page]);
+    assert.equal(made.code, 3, made.stderr); // the owner has no MFA yet: 5.1-3 needs attention
+    assert.match(made.stdout, /Mandatory: {3}32 provisions, \d+ met by the platform, [1-9]\d* need attention/);
+    assert.match(made.stdout, /M 5\.1-3 needs attention: .*operator-without-mfa/);
+    assert.match(readFileSync(page, 'utf8'), /<h2>Mandatory provisions<\/h2>/);
+    const again = await bulwark(['assessment', 'report', ...d, '--html', page]);
+    assert.equal(again.code, 2);
+    assert.match(again.stderr, /exists; the report never overwrites a file/);
   });
 });

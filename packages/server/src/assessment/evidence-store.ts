@@ -47,22 +47,29 @@ export class EvidenceStore {
   ): Promise<
     Bounded<{ deviceId: string; serial: string; revokedAt: number | null; connectedSince: number; remoteAddress: string | null }>
   > {
+    // Driven from the connected devices: each one's newest certificate (a correlated lookup on the
+    // (organization_id, device_id) index), kept when revoked. Joining every revoked certificate
+    // first let SQLite walk 90 % of the table with a subquery per row (30 s at 100,000 devices).
     const base = this.db
       .selectFrom('device_presence as p')
-      .innerJoin('issued_certificates as c', 'c.device_id', 'p.device_id')
-      .where('p.organization_id', '=', organizationId)
-      .where('p.connected_since', 'is not', null)
-      .where('c.status', '=', 'revoked')
-      .where(({ not, exists, selectFrom }) =>
-        not(
-          exists(
-            selectFrom('issued_certificates as n')
+      .innerJoin('issued_certificates as c', (join) =>
+        join.on((eb) =>
+          eb(
+            'c.serial',
+            '=',
+            eb
+              .selectFrom('issued_certificates as n')
               .select('n.serial')
-              .whereRef('n.device_id', '=', 'c.device_id')
-              .whereRef('n.created_at', '>', 'c.created_at'),
+              .where('n.organization_id', '=', organizationId)
+              .whereRef('n.device_id', '=', 'p.device_id')
+              .orderBy('n.created_at', 'desc')
+              .limit(1),
           ),
         ),
-      );
+      )
+      .where('p.organization_id', '=', organizationId)
+      .where('p.connected_since', 'is not', null)
+      .where('c.status', '=', 'revoked');
     const rows = await base
       .select(['p.device_id', 'c.serial', 'c.revoked_at', 'p.connected_since', 'p.remote_address'])
       .orderBy('p.device_id')

@@ -13,6 +13,8 @@ import type { MitigationService } from './mitigations.js';
 import type { FindingNotifier } from './notify.js';
 import type { AssessmentService } from './service.js';
 import type { DisclosureService } from './disclosure.js';
+import type { ComplianceService } from './compliance/report.js';
+import { REPORT_CSP, renderComplianceHtml } from './compliance/html.js';
 
 const Severity = Type.Union([
   Type.Literal('critical'),
@@ -377,6 +379,102 @@ export function disclosureRoutes({
         },
       },
       async (request) => disclosures.supportPeriods(request.params.organization),
+    );
+  };
+}
+
+const EvidenceItemSchema = Strict({
+  kind: Type.String(),
+  name: Type.String(),
+  value: Type.Union([Type.String(), Type.Number(), Type.Boolean(), Type.Null()]),
+  ok: Type.Optional(Type.Boolean()),
+});
+const Outcome = Type.Union([Type.Literal('met'), Type.Literal('attention'), Type.Literal('brand')]);
+const OutcomeCounts = Strict({ total: Type.Integer(), met: Type.Integer(), attention: Type.Integer(), brand: Type.Integer() });
+const ComplianceReportSchema = Strict({
+  standard: Type.String(),
+  version: Type.String(),
+  generatedAt: Timestamp,
+  organization: Strict({ id: Type.String(), slug: Type.String(), name: Type.String() }),
+  build: Strict({
+    version: Type.String(),
+    tests: Type.Union([
+      Strict({
+        generatedAt: Type.String(),
+        commit: Type.Union([Type.String(), Type.Null()]),
+        complete: Type.Boolean(),
+        passed: Type.Integer(),
+        failed: Type.Integer(),
+        skipped: Type.Integer(),
+      }),
+      Type.Null(),
+    ]),
+  }),
+  summary: Strict({ mandatory: OutcomeCounts, recommended: OutcomeCounts }),
+  provisions: Type.Array(
+    Strict({
+      id: Type.String(),
+      clause: Type.String(),
+      clauseTitle: Type.String(),
+      status: Type.Union([Type.Literal('M'), Type.Literal('R')]),
+      conditional: Type.Boolean(),
+      summary: Type.String(),
+      outcome: Outcome,
+      platform: Type.Union([Type.String(), Type.Null()]),
+      evidence: Type.Array(EvidenceItemSchema),
+      brand: Type.String(),
+    }),
+  ),
+  vetting: Type.Array(
+    Strict({
+      id: Type.String(),
+      question: Type.String(),
+      outcome: Outcome,
+      answer: Type.String(),
+      evidence: Type.Array(EvidenceItemSchema),
+    }),
+  ),
+});
+
+/** The ETSI EN 303 645 compliance report, as JSON or as an archivable HTML page (assessment:read, audited). */
+export function complianceRoutes({ compliance }: { compliance: ComplianceService }) {
+  return async function plugin(root: FastifyInstance): Promise<void> {
+    const app = root.withTypeProvider<TypeBoxTypeProvider>();
+    app.get(
+      '/assessment/compliance/etsi-en-303-645',
+      {
+        config: read,
+        schema: {
+          tags: ['assessment'],
+          summary:
+            'ETSI EN 303 645 report for my organization: every provision (mandatory first) with the platform status, evidence and what the brand must do, then the vetting questions',
+          querystring: Strict({
+            format: Type.Optional(Type.Union([Type.Literal('json'), Type.Literal('html')], { description: 'json (default) or html' })),
+          }),
+          response: {
+            200: {
+              description: 'The report: JSON, or with format=html one self-contained page',
+              content: {
+                'application/json': { schema: ComplianceReportSchema },
+                'text/html': { schema: Type.Unsafe<string>({ type: 'string' }) },
+              },
+            },
+            ...errorResponses(400, 401, 403),
+          },
+        },
+      },
+      async (request, reply) => {
+        const report = await compliance.report(actorOf(request));
+        if (request.query.format !== 'html') return report;
+        return reply
+          .header('content-type', 'text/html; charset=utf-8')
+          .header('content-security-policy', REPORT_CSP)
+          .header(
+            'content-disposition',
+            `inline; filename="etsi-en-303-645-${report.organization.slug}-${report.generatedAt.slice(0, 10)}.html"`,
+          )
+          .send(renderComplianceHtml(report));
+      },
     );
   };
 }

@@ -211,6 +211,13 @@ export const ConfigSchema = Type.Object(
           maximum: 1000,
           description: 'affected resources a finding lists; the rest are counted',
         }),
+        testResultsFile: Type.Optional(
+          Type.String({
+            minLength: 1,
+            description:
+              'the test results of this build (test-results.json, written by npm test) that the compliance report cites; default: the one at the root of the installed build',
+          }),
+        ),
       },
       { additionalProperties: false },
     ),
