@@ -31,6 +31,9 @@ import { AppClientService } from './apps/clients.js';
 import { AppGrantService } from './apps/grants.js';
 import { AppSigningKeys } from './apps/signing-keys.js';
 import { AppStore } from './apps/store.js';
+import { AdvisoryService } from './assessment/advisories/service.js';
+import { AdvisoryStore } from './assessment/advisories/store.js';
+import { FleetStore } from './assessment/advisories/fleet-store.js';
 import { EvidenceStore } from './assessment/evidence-store.js';
 import { MitigationService } from './assessment/mitigations.js';
 import { FindingNotifier } from './assessment/notify.js';
@@ -73,6 +76,7 @@ import { TelemetryQuota } from './telemetry/quota.js';
 import { CollectionFilter } from './telemetry/collection.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { openUpdates, type UpdatesDomain } from './updates/index.js';
+import type { RolloutService } from './updates/rollouts.js';
 import type { Database } from './storage/schema.js';
 
 export interface PlatformOptions {
@@ -150,7 +154,13 @@ export interface Platform {
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   /** Security assessment: the audit checks and their findings, mitigations, notifications. */
-  assessment: { service: AssessmentService; mitigations: MitigationService; notifier: FindingNotifier; disclosures: DisclosureService };
+  assessment: {
+    service: AssessmentService;
+    mitigations: MitigationService;
+    notifier: FindingNotifier;
+    disclosures: DisclosureService;
+    advisories: AdvisoryService;
+  };
   apps: {
     store: AppStore;
     clients: AppClientService;
@@ -262,7 +272,17 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   );
   // A consumer's sign-out (logout, password change, sessions revoked) ends their live streams on every node.
   sessions.onSignOut(async (userId) => binding.live.userSignedOut(userId));
-  const assessment = assessmentOf(db, config, { audit, clock, box, mailer, pki, devices: devicesService, enrollment: devices.enrollment });
+  const updates = openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link });
+  const assessment = assessmentOf(db, config, {
+    audit,
+    clock,
+    box,
+    mailer,
+    pki,
+    devices: devicesService,
+    enrollment: devices.enrollment,
+    rollouts: updates.rollouts,
+  });
 
   return {
     config,
@@ -277,7 +297,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     devices,
     pki,
     telemetry,
-    updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
+    updates,
     binding,
     accounts: {
       store,
@@ -408,17 +428,25 @@ function assessmentOf(
     pki: PkiService;
     devices: DevicesService;
     enrollment: EnrollmentService;
+    rollouts: RolloutService;
   },
 ): Platform['assessment'] {
   const store = new AssessmentStore(db);
   const evidence = new EvidenceStore(db);
-  const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, { caChain: () => deps.pki.caChain() });
+  const advisories = new AdvisoryService(new AdvisoryStore(db), new FleetStore(db), deps.rollouts, deps.audit, deps.clock, {
+    privateAddresses: config.assessment.advisoryPrivateAddresses,
+  });
+  const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, {
+    caChain: () => deps.pki.caChain(),
+    vulnerabilities: (organizationId, now, limit) => advisories.assess(organizationId, now, limit),
+  });
   const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock, config.assessment);
   return {
     service,
     notifier,
     mitigations: new MitigationService(service, deps.devices, deps.enrollment, deps.pki, notifier, deps.audit),
     disclosures: new DisclosureService(new DisclosureStore(db), deps.mailer, deps.audit, deps.clock, config),
+    advisories,
   };
 }
 

@@ -484,6 +484,9 @@ export interface Database {
   device_consents: DeviceConsentsTable;
   // 024_disclosures
   disclosure_reports: DisclosureReportsTable;
+  // 026_advisories
+  assessment_advisories: AssessmentAdvisoriesTable;
+  assessment_advisory_exposure: AssessmentAdvisoryExposureTable;
   // 023_audit_personal
   audit_personal: AuditPersonalTable;
   // 022_assessment
@@ -707,4 +710,27 @@ export interface DisclosureReportsTable {
   triaged_at: number | null;
   resolved_at: number | null;
   updated_at: number;
+}
+
+/** An OSV advisory an organization imported (026). */
+export interface AssessmentAdvisoriesTable {
+  organization_id: string;
+  id: string; // the OSV ID
+  modified: string; // the record's own RFC 3339 time
+  summary: string;
+  aliases: string; // JSON array
+  severity: 'critical' | 'high' | 'medium' | 'low' | 'info';
+  severity_source: string; // CVSS_V3 <score>, database_specific, default
+  record: string; // the OSV JSON as imported
+  imported_at: number;
+}
+
+/** Devices running a release an advisory affects, on one day (026); the day's last run wins. */
+export interface AssessmentAdvisoryExposureTable {
+  organization_id: string;
+  advisory_id: string;
+  day: string; // YYYY-MM-DD, UTC
+  devices: number;
+  releases: number;
+  recorded_at: number;
 }

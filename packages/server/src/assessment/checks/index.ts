@@ -6,6 +6,7 @@ import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js'
 import { symmetricKeyOld, updateMetadataExpiring } from './keys.js';
 import { disclosureOverdue, productWithoutSupportPeriod } from './products.js';
 import { plainMqttPort, rateLimitsWeak, trustProxyOn } from './settings.js';
+import { firmwareKnownVulnerability } from './vulnerabilities.js';
 
 export const AUDIT_CHECKS: readonly Check[] = [
   deviceCertificateExpiring,
@@ -23,6 +24,7 @@ export const AUDIT_CHECKS: readonly Check[] = [
   updateMetadataExpiring,
   productWithoutSupportPeriod,
   disclosureOverdue,
+  firmwareKnownVulnerability,
 ];
 
 export type { Check, CheckContext, Observation } from './check.js';
