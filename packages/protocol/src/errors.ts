@@ -121,7 +121,6 @@ export const ErrorCodes = {
   advisoryInvalid: 'advisory.invalid',
   advisorySourceRefused: 'advisory.source_refused',
   advisoryFetchFailed: 'advisory.fetch_failed',
-  advisoryNotFound: 'advisory.not_found',
   advisoryRemediationInvalid: 'advisory.remediation_invalid',
   // binding (docs/binding.md)
   claimCodeInvalid: 'binding.claim_code_invalid',

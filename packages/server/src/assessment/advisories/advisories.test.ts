@@ -162,7 +162,7 @@ for (const engine of ENGINES) {
       const tokenB = await signIn(t, await createOperator(t, 'owner-adv-b@example.com', 'owner', ORG_B));
       const foreign = await t.client().get(`/api/v1/assessment/advisories/${ADVISORY.id}`, { token: tokenB });
       assert.equal(foreign.status, 404, foreign.text);
-      assert.equal(foreign.body.error.code, 'advisory.not_found');
+      assert.equal(foreign.body.error.code, 'resource.not_found');
     });
 
     it('raises a finding with the advisory, its severity, the evidence and exactly the exposed devices', async () => {

@@ -1,6 +1,6 @@
 /** The advisories' errors, each with its stable code. */
 import { ErrorCodes } from '@bulwark/protocol';
-import { BulwarkError, ConflictError, ValidationError } from '../../errors.js';
+import { BulwarkError, ConflictError, NotFoundError, ValidationError } from '../../errors.js';
 
 /** An OSV record is malformed or beyond the bounds an import accepts; the message names the first problem by its path. */
 export class AdvisoryInvalidError extends ValidationError {
@@ -23,9 +23,9 @@ export class AdvisoryFetchFailedError extends BulwarkError {
   }
 }
 
-export class AdvisoryNotFoundError extends BulwarkError {
+export class AdvisoryNotFoundError extends NotFoundError {
   constructor(id: string) {
-    super(ErrorCodes.advisoryNotFound, `Advisory ${id} was not found`, 404, { id });
+    super(`Advisory ${id}`, { id });
   }
 }
 

@@ -120,6 +120,15 @@ export function parseOsv(value: unknown, where = 'record'): OsvRecord {
   return { id, modified, summary, aliases, affected, severity, severitySource: source, raw: value };
 }
 
+/** The records a JSON document holds: one OSV record, an array of them, or an OSV API answer (`{ vulns: [...] }`). */
+export function recordsOf(document: unknown, where: string): unknown[] {
+  if (Array.isArray(document)) return document;
+  if (typeof document === 'object' && document !== null && Array.isArray((document as { vulns?: unknown }).vulns))
+    return (document as { vulns: unknown[] }).vulns;
+  if (typeof document === 'object' && document !== null) return [document];
+  throw new AdvisoryInvalidError(`${where} must hold an OSV record, an array of them, or { "vulns": [...] }`);
+}
+
 const RANK: Record<Severity, number> = { info: 0, low: 1, medium: 2, high: 3, critical: 4 };
 export const worse = (a: Severity, b: Severity): Severity => (RANK[a] >= RANK[b] ? a : b);
 export const atLeast = (severity: Severity, floor: Severity): boolean => RANK[severity] >= RANK[floor];

@@ -26,7 +26,7 @@ import {
 } from './errors.js';
 import type { FleetStore } from './fleet-store.js';
 import { AdvisoryIndex, componentsOf, type ComponentMatch } from './match.js';
-import { parseOsv, type OsvRecord } from './osv.js';
+import { parseOsv, recordsOf, type OsvRecord } from './osv.js';
 import type { AdvisoryRow, AdvisoryStore } from './store.js';
 
 export const MAX_RECORDS_PER_IMPORT = 5000;
@@ -78,15 +78,6 @@ export interface RemediationInput {
 }
 
 const dayOf = (ms: number): string => new Date(ms).toISOString().slice(0, 10);
-
-/** The records a JSON document holds: one OSV record, an array of them, or an OSV API answer (`{ vulns: [...] }`). */
-export function recordsOf(document: unknown, where: string): unknown[] {
-  if (Array.isArray(document)) return document;
-  if (typeof document === 'object' && document !== null && Array.isArray((document as { vulns?: unknown }).vulns))
-    return (document as { vulns: unknown[] }).vulns;
-  if (typeof document === 'object' && document !== null) return [document];
-  throw new AdvisoryInvalidError(`${where} must hold an OSV record, an array of them, or { "vulns": [...] }`);
-}
 
 export class AdvisoryService {
   constructor(
