@@ -31,6 +31,8 @@ import { AppClientService } from './apps/clients.js';
 import { AppGrantService } from './apps/grants.js';
 import { AppSigningKeys } from './apps/signing-keys.js';
 import { AppStore } from './apps/store.js';
+import { CaRevocationService } from './pki/ca-revocations.js';
+import { CaRevocationStore } from './pki/ca-revocation-store.js';
 import { AdvisoryService } from './assessment/advisories/service.js';
 import { AdvisoryStore } from './assessment/advisories/store.js';
 import { FleetStore } from './assessment/advisories/fleet-store.js';
@@ -119,6 +121,8 @@ export interface Platform {
     gatewayFeed: GatewayFeed;
   };
   pki: PkiService;
+  /** CA certificates recorded as revoked (the audit checks read them). */
+  caRevocations: CaRevocationService;
   telemetry: {
     store: TelemetryStore;
     service: TelemetryService;
@@ -296,6 +300,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     signingKeys,
     devices,
     pki,
+    caRevocations: new CaRevocationService(new CaRevocationStore(db), audit, clock),
     telemetry,
     updates,
     binding,

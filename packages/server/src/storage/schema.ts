@@ -487,6 +487,7 @@ export interface Database {
   // 026_advisories
   assessment_advisories: AssessmentAdvisoriesTable;
   assessment_advisory_exposure: AssessmentAdvisoryExposureTable;
+  ca_revocations: CaRevocationsTable;
   // 023_audit_personal
   audit_personal: AuditPersonalTable;
   // 022_assessment
@@ -733,4 +734,16 @@ export interface AssessmentAdvisoryExposureTable {
   devices: number;
   releases: number;
   recorded_at: number;
+}
+
+/** A CA certificate recorded as revoked (026): deployment-wide (organization_id null: the platform's issuing CAs) or an organization's. */
+export interface CaRevocationsTable {
+  id: string;
+  organization_id: string | null;
+  fingerprint_sha256: string; // lowercase hex of the DER
+  subject: string;
+  pem: string;
+  reason: string; // an RFC 5280 reason name
+  revoked_by: string | null;
+  revoked_at: number;
 }

@@ -1,5 +1,6 @@
 /** Every audit check, in the order a run evaluates them. */
 import { apiKeyRisky, operatorWithoutMfa } from './access.js';
+import { certificateAgeBeyondPolicy, keyQualityWeak, revokedCaIssuedActive, revokedCaStillActive } from './ca-trust.js';
 import { caCertificateExpiring, deviceCertificateExpiring, revokedCertificateConnected } from './certificates.js';
 import type { Check } from './check.js';
 import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js';
@@ -12,6 +13,10 @@ export const AUDIT_CHECKS: readonly Check[] = [
   deviceCertificateExpiring,
   caCertificateExpiring,
   revokedCertificateConnected,
+  revokedCaIssuedActive,
+  revokedCaStillActive,
+  keyQualityWeak,
+  certificateAgeBeyondPolicy,
   operatorWithoutMfa,
   apiKeyRisky,
   plainMqttPort,
