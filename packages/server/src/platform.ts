@@ -438,9 +438,14 @@ function assessmentOf(
 ): Platform['assessment'] {
   const store = new AssessmentStore(db);
   const evidence = new EvidenceStore(db);
-  const advisories = new AdvisoryService(new AdvisoryStore(db), new FleetStore(db), deps.rollouts, deps.audit, deps.clock, {
-    privateAddresses: config.assessment.advisoryPrivateAddresses,
-  });
+  const advisories = new AdvisoryService(
+    new AdvisoryStore(db),
+    new FleetStore(db),
+    deps.rollouts,
+    deps.audit,
+    deps.clock,
+    config.assessment,
+  );
   const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, {
     caChain: () => deps.pki.caChain(),
     vulnerabilities: (organizationId, now, limit) => advisories.assess(organizationId, now, limit),

@@ -6,6 +6,8 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { cliActor } from '../../accounts/roles.js';
 import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf } from '../../testing/devices.js';
@@ -133,6 +135,35 @@ for (const engine of ENGINES) {
       }
       const plain = await client.post('/api/v1/assessment/advisories', { url: 'http://example.com/osv.json' }, { token });
       assert.equal(plain.status, 400, plain.text);
+      assert.equal(plain.body.error.code, 'advisory.source_refused');
+    });
+
+    it('imports from a mirror inside the network once allowed, and follows no redirect', async () => {
+      const mirror = createServer((request, response) => {
+        if (request.url === '/moved') {
+          response.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data' }).end();
+          return;
+        }
+        response
+          .writeHead(200, { 'content-type': 'application/json' })
+          .end(JSON.stringify({ vulns: [{ ...UNRELATED, id: 'OSV-MIRROR-1' }] }));
+      });
+      await new Promise<void>((resolve) => mirror.listen(0, '127.0.0.1', resolve));
+      const base = `http://127.0.0.1:${(mirror.address() as AddressInfo).port}`;
+      const config = t.platform.config.assessment;
+      config.advisoryPrivateAddresses = true;
+      try {
+        const client = t.client();
+        const imported = await client.post('/api/v1/assessment/advisories', { url: `${base}/osv.json` }, { token });
+        assert.equal(imported.status, 200, imported.text);
+        assert.deepEqual(imported.body.added, ['OSV-MIRROR-1']);
+        const moved = await client.post('/api/v1/assessment/advisories', { url: `${base}/moved` }, { token });
+        assert.equal(moved.status, 502, moved.text);
+        assert.equal(moved.body.error.code, 'advisory.fetch_failed');
+      } finally {
+        config.advisoryPrivateAddresses = false;
+        mirror.close();
+      }
     });
 
     it('marks the release whose SBOM has the vulnerable component, and counts only the devices of that product running it', async () => {

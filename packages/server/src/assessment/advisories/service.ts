@@ -86,7 +86,8 @@ export class AdvisoryService {
     private readonly rollouts: RolloutService,
     private readonly audit: AuditService,
     private readonly clock: Clock,
-    private readonly options: { privateAddresses: boolean },
+    /** The live config section: assessment.advisoryPrivateAddresses is read on each import. */
+    private readonly options: { advisoryPrivateAddresses: boolean },
   ) {}
 
   /** Imports OSV records (each checked first: one malformed record refuses the whole import); audited. */
@@ -129,7 +130,8 @@ export class AdvisoryService {
 
   /**
    * Fetches OSV JSON from an https URL and imports it. A host on a loopback, private or link-local
-   * address is refused unless assessment.advisoryPrivateAddresses allows it, redirects are not
+   * address is refused unless assessment.advisoryPrivateAddresses allows it (which also allows
+   * plain http, for a mirror inside the network), redirects are not
    * followed (one could lead inside), and the body is bounded. A name that re-resolves between the
    * check and the connection (DNS rebinding) is not caught; a firewall on egress is the complete answer.
    */
@@ -141,9 +143,16 @@ export class AdvisoryService {
     } catch {
       throw new AdvisorySourceRefusedError('url must be an absolute https URL');
     }
-    if (url.protocol !== 'https:') throw new AdvisorySourceRefusedError('url must use https', { url: raw });
+    const allowPrivate = this.options.advisoryPrivateAddresses;
+    if (url.protocol !== 'https:' && !(url.protocol === 'http:' && allowPrivate))
+      throw new AdvisorySourceRefusedError(
+        'url must use https (plain http only for a mirror inside your network, with assessment.advisoryPrivateAddresses)',
+        {
+          url: raw,
+        },
+      );
     if (url.username || url.password) throw new AdvisorySourceRefusedError('url must not carry credentials');
-    if (!this.options.privateAddresses) {
+    if (!allowPrivate) {
       const host = url.hostname.replace(/^\[|\]$/g, '');
       let addresses: string[];
       if (isIP(host)) addresses = [host];

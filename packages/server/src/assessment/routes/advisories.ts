@@ -61,7 +61,7 @@ export function advisoryRoutes({ advisories }: { advisories: AdvisoryService }) 
                 maxItems: MAX_RECORDS_PER_IMPORT,
               }),
             }),
-            Strict({ url: Type.String({ minLength: 9, maxLength: 2048, pattern: '^https://' }) }),
+            Strict({ url: Type.String({ minLength: 8, maxLength: 2048, pattern: '^https?://' }) }),
           ]),
           response: { 200: ImportResult, ...errorResponses(400, 401, 403, 502) },
         },
