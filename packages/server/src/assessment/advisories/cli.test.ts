@@ -106,4 +106,30 @@ describe('bulwark advisories (CLI)', () => {
     const missing = await bulwark(['advisories', 'remediate', ...d, '--advisory', 'GHSA-none', '--release', 'r1']);
     assert.equal(missing.code, 4, missing.stderr);
   });
+
+  it('records the issuing CA as revoked (bulwark pki revoke-ca), once, and the next run finds it still issuing', async () => {
+    const dataDir = join(dir, 'data');
+    const ca = join(dataDir, 'pki', 'device-ca.pem'); // the device issuing CA init made
+    const revoke = (file: string) =>
+      bulwark(['pki', 'revoke-ca', '--data-dir', dataDir, '--certificate', file, '--reason', 'cACompromise', '--json']);
+    const done = await revoke(ca);
+    assert.equal(done.code, 0, done.stderr);
+    const record = JSON.parse(done.stdout) as { organizationId: string | null; reason: string; fingerprintSha256: string };
+    assert.deepEqual([record.organizationId, record.reason], [null, 'cACompromise']);
+    assert.match(record.fingerprintSha256, /^[0-9a-f]{64}$/);
+    const twice = await revoke(ca);
+    assert.equal(twice.code, 5, twice.stderr);
+    const badReason = await bulwark(['pki', 'revoke-ca', '--data-dir', dataDir, '--certificate', ca, '--reason', 'lost']);
+    assert.equal(badReason.code, 2);
+    const ran = await bulwark(['assessment', 'run', '--data-dir', dataDir, '--org', 'default', '--json']);
+    const { open } = JSON.parse(ran.stdout) as {
+      open: { check: string; severity: string; evidence: { cas: { kind: string; use: string }[] } }[];
+    };
+    const still = open.find((f) => f.check === 'revoked-ca-still-active');
+    assert.ok(still, ran.stdout);
+    assert.deepEqual(
+      still.evidence.cas.map((c) => [c.kind, c.use]),
+      [['platform', 'issues device certificates']],
+    );
+  });
 });

@@ -125,9 +125,34 @@ export interface ComponentMatch {
   scope: string | null;
 }
 
-/** The advisories' entries by package, so an SBOM is walked once whatever the number of advisories. */
+/** A loose form of a package name (case folded, runs of - _ . as one -) that two spellings of one package share. */
+const looseName = (name: string): string => name.toLowerCase().replace(/[-_.]+/g, '-');
+
+/** The name segment of a purl, found with string operations alone (a superset filter before the full parse). */
+function purlNameOf(purl: string): string {
+  let s = purl;
+  for (const sep of ['#', '?']) {
+    const at = s.indexOf(sep);
+    if (at >= 0) s = s.slice(0, at);
+  }
+  const slash = s.lastIndexOf('/');
+  const at = s.lastIndexOf('@');
+  if (at > slash) s = s.slice(0, at);
+  const raw = s.slice(slash + 1);
+  try {
+    return looseName(decodeURIComponent(raw));
+  } catch {
+    return looseName(raw);
+  }
+}
+
+/**
+ * The advisories' entries by package, so an SBOM is walked once whatever the number of advisories;
+ * a component whose purl's name no advisory names is skipped before its purl is parsed.
+ */
 export class AdvisoryIndex {
   private readonly byPackage = new Map<string, { id: string; affected: OsvAffected }[]>();
+  private readonly names = new Set<string>();
 
   constructor(records: readonly Pick<OsvRecord, 'id' | 'affected'>[]) {
     for (const record of records)
@@ -136,6 +161,7 @@ export class AdvisoryIndex {
         const list = this.byPackage.get(key) ?? [];
         list.push({ id: record.id, affected });
         this.byPackage.set(key, list);
+        this.names.add(looseName(key.slice(key.lastIndexOf('/') + 1)));
       }
   }
 
@@ -144,6 +170,7 @@ export class AdvisoryIndex {
     const matches: ComponentMatch[] = [];
     const seen = new Set<string>();
     for (const component of components) {
+      if (!this.names.has(purlNameOf(component.purl))) continue;
       const pkg = packageOfPurl(component.purl);
       if (!pkg) continue;
       const version = component.version ?? pkg.version;
