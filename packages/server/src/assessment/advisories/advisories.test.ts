@@ -121,6 +121,23 @@ for (const engine of ENGINES) {
       assert.equal(audited.entries.length, 2);
     });
 
+    it('lets an operator read advisories but not import them or start a remediation', async () => {
+      const operator = await signIn(t, await createOperator(t, 'operator-adv@example.com', 'operator'));
+      const client = t.client();
+      const imported = await client.post('/api/v1/assessment/advisories', { records: [UNRELATED] }, { token: operator });
+      assert.equal(imported.status, 403, imported.text);
+      assert.equal(imported.body.error.details.permission, 'org:manage');
+      const remediation = await client.post(
+        `/api/v1/assessment/advisories/${ADVISORY.id}/remediation`,
+        { releaseId: fixed.id },
+        { token: operator },
+      );
+      assert.equal(remediation.status, 403, remediation.text);
+      const listed = await client.get('/api/v1/assessment/advisories', { token: operator });
+      assert.equal(listed.status, 200, listed.text);
+      assert.ok((listed.body.advisories as { id: string }[]).some((a) => a.id === ADVISORY.id));
+    });
+
     it('refuses an advisory URL on a private or loopback address, and a plain http URL', async () => {
       const client = t.client();
       for (const url of [

@@ -279,6 +279,7 @@ export class AdvisoryService {
   /** Matches the advisories (all, or those given) against every release's SBOM and counts the devices on each. */
   private async evaluate(organizationId: string, only?: AdvisoryRow[]) {
     const rows = only ?? (await this.store.all(organizationId));
+    if (rows.length === 0) return { views: [], releases: [] }; // no SBOM is read for an organization without advisories
     const records = rows.map((r) => parseOsv(JSON.parse(r.record), r.id));
     const index = new AdvisoryIndex(records);
     const releases = await this.fleet.releases(organizationId);
