@@ -118,6 +118,10 @@ export const ErrorCodes = {
   assessmentWebhookInvalid: 'assessment.webhook_invalid',
   assessmentWebhookFailed: 'assessment.webhook_failed',
   disclosureTransitionInvalid: 'disclosure.transition_invalid',
+  advisoryInvalid: 'advisory.invalid',
+  advisorySourceRefused: 'advisory.source_refused',
+  advisoryFetchFailed: 'advisory.fetch_failed',
+  advisoryRemediationInvalid: 'advisory.remediation_invalid',
   // binding (docs/binding.md)
   claimCodeInvalid: 'binding.claim_code_invalid',
   claimCodeUsed: 'binding.claim_code_used',

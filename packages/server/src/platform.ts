@@ -31,6 +31,11 @@ import { AppClientService } from './apps/clients.js';
 import { AppGrantService } from './apps/grants.js';
 import { AppSigningKeys } from './apps/signing-keys.js';
 import { AppStore } from './apps/store.js';
+import { CaRevocationService } from './pki/ca-revocations.js';
+import { CaRevocationStore } from './pki/ca-revocation-store.js';
+import { AdvisoryService } from './assessment/advisories/service.js';
+import { AdvisoryStore } from './assessment/advisories/store.js';
+import { FleetStore } from './assessment/advisories/fleet-store.js';
 import { EvidenceStore } from './assessment/evidence-store.js';
 import { MitigationService } from './assessment/mitigations.js';
 import { FindingNotifier } from './assessment/notify.js';
@@ -75,6 +80,7 @@ import { TelemetryQuota } from './telemetry/quota.js';
 import { CollectionFilter } from './telemetry/collection.js';
 import { migrateToLatest } from './storage/migrate.js';
 import { openUpdates, type UpdatesDomain } from './updates/index.js';
+import type { RolloutService } from './updates/rollouts.js';
 import type { Database } from './storage/schema.js';
 
 export interface PlatformOptions {
@@ -117,6 +123,8 @@ export interface Platform {
     gatewayFeed: GatewayFeed;
   };
   pki: PkiService;
+  /** CA certificates recorded as revoked (the audit checks read them). */
+  caRevocations: CaRevocationService;
   telemetry: {
     store: TelemetryStore;
     service: TelemetryService;
@@ -158,6 +166,7 @@ export interface Platform {
     notifier: FindingNotifier;
     disclosures: DisclosureService;
     compliance: ComplianceService;
+    advisories: AdvisoryService;
   };
   apps: {
     store: AppStore;
@@ -270,7 +279,17 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   );
   // A consumer's sign-out (logout, password change, sessions revoked) ends their live streams on every node.
   sessions.onSignOut(async (userId) => binding.live.userSignedOut(userId));
-  const assessment = assessmentOf(db, config, { audit, clock, box, mailer, pki, devices: devicesService, enrollment: devices.enrollment });
+  const updates = openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link });
+  const assessment = assessmentOf(db, config, {
+    audit,
+    clock,
+    box,
+    mailer,
+    pki,
+    devices: devicesService,
+    enrollment: devices.enrollment,
+    rollouts: updates.rollouts,
+  });
 
   return {
     config,
@@ -284,8 +303,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     signingKeys,
     devices,
     pki,
+    caRevocations: new CaRevocationService(new CaRevocationStore(db), audit, clock),
     telemetry,
-    updates: openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link }),
+    updates,
     binding,
     accounts: {
       store,
@@ -416,11 +436,23 @@ function assessmentOf(
     pki: PkiService;
     devices: DevicesService;
     enrollment: EnrollmentService;
+    rollouts: RolloutService;
   },
 ): Platform['assessment'] {
   const store = new AssessmentStore(db);
   const evidence = new EvidenceStore(db);
-  const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, { caChain: () => deps.pki.caChain() });
+  const advisories = new AdvisoryService(
+    new AdvisoryStore(db),
+    new FleetStore(db),
+    deps.rollouts,
+    deps.audit,
+    deps.clock,
+    config.assessment,
+  );
+  const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, {
+    caChain: () => deps.pki.caChain(),
+    vulnerabilities: (organizationId, now, limit) => advisories.assess(organizationId, now, limit),
+  });
   const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock, config.assessment);
   return {
     service,
@@ -428,6 +460,7 @@ function assessmentOf(
     mitigations: new MitigationService(service, deps.devices, deps.enrollment, deps.pki, notifier, deps.audit),
     disclosures: new DisclosureService(new DisclosureStore(db), deps.mailer, deps.audit, deps.clock, config),
     compliance: new ComplianceService(new ComplianceEvidenceStore(db), store, deps.audit, deps.clock, config),
+    advisories,
   };
 }
 

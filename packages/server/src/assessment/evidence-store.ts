@@ -234,4 +234,83 @@ export class EvidenceStore {
       .execute();
     return rows.map((r) => r.email);
   }
+
+  /** The CA certificates recorded as revoked that an organization's checks consider: its own and the deployment's. */
+  async revokedCas(
+    organizationId: string,
+  ): Promise<{ fingerprint: string; subject: string; pem: string; reason: string; revokedAt: number }[]> {
+    const rows = await this.db
+      .selectFrom('ca_revocations')
+      .select(['fingerprint_sha256', 'subject', 'pem', 'reason', 'revoked_at'])
+      .where((eb) => eb.or([eb('organization_id', '=', organizationId), eb('organization_id', 'is', null)]))
+      .orderBy('revoked_at')
+      .execute();
+    return rows.map((r) => ({
+      fingerprint: r.fingerprint_sha256,
+      subject: r.subject,
+      pem: r.pem,
+      reason: r.reason,
+      revokedAt: Number(r.revoked_at),
+    }));
+  }
+
+  /** The organization's registered (not deleted) bootstrap CAs with their certificates. */
+  async liveBootstrapCas(organizationId: string): Promise<{ id: string; name: string; pem: string; fingerprint: string }[]> {
+    const rows = await this.db
+      .selectFrom('bootstrap_cas')
+      .select(['id', 'name', 'pem', 'fingerprint_sha256'])
+      .where('organization_id', '=', organizationId)
+      .where('deleted_at', 'is', null)
+      .orderBy('created_at')
+      .execute();
+    return rows.map((r) => ({ id: r.id, name: r.name, pem: r.pem, fingerprint: r.fingerprint_sha256 }));
+  }
+
+  /**
+   * Every active device certificate of the organization that has not ended, with its PEM, a page of
+   * `page` at a time by serial (the key-quality and revoked-CA checks parse each one).
+   */
+  async *activeDeviceCertificates(
+    organizationId: string,
+    now: number,
+    page = 1000,
+  ): AsyncGenerator<{ serial: string; deviceId: string; pem: string }> {
+    let after = '';
+    for (;;) {
+      const rows = await this.db
+        .selectFrom('issued_certificates')
+        .select(['serial', 'device_id', 'pem'])
+        .where('organization_id', '=', organizationId)
+        .where('status', '=', 'active')
+        .where('not_after', '>', now)
+        .where('serial', '>', after)
+        .orderBy('serial')
+        .limit(page)
+        .execute();
+      for (const r of rows) yield { serial: r.serial, deviceId: r.device_id, pem: r.pem };
+      if (rows.length < page) return;
+      after = rows[rows.length - 1]!.serial;
+    }
+  }
+
+  /** Active, unexpired device certificates whose validity began before `before` (older than policy), oldest first. */
+  async oldDeviceCertificates(
+    organizationId: string,
+    before: number,
+    now: number,
+    limit: number,
+  ): Promise<Bounded<{ serial: string; deviceId: string; notBefore: number }>> {
+    const base = this.db
+      .selectFrom('issued_certificates')
+      .where('organization_id', '=', organizationId)
+      .where('status', '=', 'active')
+      .where('not_after', '>', now)
+      .where('not_before', '<', before);
+    const rows = await base.select(['serial', 'device_id', 'not_before']).orderBy('not_before').orderBy('serial').limit(limit).execute();
+    const total = await base.select((eb) => eb.fn.countAll<number>().as('n')).executeTakeFirstOrThrow();
+    return {
+      items: rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, notBefore: Number(r.not_before) })),
+      total: Number(total.n),
+    };
+  }
 }

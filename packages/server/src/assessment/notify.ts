@@ -41,7 +41,8 @@ for (const [net, bits] of [
 ] as const)
   INTERNAL.addSubnet(net, bits, 'ipv6');
 
-function isInternal(address: string): boolean {
+/** Whether an address is loopback, private, link-local or unspecified (IPv4, IPv6, IPv4-mapped). */
+export function isInternalAddress(address: string): boolean {
   const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(address);
   if (mapped) return INTERNAL.check(mapped[1]!, 'ipv4');
   return INTERNAL.check(address, isIP(address) === 6 ? 'ipv6' : 'ipv4');
@@ -86,7 +87,7 @@ export class FindingNotifier {
         : resolve
           ? (await lookup(host, { all: true })).map((a) => a.address)
           : [];
-    const internal = addresses.find(isInternal);
+    const internal = addresses.find(isInternalAddress);
     if (internal)
       throw new WebhookInvalidError(
         `The webhook host ${url.hostname} is on a loopback, private or link-local address (${internal}); set assessment.webhookPrivateAddresses to allow it`,

@@ -13,6 +13,7 @@ import type { Config } from '../ops/config.js';
 import { newId } from '../tokens.js';
 import { AUDIT_CHECKS, type Check, type CheckContext, type Observation } from './checks/index.js';
 import { FindingNotFoundError, SuppressionInvalidError } from './errors.js';
+import type { AdvisoryView } from './advisories/service.js';
 import type { EvidenceStore } from './evidence-store.js';
 import type { FindingFilter, FindingView, ResourceRef, RunTrigger, RunView, Severity } from './model.js';
 import type { AssessmentStore, FindingRow } from './store.js';
@@ -24,6 +25,8 @@ const MAX_PAGE = 200;
 
 export interface RunDeps {
   caChain(): Promise<string>;
+  /** Advisory matching (advisories/service.ts assess). */
+  vulnerabilities?(organizationId: string, now: number, deviceLimit: number): Promise<(AdvisoryView & { deviceIds: string[] })[]>;
 }
 
 export class AssessmentService {
@@ -78,6 +81,7 @@ export class AssessmentService {
       evidence: this.evidence,
       audit: this.audit,
       caChain: () => this.deps.caChain(),
+      ...(this.deps.vulnerabilities ? { vulnerabilities: () => this.deps.vulnerabilities!(organizationId, startedAt, limit) } : {}),
       resourceLimit: limit,
       once: <T>(key: string, compute: () => Promise<T>) => {
         let value = shared.get(key) as Promise<T> | undefined;

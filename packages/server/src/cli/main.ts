@@ -16,6 +16,7 @@ const GROUPS: { commands: string[]; load: () => Promise<Register> }[] = [
   { commands: ['init', 'serve', 'start', 'migrate'], load: serveGroup },
   { commands: ['admin'], load: async () => (await import('./admin.js')).registerAdminCommands },
   { commands: ['backup', 'restore'], load: async () => (await import('./backup.js')).registerBackupCommands },
+  { commands: ['advisories'], load: async () => (await import('./advisories.js')).registerAdvisoriesCommands },
   { commands: ['apps'], load: async () => (await import('./apps.js')).registerAppsCommands },
   { commands: ['assessment'], load: async () => (await import('./assessment.js')).registerAssessmentCommands },
   { commands: ['audit'], load: async () => (await import('./audit.js')).registerAuditCommands },

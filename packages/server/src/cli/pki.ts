@@ -12,7 +12,8 @@ import type { CaKeyAccess } from '../pki/ca.js';
 import { checkKind, exportRoot, importIssuingCa, pkiStatus, requestIssuingCa, type CaStatus } from '../pki/ceremony.js';
 import { initOfflineRoot, openOfflineRoot, rekeyOfflineRoot, signIssuingCsr, type RootKeyOptions } from '../pki/offline-root.js';
 import type { Platform } from '../platform.js';
-import { action, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
+import { CA_REVOCATION_REASONS, type CaRevocationReason } from '../pki/ca-revocations.js';
+import { action, actorForOrganization, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
 
 interface PassphraseFlags {
   passphraseFile?: string;
@@ -272,6 +273,30 @@ export function registerPkiCommands(program: Command): void {
             () =>
               `The root key now lives only in ${result.keyPath} (passphrase-encrypted) and was deleted from the data directory.\nMove ${result.dir} to the offline machine; issuance and CRLs keep working on the issuing CAs.`,
           );
+        }),
+      ),
+    );
+
+  addDataDir(
+    pki
+      .command('revoke-ca')
+      .description(
+        "record a CA certificate as revoked: deployment-wide (an issuing CA the root revoked), or with --org an organization's (a bootstrap CA); audit checks then find what it still signs or enrolls",
+      ),
+  )
+    .requiredOption('--certificate <file>', 'the revoked CA certificate (PEM)')
+    .requiredOption('--reason <reason>', `one of ${CA_REVOCATION_REASONS.join(', ')}`)
+    .option('--org <slug>', "an organization's record instead of the deployment's")
+    .option('--json', 'machine-readable output')
+    .action(
+      action((flags: GlobalOptions & { certificate: string; reason: string; org?: string }) =>
+        withPlatform(flags, async (platform) => {
+          const actor = flags.org ? await actorForOrganization(platform, flags.org) : null;
+          const revoked = await platform.caRevocations.revoke(actor, {
+            certificate: readFileSync(flags.certificate, 'utf8'),
+            reason: flags.reason as CaRevocationReason,
+          });
+          print(flags, revoked, () => `Recorded ${revoked.subject} (${revoked.fingerprintSha256}) as revoked: ${revoked.reason}`);
         }),
       ),
     );

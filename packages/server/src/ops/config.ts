@@ -206,6 +206,14 @@ export const ConfigSchema = Type.Object(
         webhookPrivateAddresses: Type.Boolean({
           description: 'allow finding webhooks to loopback, private and link-local addresses (a receiver inside your network)',
         }),
+        advisoryPrivateAddresses: Type.Boolean({
+          description: 'allow advisory imports from URLs on loopback, private and link-local addresses (a mirror inside your network)',
+        }),
+        certificateMaxAgeDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'an active device certificate issued longer ago than this is a finding (rotate it)',
+        }),
         resourcesPerFinding: Type.Integer({
           minimum: 1,
           maximum: 1000,
@@ -519,6 +527,8 @@ export function defaultConfig(dataDir: string): Config {
       maxRateLimitPerMinute: 100_000,
       resourcesPerFinding: 50,
       webhookPrivateAddresses: false,
+      advisoryPrivateAddresses: false,
+      certificateMaxAgeDays: 825,
     },
     disclosure: {
       expiresDays: 365,

@@ -484,6 +484,10 @@ export interface Database {
   device_consents: DeviceConsentsTable;
   // 024_disclosures
   disclosure_reports: DisclosureReportsTable;
+  // 026_advisories
+  assessment_advisories: AssessmentAdvisoriesTable;
+  assessment_advisory_exposure: AssessmentAdvisoryExposureTable;
+  ca_revocations: CaRevocationsTable;
   // 023_audit_personal
   audit_personal: AuditPersonalTable;
   // 022_assessment
@@ -707,4 +711,39 @@ export interface DisclosureReportsTable {
   triaged_at: number | null;
   resolved_at: number | null;
   updated_at: number;
+}
+
+/** An OSV advisory an organization imported (026). */
+export interface AssessmentAdvisoriesTable {
+  organization_id: string;
+  id: string; // the OSV ID
+  modified: string; // the record's own RFC 3339 time
+  summary: string;
+  aliases: string; // JSON array
+  severity: 'critical' | 'high' | 'medium' | 'low' | 'info';
+  severity_source: string; // CVSS_V3 <score>, database_specific, default
+  record: string; // the OSV JSON as imported
+  imported_at: number;
+}
+
+/** Devices running a release an advisory affects, on one day (026); the day's last run wins. */
+export interface AssessmentAdvisoryExposureTable {
+  organization_id: string;
+  advisory_id: string;
+  day: string; // YYYY-MM-DD, UTC
+  devices: number;
+  releases: number;
+  recorded_at: number;
+}
+
+/** A CA certificate recorded as revoked (026): deployment-wide (organization_id null: the platform's issuing CAs) or an organization's. */
+export interface CaRevocationsTable {
+  id: string;
+  organization_id: string | null;
+  fingerprint_sha256: string; // lowercase hex of the DER
+  subject: string;
+  pem: string;
+  reason: string; // an RFC 5280 reason name
+  revoked_by: string | null;
+  revoked_at: number;
 }

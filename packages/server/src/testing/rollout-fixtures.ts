@@ -19,7 +19,7 @@ export interface TestRelease {
   length: number;
 }
 
-/** A release of `image` (an uploaded blob), or of 64 random bytes nobody uploaded. */
+/** A release of `image` (an uploaded blob), or of 64 random bytes nobody uploaded, with `sbom` (default `{}`) stored. */
 export async function insertRelease(
   platform: Platform,
   organizationId: string,
@@ -27,6 +27,7 @@ export async function insertRelease(
   version: string,
   hardwareIds = ['hw-a'],
   image?: { sha256: string; length: number },
+  sbom: unknown = {},
 ): Promise<TestRelease> {
   const bytes = randomBytes(64);
   const named = image ?? { sha256: createHash('sha256').update(bytes).digest('hex'), length: bytes.length };
@@ -44,7 +45,7 @@ export async function insertRelease(
       sha256: release.sha256,
       length: release.length,
       notes: '',
-      sbom: '{}',
+      sbom: JSON.stringify(sbom),
       created_by: null,
       created_at: platform.clock.now(),
     })

@@ -96,6 +96,14 @@ for (const engine of ENGINES) {
       assert.deepEqual(audit, [{ action: 'update.release_created', outcome: 'success' }]);
     });
 
+    it('serves the SBOM it stored with the release, and not to another organization', async () => {
+      const sbom = await t.client().get(`/api/v1/updates/releases/${releaseId}/sbom`, { token });
+      assert.equal(sbom.status, 200, sbom.text);
+      assert.deepEqual(sbom.body, SBOM);
+      const foreign = await t.client().get(`/api/v1/updates/releases/${releaseId}/sbom`, { token: tokenB });
+      assert.equal(foreign.status, 404, foreign.text);
+    });
+
     it('refuses to reuse a version, even with newer signed metadata', async () => {
       const res = await create('1.0.0', signedImage('1.0.0'));
       assert.equal(res.status, 409, res.text);

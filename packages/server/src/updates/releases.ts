@@ -334,6 +334,19 @@ export class ReleaseService {
     return this.get(actor.organizationId, releaseId);
   }
 
+  /** The CycloneDX SBOM stored with a release, as it was published. */
+  async sbom(actor: Actor, releaseId: string): Promise<Record<string, unknown>> {
+    requirePermission(actor, 'firmware:read');
+    const row = await this.db
+      .selectFrom('firmware_releases')
+      .select('sbom')
+      .where('organization_id', '=', actor.organizationId)
+      .where('id', '=', releaseId)
+      .executeTakeFirst();
+    if (!row) throw new NotFoundError(`Release ${releaseId}`);
+    return JSON.parse(row.sbom) as Record<string, unknown>;
+  }
+
   /** A release of the organization; NotFoundError otherwise. Inside a transaction pass it as `db` (SQLite has one connection). */
   async get(organizationId: string, releaseId: string, db: Kysely<Database> = this.db): Promise<Release> {
     const row = await db

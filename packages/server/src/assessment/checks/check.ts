@@ -6,6 +6,7 @@
  */
 import type { AuditService } from '../../audit/service.js';
 import type { Config } from '../../ops/config.js';
+import type { AdvisoryView } from '../advisories/service.js';
 import type { EvidenceStore } from '../evidence-store.js';
 import type { ResourceRef, Severity } from '../model.js';
 
@@ -30,6 +31,11 @@ export interface CheckContext {
   /** The deployment's CA chain (PEM): the issuing CA devices' certificates chain to, and its roots. */
   caChain(): Promise<string>;
   resourceLimit: number;
+  /**
+   * The imported advisories that affect a release of the organization, each with the devices running one (at most
+   * `resourceLimit` listed); evaluating records the day's exposure. Absent where advisories are not wired (unit tests).
+   */
+  vulnerabilities?(): Promise<(AdvisoryView & { deviceIds: string[] })[]>;
   /** A value computed once per batch of runs (deployment-wide evidence, e.g. the audit chain's verification). */
   once<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }

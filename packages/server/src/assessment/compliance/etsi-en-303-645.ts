@@ -233,13 +233,15 @@ export const PROVISIONS: readonly Provision[] = [
     status: 'R',
     conditional: false,
     summary: 'Vulnerabilities in products and services are continually monitored for, identified and rectified.',
-    tests: [`${S}assessment/checks.test.ts`, `${S}assessment/routes.test.ts`],
-    brand: 'Monitor the device software’s components (SBOM) and act on findings.',
+    tests: [`${S}assessment/checks.test.ts`, `${S}assessment/routes.test.ts`, `${S}assessment/advisories/advisories.test.ts`],
+    brand: 'Publish an SBOM with every release and keep the advisories imported (OSV) current.',
     platform: (ev) =>
       part(
-        'Audit checks run on a schedule over the fleet and open findings with evidence; mitigations quarantine, revoke, re-key or notify.',
+        'Audit checks run on a schedule over the fleet and open findings with evidence; OSV advisories are matched against every release’s SBOM and the devices running it; mitigations quarantine, revoke, re-key or notify.',
         setting('assessment.intervalMinutes', ev.settings.assessmentIntervalMinutes, ev.settings.assessmentIntervalMinutes > 0),
         audited(ev, 'assessment.run', true),
+        audited(ev, 'assessment.advisories_imported', true),
+        findings(ev, 'firmware-known-vulnerability'),
         count('open findings (critical or high)', ev.openFindings.filter((f) => f.severity === 'critical' || f.severity === 'high').length),
       ),
   },
@@ -330,12 +332,13 @@ export const PROVISIONS: readonly Provision[] = [
     status: 'M',
     conditional: true,
     summary: 'Security updates are timely.',
-    tests: [`${S}updates/rollout-retries.test.ts`],
+    tests: [`${S}updates/rollout-retries.test.ts`, `${S}assessment/advisories/advisories.test.ts`],
     brand: 'Release fixes for vulnerabilities within the published timelines.',
     platform: (ev) =>
       part(
         'A release reaches the fleet through one rollout; findings and disclosure deadlines show what is overdue.',
-        findings(ev, 'disclosure-overdue', 'firmware-vulnerable'),
+        findings(ev, 'disclosure-overdue', 'firmware-known-vulnerability'),
+        audited(ev, 'assessment.remediation_started'),
       ),
   },
   {

@@ -47,6 +47,8 @@ export interface ComplianceEvidence {
 export const EVIDENCE_ACTIONS = [
   'assessment.run',
   'assessment.mitigation',
+  'assessment.advisories_imported',
+  'assessment.remediation_started',
   'backup.created',
   'backup.drilled',
   'keys.master_rotated',

@@ -137,9 +137,11 @@ export const VETTING_QUESTIONS: readonly VettingQuestion[] = [
     tests: [`${S}assessment/routes.test.ts`, `${S}updates/rollout-retries.test.ts`],
     answer: (ev) => ({
       statement:
-        'Findings are acted on (quarantine, revoke, re-key, notify by email and signed webhook); a fixed release reaches the fleet through a staged rollout that halts itself on failures; reported vulnerabilities are tracked to resolution.',
+        'Findings are acted on (quarantine, revoke, re-key, notify by email and signed webhook); an advisory matched against release SBOMs starts a remediation rollout; a fixed release reaches the fleet through a staged rollout that halts itself on failures; reported vulnerabilities are tracked to resolution.',
       evidence: [
         auditCount(ev, 'assessment.mitigation'),
+        auditCount(ev, 'assessment.remediation_started'),
+        openOf(ev, 'firmware-known-vulnerability'),
         auditCount(ev, 'update.rollout_created'),
         auditCount(ev, 'update.rollout_halted'),
         openOf(ev, 'disclosure-overdue'),

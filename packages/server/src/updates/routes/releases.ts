@@ -194,5 +194,19 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
       },
       async (request) => view(await releases.getFor(actorOf(request), request.params.id)),
     );
+
+    app.get(
+      '/api/v1/updates/releases/:id/sbom',
+      {
+        config: { auth: { principal: 'operator', permission: 'firmware:read' } },
+        schema: {
+          tags: ['updates'],
+          summary: 'The CycloneDX JSON SBOM published with the release, as stored',
+          params: Strict({ id: Id }),
+          response: { 200: OpenObject('CycloneDX JSON SBOM of the image'), ...errorResponses(401, 403, 404) },
+        },
+      },
+      async (request) => releases.sbom(actorOf(request), request.params.id),
+    );
   };
 }
