@@ -10,6 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { firstOwner, stepUp } from '../../testing/accounts.js';
+import { answeredWell, bodyOperations, fuzzBody } from '../../testing/fuzz.js';
 import { ENGINES } from '../../testing/engines.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
 
@@ -18,14 +19,6 @@ const RUNS_PER_ROUTE = Number(process.env.BULWARK_FUZZ_RUNS ?? 40);
 /** Fixed, so CI sees the same bodies every run; set BULWARK_FUZZ_SEED to explore (bench/fuzz.ts explores at length). */
 const SEED = Number(process.env.BULWARK_FUZZ_SEED ?? 303645);
 const seedOf = (op: { method: string; path: string }) => [...`${op.method} ${op.path}`].reduce((h, c) => (h * 31 + c.charCodeAt(0)) | 0, 0);
-/** Routes that would end the owner's own session or account: the fuzz needs both to go on. */
-const SPARED = [/\/auth\/logout$/, /^\/api\/v1\/me$/, /\/me\/sessions/, /\/me\/password$/, /\/me\/mfa/];
-
-interface Operation {
-  method: string;
-  path: string;
-  fields: string[];
-}
 
 describe('every JSON request body, fuzzed', () => {
   let t: TestPlatform;
@@ -46,40 +39,22 @@ describe('every JSON request body, fuzzed', () => {
 
   it('answers arbitrary bodies on every route with a 4xx error body or a success, never a 5xx', async () => {
     const client = t.client();
-    const spec = (await client.get('/api/openapi.json')).body as {
-      paths: Record<string, Record<string, { requestBody?: { content?: Record<string, { schema?: { properties?: object } }> } }>>;
-    };
-    const operations: Operation[] = [];
-    for (const [path, methods] of Object.entries(spec.paths))
-      for (const [method, op] of Object.entries(methods)) {
-        const json = op.requestBody?.content?.['application/json'];
-        if (!json || SPARED.some((r) => r.test(path))) continue;
-        operations.push({ method: method.toUpperCase(), path, fields: Object.keys(json.schema?.properties ?? {}) });
-      }
+    const operations = bodyOperations((await client.get('/api/openapi.json')).body);
     assert.ok(operations.length >= 40, `only ${operations.length} routes with a JSON body`);
 
     const statuses = new Map<number, number>();
     const failures: string[] = [];
     for (const op of operations) {
-      const url = op.path.replace(/\{[^}]+\}/g, () => '5f0c2d4e-8a3b-4c1d-9e2f-0a1b2c3d4e5f');
-      const shaped = fc.dictionary(fc.constantFrom(...(op.fields.length ? op.fields : ['x'])), fc.jsonValue({ maxDepth: 3 }), {
-        maxKeys: 6,
-      });
-      const bodies = fc.sample(fc.oneof(fc.jsonValue({ maxDepth: 4 }), shaped), { numRuns: RUNS_PER_ROUTE, seed: SEED + seedOf(op) });
+      const bodies = fc.sample(fuzzBody(op), { numRuns: RUNS_PER_ROUTE, seed: SEED + seedOf(op) });
       await Promise.all(
         bodies.map(async (body) => {
-          const res = await client.request(op.method, url, {
+          const res = await client.request(op.method, op.url, {
             raw: JSON.stringify(body) ?? 'null',
             headers: { 'content-type': 'application/json' },
             token,
           });
           statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-          // The error body, or on the OAuth endpoints RFC 6749's ({error, error_description}) with our code.
-          const bodyOk =
-            res.status < 400 ||
-            typeof res.body?.error?.code === 'string' ||
-            (typeof res.body?.error === 'string' && typeof res.body?.code === 'string');
-          if (res.status >= 500 || !bodyOk)
+          if (!answeredWell(res.status, res.body))
             failures.push(`${op.method} ${op.path} ${JSON.stringify(body).slice(0, 200)} → ${res.status} ${res.text.slice(0, 200)}`);
         }),
       );
