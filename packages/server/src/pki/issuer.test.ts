@@ -2,7 +2,9 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import { createIssuingCa, createRootCa } from './ca.js';
-import { CertificateIssuer, deviceUri } from './issuer.js';
+import fc from 'fast-check';
+import { CertificateIssuer, deviceUri, verifiedCsr } from './issuer.js';
+import { makeCsr } from '../testing/devices.js';
 import { Openssl, P256 } from '../testing/openssl.js';
 import { BulwarkError } from '../errors.js';
 
@@ -109,5 +111,40 @@ describe('device certificate issuance from CSRs', () => {
 
   it('refuses a device ID that cannot be carried in a certificate name', async () => {
     assert.equal(await refusal('dev/../x', await ssl.csr('weird', '/O=x', P256)), 'pki.device_id_invalid');
+  });
+});
+
+describe('CSR parsing under fuzzing (fast-check)', () => {
+  it('answers every mutation of a good CSR (bytes flipped, cut, appended; as PEM and as DER) with a PKI refusal or a good CSR, never another error', async () => {
+    const { csr } = await makeCsr('fuzz-device');
+    const der = Buffer.from(csr.replace(/-----[^-]+-----/g, '').replace(/\s+/g, ''), 'base64');
+    const mutation = fc.record({
+      flips: fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { maxLength: 6 }),
+      cut: fc.option(fc.nat(), { nil: undefined }),
+      tail: fc.uint8Array({ maxLength: 8 }),
+      pem: fc.boolean(),
+    });
+    let accepted = 0;
+    await fc.assert(
+      fc.asyncProperty(mutation, async ({ flips, cut, tail, pem }) => {
+        let bytes = Buffer.from(der);
+        for (const [at, byte] of flips) bytes[at % bytes.length] = byte;
+        if (cut !== undefined) bytes = bytes.subarray(0, cut % bytes.length);
+        bytes = Buffer.concat([bytes, tail]);
+        const text = pem
+          ? `-----BEGIN CERTIFICATE REQUEST-----\n${bytes.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`
+          : bytes.toString('base64');
+        try {
+          await verifiedCsr(text);
+          accepted++;
+        } catch (error) {
+          assert.ok(error instanceof BulwarkError, `${bytes.toString('hex').slice(0, 120)}: ${String(error)}`);
+          assert.match(error.code, /^pki\.(csr_invalid|weak_key)$/);
+        }
+      }),
+      { numRuns: 1500 },
+    );
+    // Most mutations break the signature; only those that change nothing signed get through.
+    assert.ok(accepted < 1500 / 2, `${accepted} mutated CSRs accepted`);
   });
 });

@@ -1,5 +1,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { encode as encodeCbor } from 'cborg';
+import fc from 'fast-check';
 import { DeviceMessageRefusal } from '../errors.js';
 import { parseTelemetry } from './payloads.js';
 
@@ -49,5 +51,64 @@ describe('telemetry payloads in CBOR', () => {
     assert.throws(() => cbor('a16274731b0000019abac40580'), refusedWith('payload.invalid')); // {"ts":1764070000000}, no values
     assert.throws(() => cbor('a16676616c756573a1612001'), refusedWith('payload.invalid')); // {"values":{" ":1}}
     assert.throws(() => cbor('a26274731a692592706676616c756573a1617401'), refusedWith('payload.invalid_timestamp')); // "ts" in seconds
+  });
+});
+
+describe('telemetry payloads under fuzzing (fast-check)', () => {
+  const name = fc.stringMatching(/^[A-Za-z0-9_.:-]{1,64}$/);
+  const value = fc.oneof(
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.integer(),
+    fc.boolean(),
+    fc.constant(null),
+    fc.string({ maxLength: 256 }),
+  );
+  const reading = fc.record(
+    { ts: fc.integer({ min: Date.UTC(2000, 0, 1), max: NOW }), values: fc.dictionary(name, value, { minKeys: 1, maxKeys: 64 }) },
+    { requiredKeys: ['values'] },
+  );
+  const document = fc.oneof(reading, fc.record({ batch: fc.array(reading, { minLength: 1, maxLength: 20 }) }));
+  const expected = (doc: { ts?: number; values: object } | { batch: { ts?: number; values: object }[] }) =>
+    ('batch' in doc ? doc.batch : [doc]).map((r) => ({ ts: r.ts ?? NOW, values: normalised(r.values) }));
+  // JSON turns -0 into 0; the parser sees what the device's encoder wrote.
+  const normalised = (values: object) => JSON.parse(JSON.stringify(values)) as Record<string, unknown>;
+
+  it('reads back every well-formed document, in JSON and in CBOR', () => {
+    fc.assert(
+      fc.property(document, (doc) => {
+        assert.deepEqual(parseTelemetry(Buffer.from(JSON.stringify(doc)), NOW, 'json'), expected(doc));
+        assert.deepEqual(parseTelemetry(Buffer.from(encodeCbor(JSON.parse(JSON.stringify(doc)))), NOW, 'cbor'), expected(doc));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('answers any bytes, any JSON value and any mutation of a good payload with readings or a refusal, never another error', () => {
+    const outcome = (bytes: Uint8Array, format: 'json' | 'cbor') => {
+      try {
+        const readings = parseTelemetry(Buffer.from(bytes), NOW, format);
+        assert.ok(readings.length >= 1 && readings.length <= 1000);
+      } catch (error) {
+        assert.ok(error instanceof DeviceMessageRefusal, `${format} ${Buffer.from(bytes).toString('hex').slice(0, 80)}: ${String(error)}`);
+        assert.match(error.code, /^payload\./);
+      }
+    };
+    const mutated = fc
+      .tuple(document, fc.array(fc.tuple(fc.nat(), fc.integer({ min: 0, max: 255 })), { minLength: 1, maxLength: 8 }), fc.boolean())
+      .map(([doc, flips, cbor]) => {
+        const bytes = cbor ? encodeCbor(JSON.parse(JSON.stringify(doc))) : Buffer.from(JSON.stringify(doc));
+        const copy = Buffer.from(bytes);
+        for (const [at, byte] of flips) copy[at % copy.length] = byte;
+        return { bytes: copy, format: cbor ? ('cbor' as const) : ('json' as const) };
+      });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), fc.jsonValue(), mutated, (bytes, json, m) => {
+        outcome(bytes, 'json');
+        outcome(bytes, 'cbor');
+        outcome(Buffer.from(JSON.stringify(json) ?? 'null'), 'json');
+        outcome(m.bytes, m.format);
+      }),
+      { numRuns: 2000 },
+    );
   });
 });

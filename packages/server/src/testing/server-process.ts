@@ -31,7 +31,15 @@ export interface ServerProcess {
 export async function prepareDataDir(
   devices: number,
   serialPrefix: string,
-): Promise<{ dataDir: string; ca: string; devices: TestDevice[]; remove(): void }> {
+): Promise<{
+  dataDir: string;
+  ca: string;
+  devices: TestDevice[];
+  /** The organization's slug and its owner as `bulwark init` made them (one-time password). */
+  org: string;
+  owner: { email: string; oneTimePassword: string };
+  remove(): void;
+}> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-proc-'));
   const config = loadConfig({ dataDir, env: {}, overrides: { log: { level: 'silent' } } });
   const init = await initialize(config, DEFAULT_INIT, { env: {} });
@@ -48,6 +56,8 @@ export async function prepareDataDir(
     dataDir,
     ca: readFileSync(init.caCertPath, 'utf8'),
     devices: list,
+    org: init.organization.slug,
+    owner: init.owner!,
     remove: () => rmSync(dataDir, { recursive: true, force: true }),
   };
 }

@@ -92,22 +92,36 @@ export function totp(secret: string, clock: ManualClock): Promise<string> {
  * Returns the bearer token, the new password and the TOTP secret.
  */
 export async function ownerSession(t: TestPlatform, client = t.client()): Promise<{ token: string; password: string; secret: string }> {
-  const first = await client.post('/api/v1/auth/login', { organization: t.org, email: t.owner.email, password: t.owner.oneTimePassword });
+  const session = await firstSignIn(client, t.org, t.owner, () => t.clock.now());
+  t.clock.advance(30_000);
+  return session;
+}
+
+/**
+ * The owner's first sign-in through the API, as `bulwark init` leaves it: the one-time password
+ * changed to STRONG_PASSWORD and TOTP enrolled (codes at `now`); a full session.
+ */
+export async function firstSignIn(
+  client: HttpClient,
+  org: string,
+  owner: { email: string; oneTimePassword: string },
+  now: () => number,
+): Promise<{ token: string; password: string; secret: string }> {
+  const first = await client.post('/api/v1/auth/login', { organization: org, email: owner.email, password: owner.oneTimePassword });
   if (first.body.status !== 'password_change_required') throw new Error(`unexpected first login: ${first.text}`);
   const changed = await client.post(
     '/api/v1/me/password',
-    { currentPassword: t.owner.oneTimePassword, newPassword: STRONG_PASSWORD },
+    { currentPassword: owner.oneTimePassword, newPassword: STRONG_PASSWORD },
     { token: first.body.token },
   );
   if (changed.body.status !== 'mfa_enrollment_required') throw new Error(`unexpected after password change: ${changed.text}`);
   const enrol = await client.post('/api/v1/me/mfa/totp', undefined, { token: changed.body.token });
   const confirm = await client.post(
     '/api/v1/me/mfa/totp/confirm',
-    { code: await totp(enrol.body.secret, t.clock) },
+    { code: await generate({ secret: enrol.body.secret, epoch: Math.floor(now() / 1000) }) },
     { token: changed.body.token },
   );
   if (confirm.body.session?.status !== 'ok') throw new Error(`unexpected after MFA enrolment: ${confirm.text}`);
-  t.clock.advance(30_000);
   return { token: confirm.body.session.token, password: STRONG_PASSWORD, secret: enrol.body.secret };
 }
 

@@ -72,7 +72,8 @@ export function authRoutes(deps: AuthRouteDeps) {
           tags: ['auth'],
           summary: 'Complete sign-in with a TOTP or recovery code',
           body: Strict({ code: Code }),
-          response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 429) },
+          // 409 auth.mfa_not_pending: a session with no sign-in step waiting (found by transport/http/body-fuzz.test.ts)
+          response: { 200: LoginResponse, ...errorResponses(400, 401, 403, 409, 429) },
         },
       },
       async (request, reply) => {
