@@ -38,6 +38,11 @@ import { AssessmentService } from './assessment/service.js';
 import { AssessmentStore } from './assessment/store.js';
 import { DisclosureService } from './assessment/disclosure.js';
 import { DisclosureStore } from './assessment/disclosure-store.js';
+import { newId } from './tokens.js';
+import { AnomalyDetector } from './assessment/anomaly/detector.js';
+import { BehaviourRecorder } from './assessment/anomaly/recorder.js';
+import { AnomalyService } from './assessment/anomaly/service.js';
+import { BehaviourStore } from './assessment/anomaly/store.js';
 import { AuditService } from './audit/service.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
@@ -150,7 +155,14 @@ export interface Platform {
   };
   /** Companion-app authorization (OAuth 2.1): clients, the authorization server, access tokens and their signing keys. */
   /** Security assessment: the audit checks and their findings, mitigations, notifications. */
-  assessment: { service: AssessmentService; mitigations: MitigationService; notifier: FindingNotifier; disclosures: DisclosureService };
+  assessment: {
+    service: AssessmentService;
+    mitigations: MitigationService;
+    notifier: FindingNotifier;
+    disclosures: DisclosureService;
+    /** Anomaly detection: behaviour counted by the broker (recorder), scored on a timer (detector), rules and views (service). */
+    anomaly: { service: AnomalyService; recorder: BehaviourRecorder; detector: AnomalyDetector };
+  };
   apps: {
     store: AppStore;
     clients: AppClientService;
@@ -414,11 +426,17 @@ function assessmentOf(
   const evidence = new EvidenceStore(db);
   const service = new AssessmentService(store, evidence, deps.audit, deps.clock, config, { caChain: () => deps.pki.caChain() });
   const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock, config.assessment);
+  const behaviour = new BehaviourStore(db);
   return {
     service,
     notifier,
     mitigations: new MitigationService(service, deps.devices, deps.enrollment, deps.pki, notifier, deps.audit),
     disclosures: new DisclosureService(new DisclosureStore(db), deps.mailer, deps.audit, deps.clock, config),
+    anomaly: {
+      service: new AnomalyService(behaviour, deps.devices, deps.audit, deps.clock, config.anomaly.retentionDays),
+      recorder: new BehaviourRecorder(behaviour, () => deps.clock.now(), config.anomaly.maxTrackedDevices, newId),
+      detector: new AnomalyDetector(behaviour, store, deps.devices, deps.audit, deps.clock, config.anomaly),
+    },
   };
 }
 

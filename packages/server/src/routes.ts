@@ -9,6 +9,7 @@ import { installAuthentication } from './accounts/routes/authentication.js';
 import { accountsRoutes } from './accounts/routes/index.js';
 import { appClientRoutes, oauthRoutes } from './apps/routes/index.js';
 import { assessmentRoutes, disclosureRoutes } from './assessment/routes.js';
+import { anomalyRoutes } from './assessment/routes/anomaly.js';
 import { auditRoutes } from './audit/routes.js';
 import { liveRoutes, myDeviceRoutes, operatorBindingRoutes, privacyRoutes } from './binding/routes/index.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
@@ -38,6 +39,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
       assessmentRoutes({ assessment: assessment.service, mitigations: assessment.mitigations, notifier: assessment.notifier }),
       { prefix: '/api/v1' },
     );
+    await app.register(anomalyRoutes({ anomaly: assessment.anomaly.service }), { prefix: '/api/v1' });
     await app.register(
       disclosureRoutes({
         disclosures: assessment.disclosures,

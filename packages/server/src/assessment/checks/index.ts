@@ -2,6 +2,7 @@
 import { apiKeyRisky, operatorWithoutMfa } from './access.js';
 import { caCertificateExpiring, deviceCertificateExpiring, revokedCertificateConnected } from './certificates.js';
 import type { Check } from './check.js';
+import { deviceCertificateShared, mqttClientIdConflict } from './connections.js';
 import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js';
 import { symmetricKeyOld, updateMetadataExpiring } from './keys.js';
 import { disclosureOverdue, productWithoutSupportPeriod } from './products.js';
@@ -23,6 +24,8 @@ export const AUDIT_CHECKS: readonly Check[] = [
   updateMetadataExpiring,
   productWithoutSupportPeriod,
   disclosureOverdue,
+  deviceCertificateShared,
+  mqttClientIdConflict,
 ];
 
 export type { Check, CheckContext, Observation } from './check.js';

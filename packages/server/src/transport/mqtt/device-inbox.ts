@@ -19,6 +19,8 @@ export interface InboxSession {
   identity: DeviceIdentity;
   /** Set once the session was told it is over its daily telemetry quota (logged once a session). */
   overQuota: boolean;
+  /** The device's behaviour counters (anomaly detection), when the node counts them; a gateway's children have none of their own. */
+  behaviour?: { payloadErrors: number };
 }
 
 /** The gateway counters the inbox moves. */
@@ -76,6 +78,7 @@ export class DeviceInbox {
     } catch (error) {
       if (!(error instanceof DeviceMessageRefusal)) throw error;
       this.stats.payloadErrors++;
+      if (message.session.behaviour) message.session.behaviour.payloadErrors++;
       this.reply(message.session.identity.deviceId, errorReply(message.topic, error.code, error.message));
     }
   }
@@ -87,6 +90,7 @@ export class DeviceInbox {
     } catch (error) {
       if (!(error instanceof DeviceMessageRefusal)) throw error;
       this.stats.payloadErrors++;
+      if (session.behaviour) session.behaviour.payloadErrors++;
       this.reply(session.identity.deviceId, errorReply(topic, error.code, error.message));
       return null;
     }
