@@ -47,12 +47,12 @@ export interface Candidate {
   minute: number;
 }
 
-/** One device's minutes in the window, by minute start. */
+/** One device's minute rows in the window (an array: a device has at most one per minute, at most an hour of them). */
 export interface DeviceMinutes {
   deviceId: string;
   organizationId: string;
   productId: string;
-  minutes: Map<number, MinuteRow>;
+  minutes: MinuteRow[];
 }
 
 export function groupByDevice(rows: readonly MinuteRow[]): Map<string, DeviceMinutes> {
@@ -60,20 +60,22 @@ export function groupByDevice(rows: readonly MinuteRow[]): Map<string, DeviceMin
   for (const row of rows) {
     let device = devices.get(row.device_id);
     if (!device) {
-      device = { deviceId: row.device_id, organizationId: row.organization_id, productId: row.product_id, minutes: new Map() };
+      device = { deviceId: row.device_id, organizationId: row.organization_id, productId: row.product_id, minutes: [] };
       devices.set(row.device_id, device);
     }
-    device.minutes.set(Number(row.minute), row);
+    device.minutes.push(row);
   }
   return devices;
 }
 
 /** The metric summed over the `minutes` minutes ending with `current` (inclusive). */
 function windowSum(device: DeviceMinutes, metric: Counted, current: number, minutes: number): number {
+  const from = current - (minutes - 1) * MINUTE_MS;
+  const column = COLUMN[metric];
   let sum = 0;
-  for (let i = 0; i < minutes; i++) {
-    const row = device.minutes.get(current - i * MINUTE_MS);
-    if (row) sum += valueOf(row, metric);
+  for (const row of device.minutes) {
+    const minute = Number(row.minute);
+    if (minute >= from && minute <= current) sum += Number(row[column]);
   }
   return sum;
 }
@@ -83,9 +85,13 @@ function windowSum(device: DeviceMinutes, metric: Counted, current: number, minu
  * minute and the one before it, so a burst across a minute boundary is seen whole at least once.
  */
 export function minuteValue(device: DeviceMinutes, metric: Counted, current: number): number {
-  const now = device.minutes.get(current);
-  const before = device.minutes.get(current - MINUTE_MS);
-  return Math.max(now ? valueOf(now, metric) : 0, before ? valueOf(before, metric) : 0);
+  const column = COLUMN[metric];
+  let value = 0;
+  for (const row of device.minutes) {
+    const minute = Number(row.minute);
+    if (minute === current || minute === current - MINUTE_MS) value = Math.max(value, Number(row[column]));
+  }
+  return value;
 }
 
 export interface ScoreInput {
