@@ -46,8 +46,8 @@ interface Entry extends BehaviourCounts {
   hour: number;
   /** Addresses seen this hour (at most ADDRESSES_PER_HOUR). */
   seen: Set<string>;
-  /** Addresses first seen this hour since the last flush. */
-  fresh: string[];
+  /** Addresses first seen in their hour since the last flush. */
+  fresh: { hour: number; address: string }[];
   minute: number;
   /** Distinct addresses this minute (bounded by the hour's set). */
   minuteAddresses: Set<string>;
@@ -157,7 +157,6 @@ export class BehaviourRecorder {
   private async write(): Promise<void> {
     const now = this.now();
     const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
-    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
     const deltas: (MinuteDelta & { known: boolean })[] = [];
     const addresses: { device_id: string; hour: number; address: string }[] = [];
     for (const entry of this.entries.values()) {
@@ -175,25 +174,18 @@ export class BehaviourRecorder {
           acl_denials: entry.aclDenials,
           payload_errors: entry.payloadErrors,
           takeovers: entry.takeovers,
-          addresses: entry.minuteAddresses.size,
+          addresses: entry.minute === minute ? entry.minuteAddresses.size : 0,
           known: entry.organizationId !== null,
         });
-        for (const address of entry.fresh) addresses.push({ device_id: entry.deviceId, hour: entry.hour, address });
+        for (const { hour, address } of entry.fresh) addresses.push({ device_id: entry.deviceId, hour, address });
         for (const k of COUNTED) {
           this.totals[k] += entry[k];
           entry[k] = 0;
         }
         entry.fresh = [];
       }
-      if (entry.minute !== minute) {
-        entry.minute = minute;
-        entry.minuteAddresses.clear();
-      }
-      if (entry.hour !== hour) {
-        entry.hour = hour;
-        entry.seen.clear();
-      }
-      if (entry.sessions <= 0 && !counted) this.entries.delete(entry.deviceId);
+      // Written: a device no session holds is forgotten (its next connect or failure starts it again).
+      if (entry.sessions <= 0) this.entries.delete(entry.deviceId);
     }
     const conflicts = this.conflicts;
     this.conflicts = [];
@@ -248,12 +240,24 @@ export class BehaviourRecorder {
     return entry;
   }
 
+  /** Notes a connection's source address (connects and failures only: never per message). */
   private sawAddress(entry: Entry, address: string): void {
     if (!address) return;
+    const now = this.now();
+    const minute = Math.floor(now / MINUTE_MS) * MINUTE_MS;
+    const hour = Math.floor(now / HOUR_MS) * HOUR_MS;
+    if (entry.minute !== minute) {
+      entry.minute = minute;
+      entry.minuteAddresses.clear();
+    }
+    if (entry.hour !== hour) {
+      entry.hour = hour;
+      entry.seen.clear();
+    }
     if (!entry.seen.has(address)) {
       if (entry.seen.size >= ADDRESSES_PER_HOUR) return;
       entry.seen.add(address);
-      entry.fresh.push(address);
+      entry.fresh.push({ hour, address });
     }
     entry.minuteAddresses.add(address);
   }
