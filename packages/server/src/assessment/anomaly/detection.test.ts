@@ -10,15 +10,16 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
 import mqtt, { type MqttClient } from 'mqtt';
 import { cliActor } from '../../accounts/roles.js';
 import { useBrokerSuite } from '../../testing/broker-suite.js';
 import type { TestDevice } from '../../testing/devices.js';
 import { ENGINES } from '../../testing/engines.js';
 import { closed, connectDevice, eventually, settle, UNLIMITED_DEVICE_RATES } from '../../testing/mqtt.js';
-import { ownerSession } from '../../testing/server.js';
+import { operatorSession, ownerSession } from '../../testing/server.js';
 import type { FindingView } from '../model.js';
-import type { ProductRules } from './rules.js';
+import { DEFAULT_RULES, type ProductRules } from './rules.js';
 
 const WELL_BEHAVED = 6;
 /** Flush and tick every second: a violation is acted on within a few seconds. */
@@ -65,6 +66,8 @@ for (const engine of ENGINES) {
 
     /** Provisioned by the first test, before the platform clock moves (the second one's device). */
     let sharedDevice: TestDevice;
+    /** The owner's session, signed in by the first test (the one-time password works once). */
+    let ownerToken: string;
     const status = async (deviceId: string) => (await suite.t.platform.devices.service.currentStatus(deviceId)) ?? 'deleted';
     async function findingsOf(deviceId: string): Promise<FindingView[]> {
       const { findings } = await suite.t.platform.assessment.service.list(cliActor(suite.org, 'test'), { limit: 200 });
@@ -79,6 +82,7 @@ for (const engine of ENGINES) {
       sharedDevice = await suite.device();
       const http = suite.t.client();
       const { token } = await ownerSession(suite.t, http);
+      ownerToken = token;
       const set = await http.put(`/api/v1/assessment/anomaly/products/${suite.product}/rules`, RULES, { token });
       assert.equal(set.status, 200, set.text);
       assert.equal(set.body.source, 'product');
@@ -195,6 +199,46 @@ for (const engine of ENGINES) {
       const metrics = await suite.t.server.metrics.registry.getSingleMetricAsString('bulwark_device_behaviour_total');
       assert.match(metrics, /bulwark_device_behaviour_total\{event="auth_failures"\} (\d+)/);
       assert.doesNotMatch(metrics, /device_id/);
+    });
+
+    it('lets only org:manage change rules, refuses rules it cannot apply, and answers 404 for a product it does not hold', async () => {
+      const http = suite.t.client();
+      const admin = await operatorSession(suite.t, ownerToken, 'anomaly-admin@example.com', 'admin');
+      const viewer = await operatorSession(suite.t, admin.token, 'anomaly-viewer@example.com', 'operator');
+      const path = `/api/v1/assessment/anomaly/products/${suite.product}/rules`;
+      const read = await http.get(path, { token: viewer.token });
+      assert.equal(read.status, 200, read.text);
+      assert.equal(read.body.source, 'product');
+      const refused = await http.put(path, DEFAULT_RULES, { token: viewer.token });
+      assert.equal(refused.status, 403, refused.text);
+      const bad = await http.put(
+        path,
+        { thresholds: [], baselines: [{ metric: 'addresses', scope: 'device', z: 3, minimum: 1, severity: 'low', quarantine: false }] },
+        { token: admin.token },
+      );
+      assert.equal(bad.status, 400, bad.text);
+      await assert.rejects(
+        suite.t.platform.assessment.anomaly.service.setRules(cliActor(suite.org, 'test'), suite.product, {
+          thresholds: [{ metric: 'messages', windowMinutes: 61, max: 1, severity: 'low', quarantine: false }],
+          baselines: [],
+        }),
+        (error: { code?: string }) => error.code === 'assessment.anomaly_rules_invalid',
+      );
+      const unknown = await http.get(`/api/v1/assessment/anomaly/products/${randomUUID()}/rules`, { token: viewer.token });
+      assert.equal(unknown.status, 404, unknown.text);
+      const reset = await http.delete(path, { token: admin.token });
+      assert.equal(reset.status, 200, reset.text);
+      assert.equal(reset.body.source, 'default');
+      const audited = await suite.t.platform.db
+        .selectFrom('audit_log')
+        .select('action')
+        .where('target_id', '=', suite.product)
+        .where('action', 'like', 'assessment.anomaly_rules_%')
+        .execute();
+      assert.deepEqual(
+        audited.map((a) => a.action),
+        ['assessment.anomaly_rules_set', 'assessment.anomaly_rules_reset'],
+      );
     });
 
     it('records one certificate used from two addresses taking the session from each other, finds it, and resolves it after the window', async () => {
