@@ -60,6 +60,8 @@ function row(device: number, minute: number, busy: boolean): MinuteRow {
     acl_denials: 0,
     payload_errors: 0,
     takeovers: 0,
+    reboots: 0,
+    update_failures: 0,
     addresses: 1,
   };
 }

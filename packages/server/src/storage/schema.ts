@@ -729,6 +729,10 @@ export interface DeviceBehaviourMinutesTable {
   payload_errors: number;
   /** Connections that replaced a live session of the device. */
   takeovers: number;
+  /** Reboots the device reported (the update flow's `rebooting` state). */
+  reboots: number;
+  /** Updates the device reported `failed` or `rolled_back`. */
+  update_failures: number;
   addresses: number;
 }
 

@@ -23,6 +23,8 @@ export interface BehaviourCounts {
   aclDenials: number;
   payloadErrors: number;
   takeovers: number;
+  reboots: number;
+  updateFailures: number;
 }
 
 export interface BehaviourSubject {
@@ -78,6 +80,8 @@ const zero = (): BehaviourCounts => ({
   aclDenials: 0,
   payloadErrors: 0,
   takeovers: 0,
+  reboots: 0,
+  updateFailures: 0,
 });
 
 const COUNTED = Object.keys(zero()) as (keyof BehaviourCounts)[];
@@ -174,6 +178,8 @@ export class BehaviourRecorder {
           acl_denials: entry.aclDenials,
           payload_errors: entry.payloadErrors,
           takeovers: entry.takeovers,
+          reboots: entry.reboots,
+          update_failures: entry.updateFailures,
           addresses: entry.minute === minute ? entry.minuteAddresses.size : 0,
           known: entry.organizationId !== null,
         });

@@ -6,7 +6,18 @@
  */
 import type { Severity } from '../model.js';
 
-export const METRICS = ['messages', 'bytes', 'connects', 'authFailures', 'aclDenials', 'payloadErrors', 'takeovers', 'addresses'] as const;
+export const METRICS = [
+  'messages',
+  'bytes',
+  'connects',
+  'authFailures',
+  'aclDenials',
+  'payloadErrors',
+  'takeovers',
+  'reboots',
+  'updateFailures',
+  'addresses',
+] as const;
 export type Metric = (typeof METRICS)[number];
 
 /** The longest window a rule may look at (the detector reads this much of every device's minutes each tick). */
@@ -47,11 +58,13 @@ export const DEFAULT_RULES: ProductRules = {
     { metric: 'aclDenials', windowMinutes: 10, max: 20, severity: 'medium', quarantine: false },
     { metric: 'payloadErrors', windowMinutes: 10, max: 100, severity: 'low', quarantine: false },
     { metric: 'takeovers', windowMinutes: 10, max: 10, severity: 'medium', quarantine: false },
+    { metric: 'updateFailures', windowMinutes: 60, max: 5, severity: 'medium', quarantine: false },
   ],
   baselines: [
     { metric: 'messages', scope: 'device', z: 10, minimum: 120, severity: 'medium', quarantine: false },
     { metric: 'bytes', scope: 'device', z: 10, minimum: 256 * 1024, severity: 'medium', quarantine: false },
     { metric: 'connects', scope: 'device', z: 10, minimum: 10, severity: 'medium', quarantine: false },
+    { metric: 'reboots', scope: 'device', z: 10, minimum: 3, severity: 'low', quarantine: false },
     { metric: 'messages', scope: 'product', z: 20, minimum: 600, severity: 'low', quarantine: false },
   ],
 };

@@ -20,6 +20,8 @@ function row(device: string, minutesAgo: number, fields: Partial<MinuteRow> = {}
     acl_denials: 0,
     payload_errors: 0,
     takeovers: 0,
+    reboots: 0,
+    update_failures: 0,
     addresses: 0,
     ...fields,
   };

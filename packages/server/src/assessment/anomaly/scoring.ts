@@ -20,6 +20,8 @@ const COLUMN: Record<Counted, keyof MinuteRow> = {
   aclDenials: 'acl_denials',
   payloadErrors: 'payload_errors',
   takeovers: 'takeovers',
+  reboots: 'reboots',
+  updateFailures: 'update_failures',
 };
 
 export const valueOf = (row: MinuteRow, metric: Counted): number => Number(row[COLUMN[metric]]);

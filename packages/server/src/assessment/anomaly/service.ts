@@ -36,6 +36,8 @@ export interface BehaviourMinute {
   aclDenials: number;
   payloadErrors: number;
   takeovers: number;
+  reboots: number;
+  updateFailures: number;
   addresses: number;
 }
 
@@ -151,6 +153,8 @@ function toMinute(row: MinuteRow): BehaviourMinute {
     aclDenials: row.acl_denials,
     payloadErrors: row.payload_errors,
     takeovers: row.takeovers,
+    reboots: row.reboots,
+    updateFailures: row.update_failures,
     addresses: row.addresses,
   };
 }

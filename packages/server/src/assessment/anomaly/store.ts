@@ -64,6 +64,8 @@ export class BehaviourStore {
               acl_denials: eb('device_behaviour_minutes.acl_denials', '+', eb.ref('excluded.acl_denials')),
               payload_errors: eb('device_behaviour_minutes.payload_errors', '+', eb.ref('excluded.payload_errors')),
               takeovers: eb('device_behaviour_minutes.takeovers', '+', eb.ref('excluded.takeovers')),
+              reboots: eb('device_behaviour_minutes.reboots', '+', eb.ref('excluded.reboots')),
+              update_failures: eb('device_behaviour_minutes.update_failures', '+', eb.ref('excluded.update_failures')),
               addresses: eb
                 .case()
                 .when('excluded.addresses', '>', eb.ref('device_behaviour_minutes.addresses'))

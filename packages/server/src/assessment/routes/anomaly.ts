@@ -26,6 +26,8 @@ const COUNTED = [
   Type.Literal('aclDenials'),
   Type.Literal('payloadErrors'),
   Type.Literal('takeovers'),
+  Type.Literal('reboots'),
+  Type.Literal('updateFailures'),
 ] as const;
 const Counted = Type.Union([...COUNTED]);
 const Metric = Type.Union([...COUNTED, Type.Literal('addresses')], { description: `one of ${METRICS.join(', ')}` });
@@ -65,6 +67,8 @@ const Minute = Strict({
   aclDenials: Type.Integer(),
   payloadErrors: Type.Integer(),
   takeovers: Type.Integer(),
+  reboots: Type.Integer({ description: 'reboots the device reported (the update flow)' }),
+  updateFailures: Type.Integer({ description: 'updates the device reported failed or rolled back' }),
   addresses: Type.Integer({ description: 'distinct source addresses seen that minute' }),
 });
 

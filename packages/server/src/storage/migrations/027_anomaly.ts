@@ -1,7 +1,8 @@
 /**
  * Anomaly detection (issue 15, docs/assessment.md, section "Anomaly detection"): each device's
  * behaviour per minute (`device_behaviour_minutes`: messages, bytes, connects, authentication
- * failures, ACL denials, payload errors, takeovers, distinct source addresses), the source
+ * failures, ACL denials, payload errors, takeovers, reboots and update failures it reported,
+ * distinct source addresses), the source
  * addresses each device was seen from per hour (`device_behaviour_addresses`, bounded per device
  * and hour by the broker), the connections that took over a live session of the same device
  * (`device_connection_conflicts`: the evidence of a shared certificate or conflicting client
@@ -24,6 +25,8 @@ export async function up(db: Kysely<unknown>): Promise<void> {
     .addColumn('acl_denials', 'integer', (c) => c.notNull())
     .addColumn('payload_errors', 'integer', (c) => c.notNull())
     .addColumn('takeovers', 'integer', (c) => c.notNull())
+    .addColumn('reboots', 'integer', (c) => c.notNull())
+    .addColumn('update_failures', 'integer', (c) => c.notNull())
     .addColumn('addresses', 'integer', (c) => c.notNull())
     .addPrimaryKeyConstraint('device_behaviour_minutes_pk', ['device_id', 'minute'])
     .execute();

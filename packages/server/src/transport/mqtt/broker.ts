@@ -172,6 +172,8 @@ const UNCOUNTED = (): BehaviourCounts => ({
   aclDenials: 0,
   payloadErrors: 0,
   takeovers: 0,
+  reboots: 0,
+  updateFailures: 0,
 });
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
