@@ -56,6 +56,24 @@ for (const engine of ENGINES) {
       assert.equal((await store.window(now)).filter((r) => r.device_id === 'no-such-device').length, 0);
     });
 
+    it('deletes behaviour older than the retention, and keeps the rest', async () => {
+      const recorder = new BehaviourRecorder(store, () => now, 100, randomUUID);
+      const counts = recorder.attach(subject('old-1'), '10.0.0.9');
+      counts.messages += 1;
+      await recorder.flush();
+      const written = now;
+      now += 15 * 86_400_000;
+      counts.messages += 2;
+      await recorder.flush();
+      const deleted = await store.prune(now - 14 * 86_400_000);
+      assert.ok(deleted >= 1);
+      const rows = (await store.window(0)).filter((r) => r.device_id === 'old-1');
+      assert.deepEqual(
+        rows.map((r) => [r.minute === written, r.messages]),
+        [[false, 2]],
+      );
+    });
+
     it('bounds the devices and addresses it holds', async () => {
       const recorder = new BehaviourRecorder(store, () => now, 2, randomUUID);
       recorder.attach(subject('b-1'), '10.0.0.1');
