@@ -220,7 +220,7 @@ const post = (op: (typeof operations)[0], body: string) =>
         res.on('end', () => {
           const status = res.statusCode ?? 0;
           statuses.set(status, (statuses.get(status) ?? 0) + 1);
-          let parsed: unknown = null;
+          let parsed: unknown;
           try {
             parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
           } catch {

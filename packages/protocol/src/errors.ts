@@ -117,6 +117,7 @@ export const ErrorCodes = {
   assessmentMitigationNotApplicable: 'assessment.mitigation_not_applicable',
   assessmentWebhookInvalid: 'assessment.webhook_invalid',
   assessmentWebhookFailed: 'assessment.webhook_failed',
+  assessmentAnomalyRulesInvalid: 'assessment.anomaly_rules_invalid',
   disclosureTransitionInvalid: 'disclosure.transition_invalid',
   advisoryInvalid: 'advisory.invalid',
   advisorySourceRefused: 'advisory.source_refused',

@@ -45,6 +45,11 @@ import { DisclosureService } from './assessment/disclosure.js';
 import { DisclosureStore } from './assessment/disclosure-store.js';
 import { ComplianceService } from './assessment/compliance/report.js';
 import { ComplianceEvidenceStore } from './assessment/compliance/evidence-store.js';
+import { newId } from './tokens.js';
+import { AnomalyDetector } from './assessment/anomaly/detector.js';
+import { BehaviourRecorder } from './assessment/anomaly/recorder.js';
+import { AnomalyService } from './assessment/anomaly/service.js';
+import { BehaviourStore } from './assessment/anomaly/store.js';
 import { AuditService } from './audit/service.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
@@ -167,6 +172,8 @@ export interface Platform {
     disclosures: DisclosureService;
     compliance: ComplianceService;
     advisories: AdvisoryService;
+    /** Anomaly detection: behaviour counted by the broker (recorder), scored on a timer (detector), rules and views (service). */
+    anomaly: { service: AnomalyService; recorder: BehaviourRecorder; detector: AnomalyDetector };
   };
   apps: {
     store: AppStore;
@@ -454,6 +461,7 @@ function assessmentOf(
     vulnerabilities: (organizationId, now, limit) => advisories.assess(organizationId, now, limit),
   });
   const notifier = new FindingNotifier(store, evidence, deps.box, deps.mailer, deps.audit, deps.clock, config.assessment);
+  const behaviour = new BehaviourStore(db);
   return {
     service,
     notifier,
@@ -461,6 +469,11 @@ function assessmentOf(
     disclosures: new DisclosureService(new DisclosureStore(db), deps.mailer, deps.audit, deps.clock, config),
     compliance: new ComplianceService(new ComplianceEvidenceStore(db), store, deps.audit, deps.clock, config),
     advisories,
+    anomaly: {
+      service: new AnomalyService(behaviour, deps.devices, deps.audit, deps.clock, config.anomaly.retentionDays),
+      recorder: new BehaviourRecorder(behaviour, () => deps.clock.now(), config.anomaly.maxTrackedDevices, newId),
+      detector: new AnomalyDetector(behaviour, store, deps.devices, deps.audit, deps.clock, config.anomaly),
+    },
   };
 }
 

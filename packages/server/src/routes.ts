@@ -10,6 +10,7 @@ import { accountsRoutes } from './accounts/routes/index.js';
 import { appClientRoutes, oauthRoutes } from './apps/routes/index.js';
 import { assessmentRoutes, complianceRoutes, disclosureRoutes } from './assessment/routes.js';
 import { advisoryRoutes } from './assessment/routes/advisories.js';
+import { anomalyRoutes } from './assessment/routes/anomaly.js';
 import { auditRoutes } from './audit/routes.js';
 import { liveRoutes, myDeviceRoutes, operatorBindingRoutes, privacyRoutes } from './binding/routes/index.js';
 import { deviceRoutes, enrollmentRoutes, gatewayRoutes, stateRoutes, symmetricKeyRoutes } from './devices/routes/index.js';
@@ -41,6 +42,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     );
     await app.register(complianceRoutes({ compliance: assessment.compliance }), { prefix: '/api/v1' });
     await app.register(advisoryRoutes({ advisories: assessment.advisories }), { prefix: '/api/v1' });
+    await app.register(anomalyRoutes({ anomaly: assessment.anomaly.service }), { prefix: '/api/v1' });
     await app.register(
       disclosureRoutes({
         disclosures: assessment.disclosures,

@@ -189,6 +189,14 @@ describe('update agent against the real platform (image repository, director, ro
     assert.equal(await again.check(), 'up_to_date');
     await succeeded(d.id, '2.0.0');
     assert.deepEqual(refusals, []);
+    // The reboot it reported counts towards its behaviour (anomaly detection, docs/assessment.md).
+    await p.t.platform.assessment.anomaly.recorder.flush();
+    const behaviour = await p.t.platform.db
+      .selectFrom('device_behaviour_minutes')
+      .select(['reboots', 'update_failures'])
+      .where('device_id', '=', d.id)
+      .execute();
+    assert.deepEqual([behaviour.reduce((n, r) => n + r.reboots, 0), behaviour.reduce((n, r) => n + r.update_failures, 0)], [1, 0]);
     mqtt.end(true);
   });
 

@@ -42,3 +42,10 @@ export class DisclosureTransitionError extends ConflictError {
     super(message, details, ErrorCodes.disclosureTransitionInvalid);
   }
 }
+
+/** A product's anomaly rules are not ones the detector can apply (window, threshold, metric). */
+export class AnomalyRulesInvalidError extends ValidationError {
+  constructor(message: string, details?: Record<string, unknown>) {
+    super(message, details, ErrorCodes.assessmentAnomalyRulesInvalid);
+  }
+}

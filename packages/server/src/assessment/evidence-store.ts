@@ -6,7 +6,7 @@
  * and comes with the full count.
  */
 import type { Kysely } from 'kysely';
-import type { Database } from '../storage/schema.js';
+import type { Database, DeviceConnectionConflictsTable } from '../storage/schema.js';
 
 export interface Bounded<T> {
   items: T[];
@@ -312,5 +312,17 @@ export class EvidenceStore {
       items: rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, notBefore: Number(r.not_before) })),
       total: Number(total.n),
     };
+  }
+
+  /** Session takeovers in the organization since `since` (newest first, at most `limit`): the anomaly recorder's evidence. */
+  connectionConflicts(organizationId: string, since: number, limit: number): Promise<DeviceConnectionConflictsTable[]> {
+    return this.db
+      .selectFrom('device_connection_conflicts')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('at', '>=', since)
+      .orderBy('at', 'desc')
+      .limit(limit)
+      .execute();
   }
 }

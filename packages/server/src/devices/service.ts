@@ -348,10 +348,38 @@ export class DevicesService {
   /** activate, quarantine, disable or retire; refuses what the lifecycle forbids with device.invalid_transition. */
   async transition(actor: Actor, deviceId: string, action: LifecycleAction, reason?: string): Promise<DeviceView> {
     requirePermission(actor, 'devices:write');
-    const to: DeviceStatus = LIFECYCLE_ACTIONS[action];
+    return this.applyTransition(actor.organizationId, deviceId, LIFECYCLE_ACTIONS[action], auditActor(actor), actor.sourceIp, reason);
+  }
+
+  /**
+   * Quarantines an active device on the platform's own verdict (the anomaly detector's policy, no
+   * operator): audited with the system actor `by`. Only an operator's `activate` brings it back.
+   * Resolves false when the device is not active (already quarantined, or out of service).
+   */
+  async quarantineBySystem(organizationId: string, deviceId: string, by: string, reason: string): Promise<boolean> {
+    const row = await this.store.deviceInOrganization(organizationId, deviceId);
+    if (!row || row.status !== 'active') return false;
+    try {
+      await this.applyTransition(organizationId, deviceId, 'quarantined', { type: 'system', id: by }, undefined, reason);
+      return true;
+    } catch (error) {
+      if (error instanceof InvalidTransitionError) return false;
+      throw error;
+    }
+  }
+
+  private async applyTransition(
+    organizationId: string,
+    deviceId: string,
+    to: DeviceStatus,
+    actor: AuditEvent['actor'],
+    sourceIp: string | undefined,
+    reason?: string,
+  ): Promise<DeviceView> {
     let gatewayId: string | null = null;
     const view = await this.store.db.transaction().execute(async (trx) => {
-      const device = await this.deviceOf(actor, deviceId, trx);
+      const device = await this.store.deviceInOrganization(organizationId, deviceId, trx);
+      if (!device) throw new NotFoundError('Device', { deviceId });
       gatewayId = device.gateway_id;
       if (!canTransition(device.status, to)) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       const now = this.clock.now();
@@ -365,11 +393,11 @@ export class DevicesService {
       if (Number(result.numUpdatedRows) !== 1) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       await this.audit.record(
         {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
+          organizationId,
+          actor,
           action: 'device.status_changed',
           target: { type: 'device', id: device.id },
-          sourceIp: actor.sourceIp,
+          ...(sourceIp === undefined ? {} : { sourceIp }),
           details: { serial: device.serial, from: device.status, to, ...(reason ? { reason } : {}) },
         },
         trx,

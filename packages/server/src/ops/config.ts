@@ -229,6 +229,48 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    anomaly: Type.Object(
+      {
+        enabled: Type.Boolean({ description: 'count device behaviour per minute and run the anomaly detector (docs/assessment.md)' }),
+        flushSeconds: Type.Integer({
+          minimum: 1,
+          maximum: 60,
+          description: 'seconds between writes of the in-memory behaviour counts to device_behaviour_minutes',
+        }),
+        evaluateSeconds: Type.Integer({ minimum: 1, maximum: 3600, description: 'seconds between anomaly detector ticks' }),
+        retentionDays: Type.Integer({ minimum: 1, maximum: 366, description: 'days behaviour minutes, addresses and takeovers are kept' }),
+        maxTrackedDevices: Type.Integer({
+          minimum: 1,
+          description: 'devices whose behaviour one node counts at once (bounds its memory; beyond it, counts are not kept)',
+        }),
+        historyHours: Type.Integer({
+          minimum: 1,
+          maximum: 14 * 24,
+          description: "hours of a device's own minutes its baseline is learned from",
+        }),
+        minHistoryMinutes: Type.Integer({
+          minimum: 1,
+          maximum: 14 * 24 * 60,
+          description: 'minutes of history a device needs before its own baseline may raise a finding',
+        }),
+        minPeers: Type.Integer({
+          minimum: 2,
+          description: "devices of a product active in a minute before the product's baseline applies",
+        }),
+        maxCandidates: Type.Integer({ minimum: 1, description: 'devices whose history one detector tick loads (highest values first)' }),
+        resolveAfterMinutes: Type.Integer({
+          minimum: 1,
+          maximum: 7 * 24 * 60,
+          description: 'an anomaly finding not observed again for this long is resolved',
+        }),
+        conflictWindowHours: Type.Integer({
+          minimum: 1,
+          maximum: 14 * 24,
+          description: 'hours of session takeovers the shared-certificate and client-ID checks look at',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     disclosure: Type.Object(
       {
         contact: Type.Optional(
@@ -529,6 +571,19 @@ export function defaultConfig(dataDir: string): Config {
       webhookPrivateAddresses: false,
       advisoryPrivateAddresses: false,
       certificateMaxAgeDays: 825,
+    },
+    anomaly: {
+      enabled: true,
+      flushSeconds: 5,
+      evaluateSeconds: 60,
+      retentionDays: 14,
+      maxTrackedDevices: 200_000,
+      historyHours: 24,
+      minHistoryMinutes: 60,
+      minPeers: 10,
+      maxCandidates: 1000,
+      resolveAfterMinutes: 60,
+      conflictWindowHours: 24,
     },
     disclosure: {
       expiresDays: 365,

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Counter, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 const PREFIX = 'bulwark_';
 
@@ -56,6 +56,18 @@ export class Metrics {
     return values
       .filter((v) => v.metricName?.endsWith('_count'))
       .map((v) => ({ method: String(v.labels.method), route: String(v.labels.route), status: Number(v.labels.status), count: v.value }));
+  }
+
+  /** A gauge read at each scrape. */
+  gauge(name: string, help: string, read: () => number): void {
+    new Gauge({
+      name: `${PREFIX}${name}`,
+      help,
+      registers: [this.registry],
+      collect() {
+        this.set(read());
+      },
+    });
   }
 
   /** `name{event="snake_case_field"}` for each numeric field of the object `read` returns, read at each scrape. */

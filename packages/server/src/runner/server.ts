@@ -109,6 +109,52 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
   }, QUOTA_FLUSH_MS);
   quotaFlushing.unref();
+  // Anomaly detection (docs/assessment.md): the broker's behaviour counts are written in batches,
+  // scored on a timer, and kept anomaly.retentionDays.
+  const anomaly = platform.assessment.anomaly;
+  const anomalyJobs: NodeJS.Timeout[] = [];
+  if (config.anomaly.enabled) {
+    const flushBehaviour = () =>
+      anomaly.recorder.flush().catch((error: unknown) => app.log.error({ err: error }, 'device behaviour not written'));
+    const jobs: [() => Promise<unknown>, number][] = [
+      [flushBehaviour, config.anomaly.flushSeconds * 1000],
+      [
+        () =>
+          anomaly.detector
+            .tick()
+            .then((result) => {
+              if (result.opened + result.resolved + result.quarantined.length > 0)
+                app.log.warn(
+                  { opened: result.opened, resolved: result.resolved, quarantined: result.quarantined },
+                  'anomaly detector: findings changed',
+                );
+            })
+            .catch((error: unknown) => app.log.error({ err: error }, 'anomaly detector tick failed')),
+        config.anomaly.evaluateSeconds * 1000,
+      ],
+      [() => anomaly.service.prune().catch((error: unknown) => app.log.error({ err: error }, 'behaviour retention failed')), 3_600_000],
+    ];
+    for (const [job, ms] of jobs) {
+      const timer = setInterval(() => void job(), ms);
+      timer.unref();
+      anomalyJobs.push(timer);
+    }
+    metrics.countersOf(
+      'device_behaviour_total',
+      'Device behaviour this node counted for anomaly detection: messages, bytes, connects, authentication failures, ACL denials…',
+      () => anomaly.recorder.totals,
+    );
+    metrics.countersOf(
+      'anomaly_detector_total',
+      'Anomaly detector ticks, devices scored, violations, findings, quarantines',
+      () => anomaly.detector.stats,
+    );
+    metrics.gauge(
+      'device_behaviour_tracked_devices',
+      'Devices whose behaviour this node counts in memory now',
+      () => anomaly.recorder.trackedDevices,
+    );
+  }
   const pruning = setInterval(() => {
     platform.telemetry.retention.run().catch((error: unknown) => app.log.error({ err: error }, 'telemetry retention failed'));
   }, config.telemetry.pruneIntervalMinutes * 60_000);
@@ -203,11 +249,14 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       clearInterval(sweeping);
       if (backingUp) clearInterval(backingUp);
       if (assessing) clearInterval(assessing);
+      for (const timer of anomalyJobs) clearInterval(timer);
       clearInterval(appKeyRotation);
       await platform.telemetry.retention.stop();
       // Open live streams would hold the HTTP server's close: they end first (apps reconnect elsewhere).
       platform.binding.live.closeAll();
       await mqtt?.close();
+      if (config.anomaly.enabled)
+        await anomaly.recorder.flush().catch((error: unknown) => app.log.error({ err: error }, 'device behaviour not written'));
       await platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
       const grace = setTimeout(() => {
         for (const socket of connections) socket.destroy();

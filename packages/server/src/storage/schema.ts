@@ -482,6 +482,11 @@ export interface Database {
   // 020_privacy
   product_privacy: ProductPrivacyTable;
   device_consents: DeviceConsentsTable;
+  // 027_anomaly
+  device_behaviour_minutes: DeviceBehaviourMinutesTable;
+  device_behaviour_addresses: DeviceBehaviourAddressesTable;
+  device_connection_conflicts: DeviceConnectionConflictsTable;
+  anomaly_product_rules: AnomalyProductRulesTable;
   // 024_disclosures
   disclosure_reports: DisclosureReportsTable;
   // 026_advisories
@@ -746,4 +751,58 @@ export interface CaRevocationsTable {
   reason: string; // an RFC 5280 reason name
   revoked_by: string | null;
   revoked_at: number;
+}
+
+/** A device's behaviour in one minute (027), added to by each node's flush; `addresses` is the most distinct source addresses one node saw that minute. */
+export interface DeviceBehaviourMinutesTable {
+  device_id: string;
+  /** Start of the minute (ms epoch). */
+  minute: number;
+  organization_id: string;
+  product_id: string;
+  messages: number;
+  bytes: number;
+  connects: number;
+  auth_failures: number;
+  acl_denials: number;
+  payload_errors: number;
+  /** Connections that replaced a live session of the device. */
+  takeovers: number;
+  /** Reboots the device reported (the update flow's `rebooting` state). */
+  reboots: number;
+  /** Updates the device reported `failed` or `rolled_back`. */
+  update_failures: number;
+  addresses: number;
+}
+
+/** A source address a device was seen from (connected or failed to authenticate) in an hour (027). */
+export interface DeviceBehaviourAddressesTable {
+  device_id: string;
+  /** Start of the hour (ms epoch). */
+  hour: number;
+  address: string;
+}
+
+/** A connection that took over a live session of the same device (027): who held it, who took it, with what credential. */
+export interface DeviceConnectionConflictsTable {
+  id: string;
+  organization_id: string;
+  device_id: string;
+  at: number;
+  address: string;
+  previous_address: string;
+  /** `certificate:<serial>` or `symmetric_key:<version>`. */
+  credential: string;
+  previous_credential: string;
+  /** How long the replaced session had been connected. */
+  previous_age_ms: number;
+}
+
+/** A product's anomaly rules (027): JSON of assessment/anomaly/rules.ts ProductRules. */
+export interface AnomalyProductRulesTable {
+  product_id: string;
+  organization_id: string;
+  rules: string;
+  updated_at: number;
+  updated_by: string;
 }

@@ -27,7 +27,13 @@ export interface BrokerSuite {
   stored(deviceId: string): Promise<number>;
 }
 
-export function useBrokerSuite(engine: EngineUnderTest, mqtt: Record<string, unknown>, serialPrefix: string): BrokerSuite {
+/** `config` overrides other sections of the node's config than `mqtt`. */
+export function useBrokerSuite(
+  engine: EngineUnderTest,
+  mqtt: Record<string, unknown>,
+  serialPrefix: string,
+  config: Record<string, unknown> = {},
+): BrokerSuite {
   let serial = 0;
   const suite = {
     ssl: new Openssl(),
@@ -36,7 +42,7 @@ export function useBrokerSuite(engine: EngineUnderTest, mqtt: Record<string, unk
     stored: (deviceId: string) => suite.t.platform.telemetry.store.count(deviceId),
   } as BrokerSuite;
   before(async () => {
-    suite.t = await startTestPlatform(engine, { mqtt: { port: 0, ...mqtt } });
+    suite.t = await startTestPlatform(engine, { ...config, mqtt: { port: 0, ...mqtt } });
     suite.org = await organizationIdOf(suite.t.platform, suite.t.org);
     suite.product = await testProduct(suite.t.platform, suite.org);
     suite.port = suite.t.server.mqtt!.port;

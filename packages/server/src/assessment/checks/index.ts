@@ -3,6 +3,7 @@ import { apiKeyRisky, operatorWithoutMfa } from './access.js';
 import { certificateAgeBeyondPolicy, keyQualityWeak, revokedCaIssuedActive, revokedCaStillActive } from './ca-trust.js';
 import { caCertificateExpiring, deviceCertificateExpiring, revokedCertificateConnected } from './certificates.js';
 import type { Check } from './check.js';
+import { deviceCertificateShared, mqttClientIdConflict } from './connections.js';
 import { auditChainBroken, backupNotDrilled, backupStale } from './integrity.js';
 import { symmetricKeyOld, updateMetadataExpiring } from './keys.js';
 import { disclosureOverdue, productWithoutSupportPeriod } from './products.js';
@@ -30,6 +31,8 @@ export const AUDIT_CHECKS: readonly Check[] = [
   productWithoutSupportPeriod,
   disclosureOverdue,
   firmwareKnownVulnerability,
+  deviceCertificateShared,
+  mqttClientIdConflict,
 ];
 
 export type { Check, CheckContext, Observation } from './check.js';

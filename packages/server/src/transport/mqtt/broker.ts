@@ -41,6 +41,7 @@ import {
   type GatewayResult,
 } from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
+import type { BehaviourCounts, BehaviourRecorder } from '../../assessment/anomaly/recorder.js';
 import type { DeviceEventSource } from '../../binding/live.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
@@ -118,6 +119,10 @@ interface Session extends InboxSession, SessionPresence {
   logged: Set<string>;
   /** The children a gateway session may speak for (null: the device is not a gateway). */
   gateway: GatewayState | null;
+  /** The device's behaviour counters (assessment/anomaly/recorder.ts), shared by its sessions on this node. */
+  behaviour: BehaviourCounts;
+  /** When the session authenticated (ms epoch): a takeover's evidence says how long the replaced one lasted. */
+  since: number;
   /** The status of each child, for the ACL (never a child: a function of `gateway`). */
   childStatus: ChildStatus;
 }
@@ -157,6 +162,19 @@ export interface GatewayStats extends InboxStats {
   /** Children cut from a gateway session of this node (moved, detached, out of service). */
   childrenCut: number;
 }
+
+/** Where behaviour goes when the node does not count it (`anomaly.enabled` false): written nowhere. */
+const UNCOUNTED = (): BehaviourCounts => ({
+  messages: 0,
+  bytes: 0,
+  connects: 0,
+  authFailures: 0,
+  aclDenials: 0,
+  payloadErrors: 0,
+  takeovers: 0,
+  reboots: 0,
+  updateFailures: 0,
+});
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
 /** MQTT 5 DISCONNECT reason codes the gateway sends (MQTT 3.1.1 clients just see the connection close). */
@@ -225,6 +243,8 @@ export class MqttGateway implements DeviceMessenger {
   private readonly open = new Set<Socket>();
   private readonly connectBucket: TokenBucket;
   private readonly meters: DeviceMeters;
+  /** Counts each device's behaviour for anomaly detection (null: `anomaly.enabled` is false). */
+  private readonly behaviour: BehaviourRecorder | null;
   private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
   private closed = false;
@@ -236,6 +256,7 @@ export class MqttGateway implements DeviceMessenger {
   ) {
     this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
     this.meters = new DeviceMeters(options);
+    this.behaviour = platform.config.anomaly.enabled ? platform.assessment.anomaly.recorder : null;
     this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
     const sessions = this.sessions;
     this.presence = new PresenceRecorder(platform.telemetry.store, platform.clock, log);
@@ -352,6 +373,7 @@ export class MqttGateway implements DeviceMessenger {
         }
         if (!decision.ok) {
           this.stats.aclDenied++;
+          session.behaviour.aclDenials++;
           this.warnOnce(
             session,
             'subscribe-acl',
@@ -541,6 +563,7 @@ export class MqttGateway implements DeviceMessenger {
       identity = await this.identify(transport.socket, transport.protocol, username, password);
     } catch (error) {
       this.stats.authFailures++;
+      this.behaviour?.authFailure(username ?? client.id ?? '', transport.socket.remoteAddress ?? '');
       const reason = error instanceof DeviceAuthenticationError ? error.reason : (error as Error).message;
       this.log.warn({ clientId: client.id?.slice(0, 130), remote: transport.socket.remoteAddress, reason }, 'mqtt authentication refused');
       throw authError(
@@ -550,6 +573,7 @@ export class MqttGateway implements DeviceMessenger {
     }
     if (client.id !== identity.deviceId) {
       this.stats.authFailures++;
+      this.behaviour?.authFailure(identity.deviceId, transport.socket.remoteAddress ?? '');
       this.log.warn(
         { clientId: client.id?.slice(0, 130), deviceId: identity.deviceId },
         'mqtt client ID does not match the device identity',
@@ -569,12 +593,15 @@ export class MqttGateway implements DeviceMessenger {
     }
     const previous = this.sessions.get(identity.deviceId);
     if (previous?.expiry) clearTimeout(previous.expiry);
+    const remote = transport.socket.remoteAddress ?? '';
     const session: Session = {
       client,
       identity,
       ...this.meters.send(identity.deviceId, Date.now()),
       overQuota: false,
-      remote: transport.socket.remoteAddress ?? '',
+      behaviour: this.behaviour ? this.behaviour.attach(identity, remote) : UNCOUNTED(),
+      since: this.platform.clock.now(),
+      remote,
       protocol: transport.protocol,
       expiry: null,
       connectedSince: null,
@@ -592,6 +619,17 @@ export class MqttGateway implements DeviceMessenger {
       Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
     );
     session.expiry.unref();
+    if (previous && this.behaviour) {
+      // The new connection takes over a session this node still holds: the evidence of a shared
+      // certificate or of two clients on one client ID (assessment/checks/connections.ts).
+      this.behaviour.detach(previous.behaviour);
+      if (!previous.client.closed)
+        this.behaviour.takeover(
+          identity,
+          { address: remote, credential: credentialTag(identity) },
+          { address: previous.remote, credential: credentialTag(previous.identity), since: previous.since },
+        );
+    }
     this.sessions.set(identity.deviceId, session);
   }
 
@@ -635,6 +673,7 @@ export class MqttGateway implements DeviceMessenger {
   private onDisconnect(client: Client): void {
     const session = this.sessionOf(client);
     if (!session) return;
+    this.behaviour?.detach(session.behaviour);
     if (session.expiry) clearTimeout(session.expiry);
     this.sessions.delete(client.id);
     this.presence.record(session, this.broker.id, false);
@@ -705,6 +744,7 @@ export class MqttGateway implements DeviceMessenger {
     if (!own.ok && !relayed?.ok) {
       const reason = relayed && !relayed.ok ? relayed.reason : own.ok ? '' : own.reason;
       this.stats.aclDenied++;
+      session.behaviour.aclDenials++;
       if (relayed) {
         const other = deviceChannelOwner(topic);
         if (other !== null && other !== deviceId) return this.refuseRelay(session, client, topic, payload, other, reason);
@@ -713,6 +753,8 @@ export class MqttGateway implements DeviceMessenger {
       throw this.refuse(client, reason, DISCONNECT_REASON.notAuthorized);
     }
     const child = relayed?.ok ? relayed.value : null;
+    session.behaviour.messages++;
+    session.behaviour.bytes += payload.length;
     const speaker = child ? session.gateway!.children.get(child.childId)! : session;
     const channel = child ? child.channel : (own as { ok: true; value: DeviceChannel }).value;
     // Every message is charged to the device's message and byte allowances, telemetry also to its
@@ -921,6 +963,13 @@ export class MqttGateway implements DeviceMessenger {
       () => undefined,
     );
   }
+}
+
+/** How a takeover's evidence names the credential a connection used. */
+function credentialTag(identity: DeviceIdentity): string {
+  const { credential } = identity;
+  if (credential.type === 'certificate') return `certificate:${credential.certificateSerial}`;
+  return credential.type === 'symmetric_key' ? `symmetric_key:${credential.keyVersion}` : `via_gateway:${credential.gatewayId}`;
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */

@@ -12,6 +12,7 @@ import { DeviceMessageRefusal } from '../../errors.js';
 import type { Platform } from '../../platform.js';
 import { parseTelemetry, type Reading } from '../../telemetry/payloads.js';
 import { keepAllowed } from '../../telemetry/collection.js';
+import { parseStatus } from '../../updates/rollout-messages.js';
 import type { TelemetryWriter } from '../../telemetry/ingest.js';
 
 /** What the inbox needs of a session. */
@@ -19,6 +20,8 @@ export interface InboxSession {
   identity: DeviceIdentity;
   /** Set once the session was told it is over its daily telemetry quota (logged once a session). */
   overQuota: boolean;
+  /** The device's behaviour counters (anomaly detection), when the node counts them; a gateway's children have none of their own. */
+  behaviour?: { payloadErrors: number; reboots: number; updateFailures: number };
 }
 
 /** The gateway counters the inbox moves. */
@@ -52,7 +55,7 @@ export class DeviceInbox {
     state_reported: (m) => this.reportState(m),
     state_get: (m) => this.platform.devices.shadow.sync(m.session.identity),
     command_result: (m) => this.platform.devices.commands.complete(m.session.identity, m.channel.commandId, json(m.payload)),
-    update: (m) => this.platform.updates.rollouts.deviceMessage(m.session.identity, m.channel.name, m.payload),
+    update: (m) => this.update(m),
     gateway_register: (m) => this.gateway(m),
     binding_presence: (m) => this.platform.binding.claims.devicePresence(m.session.identity),
     binding_reset_result: (m) => this.platform.binding.service.confirmReset(m.session.identity, json(m.payload)),
@@ -76,6 +79,7 @@ export class DeviceInbox {
     } catch (error) {
       if (!(error instanceof DeviceMessageRefusal)) throw error;
       this.stats.payloadErrors++;
+      if (message.session.behaviour) message.session.behaviour.payloadErrors++;
       this.reply(message.session.identity.deviceId, errorReply(message.topic, error.code, error.message));
     }
   }
@@ -87,9 +91,20 @@ export class DeviceInbox {
     } catch (error) {
       if (!(error instanceof DeviceMessageRefusal)) throw error;
       this.stats.payloadErrors++;
+      if (session.behaviour) session.behaviour.payloadErrors++;
       this.reply(session.identity.deviceId, errorReply(topic, error.code, error.message));
       return null;
     }
+  }
+
+  /** An update message for the rollouts; a status the device reports also counts towards its behaviour (reboots, failed updates). */
+  private async update({ session, channel, payload }: DeviceMessage<Extract<DeviceChannel, { kind: 'update' }>>): Promise<void> {
+    await this.platform.updates.rollouts.deviceMessage(session.identity, channel.name, payload);
+    if (channel.name !== 'status' || !session.behaviour) return;
+    const status = parseStatus(payload);
+    if (!status.ok) return;
+    if (status.value.state === 'rebooting') session.behaviour.reboots++;
+    else if (status.value.state === 'failed' || status.value.state === 'rolled_back') session.behaviour.updateFailures++;
   }
 
   private async reportState({ session, payload }: DeviceMessage): Promise<void> {
