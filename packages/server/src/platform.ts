@@ -49,6 +49,10 @@ import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
 import { EnrollmentService } from './devices/enrollment.js';
+import { EnrollmentPolicyService } from './devices/enrollment-policy.js';
+import { JitProvisioner } from './devices/jit.js';
+import { ManufacturerCaService } from './devices/manufacturer-cas.js';
+import { ManufacturerStore } from './devices/manufacturer-store.js';
 import { DeviceCertificateVerifier } from './devices/identity.js';
 import { GatewayFeed } from './devices/gateway-feed.js';
 import { GatewayStore } from './devices/gateway-store.js';
@@ -110,6 +114,10 @@ export interface Platform {
     symmetricKeys: SymmetricKeyService;
     identity: DeviceCertificateVerifier;
     bootstrapCas: BootstrapCaService;
+    /** Just-in-time provisioning (issue 18): manufacturer CAs, the allow-lists per product or enrollment group, the device path. */
+    manufacturerCas: ManufacturerCaService;
+    enrollmentPolicies: EnrollmentPolicyService;
+    jit: JitProvisioner;
     /** Gateways and their children; the feed tells the broker of this node when a child is cut from its gateway. */
     gateways: GatewaysService;
     gatewayFeed: GatewayFeed;
@@ -233,6 +241,12 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   });
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(db, audit, clock);
+  const manufacturerStore = new ManufacturerStore(db);
+  const enrollmentPolicies = new EnrollmentPolicyService(manufacturerStore, devicesStore, audit, clock);
+  const jit = new JitProvisioner(manufacturerStore, enrollmentPolicies, devicesStore, audit, clock, {
+    concurrency: config.mqtt.jitConcurrency,
+    perSecond: config.mqtt.jitRegistrationsPerSecond,
+  });
   const link = new DeviceLink();
   const devices = {
     store: devicesStore,
@@ -240,9 +254,12 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     link,
     shadow: new ShadowService(db, devicesStore, audit, clock, link),
     commands: new CommandService(db, devicesStore, audit, clock, link),
-    enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas),
+    enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
+    manufacturerCas: new ManufacturerCaService(manufacturerStore, devicesStore, tokens, audit, clock, (actor) => service.requireStepUp(actor)),
+    enrollmentPolicies,
+    jit,
     gatewayFeed,
     gateways: new GatewaysService(devicesStore, new GatewayStore(db), audit, clock, gatewayFeed, {
       maxChildrenPerGateway: config.mqtt.maxChildrenPerGateway,

@@ -27,6 +27,7 @@ import * as sso from './migrations/021_sso.js';
 import * as assessment from './migrations/022_assessment.js';
 import * as auditPersonal from './migrations/023_audit_personal.js';
 import * as disclosures from './migrations/024_disclosures.js';
+import * as manufacturerCas from './migrations/025_manufacturer_cas.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -54,6 +55,7 @@ const migrations: Record<string, Migration> = {
   '022_assessment': assessment,
   '023_audit_personal': auditPersonal,
   '024_disclosures': disclosures,
+  '025_manufacturer_cas': manufacturerCas,
 };
 
 export interface MigrationReport {

@@ -541,7 +541,8 @@ export class MqttGateway implements DeviceMessenger {
       identity = await this.identify(transport.socket, transport.protocol, username, password);
     } catch (error) {
       this.stats.authFailures++;
-      const reason = error instanceof DeviceAuthenticationError ? error.reason : (error as Error).message;
+      const reason =
+        error instanceof DeviceAuthenticationError ? error.reason : error instanceof BulwarkError ? error.code : (error as Error).message;
       this.log.warn({ clientId: client.id?.slice(0, 130), remote: transport.socket.remoteAddress, reason }, 'mqtt authentication refused');
       throw authError(
         'not authorized',
@@ -607,9 +608,10 @@ export class MqttGateway implements DeviceMessenger {
       if (peer) {
         if (!tlsSocket.authorized) {
           const code = String(tlsSocket.authorizationError ?? '');
-          throw new DeviceAuthenticationError(
-            code === 'CERT_NOT_YET_VALID' ? 'not_yet_valid' : code === 'CERT_HAS_EXPIRED' ? 'expired' : 'unknown_issuer',
-          );
+          if (code === 'CERT_NOT_YET_VALID') throw new DeviceAuthenticationError('not_yet_valid');
+          if (code === 'CERT_HAS_EXPIRED') throw new DeviceAuthenticationError('expired');
+          // Not ours: perhaps from a product's manufacturer CA (just-in-time provisioning, bounded per node).
+          return this.platform.devices.jit.authenticate(peer, socket.remoteAddress ?? '');
         }
         return this.platform.devices.identity.fromCertificate(peer);
       }
