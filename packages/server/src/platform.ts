@@ -257,7 +257,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
-    manufacturerCas: new ManufacturerCaService(manufacturerStore, devicesStore, tokens, audit, clock, (actor) => service.requireStepUp(actor)),
+    manufacturerCas: new ManufacturerCaService(manufacturerStore, devicesStore, tokens, audit, clock, (actor) =>
+      service.requireStepUp(actor),
+    ),
     enrollmentPolicies,
     jit,
     gatewayFeed,
@@ -265,9 +267,15 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       maxChildrenPerGateway: config.mqtt.maxChildrenPerGateway,
       registrationsPerMinute: config.mqtt.gatewayRegistrationsPerMinute,
     }),
-    symmetricKeys: new SymmetricKeyService(db, devicesStore, box, audit, clock, {
-      maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds,
-    }),
+    symmetricKeys: new SymmetricKeyService(
+      db,
+      devicesStore,
+      box,
+      audit,
+      clock,
+      { maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds },
+      enrollmentPolicies,
+    ),
   };
   const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
   const binding = bindingOf(

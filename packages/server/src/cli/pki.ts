@@ -12,6 +12,7 @@ import type { CaKeyAccess } from '../pki/ca.js';
 import { checkKind, exportRoot, importIssuingCa, pkiStatus, requestIssuingCa, type CaStatus } from '../pki/ceremony.js';
 import { initOfflineRoot, openOfflineRoot, rekeyOfflineRoot, signIssuingCsr, type RootKeyOptions } from '../pki/offline-root.js';
 import type { Platform } from '../platform.js';
+import { registerManufacturerCaCommands } from './manufacturer-cas.js';
 import { action, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
 
 interface PassphraseFlags {
@@ -106,7 +107,8 @@ function describeCa(name: string, ca: CaStatus): string {
 }
 
 export function registerPkiCommands(program: Command): void {
-  const pki = program.command('pki').description('CA hierarchy: offline root ceremony, issuing CAs, status');
+  const pki = program.command('pki').description('CA hierarchy: offline root ceremony, issuing CAs, status, manufacturer CAs');
+  registerManufacturerCaCommands(pki);
 
   addPassphrase(
     pki.command('init-root').description('on an offline machine: create a root CA (ECDSA P-256, pathLen 1, 20 years) in DIR (0700)'),

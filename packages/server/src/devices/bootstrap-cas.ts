@@ -70,8 +70,7 @@ export function parseCa(
   invalid: (message: string) => Error = (message) => new BootstrapCaInvalidError(message),
 ): X509Certificate {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length !== 1)
-    throw invalid("Send exactly one PEM certificate: the CA that issues your devices' certificates");
+  if (blocks.length !== 1) throw invalid("Send exactly one PEM certificate: the CA that issues your devices' certificates");
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(blocks[0]!);

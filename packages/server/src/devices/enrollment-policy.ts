@@ -17,7 +17,7 @@ import type { EnrollmentScope } from '../storage/schema.js';
 import { RegistrationRefusedError } from './errors.js';
 import type { EnrollmentPolicyRow, ManufacturerStore } from './manufacturer-store.js';
 import { SERIAL } from './model.js';
-import type { DevicesStore } from './store.js';
+import type { DevicesStore, Executor } from './store.js';
 
 /** Registrations a scope accepts per UTC day when its policy sets no quota. */
 export const DEFAULT_DAILY_QUOTA = 1000;
@@ -61,7 +61,10 @@ interface Compiled {
 const PATTERN = /^[\x21-\x7e]{1,128}$/;
 
 function globToRegExp(glob: string): RegExp {
-  const body = glob.replace(/[.+^${}()|[\]\\]/g, '\\$&').replace(/\*/g, '.*').replace(/\?/g, '.');
+  const body = glob
+    .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+    .replace(/\*/g, '.*')
+    .replace(/\?/g, '.');
   return new RegExp(`^${body}$`);
 }
 
@@ -256,6 +259,11 @@ export class EnrollmentPolicyService {
       if (!allowed) throw new RegistrationRefusedError(ErrorCodes.jitSerialNotAllowed, 'This serial is not on the allow-list');
     }
     return policy.quota;
+  }
+
+  /** Counts one new device against the scope's quota for today, inside the caller's transaction; false when the quota is reached. */
+  countRegistration(scope: EnrollmentScope, scopeId: string, quota: number, trx: Executor): Promise<boolean> {
+    return this.store.countRegistration(scope, scopeId, utcDay(this.clock.now()), quota, trx);
   }
 
   private async compiled(scope: EnrollmentScope, scopeId: string): Promise<Compiled> {

@@ -106,19 +106,23 @@ export class EnrollmentService {
     const actor: AuditActor = { type: 'anonymous', id: `manufacturer_certificate:${fingerprintSha256}` };
     // A known device asking again (it lost the answer) is held to the same per-node bounds as a new one.
     const issue = () =>
-      this.pki.issueDeviceCertificate({ organizationId: device.organizationId, deviceId: device.deviceId, csrPem }, actor, async (trx, issued) => {
-        await this.audit.record(
-          {
-            organizationId: device.organizationId,
-            actor,
-            action: 'device.jit_enrolled',
-            target: { type: 'device', id: device.deviceId },
-            sourceIp,
-            details: { serial: issued.serial, registered: created, status: device.status, manufacturerCaId: device.manufacturerCaId },
-          },
-          trx,
-        );
-      });
+      this.pki.issueDeviceCertificate(
+        { organizationId: device.organizationId, deviceId: device.deviceId, csrPem },
+        actor,
+        async (trx, issued) => {
+          await this.audit.record(
+            {
+              organizationId: device.organizationId,
+              actor,
+              action: 'device.jit_enrolled',
+              target: { type: 'device', id: device.deviceId },
+              sourceIp,
+              details: { serial: issued.serial, registered: created, status: device.status, manufacturerCaId: device.manufacturerCaId },
+            },
+            trx,
+          );
+        },
+      );
     const issued = created ? await issue() : await this.jit.bounded(issue);
     return {
       deviceId: device.deviceId,

@@ -11,6 +11,7 @@ import { mosquittoClient } from '../testing/mqtt.js';
 import { Openssl } from '../testing/openssl.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import type { TestPlatform } from '../testing/server.js';
+import { createToken, deriveDeviceKey, registrationResource } from './sas.js';
 
 for (const engine of ENGINES) {
   describe(`just-in-time provisioning through manufacturer CAs [${engine.engine}]`, { skip: engine.skip }, () => {
@@ -42,7 +43,10 @@ for (const engine of ENGINES) {
       assert.equal(challenge.status, 201, challenge.text);
       ssl.write(`${signer}-challenge.txt`, challenge.body.challenge);
       await ssl.must(['dgst', '-sha256', '-sign', `${signer}.key`, '-out', `${signer}-sig.bin`, `${signer}-challenge.txt`]);
-      return { challenge: challenge.body.challenge as string, signature: readFileSync(join(ssl.dir, `${signer}-sig.bin`)).toString('base64') };
+      return {
+        challenge: challenge.body.challenge as string,
+        signature: readFileSync(join(ssl.dir, `${signer}-sig.bin`)).toString('base64'),
+      };
     };
     const registerCa = async (ca: string, productId: string, extra: Record<string, unknown> = {}, signer = ca) => {
       await stepUp(t, owner, token, client);
@@ -76,20 +80,34 @@ for (const engine of ENGINES) {
         '{"values":{"t":1}}',
       ]);
     };
-    const device = (id: string) => t.platform.db.selectFrom('devices').select(['status', 'product_id']).where('id', '=', id).executeTakeFirst();
+    const device = (id: string) =>
+      t.platform.db.selectFrom('devices').select(['status', 'product_id']).where('id', '=', id).executeTakeFirst();
     const lastRefusal = async () => (await t.platform.audit.query({ action: 'device.jit_refused' })).entries[0]?.details;
 
     it('refuses to register a manufacturer CA without proof of possession of its key', async () => {
       const productId = await product();
       await opensslCa(ssl, 'pop', '/CN=PoP CA');
       await opensslCa(ssl, 'thief', '/CN=Thief CA');
+      t.clock.advance(10 * 60_000);
+      const stale = await client.post(
+        '/api/v1/pki/manufacturer-cas',
+        { name: 'pop', productId, certificate: ssl.read('pop.pem'), ...(await proof('pop')) },
+        { token },
+      );
+      assert.deepEqual([stale.status, stale.body.error?.code], [403, 'auth.step_up_required']);
       const signedByOther = await registerCa('pop', productId, {}, 'thief');
       assert.deepEqual([signedByOther.status, signedByOther.body.error?.code], [400, 'pki.manufacturer_ca_proof_invalid']);
       await stepUp(t, owner, token, client);
       const { challenge } = await proof('pop');
       const garbage = await client.post(
         '/api/v1/pki/manufacturer-cas',
-        { name: 'pop', productId, certificate: ssl.read('pop.pem'), challenge, signature: Buffer.from('not a signature').toString('base64') },
+        {
+          name: 'pop',
+          productId,
+          certificate: ssl.read('pop.pem'),
+          challenge,
+          signature: Buffer.from('not a signature').toString('base64'),
+        },
         { token },
       );
       assert.deepEqual([garbage.status, garbage.body.error?.code], [400, 'pki.manufacturer_ca_proof_invalid']);
@@ -178,7 +196,11 @@ for (const engine of ENGINES) {
       const { productId } = await trusted('allow-ca');
       const policy = await client.put(`/api/v1/products/${productId}/enrollment-policy`, { serialPatterns: ['ACME-2026-*'] }, { token });
       assert.equal(policy.status, 200, policy.text);
-      const imported = await client.post(`/api/v1/products/${productId}/enrollment-policy/serials`, { serials: ['LISTED-7', 'LISTED-8'] }, { token });
+      const imported = await client.post(
+        `/api/v1/products/${productId}/enrollment-policy/serials`,
+        { serials: ['LISTED-7', 'LISTED-8'] },
+        { token },
+      );
       assert.deepEqual([imported.status, imported.body.serialsListed, imported.body.serialList], [200, 2, true]);
       for (const [leaf, cn] of <[string, string][]>[
         ['al1', 'ACME-2026-0001'],
@@ -202,7 +224,11 @@ for (const engine of ENGINES) {
     it('refuses a device connecting from outside the allowed address ranges', async () => {
       const { productId } = await trusted('net-ca');
       await opensslLeaf(ssl, 'net-ca', 'n1', '/CN=NET-0001');
-      const set = await client.put(`/api/v1/products/${productId}/enrollment-policy`, { sourceCidrs: ['203.0.113.0/24', '2001:db8::/32'] }, { token });
+      const set = await client.put(
+        `/api/v1/products/${productId}/enrollment-policy`,
+        { sourceCidrs: ['203.0.113.0/24', '2001:db8::/32'] },
+        { token },
+      );
       assert.equal(set.status, 200, set.text);
       const est = await enroll('n1');
       assert.deepEqual([est.status, est.error?.code], [403, 'jit.address_not_allowed']);
@@ -212,7 +238,11 @@ for (const engine of ENGINES) {
       assert.equal(await device('NET-0001'), undefined);
       const bad = await client.put(`/api/v1/products/${productId}/enrollment-policy`, { sourceCidrs: ['10.0.0.0/33'] }, { token });
       assert.deepEqual([bad.status, bad.body.error?.code], [400, 'enrollment_policy.invalid']);
-      assert.equal((await client.put(`/api/v1/products/${productId}/enrollment-policy`, { sourceCidrs: ['127.0.0.0/8', '::1/128'] }, { token })).status, 200);
+      assert.equal(
+        (await client.put(`/api/v1/products/${productId}/enrollment-policy`, { sourceCidrs: ['127.0.0.0/8', '::1/128'] }, { token }))
+          .status,
+        200,
+      );
       assert.equal((await enroll('n1')).status, 200);
     });
 
@@ -261,6 +291,53 @@ for (const engine of ENGINES) {
         .digest('hex');
       assert.equal((await enroll('k1')).status, 200);
       assert.equal((await device(`k-${keyHash}`))?.status, 'active');
+    });
+
+    it("holds an enrollment group's self-registrations to its allow-list: serial pattern, address range, daily quota", async () => {
+      const productId = await product();
+      const group = (await client.post('/api/v1/enrollment-groups', { name: 'jit-line', productId }, { token })).body;
+      const set = await client.put(
+        `/api/v1/enrollment-groups/${group.id}/enrollment-policy`,
+        { serialPatterns: ['GRP-?'], dailyQuota: 1 },
+        { token },
+      );
+      assert.equal(set.status, 200, set.text);
+      const register = (serial: string) => {
+        t.clock.advance(61_000);
+        return client.post(
+          '/device/v1/registrations',
+          { groupId: group.id, registrationId: serial },
+          {
+            headers: {
+              authorization: createToken(
+                deriveDeviceKey(group.key, serial),
+                registrationResource(group.id, serial),
+                Math.floor(t.clock.now() / 1000) + 600,
+              ),
+            },
+          },
+        );
+      };
+      assert.equal((await register('GRP-1')).status, 200);
+      const outside = await register('OTHER-1');
+      assert.deepEqual([outside.status, outside.body.error?.code], [403, 'jit.serial_not_allowed']);
+      const over = await register('GRP-2');
+      assert.deepEqual([over.status, over.body.error?.code], [429, 'jit.quota_exceeded']);
+      assert.equal((await register('GRP-1')).status, 200, 'a registered device registers again at the quota');
+      const refusals = (await t.platform.audit.query({ action: 'device.registration_refused' })).entries.map((e) => e.details.reason);
+      assert.deepEqual(refusals.slice(0, 2), ['jit.quota_exceeded', 'jit.serial_not_allowed']);
+      await client.put(
+        `/api/v1/enrollment-groups/${group.id}/enrollment-policy`,
+        { sourceCidrs: ['192.0.2.0/24'], dailyQuota: null },
+        { token },
+      );
+      const elsewhere = await register('GRP-3');
+      assert.deepEqual([elsewhere.status, elsewhere.body.error?.code], [403, 'jit.address_not_allowed']);
+      const serials = await t.platform.db.selectFrom('devices').select('serial').where('product_id', '=', productId).execute();
+      assert.deepEqual(
+        serials.map((d) => d.serial),
+        ['GRP-1'],
+      );
     });
 
     it('audits a flood of refusals once per code, address and minute, with the count of the rest', async () => {

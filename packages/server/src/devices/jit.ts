@@ -217,7 +217,11 @@ export class JitProvisioner {
       if (isUniqueViolation(error)) {
         const winner = await this.store.registration(fingerprintSha256);
         if (winner) return { device: winner, created: false, fingerprintSha256, notAfter };
-        throw refuse(ErrorCodes.jitIdentityConflict, 'A device with this ID was registered at the same moment with another certificate', 409);
+        throw refuse(
+          ErrorCodes.jitIdentityConflict,
+          'A device with this ID was registered at the same moment with another certificate',
+          409,
+        );
       }
       throw error;
     }

@@ -114,8 +114,7 @@ export class ManufacturerCaService {
     if (!DEVICE_ID_SOURCES.includes(deviceIdFrom))
       throw new ValidationError(`deviceIdFrom must be one of ${DEVICE_ID_SOURCES.join(', ')}`, { field: 'deviceIdFrom' });
     const prefix = input.deviceIdPrefix ?? '';
-    if (!PREFIX.test(prefix))
-      throw new ValidationError('deviceIdPrefix is at most 32 of A-Z a-z 0-9 . _ -', { field: 'deviceIdPrefix' });
+    if (!PREFIX.test(prefix)) throw new ValidationError('deviceIdPrefix is at most 32 of A-Z a-z 0-9 . _ -', { field: 'deviceIdPrefix' });
     const activation = input.activation ?? 'active';
     if (!ACTIVATIONS.includes(activation)) throw new ValidationError('activation must be active or pending', { field: 'activation' });
     if (!(await this.devices.productInOrganization(actor.organizationId, input.productId)))
@@ -132,7 +131,7 @@ export class ManufacturerCaService {
       throw error;
     }
     const signature = Buffer.from(input.signature, 'base64');
-    let proven = false;
+    let proven: boolean;
     try {
       const algorithm = cert.publicKey.asymmetricKeyType === 'ed25519' ? null : 'sha256';
       proven = signature.length > 0 && verify(algorithm, Buffer.from(input.challenge, 'utf8'), cert.publicKey, signature);
@@ -140,7 +139,9 @@ export class ManufacturerCaService {
       proven = false;
     }
     if (!proven)
-      throw proofInvalid("The signature does not verify with the CA certificate's key: sign the challenge's bytes with the CA key (SHA-256)");
+      throw proofInvalid(
+        "The signature does not verify with the CA certificate's key: sign the challenge's bytes with the CA key (SHA-256)",
+      );
     const row: ManufacturerCaRow = {
       id: newId(),
       organization_id: actor.organizationId,
@@ -196,7 +197,9 @@ export class ManufacturerCaService {
   async list(actor: Actor): Promise<(ManufacturerCaView & { devicesRegistered: number })[]> {
     requirePermission(actor, 'devices:read');
     const rows = await this.store.listCas(actor.organizationId);
-    return Promise.all(rows.map(async (row) => ({ ...manufacturerCaView(row), devicesRegistered: await this.store.countRegistered(row.id) })));
+    return Promise.all(
+      rows.map(async (row) => ({ ...manufacturerCaView(row), devicesRegistered: await this.store.countRegistered(row.id) })),
+    );
   }
 
   /**
@@ -221,7 +224,12 @@ export class ManufacturerCaService {
           action: 'pki.manufacturer_ca_revoked',
           target: { type: 'manufacturer_ca', id },
           sourceIp: actor.sourceIp,
-          details: { name: ca.name, fingerprintSha256: ca.fingerprint_sha256, quarantine: options.quarantine === true, quarantined: quarantined.length },
+          details: {
+            name: ca.name,
+            fingerprintSha256: ca.fingerprint_sha256,
+            quarantine: options.quarantine === true,
+            quarantined: quarantined.length,
+          },
         },
         trx,
       );

@@ -86,9 +86,9 @@ export class ManufacturerStore {
   /** Quarantines the active devices registered through a CA; returns their IDs. */
   async quarantineRegistered(caId: string, now: number, db: Executor): Promise<string[]> {
     const registered = db.selectFrom('manufacturer_registrations').select('device_id').where('manufacturer_ca_id', '=', caId);
-    const ids = (
-      await db.selectFrom('devices').select('id').where('id', 'in', registered).where('status', '=', 'active').execute()
-    ).map((r) => r.id);
+    const ids = (await db.selectFrom('devices').select('id').where('id', 'in', registered).where('status', '=', 'active').execute()).map(
+      (r) => r.id,
+    );
     if (ids.length > 0)
       await db
         .updateTable('devices')

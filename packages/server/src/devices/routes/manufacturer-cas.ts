@@ -85,7 +85,11 @@ export function manufacturerCaRoutes({ manufacturerCas: cas, enrollmentPolicies:
             productId: Id,
             certificate: Type.String({ minLength: 1, maxLength: 16_384, description: 'The CA certificate (PEM)' }),
             challenge: Type.String({ minLength: 1, maxLength: 200 }),
-            signature: Type.String({ minLength: 1, maxLength: 4096, description: "The challenge's bytes signed with the CA key (SHA-256), base64" }),
+            signature: Type.String({
+              minLength: 1,
+              maxLength: 4096,
+              description: "The challenge's bytes signed with the CA key (SHA-256), base64",
+            }),
             deviceIdFrom: Type.Optional(DeviceIdFrom),
             deviceIdPrefix: Type.Optional(Type.String({ maxLength: 32 })),
             activation: Type.Optional(Activation),
@@ -126,7 +130,8 @@ export function manufacturerCaRoutes({ manufacturerCas: cas, enrollmentPolicies:
         },
       },
       async (request) => ({
-        quarantined: (await cas.revoke(actorOf(request), request.params.id, { quarantine: request.body.quarantine === true })).quarantined.length,
+        quarantined: (await cas.revoke(actorOf(request), request.params.id, { quarantine: request.body.quarantine === true })).quarantined
+          .length,
       }),
     );
 
