@@ -154,17 +154,12 @@ export class EnrollmentPolicyService {
         ErrorCodes.enrollmentPolicyInvalid,
       );
     await this.store.db.transaction().execute(async (trx) => {
-      const current = await this.store.policy(scope, scopeId, trx);
-      const row: EnrollmentPolicyRow = {
-        scope,
-        scope_id: scopeId,
-        organization_id: actor.organizationId,
-        serial_patterns: patterns ? JSON.stringify(patterns) : (current?.serial_patterns ?? '[]'),
-        source_cidrs: cidrs ? JSON.stringify(cidrs) : (current?.source_cidrs ?? '[]'),
-        daily_quota: quota !== undefined ? quota : (current?.daily_quota ?? null),
-        serial_list: input.serialList !== undefined ? (input.serialList ? 1 : 0) : (current?.serial_list ?? 0),
-        updated_at: this.clock.now(),
-      };
+      const row = this.merged(actor, scope, scopeId, await this.store.policy(scope, scopeId, trx), {
+        ...(patterns ? { serial_patterns: JSON.stringify(patterns) } : {}),
+        ...(cidrs ? { source_cidrs: JSON.stringify(cidrs) } : {}),
+        ...(quota !== undefined ? { daily_quota: quota } : {}),
+        ...(input.serialList !== undefined ? { serial_list: input.serialList ? 1 : 0 } : {}),
+      });
       await this.store.savePolicy(row, trx);
       await this.audit.record(
         {
@@ -212,18 +207,8 @@ export class EnrollmentPolicyService {
     const unique = [...new Set(serials)];
     await this.store.db.transaction().execute(async (trx) => {
       const listed = await this.store.importSerials(scope, scopeId, unique, replace, trx);
-      const current = await this.store.policy(scope, scopeId, trx);
       await this.store.savePolicy(
-        {
-          scope,
-          scope_id: scopeId,
-          organization_id: actor.organizationId,
-          serial_patterns: current?.serial_patterns ?? '[]',
-          source_cidrs: current?.source_cidrs ?? '[]',
-          daily_quota: current?.daily_quota ?? null,
-          serial_list: 1,
-          updated_at: this.clock.now(),
-        },
+        this.merged(actor, scope, scopeId, await this.store.policy(scope, scopeId, trx), { serial_list: 1 }),
         trx,
       );
       await this.audit.record(
@@ -240,6 +225,27 @@ export class EnrollmentPolicyService {
     });
     this.cache.delete(`${scope}\n${scopeId}`);
     return this.view(scope, scopeId);
+  }
+
+  /** The scope's policy row with `changes` over its current values (or the defaults). */
+  private merged(
+    actor: Actor,
+    scope: EnrollmentScope,
+    scopeId: string,
+    current: EnrollmentPolicyRow | undefined,
+    changes: Partial<Pick<EnrollmentPolicyRow, 'serial_patterns' | 'source_cidrs' | 'daily_quota' | 'serial_list'>>,
+  ): EnrollmentPolicyRow {
+    return {
+      scope,
+      scope_id: scopeId,
+      organization_id: actor.organizationId,
+      serial_patterns: current?.serial_patterns ?? '[]',
+      source_cidrs: current?.source_cidrs ?? '[]',
+      daily_quota: current?.daily_quota ?? null,
+      serial_list: current?.serial_list ?? 0,
+      ...changes,
+      updated_at: this.clock.now(),
+    };
   }
 
   /**

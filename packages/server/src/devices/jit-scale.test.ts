@@ -109,7 +109,7 @@ const count = async (t: TestPlatform, productId: string) =>
   );
 
 for (const engine of ENGINES) {
-  const devices = engine.engine === 'sqlite' ? 1000 : 300;
+  const devices = engine.engine === 'sqlite' ? 1000 : 200;
   const sample = 20;
   describe(`just-in-time provisioning at scale [${engine.engine}, ${devices} devices]`, { skip: engine.skip }, () => {
     let t: TestPlatform;
@@ -214,24 +214,27 @@ for (const engine of ENGINES) {
       assert.equal((await known()).code, 0);
       await new Promise((resolve) => setTimeout(resolve, 1100));
       const csr = await estCsr(ssl, 'burst-op', '/');
+      const started = Date.now();
       const burst = Promise.all(
         names.map((name) =>
           estPost(t.server.port, t.ca, 'simpleenroll', csr, { cert: ssl.read(`${name}.pem`), key: ssl.read(`${name}.key`) }),
         ),
       );
-      const started = Date.now();
       const knownAgain = await known();
       const knownMs = Date.now() - started;
       const answers = await burst;
+      const seconds = (Date.now() - started) / 1000;
       assert.equal(knownAgain.code, 0, knownAgain.output);
       const codes = answers.map((a) => (a.status === 200 ? 'ok' : a.error?.code));
       const busy = codes.filter((c) => c === 'jit.busy').length;
       const ok = codes.filter((c) => c === 'ok').length;
-      assert.ok(ok >= 1 && ok <= 4, `registered ${ok} of 30 at 2/s: ${codes.join(',')}`);
+      // The bucket holds 2 and refills 2 a second: no more can register in the time the burst took.
+      assert.ok(ok >= 1 && ok <= 2 + Math.ceil(2 * seconds), `registered ${ok} of 30 in ${seconds} s at 2/s: ${codes.join(',')}`);
+      assert.ok(busy >= 1, codes.join(','));
       assert.equal(busy + ok, 30, codes.join(','));
       assert.ok(answers.every((a) => a.status === 200 || a.status === 503));
       console.log(
-        `[${engine.engine}] burst of 30 new devices: ${ok} registered, ${busy} refused jit.busy; a registered device connected in ${knownMs} ms meanwhile`,
+        `[${engine.engine}] burst of 30 new devices: ${ok} registered, ${busy} refused jit.busy in ${seconds} s; a registered device connected in ${knownMs} ms meanwhile`,
       );
     });
   });

@@ -24,7 +24,7 @@ import { DeviceAuthenticationError, type DeviceIdentity } from './identity.js';
 import { RegistrationRefusedError } from './errors.js';
 import { utcDay, type EnrollmentPolicyService } from './enrollment-policy.js';
 import type { ManufacturerCaRow, ManufacturerStore, RegisteredDevice } from './manufacturer-store.js';
-import { SERIAL } from './model.js';
+import { SERIAL, selfRegisteredDevice } from './model.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import type { DevicesStore } from './store.js';
 
@@ -163,23 +163,10 @@ export class JitProvisioner {
           throw refuse(ErrorCodes.jitQuotaExceeded, `The product registers at most ${quota} new devices a day; try again tomorrow`, 429);
         await this.devices.insertDevices(
           [
-            {
-              id: deviceId,
-              organization_id: ca.organization_id,
-              serial: deviceId,
-              product_id: ca.product_id,
-              status: ca.activation,
-              firmware_version: null,
-              last_seen_at: null,
-              attributes: '{}',
-              tags: '[]',
-              group_name: null,
-              gateway_enabled_at: null,
-              gateway_id: null,
-              gateway_changed_at: null,
-              created_at: now,
-              updated_at: now,
-            },
+            selfRegisteredDevice(
+              { id: deviceId, organization_id: ca.organization_id, serial: deviceId, product_id: ca.product_id, status: ca.activation },
+              now,
+            ),
           ],
           trx,
         );

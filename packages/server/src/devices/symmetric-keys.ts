@@ -23,7 +23,7 @@ import { RepeatSampler } from '../audit/repeat-sampler.js';
 import type { EnrollmentPolicyService } from './enrollment-policy.js';
 import { ChildNotEnrollableError, DeviceNotEnrollableError, RegistrationRefusedError } from './errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from './identity.js';
-import { SERIAL } from './model.js';
+import { SERIAL, selfRegisteredDevice } from './model.js';
 import {
   deriveDeviceKey,
   deviceResource,
@@ -375,23 +375,10 @@ export class SymmetricKeyService {
       let device = await this.devices.deviceBySerial(organizationId, serial, trx);
       const created = !device;
       if (!device) {
-        device = {
-          id: newId(),
-          organization_id: organizationId,
-          serial,
-          product_id: group.product_id,
-          status: 'active',
-          firmware_version: null,
-          last_seen_at: null,
-          attributes: '{}',
-          tags: '[]',
-          group_name: null,
-          gateway_enabled_at: null,
-          gateway_id: null,
-          gateway_changed_at: null,
-          created_at: now,
-          updated_at: now,
-        };
+        device = selfRegisteredDevice(
+          { id: newId(), organization_id: organizationId, serial, product_id: group.product_id, status: 'active' },
+          now,
+        );
         if (quota !== null && !(await this.policies!.countRegistration('enrollment_group', group.id, quota, trx)))
           throw new RegistrationRefusedError(
             ErrorCodes.jitQuotaExceeded,
