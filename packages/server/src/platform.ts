@@ -257,8 +257,14 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
-    manufacturerCas: new ManufacturerCaService(manufacturerStore, devicesStore, tokens, audit, clock, (actor) =>
-      service.requireStepUp(actor),
+    manufacturerCas: new ManufacturerCaService(
+      manufacturerStore,
+      devicesStore,
+      tokens,
+      audit,
+      clock,
+      (actor) => service.requireStepUp(actor),
+      (issuer) => jit.issuerRegistered(issuer),
     ),
     enrollmentPolicies,
     jit,

@@ -355,6 +355,10 @@ for (const engine of ENGINES) {
       const [latest] = (await t.platform.audit.query({ action: 'device.jit_refused' })).entries;
       assert.equal(latest?.details.refusalsNotRecorded, 19);
       assert.equal(latest?.sourceIp, '198.51.100.9');
+      // The unknown issuer was remembered; registering its CA on this node is seen at once.
+      assert.equal((await registerCa('flood', await product())).status, 201);
+      const registered = await t.platform.devices.jit.resolve(cert, '198.51.100.9', 'mqtt');
+      assert.deepEqual([registered.created, registered.device.deviceId], [true, 'FLOOD-1']);
     });
   });
 }

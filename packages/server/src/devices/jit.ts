@@ -47,6 +47,9 @@ export interface JitResult {
   notAfter: number;
 }
 
+/** How long an issuer no manufacturer CA has is taken as unknown without asking storage again. */
+export const UNKNOWN_ISSUER_MS = 5_000;
+
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const refuse = (code: ConstructorParameters<typeof RegistrationRefusedError>[0], message: string, status?: number) =>
   new RegistrationRefusedError(code, message, status);
@@ -61,6 +64,8 @@ export class JitProvisioner {
   private readonly refusals = new RepeatSampler();
   /** Parsed CA certificates by registration ID (a registration's PEM never changes). */
   private readonly parsed = new Map<string, X509Certificate>();
+  /** Issuer-name hashes no manufacturer CA has, until when (wall clock). */
+  private readonly unknownIssuers = new Map<string, number>();
   private running = 0;
   private tokens: number;
   private refilledAt = Date.now();
@@ -76,10 +81,22 @@ export class JitProvisioner {
     this.tokens = options.perSecond;
   }
 
-  /** The registered manufacturer CAs (live or revoked) that signed the certificate, valid now. */
+  /**
+   * The registered manufacturer CAs (live or revoked) that signed the certificate, valid now. An
+   * issuer name no CA has is remembered for UNKNOWN_ISSUER_MS, so a flood of certificates from
+   * unknown issuers costs no storage read per attempt (a CA registered since is seen after that).
+   */
   async issuersOf(cert: X509Certificate): Promise<ManufacturerCaRow[]> {
     const now = this.clock.now();
-    return (await this.store.casByIssuer(sha256(cert.issuer))).filter((row) => {
+    const issuer = sha256(cert.issuer);
+    const unknownUntil = this.unknownIssuers.get(issuer);
+    if (unknownUntil !== undefined && unknownUntil > Date.now()) return [];
+    const rows = await this.store.casByIssuer(issuer);
+    if (rows.length === 0) {
+      if (this.unknownIssuers.size >= 10_000) this.unknownIssuers.clear();
+      this.unknownIssuers.set(issuer, Date.now() + UNKNOWN_ISSUER_MS);
+    } else this.unknownIssuers.delete(issuer);
+    return rows.filter((row) => {
       let ca = this.parsed.get(row.id);
       if (!ca) {
         ca = new X509Certificate(row.pem);
@@ -88,6 +105,11 @@ export class JitProvisioner {
       }
       return now <= Number(row.not_after) && cert.checkIssued(ca) && cert.verify(ca.publicKey);
     });
+  }
+
+  /** A CA was registered on this node: certificates it issued are looked up again at once. */
+  issuerRegistered(subjectSha256: string): void {
+    this.unknownIssuers.delete(subjectSha256);
   }
 
   /**

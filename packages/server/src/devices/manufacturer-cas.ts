@@ -90,6 +90,8 @@ export class ManufacturerCaService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly requireStepUp: StepUpCheck,
+    /** Told the subject hash of each CA registered (the device path's cache of unknown issuers). */
+    private readonly onRegistered: (subjectSha256: string) => void = () => undefined,
   ) {}
 
   /** A single-use challenge to sign with the CA key; a newer one voids the organization's older ones. */
@@ -191,6 +193,7 @@ export class ManufacturerCaService {
         trx,
       );
     });
+    this.onRegistered(row.subject_sha256);
     return manufacturerCaView(row);
   }
 
