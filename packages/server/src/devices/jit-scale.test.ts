@@ -44,7 +44,7 @@ async function issueInProcess(ssl: Openssl, ca: string, names: string[]): Promis
       serialNumber: (0x100000 + i).toString(16),
       subject: `CN=${name}, O=Acme`,
       issuer: caCert.subjectName,
-      notBefore: new Date(now - 60_000),
+      notBefore: new Date(now - 86_400_000),
       notAfter: new Date(now + 365 * 86_400_000),
       signingAlgorithm: SIGN,
       publicKey: keys.publicKey,
