@@ -110,6 +110,18 @@ export const ErrorCodes = {
   deviceProductMismatch: 'device.product_mismatch',
   enrollmentGroupExists: 'enrollment_group.exists',
   enrollmentGroupDisabled: 'enrollment_group.disabled',
+  /** Just-in-time provisioning (docs/security-model.md, manufacturer CAs): why a device was not registered. */
+  jitUnknownCa: 'jit.unknown_ca',
+  jitCaRevoked: 'jit.ca_revoked',
+  jitCertificateInvalid: 'jit.certificate_invalid',
+  jitIdentityInvalid: 'jit.identity_invalid',
+  jitIdentityConflict: 'jit.identity_conflict',
+  jitSerialNotAllowed: 'jit.serial_not_allowed',
+  jitAddressNotAllowed: 'jit.address_not_allowed',
+  jitQuotaExceeded: 'jit.quota_exceeded',
+  jitBusy: 'jit.busy',
+  jitPendingApproval: 'jit.pending_approval',
+  jitDeviceNotEnrollable: 'jit.device_not_enrollable',
   productExists: 'product.exists',
 
   // assessment (docs/assessment.md)
@@ -180,6 +192,11 @@ export const ErrorCodes = {
   // pki
   bootstrapCaInvalid: 'pki.bootstrap_ca_invalid',
   bootstrapCaExists: 'pki.bootstrap_ca_exists',
+  manufacturerCaInvalid: 'pki.manufacturer_ca_invalid',
+  manufacturerCaExists: 'pki.manufacturer_ca_exists',
+  manufacturerCaProofInvalid: 'pki.manufacturer_ca_proof_invalid',
+  manufacturerCaRevoked: 'pki.manufacturer_ca_revoked',
+  enrollmentPolicyInvalid: 'enrollment_policy.invalid',
   csrInvalid: 'pki.csr_invalid',
   weakKey: 'pki.weak_key',
   identityMismatch: 'pki.identity_mismatch',

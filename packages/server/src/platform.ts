@@ -61,6 +61,10 @@ import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
 import { EnrollmentService } from './devices/enrollment.js';
+import { EnrollmentPolicyService } from './devices/enrollment-policy.js';
+import { JitProvisioner } from './devices/jit.js';
+import { ManufacturerCaService } from './devices/manufacturer-cas.js';
+import { ManufacturerStore } from './devices/manufacturer-store.js';
 import { DeviceCertificateVerifier } from './devices/identity.js';
 import { GatewayFeed } from './devices/gateway-feed.js';
 import { GatewayStore } from './devices/gateway-store.js';
@@ -123,6 +127,10 @@ export interface Platform {
     symmetricKeys: SymmetricKeyService;
     identity: DeviceCertificateVerifier;
     bootstrapCas: BootstrapCaService;
+    /** Just-in-time provisioning (issue 18): manufacturer CAs, the allow-lists per product or enrollment group, the device path. */
+    manufacturerCas: ManufacturerCaService;
+    enrollmentPolicies: EnrollmentPolicyService;
+    jit: JitProvisioner;
     /** Gateways and their children; the feed tells the broker of this node when a child is cut from its gateway. */
     gateways: GatewaysService;
     gatewayFeed: GatewayFeed;
@@ -257,6 +265,12 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   });
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(db, audit, clock);
+  const manufacturerStore = new ManufacturerStore(db);
+  const enrollmentPolicies = new EnrollmentPolicyService(manufacturerStore, devicesStore, audit, clock);
+  const jit = new JitProvisioner(manufacturerStore, enrollmentPolicies, devicesStore, audit, clock, {
+    concurrency: config.mqtt.jitConcurrency,
+    perSecond: config.mqtt.jitRegistrationsPerSecond,
+  });
   const link = new DeviceLink();
   const devices = {
     store: devicesStore,
@@ -264,17 +278,34 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     link,
     shadow: new ShadowService(db, devicesStore, audit, clock, link),
     commands: new CommandService(db, devicesStore, audit, clock, link),
-    enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas),
+    enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
+    manufacturerCas: new ManufacturerCaService(
+      manufacturerStore,
+      devicesStore,
+      tokens,
+      audit,
+      clock,
+      (actor) => service.requireStepUp(actor),
+      (issuer) => jit.issuerRegistered(issuer),
+    ),
+    enrollmentPolicies,
+    jit,
     gatewayFeed,
     gateways: new GatewaysService(devicesStore, new GatewayStore(db), audit, clock, gatewayFeed, {
       maxChildrenPerGateway: config.mqtt.maxChildrenPerGateway,
       registrationsPerMinute: config.mqtt.gatewayRegistrationsPerMinute,
     }),
-    symmetricKeys: new SymmetricKeyService(db, devicesStore, box, audit, clock, {
-      maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds,
-    }),
+    symmetricKeys: new SymmetricKeyService(
+      db,
+      devicesStore,
+      box,
+      audit,
+      clock,
+      { maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds },
+      enrollmentPolicies,
+    ),
   };
   const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
   const binding = bindingOf(

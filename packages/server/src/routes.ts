@@ -62,7 +62,15 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     );
     await app.register(appClientRoutes({ clients: apps.clients, keys: apps.keys }), { prefix: '/api/v1' });
     await app.register(deviceRoutes({ devices: devices.service, bodyLimitBytes: config.http.bodyLimitBytes }), { prefix: '/api/v1' });
-    await app.register(enrollmentRoutes({ enrollment: devices.enrollment, bootstrapCas: devices.bootstrapCas, pki }));
+    await app.register(
+      enrollmentRoutes({
+        enrollment: devices.enrollment,
+        bootstrapCas: devices.bootstrapCas,
+        manufacturerCas: devices.manufacturerCas,
+        enrollmentPolicies: devices.enrollmentPolicies,
+        pki,
+      }),
+    );
     await app.register(symmetricKeyRoutes({ symmetricKeys: devices.symmetricKeys, loginRateLimitPerMinute }));
     await app.register(telemetryRoutes({ telemetry: telemetry.service, quota: telemetry.quota }), { prefix: '/api/v1' });
     await app.register(stateRoutes({ shadow: devices.shadow, commands: devices.commands }), { prefix: '/api/v1' });

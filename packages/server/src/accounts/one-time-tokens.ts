@@ -24,6 +24,7 @@ const WHAT: Record<OneTimeTokenPurpose, string> = {
   invitation: 'invitation',
   email_change: 'email change',
   device_enrollment: 'device enrollment',
+  manufacturer_ca_proof: 'manufacturer CA proof of possession',
 };
 
 export interface IssueTokenInput {

@@ -22,6 +22,7 @@ import { action, actorForOrganization, deviceIdOf, orgCommand, print, withPlatfo
 import { registerGatewayCommands } from './gateways.js';
 import { registerBindingCommands } from './binding.js';
 import { registerSymmetricKeyCommands } from './symmetric-keys.js';
+import { registerEnrollmentPolicyCommands } from './manufacturer-cas.js';
 
 /** A file read from disk may be larger than an HTTP body; still bounded so a mistake cannot exhaust memory. */
 const MAX_FILE_BYTES = 256 * 1024 * 1024;
@@ -47,6 +48,7 @@ const collect = (value: string, previous: string[] = []) => [...previous, value]
 export function registerDevicesCommands(program: Command): void {
   const devices = program.command('devices').description('register, import, list and manage devices');
   registerSymmetricKeyCommands(devices);
+  registerEnrollmentPolicyCommands(devices);
   registerGatewayCommands(devices);
   registerBindingCommands(devices);
 

@@ -13,6 +13,7 @@ import { checkKind, exportRoot, importIssuingCa, pkiStatus, requestIssuingCa, ty
 import { initOfflineRoot, openOfflineRoot, rekeyOfflineRoot, signIssuingCsr, type RootKeyOptions } from '../pki/offline-root.js';
 import type { Platform } from '../platform.js';
 import { CA_REVOCATION_REASONS, type CaRevocationReason } from '../pki/ca-revocations.js';
+import { registerManufacturerCaCommands } from './manufacturer-cas.js';
 import { action, actorForOrganization, addDataDir, configFor, print, withPlatform, type GlobalOptions } from './context.js';
 
 interface PassphraseFlags {
@@ -107,7 +108,8 @@ function describeCa(name: string, ca: CaStatus): string {
 }
 
 export function registerPkiCommands(program: Command): void {
-  const pki = program.command('pki').description('CA hierarchy: offline root ceremony, issuing CAs, status');
+  const pki = program.command('pki').description('CA hierarchy: offline root ceremony, issuing CAs, status, manufacturer CAs');
+  registerManufacturerCaCommands(pki);
 
   addPassphrase(
     pki.command('init-root').description('on an offline machine: create a root CA (ECDSA P-256, pathLen 1, 20 years) in DIR (0700)'),

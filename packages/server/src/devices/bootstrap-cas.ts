@@ -63,19 +63,23 @@ export class BootstrapCaInvalidError extends ValidationError {
   }
 }
 
-function parseCa(pem: string, now: number): X509Certificate {
+/** Parses and checks a CA certificate (one PEM, CA:TRUE, valid now, a strong key); `invalid` makes the caller's error. */
+export function parseCa(
+  pem: string,
+  now: number,
+  invalid: (message: string) => Error = (message) => new BootstrapCaInvalidError(message),
+): X509Certificate {
   const blocks = pem.match(/-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/g) ?? [];
-  if (blocks.length !== 1)
-    throw new BootstrapCaInvalidError("Send exactly one PEM certificate: the CA that issues your devices' bootstrap certificates");
+  if (blocks.length !== 1) throw invalid("Send exactly one PEM certificate: the CA that issues your devices' certificates");
   let cert: X509Certificate;
   try {
     cert = new X509Certificate(blocks[0]!);
   } catch (error) {
-    throw new BootstrapCaInvalidError(`The certificate does not parse: ${(error as Error).message}`);
+    throw invalid(`The certificate does not parse: ${(error as Error).message}`);
   }
-  if (!cert.ca) throw new BootstrapCaInvalidError('The certificate is not a CA certificate (basicConstraints CA:TRUE is required)');
+  if (!cert.ca) throw invalid('The certificate is not a CA certificate (basicConstraints CA:TRUE is required)');
   if (now > Date.parse(cert.validTo) || now < Date.parse(cert.validFrom))
-    throw new BootstrapCaInvalidError(`The CA certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo})`);
+    throw invalid(`The CA certificate is not valid now (valid ${cert.validFrom} to ${cert.validTo})`);
   const key = cert.publicKey;
   const details = key.asymmetricKeyDetails ?? {};
   const strong =
@@ -83,16 +87,16 @@ function parseCa(pem: string, now: number): X509Certificate {
     (key.asymmetricKeyType === 'ec' && ACCEPTED_CURVES.has(details.namedCurve ?? '')) ||
     (key.asymmetricKeyType === 'rsa' && (details.modulusLength ?? 0) >= MIN_RSA_BITS);
   if (!strong)
-    throw new BootstrapCaInvalidError(
+    throw invalid(
       `The CA key (${key.asymmetricKeyType} ${details.namedCurve ?? details.modulusLength ?? ''}) is not accepted: use P-256, P-384, Ed25519 or RSA of at least ${MIN_RSA_BITS} bits`,
     );
   return cert;
 }
 
-/** The subject CN of a certificate, decoded (serials may hold characters node:crypto would escape). */
-function commonName(cert: X509Certificate): string | null {
+/** The subject CN (or another single field) of a certificate, decoded (serials may hold characters node:crypto would escape). */
+export function commonName(cert: X509Certificate, field = 'CN'): string | null {
   try {
-    const names = new x509.X509Certificate(cert.raw).subjectName.getField('CN');
+    const names = new x509.X509Certificate(cert.raw).subjectName.getField(field);
     return names.length === 1 ? names[0]! : null;
   } catch {
     return null;

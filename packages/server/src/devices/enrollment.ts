@@ -22,6 +22,8 @@ import { AuthenticationError, BulwarkError, ValidationError } from '../errors.js
 import type { PkiService } from '../pki/service.js';
 import type { Database } from '../storage/schema.js';
 import type { BootstrapCaService } from './bootstrap-cas.js';
+import { RegistrationRefusedError } from './errors.js';
+import type { JitProvisioner } from './jit.js';
 import { DeviceAuthenticationError, type DeviceCertificateVerifier, type DeviceIdentity, type PresentedCertificate } from './identity.js';
 import type { DevicesService } from './service.js';
 
@@ -73,7 +75,63 @@ export class EnrollmentService {
     private readonly clock: Clock,
     private readonly identity: DeviceCertificateVerifier,
     private readonly bootstrapCas: BootstrapCaService,
+    private readonly jit: JitProvisioner,
   ) {}
+
+  /**
+   * EST simpleenroll with a certificate from the factory (the TLS client certificate): one chained
+   * to a product's manufacturer CA registers its device just in time (jit.ts) and gets its platform
+   * certificate; any other goes the bootstrap CA way (a device registered beforehand, pending).
+   */
+  async enrollWithDeviceCertificate(presented: PresentedCertificate, csrPem: string, sourceIp: string): Promise<EnrolledCertificate> {
+    let cert: X509Certificate | null = null;
+    try {
+      cert = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
+    } catch {
+      // Refused, with its reason, on the bootstrap path.
+    }
+    if (cert && (await this.jit.issuersOf(cert)).length > 0) return this.enrollJustInTime(cert, csrPem, sourceIp);
+    return this.enrollWithBootstrapCertificate(presented, csrPem, sourceIp);
+  }
+
+  /**
+   * The device of a manufacturer certificate (registered now, or by an earlier request) gets a
+   * platform certificate naming its ID; its status stays as the CA's policy left it (active, or
+   * pending an operator's approval, when the certificate is issued but the broker refuses it).
+   */
+  private async enrollJustInTime(cert: X509Certificate, csrPem: string, sourceIp: string): Promise<EnrolledCertificate> {
+    const { device, created, fingerprintSha256 } = await this.jit.resolve(cert, sourceIp, 'est');
+    if (device.status === 'disabled' || device.status === 'retired')
+      throw new RegistrationRefusedError(ErrorCodes.jitDeviceNotEnrollable, `The device is ${device.status}: it enrolls nothing`);
+    const actor: AuditActor = { type: 'anonymous', id: `manufacturer_certificate:${fingerprintSha256}` };
+    // A known device asking again (it lost the answer) is held to the same per-node bounds as a new one.
+    const issue = () =>
+      this.pki.issueDeviceCertificate(
+        { organizationId: device.organizationId, deviceId: device.deviceId, csrPem },
+        actor,
+        async (trx, issued) => {
+          await this.audit.record(
+            {
+              organizationId: device.organizationId,
+              actor,
+              action: 'device.jit_enrolled',
+              target: { type: 'device', id: device.deviceId },
+              sourceIp,
+              details: { serial: issued.serial, registered: created, status: device.status, manufacturerCaId: device.manufacturerCaId },
+            },
+            trx,
+          );
+        },
+      );
+    const issued = created ? await issue() : await this.jit.bounded(issue);
+    return {
+      deviceId: device.deviceId,
+      certificate: issued.pem,
+      chain: await this.pki.caChain(),
+      serial: issued.serial,
+      notAfter: issued.notAfter,
+    };
+  }
 
   /** Factory provisioning: issues the certificate of a device of the actor's organization. */
   async provision(actor: Actor, deviceId: string, csrPem: string): Promise<EnrolledCertificate> {

@@ -166,3 +166,26 @@ export class ChildNotEnrollableError extends ConflictError {
     );
   }
 }
+
+/**
+ * A device was not registered just in time (or through an enrollment group's allow-list): the code
+ * says why (jit.*), the same code the audit entry and the node's log carry.
+ */
+export class RegistrationRefusedError extends BulwarkError {
+  constructor(code: RegistrationRefusal, message: string, status = 403) {
+    super(code, message, status);
+  }
+}
+
+export type RegistrationRefusal =
+  | typeof ErrorCodes.jitUnknownCa
+  | typeof ErrorCodes.jitCaRevoked
+  | typeof ErrorCodes.jitCertificateInvalid
+  | typeof ErrorCodes.jitIdentityInvalid
+  | typeof ErrorCodes.jitIdentityConflict
+  | typeof ErrorCodes.jitSerialNotAllowed
+  | typeof ErrorCodes.jitAddressNotAllowed
+  | typeof ErrorCodes.jitQuotaExceeded
+  | typeof ErrorCodes.jitBusy
+  | typeof ErrorCodes.jitPendingApproval
+  | typeof ErrorCodes.jitDeviceNotEnrollable;

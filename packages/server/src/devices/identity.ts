@@ -25,6 +25,8 @@ export interface DeviceIdentity {
   credential:
     | { type: 'certificate'; certificateSerial: string; notAfter: number }
     | { type: 'symmetric_key'; keyVersion: number; tokenExpiresAt: number }
+    /** A certificate from a product's manufacturer CA, through which the device registered just in time (issue 18). */
+    | { type: 'manufacturer_certificate'; fingerprintSha256: string; notAfter: number }
     /** A child device speaks through its gateway's session and has no credential of its own (issue 14). */
     | { type: 'via_gateway'; gatewayId: string; expiresAt: number };
 }

@@ -69,6 +69,26 @@ export function toDeviceView(row: DeviceRow): DeviceView {
   };
 }
 
+/** The row of a device that registered itself (enrollment group, manufacturer certificate): no attributes, tags, group or gateway yet. */
+export function selfRegisteredDevice(
+  fields: Pick<DeviceRow, 'id' | 'organization_id' | 'serial' | 'product_id' | 'status'>,
+  now: number,
+): DeviceRow {
+  return {
+    ...fields,
+    firmware_version: null,
+    last_seen_at: null,
+    attributes: '{}',
+    tags: '[]',
+    group_name: null,
+    gateway_enabled_at: null,
+    gateway_id: null,
+    gateway_changed_at: null,
+    created_at: now,
+    updated_at: now,
+  };
+}
+
 /** Printable ASCII without spaces: serials compare byte-wise, so a prefix is one index range. */
 export const SERIAL = /^[\x21-\x7e]{1,128}$/;
 /** The character just above every serial character: `prefix` ≤ serial < `prefix + SERIAL_END` is "starts with". */

@@ -19,9 +19,11 @@ import type { KeyCustody } from '../keys/custody.js';
 import type { Database, DeviceSymmetricKeysTable, EnrollmentGroupsTable } from '../storage/schema.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
-import { ChildNotEnrollableError, DeviceNotEnrollableError } from './errors.js';
+import { RepeatSampler } from '../audit/repeat-sampler.js';
+import type { EnrollmentPolicyService } from './enrollment-policy.js';
+import { ChildNotEnrollableError, DeviceNotEnrollableError, RegistrationRefusedError } from './errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from './identity.js';
-import { SERIAL } from './model.js';
+import { SERIAL, selfRegisteredDevice } from './model.js';
 import {
   deriveDeviceKey,
   deviceResource,
@@ -87,7 +89,11 @@ export class SymmetricKeyService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly options: SymmetricKeyOptions,
+    /** The enrollment groups' allow-lists (issue 18); null: none checked. */
+    private readonly policies: EnrollmentPolicyService | null = null,
   ) {}
+
+  private readonly refusals = new RepeatSampler();
 
   /**
    * Issues a device's key, or rotates it: a new version, returned once. The previous key stops
@@ -312,16 +318,20 @@ export class SymmetricKeyService {
     const group = await this.db.selectFrom('enrollment_groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
     if (!group) throw new DeviceAuthenticationError('unknown_issuer');
     const actor: AuditEvent['actor'] = { type: 'anonymous', id: `enrollment_group:${group.id}` };
+    // Audited once per group, reason, address and minute, with the count of those left unrecorded:
+    // anyone who knows a group ID could otherwise fill the log with refused registrations.
     const refuse = async (reason: string, error: Error): Promise<never> => {
-      await this.audit.record({
-        organizationId: group.organization_id,
-        actor,
-        action: 'device.registration_refused',
-        target: { type: 'enrollment_group', id: group.id },
-        sourceIp,
-        outcome: 'failure',
-        details: { registrationId: input.registrationId, reason },
-      });
+      const { record, unrecorded } = this.refusals.admit(`${group.id}\n${reason}\n${sourceIp}`, this.clock.now());
+      if (record)
+        await this.audit.record({
+          organizationId: group.organization_id,
+          actor,
+          action: 'device.registration_refused',
+          target: { type: 'enrollment_group', id: group.id },
+          sourceIp,
+          outcome: 'failure',
+          details: { registrationId: input.registrationId, reason, ...(unrecorded > 0 ? { refusalsNotRecorded: unrecorded } : {}) },
+        });
       throw error;
     };
     const derived = deriveDeviceKey(this.box.open(group.sealed_key, groupContext(group.id)), input.registrationId);
@@ -336,11 +346,17 @@ export class SymmetricKeyService {
         field: 'registrationId',
       });
     try {
-      return await this.register(group, input.registrationId, derived, actor, sourceIp);
+      // The group's allow-list (enrollment-policy.ts): address, serial; the quota counts new devices only.
+      const quota = this.policies ? await this.policies.admit('enrollment_group', group.id, input.registrationId, sourceIp) : null;
+      try {
+        return await this.register(group, input.registrationId, derived, actor, sourceIp, quota);
+      } catch (error) {
+        // Two first registrations of one serial at once: the loser finds the winner's device.
+        if (isUniqueViolation(error)) return await this.register(group, input.registrationId, derived, actor, sourceIp, quota);
+        throw error;
+      }
     } catch (error) {
-      // Two first registrations of one serial at once: the loser finds the winner's device.
-      if (isUniqueViolation(error)) return this.register(group, input.registrationId, derived, actor, sourceIp);
-      if (error instanceof ConflictError) return refuse(error.code, error);
+      if (error instanceof ConflictError || error instanceof RegistrationRefusedError) return refuse(error.code, error);
       throw error;
     }
   }
@@ -351,6 +367,7 @@ export class SymmetricKeyService {
     key: Buffer,
     actor: AuditEvent['actor'],
     sourceIp: string,
+    quota: number | null,
   ): Promise<{ deviceId: string; created: boolean }> {
     const organizationId = group.organization_id;
     return this.db.transaction().execute(async (trx) => {
@@ -358,23 +375,16 @@ export class SymmetricKeyService {
       let device = await this.devices.deviceBySerial(organizationId, serial, trx);
       const created = !device;
       if (!device) {
-        device = {
-          id: newId(),
-          organization_id: organizationId,
-          serial,
-          product_id: group.product_id,
-          status: 'active',
-          firmware_version: null,
-          last_seen_at: null,
-          attributes: '{}',
-          tags: '[]',
-          group_name: null,
-          gateway_enabled_at: null,
-          gateway_id: null,
-          gateway_changed_at: null,
-          created_at: now,
-          updated_at: now,
-        };
+        device = selfRegisteredDevice(
+          { id: newId(), organization_id: organizationId, serial, product_id: group.product_id, status: 'active' },
+          now,
+        );
+        if (quota !== null && !(await this.policies!.countRegistration('enrollment_group', group.id, quota, trx)))
+          throw new RegistrationRefusedError(
+            ErrorCodes.jitQuotaExceeded,
+            `The enrollment group registers at most ${quota} new devices a day; try again tomorrow`,
+            429,
+          );
         await this.devices.insertDevices([device], trx);
         await this.audit.record(
           {

@@ -105,6 +105,16 @@ export const ConfigSchema = Type.Object(
           maximum: 10_000,
           description: 'children one gateway may register per minute over MQTT; more are refused (gateway.registration_rate)',
         }),
+        jitRegistrationsPerSecond: Type.Integer({
+          minimum: 1,
+          maximum: 10_000,
+          description: 'new devices this node registers just in time per second (MQTT and EST together); more are refused (jit.busy)',
+        }),
+        jitConcurrency: Type.Integer({
+          minimum: 1,
+          maximum: 64,
+          description: 'just-in-time registrations this node runs at once; more are refused at once (jit.busy), never queued',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -544,6 +554,8 @@ export function defaultConfig(dataDir: string): Config {
       deviceConnectsPerMinute: 30,
       maxChildrenPerGateway: 256,
       gatewayRegistrationsPerMinute: 60,
+      jitRegistrationsPerSecond: 20,
+      jitConcurrency: 4,
     },
     sessions: { idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, stepUpMinutes: 5 },
     auth: {

@@ -27,6 +27,7 @@ import * as sso from './migrations/021_sso.js';
 import * as assessment from './migrations/022_assessment.js';
 import * as auditPersonal from './migrations/023_audit_personal.js';
 import * as disclosures from './migrations/024_disclosures.js';
+import * as manufacturerCas from './migrations/025_manufacturer_cas.js';
 import * as advisories from './migrations/026_advisories.js';
 import * as anomaly from './migrations/027_anomaly.js';
 import type { DatabaseHandle } from './database.js';
@@ -56,6 +57,7 @@ const migrations: Record<string, Migration> = {
   '022_assessment': assessment,
   '023_audit_personal': auditPersonal,
   '024_disclosures': disclosures,
+  '025_manufacturer_cas': manufacturerCas,
   '026_advisories': advisories,
   '027_anomaly': anomaly,
 };

@@ -68,7 +68,7 @@ export interface SessionsTable {
 export interface OneTimeTokensTable {
   id: string;
   token_hash: string;
-  purpose: 'password_reset' | 'email_verify' | 'invitation' | 'email_change' | 'device_enrollment';
+  purpose: 'password_reset' | 'email_verify' | 'invitation' | 'email_change' | 'device_enrollment' | 'manufacturer_ca_proof';
   organization_id: string;
   user_id: string | null;
   email: string;
@@ -493,6 +493,12 @@ export interface Database {
   assessment_advisories: AssessmentAdvisoriesTable;
   assessment_advisory_exposure: AssessmentAdvisoryExposureTable;
   ca_revocations: CaRevocationsTable;
+  // 025_manufacturer_cas
+  manufacturer_cas: ManufacturerCasTable;
+  manufacturer_registrations: ManufacturerRegistrationsTable;
+  enrollment_policies: EnrollmentPoliciesTable;
+  enrollment_allowed_serials: EnrollmentAllowedSerialsTable;
+  enrollment_daily_counts: EnrollmentDailyCountsTable;
   // 023_audit_personal
   audit_personal: AuditPersonalTable;
   // 022_assessment
@@ -805,4 +811,65 @@ export interface AnomalyProductRulesTable {
   rules: string;
   updated_at: number;
   updated_by: string;
+}
+
+/** A manufacturer CA a product trusts for just-in-time provisioning (025), registered with proof of possession of its key. */
+export interface ManufacturerCasTable {
+  id: string;
+  organization_id: string;
+  product_id: string;
+  name: string;
+  subject: string;
+  subject_sha256: string;
+  fingerprint_sha256: string;
+  pem: string;
+  not_after: number;
+  /** Where a device's ID comes from in its certificate. */
+  device_id_from: 'cn' | 'serial_number' | 'key_sha256';
+  /** Put before the derived value to make the device ID (may be empty), so two manufacturers' serials cannot collide. */
+  device_id_prefix: string;
+  /** What a device registered through the CA becomes: active at once, or pending an operator's approval. */
+  activation: 'active' | 'pending';
+  created_at: number;
+  revoked_at: number | null;
+}
+
+/** A manufacturer certificate through which a device was registered (025): the same certificate maps to the same device. */
+export interface ManufacturerRegistrationsTable {
+  fingerprint_sha256: string;
+  organization_id: string;
+  device_id: string;
+  manufacturer_ca_id: string;
+  not_after: number;
+  created_at: number;
+}
+
+/** Where an allow-list applies: a product (its manufacturer CAs) or an enrollment group. */
+export type EnrollmentScope = 'product' | 'enrollment_group';
+
+/** The allow-list of a product or an enrollment group (025). JSON arrays in text columns. */
+export interface EnrollmentPoliciesTable {
+  scope: EnrollmentScope;
+  scope_id: string;
+  organization_id: string;
+  serial_patterns: string;
+  source_cidrs: string;
+  daily_quota: number | null;
+  /** 1 when the imported serial list is part of the allow-list. */
+  serial_list: number;
+  updated_at: number;
+}
+
+export interface EnrollmentAllowedSerialsTable {
+  scope: EnrollmentScope;
+  scope_id: string;
+  serial: string;
+}
+
+/** Registrations counted per scope and UTC day (days since the epoch), for the daily quota. */
+export interface EnrollmentDailyCountsTable {
+  scope: EnrollmentScope;
+  scope_id: string;
+  day: number;
+  registrations: number;
 }

@@ -17,6 +17,8 @@ import { ErrorCodes } from '@bulwark/protocol';
 import { AuthenticationError, ValidationError } from '../../errors.js';
 import type { PkiService } from '../../pki/service.js';
 import type { BootstrapCaService } from '../bootstrap-cas.js';
+import { RegistrationRefusedError } from '../errors.js';
+import { manufacturerCaRoutes, type ManufacturerCaRouteDeps } from './manufacturer-cas.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { bootstrapCaRoutes } from './bootstrap-cas.js';
@@ -78,11 +80,13 @@ async function loggingRefusals<T>(request: FastifyRequest, work: () => Promise<T
   } catch (error) {
     if (error instanceof DeviceAuthenticationError)
       request.log.warn({ reason: error.reason, path: request.url }, 'device certificate refused');
+    if (error instanceof RegistrationRefusedError)
+      request.log.warn({ reason: error.code, path: request.url }, 'just-in-time registration refused');
     throw error;
   }
 }
 
-export interface EnrollmentRouteDeps {
+export interface EnrollmentRouteDeps extends ManufacturerCaRouteDeps {
   enrollment: EnrollmentService;
   bootstrapCas: BootstrapCaService;
   /** The CA chain EST's /cacerts serves. */
@@ -183,6 +187,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
           },
         );
         await bootstrapCaRoutes(deps)(app);
+        await manufacturerCaRoutes(deps)(app);
       },
       { prefix: '/api/v1' },
     );
@@ -216,8 +221,11 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
             schema: {
               tags: ['est'],
               summary:
-                'EST: enroll with a one-time enrollment token (bearer) or a bootstrap certificate (TLS client certificate); base64 DER PKCS#10 in, base64 PKCS#7 out',
-              response: { 200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the new device certificate'), ...errorResponses(400, 401, 403, 409) },
+                'EST: enroll with a one-time enrollment token (bearer), or a bootstrap or manufacturer certificate (TLS client certificate: a device of a manufacturer CA registers just in time); base64 DER PKCS#10 in, base64 PKCS#7 out',
+              response: {
+                200: Raw(PKCS7, 'Base64 PKCS#7 certs-only: the new device certificate'),
+                ...errorResponses(400, 401, 403, 409, 429, 503),
+              },
             },
           },
           async (request, reply) => {
@@ -231,7 +239,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
             const cert =
               token !== null
                 ? await enrollment.enrollWithToken(token, csr, request.ip)
-                : await loggingRefusals(request, () => enrollment.enrollWithBootstrapCertificate(bootstrap!, csr, request.ip));
+                : await loggingRefusals(request, () => enrollment.enrollWithDeviceCertificate(bootstrap!, csr, request.ip));
             reply.header('content-type', PKCS7).header('content-transfer-encoding', 'base64');
             return pkcs7(cert.certificate);
           },

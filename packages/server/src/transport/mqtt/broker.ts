@@ -564,7 +564,8 @@ export class MqttGateway implements DeviceMessenger {
     } catch (error) {
       this.stats.authFailures++;
       this.behaviour?.authFailure(username ?? client.id ?? '', transport.socket.remoteAddress ?? '');
-      const reason = error instanceof DeviceAuthenticationError ? error.reason : (error as Error).message;
+      const reason =
+        error instanceof DeviceAuthenticationError ? error.reason : error instanceof BulwarkError ? error.code : (error as Error).message;
       this.log.warn({ clientId: client.id?.slice(0, 130), remote: transport.socket.remoteAddress, reason }, 'mqtt authentication refused');
       throw authError(
         'not authorized',
@@ -645,9 +646,10 @@ export class MqttGateway implements DeviceMessenger {
       if (peer) {
         if (!tlsSocket.authorized) {
           const code = String(tlsSocket.authorizationError ?? '');
-          throw new DeviceAuthenticationError(
-            code === 'CERT_NOT_YET_VALID' ? 'not_yet_valid' : code === 'CERT_HAS_EXPIRED' ? 'expired' : 'unknown_issuer',
-          );
+          if (code === 'CERT_NOT_YET_VALID') throw new DeviceAuthenticationError('not_yet_valid');
+          if (code === 'CERT_HAS_EXPIRED') throw new DeviceAuthenticationError('expired');
+          // Not ours: perhaps from a product's manufacturer CA (just-in-time provisioning, bounded per node).
+          return this.platform.devices.jit.authenticate(peer, socket.remoteAddress ?? '');
         }
         return this.platform.devices.identity.fromCertificate(peer);
       }
@@ -968,8 +970,16 @@ export class MqttGateway implements DeviceMessenger {
 /** How a takeover's evidence names the credential a connection used. */
 function credentialTag(identity: DeviceIdentity): string {
   const { credential } = identity;
-  if (credential.type === 'certificate') return `certificate:${credential.certificateSerial}`;
-  return credential.type === 'symmetric_key' ? `symmetric_key:${credential.keyVersion}` : `via_gateway:${credential.gatewayId}`;
+  switch (credential.type) {
+    case 'certificate':
+      return `certificate:${credential.certificateSerial}`;
+    case 'manufacturer_certificate':
+      return `manufacturer_certificate:${credential.fingerprintSha256}`;
+    case 'symmetric_key':
+      return `symmetric_key:${credential.keyVersion}`;
+    case 'via_gateway':
+      return `via_gateway:${credential.gatewayId}`;
+  }
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */

@@ -104,6 +104,7 @@ export class GatewayRoster {
 export function credentialExpiry(identity: DeviceIdentity): number {
   switch (identity.credential.type) {
     case 'certificate':
+    case 'manufacturer_certificate':
       return identity.credential.notAfter;
     case 'symmetric_key':
       return identity.credential.tokenExpiresAt;
