@@ -126,6 +126,21 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    retention: Type.Object(
+      {
+        sessionsDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'sessions ended (signed out, revoked, expired or idle) longer ago than this are deleted, daily',
+        }),
+        outboxDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'mail files in DIR/outbox older than this are deleted, daily (the audit log is never pruned)',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     auth: Type.Object(
       {
         lockoutThreshold: Type.Integer({ minimum: 3, maximum: 100 }),
@@ -516,6 +531,7 @@ export function defaultConfig(dataDir: string): Config {
       gatewayRegistrationsPerMinute: 60,
     },
     sessions: { idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, stepUpMinutes: 5 },
+    retention: { sessionsDays: 30, outboxDays: 30 },
     auth: {
       lockoutThreshold: 10,
       lockoutMinutes: 15,

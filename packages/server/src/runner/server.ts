@@ -1,7 +1,7 @@
 /**
  * Runs a platform node, on top of the composition root: the HTTPS API on the configured address
  * (transport/http with the routes of routes.ts), the MQTT broker with its counters in the node's
- * metrics (connected to the binding domain's live streams as their device event source), the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
+ * metrics (connected to the binding domain's live streams as their device event source), the SQLite WAL checkpointer, and the periodic jobs: server certificate renewal, session and outbox retention, audit checkpoint, telemetry quota
  * flush and retention, update repository refresh, rollout tick, blob store sweep and the scheduled audit checks (assessment). Shutdown is
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
@@ -20,6 +20,7 @@ import { MqttGateway } from '../transport/mqtt/broker.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 import { Readiness } from '../ops/readiness.js';
+import { runRetention, type RetentionResult } from './retention.js';
 import { SERVER_TLS } from '../transport/tls-policy.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
@@ -36,6 +37,8 @@ export interface RunningServer {
   mqtt: MqttGateway | null;
   /** The server certificate's renewal (or reload from tlsCertFile/tlsKeyFile), checked every http.certificateCheckMinutes. */
   certificate: ServerCertificateRenewal;
+  /** Runs the retention job now (after the one in flight, if any), as the daily timer does. */
+  runRetention(): Promise<RetentionResult>;
   close(): Promise<void>;
 }
 
@@ -176,6 +179,21 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   void sweepUploads();
   const sweeping = setInterval(sweepUploads, 3_600_000);
   sweeping.unref();
+  // Daily: ended sessions and old outbox mail are deleted (retention.*); the audit log is never pruned.
+  let retentionRun: Promise<unknown> = Promise.resolve();
+  const retain = (): Promise<RetentionResult> => {
+    const run = retentionRun.then(() => runRetention(platform));
+    retentionRun = run.then(
+      (result) => {
+        if (result.sessions + result.outboxMails > 0) app.log.info(result, 'retention: ended sessions and old outbox mail deleted');
+      },
+      (error: unknown) => app.log.error({ err: error }, 'retention job failed'),
+    );
+    return run;
+  };
+  void retain().catch(() => undefined);
+  const retaining = setInterval(() => void retain().catch(() => undefined), 24 * 3_600_000);
+  retaining.unref();
   // The server certificate renews itself before expiry (or follows tlsCertFile/tlsKeyFile on disk), without a restart.
   void certificate.check();
   const certificateChecking = setInterval(() => void certificate.check(), config.http.certificateCheckMinutes * 60_000);
@@ -223,8 +241,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     port,
     mqtt,
     certificate,
+    runRetention: retain,
     close: async () => {
       clearInterval(certificateChecking);
+      clearInterval(retaining);
+      await retentionRun;
       await certificate.settled();
       clearInterval(checkpoints);
       clearInterval(pruning);
