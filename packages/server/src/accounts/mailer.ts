@@ -3,7 +3,7 @@
  * DIR/outbox (mode 0600) that `bulwark admin outbox` lists, so a fresh install and the tests can
  * read verification and reset links without a mail server.
  */
-import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import nodemailer, { type Transporter } from 'nodemailer';
 import type { Config } from '../ops/config.js';
@@ -40,6 +40,24 @@ export class OutboxMailer implements Mailer {
     const sequence = String(outboxSequence++ % 1e9).padStart(9, '0');
     const name = `${message.createdAt.replace(/[:.]/g, '-')}-${sequence}-${message.id}.json`;
     writeFileSync(join(this.dir, name), JSON.stringify(message, null, 2), { mode: 0o600 });
+  }
+
+  /** Deletes mail files last written before `cutoff` (ms since the epoch); returns how many. */
+  prune(cutoff: number): number {
+    let names: string[];
+    try {
+      names = readdirSync(this.dir).filter((n) => n.endsWith('.json'));
+    } catch {
+      return 0;
+    }
+    let deleted = 0;
+    for (const name of names) {
+      const file = join(this.dir, name);
+      if (statSync(file).mtimeMs >= cutoff) continue;
+      rmSync(file, { force: true });
+      deleted += 1;
+    }
+    return deleted;
   }
 
   /** Oldest first. */

@@ -5,7 +5,7 @@
  */
 import { createHmac } from 'node:crypto';
 import type { Clock } from '../clock.js';
-import { MINUTE, HOUR } from '../clock.js';
+import { DAY, MINUTE, HOUR } from '../clock.js';
 import type { Config } from '../ops/config.js';
 import type { SessionsTable } from '../storage/schema.js';
 import { constantTimeEqual, newId, newSecret, sha256Hex } from '../tokens.js';
@@ -167,6 +167,11 @@ export class SessionService {
     const revoked = await this.store.revokeSessions(userId, this.clock.now(), db, exceptSessionId);
     await this.signedOut(userId, 'sessions_revoked', db);
     return revoked;
+  }
+
+  /** Deletes sessions that ended more than `days` ago (retention.sessionsDays); returns how many. */
+  prune(days: number): Promise<number> {
+    return this.store.deleteEndedSessions(this.clock.now() - days * DAY, this.config.idleTimeoutMinutes * MINUTE);
   }
 
   boundSessions(bound: SessionBound): void {

@@ -166,6 +166,18 @@ export class AccountsStore {
       .execute();
   }
 
+  /**
+   * Deletes sessions that ended before `cutoff`: revoked, past their absolute limit, or idle
+   * (last seen `idleMs` before it); returns how many.
+   */
+  async deleteEndedSessions(cutoff: number, idleMs: number): Promise<number> {
+    const result = await this.db
+      .deleteFrom('sessions')
+      .where((eb) => eb.or([eb('revoked_at', '<', cutoff), eb('expires_at', '<', cutoff), eb('last_seen_at', '<', cutoff - idleMs)]))
+      .executeTakeFirst();
+    return Number(result.numDeletedRows);
+  }
+
   /** Revokes the user's sessions, optionally keeping one; returns how many were revoked. */
   async revokeSessions(userId: string, now: number, db: Executor = this.db, exceptSessionId?: string): Promise<number> {
     let q = db.updateTable('sessions').set({ revoked_at: now }).where('user_id', '=', userId).where('revoked_at', 'is', null);

@@ -35,6 +35,16 @@ export const ConfigSchema = Type.Object(
         tlsCertFile: Type.Optional(Type.String({ minLength: 1 })),
         tlsKeyFile: Type.Optional(Type.String({ minLength: 1 })),
         serverNames: Type.Array(Type.String({ minLength: 1 })),
+        certificateRenewDays: Type.Integer({
+          minimum: 1,
+          maximum: 365,
+          description: 'the platform-issued HTTPS/MQTTS server certificate is renewed this many days before it expires',
+        }),
+        certificateCheckMinutes: Type.Integer({
+          minimum: 1,
+          maximum: 1440,
+          description: 'how often the server certificate is checked: renewal window, or tlsCertFile/tlsKeyFile changed on disk',
+        }),
         bodyLimitBytes: Type.Integer({ minimum: 1024, maximum: 64 * 1024 * 1024 }),
         rateLimitPerMinute: Type.Integer({ minimum: 1 }),
         trustProxy: Type.Boolean(),
@@ -123,6 +133,21 @@ export const ConfigSchema = Type.Object(
         idleTimeoutMinutes: Type.Integer({ minimum: 1, maximum: 7 * 24 * 60 }),
         absoluteTimeoutHours: Type.Integer({ minimum: 1, maximum: 90 * 24 }),
         stepUpMinutes: Type.Integer({ minimum: 1, maximum: 60 }),
+      },
+      { additionalProperties: false },
+    ),
+    retention: Type.Object(
+      {
+        sessionsDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'sessions ended (signed out, revoked, expired or idle) longer ago than this are deleted, daily',
+        }),
+        outboxDays: Type.Integer({
+          minimum: 1,
+          maximum: 3650,
+          description: 'mail files in DIR/outbox older than this are deleted, daily (the audit log is never pruned)',
+        }),
       },
       { additionalProperties: false },
     ),
@@ -524,6 +549,8 @@ export function defaultConfig(dataDir: string): Config {
       host: '127.0.0.1',
       port: 8443,
       serverNames: [],
+      certificateRenewDays: 30,
+      certificateCheckMinutes: 60,
       bodyLimitBytes: 1024 * 1024,
       rateLimitPerMinute: 1200,
       trustProxy: false,
@@ -558,6 +585,7 @@ export function defaultConfig(dataDir: string): Config {
       jitConcurrency: 4,
     },
     sessions: { idleTimeoutMinutes: 30, absoluteTimeoutHours: 12, stepUpMinutes: 5 },
+    retention: { sessionsDays: 30, outboxDays: 30 },
     auth: {
       lockoutThreshold: 10,
       lockoutMinutes: 15,

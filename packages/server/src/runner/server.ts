@@ -1,15 +1,17 @@
 /**
  * Runs a platform node, on top of the composition root: the HTTPS API on the configured address
  * (transport/http with the routes of routes.ts), the MQTT broker with its counters in the node's
- * metrics (connected to the binding domain's live streams as their device event source), the SQLite WAL checkpointer, and the periodic jobs: audit checkpoint, telemetry quota
+ * metrics (connected to the binding domain's live streams as their device event source), the SQLite WAL checkpointer, and the periodic jobs: server certificate renewal, session and outbox retention, audit checkpoint, telemetry quota
  * flush and retention, update repository refresh, rollout tick, blob store sweep and the scheduled audit checks (assessment). Shutdown is
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
  */
 import { readFileSync } from 'node:fs';
 import type { Socket } from 'node:net';
+import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
 import { loadServerTls } from '../pki/ca.js';
+import { ServerCertificateRenewal } from '../pki/server-renewal.js';
 import type { Platform } from '../platform.js';
 import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
@@ -18,6 +20,8 @@ import { MqttGateway } from '../transport/mqtt/broker.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 import { Readiness } from '../ops/readiness.js';
+import { runRetention, type RetentionResult } from './retention.js';
+import { SERVER_TLS } from '../transport/tls-policy.js';
 
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
 const QUOTA_FLUSH_MS = 5000;
@@ -31,6 +35,10 @@ export interface RunningServer {
   port: number;
   /** The MQTT broker, unless `mqtt.enabled` is false. */
   mqtt: MqttGateway | null;
+  /** The server certificate's renewal (or reload from tlsCertFile/tlsKeyFile), checked every http.certificateCheckMinutes. */
+  certificate: ServerCertificateRenewal;
+  /** Runs the retention job now (after the one in flight, if any), as the daily timer does. */
+  runRetention(): Promise<RetentionResult>;
   close(): Promise<void>;
 }
 
@@ -43,10 +51,10 @@ export interface StartOptions {
 
 export async function startServer(platform: Platform, options: StartOptions = {}): Promise<RunningServer> {
   const { config } = platform;
-  const tls =
-    config.http.tlsCertFile && config.http.tlsKeyFile
-      ? { cert: readFileSync(config.http.tlsCertFile, 'utf8'), key: readFileSync(config.http.tlsKeyFile, 'utf8') }
-      : loadServerTls(config.dataDir, platform.box);
+  const files = config.http.tlsCertFile && config.http.tlsKeyFile ? { cert: config.http.tlsCertFile, key: config.http.tlsKeyFile } : null;
+  const tls = files
+    ? { cert: readFileSync(files.cert, 'utf8'), key: readFileSync(files.key, 'utf8') }
+    : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
   const readiness = new Readiness();
   const app = await buildHttpApp({
@@ -70,12 +78,32 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   const port = typeof address === 'object' && address ? address.port : (options.port ?? config.http.port);
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;
 
+  const hsm = platform.hsm;
+  const certificate = new ServerCertificateRenewal(
+    {
+      dataDir: config.dataDir,
+      box: platform.box,
+      token: hsm ? () => hsm.get() : null,
+      clock: platform.clock,
+      audit: platform.audit,
+      files,
+      renewDays: config.http.certificateRenewDays,
+      serverNames: config.http.serverNames,
+      log: app.log.child({ component: 'tls' }),
+    },
+    { cert: tls.cert, key: tls.key },
+  );
+  // A new certificate only changes what new handshakes see: open connections keep going.
+  const httpsServer = app.server as unknown as TlsServer;
+  certificate.onChange((next) => httpsServer.setSecureContext({ ...SERVER_TLS, cert: next.cert, key: next.key }));
+
   let mqtt: MqttGateway | null = null;
   if (config.mqtt.enabled) {
     mqtt = new MqttGateway(platform, config.mqtt, app.log.child({ component: 'mqtt' }));
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
       const gateway = mqtt;
+      certificate.onChange((next) => gateway.setServerCertificate(next));
       readiness.add('broker', () => gateway.health().broker);
       if (gateway.health().redis !== null) readiness.add('redis', () => gateway.health().redis === true);
       // Live streams of companion apps follow devices through the broker's emitter (every node's, with Redis).
@@ -197,8 +225,26 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   void sweepUploads();
   const sweeping = setInterval(sweepUploads, 3_600_000);
   sweeping.unref();
+  // Daily: ended sessions and old outbox mail are deleted (retention.*); the audit log is never pruned.
+  let retentionRun: Promise<unknown> = Promise.resolve();
+  const retain = (): Promise<RetentionResult> => {
+    const run = retentionRun.then(() => runRetention(platform));
+    retentionRun = run.then(
+      (result) => {
+        if (result.sessions + result.outboxMails > 0) app.log.info(result, 'retention: ended sessions and old outbox mail deleted');
+      },
+      (error: unknown) => app.log.error({ err: error }, 'retention job failed'),
+    );
+    return run;
+  };
+  void retain().catch(() => undefined);
+  const retaining = setInterval(() => void retain().catch(() => undefined), 24 * 3_600_000);
+  retaining.unref();
+  // The server certificate renews itself before expiry (or follows tlsCertFile/tlsKeyFile on disk), without a restart.
+  void certificate.check();
+  const certificateChecking = setInterval(() => void certificate.check(), config.http.certificateCheckMinutes * 60_000);
+  certificateChecking.unref();
   // Scheduled backups (backup.intervalHours): a misconfigured schedule stops the start, not the first backup hours later.
-  const hsm = platform.hsm;
   const schedule =
     config.backup.intervalHours > 0
       ? new BackupSchedule(
@@ -240,7 +286,13 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     url: config.http.publicUrl ?? `https://${shownHost}:${port}`,
     port,
     mqtt,
+    certificate,
+    runRetention: retain,
     close: async () => {
+      clearInterval(certificateChecking);
+      clearInterval(retaining);
+      await retentionRun;
+      await certificate.settled();
       clearInterval(checkpoints);
       clearInterval(pruning);
       clearInterval(quotaFlushing);

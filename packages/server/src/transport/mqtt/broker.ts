@@ -231,6 +231,7 @@ export class MqttGateway implements DeviceMessenger {
   readonly writer: TelemetryWriter;
   private broker!: Aedes;
   private tlsServer: TlsServer | null = null;
+  private clientCa = '';
   private plainServer: TcpServer | null = null;
   private readonly sessions = new Map<string, Session>();
   private readonly presence: PresenceRecorder;
@@ -309,6 +310,11 @@ export class MqttGateway implements DeviceMessenger {
   /** Connected devices on this node. */
   connectedDevices(): string[] {
     return [...this.sessions.keys()];
+  }
+
+  /** Swaps the MQTTS listener's server certificate (a renewal): sessions already open keep theirs, new handshakes see this one. */
+  setServerCertificate(tls: { cert: string; key: string }): void {
+    this.tlsServer?.setSecureContext({ ...SERVER_TLS, cert: tls.cert, key: tls.key, ca: this.clientCa });
   }
 
   async start(tls: TlsMaterial): Promise<void> {
@@ -413,6 +419,7 @@ export class MqttGateway implements DeviceMessenger {
     );
     this.broker.on('connectionError', (_client: Client, error: Error) => this.log.debug({ err: error.message }, 'mqtt connection error'));
 
+    this.clientCa = tls.clientCa;
     this.tlsServer = createTlsServer(
       {
         ...SERVER_TLS,
