@@ -11,6 +11,13 @@ import type { DeviceIdentity } from '../devices/identity.js';
 import type { Platform } from '../platform.js';
 import { newId } from '../tokens.js';
 
+/**
+ * Config for a platform whose rollouts only the test advances (`rollouts.tick()` on its manual
+ * clock): the server's own ticker runs on real time every `rolloutTickSeconds` and, on a slow
+ * engine, could tick between the test moving the clock and its own tick.
+ */
+export const ROLLOUTS_TICKED_BY_TEST = { updates: { rolloutTickSeconds: 3600 } };
+
 export interface TestRelease {
   id: string;
   version: string;

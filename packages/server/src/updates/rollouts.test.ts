@@ -12,6 +12,7 @@ import {
   hardwareProduct,
   identityOf,
   insertRelease,
+  ROLLOUTS_TICKED_BY_TEST,
   registerDevices,
   statusPayload,
   type TestRelease,
@@ -44,7 +45,7 @@ for (const engine of ENGINES) {
     let serial = 0;
 
     before(async () => {
-      t = await startTestPlatform(engine);
+      t = await startTestPlatform(engine, ROLLOUTS_TICKED_BY_TEST);
       org = await organizationIdOf(t.platform, t.org);
       actor = cliActor(org, 'test');
       product = await hardwareProduct(t.platform, org, 'Rollout sensor');
