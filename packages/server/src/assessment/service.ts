@@ -40,6 +40,9 @@ export class AssessmentService {
     private readonly checks: readonly Check[] = AUDIT_CHECKS,
   ) {}
 
+  /** CheckContext.keyVerdicts of each organization. */
+  private readonly keyVerdicts = new Map<string, Map<string, string | null>>();
+
   /** The checks a run evaluates, with their rationale. */
   catalogue(): { id: string; severity: Severity; title: string; rationale: string }[] {
     return this.checks.map(({ id, severity, title, rationale }) => ({ id, severity, title, rationale }));
@@ -58,6 +61,12 @@ export class AssessmentService {
     for (const org of await this.evidence.organizations())
       runs.push(await this.runFor(org.id, 'schedule', { type: 'system', id: null }, shared));
     return runs;
+  }
+
+  private keyVerdictsOf(organizationId: string): Map<string, string | null> {
+    let verdicts = this.keyVerdicts.get(organizationId);
+    if (!verdicts) this.keyVerdicts.set(organizationId, (verdicts = new Map()));
+    return verdicts;
   }
 
   /** The organization the CLI names. */
@@ -83,6 +92,7 @@ export class AssessmentService {
       caChain: () => this.deps.caChain(),
       ...(this.deps.vulnerabilities ? { vulnerabilities: () => this.deps.vulnerabilities!(organizationId, startedAt, limit) } : {}),
       resourceLimit: limit,
+      keyVerdicts: this.keyVerdictsOf(organizationId),
       once: <T>(key: string, compute: () => Promise<T>) => {
         let value = shared.get(key) as Promise<T> | undefined;
         if (!value) {

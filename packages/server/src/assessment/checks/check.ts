@@ -36,6 +36,11 @@ export interface CheckContext {
    * `resourceLimit` listed); evaluating records the day's exposure. Absent where advisories are not wired (unit tests).
    */
   vulnerabilities?(): Promise<(AdvisoryView & { deviceIds: string[] })[]>;
+  /**
+   * What `keyWeakness` said of each active device certificate of the organization, by serial, kept
+   * across runs: a certificate never changes, so each is parsed once per process, not at every run.
+   */
+  keyVerdicts: Map<string, string | null>;
   /** A value computed once per batch of runs (deployment-wide evidence, e.g. the audit chain's verification). */
   once<T>(key: string, compute: () => Promise<T>): Promise<T>;
 }
