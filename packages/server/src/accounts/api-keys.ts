@@ -12,7 +12,7 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import { newId, newSecret, sha256Hex } from '../tokens.js';
 import type { ApiKeyCursor, ApiKeyRow, ApiKeyStore } from './api-key-store.js';
 import { actorFor, permissionsOf, type Authenticated, type CredentialAuthenticator } from './authenticate.js';
-import { auditActor, PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
+import { PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
 import type { AccountsService } from './service.js';
 import type { AccountsStore, Executor, UserRow } from './store.js';
 
@@ -130,15 +130,11 @@ export class ApiKeyService {
         revoked_at: null,
       };
       await this.store.insert(row, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'apikey.created',
-          target: { type: 'api_key', id },
-          sourceIp: actor.sourceIp,
-          details: { name, scopes, expiresAt: new Date(row.expires_at).toISOString(), userId: actor.userId },
-        },
+      await this.audit.recordBy(
+        actor,
+        'apikey.created',
+        { type: 'api_key', id },
+        { name, scopes, expiresAt: new Date(row.expires_at).toISOString(), userId: actor.userId },
         trx,
       );
       return { apiKey: toApiKeyView(row, now), secret };
@@ -197,17 +193,7 @@ export class ApiKeyService {
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       if (await this.store.revoke(row.id, now, trx)) {
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'apikey.revoked',
-            target: { type: 'api_key', id: row.id },
-            sourceIp: actor.sourceIp,
-            details: { name: row.name, userId: row.user_id },
-          },
-          trx,
-        );
+        await this.audit.recordBy(actor, 'apikey.revoked', { type: 'api_key', id: row.id }, { name: row.name, userId: row.user_id }, trx);
       }
       const current = await this.store.inOrganization(actor.organizationId, row.id, trx);
       return toApiKeyView(current!, now);

@@ -176,18 +176,9 @@ export class AccountsService {
         now,
       });
       await this.store.insertUser(row, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.created',
-          target: { type: 'user', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { role: input.role },
-          personal: { subject: row.id, fields: { email } },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.created', { type: 'user', id: row.id }, { role: input.role }, trx, {
+        personal: { subject: row.id, fields: { email } },
+      });
       return toUserView(row, now);
     };
     const user = db ? await write(db) : await this.store.db.transaction().execute(write);
@@ -247,15 +238,11 @@ export class AccountsService {
       // Disabling is what a departure or a suspected compromise calls for: the keys end for good, so
       // enabling the account again later gives back the password, never the old keys.
       if (changes.status === 'disabled') ended.apiKeysRevoked = await this.apiKeys.revokeAllOfUser(userId, now, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: changes.role !== undefined ? 'user.role_changed' : 'user.updated',
-          target: { type: 'user', id: userId },
-          sourceIp: actor.sourceIp,
-          details: { ...changes, previousRole: target.role, ...ended },
-        },
+      await this.audit.recordBy(
+        actor,
+        changes.role !== undefined ? 'user.role_changed' : 'user.updated',
+        { type: 'user', id: userId },
+        { ...changes, previousRole: target.role, ...ended },
         trx,
       );
       return toUserView((await this.store.userById(userId, trx))!, now);
@@ -298,15 +285,11 @@ export class AccountsService {
       const before = await this.store.organizationById(actor.organizationId, trx);
       if (!before) throw new NotFoundError('Organization');
       await this.store.updateOrganization(actor.organizationId, { mfa_required_roles: JSON.stringify(unique) }, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'org.mfa_policy_changed',
-          target: { type: 'organization', id: actor.organizationId },
-          sourceIp: actor.sourceIp,
-          details: { mfaRequiredRoles: unique, previous: JSON.parse(before.mfa_required_roles) as string[] },
-        },
+      await this.audit.recordBy(
+        actor,
+        'org.mfa_policy_changed',
+        { type: 'organization', id: actor.organizationId },
+        { mfaRequiredRoles: unique, previous: JSON.parse(before.mfa_required_roles) as string[] },
         trx,
       );
       return toOrganizationView({ ...before, mfa_required_roles: JSON.stringify(unique) });
@@ -318,16 +301,7 @@ export class AccountsService {
     await this.userOf(actor, userId);
     return this.store.db.transaction().execute(async (trx) => {
       await this.store.updateUser(userId, { locked_until: null, failed_logins: 0, updated_at: this.clock.now() }, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.unlocked',
-          target: { type: 'user', id: userId },
-          sourceIp: actor.sourceIp,
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.unlocked', { type: 'user', id: userId }, undefined, trx);
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }
@@ -341,16 +315,7 @@ export class AccountsService {
     return this.store.db.transaction().execute(async (trx) => {
       await this.mfa.clear(userId, trx);
       await this.sessions.revokeAll(userId, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'mfa.reset',
-          target: { type: 'user', id: userId },
-          sourceIp: actor.sourceIp,
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'mfa.reset', { type: 'user', id: userId }, undefined, trx);
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }

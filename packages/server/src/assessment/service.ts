@@ -244,15 +244,11 @@ export class AssessmentService {
         { state: 'suppressed', suppressed_reason: trimmed, suppressed_by: actor.userId, suppressed_at: now, suppressed_until: until },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'assessment.finding_suppressed',
-          target: { type: 'finding', id },
-          sourceIp: actor.sourceIp,
-          details: { check: row.check_id, reason: trimmed, until: new Date(until).toISOString() },
-        },
+      await this.audit.recordBy(
+        actor,
+        'assessment.finding_suppressed',
+        { type: 'finding', id },
+        { check: row.check_id, reason: trimmed, until: new Date(until).toISOString() },
         trx,
       );
     });

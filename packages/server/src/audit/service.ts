@@ -25,6 +25,22 @@ export interface AuditEvent {
   personal?: { subject: string | null; fields: Record<string, unknown> };
 }
 
+/** Who acted, as `recordBy` needs it: an authenticated actor (accounts' `Actor` has this shape). */
+export interface AuditedActor {
+  organizationId: string;
+  userId: string;
+  apiKeyId: string | null;
+  via: 'session' | 'api_key' | 'cli' | 'app';
+  sourceIp: string;
+}
+
+/** How an authenticated actor is named in an entry: the user, the API key, or the admin at the command line. */
+export function auditedActorOf(actor: AuditedActor): { type: 'user' | 'api_key' | 'cli'; id: string } {
+  if (actor.via === 'cli') return { type: 'cli', id: actor.userId };
+  // An app acts for its consumer: the entry names the user; the client is in the entry's details.
+  return actor.via === 'api_key' ? { type: 'api_key', id: actor.apiKeyId! } : { type: 'user', id: actor.userId };
+}
+
 export interface AuditEntry {
   seq: number;
   ts: string;
@@ -96,6 +112,31 @@ export class AuditService {
   async record(event: AuditEvent, db: Kysely<Database> = this.db): Promise<number> {
     if (db.isTransaction) return this.append(db, event);
     return db.transaction().execute((trx) => this.append(trx, event));
+  }
+
+  /**
+   * Appends what an authenticated actor did: the organization, the actor and the source address
+   * come from `actor`. Pass the caller's transaction as `db`; `more` sets a non-success outcome or
+   * personal fields.
+   */
+  async recordBy(
+    actor: AuditedActor,
+    action: string,
+    target: AuditEvent['target'] | null,
+    details?: Record<string, unknown>,
+    db: Kysely<Database> = this.db,
+    more: Pick<AuditEvent, 'outcome' | 'personal'> = {},
+  ): Promise<number> {
+    const event: AuditEvent = {
+      organizationId: actor.organizationId,
+      actor: auditedActorOf(actor),
+      action,
+      sourceIp: actor.sourceIp,
+      ...more,
+    };
+    if (target) event.target = target;
+    if (details) event.details = details;
+    return this.record(event, db);
   }
 
   private async append(trx: Kysely<Database>, event: AuditEvent): Promise<number> {

@@ -143,17 +143,7 @@ export class DevicesService {
       await this.store.db.transaction().execute(async (trx) => {
         if (await this.store.productByName(actor.organizationId, name, trx)) throw new ProductExistsError(name);
         await this.store.insertProduct(row, trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'product.created',
-            target: { type: 'product', id: row.id },
-            sourceIp: actor.sourceIp,
-            details: { name },
-          },
-          trx,
-        );
+        await this.audit.recordBy(actor, 'product.created', { type: 'product', id: row.id }, { name }, trx);
       });
     } catch (error) {
       throw isUniqueViolation(error) ? new ProductExistsError(name) : error;
@@ -204,17 +194,7 @@ export class DevicesService {
         },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'product.updated',
-          target: { type: 'product', id: product.id },
-          sourceIp: actor.sourceIp,
-          details: { name: product.name, ...changed },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'product.updated', { type: 'product', id: product.id }, { name: product.name, ...changed }, trx);
       return toProductView(updated);
     });
   }
@@ -228,18 +208,14 @@ export class DevicesService {
       const product = await this.store.productInOrganization(actor.organizationId, productId, trx);
       if (!product) throw new NotFoundError('Product', { productId });
       await this.store.updateProduct(product.id, { support_until: until }, trx);
-      await this.audit.record(
+      await this.audit.recordBy(
+        actor,
+        'product.support_period_set',
+        { type: 'product', id: product.id },
         {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'product.support_period_set',
-          target: { type: 'product', id: product.id },
-          sourceIp: actor.sourceIp,
-          details: {
-            name: product.name,
-            from: product.support_until === null ? null : new Date(Number(product.support_until)).toISOString(),
-            to: until === null ? null : new Date(until).toISOString(),
-          },
+          name: product.name,
+          from: product.support_until === null ? null : new Date(Number(product.support_until)).toISOString(),
+          to: until === null ? null : new Date(until).toISOString(),
         },
         trx,
       );
@@ -280,15 +256,11 @@ export class DevicesService {
       await this.store.db.transaction().execute(async (trx) => {
         if (await this.store.deviceBySerial(actor.organizationId, row.serial, trx)) throw new SerialTakenError(row.serial);
         await this.store.insertDevices([row], trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'device.registered',
-            target: { type: 'device', id: row.id },
-            sourceIp: actor.sourceIp,
-            details: { serial: row.serial, productId: row.product_id },
-          },
+        await this.audit.recordBy(
+          actor,
+          'device.registered',
+          { type: 'device', id: row.id },
+          { serial: row.serial, productId: row.product_id },
           trx,
         );
       });
@@ -330,15 +302,11 @@ export class DevicesService {
         },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.updated',
-          target: { type: 'device', id: device.id },
-          sourceIp: actor.sourceIp,
-          details: { serial: device.serial, changed: Object.keys(changes) },
-        },
+      await this.audit.recordBy(
+        actor,
+        'device.updated',
+        { type: 'device', id: device.id },
+        { serial: device.serial, changed: Object.keys(changes) },
         trx,
       );
       return toDeviceView((await this.store.deviceInOrganization(actor.organizationId, device.id, trx))!);
@@ -533,15 +501,11 @@ export class DevicesService {
           inputs.map(({ input }) => this.newDeviceRow(actor.organizationId, input, now)),
           trx,
         );
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'device.imported',
-            target: { type: 'organization', id: actor.organizationId },
-            sourceIp: actor.sourceIp,
-            details: { format, imported: inputs.length },
-          },
+        await this.audit.recordBy(
+          actor,
+          'device.imported',
+          { type: 'organization', id: actor.organizationId },
+          { format, imported: inputs.length },
           trx,
         );
         return { imported: inputs.length };
@@ -557,15 +521,14 @@ export class DevicesService {
       });
     if ('errors' in result) {
       errors.sort((a, b) => a.line - b.line);
-      await this.audit.record({
-        organizationId: actor.organizationId,
-        actor: auditActor(actor),
-        action: 'device.import_rejected',
-        target: { type: 'organization', id: actor.organizationId },
-        sourceIp: actor.sourceIp,
-        outcome: 'failure',
-        details: { format, rows: rows.length, failed: errors.length, firstLine: errors[0]!.line },
-      });
+      await this.audit.recordBy(
+        actor,
+        'device.import_rejected',
+        { type: 'organization', id: actor.organizationId },
+        { format, rows: rows.length, failed: errors.length, firstLine: errors[0]!.line },
+        undefined,
+        { outcome: 'failure' },
+      );
       throw new ImportRejectedError(rows.length, errors);
     }
     return result;
