@@ -15,6 +15,7 @@ import { actorFor, permissionsOf, type Authenticated, type CredentialAuthenticat
 import { PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
 import type { AccountsService } from './service.js';
 import type { AccountsStore, Executor, UserRow } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export const API_KEY_PREFIX = 'bwk';
 
@@ -69,11 +70,12 @@ export function toApiKeyView(row: ApiKeyRow, now: number): ApiKeyView {
   };
 }
 
-/** Cursors are `<createdAt ms>.<id>` of the last key of the previous page. */
+/** The cursor's position: `[createdAt ms, id]` of the last key of the previous page. */
+const isKeyPosition = (v: unknown): v is [number, string] =>
+  Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string';
 function parseCursor(cursor: string): ApiKeyCursor {
-  const match = /^(\d{1,16})\.([0-9a-f-]{36})$/.exec(cursor);
-  if (!match) throw new ValidationError('before must be the nextCursor of a previous page', { field: 'before' });
-  return { createdAt: Number(match[1]), id: match[2]! };
+  const [createdAt, id] = decodeCursor(cursor, isKeyPosition, 'before');
+  return { createdAt, id };
 }
 
 export class ApiKeyService {
@@ -159,13 +161,9 @@ export class ApiKeyService {
       ...(filter.userId ? { userId: filter.userId } : {}),
       ...(filter.before ? { before: parseCursor(filter.before) } : {}),
     });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor([Number(last.created_at), last.id]));
     const now = this.clock.now();
-    return {
-      apiKeys: page.map((r) => toApiKeyView(r, now)),
-      nextCursor: rows.length > limit && last ? `${last.created_at}.${last.id}` : null,
-    };
+    return { apiKeys: page.map((r) => toApiKeyView(r, now)), nextCursor };
   }
 
   /** Revokes one of the actor's own keys (a key may revoke itself). */

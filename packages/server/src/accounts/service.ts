@@ -18,6 +18,7 @@ import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePer
 import type { SessionService } from './sessions.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
 import { newUserRow, normalizeEmail } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export interface UserView {
   id: string;
@@ -191,10 +192,11 @@ export class AccountsService {
   ): Promise<{ users: UserView[]; nextCursor: string | null }> {
     requirePermission(actor, 'users:read');
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
-    const rows = await this.store.listUsers(actor.organizationId, { ...filter, limit: limit + 1 });
-    const page = rows.slice(0, limit);
+    const after = filter.after === undefined ? undefined : decodeCursor(filter.after, (v): v is string => typeof v === 'string', 'after');
+    const rows = await this.store.listUsers(actor.organizationId, { ...filter, after, limit: limit + 1 });
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor(last.email));
     const now = this.clock.now();
-    return { users: page.map((r) => toUserView(r, now)), nextCursor: rows.length > limit ? page[page.length - 1]!.email : null };
+    return { users: page.map((r) => toUserView(r, now)), nextCursor };
   }
 
   /**

@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database, AuditLogTable } from '../storage/schema.js';
 import type { Engine } from '../storage/database.js';
+import { pageOf } from '../pagination.js';
 import { checkLink, checkpointPayload, entryHash, GENESIS_HASH, type ChainProblem } from './chain.js';
 
 export interface AuditEvent {
@@ -275,9 +276,8 @@ export class AuditService {
     if (q.since !== undefined) query = query.where('ts', '>=', q.since);
     if (q.until !== undefined) query = query.where('ts', '<', q.until);
     if (q.before !== undefined) query = query.where('audit_log.seq', '<', q.before);
-    const rows = await query.execute();
-    const page = rows.slice(0, limit);
-    return { entries: page.map(toEntry), nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null };
+    const { page, nextCursor } = pageOf(await query.execute(), limit, (last) => last.seq);
+    return { entries: page.map(toEntry), nextCursor };
   }
 
   /** Oldest first, as JSON lines, page by page (constant memory). Scoped to an organization when given. */

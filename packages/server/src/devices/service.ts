@@ -37,6 +37,7 @@ import {
   type ProductView,
 } from './model.js';
 import type { DeviceFilter, DeviceRow, DevicesStore, Executor, ProductRow } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
@@ -91,20 +92,9 @@ export interface DeviceChanges {
   group?: string | null;
 }
 
-/** The opaque cursor: the last serial of the page, so the next page starts strictly after it. */
-export function encodeCursor(serial: string): string {
-  return Buffer.from(JSON.stringify({ s: serial })).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): string {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { s?: unknown };
-    if (typeof value.s === 'string') return value.s;
-  } catch {
-    // Falls through to the one answer for every malformed cursor.
-  }
-  throw new ValidationError('cursor must be the nextCursor of a previous page', { field: 'cursor' });
-}
+/** The cursor's position: the last serial of the page, so the next page starts strictly after it. */
+const isSerialPosition = (v: unknown): v is { s: string } => typeof (v as { s?: unknown } | null)?.s === 'string';
+export const serialAfter = (cursor: string): string => decodeCursor(cursor, isSerialPosition).s;
 
 function rejectProblems(problems: FieldProblem[]): never {
   throw new ValidationError(`Invalid device: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { problems });
@@ -442,10 +432,14 @@ export class DevicesService {
     const limit = Math.min(Math.max(query.limit ?? DEFAULT_PAGE, 1), MAX_PAGE);
     const { cursor, limit: _limit, ...filter } = query;
     const rows = await this.store
-      .listDevices(actor.organizationId, { ...filter, ...(cursor ? { afterSerial: decodeCursor(cursor) } : {}), limit: limit + 1 })
+      .listDevices(actor.organizationId, {
+        ...filter,
+        ...(cursor ? { afterSerial: serialAfter(cursor) } : {}),
+        limit: limit + 1,
+      })
       .execute();
-    const page = rows.slice(0, limit);
-    return { devices: page.map(toDeviceView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.serial) : null };
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor({ s: last.serial }));
+    return { devices: page.map(toDeviceView), nextCursor };
   }
 
   /**
