@@ -6,7 +6,9 @@
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
@@ -21,6 +23,7 @@ import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 import { Readiness } from '../ops/readiness.js';
 import { BackgroundJobs } from './jobs.js';
+import { JobLeaseStore } from '../ops/job-lease-store.js';
 import { runRetention, type RetentionResult } from './retention.js';
 import { SERVER_TLS } from '../transport/tls-policy.js';
 
@@ -129,7 +132,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' }))
       : null;
 
-  const jobs = new BackgroundJobs(app.log);
+  // Deployment-wide jobs run on one node at a time (runner/jobs.ts); this node's name in their leases.
+  const jobs = new BackgroundJobs(app.log, {
+    store: new JobLeaseStore(platform.db),
+    holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    clock: platform.clock,
+  });
   jobs.every(config.audit.checkpointIntervalSeconds * 1000, 'audit checkpoint failed', () => platform.audit.checkpoint());
   // What devices were admitted under their daily telemetry quota is written every few seconds.
   jobs.every(QUOTA_FLUSH_MS, 'telemetry quota usage not written', () => platform.telemetry.quota.flush());
@@ -138,7 +146,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   const anomaly = platform.assessment.anomaly;
   if (config.anomaly.enabled) {
     jobs.every(config.anomaly.flushSeconds * 1000, 'device behaviour not written', () => anomaly.recorder.flush());
-    jobs.every(config.anomaly.evaluateSeconds * 1000, 'anomaly detector tick failed', () =>
+    jobs.deploymentWide('anomaly-detector', config.anomaly.evaluateSeconds * 1000, 'anomaly detector tick failed', () =>
       anomaly.detector.tick().then((result) => {
         if (result.opened + result.resolved + result.quarantined.length > 0)
           app.log.warn(
@@ -147,7 +155,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
           );
       }),
     );
-    jobs.every(3_600_000, 'behaviour retention failed', () => anomaly.service.prune());
+    jobs.deploymentWide('anomaly-retention', 3_600_000, 'behaviour retention failed', () => anomaly.service.prune());
     metrics.countersOf(
       'device_behaviour_total',
       'Device behaviour this node counted for anomaly detection: messages, bytes, connects, authentication failures, ACL denials…',
@@ -164,10 +172,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       () => anomaly.recorder.trackedDevices,
     );
   }
-  jobs.every(config.telemetry.pruneIntervalMinutes * 60_000, 'telemetry retention failed', () => platform.telemetry.retention.run());
+  jobs.deploymentWide('telemetry-retention', config.telemetry.pruneIntervalMinutes * 60_000, 'telemetry retention failed', () =>
+    platform.telemetry.retention.run(),
+  );
   // Online TUF metadata is re-signed before it expires; rollouts advance or halt by themselves.
   jobs.every(config.updates.refreshIntervalSeconds * 1000, 'update repository refresh failed', () => platform.updates.repository.refresh());
-  jobs.every(config.updates.rolloutTickSeconds * 1000, 'rollout tick failed', () =>
+  jobs.deploymentWide('rollouts', config.updates.rolloutTickSeconds * 1000, 'rollout tick failed', () =>
     platform.updates.rollouts.tick().then((result) => {
       if (result.withdrawn > 0 || result.silent > 0) app.log.info(result, 'rollout tick: offers timed out');
     }),
@@ -176,12 +186,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   // crash leave the blob store at start and hourly.
   // Access-token signing keys rotate after apps.keyLifetimeDays and retire after apps.keyOverlapHours;
   // ended app grants, spent refresh tokens and old codes are deleted.
-  jobs.every(APP_KEY_TICK_MS, 'app signing key schedule failed', () =>
+  jobs.deploymentWide('app-signing-keys', APP_KEY_TICK_MS, 'app signing key schedule failed', () =>
     platform.apps.keys.tick().then((result) => {
       if (result.rotated + result.retired > 0) app.log.info(result, 'app signing keys rotated or retired on schedule');
     }),
   );
-  jobs.every(APP_KEY_TICK_MS, 'app grant pruning failed', () => platform.apps.grants.prune());
+  jobs.deploymentWide('app-grant-pruning', APP_KEY_TICK_MS, 'app grant pruning failed', () => platform.apps.grants.prune());
   const sweepUploads = () =>
     platform.updates.uploads.sweep().then((removed) => {
       if (removed.orphans + removed.files + removed.temporary > 0) app.log.info(removed, 'blob store swept');
@@ -202,7 +212,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   };
   void retain().catch(() => undefined);
   // retain() logs its own failure.
-  jobs.every(24 * 3_600_000, 'retention job failed', () => retain().catch(() => undefined));
+  jobs.deploymentWide('retention', 24 * 3_600_000, 'retention job failed', () => retain().catch(() => undefined));
   // The server certificate renews itself before expiry (or follows tlsCertFile/tlsKeyFile on disk), without a restart.
   void certificate.check();
   jobs.every(config.http.certificateCheckMinutes * 60_000, 'server certificate check failed', () => certificate.check());
@@ -216,7 +226,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
         )
       : null;
   if (schedule)
-    jobs.every(config.backup.intervalHours * 3_600_000, 'scheduled backup failed', () =>
+    jobs.deploymentWide('backup', config.backup.intervalHours * 3_600_000, 'scheduled backup failed', () =>
       schedule
         .run()
         .then(({ backup, deleted }) =>
@@ -225,7 +235,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     );
   // Audit checks over every organization (assessment.intervalMinutes; 0: on demand only).
   if (config.assessment.intervalMinutes > 0)
-    jobs.every(config.assessment.intervalMinutes * 60_000, 'scheduled assessment run failed', () =>
+    jobs.deploymentWide('assessment', config.assessment.intervalMinutes * 60_000, 'scheduled assessment run failed', () =>
       platform.assessment.service.runAll().then((runs) => {
         const opened = runs.reduce((n, r) => n + r.opened, 0);
         const resolved = runs.reduce((n, r) => n + r.resolved, 0);
@@ -242,7 +252,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     certificate,
     runRetention: retain,
     close: async () => {
-      jobs.stop();
+      await jobs.stop();
       await retentionRun;
       await certificate.settled();
       await platform.telemetry.retention.stop();
