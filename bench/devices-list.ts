@@ -12,7 +12,7 @@ import SQLite from 'better-sqlite3';
 import { sql } from 'kysely';
 import pg from 'pg';
 import type { DeviceFilter, DeviceRow } from '../packages/server/src/devices/store.js';
-import { decodeCursor, type ListQuery } from '../packages/server/src/devices/service.js';
+import { serialAfter, type ListQuery } from '../packages/server/src/devices/service.js';
 import { machine, request, table } from './support/measure.js';
 import { BENCH_PASSWORD, createOperators, startBenchPlatform } from './support/platform.js';
 
@@ -129,7 +129,7 @@ try {
     const storeFilter = (cursor: string | undefined): DeviceFilter => ({
       ...filter,
       limit: LIMIT + 1,
-      ...(cursor ? { afterSerial: decodeCursor(cursor) } : {}),
+      ...(cursor ? { afterSerial: serialAfter(cursor) } : {}),
     });
     const rawSamples: number[] = [];
     const serviceSamples: number[] = [];

@@ -12,9 +12,10 @@ import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '.
 import { newId, newSecret, sha256Hex } from '../tokens.js';
 import type { ApiKeyCursor, ApiKeyRow, ApiKeyStore } from './api-key-store.js';
 import { actorFor, permissionsOf, type Authenticated, type CredentialAuthenticator } from './authenticate.js';
-import { auditActor, PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
+import { PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
 import type { AccountsService } from './service.js';
 import type { AccountsStore, Executor, UserRow } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export const API_KEY_PREFIX = 'bwk';
 
@@ -69,11 +70,12 @@ export function toApiKeyView(row: ApiKeyRow, now: number): ApiKeyView {
   };
 }
 
-/** Cursors are `<createdAt ms>.<id>` of the last key of the previous page. */
+/** The cursor's position: `[createdAt ms, id]` of the last key of the previous page. */
+const isKeyPosition = (v: unknown): v is [number, string] =>
+  Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string';
 function parseCursor(cursor: string): ApiKeyCursor {
-  const match = /^(\d{1,16})\.([0-9a-f-]{36})$/.exec(cursor);
-  if (!match) throw new ValidationError('before must be the nextCursor of a previous page', { field: 'before' });
-  return { createdAt: Number(match[1]), id: match[2]! };
+  const [createdAt, id] = decodeCursor(cursor, isKeyPosition, 'before');
+  return { createdAt, id };
 }
 
 export class ApiKeyService {
@@ -130,15 +132,11 @@ export class ApiKeyService {
         revoked_at: null,
       };
       await this.store.insert(row, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'apikey.created',
-          target: { type: 'api_key', id },
-          sourceIp: actor.sourceIp,
-          details: { name, scopes, expiresAt: new Date(row.expires_at).toISOString(), userId: actor.userId },
-        },
+      await this.audit.recordBy(
+        actor,
+        'apikey.created',
+        { type: 'api_key', id },
+        { name, scopes, expiresAt: new Date(row.expires_at).toISOString(), userId: actor.userId },
         trx,
       );
       return { apiKey: toApiKeyView(row, now), secret };
@@ -163,13 +161,9 @@ export class ApiKeyService {
       ...(filter.userId ? { userId: filter.userId } : {}),
       ...(filter.before ? { before: parseCursor(filter.before) } : {}),
     });
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor([Number(last.created_at), last.id]));
     const now = this.clock.now();
-    return {
-      apiKeys: page.map((r) => toApiKeyView(r, now)),
-      nextCursor: rows.length > limit && last ? `${last.created_at}.${last.id}` : null,
-    };
+    return { apiKeys: page.map((r) => toApiKeyView(r, now)), nextCursor };
   }
 
   /** Revokes one of the actor's own keys (a key may revoke itself). */
@@ -197,17 +191,7 @@ export class ApiKeyService {
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       if (await this.store.revoke(row.id, now, trx)) {
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'apikey.revoked',
-            target: { type: 'api_key', id: row.id },
-            sourceIp: actor.sourceIp,
-            details: { name: row.name, userId: row.user_id },
-          },
-          trx,
-        );
+        await this.audit.recordBy(actor, 'apikey.revoked', { type: 'api_key', id: row.id }, { name: row.name, userId: row.user_id }, trx);
       }
       const current = await this.store.inOrganization(actor.organizationId, row.id, trx);
       return toApiKeyView(current!, now);

@@ -16,7 +16,7 @@ import { InvalidTokenError } from './errors.js';
 import type { Mailer } from './mailer.js';
 import type { OneTimeTokenRow, OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
-import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
+import { grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import { toUserView, validateEmail, type UserView } from './service.js';
 import type { AccountsStore, Executor } from './store.js';
 import { newUserRow } from './store.js';
@@ -92,18 +92,9 @@ export class InvitationService {
         trx,
       );
       const row = await trx.selectFrom('one_time_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).executeTakeFirstOrThrow();
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.invited',
-          target: { type: 'invitation', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { role },
-          personal: { subject: null, fields: { email } },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.invited', { type: 'invitation', id: row.id }, { role }, trx, {
+        personal: { subject: null, fields: { email } },
+      });
       return { invitation: toInvitationView(row), token };
     });
     const org = await this.store.organizationById(actor.organizationId);
@@ -143,18 +134,9 @@ export class InvitationService {
         .where('revoked_at', 'is', null)
         .executeTakeFirst();
       if (Number(revoked.numUpdatedRows) === 0) throw new NotFoundError('Invitation', { invitationId });
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.invitation_revoked',
-          target: { type: 'invitation', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { role },
-          personal: { subject: null, fields: { email: row.email, name } },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.invitation_revoked', { type: 'invitation', id: row.id }, { role }, trx, {
+        personal: { subject: null, fields: { email: row.email, name } },
+      });
     });
   }
 

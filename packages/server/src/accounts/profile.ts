@@ -118,17 +118,9 @@ export class ProfileService {
     return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       await this.store.updateUser(actor.userId, { name: trimmed, updated_at: now }, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.updated',
-          target: { type: 'user', id: actor.userId },
-          sourceIp: actor.sourceIp,
-          personal: { subject: actor.userId, fields: { name: trimmed } },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.updated', { type: 'user', id: actor.userId }, undefined, trx, {
+        personal: { subject: actor.userId, fields: { name: trimmed } },
+      });
       return toUserView((await this.store.userById(actor.userId, trx))!, now);
     });
   }
@@ -201,17 +193,9 @@ export class ProfileService {
         // Links already mailed to the previous address must not keep working for this account.
         await this.tokens.revokeAll(user.id, 'password_reset', trx);
         await this.tokens.revokeAll(user.id, 'email_verify', trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'user.email_changed',
-            target: { type: 'user', id: user.id },
-            sourceIp: actor.sourceIp,
-            personal: { subject: user.id, fields: { previousEmail: user.email, newEmail } },
-          },
-          trx,
-        );
+        await this.audit.recordBy(actor, 'user.email_changed', { type: 'user', id: user.id }, undefined, trx, {
+          personal: { subject: user.id, fields: { previousEmail: user.email, newEmail } },
+        });
         return toUserView((await this.store.userById(user.id, trx))!, now);
       });
     } catch (error) {
@@ -243,13 +227,7 @@ export class ProfileService {
       const [name, content] = await hook({ id: user.id, organizationId: user.organization_id });
       sections[name] = content;
     }
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'user.data_exported',
-      target: { type: 'user', id: user.id },
-      sourceIp: actor.sourceIp,
-    });
+    await this.audit.recordBy(actor, 'user.data_exported', { type: 'user', id: user.id });
     return {
       exportedAt: new Date(now).toISOString(),
       profile: toUserView(user, now),

@@ -4,6 +4,7 @@
  * `requirePermission` with the actor; routes declare the same permission for the edge check
  * and the OpenAPI document.
  */
+import { auditedActorOf } from '../audit/service.js';
 import { ForbiddenError } from '../errors.js';
 
 export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
@@ -102,10 +103,9 @@ export function requireOperator(actor: Actor): void {
   if (actor.kind !== 'operator') throw new ForbiddenError('This action is for operator accounts only', 'auth.forbidden');
 }
 
+/** How the actor is named in an audit entry (kept here for callers that build an entry themselves). */
 export function auditActor(actor: Actor): { type: 'user' | 'api_key' | 'cli'; id: string } {
-  if (actor.via === 'cli') return { type: 'cli', id: actor.userId };
-  // An app acts for its consumer: the entry names the user; the client is in the entry's details.
-  return actor.via === 'api_key' ? { type: 'api_key', id: actor.apiKeyId! } : { type: 'user', id: actor.userId };
+  return auditedActorOf(actor);
 }
 
 /** The platform admin at the command line: acts as owner of one organization, audited as `cli`. */

@@ -18,6 +18,7 @@ import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePer
 import type { SessionService } from './sessions.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
 import { newUserRow, normalizeEmail } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export interface UserView {
   id: string;
@@ -176,18 +177,9 @@ export class AccountsService {
         now,
       });
       await this.store.insertUser(row, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.created',
-          target: { type: 'user', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { role: input.role },
-          personal: { subject: row.id, fields: { email } },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.created', { type: 'user', id: row.id }, { role: input.role }, trx, {
+        personal: { subject: row.id, fields: { email } },
+      });
       return toUserView(row, now);
     };
     const user = db ? await write(db) : await this.store.db.transaction().execute(write);
@@ -200,10 +192,11 @@ export class AccountsService {
   ): Promise<{ users: UserView[]; nextCursor: string | null }> {
     requirePermission(actor, 'users:read');
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), 200);
-    const rows = await this.store.listUsers(actor.organizationId, { ...filter, limit: limit + 1 });
-    const page = rows.slice(0, limit);
+    const after = filter.after === undefined ? undefined : decodeCursor(filter.after, (v): v is string => typeof v === 'string', 'after');
+    const rows = await this.store.listUsers(actor.organizationId, { ...filter, after, limit: limit + 1 });
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor(last.email));
     const now = this.clock.now();
-    return { users: page.map((r) => toUserView(r, now)), nextCursor: rows.length > limit ? page[page.length - 1]!.email : null };
+    return { users: page.map((r) => toUserView(r, now)), nextCursor };
   }
 
   /**
@@ -247,15 +240,11 @@ export class AccountsService {
       // Disabling is what a departure or a suspected compromise calls for: the keys end for good, so
       // enabling the account again later gives back the password, never the old keys.
       if (changes.status === 'disabled') ended.apiKeysRevoked = await this.apiKeys.revokeAllOfUser(userId, now, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: changes.role !== undefined ? 'user.role_changed' : 'user.updated',
-          target: { type: 'user', id: userId },
-          sourceIp: actor.sourceIp,
-          details: { ...changes, previousRole: target.role, ...ended },
-        },
+      await this.audit.recordBy(
+        actor,
+        changes.role !== undefined ? 'user.role_changed' : 'user.updated',
+        { type: 'user', id: userId },
+        { ...changes, previousRole: target.role, ...ended },
         trx,
       );
       return toUserView((await this.store.userById(userId, trx))!, now);
@@ -298,15 +287,11 @@ export class AccountsService {
       const before = await this.store.organizationById(actor.organizationId, trx);
       if (!before) throw new NotFoundError('Organization');
       await this.store.updateOrganization(actor.organizationId, { mfa_required_roles: JSON.stringify(unique) }, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'org.mfa_policy_changed',
-          target: { type: 'organization', id: actor.organizationId },
-          sourceIp: actor.sourceIp,
-          details: { mfaRequiredRoles: unique, previous: JSON.parse(before.mfa_required_roles) as string[] },
-        },
+      await this.audit.recordBy(
+        actor,
+        'org.mfa_policy_changed',
+        { type: 'organization', id: actor.organizationId },
+        { mfaRequiredRoles: unique, previous: JSON.parse(before.mfa_required_roles) as string[] },
         trx,
       );
       return toOrganizationView({ ...before, mfa_required_roles: JSON.stringify(unique) });
@@ -318,16 +303,7 @@ export class AccountsService {
     await this.userOf(actor, userId);
     return this.store.db.transaction().execute(async (trx) => {
       await this.store.updateUser(userId, { locked_until: null, failed_logins: 0, updated_at: this.clock.now() }, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'user.unlocked',
-          target: { type: 'user', id: userId },
-          sourceIp: actor.sourceIp,
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'user.unlocked', { type: 'user', id: userId }, undefined, trx);
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }
@@ -341,16 +317,7 @@ export class AccountsService {
     return this.store.db.transaction().execute(async (trx) => {
       await this.mfa.clear(userId, trx);
       await this.sessions.revokeAll(userId, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'mfa.reset',
-          target: { type: 'user', id: userId },
-          sourceIp: actor.sourceIp,
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'mfa.reset', { type: 'user', id: userId }, undefined, trx);
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }

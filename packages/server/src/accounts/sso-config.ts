@@ -193,16 +193,7 @@ export class SsoConfigService {
     this.accountsService.requireStepUp(actor);
     await this.store.db.transaction().execute(async (trx) => {
       if (!(await this.store.deleteConfig(actor.organizationId, trx))) throw new SsoNotConfiguredError();
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'sso.removed',
-          target: { type: 'organization', id: actor.organizationId },
-          sourceIp: actor.sourceIp,
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'sso.removed', { type: 'organization', id: actor.organizationId }, undefined, trx);
     });
   }
 

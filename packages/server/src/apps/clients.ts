@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { ErrorCodes } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import { ACCOUNT_DELETED } from '../accounts/sessions.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -106,15 +106,11 @@ export class AppClientService {
     };
     await this.store.db.transaction().execute(async (trx) => {
       await this.store.insertClient(row, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'app.client_created',
-          target: { type: 'app_client', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { name, redirectUris: input.redirectUris, scopes, firstParty: input.firstParty },
-        },
+      await this.audit.recordBy(
+        actor,
+        'app.client_created',
+        { type: 'app_client', id: row.id },
+        { name, redirectUris: input.redirectUris, scopes, firstParty: input.firstParty },
         trx,
       );
     });
@@ -135,17 +131,7 @@ export class AppClientService {
       const now = this.clock.now();
       await this.store.setClientStatus(clientId, 'disabled', now, trx);
       const grantsEnded = await this.store.revokeFamiliesOfClient(clientId, now, 'client_disabled', trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'app.client_disabled',
-          target: { type: 'app_client', id: clientId },
-          sourceIp: actor.sourceIp,
-          details: { grantsEnded },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'app.client_disabled', { type: 'app_client', id: clientId }, { grantsEnded }, trx);
       return toClientView((await this.store.client(clientId, trx))!);
     });
   }
@@ -182,17 +168,7 @@ export class AppClientService {
       const consents = await this.store.deleteConsent(actor.userId, clientId, trx);
       const grantsEnded = await this.store.revokeFamiliesOfUser(actor.userId, this.clock.now(), 'consent_withdrawn', clientId, trx);
       if (consents === 0 && grantsEnded === 0) throw new NotFoundError('App');
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'app.consent_withdrawn',
-          target: { type: 'app_client', id: clientId },
-          sourceIp: actor.sourceIp,
-          details: { grantsEnded },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'app.consent_withdrawn', { type: 'app_client', id: clientId }, { grantsEnded }, trx);
       return { grantsEnded };
     });
   }

@@ -11,7 +11,7 @@
  * answered alike, and the drop audited).
  */
 import type { Mailer } from '../accounts/mailer.js';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { NotFoundError } from '../errors.js';
@@ -182,14 +182,7 @@ export class DisclosureService {
     if (state === 'fixed' || state === 'rejected') changes.resolved_at = now;
     if (!(await this.store.transition(actor.organizationId, id, from, changes)))
       throw new DisclosureTransitionError('The report changed meanwhile; read it again', { from, to: state });
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'disclosure.state_changed',
-      target: { type: 'disclosure', id },
-      sourceIp: actor.sourceIp,
-      details: { from, to: state, note },
-    });
+    await this.audit.recordBy(actor, 'disclosure.state_changed', { type: 'disclosure', id }, { from, to: state, note });
     return this.view({ ...row, ...changes });
   }
 

@@ -53,20 +53,19 @@ export class MitigationService {
       action === 'notify'
         ? await this.notify(actor, finding)
         : { findingId, action, results: await this.onResources(actor, finding, action) };
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'assessment.mitigation',
-      target: { type: 'finding', id: findingId },
-      sourceIp: actor.sourceIp,
-      outcome: result.results.some((r) => r.outcome === 'failed') ? 'failure' : 'success',
-      details: {
+    await this.audit.recordBy(
+      actor,
+      'assessment.mitigation',
+      { type: 'finding', id: findingId },
+      {
         check: finding.check,
         action,
         results: result.results.map(({ enrollmentToken: _token, ...kept }) => kept),
         ...(result.notified ? { notified: result.notified } : {}),
       },
-    });
+      undefined,
+      { outcome: result.results.some((r) => r.outcome === 'failed') ? 'failure' : 'success' },
+    );
     return result;
   }
 
@@ -75,15 +74,14 @@ export class MitigationService {
       const notified = await this.notifier.notify(actor.organizationId, finding);
       return { findingId: finding.id, action: 'notify', results: [], notified };
     } catch (error) {
-      await this.audit.record({
-        organizationId: actor.organizationId,
-        actor: auditActor(actor),
-        action: 'assessment.mitigation',
-        target: { type: 'finding', id: finding.id },
-        sourceIp: actor.sourceIp,
-        outcome: 'failure',
-        details: { check: finding.check, action: 'notify', error: (error as Error).message },
-      });
+      await this.audit.recordBy(
+        actor,
+        'assessment.mitigation',
+        { type: 'finding', id: finding.id },
+        { check: finding.check, action: 'notify', error: (error as Error).message },
+        undefined,
+        { outcome: 'failure' },
+      );
       throw error;
     }
   }

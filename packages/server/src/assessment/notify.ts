@@ -9,7 +9,7 @@ import { createHmac } from 'node:crypto';
 import { lookup } from 'node:dns/promises';
 import { BlockList, isIP } from 'node:net';
 import type { Mailer } from '../accounts/mailer.js';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import type { KeyCustody } from '../keys/custody.js';
@@ -110,14 +110,12 @@ export class FindingNotifier {
       webhook_secret: secret === null ? null : this.box.seal(secret, this.context(actor.organizationId)),
       updated_at: this.clock.now(),
     });
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: url === null ? 'assessment.webhook_removed' : 'assessment.webhook_set',
-      target: { type: 'organization', id: actor.organizationId },
-      sourceIp: actor.sourceIp,
-      details: url === null ? {} : { url },
-    });
+    await this.audit.recordBy(
+      actor,
+      url === null ? 'assessment.webhook_removed' : 'assessment.webhook_set',
+      { type: 'organization', id: actor.organizationId },
+      url === null ? {} : { url },
+    );
     return { url, secret };
   }
 

@@ -19,6 +19,7 @@ import type { FindingFilter, FindingView, ResourceRef, RunTrigger, RunView, Seve
 import type { AssessmentStore, FindingRow } from './store.js';
 import type { AssessmentRunsTable } from '../storage/schema.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 const MAX_SUPPRESSION_MS = 366 * 86_400_000;
 const MAX_PAGE = 200;
@@ -212,13 +213,11 @@ export class AssessmentService {
     requirePermission(actor, 'assessment:read');
     await this.store.expireSuppressions(actor.organizationId, this.clock.now());
     const limit = Math.min(Math.max(filter.limit ?? 50, 1), MAX_PAGE);
-    const rows = await this.store.list(actor.organizationId, filter, limit + 1);
-    const page = rows.slice(0, limit);
+    const cursor = filter.cursor === undefined ? undefined : decodeCursor(filter.cursor, (v): v is string => typeof v === 'string');
+    const rows = await this.store.list(actor.organizationId, { ...filter, cursor }, limit + 1);
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor(last.id));
     const resources = await this.store.resourcesOf(page.map((r) => r.id));
-    return {
-      findings: page.map((r) => toFindingView(r, resources.get(r.id) ?? [])),
-      nextCursor: rows.length > limit ? page[page.length - 1]!.id : null,
-    };
+    return { findings: page.map((r) => toFindingView(r, resources.get(r.id) ?? [])), nextCursor };
   }
 
   async get(actor: Actor, id: string): Promise<FindingView> {
@@ -254,15 +253,11 @@ export class AssessmentService {
         { state: 'suppressed', suppressed_reason: trimmed, suppressed_by: actor.userId, suppressed_at: now, suppressed_until: until },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'assessment.finding_suppressed',
-          target: { type: 'finding', id },
-          sourceIp: actor.sourceIp,
-          details: { check: row.check_id, reason: trimmed, until: new Date(until).toISOString() },
-        },
+      await this.audit.recordBy(
+        actor,
+        'assessment.finding_suppressed',
+        { type: 'finding', id },
+        { check: row.check_id, reason: trimmed, until: new Date(until).toISOString() },
         trx,
       );
     });
@@ -273,8 +268,8 @@ export class AssessmentService {
     requirePermission(actor, 'assessment:read');
     const bounded = Math.min(Math.max(limit, 1), MAX_PAGE);
     const rows = await this.store.runs(actor.organizationId, bounded + 1, before);
-    const page = rows.slice(0, bounded);
-    return { runs: page.map(toRunView), nextCursor: rows.length > bounded ? Number(page[page.length - 1]!.started_at) : null };
+    const { page, nextCursor } = pageOf(rows, bounded, (last) => Number(last.started_at));
+    return { runs: page.map(toRunView), nextCursor };
   }
 }
 

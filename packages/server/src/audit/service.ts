@@ -7,6 +7,7 @@ import type { Clock } from '../clock.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database, AuditLogTable } from '../storage/schema.js';
 import type { Engine } from '../storage/database.js';
+import { pageOf } from '../pagination.js';
 import { checkLink, checkpointPayload, entryHash, GENESIS_HASH, type ChainProblem } from './chain.js';
 
 export interface AuditEvent {
@@ -23,6 +24,22 @@ export interface AuditEvent {
    * address at sign-in). Readers see them merged into `details`.
    */
   personal?: { subject: string | null; fields: Record<string, unknown> };
+}
+
+/** Who acted, as `recordBy` needs it: an authenticated actor (accounts' `Actor` has this shape). */
+export interface AuditedActor {
+  organizationId: string;
+  userId: string;
+  apiKeyId: string | null;
+  via: 'session' | 'api_key' | 'cli' | 'app';
+  sourceIp: string;
+}
+
+/** How an authenticated actor is named in an entry: the user, the API key, or the admin at the command line. */
+export function auditedActorOf(actor: AuditedActor): { type: 'user' | 'api_key' | 'cli'; id: string } {
+  if (actor.via === 'cli') return { type: 'cli', id: actor.userId };
+  // An app acts for its consumer: the entry names the user; the client is in the entry's details.
+  return actor.via === 'api_key' ? { type: 'api_key', id: actor.apiKeyId! } : { type: 'user', id: actor.userId };
 }
 
 export interface AuditEntry {
@@ -96,6 +113,31 @@ export class AuditService {
   async record(event: AuditEvent, db: Kysely<Database> = this.db): Promise<number> {
     if (db.isTransaction) return this.append(db, event);
     return db.transaction().execute((trx) => this.append(trx, event));
+  }
+
+  /**
+   * Appends what an authenticated actor did: the organization, the actor and the source address
+   * come from `actor`. Pass the caller's transaction as `db`; `more` sets a non-success outcome or
+   * personal fields.
+   */
+  async recordBy(
+    actor: AuditedActor,
+    action: string,
+    target: AuditEvent['target'] | null,
+    details?: Record<string, unknown>,
+    db: Kysely<Database> = this.db,
+    more: Pick<AuditEvent, 'outcome' | 'personal'> = {},
+  ): Promise<number> {
+    const event: AuditEvent = {
+      organizationId: actor.organizationId,
+      actor: auditedActorOf(actor),
+      action,
+      sourceIp: actor.sourceIp,
+      ...more,
+    };
+    if (target) event.target = target;
+    if (details) event.details = details;
+    return this.record(event, db);
   }
 
   private async append(trx: Kysely<Database>, event: AuditEvent): Promise<number> {
@@ -234,9 +276,8 @@ export class AuditService {
     if (q.since !== undefined) query = query.where('ts', '>=', q.since);
     if (q.until !== undefined) query = query.where('ts', '<', q.until);
     if (q.before !== undefined) query = query.where('audit_log.seq', '<', q.before);
-    const rows = await query.execute();
-    const page = rows.slice(0, limit);
-    return { entries: page.map(toEntry), nextCursor: rows.length > limit ? page[page.length - 1]!.seq : null };
+    const { page, nextCursor } = pageOf(await query.execute(), limit, (last) => last.seq);
+    return { entries: page.map(toEntry), nextCursor };
   }
 
   /** Oldest first, as JSON lines, page by page (constant memory). Scoped to an organization when given. */

@@ -4,7 +4,7 @@
  * cannot be probed; a standing too low for the operation (a guest sharing, a member transferring)
  * is refused with binding.role_insufficient and audited as `binding.action_refused`.
  */
-import { auditActor, type Actor } from '../accounts/roles.js';
+import { type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { NotFoundError } from '../errors.js';
 import { RoleInsufficientError } from './errors.js';
@@ -29,14 +29,13 @@ export async function standingFor(
   const member = await standingOf(store, actor, deviceId);
   if (ROLE_CAN[can].has(member.role)) return member;
   const error = new RoleInsufficientError(what, member.role);
-  await audit.record({
-    organizationId: actor.organizationId,
-    actor: auditActor(actor),
-    action: 'binding.action_refused',
-    target: { type: 'device', id: deviceId },
-    sourceIp: actor.sourceIp,
-    outcome: 'denied',
-    details: { code: error.code, role: member.role, attempted: what },
-  });
+  await audit.recordBy(
+    actor,
+    'binding.action_refused',
+    { type: 'device', id: deviceId },
+    { code: error.code, role: member.role, attempted: what },
+    undefined,
+    { outcome: 'denied' },
+  );
   throw error;
 }

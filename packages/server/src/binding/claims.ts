@@ -8,7 +8,7 @@
  */
 import { randomBytes, verify, X509Certificate } from 'node:crypto';
 import { claimProofMessage, ErrorCodes, type ErrorCode } from '@bulwark/protocol';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
 import type { DeviceIdentity } from '../devices/identity.js';
@@ -92,16 +92,7 @@ export class ClaimService {
           trx,
         );
         issued.push({ deviceId: id, serial: device.serial, code });
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'binding.claim_code_issued',
-            target: { type: 'device', id },
-            sourceIp: actor.sourceIp,
-          },
-          trx,
-        );
+        await this.audit.recordBy(actor, 'binding.claim_code_issued', { type: 'device', id }, undefined, trx);
       }
     });
     return issued;
@@ -252,15 +243,11 @@ export class ClaimService {
         },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'binding.claimed',
-          target: { type: 'device', id: row.device_id },
-          sourceIp: actor.sourceIp,
-          details: { presence: signed ? 'signed_nonce' : 'button', ...(actor.app ? { clientId: actor.app.clientId } : {}) },
-        },
+      await this.audit.recordBy(
+        actor,
+        'binding.claimed',
+        { type: 'device', id: row.device_id },
+        { presence: signed ? 'signed_nonce' : 'button', ...(actor.app ? { clientId: actor.app.clientId } : {}) },
         trx,
       );
       return { deviceId: row.device_id };
@@ -329,18 +316,9 @@ export class ClaimService {
           await this.store.putFailure(row, trx);
         }
       }
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'binding.claim_refused',
-          target: { type: 'device', id: refusal.deviceId },
-          sourceIp: actor.sourceIp,
-          outcome: 'denied',
-          details: { code: refusal.code },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'binding.claim_refused', { type: 'device', id: refusal.deviceId }, { code: refusal.code }, trx, {
+        outcome: 'denied',
+      });
     });
   }
 

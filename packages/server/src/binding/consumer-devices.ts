@@ -6,7 +6,7 @@
  * list (`binding.consumerCommands`): a consumer never sends an arbitrary command.
  */
 import { ErrorCodes } from '@bulwark/protocol';
-import { auditActor, type Actor, type Permission } from '../accounts/roles.js';
+import { type Actor, type Permission } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso } from '../clock.js';
 import type { CommandService, CommandView } from '../devices/commands.js';
@@ -90,15 +90,14 @@ export class ConsumerDeviceService {
   async sendCommand(actor: Actor, deviceId: string, input: { name: string; params?: unknown }): Promise<CommandView> {
     const delegated = await this.onDevice(actor, deviceId, 'control');
     if (!this.allowedCommands.has(input.name)) {
-      await this.audit.record({
-        organizationId: actor.organizationId,
-        actor: auditActor(actor),
-        action: 'binding.action_refused',
-        target: { type: 'device', id: deviceId },
-        sourceIp: actor.sourceIp,
-        outcome: 'denied',
-        details: { code: ErrorCodes.commandNotAllowed, command: input.name.slice(0, 64) },
-      });
+      await this.audit.recordBy(
+        actor,
+        'binding.action_refused',
+        { type: 'device', id: deviceId },
+        { code: ErrorCodes.commandNotAllowed, command: input.name.slice(0, 64) },
+        undefined,
+        { outcome: 'denied' },
+      );
       throw new ForbiddenError(`"${input.name}" is not a command the companion app may send`, ErrorCodes.commandNotAllowed, {
         allowed: [...this.allowedCommands],
       });

@@ -9,7 +9,7 @@
  * owner's: they lapse when the owner changes (a transfer, an unbind), and are audited.
  */
 import { ErrorCodes } from '@bulwark/protocol';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
 import type { DevicesService } from '../devices/service.js';
@@ -111,15 +111,11 @@ export class PrivacyService implements CollectionRules {
         { product_id: productId, organization_id: actor.organizationId, declaration: JSON.stringify(declaration), updated_at: now },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'product.privacy_declared',
-          target: { type: 'product', id: productId },
-          sourceIp: actor.sourceIp,
-          details: { purposes: declaration.purposes.map((p) => ({ id: p.id, required: p.required, telemetry: p.telemetry })) },
-        },
+      await this.audit.recordBy(
+        actor,
+        'product.privacy_declared',
+        { type: 'product', id: productId },
+        { purposes: declaration.purposes.map((p) => ({ id: p.id, required: p.required, telemetry: p.telemetry })) },
         trx,
       );
     });
@@ -180,15 +176,11 @@ export class PrivacyService implements CollectionRules {
           trx,
         );
       }
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'binding.consent_changed',
-          target: { type: 'device', id: deviceId },
-          sourceIp: actor.sourceIp,
-          details: { decisions, ...(actor.app ? { clientId: actor.app.clientId } : {}) },
-        },
+      await this.audit.recordBy(
+        actor,
+        'binding.consent_changed',
+        { type: 'device', id: deviceId },
+        { decisions, ...(actor.app ? { clientId: actor.app.clientId } : {}) },
         trx,
       );
     });

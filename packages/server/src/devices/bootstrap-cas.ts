@@ -11,7 +11,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import type { Kysely, Selectable } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -146,15 +146,11 @@ export class BootstrapCaService {
           limit: MAX_BOOTSTRAP_CAS,
         });
       await trx.insertInto('bootstrap_cas').values(row).execute();
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'pki.bootstrap_ca_registered',
-          target: { type: 'bootstrap_ca', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { name, subject: row.subject, fingerprintSha256: row.fingerprint_sha256 },
-        },
+      await this.audit.recordBy(
+        actor,
+        'pki.bootstrap_ca_registered',
+        { type: 'bootstrap_ca', id: row.id },
+        { name, subject: row.subject, fingerprintSha256: row.fingerprint_sha256 },
         trx,
       );
     });
@@ -185,16 +181,7 @@ export class BootstrapCaService {
         .where('deleted_at', 'is', null)
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1) throw new NotFoundError('Bootstrap CA', { id });
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'pki.bootstrap_ca_deleted',
-          target: { type: 'bootstrap_ca', id },
-          sourceIp: actor.sourceIp,
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'pki.bootstrap_ca_deleted', { type: 'bootstrap_ca', id }, undefined, trx);
     });
   }
 

@@ -94,15 +94,11 @@ export class CommandService {
     };
     await this.db.transaction().execute(async (trx) => {
       await trx.insertInto('device_commands').values(row).execute();
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.command_sent',
-          target: { type: 'device', id: device.id },
-          sourceIp: actor.sourceIp,
-          details: { commandId: row.id, name: row.name, timeoutMs },
-        },
+      await this.audit.recordBy(
+        actor,
+        'device.command_sent',
+        { type: 'device', id: device.id },
+        { commandId: row.id, name: row.name, timeoutMs },
         trx,
       );
     });

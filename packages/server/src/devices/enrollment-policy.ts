@@ -9,7 +9,7 @@
  */
 import { BlockList, isIP } from 'node:net';
 import { ErrorCodes } from '@bulwark/protocol';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { NotFoundError, ValidationError } from '../errors.js';
@@ -161,19 +161,15 @@ export class EnrollmentPolicyService {
         ...(input.serialList !== undefined ? { serial_list: input.serialList ? 1 : 0 } : {}),
       });
       await this.store.savePolicy(row, trx);
-      await this.audit.record(
+      await this.audit.recordBy(
+        actor,
+        'enrollment_policy.updated',
+        { type: scope, id: scopeId },
         {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'enrollment_policy.updated',
-          target: { type: scope, id: scopeId },
-          sourceIp: actor.sourceIp,
-          details: {
-            serialPatterns: JSON.parse(row.serial_patterns) as string[],
-            sourceCidrs: JSON.parse(row.source_cidrs) as string[],
-            dailyQuota: row.daily_quota,
-            serialList: row.serial_list === 1,
-          },
+          serialPatterns: JSON.parse(row.serial_patterns) as string[],
+          sourceCidrs: JSON.parse(row.source_cidrs) as string[],
+          dailyQuota: row.daily_quota,
+          serialList: row.serial_list === 1,
         },
         trx,
       );
@@ -211,15 +207,11 @@ export class EnrollmentPolicyService {
         this.merged(actor, scope, scopeId, await this.store.policy(scope, scopeId, trx), { serial_list: 1 }),
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'enrollment_policy.serials_imported',
-          target: { type: scope, id: scopeId },
-          sourceIp: actor.sourceIp,
-          details: { imported: unique.length, replace, listed },
-        },
+      await this.audit.recordBy(
+        actor,
+        'enrollment_policy.serials_imported',
+        { type: scope, id: scopeId },
+        { imported: unique.length, replace, listed },
         trx,
       );
     });

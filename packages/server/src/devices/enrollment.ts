@@ -163,15 +163,11 @@ export class EnrollmentService {
     await this.devices.enrollable(actor.organizationId, deviceId);
     return this.db.transaction().execute(async (trx) => {
       const created = await this.issueToken(actor, deviceId, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.enrollment_token_created',
-          target: { type: 'device', id: deviceId },
-          sourceIp: actor.sourceIp,
-          details: { expiresAt: created.expiresAt.toISOString() },
-        },
+      await this.audit.recordBy(
+        actor,
+        'device.enrollment_token_created',
+        { type: 'device', id: deviceId },
+        { expiresAt: created.expiresAt.toISOString() },
         trx,
       );
       return created;
@@ -193,15 +189,11 @@ export class EnrollmentService {
       auditActor(actor),
       async (trx, revoked) => {
         const created = await this.issueToken(actor, deviceId, trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'device.credentials_rotated',
-            target: { type: 'device', id: deviceId },
-            sourceIp: actor.sourceIp,
-            details: { reason, revoked, tokenExpiresAt: created.expiresAt.toISOString() },
-          },
+        await this.audit.recordBy(
+          actor,
+          'device.credentials_rotated',
+          { type: 'device', id: deviceId },
+          { reason, revoked, tokenExpiresAt: created.expiresAt.toISOString() },
           trx,
         );
         return created;

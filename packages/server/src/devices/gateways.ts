@@ -102,15 +102,11 @@ export class GatewaysService {
       }
       const at = enabled ? now : null;
       await this.store.setGatewayEnabled(device.id, at, now, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: enabled ? 'device.gateway_enabled' : 'device.gateway_disabled',
-          target: { type: 'device', id: device.id },
-          sourceIp: actor.sourceIp,
-          details: { serial: device.serial },
-        },
+      await this.audit.recordBy(
+        actor,
+        enabled ? 'device.gateway_enabled' : 'device.gateway_disabled',
+        { type: 'device', id: device.id },
+        { serial: device.serial },
         trx,
       );
       return gatewayView({ ...device, gateway_enabled_at: at, updated_at: now });
@@ -158,15 +154,11 @@ export class GatewaysService {
       const now = this.clock.now();
       const activate = child.status === 'pending';
       await this.store.assign(child.id, gateway.id, now, activate, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: child.gateway_id ? 'device.gateway_child_moved' : 'device.gateway_child_attached',
-          target: { type: 'device', id: child.id },
-          sourceIp: actor.sourceIp,
-          details: { serial: child.serial, gatewayId: gateway.id, ...(child.gateway_id ? { fromGatewayId: child.gateway_id } : {}) },
-        },
+      await this.audit.recordBy(
+        actor,
+        child.gateway_id ? 'device.gateway_child_moved' : 'device.gateway_child_attached',
+        { type: 'device', id: child.id },
+        { serial: child.serial, gatewayId: gateway.id, ...(child.gateway_id ? { fromGatewayId: child.gateway_id } : {}) },
         trx,
       );
       return { view: childView({ ...child, status: activate ? 'active' : child.status }), moved: true };
@@ -190,15 +182,11 @@ export class GatewaysService {
       const row = await this.deviceOf(actor, childId, trx);
       if (row.gateway_id !== gateway.id) throw new NotAChildError(gateway.id, row.id);
       await this.store.assign(row.id, null, this.clock.now(), false, trx);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.gateway_child_detached',
-          target: { type: 'device', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: { serial: row.serial, gatewayId: gateway.id },
-        },
+      await this.audit.recordBy(
+        actor,
+        'device.gateway_child_detached',
+        { type: 'device', id: row.id },
+        { serial: row.serial, gatewayId: gateway.id },
         trx,
       );
       return row;

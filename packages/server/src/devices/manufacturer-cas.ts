@@ -12,7 +12,7 @@ import { createHash, verify } from 'node:crypto';
 import { ErrorCodes } from '@bulwark/protocol';
 import { InvalidTokenError } from '../accounts/errors.js';
 import type { OneTimeTokens } from '../accounts/one-time-tokens.js';
-import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -172,23 +172,19 @@ export class ManufacturerCaService {
           limit: MAX_MANUFACTURER_CAS,
         });
       await this.store.insertCa(row, trx);
-      await this.audit.record(
+      await this.audit.recordBy(
+        actor,
+        'pki.manufacturer_ca_registered',
+        { type: 'manufacturer_ca', id: row.id },
         {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'pki.manufacturer_ca_registered',
-          target: { type: 'manufacturer_ca', id: row.id },
-          sourceIp: actor.sourceIp,
-          details: {
-            name,
-            productId: row.product_id,
-            subject: row.subject,
-            fingerprintSha256: row.fingerprint_sha256,
-            deviceIdFrom,
-            deviceIdPrefix: prefix,
-            activation,
-            proof: 'signed_challenge',
-          },
+          name,
+          productId: row.product_id,
+          subject: row.subject,
+          fingerprintSha256: row.fingerprint_sha256,
+          deviceIdFrom,
+          deviceIdPrefix: prefix,
+          activation,
+          proof: 'signed_challenge',
         },
         trx,
       );
@@ -220,19 +216,15 @@ export class ManufacturerCaService {
       if (!(await this.store.revokeCa(id, now, trx)))
         throw new ConflictError('This manufacturer CA is already revoked', { id }, ErrorCodes.manufacturerCaRevoked);
       const quarantined = options.quarantine ? await this.store.quarantineRegistered(id, now, trx) : [];
-      await this.audit.record(
+      await this.audit.recordBy(
+        actor,
+        'pki.manufacturer_ca_revoked',
+        { type: 'manufacturer_ca', id },
         {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'pki.manufacturer_ca_revoked',
-          target: { type: 'manufacturer_ca', id },
-          sourceIp: actor.sourceIp,
-          details: {
-            name: ca.name,
-            fingerprintSha256: ca.fingerprint_sha256,
-            quarantine: options.quarantine === true,
-            quarantined: quarantined.length,
-          },
+          name: ca.name,
+          fingerprintSha256: ca.fingerprint_sha256,
+          quarantine: options.quarantine === true,
+          quarantined: quarantined.length,
         },
         trx,
       );

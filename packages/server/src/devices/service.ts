@@ -37,6 +37,7 @@ import {
   type ProductView,
 } from './model.js';
 import type { DeviceFilter, DeviceRow, DevicesStore, Executor, ProductRow } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;
@@ -91,20 +92,9 @@ export interface DeviceChanges {
   group?: string | null;
 }
 
-/** The opaque cursor: the last serial of the page, so the next page starts strictly after it. */
-export function encodeCursor(serial: string): string {
-  return Buffer.from(JSON.stringify({ s: serial })).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): string {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { s?: unknown };
-    if (typeof value.s === 'string') return value.s;
-  } catch {
-    // Falls through to the one answer for every malformed cursor.
-  }
-  throw new ValidationError('cursor must be the nextCursor of a previous page', { field: 'cursor' });
-}
+/** The cursor's position: the last serial of the page, so the next page starts strictly after it. */
+const isSerialPosition = (v: unknown): v is { s: string } => typeof (v as { s?: unknown } | null)?.s === 'string';
+export const serialAfter = (cursor: string): string => decodeCursor(cursor, isSerialPosition).s;
 
 function rejectProblems(problems: FieldProblem[]): never {
   throw new ValidationError(`Invalid device: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { problems });
@@ -143,17 +133,7 @@ export class DevicesService {
       await this.store.db.transaction().execute(async (trx) => {
         if (await this.store.productByName(actor.organizationId, name, trx)) throw new ProductExistsError(name);
         await this.store.insertProduct(row, trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'product.created',
-            target: { type: 'product', id: row.id },
-            sourceIp: actor.sourceIp,
-            details: { name },
-          },
-          trx,
-        );
+        await this.audit.recordBy(actor, 'product.created', { type: 'product', id: row.id }, { name }, trx);
       });
     } catch (error) {
       throw isUniqueViolation(error) ? new ProductExistsError(name) : error;
@@ -204,17 +184,7 @@ export class DevicesService {
         },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'product.updated',
-          target: { type: 'product', id: product.id },
-          sourceIp: actor.sourceIp,
-          details: { name: product.name, ...changed },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'product.updated', { type: 'product', id: product.id }, { name: product.name, ...changed }, trx);
       return toProductView(updated);
     });
   }
@@ -228,18 +198,14 @@ export class DevicesService {
       const product = await this.store.productInOrganization(actor.organizationId, productId, trx);
       if (!product) throw new NotFoundError('Product', { productId });
       await this.store.updateProduct(product.id, { support_until: until }, trx);
-      await this.audit.record(
+      await this.audit.recordBy(
+        actor,
+        'product.support_period_set',
+        { type: 'product', id: product.id },
         {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'product.support_period_set',
-          target: { type: 'product', id: product.id },
-          sourceIp: actor.sourceIp,
-          details: {
-            name: product.name,
-            from: product.support_until === null ? null : new Date(Number(product.support_until)).toISOString(),
-            to: until === null ? null : new Date(until).toISOString(),
-          },
+          name: product.name,
+          from: product.support_until === null ? null : new Date(Number(product.support_until)).toISOString(),
+          to: until === null ? null : new Date(until).toISOString(),
         },
         trx,
       );
@@ -280,15 +246,11 @@ export class DevicesService {
       await this.store.db.transaction().execute(async (trx) => {
         if (await this.store.deviceBySerial(actor.organizationId, row.serial, trx)) throw new SerialTakenError(row.serial);
         await this.store.insertDevices([row], trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'device.registered',
-            target: { type: 'device', id: row.id },
-            sourceIp: actor.sourceIp,
-            details: { serial: row.serial, productId: row.product_id },
-          },
+        await this.audit.recordBy(
+          actor,
+          'device.registered',
+          { type: 'device', id: row.id },
+          { serial: row.serial, productId: row.product_id },
           trx,
         );
       });
@@ -330,15 +292,11 @@ export class DevicesService {
         },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.updated',
-          target: { type: 'device', id: device.id },
-          sourceIp: actor.sourceIp,
-          details: { serial: device.serial, changed: Object.keys(changes) },
-        },
+      await this.audit.recordBy(
+        actor,
+        'device.updated',
+        { type: 'device', id: device.id },
+        { serial: device.serial, changed: Object.keys(changes) },
         trx,
       );
       return toDeviceView((await this.store.deviceInOrganization(actor.organizationId, device.id, trx))!);
@@ -474,10 +432,14 @@ export class DevicesService {
     const limit = Math.min(Math.max(query.limit ?? DEFAULT_PAGE, 1), MAX_PAGE);
     const { cursor, limit: _limit, ...filter } = query;
     const rows = await this.store
-      .listDevices(actor.organizationId, { ...filter, ...(cursor ? { afterSerial: decodeCursor(cursor) } : {}), limit: limit + 1 })
+      .listDevices(actor.organizationId, {
+        ...filter,
+        ...(cursor ? { afterSerial: serialAfter(cursor) } : {}),
+        limit: limit + 1,
+      })
       .execute();
-    const page = rows.slice(0, limit);
-    return { devices: page.map(toDeviceView), nextCursor: rows.length > limit ? encodeCursor(page[page.length - 1]!.serial) : null };
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor({ s: last.serial }));
+    return { devices: page.map(toDeviceView), nextCursor };
   }
 
   /**
@@ -533,15 +495,11 @@ export class DevicesService {
           inputs.map(({ input }) => this.newDeviceRow(actor.organizationId, input, now)),
           trx,
         );
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'device.imported',
-            target: { type: 'organization', id: actor.organizationId },
-            sourceIp: actor.sourceIp,
-            details: { format, imported: inputs.length },
-          },
+        await this.audit.recordBy(
+          actor,
+          'device.imported',
+          { type: 'organization', id: actor.organizationId },
+          { format, imported: inputs.length },
           trx,
         );
         return { imported: inputs.length };
@@ -557,15 +515,14 @@ export class DevicesService {
       });
     if ('errors' in result) {
       errors.sort((a, b) => a.line - b.line);
-      await this.audit.record({
-        organizationId: actor.organizationId,
-        actor: auditActor(actor),
-        action: 'device.import_rejected',
-        target: { type: 'organization', id: actor.organizationId },
-        sourceIp: actor.sourceIp,
-        outcome: 'failure',
-        details: { format, rows: rows.length, failed: errors.length, firstLine: errors[0]!.line },
-      });
+      await this.audit.recordBy(
+        actor,
+        'device.import_rejected',
+        { type: 'organization', id: actor.organizationId },
+        { format, rows: rows.length, failed: errors.length, firstLine: errors[0]!.line },
+        undefined,
+        { outcome: 'failure' },
+      );
       throw new ImportRejectedError(rows.length, errors);
     }
     return result;

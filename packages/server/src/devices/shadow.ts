@@ -83,15 +83,11 @@ export class ShadowService {
           'state.version_conflict',
         );
       }
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'device.desired_state_changed',
-          target: { type: 'device', id: device.id },
-          sourceIp: actor.sourceIp,
-          details: { version: row.desired_version + 1, keys: Object.keys(patch as JsonObject) },
-        },
+      await this.audit.recordBy(
+        actor,
+        'device.desired_state_changed',
+        { type: 'device', id: device.id },
+        { version: row.desired_version + 1, keys: Object.keys(patch as JsonObject) },
         trx,
       );
     });

@@ -118,15 +118,11 @@ export class SymmetricKeyService {
         const installed = await this.installKey(device, key, null, graceSeconds * 1000, trx);
         // Like a certificate, a key is the device's credential: a pending device becomes active.
         await this.activateIfPending(device, auditActor(actor), actor.sourceIp, 'symmetric key issued', this.clock.now(), trx);
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: installed.rotated ? 'device.symmetric_key_rotated' : 'device.symmetric_key_issued',
-            target: { type: 'device', id: device.id },
-            sourceIp: actor.sourceIp,
-            details: { serial: device.serial, version: installed.version, ...(installed.rotated ? { graceSeconds } : {}) },
-          },
+        await this.audit.recordBy(
+          actor,
+          installed.rotated ? 'device.symmetric_key_rotated' : 'device.symmetric_key_issued',
+          { type: 'device', id: device.id },
+          { serial: device.serial, version: installed.version, ...(installed.rotated ? { graceSeconds } : {}) },
           trx,
         );
         return { deviceId: device.id, key: key.toString('base64'), ...installed };
@@ -234,15 +230,11 @@ export class SymmetricKeyService {
         )
           throw exists();
         await trx.insertInto('enrollment_groups').values(row).execute();
-        await this.audit.record(
-          {
-            organizationId: actor.organizationId,
-            actor: auditActor(actor),
-            action: 'enrollment_group.created',
-            target: { type: 'enrollment_group', id },
-            sourceIp: actor.sourceIp,
-            details: { name, productId: input.productId },
-          },
+        await this.audit.recordBy(
+          actor,
+          'enrollment_group.created',
+          { type: 'enrollment_group', id },
+          { name, productId: input.productId },
           trx,
         );
       });
@@ -287,17 +279,7 @@ export class SymmetricKeyService {
         .executeTakeFirst();
       if (Number(result.numUpdatedRows) !== 1)
         throw new ConflictError(`Enrollment group "${group.name}" is already disabled`, { groupId }, ErrorCodes.enrollmentGroupDisabled);
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'enrollment_group.disabled',
-          target: { type: 'enrollment_group', id: group.id },
-          sourceIp: actor.sourceIp,
-          details: { name: group.name },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'enrollment_group.disabled', { type: 'enrollment_group', id: group.id }, { name: group.name }, trx);
       return groupView({ ...group, disabled_at: now });
     });
   }

@@ -6,7 +6,9 @@
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
  */
+import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
 import type { Server as TlsServer } from 'node:tls';
 import type { FastifyInstance } from 'fastify';
@@ -20,6 +22,8 @@ import { MqttGateway } from '../transport/mqtt/broker.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 import { Readiness } from '../ops/readiness.js';
+import { BackgroundJobs } from './jobs.js';
+import { JobLeaseStore } from '../ops/job-lease-store.js';
 import { runRetention, type RetentionResult } from './retention.js';
 import { SERVER_TLS } from '../transport/tls-policy.js';
 
@@ -128,45 +132,30 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' }))
       : null;
 
-  const checkpoints = setInterval(() => {
-    platform.audit.checkpoint().catch((error: unknown) => app.log.error({ err: error }, 'audit checkpoint failed'));
-  }, config.audit.checkpointIntervalSeconds * 1000);
-  checkpoints.unref();
+  // Deployment-wide jobs run on one node at a time (runner/jobs.ts); this node's name in their leases.
+  const jobs = new BackgroundJobs(app.log, {
+    store: new JobLeaseStore(platform.db),
+    holder: `${hostname()}/${process.pid}/${randomUUID().slice(0, 8)}`,
+    clock: platform.clock,
+  });
+  jobs.every(config.audit.checkpointIntervalSeconds * 1000, 'audit checkpoint failed', () => platform.audit.checkpoint());
   // What devices were admitted under their daily telemetry quota is written every few seconds.
-  const quotaFlushing = setInterval(() => {
-    platform.telemetry.quota.flush().catch((error: unknown) => app.log.error({ err: error }, 'telemetry quota usage not written'));
-  }, QUOTA_FLUSH_MS);
-  quotaFlushing.unref();
+  jobs.every(QUOTA_FLUSH_MS, 'telemetry quota usage not written', () => platform.telemetry.quota.flush());
   // Anomaly detection (docs/assessment.md): the broker's behaviour counts are written in batches,
   // scored on a timer, and kept anomaly.retentionDays.
   const anomaly = platform.assessment.anomaly;
-  const anomalyJobs: NodeJS.Timeout[] = [];
   if (config.anomaly.enabled) {
-    const flushBehaviour = () =>
-      anomaly.recorder.flush().catch((error: unknown) => app.log.error({ err: error }, 'device behaviour not written'));
-    const jobs: [() => Promise<unknown>, number][] = [
-      [flushBehaviour, config.anomaly.flushSeconds * 1000],
-      [
-        () =>
-          anomaly.detector
-            .tick()
-            .then((result) => {
-              if (result.opened + result.resolved + result.quarantined.length > 0)
-                app.log.warn(
-                  { opened: result.opened, resolved: result.resolved, quarantined: result.quarantined },
-                  'anomaly detector: findings changed',
-                );
-            })
-            .catch((error: unknown) => app.log.error({ err: error }, 'anomaly detector tick failed')),
-        config.anomaly.evaluateSeconds * 1000,
-      ],
-      [() => anomaly.service.prune().catch((error: unknown) => app.log.error({ err: error }, 'behaviour retention failed')), 3_600_000],
-    ];
-    for (const [job, ms] of jobs) {
-      const timer = setInterval(() => void job(), ms);
-      timer.unref();
-      anomalyJobs.push(timer);
-    }
+    jobs.every(config.anomaly.flushSeconds * 1000, 'device behaviour not written', () => anomaly.recorder.flush());
+    jobs.deploymentWide('anomaly-detector', config.anomaly.evaluateSeconds * 1000, 'anomaly detector tick failed', () =>
+      anomaly.detector.tick().then((result) => {
+        if (result.opened + result.resolved + result.quarantined.length > 0)
+          app.log.warn(
+            { opened: result.opened, resolved: result.resolved, quarantined: result.quarantined },
+            'anomaly detector: findings changed',
+          );
+      }),
+    );
+    jobs.deploymentWide('anomaly-retention', 3_600_000, 'behaviour retention failed', () => anomaly.service.prune());
     metrics.countersOf(
       'device_behaviour_total',
       'Device behaviour this node counted for anomaly detection: messages, bytes, connects, authentication failures, ACL denials…',
@@ -183,48 +172,32 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       () => anomaly.recorder.trackedDevices,
     );
   }
-  const pruning = setInterval(() => {
-    platform.telemetry.retention.run().catch((error: unknown) => app.log.error({ err: error }, 'telemetry retention failed'));
-  }, config.telemetry.pruneIntervalMinutes * 60_000);
-  pruning.unref();
+  jobs.deploymentWide('telemetry-retention', config.telemetry.pruneIntervalMinutes * 60_000, 'telemetry retention failed', () =>
+    platform.telemetry.retention.run(),
+  );
   // Online TUF metadata is re-signed before it expires; rollouts advance or halt by themselves.
-  const refreshing = setInterval(() => {
-    platform.updates.repository.refresh().catch((error: unknown) => app.log.error({ err: error }, 'update repository refresh failed'));
-  }, config.updates.refreshIntervalSeconds * 1000);
-  refreshing.unref();
-  const rolling = setInterval(() => {
-    platform.updates.rollouts
-      .tick()
-      .then((result) => {
-        if (result.withdrawn > 0 || result.silent > 0) app.log.info(result, 'rollout tick: offers timed out');
-      })
-      .catch((error: unknown) => app.log.error({ err: error }, 'rollout tick failed'));
-  }, config.updates.rolloutTickSeconds * 1000);
-  rolling.unref();
+  jobs.every(config.updates.refreshIntervalSeconds * 1000, 'update repository refresh failed', () => platform.updates.repository.refresh());
+  jobs.deploymentWide('rollouts', config.updates.rolloutTickSeconds * 1000, 'rollout tick failed', () =>
+    platform.updates.rollouts.tick().then((result) => {
+      if (result.withdrawn > 0 || result.silent > 0) app.log.info(result, 'rollout tick: offers timed out');
+    }),
+  );
   // Images no release names (past their grace period) and temporary files of uploads cut off by a
   // crash leave the blob store at start and hourly.
   // Access-token signing keys rotate after apps.keyLifetimeDays and retire after apps.keyOverlapHours;
   // ended app grants, spent refresh tokens and old codes are deleted.
-  const appKeyRotation = setInterval(() => {
-    platform.apps.keys
-      .tick()
-      .then((result) => {
-        if (result.rotated + result.retired > 0) app.log.info(result, 'app signing keys rotated or retired on schedule');
-      })
-      .catch((error: unknown) => app.log.error({ err: error }, 'app signing key schedule failed'));
-    platform.apps.grants.prune().catch((error: unknown) => app.log.error({ err: error }, 'app grant pruning failed'));
-  }, APP_KEY_TICK_MS);
-  appKeyRotation.unref();
+  jobs.deploymentWide('app-signing-keys', APP_KEY_TICK_MS, 'app signing key schedule failed', () =>
+    platform.apps.keys.tick().then((result) => {
+      if (result.rotated + result.retired > 0) app.log.info(result, 'app signing keys rotated or retired on schedule');
+    }),
+  );
+  jobs.deploymentWide('app-grant-pruning', APP_KEY_TICK_MS, 'app grant pruning failed', () => platform.apps.grants.prune());
   const sweepUploads = () =>
-    platform.updates.uploads
-      .sweep()
-      .then((removed) => {
-        if (removed.orphans + removed.files + removed.temporary > 0) app.log.info(removed, 'blob store swept');
-      })
-      .catch((error: unknown) => app.log.error({ err: error }, 'blob store sweep failed'));
-  void sweepUploads();
-  const sweeping = setInterval(sweepUploads, 3_600_000);
-  sweeping.unref();
+    platform.updates.uploads.sweep().then((removed) => {
+      if (removed.orphans + removed.files + removed.temporary > 0) app.log.info(removed, 'blob store swept');
+    });
+  void sweepUploads().catch((error: unknown) => app.log.error({ err: error }, 'blob store sweep failed'));
+  jobs.every(3_600_000, 'blob store sweep failed', sweepUploads);
   // Daily: ended sessions and old outbox mail are deleted (retention.*); the audit log is never pruned.
   let retentionRun: Promise<unknown> = Promise.resolve();
   const retain = (): Promise<RetentionResult> => {
@@ -238,12 +211,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     return run;
   };
   void retain().catch(() => undefined);
-  const retaining = setInterval(() => void retain().catch(() => undefined), 24 * 3_600_000);
-  retaining.unref();
+  // retain() logs its own failure.
+  jobs.deploymentWide('retention', 24 * 3_600_000, 'retention job failed', () => retain().catch(() => undefined));
   // The server certificate renews itself before expiry (or follows tlsCertFile/tlsKeyFile on disk), without a restart.
   void certificate.check();
-  const certificateChecking = setInterval(() => void certificate.check(), config.http.certificateCheckMinutes * 60_000);
-  certificateChecking.unref();
+  jobs.every(config.http.certificateCheckMinutes * 60_000, 'server certificate check failed', () => certificate.check());
   // Scheduled backups (backup.intervalHours): a misconfigured schedule stops the start, not the first backup hours later.
   const schedule =
     config.backup.intervalHours > 0
@@ -253,32 +225,23 @@ export async function startServer(platform: Platform, options: StartOptions = {}
           platform.audit,
         )
       : null;
-  const backingUp = schedule
-    ? setInterval(() => {
-        schedule
-          .run()
-          .then(({ backup, deleted }) =>
-            app.log.info({ file: backup.file, bytes: backup.bytes, deleted: deleted.length }, 'scheduled backup written'),
-          )
-          .catch((error: unknown) => app.log.error({ err: error }, 'scheduled backup failed'));
-      }, config.backup.intervalHours * 3_600_000)
-    : null;
-  backingUp?.unref();
+  if (schedule)
+    jobs.deploymentWide('backup', config.backup.intervalHours * 3_600_000, 'scheduled backup failed', () =>
+      schedule
+        .run()
+        .then(({ backup, deleted }) =>
+          app.log.info({ file: backup.file, bytes: backup.bytes, deleted: deleted.length }, 'scheduled backup written'),
+        ),
+    );
   // Audit checks over every organization (assessment.intervalMinutes; 0: on demand only).
-  const assessing =
-    config.assessment.intervalMinutes > 0
-      ? setInterval(() => {
-          platform.assessment.service
-            .runAll()
-            .then((runs) => {
-              const opened = runs.reduce((n, r) => n + r.opened, 0);
-              const resolved = runs.reduce((n, r) => n + r.resolved, 0);
-              if (opened + resolved > 0) app.log.info({ organizations: runs.length, opened, resolved }, 'assessment run: findings changed');
-            })
-            .catch((error: unknown) => app.log.error({ err: error }, 'scheduled assessment run failed'));
-        }, config.assessment.intervalMinutes * 60_000)
-      : null;
-  assessing?.unref();
+  if (config.assessment.intervalMinutes > 0)
+    jobs.deploymentWide('assessment', config.assessment.intervalMinutes * 60_000, 'scheduled assessment run failed', () =>
+      platform.assessment.service.runAll().then((runs) => {
+        const opened = runs.reduce((n, r) => n + r.opened, 0);
+        const resolved = runs.reduce((n, r) => n + r.resolved, 0);
+        if (opened + resolved > 0) app.log.info({ organizations: runs.length, opened, resolved }, 'assessment run: findings changed');
+      }),
+    );
 
   return {
     app,
@@ -289,20 +252,9 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     certificate,
     runRetention: retain,
     close: async () => {
-      clearInterval(certificateChecking);
-      clearInterval(retaining);
+      await jobs.stop();
       await retentionRun;
       await certificate.settled();
-      clearInterval(checkpoints);
-      clearInterval(pruning);
-      clearInterval(quotaFlushing);
-      clearInterval(refreshing);
-      clearInterval(rolling);
-      clearInterval(sweeping);
-      if (backingUp) clearInterval(backingUp);
-      if (assessing) clearInterval(assessing);
-      for (const timer of anomalyJobs) clearInterval(timer);
-      clearInterval(appKeyRotation);
       await platform.telemetry.retention.stop();
       // Open live streams would hold the HTTP server's close: they end first (apps reconnect elsewhere).
       platform.binding.live.closeAll();

@@ -31,6 +31,7 @@ import * as manufacturerCas from './migrations/025_manufacturer_cas.js';
 import * as advisories from './migrations/026_advisories.js';
 import * as anomaly from './migrations/027_anomaly.js';
 import * as activeCertificates from './migrations/028_active_certificates.js';
+import * as jobLeases from './migrations/029_job_leases.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -62,6 +63,7 @@ const migrations: Record<string, Migration> = {
   '026_advisories': advisories,
   '027_anomaly': anomaly,
   '028_active_certificates': activeCertificates,
+  '029_job_leases': jobLeases,
 };
 
 export interface MigrationReport {

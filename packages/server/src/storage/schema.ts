@@ -487,6 +487,8 @@ export interface Database {
   device_behaviour_addresses: DeviceBehaviourAddressesTable;
   device_connection_conflicts: DeviceConnectionConflictsTable;
   anomaly_product_rules: AnomalyProductRulesTable;
+  // 029_job_leases
+  job_leases: JobLeasesTable;
   // 024_disclosures
   disclosure_reports: DisclosureReportsTable;
   // 026_advisories
@@ -805,6 +807,13 @@ export interface DeviceConnectionConflictsTable {
 }
 
 /** A product's anomaly rules (027): JSON of assessment/anomaly/rules.ts ProductRules. */
+/** Who runs a deployment-wide background job (029): the node `holder` until `expires_at`, renewed at each run. */
+export interface JobLeasesTable {
+  job: string;
+  holder: string;
+  expires_at: number;
+}
+
 export interface AnomalyProductRulesTable {
   product_id: string;
   organization_id: string;

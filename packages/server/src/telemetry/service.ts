@@ -15,6 +15,7 @@ import { ValidationError } from '../errors.js';
 import { InvalidRangeError, TooManyBucketsError } from './errors.js';
 import { MAX_FUTURE_MS, MAX_VALUES } from './payloads.js';
 import { unpackLast, type TelemetryPosition, type TelemetryStore } from './store.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export const MAX_LIMIT = 10_000;
 export const DEFAULT_LIMIT = 1000;
@@ -103,18 +104,10 @@ function instant(value: string, field: string): number {
   return ms;
 }
 
-export function encodeCursor(position: TelemetryPosition): string {
-  return Buffer.from(JSON.stringify({ t: position.ts, s: position.seq })).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): TelemetryPosition {
-  try {
-    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { t?: unknown; s?: unknown };
-    if (Number.isSafeInteger(value.t) && Number.isSafeInteger(value.s)) return { ts: value.t as number, seq: value.s as number };
-  } catch {
-    // Falls through to the one answer for every malformed cursor.
-  }
-  throw new ValidationError('cursor must be the nextCursor of a previous page', { field: 'cursor' });
+/** The cursor's position: the time and sequence of the last reading of the page. */
+function isReadingPosition(v: unknown): v is { t: number; s: number } {
+  const position = v as { t?: unknown; s?: unknown } | null;
+  return Number.isSafeInteger(position?.t) && Number.isSafeInteger(position?.s);
 }
 
 /** Milliseconds of an interval such as 30s, 5m, 1h or 1d. */
@@ -160,17 +153,17 @@ export class TelemetryService {
     const limit = query.limit ?? DEFAULT_LIMIT;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_LIMIT)
       throw new ValidationError(`limit must be 1 to ${MAX_LIMIT}`, { field: 'limit' });
-    const after = query.cursor === undefined ? null : decodeCursor(query.cursor);
+    const position = query.cursor === undefined ? null : decodeCursor(query.cursor, isReadingPosition);
+    const after: TelemetryPosition | null = position && { ts: position.t, seq: position.s };
     const rows = await this.store.page(deviceId, from, to, after, limit + 1);
-    const page = rows.slice(0, limit);
-    const last = page[page.length - 1];
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor({ t: last.ts, s: last.seq }));
     return {
       readings: page.map((r) => ({
         ts: iso(r.ts),
         receivedAt: iso(r.received_at),
         values: JSON.parse(r.data) as Record<string, TelemetryValue>,
       })),
-      nextCursor: rows.length > limit && last ? encodeCursor({ ts: last.ts, seq: last.seq }) : null,
+      nextCursor,
     };
   }
 

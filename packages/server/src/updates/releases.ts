@@ -281,17 +281,7 @@ export class ReleaseService {
           oc.column('product_id').doUpdateSet({ policy: row.policy, updated_by: row.updated_by, updated_at: row.updated_at }),
         )
         .execute();
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'update.release_policy_set',
-          target: { type: 'product', id: productId },
-          sourceIp: actor.sourceIp,
-          details: { before, after: policy },
-        },
-        trx,
-      );
+      await this.audit.recordBy(actor, 'update.release_policy_set', { type: 'product', id: productId }, { before, after: policy }, trx);
       return policy;
     });
   }

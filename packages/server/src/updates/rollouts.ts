@@ -14,7 +14,7 @@ import { iso, type Clock } from '../clock.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { DeviceMessenger } from '../devices/messaging.js';
 import type { DevicesService } from '../devices/service.js';
-import { NotFoundError, ValidationError } from '../errors.js';
+import { NotFoundError } from '../errors.js';
 import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { Director, SignedDirectorTargets } from './director.js';
@@ -45,6 +45,7 @@ import {
 } from './rollout-model.js';
 import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutsTable } from '../storage/rollout-tables.js';
+import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export type RolloutStatus = RolloutsTable['status'];
 
@@ -125,17 +126,6 @@ function failureRate(counts: StateCounts): number {
   return total === 0 ? 0 : (counts.failed + counts.rolled_back) / total;
 }
 const retryPolicyOf = (row: RolloutRow): RetryPolicy => ({ maxAttempts: row.max_attempts, backoffSeconds: row.retry_backoff_seconds });
-
-const encode = (value: unknown): string => Buffer.from(JSON.stringify(value)).toString('base64url');
-function decode<T>(cursor: string, check: (v: unknown) => v is T): T {
-  try {
-    const value: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (check(value)) return value;
-  } catch {
-    // reported below
-  }
-  throw new ValidationError('cursor is not one this API returned: pass nextCursor of the previous page');
-}
 
 export class RolloutService {
   readonly store: RolloutStore;
@@ -279,7 +269,7 @@ export class RolloutService {
   async list(actor: Actor, query: { cursor?: string }): Promise<{ rollouts: RolloutView[]; nextCursor: string | null }> {
     requirePermission(actor, 'rollouts:read');
     const after = query.cursor
-      ? decode(
+      ? decodeCursor(
           query.cursor,
           (v): v is [number, string] => Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string',
         )
@@ -288,9 +278,8 @@ export class RolloutService {
       ...(after ? { after: { createdAt: after[0], id: after[1] } } : {}),
       limit: LIST_PAGE + 1,
     });
-    const page = rows.slice(0, LIST_PAGE);
-    const last = page[page.length - 1];
-    return { rollouts: page.map(view), nextCursor: rows.length > LIST_PAGE && last ? encode([Number(last.created_at), last.id]) : null };
+    const { page, nextCursor } = pageOf(rows, LIST_PAGE, (last) => encodeCursor([Number(last.created_at), last.id]));
+    return { rollouts: page.map(view), nextCursor };
   }
 
   async devicesOf(
@@ -301,13 +290,13 @@ export class RolloutService {
     requirePermission(actor, 'rollouts:read');
     const row = await this.owned(actor, rolloutId);
     const limit = query.limit ?? 100;
-    const afterDeviceId = query.cursor ? decode(query.cursor, (v): v is string => typeof v === 'string') : undefined;
+    const afterDeviceId = query.cursor ? decodeCursor(query.cursor, (v): v is string => typeof v === 'string') : undefined;
     const rows = await this.store.page(row.id, {
       ...(query.state ? { state: query.state } : {}),
       ...(afterDeviceId !== undefined ? { afterDeviceId } : {}),
       limit: limit + 1,
     });
-    const page = rows.slice(0, limit);
+    const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor(last.device_id));
     return {
       devices: page.map((d) => ({
         deviceId: d.device_id,
@@ -319,7 +308,7 @@ export class RolloutService {
         attempts: Number(d.attempts),
         retryAt: iso(d.retry_at),
       })),
-      nextCursor: rows.length > limit ? encode(page[page.length - 1]!.device_id) : null,
+      nextCursor,
     };
   }
 

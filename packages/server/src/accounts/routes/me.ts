@@ -17,7 +17,6 @@ import type { SessionService } from '../sessions.js';
 import type { AccountsStore } from '../store.js';
 import { actorOf, sessionOf } from './authentication.js';
 import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
-import { auditActor } from '../roles.js';
 import { mfaRequiredFor } from '../login.js';
 import { contextOf } from './auth.js';
 import { Code, Id, LoginResponse, Password, SessionSchema } from './schemas.js';
@@ -98,16 +97,7 @@ export function meRoutes(deps: MeRouteDeps) {
         if (!mine.some((s) => s.id === request.params.id)) throw new NotFoundError('Session');
         await db.transaction().execute(async (trx) => {
           await sessions.revoke(request.params.id, trx);
-          await audit.record(
-            {
-              organizationId: actor.organizationId,
-              actor: auditActor(actor),
-              action: 'session.revoked',
-              target: { type: 'session', id: request.params.id },
-              sourceIp: actor.sourceIp,
-            },
-            trx,
-          );
+          await audit.recordBy(actor, 'session.revoked', { type: 'session', id: request.params.id }, undefined, trx);
         });
         return { ok: true as const };
       },
@@ -199,16 +189,7 @@ export function meRoutes(deps: MeRouteDeps) {
           throw new ConflictError(`Your organization requires MFA for the ${user.role} role`, undefined, 'auth.mfa_required_by_policy');
         await db.transaction().execute(async (trx) => {
           await mfa.clear(actor.userId, trx);
-          await audit.record(
-            {
-              organizationId: actor.organizationId,
-              actor: auditActor(actor),
-              action: 'mfa.disabled',
-              target: { type: 'user', id: actor.userId },
-              sourceIp: actor.sourceIp,
-            },
-            trx,
-          );
+          await audit.recordBy(actor, 'mfa.disabled', { type: 'user', id: actor.userId }, undefined, trx);
         });
         return { ok: true as const };
       },

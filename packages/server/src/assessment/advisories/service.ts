@@ -9,7 +9,7 @@
  */
 import { lookup } from 'node:dns/promises';
 import { isIP } from 'node:net';
-import { auditActor, requirePermission, type Actor } from '../../accounts/roles.js';
+import { requirePermission, type Actor } from '../../accounts/roles.js';
 import type { AuditService } from '../../audit/service.js';
 import type { Clock } from '../../clock.js';
 import { NotFoundError } from '../../errors.js';
@@ -111,20 +111,18 @@ export class AdvisoryService {
         imported_at: now,
       })),
     );
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'assessment.advisories_imported',
-      target: { type: 'organization', id: actor.organizationId },
-      sourceIp: actor.sourceIp,
-      details: {
+    await this.audit.recordBy(
+      actor,
+      'assessment.advisories_imported',
+      { type: 'organization', id: actor.organizationId },
+      {
         source,
         added: result.added.length,
         updated: result.updated.length,
         unchanged: result.unchanged.length,
         ids: [...result.added, ...result.updated].slice(0, 50),
       },
-    });
+    );
     return result;
   }
 
@@ -265,14 +263,12 @@ export class AdvisoryService {
       selector: { firmwareVersions: affectedVersions },
       ...(input.phases ? { phases: input.phases } : {}),
     });
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'assessment.remediation_started',
-      target: { type: 'advisory', id: advisoryId },
-      sourceIp: actor.sourceIp,
-      details: { releaseId: fixed.id, version: fixed.version, rolloutId: rollout.id, affectedVersions, enrolled: rollout.enrolled },
-    });
+    await this.audit.recordBy(
+      actor,
+      'assessment.remediation_started',
+      { type: 'advisory', id: advisoryId },
+      { releaseId: fixed.id, version: fixed.version, rolloutId: rollout.id, affectedVersions, enrolled: rollout.enrolled },
+    );
     return { rollout, affectedVersions };
   }
 

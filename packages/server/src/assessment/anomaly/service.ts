@@ -3,7 +3,7 @@
  * reset, audited with the old and new rules), a device's behaviour minutes, and retention of the
  * behaviour tables. The API and the CLI are two doors to these methods.
  */
-import { auditActor, requirePermission, type Actor } from '../../accounts/roles.js';
+import { requirePermission, type Actor } from '../../accounts/roles.js';
 import type { AuditService } from '../../audit/service.js';
 import type { Clock } from '../../clock.js';
 import type { DevicesService } from '../../devices/service.js';
@@ -75,15 +75,11 @@ export class AnomalyService {
         },
         trx,
       );
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'assessment.anomaly_rules_set',
-          target: { type: 'product', id: productId },
-          sourceIp: actor.sourceIp,
-          details: { before: before ? (JSON.parse(before.rules) as ProductRules) : 'default', after: kept },
-        },
+      await this.audit.recordBy(
+        actor,
+        'assessment.anomaly_rules_set',
+        { type: 'product', id: productId },
+        { before: before ? (JSON.parse(before.rules) as ProductRules) : 'default', after: kept },
         trx,
       );
     });
@@ -97,15 +93,11 @@ export class AnomalyService {
     await this.store.transaction(async (trx) => {
       const before = await this.store.rulesOf(productId, trx);
       if (!(await this.store.deleteRules(productId, trx))) return;
-      await this.audit.record(
-        {
-          organizationId: actor.organizationId,
-          actor: auditActor(actor),
-          action: 'assessment.anomaly_rules_reset',
-          target: { type: 'product', id: productId },
-          sourceIp: actor.sourceIp,
-          details: { before: JSON.parse(before!.rules) as ProductRules },
-        },
+      await this.audit.recordBy(
+        actor,
+        'assessment.anomaly_rules_reset',
+        { type: 'product', id: productId },
+        { before: JSON.parse(before!.rules) as ProductRules },
         trx,
       );
     });

@@ -6,7 +6,7 @@
  * audited; it reads counts only, so its cost does not grow with the fleet.
  */
 import { readFileSync } from 'node:fs';
-import { requirePermission, auditActor, type Actor } from '../../accounts/roles.js';
+import { requirePermission, type Actor } from '../../accounts/roles.js';
 import type { AuditService } from '../../audit/service.js';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../ops/config.js';
@@ -105,18 +105,16 @@ export class ComplianceService {
       provisions,
       vetting,
     };
-    await this.audit.record({
-      organizationId: actor.organizationId,
-      actor: auditActor(actor),
-      action: 'assessment.report_generated',
-      target: { type: 'compliance_report', id: STANDARD.id },
-      sourceIp: actor.sourceIp,
-      details: {
+    await this.audit.recordBy(
+      actor,
+      'assessment.report_generated',
+      { type: 'compliance_report', id: STANDARD.id },
+      {
         standard: `${STANDARD.id} ${STANDARD.version}`,
         mandatory: report.summary.mandatory,
         recommended: report.summary.recommended,
       },
-    });
+    );
     return report;
   }
 
