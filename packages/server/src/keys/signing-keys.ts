@@ -106,10 +106,10 @@ export class SigningKeys {
 
   /**
    * Makes the staged key the current one and retires every key the purpose had (kept for the
-   * record, never used to sign again). Returns the retired keys' IDs. Call inside the transaction
+   * record, never used to sign again). Returns the retired keys' IDs, or null when the key is no longer staged. Call inside the transaction
    * that also records why (the accepted root): a rollback leaves the rotation pending.
    */
-  async activatePending(purpose: string, pendingId: string, db: Kysely<Database>): Promise<string[]> {
+  async activatePending(purpose: string, pendingId: string, db: Kysely<Database>): Promise<string[] | null> {
     const now = this.clock.now();
     const retired = await db
       .selectFrom('signing_keys')
@@ -125,8 +125,9 @@ export class SigningKeys {
       .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
       .where('retired_at', 'is', null)
       .executeTakeFirst();
-    if (Number(moved.numUpdatedRows) !== 1) throw new Error(`signing key ${pendingId} is no longer pending for ${purpose}`);
     this.cache.delete(purpose);
+    // Cancelled meanwhile: the caller rolls its transaction back (the retirement above with it).
+    if (Number(moved.numUpdatedRows) !== 1) return null;
     return retired.map((r) => r.id);
   }
 

@@ -13,7 +13,7 @@ import type { Clock } from '../clock.js';
 import { BulwarkError } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database } from '../storage/schema.js';
-import { MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
+import { ConcurrentChangeError, MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
 import { checkDirectorRoot, checkImageRoot, checkProductMetadata, checkRoot, checkTopLevelTargets } from './tuf/accept.js';
 import { tufKeyOf } from './tuf/keys.js';
 import * as store from './tuf/metadata-store.js';
@@ -176,6 +176,7 @@ export class TufRepository {
     for (const role of roles) {
       const next = staged[role]!;
       const retiredSigningKeys = await this.signingKeys.activatePending(purposes[role], next.id, trx);
+      if (!retiredSigningKeys) throw new ConcurrentChangeError(`The pending ${role} key (the rotation was cancelled meanwhile)`);
       activated[role] = { keyId: next.key.keyID, retiredKeyId: online[role].keyID };
       await this.audit.record(
         {
