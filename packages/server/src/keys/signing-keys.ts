@@ -106,8 +106,9 @@ export class SigningKeys {
 
   /**
    * Makes the staged key the current one and retires every key the purpose had (kept for the
-   * record, never used to sign again). Returns the retired keys' IDs, or null when the key is no longer staged. Call inside the transaction
-   * that also records why (the accepted root): a rollback leaves the rotation pending.
+   * record, never used to sign again). Returns the retired keys' IDs, or null when the key is no
+   * longer staged. Call inside the transaction that also records why (the accepted root): a
+   * rollback leaves the rotation pending.
    */
   async activatePending(purpose: string, pendingId: string, db: Kysely<Database>): Promise<string[] | null> {
     const now = this.clock.now();
