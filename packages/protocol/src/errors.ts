@@ -248,6 +248,8 @@ export const ErrorCodes = {
   // updates (the agent's own refusals are UPDATE_ERROR_CODES)
   metadataRejected: 'update.metadata_rejected',
   onlineKeyMismatch: 'update.online_key_mismatch',
+  onlineRotationPending: 'update.online_rotation_pending',
+  onlineRotationNone: 'update.online_rotation_none',
   repositoryNotReady: 'update.repository_not_ready',
   concurrentChange: 'update.concurrent_change',
   imageMissing: 'update.image_missing',

@@ -317,7 +317,16 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   );
   // A consumer's sign-out (logout, password change, sessions revoked) ends their live streams on every node.
   sessions.onSignOut(async (userId) => binding.live.userSignedOut(userId));
-  const updates = openUpdates({ config, db, signingKeys, audit, clock, devices: devicesService, link });
+  const updates = openUpdates({
+    config,
+    db,
+    signingKeys,
+    audit,
+    clock,
+    devices: devicesService,
+    link,
+    requireStepUp: (actor) => service.requireStepUp(actor),
+  });
   const assessment = assessmentOf(db, config, {
     audit,
     clock,

@@ -83,7 +83,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     await app.register(privacyRoutes({ privacy: binding.privacy }), { prefix: '/api/v1' });
     // Each updates plugin holds operator routes (/api/v1/updates/…), device routes (/device/v1/updates/…)
     // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
-    await app.register(repositoryRoutes({ repository: updates.repository }));
+    await app.register(repositoryRoutes({ repository: updates.repository, onlineKeys: updates.onlineKeys }));
     await app.register(releaseRoutes({ releases: updates.releases }));
     await app.register(blobRoutes({ blobs: updates.blobs, uploads: updates.uploads, db, maxImageBytes: config.updates.maxImageBytes }));
     await app.register(

@@ -5,6 +5,11 @@
  * them, or, with `keys.pkcs11.onlineSigningKeys`, generated and used on the deployment's PKCS#11
  * token: the row then holds the key's label (`pkcs11:<label>`) and the public half, and no private
  * byte leaves the token.
+ *
+ * A key may be staged for a purpose before it is used (online key rotation, docs/updates.md
+ * "Rotating the online keys"): it is stored under the purpose `pending:<purpose>` and signs nothing
+ * until `activatePending` makes it the current key and retires the one before, in the caller's
+ * transaction. Retired keys stay (sealed) for the record and still verify what they signed.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
@@ -16,6 +21,14 @@ import { Pkcs11Error, type Pkcs11Token } from './pkcs11.js';
 
 /** The private_key column of a key held on the token: this prefix and the key's label. */
 const TOKEN_KEY_PREFIX = 'pkcs11:';
+/** The purpose a staged key is stored under until it is activated. */
+const PENDING_PREFIX = 'pending:';
+/**
+ * How long a key read outside a transaction is used before the database is asked again whether it
+ * is still current: after a rotation on another process or node, this is how long it may go on
+ * signing with the retired key (inside a transaction the current key is always read afresh).
+ */
+export const KEY_RECHECK_MS = 2_000;
 
 export interface SigningKey {
   id: string;
@@ -24,7 +37,7 @@ export interface SigningKey {
 }
 
 export class SigningKeys {
-  private readonly cache = new Map<string, SigningKey>();
+  private readonly cache = new Map<string, { key: SigningKey; checkedAt: number }>();
   private readonly verifiers = new Map<string, KeyObject>();
 
   constructor(
@@ -37,11 +50,14 @@ export class SigningKeys {
 
   /**
    * The current key for a purpose, created on first use. Inside a transaction pass it as `db`:
-   * SQLite has one connection, so a query outside the open transaction would wait forever.
+   * SQLite has one connection, so a query outside the open transaction would wait forever. Inside
+   * one the current row is always read (a rotation may have just switched it); outside, a cached
+   * key is used for up to KEY_RECHECK_MS before the row is checked again.
    */
   async current(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
     const cached = this.cache.get(purpose);
-    if (cached) return cached;
+    const outside = db === this.db;
+    if (cached && outside && performance.now() - cached.checkedAt < KEY_RECHECK_MS) return cached.key;
     let row = await db
       .selectFrom('signing_keys')
       .selectAll()
@@ -49,17 +65,84 @@ export class SigningKeys {
       .where('retired_at', 'is', null)
       .orderBy('created_at', 'desc')
       .executeTakeFirst();
-    const createdHere = !row;
     if (!row) {
       const id = newId();
       row = { id, purpose, algorithm: 'ed25519', created_at: this.clock.now(), retired_at: null, ...this.generate(id, purpose) };
       await db.insertInto('signing_keys').values(row).execute();
     }
-    const key = this.keyOf(row);
-    // A key created inside the caller's transaction exists only if that transaction commits: it is
-    // cached once it is read back outside one, never before (a rollback would leave a cached key with no row).
-    if (!createdHere || db === this.db) this.cache.set(purpose, key);
+    const key = cached?.key.id === row.id ? cached.key : this.keyOf(row);
+    // Only what is read outside a transaction is cached: a key read (or created, or activated) inside
+    // one exists as the current key only if that transaction commits.
+    if (outside) this.cache.set(purpose, { key, checkedAt: performance.now() });
     return key;
+  }
+
+  /** Stages a new key for the purpose (`pending:<purpose>`), generated like any other; it signs nothing yet. */
+  async createPending(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
+    const id = newId();
+    const row = {
+      id,
+      purpose: `${PENDING_PREFIX}${purpose}`,
+      algorithm: 'ed25519',
+      created_at: this.clock.now(),
+      retired_at: null,
+      ...this.generate(id, `${PENDING_PREFIX}${purpose}`),
+    };
+    await db.insertInto('signing_keys').values(row).execute();
+    return this.keyOf(row);
+  }
+
+  /** The key staged for the purpose, or null. Opened like a current key, so a row planted without the master key (or token) is refused. */
+  async pending(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey | null> {
+    const row = await db
+      .selectFrom('signing_keys')
+      .selectAll()
+      .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
+      .where('retired_at', 'is', null)
+      .orderBy('created_at', 'desc')
+      .executeTakeFirst();
+    return row ? this.keyOf(row) : null;
+  }
+
+  /**
+   * Makes the staged key the current one and retires every key the purpose had (kept for the
+   * record, never used to sign again). Returns the retired keys' IDs, or null when the key is no
+   * longer staged. Call inside the transaction that also records why (the accepted root): a
+   * rollback leaves the rotation pending.
+   */
+  async activatePending(purpose: string, pendingId: string, db: Kysely<Database>): Promise<string[] | null> {
+    const now = this.clock.now();
+    const retired = await db
+      .selectFrom('signing_keys')
+      .select('id')
+      .where('purpose', '=', purpose)
+      .where('retired_at', 'is', null)
+      .execute();
+    await db.updateTable('signing_keys').set({ retired_at: now }).where('purpose', '=', purpose).where('retired_at', 'is', null).execute();
+    const moved = await db
+      .updateTable('signing_keys')
+      .set({ purpose })
+      .where('id', '=', pendingId)
+      .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
+      .where('retired_at', 'is', null)
+      .executeTakeFirst();
+    this.cache.delete(purpose);
+    // Cancelled meanwhile: the caller rolls its transaction back (the retirement above with it).
+    if (Number(moved.numUpdatedRows) !== 1) return null;
+    return retired.map((r) => r.id);
+  }
+
+  /** Retires the key staged for the purpose (kept for the record); returns its ID, or null when none was staged. */
+  async cancelPending(purpose: string, db: Kysely<Database> = this.db): Promise<string | null> {
+    const row = await db
+      .selectFrom('signing_keys')
+      .select('id')
+      .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
+      .where('retired_at', 'is', null)
+      .executeTakeFirst();
+    if (!row) return null;
+    await db.updateTable('signing_keys').set({ retired_at: this.clock.now() }).where('id', '=', row.id).execute();
+    return row.id;
   }
 
   /** A new key pair: on the token when one is configured, else in software, sealed. */
@@ -91,7 +174,9 @@ export class SigningKeys {
       return { id: row.id, publicKey: signer.publicKey, sign: (data) => signer.sign(data).toString('base64') };
     }
     const privateKey = createPrivateKey(this.box.openText(row.private_key, `signing-key:${row.id}`));
-    return { id: row.id, publicKey: createPublicKey(row.public_key), sign: (data) => sign(null, data, privateKey).toString('base64') };
+    const publicKey = createPublicKey(row.public_key);
+    if (!createPublicKey(privateKey).equals(publicKey)) throw new Error(`Signing key ${row.id}: the public key on record is not its own`);
+    return { id: row.id, publicKey, sign: (data) => sign(null, data, privateKey).toString('base64') };
   }
 
   private tokenSigner(label: string) {

@@ -65,11 +65,7 @@ export class Director {
   /** Signs one device's targets metadata (no storage): the director's hot path, also what the bench measures. */
   async signFor(device: DirectorDevice, assignment: DirectorAssignment | null, version = 1): Promise<SignedDirectorTargets> {
     const key = await this.key(device.organizationId);
-    let keyID = this.keyIds.get(key.id);
-    if (!keyID) {
-      keyID = tufKeyOf(key.publicKey).keyID;
-      this.keyIds.set(key.id, keyID);
-    }
+    const keyID = this.keyIdOf(key);
     const signedAt = this.clock.now();
     // Whole seconds, as the document states it, so the stored expiry and the signed one agree.
     const expiresAt = Math.floor((signedAt + this.options.expirySeconds * 1000) / 1000) * 1000;
@@ -87,6 +83,15 @@ export class Director {
     const signer = keyID;
     metadata.sign((data) => new Signature({ keyID: signer, sig: Buffer.from(key.sign(data), 'base64').toString('hex') }));
     return { metadata: metadata.toJSON() as Record<string, unknown>, version, signedAt, expiresAt };
+  }
+
+  private keyIdOf(key: SigningKey): string {
+    let keyID = this.keyIds.get(key.id);
+    if (!keyID) {
+      keyID = tufKeyOf(key.publicKey).keyID;
+      this.keyIds.set(key.id, keyID);
+    }
+    return keyID;
   }
 
   /** A device of the organization as the director sees it, or null when it does not exist there. */
@@ -153,9 +158,12 @@ export class Director {
           stored.rollout_id === (assignment?.rolloutId ?? null) &&
           stored.hardware_id === device.hardwareId;
         const fresh = now < Number(stored.signed_at) + (Number(stored.expires_at) - Number(stored.signed_at)) / 2;
-        if (same && fresh)
+        const metadata = JSON.parse(stored.metadata) as { signatures?: { keyid?: string }[] };
+        // After an online key rotation the director root names a new key: what the old one signed is re-signed.
+        const currentKey = metadata.signatures?.[0]?.keyid === this.keyIdOf(await this.key(device.organizationId));
+        if (same && fresh && currentKey)
           return {
-            metadata: JSON.parse(stored.metadata) as Record<string, unknown>,
+            metadata: metadata as Record<string, unknown>,
             version: stored.version,
             signedAt: Number(stored.signed_at),
             expiresAt: Number(stored.expires_at),

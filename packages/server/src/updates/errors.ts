@@ -24,6 +24,25 @@ export class OnlineKeyMismatchError extends UpdateError {
   }
 }
 
+/** An online key rotation is already pending: upload the root that names its keys, or cancel it, before starting another. */
+export class OnlineRotationPendingError extends UpdateError {
+  constructor(roles: string[]) {
+    super(
+      'update.online_rotation_pending',
+      `An online key rotation (${roles.join(', ')}) is already pending: upload the root(s) that name its keys, or cancel it (\`bulwark keys rotate-online --cancel\`) first`,
+      409,
+      { roles },
+    );
+  }
+}
+
+/** No online key rotation is pending (nothing to cancel or to write roots for). */
+export class NoOnlineRotationError extends UpdateError {
+  constructor() {
+    super('update.online_rotation_none', 'No online key rotation is pending: start one with `bulwark keys rotate-online`', 409);
+  }
+}
+
 /** The repository lacks what the operation builds on (no root yet, no top-level targets yet). */
 export class RepositoryNotReadyError extends UpdateError {
   constructor(message: string) {

@@ -3,6 +3,7 @@
  */
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
+import type { Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import type { DeviceMessenger } from '../devices/messaging.js';
@@ -13,6 +14,7 @@ import type { Database } from '../storage/schema.js';
 import { BlobUploads } from './blob-uploads.js';
 import { BlobStore } from './blobs.js';
 import { Director } from './director.js';
+import { OnlineKeyRotation } from './online-keys.js';
 import { ReleaseService } from './releases.js';
 import { TufRepository } from './repository.js';
 import { RolloutService } from './rollouts.js';
@@ -21,6 +23,7 @@ export interface UpdatesDomain {
   blobs: BlobStore;
   uploads: BlobUploads;
   repository: TufRepository;
+  onlineKeys: OnlineKeyRotation;
   releases: ReleaseService;
   director: Director;
   rollouts: RolloutService;
@@ -34,9 +37,11 @@ export interface UpdatesDependencies {
   clock: Clock;
   devices: DevicesService;
   link: DeviceMessenger;
+  /** Throws unless the actor re-proved a factor recently (accounts). */
+  requireStepUp: (actor: Actor) => void;
 }
 
-export function openUpdates({ config, db, signingKeys, audit, clock, devices, link }: UpdatesDependencies): UpdatesDomain {
+export function openUpdates({ config, db, signingKeys, audit, clock, devices, link, requireStepUp }: UpdatesDependencies): UpdatesDomain {
   const settings = config.updates;
   const blobs = new BlobStore(join(config.dataDir, 'blobs'), { maxBytes: settings.maxImageBytes });
   const repository = new TufRepository(db, signingKeys, audit, clock, {
@@ -51,5 +56,6 @@ export function openUpdates({ config, db, signingKeys, audit, clock, devices, li
   const releases = new ReleaseService(db, blobs, repository, devices, audit, clock);
   const director = new Director(db, signingKeys, repository, clock, { expirySeconds: settings.directorExpirySeconds });
   const rollouts = new RolloutService(db, director, releases, devices, link, audit, clock);
-  return { blobs, uploads, repository, releases, director, rollouts };
+  const onlineKeys = new OnlineKeyRotation(signingKeys, repository, audit, clock, requireStepUp);
+  return { blobs, uploads, repository, onlineKeys, releases, director, rollouts };
 }

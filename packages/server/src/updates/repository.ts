@@ -5,7 +5,7 @@
  * (tuf/accept.ts), stored as a new version, re-signed for and audited in one transaction.
  */
 import type { Kysely } from 'kysely';
-import type { Metadata, Root, Targets } from '@tufjs/models';
+import type { Key, Metadata, Root, Targets } from '@tufjs/models';
 import { productRoleOf } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
@@ -13,11 +13,12 @@ import type { Clock } from '../clock.js';
 import { BulwarkError } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database } from '../storage/schema.js';
-import { MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
+import { ConcurrentChangeError, MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
 import { checkDirectorRoot, checkImageRoot, checkProductMetadata, checkRoot, checkTopLevelTargets } from './tuf/accept.js';
 import { tufKeyOf } from './tuf/keys.js';
 import * as store from './tuf/metadata-store.js';
 import type { OnlineKeys } from './tuf/offline.js';
+import { activates, ONLINE_ROLES, type OnlineRole } from './tuf/online-rotation.js';
 import { signSnapshot, signTimestamp } from './tuf/online.js';
 import { parseRoot, parseTargets } from './tuf/verify.js';
 
@@ -46,7 +47,10 @@ export interface MetadataFile {
   immutable: boolean;
 }
 
-const onlinePurposes = (organizationId: string) => ({
+/** The staged (pending) online keys of an organization, by role: the signing key's row ID and its TUF key. */
+export type StagedKeys = Partial<Record<OnlineRole, { id: string; key: Key }>>;
+
+export const onlinePurposes = (organizationId: string): Record<OnlineRole, string> => ({
   snapshot: `tuf-snapshot:${organizationId}`,
   timestamp: `tuf-timestamp:${organizationId}`,
   director: `director:${organizationId}`,
@@ -80,6 +84,29 @@ export class TufRepository {
     };
   }
 
+  /** The keys staged by a pending online key rotation (updates/online-keys.ts), by role. */
+  async stagedKeys(organizationId: string, db: Kysely<Database> = this.db): Promise<StagedKeys> {
+    const purposes = onlinePurposes(organizationId);
+    const staged: StagedKeys = {};
+    for (const role of ONLINE_ROLES) {
+      const key = await this.signingKeys.pending(purposes[role], db);
+      if (key) staged[role] = { id: key.id, key: tufKeyOf(key.publicKey) };
+    }
+    return staged;
+  }
+
+  /** The current image repository and director roots (parsed), or null before the ceremony. */
+  async roots(
+    organizationId: string,
+    db: Kysely<Database> = this.db,
+  ): Promise<{ root: Metadata<Root> | null; directorRoot: Metadata<Root> | null }> {
+    const directorRow = await store.latest(db, organizationId, DIRECTOR_ROOT);
+    return {
+      root: await this.currentRoot(db, organizationId),
+      directorRoot: directorRow ? parseRoot(JSON.parse(directorRow.json), 'The stored director root') : null,
+    };
+  }
+
   async onlineKeysFor(actor: Actor): Promise<OnlineKeys> {
     requirePermission(actor, 'firmware:read');
     return this.onlineKeys(actor.organizationId);
@@ -87,7 +114,9 @@ export class TufRepository {
 
   /**
    * Accepts a new image repository root (first, or rotation by TUF 5.3.4) and/or director root,
-   * then re-signs snapshot and timestamp with the online keys the new root names.
+   * then re-signs snapshot and timestamp with the online keys the new root names. A root that names
+   * a pending rotation's staged key alone for its role switches that role to it in the same
+   * transaction, retiring the key before (docs/updates.md, "Rotating the online keys").
    */
   async acceptRoot(actor: Actor, upload: { root?: unknown; directorRoot?: unknown }): Promise<RepositoryStatus> {
     requirePermission(actor, 'org:manage');
@@ -95,14 +124,23 @@ export class TufRepository {
       throw new MetadataRejectedError('Send root, directorRoot, or both', { reason: 'malformed' });
     const org = actor.organizationId;
     const online = await this.onlineKeys(org);
+    const staged = await this.stagedKeys(org);
     return this.audited(actor, 'update.root_accepted', async (trx) => {
       const now = this.clock.now();
       const details: Record<string, unknown> = {};
+      const switching: OnlineRole[] = [];
       let imageRoot = await this.currentRoot(trx, org);
       if (upload.root !== undefined) {
         const next = parseRoot(upload.root, 'The root');
         checkRoot(next, imageRoot, now, 'The root');
-        checkImageRoot(next, { snapshot: online.snapshot.keyID, timestamp: online.timestamp.keyID });
+        const expected = { snapshot: online.snapshot.keyID, timestamp: online.timestamp.keyID };
+        for (const role of ['snapshot', 'timestamp'] as const) {
+          if (imageRoot && activates(next, role, staged[role]?.key.keyID)) {
+            expected[role] = staged[role]!.key.keyID;
+            switching.push(role);
+          }
+        }
+        checkImageRoot(next, expected);
         await this.store(trx, org, 'root', next, now);
         details.root = { version: next.signed.version, rotation: imageRoot !== null };
         imageRoot = next;
@@ -112,13 +150,47 @@ export class TufRepository {
         const currentRow = await store.latest(trx, org, DIRECTOR_ROOT);
         const next = parseRoot(upload.directorRoot, 'The director root');
         checkRoot(next, currentRow ? parseRoot(JSON.parse(currentRow.json), 'The stored director root') : null, now, 'The director root');
-        checkDirectorRoot(next, imageRoot, online.director.keyID);
+        const switchesDirector = currentRow !== undefined && activates(next, 'targets', staged.director?.key.keyID);
+        checkDirectorRoot(next, imageRoot, switchesDirector ? staged.director!.key.keyID : online.director.keyID);
+        if (switchesDirector) switching.push('director');
         await this.store(trx, org, DIRECTOR_ROOT, next, now);
         details.directorRoot = { version: next.signed.version };
       }
+      if (switching.length > 0) details.onlineKeysActivated = await this.activate(actor, trx, org, switching, staged, online);
       if (upload.root !== undefined) await this.signOnline(trx, org, now, true);
       return details;
     });
+  }
+
+  /** Makes the staged keys of the roles current, retiring the ones before; one audit entry per role. */
+  private async activate(
+    actor: Actor,
+    trx: Kysely<Database>,
+    org: string,
+    roles: OnlineRole[],
+    staged: StagedKeys,
+    online: OnlineKeys,
+  ): Promise<Record<string, { keyId: string; retiredKeyId: string }>> {
+    const purposes = onlinePurposes(org);
+    const activated: Record<string, { keyId: string; retiredKeyId: string }> = {};
+    for (const role of roles) {
+      const next = staged[role]!;
+      const retiredSigningKeys = await this.signingKeys.activatePending(purposes[role], next.id, trx);
+      if (!retiredSigningKeys) throw new ConcurrentChangeError(`The pending ${role} key (the rotation was cancelled meanwhile)`);
+      activated[role] = { keyId: next.key.keyID, retiredKeyId: online[role].keyID };
+      await this.audit.record(
+        {
+          organizationId: org,
+          actor: auditActor(actor),
+          action: 'update.online_key_activated',
+          target: { type: 'signing_key', id: next.id },
+          sourceIp: actor.sourceIp,
+          details: { role, keyId: next.key.keyID, retiredKeyId: online[role].keyID, retiredSigningKeys },
+        },
+        trx,
+      );
+    }
+    return activated;
   }
 
   /** Accepts new top-level targets (the product lines' delegations), signed by the root's targets keys. */

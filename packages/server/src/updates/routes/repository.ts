@@ -1,7 +1,7 @@
 /**
  * HTTP routes of the TUF image repository. Operators (session or API key): the repository's status
- * and online keys (firmware:read), root and top-level targets uploads (org:manage: owners and
- * admins). Public, no authentication (every file is signed): the metadata devices refresh from,
+ * and online keys (firmware:read), root and top-level targets uploads and online key rotation
+ * (org:manage: owners and admins; starting or cancelling a rotation also needs a recent step-up). Public, no authentication (every file is signed): the metadata devices refresh from,
  * under /tuf/<organizationId>/metadata/.
  */
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +9,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { NotFoundError } from '../../errors.js';
 import type { TufRepository } from '../repository.js';
+import type { OnlineKeyRotation } from '../online-keys.js';
+import { ONLINE_ROLES } from '../tuf/online-rotation.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
 import { onlineKeysJson } from '../tuf/offline.js';
@@ -32,10 +34,23 @@ const PublicKey = Strict({
   keyval: Strict({ public: Type.String() }),
 });
 const OnlineKeys = Strict({ organizationId: Type.String(), snapshot: PublicKey, timestamp: PublicKey, director: PublicKey });
+const RotationPlan = Strict({
+  organizationId: Type.String(),
+  roles: Type.Array(Type.String()),
+  pending: Type.Record(Type.String(), PublicKey, { description: 'the staged keys, by role' }),
+  current: OnlineKeys,
+  root: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], {
+    description: 'the next image repository root, unsigned: sign it with `bulwark firmware root sign`',
+  }),
+  directorRoot: Type.Union([Type.Object({}, { additionalProperties: true }), Type.Null()], {
+    description: 'the next director root, unsigned',
+  }),
+});
+const Expiry = Type.Integer({ minimum: 1, maximum: 3650, description: 'days until the new roots expire (365)' });
 /** Signed metadata is checked by the repository itself (tuf/verify.ts), not by the edge schema. */
 const SignedMetadata = Type.Object({}, { additionalProperties: true, description: 'signed TUF metadata: { signed, signatures }' });
 
-export function repositoryRoutes({ repository }: { repository: TufRepository }) {
+export function repositoryRoutes({ repository, onlineKeys }: { repository: TufRepository; onlineKeys: OnlineKeyRotation }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const read = { auth: { principal: 'operator', permission: 'firmware:read' } } as const;
@@ -66,6 +81,54 @@ export function repositoryRoutes({ repository }: { repository: TufRepository }) 
         },
       },
       async (request) => onlineKeysJson(await repository.onlineKeysFor(actorOf(request))) as never,
+    );
+
+    app.post(
+      '/api/v1/updates/repository/online-keys/rotate',
+      {
+        config: manage,
+        schema: {
+          tags: ['updates'],
+          summary:
+            'Start an online key rotation: stage new snapshot, timestamp and/or director keys and answer the unsigned next root(s) naming them, to sign offline and upload (needs a recent step-up)',
+          body: Strict({
+            roles: Type.Optional(Type.Array(Type.Union(ONLINE_ROLES.map((r) => Type.Literal(r))), { minItems: 1, maxItems: 3 })),
+            expiresDays: Type.Optional(Expiry),
+          }),
+          response: { 200: RotationPlan, ...errorResponses(400, 401, 403, 409) },
+        },
+      },
+      async (request) => onlineKeys.start(actorOf(request), request.body.roles, request.body.expiresDays) as never,
+    );
+
+    app.get(
+      '/api/v1/updates/repository/online-keys/rotation',
+      {
+        config: manage,
+        schema: {
+          tags: ['updates'],
+          summary: 'The pending online key rotation: its staged keys and the unsigned next root(s), built from the current roots',
+          querystring: Strict({ expiresDays: Type.Optional(Expiry) }),
+          response: { 200: RotationPlan, ...errorResponses(401, 403, 409) },
+        },
+      },
+      async (request) => onlineKeys.plan(actorOf(request), request.query.expiresDays) as never,
+    );
+
+    app.delete(
+      '/api/v1/updates/repository/online-keys/rotation',
+      {
+        config: manage,
+        schema: {
+          tags: ['updates'],
+          summary: 'Cancel the pending online key rotation: its staged keys are retired and never used (needs a recent step-up)',
+          response: {
+            200: Strict({ organizationId: Type.String(), cancelled: Type.Array(Type.String()) }),
+            ...errorResponses(401, 403, 409),
+          },
+        },
+      },
+      async (request) => onlineKeys.cancel(actorOf(request)),
     );
 
     app.post(
