@@ -21,6 +21,7 @@ import { pkiRoutes } from './pki/routes.js';
 import type { Platform } from './platform.js';
 import { isReachable } from './storage/database.js';
 import { telemetryRoutes } from './telemetry/routes.js';
+import { consoleRoutes } from './transport/http/console.js';
 import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './updates/routes/index.js';
 
 /** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
@@ -89,5 +90,6 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     await app.register(
       rolloutRoutes({ rollouts: updates.rollouts, repository: updates.repository, identity: devices.identity, loginRateLimitPerMinute }),
     );
+    await app.register(consoleRoutes({ dir: config.http.consoleDir }));
   };
 }

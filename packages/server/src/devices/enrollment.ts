@@ -19,7 +19,7 @@ import { RepeatSampler } from '../audit/repeat-sampler.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { AuthenticationError, BulwarkError, ValidationError } from '../errors.js';
-import type { PkiService } from '../pki/service.js';
+import type { DeviceCertificateView, PkiService } from '../pki/service.js';
 import type { Database } from '../storage/schema.js';
 import type { BootstrapCaService } from './bootstrap-cas.js';
 import { RegistrationRefusedError } from './errors.js';
@@ -138,6 +138,12 @@ export class EnrollmentService {
     requirePermission(actor, 'devices:write');
     await this.devices.enrollable(actor.organizationId, deviceId);
     return this.issue(actor.organizationId, deviceId, csrPem, auditActor(actor), actor.sourceIp);
+  }
+
+  /** The device's certificates (newest first) for an operator who may read it. */
+  async certificatesOf(actor: Actor, deviceId: string): Promise<DeviceCertificateView[]> {
+    await this.devices.get(actor, deviceId);
+    return this.pki.certificatesOfDevice(actor.organizationId, deviceId);
   }
 
   /** Factory provisioning of many devices; each item succeeds or fails on its own. */

@@ -100,6 +100,9 @@ function rejectProblems(problems: FieldProblem[]): never {
   throw new ValidationError(`Invalid device: ${problems.map((p) => `${p.field} ${p.problem}`).join('; ')}`, { problems });
 }
 
+/** How many firmware versions the fleet summary counts (the most common). */
+const FLEET_FIRMWARE_VERSIONS = 12;
+
 export class DevicesService {
   constructor(
     private readonly store: DevicesStore,
@@ -425,6 +428,12 @@ export class DevicesService {
         trx,
       );
     });
+  }
+
+  /** The organization's devices by status, by product and by firmware version (the 12 most common). */
+  async fleetCounts(actor: Actor) {
+    requirePermission(actor, 'devices:read');
+    return this.store.fleetCounts(actor.organizationId, FLEET_FIRMWARE_VERSIONS);
   }
 
   async list(actor: Actor, query: ListQuery): Promise<DevicePage> {

@@ -91,6 +91,38 @@ export class DevicesStore {
       .execute();
   }
 
+  /** The organization's devices counted by status, by product and by firmware version (the `firmwareLimit` most common). */
+  async fleetCounts(organizationId: string, firmwareLimit: number) {
+    const [byStatus, byProduct, byFirmware] = await Promise.all([
+      this.db
+        .selectFrom('devices')
+        .select((eb) => ['status', eb.fn.countAll<number | string>().as('count')])
+        .where('organization_id', '=', organizationId)
+        .groupBy('status')
+        .execute(),
+      this.db
+        .selectFrom('devices')
+        .select((eb) => ['product_id', eb.fn.countAll<number | string>().as('count')])
+        .where('organization_id', '=', organizationId)
+        .groupBy('product_id')
+        .execute(),
+      this.db
+        .selectFrom('devices')
+        .select((eb) => ['firmware_version', eb.fn.countAll<number | string>().as('count')])
+        .where('organization_id', '=', organizationId)
+        .groupBy('firmware_version')
+        .orderBy('count', 'desc')
+        .orderBy('firmware_version')
+        .limit(firmwareLimit)
+        .execute(),
+    ]);
+    return {
+      byStatus: byStatus.map((r) => ({ status: r.status, count: Number(r.count) })),
+      byProduct: byProduct.map((r) => ({ productId: r.product_id, count: Number(r.count) })),
+      byFirmware: byFirmware.map((r) => ({ version: r.firmware_version, count: Number(r.count) })),
+    };
+  }
+
   async statusOf(deviceId: string, db: Executor = this.db): Promise<DeviceStatus | undefined> {
     const row = await db.selectFrom('devices').select('status').where('id', '=', deviceId).executeTakeFirst();
     return row?.status;

@@ -7,6 +7,7 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { Type, type Static, type TSchema } from 'typebox';
 import { Value } from 'typebox/value';
 import { ValidationError } from '../errors.js';
@@ -52,6 +53,9 @@ export const ConfigSchema = Type.Object(
           minimum: 0,
           maximum: 600_000,
           description: 'at shutdown, how long requests in flight may finish before every remaining connection is ended',
+        }),
+        consoleDir: Type.Union([Type.String({ minLength: 1 }), Type.Null()], {
+          description: 'the built web console (packages/web/dist), served at /console/; null: no console',
         }),
       },
       { additionalProperties: false },
@@ -541,6 +545,9 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>;
 
+/** The console's build beside this package in the workspace or an installation (src/ops and dist/ops are both three levels down). */
+const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
+
 export function defaultConfig(dataDir: string): Config {
   return {
     dataDir: resolve(dataDir),
@@ -555,6 +562,7 @@ export function defaultConfig(dataDir: string): Config {
       rateLimitPerMinute: 1200,
       trustProxy: false,
       shutdownGraceMs: 10_000,
+      consoleDir: DEFAULT_CONSOLE_DIR,
     },
     mqtt: {
       enabled: true,

@@ -47,6 +47,17 @@ export function normalizeSerial(serial: string): string {
   return hex;
 }
 
+/** A device certificate as the API shows it (no PEM: the fingerprint identifies it). */
+export interface DeviceCertificateView {
+  serial: string;
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  status: 'active' | 'revoked';
+  revokedAt: string | null;
+  revocationReason: string | null;
+}
+
 export class PkiService {
   private issuerReady: Promise<{ issuer: CertificateIssuer; material: IssuingCa }> | null = null;
 
@@ -222,6 +233,20 @@ export class PkiService {
   /** The device's certificates valid now (PEM), not revoked: what a signature by the device is checked against. */
   async currentCertificates(organizationId: string, deviceId: string): Promise<string[]> {
     return new PkiStore(this.db).currentPemsOfDevice(organizationId, deviceId, this.clock.now());
+  }
+
+  /** The device's certificates, newest first (at most 20): serial, fingerprint, validity and revocation. */
+  async certificatesOfDevice(organizationId: string, deviceId: string): Promise<DeviceCertificateView[]> {
+    const rows = await new PkiStore(this.db).certificatesOfDevice(organizationId, deviceId, 20);
+    return rows.map((row) => ({
+      serial: row.serial,
+      fingerprintSha256: row.fingerprint_sha256,
+      notBefore: new Date(row.not_before).toISOString(),
+      notAfter: new Date(row.not_after).toISOString(),
+      status: row.status,
+      revokedAt: row.revoked_at === null ? null : new Date(row.revoked_at).toISOString(),
+      revocationReason: row.revocation_reason,
+    }));
   }
 
   /** Whether the certificate with this serial is recorded and not revoked. */

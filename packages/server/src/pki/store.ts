@@ -52,6 +52,31 @@ export class PkiStore {
     return rows.map((r) => r.pem);
   }
 
+  /** The device's certificates, newest first (at most `limit`): what the console's identity card shows. */
+  certificatesOfDevice(organizationId: string, deviceId: string, limit: number): Promise<Omit<IssuedCertificatesTable, 'pem'>[]> {
+    return this.db
+      .selectFrom('issued_certificates')
+      .select([
+        'serial',
+        'organization_id',
+        'device_id',
+        'subject',
+        'not_before',
+        'not_after',
+        'fingerprint_sha256',
+        'status',
+        'revoked_at',
+        'revocation_reason',
+        'created_at',
+      ])
+      .where('organization_id', '=', organizationId)
+      .where('device_id', '=', deviceId)
+      .orderBy('created_at', 'desc')
+      .orderBy('serial')
+      .limit(limit)
+      .execute();
+  }
+
   async markRevoked(serial: string, at: number, reason: string): Promise<boolean> {
     const result = await this.db
       .updateTable('issued_certificates')

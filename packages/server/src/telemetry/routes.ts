@@ -54,6 +54,14 @@ const Usage = Strict({
     bytes: Type.Union([Type.Literal('product'), Type.Literal('default')]),
   }),
 });
+const Count = Type.Integer({ minimum: 0 });
+const FleetSummary = Strict({
+  total: Count,
+  online: Count,
+  byStatus: Type.Array(Strict({ status: Type.String(), count: Count })),
+  byProduct: Type.Array(Strict({ productId: Type.String(), count: Count })),
+  byFirmware: Type.Array(Strict({ version: Type.Union([Type.String(), Type.Null()]), count: Count })),
+});
 const Presence = Strict({
   online: Type.Boolean(),
   since: Type.Union([Timestamp, Type.Null()]),
@@ -137,6 +145,19 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         },
       },
       async (request) => quota.usageOf(actorOf(request), request.params.id),
+    );
+
+    app.get(
+      '/fleet/summary',
+      {
+        config: read,
+        schema: {
+          tags: ['telemetry'],
+          summary: 'The fleet overview: devices by status, product and firmware version (the 12 most common), and how many are online now',
+          response: { 200: FleetSummary, ...errorResponses(401, 403) },
+        },
+      },
+      async (request) => service.fleetSummary(actorOf(request)),
     );
 
     app.get(

@@ -10,6 +10,7 @@
  */
 import type { Actor } from '../accounts/roles.js';
 import { iso, type Clock } from '../clock.js';
+import type { DeviceStatus } from '../devices/model.js';
 import type { DevicesService } from '../devices/service.js';
 import { ValidationError } from '../errors.js';
 import { InvalidRangeError, TooManyBucketsError } from './errors.js';
@@ -87,6 +88,14 @@ export interface AggregateView {
 export interface LatestView {
   lookback: number;
   values: Record<string, { value: TelemetryValue; ts: string }>;
+}
+
+export interface FleetSummaryView {
+  total: number;
+  online: number;
+  byStatus: { status: DeviceStatus; count: number }[];
+  byProduct: { productId: string; count: number }[];
+  byFirmware: { version: string | null; count: number }[];
 }
 
 export interface PresenceView {
@@ -217,6 +226,13 @@ export class TelemetryService {
       values[row.name] = { value: last.value as TelemetryValue, ts: iso(last.ts) };
     }
     return { lookback: LATEST_LOOKBACK, values };
+  }
+
+  /** The fleet overview: devices by status, product and firmware version, and how many are online now. */
+  async fleetSummary(actor: Actor): Promise<FleetSummaryView> {
+    const counts = await this.devices.fleetCounts(actor);
+    const online = await this.store.onlineCount(actor.organizationId);
+    return { total: counts.byStatus.reduce((sum, s) => sum + s.count, 0), online, ...counts };
   }
 
   async presence(actor: Actor, deviceId: string): Promise<PresenceView> {

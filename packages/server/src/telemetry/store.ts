@@ -217,6 +217,17 @@ export class TelemetryStore {
     return (await query.execute(this.db)).rows;
   }
 
+  /** How many of the organization's devices are connected now (to any node). */
+  async onlineCount(organizationId: string): Promise<number> {
+    const row = await this.db
+      .selectFrom('device_presence')
+      .select((eb) => eb.fn.countAll<number | string>().as('count'))
+      .where('organization_id', '=', organizationId)
+      .where('connected_since', 'is not', null)
+      .executeTakeFirst();
+    return Number(row?.count ?? 0);
+  }
+
   presence(deviceId: string): Promise<Selectable<DevicePresenceTable> | undefined> {
     return this.db.selectFrom('device_presence').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
   }

@@ -100,6 +100,34 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
       async (scope) => {
         const app = scope.withTypeProvider<TypeBoxTypeProvider>();
         const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;
+        app.get(
+          '/devices/:id/certificates',
+          {
+            config: { auth: { principal: 'operator', permission: 'devices:read' } },
+            schema: {
+              tags: ['devices'],
+              summary: "The device's certificates, newest first (at most 20): serial, SHA-256 fingerprint, validity, revocation",
+              params: Strict({ id: Id }),
+              response: {
+                200: Strict({
+                  certificates: Type.Array(
+                    Strict({
+                      serial: Type.String(),
+                      fingerprintSha256: Type.String(),
+                      notBefore: Timestamp,
+                      notAfter: Timestamp,
+                      status: Type.Union([Type.Literal('active'), Type.Literal('revoked')]),
+                      revokedAt: Type.Union([Timestamp, Type.Null()]),
+                      revocationReason: Type.Union([Type.String(), Type.Null()]),
+                    }),
+                  ),
+                }),
+                ...errorResponses(401, 403, 404),
+              },
+            },
+          },
+          async (request) => ({ certificates: await enrollment.certificatesOf(actorOf(request), request.params.id) }),
+        );
         app.post(
           '/devices/:id/certificate',
           {

@@ -1,0 +1,82 @@
+/**
+ * The console's file serving, on a bare Fastify app: hashed assets cached for a year, index.html
+ * not cached and answered for every console path, the strict CSP and DENY framing, gzip when asked,
+ * no listing and no traversal (only names found at start are served), and no build: no routes.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
+import Fastify from 'fastify';
+import { CONSOLE_CSP, consoleRoutes } from './console.js';
+import { ErrorBodySchema } from './schemas.js';
+
+async function appFor(dir: string | null) {
+  const app = Fastify({ logger: false });
+  app.addSchema(ErrorBodySchema);
+  app.setErrorHandler((error: Error & { status?: number }, _request, reply) =>
+    reply
+      .status(error.status ?? 500)
+      .type('text/plain')
+      .send(error.message),
+  );
+  await app.register(consoleRoutes({ dir }));
+  return app;
+}
+
+test('serves the build with immutable assets, an uncached index for every console path, a strict CSP and no listing', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-console-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'assets'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>console</title>');
+  const script = `console.log(${JSON.stringify('x'.repeat(4000))});`;
+  writeFileSync(join(dir, 'assets', 'index-AbC123.js'), script);
+  writeFileSync(join(dir, 'secret.txt'), 'not to be served');
+  const app = await appFor(dir);
+  t.after(() => app.close());
+
+  const asset = await app.inject({ url: '/console/assets/index-AbC123.js' });
+  assert.equal(asset.statusCode, 200);
+  assert.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable');
+  assert.match(String(asset.headers['content-type']), /^text\/javascript/);
+  assert.equal(asset.body, script);
+  const zipped = await app.inject({ url: '/console/assets/index-AbC123.js', headers: { 'accept-encoding': 'gzip, br' } });
+  assert.equal(zipped.headers['content-encoding'], 'gzip');
+  assert.equal(gunzipSync(zipped.rawPayload).toString(), script);
+
+  for (const url of ['/console', '/console/', '/console/devices/abc', '/console/assets/../secret.txt']) {
+    const page = await app.inject({ url });
+    assert.equal(page.statusCode, 200, url);
+    assert.equal(page.body, '<!doctype html><title>console</title>', url);
+    assert.equal(page.headers['cache-control'], 'no-cache');
+    assert.equal(page.headers['content-security-policy'], CONSOLE_CSP);
+    assert.equal(page.headers['x-frame-options'], 'DENY');
+  }
+  assert.doesNotMatch(CONSOLE_CSP, /unsafe-inline|unsafe-eval/);
+  assert.match(CONSOLE_CSP, /frame-ancestors 'none'/);
+
+  for (const url of [
+    '/console/assets/',
+    '/console/assets/missing.js',
+    '/console/assets/..%2Fsecret.txt',
+    '/console/assets/%2e%2e%2fsecret.txt',
+  ]) {
+    const refused = await app.inject({ url });
+    assert.notEqual(refused.body, 'not to be served', url);
+    if (url !== '/console/assets/') assert.equal(refused.statusCode, 404, url);
+  }
+  const root = await app.inject({ url: '/' });
+  assert.equal(root.statusCode, 302);
+  assert.equal(root.headers.location, '/console/');
+});
+
+test('without a build the app has no console routes (and starts)', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-console-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  for (const app of [await appFor(dir), await appFor(null)]) {
+    assert.equal((await app.inject({ url: '/console/' })).statusCode, 404);
+    await app.close();
+  }
+});

@@ -1,0 +1,126 @@
+/**
+ * The console's only door to the platform: the public API under /api/v1 with the session cookie
+ * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
+ * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
+ */
+
+export interface ApiErrorBody {
+  error: { code: string; message: string; details?: unknown };
+}
+
+/** An answer other than 2xx, with the API's stable error code. */
+export class ApiError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+let csrfToken: string | null = null;
+
+export function setCsrfToken(token: string | null): void {
+  csrfToken = token;
+}
+
+type Method = 'GET' | 'POST' | 'PATCH' | 'DELETE';
+
+export async function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  const headers: Record<string, string> = { accept: 'application/json' };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
+  const response = await fetch(`/api/v1${path}`, {
+    method,
+    headers,
+    credentials: 'same-origin',
+    ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+  });
+  const text = await response.text();
+  const parsed: unknown = text ? JSON.parse(text) : null;
+  if (!response.ok) {
+    const error = (parsed as ApiErrorBody | null)?.error;
+    throw new ApiError(response.status, error?.code ?? 'http.error', error?.message ?? `The server answered ${response.status}`);
+  }
+  return parsed as T;
+}
+
+/** Query string from the set fields only. */
+export function query(params: Record<string, string | number | undefined | null>): string {
+  const search = new URLSearchParams();
+  for (const [key, value] of Object.entries(params))
+    if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
+  const text = search.toString();
+  return text ? `?${text}` : '';
+}
+
+export interface User {
+  id: string;
+  email: string;
+  name: string;
+  role: string;
+}
+
+export type SignInStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required';
+
+export interface SignInAnswer {
+  status: SignInStatus;
+  csrfToken?: string;
+  expiresAt: string;
+  user: User;
+}
+
+export interface SessionAnswer {
+  user: User;
+  scope: string;
+  expiresAt: string;
+  csrfToken?: string;
+}
+
+export type DeviceStatus = 'pending' | 'active' | 'quarantined' | 'disabled' | 'retired';
+export const DEVICE_STATUSES: DeviceStatus[] = ['pending', 'active', 'quarantined', 'disabled', 'retired'];
+
+export interface Device {
+  id: string;
+  serial: string;
+  productId: string;
+  status: DeviceStatus;
+  firmwareVersion: string | null;
+  lastSeenAt: string | null;
+  attributes: Record<string, unknown>;
+  tags: string[];
+  group: string | null;
+  createdAt: string;
+  updatedAt: string;
+}
+
+export interface Product {
+  id: string;
+  name: string;
+}
+
+export interface FleetSummary {
+  total: number;
+  online: number;
+  byStatus: { status: DeviceStatus; count: number }[];
+  byProduct: { productId: string; count: number }[];
+  byFirmware: { version: string | null; count: number }[];
+}
+
+export interface Presence {
+  online: boolean;
+  since: string | null;
+  node: string | null;
+  protocol: string | null;
+}
+
+export interface DeviceCertificate {
+  serial: string;
+  fingerprintSha256: string;
+  notBefore: string;
+  notAfter: string;
+  status: 'active' | 'revoked';
+  revokedAt: string | null;
+  revocationReason: string | null;
+}

@@ -1,0 +1,91 @@
+/**
+ * The console's entry: asks the API who is signed in (and the CSRF token of a cookie session),
+ * then shows the sign-in page or the signed-in layout with the page the path names.
+ */
+import { StrictMode, useCallback, useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { api, ApiError, setCsrfToken, type SessionAnswer, type User } from './api';
+import { Alert, Button, Link } from './kit';
+import { navigate, usePath } from './router';
+import { SignIn } from './pages/SignIn';
+import { Fleet } from './pages/Fleet';
+import { Devices } from './pages/Devices';
+import { DeviceDetail } from './pages/DeviceDetail';
+import './styles.css';
+
+type SessionState = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User } | { kind: 'failed'; message: string };
+
+function App() {
+  const [session, setSession] = useState<SessionState>({ kind: 'loading' });
+  const path = usePath();
+
+  const load = useCallback(async () => {
+    try {
+      const answer = await api<SessionAnswer>('GET', '/auth/session');
+      setCsrfToken(answer.csrfToken ?? null);
+      setSession(answer.scope === 'full' ? { kind: 'signed-in', user: answer.user } : { kind: 'signed-out' });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) setSession({ kind: 'signed-out' });
+      else setSession({ kind: 'failed', message: (error as Error).message });
+    }
+  }, []);
+
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const signOut = async () => {
+    try {
+      await api('POST', '/auth/logout');
+    } finally {
+      setCsrfToken(null);
+      setSession({ kind: 'signed-out' });
+      navigate('/sign-in');
+    }
+  };
+
+  if (session.kind === 'loading') return <p className="loading">Loading…</p>;
+  if (session.kind === 'failed') return <Alert>{session.message}</Alert>;
+  if (session.kind === 'signed-out')
+    return (
+      <SignIn
+        onSignedIn={(user) => {
+          setSession({ kind: 'signed-in', user });
+          if (path.startsWith('/sign-in')) navigate('/');
+        }}
+      />
+    );
+
+  const route = path.split('?')[0]!;
+  const detail = /^\/devices\/([^/]+)$/.exec(route);
+  const page = detail ? <DeviceDetail id={decodeURIComponent(detail[1]!)} /> : route === '/devices' ? <Devices /> : <Fleet />;
+  return (
+    <>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar">
+        <span className="brand">Bulwark</span>
+        <nav aria-label="Main">
+          <Link to="/" current={route === '/' || route === '/sign-in'}>
+            Fleet
+          </Link>
+          <Link to="/devices" current={route.startsWith('/devices')}>
+            Devices
+          </Link>
+        </nav>
+        <span className="who">{session.user.email}</span>
+        <Button variant="secondary" onClick={() => void signOut()}>
+          Sign out
+        </Button>
+      </header>
+      <main id="main">{page}</main>
+    </>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
