@@ -1,7 +1,7 @@
 /**
  * `bulwark keys rotate-online` as an operator runs it on the server's data directory (one directory
  * for the whole file): it stages keys and writes unsigned next roots, refuses a second rotation and
- * a missing --out, cancels, and the roots it writes, signed offline by the root keys and uploaded,
+ * an unknown role, cancels, and the roots it writes, signed offline by the root keys and uploaded,
  * switch the repository to the staged keys.
  */
 import { after, before, describe, it } from 'node:test';
@@ -49,10 +49,8 @@ describe('bulwark keys rotate-online', () => {
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
-  it('refuses to start without --out and with an unknown role, writing nothing', async () => {
-    const [noOut, unknown] = await Promise.all([rotate(), rotate('--out', at('bad'), '--roles', 'root')]);
-    assert.equal(noOut.code, 2, noOut.stderr);
-    assert.match(noOut.stderr, /--out <dir> is needed/);
+  it('refuses an unknown role, writing nothing', async () => {
+    const unknown = await rotate('--out', at('bad'), '--roles', 'root');
     assert.equal(unknown.code, 2, unknown.stderr);
     assert.match(unknown.stderr, /roles must be one or more of snapshot, timestamp, director, not root/);
     assert.equal(existsSync(at('bad')), false);

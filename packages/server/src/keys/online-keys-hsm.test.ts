@@ -3,6 +3,7 @@
  * the TUF snapshot, timestamp and director keys and the audit checkpoint key are generated on the
  * token, the database holds only labels and public keys, signatures made there verify, the
  * private keys cannot be read, and a database row naming a key the token does not hold is refused.
+ * An online key rotation stages its keys on the token too.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -17,6 +18,10 @@ import { openPlatform, type Platform } from '../platform.js';
 import { createTestToken, softHsmSkip, type TestToken } from '../testing/softhsm.js';
 import { Pkcs11Error, Pkcs11Token } from './pkcs11.js';
 import { rotateMasterKey } from './rotation.js';
+import { Metadata, MetadataKind, type Root } from '@tufjs/models';
+import { cliActor } from '../accounts/roles.js';
+import { signedBy, TestCeremony } from '../testing/tuf-ceremony.js';
+import { tufKeyOf } from '../updates/tuf/keys.js';
 
 describe('online signing keys on a PKCS#11 token', { skip: softHsmSkip, concurrency: 1 }, () => {
   let testToken: TestToken;
@@ -117,5 +122,23 @@ describe('online signing keys on a PKCS#11 token', { skip: softHsmSkip, concurre
       .execute();
     await assert.rejects(platform.signingKeys.current(`${forged}-2`), Pkcs11Error);
     assert.equal(await platform.signingKeys.verify('forged-2', Buffer.from('x'), 'AAAA'), false);
+  });
+
+  it('stages a rotation on the token and, once the signed root names it, signs there with the new key', async () => {
+    const ceremony = new TestCeremony(await platform.updates.repository.onlineKeys(orgId), Date.now());
+    const actor = cliActor(orgId, 'test');
+    await platform.updates.repository.acceptRoot(actor, { root: signedBy(ceremony.root(), ...ceremony.rootKeys).toJSON() });
+    const plan = await platform.updates.onlineKeys.start(actor, ['timestamp']);
+    const staged = await platform.db
+      .selectFrom('signing_keys')
+      .select('private_key')
+      .where('purpose', '=', `pending:tuf-timestamp:${orgId}`)
+      .executeTakeFirstOrThrow();
+    assert.match(staged.private_key, /^pkcs11:bulwark-online-pending-/, 'generated on the token');
+    const root = Metadata.fromJSON(MetadataKind.Root, plan.root as never) as Metadata<Root>;
+    await platform.updates.repository.acceptRoot(actor, { root: signedBy(root, ...ceremony.rootKeys).toJSON() });
+    const key = await platform.signingKeys.current(`tuf-timestamp:${orgId}`);
+    assert.equal(tufKeyOf(key.publicKey).keyID, (plan.pending.timestamp as { keyid: string }).keyid);
+    assert.ok(verify(null, Buffer.from('rotated'), key.publicKey, Buffer.from(key.sign(Buffer.from('rotated')), 'base64')));
   });
 });
