@@ -9,7 +9,9 @@
  *
  * Broker CPU per message is counted from the first message on: the load generator connects every
  * device before it publishes, so the window holds no TLS handshake or login (those are shown
- * apart, as CPU per connection).
+ * apart, as CPU per connection). With --pg it adds the PostgreSQL server's CPU over the same
+ * window (support/postgres-cpu.ts): the platform database's backends and the server's background
+ * processes, shown apart.
  *
  *   npm run bench:ingest -- [--pg] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
  *
