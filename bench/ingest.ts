@@ -9,7 +9,9 @@
  *
  * Broker CPU per message is counted from the first message on: the load generator connects every
  * device before it publishes, so the window holds no TLS handshake or login (those are shown
- * apart, as CPU per connection).
+ * apart, as CPU per connection). With --pg it adds the PostgreSQL server's CPU over the same
+ * window (support/postgres-cpu.ts): the platform database's backends and the server's background
+ * processes, shown apart.
  *
  *   npm run bench:ingest -- [--pg] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
  *
@@ -32,6 +34,7 @@ import mqtt from 'mqtt';
 import { loadServerTls, pkiPaths } from '../packages/server/src/pki/ca.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../packages/server/src/testing/devices.js';
 import { machine, table } from './support/measure.js';
+import { postgresCpuBetween, processCpuSeconds, snapshotPostgresCpu, type PostgresCpuSnapshot } from './support/postgres-cpu.js';
 import type { LoadJob, LoadReport } from './support/mqtt-load.js';
 import { startBenchPlatform } from './support/platform.js';
 
@@ -88,10 +91,9 @@ function cpuOfThisProcess(): number {
   return (user + system) / 1e6;
 }
 
-/** CPU seconds (user + system) a process has used so far, from /proc. */
-function processCpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+/** The PostgreSQL server's CPU so far (--pg): the platform database's backends and the server's background processes. */
+function postgresCpu(): PostgresCpuSnapshot | null {
+  return bench.database ? snapshotPostgresCpu(bench.database) : null;
 }
 
 console.log(`bench:ingest — ${machine()}`);
@@ -117,10 +119,12 @@ try {
   const messagesBefore = gateway.stats.telemetryMessages;
   const cpuBefore = cpuOfThisProcess();
   let cpuAtFirst = Number.NaN;
+  let pgAtFirst: PostgresCpuSnapshot | null = null;
   let messagesAtFirst = 0;
   const poll = setInterval(() => {
     if (gateway.stats.telemetryMessages === messagesBefore) return;
     cpuAtFirst = cpuOfThisProcess();
+    pgAtFirst = postgresCpu();
     messagesAtFirst = gateway.stats.telemetryMessages - messagesBefore;
     clearInterval(poll);
     if (profiler) void profiler.post('Profiler.start');
@@ -133,6 +137,7 @@ try {
   const ours = await runLoad({ port: gateway.port, ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 }, work);
   clearInterval(poll);
   const cpuAtEnd = cpuOfThisProcess();
+  const pgAtEnd = postgresCpu();
   if (profiler) {
     const { profile } = await profiler.post('Profiler.stop');
     writeFileSync(values.profile!, JSON.stringify(profile));
@@ -233,7 +238,11 @@ try {
   const oursRate = stored / ours.seconds;
   const theirsRate = theirs.acked / theirs.seconds;
   if (Number.isNaN(cpuAtFirst) || Number.isNaN(mcpuAtFirst)) throw new Error('no message reached a broker: nothing to measure');
-  const oursCpuUs = ((cpuAtEnd - cpuAtFirst) * 1e6) / Math.max(1, ours.acked - messagesAtFirst);
+  // With --pg the PostgreSQL server's CPU over the same window is part of the cost of a stored message.
+  const pg = pgAtFirst && pgAtEnd ? postgresCpuBetween(pgAtFirst, pgAtEnd) : null;
+  const messagesMeasured = Math.max(1, ours.acked - messagesAtFirst);
+  const processCpuUs = ((cpuAtEnd - cpuAtFirst) * 1e6) / messagesMeasured;
+  const oursCpuUs = processCpuUs + (pg ? ((pg.backends + pg.background) * 1e6) / messagesMeasured : 0);
   const theirsCpuUs = ((mcpuAtEnd - mcpuAtFirst) * 1e6) / theirs.acked;
   const oursConnectUs = ((cpuAtFirst - cpuBefore) * 1e6) / ours.connected;
   const theirsConnectUs = ((mcpuAtFirst - mcpuBefore) * 1e6) / theirs.connected;
@@ -244,7 +253,19 @@ try {
       ['messages/s (Bulwark: stored; Mosquitto: acknowledged)', oursRate, theirsRate, oursRate / theirsRate],
       ['publish→PUBACK p50 ms', ours.p50, theirs.p50, ours.p50 / theirs.p50],
       ['publish→PUBACK p99 ms', ours.p99, theirs.p99, ours.p99 / theirs.p99],
-      ['broker CPU µs per message (after connect)', oursCpuUs, theirsCpuUs, oursCpuUs / theirsCpuUs],
+      [
+        pg ? 'broker + PostgreSQL CPU µs per message (after connect)' : 'broker CPU µs per message (after connect)',
+        oursCpuUs,
+        theirsCpuUs,
+        oursCpuUs / theirsCpuUs,
+      ],
+      ...(pg
+        ? [
+            ['  of which the Bulwark process', processCpuUs, theirsCpuUs, processCpuUs / theirsCpuUs],
+            ['  of which PostgreSQL backends (this database)', (pg.backends * 1e6) / messagesMeasured, '', ''],
+            ['  of which PostgreSQL background (WAL writer, checkpointer)', (pg.background * 1e6) / messagesMeasured, '', ''],
+          ]
+        : []),
       ['broker CPU µs per connection (TLS + login)', oursConnectUs, theirsConnectUs, oursConnectUs / theirsConnectUs],
       ['connections', ours.connected, theirs.connected, ours.connected / theirs.connected],
       ['connect time s', ours.connectSeconds, theirs.connectSeconds, ours.connectSeconds / theirs.connectSeconds],
@@ -282,7 +303,9 @@ try {
   );
   console.log(`broker counters: ${JSON.stringify(gateway.stats)}`);
   console.log(
-    'Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the database writes of this process; PostgreSQL server CPU is not counted.',
+    pg
+      ? `Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the database writes of this process, plus the PostgreSQL server's: the backends of the platform's database${pg.lost > 0 ? ` (${pg.lost} ended during the run: their last CPU is not counted)` : ''} and the server's background processes (shared with any other database on this server).`
+      : 'Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the SQLite writes of this process.',
   );
   if (ours.acked > stored) process.exitCode = 1;
 } finally {

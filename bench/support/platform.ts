@@ -24,6 +24,8 @@ export interface BenchPlatform {
   platform: Platform;
   server: RunningServer;
   engine: 'sqlite' | 'postgres';
+  /** The PostgreSQL database of this run (--pg). */
+  database?: string;
   dataDir: string;
   ca: string;
   baseUrl: string;
@@ -64,6 +66,7 @@ export async function startBenchPlatform(options: { postgres: boolean }): Promis
     platform,
     server,
     engine: options.postgres ? 'postgres' : 'sqlite',
+    ...(database ? { database } : {}),
     dataDir,
     ca: readFileSync(init.caCertPath, 'utf8'),
     baseUrl: `https://localhost:${server.port}`,

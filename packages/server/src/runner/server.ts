@@ -129,7 +129,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   const { database } = platform;
   const walCheckpointer =
     database.engine === 'sqlite' && database.file
-      ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' }))
+      ? await WalCheckpointer.start(database.file, app.log.child({ component: 'sqlite' }), {
+          main: database.db,
+          // The WAL starts over between two telemetry batches: the PUBACKs wait a moment, the event loop does not.
+          quiesce: (work) => (mqtt ? mqtt.writer.between(work) : work()),
+        })
       : null;
 
   // Deployment-wide jobs run on one node at a time (runner/jobs.ts); this node's name in their leases.

@@ -28,7 +28,7 @@ describe('WAL checkpoints from a worker thread [sqlite]', () => {
       assert.equal(statSync(file).size, before, 'the committing connection did not checkpoint');
       assert.ok(statSync(`${file}-wal`).size > 6_000_000);
 
-      const checkpointer = await WalCheckpointer.start(file, { error: (details) => errors.push(details) }, 50);
+      const checkpointer = await WalCheckpointer.start(file, { error: (details) => errors.push(details) }, { intervalMs: 50 });
       await eventually(() => statSync(file).size > 6_000_000, 5000, 'the worker copied the pages into the database file');
       await checkpointer.stop();
       await checkpointer.stop(); // twice is harmless
@@ -37,6 +37,54 @@ describe('WAL checkpoints from a worker thread [sqlite]', () => {
       // The database reads the same through the main connection afterwards.
       const { n } = await sql<{ n: number }>`select count(*) as n from filler`.execute(handle.db).then((r) => r.rows[0]!);
       assert.equal(n, 6000);
+    } finally {
+      await handle.close();
+    }
+  });
+
+  it('restarts a WAL that commits keep growing, between two held writes, with the committing connection never checkpointing', async () => {
+    const handle = openDatabase({ url: 'sqlite', dataDir: join(dir, 'restart') });
+    const file = join(dir, 'restart', 'bulwark.db');
+    const errors: unknown[] = [];
+    try {
+      await sql`create table filler (id integer primary key, data text not null)`.execute(handle.db);
+      let held = 0;
+      let writing = Promise.resolve();
+      const checkpointer = await WalCheckpointer.start(
+        file,
+        { error: (details) => errors.push(details) },
+        {
+          intervalMs: 20,
+          restartFrames: 200,
+          main: handle.db,
+          // Holds the writes below: the next one starts after the WAL restarted.
+          quiesce: (work) => {
+            held++;
+            const done = writing.then(work);
+            writing = done;
+            return done;
+          },
+        },
+      );
+      const pragma = async (name: string) => (await sql.raw<Record<string, number>>(`pragma ${name}`).execute(handle.db)).rows[0]!;
+      assert.equal(Object.values(await pragma('wal_autocheckpoint'))[0], 0, 'the committing connection does not checkpoint');
+      // ~30 MB in 300 commits of 100 KB: far past 200 frames many times over.
+      for (let batch = 0; batch < 300; batch++) {
+        await writing;
+        writing = handle.db.transaction().execute(async (trx) => {
+          for (let i = 0; i < 100; i++) await sql`insert into filler (data) values (${'x'.repeat(1000)})`.execute(trx);
+        });
+        await writing;
+        if (batch % 10 === 0) await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      await eventually(() => checkpointer.restarts > 0, 5000, 'the worker restarted the WAL');
+      await checkpointer.stop();
+      assert.ok(held >= checkpointer.restarts, 'every restart happened with the writes held');
+      assert.ok(statSync(`${file}-wal`).size < 20_000_000, `the WAL started over (${statSync(`${file}-wal`).size} bytes)`);
+      assert.equal(Object.values(await pragma('wal_autocheckpoint'))[0], 10_000, 'checkpoints on commit again once stopped');
+      assert.deepEqual(errors, []);
+      const { n } = await sql<{ n: number }>`select count(*) as n from filler`.execute(handle.db).then((r) => r.rows[0]!);
+      assert.equal(n, 30_000);
     } finally {
       await handle.close();
     }

@@ -48,6 +48,10 @@ export class TelemetryWriter {
   private bulk: Pending[] = [];
   private queuedRows = 0;
   private writing = false;
+  /** The batch being written, if any. */
+  private inFlight: Promise<void> | null = null;
+  /** Work that runs between two batches (no batch starts until it is done). */
+  private quiet: Promise<void> | null = null;
   /** Writes waiting for room, admitted in order (a retry loop of woken writers would starve some). */
   private waiting: Pending[] = [];
   private idleWaiters: (() => void)[] = [];
@@ -88,6 +92,23 @@ export class TelemetryWriter {
     return true;
   }
 
+  /**
+   * Runs `work` once the batch being written (if any) is committed, and starts no batch until it
+   * is done: rows keep queuing meanwhile. The SQLite WAL checkpointer uses it to restart the WAL
+   * off the event loop (storage/wal-checkpointer.ts).
+   */
+  between(work: () => Promise<void>): Promise<void> {
+    const previous = this.quiet ?? Promise.resolve();
+    const run = previous
+      .then(() => this.inFlight?.catch(noop))
+      .then(work)
+      .finally(() => {
+        if (this.quiet === run) this.quiet = null;
+      });
+    this.quiet = run;
+    return run;
+  }
+
   /** Resolves once everything queued so far is written (shutdown). */
   async drain(): Promise<void> {
     if (!this.writing && this.queuedRows === 0) return;
@@ -122,12 +143,14 @@ export class TelemetryWriter {
       // One turn of the event loop first: messages that arrived in the same I/O poll (other
       // connections' packets already read) join this batch instead of each paying a commit.
       await new Promise<void>((resolve) => setImmediate(resolve));
+      while (this.quiet) await this.quiet.catch(noop);
       const { batch, count } = this.take();
       this.queuedRows -= count;
       this.stats.pendingRows = this.queuedRows;
       this.wakeWriters();
       try {
-        await this.store.insertBatch(batch.length === 1 ? batch[0]!.rows : batch.flatMap((p) => p.rows));
+        this.inFlight = this.store.insertBatch(batch.length === 1 ? batch[0]!.rows : batch.flatMap((p) => p.rows));
+        await this.inFlight;
         this.stats.committedRows += count;
         this.stats.committedBatches++;
         for (const p of batch) p.resolve();
@@ -137,6 +160,7 @@ export class TelemetryWriter {
       }
     }
     this.writing = false;
+    this.inFlight = null;
     for (const resolve of this.idleWaiters.splice(0)) resolve();
   }
 
