@@ -30,6 +30,7 @@ import * as disclosures from './migrations/024_disclosures.js';
 import * as manufacturerCas from './migrations/025_manufacturer_cas.js';
 import * as advisories from './migrations/026_advisories.js';
 import * as anomaly from './migrations/027_anomaly.js';
+import * as passkeys from './migrations/028_passkeys.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -60,6 +61,7 @@ const migrations: Record<string, Migration> = {
   '025_manufacturer_cas': manufacturerCas,
   '026_advisories': advisories,
   '027_anomaly': anomaly,
+  '028_passkeys': passkeys,
 };
 
 export interface MigrationReport {
