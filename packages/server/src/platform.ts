@@ -252,7 +252,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     clock,
     new RelyingParty(clock, options.insecureLoopbackIdentityProviders === true),
   );
-  const securityReport = new SecurityReportService(ssoStore, store);
+  const securityReport = new SecurityReportService(ssoStore, store, passkeys);
   // SSO only: passwords refused for the organization's operators but its break-glass owner; SSO sessions bounded.
   login.usePasswordGate((org, user) => sso.passwordGate(org, user));
   sessions.boundSessions((user, trx) => sso.sessionBound(user, trx));

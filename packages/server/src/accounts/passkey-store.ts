@@ -30,6 +30,17 @@ export class PasskeyStore {
     return Number(row.n);
   }
 
+  /** The users of an organization who hold at least one passkey. */
+  async holders(organizationId: string, db: Executor = this.db): Promise<Set<string>> {
+    const rows = await db
+      .selectFrom('passkey_credentials')
+      .select('user_id')
+      .distinct()
+      .where('organization_id', '=', organizationId)
+      .execute();
+    return new Set(rows.map((r) => r.user_id));
+  }
+
   byCredentialId(credentialId: string, db: Executor = this.db): Promise<PasskeyRow | undefined> {
     return db.selectFrom('passkey_credentials').selectAll().where('credential_id', '=', credentialId).executeTakeFirst();
   }

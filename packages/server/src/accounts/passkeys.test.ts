@@ -92,6 +92,9 @@ for (const engine of ENGINES) {
 
       const renamed = await client.patch(`/api/v1/auth/passkeys/${registered.body.passkey.id}`, { name: 'Laptop' }, { token: ownerToken });
       assert.equal(renamed.body.name, 'Laptop');
+      const report = await client.get('/api/v1/users/security-report', { token: ownerToken });
+      const mine = report.body.operators.find((o: { email: string }) => o.email === owner.email);
+      assert.equal(mine.factors.passkey, true, 'the security report shows the passkey');
       for (const action of ['passkey.registered', 'auth.passkey_login', 'passkey.renamed']) {
         const { entries } = await t.platform.audit.query({ action, outcome: 'success' });
         assert.ok(entries.length >= 1, `${action} is audited`);

@@ -124,6 +124,11 @@ export class PasskeyService {
     return this.store.countOfUser(userId, db);
   }
 
+  /** The users of an organization who hold a passkey (the security report's factor column). */
+  holders(organizationId: string): Promise<Set<string>> {
+    return this.store.holders(organizationId);
+  }
+
   async list(actor: Actor): Promise<PasskeyView[]> {
     return (await this.store.ofUser(actor.userId)).map(toView);
   }
