@@ -63,6 +63,22 @@ export const ErrorCodes = {
   insufficientScope: 'auth.insufficient_scope',
   emailNotVerified: 'auth.email_not_verified',
   ssoRequired: 'auth.sso_required',
+  /** Passkeys (WebAuthn): the assertion did not verify (unknown or deleted credential, bad signature, wrong origin or RP, cloned authenticator); one answer for all. */
+  passkeyInvalid: 'auth.passkey_invalid',
+  /** The ceremony's challenge is unknown, used, expired, or was issued to another session or caller. */
+  passkeyChallengeInvalid: 'auth.passkey_challenge_invalid',
+  /** A registration response that does not verify (origin, RP ID, challenge, user verification, attestation). */
+  passkeyRegistrationInvalid: 'auth.passkey_registration_invalid',
+  /** That authenticator's credential is registered already. */
+  passkeyExists: 'auth.passkey_exists',
+  /** The user holds the most passkeys allowed (passkeys.maxPerUser). */
+  passkeyLimitReached: 'auth.passkey_limit_reached',
+  /** The user's role must sign in with a passkey: a TOTP or recovery code is not enough. */
+  passkeyRequired: 'auth.passkey_required',
+  /** Removing the last passkey (or last second factor) that the organization's policy requires. */
+  passkeyRequiredByPolicy: 'auth.passkey_required_by_policy',
+  /** The session may only register a passkey: the user's role requires one and they have none. */
+  passkeyEnrollmentRequired: 'auth.passkey_enrollment_required',
 
   // operators' single sign-on (issue 18)
   ssoNotConfigured: 'sso.not_configured',

@@ -13,6 +13,8 @@ import { LoginService } from './accounts/login.js';
 import { createMailer, type Mailer } from './accounts/mailer.js';
 import { MfaService } from './accounts/mfa.js';
 import { OneTimeTokens } from './accounts/one-time-tokens.js';
+import { PasskeyStore } from './accounts/passkey-store.js';
+import { PasskeyService } from './accounts/passkeys.js';
 import { ProfileService } from './accounts/profile.js';
 import { PasswordRecoveryService } from './accounts/recovery.js';
 import { AccountsService } from './accounts/service.js';
@@ -158,6 +160,7 @@ export interface Platform {
     store: AccountsStore;
     sessions: SessionService;
     mfa: MfaService;
+    passkeys: PasskeyService;
     tokens: OneTimeTokens;
     login: LoginService;
     service: AccountsService;
@@ -224,10 +227,11 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const store = new AccountsStore(db);
   const sessions = new SessionService(store, clock, config.sessions, box.deriveKey('csrf'));
   const mfa = new MfaService(store, box, audit, clock);
-  const login = new LoginService(store, sessions, mfa, audit, mailer, clock, config.auth);
+  const passkeys = new PasskeyService(new PasskeyStore(db), store, audit, clock, config.passkeys, box.deriveKey('webauthn-user-handle'));
+  const login = new LoginService(store, sessions, mfa, passkeys, audit, mailer, clock, config.auth);
   const tokens = new OneTimeTokens(db, clock);
   const apiKeyStore = new ApiKeyStore(db);
-  const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock);
+  const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock, passkeys);
   const authenticator = new Authenticator(store, sessions);
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
   const apiKeyAuthenticator = new ApiKeyAuthenticator(apiKeyStore, store, clock);
@@ -248,7 +252,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     clock,
     new RelyingParty(clock, options.insecureLoopbackIdentityProviders === true),
   );
-  const securityReport = new SecurityReportService(ssoStore, store);
+  const securityReport = new SecurityReportService(ssoStore, store, passkeys);
   // SSO only: passwords refused for the organization's operators but its break-glass owner; SSO sessions bounded.
   login.usePasswordGate((org, user) => sso.passwordGate(org, user));
   sessions.boundSessions((user, trx) => sso.sessionBound(user, trx));
@@ -358,6 +362,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       store,
       sessions,
       mfa,
+      passkeys,
       tokens,
       login,
       service,

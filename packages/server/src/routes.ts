@@ -33,9 +33,20 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     readiness.add('database', () => isReachable(db));
     await app.register(opsRoutes({ readiness, metrics, metricsTokenHash: config.metrics.tokenHash }));
     await app.register(pkiRoutes({ pki }));
-    await app.register(accountsRoutes({ ...accounts, db, audit, clock, publicUrl: config.http.publicUrl, loginRateLimitPerMinute }), {
-      prefix: '/api/v1',
-    });
+    await app.register(
+      accountsRoutes({
+        ...accounts,
+        db,
+        audit,
+        clock,
+        publicUrl: config.http.publicUrl,
+        passkeyConfig: config.passkeys,
+        loginRateLimitPerMinute,
+      }),
+      {
+        prefix: '/api/v1',
+      },
+    );
     await app.register(auditRoutes({ audit }), { prefix: '/api/v1' });
     await app.register(
       assessmentRoutes({ assessment: assessment.service, mitigations: assessment.mitigations, notifier: assessment.notifier }),

@@ -43,3 +43,45 @@ export class MfaInvalidError extends AuthenticationError {
     super('The authentication code is incorrect or was already used', ErrorCodes.mfaInvalid);
   }
 }
+
+/** A passkey assertion that did not verify, whatever the cause: one answer, so nothing is learnt about credentials or accounts. */
+export class PasskeyInvalidError extends AuthenticationError {
+  constructor() {
+    super('The passkey was not accepted, or the account is temporarily locked', ErrorCodes.passkeyInvalid);
+  }
+}
+
+/** The ceremony's challenge is unknown, used, expired, or belongs to another session or caller. */
+export class PasskeyChallengeError extends ValidationError {
+  constructor() {
+    super(
+      'This passkey challenge is unknown, already used, expired, or was issued to another session: ask for new options and try again',
+      undefined,
+      ErrorCodes.passkeyChallengeInvalid,
+    );
+  }
+}
+
+/** The user's role must prove a passkey: a TOTP or recovery code does not complete this sign-in. */
+export class PasskeyRequiredError extends ForbiddenError {
+  constructor() {
+    super('Your role must sign in with a passkey: use POST /api/v1/auth/passkeys/mfa/options', ErrorCodes.passkeyRequired, {
+      next: '/api/v1/auth/passkeys/mfa/options',
+    });
+  }
+}
+
+/**
+ * Why a passkey ceremony was refused, for the audit log and the lockout count; never sent to the
+ * caller, who gets PasskeyInvalidError or PasskeyChallengeError.
+ */
+export class PasskeyRefusal extends Error {
+  constructor(
+    readonly reason: string,
+    /** The account the credential belongs to, when known: its failure count grows. */
+    readonly userId: string | null,
+    readonly details: Record<string, unknown> = {},
+  ) {
+    super(reason);
+  }
+}

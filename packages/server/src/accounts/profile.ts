@@ -262,6 +262,7 @@ export class ProfileService {
       await trx.deleteFrom('one_time_tokens').where('user_id', '=', user.id).execute();
       await this.apiKeys.deleteOfUser(user.id, trx);
       await trx.deleteFrom('recovery_codes').where('user_id', '=', user.id).execute();
+      await trx.deleteFrom('passkey_credentials').where('user_id', '=', user.id).execute();
       await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
       // The companion apps' consents, grants and refresh tokens of the user go too.
       await this.accounts.endSignIns(user.id, ACCOUNT_DELETED, trx);

@@ -1,12 +1,13 @@
 /**
  * The operators' security report (issue 18): every operator of the organization with their factors
- * (password, TOTP, single sign-on), their last full sign-in, whether their role needs MFA under the
+ * (password, TOTP, passkey, single sign-on), their last full sign-in, whether their role needs MFA under the
  * organization's policy and whether they meet it, and who the break-glass owner is.
  */
 import { mfaRequiredFor } from './login.js';
 import { requirePermission, type Actor } from './roles.js';
 import { SsoNotConfiguredError } from './sso-errors.js';
 import type { SsoStore } from './sso-store.js';
+import type { PasskeyService } from './passkeys.js';
 import type { AccountsStore } from './store.js';
 
 export interface OperatorSecurityView {
@@ -14,7 +15,7 @@ export interface OperatorSecurityView {
   email: string;
   role: string | null;
   status: 'active' | 'disabled';
-  factors: { password: boolean; totp: boolean; sso: boolean };
+  factors: { password: boolean; totp: boolean; passkey: boolean; sso: boolean };
   lastSignInAt: string | null;
   mfaRequired: boolean;
   meetsMfaPolicy: boolean;
@@ -33,6 +34,7 @@ export class SecurityReportService {
   constructor(
     private readonly store: SsoStore,
     private readonly accounts: AccountsStore,
+    private readonly passkeys: Pick<PasskeyService, 'holders'>,
   ) {}
 
   /** Every operator: their factors, last full sign-in and whether they meet the organization's MFA policy. */
@@ -42,6 +44,7 @@ export class SecurityReportService {
     if (!org) throw new SsoNotConfiguredError();
     const config = await this.store.configOf(org.id);
     const facts = new Map((await this.store.signInFacts(org.id)).map((f) => [f.userId, f]));
+    const passkeyHolders = await this.passkeys.holders(org.id);
     const operators: OperatorSecurityView[] = [];
     for (let after: string | undefined; ;) {
       const page = await this.accounts.listUsers(org.id, { kind: 'operator', limit: 200, ...(after ? { after } : {}) });
@@ -50,16 +53,17 @@ export class SecurityReportService {
         const required = mfaRequiredFor(org, user);
         const totp = user.mfa_enabled_at !== null;
         const sso = f?.sso ?? false;
+        const passkey = passkeyHolders.has(user.id);
         operators.push({
           id: user.id,
           email: user.email,
           role: user.role,
           status: user.status,
-          factors: { password: user.password_hash !== null, totp, sso },
+          factors: { password: user.password_hash !== null, totp, passkey, sso },
           lastSignInAt: f?.lastSignInAt ? new Date(f.lastSignInAt).toISOString() : null,
           mfaRequired: required,
-          // TOTP enrolled, or (for an operator without a password) the provider asserted MFA at the last sign-in.
-          meetsMfaPolicy: !required || totp || (sso && user.password_hash === null && f!.ssoMfaAsserted),
+          // TOTP enrolled or a passkey held, or (for an operator without a password) the provider asserted MFA at the last sign-in.
+          meetsMfaPolicy: !required || totp || passkey || (sso && user.password_hash === null && f!.ssoMfaAsserted),
           breakGlass: config?.break_glass_user_id === user.id,
         });
       }

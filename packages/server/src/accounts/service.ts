@@ -13,6 +13,7 @@ import type { ApiKeyStore } from './api-key-store.js';
 import { InvalidCredentialsError, MfaInvalidError, StepUpRequiredError } from './errors.js';
 import type { MfaService } from './mfa.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
+import type { PasskeyService } from './passkeys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import type { SessionService } from './sessions.js';
@@ -40,6 +41,7 @@ export interface OrganizationView {
   slug: string;
   name: string;
   mfaRequiredRoles: string[];
+  passkeyRequiredRoles: string[];
   createdAt: string;
 }
 
@@ -66,6 +68,7 @@ export function toOrganizationView(row: OrganizationRow): OrganizationView {
     slug: row.slug,
     name: row.name,
     mfaRequiredRoles: JSON.parse(row.mfa_required_roles) as string[],
+    passkeyRequiredRoles: JSON.parse(row.passkey_required_roles) as string[],
     createdAt: new Date(row.created_at).toISOString(),
   };
 }
@@ -102,6 +105,7 @@ export class AccountsService {
     private readonly apiKeys: ApiKeyStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly passkeysOfUser: Pick<PasskeyService, 'clear'>,
   ) {}
 
   /** Ends what a sign-in handed out beside sessions (companion apps' grants), as sign-out does. */
@@ -124,6 +128,7 @@ export class AccountsService {
       slug,
       name: input.name.trim() || slug,
       mfa_required_roles: JSON.stringify(['owner', 'admin']),
+      passkey_required_roles: '[]',
       created_at: this.clock.now(),
     };
     await this.store.insertOrganization(row, db);
@@ -273,28 +278,44 @@ export class AccountsService {
   }
 
   /** Names the roles that must use MFA in the organization (owners and admins by default); needs a fresh step-up. */
-  async setMfaPolicy(actor: Actor, roles: string[]): Promise<OrganizationView> {
+  setMfaPolicy(actor: Actor, roles: string[]): Promise<OrganizationView> {
+    return this.setRolePolicy(actor, roles, 'mfa_required_roles', 'mfaRequiredRoles', 'org.mfa_policy_changed');
+  }
+
+  /**
+   * Names the roles that must sign in with a passkey (none by default): their members without one
+   * are sent to register one at their next sign-in, and a TOTP code no longer completes it. Needs a fresh step-up.
+   */
+  setPasskeyPolicy(actor: Actor, roles: string[]): Promise<OrganizationView> {
+    return this.setRolePolicy(actor, roles, 'passkey_required_roles', 'passkeyRequiredRoles', 'org.passkey_policy_changed');
+  }
+
+  private async setRolePolicy(
+    actor: Actor,
+    roles: string[],
+    column: 'mfa_required_roles' | 'passkey_required_roles',
+    field: string,
+    action: string,
+  ): Promise<OrganizationView> {
     requirePermission(actor, 'org:manage');
     this.requireStepUp(actor);
     for (const role of roles) {
       if (!isOperatorRole(role))
-        throw new ValidationError(`mfaRequiredRoles must name roles among owner, admin, operator, release_engineer, auditor`, {
-          field: 'mfaRequiredRoles',
-        });
+        throw new ValidationError(`${field} must name roles among owner, admin, operator, release_engineer, auditor`, { field });
     }
     const unique = [...new Set(roles)];
     return this.store.db.transaction().execute(async (trx) => {
       const before = await this.store.organizationById(actor.organizationId, trx);
       if (!before) throw new NotFoundError('Organization');
-      await this.store.updateOrganization(actor.organizationId, { mfa_required_roles: JSON.stringify(unique) }, trx);
+      await this.store.updateOrganization(actor.organizationId, { [column]: JSON.stringify(unique) }, trx);
       await this.audit.recordBy(
         actor,
-        'org.mfa_policy_changed',
+        action,
         { type: 'organization', id: actor.organizationId },
-        { mfaRequiredRoles: unique, previous: JSON.parse(before.mfa_required_roles) as string[] },
+        { [field]: unique, previous: JSON.parse(before[column]) as string[] },
         trx,
       );
-      return toOrganizationView({ ...before, mfa_required_roles: JSON.stringify(unique) });
+      return toOrganizationView({ ...before, [column]: JSON.stringify(unique) });
     });
   }
 
@@ -308,7 +329,7 @@ export class AccountsService {
     });
   }
 
-  /** Removes a user's second factor (a lost phone) and ends their sessions; they enrol again at next sign-in. */
+  /** Removes a user's second factors (a lost phone or security key: TOTP and passkeys) and ends their sessions; they enrol again at next sign-in. */
   async resetMfa(actor: Actor, userId: string): Promise<UserView> {
     requirePermission(actor, 'users:manage');
     this.requireStepUp(actor);
@@ -316,8 +337,9 @@ export class AccountsService {
     if (target.role) this.requireGrantable(actor, target.role as OperatorRole);
     return this.store.db.transaction().execute(async (trx) => {
       await this.mfa.clear(userId, trx);
+      const passkeysRemoved = await this.passkeysOfUser.clear(userId, trx);
       await this.sessions.revokeAll(userId, trx);
-      await this.audit.recordBy(actor, 'mfa.reset', { type: 'user', id: userId }, undefined, trx);
+      await this.audit.recordBy(actor, 'mfa.reset', { type: 'user', id: userId }, { passkeysRemoved }, trx);
       return toUserView((await this.store.userById(userId, trx))!, this.clock.now());
     });
   }

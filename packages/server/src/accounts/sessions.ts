@@ -21,6 +21,7 @@ const RESTRICTED_LIFETIME: Record<Exclude<SessionScope, 'full'>, number> = {
   mfa_pending: 5 * MINUTE,
   password_change: 15 * MINUTE,
   mfa_enrollment: 15 * MINUTE,
+  passkey_enrollment: 15 * MINUTE,
 };
 
 /** Last-seen is written at most this often, so reads stay reads. */

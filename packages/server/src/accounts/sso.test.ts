@@ -343,9 +343,9 @@ for (const engine of ENGINES) {
       const res = await t.client().get('/api/v1/users/security-report', { token: ownerToken });
       assert.equal(res.status, 200, res.text);
       const by = (email: string) => res.body.operators.find((o: { email: string }) => o.email === email);
-      assert.deepEqual(by(owner.email).factors, { password: true, totp: true, sso: false });
+      assert.deepEqual(by(owner.email).factors, { password: true, totp: true, passkey: false, sso: false });
       assert.equal(by(owner.email).meetsMfaPolicy, true);
-      assert.deepEqual(by('oper@example.com').factors, { password: false, totp: false, sso: true });
+      assert.deepEqual(by('oper@example.com').factors, { password: false, totp: false, passkey: false, sso: true });
       assert.equal(by('oper@example.com').mfaRequired, false);
       assert.ok(by('oper@example.com').lastSignInAt);
       assert.equal(by('admin-mfa@example.com').meetsMfaPolicy, true, 'MFA asserted by the provider');

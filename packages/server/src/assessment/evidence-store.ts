@@ -88,7 +88,7 @@ export class EvidenceStore {
     };
   }
 
-  /** Active operators who have not enrolled a second factor. */
+  /** Active operators who have not enrolled a second factor (TOTP or a passkey). */
   async operatorsWithoutMfa(organizationId: string, limit: number): Promise<{ id: string; email: string; role: string | null }[]> {
     return this.db
       .selectFrom('users')
@@ -97,6 +97,13 @@ export class EvidenceStore {
       .where('kind', '=', 'operator')
       .where('status', '=', 'active')
       .where('mfa_enabled_at', 'is', null)
+      .where(({ not, exists, selectFrom }) =>
+        not(
+          exists(
+            selectFrom('passkey_credentials').select('passkey_credentials.id').whereRef('passkey_credentials.user_id', '=', 'users.id'),
+          ),
+        ),
+      )
       .orderBy('email')
       .limit(limit)
       .execute();

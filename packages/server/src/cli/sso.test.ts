@@ -83,6 +83,11 @@ describe('bulwark sso and admin deprovision (CLI, SQLite)', () => {
 
     const policy = await bulwark(['sso', 'mfa-policy', ...d, '--roles', 'owner,admin,operator']);
     assert.equal(policy.code, 0, policy.stderr);
+    const passkeys = await bulwark(['sso', 'passkey-policy', ...d, '--roles', 'owner']);
+    assert.equal(passkeys.code, 0, passkeys.stderr);
+    assert.match(passkeys.stdout, /Passkey required for: owner/);
+    assert.equal((await bulwark(['sso', 'passkey-policy', ...d, '--roles', 'ghost'])).code === 0, false, 'an unknown role is refused');
+    assert.equal((await bulwark(['sso', 'passkey-policy', ...d, '--roles', ''])).code, 0);
     const report = await bulwark(['sso', 'report', ...d]);
     assert.equal(report.code, 0, report.stderr);
     assert.match(report.stdout, /MFA required for: owner, admin, operator; SSO only/);

@@ -1,7 +1,7 @@
 /**
- * `bulwark sso show|configure|remove|mfa-policy|report --org <slug>`: an organization's single
+ * `bulwark sso show|configure|remove|mfa-policy|passkey-policy|report --org <slug>`: an organization's single
  * sign-on (its OpenID provider, claim → role mapping, SSO only and break-glass owner), the roles
- * that must use MFA, and the operators' security report, through the same services as the API
+ * that must use MFA or a passkey, and the operators' security report, through the same services as the API
  * (audited as `cli`). The client secret is read from standard input or an environment variable,
  * never from the command line.
  */
@@ -158,23 +158,38 @@ export function registerSsoCommands(program: Command): void {
     ),
   );
 
-  orgCommand(sso, 'mfa-policy', 'name the roles that must use MFA (Bulwark TOTP, or MFA asserted by the provider)')
+  orgCommand(sso, 'mfa-policy', 'name the roles that must use MFA (Bulwark TOTP or a passkey, or MFA asserted by the provider)')
     .requiredOption('--roles <list>', `comma-separated among ${OPERATOR_ROLES.join(', ')} ("" for none)`)
     .action(
       action((flags: OrgFlags & { roles: string }) =>
         withPlatform(flags, async (platform) => {
-          const roles = flags.roles
-            .split(',')
-            .map((r) => r.trim())
-            .filter(Boolean);
-          const org = await platform.accounts.service.setMfaPolicy(await actorForOrganization(platform, flags.org), roles);
+          const org = await platform.accounts.service.setMfaPolicy(await actorForOrganization(platform, flags.org), roleList(flags.roles));
           print(flags, org, () => `MFA required for: ${org.mfaRequiredRoles.join(', ') || 'nobody'}`);
           return EXIT.ok;
         }),
       ),
     );
 
-  orgCommand(sso, 'report', "every operator's factors (password, TOTP, SSO), last sign-in and whether they meet the MFA policy").action(
+  orgCommand(sso, 'passkey-policy', 'name the roles that must sign in with a passkey (members without one register one at next sign-in)')
+    .requiredOption('--roles <list>', `comma-separated among ${OPERATOR_ROLES.join(', ')} ("" for none)`)
+    .action(
+      action((flags: OrgFlags & { roles: string }) =>
+        withPlatform(flags, async (platform) => {
+          const org = await platform.accounts.service.setPasskeyPolicy(
+            await actorForOrganization(platform, flags.org),
+            roleList(flags.roles),
+          );
+          print(flags, org, () => `Passkey required for: ${org.passkeyRequiredRoles.join(', ') || 'nobody'}`);
+          return EXIT.ok;
+        }),
+      ),
+    );
+
+  orgCommand(
+    sso,
+    'report',
+    "every operator's factors (password, TOTP, passkey, SSO), last sign-in and whether they meet the MFA policy",
+  ).action(
     action((flags: OrgFlags) =>
       withPlatform(flags, async (platform) => {
         const report = await platform.accounts.securityReport.report(await actorForOrganization(platform, flags.org));
@@ -183,4 +198,12 @@ export function registerSsoCommands(program: Command): void {
       }),
     ),
   );
+}
+
+/** A `--roles` list: comma-separated, blanks dropped ("" for none); the service checks each role. */
+function roleList(roles: string): string[] {
+  return roles
+    .split(',')
+    .map((r) => r.trim())
+    .filter(Boolean);
 }

@@ -171,6 +171,24 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    passkeys: Type.Object(
+      {
+        rpId: Type.Optional(
+          Type.String({ minLength: 1, maxLength: 253, description: 'WebAuthn relying party ID (default: the host of http.publicUrl)' }),
+        ),
+        rpName: Type.String({ minLength: 1, maxLength: 64, description: 'the name authenticators show for this deployment' }),
+        origins: Type.Optional(
+          Type.Array(Type.String({ pattern: '^https://[^/]+$' }), {
+            minItems: 1,
+            maxItems: 16,
+            description: 'origins whose WebAuthn responses are accepted (default: the origin of http.publicUrl)',
+          }),
+        ),
+        challengeSeconds: Type.Integer({ minimum: 30, maximum: 600, description: 'how long a ceremony challenge may be answered' }),
+        maxPerUser: Type.Integer({ minimum: 1, maximum: 100, description: 'passkeys one user may register' }),
+      },
+      { additionalProperties: false },
+    ),
     smtp: Type.Object(
       {
         host: Type.Optional(Type.String({ minLength: 1 })),
@@ -603,6 +621,7 @@ export function defaultConfig(dataDir: string): Config {
       inviteTokenHours: 72,
       deviceTokenMaxLifetimeSeconds: 3600,
     },
+    passkeys: { rpName: 'Bulwark', challengeSeconds: 300, maxPerUser: 20 },
     smtp: { port: 587, secure: false, from: 'Bulwark <no-reply@bulwark.invalid>' },
     audit: { checkpointIntervalSeconds: 300 },
     backup: { intervalHours: 0, keep: 7 },

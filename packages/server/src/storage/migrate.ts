@@ -32,6 +32,7 @@ import * as advisories from './migrations/026_advisories.js';
 import * as anomaly from './migrations/027_anomaly.js';
 import * as activeCertificates from './migrations/028_active_certificates.js';
 import * as jobLeases from './migrations/029_job_leases.js';
+import * as passkeys from './migrations/030_passkeys.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -64,6 +65,7 @@ const migrations: Record<string, Migration> = {
   '027_anomaly': anomaly,
   '028_active_certificates': activeCertificates,
   '029_job_leases': jobLeases,
+  '030_passkeys': passkeys,
 };
 
 export interface MigrationReport {

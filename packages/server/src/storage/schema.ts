@@ -18,6 +18,7 @@ export interface OrganizationsTable {
   slug: string;
   name: string;
   mfa_required_roles: string; // JSON array of roles that must use MFA
+  passkey_required_roles: string; // JSON array of roles that must sign in with a passkey (030)
   created_at: number;
 }
 
@@ -55,7 +56,7 @@ export interface SessionsTable {
   user_id: string;
   organization_id: string;
   transport: 'cookie' | 'bearer';
-  scope: 'full' | 'password_change' | 'mfa_pending' | 'mfa_enrollment';
+  scope: 'full' | 'password_change' | 'mfa_pending' | 'mfa_enrollment' | 'passkey_enrollment';
   created_at: number;
   last_seen_at: number;
   expires_at: number; // absolute timeout
@@ -482,6 +483,9 @@ export interface Database {
   // 020_privacy
   product_privacy: ProductPrivacyTable;
   device_consents: DeviceConsentsTable;
+  // 030_passkeys
+  passkey_credentials: PasskeyCredentialsTable;
+  passkey_challenges: PasskeyChallengesTable;
   // 027_anomaly
   device_behaviour_minutes: DeviceBehaviourMinutesTable;
   device_behaviour_addresses: DeviceBehaviourAddressesTable;
@@ -881,4 +885,33 @@ export interface EnrollmentDailyCountsTable {
   scope_id: string;
   day: number;
   registrations: number;
+}
+
+/** A user's registered passkey (030): a WebAuthn credential and what its authenticator said of itself. */
+export interface PasskeyCredentialsTable {
+  id: string;
+  organization_id: string;
+  user_id: string;
+  credential_id: string; // base64url, as the authenticator made it
+  public_key: string; // base64url COSE key
+  counter: number; // the signature counter last seen; a lower or equal one means a cloned authenticator
+  transports: string; // JSON array (usb, nfc, ble, internal, hybrid)
+  device_type: 'singleDevice' | 'multiDevice';
+  backed_up: number; // 0 or 1
+  aaguid: string;
+  name: string;
+  created_at: number;
+  last_used_at: number | null;
+}
+
+/** A WebAuthn ceremony's challenge (030): digest only, single use, bound to a session or a ceremony secret. */
+export interface PasskeyChallengesTable {
+  id: string;
+  challenge_hash: string;
+  purpose: 'registration' | 'authentication' | 'mfa' | 'step_up';
+  user_id: string | null;
+  session_id: string | null;
+  binding_hash: string | null; // SHA-256 of the ceremony secret handed to a caller without a session
+  created_at: number;
+  expires_at: number;
 }

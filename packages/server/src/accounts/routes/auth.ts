@@ -16,7 +16,7 @@ import { toUserView } from '../service.js';
 import { Code, Email, LoginResponse, OrgSlug, Password, UserSchema } from './schemas.js';
 import { clearSessionCookie, replyWithSession } from './session-reply.js';
 
-const ALL_SCOPES = ['password_change', 'mfa_pending', 'mfa_enrollment'] as const;
+export const ALL_SCOPES = ['password_change', 'mfa_pending', 'mfa_enrollment', 'passkey_enrollment'] as const;
 
 export interface AuthRouteDeps {
   login: LoginService;

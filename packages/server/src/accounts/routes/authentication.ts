@@ -55,6 +55,11 @@ const SCOPE_ERRORS: Record<Exclude<SessionScope, 'full'>, [ErrorCode, string, st
     'Your role requires two-factor authentication: enrol an authenticator first',
     'POST /api/v1/me/mfa/totp',
   ],
+  passkey_enrollment: [
+    ErrorCodes.passkeyEnrollmentRequired,
+    'Your role requires a passkey: register one first',
+    'POST /api/v1/auth/passkeys/registration/options',
+  ],
 };
 
 /** The actor of an authenticated route; routes call this rather than reading request.actor. */

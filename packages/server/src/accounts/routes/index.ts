@@ -9,6 +9,7 @@ import { apiKeyRoutes } from './api-keys.js';
 import { authRoutes, type AuthRouteDeps } from './auth.js';
 import { invitationRoutes, type InvitationRouteDeps } from './invitations.js';
 import { meRoutes, type MeRouteDeps } from './me.js';
+import { passkeyRoutes, type PasskeyRouteDeps } from './passkeys.js';
 import { profileRoutes } from './profile.js';
 import { recoveryRoutes, type RecoveryRouteDeps } from './recovery.js';
 import { signupRoutes, type SignupRouteDeps } from './signup.js';
@@ -20,7 +21,8 @@ export type AccountsRouteDeps = AuthRouteDeps &
   RecoveryRouteDeps &
   SignupRouteDeps &
   InvitationRouteDeps &
-  SsoRouteDeps & { apiKeys: ApiKeyService; profile: ProfileService };
+  SsoRouteDeps &
+  PasskeyRouteDeps & { apiKeys: ApiKeyService; profile: ProfileService };
 
 export function accountsRoutes(deps: AccountsRouteDeps) {
   return async function plugin(app: FastifyInstance): Promise<void> {
@@ -33,5 +35,6 @@ export function accountsRoutes(deps: AccountsRouteDeps) {
     await app.register(signupRoutes(deps));
     await app.register(invitationRoutes(deps));
     await app.register(ssoRoutes(deps));
+    await app.register(passkeyRoutes(deps));
   };
 }

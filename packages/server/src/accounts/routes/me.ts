@@ -12,6 +12,7 @@ import type { Clock } from '../../clock.js';
 import type { Database } from '../../storage/schema.js';
 import type { LoginService } from '../login.js';
 import type { MfaService } from '../mfa.js';
+import type { PasskeyService } from '../passkeys.js';
 import type { AccountsService } from '../service.js';
 import type { SessionService } from '../sessions.js';
 import type { AccountsStore } from '../store.js';
@@ -27,6 +28,7 @@ export interface MeRouteDeps {
   service: AccountsService;
   sessions: SessionService;
   mfa: MfaService;
+  passkeys: PasskeyService;
   store: AccountsStore;
   /** The password change runs its own transaction and audit entry here (a service method is the stores pass's). */
   db: Kysely<Database>;
@@ -35,7 +37,7 @@ export interface MeRouteDeps {
 }
 
 export function meRoutes(deps: MeRouteDeps) {
-  const { login, service, sessions, mfa, store, db, audit, clock } = deps;
+  const { login, service, sessions, mfa, passkeys, store, db, audit, clock } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -185,7 +187,8 @@ export function meRoutes(deps: MeRouteDeps) {
         const user = await store.userById(actor.userId);
         const org = await store.organizationById(actor.organizationId);
         if (!user?.mfa_enabled_at) throw new ConflictError('MFA is not enabled', undefined, 'auth.mfa_not_enabled');
-        if (org && mfaRequiredFor(org, user))
+        // A passkey is a second factor too: the policy holds while the user keeps one.
+        if (org && mfaRequiredFor(org, user) && (await passkeys.count(user.id)) === 0)
           throw new ConflictError(`Your organization requires MFA for the ${user.role} role`, undefined, 'auth.mfa_required_by_policy');
         await db.transaction().execute(async (trx) => {
           await mfa.clear(actor.userId, trx);

@@ -33,7 +33,13 @@ export const LoginResponse = Strict({
     Type.Literal('mfa_required'),
     Type.Literal('password_change_required'),
     Type.Literal('mfa_enrollment_required'),
+    Type.Literal('passkey_enrollment_required'),
   ]),
+  mfaFactors: Type.Optional(
+    Type.Array(Type.Union([Type.Literal('totp'), Type.Literal('passkey')]), {
+      description: 'At mfa_required: the factors that complete the step (POST /auth/mfa with a code, or the passkey ceremony)',
+    }),
+  ),
   token: Type.Optional(Type.String({ description: 'Bearer token (token mode only); shown once' })),
   csrfToken: Type.Optional(Type.String({ description: 'Echo in x-csrf-token on state-changing requests (cookie mode only)' })),
   expiresAt: Timestamp,
@@ -59,5 +65,6 @@ export const OrganizationSchema = Strict({
   slug: Type.String(),
   name: Type.String(),
   mfaRequiredRoles: Type.Array(Type.String()),
+  passkeyRequiredRoles: Type.Array(Type.String()),
   createdAt: Timestamp,
 });

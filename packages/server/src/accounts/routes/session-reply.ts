@@ -13,6 +13,7 @@ export function replyWithSession(reply: FastifyReply, outcome: LoginOutcome, now
     status: outcome.status,
     expiresAt: new Date(issued.session.expires_at).toISOString(),
     user: toUserView(outcome.user, now),
+    ...(outcome.factors ? { mfaFactors: outcome.factors } : {}),
   };
   if (issued.session.transport === 'cookie') {
     reply.setCookie(SESSION_COOKIE, issued.token, {

@@ -80,7 +80,7 @@ const SecurityReportSchema = Strict({
       email: Type.String(),
       role: Type.Union([Type.String(), Type.Null()]),
       status: Type.Union([Type.Literal('active'), Type.Literal('disabled')]),
-      factors: Strict({ password: Type.Boolean(), totp: Type.Boolean(), sso: Type.Boolean() }),
+      factors: Strict({ password: Type.Boolean(), totp: Type.Boolean(), passkey: Type.Boolean(), sso: Type.Boolean() }),
       lastSignInAt: Type.Union([Timestamp, Type.Null()]),
       mfaRequired: Type.Boolean(),
       meetsMfaPolicy: Type.Boolean(),
