@@ -135,7 +135,7 @@ export function assessmentRoutes({
             state: Type.Optional(State),
             severity: Type.Optional(Severity),
             check: Type.Optional(Type.String({ maxLength: 100 })),
-            cursor: Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous page' })),
+            cursor: Type.Optional(Type.String({ maxLength: 128, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           }),
           response: {
