@@ -26,8 +26,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
-import { createServer } from 'node:net';
-import { cpus, loadavg, tmpdir, userInfo } from 'node:os';
+import { cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
@@ -40,6 +39,7 @@ import { DEFAULT_INIT } from '../packages/server/src/runner/init.js';
 import { organizationIdOf } from '../packages/server/src/testing/devices.js';
 import { prepareDataDir, startServerProcess } from '../packages/server/src/testing/server-process.js';
 import { machine, table } from './support/measure.js';
+import { startMosquitto } from './support/mosquitto.js';
 import type { PublisherJob, PublisherReport } from './support/live-publishers.js';
 
 const { values } = parseArgs({
@@ -75,15 +75,6 @@ function processCpuSeconds(pid: number): number {
 function cpuOfThisProcess(): number {
   const { user, system } = process.cpuUsage();
   return (user + system) / 1e6;
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** Runs `work` on each item, `concurrency` at a time. */
@@ -378,31 +369,9 @@ try {
   );
 
   // Mosquitto, same certificates, mutual TLS; subscribers are device-certificate MQTT clients.
-  const mport = await freePort();
-  writeFileSync(
-    join(work, 'mosquitto.conf'),
-    [
-      `listener ${mport} 127.0.0.1`,
-      `cafile ${join(work, 'ca.pem')}`,
-      `certfile ${join(work, 'server.pem')}`,
-      `keyfile ${join(work, 'server.key')}`,
-      'require_certificate true',
-      'use_identity_as_username true',
-      'allow_anonymous false',
-      'persistence false',
-      'max_inflight_messages 100',
-      'log_type error',
-      ...(userInfo().uid === 0 ? ['user root'] : []),
-    ].join('\n') + '\n',
-  );
-  mosquitto = spawn('mosquitto', ['-c', join(work, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  // Read its log all along: a pipe nobody reads fills up and Mosquitto then blocks.
-  let mosquittoLog = '';
-  mosquitto.stderr!.on('data', (chunk: Buffer) => {
-    if (mosquittoLog.length < 4096) mosquittoLog += chunk.toString();
-  });
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  if (mosquitto.exitCode !== null) throw new Error(`mosquitto did not start: ${mosquittoLog.trim()}`);
+  const baseline = await startMosquitto(work);
+  const mport = baseline.port;
+  mosquitto = baseline.child;
   const theirs = new Deliveries();
   let subscribersEnded = 0;
   t = Date.now();

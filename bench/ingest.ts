@@ -26,8 +26,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { createServer } from 'node:net';
-import { tmpdir, userInfo } from 'node:os';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
@@ -35,6 +34,7 @@ import { loadServerTls, pkiPaths } from '../packages/server/src/pki/ca.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../packages/server/src/testing/devices.js';
 import { machine, table } from './support/measure.js';
 import { postgresCpuBetween, processCpuSeconds, snapshotPostgresCpu, type PostgresCpuSnapshot } from './support/postgres-cpu.js';
+import { startMosquitto } from './support/mosquitto.js';
 import type { LoadJob, LoadReport } from './support/mqtt-load.js';
 import { startBenchPlatform } from './support/platform.js';
 
@@ -57,15 +57,6 @@ for (const [name, n] of Object.entries({ devices: devicesWanted, window, duratio
 }
 if (!Number.isInteger(openLoopRate) || openLoopRate < 0)
   throw new Error('--rate must be a whole number of messages per second (0 skips the open-loop phase)');
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs the load generator process; returns its report. */
 function runLoad(job: LoadJob, dir: string): Promise<LoadReport> {
@@ -150,32 +141,9 @@ try {
   writeFileSync(join(work, 'server.pem'), tls.cert);
   writeFileSync(join(work, 'server.key'), tls.key, { mode: 0o600 });
   writeFileSync(join(work, 'ca.pem'), readFileSync(pkiPaths(bench.dataDir).caCert, 'utf8') + (await platform.pki.caChain()));
-  const mport = await freePort();
-  writeFileSync(
-    join(work, 'mosquitto.conf'),
-    [
-      `listener ${mport} 127.0.0.1`,
-      `cafile ${join(work, 'ca.pem')}`,
-      `certfile ${join(work, 'server.pem')}`,
-      `keyfile ${join(work, 'server.key')}`,
-      'require_certificate true',
-      'use_identity_as_username true',
-      'allow_anonymous false',
-      'persistence false',
-      'max_inflight_messages 100',
-      'log_type error',
-      ...(userInfo().uid === 0 ? ['user root'] : []),
-    ].join('\n') + '\n',
-  );
-  mosquitto = spawn('mosquitto', ['-c', join(work, 'mosquitto.conf')], { stdio: ['ignore', 'ignore', 'pipe'] });
-  // Read its log all along: a pipe nobody reads fills up (1,000 clients dropping at the end of a
-  // run write more than 64 KB of errors) and Mosquitto then blocks, even on SIGTERM.
-  let mosquittoLog = '';
-  mosquitto.stderr!.on('data', (chunk: Buffer) => {
-    if (mosquittoLog.length < 4096) mosquittoLog += chunk.toString();
-  });
-  await new Promise((resolve) => setTimeout(resolve, 500));
-  if (mosquitto.exitCode !== null) throw new Error(`mosquitto did not start: ${mosquittoLog.trim()}`);
+  const baseline = await startMosquitto(work);
+  const mport = baseline.port;
+  mosquitto = baseline.child;
   // Mosquitto's connect phase ends with the first message too: a monitor client (connected
   // before the load, so its own handshake is not counted) subscribes to the telemetry topics and
   // leaves at the first message, so Mosquitto routes to it for a moment only.

@@ -12,7 +12,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import { cliActor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
 import { makeCsr, organizationIdOf, provisionTestDevice, testProduct } from '../testing/devices.js';
-import { opensslCa } from '../testing/est-client.js';
+import { opensslCa, opensslLeaf } from '../testing/est-client.js';
 import { Openssl } from '../testing/openssl.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
 import type { FindingView } from './model.js';
@@ -43,23 +43,7 @@ for (const engine of ENGINES) {
     /** A device certificate signed by the openssl CA `ca` with `keyArgs`, recorded as an issuance would record it. */
     async function recordForeignCertificate(ca: string, name: string, keyArgs: string[]): Promise<{ serial: string; deviceId: string }> {
       const device = await t.platform.devices.service.register(cliActor(orgId, 'test'), { serial: name, productId });
-      await ssl.csr(name, `/CN=${device.id}`, keyArgs);
-      await ssl.must([
-        'x509',
-        '-req',
-        '-in',
-        `${name}.csr`,
-        '-CA',
-        `${ca}.pem`,
-        '-CAkey',
-        `${ca}.key`,
-        '-CAcreateserial',
-        '-days',
-        '365',
-        '-out',
-        `${name}.pem`,
-      ]);
-      const pem = ssl.read(`${name}.pem`);
+      const pem = await opensslLeaf(ssl, ca, name, `/CN=${device.id}`, 365, keyArgs);
       const cert = new X509Certificate(pem);
       const serial = cert.serialNumber.toLowerCase();
       await t.platform.db

@@ -13,7 +13,7 @@
 import type { Mailer } from '../accounts/mailer.js';
 import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
-import type { Clock } from '../clock.js';
+import { iso, type Clock } from '../clock.js';
 import { NotFoundError } from '../errors.js';
 import type { Config } from '../ops/config.js';
 import { newId } from '../tokens.js';
@@ -54,9 +54,6 @@ export interface DisclosureView {
   resolvedAt: string | null;
   overdue: boolean;
 }
-
-const iso = (ms: number | string): string => new Date(Number(ms)).toISOString();
-const isoOrNull = (ms: number | string | null): string | null => (ms === null ? null : iso(ms));
 
 export class DisclosureService {
   constructor(
@@ -191,7 +188,7 @@ export class DisclosureService {
     const found = await this.store.organizationBySlug(organization);
     if (!found) return { products: [] };
     const rows = await this.store.supportPeriods(found.id);
-    return { products: rows.map((r) => ({ name: r.name, supportUntil: isoOrNull(r.support_until) })) };
+    return { products: rows.map((r) => ({ name: r.name, supportUntil: iso(r.support_until) })) };
   }
 
   private async load(organizationId: string, id: string): Promise<DisclosureRow> {
@@ -214,8 +211,8 @@ export class DisclosureService {
       receivedAt: iso(row.received_at),
       acknowledgeBy: iso(row.acknowledge_by),
       resolveBy: iso(row.resolve_by),
-      triagedAt: isoOrNull(row.triaged_at),
-      resolvedAt: isoOrNull(row.resolved_at),
+      triagedAt: iso(row.triaged_at),
+      resolvedAt: iso(row.resolved_at),
       overdue: (row.state === 'received' && Number(row.acknowledge_by) < now) || (open && Number(row.resolve_by) < now),
     };
   }

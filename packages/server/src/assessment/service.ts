@@ -8,7 +8,7 @@
  */
 import { requirePermission, auditActor, type Actor } from '../accounts/roles.js';
 import type { AuditEvent, AuditService } from '../audit/service.js';
-import type { Clock } from '../clock.js';
+import { iso, type Clock } from '../clock.js';
 import type { Config } from '../ops/config.js';
 import { newId } from '../tokens.js';
 import { AUDIT_CHECKS, type Check, type CheckContext, type Observation } from './checks/index.js';
@@ -276,8 +276,6 @@ export class AssessmentService {
 function keyOf(check: string, subject: string): string {
   return `${check}\u0000${subject}`;
 }
-
-const iso = (ms: number): string => new Date(Number(ms)).toISOString();
 
 export function toFindingView(row: FindingRow, resources: ResourceRef[]): FindingView {
   return {

@@ -103,9 +103,19 @@ export async function opensslCa(ssl: Openssl, name: string, subject: string): Pr
   return ssl.read(`${name}.pem`);
 }
 
-/** A client certificate for `subject` issued by the openssl CA `ca` (see opensslCa), under `name`.pem / `name`.key. */
-export async function opensslLeaf(ssl: Openssl, ca: string, name: string, subject: string, days = 365): Promise<string> {
-  await ssl.csr(name, subject, P256);
+/**
+ * A client certificate for `subject` issued by the openssl CA `ca` (see opensslCa), under `name`.pem / `name`.key;
+ * `keyArgs` are the key's genpkey arguments (P-256 unless given).
+ */
+export async function opensslLeaf(
+  ssl: Openssl,
+  ca: string,
+  name: string,
+  subject: string,
+  days = 365,
+  keyArgs: string[] = P256,
+): Promise<string> {
+  await ssl.csr(name, subject, keyArgs);
   await ssl.must([
     'x509',
     '-req',

@@ -93,7 +93,7 @@ export function apiKeyRoutes({ apiKeys }: { apiKeys: ApiKeyService }) {
           summary: "API keys of my organization's users, newest first (cursor-paginated)",
           querystring: Strict({
             userId: Type.Optional(Id),
-            before: Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous page' })),
+            before: Type.Optional(Type.String({ maxLength: 128, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           }),
           response: {

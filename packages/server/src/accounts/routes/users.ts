@@ -35,7 +35,7 @@ export function userRoutes({ service }: { service: AccountsService }) {
             kind: Type.Optional(Type.Union([Type.Literal('operator'), Type.Literal('consumer')])),
             role: Type.Optional(Role),
             email: Type.Optional(Type.String({ maxLength: 254, description: 'substring of the email' })),
-            after: Type.Optional(Type.String({ maxLength: 254, description: 'nextCursor of the previous page' })),
+            after: Type.Optional(Type.String({ maxLength: 400, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           }),
           response: {

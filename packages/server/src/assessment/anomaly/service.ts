@@ -10,6 +10,7 @@ import type { DevicesService } from '../../devices/service.js';
 import { NotFoundError } from '../../errors.js';
 import { AnomalyRulesInvalidError } from '../errors.js';
 import { DEFAULT_RULES, MAX_WINDOW_MINUTES, METRICS, type ProductRules } from './rules.js';
+import type { BehaviourCounts } from './recorder.js';
 import type { BehaviourStore, MinuteRow } from './store.js';
 import { SEVERITIES } from '../model.js';
 
@@ -27,19 +28,8 @@ export interface RulesView {
   updatedBy: string | null;
 }
 
-export interface BehaviourMinute {
-  minute: string;
-  messages: number;
-  bytes: number;
-  connects: number;
-  authFailures: number;
-  aclDenials: number;
-  payloadErrors: number;
-  takeovers: number;
-  reboots: number;
-  updateFailures: number;
-  addresses: number;
-}
+/** One minute of a device's behaviour: the broker's counts and the distinct source addresses. */
+export type BehaviourMinute = BehaviourCounts & { minute: string; addresses: number };
 
 export class AnomalyService {
   constructor(

@@ -260,6 +260,28 @@ for (const engine of ENGINES) {
       assert.equal((await provision('5.3-13')).outcome, 'met');
     });
 
+    it('shows malformed test results as evidence that needs attention, not as a refused report', async () => {
+      writeFileSync(resultsFile, '{"format": "bulwark-test-results/1", "generatedAt": ');
+      const res = await t.client().get('/api/v1/assessment/compliance/etsi-en-303-645', { token: owner });
+      assert.equal(res.status, 200, res.text);
+      const report = res.body as ComplianceReport;
+      const unreadable = 'test results unreadable: test-results.json is not a bulwark-test-results/1 file: not JSON';
+      const cited = report.provisions.find((p) => p.id === '5.3-13')!;
+      assert.equal(cited.outcome, 'attention');
+      assert.deepEqual(
+        cited.evidence.find((e) => e.kind === 'test'),
+        { kind: 'test', name: SUPPORT_TESTS, value: unreadable, ok: false },
+      );
+      assert.equal(report.build.tests, null);
+      const testing = report.vetting.find((q) => q.id === 'automated-testing')!;
+      assert.equal(testing.outcome, 'attention');
+      assert.ok(testing.evidence.some((e) => e.value === unreadable && e.ok === false));
+      // The server's paths stay out of the report.
+      assert.ok(!res.text.includes(dir), 'the report names the results file by its name only');
+      writeResults(0);
+      assert.equal((await provision('5.3-13')).outcome, 'met');
+    });
+
     it('answers an archivable HTML page with its own CSP; a role without assessment:read is refused', async () => {
       const res = await t.client().get('/api/v1/assessment/compliance/etsi-en-303-645?format=html', { token: owner });
       assert.equal(res.status, 200, res.text);

@@ -41,6 +41,8 @@ export interface ComplianceEvidence {
   openFindings: { check: string; severity: Severity; id: string }[];
   /** null: this build ships no test results (see `assessment.testResultsFile`). */
   tests: TestResults | null;
+  /** Why the test results file could not be used (malformed or unreadable); the cited provisions then need attention. */
+  testsUnreadable?: string;
 }
 
 /** The audit actions the report counts as evidence. */

@@ -23,7 +23,7 @@ import {
   type Provision,
   type ProvisionStatus,
 } from './etsi-en-303-645.js';
-import { DEFAULT_TEST_RESULTS_FILE, readTestResults, type TestResults } from './test-results.js';
+import { DEFAULT_TEST_RESULTS_FILE, readTestResults } from './test-results.js';
 import { VETTING_QUESTIONS } from './vetting.js';
 
 export interface ProvisionReport {
@@ -83,7 +83,7 @@ export class ComplianceService {
     const provisions = orderedProvisions().map((p) => assessProvision(p, ev));
     const vetting = VETTING_QUESTIONS.map((q): VettingAnswer => {
       const part = q.answer(ev);
-      const evidence = [...part.evidence, ...testEvidence(q.tests, ev.tests)];
+      const evidence = [...part.evidence, ...testEvidence(q.tests, ev)];
       return {
         id: q.id,
         question: q.question,
@@ -126,7 +126,10 @@ export class ComplianceService {
       this.store.counts(organizationId),
       this.store.auditActions(organizationId, EVIDENCE_ACTIONS),
       this.findings.list(organizationId, { state: 'open' }, 10_000),
-      readTestResults(config.assessment.testResultsFile ?? DEFAULT_TEST_RESULTS_FILE),
+      readTestResults(config.assessment.testResultsFile ?? DEFAULT_TEST_RESULTS_FILE).then(
+        (results) => ({ results, unreadable: null }),
+        (error: unknown) => ({ results: null, unreadable: (error as Error).message }),
+      ),
     ]);
     if (!organization) throw new Error(`organization ${organizationId} not found`);
     const base = config.http.publicUrl?.replace(/\/+$/, '');
@@ -150,7 +153,8 @@ export class ComplianceService {
       counts,
       audit,
       openFindings: open.map((f) => ({ check: f.check_id, severity: f.severity, id: f.id })),
-      tests,
+      tests: tests.results,
+      ...(tests.unreadable === null ? {} : { testsUnreadable: tests.unreadable }),
     };
   }
 }
@@ -162,7 +166,7 @@ export function orderedProvisions(): Provision[] {
 
 export function assessProvision(provision: Provision, ev: ComplianceEvidence): ProvisionReport {
   const part: PlatformPart | null = provision.platform(ev);
-  const evidence = [...(part?.evidence ?? []), ...testEvidence(provision.tests, ev.tests)];
+  const evidence = [...(part?.evidence ?? []), ...testEvidence(provision.tests, ev)];
   const outcome: Outcome = evidence.some((e) => e.ok === false) ? 'attention' : part ? 'met' : 'brand';
   return {
     id: provision.id,
@@ -179,8 +183,9 @@ export function assessProvision(provision: Provision, ev: ComplianceEvidence): P
 }
 
 /** One item per test file: its results in this build (a failure is a gap), or that the build has none for it. */
-function testEvidence(files: readonly string[], results: TestResults | null): EvidenceItem[] {
+function testEvidence(files: readonly string[], { tests: results, testsUnreadable }: ComplianceEvidence): EvidenceItem[] {
   return files.map((file) => {
+    if (testsUnreadable !== undefined) return { kind: 'test', name: file, value: `test results unreadable: ${testsUnreadable}`, ok: false };
     const counts = results?.files[file];
     if (!counts)
       return { kind: 'test', name: file, value: results ? 'not in this build’s results' : 'no test results shipped with this build' };

@@ -2,9 +2,11 @@
  * The test results of this build: `npm test` (scripts/test.mjs) writes `test-results.json` at the
  * repository root, with the passed, failed and skipped tests of every file; a release ships it
  * beside the build and the compliance report cites it as evidence. A file that is missing gives
- * no evidence; one that is malformed is refused with a clear error rather than read half.
+ * no evidence; one that is malformed is refused with a clear error rather than read half (the report
+ * shows that error as evidence).
  */
 import { readFile } from 'node:fs/promises';
+import { basename } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ValidationError } from '../../errors.js';
 
@@ -33,10 +35,12 @@ export async function readTestResults(path: string): Promise<TestResults | null>
   try {
     text = await readFile(path, 'utf8');
   } catch (error) {
-    if ((error as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw error;
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === 'ENOENT') return null;
+    throw new ValidationError(`${basename(path)} cannot be read (${code ?? (error as Error).message})`);
   }
-  return parseTestResults(text, path);
+  // Named by its file name only: the message is shown in the report, the server's paths are not.
+  return parseTestResults(text, basename(path));
 }
 
 export function parseTestResults(text: string, source = 'test results'): TestResults {

@@ -27,7 +27,10 @@ function auditCount(ev: ComplianceEvidence, action: string, required = false): E
 }
 
 function testTotals(ev: ComplianceEvidence): EvidenceItem[] {
-  if (!ev.tests) return [{ kind: 'test', name: 'test results of this build', value: 'none shipped with this build', ok: false }];
+  if (!ev.tests) {
+    const value = ev.testsUnreadable === undefined ? 'none shipped with this build' : `test results unreadable: ${ev.testsUnreadable}`;
+    return [{ kind: 'test', name: 'test results of this build', value, ok: false }];
+  }
   const { passed, failed, skipped } = ev.tests.totals;
   return [
     {

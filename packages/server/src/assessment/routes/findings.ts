@@ -7,14 +7,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { actorOf } from '../accounts/routes/authentication.js';
-import { errorResponses, Raw, Strict, Timestamp } from '../transport/http/schemas.js';
-import type { MitigationService } from './mitigations.js';
-import type { FindingNotifier } from './notify.js';
-import type { AssessmentService } from './service.js';
-import type { DisclosureService } from './disclosure.js';
-import type { ComplianceService } from './compliance/report.js';
-import { REPORT_CSP, renderComplianceHtml } from './compliance/html.js';
+import { actorOf } from '../../accounts/routes/authentication.js';
+import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
+import type { MitigationService } from '../mitigations.js';
+import type { FindingNotifier } from '../notify.js';
+import type { AssessmentService } from '../service.js';
+import type { DisclosureService } from '../disclosure.js';
+import type { ComplianceService } from '../compliance/report.js';
+import { REPORT_CSP, renderComplianceHtml } from '../compliance/html.js';
 
 const Severity = Type.Union([
   Type.Literal('critical'),
@@ -135,7 +135,7 @@ export function assessmentRoutes({
             state: Type.Optional(State),
             severity: Type.Optional(Severity),
             check: Type.Optional(Type.String({ maxLength: 100 })),
-            cursor: Type.Optional(Type.String({ maxLength: 64, description: 'nextCursor of the previous page' })),
+            cursor: Type.Optional(Type.String({ maxLength: 128, description: 'nextCursor of the previous page' })),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 200 })),
           }),
           response: {
