@@ -38,6 +38,8 @@ export interface OpenDatabaseOptions {
   poolSize?: number;
   /** PostgreSQL schema to use (tests give each file its own). */
   schema?: string;
+  /** An idle pooled PostgreSQL connection broke (the server restarted or went away); default: ignored. */
+  onConnectionError?: (error: Error) => void;
 }
 
 const INT8_OID = 20;
@@ -56,6 +58,11 @@ export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
             : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
       },
     });
+    // node-postgres emits an idle connection's failure on the pool, and an 'error' event nobody
+    // listens to ends the process: a PostgreSQL restart would have killed every node. The pool
+    // drops the broken connection by itself; queries meanwhile fail (503 storage.unavailable,
+    // readiness false) and succeed again once the server answers.
+    pool.on('error', (error) => options.onConnectionError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', ...(options.schema ? { schema: options.schema } : {}), close: () => db.destroy() };
   }
