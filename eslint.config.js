@@ -8,7 +8,7 @@ const SERVER = 'packages/server/src';
 const DOMAINS = ['accounts', 'apps', 'assessment', 'audit', 'binding', 'devices', 'keys', 'pki', 'telemetry', 'updates', 'ops', 'storage'];
 
 // Tests and the test harness may import anything.
-const TESTS = ['**/*.test.ts', '**/testing/**'];
+const TESTS = ['**/*.test.ts', '**/*.faults.ts', '**/testing/**'];
 // Route plugins: the HTTP adapter of each domain, `<domain>/routes.ts` or `<domain>/routes/*.ts`.
 const ROUTE_FILES = [`${SERVER}/*/routes.ts`, `${SERVER}/*/routes/**/*.ts`];
 
@@ -104,7 +104,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['**/*.test.ts', '**/testing/**'],
+    files: TESTS,
     rules: { '@typescript-eslint/no-explicit-any': 'off', '@typescript-eslint/no-non-null-assertion': 'off' },
   },
 

@@ -4,6 +4,8 @@
 // long file, and prints the ten slowest files at the end.
 //   node scripts/test.mjs [substring...]   only the files whose path contains one of them
 //   --record-times                          rewrite scripts/test-times.json from this run (a whole run)
+//   --faults                                the fault-injection tests (*.faults.ts: nodes killed, databases
+//                                           cut, disks filled; `npm run test:faults`) instead of *.test.ts
 //   BULWARK_TEST_CONCURRENCY=n              files run at once (default 3)
 // Node 20's runner takes no glob patterns, so the files are listed here.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
@@ -15,14 +17,16 @@ const root = new URL('..', import.meta.url).pathname;
 const timesFile = join(root, 'scripts/test-times.json');
 const args = process.argv.slice(2);
 const recordTimes = args.includes('--record-times');
-const filters = args.filter((a) => a !== '--record-times');
+const faults = args.includes('--faults');
+const filters = args.filter((a) => a !== '--record-times' && a !== '--faults');
+const suffix = faults ? '.faults.ts' : '.test.ts';
 
 function walk(dir, out = []) {
   for (const name of readdirSync(dir)) {
     if (name === 'node_modules' || name === 'dist' || name.startsWith('.')) continue;
     const path = join(dir, name);
     if (statSync(path).isDirectory()) walk(path, out);
-    else if (name.endsWith('.test.ts')) out.push(relative(root, path));
+    else if (name.endsWith(suffix)) out.push(relative(root, path));
   }
   return out;
 }
@@ -106,7 +110,8 @@ function writeTestResults(perFile) {
     totals,
     files,
   };
-  writeFileSync(join(root, 'test-results.json'), JSON.stringify(results, null, 2) + '\n');
-  console.log(`Test results: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped (test-results.json)`);
+  const name = faults ? 'test-results-faults.json' : 'test-results.json';
+  writeFileSync(join(root, name), JSON.stringify(results, null, 2) + '\n');
+  console.log(`Test results: ${totals.passed} passed, ${totals.failed} failed, ${totals.skipped} skipped (${name})`);
 }
 process.exit(result.status ?? 1);

@@ -109,6 +109,37 @@ describe('device client against a real broker over mutual TLS', () => {
     assert.deepEqual(events, ['connected', 'disconnected', 'connected']);
   });
 
+  it('takes several broker addresses: a dead first node is skipped, and a lost connection moves on to the next address, round robin', async () => {
+    const { deviceId, dir } = await p.enrolledDevice();
+    const [a, b] = [new NetworkFault(p.t.server.mqtt!.port), new NetworkFault(p.t.server.mqtt!.port)];
+    cleanup.push(
+      () => a.close(),
+      () => b.close(),
+    );
+    const urls = [`mqtts://localhost:${await a.listen()}`, `mqtts://localhost:${await b.listen()}`];
+    a.cut();
+    const client = track(DeviceClient.fromIdentity(dir, { brokerUrl: urls, backoff: { baseMs: 50, capMs: 200 } }));
+    const dialled: string[] = [];
+    client.on('reconnecting', (r: { brokerUrl: string }) => dialled.push(r.brokerUrl));
+    await client.connect();
+    assert.equal(client.brokerUrl, urls[1], 'connected through the second address');
+    assert.equal(a.refused, 1);
+    client.sendTelemetry({ n: 1 });
+    await client.drained(5000);
+
+    a.restore();
+    b.cut();
+    await eventually(() => client.isConnected && client.brokerUrl === urls[0], 5000, 'back on the first address');
+    client.sendTelemetry({ n: 2 });
+    await client.drained(5000);
+    assert.deepEqual(await values(deviceId), [{ n: 1 }, { n: 2 }]);
+    assert.deepEqual(dialled, [urls[1], urls[0]], 'each retry went to the next address');
+    assert.throws(
+      () => new DeviceClient({ brokerUrl: [], deviceId, ca: '', credentials: { type: 'symmetric', key: 'a2V5' } }),
+      /at least one broker address/,
+    );
+  });
+
   it('keeps what it could not send across a client restart and delivers it after reconnecting, nothing lost; a torn last line is dropped and reported', async () => {
     const { deviceId, dir } = await p.enrolledDevice();
     const fault = new NetworkFault(p.t.server.mqtt!.port);

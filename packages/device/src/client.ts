@@ -9,7 +9,10 @@
  * sent in order whenever the client is connected, so what was queued offline goes out first. A
  * PUBACK the queue cannot record (a full disk) leaves the message queued, to be sent again.
  *
- * Events: `connected`, `disconnected` ({ error }), `reconnecting` ({ attempt, delayMs }),
+ * Several broker addresses (the nodes of one deployment) may be given: a lost connection or a
+ * failed dial moves on to the next address, round robin, after the same backoff (failover).
+ *
+ * Events: `connected`, `disconnected` ({ error }), `reconnecting` ({ attempt, delayMs, brokerUrl }),
  * `error` (a final ConnectionRefusedError: the client has stopped), `errorReply` (the platform
  * refused a message, protocol §3.2), `acked` (a queued message was acknowledged), `handlerError`,
  * `queueError` (QueueError, message: an acknowledgement could not be recorded), `queueRecovered`
@@ -68,8 +71,12 @@ export type DeviceCredentials =
     };
 
 export interface DeviceClientOptions {
-  /** `mqtts://host:8883` (or `mqtt://` for a plain listener, symmetric keys only). */
-  brokerUrl: string;
+  /**
+   * `mqtts://host:8883` (or `mqtt://` for a plain listener, symmetric keys only), or several such
+   * addresses (the nodes of one deployment): the first is dialled first, and each new attempt after
+   * a failed dial or a lost connection goes to the next one, round robin, after the same backoff.
+   */
+  brokerUrl: string | readonly string[];
   deviceId: string;
   /** The deployment root (PEM) the broker's certificate must chain to. */
   ca: string;
@@ -120,6 +127,9 @@ export class DeviceClient extends EventEmitter {
   readonly deviceId: string;
   readonly queue: MessageQueue;
   private readonly options: DeviceClientOptions;
+  private readonly brokerUrls: readonly string[];
+  /** Which of `brokerUrls` the current (or next) connection dials. */
+  private brokerIndex = 0;
   private readonly backoff: Backoff;
   private readonly inbox: Inbox;
   private readonly clock: { now(): number };
@@ -149,6 +159,8 @@ export class DeviceClient extends EventEmitter {
     super();
     this.options = options;
     this.deviceId = options.deviceId;
+    this.brokerUrls = typeof options.brokerUrl === 'string' ? [options.brokerUrl] : [...options.brokerUrl];
+    if (this.brokerUrls.length === 0) throw new RangeError('brokerUrl: give at least one broker address');
     this.queue = options.queue ?? new MemoryQueue();
     this.backoff = new Backoff(options.backoff, options.random);
     this.clock = options.clock ?? { now: () => Date.now() };
@@ -198,6 +210,11 @@ export class DeviceClient extends EventEmitter {
 
   get isConnected(): boolean {
     return this.connected;
+  }
+
+  /** The broker address the current connection uses (or the next attempt will dial). */
+  get brokerUrl(): string {
+    return this.brokerUrls[this.brokerIndex]!;
   }
 
   get stats(): DeviceClientStats {
@@ -541,7 +558,7 @@ export class DeviceClient extends EventEmitter {
   private dial(): void {
     this.retryTimer = null;
     if (this.stopped) return;
-    const link = mqtt.connect(this.options.brokerUrl, this.connectOptions());
+    const link = mqtt.connect(this.brokerUrl, this.connectOptions());
     this.link = link;
     let lastError: Error | undefined;
     let serverDisconnect: ServerDisconnect | undefined;
@@ -634,8 +651,10 @@ export class DeviceClient extends EventEmitter {
       this.dial();
       return;
     }
+    // The next attempt goes to the next node: the one just lost may be down for good (failover).
+    this.brokerIndex = (this.brokerIndex + 1) % this.brokerUrls.length;
     const { attempt, delayMs } = this.backoff.next();
-    this.emit('reconnecting', { attempt, delayMs, error });
+    this.emit('reconnecting', { attempt, delayMs, error, brokerUrl: this.brokerUrl });
     this.retryTimer = setTimeout(() => this.dial(), delayMs);
   }
 

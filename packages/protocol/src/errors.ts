@@ -34,6 +34,7 @@ export const ErrorCodes = {
   requestHeadersTooLarge: 'request.headers_too_large',
   requestTimeout: 'request.timeout',
   serviceUnavailable: 'service.unavailable',
+  storageUnavailable: 'storage.unavailable',
   notFound: 'resource.not_found',
   conflict: 'resource.conflict',
   rateLimited: 'request.rate_limited',

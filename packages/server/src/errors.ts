@@ -79,3 +79,46 @@ export class DeviceMessageRefusal extends BulwarkError {
     super(code, message, 400);
   }
 }
+
+/** Network errors of a connection to the database (or Redis) that did not get through or broke. */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+/** node-postgres's own messages for a connection it lost or could not open. */
+const PG_CONNECTION_MESSAGES =
+  /^(Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error|Connection refused)/;
+
+/**
+ * Whether `error` says the storage under the node is out of reach or out of room, rather than that
+ * the request was wrong: the database is unreachable (a network error, PostgreSQL's connection
+ * and shutdown SQLSTATEs 08xxx and 57P0x, node-postgres's own connection messages), PostgreSQL or
+ * the disk is full (53xxx, ENOSPC, SQLITE_FULL), or the disk fails (SQLITE_IOERR, EIO). The HTTP
+ * transport answers these 503 `storage.unavailable`, and the broker answers a CONNECT it could
+ * not check "server unavailable" (retry) rather than "not authorized" (final).
+ */
+export function isStorageUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (UNREACHABLE_CODES.has(code) || code === 'ENOSPC' || code === 'EIO') return true;
+    if (/^(08|53|57P0)/.test(code) && code.length === 5) return true;
+    if (code === 'SQLITE_FULL' || code.startsWith('SQLITE_IOERR') || code === 'SQLITE_CANTOPEN') return true;
+  }
+  if (PG_CONNECTION_MESSAGES.test(error.message)) return true;
+  const cause = (error as { cause?: unknown }).cause;
+  return cause !== undefined && cause !== error && isStorageUnavailable(cause);
+}
+
+/** The database (or disk) under this node cannot be used just now: answered 503, to be retried. */
+export class StorageUnavailableError extends BulwarkError {
+  constructor(message = 'The database is unreachable or full just now: nothing was changed; retry in a moment') {
+    super(ErrorCodes.storageUnavailable, message, 503, { retryAfterSeconds: 5 });
+  }
+}

@@ -21,7 +21,7 @@ const USAGE = `Usage: bulwark-sim --api https://HOST:8443 --ca ca.pem --api-key 
   --rate       telemetry messages per second, per device
   --duration   seconds to publish
   --product    product ID to register the devices under (default: a product named "bulwark-sim")
-  --mqtt       the broker (default: the API's host, port 8883)
+  --mqtt       the broker, or several nodes separated by commas (default: the API's host, port 8883)
   --json       print the summary as JSON
   --gateways   gateway mode: G gateways (instead of --devices), each made a gateway through the API,
                registering --children-per-gateway children over MQTT and publishing for each at --rate
@@ -151,7 +151,7 @@ export async function main(
         failHealth,
         ...(values['factory-version'] ? { factoryVersion: values['factory-version'] } : {}),
         ...(values['state-dir'] ? { stateDir: values['state-dir'] } : {}),
-        ...(values.mqtt ? { brokerUrl: values.mqtt } : {}),
+        ...(values.mqtt ? { brokerUrl: values.mqtt.split(',') } : {}),
       };
       const summary = await runUpdateSimulation({ ...updateOptions, onProgress: progressPrinter(out, formatUpdateProgress) });
       if (out.isTTY) out.write('\n');
@@ -168,7 +168,7 @@ export async function main(
       json: values.json,
       ...(gatewayMode ? { gateways, childrenPerGateway } : {}),
       ...(values.product ? { productId: values.product } : {}),
-      ...(values.mqtt ? { brokerUrl: values.mqtt } : {}),
+      ...(values.mqtt ? { brokerUrl: values.mqtt.split(',') } : {}),
     };
   } catch (error) {
     err.write(`bulwark-sim: ${(error as Error).message}\n\n${USAGE}\n`);

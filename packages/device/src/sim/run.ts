@@ -22,7 +22,7 @@ import { CERTIFICATE_BATCH, OperatorApi } from './operator-api.js';
 export interface SimOptions {
   apiUrl: string;
   /** Default: the API's host on port 8883. */
-  brokerUrl?: string;
+  brokerUrl?: string | readonly string[];
   ca: string;
   apiKey: string;
   devices: number;

@@ -28,7 +28,7 @@ export interface FleetIdentity {
 
 export interface UpdateFleetOptions {
   apiUrl: string;
-  brokerUrl: string;
+  brokerUrl: string | readonly string[];
   /** The deployment root (PEM). */
   ca: string;
   organizationId: string;

@@ -17,7 +17,7 @@ import { FLEET_STATES, UpdateFleet, type FleetDeviceState } from './update-fleet
 export interface UpdateSimOptions {
   apiUrl: string;
   /** Default: the API's host on port 8883. */
-  brokerUrl?: string;
+  brokerUrl?: string | readonly string[];
   ca: string;
   apiKey: string;
   devices: number;

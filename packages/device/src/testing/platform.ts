@@ -1,9 +1,8 @@
 /**
  * For the device SDK's tests: a real platform node (HTTPS API and MQTT broker over TLS on
  * ephemeral ports, SQLite) from the server's own test helpers, with a product to register devices
- * under, and a TCP fault injector to stand between a device and the broker.
+ * under, and (re-exported from the server harness) a TCP fault injector to stand between a device and the broker.
  */
-import { createServer, connect, type Server, type Socket } from 'node:net';
 import { join } from 'node:path';
 import { cliActor, ENGINES, organizationIdOf, testProduct, startTestPlatform, type TestPlatform } from '@bulwark/server/testing';
 import { enroll } from '../est.js';
@@ -67,55 +66,4 @@ export async function startDevicePlatform(overrides: Record<string, unknown> = {
 
 export { eventually, presenceOnline, settle } from '@bulwark/server/testing';
 
-/**
- * A TCP relay in front of the broker that can cut the network: `cut()` drops every connection
- * and refuses new ones (the port stays bound, connections are reset at once), `restore()` relays
- * again. TLS runs end to end through it, device to broker.
- */
-export class NetworkFault {
-  private server: Server | null = null;
-  private readonly sockets = new Set<Socket>();
-  private down = false;
-  /** TCP connections attempted while the network was cut. */
-  refused = 0;
-  /** TCP connections relayed. */
-  relayed = 0;
-
-  constructor(private readonly target: number) {}
-
-  async listen(): Promise<number> {
-    this.server = createServer((inbound) => {
-      if (this.down) {
-        this.refused++;
-        inbound.resetAndDestroy();
-        return;
-      }
-      this.relayed++;
-      const outbound = connect(this.target, '127.0.0.1');
-      for (const s of [inbound, outbound]) {
-        this.sockets.add(s);
-        s.on('close', () => this.sockets.delete(s));
-        s.on('error', () => undefined);
-      }
-      inbound.pipe(outbound).pipe(inbound);
-      inbound.on('close', () => outbound.destroy());
-      outbound.on('close', () => inbound.destroy());
-    });
-    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
-    return (this.server!.address() as { port: number }).port;
-  }
-
-  cut(): void {
-    this.down = true;
-    for (const s of this.sockets) s.resetAndDestroy();
-  }
-
-  restore(): void {
-    this.down = false;
-  }
-
-  async close(): Promise<void> {
-    for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-  }
-}
+export { NetworkFault } from '@bulwark/server/testing';

@@ -131,8 +131,12 @@ export class SessionService {
     const session = await this.store.sessionByTokenHash(sha256Hex(token));
     if (!session || session.revoked_at !== null) return null;
     const now = this.clock.now();
-    if (now >= session.expires_at) return null;
-    if (session.scope === 'full' && now - session.last_seen_at >= this.config.idleTimeoutMinutes * MINUTE) return null;
+    const idle = session.scope === 'full' && now - session.last_seen_at >= this.config.idleTimeoutMinutes * MINUTE;
+    if (now >= session.expires_at || idle) {
+      // Ended for good, not only for now: a clock that steps back must not bring it back to life.
+      await this.revoke(session.id);
+      return null;
+    }
     if (now - session.last_seen_at >= TOUCH_INTERVAL) {
       await this.store.touchSession(session.id, now);
       session.last_seen_at = now;

@@ -38,6 +38,8 @@ export interface OpenDatabaseOptions {
   poolSize?: number;
   /** PostgreSQL schema to use (tests give each file its own). */
   schema?: string;
+  /** An idle pooled PostgreSQL connection broke (the server restarted or went away); default: ignored. */
+  onConnectionError?: (error: Error) => void;
 }
 
 const INT8_OID = 20;
@@ -56,6 +58,11 @@ export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
             : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
       },
     });
+    // node-postgres emits an idle connection's failure on the pool, and an 'error' event nobody
+    // listens to ends the process: a PostgreSQL restart would have killed every node. The pool
+    // drops the broken connection by itself; queries meanwhile fail (503 storage.unavailable,
+    // readiness false) and succeed again once the server answers.
+    pool.on('error', (error) => options.onConnectionError?.(error));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', ...(options.schema ? { schema: options.schema } : {}), close: () => db.destroy() };
   }
@@ -121,17 +128,31 @@ export async function isReachable(db: Kysely<Database>): Promise<boolean> {
  * locked" whatever the busy timeout; an immediate one waits its turn at BEGIN instead.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  constructor(
+    settings: SqliteDialectConfig,
+    private readonly sqlite: SQLite.Database,
+  ) {
+    super(settings);
+  }
+
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
     await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+  }
+
+  // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR…): a
+  // ROLLBACK then fails with "no transaction is active", and that error would replace the one
+  // that caused it (a full disk answered 500 instead of 503 storage.unavailable).
+  override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
+    if (this.sqlite.inTransaction) await super.rollbackTransaction(connection);
   }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly settings: SqliteDialectConfig) {
+  constructor(private readonly settings: SqliteDialectConfig & { database: SQLite.Database }) {
     super(settings);
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.settings);
+    return new ImmediateSqliteDriver(this.settings, this.settings.database);
   }
 }

@@ -19,3 +19,7 @@ export { connectDevice, eventually, inbox, presenceOnline, settle } from './mqtt
 export { hardwareProduct } from './rollout-fixtures.js';
 export { ownerSession, startTestPlatform, STRONG_PASSWORD, type TestPlatform } from './server.js';
 export { signedBy, TestCeremony } from './tuf-ceremony.js';
+export { HttpClient } from './http.js';
+export { firstSignIn } from './server.js';
+export { startServerProcess, type ServerProcess } from './server-process.js';
+export { NetworkFault } from './network-fault.js';

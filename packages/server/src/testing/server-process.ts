@@ -66,13 +66,21 @@ const MQTT_LINE = /device broker \(MQTT over mutual TLS\) listening on mqtts:\/\
 const HTTPS_LINE = /Bulwark API listening on https:\/\/[^:]+:(\d+)/;
 
 /** Starts `bulwark serve` on the data directory; `env` adds BULWARK_* settings. */
-export async function startServerProcess(dataDir: string, ca: string, env: Record<string, string> = {}): Promise<ServerProcess> {
+export async function startServerProcess(
+  dataDir: string,
+  ca: string,
+  env: Record<string, string> = {},
+  listenTimeoutMs = 60_000,
+): Promise<ServerProcess> {
   const child = startCli(['serve', '--data-dir', dataDir, '--port', '0'], { BULWARK_MQTT_PORT: '0', ...env });
   let output = '';
   let lines = 0;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
   const ports = await new Promise<{ https: number; mqtt: number }>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`the server did not listen within 60 s:\n${output}`)), 60_000);
+    const timer = setTimeout(
+      () => reject(new Error(`the server did not listen within ${listenTimeoutMs} ms:\n${output}`)),
+      listenTimeoutMs,
+    );
     const read = (chunk: Buffer) => {
       const text = chunk.toString();
       lines += text.split('\n').length - 1;

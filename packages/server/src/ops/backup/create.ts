@@ -5,10 +5,22 @@
  * names it, so every blob the copied database names is in the archive. The archive is a tar of
  * `database/…`, `data/…`, `manifest.json` and `manifest.sig`, encrypted (envelope.ts) and written
  * through a temporary file and a rename: a backup that fails leaves no partial archive behind.
+ * A backup killed outright (SIGKILL, power loss) leaves its temporary file and staging directory,
+ * never a file under the archive's name; the next backup to the same place deletes them.
  */
-import { createReadStream, createWriteStream, existsSync, mkdtempSync, readFileSync, renameSync, rmSync, statSync } from 'node:fs';
+import {
+  createReadStream,
+  createWriteStream,
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { createHash } from 'node:crypto';
-import { dirname, join, resolve } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import tar from 'tar-stream';
 import { NotFoundError } from '../../errors.js';
@@ -41,6 +53,33 @@ export interface BackupResult {
   /** What the archive does not hold and a restore needs: keep each apart from the data and the backups. */
   keepApart: string[];
   seconds: number;
+}
+
+/**
+ * Deletes what backups to `out` that were killed before they finished left beside it: the
+ * temporary archive `OUT.tmp-PID` and the staging directory `.bulwark-backup-PID-…` of a process
+ * that no longer runs. A process still running (another backup) keeps its files.
+ */
+function removeLeftovers(out: string): string[] {
+  const dir = dirname(out);
+  const temporary = `${basename(out)}.tmp-`;
+  const removed: string[] = [];
+  for (const name of readdirSync(dir)) {
+    const owner = name.startsWith(temporary) ? /^\d+$/.exec(name.slice(temporary.length))?.[0] : /^\.bulwark-backup-(\d+)-/.exec(name)?.[1];
+    if (!owner || Number(owner) === process.pid || running(Number(owner))) continue;
+    rmSync(join(dir, name), { recursive: true, force: true });
+    removed.push(name);
+  }
+  return removed;
+}
+
+function running(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }
 
 /** The secrets a restore of this data directory needs that no backup carries. */
@@ -77,7 +116,8 @@ export async function createBackup(
   const now = options.now ?? new Date();
   const { header, key } = newEnvelope(options.key, deployment, now);
 
-  const staging = mkdtempSync(join(dirname(out), '.bulwark-backup-'));
+  removeLeftovers(out);
+  const staging = mkdtempSync(join(dirname(out), `.bulwark-backup-${process.pid}-`));
   const temporary = `${out}.tmp-${process.pid}`;
   try {
     const engine = config.database.url === 'sqlite' || config.database.url.startsWith('sqlite:') ? 'sqlite' : 'postgres';

@@ -20,7 +20,7 @@ const DESCRIPTIONS: Record<number, string> = {
   415: 'The body is not of a media type this route reads (request.unsupported_media_type)',
   429: 'Too many requests from this address (request.rate_limited, Retry-After)',
   500: 'Unexpected error, answered with the request ID only (internal.error)',
-  503: 'The node is shutting down (service.unavailable)',
+  503: 'The node is shutting down (service.unavailable), or its database is unreachable or full (storage.unavailable, Retry-After)',
 };
 
 function methodsOf(route: RouteOptions): string[] {

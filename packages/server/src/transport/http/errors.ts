@@ -1,12 +1,12 @@
 /**
  * Maps every failure to `{ "error": { code, message, details } }`: Bulwark errors keep their code
  * and status; Fastify's validation, parsing, URL and size errors become stable request.* codes;
- * anything unexpected is logged with the request ID and answered without internals. No answer
+ * a database out of reach or full answers 503 `storage.unavailable` (retry); anything unexpected is logged with the request ID and answered without internals. No answer
  * echoes the request's URL.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { ErrorCodes, errorBody, type ErrorCode } from '@bulwark/protocol';
-import { BulwarkError } from '../../errors.js';
+import { BulwarkError, isStorageUnavailable, StorageUnavailableError } from '../../errors.js';
 
 const FASTIFY_CODES: Record<string, [number, ErrorCode, string]> = {
   FST_ERR_CTP_BODY_TOO_LARGE: [413, ErrorCodes.requestTooLarge, 'The request body is larger than the limit'],
@@ -46,6 +46,13 @@ export function errorResponder(bodyLimit: number): ErrorResponder {
     }
     if (error.statusCode && error.statusCode >= 400 && error.statusCode < 500) {
       return reply.status(error.statusCode).send(errorBody(ErrorCodes.requestInvalid, error.message));
+    }
+    if (isStorageUnavailable(error)) {
+      // The database is out of reach or full: nothing was committed, and the caller may retry.
+      request.log.error({ err: error }, 'storage unavailable: answered 503');
+      const unavailable = new StorageUnavailableError();
+      reply.header('retry-after', String(unavailable.details!.retryAfterSeconds));
+      return reply.status(503).send(errorBody(unavailable.code, unavailable.message, unavailable.details));
     }
     request.log.error({ err: error }, 'unhandled error');
     return reply

@@ -49,7 +49,7 @@ import type { Platform } from '../../platform.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import type { ChildChange } from '../../devices/gateway-feed.js';
 import type { ChildView } from '../../devices/gateways.js';
-import { BulwarkError } from '../../errors.js';
+import { BulwarkError, isStorageUnavailable } from '../../errors.js';
 import {
   authorizeChildPublish,
   authorizeChildSubscribe,
@@ -136,6 +136,10 @@ const REFUSED_SINK = '$bulwark/refused';
 export interface GatewayStats extends InboxStats {
   connectionsRefused: number;
   authFailures: number;
+  /** CONNECTs answered "server unavailable" because the database could not check them. */
+  connectsUnavailable: number;
+  /** Sessions ended because a QoS 1 message could not be stored (storage unavailable): not acknowledged. */
+  storageDisconnects: number;
   aclDenied: number;
   oversized: number;
   /** QoS 0 messages over their device's publish rate, dropped. */
@@ -183,6 +187,7 @@ export const DISCONNECT_REASON = {
   rateTooHigh: 0x96,
   quotaExceeded: 0x97,
   administrativeAction: 0x98,
+  serverBusy: 0x89,
   qosNotSupported: 0x9b,
   maximumConnectTime: 0xa0,
 } as const;
@@ -208,6 +213,8 @@ export class MqttGateway implements DeviceMessenger {
   readonly stats: GatewayStats = {
     connectionsRefused: 0,
     authFailures: 0,
+    connectsUnavailable: 0,
+    storageDisconnects: 0,
     aclDenied: 0,
     payloadErrors: 0,
     oversized: 0,
@@ -318,7 +325,11 @@ export class MqttGateway implements DeviceMessenger {
   }
 
   async start(tls: TlsMaterial): Promise<void> {
-    this.backends = this.options.redisUrl ? redisBackends(this.options.redisUrl) : null;
+    this.backends = this.options.redisUrl
+      ? redisBackends(this.options.redisUrl, (error) =>
+          this.log.error({ err: error }, 'Redis unreachable: not ready; routing between nodes waits until it is back'),
+        )
+      : null;
     this.broker = await Aedes.createBroker({
       ...(this.backends ?? {}),
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
@@ -362,7 +373,18 @@ export class MqttGateway implements DeviceMessenger {
             if (!route) packet.topic = REFUSED_SINK;
             done(null);
           },
-          (error: Error) => done(error),
+          (error: Error) => {
+            if (!isStorageUnavailable(error)) return done(error);
+            // Not stored, so not acknowledged: the session ends and the device sends the message
+            // again on its next connection. MQTT 3.1.1: done(error) closes the connection. MQTT 5:
+            // Aedes would answer PUBACK 0x87 (not authorized), which a client takes as final and
+            // drops the message, so the session is ended with DISCONNECT 0x89 (server busy) instead.
+            this.stats.storageDisconnects++;
+            this.log.error({ err: error, deviceId: client.id }, 'mqtt message not stored (storage unavailable): session ended');
+            if (client.version === 5)
+              disconnect(client, DISCONNECT_REASON.serverBusy, 'storage unavailable: send again after reconnecting');
+            else done(error);
+          },
         );
       },
       authorizeSubscribe: (client, subscription, done) => {
@@ -569,6 +591,14 @@ export class MqttGateway implements DeviceMessenger {
     try {
       identity = await this.identify(transport.socket, transport.protocol, username, password);
     } catch (error) {
+      if (isStorageUnavailable(error)) {
+        // The credentials could not be checked (the database is out of reach): not the device's
+        // fault, and not final. "Server unavailable" makes it retry with backoff; "not
+        // authorized" would make a well-behaved device give up for good.
+        this.stats.connectsUnavailable++;
+        this.log.error({ err: error, clientId: client.id?.slice(0, 130) }, 'mqtt connect not checked: storage unavailable');
+        throw authError('server unavailable', RETURN.serverUnavailable);
+      }
       this.stats.authFailures++;
       this.behaviour?.authFailure(username ?? client.id ?? '', transport.socket.remoteAddress ?? '');
       const reason =

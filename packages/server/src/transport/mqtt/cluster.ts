@@ -5,6 +5,7 @@
  * (aedes-persistence-redis), so a device may reconnect to any node. State and telemetry are in
  * the shared PostgreSQL database; nothing else is shared.
  */
+import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
 import { Redis, type RedisOptions } from 'ioredis';
 
@@ -37,14 +38,29 @@ export function redisOptions(url: string): RedisOptions {
 }
 
 /** The emitter's and the persistence's connections are made here, so this node can close them all. */
-export function redisBackends(url: string): RedisBackends {
+export function redisBackends(url: string, onError: (error: Error) => void = () => undefined): RedisBackends {
   const options = redisOptions(url);
   const connections = [new Redis(options), new Redis(options), new Redis(options)];
+  // A lost Redis is reported once per outage (and shows in readiness), never thrown: ioredis
+  // reconnects by itself, and commands wait for it meanwhile.
+  let reported = false;
+  const report = (error: Error) => {
+    if (!reported) onError(error);
+    reported = true;
+  };
+  for (const c of connections) {
+    c.on('error', report);
+    c.on('ready', () => (reported = false));
+  }
   const [subConn, pubConn, conn] = connections as [Redis, Redis, Redis];
-  const mqemitterRedis = require('mqemitter-redis') as (opts: Record<string, unknown>) => unknown;
+  const mqemitterRedis = require('mqemitter-redis') as (opts: Record<string, unknown>) => { state: EventEmitter };
   const persistenceRedis = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => unknown;
+  const mq = mqemitterRedis({ subConn, pubConn });
+  // mqemitter-redis passes each connection error on to its `state` emitter, and an 'error' event
+  // nobody listens to ends the process: without this, losing Redis for a moment killed the node.
+  mq.state.on('error', report);
   return {
-    mq: mqemitterRedis({ subConn, pubConn }),
+    mq,
     persistence: persistenceRedis({ conn }),
     reachable: () => connections.every((c) => c.status === 'ready'),
     close: async () => {

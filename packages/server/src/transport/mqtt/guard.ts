@@ -245,6 +245,10 @@ export class TokenBucket {
   }
 
   private refill(now: number): void {
+    // The wall clock stepped back (an NTP correction): start counting again from the new time.
+    // Waiting for it to pass the old one would hold the device at its current level of debt (no
+    // refill) for as long as the step, an hour's step an hour's lock-out.
+    if (now < this.last) this.last = now;
     if (now > this.last) {
       this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
       this.last = now;
