@@ -6,6 +6,7 @@ import type { Command } from 'commander';
 import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../runner/init.js';
 import { startServer } from '../runner/server.js';
 import { openPlatform } from '../platform.js';
+import { loadPasswordDictionaries } from '../accounts/passwords.js';
 import { openDatabase } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrate.js';
 import { action, addDataDir, configFor, print, type GlobalOptions } from './context.js';
@@ -96,6 +97,8 @@ async function serve(flags: ServeFlags, init?: InitResult): Promise<number> {
     throw error;
   };
   const platform = await openPlatform(config).catch(failed);
+  // Built now rather than on the first sign-up or password change, which would wait a second for it.
+  loadPasswordDictionaries();
   // A node that cannot listen (port taken, bad certificate) closes its database at once: an open
   // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
   const server = await startServer(platform, { logStream: logDestination() }).catch(async (error: unknown) => {
