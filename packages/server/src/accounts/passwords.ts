@@ -4,21 +4,42 @@
  * common and easily guessed passwords (a shipped list of 49k breached passwords and a zxcvbn
  * estimate that also knows the user's own name and email) are refused.
  */
+import { createRequire } from 'node:module';
 import { hash, verify } from '@node-rs/argon2';
-import { ZxcvbnFactory } from '@zxcvbn-ts/core';
-import * as common from '@zxcvbn-ts/language-common';
-import * as english from '@zxcvbn-ts/language-en';
+import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { ValidationError } from '../errors.js';
 
-const estimator = new ZxcvbnFactory({
-  dictionary: { ...common.dictionary, ...english.dictionary },
-  graphs: common.adjacencyGraphs,
-  translations: english.translations,
-  // The l33t matcher tries substitution combinations: at its default cap (100) a long random
-  // password costs seconds of blocked event loop, which anyone who may set a password could repeat.
-  l33tMaxSubstitutions: 10,
-});
-const COMMON = new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+interface Dictionaries {
+  estimator: ZxcvbnFactory;
+  common: Set<string>;
+}
+
+let dictionaries: Dictionaries | undefined;
+/**
+ * The zxcvbn estimator and the breached-password list, built on first use: unpacking and ranking
+ * the dictionaries costs over a second of CPU, which every CLI command opening the platform (and
+ * every test process) would otherwise pay without checking a password. `loadPasswordDictionaries()`
+ * builds them ahead (the server runner does at start, so the first sign-up does not wait).
+ * Loaded through require (the packages ship CommonJS) so the policy check stays synchronous.
+ */
+export function loadPasswordDictionaries(): Dictionaries {
+  if (dictionaries) return dictionaries;
+  const require = createRequire(import.meta.url);
+  const { ZxcvbnFactory } = require('@zxcvbn-ts/core') as typeof import('@zxcvbn-ts/core');
+  const common = require('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common');
+  const english = require('@zxcvbn-ts/language-en') as typeof import('@zxcvbn-ts/language-en');
+  const estimator = new ZxcvbnFactory({
+    dictionary: { ...common.dictionary, ...english.dictionary },
+    graphs: common.adjacencyGraphs,
+    translations: english.translations,
+    // The l33t matcher tries substitution combinations: at its default cap (100) a long random
+    // password costs seconds of blocked event loop, which anyone who may set a password could repeat.
+    l33tMaxSubstitutions: 10,
+  });
+  const list = new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
+  dictionaries = { estimator, common: list };
+  return dictionaries;
+}
 
 /** argon2id (algorithm 2 in @node-rs/argon2), OWASP's m=19 MiB, t=2, p=1. */
 export const ARGON2_PARAMS = { algorithm: 2, memoryCost: 19456, timeCost: 2, parallelism: 1 } as const;
@@ -50,7 +71,8 @@ export function checkPasswordPolicy(password: string, kind: 'operator' | 'consum
       reason: 'too_long',
       maxLength: MAX_PASSWORD_LENGTH,
     });
-  if (COMMON.has(password.toLowerCase()))
+  const { estimator, common } = loadPasswordDictionaries();
+  if (common.has(password.toLowerCase()))
     throw new PasswordRejectedError('it appears in lists of breached passwords', { reason: 'breached' });
   const words = context.flatMap((c) => c.toLowerCase().split(/[^a-z0-9]+/)).filter((w) => w.length >= 3);
   const estimate = estimator.check(password.slice(0, 100), words);

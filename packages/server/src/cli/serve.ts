@@ -4,8 +4,8 @@
  */
 import type { Command } from 'commander';
 import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../runner/init.js';
-import { startServer } from '../runner/server.js';
 import { openPlatform } from '../platform.js';
+import { loadPasswordDictionaries } from '../accounts/passwords.js';
 import { openDatabase } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrate.js';
 import { action, addDataDir, configFor, print, type GlobalOptions } from './context.js';
@@ -95,7 +95,12 @@ async function serve(flags: ServeFlags, init?: InitResult): Promise<number> {
     if (init) reportInit(flags, init);
     throw error;
   };
+  // The HTTP and MQTT servers (Fastify, every route, the broker) load only here: `init`, `migrate`
+  // and `--help` do not pay for them.
+  const { startServer } = await import('../runner/server.js');
   const platform = await openPlatform(config).catch(failed);
+  // Built now rather than on the first sign-up or password change, which would wait a second for it.
+  loadPasswordDictionaries();
   // A node that cannot listen (port taken, bad certificate) closes its database at once: an open
   // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
   const server = await startServer(platform, { logStream: logDestination() }).catch(async (error: unknown) => {

@@ -3,7 +3,7 @@
  * P-256 key; most are made in-process (WebCrypto keys, @peculiar/x509 signing with the openssl-made
  * manufacturer CA's key), a sample with the openssl CLI (its own key and CSR each, signed by `openssl
  * x509 -req`), so both kinds of encoding go through the broker. Each device connects once with
- * mosquitto_pub over mutual TLS, registers and publishes one reading.
+ * mosquitto_pub over mutual TLS (12 at once, started by one xargs), registers and publishes one reading.
  */
 import 'reflect-metadata';
 import { after, before, describe, it } from 'node:test';
@@ -16,7 +16,7 @@ import { stepUp, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { estCsr, estPost, opensslCa, opensslLeaf } from '../testing/est-client.js';
 import type { HttpClient } from '../testing/http.js';
-import { mosquittoClient } from '../testing/mqtt.js';
+import { mosquittoClient, mosquittoClients } from '../testing/mqtt.js';
 import { Openssl } from '../testing/openssl.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import type { TestPlatform } from '../testing/server.js';
@@ -141,13 +141,11 @@ for (const engine of ENGINES) {
       await pool(names.slice(0, sample), 1, (name) => opensslLeaf(ssl, 'fleet', name, `/CN=${name}/O=Acme`));
       await issueInProcess(ssl, 'fleet', names.slice(sample));
       const generated = Date.now();
-      const exits = await pool(names, 12, (name) =>
-        mosquittoClient('mosquitto_pub', { port: t.server.mqtt!.port, dir: ssl.dir, name, deviceId: name }, [
-          '-t',
-          `d/${name}/telemetry`,
-          '-m',
-          '{"values":{"boot":1}}',
-        ]),
+      const exits = await mosquittoClients(
+        'mosquitto_pub',
+        names.map((name) => ({ port: t.server.mqtt!.port, dir: ssl.dir, name, deviceId: name })),
+        (device) => ['-t', `d/${device.deviceId}/telemetry`, '-m', '{"values":{"boot":1}}'],
+        12,
       );
       const connected = Date.now();
       const failed = exits.map((e, i) => [names[i], e] as const).filter(([, e]) => e.code !== 0);

@@ -4,7 +4,7 @@
  * waiting for something to become true.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import type { Kysely, Selectable } from 'kysely';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Database, DevicePresenceTable } from '../storage/schema.js';
@@ -76,14 +76,10 @@ export interface MosquittoDevice {
   deviceId: string;
 }
 
-/** Runs mosquitto_pub or mosquitto_sub as the device (QoS 1, client ID = device ID) with `args` added; its exit code and output. */
-export function mosquittoClient(
-  command: 'mosquitto_pub' | 'mosquitto_sub',
-  device: MosquittoDevice,
-  args: string[],
-): Promise<{ code: number; output: string }> {
+/** The arguments that make mosquitto_pub or mosquitto_sub the device (QoS 1, client ID = device ID). */
+function mosquittoArgs(device: MosquittoDevice): string[] {
   const { port, dir, name, deviceId } = device;
-  const base = [
+  return [
     '-h',
     'localhost',
     '-p',
@@ -99,11 +95,61 @@ export function mosquittoClient(
     '-q',
     '1',
   ];
+}
+
+/** Runs mosquitto_pub or mosquitto_sub as the device with `args` added; its exit code and output. */
+export function mosquittoClient(
+  command: 'mosquitto_pub' | 'mosquitto_sub',
+  device: MosquittoDevice,
+  args: string[],
+): Promise<{ code: number; output: string }> {
   return new Promise((resolve) => {
-    execFile(command, [...base, ...args], { timeout: 15_000 }, (error, stdout, stderr) =>
+    execFile(command, [...mosquittoArgs(device), ...args], { timeout: 15_000 }, (error, stdout, stderr) =>
       resolve({ code: error ? ((error as { code?: number }).code ?? 1) : 0, output: stdout + stderr }),
     );
   });
+}
+
+/**
+ * Runs mosquitto_pub or mosquitto_sub once as each device (`args` added for each), `width` at once
+ * and each stopped after 15 s, like mosquittoClient; their exit codes and outputs, in order. One
+ * `xargs` starts them all: forking the test process itself, which also runs the broker, costs tens
+ * of milliseconds per child on a loaded machine and holds the broker's event loop meanwhile.
+ */
+export async function mosquittoClients(
+  command: 'mosquitto_pub' | 'mosquitto_sub',
+  devices: MosquittoDevice[],
+  args: (device: MosquittoDevice) => string[],
+  width: number,
+): Promise<{ code: number; output: string }[]> {
+  if (devices.length === 0) return [];
+  const argvs = devices.map((device, i) => [String(i), command, ...mosquittoArgs(device), ...args(device)]);
+  const size = argvs[0]!.length;
+  assert.ok(
+    argvs.every((a) => a.length === size),
+    'every device runs with as many arguments',
+  );
+  // Each run prints one line: its index, exit code and output (base64, cut at 1,500 bytes so the line
+  // stays under PIPE_BUF and lines of parallel runs never interleave).
+  const script =
+    'i=$1; shift; out=$(timeout 15 "$@" 2>&1); code=$?; printf "%s %s %s\\n" "$i" "$code" "$(printf %s "$out" | head -c 1500 | base64 -w 0)"';
+  const input = argvs.flat().join('\0') + '\0';
+  const stdout = await new Promise<string>((resolve, reject) => {
+    const child = spawn('xargs', ['-0', '-P', String(width), '-n', String(size), 'sh', '-c', script, 'sh'], {
+      stdio: ['pipe', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.on('data', (chunk: Buffer) => (out += chunk));
+    child.on('error', reject);
+    child.on('close', () => resolve(out));
+    child.stdin.end(input);
+  });
+  const results: { code: number; output: string }[] = devices.map(() => ({ code: -1, output: 'did not run' }));
+  for (const line of stdout.split('\n').filter(Boolean)) {
+    const [i, code, output = ''] = line.split(' ');
+    results[Number(i)] = { code: Number(code), output: Buffer.from(output, 'base64').toString() };
+  }
+  return results;
 }
 
 /** Resolves when the connection is closed (by the broker or us). */
