@@ -1,8 +1,12 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { sql } from 'kysely';
-import { ENGINES } from '../testing/engines.js';
-import { isReachable } from './database.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ENGINES, PG_URL } from '../testing/engines.js';
+import { NetworkFault } from '../testing/network-fault.js';
+import { isReachable, openDatabase } from './database.js';
 import { migrateToLatest, pendingMigrations } from './migrate.js';
 
 for (const engine of ENGINES) {
@@ -48,3 +52,34 @@ for (const engine of ENGINES) {
     });
   });
 }
+
+describe('a PostgreSQL connection lost mid-query', { skip: ENGINES.find((e) => e.engine === 'postgres')!.skip }, () => {
+  it('rejects the query and keeps the process alive; the next query succeeds once the server is back', async () => {
+    const fault = new NetworkFault(Number(new URL(PG_URL).port || 5432));
+    const port = await fault.listen();
+    const url = new URL(PG_URL);
+    url.port = String(port);
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-pg-lost-'));
+    const errors: Error[] = [];
+    const handle = openDatabase({ url: url.toString(), dataDir: dir, poolSize: 2, onConnectionError: (e) => errors.push(e) });
+    const uncaught: unknown[] = [];
+    const onUncaught = (error: unknown) => uncaught.push(error);
+    process.on('uncaughtException', onUncaught);
+    try {
+      const running = sql`select pg_sleep(5)`.execute(handle.db);
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      fault.cut();
+      await assert.rejects(running, 'the query in flight fails');
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      assert.deepEqual(uncaught, [], 'no uncaught error from the connection in use');
+      assert.ok(errors.length >= 1, 'the connection failure is reported to the node');
+      fault.restore();
+      assert.equal(await isReachable(handle.db), true, 'a new connection serves the next query');
+    } finally {
+      process.off('uncaughtException', onUncaught);
+      await handle.close();
+      await fault.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -63,6 +63,11 @@ export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
     // drops the broken connection by itself; queries meanwhile fail (503 storage.unavailable,
     // readiness false) and succeed again once the server answers.
     pool.on('error', (error) => options.onConnectionError?.(error));
+    // A connection in use (checked out: the pool's idle listener is off) emits its failure on the
+    // client itself, beside rejecting the query it ran; unheard, that event too ended the process
+    // when PostgreSQL went away mid-query. The query's own rejection is what the caller sees, and
+    // the pool discards the broken connection when it comes back.
+    pool.on('connect', (client) => client.on('error', (error) => options.onConnectionError?.(error)));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
     return { db, engine: 'postgres', ...(options.schema ? { schema: options.schema } : {}), close: () => db.destroy() };
   }
