@@ -110,10 +110,7 @@ describe('docs/updates.md: the ceremony and a first release, run as written', ()
     // `bulwark` on PATH, as node_modules/.bin/bulwark puts it there.
     const bin = join(base, 'bin');
     mkdirSync(bin);
-    writeFileSync(
-      join(bin, 'bulwark'),
-      `#!/bin/sh\nexec ${cliShellCommand()} "$@"\n`,
-    );
+    writeFileSync(join(bin, 'bulwark'), `#!/bin/sh\nexec ${cliShellCommand()} "$@"\n`);
     chmodSync(join(bin, 'bulwark'), 0o755);
 
     const work = join(base, 'firmware-ceremony');
