@@ -74,6 +74,7 @@ import { GatewaysService } from './devices/gateways.js';
 import { DeviceLink } from './devices/messaging.js';
 import { DevicesService } from './devices/service.js';
 import { ShadowService } from './devices/shadow.js';
+import { ShadowStore } from './devices/shadow-store.js';
 import { DevicesStore } from './devices/store.js';
 import { SymmetricKeyService } from './devices/symmetric-keys.js';
 import { systemClock, type Clock } from './clock.js';
@@ -280,7 +281,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     store: devicesStore,
     service: devicesService,
     link,
-    shadow: new ShadowService(db, devicesStore, audit, clock, link),
+    shadow: new ShadowService(new ShadowStore(db), devicesStore, audit, clock, link),
     commands: new CommandService(db, devicesStore, audit, clock, link),
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,

@@ -6,16 +6,16 @@
  * to apply (docs/protocol.md §3.3).
  */
 import { STATE_DELTA, STATE_DESIRED } from '@bulwark/protocol';
-import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
 import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
-import type { Database, DeviceShadowHistoryTable, DeviceShadowsTable } from '../storage/schema.js';
+import type { DeviceShadowHistoryTable, DeviceShadowsTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { DeviceIdentity } from './identity.js';
 import type { DeviceMessenger } from './messaging.js';
 import { checkPatch, delta, mergePatch, serializeState, StateError, type JsonObject } from './shadow-state.js';
+import type { Executor, ShadowStore } from './shadow-store.js';
 import type { DevicesStore } from './store.js';
 
 export interface ShadowView {
@@ -49,7 +49,7 @@ function view(row: DeviceShadowsTable): ShadowView {
 
 export class ShadowService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: ShadowStore,
     private readonly devices: DevicesStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
@@ -59,7 +59,7 @@ export class ShadowService {
   async get(actor: Actor, deviceId: string): Promise<ShadowView> {
     requirePermission(actor, 'devices:read');
     const device = await this.deviceOf(actor, deviceId);
-    return view((await this.row(device.id)) ?? this.empty(device.id, device.organization_id));
+    return view((await this.store.row(device.id)) ?? this.empty(device.id, device.organization_id));
   }
 
   /**
@@ -117,7 +117,7 @@ export class ShadowService {
 
   /** Sends the device its desired state and delta now (on `state/get`, and when it subscribes). */
   async sync(identity: DeviceIdentity): Promise<void> {
-    const row = (await this.row(identity.deviceId)) ?? this.empty(identity.deviceId, identity.organizationId);
+    const row = (await this.store.row(identity.deviceId)) ?? this.empty(identity.deviceId, identity.organizationId);
     await this.push(view(row));
   }
 
@@ -128,14 +128,11 @@ export class ShadowService {
   ): Promise<ShadowChange[]> {
     requirePermission(actor, 'devices:read');
     const device = await this.deviceOf(actor, deviceId);
-    let query = this.db.selectFrom('device_shadow_history').selectAll().where('device_id', '=', device.id);
-    if (options.kind) query = query.where('kind', '=', options.kind);
-    if (options.beforeVersion !== undefined) query = query.where('version', '<', options.beforeVersion);
-    const rows = await query
-      .orderBy('changed_at', 'desc')
-      .orderBy('version', 'desc')
-      .limit(Math.min(Math.max(options.limit ?? 50, 1), 500))
-      .execute();
+    const rows = await this.store.history(device.id, {
+      ...(options.kind ? { kind: options.kind } : {}),
+      ...(options.beforeVersion !== undefined ? { beforeVersion: options.beforeVersion } : {}),
+      limit: Math.min(Math.max(options.limit ?? 50, 1), 500),
+    });
     return rows.map((r: DeviceShadowHistoryTable) => ({
       kind: r.kind,
       version: r.version,
@@ -161,16 +158,12 @@ export class ShadowService {
     kind: 'reported' | 'desired',
     patch: JsonObject,
     actor: string | null,
-    guard?: (row: DeviceShadowsTable, trx: Kysely<Database>) => Promise<void>,
+    guard?: (row: DeviceShadowsTable, trx: Executor) => Promise<void>,
   ): Promise<ShadowView> {
     for (let attempt = 0; attempt < MAX_ATTEMPTS; attempt++) {
-      const result = await this.db.transaction().execute(async (trx) => {
-        await trx
-          .insertInto('device_shadows')
-          .values(this.empty(deviceId, organizationId))
-          .onConflict((oc) => oc.column('device_id').doNothing())
-          .execute();
-        const row = (await this.row(deviceId, trx))!;
+      const result = await this.store.db.transaction().execute(async (trx) => {
+        await this.store.ensure(this.empty(deviceId, organizationId), trx);
+        const row = (await this.store.row(deviceId, trx))!;
         await guard?.(row, trx);
         const now = this.clock.now();
         const current = JSON.parse(kind === 'reported' ? row.reported : row.desired) as JsonObject;
@@ -184,24 +177,9 @@ export class ShadowService {
           throw error;
         }
         const version = (kind === 'reported' ? row.reported_version : row.desired_version) + 1;
-        const changed =
-          kind === 'reported'
-            ? await trx
-                .updateTable('device_shadows')
-                .set({ reported: text, reported_version: version, reported_at: now })
-                .where('device_id', '=', deviceId)
-                .where('reported_version', '=', version - 1)
-                .executeTakeFirst()
-            : await trx
-                .updateTable('device_shadows')
-                .set({ desired: text, desired_version: version, desired_at: now })
-                .where('device_id', '=', deviceId)
-                .where('desired_version', '=', version - 1)
-                .executeTakeFirst();
-        if (Number(changed.numUpdatedRows) !== 1) return null;
-        await trx
-          .insertInto('device_shadow_history')
-          .values({
+        if (!(await this.store.setSide(deviceId, kind, text, version, now, trx))) return null;
+        await this.store.appendHistory(
+          {
             id: newId(),
             organization_id: organizationId,
             device_id: deviceId,
@@ -211,8 +189,9 @@ export class ShadowService {
             state: text,
             actor,
             changed_at: now,
-          })
-          .execute();
+          },
+          trx,
+        );
         return view(
           kind === 'reported'
             ? { ...row, reported: text, reported_version: version, reported_at: now }
@@ -222,10 +201,6 @@ export class ShadowService {
       if (result) return result;
     }
     throw new ConflictError('The shadow changed too often at once; try again', { deviceId }, 'state.version_conflict');
-  }
-
-  private row(deviceId: string, db: Kysely<Database> = this.db): Promise<DeviceShadowsTable | undefined> {
-    return db.selectFrom('device_shadows').selectAll().where('device_id', '=', deviceId).executeTakeFirst();
   }
 
   private empty(deviceId: string, organizationId: string): DeviceShadowsTable {
