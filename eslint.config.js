@@ -29,7 +29,6 @@ const KYSELY_ALLOWED_FOR_NOW = [
   'keys/rotation.ts',
   'accounts/one-time-tokens.ts',
   'devices/symmetric-keys.ts',
-  'devices/bootstrap-cas.ts',
   'devices/enrollment.ts',
   'devices/commands.ts',
   'devices/identity.ts',

@@ -75,6 +75,7 @@ import { DeviceLink } from './devices/messaging.js';
 import { DevicesService } from './devices/service.js';
 import { ShadowService } from './devices/shadow.js';
 import { ShadowStore } from './devices/shadow-store.js';
+import { BootstrapCaStore } from './devices/bootstrap-ca-store.js';
 import { DevicesStore } from './devices/store.js';
 import { SymmetricKeyService } from './devices/symmetric-keys.js';
 import { systemClock, type Clock } from './clock.js';
@@ -269,7 +270,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
   });
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
-  const bootstrapCas = new BootstrapCaService(db, audit, clock);
+  const bootstrapCas = new BootstrapCaService(new BootstrapCaStore(db), devicesStore, audit, clock);
   const manufacturerStore = new ManufacturerStore(db);
   const enrollmentPolicies = new EnrollmentPolicyService(manufacturerStore, devicesStore, audit, clock);
   const jit = new JitProvisioner(manufacturerStore, enrollmentPolicies, devicesStore, audit, clock, {

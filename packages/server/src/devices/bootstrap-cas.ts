@@ -9,17 +9,15 @@
 import 'reflect-metadata';
 import { createHash, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
-import type { Kysely, Selectable } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
 import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
-import type { BootstrapCasTable, Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
+import type { BootstrapCaRow, BootstrapCaStore } from './bootstrap-ca-store.js';
 import { DeviceAuthenticationError } from './identity.js';
-
-type BootstrapCaRow = Selectable<BootstrapCasTable>;
+import type { DevicesStore } from './store.js';
 
 export const MAX_BOOTSTRAP_CAS = 50;
 const MIN_RSA_BITS = 2048;
@@ -105,7 +103,8 @@ export function commonName(cert: X509Certificate, field = 'CN'): string | null {
 
 export class BootstrapCaService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: BootstrapCaStore,
+    private readonly devices: DevicesStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
   ) {}
@@ -128,13 +127,8 @@ export class BootstrapCaService {
       created_at: now,
       deleted_at: null,
     };
-    await this.db.transaction().execute(async (trx) => {
-      const live = await trx
-        .selectFrom('bootstrap_cas')
-        .select(['fingerprint_sha256'])
-        .where('organization_id', '=', actor.organizationId)
-        .where('deleted_at', 'is', null)
-        .execute();
+    await this.store.db.transaction().execute(async (trx) => {
+      const live = await this.store.live(actor.organizationId, trx);
       if (live.some((r) => r.fingerprint_sha256 === row.fingerprint_sha256))
         throw new ConflictError(
           'This CA is already registered in the organization',
@@ -145,7 +139,7 @@ export class BootstrapCaService {
         throw new ConflictError(`An organization may register at most ${MAX_BOOTSTRAP_CAS} bootstrap CAs; delete one first`, {
           limit: MAX_BOOTSTRAP_CAS,
         });
-      await trx.insertInto('bootstrap_cas').values(row).execute();
+      await this.store.insert(row, trx);
       await this.audit.recordBy(
         actor,
         'pki.bootstrap_ca_registered',
@@ -159,28 +153,14 @@ export class BootstrapCaService {
 
   async list(actor: Actor): Promise<BootstrapCaView[]> {
     requirePermission(actor, 'devices:read');
-    const rows = await this.db
-      .selectFrom('bootstrap_cas')
-      .selectAll()
-      .where('organization_id', '=', actor.organizationId)
-      .where('deleted_at', 'is', null)
-      .orderBy('created_at')
-      .execute();
-    return rows.map(view);
+    return (await this.store.live(actor.organizationId)).map(view);
   }
 
   /** Stops trusting the CA at once: its certificates enroll nothing more (devices already enrolled keep their certificates). */
   async delete(actor: Actor, id: string): Promise<void> {
     requirePermission(actor, 'devices:write');
-    await this.db.transaction().execute(async (trx) => {
-      const result = await trx
-        .updateTable('bootstrap_cas')
-        .set({ deleted_at: this.clock.now() })
-        .where('id', '=', id)
-        .where('organization_id', '=', actor.organizationId)
-        .where('deleted_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw new NotFoundError('Bootstrap CA', { id });
+    await this.store.db.transaction().execute(async (trx) => {
+      if (!(await this.store.markDeleted(actor.organizationId, id, this.clock.now(), trx))) throw new NotFoundError('Bootstrap CA', { id });
       await this.audit.recordBy(actor, 'pki.bootstrap_ca_deleted', { type: 'bootstrap_ca', id }, undefined, trx);
     });
   }
@@ -198,12 +178,7 @@ export class BootstrapCaService {
       throw new DeviceAuthenticationError('malformed');
     }
     const now = this.clock.now();
-    const candidates = await this.db
-      .selectFrom('bootstrap_cas')
-      .selectAll()
-      .where('subject_sha256', '=', sha256(cert.issuer))
-      .where('deleted_at', 'is', null)
-      .execute();
+    const candidates = await this.store.bySubject(sha256(cert.issuer));
     const issuers = candidates.filter((row) => {
       const ca = new X509Certificate(row.pem);
       return now <= Date.parse(ca.validTo) && cert.checkIssued(ca) && cert.verify(ca.publicKey);
@@ -213,13 +188,7 @@ export class BootstrapCaService {
     if (now > Date.parse(cert.validTo)) throw new DeviceAuthenticationError('expired');
     const serial = commonName(cert);
     if (serial === null) throw new DeviceAuthenticationError('malformed');
-    const devices = await this.db
-      .selectFrom('devices')
-      .select(['id', 'organization_id'])
-      .where('organization_id', 'in', [...new Set(issuers.map((i) => i.organization_id))])
-      .where('serial', '=', serial)
-      .where('status', '=', 'pending')
-      .execute();
+    const devices = await this.devices.pendingBySerial([...new Set(issuers.map((i) => i.organization_id))], serial);
     if (devices.length !== 1) throw new DeviceAuthenticationError('unknown_device');
     const device = devices[0]!;
     return {

@@ -156,6 +156,17 @@ export class DevicesStore {
       .executeTakeFirst();
   }
 
+  /** The pending devices with this serial in any of these organizations (bootstrap enrollment: exactly one may match). */
+  pendingBySerial(organizationIds: string[], serial: string): Promise<Pick<DeviceRow, 'id' | 'organization_id'>[]> {
+    return this.db
+      .selectFrom('devices')
+      .select(['id', 'organization_id'])
+      .where('organization_id', 'in', organizationIds)
+      .where('serial', '=', serial)
+      .where('status', '=', 'pending')
+      .execute();
+  }
+
   /** Which of these serials are already registered in the organization. */
   async existingSerials(organizationId: string, serials: string[], db: Executor = this.db): Promise<Set<string>> {
     const found = new Set<string>();
