@@ -44,8 +44,10 @@ export function MyDevices() {
             {invitations.map((invitation) => (
               <li key={invitation.id} className="device-item">
                 <p>
-                  A device {invitation.kind === 'transfer' ? 'offered to you to own' : `shared with you (${ROLE_LABEL[invitation.role]})`},
-                  until {new Date(invitation.expiresAt).toLocaleDateString()}
+                  {invitation.kind === 'transfer'
+                    ? 'A device offered to you to own'
+                    : `A device shared with you: you can ${invitation.role === 'member' ? 'view and use' : 'view'} it`}
+                  . The invitation stands until {new Date(invitation.expiresAt).toLocaleDateString()}.
                 </p>
                 <div className="actions">
                   <Button disabled={busy} onClick={() => answer(invitation, true)}>
