@@ -21,6 +21,8 @@ import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DeviceClient } from '@bulwark/device';
 import { startDevicePlatform, type DevicePlatform } from '@bulwark/device/testing';
 import { cliActor, eventually, insertConsumer, mailsDuring, presenceOnline, STRONG_PASSWORD, tokenIn } from '@bulwark/server/testing';
+import { enrolMfa, signIn as signInForTest } from '../../server/src/testing/accounts.js';
+import { totp } from '../../server/src/testing/server.js';
 import { assertAccessible, chromiumSkip, launchChromium } from './browser.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
@@ -39,6 +41,7 @@ const contexts: BrowserContext[] = [];
 let device: DeviceClient;
 let deviceId: string;
 let claimCode: string;
+let viewerTotp: string;
 const resets: string[] = [];
 
 async function shot(page: Page, name: string): Promise<void> {
@@ -57,11 +60,17 @@ async function phone(): Promise<Page> {
   return context.newPage();
 }
 
-async function signIn(tab: Page, email: string): Promise<void> {
+async function signIn(tab: Page, email: string, totpSecret?: string): Promise<void> {
   await tab.goto(`${base}/app/?org=${p.t.org}`);
   await tab.getByLabel('Email').fill(email);
   await tab.getByLabel('Password').fill(STRONG_PASSWORD);
   await tab.getByRole('button', { name: 'Sign in' }).click();
+  if (totpSecret) {
+    await tab.getByRole('heading', { name: 'Two-step check' }).waitFor();
+    await page(tab, 'sign-in-code', 'the sign-in code step');
+    await tab.getByLabel('Code from your authenticator app').fill(await totp(totpSecret, p.t.clock));
+    await tab.getByRole('button', { name: 'Continue' }).click();
+  }
   await tab.getByRole('heading', { name: 'My devices' }).waitFor();
 }
 
@@ -81,7 +90,9 @@ before(async () => {
   await device.connect();
   await presenceOnline(p.t.platform.db, deviceId);
   claimCode = (await p.t.platform.binding.claims.issueCodes(cliActor(p.org, 'test'), [deviceId]))[0]!.code;
-  await insertConsumer(p.t, VIEWER, STRONG_PASSWORD);
+  // The viewer has turned on two-step sign-in (TOTP): the app asks for the code.
+  const viewerUser = await insertConsumer(p.t, VIEWER, STRONG_PASSWORD);
+  viewerTotp = (await enrolMfa(p.t, await signInForTest(p.t, viewerUser))).secret;
 
   browser = await launchChromium();
 });
@@ -195,7 +206,7 @@ test(
 );
 
 test(
-  'the owner shares view-only with a second consumer, who accepts and sees the device; the viewer cannot reshare or unbind',
+  'the owner shares view-only with a second consumer, who signs in with a TOTP code, accepts and sees the device; the viewer cannot reshare or unbind',
   { skip },
   async () => {
     await owner.getByRole('link', { name: /^DEV-/ }).click();
@@ -207,7 +218,7 @@ test(
     await page(owner, 'share-sent', 'the device page after sharing');
 
     viewer = await phone();
-    await signIn(viewer, VIEWER);
+    await signIn(viewer, VIEWER, viewerTotp);
     await viewer.getByRole('heading', { name: 'Invitations for you' }).waitFor();
     await page(viewer, 'invitation', 'my devices with an invitation');
     await viewer.getByRole('button', { name: 'Accept' }).click();
