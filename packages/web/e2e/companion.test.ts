@@ -89,6 +89,13 @@ before(async () => {
   device.onCommand('identify', () => undefined);
   await device.connect();
   await presenceOnline(p.t.platform.db, deviceId);
+  await p.t.platform.binding.privacy.declare(cliActor(p.org, 'test'), p.product, {
+    senses: ['temperature', 'motion'],
+    purposes: [
+      { id: 'operation', description: 'Keep the temperature you set', required: true, telemetry: ['temperature'] },
+      { id: 'analytics', description: 'Learn when the room is used', required: false, telemetry: ['motion'] },
+    ],
+  });
   claimCode = (await p.t.platform.binding.claims.issueCodes(cliActor(p.org, 'test'), [deviceId]))[0]!.code;
   // The viewer has turned on two-step sign-in (TOTP): the app asks for the code.
   const viewerUser = await insertConsumer(p.t, VIEWER, STRONG_PASSWORD);
@@ -187,6 +194,13 @@ test(
       'the live reading and state on the page',
     );
 
+    // What it collects: the optional purpose is off until the owner turns it on.
+    const consent = owner.getByLabel('Learn when the room is used');
+    assert.equal(await consent.isChecked(), false);
+    await owner.getByTestId('collected').getByText('Kept now: temperature').waitFor();
+    await consent.check();
+    await owner.getByTestId('collected').getByText('Kept now: motion, temperature').waitFor();
+
     await owner.getByRole('button', { name: 'Identify (blink its light)' }).click();
     await owner
       .getByText('Identify (blink its light): succeeded')
@@ -241,6 +255,9 @@ test(
     await removal.getByText('Only the owner of this device can do that.').waitFor();
     await viewer.getByRole('button', { name: 'Identify (blink its light)' }).click();
     await viewer.getByRole('region', { name: 'Control' }).getByText('Only the owner of this device can do that.').waitFor();
+    await viewer.getByLabel('Learn when the room is used').click();
+    await viewer.getByRole('region', { name: 'Privacy' }).getByText('Only the owner of this device can do that.').waitFor();
+    assert.equal(await viewer.getByLabel('Learn when the room is used').isChecked(), true, "the owner's consent stands");
     await page(viewer, 'viewer-refused', 'the device page with the refusals');
 
     const binding = await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId);

@@ -59,6 +59,15 @@ export interface Command {
   error: string | null;
 }
 
+/** What the device's product collects and why, with the owner's decisions (docs/binding.md, privacy). */
+export interface DevicePrivacy {
+  declared: boolean;
+  senses: string[];
+  purposes: { id: string; description: string; required: boolean; telemetry: string[]; granted: boolean }[];
+  /** The reading names stored now; null: everything (the product declares nothing). */
+  collected: string[] | null;
+}
+
 /** The commands the app offers (the platform's binding.consumerCommands decides; default `identify`). */
 export const COMMANDS = [{ name: 'identify', label: 'Identify (blink its light)' }];
 
@@ -87,6 +96,8 @@ export const my = {
   cancelInvitation: (id: string, invitationId: string) => api('DELETE', `${device(id)}/invitations/${encodeURIComponent(invitationId)}`),
   unbind: (id: string) => api('DELETE', device(id)),
   leave: (id: string) => api('POST', `${device(id)}/leave`),
+  privacy: (id: string) => api<DevicePrivacy>('GET', `${device(id)}/privacy`),
+  setConsents: (id: string, decisions: Record<string, boolean>) => api<DevicePrivacy>('PUT', `${device(id)}/consents`, decisions),
   invitations: async () => (await api<{ invitations: Invitation[] }>('GET', '/my/invitations')).invitations,
   accept: (invitationId: string) => api<MyDevice>('POST', `/my/invitations/${encodeURIComponent(invitationId)}/accept`),
   decline: (invitationId: string) => api('DELETE', `/my/invitations/${encodeURIComponent(invitationId)}`),

@@ -1,7 +1,7 @@
 /**
  * One device: its state and last readings (followed live over the server-sent event stream),
- * the commands the app offers, my own name for it, sharing by email with a role (list, revoke,
- * cancel), leaving a shared device and unbinding one I own (confirmed in a dialog). The controls
+ * the commands the app offers, my own name for it, what it collects and why (and the owner's
+ * consents), sharing by email with a role (list, revoke, cancel), leaving a shared device and unbinding one I own (confirmed in a dialog). The controls
  * are the same for every role: the platform decides (a guest's or member's attempt to share or
  * unbind is refused with binding.role_insufficient) and the page says why it was refused.
  */
@@ -10,6 +10,7 @@ import { Alert, Button, Card, Dialog, Field, Select } from '../../kit';
 import { navigate } from '../../router';
 import { COMMANDS, my, nameOf, ROLE_LABEL, type Invitation, type Member, type MyDevice, type Presence, type Value } from '../api';
 import { Badge, useAction } from '../ui';
+import { Privacy } from './Privacy';
 
 type Readings = Record<string, { value: Value; ts: string }>;
 
@@ -94,6 +95,7 @@ export function DeviceView(props: { id: string }) {
       </Card>
       <Controls id={id} />
       <Rename device={device} onRenamed={setDevice} />
+      <Privacy id={id} />
       <Sharing device={device} />
       <Removal device={device} />
     </>
