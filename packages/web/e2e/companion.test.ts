@@ -32,6 +32,8 @@ const skip = chromiumSkip("the companion app's browser tests");
 
 const OWNER = 'casey@example.com';
 const VIEWER = 'sam@example.com';
+/** The owner's name for the device, with markup in it. */
+const XSS = '<img src=x onerror="window.__xss=1">Hall';
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true, ignoreHTTPSErrors: true };
 
 let p: DevicePlatform;
@@ -48,9 +50,11 @@ async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, `companion-${name}.png`), fullPage: true });
 }
 
-/** axe-core's check (no serious or critical violation) and a screenshot of the page as it stands. */
+/** axe-core's check (no serious or critical violation), no sideways scrolling, and a screenshot of the page as it stands. */
 async function page(pageOf: Page, name: string, what: string): Promise<void> {
   await assertAccessible(pageOf, what);
+  const widths = await pageOf.evaluate(() => ({ page: document.documentElement.scrollWidth, window: window.innerWidth }));
+  assert.ok(widths.page <= widths.window, `${what} scrolls sideways: ${widths.page} px in a ${widths.window} px window`);
   await shot(pageOf, name);
 }
 
@@ -201,6 +205,13 @@ test(
     await consent.check();
     await owner.getByTestId('collected').getByText('Kept now: motion, temperature').waitFor();
 
+    // My own name for it, with markup in it: shown as text, nothing made, nothing run.
+    await owner.getByLabel('Name', { exact: true }).fill(XSS);
+    await owner.getByRole('button', { name: 'Save name' }).click();
+    await owner.getByRole('heading', { name: XSS }).waitFor();
+    assert.equal(await owner.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+    assert.equal(await owner.locator('main img').count(), 0);
+
     await owner.getByRole('button', { name: 'Identify (blink its light)' }).click();
     await owner
       .getByText('Identify (blink its light): succeeded')
@@ -212,10 +223,16 @@ test(
     await page(owner, 'device', 'the device page');
 
     await owner.getByRole('link', { name: 'My devices' }).click();
-    const item = owner.getByRole('listitem').filter({ has: owner.getByRole('link', { name: /^DEV-/ }) });
+    const item = owner.getByRole('listitem').filter({ has: owner.getByRole('link', { name: XSS }) });
     await item.getByText('Online').waitFor();
     await item.getByText('Owner').waitFor();
     await page(owner, 'my-devices', 'my devices');
+    // Phone first, and still usable on a tablet or a laptop.
+    for (const width of [1024, 1440]) {
+      await owner.setViewportSize({ width, height: 900 });
+      await page(owner, `my-devices-${width}`, `my devices at ${width} px`);
+    }
+    await owner.setViewportSize(PHONE.viewport);
   },
 );
 
@@ -223,7 +240,7 @@ test(
   'the owner shares view-only with a second consumer, who signs in with a TOTP code, accepts and sees the device; the viewer cannot reshare or unbind',
   { skip },
   async () => {
-    await owner.getByRole('link', { name: /^DEV-/ }).click();
+    await owner.getByRole('link', { name: XSS }).click();
     await owner.getByLabel('Share with (email)').fill(VIEWER);
     await owner.getByLabel('They can').selectOption('guest');
     await owner.getByRole('button', { name: 'Share', exact: true }).click();
