@@ -18,11 +18,13 @@ import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { DeviceClient } from '@bulwark/device';
-import { startDevicePlatform, type DevicePlatform } from '@bulwark/device/testing';
-import { cliActor, eventually, insertConsumer, mailsDuring, presenceOnline, STRONG_PASSWORD, tokenIn } from '@bulwark/server/testing';
-import { enrolMfa, signIn as signInForTest } from '../../server/src/testing/accounts.js';
-import { totp } from '../../server/src/testing/server.js';
+import { DeviceClient } from '../../device/src/index.js';
+import { startDevicePlatform, type DevicePlatform } from '../../device/src/testing/platform.js';
+import { cliActor } from '../../server/src/accounts/roles.js';
+import { enrolMfa, insertConsumer, signIn as signInForTest } from '../../server/src/testing/accounts.js';
+import { mailsDuring, tokenIn } from '../../server/src/testing/mail.js';
+import { eventually, presenceOnline } from '../../server/src/testing/mqtt.js';
+import { STRONG_PASSWORD, totp } from '../../server/src/testing/server.js';
 import { assertAccessible, chromiumSkip, launchChromium } from './browser.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
