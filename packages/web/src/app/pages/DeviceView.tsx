@@ -19,9 +19,13 @@ function show(value: unknown): string {
   return typeof value === 'object' ? JSON.stringify(value) : String(value);
 }
 
-/** Follows the device's live stream: the reported state and readings as they arrive; `ended` says why it stopped. */
+/**
+ * Follows the device's live stream: the reported state and readings as they arrive; `ended` says
+ * why it stopped. A stream that reached its time limit (`expired`) is opened again at once.
+ */
 function useLive(id: string, onReported: (state: Record<string, unknown>) => void, onReadings: (readings: Readings) => void) {
   const [ended, setEnded] = useState<string | null>(null);
+  const [round, setRound] = useState(0);
   useEffect(() => {
     const source = new EventSource(my.liveUrl(id));
     source.addEventListener('reported', (event) => onReported((JSON.parse(event.data) as { state: Record<string, unknown> }).state));
@@ -33,10 +37,12 @@ function useLive(id: string, onReported: (state: Record<string, unknown>) => voi
     });
     source.addEventListener('end', (event) => {
       source.close();
-      setEnded((JSON.parse(event.data) as { reason: string }).reason);
+      const { reason } = JSON.parse(event.data) as { reason: string };
+      if (reason === 'expired') setRound((n) => n + 1);
+      else setEnded(reason);
     });
     return () => source.close();
-  }, [id, onReported, onReadings]);
+  }, [id, round, onReported, onReadings]);
   return ended;
 }
 
@@ -71,6 +77,7 @@ export function DeviceView(props: { id: string }) {
         <Badge kind={device.role}>{ROLE_LABEL[device.role]}</Badge> <span>Serial {device.serial}</span>
       </p>
       {ended === 'revoked' && <Alert>Your access to this device has ended.</Alert>}
+      {ended === 'signed_out' && <Alert>You were signed out. Sign in again to follow this device.</Alert>}
       <Card title="Now">
         {Object.keys(readings).length === 0 && Object.keys(reported).length === 0 ? (
           <p>No reading yet.</p>
