@@ -16,6 +16,8 @@
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { DeviceClient } from '../../device/src/index.js';
@@ -320,3 +322,25 @@ test(
     await owner.getByRole('heading', { name: 'Sign in' }).waitFor();
   },
 );
+
+test('the app refuses to be framed by another origin (clickjacking)', { skip }, async () => {
+  const attacker = createServer((_request, response) =>
+    response
+      .writeHead(200, { 'content-type': 'text/html' })
+      .end(`<!doctype html><title>attacker</title><iframe src="${base}/app/" width="390" height="700"></iframe>`),
+  );
+  await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
+  try {
+    const framing = await phone();
+    await framing.goto(`http://127.0.0.1:${(attacker.address() as AddressInfo).port}/`);
+    await framing.waitForTimeout(1000);
+    const frame = framing.frames().find((f) => f !== framing.mainFrame());
+    assert.ok(frame, 'the attacker page has its iframe');
+    const rendered = await frame.evaluate(() => document.querySelector('#root')?.childElementCount ?? -1).catch(() => -1);
+    assert.equal(rendered, -1, 'the app did not load inside the frame');
+    await shot(framing, 'framing-refused');
+  } finally {
+    attacker.closeAllConnections();
+    attacker.close();
+  }
+});
