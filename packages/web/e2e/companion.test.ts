@@ -171,10 +171,13 @@ test(
   'adding a device: a wrong code and a code without the button press are explained; with the press it is mine, online, live',
   { skip },
   async () => {
-    await owner.getByRole('link', { name: 'Add a device' }).first().click();
+    // Keyboard only: the top bar's link, then the code typed and sent with Enter.
+    await owner.getByRole('link', { name: 'Add a device' }).first().focus();
+    await owner.keyboard.press('Enter');
     await owner.getByRole('heading', { name: 'Add a device' }).waitFor();
-    await owner.getByLabel('Claim code').fill('AAAA-BBBB-CCCC-DDDD');
-    await owner.getByRole('button', { name: 'Add device' }).click();
+    await owner.getByLabel('Claim code').focus();
+    await owner.keyboard.type('AAAA-BBBB-CCCC-DDDD');
+    await owner.keyboard.press('Enter');
     await owner.getByText('No device has this code.').waitFor();
     await page(owner, 'add-device-wrong-code', 'add a device (wrong code)');
 
