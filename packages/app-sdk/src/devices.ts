@@ -109,6 +109,7 @@ export const APP_ROUTES = {
   rename: ['PATCH', '/api/v1/my/devices/{id}'],
   unbind: ['DELETE', '/api/v1/my/devices/{id}'],
   leave: ['POST', '/api/v1/my/devices/{id}/leave'],
+  presence: ['GET', '/api/v1/my/devices/{id}/presence'],
   state: ['GET', '/api/v1/my/devices/{id}/state'],
   setDesired: ['PATCH', '/api/v1/my/devices/{id}/state/desired'],
   telemetry: ['GET', '/api/v1/my/devices/{id}/telemetry'],
@@ -177,6 +178,11 @@ export class MyDevices {
   /** Gives up a device shared with me. */
   async leave(id: string): Promise<void> {
     await this.call('leave', { id });
+  }
+
+  /** Whether the device is connected now, and since when (null: it never connected). */
+  presence(id: string): Promise<{ online: boolean; since: string | null }> {
+    return this.call('presence', { id });
   }
 
   state(id: string): Promise<Shadow> {

@@ -12,13 +12,13 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
-import { createRequire } from 'node:module';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { generate } from 'otplib';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { assertAccessible, chromiumSkip, launchChromium } from './browser.js';
 import { cliActor } from '../../server/src/accounts/roles.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../server/src/testing/devices.js';
@@ -26,18 +26,14 @@ import { connectDevice, eventually, presenceOnline } from '../../server/src/test
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 import type { MqttClient } from 'mqtt';
 
-const CHROMIUM = '/usr/bin/chromium';
 const root = new URL('../../../', import.meta.url).pathname;
 const consoleBuild = join(root, 'packages/web/dist/index.html');
 const artifacts = join(root, 'test-artifacts/web');
-const missing = !existsSync(CHROMIUM);
-if (missing && process.env.CI === 'true') throw new Error(`${CHROMIUM} is missing: .ci/run must install Debian's chromium package`);
-const skip = missing ? `${CHROMIUM} is missing (apt-get install chromium); the console's browser tests are skipped` : false;
+const skip = chromiumSkip("the console's browser tests");
 
 const DEVICES = 10_000;
 const XSS_SERIAL = 'XSS<img/src=x/onerror=window.__xss=1>';
 const XSS_PRODUCT = '<img src=x onerror="window.__xss=2"><script>window.__xss=3</script>';
-const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 
 let t: TestPlatform;
 let browser: Browser;
@@ -57,16 +53,9 @@ async function shot(name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
 }
 
-/** axe-core injected through the DevTools protocol (the CSP allows no inline script), serious and critical violations only. */
-async function accessible(what: string): Promise<void> {
-  if (!(await page.evaluate(() => 'axe' in window))) await page.evaluate(`${axeSource};0`);
-  const violations = await page.evaluate(async () => {
-    const result = await (window as any).axe.run(document, { resultTypes: ['violations'] });
-    return result.violations
-      .filter((v: any) => v.impact === 'serious' || v.impact === 'critical')
-      .map((v: any) => `${v.id} (${v.impact}): ${v.nodes.map((n: any) => n.target.join(' ')).join(', ')}`);
-  });
-  assert.deepEqual(violations, [], `accessibility violations on ${what}`);
+/** No serious or critical axe-core violation on the page as it stands. */
+function accessible(what: string): Promise<void> {
+  return assertAccessible(page, what);
 }
 
 before(async () => {
@@ -102,19 +91,7 @@ before(async () => {
   await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
   attackerUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}`;
 
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      '--headless',
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-quic',
-      '--no-first-run',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-    ],
-  });
+  browser = await launchChromium();
   context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
   page = await context.newPage();
 });

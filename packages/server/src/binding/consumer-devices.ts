@@ -87,6 +87,12 @@ export class ConsumerDeviceService {
     return this.telemetry.latest(await this.onDevice(actor, deviceId, 'view'), deviceId);
   }
 
+  /** Whether the device is connected now, and since when (the node and protocol are the operators' business). */
+  async presence(actor: Actor, deviceId: string): Promise<{ online: boolean; since: string | null }> {
+    const presence = await this.telemetry.presence(await this.onDevice(actor, deviceId, 'view'), deviceId);
+    return { online: presence.online, since: presence.since };
+  }
+
   async sendCommand(actor: Actor, deviceId: string, input: { name: string; params?: unknown }): Promise<CommandView> {
     const delegated = await this.onDevice(actor, deviceId, 'control');
     if (!this.allowedCommands.has(input.name)) {

@@ -164,6 +164,7 @@ for (const engine of ENGINES) {
         ['PATCH', (id) => `/api/v1/my/devices/${id}/state/desired`, { state: { led: 'off' } }],
         ['GET', (id) => `/api/v1/my/devices/${id}/telemetry`],
         ['GET', (id) => `/api/v1/my/devices/${id}/telemetry/latest`],
+        ['GET', (id) => `/api/v1/my/devices/${id}/presence`],
         ['POST', (id) => `/api/v1/my/devices/${id}/commands`, { name: 'identify' }],
         ['GET', (id) => `/api/v1/my/devices/${id}/commands/${randomUUID()}`],
         ['GET', (id) => `/api/v1/my/devices/${id}/shares`],
@@ -183,6 +184,9 @@ for (const engine of ENGINES) {
       // Nothing changed on the device.
       assert.equal((await api().get(`/api/v1/my/devices/${devices[0]!.id}`, as('alice'))).body.role, 'owner');
       assert.equal((await api().get(`/api/v1/my/devices/${devices[0]!.id}`, as('bob'))).body.role, 'guest');
+      // Presence for any role: whether and since when, never the node or protocol (the operators' business).
+      const presence = await api().get(`/api/v1/my/devices/${devices[0]!.id}/presence`, as('bob'));
+      assert.deepEqual([presence.status, Object.keys(presence.body).sort(), presence.body.online], [200, ['online', 'since'], true]);
       // Operators have their own routes; the consumer routes are for consumers.
       assert.equal((await api().get(`/api/v1/my/devices/${devices[0]!.id}`, { token: operator })).status, 403);
     });

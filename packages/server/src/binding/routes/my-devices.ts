@@ -192,6 +192,22 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
       },
       async (request) => consumerDevices.latest(actorOf(request), request.params.id),
     );
+    app.get(
+      '/my/devices/:id/presence',
+      {
+        config: read,
+        schema: {
+          tags,
+          summary: 'Whether the device is connected now, and since when',
+          params: DeviceParams,
+          response: {
+            200: Strict({ online: Type.Boolean(), since: Type.Union([Timestamp, Type.Null()]) }),
+            ...errorResponses(401, 403, 404),
+          },
+        },
+      },
+      async (request) => consumerDevices.presence(actorOf(request), request.params.id),
+    );
     app.post(
       '/my/devices/:id/commands',
       {

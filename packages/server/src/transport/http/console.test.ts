@@ -80,3 +80,37 @@ test('without a build the app has no console routes (and starts)', async (t) => 
     await app.close();
   }
 });
+
+test('serves the companion app from app/ at /app/ with the same headers, its own assets, and the mailed links redirect to it', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-console-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'assets'));
+  mkdirSync(join(dir, 'app', 'assets'), { recursive: true });
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>console</title>');
+  writeFileSync(join(dir, 'assets', 'console-1.js'), 'console');
+  writeFileSync(join(dir, 'app', 'index.html'), '<!doctype html><title>app</title>');
+  writeFileSync(join(dir, 'app', 'assets', 'app-2.js'), 'app');
+  const app = await appFor(dir);
+  t.after(() => app.close());
+
+  for (const url of ['/app', '/app/', '/app/devices/abc', '/app/sign-up']) {
+    const page = await app.inject({ url });
+    assert.equal(page.statusCode, 200, url);
+    assert.equal(page.body, '<!doctype html><title>app</title>', url);
+    assert.equal(page.headers['cache-control'], 'no-cache');
+    assert.equal(page.headers['content-security-policy'], CONSOLE_CSP);
+    assert.equal(page.headers['x-frame-options'], 'DENY');
+  }
+  const asset = await app.inject({ url: '/app/assets/app-2.js' });
+  assert.equal(asset.body, 'app');
+  assert.equal(asset.headers['cache-control'], 'public, max-age=31536000, immutable');
+  // Each face serves its own files only.
+  assert.equal((await app.inject({ url: '/app/assets/console-1.js' })).statusCode, 404);
+  assert.equal((await app.inject({ url: '/console/assets/app-2.js' })).statusCode, 404);
+  assert.equal((await app.inject({ url: '/console/assets/console-1.js' })).body, 'console');
+  for (const name of ['verify-email', 'reset-password']) {
+    const redirect = await app.inject({ url: `/${name}` });
+    assert.equal(redirect.statusCode, 302);
+    assert.equal(redirect.headers.location, `/app/${name}`);
+  }
+});

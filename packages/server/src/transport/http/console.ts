@@ -1,11 +1,14 @@
 /**
- * Serves the built web console (packages/web/dist) at /console/: the hashed files under
- * /console/assets/ with a year-long immutable cache, index.html for every other /console path
- * (the single-page app routes itself) with `no-cache`, and / redirects to /console/. The files are
- * read once at start into memory (and gzipped once): only names found then are served, so there
- * is no directory listing and no path to traverse. Console answers carry a strict CSP (scripts
- * and styles from 'self' only, no 'unsafe-inline', no framing) and X-Frame-Options DENY.
- * Without a build the platform starts all the same and says so in its log.
+ * Serves the two faces of the web build (packages/web): the operators' console at /console/ from
+ * the build directory, and the consumers' companion app at /app/ from its `app/` subdirectory.
+ * Each face: its hashed files under <base>/assets/ with a year-long immutable cache, its index.html
+ * for every other <base> path (the single-page app routes itself) with `no-cache`; / redirects to
+ * /console/, and the pages that mailed links name (/verify-email, /reset-password) to the app's,
+ * keeping the token in the fragment. The files are read once at start into memory (and gzipped
+ * once): only names found then are served, so there is no directory listing and no path to
+ * traverse. Every answer carries a strict CSP (scripts and styles from 'self' only, no
+ * 'unsafe-inline', no framing) and X-Frame-Options DENY. Without a build the platform starts all
+ * the same and says so in its log.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { extname, join } from 'node:path';
@@ -77,51 +80,81 @@ function send(request: FastifyRequest, reply: FastifyReply, file: StoredFile, ca
 }
 
 export interface ConsoleOptions {
-  /** The built console's directory (config.http.consoleDir); null: no console. */
+  /** The web build's directory (config.http.consoleDir): the console there, the companion app in its app/; null: neither. */
   dir: string | null;
 }
 
+type Build = NonNullable<ReturnType<typeof loadConsoleBuild>>;
+
+/** The faces of the web build: where each is served and where its files are below the build directory. */
+export const WEB_FACES = [
+  { name: 'web console', base: '/console', subdir: '' },
+  { name: 'companion app', base: '/app', subdir: 'app' },
+] as const;
+
+/** Pages that mailed links point at (accounts/account-mail.ts tokenLink), answered by the companion app. */
+const MAILED_PAGES = ['verify-email', 'reset-password'] as const;
+
+function serveFace(app: FastifyInstance, face: (typeof WEB_FACES)[number], build: Build): void {
+  const typed = app.withTypeProvider<TypeBoxTypeProvider>();
+  const tags = ['console'];
+  const page = { tags, response: { 200: Raw('text/html', `The ${face.name} page (the app routes itself)`) } };
+  const index = (request: FastifyRequest, reply: FastifyReply) => send(request, reply, build.index, 'no-cache');
+  typed.get(face.base, { schema: { ...page, summary: `The ${face.name}` } }, index);
+  typed.get(`${face.base}/*`, { schema: { ...page, summary: `A page of the ${face.name}` } }, index);
+  typed.get(
+    `${face.base}/assets/:file`,
+    {
+      schema: {
+        tags,
+        summary: `A file of the ${face.name}'s build (hashed name, cached for a year)`,
+        params: Strict({ file: Type.String({ maxLength: 128 }) }),
+        response: { 200: Raw('application/octet-stream', 'The file'), ...errorResponses(404) },
+      },
+    },
+    (request, reply) => {
+      const file = build.assets.get(request.params.file);
+      if (!file) throw new NotFoundError(`File of the ${face.name}`);
+      return send(request, reply, file, IMMUTABLE);
+    },
+  );
+}
+
 export function consoleRoutes(options: ConsoleOptions) {
-  return async function plugin(root: FastifyInstance): Promise<void> {
-    const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const build = options.dir ? loadConsoleBuild(options.dir) : null;
-    if (!build) {
-      app.log.warn(
-        options.dir
-          ? `No web console build in ${options.dir} (run \`npm run build\`); the API runs without the console`
-          : 'The web console is turned off (http.consoleDir is null)',
-      );
-      return;
+  return async function plugin(app: FastifyInstance): Promise<void> {
+    const builds = WEB_FACES.map((face) => ({ face, build: options.dir ? loadConsoleBuild(join(options.dir, face.subdir)) : null }));
+    for (const { face, build } of builds) {
+      if (build) app.log.info({ dir: options.dir, assets: build.assets.size }, `${face.name} served at ${face.base}/`);
+      else
+        app.log.warn(
+          options.dir
+            ? `No ${face.name} build in ${join(options.dir, face.subdir)} (run \`npm run build\`); the API runs without it`
+            : `The ${face.name} is turned off (http.consoleDir is null)`,
+        );
     }
-    app.log.info({ dir: options.dir, assets: build.assets.size }, 'web console served at /console/');
+    if (builds.every(({ build }) => !build)) return;
     app.addHook('onRequest', async (_request, reply) => {
       reply.header('content-security-policy', CONSOLE_CSP).header('x-frame-options', 'DENY');
     });
-    const page = { tags: ['console'], response: { 200: Raw('text/html', 'The console page (the app routes itself)') } };
-    const index = (request: FastifyRequest, reply: FastifyReply) => send(request, reply, build.index, 'no-cache');
-
-    app.get(
-      '/',
-      { schema: { tags: ['console'], summary: 'Redirects to the console', response: { 302: { description: 'To /console/' } } } },
-      (_request, reply) => reply.redirect('/console/', 302),
-    );
-    app.get('/console', { schema: { ...page, summary: 'The web console' } }, index);
-    app.get('/console/*', { schema: { ...page, summary: 'A page of the web console' } }, index);
-    app.get(
-      '/console/assets/:file',
-      {
-        schema: {
-          tags: ['console'],
-          summary: "A file of the console's build (hashed name, cached for a year)",
-          params: Strict({ file: Type.String({ maxLength: 128 }) }),
-          response: { 200: Raw('application/octet-stream', 'The file'), ...errorResponses(404) },
-        },
-      },
-      (request, reply) => {
-        const file = build.assets.get(request.params.file);
-        if (!file) throw new NotFoundError('Console file');
-        return send(request, reply, file, IMMUTABLE);
-      },
-    );
+    for (const { face, build } of builds) if (build) serveFace(app, face, build);
+    if (builds[0]!.build)
+      app.get(
+        '/',
+        { schema: { tags: ['console'], summary: 'Redirects to the console', response: { 302: { description: 'To /console/' } } } },
+        (_request, reply) => reply.redirect('/console/', 302),
+      );
+    if (builds[1]!.build)
+      for (const name of MAILED_PAGES)
+        app.get(
+          `/${name}`,
+          {
+            schema: {
+              tags: ['console'],
+              summary: `The mailed link's page: redirects to the companion app's (the browser keeps the #token fragment)`,
+              response: { 302: { description: `To /app/${name}` } },
+            },
+          },
+          (_request, reply) => reply.redirect(`/app/${name}`, 302),
+        );
   };
 }

@@ -1,0 +1,116 @@
+/**
+ * The companion app's entry (served at /app/): asks the API who is signed in (and the CSRF token
+ * of the cookie session), then shows the signed-out pages (sign in, sign up, confirm the address,
+ * reset the password) or the consumer's pages (my devices, add a device, one device). An operator's
+ * session is not a consumer's: the app says so and offers to sign out.
+ */
+import { StrictMode, useCallback, useEffect, useState } from 'react';
+import { createRoot } from 'react-dom/client';
+import { api, ApiError, setCsrfToken, type SessionAnswer } from '../api';
+import { Alert, Button, Link } from '../kit';
+import { navigate, usePath } from '../router';
+import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
+import { AddDevice } from './pages/AddDevice';
+import { DeviceView } from './pages/DeviceView';
+import { MyDevices } from './pages/MyDevices';
+import '../styles.css';
+import './app.css';
+
+/** The signed-in user (the API's `kind` says consumer or operator; the console's User type leaves it out). */
+interface Consumer {
+  email: string;
+  kind?: string;
+}
+
+type SessionState =
+  { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: Consumer } | { kind: 'failed'; message: string };
+
+function App() {
+  const [session, setSession] = useState<SessionState>({ kind: 'loading' });
+  const path = usePath();
+  const route = path.split('?')[0]!;
+
+  const load = useCallback(async () => {
+    try {
+      const answer = await api<SessionAnswer & { user: Consumer }>('GET', '/auth/session');
+      setCsrfToken(answer.csrfToken ?? null);
+      setSession(answer.scope === 'full' ? { kind: 'signed-in', user: answer.user } : { kind: 'signed-out' });
+    } catch (error) {
+      if (error instanceof ApiError && error.status === 401) setSession({ kind: 'signed-out' });
+      else setSession({ kind: 'failed', message: (error as Error).message });
+    }
+  }, []);
+  useEffect(() => {
+    void load();
+  }, [load]);
+
+  const signOut = async () => {
+    try {
+      await api('POST', '/auth/logout');
+    } finally {
+      setCsrfToken(null);
+      setSession({ kind: 'signed-out' });
+      navigate('/sign-in');
+    }
+  };
+
+  if (session.kind === 'loading') return <p className="loading">Loading…</p>;
+  if (session.kind === 'failed') return <Alert>{session.message}</Alert>;
+  if (session.kind === 'signed-out' || route === '/verify-email' || route === '/reset-password') {
+    if (route === '/sign-up') return <SignUp />;
+    if (route === '/verify-email') return <VerifyEmail />;
+    if (route === '/reset-password') return <ResetPassword />;
+    return (
+      <SignIn
+        onSignedIn={(user) => {
+          setSession({ kind: 'signed-in', user });
+          navigate('/');
+        }}
+      />
+    );
+  }
+
+  const detail = /^\/devices\/([^/]+)$/.exec(route);
+  const page =
+    session.user.kind === 'operator' ? (
+      <Alert>
+        This app is for customers: you are signed in as an operator ({session.user.email}). Sign out, then sign in with your customer
+        account.
+      </Alert>
+    ) : detail ? (
+      <DeviceView key={detail[1]} id={decodeURIComponent(detail[1]!)} />
+    ) : route === '/add' ? (
+      <AddDevice />
+    ) : (
+      <MyDevices />
+    );
+  return (
+    <>
+      <a className="skip" href="#main">
+        Skip to content
+      </a>
+      <header className="topbar app-bar">
+        <nav aria-label="Main">
+          <Link to="/" current={route === '/' || route.startsWith('/devices')}>
+            My devices
+          </Link>
+          <Link to="/add" current={route === '/add'}>
+            Add a device
+          </Link>
+        </nav>
+        <Button variant="secondary" onClick={() => void signOut()}>
+          Sign out
+        </Button>
+      </header>
+      <main id="main" className="app-main">
+        {page}
+      </main>
+    </>
+  );
+}
+
+createRoot(document.getElementById('root')!).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);

@@ -1,0 +1,60 @@
+/**
+ * What a device collects and why (ETSI EN 303 645 provision 6): what its product senses, each
+ * purpose with the readings it needs, required ones marked as such and optional ones as switches
+ * the owner turns on or off (off until granted), and the readings stored now. The platform stores
+ * only what a required or granted purpose names; a switch the API refuses (not the owner) says why.
+ */
+import { useEffect, useId, useState } from 'react';
+import { Alert, Card } from '../../kit';
+import { my, type DevicePrivacy } from '../api';
+import { useAction } from '../ui';
+
+export function Privacy(props: { id: string }) {
+  const [privacy, setPrivacy] = useState<DevicePrivacy | null>(null);
+  const { busy, error, run } = useAction();
+  useEffect(() => {
+    void run(async () => setPrivacy(await my.privacy(props.id)));
+  }, [run, props.id]);
+
+  return (
+    <Card title="Privacy">
+      {error && <Alert>{error.message}</Alert>}
+      {privacy && !privacy.declared && <p>This product does not say what it collects: everything it sends is kept.</p>}
+      {privacy?.declared && (
+        <>
+          <p>It senses: {privacy.senses.join(', ') || 'nothing'}.</p>
+          <ul className="device-list">
+            {privacy.purposes.map((purpose) => (
+              <li key={purpose.id} className="device-item">
+                {purpose.required ? (
+                  <span>
+                    <strong>{purpose.description}</strong> <span className="hint">(needed for it to work)</span>
+                  </span>
+                ) : (
+                  <Consent
+                    label={purpose.description}
+                    checked={purpose.granted}
+                    disabled={busy}
+                    onChange={(granted) => void run(async () => setPrivacy(await my.setConsents(props.id, { [purpose.id]: granted })))}
+                  />
+                )}
+                <span className="hint">Uses: {purpose.telemetry.join(', ') || 'no readings'}</span>
+              </li>
+            ))}
+          </ul>
+          <p data-testid="collected">Kept now: {privacy.collected?.join(', ') || 'nothing'}</p>
+        </>
+      )}
+    </Card>
+  );
+}
+
+function Consent(props: { label: string; checked: boolean; disabled: boolean; onChange: (granted: boolean) => void }) {
+  const id = useId();
+  return (
+    <span className="consent">
+      <input id={id} type="checkbox" checked={props.checked} disabled={props.disabled} onChange={(e) => props.onChange(e.target.checked)} />
+      <label htmlFor={id}>{props.label}</label>
+    </span>
+  );
+}
