@@ -104,3 +104,23 @@ export async function migrateToLatest(handle: DatabaseHandle): Promise<Migration
 export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
   return (await (await migrator(handle)).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
 }
+
+/** Every migration's name, in the order they apply. */
+export function migrationNames(): string[] {
+  return Object.keys(migrations).sort();
+}
+
+/**
+ * Applies the migrations up to and including `name` (a database as an earlier release left it:
+ * the upgrade test builds one with every migration but the newest).
+ */
+export async function migrateTo(handle: DatabaseHandle, name: string): Promise<MigrationReport> {
+  if (!(name in migrations)) throw new Error(`No migration named ${name}`);
+  const result: MigrationResultSet = await (await migrator(handle)).migrateTo(name);
+  if (result.error) throw new Error(`Migrating to ${name} failed: ${(result.error as Error).message}`, { cause: result.error });
+  const applied = migrationNames();
+  return {
+    applied: (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName),
+    pending: applied.slice(applied.indexOf(name) + 1),
+  };
+}
