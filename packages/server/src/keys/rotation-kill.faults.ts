@@ -3,17 +3,20 @@
  * killed twice while it re-wraps thousands of sealed values, the second time while it resumes the
  * first. After each kill every sealed value (database column and key file) still opens with the
  * key files the data directory holds (master.key and master.key.previous, the rotation's journal),
- * and the next run finishes the job: every value under the new key, the previous key gone.
+ * a node restarted on it serves (its sealed TLS and CA keys open) and warns that the rotation is
+ * unfinished, and the next run finishes the job: every value under the new key, the previous key gone.
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
 import { newUserRow } from '../accounts/store.js';
 import { openDatabase, type DatabaseHandle } from '../storage/database.js';
 import { bulwark, startCli } from '../testing/cli.js';
+import { HttpClient } from '../testing/http.js';
+import { startServerProcess } from '../testing/server-process.js';
 import { loadMasterKey, previousMasterKeyPath } from './master-key.js';
 import { readSealedFile, sealedFiles } from './sealed-values.js';
 
@@ -113,6 +116,18 @@ test('a master-key rotation SIGKILLed twice mid-way leaves every sealed value re
   const halfway = await under(newKey);
   assert.ok(halfway > 0 && halfway < USERS, `${halfway} of ${USERS} values re-wrapped when killed`);
   console.log(`first kill: ${halfway} of ${USERS} values under the new key`);
+
+  // A node restarted on the half-rotated directory opens its sealed TLS and CA keys, serves, and says what to do.
+  const node = await startServerProcess(data, readFileSync(join(data, 'pki', 'ca.pem'), 'utf8'), { BULWARK_LOG_LEVEL: 'warn' });
+  const api = new HttpClient(`https://localhost:${node.httpsPort}`, node.ca);
+  try {
+    const ready = await api.get('/readyz');
+    assert.equal(ready.status, 200, ready.text);
+    assert.match(node.output(), /master-key rotation unfinished/);
+  } finally {
+    api.close();
+    assert.equal(await node.stop(), 0);
+  }
 
   // Killed again while it resumes: the same two keys, more values moved, still everything opens.
   await killRotationAt(original, 0.6);
