@@ -8,7 +8,6 @@
  *   node --conditions=source --import tsx bench/backup.ts [--pg] [--rows 1000000]
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,7 +15,7 @@ import { parseArgs } from 'node:util';
 import { createBackup, sqliteFile } from '../packages/server/src/ops/backup/create.js';
 import { createBackupKeyFile } from '../packages/server/src/ops/backup/envelope.js';
 import { deploymentOf, restoreBackup } from '../packages/server/src/ops/backup/restore.js';
-import { adminQuery, dropDatabase, PG_URL } from '../packages/server/src/testing/engines.js';
+import { createEmptyDatabase, dropDatabase } from '../packages/server/src/testing/engines.js';
 import { machine, table } from './support/measure.js';
 import { startBenchPlatform } from './support/platform.js';
 
@@ -51,12 +50,9 @@ try {
   const key = join(scratch, 'backup.key');
   createBackupKeyFile(key);
   const newDatabase = async (): Promise<string> => {
-    const name = `bulwark_bench_r_${randomBytes(6).toString('hex')}`;
-    await adminQuery(`create database ${name}`);
+    const { name, url } = await createEmptyDatabase('bulwark_bench_r');
     databases.push(name);
-    const url = new URL(PG_URL);
-    url.pathname = `/${name}`;
-    return url.href;
+    return url;
   };
   const timed = async (fn: () => unknown): Promise<number> => {
     const started = performance.now();

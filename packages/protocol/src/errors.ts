@@ -320,6 +320,7 @@ export const ErrorCodes = {
   backupEngineMismatch: 'backup.engine_mismatch',
   backupToolFailed: 'backup.tool_failed',
   backupDrillFailed: 'backup.drill_failed',
+  backupCopyFailed: 'backup.copy_failed',
 } as const;
 
 /** Every error code of the platform: the catalogue above and the update agent's refusals. */

@@ -174,7 +174,10 @@ export function registerBackupCommands(program: Command): void {
   )
     .argument('<archive>')
     .requiredOption('-d, --data-dir <dir>', 'the data directory to create (absent or empty)')
-    .option('--database <url>', 'for a PostgreSQL backup: the empty database to restore into')
+    .option(
+      '--database <url>',
+      'the empty PostgreSQL database to restore into: required for a PostgreSQL backup; for a SQLite backup, moves the deployment to PostgreSQL',
+    )
     .option('--master-key <file>', 'the master key file to place in the restored data directory')
     .option('--json', 'machine-readable output')
     .action(
@@ -192,15 +195,24 @@ export function registerBackupCommands(program: Command): void {
             ...(flags.database ? { databaseUrl: flags.database } : {}),
             ...(flags.masterKey ? { masterKeyFile: flags.masterKey } : {}),
           });
-          const { digests: _digests, ...summary } = result;
-          print(flags, summary, () =>
-            [
-              `Restored deployment ${result.deployment} (backup of ${result.created}) into ${result.dataDir}: ${result.rows} rows in ${result.tables} tables, ${result.entries} entries, ${result.seconds.toFixed(1)} s`,
-              `Database: ${result.databaseUrl}`,
-              flags.masterKey ? '' : 'Place the master key (keys/master.key, BULWARK_MASTER_KEY, or the token) before starting the node.',
-            ]
-              .filter(Boolean)
-              .join('\n'),
+          const { digests: _digests, copied, ...summary } = result;
+          print(
+            flags,
+            {
+              ...summary,
+              ...(copied ? { copied: { migration: copied.migration, rows: copied.rows, tables: Object.keys(copied.tables).length } } : {}),
+            },
+            () =>
+              [
+                `Restored deployment ${result.deployment} (backup of ${result.created}) into ${result.dataDir}: ${result.rows} rows in ${result.tables} tables, ${result.entries} entries, ${result.seconds.toFixed(1)} s`,
+                `Database: ${result.databaseUrl}`,
+                copied
+                  ? `Moved from SQLite to PostgreSQL at migration ${copied.migration}: ${copied.rows} rows in ${Object.keys(copied.tables).length} tables, each read back and matched`
+                  : '',
+                flags.masterKey ? '' : 'Place the master key (keys/master.key, BULWARK_MASTER_KEY, or the token) before starting the node.',
+              ]
+                .filter(Boolean)
+                .join('\n'),
           );
         },
       ),

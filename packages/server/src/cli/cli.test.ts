@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { CLI_MAIN, cliEnv, ROOT, startCli } from '../testing/cli.js';
+import { cliEnv, cliShellCommand, ROOT, startCli } from '../testing/cli.js';
 import { eventually } from '../testing/mqtt.js';
 import { ENGINES, PG_URL } from '../testing/engines.js';
 
@@ -371,18 +371,7 @@ describe('bulwark CLI', { concurrency: true }, () => {
 
       // On a terminal (a pseudo-terminal made by script(1)) the same logs are short human lines.
       const release = await acquire();
-      const command = [
-        process.execPath,
-        '--conditions=source',
-        '--import',
-        'tsx',
-        CLI_MAIN,
-        'serve',
-        '--data-dir',
-        dataDir,
-        '--port',
-        '0',
-      ].join(' ');
+      const command = [cliShellCommand(), 'serve', '--data-dir', dataDir, '--port', '0'].join(' ');
       const terminal = spawn('script', ['-qfec', command, '/dev/null'], {
         cwd: ROOT,
         env: cliEnv({ BULWARK_MQTT_PORT: '0' }),

@@ -33,6 +33,8 @@ import * as anomaly from './migrations/027_anomaly.js';
 import * as activeCertificates from './migrations/028_active_certificates.js';
 import * as jobLeases from './migrations/029_job_leases.js';
 import * as passkeys from './migrations/030_passkeys.js';
+import { ErrorCodes } from '@bulwark/protocol';
+import { BulwarkError } from '../errors.js';
 import type { DatabaseHandle } from './database.js';
 
 const migrations: Record<string, Migration> = {
@@ -101,26 +103,31 @@ export async function migrateToLatest(handle: DatabaseHandle): Promise<Migration
   return { applied: (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName), pending: [] };
 }
 
+/**
+ * Applies the migrations up to and including `name` (a restore into PostgreSQL builds the schema the
+ * copied database had). Refuses a name this build does not know (an archive from a newer build).
+ */
+export async function migrateTo(handle: DatabaseHandle, name: string): Promise<MigrationReport> {
+  if (!(name in migrations)) {
+    throw new BulwarkError(
+      ErrorCodes.backupEngineMismatch,
+      `The database is at migration ${name}, which this build does not know: restore it with the build that wrote it, or a newer one`,
+      400,
+    );
+  }
+  const result: MigrationResultSet = await (await migrator(handle)).migrateTo(name);
+  if (result.error) {
+    const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
+    throw new Error(`Migration ${failed} failed: ${(result.error as Error).message}`, { cause: result.error });
+  }
+  return { applied: (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName), pending: [] };
+}
+
 export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
   return (await (await migrator(handle)).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
 }
 
-/** Every migration's name, in the order they apply. */
+/** Every migration's name, in the order they apply (the upgrade test builds the previous release's schema with migrateTo). */
 export function migrationNames(): string[] {
   return Object.keys(migrations).sort();
-}
-
-/**
- * Applies the migrations up to and including `name` (a database as an earlier release left it:
- * the upgrade test builds one with every migration but the newest).
- */
-export async function migrateTo(handle: DatabaseHandle, name: string): Promise<MigrationReport> {
-  if (!(name in migrations)) throw new Error(`No migration named ${name}`);
-  const result: MigrationResultSet = await (await migrator(handle)).migrateTo(name);
-  if (result.error) throw new Error(`Migrating to ${name} failed: ${(result.error as Error).message}`, { cause: result.error });
-  const applied = migrationNames();
-  return {
-    applied: (result.results ?? []).filter((r) => r.status === 'Success').map((r) => r.migrationName),
-    pending: applied.slice(applied.indexOf(name) + 1),
-  };
 }

@@ -89,4 +89,39 @@ describe('WAL checkpoints from a worker thread [sqlite]', () => {
       await handle.close();
     }
   });
+  it('stops cleanly when the go for a WAL restart crosses the stop (writes were held as it was sent)', async () => {
+    const handle = openDatabase({ url: 'sqlite', dataDir: join(dir, 'crossing') });
+    const file = join(dir, 'crossing', 'bulwark.db');
+    const errors: unknown[] = [];
+    try {
+      await sql`create table filler (id integer primary key, data text not null)`.execute(handle.db);
+      let held: (() => Promise<void>) | null = null;
+      const checkpointer = await WalCheckpointer.start(
+        file,
+        { error: (details) => errors.push(details) },
+        {
+          intervalMs: 20,
+          restartFrames: 10,
+          main: handle.db,
+          // Holds the worker's request until the test lets it go, after the stop is on its way.
+          quiesce: (work) => {
+            held ??= work;
+            return Promise.resolve();
+          },
+        },
+      );
+      await handle.db.transaction().execute(async (trx) => {
+        for (let i = 0; i < 100; i++) await sql`insert into filler (data) values (${'x'.repeat(1000)})`.execute(trx);
+      });
+      await eventually(() => held !== null, 5000, 'the worker asked for quiet');
+      const stopping = checkpointer.stop();
+      await new Promise((resolve) => setImmediate(resolve)); // 'stop' has been posted
+      void held!();
+      await stopping;
+      assert.deepEqual(errors, []);
+      assert.equal(checkpointer.failures, 0);
+    } finally {
+      await handle.close();
+    }
+  });
 });

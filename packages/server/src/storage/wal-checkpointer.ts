@@ -35,6 +35,7 @@ const SQLite = require(workerData.module);
 const db = new SQLite(workerData.file);
 db.pragma('busy_timeout = 1000');
 let quiet = false;
+let stopped = false;
 function passive() {
   return db.pragma('wal_checkpoint(PASSIVE)')[0];
 }
@@ -62,8 +63,11 @@ function restart() {
 }
 const timer = setInterval(checkpoint, workerData.intervalMs);
 parentPort.on('message', (message) => {
+  // A 'go' that crosses 'stop' (the main thread held its writes as the stop was sent) finds the connection closed: nothing to restart.
+  if (stopped) return;
   if (message === 'go') return restart();
   if (message !== 'stop') return;
+  stopped = true;
   clearInterval(timer);
   try {
     passive();
@@ -159,6 +163,7 @@ export class WalCheckpointer {
 
   /** The worker asked for quiet: writes are held until it has restarted the WAL (or given up). */
   private holdWrites(): void {
+    if (this.stopping) return; // the worker is closing its connection: there is no WAL restart to wait for
     void this.quiesce(
       () =>
         new Promise<void>((resolve) => {

@@ -110,6 +110,15 @@ export async function adminQuery(statement: string): Promise<void> {
   }
 }
 
+/** Creates an empty PostgreSQL database named `<prefix>_<random>` on the test server: its name (for dropDatabase) and URL. */
+export async function createEmptyDatabase(prefix: string): Promise<{ name: string; url: string }> {
+  const name = `${prefix}_${randomBytes(6).toString('hex')}`;
+  await adminQuery(`create database ${name}`);
+  const url = new URL(PG_URL);
+  url.pathname = `/${name}`;
+  return { name, url: url.href };
+}
+
 /**
  * pg's pool.end() resolves before its connections have closed: a forced drop at that moment kills
  * them mid-goodbye, and the pool throws the termination as an uncaught error into the test file.

@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Updater } from 'tuf-js';
 import { targetNameOf, tufMetadataPath, tufTargetsPath } from '@bulwark/protocol';
-import { cliEnv, CLI_MAIN, ROOT } from '../testing/cli.js';
+import { cliEnv, cliShellCommand, ROOT } from '../testing/cli.js';
 import { ENGINES } from '../testing/engines.js';
 import { ownerSession, startTestPlatform, totp, type TestPlatform } from '../testing/server.js';
 import { CaTrustingFetcher } from '../testing/tuf-fetcher.js';
@@ -107,13 +107,10 @@ describe('docs/updates.md: the ceremony and a first release, run as written', ()
       'the page asks for exactly these inputs',
     );
 
-    // `bulwark` on PATH: the CLI from source, as node_modules/.bin/bulwark runs it from dist.
+    // `bulwark` on PATH, as node_modules/.bin/bulwark puts it there.
     const bin = join(base, 'bin');
     mkdirSync(bin);
-    writeFileSync(
-      join(bin, 'bulwark'),
-      `#!/bin/sh\nexec "${process.execPath}" --conditions=source --import "${import.meta.resolve('tsx')}" "${join(ROOT, CLI_MAIN)}" "$@"\n`,
-    );
+    writeFileSync(join(bin, 'bulwark'), `#!/bin/sh\nexec ${cliShellCommand()} "$@"\n`);
     chmodSync(join(bin, 'bulwark'), 0o755);
 
     const work = join(base, 'firmware-ceremony');

@@ -8,7 +8,6 @@
  */
 import assert from 'node:assert/strict';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -18,7 +17,7 @@ import { createRootCa } from '../../pki/ca.js';
 import { openPlatform } from '../../platform.js';
 import { startServer } from '../../runner/server.js';
 import { digestPostgres, digestSqlite } from '../../storage/snapshot.js';
-import { adminQuery, dropDatabase, ENGINES, PG_URL } from '../../testing/engines.js';
+import { createEmptyDatabase, dropDatabase, ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../testing/devices.js';
 import { connectDevice, UNLIMITED_DEVICE_RATES } from '../../testing/mqtt.js';
 import { startTestPlatform, type TestPlatform } from '../../testing/server.js';
@@ -50,12 +49,9 @@ for (const engine of ENGINES) {
 
     const freshDatabase = async (): Promise<string | undefined> => {
       if (engine.engine !== 'postgres') return undefined;
-      const name = `bulwark_r_${randomBytes(6).toString('hex')}`;
-      await adminQuery(`create database ${name}`);
+      const { name, url } = await createEmptyDatabase('bulwark_r');
       restoredDatabases.push(name);
-      const url = new URL(PG_URL);
-      url.pathname = `/${name}`;
-      return url.toString();
+      return url;
     };
 
     before(async () => {
@@ -139,7 +135,11 @@ for (const engine of ENGINES) {
       });
       const digests = databaseUrl ? await digestPostgres(databaseUrl) : digestSqlite(join(dataDir, 'bulwark.db'));
       assert.deepEqual(digests, result.digests);
+      await runsRestored(dataDir, databaseUrl);
+    });
 
+    /** The restored node starts on `databaseUrl`, its audit chain verifies and an existing device publishes to it with its certificate. */
+    const runsRestored = async (dataDir: string, databaseUrl: string | undefined) => {
       const config = loadConfig({
         dataDir,
         env: {},
@@ -160,7 +160,43 @@ for (const engine of ENGINES) {
         await server.close();
         await platform.close();
       }
-    });
+    };
+
+    const postgres = ENGINES.find((e) => e.engine === 'postgres')!;
+    if (engine.engine === 'sqlite') {
+      test(
+        'moves a SQLite backup into a fresh PostgreSQL database: every table read back and matched, the node runs on it',
+        { skip: postgres.skip },
+        async () => {
+          const { name, url } = await createEmptyDatabase('bulwark_m');
+          try {
+            const dataDir = join(scratch, 'moved');
+            const result = await restoreBackup({
+              archive,
+              key: { kind: 'key-file', path: keyFile },
+              deployment,
+              dataDir,
+              databaseUrl: url,
+              masterKeyFile: join(t.config.dataDir, 'keys', 'master.key'),
+            });
+            assert.equal(result.engine, 'postgres');
+            assert.equal(result.copiedFrom, 'sqlite');
+            assert.equal(existsSync(join(dataDir, 'bulwark.db')), false, 'no SQLite file in the moved data directory');
+            // Every table the backup holds, with the manifest's row counts (the copy itself compared digests).
+            for (const [table, digest] of Object.entries(result.digests)) {
+              if (table.startsWith('kysely_')) continue;
+              assert.equal(result.copied!.tables[table]?.rows, digest.rows, table);
+            }
+            const counted = await digestPostgres(url);
+            assert.equal(counted.devices?.rows, 3);
+            assert.equal(counted.telemetry?.rows, result.digests.telemetry?.rows);
+            await runsRestored(dataDir, url);
+          } finally {
+            await dropDatabase(name).catch(() => undefined);
+          }
+        },
+      );
+    }
 
     test('the drill restores into scratch space and compares with the manifest', async () => {
       const report = await restoreDrill(

@@ -28,6 +28,7 @@ import tar from 'tar-stream';
 import { ConflictError, IntegrityError, ValidationError } from '../../errors.js';
 import { masterKeyPath } from '../../keys/master-key.js';
 import { pkiPaths } from '../../pki/ca.js';
+import { copySqliteIntoPostgres, type EngineCopyReport } from '../../storage/engine-copy.js';
 import { postgresTableCount, restorePostgres } from '../../storage/snapshot.js';
 import { DATA_PREFIX, POSTGRES_ENTRY, safeEntryName, SQLITE_ENTRY } from './data-files.js';
 import { decodeHeader, DecryptStream, envelopeKey, splitHeader, type BackupKeySource, type EnvelopeHeader } from './envelope.js';
@@ -179,7 +180,11 @@ export interface RestoreOptions extends VerifyOptions {
 export interface RestoreResult {
   dataDir: string;
   deployment: string;
+  /** Where the database now is (a SQLite backup restored with --database moved to PostgreSQL). */
   engine: Manifest['engine'];
+  /** Set when a SQLite backup was copied into PostgreSQL: what the copy checked, table by table. */
+  copiedFrom?: 'sqlite';
+  copied?: EngineCopyReport;
   databaseUrl: string;
   entries: number;
   tables: number;
@@ -204,15 +209,21 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
   const { manifest, staging } = verified;
   let createdTarget = false;
   try {
-    if (manifest.engine === 'sqlite' && options.databaseUrl) {
+    // A SQLite backup restores into the data directory, or with --database into PostgreSQL (a move
+    // to PostgreSQL: storage/engine-copy.ts); a PostgreSQL backup only into PostgreSQL.
+    const intoPostgres = manifest.engine === 'postgres' || options.databaseUrl !== undefined;
+    if (options.databaseUrl !== undefined && !options.databaseUrl.startsWith('postgres')) {
+      throw new ValidationError('--database takes the postgres:// URL of an empty database', {}, 'backup.engine_mismatch');
+    }
+    if (manifest.engine === 'sqlite' && intoPostgres && !manifest.migration) {
       throw new ValidationError(
-        'This is a SQLite backup: it restores into the data directory, not into --database',
+        'This SQLite backup does not say its schema version: it restores only into a data directory',
         {},
         'backup.engine_mismatch',
       );
     }
-    if (manifest.engine === 'postgres') {
-      if (!options.databaseUrl?.startsWith('postgres')) {
+    if (intoPostgres) {
+      if (!options.databaseUrl) {
         throw new ValidationError(
           'This is a PostgreSQL backup: name the empty database to restore into with --database postgres://…',
           {},
@@ -238,19 +249,22 @@ export async function restoreBackup(options: RestoreOptions): Promise<RestoreRes
       mkdirSync(dirname(destination), { recursive: true, mode: 0o700 });
       renameSync(join(staging, entry.name), destination);
     }
-    const databaseUrl = manifest.engine === 'sqlite' ? 'sqlite' : options.databaseUrl!;
-    if (manifest.engine === 'sqlite') renameSync(join(staging, SQLITE_ENTRY), join(target, 'bulwark.db'));
+    const databaseUrl = intoPostgres ? options.databaseUrl! : 'sqlite';
+    if (!intoPostgres) renameSync(join(staging, SQLITE_ENTRY), join(target, 'bulwark.db'));
     writeRestoredConfig(target, databaseUrl);
     if (options.masterKeyFile) {
       mkdirSync(dirname(masterKeyPath(target)), { recursive: true, mode: 0o700 });
       copyFileSync(options.masterKeyFile, masterKeyPath(target));
     }
+    let copied: EngineCopyReport | undefined;
     if (manifest.engine === 'postgres') await restorePostgres(databaseUrl, join(staging, POSTGRES_ENTRY));
+    else if (intoPostgres) copied = await copySqliteIntoPostgres(join(staging, SQLITE_ENTRY), databaseUrl, manifest.migration!);
     return {
       dataDir: target,
       deployment: manifest.deployment,
-      engine: manifest.engine,
-      databaseUrl: manifest.engine === 'sqlite' ? 'sqlite' : redactUrl(databaseUrl),
+      engine: intoPostgres ? 'postgres' : 'sqlite',
+      ...(copied ? { copiedFrom: 'sqlite' as const, copied } : {}),
+      databaseUrl: intoPostgres ? redactUrl(databaseUrl) : 'sqlite',
       entries: manifest.entries.length,
       tables: Object.keys(manifest.tables).length,
       rows: Object.values(manifest.tables).reduce((sum, table) => sum + table.rows, 0),

@@ -17,6 +17,7 @@ import { clientErrorHandler, frameworkErrors, installAnswerHeaders, installDrain
 import { declareCommonAnswers } from './declared-answers.js';
 import { errorResponder, installErrorHandling } from './errors.js';
 import { ErrorBodySchema } from './schemas.js';
+import { buildSerializer } from './serializers.js';
 import { buildValidator } from './validators.js';
 
 /** Counts the HTTP answers (ops/metrics.ts); its hook goes first so a refused request still counts. */
@@ -75,7 +76,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
     },
-    schemaController: { compilersFactory: { buildValidator } },
+    schemaController: { compilersFactory: { buildValidator, buildSerializer } },
     // Answers made outside the route pipeline carry the same headers and error body (edge.ts).
     frameworkErrors: frameworkErrors(respond),
     clientErrorHandler,
