@@ -10,10 +10,11 @@
  * names the key being replaced, and the box loaded from the files opens values under either.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { ConflictError, ValidationError } from '../errors.js';
 import { KeyCustodyError, SecretBox, SoftwareKek, type KeyRingSource } from './custody.js';
+import { replaceFileDurably } from './durable-file.js';
 import { pkcs11Options, TokenAccess, type Pkcs11Kek, type Pkcs11Settings, type Pkcs11Token } from './pkcs11.js';
 import { readSealedFile, writeSealedFileAtomic, type SealedFile } from './sealed-values.js';
 
@@ -27,13 +28,9 @@ export function previousMasterKeyPath(dataDir: string): string {
   return join(dataDir, 'keys', 'master.key.previous');
 }
 
-/** Writes a key file (0600) through a temporary file and a rename, so a crash never leaves half a key. */
+/** Writes a key file (0600) through a flushed temporary file and a rename, so a crash never leaves half a key or none. */
 export function writeKeyFileAtomic(path: string, key: Buffer): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, key.toString('base64') + '\n', { mode: 0o600 });
-  chmodSync(temp, 0o600);
-  renameSync(temp, path);
+  replaceFileDurably(path, key.toString('base64') + '\n');
 }
 
 /** Creates DIR/keys/master.key (0600) unless it exists; returns whether it was created. */
@@ -112,11 +109,7 @@ export function readTokenKeyLabel(path: string): string {
 
 /** Records a token key's label (0600, temporary file and rename). */
 export function writeTokenKeyLabel(path: string, label: string): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const temp = `${path}.tmp-${process.pid}`;
-  writeFileSync(temp, JSON.stringify({ label }) + '\n', { mode: 0o600 });
-  chmodSync(temp, 0o600);
-  renameSync(temp, path);
+  replaceFileDurably(path, JSON.stringify({ label }) + '\n');
 }
 
 /** A label for a new master key on the token; random, so a rotation never meets an older key's label. */

@@ -4,9 +4,10 @@
  * the file is refused at load; the same setting from the environment (BULWARK_SMTP_PASSWORD) is
  * accepted, since it is not at rest.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { KeyCustody } from './custody.js';
+import { replaceFileDurably } from './durable-file.js';
 
 export const SEALED_PREFIX = 'sealed:';
 
@@ -47,12 +48,9 @@ function readConfigFile(dataDir: string): JsonObject {
   return existsSync(file) ? (JSON.parse(readFileSync(file, 'utf8')) as JsonObject) : {};
 }
 
-/** Temporary file and rename: a node reading the config sees the old file or the new one. */
+/** Flushed temporary file and rename: a node reading the config (or a crash) sees the old file or the new one. */
 function writeConfigFile(dataDir: string, config: JsonObject): void {
-  const file = configFile(dataDir);
-  const temp = `${file}.tmp-${process.pid}`;
-  writeFileSync(temp, JSON.stringify(config, null, 2) + '\n', { mode: 0o600 });
-  renameSync(temp, file);
+  replaceFileDurably(configFile(dataDir), JSON.stringify(config, null, 2) + '\n');
 }
 
 function section(config: JsonObject, path: string): { parent: JsonObject; key: string } {

@@ -2,10 +2,11 @@
  * Every place a value sealed under the master key is kept: database columns and files in the
  * data directory. Master-key rotation walks this list, so a new sealed column or file is added here.
  */
-import { existsSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.js';
+import { replaceFileDurably } from './durable-file.js';
 
 export interface SealedRow {
   id: string;
@@ -98,9 +99,7 @@ export function readSealedFile(file: SealedFile): string {
   return readFileSync(file.path, 'utf8').trim();
 }
 
-/** Temporary file and rename: a reader sees the old sealed key or the new one, never half of one. */
+/** Flushed temporary file and rename: a reader (or a crash) sees the old sealed key or the new one, never half of one. */
 export function writeSealedFileAtomic(file: SealedFile, sealed: string): void {
-  const temp = `${file.path}.tmp-${process.pid}`;
-  writeFileSync(temp, sealed, { mode: 0o600 });
-  renameSync(temp, file.path);
+  replaceFileDurably(file.path, sealed);
 }

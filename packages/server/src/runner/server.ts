@@ -125,6 +125,14 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     }
   }
 
+  // keys/master.key.previous (the journal of `keys rotate-master`) present: a rotation runs now or was
+  // interrupted. Values open under either key meanwhile; an interrupted one is finished by running it again.
+  if (platform.box.keyIds().length > 1)
+    app.log.warn(
+      { keyIds: platform.box.keyIds() },
+      'master-key rotation unfinished: values open under both keys; run `bulwark keys rotate-master` to finish it unless one is running now',
+    );
+
   // SQLite: WAL checkpoints off the event loop (the PUBACK latency of telemetry depends on it).
   const { database } = platform;
   const walCheckpointer =

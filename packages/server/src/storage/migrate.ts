@@ -126,3 +126,8 @@ export async function migrateTo(handle: DatabaseHandle, name: string): Promise<M
 export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
   return (await (await migrator(handle)).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
 }
+
+/** Every migration's name, in the order they apply (the upgrade test builds the previous release's schema with migrateTo). */
+export function migrationNames(): string[] {
+  return Object.keys(migrations).sort();
+}

@@ -21,6 +21,8 @@ export interface ServerProcess {
   ca: string;
   /** Lines the server logged (standard output and error). */
   logLines(): number;
+  /** What it logged (the first 100,000 characters). */
+  output(): string;
   /** Resident set size now, and its peak since the process started (bytes). */
   memory(): { rss: number; peak: number };
   /** SIGTERM, then the exit code (null if it had to be killed after `ms`). */
@@ -102,6 +104,7 @@ export async function startServerProcess(
     mqttPort: ports.mqtt,
     ca,
     logLines: () => lines,
+    output: () => output,
     memory() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;
