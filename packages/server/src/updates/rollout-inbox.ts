@@ -6,7 +6,7 @@
  * latest known version. Each refusal is a DeviceMessageRefusal, which the broker answers on `d/<id>/errors`.
  */
 import type { Kysely } from 'kysely';
-import type { UpdateState } from '@bulwark/protocol';
+import { UPDATE_STATES, type RolloutDeviceState, type UpdateState } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
@@ -21,6 +21,15 @@ const AFTER_FINISH: Partial<Record<UpdateState | 'pending', UpdateState[]>> = {
   failed: ['downloading', 'rolled_back'],
   rolled_back: ['downloading'],
 };
+
+const UNFINISHED_STATES: RolloutDeviceState[] = ['pending', 'downloading', 'installing', 'rebooting', 'verifying'];
+/** The states a device's row may move from to each reported state (AFTER_FINISH, turned around). */
+const MOVABLE_FROM = Object.fromEntries(
+  UPDATE_STATES.map((to) => [
+    to,
+    [...UNFINISHED_STATES, ...(Object.keys(AFTER_FINISH) as RolloutDeviceState[]).filter((from) => AFTER_FINISH[from]!.includes(to))],
+  ]),
+) as Record<UpdateState, RolloutDeviceState[]>;
 
 export class DeviceUpdateInbox {
   constructor(
@@ -42,6 +51,26 @@ export class DeviceUpdateInbox {
     const parsed = parseStatus(payload);
     if (!parsed.ok) throw new DeviceMessageRefusal('update.status_invalid', parsed.message);
     const status = parsed.value;
+    // Progress in one statement (a transaction of two on success): the checks below are its WHERE.
+    // A failure (transient ones wait for a retry) and any message that statement did not take go
+    // the full way, which reads the row to refuse with the reason or to drop a late message.
+    if (status.state !== 'failed') {
+      const move = {
+        rolloutId: status.rolloutId,
+        organizationId: identity.organizationId,
+        deviceId: identity.deviceId,
+        target: status.target,
+        state: status.state,
+        from: MOVABLE_FROM[status.state],
+      };
+      const now = this.clock.now();
+      const error = status.error ?? null;
+      const moved =
+        status.state === 'succeeded'
+          ? await this.db.transaction().execute((trx) => this.store.advance(move, error, now, trx))
+          : await this.store.advance(move, error, now, this.db);
+      if (moved) return;
+    }
     const row = await this.store.device(status.rolloutId, identity.organizationId, identity.deviceId);
     if (!row) throw new DeviceMessageRefusal('update.status_invalid', `This device is not in rollout ${status.rolloutId}`);
     if (row.offered_at === null)

@@ -636,21 +636,25 @@ export class RolloutService {
    * current metadata is returned.
    */
   async directorTargets(identity: DeviceIdentity): Promise<SignedDirectorTargets> {
-    const waiting = await this.store.runningOf(identity.organizationId, identity.deviceId);
-    if (waiting && waiting.offered_at === null) {
-      await this.db.transaction().execute(async (trx) => {
-        const row = await this.store.lock(waiting.id, trx);
-        if (!row || row.status !== 'running') return;
+    // One read for the common case (offered already, or nothing to offer); a second after an offer.
+    let state = await this.director.stateOf(identity.organizationId, identity.deviceId);
+    if (!state) throw new NotFoundError('Device');
+    const waiting = state.latest;
+    if (waiting && waiting.status === 'running' && waiting.offeredAt === null) {
+      const offered = await this.db.transaction().execute(async (trx) => {
+        const row = await this.store.lock(waiting.rolloutId, trx);
+        if (!row || row.status !== 'running') return false;
         const now = this.clock.now();
-        if (!insideWindow(scheduleWindowOf(row), now)) return;
-        if ((await this.store.inFlight(row.id, trx)) >= row.max_concurrent_downloads) return;
+        if (!insideWindow(scheduleWindowOf(row), now)) return false;
+        if ((await this.store.inFlight(row.id, trx)) >= row.max_concurrent_downloads) return false;
         const next = await this.store.waiting(row.id, { maxPhase: row.current_phase, limit: 1, now, deviceId: identity.deviceId }, trx);
         await this.store.markOffered(row.id, next, now, trx);
+        return next.length > 0;
       });
+      if (offered) state = await this.director.stateOf(identity.organizationId, identity.deviceId);
+      if (!state) throw new NotFoundError('Device');
     }
-    const device = await this.director.device(identity.organizationId, identity.deviceId);
-    if (!device) throw new NotFoundError('Device');
-    return this.director.targetsFor(device);
+    return this.director.targetsFor(state);
   }
 
   /** A message a device published on `d/<id>/updates/<channel>`; a refusal (DeviceMessageRefusal) goes back on its error topic. */
