@@ -5,13 +5,15 @@
  * certificate the device connected with and a counter that only increases, becomes the device's
  * latest known version. Each refusal is a DeviceMessageRefusal, which the broker answers on `d/<id>/errors`.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { UPDATE_STATES, type RolloutDeviceState, type UpdateState } from '@bulwark/protocol';
+import { BoundedCache } from '../bounded-cache.js';
 import type { Clock } from '../clock.js';
 import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Database } from '../storage/schema.js';
-import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
+import { parseSignedReport, parseStatus, reportKeyOf, reportSignatureValid } from './rollout-messages.js';
 import { isTransientFailure, retryAtAfter } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
 
@@ -32,6 +34,8 @@ const MOVABLE_FROM = Object.fromEntries(
 ) as Record<UpdateState, RolloutDeviceState[]>;
 
 export class DeviceUpdateInbox {
+  private readonly reportKeys = new BoundedCache<KeyObject | null>(2_000);
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly store: RolloutStore,
@@ -109,6 +113,16 @@ export class DeviceUpdateInbox {
     });
   }
 
+  /** A certificate's public key, parsed once per process while among the last 2,000 used (the PEM is the key: it never changes). */
+  private keyOf(pem: string): KeyObject | null {
+    let key = this.reportKeys.get(pem);
+    if (key === undefined) {
+      key = reportKeyOf(pem);
+      this.reportKeys.set(pem, key);
+    }
+    return key;
+  }
+
   /** The PEM of the certificate the device connected with (or, for a symmetric-key device, its newest active one). */
   private async certificatePem(identity: DeviceIdentity): Promise<string | null> {
     const row = await this.db
@@ -133,7 +147,8 @@ export class DeviceUpdateInbox {
     if (report.deviceId !== identity.deviceId)
       throw new DeviceMessageRefusal('update.report_invalid', "report.deviceId must be this device's ID");
     const pem = await this.certificatePem(identity);
-    if (!pem || !reportSignatureValid(report, signature, pem)) {
+    const key = pem ? this.keyOf(pem) : null;
+    if (!key || !reportSignatureValid(report, signature, key)) {
       throw new DeviceMessageRefusal(
         'update.report_signature_invalid',
         "The signature does not verify with this device's certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)",
