@@ -91,7 +91,7 @@ export class DeviceUpdateInbox {
     const retryAt = status.state === 'failed' && isTransientFailure(status.error?.code) ? retryAtAfter(policy, row.attempts, now) : null;
     if (retryAt !== null) {
       // A transient failure with attempts left: offered again once the backoff passed (the director withdraws the release meanwhile).
-      await this.store.retryLater(status.rolloutId, identity.deviceId, retryAt, status.error!, now, this.db);
+      await this.store.retryLater(status.rolloutId, [identity.deviceId], retryAt, status.error!, now, this.db);
       return;
     }
     await this.db.transaction().execute(async (trx) => {

@@ -245,23 +245,32 @@ export class RolloutStore {
   }
 
   /**
-   * Puts a device that failed for a transient reason back to waiting, not offered before `retryAt`
-   * (the director withdraws the release until then); its error stays as the last one seen.
+   * Puts devices that failed for a transient reason back to waiting, not offered before `retryAt`
+   * (the director withdraws the release until then), 500 devices a statement; their error stays as
+   * the last one seen.
    */
   async retryLater(
     rolloutId: string,
-    deviceId: string,
+    deviceIds: string[],
     retryAt: number,
     error: { code: string; message: string },
     now: number,
     db: Executor,
   ): Promise<void> {
-    await db
-      .updateTable('rollout_devices')
-      .set({ state: 'pending', offered_at: null, retry_at: retryAt, error_code: error.code, error_message: error.message, updated_at: now })
-      .where('rollout_id', '=', rolloutId)
-      .where('device_id', '=', deviceId)
-      .execute();
+    for (let i = 0; i < deviceIds.length; i += INSERT_BATCH)
+      await db
+        .updateTable('rollout_devices')
+        .set({
+          state: 'pending',
+          offered_at: null,
+          retry_at: retryAt,
+          error_code: error.code,
+          error_message: error.message,
+          updated_at: now,
+        })
+        .where('rollout_id', '=', rolloutId)
+        .where('device_id', 'in', deviceIds.slice(i, i + INSERT_BATCH))
+        .execute();
   }
 
   /** Every device of the rollout back to waiting, never offered, attempts and errors cleared (a swapped release starts over). */

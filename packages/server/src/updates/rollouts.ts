@@ -526,10 +526,13 @@ export class RolloutService {
       // (unless the device has attempts left: going silent is transient, so it waits for a retry instead).
       const timedOut = await this.store.expireOffers(row.id, now - Number(row.offer_timeout_seconds) * 1000, now, trx);
       const policy = retryPolicyOf(row);
+      // One statement per distinct retry time (devices with as many attempts behind them share one), not one per device.
+      const retries = new Map<number, string[]>();
       for (const { deviceId, attempts } of timedOut.silent) {
         const retryAt = retryAtAfter(policy, attempts, now);
-        if (retryAt !== null) await this.store.retryLater(row.id, deviceId, retryAt, DEVICE_SILENT, now, trx);
+        if (retryAt !== null) retries.set(retryAt, [...(retries.get(retryAt) ?? []), deviceId]);
       }
+      for (const [retryAt, deviceIds] of retries) await this.store.retryLater(row.id, deviceIds, retryAt, DEVICE_SILENT, now, trx);
       const expired = { withdrawn: timedOut.withdrawn, silent: timedOut.silent.length };
       row = await this.evaluate(row, trx);
       if (row.status !== 'running') return { offered: [], ...expired };
