@@ -530,7 +530,10 @@ export class RolloutService {
       const retries = new Map<number, string[]>();
       for (const { deviceId, attempts } of timedOut.silent) {
         const retryAt = retryAtAfter(policy, attempts, now);
-        if (retryAt !== null) retries.set(retryAt, [...(retries.get(retryAt) ?? []), deviceId]);
+        if (retryAt === null) continue;
+        const group = retries.get(retryAt);
+        if (group) group.push(deviceId);
+        else retries.set(retryAt, [deviceId]);
       }
       for (const [retryAt, deviceIds] of retries) await this.store.retryLater(row.id, deviceIds, retryAt, DEVICE_SILENT, now, trx);
       const expired = { withdrawn: timedOut.withdrawn, silent: timedOut.silent.length };
