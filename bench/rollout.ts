@@ -14,7 +14,12 @@
  * run: the same devices each fetching the same image bytes once over plain node:https with mutual
  * TLS (a new connection each, as the agent makes) from a bare server in this process.
  *
- *   npm run bench:rollout -- [--duration 3] [--rounds 3] [--devices 200] [--concurrency 50] [--image-kb 256]
+ * With --queries, the database round trips the platform made during the rollout are counted
+ * (per device, and the most frequent statements): the wrapping costs a little CPU of its own,
+ * so compare CPU figures between runs that both have it or both lack it. With --profile FILE, a CPU
+ * profile of the platform process during the rollout is written to FILE (open it in Chrome's DevTools).
+ *
+ *   npm run bench:rollout -- [--duration 3] [--rounds 3] [--devices 200] [--concurrency 50] [--image-kb 256] [--queries] [--profile FILE]
  */
 import { createHash, generateKeyPairSync, sign } from 'node:crypto';
 import { loadavg } from 'node:os';
@@ -33,6 +38,8 @@ const { values } = parseArgs({
     devices: { type: 'string', default: '200' },
     concurrency: { type: 'string', default: '50' },
     'image-kb': { type: 'string', default: '256' },
+    queries: { type: 'boolean', default: false },
+    profile: { type: 'string' },
   },
 });
 const duration = Number(values.duration) * 1000;
@@ -96,7 +103,14 @@ try {
   const rows = bare.map((b, i) => [`round ${i + 1}`, b, signed[i]!, signed[i]! / b]);
   rows.push(['median', median(bare), median(signed), median(signed) / median(bare)]);
   table(['', 'bare ed25519 sign/s (1 thread)', 'director metadata/s (1 thread)', 'ratio'], rows);
-  if (fleetSize > 0) await fleetRollout(bench, { devices: fleetSize, concurrency, imageBytes: imageKb * 1024 });
+  if (fleetSize > 0)
+    await fleetRollout(bench, {
+      devices: fleetSize,
+      concurrency,
+      imageBytes: imageKb * 1024,
+      countQueries: values.queries,
+      ...(values.profile ? { profile: values.profile } : {}),
+    });
 } finally {
   await bench.close();
 }

@@ -8,11 +8,13 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
+import { Session } from 'node:inspector';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { loadServerTls } from '../../packages/server/src/pki/ca.js';
 import { provisionTestDevice, type TestDevice } from '../../packages/server/src/testing/devices.js';
+import { countQueries } from '../../packages/server/src/testing/query-counter.js';
 import { hardwareProduct } from '../../packages/server/src/testing/rollout-fixtures.js';
 import { inBatches } from '../../packages/device/src/sim/batches.js';
 import { setUpFleetRepository } from '../../packages/device/src/testing/fleet-update.js';
@@ -47,6 +49,23 @@ function child(jobFile: string): Child {
   };
 }
 
+/** A CPU profile of this process (node:inspector), for --profile: the rollout alone, not the provisioning before it. */
+async function startProfile(): Promise<{ stop(): Promise<object> }> {
+  const session = new Session();
+  session.connect();
+  const post = (method: string) =>
+    new Promise<object>((resolve, reject) => session.post(method, (error, result) => (error ? reject(error) : resolve(result ?? {}))));
+  await post('Profiler.enable');
+  await post('Profiler.start');
+  return {
+    async stop() {
+      const { profile } = (await post('Profiler.stop')) as { profile: object };
+      session.disconnect();
+      return profile;
+    },
+  };
+}
+
 const cpuSeconds = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1e6;
@@ -54,7 +73,7 @@ const cpuSeconds = (since: NodeJS.CpuUsage) => {
 
 export async function fleetRollout(
   bench: BenchPlatform,
-  options: { devices: number; concurrency: number; imageBytes: number },
+  options: { devices: number; concurrency: number; imageBytes: number; countQueries?: boolean; profile?: string },
 ): Promise<void> {
   const { platform, server } = bench;
   const n = options.devices;
@@ -104,6 +123,8 @@ export async function fleetRollout(
     children.push(agents.process);
     const ready = JSON.parse(await agents.next('ready')) as { connected: number };
     if (ready.connected !== n) throw new Error(`only ${ready.connected} of ${n} simulated devices connected`);
+    const queries = options.countQueries ? countQueries() : null;
+    const profiler = options.profile ? await startProfile() : null;
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     const rolloutId = await repo.rollout({
@@ -126,6 +147,8 @@ export async function fleetRollout(
     }
     const oursWall = (performance.now() - wall0) / 1000;
     const oursCpu = cpuSeconds(cpu0);
+    queries?.stop();
+    if (profiler) writeFileSync(options.profile!, JSON.stringify(await profiler.stop()));
     const final = await platform.updates.rollouts.get(repo.actor, rolloutId);
     const fleet = JSON.parse(fleetDone ?? (await done)) as {
       cpuSeconds: number;
@@ -185,6 +208,12 @@ export async function fleetRollout(
       `\nrollout ${final.status}: ${JSON.stringify(final.counts)}; simulator errors ${fleet.errors}. A Bulwark device's update is: updates/available over MQTT, director targets (signed for it), ` +
         'TUF refresh (root, timestamp, snapshot, targets, product metadata), the image, four statuses and a signed version report; the HTTPS requests on one keep-alive mutual-TLS connection per device.',
     );
+    if (queries) {
+      console.log(
+        `\ndatabase round trips during the rollout: ${queries.total} (${(queries.total / n).toFixed(1)} per device); the most frequent:`,
+      );
+      for (const [text, count] of queries.bySql().slice(0, 30)) console.log(`${(count / n).toFixed(2).padStart(8)}  ${text}`);
+    }
   } finally {
     for (const c of children) c.kill('SIGKILL');
     bare?.close();

@@ -101,8 +101,11 @@ for (const engine of ENGINES) {
       await refused(altered.cert, 'unknown_certificate');
     });
 
-    it('refuses a revoked certificate, and the certificates of disabled and retired devices', async () => {
+    it('refuses a revoked certificate, and the certificates of disabled and retired devices, even proved just before', async () => {
       const [revoked, disabled, retired] = [await enrolled(), await enrolled(), await enrolled()];
+      // Each proved once first (its chain and signature are then remembered): the record is still read every time.
+      for (const device of [revoked, disabled, retired])
+        assert.equal((await verifier().fromCertificate(device.cert.raw)).deviceId, device.id);
       await t.platform.pki.revoke(
         { organizationId: actor.organizationId, serial: revoked.serial, reason: 'keyCompromise' },
         { type: 'cli', id: 'test' },

@@ -10,6 +10,7 @@ import { createHash, X509Certificate } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
+import { BoundedCache } from '../bounded-cache.js';
 import { AuthenticationError } from '../errors.js';
 import type { Database } from '../storage/schema.js';
 import type { DeviceStatus } from './model.js';
@@ -62,11 +63,20 @@ export type PresentedCertificate = X509Certificate | Buffer;
  * Proves a device's identity from the X.509 certificate it presented: issued by the device issuing
  * CA (chain and signature), within its validity at the platform clock, one we issued and recorded
  * (serial and fingerprint), not revoked, of a device that is not disabled or retired. Runs on every
- * MQTT connect and EST re-enrollment: the CA is parsed once, and the rest is one primary-key
- * lookup joining the certificate's record with its device.
+ * MQTT connect, EST re-enrollment and device-facing HTTP request: the CA is parsed once, a
+ * certificate once per process (while it stays among the last 10,000 seen), and the rest is one
+ * primary-key lookup joining the certificate's record with its device.
  */
 export class DeviceCertificateVerifier {
   private ca: Promise<X509Certificate> | null = null;
+  /**
+   * Certificates whose chain and signature checked out, by the SHA-256 of their DER bytes: what
+   * those checks say depends on the bytes alone, so a device's second request (a director fetch
+   * after its connect, each request of a keep-alive connection) skips the parse and the ECDSA
+   * verification. Validity dates, the record, revocation and the device's status are checked
+   * every time.
+   */
+  private readonly verified = new BoundedCache<{ serial: string; validFrom: number; validTo: number }>(10_000);
 
   constructor(
     private readonly db: Kysely<Database>,
@@ -82,18 +92,12 @@ export class DeviceCertificateVerifier {
   }
 
   async fromCertificate(presented: PresentedCertificate): Promise<DeviceIdentity> {
-    let cert: X509Certificate;
-    try {
-      cert = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
-    } catch {
-      throw new DeviceAuthenticationError('malformed');
-    }
-    const ca = await this.issuingCa();
-    if (!cert.checkIssued(ca)) throw new DeviceAuthenticationError('unknown_issuer');
-    if (!cert.verify(ca.publicKey)) throw new DeviceAuthenticationError('bad_signature');
+    const raw = presented instanceof X509Certificate ? presented.raw : presented;
+    const fingerprint = createHash('sha256').update(raw).digest('hex');
+    const cert = this.verified.get(fingerprint) ?? (await this.verify(presented, fingerprint));
     const now = this.clock.now();
-    if (now < Date.parse(cert.validFrom)) throw new DeviceAuthenticationError('not_yet_valid');
-    if (now > Date.parse(cert.validTo)) throw new DeviceAuthenticationError('expired');
+    if (now < cert.validFrom) throw new DeviceAuthenticationError('not_yet_valid');
+    if (now > cert.validTo) throw new DeviceAuthenticationError('expired');
 
     const row = await this.db
       .selectFrom('issued_certificates as c')
@@ -108,9 +112,8 @@ export class DeviceCertificateVerifier {
         'd.product_id',
         'd.status as device_status',
       ])
-      .where('c.serial', '=', certificateSerial(cert))
+      .where('c.serial', '=', cert.serial)
       .executeTakeFirst();
-    const fingerprint = createHash('sha256').update(cert.raw).digest('hex');
     // Same serial but other bytes: signed by our CA key yet never recorded (or a record altered).
     if (!row || row.fingerprint_sha256 !== fingerprint) throw new DeviceAuthenticationError('unknown_certificate');
     if (row.certificate_status !== 'active') throw new DeviceAuthenticationError('revoked');
@@ -123,8 +126,24 @@ export class DeviceCertificateVerifier {
       serial: row.serial,
       productId: row.product_id,
       status: row.device_status,
-      credential: { type: 'certificate', certificateSerial: certificateSerial(cert), notAfter: Number(row.not_after) },
+      credential: { type: 'certificate', certificateSerial: cert.serial, notAfter: Number(row.not_after) },
     };
+  }
+
+  /** Parses the certificate and checks it was issued and signed by the device issuing CA; remembers it when it was. */
+  private async verify(presented: PresentedCertificate, fingerprint: string) {
+    let cert: X509Certificate;
+    try {
+      cert = presented instanceof X509Certificate ? presented : new X509Certificate(presented);
+    } catch {
+      throw new DeviceAuthenticationError('malformed');
+    }
+    const ca = await this.issuingCa();
+    if (!cert.checkIssued(ca)) throw new DeviceAuthenticationError('unknown_issuer');
+    if (!cert.verify(ca.publicKey)) throw new DeviceAuthenticationError('bad_signature');
+    const checked = { serial: certificateSerial(cert), validFrom: Date.parse(cert.validFrom), validTo: Date.parse(cert.validTo) };
+    this.verified.set(fingerprint, checked);
+    return checked;
   }
 }
 

@@ -8,9 +8,10 @@
  */
 import type { Kysely } from 'kysely';
 import { Metadata, Signature, TargetFile, Targets } from '@tufjs/models';
-import type { DirectorTargetCustom } from '@bulwark/protocol';
+import type { DirectorTargetCustom, RolloutDeviceState } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import type { SigningKey, SigningKeys } from '../keys/signing-keys.js';
+import type { DirectorTargetsTable as DirectorTargetsRow, RolloutsTable } from '../storage/rollout-tables.js';
 import type { Database } from '../storage/schema.js';
 import type { TufRepository } from './repository.js';
 import { tufKeyOf } from './tuf/keys.js';
@@ -36,6 +37,43 @@ export interface SignedDirectorTargets {
   version: number;
   signedAt: number;
   expiresAt: number;
+}
+
+/** The device's latest rollout as the director reads it, with that rollout's release. */
+export interface LatestRollout {
+  rolloutId: string;
+  status: RolloutsTable['status'];
+  state: RolloutDeviceState;
+  offeredAt: number | null;
+  targetName: string;
+  sha256: string;
+  length: number;
+  /** The hardware IDs the release's signed metadata lists. */
+  hardwareIds: string[];
+}
+
+export interface DirectorState {
+  device: DirectorDevice;
+  latest: LatestRollout | null;
+  /** The metadata last signed for the device. */
+  stored: DirectorTargetsRow | null;
+}
+
+/**
+ * The image the device's latest rollout assigns it, if that rollout still says so: offered and
+ * running, paused or completed; halted only for a device that has started; aborted only for one
+ * that succeeded. Never an image whose signed hardware list lacks the device's hardware ID.
+ */
+export function assignmentOf(device: DirectorDevice, latest: LatestRollout | null): DirectorAssignment | null {
+  if (!device.hardwareId || !latest || latest.offeredAt === null) return null;
+  const named =
+    latest.status === 'running' || latest.status === 'paused' || latest.status === 'completed'
+      ? true
+      : latest.status === 'halted'
+        ? latest.state !== 'pending'
+        : latest.state === 'succeeded';
+  if (!named || !latest.hardwareIds.includes(device.hardwareId)) return null;
+  return { rolloutId: latest.rolloutId, targetName: latest.targetName, sha256: latest.sha256, length: latest.length };
 }
 
 /** The TUF specification version the metadata declares (tuf-js checks the major). */
@@ -94,14 +132,62 @@ export class Director {
     return keyID;
   }
 
-  /** A device of the organization as the director sees it, or null when it does not exist there. */
-  async device(organizationId: string, deviceId: string): Promise<DirectorDevice | null> {
+  /**
+   * What the director knows of a device, in one round trip: its hardware ID, its latest rollout
+   * (with that rollout's release), and the metadata last signed for it. Null when the device does
+   * not exist in the organization.
+   */
+  async stateOf(organizationId: string, deviceId: string): Promise<DirectorState | null> {
     const row = await this.db
-      .selectFrom('devices')
-      .innerJoin('products', 'products.id', 'devices.product_id')
-      .select(['devices.id', 'devices.attributes', 'products.hardware_revision'])
-      .where('devices.id', '=', deviceId)
-      .where('devices.organization_id', '=', organizationId)
+      .selectFrom('devices as d')
+      .innerJoin('products as p', 'p.id', 'd.product_id')
+      .leftJoin('rollout_devices as rd', (join) =>
+        join
+          .onRef('rd.device_id', '=', 'd.id')
+          .onRef('rd.organization_id', '=', 'd.organization_id')
+          .on((eb) =>
+            eb(
+              'rd.rollout_id',
+              '=',
+              eb
+                .selectFrom('rollout_devices as l')
+                .innerJoin('rollouts as lr', 'lr.id', 'l.rollout_id')
+                .select('l.rollout_id')
+                .whereRef('l.device_id', '=', 'd.id')
+                .whereRef('l.organization_id', '=', 'd.organization_id')
+                .orderBy('lr.created_at', 'desc')
+                .orderBy('lr.id', 'desc')
+                .limit(1),
+            ),
+          ),
+      )
+      .leftJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+      .leftJoin('firmware_releases as f', 'f.id', 'r.release_id')
+      .leftJoin('director_targets as t', 't.device_id', 'd.id')
+      .select([
+        'd.id',
+        'd.attributes',
+        'p.hardware_revision',
+        'r.id as rollout_id',
+        'r.status as rollout_status',
+        'rd.state',
+        'rd.offered_at',
+        'f.target_name',
+        'f.sha256',
+        'f.length',
+        'f.hardware_ids',
+        't.device_id as stored_device_id',
+        't.organization_id as stored_organization_id',
+        't.version as stored_version',
+        't.metadata as stored_metadata',
+        't.target_name as stored_target_name',
+        't.rollout_id as stored_rollout_id',
+        't.hardware_id as stored_hardware_id',
+        't.signed_at as stored_signed_at',
+        't.expires_at as stored_expires_at',
+      ])
+      .where('d.id', '=', deviceId)
+      .where('d.organization_id', '=', organizationId)
       .executeTakeFirst();
     if (!row) return null;
     let fromAttributes: unknown;
@@ -111,46 +197,49 @@ export class Director {
       fromAttributes = undefined;
     }
     const hardwareId = typeof fromAttributes === 'string' && fromAttributes.length > 0 ? fromAttributes : row.hardware_revision || null;
-    return { id: row.id, organizationId, hardwareId };
+    const latest: LatestRollout | null =
+      row.rollout_id === null || row.rollout_status === null || row.state === null || row.target_name === null
+        ? null
+        : {
+            rolloutId: row.rollout_id,
+            status: row.rollout_status,
+            state: row.state,
+            offeredAt: row.offered_at === null ? null : Number(row.offered_at),
+            targetName: row.target_name,
+            sha256: row.sha256!,
+            length: Number(row.length),
+            hardwareIds: JSON.parse(row.hardware_ids!) as string[],
+          };
+    const stored: DirectorTargetsRow | null =
+      row.stored_device_id === null
+        ? null
+        : {
+            device_id: row.stored_device_id,
+            organization_id: row.stored_organization_id!,
+            version: Number(row.stored_version),
+            metadata: row.stored_metadata!,
+            target_name: row.stored_target_name,
+            rollout_id: row.stored_rollout_id,
+            hardware_id: row.stored_hardware_id,
+            signed_at: Number(row.stored_signed_at),
+            expires_at: Number(row.stored_expires_at),
+          };
+    return { device: { id: row.id, organizationId, hardwareId }, latest, stored };
   }
 
   /**
-   * The image the device's latest rollout assigns it, if that rollout still says so: offered and
-   * running, paused or completed; halted only for a device that has started; aborted only for one
-   * that succeeded. Never an image whose signed hardware list lacks the device's hardware ID.
+   * The device's current director targets metadata, re-signed (version + 1) when its content
+   * changed or half its lifetime passed; `state` is what stateOf read (read again on a lost race).
    */
-  async assignment(device: DirectorDevice): Promise<DirectorAssignment | null> {
-    if (!device.hardwareId) return null;
-    const row = await this.db
-      .selectFrom('rollout_devices as rd')
-      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
-      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
-      .select(['r.id as rollout_id', 'r.status', 'rd.state', 'rd.offered_at', 'f.target_name', 'f.sha256', 'f.length', 'f.hardware_ids'])
-      .where('rd.device_id', '=', device.id)
-      .where('rd.organization_id', '=', device.organizationId)
-      .orderBy('r.created_at', 'desc')
-      .orderBy('r.id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    if (!row || row.offered_at === null) return null;
-    const named =
-      row.status === 'running' || row.status === 'paused' || row.status === 'completed'
-        ? true
-        : row.status === 'halted'
-          ? row.state !== 'pending'
-          : row.state === 'succeeded';
-    if (!named) return null;
-    const hardwareIds = JSON.parse(row.hardware_ids) as string[];
-    if (!hardwareIds.includes(device.hardwareId)) return null;
-    return { rolloutId: row.rollout_id, targetName: row.target_name, sha256: row.sha256, length: Number(row.length) };
-  }
-
-  /** The device's current director targets metadata, re-signed (version + 1) when its content changed or half its lifetime passed. */
-  async targetsFor(device: DirectorDevice): Promise<SignedDirectorTargets> {
-    const assignment = await this.assignment(device);
+  async targetsFor(state: DirectorState): Promise<SignedDirectorTargets> {
+    const { device } = state;
+    const assignment = assignmentOf(device, state.latest);
     // Two requests of one device may race: the version check on write lets exactly one sign each version.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored = await this.db.selectFrom('director_targets').selectAll().where('device_id', '=', device.id).executeTakeFirst();
+      const stored =
+        attempt === 0
+          ? state.stored
+          : await this.db.selectFrom('director_targets').selectAll().where('device_id', '=', device.id).executeTakeFirst();
       const now = this.clock.now();
       if (stored && stored.organization_id === device.organizationId) {
         const same =

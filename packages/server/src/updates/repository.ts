@@ -10,6 +10,7 @@ import { productRoleOf } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
+import { BoundedCache } from '../bounded-cache.js';
 import { BulwarkError } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Database } from '../storage/schema.js';
@@ -64,6 +65,23 @@ export class TufRepository {
     readonly clock: Clock,
     readonly options: { timestampExpirySeconds: number; snapshotExpirySeconds: number },
   ) {}
+
+  /**
+   * Versioned metadata never changes once written (the table's key is organization, role and
+   * version, and rows are only ever inserted), so what devices fetch by version is kept here, up
+   * to 256 files and 16 MiB. Only files found are kept: a version published later is read then.
+   */
+  private readonly versions = new BoundedCache<string>(256, 16 * 1024 * 1024);
+
+  private async byVersion(organizationId: string, role: string, version: number): Promise<string | null> {
+    const key = `${organizationId}\0${role}\0${version}`;
+    const cached = this.versions.get(key);
+    if (cached !== undefined) return cached;
+    const row = await store.byVersion(this.db, organizationId, role, version);
+    if (!row) return null;
+    this.versions.set(key, row.json, row.json.length);
+    return row.json;
+  }
 
   /**
    * The public halves of the organization's online keys, created on first use. Called before any
@@ -277,8 +295,11 @@ export class TufRepository {
     version: number,
     db: Kysely<Database> = this.db,
   ): Promise<Record<string, unknown> | null> {
-    const row = await store.byVersion(db, organizationId, DIRECTOR_ROOT, version);
-    return row ? (JSON.parse(row.json) as Record<string, unknown>) : null;
+    const json =
+      db === this.db
+        ? await this.byVersion(organizationId, DIRECTOR_ROOT, version)
+        : (await store.byVersion(db, organizationId, DIRECTOR_ROOT, version))?.json;
+    return json ? (JSON.parse(json) as Record<string, unknown>) : null;
   }
 
   /**
@@ -292,8 +313,8 @@ export class TufRepository {
     }
     const match = VERSIONED_FILE.exec(file);
     if (!match) return null;
-    const row = await store.byVersion(this.db, organizationId, match[2]!, Number(match[1]));
-    return row ? { json: row.json, immutable: true } : null;
+    const json = await this.byVersion(organizationId, match[2]!, Number(match[1]));
+    return json === null ? null : { json, immutable: true };
   }
 
   /** Re-signs snapshot and timestamp metadata past half their lifetime, for every organization. */

@@ -5,13 +5,15 @@
  * certificate the device connected with and a counter that only increases, becomes the device's
  * latest known version. Each refusal is a DeviceMessageRefusal, which the broker answers on `d/<id>/errors`.
  */
+import type { KeyObject } from 'node:crypto';
 import type { Kysely } from 'kysely';
-import type { UpdateState } from '@bulwark/protocol';
+import { UPDATE_STATES, type RolloutDeviceState, type UpdateState } from '@bulwark/protocol';
+import { BoundedCache } from '../bounded-cache.js';
 import type { Clock } from '../clock.js';
 import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Database } from '../storage/schema.js';
-import { parseSignedReport, parseStatus, reportSignatureValid } from './rollout-messages.js';
+import { parseSignedReport, parseStatus, reportKeyOf, reportSignatureValid } from './rollout-messages.js';
 import { isTransientFailure, retryAtAfter } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
 
@@ -22,7 +24,18 @@ const AFTER_FINISH: Partial<Record<UpdateState | 'pending', UpdateState[]>> = {
   rolled_back: ['downloading'],
 };
 
+const UNFINISHED_STATES: RolloutDeviceState[] = ['pending', 'downloading', 'installing', 'rebooting', 'verifying'];
+/** The states a device's row may move from to each reported state (AFTER_FINISH, turned around). */
+const MOVABLE_FROM = Object.fromEntries(
+  UPDATE_STATES.map((to) => [
+    to,
+    [...UNFINISHED_STATES, ...(Object.keys(AFTER_FINISH) as RolloutDeviceState[]).filter((from) => AFTER_FINISH[from]!.includes(to))],
+  ]),
+) as Record<UpdateState, RolloutDeviceState[]>;
+
 export class DeviceUpdateInbox {
+  private readonly reportKeys = new BoundedCache<KeyObject | null>(2_000);
+
   constructor(
     private readonly db: Kysely<Database>,
     private readonly store: RolloutStore,
@@ -42,6 +55,26 @@ export class DeviceUpdateInbox {
     const parsed = parseStatus(payload);
     if (!parsed.ok) throw new DeviceMessageRefusal('update.status_invalid', parsed.message);
     const status = parsed.value;
+    // Progress in one statement (a transaction of two on success): the checks below are its WHERE.
+    // A failure (transient ones wait for a retry) and any message that statement did not take go
+    // the full way, which reads the row to refuse with the reason or to drop a late message.
+    if (status.state !== 'failed') {
+      const move = {
+        rolloutId: status.rolloutId,
+        organizationId: identity.organizationId,
+        deviceId: identity.deviceId,
+        target: status.target,
+        state: status.state,
+        from: MOVABLE_FROM[status.state],
+      };
+      const now = this.clock.now();
+      const error = status.error ?? null;
+      const moved =
+        status.state === 'succeeded'
+          ? await this.db.transaction().execute((trx) => this.store.advance(move, error, now, trx))
+          : await this.store.advance(move, error, now, this.db);
+      if (moved) return;
+    }
     const row = await this.store.device(status.rolloutId, identity.organizationId, identity.deviceId);
     if (!row) throw new DeviceMessageRefusal('update.status_invalid', `This device is not in rollout ${status.rolloutId}`);
     if (row.offered_at === null)
@@ -58,7 +91,7 @@ export class DeviceUpdateInbox {
     const retryAt = status.state === 'failed' && isTransientFailure(status.error?.code) ? retryAtAfter(policy, row.attempts, now) : null;
     if (retryAt !== null) {
       // A transient failure with attempts left: offered again once the backoff passed (the director withdraws the release meanwhile).
-      await this.store.retryLater(status.rolloutId, identity.deviceId, retryAt, status.error!, now, this.db);
+      await this.store.retryLater(status.rolloutId, [identity.deviceId], retryAt, status.error!, now, this.db);
       return;
     }
     await this.db.transaction().execute(async (trx) => {
@@ -78,6 +111,16 @@ export class DeviceUpdateInbox {
           .execute();
       }
     });
+  }
+
+  /** A certificate's public key, parsed once per process while among the last 2,000 used (the PEM is the key: it never changes). */
+  private keyOf(pem: string): KeyObject | null {
+    let key = this.reportKeys.get(pem);
+    if (key === undefined) {
+      key = reportKeyOf(pem);
+      this.reportKeys.set(pem, key);
+    }
+    return key;
   }
 
   /** The PEM of the certificate the device connected with (or, for a symmetric-key device, its newest active one). */
@@ -104,7 +147,8 @@ export class DeviceUpdateInbox {
     if (report.deviceId !== identity.deviceId)
       throw new DeviceMessageRefusal('update.report_invalid', "report.deviceId must be this device's ID");
     const pem = await this.certificatePem(identity);
-    if (!pem || !reportSignatureValid(report, signature, pem)) {
+    const key = pem ? this.keyOf(pem) : null;
+    if (!key || !reportSignatureValid(report, signature, key)) {
       throw new DeviceMessageRefusal(
         'update.report_signature_invalid',
         "The signature does not verify with this device's certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)",

@@ -4,7 +4,7 @@
  * DER, over the canonical JSON of `report`, by the device's certificate key). Anything not exactly
  * of the contract's shape is refused with a message saying what was expected.
  */
-import { verify, X509Certificate } from 'node:crypto';
+import { verify, X509Certificate, type KeyObject } from 'node:crypto';
 import { canonicalize } from '@tufjs/canonical-json';
 import { UPDATE_STATES, type SignedVersionReport, type UpdateState, type UpdateStatus, type VersionReport } from '@bulwark/protocol';
 
@@ -121,11 +121,21 @@ export function parseSignedReport(payload: Buffer): Parsed<SignedVersionReport> 
   return { ok: true, value: { report: report.value, signature: body.signature } };
 }
 
-/** Whether `signature` is the certificate key's ECDSA P-256 SHA-256 signature over the canonical JSON of `report`. */
-export function reportSignatureValid(report: VersionReport, signature: string, certificatePem: string): boolean {
+/** The P-256 public key of a device certificate (PEM), or null when it is not one. */
+export function reportKeyOf(certificatePem: string): KeyObject | null {
   try {
     const key = new X509Certificate(certificatePem).publicKey;
-    if (key.asymmetricKeyType !== 'ec' || key.asymmetricKeyDetails?.namedCurve !== 'prime256v1') return false;
+    return key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1' ? key : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `signature` is the certificate key's ECDSA P-256 SHA-256 signature over the canonical JSON of `report`. */
+export function reportSignatureValid(report: VersionReport, signature: string, certificate: string | KeyObject): boolean {
+  const key = typeof certificate === 'string' ? reportKeyOf(certificate) : certificate;
+  if (!key) return false;
+  try {
     return verify('sha256', Buffer.from(canonicalize(report), 'utf8'), { key, dsaEncoding: 'der' }, Buffer.from(signature, 'base64'));
   } catch {
     return false;

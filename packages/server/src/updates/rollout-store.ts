@@ -3,7 +3,7 @@
  * offer queue in rank order, and per-device rows. Every method takes the executor so a caller's
  * transaction is used throughout (SQLite has one connection).
  */
-import type { Kysely } from 'kysely';
+import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { RolloutDeviceState } from '@bulwark/protocol';
 import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
@@ -203,23 +203,74 @@ export class RolloutStore {
   }
 
   /**
-   * Puts a device that failed for a transient reason back to waiting, not offered before `retryAt`
-   * (the director withdraws the release until then); its error stays as the last one seen.
+   * A device's progress report in one statement (the common case of a status message): the row
+   * moves to `state` only if the device was offered the release, the rollout installs `target`,
+   * and its current state is one of `from`; on success, the device's firmware version becomes the
+   * release's in the same transaction. False when nothing moved: the caller reads the row to say why.
+   */
+  async advance(
+    move: {
+      rolloutId: string;
+      organizationId: string;
+      deviceId: string;
+      target: string;
+      state: RolloutDeviceState;
+      from: RolloutDeviceState[];
+    },
+    error: { code: string; message: string } | null,
+    now: number,
+    db: Executor,
+  ): Promise<boolean> {
+    const release = (eb: ExpressionBuilder<Database, 'rollout_devices' | 'devices'>) =>
+      eb.selectFrom('rollouts as r').innerJoin('firmware_releases as f', 'f.id', 'r.release_id').where('r.id', '=', move.rolloutId);
+    const moved = await db
+      .updateTable('rollout_devices')
+      .set({ state: move.state, error_code: error?.code ?? null, error_message: error?.message ?? null, updated_at: now })
+      .where('rollout_id', '=', move.rolloutId)
+      .where('device_id', '=', move.deviceId)
+      .where('organization_id', '=', move.organizationId)
+      .where('offered_at', 'is not', null)
+      .where('state', 'in', move.from)
+      .where((eb) => eb.exists(release(eb).select('f.id').where('f.target_name', '=', move.target)))
+      .executeTakeFirst();
+    if (Number(moved.numUpdatedRows) !== 1) return false;
+    if (move.state === 'succeeded')
+      await db
+        .updateTable('devices')
+        .set((eb) => ({ firmware_version: release(eb).select('f.version'), updated_at: now }))
+        .where('id', '=', move.deviceId)
+        .where('organization_id', '=', move.organizationId)
+        .execute();
+    return true;
+  }
+
+  /**
+   * Puts devices that failed for a transient reason back to waiting, not offered before `retryAt`
+   * (the director withdraws the release until then), 500 devices a statement; their error stays as
+   * the last one seen.
    */
   async retryLater(
     rolloutId: string,
-    deviceId: string,
+    deviceIds: string[],
     retryAt: number,
     error: { code: string; message: string },
     now: number,
     db: Executor,
   ): Promise<void> {
-    await db
-      .updateTable('rollout_devices')
-      .set({ state: 'pending', offered_at: null, retry_at: retryAt, error_code: error.code, error_message: error.message, updated_at: now })
-      .where('rollout_id', '=', rolloutId)
-      .where('device_id', '=', deviceId)
-      .execute();
+    for (let i = 0; i < deviceIds.length; i += INSERT_BATCH)
+      await db
+        .updateTable('rollout_devices')
+        .set({
+          state: 'pending',
+          offered_at: null,
+          retry_at: retryAt,
+          error_code: error.code,
+          error_message: error.message,
+          updated_at: now,
+        })
+        .where('rollout_id', '=', rolloutId)
+        .where('device_id', 'in', deviceIds.slice(i, i + INSERT_BATCH))
+        .execute();
   }
 
   /** Every device of the rollout back to waiting, never offered, attempts and errors cleared (a swapped release starts over). */
@@ -322,18 +373,6 @@ export class RolloutStore {
       .where('state', '!=', 'succeeded')
       .execute();
     return rows.map((r) => r.device_id);
-  }
-
-  /** The running rollout a device waits in, if any. */
-  runningOf(organizationId: string, deviceId: string, db: Executor = this.db) {
-    return db
-      .selectFrom('rollout_devices as rd')
-      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
-      .select(['r.id', 'rd.offered_at'])
-      .where('rd.device_id', '=', deviceId)
-      .where('rd.organization_id', '=', organizationId)
-      .where('r.status', '=', 'running')
-      .executeTakeFirst();
   }
 
   device(rolloutId: string, organizationId: string, deviceId: string, db: Executor = this.db) {

@@ -526,10 +526,16 @@ export class RolloutService {
       // (unless the device has attempts left: going silent is transient, so it waits for a retry instead).
       const timedOut = await this.store.expireOffers(row.id, now - Number(row.offer_timeout_seconds) * 1000, now, trx);
       const policy = retryPolicyOf(row);
+      // One statement per distinct retry time (devices with as many attempts behind them share one), not one per device.
+      const retries = new Map<number, string[]>();
       for (const { deviceId, attempts } of timedOut.silent) {
         const retryAt = retryAtAfter(policy, attempts, now);
-        if (retryAt !== null) await this.store.retryLater(row.id, deviceId, retryAt, DEVICE_SILENT, now, trx);
+        if (retryAt === null) continue;
+        const group = retries.get(retryAt);
+        if (group) group.push(deviceId);
+        else retries.set(retryAt, [deviceId]);
       }
+      for (const [retryAt, deviceIds] of retries) await this.store.retryLater(row.id, deviceIds, retryAt, DEVICE_SILENT, now, trx);
       const expired = { withdrawn: timedOut.withdrawn, silent: timedOut.silent.length };
       row = await this.evaluate(row, trx);
       if (row.status !== 'running') return { offered: [], ...expired };
@@ -636,21 +642,25 @@ export class RolloutService {
    * current metadata is returned.
    */
   async directorTargets(identity: DeviceIdentity): Promise<SignedDirectorTargets> {
-    const waiting = await this.store.runningOf(identity.organizationId, identity.deviceId);
-    if (waiting && waiting.offered_at === null) {
-      await this.db.transaction().execute(async (trx) => {
-        const row = await this.store.lock(waiting.id, trx);
-        if (!row || row.status !== 'running') return;
+    // One read for the common case (offered already, or nothing to offer); a second after an offer.
+    let state = await this.director.stateOf(identity.organizationId, identity.deviceId);
+    if (!state) throw new NotFoundError('Device');
+    const waiting = state.latest;
+    if (waiting && waiting.status === 'running' && waiting.offeredAt === null) {
+      const offered = await this.db.transaction().execute(async (trx) => {
+        const row = await this.store.lock(waiting.rolloutId, trx);
+        if (!row || row.status !== 'running') return false;
         const now = this.clock.now();
-        if (!insideWindow(scheduleWindowOf(row), now)) return;
-        if ((await this.store.inFlight(row.id, trx)) >= row.max_concurrent_downloads) return;
+        if (!insideWindow(scheduleWindowOf(row), now)) return false;
+        if ((await this.store.inFlight(row.id, trx)) >= row.max_concurrent_downloads) return false;
         const next = await this.store.waiting(row.id, { maxPhase: row.current_phase, limit: 1, now, deviceId: identity.deviceId }, trx);
         await this.store.markOffered(row.id, next, now, trx);
+        return next.length > 0;
       });
+      if (offered) state = await this.director.stateOf(identity.organizationId, identity.deviceId);
+      if (!state) throw new NotFoundError('Device');
     }
-    const device = await this.director.device(identity.organizationId, identity.deviceId);
-    if (!device) throw new NotFoundError('Device');
-    return this.director.targetsFor(device);
+    return this.director.targetsFor(state);
   }
 
   /** A message a device published on `d/<id>/updates/<channel>`; a refusal (DeviceMessageRefusal) goes back on its error topic. */

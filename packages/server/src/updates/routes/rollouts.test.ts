@@ -70,7 +70,7 @@ for (const engine of ENGINES) {
       const product = await hardwareProduct(t.platform, org, 'Routed sensor');
       release = await insertRelease(t.platform, org, product, '3.1.0');
       // Certificates first: signing in moves the platform clock ahead of the wall clock.
-      for (let i = 0; i < 8; i++) d.push(await provisionTestDevice(t.platform, org, product, `RR-${i}`));
+      for (let i = 0; i < 10; i++) d.push(await provisionTestDevice(t.platform, org, product, `RR-${i}`));
       ({ token } = await ownerSession(t));
       await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', ORG_B));
@@ -125,6 +125,49 @@ for (const engine of ENGINES) {
       assert.equal(disabled.status, 401);
       assert.equal(disabled.body.error.code, 'device.auth_failed');
       assert.equal((await api().post(`/api/v1/updates/rollouts/${created.body.id}/abort`, undefined, { token })).status, 200);
+    });
+
+    it('refuses the next request of a kept-alive connection once its certificate is revoked or its device disabled, though both were proved on it just before', async () => {
+      const [revoked, disabled] = [d[8]!, d[9]!];
+      for (const [device, cutOff] of [
+        [
+          revoked,
+          () =>
+            t.platform.pki.revoke(
+              { organizationId: org, serial: revoked.certSerial, reason: 'keyCompromise' },
+              { type: 'cli', id: 'test' },
+            ),
+        ],
+        [disabled, () => t.platform.devices.service.transition(cliActor(org, 'test'), disabled.id, 'disable', 'stolen')],
+      ] as const) {
+        const agent = new https.Agent({ keepAlive: true, maxSockets: 1, key: device.key, cert: device.cert, ca: t.ca });
+        try {
+          const fetch = () =>
+            new Promise<{ status: number; reused: boolean; body: any }>((resolve, reject) => {
+              const request = https.get({ host: 'localhost', port: t.server.port, path: DIRECTOR_TARGETS_PATH, agent }, (response) => {
+                const chunks: Buffer[] = [];
+                response.on('data', (c: Buffer) => chunks.push(c));
+                response.on('end', () =>
+                  resolve({
+                    status: response.statusCode ?? 0,
+                    reused: request.reusedSocket,
+                    body: JSON.parse(Buffer.concat(chunks).toString('utf8')),
+                  }),
+                );
+              });
+              request.on('error', reject);
+            });
+          assert.equal((await fetch()).status, 200);
+          assert.equal((await fetch()).status, 200);
+          await cutOff();
+          const refused = await fetch();
+          assert.equal(refused.reused, true, 'the same TLS connection');
+          assert.equal(refused.status, 401);
+          assert.equal(refused.body.error.code, 'device.auth_failed');
+        } finally {
+          agent.destroy();
+        }
+      }
     });
 
     it('serves every director root version over mutual TLS, so a device two rotations behind walks the chain, each verifying under the one before', async () => {

@@ -183,20 +183,35 @@ const DeviceUpdates = Strict({
 });
 
 /**
+ * The DER bytes of the client certificate of a TLS connection, read once per connection: a device
+ * keeps its connection alive across requests. A TLS 1.3 connection cannot change its peer; a TLS
+ * 1.2 renegotiation could only present another certificate whose key the same client holds, and
+ * the one read first is still checked (record, revocation, device status) on every request.
+ */
+const peerCertificates = new WeakMap<object, Buffer | null>();
+function peerCertificateOf(socket: Partial<TLSSocket>): Buffer | null {
+  let raw = peerCertificates.get(socket);
+  if (raw === undefined) {
+    raw = typeof socket.getPeerX509Certificate === 'function' ? (socket.getPeerX509Certificate()?.raw ?? null) : null;
+    peerCertificates.set(socket, raw);
+  }
+  return raw;
+}
+
+/**
  * The identity the client certificate of this TLS connection proves (checked by the platform, not
  * by TLS). Failed proofs count against the client address, as on the other device doors.
  */
 async function deviceOf(identity: DeviceCertificateVerifier, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
   limiter.check(request.ip);
   try {
-    const socket = request.raw.socket as Partial<TLSSocket>;
-    const peer = typeof socket.getPeerCertificate === 'function' ? socket.getPeerCertificate() : null;
-    if (!peer?.raw)
+    const raw = peerCertificateOf(request.raw.socket as Partial<TLSSocket>);
+    if (!raw)
       throw new AuthenticationError(
         "The director needs the device's certificate as TLS client certificate",
         ErrorCodes.deviceCertificateRequired,
       );
-    return await identity.fromCertificate(peer.raw);
+    return await identity.fromCertificate(raw);
   } catch (error) {
     if (error instanceof BulwarkError && error.status === 401) {
       limiter.fail(request.ip);
