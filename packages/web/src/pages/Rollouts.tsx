@@ -1,0 +1,298 @@
+/**
+ * Rollouts: the list (newest first, cursor pages) with each rollout's phase and progress, and one
+ * rollout's page: its phases, devices counted per state (all, and in the phases reached so far),
+ * the devices with their states (filter, cursor pages), and pause / resume / abort behind a
+ * confirmation. Both refresh every few seconds while a rollout is unfinished.
+ */
+import { useCallback, useEffect, useState } from 'react';
+import {
+  api,
+  query,
+  ROLLOUT_DEVICE_STATES,
+  type Rollout,
+  type RolloutDetail as Detail,
+  type RolloutDevice,
+  type RolloutStatus,
+} from '../api';
+import { Alert, ScrollBox, BarChart, Card, ConfirmDialog, Button, Link, messageOf, Pager, Select, useCursorStack, When } from '../kit';
+
+const REFRESH_MS = 5000;
+const FINISHED: RolloutStatus[] = ['aborted', 'completed'];
+
+/** Calls `load` now and every few seconds while `live`; stops on unmount. */
+function usePolling(load: () => Promise<void>, live: boolean, onError: (message: string) => void) {
+  useEffect(() => {
+    const run = () => load().catch((caught: unknown) => onError(messageOf(caught)));
+    void run();
+    if (!live) return;
+    const timer = setInterval(run, REFRESH_MS);
+    return () => clearInterval(timer);
+  }, [load, live, onError]);
+}
+
+function Progress(props: { rollout: Detail; label: string }) {
+  const done = props.rollout.counts.succeeded;
+  return (
+    <span className="progress">
+      <progress max={Math.max(1, props.rollout.deviceCount)} value={done} aria-label={props.label} /> {done.toLocaleString('en')} /{' '}
+      {props.rollout.deviceCount.toLocaleString('en')} updated
+    </span>
+  );
+}
+
+const phaseText = (rollout: Rollout) =>
+  `${Math.min(rollout.currentPhase + 1, rollout.phases.length)} of ${rollout.phases.length} (${rollout.phases[rollout.currentPhase]?.percent ?? 100}%)`;
+
+export function Rollouts() {
+  const paging = useCursorStack<string>();
+  const [page, setPage] = useState<{ rollouts: Detail[]; nextCursor: string | null } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+
+  const load = useCallback(async () => {
+    const list = await api<{ rollouts: Rollout[]; nextCursor: string | null }>(
+      'GET',
+      `/updates/rollouts${query({ cursor: paging.cursor })}`,
+    );
+    const details = await Promise.all(list.rollouts.map((r) => api<Detail>('GET', `/updates/rollouts/${encodeURIComponent(r.id)}`)));
+    setPage({ rollouts: details, nextCursor: list.nextCursor });
+  }, [paging.cursor]);
+  usePolling(load, true, setError);
+
+  return (
+    <>
+      <h1>Rollouts</h1>
+      {error && <Alert>{error}</Alert>}
+      {page && (
+        <>
+          <ScrollBox label="Rollouts">
+            <table>
+              <caption className="visually-hidden">Rollouts, page {paging.page}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Name</th>
+                  <th scope="col">Status</th>
+                  <th scope="col">Phase</th>
+                  <th scope="col">Progress</th>
+                  <th scope="col">Failed</th>
+                  <th scope="col">Started</th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.rollouts.map((rollout) => (
+                  <tr key={rollout.id} data-testid="rollout">
+                    <td>
+                      <Link to={`/rollouts/${encodeURIComponent(rollout.id)}`}>{rollout.name}</Link>
+                    </td>
+                    <td>
+                      <span className={`badge badge-${rollout.status}`}>{rollout.status}</span>
+                    </td>
+                    <td>{phaseText(rollout)}</td>
+                    <td>
+                      <Progress rollout={rollout} label={`${rollout.name}: devices updated`} />
+                    </td>
+                    <td>{(rollout.counts.failed + rollout.counts.rolled_back).toLocaleString('en')}</td>
+                    <td>
+                      <When at={rollout.createdAt} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </ScrollBox>
+          {page.rollouts.length === 0 && <p>No rollout yet: start one with `bulwark updates rollout create` or the API.</p>}
+          <Pager
+            page={paging.page}
+            hasNext={page.nextCursor !== null}
+            onPrevious={paging.previous}
+            onNext={() => paging.next(page.nextCursor)}
+          />
+        </>
+      )}
+    </>
+  );
+}
+
+type Steer = 'pause' | 'resume' | 'abort';
+const STEER_TEXT: Record<Steer, { label: string; says: string }> = {
+  pause: { label: 'Pause', says: 'No device is offered the release until it is resumed; devices already updating finish.' },
+  resume: { label: 'Resume', says: 'Devices of the current phase are offered the release again.' },
+  abort: { label: 'Abort', says: 'The rollout ends for good: devices not yet updated keep their firmware. This cannot be undone.' },
+};
+
+export function RolloutDetail(props: { id: string }) {
+  const [rollout, setRollout] = useState<Detail | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const [notice, setNotice] = useState<string | null>(null);
+  const [steering, setSteering] = useState<Steer | null>(null);
+  const path = `/updates/rollouts/${encodeURIComponent(props.id)}`;
+
+  const load = useCallback(async () => setRollout(await api<Detail>('GET', path)), [path]);
+  usePolling(load, rollout === null || !FINISHED.includes(rollout.status), setError);
+
+  if (error && !rollout) return <Alert>{error}</Alert>;
+  if (!rollout) return <p className="loading">Loading…</p>;
+  const actions: Steer[] = FINISHED.includes(rollout.status) ? [] : rollout.status === 'running' ? ['pause', 'abort'] : ['resume', 'abort'];
+  const bars = (counts: Detail['counts']) => ROLLOUT_DEVICE_STATES.map((state) => ({ label: state, value: counts[state] }));
+  return (
+    <>
+      <p>
+        <Link to="/rollouts">← All rollouts</Link>
+      </p>
+      <h1>Rollout {rollout.name}</h1>
+      {notice && <Alert kind="info">{notice}</Alert>}
+      <div className="grid">
+        <Card title="Status">
+          <dl className="facts">
+            <dt>Status</dt>
+            <dd>
+              <span className={`badge badge-${rollout.status}`} data-testid="rollout-status">
+                {rollout.status}
+              </span>
+            </dd>
+            <dt>Progress</dt>
+            <dd>
+              <Progress rollout={rollout} label="Devices updated" />
+            </dd>
+            <dt>Thresholds</dt>
+            <dd>
+              succeed at {Math.round(rollout.successThreshold * 100)}%, halt at {Math.round(rollout.failureThreshold * 100)}% failed
+            </dd>
+            <dt>Devices</dt>
+            <dd>
+              {rollout.deviceCount.toLocaleString('en')} enrolled
+              {rollout.skippedCount > 0 && `, ${rollout.skippedCount} skipped (in another rollout)`}
+              {rollout.retrying > 0 && `, ${rollout.retrying} waiting to retry`}
+            </dd>
+            <dt>Started</dt>
+            <dd>
+              <When at={rollout.createdAt} />
+            </dd>
+            <dt>Finished</dt>
+            <dd>
+              <When at={rollout.finishedAt} never="not yet" />
+            </dd>
+          </dl>
+          <div className="actions">
+            {actions.map((action) => (
+              <Button key={action} variant={action === 'resume' ? 'primary' : 'danger'} onClick={() => setSteering(action)}>
+                {`${STEER_TEXT[action].label}…`}
+              </Button>
+            ))}
+          </div>
+        </Card>
+        <Card title="Phases">
+          <ol className="phases">
+            {rollout.phases.map((phase, index) => (
+              <li key={index} aria-current={index === rollout.currentPhase && !FINISHED.includes(rollout.status) ? 'step' : undefined}>
+                {phase.percent}% of the devices, soak {Math.round(phase.soakSeconds / 60)} min —{' '}
+                {index < rollout.currentPhase || rollout.status === 'completed'
+                  ? 'done'
+                  : index === rollout.currentPhase
+                    ? `current since ${rollout.phaseStartedAt.slice(0, 16).replace('T', ' ')} UTC`
+                    : 'waiting'}
+              </li>
+            ))}
+          </ol>
+        </Card>
+        <Card title="Devices by state, all phases">
+          <BarChart title="Devices by state, all phases" bars={bars(rollout.counts)} />
+        </Card>
+        <Card title="Devices by state, phases reached">
+          <BarChart title="Devices by state, phases reached" bars={bars(rollout.currentPhaseCounts)} />
+        </Card>
+      </div>
+      <RolloutDevices path={path} version={rollout.updatedAt} />
+      <ConfirmDialog
+        title={steering ? `${STEER_TEXT[steering].label} rollout ${rollout.name}?` : ''}
+        open={steering !== null}
+        onClose={() => setSteering(null)}
+        confirmLabel={steering ? STEER_TEXT[steering].label : ''}
+        variant={steering === 'resume' ? 'primary' : 'danger'}
+        onConfirm={async () => {
+          const done = await api<Rollout>('POST', `${path}/${steering}`);
+          setSteering(null);
+          setNotice(`Rollout ${done.name} is ${done.status}.`);
+          await load();
+        }}
+      >
+        <p>{steering && STEER_TEXT[steering].says}</p>
+      </ConfirmDialog>
+    </>
+  );
+}
+
+function RolloutDevices(props: { path: string; version: string }) {
+  const [state, setState] = useState('');
+  const paging = useCursorStack<string>();
+  const [page, setPage] = useState<{ devices: RolloutDevice[]; nextCursor: string | null } | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  useEffect(() => {
+    api<{ devices: RolloutDevice[]; nextCursor: string | null }>(
+      'GET',
+      `${props.path}/devices${query({ state, cursor: paging.cursor, limit: 50 })}`,
+    )
+      .then(setPage)
+      .catch((caught: unknown) => setError(messageOf(caught)));
+  }, [props.path, props.version, state, paging.cursor]);
+
+  return (
+    <Card title="Devices">
+      <Select
+        label="State"
+        value={state}
+        onChange={(value) => {
+          setState(value);
+          paging.reset();
+        }}
+        options={[{ value: '', label: 'Any state' }, ...ROLLOUT_DEVICE_STATES.map((s) => ({ value: s, label: s }))]}
+      />
+      {error && <Alert>{error}</Alert>}
+      {page && (
+        <>
+          <ScrollBox label="Devices of the rollout">
+            <table>
+              <caption className="visually-hidden">Devices of the rollout, page {paging.page}</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Device</th>
+                  <th scope="col">Phase</th>
+                  <th scope="col">State</th>
+                  <th scope="col">Attempts</th>
+                  <th scope="col">Error</th>
+                  <th scope="col">Updated</th>
+                </tr>
+              </thead>
+              <tbody>
+                {page.devices.map((device) => (
+                  <tr key={device.deviceId} data-testid="rollout-device">
+                    <td>
+                      <Link to={`/devices/${encodeURIComponent(device.deviceId)}`}>
+                        <code>{device.deviceId}</code>
+                      </Link>
+                    </td>
+                    <td>{device.phase + 1}</td>
+                    <td>
+                      <span className={`badge badge-${device.state}`}>{device.state}</span>
+                    </td>
+                    <td>{device.attempts}</td>
+                    <td className="wrap">{device.error ? `${device.error.code}: ${device.error.message}` : '—'}</td>
+                    <td>
+                      <When at={device.updatedAt} />
+                    </td>
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </ScrollBox>
+          {page.devices.length === 0 && <p>No device in this state.</p>}
+          <Pager
+            page={paging.page}
+            hasNext={page.nextCursor !== null}
+            onPrevious={paging.previous}
+            onNext={() => paging.next(page.nextCursor)}
+          />
+        </>
+      )}
+    </Card>
+  );
+}
