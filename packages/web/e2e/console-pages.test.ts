@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import type { Page } from 'playwright-core';
 import { cliActor } from '../../server/src/accounts/roles.js';
-import { signIn, type TestUser } from '../../server/src/testing/accounts.js';
+import { createOperator, signIn, type TestUser } from '../../server/src/testing/accounts.js';
 import { chromiumSkip, type Chromium } from '../../server/src/testing/chromium.js';
 import { organizationIdOf } from '../../server/src/testing/devices.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
@@ -34,6 +34,7 @@ let organizationId: string;
 let owner: TestUser;
 let rolloutId: string;
 let deviceIds: string[];
+let operator: TestUser;
 
 /** Signs in a step-up dialog with a fresh TOTP code and confirms it with `confirm`. */
 async function confirmWithCode(title: string | RegExp, confirm: string, screenshot?: string): Promise<void> {
@@ -44,6 +45,11 @@ async function confirmWithCode(title: string | RegExp, confirm: string, screensh
   if (screenshot) await shot(page, screenshot);
   await dialog.getByRole('button', { name: confirm, exact: true }).click();
   await dialog.waitFor({ state: 'hidden' });
+}
+
+/** GET through the console's own session (the cookie), as the page itself would. */
+async function sessionGet(path: string): Promise<any> {
+  return page.evaluate(async (url) => (await fetch(url)).json(), `/api/v1${path}`);
 }
 
 /** The API as a script sees it, with a bearer token or an API key. */
@@ -70,6 +76,7 @@ before(async () => {
     ],
   });
   rolloutId = rollout.id;
+  operator = await createOperator(t, 'ops@example.com', 'operator');
   ({ browser, page } = await openConsole());
 });
 
@@ -252,4 +259,52 @@ test('a device disabled, then retired, each behind confirmation and a step-up', 
   assert.equal(await page.getByRole('button', { name: /Quarantine|Disable|Retire/ }).count(), 0, 'a retired device offers no action');
   await accessible(page, 'the retired device');
   await shot(page, 'device-retired');
+});
+
+test('users: a role changed behind a step-up, an account disabled, an invitation sent and withdrawn', { skip }, async () => {
+  await page.getByRole('link', { name: 'Users' }).click();
+  await page.getByRole('heading', { name: 'Users and invitations' }).waitFor();
+  const row = page.getByTestId('user').filter({ hasText: operator.email });
+  await row.waitFor();
+  assert.equal(await page.getByTestId('user').count(), 2);
+  await accessible(page, 'the users page');
+  await shot(page, 'users');
+  for (const width of [1440, 390]) await fitsWidth(page, width, 'the users page');
+
+  await row.getByRole('button', { name: 'Change role…' }).click();
+  const dialog = page.getByRole('dialog', { name: `Change the role of ${operator.email}?` });
+  await dialog.getByLabel('New role').selectOption('release_engineer');
+  await confirmWithCode(`Change the role of ${operator.email}?`, 'Change role', 'user-role-dialog');
+  await row.filter({ hasText: 'release_engineer' }).waitFor();
+  assert.equal((await sessionGet(`/users/${operator.id}`)).role, 'release_engineer');
+
+  await row.getByRole('button', { name: 'Disable…' }).click();
+  await page
+    .getByRole('dialog', { name: `Disable ${operator.email}?` })
+    .getByRole('button', { name: 'Disable account' })
+    .click();
+  await row.getByRole('button', { name: 'Enable…' }).waitFor();
+  assert.equal((await sessionGet(`/users/${operator.id}`)).status, 'disabled');
+
+  const invite = page.getByRole('form', { name: 'Invite an operator' });
+  await invite.getByLabel('Email').fill('newcomer@example.com');
+  await invite.getByLabel('Name').fill('New Comer');
+  await invite.getByLabel('Role').selectOption('auditor');
+  await invite.getByRole('button', { name: 'Invite' }).click();
+  const invitation = page.getByTestId('invitation').filter({ hasText: 'newcomer@example.com' });
+  await invitation.waitFor();
+  const pending = (await sessionGet('/invitations')).invitations;
+  assert.deepEqual(
+    pending.map((i: { email: string; role: string }) => [i.email, i.role]),
+    [['newcomer@example.com', 'auditor']],
+  );
+  await accessible(page, 'the users page with an invitation');
+  await shot(page, 'invitations');
+  await invitation.getByRole('button', { name: 'Withdraw' }).click();
+  await page
+    .getByRole('dialog', { name: /Withdraw the invitation/ })
+    .getByRole('button', { name: 'Withdraw invitation' })
+    .click();
+  await invitation.waitFor({ state: 'detached' });
+  assert.deepEqual((await sessionGet('/invitations')).invitations, []);
 });

@@ -252,3 +252,28 @@ export interface RolloutDevice {
   updatedAt: string;
   attempts: number;
 }
+
+export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
+export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+
+export interface Operator {
+  id: string;
+  email: string;
+  name: string;
+  role: string | null;
+  status: 'active' | 'disabled';
+  mfaEnabled: boolean;
+  locked: boolean;
+  mustChangePassword: boolean;
+  createdAt: string;
+}
+
+export interface Invitation {
+  id: string;
+  email: string;
+  name: string;
+  role: string;
+  invitedBy: string | null;
+  createdAt: string;
+  expiresAt: string;
+}

@@ -14,6 +14,7 @@ import { DeviceDetail } from './pages/DeviceDetail';
 import { Security } from './pages/Security';
 import { Audit } from './pages/Audit';
 import { RolloutDetail, Rollouts } from './pages/Rollouts';
+import { Users } from './pages/Users';
 import './styles.css';
 
 type SessionState = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User } | { kind: 'failed'; message: string };
@@ -32,6 +33,7 @@ function pageFor(route: string) {
   if (route === '/rollouts') return <Rollouts />;
   if (route === '/audit') return <Audit />;
   if (route === '/security') return <Security />;
+  if (route === '/users') return <Users />;
   return <Fleet />;
 }
 
@@ -94,6 +96,9 @@ function App() {
           </Link>
           <Link to="/rollouts" current={route.startsWith('/rollouts')}>
             Rollouts
+          </Link>
+          <Link to="/users" current={route === '/users'}>
+            Users
           </Link>
           <Link to="/audit" current={route === '/audit'}>
             Audit log
