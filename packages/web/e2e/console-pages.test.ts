@@ -240,6 +240,28 @@ test(
     await steer('Abort', 'aborted');
     assert.equal(await page.getByRole('button', { name: /Pause|Resume|Abort/ }).count(), 0, 'an aborted rollout offers no action');
     await shot(page, 'rollout-aborted');
+
+    // A new rollout of the same release to the same devices, now free again, started from the form.
+    await page.getByRole('link', { name: '← All rollouts' }).click();
+    const form = page.getByRole('form', { name: 'Start a rollout' });
+    await form.getByLabel('Name').fill('autumn-update');
+    await form.getByLabel('Tags (any of, comma-separated)').fill('fleet');
+    await form.getByLabel('Phases (% of devices)').fill('25, 100');
+    await accessible(page, 'the new rollout form');
+    await form.getByRole('button', { name: 'Start rollout…' }).click();
+    const start = page.getByRole('dialog', { name: /Start rolling out Thermostat 2.0.0/ });
+    await shot(page, 'rollout-start-dialog');
+    await start.getByRole('button', { name: 'Start rollout' }).click();
+    await page.getByRole('heading', { name: 'Rollout autumn-update' }).waitFor();
+    const { rollouts } = await t.platform.updates.rollouts.list(cliActor(organizationId, 'test'), {});
+    const started = rollouts.find((r) => r.name === 'autumn-update')!;
+    assert.equal(started.status, 'running');
+    assert.equal(started.deviceCount, FLEET);
+    assert.deepEqual(
+      started.phases.map((p) => p.percent),
+      [25, 100],
+    );
+    assert.equal(new URL(page.url()).pathname, `/console/rollouts/${started.id}`);
   },
 );
 

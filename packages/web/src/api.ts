@@ -277,3 +277,11 @@ export interface Invitation {
   createdAt: string;
   expiresAt: string;
 }
+
+export interface Release {
+  id: string;
+  productId: string;
+  version: string;
+  notes: string;
+  createdAt: string;
+}

@@ -4,17 +4,34 @@
  * the devices with their states (filter, cursor pages), and pause / resume / abort behind a
  * confirmation. Both refresh every few seconds while a rollout is unfinished.
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import {
   api,
   query,
   ROLLOUT_DEVICE_STATES,
+  type Product,
+  type Release,
   type Rollout,
   type RolloutDetail as Detail,
   type RolloutDevice,
   type RolloutStatus,
 } from '../api';
-import { Alert, ScrollBox, BarChart, Card, ConfirmDialog, Button, Link, messageOf, Pager, Select, useCursorStack, When } from '../kit';
+import {
+  Alert,
+  ScrollBox,
+  BarChart,
+  Card,
+  ConfirmDialog,
+  Button,
+  Field,
+  Link,
+  messageOf,
+  Pager,
+  Select,
+  useCursorStack,
+  When,
+} from '../kit';
+import { navigate } from '../router';
 
 const REFRESH_MS = 5000;
 const FINISHED: RolloutStatus[] = ['aborted', 'completed'];
@@ -61,6 +78,7 @@ export function Rollouts() {
   return (
     <>
       <h1>Rollouts</h1>
+      <NewRollout />
       {error && <Alert>{error}</Alert>}
       {page && (
         <>
@@ -109,6 +127,111 @@ export function Rollouts() {
         </>
       )}
     </>
+  );
+}
+
+/** "10, 50, 100" → phases of those cumulative percentages, each soaking `soakMinutes`; null when malformed. */
+function phasesOf(text: string, soakMinutes: number): { percent: number; soakSeconds: number }[] | null {
+  const percents = text.split(',').map((part) => Number(part.trim()));
+  const rising = percents.every((p, i) => Number.isFinite(p) && p > 0 && p <= 100 && (i === 0 || p > percents[i - 1]!));
+  if (!rising || percents.at(-1) !== 100) return null;
+  return percents.map((percent, i) => ({ percent, soakSeconds: i === percents.length - 1 ? 0 : soakMinutes * 60 }));
+}
+
+const listOf = (text: string) =>
+  text
+    .split(',')
+    .map((part) => part.trim())
+    .filter(Boolean);
+
+/** Start a rollout: a release, which of its product's devices (tags, groups, firmware versions), phases and a failure threshold. */
+function NewRollout() {
+  const [releases, setReleases] = useState<Release[]>([]);
+  const [products, setProducts] = useState<Product[]>([]);
+  const [releaseId, setReleaseId] = useState('');
+  const [name, setName] = useState('');
+  const [tags, setTags] = useState('');
+  const [groups, setGroups] = useState('');
+  const [versions, setVersions] = useState('');
+  const [phases, setPhases] = useState('10, 50, 100');
+  const [soak, setSoak] = useState('60');
+  const [failure, setFailure] = useState('10');
+  const [confirming, setConfirming] = useState(false);
+  const [error, setError] = useState<string | null>(null);
+
+  useEffect(() => {
+    Promise.all([api<{ releases: Release[] }>('GET', '/updates/releases'), api<{ products: Product[] }>('GET', '/products')])
+      .then(([r, p]) => {
+        setReleases(r.releases);
+        setProducts(p.products);
+        setReleaseId((current) => current || r.releases[0]?.id || '');
+      })
+      .catch((caught: unknown) => setError(messageOf(caught)));
+  }, []);
+
+  const release = releases.find((r) => r.id === releaseId);
+  const productName = (id: string) => products.find((p) => p.id === id)?.name ?? id;
+  const selector = {
+    ...(listOf(tags).length ? { tags: listOf(tags) } : {}),
+    ...(listOf(groups).length ? { groups: listOf(groups) } : {}),
+    ...(listOf(versions).length ? { firmwareVersions: listOf(versions) } : {}),
+  };
+  const plan = phasesOf(phases, Number(soak));
+  const ask = (event: FormEvent) => {
+    event.preventDefault();
+    setError(plan ? null : 'Phases: rising percentages separated by commas, ending at 100 (e.g. 10, 50, 100)');
+    if (plan) setConfirming(true);
+  };
+  const described = [tags && `tags ${tags}`, groups && `groups ${groups}`, versions && `firmware ${versions}`].filter(Boolean);
+
+  return (
+    <Card title="New rollout">
+      {error && <Alert>{error}</Alert>}
+      {releases.length === 0 ? (
+        <p>No release yet: publish one first (bulwark updates release).</p>
+      ) : (
+        <form onSubmit={ask} aria-label="Start a rollout" className="filters">
+          <Select
+            label="Release"
+            value={releaseId}
+            onChange={setReleaseId}
+            options={releases.map((r) => ({ value: r.id, label: `${productName(r.productId)} ${r.version}` }))}
+          />
+          <Field label="Name" value={name} onChange={setName} name="rollout-name" />
+          <Field label="Tags (any of, comma-separated)" value={tags} onChange={setTags} name="tags" />
+          <Field label="Groups (comma-separated)" value={groups} onChange={setGroups} name="groups" />
+          <Field label="From firmware versions" value={versions} onChange={setVersions} name="versions" />
+          <Field label="Phases (% of devices)" value={phases} onChange={setPhases} name="phases" />
+          <Field label="Soak between phases (minutes)" type="number" value={soak} onChange={setSoak} />
+          <Field label="Halt at failed (%)" type="number" value={failure} onChange={setFailure} />
+          <Button type="submit">Start rollout…</Button>
+        </form>
+      )}
+      <ConfirmDialog
+        title={`Start rolling out ${release ? `${productName(release.productId)} ${release.version}` : ''}?`}
+        open={confirming}
+        onClose={() => setConfirming(false)}
+        confirmLabel="Start rollout"
+        variant="primary"
+        onConfirm={async () => {
+          const created = await api<Rollout & { enrolled: number; skipped: number }>('POST', '/updates/rollouts', {
+            releaseId,
+            ...(name.trim() ? { name: name.trim() } : {}),
+            selector,
+            phases: plan,
+            failureThreshold: Number(failure) / 100,
+          });
+          setConfirming(false);
+          navigate(`/rollouts/${encodeURIComponent(created.id)}`);
+        }}
+      >
+        <p>
+          Every device of the product {described.length ? `with ${described.join(', ')}` : ''} is enrolled now, in {plan?.length ?? 0}{' '}
+          phases ({phases}%), soaking {soak} minutes between them; the rollout halts when {failure}% of a phase fails. The device count is
+          known once it starts (the API has no preview yet).
+        </p>
+      </ConfirmDialog>
+    </Card>
   );
 }
 
