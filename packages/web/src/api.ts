@@ -195,9 +195,14 @@ export interface AssessmentRun {
   failures: { check: string; message: string }[];
 }
 
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+
 export interface Finding {
   id: string;
   check: string;
+  resources: { type: string; id: string }[];
+  moreResources: number;
+  suppression: { reason: string; by: string; at: string; until: string } | null;
   severity: 'critical' | 'high' | 'medium' | 'low' | 'info';
   title: string;
   evidence: Record<string, unknown>;

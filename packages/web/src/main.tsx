@@ -15,6 +15,7 @@ import { Security } from './pages/Security';
 import { Audit } from './pages/Audit';
 import { RolloutDetail, Rollouts } from './pages/Rollouts';
 import { Users } from './pages/Users';
+import { Findings } from './pages/Findings';
 import './styles.css';
 
 type SessionState = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User } | { kind: 'failed'; message: string };
@@ -34,6 +35,7 @@ function pageFor(route: string) {
   if (route === '/audit') return <Audit />;
   if (route === '/security') return <Security />;
   if (route === '/users') return <Users />;
+  if (route === '/findings') return <Findings />;
   return <Fleet />;
 }
 
@@ -96,6 +98,9 @@ function App() {
           </Link>
           <Link to="/rollouts" current={route.startsWith('/rollouts')}>
             Rollouts
+          </Link>
+          <Link to="/findings" current={route === '/findings'}>
+            Findings
           </Link>
           <Link to="/users" current={route === '/users'}>
             Users
