@@ -301,3 +301,24 @@ export function ScrollBox(props: { label: string; children: ReactNode }) {
     </div>
   );
 }
+
+/** A data table in its scroll box: a caption for screen readers, column headers ('' names a visually hidden "Actions" column), rows as children. */
+export function Table(props: { label: string; caption: string; columns: string[]; children: ReactNode }) {
+  return (
+    <ScrollBox label={props.label}>
+      <table>
+        <caption className="visually-hidden">{props.caption}</caption>
+        <thead>
+          <tr>
+            {props.columns.map((column, index) => (
+              <th scope="col" key={index}>
+                {column || <span className="visually-hidden">Actions</span>}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+    </ScrollBox>
+  );
+}

@@ -6,7 +6,7 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, query, type AssessmentRun, type AuditEntry, type Finding } from '../api';
-import { Alert, ScrollBox, Button, Card, Field, messageOf, Pager, Select, useCursorStack, When } from '../kit';
+import { Alert, Table, Button, Card, Field, messageOf, Pager, Select, useCursorStack, When } from '../kit';
 
 const PAGE = 50;
 const CHAIN_CHECK = 'audit-chain-broken';
@@ -79,43 +79,31 @@ export function Audit() {
       {error && <Alert>{error}</Alert>}
       {page && (
         <>
-          <ScrollBox label="Audit entries">
-            <table>
-              <caption className="visually-hidden">Audit entries, page {paging.page}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">#</th>
-                  <th scope="col">Time</th>
-                  <th scope="col">Action</th>
-                  <th scope="col">Outcome</th>
-                  <th scope="col">Actor</th>
-                  <th scope="col">Target</th>
-                  <th scope="col">Address</th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.entries.map((entry) => (
-                  <tr key={entry.seq} data-testid="audit-entry">
-                    <td>{entry.seq}</td>
-                    <td>
-                      <When at={entry.ts} />
-                    </td>
-                    <td>
-                      <code>{entry.action}</code>
-                    </td>
-                    <td>
-                      <span className={`badge badge-${entry.outcome}`}>{entry.outcome}</span>
-                    </td>
-                    <td className="wrap">
-                      {entry.actor.type} {entry.actor.id ?? ''}
-                    </td>
-                    <td className="wrap">{entry.target.type ? `${entry.target.type} ${entry.target.id ?? ''}` : '—'}</td>
-                    <td>{entry.sourceIp ?? '—'}</td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </ScrollBox>
+          <Table
+            label="Audit entries"
+            caption={`Audit entries, page ${paging.page}`}
+            columns={['#', 'Time', 'Action', 'Outcome', 'Actor', 'Target', 'Address']}
+          >
+            {page.entries.map((entry) => (
+              <tr key={entry.seq} data-testid="audit-entry">
+                <td>{entry.seq}</td>
+                <td>
+                  <When at={entry.ts} />
+                </td>
+                <td>
+                  <code>{entry.action}</code>
+                </td>
+                <td>
+                  <span className={`badge badge-${entry.outcome}`}>{entry.outcome}</span>
+                </td>
+                <td className="wrap">
+                  {entry.actor.type} {entry.actor.id ?? ''}
+                </td>
+                <td className="wrap">{entry.target.type ? `${entry.target.type} ${entry.target.id ?? ''}` : '—'}</td>
+                <td>{entry.sourceIp ?? '—'}</td>
+              </tr>
+            ))}
+          </Table>
           {page.entries.length === 0 && <p>No entry matches.</p>}
           <Pager
             page={paging.page}

@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { api, query, SEVERITIES, type Finding } from '../api';
-import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, ScrollBox, Select, useCursorStack, When } from '../kit';
+import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
 
 const REPORT = '/api/v1/assessment/compliance/etsi-en-303-645?format=html';
 
@@ -81,57 +81,43 @@ export function Findings() {
       </div>
       {page && (
         <>
-          <ScrollBox label="Findings">
-            <table>
-              <caption className="visually-hidden">Findings, page {paging.page}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Severity</th>
-                  <th scope="col">Finding</th>
-                  <th scope="col">Affects</th>
-                  <th scope="col">First seen</th>
-                  <th scope="col">Last seen</th>
-                  <th scope="col">State</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Action</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.findings.map((finding) => (
-                  <tr key={finding.id} data-testid="finding">
-                    <td>
-                      <span className={`badge badge-${finding.severity}`}>{finding.severity}</span>
-                    </td>
-                    <td className="wrap">
-                      {finding.title} <code>{finding.check}</code>
-                    </td>
-                    <td className="wrap">
-                      {finding.resources.map((r) => `${r.type} ${r.id}`).join(', ') || '—'}
-                      {finding.moreResources > 0 && ` and ${finding.moreResources} more`}
-                    </td>
-                    <td>
-                      <When at={finding.firstSeenAt} />
-                    </td>
-                    <td>
-                      <When at={finding.lastSeenAt} />
-                    </td>
-                    <td className="wrap">
-                      {finding.state}
-                      {finding.suppression && ` until ${finding.suppression.until.slice(0, 10)}: ${finding.suppression.reason}`}
-                    </td>
-                    <td>
-                      {finding.state === 'open' && (
-                        <Button variant="secondary" onClick={() => setSuppressing(finding)}>
-                          Accept risk…
-                        </Button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </ScrollBox>
+          <Table
+            label="Findings"
+            caption={`Findings, page ${paging.page}`}
+            columns={['Severity', 'Finding', 'Affects', 'First seen', 'Last seen', 'State', '']}
+          >
+            {page.findings.map((finding) => (
+              <tr key={finding.id} data-testid="finding">
+                <td>
+                  <span className={`badge badge-${finding.severity}`}>{finding.severity}</span>
+                </td>
+                <td className="wrap">
+                  {finding.title} <code>{finding.check}</code>
+                </td>
+                <td className="wrap">
+                  {finding.resources.map((r) => `${r.type} ${r.id}`).join(', ') || '—'}
+                  {finding.moreResources > 0 && ` and ${finding.moreResources} more`}
+                </td>
+                <td>
+                  <When at={finding.firstSeenAt} />
+                </td>
+                <td>
+                  <When at={finding.lastSeenAt} />
+                </td>
+                <td className="wrap">
+                  {finding.state}
+                  {finding.suppression && ` until ${finding.suppression.until.slice(0, 10)}: ${finding.suppression.reason}`}
+                </td>
+                <td>
+                  {finding.state === 'open' && (
+                    <Button variant="secondary" onClick={() => setSuppressing(finding)}>
+                      Accept risk…
+                    </Button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
           {page.findings.length === 0 && <p>No finding in this view.</p>}
           <Pager
             page={paging.page}

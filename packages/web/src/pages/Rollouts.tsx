@@ -16,21 +16,7 @@ import {
   type RolloutDevice,
   type RolloutStatus,
 } from '../api';
-import {
-  Alert,
-  ScrollBox,
-  BarChart,
-  Card,
-  ConfirmDialog,
-  Button,
-  Field,
-  Link,
-  messageOf,
-  Pager,
-  Select,
-  useCursorStack,
-  When,
-} from '../kit';
+import { Alert, Table, BarChart, Card, ConfirmDialog, Button, Field, Link, messageOf, Pager, Select, useCursorStack, When } from '../kit';
 import { navigate } from '../router';
 
 const REFRESH_MS = 5000;
@@ -82,41 +68,30 @@ export function Rollouts() {
       {error && <Alert>{error}</Alert>}
       {page && (
         <>
-          <ScrollBox label="Rollouts">
-            <table>
-              <caption className="visually-hidden">Rollouts, page {paging.page}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Status</th>
-                  <th scope="col">Phase</th>
-                  <th scope="col">Progress</th>
-                  <th scope="col">Failed</th>
-                  <th scope="col">Started</th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.rollouts.map((rollout) => (
-                  <tr key={rollout.id} data-testid="rollout">
-                    <td>
-                      <Link to={`/rollouts/${encodeURIComponent(rollout.id)}`}>{rollout.name}</Link>
-                    </td>
-                    <td>
-                      <span className={`badge badge-${rollout.status}`}>{rollout.status}</span>
-                    </td>
-                    <td>{phaseText(rollout)}</td>
-                    <td>
-                      <Progress rollout={rollout} label={`${rollout.name}: devices updated`} />
-                    </td>
-                    <td>{(rollout.counts.failed + rollout.counts.rolled_back).toLocaleString('en')}</td>
-                    <td>
-                      <When at={rollout.createdAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </ScrollBox>
+          <Table
+            label="Rollouts"
+            caption={`Rollouts, page ${paging.page}`}
+            columns={['Name', 'Status', 'Phase', 'Progress', 'Failed', 'Started']}
+          >
+            {page.rollouts.map((rollout) => (
+              <tr key={rollout.id} data-testid="rollout">
+                <td>
+                  <Link to={`/rollouts/${encodeURIComponent(rollout.id)}`}>{rollout.name}</Link>
+                </td>
+                <td>
+                  <span className={`badge badge-${rollout.status}`}>{rollout.status}</span>
+                </td>
+                <td>{phaseText(rollout)}</td>
+                <td>
+                  <Progress rollout={rollout} label={`${rollout.name}: devices updated`} />
+                </td>
+                <td>{(rollout.counts.failed + rollout.counts.rolled_back).toLocaleString('en')}</td>
+                <td>
+                  <When at={rollout.createdAt} />
+                </td>
+              </tr>
+            ))}
+          </Table>
           {page.rollouts.length === 0 && <p>No rollout yet: start one with `bulwark updates rollout create` or the API.</p>}
           <Pager
             page={paging.page}
@@ -372,41 +347,30 @@ function RolloutDevices(props: { path: string; version: string }) {
       {error && <Alert>{error}</Alert>}
       {page && (
         <>
-          <ScrollBox label="Devices of the rollout">
-            <table>
-              <caption className="visually-hidden">Devices of the rollout, page {paging.page}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Device</th>
-                  <th scope="col">Phase</th>
-                  <th scope="col">State</th>
-                  <th scope="col">Attempts</th>
-                  <th scope="col">Error</th>
-                  <th scope="col">Updated</th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.devices.map((device) => (
-                  <tr key={device.deviceId} data-testid="rollout-device">
-                    <td>
-                      <Link to={`/devices/${encodeURIComponent(device.deviceId)}`}>
-                        <code>{device.deviceId}</code>
-                      </Link>
-                    </td>
-                    <td>{device.phase + 1}</td>
-                    <td>
-                      <span className={`badge badge-${device.state}`}>{device.state}</span>
-                    </td>
-                    <td>{device.attempts}</td>
-                    <td className="wrap">{device.error ? `${device.error.code}: ${device.error.message}` : '—'}</td>
-                    <td>
-                      <When at={device.updatedAt} />
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </ScrollBox>
+          <Table
+            label="Devices of the rollout"
+            caption={`Devices of the rollout, page ${paging.page}`}
+            columns={['Device', 'Phase', 'State', 'Attempts', 'Error', 'Updated']}
+          >
+            {page.devices.map((device) => (
+              <tr key={device.deviceId} data-testid="rollout-device">
+                <td>
+                  <Link to={`/devices/${encodeURIComponent(device.deviceId)}`}>
+                    <code>{device.deviceId}</code>
+                  </Link>
+                </td>
+                <td>{device.phase + 1}</td>
+                <td>
+                  <span className={`badge badge-${device.state}`}>{device.state}</span>
+                </td>
+                <td>{device.attempts}</td>
+                <td className="wrap">{device.error ? `${device.error.code}: ${device.error.message}` : '—'}</td>
+                <td>
+                  <When at={device.updatedAt} />
+                </td>
+              </tr>
+            ))}
+          </Table>
           {page.devices.length === 0 && <p>No device in this state.</p>}
           <Pager
             page={paging.page}

@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, PERMISSIONS, type AccountUser, type ApiKey, type Permission, type SessionAnswer, type SessionInfo } from '../api';
-import { Alert, ScrollBox, Button, Card, ConfirmDialog, Field, messageOf, QrCode, When } from '../kit';
+import { Alert, Table, Button, Card, ConfirmDialog, Field, messageOf, QrCode, When } from '../kit';
 
 export function Security() {
   return (
@@ -155,47 +155,34 @@ function Sessions() {
   return (
     <Card title="Sessions">
       {error && <Alert>{error}</Alert>}
-      <ScrollBox label="My active sessions">
-        <table>
-          <caption className="visually-hidden">My active sessions</caption>
-          <thead>
-            <tr>
-              <th scope="col">Signed in</th>
-              <th scope="col">Last active</th>
-              <th scope="col">Kind</th>
-              <th scope="col">Address</th>
-              <th scope="col">Browser or client</th>
-              <th scope="col">
-                <span className="visually-hidden">Action</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {sessions.map((session) => (
-              <tr key={session.id} data-testid="session">
-                <td>
-                  <When at={session.createdAt} />
-                </td>
-                <td>
-                  <When at={session.lastSeenAt} />
-                </td>
-                <td>{session.transport === 'cookie' ? 'browser' : 'token'}</td>
-                <td>{session.sourceIp}</td>
-                <td className="wrap">{session.userAgent || '—'}</td>
-                <td>
-                  {session.current ? (
-                    <span className="badge">this session</span>
-                  ) : (
-                    <Button variant="secondary" onClick={() => setRevoking(session)}>
-                      Revoke
-                    </Button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </ScrollBox>
+      <Table
+        label="My active sessions"
+        caption="My active sessions"
+        columns={['Signed in', 'Last active', 'Kind', 'Address', 'Browser or client', '']}
+      >
+        {sessions.map((session) => (
+          <tr key={session.id} data-testid="session">
+            <td>
+              <When at={session.createdAt} />
+            </td>
+            <td>
+              <When at={session.lastSeenAt} />
+            </td>
+            <td>{session.transport === 'cookie' ? 'browser' : 'token'}</td>
+            <td>{session.sourceIp}</td>
+            <td className="wrap">{session.userAgent || '—'}</td>
+            <td>
+              {session.current ? (
+                <span className="badge">this session</span>
+              ) : (
+                <Button variant="secondary" onClick={() => setRevoking(session)}>
+                  Revoke
+                </Button>
+              )}
+            </td>
+          </tr>
+        ))}
+      </Table>
       <ConfirmDialog
         title="Revoke this session?"
         open={revoking !== null}
@@ -264,49 +251,31 @@ function ApiKeys() {
           Create key…
         </Button>
       </form>
-      <ScrollBox label="My API keys">
-        <table>
-          <caption className="visually-hidden">My API keys</caption>
-          <thead>
-            <tr>
-              <th scope="col">Name</th>
-              <th scope="col">Permissions</th>
-              <th scope="col">Created</th>
-              <th scope="col">Expires</th>
-              <th scope="col">Last used</th>
-              <th scope="col">State</th>
-              <th scope="col">
-                <span className="visually-hidden">Action</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {keys.map((key) => (
-              <tr key={key.id} data-testid="api-key">
-                <td>{key.name}</td>
-                <td className="wrap">{key.scopes.join(', ')}</td>
-                <td>
-                  <When at={key.createdAt} />
-                </td>
-                <td>
-                  <When at={key.expiresAt} />
-                </td>
-                <td>
-                  <When at={key.lastUsedAt} never="never" />
-                </td>
-                <td>{key.revoked ? 'revoked' : key.expired ? 'expired' : 'active'}</td>
-                <td>
-                  {!key.revoked && !key.expired && (
-                    <Button variant="secondary" onClick={() => setRevoking(key)}>
-                      Revoke
-                    </Button>
-                  )}
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </ScrollBox>
+      <Table label="My API keys" caption="My API keys" columns={['Name', 'Permissions', 'Created', 'Expires', 'Last used', 'State', '']}>
+        {keys.map((key) => (
+          <tr key={key.id} data-testid="api-key">
+            <td>{key.name}</td>
+            <td className="wrap">{key.scopes.join(', ')}</td>
+            <td>
+              <When at={key.createdAt} />
+            </td>
+            <td>
+              <When at={key.expiresAt} />
+            </td>
+            <td>
+              <When at={key.lastUsedAt} never="never" />
+            </td>
+            <td>{key.revoked ? 'revoked' : key.expired ? 'expired' : 'active'}</td>
+            <td>
+              {!key.revoked && !key.expired && (
+                <Button variant="secondary" onClick={() => setRevoking(key)}>
+                  Revoke
+                </Button>
+              )}
+            </td>
+          </tr>
+        ))}
+      </Table>
       {keys.length === 0 && <p>No API key yet.</p>}
       <ConfirmDialog
         title={`Create the API key “${name.trim()}”?`}

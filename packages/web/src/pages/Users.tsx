@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, OPERATOR_ROLES, query, type Invitation, type Operator } from '../api';
-import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, ScrollBox, Select, useCursorStack, When } from '../kit';
+import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
 
 const ROLE_OPTIONS = OPERATOR_ROLES.map((role) => ({ value: role, label: role.replace('_', ' ') }));
 
@@ -76,60 +76,46 @@ function Operators() {
       </form>
       {page && (
         <>
-          <ScrollBox label="Operators">
-            <table>
-              <caption className="visually-hidden">Operators, page {paging.page}</caption>
-              <thead>
-                <tr>
-                  <th scope="col">Name</th>
-                  <th scope="col">Email</th>
-                  <th scope="col">Role</th>
-                  <th scope="col">Account</th>
-                  <th scope="col">Second factor</th>
-                  <th scope="col">Since</th>
-                  <th scope="col">
-                    <span className="visually-hidden">Actions</span>
-                  </th>
-                </tr>
-              </thead>
-              <tbody>
-                {page.users.map((user) => (
-                  <tr key={user.id} data-testid="user">
-                    <td>{user.name}</td>
-                    <td>{user.email}</td>
-                    <td>{user.role}</td>
-                    <td>
-                      <span className={`badge badge-${user.status}`}>{user.status}</span>
-                      {user.locked && ' locked'}
-                      {user.mustChangePassword && ' (first sign-in pending)'}
-                    </td>
-                    <td>{user.mfaEnabled ? 'authenticator' : 'none'}</td>
-                    <td>
-                      <When at={user.createdAt} />
-                    </td>
-                    <td className="row-actions">
-                      <Button variant="secondary" onClick={() => open('role', user)}>
-                        Change role…
-                      </Button>
-                      <Button variant="secondary" onClick={() => open('status', user)}>
-                        {user.status === 'active' ? 'Disable…' : 'Enable…'}
-                      </Button>
-                      {user.locked && (
-                        <Button variant="secondary" onClick={() => open('unlock', user)}>
-                          Unlock…
-                        </Button>
-                      )}
-                      {user.mfaEnabled && (
-                        <Button variant="secondary" onClick={() => open('mfa-reset', user)}>
-                          Reset second factor…
-                        </Button>
-                      )}
-                    </td>
-                  </tr>
-                ))}
-              </tbody>
-            </table>
-          </ScrollBox>
+          <Table
+            label="Operators"
+            caption={`Operators, page ${paging.page}`}
+            columns={['Name', 'Email', 'Role', 'Account', 'Second factor', 'Since', '']}
+          >
+            {page.users.map((user) => (
+              <tr key={user.id} data-testid="user">
+                <td>{user.name}</td>
+                <td>{user.email}</td>
+                <td>{user.role}</td>
+                <td>
+                  <span className={`badge badge-${user.status}`}>{user.status}</span>
+                  {user.locked && ' locked'}
+                  {user.mustChangePassword && ' (first sign-in pending)'}
+                </td>
+                <td>{user.mfaEnabled ? 'authenticator' : 'none'}</td>
+                <td>
+                  <When at={user.createdAt} />
+                </td>
+                <td className="row-actions">
+                  <Button variant="secondary" onClick={() => open('role', user)}>
+                    Change role…
+                  </Button>
+                  <Button variant="secondary" onClick={() => open('status', user)}>
+                    {user.status === 'active' ? 'Disable…' : 'Enable…'}
+                  </Button>
+                  {user.locked && (
+                    <Button variant="secondary" onClick={() => open('unlock', user)}>
+                      Unlock…
+                    </Button>
+                  )}
+                  {user.mfaEnabled && (
+                    <Button variant="secondary" onClick={() => open('mfa-reset', user)}>
+                      Reset second factor…
+                    </Button>
+                  )}
+                </td>
+              </tr>
+            ))}
+          </Table>
           {page.users.length === 0 && <p>No operator matches.</p>}
           <Pager
             page={paging.page}
@@ -222,43 +208,26 @@ function Invitations() {
         <Select label="Role" value={role} onChange={setRole} options={ROLE_OPTIONS} />
         <Button type="submit">Invite</Button>
       </form>
-      <ScrollBox label="Pending invitations">
-        <table>
-          <caption className="visually-hidden">Pending invitations</caption>
-          <thead>
-            <tr>
-              <th scope="col">Email</th>
-              <th scope="col">Name</th>
-              <th scope="col">Role</th>
-              <th scope="col">Sent</th>
-              <th scope="col">Expires</th>
-              <th scope="col">
-                <span className="visually-hidden">Action</span>
-              </th>
-            </tr>
-          </thead>
-          <tbody>
-            {invitations.map((invitation) => (
-              <tr key={invitation.id} data-testid="invitation">
-                <td>{invitation.email}</td>
-                <td>{invitation.name}</td>
-                <td>{invitation.role}</td>
-                <td>
-                  <When at={invitation.createdAt} />
-                </td>
-                <td>
-                  <When at={invitation.expiresAt} />
-                </td>
-                <td>
-                  <Button variant="secondary" onClick={() => setWithdrawing(invitation)}>
-                    Withdraw
-                  </Button>
-                </td>
-              </tr>
-            ))}
-          </tbody>
-        </table>
-      </ScrollBox>
+      <Table label="Pending invitations" caption="Pending invitations" columns={['Email', 'Name', 'Role', 'Sent', 'Expires', '']}>
+        {invitations.map((invitation) => (
+          <tr key={invitation.id} data-testid="invitation">
+            <td>{invitation.email}</td>
+            <td>{invitation.name}</td>
+            <td>{invitation.role}</td>
+            <td>
+              <When at={invitation.createdAt} />
+            </td>
+            <td>
+              <When at={invitation.expiresAt} />
+            </td>
+            <td>
+              <Button variant="secondary" onClick={() => setWithdrawing(invitation)}>
+                Withdraw
+              </Button>
+            </td>
+          </tr>
+        ))}
+      </Table>
       {invitations.length === 0 && <p>No pending invitation.</p>}
       <ConfirmDialog
         title={`Withdraw the invitation of ${withdrawing?.email ?? ''}?`}
