@@ -250,6 +250,11 @@ test(
     await accessible(page, 'the new rollout form');
     await form.getByRole('button', { name: 'Start rollout…' }).click();
     const start = page.getByRole('dialog', { name: /Start rolling out Thermostat 2.0.0/ });
+    await start
+      .getByTestId('preview')
+      .filter({ hasText: `${FLEET} devices of the product with tags fleet are enrolled now` })
+      .waitFor();
+    await accessible(page, 'the start dialog');
     await shot(page, 'rollout-start-dialog');
     await start.getByRole('button', { name: 'Start rollout' }).click();
     await page.getByRole('heading', { name: 'Rollout autumn-update' }).waitFor();

@@ -132,6 +132,7 @@ function NewRollout() {
   const [soak, setSoak] = useState('60');
   const [failure, setFailure] = useState('10');
   const [confirming, setConfirming] = useState(false);
+  const [count, setCount] = useState<{ matched: number; enrollable: number; busy: number } | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
@@ -152,10 +153,16 @@ function NewRollout() {
     ...(listOf(versions).length ? { firmwareVersions: listOf(versions) } : {}),
   };
   const plan = phasesOf(phases, Number(soak));
-  const ask = (event: FormEvent) => {
+  const ask = async (event: FormEvent) => {
     event.preventDefault();
     setError(plan ? null : 'Phases: rising percentages separated by commas, ending at 100 (e.g. 10, 50, 100)');
-    if (plan) setConfirming(true);
+    if (!plan) return;
+    try {
+      setCount(await api('POST', '/updates/rollouts/preview', { releaseId, selector }));
+      setConfirming(true);
+    } catch (caught) {
+      setError(messageOf(caught));
+    }
   };
   const described = [tags && `tags ${tags}`, groups && `groups ${groups}`, versions && `firmware ${versions}`].filter(Boolean);
 
@@ -165,7 +172,7 @@ function NewRollout() {
       {releases.length === 0 ? (
         <p>No release yet: publish one first (bulwark updates release).</p>
       ) : (
-        <form onSubmit={ask} aria-label="Start a rollout" className="filters">
+        <form onSubmit={(event) => void ask(event)} aria-label="Start a rollout" className="filters">
           <Select
             label="Release"
             value={releaseId}
@@ -200,10 +207,11 @@ function NewRollout() {
           navigate(`/rollouts/${encodeURIComponent(created.id)}`);
         }}
       >
-        <p>
-          Every device of the product {described.length ? `with ${described.join(', ')}` : ''} is enrolled now, in {plan?.length ?? 0}{' '}
-          phases ({phases}%), soaking {soak} minutes between them; the rollout halts when {failure}% of a phase fails. The device count is
-          known once it starts (the API has no preview yet).
+        <p data-testid="preview">
+          {count?.enrollable.toLocaleString('en')} devices of the product {described.length ? `with ${described.join(', ')}` : ''} are
+          enrolled now
+          {count && count.busy > 0 ? ` (${count.busy.toLocaleString('en')} more match but are in another rollout and are skipped)` : ''}, in{' '}
+          {plan?.length ?? 0} phases ({phases}%), soaking {soak} minutes between them; the rollout halts when {failure}% of a phase fails.
         </p>
       </ConfirmDialog>
     </Card>
