@@ -265,7 +265,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   sessions.onSignOut((userId, reason, trx) => apps.clients.endGrantsOfUser(userId, reason, trx));
   const devicesStore = new DevicesStore(db);
   const gatewayFeed = new GatewayFeed();
-  const devicesService = new DevicesService(devicesStore, audit, clock, gatewayFeed);
+  const devicesService = new DevicesService(devicesStore, audit, clock, gatewayFeed, (actor) => service.requireStepUp(actor));
   const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), {
     crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
   });

@@ -27,7 +27,8 @@ import { enrolMfa, insertConsumer, signIn as signInForTest } from '../../server/
 import { mailsDuring, tokenIn } from '../../server/src/testing/mail.js';
 import { eventually, presenceOnline } from '../../server/src/testing/mqtt.js';
 import { STRONG_PASSWORD, totp } from '../../server/src/testing/server.js';
-import { assertAccessible, chromiumSkip, launchChromium } from './browser.js';
+import { chromiumSkip, launchBrowser } from '../../server/src/testing/chromium.js';
+import { accessible } from './harness.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 const appBuild = join(root, 'packages/web/dist/app/index.html');
@@ -56,7 +57,7 @@ async function shot(page: Page, name: string): Promise<void> {
 
 /** axe-core's check (no serious or critical violation), no sideways scrolling, and a screenshot of the page as it stands. */
 async function page(pageOf: Page, name: string, what: string): Promise<void> {
-  await assertAccessible(pageOf, what);
+  await accessible(pageOf, what);
   const widths = await pageOf.evaluate(() => ({ page: document.documentElement.scrollWidth, window: window.innerWidth }));
   assert.ok(widths.page <= widths.window, `${what} scrolls sideways: ${widths.page} px in a ${widths.window} px window`);
   await shot(pageOf, name);
@@ -109,7 +110,7 @@ before(async () => {
   const viewerUser = await insertConsumer(p.t, VIEWER, STRONG_PASSWORD);
   viewerTotp = (await enrolMfa(p.t, await signInForTest(p.t, viewerUser))).secret;
 
-  browser = await launchChromium();
+  browser = await launchBrowser();
 });
 
 after(async () => {

@@ -12,31 +12,27 @@
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { generate } from 'otplib';
-import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { assertAccessible, chromiumSkip, launchChromium } from './browser.js';
+import type { BrowserContext, Page } from 'playwright-core';
 import { cliActor } from '../../server/src/accounts/roles.js';
+import { chromiumSkip, type Chromium } from '../../server/src/testing/chromium.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../../server/src/testing/devices.js';
 import { connectDevice, eventually, presenceOnline } from '../../server/src/testing/mqtt.js';
-import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
+import { startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 import type { MqttClient } from 'mqtt';
+import { accessible as axeCheck, artifacts, firstSignIn, openConsole, shot as screenshot, totpOf } from './harness.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
-const consoleBuild = join(root, 'packages/web/dist/index.html');
-const artifacts = join(root, 'test-artifacts/web');
-const skip = chromiumSkip("the console's browser tests");
+const skip = chromiumSkip("the console's browser tests are");
 
 const DEVICES = 10_000;
 const XSS_SERIAL = 'XSS<img/src=x/onerror=window.__xss=1>';
 const XSS_PRODUCT = '<img src=x onerror="window.__xss=2"><script>window.__xss=3</script>';
 
 let t: TestPlatform;
-let browser: Browser;
+let browser: Chromium;
 let context: BrowserContext;
 let page: Page;
 let base: string;
@@ -47,21 +43,12 @@ let totpSecret = '';
 let attacker: Server;
 let attackerUrl: string;
 
-const code = () => generate({ secret: totpSecret, epoch: Math.floor(t.clock.now() / 1000) });
-
-async function shot(name: string): Promise<void> {
-  await page.screenshot({ path: join(artifacts, `${name}.png`), fullPage: true });
-}
-
-/** No serious or critical axe-core violation on the page as it stands. */
-function accessible(what: string): Promise<void> {
-  return assertAccessible(page, what);
-}
+const code = () => totpOf(t, totpSecret);
+const shot = (name: string) => screenshot(page, name);
+const accessible = (what: string) => axeCheck(page, what);
 
 before(async () => {
   if (skip) return;
-  assert.ok(existsSync(consoleBuild), 'the console is not built: run `npm run build` (npm ci does it)');
-  mkdirSync(artifacts, { recursive: true });
   t = await startTestPlatform(ENGINES[0]!, { auth: { loginRateLimitPerMinute: 10_000 } });
   base = `https://localhost:${t.server.port}`;
   const organizationId = await organizationIdOf(t.platform, t.org);
@@ -91,9 +78,8 @@ before(async () => {
   await new Promise<void>((resolve) => attacker.listen(0, '127.0.0.1', resolve));
   attackerUrl = `http://127.0.0.1:${(attacker.address() as AddressInfo).port}`;
 
-  browser = await launchChromium();
-  context = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } });
-  page = await context.newPage();
+  ({ browser, page } = await openConsole());
+  context = browser.context;
 });
 
 after(async () => {
@@ -107,28 +93,10 @@ after(async () => {
 test('first sign-in: one-time password, forced change, TOTP enrolment, recovery codes; nothing kept in web storage', { skip }, async () => {
   await page.goto(`${base}/`);
   await page.waitForURL(`${base}/console/`);
-  await page.getByLabel('Organization').fill(t.org);
-  await page.getByLabel('Email').fill(t.owner.email);
-  await page.getByLabel('Password').fill(t.owner.oneTimePassword);
-  await accessible('the sign-in page');
-  await shot('sign-in');
-  await page.getByRole('button', { name: 'Sign in' }).click();
-
-  await page.getByLabel('New password', { exact: true }).fill(STRONG_PASSWORD);
-  await page.getByLabel('Repeat the new password').fill(STRONG_PASSWORD);
-  await accessible('the password change');
-  await shot('password-change');
-  await page.getByRole('button', { name: 'Change password' }).click();
-
-  totpSecret = (await page.locator('code.secret').first().textContent())!;
-  assert.match(totpSecret, /^[A-Z2-7]{16,}$/);
-  await page.getByLabel('Authentication code').fill(await code());
-  await accessible('the TOTP enrolment');
-  await shot('mfa-enrolment');
-  await page.getByRole('button', { name: 'Confirm' }).click();
-  await page.getByRole('heading', { name: 'Recovery codes' }).waitFor();
-  await page.getByRole('button', { name: /continue/ }).click();
-
+  totpSecret = await firstSignIn(page, t, async (step) => {
+    await accessible(`the ${step} step`);
+    await shot(step);
+  });
   await page.getByRole('heading', { name: 'Fleet' }).waitFor();
   assert.equal(await page.getByTestId('total').textContent(), (DEVICES + 2).toLocaleString('en'));
   assert.equal(await page.getByTestId('online').textContent(), '1');

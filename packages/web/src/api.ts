@@ -124,3 +124,169 @@ export interface DeviceCertificate {
   revokedAt: string | null;
   revocationReason: string | null;
 }
+
+export interface AccountUser extends User {
+  mfaEnabled: boolean;
+}
+
+export interface SessionInfo {
+  id: string;
+  transport: 'cookie' | 'bearer';
+  scope: string;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  sourceIp: string;
+  userAgent: string;
+  current: boolean;
+}
+
+/** The permissions an API key may carry (a key gets only those its creator's role has). */
+export const PERMISSIONS = [
+  'org:read',
+  'org:manage',
+  'users:read',
+  'users:manage',
+  'audit:read',
+  'devices:read',
+  'devices:write',
+  'firmware:read',
+  'firmware:release',
+  'rollouts:read',
+  'rollouts:manage',
+  'assessment:read',
+] as const;
+export type Permission = (typeof PERMISSIONS)[number];
+
+export interface ApiKey {
+  id: string;
+  userId: string;
+  name: string;
+  scopes: Permission[];
+  createdAt: string;
+  expiresAt: string;
+  lastUsedAt: string | null;
+  revoked: boolean;
+  revokedAt: string | null;
+  expired: boolean;
+}
+
+export type AuditOutcome = 'success' | 'failure' | 'denied';
+
+export interface AuditEntry {
+  seq: number;
+  ts: string;
+  organizationId: string | null;
+  actor: { type: string; id: string | null };
+  action: string;
+  target: { type: string | null; id: string | null };
+  sourceIp: string | null;
+  outcome: string;
+  details: Record<string, unknown>;
+  hash: string;
+}
+
+export interface AssessmentRun {
+  id: string;
+  trigger: string;
+  startedAt: string;
+  durationMs: number;
+  checks: string[];
+  failures: { check: string; message: string }[];
+}
+
+export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
+
+export interface Finding {
+  id: string;
+  check: string;
+  resources: { type: string; id: string }[];
+  moreResources: number;
+  suppression: { reason: string; by: string; at: string; until: string } | null;
+  severity: 'critical' | 'high' | 'medium' | 'low' | 'info';
+  title: string;
+  evidence: Record<string, unknown>;
+  state: 'open' | 'resolved' | 'suppressed';
+  firstSeenAt: string;
+  lastSeenAt: string;
+}
+
+export type RolloutStatus = 'running' | 'paused' | 'halted' | 'aborted' | 'completed';
+export const ROLLOUT_DEVICE_STATES = [
+  'pending',
+  'downloading',
+  'installing',
+  'rebooting',
+  'verifying',
+  'succeeded',
+  'failed',
+  'rolled_back',
+] as const;
+export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
+
+export interface Rollout {
+  id: string;
+  name: string;
+  releaseId: string;
+  productId: string;
+  status: RolloutStatus;
+  phases: { percent: number; soakSeconds: number }[];
+  successThreshold: number;
+  failureThreshold: number;
+  currentPhase: number;
+  phaseStartedAt: string;
+  deviceCount: number;
+  skippedCount: number;
+  createdAt: string;
+  updatedAt: string;
+  finishedAt: string | null;
+}
+
+export interface RolloutDetail extends Rollout {
+  counts: Record<RolloutDeviceState, number>;
+  currentPhaseCounts: Record<RolloutDeviceState, number>;
+  retrying: number;
+}
+
+export interface RolloutDevice {
+  deviceId: string;
+  phase: number;
+  state: RolloutDeviceState;
+  error: { code: string; message: string } | null;
+  offeredAt: string | null;
+  updatedAt: string;
+  attempts: number;
+}
+
+export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
+export type OperatorRole = (typeof OPERATOR_ROLES)[number];
+
+export interface Operator {
+  id: string;
+  email: string;
+  name: string;
+  role: string | null;
+  status: 'active' | 'disabled';
+  mfaEnabled: boolean;
+  locked: boolean;
+  mustChangePassword: boolean;
+  createdAt: string;
+}
+
+export interface Invitation {
+  id: string;
+  email: string;
+  name: string;
+  role: string;
+  invitedBy: string | null;
+  createdAt: string;
+  expiresAt: string;
+}
+
+export interface Release {
+  id: string;
+  productId: string;
+  version: string;
+  notes: string;
+  createdAt: string;
+}

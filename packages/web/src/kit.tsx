@@ -3,7 +3,9 @@
  * native <dialog> (focus kept inside, Escape closes), links for the router, and a horizontal bar
  * chart drawn as SVG. Every control has a visible label and a visible focus ring (styles.css).
  */
-import { useEffect, useId, useRef, type ReactNode } from 'react';
+import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { api, ApiError } from './api';
+import { qrPath } from './qr';
 import { navigate, BASE } from './router';
 
 export function Button(props: {
@@ -29,7 +31,7 @@ export function Field(props: {
   label: string;
   value: string;
   onChange: (value: string) => void;
-  type?: 'text' | 'password' | 'email' | 'search';
+  type?: 'text' | 'password' | 'email' | 'search' | 'datetime-local' | 'number';
   autoComplete?: string;
   inputMode?: 'numeric' | 'text';
   required?: boolean;
@@ -173,5 +175,150 @@ export function BarChart(props: { title: string; bars: Bar[] }) {
       </svg>
       {props.bars.length === 0 && <figcaption>No data</figcaption>}
     </figure>
+  );
+}
+
+/** A QR code drawn as one SVG path (no canvas, no inline style, no data URI). */
+export function QrCode(props: { value: string; label: string }) {
+  const { size, path } = qrPath(props.value);
+  return (
+    <svg className="qr" viewBox={`0 0 ${size} ${size}`} role="img" aria-label={props.label} shapeRendering="crispEdges">
+      <rect width={size} height={size} className="qr-light" />
+      <path d={path} className="qr-dark" />
+    </svg>
+  );
+}
+
+/** What a failed call says to the operator: the API's message, or that the platform was out of reach. */
+export function messageOf(caught: unknown): string {
+  return caught instanceof ApiError ? caught.message : 'The platform could not be reached; try again';
+}
+
+/**
+ * A dangerous action behind a modal confirmation. With `stepUp`, the operator re-proves a factor
+ * (TOTP code, or the password without an authenticator) through POST /auth/step-up first; the
+ * action runs only once that passed, and an error keeps the dialog open with the API's message.
+ */
+export function ConfirmDialog(props: {
+  title: string;
+  open: boolean;
+  onClose: () => void;
+  confirmLabel: string;
+  onConfirm: () => Promise<void>;
+  stepUp?: boolean;
+  variant?: 'primary' | 'danger';
+  children: ReactNode;
+}) {
+  const [code, setCode] = useState('');
+  const [password, setPassword] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+
+  const submit = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      if (props.stepUp) await api('POST', '/auth/step-up', code ? { code } : { password });
+      await props.onConfirm();
+      setCode('');
+      setPassword('');
+    } catch (caught) {
+      setError(messageOf(caught));
+    } finally {
+      setBusy(false);
+    }
+  };
+
+  return (
+    <Dialog title={props.title} open={props.open} onClose={props.onClose}>
+      <form onSubmit={submit}>
+        {props.children}
+        {props.stepUp && <p>Confirm it is you: your authentication code (or your password if you have no authenticator).</p>}
+        {error && <Alert>{error}</Alert>}
+        {props.stepUp && (
+          <>
+            <Field label="Authentication code" value={code} onChange={setCode} inputMode="numeric" autoComplete="one-time-code" />
+            <Field label="Password" type="password" value={password} onChange={setPassword} autoComplete="current-password" />
+          </>
+        )}
+        <div className="actions">
+          <Button variant="secondary" onClick={props.onClose}>
+            Cancel
+          </Button>
+          <Button type="submit" variant={props.variant ?? 'danger'} disabled={busy || (props.stepUp === true && !code && !password)}>
+            {props.confirmLabel}
+          </Button>
+        </div>
+      </form>
+    </Dialog>
+  );
+}
+
+/** Keyset paging over an API cursor: a stack of the cursors seen gives "Previous". */
+export function useCursorStack<C>() {
+  const [cursors, setCursors] = useState<(C | null)[]>([null]);
+  return {
+    cursor: cursors[cursors.length - 1] ?? null,
+    page: cursors.length,
+    reset: () => setCursors([null]),
+    next: (cursor: C | null) => {
+      if (cursor !== null) setCursors([...cursors, cursor]);
+    },
+    previous: () => setCursors(cursors.length > 1 ? cursors.slice(0, -1) : cursors),
+  };
+}
+
+export function Pager(props: { page: number; hasNext: boolean; onPrevious: () => void; onNext: () => void }) {
+  return (
+    <nav className="pager" aria-label="Pages">
+      <Button variant="secondary" disabled={props.page === 1} onClick={props.onPrevious}>
+        Previous
+      </Button>
+      <span>Page {props.page}</span>
+      <Button variant="secondary" disabled={!props.hasNext} onClick={props.onNext}>
+        Next
+      </Button>
+    </nav>
+  );
+}
+
+/** A timestamp as the operator reads it: date and minutes in UTC, the full ISO value on hover. */
+export function When(props: { at: string | null; never?: string }) {
+  if (!props.at) return <>{props.never ?? '—'}</>;
+  return (
+    <time dateTime={props.at} title={props.at}>
+      {props.at.slice(0, 16).replace('T', ' ')} UTC
+    </time>
+  );
+}
+
+/** A table's scroll box on narrow screens: focusable and named, so a keyboard user can scroll it too. */
+export function ScrollBox(props: { label: string; children: ReactNode }) {
+  return (
+    <div className="table-wrap" role="region" aria-label={props.label} tabIndex={0}>
+      {props.children}
+    </div>
+  );
+}
+
+/** A data table in its scroll box: a caption for screen readers, column headers ('' names a visually hidden "Actions" column), rows as children. */
+export function Table(props: { label: string; caption: string; columns: string[]; children: ReactNode }) {
+  return (
+    <ScrollBox label={props.label}>
+      <table>
+        <caption className="visually-hidden">{props.caption}</caption>
+        <thead>
+          <tr>
+            {props.columns.map((column, index) => (
+              <th scope="col" key={index}>
+                {column || <span className="visually-hidden">Actions</span>}
+              </th>
+            ))}
+          </tr>
+        </thead>
+        <tbody>{props.children}</tbody>
+      </table>
+    </ScrollBox>
   );
 }

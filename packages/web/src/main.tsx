@@ -11,9 +11,33 @@ import { SignIn } from './pages/SignIn';
 import { Fleet } from './pages/Fleet';
 import { Devices } from './pages/Devices';
 import { DeviceDetail } from './pages/DeviceDetail';
+import { Security } from './pages/Security';
+import { Audit } from './pages/Audit';
+import { RolloutDetail, Rollouts } from './pages/Rollouts';
+import { Users } from './pages/Users';
+import { Findings } from './pages/Findings';
 import './styles.css';
 
 type SessionState = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User } | { kind: 'failed'; message: string };
+
+/** The page a path below /console names; the fleet overview for anything else. */
+function pageFor(route: string) {
+  const id = (pattern: RegExp) => {
+    const match = pattern.exec(route);
+    return match ? decodeURIComponent(match[1]!) : null;
+  };
+  const device = id(/^\/devices\/([^/]+)$/);
+  if (device) return <DeviceDetail id={device} />;
+  const rollout = id(/^\/rollouts\/([^/]+)$/);
+  if (rollout) return <RolloutDetail id={rollout} />;
+  if (route === '/devices') return <Devices />;
+  if (route === '/rollouts') return <Rollouts />;
+  if (route === '/audit') return <Audit />;
+  if (route === '/security') return <Security />;
+  if (route === '/users') return <Users />;
+  if (route === '/findings') return <Findings />;
+  return <Fleet />;
+}
 
 function App() {
   const [session, setSession] = useState<SessionState>({ kind: 'loading' });
@@ -57,8 +81,7 @@ function App() {
     );
 
   const route = path.split('?')[0]!;
-  const detail = /^\/devices\/([^/]+)$/.exec(route);
-  const page = detail ? <DeviceDetail id={decodeURIComponent(detail[1]!)} /> : route === '/devices' ? <Devices /> : <Fleet />;
+  const page = pageFor(route);
   return (
     <>
       <a className="skip" href="#main">
@@ -72,6 +95,21 @@ function App() {
           </Link>
           <Link to="/devices" current={route.startsWith('/devices')}>
             Devices
+          </Link>
+          <Link to="/rollouts" current={route.startsWith('/rollouts')}>
+            Rollouts
+          </Link>
+          <Link to="/findings" current={route === '/findings'}>
+            Findings
+          </Link>
+          <Link to="/users" current={route === '/users'}>
+            Users
+          </Link>
+          <Link to="/audit" current={route === '/audit'}>
+            Audit log
+          </Link>
+          <Link to="/security" current={route === '/security'}>
+            Security
           </Link>
         </nav>
         <span className="who">{session.user.email}</span>

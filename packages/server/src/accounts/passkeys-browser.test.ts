@@ -9,19 +9,16 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import tls from 'node:tls';
-import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import type { BrowserContext, Page } from 'playwright-core';
 import { createOperator, signIn, stepUp, type TestUser } from '../testing/accounts.js';
+import { chromiumSkip, launchChromium, type Chromium } from '../testing/chromium.js';
 import { ENGINES } from '../testing/engines.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import type { TestPlatform } from '../testing/server.js';
 
-const CHROMIUM = '/usr/bin/chromium';
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
-const skip = existsSync(CHROMIUM) ? false : `${CHROMIUM} is not installed (apt-get install -y chromium)`;
+const skip = chromiumSkip('the passkey browser tests are');
 
 /** SHA-256 of the server certificate's public key, base64: what Chromium's SPKI pin list takes. */
 async function serverKeyPin(port: number, ca: string): Promise<string> {
@@ -34,9 +31,9 @@ async function serverKeyPin(port: number, ca: string): Promise<string> {
 
 describe('passkeys in Chromium with a virtual authenticator', { skip }, () => {
   let t: TestPlatform;
+  let browser: Chromium;
   let context: BrowserContext;
   let page: Page;
-  let userDataDir: string;
   let user: TestUser;
   let token: string;
 
@@ -45,21 +42,8 @@ describe('passkeys in Chromium with a virtual authenticator', { skip }, () => {
     user = await createOperator(t, 'browser-pk@example.com', 'operator');
     token = await signIn(t, user);
     const origin = `https://localhost:${t.server.port}`;
-    userDataDir = mkdtempSync(join(tmpdir(), 'bulwark-chromium-'));
-    context = await chromium.launchPersistentContext(userDataDir, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: [
-        '--no-sandbox',
-        '--disable-gpu',
-        '--disable-quic',
-        '--no-first-run',
-        '--disable-background-networking',
-        '--disable-component-update',
-        '--disable-sync',
-        `--ignore-certificate-errors-spki-list=${await serverKeyPin(t.server.port, t.ca)}`,
-      ],
-    });
+    browser = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${await serverKeyPin(t.server.port, t.ca)}`] });
+    context = browser.context;
     // The tiny page lives at the platform's origin (the RP's); its calls reach the real API.
     await context.route(`${origin}/passkey-test`, (route) =>
       route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>passkey test</title><p>passkey test</p>' }),
@@ -81,8 +65,7 @@ describe('passkeys in Chromium with a virtual authenticator', { skip }, () => {
   });
 
   after(async () => {
-    await context?.close();
-    if (userDataDir) rmSync(userDataDir, { recursive: true, force: true });
+    await browser?.close();
     await t?.close();
   });
 

@@ -102,6 +102,8 @@ function rejectProblems(problems: FieldProblem[]): never {
 
 /** How many firmware versions the fleet summary counts (the most common). */
 const FLEET_FIRMWARE_VERSIONS = 12;
+/** Lifecycle actions that take a device out of service for good or until an operator acts: a recent step-up first. */
+const DESTRUCTIVE_ACTIONS: ReadonlySet<LifecycleAction> = new Set(['disable', 'retire']);
 
 export class DevicesService {
   constructor(
@@ -110,6 +112,8 @@ export class DevicesService {
     private readonly clock: Clock,
     /** Told of every status change at once, so the broker cuts a child that left service from its gateway. */
     private readonly feed?: GatewayFeed,
+    /** Throws unless the actor re-proved a factor recently (the accounts domain's rule): asked before `disable` and `retire`. */
+    private readonly requireStepUp: (actor: Actor) => void = () => undefined,
   ) {}
 
   async createProduct(
@@ -309,6 +313,11 @@ export class DevicesService {
   /** activate, quarantine, disable or retire; refuses what the lifecycle forbids with device.invalid_transition. */
   async transition(actor: Actor, deviceId: string, action: LifecycleAction, reason?: string): Promise<DeviceView> {
     requirePermission(actor, 'devices:write');
+    if (DESTRUCTIVE_ACTIONS.has(action)) {
+      // Found first: another organization's device ID answers the 404 of an unknown one, whatever the session.
+      if (!(await this.store.deviceInOrganization(actor.organizationId, deviceId))) throw new NotFoundError('Device', { deviceId });
+      this.requireStepUp(actor);
+    }
     return this.applyTransition(actor.organizationId, deviceId, LIFECYCLE_ACTIONS[action], auditActor(actor), actor.sourceIp, reason);
   }
 

@@ -14,7 +14,7 @@ import { ErrorCodes } from '@bulwark/protocol';
 import { RateLimitedError } from '../errors.js';
 import { KeyCustodyError, SecretBox } from '../keys/custody.js';
 import { rotateMasterKey } from '../keys/rotation.js';
-import { createOperator, signIn } from '../testing/accounts.js';
+import { createOperator, signIn, stepUp, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import { Openssl } from '../testing/openssl.js';
 import type { TestPlatform } from '../testing/server.js';
@@ -45,12 +45,13 @@ for (const engine of ENGINES) {
   describe(`symmetric-key devices [${engine.engine}]`, { skip: engine.skip, concurrency: 1 }, () => {
     let t: TestPlatform;
     let token: string;
+    let owner: TestUser;
     let tokenB: string;
     let product: string;
     let productB: string;
     const ssl = new Openssl();
     before(async () => {
-      ({ t, token } = await startOwnerPlatform(engine));
+      ({ t, token, owner } = await startOwnerPlatform(engine));
       await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' });
       tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', ORG_B));
       product = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token })).body.id;
@@ -185,6 +186,7 @@ for (const engine of ENGINES) {
       const { key } = await issue(id);
       assert.equal((await lifecycle(id, 'quarantine')).status, 200);
       assert.equal((await identity(sas(key, id))).body.status, 'quarantined');
+      await stepUp(t, owner, token); // disable and retire need a recent step-up
       assert.equal((await lifecycle(id, 'disable')).status, 200);
       assert.equal((await identity(sas(key, id))).status, 401);
       await refused(id, sas(key, id), 'device_disabled');

@@ -145,6 +145,22 @@ export class RolloutService {
     this.inbox = new DeviceUpdateInbox(db, this.store, clock);
   }
 
+  /**
+   * What `create` would enrol, without creating anything: the devices of the release's product the
+   * selector matches (enrollable statuses only), and how many of them another unfinished rollout holds.
+   */
+  async preview(
+    actor: Actor,
+    input: Pick<RolloutInput, 'releaseId' | 'selector'>,
+  ): Promise<{ matched: number; enrollable: number; busy: number }> {
+    requirePermission(actor, 'rollouts:manage');
+    const definition = defineRollout({ releaseId: input.releaseId, selector: input.selector });
+    const release = await this.publishedRelease(actor.organizationId, definition.releaseId, this.db);
+    const selected = await this.store.select(actor.organizationId, release.product_id, definition.selector, this.db);
+    const busy = selected.filter((d) => d.busy).length;
+    return { matched: selected.length, enrollable: selected.length - busy, busy };
+  }
+
   async create(actor: Actor, input: RolloutInput): Promise<RolloutView & { enrolled: number; skipped: number }> {
     requirePermission(actor, 'rollouts:manage');
     const definition = defineRollout(input);

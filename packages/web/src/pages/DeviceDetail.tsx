@@ -1,11 +1,12 @@
 /**
  * One device: identity (its certificates: fingerprint, expiry, revocation), status, presence,
- * and the quarantine action behind a confirmation dialog that re-proves a factor first
- * (POST /auth/step-up with the TOTP code, then POST /devices/:id/quarantine).
+ * and the lifecycle actions (quarantine, disable, retire) behind a confirmation dialog that
+ * re-proves a factor first (POST /auth/step-up with the TOTP code, then POST /devices/:id/<action>;
+ * the API itself demands the step-up for disable and retire).
  */
-import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, ApiError, type Device, type DeviceCertificate, type Presence } from '../api';
-import { Alert, Button, Card, Dialog, Field, Link } from '../kit';
+import { useCallback, useEffect, useState } from 'react';
+import { api, type Device, type DeviceCertificate, type Presence } from '../api';
+import { Alert, Button, Card, ConfirmDialog, Link } from '../kit';
 
 export function DeviceDetail(props: { id: string }) {
   const [device, setDevice] = useState<Device | null>(null);
@@ -13,7 +14,7 @@ export function DeviceDetail(props: { id: string }) {
   const [certificates, setCertificates] = useState<DeviceCertificate[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
-  const [confirming, setConfirming] = useState(false);
+  const [confirming, setConfirming] = useState<Lifecycle | null>(null);
 
   const load = useCallback(async () => {
     try {
@@ -68,11 +69,13 @@ export function DeviceDetail(props: { id: string }) {
               <code>{device.id}</code>
             </dd>
           </dl>
-          {device.status !== 'quarantined' && device.status !== 'retired' && (
-            <Button variant="danger" onClick={() => setConfirming(true)}>
-              Quarantine…
-            </Button>
-          )}
+          <div className="actions">
+            {actionsFor(device.status).map((action) => (
+              <Button key={action} variant="danger" onClick={() => setConfirming(action)}>
+                {`${LIFECYCLE[action].label}…`}
+              </Button>
+            ))}
+          </div>
         </Card>
         <Card title="Identity">
           {certificates.length === 0 && <p>No certificate issued.</p>}
@@ -102,60 +105,50 @@ export function DeviceDetail(props: { id: string }) {
           ))}
         </Card>
       </div>
-      <QuarantineDialog
-        device={device}
-        open={confirming}
-        onClose={() => setConfirming(false)}
-        onDone={(updated) => {
+      <ConfirmDialog
+        title={confirming ? `${LIFECYCLE[confirming].label} ${device.serial}?` : ''}
+        open={confirming !== null}
+        onClose={() => setConfirming(null)}
+        confirmLabel={confirming ? LIFECYCLE[confirming].label : ''}
+        stepUp
+        onConfirm={async () => {
+          const action = confirming!;
+          const updated = await api<Device>('POST', `/devices/${encodeURIComponent(device.id)}/${action}`);
           setDevice(updated);
-          setConfirming(false);
-          setNotice(`Device ${updated.serial} is quarantined; its connection is closed.`);
+          setConfirming(null);
+          setNotice(`Device ${updated.serial} ${LIFECYCLE[action].done}`);
           void load();
         }}
-      />
+      >
+        <p>{confirming && LIFECYCLE[confirming].says}</p>
+      </ConfirmDialog>
     </>
   );
 }
 
-function QuarantineDialog(props: { device: Device; open: boolean; onClose: () => void; onDone: (device: Device) => void }) {
-  const [code, setCode] = useState('');
-  const [password, setPassword] = useState('');
-  const [error, setError] = useState<string | null>(null);
-  const [busy, setBusy] = useState(false);
+type Lifecycle = 'quarantine' | 'disable' | 'retire';
+const LIFECYCLE: Record<Lifecycle, { label: string; done: string; says: string }> = {
+  quarantine: {
+    label: 'Quarantine',
+    done: 'is quarantined; its connection is closed.',
+    says: "The broker closes the device's connection at once; it stays quarantined until an operator activates it again.",
+  },
+  disable: {
+    label: 'Disable',
+    done: 'is disabled; its connection is closed and its certificate refused.',
+    says: 'The device is refused at the broker and for updates until an operator activates it again.',
+  },
+  retire: {
+    label: 'Retire',
+    done: 'is retired for good.',
+    says: 'The device leaves service for good: its serial never comes back, and this cannot be undone.',
+  },
+};
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
-    setBusy(true);
-    setError(null);
-    try {
-      await api('POST', '/auth/step-up', code ? { code } : { password });
-      props.onDone(await api<Device>('POST', `/devices/${encodeURIComponent(props.device.id)}/quarantine`));
-      setCode('');
-      setPassword('');
-    } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : 'The platform could not be reached; try again');
-    } finally {
-      setBusy(false);
-    }
-  };
-
-  return (
-    <Dialog title={`Quarantine ${props.device.serial}?`} open={props.open} onClose={props.onClose}>
-      <form onSubmit={submit}>
-        <p>The broker closes the device's connection at once; it stays quarantined until an operator activates it again.</p>
-        <p>Confirm it is you: your authentication code (or your password if you have no authenticator).</p>
-        {error && <Alert>{error}</Alert>}
-        <Field label="Authentication code" value={code} onChange={setCode} inputMode="numeric" autoComplete="one-time-code" />
-        <Field label="Password" type="password" value={password} onChange={setPassword} autoComplete="current-password" />
-        <div className="actions">
-          <Button variant="secondary" onClick={props.onClose}>
-            Cancel
-          </Button>
-          <Button type="submit" variant="danger" disabled={busy || (!code && !password)}>
-            Quarantine
-          </Button>
-        </div>
-      </form>
-    </Dialog>
+/** The actions a device in this status may take (retired is terminal). */
+function actionsFor(status: Device['status']): Lifecycle[] {
+  if (status === 'retired') return [];
+  return (['quarantine', 'disable', 'retire'] as const).filter(
+    (action) => !(action === 'quarantine' && status === 'quarantined') && !(action === 'disable' && status === 'disabled'),
   );
 }

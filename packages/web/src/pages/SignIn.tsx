@@ -6,6 +6,7 @@
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, setCsrfToken, type SignInAnswer, type SignInStatus, type User } from '../api';
 import { Alert, Button, Field } from '../kit';
+import { Enrolment } from './Security';
 
 type Step = SignInStatus | 'credentials' | 'recovery-codes';
 
@@ -108,20 +109,11 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
         </form>
       )}
       {step === 'mfa_enrollment_required' && enrolment && (
-        <form onSubmit={confirmEnrolment} aria-label="Set up two-factor authentication">
+        <>
           <h2>Set up two-factor authentication</h2>
-          <p>Your role needs an authenticator app. Add this key to it, then type the code it shows.</p>
-          <p>
-            Key: <code className="secret">{enrolment.secret}</code>
-          </p>
-          <p className="hint">
-            Or open: <code className="secret">{enrolment.otpauthUri}</code>
-          </p>
-          <Field label="Authentication code" value={code} onChange={setCode} inputMode="numeric" autoComplete="one-time-code" required />
-          <Button type="submit" disabled={busy}>
-            Confirm
-          </Button>
-        </form>
+          <p>Your role needs an authenticator app.</p>
+          <Enrolment enrolment={enrolment} code={code} onCode={setCode} onSubmit={confirmEnrolment} busy={busy} />
+        </>
       )}
       {step === 'recovery-codes' && user && (
         <section aria-label="Recovery codes">

@@ -333,6 +333,26 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
           },
           async (request, reply) => reply.status(201).send(await rollouts.create(actorOf(request), request.body)),
         );
+        app.post(
+          '/updates/rollouts/preview',
+          {
+            config: manage,
+            schema: {
+              tags: ['updates'],
+              summary: 'How many devices a rollout of this release with this selector would enrol now (nothing is created)',
+              body: Strict({ releaseId: Id, selector: Selector }),
+              response: {
+                200: Strict({
+                  matched: Type.Integer({ description: "devices of the release's product the selector matches (enrollable statuses)" }),
+                  enrollable: Type.Integer({ description: 'of those, the devices a rollout would enrol now' }),
+                  busy: Type.Integer({ description: 'of those, the devices another unfinished rollout holds (they would be skipped)' }),
+                }),
+                ...errorResponses(400, 401, 403, 404, 409),
+              },
+            },
+          },
+          async (request) => rollouts.preview(actorOf(request), request.body),
+        );
         app.get(
           '/updates/rollouts',
           {
