@@ -51,6 +51,8 @@ export interface StartOptions {
   port?: number;
   logger?: boolean;
   logStream?: NodeJS.WritableStream;
+  /** Fields on every log line (a worker's number: `{ worker: 2 }`). */
+  logBindings?: Record<string, unknown>;
 }
 
 export async function startServer(platform: Platform, options: StartOptions = {}): Promise<RunningServer> {
@@ -69,6 +71,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     routes: httpRoutes(platform, metrics, readiness),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
+    ...(options.logBindings ? { logBindings: options.logBindings } : {}),
   });
   const host = options.host ?? config.http.host;
   // Every TCP connection, from its accept: one that never finishes its TLS handshake would hold shutdown for Node's 120 s.
