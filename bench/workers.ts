@@ -178,6 +178,9 @@ try {
       const rate = report.acked / report.sendSeconds;
       if (workers === 1) baseline = rate;
       const cores = (cpuSeconds: number) => cpuSeconds / wall;
+      const nodeCpu = after.node - before.node;
+      const pgCpu = pg.backends + pg.background;
+      const busy = after.machine.busy - before.machine.busy;
       rows.push([
         String(workers),
         rate,
@@ -185,11 +188,12 @@ try {
         after.stored - before.stored - report.acked,
         report.p50,
         report.p99,
-        cores(after.node - before.node),
+        cores(nodeCpu),
         cores(loadCpu),
-        cores(pg.backends + pg.background),
-        cores(after.machine.busy - before.machine.busy),
-        `${((100 * loadCpu) / (after.machine.busy - before.machine.busy)).toFixed(0)}%`,
+        cores(pgCpu),
+        cores(busy - nodeCpu - loadCpu - pgCpu),
+        cores(busy),
+        `${((100 * loadCpu) / busy).toFixed(0)}%`,
         loadavg()[0]!.toFixed(2),
       ]);
     } finally {
@@ -209,6 +213,7 @@ try {
       'node cores',
       'load gen cores',
       'PostgreSQL cores',
+      'other cores',
       'machine busy cores',
       'load gen share',
       'load avg 1m',
@@ -216,7 +221,7 @@ try {
     rows,
   );
   console.log(
-    '\n"cores": CPU seconds over the run\'s wall time (connections included). "stored - acked": rows stored beyond the PUBACKs counted (0: nothing acknowledged missing; more: stored, not yet acknowledged when the run stopped).',
+    '\n"cores": CPU seconds over the run\'s wall time (connections included); "other": every other process of the machine (Redis, other users\' work). "stored - acked": rows stored beyond the PUBACKs counted (0: nothing acknowledged missing; more: stored, not yet acknowledged when the run stopped).',
   );
 } finally {
   await database.close();
