@@ -143,12 +143,13 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
   const slot = workerSlot();
   // A node that cannot listen (port taken, bad certificate) closes its database at once: an open
   // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
-  const server = await startServer(platform, { logStream: logDestination(), ...(slot ? { logBindings: { worker: slot } } : {}) }).catch(
-    async (error: unknown) => {
-      await platform.close();
-      return failed(error);
-    },
-  );
+  const server = await startServer(platform, {
+    logStream: logDestination(),
+    ...(slot ? { logBindings: { worker: slot }, renewsCertificate: slot === 1 } : {}),
+  }).catch(async (error: unknown) => {
+    await platform.close();
+    return failed(error);
+  });
   const mqttPort = server.mqtt ? server.mqtt.port : null;
   // A worker reports to the primary, which prints once for the node.
   if (slot)

@@ -51,6 +51,8 @@ export interface StartOptions {
   port?: number;
   logger?: boolean;
   logStream?: NodeJS.WritableStream;
+  /** False: the server certificate is renewed by another process of this node, and only followed here (default true). */
+  renewsCertificate?: boolean;
   /** Fields on every log line (a worker's number: `{ worker: 2 }`). */
   logBindings?: Record<string, unknown>;
 }
@@ -95,6 +97,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       audit: platform.audit,
       files,
       renewDays: config.http.certificateRenewDays,
+      renews: options.renewsCertificate ?? true,
       serverNames: config.http.serverNames,
       log: app.log.child({ component: 'tls' }),
     },
