@@ -145,7 +145,7 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
   // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
   const server = await startServer(platform, {
     logStream: logDestination(),
-    ...(slot ? { logBindings: { worker: slot }, renewsCertificate: slot === 1 } : {}),
+    ...(slot ? { worker: slot } : {}),
   }).catch(async (error: unknown) => {
     await platform.close();
     return failed(error);

@@ -12,6 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
+import { newScrapeToken } from '../ops/scrape-token.js';
 import { ENGINES } from '../testing/engines.js';
 import { bulwark } from '../testing/cli.js';
 import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../testing/devices.js';
@@ -22,6 +23,7 @@ import { firstSignIn, startTestPlatform, type TestPlatform } from '../testing/se
 import { startServerProcess, type ServerProcess } from '../testing/server-process.js';
 
 const postgres = ENGINES.find((e) => e.engine === 'postgres')!;
+const scrape = newScrapeToken();
 const problem = await redisProblem();
 
 interface LogLine {
@@ -67,6 +69,7 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
       BULWARK_MQTT_REDIS_URL: REDIS_URL,
       BULWARK_MQTT_WATCH_INTERVAL_MS: '100',
       BULWARK_LOG_LEVEL: 'info',
+      BULWARK_METRICS_TOKEN_HASH: scrape.tokenHash,
     };
     node = await startServerProcess(t.database.dataDir, t.ca, env, 180_000, ['--workers', '2']);
     let pending = '';
@@ -139,6 +142,21 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
       if (served !== byPid.get(held.get(d.id)!)) crossed++;
     }
     assert.ok(crossed > 0, 'at least one command was taken by the worker not holding its device');
+  });
+
+  it('/metrics is answered by the worker that takes the connection, and says which (bulwark_worker)', async () => {
+    const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const probe = new HttpClient(`https://localhost:${node.httpsPort}`, t.ca);
+      try {
+        const res = await probe.get('/metrics', { headers: { authorization: `Bearer ${scrape.token}` } });
+        assert.equal(res.status, 200, res.text);
+        seen.add(/^bulwark_worker (\d+)$/m.exec(res.text)![1]!);
+      } finally {
+        probe.close();
+      }
+    }
+    assert.deepEqual([...seen].sort(), ['1', '2']);
   });
 
   it('telemetry from devices on both workers is stored', async () => {
