@@ -14,7 +14,7 @@ import { migrateToLatest } from '../storage/migrate.js';
 import { workerCount, type Config } from '../ops/config.js';
 import { action, addDataDir, configFor, print, type GlobalOptions } from './context.js';
 import { logDestination } from './log-output.js';
-import { superviseWorkers, workerSlot } from '../runner/workers.js';
+import { superviseWorkers, workerSlot, type ListeningMessage } from '../runner/workers.js';
 
 interface InitFlags extends GlobalOptions {
   org: string;
@@ -152,9 +152,14 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
   });
   const mqttPort = server.mqtt ? server.mqtt.port : null;
   // A worker reports to the primary, which prints once for the node.
-  if (slot)
-    process.send!({ bulwark: 'listening', url: server.url, mqtt: mqttPort === null ? null : { host: config.mqtt.host, port: mqttPort } });
-  else process.stdout.write(listeningText(server.url, config, mqttPort, init));
+  if (slot) {
+    const listening: ListeningMessage = {
+      bulwark: 'listening',
+      url: server.url,
+      mqtt: mqttPort === null ? null : { host: config.mqtt.host, port: mqttPort },
+    };
+    if (process.connected) process.send!(listening);
+  } else process.stdout.write(listeningText(server.url, config, mqttPort, init));
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = () => {
@@ -165,8 +170,6 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
     };
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
-    // A worker whose primary is gone stops too: nobody would restart or stop it.
-    if (slot) process.once('disconnect', stop);
   });
   return 0;
 }

@@ -218,6 +218,31 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
     assert.equal(logs.filter((l) => l.msg === 'worker stopped').length, 2);
   });
 
+  it('the workers of a primary killed with SIGKILL stop by themselves', async () => {
+    const orphaned = await startServerProcess(
+      t.database.dataDir,
+      t.ca,
+      { BULWARK_DATABASE_URL: t.database.url, BULWARK_DATABASE_POOL_SIZE: '2', BULWARK_MQTT_REDIS_URL: REDIS_URL },
+      180_000,
+      ['--workers', '2'],
+    );
+    const pids = orphaned.startOutput
+      .split('\n')
+      .filter((line) => line.includes('"msg":"worker started"'))
+      .map((line) => (JSON.parse(line) as LogLine).workerPid!);
+    assert.equal(pids.length, 2);
+    orphaned.child.kill('SIGKILL');
+    const running = (pid: number) => {
+      try {
+        process.kill(pid, 0);
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    await eventually(() => !pids.some(running), 60_000, 'both workers exited');
+  });
+
   it('a worker that keeps failing before it listens (its port taken) stops the node with exit 1', async () => {
     const taken = createServer();
     await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
