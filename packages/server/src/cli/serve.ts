@@ -116,9 +116,10 @@ function firstStartText(init: InitResult, url: string): string {
 }
 
 /**
- * Runs the node (with several workers, their primary: superviseNode). Standard output gets only the text a person reads, written once the node listens;
- * logs go to standard error (log-output.ts). `init` is the report of a first start made just before:
- * its one-time password is printed with the address, or alone if the node cannot start.
+ * Runs the node (with several workers, their primary: superviseNode). Standard output gets only the
+ * text a person reads, written once the node listens; logs go to standard error (log-output.ts).
+ * `init` is the report of a first start made just before: its one-time password is printed with the
+ * address, or alone if the node cannot start.
  */
 async function serve(flags: ServeFlags, init?: InitResult): Promise<number> {
   // The IPC channel to the primary would keep a worker's process alive once it stopped or failed.
