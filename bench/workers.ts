@@ -7,8 +7,9 @@
  * each throughput it prints who used the CPU during the run (from /proc, over the load
  * generator's lifetime, connections included): the node's processes (primary and workers), the
  * load generator, PostgreSQL (this database's backends and the server's background writers) and
- * the whole machine, each as cores busy on average. On two cores a ratio near 1 with the machine
- * near 2 busy cores says the machine, not the node, is the limit.
+ * the whole machine, each as cores busy on average, and the node's CPU per stored message. On two
+ * cores a ratio near 1 with the machine near 2 busy cores says the machine, not the node, is the
+ * limit; with other work on the machine, msg/s follows the share of the cores the node got.
  *
  *   npm run bench:workers -- [--devices 200] [--window 4] [--duration 8] [--workers 2]
  */
@@ -189,6 +190,7 @@ try {
         report.p50,
         report.p99,
         cores(nodeCpu),
+        (nodeCpu / report.acked) * 1e6,
         cores(loadCpu),
         cores(pgCpu),
         cores(busy - nodeCpu - loadCpu - pgCpu),
@@ -211,6 +213,7 @@ try {
       'p50 ms',
       'p99 ms',
       'node cores',
+      'node µs/msg',
       'load gen cores',
       'PostgreSQL cores',
       'other cores',
@@ -221,7 +224,7 @@ try {
     rows,
   );
   console.log(
-    '\n"cores": CPU seconds over the run\'s wall time (connections included); "other": every other process of the machine (Redis, other users\' work). "stored - acked": rows stored beyond the PUBACKs counted (0: nothing acknowledged missing; more: stored, not yet acknowledged when the run stopped).',
+    '\n"cores": CPU seconds over the run\'s wall time (connections included); "node µs/msg": the node\'s CPU per stored message (connections included), which on a shared machine says more than msg/s; "other": every other process of the machine (Redis, other users\' work). "stored - acked": rows stored beyond the PUBACKs counted (0: nothing acknowledged missing; more: stored, not yet acknowledged when the run stopped).',
   );
 } finally {
   await database.close();
