@@ -42,6 +42,7 @@ export const ErrorCodes = {
   configInvalid: 'config.invalid',
   configPkcs11Missing: 'config.pkcs11_missing',
   configPkcs11PinMissing: 'config.pkcs11_pin_missing',
+  configWorkersNeedSharedState: 'config.workers_need_shared_state',
 
   // accounts
   unauthenticated: 'auth.unauthenticated',

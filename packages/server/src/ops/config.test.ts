@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ValidationError } from '../errors.js';
-import { loadConfig } from './config.js';
+import { loadConfig, workerCount } from './config.js';
 
 function withDir(fn: (dir: string) => void): void {
   const dir = mkdtempSync(join(tmpdir(), 'bulwark-config-'));
@@ -64,6 +64,42 @@ describe('configuration', () => {
         () => loadConfig({ dataDir: dir, env: { BULWARK_DATABASE_URL: 'mysql://db' } }),
         /database\.url \(BULWARK_DATABASE_URL\)/,
       );
+    });
+  });
+
+  it('takes node.workers as a number or auto, from the file or BULWARK_NODE_WORKERS; auto is one per core', () => {
+    withDir((dir) => {
+      const shared = { BULWARK_DATABASE_URL: 'postgres://bulwark@db/bulwark', BULWARK_MQTT_REDIS_URL: 'redis://127.0.0.1:6379/0' };
+      assert.equal(loadConfig({ dataDir: dir, env: {} }).node.workers, 1);
+      assert.equal(loadConfig({ dataDir: dir, env: { ...shared, BULWARK_NODE_WORKERS: '3' } }).node.workers, 3);
+      const auto = loadConfig({ dataDir: dir, env: { ...shared, BULWARK_NODE_WORKERS: 'auto' } });
+      assert.equal(auto.node.workers, 'auto');
+      assert.equal(workerCount(auto, 16), 16);
+      assert.equal(workerCount(auto, 0), 1);
+      writeFileSync(join(dir, 'config.json'), JSON.stringify({ node: { workers: 2 }, mqtt: { enabled: false } }));
+      assert.equal(loadConfig({ dataDir: dir, env: { BULWARK_DATABASE_URL: shared.BULWARK_DATABASE_URL } }).node.workers, 2);
+    });
+  });
+
+  it('refuses several workers on SQLite, or on PostgreSQL without Redis for the broker, naming what to set', () => {
+    withDir((dir) => {
+      const refused = (env: NodeJS.ProcessEnv, pattern: RegExp) =>
+        assert.throws(
+          () => loadConfig({ dataDir: dir, env }),
+          (error: unknown) =>
+            error instanceof ValidationError && error.code === 'config.workers_need_shared_state' && pattern.test(error.message),
+        );
+      refused({ BULWARK_NODE_WORKERS: '2' }, /database\.url \(BULWARK_DATABASE_URL\): SQLite/);
+      refused({ BULWARK_NODE_WORKERS: 'auto' }, /node\.workers \(BULWARK_NODE_WORKERS\) is auto/);
+      refused(
+        { BULWARK_NODE_WORKERS: '2', BULWARK_DATABASE_URL: 'postgres://bulwark@db/bulwark' },
+        /mqtt\.redisUrl \(BULWARK_MQTT_REDIS_URL\)/,
+      );
+      for (const bad of ['0', 'abc', '2.5', '257'])
+        assert.throws(
+          () => loadConfig({ dataDir: dir, env: { BULWARK_NODE_WORKERS: bad } }),
+          /node\.workers \(BULWARK_NODE_WORKERS\): must be a whole number from 1 to 256, or auto \(one per core\)$/m,
+        );
     });
   });
 

@@ -6,6 +6,7 @@
  * `sessions.idleTimeoutMinutes` is `BULWARK_SESSIONS_IDLE_TIMEOUT_MINUTES`.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Type, type Static, type TSchema } from 'typebox';
@@ -14,6 +15,9 @@ import { Type, type Static, type TSchema } from 'typebox';
 import { Check, Errors } from 'typebox/schema';
 import { ValidationError } from '../errors.js';
 import { SCRAPE_TOKEN_HASH_PATTERN } from './scrape-token.js';
+
+/** The most worker processes one node runs (`node.workers`). */
+export const MAX_WORKERS = 256;
 
 const Port = Type.Integer({ minimum: 0, maximum: 65535, description: '0 picks a free port' });
 
@@ -517,6 +521,15 @@ export const ConfigSchema = Type.Object(
       },
       { additionalProperties: false },
     ),
+    node: Type.Object(
+      {
+        workers: Type.Union([Type.Integer({ minimum: 1, maximum: MAX_WORKERS }), Type.Literal('auto')], {
+          description:
+            'processes serving this node (one per core: `auto`); more than 1 needs PostgreSQL and, with the broker, mqtt.redisUrl',
+        }),
+      },
+      { additionalProperties: false },
+    ),
     log: Type.Object(
       {
         level: Type.Union([
@@ -703,6 +716,7 @@ export function defaultConfig(dataDir: string): Config {
       tokenRateLimitPerMinute: 60,
     },
     metrics: {},
+    node: { workers: 1 },
     log: { level: 'info' },
   };
 }
@@ -730,6 +744,8 @@ function fromEnvironment(schema: TSchema, env: NodeJS.ProcessEnv, path: string[]
     const variants = (child as { anyOf?: { type?: string }[] }).anyOf;
     const type = (child as { type?: string }).type ?? variants?.find((v) => v.type !== 'null')?.type;
     if (variants && raw.trim() === 'null') out[key] = null;
+    // A number or a word (`node.workers`: 3 or `auto`): a value that is not a number stays a word.
+    else if (variants?.some((v) => v.type === 'string') && !/^\s*-?\d/.test(raw)) out[key] = raw.trim();
     else if (type === 'integer' || type === 'number') out[key] = raw.trim() === '' ? raw : Number(raw);
     else if (type === 'boolean') out[key] = raw === 'true' ? true : raw === 'false' ? false : raw;
     else if (type === 'array')
@@ -754,24 +770,76 @@ function deepMerge(base: Record<string, Json>, over: Record<string, Json>): Reco
   return out;
 }
 
+/** Keys taking a number or a word, with what a wrong value is told. */
+const WORDED_KEYS: Record<string, string> = {
+  'node.workers': `must be a whole number from 1 to ${MAX_WORKERS}, or auto (one per core)`,
+};
+
 /** Throws a ValidationError naming every bad key, its environment variable and what is expected. */
 export function validateConfig(candidate: unknown): Config {
   refusePinInConfig(candidate);
-  if (Check(ConfigSchema, candidate)) return candidate;
+  if (Check(ConfigSchema, candidate)) {
+    refuseWorkersWithoutSharedState(candidate);
+    return candidate;
+  }
   // An unknown key also fails its `additionalProperties: false` sub-schema ("schema is false"):
   // the additionalProperties error already names it, so that echo is dropped.
   const errors = Errors(ConfigSchema, candidate)[1].filter(
     (e) => !(e.keyword === 'boolean' && e.schemaPath.endsWith('/additionalProperties')),
   );
-  const problems = errors.map((e) => {
-    const path = e.instancePath.split('/').filter(Boolean);
-    const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
-    const key = extra ? [...path, ...extra].join('.') : path.join('.') || '(root)';
-    const hint = extra ? 'unknown key: remove it or check its spelling' : e.message;
-    return { key, env: envName(extra ? [...path, ...extra] : path), problem: hint };
-  });
+  // A key whose variants all failed gets one line saying what it takes, not one per variant.
+  const worded = (e: (typeof errors)[number]) => WORDED_KEYS[e.instancePath.split('/').filter(Boolean).join('.')];
+  const problems = errors
+    .filter((e) => !worded(e) || e.keyword === 'anyOf')
+    .map((e) => {
+      const path = e.instancePath.split('/').filter(Boolean);
+      const extra = (e.params as { additionalProperties?: string[] }).additionalProperties;
+      const key = extra ? [...path, ...extra].join('.') : path.join('.') || '(root)';
+      const hint = extra ? 'unknown key: remove it or check its spelling' : (worded(e) ?? e.message);
+      return { key, env: envName(extra ? [...path, ...extra] : path), problem: hint };
+    });
   const lines = problems.map((p) => `  ${p.key} (${p.env}): ${p.problem}`).join('\n');
   throw new ValidationError(`Invalid configuration:\n${lines}`, { problems }, 'config.invalid');
+}
+
+/** How many processes serve this node: `node.workers`, `auto` being one per core of `cores`. */
+export function workerCount(config: Pick<Config, 'node'>, cores: number = availableParallelism()): number {
+  const { workers } = config.node;
+  return workers === 'auto' ? Math.min(Math.max(1, cores), MAX_WORKERS) : workers;
+}
+
+/**
+ * Several workers share what several nodes share: one PostgreSQL database (SQLite takes one writing
+ * process, and its WAL checkpointer one owner) and, for the broker, Redis (MQTT sessions, retained
+ * messages and routing between the processes; without it each worker's broker would be an island).
+ * `auto` is refused on SQLite too: it means one per core, whatever the machine it is moved to.
+ */
+function refuseWorkersWithoutSharedState(config: Config): void {
+  const { workers } = config.node;
+  if (workers === 1) return;
+  const shown = `node.workers (BULWARK_NODE_WORKERS) is ${workers}`;
+  const problems: { key: string; env: string; problem: string }[] = [];
+  if (!config.database.url.startsWith('postgres'))
+    problems.push({
+      key: 'database.url',
+      env: 'BULWARK_DATABASE_URL',
+      problem:
+        'SQLite (the embedded database) takes one process: a node on SQLite runs one worker (node.workers 1, the default). Several workers need database.url set to a postgres:// URL',
+    });
+  if (config.mqtt.enabled && config.mqtt.redisUrl === null)
+    problems.push({
+      key: 'mqtt.redisUrl',
+      env: 'BULWARK_MQTT_REDIS_URL',
+      problem:
+        "the MQTT broker's sessions, retained messages and routing between workers go through Redis: set mqtt.redisUrl (or turn the broker off with mqtt.enabled false)",
+    });
+  if (problems.length === 0) return;
+  const lines = problems.map((p) => `  ${p.key} (${p.env}): ${p.problem}`).join('\n');
+  throw new ValidationError(
+    `Invalid configuration: ${shown}, which needs what several processes can share:\n${lines}`,
+    { workers, problems },
+    'config.workers_need_shared_state',
+  );
 }
 
 /** A PKCS#11 PIN never sits in the config: it comes from the environment variable `keys.pkcs11.pinEnv` names. */

@@ -10,6 +10,7 @@ import { closed, connectDevice } from '../testing/mqtt.js';
 import { Openssl } from '../testing/openssl.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { pkiPaths } from './ca.js';
+import { ServerCertificateRenewal } from './server-renewal.js';
 
 const sockets: TLSSocket[] = [];
 
@@ -103,6 +104,38 @@ for (const engine of ENGINES) {
         await closed(client);
       } finally {
         endSockets();
+        await t.close();
+      }
+    });
+
+    it('a process that only follows (a worker but the first) never issues, and picks up what the renewing one wrote', async () => {
+      const t = await startTestPlatform(engine);
+      try {
+        const follower = new ServerCertificateRenewal(
+          {
+            dataDir: t.config.dataDir,
+            box: t.platform.box,
+            token: null,
+            clock: t.clock,
+            audit: t.platform.audit,
+            files: null,
+            renewDays: t.config.http.certificateRenewDays,
+            renews: false,
+            serverNames: [],
+            log: { info: () => undefined, error: () => undefined },
+          },
+          t.server.certificate.tls,
+        );
+        const before = t.server.certificate.tls.cert;
+        t.clock.set(new Date(new X509Certificate(before).validTo).getTime() - 29 * DAY);
+        assert.equal(await follower.check(), 'unchanged');
+        assert.equal(readFileSync(pkiPaths(t.config.dataDir).serverCert, 'utf8'), before, 'the follower wrote nothing');
+        assert.equal(await t.server.certificate.check(), 'renewed');
+        assert.equal(await follower.check(), 'reloaded');
+        assert.equal(follower.tls.cert, t.server.certificate.tls.cert);
+        const audited = await renewals(t);
+        assert.deepEqual(audited.map((e) => e.how).sort(), ['data_directory', 'renewed'], 'one certificate issued, and followed');
+      } finally {
         await t.close();
       }
     });

@@ -3,7 +3,8 @@
  * certificate (DIR/pki/server.pem), a check issues a fresh one from the server issuing CA (same
  * names, new key) once it is within `http.certificateRenewDays` of expiry, writes it to the data
  * directory and swaps it into the running listeners; a certificate replaced on disk by someone else
- * (`bulwark pki import-issuing`, another node sharing the directory) is picked up the same way.
+ * (`bulwark pki import-issuing`, another node sharing the directory) is picked up the same way. Of the
+ * workers of one node, only the first renews (`renews`); the others pick its certificate up so.
  * With operator files (`http.tlsCertFile`/`tlsKeyFile`, e.g. renewed by certbot), a check re-reads
  * them and swaps them in when they changed, unless the key does not match the certificate (then the
  * old pair stays and an error is logged). A swap only changes what new handshakes see: connections
@@ -39,6 +40,8 @@ export interface ServerCertificateRenewalOptions {
   /** Operator-supplied pair; null: the platform-issued certificate of the data directory. */
   files: { cert: string; key: string } | null;
   renewDays: number;
+  /** False: this process only follows what another one renews (the workers of a node but the first). */
+  renews?: boolean;
   serverNames: string[];
   log: RenewalLog;
 }
@@ -97,7 +100,7 @@ export class ServerCertificateRenewal {
       await this.swap({ cert: onDisk.cert, key: onDisk.key }, files ? 'file' : 'data_directory');
       return 'reloaded';
     }
-    if (files) return 'unchanged';
+    if (files || this.options.renews === false) return 'unchanged';
     const notAfter = new Date(new X509Certificate(this.current.cert).validTo).getTime();
     if (notAfter - this.options.clock.now() > this.options.renewDays * DAY_MS) return 'unchanged';
     await this.swap(await this.issue(), 'renewed');

@@ -51,6 +51,11 @@ export interface StartOptions {
   port?: number;
   logger?: boolean;
   logStream?: NodeJS.WritableStream;
+  /**
+   * This process's number among the workers of the node (`serve --workers`, runner/workers.ts): on
+   * every log line and in /metrics; only worker 1 renews the server certificate, the others follow it.
+   */
+  worker?: number;
 }
 
 export async function startServer(platform: Platform, options: StartOptions = {}): Promise<RunningServer> {
@@ -69,7 +74,13 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     routes: httpRoutes(platform, metrics, readiness),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
+    ...(options.worker ? { logBindings: { worker: options.worker } } : {}),
   });
+  metrics.gauge(
+    'worker',
+    'The worker of the node that answered this scrape (serve --workers): 1…N; 0 for a node of one process',
+    () => options.worker ?? 0,
+  );
   const host = options.host ?? config.http.host;
   // Every TCP connection, from its accept: one that never finishes its TLS handshake would hold shutdown for Node's 120 s.
   const connections = new Set<Socket>();
@@ -92,6 +103,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       audit: platform.audit,
       files,
       renewDays: config.http.certificateRenewDays,
+      renews: (options.worker ?? 1) === 1,
       serverNames: config.http.serverNames,
       log: app.log.child({ component: 'tls' }),
     },

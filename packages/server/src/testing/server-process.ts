@@ -23,6 +23,8 @@ export interface ServerProcess {
   logLines(): number;
   /** What it logged (the first 100,000 characters). */
   output(): string;
+  /** What it wrote until it listened (standard output and error, at most 100,000 characters). */
+  startOutput: string;
   /** Resident set size now, and its peak since the process started (bytes). */
   memory(): { rss: number; peak: number };
   /** SIGTERM, then the exit code (null if it had to be killed after `ms`). */
@@ -67,14 +69,15 @@ export async function prepareDataDir(
 const MQTT_LINE = /device broker \(MQTT over mutual TLS\) listening on mqtts:\/\/[^:]+:(\d+)/;
 const HTTPS_LINE = /Bulwark API listening on https:\/\/[^:]+:(\d+)/;
 
-/** Starts `bulwark serve` on the data directory; `env` adds BULWARK_* settings. */
+/** Starts `bulwark serve` on the data directory; `env` adds BULWARK_* settings, `args` more options (`--workers 2`). */
 export async function startServerProcess(
   dataDir: string,
   ca: string,
   env: Record<string, string> = {},
   listenTimeoutMs = 60_000,
+  args: string[] = [],
 ): Promise<ServerProcess> {
-  const child = startCli(['serve', '--data-dir', dataDir, '--port', '0'], { BULWARK_MQTT_PORT: '0', ...env });
+  const child = startCli(['serve', '--data-dir', dataDir, '--port', '0', ...args], { BULWARK_MQTT_PORT: '0', ...env });
   let output = '';
   let lines = 0;
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
@@ -105,6 +108,7 @@ export async function startServerProcess(
     ca,
     logLines: () => lines,
     output: () => output,
+    startOutput: output,
     memory() {
       const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
       const kb = (field: string) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(status)?.[1] ?? Number.NaN) * 1024;

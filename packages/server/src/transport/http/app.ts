@@ -6,6 +6,7 @@
  * Nothing here knows a domain.
  */
 import { randomUUID } from 'node:crypto';
+import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
@@ -38,6 +39,8 @@ export interface HttpOptions {
   logger?: boolean;
   /** Where logs go (default standard output); tests capture them to check redaction. */
   logStream?: NodeJS.WritableStream;
+  /** Fields on every log line, beside pino's pid and hostname (a worker's number). */
+  logBindings?: Record<string, unknown>;
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
@@ -68,6 +71,7 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
         : {
             level: options.logLevel,
             redact: { paths: REDACTED_PATHS, censor: '[redacted]' },
+            ...(options.logBindings ? { base: { pid: process.pid, hostname: hostname(), ...options.logBindings } } : {}),
             ...(options.logStream ? { stream: options.logStream } : {}),
           },
     bodyLimit: http.bodyLimitBytes,

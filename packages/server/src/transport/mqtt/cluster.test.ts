@@ -6,7 +6,6 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { connect } from 'node:net';
 import type { MqttClient } from 'mqtt';
 import { startServer, type RunningServer } from '../../runner/server.js';
 import { openPlatform, type Platform } from '../../platform.js';
@@ -18,31 +17,9 @@ import { HttpClient } from '../../testing/http.js';
 import { openLiveStream } from '../../testing/live-stream.js';
 import { closed, connectDevice, eventually, inbox, settle } from '../../testing/mqtt.js';
 import { ownerSession, startTestPlatform, STRONG_PASSWORD, type TestPlatform } from '../../testing/server.js';
-
-const REDIS_URL = process.env.BULWARK_TEST_REDIS_URL ?? 'redis://127.0.0.1:6379/9';
-
-async function redisProblem(): Promise<string | false> {
-  const url = new URL(REDIS_URL);
-  return new Promise((resolve) => {
-    const socket = connect({ host: url.hostname, port: Number(url.port || 6379) });
-    const fail = (why: string) => {
-      socket.destroy();
-      resolve(why);
-    };
-    socket.setTimeout(3000, () => fail('timeout'));
-    socket.once('error', (error) => fail(error.message));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => {
-      socket.end();
-      resolve(data.toString().startsWith('+PONG') ? false : `unexpected answer ${data.toString().trim()}`);
-    });
-  });
-}
+import { redisProblem, REDIS_URL } from '../../testing/redis.js';
 
 const problem = await redisProblem();
-if (problem && process.env.CI === 'true')
-  throw new Error(`Redis at ${REDIS_URL} is unreachable (${problem}) and CI=true makes it mandatory`);
-if (problem) console.error(`\n!!! Redis at ${REDIS_URL} is unreachable (${problem}): the two-node tests are SKIPPED !!!\n`);
 const postgres = ENGINES.find((e) => e.engine === 'postgres')!;
 
 describe(
