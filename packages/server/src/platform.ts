@@ -13,6 +13,7 @@ import { LoginService } from './accounts/login.js';
 import { createMailer, type Mailer } from './accounts/mailer.js';
 import { MfaService } from './accounts/mfa.js';
 import { OneTimeTokens } from './accounts/one-time-tokens.js';
+import { OneTimeTokenStore } from './accounts/one-time-token-store.js';
 import { PasskeyStore } from './accounts/passkey-store.js';
 import { PasskeyService } from './accounts/passkeys.js';
 import { ProfileService } from './accounts/profile.js';
@@ -231,7 +232,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const mfa = new MfaService(store, box, audit, clock);
   const passkeys = new PasskeyService(new PasskeyStore(db), store, audit, clock, config.passkeys, box.deriveKey('webauthn-user-handle'));
   const login = new LoginService(store, sessions, mfa, passkeys, audit, mailer, clock, config.auth);
-  const tokens = new OneTimeTokens(db, clock);
+  const tokens = new OneTimeTokens(new OneTimeTokenStore(db), clock);
   const apiKeyStore = new ApiKeyStore(db);
   const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock, passkeys);
   const authenticator = new Authenticator(store, sessions);
