@@ -27,7 +27,6 @@ const KYSELY_ALLOWED_FOR_NOW = [
   'keys/signing-keys.ts',
   'keys/sealed-values.ts',
   'keys/rotation.ts',
-  'devices/symmetric-keys.ts',
   'devices/enrollment.ts',
   'devices/commands.ts',
   'devices/identity.ts',

@@ -79,6 +79,7 @@ import { ShadowStore } from './devices/shadow-store.js';
 import { BootstrapCaStore } from './devices/bootstrap-ca-store.js';
 import { DevicesStore } from './devices/store.js';
 import { SymmetricKeyService } from './devices/symmetric-keys.js';
+import { SymmetricKeyStore } from './devices/symmetric-key-store.js';
 import { systemClock, type Clock } from './clock.js';
 import { loadMasterKey, type SecretBox } from './keys/master-key.js';
 import { pkcs11Options, TokenAccess } from './keys/pkcs11.js';
@@ -305,7 +306,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       registrationsPerMinute: config.mqtt.gatewayRegistrationsPerMinute,
     }),
     symmetricKeys: new SymmetricKeyService(
-      db,
+      new SymmetricKeyStore(db),
       devicesStore,
       box,
       audit,

@@ -212,6 +212,16 @@ export class DevicesStore {
     }
   }
 
+  /** Makes the device active if it is still pending (its first credential arrived). */
+  async activatePending(deviceId: string, at: number, db: Executor = this.db): Promise<void> {
+    await db
+      .updateTable('devices')
+      .set({ status: 'active', updated_at: at })
+      .where('id', '=', deviceId)
+      .where('status', '=', 'pending')
+      .execute();
+  }
+
   /**
    * One page in serial order. The serial range (prefix and cursor) applies to the sort key of the
    * index being walked: devices' own serial, or device_tags' when filtering by tag.
