@@ -28,7 +28,6 @@ const KYSELY_ALLOWED_FOR_NOW = [
   'keys/sealed-values.ts',
   'keys/rotation.ts',
   'devices/enrollment.ts',
-  'devices/commands.ts',
   'devices/identity.ts',
 ].map((file) => `${SERVER}/${file}`);
 // TODO(issue 13, adapters call services): route plugins that still query (firmware_releases; the password change's transaction).

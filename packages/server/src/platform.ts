@@ -63,6 +63,7 @@ import { BindingService } from './binding/service.js';
 import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
+import { CommandStore } from './devices/command-store.js';
 import { EnrollmentService } from './devices/enrollment.js';
 import { EnrollmentPolicyService } from './devices/enrollment-policy.js';
 import { JitProvisioner } from './devices/jit.js';
@@ -280,12 +281,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     perSecond: config.mqtt.jitRegistrationsPerSecond,
   });
   const link = new DeviceLink();
+  const telemetryStore = new TelemetryStore(db, database.engine);
   const devices = {
     store: devicesStore,
     service: devicesService,
     link,
     shadow: new ShadowService(new ShadowStore(db), devicesStore, audit, clock, link),
-    commands: new CommandService(db, devicesStore, audit, clock, link),
+    commands: new CommandService(new CommandStore(db), telemetryStore, devicesStore, audit, clock, link),
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
@@ -315,7 +317,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       enrollmentPolicies,
     ),
   };
-  const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
+  const telemetry = telemetryOf(telemetryStore, devicesService, clock, config);
   const binding = bindingOf(
     db,
     config,
