@@ -23,7 +23,6 @@ const KYSELY_ALLOWED_FOR_NOW = [
   'updates/rollout-inbox.ts',
   'updates/repository.ts',
   'updates/releases.ts',
-  'pki/service.ts',
   'keys/signing-keys.ts',
   'keys/sealed-values.ts',
   'keys/rotation.ts',

@@ -88,6 +88,7 @@ import { SigningKeys } from './keys/signing-keys.js';
 import type { Config } from './ops/config.js';
 import { loadDeviceIssuingCa } from './pki/ca.js';
 import { PkiService } from './pki/service.js';
+import { PkiStore } from './pki/store.js';
 import { openDatabase, type DatabaseHandle } from './storage/database.js';
 import { TelemetryStore } from './telemetry/store.js';
 import { RetentionJob } from './telemetry/retention.js';
@@ -269,9 +270,15 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const devicesStore = new DevicesStore(db);
   const gatewayFeed = new GatewayFeed();
   const devicesService = new DevicesService(devicesStore, audit, clock, gatewayFeed);
-  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), {
-    crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
-  });
+  const pki = new PkiService(
+    new PkiStore(db),
+    audit,
+    clock,
+    () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }),
+    {
+      crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
+    },
+  );
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(new BootstrapCaStore(db), devicesStore, audit, clock);
   const manufacturerStore = new ManufacturerStore(db);
