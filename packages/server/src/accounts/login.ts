@@ -20,6 +20,7 @@ import {
 } from './errors.js';
 import type { Mailer } from './mailer.js';
 import type { MfaService } from './mfa.js';
+import type { Actor } from './roles.js';
 import { passkeyRequiredFor, type AssertionBinding, type PasskeyService, type RelyingParty, type VerifiedAssertion } from './passkeys.js';
 import { burnVerification, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import type { IssuedSession, SessionContext, SessionService } from './sessions.js';
@@ -428,6 +429,23 @@ export class LoginService {
   /** Replaces an enrolment session once the user registered the factor it waited for (a passkey). */
   advanceAfterEnrolment(current: SessionRow, context: SessionContext): Promise<LoginOutcome> {
     return this.store.db.transaction().execute((trx) => this.advance(current, context, trx));
+  }
+
+  /**
+   * Confirms the TOTP enrolment with a first code and marks the session stepped up; an enrolment
+   * session is replaced by the one the user is now entitled to. One transaction.
+   */
+  confirmMfaEnrollment(
+    actor: Actor,
+    current: SessionRow,
+    code: string,
+    context: SessionContext,
+  ): Promise<{ recoveryCodes: string[]; advanced: LoginOutcome | null }> {
+    return this.store.db.transaction().execute(async (trx) => {
+      const recoveryCodes = await this.mfa.confirmEnrollment(actor, code, trx);
+      await this.sessions.markStepUp(current.id, trx);
+      return { recoveryCodes, advanced: current.scope === 'mfa_enrollment' ? await this.advance(current, context, trx) : null };
+    });
   }
 
   async logout(session: SessionRow, sourceIp: string): Promise<void> {
