@@ -54,6 +54,7 @@ import { BehaviourRecorder } from './assessment/anomaly/recorder.js';
 import { AnomalyService } from './assessment/anomaly/service.js';
 import { BehaviourStore } from './assessment/anomaly/store.js';
 import { AuditService } from './audit/service.js';
+import { AuditStore } from './audit/store.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
 import { LiveHub } from './binding/live.js';
@@ -228,7 +229,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const mailer = options.mailer ?? createMailer(config, box);
   // keys.pkcs11.onlineSigningKeys: new online keys (audit checkpoints, TUF snapshot, timestamp, director) are generated on the token.
   const signingKeys = new SigningKeys(db, box, clock, hsm && pkcs11?.onlineSigningKeys ? () => hsm.get() : null);
-  const audit = new AuditService(db, database.engine, signingKeys, clock);
+  const audit = new AuditService(new AuditStore(db, database.engine), signingKeys, clock);
 
   const store = new AccountsStore(db);
   const sessions = new SessionService(store, clock, config.sessions, box.deriveKey('csrf'));
