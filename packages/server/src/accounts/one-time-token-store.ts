@@ -50,6 +50,37 @@ export class OneTimeTokenStore {
       .executeTakeFirst();
   }
 
+  /** The token with this digest, whatever its state (it must exist). */
+  byHash(tokenHash: string, db: Executor = this.db): Promise<OneTimeTokenRow> {
+    return db.selectFrom('one_time_tokens').selectAll().where('token_hash', '=', tokenHash).executeTakeFirstOrThrow();
+  }
+
+  /** The organization's tokens of one purpose still usable at `now` (unused, not voided, unexpired), newest first; only `id` when given. */
+  usable(organizationId: string, purpose: Purpose, now: number, id?: string): Promise<OneTimeTokenRow[]> {
+    let query = this.db
+      .selectFrom('one_time_tokens')
+      .selectAll()
+      .where('organization_id', '=', organizationId)
+      .where('purpose', '=', purpose)
+      .where('used_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .where('expires_at', '>', now);
+    if (id !== undefined) query = query.where('id', '=', id);
+    return query.orderBy('created_at', 'desc').execute();
+  }
+
+  /** Voids one unused token; false when it was used or voided already. */
+  async revokeUnused(id: string, at: number, db: Executor = this.db): Promise<boolean> {
+    const revoked = await db
+      .updateTable('one_time_tokens')
+      .set({ revoked_at: at })
+      .where('id', '=', id)
+      .where('used_at', 'is', null)
+      .where('revoked_at', 'is', null)
+      .executeTakeFirst();
+    return Number(revoked.numUpdatedRows) !== 0;
+  }
+
   /** When the user's tokens of one purpose created after `since` were created, newest first. */
   async createdSince(userId: string, purpose: Purpose, since: number, db: Executor = this.db): Promise<number[]> {
     const rows = await db

@@ -70,6 +70,21 @@ export class OneTimeTokens {
     return row;
   }
 
+  /** The row of a token just issued (its ID, payload and expiry). */
+  rowOf(token: string, db: Executor = this.store.db): Promise<OneTimeTokenRow> {
+    return this.store.byHash(sha256Hex(token), db);
+  }
+
+  /** The organization's usable tokens of one purpose (unused, not voided, unexpired), newest first; only `id` when given. */
+  usable(organizationId: string, purpose: OneTimeTokenPurpose, id?: string): Promise<OneTimeTokenRow[]> {
+    return this.store.usable(organizationId, purpose, this.clock.now(), id);
+  }
+
+  /** Voids one unused token (a withdrawn invitation); false when it was used or voided already. */
+  revoke(id: string, db: Executor = this.store.db): Promise<boolean> {
+    return this.store.revokeUnused(id, this.clock.now(), db);
+  }
+
   /** When the user's tokens of one purpose issued since `since` were issued, newest first (used, voided or not). */
   issuedSince(userId: string, purpose: OneTimeTokenPurpose, since: number, db: Executor = this.store.db): Promise<number[]> {
     return this.store.createdSince(userId, purpose, since, db);
