@@ -495,12 +495,7 @@ export class LoginService {
     context: Record<string, unknown> = {},
   ): Promise<void> {
     const db = this.store.db;
-    const { failed_logins: failures } = await db
-      .updateTable('users')
-      .set((eb) => ({ failed_logins: eb('failed_logins', '+', 1) }))
-      .where('id', '=', user.id)
-      .returning('failed_logins')
-      .executeTakeFirstOrThrow();
+    const failures = await this.store.countFailedLogin(user.id, db);
     const locks = failures >= this.config.lockoutThreshold;
     const lockedUntil = this.clock.now() + this.config.lockoutMinutes * MINUTE;
     if (locks) await this.store.updateUser(user.id, { failed_logins: 0, locked_until: lockedUntil }, db);

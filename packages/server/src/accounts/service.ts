@@ -464,14 +464,7 @@ export class AccountsService {
   /** Throws unless an active owner other than the target remains; two owners demoting each other at once cannot both pass. */
   private async requireAnotherOwner(target: UserRow, db: Executor): Promise<void> {
     await this.store.lockOrganization(target.organization_id, db);
-    const others = await db
-      .selectFrom('users')
-      .select('id')
-      .where('organization_id', '=', target.organization_id)
-      .where('role', '=', 'owner')
-      .where('status', '=', 'active')
-      .where('id', '!=', target.id)
-      .execute();
+    const others = await this.store.otherActiveOwners(target.organization_id, target.id, db);
     if (others.length === 0) throw new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner');
   }
 

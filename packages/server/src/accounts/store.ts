@@ -186,6 +186,29 @@ export class AccountsStore {
     return Number(result.numUpdatedRows);
   }
 
+  /** Counts one more failed sign-in of the user (atomically); the new count. */
+  async countFailedLogin(userId: string, db: Executor = this.db): Promise<number> {
+    const { failed_logins: failures } = await db
+      .updateTable('users')
+      .set((eb) => ({ failed_logins: eb('failed_logins', '+', 1) }))
+      .where('id', '=', userId)
+      .returning('failed_logins')
+      .executeTakeFirstOrThrow();
+    return failures;
+  }
+
+  /** The organization's active owners other than `userId`. */
+  otherActiveOwners(organizationId: string, userId: string, db: Executor = this.db): Promise<{ id: string }[]> {
+    return db
+      .selectFrom('users')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('role', '=', 'owner')
+      .where('status', '=', 'active')
+      .where('id', '!=', userId)
+      .execute();
+  }
+
   /** Records a TOTP time step as used if it is later than the last one used; false when it is not (a replay). */
   async advanceMfaStep(userId: string, step: number, db: Executor = this.db): Promise<boolean> {
     const updated = await db
