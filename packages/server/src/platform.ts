@@ -243,7 +243,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
   const apiKeyAuthenticator = new ApiKeyAuthenticator(apiKeyStore, store, clock);
   authenticator.register(apiKeyAuthenticator);
-  const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
+  const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config, passkeys);
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);

@@ -94,6 +94,11 @@ export class OneTimeTokenStore {
     return rows.map((r) => Number(r.created_at));
   }
 
+  /** Deletes every token of the user (the account is deleted). */
+  async deleteOfUser(userId: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('one_time_tokens').where('user_id', '=', userId).execute();
+  }
+
   /** Voids a user's unused tokens of one purpose. */
   async revokeAllOfUser(userId: string, purpose: Purpose, at: number, db: Executor = this.db): Promise<void> {
     await db

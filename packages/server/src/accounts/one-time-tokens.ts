@@ -90,6 +90,11 @@ export class OneTimeTokens {
     return this.store.createdSince(userId, purpose, since, db);
   }
 
+  /** Deletes every token of the user, whatever its purpose (the account is deleted); in the caller's transaction. */
+  async deleteOfUser(userId: string, db: Executor): Promise<void> {
+    await this.store.deleteOfUser(userId, db);
+  }
+
   /** Voids a user's unused tokens of one purpose (a password change voids pending resets). */
   async revokeAll(userId: string, purpose: OneTimeTokenPurpose, db: Executor = this.store.db): Promise<void> {
     await this.store.revokeAllOfUser(userId, purpose, this.clock.now(), db);

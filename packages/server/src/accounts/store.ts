@@ -186,6 +186,24 @@ export class AccountsStore {
     return Number(result.numUpdatedRows);
   }
 
+  /** The user's sessions, newest first, as the data export shows them. */
+  sessionsOfUser(userId: string, db: Executor = this.db) {
+    return db
+      .selectFrom('sessions')
+      .select(['id', 'transport', 'scope', 'created_at', 'last_seen_at', 'expires_at', 'revoked_at', 'source_ip', 'user_agent'])
+      .where('user_id', '=', userId)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  async deleteSessionsOfUser(userId: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('sessions').where('user_id', '=', userId).execute();
+  }
+
+  async deleteUser(userId: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('users').where('id', '=', userId).execute();
+  }
+
   /** Counts one more failed sign-in of the user (atomically); the new count. */
   async countFailedLogin(userId: string, db: Executor = this.db): Promise<number> {
     const { failed_logins: failures } = await db
