@@ -51,6 +51,10 @@ const KYSELY = {
   group: ['kysely', 'kysely/*'],
   message: "Kysely belongs in storage/ and each table's store (`*store*.ts`); call the store (docs/architecture.md).",
 };
+const QUERY = {
+  selector: 'CallExpression[callee.property.name=/^(selectFrom|insertInto|updateTable|deleteFrom|replaceInto|mergeInto)$/]',
+  message: "Queries belong in each table's store (`*store*.ts`); call the store (docs/architecture.md).",
+};
 const restrictLibraries = (...patterns) => ({ '@typescript-eslint/no-restricted-imports': ['error', { patterns }] });
 
 const TOP = {
@@ -107,6 +111,14 @@ export default tseslint.config(
   { files: [...KYSELY_HOME, ...KYSELY_ALLOWED_FOR_NOW], rules: restrictLibraries(FASTIFY) },
   { files: FASTIFY_HOME, rules: restrictLibraries(KYSELY) },
   { files: [...KYSELY_ROUTES_FOR_NOW, ...TESTS], rules: { '@typescript-eslint/no-restricted-imports': 'off' } },
+
+  // Queries (no-restricted-syntax): a service holding a store's executor could query without importing
+  // kysely; building a query is the store's job too.
+  {
+    files: [`${SERVER}/**/*.ts`],
+    ignores: [...KYSELY_HOME, ...KYSELY_ALLOWED_FOR_NOW, ...KYSELY_ROUTES_FOR_NOW, ...TESTS],
+    rules: { 'no-restricted-syntax': ['error', QUERY] },
+  },
 
   // Layers (no-restricted-imports), same rule of the last matching block.
   { files: DOMAINS.map((folder) => `${SERVER}/${folder}/**/*.ts`), rules: restrictLayers(TOP, TRANSPORT, ROUTES) },
