@@ -13,6 +13,7 @@ import { LoginService } from './accounts/login.js';
 import { createMailer, type Mailer } from './accounts/mailer.js';
 import { MfaService } from './accounts/mfa.js';
 import { OneTimeTokens } from './accounts/one-time-tokens.js';
+import { OneTimeTokenStore } from './accounts/one-time-token-store.js';
 import { PasskeyStore } from './accounts/passkey-store.js';
 import { PasskeyService } from './accounts/passkeys.js';
 import { ProfileService } from './accounts/profile.js';
@@ -53,6 +54,7 @@ import { BehaviourRecorder } from './assessment/anomaly/recorder.js';
 import { AnomalyService } from './assessment/anomaly/service.js';
 import { BehaviourStore } from './assessment/anomaly/store.js';
 import { AuditService } from './audit/service.js';
+import { AuditStore } from './audit/store.js';
 import { ClaimService } from './binding/claims.js';
 import { ConsumerDeviceService } from './binding/consumer-devices.js';
 import { LiveHub } from './binding/live.js';
@@ -62,6 +64,7 @@ import { BindingService } from './binding/service.js';
 import { BindingStore } from './binding/store.js';
 import { BootstrapCaService } from './devices/bootstrap-cas.js';
 import { CommandService } from './devices/commands.js';
+import { CommandStore } from './devices/command-store.js';
 import { EnrollmentService } from './devices/enrollment.js';
 import { EnrollmentPolicyService } from './devices/enrollment-policy.js';
 import { JitProvisioner } from './devices/jit.js';
@@ -78,6 +81,7 @@ import { ShadowStore } from './devices/shadow-store.js';
 import { BootstrapCaStore } from './devices/bootstrap-ca-store.js';
 import { DevicesStore } from './devices/store.js';
 import { SymmetricKeyService } from './devices/symmetric-keys.js';
+import { SymmetricKeyStore } from './devices/symmetric-key-store.js';
 import { systemClock, type Clock } from './clock.js';
 import { loadMasterKey, type SecretBox } from './keys/master-key.js';
 import { pkcs11Options, TokenAccess } from './keys/pkcs11.js';
@@ -85,6 +89,7 @@ import { SigningKeys } from './keys/signing-keys.js';
 import type { Config } from './ops/config.js';
 import { loadDeviceIssuingCa } from './pki/ca.js';
 import { PkiService } from './pki/service.js';
+import { PkiStore } from './pki/store.js';
 import { openDatabase, type DatabaseHandle } from './storage/database.js';
 import { TelemetryStore } from './telemetry/store.js';
 import { RetentionJob } from './telemetry/retention.js';
@@ -224,21 +229,21 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const mailer = options.mailer ?? createMailer(config, box);
   // keys.pkcs11.onlineSigningKeys: new online keys (audit checkpoints, TUF snapshot, timestamp, director) are generated on the token.
   const signingKeys = new SigningKeys(db, box, clock, hsm && pkcs11?.onlineSigningKeys ? () => hsm.get() : null);
-  const audit = new AuditService(db, database.engine, signingKeys, clock);
+  const audit = new AuditService(new AuditStore(db, database.engine), signingKeys, clock);
 
   const store = new AccountsStore(db);
   const sessions = new SessionService(store, clock, config.sessions, box.deriveKey('csrf'));
   const mfa = new MfaService(store, box, audit, clock);
   const passkeys = new PasskeyService(new PasskeyStore(db), store, audit, clock, config.passkeys, box.deriveKey('webauthn-user-handle'));
   const login = new LoginService(store, sessions, mfa, passkeys, audit, mailer, clock, config.auth);
-  const tokens = new OneTimeTokens(db, clock);
+  const tokens = new OneTimeTokens(new OneTimeTokenStore(db), clock);
   const apiKeyStore = new ApiKeyStore(db);
   const service = new AccountsService(store, sessions, mfa, tokens, apiKeyStore, audit, clock, passkeys);
   const authenticator = new Authenticator(store, sessions);
   const apiKeys = new ApiKeyService(apiKeyStore, service, audit, clock);
   const apiKeyAuthenticator = new ApiKeyAuthenticator(apiKeyStore, store, clock);
   authenticator.register(apiKeyAuthenticator);
-  const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config);
+  const profile = new ProfileService(store, service, tokens, mfa, apiKeys, audit, mailer, clock, config, passkeys);
   const recovery = new PasswordRecoveryService(store, sessions, apiKeyStore, tokens, audit, mailer, clock, config.auth);
   const signup = new SignupService(store, tokens, audit, mailer, clock, config.auth);
   const invitations = new InvitationService(store, tokens, audit, mailer, clock, config.auth);
@@ -266,9 +271,15 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
   const devicesStore = new DevicesStore(db);
   const gatewayFeed = new GatewayFeed();
   const devicesService = new DevicesService(devicesStore, audit, clock, gatewayFeed, (actor) => service.requireStepUp(actor));
-  const pki = new PkiService(db, audit, clock, () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }), {
-    crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
-  });
+  const pki = new PkiService(
+    new PkiStore(db),
+    audit,
+    clock,
+    () => loadDeviceIssuingCa(config.dataDir, { box, token: hsm ? () => hsm.get() : null }),
+    {
+      crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
+    },
+  );
   const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(new BootstrapCaStore(db), devicesStore, audit, clock);
   const manufacturerStore = new ManufacturerStore(db);
@@ -278,12 +289,13 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     perSecond: config.mqtt.jitRegistrationsPerSecond,
   });
   const link = new DeviceLink();
+  const telemetryStore = new TelemetryStore(db, database.engine);
   const devices = {
     store: devicesStore,
     service: devicesService,
     link,
     shadow: new ShadowService(new ShadowStore(db), devicesStore, audit, clock, link),
-    commands: new CommandService(db, devicesStore, audit, clock, link),
+    commands: new CommandService(new CommandStore(db), telemetryStore, devicesStore, audit, clock, link),
     enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
@@ -304,7 +316,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       registrationsPerMinute: config.mqtt.gatewayRegistrationsPerMinute,
     }),
     symmetricKeys: new SymmetricKeyService(
-      db,
+      new SymmetricKeyStore(db),
       devicesStore,
       box,
       audit,
@@ -313,7 +325,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       enrollmentPolicies,
     ),
   };
-  const telemetry = telemetryOf(new TelemetryStore(db, database.engine), devicesService, clock, config);
+  const telemetry = telemetryOf(telemetryStore, devicesService, clock, config);
   const binding = bindingOf(
     db,
     config,

@@ -34,8 +34,6 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     await app.register(
       accountsRoutes({
         ...accounts,
-        db,
-        audit,
         clock,
         publicUrl: config.http.publicUrl,
         passkeyConfig: config.passkeys,

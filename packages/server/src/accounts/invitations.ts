@@ -10,11 +10,11 @@ import { HOUR } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import type { Config } from '../ops/config.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
-import { sha256Hex } from '../tokens.js';
 import { invitationMail, tokenLink } from './account-mail.js';
 import { InvalidTokenError } from './errors.js';
 import type { Mailer } from './mailer.js';
-import type { OneTimeTokenRow, OneTimeTokens } from './one-time-tokens.js';
+import type { OneTimeTokenRow } from './one-time-token-store.js';
+import type { OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 import { grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import { toUserView, validateEmail, type UserView } from './service.js';
@@ -91,7 +91,7 @@ export class InvitationService {
         { purpose: 'invitation', organizationId: actor.organizationId, userId: null, email, payload: { ...payload }, ttlMs: hours * HOUR },
         trx,
       );
-      const row = await trx.selectFrom('one_time_tokens').selectAll().where('token_hash', '=', sha256Hex(token)).executeTakeFirstOrThrow();
+      const row = await this.tokens.rowOf(token, trx);
       await this.audit.recordBy(actor, 'user.invited', { type: 'invitation', id: row.id }, { role }, trx, {
         personal: { subject: null, fields: { email } },
       });
@@ -114,26 +114,19 @@ export class InvitationService {
   /** Pending invitations of the actor's organization, newest first (never their tokens). */
   async list(actor: Actor): Promise<InvitationView[]> {
     requirePermission(actor, 'users:read');
-    const rows = await this.pending(actor.organizationId).orderBy('created_at', 'desc').execute();
+    const rows = await this.tokens.usable(actor.organizationId, 'invitation');
     return rows.map(toInvitationView);
   }
 
   /** Withdraws a pending invitation; its link stops working. */
   async revoke(actor: Actor, invitationId: string): Promise<void> {
     requirePermission(actor, 'users:manage');
-    const row = await this.pending(actor.organizationId).where('id', '=', invitationId).executeTakeFirst();
+    const [row] = await this.tokens.usable(actor.organizationId, 'invitation', invitationId);
     if (!row) throw new NotFoundError('Invitation', { invitationId });
     const { role, name } = payloadOf(row);
     requireMayGrant(actor, role);
     await this.store.db.transaction().execute(async (trx) => {
-      const revoked = await trx
-        .updateTable('one_time_tokens')
-        .set({ revoked_at: this.clock.now() })
-        .where('id', '=', row.id)
-        .where('used_at', 'is', null)
-        .where('revoked_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(revoked.numUpdatedRows) === 0) throw new NotFoundError('Invitation', { invitationId });
+      if (!(await this.tokens.revoke(row.id, trx))) throw new NotFoundError('Invitation', { invitationId });
       await this.audit.recordBy(actor, 'user.invitation_revoked', { type: 'invitation', id: row.id }, { role }, trx, {
         personal: { subject: null, fields: { email: row.email, name } },
       });
@@ -219,16 +212,5 @@ export class InvitationService {
       isOperatorRole(inviter.role) &&
       grantableRoles(inviter.role).includes(role)
     );
-  }
-
-  private pending(organizationId: string) {
-    return this.store.db
-      .selectFrom('one_time_tokens')
-      .selectAll()
-      .where('organization_id', '=', organizationId)
-      .where('purpose', '=', 'invitation')
-      .where('used_at', 'is', null)
-      .where('revoked_at', 'is', null)
-      .where('expires_at', '>', this.clock.now());
   }
 }

@@ -20,6 +20,7 @@ import {
 } from './errors.js';
 import type { Mailer } from './mailer.js';
 import type { MfaService } from './mfa.js';
+import type { Actor } from './roles.js';
 import { passkeyRequiredFor, type AssertionBinding, type PasskeyService, type RelyingParty, type VerifiedAssertion } from './passkeys.js';
 import { burnVerification, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import type { IssuedSession, SessionContext, SessionService } from './sessions.js';
@@ -430,6 +431,23 @@ export class LoginService {
     return this.store.db.transaction().execute((trx) => this.advance(current, context, trx));
   }
 
+  /**
+   * Confirms the TOTP enrolment with a first code and marks the session stepped up; an enrolment
+   * session is replaced by the one the user is now entitled to. One transaction.
+   */
+  confirmMfaEnrollment(
+    actor: Actor,
+    current: SessionRow,
+    code: string,
+    context: SessionContext,
+  ): Promise<{ recoveryCodes: string[]; advanced: LoginOutcome | null }> {
+    return this.store.db.transaction().execute(async (trx) => {
+      const recoveryCodes = await this.mfa.confirmEnrollment(actor, code, trx);
+      await this.sessions.markStepUp(current.id, trx);
+      return { recoveryCodes, advanced: current.scope === 'mfa_enrollment' ? await this.advance(current, context, trx) : null };
+    });
+  }
+
   async logout(session: SessionRow, sourceIp: string): Promise<void> {
     await this.store.db.transaction().execute(async (trx) => {
       await this.sessions.revoke(session.id, trx);
@@ -477,12 +495,7 @@ export class LoginService {
     context: Record<string, unknown> = {},
   ): Promise<void> {
     const db = this.store.db;
-    const { failed_logins: failures } = await db
-      .updateTable('users')
-      .set((eb) => ({ failed_logins: eb('failed_logins', '+', 1) }))
-      .where('id', '=', user.id)
-      .returning('failed_logins')
-      .executeTakeFirstOrThrow();
+    const failures = await this.store.countFailedLogin(user.id, db);
     const locks = failures >= this.config.lockoutThreshold;
     const lockedUntil = this.clock.now() + this.config.lockoutMinutes * MINUTE;
     if (locks) await this.store.updateUser(user.id, { failed_logins: 0, locked_until: lockedUntil }, db);

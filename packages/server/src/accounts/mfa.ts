@@ -110,18 +110,18 @@ export class MfaService {
   }
 
   private async replaceRecoveryCodes(userId: string, db: Executor): Promise<string[]> {
-    await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+    await this.store.deleteRecoveryCodes(userId, db);
     const codes = Array.from({ length: RECOVERY_CODE_COUNT }, newRecoveryCode);
-    await db
-      .insertInto('recovery_codes')
-      .values(codes.map((c) => ({ id: newId(), user_id: userId, code_hash: sha256Hex(c), used_at: null })))
-      .execute();
+    await this.store.insertRecoveryCodes(
+      codes.map((c) => ({ id: newId(), user_id: userId, code_hash: sha256Hex(c), used_at: null })),
+      db,
+    );
     return codes;
   }
 
   /** Clears the factor (the user disabling it after step-up, or an admin resetting a lost device). */
   async clear(userId: string, db: Executor): Promise<void> {
-    await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+    await this.store.deleteRecoveryCodes(userId, db);
     await this.store.updateUser(userId, { mfa_secret: null, mfa_enabled_at: null, mfa_last_step: null, updated_at: this.clock.now() }, db);
   }
 
@@ -135,22 +135,9 @@ export class MfaService {
     if (/^\d{6}$/.test(trimmed)) {
       const step = await this.matchTotp(user, trimmed);
       if (step === null || (user.mfa_last_step !== null && step <= user.mfa_last_step)) return false;
-      const updated = await db
-        .updateTable('users')
-        .set({ mfa_last_step: step })
-        .where('id', '=', user.id)
-        .where((eb) => eb.or([eb('mfa_last_step', 'is', null), eb('mfa_last_step', '<', step)]))
-        .executeTakeFirst();
-      return Number(updated.numUpdatedRows) === 1;
+      return this.store.advanceMfaStep(user.id, step, db);
     }
-    const spent = await db
-      .updateTable('recovery_codes')
-      .set({ used_at: this.clock.now() })
-      .where('user_id', '=', user.id)
-      .where('code_hash', '=', sha256Hex(normalizeRecoveryCode(trimmed)))
-      .where('used_at', 'is', null)
-      .executeTakeFirst();
-    return Number(spent.numUpdatedRows) === 1;
+    return this.store.spendRecoveryCode(user.id, sha256Hex(normalizeRecoveryCode(trimmed)), this.clock.now(), db);
   }
 
   /** The time step a code matches, or null. */
@@ -163,12 +150,6 @@ export class MfaService {
   }
 
   async remainingRecoveryCodes(userId: string): Promise<number> {
-    const rows = await this.store.db
-      .selectFrom('recovery_codes')
-      .select('id')
-      .where('user_id', '=', userId)
-      .where('used_at', 'is', null)
-      .execute();
-    return rows.length;
+    return this.store.unusedRecoveryCodes(userId);
   }
 }

@@ -15,6 +15,7 @@ import { InvalidTokenError } from './errors.js';
 import type { Mailer } from './mailer.js';
 import type { MfaService } from './mfa.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
+import type { PasskeyService } from './passkeys.js';
 import { accountDeletedMail, accountLink, emailChangeMail, emailChangeNoticeMail, emailChangeUnavailableMail } from './profile-mail.js';
 import { auditActor, type Actor } from './roles.js';
 import { toUserView, validateEmail, type AccountsService, type UserView } from './service.js';
@@ -94,6 +95,7 @@ export class ProfileService {
     private readonly mailer: Mailer,
     private readonly clock: Clock,
     private readonly config: Config,
+    private readonly passkeysOfUser: Pick<PasskeyService, 'clear'>,
   ) {}
 
   /** Registers what another domain does when an account is deleted (the composition root wires it). */
@@ -210,12 +212,7 @@ export class ProfileService {
     const user = await this.userOf(actor);
     const org = await this.organizationOf(actor);
     const now = this.clock.now();
-    const sessions = await this.store.db
-      .selectFrom('sessions')
-      .select(['id', 'transport', 'scope', 'created_at', 'last_seen_at', 'expires_at', 'revoked_at', 'source_ip', 'user_agent'])
-      .where('user_id', '=', user.id)
-      .orderBy('created_at', 'desc')
-      .execute();
+    const sessions = await this.store.sessionsOfUser(user.id);
     const apiKeys = await this.apiKeys.listMine(actor);
     const auditEntries = await this.auditEntriesOf(
       user.id,
@@ -259,16 +256,16 @@ export class ProfileService {
       if (user.role === 'owner' && user.status === 'active') await this.requireAnotherOwner(user, trx);
       for (const hook of this.deletionHooks)
         afterCommit.push(await hook({ id: user.id, organizationId: user.organization_id, email: user.email }, trx));
-      await trx.deleteFrom('one_time_tokens').where('user_id', '=', user.id).execute();
+      await this.tokens.deleteOfUser(user.id, trx);
       await this.apiKeys.deleteOfUser(user.id, trx);
-      await trx.deleteFrom('recovery_codes').where('user_id', '=', user.id).execute();
-      await trx.deleteFrom('passkey_credentials').where('user_id', '=', user.id).execute();
-      await trx.deleteFrom('sessions').where('user_id', '=', user.id).execute();
+      await this.store.deleteRecoveryCodes(user.id, trx);
+      await this.passkeysOfUser.clear(user.id, trx);
+      await this.store.deleteSessionsOfUser(user.id, trx);
       // The companion apps' consents, grants and refresh tokens of the user go too.
       await this.accounts.endSignIns(user.id, ACCOUNT_DELETED, trx);
       // The personal fields audit entries hold about the user go; the chain (pseudonymous IDs only) stays and verifies.
       await this.audit.erasePersonalDataOf(user.id, trx);
-      await trx.deleteFrom('users').where('id', '=', user.id).execute();
+      await this.store.deleteUser(user.id, trx);
       await this.audit.record(
         {
           organizationId: org.id,
@@ -304,14 +301,7 @@ export class ProfileService {
   /** Throws unless another active owner remains; the organization lock keeps two owners from both leaving at once. */
   private async requireAnotherOwner(user: UserRow, trx: Executor): Promise<void> {
     await this.store.lockOrganization(user.organization_id, trx);
-    const others = await trx
-      .selectFrom('users')
-      .select('id')
-      .where('organization_id', '=', user.organization_id)
-      .where('role', '=', 'owner')
-      .where('status', '=', 'active')
-      .where('id', '!=', user.id)
-      .execute();
+    const others = await this.store.otherActiveOwners(user.organization_id, user.id, trx);
     if (others.length === 0) throw new LastOwnerError();
   }
 

@@ -376,6 +376,37 @@ export class AccountsService {
     );
   }
 
+  /** Changes the actor's own password (changePassword) and runs `then` in the same transaction (the caller advances its session). */
+  changeOwnPassword<T>(actor: Actor, currentPassword: string, newPassword: string, then: (trx: Executor) => Promise<T>): Promise<T> {
+    return this.store.db.transaction().execute(async (trx) => {
+      await this.changePassword(actor, currentPassword, newPassword, trx);
+      return then(trx);
+    });
+  }
+
+  /** Revokes one of the actor's own sessions, audited; another user's or an unknown session is a 404. */
+  async revokeOwnSession(actor: Actor, sessionId: string): Promise<void> {
+    const mine = await this.sessions.list(actor.userId, null);
+    if (!mine.some((s) => s.id === sessionId)) throw new NotFoundError('Session');
+    await this.store.db.transaction().execute(async (trx) => {
+      await this.sessions.revoke(sessionId, trx);
+      await this.audit.recordBy(actor, 'session.revoked', { type: 'session', id: sessionId }, undefined, trx);
+    });
+  }
+
+  /** Replaces the actor's recovery codes (the caller checked the step-up). */
+  regenerateRecoveryCodes(actor: Actor): Promise<string[]> {
+    return this.store.db.transaction().execute((trx) => this.mfa.regenerateRecoveryCodes(actor, trx));
+  }
+
+  /** Turns off the actor's own second factor, audited (the caller checked the step-up and the organization's policy). */
+  async disableOwnMfa(actor: Actor): Promise<void> {
+    await this.store.db.transaction().execute(async (trx) => {
+      await this.mfa.clear(actor.userId, trx);
+      await this.audit.recordBy(actor, 'mfa.disabled', { type: 'user', id: actor.userId }, undefined, trx);
+    });
+  }
+
   /** Re-proves a factor for sensitive actions: the TOTP/recovery code when MFA is on, else the password. */
   async stepUp(actor: Actor, proof: { code?: string; password?: string }): Promise<void> {
     if (!actor.sessionId) throw new ForbiddenError('Step-up applies to interactive sessions, not API keys');
@@ -433,14 +464,7 @@ export class AccountsService {
   /** Throws unless an active owner other than the target remains; two owners demoting each other at once cannot both pass. */
   private async requireAnotherOwner(target: UserRow, db: Executor): Promise<void> {
     await this.store.lockOrganization(target.organization_id, db);
-    const others = await db
-      .selectFrom('users')
-      .select('id')
-      .where('organization_id', '=', target.organization_id)
-      .where('role', '=', 'owner')
-      .where('status', '=', 'active')
-      .where('id', '!=', target.id)
-      .execute();
+    const others = await this.store.otherActiveOwners(target.organization_id, target.id, db);
     if (others.length === 0) throw new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner');
   }
 

@@ -4,7 +4,7 @@
  * of them, and its audit entry, in one transaction.
  */
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
-import type { Database, OrganizationsTable, SessionsTable, UsersTable } from '../storage/schema.js';
+import type { Database, OrganizationsTable, RecoveryCodesTable, SessionsTable, UsersTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 
 export type UserRow = Selectable<UsersTable>;
@@ -184,5 +184,87 @@ export class AccountsStore {
     if (exceptSessionId) q = q.where('id', '!=', exceptSessionId);
     const result = await q.executeTakeFirst();
     return Number(result.numUpdatedRows);
+  }
+
+  /** The user's sessions, newest first, as the data export shows them. */
+  sessionsOfUser(userId: string, db: Executor = this.db) {
+    return db
+      .selectFrom('sessions')
+      .select(['id', 'transport', 'scope', 'created_at', 'last_seen_at', 'expires_at', 'revoked_at', 'source_ip', 'user_agent'])
+      .where('user_id', '=', userId)
+      .orderBy('created_at', 'desc')
+      .execute();
+  }
+
+  async deleteSessionsOfUser(userId: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('sessions').where('user_id', '=', userId).execute();
+  }
+
+  async deleteUser(userId: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('users').where('id', '=', userId).execute();
+  }
+
+  /** Counts one more failed sign-in of the user (atomically); the new count. */
+  async countFailedLogin(userId: string, db: Executor = this.db): Promise<number> {
+    const { failed_logins: failures } = await db
+      .updateTable('users')
+      .set((eb) => ({ failed_logins: eb('failed_logins', '+', 1) }))
+      .where('id', '=', userId)
+      .returning('failed_logins')
+      .executeTakeFirstOrThrow();
+    return failures;
+  }
+
+  /** The organization's active owners other than `userId`. */
+  otherActiveOwners(organizationId: string, userId: string, db: Executor = this.db): Promise<{ id: string }[]> {
+    return db
+      .selectFrom('users')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('role', '=', 'owner')
+      .where('status', '=', 'active')
+      .where('id', '!=', userId)
+      .execute();
+  }
+
+  /** Records a TOTP time step as used if it is later than the last one used; false when it is not (a replay). */
+  async advanceMfaStep(userId: string, step: number, db: Executor = this.db): Promise<boolean> {
+    const updated = await db
+      .updateTable('users')
+      .set({ mfa_last_step: step })
+      .where('id', '=', userId)
+      .where((eb) => eb.or([eb('mfa_last_step', 'is', null), eb('mfa_last_step', '<', step)]))
+      .executeTakeFirst();
+    return Number(updated.numUpdatedRows) === 1;
+  }
+
+  async deleteRecoveryCodes(userId: string, db: Executor = this.db): Promise<void> {
+    await db.deleteFrom('recovery_codes').where('user_id', '=', userId).execute();
+  }
+
+  async insertRecoveryCodes(rows: RecoveryCodesTable[], db: Executor = this.db): Promise<void> {
+    await db.insertInto('recovery_codes').values(rows).execute();
+  }
+
+  /** Spends the user's unused recovery code with this digest; false when there is none. */
+  async spendRecoveryCode(userId: string, codeHash: string, at: number, db: Executor = this.db): Promise<boolean> {
+    const spent = await db
+      .updateTable('recovery_codes')
+      .set({ used_at: at })
+      .where('user_id', '=', userId)
+      .where('code_hash', '=', codeHash)
+      .where('used_at', 'is', null)
+      .executeTakeFirst();
+    return Number(spent.numUpdatedRows) === 1;
+  }
+
+  async unusedRecoveryCodes(userId: string): Promise<number> {
+    const rows = await this.db
+      .selectFrom('recovery_codes')
+      .select('id')
+      .where('user_id', '=', userId)
+      .where('used_at', 'is', null)
+      .execute();
+    return rows.length;
   }
 }

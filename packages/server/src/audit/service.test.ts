@@ -6,6 +6,7 @@ import { SecretBox } from '../keys/master-key.js';
 import { SigningKeys } from '../keys/signing-keys.js';
 import { ENGINES, type TestDatabase } from '../testing/engines.js';
 import { AuditService } from './service.js';
+import { AuditStore } from './store.js';
 
 async function withLog(
   engine: (typeof ENGINES)[number],
@@ -14,7 +15,12 @@ async function withLog(
 ): Promise<void> {
   const handle = await engine.create();
   const clock = new ManualClock();
-  const audit = new AuditService(handle.db, handle.engine, new SigningKeys(handle.db, new SecretBox(randomBytes(32)), clock), clock, 5);
+  const audit = new AuditService(
+    new AuditStore(handle.db, handle.engine),
+    new SigningKeys(handle.db, new SecretBox(randomBytes(32)), clock),
+    clock,
+    5,
+  );
   try {
     for (let i = 1; i <= entries; i++) {
       clock.advance(1000);
@@ -146,8 +152,7 @@ for (const engine of ENGINES) {
       await withLog(engine, 7, async (audit, handle, clock) => {
         assert.equal(await audit.checkpointOwnEntries(), 7, 'entries 6 and 7 were not covered');
         const reader = new AuditService(
-          handle.db,
-          handle.engine,
+          new AuditStore(handle.db, handle.engine),
           new SigningKeys(handle.db, new SecretBox(randomBytes(32)), clock),
           clock,
           5,

@@ -2,13 +2,12 @@
  * The tamper-evident audit log: append (serialized, hash-chained), signed checkpoints,
  * verification, filtered queries with cursor pagination, and JSON-lines export.
  */
-import { sql, type Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
-import type { Database, AuditLogTable } from '../storage/schema.js';
-import type { Engine } from '../storage/database.js';
+import type { AuditLogTable } from '../storage/schema.js';
 import { pageOf } from '../pagination.js';
 import { checkLink, checkpointPayload, entryHash, GENESIS_HASH, type ChainProblem } from './chain.js';
+import type { AuditFilter, AuditStore, Executor } from './store.js';
 
 export interface AuditEvent {
   organizationId: string | null;
@@ -55,16 +54,8 @@ export interface AuditEntry {
   hash: string;
 }
 
-export interface AuditQuery {
-  organizationId?: string | null;
-  action?: string;
-  actorId?: string;
-  targetId?: string;
-  outcome?: 'success' | 'failure' | 'denied';
-  since?: number;
-  until?: number;
-  /** Return entries older than this sequence number (the previous page's `nextCursor`). */
-  before?: number;
+/** `before`: the previous page's `nextCursor`. */
+export interface AuditQuery extends AuditFilter {
   limit?: number;
 }
 
@@ -76,7 +67,6 @@ export interface VerifyReport {
   problems: ChainProblem[];
 }
 
-const PG_AUDIT_LOCK = 7_462_001;
 /** Every Nth entry is checkpointed as it is appended; fixed, so verify knows which must exist. */
 export const CHECKPOINT_EVERY = 100;
 const VERIFY_PAGE = 1000;
@@ -102,15 +92,14 @@ export class AuditService {
   private appendedSinceCheckpoint = false;
 
   constructor(
-    private readonly db: Kysely<Database>,
-    private readonly engine: Engine,
+    private readonly store: AuditStore,
     private readonly keys: SigningKeys,
     private readonly clock: Clock,
     private readonly checkpointEvery = CHECKPOINT_EVERY,
   ) {}
 
   /** Appends an event. Pass the caller's transaction so the action and its record commit together. */
-  async record(event: AuditEvent, db: Kysely<Database> = this.db): Promise<number> {
+  async record(event: AuditEvent, db: Executor = this.store.db): Promise<number> {
     if (db.isTransaction) return this.append(db, event);
     return db.transaction().execute((trx) => this.append(trx, event));
   }
@@ -125,7 +114,7 @@ export class AuditService {
     action: string,
     target: AuditEvent['target'] | null,
     details?: Record<string, unknown>,
-    db: Kysely<Database> = this.db,
+    db: Executor = this.store.db,
     more: Pick<AuditEvent, 'outcome' | 'personal'> = {},
   ): Promise<number> {
     const event: AuditEvent = {
@@ -140,9 +129,9 @@ export class AuditService {
     return this.record(event, db);
   }
 
-  private async append(trx: Kysely<Database>, event: AuditEvent): Promise<number> {
-    if (this.engine === 'postgres') await sql`select pg_advisory_xact_lock(${PG_AUDIT_LOCK})`.execute(trx);
-    const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+  private async append(trx: Executor, event: AuditEvent): Promise<number> {
+    await this.store.lockChain(trx);
+    const last = await this.store.last(trx);
     const fields = {
       seq: (last?.seq ?? 0) + 1,
       ts: this.clock.now(),
@@ -158,39 +147,31 @@ export class AuditService {
       prev_hash: last?.hash ?? GENESIS_HASH,
     };
     const hash = entryHash(fields);
-    await trx
-      .insertInto('audit_log')
-      .values({ ...fields, hash })
-      .execute();
+    await this.store.insertEntry({ ...fields, hash }, trx);
     if (event.personal)
-      await trx
-        .insertInto('audit_personal')
-        .values({ seq: fields.seq, subject_user_id: event.personal.subject, data: JSON.stringify(event.personal.fields) })
-        .execute();
+      await this.store.insertPersonal(
+        { seq: fields.seq, subject_user_id: event.personal.subject, data: JSON.stringify(event.personal.fields) },
+        trx,
+      );
     this.appendedSinceCheckpoint = true;
     if (fields.seq % this.checkpointEvery === 0) await this.writeCheckpoint(trx, fields.seq, hash);
     return fields.seq;
   }
 
-  private async writeCheckpoint(trx: Kysely<Database>, seq: number, hash: string): Promise<void> {
+  private async writeCheckpoint(trx: Executor, seq: number, hash: string): Promise<void> {
     const key = await this.keys.current('audit-checkpoint', trx);
     const checkpoint = { seq, hash, ts: this.clock.now(), key_id: key.id };
-    await trx
-      .insertInto('audit_checkpoints')
-      .values({ ...checkpoint, signature: key.sign(checkpointPayload(checkpoint)) })
-      .onConflict((oc) => oc.column('seq').doNothing())
-      .execute();
+    await this.store.insertCheckpoint({ ...checkpoint, signature: key.sign(checkpointPayload(checkpoint)) }, trx);
   }
 
   /** Signs a checkpoint over the newest entry if it is not covered yet (run periodically). */
   async checkpoint(): Promise<number | null> {
     this.appendedSinceCheckpoint = false;
-    return this.db.transaction().execute(async (trx) => {
-      if (this.engine === 'postgres') await sql`select pg_advisory_xact_lock(${PG_AUDIT_LOCK})`.execute(trx);
-      const last = await trx.selectFrom('audit_log').select(['seq', 'hash']).orderBy('seq', 'desc').limit(1).executeTakeFirst();
+    return this.store.db.transaction().execute(async (trx) => {
+      await this.store.lockChain(trx);
+      const last = await this.store.last(trx);
       if (!last) return null;
-      const covered = await trx.selectFrom('audit_checkpoints').select('seq').where('seq', '=', last.seq).executeTakeFirst();
-      if (!covered) await this.writeCheckpoint(trx, last.seq, last.hash);
+      if (!(await this.store.hasCheckpoint(last.seq, trx))) await this.writeCheckpoint(trx, last.seq, last.hash);
       return last.seq;
     });
   }
@@ -210,10 +191,10 @@ export class AuditService {
     let previous: { seq: number; hash: string } | null = null;
     let entries = 0;
     const hashes = new Map<number, string>();
-    const checkpoints = await this.db.selectFrom('audit_checkpoints').selectAll().orderBy('seq').execute();
+    const checkpoints = await this.store.checkpoints();
     const checkpointSeqs = new Set(checkpoints.map((c) => c.seq));
     for (let after = 0; ;) {
-      const page = await this.db.selectFrom('audit_log').selectAll().where('seq', '>', after).orderBy('seq').limit(VERIFY_PAGE).execute();
+      const page = await this.store.entriesAfter(after, VERIFY_PAGE);
       for (const row of page) {
         problems.push(...checkLink(row, previous));
         if (checkpointSeqs.has(row.seq)) hashes.set(row.seq, row.hash);
@@ -251,49 +232,21 @@ export class AuditService {
   }
 
   /** Erases the personal fields entries hold about a user (their account is deleted); the chain is untouched and still verifies. */
-  async erasePersonalDataOf(userId: string, db: Kysely<Database> = this.db): Promise<number> {
-    const result = await db.deleteFrom('audit_personal').where('subject_user_id', '=', userId).executeTakeFirst();
-    return Number(result.numDeletedRows);
+  async erasePersonalDataOf(userId: string, db: Executor = this.store.db): Promise<number> {
+    return this.store.erasePersonal(userId, db);
   }
 
   /** Newest first; `nextCursor` is passed back as `before` for the next page. */
   async query(q: AuditQuery): Promise<{ entries: AuditEntry[]; nextCursor: number | null }> {
     const limit = Math.min(Math.max(q.limit ?? 50, 1), 500);
-    let query = this.db
-      .selectFrom('audit_log')
-      .leftJoin('audit_personal', 'audit_personal.seq', 'audit_log.seq')
-      .selectAll('audit_log')
-      .select('audit_personal.data as personal')
-      .orderBy('audit_log.seq', 'desc')
-      .limit(limit + 1);
-    if (q.organizationId !== undefined)
-      query =
-        q.organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', q.organizationId);
-    if (q.action) query = query.where('action', '=', q.action);
-    if (q.actorId) query = query.where('actor_id', '=', q.actorId);
-    if (q.targetId) query = query.where('target_id', '=', q.targetId);
-    if (q.outcome) query = query.where('outcome', '=', q.outcome);
-    if (q.since !== undefined) query = query.where('ts', '>=', q.since);
-    if (q.until !== undefined) query = query.where('ts', '<', q.until);
-    if (q.before !== undefined) query = query.where('audit_log.seq', '<', q.before);
-    const { page, nextCursor } = pageOf(await query.execute(), limit, (last) => last.seq);
+    const { page, nextCursor } = pageOf(await this.store.newest(q, limit + 1), limit, (last) => last.seq);
     return { entries: page.map(toEntry), nextCursor };
   }
 
   /** Oldest first, as JSON lines, page by page (constant memory). Scoped to an organization when given. */
   async *export(organizationId?: string | null): AsyncGenerator<string> {
     for (let after = 0; ;) {
-      let query = this.db
-        .selectFrom('audit_log')
-        .leftJoin('audit_personal', 'audit_personal.seq', 'audit_log.seq')
-        .selectAll('audit_log')
-        .select('audit_personal.data as personal')
-        .where('audit_log.seq', '>', after)
-        .orderBy('audit_log.seq')
-        .limit(VERIFY_PAGE);
-      if (organizationId !== undefined)
-        query = organizationId === null ? query.where('organization_id', 'is', null) : query.where('organization_id', '=', organizationId);
-      const page = await query.execute();
+      const page = await this.store.page(after, organizationId, VERIFY_PAGE);
       for (const row of page) yield JSON.stringify({ ...toEntry(row), prevHash: row.prev_hash }) + '\n';
       if (page.length < VERIFY_PAGE) return;
       after = page[page.length - 1]!.seq;

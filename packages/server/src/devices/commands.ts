@@ -6,13 +6,13 @@
  * commands; a quarantined device is not (its command topics are closed).
  */
 import { commandResult, commandSuffix } from '@bulwark/protocol';
-import type { Kysely } from 'kysely';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
-import type { Database, DeviceCommandsTable } from '../storage/schema.js';
+import type { DeviceCommandsTable, DevicePresenceTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
+import type { CommandStore } from './command-store.js';
 import type { DeviceIdentity } from './identity.js';
 import type { DeviceMessenger } from './messaging.js';
 import { checkPatch, isObject, StateError, type JsonObject } from './shadow-state.js';
@@ -39,9 +39,15 @@ export interface CommandView {
   completedAt: string | null;
 }
 
+/** Where a device's connection is recorded (the telemetry domain's `device_presence`, through its store). */
+export interface PresenceReader {
+  presence(deviceId: string): Promise<Pick<DevicePresenceTable, 'connected_since'> | undefined>;
+}
+
 export class CommandService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: CommandStore,
+    private readonly presence: PresenceReader,
     private readonly devices: DevicesStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
@@ -69,11 +75,7 @@ export class CommandService {
     if (device.status !== 'active')
       throw new ConflictError(`A ${device.status} device is not sent commands`, { status: device.status }, 'device.not_commandable');
     // A child device is reached through its gateway: online while its gateway is.
-    const presence = await this.db
-      .selectFrom('device_presence')
-      .select('connected_since')
-      .where('device_id', '=', device.gateway_id ?? device.id)
-      .executeTakeFirst();
+    const presence = await this.presence.presence(device.gateway_id ?? device.id);
     if (!presence || presence.connected_since === null)
       throw new ConflictError('The device is offline: commands are delivered to connected devices only', { deviceId }, 'device.offline');
 
@@ -92,8 +94,8 @@ export class CommandService {
       expires_at: now + timeoutMs,
       completed_at: null,
     };
-    await this.db.transaction().execute(async (trx) => {
-      await trx.insertInto('device_commands').values(row).execute();
+    await this.store.db.transaction().execute(async (trx) => {
+      await this.store.insert(row, trx);
       await this.audit.recordBy(
         actor,
         'device.command_sent',
@@ -117,13 +119,7 @@ export class CommandService {
     await this.deviceOf(actor, deviceId);
     const deadline = Date.now() + Math.min(Math.max(waitMs, 0), MAX_WAIT_MS);
     for (;;) {
-      const row = await this.db
-        .selectFrom('device_commands')
-        .selectAll()
-        .where('id', '=', commandId)
-        .where('organization_id', '=', actor.organizationId)
-        .where('device_id', '=', deviceId)
-        .executeTakeFirst();
+      const row = await this.store.command(actor.organizationId, deviceId, commandId);
       if (!row) throw new NotFoundError('Command', { commandId });
       const current = this.view(row);
       if (current.status !== 'pending' || Date.now() >= deadline) return current;
@@ -134,14 +130,7 @@ export class CommandService {
   async list(actor: Actor, deviceId: string, limit = 50): Promise<CommandView[]> {
     requirePermission(actor, 'devices:read');
     await this.deviceOf(actor, deviceId);
-    const rows = await this.db
-      .selectFrom('device_commands')
-      .selectAll()
-      .where('organization_id', '=', actor.organizationId)
-      .where('device_id', '=', deviceId)
-      .orderBy('created_at', 'desc')
-      .limit(Math.min(Math.max(limit, 1), 500))
-      .execute();
+    const rows = await this.store.latest(actor.organizationId, deviceId, Math.min(Math.max(limit, 1), 500));
     return rows.map((r) => this.view(r));
   }
 
@@ -159,15 +148,8 @@ export class CommandService {
     if (resultText !== null && Buffer.byteLength(resultText) > MAX_JSON_BYTES)
       throw new DeviceMessageRefusal('payload.invalid', `"result" must be at most ${MAX_JSON_BYTES} bytes of JSON`);
     const now = this.clock.now();
-    const updated = await this.db
-      .updateTable('device_commands')
-      .set({ status: outcome[status]!, result: resultText, error: typeof error === 'string' ? error : null, completed_at: now })
-      .where('id', '=', commandId)
-      .where('device_id', '=', identity.deviceId)
-      .where('status', '=', 'pending')
-      .where('expires_at', '>', now)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) !== 1)
+    const answered = { status: outcome[status]!, result: resultText, error: typeof error === 'string' ? error : null };
+    if (!(await this.store.complete(identity.deviceId, commandId, answered, now)))
       throw new DeviceMessageRefusal(
         'command.expired',
         'No pending command of this device has that ID (unknown, already answered, or past its timeout)',

@@ -354,13 +354,8 @@ export class DevicesService {
       if (!canTransition(device.status, to)) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       const now = this.clock.now();
       // The status it was read with is part of the condition, so two concurrent changes cannot both apply.
-      const result = await trx
-        .updateTable('devices')
-        .set({ status: to, updated_at: now })
-        .where('id', '=', device.id)
-        .where('status', '=', device.status)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
+      if (!(await this.store.setStatusIf(device.id, device.status, to, now, trx)))
+        throw new InvalidTransitionError(device.status, to, allowedTransitions(device.status));
       await this.audit.record(
         {
           organizationId,
@@ -417,14 +412,7 @@ export class DevicesService {
   async activateIfPending(organizationId: string, deviceId: string, actor: AuditEvent['actor'], sourceIp?: string): Promise<void> {
     await this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
-      const result = await trx
-        .updateTable('devices')
-        .set({ status: 'active', updated_at: now })
-        .where('id', '=', deviceId)
-        .where('organization_id', '=', organizationId)
-        .where('status', '=', 'pending')
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1) return;
+      if (!(await this.store.activatePending(deviceId, now, trx, organizationId))) return;
       await this.audit.record(
         {
           organizationId,

@@ -212,6 +212,25 @@ export class DevicesStore {
     }
   }
 
+  /** Makes the device active if it is still pending (its first credential arrived), in the organization when given; whether it was. */
+  async activatePending(deviceId: string, at: number, db: Executor = this.db, organizationId?: string): Promise<boolean> {
+    let query = db.updateTable('devices').set({ status: 'active', updated_at: at }).where('id', '=', deviceId);
+    if (organizationId !== undefined) query = query.where('organization_id', '=', organizationId);
+    const result = await query.where('status', '=', 'pending').executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
+  /** Moves the device from status `from` to `to` if it is still `from` (two concurrent changes cannot both apply); whether it moved. */
+  async setStatusIf(deviceId: string, from: DeviceStatus, to: DeviceStatus, at: number, db: Executor = this.db): Promise<boolean> {
+    const result = await db
+      .updateTable('devices')
+      .set({ status: to, updated_at: at })
+      .where('id', '=', deviceId)
+      .where('status', '=', from)
+      .executeTakeFirst();
+    return Number(result.numUpdatedRows) === 1;
+  }
+
   /**
    * One page in serial order. The serial range (prefix and cursor) applies to the sort key of the
    * index being walked: devices' own serial, or device_tags' when filtering by tag.

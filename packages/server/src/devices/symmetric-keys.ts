@@ -9,14 +9,13 @@
  * logs the stable reason. Issue, rotation, groups and registrations are audited.
  */
 import { randomBytes, timingSafeEqual } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditEvent, AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
 import type { KeyCustody } from '../keys/custody.js';
-import type { Database, DeviceSymmetricKeysTable, EnrollmentGroupsTable } from '../storage/schema.js';
+import type { DeviceSymmetricKeysTable, EnrollmentGroupsTable } from '../storage/schema.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
 import { RepeatSampler } from '../audit/repeat-sampler.js';
@@ -34,6 +33,7 @@ import {
   type SasToken,
 } from './sas.js';
 import type { DeviceRow, DevicesStore, Executor } from './store.js';
+import type { SymmetricKeyStore } from './symmetric-key-store.js';
 
 export { createToken } from './sas.js';
 
@@ -83,7 +83,7 @@ function groupView(row: GroupRow): EnrollmentGroupView {
 
 export class SymmetricKeyService {
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: SymmetricKeyStore,
     private readonly devices: DevicesStore,
     private readonly box: KeyCustody,
     private readonly audit: AuditService,
@@ -110,7 +110,7 @@ export class SymmetricKeyService {
     }
     const key = randomBytes(32);
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      return await this.store.db.transaction().execute(async (trx) => {
         const device = await this.devices.deviceInOrganization(actor.organizationId, deviceId, trx);
         if (!device) throw new NotFoundError('Device', { deviceId });
         if (device.status === 'disabled' || device.status === 'retired') throw new DeviceNotEnrollableError(deviceId, device.status);
@@ -140,15 +140,10 @@ export class SymmetricKeyService {
     sourceIp: string | undefined,
     reason: string,
     now: number,
-    trx: Kysely<Database>,
+    trx: Executor,
   ): Promise<void> {
     if (device.status !== 'pending') return;
-    await trx
-      .updateTable('devices')
-      .set({ status: 'active', updated_at: now })
-      .where('id', '=', device.id)
-      .where('status', '=', 'pending')
-      .execute();
+    await this.devices.activatePending(device.id, now, trx);
     await this.audit.record(
       {
         organizationId: device.organization_id,
@@ -170,14 +165,7 @@ export class SymmetricKeyService {
   async authenticate(deviceId: string, token: string): Promise<DeviceIdentity> {
     const sas = this.checkedToken(token, deviceResource(deviceId));
     const now = this.clock.now();
-    const rows = await this.db
-      .selectFrom('device_symmetric_keys as k')
-      .innerJoin('devices as d', 'd.id', 'k.device_id')
-      .select(['k.version', 'k.sealed_key', 'd.organization_id', 'd.serial', 'd.product_id', 'd.status'])
-      .where('k.device_id', '=', deviceId)
-      .where((eb) => eb.or([eb('k.valid_until', 'is', null), eb('k.valid_until', '>', now)]))
-      .orderBy('k.version', 'desc')
-      .execute();
+    const rows = await this.store.validKeysWithDevice(deviceId, now);
     if (rows.length === 0) throw new DeviceAuthenticationError('unknown_device');
     const match = rows.find((row) => signatureMatches(sas, this.box.open(row.sealed_key, keyContext(deviceId, row.version))));
     if (!match) throw new DeviceAuthenticationError('bad_signature');
@@ -219,17 +207,9 @@ export class SymmetricKeyService {
         ErrorCodes.enrollmentGroupExists,
       );
     try {
-      await this.db.transaction().execute(async (trx) => {
-        if (
-          await trx
-            .selectFrom('enrollment_groups')
-            .select('id')
-            .where('organization_id', '=', actor.organizationId)
-            .where('name', '=', name)
-            .executeTakeFirst()
-        )
-          throw exists();
-        await trx.insertInto('enrollment_groups').values(row).execute();
+      await this.store.db.transaction().execute(async (trx) => {
+        if (await this.store.groupNameTaken(actor.organizationId, name, trx)) throw exists();
+        await this.store.insertGroup(row, trx);
         await this.audit.recordBy(
           actor,
           'enrollment_group.created',
@@ -246,14 +226,7 @@ export class SymmetricKeyService {
 
   async listGroups(actor: Actor): Promise<EnrollmentGroupView[]> {
     requirePermission(actor, 'devices:read');
-    return (
-      await this.db
-        .selectFrom('enrollment_groups')
-        .selectAll()
-        .where('organization_id', '=', actor.organizationId)
-        .orderBy('name')
-        .execute()
-    ).map(groupView);
+    return (await this.store.groups(actor.organizationId)).map(groupView);
   }
 
   /**
@@ -262,22 +235,11 @@ export class SymmetricKeyService {
    */
   async disableGroup(actor: Actor, groupId: string): Promise<EnrollmentGroupView> {
     requirePermission(actor, 'devices:write');
-    return this.db.transaction().execute(async (trx) => {
-      const group = await trx
-        .selectFrom('enrollment_groups')
-        .selectAll()
-        .where('organization_id', '=', actor.organizationId)
-        .where('id', '=', groupId)
-        .executeTakeFirst();
+    return this.store.db.transaction().execute(async (trx) => {
+      const group = await this.store.groupInOrganization(actor.organizationId, groupId, trx);
       if (!group) throw new NotFoundError('Enrollment group', { groupId });
       const now = this.clock.now();
-      const result = await trx
-        .updateTable('enrollment_groups')
-        .set({ disabled_at: now })
-        .where('id', '=', group.id)
-        .where('disabled_at', 'is', null)
-        .executeTakeFirst();
-      if (Number(result.numUpdatedRows) !== 1)
+      if (!(await this.store.disableGroup(group.id, now, trx)))
         throw new ConflictError(`Enrollment group "${group.name}" is already disabled`, { groupId }, ErrorCodes.enrollmentGroupDisabled);
       await this.audit.recordBy(actor, 'enrollment_group.disabled', { type: 'enrollment_group', id: group.id }, { name: group.name }, trx);
       return groupView({ ...group, disabled_at: now });
@@ -297,7 +259,7 @@ export class SymmetricKeyService {
     sourceIp: string,
   ): Promise<{ deviceId: string; created: boolean }> {
     const sas = this.checkedToken(token, registrationResource(input.groupId, input.registrationId));
-    const group = await this.db.selectFrom('enrollment_groups').selectAll().where('id', '=', input.groupId).executeTakeFirst();
+    const group = await this.store.group(input.groupId);
     if (!group) throw new DeviceAuthenticationError('unknown_issuer');
     const actor: AuditEvent['actor'] = { type: 'anonymous', id: `enrollment_group:${group.id}` };
     // Audited once per group, reason, address and minute, with the count of those left unrecorded:
@@ -352,7 +314,7 @@ export class SymmetricKeyService {
     quota: number | null,
   ): Promise<{ deviceId: string; created: boolean }> {
     const organizationId = group.organization_id;
-    return this.db.transaction().execute(async (trx) => {
+    return this.store.db.transaction().execute(async (trx) => {
       const now = this.clock.now();
       let device = await this.devices.deviceBySerial(organizationId, serial, trx);
       const created = !device;
@@ -414,12 +376,7 @@ export class SymmetricKeyService {
 
   /** Whether the device's current key is already this group-derived key (a repeated registration). */
   private async holdsKey(deviceId: string, groupId: string, key: Buffer, db: Executor): Promise<boolean> {
-    const current = await db
-      .selectFrom('device_symmetric_keys')
-      .select(['version', 'sealed_key', 'enrollment_group_id'])
-      .where('device_id', '=', deviceId)
-      .where('valid_until', 'is', null)
-      .executeTakeFirst();
+    const current = await this.store.currentKey(deviceId, db);
     if (!current || current.enrollment_group_id !== groupId) return false;
     const held = this.box.open(current.sealed_key, keyContext(deviceId, current.version));
     return held.length === key.length && timingSafeEqual(held, key);
@@ -438,24 +395,15 @@ export class SymmetricKeyService {
     trx: Executor,
   ): Promise<{ version: number; rotated: boolean; previousKeyValidUntil: Date | null }> {
     const now = this.clock.now();
-    const existing = await trx
-      .selectFrom('device_symmetric_keys')
-      .select(['version', 'valid_until'])
-      .where('device_id', '=', device.id)
-      .execute();
+    const existing = await this.store.keyVersions(device.id, trx);
     const version = Math.max(0, ...existing.map((k) => k.version)) + 1;
     const rotated = existing.some((k) => k.valid_until === null);
     const until = now + graceMs;
     if (graceMs === 0) {
-      await trx.deleteFrom('device_symmetric_keys').where('device_id', '=', device.id).execute();
+      await this.store.deleteKeys(device.id, trx);
     } else {
-      await trx.deleteFrom('device_symmetric_keys').where('device_id', '=', device.id).where('valid_until', '<=', now).execute();
-      await trx
-        .updateTable('device_symmetric_keys')
-        .set({ valid_until: until })
-        .where('device_id', '=', device.id)
-        .where((eb) => eb.or([eb('valid_until', 'is', null), eb('valid_until', '>', until)]))
-        .execute();
+      await this.store.deleteExpiredKeys(device.id, now, trx);
+      await this.store.endValidity(device.id, until, trx);
     }
     const row: DeviceSymmetricKeysTable = {
       id: `${device.id}:${version}`,
@@ -467,7 +415,7 @@ export class SymmetricKeyService {
       created_at: now,
       valid_until: null,
     };
-    await trx.insertInto('device_symmetric_keys').values(row).execute();
+    await this.store.insertKey(row, trx);
     return { version, rotated, previousKeyValidUntil: rotated && graceMs > 0 ? new Date(until) : null };
   }
 

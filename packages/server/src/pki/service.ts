@@ -3,7 +3,6 @@
  * device issuing CA's CRL fresh (rebuilt on every revocation, and whenever half its lifetime has
  * passed). Every issuance, refusal and revocation is audited in the same transaction.
  */
-import type { Kysely } from 'kysely';
 import type { AuditEvent, AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { BulwarkError, ValidationError } from '../errors.js';
@@ -12,8 +11,7 @@ import { buildCrlPem, REVOCATION_REASONS, type RevocationReason } from './crl.js
 import { AlreadyRevokedError, CertificateNotFoundError } from './errors.js';
 import { CertificateIssuer, type DeviceCertificate } from './issuer.js';
 import * as x509 from '@peculiar/x509';
-import { PkiStore, type StoredCrl } from './store.js';
-import type { Database } from '../storage/schema.js';
+import { PkiStore, type Executor, type StoredCrl } from './store.js';
 
 export const DEFAULT_CRL_LIFETIME_MS = 24 * 60 * 60 * 1000;
 
@@ -62,7 +60,7 @@ export class PkiService {
   private issuerReady: Promise<{ issuer: CertificateIssuer; material: IssuingCa }> | null = null;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: PkiStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
     /** Opens the device issuing CA (its key in software or on the token) on first use, after `bulwark init` has made it. */
@@ -97,7 +95,7 @@ export class PkiService {
   async issueDeviceCertificate(
     request: IssueRequest,
     actor: Actor,
-    within?: (trx: Kysely<Database>, cert: DeviceCertificate) => Promise<void>,
+    within?: (trx: Executor, cert: DeviceCertificate) => Promise<void>,
   ): Promise<DeviceCertificate> {
     const { issuer } = await this.ready();
     const now = this.clock.now();
@@ -117,7 +115,7 @@ export class PkiService {
       }
       throw error;
     }
-    await this.db.transaction().execute(async (trx) => {
+    await this.store.db.transaction().execute(async (trx) => {
       await new PkiStore(trx).insertCertificate({
         serial: cert.serial,
         organization_id: request.organizationId,
@@ -159,7 +157,7 @@ export class PkiService {
   async revokeDeviceCertificates<T>(
     request: { organizationId: string; deviceId: string; reason: RevocationReason },
     actor: Actor,
-    within: (trx: Kysely<Database>, serials: string[]) => Promise<T>,
+    within: (trx: Executor, serials: string[]) => Promise<T>,
   ): Promise<{ serials: string[]; result: T }> {
     if (!REVOCATION_REASONS.includes(request.reason)) {
       throw new ValidationError(
@@ -170,7 +168,7 @@ export class PkiService {
     }
     const ready = await this.ready();
     const now = this.clock.now();
-    return this.db.transaction().execute(async (trx) => {
+    return this.store.db.transaction().execute(async (trx) => {
       const store = new PkiStore(trx);
       const serials: string[] = [];
       for (const serial of await store.activeSerialsOfDevice(request.organizationId, request.deviceId)) {
@@ -204,7 +202,7 @@ export class PkiService {
     const serial = normalizeSerial(request.serial);
     const ready = await this.ready();
     const now = this.clock.now();
-    await this.db.transaction().execute(async (trx) => {
+    await this.store.db.transaction().execute(async (trx) => {
       const store = new PkiStore(trx);
       const cert = await store.findCertificate(serial);
       if (!cert || cert.organization_id !== request.organizationId) throw new CertificateNotFoundError(serial);
@@ -226,18 +224,18 @@ export class PkiService {
 
   /** Certificates revoked at or after `since`, on any node: the broker drops the sessions they opened. */
   async revokedSince(since: number): Promise<{ serial: string; deviceId: string; revokedAt: number }[]> {
-    const rows = await new PkiStore(this.db).revokedSince(since);
+    const rows = await this.store.revokedSince(since);
     return rows.map((r) => ({ serial: r.serial, deviceId: r.device_id, revokedAt: r.revoked_at ?? 0 }));
   }
 
   /** The device's certificates valid now (PEM), not revoked: what a signature by the device is checked against. */
   async currentCertificates(organizationId: string, deviceId: string): Promise<string[]> {
-    return new PkiStore(this.db).currentPemsOfDevice(organizationId, deviceId, this.clock.now());
+    return this.store.currentPemsOfDevice(organizationId, deviceId, this.clock.now());
   }
 
   /** The device's certificates, newest first (at most 20): serial, fingerprint, validity and revocation. */
   async certificatesOfDevice(organizationId: string, deviceId: string): Promise<DeviceCertificateView[]> {
-    const rows = await new PkiStore(this.db).certificatesOfDevice(organizationId, deviceId, 20);
+    const rows = await this.store.certificatesOfDevice(organizationId, deviceId, 20);
     return rows.map((row) => ({
       serial: row.serial,
       fingerprintSha256: row.fingerprint_sha256,
@@ -251,15 +249,15 @@ export class PkiService {
 
   /** Whether the certificate with this serial is recorded and not revoked. */
   async isActive(serial: string): Promise<boolean> {
-    return (await new PkiStore(this.db).findCertificate(serial))?.status === 'active';
+    return (await this.store.findCertificate(serial))?.status === 'active';
   }
 
   /** The current CRL (PEM), rebuilt first when it is missing or past half its lifetime. */
   async crlFor(now = this.clock.now()): Promise<string> {
-    const current = await new PkiStore(this.db).readCrl();
+    const current = await this.store.readCrl();
     if (current && !this.isStale(current, now)) return current.pem;
     const { issuer } = await this.ready();
-    return this.db.transaction().execute(async (trx) => {
+    return this.store.db.transaction().execute(async (trx) => {
       const store = new PkiStore(trx);
       await store.lockCrl(now);
       const latest = await store.readCrl();
@@ -274,10 +272,10 @@ export class PkiService {
 
   /** After a new device issuing CA was imported, the stored CRL is the old CA's: publish one signed by the new CA at once. */
   private async republishIfSignedByAnotherCa(issuer: CertificateIssuer): Promise<void> {
-    const current = await new PkiStore(this.db).readCrl();
+    const current = await this.store.readCrl();
     if (!current || (await new x509.X509Crl(current.pem).verify({ publicKey: issuer.caCertificate }).catch(() => false))) return;
     const now = this.clock.now();
-    await this.db.transaction().execute(async (trx) => {
+    await this.store.db.transaction().execute(async (trx) => {
       await this.rebuildCrl(new PkiStore(trx), issuer, now);
     });
   }

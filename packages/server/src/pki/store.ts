@@ -7,6 +7,8 @@ import type { Database, IssuedCertificatesTable } from '../storage/schema.js';
 
 const CRL_KEY = 'pki:device-crl';
 
+export type Executor = Kysely<Database>;
+
 export interface StoredCrl {
   pem: string;
   number: number;
@@ -15,7 +17,7 @@ export interface StoredCrl {
 }
 
 export class PkiStore {
-  constructor(private readonly db: Kysely<Database>) {}
+  constructor(readonly db: Kysely<Database>) {}
 
   async insertCertificate(row: IssuedCertificatesTable): Promise<void> {
     await this.db.insertInto('issued_certificates').values(row).execute();

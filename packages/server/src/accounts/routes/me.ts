@@ -5,11 +5,8 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { ConflictError, NotFoundError } from '../../errors.js';
-import type { Kysely } from 'kysely';
-import type { AuditService } from '../../audit/service.js';
+import { ConflictError } from '../../errors.js';
 import type { Clock } from '../../clock.js';
-import type { Database } from '../../storage/schema.js';
 import type { LoginService } from '../login.js';
 import type { MfaService } from '../mfa.js';
 import type { PasskeyService } from '../passkeys.js';
@@ -30,14 +27,11 @@ export interface MeRouteDeps {
   mfa: MfaService;
   passkeys: PasskeyService;
   store: AccountsStore;
-  /** The password change runs its own transaction and audit entry here (a service method is the stores pass's). */
-  db: Kysely<Database>;
-  audit: AuditService;
   clock: Clock;
 }
 
 export function meRoutes(deps: MeRouteDeps) {
-  const { login, service, sessions, mfa, passkeys, store, db, audit, clock } = deps;
+  const { login, service, sessions, mfa, passkeys, store, clock } = deps;
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
 
@@ -60,10 +54,9 @@ export function meRoutes(deps: MeRouteDeps) {
           request.ip,
           { action: 'user.password_changed', reason: 'bad_current_password' },
           () =>
-            db.transaction().execute(async (trx) => {
-              await service.changePassword(actor, request.body.currentPassword, request.body.newPassword, trx);
-              return login.advance(session, contextOf(request, session.transport), trx);
-            }),
+            service.changeOwnPassword(actor, request.body.currentPassword, request.body.newPassword, (trx) =>
+              login.advance(session, contextOf(request, session.transport), trx),
+            ),
         );
         return replyWithSession(reply, outcome, clock.now());
       },
@@ -94,13 +87,7 @@ export function meRoutes(deps: MeRouteDeps) {
         },
       },
       async (request) => {
-        const actor = actorOf(request);
-        const mine = await sessions.list(actor.userId, null);
-        if (!mine.some((s) => s.id === request.params.id)) throw new NotFoundError('Session');
-        await db.transaction().execute(async (trx) => {
-          await sessions.revoke(request.params.id, trx);
-          await audit.recordBy(actor, 'session.revoked', { type: 'session', id: request.params.id }, undefined, trx);
-        });
+        await service.revokeOwnSession(actorOf(request), request.params.id);
         return { ok: true as const };
       },
     );
@@ -139,14 +126,7 @@ export function meRoutes(deps: MeRouteDeps) {
       async (request, reply) => {
         const actor = actorOf(request);
         const session = sessionOf(request);
-        const result = await db.transaction().execute(async (trx) => {
-          const recoveryCodes = await mfa.confirmEnrollment(actor, request.body.code, trx);
-          await sessions.markStepUp(session.id, trx);
-          return {
-            recoveryCodes,
-            advanced: session.scope === 'mfa_enrollment' ? await login.advance(session, contextOf(request, session.transport), trx) : null,
-          };
-        });
+        const result = await login.confirmMfaEnrollment(actor, session, request.body.code, contextOf(request, session.transport));
         return {
           recoveryCodes: result.recoveryCodes,
           ...(result.advanced ? { session: replyWithSession(reply, result.advanced, clock.now()) } : {}),
@@ -167,7 +147,7 @@ export function meRoutes(deps: MeRouteDeps) {
       async (request) => {
         const actor = actorOf(request);
         service.requireStepUp(actor);
-        return { recoveryCodes: await db.transaction().execute((trx) => mfa.regenerateRecoveryCodes(actor, trx)) };
+        return { recoveryCodes: await service.regenerateRecoveryCodes(actor) };
       },
     );
 
@@ -190,10 +170,7 @@ export function meRoutes(deps: MeRouteDeps) {
         // A passkey is a second factor too: the policy holds while the user keeps one.
         if (org && mfaRequiredFor(org, user) && (await passkeys.count(user.id)) === 0)
           throw new ConflictError(`Your organization requires MFA for the ${user.role} role`, undefined, 'auth.mfa_required_by_policy');
-        await db.transaction().execute(async (trx) => {
-          await mfa.clear(actor.userId, trx);
-          await audit.recordBy(actor, 'mfa.disabled', { type: 'user', id: actor.userId }, undefined, trx);
-        });
+        await service.disableOwnMfa(actor);
         return { ok: true as const };
       },
     );
