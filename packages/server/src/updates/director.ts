@@ -6,7 +6,7 @@
  * re-signed only when what it names changes or it has passed half its lifetime, so devices
  * polling it cost a lookup, not a signature.
  */
-import type { Kysely } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import { Metadata, Signature, TargetFile, Targets } from '@tufjs/models';
 import type { DirectorTargetCustom, RolloutDeviceState } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
@@ -156,6 +156,9 @@ export class Director {
                 .whereRef('l.device_id', '=', 'd.id')
                 .whereRef('l.organization_id', '=', 'd.organization_id')
                 .orderBy('lr.created_at', 'desc')
+                // Two rollouts of one device created in the same millisecond: the first has ended (a
+                // device is never in two unfinished rollouts), so the unfinished one is the latest.
+                .orderBy(sql`case when lr.status in ('running', 'paused') then 0 else 1 end`)
                 .orderBy('lr.id', 'desc')
                 .limit(1),
             ),

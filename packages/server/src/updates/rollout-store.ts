@@ -3,7 +3,7 @@
  * offer queue in rank order, and per-device rows. Every method takes the executor so a caller's
  * transaction is used throughout (SQLite has one connection).
  */
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
 import type { RolloutDeviceState } from '@bulwark/protocol';
 import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
@@ -398,31 +398,35 @@ export class RolloutStore {
 
   /** The device's most recent rollout, with its row. */
   latestOf(organizationId: string, deviceId: string, db: Executor = this.db) {
-    return db
-      .selectFrom('rollout_devices as rd')
-      .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
-      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
-      .select([
-        'r.id',
-        'r.status',
-        'r.release_id',
-        'f.version',
-        'f.target_name',
-        'rd.phase',
-        'rd.state',
-        'rd.error_code',
-        'rd.error_message',
-        'rd.offered_at',
-        'rd.updated_at',
-        'rd.attempts',
-        'rd.retry_at',
-      ])
-      .where('rd.device_id', '=', deviceId)
-      .where('rd.organization_id', '=', organizationId)
-      .orderBy('r.created_at', 'desc')
-      .orderBy('r.id', 'desc')
-      .limit(1)
-      .executeTakeFirst();
+    return (
+      db
+        .selectFrom('rollout_devices as rd')
+        .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
+        .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
+        .select([
+          'r.id',
+          'r.status',
+          'r.release_id',
+          'f.version',
+          'f.target_name',
+          'rd.phase',
+          'rd.state',
+          'rd.error_code',
+          'rd.error_message',
+          'rd.offered_at',
+          'rd.updated_at',
+          'rd.attempts',
+          'rd.retry_at',
+        ])
+        .where('rd.device_id', '=', deviceId)
+        .where('rd.organization_id', '=', organizationId)
+        .orderBy('r.created_at', 'desc')
+        // Same millisecond: the unfinished rollout is the later one (see Director.stateOf).
+        .orderBy(sql`case when r.status in ('running', 'paused') then 0 else 1 end`)
+        .orderBy('r.id', 'desc')
+        .limit(1)
+        .executeTakeFirst()
+    );
   }
 
   /** A page of a rollout's devices by device ID (keyset: after `afterDeviceId`). */
