@@ -93,7 +93,14 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
     // and, for the repository and releases, the public TUF paths (/tuf/<organization>/…): no prefix here.
     await app.register(repositoryRoutes({ repository: updates.repository, onlineKeys: updates.onlineKeys }));
     await app.register(releaseRoutes({ releases: updates.releases }));
-    await app.register(blobRoutes({ blobs: updates.blobs, uploads: updates.uploads, db, maxImageBytes: config.updates.maxImageBytes }));
+    await app.register(
+      blobRoutes({
+        blobs: updates.blobs,
+        uploads: updates.uploads,
+        releases: updates.releases,
+        maxImageBytes: config.updates.maxImageBytes,
+      }),
+    );
     await app.register(
       rolloutRoutes({ rollouts: updates.rollouts, repository: updates.repository, identity: devices.identity, loginRateLimitPerMinute }),
     );

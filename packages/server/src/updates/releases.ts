@@ -312,6 +312,18 @@ export class ReleaseService {
     return row ? toRefusal(row) : null;
   }
 
+  /** Whether a release of the organization names this image under this target (what the targets route serves). */
+  async isReleased(organizationId: string, targetName: string, sha256: string): Promise<boolean> {
+    const row = await this.db
+      .selectFrom('firmware_releases')
+      .select('id')
+      .where('organization_id', '=', organizationId)
+      .where('target_name', '=', targetName)
+      .where('sha256', '=', sha256)
+      .executeTakeFirst();
+    return row !== undefined;
+  }
+
   async list(actor: Actor, query: { productId?: string }): Promise<Release[]> {
     requirePermission(actor, 'firmware:read');
     let q = this.db.selectFrom('firmware_releases').selectAll().where('organization_id', '=', actor.organizationId);

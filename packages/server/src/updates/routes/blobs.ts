@@ -11,33 +11,20 @@ import type { Readable } from 'node:stream';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { ErrorCodes, errorBody, targetNameOf } from '@bulwark/protocol';
-import type { Kysely } from 'kysely';
 import { Type } from 'typebox';
 import { BulwarkError, NotFoundError } from '../../errors.js';
 import type { BlobUploads } from '../blob-uploads.js';
-import type { Database } from '../../storage/schema.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { ErrorRef, errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
 import { assertBlobHash, BlobTooLargeError, type BlobStore } from '../blobs.js';
 import { decideRange, ifRangeHolds } from '../byte-range.js';
+import type { ReleaseService } from '../releases.js';
 
 const OCTET_STREAM = 'application/octet-stream';
 /** `<productId>/<sha256>.firmware-<version>.bin`: TUF consistent-snapshot naming, the hash before the file name. */
 const TARGET_PATH = /^([^/]+)\/([0-9a-f]{64})\.firmware-([^/]+)\.bin$/;
 
 const BlobSchema = Strict({ sha256: Type.String(), length: Type.Integer() });
-
-/** Whether a release of the organization names this image under this target. */
-async function isReleased(db: Kysely<Database>, organizationId: string, targetName: string, sha256: string): Promise<boolean> {
-  const row = await db
-    .selectFrom('firmware_releases')
-    .select('id')
-    .where('organization_id', '=', organizationId)
-    .where('target_name', '=', targetName)
-    .where('sha256', '=', sha256)
-    .executeTakeFirst();
-  return row !== undefined;
-}
 
 /** Refuses an upload before a byte of it is read: wrong hash syntax, media type, or declared size. */
 function checkUpload(maxBytes: number) {
@@ -62,8 +49,8 @@ async function closeIfUnread(request: FastifyRequest, reply: FastifyReply, paylo
 export interface BlobRouteDeps {
   blobs: BlobStore;
   uploads: BlobUploads;
-  /** Reads firmware_releases itself (a service method is the stores pass's). */
-  db: Kysely<Database>;
+  /** Which images the targets route may serve: those a release of the organization names. */
+  releases: Pick<ReleaseService, 'isReleased'>;
   /** config.updates.maxImageBytes */
   maxImageBytes: number;
 }
@@ -120,7 +107,7 @@ export function blobRoutes(deps: BlobRouteDeps) {
         const notFound = new NotFoundError('The target', { path: `/tuf/${organizationId}/targets/${request.params['*']}` });
         if (!match) throw notFound;
         const [, productId, sha256, version] = match as unknown as [string, string, string, string];
-        if (!(await isReleased(deps.db, organizationId, targetNameOf(productId, version), sha256))) throw notFound;
+        if (!(await deps.releases.isReleased(organizationId, targetNameOf(productId, version), sha256))) throw notFound;
         const blob = await blobs.stat(sha256);
         if (!blob) {
           request.log.error({ sha256, organizationId }, 'a released image is missing from the blob store');
