@@ -97,7 +97,13 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
   installErrorHandling(app, respond);
 
   await app.register(cookie);
+  // The deployment-wide limit runs as an app-level hook, ahead of authentication (added with the
+  // routes): as a route-level hook (the plugin's `global` default) it ran after the authentication
+  // hook, so a request refused there (401: a missing, wrong or expired credential) was never counted,
+  // and a flood of bad credentials, each costing a lookup, went unlimited. Routes with their own
+  // `config.rateLimit` (a stricter limit, or `false` for health checks) keep only their own.
   await app.register(rateLimit, {
+    global: false,
     max: http.rateLimitPerMinute,
     timeWindow: '1 minute',
     errorResponseBuilder: (_request, context) =>
@@ -105,6 +111,11 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
         `Too many requests: at most ${context.max} per ${context.after}; try again later`,
         Math.ceil(context.ttl / 1000),
       ),
+  });
+  const limitEveryRequest = app.rateLimit();
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.routeOptions.config?.rateLimit != null) return;
+    await limitEveryRequest.call(app, request, reply);
   });
   await app.register(swagger, {
     openapi: {
