@@ -6,7 +6,7 @@
  * orderly: it stops accepting, drains requests (for at most `http.shutdownGraceMs`, then ends
  * every connection left, idle TLS handshakes included) and closes storage.
  */
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import type { Socket } from 'node:net';
@@ -19,6 +19,7 @@ import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
+import { sharedCountsConnection } from '../transport/mqtt/cluster.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 import { Readiness } from '../ops/readiness.js';
@@ -66,6 +67,18 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
   const readiness = new Readiness();
+  // With Redis, every node and worker of the deployment counts a client's requests together (the
+  // deployment's CA chain names the keys, so deployments sharing a Redis do not mix).
+  const sharedCounts = config.mqtt.redisUrl
+    ? sharedCountsConnection(config.mqtt.redisUrl, (error) =>
+        // Reported once per outage, after the app exists (ioredis reports asynchronously).
+        app.log.warn({ err: error }, 'HTTP rate limits: Redis unreachable; requests are let through uncounted until it answers'),
+      )
+    : null;
+  const deployment = createHash('sha256')
+    .update(await platform.pki.caChain())
+    .digest('hex')
+    .slice(0, 16);
   const app = await buildHttpApp({
     tls,
     http: config.http,
@@ -75,7 +88,9 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
     ...(options.worker ? { logBindings: { worker: options.worker } } : {}),
+    ...(sharedCounts ? { rateLimitStore: { redis: sharedCounts, nameSpace: `bulwark:${deployment}:http-rate:` } } : {}),
   });
+  if (sharedCounts) app.addHook('onClose', async () => void (await sharedCounts.quit().catch(() => sharedCounts.disconnect())));
   metrics.gauge(
     'worker',
     'The worker of the node that answered this scrape (serve --workers): 1…N; 0 for a node of one process',
@@ -88,7 +103,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     connections.add(socket);
     socket.once('close', () => connections.delete(socket));
   });
-  await app.listen({ host, port: options.port ?? config.http.port });
+  try {
+    await app.listen({ host, port: options.port ?? config.http.port });
+  } catch (error) {
+    await app.close(); // the shared-counts connection too: a node that cannot listen must still end
+    throw error;
+  }
   const address = app.server.address();
   const port = typeof address === 'object' && address ? address.port : (options.port ?? config.http.port);
   const shownHost = host === '0.0.0.0' || host === '::' ? 'localhost' : host.includes(':') ? `[${host}]` : host;

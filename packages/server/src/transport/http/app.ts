@@ -10,6 +10,7 @@ import { hostname } from 'node:os';
 import Fastify, { type FastifyInstance } from 'fastify';
 import cookie from '@fastify/cookie';
 import rateLimit from '@fastify/rate-limit';
+import type { Redis } from 'ioredis';
 import swagger from '@fastify/swagger';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { RateLimitedError } from '../../errors.js';
@@ -41,6 +42,12 @@ export interface HttpOptions {
   logStream?: NodeJS.WritableStream;
   /** Fields on every log line, beside pino's pid and hostname (a worker's number). */
   logBindings?: Record<string, unknown>;
+  /**
+   * Where the per-client request counts live when several processes serve one deployment (nodes,
+   * workers): a Redis connection and the deployment's key prefix. Without it each process counts
+   * alone, so a client gets the limit once per process.
+   */
+  rateLimitStore?: { redis: Redis; nameSpace: string };
 }
 
 const REQUEST_ID = /^[A-Za-z0-9._-]{8,64}$/;
@@ -106,6 +113,9 @@ export async function buildHttpApp(options: HttpOptions): Promise<FastifyInstanc
     global: false,
     max: http.rateLimitPerMinute,
     timeWindow: '1 minute',
+    // Counts shared through Redis when there is a store; a store that does not answer lets requests
+    // through uncounted (the API keeps serving without Redis, as it does for the broker's routing).
+    ...(options.rateLimitStore ? { ...options.rateLimitStore, skipOnError: true } : {}),
     errorResponseBuilder: (_request, context) =>
       new RateLimitedError(
         `Too many requests: at most ${context.max} per ${context.after}; try again later`,

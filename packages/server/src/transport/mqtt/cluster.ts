@@ -37,6 +37,21 @@ export function redisOptions(url: string): RedisOptions {
   };
 }
 
+/**
+ * A connection for counts every node shares (HTTP rate limits): a command fails at once while Redis
+ * is away (no offline queue, 250 ms at most) rather than wait, so a caller can go on without it.
+ */
+export function sharedCountsConnection(url: string, onError: (error: Error) => void): Redis {
+  const connection = new Redis({ ...redisOptions(url), maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 250 });
+  let reported = false;
+  connection.on('error', (error: Error) => {
+    if (!reported) onError(error);
+    reported = true;
+  });
+  connection.on('ready', () => (reported = false));
+  return connection;
+}
+
 /** The emitter's and the persistence's connections are made here, so this node can close them all. */
 export function redisBackends(url: string, onError: (error: Error) => void = () => undefined): RedisBackends {
   const options = redisOptions(url);
