@@ -3,6 +3,8 @@
  * purpose with the readings it needs, required ones marked as such and optional ones as switches
  * the owner turns on or off (off until granted), and the readings stored now. The platform stores
  * only what a required or granted purpose names; a switch the API refuses (not the owner) says why.
+ * A switch shows the owner's choice at once while it is sent, and falls back to what the platform
+ * holds when the answer comes (the same choice, or the old one if it was refused).
  */
 import { useEffect, useId, useState } from 'react';
 import { Alert, Card } from '../../kit';
@@ -11,6 +13,7 @@ import { useAction } from '../ui';
 
 export function Privacy(props: { id: string }) {
   const [privacy, setPrivacy] = useState<DevicePrivacy | null>(null);
+  const [asked, setAsked] = useState<Record<string, boolean>>({});
   const { busy, error, run } = useAction();
   useEffect(() => {
     void run(async () => setPrivacy(await my.privacy(props.id)));
@@ -33,9 +36,12 @@ export function Privacy(props: { id: string }) {
                 ) : (
                   <Consent
                     label={purpose.description}
-                    checked={purpose.granted}
+                    checked={asked[purpose.id] ?? purpose.granted}
                     disabled={busy}
-                    onChange={(granted) => void run(async () => setPrivacy(await my.setConsents(props.id, { [purpose.id]: granted })))}
+                    onChange={(granted) => {
+                      setAsked({ [purpose.id]: granted });
+                      void run(async () => setPrivacy(await my.setConsents(props.id, { [purpose.id]: granted }))).finally(() => setAsked({}));
+                    }}
                   />
                 )}
                 <span className="hint">Uses: {purpose.telemetry.join(', ') || 'no readings'}</span>
