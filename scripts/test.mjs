@@ -6,6 +6,9 @@
 //   --record-times                          rewrite scripts/test-times.json from this run (a whole run)
 //   --faults                                the fault-injection tests (*.faults.ts: nodes killed, databases
 //                                           cut, disks filled; `npm run test:faults`) instead of *.test.ts
+//   --compiled | --sources                  run the tests compiled by tsc (the default for a whole run:
+//                                           scripts/compiled-tests.mjs) or through tsx (the default when
+//                                           files are named: no compile step before a single file)
 //   BULWARK_TEST_CONCURRENCY=n              files run at once (default 3)
 // It builds the workspace's TypeScript packages first (tsc -b): the CLI children run the build.
 // Node 20's runner takes no glob patterns, so the files are listed here.
@@ -13,13 +16,16 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, w
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
+import { BUILD_DIR, buildCompiledTests } from './compiled-tests.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const timesFile = join(root, 'scripts/test-times.json');
 const args = process.argv.slice(2);
 const recordTimes = args.includes('--record-times');
 const faults = args.includes('--faults');
-const filters = args.filter((a) => a !== '--record-times' && a !== '--faults');
+const FLAGS = ['--record-times', '--faults', '--compiled', '--sources'];
+const filters = args.filter((a) => !FLAGS.includes(a));
+const compiled = args.includes('--compiled') || (filters.length === 0 && !args.includes('--sources'));
 const suffix = faults ? '.faults.ts' : '.test.ts';
 
 function walk(dir, out = []) {
@@ -56,6 +62,14 @@ const build = spawnSync(
 );
 if (build.status !== 0) console.error(`The build failed; the tests' CLI children load the sources.\n${build.stdout}${build.stderr}`);
 const builtCli = build.status === 0 ? { BULWARK_TEST_BUILT_CLI: '1' } : {};
+const mirror = compiled ? buildCompiledTests(root) : null;
+const loader = mirror ? [] : ['--import', 'tsx'];
+const runFiles = mirror ? files.map((f) => join(BUILD_DIR, f.replace(/\.ts$/, '.js'))) : files;
+/** A file as the runner reported it, named by its source: packages/…/x.test.ts. */
+const sourceName = (file) =>
+  relative(root, file)
+    .replace(new RegExp(`^${BUILD_DIR}/`), '')
+    .replace(/\.js$/, '.ts');
 
 // Two cores: a third file keeps them busy while the others wait on the network, databases or a
 // child process; more only lengthens each file (and its timeouts) without finishing sooner.
@@ -66,8 +80,7 @@ const result = spawnSync(
   process.execPath,
   [
     '--conditions=source',
-    '--import',
-    'tsx',
+    ...loader,
     '--test',
     `--test-concurrency=${concurrency}`,
     // A test file that hangs fails after 15 minutes instead of holding CI until its own timeout
@@ -77,7 +90,7 @@ const result = spawnSync(
     '--test-reporter-destination=stdout',
     `--test-reporter=${join(root, 'scripts/file-times-reporter.mjs')}`,
     `--test-reporter-destination=${reportFile}`,
-    ...files,
+    ...runFiles,
   ],
   { cwd: root, stdio: 'inherit', env: { ...process.env, ...builtCli, NODE_ENV: 'test' } },
 );
@@ -86,7 +99,7 @@ if (existsSync(reportFile)) {
   const perFile = JSON.parse(readFileSync(reportFile, 'utf8') || '{}');
   writeTestResults(perFile);
   const report = Object.entries(perFile)
-    .map(([file, t]) => ({ file: relative(root, file), seconds: (t.ms ?? t.testsMs) / 1000, testsSeconds: t.testsMs / 1000 }))
+    .map(([file, t]) => ({ file: sourceName(file), seconds: (t.ms ?? t.testsMs) / 1000, testsSeconds: t.testsMs / 1000 }))
     .sort((a, b) => b.seconds - a.seconds);
   const total = report.reduce((sum, r) => sum + r.seconds, 0);
   console.log(`\nSlowest test files (of ${report.length}; ${total.toFixed(0)} s in all, ${concurrency} at a time):`);
@@ -111,7 +124,7 @@ function writeTestResults(perFile) {
     const counts = { ...entry.tests };
     // A file that failed outside its tests (did not load, crashed, timed out) counts one failure.
     if (entry.failed && counts.failed === 0) counts.failed = 1;
-    files[relative(root, file)] = counts;
+    files[sourceName(file)] = counts;
     for (const key of Object.keys(totals)) totals[key] += counts[key];
   }
   const head = spawnSync('git', ['rev-parse', 'HEAD'], { cwd: root, encoding: 'utf8' });

@@ -1,12 +1,14 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { dirname } from 'node:path';
 import fc from 'fast-check';
 import { ValidationError } from '../errors.js';
 import { SBOM_LIMITS, validateSbom } from './sbom.js';
 
-const REPO_ROOT = new URL('../../../../', import.meta.url).pathname;
+// The repository itself, also when this file runs from the compiled mirror (scripts/compiled-tests.mjs): npm reads its node_modules.
+const REPO_ROOT = `${dirname(realpathSync(new URL('../../../../package.json', import.meta.url)))}/`;
 
 /** The repository's own SBOM: CI writes sbom.cdx.json with `npm run sbom`; otherwise npm makes it now. */
 function repositorySbom(): unknown {
