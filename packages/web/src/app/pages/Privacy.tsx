@@ -40,7 +40,9 @@ export function Privacy(props: { id: string }) {
                     disabled={busy}
                     onChange={(granted) => {
                       setAsked({ [purpose.id]: granted });
-                      void run(async () => setPrivacy(await my.setConsents(props.id, { [purpose.id]: granted }))).finally(() => setAsked({}));
+                      void run(async () => setPrivacy(await my.setConsents(props.id, { [purpose.id]: granted }))).finally(() =>
+                        setAsked({}),
+                      );
                     }}
                   />
                 )}
