@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage } from 'node:http';
 import type { FastifyInstance } from 'fastify';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Aggregator } from 'prom-client';
 
 const PREFIX = 'bulwark_';
 
@@ -20,6 +20,9 @@ export class Metrics {
     buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
     registers: [this.registry],
   });
+
+  /** A worker's scrape of the whole node (runner/workers.ts): every worker's metrics, summed by the primary. */
+  private nodeWide: (() => Promise<string>) | null = null;
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: PREFIX });
@@ -58,11 +61,25 @@ export class Metrics {
       .map((v) => ({ method: String(v.labels.method), route: String(v.labels.route), status: Number(v.labels.status), count: v.value }));
   }
 
-  /** A gauge read at each scrape. */
-  gauge(name: string, help: string, read: () => number): void {
+  /** Scrapes of the node answer `source` (what every worker holds) instead of this process's registry. */
+  aggregateThrough(source: () => Promise<string>): void {
+    this.nodeWide = source;
+  }
+
+  /** The text of a scrape: the node's (every worker's, summed) or this process's only. */
+  exposition(scope: 'node' | 'process'): Promise<string> {
+    return scope === 'node' && this.nodeWide ? this.nodeWide() : this.registry.metrics();
+  }
+
+  /**
+   * A gauge read at each scrape. `aggregator` says how the node's scrape combines the workers'
+   * values (prom-client's: the sum by default; `omit` keeps it out of the node's answer).
+   */
+  gauge(name: string, help: string, read: () => number, aggregator: Aggregator = 'sum'): void {
     new Gauge({
       name: `${PREFIX}${name}`,
       help,
+      aggregator,
       registers: [this.registry],
       collect() {
         this.set(read());

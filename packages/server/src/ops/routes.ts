@@ -6,7 +6,8 @@
  */
 import type { FastifyInstance } from 'fastify';
 import { Type } from 'typebox';
-import { AuthenticationError } from '../errors.js';
+import { ErrorCodes } from '@bulwark/protocol';
+import { AuthenticationError, BulwarkError } from '../errors.js';
 import { errorResponses, Raw, Strict } from '../transport/http/schemas.js';
 import type { Metrics } from './metrics.js';
 import type { Readiness } from './readiness.js';
@@ -54,8 +55,10 @@ export function opsRoutes({ readiness, metrics, metricsTokenHash: tokenHash }: O
         config: { auth: { principal: 'none' } },
         schema: {
           tags: ['ops'],
-          summary: 'Prometheus metrics, for the holder of the scrape token (Authorization: Bearer; see bulwark admin metrics-token)',
-          response: { 200: Raw('text/plain; version=0.0.4', 'Prometheus text exposition'), ...errorResponses(401) },
+          summary:
+            'Prometheus metrics, for the holder of the scrape token (Authorization: Bearer; see bulwark admin metrics-token): the whole node (every worker summed), or ?scope=worker for the process that answered',
+          querystring: Strict({ scope: Type.Optional(Type.Union([Type.Literal('node'), Type.Literal('worker')])) }),
+          response: { 200: Raw('text/plain; version=0.0.4', 'Prometheus text exposition'), ...errorResponses(401, 503) },
         },
       },
       async (request, reply) => {
@@ -66,8 +69,12 @@ export function opsRoutes({ readiness, metrics, metricsTokenHash: tokenHash }: O
               : 'No scrape token is configured: create one with `bulwark admin metrics-token`, then send it as a bearer token',
           );
         }
+        const { scope } = request.query as { scope?: 'node' | 'worker' };
         reply.header('content-type', metrics.registry.contentType);
-        return metrics.registry.metrics();
+        return metrics.exposition(scope === 'worker' ? 'process' : 'node').catch((error: Error) => {
+          // A worker just restarting has not answered the primary yet: say so, rather than a partial sum.
+          throw new BulwarkError(ErrorCodes.serviceUnavailable, `${error.message}; retry, or ask one worker with ?scope=worker`, 503);
+        });
       },
     );
 

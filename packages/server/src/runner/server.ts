@@ -22,6 +22,7 @@ import { MqttGateway } from '../transport/mqtt/broker.js';
 import { sharedCountsConnection } from '../transport/mqtt/cluster.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
+import { nodeMetricsThroughPrimary } from './workers.js';
 import { Readiness } from '../ops/readiness.js';
 import { BackgroundJobs } from './jobs.js';
 import { JobLeaseStore } from '../ops/job-lease-store.js';
@@ -93,9 +94,16 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   if (sharedCounts) app.addHook('onClose', async () => void (await sharedCounts.quit().catch(() => sharedCounts.disconnect())));
   metrics.gauge(
     'worker',
-    'The worker of the node that answered this scrape (serve --workers): 1…N; 0 for a node of one process',
+    'The worker that answered this scrape (serve --workers; in /metrics?scope=worker only): 1…N; 0 for a node of one process',
     () => options.worker ?? 0,
+    'omit',
   );
+  metrics.gauge(
+    'processes',
+    'The processes whose metrics this scrape sums (the workers of the node; 1 for a node of one process)',
+    () => 1,
+  );
+  if (options.worker) metrics.aggregateThrough(nodeMetricsThroughPrimary(metrics.registry));
   const host = options.host ?? config.http.host;
   // Every TCP connection, from its accept: one that never finishes its TLS handshake would hold shutdown for Node's 120 s.
   const connections = new Set<Socket>();

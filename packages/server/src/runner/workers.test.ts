@@ -41,6 +41,8 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
   let api: HttpClient;
   let token: string;
   const logs: LogLine[] = [];
+  /** What the node wrote to standard error that is not a log line (an error a process died of). */
+  const other: string[] = [];
   const devices: TestDevice[] = [];
   const clients = new Map<string, MqttClient>();
 
@@ -77,7 +79,10 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
       pending += chunk.toString();
       const lines = pending.split('\n');
       pending = lines.pop()!;
-      for (const line of lines) if (line.startsWith('{')) logs.push(JSON.parse(line) as LogLine);
+      for (const line of lines) {
+        if (line.startsWith('{')) logs.push(JSON.parse(line) as LogLine);
+        else if (line.trim()) other.push(line);
+      }
     };
     read(Buffer.from(node.startOutput));
     node.child.stderr!.on('data', read);
@@ -144,19 +149,44 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
     assert.ok(crossed > 0, 'at least one command was taken by the worker not holding its device');
   });
 
-  it('/metrics is answered by the worker that takes the connection, and says which (bulwark_worker)', async () => {
+  it('/metrics sums every worker, whichever takes the connection; ?scope=worker is the one that answered (bulwark_worker)', async () => {
+    /** Over a new connection: the primary hands each to the next worker. */
+    const scrapeOnce = async (path: string) => {
+      const probe = new HttpClient(`https://localhost:${node.httpsPort}`, t.ca);
+      try {
+        const res = await probe.get(path, { headers: { authorization: `Bearer ${scrape.token}` } });
+        assert.equal(res.status, 200, res.text);
+        return res.text;
+      } finally {
+        probe.close();
+      }
+    };
+    const healthzAnswers = (text: string) =>
+      Number(/^bulwark_http_request_duration_seconds_count\{method="GET",route="\/healthz",status="200"\} (\d+)$/m.exec(text)?.[1] ?? 0);
+
     const seen = new Set<string>();
+    for (let i = 0; i < 6; i++) seen.add(/^bulwark_worker (\d+)$/m.exec(await scrapeOnce('/metrics?scope=worker'))![1]!);
+    assert.deepEqual([...seen].sort(), ['1', '2'], 'new connections reach both workers');
+
+    const before = healthzAnswers(await scrapeOnce('/metrics'));
+    // Each over a new connection, so both workers answer some of them.
     for (let i = 0; i < 6; i++) {
       const probe = new HttpClient(`https://localhost:${node.httpsPort}`, t.ca);
       try {
-        const res = await probe.get('/metrics', { headers: { authorization: `Bearer ${scrape.token}` } });
-        assert.equal(res.status, 200, res.text);
-        seen.add(/^bulwark_worker (\d+)$/m.exec(res.text)![1]!);
+        assert.equal((await probe.get('/healthz')).status, 200);
       } finally {
         probe.close();
       }
     }
-    assert.deepEqual([...seen].sort(), ['1', '2']);
+    for (let i = 0; i < 4; i++) {
+      const text = await scrapeOnce('/metrics');
+      assert.equal(healthzAnswers(text), before + 6, "every worker's answers, summed, whichever worker took the scrape");
+      assert.match(text, /^bulwark_processes 2$/m);
+      assert.doesNotMatch(text, /^bulwark_worker /m, 'the node has no one worker number');
+    }
+    const own = await scrapeOnce('/metrics?scope=worker');
+    assert.ok(healthzAnswers(own) < before + 6, `one worker's own count is part of the sum (${healthzAnswers(own)})`);
+    assert.match(own, /^bulwark_processes 1$/m);
   });
 
   it('telemetry from devices on both workers is stored', async () => {
@@ -212,7 +242,8 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
     const pids = [...workerPids().values()];
     for (const client of clients.values()) client.end(true);
     const code = await node.stop(60_000);
-    assert.equal(code, 0);
+    const said = logs.filter((l) => /worker|stop/.test(l.msg ?? '') || (l as { level?: number }).level! >= 50);
+    assert.equal(code, 0, `the primary's exit code; what the node said:\n${[...said.map((l) => JSON.stringify(l)), ...other].join('\n')}`);
     for (const pid of pids) assert.throws(() => process.kill(pid, 0), /ESRCH/, `worker ${pid} still runs`);
     assert.ok(logs.some((l) => l.msg === 'stop requested: the workers drain and stop'));
     assert.equal(logs.filter((l) => l.msg === 'worker stopped').length, 2);

@@ -9,8 +9,13 @@
  * The primary restarts a worker that exits (after a backoff that doubles with each failure in a
  * row, logged), gives up and exits 1 when a worker keeps failing before it listens, and on SIGTERM
  * or SIGINT stops every worker gracefully (each drains as a single node does) and exits 0.
+ *
+ * A scrape of /metrics reaches one worker; that worker asks the primary, which gathers every
+ * worker's metrics (prom-client's AggregatorRegistry, over the same IPC channel) and answers with
+ * the node's sum, so a counter does not jump between workers' values from one scrape to the next.
  */
 import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry, type Registry } from 'prom-client';
 
 /** What a worker tells the primary once its HTTPS (and MQTT) listeners accept connections. */
 export interface ListeningMessage {
@@ -31,6 +36,57 @@ export function workerSlot(env: NodeJS.ProcessEnv = process.env): number | null 
   if (!cluster.isWorker) return null;
   const slot = Number(env[WORKER_SLOT_ENV]);
   return Number.isInteger(slot) && slot > 0 ? slot : null;
+}
+
+/** A worker asking the primary for the node's metrics, and the answer. */
+interface MetricsRequest {
+  bulwark: 'metrics?';
+  id: number;
+}
+interface MetricsAnswer {
+  bulwark: 'metrics';
+  id: number;
+  text?: string;
+  error?: string;
+}
+
+function isMetricsRequest(message: unknown): message is MetricsRequest {
+  return typeof message === 'object' && message !== null && (message as { bulwark?: unknown }).bulwark === 'metrics?';
+}
+
+/** How long a worker waits for the node's metrics (prom-client's own gathering gives up after 5 s). */
+const NODE_METRICS_TIMEOUT_MS = 6000;
+
+/**
+ * In a worker: answers the primary's gathering with `registry`, and returns what a scrape of the
+ * node calls (the node's metrics, from the primary).
+ */
+export function nodeMetricsThroughPrimary(registry: Registry): () => Promise<string> {
+  AggregatorRegistry.setRegistries([registry]);
+  new AggregatorRegistry(); // its constructor makes this worker answer the primary's requests
+  const pending = new Map<number, { resolve: (text: string) => void; reject: (error: Error) => void; timer: NodeJS.Timeout }>();
+  let next = 0;
+  process.on('message', (message: unknown) => {
+    if (typeof message !== 'object' || message === null || (message as { bulwark?: unknown }).bulwark !== 'metrics') return;
+    const answer = message as MetricsAnswer;
+    const waiting = pending.get(answer.id);
+    if (!waiting) return;
+    pending.delete(answer.id);
+    clearTimeout(waiting.timer);
+    if (answer.text !== undefined) waiting.resolve(answer.text);
+    else waiting.reject(new Error(`the node's metrics could not be gathered: ${answer.error ?? 'no answer'}`));
+  });
+  return () =>
+    new Promise<string>((resolve, reject) => {
+      if (!process.connected) return reject(new Error("the node's metrics could not be gathered: no primary"));
+      const id = next++;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`the node's metrics could not be gathered within ${NODE_METRICS_TIMEOUT_MS} ms`));
+      }, NODE_METRICS_TIMEOUT_MS);
+      pending.set(id, { resolve, reject, timer });
+      process.send!({ bulwark: 'metrics?', id } satisfies MetricsRequest);
+    });
 }
 
 export interface SupervisorLog {
@@ -83,6 +139,19 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
     timer: null,
   }));
   let announced = false;
+  const aggregator = new AggregatorRegistry();
+  const answerMetrics = (worker: Worker, request: MetricsRequest) => {
+    const send = (answer: MetricsAnswer) => {
+      if (worker.isConnected()) worker.send(answer);
+    };
+    aggregator.clusterMetrics().then(
+      (text) => send({ bulwark: 'metrics', id: request.id, text }),
+      (error: Error) => {
+        log.warn({ workerPid: worker.process.pid, err: error.message }, "the node's metrics could not be gathered");
+        send({ bulwark: 'metrics', id: request.id, error: error.message });
+      },
+    );
+  };
   let stopping: { code: number; done: (code: number) => void; killTimer: NodeJS.Timeout | null } | null = null;
 
   return new Promise<number>((resolve) => {
@@ -93,6 +162,7 @@ export function superviseWorkers(options: SupervisorOptions): Promise<number> {
       slot.worker = worker;
       log.info({ worker: slot.index, workerPid: worker.process.pid }, 'worker started');
       worker.on('message', (message: unknown) => {
+        if (isMetricsRequest(message)) return answerMetrics(worker, message);
         if (!isListeningMessage(message) || slot.worker !== worker) return;
         slot.listenedAt = Date.now();
         slot.startFailures = 0;
