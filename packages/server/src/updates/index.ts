@@ -2,7 +2,6 @@
  * Wires the updates domain: blob store, TUF image repository, releases, director and rollouts.
  */
 import { join } from 'node:path';
-import type { Kysely } from 'kysely';
 import type { Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
@@ -10,13 +9,13 @@ import type { DeviceMessenger } from '../devices/messaging.js';
 import type { DevicesService } from '../devices/service.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { Config } from '../ops/config.js';
-import type { Database } from '../storage/schema.js';
 import { BlobUploads } from './blob-uploads.js';
 import { BlobStore } from './blobs.js';
 import { Director } from './director.js';
 import { OnlineKeyRotation } from './online-keys.js';
 import { ReleaseService } from './releases.js';
 import { TufRepository } from './repository.js';
+import type { Executor } from './rollout-store.js';
 import { RolloutService } from './rollouts.js';
 
 export interface UpdatesDomain {
@@ -31,7 +30,7 @@ export interface UpdatesDomain {
 
 export interface UpdatesDependencies {
   config: Config;
-  db: Kysely<Database>;
+  db: Executor;
   signingKeys: SigningKeys;
   audit: AuditService;
   clock: Clock;

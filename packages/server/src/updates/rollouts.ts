@@ -5,7 +5,6 @@
  * director targets name the release (the director derives that from the rollout tables) and it is
  * told `updates/available`. Operators pause, resume and abort; every change is audited.
  */
-import type { Kysely } from 'kysely';
 import semver from 'semver';
 import { UPDATE_TOPICS, type RolloutDeviceState, type VersionReport } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -15,7 +14,6 @@ import type { DeviceIdentity } from '../devices/identity.js';
 import type { DeviceMessenger } from '../devices/messaging.js';
 import type { DevicesService } from '../devices/service.js';
 import { NotFoundError } from '../errors.js';
-import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
@@ -43,6 +41,7 @@ import {
   type RolloutSelector,
   type ScheduleWindow,
 } from './rollout-model.js';
+import { DeviceReportStore } from './device-report-store.js';
 import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutsTable } from '../storage/rollout-tables.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
@@ -129,11 +128,12 @@ const retryPolicyOf = (row: RolloutRow): RetryPolicy => ({ maxAttempts: row.max_
 
 export class RolloutService {
   readonly store: RolloutStore;
+  private readonly reports: DeviceReportStore;
   private readonly inbox: DeviceUpdateInbox;
   private ticking: Promise<TickResult> | null = null;
 
   constructor(
-    readonly db: Kysely<Database>,
+    readonly db: Executor,
     readonly director: Director,
     readonly releases: ReleaseService,
     readonly devices: DevicesService,
@@ -142,7 +142,8 @@ export class RolloutService {
     readonly clock: Clock,
   ) {
     this.store = new RolloutStore(db);
-    this.inbox = new DeviceUpdateInbox(db, this.store, clock);
+    this.reports = new DeviceReportStore(db);
+    this.inbox = new DeviceUpdateInbox(db, this.store, this.reports, clock);
   }
 
   /**
@@ -515,10 +516,10 @@ export class RolloutService {
   }
 
   private async pass(): Promise<TickResult> {
-    const running = await this.db.selectFrom('rollouts').select('id').where('status', '=', 'running').orderBy('created_at').execute();
+    const running = await this.store.runningIds();
     const failures: unknown[] = [];
     const result: TickResult = { offered: 0, withdrawn: 0, silent: 0 };
-    for (const { id } of running) {
+    for (const id of running) {
       // One broken rollout must not stop the others from advancing or halting.
       try {
         const stepped = await this.step(id);
@@ -687,14 +688,9 @@ export class RolloutService {
   /** A device's latest signed version report and its state in its most recent rollout. */
   async deviceUpdates(actor: Actor, deviceId: string) {
     requirePermission(actor, 'rollouts:read');
-    const device = await this.db
-      .selectFrom('devices')
-      .select(['id', 'firmware_version'])
-      .where('id', '=', deviceId)
-      .where('organization_id', '=', actor.organizationId)
-      .executeTakeFirst();
+    const device = await this.reports.device(actor.organizationId, deviceId);
     if (!device) throw new NotFoundError('Device');
-    const report = await this.db.selectFrom('device_version_reports').selectAll().where('device_id', '=', device.id).executeTakeFirst();
+    const report = await this.reports.versionReport(device.id);
     const rollout = await this.store.latestOf(actor.organizationId, device.id);
     return {
       deviceId: device.id,
