@@ -42,7 +42,7 @@ import {
   type ScheduleWindow,
 } from './rollout-model.js';
 import { DeviceReportStore } from './device-report-store.js';
-import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
+import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutDeviceRow, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutsTable } from '../storage/rollout-tables.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
@@ -77,6 +77,24 @@ export interface RolloutDeviceView {
   attempts: number;
   /** After a transient failure: when it may be offered again. */
   retryAt: string | null;
+}
+
+type Progress = Pick<
+  RolloutDeviceRow,
+  'phase' | 'state' | 'error_code' | 'error_message' | 'offered_at' | 'updated_at' | 'attempts' | 'retry_at'
+>;
+
+/** A device's progress in a rollout as callers see it (its rollout's device list, the device's update status). */
+function progressOf(row: Progress): Omit<RolloutDeviceView, 'deviceId'> {
+  return {
+    phase: row.phase,
+    state: row.state,
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    offeredAt: iso(row.offered_at),
+    updatedAt: iso(row.updated_at)!,
+    attempts: Number(row.attempts),
+    retryAt: iso(row.retry_at),
+  };
 }
 
 /** What one tick did, summed over the running rollouts (for the log: timed-out offers are not audited one by one). */
@@ -315,16 +333,7 @@ export class RolloutService {
     });
     const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor(last.device_id));
     return {
-      devices: page.map((d) => ({
-        deviceId: d.device_id,
-        phase: d.phase,
-        state: d.state,
-        error: d.error_code ? { code: d.error_code, message: d.error_message ?? '' } : null,
-        offeredAt: iso(d.offered_at),
-        updatedAt: iso(d.updated_at)!,
-        attempts: Number(d.attempts),
-        retryAt: iso(d.retry_at),
-      })),
+      devices: page.map((d) => ({ deviceId: d.device_id, ...progressOf(d) })),
       nextCursor,
     };
   }
@@ -703,13 +712,7 @@ export class RolloutService {
             releaseId: rollout.release_id,
             version: rollout.version,
             target: rollout.target_name,
-            phase: rollout.phase,
-            state: rollout.state,
-            error: rollout.error_code ? { code: rollout.error_code, message: rollout.error_message ?? '' } : null,
-            offeredAt: iso(rollout.offered_at),
-            updatedAt: iso(rollout.updated_at)!,
-            attempts: Number(rollout.attempts),
-            retryAt: iso(rollout.retry_at),
+            ...progressOf(rollout),
           }
         : null,
     };
