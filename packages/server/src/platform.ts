@@ -344,6 +344,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     devices: devicesService,
     link,
     requireStepUp: (actor) => service.requireStepUp(actor),
+    lockOrganization: (organizationId, trx) => store.lockOrganization(organizationId, trx),
   });
   const assessment = assessmentOf(db, config, {
     audit,

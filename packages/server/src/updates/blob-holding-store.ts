@@ -1,7 +1,7 @@
 /**
  * Each organization's holdings of firmware images (firmware_blobs: stored images and the
- * reservations of uploads under way) through Kysely, and the organization lock the quota is
- * counted under. Every method takes the executor so a caller's transaction is used throughout.
+ * reservations of uploads under way) through Kysely. Every method takes the executor so a
+ * caller's transaction is used throughout.
  */
 import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { Database, FirmwareBlobsTable } from '../storage/schema.js';
@@ -10,19 +10,6 @@ export type Executor = Kysely<Database>;
 
 export class BlobHoldingStore {
   constructor(readonly db: Executor) {}
-
-  /**
-   * Holds the organization's row until the transaction ends, so two uploads (on any node) count the
-   * quota one after the other: a no-op write takes the row lock on PostgreSQL, and SQLite runs one
-   * write transaction at a time.
-   */
-  async lockOrganization(organizationId: string, trx: Executor): Promise<void> {
-    await trx
-      .updateTable('organizations')
-      .set((eb) => ({ slug: eb.ref('slug') }))
-      .where('id', '=', organizationId)
-      .execute();
-  }
 
   /** The organization's stored holding of the image, if any (a reservation is not one). */
   holding(organizationId: string, sha256: string, db: Executor = this.db): Promise<{ id: string } | undefined> {

@@ -56,6 +56,11 @@ export class BlobUploads {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly options: BlobUploadOptions,
+    /**
+     * Holds the organization's row until the transaction ends (the accounts domain's lock), so two
+     * uploads (on any node) count the quota one after the other.
+     */
+    private readonly lockOrganization: (organizationId: string, trx: Executor) => Promise<void>,
   ) {
     this.store = new BlobHoldingStore(db);
   }
@@ -78,7 +83,7 @@ export class BlobUploads {
       throw error;
     }
     await this.db.transaction().execute(async (trx) => {
-      await this.store.lockOrganization(org, trx);
+      await this.lockOrganization(org, trx);
       if (reservation.id) await this.store.remove(reservation.id, trx);
       const held = await this.store.holding(org, sha256, trx);
       const now = this.clock.now();
@@ -135,7 +140,7 @@ export class BlobUploads {
     declaredLength: number | undefined,
   ): Promise<{ id: string | null; cap?: { bytes: number; exceeded: () => UpdateError } }> {
     return this.db.transaction().execute(async (trx) => {
-      await this.store.lockOrganization(organizationId, trx);
+      await this.lockOrganization(organizationId, trx);
       if (await this.store.holding(organizationId, sha256, trx)) return { id: null };
       const used = await this.usage(organizationId, trx);
       const room = this.options.quotaBytes - used;

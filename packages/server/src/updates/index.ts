@@ -38,20 +38,39 @@ export interface UpdatesDependencies {
   link: DeviceMessenger;
   /** Throws unless the actor re-proved a factor recently (accounts). */
   requireStepUp: (actor: Actor) => void;
+  /** Holds the organization's row until the transaction ends (accounts). */
+  lockOrganization: (organizationId: string, trx: Executor) => Promise<void>;
 }
 
-export function openUpdates({ config, db, signingKeys, audit, clock, devices, link, requireStepUp }: UpdatesDependencies): UpdatesDomain {
+export function openUpdates({
+  config,
+  db,
+  signingKeys,
+  audit,
+  clock,
+  devices,
+  link,
+  requireStepUp,
+  lockOrganization,
+}: UpdatesDependencies): UpdatesDomain {
   const settings = config.updates;
   const blobs = new BlobStore(join(config.dataDir, 'blobs'), { maxBytes: settings.maxImageBytes });
   const repository = new TufRepository(db, signingKeys, audit, clock, {
     timestampExpirySeconds: settings.timestampExpirySeconds,
     snapshotExpirySeconds: settings.snapshotExpirySeconds,
   });
-  const uploads = new BlobUploads(db, blobs, audit, clock, {
-    maxImageBytes: settings.maxImageBytes,
-    quotaBytes: settings.blobQuotaBytes,
-    graceHours: settings.orphanBlobGraceHours,
-  });
+  const uploads = new BlobUploads(
+    db,
+    blobs,
+    audit,
+    clock,
+    {
+      maxImageBytes: settings.maxImageBytes,
+      quotaBytes: settings.blobQuotaBytes,
+      graceHours: settings.orphanBlobGraceHours,
+    },
+    lockOrganization,
+  );
   const releases = new ReleaseService(db, blobs, repository, devices, audit, clock);
   const director = new Director(db, signingKeys, repository, clock, { expirySeconds: settings.directorExpirySeconds });
   const rollouts = new RolloutService(db, director, releases, devices, link, audit, clock);
