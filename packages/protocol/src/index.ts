@@ -2,6 +2,8 @@
  * Wire types shared by the Bulwark server, its clients and devices.
  * Depends on nothing of ours; grows as the device protocol lands.
  */
+export * from './accounts.js';
+export * from './audit.js';
 export * from './errors.js';
 export * from './topics.js';
 export * from './updates.js';

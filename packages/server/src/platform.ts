@@ -280,7 +280,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       crlUrl: `${config.http.publicUrl ?? `https://localhost:${config.http.port}`}/pki/crl.pem`,
     },
   );
-  const identity = new DeviceCertificateVerifier(db, clock, () => pki.deviceCaCertificate());
+  const identity = new DeviceCertificateVerifier(devicesStore, clock, () => pki.deviceCaCertificate());
   const bootstrapCas = new BootstrapCaService(new BootstrapCaStore(db), devicesStore, audit, clock);
   const manufacturerStore = new ManufacturerStore(db);
   const enrollmentPolicies = new EnrollmentPolicyService(manufacturerStore, devicesStore, audit, clock);
@@ -296,7 +296,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     link,
     shadow: new ShadowService(new ShadowStore(db), devicesStore, audit, clock, link),
     commands: new CommandService(new CommandStore(db), telemetryStore, devicesStore, audit, clock, link),
-    enrollment: new EnrollmentService(db, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
+    enrollment: new EnrollmentService(devicesStore, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
     identity,
     bootstrapCas,
     manufacturerCas: new ManufacturerCaService(
@@ -344,6 +344,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     devices: devicesService,
     link,
     requireStepUp: (actor) => service.requireStepUp(actor),
+    lockOrganization: (organizationId, trx) => store.lockOrganization(organizationId, trx),
   });
   const assessment = assessmentOf(db, config, {
     audit,

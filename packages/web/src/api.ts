@@ -2,7 +2,14 @@
  * The console's only door to the platform: the public API under /api/v1 with the session cookie
  * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
  * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
+ * The shapes the server defines for both sides (roles, permissions, audit entries) come from
+ * @bulwark/protocol; the permissions are those an API key may carry (a key gets only those its
+ * creator's role has).
  */
+import type { Permission } from '@bulwark/protocol';
+
+export { OPERATOR_ROLES, PERMISSIONS } from '@bulwark/protocol';
+export type { AuditEntry, AuditOutcome, OperatorRole, Permission } from '@bulwark/protocol';
 
 export interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -141,23 +148,6 @@ export interface SessionInfo {
   current: boolean;
 }
 
-/** The permissions an API key may carry (a key gets only those its creator's role has). */
-export const PERMISSIONS = [
-  'org:read',
-  'org:manage',
-  'users:read',
-  'users:manage',
-  'audit:read',
-  'devices:read',
-  'devices:write',
-  'firmware:read',
-  'firmware:release',
-  'rollouts:read',
-  'rollouts:manage',
-  'assessment:read',
-] as const;
-export type Permission = (typeof PERMISSIONS)[number];
-
 export interface ApiKey {
   id: string;
   userId: string;
@@ -169,21 +159,6 @@ export interface ApiKey {
   revoked: boolean;
   revokedAt: string | null;
   expired: boolean;
-}
-
-export type AuditOutcome = 'success' | 'failure' | 'denied';
-
-export interface AuditEntry {
-  seq: number;
-  ts: string;
-  organizationId: string | null;
-  actor: { type: string; id: string | null };
-  action: string;
-  target: { type: string | null; id: string | null };
-  sourceIp: string | null;
-  outcome: string;
-  details: Record<string, unknown>;
-  hash: string;
 }
 
 export interface AssessmentRun {
@@ -257,9 +232,6 @@ export interface RolloutDevice {
   updatedAt: string;
   attempts: number;
 }
-
-export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
-export type OperatorRole = (typeof OPERATOR_ROLES)[number];
 
 export interface Operator {
   id: string;

@@ -255,6 +255,36 @@ export function ConfirmDialog(props: {
   );
 }
 
+/**
+ * One of a page's actions, each described in a table (its label, what it does), behind
+ * ConfirmDialog: open while `action` is set, titled "<label> <subject>?", saying what the action
+ * does. `onConfirm` runs the chosen action (and closes the dialog when it is done).
+ */
+export function ConfirmAction<A extends string>(props: {
+  action: A | null;
+  actions: Record<A, { label: string; says: string }>;
+  subject: string;
+  onClose: () => void;
+  onConfirm: (action: A) => Promise<void>;
+  stepUp?: boolean;
+  variant?: 'primary' | 'danger';
+}) {
+  const { action, actions } = props;
+  return (
+    <ConfirmDialog
+      title={action ? `${actions[action].label} ${props.subject}?` : ''}
+      open={action !== null}
+      onClose={props.onClose}
+      confirmLabel={action ? actions[action].label : ''}
+      stepUp={props.stepUp}
+      variant={props.variant}
+      onConfirm={() => props.onConfirm(action!)}
+    >
+      <p>{action && actions[action].says}</p>
+    </ConfirmDialog>
+  );
+}
+
 /** Keyset paging over an API cursor: a stack of the cursors seen gives "Previous". */
 export function useCursorStack<C>() {
   const [cursors, setCursors] = useState<(C | null)[]>([null]);

@@ -253,7 +253,7 @@ export class ProfileService {
     const user = await this.store.db.transaction().execute(async (trx) => {
       const user = await this.store.userById(actor.userId, trx);
       if (!user) throw new NotFoundError('User');
-      if (user.role === 'owner' && user.status === 'active') await this.requireAnotherOwner(user, trx);
+      if (user.role === 'owner' && user.status === 'active') await this.accounts.requireAnotherOwner(user, trx, () => new LastOwnerError());
       for (const hook of this.deletionHooks)
         afterCommit.push(await hook({ id: user.id, organizationId: user.organization_id, email: user.email }, trx));
       await this.tokens.deleteOfUser(user.id, trx);
@@ -296,13 +296,6 @@ export class ProfileService {
       }
     }
     return [...bySeq.values()].sort((a, b) => b.seq - a.seq);
-  }
-
-  /** Throws unless another active owner remains; the organization lock keeps two owners from both leaving at once. */
-  private async requireAnotherOwner(user: UserRow, trx: Executor): Promise<void> {
-    await this.store.lockOrganization(user.organization_id, trx);
-    const others = await this.store.otherActiveOwners(user.organization_id, user.id, trx);
-    if (others.length === 0) throw new LastOwnerError();
   }
 
   private emailTaken(): ConflictError {

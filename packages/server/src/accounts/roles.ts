@@ -4,27 +4,12 @@
  * `requirePermission` with the actor; routes declare the same permission for the edge check
  * and the OpenAPI document.
  */
+import { OPERATOR_ROLES, PERMISSIONS, type OperatorRole, type Permission } from '@bulwark/protocol';
 import { auditedActorOf } from '../audit/service.js';
 import { ForbiddenError } from '../errors.js';
 
-export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
-export type OperatorRole = (typeof OPERATOR_ROLES)[number];
-
-export const PERMISSIONS = [
-  'org:read',
-  'org:manage',
-  'users:read',
-  'users:manage',
-  'audit:read',
-  'devices:read',
-  'devices:write',
-  'firmware:read',
-  'firmware:release',
-  'rollouts:read',
-  'rollouts:manage',
-  'assessment:read',
-] as const;
-export type Permission = (typeof PERMISSIONS)[number];
+// The roles and permissions are wire words (the console names them too): @bulwark/protocol holds them.
+export { OPERATOR_ROLES, PERMISSIONS, type OperatorRole, type Permission };
 
 const READ_ONLY: Permission[] = [
   'org:read',

@@ -461,11 +461,19 @@ export class AccountsService {
       throw new ForbiddenError(`A ${actor.role} cannot manage ${role} accounts`, 'auth.forbidden', { role });
   }
 
-  /** Throws unless an active owner other than the target remains; two owners demoting each other at once cannot both pass. */
-  private async requireAnotherOwner(target: UserRow, db: Executor): Promise<void> {
+  /**
+   * Throws `refusal` (org.last_owner) unless an active owner other than the target remains; the
+   * organization lock keeps two owners demoting each other, or both leaving, at once from both passing.
+   */
+  async requireAnotherOwner(
+    target: UserRow,
+    db: Executor,
+    refusal: () => ConflictError = () =>
+      new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner'),
+  ): Promise<void> {
     await this.store.lockOrganization(target.organization_id, db);
     const others = await this.store.otherActiveOwners(target.organization_id, target.id, db);
-    if (others.length === 0) throw new ConflictError('An organization must keep at least one active owner', undefined, 'org.last_owner');
+    if (others.length === 0) throw refusal();
   }
 
   private async userOf(actor: Actor, userId: string): Promise<UserRow> {

@@ -1,6 +1,6 @@
 /**
  * The Ed25519 keys each organization's access tokens are signed with. The private half is sealed
- * under the master key (master-key rotation re-wraps it: keys/sealed-values.ts); the public half
+ * under the master key (master-key rotation re-wraps it: keys/sealed-column-store.ts); the public half
  * is published in the JWKS. Rotation makes a new active key and leaves the old one verifying for
  * the overlap (longer than an access token lives), after which it is retired and verifies
  * nothing; both happen on schedule (`tick`) and on demand (API route, CLI), audited.

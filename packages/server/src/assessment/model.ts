@@ -9,6 +9,26 @@ export type FindingState = AssessmentFindingsTable['state'];
 export type FindingSource = AssessmentFindingsTable['source'];
 export type RunTrigger = AssessmentRunsTable['trigger'];
 
+/** The columns a check's observation sets on a finding each time it is seen. */
+type ObservedColumns = Pick<AssessmentFindingsTable, 'severity' | 'title' | 'evidence' | 'resource_count' | 'last_seen_at'>;
+
+/** A finding's row when first seen: open, neither resolved nor suppressed, with what was observed. */
+export function newFinding(
+  key: Pick<AssessmentFindingsTable, 'id' | 'organization_id' | 'check_id' | 'subject' | 'source' | 'first_seen_at'>,
+  observed: ObservedColumns,
+): AssessmentFindingsTable {
+  return {
+    ...key,
+    state: 'open',
+    resolved_at: null,
+    suppressed_reason: null,
+    suppressed_by: null,
+    suppressed_at: null,
+    suppressed_until: null,
+    ...observed,
+  };
+}
+
 export const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low', 'info'];
 export const FINDING_STATES: readonly FindingState[] = ['open', 'resolved', 'suppressed'];
 

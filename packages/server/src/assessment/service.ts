@@ -15,7 +15,15 @@ import { AUDIT_CHECKS, type Check, type CheckContext, type Observation } from '.
 import { FindingNotFoundError, SuppressionInvalidError } from './errors.js';
 import type { AdvisoryView } from './advisories/service.js';
 import type { EvidenceStore } from './evidence-store.js';
-import type { FindingFilter, FindingView, ResourceRef, RunTrigger, RunView, Severity } from './model.js';
+import {
+  newFinding,
+  type FindingFilter,
+  type FindingView,
+  type ResourceRef,
+  type RunTrigger,
+  type RunView,
+  type Severity,
+} from './model.js';
 import type { AssessmentStore, FindingRow } from './store.js';
 import type { AssessmentRunsTable } from '../storage/schema.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
@@ -141,21 +149,10 @@ export class AssessmentService {
           const existing = await this.store.byKey(organizationId, check.id, subject, trx);
           if (!existing) {
             await this.store.insert(
-              {
-                id: newId(),
-                organization_id: organizationId,
-                check_id: check.id,
-                subject,
-                source: 'audit',
-                state: 'open',
-                first_seen_at: startedAt,
-                resolved_at: null,
-                suppressed_reason: null,
-                suppressed_by: null,
-                suppressed_at: null,
-                suppressed_until: null,
-                ...fields,
-              },
+              newFinding(
+                { id: newId(), organization_id: organizationId, check_id: check.id, subject, source: 'audit', first_seen_at: startedAt },
+                fields,
+              ),
               resources,
               trx,
             );

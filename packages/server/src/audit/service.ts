@@ -2,6 +2,7 @@
  * The tamper-evident audit log: append (serialized, hash-chained), signed checkpoints,
  * verification, filtered queries with cursor pagination, and JSON-lines export.
  */
+import type { AuditEntry } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import type { AuditLogTable } from '../storage/schema.js';
@@ -41,18 +42,8 @@ export function auditedActorOf(actor: AuditedActor): { type: 'user' | 'api_key' 
   return actor.via === 'api_key' ? { type: 'api_key', id: actor.apiKeyId! } : { type: 'user', id: actor.userId };
 }
 
-export interface AuditEntry {
-  seq: number;
-  ts: string;
-  organizationId: string | null;
-  actor: { type: string; id: string | null };
-  action: string;
-  target: { type: string | null; id: string | null };
-  sourceIp: string | null;
-  outcome: string;
-  details: Record<string, unknown>;
-  hash: string;
-}
+/** An entry as the API serves it: a wire shape the console reads too (@bulwark/protocol). */
+export type { AuditEntry };
 
 /** `before`: the previous page's `nextCursor`. */
 export interface AuditQuery extends AuditFilter {

@@ -61,6 +61,17 @@ export class BootstrapCaInvalidError extends ValidationError {
   }
 }
 
+/** What a registered CA's row records of its certificate (bootstrap and manufacturer CAs alike). */
+export function caCertificateColumns(cert: X509Certificate) {
+  return {
+    subject: cert.subject,
+    subject_sha256: sha256(cert.subject),
+    fingerprint_sha256: sha256(cert.raw),
+    pem: cert.toString(),
+    not_after: Date.parse(cert.validTo),
+  };
+}
+
 /** Parses and checks a CA certificate (one PEM, CA:TRUE, valid now, a strong key); `invalid` makes the caller's error. */
 export function parseCa(
   pem: string,
@@ -119,11 +130,7 @@ export class BootstrapCaService {
       id: newId(),
       organization_id: actor.organizationId,
       name,
-      subject: cert.subject,
-      subject_sha256: sha256(cert.subject),
-      fingerprint_sha256: sha256(cert.raw),
-      pem: cert.toString(),
-      not_after: Date.parse(cert.validTo),
+      ...caCertificateColumns(cert),
       created_at: now,
       deleted_at: null,
     };

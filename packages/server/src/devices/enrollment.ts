@@ -10,7 +10,6 @@
  * PKI service; a pending device becomes active once enrolled.
  */
 import { X509Certificate } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { ErrorCodes, errorBody } from '@bulwark/protocol';
 import { InvalidTokenError } from '../accounts/errors.js';
 import type { OneTimeTokens } from '../accounts/one-time-tokens.js';
@@ -20,12 +19,12 @@ import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { AuthenticationError, BulwarkError, ValidationError } from '../errors.js';
 import type { DeviceCertificateView, PkiService } from '../pki/service.js';
-import type { Database } from '../storage/schema.js';
 import type { BootstrapCaService } from './bootstrap-cas.js';
 import { RegistrationRefusedError } from './errors.js';
 import type { JitProvisioner } from './jit.js';
 import { DeviceAuthenticationError, type DeviceCertificateVerifier, type DeviceIdentity, type PresentedCertificate } from './identity.js';
 import type { DevicesService } from './service.js';
+import type { DevicesStore, Executor } from './store.js';
 
 export const ENROLLMENT_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_ENROLLMENT_BATCH = 500;
@@ -67,7 +66,7 @@ export class EnrollmentService {
   private readonly refusals = new RepeatSampler();
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly store: DevicesStore,
     private readonly devices: DevicesService,
     private readonly pki: PkiService,
     private readonly tokens: OneTimeTokens,
@@ -167,7 +166,7 @@ export class EnrollmentService {
   async createEnrollmentToken(actor: Actor, deviceId: string): Promise<{ token: string; expiresAt: Date }> {
     requirePermission(actor, 'devices:write');
     await this.devices.enrollable(actor.organizationId, deviceId);
-    return this.db.transaction().execute(async (trx) => {
+    return this.store.db.transaction().execute(async (trx) => {
       const created = await this.issueToken(actor, deviceId, trx);
       await this.audit.recordBy(
         actor,
@@ -208,7 +207,7 @@ export class EnrollmentService {
     return { deviceId, revoked: serials, ...result };
   }
 
-  private async issueToken(actor: Actor, deviceId: string, trx: Kysely<Database>): Promise<{ token: string; expiresAt: Date }> {
+  private async issueToken(actor: Actor, deviceId: string, trx: Executor): Promise<{ token: string; expiresAt: Date }> {
     const token = await this.tokens.issue(
       {
         purpose: 'device_enrollment',
@@ -265,15 +264,9 @@ export class EnrollmentService {
       actor,
       async (trx) => {
         const now = this.clock.now();
-        const result = await trx
-          .updateTable('devices')
-          .set({ status: 'active', updated_at: now })
-          .where('id', '=', proof.deviceId)
-          .where('organization_id', '=', proof.organizationId)
-          .where('status', '=', 'pending')
-          .executeTakeFirst();
         // Another request with the same certificate won: this one rolls back, its certificate unrecorded.
-        if (Number(result.numUpdatedRows) !== 1) throw new DeviceAuthenticationError('unknown_device');
+        if (!(await this.store.activatePending(proof.deviceId, now, trx, proof.organizationId)))
+          throw new DeviceAuthenticationError('unknown_device');
         const target = { type: 'device', id: proof.deviceId };
         await this.audit.record(
           {

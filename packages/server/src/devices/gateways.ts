@@ -29,7 +29,7 @@ import {
 import type { GatewayFeed } from './gateway-feed.js';
 import type { ChildRow, GatewayStore } from './gateway-store.js';
 import type { DeviceIdentity } from './identity.js';
-import { checkSerial, toDeviceView, type DeviceStatus, type DeviceView, type FieldProblem } from './model.js';
+import { checkSerial, selfRegisteredDevice, toDeviceView, type DeviceStatus, type DeviceView, type FieldProblem } from './model.js';
 import type { DeviceRow, DevicesStore, Executor } from './store.js';
 
 export interface GatewayLimits {
@@ -241,21 +241,12 @@ export class GatewaysService {
     if (fromGateway) this.chargeRegistration(gateway.id);
     const now = this.clock.now();
     const row: DeviceRow = {
-      id: newId(),
-      organization_id: gateway.organization_id,
-      serial,
-      product_id: productId,
-      status: 'active',
-      firmware_version: null,
-      last_seen_at: null,
-      attributes: '{}',
-      tags: '[]',
-      group_name: null,
-      gateway_enabled_at: null,
+      ...selfRegisteredDevice(
+        { id: newId(), organization_id: gateway.organization_id, serial, product_id: productId, status: 'active' },
+        now,
+      ),
       gateway_id: gateway.id,
       gateway_changed_at: now,
-      created_at: now,
-      updated_at: now,
     };
     try {
       await this.devices.db.transaction().execute(async (trx) => {

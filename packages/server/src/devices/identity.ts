@@ -7,13 +7,12 @@
  * certificate half.
  */
 import { createHash, X509Certificate } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { ErrorCodes } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import { BoundedCache } from '../bounded-cache.js';
 import { AuthenticationError } from '../errors.js';
-import type { Database } from '../storage/schema.js';
 import type { DeviceStatus } from './model.js';
+import type { DevicesStore } from './store.js';
 
 export interface DeviceIdentity {
   organizationId: string;
@@ -79,7 +78,7 @@ export class DeviceCertificateVerifier {
   private readonly verified = new BoundedCache<{ serial: string; validFrom: number; validTo: number }>(10_000);
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly devices: DevicesStore,
     private readonly clock: Clock,
     /** The device issuing CA's certificate (PEM), loaded on first use. */
     private readonly loadCa: () => Promise<string>,
@@ -99,21 +98,7 @@ export class DeviceCertificateVerifier {
     if (now < cert.validFrom) throw new DeviceAuthenticationError('not_yet_valid');
     if (now > cert.validTo) throw new DeviceAuthenticationError('expired');
 
-    const row = await this.db
-      .selectFrom('issued_certificates as c')
-      .leftJoin('devices as d', (join) => join.onRef('d.id', '=', 'c.device_id').onRef('d.organization_id', '=', 'c.organization_id'))
-      .select([
-        'c.organization_id',
-        'c.device_id',
-        'c.fingerprint_sha256',
-        'c.status as certificate_status',
-        'c.not_after',
-        'd.serial',
-        'd.product_id',
-        'd.status as device_status',
-      ])
-      .where('c.serial', '=', cert.serial)
-      .executeTakeFirst();
+    const row = await this.devices.certificateWithDevice(cert.serial);
     // Same serial but other bytes: signed by our CA key yet never recorded (or a record altered).
     if (!row || row.fingerprint_sha256 !== fingerprint) throw new DeviceAuthenticationError('unknown_certificate');
     if (row.certificate_status !== 'active') throw new DeviceAuthenticationError('revoked');

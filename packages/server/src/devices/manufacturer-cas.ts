@@ -8,7 +8,7 @@
  * time. Registering and revoking need devices:write and a fresh step-up; revoking stops new
  * registrations through the CA at once and, as an option, quarantines every device it registered.
  */
-import { createHash, verify } from 'node:crypto';
+import { verify } from 'node:crypto';
 import { ErrorCodes } from '@bulwark/protocol';
 import { InvalidTokenError } from '../accounts/errors.js';
 import type { OneTimeTokens } from '../accounts/one-time-tokens.js';
@@ -18,7 +18,7 @@ import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { ManufacturerCasTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
-import { parseCa } from './bootstrap-cas.js';
+import { caCertificateColumns, parseCa } from './bootstrap-cas.js';
 import type { ManufacturerCaRow, ManufacturerStore } from './manufacturer-store.js';
 import type { DevicesStore } from './store.js';
 
@@ -60,8 +60,6 @@ export interface RegisterManufacturerCa {
 
 /** Every registration path checks the step-up the same way (AccountsService.requireStepUp). */
 export type StepUpCheck = (actor: Actor) => void;
-
-const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 
 export function manufacturerCaView(row: ManufacturerCaRow): ManufacturerCaView {
   return {
@@ -149,11 +147,7 @@ export class ManufacturerCaService {
       organization_id: actor.organizationId,
       product_id: input.productId,
       name,
-      subject: cert.subject,
-      subject_sha256: sha256(cert.subject),
-      fingerprint_sha256: sha256(cert.raw),
-      pem: cert.toString(),
-      not_after: Date.parse(cert.validTo),
+      ...caCertificateColumns(cert),
       device_id_from: deviceIdFrom,
       device_id_prefix: prefix,
       activation,

@@ -69,7 +69,7 @@ export function toDeviceView(row: DeviceRow): DeviceView {
   };
 }
 
-/** The row of a device that registered itself (enrollment group, manufacturer certificate): no attributes, tags, group or gateway yet. */
+/** The row of a device that registered itself (enrollment group, manufacturer certificate, a gateway's child): no attributes, tags, group or gateway yet. */
 export function selfRegisteredDevice(
   fields: Pick<DeviceRow, 'id' | 'organization_id' | 'serial' | 'product_id' | 'status'>,
   now: number,

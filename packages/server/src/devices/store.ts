@@ -212,6 +212,28 @@ export class DevicesStore {
     }
   }
 
+  /**
+   * The record of the certificate with this serial joined with its device (null device columns when
+   * the device is gone): the one primary-key lookup of every device connection (identity.ts).
+   */
+  certificateWithDevice(serial: string, db: Executor = this.db) {
+    return db
+      .selectFrom('issued_certificates as c')
+      .leftJoin('devices as d', (join) => join.onRef('d.id', '=', 'c.device_id').onRef('d.organization_id', '=', 'c.organization_id'))
+      .select([
+        'c.organization_id',
+        'c.device_id',
+        'c.fingerprint_sha256',
+        'c.status as certificate_status',
+        'c.not_after',
+        'd.serial',
+        'd.product_id',
+        'd.status as device_status',
+      ])
+      .where('c.serial', '=', serial)
+      .executeTakeFirst();
+  }
+
   /** Makes the device active if it is still pending (its first credential arrived), in the organization when given; whether it was. */
   async activatePending(deviceId: string, at: number, db: Executor = this.db, organizationId?: string): Promise<boolean> {
     let query = db.updateTable('devices').set({ status: 'active', updated_at: at }).where('id', '=', deviceId);

@@ -33,7 +33,8 @@ import {
 } from './master-key.js';
 import { TokenAccess } from './pkcs11.js';
 import { rotateMasterKey } from './rotation.js';
-import { readSealedFile, SEALED_COLUMNS, sealedFiles } from './sealed-values.js';
+import { SEALED_COLUMNS } from './sealed-column-store.js';
+import { readSealedFile, sealedFiles } from './sealed-values.js';
 
 const hasCode = (code: string) => (e: unknown) => e instanceof BulwarkError && e.code === code;
 

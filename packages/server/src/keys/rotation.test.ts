@@ -13,7 +13,8 @@ import { ENGINES, type TestDatabase } from '../testing/engines.js';
 import { KeyCustodyError, SecretBox } from './custody.js';
 import { loadMasterKey, masterKeyPath, previousMasterKeyPath, readKeyFile } from './master-key.js';
 import { rotateMasterKey } from './rotation.js';
-import { readSealedFile, SEALED_COLUMNS, sealedFiles } from './sealed-values.js';
+import { SEALED_COLUMNS } from './sealed-column-store.js';
+import { readSealedFile, sealedFiles } from './sealed-values.js';
 import { SigningKeys } from './signing-keys.js';
 
 const USERS = 30;

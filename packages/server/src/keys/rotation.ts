@@ -12,10 +12,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { existsSync, rmSync } from 'node:fs';
-import type { Kysely } from 'kysely';
 import type { AuditService } from '../audit/service.js';
 import { ValidationError } from '../errors.js';
-import type { Database } from '../storage/schema.js';
 import { KeyCustodyError, SoftwareKek, type SecretBox } from './custody.js';
 import {
   derivationSecretFile,
@@ -32,12 +30,13 @@ import {
   writeTokenKeyLabel,
 } from './master-key.js';
 import type { Pkcs11Token } from './pkcs11.js';
-import { readSealedFile, SEALED_COLUMNS, sealedFiles, writeSealedFileAtomic, type SealedFile } from './sealed-values.js';
+import { SEALED_COLUMNS, type Executor } from './sealed-column-store.js';
+import { readSealedFile, sealedFiles, writeSealedFileAtomic, type SealedFile } from './sealed-values.js';
 import { rewrapConfigFile } from './sealed-config.js';
 
 export interface RotationOptions {
   dataDir: string;
-  db: Kysely<Database>;
+  db: Executor;
   /** The box loaded from the data directory's key files (loadMasterKey without BULWARK_MASTER_KEY). */
   box: SecretBox;
   audit: AuditService;

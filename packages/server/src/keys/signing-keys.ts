@@ -12,12 +12,11 @@
  * transaction. Retired keys stay (sealed) for the record and still verify what they signed.
  */
 import { createPrivateKey, createPublicKey, generateKeyPairSync, sign, verify, type KeyObject } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import type { Clock } from '../clock.js';
-import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { SecretBox } from './master-key.js';
 import { Pkcs11Error, type Pkcs11Token } from './pkcs11.js';
+import { SigningKeyStore, type Executor } from './signing-key-store.js';
 
 /** The private_key column of a key held on the token: this prefix and the key's label. */
 const TOKEN_KEY_PREFIX = 'pkcs11:';
@@ -39,14 +38,17 @@ export interface SigningKey {
 export class SigningKeys {
   private readonly cache = new Map<string, { key: SigningKey; checkedAt: number }>();
   private readonly verifiers = new Map<string, KeyObject>();
+  private readonly store: SigningKeyStore;
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly db: Executor,
     private readonly box: SecretBox,
     private readonly clock: Clock,
     /** The token new keys are generated on (null: software keys sealed under the master key). */
     private readonly token: (() => Pkcs11Token) | null = null,
-  ) {}
+  ) {
+    this.store = new SigningKeyStore(db);
+  }
 
   /**
    * The current key for a purpose, created on first use. Inside a transaction pass it as `db`:
@@ -54,21 +56,15 @@ export class SigningKeys {
    * one the current row is always read (a rotation may have just switched it); outside, a cached
    * key is used for up to KEY_RECHECK_MS before the row is checked again.
    */
-  async current(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
+  async current(purpose: string, db: Executor = this.db): Promise<SigningKey> {
     const cached = this.cache.get(purpose);
     const outside = db === this.db;
     if (cached && outside && performance.now() - cached.checkedAt < KEY_RECHECK_MS) return cached.key;
-    let row = await db
-      .selectFrom('signing_keys')
-      .selectAll()
-      .where('purpose', '=', purpose)
-      .where('retired_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
+    let row = await this.store.newest(purpose, db);
     if (!row) {
       const id = newId();
       row = { id, purpose, algorithm: 'ed25519', created_at: this.clock.now(), retired_at: null, ...this.generate(id, purpose) };
-      await db.insertInto('signing_keys').values(row).execute();
+      await this.store.insert(row, db);
     }
     const key = cached?.key.id === row.id ? cached.key : this.keyOf(row);
     // Only what is read outside a transaction is cached: a key read (or created, or activated) inside
@@ -78,7 +74,7 @@ export class SigningKeys {
   }
 
   /** Stages a new key for the purpose (`pending:<purpose>`), generated like any other; it signs nothing yet. */
-  async createPending(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey> {
+  async createPending(purpose: string, db: Executor = this.db): Promise<SigningKey> {
     const id = newId();
     const row = {
       id,
@@ -88,19 +84,13 @@ export class SigningKeys {
       retired_at: null,
       ...this.generate(id, `${PENDING_PREFIX}${purpose}`),
     };
-    await db.insertInto('signing_keys').values(row).execute();
+    await this.store.insert(row, db);
     return this.keyOf(row);
   }
 
   /** The key staged for the purpose, or null. Opened like a current key, so a row planted without the master key (or token) is refused. */
-  async pending(purpose: string, db: Kysely<Database> = this.db): Promise<SigningKey | null> {
-    const row = await db
-      .selectFrom('signing_keys')
-      .selectAll()
-      .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
-      .where('retired_at', 'is', null)
-      .orderBy('created_at', 'desc')
-      .executeTakeFirst();
+  async pending(purpose: string, db: Executor = this.db): Promise<SigningKey | null> {
+    const row = await this.store.newest(`${PENDING_PREFIX}${purpose}`, db);
     return row ? this.keyOf(row) : null;
   }
 
@@ -110,39 +100,22 @@ export class SigningKeys {
    * longer staged. Call inside the transaction that also records why (the accepted root): a
    * rollback leaves the rotation pending.
    */
-  async activatePending(purpose: string, pendingId: string, db: Kysely<Database>): Promise<string[] | null> {
+  async activatePending(purpose: string, pendingId: string, db: Executor): Promise<string[] | null> {
     const now = this.clock.now();
-    const retired = await db
-      .selectFrom('signing_keys')
-      .select('id')
-      .where('purpose', '=', purpose)
-      .where('retired_at', 'is', null)
-      .execute();
-    await db.updateTable('signing_keys').set({ retired_at: now }).where('purpose', '=', purpose).where('retired_at', 'is', null).execute();
-    const moved = await db
-      .updateTable('signing_keys')
-      .set({ purpose })
-      .where('id', '=', pendingId)
-      .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
-      .where('retired_at', 'is', null)
-      .executeTakeFirst();
+    const retired = await this.store.retireAll(purpose, now, db);
+    const moved = await this.store.movePurpose(pendingId, `${PENDING_PREFIX}${purpose}`, purpose, db);
     this.cache.delete(purpose);
     // Cancelled meanwhile: the caller rolls its transaction back (the retirement above with it).
-    if (Number(moved.numUpdatedRows) !== 1) return null;
-    return retired.map((r) => r.id);
+    if (!moved) return null;
+    return retired;
   }
 
   /** Retires the key staged for the purpose (kept for the record); returns its ID, or null when none was staged. */
-  async cancelPending(purpose: string, db: Kysely<Database> = this.db): Promise<string | null> {
-    const row = await db
-      .selectFrom('signing_keys')
-      .select('id')
-      .where('purpose', '=', `${PENDING_PREFIX}${purpose}`)
-      .where('retired_at', 'is', null)
-      .executeTakeFirst();
-    if (!row) return null;
-    await db.updateTable('signing_keys').set({ retired_at: this.clock.now() }).where('id', '=', row.id).execute();
-    return row.id;
+  async cancelPending(purpose: string, db: Executor = this.db): Promise<string | null> {
+    const id = await this.store.unretiredId(`${PENDING_PREFIX}${purpose}`, db);
+    if (id === undefined) return null;
+    await this.store.retire(id, this.clock.now(), db);
+    return id;
   }
 
   /** A new key pair: on the token when one is configured, else in software, sealed. */
@@ -194,7 +167,7 @@ export class SigningKeys {
   async verify(keyId: string, data: Buffer, signature: string): Promise<boolean> {
     let publicKey = this.verifiers.get(keyId);
     if (!publicKey) {
-      const row = await this.db.selectFrom('signing_keys').select(['id', 'private_key']).where('id', '=', keyId).executeTakeFirst();
+      const row = await this.store.privateKeyOf(keyId);
       if (!row) return false;
       try {
         publicKey = row.private_key.startsWith(TOKEN_KEY_PREFIX)

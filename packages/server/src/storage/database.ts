@@ -45,18 +45,25 @@ export interface OpenDatabaseOptions {
 const INT8_OID = 20;
 const NUMERIC_OID = 1700;
 
+/**
+ * How the platform reads PostgreSQL values: int8 and numeric as numbers (every bigint the platform
+ * stores is a time or a count below 2^53), the rest as node-postgres does. Every connection uses it
+ * (the pool here, and the engine copy's client) so both read rows alike.
+ */
+export const PG_TYPES = {
+  getTypeParser: ((oid: number, format?: string) =>
+    oid === INT8_OID || oid === NUMERIC_OID
+      ? (v: string) => Number(v)
+      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+};
+
 export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
   if (options.url.startsWith('postgres')) {
     const pool = new pg.Pool({
       connectionString: options.url,
       max: options.poolSize ?? 10,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),
-      types: {
-        getTypeParser: ((oid: number, format?: string) =>
-          oid === INT8_OID || oid === NUMERIC_OID
-            ? (v: string) => Number(v)
-            : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-      },
+      types: PG_TYPES,
     });
     // node-postgres emits an idle connection's failure on the pool, and an 'error' event nobody
     // listens to ends the process: a PostgreSQL restart would have killed every node. The pool

@@ -21,7 +21,7 @@ import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { BulwarkError } from '../errors.js';
 import { ErrorCodes } from '@bulwark/protocol';
-import { openDatabase } from './database.js';
+import { openDatabase, PG_TYPES } from './database.js';
 import { migrateTo } from './migrate.js';
 
 /** Rows per INSERT (PostgreSQL takes at most 65,535 parameters per statement). */
@@ -90,14 +90,8 @@ export async function copySqliteIntoPostgres(sqliteFile: string, url: string, mi
   await handle.close();
 
   const source = new SQLite(sqliteFile, { readonly: true, fileMustExist: true });
-  // int8 as numbers, as the platform reads them (every bigint here is a time or a count below 2^53).
-  const client = new pg.Client({
-    connectionString: url,
-    types: {
-      getTypeParser: ((oid: number, format?: string) =>
-        oid === 20 ? (v: string) => Number(v) : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
-    },
-  });
+  // Values read as the platform reads them (int8 as numbers).
+  const client = new pg.Client({ connectionString: url, types: PG_TYPES });
   await client.connect();
   try {
     await client.query('begin');

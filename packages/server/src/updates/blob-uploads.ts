@@ -7,14 +7,13 @@
  * of that organization names once they are older than `updates.orphanBlobGraceHours`, then every
  * stored file that no holding and no release names any more, and temporary files of dead uploads.
  */
-import type { ExpressionBuilder, Kysely } from 'kysely';
 import type { Readable } from 'node:stream';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { HOUR } from '../clock.js';
-import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
+import { BlobHoldingStore, type Executor } from './blob-holding-store.js';
 import { assertBlobHash, type BlobStore, type PutResult } from './blobs.js';
 import { UpdateError } from './errors.js';
 
@@ -49,13 +48,22 @@ export class BlobQuotaExceededError extends UpdateError {
 }
 
 export class BlobUploads {
+  private readonly store: BlobHoldingStore;
+
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly db: Executor,
     private readonly blobs: BlobStore,
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly options: BlobUploadOptions,
-  ) {}
+    /**
+     * Holds the organization's row until the transaction ends (the accounts domain's lock), so two
+     * uploads (on any node) count the quota one after the other.
+     */
+    private readonly lockOrganization: (organizationId: string, trx: Executor) => Promise<void>,
+  ) {
+    this.store = new BlobHoldingStore(db);
+  }
 
   /**
    * Streams an image into the store for the actor's organization. `declaredLength` (the request's
@@ -71,21 +79,17 @@ export class BlobUploads {
     try {
       stored = await this.blobs.put(source, { sha256 }, reservation.cap);
     } catch (error) {
-      if (reservation.id) await this.db.deleteFrom('firmware_blobs').where('id', '=', reservation.id).execute();
+      if (reservation.id) await this.store.remove(reservation.id);
       throw error;
     }
     await this.db.transaction().execute(async (trx) => {
-      await lockOrganization(org, trx);
-      if (reservation.id) await trx.deleteFrom('firmware_blobs').where('id', '=', reservation.id).execute();
-      const held = await this.holding(org, sha256, trx);
+      await this.lockOrganization(org, trx);
+      if (reservation.id) await this.store.remove(reservation.id, trx);
+      const held = await this.store.holding(org, sha256, trx);
       const now = this.clock.now();
       // Uploading an image again restarts its grace period.
-      if (held) await trx.updateTable('firmware_blobs').set({ created_at: now }).where('id', '=', held.id).execute();
-      else
-        await trx
-          .insertInto('firmware_blobs')
-          .values({ id: newId(), organization_id: org, sha256, length: stored.length, stored: 1, created_at: now })
-          .execute();
+      if (held) await this.store.touch(held.id, now, trx);
+      else await this.store.insert({ id: newId(), organization_id: org, sha256, length: stored.length, stored: 1, created_at: now }, trx);
       if (!held) {
         await this.audit.record(
           {
@@ -104,13 +108,8 @@ export class BlobUploads {
   }
 
   /** Bytes the organization holds and has reserved. */
-  async usage(organizationId: string, db: Kysely<Database> = this.db): Promise<number> {
-    const row = await db
-      .selectFrom('firmware_blobs')
-      .select((eb) => eb.fn.sum<number | string | null>('length').as('bytes'))
-      .where('organization_id', '=', organizationId)
-      .executeTakeFirst();
-    return Number(row?.bytes ?? 0);
+  usage(organizationId: string, db: Executor = this.db): Promise<number> {
+    return this.store.usage(organizationId, db);
   }
 
   /**
@@ -120,31 +119,15 @@ export class BlobUploads {
   async sweep(): Promise<SweepReport> {
     const now = this.clock.now();
     const before = now - this.options.graceHours * HOUR;
-    const released = (eb: ExpressionBuilder<Database, 'firmware_blobs'>) =>
-      eb.exists(
-        eb
-          .selectFrom('firmware_releases as r')
-          .select('r.id')
-          .whereRef('r.organization_id', '=', 'firmware_blobs.organization_id')
-          .whereRef('r.sha256', '=', 'firmware_blobs.sha256'),
-      );
     // Holdings past their grace that no release of theirs names; reservations of uploads that died.
-    const orphans = await this.db
-      .deleteFrom('firmware_blobs')
-      .where('created_at', '<', before)
-      .where((eb) => eb.or([eb('stored', '=', 0), eb.not(released(eb))]))
-      .executeTakeFirst();
+    const orphans = await this.store.deleteOrphans(before);
     let files = 0;
     for await (const blob of this.blobs.list()) {
       // A file written within the grace period may belong to an upload that is just finishing.
       if (now - blob.modifiedAt <= this.options.graceHours * HOUR) continue;
-      const holder = await this.db.selectFrom('firmware_blobs').select('id').where('sha256', '=', blob.sha256).executeTakeFirst();
-      const release = holder
-        ? undefined
-        : await this.db.selectFrom('firmware_releases').select('id').where('sha256', '=', blob.sha256).executeTakeFirst();
-      if (!holder && !release && (await this.blobs.remove(blob.sha256))) files++;
+      if (!(await this.store.named(blob.sha256)) && (await this.blobs.remove(blob.sha256))) files++;
     }
-    return { orphans: Number(orphans.numDeletedRows), files, temporary: await this.blobs.sweep() };
+    return { orphans, files, temporary: await this.blobs.sweep() };
   }
 
   /**
@@ -157,42 +140,16 @@ export class BlobUploads {
     declaredLength: number | undefined,
   ): Promise<{ id: string | null; cap?: { bytes: number; exceeded: () => UpdateError } }> {
     return this.db.transaction().execute(async (trx) => {
-      await lockOrganization(organizationId, trx);
-      if (await this.holding(organizationId, sha256, trx)) return { id: null };
+      await this.lockOrganization(organizationId, trx);
+      if (await this.store.holding(organizationId, sha256, trx)) return { id: null };
       const used = await this.usage(organizationId, trx);
       const room = this.options.quotaBytes - used;
       const exceeded = () => new BlobQuotaExceededError(this.options.quotaBytes, used);
       const bytes = declaredLength ?? Math.min(room, this.options.maxImageBytes);
       if (bytes > room || room <= 0) throw exceeded();
       const id = newId();
-      await trx
-        .insertInto('firmware_blobs')
-        .values({ id, organization_id: organizationId, sha256, length: bytes, stored: 0, created_at: this.clock.now() })
-        .execute();
+      await this.store.insert({ id, organization_id: organizationId, sha256, length: bytes, stored: 0, created_at: this.clock.now() }, trx);
       return { id, cap: { bytes, exceeded } };
     });
   }
-
-  private holding(organizationId: string, sha256: string, db: Kysely<Database>): Promise<{ id: string } | undefined> {
-    return db
-      .selectFrom('firmware_blobs')
-      .select('id')
-      .where('organization_id', '=', organizationId)
-      .where('sha256', '=', sha256)
-      .where('stored', '=', 1)
-      .executeTakeFirst();
-  }
-}
-
-/**
- * Holds the organization's row until the transaction ends, so two uploads (on any node) count the
- * quota one after the other: a no-op write takes the row lock on PostgreSQL, and SQLite runs one
- * write transaction at a time.
- */
-async function lockOrganization(organizationId: string, trx: Kysely<Database>): Promise<void> {
-  await trx
-    .updateTable('organizations')
-    .set((eb) => ({ slug: eb.ref('slug') }))
-    .where('id', '=', organizationId)
-    .execute();
 }

@@ -6,13 +6,12 @@
  * re-signed only when what it names changes or it has passed half its lifetime, so devices
  * polling it cost a lookup, not a signature.
  */
-import { sql, type Kysely } from 'kysely';
 import { Metadata, Signature, TargetFile, Targets } from '@tufjs/models';
 import type { DirectorTargetCustom, RolloutDeviceState } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import type { SigningKey, SigningKeys } from '../keys/signing-keys.js';
 import type { DirectorTargetsTable as DirectorTargetsRow, RolloutsTable } from '../storage/rollout-tables.js';
-import type { Database } from '../storage/schema.js';
+import { DirectorStore, type Executor } from './director-store.js';
 import type { TufRepository } from './repository.js';
 import { tufKeyOf } from './tuf/keys.js';
 
@@ -86,14 +85,17 @@ function tufDate(ms: number): string {
 
 export class Director {
   private readonly keyIds = new Map<string, string>();
+  private readonly store: DirectorStore;
 
   constructor(
-    readonly db: Kysely<Database>,
+    readonly db: Executor,
     readonly signingKeys: SigningKeys,
     readonly repository: TufRepository,
     readonly clock: Clock,
     readonly options: { expirySeconds: number },
-  ) {}
+  ) {
+    this.store = new DirectorStore(db);
+  }
 
   /** The organization's director public key (what the director root must list). */
   async key(organizationId: string): Promise<SigningKey> {
@@ -138,60 +140,7 @@ export class Director {
    * not exist in the organization.
    */
   async stateOf(organizationId: string, deviceId: string): Promise<DirectorState | null> {
-    const row = await this.db
-      .selectFrom('devices as d')
-      .innerJoin('products as p', 'p.id', 'd.product_id')
-      .leftJoin('rollout_devices as rd', (join) =>
-        join
-          .onRef('rd.device_id', '=', 'd.id')
-          .onRef('rd.organization_id', '=', 'd.organization_id')
-          .on((eb) =>
-            eb(
-              'rd.rollout_id',
-              '=',
-              eb
-                .selectFrom('rollout_devices as l')
-                .innerJoin('rollouts as lr', 'lr.id', 'l.rollout_id')
-                .select('l.rollout_id')
-                .whereRef('l.device_id', '=', 'd.id')
-                .whereRef('l.organization_id', '=', 'd.organization_id')
-                .orderBy('lr.created_at', 'desc')
-                // Two rollouts of one device created in the same millisecond: the first has ended (a
-                // device is never in two unfinished rollouts), so the unfinished one is the latest.
-                .orderBy(sql`case when lr.status in ('running', 'paused') then 0 else 1 end`)
-                .orderBy('lr.id', 'desc')
-                .limit(1),
-            ),
-          ),
-      )
-      .leftJoin('rollouts as r', 'r.id', 'rd.rollout_id')
-      .leftJoin('firmware_releases as f', 'f.id', 'r.release_id')
-      .leftJoin('director_targets as t', 't.device_id', 'd.id')
-      .select([
-        'd.id',
-        'd.attributes',
-        'p.hardware_revision',
-        'r.id as rollout_id',
-        'r.status as rollout_status',
-        'rd.state',
-        'rd.offered_at',
-        'f.target_name',
-        'f.sha256',
-        'f.length',
-        'f.hardware_ids',
-        't.device_id as stored_device_id',
-        't.organization_id as stored_organization_id',
-        't.version as stored_version',
-        't.metadata as stored_metadata',
-        't.target_name as stored_target_name',
-        't.rollout_id as stored_rollout_id',
-        't.hardware_id as stored_hardware_id',
-        't.signed_at as stored_signed_at',
-        't.expires_at as stored_expires_at',
-      ])
-      .where('d.id', '=', deviceId)
-      .where('d.organization_id', '=', organizationId)
-      .executeTakeFirst();
+    const row = await this.store.stateRow(organizationId, deviceId);
     if (!row) return null;
     let fromAttributes: unknown;
     try {
@@ -239,10 +188,7 @@ export class Director {
     const assignment = assignmentOf(device, state.latest);
     // Two requests of one device may race: the version check on write lets exactly one sign each version.
     for (let attempt = 0; attempt < 5; attempt++) {
-      const stored =
-        attempt === 0
-          ? state.stored
-          : await this.db.selectFrom('director_targets').selectAll().where('device_id', '=', device.id).executeTakeFirst();
+      const stored = attempt === 0 ? state.stored : ((await this.store.storedTargets(device.id)) ?? null);
       const now = this.clock.now();
       if (stored && stored.organization_id === device.organizationId) {
         const same =
@@ -273,22 +219,9 @@ export class Director {
         expires_at: signed.expiresAt,
       };
       const written = stored
-        ? (
-            await this.db
-              .updateTable('director_targets')
-              .set(row)
-              .where('device_id', '=', device.id)
-              .where('version', '=', stored.version)
-              .executeTakeFirst()
-          ).numUpdatedRows
-        : (
-            await this.db
-              .insertInto('director_targets')
-              .values({ device_id: device.id, ...row })
-              .onConflict((oc) => oc.column('device_id').doNothing())
-              .executeTakeFirst()
-          ).numInsertedOrUpdatedRows;
-      if (Number(written) === 1) return signed;
+        ? await this.store.replaceTargets(device.id, stored.version, row)
+        : await this.store.insertTargets({ device_id: device.id, ...row });
+      if (written) return signed;
     }
     throw new Error(`director metadata of device ${device.id} kept changing while being signed`);
   }

@@ -6,7 +6,6 @@
  * attestations satisfy the product's release policy (updates/provenance.ts). A release the policy
  * refuses is kept as a refusal with its reason, and never published.
  */
-import type { Insertable, Kysely, Selectable } from 'kysely';
 import semver from 'semver';
 import { targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -14,12 +13,12 @@ import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import type { DevicesService } from '../devices/service.js';
 import { BulwarkError, NotFoundError, ValidationError } from '../errors.js';
-import type { Database, FirmwareReleasesTable, ReleaseRefusalsTable } from '../storage/schema.js';
 import { definePolicy, evaluateRelease, ReleasePolicyError, type ReleasePolicy, type ReleaseProvenance } from './provenance.js';
 import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
 import type { BlobStore } from './blobs.js';
 import { ImageMissingError, ReleaseExistsError, ReleaseInvalidError } from './errors.js';
+import { ReleaseStore, type Executor, type RefusalRow, type ReleaseRow } from './release-store.js';
 import type { TufRepository } from './repository.js';
 import { validateSbom } from './sbom.js';
 
@@ -65,7 +64,7 @@ export interface NewRelease {
 
 export const MAX_NOTES = 20_000;
 
-function toRelease(row: Selectable<FirmwareReleasesTable>): Release {
+function toRelease(row: ReleaseRow): Release {
   return {
     id: row.id,
     organizationId: row.organization_id,
@@ -82,7 +81,7 @@ function toRelease(row: Selectable<FirmwareReleasesTable>): Release {
   };
 }
 
-function toRefusal(row: Selectable<ReleaseRefusalsTable>): ReleaseRefusal {
+function toRefusal(row: RefusalRow): ReleaseRefusal {
   return {
     id: row.id,
     productId: row.product_id,
@@ -116,14 +115,18 @@ function checkCustom(custom: Record<string, unknown>, productId: string, version
 }
 
 export class ReleaseService {
+  private readonly store: ReleaseStore;
+
   constructor(
-    readonly db: Kysely<Database>,
+    readonly db: Executor,
     readonly blobs: BlobStore,
     readonly repository: TufRepository,
     readonly devices: DevicesService,
     readonly audit: AuditService,
     readonly clock: Clock,
-  ) {}
+  ) {
+    this.store = new ReleaseStore(db);
+  }
 
   /** Publishes a release (see the module comment); every refusal is audited as denied. */
   async create(actor: Actor, input: NewRelease): Promise<Release> {
@@ -146,14 +149,8 @@ export class ReleaseService {
       const targetName = targetNameOf(input.productId, input.version);
 
       const release = await this.db.transaction().execute(async (trx) => {
-        const existing = await trx
-          .selectFrom('firmware_releases')
-          .select('id')
-          .where('organization_id', '=', org)
-          .where('product_id', '=', input.productId)
-          .where('version', '=', input.version)
-          .executeTakeFirst();
-        if (existing) throw new ReleaseExistsError(input.productId, input.version);
+        if ((await this.store.idOfVersion(org, input.productId, input.version, trx)) !== undefined)
+          throw new ReleaseExistsError(input.productId, input.version);
         const metadata = await this.repository.acceptProductMetadata(actor, input.productId, input.metadata, trx);
         const target = metadata.signed.targets[targetName];
         if (!target)
@@ -168,7 +165,7 @@ export class ReleaseService {
         checking.policyOf = sha256;
         const provenance = evaluateRelease(await this.policyRow(org, input.productId, trx), input.attestations ?? [], sha256);
         checking.policyOf = null;
-        const row: Insertable<FirmwareReleasesTable> & Selectable<FirmwareReleasesTable> = {
+        const row: ReleaseRow = {
           id: newId(),
           organization_id: org,
           product_id: input.productId,
@@ -184,7 +181,7 @@ export class ReleaseService {
           created_at: this.clock.now(),
           provenance: provenance ? JSON.stringify(provenance) : null,
         };
-        await trx.insertInto('firmware_releases').values(row).execute();
+        await this.store.insert(row, trx);
         await this.audit.record(
           {
             ...event,
@@ -211,20 +208,17 @@ export class ReleaseService {
       let refusalId: string | undefined;
       if (error instanceof ReleasePolicyError && checking.policyOf) {
         refusalId = newId();
-        await this.db
-          .insertInto('release_refusals')
-          .values({
-            id: refusalId,
-            organization_id: org,
-            product_id: input.productId,
-            version: input.version,
-            sha256: checking.policyOf,
-            code: error.code,
-            reason: error.message,
-            created_by: actor.userId,
-            created_at: this.clock.now(),
-          })
-          .execute();
+        await this.store.insertRefusal({
+          id: refusalId,
+          organization_id: org,
+          product_id: input.productId,
+          version: input.version,
+          sha256: checking.policyOf,
+          code: error.code,
+          reason: error.message,
+          created_by: actor.userId,
+          created_at: this.clock.now(),
+        });
         error = new ReleasePolicyError(error.code, error.message, { ...(error.details ?? {}), refusalId });
       }
       if (error instanceof BulwarkError) {
@@ -239,14 +233,9 @@ export class ReleaseService {
     }
   }
 
-  private async policyRow(organizationId: string, productId: string, db: Kysely<Database> = this.db): Promise<ReleasePolicy | null> {
-    const row = await db
-      .selectFrom('release_policies')
-      .select('policy')
-      .where('organization_id', '=', organizationId)
-      .where('product_id', '=', productId)
-      .executeTakeFirst();
-    return row ? (JSON.parse(row.policy) as ReleasePolicy) : null;
+  private async policyRow(organizationId: string, productId: string, db: Executor = this.db): Promise<ReleasePolicy | null> {
+    const policy = await this.store.policy(organizationId, productId, db);
+    return policy !== undefined ? (JSON.parse(policy) as ReleasePolicy) : null;
   }
 
   /** A product's release policy (null when none is set: releases need no attestation). */
@@ -274,13 +263,7 @@ export class ReleaseService {
         updated_by: actor.userId,
         updated_at: this.clock.now(),
       };
-      await trx
-        .insertInto('release_policies')
-        .values(row)
-        .onConflict((oc) =>
-          oc.column('product_id').doUpdateSet({ policy: row.policy, updated_by: row.updated_by, updated_at: row.updated_at }),
-        )
-        .execute();
+      await this.store.setPolicy(row, trx);
       await this.audit.recordBy(actor, 'update.release_policy_set', { type: 'product', id: productId }, { before, after: policy }, trx);
       return policy;
     });
@@ -289,46 +272,23 @@ export class ReleaseService {
   /** Releases the product policies refused, newest first. */
   async refusals(actor: Actor, query: { productId?: string }): Promise<ReleaseRefusal[]> {
     requirePermission(actor, 'firmware:read');
-    const rows = await this.db
-      .selectFrom('release_refusals')
-      .selectAll()
-      .where('organization_id', '=', actor.organizationId)
-      .$if(query.productId !== undefined, (q) => q.where('product_id', '=', query.productId!))
-      .orderBy('created_at', 'desc')
-      .orderBy('id')
-      .limit(500)
-      .execute();
-    return rows.map(toRefusal);
+    return (await this.store.refusals(actor.organizationId, query.productId)).map(toRefusal);
   }
 
   /** A refusal of the organization by ID, or null (a rollout naming it is told why it cannot start). */
-  async refusal(organizationId: string, id: string, db: Kysely<Database> = this.db): Promise<ReleaseRefusal | null> {
-    const row = await db
-      .selectFrom('release_refusals')
-      .selectAll()
-      .where('organization_id', '=', organizationId)
-      .where('id', '=', id)
-      .executeTakeFirst();
+  async refusal(organizationId: string, id: string, db: Executor = this.db): Promise<ReleaseRefusal | null> {
+    const row = await this.store.refusal(organizationId, id, db);
     return row ? toRefusal(row) : null;
   }
 
   /** Whether a release of the organization names this image under this target (what the targets route serves). */
   async isReleased(organizationId: string, targetName: string, sha256: string): Promise<boolean> {
-    const row = await this.db
-      .selectFrom('firmware_releases')
-      .select('id')
-      .where('organization_id', '=', organizationId)
-      .where('target_name', '=', targetName)
-      .where('sha256', '=', sha256)
-      .executeTakeFirst();
-    return row !== undefined;
+    return this.store.names(organizationId, targetName, sha256);
   }
 
   async list(actor: Actor, query: { productId?: string }): Promise<Release[]> {
     requirePermission(actor, 'firmware:read');
-    let q = this.db.selectFrom('firmware_releases').selectAll().where('organization_id', '=', actor.organizationId);
-    if (query.productId) q = q.where('product_id', '=', query.productId);
-    return (await q.orderBy('created_at', 'desc').orderBy('id').execute()).map(toRelease);
+    return (await this.store.list(actor.organizationId, query.productId)).map(toRelease);
   }
 
   async getFor(actor: Actor, releaseId: string): Promise<Release> {
@@ -339,24 +299,14 @@ export class ReleaseService {
   /** The CycloneDX SBOM stored with a release, as it was published. */
   async sbom(actor: Actor, releaseId: string): Promise<Record<string, unknown>> {
     requirePermission(actor, 'firmware:read');
-    const row = await this.db
-      .selectFrom('firmware_releases')
-      .select('sbom')
-      .where('organization_id', '=', actor.organizationId)
-      .where('id', '=', releaseId)
-      .executeTakeFirst();
-    if (!row) throw new NotFoundError(`Release ${releaseId}`);
-    return JSON.parse(row.sbom) as Record<string, unknown>;
+    const sbom = await this.store.sbom(actor.organizationId, releaseId);
+    if (sbom === undefined) throw new NotFoundError(`Release ${releaseId}`);
+    return JSON.parse(sbom) as Record<string, unknown>;
   }
 
   /** A release of the organization; NotFoundError otherwise. Inside a transaction pass it as `db` (SQLite has one connection). */
-  async get(organizationId: string, releaseId: string, db: Kysely<Database> = this.db): Promise<Release> {
-    const row = await db
-      .selectFrom('firmware_releases')
-      .selectAll()
-      .where('organization_id', '=', organizationId)
-      .where('id', '=', releaseId)
-      .executeTakeFirst();
+  async get(organizationId: string, releaseId: string, db: Executor = this.db): Promise<Release> {
+    const row = await this.store.release(organizationId, releaseId, db);
     if (!row) throw new NotFoundError(`Release ${releaseId}`);
     return toRelease(row);
   }

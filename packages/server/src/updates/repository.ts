@@ -4,7 +4,6 @@
  * online keys after each change and refreshed before they expire. Every accepted upload is checked
  * (tuf/accept.ts), stored as a new version, re-signed for and audited in one transaction.
  */
-import type { Kysely } from 'kysely';
 import type { Key, Metadata, Root, Targets } from '@tufjs/models';
 import { productRoleOf } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -13,11 +12,11 @@ import type { Clock } from '../clock.js';
 import { BoundedCache } from '../bounded-cache.js';
 import { BulwarkError } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
-import type { Database } from '../storage/schema.js';
 import { ConcurrentChangeError, MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
 import { checkDirectorRoot, checkImageRoot, checkProductMetadata, checkRoot, checkTopLevelTargets } from './tuf/accept.js';
 import { tufKeyOf } from './tuf/keys.js';
 import * as store from './tuf/metadata-store.js';
+import type { Executor } from './tuf/metadata-store.js';
 import type { OnlineKeys } from './tuf/offline.js';
 import { activates, ONLINE_ROLES, type OnlineRole } from './tuf/online-rotation.js';
 import { signSnapshot, signTimestamp } from './tuf/online.js';
@@ -59,7 +58,7 @@ export const onlinePurposes = (organizationId: string): Record<OnlineRole, strin
 
 export class TufRepository {
   constructor(
-    readonly db: Kysely<Database>,
+    readonly db: Executor,
     readonly signingKeys: SigningKeys,
     readonly audit: AuditService,
     readonly clock: Clock,
@@ -103,7 +102,7 @@ export class TufRepository {
   }
 
   /** The keys staged by a pending online key rotation (updates/online-keys.ts), by role. */
-  async stagedKeys(organizationId: string, db: Kysely<Database> = this.db): Promise<StagedKeys> {
+  async stagedKeys(organizationId: string, db: Executor = this.db): Promise<StagedKeys> {
     const purposes = onlinePurposes(organizationId);
     const staged: StagedKeys = {};
     for (const role of ONLINE_ROLES) {
@@ -116,7 +115,7 @@ export class TufRepository {
   /** The current image repository and director roots (parsed), or null before the ceremony. */
   async roots(
     organizationId: string,
-    db: Kysely<Database> = this.db,
+    db: Executor = this.db,
   ): Promise<{ root: Metadata<Root> | null; directorRoot: Metadata<Root> | null }> {
     const directorRow = await store.latest(db, organizationId, DIRECTOR_ROOT);
     return {
@@ -183,7 +182,7 @@ export class TufRepository {
   /** Makes the staged keys of the roles current, retiring the ones before; one audit entry per role. */
   private async activate(
     actor: Actor,
-    trx: Kysely<Database>,
+    trx: Executor,
     org: string,
     roles: OnlineRole[],
     staged: StagedKeys,
@@ -233,7 +232,7 @@ export class TufRepository {
    * re-signs snapshot and timestamp, and returns the verified metadata. The caller must have called
    * `onlineKeys` before opening the transaction.
    */
-  async acceptProductMetadata(actor: Actor, productId: string, json: unknown, trx: Kysely<Database>): Promise<Metadata<Targets>> {
+  async acceptProductMetadata(actor: Actor, productId: string, json: unknown, trx: Executor): Promise<Metadata<Targets>> {
     const org = actor.organizationId;
     const now = this.clock.now();
     const root = await this.currentRoot(trx, org);
@@ -281,7 +280,7 @@ export class TufRepository {
    * The organization's current director root (signed JSON as uploaded), or null before the ceremony.
    * Inside a transaction pass it as `db` (SQLite has one connection).
    */
-  async directorRoot(organizationId: string, db: Kysely<Database> = this.db): Promise<Record<string, unknown> | null> {
+  async directorRoot(organizationId: string, db: Executor = this.db): Promise<Record<string, unknown> | null> {
     const row = await store.latest(db, organizationId, DIRECTOR_ROOT);
     return row ? (JSON.parse(row.json) as Record<string, unknown>) : null;
   }
@@ -290,11 +289,7 @@ export class TufRepository {
    * One stored version of the organization's director root, or null when that version was never
    * uploaded: a device pinned to an older root walks the chain version by version (TUF 5.3).
    */
-  async directorRootVersion(
-    organizationId: string,
-    version: number,
-    db: Kysely<Database> = this.db,
-  ): Promise<Record<string, unknown> | null> {
+  async directorRootVersion(organizationId: string, version: number, db: Executor = this.db): Promise<Record<string, unknown> | null> {
     const json =
       db === this.db
         ? await this.byVersion(organizationId, DIRECTOR_ROOT, version)
@@ -340,7 +335,7 @@ export class TufRepository {
    * Writes a new timestamp (and, when asked or when none exists, a new snapshot of the current
    * targets versions). Nothing before the top-level targets exist: a snapshot without them is useless.
    */
-  async signOnline(trx: Kysely<Database>, org: string, now: number, newSnapshot: boolean): Promise<void> {
+  async signOnline(trx: Executor, org: string, now: number, newSnapshot: boolean): Promise<void> {
     const root = await this.currentRoot(trx, org);
     if (!root || !(await store.latest(trx, org, 'targets'))) return;
     const purposes = onlinePurposes(org);
@@ -376,7 +371,7 @@ export class TufRepository {
     });
   }
 
-  private async store(trx: Kysely<Database>, org: string, role: string, metadata: Metadata<Root | Targets>, now: number): Promise<void> {
+  private async store(trx: Executor, org: string, role: string, metadata: Metadata<Root | Targets>, now: number): Promise<void> {
     await store.insert(trx, {
       organization_id: org,
       role,
@@ -387,17 +382,17 @@ export class TufRepository {
     });
   }
 
-  private async currentRoot(db: Kysely<Database>, org: string): Promise<Metadata<Root> | null> {
+  private async currentRoot(db: Executor, org: string): Promise<Metadata<Root> | null> {
     const row = await store.latest(db, org, 'root');
     return row ? parseRoot(JSON.parse(row.json), 'The stored root') : null;
   }
 
-  private async currentTargets(db: Kysely<Database>, org: string, role: string): Promise<Metadata<Targets> | null> {
+  private async currentTargets(db: Executor, org: string, role: string): Promise<Metadata<Targets> | null> {
     const row = await store.latest(db, org, role);
     return row ? parseTargets(JSON.parse(row.json), `The stored ${role} metadata`) : null;
   }
 
-  private async statusOf(db: Kysely<Database>, org: string): Promise<RepositoryStatus> {
+  private async statusOf(db: Executor, org: string): Promise<RepositoryStatus> {
     const rows = await store.latestOfEachRole(db, org);
     const view = (row: store.MetadataRow): RoleStatus => ({
       role: row.role,
@@ -417,11 +412,7 @@ export class TufRepository {
   }
 
   /** Runs an operator upload in one transaction and audits it; a refusal is audited (denied) after the rollback. */
-  private async audited(
-    actor: Actor,
-    action: string,
-    fn: (trx: Kysely<Database>) => Promise<Record<string, unknown>>,
-  ): Promise<RepositoryStatus> {
+  private async audited(actor: Actor, action: string, fn: (trx: Executor) => Promise<Record<string, unknown>>): Promise<RepositoryStatus> {
     const org = actor.organizationId;
     const event = {
       organizationId: org,

@@ -6,13 +6,12 @@
  * latest known version. Each refusal is a DeviceMessageRefusal, which the broker answers on `d/<id>/errors`.
  */
 import type { KeyObject } from 'node:crypto';
-import type { Kysely } from 'kysely';
 import { UPDATE_STATES, type RolloutDeviceState, type UpdateState } from '@bulwark/protocol';
 import { BoundedCache } from '../bounded-cache.js';
 import type { Clock } from '../clock.js';
 import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
-import type { Database } from '../storage/schema.js';
+import type { DeviceReportStore, Executor } from './device-report-store.js';
 import { parseSignedReport, parseStatus, reportKeyOf, reportSignatureValid } from './rollout-messages.js';
 import { isTransientFailure, retryAtAfter } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
@@ -37,8 +36,9 @@ export class DeviceUpdateInbox {
   private readonly reportKeys = new BoundedCache<KeyObject | null>(2_000);
 
   constructor(
-    private readonly db: Kysely<Database>,
+    private readonly db: Executor,
     private readonly store: RolloutStore,
+    private readonly reports: DeviceReportStore,
     private readonly clock: Clock,
   ) {}
 
@@ -95,21 +95,9 @@ export class DeviceUpdateInbox {
       return;
     }
     await this.db.transaction().execute(async (trx) => {
-      await trx
-        .updateTable('rollout_devices')
-        .set({ state: status.state, error_code: status.error?.code ?? null, error_message: status.error?.message ?? null, updated_at: now })
-        .where('rollout_id', '=', status.rolloutId)
-        .where('device_id', '=', identity.deviceId)
-        .execute();
-      if (status.state === 'succeeded') {
-        // The devices domain has no service method for a device-reported version yet (see the report).
-        await trx
-          .updateTable('devices')
-          .set({ firmware_version: row.version, updated_at: now })
-          .where('id', '=', identity.deviceId)
-          .where('organization_id', '=', identity.organizationId)
-          .execute();
-      }
+      await this.store.setState(status.rolloutId, identity.deviceId, status.state, status.error ?? null, now, trx);
+      if (status.state === 'succeeded')
+        await this.reports.setFirmwareVersion(identity.organizationId, identity.deviceId, row.version, now, trx);
     });
   }
 
@@ -125,19 +113,8 @@ export class DeviceUpdateInbox {
 
   /** The PEM of the certificate the device connected with (or, for a symmetric-key device, its newest active one). */
   private async certificatePem(identity: DeviceIdentity): Promise<string | null> {
-    const row = await this.db
-      .selectFrom('issued_certificates')
-      .select('pem')
-      .where('device_id', '=', identity.deviceId)
-      .where('organization_id', '=', identity.organizationId)
-      .where('status', '=', 'active')
-      .$if(identity.credential.type === 'certificate', (q) =>
-        q.where('serial', '=', (identity.credential as { certificateSerial: string }).certificateSerial),
-      )
-      .orderBy('created_at', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row?.pem ?? null;
+    const serial = identity.credential.type === 'certificate' ? identity.credential.certificateSerial : null;
+    return this.reports.activeCertificatePem(identity.organizationId, identity.deviceId, serial);
   }
 
   private async report(identity: DeviceIdentity, payload: Buffer): Promise<void> {
@@ -156,6 +133,7 @@ export class DeviceUpdateInbox {
     }
     const now = this.clock.now();
     const row = {
+      device_id: identity.deviceId,
       organization_id: identity.organizationId,
       counter: report.counter,
       report: JSON.stringify(report),
@@ -163,30 +141,9 @@ export class DeviceUpdateInbox {
       received_at: now,
     };
     const accepted = await this.db.transaction().execute(async (trx) => {
-      // Conditional on the stored counter, so two copies of one report racing each other store it once.
-      const updated = await trx
-        .updateTable('device_version_reports')
-        .set(row)
-        .where('device_id', '=', identity.deviceId)
-        .where('counter', '<', report.counter)
-        .executeTakeFirst();
-      let stored = Number(updated.numUpdatedRows) === 1;
-      if (!stored) {
-        const inserted = await trx
-          .insertInto('device_version_reports')
-          .values({ device_id: identity.deviceId, ...row })
-          .onConflict((oc) => oc.column('device_id').doNothing())
-          .executeTakeFirst();
-        stored = Number(inserted.numInsertedOrUpdatedRows ?? 0) === 1;
-      }
-      if (stored && report.running.version !== null) {
-        await trx
-          .updateTable('devices')
-          .set({ firmware_version: report.running.version, updated_at: now })
-          .where('id', '=', identity.deviceId)
-          .where('organization_id', '=', identity.organizationId)
-          .execute();
-      }
+      const stored = await this.reports.storeReport(row, trx);
+      if (stored && report.running.version !== null)
+        await this.reports.setFirmwareVersion(identity.organizationId, identity.deviceId, report.running.version, now, trx);
       return stored;
     });
     if (!accepted)

@@ -244,6 +244,29 @@ export class RolloutStore {
     return true;
   }
 
+  /** Sets a device's state in the rollout and its error (or none), unconditionally: the caller has read the row and checked the move. */
+  async setState(
+    rolloutId: string,
+    deviceId: string,
+    state: RolloutDeviceState,
+    error: { code: string; message: string } | null,
+    now: number,
+    db: Executor,
+  ): Promise<void> {
+    await db
+      .updateTable('rollout_devices')
+      .set({ state, error_code: error?.code ?? null, error_message: error?.message ?? null, updated_at: now })
+      .where('rollout_id', '=', rolloutId)
+      .where('device_id', '=', deviceId)
+      .execute();
+  }
+
+  /** IDs of the running rollouts, oldest first. */
+  async runningIds(db: Executor = this.db): Promise<string[]> {
+    const rows = await db.selectFrom('rollouts').select('id').where('status', '=', 'running').orderBy('created_at').execute();
+    return rows.map((r) => r.id);
+  }
+
   /**
    * Puts devices that failed for a transient reason back to waiting, not offered before `retryAt`
    * (the director withdraws the release until then), 500 devices a statement; their error stays as

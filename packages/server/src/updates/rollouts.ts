@@ -5,7 +5,6 @@
  * director targets name the release (the director derives that from the rollout tables) and it is
  * told `updates/available`. Operators pause, resume and abort; every change is audited.
  */
-import type { Kysely } from 'kysely';
 import semver from 'semver';
 import { UPDATE_TOPICS, type RolloutDeviceState, type VersionReport } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
@@ -15,7 +14,6 @@ import type { DeviceIdentity } from '../devices/identity.js';
 import type { DeviceMessenger } from '../devices/messaging.js';
 import type { DevicesService } from '../devices/service.js';
 import { NotFoundError } from '../errors.js';
-import type { Database } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import type { Director, SignedDirectorTargets } from './director.js';
 import type { ReleaseService } from './releases.js';
@@ -43,7 +41,8 @@ import {
   type RolloutSelector,
   type ScheduleWindow,
 } from './rollout-model.js';
-import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutRow, type StateCounts } from './rollout-store.js';
+import { DeviceReportStore } from './device-report-store.js';
+import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutDeviceRow, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutsTable } from '../storage/rollout-tables.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
@@ -78,6 +77,24 @@ export interface RolloutDeviceView {
   attempts: number;
   /** After a transient failure: when it may be offered again. */
   retryAt: string | null;
+}
+
+type Progress = Pick<
+  RolloutDeviceRow,
+  'phase' | 'state' | 'error_code' | 'error_message' | 'offered_at' | 'updated_at' | 'attempts' | 'retry_at'
+>;
+
+/** A device's progress in a rollout as callers see it (its rollout's device list, the device's update status). */
+function progressOf(row: Progress): Omit<RolloutDeviceView, 'deviceId'> {
+  return {
+    phase: row.phase,
+    state: row.state,
+    error: row.error_code ? { code: row.error_code, message: row.error_message ?? '' } : null,
+    offeredAt: iso(row.offered_at),
+    updatedAt: iso(row.updated_at)!,
+    attempts: Number(row.attempts),
+    retryAt: iso(row.retry_at),
+  };
 }
 
 /** What one tick did, summed over the running rollouts (for the log: timed-out offers are not audited one by one). */
@@ -129,11 +146,12 @@ const retryPolicyOf = (row: RolloutRow): RetryPolicy => ({ maxAttempts: row.max_
 
 export class RolloutService {
   readonly store: RolloutStore;
+  private readonly reports: DeviceReportStore;
   private readonly inbox: DeviceUpdateInbox;
   private ticking: Promise<TickResult> | null = null;
 
   constructor(
-    readonly db: Kysely<Database>,
+    readonly db: Executor,
     readonly director: Director,
     readonly releases: ReleaseService,
     readonly devices: DevicesService,
@@ -142,7 +160,8 @@ export class RolloutService {
     readonly clock: Clock,
   ) {
     this.store = new RolloutStore(db);
-    this.inbox = new DeviceUpdateInbox(db, this.store, clock);
+    this.reports = new DeviceReportStore(db);
+    this.inbox = new DeviceUpdateInbox(db, this.store, this.reports, clock);
   }
 
   /**
@@ -314,16 +333,7 @@ export class RolloutService {
     });
     const { page, nextCursor } = pageOf(rows, limit, (last) => encodeCursor(last.device_id));
     return {
-      devices: page.map((d) => ({
-        deviceId: d.device_id,
-        phase: d.phase,
-        state: d.state,
-        error: d.error_code ? { code: d.error_code, message: d.error_message ?? '' } : null,
-        offeredAt: iso(d.offered_at),
-        updatedAt: iso(d.updated_at)!,
-        attempts: Number(d.attempts),
-        retryAt: iso(d.retry_at),
-      })),
+      devices: page.map((d) => ({ deviceId: d.device_id, ...progressOf(d) })),
       nextCursor,
     };
   }
@@ -515,10 +525,10 @@ export class RolloutService {
   }
 
   private async pass(): Promise<TickResult> {
-    const running = await this.db.selectFrom('rollouts').select('id').where('status', '=', 'running').orderBy('created_at').execute();
+    const running = await this.store.runningIds();
     const failures: unknown[] = [];
     const result: TickResult = { offered: 0, withdrawn: 0, silent: 0 };
-    for (const { id } of running) {
+    for (const id of running) {
       // One broken rollout must not stop the others from advancing or halting.
       try {
         const stepped = await this.step(id);
@@ -687,14 +697,9 @@ export class RolloutService {
   /** A device's latest signed version report and its state in its most recent rollout. */
   async deviceUpdates(actor: Actor, deviceId: string) {
     requirePermission(actor, 'rollouts:read');
-    const device = await this.db
-      .selectFrom('devices')
-      .select(['id', 'firmware_version'])
-      .where('id', '=', deviceId)
-      .where('organization_id', '=', actor.organizationId)
-      .executeTakeFirst();
+    const device = await this.reports.device(actor.organizationId, deviceId);
     if (!device) throw new NotFoundError('Device');
-    const report = await this.db.selectFrom('device_version_reports').selectAll().where('device_id', '=', device.id).executeTakeFirst();
+    const report = await this.reports.versionReport(device.id);
     const rollout = await this.store.latestOf(actor.organizationId, device.id);
     return {
       deviceId: device.id,
@@ -707,13 +712,7 @@ export class RolloutService {
             releaseId: rollout.release_id,
             version: rollout.version,
             target: rollout.target_name,
-            phase: rollout.phase,
-            state: rollout.state,
-            error: rollout.error_code ? { code: rollout.error_code, message: rollout.error_message ?? '' } : null,
-            offeredAt: iso(rollout.offered_at),
-            updatedAt: iso(rollout.updated_at)!,
-            attempts: Number(rollout.attempts),
-            retryAt: iso(rollout.retry_at),
+            ...progressOf(rollout),
           }
         : null,
     };

@@ -6,7 +6,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { api, type Device, type DeviceCertificate, type Presence } from '../api';
-import { Alert, Button, Card, ConfirmDialog, Link } from '../kit';
+import { Alert, Button, Card, ConfirmAction, Link } from '../kit';
 
 export function DeviceDetail(props: { id: string }) {
   const [device, setDevice] = useState<Device | null>(null);
@@ -105,23 +105,20 @@ export function DeviceDetail(props: { id: string }) {
           ))}
         </Card>
       </div>
-      <ConfirmDialog
-        title={confirming ? `${LIFECYCLE[confirming].label} ${device.serial}?` : ''}
-        open={confirming !== null}
+      <ConfirmAction
+        action={confirming}
+        actions={LIFECYCLE}
+        subject={device.serial}
         onClose={() => setConfirming(null)}
-        confirmLabel={confirming ? LIFECYCLE[confirming].label : ''}
         stepUp
-        onConfirm={async () => {
-          const action = confirming!;
+        onConfirm={async (action) => {
           const updated = await api<Device>('POST', `/devices/${encodeURIComponent(device.id)}/${action}`);
           setDevice(updated);
           setConfirming(null);
           setNotice(`Device ${updated.serial} ${LIFECYCLE[action].done}`);
           void load();
         }}
-      >
-        <p>{confirming && LIFECYCLE[confirming].says}</p>
-      </ConfirmDialog>
+      />
     </>
   );
 }

@@ -16,7 +16,22 @@ import {
   type RolloutDevice,
   type RolloutStatus,
 } from '../api';
-import { Alert, Table, BarChart, Card, ConfirmDialog, Button, Field, Link, messageOf, Pager, Select, useCursorStack, When } from '../kit';
+import {
+  Alert,
+  Table,
+  BarChart,
+  Card,
+  ConfirmAction,
+  ConfirmDialog,
+  Button,
+  Field,
+  Link,
+  messageOf,
+  Pager,
+  Select,
+  useCursorStack,
+  When,
+} from '../kit';
 import { navigate } from '../router';
 
 const REFRESH_MS = 5000;
@@ -308,21 +323,19 @@ export function RolloutDetail(props: { id: string }) {
         </Card>
       </div>
       <RolloutDevices path={path} version={rollout.updatedAt} />
-      <ConfirmDialog
-        title={steering ? `${STEER_TEXT[steering].label} rollout ${rollout.name}?` : ''}
-        open={steering !== null}
+      <ConfirmAction
+        action={steering}
+        actions={STEER_TEXT}
+        subject={`rollout ${rollout.name}`}
         onClose={() => setSteering(null)}
-        confirmLabel={steering ? STEER_TEXT[steering].label : ''}
         variant={steering === 'resume' ? 'primary' : 'danger'}
-        onConfirm={async () => {
-          const done = await api<Rollout>('POST', `${path}/${steering}`);
+        onConfirm={async (action) => {
+          const done = await api<Rollout>('POST', `${path}/${action}`);
           setSteering(null);
           setNotice(`Rollout ${done.name} is ${done.status}.`);
           await load();
         }}
-      >
-        <p>{steering && STEER_TEXT[steering].says}</p>
-      </ConfirmDialog>
+      />
     </>
   );
 }

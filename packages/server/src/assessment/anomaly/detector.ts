@@ -11,7 +11,7 @@
 import type { AuditService } from '../../audit/service.js';
 import type { Clock } from '../../clock.js';
 import { newId } from '../../tokens.js';
-import { SEVERITIES, type Severity } from '../model.js';
+import { newFinding, SEVERITIES, type Severity } from '../model.js';
 import type { AssessmentStore } from '../store.js';
 import { checkIdOf, DEFAULT_RULES, MAX_WINDOW_MINUTES, type ProductRules } from './rules.js';
 import { groupByDevice, MINUTE_MS, scoreCandidate, scoreWindow, type Candidate, type Violation } from './scoring.js';
@@ -178,21 +178,17 @@ export class AnomalyDetector {
       }
       const id = newId();
       await this.findings.insert(
-        {
-          id,
-          organization_id: violation.organizationId,
-          check_id: check,
-          subject: violation.deviceId,
-          source: 'anomaly',
-          state: 'open',
-          first_seen_at: now,
-          resolved_at: null,
-          suppressed_reason: null,
-          suppressed_by: null,
-          suppressed_at: null,
-          suppressed_until: null,
-          ...fields,
-        },
+        newFinding(
+          {
+            id,
+            organization_id: violation.organizationId,
+            check_id: check,
+            subject: violation.deviceId,
+            source: 'anomaly',
+            first_seen_at: now,
+          },
+          fields,
+        ),
         [{ type: 'device', id: violation.deviceId }],
         trx,
       );

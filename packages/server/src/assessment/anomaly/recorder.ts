@@ -72,7 +72,8 @@ export interface BehaviourTotals extends BehaviourCounts {
   conflictsDropped: number;
 }
 
-const zero = (): BehaviourCounts => ({
+/** Behaviour counters at zero: a new device's, and (the broker's) where a node does not count behaviour. */
+export const zeroCounts = (): BehaviourCounts => ({
   messages: 0,
   bytes: 0,
   connects: 0,
@@ -84,15 +85,15 @@ const zero = (): BehaviourCounts => ({
   updateFailures: 0,
 });
 
-const COUNTED = Object.keys(zero()) as (keyof BehaviourCounts)[];
+const COUNTED = Object.keys(zeroCounts()) as (keyof BehaviourCounts)[];
 
 export class BehaviourRecorder {
   private readonly entries = new Map<string, Entry>();
   private conflicts: ConflictRow[] = [];
   /** Where counts go once `maxDevices` are tracked: counted, never written. */
-  private readonly sink: BehaviourCounts = zero();
+  private readonly sink: BehaviourCounts = zeroCounts();
   private flushing: Promise<void> | null = null;
-  readonly totals: BehaviourTotals = { ...zero(), untracked: 0, minuteRowsWritten: 0, conflictsDropped: 0 };
+  readonly totals: BehaviourTotals = { ...zeroCounts(), untracked: 0, minuteRowsWritten: 0, conflictsDropped: 0 };
 
   constructor(
     private readonly store: BehaviourStore,
@@ -231,7 +232,7 @@ export class BehaviourRecorder {
     }
     const now = this.now();
     entry = {
-      ...zero(),
+      ...zeroCounts(),
       deviceId,
       organizationId: subject?.organizationId ?? null,
       productId: subject?.productId ?? null,

@@ -41,7 +41,7 @@ import {
   type GatewayResult,
 } from '@bulwark/protocol';
 import type { BaseLogger } from 'pino';
-import type { BehaviourCounts, BehaviourRecorder } from '../../assessment/anomaly/recorder.js';
+import { zeroCounts, type BehaviourCounts, type BehaviourRecorder } from '../../assessment/anomaly/recorder.js';
 import type { DeviceEventSource } from '../../binding/live.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
@@ -166,19 +166,6 @@ export interface GatewayStats extends InboxStats {
   /** Children cut from a gateway session of this node (moved, detached, out of service). */
   childrenCut: number;
 }
-
-/** Where behaviour goes when the node does not count it (`anomaly.enabled` false): written nowhere. */
-const UNCOUNTED = (): BehaviourCounts => ({
-  messages: 0,
-  bytes: 0,
-  connects: 0,
-  authFailures: 0,
-  aclDenials: 0,
-  payloadErrors: 0,
-  takeovers: 0,
-  reboots: 0,
-  updateFailures: 0,
-});
 
 const RETURN = { badCredentials: 4, notAuthorized: 5, identifierRejected: 2, serverUnavailable: 3 } as const;
 /** MQTT 5 DISCONNECT reason codes the gateway sends (MQTT 3.1.1 clients just see the connection close). */
@@ -637,7 +624,7 @@ export class MqttGateway implements DeviceMessenger {
       identity,
       ...this.meters.send(identity.deviceId, Date.now()),
       overQuota: false,
-      behaviour: this.behaviour ? this.behaviour.attach(identity, remote) : UNCOUNTED(),
+      behaviour: this.behaviour ? this.behaviour.attach(identity, remote) : zeroCounts(), // not counted (anomaly.enabled false): written nowhere
       since: this.platform.clock.now(),
       remote,
       protocol: transport.protocol,

@@ -43,21 +43,15 @@ export function redisOptions(url: string): RedisOptions {
  */
 export function sharedCountsConnection(url: string, onError: (error: Error) => void): Redis {
   const connection = new Redis({ ...redisOptions(url), maxRetriesPerRequest: 1, enableOfflineQueue: false, commandTimeout: 250 });
-  let reported = false;
-  connection.on('error', (error: Error) => {
-    if (!reported) onError(error);
-    reported = true;
-  });
-  connection.on('ready', () => (reported = false));
+  reportOncePerOutage([connection], onError);
   return connection;
 }
 
-/** The emitter's and the persistence's connections are made here, so this node can close them all. */
-export function redisBackends(url: string, onError: (error: Error) => void = () => undefined): RedisBackends {
-  const options = redisOptions(url);
-  const connections = [new Redis(options), new Redis(options), new Redis(options)];
-  // A lost Redis is reported once per outage (and shows in readiness), never thrown: ioredis
-  // reconnects by itself, and commands wait for it meanwhile.
+/**
+ * Passes the connections' first error to `onError` and no other until one of them is ready again:
+ * a lost Redis is reported once per outage. Returns the reporter, for other emitters of the same outage.
+ */
+function reportOncePerOutage(connections: Redis[], onError: (error: Error) => void): (error: Error) => void {
   let reported = false;
   const report = (error: Error) => {
     if (!reported) onError(error);
@@ -67,6 +61,16 @@ export function redisBackends(url: string, onError: (error: Error) => void = () 
     c.on('error', report);
     c.on('ready', () => (reported = false));
   }
+  return report;
+}
+
+/** The emitter's and the persistence's connections are made here, so this node can close them all. */
+export function redisBackends(url: string, onError: (error: Error) => void = () => undefined): RedisBackends {
+  const options = redisOptions(url);
+  const connections = [new Redis(options), new Redis(options), new Redis(options)];
+  // A lost Redis is reported once per outage (and shows in readiness), never thrown: ioredis
+  // reconnects by itself, and commands wait for it meanwhile.
+  const report = reportOncePerOutage(connections, onError);
   const [subConn, pubConn, conn] = connections as [Redis, Redis, Redis];
   const mqemitterRedis = require('mqemitter-redis') as (opts: Record<string, unknown>) => { state: EventEmitter };
   const persistenceRedis = require('aedes-persistence-redis') as (opts: Record<string, unknown>) => unknown;
