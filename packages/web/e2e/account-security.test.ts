@@ -5,9 +5,11 @@
  * The console: the owner registers a named passkey behind a step-up (the organization's policy
  * shown beside it), signs in with it alone and as the second factor, and removes it behind a
  * step-up. The attack: a passwordless sign-in's request replayed byte for byte, with its ceremony
- * cookie, is refused. The companion app at 390 px: a consumer enrols TOTP on the account page (QR
- * code, recovery codes) and signs in with the code; registers a passkey and signs in with it; a
- * session revoked from the page is refused afterwards; downloads their data; deletes the account,
+ * cookie, is refused. Under the organization's passkey policy, an operator creates a passkey at
+ * sign-in (from the keyboard) and is then offered only the passkey. The companion app at 390 px:
+ * a consumer enrols TOTP on the account page (QR code, recovery codes) and signs in with the
+ * code; registers a passkey and signs in with it; a session revoked from the page is refused
+ * afterwards; downloads their data; deletes the account (the step-up answered with the passkey),
  * after which the password no longer signs in. axe-core on each page (no serious or critical
  * violation); screenshots to test-artifacts/web/ (account-*.png).
  *
@@ -18,7 +20,13 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import { insertConsumer, signIn as signInForTest, type TestUser } from '../../server/src/testing/accounts.js';
+import {
+  createOperator,
+  insertConsumer,
+  signIn as signInForTest,
+  stepUp as stepUpForTest,
+  type TestUser,
+} from '../../server/src/testing/accounts.js';
 import { addVirtualAuthenticator, chromiumSkip, launchBrowser, trustServerKey } from '../../server/src/testing/chromium.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
@@ -168,6 +176,51 @@ test('console: the passkey removed behind a step-up no longer signs in', { skip 
   assert.equal((await sessionGet(page, '/auth/session')).status, 401, 'still signed out');
 });
 
+test(
+  'console: under the passkey policy an operator creates a passkey at sign-in (keyboard only), then is offered only the passkey',
+  { skip },
+  async () => {
+    t.clock.advance(30_000); // past the owner's last code
+    const owner: TestUser = { id: '', organization: t.org, email: t.owner.email, password: STRONG_PASSWORD, secret: ownerSecret };
+    const token = await signInForTest(t, owner);
+    await stepUpForTest(t, owner, token);
+    const set = await t.client().put('/api/v1/org/passkey-policy', { passkeyRequiredRoles: ['operator'] }, { token });
+    assert.equal(set.status, 200, set.text);
+    const operator = await createOperator(t, 'ops@example.com', 'operator');
+
+    const page = consoleTab;
+    await page.goto(`${base}/console/`);
+    await page.getByLabel('Organization').fill(t.org);
+    await page.getByLabel('Email').fill(operator.email);
+    await page.getByLabel('Password').fill(operator.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Create a passkey' }).waitFor();
+    await accessible(page, 'the passkey the policy asks for');
+    await shot(page, 'account-console-passkey-required');
+    await page.getByLabel('Name for the new passkey').focus();
+    await page.keyboard.type('Ops laptop');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    await page.getByRole('link', { name: 'Security' }).click();
+    await page.getByTestId('passkey-policy').filter({ hasText: 'That includes you (operator)' }).waitFor();
+    await page.getByTestId('passkey').filter({ hasText: 'Ops laptop' }).waitFor();
+
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Organization').fill(t.org);
+    await page.getByLabel('Email').fill(operator.email);
+    await page.getByLabel('Password').fill(operator.password);
+    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await page.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
+    await accessible(page, 'the second step offering only the passkey');
+    await shot(page, 'account-console-passkey-only');
+    await page.getByRole('button', { name: 'Use a passkey' }).focus();
+    assert.equal(await page.getByLabel('Authentication code').count(), 0, 'no code is offered to a role that must use a passkey');
+    await page.keyboard.press('Enter');
+    await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+    assert.equal((await sessionGet(page, '/auth/session')).body.user.email, operator.email);
+  },
+);
+
 /** The consumer's sign-in on the phone: password, then the code from `secret` when asked. */
 async function appSignIn(secret?: string): Promise<void> {
   await phone.goto(`${base}/app/?org=${t.org}`);
@@ -250,7 +303,7 @@ test('app: a session revoked from the account page is refused afterwards', { ski
   assert.equal((await t.client().get('/api/v1/auth/session', { token: otherToken })).status, 401, 'the revoked session is refused');
 });
 
-test('app: my data downloads as JSON; the account deleted behind a step-up no longer signs in', { skip }, async () => {
+test('app: my data downloads as JSON; the account deleted behind a passkey step-up no longer signs in', { skip }, async () => {
   const download = phone.waitForEvent('download');
   await phone.getByRole('link', { name: 'Download my data' }).click();
   const exported = JSON.parse(readFileSync((await (await download).path())!, 'utf8'));
@@ -259,7 +312,12 @@ test('app: my data downloads as JSON; the account deleted behind a step-up no lo
   assert.ok(Array.isArray(exported.sessions) && exported.sessions.length >= 1, 'with my sessions');
 
   await phone.getByRole('button', { name: 'Delete my account…' }).click();
-  await stepUp(phone, 'Delete your account?', 'Delete my account', consumer.secret!, 'account-app-delete');
+  // The step-up answered with the passkey instead of a code.
+  const dialog = phone.getByRole('dialog', { name: 'Delete your account?' });
+  await dialog.waitFor();
+  await accessible(phone, 'the delete dialog');
+  await shot(phone, 'account-app-delete');
+  await dialog.getByRole('button', { name: 'Use a passkey' }).click();
   await phone.getByRole('heading', { name: 'Sign in' }).waitFor();
   assert.equal(
     (await t.client().post('/api/v1/auth/login', { organization: t.org, email: CONSUMER, password: STRONG_PASSWORD })).status,
