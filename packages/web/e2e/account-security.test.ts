@@ -9,8 +9,9 @@
  * sign-in (from the keyboard) and is then offered only the passkey. The companion app at 390 px:
  * a consumer enrols TOTP on the account page (QR code, recovery codes) and signs in with the
  * code; registers a passkey and signs in with it; a session revoked from the page is refused
- * afterwards; downloads their data; deletes the account (the step-up answered with the passkey),
- * after which the password no longer signs in. axe-core on each page (no serious or critical
+ * afterwards; changes the password (the old one refused, other sessions ended); downloads their
+ * data; deletes the account (the step-up answered with the passkey), after which the password no
+ * longer signs in. axe-core on each page (no serious or critical
  * violation); screenshots to test-artifacts/web/ (account-*.png).
  *
  * Needs /usr/bin/chromium (.ci/run installs it): without it the file skips, except in CI, where it fails.
@@ -303,6 +304,24 @@ test('app: a session revoked from the account page is refused afterwards', { ski
   assert.equal((await t.client().get('/api/v1/auth/session', { token: otherToken })).status, 401, 'the revoked session is refused');
 });
 
+test('app: the password changed on the account page: the new one signs in, the old one not, my other sessions end', { skip }, async () => {
+  const NEW_PASSWORD = 'a new and longer passphrase 8';
+  t.clock.advance(30_000);
+  const otherToken = await signInForTest(t, consumer);
+  await phone.getByLabel('Current password').fill(STRONG_PASSWORD);
+  await phone.getByLabel('New password', { exact: true }).fill(NEW_PASSWORD);
+  await phone.getByLabel('Repeat the new password').fill(NEW_PASSWORD);
+  await phone.getByRole('button', { name: 'Change password' }).click();
+  await phone.getByText('Your password is changed').waitFor();
+  await appPage('password-changed', 'the account page after a password change');
+  const login = (password: string) => t.client().post('/api/v1/auth/login', { organization: t.org, email: CONSUMER, password });
+  assert.equal((await login(STRONG_PASSWORD)).status, 401, 'the old password is refused');
+  assert.equal((await login(NEW_PASSWORD)).body.status, 'mfa_required', 'the new one is taken (then the second factor)');
+  assert.equal((await t.client().get('/api/v1/auth/session', { token: otherToken })).status, 401, 'my other session ended');
+  assert.equal((await sessionGet(phone, '/auth/session')).status, 200, 'this browser keeps a session');
+  consumer.password = NEW_PASSWORD;
+});
+
 test('app: my data downloads as JSON; the account deleted behind a passkey step-up no longer signs in', { skip }, async () => {
   const download = phone.waitForEvent('download');
   await phone.getByRole('link', { name: 'Download my data' }).click();
@@ -320,7 +339,7 @@ test('app: my data downloads as JSON; the account deleted behind a passkey step-
   await dialog.getByRole('button', { name: 'Use a passkey' }).click();
   await phone.getByRole('heading', { name: 'Sign in' }).waitFor();
   assert.equal(
-    (await t.client().post('/api/v1/auth/login', { organization: t.org, email: CONSUMER, password: STRONG_PASSWORD })).status,
+    (await t.client().post('/api/v1/auth/login', { organization: t.org, email: CONSUMER, password: consumer.password })).status,
     401,
   );
   assert.ok(existsSync(join(artifacts, 'account-app-passkeys.png')));

@@ -1,12 +1,13 @@
 /**
  * My account's security: the authenticator app (enrolment with a QR code of the otpauth URI, or
  * new recovery codes behind a step-up), my passkeys with the organization's passkey policy, my
- * sessions (revoke any but this one), and my API keys (create behind a step-up, the secret shown
+ * sessions (revoke any but this one), my password, and my API keys (create behind a step-up, the secret shown
  * once; revoke). All but the API keys are the companion app's too (src/account/).
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, PERMISSIONS, type ApiKey, type Permission, type User } from '../api';
 import { Passkeys, type PasskeyPolicy } from '../account/Passkeys';
+import { ChangePassword } from '../account/Password';
 import { Sessions } from '../account/Sessions';
 import { TwoFactor } from '../account/TwoFactor';
 import { Alert, Table, Button, Card, ConfirmDialog, Field, messageOf, When } from '../kit';
@@ -19,6 +20,7 @@ export function Security(props: { user: User }) {
       <TwoFactor title="Two-factor authentication" />
       <Passkeys policy={policy} />
       <Sessions />
+      <ChangePassword hint="At least 12 characters" />
       <ApiKeys />
     </>
   );
