@@ -75,6 +75,14 @@ function sessionGet(page: Page, path: string): Promise<{ status: number; body: a
   }, `/api/v1${path}`);
 }
 
+/** The console's sign-in form: organization, email and password, sent. */
+async function consoleSignIn(page: Page, email: string, password: string): Promise<void> {
+  await page.getByLabel('Organization').fill(t.org);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+}
+
 before(async () => {
   if (skip) return;
   for (const build of ['packages/web/dist/index.html', 'packages/web/dist/app/index.html'])
@@ -129,10 +137,7 @@ test('console: a named passkey registered behind a step-up signs in alone and as
 
   // As the second factor after the password: the page offers both the code and the passkey.
   await page.getByRole('button', { name: 'Sign out' }).click();
-  await page.getByLabel('Organization').fill(t.org);
-  await page.getByLabel('Email').fill(t.owner.email);
-  await page.getByLabel('Password').fill(STRONG_PASSWORD);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await consoleSignIn(page, t.owner.email, STRONG_PASSWORD);
   await page.getByLabel('Authentication code').waitFor();
   await accessible(page, 'the second step with a passkey offered');
   await shot(page, 'account-console-second-factor');
@@ -191,10 +196,7 @@ test(
 
     const page = consoleTab;
     await page.goto(`${base}/console/`);
-    await page.getByLabel('Organization').fill(t.org);
-    await page.getByLabel('Email').fill(operator.email);
-    await page.getByLabel('Password').fill(operator.password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await consoleSignIn(page, operator.email, operator.password);
     await page.getByRole('heading', { name: 'Create a passkey' }).waitFor();
     await accessible(page, 'the passkey the policy asks for');
     await shot(page, 'account-console-passkey-required');
@@ -207,10 +209,7 @@ test(
     await page.getByTestId('passkey').filter({ hasText: 'Ops laptop' }).waitFor();
 
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await page.getByLabel('Organization').fill(t.org);
-    await page.getByLabel('Email').fill(operator.email);
-    await page.getByLabel('Password').fill(operator.password);
-    await page.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await consoleSignIn(page, operator.email, operator.password);
     await page.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
     await accessible(page, 'the second step offering only the passkey');
     await shot(page, 'account-console-passkey-only');
