@@ -69,10 +69,12 @@ export interface User {
   role: string;
 }
 
-export type SignInStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required';
+export type SignInStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required' | 'passkey_enrollment_required';
 
 export interface SignInAnswer {
   status: SignInStatus;
+  /** At mfa_required: what completes the step (a code, a passkey). */
+  mfaFactors?: ('totp' | 'passkey')[];
   csrfToken?: string;
   expiresAt: string;
   user: User;

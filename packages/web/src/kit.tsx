@@ -5,6 +5,7 @@
  */
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { api, ApiError } from './api';
+import { passkeysSupported, stepUpWithPasskey } from './account/passkey';
 import { qrPath } from './qr';
 import { navigate, BASE } from './router';
 
@@ -195,9 +196,10 @@ export function messageOf(caught: unknown): string {
 }
 
 /**
- * A dangerous action behind a modal confirmation. With `stepUp`, the operator re-proves a factor
- * (TOTP code, or the password without an authenticator) through POST /auth/step-up first; the
- * action runs only once that passed, and an error keeps the dialog open with the API's message.
+ * A dangerous action behind a modal confirmation. With `stepUp`, the person re-proves a factor
+ * (TOTP code, or the password without an authenticator, through POST /auth/step-up; or one of
+ * their passkeys) first; the action runs only once that passed, and an error keeps the dialog
+ * open with the API's message.
  */
 export function ConfirmDialog(props: {
   title: string;
@@ -214,12 +216,11 @@ export function ConfirmDialog(props: {
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
-  const submit = async (event: FormEvent) => {
-    event.preventDefault();
+  const confirm = async (stepUp: () => Promise<unknown>) => {
     setBusy(true);
     setError(null);
     try {
-      if (props.stepUp) await api('POST', '/auth/step-up', code ? { code } : { password });
+      if (props.stepUp) await stepUp();
       await props.onConfirm();
       setCode('');
       setPassword('');
@@ -230,11 +231,18 @@ export function ConfirmDialog(props: {
     }
   };
 
+  const submit = (event: FormEvent) => {
+    event.preventDefault();
+    void confirm(() => api('POST', '/auth/step-up', code ? { code } : { password }));
+  };
+
   return (
     <Dialog title={props.title} open={props.open} onClose={props.onClose}>
       <form onSubmit={submit}>
         {props.children}
-        {props.stepUp && <p>Confirm it is you: your authentication code (or your password if you have no authenticator).</p>}
+        {props.stepUp && (
+          <p>Confirm it is you: your authentication code (or your password if you have no authenticator), or one of your passkeys.</p>
+        )}
         {error && <Alert>{error}</Alert>}
         {props.stepUp && (
           <>
@@ -246,6 +254,11 @@ export function ConfirmDialog(props: {
           <Button variant="secondary" onClick={props.onClose}>
             Cancel
           </Button>
+          {props.stepUp && passkeysSupported() && (
+            <Button variant="secondary" disabled={busy} onClick={() => void confirm(stepUpWithPasskey)}>
+              Use a passkey
+            </Button>
+          )}
           <Button type="submit" variant={props.variant ?? 'danger'} disabled={busy || (props.stepUp === true && !code && !password)}>
             {props.confirmLabel}
           </Button>

@@ -21,7 +21,7 @@ import './styles.css';
 type SessionState = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User } | { kind: 'failed'; message: string };
 
 /** The page a path below /console names; the fleet overview for anything else. */
-function pageFor(route: string) {
+function pageFor(route: string, user: User) {
   const id = (pattern: RegExp) => {
     const match = pattern.exec(route);
     return match ? decodeURIComponent(match[1]!) : null;
@@ -33,7 +33,7 @@ function pageFor(route: string) {
   if (route === '/devices') return <Devices />;
   if (route === '/rollouts') return <Rollouts />;
   if (route === '/audit') return <Audit />;
-  if (route === '/security') return <Security />;
+  if (route === '/security') return <Security user={user} />;
   if (route === '/users') return <Users />;
   if (route === '/findings') return <Findings />;
   return <Fleet />;
@@ -81,7 +81,7 @@ function App() {
     );
 
   const route = path.split('?')[0]!;
-  const page = pageFor(route);
+  const page = pageFor(route, session.user);
   return (
     <>
       <a className="skip" href="#main">

@@ -8,26 +8,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
-import tls from 'node:tls';
 import type { BrowserContext, Page } from 'playwright-core';
 import { createOperator, signIn, stepUp, type TestUser } from '../testing/accounts.js';
-import { chromiumSkip, launchChromium, type Chromium } from '../testing/chromium.js';
+import { addVirtualAuthenticator, chromiumSkip, launchChromium, trustServerKey, type Chromium } from '../testing/chromium.js';
 import { ENGINES } from '../testing/engines.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import type { TestPlatform } from '../testing/server.js';
 
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
 const skip = chromiumSkip('the passkey browser tests are');
-
-/** SHA-256 of the server certificate's public key, base64: what Chromium's SPKI pin list takes. */
-async function serverKeyPin(port: number, ca: string): Promise<string> {
-  const socket = tls.connect({ host: '127.0.0.1', port, servername: 'localhost', ca });
-  await new Promise<void>((resolve, reject) => socket.once('secureConnect', resolve).once('error', reject));
-  const spki = socket.getPeerX509Certificate()!.publicKey.export({ type: 'spki', format: 'der' });
-  socket.destroy();
-  return createHash('sha256').update(spki).digest('base64');
-}
 
 describe('passkeys in Chromium with a virtual authenticator', { skip }, () => {
   let t: TestPlatform;
@@ -42,25 +31,14 @@ describe('passkeys in Chromium with a virtual authenticator', { skip }, () => {
     user = await createOperator(t, 'browser-pk@example.com', 'operator');
     token = await signIn(t, user);
     const origin = `https://localhost:${t.server.port}`;
-    browser = await launchChromium({ args: [`--ignore-certificate-errors-spki-list=${await serverKeyPin(t.server.port, t.ca)}`] });
+    browser = await launchChromium({ args: [await trustServerKey(t.server.port, t.ca)] });
     context = browser.context;
     // The tiny page lives at the platform's origin (the RP's); its calls reach the real API.
     await context.route(`${origin}/passkey-test`, (route) =>
       route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>passkey test</title><p>passkey test</p>' }),
     );
     page = await context.newPage();
-    const cdp = await context.newCDPSession(page);
-    await cdp.send('WebAuthn.enable');
-    await cdp.send('WebAuthn.addVirtualAuthenticator', {
-      options: {
-        protocol: 'ctap2',
-        transport: 'internal',
-        hasResidentKey: true,
-        hasUserVerification: true,
-        isUserVerified: true,
-        automaticPresenceSimulation: true,
-      },
-    });
+    await addVirtualAuthenticator(context, page);
     await page.goto(`${origin}/passkey-test`);
   });
 

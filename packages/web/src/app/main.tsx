@@ -1,7 +1,7 @@
 /**
  * The companion app's entry (served at /app/): asks the API who is signed in (and the CSRF token
  * of the cookie session), then shows the signed-out pages (sign in, sign up, confirm the address,
- * reset the password) or the consumer's pages (my devices, add a device, one device). An operator's
+ * reset the password) or the consumer's pages (my devices, add a device, one device, my account). An operator's
  * session is not a consumer's: the app says so and offers to sign out.
  */
 import { StrictMode, useCallback, useEffect, useState } from 'react';
@@ -12,6 +12,7 @@ import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
 import { AddDevice } from './pages/AddDevice';
 import { DeviceView } from './pages/DeviceView';
+import { MyAccount } from './pages/MyAccount';
 import { MyDevices } from './pages/MyDevices';
 import '../styles.css';
 import './app.css';
@@ -81,6 +82,14 @@ function App() {
       <DeviceView key={detail[1]} id={decodeURIComponent(detail[1]!)} />
     ) : route === '/add' ? (
       <AddDevice />
+    ) : route === '/account' ? (
+      <MyAccount
+        email={session.user.email}
+        onDeleted={() => {
+          setSession({ kind: 'signed-out' });
+          navigate('/sign-in');
+        }}
+      />
     ) : (
       <MyDevices />
     );
@@ -96,6 +105,9 @@ function App() {
           </Link>
           <Link to="/add" current={route === '/add'}>
             Add a device
+          </Link>
+          <Link to="/account" current={route === '/account'}>
+            Account
           </Link>
         </nav>
         <Button variant="secondary" onClick={() => void signOut()}>

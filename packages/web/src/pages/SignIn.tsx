@@ -1,12 +1,16 @@
 /**
- * Sign-in: organization, email and password (cookie mode), then whatever the API asks next:
- * a new password on first sign-in, TOTP enrolment when the role needs MFA (the secret and
- * otpauth URI, then a first code; recovery codes shown once), or the TOTP code.
+ * Sign-in: organization, email and password (cookie mode), or a passkey alone (passwordless: it
+ * proves both factors); then whatever the API asks next: a new password on first sign-in, TOTP
+ * enrolment when the role needs MFA (the secret and otpauth URI, then a first code; recovery
+ * codes shown once), a passkey when the organization's policy requires one for the role, or the
+ * second factor (the TOTP code, or a passkey when the account has one).
  */
 import { useState, type FormEvent } from 'react';
 import { api, ApiError, setCsrfToken, type SignInAnswer, type SignInStatus, type User } from '../api';
-import { Alert, Button, Field } from '../kit';
-import { Enrolment } from './Security';
+import { passkeyAsSecondFactor, passkeysSupported, registerPasskey, signInWithPasskey } from '../account/passkey';
+import { SecondFactor, UsePasskey, type MfaFactor } from '../account/SignInSteps';
+import { Enrolment, RecoveryCodes, type TotpEnrolment } from '../account/TwoFactor';
+import { Alert, Button, Field, messageOf } from '../kit';
 
 type Step = SignInStatus | 'credentials' | 'recovery-codes';
 
@@ -18,7 +22,9 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
   const [newPassword, setNewPassword] = useState('');
   const [repeat, setRepeat] = useState('');
   const [code, setCode] = useState('');
-  const [enrolment, setEnrolment] = useState<{ secret: string; otpauthUri: string } | null>(null);
+  const [passkeyName, setPasskeyName] = useState('');
+  const [factors, setFactors] = useState<MfaFactor[]>(['totp']);
+  const [enrolment, setEnrolment] = useState<TotpEnrolment | null>(null);
   const [recoveryCodes, setRecoveryCodes] = useState<string[]>([]);
   const [user, setUser] = useState<User | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -30,20 +36,24 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
     setCode('');
     if (answer.status === 'ok') return props.onSignedIn(answer.user);
     if (answer.status === 'mfa_enrollment_required') setEnrolment(await api('POST', '/me/mfa/totp'));
+    if (answer.status === 'mfa_required') setFactors(answer.mfaFactors ?? ['totp']);
     setStep(answer.status);
   };
 
-  const run = (action: () => Promise<void>) => async (event: FormEvent) => {
-    event.preventDefault();
+  const attempt = async (action: () => Promise<void>) => {
     setError(null);
     setBusy(true);
     try {
       await action();
     } catch (caught) {
-      setError(caught instanceof ApiError ? caught.message : 'The platform could not be reached; try again');
+      setError(messageOf(caught));
     } finally {
       setBusy(false);
     }
+  };
+  const run = (action: () => Promise<void>) => (event: FormEvent) => {
+    event.preventDefault();
+    void attempt(action);
   };
 
   const signIn = run(async () => advance(await api('POST', '/auth/login', { organization, email, password, mode: 'cookie' })));
@@ -58,36 +68,43 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
     setRecoveryCodes(answer.recoveryCodes);
     setStep('recovery-codes');
   });
-  const verify = run(async () => advance(await api('POST', '/auth/mfa', { code })));
+  const createPasskey = run(async () => {
+    const { session } = await registerPasskey(passkeyName.trim());
+    if (session) await advance(session);
+  });
+  const withPasskey = (ceremony: () => Promise<SignInAnswer>) => () => void attempt(async () => advance(await ceremony()));
 
   return (
     <main id="main" className="signin">
       <h1>Bulwark console</h1>
       {error && <Alert>{error}</Alert>}
       {step === 'credentials' && (
-        <form onSubmit={signIn} aria-label="Sign in">
-          <Field
-            label="Organization"
-            value={organization}
-            onChange={setOrganization}
-            autoComplete="organization"
-            required
-            name="organization"
-          />
-          <Field label="Email" type="email" value={email} onChange={setEmail} autoComplete="username" required name="email" />
-          <Field
-            label="Password"
-            type="password"
-            value={password}
-            onChange={setPassword}
-            autoComplete="current-password"
-            required
-            name="password"
-          />
-          <Button type="submit" disabled={busy}>
-            Sign in
-          </Button>
-        </form>
+        <>
+          <form onSubmit={signIn} aria-label="Sign in">
+            <Field
+              label="Organization"
+              value={organization}
+              onChange={setOrganization}
+              autoComplete="organization"
+              required
+              name="organization"
+            />
+            <Field label="Email" type="email" value={email} onChange={setEmail} autoComplete="username" required name="email" />
+            <Field
+              label="Password"
+              type="password"
+              value={password}
+              onChange={setPassword}
+              autoComplete="current-password"
+              required
+              name="password"
+            />
+            <Button type="submit" disabled={busy}>
+              Sign in
+            </Button>
+          </form>
+          <UsePasskey lead="Or without a password:" disabled={busy} onClick={withPasskey(signInWithPasskey)} />
+        </>
       )}
       {step === 'password_change_required' && (
         <form onSubmit={changePassword} aria-label="Choose a new password">
@@ -115,36 +132,34 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
           <Enrolment enrolment={enrolment} code={code} onCode={setCode} onSubmit={confirmEnrolment} busy={busy} />
         </>
       )}
-      {step === 'recovery-codes' && user && (
-        <section aria-label="Recovery codes">
-          <h2>Recovery codes</h2>
-          <p>Keep these somewhere safe: each signs you in once if you lose your authenticator. They are shown only now.</p>
-          <ul className="codes">
-            {recoveryCodes.map((recovery) => (
-              <li key={recovery}>
-                <code>{recovery}</code>
-              </li>
-            ))}
-          </ul>
-          <Button onClick={() => props.onSignedIn(user)}>I have saved them: continue</Button>
-        </section>
-      )}
-      {step === 'mfa_required' && (
-        <form onSubmit={verify} aria-label="Two-factor authentication">
-          <h2>Two-factor authentication</h2>
-          <Field
-            label="Authentication code"
-            value={code}
-            onChange={setCode}
-            inputMode="numeric"
-            autoComplete="one-time-code"
-            required
-            hint="From your authenticator app, or a recovery code"
-          />
-          <Button type="submit" disabled={busy}>
-            Verify
+      {step === 'passkey_enrollment_required' && (
+        <form onSubmit={createPasskey} aria-label="Create a passkey">
+          <h2>Create a passkey</h2>
+          <p>Your organization requires a passkey for your role: create one now with this device's screen lock or a security key.</p>
+          <Field label="Name for the new passkey" value={passkeyName} onChange={setPasskeyName} required hint="e.g. “Work laptop”" />
+          <Button type="submit" disabled={busy || !passkeysSupported()}>
+            Create passkey
           </Button>
         </form>
+      )}
+      {step === 'recovery-codes' && user && (
+        <>
+          <h2>Recovery codes</h2>
+          <RecoveryCodes codes={recoveryCodes} />
+          <Button onClick={() => props.onSignedIn(user)}>I have saved them: continue</Button>
+        </>
+      )}
+      {step === 'mfa_required' && (
+        <section aria-label="Two-factor authentication">
+          <h2>Two-factor authentication</h2>
+          <SecondFactor
+            factors={factors}
+            busy={busy}
+            words={{ label: 'Authentication code', hint: 'From your authenticator app, or a recovery code', submit: 'Verify' }}
+            onCode={(code) => void attempt(async () => advance(await api('POST', '/auth/mfa', { code })))}
+            onPasskey={withPasskey(passkeyAsSecondFactor)}
+          />
+        </section>
       )}
     </main>
   );

@@ -1,12 +1,15 @@
 /**
  * The consumer's account pages while signed out: sign in (organization, email, password in
- * cookie mode, then the TOTP code when the account has MFA), sign up, confirm the email address
+ * cookie mode, then the TOTP code or a passkey when the account has a second factor; or a
+ * passkey alone, the console's ceremony from src/account/passkey.ts), sign up, confirm the email address
  * from the mailed link, and reset a forgotten password. Mailed links carry the token in the URL
  * fragment (#token=…), which no server and no Referer sees; the page reads it and then drops it
  * from the address bar.
  */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { api, setCsrfToken, type SignInAnswer, type User } from '../../api';
+import { passkeyAsSecondFactor, signInWithPasskey } from '../../account/passkey';
+import { SecondFactor, UsePasskey, type MfaFactor } from '../../account/SignInSteps';
 import { Alert, Button, Field, Link } from '../../kit';
 import { useAction } from '../ui';
 
@@ -44,36 +47,30 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
   const [organization, setOrganization] = useOrganization();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
-  const [code, setCode] = useState('');
-  const [mfa, setMfa] = useState(false);
+  const [mfa, setMfa] = useState<MfaFactor[] | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const { busy, error, submit, run } = useAction();
 
   const advance = (answer: SignInAnswer) => {
     if (answer.csrfToken) setCsrfToken(answer.csrfToken);
     if (answer.status === 'ok') return props.onSignedIn(answer.user);
-    if (answer.status === 'mfa_required') return setMfa(true);
+    if (answer.status === 'mfa_required') return setMfa(answer.mfaFactors ?? ['totp']);
     throw new Error(`unexpected sign-in step ${answer.status}`);
   };
+
+  const withPasskey = (ceremony: () => Promise<SignInAnswer>) => () => void run(async () => advance(await ceremony()));
 
   if (mfa)
     return (
       <Page title="Two-step check">
-        <form onSubmit={submit(async () => advance(await api('POST', '/auth/mfa', { code })))}>
-          {error && <Alert>{error.message}</Alert>}
-          <Field
-            label="Code from your authenticator app"
-            value={code}
-            onChange={setCode}
-            autoComplete="one-time-code"
-            inputMode="numeric"
-            required
-            hint="Six digits, or one of your recovery codes"
-          />
-          <Button type="submit" disabled={busy}>
-            Continue
-          </Button>
-        </form>
+        {error && <Alert>{error.message}</Alert>}
+        <SecondFactor
+          factors={mfa}
+          busy={busy}
+          words={{ label: 'Code from your authenticator app', hint: 'Six digits, or one of your recovery codes', submit: 'Continue' }}
+          onCode={(code) => void run(async () => advance(await api('POST', '/auth/mfa', { code })))}
+          onPasskey={withPasskey(passkeyAsSecondFactor)}
+        />
       </Page>
     );
   return (
@@ -103,6 +100,7 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
           )}
         </div>
       </form>
+      <UsePasskey lead="Or without a password:" disabled={busy} onClick={withPasskey(signInWithPasskey)} />
       <p>
         New here? <Link to="/sign-up">Create an account</Link>
       </p>
