@@ -80,6 +80,7 @@ before(async () => {
   deviceId = enrolled.deviceId;
   device = DeviceClient.fromIdentity(enrolled.dir, { brokerUrl: p.brokerUrl });
   device.on('error', (error: Error) => deviceErrors.push(error.message));
+  device.on('disconnected', (event: { error?: Error }) => deviceErrors.push(`disconnected: ${event.error?.message ?? ''}`));
   device.onDesired((state) => {
     desiredSeen.push(state);
     device.reportState(state);
@@ -223,7 +224,13 @@ test('a declared command sent from the page reaches the device and its outcome s
   await outcome
     .filter({ hasText: 'set-brightness: succeeded, result {"applied":55}' })
     .waitFor({ timeout: 15_000 })
-    .catch(async (error: Error) => assert.fail(`${error.message}; the page says: ${await outcome.textContent()}`));
+    .catch(async (error: Error) => {
+      const stored = await p.t.platform.db.selectFrom('device_commands').selectAll().where('device_id', '=', deviceId).execute();
+      assert.fail(
+        `${error.message}; the page says: ${await outcome.textContent()}; the device ran ${JSON.stringify(commandsSeen)}, ` +
+          `is ${device.isConnected ? 'connected' : 'not connected'} (${JSON.stringify(device.stats)}), saw errors ${JSON.stringify(deviceErrors)}; stored: ${JSON.stringify(stored)}`,
+      );
+    });
   assert.deepEqual(commandsSeen, [{ level: 55, fade: true }]);
   await page.getByTestId('command').filter({ hasText: 'succeeded' }).waitFor();
   await page.getByTestId('device-audit-entry').filter({ hasText: 'device.command_sent' }).waitFor();

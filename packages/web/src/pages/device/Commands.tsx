@@ -10,6 +10,8 @@ import { api, type Command, type CommandDeclaration } from '../../api';
 import { Alert, Button, Card, Field, messageOf, Select, Table, When } from '../../kit';
 
 type ParamValues = Record<string, string | boolean>;
+/** How long each GET waits for the outcome (the API allows up to 30 s). */
+const WAIT_MS = 10_000;
 
 /** The form's text turned into the command's JSON parameters, or a message saying which one is wrong. */
 export function paramsOf(declaration: CommandDeclaration, values: ParamValues): Record<string, unknown> | string {
@@ -103,9 +105,11 @@ export function Commands(props: { deviceId: string; declared: CommandDeclaration
       let command = await api<Command>('POST', path, { name, params });
       setCurrent(command);
       props.onSent();
-      // Wait for the answer in steps the API allows (up to 30 s each) until the command's deadline.
-      while (command.status === 'pending' && Date.parse(command.expiresAt) > Date.now() - 5000) {
-        command = await api<Command>('GET', `${path}/${encodeURIComponent(command.id)}?waitMs=10000`);
+      // Wait for the answer in steps the API allows until the command's deadline. The steps are
+      // counted from the platform's own times: this browser's clock may not agree with the platform's.
+      const steps = Math.ceil((Date.parse(command.expiresAt) - Date.parse(command.createdAt)) / WAIT_MS) + 1;
+      for (let step = 0; step < steps && command.status === 'pending'; step++) {
+        command = await api<Command>('GET', `${path}/${encodeURIComponent(command.id)}?waitMs=${WAIT_MS}`);
         setCurrent(command);
       }
       void load();
