@@ -23,7 +23,7 @@ import { cliActor } from '../../server/src/accounts/roles.js';
 import { createOperator, signIn, type TestUser } from '../../server/src/testing/accounts.js';
 import { chromiumSkip, type Chromium } from '../../server/src/testing/chromium.js';
 import { eventually, presenceOnline } from '../../server/src/testing/mqtt.js';
-import { hardwareProduct, insertRelease, registerDevices, ROLLOUTS_TICKED_BY_TEST } from '../../server/src/testing/rollout-fixtures.js';
+import { ROLLOUTS_TICKED_BY_TEST, springUpdate } from '../../server/src/testing/rollout-fixtures.js';
 import { accessible, firstSignIn, fitsWidth, freshCode, openConsole, shot, totpOf } from './harness.js';
 
 const skip = chromiumSkip("the console's browser tests are");
@@ -104,18 +104,7 @@ before(async () => {
   await device.drained(10_000);
 
   // The fleet page's activity: a rollout under way and the findings of a check run.
-  const thermostat = await hardwareProduct(p.t.platform, p.org, 'Thermostat');
-  await registerDevices(p.t.platform, p.org, thermostat, 'ROLL', 20, { tags: ['fleet'] });
-  const release = await insertRelease(p.t.platform, p.org, thermostat, '2.0.0');
-  await p.t.platform.updates.rollouts.create(actor(), {
-    releaseId: release.id,
-    name: 'spring-update',
-    selector: { tags: ['fleet'] },
-    phases: [
-      { percent: 10, soakSeconds: 3600 },
-      { percent: 100, soakSeconds: 0 },
-    ],
-  });
+  await springUpdate(p.t.platform, p.org, 'ROLL', 20);
   await p.t.platform.assessment.service.run(actor(), 'cli');
   auditor = await createOperator(p.t, 'auditor@example.com', 'auditor');
 
