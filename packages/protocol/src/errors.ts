@@ -125,6 +125,8 @@ export const ErrorCodes = {
   deviceNotEnrollable: 'device.not_enrollable',
   deviceNotCommandable: 'device.not_commandable',
   deviceOffline: 'device.offline',
+  /** A command, or a parameter of one, that the device's product does not declare. */
+  deviceCommandUndeclared: 'device.command_undeclared',
   deviceProductMismatch: 'device.product_mismatch',
   enrollmentGroupExists: 'enrollment_group.exists',
   enrollmentGroupDisabled: 'enrollment_group.disabled',

@@ -18,7 +18,7 @@ import { createOperator, signIn, type TestUser } from '../../server/src/testing/
 import { chromiumSkip, type Chromium } from '../../server/src/testing/chromium.js';
 import { organizationIdOf } from '../../server/src/testing/devices.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
-import { hardwareProduct, insertRelease, registerDevices, ROLLOUTS_TICKED_BY_TEST } from '../../server/src/testing/rollout-fixtures.js';
+import { ROLLOUTS_TICKED_BY_TEST, springUpdate } from '../../server/src/testing/rollout-fixtures.js';
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 import { qrPath } from '../src/qr.js';
 import { accessible, firstSignIn, fitsWidth, freshCode, openConsole, shot } from './harness.js';
@@ -63,19 +63,7 @@ before(async () => {
   t = await startTestPlatform(ENGINES[0]!, { auth: { loginRateLimitPerMinute: 10_000 }, ...ROLLOUTS_TICKED_BY_TEST });
   base = `https://localhost:${t.server.port}`;
   organizationId = await organizationIdOf(t.platform, t.org);
-  const product = await hardwareProduct(t.platform, organizationId, 'Thermostat');
-  deviceIds = await registerDevices(t.platform, organizationId, product, 'ROLL', FLEET, { tags: ['fleet'] });
-  const release = await insertRelease(t.platform, organizationId, product, '2.0.0');
-  const rollout = await t.platform.updates.rollouts.create(cliActor(organizationId, 'test'), {
-    releaseId: release.id,
-    name: 'spring-update',
-    selector: { tags: ['fleet'] },
-    phases: [
-      { percent: 10, soakSeconds: 3600 },
-      { percent: 100, soakSeconds: 0 },
-    ],
-  });
-  rolloutId = rollout.id;
+  ({ rolloutId, deviceIds } = await springUpdate(t.platform, organizationId, 'ROLL', FLEET));
   operator = await createOperator(t, 'ops@example.com', 'operator');
   ({ browser, page } = await openConsole());
 });

@@ -107,6 +107,72 @@ export interface Device {
 export interface Product {
   id: string;
   name: string;
+  /** The commands its devices take; null: none declared (any command name is sent). */
+  commands?: CommandDeclaration[] | null;
+}
+
+export interface CommandDeclaration {
+  name: string;
+  description: string;
+  params: { name: string; type: 'string' | 'number' | 'integer' | 'boolean'; required: boolean; description: string }[];
+}
+
+export type CommandStatus = 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
+
+export interface Command {
+  id: string;
+  deviceId: string;
+  name: string;
+  params: Record<string, unknown>;
+  status: CommandStatus;
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  expiresAt: string;
+  completedAt: string | null;
+}
+
+export interface ShadowSide {
+  state: Record<string, unknown>;
+  version: number;
+  updatedAt: string | null;
+}
+
+export interface Shadow {
+  deviceId: string;
+  reported: ShadowSide;
+  desired: ShadowSide;
+  delta: Record<string, unknown>;
+}
+
+export interface BucketValue {
+  count: number;
+  avg?: number;
+  min?: number;
+  max?: number;
+  last?: unknown;
+  lastAt?: string;
+}
+
+export interface TelemetryAggregate {
+  from: string;
+  to: string;
+  interval: string;
+  intervalMs: number;
+  buckets: { start: string; values: Record<string, BucketValue> }[];
+}
+
+export interface IngestRate {
+  from: string;
+  to: string;
+  minutes: { start: string; readings: number }[];
+}
+
+export interface RotatedCredentials {
+  deviceId: string;
+  revoked: string[];
+  token: string;
+  expiresAt: string;
 }
 
 export interface FleetSummary {

@@ -38,22 +38,38 @@ export function Field(props: {
   required?: boolean;
   hint?: string;
   name?: string;
+  /** A multi-line field (JSON, notes) of this many rows instead of one line. */
+  rows?: number;
 }) {
   const id = useId();
+  const described = props.hint ? `${id}-hint` : undefined;
   return (
     <div className="field">
       <label htmlFor={id}>{props.label}</label>
-      <input
-        id={id}
-        name={props.name}
-        type={props.type ?? 'text'}
-        value={props.value}
-        autoComplete={props.autoComplete}
-        inputMode={props.inputMode}
-        required={props.required}
-        aria-describedby={props.hint ? `${id}-hint` : undefined}
-        onChange={(event) => props.onChange(event.target.value)}
-      />
+      {props.rows ? (
+        <textarea
+          id={id}
+          name={props.name}
+          rows={props.rows}
+          value={props.value}
+          required={props.required}
+          spellCheck={false}
+          aria-describedby={described}
+          onChange={(event) => props.onChange(event.target.value)}
+        />
+      ) : (
+        <input
+          id={id}
+          name={props.name}
+          type={props.type ?? 'text'}
+          value={props.value}
+          autoComplete={props.autoComplete}
+          inputMode={props.inputMode}
+          required={props.required}
+          aria-describedby={described}
+          onChange={(event) => props.onChange(event.target.value)}
+        />
+      )}
       {props.hint && (
         <p className="hint" id={`${id}-hint`}>
           {props.hint}

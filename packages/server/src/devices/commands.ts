@@ -12,6 +12,7 @@ import type { Clock } from '../clock.js';
 import { ConflictError, DeviceMessageRefusal, NotFoundError, ValidationError } from '../errors.js';
 import type { DeviceCommandsTable, DevicePresenceTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
+import { checkDeclaredCommand, commandsOfColumn } from './command-catalogue.js';
 import type { CommandStore } from './command-store.js';
 import type { DeviceIdentity } from './identity.js';
 import type { DeviceMessenger } from './messaging.js';
@@ -72,6 +73,8 @@ export class CommandService {
       throw new ValidationError(`timeoutMs must be 1000 to ${MAX_COMMAND_TIMEOUT_MS}`, { field: 'timeoutMs' });
 
     const device = await this.deviceOf(actor, deviceId);
+    const product = await this.devices.productInOrganization(actor.organizationId, device.product_id);
+    checkDeclaredCommand(commandsOfColumn(product?.commands ?? null), input.name, params as Record<string, unknown>);
     if (device.status !== 'active')
       throw new ConflictError(`A ${device.status} device is not sent commands`, { status: device.status }, 'device.not_commandable');
     // A child device is reached through its gateway: online while its gateway is.

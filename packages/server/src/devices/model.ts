@@ -4,6 +4,7 @@
  * registration, update and bulk import so a row is valid in a file exactly when it is valid alone.
  */
 import type { DevicesTable } from '../storage/schema.js';
+import { commandsOfColumn, type CommandDeclaration } from './command-catalogue.js';
 import type { DeviceRow, ProductRow } from './store.js';
 
 /** Where a device stands in its life: only `active` devices connect, publish and enroll. */
@@ -22,6 +23,8 @@ export interface ProductView {
   telemetryDailyReadings: number | null;
   /** Telemetry payload bytes each device may store per UTC day; null: the deployment's default (telemetry.dailyBytesPerDevice). */
   telemetryDailyBytes: number | null;
+  /** The commands its devices take, with their parameters; null: none declared (any command is sent). */
+  commands: CommandDeclaration[] | null;
   createdAt: string;
 }
 
@@ -49,6 +52,7 @@ export function toProductView(row: ProductRow): ProductView {
     telemetryRetentionDays: row.telemetry_retention_days,
     telemetryDailyReadings: row.telemetry_daily_readings,
     telemetryDailyBytes: row.telemetry_daily_bytes,
+    commands: commandsOfColumn(row.commands),
     createdAt: new Date(row.created_at).toISOString(),
   };
 }

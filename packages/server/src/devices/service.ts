@@ -23,6 +23,7 @@ import {
   type RowError,
 } from './errors.js';
 import type { ImportRow } from './import-format.js';
+import { parseCommandDeclarations } from './command-catalogue.js';
 import { allowedTransitions, canTransition, LIFECYCLE_ACTIONS, type LifecycleAction } from './lifecycle.js';
 import {
   checkAttributes,
@@ -135,6 +136,7 @@ export class DevicesService {
       telemetry_daily_readings: input.telemetryDailyReadings ?? null,
       telemetry_daily_bytes: input.telemetryDailyBytes ?? null,
       support_until: null,
+      commands: null,
     };
     try {
       await this.store.db.transaction().execute(async (trx) => {
@@ -217,6 +219,26 @@ export class DevicesService {
         trx,
       );
       return toProductView({ ...product, support_until: until });
+    });
+  }
+
+  /** Declares the commands a product's devices take (or, with null, withdraws the declaration); audited. */
+  async declareCommands(actor: Actor, productId: string, input: unknown): Promise<ProductView> {
+    requirePermission(actor, 'devices:write');
+    const commands = input === null ? null : parseCommandDeclarations(input);
+    return this.store.db.transaction().execute(async (trx) => {
+      const product = await this.store.productInOrganization(actor.organizationId, productId, trx);
+      if (!product) throw new NotFoundError('Product', { productId });
+      const column = commands === null ? null : JSON.stringify(commands);
+      await this.store.updateProduct(product.id, { commands: column }, trx);
+      await this.audit.recordBy(
+        actor,
+        'product.commands_declared',
+        { type: 'product', id: product.id },
+        { name: product.name, commands: commands === null ? null : commands.map((c) => c.name) },
+        trx,
+      );
+      return toProductView({ ...product, commands: column });
     });
   }
 

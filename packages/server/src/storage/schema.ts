@@ -173,6 +173,8 @@ export interface ProductsTable {
   telemetry_daily_bytes: number | null; // null: the deployment's telemetry.dailyBytesPerDevice
   /** 022: the end of the declared support period (security updates until then, ETSI 5.3-13); null: none declared. */
   support_until: number | null;
+  /** 033: the commands its devices take (JSON array, devices/command-catalogue.ts); null: none declared. */
+  commands: string | null;
 }
 
 export interface DevicesTable {

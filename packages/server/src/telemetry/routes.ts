@@ -1,6 +1,7 @@
 /**
  * The telemetry query API, under /api/v1/devices/:id: readings by time range (cursor pages),
- * downsampled aggregates, the latest value of each name, today's usage of the daily quota, and the device's presence. Read-only;
+ * downsampled aggregates, the latest value of each name, today's usage of the daily quota, and the device's presence;
+ * under /api/v1/fleet the fleet summary and the ingest rate of the last hour. Read-only;
  * permission devices:read; the service scopes every query to the caller's organization.
  */
 import type { FastifyInstance } from 'fastify';
@@ -9,7 +10,7 @@ import { Type } from 'typebox';
 import type { TelemetryQuota } from './quota.js';
 import { actorOf } from '../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
-import { MAX_BUCKETS, MAX_LIMIT, type TelemetryService } from './service.js';
+import { INGEST_WINDOW_MINUTES, MAX_BUCKETS, MAX_LIMIT, type TelemetryService } from './service.js';
 
 const DeviceId = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Instant = (what: string) =>
@@ -61,6 +62,11 @@ const FleetSummary = Strict({
   byStatus: Type.Array(Strict({ status: Type.String(), count: Count })),
   byProduct: Type.Array(Strict({ productId: Type.String(), count: Count })),
   byFirmware: Type.Array(Strict({ version: Type.Union([Type.String(), Type.Null()]), count: Count })),
+});
+const IngestRate = Strict({
+  from: Timestamp,
+  to: Timestamp,
+  minutes: Type.Array(Strict({ start: Timestamp, readings: Count })),
 });
 const Presence = Strict({
   online: Type.Boolean(),
@@ -158,6 +164,19 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         },
       },
       async (request) => service.fleetSummary(actorOf(request)),
+    );
+
+    app.get(
+      '/fleet/telemetry/rate',
+      {
+        config: read,
+        schema: {
+          tags: ['telemetry'],
+          summary: `Telemetry ingest over the last hour: readings stored per minute of arrival, the last ${INGEST_WINDOW_MINUTES} minutes oldest first (the last one under way, counted so far)`,
+          response: { 200: IngestRate, ...errorResponses(401, 403) },
+        },
+      },
+      async (request) => service.ingestRate(actorOf(request)),
     );
 
     app.get(

@@ -8,7 +8,7 @@
  * unknown one. Every query is bounded: a page holds at most 10,000 readings, an aggregate at most
  * 10,000 buckets, and "latest" looks at the device's last 10,000 readings.
  */
-import type { Actor } from '../accounts/roles.js';
+import { requirePermission, type Actor } from '../accounts/roles.js';
 import { iso, type Clock } from '../clock.js';
 import type { DeviceStatus } from '../devices/model.js';
 import type { DevicesService } from '../devices/service.js';
@@ -19,6 +19,14 @@ import { unpackLast, type TelemetryPosition, type TelemetryStore } from './store
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
 export const MAX_LIMIT = 10_000;
+/** Minutes of the fleet's ingest rate (GET /fleet/telemetry/rate). */
+export const INGEST_WINDOW_MINUTES = 60;
+
+export interface IngestRateView {
+  from: string;
+  to: string;
+  minutes: { start: string; readings: number }[];
+}
 export const DEFAULT_LIMIT = 1000;
 export const MAX_BUCKETS = 10_000;
 /** "Latest" is the newest value of each name among the device's last this-many readings. */
@@ -233,6 +241,25 @@ export class TelemetryService {
     const counts = await this.devices.fleetCounts(actor);
     const online = await this.store.onlineCount(actor.organizationId);
     return { total: counts.byStatus.reduce((sum, s) => sum + s.count, 0), online, ...counts };
+  }
+
+  /**
+   * The fleet's telemetry ingest over the last hour: readings stored per minute of arrival, one
+   * entry for each of the last 60 minutes (0 where none arrived), oldest first; the last is the
+   * minute under way, counted so far.
+   */
+  async ingestRate(actor: Actor): Promise<IngestRateView> {
+    requirePermission(actor, 'devices:read');
+    const to = (Math.floor(this.clock.now() / 60_000) + 1) * 60_000;
+    const from = to - INGEST_WINDOW_MINUTES * 60_000;
+    const counted = new Map(
+      (await this.store.readingsPerMinute(actor.organizationId, from, to)).map((row) => [row.minute * 60_000, row.readings]),
+    );
+    const minutes = Array.from({ length: INGEST_WINDOW_MINUTES }, (_, i) => {
+      const start = from + i * 60_000;
+      return { start: iso(start), readings: counted.get(start) ?? 0 };
+    });
+    return { from: iso(from), to: iso(to), minutes };
   }
 
   async presence(actor: Actor, deviceId: string): Promise<PresenceView> {

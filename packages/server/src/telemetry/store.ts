@@ -218,6 +218,24 @@ export class TelemetryStore {
   }
 
   /** How many of the organization's devices are connected now (to any node). */
+  /**
+   * Readings the organization's devices sent per minute of arrival in [from, to): one range of the
+   * `telemetry_received` index, grouped by minute (minutes without readings are absent).
+   */
+  async readingsPerMinute(organizationId: string, from: number, to: number): Promise<{ minute: number; readings: number }[]> {
+    const minute = sql<number | string>`received_at / ${sql.lit(60_000)}`;
+    const rows = await this.db
+      .selectFrom('telemetry')
+      .select([minute.as('minute'), (eb) => eb.fn.countAll<number | string>().as('readings')])
+      .where('received_at', '>=', from)
+      .where('received_at', '<', to)
+      .where('organization_id', '=', organizationId)
+      .groupBy(minute)
+      .orderBy(minute)
+      .execute();
+    return rows.map((row) => ({ minute: Number(row.minute), readings: Number(row.readings) }));
+  }
+
   async onlineCount(organizationId: string): Promise<number> {
     const row = await this.db
       .selectFrom('device_presence')

@@ -71,6 +71,26 @@ export async function hardwareProduct(
   return product.id;
 }
 
+/**
+ * The console tests' rollout: `count` devices tagged `fleet` of a new product `Thermostat`, a
+ * release 2.0.0 of it, and a running rollout `spring-update` in two phases (10 % soaking an hour, then 100 %).
+ */
+export async function springUpdate(platform: Platform, organizationId: string, prefix: string, count: number) {
+  const product = await hardwareProduct(platform, organizationId, 'Thermostat');
+  const deviceIds = await registerDevices(platform, organizationId, product, prefix, count, { tags: ['fleet'] });
+  const release = await insertRelease(platform, organizationId, product, '2.0.0');
+  const rollout = await platform.updates.rollouts.create(cliActor(organizationId, 'test'), {
+    releaseId: release.id,
+    name: 'spring-update',
+    selector: { tags: ['fleet'] },
+    phases: [
+      { percent: 10, soakSeconds: 3600 },
+      { percent: 100, soakSeconds: 0 },
+    ],
+  });
+  return { rolloutId: rollout.id, deviceIds };
+}
+
 /** Registered and activated devices (as enrollment leaves them), unless `pending` is asked for. */
 export async function registerDevices(
   platform: Platform,

@@ -2,11 +2,17 @@
  * One device: identity (its certificates: fingerprint, expiry, revocation), status, presence,
  * and the lifecycle actions (quarantine, disable, retire) behind a confirmation dialog that
  * re-proves a factor first (POST /auth/step-up with the TOTP code, then POST /devices/:id/<action>;
- * the API itself demands the step-up for disable and retire).
+ * the API itself demands the step-up for disable and retire); credential rotation the same way
+ * (every certificate revoked, a one-time enrollment token shown once). Below: the shadow, the
+ * telemetry charts, the command console and the device's audit trail (./device/).
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, type Device, type DeviceCertificate, type Presence } from '../api';
-import { Alert, Button, Card, ConfirmAction, Link } from '../kit';
+import { api, type Device, type DeviceCertificate, type Presence, type Product, type RotatedCredentials } from '../api';
+import { Alert, Button, Card, ConfirmAction, ConfirmDialog, Link, When } from '../kit';
+import { AuditTrail } from './device/AuditTrail';
+import { Commands } from './device/Commands';
+import { Shadow } from './device/Shadow';
+import { Telemetry } from './device/Telemetry';
 
 export function DeviceDetail(props: { id: string }) {
   const [device, setDevice] = useState<Device | null>(null);
@@ -15,6 +21,13 @@ export function DeviceDetail(props: { id: string }) {
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<Lifecycle | null>(null);
+  // undefined while loading: the command console waits for the product's declared commands.
+  const [product, setProduct] = useState<Product | null | undefined>(undefined);
+  const [rotating, setRotating] = useState(false);
+  const [rotated, setRotated] = useState<RotatedCredentials | null>(null);
+  // Bumped after each action here, so the audit trail shows it.
+  const [version, setVersion] = useState(0);
+  const changed = useCallback(() => setVersion((v) => v + 1), []);
 
   const load = useCallback(async () => {
     try {
@@ -27,6 +40,8 @@ export function DeviceDetail(props: { id: string }) {
       setDevice(d);
       setPresence(p);
       setCertificates(c.certificates);
+      const { products } = await api<{ products: Product[] }>('GET', '/products');
+      setProduct(products.find((candidate) => candidate.id === d.productId) ?? null);
     } catch (caught) {
       setError((caught as Error).message);
     }
@@ -78,6 +93,18 @@ export function DeviceDetail(props: { id: string }) {
           </div>
         </Card>
         <Card title="Identity">
+          {rotated && (
+            <Alert kind="info">
+              <p>
+                Credentials rotated: {rotated.revoked.length} certificate(s) revoked. The device enrolls again with this one-time token
+                (shown once, valid until <When at={rotated.expiresAt} />
+                ):
+              </p>
+              <code className="secret" data-testid="enrollment-token">
+                {rotated.token}
+              </code>
+            </Alert>
+          )}
           {certificates.length === 0 && <p>No certificate issued.</p>}
           {certificates.map((certificate) => (
             <dl className="facts" key={certificate.serial}>
@@ -103,8 +130,42 @@ export function DeviceDetail(props: { id: string }) {
               </dd>
             </dl>
           ))}
+          {device.status !== 'retired' && (
+            <div className="actions">
+              <Button variant="danger" onClick={() => setRotating(true)}>
+                Rotate credentials…
+              </Button>
+            </div>
+          )}
         </Card>
       </div>
+      <div className="grid">
+        <Shadow deviceId={device.id} serial={device.serial} onChanged={changed} />
+        {product !== undefined && <Commands deviceId={device.id} declared={product?.commands ?? null} onSent={changed} />}
+      </div>
+      <Telemetry deviceId={device.id} />
+      <AuditTrail deviceId={device.id} version={version} />
+      <ConfirmDialog
+        title={`Rotate the credentials of ${device.serial}?`}
+        open={rotating}
+        onClose={() => setRotating(false)}
+        confirmLabel="Rotate credentials"
+        stepUp
+        onConfirm={async () => {
+          const answer = await api<RotatedCredentials>('POST', `/devices/${encodeURIComponent(device.id)}/credentials/rotate`, {
+            reason: 'superseded',
+          });
+          setRotating(false);
+          setRotated(answer);
+          changed();
+          void load();
+        }}
+      >
+        <p>
+          Every certificate of the device is revoked at once (it is refused from its next message) and a one-time enrollment token is made
+          for it to enroll with a new key.
+        </p>
+      </ConfirmDialog>
       <ConfirmAction
         action={confirming}
         actions={LIFECYCLE}
@@ -116,6 +177,7 @@ export function DeviceDetail(props: { id: string }) {
           setDevice(updated);
           setConfirming(null);
           setNotice(`Device ${updated.serial} ${LIFECYCLE[action].done}`);
+          changed();
           void load();
         }}
       />

@@ -1,10 +1,12 @@
 /**
  * Fleet overview: devices in all, online now, and bar charts of devices by status, by product
- * and by firmware version (GET /fleet/summary, product names from GET /products).
+ * and by firmware version (GET /fleet/summary, product names from GET /products); below them the
+ * active rollouts, open findings by severity and the telemetry ingest rate (./FleetActivity.tsx).
  */
 import { useEffect, useState } from 'react';
 import { api, type FleetSummary, type Product } from '../api';
 import { Alert, BarChart, Card } from '../kit';
+import { FleetActivity } from './FleetActivity';
 
 export function Fleet() {
   const [summary, setSummary] = useState<FleetSummary | null>(null);
@@ -58,6 +60,7 @@ export function Fleet() {
               />
             </Card>
           </div>
+          <FleetActivity />
         </>
       )}
     </>

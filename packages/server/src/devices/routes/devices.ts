@@ -14,6 +14,7 @@ import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.
 import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from '../import-format.js';
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from '../lifecycle.js';
 import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from '../service.js';
+import { MAX_COMMANDS, MAX_PARAMS } from '../command-catalogue.js';
 
 const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Status = Type.Union([
@@ -52,6 +53,21 @@ const ProductSettings = {
   telemetryDailyReadings: Type.Optional(DailyReadings),
   telemetryDailyBytes: Type.Optional(DailyBytes),
 };
+const CommandDeclarationSchema = Strict({
+  name: Type.String({ minLength: 1, maxLength: 64 }),
+  description: Type.Optional(Type.String({ maxLength: 300 })),
+  params: Type.Optional(
+    Type.Array(
+      Strict({
+        name: Type.String({ minLength: 1, maxLength: 64 }),
+        type: Type.Union([Type.Literal('string'), Type.Literal('number'), Type.Literal('integer'), Type.Literal('boolean')]),
+        required: Type.Optional(Type.Boolean()),
+        description: Type.Optional(Type.String({ maxLength: 300 })),
+      }),
+      { maxItems: MAX_PARAMS },
+    ),
+  ),
+});
 const ProductSchema = Strict({
   id: Type.String(),
   name: Type.String(),
@@ -61,6 +77,7 @@ const ProductSchema = Strict({
   telemetryRetentionDays: RetentionDays,
   telemetryDailyReadings: DailyReadings,
   telemetryDailyBytes: DailyBytes,
+  commands: Type.Union([Type.Array(CommandDeclarationSchema), Type.Null()]),
   createdAt: Timestamp,
 });
 const DeviceSchema = Strict({
@@ -162,6 +179,22 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           request.params.id,
           request.body.supportUntil === null ? null : Date.parse(request.body.supportUntil),
         ),
+    );
+
+    app.put(
+      '/products/:id/commands',
+      {
+        config: write,
+        schema: {
+          tags: ['devices'],
+          summary:
+            "Declare the commands the product's devices take, with their parameters (or null to withdraw): the platform then refuses any other command or parameter",
+          params: DeviceId,
+          body: Strict({ commands: Type.Union([Type.Array(CommandDeclarationSchema, { maxItems: MAX_COMMANDS }), Type.Null()]) }),
+          response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
+        },
+      },
+      async (request) => service.declareCommands(actorOf(request), request.params.id, request.body.commands),
     );
 
     app.get(
