@@ -7,7 +7,7 @@
  */
 import type { EventEmitter } from 'node:events';
 import { createRequire } from 'node:module';
-import { Redis, type RedisOptions } from 'ioredis';
+import { Redis, type Command, type RedisOptions } from 'ioredis';
 
 const require = createRequire(import.meta.url);
 
@@ -64,10 +64,27 @@ function reportOncePerOutage(connections: Redis[], onError: (error: Error) => vo
   return report;
 }
 
+/**
+ * A connection whose failed commands are never unhandled rejections. aedes-persistence-redis sends
+ * some commands without awaiting them (the `lrem` of putWill and delWill): one cut off by a closing
+ * or lost connection ("Connection is closed.") was a rejection nobody handled, and it ended the
+ * process (a worker stopping with SIGTERM exited 1 in runner/workers.test.ts). Whoever awaits a
+ * command still gets its error.
+ */
+class BackendConnection extends Redis {
+  override sendCommand(command: Command, ...rest: unknown[]): unknown {
+    command.promise.catch(() => undefined);
+    return (super.sendCommand as (command: Command, ...rest: unknown[]) => unknown)(command, ...rest);
+  }
+}
+
+/** How long closing waits for the replies to commands already sent (the sessions' last writes). */
+const CLOSE_GRACE_MS = 2000;
+
 /** The emitter's and the persistence's connections are made here, so this node can close them all. */
 export function redisBackends(url: string, onError: (error: Error) => void = () => undefined): RedisBackends {
   const options = redisOptions(url);
-  const connections = [new Redis(options), new Redis(options), new Redis(options)];
+  const connections = [new BackendConnection(options), new BackendConnection(options), new BackendConnection(options)];
   // A lost Redis is reported once per outage (and shows in readiness), never thrown: ioredis
   // reconnects by itself, and commands wait for it meanwhile.
   const report = reportOncePerOutage(connections, onError);
@@ -82,8 +99,17 @@ export function redisBackends(url: string, onError: (error: Error) => void = () 
     mq,
     persistence: persistenceRedis({ conn }),
     reachable: () => connections.every((c) => c.status === 'ready'),
+    // QUIT is answered after every command sent before it, so the sessions' last writes land; a
+    // connection that is down, or a QUIT unanswered in time, is cut.
     close: async () => {
-      for (const c of connections) c.disconnect();
+      await Promise.all(
+        connections.map(async (c) => {
+          if (c.status !== 'ready') return c.disconnect();
+          const timer = setTimeout(() => c.disconnect(), CLOSE_GRACE_MS);
+          await c.quit().catch(() => c.disconnect());
+          clearTimeout(timer);
+        }),
+      );
     },
   };
 }
