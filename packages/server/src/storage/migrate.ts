@@ -33,6 +33,7 @@ import * as anomaly from './migrations/027_anomaly.js';
 import * as activeCertificates from './migrations/028_active_certificates.js';
 import * as jobLeases from './migrations/029_job_leases.js';
 import * as passkeys from './migrations/030_passkeys.js';
+import * as telemetryIngestIndex from './migrations/035_telemetry_ingest_index.js';
 import { ErrorCodes } from '@bulwark/protocol';
 import { BulwarkError } from '../errors.js';
 import type { DatabaseHandle } from './database.js';
@@ -68,6 +69,7 @@ const migrations: Record<string, Migration> = {
   '028_active_certificates': activeCertificates,
   '029_job_leases': jobLeases,
   '030_passkeys': passkeys,
+  '035_telemetry_ingest_index': telemetryIngestIndex,
 };
 
 export interface MigrationReport {
