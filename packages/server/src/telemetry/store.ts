@@ -70,16 +70,6 @@ export function sqliteChunks(count: number): number[] {
   return chunks;
 }
 
-/**
- * better-sqlite3 runs each statement on the event loop. A large batch (thousands of rows when
- * the writer is behind, about 20 µs a row while each row dirties its own index page) would hold
- * the loop for tens of milliseconds and every socket with it: after this long of statements the
- * batch lets the loop turn once (setImmediate) before the next one. The transaction stays open
- * meanwhile and keeps the connection (Kysely queues every other query for it), so nothing else is
- * written inside it, and the batch still commits whole or not at all.
- */
-export const SQLITE_SLICE_MS = 4;
-
 const SQLITE_INSERTS = new Map<number, string>(
   SQLITE_CHUNK_SIZES.map((n) => [
     n,
@@ -144,12 +134,7 @@ export class TelemetryStore {
     await this.db.transaction().execute(async (trx) => {
       // Raw compiled queries: no query tree is built or compiled per batch, only parameters bound.
       let i = 0;
-      let sliceStarted = performance.now();
       for (const size of sqliteChunks(rows.length)) {
-        if (performance.now() - sliceStarted >= SQLITE_SLICE_MS) {
-          await new Promise((resolve) => setImmediate(resolve));
-          sliceStarted = performance.now();
-        }
         const parameters: unknown[] = new Array(size * 5);
         for (let k = 0; k < size; k++, i++) {
           const r = rows[i]!;
