@@ -78,7 +78,8 @@ function fieldPath(at: string, field: string): string {
 
 function reading(item: unknown, receivedAt: number, at: string): Reading {
   if (!isObject(item)) throw new DeviceMessageRefusal('payload.invalid', `${at || 'payload'} must be an object`);
-  for (const key of Object.keys(item)) {
+  // for…in rather than Object.keys: no array per reading (JSON.parse and cborg make plain objects, nothing inherited).
+  for (const key in item) {
     if (key !== 'ts' && key !== 'values') throw new DeviceMessageRefusal('payload.invalid', `Unknown field "${fieldPath(at, key)}"`);
   }
   let ts = receivedAt;

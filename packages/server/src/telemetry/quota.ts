@@ -49,6 +49,8 @@ interface Usage {
   day: number;
   readings: number;
   bytes: number;
+  /** Its key in the pending deltas, made once per device and day rather than once per message. */
+  key: string;
 }
 
 interface ProductQuota {
@@ -64,6 +66,9 @@ const LIMITS_TTL_MS = 60_000;
 export const USAGE_KEPT_DAYS = 35;
 
 const dayOf = (ms: number) => Math.floor(ms / DAY_MS);
+
+/** The one verdict of every admitted message: nothing is allocated for it on the hot path. */
+const ADMITTED: QuotaVerdict = Object.freeze({ admitted: true });
 
 export class TelemetryQuota {
   /** Today's admitted totals per device seen on this node today. */
@@ -158,15 +163,14 @@ export class TelemetryQuota {
     if (usage.bytes + bytes > limits.bytes) return { admitted: false, exceeded: 'bytes', used: usage.bytes, limit: limits.bytes };
     usage.readings += readings;
     usage.bytes += bytes;
-    const key = `${subject.deviceId}:${usage.day}`;
-    const delta = this.pending.get(key);
+    const delta = this.pending.get(usage.key);
     if (delta) {
       delta.readings += readings;
       delta.bytes += bytes;
     } else {
-      this.pending.set(key, { deviceId: subject.deviceId, organizationId: subject.organizationId, day: usage.day, readings, bytes });
+      this.pending.set(usage.key, { deviceId: subject.deviceId, organizationId: subject.organizationId, day: usage.day, readings, bytes });
     }
-    return { admitted: true };
+    return ADMITTED;
   }
 
   /** The device's count today: what this node holds, else what storage holds (one load at a time per device). */
@@ -179,7 +183,7 @@ export class TelemetryQuota {
       load = this.store
         .usage(deviceId, today)
         .then((stored) => {
-          const usage = { day: today, readings: stored?.readings ?? 0, bytes: stored?.bytes ?? 0 };
+          const usage = { day: today, readings: stored?.readings ?? 0, bytes: stored?.bytes ?? 0, key: `${deviceId}:${today}` };
           this.usage.set(deviceId, usage);
           return usage;
         })

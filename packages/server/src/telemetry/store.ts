@@ -111,9 +111,22 @@ export class TelemetryStore {
   async insertBatch(rows: TelemetryRow[]): Promise<void> {
     if (rows.length === 0) return;
     if (this.engine === 'postgres') {
+      const n = rows.length;
+      const organizations: string[] = new Array(n);
+      const devices: string[] = new Array(n);
+      const stamps: number[] = new Array(n);
+      const received: number[] = new Array(n);
+      const data: string[] = new Array(n);
+      for (let i = 0; i < n; i++) {
+        const r = rows[i]!;
+        organizations[i] = r.organization_id;
+        devices[i] = r.device_id;
+        stamps[i] = r.ts;
+        received[i] = r.received_at;
+        data[i] = r.data;
+      }
       await sql`insert into telemetry (organization_id, device_id, ts, received_at, data)
-        select * from unnest(${rows.map((r) => r.organization_id)}::text[], ${rows.map((r) => r.device_id)}::text[],
-          ${rows.map((r) => r.ts)}::bigint[], ${rows.map((r) => r.received_at)}::bigint[], ${rows.map((r) => r.data)}::text[])`.execute(
+        select * from unnest(${organizations}::text[], ${devices}::text[], ${stamps}::bigint[], ${received}::bigint[], ${data}::text[])`.execute(
         this.db,
       );
       return;

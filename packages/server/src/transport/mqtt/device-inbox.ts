@@ -14,6 +14,8 @@ import { parseTelemetry, type Reading } from '../../telemetry/payloads.js';
 import { keepAllowed } from '../../telemetry/collection.js';
 import { parseStatus } from '../../updates/rollout-messages.js';
 import type { TelemetryWriter } from '../../telemetry/ingest.js';
+import type { QuotaVerdict } from '../../telemetry/quota.js';
+import type { TelemetryRow } from '../../telemetry/store.js';
 
 /** What the inbox needs of a session. */
 export interface InboxSession {
@@ -72,16 +74,27 @@ export class DeviceInbox {
     private readonly gateway: (message: DeviceMessage) => Promise<void>,
   ) {}
 
-  /** Handles a message; a refusal is answered on the error topic. */
-  async receive(message: DeviceMessage): Promise<void> {
+  /**
+   * Handles a message; a refusal is answered on the error topic. Not an async function: a
+   * telemetry message (the hot path) is handed on as the writer's own promise, with no frame or
+   * promise of its own per message.
+   */
+  receive(message: DeviceMessage): Promise<void> | void {
+    let result: Promise<void> | void;
     try {
-      await (this.handlers[message.channel.kind] as (m: DeviceMessage) => Promise<void> | void)(message);
+      result = (this.handlers[message.channel.kind] as (m: DeviceMessage) => Promise<void> | void)(message);
     } catch (error) {
-      if (!(error instanceof DeviceMessageRefusal)) throw error;
-      this.stats.payloadErrors++;
-      if (message.session.behaviour) message.session.behaviour.payloadErrors++;
-      this.reply(message.session.identity.deviceId, errorReply(message.topic, error.code, error.message));
+      return this.refused(message, error);
     }
+    return result instanceof Promise ? result.catch((error: unknown) => this.refused(message, error)) : undefined;
+  }
+
+  /** Answers a refusal on the error topic; anything else is thrown on. */
+  private refused(message: DeviceMessage, error: unknown): void {
+    if (!(error instanceof DeviceMessageRefusal)) throw error;
+    this.stats.payloadErrors++;
+    if (message.session.behaviour) message.session.behaviour.payloadErrors++;
+    this.reply(message.session.identity.deviceId, errorReply(message.topic, error.code, error.message));
   }
 
   /** The readings of a telemetry payload, or null after answering on the error topic what is wrong with it. */
@@ -118,26 +131,46 @@ export class DeviceInbox {
    * Stores a message's readings within the device's daily quota: QoS 1 resolves (and is
    * acknowledged) once they are committed. A message over the quota is refused whole, answered on
    * the error topic and acknowledged: resending it cannot succeed before the day ends.
+   *
+   * Synchronous while this node knows the device's collection rules and quota (every message but a
+   * device's first of the day): the QoS 1 promise is the writer's own, nothing else is allocated
+   * per message but the rows. Otherwise `ingestAfterLoading` reads them first.
    */
-  private async ingest({ session, topic, readings, payload, qos }: DeviceMessage): Promise<void> {
+  private ingest(message: DeviceMessage): Promise<void> | void {
     // Not parsed: already answered on the error topic and acknowledged (a retry would fail the same way), not stored.
-    if (!readings) return;
-    const { identity } = session;
+    if (!message.readings) return;
+    const { identity } = message.session;
+    // `known` answers null for "everything" (no declaration) and undefined for "not cached": only the latter reads storage.
+    const allowed = this.platform.telemetry.collection.known(identity.deviceId);
+    if (allowed === undefined) return this.ingestAfterLoading(message);
+    const readings = allowed ? keepAllowed(message.readings, allowed) : message.readings;
+    if (readings.length === 0) {
+      this.stats.privacyDropped++;
+      return;
+    }
+    const verdict = this.platform.telemetry.quota.admitKnown(identity, readings.length, message.payload.length);
+    if (!verdict) return this.ingestAfterLoading(message);
+    return this.store(message, readings, verdict);
+  }
+
+  /** The same, once the device's collection rules and quota are loaded. */
+  private async ingestAfterLoading(message: DeviceMessage): Promise<void> {
+    const { identity } = message.session;
     // Data minimisation: only the values the product declares for purposes in force are stored (telemetry/collection.ts).
     const collection = this.platform.telemetry.collection;
-    // `known` answers null for "everything" (no declaration) and undefined for "not cached": only the latter reads storage.
     let allowed = collection.known(identity.deviceId);
     if (allowed === undefined) allowed = await collection.allowed(identity.deviceId, identity.organizationId);
-    if (allowed) {
-      readings = keepAllowed(readings, allowed);
-      if (readings.length === 0) {
-        this.stats.privacyDropped++;
-        return;
-      }
+    const readings = allowed ? keepAllowed(message.readings!, allowed) : message.readings!;
+    if (readings.length === 0) {
+      this.stats.privacyDropped++;
+      return;
     }
-    const bytes = payload.length;
-    const quota = this.platform.telemetry.quota;
-    const verdict = quota.admitKnown(identity, readings.length, bytes) ?? (await quota.admit(identity, readings.length, bytes));
+    const verdict = await this.platform.telemetry.quota.admit(identity, readings.length, message.payload.length);
+    await this.store(message, readings, verdict);
+  }
+
+  private store({ session, topic, payload, qos }: DeviceMessage, readings: Reading[], verdict: QuotaVerdict): Promise<void> | void {
+    const { identity } = session;
     if (!verdict.admitted) {
       this.stats.quotaRefused++;
       if (!session.overQuota) {
@@ -147,24 +180,28 @@ export class DeviceInbox {
           'device over its daily telemetry quota: telemetry refused until 00:00 UTC',
         );
       }
-      const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : bytes} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
+      const message = `Daily telemetry quota reached: ${verdict.used} of ${verdict.limit} ${verdict.exceeded} stored today; this message (${verdict.exceeded === 'readings' ? readings.length : payload.length} ${verdict.exceeded}) is refused, as is telemetry until 00:00 UTC`;
       this.reply(identity.deviceId, errorReply(topic, ErrorCodes.telemetryQuotaExceeded, message));
       return;
     }
     const now = this.platform.clock.now();
-    const rows = readings.map((r) => ({
-      organization_id: identity.organizationId,
-      device_id: identity.deviceId,
-      ts: r.ts,
-      received_at: now,
-      data: JSON.stringify(r.values),
-    }));
+    const rows: TelemetryRow[] = new Array(readings.length);
+    for (let i = 0; i < readings.length; i++) {
+      const r = readings[i]!;
+      rows[i] = {
+        organization_id: identity.organizationId,
+        device_id: identity.deviceId,
+        ts: r.ts,
+        received_at: now,
+        data: JSON.stringify(r.values),
+      };
+    }
     this.stats.telemetryMessages++;
     if (qos === 0) {
       if (!this.writer.offer(rows)) this.stats.overloadDrops++;
       return;
     }
-    await this.writer.write(rows);
+    return this.writer.write(rows);
   }
 }
 
