@@ -5,13 +5,9 @@
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { fileURLToPath } from 'node:url';
-import { dirname, join } from 'node:path';
-import { realpathSync } from 'node:fs';
+import { join } from 'node:path';
 import { ESLint } from 'eslint';
-
-// The repository itself, also when this file runs from the compiled mirror (scripts/compiled-tests.mjs).
-const ROOT = dirname(realpathSync(fileURLToPath(new URL('../../../package.json', import.meta.url))));
+import { REPOSITORY as ROOT } from './testing/repository.js';
 const LAYER_RULES = new Set(['no-restricted-imports', '@typescript-eslint/no-restricted-imports', 'no-restricted-syntax']);
 const eslint = new ESLint({ cwd: ROOT, ruleFilter: ({ ruleId }) => LAYER_RULES.has(ruleId) });
 

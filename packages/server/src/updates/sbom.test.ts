@@ -1,14 +1,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
-import { dirname } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
 import fc from 'fast-check';
 import { ValidationError } from '../errors.js';
+import { REPOSITORY } from '../testing/repository.js';
 import { SBOM_LIMITS, validateSbom } from './sbom.js';
 
-// The repository itself, also when this file runs from the compiled mirror (scripts/compiled-tests.mjs): npm reads its node_modules.
-const REPO_ROOT = `${dirname(realpathSync(new URL('../../../../package.json', import.meta.url)))}/`;
+const REPO_ROOT = `${REPOSITORY}/`;
 
 /** The repository's own SBOM: CI writes sbom.cdx.json with `npm run sbom`; otherwise npm makes it now. */
 function repositorySbom(): unknown {
