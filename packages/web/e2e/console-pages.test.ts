@@ -201,6 +201,12 @@ test(
     await page.getByRole('heading', { name: 'Rollout spring-update' }).waitFor();
     await page.getByTestId('rollout-device').nth(49).waitFor();
     await page.getByRole('button', { name: 'Next' }).click();
+    // The first page's rows satisfy any wait for a row that page 2 also has: wait for the 11th row to go
+    // (page 2 holds FLEET - 50), then for the last one.
+    await page
+      .getByTestId('rollout-device')
+      .nth(FLEET - 50)
+      .waitFor({ state: 'detached' });
     await page
       .getByTestId('rollout-device')
       .nth(FLEET - 51)
