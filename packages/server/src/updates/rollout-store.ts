@@ -35,15 +35,6 @@ export function emptyCounts(): StateCounts {
 export class RolloutStore {
   constructor(readonly db: Kysely<Database>) {}
 
-  release(organizationId: string, releaseId: string, db: Executor = this.db) {
-    return db
-      .selectFrom('firmware_releases')
-      .selectAll()
-      .where('id', '=', releaseId)
-      .where('organization_id', '=', organizationId)
-      .executeTakeFirst();
-  }
-
   /**
    * Devices of the product in the organization, active or quarantined, matching any criterion of
    * the selector, each with whether it is already in an unfinished rollout.
