@@ -1,10 +1,11 @@
 /**
  * The console's component kit: buttons, labelled fields, alerts, cards, a modal dialog on the
  * native <dialog> (focus kept inside, Escape closes), links for the router, and a horizontal bar
- * chart drawn as SVG. Every control has a visible label and a visible focus ring (styles.css).
+ * chart drawn as SVG, and the cells every list of audit entries shares. Every control has a
+ * visible label and a visible focus ring (styles.css).
  */
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError } from './api';
+import { api, ApiError, type AuditEntry } from './api';
 import { passkeysSupported, stepUpWithPasskey } from './account/passkey';
 import { qrPath } from './qr';
 import { navigate, BASE } from './router';
@@ -380,4 +381,25 @@ export function Table(props: { label: string; caption: string; columns: string[]
       </table>
     </ScrollBox>
   );
+}
+
+/** The cells an audit entry's row opens with, on every page that lists entries: sequence number, time, action. */
+export function AuditEntryCells(props: { entry: AuditEntry }) {
+  return (
+    <>
+      <td>{props.entry.seq}</td>
+      <td>
+        <When at={props.entry.ts} />
+      </td>
+      <td>
+        <code>{props.entry.action}</code>
+      </td>
+    </>
+  );
+}
+
+/** Who acted, for an audit entry's actor cell: its type and ID, the ID cut to `idChars` where the table is narrow. */
+export function auditActor(actor: AuditEntry['actor'], idChars?: number): string {
+  if (!actor.id) return actor.type;
+  return `${actor.type} ${idChars === undefined ? actor.id : actor.id.slice(0, idChars)}`;
 }
