@@ -316,7 +316,7 @@ export function ConfirmAction<A extends string>(props: {
 }
 
 /** Keyset paging over an API cursor: a stack of the cursors seen gives "Previous". */
-export function useCursorStack<C>() {
+export function useCursorStack<C>(): CursorStack<C> {
   const [cursors, setCursors] = useState<(C | null)[]>([null]);
   return {
     cursor: cursors[cursors.length - 1] ?? null,
@@ -329,14 +329,24 @@ export function useCursorStack<C>() {
   };
 }
 
-export function Pager(props: { page: number; hasNext: boolean; onPrevious: () => void; onNext: () => void }) {
+export interface CursorStack<C> {
+  cursor: C | null;
+  page: number;
+  reset: () => void;
+  next: (cursor: C | null) => void;
+  previous: () => void;
+}
+
+/** Previous and Next under a list paged by `useCursorStack`: `nextCursor` is the page's (null on the last page). */
+export function Pager<C>(props: { paging: CursorStack<C>; nextCursor: C | null }) {
+  const { paging, nextCursor } = props;
   return (
     <nav className="pager" aria-label="Pages">
-      <Button variant="secondary" disabled={props.page === 1} onClick={props.onPrevious}>
+      <Button variant="secondary" disabled={paging.page === 1} onClick={paging.previous}>
         Previous
       </Button>
-      <span>Page {props.page}</span>
-      <Button variant="secondary" disabled={!props.hasNext} onClick={props.onNext}>
+      <span>Page {paging.page}</span>
+      <Button variant="secondary" disabled={nextCursor === null} onClick={() => paging.next(nextCursor)}>
         Next
       </Button>
     </nav>

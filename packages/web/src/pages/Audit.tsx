@@ -97,12 +97,7 @@ export function Audit() {
             ))}
           </Table>
           {page.entries.length === 0 && <p>No entry matches.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
     </>

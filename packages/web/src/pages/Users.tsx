@@ -117,12 +117,7 @@ function Operators() {
             ))}
           </Table>
           {page.users.length === 0 && <p>No operator matches.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
       <ConfirmDialog
