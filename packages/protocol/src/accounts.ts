@@ -1,7 +1,9 @@
 /**
  * Operators' roles and the permissions an actor (a role, an API key's scopes) may hold: the server
  * checks them (server/src/accounts/roles.ts maps each role to its permissions), and the console and
- * other clients name them when they invite an operator or create a scoped API key.
+ * other clients name them when they invite an operator or create a scoped API key. Below them, the
+ * account views the API serves (a user, a session, an API key, a passkey): the server builds each in
+ * one place (server/src/accounts/) and the console reads them.
  */
 export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
 export type OperatorRole = (typeof OPERATOR_ROLES)[number];
@@ -21,3 +23,62 @@ export const PERMISSIONS = [
   'assessment:read',
 ] as const;
 export type Permission = (typeof PERMISSIONS)[number];
+
+/** A user as the API shows it (never a password digest or an MFA secret). */
+export interface UserView {
+  id: string;
+  organizationId: string;
+  kind: 'operator' | 'consumer';
+  email: string;
+  emailVerified: boolean;
+  name: string;
+  role: string | null;
+  status: 'active' | 'disabled';
+  mfaEnabled: boolean;
+  locked: boolean;
+  mustChangePassword: boolean;
+  createdAt: string;
+}
+
+/** What a session may do: everything (`full`), or only the one step that must come first. */
+export type SessionScope = 'full' | 'mfa_pending' | 'password_change' | 'mfa_enrollment' | 'passkey_enrollment';
+
+/** A session of the signed-in user as the API lists it (never its token or digest). */
+export interface SessionView {
+  id: string;
+  transport: 'cookie' | 'bearer';
+  scope: SessionScope;
+  createdAt: string;
+  lastSeenAt: string;
+  expiresAt: string;
+  sourceIp: string;
+  userAgent: string;
+  /** The session this request came with. */
+  current: boolean;
+}
+
+/** An API key as the API lists it (the secret is shown once, at creation, never again). */
+export interface ApiKeyView {
+  id: string;
+  userId: string;
+  name: string;
+  scopes: Permission[];
+  createdAt: string;
+  expiresAt: string;
+  lastUsedAt: string | null;
+  revoked: boolean;
+  revokedAt: string | null;
+  expired: boolean;
+}
+
+/** A passkey (WebAuthn credential) of the signed-in user. */
+export interface PasskeyView {
+  id: string;
+  name: string;
+  credentialId: string;
+  transports: string[];
+  deviceType: 'singleDevice' | 'multiDevice';
+  backedUp: boolean;
+  createdAt: string;
+  lastUsedAt: string | null;
+}

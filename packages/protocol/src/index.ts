@@ -4,6 +4,7 @@
  */
 export * from './accounts.js';
 export * from './audit.js';
+export * from './devices.js';
 export * from './errors.js';
 export * from './topics.js';
 export * from './updates.js';

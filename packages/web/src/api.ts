@@ -2,14 +2,27 @@
  * The console's only door to the platform: the public API under /api/v1 with the session cookie
  * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
  * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
- * The shapes the server defines for both sides (roles, permissions, audit entries) come from
- * @bulwark/protocol; the permissions are those an API key may carry (a key gets only those its
- * creator's role has).
+ * The shapes the server defines for both sides (roles, permissions, audit entries, the device,
+ * certificate, user, session, API key and passkey views) come from @bulwark/protocol; the
+ * permissions are those an API key may carry (a key gets only those its creator's role has).
  */
-import type { Permission } from '@bulwark/protocol';
+import type { DeviceStatus, SessionScope, UserView } from '@bulwark/protocol';
 
-export { OPERATOR_ROLES, PERMISSIONS } from '@bulwark/protocol';
-export type { AuditEntry, AuditOutcome, OperatorRole, Permission } from '@bulwark/protocol';
+export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS } from '@bulwark/protocol';
+export type {
+  ApiKeyView,
+  AuditEntry,
+  AuditOutcome,
+  DeviceCertificateView,
+  DeviceStatus,
+  DeviceView,
+  OperatorRole,
+  PasskeyView,
+  Permission,
+  SessionScope,
+  SessionView,
+  UserView,
+} from '@bulwark/protocol';
 
 export interface ApiErrorBody {
   error: { code: string; message: string; details?: unknown };
@@ -62,13 +75,6 @@ export function query(params: Record<string, string | number | undefined | null>
   return text ? `?${text}` : '';
 }
 
-export interface User {
-  id: string;
-  email: string;
-  name: string;
-  role: string;
-}
-
 export type SignInStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required' | 'passkey_enrollment_required';
 
 export interface SignInAnswer {
@@ -77,31 +83,14 @@ export interface SignInAnswer {
   mfaFactors?: ('totp' | 'passkey')[];
   csrfToken?: string;
   expiresAt: string;
-  user: User;
+  user: UserView;
 }
 
 export interface SessionAnswer {
-  user: User;
-  scope: string;
+  user: UserView;
+  scope: SessionScope;
   expiresAt: string;
   csrfToken?: string;
-}
-
-export type DeviceStatus = 'pending' | 'active' | 'quarantined' | 'disabled' | 'retired';
-export const DEVICE_STATUSES: DeviceStatus[] = ['pending', 'active', 'quarantined', 'disabled', 'retired'];
-
-export interface Device {
-  id: string;
-  serial: string;
-  productId: string;
-  status: DeviceStatus;
-  firmwareVersion: string | null;
-  lastSeenAt: string | null;
-  attributes: Record<string, unknown>;
-  tags: string[];
-  group: string | null;
-  createdAt: string;
-  updatedAt: string;
 }
 
 export interface Product {
@@ -190,45 +179,6 @@ export interface Presence {
   protocol: string | null;
 }
 
-export interface DeviceCertificate {
-  serial: string;
-  fingerprintSha256: string;
-  notBefore: string;
-  notAfter: string;
-  status: 'active' | 'revoked';
-  revokedAt: string | null;
-  revocationReason: string | null;
-}
-
-export interface AccountUser extends User {
-  mfaEnabled: boolean;
-}
-
-export interface SessionInfo {
-  id: string;
-  transport: 'cookie' | 'bearer';
-  scope: string;
-  createdAt: string;
-  lastSeenAt: string;
-  expiresAt: string;
-  sourceIp: string;
-  userAgent: string;
-  current: boolean;
-}
-
-export interface ApiKey {
-  id: string;
-  userId: string;
-  name: string;
-  scopes: Permission[];
-  createdAt: string;
-  expiresAt: string;
-  lastUsedAt: string | null;
-  revoked: boolean;
-  revokedAt: string | null;
-  expired: boolean;
-}
-
 export interface AssessmentRun {
   id: string;
   trigger: string;
@@ -299,18 +249,6 @@ export interface RolloutDevice {
   offeredAt: string | null;
   updatedAt: string;
   attempts: number;
-}
-
-export interface Operator {
-  id: string;
-  email: string;
-  name: string;
-  role: string | null;
-  status: 'active' | 'disabled';
-  mfaEnabled: boolean;
-  locked: boolean;
-  mustChangePassword: boolean;
-  createdAt: string;
 }
 
 export interface Invitation {

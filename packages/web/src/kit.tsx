@@ -1,10 +1,11 @@
 /**
  * The console's component kit: buttons, labelled fields, alerts, cards, a modal dialog on the
  * native <dialog> (focus kept inside, Escape closes), links for the router, and a horizontal bar
- * chart drawn as SVG. Every control has a visible label and a visible focus ring (styles.css).
+ * chart drawn as SVG, and the cells every list of audit entries shares. Every control has a
+ * visible label and a visible focus ring (styles.css).
  */
 import { useEffect, useId, useRef, useState, type FormEvent, type ReactNode } from 'react';
-import { api, ApiError } from './api';
+import { api, ApiError, type AuditEntry } from './api';
 import { passkeysSupported, stepUpWithPasskey } from './account/passkey';
 import { qrPath } from './qr';
 import { navigate, BASE } from './router';
@@ -315,7 +316,7 @@ export function ConfirmAction<A extends string>(props: {
 }
 
 /** Keyset paging over an API cursor: a stack of the cursors seen gives "Previous". */
-export function useCursorStack<C>() {
+export function useCursorStack<C>(): CursorStack<C> {
   const [cursors, setCursors] = useState<(C | null)[]>([null]);
   return {
     cursor: cursors[cursors.length - 1] ?? null,
@@ -328,14 +329,24 @@ export function useCursorStack<C>() {
   };
 }
 
-export function Pager(props: { page: number; hasNext: boolean; onPrevious: () => void; onNext: () => void }) {
+export interface CursorStack<C> {
+  cursor: C | null;
+  page: number;
+  reset: () => void;
+  next: (cursor: C | null) => void;
+  previous: () => void;
+}
+
+/** Previous and Next under a list paged by `useCursorStack`: `nextCursor` is the page's (null on the last page). */
+export function Pager<C>(props: { paging: CursorStack<C>; nextCursor: C | null }) {
+  const { paging, nextCursor } = props;
   return (
     <nav className="pager" aria-label="Pages">
-      <Button variant="secondary" disabled={props.page === 1} onClick={props.onPrevious}>
+      <Button variant="secondary" disabled={paging.page === 1} onClick={paging.previous}>
         Previous
       </Button>
-      <span>Page {props.page}</span>
-      <Button variant="secondary" disabled={!props.hasNext} onClick={props.onNext}>
+      <span>Page {paging.page}</span>
+      <Button variant="secondary" disabled={nextCursor === null} onClick={() => paging.next(nextCursor)}>
         Next
       </Button>
     </nav>
@@ -380,4 +391,25 @@ export function Table(props: { label: string; caption: string; columns: string[]
       </table>
     </ScrollBox>
   );
+}
+
+/** The cells an audit entry's row opens with, on every page that lists entries: sequence number, time, action. */
+export function AuditEntryCells(props: { entry: AuditEntry }) {
+  return (
+    <>
+      <td>{props.entry.seq}</td>
+      <td>
+        <When at={props.entry.ts} />
+      </td>
+      <td>
+        <code>{props.entry.action}</code>
+      </td>
+    </>
+  );
+}
+
+/** Who acted, for an audit entry's actor cell: its type and ID, the ID cut to `idChars` where the table is narrow. */
+export function auditActor(actor: AuditEntry['actor'], idChars?: number): string {
+  if (!actor.id) return actor.type;
+  return `${actor.type} ${idChars === undefined ? actor.id : actor.id.slice(0, idChars)}`;
 }

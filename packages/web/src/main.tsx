@@ -4,7 +4,7 @@
  */
 import { StrictMode, useCallback, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { api, ApiError, setCsrfToken, type SessionAnswer, type User } from './api';
+import { api, ApiError, setCsrfToken, type SessionAnswer, type UserView } from './api';
 import { Alert, Button, Link } from './kit';
 import { navigate, usePath } from './router';
 import { SignIn } from './pages/SignIn';
@@ -18,10 +18,11 @@ import { Users } from './pages/Users';
 import { Findings } from './pages/Findings';
 import './styles.css';
 
-type SessionState = { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: User } | { kind: 'failed'; message: string };
+type SessionState =
+  { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: UserView } | { kind: 'failed'; message: string };
 
 /** The page a path below /console names; the fleet overview for anything else. */
-function pageFor(route: string, user: User) {
+function pageFor(route: string, user: UserView) {
   const id = (pattern: RegExp) => {
     const match = pattern.exec(route);
     return match ? decodeURIComponent(match[1]!) : null;

@@ -6,6 +6,7 @@
  * keys lose their power at once. Owners revoke their keys; `users:manage` operators list and
  * revoke the keys of their organization. Creation and revocation are audited.
  */
+import type { ApiKeyView } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import { DAY, MINUTE, iso, type Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -28,18 +29,8 @@ const TOUCH_INTERVAL = MINUTE;
 
 const KEY_FORMAT = /^bwk_([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})_[A-Za-z0-9_-]{43}$/;
 
-export interface ApiKeyView {
-  id: string;
-  userId: string;
-  name: string;
-  scopes: Permission[];
-  createdAt: string;
-  expiresAt: string;
-  lastUsedAt: string | null;
-  revoked: boolean;
-  revokedAt: string | null;
-  expired: boolean;
-}
+/** An API key as the API lists it: a wire shape the console reads too (@bulwark/protocol). */
+export type { ApiKeyView };
 
 export interface CreateApiKeyInput {
   name: string;

@@ -17,7 +17,7 @@ import {
   type PublicKeyCredentialRequestOptionsJSON,
   type RegistrationResponseJSON,
 } from '@simplewebauthn/server';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type PasskeyView } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
@@ -61,16 +61,8 @@ export function passkeyRequiredFor(org: OrganizationRow, user: UserRow): boolean
   );
 }
 
-export interface PasskeyView {
-  id: string;
-  name: string;
-  credentialId: string;
-  transports: string[];
-  deviceType: 'singleDevice' | 'multiDevice';
-  backedUp: boolean;
-  createdAt: string;
-  lastUsedAt: string | null;
-}
+/** A passkey as the API lists it: a wire shape the console reads too (@bulwark/protocol). */
+export type { PasskeyView };
 
 function toView(row: PasskeyRow): PasskeyView {
   return {

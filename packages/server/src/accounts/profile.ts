@@ -20,7 +20,7 @@ import { accountDeletedMail, accountLink, emailChangeMail, emailChangeNoticeMail
 import { auditActor, type Actor } from './roles.js';
 import { toUserView, validateEmail, type AccountsService, type UserView } from './service.js';
 import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
-import { ACCOUNT_DELETED, sessionFields } from './sessions.js';
+import { ACCOUNT_DELETED, sessionFields, type SessionView } from './sessions.js';
 
 /** The last active owner cannot leave: the organization would have nobody able to administer it. */
 export class LastOwnerError extends ConflictError {
@@ -33,16 +33,9 @@ export class LastOwnerError extends ConflictError {
   }
 }
 
-export interface ExportedSession {
-  id: string;
-  transport: 'cookie' | 'bearer';
-  scope: string;
-  createdAt: string;
-  lastSeenAt: string;
-  expiresAt: string;
+/** A session in the data export: what the listing shows, and when it was revoked. */
+export interface ExportedSession extends Omit<SessionView, 'current'> {
   revokedAt: string | null;
-  sourceIp: string;
-  userAgent: string;
 }
 
 /** What the platform holds about a user, minus every secret and digest. */

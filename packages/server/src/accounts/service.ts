@@ -4,7 +4,7 @@
  * here (not only at the route) and audited in the same transaction.
  */
 import { randomBytes } from 'node:crypto';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type UserView } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -21,20 +21,8 @@ import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.
 import { newUserRow, normalizeEmail } from './store.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 
-export interface UserView {
-  id: string;
-  organizationId: string;
-  kind: 'operator' | 'consumer';
-  email: string;
-  emailVerified: boolean;
-  name: string;
-  role: string | null;
-  status: 'active' | 'disabled';
-  mfaEnabled: boolean;
-  locked: boolean;
-  mustChangePassword: boolean;
-  createdAt: string;
-}
+/** A user as the API shows it: a wire shape the console reads too (@bulwark/protocol). */
+export type { UserView };
 
 export interface OrganizationView {
   id: string;

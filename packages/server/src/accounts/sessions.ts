@@ -4,6 +4,7 @@
  * CSRF token that cookie sessions must echo on every state-changing request.
  */
 import { createHmac } from 'node:crypto';
+import type { SessionView } from '@bulwark/protocol';
 import type { Clock } from '../clock.js';
 import { DAY, MINUTE, HOUR } from '../clock.js';
 import type { Config } from '../ops/config.js';
@@ -39,17 +40,8 @@ export interface IssuedSession {
   csrfToken: string | null;
 }
 
-export interface SessionView {
-  id: string;
-  transport: 'cookie' | 'bearer';
-  scope: SessionScope;
-  createdAt: string;
-  lastSeenAt: string;
-  expiresAt: string;
-  sourceIp: string;
-  userAgent: string;
-  current: boolean;
-}
+/** A session as the API lists it: a wire shape the console reads too (@bulwark/protocol). */
+export type { SessionView };
 
 type SessionFieldsRow = Pick<
   SessionRow,

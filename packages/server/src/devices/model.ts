@@ -3,6 +3,7 @@
  * satisfy (serial, tags, group, attributes), and the one function that checks them, shared by
  * registration, update and bulk import so a row is valid in a file exactly when it is valid alone.
  */
+import type { DeviceView } from '@bulwark/protocol';
 import type { DevicesTable } from '../storage/schema.js';
 import { commandsOfColumn, type CommandDeclaration } from './command-catalogue.js';
 import type { DeviceRow, ProductRow } from './store.js';
@@ -28,19 +29,8 @@ export interface ProductView {
   createdAt: string;
 }
 
-export interface DeviceView {
-  id: string;
-  serial: string;
-  productId: string;
-  status: DeviceStatus;
-  firmwareVersion: string | null;
-  lastSeenAt: string | null;
-  attributes: Record<string, unknown>;
-  tags: string[];
-  group: string | null;
-  createdAt: string;
-  updatedAt: string;
-}
+/** A device as the API serves it: a wire shape the console reads too (@bulwark/protocol). */
+export type { DeviceView };
 
 export function toProductView(row: ProductRow): ProductView {
   return {

@@ -3,6 +3,7 @@
  * device issuing CA's CRL fresh (rebuilt on every revocation, and whenever half its lifetime has
  * passed). Every issuance, refusal and revocation is audited in the same transaction.
  */
+import type { DeviceCertificateView } from '@bulwark/protocol';
 import type { AuditEvent, AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { BulwarkError, ValidationError } from '../errors.js';
@@ -45,16 +46,8 @@ export function normalizeSerial(serial: string): string {
   return hex;
 }
 
-/** A device certificate as the API shows it (no PEM: the fingerprint identifies it). */
-export interface DeviceCertificateView {
-  serial: string;
-  fingerprintSha256: string;
-  notBefore: string;
-  notAfter: string;
-  status: 'active' | 'revoked';
-  revokedAt: string | null;
-  revocationReason: string | null;
-}
+/** A device certificate as the API shows it: a wire shape the console reads too (@bulwark/protocol). */
+export type { DeviceCertificateView };
 
 export class PkiService {
   private issuerReady: Promise<{ issuer: CertificateIssuer; material: IssuingCa }> | null = null;

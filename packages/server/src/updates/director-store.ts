@@ -4,9 +4,10 @@
  * latest rollout with that rollout's release, its stored metadata). Writes are conditional on the
  * stored version, so two requests of one device sign each version once.
  */
-import { sql, type Kysely } from 'kysely';
+import type { Kysely } from 'kysely';
 import type { DirectorTargetsTable } from '../storage/rollout-tables.js';
 import type { Database } from '../storage/schema.js';
+import { latestRolloutFirst } from './rollout-store.js';
 
 export type Executor = Kysely<Database>;
 
@@ -32,11 +33,7 @@ export class DirectorStore {
                 .select('l.rollout_id')
                 .whereRef('l.device_id', '=', 'd.id')
                 .whereRef('l.organization_id', '=', 'd.organization_id')
-                .orderBy('lr.created_at', 'desc')
-                // Two rollouts of one device created in the same millisecond: the first has ended (a
-                // device is never in two unfinished rollouts), so the unfinished one is the latest.
-                .orderBy(sql`case when lr.status in ('running', 'paused') then 0 else 1 end`)
-                .orderBy('lr.id', 'desc')
+                .$call(latestRolloutFirst('lr'))
                 .limit(1),
             ),
           ),

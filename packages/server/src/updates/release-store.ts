@@ -13,12 +13,15 @@ export type RefusalRow = Selectable<ReleaseRefusalsTable>;
 export class ReleaseStore {
   constructor(readonly db: Executor) {}
 
+  /** The organization's releases: every read of firmware_releases starts here, so none leaves out the organization. */
+  private releasesOf(organizationId: string, db: Executor) {
+    return db.selectFrom('firmware_releases').where('organization_id', '=', organizationId);
+  }
+
   /** The ID of the product's release of this version, if there is one. */
   async idOfVersion(organizationId: string, productId: string, version: string, db: Executor = this.db): Promise<string | undefined> {
-    const row = await db
-      .selectFrom('firmware_releases')
+    const row = await this.releasesOf(organizationId, db)
       .select('id')
-      .where('organization_id', '=', organizationId)
       .where('product_id', '=', productId)
       .where('version', '=', version)
       .executeTakeFirst();
@@ -30,27 +33,20 @@ export class ReleaseStore {
   }
 
   release(organizationId: string, releaseId: string, db: Executor = this.db): Promise<ReleaseRow | undefined> {
-    return db
-      .selectFrom('firmware_releases')
-      .selectAll()
-      .where('organization_id', '=', organizationId)
-      .where('id', '=', releaseId)
-      .executeTakeFirst();
+    return this.releasesOf(organizationId, db).selectAll().where('id', '=', releaseId).executeTakeFirst();
   }
 
   /** The organization's releases (of one product when given), newest first. */
   list(organizationId: string, productId: string | undefined, db: Executor = this.db): Promise<ReleaseRow[]> {
-    let q = db.selectFrom('firmware_releases').selectAll().where('organization_id', '=', organizationId);
+    let q = this.releasesOf(organizationId, db).selectAll();
     if (productId) q = q.where('product_id', '=', productId);
     return q.orderBy('created_at', 'desc').orderBy('id').execute();
   }
 
   /** Whether a release of the organization names this image under this target. */
   async names(organizationId: string, targetName: string, sha256: string, db: Executor = this.db): Promise<boolean> {
-    const row = await db
-      .selectFrom('firmware_releases')
+    const row = await this.releasesOf(organizationId, db)
       .select('id')
-      .where('organization_id', '=', organizationId)
       .where('target_name', '=', targetName)
       .where('sha256', '=', sha256)
       .executeTakeFirst();
@@ -59,12 +55,7 @@ export class ReleaseStore {
 
   /** The SBOM (JSON text) stored with the release, if the release exists. */
   async sbom(organizationId: string, releaseId: string, db: Executor = this.db): Promise<string | undefined> {
-    const row = await db
-      .selectFrom('firmware_releases')
-      .select('sbom')
-      .where('organization_id', '=', organizationId)
-      .where('id', '=', releaseId)
-      .executeTakeFirst();
+    const row = await this.releasesOf(organizationId, db).select('sbom').where('id', '=', releaseId).executeTakeFirst();
     return row?.sbom;
   }
 

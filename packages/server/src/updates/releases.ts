@@ -306,8 +306,14 @@ export class ReleaseService {
 
   /** A release of the organization; NotFoundError otherwise. Inside a transaction pass it as `db` (SQLite has one connection). */
   async get(organizationId: string, releaseId: string, db: Executor = this.db): Promise<Release> {
+    const release = await this.find(organizationId, releaseId, db);
+    if (!release) throw new NotFoundError(`Release ${releaseId}`);
+    return release;
+  }
+
+  /** A published release of the organization by ID, or null (a rollout naming none is told whether its policy refused it). */
+  async find(organizationId: string, releaseId: string, db: Executor = this.db): Promise<Release | null> {
     const row = await this.store.release(organizationId, releaseId, db);
-    if (!row) throw new NotFoundError(`Release ${releaseId}`);
-    return toRelease(row);
+    return row ? toRelease(row) : null;
   }
 }

@@ -3,7 +3,7 @@
  * offer queue in rank order, and per-device rows. Every method takes the executor so a caller's
  * transaction is used throughout (SQLite has one connection).
  */
-import { sql, type ExpressionBuilder, type Kysely } from 'kysely';
+import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from 'kysely';
 import type { RolloutDeviceState } from '@bulwark/protocol';
 import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
@@ -28,21 +28,25 @@ export const DEVICE_SILENT = {
 
 export type StateCounts = Record<RolloutDeviceState, number>;
 
+/**
+ * Orders a device's rollouts (the rollouts table under `alias`) latest first: newest, and of two
+ * created in the same millisecond the unfinished one (the first has ended: a device is never in two
+ * unfinished rollouts). The one rule for "the device's latest rollout", here and in the director.
+ */
+export function latestRolloutFirst(alias: 'r' | 'lr') {
+  return <DB, TB extends keyof DB, O>(query: SelectQueryBuilder<DB, TB, O>): SelectQueryBuilder<DB, TB, O> =>
+    query
+      .orderBy(sql.ref(`${alias}.created_at`), 'desc')
+      .orderBy(sql`case when ${sql.ref(`${alias}.status`)} in ('running', 'paused') then 0 else 1 end`)
+      .orderBy(sql.ref(`${alias}.id`), 'desc');
+}
+
 export function emptyCounts(): StateCounts {
   return { pending: 0, downloading: 0, installing: 0, rebooting: 0, verifying: 0, succeeded: 0, failed: 0, rolled_back: 0 };
 }
 
 export class RolloutStore {
   constructor(readonly db: Kysely<Database>) {}
-
-  release(organizationId: string, releaseId: string, db: Executor = this.db) {
-    return db
-      .selectFrom('firmware_releases')
-      .selectAll()
-      .where('id', '=', releaseId)
-      .where('organization_id', '=', organizationId)
-      .executeTakeFirst();
-  }
 
   /**
    * Devices of the product in the organization, active or quarantined, matching any criterion of
@@ -398,11 +402,16 @@ export class RolloutStore {
     return rows.map((r) => r.device_id);
   }
 
-  device(rolloutId: string, organizationId: string, deviceId: string, db: Executor = this.db) {
+  /** A device's rows in rollouts (`rd`), each with its rollout (`r`) and that rollout's release (`f`). */
+  private deviceRollouts(db: Executor) {
     return db
       .selectFrom('rollout_devices as rd')
       .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
-      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
+      .innerJoin('firmware_releases as f', 'f.id', 'r.release_id');
+  }
+
+  device(rolloutId: string, organizationId: string, deviceId: string, db: Executor = this.db) {
+    return this.deviceRollouts(db)
       .select([
         'rd.state',
         'rd.offered_at',
@@ -421,35 +430,27 @@ export class RolloutStore {
 
   /** The device's most recent rollout, with its row. */
   latestOf(organizationId: string, deviceId: string, db: Executor = this.db) {
-    return (
-      db
-        .selectFrom('rollout_devices as rd')
-        .innerJoin('rollouts as r', 'r.id', 'rd.rollout_id')
-        .innerJoin('firmware_releases as f', 'f.id', 'r.release_id')
-        .select([
-          'r.id',
-          'r.status',
-          'r.release_id',
-          'f.version',
-          'f.target_name',
-          'rd.phase',
-          'rd.state',
-          'rd.error_code',
-          'rd.error_message',
-          'rd.offered_at',
-          'rd.updated_at',
-          'rd.attempts',
-          'rd.retry_at',
-        ])
-        .where('rd.device_id', '=', deviceId)
-        .where('rd.organization_id', '=', organizationId)
-        .orderBy('r.created_at', 'desc')
-        // Same millisecond: the unfinished rollout is the later one (see Director.stateOf).
-        .orderBy(sql`case when r.status in ('running', 'paused') then 0 else 1 end`)
-        .orderBy('r.id', 'desc')
-        .limit(1)
-        .executeTakeFirst()
-    );
+    return this.deviceRollouts(db)
+      .select([
+        'r.id',
+        'r.status',
+        'r.release_id',
+        'f.version',
+        'f.target_name',
+        'rd.phase',
+        'rd.state',
+        'rd.error_code',
+        'rd.error_message',
+        'rd.offered_at',
+        'rd.updated_at',
+        'rd.attempts',
+        'rd.retry_at',
+      ])
+      .where('rd.device_id', '=', deviceId)
+      .where('rd.organization_id', '=', organizationId)
+      .$call(latestRolloutFirst('r'))
+      .limit(1)
+      .executeTakeFirst();
   }
 
   /** A page of a rollout's devices by device ID (keyset: after `afterDeviceId`). */

@@ -175,7 +175,7 @@ export class RolloutService {
     requirePermission(actor, 'rollouts:manage');
     const definition = defineRollout({ releaseId: input.releaseId, selector: input.selector });
     const release = await this.publishedRelease(actor.organizationId, definition.releaseId, this.db);
-    const selected = await this.store.select(actor.organizationId, release.product_id, definition.selector, this.db);
+    const selected = await this.store.select(actor.organizationId, release.productId, definition.selector, this.db);
     const busy = selected.filter((d) => d.busy).length;
     return { matched: selected.length, enrollable: selected.length - busy, busy };
   }
@@ -189,14 +189,14 @@ export class RolloutService {
     const row = await this.db.transaction().execute(async (trx) => {
       // Read inside the transaction (SQLite has one connection), scoped to the organization.
       const release = await this.publishedRelease(organizationId, definition.releaseId, trx);
-      const selected = await this.store.select(organizationId, release.product_id, definition.selector, trx);
+      const selected = await this.store.select(organizationId, release.productId, definition.selector, trx);
       const candidates = selected.filter((d) => !d.busy).map((d) => d.id);
       if (candidates.length === 0) throw new RolloutEmptyError({ matched: selected.length, skipped: selected.length });
       const rollout: RolloutRow = {
         id,
         organization_id: organizationId,
         release_id: release.id,
-        product_id: release.product_id,
+        product_id: release.productId,
         name: definition.name || `${release.version} rollout`,
         selector: JSON.stringify(definition.selector),
         phases: JSON.stringify(definition.phases),
@@ -274,7 +274,7 @@ export class RolloutService {
 
   /** The published release a rollout names; a release its policy refused, or none, is refused with why. */
   private async publishedRelease(organizationId: string, releaseId: string, trx: Executor) {
-    const release = await this.store.release(organizationId, releaseId, trx);
+    const release = await this.releases.find(organizationId, releaseId, trx);
     if (release) return release;
     const refusal = await this.releases.refusal(organizationId, releaseId, trx);
     if (refusal) throw new RolloutReleaseRefusedError(refusal.id, refusal.code, refusal.reason);
@@ -406,8 +406,8 @@ export class RolloutService {
       const row = (await this.store.lock(rolloutId, trx))!;
       if (row.status !== 'paused' && row.status !== 'halted') throw new RolloutStatusError('swap the release of', row.status);
       const next = await this.publishedRelease(row.organization_id, releaseId, trx);
-      const current = (await this.store.release(row.organization_id, row.release_id, trx))!;
-      if (next.product_id !== row.product_id)
+      const current = (await this.releases.find(row.organization_id, row.release_id, trx))!;
+      if (next.productId !== row.product_id)
         throw new RolloutInvalidError(`Release ${releaseId} is of another product: a rollout's release keeps its product`);
       if (!semver.gt(next.version, current.version))
         throw new RolloutInvalidError(`Release ${next.version} is not newer than ${current.version}: swap for a fixed, newer release`);

@@ -6,12 +6,14 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Table, When } from '../kit';
-import { listPasskeys, passkeysSupported, registerPasskey, removePasskey, type Passkey } from './passkey';
+import { listPasskeys, passkeysSupported, registerPasskey, removePasskey } from './passkey';
+import type { PasskeyView } from '../api';
 
 /** The organization's rule, when the reader may see it: the roles that must use a passkey, and mine. */
 export interface PasskeyPolicy {
   requiredRoles: string[];
-  myRole: string;
+  /** Null for a user without an operator role (a consumer). */
+  myRole: string | null;
 }
 
 function PolicyNote(props: { policy: PasskeyPolicy }) {
@@ -20,7 +22,7 @@ function PolicyNote(props: { policy: PasskeyPolicy }) {
   return (
     <p data-testid="passkey-policy">
       Your organization requires a passkey to sign in for these roles: {requiredRoles.join(', ')}.{' '}
-      {requiredRoles.includes(myRole)
+      {myRole !== null && requiredRoles.includes(myRole)
         ? `That includes you (${myRole}): keep at least one passkey.`
         : `Your role (${myRole}) may use a passkey or an authenticator app.`}
     </p>
@@ -28,11 +30,11 @@ function PolicyNote(props: { policy: PasskeyPolicy }) {
 }
 
 export function Passkeys(props: { policy?: PasskeyPolicy | null }) {
-  const [passkeys, setPasskeys] = useState<Passkey[]>([]);
+  const [passkeys, setPasskeys] = useState<PasskeyView[]>([]);
   const [name, setName] = useState('');
   const [adding, setAdding] = useState(false);
   const [added, setAdded] = useState<string | null>(null);
-  const [removing, setRemoving] = useState<Passkey | null>(null);
+  const [removing, setRemoving] = useState<PasskeyView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const supported = passkeysSupported();
   const load = useCallback(() => {

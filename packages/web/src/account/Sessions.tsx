@@ -3,15 +3,15 @@
  * and when each signed in and was last active; any but this one revoked after a confirmation.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, type SessionInfo } from '../api';
+import { api, type SessionView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, messageOf, Table, When } from '../kit';
 
 export function Sessions() {
-  const [sessions, setSessions] = useState<SessionInfo[]>([]);
-  const [revoking, setRevoking] = useState<SessionInfo | null>(null);
+  const [sessions, setSessions] = useState<SessionView[]>([]);
+  const [revoking, setRevoking] = useState<SessionView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(() => {
-    api<{ sessions: SessionInfo[] }>('GET', '/me/sessions')
+    api<{ sessions: SessionView[] }>('GET', '/me/sessions')
       .then((answer) => setSessions(answer.sessions))
       .catch((caught: unknown) => setError(messageOf(caught)));
   }, []);

@@ -5,7 +5,7 @@
  * or replaces the recovery codes behind a step-up.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, type AccountUser, type SessionAnswer } from '../api';
+import { api, type SessionAnswer, type UserView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, QrCode } from '../kit';
 
 export interface TotpEnrolment {
@@ -66,7 +66,7 @@ export function Enrolment(props: {
 
 /** The card: set up an authenticator (no factor yet), or replace the recovery codes. */
 export function TwoFactor(props: { title: string }) {
-  const [user, setUser] = useState<AccountUser | null>(null);
+  const [user, setUser] = useState<UserView | null>(null);
   const [enrolment, setEnrolment] = useState<TotpEnrolment | null>(null);
   const [code, setCode] = useState('');
   const [codes, setCodes] = useState<string[]>([]);
@@ -74,7 +74,7 @@ export function TwoFactor(props: { title: string }) {
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(async () => {
-    setUser((await api<SessionAnswer & { user: AccountUser }>('GET', '/auth/session')).user);
+    setUser((await api<SessionAnswer>('GET', '/auth/session')).user);
   }, []);
   useEffect(() => {
     load().catch((caught: unknown) => setError(messageOf(caught)));

@@ -11,18 +11,7 @@ import {
   type PublicKeyCredentialCreationOptionsJSON,
   type PublicKeyCredentialRequestOptionsJSON,
 } from '@simplewebauthn/browser';
-import { api, ApiError, type SignInAnswer } from '../api';
-
-export interface Passkey {
-  id: string;
-  name: string;
-  credentialId: string;
-  transports: string[];
-  deviceType: 'singleDevice' | 'multiDevice';
-  backedUp: boolean;
-  createdAt: string;
-  lastUsedAt: string | null;
-}
+import { api, ApiError, type PasskeyView, type SignInAnswer } from '../api';
 
 export const passkeysSupported = (): boolean => browserSupportsWebAuthn();
 
@@ -49,7 +38,7 @@ async function assert(optionsPath: string, body?: unknown) {
  * Registers a passkey on this device under `name`. A full session needs a recent step-up first;
  * a sign-in that the passkey policy holds back gets its next session in the answer.
  */
-export async function registerPasskey(name: string): Promise<{ passkey: Passkey; session?: SignInAnswer }> {
+export async function registerPasskey(name: string): Promise<{ passkey: PasskeyView; session?: SignInAnswer }> {
   const { options } = await api<{ options: PublicKeyCredentialCreationOptionsJSON }>('POST', '/auth/passkeys/registration/options');
   const response = await inBrowser(() => startRegistration({ optionsJSON: options }));
   return api('POST', '/auth/passkeys/registration/verify', { response, name });
@@ -73,6 +62,6 @@ export async function stepUpWithPasskey(): Promise<void> {
   await api('POST', '/auth/passkeys/step-up/verify', { response });
 }
 
-export const listPasskeys = async (): Promise<Passkey[]> => (await api<{ passkeys: Passkey[] }>('GET', '/auth/passkeys')).passkeys;
+export const listPasskeys = async (): Promise<PasskeyView[]> => (await api<{ passkeys: PasskeyView[] }>('GET', '/auth/passkeys')).passkeys;
 
 export const removePasskey = (id: string) => api('DELETE', `/auth/passkeys/${encodeURIComponent(id)}`);

@@ -6,7 +6,7 @@
  */
 import { StrictMode, useCallback, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
-import { api, ApiError, setCsrfToken, type SessionAnswer } from '../api';
+import { api, ApiError, setCsrfToken, type SessionAnswer, type UserView } from '../api';
 import { Alert, Button, Link } from '../kit';
 import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
@@ -17,14 +17,8 @@ import { MyDevices } from './pages/MyDevices';
 import '../styles.css';
 import './app.css';
 
-/** The signed-in user (the API's `kind` says consumer or operator; the console's User type leaves it out). */
-interface Consumer {
-  email: string;
-  kind?: string;
-}
-
 type SessionState =
-  { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: Consumer } | { kind: 'failed'; message: string };
+  { kind: 'loading' } | { kind: 'signed-out' } | { kind: 'signed-in'; user: UserView } | { kind: 'failed'; message: string };
 
 function App() {
   const [session, setSession] = useState<SessionState>({ kind: 'loading' });
@@ -33,7 +27,7 @@ function App() {
 
   const load = useCallback(async () => {
     try {
-      const answer = await api<SessionAnswer & { user: Consumer }>('GET', '/auth/session');
+      const answer = await api<SessionAnswer>('GET', '/auth/session');
       setCsrfToken(answer.csrfToken ?? null);
       setSession(answer.scope === 'full' ? { kind: 'signed-in', user: answer.user } : { kind: 'signed-out' });
     } catch (error) {

@@ -6,7 +6,7 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, query, type AssessmentRun, type AuditEntry, type Finding } from '../api';
-import { Alert, Table, Button, Card, Field, messageOf, Pager, Select, useCursorStack, When } from '../kit';
+import { Alert, AuditEntryCells, auditActor, Table, Button, Card, Field, messageOf, Pager, Select, useCursorStack, When } from '../kit';
 
 const PAGE = 50;
 const CHAIN_CHECK = 'audit-chain-broken';
@@ -86,31 +86,18 @@ export function Audit() {
           >
             {page.entries.map((entry) => (
               <tr key={entry.seq} data-testid="audit-entry">
-                <td>{entry.seq}</td>
-                <td>
-                  <When at={entry.ts} />
-                </td>
-                <td>
-                  <code>{entry.action}</code>
-                </td>
+                <AuditEntryCells entry={entry} />
                 <td>
                   <span className={`badge badge-${entry.outcome}`}>{entry.outcome}</span>
                 </td>
-                <td className="wrap">
-                  {entry.actor.type} {entry.actor.id ?? ''}
-                </td>
+                <td className="wrap">{auditActor(entry.actor)}</td>
                 <td className="wrap">{entry.target.type ? `${entry.target.type} ${entry.target.id ?? ''}` : '—'}</td>
                 <td>{entry.sourceIp ?? '—'}</td>
               </tr>
             ))}
           </Table>
           {page.entries.length === 0 && <p>No entry matches.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
     </>

@@ -7,7 +7,7 @@
  * telemetry charts, the command console and the device's audit trail (./device/).
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, type Device, type DeviceCertificate, type Presence, type Product, type RotatedCredentials } from '../api';
+import { api, type DeviceCertificateView, type DeviceView, type Presence, type Product, type RotatedCredentials } from '../api';
 import { Alert, Button, Card, ConfirmAction, ConfirmDialog, Link, When } from '../kit';
 import { AuditTrail } from './device/AuditTrail';
 import { Commands } from './device/Commands';
@@ -15,9 +15,9 @@ import { Shadow } from './device/Shadow';
 import { Telemetry } from './device/Telemetry';
 
 export function DeviceDetail(props: { id: string }) {
-  const [device, setDevice] = useState<Device | null>(null);
+  const [device, setDevice] = useState<DeviceView | null>(null);
   const [presence, setPresence] = useState<Presence | null>(null);
-  const [certificates, setCertificates] = useState<DeviceCertificate[]>([]);
+  const [certificates, setCertificates] = useState<DeviceCertificateView[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<Lifecycle | null>(null);
@@ -33,9 +33,9 @@ export function DeviceDetail(props: { id: string }) {
     try {
       const path = `/devices/${encodeURIComponent(props.id)}`;
       const [d, p, c] = await Promise.all([
-        api<Device>('GET', path),
+        api<DeviceView>('GET', path),
         api<Presence>('GET', `${path}/presence`),
-        api<{ certificates: DeviceCertificate[] }>('GET', `${path}/certificates`),
+        api<{ certificates: DeviceCertificateView[] }>('GET', `${path}/certificates`),
       ]);
       setDevice(d);
       setPresence(p);
@@ -173,7 +173,7 @@ export function DeviceDetail(props: { id: string }) {
         onClose={() => setConfirming(null)}
         stepUp
         onConfirm={async (action) => {
-          const updated = await api<Device>('POST', `/devices/${encodeURIComponent(device.id)}/${action}`);
+          const updated = await api<DeviceView>('POST', `/devices/${encodeURIComponent(device.id)}/${action}`);
           setDevice(updated);
           setConfirming(null);
           setNotice(`Device ${updated.serial} ${LIFECYCLE[action].done}`);
@@ -205,7 +205,7 @@ const LIFECYCLE: Record<Lifecycle, { label: string; done: string; says: string }
 };
 
 /** The actions a device in this status may take (retired is terminal). */
-function actionsFor(status: Device['status']): Lifecycle[] {
+function actionsFor(status: DeviceView['status']): Lifecycle[] {
   if (status === 'retired') return [];
   return (['quarantine', 'disable', 'retire'] as const).filter(
     (action) => !(action === 'quarantine' && status === 'quarantined') && !(action === 'disable' && status === 'disabled'),

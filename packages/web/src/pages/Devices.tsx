@@ -3,7 +3,7 @@
  * over the API's cursor (a stack of the cursors seen gives "Previous"). Filters live in the URL.
  */
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, DEVICE_STATUSES, query, type Device, type Product } from '../api';
+import { api, DEVICE_STATUSES, query, type DeviceView, type Product } from '../api';
 import { Alert, Button, Field, Link, Select } from '../kit';
 
 const PAGE = 50;
@@ -16,7 +16,7 @@ export function Devices() {
   const [tag, setTag] = useState(params.get('tag') ?? '');
   const [filters, setFilters] = useState({ serialPrefix: serial, status, productId, tag });
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
-  const [page, setPage] = useState<{ devices: Device[]; nextCursor: string | null } | null>(null);
+  const [page, setPage] = useState<{ devices: DeviceView[]; nextCursor: string | null } | null>(null);
   const [products, setProducts] = useState<Product[]>([]);
   const [error, setError] = useState<string | null>(null);
 
@@ -29,7 +29,7 @@ export function Devices() {
   const cursor = cursors[cursors.length - 1] ?? null;
   useEffect(() => {
     setError(null);
-    api<{ devices: Device[]; nextCursor: string | null }>('GET', `/devices${query({ ...filters, cursor, limit: PAGE })}`)
+    api<{ devices: DeviceView[]; nextCursor: string | null }>('GET', `/devices${query({ ...filters, cursor, limit: PAGE })}`)
       .then(setPage)
       .catch((caught: Error) => setError(caught.message));
   }, [filters, cursor]);

@@ -119,12 +119,7 @@ export function Findings() {
             ))}
           </Table>
           {page.findings.length === 0 && <p>No finding in this view.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
       <Card title="About the checks">

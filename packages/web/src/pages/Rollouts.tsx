@@ -108,12 +108,7 @@ export function Rollouts() {
             ))}
           </Table>
           {page.rollouts.length === 0 && <p>No rollout yet: start one with `bulwark updates rollout create` or the API.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
     </>
@@ -393,12 +388,7 @@ function RolloutDevices(props: { path: string; version: string }) {
             ))}
           </Table>
           {page.devices.length === 0 && <p>No device in this state.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
     </Card>

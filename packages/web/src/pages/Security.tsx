@@ -5,14 +5,14 @@
  * once; revoke). All but the API keys are the companion app's too (src/account/).
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, PERMISSIONS, type ApiKey, type Permission, type User } from '../api';
+import { api, PERMISSIONS, type ApiKeyView, type Permission, type UserView } from '../api';
 import { Passkeys, type PasskeyPolicy } from '../account/Passkeys';
 import { ChangePassword } from '../account/Password';
 import { Sessions } from '../account/Sessions';
 import { TwoFactor } from '../account/TwoFactor';
 import { Alert, Table, Button, Card, ConfirmDialog, Field, messageOf, When } from '../kit';
 
-export function Security(props: { user: User }) {
+export function Security(props: { user: UserView }) {
   const policy = usePasskeyPolicy(props.user.role);
   return (
     <>
@@ -27,7 +27,7 @@ export function Security(props: { user: User }) {
 }
 
 /** The organization's passkey policy, for roles that may read the organization (org:read; otherwise null: not shown). */
-function usePasskeyPolicy(myRole: string): PasskeyPolicy | null {
+function usePasskeyPolicy(myRole: string | null): PasskeyPolicy | null {
   const [policy, setPolicy] = useState<PasskeyPolicy | null>(null);
   useEffect(() => {
     api<{ passkeyRequiredRoles: string[] }>('GET', '/org')
@@ -38,16 +38,16 @@ function usePasskeyPolicy(myRole: string): PasskeyPolicy | null {
 }
 
 function ApiKeys() {
-  const [keys, setKeys] = useState<ApiKey[]>([]);
+  const [keys, setKeys] = useState<ApiKeyView[]>([]);
   const [name, setName] = useState('');
   const [scopes, setScopes] = useState<Permission[]>(['devices:read']);
   const [days, setDays] = useState('30');
   const [creating, setCreating] = useState(false);
   const [secret, setSecret] = useState<{ name: string; secret: string } | null>(null);
-  const [revoking, setRevoking] = useState<ApiKey | null>(null);
+  const [revoking, setRevoking] = useState<ApiKeyView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(() => {
-    api<{ apiKeys: ApiKey[] }>('GET', '/me/api-keys')
+    api<{ apiKeys: ApiKeyView[] }>('GET', '/me/api-keys')
       .then((answer) => setKeys(answer.apiKeys))
       .catch((caught: unknown) => setError(messageOf(caught)));
   }, []);
@@ -120,7 +120,7 @@ function ApiKeys() {
         variant="primary"
         stepUp
         onConfirm={async () => {
-          const created = await api<{ apiKey: ApiKey; secret: string }>('POST', '/me/api-keys', {
+          const created = await api<{ apiKey: ApiKeyView; secret: string }>('POST', '/me/api-keys', {
             name: name.trim(),
             scopes,
             expiresInDays: Number(days),

@@ -6,7 +6,7 @@
  * second factor (the TOTP code, or a passkey when the account has one).
  */
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, setCsrfToken, type SignInAnswer, type SignInStatus, type User } from '../api';
+import { api, ApiError, setCsrfToken, type SignInAnswer, type SignInStatus, type UserView } from '../api';
 import { passkeyAsSecondFactor, passkeysSupported, registerPasskey, signInWithPasskey } from '../account/passkey';
 import { SecondFactor, UsePasskey, type MfaFactor } from '../account/SignInSteps';
 import { Enrolment, RecoveryCodes, type TotpEnrolment } from '../account/TwoFactor';
@@ -14,7 +14,7 @@ import { Alert, Button, Field, messageOf } from '../kit';
 
 type Step = SignInStatus | 'credentials' | 'recovery-codes';
 
-export function SignIn(props: { onSignedIn: (user: User) => void }) {
+export function SignIn(props: { onSignedIn: (user: UserView) => void }) {
   const [step, setStep] = useState<Step>('credentials');
   const [organization, setOrganization] = useState('');
   const [email, setEmail] = useState('');
@@ -26,7 +26,7 @@ export function SignIn(props: { onSignedIn: (user: User) => void }) {
   const [factors, setFactors] = useState<MfaFactor[]>(['totp']);
   const [enrolment, setEnrolment] = useState<TotpEnrolment | null>(null);
   const [recoveryCodes, setRecoveryCodes] = useState<string[]>([]);
-  const [user, setUser] = useState<User | null>(null);
+  const [user, setUser] = useState<UserView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 

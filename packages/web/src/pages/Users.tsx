@@ -4,12 +4,12 @@
  * reset a lost second factor (step-up); invite by email in a role, withdraw an invitation.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, OPERATOR_ROLES, query, type Invitation, type Operator } from '../api';
+import { api, OPERATOR_ROLES, query, type Invitation, type UserView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
 
 const ROLE_OPTIONS = OPERATOR_ROLES.map((role) => ({ value: role, label: role.replace('_', ' ') }));
 
-type UserAction = { kind: 'role' | 'status' | 'unlock' | 'mfa-reset'; user: Operator };
+type UserAction = { kind: 'role' | 'status' | 'unlock' | 'mfa-reset'; user: UserView };
 
 export function Users() {
   return (
@@ -25,14 +25,14 @@ function Operators() {
   const [email, setEmail] = useState('');
   const [filter, setFilter] = useState('');
   const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ users: Operator[]; nextCursor: string | null } | null>(null);
+  const [page, setPage] = useState<{ users: UserView[]; nextCursor: string | null } | null>(null);
   const [acting, setActing] = useState<UserAction | null>(null);
   const [role, setRole] = useState<string>('operator');
   const [notice, setNotice] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(() => {
-    api<{ users: Operator[]; nextCursor: string | null }>(
+    api<{ users: UserView[]; nextCursor: string | null }>(
       'GET',
       `/users${query({ kind: 'operator', email: filter, after: paging.cursor, limit: 50 })}`,
     )
@@ -46,7 +46,7 @@ function Operators() {
     setFilter(email.trim());
     paging.reset();
   };
-  const open = (kind: UserAction['kind'], user: Operator) => {
+  const open = (kind: UserAction['kind'], user: UserView) => {
     setRole(user.role ?? 'operator');
     setActing({ kind, user });
   };
@@ -117,12 +117,7 @@ function Operators() {
             ))}
           </Table>
           {page.users.length === 0 && <p>No operator matches.</p>}
-          <Pager
-            page={paging.page}
-            hasNext={page.nextCursor !== null}
-            onPrevious={paging.previous}
-            onNext={() => paging.next(page.nextCursor)}
-          />
+          <Pager paging={paging} nextCursor={page.nextCursor} />
         </>
       )}
       <ConfirmDialog
@@ -140,7 +135,7 @@ function Operators() {
   );
 }
 
-const DIALOGS: Record<UserAction['kind'], (user: Operator) => { title: string; confirm: string; says: string; stepUp: boolean }> = {
+const DIALOGS: Record<UserAction['kind'], (user: UserView) => { title: string; confirm: string; says: string; stepUp: boolean }> = {
   role: (user) => ({
     title: `Change the role of ${user.email}?`,
     confirm: 'Change role',

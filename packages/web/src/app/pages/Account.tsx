@@ -7,7 +7,7 @@
  * from the address bar.
  */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
-import { api, setCsrfToken, type SignInAnswer, type User } from '../../api';
+import { api, setCsrfToken, type SignInAnswer, type UserView } from '../../api';
 import { passkeyAsSecondFactor, signInWithPasskey } from '../../account/passkey';
 import { SecondFactor, UsePasskey, type MfaFactor } from '../../account/SignInSteps';
 import { Alert, Button, Field, Link } from '../../kit';
@@ -43,7 +43,7 @@ function Page(props: { title: string; children: ReactNode }) {
   );
 }
 
-export function SignIn(props: { onSignedIn: (user: User) => void }) {
+export function SignIn(props: { onSignedIn: (user: UserView) => void }) {
   const [organization, setOrganization] = useOrganization();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');

@@ -5,7 +5,7 @@
  */
 import { useEffect, useState } from 'react';
 import { api, query, type AuditEntry } from '../../api';
-import { Alert, Card, Link, messageOf, Table, When } from '../../kit';
+import { Alert, AuditEntryCells, auditActor, Card, Link, messageOf, Table } from '../../kit';
 
 const SHOWN = 20;
 const DETAILS_SHOWN = 80;
@@ -42,18 +42,9 @@ export function AuditTrail(props: { deviceId: string; version: number }) {
         >
           {entries.map((entry) => (
             <tr key={entry.seq} data-testid="device-audit-entry">
-              <td>{entry.seq}</td>
-              <td>
-                <When at={entry.ts} />
-              </td>
-              <td>
-                <code>{entry.action}</code>
-              </td>
+              <AuditEntryCells entry={entry} />
               <td>{detailsOf(entry)}</td>
-              <td>
-                {entry.actor.type}
-                {entry.actor.id ? ` ${entry.actor.id.slice(0, 8)}` : ''}
-              </td>
+              <td>{auditActor(entry.actor, 8)}</td>
               <td>{entry.outcome}</td>
             </tr>
           ))}
