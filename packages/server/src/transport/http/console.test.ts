@@ -5,10 +5,10 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { gunzipSync } from 'node:zlib';
+import { gunzipSync, gzipSync } from 'node:zlib';
 import Fastify from 'fastify';
 import { CONSOLE_CSP, consoleRoutes } from './console.js';
 import { ErrorBodySchema } from './schemas.js';
@@ -70,6 +70,33 @@ test('serves the build with immutable assets, an uncached index for every consol
   const root = await app.inject({ url: '/' });
   assert.equal(root.statusCode, 302);
   assert.equal(root.headers.location, '/console/');
+});
+
+test("serves the build's precompressed .gz when it is current, compresses a file whose .gz is older, and never serves a .gz by name", async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'bulwark-console-'));
+  t.after(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'assets'));
+  writeFileSync(join(dir, 'index.html'), '<!doctype html><title>console</title>');
+  const fresh = `console.log(${JSON.stringify('fresh'.repeat(1000))});`;
+  const stale = `console.log(${JSON.stringify('stale'.repeat(1000))});`;
+  writeFileSync(join(dir, 'assets', 'fresh-AbC123.js'), fresh);
+  // The build's own compression (level 1 here, so it is told apart from the level 9 made at start).
+  writeFileSync(join(dir, 'assets', 'fresh-AbC123.js.gz'), gzipSync(fresh, { level: 1 }));
+  writeFileSync(join(dir, 'assets', 'stale-AbC123.js'), stale);
+  writeFileSync(join(dir, 'assets', 'stale-AbC123.js.gz'), gzipSync('what the file held before'));
+  const past = new Date(Date.now() - 60_000);
+  utimesSync(join(dir, 'assets', 'stale-AbC123.js.gz'), past, past);
+  const app = await appFor(dir);
+  t.after(() => app.close());
+
+  const gzip = { 'accept-encoding': 'gzip' };
+  const served = await app.inject({ url: '/console/assets/fresh-AbC123.js', headers: gzip });
+  assert.equal(served.headers['content-encoding'], 'gzip');
+  assert.deepEqual(served.rawPayload, gzipSync(fresh, { level: 1 }), "the build's .gz, not a new compression");
+  const recompressed = await app.inject({ url: '/console/assets/stale-AbC123.js', headers: gzip });
+  assert.equal(gunzipSync(recompressed.rawPayload).toString(), stale, 'an older .gz is not served for a newer file');
+  for (const name of ['fresh-AbC123.js.gz', 'stale-AbC123.js.gz'])
+    assert.equal((await app.inject({ url: `/console/assets/${name}` })).statusCode, 404, name);
 });
 
 test('without a build the app has no console routes (and starts)', async (t) => {

@@ -4,8 +4,8 @@
  * Each face: its hashed files under <base>/assets/ with a year-long immutable cache, its index.html
  * for every other <base> path (the single-page app routes itself) with `no-cache`; / redirects to
  * /console/, and the pages that mailed links name (/verify-email, /reset-password) to the app's,
- * keeping the token in the fragment. The files are read once at start into memory (and gzipped
- * once): only names found then are served, so there is no directory listing and no path to
+ * keeping the token in the fragment. The files are read once at start into memory with their gzip
+ * (precompressed by the web build): only names found then are served, so there is no directory listing and no path to
  * traverse. Every answer carries a strict CSP (scripts and styles from 'self' only, no
  * 'unsafe-inline', no framing) and X-Frame-Options DENY. Without a build the platform starts all
  * the same and says so in its log.
@@ -51,9 +51,19 @@ interface StoredFile {
   type: string;
 }
 
-function stored(body: Buffer, type: string): StoredFile {
-  const gzip = body.length > 1024 ? gzipSync(body, { level: 9 }) : null;
-  return { body, gzip: gzip && gzip.length < body.length ? gzip : null, type };
+/**
+ * A file of the build with its gzip: the build's `<file>.gz` (packages/web/scripts/precompress.mjs)
+ * when it is there and not older than the file, else compressed here (a build without them).
+ */
+function stored(path: string, type: string): StoredFile {
+  const body = readFileSync(path);
+  if (body.length <= 1024) return { body, gzip: null, type };
+  const precompressed = `${path}.gz`;
+  const gzip =
+    existsSync(precompressed) && statSync(precompressed).mtimeMs >= statSync(path).mtimeMs
+      ? readFileSync(precompressed)
+      : gzipSync(body, { level: 9 });
+  return { body, gzip: gzip.length < body.length ? gzip : null, type };
 }
 
 /** The build's index.html and its assets, or null when the directory holds no build. */
@@ -65,11 +75,11 @@ export function loadConsoleBuild(dir: string): { index: StoredFile; assets: Map<
   if (existsSync(assetDir)) {
     for (const name of readdirSync(assetDir)) {
       const path = join(assetDir, name);
-      if (!ASSET_NAME.test(name) || !statSync(path).isFile()) continue;
-      assets.set(name, stored(readFileSync(path), MEDIA_TYPES[extname(name)] ?? 'application/octet-stream'));
+      if (!ASSET_NAME.test(name) || name.endsWith('.gz') || !statSync(path).isFile()) continue;
+      assets.set(name, stored(path, MEDIA_TYPES[extname(name)] ?? 'application/octet-stream'));
     }
   }
-  return { index: stored(readFileSync(indexFile), 'text/html; charset=utf-8'), assets };
+  return { index: stored(indexFile, 'text/html; charset=utf-8'), assets };
 }
 
 function send(request: FastifyRequest, reply: FastifyReply, file: StoredFile, cacheControl: string) {
