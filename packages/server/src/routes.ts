@@ -20,10 +20,19 @@ import type { Platform } from './platform.js';
 import { isReachable } from './storage/database.js';
 import { telemetryRoutes } from './telemetry/routes.js';
 import { consoleRoutes } from './transport/http/console.js';
+import type { FailureLimiterFactory } from './transport/http/failure-limiter.js';
 import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './updates/routes/index.js';
 
-/** The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place. */
-export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Readiness): (app: FastifyInstance) => Promise<void> {
+/**
+ * The registration callback `buildHttpApp` runs once its plumbing (headers, errors, rate limit, OpenAPI) is in place.
+ * `failureLimiters` counts the device doors' failed authentications (in Redis across the deployment when it has one).
+ */
+export function httpRoutes(
+  platform: Platform,
+  metrics: Metrics,
+  readiness: Readiness,
+  failureLimiters: FailureLimiterFactory,
+): (app: FastifyInstance) => Promise<void> {
   const { config, db, audit, clock, pki, devices, telemetry, updates, accounts, apps, binding, assessment } = platform;
   const loginRateLimitPerMinute = config.auth.loginRateLimitPerMinute;
   return async (app) => {
@@ -79,7 +88,7 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
         pki,
       }),
     );
-    await app.register(symmetricKeyRoutes({ symmetricKeys: devices.symmetricKeys, loginRateLimitPerMinute }));
+    await app.register(symmetricKeyRoutes({ symmetricKeys: devices.symmetricKeys, loginRateLimitPerMinute, failureLimiters }));
     await app.register(telemetryRoutes({ telemetry: telemetry.service, quota: telemetry.quota }), { prefix: '/api/v1' });
     await app.register(stateRoutes({ shadow: devices.shadow, commands: devices.commands }), { prefix: '/api/v1' });
     await app.register(gatewayRoutes({ gateways: devices.gateways }), { prefix: '/api/v1' });
@@ -102,7 +111,13 @@ export function httpRoutes(platform: Platform, metrics: Metrics, readiness: Read
       }),
     );
     await app.register(
-      rolloutRoutes({ rollouts: updates.rollouts, repository: updates.repository, identity: devices.identity, loginRateLimitPerMinute }),
+      rolloutRoutes({
+        rollouts: updates.rollouts,
+        repository: updates.repository,
+        identity: devices.identity,
+        loginRateLimitPerMinute,
+        failureLimiters,
+      }),
     );
     await app.register(consoleRoutes({ dir: config.http.consoleDir }));
   };

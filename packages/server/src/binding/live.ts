@@ -164,6 +164,8 @@ export class LiveHub {
 
   /** A binding of the device changed here: this node's streams re-check now, the other nodes' through the source. */
   bindingChanged(deviceId: string): void {
+    // A new or departed owner brings or takes consents: the ingest path looks the device up again.
+    this.collection.forget(deviceId);
     const watched = this.devices.get(deviceId);
     if (watched) this.recheck(watched.streams);
     this.source.announce(deviceId);

@@ -188,6 +188,19 @@ export class PrivacyService implements CollectionRules {
     return this.viewOf(actor.organizationId, deviceId);
   }
 
+  /**
+   * What every device of the product may keep when no consent can change it: everything (null)
+   * without a declaration, the required purposes' names when it declares no optional purpose;
+   * undefined when it does (each device's owner decides).
+   */
+  async productNames(organizationId: string, productId: string): Promise<AllowedNames | undefined> {
+    const row = await this.store.declaration(organizationId, productId);
+    if (!row) return null;
+    const declaration = JSON.parse(row.declaration) as PrivacyDeclaration;
+    if (declaration.purposes.some((p) => !p.required)) return undefined;
+    return new Set(declaration.purposes.flatMap((p) => p.telemetry));
+  }
+
   /** The names a device's telemetry may keep: what required purposes and the current owner's consents cover. */
   async allowedNames(deviceId: string, organizationId: string): Promise<AllowedNames> {
     const { declaration, granted } = await this.declarationOfDevice(organizationId, deviceId);

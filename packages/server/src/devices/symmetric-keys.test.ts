@@ -11,7 +11,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ErrorCodes } from '@bulwark/protocol';
-import { RateLimitedError } from '../errors.js';
 import { KeyCustodyError, SecretBox } from '../keys/custody.js';
 import { rotateMasterKey } from '../keys/rotation.js';
 import { createOperator, signIn, stepUp, type TestUser } from '../testing/accounts.js';
@@ -21,25 +20,9 @@ import type { TestPlatform } from '../testing/server.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
 import { DeviceAuthenticationError, type DeviceAuthFailure } from './identity.js';
 import { createToken, deriveDeviceKey, deviceResource, registrationResource } from './sas.js';
-import { FailureLimiter } from './routes/symmetric-keys.js';
 import { groupContext, keyContext } from './symmetric-keys.js';
 
 const ORG_B = 'org-b';
-
-describe('device authentication failure limiter', () => {
-  it('answers 429 with a retry time once an address has failed too often, and only that address', () => {
-    const limiter = new FailureLimiter(3);
-    for (let i = 0; i < 3; i++) {
-      limiter.check('10.0.0.1');
-      limiter.fail('10.0.0.1');
-    }
-    assert.throws(
-      () => limiter.check('10.0.0.1'),
-      (e: unknown) => e instanceof RateLimitedError && e.status === 429 && (e.details!.retryAfterSeconds as number) > 0,
-    );
-    limiter.check('10.0.0.2');
-  });
-});
 
 for (const engine of ENGINES) {
   describe(`symmetric-key devices [${engine.engine}]`, { skip: engine.skip, concurrency: 1 }, () => {

@@ -18,8 +18,9 @@ import type { Platform } from '../platform.js';
 import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
 import { buildHttpApp } from '../transport/http/app.js';
+import { failureLimiters } from '../transport/http/failure-limiter.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
-import { sharedCountsConnection } from '../transport/mqtt/cluster.js';
+import { readyWithin, sharedCountsConnection } from '../transport/mqtt/cluster.js';
 import { BackupSchedule, scheduledKey } from '../ops/backup/schedule.js';
 import { Metrics } from '../ops/metrics.js';
 import { nodeMetricsThroughPrimary } from './workers.js';
@@ -32,6 +33,8 @@ import { SERVER_TLS } from '../transport/tls-policy.js';
 /** How often the telemetry quota's counts are written to storage (what another node sees, what survives a crash). */
 const QUOTA_FLUSH_MS = 5000;
 const APP_KEY_TICK_MS = 10 * 60_000;
+/** How long a starting node waits for the Redis of shared counts before counting in its own memory. */
+const SHARED_COUNTS_WAIT_MS = 2000;
 
 export interface RunningServer {
   app: FastifyInstance;
@@ -68,14 +71,20 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     : loadServerTls(config.dataDir, platform.box);
   const metrics = new Metrics();
   const readiness = new Readiness();
-  // With Redis, every node and worker of the deployment counts a client's requests together (the
-  // deployment's CA chain names the keys, so deployments sharing a Redis do not mix).
+  // With Redis, every node and worker of the deployment counts a client's requests and the device
+  // doors' failed authentications together (the deployment's CA chain names the keys, so
+  // deployments sharing a Redis do not mix).
   const sharedCounts = config.mqtt.redisUrl
     ? sharedCountsConnection(config.mqtt.redisUrl, (error) =>
         // Reported once per outage, after the app exists (ioredis reports asynchronously).
-        app.log.warn({ err: error }, 'HTTP rate limits: Redis unreachable; requests are let through uncounted until it answers'),
+        app.log.warn(
+          { err: error },
+          'HTTP rate limits: Redis unreachable; until it answers, requests are let through uncounted and failed device authentications are counted per process',
+        ),
       )
     : null;
+  // The first requests are counted with the other nodes' too, unless Redis is away (then in this process until it answers).
+  if (sharedCounts) await readyWithin(sharedCounts, SHARED_COUNTS_WAIT_MS);
   const deployment = createHash('sha256')
     .update(await platform.pki.caChain())
     .digest('hex')
@@ -85,7 +94,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     http: config.http,
     logLevel: config.log.level,
     metrics,
-    routes: httpRoutes(platform, metrics, readiness),
+    routes: httpRoutes(
+      platform,
+      metrics,
+      readiness,
+      failureLimiters(sharedCounts ? { redis: sharedCounts, prefix: `bulwark:${deployment}:device-auth-failures:` } : null),
+    ),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
     ...(options.worker ? { logBindings: { worker: options.worker } } : {}),

@@ -12,6 +12,7 @@ import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MqttClient } from 'mqtt';
+import { DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
 import { newScrapeToken } from '../ops/scrape-token.js';
 import { ENGINES } from '../testing/engines.js';
 import { bulwark } from '../testing/cli.js';
@@ -24,6 +25,8 @@ import { startServerProcess, type ServerProcess } from '../testing/server-proces
 
 const postgres = ENGINES.find((e) => e.engine === 'postgres')!;
 const scrape = newScrapeToken();
+/** `auth.loginRateLimitPerMinute`: also the failed device authentications an address may make a minute on each device door. */
+const LOGIN_LIMIT = 6;
 const problem = await redisProblem();
 
 interface LogLine {
@@ -72,6 +75,7 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
       BULWARK_MQTT_WATCH_INTERVAL_MS: '100',
       BULWARK_LOG_LEVEL: 'info',
       BULWARK_METRICS_TOKEN_HASH: scrape.tokenHash,
+      BULWARK_AUTH_LOGIN_RATE_LIMIT_PER_MINUTE: String(LOGIN_LIMIT),
     };
     node = await startServerProcess(t.database.dataDir, t.ca, env, 180_000, ['--workers', '2']);
     let pending = '';
@@ -194,6 +198,28 @@ describe('serve --workers 2 on PostgreSQL and Redis', { skip: postgres.skip || p
       for (let i = 0; i < 10; i++)
         await clients.get(d.id)!.publishAsync(`d/${d.id}/telemetry`, JSON.stringify({ values: { i } }), { qos: 1 });
     for (const d of devices) assert.equal(await t.platform.telemetry.store.count(d.id), 10, d.serial);
+  });
+
+  it('counts failed device authentications on both workers together: the attempt past the limit is refused on either', async () => {
+    /** Over a new connection (the primary hands each to the next worker), without a client certificate. */
+    const attempt = async () => {
+      const probe = new HttpClient(`https://localhost:${node.httpsPort}`, t.ca);
+      try {
+        return await probe.get(DIRECTOR_TARGETS_PATH);
+      } finally {
+        probe.close();
+      }
+    };
+    const statuses: number[] = [];
+    for (let i = 0; i < LOGIN_LIMIT; i++) statuses.push((await attempt()).status);
+    assert.deepEqual(statuses, Array<number>(LOGIN_LIMIT).fill(401));
+    const answeredBy = () => new Set(logs.filter((l) => l.req?.url === DIRECTOR_TARGETS_PATH).map((l) => l.worker));
+    await eventually(() => answeredBy().size === 2, 5000, 'the failures landed on both workers');
+    for (let i = 0; i < 2; i++) {
+      const refused = await attempt();
+      assert.equal(refused.status, 429, refused.text);
+      assert.equal(refused.body.error.code, ErrorCodes.rateLimited);
+    }
   });
 
   it('a worker killed with SIGKILL is restarted by the primary, and its devices reconnect', async () => {

@@ -3,13 +3,15 @@
  * a device's key, and manage enrollment groups. Under /device/v1, for devices (no account; the
  * route checks `Authorization: SharedAccessSignature …` itself): self-registration through an
  * enrollment group, and the identity a token proves. Failed device authentications are counted
- * per client address; past `auth.loginRateLimitPerMinute` in a minute the address gets 429.
+ * per client address (across the deployment with Redis: transport/http/failure-limiter.ts); past
+ * `auth.loginRateLimitPerMinute` in a minute the address gets 429.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { BulwarkError, RateLimitedError } from '../../errors.js';
+import { BulwarkError } from '../../errors.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
+import { limited, type FailureLimiterFactory } from '../../transport/http/failure-limiter.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DeviceAuthenticationError } from '../identity.js';
 import { parseToken, SAS_PREFIX, SasFormatError } from '../sas.js';
@@ -25,45 +27,6 @@ const GroupSchema = Strict({
 });
 const Key = Type.String({ description: 'the 32-byte key, base64; shown once' });
 
-/** Failed device authentications per client address in the current minute; in memory, per node, bounded. */
-export class FailureLimiter {
-  private readonly windows = new Map<string, { start: number; failures: number }>();
-
-  constructor(
-    private readonly max: number,
-    private readonly windowMs = 60_000,
-    private readonly maxAddresses = 100_000,
-  ) {}
-
-  check(address: string): void {
-    const window = this.windows.get(address);
-    const now = Date.now();
-    if (window && now - window.start < this.windowMs && window.failures >= this.max) {
-      throw new RateLimitedError(
-        `Too many failed device authentications from this address: at most ${this.max} a minute; try again later`,
-        Math.ceil((window.start + this.windowMs - now) / 1000),
-      );
-    }
-  }
-
-  fail(address: string): void {
-    const now = Date.now();
-    let window = this.windows.get(address);
-    if (!window || now - window.start >= this.windowMs) {
-      if (this.windows.size >= this.maxAddresses) this.prune(now);
-      window = { start: now, failures: 0 };
-      this.windows.set(address, window);
-    }
-    window.failures++;
-  }
-
-  private prune(now: number): void {
-    for (const [address, window] of this.windows) if (now - window.start >= this.windowMs) this.windows.delete(address);
-    // Under a flood from more addresses than the bound, forgetting is better than exhausting memory.
-    if (this.windows.size >= this.maxAddresses) this.windows.clear();
-  }
-}
-
 function sasHeader(request: FastifyRequest): string {
   const header = request.headers.authorization ?? '';
   if (!header.startsWith(SAS_PREFIX))
@@ -71,22 +34,21 @@ function sasHeader(request: FastifyRequest): string {
   return header;
 }
 
-export function symmetricKeyRoutes(deps: { symmetricKeys: SymmetricKeyService; loginRateLimitPerMinute: number }) {
+export function symmetricKeyRoutes(deps: {
+  symmetricKeys: SymmetricKeyService;
+  loginRateLimitPerMinute: number;
+  failureLimiters: FailureLimiterFactory;
+}) {
   const keys = deps.symmetricKeys;
-  const limiter = new FailureLimiter(deps.loginRateLimitPerMinute);
+  const limiter = deps.failureLimiters('device-sas', deps.loginRateLimitPerMinute);
 
   /** Runs a device-facing handler, counting its authentication failures against the client address. */
-  async function guarded<T>(request: FastifyRequest, handler: () => Promise<T>): Promise<T> {
-    limiter.check(request.ip);
-    try {
-      return await handler();
-    } catch (error) {
-      if (error instanceof BulwarkError && (error.status === 401 || error.status === 403)) {
-        limiter.fail(request.ip);
-        if (error instanceof DeviceAuthenticationError) request.log.warn({ reason: error.reason }, 'device authentication refused');
-      }
-      throw error;
-    }
+  function guarded<T>(request: FastifyRequest, handler: () => Promise<T>): Promise<T> {
+    return limited(limiter, request.ip, handler, (error) => {
+      if (!(error instanceof BulwarkError && (error.status === 401 || error.status === 403))) return false;
+      if (error instanceof DeviceAuthenticationError) request.log.warn({ reason: error.reason }, 'device authentication refused');
+      return true;
+    });
   }
 
   return async function plugin(root: FastifyInstance): Promise<void> {

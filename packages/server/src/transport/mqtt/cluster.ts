@@ -48,6 +48,24 @@ export function sharedCountsConnection(url: string, onError: (error: Error) => v
 }
 
 /**
+ * Resolves once the connection is ready, or after `ms` (a Redis that is away is waited for no
+ * longer: meanwhile its users go on without it).
+ */
+export async function readyWithin(connection: Redis, ms: number): Promise<boolean> {
+  if (connection.status === 'ready') return true;
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      connection.off('ready', onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), ms);
+    connection.once('ready', onReady);
+  });
+}
+
+/**
  * Passes the connections' first error to `onError` and no other until one of them is ready again:
  * a lost Redis is reported once per outage. Returns the reporter, for other emitters of the same outage.
  */

@@ -141,7 +141,7 @@ export class DeviceInbox {
     if (!message.readings) return;
     const { identity } = message.session;
     // `known` answers null for "everything" (no declaration) and undefined for "not cached": only the latter reads storage.
-    const allowed = this.platform.telemetry.collection.known(identity.deviceId);
+    const allowed = this.platform.telemetry.collection.known(identity.deviceId, identity.productId);
     if (allowed === undefined) return this.ingestAfterLoading(message);
     const readings = allowed ? keepAllowed(message.readings, allowed) : message.readings;
     if (readings.length === 0) {
@@ -158,8 +158,8 @@ export class DeviceInbox {
     const { identity } = message.session;
     // Data minimisation: only the values the product declares for purposes in force are stored (telemetry/collection.ts).
     const collection = this.platform.telemetry.collection;
-    let allowed = collection.known(identity.deviceId);
-    if (allowed === undefined) allowed = await collection.allowed(identity.deviceId, identity.organizationId);
+    let allowed = collection.known(identity.deviceId, identity.productId);
+    if (allowed === undefined) allowed = await collection.allowed(identity.deviceId, identity.organizationId, identity.productId);
     const readings = allowed ? keepAllowed(message.readings!, allowed) : message.readings!;
     if (readings.length === 0) {
       this.stats.privacyDropped++;

@@ -13,10 +13,10 @@ import { Type } from 'typebox';
 import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
 import { AuthenticationError, BulwarkError, NotFoundError } from '../../errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
-import { FailureLimiter } from '../../devices/routes/symmetric-keys.js';
 import type { DeviceCertificateVerifier } from '../../devices/identity.js';
 import type { TufRepository } from '../repository.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
+import { limited, type FailureLimiter, type FailureLimiterFactory } from '../../transport/http/failure-limiter.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { NoDirectorRootError } from '../rollout-errors.js';
 import {
@@ -202,23 +202,25 @@ function peerCertificateOf(socket: Partial<TLSSocket>): Buffer | null {
  * The identity the client certificate of this TLS connection proves (checked by the platform, not
  * by TLS). Failed proofs count against the client address, as on the other device doors.
  */
-async function deviceOf(identity: DeviceCertificateVerifier, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
-  limiter.check(request.ip);
-  try {
-    const raw = peerCertificateOf(request.raw.socket as Partial<TLSSocket>);
-    if (!raw)
-      throw new AuthenticationError(
-        "The director needs the device's certificate as TLS client certificate",
-        ErrorCodes.deviceCertificateRequired,
-      );
-    return await identity.fromCertificate(raw);
-  } catch (error) {
-    if (error instanceof BulwarkError && error.status === 401) {
-      limiter.fail(request.ip);
+function deviceOf(identity: DeviceCertificateVerifier, limiter: FailureLimiter, request: FastifyRequest): Promise<DeviceIdentity> {
+  return limited(
+    limiter,
+    request.ip,
+    async () => {
+      const raw = peerCertificateOf(request.raw.socket as Partial<TLSSocket>);
+      if (!raw)
+        throw new AuthenticationError(
+          "The director needs the device's certificate as TLS client certificate",
+          ErrorCodes.deviceCertificateRequired,
+        );
+      return identity.fromCertificate(raw);
+    },
+    (error) => {
+      if (!(error instanceof BulwarkError && error.status === 401)) return false;
       if (error instanceof DeviceAuthenticationError) request.log.warn({ reason: error.reason }, 'director: device authentication refused');
-    }
-    throw error;
-  }
+      return true;
+    },
+  );
 }
 
 export interface RolloutRouteDeps {
@@ -227,11 +229,13 @@ export interface RolloutRouteDeps {
   /** Proves the device behind the director's mutual-TLS routes. */
   identity: DeviceCertificateVerifier;
   loginRateLimitPerMinute: number;
+  /** Where failed proofs are counted (in Redis across the deployment when it has one). */
+  failureLimiters: FailureLimiterFactory;
 }
 
 export function rolloutRoutes(deps: RolloutRouteDeps) {
   const { rollouts, repository, identity: verifier } = deps;
-  const limiter = new FailureLimiter(deps.loginRateLimitPerMinute);
+  const limiter = deps.failureLimiters('director', deps.loginRateLimitPerMinute);
   return async function plugin(root: FastifyInstance): Promise<void> {
     await root.register(async (scope) => {
       const app = scope.withTypeProvider<TypeBoxTypeProvider>();
