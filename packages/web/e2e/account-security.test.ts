@@ -5,8 +5,9 @@
  * The console: the owner registers a named passkey behind a step-up (the organization's policy
  * shown beside it), signs in with it alone and as the second factor, and removes it behind a
  * step-up. The attack: a passwordless sign-in's request replayed byte for byte, with its ceremony
- * cookie, is refused. Under the organization's passkey policy, an operator creates a passkey at
- * sign-in (from the keyboard) and is then offered only the passkey. The companion app at 390 px:
+ * cookie, is refused. The owner sets the organization's passkey policy on the security page (from
+ * the keyboard, behind confirmation and a step-up; an operator is not offered the form); under it,
+ * an operator creates a passkey at sign-in (from the keyboard) and is then offered only the passkey. The companion app at 390 px:
  * a consumer enrols TOTP on the account page (QR code, recovery codes) and signs in with the
  * code; registers a passkey and signs in with it; a session revoked from the page is refused
  * afterwards; changes the password (the old one refused, other sessions ended); downloads their
@@ -21,13 +22,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import {
-  createOperator,
-  insertConsumer,
-  signIn as signInForTest,
-  stepUp as stepUpForTest,
-  type TestUser,
-} from '../../server/src/testing/accounts.js';
+import { createOperator, insertConsumer, signIn as signInForTest, type TestUser } from '../../server/src/testing/accounts.js';
 import { addVirtualAuthenticator, chromiumSkip, launchBrowser, trustServerKey } from '../../server/src/testing/chromium.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
@@ -182,20 +177,54 @@ test('console: the passkey removed behind a step-up no longer signs in', { skip 
   assert.equal((await sessionGet(page, '/auth/session')).status, 401, 'still signed out');
 });
 
+/**
+ * The owner signs in (password and code) and sets the policy "operators must use a passkey" on the
+ * security page from the keyboard: the box ticked with Space, the form sent with Enter, the
+ * confirmation's step-up code typed and sent with Enter.
+ */
+async function setPolicyAsOwner(page: Page): Promise<void> {
+  await page.goto(`${base}/console/`);
+  await consoleSignIn(page, t.owner.email, STRONG_PASSWORD);
+  await page.getByLabel('Authentication code').fill(await freshCode(t, ownerSecret));
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+  await page.getByRole('link', { name: 'Security' }).click();
+  const form = page.getByRole('form', { name: 'Passkey policy' });
+  await form.waitFor();
+  assert.equal(await form.getByRole('button', { name: 'Save policy…' }).isDisabled(), true, 'nothing to save yet');
+  await form.getByRole('checkbox', { name: 'operator' }).focus();
+  await page.keyboard.press('Space');
+  for (let tab = 0; tab < 3; tab++) await page.keyboard.press('Tab'); // release engineer, auditor, the button
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Save policy…');
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: "Change the organization's passkey policy?" });
+  await dialog.waitFor();
+  await dialog.getByText('Members who are operator must sign in with a passkey').waitFor();
+  await accessible(page, 'the passkey policy dialog');
+  await shot(page, 'account-console-passkey-policy-step-up');
+  await dialog.getByLabel('Authentication code').focus();
+  await page.keyboard.type(await freshCode(t, ownerSecret));
+  await page.keyboard.press('Enter');
+  await dialog.waitFor({ state: 'hidden' });
+  await page.getByText('The passkey policy is saved.').waitFor();
+  await page.getByTestId('passkey-policy').filter({ hasText: 'for these roles: operator.' }).waitFor();
+  assert.deepEqual((await sessionGet(page, '/org')).body.passkeyRequiredRoles, ['operator'], 'the platform holds the policy');
+  const [changed] = (await t.platform.audit.query({ action: 'org.passkey_policy_changed' })).entries;
+  assert.deepEqual(changed?.details, { passkeyRequiredRoles: ['operator'], previous: [] });
+  await accessible(page, 'the security page with the policy form');
+  await shot(page, 'account-console-passkey-policy');
+  for (const width of [1024, 390]) await fitsWidth(page, width, 'the security page with the policy form');
+}
+
 test(
-  'console: under the passkey policy an operator creates a passkey at sign-in (keyboard only), then is offered only the passkey',
+  'console: the owner sets the passkey policy behind a step-up; an operator then creates a passkey at sign-in (keyboard only), and is offered only the passkey',
   { skip },
   async () => {
-    t.clock.advance(30_000); // past the owner's last code
-    const owner: TestUser = { id: '', organization: t.org, email: t.owner.email, password: STRONG_PASSWORD, secret: ownerSecret };
-    const token = await signInForTest(t, owner);
-    await stepUpForTest(t, owner, token);
-    const set = await t.client().put('/api/v1/org/passkey-policy', { passkeyRequiredRoles: ['operator'] }, { token });
-    assert.equal(set.status, 200, set.text);
+    const page = consoleTab;
+    await setPolicyAsOwner(page);
     const operator = await createOperator(t, 'ops@example.com', 'operator');
 
-    const page = consoleTab;
-    await page.goto(`${base}/console/`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
     await consoleSignIn(page, operator.email, operator.password);
     await page.getByRole('heading', { name: 'Create a passkey' }).waitFor();
     await accessible(page, 'the passkey the policy asks for');
@@ -206,6 +235,7 @@ test(
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
     await page.getByRole('link', { name: 'Security' }).click();
     await page.getByTestId('passkey-policy').filter({ hasText: 'That includes you (operator)' }).waitFor();
+    assert.equal(await page.getByRole('form', { name: 'Passkey policy' }).count(), 0, 'an operator (no org:manage) cannot set the policy');
     await page.getByTestId('passkey').filter({ hasText: 'Ops laptop' }).waitFor();
 
     await page.getByRole('button', { name: 'Sign out' }).click();

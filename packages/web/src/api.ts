@@ -8,7 +8,7 @@
  */
 import type { Permission } from '@bulwark/protocol';
 
-export { OPERATOR_ROLES, PERMISSIONS } from '@bulwark/protocol';
+export { OPERATOR_ROLES, PERMISSIONS, roleHolds } from '@bulwark/protocol';
 export type { AuditEntry, AuditOutcome, OperatorRole, Permission } from '@bulwark/protocol';
 
 export interface ApiErrorBody {
