@@ -76,3 +76,4 @@ export async function stepUpWithPasskey(): Promise<void> {
 export const listPasskeys = async (): Promise<Passkey[]> => (await api<{ passkeys: Passkey[] }>('GET', '/auth/passkeys')).passkeys;
 
 export const removePasskey = (id: string) => api('DELETE', `/auth/passkeys/${encodeURIComponent(id)}`);
+export const renamePasskey = (id: string, name: string) => api<Passkey>('PATCH', `/auth/passkeys/${encodeURIComponent(id)}`, { name });
