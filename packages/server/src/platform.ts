@@ -296,7 +296,9 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     link,
     shadow: new ShadowService(new ShadowStore(db), devicesStore, audit, clock, link),
     commands: new CommandService(new CommandStore(db), telemetryStore, devicesStore, audit, clock, link),
-    enrollment: new EnrollmentService(devicesStore, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit),
+    enrollment: new EnrollmentService(devicesStore, devicesService, pki, tokens, audit, clock, identity, bootstrapCas, jit, (actor) =>
+      service.requireStepUp(actor),
+    ),
     identity,
     bootstrapCas,
     manufacturerCas: new ManufacturerCaService(

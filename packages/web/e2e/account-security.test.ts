@@ -1,18 +1,22 @@
 /**
- * Passkeys and the consumer's account page end to end: Debian's Chromium with a virtual
- * authenticator (CDP WebAuthn domain) against a real platform (HTTPS, SQLite), its server key
- * trusted by pin so the pages are secure contexts without certificate errors (WebAuthn needs it).
+ * Passkeys and the account pages end to end: Debian's Chromium with a virtual authenticator (CDP
+ * WebAuthn domain) against a real platform (HTTPS, SQLite), its server key trusted by pin so the
+ * pages are secure contexts without certificate errors (WebAuthn needs it).
  * The console: the owner registers a named passkey behind a step-up (the organization's policy
- * shown beside it), signs in with it alone and as the second factor, and removes it behind a
- * step-up. The attack: a passwordless sign-in's request replayed byte for byte, with its ceremony
- * cookie, is refused. Under the organization's passkey policy, an operator creates a passkey at
- * sign-in (from the keyboard) and is then offered only the passkey. The companion app at 390 px:
- * a consumer enrols TOTP on the account page (QR code, recovery codes) and signs in with the
- * code; registers a passkey and signs in with it; a session revoked from the page is refused
- * afterwards; changes the password (the old one refused, other sessions ended); downloads their
- * data; deletes the account (the step-up answered with the passkey), after which the password no
- * longer signs in. axe-core on each page (no serious or critical
- * violation); screenshots to test-artifacts/web/ (account-*.png).
+ * shown beside it), signs in with it alone and as the second factor, renames it from the keyboard,
+ * and removes it behind a step-up. The attack: a passwordless sign-in's request replayed byte for
+ * byte, with its ceremony cookie, is refused. Turning off the owner's authenticator app is refused
+ * (owners must use MFA); the owner sets the organization's passkey policy on the security page from
+ * the keyboard, behind confirmation and a step-up (an operator is offered no form); under it, an
+ * operator creates a passkey at sign-in (from the keyboard) and is then offered only the passkey.
+ * The companion app at 390 px: a consumer enrols TOTP on the account page (QR code, recovery
+ * codes) and signs in with the code; registers a passkey, renames it and signs in with it; a
+ * session revoked from the page is refused afterwards; changes the password (the old one refused,
+ * other sessions ended); changes the email address behind a step-up, confirmed through the mailed
+ * link; turns two-step verification off behind a step-up; downloads their data; deletes the
+ * account (the step-up answered with the passkey), after which the password no longer signs in.
+ * axe-core on each page (no serious or critical violation); screenshots to test-artifacts/web/
+ * (account-*.png).
  *
  * Needs /usr/bin/chromium (.ci/run installs it): without it the file skips, except in CI, where it fails.
  */
@@ -21,15 +25,10 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
-import {
-  createOperator,
-  insertConsumer,
-  signIn as signInForTest,
-  stepUp as stepUpForTest,
-  type TestUser,
-} from '../../server/src/testing/accounts.js';
+import { createOperator, insertConsumer, signIn as signInForTest, type TestUser } from '../../server/src/testing/accounts.js';
 import { addVirtualAuthenticator, chromiumSkip, launchBrowser, trustServerKey } from '../../server/src/testing/chromium.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
+import { mailsDuring, tokenIn } from '../../server/src/testing/mail.js';
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 import { qrPath } from '../src/qr.js';
 import { accessible, artifacts, firstSignIn, fitsWidth, freshCode, shot } from './harness.js';
@@ -37,6 +36,7 @@ import { accessible, artifacts, firstSignIn, fitsWidth, freshCode, shot } from '
 const root = new URL('../../../', import.meta.url).pathname;
 const skip = chromiumSkip('the passkey and account browser tests are');
 const CONSUMER = 'robin@example.com';
+const NEW_ADDRESS = 'robin.new@example.com';
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 
 let t: TestPlatform;
@@ -47,6 +47,7 @@ let consoleTab: Page;
 let ownerSecret: string;
 let phone: Page;
 let consumer: TestUser;
+let consumerEmail = CONSUMER;
 
 async function tab(options: object): Promise<Page> {
   const context = await browser.newContext(options);
@@ -167,11 +168,34 @@ test('attack: a passwordless sign-in replayed byte for byte (with its ceremony c
   assert.equal(replay.headers['set-cookie']?.toString().includes('bulwark_session'), false, 'no session for the replay');
 });
 
+test('console: a passkey renamed from the keyboard (the platform holds the new name)', { skip }, async () => {
+  const page = consoleTab;
+  await page.getByRole('link', { name: 'Security' }).click();
+  await page.getByTestId('passkey').getByRole('button', { name: 'Rename Work laptop' }).focus();
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: 'Rename the passkey “Work laptop”' });
+  await dialog.waitFor();
+  assert.equal(await dialog.getByLabel('New name').inputValue(), 'Work laptop', 'the field starts with the current name');
+  await accessible(page, 'the rename dialog');
+  await shot(page, 'account-console-passkey-rename');
+  await dialog.getByLabel('New name').focus();
+  await page.keyboard.press('Control+A');
+  await page.keyboard.type('Office laptop');
+  await page.keyboard.press('Enter');
+  await dialog.waitFor({ state: 'hidden' });
+  await page.getByTestId('passkey').filter({ hasText: 'Office laptop' }).waitFor();
+  assert.deepEqual(
+    (await sessionGet(page, '/auth/passkeys')).body.passkeys.map((p: { name: string }) => p.name),
+    ['Office laptop'],
+    'the platform holds the new name',
+  );
+});
+
 test('console: the passkey removed behind a step-up no longer signs in', { skip }, async () => {
   const page = consoleTab;
   await page.getByRole('link', { name: 'Security' }).click();
-  await page.getByTestId('passkey').getByRole('button', { name: 'Remove Work laptop' }).click();
-  await stepUp(page, 'Remove the passkey “Work laptop”?', 'Remove passkey', ownerSecret);
+  await page.getByTestId('passkey').getByRole('button', { name: 'Remove Office laptop' }).click();
+  await stepUp(page, 'Remove the passkey “Office laptop”?', 'Remove passkey', ownerSecret);
   await page.getByText('No passkey yet.').waitFor();
   assert.equal((await sessionGet(page, '/auth/passkeys')).body.passkeys.length, 0);
 
@@ -182,20 +206,66 @@ test('console: the passkey removed behind a step-up no longer signs in', { skip 
   assert.equal((await sessionGet(page, '/auth/session')).status, 401, 'still signed out');
 });
 
+/**
+ * The owner signs in (password and code) and sets the policy "operators must use a passkey" on the
+ * security page from the keyboard: the box ticked with Space, the form sent with Enter, the
+ * confirmation's step-up code typed and sent with Enter.
+ */
+async function setPolicyAsOwner(page: Page): Promise<void> {
+  await page.goto(`${base}/console/`);
+  await consoleSignIn(page, t.owner.email, STRONG_PASSWORD);
+  await page.getByLabel('Authentication code').fill(await freshCode(t, ownerSecret));
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Fleet' }).waitFor();
+  await page.getByRole('link', { name: 'Security' }).click();
+
+  // Owners must use MFA (the default policy) and this one holds no passkey: turning the app off is refused.
+  await page.getByRole('button', { name: 'Turn off…' }).click();
+  const off = page.getByRole('dialog', { name: 'Turn off the authenticator app?' });
+  await off.getByLabel('Authentication code').fill(await freshCode(t, ownerSecret));
+  await accessible(page, 'the turn-off dialog');
+  await off.getByRole('button', { name: 'Turn off', exact: true }).click();
+  await off.getByRole('alert').filter({ hasText: 'requires MFA for the owner role' }).waitFor();
+  await off.getByRole('button', { name: 'Cancel' }).click();
+  await off.waitFor({ state: 'hidden' });
+  assert.equal((await sessionGet(page, '/auth/session')).body.user.mfaEnabled, true, 'the authenticator stays on');
+
+  const form = page.getByRole('form', { name: 'Passkey policy' });
+  await form.waitFor();
+  assert.equal(await form.getByRole('button', { name: 'Save policy…' }).isDisabled(), true, 'nothing to save yet');
+  await form.getByRole('checkbox', { name: 'operator' }).focus();
+  await page.keyboard.press('Space');
+  for (let tab = 0; tab < 3; tab++) await page.keyboard.press('Tab'); // release engineer, auditor, the button
+  assert.equal(await page.evaluate(() => document.activeElement?.textContent), 'Save policy…');
+  await page.keyboard.press('Enter');
+  const dialog = page.getByRole('dialog', { name: "Change the organization's passkey policy?" });
+  await dialog.waitFor();
+  await dialog.getByText('Members who are operator must sign in with a passkey').waitFor();
+  await accessible(page, 'the passkey policy dialog');
+  await shot(page, 'account-console-passkey-policy-step-up');
+  await dialog.getByLabel('Authentication code').focus();
+  await page.keyboard.type(await freshCode(t, ownerSecret));
+  await page.keyboard.press('Enter');
+  await dialog.waitFor({ state: 'hidden' });
+  await page.getByText('The passkey policy is saved.').waitFor();
+  await page.getByTestId('passkey-policy').filter({ hasText: 'for these roles: operator.' }).waitFor();
+  assert.deepEqual((await sessionGet(page, '/org')).body.passkeyRequiredRoles, ['operator'], 'the platform holds the policy');
+  const [changed] = (await t.platform.audit.query({ action: 'org.passkey_policy_changed' })).entries;
+  assert.deepEqual(changed?.details, { passkeyRequiredRoles: ['operator'], previous: [] });
+  await accessible(page, 'the security page with the policy form');
+  await shot(page, 'account-console-passkey-policy');
+  for (const width of [1024, 390]) await fitsWidth(page, width, 'the security page with the policy form');
+}
+
 test(
-  'console: under the passkey policy an operator creates a passkey at sign-in (keyboard only), then is offered only the passkey',
+  'console: the owner sets the passkey policy behind a step-up; an operator then creates a passkey at sign-in (keyboard only), and is offered only the passkey',
   { skip },
   async () => {
-    t.clock.advance(30_000); // past the owner's last code
-    const owner: TestUser = { id: '', organization: t.org, email: t.owner.email, password: STRONG_PASSWORD, secret: ownerSecret };
-    const token = await signInForTest(t, owner);
-    await stepUpForTest(t, owner, token);
-    const set = await t.client().put('/api/v1/org/passkey-policy', { passkeyRequiredRoles: ['operator'] }, { token });
-    assert.equal(set.status, 200, set.text);
+    const page = consoleTab;
+    await setPolicyAsOwner(page);
     const operator = await createOperator(t, 'ops@example.com', 'operator');
 
-    const page = consoleTab;
-    await page.goto(`${base}/console/`);
+    await page.getByRole('button', { name: 'Sign out' }).click();
     await consoleSignIn(page, operator.email, operator.password);
     await page.getByRole('heading', { name: 'Create a passkey' }).waitFor();
     await accessible(page, 'the passkey the policy asks for');
@@ -206,6 +276,7 @@ test(
     await page.getByRole('heading', { name: 'Fleet' }).waitFor();
     await page.getByRole('link', { name: 'Security' }).click();
     await page.getByTestId('passkey-policy').filter({ hasText: 'That includes you (operator)' }).waitFor();
+    assert.equal(await page.getByRole('form', { name: 'Passkey policy' }).count(), 0, 'an operator (no org:manage) cannot set the policy');
     await page.getByTestId('passkey').filter({ hasText: 'Ops laptop' }).waitFor();
 
     await page.getByRole('button', { name: 'Sign out' }).click();
@@ -275,6 +346,17 @@ test('app: a passkey registered on the account page signs in without the passwor
   await stepUp(phone, 'Add the passkey “My phone”?', 'Create passkey', consumer.secret!);
   await phone.getByTestId('passkey').filter({ hasText: 'My phone' }).waitFor();
   await appPage('passkeys', 'the account page with a passkey');
+  await phone.getByTestId('passkey').getByRole('button', { name: 'Rename My phone' }).click();
+  const rename = phone.getByRole('dialog', { name: 'Rename the passkey “My phone”' });
+  await rename.getByLabel('New name').fill('Robin’s phone');
+  await appPage('passkey-rename', 'the rename dialog');
+  await rename.getByRole('button', { name: 'Save name' }).click();
+  await rename.waitFor({ state: 'hidden' });
+  await phone.getByTestId('passkey').filter({ hasText: 'Robin’s phone' }).waitFor();
+  assert.deepEqual(
+    (await sessionGet(phone, '/auth/passkeys')).body.passkeys.map((p: { name: string }) => p.name),
+    ['Robin’s phone'],
+  );
 
   await phone.getByRole('button', { name: 'Sign out' }).click();
   await phone.getByRole('heading', { name: 'Sign in' }).waitFor();
@@ -321,12 +403,52 @@ test('app: the password changed on the account page: the new one signs in, the o
   consumer.password = NEW_PASSWORD;
 });
 
+test('app: the email address changed behind a step-up, confirmed through the mailed link', { skip }, async () => {
+  await phone.getByRole('link', { name: 'Account' }).click();
+  await phone.getByLabel('New email address').fill(NEW_ADDRESS);
+  await phone.getByRole('button', { name: 'Change email…' }).click();
+  const mails = await mailsDuring(t, () =>
+    stepUp(phone, `Use ${NEW_ADDRESS} for your account?`, 'Send the link', consumer.secret!, 'account-app-email-step-up'),
+  );
+  await phone.getByText(`We sent a link to ${NEW_ADDRESS}`).waitFor();
+  assert.equal((await sessionGet(phone, '/auth/session')).body.user.email, CONSUMER, 'the address stays until the link is opened');
+  const link = mails.find((mail) => mail.to === NEW_ADDRESS);
+  assert.ok(link, 'a link to the new address');
+  assert.ok(
+    mails.some((mail) => mail.to === CONSUMER),
+    'a notice to the current one',
+  );
+  const token = tokenIn(link);
+  assert.ok(link.text.includes(`/account/email#token=${token}`), 'the mail links to the confirmation page');
+  await appPage('email-requested', 'the account page after asking for a new address');
+
+  await phone.goto(`${base}/account/email#token=${token}`);
+  await phone.getByText(`Your email address is now ${NEW_ADDRESS}.`).waitFor();
+  assert.equal(new URL(phone.url()).hash, '', 'the token is dropped from the address bar');
+  await appPage('email-changed', 'the confirmation page');
+  assert.equal((await sessionGet(phone, '/auth/session')).body.user.email, NEW_ADDRESS);
+  await phone.getByRole('link', { name: 'Back to my account' }).click();
+  await phone.getByTestId('email').filter({ hasText: NEW_ADDRESS }).waitFor();
+  consumerEmail = NEW_ADDRESS;
+});
+
+test('app: two-step verification turned off behind a step-up (audited)', { skip }, async () => {
+  await phone.getByRole('button', { name: 'Turn off…' }).click();
+  await stepUp(phone, 'Turn off the authenticator app?', 'Turn off', consumer.secret!, 'account-app-mfa-off');
+  await phone.getByText('The authenticator app is turned off').waitFor();
+  await phone.getByTestId('mfa-off').waitFor();
+  await appPage('mfa-off', 'the account page with the authenticator off');
+  assert.equal((await sessionGet(phone, '/auth/session')).body.user.mfaEnabled, false);
+  const [audited] = (await t.platform.audit.query({ action: 'mfa.disabled' })).entries;
+  assert.equal(audited?.target.id, consumer.id);
+});
+
 test('app: my data downloads as JSON; the account deleted behind a passkey step-up no longer signs in', { skip }, async () => {
   const download = phone.waitForEvent('download');
   await phone.getByRole('link', { name: 'Download my data' }).click();
   const exported = JSON.parse(readFileSync((await (await download).path())!, 'utf8'));
-  assert.equal(exported.profile.email, CONSUMER);
-  assert.equal(exported.mfa.enabled, true);
+  assert.equal(exported.profile.email, consumerEmail);
+  assert.equal(exported.mfa.enabled, false);
   assert.ok(Array.isArray(exported.sessions) && exported.sessions.length >= 1, 'with my sessions');
 
   await phone.getByRole('button', { name: 'Delete my account…' }).click();
@@ -338,7 +460,7 @@ test('app: my data downloads as JSON; the account deleted behind a passkey step-
   await dialog.getByRole('button', { name: 'Use a passkey' }).click();
   await phone.getByRole('heading', { name: 'Sign in' }).waitFor();
   assert.equal(
-    (await t.client().post('/api/v1/auth/login', { organization: t.org, email: CONSUMER, password: consumer.password })).status,
+    (await t.client().post('/api/v1/auth/login', { organization: t.org, email: consumerEmail, password: consumer.password })).status,
     401,
   );
   assert.ok(existsSync(join(artifacts, 'account-app-passkeys.png')));

@@ -8,7 +8,7 @@
  */
 import type { DeviceStatus, SessionScope, UserView } from '@bulwark/protocol';
 
-export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS } from '@bulwark/protocol';
+export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS, roleHolds } from '@bulwark/protocol';
 export type {
   ApiKeyView,
   AuditEntry,

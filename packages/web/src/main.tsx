@@ -13,6 +13,7 @@ import { Devices } from './pages/Devices';
 import { DeviceDetail } from './pages/DeviceDetail';
 import { Security } from './pages/Security';
 import { Audit } from './pages/Audit';
+import { Products } from './pages/Products';
 import { RolloutDetail, Rollouts } from './pages/Rollouts';
 import { Users } from './pages/Users';
 import { Findings } from './pages/Findings';
@@ -37,6 +38,7 @@ function pageFor(route: string, user: UserView) {
   if (route === '/security') return <Security user={user} />;
   if (route === '/users') return <Users />;
   if (route === '/findings') return <Findings />;
+  if (route === '/products') return <Products user={user} />;
   return <Fleet />;
 }
 
@@ -96,6 +98,9 @@ function App() {
           </Link>
           <Link to="/devices" current={route.startsWith('/devices')}>
             Devices
+          </Link>
+          <Link to="/products" current={route === '/products'}>
+            Products
           </Link>
           <Link to="/rollouts" current={route.startsWith('/rollouts')}>
             Rollouts

@@ -4,37 +4,12 @@
  * `requirePermission` with the actor; routes declare the same permission for the edge check
  * and the OpenAPI document.
  */
-import { OPERATOR_ROLES, PERMISSIONS, type OperatorRole, type Permission } from '@bulwark/protocol';
+import { OPERATOR_ROLES, PERMISSIONS, ROLE_PERMISSIONS, type OperatorRole, type Permission } from '@bulwark/protocol';
 import { auditedActorOf } from '../audit/service.js';
 import { ForbiddenError } from '../errors.js';
 
-// The roles and permissions are wire words (the console names them too): @bulwark/protocol holds them.
-export { OPERATOR_ROLES, PERMISSIONS, type OperatorRole, type Permission };
-
-const READ_ONLY: Permission[] = [
-  'org:read',
-  'users:read',
-  'audit:read',
-  'devices:read',
-  'firmware:read',
-  'rollouts:read',
-  'assessment:read',
-];
-
-export const ROLE_PERMISSIONS: Record<OperatorRole, ReadonlySet<Permission>> = {
-  owner: new Set(PERMISSIONS),
-  admin: new Set(PERMISSIONS),
-  operator: new Set<Permission>(['org:read', 'devices:read', 'devices:write', 'firmware:read', 'rollouts:read', 'assessment:read']),
-  release_engineer: new Set<Permission>([
-    'org:read',
-    'devices:read',
-    'firmware:read',
-    'firmware:release',
-    'rollouts:read',
-    'rollouts:manage',
-  ]),
-  auditor: new Set<Permission>(READ_ONLY),
-};
+// The roles, permissions and what each role holds are wire words (the console names and shows them too): @bulwark/protocol holds them.
+export { OPERATOR_ROLES, PERMISSIONS, ROLE_PERMISSIONS, type OperatorRole, type Permission };
 
 /** Roles an actor of the given role may grant: nobody grants above their own rank. */
 export function grantableRoles(role: OperatorRole): OperatorRole[] {

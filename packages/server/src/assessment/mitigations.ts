@@ -49,6 +49,8 @@ export class MitigationService {
     const finding = await this.findings.findingOf(actor.organizationId, findingId);
     if (finding.state === 'resolved')
       throw new MitigationNotApplicableError('The finding is resolved: there is nothing left to mitigate', { state: finding.state });
+    // A re-key is a credential rotation per device: asked once, before any device is touched.
+    if (action === 'rekey') this.enrollment.requireRotationStepUp(actor);
     const result: MitigationResult =
       action === 'notify'
         ? await this.notify(actor, finding)

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createOperator, signIn } from '../testing/accounts.js';
+import { createOperator, firstOwner, signIn, stepUp, type TestUser } from '../testing/accounts.js';
 import { organizationIdOf, provisionTestDevice, testProduct, makeCsr } from '../testing/devices.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpResponse } from '../testing/http.js';
@@ -51,12 +51,15 @@ for (const engine of ENGINES) {
     let t: TestPlatform;
     let orgId: string;
     let owner: string;
+    let ownerUser: TestUser;
     let hook: Awaited<ReturnType<typeof receiver>>;
 
     before(async () => {
       t = await startTestPlatform(engine, { assessment: { intervalMinutes: 0 } });
       orgId = await organizationIdOf(t.platform, t.org);
-      owner = (await ownerSession(t)).token;
+      const session = await ownerSession(t);
+      owner = session.token;
+      ownerUser = await firstOwner(t, session);
       hook = await receiver();
     });
     after(async () => {
@@ -152,6 +155,7 @@ for (const engine of ENGINES) {
       assert.deepEqual(revoked.body.results, [{ resource: { type: 'certificate', id: short.serial }, outcome: 'done' }]);
       assert.equal(await t.platform.pki.isActive(short.serial), false);
 
+      await stepUp(t, ownerUser, owner); // a re-key rotates credentials: a session needs a recent step-up
       const rekeyed = await client.post(`/api/v1/assessment/findings/${found.id}/actions`, { action: 'rekey' }, { token: owner });
       assert.equal(rekeyed.status, 200, rekeyed.text);
       const token = rekeyed.body.results[0].enrollmentToken as string;

@@ -40,6 +40,13 @@ export async function deviceIdOf(platform: Platform, actor: Actor, ref: string):
   }
 }
 
+/** The product named by its name, or failing that by its ID. */
+export async function productIdOf(platform: Platform, actor: Actor, ref: string): Promise<string> {
+  const product = (await platform.devices.service.listProducts(actor)).find((p) => p.id === ref || p.name === ref);
+  if (!product) throw new NotFoundError(`Product "${ref}"`);
+  return product.id;
+}
+
 export function addDataDir(command: Command): Command {
   return command.option('-d, --data-dir <dir>', 'data directory (env BULWARK_DATA_DIR)', process.env.BULWARK_DATA_DIR ?? './bulwark-data');
 }

@@ -7,18 +7,17 @@
  */
 import { createReadStream } from 'node:fs';
 import type { Command } from 'commander';
-import { auditActor, type Actor } from '../accounts/roles.js';
+import { auditActor } from '../accounts/roles.js';
 import { ROTATION_REASONS, type RotationReason } from '../devices/enrollment.js';
 import { ImportRejectedError, type RowError } from '../devices/errors.js';
 import { DEFAULT_MAX_ROWS, parseImport, type ImportFormat } from '../devices/import-format.js';
 import { DEVICE_STATUSES, LIFECYCLE_ACTIONS, type LifecycleAction } from '../devices/lifecycle.js';
 import type { DeviceView } from '../devices/model.js';
-import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { ConflictError, ValidationError } from '../errors.js';
 import { AlreadyRevokedError } from '../pki/errors.js';
-import type { Platform } from '../platform.js';
 import { REVOCATION_REASONS, type RevocationReason } from '../pki/crl.js';
 import type { DeviceStatus } from '../devices/model.js';
-import { action, actorForOrganization, deviceIdOf, orgCommand, print, withPlatform, type OrgFlags } from './context.js';
+import { action, actorForOrganization, deviceIdOf, orgCommand, print, productIdOf, withPlatform, type OrgFlags } from './context.js';
 import { registerGatewayCommands } from './gateways.js';
 import { registerBindingCommands } from './binding.js';
 import { registerSymmetricKeyCommands } from './symmetric-keys.js';
@@ -29,12 +28,6 @@ const MAX_FILE_BYTES = 256 * 1024 * 1024;
 
 function line(d: DeviceView): string {
   return [d.serial, d.status, d.productId, d.group ?? '-', d.tags.join(';') || '-', d.firmwareVersion ?? '-', d.id].join('\t');
-}
-
-async function productId(platform: Platform, actor: Actor, nameOrId: string): Promise<string> {
-  const product = (await platform.devices.service.listProducts(actor)).find((p) => p.id === nameOrId || p.name === nameOrId);
-  if (!product) throw new NotFoundError(`Product "${nameOrId}"`);
-  return product.id;
 }
 
 function reportLines(errors: RowError[]): string {
@@ -99,7 +92,7 @@ export function registerDevicesCommands(program: Command): void {
             const actor = await actorForOrganization(platform, flags.org);
             const page = await platform.devices.service.list(actor, {
               ...(flags.status ? { status: flags.status as DeviceStatus } : {}),
-              ...(flags.product ? { productId: await productId(platform, actor, flags.product) } : {}),
+              ...(flags.product ? { productId: await productIdOf(platform, actor, flags.product) } : {}),
               ...(flags.group ? { group: flags.group } : {}),
               ...(flags.tag ? { tag: flags.tag } : {}),
               ...(flags.serialPrefix ? { serialPrefix: flags.serialPrefix } : {}),
@@ -135,7 +128,7 @@ export function registerDevicesCommands(program: Command): void {
           }
           const device = await platform.devices.service.register(actor, {
             serial: flags.serial,
-            productId: await productId(platform, actor, flags.product),
+            productId: await productIdOf(platform, actor, flags.product),
             ...(attributes ? { attributes } : {}),
             ...(flags.tag ? { tags: flags.tag } : {}),
             ...(flags.group ? { group: flags.group } : {}),

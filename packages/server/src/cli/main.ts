@@ -23,6 +23,7 @@ const GROUPS: { commands: string[]; load: () => Promise<Register> }[] = [
   { commands: ['devices'], load: async () => (await import('./devices.js')).registerDevicesCommands },
   { commands: ['firmware'], load: async () => (await import('./firmware.js')).registerFirmwareCommands },
   { commands: ['keys'], load: async () => (await import('./keys.js')).registerKeysCommands },
+  { commands: ['products'], load: async () => (await import('./products.js')).registerProductsCommands },
   { commands: ['pki'], load: async () => (await import('./pki.js')).registerPkiCommands },
   { commands: ['sso'], load: async () => (await import('./sso.js')).registerSsoCommands },
   { commands: ['telemetry'], load: async () => (await import('./telemetry.js')).registerTelemetryCommands },

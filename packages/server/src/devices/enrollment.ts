@@ -22,6 +22,7 @@ import type { DeviceCertificateView, PkiService } from '../pki/service.js';
 import type { BootstrapCaService } from './bootstrap-cas.js';
 import { RegistrationRefusedError } from './errors.js';
 import type { JitProvisioner } from './jit.js';
+import type { StepUpCheck } from './manufacturer-cas.js';
 import { DeviceAuthenticationError, type DeviceCertificateVerifier, type DeviceIdentity, type PresentedCertificate } from './identity.js';
 import type { DevicesService } from './service.js';
 import type { DevicesStore, Executor } from './store.js';
@@ -75,6 +76,7 @@ export class EnrollmentService {
     private readonly identity: DeviceCertificateVerifier,
     private readonly bootstrapCas: BootstrapCaService,
     private readonly jit: JitProvisioner,
+    private readonly requireStepUp: StepUpCheck,
   ) {}
 
   /**
@@ -182,13 +184,15 @@ export class EnrollmentService {
   /**
    * Credential rotation: revokes every certificate of the device (the CRL is republished) and
    * creates a fresh one-time enrollment token, in one transaction. The device enrolls again with
-   * the token, over EST, with a new key.
+   * the token, over EST, with a new key. A person needs a recent step-up (requireRotationStepUp).
    */
   async rotateCredentials(actor: Actor, deviceId: string, reason: RotationReason = 'superseded'): Promise<RotatedCredentials> {
     requirePermission(actor, 'devices:write');
     if (!ROTATION_REASONS.includes(reason))
       throw new ValidationError(`reason must be one of ${ROTATION_REASONS.join(', ')}`, { field: 'reason' });
+    // Found first: another organization's device ID answers the 404 of an unknown one, whatever the session.
     await this.devices.enrollable(actor.organizationId, deviceId);
+    this.requireRotationStepUp(actor);
     const { serials, result } = await this.pki.revokeDeviceCertificates(
       { organizationId: actor.organizationId, deviceId, reason },
       auditActor(actor),
@@ -205,6 +209,16 @@ export class EnrollmentService {
       },
     );
     return { deviceId, revoked: serials, ...result };
+  }
+
+  /**
+   * Rotation cuts a device off until it enrolls again, and hands out the token that enrolls it: a
+   * person (a browser session, like disable and retire) re-proves a factor first, through
+   * AccountsService.requireStepUp (auth.step_up_required). An API key has no factor to re-prove and
+   * keeps what its devices:write scope grants (automation, the assessment's re-key), as does the CLI.
+   */
+  requireRotationStepUp(actor: Actor): void {
+    if (actor.via !== 'api_key') this.requireStepUp(actor);
   }
 
   private async issueToken(actor: Actor, deviceId: string, trx: Executor): Promise<{ token: string; expiresAt: Date }> {

@@ -1,12 +1,13 @@
 /**
  * My passkeys, shared by the console's security page and the companion app's account page: add
  * one under a name I choose (behind a step-up: the platform asks for a recent one), the list with
- * when each was made and last used, and removal behind a confirmation and a step-up. The console
+ * when each was made and last used, a new name for one (PATCH, no step-up: a name grants nothing),
+ * and removal behind a confirmation and a step-up. The console
  * also shows its organization's passkey policy (the roles that must sign in with a passkey).
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Table, When } from '../kit';
-import { listPasskeys, passkeysSupported, registerPasskey, removePasskey } from './passkey';
+import { Alert, Button, Card, ConfirmDialog, Dialog, Field, messageOf, Table, When } from '../kit';
+import { listPasskeys, passkeysSupported, registerPasskey, removePasskey, renamePasskey } from './passkey';
 import type { PasskeyView } from '../api';
 
 /** The organization's rule, when the reader may see it: the roles that must use a passkey, and mine. */
@@ -35,6 +36,7 @@ export function Passkeys(props: { policy?: PasskeyPolicy | null }) {
   const [adding, setAdding] = useState(false);
   const [added, setAdded] = useState<string | null>(null);
   const [removing, setRemoving] = useState<PasskeyView | null>(null);
+  const [renaming, setRenaming] = useState<PasskeyView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const supported = passkeysSupported();
   const load = useCallback(() => {
@@ -84,7 +86,10 @@ export function Passkeys(props: { policy?: PasskeyPolicy | null }) {
               <When at={passkey.lastUsedAt} never="never" />
             </td>
             <td>{passkey.backedUp ? 'yes' : 'no (this device only)'}</td>
-            <td>
+            <td className="row-actions">
+              <Button variant="secondary" onClick={() => setRenaming(passkey)}>
+                Rename <span className="visually-hidden">{passkey.name}</span>
+              </Button>
               <Button variant="secondary" onClick={() => setRemoving(passkey)}>
                 Remove <span className="visually-hidden">{passkey.name}</span>
               </Button>
@@ -110,6 +115,14 @@ export function Passkeys(props: { policy?: PasskeyPolicy | null }) {
       >
         <p>Your browser then asks you to create the passkey with your screen lock or security key.</p>
       </ConfirmDialog>
+      <RenameDialog
+        passkey={renaming}
+        onClose={() => setRenaming(null)}
+        onRenamed={() => {
+          setRenaming(null);
+          load();
+        }}
+      />
       <ConfirmDialog
         title={`Remove the passkey “${removing?.name ?? ''}”?`}
         open={removing !== null}
@@ -125,5 +138,45 @@ export function Passkeys(props: { policy?: PasskeyPolicy | null }) {
         <p>It no longer signs you in. Delete it from the device or password manager that holds it too.</p>
       </ConfirmDialog>
     </Card>
+  );
+}
+
+/** A new name for one passkey, in a modal form (Enter saves, Escape cancels). */
+function RenameDialog(props: { passkey: PasskeyView | null; onClose: () => void; onRenamed: () => void }) {
+  const [name, setName] = useState('');
+  const [error, setError] = useState<string | null>(null);
+  const [busy, setBusy] = useState(false);
+  useEffect(() => {
+    setName(props.passkey?.name ?? '');
+    setError(null);
+  }, [props.passkey]);
+  const save = async (event: FormEvent) => {
+    event.preventDefault();
+    setBusy(true);
+    setError(null);
+    try {
+      await renamePasskey(props.passkey!.id, name.trim());
+      props.onRenamed();
+    } catch (caught) {
+      setError(messageOf(caught));
+    } finally {
+      setBusy(false);
+    }
+  };
+  return (
+    <Dialog title={`Rename the passkey “${props.passkey?.name ?? ''}”`} open={props.passkey !== null} onClose={props.onClose}>
+      <form onSubmit={save}>
+        {error && <Alert>{error}</Alert>}
+        <Field label="New name" value={name} onChange={setName} required name="passkey-new-name" />
+        <div className="actions">
+          <Button variant="secondary" onClick={props.onClose}>
+            Cancel
+          </Button>
+          <Button type="submit" disabled={busy || !name.trim() || name.trim() === props.passkey?.name}>
+            Save name
+          </Button>
+        </div>
+      </form>
+    </Dialog>
   );
 }

@@ -1,8 +1,9 @@
 /**
  * The authenticator-app factor (TOTP), shared by the console's security page, its first sign-in
  * and the companion app's account page: the enrolment step (QR code of the otpauth URI, the key
- * as text, the first code), the recovery codes shown once, and the card that starts an enrolment
- * or replaces the recovery codes behind a step-up.
+ * as text, the first code), the recovery codes shown once, and the card that starts an enrolment,
+ * or replaces the recovery codes or turns the authenticator off (DELETE /me/mfa, audited; refused
+ * where the role must use MFA and holds no passkey), each behind a confirmation and a step-up.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, type SessionAnswer, type UserView } from '../api';
@@ -71,6 +72,8 @@ export function TwoFactor(props: { title: string }) {
   const [code, setCode] = useState('');
   const [codes, setCodes] = useState<string[]>([]);
   const [replacing, setReplacing] = useState(false);
+  const [disabling, setDisabling] = useState(false);
+  const [disabled, setDisabled] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(async () => {
@@ -82,6 +85,7 @@ export function TwoFactor(props: { title: string }) {
 
   const begin = async () => {
     setError(null);
+    setDisabled(false);
     try {
       setEnrolment(await api('POST', '/me/mfa/totp'));
     } catch (caught) {
@@ -104,9 +108,10 @@ export function TwoFactor(props: { title: string }) {
   return (
     <Card title={props.title}>
       {error && <Alert>{error}</Alert>}
+      {disabled && <Alert kind="info">The authenticator app is turned off: its codes and your recovery codes no longer work.</Alert>}
       {user && !user.mfaEnabled && !enrolment && (
         <>
-          <p>No authenticator app is set up.</p>
+          <p data-testid="mfa-off">No authenticator app is set up.</p>
           <Button onClick={() => void begin()}>Set up an authenticator</Button>
         </>
       )}
@@ -114,9 +119,14 @@ export function TwoFactor(props: { title: string }) {
       {user?.mfaEnabled && (
         <>
           <p data-testid="mfa-state">An authenticator app is set up: sign-in and dangerous actions ask for its code.</p>
-          <Button variant="secondary" onClick={() => setReplacing(true)}>
-            Replace recovery codes…
-          </Button>
+          <div className="row-actions">
+            <Button variant="secondary" onClick={() => setReplacing(true)}>
+              Replace recovery codes…
+            </Button>
+            <Button variant="danger" onClick={() => setDisabling(true)}>
+              Turn off…
+            </Button>
+          </div>
         </>
       )}
       {codes.length > 0 && <RecoveryCodes codes={codes} />}
@@ -132,6 +142,22 @@ export function TwoFactor(props: { title: string }) {
         }}
       >
         <p>Your current recovery codes stop working at once.</p>
+      </ConfirmDialog>
+      <ConfirmDialog
+        title="Turn off the authenticator app?"
+        open={disabling}
+        onClose={() => setDisabling(false)}
+        confirmLabel="Turn off"
+        stepUp
+        onConfirm={async () => {
+          await api('DELETE', '/me/mfa');
+          setDisabling(false);
+          setCodes([]);
+          setDisabled(true);
+          await load();
+        }}
+      >
+        <p>Signing in then needs only your password (or a passkey); the app's codes and your recovery codes stop working.</p>
       </ConfirmDialog>
     </Card>
   );

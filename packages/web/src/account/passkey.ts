@@ -65,3 +65,4 @@ export async function stepUpWithPasskey(): Promise<void> {
 export const listPasskeys = async (): Promise<PasskeyView[]> => (await api<{ passkeys: PasskeyView[] }>('GET', '/auth/passkeys')).passkeys;
 
 export const removePasskey = (id: string) => api('DELETE', `/auth/passkeys/${encodeURIComponent(id)}`);
+export const renamePasskey = (id: string, name: string) => api<PasskeyView>('PATCH', `/auth/passkeys/${encodeURIComponent(id)}`, { name });

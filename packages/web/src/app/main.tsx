@@ -2,7 +2,8 @@
  * The companion app's entry (served at /app/): asks the API who is signed in (and the CSRF token
  * of the cookie session), then shows the signed-out pages (sign in, sign up, confirm the address,
  * reset the password) or the consumer's pages (my devices, add a device, one device, my account). An operator's
- * session is not a consumer's: the app says so and offers to sign out.
+ * session is not a consumer's: the app says so and offers to sign out. The mailed email-change link's
+ * page (/account/email) serves both: signed out, it asks to sign in first and then confirms.
  */
 import { StrictMode, useCallback, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
@@ -11,6 +12,7 @@ import { Alert, Button, Link } from '../kit';
 import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
 import { AddDevice } from './pages/AddDevice';
+import { ConfirmEmailChange } from './pages/EmailChange';
 import { DeviceView } from './pages/DeviceView';
 import { MyAccount } from './pages/MyAccount';
 import { MyDevices } from './pages/MyDevices';
@@ -59,7 +61,8 @@ function App() {
       <SignIn
         onSignedIn={(user) => {
           setSession({ kind: 'signed-in', user });
-          navigate('/');
+          // The email-change link's page comes back with its #token once signed in.
+          navigate(route === '/account/email' ? `/account/email${window.location.hash}` : '/');
         }}
       />
     );
@@ -67,7 +70,9 @@ function App() {
 
   const detail = /^\/devices\/([^/]+)$/.exec(route);
   const page =
-    session.user.kind === 'operator' ? (
+    route === '/account/email' ? (
+      <ConfirmEmailChange onChanged={(user) => setSession({ kind: 'signed-in', user: { ...session.user, email: user.email } })} />
+    ) : session.user.kind === 'operator' ? (
       <Alert>
         This app is for customers: you are signed in as an operator ({session.user.email}). Sign out, then sign in with your customer
         account.

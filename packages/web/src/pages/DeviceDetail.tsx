@@ -2,7 +2,7 @@
  * One device: identity (its certificates: fingerprint, expiry, revocation), status, presence,
  * and the lifecycle actions (quarantine, disable, retire) behind a confirmation dialog that
  * re-proves a factor first (POST /auth/step-up with the TOTP code, then POST /devices/:id/<action>;
- * the API itself demands the step-up for disable and retire); credential rotation the same way
+ * the API itself demands the step-up for disable, retire and rotation); credential rotation the same way
  * (every certificate revoked, a one-time enrollment token shown once). Below: the shadow, the
  * telemetry charts, the command console and the device's audit trail (./device/).
  */

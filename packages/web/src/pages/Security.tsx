@@ -1,24 +1,28 @@
 /**
  * My account's security: the authenticator app (enrolment with a QR code of the otpauth URI, or
- * new recovery codes behind a step-up), my passkeys with the organization's passkey policy, my
- * sessions (revoke any but this one), my password, and my API keys (create behind a step-up, the secret shown
+ * new recovery codes behind a step-up), my passkeys with the organization's passkey policy (set
+ * here by the roles with org:manage, behind a step-up: ./PasskeyPolicy.tsx), my sessions (revoke any but this one), my password, and my API keys (create behind a step-up, the secret shown
  * once; revoke). All but the API keys are the companion app's too (src/account/).
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, PERMISSIONS, type ApiKeyView, type Permission, type UserView } from '../api';
+import { api, PERMISSIONS, roleHolds, type ApiKeyView, type Permission, type UserView } from '../api';
 import { Passkeys, type PasskeyPolicy } from '../account/Passkeys';
 import { ChangePassword } from '../account/Password';
 import { Sessions } from '../account/Sessions';
 import { TwoFactor } from '../account/TwoFactor';
 import { Alert, Table, Button, Card, ConfirmDialog, Field, messageOf, When } from '../kit';
+import { PasskeyPolicyCard } from './PasskeyPolicy';
 
 export function Security(props: { user: UserView }) {
-  const policy = usePasskeyPolicy(props.user.role);
+  const [policy, setRequiredRoles] = usePasskeyPolicy(props.user.role);
   return (
     <>
       <h1>Account security</h1>
       <TwoFactor title="Two-factor authentication" />
       <Passkeys policy={policy} />
+      {policy && roleHolds(props.user.role, 'org:manage') && (
+        <PasskeyPolicyCard requiredRoles={policy.requiredRoles} onChanged={setRequiredRoles} />
+      )}
       <Sessions />
       <ChangePassword hint="At least 12 characters" />
       <ApiKeys />
@@ -26,15 +30,18 @@ export function Security(props: { user: UserView }) {
   );
 }
 
-/** The organization's passkey policy, for roles that may read the organization (org:read; otherwise null: not shown). */
-function usePasskeyPolicy(myRole: string | null): PasskeyPolicy | null {
+/**
+ * The organization's passkey policy, for roles that may read the organization (org:read; otherwise
+ * null: not shown), and a setter for the roles a saved policy answers.
+ */
+function usePasskeyPolicy(myRole: string | null): [PasskeyPolicy | null, (requiredRoles: string[]) => void] {
   const [policy, setPolicy] = useState<PasskeyPolicy | null>(null);
   useEffect(() => {
     api<{ passkeyRequiredRoles: string[] }>('GET', '/org')
       .then((org) => setPolicy({ requiredRoles: org.passkeyRequiredRoles, myRole }))
       .catch(() => setPolicy(null));
   }, [myRole]);
-  return policy;
+  return [policy, (requiredRoles) => setPolicy({ requiredRoles, myRole })];
 }
 
 function ApiKeys() {

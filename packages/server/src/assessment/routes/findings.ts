@@ -178,7 +178,7 @@ export function assessmentRoutes({
         schema: {
           tags: ['assessment'],
           summary:
-            'Mitigate a finding: quarantine its devices, revoke its certificates, re-key its devices, or notify the owners and the webhook',
+            'Mitigate a finding: quarantine its devices, revoke its certificates, re-key its devices (a session needs a recent step-up), or notify the owners and the webhook',
           params: FindingId,
           body: Strict({
             action: Type.Union([Type.Literal('quarantine'), Type.Literal('revoke'), Type.Literal('rekey'), Type.Literal('notify')]),

@@ -195,7 +195,8 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
             },
             schema: {
               tags: ['devices'],
-              summary: 'Revoke every certificate of the device (CRL republished) and create a new one-time enrollment token',
+              summary:
+                'Revoke every certificate of the device (CRL republished) and create a new one-time enrollment token; a session needs a recent step-up (an API key with devices:write does not)',
               params: Strict({ id: Id }),
               body: Strict({ reason: Type.Optional(Type.Union(ROTATION_REASONS.map((r) => Type.Literal(r)))) }),
               response: {

@@ -135,7 +135,7 @@ test('serves the companion app from app/ at /app/ with the same headers, its own
   assert.equal((await app.inject({ url: '/app/assets/console-1.js' })).statusCode, 404);
   assert.equal((await app.inject({ url: '/console/assets/app-2.js' })).statusCode, 404);
   assert.equal((await app.inject({ url: '/console/assets/console-1.js' })).body, 'console');
-  for (const name of ['verify-email', 'reset-password']) {
+  for (const name of ['verify-email', 'reset-password', 'account/email']) {
     const redirect = await app.inject({ url: `/${name}` });
     assert.equal(redirect.statusCode, 302);
     assert.equal(redirect.headers.location, `/app/${name}`);

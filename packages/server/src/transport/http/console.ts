@@ -3,9 +3,10 @@
  * the build directory, and the consumers' companion app at /app/ from its `app/` subdirectory.
  * Each face: its hashed files under <base>/assets/ with a year-long immutable cache, its index.html
  * for every other <base> path (the single-page app routes itself) with `no-cache`; / redirects to
- * /console/, and the pages that mailed links name (/verify-email, /reset-password) to the app's,
- * keeping the token in the fragment. The files are read once at start into memory with their gzip
- * (precompressed by the web build): only names found then are served, so there is no directory listing and no path to
+ * /console/, and the pages that mailed links name (/verify-email, /reset-password, /account/email)
+ * to the app's, keeping the token in the fragment. The files are read once at start into memory with
+ * their gzip (precompressed by the web build): only names found then are served, so there is no
+ * directory listing and no path to
  * traverse. Every answer carries a strict CSP (scripts and styles from 'self' only, no
  * 'unsafe-inline', no framing) and X-Frame-Options DENY. Without a build the platform starts all
  * the same and says so in its log.
@@ -102,8 +103,11 @@ export const WEB_FACES = [
   { name: 'companion app', base: '/app', subdir: 'app' },
 ] as const;
 
-/** Pages that mailed links point at (accounts/account-mail.ts tokenLink), answered by the companion app. */
-const MAILED_PAGES = ['verify-email', 'reset-password'] as const;
+/**
+ * Pages that mailed links point at (accounts/account-mail.ts tokenLink, profile-mail.ts
+ * accountLink), answered by the companion app (the email change's for operators too).
+ */
+const MAILED_PAGES = ['verify-email', 'reset-password', 'account/email'] as const;
 
 function serveFace(app: FastifyInstance, face: (typeof WEB_FACES)[number], build: Build): void {
   const typed = app.withTypeProvider<TypeBoxTypeProvider>();

@@ -6,7 +6,7 @@
  * fragment (#token=…), which no server and no Referer sees; the page reads it and then drops it
  * from the address bar.
  */
-import { useEffect, useRef, useState, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
 import { api, setCsrfToken, type SignInAnswer, type UserView } from '../../api';
 import { passkeyAsSecondFactor, signInWithPasskey } from '../../account/passkey';
 import { SecondFactor, UsePasskey, type MfaFactor } from '../../account/SignInSteps';
@@ -27,7 +27,28 @@ function useOrganization() {
   ] as const;
 }
 
-function tokenFromFragment(): string {
+/** The code of a mailed link typed by hand, for when the link is not opened in this browser. */
+export function MailedCodeForm(props: {
+  busy: boolean;
+  error: { message: string } | null;
+  code: string;
+  onCode: (code: string) => void;
+  onConfirm: (event: FormEvent) => void;
+}) {
+  return (
+    <form onSubmit={props.onConfirm} className="stack">
+      {props.busy && <p role="status">Confirming…</p>}
+      {props.error && <Alert>{props.error.message}</Alert>}
+      <Field label="Code from the email" value={props.code} onChange={props.onCode} required hint="Or open the link in the email" />
+      <Button type="submit" disabled={props.busy}>
+        Confirm
+      </Button>
+    </form>
+  );
+}
+
+/** The token of a mailed link (`#token=…`), dropped from the address bar once read. */
+export function tokenFromFragment(): string {
   const token = new URLSearchParams(window.location.hash.slice(1)).get('token') ?? '';
   if (token) window.history.replaceState(null, '', window.location.pathname + window.location.search);
   return token;
@@ -185,14 +206,7 @@ export function VerifyEmail() {
           </p>
         </>
       ) : (
-        <form onSubmit={submit(async () => verify(manual))}>
-          {busy && <p role="status">Confirming…</p>}
-          {error && <Alert>{error.message}</Alert>}
-          <Field label="Code from the email" value={manual} onChange={setManual} required hint="Or open the link in the email" />
-          <Button type="submit" disabled={busy}>
-            Confirm
-          </Button>
-        </form>
+        <MailedCodeForm busy={busy} error={error} onConfirm={submit(async () => verify(manual))} code={manual} onCode={setManual} />
       )}
     </Page>
   );

@@ -1,5 +1,6 @@
 /**
- * The consumer's account page (signed in): two-step verification with an authenticator app (the
+ * The consumer's account page (signed in): my email address (changed through a mailed link,
+ * ./EmailChange.tsx), two-step verification with an authenticator app (the
  * console's enrolment, QR code and recovery codes), passkeys, the sessions signed in on other
  * phones and computers, the password, a download of everything the platform holds about me
  * (GET /me/export, a JSON file), and deleting the account (behind a confirmation and a step-up;
@@ -12,15 +13,14 @@ import { Passkeys } from '../../account/Passkeys';
 import { Sessions } from '../../account/Sessions';
 import { TwoFactor } from '../../account/TwoFactor';
 import { Button, Card, ConfirmDialog } from '../../kit';
+import { ChangeEmail } from './EmailChange';
 
 export function MyAccount(props: { email: string; onDeleted: () => void }) {
   const [deleting, setDeleting] = useState(false);
   return (
     <>
       <h1>My account</h1>
-      <p>
-        Signed in as <strong>{props.email}</strong>
-      </p>
+      <ChangeEmail email={props.email} />
       <TwoFactor title="Two-step verification" />
       <Passkeys />
       <Sessions />
