@@ -26,7 +26,7 @@ import { migrateToLatest } from '../storage/migrate.js';
 export const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
 async function probePostgres(): Promise<string | null> {
-  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 15_000 });
+  const client = new pg.Client({ connectionString: PG_URL, connectionTimeoutMillis: 60_000 });
   try {
     await client.connect();
     await client.query('select 1');
