@@ -16,7 +16,8 @@ import type { LatestView, ReadingsPage, ReadingsQuery, TelemetryService } from '
 import { standingFor } from './access.js';
 import type { LiveHub, LiveSink } from './live.js';
 import type { DeviceRole } from './model.js';
-import type { BindingStore, Executor } from './store.js';
+import type { BindingStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** Readings per owned device in a consumer's data export (the rest through GET /my/devices/:id/telemetry). */
 export const EXPORT_READINGS = 10_000;

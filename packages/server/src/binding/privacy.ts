@@ -17,7 +17,8 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { AllowedNames, CollectionFilter, CollectionRules } from '../telemetry/collection.js';
 import { standingFor, standingOf } from './access.js';
 import type { PrivacyStore } from './privacy-store.js';
-import type { BindingStore, Executor } from './store.js';
+import type { BindingStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface PurposeDeclaration {
   /** `operation`, `analytics`, ...: lower case, digits, `_` and `-`. */

@@ -15,8 +15,9 @@ import { newId } from '../tokens.js';
 import type { DeviceIdentity } from './identity.js';
 import type { DeviceMessenger } from './messaging.js';
 import { checkPatch, delta, mergePatch, serializeState, StateError, type JsonObject } from './shadow-state.js';
-import type { Executor, ShadowStore } from './shadow-store.js';
+import type { ShadowStore } from './shadow-store.js';
 import type { DevicesStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface ShadowView {
   deviceId: string;

@@ -8,8 +8,8 @@ import type { RolloutDeviceState } from '@bulwark/protocol';
 import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
 import type { RolloutDevicesTable, RolloutsTable } from '../storage/rollout-tables.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type RolloutRow = RolloutsTable;
 export type RolloutDeviceRow = RolloutDevicesTable;
 

@@ -42,9 +42,10 @@ import {
   type ScheduleWindow,
 } from './rollout-model.js';
 import { DeviceReportStore } from './device-report-store.js';
-import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutDeviceRow, type RolloutRow, type StateCounts } from './rollout-store.js';
+import { DEVICE_SILENT, RolloutStore, type RolloutDeviceRow, type RolloutRow, type StateCounts } from './rollout-store.js';
 import type { RolloutsTable } from '../storage/rollout-tables.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
+import type { Executor } from '../storage/executor.js';
 
 export type RolloutStatus = RolloutsTable['status'];
 
