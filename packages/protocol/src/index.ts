@@ -6,5 +6,6 @@ export * from './accounts.js';
 export * from './audit.js';
 export * from './devices.js';
 export * from './errors.js';
+export * from './rollouts.js';
 export * from './topics.js';
 export * from './updates.js';
