@@ -1,7 +1,7 @@
 /**
- * A device, its certificates and the commands sent to it as the API serves them (`GET
- * /api/v1/devices`, a device's detail, its commands): built by the server (server/src/devices/model.ts,
- * server/src/pki/service.ts, server/src/devices/commands.ts) and read by the console and the apps.
+ * A device, its certificates, its shadow and the commands sent to it as the API serves them (`GET
+ * /api/v1/devices`, a device's detail, its state, its commands): built by the server
+ * (server/src/devices/, server/src/pki/service.ts) and read by the console and the apps.
  */
 
 /** Where a device stands in its life: only `active` devices connect, publish and enroll. */
@@ -48,4 +48,12 @@ export interface CommandView {
   createdAt: string;
   expiresAt: string;
   completedAt: string | null;
+}
+
+/** A device's shadow: the state it reported, the state wanted of it, and the difference. */
+export interface ShadowView {
+  deviceId: string;
+  reported: { state: Record<string, unknown>; version: number; updatedAt: string | null };
+  desired: { state: Record<string, unknown>; version: number; updatedAt: string | null };
+  delta: Record<string, unknown>;
 }

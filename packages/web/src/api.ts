@@ -3,7 +3,7 @@
  * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
  * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
  * The shapes the server defines for both sides (roles, permissions, audit entries, the device,
- * certificate, command, rollout, user, session, API key and passkey views) come from
+ * certificate, shadow, command, rollout, user, session, API key and passkey views) come from
  * @bulwark/protocol; the permissions are those an API key may carry (a key gets only those its
  * creator's role has).
  */
@@ -29,6 +29,7 @@ export type {
   RolloutView,
   SessionScope,
   SessionView,
+  ShadowView,
   UserView,
 } from '@bulwark/protocol';
 
@@ -112,19 +113,6 @@ export interface CommandDeclaration {
   name: string;
   description: string;
   params: { name: string; type: 'string' | 'number' | 'integer' | 'boolean'; required: boolean; description: string }[];
-}
-
-export interface ShadowSide {
-  state: Record<string, unknown>;
-  version: number;
-  updatedAt: string | null;
-}
-
-export interface Shadow {
-  deviceId: string;
-  reported: ShadowSide;
-  desired: ShadowSide;
-  delta: Record<string, unknown>;
 }
 
 export interface BucketValue {

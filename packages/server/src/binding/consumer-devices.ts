@@ -5,7 +5,7 @@
  * (guest: devices:read; member and owner: devices:write too). Commands are limited to an allow
  * list (`binding.consumerCommands`): a consumer never sends an arbitrary command.
  */
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type MyPresenceView } from '@bulwark/protocol';
 import { type Actor, type Permission } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso } from '../clock.js';
@@ -89,7 +89,7 @@ export class ConsumerDeviceService {
   }
 
   /** Whether the device is connected now, and since when (the node and protocol are the operators' business). */
-  async presence(actor: Actor, deviceId: string): Promise<{ online: boolean; since: string | null }> {
+  async presence(actor: Actor, deviceId: string): Promise<MyPresenceView> {
     const presence = await this.telemetry.presence(await this.onDevice(actor, deviceId, 'view'), deviceId);
     return { online: presence.online, since: presence.since };
   }
