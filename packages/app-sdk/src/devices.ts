@@ -4,92 +4,23 @@
  * Each method names the route it calls in `APP_ROUTES`, which a test checks against the
  * platform's OpenAPI document, so the SDK cannot drift from the server.
  */
+import type {
+  CommandView as Command,
+  DevicePrivacyView as DevicePrivacy,
+  InvitationView as Invitation,
+  MemberView as Member,
+  MyDeviceView as MyDevice,
+  MyPresenceView,
+  PrivacyView as ProductPrivacy,
+  ReadingView as Reading,
+  ShadowView as Shadow,
+} from '@bulwark/protocol';
 import type { ApiClient, Method } from './api.js';
 import { readEventStream, type ServerSentEvent } from './sse.js';
 
-export type DeviceRole = 'owner' | 'member' | 'guest';
-
-export interface MyDevice {
-  id: string;
-  serial: string;
-  productId: string;
-  status: string;
-  role: DeviceRole;
-  /** My own name for the device. */
-  label: string | null;
-  since: string;
-}
-
-export interface Member {
-  userId: string;
-  email: string;
-  role: DeviceRole;
-  since: string;
-}
-
-export interface Invitation {
-  id: string;
-  deviceId: string;
-  kind: 'share' | 'transfer';
-  role: DeviceRole;
-  email: string;
-  createdAt: string;
-  expiresAt: string;
-}
-
-export interface Shadow {
-  deviceId: string;
-  reported: { state: Record<string, unknown>; version: number; updatedAt: string | null };
-  desired: { state: Record<string, unknown>; version: number; updatedAt: string | null };
-  delta: Record<string, unknown>;
-}
-
-export interface Reading {
-  ts: string;
-  receivedAt: string;
-  values: Record<string, number | string | boolean | null>;
-}
-
-export interface Command {
-  id: string;
-  deviceId: string;
-  name: string;
-  params: Record<string, unknown>;
-  status: 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
-  result: unknown;
-  error: string | null;
-  createdAt: string;
-  expiresAt: string;
-  completedAt: string | null;
-}
-
-export interface Purpose {
-  id: string;
-  description: string;
-  /** Needed for the device to work: accepted by claiming, ended by unbinding. */
-  required: boolean;
-  /** Telemetry value names collected for it. */
-  telemetry: string[];
-}
-
-/** What a product senses and collects, and why (read it before claiming). */
-export interface ProductPrivacy {
-  productId: string;
-  declared: boolean;
-  senses: string[];
-  purposes: Purpose[];
-  updatedAt: string | null;
-}
-
-/** A device's declaration with the owner's decisions, and what is stored now (null: everything, nothing declared). */
-export interface DevicePrivacy {
-  deviceId: string;
-  productId: string;
-  declared: boolean;
-  senses: string[];
-  purposes: (Purpose & { granted: boolean; decidedAt: string | null })[];
-  collected: string[] | null;
-}
+/** The shapes the consumer API serves, under the SDK's names: defined once in @bulwark/protocol, which the server builds them from. */
+export type { DeviceRole, PurposeDeclaration as Purpose } from '@bulwark/protocol';
+export type { Command, DevicePrivacy, Invitation, Member, MyDevice, ProductPrivacy, Reading, Shadow };
 
 /** A live-state event: the reported state, readings as they arrive, or the end of the stream (and why). */
 export type LiveEvent =
@@ -181,7 +112,7 @@ export class MyDevices {
   }
 
   /** Whether the device is connected now, and since when (null: it never connected). */
-  presence(id: string): Promise<{ online: boolean; since: string | null }> {
+  presence(id: string): Promise<MyPresenceView> {
     return this.call('presence', { id });
   }
 

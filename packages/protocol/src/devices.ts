@@ -1,7 +1,7 @@
 /**
- * A device and its certificates as the API serves them (`GET /api/v1/devices`, a device's detail):
- * built by the server (server/src/devices/model.ts, server/src/pki/service.ts) and read by the
- * console.
+ * A device, its certificates, its shadow and the commands sent to it as the API serves them (`GET
+ * /api/v1/devices`, a device's detail, its state, its commands): built by the server
+ * (server/src/devices/, server/src/pki/service.ts) and read by the console and the apps.
  */
 
 /** Where a device stands in its life: only `active` devices connect, publish and enroll. */
@@ -31,4 +31,29 @@ export interface DeviceCertificateView {
   status: 'active' | 'revoked';
   revokedAt: string | null;
   revocationReason: string | null;
+}
+
+/** Where a command to a device stands: a command not answered before its deadline is `timed_out`. */
+export type CommandStatus = 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
+
+/** A command sent to a device, with its outcome once the device answered (docs/protocol.md §3.4). */
+export interface CommandView {
+  id: string;
+  deviceId: string;
+  name: string;
+  params: Record<string, unknown>;
+  status: CommandStatus;
+  result: unknown;
+  error: string | null;
+  createdAt: string;
+  expiresAt: string;
+  completedAt: string | null;
+}
+
+/** A device's shadow: the state it reported, the state wanted of it, and the difference. */
+export interface ShadowView {
+  deviceId: string;
+  reported: { state: Record<string, unknown>; version: number; updatedAt: string | null };
+  desired: { state: Record<string, unknown>; version: number; updatedAt: string | null };
+  delta: Record<string, unknown>;
 }

@@ -4,7 +4,10 @@
  */
 export * from './accounts.js';
 export * from './audit.js';
+export * from './binding.js';
 export * from './devices.js';
 export * from './errors.js';
+export * from './rollouts.js';
+export * from './telemetry.js';
 export * from './topics.js';
 export * from './updates.js';

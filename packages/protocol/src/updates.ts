@@ -52,7 +52,8 @@ export const UPDATE_STATES = ['downloading', 'installing', 'rebooting', 'verifyi
 export type UpdateState = (typeof UPDATE_STATES)[number];
 
 /** Per-device rollout states as the API shows them: `pending` (not yet offered or not yet started) and the device states. */
-export type RolloutDeviceState = 'pending' | UpdateState;
+export const ROLLOUT_DEVICE_STATES = ['pending', ...UPDATE_STATES] as const;
+export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
 
 /** MQTT channels below `d/<id>/updates/`. */
 export const UPDATE_TOPICS = {

@@ -3,24 +3,33 @@
  * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
  * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
  * The shapes the server defines for both sides (roles, permissions, audit entries, the device,
- * certificate, user, session, API key and passkey views) come from @bulwark/protocol; the
- * permissions are those an API key may carry (a key gets only those its creator's role has).
+ * certificate, shadow, command, rollout, user, session, API key and passkey views) come from
+ * @bulwark/protocol; the permissions are those an API key may carry (a key gets only those its
+ * creator's role has).
  */
 import type { DeviceStatus, SessionScope, UserView } from '@bulwark/protocol';
 
-export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS, roleHolds } from '@bulwark/protocol';
+export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS, roleHolds, ROLLOUT_DEVICE_STATES } from '@bulwark/protocol';
 export type {
   ApiKeyView,
   AuditEntry,
   AuditOutcome,
+  CommandStatus,
+  CommandView,
   DeviceCertificateView,
   DeviceStatus,
   DeviceView,
   OperatorRole,
   PasskeyView,
   Permission,
+  RolloutDetailView,
+  RolloutDeviceState,
+  RolloutDeviceView,
+  RolloutStatus,
+  RolloutView,
   SessionScope,
   SessionView,
+  ShadowView,
   UserView,
 } from '@bulwark/protocol';
 
@@ -106,34 +115,6 @@ export interface CommandDeclaration {
   params: { name: string; type: 'string' | 'number' | 'integer' | 'boolean'; required: boolean; description: string }[];
 }
 
-export type CommandStatus = 'pending' | 'succeeded' | 'failed' | 'rejected' | 'timed_out';
-
-export interface Command {
-  id: string;
-  deviceId: string;
-  name: string;
-  params: Record<string, unknown>;
-  status: CommandStatus;
-  result: unknown;
-  error: string | null;
-  createdAt: string;
-  expiresAt: string;
-  completedAt: string | null;
-}
-
-export interface ShadowSide {
-  state: Record<string, unknown>;
-  version: number;
-  updatedAt: string | null;
-}
-
-export interface Shadow {
-  deviceId: string;
-  reported: ShadowSide;
-  desired: ShadowSide;
-  delta: Record<string, unknown>;
-}
-
 export interface BucketValue {
   count: number;
   avg?: number;
@@ -202,53 +183,6 @@ export interface Finding {
   state: 'open' | 'resolved' | 'suppressed';
   firstSeenAt: string;
   lastSeenAt: string;
-}
-
-export type RolloutStatus = 'running' | 'paused' | 'halted' | 'aborted' | 'completed';
-export const ROLLOUT_DEVICE_STATES = [
-  'pending',
-  'downloading',
-  'installing',
-  'rebooting',
-  'verifying',
-  'succeeded',
-  'failed',
-  'rolled_back',
-] as const;
-export type RolloutDeviceState = (typeof ROLLOUT_DEVICE_STATES)[number];
-
-export interface Rollout {
-  id: string;
-  name: string;
-  releaseId: string;
-  productId: string;
-  status: RolloutStatus;
-  phases: { percent: number; soakSeconds: number }[];
-  successThreshold: number;
-  failureThreshold: number;
-  currentPhase: number;
-  phaseStartedAt: string;
-  deviceCount: number;
-  skippedCount: number;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt: string | null;
-}
-
-export interface RolloutDetail extends Rollout {
-  counts: Record<RolloutDeviceState, number>;
-  currentPhaseCounts: Record<RolloutDeviceState, number>;
-  retrying: number;
-}
-
-export interface RolloutDevice {
-  deviceId: string;
-  phase: number;
-  state: RolloutDeviceState;
-  error: { code: string; message: string } | null;
-  offeredAt: string | null;
-  updatedAt: string;
-  attempts: number;
 }
 
 export interface Invitation {

@@ -8,7 +8,7 @@
  */
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import type { UpdateState } from '@bulwark/protocol';
+import { UPDATE_STATES } from '@bulwark/protocol';
 import { DeviceClient } from '../client.js';
 import { UpdateAgent, type AgentOptions, type BootOutcome, type CheckOutcome } from '../updates/agent.js';
 import { mqttUpdateChannel, onUpdatesAvailable } from '../updates/mqtt-channel.js';
@@ -47,17 +47,9 @@ export interface UpdateFleetOptions {
   timeoutMs?: number;
 }
 
-export type FleetDeviceState = 'idle' | UpdateState;
-export const FLEET_STATES: readonly FleetDeviceState[] = [
-  'idle',
-  'downloading',
-  'installing',
-  'rebooting',
-  'verifying',
-  'succeeded',
-  'failed',
-  'rolled_back',
-];
+/** A simulated device's last reported state: `idle` (no update under way yet) and the device update states. */
+export const FLEET_STATES = ['idle', ...UPDATE_STATES] as const;
+export type FleetDeviceState = (typeof FLEET_STATES)[number];
 
 export interface FleetProgress {
   devices: number;

@@ -4,7 +4,7 @@
  */
 import type { Selectable } from 'kysely';
 import type { ApiKeysTable } from '../storage/schema.js';
-import type { Executor } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export type ApiKeyRow = Selectable<ApiKeysTable>;
 

@@ -15,8 +15,9 @@ import type { ApiKeyCursor, ApiKeyRow, ApiKeyStore } from './api-key-store.js';
 import { actorFor, permissionsOf, type Authenticated, type CredentialAuthenticator } from './authenticate.js';
 import { PERMISSIONS, requirePermission, type Actor, type Permission } from './roles.js';
 import type { AccountsService } from './service.js';
-import type { AccountsStore, Executor, UserRow } from './store.js';
+import type { AccountsStore, UserRow } from './store.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
+import type { Executor } from '../storage/executor.js';
 
 export const API_KEY_PREFIX = 'bwk';
 

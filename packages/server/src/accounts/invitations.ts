@@ -18,8 +18,9 @@ import type { OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 import { grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import { toUserView, validateEmail, type UserView } from './service.js';
-import type { AccountsStore, Executor } from './store.js';
+import type { AccountsStore } from './store.js';
 import { newUserRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface InvitationView {
   id: string;

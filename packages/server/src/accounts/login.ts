@@ -24,8 +24,9 @@ import type { Actor } from './roles.js';
 import { passkeyRequiredFor, type AssertionBinding, type PasskeyService, type RelyingParty, type VerifiedAssertion } from './passkeys.js';
 import { burnVerification, hashPassword, needsRehash, verifyPassword } from './passwords.js';
 import type { IssuedSession, SessionContext, SessionService } from './sessions.js';
-import type { AccountsStore, Executor, OrganizationRow, SessionRow, UserRow } from './store.js';
+import type { AccountsStore, OrganizationRow, SessionRow, UserRow } from './store.js';
 import { normalizeEmail } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export type LoginStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required' | 'passkey_enrollment_required';
 

@@ -13,7 +13,8 @@ import type { SecretBox } from '../keys/master-key.js';
 import { newId, sha256Hex } from '../tokens.js';
 import { MfaInvalidError } from './errors.js';
 import { auditActor, type Actor } from './roles.js';
-import type { AccountsStore, Executor, UserRow } from './store.js';
+import type { AccountsStore, UserRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 const RECOVERY_CODE_COUNT = 10;
 const BASE32 = 'abcdefghijkmnpqrstuvwxyz23456789';

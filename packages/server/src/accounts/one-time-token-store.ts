@@ -5,8 +5,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, OneTimeTokensTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type OneTimeTokenRow = Selectable<OneTimeTokensTable>;
 type Purpose = OneTimeTokensTable['purpose'];
 

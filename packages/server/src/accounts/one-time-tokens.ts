@@ -8,7 +8,8 @@ import type { Clock } from '../clock.js';
 import type { OneTimeTokensTable } from '../storage/schema.js';
 import { newId, newSecret, sha256Hex } from '../tokens.js';
 import { InvalidTokenError } from './errors.js';
-import type { Executor, OneTimeTokenRow, OneTimeTokenStore } from './one-time-token-store.js';
+import type { OneTimeTokenRow, OneTimeTokenStore } from './one-time-token-store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** What a one-time token is for: a token issued for one purpose is never accepted for another. */
 export type OneTimeTokenPurpose = OneTimeTokensTable['purpose'];

@@ -5,10 +5,10 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, PasskeyChallengesTable, PasskeyCredentialsTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
 export type PasskeyRow = Selectable<PasskeyCredentialsTable>;
 export type PasskeyChallengeRow = Selectable<PasskeyChallengesTable>;
-type Executor = Kysely<Database>;
 
 export class PasskeyStore {
   constructor(readonly db: Kysely<Database>) {}

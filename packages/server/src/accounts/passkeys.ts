@@ -26,7 +26,8 @@ import { newId, newSecret, sha256Hex } from '../tokens.js';
 import { PasskeyChallengeError, PasskeyRefusal } from './errors.js';
 import type { PasskeyChallengeRow, PasskeyRow, PasskeyStore } from './passkey-store.js';
 import { auditActor, type Actor } from './roles.js';
-import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import type { AccountsStore, OrganizationRow, UserRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** COSE algorithms accepted: ES256, EdDSA, RS256 (what platform authenticators and security keys make). */
 const ALGORITHMS = [-7, -8, -257];

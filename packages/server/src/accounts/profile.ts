@@ -19,8 +19,9 @@ import type { PasskeyService } from './passkeys.js';
 import { accountDeletedMail, accountLink, emailChangeMail, emailChangeNoticeMail, emailChangeUnavailableMail } from './profile-mail.js';
 import { auditActor, type Actor } from './roles.js';
 import { toUserView, validateEmail, type AccountsService, type UserView } from './service.js';
-import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import type { AccountsStore, OrganizationRow, UserRow } from './store.js';
 import { ACCOUNT_DELETED, sessionFields, type SessionView } from './sessions.js';
+import type { Executor } from '../storage/executor.js';
 
 /** The last active owner cannot leave: the organization would have nobody able to administer it. */
 export class LastOwnerError extends ConflictError {

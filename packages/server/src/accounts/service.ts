@@ -17,9 +17,10 @@ import type { PasskeyService } from './passkeys.js';
 import { checkPasswordPolicy, hashPassword, verifyPassword } from './passwords.js';
 import { auditActor, grantableRoles, isOperatorRole, requireOperator, requirePermission, type Actor, type OperatorRole } from './roles.js';
 import type { SessionService } from './sessions.js';
-import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import type { AccountsStore, OrganizationRow, UserRow } from './store.js';
 import { newUserRow, normalizeEmail } from './store.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
+import type { Executor } from '../storage/executor.js';
 
 /** A user as the API shows it: a wire shape the console reads too (@bulwark/protocol). */
 export type { UserView };

@@ -10,7 +10,8 @@ import { DAY, MINUTE, HOUR } from '../clock.js';
 import type { Config } from '../ops/config.js';
 import type { SessionsTable } from '../storage/schema.js';
 import { constantTimeEqual, newId, newSecret, sha256Hex } from '../tokens.js';
-import type { AccountsStore, Executor, SessionRow, UserRow } from './store.js';
+import type { AccountsStore, SessionRow, UserRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export const SESSION_TOKEN_PREFIX = 'bws';
 

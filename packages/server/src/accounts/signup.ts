@@ -17,8 +17,9 @@ import type { Mail, Mailer } from './mailer.js';
 import { ONE_TIME_TOKEN_PREFIX, type OneTimeTokens } from './one-time-tokens.js';
 import { checkPasswordPolicy, hashPassword } from './passwords.js';
 import { validateEmail } from './service.js';
-import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import type { AccountsStore, OrganizationRow, UserRow } from './store.js';
 import { newUserRow, normalizeEmail } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface SignupInput {
   organization: string;

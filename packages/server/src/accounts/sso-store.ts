@@ -5,11 +5,11 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, SsoConfigsTable, SsoIdentitiesTable, SsoLoginsTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
 export type SsoConfigRow = Selectable<SsoConfigsTable>;
 export type SsoIdentityRow = Selectable<SsoIdentitiesTable>;
 export type SsoLoginRow = Selectable<SsoLoginsTable>;
-type Executor = Kysely<Database>;
 
 /** What the security report needs of one operator beside their user row. */
 export interface OperatorSignInFacts {

@@ -20,9 +20,10 @@ import type { SessionContext, SessionService } from './sessions.js';
 import { SsoAccountConflictError, SsoNoRoleError, SsoNotConfiguredError, SsoRequiredError, SsoStateInvalidError } from './sso-errors.js';
 import type { SsoConfigService } from './sso-config.js';
 import type { SsoConfigRow, SsoStore } from './sso-store.js';
-import type { AccountsStore, Executor, OrganizationRow, UserRow } from './store.js';
+import type { AccountsStore, OrganizationRow, UserRow } from './store.js';
 import { InvalidCredentialsError } from './errors.js';
 import { newUserRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** How long a started sign-in waits for the provider's answer. */
 const LOGIN_LIFETIME = 10 * MINUTE;

@@ -6,11 +6,11 @@
 import { sql, type Kysely, type Selectable, type Updateable } from 'kysely';
 import type { Database, OrganizationsTable, RecoveryCodesTable, SessionsTable, UsersTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
+import type { Executor } from '../storage/executor.js';
 
 export type UserRow = Selectable<UsersTable>;
 export type OrganizationRow = Selectable<OrganizationsTable>;
 export type SessionRow = Selectable<SessionsTable>;
-export type Executor = Kysely<Database>;
 
 export interface NewUser {
   organizationId: string;

@@ -21,7 +21,8 @@ import {
   type AppScope,
   type CreateAppClientInput,
 } from './model.js';
-import type { AppClientRow, AppStore, Executor } from './store.js';
+import type { AppClientRow, AppStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export const MAX_REDIRECT_URIS = 10;
 export const MAX_CLIENTS_PER_ORGANIZATION = 100;

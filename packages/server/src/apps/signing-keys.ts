@@ -20,7 +20,8 @@ import { ConflictError, NotFoundError } from '../errors.js';
 import type { KeyCustody } from '../keys/custody.js';
 import { newId } from '../tokens.js';
 import { keyStatus, toKeyView, type SigningKeyView } from './model.js';
-import type { AppStore, Executor, SigningKeyRow } from './store.js';
+import type { AppStore, SigningKeyRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export const TOKEN_ALGORITHM = 'EdDSA';
 const KEY_CACHE_MS = 30_000;

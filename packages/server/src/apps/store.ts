@@ -3,7 +3,7 @@
  * families with their refresh tokens, and signing keys. Single use is a conditional update
  * (`used_at IS NULL`): of two concurrent redemptions of one code or refresh token, one wins.
  */
-import type { Kysely, Selectable } from 'kysely';
+import type { Selectable } from 'kysely';
 import type {
   AppAuthorizationCodesTable,
   AppClientsTable,
@@ -11,10 +11,9 @@ import type {
   AppRefreshTokensTable,
   AppSigningKeysTable,
   AppTokenFamiliesTable,
-  Database,
 } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type AppClientRow = Selectable<AppClientsTable>;
 export type AppConsentRow = Selectable<AppConsentsTable>;
 export type AuthorizationCodeRow = Selectable<AppAuthorizationCodesTable>;

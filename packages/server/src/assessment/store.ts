@@ -12,9 +12,9 @@ import type {
   Database,
 } from '../storage/schema.js';
 import type { FindingFilter, FindingSource, ResourceRef } from './model.js';
+import type { Executor } from '../storage/executor.js';
 
 export type FindingRow = AssessmentFindingsTable;
-type Executor = Kysely<Database> | Transaction<Database>;
 
 export class AssessmentStore {
   constructor(readonly db: Kysely<Database>) {}

@@ -8,7 +8,8 @@ import type { SigningKeys } from '../keys/signing-keys.js';
 import type { AuditLogTable } from '../storage/schema.js';
 import { pageOf } from '../pagination.js';
 import { checkLink, checkpointPayload, entryHash, GENESIS_HASH, type ChainProblem } from './chain.js';
-import type { AuditFilter, AuditStore, Executor } from './store.js';
+import type { AuditFilter, AuditStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface AuditEvent {
   organizationId: string | null;

@@ -7,8 +7,8 @@
 import { sql, type Kysely } from 'kysely';
 import type { Engine } from '../storage/database.js';
 import type { AuditCheckpointsTable, AuditLogTable, AuditPersonalTable, Database } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 /** An entry with its personal fields (JSON), as readers see it. */
 export type AuditRowWithPersonal = AuditLogTable & { personal: string | null };
 

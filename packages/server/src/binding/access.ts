@@ -9,7 +9,8 @@ import type { AuditService } from '../audit/service.js';
 import { NotFoundError } from '../errors.js';
 import { RoleInsufficientError } from './errors.js';
 import { ROLE_CAN } from './model.js';
-import type { BindingStore, Executor, MemberRow } from './store.js';
+import type { BindingStore, MemberRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export async function standingOf(store: BindingStore, actor: Actor, deviceId: string, db?: Executor): Promise<MemberRow> {
   const member = actor.kind === 'consumer' ? await store.member(deviceId, actor.userId, db) : undefined;

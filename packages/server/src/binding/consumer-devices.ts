@@ -5,7 +5,7 @@
  * (guest: devices:read; member and owner: devices:write too). Commands are limited to an allow
  * list (`binding.consumerCommands`): a consumer never sends an arbitrary command.
  */
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type MyPresenceView } from '@bulwark/protocol';
 import { type Actor, type Permission } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso } from '../clock.js';
@@ -16,7 +16,8 @@ import type { LatestView, ReadingsPage, ReadingsQuery, TelemetryService } from '
 import { standingFor } from './access.js';
 import type { LiveHub, LiveSink } from './live.js';
 import type { DeviceRole } from './model.js';
-import type { BindingStore, Executor } from './store.js';
+import type { BindingStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** Readings per owned device in a consumer's data export (the rest through GET /my/devices/:id/telemetry). */
 export const EXPORT_READINGS = 10_000;
@@ -88,7 +89,7 @@ export class ConsumerDeviceService {
   }
 
   /** Whether the device is connected now, and since when (the node and protocol are the operators' business). */
-  async presence(actor: Actor, deviceId: string): Promise<{ online: boolean; since: string | null }> {
+  async presence(actor: Actor, deviceId: string): Promise<MyPresenceView> {
     const presence = await this.telemetry.presence(await this.onDevice(actor, deviceId, 'view'), deviceId);
     return { online: presence.online, since: presence.since };
   }

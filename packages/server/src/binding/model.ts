@@ -3,7 +3,11 @@
  * guest: view), what a consumer sees of their devices, of shares and invitations, and what an
  * operator sees of a device's binding (never a claim code: only when one was made and used).
  */
+import type { DeviceBindingView, InvitationView, MemberView, MyDeviceView } from '@bulwark/protocol';
 import type { BindingInvitationsTable, DeviceMembersTable } from '../storage/schema.js';
+
+/** A consumer's device, its members and invitations, an operator's binding view: wire shapes the apps and the console read too (@bulwark/protocol). */
+export type { DeviceBindingView, InvitationView, MemberView, MyDeviceView };
 
 export type DeviceRole = DeviceMembersTable['role'];
 export type InvitationKind = BindingInvitationsTable['kind'];
@@ -19,45 +23,6 @@ export const ROLE_CAN = {
   /** Share, revoke, transfer, unbind. */
   manage: new Set<DeviceRole>(['owner']),
 } as const;
-
-/** A device as its consumer sees it. */
-export interface MyDeviceView {
-  id: string;
-  serial: string;
-  productId: string;
-  status: string;
-  role: DeviceRole;
-  label: string | null;
-  since: string;
-}
-
-export interface MemberView {
-  userId: string;
-  email: string;
-  role: DeviceRole;
-  since: string;
-}
-
-export interface InvitationView {
-  id: string;
-  deviceId: string;
-  kind: InvitationKind;
-  role: DeviceRole;
-  email: string;
-  createdAt: string;
-  expiresAt: string;
-}
-
-/** A device's binding as an operator sees it. */
-export interface DeviceBindingView {
-  deviceId: string;
-  bound: boolean;
-  owner: MemberView | null;
-  shares: MemberView[];
-  invitations: InvitationView[];
-  claimCode: { createdAt: string; usedAt: string | null } | null;
-  lastReset: { requestedAt: string; confirmedAt: string | null } | null;
-}
 
 /** A claim code as it is shown once, when made. */
 export interface IssuedClaimCode {

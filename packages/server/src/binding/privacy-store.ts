@@ -1,10 +1,10 @@
 /** The privacy tables through Kysely: each product's declaration, and each device's consent decisions. */
 import type { Kysely, Selectable } from 'kysely';
 import type { Database, DeviceConsentsTable, ProductPrivacyTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
 export type DeclarationRow = Selectable<ProductPrivacyTable>;
 export type ConsentRow = Selectable<DeviceConsentsTable>;
-type Executor = Kysely<Database>;
 
 export class PrivacyStore {
   constructor(readonly db: Kysely<Database>) {}

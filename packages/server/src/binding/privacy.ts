@@ -8,7 +8,7 @@
  * Undeclared values are never stored for a product that has a declaration. Consents are the
  * owner's: they lapse when the owner changes (a transfer, an unbind), and are audited.
  */
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type DevicePrivacyView, type PrivacyDeclaration, type PrivacyView, type PurposeDeclaration } from '@bulwark/protocol';
 import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
@@ -17,41 +17,11 @@ import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
 import type { AllowedNames, CollectionFilter, CollectionRules } from '../telemetry/collection.js';
 import { standingFor, standingOf } from './access.js';
 import type { PrivacyStore } from './privacy-store.js';
-import type { BindingStore, Executor } from './store.js';
+import type { BindingStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
-export interface PurposeDeclaration {
-  /** `operation`, `analytics`, ...: lower case, digits, `_` and `-`. */
-  id: string;
-  /** Why, in words a consumer reads before claiming. */
-  description: string;
-  /** Needed for the device to work: accepted by claiming, ended only by unbinding. */
-  required: boolean;
-  /** The telemetry value names collected for this purpose. */
-  telemetry: string[];
-}
-
-export interface PrivacyDeclaration {
-  /** What the device senses (`temperature`, `sound`, `presence`, ...). */
-  senses: string[];
-  purposes: PurposeDeclaration[];
-}
-
-export interface PrivacyView extends PrivacyDeclaration {
-  productId: string;
-  /** False: the product declares nothing (and then every value it sends is stored). */
-  declared: boolean;
-  updatedAt: string | null;
-}
-
-export interface DevicePrivacyView {
-  deviceId: string;
-  productId: string;
-  declared: boolean;
-  senses: string[];
-  purposes: (PurposeDeclaration & { granted: boolean; decidedAt: string | null })[];
-  /** The telemetry names stored now (null: everything, the product declares nothing). */
-  collected: string[] | null;
-}
+/** What a product collects and why, and a device's consents: wire shapes the apps read too (@bulwark/protocol). */
+export type { DevicePrivacyView, PrivacyDeclaration, PrivacyView, PurposeDeclaration };
 
 const PURPOSE_ID = /^[a-z][a-z0-9_-]{0,31}$/;
 const VALUE_NAME = /^[A-Za-z0-9_.:-]{1,64}$/;

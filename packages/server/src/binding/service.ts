@@ -22,7 +22,8 @@ import { standingFor, standingOf } from './access.js';
 import { InvitationInvalidError, ShareLimitError } from './errors.js';
 import type { LiveHub } from './live.js';
 import type { DeviceBindingView, DeviceRole, InvitationView, MemberView, MyDeviceView, ShareRole } from './model.js';
-import type { BindingStore, Executor, InvitationRow, MemberRow } from './store.js';
+import type { BindingStore, InvitationRow, MemberRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface BindingOptions {
   invitationHours: number;

@@ -4,8 +4,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { BindingInvitationsTable, ClaimFailuresTable, Database, DeviceClaimsTable, DeviceMembersTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type MemberRow = Selectable<DeviceMembersTable>;
 export type InvitationRow = Selectable<BindingInvitationsTable>;
 export type ClaimRow = Selectable<DeviceClaimsTable>;

@@ -4,8 +4,8 @@
  */
 import type { Kysely, Selectable } from 'kysely';
 import type { BootstrapCasTable, Database } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type BootstrapCaRow = Selectable<BootstrapCasTable>;
 
 export class BootstrapCaStore {

@@ -4,8 +4,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, DeviceCommandsTable } from '../storage/schema.js';
-
-export type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 export class CommandStore {
   constructor(readonly db: Kysely<Database>) {}

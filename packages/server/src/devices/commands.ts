@@ -5,7 +5,7 @@
  * result that arrived after they were told it failed. Only an online, active device is sent
  * commands; a quarantined device is not (its command topics are closed).
  */
-import { commandResult, commandSuffix } from '@bulwark/protocol';
+import { commandResult, commandSuffix, type CommandView } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
@@ -27,18 +27,8 @@ export const MAX_WAIT_MS = 30_000;
 const MAX_JSON_BYTES = 8 * 1024;
 const NAME = /^[A-Za-z0-9_.:-]{1,64}$/;
 
-export interface CommandView {
-  id: string;
-  deviceId: string;
-  name: string;
-  params: JsonObject;
-  status: CommandStatus;
-  result: unknown;
-  error: string | null;
-  createdAt: string;
-  expiresAt: string;
-  completedAt: string | null;
-}
+/** A command as the API shows it: a wire shape the console and the apps read too (@bulwark/protocol). */
+export type { CommandView };
 
 /** Where a device's connection is recorded (the telemetry domain's `device_presence`, through its store). */
 export interface PresenceReader {

@@ -17,7 +17,8 @@ import type { EnrollmentScope } from '../storage/schema.js';
 import { RegistrationRefusedError } from './errors.js';
 import type { EnrollmentPolicyRow, ManufacturerStore } from './manufacturer-store.js';
 import { SERIAL } from './model.js';
-import type { DevicesStore, Executor } from './store.js';
+import type { DevicesStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** Registrations a scope accepts per UTC day when its policy sets no quota. */
 export const DEFAULT_DAILY_QUOTA = 1000;

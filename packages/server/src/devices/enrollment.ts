@@ -25,7 +25,8 @@ import type { JitProvisioner } from './jit.js';
 import type { StepUpCheck } from './manufacturer-cas.js';
 import { DeviceAuthenticationError, type DeviceCertificateVerifier, type DeviceIdentity, type PresentedCertificate } from './identity.js';
 import type { DevicesService } from './service.js';
-import type { DevicesStore, Executor } from './store.js';
+import type { DevicesStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export const ENROLLMENT_TOKEN_TTL_MS = 24 * 60 * 60 * 1000;
 export const MAX_ENROLLMENT_BATCH = 500;

@@ -5,8 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.js';
 import type { DeviceStatus } from './model.js';
-
-type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 /** A child as the broker caches it: its ID, serial and status. */
 export interface ChildRow {

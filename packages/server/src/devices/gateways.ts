@@ -30,7 +30,8 @@ import type { GatewayFeed } from './gateway-feed.js';
 import type { ChildRow, GatewayStore } from './gateway-store.js';
 import type { DeviceIdentity } from './identity.js';
 import { checkSerial, selfRegisteredDevice, toDeviceView, type DeviceStatus, type DeviceView, type FieldProblem } from './model.js';
-import type { DeviceRow, DevicesStore, Executor } from './store.js';
+import type { DeviceRow, DevicesStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface GatewayLimits {
   /** Children one gateway may hold. */

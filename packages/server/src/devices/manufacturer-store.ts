@@ -3,19 +3,13 @@
  * devices registered with, the allow-lists per product or enrollment group, their imported serial
  * lists and the daily registration counts. Every lookup on a device's path is one indexed read.
  */
-import { sql, type Kysely, type Selectable } from 'kysely';
-import type {
-  Database,
-  EnrollmentPoliciesTable,
-  EnrollmentScope,
-  ManufacturerCasTable,
-  ManufacturerRegistrationsTable,
-} from '../storage/schema.js';
+import { sql, type Selectable } from 'kysely';
+import type { EnrollmentPoliciesTable, EnrollmentScope, ManufacturerCasTable, ManufacturerRegistrationsTable } from '../storage/schema.js';
 import type { DeviceRow } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export type ManufacturerCaRow = Selectable<ManufacturerCasTable>;
 export type EnrollmentPolicyRow = Selectable<EnrollmentPoliciesTable>;
-type Executor = Kysely<Database>;
 
 /** A registered certificate with its device as it stands now. */
 export interface RegisteredDevice {

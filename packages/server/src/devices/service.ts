@@ -37,8 +37,9 @@ import {
   type FieldProblem,
   type ProductView,
 } from './model.js';
-import type { DeviceFilter, DeviceRow, DevicesStore, Executor, ProductRow } from './store.js';
+import type { DeviceFilter, DeviceRow, DevicesStore, ProductRow } from './store.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
+import type { Executor } from '../storage/executor.js';
 
 export const MAX_PAGE = 500;
 const DEFAULT_PAGE = 50;

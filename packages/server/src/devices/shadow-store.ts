@@ -5,8 +5,8 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, DeviceShadowHistoryTable, DeviceShadowsTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type ShadowSide = 'reported' | 'desired';
 
 export class ShadowStore {

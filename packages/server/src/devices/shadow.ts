@@ -5,7 +5,7 @@
  * every change the device is sent what it needs: the desired state and the delta it still has
  * to apply (docs/protocol.md §3.3).
  */
-import { STATE_DELTA, STATE_DESIRED } from '@bulwark/protocol';
+import { STATE_DELTA, STATE_DESIRED, type ShadowView } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
@@ -15,15 +15,12 @@ import { newId } from '../tokens.js';
 import type { DeviceIdentity } from './identity.js';
 import type { DeviceMessenger } from './messaging.js';
 import { checkPatch, delta, mergePatch, serializeState, StateError, type JsonObject } from './shadow-state.js';
-import type { Executor, ShadowStore } from './shadow-store.js';
+import type { ShadowStore } from './shadow-store.js';
 import type { DevicesStore } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
-export interface ShadowView {
-  deviceId: string;
-  reported: { state: JsonObject; version: number; updatedAt: string | null };
-  desired: { state: JsonObject; version: number; updatedAt: string | null };
-  delta: JsonObject;
-}
+/** A device's shadow as the API shows it: a wire shape the apps read too (@bulwark/protocol). */
+export type { ShadowView };
 
 export interface ShadowChange {
   kind: 'reported' | 'desired';

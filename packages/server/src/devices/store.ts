@@ -7,10 +7,10 @@ import type { Kysely, Selectable, Updateable } from 'kysely';
 import type { Database, DevicesTable, ProductsTable } from '../storage/schema.js';
 import type { DeviceStatus } from './model.js';
 import { SERIAL_END } from './model.js';
+import type { Executor } from '../storage/executor.js';
 
 export type ProductRow = Selectable<ProductsTable>;
 export type DeviceRow = Selectable<DevicesTable>;
-export type Executor = Kysely<Database>;
 
 export interface DeviceFilter {
   status?: DeviceStatus;

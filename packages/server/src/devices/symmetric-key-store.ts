@@ -6,8 +6,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database, DeviceSymmetricKeysTable, EnrollmentGroupsTable } from '../storage/schema.js';
-
-export type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 export class SymmetricKeyStore {
   constructor(readonly db: Kysely<Database>) {}

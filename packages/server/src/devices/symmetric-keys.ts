@@ -32,8 +32,9 @@ import {
   signatureMatches,
   type SasToken,
 } from './sas.js';
-import type { DeviceRow, DevicesStore, Executor } from './store.js';
+import type { DeviceRow, DevicesStore } from './store.js';
 import type { SymmetricKeyStore } from './symmetric-key-store.js';
+import type { Executor } from '../storage/executor.js';
 
 export { createToken } from './sas.js';
 

@@ -30,9 +30,10 @@ import {
   writeTokenKeyLabel,
 } from './master-key.js';
 import type { Pkcs11Token } from './pkcs11.js';
-import { SEALED_COLUMNS, type Executor } from './sealed-column-store.js';
+import { SEALED_COLUMNS } from './sealed-column-store.js';
 import { readSealedFile, sealedFiles, writeSealedFileAtomic, type SealedFile } from './sealed-values.js';
 import { rewrapConfigFile } from './sealed-config.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface RotationOptions {
   dataDir: string;

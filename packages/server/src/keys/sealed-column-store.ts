@@ -5,8 +5,7 @@
  */
 import type { Kysely } from 'kysely';
 import type { Database } from '../storage/schema.js';
-
-export type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 export interface SealedRow {
   id: string;

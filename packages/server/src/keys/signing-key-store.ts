@@ -3,10 +3,8 @@
  * a purpose, inserts, the activation's retire-and-move, and the row a verifier opens. Every method
  * takes the executor so a caller's transaction is used throughout (SQLite has one connection).
  */
-import type { Kysely } from 'kysely';
-import type { Database, SigningKeysTable } from '../storage/schema.js';
-
-export type Executor = Kysely<Database>;
+import type { SigningKeysTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
 export class SigningKeyStore {
   constructor(readonly db: Executor) {}

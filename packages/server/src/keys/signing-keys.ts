@@ -16,7 +16,8 @@ import type { Clock } from '../clock.js';
 import { newId } from '../tokens.js';
 import type { SecretBox } from './master-key.js';
 import { Pkcs11Error, type Pkcs11Token } from './pkcs11.js';
-import { SigningKeyStore, type Executor } from './signing-key-store.js';
+import { SigningKeyStore } from './signing-key-store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** The private_key column of a key held on the token: this prefix and the key's label. */
 const TOKEN_KEY_PREFIX = 'pkcs11:';

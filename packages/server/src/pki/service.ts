@@ -12,7 +12,8 @@ import { buildCrlPem, REVOCATION_REASONS, type RevocationReason } from './crl.js
 import { AlreadyRevokedError, CertificateNotFoundError } from './errors.js';
 import { CertificateIssuer, type DeviceCertificate } from './issuer.js';
 import * as x509 from '@peculiar/x509';
-import { PkiStore, type Executor, type StoredCrl } from './store.js';
+import { PkiStore, type StoredCrl } from './store.js';
+import type { Executor } from '../storage/executor.js';
 
 export const DEFAULT_CRL_LIFETIME_MS = 24 * 60 * 60 * 1000;
 

@@ -7,8 +7,6 @@ import type { Database, IssuedCertificatesTable } from '../storage/schema.js';
 
 const CRL_KEY = 'pki:device-crl';
 
-export type Executor = Kysely<Database>;
-
 export interface StoredCrl {
   pem: string;
   number: number;

@@ -8,6 +8,7 @@
  * unknown one. Every query is bounded: a page holds at most 10,000 readings, an aggregate at most
  * 10,000 buckets, and "latest" looks at the device's last 10,000 readings.
  */
+import type { LatestView, ReadingView, TelemetryValue } from '@bulwark/protocol';
 import { requirePermission, type Actor } from '../accounts/roles.js';
 import { iso, type Clock } from '../clock.js';
 import type { DeviceStatus } from '../devices/model.js';
@@ -59,13 +60,8 @@ export interface AggregateQuery extends RangeQuery {
   values?: string;
 }
 
-export type TelemetryValue = number | boolean | string | null;
-
-export interface ReadingView {
-  ts: string;
-  receivedAt: string;
-  values: Record<string, TelemetryValue>;
-}
+/** A reading, a value and the latest of each name: wire shapes the apps read too (@bulwark/protocol). */
+export type { LatestView, ReadingView, TelemetryValue };
 
 export interface ReadingsPage {
   readings: ReadingView[];
@@ -91,11 +87,6 @@ export interface AggregateView {
   intervalMs: number;
   /** Buckets that hold readings, in time order; a bucket starts at a multiple of the interval since the epoch. */
   buckets: { start: string; values: Record<string, BucketValueView> }[];
-}
-
-export interface LatestView {
-  lookback: number;
-  values: Record<string, { value: TelemetryValue; ts: string }>;
 }
 
 export interface FleetSummaryView {

@@ -3,10 +3,9 @@
  * reservations of uploads under way) through Kysely. Every method takes the executor so a
  * caller's transaction is used throughout.
  */
-import type { ExpressionBuilder, Kysely } from 'kysely';
+import type { ExpressionBuilder } from 'kysely';
 import type { Database, FirmwareBlobsTable } from '../storage/schema.js';
-
-export type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 export class BlobHoldingStore {
   constructor(readonly db: Executor) {}

@@ -13,9 +13,10 @@ import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { HOUR } from '../clock.js';
 import { newId } from '../tokens.js';
-import { BlobHoldingStore, type Executor } from './blob-holding-store.js';
+import { BlobHoldingStore } from './blob-holding-store.js';
 import { assertBlobHash, type BlobStore, type PutResult } from './blobs.js';
 import { UpdateError } from './errors.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface BlobUploadOptions {
   /** updates.maxImageBytes */

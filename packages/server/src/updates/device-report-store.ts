@@ -4,11 +4,8 @@
  * firmware version the registry shows, and the certificate a report's signature is checked with.
  * Every method takes the executor so a caller's transaction is used throughout.
  */
-import type { Kysely } from 'kysely';
 import type { DeviceVersionReportsTable } from '../storage/rollout-tables.js';
-import type { Database } from '../storage/schema.js';
-
-export type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 export class DeviceReportStore {
   constructor(readonly db: Executor) {}

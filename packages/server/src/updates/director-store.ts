@@ -4,12 +4,9 @@
  * latest rollout with that rollout's release, its stored metadata). Writes are conditional on the
  * stored version, so two requests of one device sign each version once.
  */
-import type { Kysely } from 'kysely';
 import type { DirectorTargetsTable } from '../storage/rollout-tables.js';
-import type { Database } from '../storage/schema.js';
 import { latestRolloutFirst } from './rollout-store.js';
-
-export type Executor = Kysely<Database>;
+import type { Executor } from '../storage/executor.js';
 
 export class DirectorStore {
   constructor(readonly db: Executor) {}

@@ -11,9 +11,10 @@ import type { DirectorTargetCustom, RolloutDeviceState } from '@bulwark/protocol
 import type { Clock } from '../clock.js';
 import type { SigningKey, SigningKeys } from '../keys/signing-keys.js';
 import type { DirectorTargetsTable as DirectorTargetsRow, RolloutsTable } from '../storage/rollout-tables.js';
-import { DirectorStore, type Executor } from './director-store.js';
+import { DirectorStore } from './director-store.js';
 import type { TufRepository } from './repository.js';
 import { tufKeyOf } from './tuf/keys.js';
+import type { Executor } from '../storage/executor.js';
 
 /** What the director needs to know of a device. */
 export interface DirectorDevice {

@@ -15,8 +15,9 @@ import { Director } from './director.js';
 import { OnlineKeyRotation } from './online-keys.js';
 import { ReleaseService } from './releases.js';
 import { TufRepository } from './repository.js';
-import type { Executor } from './rollout-store.js';
+
 import { RolloutService } from './rollouts.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface UpdatesDomain {
   blobs: BlobStore;

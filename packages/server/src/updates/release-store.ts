@@ -3,10 +3,10 @@
  * (releases a product's policy refused, with the reason) and release_policies (one per product).
  * Every method takes the executor so a caller's transaction is used throughout (SQLite has one connection).
  */
-import type { Insertable, Kysely, Selectable } from 'kysely';
-import type { Database, FirmwareReleasesTable, ReleasePoliciesTable, ReleaseRefusalsTable } from '../storage/schema.js';
+import type { Insertable, Selectable } from 'kysely';
+import type { FirmwareReleasesTable, ReleasePoliciesTable, ReleaseRefusalsTable } from '../storage/schema.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type ReleaseRow = Selectable<FirmwareReleasesTable>;
 export type RefusalRow = Selectable<ReleaseRefusalsTable>;
 

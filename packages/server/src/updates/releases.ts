@@ -18,9 +18,10 @@ import { isUniqueViolation } from '../storage/unique-violation.js';
 import { newId } from '../tokens.js';
 import type { BlobStore } from './blobs.js';
 import { ImageMissingError, ReleaseExistsError, ReleaseInvalidError } from './errors.js';
-import { ReleaseStore, type Executor, type RefusalRow, type ReleaseRow } from './release-store.js';
+import { ReleaseStore, type RefusalRow, type ReleaseRow } from './release-store.js';
 import type { TufRepository } from './repository.js';
 import { validateSbom } from './sbom.js';
+import type { Executor } from '../storage/executor.js';
 
 export interface Release {
   id: string;

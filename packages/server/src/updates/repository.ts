@@ -16,11 +16,12 @@ import { ConcurrentChangeError, MetadataRejectedError, RepositoryNotReadyError }
 import { checkDirectorRoot, checkImageRoot, checkProductMetadata, checkRoot, checkTopLevelTargets } from './tuf/accept.js';
 import { tufKeyOf } from './tuf/keys.js';
 import * as store from './tuf/metadata-store.js';
-import type { Executor } from './tuf/metadata-store.js';
+
 import type { OnlineKeys } from './tuf/offline.js';
 import { activates, ONLINE_ROLES, type OnlineRole } from './tuf/online-rotation.js';
 import { signSnapshot, signTimestamp } from './tuf/online.js';
 import { parseRoot, parseTargets } from './tuf/verify.js';
+import type { Executor } from '../storage/executor.js';
 
 const DIRECTOR_ROOT = 'director-root';
 const PRODUCT_ROLE = /^product-[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;

@@ -11,10 +11,11 @@ import { BoundedCache } from '../bounded-cache.js';
 import type { Clock } from '../clock.js';
 import { DeviceMessageRefusal } from '../errors.js';
 import type { DeviceIdentity } from '../devices/identity.js';
-import type { DeviceReportStore, Executor } from './device-report-store.js';
+import type { DeviceReportStore } from './device-report-store.js';
 import { parseSignedReport, parseStatus, reportKeyOf, reportSignatureValid } from './rollout-messages.js';
 import { isTransientFailure, retryAtAfter } from './rollout-model.js';
 import type { RolloutStore } from './rollout-store.js';
+import type { Executor } from '../storage/executor.js';
 
 /** From a finished state, only these moves are taken (a retry after a failure, or the fallback after it). */
 const AFTER_FINISH: Partial<Record<UpdateState | 'pending', UpdateState[]>> = {

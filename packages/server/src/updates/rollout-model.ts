@@ -4,39 +4,11 @@
  * IDs, so "the first 1 %" is a stable, unbiased slice that no one picks by hand.
  */
 import { createHash } from 'node:crypto';
+import type { RetryPolicy, RolloutDefinition, RolloutPhase, RolloutSelector, ScheduleWindow } from '@bulwark/protocol';
 import { RolloutInvalidError } from './rollout-errors.js';
 
-export interface RolloutSelector {
-  groups?: string[];
-  tags?: string[];
-  deviceIds?: string[];
-  /** A remediation campaign: every device of the product running one of these versions. */
-  firmwareVersions?: string[];
-}
-
-export interface RolloutPhase {
-  percent: number;
-  soakSeconds: number;
-}
-
-/**
- * How a device that failed for a transient reason is offered again: up to `maxAttempts` offers
- * in all, the n-th retry after `backoffSeconds × 2^(n-1)` (capped at a day). 1 = no retry.
- */
-export interface RetryPolicy {
-  maxAttempts: number;
-  backoffSeconds: number;
-}
-
-/**
- * The local time of day devices may be offered the release in, `HH:MM` to `HH:MM` (an end before
- * the start wraps past midnight) in an IANA time zone.
- */
-export interface ScheduleWindow {
-  start: string;
-  end: string;
-  timeZone: string;
-}
+/** A rollout's definition and its parts: wire shapes the console reads too (@bulwark/protocol). */
+export type { RetryPolicy, RolloutDefinition, RolloutPhase, RolloutSelector, ScheduleWindow };
 
 export interface RolloutInput {
   releaseId: string;
@@ -51,21 +23,6 @@ export interface RolloutInput {
   offerTimeoutSeconds?: number;
   retry?: Partial<RetryPolicy>;
   window?: ScheduleWindow | null;
-}
-
-export interface RolloutDefinition {
-  releaseId: string;
-  name: string;
-  selector: RolloutSelector;
-  phases: RolloutPhase[];
-  successThreshold: number;
-  failureThreshold: number;
-  maxConcurrentDownloads: number;
-  /** How long an offered device may stay silent before its download slot is given back. */
-  offerTimeoutSeconds: number;
-  pauseThreshold: number | null;
-  retry: RetryPolicy;
-  window: ScheduleWindow | null;
 }
 
 /** The settings an operator may change on a rollout that has not finished. */

@@ -4,12 +4,12 @@
  * transaction is used throughout (SQLite has one connection).
  */
 import { sql, type ExpressionBuilder, type Kysely, type SelectQueryBuilder } from 'kysely';
-import type { RolloutDeviceState } from '@bulwark/protocol';
+import { ROLLOUT_DEVICE_STATES, type RolloutDeviceState, type RolloutStateCounts } from '@bulwark/protocol';
 import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
 import type { RolloutDevicesTable, RolloutsTable } from '../storage/rollout-tables.js';
+import type { Executor } from '../storage/executor.js';
 
-export type Executor = Kysely<Database>;
 export type RolloutRow = RolloutsTable;
 export type RolloutDeviceRow = RolloutDevicesTable;
 
@@ -26,8 +26,6 @@ export const DEVICE_SILENT = {
   message: 'The device stopped reporting its update progress within the offer timeout',
 } as const;
 
-export type StateCounts = Record<RolloutDeviceState, number>;
-
 /**
  * Orders a device's rollouts (the rollouts table under `alias`) latest first: newest, and of two
  * created in the same millisecond the unfinished one (the first has ended: a device is never in two
@@ -41,8 +39,8 @@ export function latestRolloutFirst(alias: 'r' | 'lr') {
       .orderBy(sql.ref(`${alias}.id`), 'desc');
 }
 
-export function emptyCounts(): StateCounts {
-  return { pending: 0, downloading: 0, installing: 0, rebooting: 0, verifying: 0, succeeded: 0, failed: 0, rolled_back: 0 };
+function emptyCounts(): RolloutStateCounts {
+  return Object.fromEntries(ROLLOUT_DEVICE_STATES.map((state) => [state, 0])) as RolloutStateCounts;
 }
 
 export class RolloutStore {
@@ -140,7 +138,7 @@ export class RolloutStore {
   }
 
   /** Devices per state, of the whole rollout or of the phases up to `maxPhase`. */
-  async counts(rolloutId: string, db: Executor = this.db, maxPhase?: number): Promise<StateCounts> {
+  async counts(rolloutId: string, db: Executor = this.db, maxPhase?: number): Promise<RolloutStateCounts> {
     const rows = await db
       .selectFrom('rollout_devices')
       .select((eb) => ['state', eb.fn.countAll<number>().as('n')])

@@ -6,7 +6,15 @@
  * told `updates/available`. Operators pause, resume and abort; every change is audited.
  */
 import semver from 'semver';
-import { UPDATE_TOPICS, type RolloutDeviceState, type VersionReport } from '@bulwark/protocol';
+import {
+  UPDATE_TOPICS,
+  type RolloutDetailView,
+  type RolloutDeviceState,
+  type RolloutDeviceView,
+  type RolloutStateCounts,
+  type RolloutView,
+  type VersionReport,
+} from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
@@ -35,49 +43,24 @@ import {
   retryAtAfter,
   type RetryPolicy,
   type RolloutChanges,
-  type RolloutDefinition,
   type RolloutInput,
   type RolloutPhase,
   type RolloutSelector,
   type ScheduleWindow,
 } from './rollout-model.js';
 import { DeviceReportStore } from './device-report-store.js';
-import { DEVICE_SILENT, RolloutStore, type Executor, type RolloutDeviceRow, type RolloutRow, type StateCounts } from './rollout-store.js';
+import { DEVICE_SILENT, RolloutStore, type RolloutDeviceRow, type RolloutRow } from './rollout-store.js';
 import type { RolloutsTable } from '../storage/rollout-tables.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
+import type { Executor } from '../storage/executor.js';
 
 export type RolloutStatus = RolloutsTable['status'];
 
 export const MAX_DEVICES_PAGE = 500;
 const LIST_PAGE = 100;
 
-/** A rollout as the API shows it: its definition, then where it stands. */
-export interface RolloutView extends RolloutDefinition {
-  id: string;
-  productId: string;
-  status: RolloutStatus;
-  currentPhase: number;
-  phaseStartedAt: string;
-  deviceCount: number;
-  skippedCount: number;
-  createdBy: string | null;
-  createdAt: string;
-  updatedAt: string;
-  finishedAt: string | null;
-}
-
-export interface RolloutDeviceView {
-  deviceId: string;
-  phase: number;
-  state: RolloutDeviceState;
-  error: { code: string; message: string } | null;
-  offeredAt: string | null;
-  updatedAt: string;
-  /** Offers the device had in this rollout. */
-  attempts: number;
-  /** After a transient failure: when it may be offered again. */
-  retryAt: string | null;
-}
+/** A rollout, its detail and a device's progress in it: wire shapes the console reads too (@bulwark/protocol). */
+export type { RolloutDetailView, RolloutDeviceView, RolloutView };
 
 type Progress = Pick<
   RolloutDeviceRow,
@@ -138,7 +121,7 @@ const UNFINISHED_STATUSES: RolloutStatus[] = ['running', 'paused', 'halted'];
 const scheduleWindowOf = (row: RolloutRow): ScheduleWindow | null =>
   row.schedule_window ? (JSON.parse(row.schedule_window) as ScheduleWindow) : null;
 /** The failed and rolled-back share of the devices counted. */
-function failureRate(counts: StateCounts): number {
+function failureRate(counts: RolloutStateCounts): number {
   const total = Object.values(counts).reduce((a, b) => a + b, 0);
   return total === 0 ? 0 : (counts.failed + counts.rolled_back) / total;
 }
@@ -287,10 +270,7 @@ export class RolloutService {
     return row;
   }
 
-  async get(
-    actor: Actor,
-    rolloutId: string,
-  ): Promise<RolloutView & { counts: StateCounts; currentPhaseCounts: StateCounts; retrying: number }> {
+  async get(actor: Actor, rolloutId: string): Promise<RolloutDetailView> {
     requirePermission(actor, 'rollouts:read');
     const row = await this.owned(actor, rolloutId);
     return {

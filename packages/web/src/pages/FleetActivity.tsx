@@ -6,11 +6,11 @@
  * role that may not read rollouts or findings sees the API's reason in that card only.
  */
 import { useEffect, useMemo, useState } from 'react';
-import { api, SEVERITIES, type Finding, type IngestRate, type Rollout, type RolloutDetail } from '../api';
+import { api, SEVERITIES, type Finding, type IngestRate, type RolloutDetailView, type RolloutView } from '../api';
 import { Alert, BarChart, Card, Link, messageOf } from '../kit';
 import { TimeChart } from '../charts/TimeChart';
 
-const ACTIVE = new Set<Rollout['status']>(['running', 'paused', 'halted']);
+const ACTIVE = new Set<RolloutView['status']>(['running', 'paused', 'halted']);
 /** Open findings are one per check and subject, so a few pages hold them all; past this the count says "at least". */
 const FINDING_PAGES = 5;
 
@@ -26,10 +26,10 @@ function useLoaded<T>(load: () => Promise<T>): { value: T | null; error: string 
   return state;
 }
 
-async function activeRollouts(): Promise<RolloutDetail[]> {
-  const { rollouts } = await api<{ rollouts: Rollout[] }>('GET', '/updates/rollouts');
+async function activeRollouts(): Promise<RolloutDetailView[]> {
+  const { rollouts } = await api<{ rollouts: RolloutView[] }>('GET', '/updates/rollouts');
   const active = rollouts.filter((rollout) => ACTIVE.has(rollout.status));
-  return Promise.all(active.map((rollout) => api<RolloutDetail>('GET', `/updates/rollouts/${encodeURIComponent(rollout.id)}`)));
+  return Promise.all(active.map((rollout) => api<RolloutDetailView>('GET', `/updates/rollouts/${encodeURIComponent(rollout.id)}`)));
 }
 
 async function openFindings(): Promise<{ counts: Record<string, number>; complete: boolean }> {

@@ -11,10 +11,10 @@ import {
   ROLLOUT_DEVICE_STATES,
   type Product,
   type Release,
-  type Rollout,
-  type RolloutDetail as Detail,
-  type RolloutDevice,
+  type RolloutDetailView,
+  type RolloutDeviceView,
   type RolloutStatus,
+  type RolloutView,
 } from '../api';
 import {
   Alert,
@@ -48,7 +48,7 @@ function usePolling(load: () => Promise<void>, live: boolean, onError: (message:
   }, [load, live, onError]);
 }
 
-function Progress(props: { rollout: Detail; label: string }) {
+function Progress(props: { rollout: RolloutDetailView; label: string }) {
   const done = props.rollout.counts.succeeded;
   return (
     <span className="progress">
@@ -58,20 +58,22 @@ function Progress(props: { rollout: Detail; label: string }) {
   );
 }
 
-const phaseText = (rollout: Rollout) =>
+const phaseText = (rollout: RolloutView) =>
   `${Math.min(rollout.currentPhase + 1, rollout.phases.length)} of ${rollout.phases.length} (${rollout.phases[rollout.currentPhase]?.percent ?? 100}%)`;
 
 export function Rollouts() {
   const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ rollouts: Detail[]; nextCursor: string | null } | null>(null);
+  const [page, setPage] = useState<{ rollouts: RolloutDetailView[]; nextCursor: string | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(async () => {
-    const list = await api<{ rollouts: Rollout[]; nextCursor: string | null }>(
+    const list = await api<{ rollouts: RolloutView[]; nextCursor: string | null }>(
       'GET',
       `/updates/rollouts${query({ cursor: paging.cursor })}`,
     );
-    const details = await Promise.all(list.rollouts.map((r) => api<Detail>('GET', `/updates/rollouts/${encodeURIComponent(r.id)}`)));
+    const details = await Promise.all(
+      list.rollouts.map((r) => api<RolloutDetailView>('GET', `/updates/rollouts/${encodeURIComponent(r.id)}`)),
+    );
     setPage({ rollouts: details, nextCursor: list.nextCursor });
   }, [paging.cursor]);
   usePolling(load, true, setError);
@@ -206,7 +208,7 @@ function NewRollout() {
         confirmLabel="Start rollout"
         variant="primary"
         onConfirm={async () => {
-          const created = await api<Rollout & { enrolled: number; skipped: number }>('POST', '/updates/rollouts', {
+          const created = await api<RolloutView & { enrolled: number; skipped: number }>('POST', '/updates/rollouts', {
             releaseId,
             ...(name.trim() ? { name: name.trim() } : {}),
             selector,
@@ -236,19 +238,19 @@ const STEER_TEXT: Record<Steer, { label: string; says: string }> = {
 };
 
 export function RolloutDetail(props: { id: string }) {
-  const [rollout, setRollout] = useState<Detail | null>(null);
+  const [rollout, setRollout] = useState<RolloutDetailView | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [steering, setSteering] = useState<Steer | null>(null);
   const path = `/updates/rollouts/${encodeURIComponent(props.id)}`;
 
-  const load = useCallback(async () => setRollout(await api<Detail>('GET', path)), [path]);
+  const load = useCallback(async () => setRollout(await api<RolloutDetailView>('GET', path)), [path]);
   usePolling(load, rollout === null || !FINISHED.includes(rollout.status), setError);
 
   if (error && !rollout) return <Alert>{error}</Alert>;
   if (!rollout) return <p className="loading">Loading…</p>;
   const actions: Steer[] = FINISHED.includes(rollout.status) ? [] : rollout.status === 'running' ? ['pause', 'abort'] : ['resume', 'abort'];
-  const bars = (counts: Detail['counts']) => ROLLOUT_DEVICE_STATES.map((state) => ({ label: state, value: counts[state] }));
+  const bars = (counts: RolloutDetailView['counts']) => ROLLOUT_DEVICE_STATES.map((state) => ({ label: state, value: counts[state] }));
   return (
     <>
       <p>
@@ -325,7 +327,7 @@ export function RolloutDetail(props: { id: string }) {
         onClose={() => setSteering(null)}
         variant={steering === 'resume' ? 'primary' : 'danger'}
         onConfirm={async (action) => {
-          const done = await api<Rollout>('POST', `${path}/${action}`);
+          const done = await api<RolloutView>('POST', `${path}/${action}`);
           setSteering(null);
           setNotice(`Rollout ${done.name} is ${done.status}.`);
           await load();
@@ -338,10 +340,10 @@ export function RolloutDetail(props: { id: string }) {
 function RolloutDevices(props: { path: string; version: string }) {
   const [state, setState] = useState('');
   const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ devices: RolloutDevice[]; nextCursor: string | null } | null>(null);
+  const [page, setPage] = useState<{ devices: RolloutDeviceView[]; nextCursor: string | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
   useEffect(() => {
-    api<{ devices: RolloutDevice[]; nextCursor: string | null }>(
+    api<{ devices: RolloutDeviceView[]; nextCursor: string | null }>(
       'GET',
       `${props.path}/devices${query({ state, cursor: paging.cursor, limit: 50 })}`,
     )

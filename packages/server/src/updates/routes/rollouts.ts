@@ -10,7 +10,7 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes } from '@bulwark/protocol';
+import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes, ROLLOUT_DEVICE_STATES, type RolloutDeviceState } from '@bulwark/protocol';
 import { AuthenticationError, BulwarkError, NotFoundError } from '../../errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceCertificateVerifier } from '../../devices/identity.js';
@@ -44,27 +44,9 @@ const Phase = Strict({
   percent: Type.Number({ exclusiveMinimum: 0, maximum: 100 }),
   soakSeconds: Type.Integer({ minimum: 0, maximum: MAX_SOAK_SECONDS }),
 });
-const DeviceState = Type.Union([
-  Type.Literal('pending'),
-  Type.Literal('downloading'),
-  Type.Literal('installing'),
-  Type.Literal('rebooting'),
-  Type.Literal('verifying'),
-  Type.Literal('succeeded'),
-  Type.Literal('failed'),
-  Type.Literal('rolled_back'),
-]);
+const DeviceState = Type.Unsafe<RolloutDeviceState>(Type.Union(ROLLOUT_DEVICE_STATES.map((state) => Type.Literal(state))));
 const Count = Type.Integer();
-const Counts = Strict({
-  pending: Count,
-  downloading: Count,
-  installing: Count,
-  rebooting: Count,
-  verifying: Count,
-  succeeded: Count,
-  failed: Count,
-  rolled_back: Count,
-});
+const Counts = Strict(Object.fromEntries(ROLLOUT_DEVICE_STATES.map((state) => [state, Count])) as Record<RolloutDeviceState, typeof Count>);
 const ErrorEntry = Strict({ code: Type.String(), message: Type.String() });
 const Fraction = Type.Number({ exclusiveMinimum: 0, maximum: 1 });
 const Retry = Strict({

@@ -8,7 +8,6 @@ import { isUniqueViolation } from '../../storage/unique-violation.js';
 import type { TufMetadataTable } from '../../storage/repository-tables.js';
 import { ConcurrentChangeError } from '../errors.js';
 
-export type Executor = Kysely<Database>;
 export type MetadataRow = TufMetadataTable;
 
 export async function latest(db: Kysely<Database>, organizationId: string, role: string): Promise<MetadataRow | undefined> {

@@ -8,11 +8,21 @@
 import { useCallback, useEffect, useState } from 'react';
 import { Alert, Button, Card, Dialog, Field, Select } from '../../kit';
 import { navigate } from '../../router';
-import { COMMANDS, my, nameOf, ROLE_LABEL, type Invitation, type Member, type MyDevice, type Presence, type Value } from '../api';
+import {
+  COMMANDS,
+  my,
+  nameOf,
+  ROLE_LABEL,
+  type InvitationView,
+  type MemberView,
+  type MyDeviceView,
+  type MyPresenceView,
+  type TelemetryValue,
+} from '../api';
 import { Badge, useAction } from '../ui';
 import { Privacy } from './Privacy';
 
-type Readings = Record<string, { value: Value; ts: string }>;
+type Readings = Record<string, { value: TelemetryValue; ts: string }>;
 
 function show(value: unknown): string {
   if (value === null || value === undefined) return '—';
@@ -30,7 +40,7 @@ function useLive(id: string, onReported: (state: Record<string, unknown>) => voi
     const source = new EventSource(my.liveUrl(id));
     source.addEventListener('reported', (event) => onReported((JSON.parse(event.data) as { state: Record<string, unknown> }).state));
     source.addEventListener('telemetry', (event) => {
-      const { readings } = JSON.parse(event.data) as { readings: { ts: string; values: Record<string, Value> }[] };
+      const { readings } = JSON.parse(event.data) as { readings: { ts: string; values: Record<string, TelemetryValue> }[] };
       const latest: Readings = {};
       for (const reading of readings) for (const [name, value] of Object.entries(reading.values)) latest[name] = { value, ts: reading.ts };
       onReadings(latest);
@@ -48,8 +58,8 @@ function useLive(id: string, onReported: (state: Record<string, unknown>) => voi
 
 export function DeviceView(props: { id: string }) {
   const { id } = props;
-  const [device, setDevice] = useState<MyDevice | null>(null);
-  const [presence, setPresence] = useState<Presence | null>(null);
+  const [device, setDevice] = useState<MyDeviceView | null>(null);
+  const [presence, setPresence] = useState<MyPresenceView | null>(null);
   const [reported, setReported] = useState<Record<string, unknown>>({});
   const [readings, setReadings] = useState<Readings>({});
   const load = useAction();
@@ -134,7 +144,7 @@ function Controls(props: { id: string }) {
   );
 }
 
-function Rename(props: { device: MyDevice; onRenamed: (device: MyDevice) => void }) {
+function Rename(props: { device: MyDeviceView; onRenamed: (device: MyDeviceView) => void }) {
   const [label, setLabel] = useState(props.device.label ?? '');
   const { busy, error, submit } = useAction();
   return (
@@ -150,10 +160,10 @@ function Rename(props: { device: MyDevice; onRenamed: (device: MyDevice) => void
   );
 }
 
-function Sharing(props: { device: MyDevice }) {
+function Sharing(props: { device: MyDeviceView }) {
   const { id, role } = props.device;
-  const [members, setMembers] = useState<Member[]>([]);
-  const [invitations, setInvitations] = useState<Invitation[]>([]);
+  const [members, setMembers] = useState<MemberView[]>([]);
+  const [invitations, setInvitations] = useState<InvitationView[]>([]);
   const [email, setEmail] = useState('');
   const [shareRole, setShareRole] = useState<'member' | 'guest'>('guest');
   const [notice, setNotice] = useState<string | null>(null);
@@ -242,7 +252,7 @@ function Sharing(props: { device: MyDevice }) {
   );
 }
 
-function Removal(props: { device: MyDevice }) {
+function Removal(props: { device: MyDeviceView }) {
   const { id, role } = props.device;
   const [confirming, setConfirming] = useState<'unbind' | 'leave' | null>(null);
   const { busy, error, run } = useAction();

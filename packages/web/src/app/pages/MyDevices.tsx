@@ -4,17 +4,17 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { Alert, Button, Card, Link } from '../../kit';
-import { my, nameOf, ROLE_LABEL, type Invitation, type MyDevice, type Presence } from '../api';
+import { my, nameOf, ROLE_LABEL, type InvitationView, type MyDeviceView, type MyPresenceView } from '../api';
 import { Badge, useAction } from '../ui';
 
 interface Row {
-  device: MyDevice;
-  presence: Presence | null;
+  device: MyDeviceView;
+  presence: MyPresenceView | null;
 }
 
 export function MyDevices() {
   const [rows, setRows] = useState<Row[] | null>(null);
-  const [invitations, setInvitations] = useState<Invitation[]>([]);
+  const [invitations, setInvitations] = useState<InvitationView[]>([]);
   const { error, run, busy } = useAction();
 
   const refresh = useCallback(async () => {
@@ -26,7 +26,7 @@ export function MyDevices() {
   useEffect(() => {
     void run(refresh);
   }, [run, refresh]);
-  const answer = (invitation: Invitation, accept: boolean) =>
+  const answer = (invitation: InvitationView, accept: boolean) =>
     void run(async () => {
       await (accept ? my.accept(invitation.id) : my.decline(invitation.id));
       await refresh();

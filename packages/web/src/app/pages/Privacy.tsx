@@ -8,11 +8,11 @@
  */
 import { useEffect, useId, useState } from 'react';
 import { Alert, Card } from '../../kit';
-import { my, type DevicePrivacy } from '../api';
+import { my, type DevicePrivacyView } from '../api';
 import { useAction } from '../ui';
 
 export function Privacy(props: { id: string }) {
-  const [privacy, setPrivacy] = useState<DevicePrivacy | null>(null);
+  const [privacy, setPrivacy] = useState<DevicePrivacyView | null>(null);
   const [asked, setAsked] = useState<Record<string, boolean>>({});
   const { busy, error, run } = useAction();
   useEffect(() => {

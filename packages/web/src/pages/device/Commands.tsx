@@ -6,7 +6,7 @@
  * offline device, a role without devices:write) is shown with the API's reason.
  */
 import { useCallback, useEffect, useId, useState, type FormEvent } from 'react';
-import { api, type Command, type CommandDeclaration } from '../../api';
+import { api, type CommandDeclaration, type CommandView } from '../../api';
 import { Alert, Button, Card, Field, messageOf, Select, Table, When } from '../../kit';
 
 type ParamValues = Record<string, string | boolean>;
@@ -47,7 +47,7 @@ function Checkbox(props: { label: string; checked: boolean; onChange: (checked: 
   );
 }
 
-const OUTCOME: Record<Command['status'], string> = {
+const OUTCOME: Record<CommandView['status'], string> = {
   pending: 'waiting for the device',
   succeeded: 'succeeded',
   failed: 'failed',
@@ -55,7 +55,7 @@ const OUTCOME: Record<Command['status'], string> = {
   timed_out: 'timed out (no answer in time)',
 };
 
-const outcomeText = (command: Command) =>
+const outcomeText = (command: CommandView) =>
   `${command.name}: ${OUTCOME[command.status]}${command.error ? ` (${command.error})` : ''}${
     command.result !== null && command.result !== undefined ? `, result ${JSON.stringify(command.result)}` : ''
   }`;
@@ -66,14 +66,14 @@ export function Commands(props: { deviceId: string; declared: CommandDeclaration
   const [name, setName] = useState(declared?.[0]?.name ?? '');
   const [values, setValues] = useState<ParamValues>({});
   const [freeParams, setFreeParams] = useState('{}');
-  const [recent, setRecent] = useState<Command[]>([]);
-  const [current, setCurrent] = useState<Command | null>(null);
+  const [recent, setRecent] = useState<CommandView[]>([]);
+  const [current, setCurrent] = useState<CommandView | null>(null);
   const [busy, setBusy] = useState(false);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(async () => {
     try {
-      setRecent((await api<{ commands: Command[] }>('GET', `${path}?limit=10`)).commands);
+      setRecent((await api<{ commands: CommandView[] }>('GET', `${path}?limit=10`)).commands);
     } catch (caught) {
       setError(messageOf(caught));
     }
@@ -102,14 +102,14 @@ export function Commands(props: { deviceId: string; declared: CommandDeclaration
     }
     setBusy(true);
     try {
-      let command = await api<Command>('POST', path, { name, params });
+      let command = await api<CommandView>('POST', path, { name, params });
       setCurrent(command);
       props.onSent();
       // Wait for the answer in steps the API allows until the command's deadline. The steps are
       // counted from the platform's own times: this browser's clock may not agree with the platform's.
       const steps = Math.ceil((Date.parse(command.expiresAt) - Date.parse(command.createdAt)) / WAIT_MS) + 1;
       for (let step = 0; step < steps && command.status === 'pending'; step++) {
-        command = await api<Command>('GET', `${path}/${encodeURIComponent(command.id)}?waitMs=${WAIT_MS}`);
+        command = await api<CommandView>('GET', `${path}/${encodeURIComponent(command.id)}?waitMs=${WAIT_MS}`);
         setCurrent(command);
       }
       void load();

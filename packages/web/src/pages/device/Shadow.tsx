@@ -5,13 +5,13 @@
  * patch at the version read, so an edit made meanwhile by someone else is refused, not overwritten.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, type Shadow as ShadowState } from '../../api';
+import { api, type ShadowView } from '../../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Table, When } from '../../kit';
 import { changesBetween, isObject, patchBetween, shown, type Change, type JsonObject } from './merge-patch';
 
 export function Shadow(props: { deviceId: string; serial: string; onChanged: () => void }) {
   const path = `/devices/${encodeURIComponent(props.deviceId)}/state`;
-  const [shadow, setShadow] = useState<ShadowState | null>(null);
+  const [shadow, setShadow] = useState<ShadowView | null>(null);
   const [draft, setDraft] = useState('');
   const [review, setReview] = useState<{ next: JsonObject; changes: Change[] } | null>(null);
   const [error, setError] = useState<string | null>(null);
@@ -19,7 +19,7 @@ export function Shadow(props: { deviceId: string; serial: string; onChanged: () 
 
   const load = useCallback(async () => {
     try {
-      const current = await api<ShadowState>('GET', path);
+      const current = await api<ShadowView>('GET', path);
       setShadow(current);
       setDraft(JSON.stringify(current.desired.state, null, 2));
     } catch (caught) {
@@ -103,7 +103,7 @@ export function Shadow(props: { deviceId: string; serial: string; onChanged: () 
         confirmLabel="Send desired state"
         variant="primary"
         onConfirm={async () => {
-          const sent = await api<ShadowState>('PATCH', `${path}/desired`, {
+          const sent = await api<ShadowView>('PATCH', `${path}/desired`, {
             state: patchBetween(shadow.desired.state, review!.next),
             version: shadow.desired.version,
           });
