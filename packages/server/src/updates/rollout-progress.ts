@@ -7,17 +7,7 @@
  * statement; a success's two in a transaction of their own). If a batch's transaction fails,
  * every move in it is refused with that error (none was written) and the device sends it again.
  */
-import type { RolloutDeviceState } from '@bulwark/protocol';
-import type { Executor, RolloutStore } from './rollout-store.js';
-
-export interface ProgressMove {
-  rolloutId: string;
-  organizationId: string;
-  deviceId: string;
-  target: string;
-  state: RolloutDeviceState;
-  from: RolloutDeviceState[];
-}
+import type { Executor, ProgressMove, RolloutStore } from './rollout-store.js';
 
 interface Pending {
   move: ProgressMove;

@@ -28,6 +28,16 @@ export const DEVICE_SILENT = {
 
 export type StateCounts = Record<RolloutDeviceState, number>;
 
+/** A device's reported move in a rollout: to `state`, from one of `from`, for the rollout's target. */
+export interface ProgressMove {
+  rolloutId: string;
+  organizationId: string;
+  deviceId: string;
+  target: string;
+  state: RolloutDeviceState;
+  from: RolloutDeviceState[];
+}
+
 export function emptyCounts(): StateCounts {
   return { pending: 0, downloading: 0, installing: 0, rebooting: 0, verifying: 0, succeeded: 0, failed: 0, rolled_back: 0 };
 }
@@ -208,19 +218,7 @@ export class RolloutStore {
    * and its current state is one of `from`; on success, the device's firmware version becomes the
    * release's in the same transaction. False when nothing moved: the caller reads the row to say why.
    */
-  async advance(
-    move: {
-      rolloutId: string;
-      organizationId: string;
-      deviceId: string;
-      target: string;
-      state: RolloutDeviceState;
-      from: RolloutDeviceState[];
-    },
-    error: { code: string; message: string } | null,
-    now: number,
-    db: Executor,
-  ): Promise<boolean> {
+  async advance(move: ProgressMove, error: { code: string; message: string } | null, now: number, db: Executor): Promise<boolean> {
     const release = (eb: ExpressionBuilder<Database, 'rollout_devices' | 'devices'>) =>
       eb.selectFrom('rollouts as r').innerJoin('firmware_releases as f', 'f.id', 'r.release_id').where('r.id', '=', move.rolloutId);
     const moved = await db
