@@ -1,11 +1,11 @@
 /**
- * Group commit of devices' update progress: the status moves of the one-statement path
- * (rollout-inbox.ts) that arrive while a write is under way are written together, in one
- * transaction, once it is done. A device's promise settles only after the transaction holding its
+ * Group commit of devices' update successes: the status moves of the one-statement path
+ * (rollout-inbox.ts) that arrive while a write is under way are written once it is done, the
+ * successes among them (two statements each) in one transaction, the other moves one statement
+ * each as before. A device's promise settles only after the statement or transaction holding its
  * move committed, and the broker acknowledges a status only after its handler settled, so an
- * acknowledged status is as durable as before. A move alone is written as it always was (one
- * statement; a success's two in a transaction of their own). If a batch's transaction fails,
- * every move in it is refused with that error (none was written) and the device sends it again.
+ * acknowledged status is as durable as before. A move whose write fails is refused with the error
+ * (its statement or transaction was not committed) and the device sends it again.
  */
 import type { Executor, ProgressMove, RolloutStore } from './rollout-store.js';
 
@@ -43,27 +43,40 @@ export class ProgressWriter {
     try {
       // One turn of the event loop: the statuses that arrived with this one share its batch.
       await new Promise((resolve) => setImmediate(resolve));
-      while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
-        try {
-          const moved = await this.write(batch);
-          batch.forEach((pending, i) => pending.settle.resolve(moved[i]!));
-        } catch (error) {
-          for (const pending of batch) pending.settle.reject(error);
-        }
-      }
+      while (this.queue.length > 0) await this.write(this.queue.splice(0, MAX_BATCH));
     } finally {
       this.draining = false;
     }
   }
 
-  private async write(batch: Pending[]): Promise<boolean[]> {
-    const one = batch.length === 1 ? batch[0]! : null;
-    if (one && one.move.state !== 'succeeded') return [await this.store.advance(one.move, one.error, one.now, this.db)];
-    return this.db.transaction().execute(async (trx) => {
-      const moved: boolean[] = [];
-      for (const pending of batch) moved.push(await this.store.advance(pending.move, pending.error, pending.now, trx));
-      return moved;
-    });
+  /**
+   * A progress move is one statement, committed on its own (a transaction around several would only
+   * add BEGIN and COMMIT); a success is two, so the successes of the batch share one transaction.
+   * One device's messages are handled one after the other by the broker: a batch never holds two of them.
+   */
+  private async write(batch: Pending[]): Promise<void> {
+    const successes: Pending[] = [];
+    for (const pending of batch) {
+      if (pending.move.state === 'succeeded') successes.push(pending);
+      else await settle([pending], async () => [await this.store.advance(pending.move, pending.error, pending.now, this.db)]);
+    }
+    if (successes.length > 0)
+      await settle(successes, () =>
+        this.db.transaction().execute(async (trx) => {
+          const moved: boolean[] = [];
+          for (const { move, error, now } of successes) moved.push(await this.store.advance(move, error, now, trx));
+          return moved;
+        }),
+      );
+  }
+}
+
+/** Settles each pending move with what the write says of it, or all of them with its error (nothing of it was committed). */
+async function settle(pending: Pending[], write: () => Promise<boolean[]>): Promise<void> {
+  try {
+    const moved = await write();
+    pending.forEach((p, i) => p.settle.resolve(moved[i]!));
+  } catch (error) {
+    for (const p of pending) p.settle.reject(error);
   }
 }

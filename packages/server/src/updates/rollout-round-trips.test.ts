@@ -1,8 +1,8 @@
 /**
  * What one device's step through a rollout costs in database round trips, counted on a real
  * database of each engine below Kysely (testing/query-counter.ts): the offer (a tick), the
- * director targets fetch, the status messages (one at a time, and from many devices at once: committed
- * together, rollout-progress.ts). Each figure is
+ * director targets fetch, the status messages (one at a time, and from many devices at once: their
+ * successes committed together, rollout-progress.ts). Each figure is
  * pinned per device over a group of devices with a slack smaller than the group, so a change
  * that brings back a query per device (an N+1, a read before every write) fails here.
  */
@@ -116,7 +116,7 @@ for (const engine of ENGINES) {
       );
     });
 
-    it('commits the statuses of devices reporting at once together, each settled only once its move is committed', async () => {
+    it('commits the successes of devices reporting at once in one transaction, each status settled only once its move is committed', async () => {
       const devices = await registerDevices(t.platform, org, product, 'RT-GROUP', DEVICES);
       const rollouts = t.platform.updates.rollouts;
       const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: devices } });
@@ -150,8 +150,8 @@ for (const engine of ENGINES) {
         );
         const begins = spent.statements.split('\n').filter((line) => /^\d+× begin/i.test(line));
         const transactions = begins.reduce((sum, line) => sum + Number(line.split('×')[0]), 0);
-        // One statement per device (two on success) and this test's read of it, with a few transactions for all of
-        // them: a transaction each would be two more statements per device.
+        // One statement per device (two on success: the successes share a transaction) and this test's read of it;
+        // a transaction per success would be two more statements per device.
         const perDevice = (state === 'succeeded' ? 2 : 1) + 1;
         assert.ok(transactions <= 3, `${transactions} transactions for ${DEVICES} devices' ${state}:\n${spent.statements}`);
         atMost(`status ${state} from ${DEVICES} devices at once`, spent, perDevice);
