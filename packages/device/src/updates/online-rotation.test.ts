@@ -199,6 +199,8 @@ describe('update agent across an online key rotation (snapshot, timestamp, direc
       .insertInto('tuf_metadata')
       .values({ ...current, version: forged.signed.version, json: JSON.stringify(forged.toJSON()) })
       .execute();
+    // Written beside the platform, as another process would: served once the platform forgets what it kept (or a second later).
+    p.t.platform.updates.repository.metadataChanged(org);
     try {
       assert.equal(await refusedCheck(), 'update.metadata_invalid');
     } finally {
@@ -208,6 +210,7 @@ describe('update agent across an online key rotation (snapshot, timestamp, direc
         .where('role', '=', 'timestamp')
         .where('version', '=', forged.signed.version)
         .execute();
+      p.t.platform.updates.repository.metadataChanged(org);
     }
   });
 

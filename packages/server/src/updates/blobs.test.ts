@@ -6,7 +6,14 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
 import { text } from 'node:stream/consumers';
-import { BlobHashMismatchError, BlobInvalidHashError, BlobLengthMismatchError, BlobStore, BlobTooLargeError } from './blobs.js';
+import {
+  BlobHashMismatchError,
+  BlobInvalidHashError,
+  BlobLengthMismatchError,
+  BlobStore,
+  BlobTooLargeError,
+  HOT_IMAGE_MAX_BYTES,
+} from './blobs.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
 
@@ -68,6 +75,34 @@ describe('blob store', () => {
     assert.ok((await collect(store.open(hash, { start: 1000, end: 1999 }))).equals(data.subarray(1000, 2000)));
     assert.ok((await collect(store.open(hash, { start: 299_999, end: 299_999 }))).equals(data.subarray(299_999)));
     assert.equal(await store.stat(sha256(Buffer.from('absent'))), null);
+  });
+
+  it('keeps a small blob in memory once read whole, never a larger one or a file that no longer hashes to its name, and forgets it on remove', async () => {
+    const store = freshStore(HOT_IMAGE_MAX_BYTES + 1);
+    const small = randomBytes(200_000);
+    const smallHash = sha256(small);
+    await store.put(Readable.from([small]), { sha256: smallHash });
+    assert.equal(store.cached(smallHash), undefined, 'nothing is kept before a whole read');
+    assert.ok((await store.bytes(smallHash, small.length))!.equals(small));
+    assert.ok(store.cached(smallHash)!.equals(small), 'kept after it');
+
+    const large = randomBytes(HOT_IMAGE_MAX_BYTES + 1);
+    const largeHash = sha256(large);
+    await store.put(Readable.from([large]), { sha256: largeHash });
+    assert.equal(await store.bytes(largeHash, large.length), null, 'streamed instead');
+    assert.equal(store.cached(largeHash), undefined);
+
+    // A file altered on disk is not pinned in memory: it is streamed as it is (the device checks the hash).
+    const other = randomBytes(1000);
+    const otherHash = sha256(other);
+    await store.put(Readable.from([other]), { sha256: otherHash });
+    writeFileSync(join(store.dir, 'sha256', otherHash.slice(0, 2), otherHash), randomBytes(1000));
+    assert.equal(await store.bytes(otherHash, other.length), null);
+    assert.equal(store.cached(otherHash), undefined);
+
+    assert.equal(await store.remove(smallHash), true);
+    assert.equal(store.cached(smallHash), undefined, 'a removed blob is not served from memory');
+    assert.equal(await store.bytes(smallHash, small.length), null);
   });
 
   it('refuses bytes that hash to something else than named, and keeps nothing', async () => {

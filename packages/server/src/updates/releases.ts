@@ -10,6 +10,7 @@ import semver from 'semver';
 import { targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
+import { BoundedCache } from '../bounded-cache.js';
 import type { Clock } from '../clock.js';
 import type { DevicesService } from '../devices/service.js';
 import { BulwarkError, NotFoundError, ValidationError } from '../errors.js';
@@ -117,6 +118,12 @@ function checkCustom(custom: Record<string, unknown>, productId: string, version
 
 export class ReleaseService {
   private readonly store: ReleaseStore;
+  /**
+   * Images a release names, by organization, target and hash: every device of a rollout downloads
+   * the same one. Releases are only ever inserted (never changed or deleted), so a yes stays true;
+   * a no is not kept (a release published since, here or on another node, is served at once).
+   */
+  private readonly released = new BoundedCache<true>(10_000);
 
   constructor(
     readonly db: Executor,
@@ -203,6 +210,8 @@ export class ReleaseService {
         );
         return toRelease(row);
       });
+      // The new timestamp and snapshot, served by this process's repository from now on (tuf/latest-cache.ts).
+      this.repository.metadataChanged(org);
       return release;
     } catch (caught) {
       let error = isUniqueViolation(caught) ? new ReleaseExistsError(input.productId, input.version) : caught;
@@ -284,7 +293,11 @@ export class ReleaseService {
 
   /** Whether a release of the organization names this image under this target (what the targets route serves). */
   async isReleased(organizationId: string, targetName: string, sha256: string): Promise<boolean> {
-    return this.store.names(organizationId, targetName, sha256);
+    const key = `${organizationId}\0${targetName}\0${sha256}`;
+    if (this.released.get(key)) return true;
+    const named = await this.store.names(organizationId, targetName, sha256);
+    if (named) this.released.set(key, true);
+    return named;
   }
 
   async list(actor: Actor, query: { productId?: string }): Promise<Release[]> {

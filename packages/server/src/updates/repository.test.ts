@@ -294,8 +294,15 @@ for (const engine of ENGINES) {
       const oldTargetsKey = ceremony.targetsKey;
       const newTargetsKey = keyHolder();
       const rotated = signedBy(ceremony.root(2, ceremony.rootKeys, newTargetsKey), ...ceremony.rootKeys);
+      // A device's probe for the next root is answered from what the server keeps of the latest root...
+      assert.equal((await t.client().get(`${tufMetadataPath(org)}2.root.json`)).status, 404);
       let res = await post('/api/v1/updates/repository/root', { root: rotated.toJSON() });
       assert.equal(res.status, 200, res.text);
+      // ...which the upload replaced: the next probe finds the new root at once, and root.json is it.
+      const probed = await t.client().get(`${tufMetadataPath(org)}2.root.json`);
+      assert.equal(probed.status, 200, probed.text);
+      assert.deepEqual(probed.body, rotated.toJSON());
+      assert.deepEqual((await t.client().get(`${tufMetadataPath(org)}root.json`)).body, rotated.toJSON());
       ceremony.targetsKey = newTargetsKey;
 
       const byOldKey = ceremony.targets([product], topLevel, 1, oldTargetsKey);
@@ -360,13 +367,17 @@ for (const engine of ENGINES) {
               .executeTakeFirstOrThrow()
           ).v,
         );
+      const served = async () => (await t.client().get(`${tufMetadataPath(org)}timestamp.json`)).body.signed.version as number;
       await t.platform.db.transaction().execute((trx) => t.platform.updates.repository.signOnline(trx, org, t.clock.now(), true));
       const start = await latest();
+      assert.equal(await served(), start);
       await t.platform.updates.repository.refresh();
       assert.equal(await latest(), start, 'fresh: nothing to do');
       t.clock.advance(t.config.updates.timestampExpirySeconds * 500 + 1000);
       await t.platform.updates.repository.refresh();
       assert.equal(await latest(), start + 1);
+      // Served at once, though the one before was served a moment ago (the server keeps the latest for a second).
+      assert.equal(await served(), start + 1);
       t.clock.set(Date.now());
     });
 

@@ -13,6 +13,7 @@ import { BoundedCache } from '../bounded-cache.js';
 import { BulwarkError } from '../errors.js';
 import type { SigningKeys } from '../keys/signing-keys.js';
 import { ConcurrentChangeError, MetadataRejectedError, RepositoryNotReadyError } from './errors.js';
+import { LatestMetadataCache } from './tuf/latest-cache.js';
 import { checkDirectorRoot, checkImageRoot, checkProductMetadata, checkRoot, checkTopLevelTargets } from './tuf/accept.js';
 import { tufKeyOf } from './tuf/keys.js';
 import * as store from './tuf/metadata-store.js';
@@ -73,14 +74,35 @@ export class TufRepository {
    */
   private readonly versions = new BoundedCache<string>(256, 16 * 1024 * 1024);
 
+  /** The latest root, director root and timestamp, served without a round trip (tuf/latest-cache.ts). */
+  private readonly latest = new LatestMetadataCache();
+
   private async byVersion(organizationId: string, role: string, version: number): Promise<string | null> {
     const key = `${organizationId}\0${role}\0${version}`;
     const cached = this.versions.get(key);
     if (cached !== undefined) return cached;
+    // A device's refresh probes for the root after the one it trusts: past the latest, answered without a round trip.
+    if (role === 'root' || role === DIRECTOR_ROOT) {
+      const newest = await this.latestRow(organizationId, role);
+      if (!newest || version > newest.version) return null;
+    }
     const row = await store.byVersion(this.db, organizationId, role, version);
     if (!row) return null;
     this.versions.set(key, row.json, row.json.length);
     return row.json;
+  }
+
+  private latestRow(organizationId: string, role: string): Promise<store.MetadataRow | null> {
+    return this.latest.latest(organizationId, role, () => store.latest(this.db, organizationId, role));
+  }
+
+  /**
+   * The organization's metadata was written: what this process kept of its latest versions is read
+   * again. Every write here calls it; a test that writes the table directly (an attacker with the
+   * database) calls it to skip the second another process would wait.
+   */
+  metadataChanged(organizationId: string): void {
+    this.latest.forget(organizationId);
   }
 
   /**
@@ -282,7 +304,8 @@ export class TufRepository {
    * Inside a transaction pass it as `db` (SQLite has one connection).
    */
   async directorRoot(organizationId: string, db: Executor = this.db): Promise<Record<string, unknown> | null> {
-    const row = await store.latest(db, organizationId, DIRECTOR_ROOT);
+    const row =
+      db === this.db ? await this.latestRow(organizationId, DIRECTOR_ROOT) : await store.latest(db, organizationId, DIRECTOR_ROOT);
     return row ? (JSON.parse(row.json) as Record<string, unknown>) : null;
   }
 
@@ -304,7 +327,7 @@ export class TufRepository {
    */
   async metadataFile(organizationId: string, file: string): Promise<MetadataFile | null> {
     if (file === 'root.json' || file === 'timestamp.json') {
-      const row = await store.latest(this.db, organizationId, file.slice(0, -'.json'.length));
+      const row = await this.latestRow(organizationId, file.slice(0, -'.json'.length));
       return row ? { json: row.json, immutable: false } : null;
     }
     const match = VERSIONED_FILE.exec(file);
@@ -324,6 +347,7 @@ export class TufRepository {
           const snapshotDue = halfGone(await store.latest(trx, org, 'snapshot'));
           if (snapshotDue || halfGone(await store.latest(trx, org, 'timestamp'))) await this.signOnline(trx, org, now, snapshotDue);
         });
+        this.metadataChanged(org);
       } catch (error) {
         // Another node refreshed first: nothing to do. Anything else is reported after the other organizations.
         if (!(error instanceof BulwarkError && error.code === 'update.concurrent_change')) failures.push(error);
@@ -370,6 +394,8 @@ export class TufRepository {
       expires_at: timestamp.expiresAt,
       created_at: now,
     });
+    // Forgotten now and again by the caller once its transaction committed: a read in between may still see the rows before.
+    this.metadataChanged(org);
   }
 
   private async store(trx: Executor, org: string, role: string, metadata: Metadata<Root | Targets>, now: number): Promise<void> {
@@ -381,6 +407,7 @@ export class TufRepository {
       expires_at: Date.parse(metadata.signed.expires),
       created_at: now,
     });
+    this.metadataChanged(org);
   }
 
   private async currentRoot(db: Executor, org: string): Promise<Metadata<Root> | null> {
@@ -423,11 +450,13 @@ export class TufRepository {
       sourceIp: actor.sourceIp,
     };
     try {
-      return await this.db.transaction().execute(async (trx) => {
+      const status = await this.db.transaction().execute(async (trx) => {
         const details = await fn(trx);
         await this.audit.record({ ...event, details }, trx);
         return this.statusOf(trx, org);
       });
+      this.metadataChanged(org);
+      return status;
     } catch (error) {
       if (error instanceof BulwarkError)
         await this.audit.record({ ...event, outcome: 'denied', details: { code: error.code, reason: error.message } });

@@ -14,6 +14,7 @@ import type { DeviceIdentity } from '../devices/identity.js';
 import type { DeviceReportStore } from './device-report-store.js';
 import { parseSignedReport, parseStatus, reportKeyOf, reportSignatureValid } from './rollout-messages.js';
 import { isTransientFailure, retryAtAfter } from './rollout-model.js';
+import { ProgressWriter } from './rollout-progress.js';
 import type { RolloutStore } from './rollout-store.js';
 import type { Executor } from '../storage/executor.js';
 
@@ -35,13 +36,16 @@ const MOVABLE_FROM = Object.fromEntries(
 
 export class DeviceUpdateInbox {
   private readonly reportKeys = new BoundedCache<KeyObject | null>(2_000);
+  private readonly progress: ProgressWriter;
 
   constructor(
     private readonly db: Executor,
     private readonly store: RolloutStore,
     private readonly reports: DeviceReportStore,
     private readonly clock: Clock,
-  ) {}
+  ) {
+    this.progress = new ProgressWriter(db, store);
+  }
 
   async message(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<void> {
     if (channel === 'status') return this.status(identity, payload);
@@ -57,6 +61,7 @@ export class DeviceUpdateInbox {
     if (!parsed.ok) throw new DeviceMessageRefusal('update.status_invalid', parsed.message);
     const status = parsed.value;
     // Progress in one statement (a transaction of two on success): the checks below are its WHERE.
+    // Devices' statuses arriving together are committed together (rollout-progress.ts).
     // A failure (transient ones wait for a retry) and any message that statement did not take go
     // the full way, which reads the row to refuse with the reason or to drop a late message.
     if (status.state !== 'failed') {
@@ -70,11 +75,7 @@ export class DeviceUpdateInbox {
       };
       const now = this.clock.now();
       const error = status.error ?? null;
-      const moved =
-        status.state === 'succeeded'
-          ? await this.db.transaction().execute((trx) => this.store.advance(move, error, now, trx))
-          : await this.store.advance(move, error, now, this.db);
-      if (moved) return;
+      if (await this.progress.advance(move, error, now)) return;
     }
     const row = await this.store.device(status.rolloutId, identity.organizationId, identity.deviceId);
     if (!row) throw new DeviceMessageRefusal('update.status_invalid', `This device is not in rollout ${status.rolloutId}`);

@@ -1,7 +1,8 @@
 /**
  * What one device's step through a rollout costs in database round trips, counted on a real
  * database of each engine below Kysely (testing/query-counter.ts): the offer (a tick), the
- * director targets fetch, the status messages. Each figure is
+ * director targets fetch, the status messages (one at a time, and from many devices at once: their
+ * successes committed together, rollout-progress.ts). Each figure is
  * pinned per device over a group of devices with a slack smaller than the group, so a change
  * that brings back a query per device (an N+1, a read before every write) fails here.
  */
@@ -113,6 +114,50 @@ for (const engine of ENGINES) {
         (await rollouts.devicesOf(actor, rollout.id, { limit: 500 })).devices.find((d) => d.deviceId === devices[0])!.state,
         'succeeded',
       );
+    });
+
+    it('commits the successes of devices reporting at once in one transaction, each status settled only once its move is committed', async () => {
+      const devices = await registerDevices(t.platform, org, product, 'RT-GROUP', DEVICES);
+      const rollouts = t.platform.updates.rollouts;
+      const rollout = await rollouts.create(actor, { releaseId: release.id, selector: { deviceIds: devices } });
+      await rollouts.tick();
+      const identities = devices.map((id) => identityOf(org, id, product));
+      for (const identity of identities) await rollouts.directorTargets(identity);
+      const stateOf = async (deviceId: string) =>
+        (
+          await t.platform.db
+            .selectFrom('rollout_devices')
+            .select('state')
+            .where('rollout_id', '=', rollout.id)
+            .where('device_id', '=', deviceId)
+            .executeTakeFirstOrThrow()
+        ).state;
+
+      for (const state of ['downloading', 'succeeded'] as const) {
+        const seen: string[] = [];
+        const spent = await counted(() =>
+          Promise.all(
+            identities.map(async (identity) => {
+              await rollouts.deviceMessage(identity, 'status', statusPayload(rollout.id, state, release.targetName));
+              // Settled: the move is committed (on PostgreSQL this read runs on another connection of the pool).
+              seen.push(await stateOf(identity.deviceId));
+            }),
+          ),
+        );
+        assert.deepEqual(
+          seen,
+          devices.map(() => state),
+        );
+        const begins = spent.statements.split('\n').filter((line) => /^\d+× begin/i.test(line));
+        const transactions = begins.reduce((sum, line) => sum + Number(line.split('×')[0]), 0);
+        // One statement per device (two on success: the successes share a transaction) and this test's read of it;
+        // a transaction per success would be two more statements per device.
+        const perDevice = (state === 'succeeded' ? 2 : 1) + 1;
+        assert.ok(transactions <= 3, `${transactions} transactions for ${DEVICES} devices' ${state}:\n${spent.statements}`);
+        atMost(`status ${state} from ${DEVICES} devices at once`, spent, perDevice);
+      }
+      const firmware = await t.platform.db.selectFrom('devices').select('firmware_version').where('id', 'in', devices).execute();
+      assert.deepEqual(new Set(firmware.map((d) => d.firmware_version)), new Set([release.version]));
     });
 
     it('refuses progress for another target or before the offer, though the one-statement path did not take it', async () => {

@@ -39,7 +39,17 @@ export function latestRolloutFirst(alias: 'r' | 'lr') {
       .orderBy(sql.ref(`${alias}.id`), 'desc');
 }
 
-function emptyCounts(): RolloutStateCounts {
+/** A device's reported move in a rollout: to `state`, from one of `from`, for the rollout's target. */
+export interface ProgressMove {
+  rolloutId: string;
+  organizationId: string;
+  deviceId: string;
+  target: string;
+  state: RolloutDeviceState;
+  from: RolloutDeviceState[];
+}
+
+export function emptyCounts(): RolloutStateCounts {
   return Object.fromEntries(ROLLOUT_DEVICE_STATES.map((state) => [state, 0])) as RolloutStateCounts;
 }
 
@@ -210,19 +220,7 @@ export class RolloutStore {
    * and its current state is one of `from`; on success, the device's firmware version becomes the
    * release's in the same transaction. False when nothing moved: the caller reads the row to say why.
    */
-  async advance(
-    move: {
-      rolloutId: string;
-      organizationId: string;
-      deviceId: string;
-      target: string;
-      state: RolloutDeviceState;
-      from: RolloutDeviceState[];
-    },
-    error: { code: string; message: string } | null,
-    now: number,
-    db: Executor,
-  ): Promise<boolean> {
+  async advance(move: ProgressMove, error: { code: string; message: string } | null, now: number, db: Executor): Promise<boolean> {
     const release = (eb: ExpressionBuilder<Database, 'rollout_devices' | 'devices'>) =>
       eb.selectFrom('rollouts as r').innerJoin('firmware_releases as f', 'f.id', 'r.release_id').where('r.id', '=', move.rolloutId);
     const moved = await db

@@ -409,7 +409,8 @@ describe('blob routes', () => {
             assert.equal(answer.status, 404, target);
             assert.equal(answer.json.error.code, 'resource.not_found', target);
           }
-          // The same image becomes readable once a release of org B names it.
+          // The same image becomes readable once a release of org B names it, at once (a refusal is not remembered).
+          assert.equal((await send('GET', targetPath(orgB, productB, hash, '1.0.0'))).status, 404);
           await release(orgB, productB, '1.0.0', hash, image.length);
           assert.equal((await send('GET', targetPath(orgB, productB, hash, '1.0.0'))).status, 200);
         });

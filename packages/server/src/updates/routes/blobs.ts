@@ -108,7 +108,8 @@ export function blobRoutes(deps: BlobRouteDeps) {
         if (!match) throw notFound;
         const [, productId, sha256, version] = match as unknown as [string, string, string, string];
         if (!(await deps.releases.isReleased(organizationId, targetNameOf(productId, version), sha256))) throw notFound;
-        const blob = await blobs.stat(sha256);
+        const hot = blobs.cached(sha256);
+        const blob = hot ? { sha256, length: hot.length } : await blobs.stat(sha256);
         if (!blob) {
           request.log.error({ sha256, organizationId }, 'a released image is missing from the blob store');
           throw notFound;
@@ -134,10 +135,12 @@ export function blobRoutes(deps: BlobRouteDeps) {
             .status(206)
             .header('content-range', `bytes ${decision.start}-${decision.end}/${blob.length}`)
             .header('content-length', decision.end - decision.start + 1);
-          return reply.send(blobs.open(sha256, decision));
+          return reply.send(hot ? hot.subarray(decision.start, decision.end + 1) : blobs.open(sha256, decision));
         }
         reply.status(200).header('content-length', blob.length);
-        return reply.send(request.method === 'HEAD' || blob.length === 0 ? undefined : blobs.open(sha256));
+        if (request.method === 'HEAD' || blob.length === 0) return reply.send(undefined);
+        // A small image is served from memory (read once per process), a larger one streamed from the store.
+        return reply.send(hot ?? (await blobs.bytes(sha256, blob.length)) ?? blobs.open(sha256));
       },
     });
   };
