@@ -50,6 +50,7 @@ let deviceId: string;
 let claimCode: string;
 let viewerTotp: string;
 const resets: string[] = [];
+const desiredSeen: Record<string, unknown>[] = [];
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, `companion-${name}.png`), fullPage: true });
@@ -96,6 +97,7 @@ before(async () => {
   device = DeviceClient.fromIdentity(enrolled.dir, { brokerUrl: p.brokerUrl });
   device.onUserDataReset((reset) => void resets.push(reset.resetId));
   device.onCommand('identify', () => undefined);
+  device.onDesired((state) => void desiredSeen.push(state));
   await device.connect();
   await presenceOnline(p.t.platform.db, deviceId);
   await p.t.platform.binding.privacy.declare(cliActor(p.org, 'test'), p.product, {
@@ -230,6 +232,29 @@ test(
       });
     await page(owner, 'device', 'the device page');
 
+    // Settings: the owner asks for power off (keyboard only); the change is shown before it is sent,
+    // the device receives it, and what it reports stays beside it, a device-supplied string as text.
+    const settings = owner.getByRole('region', { name: 'Settings' });
+    await settings.getByLabel('Ask it for (JSON)').fill('{"power": "off"}');
+    await settings.getByRole('button', { name: 'Review changes' }).focus();
+    await owner.keyboard.press('Enter');
+    const review = owner.getByRole('dialog', { name: 'Change these settings?' });
+    const diff = await review.getByTestId('diff-row').allInnerTexts();
+    assert.equal(diff.length, 1);
+    assert.match(diff[0]!, /^power\s+—\s+"off"\s*$/);
+    await page(owner, 'settings-review', 'the settings review dialog');
+    await review.getByRole('button', { name: 'Send' }).focus();
+    await owner.keyboard.press('Enter');
+    await settings.getByText('Sent: the device applies it when it is connected.').waitFor();
+    await eventually(async () => desiredSeen.some((state) => state.power === 'off'), 10_000, 'the desired state at the device');
+    device.reportState({ mode: XSS });
+    const row = (key: string) => settings.getByRole('row', { name: new RegExp(`^${key}`) });
+    await row('mode').getByText(JSON.stringify(XSS)).waitFor();
+    assert.deepEqual(await row('power').getByRole('cell').allInnerTexts(), ['"off"', '"on"'], 'asked for off, reports on');
+    assert.equal(await owner.locator('main img').count(), 0);
+    assert.equal(await owner.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+    await page(owner, 'settings', 'the device page with its settings');
+
     await owner.getByRole('link', { name: 'My devices' }).click();
     const item = owner.getByRole('listitem').filter({ has: owner.getByRole('link', { name: XSS }) });
     await item.getByText('Online').waitFor();
@@ -283,6 +308,14 @@ test(
     await viewer.getByLabel('Learn when the room is used').click();
     await viewer.getByRole('region', { name: 'Privacy' }).getByText('Only the owner of this device can do that.').waitFor();
     assert.equal(await viewer.getByLabel('Learn when the room is used').isChecked(), true, "the owner's consent stands");
+    // A viewer cannot set the desired state either: refused by the API, explained, nothing sent.
+    const viewerSettings = viewer.getByRole('region', { name: 'Settings' });
+    await viewerSettings.getByLabel('Ask it for (JSON)').fill('{"power": "on"}');
+    await viewerSettings.getByRole('button', { name: 'Review changes' }).click();
+    await viewer.getByRole('dialog', { name: 'Change these settings?' }).getByRole('button', { name: 'Send' }).click();
+    await viewerSettings.getByText('Only the owner of this device can do that.').waitFor();
+    const shadow = await p.t.platform.devices.shadow.get(cliActor(p.org, 'test'), deviceId);
+    assert.deepEqual(shadow.desired.state, { power: 'off' }, 'the desired state is unchanged');
     await page(viewer, 'viewer-refused', 'the device page with the refusals');
 
     const binding = await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId);

@@ -42,8 +42,8 @@ export interface Invitation {
 }
 
 export interface Shadow {
-  reported: { state: Record<string, unknown>; updatedAt: string | null };
-  desired: { state: Record<string, unknown> };
+  reported: { state: Record<string, unknown>; version: number; updatedAt: string | null };
+  desired: { state: Record<string, unknown>; version: number; updatedAt: string | null };
 }
 
 export type Value = number | string | boolean | null;
@@ -84,6 +84,9 @@ export const my = {
   device: (id: string) => api<MyDevice>('GET', device(id)),
   presence: (id: string) => api<Presence>('GET', `${device(id)}/presence`),
   state: (id: string) => api<Shadow>('GET', `${device(id)}/state`),
+  /** Merges `patch` into the desired state at `version` (refused with 409 if it moved on meanwhile). */
+  setDesired: (id: string, patch: Record<string, unknown>, version: number) =>
+    api<Shadow>('PATCH', `${device(id)}/state/desired`, { state: patch, version }),
   latest: (id: string) => api<Latest>('GET', `${device(id)}/telemetry/latest`),
   claim: (code: string) => api<MyDevice>('POST', '/my/devices/claim', { code }),
   rename: (id: string, label: string | null) => api<MyDevice>('PATCH', device(id), { label }),

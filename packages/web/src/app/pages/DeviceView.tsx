@@ -7,10 +7,12 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { Alert, Button, Card, Dialog, Field, Select } from '../../kit';
+import { applyPatch } from '../../merge-patch';
 import { navigate } from '../../router';
 import { COMMANDS, my, nameOf, ROLE_LABEL, type Invitation, type Member, type MyDevice, type Presence, type Value } from '../api';
 import { Badge, useAction } from '../ui';
 import { Privacy } from './Privacy';
+import { Settings } from './Settings';
 
 type Readings = Record<string, { value: Value; ts: string }>;
 
@@ -64,7 +66,8 @@ export function DeviceView(props: { id: string }) {
     });
     // load.run is stable; the device is loaded again only when the ID changes.
   }, [id, load.run]);
-  const onReported = useCallback((state: Record<string, unknown>) => setReported(state), []);
+  // The stream's first `reported` is the whole state; each later one is what the device sent: a merge patch.
+  const onReported = useCallback((state: Record<string, unknown>) => setReported((before) => applyPatch(before, state)), []);
   const onReadings = useCallback((latest: Readings) => setReadings((before) => ({ ...before, ...latest })), []);
   const ended = useLive(id, onReported, onReadings);
 
@@ -101,6 +104,7 @@ export function DeviceView(props: { id: string }) {
         )}
       </Card>
       <Controls id={id} />
+      <Settings id={id} reported={reported} />
       <Rename device={device} onRenamed={setDevice} />
       <Privacy id={id} />
       <Sharing device={device} />
