@@ -183,6 +183,26 @@ test(
     await owner.keyboard.press('Enter');
     await owner.getByText('No device has this code.').waitFor();
     await page(owner, 'add-device-wrong-code', 'add a device (wrong code)');
+    const chartChunkLoaded = () =>
+      owner.evaluate(() =>
+        performance.getEntriesByType('resource').some((entry) => /\/app\/assets\/LineChart-[^/]*\.js$/.test(entry.name)),
+      );
+    assert.equal(await chartChunkLoaded(), false, 'the chart (uPlot) is not loaded before a chart is shown');
+
+    // Before claiming: what the product collects, from the product ID on the box (an unknown ID is explained).
+    const collects = owner.getByRole('region', { name: 'What it collects' });
+    await collects.getByLabel('Product ID').fill('no-such-product');
+    await collects.getByLabel('Product ID').press('Enter');
+    await collects.getByText('No product has this ID. Check it against the box.').waitFor();
+    await collects.getByLabel('Product ID').fill(p.product);
+    await collects.getByRole('button', { name: 'Show what it collects' }).click();
+    const purposes = collects.getByRole('list', { name: 'Why it collects' }).getByRole('listitem');
+    const listed = await purposes.allInnerTexts();
+    assert.equal(listed.length, 2);
+    assert.match(listed[0]!, /^Keep the temperature you set \(needed for it to work\)\s+Uses: temperature$/);
+    assert.match(listed[1]!, /^Learn when the room is used \(optional: off until you turn it on\)\s+Uses: motion$/);
+    await collects.getByText('It senses: temperature, motion.').waitFor();
+    await page(owner, 'add-device-collects', 'add a device (what it collects)');
 
     await owner.getByLabel('Claim code').fill(claimCode.toLowerCase());
     await owner.getByRole('button', { name: 'Add device' }).click();
@@ -207,6 +227,29 @@ test(
       10_000,
       'the live reading and state on the page',
     );
+
+    // History: the readings of the last hour as a chart (uPlot, loaded now), with its text summary; Refresh from the keyboard.
+    device.sendTelemetry({ temperature: 23 });
+    await owner.waitForTimeout(100);
+    device.sendTelemetry({ temperature: 22 });
+    const history = owner.getByRole('region', { name: 'History' });
+    await eventually(
+      async () => {
+        await history.getByRole('button', { name: 'Refresh' }).focus();
+        await owner.keyboard.press('Enter');
+        await owner.waitForTimeout(300);
+        return ((await history.getByTestId('history').locator('figcaption').textContent()) ?? '').includes(
+          'temperature: 21.5 to 23, latest 22',
+        );
+      },
+      10_000,
+      'the readings in the history chart',
+    );
+    await history.locator('canvas').first().waitFor();
+    assert.equal(await chartChunkLoaded(), true, 'the chart chunk loaded once a chart is shown');
+    await history.getByLabel('Range').selectOption({ label: 'Last 24 hours' });
+    await history.getByTestId('history').getByText('temperature: 21.5 to 23, latest 22').waitFor();
+    await page(owner, 'history', 'the device page with its history chart');
 
     // What it collects: the optional purpose is off until the owner turns it on.
     const consent = owner.getByLabel('Learn when the room is used');

@@ -48,6 +48,11 @@ export interface Shadow {
 
 export type Value = number | string | boolean | null;
 
+export interface Reading {
+  ts: string;
+  values: Record<string, Value>;
+}
+
 export interface Latest {
   values: Record<string, { value: Value; ts: string }>;
 }
@@ -66,6 +71,14 @@ export interface DevicePrivacy {
   purposes: { id: string; description: string; required: boolean; telemetry: string[]; granted: boolean }[];
   /** The reading names stored now; null: everything (the product declares nothing). */
   collected: string[] | null;
+}
+
+/** What a product senses and collects, and why: read before claiming it (`GET my/products/:id/privacy`). */
+export interface ProductPrivacy {
+  productId: string;
+  declared: boolean;
+  senses: string[];
+  purposes: { id: string; description: string; required: boolean; telemetry: string[] }[];
 }
 
 /** The commands the app offers (the platform's binding.consumerCommands decides; default `identify`). */
@@ -87,6 +100,12 @@ export const my = {
   /** Merges `patch` into the desired state at `version` (refused with 409 if it moved on meanwhile). */
   setDesired: (id: string, patch: Record<string, unknown>, version: number) =>
     api<Shadow>('PATCH', `${device(id)}/state/desired`, { state: patch, version }),
+  /** One page of the readings from `from` to `to`, oldest first. */
+  readings: (id: string, from: string, to: string, cursor?: string) =>
+    api<{ readings: Reading[]; nextCursor: string | null }>(
+      'GET',
+      `${device(id)}/telemetry?${new URLSearchParams({ from, to, limit: '500', ...(cursor ? { cursor } : {}) }).toString()}`,
+    ),
   latest: (id: string) => api<Latest>('GET', `${device(id)}/telemetry/latest`),
   claim: (code: string) => api<MyDevice>('POST', '/my/devices/claim', { code }),
   rename: (id: string, label: string | null) => api<MyDevice>('PATCH', device(id), { label }),
@@ -99,6 +118,7 @@ export const my = {
   cancelInvitation: (id: string, invitationId: string) => api('DELETE', `${device(id)}/invitations/${encodeURIComponent(invitationId)}`),
   unbind: (id: string) => api('DELETE', device(id)),
   leave: (id: string) => api('POST', `${device(id)}/leave`),
+  productPrivacy: (productId: string) => api<ProductPrivacy>('GET', `/my/products/${encodeURIComponent(productId)}/privacy`),
   privacy: (id: string) => api<DevicePrivacy>('GET', `${device(id)}/privacy`),
   setConsents: (id: string, decisions: Record<string, boolean>) => api<DevicePrivacy>('PUT', `${device(id)}/consents`, decisions),
   invitations: async () => (await api<{ invitations: Invitation[] }>('GET', '/my/invitations')).invitations,

@@ -1,5 +1,6 @@
 /**
- * One device: its state and last readings (followed live over the server-sent event stream),
+ * One device: its state and last readings (followed live over the server-sent event stream), its
+ * history (a chart), the settings asked of it (desired state),
  * the commands the app offers, my own name for it, what it collects and why (and the owner's
  * consents), sharing by email with a role (list, revoke, cancel), leaving a shared device and unbinding one I own (confirmed in a dialog). The controls
  * are the same for every role: the platform decides (a guest's or member's attempt to share or
@@ -11,6 +12,7 @@ import { applyPatch } from '../../merge-patch';
 import { navigate } from '../../router';
 import { COMMANDS, my, nameOf, ROLE_LABEL, type Invitation, type Member, type MyDevice, type Presence, type Value } from '../api';
 import { Badge, useAction } from '../ui';
+import { History } from './History';
 import { Privacy } from './Privacy';
 import { Settings } from './Settings';
 
@@ -103,6 +105,7 @@ export function DeviceView(props: { id: string }) {
           </dl>
         )}
       </Card>
+      <History id={id} />
       <Controls id={id} />
       <Settings id={id} reported={reported} />
       <Rename device={device} onRenamed={setDevice} />
