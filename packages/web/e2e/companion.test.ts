@@ -390,6 +390,34 @@ test(
     await viewer.getByText('Nobody has shared a device with you.').waitFor();
     assert.equal(await viewer.getByRole('link', { name: /^DEV-/ }).count(), 0);
 
+    // Transfer: behind a confirmation and a step-up; a wrong password is refused and nothing is offered.
+    const offers = async () =>
+      (await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId)).invitations.map((i) => [i.email, i.kind]);
+    const give = owner.getByRole('region', { name: 'Give it to someone' });
+    await give.getByLabel('New owner (email)').fill(VIEWER);
+    await give.getByLabel('New owner (email)').press('Enter');
+    const transfer = owner.getByRole('dialog', { name: 'Transfer ownership?' });
+    await transfer.getByText(`${VIEWER} becomes its owner once they accept.`).waitFor();
+    await transfer.getByLabel('Password').fill('not-my-password');
+    await transfer.getByRole('button', { name: 'Transfer', exact: true }).click();
+    await transfer.getByRole('alert').waitFor();
+    assert.deepEqual(await offers(), [], 'no offer without the step-up');
+    await page(owner, 'transfer-step-up', 'the transfer confirmation with its step-up');
+    await transfer.getByLabel('Password').fill(STRONG_PASSWORD);
+    await transfer.getByLabel('Password').press('Enter');
+    await give.getByText(`Offer sent to ${VIEWER}.`).waitFor();
+    assert.deepEqual(await offers(), [[VIEWER, 'transfer']]);
+    await owner.reload();
+    await owner.getByRole('region', { name: 'Sharing' }).getByText('Offered to own').waitFor();
+    // The other consumer sees the offer and declines it: the device stays the owner's.
+    await viewer.reload();
+    await viewer.getByText('A device offered to you to own').waitFor();
+    await page(viewer, 'transfer-offer', 'my devices with a transfer offer');
+    await viewer.getByRole('button', { name: 'Decline' }).click();
+    await viewer.getByText('A device offered to you to own').waitFor({ state: 'detached' });
+    assert.deepEqual(await offers(), []);
+    assert.equal((await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId)).owner?.email, OWNER);
+
     await owner.getByRole('button', { name: 'Remove from my account' }).click();
     await page(owner, 'unbind-dialog', 'the unbind confirmation');
     await owner.getByRole('dialog', { name: 'Remove this device?' }).getByRole('button', { name: 'Remove' }).click();

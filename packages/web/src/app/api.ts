@@ -116,6 +116,7 @@ export const my = {
   share: (id: string, email: string, role: 'member' | 'guest') => api<Invitation>('POST', `${device(id)}/shares`, { email, role }),
   revokeShare: (id: string, userId: string) => api('DELETE', `${device(id)}/shares/${encodeURIComponent(userId)}`),
   cancelInvitation: (id: string, invitationId: string) => api('DELETE', `${device(id)}/invitations/${encodeURIComponent(invitationId)}`),
+  transfer: (id: string, email: string) => api<Invitation>('POST', `${device(id)}/transfer`, { email }),
   unbind: (id: string) => api('DELETE', device(id)),
   leave: (id: string) => api('POST', `${device(id)}/leave`),
   productPrivacy: (productId: string) => api<ProductPrivacy>('GET', `/my/products/${encodeURIComponent(productId)}/privacy`),

@@ -1,6 +1,6 @@
 /**
  * One device: its state and last readings (followed live over the server-sent event stream), its
- * history (a chart), the settings asked of it (desired state),
+ * history (a chart), the settings asked of it (desired state), transfer to a new owner,
  * the commands the app offers, my own name for it, what it collects and why (and the owner's
  * consents), sharing by email with a role (list, revoke, cancel), leaving a shared device and unbinding one I own (confirmed in a dialog). The controls
  * are the same for every role: the platform decides (a guest's or member's attempt to share or
@@ -15,6 +15,7 @@ import { Badge, useAction } from '../ui';
 import { History } from './History';
 import { Privacy } from './Privacy';
 import { Settings } from './Settings';
+import { Transfer } from './Transfer';
 
 type Readings = Record<string, { value: Value; ts: string }>;
 
@@ -111,6 +112,7 @@ export function DeviceView(props: { id: string }) {
       <Rename device={device} onRenamed={setDevice} />
       <Privacy id={id} />
       <Sharing device={device} />
+      <Transfer id={id} />
       <Removal device={device} />
     </>
   );
@@ -205,7 +207,7 @@ function Sharing(props: { device: MyDevice }) {
           {invitations.map((invitation) => (
             <li key={invitation.id} className="device-item">
               <span>
-                {invitation.email} <Badge kind="pending">Invited</Badge>
+                {invitation.email} <Badge kind="pending">{invitation.kind === 'transfer' ? 'Offered to own' : 'Invited'}</Badge>
               </span>
               <Button
                 variant="secondary"
