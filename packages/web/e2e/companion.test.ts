@@ -50,6 +50,7 @@ let deviceId: string;
 let claimCode: string;
 let viewerTotp: string;
 const resets: string[] = [];
+const desiredSeen: Record<string, unknown>[] = [];
 
 async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: join(artifacts, `companion-${name}.png`), fullPage: true });
@@ -96,6 +97,7 @@ before(async () => {
   device = DeviceClient.fromIdentity(enrolled.dir, { brokerUrl: p.brokerUrl });
   device.onUserDataReset((reset) => void resets.push(reset.resetId));
   device.onCommand('identify', () => undefined);
+  device.onDesired((state) => void desiredSeen.push(state));
   await device.connect();
   await presenceOnline(p.t.platform.db, deviceId);
   await p.t.platform.binding.privacy.declare(cliActor(p.org, 'test'), p.product, {
@@ -181,6 +183,26 @@ test(
     await owner.keyboard.press('Enter');
     await owner.getByText('No device has this code.').waitFor();
     await page(owner, 'add-device-wrong-code', 'add a device (wrong code)');
+    const chartChunkLoaded = () =>
+      owner.evaluate(() =>
+        performance.getEntriesByType('resource').some((entry) => /\/app\/assets\/LineChart-[^/]*\.js$/.test(entry.name)),
+      );
+    assert.equal(await chartChunkLoaded(), false, 'the chart (uPlot) is not loaded before a chart is shown');
+
+    // Before claiming: what the product collects, from the product ID on the box (an unknown ID is explained).
+    const collects = owner.getByRole('region', { name: 'What it collects' });
+    await collects.getByLabel('Product ID').fill('no-such-product');
+    await collects.getByLabel('Product ID').press('Enter');
+    await collects.getByText('No product has this ID. Check it against the box.').waitFor();
+    await collects.getByLabel('Product ID').fill(p.product);
+    await collects.getByRole('button', { name: 'Show what it collects' }).click();
+    const purposes = collects.getByRole('list', { name: 'Why it collects' }).getByRole('listitem');
+    const listed = await purposes.allInnerTexts();
+    assert.equal(listed.length, 2);
+    assert.match(listed[0]!, /^Keep the temperature you set \(needed for it to work\)\s+Uses: temperature$/);
+    assert.match(listed[1]!, /^Learn when the room is used \(optional: off until you turn it on\)\s+Uses: motion$/);
+    await collects.getByText('It senses: temperature, motion.').waitFor();
+    await page(owner, 'add-device-collects', 'add a device (what it collects)');
 
     await owner.getByLabel('Claim code').fill(claimCode.toLowerCase());
     await owner.getByRole('button', { name: 'Add device' }).click();
@@ -206,6 +228,29 @@ test(
       'the live reading and state on the page',
     );
 
+    // History: the readings of the last hour as a chart (uPlot, loaded now), with its text summary; Refresh from the keyboard.
+    device.sendTelemetry({ temperature: 23 });
+    await owner.waitForTimeout(100);
+    device.sendTelemetry({ temperature: 22 });
+    const history = owner.getByRole('region', { name: 'History' });
+    await eventually(
+      async () => {
+        await history.getByRole('button', { name: 'Refresh' }).focus();
+        await owner.keyboard.press('Enter');
+        await owner.waitForTimeout(300);
+        return ((await history.getByTestId('history').locator('figcaption').textContent()) ?? '').includes(
+          'temperature: 21.5 to 23, latest 22',
+        );
+      },
+      10_000,
+      'the readings in the history chart',
+    );
+    await history.locator('canvas').first().waitFor();
+    assert.equal(await chartChunkLoaded(), true, 'the chart chunk loaded once a chart is shown');
+    await history.getByLabel('Range').selectOption({ label: 'Last 24 hours' });
+    await history.getByTestId('history').getByText('temperature: 21.5 to 23, latest 22').waitFor();
+    await page(owner, 'history', 'the device page with its history chart');
+
     // What it collects: the optional purpose is off until the owner turns it on.
     const consent = owner.getByLabel('Learn when the room is used');
     assert.equal(await consent.isChecked(), false);
@@ -229,6 +274,29 @@ test(
         throw error;
       });
     await page(owner, 'device', 'the device page');
+
+    // Settings: the owner asks for power off (keyboard only); the change is shown before it is sent,
+    // the device receives it, and what it reports stays beside it, a device-supplied string as text.
+    const settings = owner.getByRole('region', { name: 'Settings' });
+    await settings.getByLabel('Ask it for (JSON)').fill('{"power": "off"}');
+    await settings.getByRole('button', { name: 'Review changes' }).focus();
+    await owner.keyboard.press('Enter');
+    const review = owner.getByRole('dialog', { name: 'Change these settings?' });
+    const diff = await review.getByTestId('diff-row').allInnerTexts();
+    assert.equal(diff.length, 1);
+    assert.match(diff[0]!, /^power\s+—\s+"off"\s*$/);
+    await page(owner, 'settings-review', 'the settings review dialog');
+    await review.getByRole('button', { name: 'Send' }).focus();
+    await owner.keyboard.press('Enter');
+    await settings.getByText('Sent: the device applies it when it is connected.').waitFor();
+    await eventually(async () => desiredSeen.some((state) => state.power === 'off'), 10_000, 'the desired state at the device');
+    device.reportState({ mode: XSS });
+    const row = (key: string) => settings.getByRole('row', { name: new RegExp(`^${key}`) });
+    await row('mode').getByText(JSON.stringify(XSS)).waitFor();
+    assert.deepEqual(await row('power').getByRole('cell').allInnerTexts(), ['"off"', '"on"'], 'asked for off, reports on');
+    assert.equal(await owner.locator('main img').count(), 0);
+    assert.equal(await owner.evaluate(() => (window as unknown as { __xss?: number }).__xss), undefined);
+    await page(owner, 'settings', 'the device page with its settings');
 
     await owner.getByRole('link', { name: 'My devices' }).click();
     const item = owner.getByRole('listitem').filter({ has: owner.getByRole('link', { name: XSS }) });
@@ -283,6 +351,14 @@ test(
     await viewer.getByLabel('Learn when the room is used').click();
     await viewer.getByRole('region', { name: 'Privacy' }).getByText('Only the owner of this device can do that.').waitFor();
     assert.equal(await viewer.getByLabel('Learn when the room is used').isChecked(), true, "the owner's consent stands");
+    // A viewer cannot set the desired state either: refused by the API, explained, nothing sent.
+    const viewerSettings = viewer.getByRole('region', { name: 'Settings' });
+    await viewerSettings.getByLabel('Ask it for (JSON)').fill('{"power": "on"}');
+    await viewerSettings.getByRole('button', { name: 'Review changes' }).click();
+    await viewer.getByRole('dialog', { name: 'Change these settings?' }).getByRole('button', { name: 'Send' }).click();
+    await viewerSettings.getByText('Only the owner of this device can do that.').waitFor();
+    const shadow = await p.t.platform.devices.shadow.get(cliActor(p.org, 'test'), deviceId);
+    assert.deepEqual(shadow.desired.state, { power: 'off' }, 'the desired state is unchanged');
     await page(viewer, 'viewer-refused', 'the device page with the refusals');
 
     const binding = await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId);
@@ -313,6 +389,34 @@ test(
     await viewer.getByRole('link', { name: 'My devices' }).click();
     await viewer.getByText('Nobody has shared a device with you.').waitFor();
     assert.equal(await viewer.getByRole('link', { name: /^DEV-/ }).count(), 0);
+
+    // Transfer: behind a confirmation and a step-up; a wrong password is refused and nothing is offered.
+    const offers = async () =>
+      (await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId)).invitations.map((i) => [i.email, i.kind]);
+    const give = owner.getByRole('region', { name: 'Give it to someone' });
+    await give.getByLabel('New owner (email)').fill(VIEWER);
+    await give.getByLabel('New owner (email)').press('Enter');
+    const transfer = owner.getByRole('dialog', { name: 'Transfer ownership?' });
+    await transfer.getByText(`${VIEWER} becomes its owner once they accept.`).waitFor();
+    await transfer.getByLabel('Password').fill('not-my-password');
+    await transfer.getByRole('button', { name: 'Transfer', exact: true }).click();
+    await transfer.getByRole('alert').waitFor();
+    assert.deepEqual(await offers(), [], 'no offer without the step-up');
+    await page(owner, 'transfer-step-up', 'the transfer confirmation with its step-up');
+    await transfer.getByLabel('Password').fill(STRONG_PASSWORD);
+    await transfer.getByLabel('Password').press('Enter');
+    await give.getByText(`Offer sent to ${VIEWER}.`).waitFor();
+    assert.deepEqual(await offers(), [[VIEWER, 'transfer']]);
+    await owner.reload();
+    await owner.getByRole('region', { name: 'Sharing' }).getByText('Offered to own').waitFor();
+    // The other consumer sees the offer and declines it: the device stays the owner's.
+    await viewer.reload();
+    await viewer.getByText('A device offered to you to own').waitFor();
+    await page(viewer, 'transfer-offer', 'my devices with a transfer offer');
+    await viewer.getByRole('button', { name: 'Decline' }).click();
+    await viewer.getByText('A device offered to you to own').waitFor({ state: 'detached' });
+    assert.deepEqual(await offers(), []);
+    assert.equal((await p.t.platform.binding.service.operatorView(cliActor(p.org, 'test'), deviceId)).owner?.email, OWNER);
 
     await owner.getByRole('button', { name: 'Remove from my account' }).click();
     await page(owner, 'unbind-dialog', 'the unbind confirmation');

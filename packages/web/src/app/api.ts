@@ -16,11 +16,22 @@ import type {
   MemberView,
   MyDeviceView,
   MyPresenceView,
+  PrivacyView,
+  ReadingView,
   ShadowView,
 } from '@bulwark/protocol';
 import { api } from '../api';
 
-export type { DevicePrivacyView, InvitationView, MemberView, MyDeviceView, MyPresenceView, TelemetryValue } from '@bulwark/protocol';
+export type {
+  DevicePrivacyView,
+  InvitationView,
+  MemberView,
+  MyDeviceView,
+  MyPresenceView,
+  PrivacyView,
+  ReadingView,
+  TelemetryValue,
+} from '@bulwark/protocol';
 
 /** The commands the app offers (the platform's binding.consumerCommands decides; default `identify`). */
 export const COMMANDS = [{ name: 'identify', label: 'Identify (blink its light)' }];
@@ -38,6 +49,15 @@ export const my = {
   device: (id: string) => api<MyDeviceView>('GET', device(id)),
   presence: (id: string) => api<MyPresenceView>('GET', `${device(id)}/presence`),
   state: (id: string) => api<ShadowView>('GET', `${device(id)}/state`),
+  /** Merges `patch` into the desired state at `version` (refused with 409 if it moved on meanwhile). */
+  setDesired: (id: string, patch: Record<string, unknown>, version: number) =>
+    api<ShadowView>('PATCH', `${device(id)}/state/desired`, { state: patch, version }),
+  /** One page of the readings from `from` to `to`, oldest first. */
+  readings: (id: string, from: string, to: string, cursor?: string) =>
+    api<{ readings: ReadingView[]; nextCursor: string | null }>(
+      'GET',
+      `${device(id)}/telemetry?${new URLSearchParams({ from, to, limit: '500', ...(cursor ? { cursor } : {}) }).toString()}`,
+    ),
   latest: (id: string) => api<LatestView>('GET', `${device(id)}/telemetry/latest`),
   claim: (code: string) => api<MyDeviceView>('POST', '/my/devices/claim', { code }),
   rename: (id: string, label: string | null) => api<MyDeviceView>('PATCH', device(id), { label }),
@@ -50,6 +70,9 @@ export const my = {
   cancelInvitation: (id: string, invitationId: string) => api('DELETE', `${device(id)}/invitations/${encodeURIComponent(invitationId)}`),
   unbind: (id: string) => api('DELETE', device(id)),
   leave: (id: string) => api('POST', `${device(id)}/leave`),
+  transfer: (id: string, email: string) => api<InvitationView>('POST', `${device(id)}/transfer`, { email }),
+  /** What a product senses and collects, and why: read before claiming it. */
+  productPrivacy: (productId: string) => api<PrivacyView>('GET', `/my/products/${encodeURIComponent(productId)}/privacy`),
   privacy: (id: string) => api<DevicePrivacyView>('GET', `${device(id)}/privacy`),
   setConsents: (id: string, decisions: Record<string, boolean>) => api<DevicePrivacyView>('PUT', `${device(id)}/consents`, decisions),
   invitations: async () => (await api<{ invitations: InvitationView[] }>('GET', '/my/invitations')).invitations,

@@ -13,7 +13,8 @@ import type { TimeSeries } from './series';
 const COLOURS = ['#0b57d0', '#b3261e', '#146c2e', '#7c4dff', '#a05a00', '#00687a'];
 const HEIGHT = 220;
 
-export default function LineChart(props: { series: TimeSeries; unit?: string }) {
+/** `span`: the time range to draw (ms since the epoch), else the data's own (a span of a second or less is drawn oddly). */
+export default function LineChart(props: { series: TimeSeries; unit?: string; span?: { from: number; to: number } }) {
   const box = useRef<HTMLDivElement>(null);
   useEffect(() => {
     const element = box.current;
@@ -40,6 +41,9 @@ export default function LineChart(props: { series: TimeSeries; unit?: string }) 
         ],
         axes: [{ stroke: '#4a5361' }, { stroke: '#4a5361', size: 60 }],
         cursor: { drag: { x: false, y: false } },
+        ...(props.span
+          ? { scales: { x: { time: true, range: [props.span.from / 1000, props.span.to / 1000] as uPlot.Range.MinMax } } }
+          : {}),
       },
       data,
       element,
@@ -50,6 +54,6 @@ export default function LineChart(props: { series: TimeSeries; unit?: string }) 
       resize.disconnect();
       plot.destroy();
     };
-  }, [props.series, props.unit]);
+  }, [props.series, props.unit, props.span]);
   return <div ref={box} className="line-chart" aria-hidden="true" />;
 }

@@ -9,7 +9,13 @@ import { summarise, type TimeSeries } from './series';
 
 const LineChart = lazy(() => import('./LineChart'));
 
-export function TimeChart(props: { title: string; series: TimeSeries; unit?: string; testId?: string }) {
+export function TimeChart(props: {
+  title: string;
+  series: TimeSeries;
+  unit?: string;
+  testId?: string;
+  span?: { from: number; to: number };
+}) {
   const summary = summarise(props.series);
   const time = (ms: number) => new Date(ms).toISOString().slice(0, 16).replace('T', ' ');
   return (
@@ -21,7 +27,7 @@ export function TimeChart(props: { title: string; series: TimeSeries; unit?: str
       {props.series.times.length > 0 && (
         <>
           <Suspense fallback={<p className="loading">Loading the chart…</p>}>
-            <LineChart series={props.series} unit={props.unit} />
+            <LineChart series={props.series} unit={props.unit} span={props.span} />
           </Suspense>
           <details>
             <summary>{`${props.title} as a table`}</summary>

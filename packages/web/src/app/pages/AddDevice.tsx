@@ -2,12 +2,15 @@
  * Add a device: the consumer types the claim code from the box (16 characters, dashes optional)
  * after pressing the device's pairing button, which opens its claim window for 2 minutes
  * (docs/binding.md). A wrong, used or already-claimed code gets its own plain explanation.
+ * Before that, the product ID from the box (or `?product=` in the link a QR code opens) shows what
+ * the product collects and why (the claim code itself names no product until it is used).
  */
-import { useState } from 'react';
-import { Alert, Button, Field } from '../../kit';
+import { useEffect, useState } from 'react';
+import { Alert, Button, Card, Field } from '../../kit';
 import { navigate } from '../../router';
-import { my } from '../api';
+import { my, type PrivacyView } from '../api';
 import { useAction } from '../ui';
+import { ProductCollects } from './Privacy';
 
 export function AddDevice() {
   const [code, setCode] = useState('');
@@ -40,6 +43,42 @@ export function AddDevice() {
           Add device
         </Button>
       </form>
+      <BeforeAdding />
     </>
+  );
+}
+
+function BeforeAdding() {
+  const [productId, setProductId] = useState(() => new URLSearchParams(window.location.search).get('product') ?? '');
+  const [privacy, setPrivacy] = useState<PrivacyView | null>(null);
+  const { busy, error, run, submit } = useAction();
+  const read = async (id: string) => {
+    setPrivacy(null);
+    setPrivacy(await my.productPrivacy(id.trim()));
+  };
+  useEffect(() => {
+    const fromLink = new URLSearchParams(window.location.search).get('product');
+    if (fromLink) void run(() => read(fromLink));
+  }, [run]);
+  return (
+    <Card title="What it collects">
+      <form onSubmit={submit(() => read(productId))}>
+        {error && (
+          <Alert>{error.code === 'resource.not_found' ? 'No product has this ID. Check it against the box.' : error.message}</Alert>
+        )}
+        <Field
+          label="Product ID"
+          value={productId}
+          onChange={setProductId}
+          required
+          name="product"
+          hint="On the box, beside the claim code"
+        />
+        <Button type="submit" variant="secondary" disabled={busy}>
+          Show what it collects
+        </Button>
+      </form>
+      {privacy && <ProductCollects privacy={privacy} />}
+    </Card>
   );
 }

@@ -1,5 +1,6 @@
 /**
- * One device: its state and last readings (followed live over the server-sent event stream),
+ * One device: its state and last readings (followed live over the server-sent event stream), its
+ * history (a chart), the settings asked of it (desired state), transfer to a new owner,
  * the commands the app offers, my own name for it, what it collects and why (and the owner's
  * consents), sharing by email with a role (list, revoke, cancel), leaving a shared device and unbinding one I own (confirmed in a dialog). The controls
  * are the same for every role: the platform decides (a guest's or member's attempt to share or
@@ -7,6 +8,7 @@
  */
 import { useCallback, useEffect, useState } from 'react';
 import { Alert, Button, Card, Dialog, Field, Select } from '../../kit';
+import { applyPatch } from '../../merge-patch';
 import { navigate } from '../../router';
 import {
   COMMANDS,
@@ -20,7 +22,10 @@ import {
   type TelemetryValue,
 } from '../api';
 import { Badge, useAction } from '../ui';
+import { History } from './History';
 import { Privacy } from './Privacy';
+import { Settings } from './Settings';
+import { Transfer } from './Transfer';
 
 type Readings = Record<string, { value: TelemetryValue; ts: string }>;
 
@@ -74,7 +79,8 @@ export function DeviceView(props: { id: string }) {
     });
     // load.run is stable; the device is loaded again only when the ID changes.
   }, [id, load.run]);
-  const onReported = useCallback((state: Record<string, unknown>) => setReported(state), []);
+  // The stream's first `reported` is the whole state; each later one is what the device sent: a merge patch.
+  const onReported = useCallback((state: Record<string, unknown>) => setReported((before) => applyPatch(before, state)), []);
   const onReadings = useCallback((latest: Readings) => setReadings((before) => ({ ...before, ...latest })), []);
   const ended = useLive(id, onReported, onReadings);
 
@@ -110,10 +116,13 @@ export function DeviceView(props: { id: string }) {
           </dl>
         )}
       </Card>
+      <History id={id} />
       <Controls id={id} />
+      <Settings id={id} reported={reported} />
       <Rename device={device} onRenamed={setDevice} />
       <Privacy id={id} />
       <Sharing device={device} />
+      <Transfer id={id} />
       <Removal device={device} />
     </>
   );
@@ -208,7 +217,7 @@ function Sharing(props: { device: MyDeviceView }) {
           {invitations.map((invitation) => (
             <li key={invitation.id} className="device-item">
               <span>
-                {invitation.email} <Badge kind="pending">Invited</Badge>
+                {invitation.email} <Badge kind="pending">{invitation.kind === 'transfer' ? 'Offered to own' : 'Invited'}</Badge>
               </span>
               <Button
                 variant="secondary"

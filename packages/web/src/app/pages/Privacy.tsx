@@ -8,7 +8,7 @@
  */
 import { useEffect, useId, useState } from 'react';
 import { Alert, Card } from '../../kit';
-import { my, type DevicePrivacyView } from '../api';
+import { my, type DevicePrivacyView, type PrivacyView } from '../api';
 import { useAction } from '../ui';
 
 export function Privacy(props: { id: string }) {
@@ -64,5 +64,30 @@ function Consent(props: { label: string; checked: boolean; disabled: boolean; on
       <input id={id} type="checkbox" checked={props.checked} disabled={props.disabled} onChange={(e) => props.onChange(e.target.checked)} />
       <label htmlFor={id}>{props.label}</label>
     </span>
+  );
+}
+
+/**
+ * What a product collects, read before adding a device of it: what it senses, each purpose with
+ * its readings, needed ones marked, optional ones off until the owner turns them on after adding it.
+ */
+export function ProductCollects(props: { privacy: PrivacyView }) {
+  const { privacy } = props;
+  if (!privacy.declared) return <p>This product does not say what it collects: everything it sends is kept.</p>;
+  return (
+    <>
+      <p>It senses: {privacy.senses.join(', ') || 'nothing'}.</p>
+      <ul className="device-list" aria-label="Why it collects">
+        {privacy.purposes.map((purpose) => (
+          <li key={purpose.id} className="device-item">
+            <span>
+              <strong>{purpose.description}</strong>{' '}
+              <span className="hint">{purpose.required ? '(needed for it to work)' : '(optional: off until you turn it on)'}</span>
+            </span>
+            <span className="hint">Uses: {purpose.telemetry.join(', ') || 'no readings'}</span>
+          </li>
+        ))}
+      </ul>
+    </>
   );
 }

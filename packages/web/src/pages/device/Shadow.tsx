@@ -7,7 +7,8 @@
 import { useCallback, useEffect, useState } from 'react';
 import { api, type ShadowView } from '../../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Table, When } from '../../kit';
-import { changesBetween, isObject, patchBetween, shown, type Change, type JsonObject } from './merge-patch';
+import { patchBetween, reviewDraft, shown, type Change, type JsonObject } from '../../merge-patch';
+import { ChangesTable } from '../../state-changes';
 
 export function Shadow(props: { deviceId: string; serial: string; onChanged: () => void }) {
   const path = `/devices/${encodeURIComponent(props.deviceId)}/state`;
@@ -33,23 +34,16 @@ export function Shadow(props: { deviceId: string; serial: string; onChanged: () 
   const startReview = () => {
     setError(null);
     setNotice(null);
-    let next: unknown;
-    try {
-      next = JSON.parse(draft);
-    } catch {
-      setError('The desired state is not valid JSON: fix it and review again.');
+    const reviewed = reviewDraft(draft, shadow!.desired.state);
+    if ('error' in reviewed) {
+      setError(reviewed.error);
       return;
     }
-    if (!isObject(next)) {
-      setError('The desired state must be a JSON object ({ … }).');
-      return;
-    }
-    const changes = changesBetween(shadow!.desired.state, next);
-    if (changes.length === 0) {
+    if (reviewed.changes.length === 0) {
       setNotice('Nothing changed: the desired state is as the platform holds it.');
       return;
     }
-    setReview({ next, changes });
+    setReview(reviewed);
   };
 
   if (!shadow) return <Card title="State">{error ? <Alert>{error}</Alert> : <p className="loading">Loading…</p>}</Card>;
@@ -114,21 +108,7 @@ export function Shadow(props: { deviceId: string; serial: string; onChanged: () 
           props.onChanged();
         }}
       >
-        <Table label="Changes to send" caption="Each change: the path, its value now and after" columns={['Path', 'Now', 'After']}>
-          {review?.changes.map((change) => (
-            <tr key={change.path} data-testid="diff-row">
-              <th scope="row">
-                <code>{change.path}</code>
-              </th>
-              <td>
-                <del>{shown(change.before)}</del>
-              </td>
-              <td>
-                <ins>{change.after === undefined ? '(removed)' : shown(change.after)}</ins>
-              </td>
-            </tr>
-          ))}
-        </Table>
+        <ChangesTable changes={review?.changes ?? []} />
       </ConfirmDialog>
     </Card>
   );

@@ -43,3 +43,28 @@ export function changesBetween(from: JsonObject, to: JsonObject, prefix = ''): C
 
 /** A JSON value as one line of text for a table cell; absent is an em dash. */
 export const shown = (value: unknown): string => (value === undefined ? '—' : JSON.stringify(value));
+
+/**
+ * A desired state typed as JSON, read against the one held now: why it cannot be sent (not JSON,
+ * not an object), or the object and its changes (none: nothing to send).
+ */
+export function reviewDraft(draft: string, current: JsonObject): { error: string } | { next: JsonObject; changes: Change[] } {
+  let next: unknown;
+  try {
+    next = JSON.parse(draft);
+  } catch {
+    return { error: 'The desired state is not valid JSON: fix it and review again.' };
+  }
+  if (!isObject(next)) return { error: 'The desired state must be a JSON object ({ … }).' };
+  return { next, changes: changesBetween(current, next) };
+}
+
+/** `patch` applied to `target` as RFC 7386 says (null removes a key; objects merge key by key), as a new object. */
+export function applyPatch(target: JsonObject, patch: JsonObject): JsonObject {
+  const result: JsonObject = { ...target };
+  for (const [key, value] of Object.entries(patch)) {
+    if (value === null) delete result[key];
+    else result[key] = isObject(value) ? applyPatch(isObject(result[key]) ? result[key] : {}, value) : value;
+  }
+  return result;
+}
