@@ -9,11 +9,11 @@
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import SQLite from 'better-sqlite3';
-import { sql } from 'kysely';
 import pg from 'pg';
-import type { DeviceFilter, DeviceRow } from '../packages/server/src/devices/store.js';
+import type { DeviceFilter } from '../packages/server/src/devices/store.js';
 import { serialAfter, type ListQuery } from '../packages/server/src/devices/service.js';
 import { machine, request, table } from './support/measure.js';
+import { loadFleet } from './support/fleet.js';
 import { BENCH_PASSWORD, createOperators, startBenchPlatform } from './support/platform.js';
 
 const AIM_P99_MS = 50;
@@ -28,43 +28,13 @@ const { values } = parseArgs({
 const DEVICES = Number(values.devices);
 const PAGES = Number(values.pages);
 const LIMIT = Number(values.limit);
-const STATUSES = ['active', 'active', 'active', 'active', 'active', 'active', 'active', 'pending', 'quarantined', 'disabled'] as const;
 
 const bench = await startBenchPlatform({ postgres: values.pg ?? false });
 const { platform, admin } = bench;
 let rawClose: () => Promise<void> = async () => undefined;
 try {
-  const products = [];
-  for (const name of ['Sensor', 'Gateway', 'Lock', 'Meter']) products.push(await platform.devices.service.createProduct(admin, { name }));
-
   const loadStart = performance.now();
-  const now = Date.now();
-  for (let start = 0; start < DEVICES; start += 10_000) {
-    const rows: DeviceRow[] = [];
-    for (let i = start; i < Math.min(start + 10_000, DEVICES); i++) {
-      // Serials in an order unrelated to insertion order, as a factory's batches would be.
-      const n = (i * 7919) % DEVICES;
-      rows.push({
-        id: crypto.randomUUID(),
-        organization_id: admin.organizationId,
-        serial: `SN-${String(n).padStart(7, '0')}`,
-        product_id: products[i % products.length]!.id,
-        status: STATUSES[i % STATUSES.length]!,
-        firmware_version: `2.0.${i % 10}`,
-        last_seen_at: now - (i % 86_400) * 1000,
-        attributes: JSON.stringify({ site: `site-${i % 50}` }),
-        tags: JSON.stringify(i % 200 === 0 ? ['fleet-a', 'rare'] : i % 2 === 0 ? ['fleet-a'] : []),
-        group_name: `group-${String(i % 100).padStart(3, '0')}`,
-        gateway_enabled_at: null,
-        gateway_id: null,
-        gateway_changed_at: null,
-        created_at: now,
-        updated_at: now,
-      });
-    }
-    await platform.db.transaction().execute((trx) => platform.devices.store.insertDevices(rows, trx));
-  }
-  await sql`analyze`.execute(platform.db);
+  const products = await loadFleet(platform, admin, DEVICES);
   const loadSeconds = (performance.now() - loadStart) / 1000;
 
   const filters: [string, Omit<ListQuery, 'cursor' | 'limit'>][] = [
