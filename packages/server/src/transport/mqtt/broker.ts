@@ -931,6 +931,10 @@ export class MqttGateway implements DeviceMessenger {
     const { status } = change;
     if (holder && change.gatewayId !== undefined && holder !== change.gatewayId)
       this.cutChild(holder, change.childId, change.gatewayId ? 'moved to another gateway' : 'detached');
+    else if (holder && change.gatewayId === undefined && (status === 'disabled' || status === 'retired'))
+      // A poll's reading (another node's change, or this node's seen again): it may have been read just
+      // before this node put the child back in service and held it again, so cut it only if it still is.
+      void this.cutIfStillOutOfService(holder, change.childId);
     else if (holder) {
       this.roster.setStatus(change.childId, status);
       if (status === 'disabled' || status === 'retired') this.cutChild(holder, change.childId, `child is ${status}`);
@@ -943,6 +947,18 @@ export class MqttGateway implements DeviceMessenger {
     if (change.serial && change.productId)
       this.roster.attach(gateway.identity, { deviceId: change.childId, serial: change.serial, productId: change.productId, status }, state);
     else void this.reloadChildren(gateway);
+  }
+
+  /** Cuts a child from `holder` if the database still has it out of service (or gone) now. */
+  private async cutIfStillOutOfService(holder: string, childId: string): Promise<void> {
+    try {
+      const status = await this.platform.devices.service.currentStatus(childId);
+      if ((status !== null && status !== 'disabled' && status !== 'retired') || this.roster.holderOf(childId) !== holder) return;
+      if (status) this.roster.setStatus(childId, status);
+      this.cutChild(holder, childId, `child is ${status ?? 'deleted'}`);
+    } catch (error) {
+      this.log.error({ err: error, deviceId: holder, childId }, 'child status not checked');
+    }
   }
 
   /** Lets go of a child: its publishes are refused from the next packet, its subscriptions removed, the gateway told. */

@@ -39,7 +39,7 @@ describe(
       node2 = { platform, server, api: new HttpClient(`https://localhost:${server.port}`, t.ca) };
       const org = await organizationIdOf(t.platform, t.org);
       const product = await testProduct(t.platform, org);
-      for (let i = 0; i < 7; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
+      for (let i = 0; i < 8; i++) devices.push(await provisionTestDevice(t.platform, org, product, `NODE-${i}`));
       ({ token } = await ownerSession(t));
     });
     after(async () => {
@@ -148,6 +148,44 @@ describe(
         'refused with gateway.not_a_child',
       );
       assert.equal(await t.platform.telemetry.store.count(child), 1, 'nothing stored from the old gateway');
+    });
+
+    it('a child disabled through node 2 is cut from its gateway on node 1 within a second, and held again once back in service', async () => {
+      const gw = devices[7]!;
+      const made = await node2.api.request('PUT', `/api/v1/devices/${gw.id}/gateway`, { body: { enabled: true }, token });
+      assert.equal(made.status, 200, made.text);
+      const { client, messages } = await online(gw, t.server, [`d/${gw.id}/gateway/+`, `d/${gw.id}/errors`]);
+      const { productId } = await t.platform.devices.service.getBySerial(cliActor(gw.organizationId, 'test'), gw.serial);
+      await client.publishAsync(`d/${gw.id}/gateway/register`, JSON.stringify({ id: 'd1', serial: 'NODE-CHILD-2', productId }), {
+        qos: 1,
+      });
+      await eventually(() => messages.some((m) => m.body.id === 'd1'), 3000, 'registration answered');
+      const child = messages.find((m) => m.body.id === 'd1')!.body.child.deviceId as string;
+
+      const started = Date.now();
+      const disabled = await node2.api.post(`/api/v1/devices/${child}/disable`, undefined, { token });
+      assert.equal(disabled.status, 200, disabled.text);
+      await eventually(
+        () => messages.some((m) => m.topic === `d/${gw.id}/gateway/detached` && m.body.deviceId === child),
+        1500,
+        'node 1 cut the disabled child',
+      );
+      assert.ok(Date.now() - started < 1500, `cut after ${Date.now() - started} ms`);
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"n":1}}', { qos: 1 });
+      await eventually(
+        () => messages.some((m) => m.topic === `d/${gw.id}/errors` && m.body.code === 'gateway.not_a_child'),
+        2000,
+        'refused with gateway.not_a_child',
+      );
+      assert.equal(await t.platform.telemetry.store.count(child), 0);
+
+      // Back in service through node 1 (its own feed holds the child at once); node 1's poll, which may
+      // still read the disabling, does not cut it again.
+      const activated = await t.client().post(`/api/v1/devices/${child}/activate`, undefined, { token });
+      assert.equal(activated.status, 200, activated.text);
+      await settle(1500);
+      await client.publishAsync(`d/${child}/telemetry`, '{"values":{"n":2}}', { qos: 1 });
+      assert.equal(await t.platform.telemetry.store.count(child), 1);
     });
 
     it("a consumer's live stream on node 2 follows a device on node 1, and a revoke on node 1 ends it within a second", async () => {
