@@ -4,34 +4,19 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { cliActor } from '../accounts/roles.js';
-import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../runner/init.js';
-import { openPlatform } from '../platform.js';
-import { bulwark } from '../testing/cli.js';
+import { rmSync } from 'node:fs';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 
 describe('bulwark devices gateway, children, attach-child, detach-child (CLI, SQLite)', () => {
   let dir: string;
   let d: string[];
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bulwark-gateway-cli-'));
-    const dataDir = join(dir, 'data');
-    d = ['--data-dir', dataDir, '--org', 'default'];
-    const config = loadConfig({ dataDir, env: {} });
-    const init = await initialize(config, DEFAULT_INIT, { env: {} });
-    const platform = await openPlatform(config, { env: {} });
-    try {
-      const actor = cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test');
+    ({ dir, args: d } = await initializedDataDir('gateway-cli', async (platform, actor) => {
       const product = await platform.devices.service.createProduct(actor, { name: 'Hub' });
       for (const serial of ['GW-A', 'GW-B', 'SENSOR-1', 'DIRECT-1'])
         await platform.devices.service.register(actor, { serial, productId: product.id });
       await platform.devices.service.transition(actor, (await platform.devices.service.getBySerial(actor, 'DIRECT-1')).id, 'activate');
-    } finally {
-      await platform.close();
-    }
+    }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

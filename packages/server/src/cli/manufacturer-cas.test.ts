@@ -6,14 +6,9 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliActor } from '../accounts/roles.js';
-import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../runner/init.js';
-import { openPlatform } from '../platform.js';
-import { bulwark } from '../testing/cli.js';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 import { opensslCa } from '../testing/est-client.js';
 import { Openssl } from '../testing/openssl.js';
 
@@ -22,18 +17,9 @@ describe('bulwark pki manufacturer-ca, devices enrollment-policy (CLI, SQLite)',
   let d: string[];
   const ssl = new Openssl();
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bulwark-jit-cli-'));
-    const dataDir = join(dir, 'data');
-    d = ['--data-dir', dataDir, '--org', 'default'];
-    const config = loadConfig({ dataDir, env: {} });
-    const init = await initialize(config, DEFAULT_INIT, { env: {} });
-    const platform = await openPlatform(config, { env: {} });
-    try {
-      const actor = cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test');
+    ({ dir, args: d } = await initializedDataDir('jit-cli', async (platform, actor) => {
       await platform.devices.service.createProduct(actor, { name: 'Sensor' });
-    } finally {
-      await platform.close();
-    }
+    }));
     await opensslCa(ssl, 'factory', '/CN=CLI Factory CA');
     await opensslCa(ssl, 'other', '/CN=Other CA');
   });

@@ -5,14 +5,11 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliActor } from '../accounts/roles.js';
 import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
-import { bulwark } from '../testing/cli.js';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 
 const DECLARED = [
   { name: 'unlock', description: 'Open the bolt', params: [{ name: 'seconds', type: 'integer', required: true, description: 'How long' }] },
@@ -24,18 +21,13 @@ describe('bulwark products commands show, set, withdraw (CLI, SQLite)', () => {
   let dataDir: string;
   let d: string[];
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bulwark-products-cli-'));
-    dataDir = join(dir, 'data');
-    d = ['--data-dir', dataDir, '--org', 'default'];
-    const config = loadConfig({ dataDir, env: {} });
-    const init = await initialize(config, DEFAULT_INIT, { env: {} });
-    const platform = await openPlatform(config, { env: {} });
-    try {
-      const actor = cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test');
+    ({
+      dir,
+      dataDir,
+      args: d,
+    } = await initializedDataDir('products-cli', async (platform, actor) => {
       await platform.devices.service.createProduct(actor, { name: 'Lock' });
-    } finally {
-      await platform.close();
-    }
+    }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -4,29 +4,15 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { cliActor } from '../accounts/roles.js';
-import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../runner/init.js';
-import { openPlatform } from '../platform.js';
-import { bulwark } from '../testing/cli.js';
+import { rmSync } from 'node:fs';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 import { STRONG_PASSWORD } from '../testing/server.js';
 
 describe('bulwark sso and admin deprovision (CLI, SQLite)', () => {
   let dir: string;
-  let dataDir: string;
   let d: string[];
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bulwark-sso-cli-'));
-    dataDir = join(dir, 'data');
-    d = ['--data-dir', dataDir, '--org', 'default'];
-    const config = loadConfig({ dataDir, env: {} });
-    const init = await initialize(config, DEFAULT_INIT, { env: {} });
-    const platform = await openPlatform(config, { env: {} });
-    try {
-      const actor = cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test');
+    ({ dir, args: d } = await initializedDataDir('sso-cli', async (platform, actor) => {
       await platform.accounts.service.createOperator(actor, {
         email: 'glass@example.com',
         name: 'Glass',
@@ -39,9 +25,7 @@ describe('bulwark sso and admin deprovision (CLI, SQLite)', () => {
         role: 'operator',
         password: STRONG_PASSWORD,
       });
-    } finally {
-      await platform.close();
-    }
+    }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

@@ -4,15 +4,12 @@
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { cliActor } from '../accounts/roles.js';
 import { loadConfig } from '../ops/config.js';
-import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
 import { deriveDeviceKey } from '../devices/sas.js';
-import { bulwark } from '../testing/cli.js';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 
 describe('bulwark devices symmetric-key, enrollment-group, sas-token (CLI, SQLite)', () => {
   let dir: string;
@@ -20,19 +17,14 @@ describe('bulwark devices symmetric-key, enrollment-group, sas-token (CLI, SQLit
   let d: string[];
   let deviceId: string;
   before(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'bulwark-symmetric-cli-'));
-    dataDir = join(dir, 'data');
-    d = ['--data-dir', dataDir, '--org', 'default'];
-    const config = loadConfig({ dataDir, env: {} });
-    const init = await initialize(config, DEFAULT_INIT, { env: {} });
-    const platform = await openPlatform(config, { env: {} });
-    try {
-      const actor = cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test');
+    ({
+      dir,
+      dataDir,
+      args: d,
+    } = await initializedDataDir('symmetric-cli', async (platform, actor) => {
       const product = await platform.devices.service.createProduct(actor, { name: 'Sensor' });
       deviceId = (await platform.devices.service.register(actor, { serial: 'CLI-1', productId: product.id })).id;
-    } finally {
-      await platform.close();
-    }
+    }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 

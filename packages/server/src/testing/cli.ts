@@ -5,7 +5,13 @@
  * checked by exit code and output.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { cliActor, type Actor } from '../accounts/roles.js';
+import { loadConfig } from '../ops/config.js';
+import { openPlatform, type Platform } from '../platform.js';
+import { DEFAULT_INIT, initialize } from '../runner/init.js';
 import { REPOSITORY } from './repository.js';
 
 export const ROOT = REPOSITORY;
@@ -63,4 +69,26 @@ export function bulwark(args: string[], extraEnv: NodeJS.ProcessEnv = {}, input?
     child.stdin!.on('error', () => undefined);
     child.stdin!.end(input);
   });
+}
+
+/**
+ * A data directory set up by `bulwark init` (SQLite, organization `default`) under a new temporary
+ * directory, seeded through the platform opened on it as the CLI would open it, then closed: what the
+ * CLI tests run their commands against. Remove `dir` after.
+ */
+export async function initializedDataDir(
+  prefix: string,
+  seed: (platform: Platform, actor: Actor) => Promise<void>,
+): Promise<{ dir: string; dataDir: string; args: string[] }> {
+  const dir = mkdtempSync(join(tmpdir(), `bulwark-${prefix}-`));
+  const dataDir = join(dir, 'data');
+  const config = loadConfig({ dataDir, env: {} });
+  const init = await initialize(config, DEFAULT_INIT, { env: {} });
+  const platform = await openPlatform(config, { env: {} });
+  try {
+    await seed(platform, cliActor((await platform.accounts.store.organizationBySlug(init.organization.slug))!.id, 'test'));
+  } finally {
+    await platform.close();
+  }
+  return { dir, dataDir, args: ['--data-dir', dataDir, '--org', 'default'] };
 }
