@@ -954,7 +954,6 @@ export class MqttGateway implements DeviceMessenger {
     try {
       const status = await this.platform.devices.service.currentStatus(childId);
       if ((status !== null && status !== 'disabled' && status !== 'retired') || this.roster.holderOf(childId) !== holder) return;
-      if (status) this.roster.setStatus(childId, status);
       this.cutChild(holder, childId, `child is ${status ?? 'deleted'}`);
     } catch (error) {
       this.log.error({ err: error, deviceId: holder, childId }, 'child status not checked');
