@@ -323,6 +323,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
       box,
       audit,
       clock,
+      (actor) => service.requireStepUp(actor),
       { maxTokenLifetimeSeconds: config.auth.deviceTokenMaxLifetimeSeconds },
       enrollmentPolicies,
     ),

@@ -22,7 +22,7 @@ import type { DeviceCertificateView, PkiService } from '../pki/service.js';
 import type { BootstrapCaService } from './bootstrap-cas.js';
 import { RegistrationRefusedError } from './errors.js';
 import type { JitProvisioner } from './jit.js';
-import type { StepUpCheck } from './manufacturer-cas.js';
+import { requireCredentialStepUp, type StepUpCheck } from './step-up.js';
 import { DeviceAuthenticationError, type DeviceCertificateVerifier, type DeviceIdentity, type PresentedCertificate } from './identity.js';
 import type { DevicesService } from './service.js';
 import type { DevicesStore } from './store.js';
@@ -213,13 +213,11 @@ export class EnrollmentService {
   }
 
   /**
-   * Rotation cuts a device off until it enrolls again, and hands out the token that enrolls it: a
-   * person (a browser session, like disable and retire) re-proves a factor first, through
-   * AccountsService.requireStepUp (auth.step_up_required). An API key has no factor to re-prove and
-   * keeps what its devices:write scope grants (automation, the assessment's re-key), as does the CLI.
+   * Rotation cuts a device off until it enrolls again, and hands out the token that enrolls it:
+   * the rule of every credential hand-out (step-up.ts requireCredentialStepUp).
    */
   requireRotationStepUp(actor: Actor): void {
-    if (actor.via !== 'api_key') this.requireStepUp(actor);
+    requireCredentialStepUp(actor, this.requireStepUp);
   }
 
   private async issueToken(actor: Actor, deviceId: string, trx: Executor): Promise<{ token: string; expiresAt: Date }> {

@@ -20,6 +20,7 @@ import type { ManufacturerCasTable } from '../storage/schema.js';
 import { newId } from '../tokens.js';
 import { caCertificateColumns, parseCa } from './bootstrap-cas.js';
 import type { ManufacturerCaRow, ManufacturerStore } from './manufacturer-store.js';
+import type { StepUpCheck } from './step-up.js';
 import type { DevicesStore } from './store.js';
 
 export const MAX_MANUFACTURER_CAS = 50;
@@ -57,9 +58,6 @@ export interface RegisterManufacturerCa {
   deviceIdPrefix?: string;
   activation?: ManufacturerCasTable['activation'];
 }
-
-/** Every registration path checks the step-up the same way (AccountsService.requireStepUp). */
-export type StepUpCheck = (actor: Actor) => void;
 
 export function manufacturerCaView(row: ManufacturerCaRow): ManufacturerCaView {
   return {

@@ -29,6 +29,7 @@ for (const engine of ENGINES) {
     let t: TestPlatform;
     let token: string;
     let owner: TestUser;
+    let ownerB: TestUser;
     let tokenB: string;
     let product: string;
     let productB: string;
@@ -36,7 +37,8 @@ for (const engine of ENGINES) {
     before(async () => {
       ({ t, token, owner } = await startOwnerPlatform(engine));
       await t.platform.accounts.service.createOrganization({ slug: ORG_B, name: 'Organization B' }, { type: 'cli', id: 'test' });
-      tokenB = await signIn(t, await createOperator(t, 'owner-b@example.com', 'owner', ORG_B));
+      ownerB = await createOperator(t, 'owner-b@example.com', 'owner', ORG_B);
+      tokenB = await signIn(t, ownerB);
       product = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token })).body.id;
       productB = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token: tokenB })).body.id;
     });
@@ -56,9 +58,16 @@ for (const engine of ENGINES) {
       body: Record<string, unknown> = {},
       as = token,
     ): Promise<{ key: string; version: number; rotated: boolean; previousKeyValidUntil: string | null }> {
+      await fresh(as);
       const res = await t.client().post(`/api/v1/devices/${id}/symmetric-key`, body, { token: as });
       assert.equal(res.status, 201, res.text);
       return res.body;
+    }
+    /** Handing out a key or a group's key needs a recent step-up (symmetric-key-step-up.test.ts). */
+    const fresh = (as: string) => stepUp(t, as === tokenB ? ownerB : owner, as);
+    async function createGroup(name: string) {
+      await fresh(token);
+      return t.client().post('/api/v1/enrollment-groups', { name, productId: product }, { token });
     }
     const seconds = () => Math.floor(t.clock.now() / 1000);
     const sas = (key: string | Buffer, id: string, ttl = 600) => createToken(key, deviceResource(id), seconds() + ttl);
@@ -180,7 +189,7 @@ for (const engine of ENGINES) {
     });
 
     it('derives device keys as Azure DPS does (checked with openssl); a derived-key device registers itself, then authenticates', async () => {
-      const created = await t.client().post('/api/v1/enrollment-groups', { name: 'factory-1', productId: product }, { token });
+      const created = await createGroup('factory-1');
       assert.equal(created.status, 201, created.text);
       const group = created.body;
       const registrationId = 'DPS-0001';
@@ -226,7 +235,7 @@ for (const engine of ENGINES) {
     });
 
     it('refuses registration through a disabled group, and disabling twice', async () => {
-      const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'to-disable', productId: product }, { token })).body;
+      const group = (await createGroup('to-disable')).body;
       const disabled = await t.client().post(`/api/v1/enrollment-groups/${group.id}/disable`, undefined, { token });
       assert.equal(disabled.status, 200, disabled.text);
       assert.ok(disabled.body.disabledAt);
@@ -250,7 +259,7 @@ for (const engine of ENGINES) {
     it("cannot take over another organization's device by registering its serial, nor see or disable its groups", async () => {
       const victim = await device('SHARED-1', tokenB, productB);
       const victimKey = (await issue(victim, {}, tokenB)).key;
-      const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'hijack', productId: product }, { token })).body;
+      const group = (await createGroup('hijack')).body;
       const derived = deriveDeviceKey(group.key, 'SHARED-1');
       const res = await t
         .client()
@@ -272,7 +281,7 @@ for (const engine of ENGINES) {
     it('keeps keys sealed: the raw rows hold neither the key nor its encodings, and another master key opens nothing', async () => {
       const id = await device();
       const { key } = await issue(id);
-      const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'sealed', productId: product }, { token })).body;
+      const group = (await createGroup('sealed')).body;
       const deviceRow = await t.platform.db
         .selectFrom('device_symmetric_keys')
         .select(['version', 'sealed_key'])
@@ -318,7 +327,7 @@ for (const engine of ENGINES) {
     it('master-key rotation re-wraps device and group keys, which keep working', async () => {
       const id = await device();
       const { key } = await issue(id);
-      const group = (await t.client().post('/api/v1/enrollment-groups', { name: 'rotated', productId: product }, { token })).body;
+      const group = (await createGroup('rotated')).body;
       const report = await rotateMasterKey({
         dataDir: t.database.dataDir,
         db: t.platform.db,

@@ -3,7 +3,8 @@
  * 32-byte key, issued to it individually or derived from an enrollment group's key as Azure DPS
  * does (HMAC-SHA256(groupKey, registrationId)), and proves itself with short-lived SAS tokens
  * (sas.ts). Keys are sealed under the master key, one row per version; rotation invalidates the
- * previous key at once or after a grace period. `authenticate` is the broker's hot path: one
+ * previous key at once or after a grace period; issuing or rotating one from a session needs a
+ * recent step-up. `authenticate` is the broker's hot path: one
  * indexed read (the device's valid keys joined to the device), AES-GCM opens and an HMAC, no
  * argon2. It writes no audit entry (a flood of bad connects must not flood the log): its caller
  * logs the stable reason. Issue, rotation, groups and registrations are audited.
@@ -33,6 +34,7 @@ import {
   type SasToken,
 } from './sas.js';
 import type { DeviceRow, DevicesStore } from './store.js';
+import { requireCredentialStepUp, type StepUpCheck } from './step-up.js';
 import type { SymmetricKeyStore } from './symmetric-key-store.js';
 import type { Executor } from '../storage/executor.js';
 
@@ -89,6 +91,7 @@ export class SymmetricKeyService {
     private readonly box: KeyCustody,
     private readonly audit: AuditService,
     private readonly clock: Clock,
+    private readonly requireStepUp: StepUpCheck,
     private readonly options: SymmetricKeyOptions,
     /** The enrollment groups' allow-lists (issue 18); null: none checked. */
     private readonly policies: EnrollmentPolicyService | null = null,
@@ -99,7 +102,9 @@ export class SymmetricKeyService {
   /**
    * Issues a device's key, or rotates it: a new version, returned once. The previous key stops
    * working at once, or after `graceSeconds` (at most seven days) so devices in the field can be
-   * given the new key first.
+   * given the new key first. The key lets its holder act as the device: a session needs a recent
+   * step-up (step-up.ts), asked once the device is found, so another organization's device ID
+   * answers 404 whatever the session.
    */
   async issueKey(actor: Actor, deviceId: string, options: { graceSeconds?: number } = {}): Promise<IssuedKey> {
     requirePermission(actor, 'devices:write');
@@ -116,6 +121,7 @@ export class SymmetricKeyService {
         if (!device) throw new NotFoundError('Device', { deviceId });
         if (device.status === 'disabled' || device.status === 'retired') throw new DeviceNotEnrollableError(deviceId, device.status);
         if (device.gateway_id !== null) throw new ChildNotEnrollableError(device.id, device.gateway_id);
+        requireCredentialStepUp(actor, this.requireStepUp);
         const installed = await this.installKey(device, key, null, graceSeconds * 1000, trx);
         // Like a certificate, a key is the device's credential: a pending device becomes active.
         await this.activateIfPending(device, auditActor(actor), actor.sourceIp, 'symmetric key issued', this.clock.now(), trx);
@@ -182,9 +188,14 @@ export class SymmetricKeyService {
     };
   }
 
-  /** Creates an enrollment group of a product; its key is returned once (base64). */
+  /**
+   * Creates an enrollment group of a product; its key is returned once (base64). The group key
+   * derives the key of any serial of the product, so it is a device credential like the others:
+   * a session needs a recent step-up.
+   */
   async createGroup(actor: Actor, input: { name: string; productId: string }): Promise<EnrollmentGroupView & { key: string }> {
     requirePermission(actor, 'devices:write');
+    requireCredentialStepUp(actor, this.requireStepUp);
     const name = input.name.trim();
     if (!name || name.length > 100) throw new ValidationError('name must be 1-100 characters', { field: 'name' });
     if (!(await this.devices.listProducts(actor.organizationId)).some((p) => p.id === input.productId)) {

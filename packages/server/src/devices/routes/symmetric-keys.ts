@@ -1,6 +1,7 @@
 /**
  * The doors of symmetric-key devices. Under /api/v1, for operators and API keys: issue or rotate
- * a device's key, and manage enrollment groups. Under /device/v1, for devices (no account; the
+ * a device's key, and manage enrollment groups (a key or a group's key handed to a session needs a
+ * recent step-up, like a credential rotation). Under /device/v1, for devices (no account; the
  * route checks `Authorization: SharedAccessSignature …` itself): self-registration through an
  * enrollment group, and the identity a token proves. Failed device authentications are counted
  * per client address (across the deployment with Redis: transport/http/failure-limiter.ts); past
@@ -63,7 +64,8 @@ export function symmetricKeyRoutes(deps: {
             config: write,
             schema: {
               tags: ['devices'],
-              summary: "Issue or rotate a device's symmetric key (shown once); the previous key stops at once or after graceSeconds",
+              summary:
+                "Issue or rotate a device's symmetric key (shown once); the previous key stops at once or after graceSeconds; a session needs a recent step-up (an API key with devices:write does not)",
               params: Strict({ id: Id }),
               body: Strict({ graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_SECONDS })) }),
               response: {
@@ -89,7 +91,8 @@ export function symmetricKeyRoutes(deps: {
             config: write,
             schema: {
               tags: ['devices'],
-              summary: "Create an enrollment group: devices derive their key from the group's key (shown once) and register themselves",
+              summary:
+                "Create an enrollment group: devices derive their key from the group's key (shown once) and register themselves; a session needs a recent step-up (an API key with devices:write does not)",
               body: Strict({ name: Type.String({ minLength: 1, maxLength: 100 }), productId: Id }),
               response: { 201: Strict({ ...GroupSchema.properties, key: Key }), ...errorResponses(400, 401, 403, 409) },
             },
