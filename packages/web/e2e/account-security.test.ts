@@ -26,14 +26,12 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { createOperator, insertConsumer, signIn as signInForTest, type TestUser } from '../../server/src/testing/accounts.js';
-import { addVirtualAuthenticator, chromiumSkip, launchBrowser, trustServerKey } from '../../server/src/testing/chromium.js';
-import { ENGINES } from '../../server/src/testing/engines.js';
+import { addVirtualAuthenticator, chromiumSkip } from '../../server/src/testing/chromium.js';
 import { mailsDuring, tokenIn } from '../../server/src/testing/mail.js';
-import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
+import { STRONG_PASSWORD, type TestPlatform } from '../../server/src/testing/server.js';
 import { qrPath } from '../src/qr.js';
-import { accessible, artifacts, firstSignIn, fitsWidth, freshCode, shot } from './harness.js';
+import { accessible, artifacts, consoleSignIn, firstSignIn, fitsWidth, freshCode, shot, startWebPlatform } from './harness.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
 const skip = chromiumSkip('the passkey and account browser tests are');
 const CONSUMER = 'robin@example.com';
 const NEW_ADDRESS = 'robin.new@example.com';
@@ -76,22 +74,10 @@ function sessionGet(page: Page, path: string): Promise<{ status: number; body: a
   }, `/api/v1${path}`);
 }
 
-/** The console's sign-in form: organization, email and password, sent. */
-async function consoleSignIn(page: Page, email: string, password: string): Promise<void> {
-  await page.getByLabel('Organization').fill(t.org);
-  await page.getByLabel('Email').fill(email);
-  await page.getByLabel('Password').fill(password);
-  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
-}
-
 before(async () => {
   if (skip) return;
-  for (const build of ['packages/web/dist/index.html', 'packages/web/dist/app/index.html'])
-    assert.ok(existsSync(join(root, build)), 'the web faces are not built: run `npm run build` (npm ci does it)');
-  t = await startTestPlatform(ENGINES[0]!, { auth: { loginRateLimitPerMinute: 10_000 } });
-  base = `https://localhost:${t.server.port}`;
+  ({ t, base, browser } = await startWebPlatform());
   consumer = await insertConsumer(t, CONSUMER, STRONG_PASSWORD);
-  browser = await launchBrowser([await trustServerKey(t.server.port, t.ca)]);
   consoleTab = await tab({ viewport: { width: 1440, height: 900 } });
   phone = await tab(PHONE);
 });
@@ -138,7 +124,7 @@ test('console: a named passkey registered behind a step-up signs in alone and as
 
   // As the second factor after the password: the page offers both the code and the passkey.
   await page.getByRole('button', { name: 'Sign out' }).click();
-  await consoleSignIn(page, t.owner.email, STRONG_PASSWORD);
+  await consoleSignIn(page, t.org, t.owner.email, STRONG_PASSWORD);
   await page.getByLabel('Authentication code').waitFor();
   await accessible(page, 'the second step with a passkey offered');
   await shot(page, 'account-console-second-factor');
@@ -213,7 +199,7 @@ test('console: the passkey removed behind a step-up no longer signs in', { skip 
  */
 async function setPolicyAsOwner(page: Page): Promise<void> {
   await page.goto(`${base}/console/`);
-  await consoleSignIn(page, t.owner.email, STRONG_PASSWORD);
+  await consoleSignIn(page, t.org, t.owner.email, STRONG_PASSWORD);
   await page.getByLabel('Authentication code').fill(await freshCode(t, ownerSecret));
   await page.keyboard.press('Enter');
   await page.getByRole('heading', { name: 'Fleet' }).waitFor();
@@ -266,7 +252,7 @@ test(
     const operator = await createOperator(t, 'ops@example.com', 'operator');
 
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await consoleSignIn(page, operator.email, operator.password);
+    await consoleSignIn(page, t.org, operator.email, operator.password);
     await page.getByRole('heading', { name: 'Create a passkey' }).waitFor();
     await accessible(page, 'the passkey the policy asks for');
     await shot(page, 'account-console-passkey-required');
@@ -280,7 +266,7 @@ test(
     await page.getByTestId('passkey').filter({ hasText: 'Ops laptop' }).waitFor();
 
     await page.getByRole('button', { name: 'Sign out' }).click();
-    await consoleSignIn(page, operator.email, operator.password);
+    await consoleSignIn(page, t.org, operator.email, operator.password);
     await page.getByRole('heading', { name: 'Two-factor authentication' }).waitFor();
     await accessible(page, 'the second step offering only the passkey');
     await shot(page, 'account-console-passkey-only');

@@ -9,9 +9,10 @@ import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { generate } from 'otplib';
-import type { Page } from 'playwright-core';
-import { launchChromium, type Chromium } from '../../server/src/testing/chromium.js';
-import { STRONG_PASSWORD, type TestPlatform } from '../../server/src/testing/server.js';
+import type { Browser, Page } from 'playwright-core';
+import { launchBrowser, launchChromium, trustServerKey, type Chromium } from '../../server/src/testing/chromium.js';
+import { ENGINES } from '../../server/src/testing/engines.js';
+import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 
 const root = new URL('../../../', import.meta.url).pathname;
 export const artifacts = join(root, 'test-artifacts/web');
@@ -25,6 +26,27 @@ export async function openConsole(): Promise<{ browser: Chromium; page: Page }> 
   const browser = await launchChromium({ context: { ignoreHTTPSErrors: true, viewport: { width: 1440, height: 900 } } });
   const page = browser.context.pages()[0] ?? (await browser.context.newPage());
   return { browser, page };
+}
+
+/**
+ * A platform (SQLite, sign-in rate limits out of the way) serving both built web faces, and a
+ * Chromium for several contexts that trusts its server key by pin (the pages are secure contexts,
+ * as WebAuthn needs).
+ */
+export async function startWebPlatform(): Promise<{ t: TestPlatform; base: string; browser: Browser }> {
+  for (const build of ['packages/web/dist/index.html', 'packages/web/dist/app/index.html'])
+    assert.ok(existsSync(join(root, build)), 'the web faces are not built: run `npm run build` (npm ci does it)');
+  const t = await startTestPlatform(ENGINES[0]!, { auth: { loginRateLimitPerMinute: 10_000 } });
+  const browser = await launchBrowser([await trustServerKey(t.server.port, t.ca)]);
+  return { t, base: `https://localhost:${t.server.port}`, browser };
+}
+
+/** The console's sign-in form: organization, email and password, sent. */
+export async function consoleSignIn(page: Page, organization: string, email: string, password: string): Promise<void> {
+  await page.getByLabel('Organization').fill(organization);
+  await page.getByLabel('Email').fill(email);
+  await page.getByLabel('Password').fill(password);
+  await page.getByRole('button', { name: 'Sign in', exact: true }).click();
 }
 
 export async function shot(page: Page, name: string): Promise<void> {

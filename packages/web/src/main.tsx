@@ -17,6 +17,7 @@ import { Products } from './pages/Products';
 import { RolloutDetail, Rollouts } from './pages/Rollouts';
 import { Users } from './pages/Users';
 import { Findings } from './pages/Findings';
+import { ConfirmEmailChange, SIGN_IN_TO_CONFIRM } from './account/EmailChange';
 import './styles.css';
 
 type SessionState =
@@ -76,6 +77,7 @@ function App() {
   if (session.kind === 'signed-out')
     return (
       <SignIn
+        reason={path.split('?')[0] === '/account/email' ? SIGN_IN_TO_CONFIRM : undefined}
         onSignedIn={(user) => {
           setSession({ kind: 'signed-in', user });
           if (path.startsWith('/sign-in')) navigate('/');
@@ -84,7 +86,18 @@ function App() {
     );
 
   const route = path.split('?')[0]!;
-  const page = pageFor(route, session.user);
+  const user = session.user;
+  // The mailed email-change link's page (the platform sends an operator's here); signed out, the
+  // sign-in page above comes first and this path, with its #token, stays for after it.
+  const page =
+    route === '/account/email' ? (
+      <ConfirmEmailChange
+        accountPath="/security"
+        onChanged={(changed) => setSession({ kind: 'signed-in', user: { ...user, email: changed.email } })}
+      />
+    ) : (
+      pageFor(route, user)
+    );
   return (
     <>
       <a className="skip" href="#main">
@@ -114,7 +127,7 @@ function App() {
           <Link to="/audit" current={route === '/audit'}>
             Audit log
           </Link>
-          <Link to="/security" current={route === '/security'}>
+          <Link to="/security" current={route === '/security' || route === '/account/email'}>
             Security
           </Link>
         </nav>

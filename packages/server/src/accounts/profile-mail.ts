@@ -13,6 +13,14 @@ export function accountLink(http: Config['http'], page: string, token: string): 
   return `${base.replace(/\/+$/, '')}/${page}#token=${token}`;
 }
 
+/**
+ * The page an email-change link opens: an operator's the console's (/console/account/email), a
+ * consumer's the companion app's (/account/email, which the platform redirects to /app/account/email).
+ */
+export function emailChangePage(kind: 'operator' | 'consumer'): string {
+  return kind === 'operator' ? 'console/account/email' : 'account/email';
+}
+
 export function emailChangeMail(input: { to: string; organization: string; link: string; token: string; hours: number }): Mail {
   return {
     to: input.to,

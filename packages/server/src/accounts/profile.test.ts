@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createOperator, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
+import { createOperator, insertConsumer, signIn, type TestUser, stepUp as stepUpAs } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
 import { operatorSession, type TestPlatform } from '../testing/server.js';
@@ -87,6 +87,20 @@ for (const engine of ENGINES) {
       assert.equal(newLogin.status, 200);
       const audit = await t.platform.audit.query({ action: 'user.email_changed', targetId: alice.id });
       assert.deepEqual(audit.entries[0]!.details, { previousEmail: 'alice@example.com', newEmail: 'alice@new.example' });
+    });
+
+    it("links an operator's email change to the console's page and a consumer's to the companion app's", async () => {
+      const olga = await createOperator(t, 'olga@example.com', 'operator');
+      await requestEmailChange(olga, await signIn(t, olga, client), 'olga@new.example');
+      const operatorMail = mails('olga@new.example', 'email_change').at(-1)!;
+      const link = (mail: OutboxMessage) => /^https:\/\/\S+#token=bwt_\S+$/m.exec(mail.text)?.[0] ?? '';
+      assert.equal(new URL(link(operatorMail)).pathname, '/console/account/email', operatorMail.text);
+      assert.equal(new URL(link(operatorMail)).hash, `#token=${tokenIn(operatorMail)}`);
+
+      const chris = await insertConsumer(t, 'chris@example.com', 'consumer password 123');
+      await requestEmailChange(chris, await signIn(t, chris, client), 'chris@new.example');
+      const consumerMail = mails('chris@new.example', 'email_change').at(-1)!;
+      assert.equal(new URL(link(consumerMail)).pathname, '/account/email', consumerMail.text);
     });
 
     it('keeps an email-change token to the account that asked for it', async () => {

@@ -16,7 +16,14 @@ import type { Mailer } from './mailer.js';
 import type { MfaService } from './mfa.js';
 import type { OneTimeTokens } from './one-time-tokens.js';
 import type { PasskeyService } from './passkeys.js';
-import { accountDeletedMail, accountLink, emailChangeMail, emailChangeNoticeMail, emailChangeUnavailableMail } from './profile-mail.js';
+import {
+  accountDeletedMail,
+  accountLink,
+  emailChangeMail,
+  emailChangeNoticeMail,
+  emailChangePage,
+  emailChangeUnavailableMail,
+} from './profile-mail.js';
 import { auditActor, type Actor } from './roles.js';
 import { toUserView, validateEmail, type AccountsService, type UserView } from './service.js';
 import type { AccountsStore, OrganizationRow, UserRow } from './store.js';
@@ -124,7 +131,8 @@ export class ProfileService {
   /**
    * Mails a confirmation token to the new address and a notice to the current one. An address that
    * already has an account gets a notice instead of a token, and the caller gets the same answer
-   * either way, so this cannot be used to find out who has an account.
+   * either way, so this cannot be used to find out who has an account. The link opens the face the
+   * account uses (profile-mail.ts emailChangePage): the console for an operator, the app for a consumer.
    */
   async requestEmailChange(actor: Actor, newEmailInput: string): Promise<void> {
     requireInteractive(actor);
@@ -161,7 +169,7 @@ export class ProfileService {
         ? emailChangeMail({
             to: newEmail,
             organization: org.name,
-            link: accountLink(this.config.http, 'account/email', token),
+            link: accountLink(this.config.http, emailChangePage(actor.kind), token),
             token,
             hours,
           })

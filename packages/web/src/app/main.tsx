@@ -12,7 +12,7 @@ import { Alert, Button, Link } from '../kit';
 import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
 import { AddDevice } from './pages/AddDevice';
-import { ConfirmEmailChange } from './pages/EmailChange';
+import { ConfirmEmailChange, SIGN_IN_TO_CONFIRM } from '../account/EmailChange';
 import { DeviceView } from './pages/DeviceView';
 import { MyAccount } from './pages/MyAccount';
 import { MyDevices } from './pages/MyDevices';
@@ -59,6 +59,7 @@ function App() {
     if (route === '/reset-password') return <ResetPassword />;
     return (
       <SignIn
+        reason={route === '/account/email' ? SIGN_IN_TO_CONFIRM : undefined}
         onSignedIn={(user) => {
           setSession({ kind: 'signed-in', user });
           // The email-change link's page comes back with its #token once signed in.
@@ -71,7 +72,10 @@ function App() {
   const detail = /^\/devices\/([^/]+)$/.exec(route);
   const page =
     route === '/account/email' ? (
-      <ConfirmEmailChange onChanged={(user) => setSession({ kind: 'signed-in', user: { ...session.user, email: user.email } })} />
+      <ConfirmEmailChange
+        accountPath="/account"
+        onChanged={(user) => setSession({ kind: 'signed-in', user: { ...session.user, email: user.email } })}
+      />
     ) : session.user.kind === 'operator' ? (
       <Alert>
         This app is for customers: you are signed in as an operator ({session.user.email}). Sign out, then sign in with your customer

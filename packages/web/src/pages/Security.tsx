@@ -1,11 +1,13 @@
 /**
- * My account's security: the authenticator app (enrolment with a QR code of the otpauth URI, or
+ * My account and its security: my email address (changed through a mailed link,
+ * src/account/EmailChange.tsx), the authenticator app (enrolment with a QR code of the otpauth URI, or
  * new recovery codes behind a step-up), my passkeys with the organization's passkey policy (set
  * here by the roles with org:manage, behind a step-up: ./PasskeyPolicy.tsx), my sessions (revoke any but this one), my password, and my API keys (create behind a step-up, the secret shown
  * once; revoke). All but the API keys are the companion app's too (src/account/).
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, PERMISSIONS, roleHolds, type ApiKeyView, type Permission, type UserView } from '../api';
+import { ChangeEmail } from '../account/EmailChange';
 import { Passkeys, type PasskeyPolicy } from '../account/Passkeys';
 import { ChangePassword } from '../account/Password';
 import { Sessions } from '../account/Sessions';
@@ -18,6 +20,7 @@ export function Security(props: { user: UserView }) {
   return (
     <>
       <h1>Account security</h1>
+      <ChangeEmail email={props.user.email} />
       <TwoFactor title="Two-factor authentication" />
       <Passkeys policy={policy} />
       {policy && roleHolds(props.user.role, 'org:manage') && (

@@ -14,7 +14,8 @@ import { Alert, Button, Field, messageOf } from '../kit';
 
 type Step = SignInStatus | 'credentials' | 'recovery-codes';
 
-export function SignIn(props: { onSignedIn: (user: UserView) => void }) {
+/** `reason`: why the page asks to sign in (a mailed link's page waits behind it). */
+export function SignIn(props: { onSignedIn: (user: UserView) => void; reason?: string }) {
   const [step, setStep] = useState<Step>('credentials');
   const [organization, setOrganization] = useState('');
   const [email, setEmail] = useState('');
@@ -77,6 +78,7 @@ export function SignIn(props: { onSignedIn: (user: UserView) => void }) {
   return (
     <main id="main" className="signin">
       <h1>Bulwark console</h1>
+      {props.reason && <Alert kind="info">{props.reason}</Alert>}
       {error && <Alert>{error}</Alert>}
       {step === 'credentials' && (
         <>

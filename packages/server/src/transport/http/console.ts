@@ -4,7 +4,8 @@
  * Each face: its hashed files under <base>/assets/ with a year-long immutable cache, its index.html
  * for every other <base> path (the single-page app routes itself) with `no-cache`; / redirects to
  * /console/, and the pages that mailed links name (/verify-email, /reset-password, /account/email)
- * to the app's, keeping the token in the fragment. The files are read once at start into memory with
+ * to the app's, keeping the token in the fragment (an operator's email-change link names the
+ * console's /console/account/email instead). The files are read once at start into memory with
  * their gzip (precompressed by the web build): only names found then are served, so there is no
  * directory listing and no path to
  * traverse. Every answer carries a strict CSP (scripts and styles from 'self' only, no
@@ -105,7 +106,9 @@ export const WEB_FACES = [
 
 /**
  * Pages that mailed links point at (accounts/account-mail.ts tokenLink, profile-mail.ts
- * accountLink), answered by the companion app (the email change's for operators too).
+ * accountLink), answered by the companion app. An operator's email-change link names the
+ * console's page itself (/console/account/email, profile-mail.ts emailChangePage); the redirect of
+ * /account/email stays for the links mailed before it did.
  */
 const MAILED_PAGES = ['verify-email', 'reset-password', 'account/email'] as const;
 

@@ -6,9 +6,10 @@
  * fragment (#token=…), which no server and no Referer sees; the page reads it and then drops it
  * from the address bar.
  */
-import { useEffect, useRef, useState, type FormEvent, type ReactNode } from 'react';
+import { useEffect, useRef, useState, type ReactNode } from 'react';
 import { api, setCsrfToken, type SignInAnswer, type UserView } from '../../api';
 import { passkeyAsSecondFactor, signInWithPasskey } from '../../account/passkey';
+import { MailedCodeForm, tokenFromFragment } from '../../account/mailed-token';
 import { SecondFactor, UsePasskey, type MfaFactor } from '../../account/SignInSteps';
 import { Alert, Button, Field, Link } from '../../kit';
 import { useAction } from '../ui';
@@ -27,33 +28,6 @@ function useOrganization() {
   ] as const;
 }
 
-/** The code of a mailed link typed by hand, for when the link is not opened in this browser. */
-export function MailedCodeForm(props: {
-  busy: boolean;
-  error: { message: string } | null;
-  code: string;
-  onCode: (code: string) => void;
-  onConfirm: (event: FormEvent) => void;
-}) {
-  return (
-    <form onSubmit={props.onConfirm} className="stack">
-      {props.busy && <p role="status">Confirming…</p>}
-      {props.error && <Alert>{props.error.message}</Alert>}
-      <Field label="Code from the email" value={props.code} onChange={props.onCode} required hint="Or open the link in the email" />
-      <Button type="submit" disabled={props.busy}>
-        Confirm
-      </Button>
-    </form>
-  );
-}
-
-/** The token of a mailed link (`#token=…`), dropped from the address bar once read. */
-export function tokenFromFragment(): string {
-  const token = new URLSearchParams(window.location.hash.slice(1)).get('token') ?? '';
-  if (token) window.history.replaceState(null, '', window.location.pathname + window.location.search);
-  return token;
-}
-
 function Page(props: { title: string; children: ReactNode }) {
   return (
     <main id="main" className="signin">
@@ -64,7 +38,8 @@ function Page(props: { title: string; children: ReactNode }) {
   );
 }
 
-export function SignIn(props: { onSignedIn: (user: UserView) => void }) {
+/** `reason`: why the page asks to sign in (a mailed link's page waits behind it). */
+export function SignIn(props: { onSignedIn: (user: UserView) => void; reason?: string }) {
   const [organization, setOrganization] = useOrganization();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -97,6 +72,7 @@ export function SignIn(props: { onSignedIn: (user: UserView) => void }) {
   return (
     <Page title="Sign in">
       <form onSubmit={submit(async () => advance(await api('POST', '/auth/login', { organization, email, password, mode: 'cookie' })))}>
+        {props.reason && <Alert kind="info">{props.reason}</Alert>}
         {error && <Alert>{error.message}</Alert>}
         {notice && <Alert kind="info">{notice}</Alert>}
         <Field label="Brand" value={organization} onChange={setOrganization} required hint="The name from your product's box or link" />

@@ -1,6 +1,6 @@
 /**
  * The consumer's account page (signed in): my email address (changed through a mailed link,
- * ./EmailChange.tsx), two-step verification with an authenticator app (the
+ * src/account/EmailChange.tsx), two-step verification with an authenticator app (the
  * console's enrolment, QR code and recovery codes), passkeys, the sessions signed in on other
  * phones and computers, the password, a download of everything the platform holds about me
  * (GET /me/export, a JSON file), and deleting the account (behind a confirmation and a step-up;
@@ -13,7 +13,7 @@ import { Passkeys } from '../../account/Passkeys';
 import { Sessions } from '../../account/Sessions';
 import { TwoFactor } from '../../account/TwoFactor';
 import { Button, Card, ConfirmDialog } from '../../kit';
-import { ChangeEmail } from './EmailChange';
+import { ChangeEmail } from '../../account/EmailChange';
 
 export function MyAccount(props: { email: string; onDeleted: () => void }) {
   const [deleting, setDeleting] = useState(false);
