@@ -295,6 +295,7 @@ for (const engine of ENGINES) {
 
     it("holds an enrollment group's self-registrations to its allow-list: serial pattern, address range, daily quota", async () => {
       const productId = await product();
+      await stepUp(t, owner, token, client); // a group's key is a device credential: creating one needs a step-up
       const group = (await client.post('/api/v1/enrollment-groups', { name: 'jit-line', productId }, { token })).body;
       const set = await client.put(
         `/api/v1/enrollment-groups/${group.id}/enrollment-policy`,
