@@ -165,10 +165,16 @@ export class EnrollmentService {
     return results;
   }
 
-  /** Creates the one-time token with which one device may enroll over EST; a newer token voids older ones. */
+  /**
+   * Creates the one-time token with which one device may enroll over EST; a newer token voids older
+   * ones. A pending device's token is its first credential (provisioning); for a device already
+   * enrolled, the token enrolls a second key beside its certificate, so a person steps up first, as
+   * for rotation (requireRotationStepUp).
+   */
   async createEnrollmentToken(actor: Actor, deviceId: string): Promise<{ token: string; expiresAt: Date }> {
     requirePermission(actor, 'devices:write');
-    await this.devices.enrollable(actor.organizationId, deviceId);
+    const device = await this.devices.enrollable(actor.organizationId, deviceId);
+    if (device.status !== 'pending') this.requireRotationStepUp(actor);
     return this.store.db.transaction().execute(async (trx) => {
       const created = await this.issueToken(actor, deviceId, trx);
       await this.audit.recordBy(

@@ -5,6 +5,8 @@
  * device directly, or through the assessment's re-key mitigation; each is refused with
  * auth.step_up_required, the certificate stays valid and no token is handed out. Right after a
  * step-up both pass. An API key with devices:write (automation) rotates and re-keys without one.
+ * A new enrollment token for a device already enrolled (a second key beside its certificate)
+ * follows the same rule; a pending device's first token (provisioning) does not.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -112,6 +114,28 @@ for (const engine of ENGINES) {
       assert.equal(rekey.status, 200, rekey.text);
       assert.equal(rekey.body.results[0].outcome, 'done', rekey.text);
       assert.equal(await t.platform.pki.isActive(device.certSerial), false);
+    });
+
+    it('asks for a step-up before an enrollment token for an enrolled device (a second key beside its certificate), not for a pending one', async () => {
+      const enrolled = await provisionTestDevice(t.platform, orgId, productId, 'ROT-6');
+      const enrollmentToken = (id: string) => t.client().post(`/api/v1/devices/${id}/enrollment-token`, undefined, { token });
+      const tokensFor = async (id: string) =>
+        (await t.platform.audit.query({ organizationId: orgId, action: 'device.enrollment_token_created', targetId: id })).entries.length;
+      stale();
+      const refused = await enrollmentToken(enrolled.id);
+      assert.equal(refused.status, 403, refused.text);
+      assert.equal(refused.body.error.code, 'auth.step_up_required');
+      assert.equal(refused.body.token, undefined);
+      assert.equal(await tokensFor(enrolled.id), 0, 'no token was recorded');
+      const pending = await t.client().post('/api/v1/devices', { serial: 'ROT-7', productId }, { token });
+      assert.equal(pending.status, 201, pending.text);
+      assert.equal(pending.body.status, 'pending');
+      const first = await enrollmentToken(pending.body.id);
+      assert.equal(first.status, 201, `provisioning a pending device needs no step-up: ${first.text}`);
+      await stepUp(t, operator, token);
+      const afterStepUp = await enrollmentToken(enrolled.id);
+      assert.equal(afterStepUp.status, 201, afterStepUp.text);
+      assert.equal(await tokensFor(enrolled.id), 1);
     });
 
     it('answers an unknown device with 404 before asking for a step-up', async () => {

@@ -175,7 +175,8 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
             config: write,
             schema: {
               tags: ['devices'],
-              summary: 'Create a one-time token with which the device enrolls over EST (24 hours, single use)',
+              summary:
+                'Create a one-time token with which the device enrolls over EST (24 hours, single use); for a device already enrolled, a session needs a recent step-up (an API key with devices:write does not)',
               params: Strict({ id: Id }),
               response: { 201: Strict({ token: Type.String(), expiresAt: Timestamp }), ...errorResponses(401, 403, 404, 409) },
             },
