@@ -11,7 +11,7 @@ import { api, ApiError, setCsrfToken, type SessionAnswer, type UserView } from '
 import { Alert, Button, Link } from '../kit';
 import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
-import { AddDevice } from './pages/AddDevice';
+import { AddDevice, takeLabelCode } from './pages/AddDevice';
 import { ConfirmEmailChange } from './pages/EmailChange';
 import { DeviceView } from './pages/DeviceView';
 import { MyAccount } from './pages/MyAccount';
@@ -61,8 +61,8 @@ function App() {
       <SignIn
         onSignedIn={(user) => {
           setSession({ kind: 'signed-in', user });
-          // The email-change link's page comes back with its #token once signed in.
-          navigate(route === '/account/email' ? `/account/email${window.location.hash}` : '/');
+          // The email-change link's page comes back with its #token once signed in; a box label's, with its product.
+          navigate(route === '/account/email' ? `/account/email${window.location.hash}` : route === '/add' ? path : '/');
         }}
       />
     );
@@ -120,6 +120,8 @@ function App() {
   );
 }
 
+// A box label's link carries its claim code in the fragment: taken before anything renders, off the address bar at once.
+takeLabelCode();
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <App />
