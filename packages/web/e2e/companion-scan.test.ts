@@ -50,12 +50,14 @@ let code: string;
 let origin: string;
 const videos = tempDir('qr-video');
 const browsers: Browser[] = [];
+let pictures = 0;
 
-/** A browser whose camera shows the QR code of `text` (or, without text, a browser with no camera at all). */
+/** A browser whose camera shows the QR code of `text` (or, without text, a browser with no camera at all); the previous one is closed. */
 async function phoneWithCamera(text?: string): Promise<Page> {
+  for (const browser of browsers.splice(0)) await browser.close();
   let args: string[] = [];
   if (text !== undefined) {
-    const file = join(videos.dir, `${browsers.length}.y4m`);
+    const file = join(videos.dir, `${++pictures}.y4m`);
     writeFileSync(file, qrVideoY4m(text));
     args = [...FAKE_CAMERA, `--use-file-for-fake-video-capture=${file}`];
   }
