@@ -5,6 +5,7 @@
 export * from './accounts.js';
 export * from './audit.js';
 export * from './binding.js';
+export * from './claim-codes.js';
 export * from './devices.js';
 export * from './errors.js';
 export * from './rollouts.js';

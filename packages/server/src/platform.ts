@@ -86,7 +86,7 @@ import { systemClock, type Clock } from './clock.js';
 import { loadMasterKey, type SecretBox } from './keys/master-key.js';
 import { pkcs11Options, TokenAccess } from './keys/pkcs11.js';
 import { SigningKeys } from './keys/signing-keys.js';
-import type { Config } from './ops/config.js';
+import { configuredPublicUrl, type Config } from './ops/config.js';
 import { loadDeviceIssuingCa } from './pki/ca.js';
 import { PkiService } from './pki/service.js';
 import { PkiStore } from './pki/store.js';
@@ -487,7 +487,7 @@ function bindingOf(
   deps.profile.onAccountExport(async (user) => ['telemetry', await consumerDevices.exportTelemetry(user)]);
   return {
     store,
-    claims: new ClaimService(store, deps.devices, deps.pki, deps.audit, deps.clock, limits),
+    claims: new ClaimService(store, deps.devices, deps.pki, deps.audit, deps.clock, limits, configuredPublicUrl(config.http)),
     service,
     consumerDevices,
     live,

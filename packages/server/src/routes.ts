@@ -92,7 +92,9 @@ export function httpRoutes(
     await app.register(telemetryRoutes({ telemetry: telemetry.service, quota: telemetry.quota }), { prefix: '/api/v1' });
     await app.register(stateRoutes({ shadow: devices.shadow, commands: devices.commands }), { prefix: '/api/v1' });
     await app.register(gatewayRoutes({ gateways: devices.gateways }), { prefix: '/api/v1' });
-    await app.register(operatorBindingRoutes({ claims: binding.claims, binding: binding.service }), { prefix: '/api/v1' });
+    await app.register(operatorBindingRoutes({ claims: binding.claims, binding: binding.service, publicUrl: config.http.publicUrl }), {
+      prefix: '/api/v1',
+    });
     await app.register(myDeviceRoutes({ claims: binding.claims, binding: binding.service, consumerDevices: binding.consumerDevices }), {
       prefix: '/api/v1',
     });

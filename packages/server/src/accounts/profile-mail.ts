@@ -4,13 +4,12 @@
  * an account was deleted. Links carry the token in the URL fragment, which browsers send to no
  * server; every token mail also quotes the raw token for API users.
  */
-import type { Config } from '../ops/config.js';
+import { configuredPublicUrl, type Config } from '../ops/config.js';
 import type { Mail } from './mailer.js';
 
 /** `https://host/page#token=…` on the deployment's public address. */
 export function accountLink(http: Config['http'], page: string, token: string): string {
-  const base = http.publicUrl ?? `https://${http.serverNames[0] ?? 'localhost'}:${http.port}`;
-  return `${base.replace(/\/+$/, '')}/${page}#token=${token}`;
+  return `${configuredPublicUrl(http)}/${page}#token=${token}`;
 }
 
 /**

@@ -14,6 +14,7 @@ for (const engine of ENGINES) {
     let t: TestPlatform;
     let operator: string;
     let org: string;
+    let product: string;
     const devices: TestDevice[] = [];
     const clients: MqttClient[] = [];
     const tokens: Record<string, string> = {};
@@ -23,7 +24,7 @@ for (const engine of ENGINES) {
     before(async () => {
       t = await startTestPlatform(engine, { mqtt: { port: 0, watchIntervalMs: 100 }, auth: { loginRateLimitPerMinute: 10_000 } });
       org = await organizationIdOf(t.platform, t.org);
-      const product = await testProduct(t.platform, org);
+      product = await testProduct(t.platform, org);
       // Certificates first: signing in moves the platform clock ahead of the wall clock.
       for (let i = 0; i < 6; i++) devices.push(await provisionTestDevice(t.platform, org, product, `CL-${i}`));
       ({ token: operator } = await ownerSession(t));
@@ -41,7 +42,11 @@ for (const engine of ENGINES) {
     async function issue(deviceId: string): Promise<string> {
       const res = await api().post('/api/v1/devices/claim-codes', { deviceIds: [deviceId] }, { token: operator });
       assert.equal(res.status, 201, res.text);
-      return res.body.codes[0].code;
+      const [issued] = res.body.codes;
+      // The box label's link: the app's Add a device page on this node's address (no http.publicUrl here), the code in the fragment.
+      assert.equal(issued.link, `https://127.0.0.1:${t.server.port}/app/add?product=${product}#code=${issued.code}`);
+      assert.equal(issued.productId, product);
+      return issued.code;
     }
     const device = new Map<string, { client: MqttClient; messages: { topic: string; body: any }[] }>();
     async function online(d: TestDevice) {

@@ -7,7 +7,7 @@
  * with its code.
  */
 import { randomBytes, verify, X509Certificate } from 'node:crypto';
-import { claimProofMessage, ErrorCodes, type ErrorCode } from '@bulwark/protocol';
+import { claimLabelLink, claimProofMessage, ErrorCodes, type ErrorCode } from '@bulwark/protocol';
 import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { iso, type Clock } from '../clock.js';
@@ -55,13 +55,16 @@ export class ClaimService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly limits: ClaimLimits,
+    /** The platform's public URL from config, the default base of the label links (docs/binding.md#the-label). */
+    private readonly labelBase: string,
   ) {}
 
   /**
    * Makes a new claim code for each device (replacing any earlier one, used or not) and returns
-   * them: the only time they are shown. Audited per device, without the code.
+   * them with their label links (on `labelBase`, by default the configured public URL): the only
+   * time they are shown. Audited per device, without the code.
    */
-  async issueCodes(actor: Actor, deviceIds: string[]): Promise<IssuedClaimCode[]> {
+  async issueCodes(actor: Actor, deviceIds: string[], labelBase = this.labelBase): Promise<IssuedClaimCode[]> {
     requirePermission(actor, 'devices:write');
     const ids = [...new Set(deviceIds)];
     if (ids.length === 0 || ids.length > MAX_BULK_CODES)
@@ -91,7 +94,13 @@ export class ClaimService {
           },
           trx,
         );
-        issued.push({ deviceId: id, serial: device.serial, code });
+        issued.push({
+          deviceId: id,
+          serial: device.serial,
+          productId: device.productId,
+          code,
+          link: claimLabelLink(labelBase, device.productId, code),
+        });
         await this.audit.recordBy(actor, 'binding.claim_code_issued', { type: 'device', id }, undefined, trx);
       }
     });

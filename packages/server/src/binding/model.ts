@@ -24,9 +24,12 @@ export const ROLE_CAN = {
   manage: new Set<DeviceRole>(['owner']),
 } as const;
 
-/** A claim code as it is shown once, when made. */
+/** A claim code as it is shown once, when made, with the link its box label's QR code holds. */
 export interface IssuedClaimCode {
   deviceId: string;
   serial: string;
+  productId: string;
   code: string;
+  /** `https://<platform>/app/add?product=<productId>#code=<code>` (protocol's claimLabelLink). */
+  link: string;
 }

@@ -802,6 +802,15 @@ export function validateConfig(candidate: unknown): Config {
   throw new ValidationError(`Invalid configuration:\n${lines}`, { problems }, 'config.invalid');
 }
 
+/**
+ * The deployment's public base URL, no trailing slash: `http.publicUrl`, else the first server name
+ * (or localhost) on the HTTPS port. What mailed links and claim labels point at when no request
+ * is there to name the listening address.
+ */
+export function configuredPublicUrl(http: Config['http']): string {
+  return (http.publicUrl ?? `https://${http.serverNames[0] ?? 'localhost'}:${http.port}`).replace(/\/+$/, '');
+}
+
 /** How many processes serve this node: `node.workers`, `auto` being one per core of `cores`. */
 export function workerCount(config: Pick<Config, 'node'>, cores: number = availableParallelism()): number {
   const { workers } = config.node;

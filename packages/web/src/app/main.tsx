@@ -11,7 +11,7 @@ import { api, ApiError, setCsrfToken, type SessionAnswer, type UserView } from '
 import { Alert, Button, Link } from '../kit';
 import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
-import { AddDevice } from './pages/AddDevice';
+import { AddDevice, takeLabelCode } from './pages/AddDevice';
 import { ConfirmEmailChange, SIGN_IN_TO_CONFIRM } from '../account/EmailChange';
 import { DeviceView } from './pages/DeviceView';
 import { MyAccount } from './pages/MyAccount';
@@ -62,8 +62,8 @@ function App() {
         reason={route === '/account/email' ? SIGN_IN_TO_CONFIRM : undefined}
         onSignedIn={(user) => {
           setSession({ kind: 'signed-in', user });
-          // The email-change link's page comes back with its #token once signed in.
-          navigate(route === '/account/email' ? `/account/email${window.location.hash}` : '/');
+          // The email-change link's page comes back with its #token once signed in; a box label's, with its product.
+          navigate(route === '/account/email' ? `/account/email${window.location.hash}` : route === '/add' ? path : '/');
         }}
       />
     );
@@ -124,6 +124,8 @@ function App() {
   );
 }
 
+// A box label's link carries its claim code in the fragment: taken before anything renders, off the address bar at once.
+takeLabelCode();
 createRoot(document.getElementById('root')!).render(
   <StrictMode>
     <App />
