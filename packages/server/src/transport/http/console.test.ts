@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import Fastify from 'fastify';
-import { CONSOLE_CSP, consoleRoutes } from './console.js';
+import { CONSOLE_CSP, consoleRoutes, PERMISSIONS_POLICY } from './console.js';
 import { ErrorBodySchema } from './schemas.js';
 
 async function appFor(dir: string | null) {
@@ -53,7 +53,10 @@ test('serves the build with immutable assets, an uncached index for every consol
     assert.equal(page.headers['cache-control'], 'no-cache');
     assert.equal(page.headers['content-security-policy'], CONSOLE_CSP);
     assert.equal(page.headers['x-frame-options'], 'DENY');
+    assert.equal(page.headers['permissions-policy'], PERMISSIONS_POLICY);
   }
+  assert.match(PERMISSIONS_POLICY, /camera=\(self\)/);
+  assert.match(PERMISSIONS_POLICY, /microphone=\(\)/);
   assert.doesNotMatch(CONSOLE_CSP, /unsafe-inline|unsafe-eval/);
   assert.match(CONSOLE_CSP, /frame-ancestors 'none'/);
 

@@ -9,7 +9,8 @@
  * their gzip (precompressed by the web build): only names found then are served, so there is no
  * directory listing and no path to
  * traverse. Every answer carries a strict CSP (scripts and styles from 'self' only, no
- * 'unsafe-inline', no framing) and X-Frame-Options DENY. Without a build the platform starts all
+ * 'unsafe-inline', no framing), X-Frame-Options DENY and a Permissions-Policy that allows the
+ * camera (the claim-code scanner) to this origin alone. Without a build the platform starts all
  * the same and says so in its log.
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
@@ -33,6 +34,12 @@ export const CONSOLE_CSP = [
   "form-action 'self'",
   "frame-ancestors 'none'",
 ].join('; ');
+
+/**
+ * The browser features the pages may use: the camera for the companion app's claim-code scanner,
+ * on this origin only; no microphone, location or payment, for this origin or anything it embeds.
+ */
+export const PERMISSIONS_POLICY = 'camera=(self), microphone=(), geolocation=(), payment=(), usb=(), serial=(), bluetooth=()';
 
 const IMMUTABLE = 'public, max-age=31536000, immutable';
 const MEDIA_TYPES: Record<string, string> = {
@@ -151,7 +158,10 @@ export function consoleRoutes(options: ConsoleOptions) {
     }
     if (builds.every(({ build }) => !build)) return;
     app.addHook('onRequest', async (_request, reply) => {
-      reply.header('content-security-policy', CONSOLE_CSP).header('x-frame-options', 'DENY');
+      reply
+        .header('content-security-policy', CONSOLE_CSP)
+        .header('x-frame-options', 'DENY')
+        .header('permissions-policy', PERMISSIONS_POLICY);
     });
     for (const { face, build } of builds) if (build) serveFace(app, face, build);
     if (builds[0]!.build)
