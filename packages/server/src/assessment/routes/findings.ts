@@ -7,6 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import { FINDING_STATES, SEVERITIES, type FindingState, type Severity as SeverityName } from '@bulwark/protocol';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
 import type { MitigationService } from '../mitigations.js';
@@ -16,14 +17,8 @@ import type { DisclosureService } from '../disclosure.js';
 import type { ComplianceService } from '../compliance/report.js';
 import { REPORT_CSP, renderComplianceHtml } from '../compliance/html.js';
 
-const Severity = Type.Union([
-  Type.Literal('critical'),
-  Type.Literal('high'),
-  Type.Literal('medium'),
-  Type.Literal('low'),
-  Type.Literal('info'),
-]);
-const State = Type.Union([Type.Literal('open'), Type.Literal('resolved'), Type.Literal('suppressed')]);
+const Severity = Type.Unsafe<SeverityName>(Type.Union(SEVERITIES.map((severity) => Type.Literal(severity))));
+const State = Type.Unsafe<FindingState>(Type.Union(FINDING_STATES.map((state) => Type.Literal(state))));
 const Resource = Strict({ type: Type.String(), id: Type.String() });
 const NullableTime = Type.Union([Timestamp, Type.Null()]);
 

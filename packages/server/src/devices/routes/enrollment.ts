@@ -13,7 +13,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { Type } from 'typebox';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type RotatedCredentialsView } from '@bulwark/protocol';
 import { AuthenticationError, ValidationError } from '../../errors.js';
 import type { PkiService } from '../../pki/service.js';
 import type { BootstrapCaService } from '../bootstrap-cas.js';
@@ -205,7 +205,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
               },
             },
           },
-          async (request) => {
+          async (request): Promise<RotatedCredentialsView> => {
             const rotated = await enrollment.rotateCredentials(actorOf(request), request.params.id, request.body.reason ?? 'superseded');
             return {
               deviceId: rotated.deviceId,
