@@ -11,8 +11,8 @@ import type { TelemetryQuota } from './quota.js';
 import { actorOf } from '../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
 import { INGEST_WINDOW_MINUTES, MAX_BUCKETS, MAX_LIMIT, type TelemetryService } from './service.js';
+import { DeviceParams } from '../devices/routes/schemas.js';
 
-const DeviceId = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Instant = (what: string) =>
   Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: `${what}: ISO 8601 date-time or milliseconds since the epoch` }));
 const Range = {
@@ -22,7 +22,7 @@ const Range = {
 const Value = Type.Union([Type.Null(), Type.Boolean(), Type.Number(), Type.String()]);
 const Values = Type.Record(Type.String(), Value);
 
-const ReadingsPage = Strict({
+export const ReadingsPage = Strict({
   readings: Type.Array(Strict({ ts: Timestamp, receivedAt: Timestamp, values: Values })),
   nextCursor: Type.Union([Type.String(), Type.Null()]),
 });
@@ -41,7 +41,7 @@ const Aggregate = Strict({
   intervalMs: Type.Integer(),
   buckets: Type.Array(Strict({ start: Timestamp, values: Type.Record(Type.String(), BucketValue) })),
 });
-const Latest = Strict({
+export const Latest = Strict({
   lookback: Type.Integer({ description: 'readings looked at, newest first' }),
   values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })),
 });
@@ -87,7 +87,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "A device's readings in a time range, oldest first, cursor-paginated",
-          params: DeviceId,
+          params: DeviceParams,
           querystring: Strict({
             ...Range,
             limit: Type.Optional(
@@ -108,7 +108,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: `A device's readings downsampled into buckets: count, avg, min, max of numbers, the latest other value (at most ${MAX_BUCKETS} buckets)`,
-          params: DeviceId,
+          params: DeviceParams,
           querystring: Strict({
             ...Range,
             interval: Type.String({
@@ -132,7 +132,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "The latest value of each of a device's value names, within its last 10,000 readings",
-          params: DeviceId,
+          params: DeviceParams,
           response: { 200: Latest, ...errorResponses(401, 403, 404) },
         },
       },
@@ -146,7 +146,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "A device's telemetry admitted today against its daily quota (may lag another node by a few seconds)",
-          params: DeviceId,
+          params: DeviceParams,
           response: { 200: Usage, ...errorResponses(401, 403, 404) },
         },
       },
@@ -186,7 +186,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: 'Whether the device is connected, since when, to which node and by which protocol',
-          params: DeviceId,
+          params: DeviceParams,
           response: { 200: Presence, ...errorResponses(401, 403, 404) },
         },
       },

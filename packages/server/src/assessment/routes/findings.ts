@@ -7,9 +7,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { FINDING_STATES, SEVERITIES, type FindingState, type Severity as SeverityName } from '@bulwark/protocol';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { FindingState as State, Severity } from './schemas.js';
 import type { MitigationService } from '../mitigations.js';
 import type { FindingNotifier } from '../notify.js';
 import type { AssessmentService } from '../service.js';
@@ -17,8 +17,6 @@ import type { DisclosureService } from '../disclosure.js';
 import type { ComplianceService } from '../compliance/report.js';
 import { REPORT_CSP, renderComplianceHtml } from '../compliance/html.js';
 
-const Severity = Type.Unsafe<SeverityName>(Type.Union(SEVERITIES.map((severity) => Type.Literal(severity))));
-const State = Type.Unsafe<FindingState>(Type.Union(FINDING_STATES.map((state) => Type.Literal(state))));
 const Resource = Strict({ type: Type.String(), id: Type.String() });
 const NullableTime = Type.Union([Timestamp, Type.Null()]);
 

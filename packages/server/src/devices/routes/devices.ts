@@ -15,15 +15,8 @@ import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } fro
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from '../lifecycle.js';
 import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from '../service.js';
 import { MAX_COMMANDS, MAX_PARAMS } from '../command-catalogue.js';
+import { DeviceParams, Id, Status } from './schemas.js';
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
-const Status = Type.Union([
-  Type.Literal('pending'),
-  Type.Literal('active'),
-  Type.Literal('quarantined'),
-  Type.Literal('disabled'),
-  Type.Literal('retired'),
-]);
 const Attributes = Type.Record(Type.String(), Type.Unknown());
 const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 // null: no group.
@@ -93,7 +86,6 @@ const DeviceSchema = Strict({
   createdAt: Timestamp,
   updatedAt: Timestamp,
 });
-const DeviceId = Strict({ id: Id });
 
 function importFormat(request: FastifyRequest) {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -152,7 +144,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         schema: {
           tags: ['devices'],
           summary: "Change a product's telemetry retention and daily quotas (audited)",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict(ProductSettings),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -168,7 +160,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           tags: ['devices'],
           summary:
             "Declare the end of a product's support period (security updates until then; ETSI EN 303 645 5.3-13), or null to withdraw it",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict({ supportUntil: Type.Union([Timestamp, Type.Null()]) }),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -189,7 +181,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           tags: ['devices'],
           summary:
             "Declare the commands the product's devices take, with their parameters (or null to withdraw): the platform then refuses any other command or parameter",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict({ commands: Type.Union([Type.Array(CommandDeclarationSchema, { maxItems: MAX_COMMANDS }), Type.Null()]) }),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -273,7 +265,10 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
 
     app.get(
       '/devices/:id',
-      { config: read, schema: { tags: ['devices'], params: DeviceId, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } } },
+      {
+        config: read,
+        schema: { tags: ['devices'], params: DeviceParams, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } },
+      },
       async (request) => service.get(actorOf(request), request.params.id),
     );
 
@@ -284,7 +279,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         schema: {
           tags: ['devices'],
           summary: "Replace a device's attributes, tags or group",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict({ attributes: Type.Optional(Attributes), tags: Type.Optional(Tags), group: Type.Optional(Group) }),
           response: { 200: DeviceSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -300,7 +295,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           schema: {
             tags: ['devices'],
             summary: `Set the device's status to ${LIFECYCLE_ACTIONS[action]}`,
-            params: DeviceId,
+            params: DeviceParams,
             response: { 200: DeviceSchema, ...errorResponses(401, 403, 404, 409) },
           },
         },
