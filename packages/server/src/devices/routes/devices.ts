@@ -5,12 +5,12 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type DeviceView, type ProductView } from '@bulwark/protocol';
 import { Type } from 'typebox';
 import { BulwarkError } from '../../errors.js';
 import type { DevicesService } from '../service.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from '../import-format.js';
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from '../lifecycle.js';
 import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from '../service.js';
@@ -61,31 +61,35 @@ const CommandDeclarationSchema = Strict({
     ),
   ),
 });
-const ProductSchema = Strict({
-  id: Type.String(),
-  name: Type.String(),
-  hardwareRevision: Nullable(Type.String()),
-  firmwareLine: Nullable(Type.String()),
-  supportUntil: Type.Union([Timestamp, Type.Null()]),
-  telemetryRetentionDays: RetentionDays,
-  telemetryDailyReadings: DailyReadings,
-  telemetryDailyBytes: DailyBytes,
-  commands: Type.Union([Type.Array(CommandDeclarationSchema), Type.Null()]),
-  createdAt: Timestamp,
-});
-const DeviceSchema = Strict({
-  id: Type.String(),
-  serial: Type.String(),
-  productId: Type.String(),
-  status: Status,
-  firmwareVersion: Nullable(Type.String()),
-  lastSeenAt: Type.Union([Timestamp, Type.Null()]),
-  attributes: Attributes,
-  tags: Type.Array(Type.String()),
-  group: Group,
-  createdAt: Timestamp,
-  updatedAt: Timestamp,
-});
+const ProductSchema = servesView<ProductView>()(
+  Strict({
+    id: Type.String(),
+    name: Type.String(),
+    hardwareRevision: Nullable(Type.String()),
+    firmwareLine: Nullable(Type.String()),
+    supportUntil: Type.Union([Timestamp, Type.Null()]),
+    telemetryRetentionDays: RetentionDays,
+    telemetryDailyReadings: DailyReadings,
+    telemetryDailyBytes: DailyBytes,
+    commands: Type.Union([Type.Array(CommandDeclarationSchema), Type.Null()]),
+    createdAt: Timestamp,
+  }),
+);
+const DeviceSchema = servesView<DeviceView>()(
+  Strict({
+    id: Type.String(),
+    serial: Type.String(),
+    productId: Type.String(),
+    status: Status,
+    firmwareVersion: Nullable(Type.String()),
+    lastSeenAt: Type.Union([Timestamp, Type.Null()]),
+    attributes: Attributes,
+    tags: Type.Array(Type.String()),
+    group: Group,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  }),
+);
 
 function importFormat(request: FastifyRequest) {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();

@@ -4,8 +4,8 @@
  * outcome, as the operator routes (devices/routes) and the consumer routes (binding/routes) serve them.
  */
 import { Type } from 'typebox';
-import { DEVICE_STATUSES, type DeviceStatus } from '@bulwark/protocol';
-import { Strict, Timestamp } from '../../transport/http/schemas.js';
+import { DEVICE_STATUSES, type DeviceStatus, type CommandView, type ShadowView } from '@bulwark/protocol';
+import { servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 
 export const Id = Type.String({ minLength: 1, maxLength: 64 });
 export const DeviceParams = Strict({ id: Id });
@@ -14,7 +14,7 @@ export const Status = Type.Unsafe<DeviceStatus>(Type.Union(DEVICE_STATUSES.map((
 export const State = Type.Record(Type.String(), Type.Unknown());
 
 const Side = Strict({ state: State, version: Type.Integer(), updatedAt: Type.Union([Timestamp, Type.Null()]) });
-export const Shadow = Strict({ deviceId: Type.String(), reported: Side, desired: Side, delta: State });
+export const Shadow = servesView<ShadowView>()(Strict({ deviceId: Type.String(), reported: Side, desired: Side, delta: State }));
 
 const CommandStatus = Type.Union([
   Type.Literal('pending'),
@@ -23,15 +23,17 @@ const CommandStatus = Type.Union([
   Type.Literal('rejected'),
   Type.Literal('timed_out'),
 ]);
-export const Command = Strict({
-  id: Type.String(),
-  deviceId: Type.String(),
-  name: Type.String(),
-  params: State,
-  status: CommandStatus,
-  result: Type.Unknown(),
-  error: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Timestamp,
-  expiresAt: Timestamp,
-  completedAt: Type.Union([Timestamp, Type.Null()]),
-});
+export const Command = servesView<CommandView>()(
+  Strict({
+    id: Type.String(),
+    deviceId: Type.String(),
+    name: Type.String(),
+    params: State,
+    status: CommandStatus,
+    result: Type.Unknown(),
+    error: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+    completedAt: Type.Union([Timestamp, Type.Null()]),
+  }),
+);

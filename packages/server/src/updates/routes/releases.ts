@@ -9,38 +9,40 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ReleaseView } from '@bulwark/protocol';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_ATTESTATIONS, MAX_POLICY_ENTRIES, MAX_POLICY_KEYS, type ReleasePolicy } from '../provenance.js';
 import { MAX_NOTES, type Release, type ReleaseRefusal, type ReleaseService } from '../releases.js';
 
-const ReleaseSchema = Strict({
-  id: Type.String(),
-  productId: Type.String(),
-  version: Type.String(),
-  securityVersion: Type.Integer(),
-  hardwareIds: Type.Array(Type.String()),
-  targetName: Type.String(),
-  sha256: Type.String(),
-  length: Type.Integer(),
-  notes: Type.String(),
-  createdAt: Timestamp,
-  provenance: Type.Union([
-    Strict(
-      {
-        builder: Type.Union([Type.String(), Type.Null()]),
-        repository: Type.Union([Type.String(), Type.Null()]),
-        commit: Type.Union([Type.String(), Type.Null()]),
-        tests: Type.Union([
-          Strict({ result: Type.String(), passed: Type.Integer(), warned: Type.Integer(), configuration: Type.Array(Type.String()) }),
-          Type.Null(),
-        ]),
-        signedBy: Type.Array(Type.String()),
-      },
-      { description: "what the release's attestations showed, verified against its product's release policy" },
-    ),
-    Type.Null(),
-  ]),
-});
+const ReleaseSchema = servesView<ReleaseView>()(
+  Strict({
+    id: Type.String(),
+    productId: Type.String(),
+    version: Type.String(),
+    securityVersion: Type.Integer(),
+    hardwareIds: Type.Array(Type.String()),
+    targetName: Type.String(),
+    sha256: Type.String(),
+    length: Type.Integer(),
+    notes: Type.String(),
+    createdAt: Timestamp,
+    provenance: Type.Union([
+      Strict(
+        {
+          builder: Type.Union([Type.String(), Type.Null()]),
+          repository: Type.Union([Type.String(), Type.Null()]),
+          commit: Type.Union([Type.String(), Type.Null()]),
+          tests: Type.Union([
+            Strict({ result: Type.String(), passed: Type.Integer(), warned: Type.Integer(), configuration: Type.Array(Type.String()) }),
+            Type.Null(),
+          ]),
+          signedBy: Type.Array(Type.String()),
+        },
+        { description: "what the release's attestations showed, verified against its product's release policy" },
+      ),
+      Type.Null(),
+    ]),
+  }),
+);
 
 const Policy = Strict({
   attestationKeys: Type.Array(
