@@ -3,10 +3,10 @@
  * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
  * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
  * The shapes the server defines for both sides (roles, permissions, audit entries, the device,
- * certificate, product, shadow, command, presence, telemetry aggregate, fleet summary and ingest
- * rate, rollout, release, finding, assessment run, user, session, invitation, API key and passkey
- * views) come from @bulwark/protocol; the permissions are those an API key may carry (a key gets only those its
- * creator's role has).
+ * certificate, product, shadow, command, presence, latest values, telemetry aggregate, fleet
+ * summary and ingest rate, rollout, release, finding, assessment run, user, session, invitation,
+ * API key and passkey views) come from @bulwark/protocol; the permissions are those an API key may
+ * carry (a key gets only those its creator's role has).
  */
 import type { SessionScope, UserView } from '@bulwark/protocol';
 
@@ -24,6 +24,7 @@ export type {
   FindingView,
   FleetSummaryView,
   IngestRateView,
+  LatestView,
   OperatorInvitationView,
   OperatorRole,
   PasskeyView,

@@ -4,7 +4,7 @@
  * as a table (numbers and text alike; a name or value carrying markup is shown as text).
  */
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { api, query, type TelemetryAggregateView } from '../../api';
+import { api, query, type LatestView, type TelemetryAggregateView } from '../../api';
 import { Alert, Button, Card, messageOf, Select, Table, When } from '../../kit';
 import { TimeChart } from '../../charts/TimeChart';
 import type { TimeSeries } from '../../charts/series';
@@ -16,10 +16,6 @@ export const RANGES = [
   { value: '24h', label: 'Last 24 hours', ms: 24 * 3_600_000, interval: '15m' },
   { value: '7d', label: 'Last 7 days', ms: 7 * 24 * 3_600_000, interval: '2h' },
 ] as const;
-
-interface Latest {
-  values: Record<string, { value: unknown; ts: string }>;
-}
 
 /** The buckets' averages as lines, one per value name that had a number in the range (buckets of text values only are left out). */
 export function seriesOf(aggregate: TelemetryAggregateView): TimeSeries {
@@ -37,7 +33,7 @@ export function Telemetry(props: { deviceId: string }) {
   const base = `/devices/${encodeURIComponent(props.deviceId)}/telemetry`;
   const [range, setRange] = useState<(typeof RANGES)[number]['value']>('1h');
   const [aggregate, setAggregate] = useState<TelemetryAggregateView | null>(null);
-  const [latest, setLatest] = useState<Latest | null>(null);
+  const [latest, setLatest] = useState<LatestView | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(async () => {
@@ -50,7 +46,7 @@ export function Telemetry(props: { deviceId: string }) {
           'GET',
           `${base}/aggregate${query({ from: new Date(to - chosen.ms).toISOString(), to: new Date(to).toISOString(), interval: chosen.interval })}`,
         ),
-        api<Latest>('GET', `${base}/latest`),
+        api<LatestView>('GET', `${base}/latest`),
       ]);
       setAggregate(buckets);
       setLatest(last);
