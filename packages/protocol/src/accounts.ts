@@ -3,8 +3,8 @@
  * checks them (ROLE_PERMISSIONS maps each role to its permissions), and the console and other
  * clients name them when they invite an operator or create a scoped API key, and offer an action
  * only to the roles that hold its permission. Below them, the account views the API serves (a user,
- * a session, an API key, a passkey): the server builds each in one place (server/src/accounts/) and
- * the console reads them.
+ * a session, an API key, a passkey, an operator invitation): the server builds each in one place
+ * (server/src/accounts/) and the console reads them.
  */
 export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
 export type OperatorRole = (typeof OPERATOR_ROLES)[number];
@@ -112,4 +112,16 @@ export const ROLE_PERMISSIONS: Record<OperatorRole, ReadonlySet<Permission>> = {
 /** Whether an operator of `role` holds `permission` (false for a consumer, whose role is null, or an unknown role). */
 export function roleHolds(role: string | null, permission: Permission): boolean {
   return role !== null && (OPERATOR_ROLES as readonly string[]).includes(role) && ROLE_PERMISSIONS[role as OperatorRole].has(permission);
+}
+
+/** An invitation of an operator into the organization, pending until accepted (`GET /api/v1/invitations`). */
+export interface OperatorInvitationView {
+  id: string;
+  email: string;
+  name: string;
+  role: OperatorRole;
+  /** The inviting user, or null when the platform admin invited from the command line. */
+  invitedBy: string | null;
+  createdAt: string;
+  expiresAt: string;
 }

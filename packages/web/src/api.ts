@@ -3,33 +3,46 @@
  * (HttpOnly, set by the server) and the CSRF token the API hands back at sign-in, kept in memory
  * only (never localStorage or sessionStorage): a reload asks GET /auth/session for it again.
  * The shapes the server defines for both sides (roles, permissions, audit entries, the device,
- * certificate, shadow, command, rollout, user, session, API key and passkey views) come from
- * @bulwark/protocol; the permissions are those an API key may carry (a key gets only those its
- * creator's role has).
+ * certificate, product, shadow, command, presence, latest values, telemetry aggregate, fleet
+ * summary and ingest rate, rollout, release, finding, assessment run, user, session, invitation,
+ * API key and passkey views) come from @bulwark/protocol; the permissions are those an API key may
+ * carry (a key gets only those its creator's role has).
  */
-import type { DeviceStatus, SessionScope, UserView } from '@bulwark/protocol';
+import type { SessionScope, UserView } from '@bulwark/protocol';
 
-export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS, roleHolds, ROLLOUT_DEVICE_STATES } from '@bulwark/protocol';
+export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS, roleHolds, ROLLOUT_DEVICE_STATES, SEVERITIES } from '@bulwark/protocol';
 export type {
   ApiKeyView,
   AuditEntry,
   AuditOutcome,
+  CommandDeclaration,
   CommandStatus,
   CommandView,
   DeviceCertificateView,
   DeviceStatus,
   DeviceView,
+  FindingView,
+  FleetSummaryView,
+  IngestRateView,
+  LatestView,
+  OperatorInvitationView,
   OperatorRole,
   PasskeyView,
   Permission,
+  PresenceView,
+  ProductView,
+  ReleaseView,
   RolloutDetailView,
   RolloutDeviceState,
   RolloutDeviceView,
   RolloutStatus,
   RolloutView,
+  RotatedCredentialsView,
+  RunView,
   SessionScope,
   SessionView,
   ShadowView,
+  TelemetryAggregateView,
   UserView,
 } from '@bulwark/protocol';
 
@@ -100,105 +113,4 @@ export interface SessionAnswer {
   scope: SessionScope;
   expiresAt: string;
   csrfToken?: string;
-}
-
-export interface Product {
-  id: string;
-  name: string;
-  /** The commands its devices take; null: none declared (any command name is sent). */
-  commands?: CommandDeclaration[] | null;
-}
-
-export interface CommandDeclaration {
-  name: string;
-  description: string;
-  params: { name: string; type: 'string' | 'number' | 'integer' | 'boolean'; required: boolean; description: string }[];
-}
-
-export interface BucketValue {
-  count: number;
-  avg?: number;
-  min?: number;
-  max?: number;
-  last?: unknown;
-  lastAt?: string;
-}
-
-export interface TelemetryAggregate {
-  from: string;
-  to: string;
-  interval: string;
-  intervalMs: number;
-  buckets: { start: string; values: Record<string, BucketValue> }[];
-}
-
-export interface IngestRate {
-  from: string;
-  to: string;
-  minutes: { start: string; readings: number }[];
-}
-
-export interface RotatedCredentials {
-  deviceId: string;
-  revoked: string[];
-  token: string;
-  expiresAt: string;
-}
-
-export interface FleetSummary {
-  total: number;
-  online: number;
-  byStatus: { status: DeviceStatus; count: number }[];
-  byProduct: { productId: string; count: number }[];
-  byFirmware: { version: string | null; count: number }[];
-}
-
-export interface Presence {
-  online: boolean;
-  since: string | null;
-  node: string | null;
-  protocol: string | null;
-}
-
-export interface AssessmentRun {
-  id: string;
-  trigger: string;
-  startedAt: string;
-  durationMs: number;
-  checks: string[];
-  failures: { check: string; message: string }[];
-}
-
-export const SEVERITIES = ['critical', 'high', 'medium', 'low', 'info'] as const;
-
-export interface Finding {
-  id: string;
-  check: string;
-  resources: { type: string; id: string }[];
-  moreResources: number;
-  suppression: { reason: string; by: string; at: string; until: string } | null;
-  severity: 'critical' | 'high' | 'medium' | 'low' | 'info';
-  title: string;
-  evidence: Record<string, unknown>;
-  state: 'open' | 'resolved' | 'suppressed';
-  firstSeenAt: string;
-  lastSeenAt: string;
-}
-
-export interface Invitation {
-  id: string;
-  email: string;
-  name: string;
-  role: string;
-  invitedBy: string | null;
-  createdAt: string;
-  expiresAt: string;
-}
-
-export interface Release {
-  id: string;
-  productId: string;
-  version: string;
-  notes: string;
-  createdAt: string;
 }

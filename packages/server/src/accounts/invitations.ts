@@ -4,6 +4,7 @@
  * which creates the operator with the address already verified. An invitation carries no more
  * authority than its inviter still has when it is accepted.
  */
+import type { OperatorInvitationView } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { HOUR } from '../clock.js';
@@ -22,16 +23,8 @@ import type { AccountsStore } from './store.js';
 import { newUserRow } from './store.js';
 import type { Executor } from '../storage/executor.js';
 
-export interface InvitationView {
-  id: string;
-  email: string;
-  name: string;
-  role: OperatorRole;
-  /** The inviting user, or null when the platform admin invited from the command line. */
-  invitedBy: string | null;
-  createdAt: string;
-  expiresAt: string;
-}
+/** An operator invitation as the API serves it: a wire shape the console reads too (@bulwark/protocol). */
+export type { OperatorInvitationView };
 
 interface InvitationPayload {
   role: OperatorRole;
@@ -43,7 +36,7 @@ function payloadOf(row: OneTimeTokenRow): InvitationPayload {
   return JSON.parse(row.payload) as InvitationPayload;
 }
 
-function toInvitationView(row: OneTimeTokenRow): InvitationView {
+function toInvitationView(row: OneTimeTokenRow): OperatorInvitationView {
   const { role, name, invitedBy } = payloadOf(row);
   return {
     id: row.id,
@@ -76,7 +69,7 @@ export class InvitationService {
   ) {}
 
   /** Invites an address into a role, replacing any pending invitation for it, and mails the link. */
-  async invite(actor: Actor, input: { email: string; name: string; role: string; linkBase: string }): Promise<InvitationView> {
+  async invite(actor: Actor, input: { email: string; name: string; role: string; linkBase: string }): Promise<OperatorInvitationView> {
     requirePermission(actor, 'users:manage');
     requireMayGrant(actor, input.role);
     const role = input.role;
@@ -113,7 +106,7 @@ export class InvitationService {
   }
 
   /** Pending invitations of the actor's organization, newest first (never their tokens). */
-  async list(actor: Actor): Promise<InvitationView[]> {
+  async list(actor: Actor): Promise<OperatorInvitationView[]> {
     requirePermission(actor, 'users:read');
     const rows = await this.tokens.usable(actor.organizationId, 'invitation');
     return rows.map(toInvitationView);

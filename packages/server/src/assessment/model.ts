@@ -2,6 +2,7 @@
  * The words of the assessment domain: findings (what a check, and later an anomaly rule or an
  * advisory match, found), their severities and states, the resources they name, and check runs.
  */
+import type { FindingView, ResourceRef, RunView } from '@bulwark/protocol';
 import type { AssessmentFindingsTable, AssessmentRunsTable } from '../storage/schema.js';
 
 export type Severity = AssessmentFindingsTable['severity'];
@@ -29,47 +30,10 @@ export function newFinding(
   };
 }
 
-export const SEVERITIES: readonly Severity[] = ['critical', 'high', 'medium', 'low', 'info'];
-export const FINDING_STATES: readonly FindingState[] = ['open', 'resolved', 'suppressed'];
+export { FINDING_STATES, SEVERITIES } from '@bulwark/protocol';
 
-/** A resource a finding names: `device`, `certificate`, `ca_certificate`, `user`, `api_key`, `symmetric_key`, `setting`, `tuf_role`, … */
-export interface ResourceRef {
-  type: string;
-  id: string;
-}
-
-export interface FindingView {
-  id: string;
-  organizationId: string;
-  check: string;
-  subject: string;
-  source: FindingSource;
-  severity: Severity;
-  title: string;
-  evidence: Record<string, unknown>;
-  resources: ResourceRef[];
-  /** Affected resources beyond those listed. */
-  moreResources: number;
-  state: FindingState;
-  firstSeenAt: string;
-  lastSeenAt: string;
-  resolvedAt: string | null;
-  suppression: { reason: string; by: string; at: string; until: string } | null;
-}
-
-export interface RunView {
-  id: string;
-  organizationId: string;
-  trigger: RunTrigger;
-  startedAt: string;
-  durationMs: number;
-  checks: string[];
-  opened: number;
-  resolved: number;
-  openTotal: number;
-  /** Checks that could not be evaluated (their findings are left as they were). */
-  failures: { check: string; message: string }[];
-}
+/** A finding, a resource it names and a run of the checks: wire shapes the console reads too (@bulwark/protocol). */
+export type { FindingView, ResourceRef, RunView };
 
 export interface FindingFilter {
   state?: FindingState;

@@ -4,23 +4,11 @@
  * operator sends a command to one of its devices, so the console can offer a form and the device
  * never gets a command or a parameter its product does not declare.
  */
+import { COMMAND_PARAM_TYPES, type CommandDeclaration, type CommandParamDeclaration, type CommandParamType } from '@bulwark/protocol';
 import { ValidationError } from '../errors.js';
 
-export const PARAM_TYPES = ['string', 'number', 'integer', 'boolean'] as const;
-export type ParamType = (typeof PARAM_TYPES)[number];
-
-export interface CommandParamDeclaration {
-  name: string;
-  type: ParamType;
-  required: boolean;
-  description: string;
-}
-
-export interface CommandDeclaration {
-  name: string;
-  description: string;
-  params: CommandParamDeclaration[];
-}
+/** A product's declared commands and their parameters: wire shapes the console reads too (@bulwark/protocol). */
+export type { CommandDeclaration, CommandParamDeclaration };
 
 export const MAX_COMMANDS = 50;
 export const MAX_PARAMS = 20;
@@ -51,13 +39,13 @@ export function parseCommandDeclarations(input: unknown): CommandDeclaration[] {
         const paramName = nameOf(param.name, `${paramField}.name`);
         if (paramNames.has(paramName)) throw invalid(`The parameter "${paramName}" of "${name}" is declared twice`, `${paramField}.name`);
         paramNames.add(paramName);
-        if (!PARAM_TYPES.includes(param.type as ParamType))
-          throw invalid(`${paramField}.type must be one of ${PARAM_TYPES.join(', ')}`, `${paramField}.type`);
+        if (!COMMAND_PARAM_TYPES.includes(param.type as CommandParamType))
+          throw invalid(`${paramField}.type must be one of ${COMMAND_PARAM_TYPES.join(', ')}`, `${paramField}.type`);
         if (param.required !== undefined && typeof param.required !== 'boolean')
           throw invalid(`${paramField}.required must be true or false`, `${paramField}.required`);
         return {
           name: paramName,
-          type: param.type as ParamType,
+          type: param.type as CommandParamType,
           required: param.required === true,
           description: descriptionOf(param.description, `${paramField}.description`),
         };
@@ -100,7 +88,7 @@ export function commandsOfColumn(text: string | null): CommandDeclaration[] | nu
   return text === null ? null : (JSON.parse(text) as CommandDeclaration[]);
 }
 
-function isOfType(value: unknown, type: ParamType): boolean {
+function isOfType(value: unknown, type: CommandParamType): boolean {
   if (type === 'integer') return Number.isInteger(value);
   if (type === 'number') return typeof value === 'number' && Number.isFinite(value);
   return typeof value === type;

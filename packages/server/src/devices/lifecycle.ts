@@ -6,7 +6,8 @@
  */
 import type { DeviceStatus } from './model.js';
 
-export const DEVICE_STATUSES = ['pending', 'active', 'quarantined', 'disabled', 'retired'] as const satisfies readonly DeviceStatus[];
+/** Every status (one list, in @bulwark/protocol, that the console reads too). */
+export { DEVICE_STATUSES } from '@bulwark/protocol';
 
 /** The statuses an operator may set, by the action that sets them. */
 export const LIFECYCLE_ACTIONS = {

@@ -3,34 +3,16 @@
  * satisfy (serial, tags, group, attributes), and the one function that checks them, shared by
  * registration, update and bulk import so a row is valid in a file exactly when it is valid alone.
  */
-import type { DeviceView } from '@bulwark/protocol';
+import type { DeviceView, ProductView } from '@bulwark/protocol';
 import type { DevicesTable } from '../storage/schema.js';
-import { commandsOfColumn, type CommandDeclaration } from './command-catalogue.js';
+import { commandsOfColumn } from './command-catalogue.js';
 import type { DeviceRow, ProductRow } from './store.js';
 
 /** Where a device stands in its life: only `active` devices connect, publish and enroll. */
 export type DeviceStatus = DevicesTable['status'];
 
-export interface ProductView {
-  id: string;
-  name: string;
-  hardwareRevision: string | null;
-  firmwareLine: string | null;
-  /** End of the declared support period (security updates until then); null: none declared. */
-  supportUntil: string | null;
-  /** Days of telemetry kept; null: the deployment's default (telemetry.retentionDays). */
-  telemetryRetentionDays: number | null;
-  /** Readings each device may store per UTC day; null: the deployment's default (telemetry.dailyReadingsPerDevice). */
-  telemetryDailyReadings: number | null;
-  /** Telemetry payload bytes each device may store per UTC day; null: the deployment's default (telemetry.dailyBytesPerDevice). */
-  telemetryDailyBytes: number | null;
-  /** The commands its devices take, with their parameters; null: none declared (any command is sent). */
-  commands: CommandDeclaration[] | null;
-  createdAt: string;
-}
-
-/** A device as the API serves it: a wire shape the console reads too (@bulwark/protocol). */
-export type { DeviceView };
+/** A device and a product as the API serves them: wire shapes the console reads too (@bulwark/protocol). */
+export type { DeviceView, ProductView };
 
 export function toProductView(row: ProductRow): ProductView {
   return {

@@ -9,10 +9,18 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { TelemetryQuota } from './quota.js';
 import { actorOf } from '../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../transport/http/schemas.js';
+import type {
+  BucketValueView,
+  FleetSummaryView,
+  IngestRateView,
+  LatestView,
+  PresenceView,
+  TelemetryAggregateView,
+} from '@bulwark/protocol';
+import { errorResponses, servesView, Strict, Timestamp } from '../transport/http/schemas.js';
 import { INGEST_WINDOW_MINUTES, MAX_BUCKETS, MAX_LIMIT, type TelemetryService } from './service.js';
+import { DeviceParams } from '../devices/routes/schemas.js';
 
-const DeviceId = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
 const Instant = (what: string) =>
   Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: `${what}: ISO 8601 date-time or milliseconds since the epoch` }));
 const Range = {
@@ -22,29 +30,35 @@ const Range = {
 const Value = Type.Union([Type.Null(), Type.Boolean(), Type.Number(), Type.String()]);
 const Values = Type.Record(Type.String(), Value);
 
-const ReadingsPage = Strict({
+export const ReadingsPage = Strict({
   readings: Type.Array(Strict({ ts: Timestamp, receivedAt: Timestamp, values: Values })),
   nextCursor: Type.Union([Type.String(), Type.Null()]),
 });
-const BucketValue = Strict({
-  count: Type.Integer({ description: 'readings of this name in the bucket' }),
-  avg: Type.Optional(Type.Number()),
-  min: Type.Optional(Type.Number()),
-  max: Type.Optional(Type.Number()),
-  last: Type.Optional(Value),
-  lastAt: Type.Optional(Timestamp),
-});
-const Aggregate = Strict({
-  from: Timestamp,
-  to: Timestamp,
-  interval: Type.String(),
-  intervalMs: Type.Integer(),
-  buckets: Type.Array(Strict({ start: Timestamp, values: Type.Record(Type.String(), BucketValue) })),
-});
-const Latest = Strict({
-  lookback: Type.Integer({ description: 'readings looked at, newest first' }),
-  values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })),
-});
+const BucketValue = servesView<BucketValueView>()(
+  Strict({
+    count: Type.Integer({ description: 'readings of this name in the bucket' }),
+    avg: Type.Optional(Type.Number()),
+    min: Type.Optional(Type.Number()),
+    max: Type.Optional(Type.Number()),
+    last: Type.Optional(Value),
+    lastAt: Type.Optional(Timestamp),
+  }),
+);
+const Aggregate = servesView<TelemetryAggregateView>()(
+  Strict({
+    from: Timestamp,
+    to: Timestamp,
+    interval: Type.String(),
+    intervalMs: Type.Integer(),
+    buckets: Type.Array(Strict({ start: Timestamp, values: Type.Record(Type.String(), BucketValue) })),
+  }),
+);
+export const Latest = servesView<LatestView>()(
+  Strict({
+    lookback: Type.Integer({ description: 'readings looked at, newest first' }),
+    values: Type.Record(Type.String(), Strict({ value: Value, ts: Timestamp })),
+  }),
+);
 const Usage = Strict({
   day: Type.String({ description: 'the UTC day counted (YYYY-MM-DD); counts start again at 00:00 UTC' }),
   readings: Type.Integer({ description: 'readings admitted today' }),
@@ -56,24 +70,30 @@ const Usage = Strict({
   }),
 });
 const Count = Type.Integer({ minimum: 0 });
-const FleetSummary = Strict({
-  total: Count,
-  online: Count,
-  byStatus: Type.Array(Strict({ status: Type.String(), count: Count })),
-  byProduct: Type.Array(Strict({ productId: Type.String(), count: Count })),
-  byFirmware: Type.Array(Strict({ version: Type.Union([Type.String(), Type.Null()]), count: Count })),
-});
-const IngestRate = Strict({
-  from: Timestamp,
-  to: Timestamp,
-  minutes: Type.Array(Strict({ start: Timestamp, readings: Count })),
-});
-const Presence = Strict({
-  online: Type.Boolean(),
-  since: Type.Union([Timestamp, Type.Null()]),
-  node: Type.Union([Type.String(), Type.Null()]),
-  protocol: Type.Union([Type.String(), Type.Null()]),
-});
+const FleetSummary = servesView<FleetSummaryView>()(
+  Strict({
+    total: Count,
+    online: Count,
+    byStatus: Type.Array(Strict({ status: Type.String(), count: Count })),
+    byProduct: Type.Array(Strict({ productId: Type.String(), count: Count })),
+    byFirmware: Type.Array(Strict({ version: Type.Union([Type.String(), Type.Null()]), count: Count })),
+  }),
+);
+const IngestRate = servesView<IngestRateView>()(
+  Strict({
+    from: Timestamp,
+    to: Timestamp,
+    minutes: Type.Array(Strict({ start: Timestamp, readings: Count })),
+  }),
+);
+const Presence = servesView<PresenceView>()(
+  Strict({
+    online: Type.Boolean(),
+    since: Type.Union([Timestamp, Type.Null()]),
+    node: Type.Union([Type.String(), Type.Null()]),
+    protocol: Type.Union([Type.String(), Type.Null()]),
+  }),
+);
 
 export function telemetryRoutes({ telemetry: service, quota }: { telemetry: TelemetryService; quota: TelemetryQuota }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
@@ -87,7 +107,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "A device's readings in a time range, oldest first, cursor-paginated",
-          params: DeviceId,
+          params: DeviceParams,
           querystring: Strict({
             ...Range,
             limit: Type.Optional(
@@ -108,7 +128,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: `A device's readings downsampled into buckets: count, avg, min, max of numbers, the latest other value (at most ${MAX_BUCKETS} buckets)`,
-          params: DeviceId,
+          params: DeviceParams,
           querystring: Strict({
             ...Range,
             interval: Type.String({
@@ -132,7 +152,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "The latest value of each of a device's value names, within its last 10,000 readings",
-          params: DeviceId,
+          params: DeviceParams,
           response: { 200: Latest, ...errorResponses(401, 403, 404) },
         },
       },
@@ -146,7 +166,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "A device's telemetry admitted today against its daily quota (may lag another node by a few seconds)",
-          params: DeviceId,
+          params: DeviceParams,
           response: { 200: Usage, ...errorResponses(401, 403, 404) },
         },
       },
@@ -186,7 +206,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: 'Whether the device is connected, since when, to which node and by which protocol',
-          params: DeviceId,
+          params: DeviceParams,
           response: { 200: Presence, ...errorResponses(401, 403, 404) },
         },
       },

@@ -8,10 +8,18 @@
  * unknown one. Every query is bounded: a page holds at most 10,000 readings, an aggregate at most
  * 10,000 buckets, and "latest" looks at the device's last 10,000 readings.
  */
-import type { LatestView, ReadingView, TelemetryValue } from '@bulwark/protocol';
+import type {
+  BucketValueView,
+  FleetSummaryView,
+  IngestRateView,
+  LatestView,
+  PresenceView,
+  ReadingView,
+  TelemetryAggregateView,
+  TelemetryValue,
+} from '@bulwark/protocol';
 import { requirePermission, type Actor } from '../accounts/roles.js';
 import { iso, type Clock } from '../clock.js';
-import type { DeviceStatus } from '../devices/model.js';
 import type { DevicesService } from '../devices/service.js';
 import { ValidationError } from '../errors.js';
 import { InvalidRangeError, TooManyBucketsError } from './errors.js';
@@ -23,11 +31,6 @@ export const MAX_LIMIT = 10_000;
 /** Minutes of the fleet's ingest rate (GET /fleet/telemetry/rate). */
 export const INGEST_WINDOW_MINUTES = 60;
 
-export interface IngestRateView {
-  from: string;
-  to: string;
-  minutes: { start: string; readings: number }[];
-}
 export const DEFAULT_LIMIT = 1000;
 export const MAX_BUCKETS = 10_000;
 /** "Latest" is the newest value of each name among the device's last this-many readings. */
@@ -60,49 +63,15 @@ export interface AggregateQuery extends RangeQuery {
   values?: string;
 }
 
-/** A reading, a value and the latest of each name: wire shapes the apps read too (@bulwark/protocol). */
-export type { LatestView, ReadingView, TelemetryValue };
+/**
+ * A reading, a value, the latest of each name, an aggregate, a device's presence, the fleet's
+ * summary and ingest rate: wire shapes the console and the apps read too (@bulwark/protocol).
+ */
+export type { FleetSummaryView, IngestRateView, LatestView, PresenceView, ReadingView, TelemetryAggregateView, TelemetryValue };
 
 export interface ReadingsPage {
   readings: ReadingView[];
   nextCursor: string | null;
-}
-
-export interface BucketValueView {
-  /** Readings of this name in the bucket, whatever their type. */
-  count: number;
-  /** Over the numeric readings; absent when there were none. */
-  avg?: number;
-  min?: number;
-  max?: number;
-  /** The latest non-numeric reading and its time; absent when every reading was a number. */
-  last?: TelemetryValue;
-  lastAt?: string;
-}
-
-export interface AggregateView {
-  from: string;
-  to: string;
-  interval: string;
-  intervalMs: number;
-  /** Buckets that hold readings, in time order; a bucket starts at a multiple of the interval since the epoch. */
-  buckets: { start: string; values: Record<string, BucketValueView> }[];
-}
-
-export interface FleetSummaryView {
-  total: number;
-  online: number;
-  byStatus: { status: DeviceStatus; count: number }[];
-  byProduct: { productId: string; count: number }[];
-  byFirmware: { version: string | null; count: number }[];
-}
-
-export interface PresenceView {
-  online: boolean;
-  /** Connected since (online), or offline since; null when the device never connected. */
-  since: string | null;
-  node: string | null;
-  protocol: string | null;
 }
 
 function instant(value: string, field: string): number {
@@ -195,14 +164,14 @@ export class TelemetryService {
     return this.store.deleteSince(deviceId, from);
   }
 
-  async aggregate(actor: Actor, deviceId: string, query: AggregateQuery): Promise<AggregateView> {
+  async aggregate(actor: Actor, deviceId: string, query: AggregateQuery): Promise<TelemetryAggregateView> {
     await this.devices.get(actor, deviceId);
     const { from, to } = this.range(query);
     const step = intervalMs(query.interval);
     const names = valueNames(query.values);
     const buckets = Math.floor((to - 1) / step) - Math.floor(from / step) + 1;
     if (buckets > MAX_BUCKETS) throw new TooManyBucketsError(buckets, MAX_BUCKETS, smallestInterval(to - from));
-    const out: AggregateView['buckets'] = [];
+    const out: TelemetryAggregateView['buckets'] = [];
     for (const row of await this.store.buckets(deviceId, from, to, step, names)) {
       let bucket = out[out.length - 1];
       if (!bucket || bucket.start !== iso(row.bucket)) out.push((bucket = { start: iso(row.bucket), values: {} }));

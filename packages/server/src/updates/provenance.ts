@@ -9,7 +9,7 @@
  * decimal bytes. A key is an Ed25519 or ECDSA P-256 public key (SPKI PEM); ECDSA signatures are DER.
  */
 import { createHash, createPublicKey, verify, type KeyObject } from 'node:crypto';
-import { ErrorCodes, type ErrorCode } from '@bulwark/protocol';
+import { ErrorCodes, type ErrorCode, type ReleaseProvenance } from '@bulwark/protocol';
 import { UpdateError } from './errors.js';
 
 export const IN_TOTO_PAYLOAD_TYPE = 'application/vnd.in-toto+json';
@@ -33,15 +33,8 @@ export interface ReleasePolicy {
   requireTests: boolean;
 }
 
-/** What a release shows of its origin and tests, from attestations that passed. */
-export interface ReleaseProvenance {
-  builder: string | null;
-  repository: string | null;
-  commit: string | null;
-  tests: { result: 'PASSED' | 'WARNED'; passed: number; warned: number; configuration: string[] } | null;
-  /** Key IDs that signed the attestations believed. */
-  signedBy: string[];
-}
+/** What a release shows of its origin and tests: a wire shape the console reads too (@bulwark/protocol). */
+export type { ReleaseProvenance };
 
 /** A release refused by its product's policy; the reason is stored and audited. */
 export class ReleasePolicyError extends UpdateError {

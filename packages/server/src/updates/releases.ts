@@ -7,7 +7,7 @@
  * refuses is kept as a refusal with its reason, and never published.
  */
 import semver from 'semver';
-import { targetNameOf, type ImageTargetCustom } from '@bulwark/protocol';
+import { targetNameOf, type ImageTargetCustom, type ReleaseView } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import { BoundedCache } from '../bounded-cache.js';
@@ -24,21 +24,10 @@ import type { TufRepository } from './repository.js';
 import { validateSbom } from './sbom.js';
 import type { Executor } from '../storage/executor.js';
 
-export interface Release {
-  id: string;
+/** A release as the domain holds it: the wire view (@bulwark/protocol) with its organization, its time in milliseconds. */
+export interface Release extends Omit<ReleaseView, 'createdAt'> {
   organizationId: string;
-  productId: string;
-  version: string;
-  securityVersion: number;
-  hardwareIds: string[];
-  /** The image repository target: `<productId>/firmware-<version>.bin`. */
-  targetName: string;
-  sha256: string;
-  length: number;
-  notes: string;
   createdAt: number;
-  /** Builder, source repository and commit, test results, from attestations the policy believed; null when none came. */
-  provenance: ReleaseProvenance | null;
 }
 
 /** A release its product's policy refused. */

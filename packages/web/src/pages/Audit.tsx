@@ -5,7 +5,7 @@
  * with a button to run the checks again now.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, query, type AssessmentRun, type AuditEntry, type Finding } from '../api';
+import { api, query, type RunView, type AuditEntry, type FindingView } from '../api';
 import { Alert, AuditEntryCells, auditActor, Table, Button, Card, Field, messageOf, Pager, Select, useCursorStack, When } from '../kit';
 
 const PAGE = 50;
@@ -105,14 +105,14 @@ export function Audit() {
 }
 
 function ChainIntegrity() {
-  const [state, setState] = useState<{ run: AssessmentRun | null; finding: Finding | null } | null>(null);
+  const [state, setState] = useState<{ run: RunView | null; finding: FindingView | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [busy, setBusy] = useState(false);
 
   const load = useCallback(async () => {
     const [runs, findings] = await Promise.all([
-      api<{ runs: AssessmentRun[] }>('GET', '/assessment/runs?limit=1'),
-      api<{ findings: Finding[] }>('GET', `/assessment/findings${query({ check: CHAIN_CHECK, state: 'open', limit: 1 })}`),
+      api<{ runs: RunView[] }>('GET', '/assessment/runs?limit=1'),
+      api<{ findings: FindingView[] }>('GET', `/assessment/findings${query({ check: CHAIN_CHECK, state: 'open', limit: 1 })}`),
     ]);
     setState({ run: runs.runs[0] ?? null, finding: findings.findings[0] ?? null });
   }, []);

@@ -7,7 +7,7 @@
  * telemetry charts, the command console and the device's audit trail (./device/).
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, type DeviceCertificateView, type DeviceView, type Presence, type Product, type RotatedCredentials } from '../api';
+import { api, type DeviceCertificateView, type DeviceView, type PresenceView, type ProductView, type RotatedCredentialsView } from '../api';
 import { Alert, Button, Card, ConfirmAction, ConfirmDialog, Link, When } from '../kit';
 import { AuditTrail } from './device/AuditTrail';
 import { Commands } from './device/Commands';
@@ -16,15 +16,15 @@ import { Telemetry } from './device/Telemetry';
 
 export function DeviceDetail(props: { id: string }) {
   const [device, setDevice] = useState<DeviceView | null>(null);
-  const [presence, setPresence] = useState<Presence | null>(null);
+  const [presence, setPresence] = useState<PresenceView | null>(null);
   const [certificates, setCertificates] = useState<DeviceCertificateView[]>([]);
   const [error, setError] = useState<string | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [confirming, setConfirming] = useState<Lifecycle | null>(null);
   // undefined while loading: the command console waits for the product's declared commands.
-  const [product, setProduct] = useState<Product | null | undefined>(undefined);
+  const [product, setProduct] = useState<ProductView | null | undefined>(undefined);
   const [rotating, setRotating] = useState(false);
-  const [rotated, setRotated] = useState<RotatedCredentials | null>(null);
+  const [rotated, setRotated] = useState<RotatedCredentialsView | null>(null);
   // Bumped after each action here, so the audit trail shows it.
   const [version, setVersion] = useState(0);
   const changed = useCallback(() => setVersion((v) => v + 1), []);
@@ -34,13 +34,13 @@ export function DeviceDetail(props: { id: string }) {
       const path = `/devices/${encodeURIComponent(props.id)}`;
       const [d, p, c] = await Promise.all([
         api<DeviceView>('GET', path),
-        api<Presence>('GET', `${path}/presence`),
+        api<PresenceView>('GET', `${path}/presence`),
         api<{ certificates: DeviceCertificateView[] }>('GET', `${path}/certificates`),
       ]);
       setDevice(d);
       setPresence(p);
       setCertificates(c.certificates);
-      const { products } = await api<{ products: Product[] }>('GET', '/products');
+      const { products } = await api<{ products: ProductView[] }>('GET', '/products');
       setProduct(products.find((candidate) => candidate.id === d.productId) ?? null);
     } catch (caught) {
       setError((caught as Error).message);
@@ -152,7 +152,7 @@ export function DeviceDetail(props: { id: string }) {
         confirmLabel="Rotate credentials"
         stepUp
         onConfirm={async () => {
-          const answer = await api<RotatedCredentials>('POST', `/devices/${encodeURIComponent(device.id)}/credentials/rotate`, {
+          const answer = await api<RotatedCredentialsView>('POST', `/devices/${encodeURIComponent(device.id)}/credentials/rotate`, {
             reason: 'superseded',
           });
           setRotating(false);

@@ -3,7 +3,7 @@
  * over the API's cursor (a stack of the cursors seen gives "Previous"). Filters live in the URL.
  */
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, DEVICE_STATUSES, query, type DeviceView, type Product } from '../api';
+import { api, DEVICE_STATUSES, query, type DeviceView, type ProductView } from '../api';
 import { Alert, Button, Field, Link, Select } from '../kit';
 
 const PAGE = 50;
@@ -17,11 +17,11 @@ export function Devices() {
   const [filters, setFilters] = useState({ serialPrefix: serial, status, productId, tag });
   const [cursors, setCursors] = useState<(string | null)[]>([null]);
   const [page, setPage] = useState<{ devices: DeviceView[]; nextCursor: string | null } | null>(null);
-  const [products, setProducts] = useState<Product[]>([]);
+  const [products, setProducts] = useState<ProductView[]>([]);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    api<{ products: Product[] }>('GET', '/products')
+    api<{ products: ProductView[] }>('GET', '/products')
       .then((list) => setProducts(list.products))
       .catch(() => undefined);
   }, []);

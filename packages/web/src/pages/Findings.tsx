@@ -4,7 +4,7 @@
  * and the ETSI EN 303 645 compliance report (the API's self-contained HTML page).
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, query, SEVERITIES, type Finding } from '../api';
+import { api, query, SEVERITIES, type FindingView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
 
 const REPORT = '/api/v1/assessment/compliance/etsi-en-303-645?format=html';
@@ -13,8 +13,8 @@ export function Findings() {
   const [state, setState] = useState('open');
   const [severity, setSeverity] = useState('');
   const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ findings: Finding[]; nextCursor: string | null } | null>(null);
-  const [suppressing, setSuppressing] = useState<Finding | null>(null);
+  const [page, setPage] = useState<{ findings: FindingView[]; nextCursor: string | null } | null>(null);
+  const [suppressing, setSuppressing] = useState<FindingView | null>(null);
   const [reason, setReason] = useState('');
   const [until, setUntil] = useState('');
   const [busy, setBusy] = useState(false);
@@ -22,7 +22,7 @@ export function Findings() {
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(() => {
-    api<{ findings: Finding[]; nextCursor: string | null }>(
+    api<{ findings: FindingView[]; nextCursor: string | null }>(
       'GET',
       `/assessment/findings${query({ state, severity, cursor: paging.cursor, limit: 50 })}`,
     )

@@ -4,17 +4,17 @@
  * active rollouts, open findings by severity and the telemetry ingest rate (./FleetActivity.tsx).
  */
 import { useEffect, useState } from 'react';
-import { api, type FleetSummary, type Product } from '../api';
+import { api, type FleetSummaryView, type ProductView } from '../api';
 import { Alert, BarChart, Card } from '../kit';
 import { FleetActivity } from './FleetActivity';
 
 export function Fleet() {
-  const [summary, setSummary] = useState<FleetSummary | null>(null);
-  const [products, setProducts] = useState<Product[]>([]);
+  const [summary, setSummary] = useState<FleetSummaryView | null>(null);
+  const [products, setProducts] = useState<ProductView[]>([]);
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    Promise.all([api<FleetSummary>('GET', '/fleet/summary'), api<{ products: Product[] }>('GET', '/products')])
+    Promise.all([api<FleetSummaryView>('GET', '/fleet/summary'), api<{ products: ProductView[] }>('GET', '/products')])
       .then(([fleet, list]) => {
         setSummary(fleet);
         setProducts(list.products);

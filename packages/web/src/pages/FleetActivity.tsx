@@ -6,7 +6,7 @@
  * role that may not read rollouts or findings sees the API's reason in that card only.
  */
 import { useEffect, useMemo, useState } from 'react';
-import { api, SEVERITIES, type Finding, type IngestRate, type RolloutDetailView, type RolloutView } from '../api';
+import { api, SEVERITIES, type FindingView, type IngestRateView, type RolloutDetailView, type RolloutView } from '../api';
 import { Alert, BarChart, Card, Link, messageOf } from '../kit';
 import { TimeChart } from '../charts/TimeChart';
 
@@ -36,7 +36,7 @@ async function openFindings(): Promise<{ counts: Record<string, number>; complet
   const counts: Record<string, number> = Object.fromEntries(SEVERITIES.map((severity) => [severity, 0]));
   let cursor: string | null = null;
   for (let page = 0; page < FINDING_PAGES; page++) {
-    const answer: { findings: Finding[]; nextCursor: string | null } = await api(
+    const answer: { findings: FindingView[]; nextCursor: string | null } = await api(
       'GET',
       `/assessment/findings?state=open&limit=200${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
     );
@@ -50,7 +50,7 @@ async function openFindings(): Promise<{ counts: Record<string, number>; complet
 export function FleetActivity() {
   const rollouts = useLoaded(activeRollouts);
   const findings = useLoaded(openFindings);
-  const rate = useLoaded(() => api<IngestRate>('GET', '/fleet/telemetry/rate'));
+  const rate = useLoaded(() => api<IngestRateView>('GET', '/fleet/telemetry/rate'));
   const series = useMemo(
     () =>
       rate.value && {

@@ -7,7 +7,7 @@
  * message names the field). The device page's command console offers what is declared here.
  */
 import { useCallback, useEffect, useState } from 'react';
-import { api, roleHolds, type CommandDeclaration, type Product, type UserView } from '../api';
+import { api, roleHolds, type CommandDeclaration, type ProductView, type UserView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Select, Table } from '../kit';
 
 const TEMPLATE: CommandDeclaration[] = [
@@ -22,11 +22,11 @@ const TEMPLATE: CommandDeclaration[] = [
 const asJson = (commands: CommandDeclaration[] | null | undefined) => JSON.stringify(commands ?? TEMPLATE, null, 2);
 
 export function Products(props: { user: UserView }) {
-  const [products, setProducts] = useState<Product[]>([]);
+  const [products, setProducts] = useState<ProductView[]>([]);
   const [chosen, setChosen] = useState('');
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(() => {
-    api<{ products: Product[] }>('GET', '/products')
+    api<{ products: ProductView[] }>('GET', '/products')
       .then((answer) => {
         setProducts(answer.products);
         setChosen((current) => current || answer.products[0]?.id || '');
@@ -52,7 +52,7 @@ export function Products(props: { user: UserView }) {
   );
 }
 
-function ProductCommands(props: { product: Product; mayWrite: boolean; onSaved: () => void }) {
+function ProductCommands(props: { product: ProductView; mayWrite: boolean; onSaved: () => void }) {
   const { product } = props;
   const [text, setText] = useState(asJson(product.commands));
   const [parsed, setParsed] = useState<unknown>(null);
@@ -135,7 +135,7 @@ function ProductCommands(props: { product: Product; mayWrite: boolean; onSaved: 
         variant={asking === 'withdraw' ? 'danger' : 'primary'}
         onConfirm={async () => {
           const commands = asking === 'withdraw' ? null : parsed;
-          const answer = await api<Product>('PUT', `/products/${encodeURIComponent(product.id)}/commands`, { commands });
+          const answer = await api<ProductView>('PUT', `/products/${encodeURIComponent(product.id)}/commands`, { commands });
           setAsking(null);
           setText(asJson(answer.commands));
           setSaved(

@@ -9,8 +9,8 @@ import {
   api,
   query,
   ROLLOUT_DEVICE_STATES,
-  type Product,
-  type Release,
+  type ProductView,
+  type ReleaseView,
   type RolloutDetailView,
   type RolloutDeviceView,
   type RolloutStatus,
@@ -133,8 +133,8 @@ const listOf = (text: string) =>
 
 /** Start a rollout: a release, which of its product's devices (tags, groups, firmware versions), phases and a failure threshold. */
 function NewRollout() {
-  const [releases, setReleases] = useState<Release[]>([]);
-  const [products, setProducts] = useState<Product[]>([]);
+  const [releases, setReleases] = useState<ReleaseView[]>([]);
+  const [products, setProducts] = useState<ProductView[]>([]);
   const [releaseId, setReleaseId] = useState('');
   const [name, setName] = useState('');
   const [tags, setTags] = useState('');
@@ -148,7 +148,7 @@ function NewRollout() {
   const [error, setError] = useState<string | null>(null);
 
   useEffect(() => {
-    Promise.all([api<{ releases: Release[] }>('GET', '/updates/releases'), api<{ products: Product[] }>('GET', '/products')])
+    Promise.all([api<{ releases: ReleaseView[] }>('GET', '/updates/releases'), api<{ products: ProductView[] }>('GET', '/products')])
       .then(([r, p]) => {
         setReleases(r.releases);
         setProducts(p.products);

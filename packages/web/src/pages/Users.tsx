@@ -4,7 +4,7 @@
  * reset a lost second factor (step-up); invite by email in a role, withdraw an invitation.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, OPERATOR_ROLES, query, type Invitation, type UserView } from '../api';
+import { api, OPERATOR_ROLES, query, type OperatorInvitationView, type UserView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
 
 const ROLE_OPTIONS = OPERATOR_ROLES.map((role) => ({ value: role, label: role.replace('_', ' ') }));
@@ -161,15 +161,15 @@ const DIALOGS: Record<UserAction['kind'], (user: UserView) => { title: string; c
 };
 
 function Invitations() {
-  const [invitations, setInvitations] = useState<Invitation[]>([]);
+  const [invitations, setInvitations] = useState<OperatorInvitationView[]>([]);
   const [email, setEmail] = useState('');
   const [name, setName] = useState('');
   const [role, setRole] = useState('operator');
-  const [withdrawing, setWithdrawing] = useState<Invitation | null>(null);
+  const [withdrawing, setWithdrawing] = useState<OperatorInvitationView | null>(null);
   const [notice, setNotice] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const load = useCallback(() => {
-    api<{ invitations: Invitation[] }>('GET', '/invitations')
+    api<{ invitations: OperatorInvitationView[] }>('GET', '/invitations')
       .then((answer) => setInvitations(answer.invitations))
       .catch((caught: unknown) => setError(messageOf(caught)));
   }, []);
@@ -179,7 +179,7 @@ function Invitations() {
     event.preventDefault();
     setError(null);
     try {
-      const { invitation } = await api<{ invitation: Invitation }>('POST', '/invitations', {
+      const { invitation } = await api<{ invitation: OperatorInvitationView }>('POST', '/invitations', {
         email: email.trim(),
         name: name.trim(),
         role,

@@ -7,20 +7,23 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { InvitationService } from '../invitations.js';
 import { actorOf } from './authentication.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import type { OperatorInvitationView } from '@bulwark/protocol';
+import { errorResponses, Ok, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { Email, Id, Password, Role, UserSchema } from './schemas.js';
 import { OneTimeToken } from './self-service-schemas.js';
 import { publicBaseUrl } from './public-url.js';
 
-const InvitationSchema = Strict({
-  id: Type.String(),
-  email: Type.String(),
-  name: Type.String(),
-  role: Type.String(),
-  invitedBy: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Timestamp,
-  expiresAt: Timestamp,
-});
+const InvitationSchema = servesView<OperatorInvitationView>()(
+  Strict({
+    id: Type.String(),
+    email: Type.String(),
+    name: Type.String(),
+    role: Type.String(),
+    invitedBy: Type.Union([Type.String(), Type.Null()]),
+    createdAt: Timestamp,
+    expiresAt: Timestamp,
+  }),
+);
 
 const Name = Type.String({ minLength: 1, maxLength: 200 });
 

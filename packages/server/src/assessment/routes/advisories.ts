@@ -9,15 +9,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { Severity } from './schemas.js';
 import { MAX_RECORDS_PER_IMPORT, type AdvisoryService } from '../advisories/service.js';
 
-const Severity = Type.Union([
-  Type.Literal('critical'),
-  Type.Literal('high'),
-  Type.Literal('medium'),
-  Type.Literal('low'),
-  Type.Literal('info'),
-]);
 const AdvisoryId = Type.String({ pattern: '^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$', description: 'the OSV ID' });
 
 const AffectedRelease = Strict({

@@ -8,16 +8,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { Severity } from './schemas.js';
 import { MAX_WINDOW_MINUTES, METRICS } from '../anomaly/rules.js';
 import { MAX_BEHAVIOUR_MINUTES, type AnomalyService } from '../anomaly/service.js';
 
-const Severity = Type.Union([
-  Type.Literal('critical'),
-  Type.Literal('high'),
-  Type.Literal('medium'),
-  Type.Literal('low'),
-  Type.Literal('info'),
-]);
 const COUNTED = [
   Type.Literal('messages'),
   Type.Literal('bytes'),

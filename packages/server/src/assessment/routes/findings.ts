@@ -8,7 +8,9 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
+import type { FindingView, RunView } from '@bulwark/protocol';
+import { errorResponses, Raw, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { FindingState as State, Severity } from './schemas.js';
 import type { MitigationService } from '../mitigations.js';
 import type { FindingNotifier } from '../notify.js';
 import type { AssessmentService } from '../service.js';
@@ -16,47 +18,43 @@ import type { DisclosureService } from '../disclosure.js';
 import type { ComplianceService } from '../compliance/report.js';
 import { REPORT_CSP, renderComplianceHtml } from '../compliance/html.js';
 
-const Severity = Type.Union([
-  Type.Literal('critical'),
-  Type.Literal('high'),
-  Type.Literal('medium'),
-  Type.Literal('low'),
-  Type.Literal('info'),
-]);
-const State = Type.Union([Type.Literal('open'), Type.Literal('resolved'), Type.Literal('suppressed')]);
 const Resource = Strict({ type: Type.String(), id: Type.String() });
 const NullableTime = Type.Union([Timestamp, Type.Null()]);
 
-const FindingSchema = Strict({
-  id: Type.String(),
-  organizationId: Type.String(),
-  check: Type.String(),
-  subject: Type.String(),
-  source: Type.String(),
-  severity: Severity,
-  title: Type.String(),
-  evidence: Type.Record(Type.String(), Type.Unknown()),
-  resources: Type.Array(Resource),
-  moreResources: Type.Integer({ description: 'affected resources beyond those listed' }),
-  state: State,
-  firstSeenAt: Timestamp,
-  lastSeenAt: Timestamp,
-  resolvedAt: NullableTime,
-  suppression: Type.Union([Strict({ reason: Type.String(), by: Type.String(), at: Timestamp, until: Timestamp }), Type.Null()]),
-});
+const FindingSchema = servesView<FindingView>()(
+  Strict({
+    id: Type.String(),
+    organizationId: Type.String(),
+    check: Type.String(),
+    subject: Type.String(),
+    source: Type.String(),
+    severity: Severity,
+    title: Type.String(),
+    evidence: Type.Record(Type.String(), Type.Unknown()),
+    resources: Type.Array(Resource),
+    moreResources: Type.Integer({ description: 'affected resources beyond those listed' }),
+    state: State,
+    firstSeenAt: Timestamp,
+    lastSeenAt: Timestamp,
+    resolvedAt: NullableTime,
+    suppression: Type.Union([Strict({ reason: Type.String(), by: Type.String(), at: Timestamp, until: Timestamp }), Type.Null()]),
+  }),
+);
 
-const RunSchema = Strict({
-  id: Type.String(),
-  organizationId: Type.String(),
-  trigger: Type.String(),
-  startedAt: Timestamp,
-  durationMs: Type.Integer(),
-  checks: Type.Array(Type.String()),
-  opened: Type.Integer(),
-  resolved: Type.Integer(),
-  openTotal: Type.Integer(),
-  failures: Type.Array(Strict({ check: Type.String(), message: Type.String() })),
-});
+const RunSchema = servesView<RunView>()(
+  Strict({
+    id: Type.String(),
+    organizationId: Type.String(),
+    trigger: Type.String(),
+    startedAt: Timestamp,
+    durationMs: Type.Integer(),
+    checks: Type.Array(Type.String()),
+    opened: Type.Integer(),
+    resolved: Type.Integer(),
+    openTotal: Type.Integer(),
+    failures: Type.Array(Strict({ check: Type.String(), message: Type.String() })),
+  }),
+);
 
 const FindingId = Strict({ id: Type.String({ format: 'uuid' }) });
 const read = { auth: { principal: 'operator', permission: 'assessment:read' } } as const;

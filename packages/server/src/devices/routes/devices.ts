@@ -5,25 +5,18 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type DeviceView, type ProductView } from '@bulwark/protocol';
 import { Type } from 'typebox';
 import { BulwarkError } from '../../errors.js';
 import type { DevicesService } from '../service.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from '../import-format.js';
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from '../lifecycle.js';
 import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from '../service.js';
 import { MAX_COMMANDS, MAX_PARAMS } from '../command-catalogue.js';
+import { DeviceParams, Id, Status } from './schemas.js';
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
-const Status = Type.Union([
-  Type.Literal('pending'),
-  Type.Literal('active'),
-  Type.Literal('quarantined'),
-  Type.Literal('disabled'),
-  Type.Literal('retired'),
-]);
 const Attributes = Type.Record(Type.String(), Type.Unknown());
 const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
 // null: no group.
@@ -68,32 +61,35 @@ const CommandDeclarationSchema = Strict({
     ),
   ),
 });
-const ProductSchema = Strict({
-  id: Type.String(),
-  name: Type.String(),
-  hardwareRevision: Nullable(Type.String()),
-  firmwareLine: Nullable(Type.String()),
-  supportUntil: Type.Union([Timestamp, Type.Null()]),
-  telemetryRetentionDays: RetentionDays,
-  telemetryDailyReadings: DailyReadings,
-  telemetryDailyBytes: DailyBytes,
-  commands: Type.Union([Type.Array(CommandDeclarationSchema), Type.Null()]),
-  createdAt: Timestamp,
-});
-const DeviceSchema = Strict({
-  id: Type.String(),
-  serial: Type.String(),
-  productId: Type.String(),
-  status: Status,
-  firmwareVersion: Nullable(Type.String()),
-  lastSeenAt: Type.Union([Timestamp, Type.Null()]),
-  attributes: Attributes,
-  tags: Type.Array(Type.String()),
-  group: Group,
-  createdAt: Timestamp,
-  updatedAt: Timestamp,
-});
-const DeviceId = Strict({ id: Id });
+const ProductSchema = servesView<ProductView>()(
+  Strict({
+    id: Type.String(),
+    name: Type.String(),
+    hardwareRevision: Nullable(Type.String()),
+    firmwareLine: Nullable(Type.String()),
+    supportUntil: Type.Union([Timestamp, Type.Null()]),
+    telemetryRetentionDays: RetentionDays,
+    telemetryDailyReadings: DailyReadings,
+    telemetryDailyBytes: DailyBytes,
+    commands: Type.Union([Type.Array(CommandDeclarationSchema), Type.Null()]),
+    createdAt: Timestamp,
+  }),
+);
+const DeviceSchema = servesView<DeviceView>()(
+  Strict({
+    id: Type.String(),
+    serial: Type.String(),
+    productId: Type.String(),
+    status: Status,
+    firmwareVersion: Nullable(Type.String()),
+    lastSeenAt: Type.Union([Timestamp, Type.Null()]),
+    attributes: Attributes,
+    tags: Type.Array(Type.String()),
+    group: Group,
+    createdAt: Timestamp,
+    updatedAt: Timestamp,
+  }),
+);
 
 function importFormat(request: FastifyRequest) {
   const type = (request.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
@@ -152,7 +148,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         schema: {
           tags: ['devices'],
           summary: "Change a product's telemetry retention and daily quotas (audited)",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict(ProductSettings),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -168,7 +164,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           tags: ['devices'],
           summary:
             "Declare the end of a product's support period (security updates until then; ETSI EN 303 645 5.3-13), or null to withdraw it",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict({ supportUntil: Type.Union([Timestamp, Type.Null()]) }),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -189,7 +185,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           tags: ['devices'],
           summary:
             "Declare the commands the product's devices take, with their parameters (or null to withdraw): the platform then refuses any other command or parameter",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict({ commands: Type.Union([Type.Array(CommandDeclarationSchema, { maxItems: MAX_COMMANDS }), Type.Null()]) }),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -273,7 +269,10 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
 
     app.get(
       '/devices/:id',
-      { config: read, schema: { tags: ['devices'], params: DeviceId, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } } },
+      {
+        config: read,
+        schema: { tags: ['devices'], params: DeviceParams, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } },
+      },
       async (request) => service.get(actorOf(request), request.params.id),
     );
 
@@ -284,7 +283,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         schema: {
           tags: ['devices'],
           summary: "Replace a device's attributes, tags or group",
-          params: DeviceId,
+          params: DeviceParams,
           body: Strict({ attributes: Type.Optional(Attributes), tags: Type.Optional(Tags), group: Type.Optional(Group) }),
           response: { 200: DeviceSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -300,7 +299,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           schema: {
             tags: ['devices'],
             summary: `Set the device's status to ${LIFECYCLE_ACTIONS[action]}`,
-            params: DeviceId,
+            params: DeviceParams,
             response: { 200: DeviceSchema, ...errorResponses(401, 403, 404, 409) },
           },
         },

@@ -13,14 +13,14 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { Type } from 'typebox';
-import { ErrorCodes } from '@bulwark/protocol';
+import { ErrorCodes, type RotatedCredentialsView } from '@bulwark/protocol';
 import { AuthenticationError, ValidationError } from '../../errors.js';
 import type { PkiService } from '../../pki/service.js';
 import type { BootstrapCaService } from '../bootstrap-cas.js';
 import { RegistrationRefusedError } from '../errors.js';
 import { manufacturerCaRoutes, type ManufacturerCaRouteDeps } from './manufacturer-cas.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Raw, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Raw, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { bootstrapCaRoutes } from './bootstrap-cas.js';
 import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate, type EnrollmentService } from '../enrollment.js';
 import { DeviceAuthenticationError } from '../identity.js';
@@ -201,12 +201,14 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
               params: Strict({ id: Id }),
               body: Strict({ reason: Type.Optional(Type.Union(ROTATION_REASONS.map((r) => Type.Literal(r)))) }),
               response: {
-                200: Strict({ deviceId: Type.String(), revoked: Type.Array(Type.String()), token: Type.String(), expiresAt: Timestamp }),
+                200: servesView<RotatedCredentialsView>()(
+                  Strict({ deviceId: Type.String(), revoked: Type.Array(Type.String()), token: Type.String(), expiresAt: Timestamp }),
+                ),
                 ...errorResponses(400, 401, 403, 404, 409),
               },
             },
           },
-          async (request) => {
+          async (request): Promise<RotatedCredentialsView> => {
             const rotated = await enrollment.rotateCredentials(actorOf(request), request.params.id, request.body.reason ?? 'superseded');
             return {
               deviceId: rotated.deviceId,

@@ -9,15 +9,8 @@ import { Type } from 'typebox';
 import type { GatewaysService } from '../gateways.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Strict } from '../../transport/http/schemas.js';
+import { DeviceParams, Id, Status } from './schemas.js';
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
-const Status = Type.Union([
-  Type.Literal('pending'),
-  Type.Literal('active'),
-  Type.Literal('quarantined'),
-  Type.Literal('disabled'),
-  Type.Literal('retired'),
-]);
 const Child = Strict({ deviceId: Type.String(), serial: Type.String(), productId: Type.String(), status: Status });
 const GatewayRole = Strict({ deviceId: Type.String(), gateway: Type.Boolean(), gatewayId: Type.Union([Type.String(), Type.Null()]) });
 
@@ -34,7 +27,7 @@ export function gatewayRoutes({ gateways }: { gateways: GatewaysService }) {
         schema: {
           tags: ['devices'],
           summary: 'Make the device a gateway (it may then register and relay child devices), or an ordinary device again',
-          params: Strict({ id: Id }),
+          params: DeviceParams,
           body: Strict({ enabled: Type.Boolean() }),
           response: { 200: GatewayRole, ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -51,7 +44,7 @@ export function gatewayRoutes({ gateways }: { gateways: GatewaysService }) {
         schema: {
           tags: ['devices'],
           summary: "The gateway's children, in serial order",
-          params: Strict({ id: Id }),
+          params: DeviceParams,
           response: { 200: Strict({ children: Type.Array(Child) }), ...errorResponses(401, 403, 404) },
         },
       },
@@ -65,7 +58,7 @@ export function gatewayRoutes({ gateways }: { gateways: GatewaysService }) {
           tags: ['devices'],
           summary:
             'Register a new child of the gateway (serial and product), or attach an existing device by its ID (moving it from its gateway)',
-          params: Strict({ id: Id }),
+          params: DeviceParams,
           body: Type.Union([
             Strict({ deviceId: Id }),
             Strict({

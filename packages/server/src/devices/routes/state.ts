@@ -10,11 +10,8 @@ import type { ShadowService } from '../shadow.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, MAX_COMMAND_TIMEOUT_MS, MAX_WAIT_MS, type CommandService } from '../commands.js';
+import { Command, DeviceParams, Id, Shadow, State } from './schemas.js';
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
-const State = Type.Record(Type.String(), Type.Unknown());
-const Side = Strict({ state: State, version: Type.Integer(), updatedAt: Type.Union([Timestamp, Type.Null()]) });
-const Shadow = Strict({ deviceId: Type.String(), reported: Side, desired: Side, delta: State });
 const Change = Strict({
   kind: Type.Union([Type.Literal('reported'), Type.Literal('desired')]),
   version: Type.Integer(),
@@ -23,32 +20,11 @@ const Change = Strict({
   actor: Type.Union([Type.String(), Type.Null()]),
   changedAt: Timestamp,
 });
-const CommandStatus = Type.Union([
-  Type.Literal('pending'),
-  Type.Literal('succeeded'),
-  Type.Literal('failed'),
-  Type.Literal('rejected'),
-  Type.Literal('timed_out'),
-]);
-const Command = Strict({
-  id: Type.String(),
-  deviceId: Type.String(),
-  name: Type.String(),
-  params: State,
-  status: CommandStatus,
-  result: Type.Unknown(),
-  error: Type.Union([Type.String(), Type.Null()]),
-  createdAt: Timestamp,
-  expiresAt: Timestamp,
-  completedAt: Type.Union([Timestamp, Type.Null()]),
-});
-
 export function stateRoutes({ shadow, commands }: { shadow: ShadowService; commands: CommandService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
     const read = { auth: { principal: 'operator', permission: 'devices:read' } } as const;
     const write = { auth: { principal: 'operator', permission: 'devices:write' } } as const;
-    const params = Strict({ id: Id });
 
     app.get(
       '/devices/:id/state',
@@ -57,7 +33,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: "The device's reported and desired state and the delta between them",
-          params,
+          params: DeviceParams,
           response: { 200: Shadow, ...errorResponses(401, 403, 404) },
         },
       },
@@ -70,7 +46,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: 'Merge a patch into the desired state (null deletes a key); with version, only if nobody changed it since',
-          params,
+          params: DeviceParams,
           body: Strict({ state: State, version: Type.Optional(Type.Integer({ minimum: 0 })) }),
           response: { 200: Shadow, ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -84,7 +60,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: 'Changes of the reported and desired state, newest first',
-          params,
+          params: DeviceParams,
           querystring: Strict({
             kind: Type.Optional(Type.Union([Type.Literal('reported'), Type.Literal('desired')])),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
@@ -103,7 +79,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: 'Send a command to an online device; its outcome is read from the command',
-          params,
+          params: DeviceParams,
           body: Strict({
             name: Type.String({ minLength: 1, maxLength: 64 }),
             params: Type.Optional(State),
@@ -121,7 +97,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: "The device's commands, newest first",
-          params,
+          params: DeviceParams,
           querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
           response: { 200: Strict({ commands: Type.Array(Command) }), ...errorResponses(400, 401, 403, 404) },
         },

@@ -1,12 +1,29 @@
 /**
- * Schema helpers for routes: strict objects (unknown fields are refused, not dropped), the
- * shared error body, and the standard error responses a route may answer with.
+ * Schema helpers for routes: strict objects (unknown fields are refused, not dropped), response
+ * schemas held to the wire view they serve, the shared error body, and the standard error
+ * responses a route may answer with.
  */
-import { Type, type TProperties, type TSchema } from 'typebox';
+import { Type, type Static, type TProperties, type TSchema } from 'typebox';
 
 /** An object that refuses properties it does not declare. */
 export function Strict<T extends TProperties>(properties: T, options: { description?: string } = {}) {
   return Type.Object(properties, { additionalProperties: false, ...options });
+}
+
+/** `unknown` when both types name the same fields; otherwise a type naming the fields on one side only. */
+type SameFields<A, B> = [Exclude<keyof A, keyof B>, Exclude<keyof B, keyof A>] extends [never, never]
+  ? unknown
+  : { fieldsOnOneSide: Exclude<keyof A, keyof B> | Exclude<keyof B, keyof A> };
+
+/**
+ * A response schema held to the wire view it serves (a type of @bulwark/protocol): it compiles only
+ * when both name the same fields, so a field left out of the schema (which the serializer would
+ * silently drop from every answer) or added to one side alone fails the build. The handler's answer
+ * is checked against the schema's type by the type provider: together, a change on either side
+ * that breaks the wire contract does not compile. `servesView<DeviceView>()(Strict({ ... }))`.
+ */
+export function servesView<View>() {
+  return <S extends TSchema>(schema: S & SameFields<Static<S>, View>): S => schema;
 }
 
 export const ErrorBodySchema = Type.Object(

@@ -7,39 +7,42 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { ReleaseView } from '@bulwark/protocol';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_ATTESTATIONS, MAX_POLICY_ENTRIES, MAX_POLICY_KEYS, type ReleasePolicy } from '../provenance.js';
 import { MAX_NOTES, type Release, type ReleaseRefusal, type ReleaseService } from '../releases.js';
 
-const ReleaseView = Strict({
-  id: Type.String(),
-  productId: Type.String(),
-  version: Type.String(),
-  securityVersion: Type.Integer(),
-  hardwareIds: Type.Array(Type.String()),
-  targetName: Type.String(),
-  sha256: Type.String(),
-  length: Type.Integer(),
-  notes: Type.String(),
-  createdAt: Timestamp,
-  provenance: Type.Union([
-    Strict(
-      {
-        builder: Type.Union([Type.String(), Type.Null()]),
-        repository: Type.Union([Type.String(), Type.Null()]),
-        commit: Type.Union([Type.String(), Type.Null()]),
-        tests: Type.Union([
-          Strict({ result: Type.String(), passed: Type.Integer(), warned: Type.Integer(), configuration: Type.Array(Type.String()) }),
-          Type.Null(),
-        ]),
-        signedBy: Type.Array(Type.String()),
-      },
-      { description: "what the release's attestations showed, verified against its product's release policy" },
-    ),
-    Type.Null(),
-  ]),
-});
+const ReleaseSchema = servesView<ReleaseView>()(
+  Strict({
+    id: Type.String(),
+    productId: Type.String(),
+    version: Type.String(),
+    securityVersion: Type.Integer(),
+    hardwareIds: Type.Array(Type.String()),
+    targetName: Type.String(),
+    sha256: Type.String(),
+    length: Type.Integer(),
+    notes: Type.String(),
+    createdAt: Timestamp,
+    provenance: Type.Union([
+      Strict(
+        {
+          builder: Type.Union([Type.String(), Type.Null()]),
+          repository: Type.Union([Type.String(), Type.Null()]),
+          commit: Type.Union([Type.String(), Type.Null()]),
+          tests: Type.Union([
+            Strict({ result: Type.String(), passed: Type.Integer(), warned: Type.Integer(), configuration: Type.Array(Type.String()) }),
+            Type.Null(),
+          ]),
+          signedBy: Type.Array(Type.String()),
+        },
+        { description: "what the release's attestations showed, verified against its product's release policy" },
+      ),
+      Type.Null(),
+    ]),
+  }),
+);
 
 const Policy = Strict({
   attestationKeys: Type.Array(
@@ -66,7 +69,7 @@ const Refusal = Strict({
 });
 const refusalView = (r: ReleaseRefusal) => ({ ...r, createdAt: new Date(r.createdAt).toISOString() });
 
-const view = (release: Release) => ({
+const view = (release: Release): ReleaseView => ({
   id: release.id,
   productId: release.productId,
   version: release.version,
@@ -108,7 +111,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
               }),
             ),
           }),
-          response: { 201: ReleaseView, ...errorResponses(400, 401, 403, 404, 409, 422) },
+          response: { 201: ReleaseSchema, ...errorResponses(400, 401, 403, 404, 409, 422) },
         },
       },
       async (request, reply) => {
@@ -175,7 +178,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
           tags: ['updates'],
           summary: 'Releases of the organization, newest first',
           querystring: Strict({ productId: Type.Optional(Id) }),
-          response: { 200: Strict({ releases: Type.Array(ReleaseView) }), ...errorResponses(400, 401, 403) },
+          response: { 200: Strict({ releases: Type.Array(ReleaseSchema) }), ...errorResponses(400, 401, 403) },
         },
       },
       async (request) => ({ releases: (await releases.list(actorOf(request), request.query)).map(view) }),
@@ -189,7 +192,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
           tags: ['updates'],
           summary: 'One release',
           params: Strict({ id: Id }),
-          response: { 200: ReleaseView, ...errorResponses(401, 403, 404) },
+          response: { 200: ReleaseSchema, ...errorResponses(401, 403, 404) },
         },
       },
       async (request) => view(await releases.getFor(actorOf(request), request.params.id)),

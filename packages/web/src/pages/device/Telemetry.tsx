@@ -4,7 +4,7 @@
  * as a table (numbers and text alike; a name or value carrying markup is shown as text).
  */
 import { useCallback, useEffect, useMemo, useState } from 'react';
-import { api, query, type TelemetryAggregate } from '../../api';
+import { api, query, type LatestView, type TelemetryAggregateView } from '../../api';
 import { Alert, Button, Card, messageOf, Select, Table, When } from '../../kit';
 import { TimeChart } from '../../charts/TimeChart';
 import type { TimeSeries } from '../../charts/series';
@@ -17,13 +17,9 @@ export const RANGES = [
   { value: '7d', label: 'Last 7 days', ms: 7 * 24 * 3_600_000, interval: '2h' },
 ] as const;
 
-interface Latest {
-  values: Record<string, { value: unknown; ts: string }>;
-}
-
 /** The buckets' averages as lines, one per value name that had a number in the range (buckets of text values only are left out). */
-export function seriesOf(aggregate: TelemetryAggregate): TimeSeries {
-  const numeric = (bucket: TelemetryAggregate['buckets'][number]) =>
+export function seriesOf(aggregate: TelemetryAggregateView): TimeSeries {
+  const numeric = (bucket: TelemetryAggregateView['buckets'][number]) =>
     Object.keys(bucket.values).filter((name) => bucket.values[name]!.avg !== undefined);
   const buckets = aggregate.buckets.filter((bucket) => numeric(bucket).length > 0);
   const names = [...new Set(buckets.flatMap(numeric))].sort();
@@ -36,8 +32,8 @@ export function seriesOf(aggregate: TelemetryAggregate): TimeSeries {
 export function Telemetry(props: { deviceId: string }) {
   const base = `/devices/${encodeURIComponent(props.deviceId)}/telemetry`;
   const [range, setRange] = useState<(typeof RANGES)[number]['value']>('1h');
-  const [aggregate, setAggregate] = useState<TelemetryAggregate | null>(null);
-  const [latest, setLatest] = useState<Latest | null>(null);
+  const [aggregate, setAggregate] = useState<TelemetryAggregateView | null>(null);
+  const [latest, setLatest] = useState<LatestView | null>(null);
   const [error, setError] = useState<string | null>(null);
 
   const load = useCallback(async () => {
@@ -46,11 +42,11 @@ export function Telemetry(props: { deviceId: string }) {
     const to = Date.now() + 15 * 60_000;
     try {
       const [buckets, last] = await Promise.all([
-        api<TelemetryAggregate>(
+        api<TelemetryAggregateView>(
           'GET',
           `${base}/aggregate${query({ from: new Date(to - chosen.ms).toISOString(), to: new Date(to).toISOString(), interval: chosen.interval })}`,
         ),
-        api<Latest>('GET', `${base}/latest`),
+        api<LatestView>('GET', `${base}/latest`),
       ]);
       setAggregate(buckets);
       setLatest(last);
