@@ -21,9 +21,11 @@ const EXTERNAL = [
   // read their own package.json through __dirname
   '@fastify/swagger',
   'ioredis',
+  // required at run time only for PostgreSQL (storage/database.ts): one copy for its importers too
+  'pg',
 ];
 // Packages loaded through createRequire at run time (the password dictionaries, the Redis
-// emitter and persistence) are not seen by the bundler and resolve from node_modules as before.
+// emitter and persistence, nodemailer) are not seen by the bundler and resolve from node_modules.
 
 export const BUNDLE_DIR = 'packages/server/dist/cli-bundle';
 const ENTRY = 'packages/server/dist/cli/main.js';
