@@ -1,5 +1,14 @@
 #!/usr/bin/env node
-// The `bulwark` command. Runs the compiled CLI (built by the root `prepare` script).
-import { main } from '../dist/cli/main.js';
+// The `bulwark` command. Runs the CLI's bundle (dist/cli-bundle, scripts/bundle-cli.mjs) when it is
+// newer than the last compile of this package and of @bulwark/protocol, else the compiled modules in
+// dist/ (both are built by the root `prepare` script, `npm run build`). Same code either way; the
+// bundle starts in about a third of the CPU (a few dozen files to load instead of about 1,200).
+import { statSync } from 'node:fs';
+
+const modifiedAt = (relative) => statSync(new URL(relative, import.meta.url), { throwIfNoEntry: false })?.mtimeMs;
+const bundled = modifiedAt('../dist/cli-bundle/inputs.json');
+const compiled = [modifiedAt('../tsconfig.tsbuildinfo'), modifiedAt('../../protocol/tsconfig.tsbuildinfo')];
+const current = bundled !== undefined && compiled.every((time) => time === undefined || time <= bundled);
+const { main } = await import(current ? '../dist/cli-bundle/main.js' : '../dist/cli/main.js');
 
 await main(process.argv);

@@ -4,8 +4,9 @@
  * read verification and reset links without a mail server.
  */
 import { mkdirSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import nodemailer, { type Transporter } from 'nodemailer';
+import type { Transporter } from 'nodemailer';
 import type { Config } from '../ops/config.js';
 import { newId } from '../tokens.js';
 import type { KeyCustody } from '../keys/custody.js';
@@ -78,6 +79,9 @@ export class SmtpMailer implements Mailer {
   private readonly transport: Transporter;
 
   constructor(private readonly smtp: Config['smtp'] & { host: string }) {
+    // Loaded here, not with this module: every command opening the platform builds a mailer, and
+    // nodemailer is about a tenth of the code the CLI loads, which only an SMTP deployment uses.
+    const nodemailer = createRequire(import.meta.url)('nodemailer') as typeof import('nodemailer');
     this.transport = nodemailer.createTransport({
       host: smtp.host,
       port: smtp.port,

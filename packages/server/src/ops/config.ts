@@ -8,12 +8,12 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { Type, type Static, type TSchema } from 'typebox';
 // typebox/schema, not typebox/value: the same Check and Errors (Value's are wrappers) for 140 fewer
 // modules, which every CLI command would load.
 import { Check, Errors } from 'typebox/schema';
 import { ValidationError } from '../errors.js';
+import { serverPackageRoot } from '../package-root.js';
 import { SCRAPE_TOKEN_HASH_PATTERN } from './scrape-token.js';
 
 /** The most worker processes one node runs (`node.workers`). */
@@ -578,8 +578,8 @@ export const ConfigSchema = Type.Object(
 
 export type Config = Static<typeof ConfigSchema>;
 
-/** The console's build beside this package in the workspace or an installation (src/ops and dist/ops are both three levels down). */
-const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../../web/dist', import.meta.url));
+/** The console's build beside this package in the workspace or an installation (packages/web/dist). */
+const DEFAULT_CONSOLE_DIR = resolve(serverPackageRoot(), '../web/dist');
 
 export function defaultConfig(dataDir: string): Config {
   return {

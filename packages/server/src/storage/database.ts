@@ -3,6 +3,7 @@
  * PostgreSQL when the config gives a postgres:// URL. Kysely is the only query layer above both.
  */
 import { chmodSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import {
@@ -16,8 +17,15 @@ import {
   type Driver,
   type SqliteDialectConfig,
 } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Database } from './schema.js';
+
+const require = createRequire(import.meta.url);
+let nodePostgres: typeof pg | undefined;
+/** node-postgres, loaded when a PostgreSQL database is first opened: a SQLite node or CLI command never needs it. */
+function postgres(): typeof pg {
+  return (nodePostgres ??= require('pg') as typeof pg);
+}
 
 export type Engine = 'sqlite' | 'postgres';
 
@@ -54,12 +62,12 @@ export const PG_TYPES = {
   getTypeParser: ((oid: number, format?: string) =>
     oid === INT8_OID || oid === NUMERIC_OID
       ? (v: string) => Number(v)
-      : pg.types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
+      : postgres().types.getTypeParser(oid, format as 'text')) as typeof pg.types.getTypeParser,
 };
 
 export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
   if (options.url.startsWith('postgres')) {
-    const pool = new pg.Pool({
+    const pool = new (postgres().Pool)({
       connectionString: options.url,
       max: options.poolSize ?? 10,
       ...(options.schema ? { options: `-c search_path=${options.schema}` } : {}),

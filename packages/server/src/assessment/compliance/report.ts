@@ -6,10 +6,12 @@
  * audited; it reads counts only, so its cost does not grow with the fleet.
  */
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { requirePermission, type Actor } from '../../accounts/roles.js';
 import type { AuditService } from '../../audit/service.js';
 import type { Clock } from '../../clock.js';
 import type { Config } from '../../ops/config.js';
+import { serverPackageRoot } from '../../package-root.js';
 import type { AssessmentStore } from '../store.js';
 import { EVIDENCE_ACTIONS, type ComplianceEvidence } from './evidence.js';
 import type { ComplianceEvidenceStore } from './evidence-store.js';
@@ -65,8 +67,7 @@ export interface ComplianceReport {
   vetting: VettingAnswer[];
 }
 
-const PLATFORM_VERSION = (JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string })
-  .version;
+const PLATFORM_VERSION = (JSON.parse(readFileSync(join(serverPackageRoot(), 'package.json'), 'utf8')) as { version: string }).version;
 
 export class ComplianceService {
   constructor(

@@ -6,9 +6,9 @@
  * shows that error as evidence).
  */
 import { readFile } from 'node:fs/promises';
-import { basename } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { basename, resolve } from 'node:path';
 import { ValidationError } from '../../errors.js';
+import { serverPackageRoot } from '../../package-root.js';
 
 export const TEST_RESULTS_FORMAT = 'bulwark-test-results/1';
 
@@ -28,7 +28,7 @@ export interface TestResults {
 }
 
 /** Where a build keeps its results when the configuration names no file: the repository (or package set) root. */
-export const DEFAULT_TEST_RESULTS_FILE = fileURLToPath(new URL('../../../../../test-results.json', import.meta.url));
+export const DEFAULT_TEST_RESULTS_FILE = resolve(serverPackageRoot(), '../../test-results.json');
 
 export async function readTestResults(path: string): Promise<TestResults | null> {
   let text: string;
