@@ -33,7 +33,10 @@ const skip = chromiumSkip('the hosted authorization page browser tests are');
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true };
 const APP_NAME = 'Home dashboard';
 
-/** An origin the browser reaches (http on 127.0.0.1) that records every request it gets (but the browser's own favicon's). */
+/**
+ * An origin the browser reaches (http on 127.0.0.1) that records every request it gets (but the
+ * browser's own favicon's, and `/start?to=<URL>`: the app's page with a "Sign in" link to that URL).
+ */
 interface Recorder {
   origin: string;
   seen: URL[];
@@ -44,6 +47,11 @@ async function recorder(): Promise<Recorder> {
   const seen: URL[] = [];
   const server = createServer((request, response) => {
     if (request.url === '/favicon.ico') return void response.writeHead(404).end();
+    const start = new URL(request.url!, 'http://127.0.0.1');
+    if (start.pathname === '/start')
+      return void response
+        .writeHead(200, { 'content-type': 'text/html' })
+        .end(`<!doctype html><title>The app</title><a href="${start.searchParams.get('to')!.replace(/"/g, '&quot;')}">Sign in</a>`);
     seen.push(new URL(request.url!, 'http://127.0.0.1'));
     response.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>The app</title><p>Back in the app.</p>');
   });
@@ -161,6 +169,22 @@ test(
     const straight = await arrival(phone, before);
     assert.ok(straight.searchParams.get('code'));
     assert.equal(straight.searchParams.get('state'), again.pending.state);
+
+    // A link followed from the app's own web page (another site): the SameSite=Strict session cookie
+    // stays behind on that navigation, so it goes through the hosted page, which finds the session and goes back.
+    const linked = await appAuth(['account', 'devices:read']).beginLogin();
+    await phone.goto(`${app.origin}/start?${new URLSearchParams({ to: linked.url }).toString()}`);
+    const fromLink = app.seen.length;
+    const hosted: string[] = [];
+    const onRequest = (request: { url(): string }) =>
+      void (new URL(request.url()).pathname === '/app/authorize' && hosted.push(request.url()));
+    phone.on('request', onRequest);
+    await phone.getByRole('link', { name: 'Sign in' }).click();
+    const viaPage = await arrival(phone, fromLink);
+    phone.off('request', onRequest);
+    assert.equal(hosted.length, 1, 'the link went through the hosted page');
+    assert.ok(viaPage.searchParams.get('code'));
+    assert.equal(viaPage.searchParams.get('state'), linked.pending.state);
   },
 );
 

@@ -35,7 +35,7 @@ const OAuthErrorBody = Type.Object(
   { error: Type.String(), error_description: Type.String(), code: Type.Optional(Type.String()) },
   { description: 'RFC 6749 error: the error name, what was wrong, and the Bulwark error code' },
 );
-const ERROR_STATUSES = [400, 401, 403, 404, 413, 415, 429, 500, 503];
+const ERROR_STATUSES = [400, 401, 403, 413, 415, 429, 500, 503];
 const oauthErrors = (): Record<number, TSchema> => Object.fromEntries(ERROR_STATUSES.map((s) => [s, OAuthErrorBody]));
 
 const Param = Type.Optional(Type.String({ maxLength: 2048 }));
