@@ -435,7 +435,7 @@ function appsOf(
     keys,
     tokens,
     clients: new AppClientService(store, audit, clock),
-    authorization: new AppAuthorizationService(store, audit, clock, config.apps),
+    authorization: new AppAuthorizationService(store, audit, clock, config.apps, accounts),
     grants: new AppGrantService(store, tokens, accounts, audit, clock, config.apps),
   };
 }

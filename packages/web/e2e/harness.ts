@@ -31,12 +31,12 @@ export async function openConsole(): Promise<{ browser: Chromium; page: Page }> 
 /**
  * A platform (SQLite, sign-in rate limits out of the way) serving both built web faces, and a
  * Chromium for several contexts that trusts its server key by pin (the pages are secure contexts,
- * as WebAuthn needs).
+ * as WebAuthn needs). `config` adds to the platform's configuration (e.g. `http` with a fixed port and `publicUrl`, the OAuth issuer).
  */
-export async function startWebPlatform(): Promise<{ t: TestPlatform; base: string; browser: Browser }> {
+export async function startWebPlatform(config: Record<string, unknown> = {}): Promise<{ t: TestPlatform; base: string; browser: Browser }> {
   for (const build of ['packages/web/dist/index.html', 'packages/web/dist/app/index.html'])
     assert.ok(existsSync(join(root, build)), 'the web faces are not built: run `npm run build` (npm ci does it)');
-  const t = await startTestPlatform(ENGINES[0]!, { auth: { loginRateLimitPerMinute: 10_000 } });
+  const t = await startTestPlatform(ENGINES[0]!, { auth: { loginRateLimitPerMinute: 10_000 }, ...config });
   const browser = await launchBrowser([await trustServerKey(t.server.port, t.ca)]);
   return { t, base: `https://localhost:${t.server.port}`, browser };
 }

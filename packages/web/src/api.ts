@@ -70,21 +70,44 @@ export function setCsrfToken(token: string | null): void {
 type Method = 'GET' | 'POST' | 'PUT' | 'PATCH' | 'DELETE';
 
 export async function api<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  return request<T>(method, `/api/v1${path}`, body, 'follow', (parsed, status) => {
+    const error = (parsed as ApiErrorBody | null)?.error;
+    return new ApiError(status, error?.code ?? 'http.error', error?.message ?? `The server answered ${status}`);
+  });
+}
+
+/**
+ * The platform's OAuth endpoints (under /oauth, not /api/v1), asked for JSON, with the session
+ * cookie and its CSRF token like api(): their errors are RFC 6749's `{ error, error_description, code }`.
+ */
+export async function oauthApi<T>(method: Method, path: string, body?: unknown): Promise<T> {
+  // A redirect here would be the browser following a code to the app by script: refused, never followed.
+  return request<T>(method, `/oauth${path}`, body, 'error', (parsed, status) => {
+    const error = parsed as { error?: string; error_description?: string; code?: string } | null;
+    return new ApiError(status, error?.code ?? error?.error ?? 'http.error', error?.error_description ?? `The server answered ${status}`);
+  });
+}
+
+async function request<T>(
+  method: Method,
+  url: string,
+  body: unknown,
+  redirect: RequestRedirect,
+  failure: (parsed: unknown, status: number) => ApiError,
+): Promise<T> {
   const headers: Record<string, string> = { accept: 'application/json' };
   if (body !== undefined) headers['content-type'] = 'application/json';
   if (method !== 'GET' && csrfToken) headers['x-csrf-token'] = csrfToken;
-  const response = await fetch(`/api/v1${path}`, {
+  const response = await fetch(url, {
     method,
     headers,
     credentials: 'same-origin',
+    redirect,
     ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
   });
   const text = await response.text();
   const parsed: unknown = text ? JSON.parse(text) : null;
-  if (!response.ok) {
-    const error = (parsed as ApiErrorBody | null)?.error;
-    throw new ApiError(response.status, error?.code ?? 'http.error', error?.message ?? `The server answered ${response.status}`);
-  }
+  if (!response.ok) throw failure(parsed, response.status);
   return parsed as T;
 }
 

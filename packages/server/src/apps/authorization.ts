@@ -12,7 +12,7 @@ import { auditActor, type Actor } from '../accounts/roles.js';
 import type { Clock } from '../clock.js';
 import { newId, sha256Hex } from '../tokens.js';
 import { UntrustedRedirectError, type OAuthErrorName } from './errors.js';
-import { parseScopes, scopesWithin, type AppScope } from './model.js';
+import { parseScopes, scopesWithin, type AppClientPublicView, type AppScope, type OrganizationLookup } from './model.js';
 import type { AppClientRow, AppStore } from './store.js';
 
 export const AUTHORIZATION_CODE_PREFIX = 'bwc';
@@ -64,7 +64,29 @@ export class AppAuthorizationService {
     private readonly audit: AuditService,
     private readonly clock: Clock,
     private readonly config: AppAuthorizationConfig,
+    private readonly organizations: OrganizationLookup,
   ) {}
+
+  /**
+   * Which app asks and for which brand, for the hosted page before the consumer signs in: only an
+   * active client, and (when `redirectUri` is given) only with one of its registered redirect URIs,
+   * so the page can show a bad request's error before asking anyone to sign in.
+   */
+  async describeClient(clientId: string, redirectUri: string | undefined): Promise<AppClientPublicView> {
+    const { client } =
+      redirectUri === undefined
+        ? { client: await this.activeClient(clientId) }
+        : await this.trustedTarget({ client_id: clientId, redirect_uri: redirectUri });
+    const organization = await this.organizations.organizationById(client.organization_id);
+    if (!organization)
+      throw new UntrustedRedirectError('invalid_request', ErrorCodes.appClientInvalid, 'client_id names no active app client');
+    return {
+      clientId: client.id,
+      name: client.name,
+      firstParty: client.first_party === 1,
+      organization: { slug: organization.slug, name: organization.name },
+    };
+  }
 
   /**
    * The authorization endpoint: a code on the redirect URI when the client is first-party or the
@@ -131,17 +153,21 @@ export class AppAuthorizationService {
 
   /** The client and redirect URI of an authorization request, both checked before anything is redirected to. */
   private async trustedTarget(params: AuthorizationParams): Promise<{ client: AppClientRow; redirectUri: string }> {
-    const client = params.client_id ? await this.store.client(params.client_id) : undefined;
-    if (!client || client.status !== 'active')
-      throw new UntrustedRedirectError('invalid_request', ErrorCodes.appClientInvalid, 'client_id names no active app client');
-    const registered = JSON.parse(client.redirect_uris) as string[];
-    if (!params.redirect_uri || !registered.includes(params.redirect_uri))
+    const client = await this.activeClient(params.client_id);
+    if (!params.redirect_uri || !registeredUris(client).includes(params.redirect_uri))
       throw new UntrustedRedirectError(
         'invalid_request',
         ErrorCodes.appRedirectUriMismatch,
         'redirect_uri must be given and equal one of the URIs registered for this client, exactly',
       );
     return { client, redirectUri: params.redirect_uri };
+  }
+
+  private async activeClient(clientId: string | undefined): Promise<AppClientRow> {
+    const client = clientId ? await this.store.client(clientId) : undefined;
+    if (!client || client.status !== 'active')
+      throw new UntrustedRedirectError('invalid_request', ErrorCodes.appClientInvalid, 'client_id names no active app client');
+    return client;
   }
 
   private validate(actor: Actor, client: AppClientRow, redirectUri: string, params: AuthorizationParams): ValidRequest {
@@ -235,6 +261,10 @@ export class AppAuthorizationService {
       details,
     };
   }
+}
+
+function registeredUris(client: AppClientRow): string[] {
+  return JSON.parse(client.redirect_uris) as string[];
 }
 
 /** The redirect URI with the answer's parameters added to its query. */

@@ -85,6 +85,19 @@ export function toKeyView(row: AppSigningKeysTable): SigningKeyView {
   };
 }
 
+/** What the hosted authorization page shows before anyone signs in: which app asks, for which brand. No secrets, no redirect URIs. */
+export interface AppClientPublicView {
+  clientId: string;
+  name: string;
+  firstParty: boolean;
+  organization: { slug: string; name: string };
+}
+
+/** The brand an app client belongs to (the accounts domain answers). */
+export interface OrganizationLookup {
+  organizationById(id: string): Promise<{ slug: string; name: string } | undefined>;
+}
+
 /** What the authorization server needs to know of a user: that they are still an active consumer of the client's organization. */
 export interface ConsumerLookup {
   userById(id: string): Promise<{ id: string; organization_id: string; kind: string; status: string } | undefined>;

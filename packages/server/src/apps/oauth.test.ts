@@ -291,6 +291,125 @@ for (const engine of ENGINES) {
       assertOAuthError(operator, 403, 'access_denied', 'auth.forbidden');
     });
 
+    it('sends a browser navigation to the hosted page, never to the redirect URI before it is known good, and answers scripts that ask for JSON with { location }', async () => {
+      const { session } = await consumer();
+      const navigate = { 'sec-fetch-mode': 'navigate', accept: 'text/html,application/xhtml+xml,*/*;q=0.8' };
+      const json = { accept: 'application/json' };
+      const request = (app: RegisteredClient, extra: Record<string, string | undefined> = {}) => ({
+        response_type: 'code',
+        client_id: app.clientId,
+        redirect_uri: app.redirectUri,
+        scope: 'account',
+        state: 'nav1',
+        code_challenge: pkce().challenge,
+        code_challenge_method: 'S256',
+        ...extra,
+      });
+      const toPage = (res: HttpResponse, path: string) => {
+        assert.equal(res.status, 302, res.text);
+        assert.equal(
+          res.headers.location,
+          path.replace('/oauth/authorize?', '/app/authorize?'),
+          'the hosted page on this origin, with the same query',
+        );
+        assert.equal(res.headers['cache-control'], 'no-store');
+      };
+
+      // Signed out, consent to ask, or a request that names no trusted redirect: the page, with the same query.
+      for (const [params, token] of [
+        [request(thirdParty), undefined],
+        [request(firstParty), undefined],
+        [request(thirdParty), session],
+        [request(firstParty, { redirect_uri: 'https://evil.example/cb' }), session],
+        [request(firstParty, { client_id: 'app_nosuchclient' }), session],
+        [request(firstParty), ownerToken],
+      ] as const) {
+        const path = authorizePath(params);
+        toPage(await client.get(path, { headers: navigate, ...(token ? { token } : {}) }), path);
+      }
+      // Older browsers without Fetch metadata: Accept preferring HTML is a navigation too.
+      const older = authorizePath(request(thirdParty));
+      toPage(await client.get(older, { headers: { accept: 'text/html,*/*;q=0.8' } }), older);
+      // Nothing the query says chooses where the page is: a query that looks like another origin stays a query.
+      const odd = `/oauth/authorize?redirect_uri=${encodeURIComponent('//evil.example/')}&client_id=x`;
+      toPage(await client.get(odd, { headers: navigate }), odd);
+
+      // Signed in with a first-party client: the navigation goes straight back to the app with the code.
+      const straight = await client.get(authorizePath(request(firstParty)), { headers: navigate, token: session });
+      assert.equal(straight.status, 302, straight.text);
+      assert.ok(redirected(straight).get('code'));
+      assert.ok((straight.headers.location as string).startsWith(firstParty.redirectUri));
+      // A request refused once the client and redirect are good goes back to the app (RFC 6749), navigation or not.
+      const refused = await client.get(authorizePath(request(firstParty, { code_challenge_method: 'plain' })), {
+        headers: navigate,
+        token: session,
+      });
+      assert.equal(redirected(refused).get('error'), 'invalid_request');
+
+      // Scripts that ask for JSON keep the JSON answers, and get the redirect as { location }.
+      const anonymous = await client.get(authorizePath(request(thirdParty)), { headers: json });
+      assertOAuthError(anonymous, 401, 'login_required', 'auth.unauthenticated');
+      const mismatch = await client.get(authorizePath(request(firstParty, { redirect_uri: 'https://evil.example/cb' })), {
+        headers: json,
+        token: session,
+      });
+      assertOAuthError(mismatch, 400, 'invalid_request', 'app.redirect_uri_mismatch');
+      const located = await client.get(authorizePath(request(firstParty)), { headers: json, token: session });
+      assert.equal(located.status, 200, located.text);
+      assert.equal(located.headers.location, undefined);
+      assert.ok(new URL(located.body.location).searchParams.get('code'));
+      const asked = await client.get(authorizePath(request(thirdParty)), { headers: json, token: session });
+      assert.equal(asked.body.consent_required, true, asked.text);
+
+      // The consent answered as JSON: 200 { location } with the code, or access_denied; 302 without the Accept.
+      const allowed = await client.post(
+        '/oauth/authorize/consent',
+        { ...asked.body.request, decision: 'allow' },
+        { headers: json, token: session },
+      );
+      assert.equal(allowed.status, 200, allowed.text);
+      const granted = new URL(allowed.body.location);
+      assert.equal(`${granted.origin}${granted.pathname}`, thirdParty.redirectUri);
+      assert.ok(granted.searchParams.get('code'));
+      assert.equal(granted.searchParams.get('state'), 'nav1');
+      const again = await client.get(authorizePath(request(thirdParty, { scope: 'devices:read' })), { headers: json, token: session });
+      const denied = await client.post(
+        '/oauth/authorize/consent',
+        { ...again.body.request, decision: 'deny' },
+        { headers: json, token: session },
+      );
+      assert.equal(denied.status, 200, denied.text);
+      assert.equal(new URL(denied.body.location).searchParams.get('error'), 'access_denied');
+      const plain = await client.post('/oauth/authorize/consent', { ...again.body.request, decision: 'deny' }, { token: session });
+      assert.equal(plain.status, 302, plain.text);
+    });
+
+    it('tells the hosted page which app asks and for which brand, only for an active client and a registered redirect URI', async () => {
+      const shown = await client.get(`/oauth/clients/${thirdParty.clientId}?redirect_uri=${encodeURIComponent(thirdParty.redirectUri)}`);
+      assert.equal(shown.status, 200, shown.text);
+      assert.deepEqual(shown.body, {
+        clientId: thirdParty.clientId,
+        name: 'Home dashboard',
+        firstParty: false,
+        organization: { slug: t.org, name: shown.body.organization.name },
+      });
+      assert.equal(typeof shown.body.organization.name, 'string', 'the brand, and nothing else: no redirect URIs, scopes or creator');
+      assert.equal((await client.get(`/oauth/clients/${thirdParty.clientId}`)).status, 200);
+      const mismatch = await client.get(
+        `/oauth/clients/${thirdParty.clientId}?redirect_uri=${encodeURIComponent('https://evil.example/cb')}`,
+      );
+      assertOAuthError(mismatch, 400, 'invalid_request', 'app.redirect_uri_mismatch');
+      assertOAuthError(await client.get('/oauth/clients/app_nosuchclient'), 400, 'invalid_request', 'app.client_invalid');
+      const disabled = await registerClient(client, ownerToken, {
+        name: 'Retired app',
+        redirectUris: ['https://retired.example/cb'],
+        scopes: ['account'],
+        firstParty: false,
+      });
+      assert.equal((await client.post(`/api/v1/apps/clients/${disabled.clientId}/disable`, {}, { token: ownerToken })).status, 200);
+      assertOAuthError(await client.get(`/oauth/clients/${disabled.clientId}`), 400, 'invalid_request', 'app.client_invalid');
+    });
+
     it('refuses a code with a wrong or missing PKCE verifier or another redirect URI, and burns it (audited)', async () => {
       const { session } = await consumer();
       const exchange = (code: string, extra: Record<string, string | undefined>) =>

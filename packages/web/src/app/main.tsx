@@ -3,7 +3,8 @@
  * of the cookie session), then shows the signed-out pages (sign in, sign up, confirm the address,
  * reset the password) or the consumer's pages (my devices, add a device, one device, my account). An operator's
  * session is not a consumer's: the app says so and offers to sign out. The mailed email-change link's
- * page (/account/email) serves both: signed out, it asks to sign in first and then confirms.
+ * page (/account/email) serves both: signed out, it asks to sign in first and then confirms. So does
+ * the hosted authorization page (/authorize?<OAuth request>) an app's sign-in lands on.
  */
 import { StrictMode, useCallback, useEffect, useState } from 'react';
 import { createRoot } from 'react-dom/client';
@@ -12,6 +13,7 @@ import { Alert, Button, Link } from '../kit';
 import { navigate, usePath } from '../router';
 import { ResetPassword, SignIn, SignUp, VerifyEmail } from './pages/Account';
 import { AddDevice, takeLabelCode } from './pages/AddDevice';
+import { Authorize, AuthorizeRefused, AuthorizeSignIn } from './pages/Authorize';
 import { ConfirmEmailChange, SIGN_IN_TO_CONFIRM } from '../account/EmailChange';
 import { DeviceView } from './pages/DeviceView';
 import { MyAccount } from './pages/MyAccount';
@@ -53,6 +55,13 @@ function App() {
 
   if (session.kind === 'loading') return <p className="loading">Loading…</p>;
   if (session.kind === 'failed') return <Alert>{session.message}</Alert>;
+  if (route === '/authorize') {
+    const query = path.slice(route.length);
+    if (session.kind === 'signed-out')
+      return <AuthorizeSignIn query={query} onSignedIn={(user) => setSession({ kind: 'signed-in', user })} />;
+    if (session.user.kind === 'operator') return <AuthorizeRefused user={session.user} />;
+    return <Authorize query={query} user={session.user} />;
+  }
   if (session.kind === 'signed-out' || route === '/verify-email' || route === '/reset-password') {
     if (route === '/sign-up') return <SignUp />;
     if (route === '/verify-email') return <VerifyEmail />;

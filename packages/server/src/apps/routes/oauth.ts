@@ -4,7 +4,10 @@
  * clients (docs/apps.md says why not oidc-provider). Every error here is the RFC 6749 body
  * `{ error, error_description }` with the Bulwark code beside it (`code`); the authorization
  * endpoint sends errors back on the redirect URI only once client and redirect URI are known
- * good. Parameters this server does not know are ignored, as RFC 6749 §3.1 asks.
+ * good. Parameters this server does not know are ignored, as RFC 6749 §3.1 asks. A browser
+ * navigating to the authorization endpoint without a usable answer (not signed in, consent to ask,
+ * a request to explain) is sent to the hosted page `/app/authorize` with the same query
+ * (negotiation.ts); the page asks again as JSON.
  */
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -17,6 +20,7 @@ import type { AppAuthorizationService } from '../authorization.js';
 import type { AppGrantService } from '../grants.js';
 import { OAuthError, type OAuthErrorName } from '../errors.js';
 import type { AppSigningKeys } from '../signing-keys.js';
+import { asksForJson, authorizePage, isNavigation } from './negotiation.js';
 
 export interface OAuthRouteDeps {
   authorization: AppAuthorizationService;
@@ -48,12 +52,40 @@ const AuthorizationParams = {
 const Open = { additionalProperties: true };
 const Redirect = Type.Null({ description: 'Found: the answer is on the redirect URI (code and state, or error and state)' });
 const NoStore = { 'cache-control': 'no-store', pragma: 'no-cache' };
+const Location = Type.Object(
+  { location: Type.String() },
+  { description: 'Asked for with Accept: application/json: where to send the browser (the redirect URI with the code or the error)' },
+);
+/** Statuses of the authorization endpoint that a navigating browser is shown on the hosted page rather than as JSON. */
+const SHOWN_ON_PAGE = new Set([400, 401, 403]);
+
+/** The answer an authorization that ends on the redirect URI gets: a 302, or `{ location }` for a script that asked for JSON. */
+function redirectAnswer(request: FastifyRequest, reply: FastifyReply, location: string) {
+  reply.headers(NoStore);
+  if (asksForJson(request)) return reply.status(200).send({ location });
+  return reply.status(302).header('location', location).send(null);
+}
 
 const NAME_OF_STATUS: Record<number, OAuthErrorName> = {
   401: 'login_required',
   403: 'access_denied',
   429: 'temporarily_unavailable',
 };
+
+function statusOf(error: FastifyError): number {
+  if (error instanceof BulwarkError) return error.status;
+  return error.validation ? 400 : (error.statusCode ?? 500);
+}
+
+/**
+ * The authorization endpoint's failures: a navigating browser goes to the hosted page (which asks
+ * again and explains, or signs the consumer in); never to the redirect URI, which is not known good here.
+ */
+function authorizeErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
+  if (isNavigation(request) && SHOWN_ON_PAGE.has(statusOf(error)))
+    return reply.status(302).headers(NoStore).header('location', authorizePage(request)).send(null);
+  return oauthErrorHandler(error, request, reply);
+}
 
 /** Any failure on these routes as the RFC 6749 error body. */
 function oauthErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
@@ -180,21 +212,53 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
     );
 
     app.get(
+      '/oauth/clients/:clientId',
+      {
+        config: { auth: { principal: 'none' }, rateLimit: authorizeLimit },
+        schema: {
+          tags: ['oauth'],
+          summary:
+            'Which app asks and for which brand (the hosted sign-in page, before anyone signs in): an active client only; with redirect_uri, only one registered for it',
+          params: Type.Object({ clientId: Type.String({ maxLength: 64 }) }),
+          querystring: Type.Object({ redirect_uri: Param }, Open),
+          response: {
+            200: Type.Object({
+              clientId: Type.String(),
+              name: Type.String(),
+              firstParty: Type.Boolean(),
+              organization: Type.Object({ slug: Type.String(), name: Type.String() }),
+            }),
+            ...oauthErrors(),
+          },
+        },
+      },
+      async (request, reply) => {
+        reply.headers(NoStore);
+        return authorization.describeClient(request.params.clientId, request.query.redirect_uri);
+      },
+    );
+
+    app.get(
       '/oauth/authorize',
       {
         config: { auth: { principal: 'consumer' }, rateLimit: authorizeLimit },
+        errorHandler: authorizeErrorHandler,
         schema: {
           tags: ['oauth'],
-          summary: 'Authorization endpoint (code + PKCE S256): redirects with a code, or answers the consent to ask for (third-party apps)',
+          summary:
+            'Authorization endpoint (code + PKCE S256): redirects with a code, or answers the consent to ask for (third-party apps); a browser navigation without either goes to the hosted page /app/authorize',
           querystring: Type.Object(AuthorizationParams, Open),
           response: {
-            200: Type.Object({
-              consent_required: Type.Literal(true),
-              client: Type.Object({ clientId: Type.String(), name: Type.String() }),
-              scopes: Type.Array(Type.String()),
-              request: Type.Object(AuthorizationParams),
-              consent_endpoint: Type.String(),
-            }),
+            200: Type.Union([
+              Type.Object({
+                consent_required: Type.Literal(true),
+                client: Type.Object({ clientId: Type.String(), name: Type.String() }),
+                scopes: Type.Array(Type.String()),
+                request: Type.Object(AuthorizationParams),
+                consent_endpoint: Type.String(),
+              }),
+              Location,
+            ]),
             302: Redirect,
             ...oauthErrors(),
           },
@@ -202,8 +266,9 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
       },
       async (request, reply) => {
         const outcome = await authorization.authorize(actorOf(request), request.query);
+        if (outcome.kind === 'redirect') return redirectAnswer(request, reply, outcome.location);
         reply.headers(NoStore);
-        if (outcome.kind === 'redirect') return reply.status(302).header('location', outcome.location).send(null);
+        if (isNavigation(request)) return reply.status(302).header('location', authorizePage(request)).send(null);
         return {
           consent_required: true as const,
           client: outcome.client,
@@ -220,15 +285,16 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
         config: { auth: { principal: 'consumer' }, rateLimit: authorizeLimit },
         schema: {
           tags: ['oauth'],
-          summary: 'The consumer allows or denies a third-party app the scopes it asked for; redirects to the app',
+          summary:
+            'The consumer allows or denies a third-party app the scopes it asked for; redirects to the app (or answers { location } to Accept: application/json)',
           body: Type.Object({ ...AuthorizationParams, decision: Type.Union([Type.Literal('allow'), Type.Literal('deny')]) }, Open),
-          response: { 302: Redirect, ...oauthErrors() },
+          response: { 200: Location, 302: Redirect, ...oauthErrors() },
         },
       },
       async (request, reply) => {
         const { decision, ...params } = request.body;
         const { location } = await authorization.consent(actorOf(request), params, decision);
-        return reply.status(302).headers(NoStore).header('location', location).send(null);
+        return redirectAnswer(request, reply, location);
       },
     );
 

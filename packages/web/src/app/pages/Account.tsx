@@ -17,6 +17,11 @@ import { useAction } from '../ui';
 /** The brand's organization: from `?org=` in the link the brand gives its customers, kept in memory only. */
 let organizationHint = new URLSearchParams(window.location.search).get('org') ?? '';
 
+/** The brand a page already knows (the hosted authorization page: the app's organization), for the forms' Brand field. */
+export function rememberOrganization(slug: string): void {
+  organizationHint = slug;
+}
+
 function useOrganization() {
   const [organization, setOrganization] = useState(organizationHint);
   return [
@@ -28,7 +33,7 @@ function useOrganization() {
   ] as const;
 }
 
-function Page(props: { title: string; children: ReactNode }) {
+export function Page(props: { title: string; children: ReactNode }) {
   return (
     <main id="main" className="signin">
       <p className="brand-line">My devices</p>
@@ -38,8 +43,8 @@ function Page(props: { title: string; children: ReactNode }) {
   );
 }
 
-/** `reason`: why the page asks to sign in (a mailed link's page waits behind it). */
-export function SignIn(props: { onSignedIn: (user: UserView) => void; reason?: string }) {
+/** `reason`: why the page asks to sign in (a mailed link's page waits behind it); `title`: the page's heading. */
+export function SignIn(props: { onSignedIn: (user: UserView) => void; reason?: string; title?: string }) {
   const [organization, setOrganization] = useOrganization();
   const [email, setEmail] = useState('');
   const [password, setPassword] = useState('');
@@ -70,7 +75,7 @@ export function SignIn(props: { onSignedIn: (user: UserView) => void; reason?: s
       </Page>
     );
   return (
-    <Page title="Sign in">
+    <Page title={props.title ?? 'Sign in'}>
       <form onSubmit={submit(async () => advance(await api('POST', '/auth/login', { organization, email, password, mode: 'cookie' })))}>
         {props.reason && <Alert kind="info">{props.reason}</Alert>}
         {error && <Alert>{error.message}</Alert>}
