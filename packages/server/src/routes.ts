@@ -19,7 +19,7 @@ import { pkiRoutes } from './pki/routes.js';
 import type { Platform } from './platform.js';
 import { isReachable } from './storage/database.js';
 import { telemetryRoutes } from './telemetry/routes.js';
-import { consoleRoutes } from './transport/http/console.js';
+import { consoleRoutes, servesCompanionApp } from './transport/http/console.js';
 import type { FailureLimiterFactory } from './transport/http/failure-limiter.js';
 import { blobRoutes, releaseRoutes, repositoryRoutes, rolloutRoutes } from './updates/routes/index.js';
 
@@ -75,6 +75,7 @@ export function httpRoutes(
         issuer: apps.tokens.config.issuer,
         authorizeRateLimitPerMinute: config.apps.authorizeRateLimitPerMinute,
         tokenRateLimitPerMinute: config.apps.tokenRateLimitPerMinute,
+        hostedPages: servesCompanionApp(config.http.consoleDir),
       }),
     );
     await app.register(appClientRoutes({ clients: apps.clients, keys: apps.keys }), { prefix: '/api/v1' });

@@ -821,3 +821,19 @@ describe('rate limits of the OAuth endpoints', () => {
     assert.ok(Number(last!.headers['retry-after']) > 0);
   });
 });
+
+describe('a node without the companion app build', () => {
+  const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
+  let t: TestPlatform;
+  let client: HttpClient;
+  before(async () => ({ t, client } = await startOwnerPlatform(sqlite, { http: { consoleDir: null } })));
+  after(() => t?.close());
+
+  it('answers a signed-out navigation to /oauth/authorize with the RFC 6749 error, not a redirect to a hosted page it does not serve', async () => {
+    const path = authorizePath({ response_type: 'code', client_id: 'app_any', redirect_uri: 'https://app.example/cb', state: 's' });
+    const res = await client.get(path, { headers: { 'sec-fetch-mode': 'navigate', accept: 'text/html' } });
+    assert.equal(res.status, 401, res.text);
+    assert.equal(res.headers.location, undefined);
+    assert.equal(res.body.error, 'login_required');
+  });
+});

@@ -501,7 +501,10 @@ export const ConfigSchema = Type.Object(
           maximum: 24 * 90,
           description: 'a rotated signing key keeps verifying this long, then is retired (longer than an access token lives)',
         }),
-        authorizeRateLimitPerMinute: Type.Integer({ minimum: 1, description: 'requests to /oauth/authorize per address per minute' }),
+        authorizeRateLimitPerMinute: Type.Integer({
+          minimum: 1,
+          description: 'requests to /oauth/authorize, /oauth/authorize/consent and /oauth/clients/:clientId per address per minute',
+        }),
         tokenRateLimitPerMinute: Type.Integer({
           minimum: 1,
           description: 'requests to /oauth/token and /oauth/revoke per address per minute',

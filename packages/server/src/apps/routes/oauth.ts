@@ -29,6 +29,12 @@ export interface OAuthRouteDeps {
   issuer: string;
   authorizeRateLimitPerMinute: number;
   tokenRateLimitPerMinute: number;
+  /**
+   * Whether this node serves the companion app (its build under http.consoleDir), whose
+   * /app/authorize page a navigating browser is sent to. Without it, navigations get the JSON
+   * answers as scripts do, rather than a redirect to a page that is not there.
+   */
+  hostedPages: boolean;
 }
 
 const OAuthErrorBody = Type.Object(
@@ -81,10 +87,12 @@ function statusOf(error: FastifyError): number {
  * The authorization endpoint's failures: a navigating browser goes to the hosted page (which asks
  * again and explains, or signs the consumer in); never to the redirect URI, which is not known good here.
  */
-function authorizeErrorHandler(error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply {
-  if (isNavigation(request) && SHOWN_ON_PAGE.has(statusOf(error)))
-    return reply.status(302).headers(NoStore).header('location', authorizePage(request)).send(null);
-  return oauthErrorHandler(error, request, reply);
+function authorizeErrorHandler(hostedPages: boolean) {
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
+    if (hostedPages && isNavigation(request) && SHOWN_ON_PAGE.has(statusOf(error)))
+      return reply.status(302).headers(NoStore).header('location', authorizePage(request)).send(null);
+    return oauthErrorHandler(error, request, reply);
+  };
 }
 
 /** Any failure on these routes as the RFC 6749 error body. */
@@ -242,7 +250,7 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
       '/oauth/authorize',
       {
         config: { auth: { principal: 'consumer' }, rateLimit: authorizeLimit },
-        errorHandler: authorizeErrorHandler,
+        errorHandler: authorizeErrorHandler(deps.hostedPages),
         schema: {
           tags: ['oauth'],
           summary:
@@ -268,7 +276,7 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
         const outcome = await authorization.authorize(actorOf(request), request.query);
         if (outcome.kind === 'redirect') return redirectAnswer(request, reply, outcome.location);
         reply.headers(NoStore);
-        if (isNavigation(request)) return reply.status(302).header('location', authorizePage(request)).send(null);
+        if (deps.hostedPages && isNavigation(request)) return reply.status(302).header('location', authorizePage(request)).send(null);
         return {
           consent_required: true as const,
           client: outcome.client,

@@ -111,6 +111,9 @@ export const WEB_FACES = [
   { name: 'companion app', base: '/app', subdir: 'app' },
 ] as const;
 
+/** Whether `dir` (http.consoleDir) holds a build of the companion app, which answers the hosted OAuth pages (/app/authorize). */
+export const servesCompanionApp = (dir: string | null): boolean => dir !== null && existsSync(join(dir, WEB_FACES[1].subdir, 'index.html'));
+
 /**
  * Pages that mailed links point at (accounts/account-mail.ts tokenLink, profile-mail.ts
  * accountLink), answered by the companion app. An operator's email-change link names the
