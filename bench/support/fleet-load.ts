@@ -3,8 +3,8 @@
  * is its own. Mode `agents`: the simulator's update fleet (the real agent per device, own MQTT
  * connection and state directory) boots and connects, prints `ready`, and after `go` on stdin
  * waits until every device runs the new image. Mode `bare` (the baseline): after `go`, each
- * device fetches the image once over plain node:https with its own certificate (mutual TLS, a new
- * connection each, as the agent does). Both print `done <json>` and exit.
+ * device fetches the image once over plain node:https with its own certificate (mutual TLS, one
+ * connection each, as the agent makes one for a whole update). Both print `done <json>` and exit.
  */
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
