@@ -193,6 +193,10 @@ export async function fleetRollout(
       errors: number;
       failures: string[];
     };
+    // The fleet disconnects only now, outside the figures: neither its disconnects nor its connections idling count.
+    const agentsExited = new Promise((resolve) => agents.process.once('exit', resolve));
+    agents.process.stdin!.end('stop\n');
+    await agentsExited;
     if (final.status !== 'completed' || final.counts.succeeded !== n)
       throw new Error(`the rollout ended ${final.status} with ${JSON.stringify(final.counts)}; fleet ${JSON.stringify(fleet)}`);
 
