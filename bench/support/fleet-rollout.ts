@@ -134,7 +134,8 @@ export async function fleetRollout(
         image: repo.factory.image.toString('base64'),
       },
       concurrency: options.concurrency,
-      timeoutSeconds: 600,
+      // A second per device at least: a large fleet on a loaded machine updates a few devices a second.
+      timeoutSeconds: Math.max(600, n),
     };
 
     // Bulwark: the rollout, driven by the rollout service's tick as the server's timer would.
