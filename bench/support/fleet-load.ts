@@ -2,9 +2,9 @@
  * The device side of bench:rollout's fleet part, in its own process so the platform's CPU figure
  * is its own. Mode `agents`: the simulator's update fleet (the real agent per device, own MQTT
  * connection and state directory) boots and connects, prints `ready`, and after `go` on stdin
- * waits until every device runs the new image. Mode `bare` (the baseline): after `go`, each
- * device fetches the image once over plain node:https with its own certificate (mutual TLS, a new
- * connection each, as the agent does). Both print `done <json>` and exit.
+ * waits until every device runs the new image, then disconnects after `stop` (or the end of stdin). Mode `bare` (the baseline): after `go`, each
+ * device fetches the image once over plain node:https with its own certificate (mutual TLS, one
+ * connection each, as the agent makes one for a whole update). Both print `done <json>` and exit.
  */
 import https from 'node:https';
 import { readFileSync } from 'node:fs';
@@ -39,7 +39,10 @@ export interface FleetJob {
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as FleetJob;
 const lines = createInterface({ input: process.stdin });
-const go = new Promise<void>((resolve) => lines.once('line', () => resolve()));
+const commands = lines[Symbol.asyncIterator]();
+/** The next line on stdin (`go`, then in mode agents `stop`), or the end of stdin. */
+const next = async () => void (await commands.next());
+const go = next();
 
 function fetchOnce(url: string, identity: FleetIdentity): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -114,5 +117,7 @@ const cpu = process.cpuUsage(cpu0);
 process.stdout.write(
   `done ${JSON.stringify({ seconds, cpuSeconds: (cpu.user + cpu.system) / 1e6, states: progress.states, errors: progress.errors, failures: progress.failures.slice(0, 5) })}\n`,
 );
+// The fleet stays connected until told: its disconnects are not part of the rollout measured.
+await next();
 await fleet.stop();
 process.exit(0);

@@ -12,6 +12,7 @@ import { Session } from 'node:inspector';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { loadServerTls } from '../../packages/server/src/pki/ca.js';
 import { provisionTestDevice, type TestDevice } from '../../packages/server/src/testing/devices.js';
 import { countQueries } from '../../packages/server/src/testing/query-counter.js';
@@ -66,6 +67,25 @@ async function startProfile(): Promise<{ stop(): Promise<object> }> {
   };
 }
 
+/** TLS handshakes (full and resumed) and HTTP requests a server saw while counting. */
+function countConnections(server: TlsServer) {
+  const counts = { handshakes: 0, resumed: 0, requests: 0 };
+  const onSecure = (socket: TLSSocket) => {
+    counts.handshakes++;
+    if (socket.isSessionReused()) counts.resumed++;
+  };
+  const onRequest = () => counts.requests++;
+  server.on('secureConnection', onSecure);
+  server.on('request', onRequest);
+  return {
+    counts,
+    stop() {
+      server.off('secureConnection', onSecure);
+      server.off('request', onRequest);
+    },
+  };
+}
+
 const cpuSeconds = (since: NodeJS.CpuUsage) => {
   const used = process.cpuUsage(since);
   return (used.user + used.system) / 1e6;
@@ -114,7 +134,8 @@ export async function fleetRollout(
         image: repo.factory.image.toString('base64'),
       },
       concurrency: options.concurrency,
-      timeoutSeconds: 600,
+      // A second per device at least: a large fleet on a loaded machine updates a few devices a second.
+      timeoutSeconds: Math.max(600, n),
     };
 
     // Bulwark: the rollout, driven by the rollout service's tick as the server's timer would.
@@ -124,8 +145,14 @@ export async function fleetRollout(
     children.push(agents.process);
     const ready = JSON.parse(await agents.next('ready')) as { connected: number };
     if (ready.connected !== n) throw new Error(`only ${ready.connected} of ${n} simulated devices connected`);
+    // What the platform spends with the fleet connected and nothing to do (keep-alives, its timers),
+    // so the rollout's figure can be read against it.
+    const idleCpu0 = process.cpuUsage();
+    await new Promise((resolve) => setTimeout(resolve, 5000));
+    const idleCpuPerSecond = cpuSeconds(idleCpu0) / 5;
     const queries = options.countQueries ? countQueries() : null;
     const profiler = options.profile ? await startProfile() : null;
+    const connections = countConnections(server.app.server as unknown as TlsServer);
     const cpu0 = process.cpuUsage();
     const wall0 = performance.now();
     const rolloutId = await repo.rollout({
@@ -157,6 +184,7 @@ export async function fleetRollout(
     }
     const oursWall = (performance.now() - wall0) / 1000;
     const oursCpu = cpuSeconds(cpu0);
+    connections.stop();
     queries?.stop();
     if (profiler) writeFileSync(options.profile!, JSON.stringify(await profiler.stop()));
     const final = await platform.updates.rollouts.get(repo.actor, rolloutId);
@@ -166,6 +194,10 @@ export async function fleetRollout(
       errors: number;
       failures: string[];
     };
+    // The fleet disconnects only now, outside the figures: neither its disconnects nor its connections idling count.
+    const agentsExited = new Promise((resolve) => agents.process.once('exit', resolve));
+    agents.process.stdin!.end('stop\n');
+    await agentsExited;
     if (final.status !== 'completed' || final.counts.succeeded !== n)
       throw new Error(`the rollout ended ${final.status} with ${JSON.stringify(final.counts)}; fleet ${JSON.stringify(fleet)}`);
 
@@ -193,6 +225,8 @@ export async function fleetRollout(
     const fetcher = child(bareJob);
     children.push(fetcher.process);
     await fetcher.next('ready');
+    const bareConnections = countConnections(bare);
+    const bareProfiler = options.profile ? await startProfile() : null;
     const bareCpu0 = process.cpuUsage();
     const bareWall0 = performance.now();
     const bareDone = fetcher.next('done');
@@ -200,6 +234,8 @@ export async function fleetRollout(
     const bareResult = JSON.parse(await bareDone) as { cpuSeconds: number; failures: number; bytes: number };
     const bareWall = (performance.now() - bareWall0) / 1000;
     const bareCpu = cpuSeconds(bareCpu0);
+    bareConnections.stop();
+    if (bareProfiler) writeFileSync(options.profile!.replace(/(\.cpuprofile)?$/, '.bare$1'), JSON.stringify(await bareProfiler.stop()));
     if (bareResult.failures > 0) throw new Error(`${bareResult.failures} bare fetches failed`);
 
     console.log('');
@@ -211,6 +247,20 @@ export async function fleetRollout(
         ['devices per second', n / oursWall, n / bareWall, bareWall / oursWall],
         ['server CPU, s', oursCpu, bareCpu, oursCpu / bareCpu],
         ['server CPU per device, ms', (oursCpu * 1000) / n, (bareCpu * 1000) / n, oursCpu / bareCpu],
+        [
+          'HTTPS requests per device',
+          connections.counts.requests / n,
+          bareConnections.counts.requests / n,
+          connections.counts.requests / bareConnections.counts.requests,
+        ],
+        [
+          'TLS handshakes per device (HTTPS)',
+          connections.counts.handshakes / n,
+          bareConnections.counts.handshakes / n,
+          connections.counts.handshakes / bareConnections.counts.handshakes,
+        ],
+        ['of which resumed sessions', connections.counts.resumed / n, bareConnections.counts.resumed / n, '-'],
+        ['platform CPU idle with the fleet connected, ms/s', idleCpuPerSecond * 1000, '-', '-'],
         ['device-side CPU (simulator process), s', fleet.cpuSeconds, bareResult.cpuSeconds, fleet.cpuSeconds / bareResult.cpuSeconds],
       ],
     );

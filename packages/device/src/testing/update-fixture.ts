@@ -124,6 +124,8 @@ export interface ServedRequest {
   range: string | undefined;
   status: number;
   deviceId: string | null;
+  /** The TLS connection it came on (1 for the first the fixture accepted, and so on). */
+  connection: number;
 }
 
 export const FIXTURE_ORG = 'org-fixture';
@@ -161,6 +163,9 @@ export class UpdateFixture {
   private readonly productLines = new Map<string, ProductLine>([[FIXTURE_PRODUCT, { key: this.keys.release, version: 0 }]]);
   private server!: https.Server;
   port = 0;
+  /** TLS connections accepted so far, each a handshake (full or resumed). */
+  connections = 0;
+  private readonly connectionNumbers = new WeakMap<object, number>();
 
   private constructor() {}
 
@@ -173,6 +178,7 @@ export class UpdateFixture {
       { ca: pki.ca, cert: pki.server.cert, key: pki.server.key, requestCert: true, rejectUnauthorized: false },
       (req, res) => fixture.handle(req, res),
     );
+    fixture.server.on('secureConnection', (socket) => fixture.connectionNumbers.set(socket, ++fixture.connections));
     await new Promise<void>((resolve) => fixture.server.listen(0, '127.0.0.1', resolve));
     fixture.port = (fixture.server.address() as { port: number }).port;
     return fixture;
@@ -414,7 +420,8 @@ export class UpdateFixture {
     const socket = req.socket as TLSSocket;
     const subjectCn = socket.authorized ? socket.getPeerCertificate().subject?.CN : undefined;
     const cn = typeof subjectCn === 'string' ? subjectCn : null;
-    const log = (status: number) => this.requests.push({ path, range: req.headers.range, status, deviceId: cn });
+    const connection = this.connectionNumbers.get(socket) ?? 0;
+    const log = (status: number) => this.requests.push({ path, range: req.headers.range, status, deviceId: cn, connection });
     if (path === DIRECTOR_ROOT_PATH || path === DIRECTOR_TARGETS_PATH) {
       if (!cn) return send(res, 401, Buffer.from('{"error":{"code":"auth.required","message":"client certificate required"}}'), log);
       const body = path === DIRECTOR_ROOT_PATH ? this.directorRoot : this.directorFiles.get(cn);

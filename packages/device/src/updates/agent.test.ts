@@ -65,4 +65,26 @@ describe('update agent: happy path', () => {
     assert.ok(verifyVersionReport(last, cert));
     assert.equal(verifyVersionReport({ ...last, report: { ...last.report, counter: last.report.counter + 1 } }, cert), false);
   });
+
+  it("takes one TLS connection for a whole update: each root probe's 404 is read to its end, so the next request reuses the connection", async () => {
+    const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
+    const release = u.fixture.addRelease({
+      version: '1.3.0',
+      securityVersion: 3,
+      hardwareIds: [HARDWARE],
+      image: testImage('1.3.0', 50_000),
+    });
+    u.fixture.direct(device.deviceId, release, { hardwareId: HARDWARE });
+    const before = u.fixture.requests.length;
+    const connectionsBefore = u.fixture.connections;
+
+    const cycle = await device.cycle();
+    assert.equal(cycle.check, 'reboot', cycle.agent.lastError?.message);
+    const served = u.fixture.requests.slice(before);
+    // The director's and the repository's next-root probes were answered 404, and the image was served after them.
+    assert.equal(served.filter((r) => r.status === 404 && r.path.endsWith('.root.json')).length, 2, JSON.stringify(served));
+    assert.ok(served.some((r) => r.path === u.fixture.imagePath(release) && r.status === 200));
+    assert.equal(u.fixture.connections - connectionsBefore, 1, JSON.stringify(served));
+    assert.equal(new Set(served.map((r) => r.connection)).size, 1);
+  });
 });

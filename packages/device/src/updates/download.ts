@@ -12,7 +12,7 @@ import { closeSync, createReadStream, existsSync, fsyncSync, openSync, rmSync, s
 import type { IncomingMessage } from 'node:http';
 import { DeviceError } from '../errors.js';
 import { DownloadStalledError, HashMismatchError, LengthExceededError, MetadataInvalidError } from './errors.js';
-import type { HttpGet } from './https.js';
+import { discard, type HttpGet } from './https.js';
 
 export interface DownloadOptions {
   url: string;
@@ -91,7 +91,7 @@ async function attemptDownload(options: DownloadOptions, idleMs: number): Promis
       have = 0;
       hashes = await hashPrefix(options.path, 0, options.hashes);
     } else if (status !== 206) {
-      res.resume();
+      await discard(res, idleMs);
       if (status === 416) rmSync(options.path, { force: true });
       throw status === 416 || status >= 500
         ? new AttemptInterrupted(`HTTP ${status}`, false)

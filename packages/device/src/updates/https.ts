@@ -22,9 +22,12 @@ export interface GetOptions {
 }
 
 /**
- * One keep-alive agent per identity: an update is about seven requests (director, TUF refresh,
- * image), and a fresh mutual-TLS handshake for each cost the platform most of its CPU per device.
- * Idle sockets are unreferenced by node's agent, so they never keep a process alive.
+ * One keep-alive agent per identity: an update is eight requests (director root probe and targets,
+ * TUF refresh, image), and a fresh mutual-TLS handshake for each cost the platform most of its CPU
+ * per device. Idle sockets are unreferenced by node's agent, so they never keep a process alive.
+ * A connection goes back to the agent only once its answer was read to the end: an answer refused
+ * on its status (the 404 that ends every root probe) is read to the end before the caller goes on
+ * (`discard`), else the next request found the connection still busy and opened a second one.
  */
 const agents = new WeakMap<TlsIdentity, https.Agent>();
 
@@ -85,11 +88,37 @@ function send(
   });
 }
 
+/** The most of a refused answer's body read so that its connection can serve the next request; past it the connection is closed. */
+const MAX_DISCARDED_BYTES = 64 * 1024;
+
+/**
+ * Reads a refused answer's body to its end (the platform's error bodies are small JSON), so that
+ * the keep-alive connection is free for the next request when this resolves; a body past
+ * MAX_DISCARDED_BYTES, or one not over within `timeoutMs`, closes the connection instead. Never rejects.
+ */
+export function discard(res: IncomingMessage, timeoutMs = 30_000): Promise<void> {
+  return new Promise((resolve) => {
+    let size = 0;
+    const done = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    const timer = setTimeout(() => res.destroy(), timeoutMs);
+    res.on('data', (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > MAX_DISCARDED_BYTES) res.destroy();
+    });
+    res.once('end', done);
+    res.once('close', done);
+    res.once('error', done);
+  });
+}
+
 /** GETs a small document whole; non-2xx answers become DownloadHTTPError. */
 export async function httpsGetBytes(url: string, tls: TlsIdentity, maxLength: number, timeoutMs?: number): Promise<Buffer> {
   const res = await httpsGet(url, tls, { timeoutMs });
   if ((res.statusCode ?? 0) < 200 || (res.statusCode ?? 0) >= 300) {
-    res.resume();
+    await discard(res, timeoutMs);
     throw new DownloadHTTPError(`GET ${url} answered ${res.statusCode}`, res.statusCode ?? 0);
   }
   const chunks: Buffer[] = [];
@@ -127,7 +156,7 @@ export class TufFetcher extends BaseFetcher {
     }
     const status = res.statusCode ?? 0;
     if (status < 200 || status >= 300) {
-      res.resume();
+      await discard(res, this.timeoutMs);
       this.failed.push(url);
       throw new DownloadHTTPError(`GET ${url} answered ${status}`, status);
     }
