@@ -120,8 +120,8 @@ interface Session extends InboxSession, SessionPresence {
   readings: TokenBucket;
   bytes: TokenBucket;
   expiry: NodeJS.Timeout | null;
-  /** Refusals already logged for this session (each kind once: a device must not be able to fill the log). */
-  logged: Set<string>;
+  /** Refusals already logged for this session (each kind once: a device must not be able to fill the log); null until the first (most sessions never have one, and an idle connection's every byte counts). */
+  logged: Set<string> | null;
   /** The children a gateway session may speak for (null: the device is not a gateway). */
   gateway: GatewayState | null;
   /** The device's behaviour counters (assessment/anomaly/recorder.ts), shared by its sessions on this node. */
@@ -698,7 +698,7 @@ export class MqttGateway implements DeviceMessenger {
       protocol: transport.protocol,
       expiry: null,
       connectedSince: null,
-      logged: new Set(),
+      logged: null,
       gateway: null,
       childStatus: NO_CHILDREN,
     };
@@ -799,6 +799,7 @@ export class MqttGateway implements DeviceMessenger {
 
   /** Logs a refusal once per session and kind (they are all counted in the stats). */
   private warnOnce(session: Session, kind: string, fields: Record<string, unknown>, message: string): void {
+    session.logged ??= new Set();
     if (session.logged.has(kind)) return;
     session.logged.add(kind);
     this.log.warn({ deviceId: session.identity.deviceId, ...fields }, message);
