@@ -233,7 +233,7 @@ try {
     rows.push(['server CPU per connect, ms', (cpu * 1000) / ours.connected]);
     stopLoaders(ours);
   } finally {
-    const code = await node.stop(60_000);
+    const code = await node.stop(300_000);
     if (code !== 0) console.error(`the node exited ${code}:\n${node.output().slice(-3000)}`);
   }
 
