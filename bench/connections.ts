@@ -15,7 +15,9 @@
  *
  * The platform runs as its own process (bin/bulwark serve), and the clients in several load
  * generator processes of at most --per-loader connections each (bench/support/conn-load.ts): a
- * process here may hold 20,000 file descriptors. Devices are provisioned in bulk and share one
+ * process here may hold 20,000 file descriptors, and each generator connects from its own loopback
+ * address (127.0.0.2, .3…), since one source address has only 28,232 ephemeral ports towards the
+ * server's port (a first run of 36,000 stopped at 28,228 with EADDRNOTAVAIL). Devices are provisioned in bulk and share one
  * key (bench/support/conn-fleet.ts). Memory is each holding process's resident set after the
  * connections minus before them (no forced GC on either side), summed over the processes.
  *
@@ -115,6 +117,7 @@ async function connectAll(mode: ConnJob['mode'], port: number, ca: string, fleet
       key: fleet.key,
       devices: fleet.devices.slice(i * share, (i + 1) * share),
       concurrency: Math.max(1, Math.ceil(concurrency / loaders)),
+      localAddress: `127.0.0.${i + 2}`,
     };
     writeFileSync(file, JSON.stringify(job), { mode: 0o600 });
     started.push(child(['bench/support/conn-load.ts', file]));

@@ -7,7 +7,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { connect as tlsConnect, type TLSSocket } from 'node:tls';
-import mqtt, { type MqttClient } from 'mqtt';
+import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 export interface ConnJob {
   mode: 'mqtt' | 'tls';
@@ -17,6 +17,12 @@ export interface ConnJob {
   key: string;
   devices: { id: string; cert: string }[];
   concurrency: number;
+  /**
+   * The loopback address the connections come from: one source address has only the ephemeral
+   * port range (32768–60999: 28,232 ports) towards one server port, so each load generator gets
+   * its own (127.0.0.2, 127.0.0.3…; all of 127/8 is loopback).
+   */
+  localAddress: string;
 }
 
 export interface ConnReport {
@@ -46,17 +52,21 @@ function open(d: ConnJob['devices'][number]): Promise<void> {
         reconnectPeriod: 0,
         keepalive: 600,
         connectTimeout: 60_000,
-      })
+        localAddress: job.localAddress,
+      } as IClientOptions)
       .then((c) => {
         c.on('error', () => undefined);
         held.push(c);
       });
   }
   return new Promise((resolve, reject) => {
-    const socket = tlsConnect({ host: '127.0.0.1', port: job.port, ca: job.ca, key: job.key, cert: d.cert }, () => {
-      held.push(socket);
-      resolve();
-    });
+    const socket = tlsConnect(
+      { host: '127.0.0.1', port: job.port, localAddress: job.localAddress, ca: job.ca, key: job.key, cert: d.cert },
+      () => {
+        held.push(socket);
+        resolve();
+      },
+    );
     socket.once('error', reject);
   });
 }
