@@ -6,7 +6,7 @@
  * told to stop (SIGTERM).
  */
 import { readFileSync } from 'node:fs';
-import { connect as tlsConnect, type TLSSocket } from 'node:tls';
+import { connect as tlsConnect, type ConnectionOptions, type TLSSocket } from 'node:tls';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 
 export interface ConnJob {
@@ -61,7 +61,8 @@ function open(d: ConnJob['devices'][number]): Promise<void> {
   }
   return new Promise((resolve, reject) => {
     const socket = tlsConnect(
-      { host: '127.0.0.1', port: job.port, localAddress: job.localAddress, ca: job.ca, key: job.key, cert: d.cert },
+      // localAddress reaches the socket's connect (node:tls passes its options on); its type leaves it out.
+      { host: '127.0.0.1', port: job.port, localAddress: job.localAddress, ca: job.ca, key: job.key, cert: d.cert } as ConnectionOptions,
       () => {
         held.push(socket);
         resolve();
