@@ -1,35 +1,71 @@
 /**
- * Idle device connections: N devices (10,000 by default), each with its own key and certificate,
- * connect over mutual TLS to the platform's broker and stay idle. Prints the server memory per
- * connection and the connects per second (TLS handshake + MQTT CONNECT + certificate checks
- * against the database), beside the same load against a bare node:tls server in its own process
- * (same certificates, client certificates required, connections only held): the floor a Node
- * broker cannot go below.
+ * Idle device connections: mutual-TLS devices connect to the platform's broker and stay idle.
+ * Prints the server memory per connection and the connects per second (TLS handshake + MQTT
+ * CONNECT + certificate checks against the database + presence write), beside the same load
+ * against a bare node:tls server in the same run (same certificates, client certificates required,
+ * connections only held; as many processes as the platform has workers, sharing one port through
+ * node:cluster): the floor a Node broker cannot go below.
  *
- *   npm run bench:connections -- [--devices 10000] [--concurrency 100]
+ * - Without --workers: `bulwark serve` as one process on SQLite (the embedded default), --devices
+ *   connections.
+ * - With --workers N: `bulwark serve --workers N` on PostgreSQL and Redis, N × --devices
+ *   connections; each worker's count is read from its /metrics?scope=worker
+ *   (bulwark_mqtt_sessions) and its open file descriptors from /proc, so "N workers hold N times"
+ *   is shown, not assumed.
+ *
+ * The platform runs as its own process (bin/bulwark serve), and the clients in several load
+ * generator processes of at most --per-loader connections each (bench/support/conn-load.ts): a
+ * process here may hold 20,000 file descriptors, and each generator connects from its own loopback
+ * address (127.0.0.2, .3…), since one source address has only 28,232 ephemeral ports towards the
+ * server's port (a first run of 36,000 stopped at 28,228 with EADDRNOTAVAIL). Devices are provisioned in bulk and share one
+ * key (bench/support/conn-fleet.ts). Memory is each holding process's resident set after the
+ * connections minus before them (no forced GC on either side), summed over the processes.
+ *
+ *   npm run bench:connections -- [--devices 18000] [--workers N] [--concurrency 100] [--per-loader 9000]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import https from 'node:https';
 import { createInterface } from 'node:readline';
 import { parseArgs } from 'node:util';
 import { loadServerTls } from '../packages/server/src/pki/ca.js';
-import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } from '../packages/server/src/testing/devices.js';
+import { loadConfig } from '../packages/server/src/ops/config.js';
+import { newScrapeToken } from '../packages/server/src/ops/scrape-token.js';
+import { openPlatform } from '../packages/server/src/platform.js';
+import { DEFAULT_INIT, initialize } from '../packages/server/src/runner/init.js';
+import { organizationIdOf } from '../packages/server/src/testing/devices.js';
+import { ENGINES } from '../packages/server/src/testing/engines.js';
+import { REDIS_URL } from '../packages/server/src/testing/redis.js';
+import { startServerProcess } from '../packages/server/src/testing/server-process.js';
+import { provisionConnFleet, type ConnFleet } from './support/conn-fleet.js';
+import { processCpuSeconds } from './support/postgres-cpu.js';
+import type { ConnJob, ConnReport } from './support/conn-load.js';
 import { machine, table } from './support/measure.js';
-import type { ConnJob } from './support/conn-load.js';
-import { startBenchPlatform } from './support/platform.js';
 
 const { values } = parseArgs({
-  options: { devices: { type: 'string', default: '10000' }, concurrency: { type: 'string', default: '100' } },
+  options: {
+    devices: { type: 'string', default: '18000' },
+    workers: { type: 'string' },
+    concurrency: { type: 'string', default: '100' },
+    'per-loader': { type: 'string', default: '9000' },
+  },
 });
-const count = Number(values.devices);
+const perProcess = Number(values.devices);
+const workers = values.workers === undefined ? 0 : Number(values.workers);
 const concurrency = Number(values.concurrency);
-if (!Number.isInteger(count) || count < 1 || !Number.isInteger(concurrency) || concurrency < 1)
-  throw new Error('--devices and --concurrency must be positive integers');
+const perLoader = Number(values['per-loader']);
+for (const [name, n] of Object.entries({ devices: perProcess, concurrency, 'per-loader': perLoader }))
+  if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
+if (!Number.isInteger(workers) || workers < 0) throw new Error('--workers must be a positive integer');
+const processes = Math.max(workers, 1);
+const count = perProcess * processes;
 
-const gc = (globalThis as { gc?: () => void }).gc;
-if (!gc) throw new Error('run with node --expose-gc (npm run bench:connections does)');
+const load = () =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 
 function rssOf(pid: number): number {
   const line = readFileSync(`/proc/${pid}/status`, 'utf8')
@@ -38,88 +74,225 @@ function rssOf(pid: number): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
+const fdsOf = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
+const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
+
+/** The processes of a node that hold its connections: its workers (its node children), or the process itself. */
+function holders(pid: number): number[] {
+  const children = readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+  const forked = children.filter((child) => readFileSync(`/proc/${child}/comm`, 'utf8').trim() === 'node');
+  return forked.length > 0 ? forked : [pid];
+}
+
 /** Starts a node child process and resolves with its first output line. */
-function child(args: string[]): Promise<{ process: ChildProcess; line: string }> {
-  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...args], { stdio: ['ignore', 'pipe', 'inherit'] });
+function child(args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): Promise<{ process: ChildProcess; line: string }> {
+  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...args], { stdio: [stdin, 'pipe', 'inherit'] });
   return new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', (line) => resolve({ process: proc, line }));
     proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
   });
 }
 
-const settle = async () => {
-  for (let i = 0; i < 3; i++) {
-    gc();
-    await new Promise((resolve) => setTimeout(resolve, 500));
+const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+interface Run {
+  connected: number;
+  failures: number;
+  firstError: string | null;
+  perSecond: number;
+  loaders: ChildProcess[];
+}
+
+/** Connects every device through load generators of at most --per-loader connections each; resolves once all are up. */
+async function connectAll(mode: ConnJob['mode'], port: number, ca: string, fleet: ConnFleet, dir: string): Promise<Run> {
+  const loaders = Math.ceil(fleet.devices.length / perLoader);
+  const share = Math.ceil(fleet.devices.length / loaders);
+  const started = [];
+  for (let i = 0; i < loaders; i++) {
+    const file = join(dir, `${mode}-${i}.json`);
+    const job: ConnJob = {
+      mode,
+      port,
+      ca,
+      key: fleet.key,
+      devices: fleet.devices.slice(i * share, (i + 1) * share),
+      concurrency: Math.max(1, Math.ceil(concurrency / loaders)),
+      localAddress: `127.0.0.${i + 2}`,
+    };
+    writeFileSync(file, JSON.stringify(job), { mode: 0o600 });
+    started.push(child(['bench/support/conn-load.ts', file]));
   }
-};
+  const runs = await Promise.all(started);
+  const reports = runs.map((r) => JSON.parse(r.line) as ConnReport);
+  const connected = reports.reduce((sum, r) => sum + r.connected, 0);
+  const seconds = (Math.max(...reports.map((r) => r.endedAt)) - Math.min(...reports.map((r) => r.startedAt))) / 1000;
+  return {
+    connected,
+    failures: reports.reduce((sum, r) => sum + r.failures, 0),
+    firstError: reports.find((r) => r.firstError)?.firstError ?? null,
+    perSecond: connected / seconds,
+    loaders: runs.map((r) => r.process),
+  };
+}
+
+function stopLoaders(run: Run | null): void {
+  for (const loader of run?.loaders ?? []) loader.kill('SIGTERM');
+}
+
+const engine = ENGINES.find((e) => e.engine === (workers > 0 ? 'postgres' : 'sqlite'))!;
+if (engine.skip) throw new Error(`bench:connections --workers needs PostgreSQL: ${engine.skip}`);
 
 console.log(`bench:connections — ${machine()}`);
-const bench = await startBenchPlatform({ postgres: false });
-const work = mkdtempSync(join(tmpdir(), 'bulwark-conns-'));
-const children: ChildProcess[] = [];
-try {
-  const { platform, server } = bench;
-  const org = await organizationIdOf(platform, bench.org);
-  const product = await testProduct(platform, org);
+console.log(
+  `${count} idle mTLS devices: ${workers > 0 ? `bulwark serve --workers ${workers} (PostgreSQL, Redis), ${perProcess} per worker` : 'bulwark serve, one process (SQLite)'}; load average ${load()}`,
+);
+const database = await engine.create();
+const dir = mkdtempSync(join(tmpdir(), 'bulwark-conns-'));
+const config = loadConfig({ dataDir: database.dataDir, env: {}, overrides: { database: { url: database.url }, log: { level: 'silent' } } });
+const init = await initialize(config, DEFAULT_INIT, { env: {} });
+const ca = readFileSync(init.caCertPath, 'utf8');
+const scrape = newScrapeToken();
+let fleet: ConnFleet;
+let serverTls: { cert: string; key: string; ca: string };
+{
+  const platform = await openPlatform(config, { env: {} });
   const t0 = Date.now();
-  const devices: TestDevice[] = [];
-  for (let i = 0; i < count; i++) {
-    devices.push(await provisionTestDevice(platform, org, product, `CONN-${i}`));
-    if (i % 1000 === 999) process.stdout.write(`\rprovisioned ${i + 1}/${count}`);
+  fleet = await provisionConnFleet(platform, await organizationIdOf(platform, init.organization.slug), count, 'CONN');
+  console.log(`${count} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s (bulk; one key shared)`);
+  serverTls = { ...loadServerTls(config.dataDir, platform.box), ca: await platform.pki.caChain() };
+  await platform.close();
+}
+
+const rows: (string | number)[][] = [];
+let ours: Run | null = null;
+let bare: Run | null = null;
+let bareServer: ChildProcess | null = null;
+try {
+  // --- Bulwark ------------------------------------------------------------------------------
+  const env: Record<string, string> = {
+    BULWARK_DATABASE_URL: database.url,
+    BULWARK_DATABASE_POOL_SIZE: '10',
+    // Every device connects once, as fast as the machine allows: the node-wide connect rate is
+    // raised out of the way (its default, 1,000 a second, is what a reconnect storm is held to).
+    BULWARK_MQTT_CONNECTS_PER_SECOND: '100000',
+    BULWARK_METRICS_TOKEN_HASH: scrape.tokenHash,
+    BULWARK_LOG_LEVEL: 'warn',
+    ...(workers > 0 ? { BULWARK_MQTT_REDIS_URL: REDIS_URL } : {}),
+  };
+  const node = await startServerProcess(database.dataDir, ca, env, 180_000, workers > 0 ? ['--workers', String(workers)] : []);
+  try {
+    await pause(3000);
+    const pids = holders(node.child.pid!);
+    const primaryBefore = workers > 0 ? rssOf(node.child.pid!) : 0;
+    const before = pids.map(rssOf);
+    const fdsBefore = pids.map(fdsOf);
+    const serving = workers > 0 ? [node.child.pid!, ...pids] : pids;
+    const cpuBefore = cpuOf(serving);
+    ours = await connectAll('mqtt', node.mqttPort, ca, fleet, dir);
+    const cpu = cpuOf(serving) - cpuBefore;
+    await pause(3000);
+    const after = pids.map(rssOf);
+    const metrics = async (path: string) => {
+      const res = await fetchMetrics(`https://localhost:${node.httpsPort}${path}`, ca, scrape.token);
+      return {
+        worker: Number(/^bulwark_worker (\d+)$/m.exec(res)?.[1] ?? 0),
+        sessions: Number(/^bulwark_mqtt_sessions (\d+)$/m.exec(res)?.[1] ?? Number.NaN),
+      };
+    };
+    const perWorker = new Map<number, number>();
+    for (let i = 0; i < 20 * processes && perWorker.size < processes; i++) {
+      const { worker, sessions } = await metrics('/metrics?scope=worker');
+      perWorker.set(worker, sessions);
+    }
+    const nodeSessions = (await metrics('/metrics')).sessions;
+    console.log(
+      `\nBulwark: ${ours.connected} connected, ${ours.failures} failed${ours.firstError ? ` (first: ${ours.firstError})` : ''}; load average ${load()}`,
+    );
+    table(
+      ['process', 'pid', 'open fds before', 'open fds', 'RSS before, MB', 'RSS after, MB', 'KB per connection held'],
+      pids.map((pid, i) => [
+        workers > 0 ? `worker process ${i + 1}` : 'node',
+        String(pid),
+        fdsBefore[i]!,
+        fdsOf(pid),
+        before[i]! / 2 ** 20,
+        after[i]! / 2 ** 20,
+        (after[i]! - before[i]!) / 1024 / Math.max(1, fdsOf(pid) - fdsBefore[i]!),
+      ]),
+    );
+    console.log(
+      `sessions from /metrics?scope=worker: ${[...perWorker.entries()]
+        .sort(([a], [b]) => a - b)
+        .map(([w, n]) => `worker ${w}: ${n}`)
+        .join(', ')}; the node's /metrics: ${nodeSessions}` +
+        (workers > 0 ? `; primary RSS ${((rssOf(node.child.pid!) - primaryBefore) / 2 ** 20).toFixed(1)} MB more than before` : ''),
+    );
+    rows.push(['connections held', ours.connected]);
+    rows.push([
+      'server memory per idle connection, KB',
+      (after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)) / 1024 / ours.connected,
+    ]);
+    rows.push(['connects per second', ours.perSecond]);
+    rows.push(['server CPU per connect, ms', (cpu * 1000) / ours.connected]);
+    stopLoaders(ours);
+  } finally {
+    const code = await node.stop(300_000);
+    if (code !== 0) console.error(`the node exited ${code}:\n${node.output().slice(-3000)}`);
   }
-  console.log(`\r${count} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(0)} s; ${concurrency} connecting at once`);
-  const jobDevices = devices.map((d) => ({ id: d.id, key: d.key, cert: d.cert }));
-  const clientCa = await platform.pki.caChain();
 
-  // Bulwark: the broker in this process.
-  await settle();
-  const before = process.memoryUsage().rss;
-  const oursJob = join(work, 'ours.json');
-  writeFileSync(
-    oursJob,
-    JSON.stringify({ mode: 'mqtt', port: server.mqtt!.port, ca: bench.ca, devices: jobDevices, concurrency } satisfies ConnJob),
+  // --- bare node:tls, as many processes --------------------------------------------------------
+  const tlsJob = join(dir, 'tls-server.json');
+  writeFileSync(tlsJob, JSON.stringify({ cert: serverTls.cert, key: serverTls.key, ca: serverTls.ca, workers: processes }), {
+    mode: 0o600,
+  });
+  const started = await child(['bench/support/bare-tls.ts', tlsJob], 'pipe');
+  bareServer = started.process;
+  const { port, pids } = JSON.parse(started.line) as { port: number; pids: number[] };
+  await pause(3000);
+  const before = pids.map(rssOf);
+  const serving = processes > 1 ? [bareServer.pid!, ...pids] : pids;
+  const cpuBefore = cpuOf(serving);
+  bare = await connectAll('tls', port, ca, fleet, dir);
+  const cpu = cpuOf(serving) - cpuBefore;
+  await pause(3000);
+  const after = pids.map(rssOf);
+  const lines = createInterface({ input: bareServer.stdout! });
+  const counted = new Promise<number[]>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as number[])));
+  bareServer.stdin!.write('count\n');
+  const counts = await counted;
+  console.log(
+    `\nbare node:tls: ${bare.connected} connected, ${bare.failures} failed${bare.firstError ? ` (first: ${bare.firstError})` : ''}; held per process: ${counts.join(', ')}; load average ${load()}`,
   );
-  const ours = await child(['bench/support/conn-load.ts', oursJob]);
-  children.push(ours.process);
-  const oursResult = JSON.parse(ours.line) as { connected: number; failures: number; perSecond: number };
-  await settle();
-  const oursPerConn = (process.memoryUsage().rss - before) / oursResult.connected;
-  ours.process.kill('SIGTERM');
-
-  // Bare node:tls in its own process, same certificates.
-  const tls = loadServerTls(bench.dataDir, platform.box);
-  const tlsJob = join(work, 'tls-server.json');
-  writeFileSync(tlsJob, JSON.stringify({ cert: tls.cert, key: tls.key, ca: clientCa }), { mode: 0o600 });
-  const bare = await child(['bench/support/bare-tls.ts', tlsJob]);
-  children.push(bare.process);
-  await new Promise((resolve) => setTimeout(resolve, 1000));
-  const bareBefore = rssOf(bare.process.pid!);
-  const bareJob = join(work, 'bare.json');
-  writeFileSync(
-    bareJob,
-    JSON.stringify({ mode: 'tls', port: Number(bare.line), ca: bench.ca, devices: jobDevices, concurrency } satisfies ConnJob),
-  );
-  const load = await child(['bench/support/conn-load.ts', bareJob]);
-  children.push(load.process);
-  const bareResult = JSON.parse(load.line) as { connected: number; failures: number; perSecond: number };
-  await new Promise((resolve) => setTimeout(resolve, 1500));
-  const barePerConn = (rssOf(bare.process.pid!) - bareBefore) / bareResult.connected;
-
+  const bareRows = [
+    bare.connected,
+    (after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)) / 1024 / bare.connected,
+    bare.perSecond,
+    (cpu * 1000) / bare.connected,
+  ];
   console.log('');
   table(
     ['figure', 'Bulwark', 'bare node:tls', 'ratio'],
-    [
-      ['connections held', oursResult.connected, bareResult.connected, oursResult.connected / bareResult.connected],
-      ['server memory per idle connection, KB', oursPerConn / 1024, barePerConn / 1024, oursPerConn / barePerConn],
-      ['connects per second', oursResult.perSecond, bareResult.perSecond, oursResult.perSecond / bareResult.perSecond],
-    ],
+    rows.map(([name, value], i) => [name!, value!, bareRows[i]!, (value as number) / bareRows[i]!]),
   );
   console.log(
-    `\nfailures: Bulwark ${oursResult.failures}, bare ${bareResult.failures}. Bulwark connects include the MQTT CONNECT, the certificate's record and device status read from the database, and the presence write.`,
+    `\nload average at the end: ${load()}. Bulwark connects include the MQTT CONNECT, the certificate's record and device status read from the database, and the presence write; the load generators run on the same cores, so connects per second follow the share of the cores the server got (server CPU per connect does not: it is the holding processes' CPU time over the connects, the primary's included).`,
   );
 } finally {
-  for (const c of children) c.kill('SIGKILL');
-  rmSync(work, { recursive: true, force: true });
-  await bench.close();
+  stopLoaders(ours);
+  stopLoaders(bare);
+  bareServer?.kill('SIGTERM');
+  await database.close();
+  rmSync(dir, { recursive: true, force: true });
+}
+
+/** One scrape over a new connection (no agent): the primary hands each new connection to the next worker. */
+function fetchMetrics(url: string, caPem: string, token: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const req = https.get(url, { ca: caPem, agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let text = '';
+      res.on('data', (chunk: Buffer) => (text += chunk));
+      res.on('end', () => (res.statusCode === 200 ? resolve(text) : reject(new Error(`${url}: ${res.statusCode}: ${text}`))));
+    });
+    req.on('error', reject);
+  });
 }

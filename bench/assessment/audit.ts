@@ -10,7 +10,7 @@
  *   node --conditions=source --import tsx bench/assessment/audit.ts [--pg] [--devices 100000] [--certificates 1000000]
  */
 import { execFileSync } from 'node:child_process';
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,6 +26,7 @@ import { AUDIT_CHECKS } from '../../packages/server/src/assessment/checks/index.
 import { EvidenceStore } from '../../packages/server/src/assessment/evidence-store.js';
 import { AssessmentService } from '../../packages/server/src/assessment/service.js';
 import { AssessmentStore } from '../../packages/server/src/assessment/store.js';
+import { deviceRow } from '../support/fleet.js';
 import { machine, median, table } from '../support/measure.js';
 import { startBenchPlatform } from '../support/platform.js';
 
@@ -98,24 +99,13 @@ try {
     const presence: Insertable<DevicePresenceTable>[] = [];
     const keys: Insertable<DeviceSymmetricKeysTable>[] = [];
     for (let i = start; i < Math.min(start + BATCH, DEVICES); i++) {
-      const id = randomUUID();
-      devices.push({
-        id,
-        organization_id: org,
-        serial: `AUD-${i}`,
-        product_id: product.id,
-        status: 'active' as const,
+      const device = deviceRow(org, product.id, `AUD-${i}`, now - 400 * DAY, {
         firmware_version: `1.${i % 5}.0`,
         last_seen_at: now - (i % 1000) * 1000,
-        attributes: '{}',
-        tags: '[]',
-        group_name: null,
-        gateway_enabled_at: null,
-        gateway_id: null,
-        gateway_changed_at: null,
-        created_at: now - 400 * DAY,
         updated_at: now,
       });
+      devices.push(device);
+      const { id } = device;
       for (let c = 0; c < PER_DEVICE; c++) {
         const active = c === PER_DEVICE - 1;
         certificates.push({

@@ -21,6 +21,15 @@ export class PkiStore {
     await this.db.insertInto('issued_certificates').values(row).execute();
   }
 
+  /** Records many issued certificates at once (a factory's batch, a benchmark's fleet), in inserts of at most 1,000 rows. */
+  async insertCertificates(rows: IssuedCertificatesTable[]): Promise<void> {
+    for (let start = 0; start < rows.length; start += 1000)
+      await this.db
+        .insertInto('issued_certificates')
+        .values(rows.slice(start, start + 1000))
+        .execute();
+  }
+
   async findCertificate(serial: string): Promise<IssuedCertificatesTable | undefined> {
     return this.db.selectFrom('issued_certificates').selectAll().where('serial', '=', serial).executeTakeFirst();
   }

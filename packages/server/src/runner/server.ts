@@ -89,17 +89,13 @@ export async function startServer(platform: Platform, options: StartOptions = {}
     .update(await platform.pki.caChain())
     .digest('hex')
     .slice(0, 16);
+  const limiters = failureLimiters(sharedCounts ? { redis: sharedCounts, prefix: `bulwark:${deployment}:device-auth-failures:` } : null);
   const app = await buildHttpApp({
     tls,
     http: config.http,
     logLevel: config.log.level,
     metrics,
-    routes: httpRoutes(
-      platform,
-      metrics,
-      readiness,
-      failureLimiters(sharedCounts ? { redis: sharedCounts, prefix: `bulwark:${deployment}:device-auth-failures:` } : null),
-    ),
+    routes: httpRoutes(platform, metrics, readiness, limiters),
     ...(options.logger === undefined ? {} : { logger: options.logger }),
     ...(options.logStream ? { logStream: options.logStream } : {}),
     ...(options.worker ? { logBindings: { worker: options.worker } } : {}),
@@ -157,7 +153,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
 
   let mqtt: MqttGateway | null = null;
   if (config.mqtt.enabled) {
-    mqtt = new MqttGateway(platform, config.mqtt, app.log.child({ component: 'mqtt' }));
+    mqtt = new MqttGateway(
+      platform,
+      config.mqtt,
+      app.log.child({ component: 'mqtt' }),
+      limiters('mqtt-token', config.auth.loginRateLimitPerMinute),
+    );
     try {
       await mqtt.start({ cert: tls.cert, key: tls.key, clientCa: await platform.pki.caChain() });
       const gateway = mqtt;
@@ -167,6 +168,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       // Live streams of companion apps follow devices through the broker's emitter (every node's, with Redis).
       platform.binding.live.connect(mqtt.deviceEvents(), (error) => app.log.error({ err: error }, 'live stream delivery failed'));
       const { stats } = mqtt;
+      metrics.gauge(
+        'mqtt_sessions',
+        "Device sessions (authenticated MQTT connections) held: the node's sum; with ?scope=worker, the answering worker's",
+        () => gateway.sessionCount,
+      );
       metrics.countersOf(
         'mqtt_events_total',
         'MQTT gateway events since the node started: refused connections, authentication failures, ACL denials, drops…',

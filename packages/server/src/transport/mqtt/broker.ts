@@ -19,7 +19,11 @@
  * holds what a client sends behind its CONNECT until the CONNACK and enforces the packet, filter,
  * QoS and rate limits on the bytes; the per-device meters (device-meters.ts) keep rates across
  * reconnects and bound reconnects; sessions hold at most `maxSubscriptionsPerSession` filters; the
- * will of a session the platform ends is dropped.
+ * will of a session the platform ends is dropped. Sign-ins with a token (no client certificate) are
+ * counted per source address by the device doors' failure limiter (transport/http/failure-limiter.ts,
+ * in Redis across the deployment when it has one): past `auth.loginRateLimitPerMinute` failures in
+ * a minute, the address's next token sign-ins are refused "server unavailable" before any check
+ * until the minute ends; certificate sign-ins from that address and other addresses go on.
  */
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -49,7 +53,8 @@ import type { Platform } from '../../platform.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
 import type { ChildChange } from '../../devices/gateway-feed.js';
 import type { ChildView } from '../../devices/gateways.js';
-import { BulwarkError, isStorageUnavailable } from '../../errors.js';
+import { BulwarkError, isStorageUnavailable, RateLimitedError } from '../../errors.js';
+import { limited, type FailureLimiter } from '../http/failure-limiter.js';
 import {
   authorizeChildPublish,
   authorizeChildSubscribe,
@@ -115,8 +120,8 @@ interface Session extends InboxSession, SessionPresence {
   readings: TokenBucket;
   bytes: TokenBucket;
   expiry: NodeJS.Timeout | null;
-  /** Refusals already logged for this session (each kind once: a device must not be able to fill the log). */
-  logged: Set<string>;
+  /** Refusals already logged for this session (each kind once: a device must not be able to fill the log); null until the first (most sessions never have one, and an idle connection's every byte counts). */
+  logged: Set<string> | null;
   /** The children a gateway session may speak for (null: the device is not a gateway). */
   gateway: GatewayState | null;
   /** The device's behaviour counters (assessment/anomaly/recorder.ts), shared by its sessions on this node. */
@@ -136,6 +141,8 @@ const REFUSED_SINK = '$bulwark/refused';
 export interface GatewayStats extends InboxStats {
   connectionsRefused: number;
   authFailures: number;
+  /** Token sign-ins refused unchecked: their source address failed too many in the last minute. */
+  authLockedOut: number;
   /** CONNECTs answered "server unavailable" because the database could not check them. */
   connectsUnavailable: number;
   /** Sessions ended because a QoS 1 message could not be stored (storage unavailable): not acknowledged. */
@@ -191,6 +198,13 @@ const SESSION_EXPIRY_LIMIT_SECONDS = 24 * 3600;
 const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How often the per-device meters of devices gone quiet are forgotten. */
 const METER_PRUNE_MS = 60_000;
+/** Addresses whose token lockout was logged, remembered at most this many (a flood from many addresses must not grow it). */
+const LOCKOUTS_REMEMBERED = 10_000;
+
+/** Whether the connection came with a client certificate (else it signs in with a token, or not at all). */
+function presentsCertificate(transport: { socket: Socket; protocol: 'mqtts' | 'mqtt' }): boolean {
+  return transport.protocol === 'mqtts' && (transport.socket as TLSSocket).getPeerX509Certificate() !== undefined;
+}
 
 function authError(message: string, code: number): AuthenticateError {
   return Object.assign(new Error(message), { returnCode: code }) as AuthenticateError;
@@ -200,6 +214,7 @@ export class MqttGateway implements DeviceMessenger {
   readonly stats: GatewayStats = {
     connectionsRefused: 0,
     authFailures: 0,
+    authLockedOut: 0,
     connectsUnavailable: 0,
     storageDisconnects: 0,
     aclDenied: 0,
@@ -240,6 +255,8 @@ export class MqttGateway implements DeviceMessenger {
   private readonly meters: DeviceMeters;
   /** Counts each device's behaviour for anomaly detection (null: `anomaly.enabled` is false). */
   private readonly behaviour: BehaviourRecorder | null;
+  /** Locked-out addresses already logged, with the end of their lockout (ms epoch): one warning per lockout. */
+  private readonly lockoutsLogged = new Map<string, number>();
   private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
   private closed = false;
@@ -248,6 +265,8 @@ export class MqttGateway implements DeviceMessenger {
     private readonly platform: Platform,
     private readonly options: MqttOptions,
     private readonly log: Pick<BaseLogger, 'debug' | 'info' | 'warn' | 'error'>,
+    /** Failed token sign-ins per source address (the device doors' limiter, `mqtt-token`). */
+    private readonly tokenFailures: FailureLimiter,
   ) {
     this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
     this.meters = new DeviceMeters(options);
@@ -299,6 +318,11 @@ export class MqttGateway implements DeviceMessenger {
   /** Device events from this broker's emitter (every node's, through Redis): what live streams follow. */
   deviceEvents(): DeviceEventSource {
     return new BrokerDeviceEvents(this.broker);
+  }
+
+  /** Device sessions (authenticated connections) this process holds. */
+  get sessionCount(): number {
+    return this.sessions.size;
   }
 
   /** Connected devices on this node. */
@@ -574,6 +598,50 @@ export class MqttGateway implements DeviceMessenger {
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
     const transport = this.sockets.get(client.conn);
     if (!transport) throw authError('no transport', RETURN.notAuthorized);
+    if (presentsCertificate(transport)) return this.signIn(client, transport, username, password);
+    // A token (or nothing) instead of a certificate: the attempt takes a place in its address's
+    // window, kept when it fails (refused credentials, client ID or status) and given back otherwise
+    // ("server unavailable": storage out of reach, or the device reconnecting too often).
+    const remote = transport.socket.remoteAddress ?? '';
+    try {
+      await limited(
+        this.tokenFailures,
+        remote,
+        () => this.signIn(client, transport, username, password),
+        (error) => {
+          const code = (error as Partial<AuthenticateError>).returnCode;
+          return code !== undefined && code !== RETURN.serverUnavailable;
+        },
+      );
+    } catch (error) {
+      if (!(error instanceof RateLimitedError)) throw error;
+      this.stats.authLockedOut++;
+      this.logLockout(remote, error);
+      // Not "not authorized": a device behind the same address with a good token retries with backoff.
+      throw authError('too many failed sign-ins from this address', RETURN.serverUnavailable);
+    }
+  }
+
+  /** Warns once per lockout of an address (an attacker must not be able to fill the log). */
+  private logLockout(remote: string, error: RateLimitedError): void {
+    const now = Date.now();
+    const until = this.lockoutsLogged.get(remote);
+    if (until !== undefined && until > now) return;
+    if (this.lockoutsLogged.size >= LOCKOUTS_REMEMBERED) {
+      for (const [address, end] of this.lockoutsLogged) if (end <= now) this.lockoutsLogged.delete(address);
+      if (this.lockoutsLogged.size >= LOCKOUTS_REMEMBERED) this.lockoutsLogged.clear();
+    }
+    const retryAfterSeconds = (error.details as { retryAfterSeconds: number }).retryAfterSeconds;
+    this.lockoutsLogged.set(remote, now + retryAfterSeconds * 1000);
+    this.log.warn({ remote, retryAfterSeconds }, 'mqtt token sign-ins refused from this address: too many failed');
+  }
+
+  private async signIn(
+    client: Client,
+    transport: { socket: Socket; protocol: 'mqtts' | 'mqtt' },
+    username: string | undefined,
+    password: Buffer | undefined,
+  ): Promise<void> {
     let identity: DeviceIdentity;
     try {
       identity = await this.identify(transport.socket, transport.protocol, username, password);
@@ -630,7 +698,7 @@ export class MqttGateway implements DeviceMessenger {
       protocol: transport.protocol,
       expiry: null,
       connectedSince: null,
-      logged: new Set(),
+      logged: null,
       gateway: null,
       childStatus: NO_CHILDREN,
     };
@@ -731,6 +799,7 @@ export class MqttGateway implements DeviceMessenger {
 
   /** Logs a refusal once per session and kind (they are all counted in the stats). */
   private warnOnce(session: Session, kind: string, fields: Record<string, unknown>, message: string): void {
+    session.logged ??= new Set();
     if (session.logged.has(kind)) return;
     session.logged.add(kind);
     this.log.warn({ deviceId: session.identity.deviceId, ...fields }, message);
