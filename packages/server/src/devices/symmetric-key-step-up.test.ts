@@ -68,11 +68,9 @@ for (const engine of ENGINES) {
     const keyRows = async (id: string) => (await t.platform.audit.query({ targetId: id, action: 'device.symmetric_key_issued' })).entries;
     const works = async (key: string, id: string) =>
       (
-        await t
-          .client()
-          .get('/device/v1/identity', {
-            headers: { authorization: createToken(key, deviceResource(id), Math.floor(t.clock.now() / 1000) + 300) },
-          })
+        await t.client().get('/device/v1/identity', {
+          headers: { authorization: createToken(key, deviceResource(id), Math.floor(t.clock.now() / 1000) + 300) },
+        })
       ).status === 200;
 
     it('attack: a stolen session cookie without a fresh step-up gets no key, rotates nothing, and is told to step up', async () => {
