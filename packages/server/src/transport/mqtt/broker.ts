@@ -75,6 +75,7 @@ import { credentialExpiry, GatewayRoster, type GatewayState } from './gateway-ro
 import { DeviceMeters, type MeterRates } from './device-meters.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
+import { connectionCeiling, openFileLimit } from './fd-limit.js';
 import { ConnectionGuard, MAX_RATE_DEBT_MS, TokenBucket } from './guard.js';
 import { PresenceRecorder, type SessionPresence } from './presence.js';
 import { SERVER_TLS } from '../tls-policy.js';
@@ -251,6 +252,8 @@ export class MqttGateway implements DeviceMessenger {
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
   /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
+  /** mqtt.maxConnections, or less where the process's open-file limit cannot hold it (fd-limit.ts). */
+  private connectionCeiling = 0;
   private readonly connectBucket: TokenBucket;
   private readonly meters: DeviceMeters;
   /** Counts each device's behaviour for anomaly detection (null: `anomaly.enabled` is false). */
@@ -336,6 +339,14 @@ export class MqttGateway implements DeviceMessenger {
   }
 
   async start(tls: TlsMaterial): Promise<void> {
+    const fdLimit = openFileLimit();
+    const ceiling = connectionCeiling(this.options.maxConnections, fdLimit);
+    this.connectionCeiling = ceiling.max;
+    if (ceiling.capped)
+      this.log.warn(
+        { configured: this.options.maxConnections, held: ceiling.max, openFileLimit: fdLimit },
+        'mqtt.maxConnections is above what the open-file limit can hold: this node holds fewer connections (raise the limit, e.g. LimitNOFILE, or run more workers)',
+      );
     this.backends = this.options.redisUrl
       ? redisBackends(this.options.redisUrl, (error) =>
           this.log.error({ err: error }, 'Redis unreachable: not ready; routing between nodes waits until it is back'),
@@ -547,7 +558,7 @@ export class MqttGateway implements DeviceMessenger {
   // --- connections -------------------------------------------------------------------------
 
   private guardListener(server: TlsServer | TcpServer): void {
-    server.maxConnections = this.options.maxConnections;
+    server.maxConnections = this.connectionCeiling;
     // The raw TCP connection, before any TLS work: refuse beyond the connect rate.
     server.on('connection', (socket: Socket) => {
       if (!this.connectBucket.take(Date.now())) {
