@@ -4,7 +4,8 @@
  * through the API (or the platform) as a script would see it: the QR code of the enrolment
  * encodes the otpauth URI; a second session revoked is refused; an API key created behind a
  * step-up works with the secret shown once, and no longer once revoked; the audit log filters,
- * pages, exports and shows the chain verified; a rollout is paused, resumed and aborted; a device
+ * pages, exports and shows the chain verified; a rollout is paused, resumed and aborted, and one
+ * started from the form halts when its first phase fails; a device
  * is disabled then retired behind a step-up. axe-core on every page, a screenshot of each.
  *
  * Needs /usr/bin/chromium (.ci/run installs it): without it the file skips, except in CI, where it fails.
@@ -18,7 +19,7 @@ import { createOperator, signIn, type TestUser } from '../../server/src/testing/
 import { chromiumSkip, type Chromium } from '../../server/src/testing/chromium.js';
 import { organizationIdOf } from '../../server/src/testing/devices.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
-import { ROLLOUTS_TICKED_BY_TEST, springUpdate } from '../../server/src/testing/rollout-fixtures.js';
+import { identityOf, ROLLOUTS_TICKED_BY_TEST, springUpdate, statusPayload } from '../../server/src/testing/rollout-fixtures.js';
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 import { qrPath } from '../src/qr.js';
 import { accessible, firstSignIn, fitsWidth, freshCode, openConsole, shot } from './harness.js';
@@ -241,6 +242,7 @@ test(
     await form.getByLabel('Name').fill('autumn-update');
     await form.getByLabel('Tags (any of, comma-separated)').fill('fleet');
     await form.getByLabel('Phases (% of devices)').fill('25, 100');
+    await form.getByLabel('Halt at failed (%)').fill('20');
     await accessible(page, 'the new rollout form');
     await form.getByRole('button', { name: 'Start rollout…' }).click();
     const start = page.getByRole('dialog', { name: /Start rolling out Thermostat 2.0.0/ });
@@ -261,6 +263,44 @@ test(
       [25, 100],
     );
     assert.equal(new URL(page.url()).pathname, `/console/rollouts/${started.id}`);
+    assert.equal(started.failureThreshold, 0.2);
+
+    // Watch it halt: the first phase's devices take the offer and report failure; the platform's
+    // next tick halts the rollout at the 20 % threshold, and the open page shows it (it refreshes
+    // every 5 s) with Resume and Abort left to the operator.
+    const service = t.platform.updates.rollouts;
+    await service.tick();
+    const { devices: enrolled } = await service.devicesOf(cliActor(organizationId, 'test'), started.id, { limit: 500 });
+    const firstPhase = enrolled.filter((d) => d.phase === started.currentPhase);
+    assert.equal(firstPhase.length, FLEET / 4, 'the first phase holds 25 % of the fleet');
+    const { target_name: target } = await t.platform.db
+      .selectFrom('firmware_releases')
+      .select('target_name')
+      .where('id', '=', started.releaseId)
+      .executeTakeFirstOrThrow();
+    for (const device of firstPhase) {
+      const identity = identityOf(organizationId, device.deviceId, started.productId);
+      await service.directorTargets(identity);
+      await service.deviceMessage(
+        identity,
+        'status',
+        statusPayload(started.id, 'failed', target, { code: 'update.health_check_failed', message: 'the health check reported failure' }),
+      );
+    }
+    await service.tick();
+    await page.getByTestId('rollout-status').filter({ hasText: 'halted' }).waitFor({ timeout: 20_000 });
+    assert.equal((await service.get(cliActor(organizationId, 'test'), started.id)).status, 'halted', 'the API sees it halted');
+    await page.getByRole('button', { name: 'Resume…' }).waitFor();
+    // The device list follows: the first phase's devices show as failed, with the device's error.
+    const failedRows = page.getByTestId('rollout-device').filter({ hasText: 'update.health_check_failed' });
+    await failedRows.first().waitFor();
+    assert.equal(
+      await failedRows.count(),
+      firstPhase.filter((d) => enrolled.indexOf(d) < 50).length,
+      'every failed device on the page says so',
+    );
+    await accessible(page, 'the halted rollout');
+    await shot(page, 'rollout-halted');
   },
 );
 

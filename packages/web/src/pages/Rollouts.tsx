@@ -319,7 +319,8 @@ export function RolloutDetail(props: { id: string }) {
           <BarChart title="Devices by state, phases reached" bars={bars(rollout.currentPhaseCounts)} />
         </Card>
       </div>
-      <RolloutDevices path={path} version={rollout.updatedAt} />
+      {/* Reloaded when the rollout changes or any device changes state (the counts move), not only on a status change. */}
+      <RolloutDevices path={path} version={`${rollout.updatedAt} ${JSON.stringify(rollout.counts)} ${rollout.retrying}`} />
       <ConfirmAction
         action={steering}
         actions={STEER_TEXT}
