@@ -14,10 +14,10 @@ import type { AccountsService } from '../service.js';
 import type { SessionService } from '../sessions.js';
 import type { AccountsStore } from '../store.js';
 import { actorOf, sessionOf } from './authentication.js';
-import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
+import { errorResponses, IdParams, Ok, Strict } from '../../transport/http/schemas.js';
 import { mfaRequiredFor } from '../login.js';
 import { contextOf } from './auth.js';
-import { Code, Id, LoginResponse, Password, SessionSchema } from './schemas.js';
+import { Code, LoginResponse, Password, SessionSchema } from './schemas.js';
 import { replyWithSession } from './session-reply.js';
 
 export interface MeRouteDeps {
@@ -82,7 +82,7 @@ export function meRoutes(deps: MeRouteDeps) {
         schema: {
           tags: ['me'],
           summary: 'Revoke one of my sessions',
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 404) },
         },
       },

@@ -10,7 +10,6 @@ export const Password = Type.String({ minLength: 1, maxLength: 256 });
 export const OrgSlug = Type.String({ minLength: 1, maxLength: 40 });
 export const Code = Type.String({ minLength: 6, maxLength: 32, description: 'A 6-digit TOTP code or a recovery code' });
 export const Role = Type.Union(OPERATOR_ROLES.map((r) => Type.Literal(r)));
-export const Id = Type.String({ minLength: 1, maxLength: 64 });
 
 export const UserSchema = Strict({
   id: Type.String(),
