@@ -14,7 +14,8 @@ import type { AccountsService } from '../service.js';
 import type { SessionService } from '../sessions.js';
 import type { AccountsStore } from '../store.js';
 import { actorOf, sessionOf } from './authentication.js';
-import { errorResponses, IdParams, Ok, Strict } from '../../transport/http/schemas.js';
+import type { TotpEnrolment } from '@bulwark/protocol';
+import { errorResponses, IdParams, Ok, servesView, Strict } from '../../transport/http/schemas.js';
 import { mfaRequiredFor } from '../login.js';
 import { contextOf } from './auth.js';
 import { Code, LoginResponse, Password, SessionSchema } from './schemas.js';
@@ -99,7 +100,10 @@ export function meRoutes(deps: MeRouteDeps) {
         schema: {
           tags: ['me'],
           summary: 'Start TOTP enrolment: returns the secret and an otpauth:// URI for the authenticator app',
-          response: { 200: Strict({ secret: Type.String(), otpauthUri: Type.String() }), ...errorResponses(401, 409) },
+          response: {
+            200: servesView<TotpEnrolment>()(Strict({ secret: Type.String(), otpauthUri: Type.String() })),
+            ...errorResponses(401, 409),
+          },
         },
       },
       async (request) => {

@@ -12,7 +12,8 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import type { Clock } from '../../clock.js';
 import { ConflictError } from '../../errors.js';
 import type { Config } from '../../ops/config.js';
-import { errorResponses, IdParams, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import type { PasskeyPolicy } from '@bulwark/protocol';
+import { errorResponses, IdParams, Ok, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import type { LoginService } from '../login.js';
 import { relyingParty, type PasskeyService } from '../passkeys.js';
 import type { AccountsService } from '../service.js';
@@ -339,7 +340,7 @@ export function passkeyRoutes(deps: PasskeyRouteDeps) {
           tags: ['organization'],
           summary:
             'Name the roles that must sign in with a passkey (members without one register one at next sign-in); needs a recent step-up',
-          body: Strict({ passkeyRequiredRoles: Type.Array(Role, { maxItems: 5 }) }),
+          body: servesView<PasskeyPolicy>()(Strict({ passkeyRequiredRoles: Type.Array(Role, { maxItems: 5 }) })),
           response: { 200: OrganizationSchema, ...errorResponses(400, 401, 403) },
         },
       },
