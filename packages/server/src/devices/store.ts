@@ -8,6 +8,7 @@ import type { Database, DevicesTable, ProductsTable } from '../storage/schema.js
 import type { DeviceStatus } from './model.js';
 import { SERIAL_END } from './model.js';
 import type { Executor } from '../storage/executor.js';
+import { PreparedQueries } from '../storage/prepared.js';
 
 export type ProductRow = Selectable<ProductsTable>;
 export type DeviceRow = Selectable<DevicesTable>;
@@ -30,6 +31,8 @@ const INSERT_BATCH = 500;
 const LOOKUP_BATCH = 500;
 
 export class DevicesStore {
+  private readonly prepared = new PreparedQueries();
+
   constructor(readonly db: Kysely<Database>) {}
 
   async insertProduct(row: ProductRow, db: Executor = this.db): Promise<void> {
@@ -216,22 +219,25 @@ export class DevicesStore {
    * The record of the certificate with this serial joined with its device (null device columns when
    * the device is gone): the one primary-key lookup of every device connection (identity.ts).
    */
-  certificateWithDevice(serial: string, db: Executor = this.db) {
-    return db
-      .selectFrom('issued_certificates as c')
-      .leftJoin('devices as d', (join) => join.onRef('d.id', '=', 'c.device_id').onRef('d.organization_id', '=', 'c.organization_id'))
-      .select([
-        'c.organization_id',
-        'c.device_id',
-        'c.fingerprint_sha256',
-        'c.status as certificate_status',
-        'c.not_after',
-        'd.serial',
-        'd.product_id',
-        'd.status as device_status',
-      ])
-      .where('c.serial', '=', serial)
-      .executeTakeFirst();
+  async certificateWithDevice(serial: string, db: Executor = this.db) {
+    // Run on every device connect and every director request: compiled once (storage/prepared.ts).
+    const result = await this.prepared.execute(db, 'certificateWithDevice', [serial], (s) =>
+      db
+        .selectFrom('issued_certificates as c')
+        .leftJoin('devices as d', (join) => join.onRef('d.id', '=', 'c.device_id').onRef('d.organization_id', '=', 'c.organization_id'))
+        .select([
+          'c.organization_id',
+          'c.device_id',
+          'c.fingerprint_sha256',
+          'c.status as certificate_status',
+          'c.not_after',
+          'd.serial',
+          'd.product_id',
+          'd.status as device_status',
+        ])
+        .where('c.serial', '=', s),
+    );
+    return result.rows[0];
   }
 
   /** Makes the device active if it is still pending (its first credential arrived), in the organization when given; whether it was. */

@@ -2,10 +2,11 @@
  * Test fixtures of the director and rollouts: a release row as the release service would leave it
  * (inserted directly: the signed-release path belongs to the releases tests), devices of a
  * product with a hardware revision, a device identity as the broker hands it over, and a status
- * message as an agent would publish it.
+ * message and a signed version report as an agent would publish them.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import type { UpdateStatus } from '@bulwark/protocol';
+import { createHash, randomBytes, sign } from 'node:crypto';
+import { canonicalize } from '@tufjs/canonical-json';
+import type { UpdateStatus, VersionReport } from '@bulwark/protocol';
 import { cliActor } from '../accounts/roles.js';
 import type { DeviceIdentity } from '../devices/identity.js';
 import type { Platform } from '../platform.js';
@@ -128,4 +129,10 @@ export function statusPayload(
   error?: { code: string; message: string },
 ): Buffer {
   return Buffer.from(JSON.stringify({ rolloutId, state, target, ts: Date.now(), ...(error ? { error } : {}) }));
+}
+
+/** A signed version report as an agent publishes it: `key` (PKCS#8 PEM) signs the canonical JSON of `report`. */
+export function signedReport(report: VersionReport, key: string): string {
+  const signature = sign('sha256', Buffer.from(canonicalize(report)), { key, dsaEncoding: 'der' }).toString('base64');
+  return JSON.stringify({ report, signature });
 }

@@ -6,8 +6,12 @@
  */
 import type { DeviceVersionReportsTable } from '../storage/rollout-tables.js';
 import type { Executor } from '../storage/executor.js';
+import { PreparedQueries } from '../storage/prepared.js';
 
 export class DeviceReportStore {
+  /** Every version report runs the statements below: built and compiled once (storage/prepared.ts). */
+  private readonly prepared = new PreparedQueries();
+
   constructor(readonly db: Executor) {}
 
   /** The device of the organization with the firmware version it last reported, if it exists. */
@@ -22,12 +26,9 @@ export class DeviceReportStore {
 
   /** The devices domain has no service method for a device-reported version yet: written here. */
   async setFirmwareVersion(organizationId: string, deviceId: string, version: string, now: number, db: Executor = this.db): Promise<void> {
-    await db
-      .updateTable('devices')
-      .set({ firmware_version: version, updated_at: now })
-      .where('id', '=', deviceId)
-      .where('organization_id', '=', organizationId)
-      .execute();
+    await this.prepared.execute(db, 'setFirmwareVersion', [version, now, deviceId, organizationId], (v, at, device, org) =>
+      db.updateTable('devices').set({ firmware_version: v, updated_at: at }).where('id', '=', device).where('organization_id', '=', org),
+    );
   }
 
   versionReport(deviceId: string, db: Executor = this.db): Promise<DeviceVersionReportsTable | undefined> {
@@ -39,14 +40,15 @@ export class DeviceReportStore {
    * the stored counter so two copies of one report racing each other store it once; whether it did.
    */
   async storeReport(row: DeviceVersionReportsTable, db: Executor = this.db): Promise<boolean> {
-    const { device_id: deviceId, ...fields } = row;
-    const updated = await db
-      .updateTable('device_version_reports')
-      .set(fields)
-      .where('device_id', '=', deviceId)
-      .where('counter', '<', row.counter)
-      .executeTakeFirst();
-    if (Number(updated.numUpdatedRows) === 1) return true;
+    const args = [row.organization_id, row.counter, row.report, row.signature, row.received_at, row.device_id] as const;
+    const updated = await this.prepared.execute(db, 'updateReport', args, (org, counter, report, signature, at, device) =>
+      db
+        .updateTable('device_version_reports')
+        .set({ organization_id: org, counter, report, signature, received_at: at })
+        .where('device_id', '=', device)
+        .where('counter', '<', counter),
+    );
+    if (Number(updated.numAffectedRows) === 1) return true;
     const inserted = await db
       .insertInto('device_version_reports')
       .values(row)
@@ -62,16 +64,21 @@ export class DeviceReportStore {
     serial: string | null,
     db: Executor = this.db,
   ): Promise<string | null> {
-    const row = await db
-      .selectFrom('issued_certificates')
-      .select('pem')
-      .where('device_id', '=', deviceId)
-      .where('organization_id', '=', organizationId)
-      .where('status', '=', 'active')
-      .$if(serial !== null, (q) => q.where('serial', '=', serial!))
-      .orderBy('created_at', 'desc')
-      .limit(1)
-      .executeTakeFirst();
-    return row?.pem ?? null;
+    const active = (device: string, org: string) =>
+      db
+        .selectFrom('issued_certificates')
+        .select('pem')
+        .where('device_id', '=', device)
+        .where('organization_id', '=', org)
+        .where('status', '=', 'active')
+        .orderBy('created_at', 'desc')
+        .limit(1);
+    const result =
+      serial === null
+        ? await this.prepared.execute(db, 'newestActivePem', [deviceId, organizationId], active)
+        : await this.prepared.execute(db, 'activePem', [deviceId, organizationId, serial], (device, org, s) =>
+            active(device, org).where('serial', '=', s),
+          );
+    return result.rows[0]?.pem ?? null;
   }
 }

@@ -44,7 +44,7 @@ export class DeviceUpdateInbox {
     private readonly reports: DeviceReportStore,
     private readonly clock: Clock,
   ) {
-    this.progress = new ProgressWriter(db, store);
+    this.progress = new ProgressWriter(db, store, reports);
   }
 
   async message(identity: DeviceIdentity, channel: string, payload: Buffer): Promise<void> {
@@ -133,21 +133,17 @@ export class DeviceUpdateInbox {
         "The signature does not verify with this device's certificate key (ECDSA P-256 SHA-256, DER, over the canonical JSON of report)",
       );
     }
-    const now = this.clock.now();
     const row = {
       device_id: identity.deviceId,
       organization_id: identity.organizationId,
       counter: report.counter,
       report: JSON.stringify(report),
       signature,
-      received_at: now,
+      received_at: this.clock.now(),
     };
-    const accepted = await this.db.transaction().execute(async (trx) => {
-      const stored = await this.reports.storeReport(row, trx);
-      if (stored && report.running.version !== null)
-        await this.reports.setFirmwareVersion(identity.organizationId, identity.deviceId, report.running.version, now, trx);
-      return stored;
-    });
+    // The report and the version it makes the device's, in one transaction shared with the other
+    // devices' successes and reports arriving with it (rollout-progress.ts).
+    const accepted = await this.progress.storeReport(row, report.running.version);
     if (!accepted)
       throw new DeviceMessageRefusal('update.report_replayed', `report.counter ${report.counter} is not above the last accepted counter`);
   }

@@ -2,7 +2,8 @@
  * What one device's step through a rollout costs in database round trips, counted on a real
  * database of each engine below Kysely (testing/query-counter.ts): the offer (a tick), the
  * director targets fetch, the status messages (one at a time, and from many devices at once: their
- * successes committed together, rollout-progress.ts). Each figure is
+ * successes committed together, rollout-progress.ts), the signed version reports (committed
+ * together too). Each figure is
  * pinned per device over a group of devices with a slack smaller than the group, so a change
  * that brings back a query per device (an N+1, a read before every write) fails here.
  */
@@ -10,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { cliActor, type Actor } from '../accounts/roles.js';
 import { ENGINES } from '../testing/engines.js';
-import { organizationIdOf } from '../testing/devices.js';
+import { organizationIdOf, provisionTestDevice, type TestDevice } from '../testing/devices.js';
 import { countQueries, type QueryCounter } from '../testing/query-counter.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
 import {
@@ -19,11 +20,13 @@ import {
   insertRelease,
   registerDevices,
   ROLLOUTS_TICKED_BY_TEST,
+  signedReport,
   statusPayload,
   type TestRelease,
 } from '../testing/rollout-fixtures.js';
 
 const DEVICES = 12;
+
 /** Background jobs of the test platform may run a query or two while a step is counted; an N+1 costs DEVICES. */
 const SLACK = 4;
 
@@ -158,6 +161,78 @@ for (const engine of ENGINES) {
       }
       const firmware = await t.platform.db.selectFrom('devices').select('firmware_version').where('id', 'in', devices).execute();
       assert.deepEqual(new Set(firmware.map((d) => d.firmware_version)), new Set([release.version]));
+    });
+
+    it('stores the signed version reports of devices reporting at once in a shared transaction, each settled only once committed', async () => {
+      const devices: TestDevice[] = [];
+      for (let i = 0; i < DEVICES; i++) devices.push(await provisionTestDevice(t.platform, org, product, `RT-REPORT-${i}`));
+      const rollouts = t.platform.updates.rollouts;
+      const report = (device: TestDevice, counter: number) =>
+        Buffer.from(
+          signedReport(
+            {
+              deviceId: device.id,
+              counter,
+              ts: Date.now(),
+              running: { target: release.targetName, version: `3.0.${counter}`, sha256: release.sha256 },
+              slot: 'b',
+              securityVersion: 1,
+              errors: [],
+            },
+            device.key,
+          ),
+        );
+      const send = (device: TestDevice, counter: number) =>
+        rollouts.deviceMessage(identityOf(org, device.id, product), 'report', report(device, counter));
+      // Each device's first report (stored by an insert, after the update found no row): not counted.
+      for (const device of devices) await send(device, 1);
+      const storedOf = async (deviceId: string) =>
+        (
+          await t.platform.db
+            .selectFrom('device_version_reports')
+            .select('counter')
+            .where('device_id', '=', deviceId)
+            .executeTakeFirstOrThrow()
+        ).counter;
+      const seen: number[] = [];
+      const spent = await counted(() =>
+        Promise.all(
+          devices.map(async (device) => {
+            await send(device, 2);
+            // Settled: the report is committed (on PostgreSQL this read runs on another connection of the pool).
+            seen.push(Number(await storedOf(device.id)));
+          }),
+        ),
+      );
+      assert.deepEqual(
+        seen,
+        devices.map(() => 2),
+      );
+      const begins = spent.statements.split('\n').filter((line) => /^\d+× begin/i.test(line));
+      const transactions = begins.reduce((sum, line) => sum + Number(line.split('×')[0]), 0);
+      // The certificate's key, the report, the device's version, and this test's read; a transaction per report is two more each.
+      assert.ok(transactions <= 3, `${transactions} transactions for ${DEVICES} devices' reports:\n${spent.statements}`);
+      atMost(`version reports from ${DEVICES} devices at once`, spent, 4);
+      const firmware = await t.platform.db
+        .selectFrom('devices')
+        .select('firmware_version')
+        .where(
+          'id',
+          'in',
+          devices.map((d) => d.id),
+        )
+        .execute();
+      assert.deepEqual(new Set(firmware.map((d) => d.firmware_version)), new Set(['3.0.2']));
+
+      // A replayed counter among them is refused alone; the others are stored.
+      const [replayed, ...others] = devices;
+      const results = await Promise.allSettled([send(replayed!, 2), ...others.map((device) => send(device, 3))]);
+      assert.equal(results[0]!.status, 'rejected');
+      assert.match(String((results[0] as PromiseRejectedResult).reason), /not above the last accepted counter/);
+      assert.deepEqual(
+        results.slice(1).map((r) => r.status),
+        others.map(() => 'fulfilled'),
+      );
     });
 
     it('refuses progress for another target or before the offer, though the one-statement path did not take it', async () => {

@@ -9,6 +9,7 @@ import type { Database } from '../storage/schema.js';
 import type { RolloutSelector } from './rollout-model.js';
 import type { RolloutDevicesTable, RolloutsTable } from '../storage/rollout-tables.js';
 import type { Executor } from '../storage/executor.js';
+import { PreparedQueries } from '../storage/prepared.js';
 
 export type RolloutRow = RolloutsTable;
 export type RolloutDeviceRow = RolloutDevicesTable;
@@ -54,6 +55,9 @@ export function emptyCounts(): RolloutStateCounts {
 }
 
 export class RolloutStore {
+  /** The statements each device's progress runs: built and compiled once (storage/prepared.ts). */
+  private readonly prepared = new PreparedQueries();
+
   constructor(readonly db: Kysely<Database>) {}
 
   /**
@@ -221,26 +225,47 @@ export class RolloutStore {
    * release's in the same transaction. False when nothing moved: the caller reads the row to say why.
    */
   async advance(move: ProgressMove, error: { code: string; message: string } | null, now: number, db: Executor): Promise<boolean> {
-    const release = (eb: ExpressionBuilder<Database, 'rollout_devices' | 'devices'>) =>
-      eb.selectFrom('rollouts as r').innerJoin('firmware_releases as f', 'f.id', 'r.release_id').where('r.id', '=', move.rolloutId);
-    const moved = await db
-      .updateTable('rollout_devices')
-      .set({ state: move.state, error_code: error?.code ?? null, error_message: error?.message ?? null, updated_at: now })
-      .where('rollout_id', '=', move.rolloutId)
-      .where('device_id', '=', move.deviceId)
-      .where('organization_id', '=', move.organizationId)
-      .where('offered_at', 'is not', null)
-      .where('state', 'in', move.from)
-      .where((eb) => eb.exists(release(eb).select('f.id').where('f.target_name', '=', move.target)))
-      .executeTakeFirst();
-    if (Number(moved.numUpdatedRows) !== 1) return false;
+    const release = (eb: ExpressionBuilder<Database, 'rollout_devices' | 'devices'>, rolloutId: string) =>
+      eb.selectFrom('rollouts as r').innerJoin('firmware_releases as f', 'f.id', 'r.release_id').where('r.id', '=', rolloutId);
+    // Five of these a device's update: compiled once per target state (its `from` list is the shape's).
+    const args = [
+      move.state,
+      error?.code ?? null,
+      error?.message ?? null,
+      now,
+      move.rolloutId,
+      move.deviceId,
+      move.organizationId,
+      move.target,
+    ] as const;
+    const moved = await this.prepared.execute(
+      db,
+      `advance:${move.from.join(',')}`,
+      args,
+      (state, code, message, at, rollout, device, org, target) =>
+        db
+          .updateTable('rollout_devices')
+          .set({ state, error_code: code, error_message: message, updated_at: at })
+          .where('rollout_id', '=', rollout)
+          .where('device_id', '=', device)
+          .where('organization_id', '=', org)
+          .where('offered_at', 'is not', null)
+          .where('state', 'in', move.from)
+          .where((eb) => eb.exists(release(eb, rollout).select('f.id').where('f.target_name', '=', target))),
+    );
+    if (Number(moved.numAffectedRows) !== 1) return false;
     if (move.state === 'succeeded')
-      await db
-        .updateTable('devices')
-        .set((eb) => ({ firmware_version: release(eb).select('f.version'), updated_at: now }))
-        .where('id', '=', move.deviceId)
-        .where('organization_id', '=', move.organizationId)
-        .execute();
+      await this.prepared.execute(
+        db,
+        'firmwareOfRelease',
+        [now, move.rolloutId, move.deviceId, move.organizationId],
+        (at, rollout, device, org) =>
+          db
+            .updateTable('devices')
+            .set((eb) => ({ firmware_version: release(eb, rollout).select('f.version'), updated_at: at }))
+            .where('id', '=', device)
+            .where('organization_id', '=', org),
+      );
     return true;
   }
 

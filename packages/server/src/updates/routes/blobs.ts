@@ -104,15 +104,16 @@ export function blobRoutes(deps: BlobRouteDeps) {
       handler: async (request, reply) => {
         const { organizationId } = request.params;
         const match = TARGET_PATH.exec(request.params['*']);
-        const notFound = new NotFoundError('The target', { path: `/tuf/${organizationId}/targets/${request.params['*']}` });
-        if (!match) throw notFound;
+        // Made only when refused: an error's stack trace costs more than the rest of serving an image from memory.
+        const notFound = () => new NotFoundError('The target', { path: `/tuf/${organizationId}/targets/${request.params['*']}` });
+        if (!match) throw notFound();
         const [, productId, sha256, version] = match as unknown as [string, string, string, string];
-        if (!(await deps.releases.isReleased(organizationId, targetNameOf(productId, version), sha256))) throw notFound;
+        if (!(await deps.releases.isReleased(organizationId, targetNameOf(productId, version), sha256))) throw notFound();
         const hot = blobs.cached(sha256);
         const blob = hot ? { sha256, length: hot.length } : await blobs.stat(sha256);
         if (!blob) {
           request.log.error({ sha256, organizationId }, 'a released image is missing from the blob store');
-          throw notFound;
+          throw notFound();
         }
 
         const etag = `"${sha256}"`;

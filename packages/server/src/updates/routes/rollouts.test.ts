@@ -1,9 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sign } from 'node:crypto';
 import https from 'node:https';
 import type { MqttClient } from 'mqtt';
-import { canonicalize } from '@tufjs/canonical-json';
 import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
 import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, type VersionReport } from '@bulwark/protocol';
 import { cliActor } from '../../accounts/roles.js';
@@ -12,7 +10,7 @@ import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, type TestDevice } from '../../testing/devices.js';
 import { connectDevice, eventually, inbox } from '../../testing/mqtt.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
-import { hardwareProduct, insertRelease, type TestRelease } from '../../testing/rollout-fixtures.js';
+import { hardwareProduct, insertRelease, signedReport, type TestRelease } from '../../testing/rollout-fixtures.js';
 import { keyHolder, signedBy, TestCeremony, type KeyHolder } from '../../testing/tuf-ceremony.js';
 import { tufKeyOf } from '../tuf/keys.js';
 import { buildDirectorRoot, expiresIn } from '../tuf/offline.js';
@@ -42,13 +40,6 @@ function deviceGet(
     );
     request.on('error', reject);
     request.end();
-  });
-}
-
-function signedReport(report: VersionReport, key: string): string {
-  return JSON.stringify({
-    report,
-    signature: sign('sha256', Buffer.from(canonicalize(report)), { key, dsaEncoding: 'der' }).toString('base64'),
   });
 }
 
