@@ -10,7 +10,7 @@ import { ENGINES } from '../../testing/engines.js';
 import { organizationIdOf, provisionTestDevice, type TestDevice } from '../../testing/devices.js';
 import { connectDevice, eventually, inbox } from '../../testing/mqtt.js';
 import { ownerSession, startTestPlatform, type TestPlatform } from '../../testing/server.js';
-import { hardwareProduct, insertRelease, signedReport, type TestRelease } from '../../testing/rollout-fixtures.js';
+import { hardwareProduct, insertRelease, ROLLOUTS_TICKED_BY_TEST, signedReport, type TestRelease } from '../../testing/rollout-fixtures.js';
 import { keyHolder, signedBy, TestCeremony, type KeyHolder } from '../../testing/tuf-ceremony.js';
 import { tufKeyOf } from '../tuf/keys.js';
 import { buildDirectorRoot, expiresIn } from '../tuf/offline.js';
@@ -56,7 +56,8 @@ for (const engine of ENGINES) {
     const clients: MqttClient[] = [];
 
     before(async () => {
-      t = await startTestPlatform(engine, { mqtt: { port: 0, watchIntervalMs: 100 } });
+      // The tests tick rollouts themselves: the server's own tick would offer devices between their steps.
+      t = await startTestPlatform(engine, { ...ROLLOUTS_TICKED_BY_TEST, mqtt: { port: 0, watchIntervalMs: 100 } });
       org = await organizationIdOf(t.platform, t.org);
       const product = await hardwareProduct(t.platform, org, 'Routed sensor');
       release = await insertRelease(t.platform, org, product, '3.1.0');
