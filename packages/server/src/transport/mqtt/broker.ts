@@ -541,6 +541,8 @@ export class MqttGateway implements DeviceMessenger {
     this.watcher.stop();
     if (this.pruner) clearInterval(this.pruner);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
+    // Every session ends now: recorded offline together below, not one write each as they close.
+    this.presence.stop(this.sessions.values());
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
     const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave, nor for
@@ -552,7 +554,7 @@ export class MqttGateway implements DeviceMessenger {
     if (this.backends) await this.backends.close();
     await this.writer.drain();
     // The sessions just ended are recorded offline before storage closes.
-    await this.presence.settled();
+    if (this.broker) await this.presence.endAll(this.broker.id);
   }
 
   // --- connections -------------------------------------------------------------------------
