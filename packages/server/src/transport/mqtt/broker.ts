@@ -773,7 +773,11 @@ export class MqttGateway implements DeviceMessenger {
     const session = this.sessionOf(client);
     if (!session) return client.close();
     // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
-    if (client.conn instanceof ConnectionGuard) client.conn.open(() => session.packets.borrow(Date.now()));
+    if (client.conn instanceof ConnectionGuard)
+      client.conn.open(
+        () => session.packets.borrow(Date.now()),
+        () => refreshKeepalive(client),
+      );
     this.presence.record(session, this.broker.id, true);
   }
 
@@ -1101,6 +1105,15 @@ function credentialTag(identity: DeviceIdentity): string {
     case 'via_gateway':
       return `via_gateway:${credential.gatewayId}`;
   }
+}
+
+/**
+ * A PINGREQ the transport guard answered itself: the client's keep-alive timer restarts, as Aedes
+ * does for every packet it reads (lib/handlers/index.js: `client._keepaliveTimer.refresh()`; not
+ * part of its API, so connect.test.ts checks that a session that only pings stays).
+ */
+function refreshKeepalive(client: Client): void {
+  (client as unknown as { _keepaliveTimer: NodeJS.Timeout | null })._keepaliveTimer?.refresh();
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */
