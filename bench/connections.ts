@@ -21,7 +21,11 @@
  * key (bench/support/conn-fleet.ts). Memory is each holding process's resident set after the
  * connections minus before them (no forced GC on either side), summed over the processes.
  *
- *   npm run bench:connections -- [--devices 18000] [--workers N] [--concurrency 100] [--per-loader 9000]
+ * Idle CPU: once every connection is up, the holding processes' CPU time over --idle-seconds,
+ * per second, with the devices sending nothing but their keep-alives (every --keepalive seconds;
+ * bare TLS connections send 2 bytes as often and the bare server echoes them).
+ *
+ *   npm run bench:connections -- [--devices 18000] [--workers N] [--concurrency 100] [--per-loader 9000] [--idle-seconds 20] [--keepalive 600]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,13 +54,23 @@ const { values } = parseArgs({
     workers: { type: 'string' },
     concurrency: { type: 'string', default: '100' },
     'per-loader': { type: 'string', default: '9000' },
+    'idle-seconds': { type: 'string', default: '20' },
+    keepalive: { type: 'string', default: '600' },
   },
 });
 const perProcess = Number(values.devices);
 const workers = values.workers === undefined ? 0 : Number(values.workers);
 const concurrency = Number(values.concurrency);
 const perLoader = Number(values['per-loader']);
-for (const [name, n] of Object.entries({ devices: perProcess, concurrency, 'per-loader': perLoader }))
+const idleSeconds = Number(values['idle-seconds']);
+const keepalive = Number(values.keepalive);
+for (const [name, n] of Object.entries({
+  devices: perProcess,
+  concurrency,
+  'per-loader': perLoader,
+  'idle-seconds': idleSeconds,
+  keepalive,
+}))
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
 if (!Number.isInteger(workers) || workers < 0) throw new Error('--workers must be a positive integer');
 const processes = Math.max(workers, 1);
@@ -95,6 +109,13 @@ function child(args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): Promise<{ p
 
 const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
+/** CPU milliseconds per second the processes spend over --idle-seconds. */
+async function idleCpu(pids: number[]): Promise<number> {
+  const before = cpuOf(pids);
+  await pause(idleSeconds * 1000);
+  return ((cpuOf(pids) - before) * 1000) / idleSeconds;
+}
+
 interface Run {
   connected: number;
   failures: number;
@@ -118,6 +139,7 @@ async function connectAll(mode: ConnJob['mode'], port: number, ca: string, fleet
       devices: fleet.devices.slice(i * share, (i + 1) * share),
       concurrency: Math.max(1, Math.ceil(concurrency / loaders)),
       localAddress: `127.0.0.${i + 2}`,
+      keepalive,
     };
     writeFileSync(file, JSON.stringify(job), { mode: 0o600 });
     started.push(child(['bench/support/conn-load.ts', file]));
@@ -187,11 +209,13 @@ try {
     const before = pids.map(rssOf);
     const fdsBefore = pids.map(fdsOf);
     const serving = workers > 0 ? [node.child.pid!, ...pids] : pids;
+    const idleEmpty = await idleCpu(serving);
     const cpuBefore = cpuOf(serving);
     ours = await connectAll('mqtt', node.mqttPort, ca, fleet, dir);
     const cpu = cpuOf(serving) - cpuBefore;
     await pause(3000);
     const after = pids.map(rssOf);
+    const idle = await idleCpu(serving);
     const metrics = async (path: string) => {
       const res = await fetchMetrics(`https://localhost:${node.httpsPort}${path}`, ca, scrape.token);
       return {
@@ -234,6 +258,8 @@ try {
     ]);
     rows.push(['connects per second', ours.perSecond]);
     rows.push(['server CPU per connect, ms', (cpu * 1000) / ours.connected]);
+    rows.push(['server CPU idle with no connection, ms/s', idleEmpty]);
+    rows.push([`server CPU idle with the connections (keep-alive ${keepalive} s), ms/s`, idle]);
     stopLoaders(ours);
   } finally {
     const code = await node.stop(300_000);
@@ -251,11 +277,13 @@ try {
   await pause(3000);
   const before = pids.map(rssOf);
   const serving = processes > 1 ? [bareServer.pid!, ...pids] : pids;
+  const idleEmpty = await idleCpu(serving);
   const cpuBefore = cpuOf(serving);
   bare = await connectAll('tls', port, ca, fleet, dir);
   const cpu = cpuOf(serving) - cpuBefore;
   await pause(3000);
   const after = pids.map(rssOf);
+  const idle = await idleCpu(serving);
   const lines = createInterface({ input: bareServer.stdout! });
   const counted = new Promise<number[]>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as number[])));
   bareServer.stdin!.write('count\n');
@@ -268,6 +296,8 @@ try {
     (after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)) / 1024 / bare.connected,
     bare.perSecond,
     (cpu * 1000) / bare.connected,
+    idleEmpty,
+    idle,
   ];
   console.log('');
   table(

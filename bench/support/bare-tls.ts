@@ -1,6 +1,7 @@
 /**
  * The baseline for bench:connections: a bare node:tls server requiring client certificates from
- * the same CA, doing nothing with the connections but holding them, in `workers` processes sharing
+ * the same CA, doing nothing with the connections but holding them (and echoing what a client
+ * sends: the load generator's keep-alive stand-in), in `workers` processes sharing
  * one port through node:cluster as `bulwark serve --workers N` does (1: the process itself serves).
  * Prints one JSON line once listening: the port and the pids of the processes holding connections.
  * Then each line "count" on its standard input is answered with a JSON line: the connections each
@@ -24,6 +25,7 @@ function serve(listening: (port: number) => void): Set<TLSSocket> {
   const server = createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
+    socket.on('data', (bytes: Buffer) => socket.write(bytes));
     socket.on('close', () => sockets.delete(socket));
   });
   server.maxConnections = 1_000_000;

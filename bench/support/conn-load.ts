@@ -23,6 +23,12 @@ export interface ConnJob {
    * its own (127.0.0.2, 127.0.0.3…; all of 127/8 is loopback).
    */
   localAddress: string;
+  /**
+   * Seconds between keep-alives: the MQTT keep-alive the devices ask for (mqtt.js sends PINGREQ
+   * after that long without sending), or, holding bare TLS connections, a 2-byte message each
+   * sends that often and the bare server echoes (the same two TLS records a PINGREQ and its PINGRESP are).
+   */
+  keepalive: number;
 }
 
 export interface ConnReport {
@@ -37,6 +43,7 @@ export interface ConnReport {
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as ConnJob;
 const held: (MqttClient | TLSSocket)[] = [];
+const PING = Buffer.from([0xc0, 0x00]);
 let failures = 0;
 let firstError: string | null = null;
 
@@ -50,7 +57,7 @@ function open(d: ConnJob['devices'][number]): Promise<void> {
         ca: job.ca,
         protocolVersion: 4,
         reconnectPeriod: 0,
-        keepalive: 600,
+        keepalive: job.keepalive,
         connectTimeout: 60_000,
         localAddress: job.localAddress,
       } as IClientOptions)
@@ -88,4 +95,9 @@ await Promise.all(
 const report: ConnReport = { connected: held.length, failures, firstError, startedAt, endedAt: Date.now() };
 process.stdout.write(JSON.stringify(report) + '\n');
 process.on('SIGTERM', () => process.exit(0));
-setInterval(() => undefined, 1 << 30);
+// Bare TLS: each connection sends its 2 bytes once per keep-alive period, spread over the period.
+let tick = 0;
+setInterval(() => {
+  tick++;
+  if (job.mode === 'tls') for (let i = tick % job.keepalive; i < held.length; i += job.keepalive) (held[i] as TLSSocket).write(PING);
+}, 1000);

@@ -153,6 +153,28 @@ for (const engine of ENGINES) {
         await store.recordDisconnected(session(id, 3000, 'node-2'), 3001);
         assert.deepEqual(await recorded(id), { since: 3000, node: 'node-1' });
       });
+
+      it('a stopping node ends its sessions together, each only where it is still the one recorded', async () => {
+        const mine = Array.from({ length: 1100 }, () => newDevice()); // more than one statement's worth
+        for (const id of mine) await store.recordConnected(session(id, 4000), 4000);
+        const elsewhere = newDevice(); // since reconnected to another node
+        await store.recordConnected(session(elsewhere, 4000), 4000);
+        await store.recordConnected(session(elsewhere, 4100, 'node-2'), 4100);
+        const reconnected = newDevice(); // a newer session on this node than the one ending
+        await store.recordConnected(session(reconnected, 4200), 4200);
+        const ending = [...mine, elsewhere, reconnected].map((deviceId) => ({ deviceId, connectedSince: 4000 }));
+        await store.recordSessionsEnded('node-1', ending, 5000);
+        for (const id of [mine[0]!, mine[999]!, mine[1099]!]) assert.deepEqual(await recorded(id), { since: null, node: 'node-1' });
+        const stillOnline = await database.db
+          .selectFrom('device_presence')
+          .select('device_id')
+          .where('device_id', 'in', mine)
+          .where('connected_since', 'is not', null)
+          .execute();
+        assert.equal(stillOnline.length, 0);
+        assert.deepEqual(await recorded(elsewhere), { since: 4100, node: 'node-2' });
+        assert.deepEqual(await recorded(reconnected), { since: 4200, node: 'node-1' });
+      });
     });
   });
 }

@@ -92,6 +92,8 @@ export interface UsageDelta {
 
 /** Usage rows per upsert: 5 parameters each, well under both engines' parameter limits. */
 const USAGE_ROWS_PER_STATEMENT = 1000;
+/** Sessions per statement when a stopping node records its sessions ended: 2 parameters each. */
+const PRESENCE_ROWS_PER_STATEMENT = 1000;
 
 /** A device's MQTT session, as its presence records it. */
 export interface PresenceSession {
@@ -303,6 +305,41 @@ export class TelemetryStore {
       .where('connected_since', '=', session.connectedSince)
       .execute();
     await this.seen(session.deviceId, now);
+  }
+
+  /**
+   * Records the end of many sessions of node `nodeId` at once (a node stopping): in one transaction
+   * of a few statements, not two per session. As for one session, a device goes offline only if
+   * the session recorded for it is still this one (same node, same start time).
+   */
+  async recordSessionsEnded(nodeId: string, sessions: Pick<PresenceSession, 'deviceId' | 'connectedSince'>[], now: number): Promise<void> {
+    if (sessions.length === 0) return;
+    await this.db.transaction().execute(async (trx) => {
+      for (let i = 0; i < sessions.length; i += PRESENCE_ROWS_PER_STATEMENT) {
+        const chunk = sessions.slice(i, i + PRESENCE_ROWS_PER_STATEMENT);
+        await trx
+          .updateTable('device_presence')
+          .set({ connected_since: null, changed_at: now })
+          .where('node_id', '=', nodeId)
+          .where((eb) =>
+            eb(
+              eb.refTuple('device_id', 'connected_since'),
+              'in',
+              chunk.map((s) => eb.tuple(s.deviceId, s.connectedSince)),
+            ),
+          )
+          .execute();
+        await trx
+          .updateTable('devices')
+          .set({ last_seen_at: now })
+          .where(
+            'id',
+            'in',
+            chunk.map((s) => s.deviceId),
+          )
+          .execute();
+      }
+    });
   }
 
   /** A session's start or end is the device being seen. */

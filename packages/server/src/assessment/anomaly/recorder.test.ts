@@ -47,6 +47,18 @@ for (const engine of ENGINES) {
       assert.equal(recorder.totals.messages, 15);
     });
 
+    it('counts the distinct source addresses of each minute and hour, whether a device uses one address or several', async () => {
+      const recorder = new BehaviourRecorder(store, () => now, 100, randomUUID);
+      for (const address of ['10.2.0.1', '10.2.0.1']) recorder.attach(subject('one-address'), address);
+      for (const address of ['10.3.0.1', '10.3.0.2', '10.3.0.1', '10.3.0.3']) recorder.attach(subject('three-addresses'), address);
+      await recorder.flush();
+      const rows = await store.window(now - MINUTE);
+      const minuteAddresses = (deviceId: string) => rows.find((r) => r.device_id === deviceId && r.minute === now)?.addresses;
+      assert.deepEqual([minuteAddresses('one-address'), minuteAddresses('three-addresses')], [1, 3]);
+      const hour = await store.distinctAddresses(now - 3_600_000);
+      assert.deepEqual([hour.get('one-address'), hour.get('three-addresses')], [1, 3]);
+    });
+
     it('keeps authentication failures only for a device that exists, and forgets devices with no session once written', async () => {
       const recorder = new BehaviourRecorder(store, () => now, 100, randomUUID);
       recorder.authFailure('no-such-device', '192.0.2.1');

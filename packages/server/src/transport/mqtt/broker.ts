@@ -545,6 +545,8 @@ export class MqttGateway implements DeviceMessenger {
     this.watcher.stop();
     if (this.pruner) clearInterval(this.pruner);
     for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
+    // Every session ends now: recorded offline together below, not one write each as they close.
+    this.presence.stop(this.sessions.values());
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
     const stopped = Promise.all(servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve()))));
     // Devices reconnect elsewhere with backoff; a shutdown does not wait for them to leave, nor for
@@ -556,7 +558,7 @@ export class MqttGateway implements DeviceMessenger {
     if (this.backends) await this.backends.close();
     await this.writer.drain();
     // The sessions just ended are recorded offline before storage closes.
-    await this.presence.settled();
+    if (this.broker) await this.presence.endAll(this.broker.id);
   }
 
   // --- connections -------------------------------------------------------------------------
@@ -774,7 +776,11 @@ export class MqttGateway implements DeviceMessenger {
     const session = this.sessionOf(client);
     if (!session) return client.close();
     // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
-    if (client.conn instanceof ConnectionGuard) client.conn.open(() => session.packets.borrow(Date.now()));
+    if (client.conn instanceof ConnectionGuard)
+      client.conn.open(
+        () => session.packets.borrow(Date.now()),
+        () => refreshKeepalive(client),
+      );
     this.presence.record(session, this.broker.id, true);
   }
 
@@ -1102,6 +1108,15 @@ function credentialTag(identity: DeviceIdentity): string {
     case 'via_gateway':
       return `via_gateway:${credential.gatewayId}`;
   }
+}
+
+/**
+ * A PINGREQ the transport guard answered itself: the client's keep-alive timer restarts, as Aedes
+ * does for every packet it reads (lib/handlers/index.js: `client._keepaliveTimer.refresh()`; not
+ * part of its API, so connect.test.ts checks that a session that only pings stays).
+ */
+function refreshKeepalive(client: Client): void {
+  (client as unknown as { _keepaliveTimer: NodeJS.Timeout | null })._keepaliveTimer?.refresh();
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */

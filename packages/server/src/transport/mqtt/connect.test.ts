@@ -125,6 +125,27 @@ describe('MQTT CONNECT handling [sqlite]', () => {
     }
   });
 
+  for (const version of [4, 5] as const)
+    it(`MQTT ${version === 4 ? '3.1.1' : 5}: keep-alive is enforced: a session that only pings stays and gets its PINGRESPs; a silent one is closed after 1.5 times its keep-alive`, async () => {
+      const [pinging, silent] = [await s.device(), await s.device()];
+      const pinger = await open(pinging, version);
+      pinger.send(pinger.connectPacket(pinging.id, { keepalive: 1 }));
+      await pinger.next('connack');
+      const quiet = await open(silent, version);
+      quiet.send(quiet.connectPacket(silent.id, { keepalive: 1 }));
+      await quiet.next('connack');
+      const started = Date.now();
+      for (let i = 0; i < 6; i++) {
+        await settle(500);
+        pinger.send({ cmd: 'pingreq' });
+      }
+      assert.ok(await quiet.closedWithin(1), `the silent session is closed (after ${Date.now() - started} ms)`);
+      await eventually(() => pinger.commands().filter((c) => c === 'pingresp').length === 6, 2000, 'six PINGRESPs');
+      assert.equal(pinger.isClosed, false, 'the pinging session stays open past 1.5 times its keep-alive');
+      await settle(2000);
+      assert.equal(pinger.isClosed, true, 'and is closed once it stops pinging');
+    });
+
   it('MQTT 5: a keep-alive of 0 or over 1,200 s is answered with Server Keep Alive 1,200 in the CONNACK', async () => {
     const d = await s.device();
     for (const keepalive of [0, 65535]) {

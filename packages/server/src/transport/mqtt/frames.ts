@@ -105,6 +105,11 @@ export class PacketScanner {
     this.halted = false;
   }
 
+  /** Between packets: the next byte scanned starts a fixed header. */
+  get atPacketStart(): boolean {
+    return this.skip === 0 && this.headerBytes === 0;
+  }
+
   private endPacket(): void {
     this.reader = null;
     if (this.stopAtEnd) this.halted = true;

@@ -17,7 +17,11 @@
  *   - charges every packet other than PUBLISH to the session's rate (the broker charges PUBLISH
  *     itself; a SUBSCRIBE or UNSUBSCRIBE costs one more per filter), and stops reading for a while
  *     (`hold`) when the session is over it: a flood costs the broker the allowed rate, not line
- *     rate; far beyond it, the connection is refused.
+ *     rate; far beyond it, the connection is refused;
+ *   - answers a PINGREQ that arrives alone (an idle device's keep-alive: one TLS record holding
+ *     the 2 bytes) itself: PINGRESP straight onto the socket, and the broker's keep-alive timer
+ *     refreshed through `onPing`, without the stream, parser and handler round through the broker.
+ *     A fleet's keep-alives are most of what an idle node does (issue 21).
  * A refusal stops reading; `onRefused` decides how the connection ends (a DISCONNECT with a
  * reason code for MQTT 5 when a session exists, otherwise a close).
  * TokenBucket: the rate limits (connects per second on the listener; packets, telemetry readings and
@@ -49,6 +53,9 @@ export interface GuardLimits {
 /** Charges one packet to the session's rate; returns how long (ms) it is behind. */
 export type RateMeter = () => number;
 
+const PINGREQ = 0xc0;
+const PINGRESP = Buffer.from([0xd0, 0x00]);
+
 type GuardState = 'connect' | 'held' | 'open' | 'refused';
 
 export class ConnectionGuard extends Duplex {
@@ -57,6 +64,8 @@ export class ConnectionGuard extends Duplex {
   private held: Buffer[] = [];
   private readonly connect = new ConnectVersionReader();
   private meter: RateMeter | null = null;
+  /** Tells the broker a PINGREQ the guard answered arrived (its keep-alive timer restarts). */
+  private onPing: (() => void) | null = null;
   private connackAmended = false;
   private holdTimer: NodeJS.Timeout | null = null;
   private heldUntil = 0;
@@ -85,12 +94,14 @@ export class ConnectionGuard extends Duplex {
 
   /**
    * The broker accepted the CONNECT: what was held is passed on, in order, and reading resumes;
-   * from now on every packet but PUBLISH is charged to `meter`.
+   * from now on every packet but PUBLISH is charged to `meter`. With `onPing`, a PINGREQ that
+   * arrives alone is answered here and `onPing` called instead of passing it on.
    */
-  open(meter: RateMeter): void {
+  open(meter: RateMeter, onPing?: () => void): void {
     if (this.state !== 'held') return;
     this.state = 'open';
     this.meter = meter;
+    this.onPing = onPing ?? null;
     this.scanner.resume();
     const held = this.held;
     this.held = [];
@@ -151,12 +162,25 @@ export class ConnectionGuard extends Duplex {
 
   private deliver(chunk: Buffer): void {
     this.behind = 0;
+    // A lone PINGREQ between packets, with nothing waiting for the broker ahead of it nor any of
+    // the broker's packets part-way out (the PINGRESP goes straight onto the socket).
+    const ping =
+      this.onPing !== null &&
+      chunk.length === 2 &&
+      chunk[0] === PINGREQ &&
+      chunk[1] === 0 &&
+      this.scanner.atPacketStart &&
+      this.readableLength === 0 &&
+      this.writableLength === 0;
     try {
       this.scanner.scan(chunk, this.visitOpen);
     } catch (error) {
       return this.refuse(error as FrameError);
     }
-    if (!this.push(chunk) || this.holdTimer) this.socket.pause();
+    if (ping) {
+      this.onPing!();
+      this.socket.write(PINGRESP);
+    } else if (!this.push(chunk) || this.holdTimer) this.socket.pause();
     if (this.behind > 0) this.hold(this.behind);
   }
 
