@@ -15,33 +15,16 @@
 import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cjsMessage, dynamicImportsOfCommonJs, EXTERNAL as CLI_EXTERNAL } from './bundle-cli.mjs';
 import { BUILD_DIR, mirror } from './compiled-tests.mjs';
 
 export const BUNDLE_DIR = '.test-bundle';
 const CHUNKS = 'packages/server/src/chunks';
 const MANIFEST = 'inputs.json';
 
-// Left to node at run time, each for a reason the bundle would break or gain nothing:
-const EXTERNAL = [
-  // native addons (a .node file loaded from the package's own directory)
-  'better-sqlite3',
-  '@node-rs/argon2',
-  'pkcs11js',
-  // starts its transports in worker threads from its own files
-  'pino',
-  // read their own package.json through __dirname
-  '@fastify/swagger',
-  'ioredis',
-  'pg',
-  // tools the tests drive, each a large package that loads its own files at run time
-  'playwright-core',
-  'esbuild',
-  'tsx',
-  'eslint',
-  'typescript',
-  'vite',
-  'prettier',
-];
+// Left to node at run time: what the CLI's bundle leaves out (each for a reason given there), and the
+// tools the tests drive, each a large package that loads its own files at run time.
+const EXTERNAL = [...CLI_EXTERNAL, 'playwright-core', 'esbuild', 'tsx', 'eslint', 'typescript', 'vite', 'prettier'];
 
 function testFiles(dir, out = []) {
   for (const name of readdirSync(dir)) {
@@ -99,6 +82,8 @@ export async function bundleTests(root) {
           js: "import { createRequire as __bulwarkCreateRequire } from 'node:module'; const require = __bulwarkCreateRequire(import.meta.url);",
         },
       });
+      const cjs = dynamicImportsOfCommonJs(result.metafile);
+      if (cjs.length > 0) throw new Error(cjsMessage(cjs));
       const inputs = Object.keys(result.metafile.inputs);
       writeFileSync(join(staging, MANIFEST), JSON.stringify(inputs) + '\n');
     } catch (error) {
