@@ -26,7 +26,7 @@ import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
-import { tmpdir } from 'node:os';
+import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import mqtt from 'mqtt';
@@ -76,6 +76,13 @@ function runLoad(job: LoadJob, dir: string): Promise<LoadReport> {
   });
 }
 
+/** The 1-, 5- and 15-minute load averages: the machine is shared, and the figures mean little under other load. */
+function loadAverage(): string {
+  return loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
+}
+
 /** CPU seconds (user + system) this process has used so far. */
 function cpuOfThisProcess(): number {
   const { user, system } = process.cpuUsage();
@@ -87,7 +94,7 @@ function postgresCpu(): PostgresCpuSnapshot | null {
   return bench.database ? snapshotPostgresCpu(bench.database) : null;
 }
 
-console.log(`bench:ingest — ${machine()}`);
+console.log(`bench:ingest — ${machine()}; load average ${loadAverage()} at start`);
 const bench = await startBenchPlatform({ postgres: values.pg ?? false });
 const work = mkdtempSync(join(tmpdir(), 'bulwark-ingest-'));
 let mosquitto: ReturnType<typeof spawn> | null = null;
@@ -275,6 +282,7 @@ try {
       ? `Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the database writes of this process, plus the PostgreSQL server's: the backends of the platform's database${pg.lost > 0 ? ` (${pg.lost} ended during the run: their last CPU is not counted)` : ''} and the server's background processes (shared with any other database on this server).`
       : 'Bulwark CPU includes TLS, MQTT parsing, ACL, validation and the SQLite writes of this process.',
   );
+  console.log(`load average ${loadAverage()} at end`);
   if (ours.acked > stored) process.exitCode = 1;
 } finally {
   mosquitto?.kill('SIGTERM');

@@ -3,8 +3,9 @@
  * checks them (ROLE_PERMISSIONS maps each role to its permissions), and the console and other
  * clients name them when they invite an operator or create a scoped API key, and offer an action
  * only to the roles that hold its permission. Below them, the account views the API serves (a user,
- * a session, an API key, a passkey, an operator invitation): the server builds each in one place
- * (server/src/accounts/) and the console reads them.
+ * a sign-in step's answer, the current session, a session, a TOTP enrolment, an organization and
+ * its passkey policy, an API key, a passkey, an operator invitation): the server builds each in one
+ * place (server/src/accounts/) and the console reads them.
  */
 export const OPERATOR_ROLES = ['owner', 'admin', 'operator', 'release_engineer', 'auditor'] as const;
 export type OperatorRole = (typeof OPERATOR_ROLES)[number];
@@ -43,6 +44,56 @@ export interface UserView {
 
 /** What a session may do: everything (`full`), or only the one step that must come first. */
 export type SessionScope = 'full' | 'mfa_pending' | 'password_change' | 'mfa_enrollment' | 'passkey_enrollment';
+
+/** Where a sign-in stands: done (`ok`), or the one step that must come before the session is whole. */
+export type SignInStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required' | 'passkey_enrollment_required';
+
+/** A factor that completes the second step of a sign-in: a TOTP (or recovery) code, or a passkey. */
+export type MfaFactor = 'totp' | 'passkey';
+
+/** The answer of a sign-in step (password, second factor, passkey, single sign-on, a changed password): the session it issued. */
+export interface SignInAnswer {
+  status: SignInStatus;
+  /** At mfa_required: the factors that complete the step. */
+  mfaFactors?: MfaFactor[];
+  /** The bearer token (token mode only), shown once. */
+  token?: string;
+  /** Echoed in x-csrf-token on state-changing requests (cookie mode only). */
+  csrfToken?: string;
+  expiresAt: string;
+  user: UserView;
+}
+
+/** The session a request came with (`GET /auth/session`); a cookie session is handed its CSRF token again. */
+export interface SessionAnswer {
+  user: UserView;
+  scope: SessionScope;
+  expiresAt: string;
+  csrfToken?: string;
+}
+
+/** A TOTP enrolment begun (`POST /me/mfa/totp`): the secret, shown this once, and its otpauth URI (the QR code). */
+export interface TotpEnrolment {
+  secret: string;
+  otpauthUri: string;
+}
+
+/** An organization as the API shows it (`GET /org`, and the answer of a change of its policies). */
+export interface OrganizationView {
+  id: string;
+  slug: string;
+  name: string;
+  /** The roles that must use a second factor. */
+  mfaRequiredRoles: string[];
+  /** The roles that must sign in with a passkey. */
+  passkeyRequiredRoles: string[];
+  createdAt: string;
+}
+
+/** The organization's passkey policy as `PUT /org/passkey-policy` takes it: the roles that must sign in with a passkey. */
+export interface PasskeyPolicy {
+  passkeyRequiredRoles: string[];
+}
 
 /** A session of the signed-in user as the API lists it (never its token or digest). */
 export interface SessionView {

@@ -289,7 +289,7 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     perSecond: config.mqtt.jitRegistrationsPerSecond,
   });
   const link = new DeviceLink();
-  const telemetryStore = new TelemetryStore(db, database.engine);
+  const telemetryStore = new TelemetryStore(db, database.engine, database.copyIn);
   const devices = {
     store: devicesStore,
     service: devicesService,

@@ -5,11 +5,10 @@
  * The shapes the server defines for both sides (roles, permissions, audit entries, the device,
  * certificate, product, shadow, command, presence, latest values, telemetry aggregate, fleet
  * summary and ingest rate, rollout, release, finding, assessment run, user, session, invitation,
- * API key and passkey views) come from @bulwark/protocol; the permissions are those an API key may
+ * organization, API key and passkey views, a sign-in step's answer, the current session, a TOTP
+ * enrolment and the passkey policy) come from @bulwark/protocol; the permissions are those an API key may
  * carry (a key gets only those its creator's role has).
  */
-import type { SessionScope, UserView } from '@bulwark/protocol';
-
 export { DEVICE_STATUSES, OPERATOR_ROLES, PERMISSIONS, roleHolds, ROLLOUT_DEVICE_STATES, SEVERITIES } from '@bulwark/protocol';
 export type {
   ApiKeyView,
@@ -25,8 +24,11 @@ export type {
   FleetSummaryView,
   IngestRateView,
   LatestView,
+  MfaFactor,
   OperatorInvitationView,
+  OrganizationView,
   OperatorRole,
+  PasskeyPolicy,
   PasskeyView,
   Permission,
   PresenceView,
@@ -39,10 +41,14 @@ export type {
   RolloutView,
   RotatedCredentialsView,
   RunView,
+  SessionAnswer,
   SessionScope,
   SessionView,
   ShadowView,
+  SignInAnswer,
+  SignInStatus,
   TelemetryAggregateView,
+  TotpEnrolment,
   UserView,
 } from '@bulwark/protocol';
 
@@ -118,22 +124,4 @@ export function query(params: Record<string, string | number | undefined | null>
     if (value !== undefined && value !== null && value !== '') search.set(key, String(value));
   const text = search.toString();
   return text ? `?${text}` : '';
-}
-
-export type SignInStatus = 'ok' | 'mfa_required' | 'password_change_required' | 'mfa_enrollment_required' | 'passkey_enrollment_required';
-
-export interface SignInAnswer {
-  status: SignInStatus;
-  /** At mfa_required: what completes the step (a code, a passkey). */
-  mfaFactors?: ('totp' | 'passkey')[];
-  csrfToken?: string;
-  expiresAt: string;
-  user: UserView;
-}
-
-export interface SessionAnswer {
-  user: UserView;
-  scope: SessionScope;
-  expiresAt: string;
-  csrfToken?: string;
 }

@@ -6,6 +6,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { generateSecret, generateURI, verify as verifyTotp } from 'otplib';
+import type { TotpEnrolment } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError } from '../errors.js';
@@ -30,11 +31,6 @@ function normalizeRecoveryCode(code: string): string {
   return `${compact.slice(0, 5)}-${compact.slice(5)}`;
 }
 
-export interface Enrollment {
-  secret: string;
-  otpauthUri: string;
-}
-
 export class MfaService {
   constructor(
     private readonly store: AccountsStore,
@@ -47,7 +43,7 @@ export class MfaService {
     return `user:${userId}:totp`;
   }
 
-  async beginEnrollment(actor: Actor, issuer: string): Promise<Enrollment> {
+  async beginEnrollment(actor: Actor, issuer: string): Promise<TotpEnrolment> {
     const user = await this.store.userById(actor.userId);
     if (!user) throw new MfaInvalidError();
     if (user.mfa_enabled_at !== null)

@@ -4,7 +4,7 @@
  * here (not only at the route) and audited in the same transaction.
  */
 import { randomBytes } from 'node:crypto';
-import { ErrorCodes, type UserView } from '@bulwark/protocol';
+import { ErrorCodes, type OrganizationView, type UserView } from '@bulwark/protocol';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, ForbiddenError, NotFoundError, ValidationError } from '../errors.js';
@@ -22,17 +22,8 @@ import { newUserRow, normalizeEmail } from './store.js';
 import { decodeCursor, encodeCursor, pageOf } from '../pagination.js';
 import type { Executor } from '../storage/executor.js';
 
-/** A user as the API shows it: a wire shape the console reads too (@bulwark/protocol). */
-export type { UserView };
-
-export interface OrganizationView {
-  id: string;
-  slug: string;
-  name: string;
-  mfaRequiredRoles: string[];
-  passkeyRequiredRoles: string[];
-  createdAt: string;
-}
+/** A user and an organization as the API shows them: wire shapes the console reads too (@bulwark/protocol). */
+export type { OrganizationView, UserView };
 
 export function toUserView(row: UserRow, now: number): UserView {
   return {

@@ -1,7 +1,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { MINUTE, HOUR } from '../clock.js';
-import { createOperator, enrolMfa, signIn, type TestUser } from '../testing/accounts.js';
+import { cookieSignIn, createOperator, enrolMfa, signIn, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
 import { startTestPlatform, STRONG_PASSWORD, totp, type TestPlatform } from '../testing/server.js';
@@ -31,13 +31,7 @@ for (const engine of ENGINES) {
       const planted = `bws_${'A'.repeat(43)}`;
       const victim = t.client(true);
       victim.cookies.set(SESSION_COOKIE, planted);
-      const login = await victim.post('/api/v1/auth/login', {
-        organization: t.org,
-        email: user.email,
-        password: user.password,
-        mode: 'cookie',
-      });
-      assert.equal(login.body.status, 'ok');
+      await cookieSignIn(t, user, victim);
       const issued = victim.cookies.get(SESSION_COOKIE);
       assert.ok(issued && issued !== planted);
       assert.equal((await victim.get('/api/v1/auth/session')).status, 200);
@@ -260,18 +254,11 @@ for (const engine of ENGINES) {
     after(() => t?.close());
 
     async function cookieLogin(): Promise<{ client: HttpClient; csrf: string; setCookie: string }> {
-      const client = t.client(true);
-      const login = await client.post('/api/v1/auth/login', {
-        organization: t.org,
-        email: user.email,
-        password: user.password,
-        mode: 'cookie',
-      });
-      assert.equal(login.body.status, 'ok', login.text);
+      const { client, csrfToken, login } = await cookieSignIn(t, user);
       assert.equal(login.body.token, undefined, 'no bearer token in cookie mode');
       const setCookie = ([] as string[]).concat(login.headers['set-cookie'] ?? []).find((c) => c.startsWith(`${SESSION_COOKIE}=`));
       assert.ok(setCookie);
-      return { client, csrf: login.body.csrfToken, setCookie };
+      return { client, csrf: csrfToken, setCookie };
     }
 
     it('sets the session cookie __Host- prefixed, HttpOnly, Secure, SameSite=Strict, on / and without a Domain', async () => {

@@ -2,7 +2,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { SignJWT, generateKeyPair } from 'jose';
-import { insertConsumer, organizationId, signIn, type TestUser } from '../testing/accounts.js';
+import { cookieSignIn, insertConsumer, organizationId, signIn, type TestUser } from '../testing/accounts.js';
 import {
   appSignIn,
   authorizationCode,
@@ -172,14 +172,7 @@ for (const engine of ENGINES) {
 
     it('takes the consent of a browser (cookie) session only with its CSRF token', async () => {
       const { user } = await consumer();
-      const browser = t.client(true);
-      const login = await browser.post('/api/v1/auth/login', {
-        organization: t.org,
-        email: user.email,
-        password: user.password,
-        mode: 'cookie',
-      });
-      assert.equal(login.status, 200, login.text);
+      const { client: browser, csrfToken } = await cookieSignIn(t, user);
       const asked = await browser.get(
         authorizePath({
           response_type: 'code',
@@ -199,7 +192,7 @@ for (const engine of ENGINES) {
       const granted = await browser.post(
         '/oauth/authorize/consent',
         { ...asked.body.request, decision: 'allow' },
-        { headers: { 'x-csrf-token': login.body.csrfToken } },
+        { headers: { 'x-csrf-token': csrfToken } },
       );
       assert.equal(granted.status, 302, granted.text);
       assert.ok(redirected(granted).get('code'));

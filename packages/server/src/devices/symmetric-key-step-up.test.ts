@@ -11,7 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ErrorCodes } from '@bulwark/protocol';
-import { createOperator, stepUp, type TestUser } from '../testing/accounts.js';
+import { cookieSignIn, createOperator, stepUp, type TestUser } from '../testing/accounts.js';
 import { ENGINES } from '../testing/engines.js';
 import type { HttpClient } from '../testing/http.js';
 import { startOwnerPlatform } from '../testing/owner-platform.js';
@@ -37,15 +37,7 @@ for (const engine of ENGINES) {
       ({ t, owner, token: ownerToken } = await startOwnerPlatform(engine));
       product = (await t.client().post('/api/v1/products', { name: 'Sensor' }, { token: ownerToken })).body.id;
       operator = await createOperator(t, 'keys-operator@example.com', 'operator');
-      browser = t.client(true);
-      const login = await browser.post('/api/v1/auth/login', {
-        organization: t.org,
-        email: operator.email,
-        password: operator.password,
-        mode: 'cookie',
-      });
-      assert.equal(login.body.status, 'ok', login.text);
-      csrf = login.body.csrfToken;
+      ({ client: browser, csrfToken: csrf } = await cookieSignIn(t, operator));
     });
     after(() => t?.close());
 

@@ -18,6 +18,7 @@ import {
   type SqliteDialectConfig,
 } from 'kysely';
 import type pg from 'pg';
+import { copyIn, type CopyIn } from './pg-copy.js';
 import type { Database } from './schema.js';
 
 const require = createRequire(import.meta.url);
@@ -36,6 +37,8 @@ export interface DatabaseHandle {
   schema?: string;
   /** The SQLite database file. */
   file?: string;
+  /** PostgreSQL: `COPY … FROM STDIN` on a pooled connection (bulk telemetry). */
+  copyIn?: CopyIn;
   close(): Promise<void>;
 }
 
@@ -84,7 +87,13 @@ export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
     // the pool discards the broken connection when it comes back.
     pool.on('connect', (client) => client.on('error', (error) => options.onConnectionError?.(error)));
     const db = new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
-    return { db, engine: 'postgres', ...(options.schema ? { schema: options.schema } : {}), close: () => db.destroy() };
+    return {
+      db,
+      engine: 'postgres',
+      ...(options.schema ? { schema: options.schema } : {}),
+      copyIn: copyIn(pool),
+      close: () => db.destroy(),
+    };
   }
   const file = options.url === 'sqlite' ? join(options.dataDir, 'bulwark.db') : options.url.replace(/^sqlite:/, '');
   mkdirSync(options.dataDir, { recursive: true, mode: 0o700 });

@@ -17,9 +17,8 @@ import type {
   PresenceView,
   TelemetryAggregateView,
 } from '@bulwark/protocol';
-import { errorResponses, servesView, Strict, Timestamp } from '../transport/http/schemas.js';
+import { errorResponses, IdParams, servesView, Strict, Timestamp } from '../transport/http/schemas.js';
 import { INGEST_WINDOW_MINUTES, MAX_BUCKETS, MAX_LIMIT, type TelemetryService } from './service.js';
-import { DeviceParams } from '../devices/routes/schemas.js';
 
 const Instant = (what: string) =>
   Type.Optional(Type.String({ minLength: 1, maxLength: 40, description: `${what}: ISO 8601 date-time or milliseconds since the epoch` }));
@@ -107,7 +106,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "A device's readings in a time range, oldest first, cursor-paginated",
-          params: DeviceParams,
+          params: IdParams,
           querystring: Strict({
             ...Range,
             limit: Type.Optional(
@@ -128,7 +127,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: `A device's readings downsampled into buckets: count, avg, min, max of numbers, the latest other value (at most ${MAX_BUCKETS} buckets)`,
-          params: DeviceParams,
+          params: IdParams,
           querystring: Strict({
             ...Range,
             interval: Type.String({
@@ -152,7 +151,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "The latest value of each of a device's value names, within its last 10,000 readings",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Latest, ...errorResponses(401, 403, 404) },
         },
       },
@@ -166,7 +165,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: "A device's telemetry admitted today against its daily quota (may lag another node by a few seconds)",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Usage, ...errorResponses(401, 403, 404) },
         },
       },
@@ -206,7 +205,7 @@ export function telemetryRoutes({ telemetry: service, quota }: { telemetry: Tele
         schema: {
           tags: ['telemetry'],
           summary: 'Whether the device is connected, since when, to which node and by which protocol',
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Presence, ...errorResponses(401, 403, 404) },
         },
       },

@@ -32,7 +32,7 @@ for (const engine of ENGINES) {
     let store: TelemetryStore;
     before(async () => {
       database = await engine.create();
-      store = new TelemetryStore(database.db, database.engine);
+      store = new TelemetryStore(database.db, database.engine, database.copyIn);
     });
     after(() => database.close());
 
@@ -63,6 +63,28 @@ for (const engine of ENGINES) {
         assert.deepEqual(
           stored.map((r) => ({ ...r, ts: Number(r.ts), received_at: Number(r.received_at) })),
           written,
+        );
+      });
+
+      it('stores text that is special to the bulk path exactly as given: backslashes, tabs, newlines, \\N, \\., quotes, non-ASCII', async () => {
+        const awkward = ['a\\b', 'tab\there', 'line\nbreak', 'cr\rlf', '\\N', '\\.', '"quoted"', 'ünïcødé 温度 \u2028 🌡', ''];
+        const rows: TelemetryRow[] = awkward.map((s, i) => ({
+          organization_id: `org\\${i}\t`,
+          device_id: `dev-awkward\n${i}`,
+          ts: 1_764_100_000_000 + i,
+          received_at: 1_764_100_000_000,
+          data: i % 2 === 0 ? JSON.stringify({ s }) : `{"s":"${s.replace(/[\\"]/g, (c) => `\\${c}`)}"}\\`,
+        }));
+        await store.insertBatch(rows);
+        const stored = await database.db
+          .selectFrom('telemetry')
+          .select(['organization_id', 'device_id', 'data'])
+          .where('ts', '>=', 1_764_100_000_000)
+          .orderBy('seq')
+          .execute();
+        assert.deepEqual(
+          stored,
+          rows.map((r) => ({ organization_id: r.organization_id, device_id: r.device_id, data: r.data })),
         );
       });
 

@@ -1,10 +1,11 @@
 /**
  * Telemetry rows through Kysely. Inserts are batched by the ingest writer: on PostgreSQL one
- * `INSERT … SELECT FROM unnest(…)` per batch (five array parameters whatever the batch size), on
- * SQLite a few fixed-size multi-row inserts in one transaction (see `sqliteChunks`).
+ * `COPY … FROM STDIN` per batch (storage/pg-copy.ts), on SQLite a few fixed-size multi-row
+ * inserts in one transaction (see `sqliteChunks`).
  */
 import { CompiledQuery, sql, type Insertable, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Engine } from '../storage/database.js';
+import { copyField, type CopyIn } from '../storage/pg-copy.js';
 import type { Database, DevicePresenceTable, TelemetryTable } from '../storage/schema.js';
 
 /** A row as the ingest writer inserts it (`seq` is assigned by the database). */
@@ -77,6 +78,9 @@ const SQLITE_INSERTS = new Map<number, string>(
   ]),
 );
 
+/** PostgreSQL batches: one COPY in text format (fields escaped by `copyField`), committed as one statement. */
+const PG_COPY = 'copy telemetry (organization_id, device_id, ts, received_at, data) from stdin';
+
 /** Readings and payload bytes admitted for a device on one UTC day (days since the epoch), to add to its stored count. */
 export interface UsageDelta {
   deviceId: string;
@@ -105,30 +109,20 @@ export class TelemetryStore {
   constructor(
     readonly db: Kysely<Database>,
     private readonly engine: Engine,
+    /** PostgreSQL: the database handle's COPY, for batches. */
+    private readonly copyIn?: CopyIn,
   ) {}
 
   /** Inserts every row in one transaction: all of them are durable when it resolves, or none. */
   async insertBatch(rows: TelemetryRow[]): Promise<void> {
     if (rows.length === 0) return;
     if (this.engine === 'postgres') {
-      const n = rows.length;
-      const organizations: string[] = new Array(n);
-      const devices: string[] = new Array(n);
-      const stamps: number[] = new Array(n);
-      const received: number[] = new Array(n);
-      const data: string[] = new Array(n);
-      for (let i = 0; i < n; i++) {
-        const r = rows[i]!;
-        organizations[i] = r.organization_id;
-        devices[i] = r.device_id;
-        stamps[i] = r.ts;
-        received[i] = r.received_at;
-        data[i] = r.data;
+      if (!this.copyIn) throw new Error("TelemetryStore on PostgreSQL needs the database handle's copyIn");
+      let text = '';
+      for (const r of rows) {
+        text += `${copyField(r.organization_id)}\t${copyField(r.device_id)}\t${r.ts}\t${r.received_at}\t${copyField(r.data)}\n`;
       }
-      await sql`insert into telemetry (organization_id, device_id, ts, received_at, data)
-        select * from unnest(${organizations}::text[], ${devices}::text[], ${stamps}::bigint[], ${received}::bigint[], ${data}::text[])`.execute(
-        this.db,
-      );
+      await this.copyIn(PG_COPY, text);
       return;
     }
     await this.db.transaction().execute(async (trx) => {

@@ -1,14 +1,14 @@
 /**
  * Account helpers for the attack tests: operators created through the service with a known
  * password (as `bulwark admin` would), consumers inserted as a verified sign-up would leave
- * them, sign-in through the HTTPS API including the second factor, and TOTP codes that are
- * certainly wrong.
+ * them, sign-in through the HTTPS API including the second factor, the console's cookie sign-in,
+ * and TOTP codes that are certainly wrong.
  */
 import { generate } from 'otplib';
 import { hashPassword } from '../accounts/passwords.js';
 import { cliActor, type OperatorRole } from '../accounts/roles.js';
 import { newUserRow } from '../accounts/store.js';
-import type { HttpClient } from './http.js';
+import type { HttpClient, HttpResponse } from './http.js';
 import { STRONG_PASSWORD, totp, type TestPlatform } from './server.js';
 
 export interface TestUser {
@@ -105,6 +105,26 @@ export async function signIn(t: TestPlatform, user: TestUser, client: HttpClient
     default:
       throw new Error(`unexpected sign-in status for ${user.email}: ${login.text}`);
   }
+}
+
+/**
+ * Signs a user in with the password as the console does (cookie mode), on a client that keeps
+ * cookies: the session cookie stays in the client's jar, and state-changing requests send the
+ * answer's CSRF token in x-csrf-token. Throws unless the sign-in is complete (`ok`).
+ */
+export async function cookieSignIn(
+  t: TestPlatform,
+  user: { email: string; password: string; organization?: string },
+  client: HttpClient = t.client(true),
+): Promise<{ client: HttpClient; csrfToken: string; login: HttpResponse }> {
+  const login = await client.post('/api/v1/auth/login', {
+    organization: user.organization ?? t.org,
+    email: user.email,
+    password: user.password,
+    mode: 'cookie',
+  });
+  if (login.status !== 200 || login.body.status !== 'ok') throw new Error(`could not sign ${user.email} in with a cookie: ${login.text}`);
+  return { client, csrfToken: login.body.csrfToken, login };
 }
 
 /** A six-digit code that matches none of the steps the server accepts now (previous, current, next). */

@@ -8,17 +8,13 @@
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { Alert, Button, Card, ConfirmDialog, Dialog, Field, messageOf, Table, When } from '../kit';
 import { listPasskeys, passkeysSupported, registerPasskey, removePasskey, renamePasskey } from './passkey';
-import type { PasskeyView } from '../api';
+import type { PasskeyPolicy, PasskeyView } from '../api';
 
-/** The organization's rule, when the reader may see it: the roles that must use a passkey, and mine. */
-export interface PasskeyPolicy {
-  requiredRoles: string[];
-  /** Null for a user without an operator role (a consumer). */
-  myRole: string | null;
-}
+/** The organization's rule, when the reader may see it: the roles that must use a passkey, and mine (null for a consumer). */
+export type PolicyForReader = PasskeyPolicy & { myRole: string | null };
 
-function PolicyNote(props: { policy: PasskeyPolicy }) {
-  const { requiredRoles, myRole } = props.policy;
+function PolicyNote(props: { policy: PolicyForReader }) {
+  const { passkeyRequiredRoles: requiredRoles, myRole } = props.policy;
   if (requiredRoles.length === 0) return <p data-testid="passkey-policy">Your organization does not require passkeys.</p>;
   return (
     <p data-testid="passkey-policy">
@@ -30,7 +26,7 @@ function PolicyNote(props: { policy: PasskeyPolicy }) {
   );
 }
 
-export function Passkeys(props: { policy?: PasskeyPolicy | null }) {
+export function Passkeys(props: { policy?: PolicyForReader | null }) {
   const [passkeys, setPasskeys] = useState<PasskeyView[]>([]);
   const [name, setName] = useState('');
   const [adding, setAdding] = useState(false);

@@ -4,11 +4,9 @@
  * names for the account (the code from an authenticator app or a recovery code, a passkey).
  */
 import { useState } from 'react';
-import type { SignInAnswer } from '../api';
+import type { MfaFactor } from '../api';
 import { Button, Field } from '../kit';
 import { passkeysSupported } from './passkey';
-
-export type MfaFactor = NonNullable<SignInAnswer['mfaFactors']>[number];
 
 /** "Use a passkey", set apart from the form above it; nothing where the browser has no WebAuthn. */
 export function UsePasskey(props: { lead?: string; primary?: boolean; disabled: boolean; onClick: () => void }) {

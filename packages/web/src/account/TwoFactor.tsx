@@ -6,13 +6,8 @@
  * where the role must use MFA and holds no passkey), each behind a confirmation and a step-up.
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, type SessionAnswer, type UserView } from '../api';
+import { api, type SessionAnswer, type TotpEnrolment, type UserView } from '../api';
 import { Alert, Button, Card, ConfirmDialog, Field, messageOf, QrCode } from '../kit';
-
-export interface TotpEnrolment {
-  secret: string;
-  otpauthUri: string;
-}
 
 export function RecoveryCodes(props: { codes: string[] }) {
   return (
@@ -87,7 +82,7 @@ export function TwoFactor(props: { title: string }) {
     setError(null);
     setDisabled(false);
     try {
-      setEnrolment(await api('POST', '/me/mfa/totp'));
+      setEnrolment(await api<TotpEnrolment>('POST', '/me/mfa/totp'));
     } catch (caught) {
       setError(messageOf(caught));
     }

@@ -5,7 +5,7 @@
  * note of the policy follows the answer.
  */
 import { useEffect, useState, type FormEvent } from 'react';
-import { api, OPERATOR_ROLES } from '../api';
+import { api, OPERATOR_ROLES, type OrganizationView, type PasskeyPolicy } from '../api';
 import { Alert, Button, Card, ConfirmDialog } from '../kit';
 
 const roleName = (role: string) => role.replace('_', ' ');
@@ -52,7 +52,8 @@ export function PasskeyPolicyCard(props: { requiredRoles: string[]; onChanged: (
         variant="primary"
         stepUp
         onConfirm={async () => {
-          const org = await api<{ passkeyRequiredRoles: string[] }>('PUT', '/org/passkey-policy', { passkeyRequiredRoles: ordered });
+          const policy: PasskeyPolicy = { passkeyRequiredRoles: ordered };
+          const org = await api<OrganizationView>('PUT', '/org/passkey-policy', policy);
           setConfirming(false);
           setSaved(true);
           props.onChanged(org.passkeyRequiredRoles);

@@ -6,9 +6,9 @@
  * once; revoke). All but the API keys are the companion app's too (src/account/).
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
-import { api, PERMISSIONS, roleHolds, type ApiKeyView, type Permission, type UserView } from '../api';
+import { api, PERMISSIONS, roleHolds, type ApiKeyView, type OrganizationView, type Permission, type UserView } from '../api';
 import { ChangeEmail } from '../account/EmailChange';
-import { Passkeys, type PasskeyPolicy } from '../account/Passkeys';
+import { Passkeys, type PolicyForReader } from '../account/Passkeys';
 import { ChangePassword } from '../account/Password';
 import { Sessions } from '../account/Sessions';
 import { TwoFactor } from '../account/TwoFactor';
@@ -24,7 +24,7 @@ export function Security(props: { user: UserView }) {
       <TwoFactor title="Two-factor authentication" />
       <Passkeys policy={policy} />
       {policy && roleHolds(props.user.role, 'org:manage') && (
-        <PasskeyPolicyCard requiredRoles={policy.requiredRoles} onChanged={setRequiredRoles} />
+        <PasskeyPolicyCard requiredRoles={policy.passkeyRequiredRoles} onChanged={setRequiredRoles} />
       )}
       <Sessions />
       <ChangePassword hint="At least 12 characters" />
@@ -37,14 +37,14 @@ export function Security(props: { user: UserView }) {
  * The organization's passkey policy, for roles that may read the organization (org:read; otherwise
  * null: not shown), and a setter for the roles a saved policy answers.
  */
-function usePasskeyPolicy(myRole: string | null): [PasskeyPolicy | null, (requiredRoles: string[]) => void] {
-  const [policy, setPolicy] = useState<PasskeyPolicy | null>(null);
+function usePasskeyPolicy(myRole: string | null): [PolicyForReader | null, (requiredRoles: string[]) => void] {
+  const [policy, setPolicy] = useState<PolicyForReader | null>(null);
   useEffect(() => {
-    api<{ passkeyRequiredRoles: string[] }>('GET', '/org')
-      .then((org) => setPolicy({ requiredRoles: org.passkeyRequiredRoles, myRole }))
+    api<OrganizationView>('GET', '/org')
+      .then((org) => setPolicy({ passkeyRequiredRoles: org.passkeyRequiredRoles, myRole }))
       .catch(() => setPolicy(null));
   }, [myRole]);
-  return [policy, (requiredRoles) => setPolicy({ requiredRoles, myRole })];
+  return [policy, (passkeyRequiredRoles) => setPolicy({ passkeyRequiredRoles, myRole })];
 }
 
 function ApiKeys() {

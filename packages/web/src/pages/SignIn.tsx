@@ -6,10 +6,19 @@
  * second factor (the TOTP code, or a passkey when the account has one).
  */
 import { useState, type FormEvent } from 'react';
-import { api, ApiError, setCsrfToken, type SignInAnswer, type SignInStatus, type UserView } from '../api';
+import {
+  api,
+  ApiError,
+  setCsrfToken,
+  type MfaFactor,
+  type SignInAnswer,
+  type SignInStatus,
+  type TotpEnrolment,
+  type UserView,
+} from '../api';
 import { passkeyAsSecondFactor, passkeysSupported, registerPasskey, signInWithPasskey } from '../account/passkey';
-import { SecondFactor, UsePasskey, type MfaFactor } from '../account/SignInSteps';
-import { Enrolment, RecoveryCodes, type TotpEnrolment } from '../account/TwoFactor';
+import { SecondFactor, UsePasskey } from '../account/SignInSteps';
+import { Enrolment, RecoveryCodes } from '../account/TwoFactor';
 import { Alert, Button, Field, messageOf } from '../kit';
 
 type Step = SignInStatus | 'credentials' | 'recovery-codes';
@@ -36,7 +45,7 @@ export function SignIn(props: { onSignedIn: (user: UserView) => void; reason?: s
     setUser(answer.user);
     setCode('');
     if (answer.status === 'ok') return props.onSignedIn(answer.user);
-    if (answer.status === 'mfa_enrollment_required') setEnrolment(await api('POST', '/me/mfa/totp'));
+    if (answer.status === 'mfa_enrollment_required') setEnrolment(await api<TotpEnrolment>('POST', '/me/mfa/totp'));
     if (answer.status === 'mfa_required') setFactors(answer.mfaFactors ?? ['totp']);
     setStep(answer.status);
   };

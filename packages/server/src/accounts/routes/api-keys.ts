@@ -7,10 +7,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ApiKeyService } from '../api-keys.js';
 import { actorOf } from './authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_KEY_LIFETIME_DAYS } from '../api-keys.js';
 import { PERMISSIONS } from '../roles.js';
-import { Id } from './schemas.js';
 
 export const PermissionSchema = Type.Enum(PERMISSIONS);
 
@@ -30,7 +29,6 @@ export const ApiKeySchema = Strict({
 export function apiKeyRoutes({ apiKeys }: { apiKeys: ApiKeyService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const KeyId = Strict({ id: Id });
 
     app.post(
       '/me/api-keys',
@@ -77,7 +75,7 @@ export function apiKeyRoutes({ apiKeys }: { apiKeys: ApiKeyService }) {
         schema: {
           tags: ['me'],
           summary: 'Revoke one of my API keys',
-          params: KeyId,
+          params: IdParams,
           response: { 200: ApiKeySchema, ...errorResponses(401, 403, 404) },
         },
       },
@@ -112,7 +110,7 @@ export function apiKeyRoutes({ apiKeys }: { apiKeys: ApiKeyService }) {
         schema: {
           tags: ['users'],
           summary: "Revoke an API key of one of my organization's users",
-          params: KeyId,
+          params: IdParams,
           response: { 200: ApiKeySchema, ...errorResponses(401, 403, 404) },
         },
       },

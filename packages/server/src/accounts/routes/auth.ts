@@ -10,10 +10,10 @@ import type { AccountsService } from '../service.js';
 import type { SessionService } from '../sessions.js';
 import type { AccountsStore } from '../store.js';
 import { actorOf, sessionOf } from './authentication.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
 import { ConflictError } from '../../errors.js';
 import { toUserView } from '../service.js';
-import { Code, Email, LoginResponse, OrgSlug, Password, UserSchema } from './schemas.js';
+import { Code, Email, LoginResponse, OrgSlug, Password, SessionAnswerSchema } from './schemas.js';
 import { clearSessionCookie, replyWithSession } from './session-reply.js';
 
 export const ALL_SCOPES = ['password_change', 'mfa_pending', 'mfa_enrollment', 'passkey_enrollment'] as const;
@@ -126,7 +126,7 @@ export function authRoutes(deps: AuthRouteDeps) {
           tags: ['auth'],
           summary: 'The current session and user',
           response: {
-            200: Strict({ user: UserSchema, scope: Type.String(), expiresAt: Timestamp, csrfToken: Type.Optional(Type.String()) }),
+            200: SessionAnswerSchema,
             ...errorResponses(401),
           },
         },

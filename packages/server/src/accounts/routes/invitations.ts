@@ -8,8 +8,8 @@ import { Type } from 'typebox';
 import type { InvitationService } from '../invitations.js';
 import { actorOf } from './authentication.js';
 import type { OperatorInvitationView } from '@bulwark/protocol';
-import { errorResponses, Ok, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
-import { Email, Id, Password, Role, UserSchema } from './schemas.js';
+import { errorResponses, IdParams, Ok, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { Email, Password, Role, UserSchema } from './schemas.js';
 import { OneTimeToken } from './self-service-schemas.js';
 import { publicBaseUrl } from './public-url.js';
 
@@ -76,7 +76,7 @@ export function invitationRoutes(deps: InvitationRouteDeps) {
         schema: {
           tags: ['users'],
           summary: 'Withdraw a pending invitation',
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 403, 404) },
         },
       },

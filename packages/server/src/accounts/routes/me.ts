@@ -14,10 +14,11 @@ import type { AccountsService } from '../service.js';
 import type { SessionService } from '../sessions.js';
 import type { AccountsStore } from '../store.js';
 import { actorOf, sessionOf } from './authentication.js';
-import { errorResponses, Ok, Strict } from '../../transport/http/schemas.js';
+import type { TotpEnrolment } from '@bulwark/protocol';
+import { errorResponses, IdParams, Ok, servesView, Strict } from '../../transport/http/schemas.js';
 import { mfaRequiredFor } from '../login.js';
 import { contextOf } from './auth.js';
-import { Code, Id, LoginResponse, Password, SessionSchema } from './schemas.js';
+import { Code, LoginResponse, Password, SessionSchema } from './schemas.js';
 import { replyWithSession } from './session-reply.js';
 
 export interface MeRouteDeps {
@@ -82,7 +83,7 @@ export function meRoutes(deps: MeRouteDeps) {
         schema: {
           tags: ['me'],
           summary: 'Revoke one of my sessions',
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 404) },
         },
       },
@@ -99,7 +100,10 @@ export function meRoutes(deps: MeRouteDeps) {
         schema: {
           tags: ['me'],
           summary: 'Start TOTP enrolment: returns the secret and an otpauth:// URI for the authenticator app',
-          response: { 200: Strict({ secret: Type.String(), otpauthUri: Type.String() }), ...errorResponses(401, 409) },
+          response: {
+            200: servesView<TotpEnrolment>()(Strict({ secret: Type.String(), otpauthUri: Type.String() })),
+            ...errorResponses(401, 409),
+          },
         },
       },
       async (request) => {

@@ -12,14 +12,15 @@ import type { AuthenticationResponseJSON, RegistrationResponseJSON } from '@simp
 import type { Clock } from '../../clock.js';
 import { ConflictError } from '../../errors.js';
 import type { Config } from '../../ops/config.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import type { PasskeyPolicy } from '@bulwark/protocol';
+import { errorResponses, IdParams, Ok, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import type { LoginService } from '../login.js';
 import { relyingParty, type PasskeyService } from '../passkeys.js';
 import type { AccountsService } from '../service.js';
 import { actorOf, sessionOf } from './authentication.js';
 import { contextOf } from './auth.js';
 import { publicBaseUrl } from './public-url.js';
-import { Id, LoginResponse, OrganizationSchema, Role } from './schemas.js';
+import { LoginResponse, OrganizationSchema, Role } from './schemas.js';
 import { replyWithSession } from './session-reply.js';
 
 /** Binds a passwordless ceremony to the browser that asked for its options (cookie mode). */
@@ -176,7 +177,7 @@ export function passkeyRoutes(deps: PasskeyRouteDeps) {
         schema: {
           tags: ['passkeys'],
           summary: 'Rename one of my passkeys',
-          params: Strict({ id: Id }),
+          params: IdParams,
           body: Strict({ name: Type.String({ minLength: 1, maxLength: 64 }) }),
           response: { 200: PasskeySchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -191,7 +192,7 @@ export function passkeyRoutes(deps: PasskeyRouteDeps) {
         schema: {
           tags: ['passkeys'],
           summary: 'Remove one of my passkeys (needs a recent step-up; not the last one a policy requires)',
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 403, 404, 409) },
         },
       },
@@ -339,7 +340,7 @@ export function passkeyRoutes(deps: PasskeyRouteDeps) {
           tags: ['organization'],
           summary:
             'Name the roles that must sign in with a passkey (members without one register one at next sign-in); needs a recent step-up',
-          body: Strict({ passkeyRequiredRoles: Type.Array(Role, { maxItems: 5 }) }),
+          body: servesView<PasskeyPolicy>()(Strict({ passkeyRequiredRoles: Type.Array(Role, { maxItems: 5 }) })),
           response: { 200: OrganizationSchema, ...errorResponses(400, 401, 403) },
         },
       },

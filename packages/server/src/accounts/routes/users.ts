@@ -7,13 +7,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { AccountsService } from '../service.js';
 import { actorOf } from './authentication.js';
-import { errorResponses, Strict } from '../../transport/http/schemas.js';
-import { Email, Id, OrganizationSchema, Role, UserSchema } from './schemas.js';
+import { errorResponses, IdParams, Strict } from '../../transport/http/schemas.js';
+import { Email, OrganizationSchema, Role, UserSchema } from './schemas.js';
 
 export function userRoutes({ service }: { service: AccountsService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
     const app = root.withTypeProvider<TypeBoxTypeProvider>();
-    const UserId = Strict({ id: Id });
 
     app.get(
       '/org',
@@ -68,7 +67,7 @@ export function userRoutes({ service }: { service: AccountsService }) {
       '/users/:id',
       {
         config: { auth: { principal: 'operator', permission: 'users:read' } },
-        schema: { tags: ['users'], params: UserId, response: { 200: UserSchema, ...errorResponses(401, 403, 404) } },
+        schema: { tags: ['users'], params: IdParams, response: { 200: UserSchema, ...errorResponses(401, 403, 404) } },
       },
       async (request) => service.getUser(actorOf(request), request.params.id),
     );
@@ -80,7 +79,7 @@ export function userRoutes({ service }: { service: AccountsService }) {
         schema: {
           tags: ['users'],
           summary: "Change a user's role, status or name (role and status changes end their sessions)",
-          params: UserId,
+          params: IdParams,
           body: Strict(
             {
               role: Type.Optional(Role),
@@ -102,7 +101,7 @@ export function userRoutes({ service }: { service: AccountsService }) {
         schema: {
           tags: ['users'],
           summary: 'Lift a sign-in lockout',
-          params: UserId,
+          params: IdParams,
           response: { 200: UserSchema, ...errorResponses(401, 403, 404) },
         },
       },
@@ -116,7 +115,7 @@ export function userRoutes({ service }: { service: AccountsService }) {
         schema: {
           tags: ['users'],
           summary: "Remove a user's second factor (lost device); needs a recent step-up",
-          params: UserId,
+          params: IdParams,
           response: { 200: UserSchema, ...errorResponses(401, 403, 404) },
         },
       },

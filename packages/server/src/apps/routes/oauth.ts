@@ -88,11 +88,17 @@ function statusOf(error: FastifyError): number {
  * again and explains, or signs the consumer in); never to the redirect URI, which is not known good here.
  */
 function authorizeErrorHandler(hostedPages: boolean) {
-  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply => {
-    if (hostedPages && isNavigation(request) && SHOWN_ON_PAGE.has(statusOf(error)))
-      return reply.status(302).headers(NoStore).header('location', authorizePage(request)).send(null);
-    return oauthErrorHandler(error, request, reply);
-  };
+  return (error: FastifyError, request: FastifyRequest, reply: FastifyReply): FastifyReply =>
+    (SHOWN_ON_PAGE.has(statusOf(error)) && toHostedPage(hostedPages, request, reply)) || oauthErrorHandler(error, request, reply);
+}
+
+/**
+ * Sends a browser navigating to the authorization endpoint to the hosted page, with the request's
+ * query, when this node serves the page; null when the request is answered as a script's.
+ */
+function toHostedPage(hostedPages: boolean, request: FastifyRequest, reply: FastifyReply): FastifyReply | null {
+  if (!hostedPages || !isNavigation(request)) return null;
+  return reply.status(302).headers(NoStore).header('location', authorizePage(request)).send(null);
 }
 
 /** Any failure on these routes as the RFC 6749 error body. */
@@ -276,7 +282,8 @@ export function oauthRoutes(deps: OAuthRouteDeps) {
         const outcome = await authorization.authorize(actorOf(request), request.query);
         if (outcome.kind === 'redirect') return redirectAnswer(request, reply, outcome.location);
         reply.headers(NoStore);
-        if (deps.hostedPages && isNavigation(request)) return reply.status(302).header('location', authorizePage(request)).send(null);
+        const toPage = toHostedPage(deps.hostedPages, request, reply);
+        if (toPage) return toPage;
         return {
           consent_required: true as const,
           client: outcome.client,

@@ -10,9 +10,8 @@ import { PassThrough } from 'node:stream';
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Raw } from '../../transport/http/schemas.js';
+import { errorResponses, IdParams, Raw } from '../../transport/http/schemas.js';
 import type { ConsumerDeviceService } from '../consumer-devices.js';
-import { DeviceParams } from './schemas.js';
 
 const KEEPALIVE_MS = 15_000;
 
@@ -26,7 +25,7 @@ export function liveRoutes({ consumerDevices }: { consumerDevices: ConsumerDevic
         schema: {
           tags: ['my devices'],
           summary: "The device's telemetry and reported state as they arrive (server-sent events: reported, telemetry, end)",
-          params: DeviceParams,
+          params: IdParams,
           response: {
             200: Raw('text/event-stream', 'Server-sent events: `reported` {state}, `telemetry` {readings}, `end` {reason}'),
             ...errorResponses(401, 403, 404, 429),

@@ -7,14 +7,15 @@
 import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
+import type { MyPresenceView } from '@bulwark/protocol';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { MAX_WAIT_MS } from '../../devices/commands.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Ok, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_LIMIT } from '../../telemetry/service.js';
 import type { ClaimService } from '../claims.js';
 import type { ConsumerDeviceService } from '../consumer-devices.js';
 import type { BindingService } from '../service.js';
-import { Command, DeviceParams, Id, Invitation, Latest, Member, MyDevice, ReadingsPage, Shadow, State } from './schemas.js';
+import { Command, Invitation, Latest, Member, MyDevice, ReadingsPage, Shadow, State } from './schemas.js';
 
 const Instant = Type.Optional(
   Type.String({ minLength: 1, maxLength: 40, description: 'ISO 8601 date-time or milliseconds since the epoch' }),
@@ -82,7 +83,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
       '/my/devices/:id',
       {
         config: read,
-        schema: { tags, summary: 'One of my devices', params: DeviceParams, response: { 200: MyDevice, ...errorResponses(401, 403, 404) } },
+        schema: { tags, summary: 'One of my devices', params: IdParams, response: { 200: MyDevice, ...errorResponses(401, 403, 404) } },
       },
       async (request) => binding.myDevice(actorOf(request), request.params.id),
     );
@@ -93,7 +94,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Rename the device for me (my own label; null clears it)',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ label: Type.Union([Type.String({ maxLength: 64 }), Type.Null()]) }),
           response: { 200: MyDevice, ...errorResponses(400, 401, 403, 404) },
         },
@@ -107,7 +108,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Unbind the device (owner only): every share ends, the device erases its user data and can be claimed again',
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 403, 404) },
         },
       },
@@ -123,7 +124,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Give up my share of the device (members and guests)',
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 403, 404, 409) },
         },
       },
@@ -140,7 +141,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: "The device's reported and desired state",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Shadow, ...errorResponses(401, 403, 404) },
         },
       },
@@ -153,7 +154,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Merge a patch into the desired state (owner and members)',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ state: State, version: Type.Optional(Type.Integer({ minimum: 0 })) }),
           response: { 200: Shadow, ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -167,7 +168,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: "The device's readings in a time range, oldest first, cursor-paginated",
-          params: DeviceParams,
+          params: IdParams,
           querystring: Strict({
             from: Instant,
             to: Instant,
@@ -186,7 +187,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'The latest value of each reading name',
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Latest, ...errorResponses(401, 403, 404) },
         },
       },
@@ -199,9 +200,9 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Whether the device is connected now, and since when',
-          params: DeviceParams,
+          params: IdParams,
           response: {
-            200: Strict({ online: Type.Boolean(), since: Type.Union([Timestamp, Type.Null()]) }),
+            200: servesView<MyPresenceView>()(Strict({ online: Type.Boolean(), since: Type.Union([Timestamp, Type.Null()]) })),
             ...errorResponses(401, 403, 404),
           },
         },
@@ -215,7 +216,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Send one of the commands the companion app may send (binding.consumerCommands) to the online device',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ name: Type.String({ minLength: 1, maxLength: 64 }), params: Type.Optional(State) }),
           response: { 202: Command, ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -245,7 +246,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Who the device is shared with, and pending invitations (owner only)',
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Strict({ members: Type.Array(Member), invitations: Type.Array(Invitation) }), ...errorResponses(401, 403, 404) },
         },
       },
@@ -258,7 +259,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
         schema: {
           tags,
           summary: 'Invite a consumer (by email) to the device as member (control) or guest (view); they accept in their account',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({
             email: Type.String({ minLength: 3, maxLength: 254 }),
             role: Type.Union([Type.Literal('member'), Type.Literal('guest')]),
@@ -308,7 +309,7 @@ export function myDeviceRoutes(deps: { claims: ClaimService; binding: BindingSer
           tags,
           summary:
             'Offer the device to another consumer (by email); on their accept they own it, every share ends and the device erases its user data',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ email: Type.String({ minLength: 3, maxLength: 254 }) }),
           response: { 201: Invitation, ...errorResponses(400, 401, 403, 404, 409) },
         },

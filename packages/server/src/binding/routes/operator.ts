@@ -8,10 +8,10 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { publicBaseUrl } from '../../accounts/routes/public-url.js';
-import { errorResponses, Strict } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Strict } from '../../transport/http/schemas.js';
 import { MAX_BULK_CODES, type ClaimService } from '../claims.js';
 import type { BindingService } from '../service.js';
-import { Binding, DeviceParams, Id } from './schemas.js';
+import { Binding } from './schemas.js';
 
 export function operatorBindingRoutes({
   claims,
@@ -66,7 +66,7 @@ export function operatorBindingRoutes({
           tags,
           summary:
             "The device's binding: owner, shares, pending invitations, when its claim code was made and used, its last user-data reset",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Binding, ...errorResponses(401, 403, 404) },
         },
       },
@@ -79,7 +79,7 @@ export function operatorBindingRoutes({
         schema: {
           tags,
           summary: 'Reset the binding: the owner and every share lose the device, which erases its user data and can be claimed again',
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Binding, ...errorResponses(401, 403, 404) },
         },
       },

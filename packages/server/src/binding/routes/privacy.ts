@@ -8,9 +8,9 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import type { DevicePrivacyView, PrivacyView } from '@bulwark/protocol';
+import { errorResponses, IdParams, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import type { PrivacyService } from '../privacy.js';
-import { DeviceParams } from './schemas.js';
 
 const Purpose = {
   id: Type.String({ minLength: 1, maxLength: 32, description: 'a-z, 0-9, _ and -, starting with a letter' }),
@@ -25,24 +25,27 @@ const Declaration = Strict({
   senses: Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: 32, description: 'what the device senses' }),
   purposes: Type.Array(Strict(Purpose), { minItems: 1, maxItems: 16 }),
 });
-const PrivacySchema = Strict({
-  productId: Type.String(),
-  declared: Type.Boolean(),
-  senses: Type.Array(Type.String()),
-  purposes: Type.Array(Strict(Purpose)),
-  updatedAt: Type.Union([Timestamp, Type.Null()]),
-});
-const DevicePrivacySchema = Strict({
-  deviceId: Type.String(),
-  productId: Type.String(),
-  declared: Type.Boolean(),
-  senses: Type.Array(Type.String()),
-  purposes: Type.Array(Strict({ ...Purpose, granted: Type.Boolean(), decidedAt: Type.Union([Timestamp, Type.Null()]) })),
-  collected: Type.Union([Type.Array(Type.String()), Type.Null()], {
-    description: 'telemetry names stored now; null: everything (nothing declared)',
+const PrivacySchema = servesView<PrivacyView>()(
+  Strict({
+    productId: Type.String(),
+    declared: Type.Boolean(),
+    senses: Type.Array(Type.String()),
+    purposes: Type.Array(Strict(Purpose)),
+    updatedAt: Type.Union([Timestamp, Type.Null()]),
   }),
-});
-const ProductParams = Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) });
+);
+const DevicePrivacySchema = servesView<DevicePrivacyView>()(
+  Strict({
+    deviceId: Type.String(),
+    productId: Type.String(),
+    declared: Type.Boolean(),
+    senses: Type.Array(Type.String()),
+    purposes: Type.Array(Strict({ ...Purpose, granted: Type.Boolean(), decidedAt: Type.Union([Timestamp, Type.Null()]) })),
+    collected: Type.Union([Type.Array(Type.String()), Type.Null()], {
+      description: 'telemetry names stored now; null: everything (nothing declared)',
+    }),
+  }),
+);
 
 export function privacyRoutes({ privacy }: { privacy: PrivacyService }) {
   return async function plugin(root: FastifyInstance): Promise<void> {
@@ -56,7 +59,7 @@ export function privacyRoutes({ privacy }: { privacy: PrivacyService }) {
           tags: ['devices'],
           summary:
             'Declare what a product senses and which telemetry it collects for which purpose (audited); values it does not declare are not stored',
-          params: ProductParams,
+          params: IdParams,
           body: Declaration,
           response: { 200: PrivacySchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -71,7 +74,7 @@ export function privacyRoutes({ privacy }: { privacy: PrivacyService }) {
         schema: {
           tags: ['devices'],
           summary: "A product's privacy declaration",
-          params: ProductParams,
+          params: IdParams,
           response: { 200: PrivacySchema, ...errorResponses(401, 403, 404) },
         },
       },
@@ -85,7 +88,7 @@ export function privacyRoutes({ privacy }: { privacy: PrivacyService }) {
         schema: {
           tags: ['my devices'],
           summary: 'What a product senses and collects, and why: read it before claiming (the product ID is on the box or in the QR code)',
-          params: ProductParams,
+          params: IdParams,
           response: { 200: PrivacySchema, ...errorResponses(401, 403, 404) },
         },
       },
@@ -99,7 +102,7 @@ export function privacyRoutes({ privacy }: { privacy: PrivacyService }) {
         schema: {
           tags: ['my devices'],
           summary: "My device's privacy declaration, the owner's decisions on each purpose, and what is collected now",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: DevicePrivacySchema, ...errorResponses(401, 403, 404) },
         },
       },
@@ -113,7 +116,7 @@ export function privacyRoutes({ privacy }: { privacy: PrivacyService }) {
         schema: {
           tags: ['my devices'],
           summary: 'Grant or withdraw optional purposes (owner): withdrawing stops storing the telemetry only they covered, at once',
-          params: DeviceParams,
+          params: IdParams,
           body: Type.Record(Type.String({ minLength: 1, maxLength: 32 }), Type.Boolean(), { maxProperties: 16 }),
           response: { 200: DevicePrivacySchema, ...errorResponses(400, 401, 403, 404, 409) },
         },

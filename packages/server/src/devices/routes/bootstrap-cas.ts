@@ -8,7 +8,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { BootstrapCaService } from '../bootstrap-cas.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, IdParams, Ok, Strict, Timestamp } from '../../transport/http/schemas.js';
 
 const BootstrapCa = Strict({
   id: Type.String(),
@@ -59,7 +59,7 @@ export function bootstrapCaRoutes({ bootstrapCas: service }: { bootstrapCas: Boo
         schema: {
           tags: ['pki'],
           summary: 'Stop trusting a bootstrap CA (enrolled devices keep their certificates)',
-          params: Strict({ id: Type.String({ minLength: 1, maxLength: 64 }) }),
+          params: IdParams,
           response: { 200: Ok, ...errorResponses(401, 403, 404) },
         },
       },

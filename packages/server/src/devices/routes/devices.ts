@@ -10,12 +10,12 @@ import { Type } from 'typebox';
 import { BulwarkError } from '../../errors.js';
 import type { DevicesService } from '../service.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DEFAULT_MAX_ROWS, IMPORT_MEDIA_TYPES, parseImport, type ImportRow } from '../import-format.js';
 import { LIFECYCLE_ACTIONS, type LifecycleAction } from '../lifecycle.js';
 import { MAX_DAILY_BYTES, MAX_DAILY_READINGS, MAX_PAGE, MAX_RETENTION_DAYS } from '../service.js';
 import { MAX_COMMANDS, MAX_PARAMS } from '../command-catalogue.js';
-import { DeviceParams, Id, Status } from './schemas.js';
+import { Status } from './schemas.js';
 
 const Attributes = Type.Record(Type.String(), Type.Unknown());
 const Tags = Type.Array(Type.String({ maxLength: 64 }), { maxItems: 32 });
@@ -148,7 +148,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         schema: {
           tags: ['devices'],
           summary: "Change a product's telemetry retention and daily quotas (audited)",
-          params: DeviceParams,
+          params: IdParams,
           body: Strict(ProductSettings),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -164,7 +164,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           tags: ['devices'],
           summary:
             "Declare the end of a product's support period (security updates until then; ETSI EN 303 645 5.3-13), or null to withdraw it",
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ supportUntil: Type.Union([Timestamp, Type.Null()]) }),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -185,7 +185,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           tags: ['devices'],
           summary:
             "Declare the commands the product's devices take, with their parameters (or null to withdraw): the platform then refuses any other command or parameter",
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ commands: Type.Union([Type.Array(CommandDeclarationSchema, { maxItems: MAX_COMMANDS }), Type.Null()]) }),
           response: { 200: ProductSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -271,7 +271,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
       '/devices/:id',
       {
         config: read,
-        schema: { tags: ['devices'], params: DeviceParams, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } },
+        schema: { tags: ['devices'], params: IdParams, response: { 200: DeviceSchema, ...errorResponses(401, 403, 404) } },
       },
       async (request) => service.get(actorOf(request), request.params.id),
     );
@@ -283,7 +283,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
         schema: {
           tags: ['devices'],
           summary: "Replace a device's attributes, tags or group",
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ attributes: Type.Optional(Attributes), tags: Type.Optional(Tags), group: Type.Optional(Group) }),
           response: { 200: DeviceSchema, ...errorResponses(400, 401, 403, 404) },
         },
@@ -299,7 +299,7 @@ export function deviceRoutes(deps: DeviceRouteDeps) {
           schema: {
             tags: ['devices'],
             summary: `Set the device's status to ${LIFECYCLE_ACTIONS[action]}`,
-            params: DeviceParams,
+            params: IdParams,
             response: { 200: DeviceSchema, ...errorResponses(401, 403, 404, 409) },
           },
         },

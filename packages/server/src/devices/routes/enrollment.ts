@@ -20,12 +20,11 @@ import type { BootstrapCaService } from '../bootstrap-cas.js';
 import { RegistrationRefusedError } from '../errors.js';
 import { manufacturerCaRoutes, type ManufacturerCaRouteDeps } from './manufacturer-cas.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Raw, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Raw, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { bootstrapCaRoutes } from './bootstrap-cas.js';
 import { MAX_ENROLLMENT_BATCH, ROTATION_REASONS, type EnrolledCertificate, type EnrollmentService } from '../enrollment.js';
 import { DeviceAuthenticationError } from '../identity.js';
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
 const CsrPem = Type.String({ minLength: 1, maxLength: 16_384, description: 'PKCS#10 CSR (PEM) whose subject CN is the device ID' });
 const Issued = { certificate: Type.String(), chain: Type.String(), serial: Type.String(), notAfter: Timestamp };
 const PKCS7 = 'application/pkcs7-mime; smime-type=certs-only';
@@ -107,7 +106,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
             schema: {
               tags: ['devices'],
               summary: "The device's certificates, newest first (at most 20): serial, SHA-256 fingerprint, validity, revocation",
-              params: Strict({ id: Id }),
+              params: IdParams,
               response: {
                 200: Strict({
                   certificates: Type.Array(
@@ -135,7 +134,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
             schema: {
               tags: ['devices'],
               summary: "Issue a device's certificate from its CSR (factory provisioning)",
-              params: Strict({ id: Id }),
+              params: IdParams,
               body: Strict({ csr: CsrPem }),
               response: { 200: Strict(Issued), ...errorResponses(400, 401, 403, 404, 409) },
             },
@@ -177,7 +176,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
               tags: ['devices'],
               summary:
                 'Create a one-time token with which the device enrolls over EST (24 hours, single use); for a device already enrolled, a session needs a recent step-up (an API key with devices:write does not)',
-              params: Strict({ id: Id }),
+              params: IdParams,
               response: { 201: Strict({ token: Type.String(), expiresAt: Timestamp }), ...errorResponses(401, 403, 404, 409) },
             },
           },
@@ -198,7 +197,7 @@ export function enrollmentRoutes(deps: EnrollmentRouteDeps) {
               tags: ['devices'],
               summary:
                 'Revoke every certificate of the device (CRL republished) and create a new one-time enrollment token; a session needs a recent step-up (an API key with devices:write does not)',
-              params: Strict({ id: Id }),
+              params: IdParams,
               body: Strict({ reason: Type.Optional(Type.Union(ROTATION_REASONS.map((r) => Type.Literal(r)))) }),
               response: {
                 200: servesView<RotatedCredentialsView>()(

@@ -8,8 +8,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { GatewaysService } from '../gateways.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict } from '../../transport/http/schemas.js';
-import { DeviceParams, Id, Status } from './schemas.js';
+import { errorResponses, Id, IdParams, Strict } from '../../transport/http/schemas.js';
+import { Status } from './schemas.js';
 
 const Child = Strict({ deviceId: Type.String(), serial: Type.String(), productId: Type.String(), status: Status });
 const GatewayRole = Strict({ deviceId: Type.String(), gateway: Type.Boolean(), gatewayId: Type.Union([Type.String(), Type.Null()]) });
@@ -27,7 +27,7 @@ export function gatewayRoutes({ gateways }: { gateways: GatewaysService }) {
         schema: {
           tags: ['devices'],
           summary: 'Make the device a gateway (it may then register and relay child devices), or an ordinary device again',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ enabled: Type.Boolean() }),
           response: { 200: GatewayRole, ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -44,7 +44,7 @@ export function gatewayRoutes({ gateways }: { gateways: GatewaysService }) {
         schema: {
           tags: ['devices'],
           summary: "The gateway's children, in serial order",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Strict({ children: Type.Array(Child) }), ...errorResponses(401, 403, 404) },
         },
       },
@@ -58,7 +58,7 @@ export function gatewayRoutes({ gateways }: { gateways: GatewaysService }) {
           tags: ['devices'],
           summary:
             'Register a new child of the gateway (serial and product), or attach an existing device by its ID (moving it from its gateway)',
-          params: DeviceParams,
+          params: IdParams,
           body: Type.Union([
             Strict({ deviceId: Id }),
             Strict({

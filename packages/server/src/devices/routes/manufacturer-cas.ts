@@ -9,7 +9,7 @@ import type { FastifyInstance } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Strict, Timestamp } from '../../transport/http/schemas.js';
 import type { EnrollmentScope } from '../../storage/schema.js';
 import { MAX_CIDRS, MAX_DAILY_QUOTA, MAX_PATTERNS, type EnrollmentPolicyService } from '../enrollment-policy.js';
 import type { ManufacturerCaService } from '../manufacturer-cas.js';
@@ -17,7 +17,6 @@ import type { ManufacturerCaService } from '../manufacturer-cas.js';
 /** Serials one request may import (the CLI sends a larger file in several). */
 export const SERIALS_PER_REQUEST = 10_000;
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
 const DeviceIdFrom = Type.Union([Type.Literal('cn'), Type.Literal('serial_number'), Type.Literal('key_sha256')]);
 const Activation = Type.Union([Type.Literal('active'), Type.Literal('pending')]);
 
@@ -124,7 +123,7 @@ export function manufacturerCaRoutes({ manufacturerCas: cas, enrollmentPolicies:
         schema: {
           tags: ['pki'],
           summary: 'Stop registrations through a manufacturer CA; with quarantine, quarantine every active device it registered',
-          params: Strict({ id: Id }),
+          params: IdParams,
           body: Strict({ quarantine: Type.Optional(Type.Boolean()) }),
           response: { 200: Strict({ quarantined: Type.Integer() }), ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -147,7 +146,7 @@ export function manufacturerCaRoutes({ manufacturerCas: cas, enrollmentPolicies:
           schema: {
             tags: ['devices'],
             summary: `The allow-list on registrations through ${what}, with today's count`,
-            params: Strict({ id: Id }),
+            params: IdParams,
             response: { 200: Policy, ...errorResponses(401, 403, 404) },
           },
         },
@@ -160,7 +159,7 @@ export function manufacturerCaRoutes({ manufacturerCas: cas, enrollmentPolicies:
           schema: {
             tags: ['devices'],
             summary: `Set the allow-list on registrations through ${what} (fields left out keep their value)`,
-            params: Strict({ id: Id }),
+            params: IdParams,
             body: Strict({
               serialPatterns: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { maxItems: MAX_PATTERNS })),
               sourceCidrs: Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 64 }), { maxItems: MAX_CIDRS })),
@@ -179,7 +178,7 @@ export function manufacturerCaRoutes({ manufacturerCas: cas, enrollmentPolicies:
           schema: {
             tags: ['devices'],
             summary: `Import serials into the allow-list of ${what} (and make the list part of it); replace drops those listed before`,
-            params: Strict({ id: Id }),
+            params: IdParams,
             body: Strict({
               serials: Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: SERIALS_PER_REQUEST }),
               replace: Type.Optional(Type.Boolean()),

@@ -1,14 +1,11 @@
 /**
- * The devices routes' schemas that other route files answer with too: an ID, a device's path
- * parameters and status, its shadow (reported and desired state, the delta) and a command with its
- * outcome, as the operator routes (devices/routes) and the consumer routes (binding/routes) serve them.
+ * The devices routes' schemas that other route files answer with too: a device's status, its shadow
+ * (reported and desired state, the delta) and a command with its outcome, as the operator routes (devices/routes) and the consumer routes (binding/routes) serve them.
  */
 import { Type } from 'typebox';
 import { DEVICE_STATUSES, type DeviceStatus, type CommandView, type ShadowView } from '@bulwark/protocol';
 import { servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 
-export const Id = Type.String({ minLength: 1, maxLength: 64 });
-export const DeviceParams = Strict({ id: Id });
 export const Status = Type.Unsafe<DeviceStatus>(Type.Union(DEVICE_STATUSES.map((status) => Type.Literal(status))));
 /** A JSON object: a state, a change of it, a command's parameters. */
 export const State = Type.Record(Type.String(), Type.Unknown());

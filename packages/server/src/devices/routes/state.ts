@@ -8,9 +8,9 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ShadowService } from '../shadow.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DEFAULT_COMMAND_TIMEOUT_MS, MAX_COMMAND_TIMEOUT_MS, MAX_WAIT_MS, type CommandService } from '../commands.js';
-import { Command, DeviceParams, Id, Shadow, State } from './schemas.js';
+import { Command, Shadow, State } from './schemas.js';
 
 const Change = Strict({
   kind: Type.Union([Type.Literal('reported'), Type.Literal('desired')]),
@@ -33,7 +33,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: "The device's reported and desired state and the delta between them",
-          params: DeviceParams,
+          params: IdParams,
           response: { 200: Shadow, ...errorResponses(401, 403, 404) },
         },
       },
@@ -46,7 +46,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: 'Merge a patch into the desired state (null deletes a key); with version, only if nobody changed it since',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({ state: State, version: Type.Optional(Type.Integer({ minimum: 0 })) }),
           response: { 200: Shadow, ...errorResponses(400, 401, 403, 404, 409) },
         },
@@ -60,7 +60,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: 'Changes of the reported and desired state, newest first',
-          params: DeviceParams,
+          params: IdParams,
           querystring: Strict({
             kind: Type.Optional(Type.Union([Type.Literal('reported'), Type.Literal('desired')])),
             limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })),
@@ -79,7 +79,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: 'Send a command to an online device; its outcome is read from the command',
-          params: DeviceParams,
+          params: IdParams,
           body: Strict({
             name: Type.String({ minLength: 1, maxLength: 64 }),
             params: Type.Optional(State),
@@ -97,7 +97,7 @@ export function stateRoutes({ shadow, commands }: { shadow: ShadowService; comma
         schema: {
           tags: ['devices'],
           summary: "The device's commands, newest first",
-          params: DeviceParams,
+          params: IdParams,
           querystring: Strict({ limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 500 })) }),
           response: { 200: Strict({ commands: Type.Array(Command) }), ...errorResponses(400, 401, 403, 404) },
         },

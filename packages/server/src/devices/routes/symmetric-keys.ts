@@ -13,12 +13,11 @@ import { Type } from 'typebox';
 import { BulwarkError } from '../../errors.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { limited, type FailureLimiterFactory } from '../../transport/http/failure-limiter.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { DeviceAuthenticationError } from '../identity.js';
 import { parseToken, SAS_PREFIX, SasFormatError } from '../sas.js';
 import { MAX_GRACE_SECONDS, type EnrollmentGroupView, type SymmetricKeyService } from '../symmetric-keys.js';
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
 const GroupSchema = Strict({
   id: Type.String(),
   name: Type.String(),
@@ -66,7 +65,7 @@ export function symmetricKeyRoutes(deps: {
               tags: ['devices'],
               summary:
                 "Issue or rotate a device's symmetric key (shown once); the previous key stops at once or after graceSeconds; a session needs a recent step-up (an API key with devices:write does not)",
-              params: Strict({ id: Id }),
+              params: IdParams,
               body: Strict({ graceSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: MAX_GRACE_SECONDS })) }),
               response: {
                 201: Strict({
@@ -118,7 +117,7 @@ export function symmetricKeyRoutes(deps: {
             schema: {
               tags: ['devices'],
               summary: 'Disable an enrollment group: no device registers through it any more',
-              params: Strict({ id: Id }),
+              params: IdParams,
               response: { 200: GroupSchema, ...errorResponses(401, 403, 404, 409) },
             },
           },

@@ -54,4 +54,10 @@ export function Raw(mediaType: string, description: string) {
 
 export const Ok = Strict({ ok: Type.Literal(true) });
 
+/** A resource's ID as a path or body names it (a device, user, release, key, ...). */
+export const Id = Type.String({ minLength: 1, maxLength: 64 });
+
+/** The path parameters of a route on one resource (`/devices/:id`, `/users/:id`, ...). */
+export const IdParams = Strict({ id: Id });
+
 export const Timestamp = Type.String({ format: 'date-time' });

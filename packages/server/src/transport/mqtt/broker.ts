@@ -25,6 +25,7 @@
  * a minute, the address's next token sign-ins are refused "server unavailable" before any check
  * until the minute ends; certificate sign-ins from that address and other addresses go on.
  */
+import type { X509Certificate } from 'node:crypto';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { Aedes, type AuthenticateError, type Client } from 'aedes';
@@ -202,9 +203,12 @@ const METER_PRUNE_MS = 60_000;
 /** Addresses whose token lockout was logged, remembered at most this many (a flood from many addresses must not grow it). */
 const LOCKOUTS_REMEMBERED = 10_000;
 
-/** Whether the connection came with a client certificate (else it signs in with a token, or not at all). */
-function presentsCertificate(transport: { socket: Socket; protocol: 'mqtts' | 'mqtt' }): boolean {
-  return transport.protocol === 'mqtts' && (transport.socket as TLSSocket).getPeerX509Certificate() !== undefined;
+/**
+ * The client certificate the connection came with, parsed once per sign-in (undefined: it signs in
+ * with a token, or not at all).
+ */
+function peerCertificate(transport: { socket: Socket; protocol: 'mqtts' | 'mqtt' }): X509Certificate | undefined {
+  return transport.protocol === 'mqtts' ? (transport.socket as TLSSocket).getPeerX509Certificate() : undefined;
 }
 
 function authError(message: string, code: number): AuthenticateError {
@@ -609,7 +613,8 @@ export class MqttGateway implements DeviceMessenger {
   private async authenticate(client: Client, username: string | undefined, password: Buffer | undefined): Promise<void> {
     const transport = this.sockets.get(client.conn);
     if (!transport) throw authError('no transport', RETURN.notAuthorized);
-    if (presentsCertificate(transport)) return this.signIn(client, transport, username, password);
+    const peer = peerCertificate(transport);
+    if (peer) return this.signIn(client, transport, peer, username, password);
     // A token (or nothing) instead of a certificate: the attempt takes a place in its address's
     // window, kept when it fails (refused credentials, client ID or status) and given back otherwise
     // ("server unavailable": storage out of reach, or the device reconnecting too often).
@@ -618,7 +623,7 @@ export class MqttGateway implements DeviceMessenger {
       await limited(
         this.tokenFailures,
         remote,
-        () => this.signIn(client, transport, username, password),
+        () => this.signIn(client, transport, undefined, username, password),
         (error) => {
           const code = (error as Partial<AuthenticateError>).returnCode;
           return code !== undefined && code !== RETURN.serverUnavailable;
@@ -650,12 +655,13 @@ export class MqttGateway implements DeviceMessenger {
   private async signIn(
     client: Client,
     transport: { socket: Socket; protocol: 'mqtts' | 'mqtt' },
+    peer: X509Certificate | undefined,
     username: string | undefined,
     password: Buffer | undefined,
   ): Promise<void> {
     let identity: DeviceIdentity;
     try {
-      identity = await this.identify(transport.socket, transport.protocol, username, password);
+      identity = await this.identify(transport.socket, peer, username, password);
     } catch (error) {
       if (isStorageUnavailable(error)) {
         // The credentials could not be checked (the database is out of reach): not the device's
@@ -739,23 +745,20 @@ export class MqttGateway implements DeviceMessenger {
 
   private async identify(
     socket: Socket,
-    protocol: 'mqtts' | 'mqtt',
+    peer: X509Certificate | undefined,
     username: string | undefined,
     password: Buffer | undefined,
   ): Promise<DeviceIdentity> {
-    if (protocol === 'mqtts') {
+    if (peer) {
       const tlsSocket = socket as TLSSocket;
-      const peer = tlsSocket.getPeerX509Certificate();
-      if (peer) {
-        if (!tlsSocket.authorized) {
-          const code = String(tlsSocket.authorizationError ?? '');
-          if (code === 'CERT_NOT_YET_VALID') throw new DeviceAuthenticationError('not_yet_valid');
-          if (code === 'CERT_HAS_EXPIRED') throw new DeviceAuthenticationError('expired');
-          // Not ours: perhaps from a product's manufacturer CA (just-in-time provisioning, bounded per node).
-          return this.platform.devices.jit.authenticate(peer, socket.remoteAddress ?? '');
-        }
-        return this.platform.devices.identity.fromCertificate(peer);
+      if (!tlsSocket.authorized) {
+        const code = String(tlsSocket.authorizationError ?? '');
+        if (code === 'CERT_NOT_YET_VALID') throw new DeviceAuthenticationError('not_yet_valid');
+        if (code === 'CERT_HAS_EXPIRED') throw new DeviceAuthenticationError('expired');
+        // Not ours: perhaps from a product's manufacturer CA (just-in-time provisioning, bounded per node).
+        return this.platform.devices.jit.authenticate(peer, socket.remoteAddress ?? '');
       }
+      return this.platform.devices.identity.fromCertificate(peer);
     }
     if (!username || !password) throw new DeviceAuthenticationError('malformed');
     return this.platform.devices.symmetricKeys.authenticate(username, password.toString('utf8'));

@@ -9,7 +9,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
 import type { ReleaseView } from '@bulwark/protocol';
 import { actorOf } from '../../accounts/routes/authentication.js';
-import { errorResponses, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, servesView, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { MAX_ATTESTATIONS, MAX_POLICY_ENTRIES, MAX_POLICY_KEYS, type ReleasePolicy } from '../provenance.js';
 import { MAX_NOTES, type Release, type ReleaseRefusal, type ReleaseService } from '../releases.js';
 
@@ -83,7 +83,6 @@ const view = (release: Release): ReleaseView => ({
   provenance: release.provenance,
 });
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
 /** Checked by the services (CycloneDX validation, TUF verification), not by the edge schema. */
 const OpenObject = (description: string) => Type.Object({}, { additionalProperties: true, description });
 
@@ -142,7 +141,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
         schema: {
           tags: ['updates'],
           summary: "A product's release policy: attestation keys, accepted builders and source repositories, what is required",
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: Strict({ policy: Type.Union([Policy, Type.Null()]) }), ...errorResponses(401, 403, 404) },
         },
       },
@@ -156,7 +155,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
         schema: {
           tags: ['updates'],
           summary: "Set a product's release policy (owners and admins: a release key cannot weaken the gate it must pass); audited",
-          params: Strict({ id: Id }),
+          params: IdParams,
           body: Strict({
             attestationKeys: Type.Optional(Policy.properties.attestationKeys),
             builders: Type.Optional(Policy.properties.builders),
@@ -191,7 +190,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
         schema: {
           tags: ['updates'],
           summary: 'One release',
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: ReleaseSchema, ...errorResponses(401, 403, 404) },
         },
       },
@@ -205,7 +204,7 @@ export function releaseRoutes({ releases }: { releases: ReleaseService }) {
         schema: {
           tags: ['updates'],
           summary: 'The CycloneDX JSON SBOM published with the release, as stored',
-          params: Strict({ id: Id }),
+          params: IdParams,
           response: { 200: OpenObject('CycloneDX JSON SBOM of the image'), ...errorResponses(401, 403, 404) },
         },
       },

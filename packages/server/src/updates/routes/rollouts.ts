@@ -17,7 +17,7 @@ import type { DeviceCertificateVerifier } from '../../devices/identity.js';
 import type { TufRepository } from '../repository.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { limited, type FailureLimiter, type FailureLimiterFactory } from '../../transport/http/failure-limiter.js';
-import { errorResponses, Strict, Timestamp } from '../../transport/http/schemas.js';
+import { errorResponses, Id, IdParams, Strict, Timestamp } from '../../transport/http/schemas.js';
 import { NoDirectorRootError } from '../rollout-errors.js';
 import {
   MAX_ATTEMPTS,
@@ -36,7 +36,6 @@ const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
 /** Every version of the director root: a parameter route beside the static root.json and targets.json (static routes win). */
 const DIRECTOR_ROOT_VERSION_ROUTE = DIRECTOR_ROOT_PATH.replace(/root\.json$/, ':file');
 
-const Id = Type.String({ minLength: 1, maxLength: 64 });
 const Nullable = <T extends Parameters<typeof Type.Union>[0][number]>(schema: T) => Type.Union([schema, Type.Null()]);
 const Entries = Type.Optional(Type.Array(Type.String({ minLength: 1, maxLength: 128 }), { minItems: 1, maxItems: MAX_SELECTOR_ENTRIES }));
 const Selector = Strict({ groups: Entries, tags: Entries, deviceIds: Entries, firmwareVersions: Entries });
@@ -290,7 +289,6 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
         const app = scope.withTypeProvider<TypeBoxTypeProvider>();
         const read = { auth: { principal: 'operator', permission: 'rollouts:read' } } as const;
         const manage = { auth: { principal: 'operator', permission: 'rollouts:manage' } } as const;
-        const Params = Strict({ id: Id });
 
         app.post(
           '/updates/rollouts',
@@ -362,7 +360,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
             schema: {
               tags: ['updates'],
               summary: 'A rollout with its devices counted per state (all, and up to the current phase)',
-              params: Params,
+              params: IdParams,
               response: { 200: RolloutDetail, ...errorResponses(401, 403, 404) },
             },
           },
@@ -375,7 +373,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
             schema: {
               tags: ['updates'],
               summary: "A rollout's devices by device ID, optionally in one state (cursor pages)",
-              params: Params,
+              params: IdParams,
               querystring: Strict({
                 state: Type.Optional(DeviceState),
                 cursor: Type.Optional(Type.String({ maxLength: 300 })),
@@ -396,7 +394,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
             schema: {
               tags: ['updates'],
               summary: 'Change the thresholds, retry policy or schedule window of a rollout that has not finished (audited)',
-              params: Params,
+              params: IdParams,
               body: Strict(Settings),
               response: { 200: Rollout, ...errorResponses(400, 401, 403, 404, 409) },
             },
@@ -411,7 +409,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
               tags: ['updates'],
               summary:
                 "Swap a paused or halted rollout's release for a fixed, newer release of the same product: every device waits again, from the first phase, paused until resumed (audited)",
-              params: Params,
+              params: IdParams,
               body: Strict({ releaseId: Id }),
               response: { 200: Rollout, ...errorResponses(400, 401, 403, 404, 409) },
             },
@@ -425,7 +423,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
             schema: {
               tags: ['updates'],
               summary: 'Offer the failed or rolled-back devices (all, or those named) the release again, attempts counted afresh',
-              params: Params,
+              params: IdParams,
               body: Strict({ deviceIds: Type.Optional(Type.Array(Id, { minItems: 1, maxItems: MAX_DEVICES_PAGE })) }),
               response: { 200: Strict({ retried: Type.Array(Type.String()) }), ...errorResponses(400, 401, 403, 404, 409) },
             },
@@ -440,7 +438,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
               schema: {
                 tags: ['updates'],
                 summary: `${action[0]!.toUpperCase()}${action.slice(1)} a rollout`,
-                params: Params,
+                params: IdParams,
                 response: { 200: Rollout, ...errorResponses(401, 403, 404, 409) },
               },
             },
@@ -454,7 +452,7 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
             schema: {
               tags: ['updates'],
               summary: "A device's latest signed version report and its state in its most recent rollout",
-              params: Params,
+              params: IdParams,
               response: { 200: DeviceUpdates, ...errorResponses(401, 403, 404) },
             },
           },

@@ -7,10 +7,10 @@
  * from the address bar.
  */
 import { useEffect, useRef, useState, type ReactNode } from 'react';
-import { api, setCsrfToken, type SignInAnswer, type UserView } from '../../api';
+import { api, setCsrfToken, type MfaFactor, type SignInAnswer, type UserView } from '../../api';
 import { passkeyAsSecondFactor, signInWithPasskey } from '../../account/passkey';
 import { MailedCodeForm, tokenFromFragment } from '../../account/mailed-token';
-import { SecondFactor, UsePasskey, type MfaFactor } from '../../account/SignInSteps';
+import { SecondFactor, UsePasskey } from '../../account/SignInSteps';
 import { Alert, Button, Field, Link } from '../../kit';
 import { useAction } from '../ui';
 
