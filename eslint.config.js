@@ -61,7 +61,7 @@ const restrictLayers = (...patterns) => ({ 'no-restricted-imports': ['error', { 
 const DOMAIN_TEST_HELPERS_FOR_NOW = [`${SERVER}/updates/rollout-test-helpers.ts`];
 
 export default tseslint.config(
-  { ignores: ['**/dist/**', '**/node_modules/**', 'bulwark-data/**', '.test-build/**', '**/*.d.ts'] },
+  { ignores: ['**/dist/**', '**/node_modules/**', 'bulwark-data/**', '.test-build/**', '.test-bundle/**', '**/*.d.ts'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -11,7 +11,7 @@ import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 // Left to node at run time (external), each for a reason the bundle would break:
-const EXTERNAL = [
+export const EXTERNAL = [
   // native addons (a .node file loaded from the package's own directory)
   'better-sqlite3',
   '@node-rs/argon2',
@@ -23,6 +23,9 @@ const EXTERNAL = [
   'ioredis',
   // required at run time only for PostgreSQL (storage/database.ts): one copy for its importers too
   'pg',
+  // CommonJS that @fastify/cookie loads with import(): bundled, its chunk would export only `default`
+  // (see dynamicImportsOfCommonJs), and every cookie would fail to parse or set
+  'cookie',
 ];
 // Packages loaded through createRequire at run time (the password dictionaries, the Redis
 // emitter and persistence, nodemailer) are not seen by the bundler and resolve from node_modules.
@@ -58,6 +61,8 @@ export async function bundleCli(root) {
       js: "import { createRequire as __bulwarkCreateRequire } from 'node:module'; const require = __bulwarkCreateRequire(import.meta.url);",
     },
   });
+  const cjs = dynamicImportsOfCommonJs(result.metafile);
+  if (cjs.length > 0) throw new Error(cjsMessage(cjs));
   const inputs = [
     ...Object.keys(result.metafile.inputs),
     ...COMPILES.filter((file) => existsSync(join(root, file))),
@@ -66,6 +71,21 @@ export async function bundleCli(root) {
   writeFileSync(join(staging, MANIFEST), JSON.stringify(inputs) + '\n');
   rmSync(outdir, { recursive: true, force: true });
   renameSync(staging, outdir);
+}
+
+/**
+ * The CommonJS files the bundle loads through import(). esbuild gives such a chunk only a default
+ * export, where node gives the module's named exports too: `(await import('cookie')).parseCookie` is
+ * undefined in a bundle. Each must be left external.
+ */
+export function dynamicImportsOfCommonJs(metafile) {
+  return Object.values(metafile.outputs)
+    .map((output) => output.entryPoint)
+    .filter((entry) => entry !== undefined && metafile.inputs[entry]?.format === 'cjs');
+}
+
+export function cjsMessage(files) {
+  return `These CommonJS files are loaded with import(); bundled, they would lose their named exports. Add their packages to EXTERNAL in scripts/bundle-cli.mjs:\n  ${files.join('\n  ')}`;
 }
 
 /** Whether the bundle exists and no file it was made from (nor this script) changed since. */

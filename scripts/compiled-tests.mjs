@@ -46,9 +46,9 @@ export function buildCompiledTests(root) {
 }
 
 /** Links every entry of `from` that `to` lacks; recurses where both hold a real directory. */
-function mirror(from, to) {
+export function mirror(from, to) {
   for (const name of readdirSync(from)) {
-    if (name === BUILD_DIR || name === '.git') continue;
+    if (name === BUILD_DIR || name === '.test-bundle' || name === '.git') continue;
     const source = join(from, name);
     const target = join(to, name);
     const existing = lstatOrNull(target);

@@ -8,7 +8,9 @@
 //                                           cut, disks filled; `npm run test:faults`) instead of *.test.ts
 //   --compiled | --sources                  run the tests compiled by tsc (the default for a whole run:
 //                                           scripts/compiled-tests.mjs) or through tsx (the default when
-//                                           files are named: no compile step before a single file)
+//                                           files are named: no compile step before a single file); compiled
+//                                           tests run bundled (scripts/bundle-tests.mjs)
+//   BULWARK_TEST_BUNDLE=0                   compiled tests run unbundled, module by module
 //   BULWARK_TEST_CONCURRENCY=n              files run at once (default 3)
 // It builds the workspace's TypeScript packages first (tsc -b) and the CLI's bundle when that build
 // changed (scripts/bundle-cli.mjs): the CLI children run the bundle, as `npx bulwark` does.
@@ -18,6 +20,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BUILD_DIR, buildCompiledTests } from './compiled-tests.mjs';
+import { BUNDLE_DIR, bundleTests } from './bundle-tests.mjs';
 import { bundleCli, bundleIsCurrent } from './bundle-cli.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
@@ -70,12 +73,15 @@ if (build.status === 0 && !bundleIsCurrent(root)) {
 }
 const builtCli = build.status === 0 ? { BULWARK_TEST_BUILT_CLI: '1' } : {};
 const mirror = compiled ? buildCompiledTests(root) : null;
+// The compiled tests bundled (scripts/bundle-tests.mjs): a test process loads a few dozen files, not thousands.
+const bundle = mirror && process.env.BULWARK_TEST_BUNDLE !== '0' ? await bundleTests(root) : null;
+const runDir = bundle ? BUNDLE_DIR : BUILD_DIR;
 const loader = mirror ? [] : ['--import', 'tsx'];
-const runFiles = mirror ? files.map((f) => join(BUILD_DIR, f.replace(/\.ts$/, '.js'))) : files;
+const runFiles = mirror ? files.map((f) => join(runDir, f.replace(/\.ts$/, '.js'))) : files;
 /** A file as the runner reported it, named by its source: packages/…/x.test.ts. */
 const sourceName = (file) =>
   relative(root, file)
-    .replace(new RegExp(`^${BUILD_DIR}/`), '')
+    .replace(new RegExp(`^(${BUILD_DIR}|${BUNDLE_DIR})/`), '')
     .replace(/\.js$/, '.ts');
 
 // Two cores: a third file keeps them busy while the others wait on the network, databases or a

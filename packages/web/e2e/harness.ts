@@ -12,9 +12,10 @@ import { generate } from 'otplib';
 import type { Browser, Page } from 'playwright-core';
 import { launchBrowser, launchChromium, trustServerKey, type Chromium } from '../../server/src/testing/chromium.js';
 import { ENGINES } from '../../server/src/testing/engines.js';
+import { REPOSITORY } from '../../server/src/testing/repository.js';
 import { STRONG_PASSWORD, startTestPlatform, type TestPlatform } from '../../server/src/testing/server.js';
 
-const root = new URL('../../../', import.meta.url).pathname;
+const root = REPOSITORY;
 export const artifacts = join(root, 'test-artifacts/web');
 const consoleBuild = join(root, 'packages/web/dist/index.html');
 const axeSource = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');

@@ -5,20 +5,18 @@
  */
 import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
+import { REPOSITORY } from '@bulwark/server/testing';
 
 /**
  * Writes the bundle under the repository's node_modules/.cache (so its bare imports resolve to
  * the installed packages); returns its path and a function that removes it.
  */
 export async function bundleAgent(): Promise<{ path: string; remove(): void }> {
-  const outDir = fileURLToPath(
-    new URL(`../../../../node_modules/.cache/bulwark-agent-test-${process.pid}-${Date.now()}/`, import.meta.url),
-  );
+  const outDir = join(REPOSITORY, `node_modules/.cache/bulwark-agent-test-${process.pid}-${Date.now()}/`);
   const outfile = join(outDir, 'bulwark-agent.mjs');
   await build({
-    entryPoints: [fileURLToPath(new URL('./agent-main.ts', import.meta.url))],
+    entryPoints: [join(REPOSITORY, 'packages/device/src/testing/agent-main.ts')],
     outfile,
     bundle: true,
     platform: 'node',

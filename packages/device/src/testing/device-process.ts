@@ -3,7 +3,8 @@
  * process of its own: to kill it, or to see that it does not crash.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
+import { REPOSITORY } from '@bulwark/server/testing';
 
 export interface DeviceProcess {
   child: ChildProcess;
@@ -15,8 +16,8 @@ export interface DeviceProcess {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
 }
 
-const ROOT = fileURLToPath(new URL('../../../../', import.meta.url));
-const MAIN = fileURLToPath(new URL('./device-main.ts', import.meta.url));
+const ROOT = REPOSITORY;
+const MAIN = join(REPOSITORY, 'packages/device/src/testing/device-main.ts');
 
 export function startDeviceProcess(mode: 'hold' | 'ack-full', dir: string, brokerUrl: string): DeviceProcess {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', MAIN, mode, dir, brokerUrl], {

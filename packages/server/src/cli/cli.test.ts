@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
 import { cliEnv, cliShellCommand, ROOT, startCli } from '../testing/cli.js';
+import { HttpClient } from '../testing/http.js';
 import { eventually } from '../testing/mqtt.js';
 import { ENGINES, PG_URL } from '../testing/engines.js';
 
@@ -366,6 +367,23 @@ describe('bulwark CLI', { concurrency: true }, () => {
       assert.doesNotMatch(again.output(), /One-time password/);
       const port = new URL(again.url).port;
       assert.equal((await getJson(`https://localhost:${port}/readyz`, ca)).body.status, 'ready');
+      // The console's cookie session through the command as shipped (the CLI's bundle): a sign-in sets
+      // the session cookie, and the next request sends it and is answered as that session.
+      const browser = new HttpClient(`https://localhost:${port}`, ca, true);
+      const oneTimePassword = [...server.output().matchAll(OTP_LINE)][0]![1]!;
+      const login = await browser.post('/api/v1/auth/login', {
+        organization: 'default',
+        email: 'owner@bulwark.local',
+        password: oneTimePassword,
+        mode: 'cookie',
+      });
+      assert.equal(login.status, 200, login.text);
+      assert.equal(login.body.status, 'password_change_required');
+      assert.match(String(login.headers['set-cookie']), /^__Host-/);
+      const session = await browser.get('/api/v1/auth/session');
+      assert.equal(session.status, 200, session.text);
+      assert.equal(session.body.user.email, 'owner@bulwark.local');
+      browser.close();
       again.child.kill('SIGTERM');
       assert.equal(await again.exited, 0, again.output());
 

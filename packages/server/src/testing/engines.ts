@@ -17,11 +17,11 @@
 import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createHash, randomBytes } from 'node:crypto';
 import pg from 'pg';
 import { openDatabase, type DatabaseHandle, type Engine } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrate.js';
+import { REPOSITORY } from './repository.js';
 
 export const PG_URL = process.env.BULWARK_TEST_PG_URL ?? 'postgres://postgres@127.0.0.1:5432/test';
 
@@ -66,7 +66,7 @@ function tempDir(prefix: string): string {
 
 /** A hash of the migration files and their order (migrate.ts): a template serves only the migrations it was built with. */
 const MIGRATIONS_HASH = (() => {
-  const storage = fileURLToPath(new URL('../storage/', import.meta.url));
+  const storage = join(REPOSITORY, 'packages/server/src/storage');
   const hash = createHash('sha256');
   const sources = [
     ...readdirSync(join(storage, 'migrations')).map((name) => join('migrations', name)),

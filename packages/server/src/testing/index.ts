@@ -23,3 +23,4 @@ export { HttpClient } from './http.js';
 export { firstSignIn } from './server.js';
 export { startServerProcess, type ServerProcess } from './server-process.js';
 export { NetworkFault } from './network-fault.js';
+export { REPOSITORY } from './repository.js';

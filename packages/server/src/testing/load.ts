@@ -7,9 +7,10 @@
 import { execFile } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { REPOSITORY } from './repository.js';
 import type { LoadJob, LoadReport } from '../../../../bench/support/mqtt-load.js';
 
-const ROOT = new URL('../../../../', import.meta.url).pathname;
+const ROOT = REPOSITORY;
 
 export type { LoadJob, LoadReport };
 

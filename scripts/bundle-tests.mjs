@@ -1,0 +1,105 @@
+// The compiled test files (scripts/compiled-tests.mjs, .test-build/), bundled with the npm packages
+// they load into .test-bundle/, so a test process loads a few dozen files instead of about 2,300.
+//
+// Every test process imported the platform module by module: about 1,500 of our compiled modules
+// and 780 CommonJS files of npm packages, each resolved, read and compiled by node's loaders, 2 to
+// 3 s of CPU before its first test, in about 200 test processes a run. One esbuild run takes every
+// test file as an entry point and splits what they share into chunks, so each module is in the
+// bundle once and a process holds one copy of every module, as before.
+//
+// Paths: each bundled test file lies at its own path under .test-bundle/, and the rest of
+// .test-build/ is linked in beside it (as .test-build/ links the repository), so a test finds its
+// fixtures, the docs and the web build where it did. The shared chunks lie in
+// packages/server/src/chunks/; the few modules that find files from their own location do so by
+// walking up (package-root.ts, testing/repository.ts), never by counting `..`.
+import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { cjsMessage, dynamicImportsOfCommonJs, EXTERNAL as CLI_EXTERNAL } from './bundle-cli.mjs';
+import { BUILD_DIR, mirror } from './compiled-tests.mjs';
+
+export const BUNDLE_DIR = '.test-bundle';
+const CHUNKS = 'packages/server/src/chunks';
+const MANIFEST = 'inputs.json';
+
+// Left to node at run time: what the CLI's bundle leaves out (each for a reason given there), and the
+// tools the tests drive, each a large package that loads its own files at run time.
+const EXTERNAL = [...CLI_EXTERNAL, 'playwright-core', 'esbuild', 'tsx', 'eslint', 'typescript', 'vite', 'prettier'];
+
+function testFiles(dir, out = []) {
+  for (const name of readdirSync(dir)) {
+    if (name === 'node_modules' || name === 'dist' || name.startsWith('.')) continue;
+    const path = join(dir, name);
+    if (statSync(path).isDirectory()) testFiles(path, out);
+    else if (name.endsWith('.test.js') || name.endsWith('.faults.js')) out.push(path);
+  }
+  return out;
+}
+
+/** Whether the bundle exists and none of the compiled files it was made from changed since. */
+function isCurrent(root) {
+  const manifest = join(root, BUNDLE_DIR, MANIFEST);
+  if (!existsSync(manifest)) return false;
+  const made = statSync(manifest).mtimeMs;
+  return JSON.parse(readFileSync(manifest, 'utf8')).every((file) => {
+    const path = join(root, BUILD_DIR, file);
+    return existsSync(path) && statSync(path).mtimeMs <= made;
+  });
+}
+
+/**
+ * Bundles the compiled tests (buildCompiledTests must have run) and returns the bundle's root, or
+ * null (with the reason printed) so the caller runs the compiled files unbundled.
+ */
+export async function bundleTests(root) {
+  const from = join(root, BUILD_DIR);
+  const out = join(root, BUNDLE_DIR);
+  const started = Date.now();
+  if (!isCurrent(root)) {
+    const entries = testFiles(join(from, 'packages'));
+    const staging = `${out}.${process.pid}`;
+    rmSync(staging, { recursive: true, force: true });
+    try {
+      const { build } = await import('esbuild');
+      const result = await build({
+        absWorkingDir: from,
+        entryPoints: entries,
+        outbase: from,
+        outdir: staging,
+        chunkNames: `${CHUNKS}/[name]-[hash]`,
+        bundle: true,
+        splitting: true,
+        platform: 'node',
+        format: 'esm',
+        target: 'node20',
+        // The workspace's packages resolve to their compiled sources in the mirror (compiled-tests.mjs).
+        conditions: ['source'],
+        external: EXTERNAL,
+        metafile: true,
+        logLevel: 'error',
+        // The CommonJS packages bundled into ESM call require() for node's modules.
+        banner: {
+          js: "import { createRequire as __bulwarkCreateRequire } from 'node:module'; const require = __bulwarkCreateRequire(import.meta.url);",
+        },
+      });
+      const cjs = dynamicImportsOfCommonJs(result.metafile);
+      if (cjs.length > 0) throw new Error(cjsMessage(cjs));
+      const inputs = Object.keys(result.metafile.inputs);
+      writeFileSync(join(staging, MANIFEST), JSON.stringify(inputs) + '\n');
+    } catch (error) {
+      rmSync(staging, { recursive: true, force: true });
+      console.error(`The tests did not bundle; they run compiled, unbundled.\n${error.message}`);
+      return null;
+    }
+    rmSync(out, { recursive: true, force: true });
+    renameSync(staging, out);
+  }
+  mirror(from, out);
+  console.log(`Tests bundled into ${relative(root, out)}/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return out;
+}
+
+if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
+  const root = fileURLToPath(new URL('..', import.meta.url));
+  if ((await bundleTests(root)) === null) process.exit(1);
+}
