@@ -44,7 +44,9 @@ export async function startWebPlatform(config: Record<string, unknown> = {}): Pr
 
 /** The console's sign-in form: organization, email and password, sent. */
 export async function consoleSignIn(page: Page, organization: string, email: string, password: string): Promise<void> {
-  await page.getByLabel('Organization').fill(organization);
+  // Exact: until the sign-in page renders, the page left behind may hold other labels that begin with
+  // "Organization" (the passkey policy's card and dialog), and a loose match would fail on two elements.
+  await page.getByLabel('Organization', { exact: true }).fill(organization);
   await page.getByLabel('Email').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in', exact: true }).click();
