@@ -233,6 +233,19 @@ describe('blob store', () => {
     assert.deepEqual(filesIn(store.dir), []);
   });
 
+  it('refuses a source that fails before the upload reads it (a client gone at once), without an uncaught error or a file left', async () => {
+    const store = freshStore();
+    for (const held of [false, true]) {
+      const source = new PassThrough();
+      const hash = sha256(Buffer.from('held'));
+      if (held) await store.put(Readable.from([Buffer.from('held')]), { sha256: hash });
+      const put = store.put(source, { sha256: hash });
+      source.destroy(new Error('connection reset'));
+      await assert.rejects(put, /connection reset/);
+      assert.deepEqual(filesIn(store.dir), held ? [join('sha256', hash.slice(0, 2), hash)] : []);
+    }
+  });
+
   it('sweeps temporary files left over an hour ago by a crashed upload, sparing blobs, recent files and running uploads', async () => {
     const store = freshStore();
     const data = Buffer.from('kept blob');

@@ -105,6 +105,18 @@ export class BlobStore {
    * destroyed: the caller decides what becomes of it (an HTTP route still answers on its socket).
    */
   async put(source: Readable, expected: { sha256: string; length?: number }, cap?: UploadCap): Promise<PutResult> {
+    // Until `consume` iterates the source (after a stat, a mkdir and an open), an error the source
+    // emits would have no listener and be thrown as uncaught: held here, the iterator then finds the
+    // stream errored and rejects with it.
+    source.on('error', ignore);
+    try {
+      return await this.write(source, expected, cap);
+    } finally {
+      source.off('error', ignore);
+    }
+  }
+
+  private async write(source: Readable, expected: { sha256: string; length?: number }, cap?: UploadCap): Promise<PutResult> {
     assertBlobHash(expected.sha256);
     const limit = this.limitFor(expected.length, cap);
     const final = this.pathOf(expected.sha256);
@@ -287,6 +299,8 @@ export class BlobStore {
     return length;
   }
 }
+
+function ignore(): void {}
 
 async function writeAll(file: FileHandle, bytes: Buffer): Promise<void> {
   let offset = 0;
