@@ -24,7 +24,7 @@ export const EXTERNAL = [
   // required at run time only for PostgreSQL (storage/database.ts): one copy for its importers too
   'pg',
   // CommonJS that @fastify/cookie loads with import(): bundled, its chunk would export only `default`
-  // (see dynamicImportsOfCommonJs), and every cookie would fail to parse or set
+  // (see bundleForNode), and every cookie would fail to parse or set
   'cookie',
 ];
 // Packages loaded through createRequire at run time (the password dictionaries, the Redis
@@ -39,30 +39,17 @@ const COMPILES = ['packages/server/tsconfig.tsbuildinfo', 'packages/protocol/tsc
 
 /** Writes the bundle; `root` is the repository's root. */
 export async function bundleCli(root) {
-  const { build } = await import('esbuild');
   const outdir = join(root, BUNDLE_DIR);
   // Written beside and swapped in whole: a CLI starting meanwhile finds a whole bundle or none (and runs dist/).
   const staging = `${outdir}.${process.pid}`;
   rmSync(staging, { recursive: true, force: true });
-  const result = await build({
+  const result = await bundleForNode({
     absWorkingDir: root,
     entryPoints: { main: ENTRY },
     outdir: staging,
-    bundle: true,
-    splitting: true,
-    platform: 'node',
-    format: 'esm',
-    target: 'node20',
     external: EXTERNAL,
-    metafile: true,
     logLevel: 'warning',
-    // The CommonJS packages bundled into ESM call require() for node's modules.
-    banner: {
-      js: "import { createRequire as __bulwarkCreateRequire } from 'node:module'; const require = __bulwarkCreateRequire(import.meta.url);",
-    },
   });
-  const cjs = dynamicImportsOfCommonJs(result.metafile);
-  if (cjs.length > 0) throw new Error(cjsMessage(cjs));
   const inputs = [
     ...Object.keys(result.metafile.inputs),
     ...COMPILES.filter((file) => existsSync(join(root, file))),
@@ -74,29 +61,50 @@ export async function bundleCli(root) {
 }
 
 /**
- * The CommonJS files the bundle loads through import(). esbuild gives such a chunk only a default
- * export, where node gives the module's named exports too: `(await import('cookie')).parseCookie` is
- * undefined in a bundle. Each must be left external.
+ * esbuild as both bundles use it: ESM for node with code splitting and a metafile, `options` adding
+ * the entries, output and externals. Refuses a bundle that loads a CommonJS file through import():
+ * esbuild gives such a chunk only a default export, where node gives the module's named exports too
+ * (`(await import('cookie')).parseCookie` is undefined in a bundle), so each must be left external.
  */
-export function dynamicImportsOfCommonJs(metafile) {
-  return Object.values(metafile.outputs)
+export async function bundleForNode(options) {
+  const { build } = await import('esbuild');
+  const result = await build({
+    bundle: true,
+    splitting: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    metafile: true,
+    // The CommonJS packages bundled into ESM call require() for node's modules.
+    banner: {
+      js: "import { createRequire as __bulwarkCreateRequire } from 'node:module'; const require = __bulwarkCreateRequire(import.meta.url);",
+    },
+    ...options,
+  });
+  const { inputs, outputs } = result.metafile;
+  const cjs = Object.values(outputs)
     .map((output) => output.entryPoint)
-    .filter((entry) => entry !== undefined && metafile.inputs[entry]?.format === 'cjs');
+    .filter((entry) => entry !== undefined && inputs[entry]?.format === 'cjs');
+  if (cjs.length > 0)
+    throw new Error(
+      `These CommonJS files are loaded with import(); bundled, they would lose their named exports. Add their packages to EXTERNAL in scripts/bundle-cli.mjs:\n  ${cjs.join('\n  ')}`,
+    );
+  return result;
 }
 
-export function cjsMessage(files) {
-  return `These CommonJS files are loaded with import(); bundled, they would lose their named exports. Add their packages to EXTERNAL in scripts/bundle-cli.mjs:\n  ${files.join('\n  ')}`;
+/** Whether `manifest` (a JSON list of files relative to `base`) exists and none of those files changed since it was written. */
+export function manifestIsCurrent(manifest, base) {
+  if (!existsSync(manifest)) return false;
+  const made = statSync(manifest).mtimeMs;
+  return JSON.parse(readFileSync(manifest, 'utf8')).every((file) => {
+    const path = join(base, file);
+    return existsSync(path) && statSync(path).mtimeMs <= made;
+  });
 }
 
 /** Whether the bundle exists and no file it was made from (nor this script) changed since. */
 export function bundleIsCurrent(root) {
-  const manifest = join(root, BUNDLE_DIR, MANIFEST);
-  if (!existsSync(manifest)) return false;
-  const made = statSync(manifest).mtimeMs;
-  return JSON.parse(readFileSync(manifest, 'utf8')).every((file) => {
-    const path = join(root, file);
-    return existsSync(path) && statSync(path).mtimeMs <= made;
-  });
+  return manifestIsCurrent(join(root, BUNDLE_DIR, MANIFEST), root);
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {

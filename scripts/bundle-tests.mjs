@@ -12,10 +12,10 @@
 // fixtures, the docs and the web build where it did. The shared chunks lie in
 // packages/server/src/chunks/; the few modules that find files from their own location do so by
 // walking up (package-root.ts, testing/repository.ts), never by counting `..`.
-import { existsSync, readFileSync, readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { cjsMessage, dynamicImportsOfCommonJs, EXTERNAL as CLI_EXTERNAL } from './bundle-cli.mjs';
+import { bundleForNode, EXTERNAL as CLI_EXTERNAL, manifestIsCurrent } from './bundle-cli.mjs';
 import { BUILD_DIR, mirror } from './compiled-tests.mjs';
 
 export const BUNDLE_DIR = '.test-bundle';
@@ -36,17 +36,6 @@ function testFiles(dir, out = []) {
   return out;
 }
 
-/** Whether the bundle exists and none of the compiled files it was made from changed since. */
-function isCurrent(root) {
-  const manifest = join(root, BUNDLE_DIR, MANIFEST);
-  if (!existsSync(manifest)) return false;
-  const made = statSync(manifest).mtimeMs;
-  return JSON.parse(readFileSync(manifest, 'utf8')).every((file) => {
-    const path = join(root, BUILD_DIR, file);
-    return existsSync(path) && statSync(path).mtimeMs <= made;
-  });
-}
-
 /**
  * Bundles the compiled tests (buildCompiledTests must have run) and returns the bundle's root, or
  * null (with the reason printed) so the caller runs the compiled files unbundled.
@@ -55,35 +44,22 @@ export async function bundleTests(root) {
   const from = join(root, BUILD_DIR);
   const out = join(root, BUNDLE_DIR);
   const started = Date.now();
-  if (!isCurrent(root)) {
+  if (!manifestIsCurrent(join(out, MANIFEST), from)) {
     const entries = testFiles(join(from, 'packages'));
     const staging = `${out}.${process.pid}`;
     rmSync(staging, { recursive: true, force: true });
     try {
-      const { build } = await import('esbuild');
-      const result = await build({
+      const result = await bundleForNode({
         absWorkingDir: from,
         entryPoints: entries,
         outbase: from,
         outdir: staging,
         chunkNames: `${CHUNKS}/[name]-[hash]`,
-        bundle: true,
-        splitting: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
         // The workspace's packages resolve to their compiled sources in the mirror (compiled-tests.mjs).
         conditions: ['source'],
         external: EXTERNAL,
-        metafile: true,
         logLevel: 'error',
-        // The CommonJS packages bundled into ESM call require() for node's modules.
-        banner: {
-          js: "import { createRequire as __bulwarkCreateRequire } from 'node:module'; const require = __bulwarkCreateRequire(import.meta.url);",
-        },
       });
-      const cjs = dynamicImportsOfCommonJs(result.metafile);
-      if (cjs.length > 0) throw new Error(cjsMessage(cjs));
       const inputs = Object.keys(result.metafile.inputs);
       writeFileSync(join(staging, MANIFEST), JSON.stringify(inputs) + '\n');
     } catch (error) {

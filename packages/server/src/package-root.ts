@@ -14,14 +14,15 @@ let root: string | undefined;
 
 /** The directory holding @bulwark/server's package.json: the nearest one above this module. */
 export function serverPackageRoot(): string {
-  root ??= findRoot(dirname(fileURLToPath(import.meta.url)));
+  root ??= packageRootAbove(dirname(fileURLToPath(import.meta.url)), PACKAGE_NAME);
   return root;
 }
 
-function findRoot(from: string): string {
+/** The nearest directory at or above `from` holding the package.json of the package named `name`. */
+export function packageRootAbove(from: string, name: string): string {
   for (let dir = from; ; dir = dirname(dir)) {
     const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === PACKAGE_NAME) return dir;
-    if (dirname(dir) === dir) throw new Error(`No package.json of ${PACKAGE_NAME} above ${from}`);
+    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === name) return dir;
+    if (dirname(dir) === dir) throw new Error(`No package.json of ${name} above ${from}`);
   }
 }

@@ -5,19 +5,13 @@
  * Found as the nearest directory above holding the workspace's package.json (its name is "bulwark");
  * by its real path, because the mirrors' node_modules are trees of links npm and ESLint would misread.
  */
-import { existsSync, readFileSync, realpathSync } from 'node:fs';
+import { realpathSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { packageRootAbove } from '../package-root.js';
 
 const WORKSPACE_NAME = 'bulwark';
 
-function findRepository(from: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const manifest = join(dir, 'package.json');
-    if (existsSync(manifest) && (JSON.parse(readFileSync(manifest, 'utf8')) as { name?: string }).name === WORKSPACE_NAME)
-      return dirname(realpathSync(manifest));
-    if (dirname(dir) === dir) throw new Error(`No package.json of the ${WORKSPACE_NAME} workspace above ${from}`);
-  }
-}
-
-export const REPOSITORY = findRepository(dirname(fileURLToPath(import.meta.url)));
+export const REPOSITORY = dirname(
+  realpathSync(join(packageRootAbove(dirname(fileURLToPath(import.meta.url)), WORKSPACE_NAME), 'package.json')),
+);
