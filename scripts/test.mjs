@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // Runs every *.test.ts under packages/ (and bench smoke tests) with node's test runner and tsx,
 // the files known to be slowest first (scripts/test-times.json) so the run does not end on one
-// long file, and prints the ten slowest files at the end.
+// long file, and prints the ten slowest files and the CPU the tests used (beside the wall time) at the end.
 //   node scripts/test.mjs [substring...]   only the files whose path contains one of them
 //   --record-times                          rewrite scripts/test-times.json from this run (a whole run)
 //   --faults                                the fault-injection tests (*.faults.ts: nodes killed, databases
@@ -16,7 +16,7 @@
 // changed (scripts/bundle-cli.mjs): the CLI children run the bundle, as `npx bulwark` does.
 // Node 20's runner takes no glob patterns, so the files are listed here.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { spawnSync } from 'node:child_process';
 import { BUILD_DIR, buildCompiledTests } from './compiled-tests.mjs';
@@ -89,6 +89,8 @@ const sourceName = (file) =>
 const concurrency = Number(process.env.BULWARK_TEST_CONCURRENCY ?? 3);
 const reportDir = mkdtempSync(join(tmpdir(), 'bulwark-test-times-'));
 const reportFile = join(reportDir, 'files.json');
+const startedAt = process.hrtime.bigint();
+const cpuBefore = childCpu();
 const result = spawnSync(
   process.execPath,
   [
@@ -117,6 +119,7 @@ if (existsSync(reportFile)) {
   const total = report.reduce((sum, r) => sum + r.seconds, 0);
   console.log(`\nSlowest test files (of ${report.length}; ${total.toFixed(0)} s in all, ${concurrency} at a time):`);
   for (const r of report.slice(0, 10)) console.log(`  ${r.seconds.toFixed(1).padStart(7)} s  ${r.file}`);
+  printCpu(cpuBefore, Number(process.hrtime.bigint() - startedAt) / 1e9);
   if (recordTimes) {
     const times = Object.fromEntries(report.map((r) => [r.file, Math.round(r.seconds)]).sort(([a], [b]) => a.localeCompare(b)));
     writeFileSync(timesFile, JSON.stringify(times, null, 2) + '\n');
@@ -124,6 +127,40 @@ if (existsSync(reportFile)) {
   }
 }
 rmSync(reportDir, { recursive: true, force: true });
+
+/**
+ * CPU seconds (user, system) of every child this process has waited for, and their own waited-for
+ * children (`cutime`, `cstime` in /proc/self/stat); null off Linux.
+ */
+function childCpu() {
+  let stat;
+  try {
+    stat = readFileSync('/proc/self/stat', 'utf8');
+  } catch {
+    return null;
+  }
+  // The fields after the command name (which may hold spaces), from field 3 (state) on.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+  return { user: Number(fields[13]) / ticks, system: Number(fields[14]) / ticks };
+}
+
+/**
+ * The CPU the tests used (each test file, and every child they waited for: CLI commands, openssl,
+ * mosquitto_pub, Chromium…) beside the wall time: how many of the machine's cores the run kept
+ * busy, which tells a run bound by CPU from one that waits.
+ */
+function printCpu(before, wallSeconds) {
+  const after = childCpu();
+  if (!before || !after) return;
+  const user = after.user - before.user;
+  const system = after.system - before.system;
+  const cpu = user + system;
+  console.log(
+    `CPU of the tests' processes: ${cpu.toFixed(0)} s (user ${user.toFixed(0)}, system ${system.toFixed(0)}) in ${wallSeconds.toFixed(0)} s wall, ` +
+      `${(cpu / wallSeconds).toFixed(2)} of ${availableParallelism()} cores busy on average`,
+  );
+}
 
 /**
  * test-results.json at the root: every file's passed, failed and skipped tests, the totals, the
