@@ -14,6 +14,7 @@ import { requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
 import { ConflictError, NotFoundError, ValidationError } from '../errors.js';
+import { sequenceElements } from '../pki/der.js';
 import { newId } from '../tokens.js';
 import type { BootstrapCaRow, BootstrapCaStore } from './bootstrap-ca-store.js';
 import { DeviceAuthenticationError } from './identity.js';
@@ -102,10 +103,19 @@ export function parseCa(
   return cert;
 }
 
-/** The subject CN (or another single field) of a certificate, decoded (serials may hold characters node:crypto would escape). */
+/**
+ * The subject CN (or another single field) of a certificate, decoded (serials may hold characters
+ * node:crypto would escape). Only the subject Name is parsed (its DER found by pki/der.ts): parsing
+ * the whole certificate with @peculiar/x509 cost several times as much, on every just-in-time
+ * registration and bootstrap enrollment.
+ */
 export function commonName(cert: X509Certificate, field = 'CN'): string | null {
   try {
-    const names = new x509.X509Certificate(cert.raw).subjectName.getField(field);
+    const tbs = sequenceElements(sequenceElements(cert.raw)[0]!.bytes);
+    // TBSCertificate: [0] version (absent in v1), serialNumber, signature, issuer, validity, subject, …
+    const subject = tbs[tbs[0]!.tag === 0xa0 ? 5 : 4];
+    if (subject?.tag !== 0x30) return null;
+    const names = new x509.Name(Uint8Array.from(subject.bytes)).getField(field);
     return names.length === 1 ? names[0]! : null;
   } catch {
     return null;

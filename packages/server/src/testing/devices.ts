@@ -2,15 +2,10 @@
  * Real devices for tests and benchmarks: a registered device with its own P-256 key (made here,
  * as the device would) and the certificate the platform issued from its CSR.
  */
-import 'reflect-metadata';
-import { webcrypto } from 'node:crypto';
-import * as x509 from '@peculiar/x509';
+import { generateKeyPairSync } from 'node:crypto';
 import { cliActor } from '../accounts/roles.js';
 import type { Platform } from '../platform.js';
-
-x509.cryptoProvider.set(webcrypto as unknown as Crypto);
-
-const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' } as const;
+import { der, distinguishedName, pemOf, SEQUENCE, signedEcdsa } from './der.js';
 
 export interface TestDevice {
   id: string;
@@ -39,12 +34,21 @@ export async function testProduct(platform: Platform, organizationId: string, na
   return (await platform.devices.service.createProduct(cliActor(organizationId, 'test'), { name })).id;
 }
 
-/** A CSR for `cn` with a fresh P-256 key; returns both as PEM. */
+/** A CSR for `cn` with a fresh P-256 key; returns both as PEM. (Made with testing/der.ts: tests make thousands.) */
 export async function makeCsr(cn: string): Promise<{ key: string; csr: string }> {
-  const keys = (await webcrypto.subtle.generateKey(EC_P256, true, ['sign', 'verify'])) as unknown as CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({ name: `CN=${cn}`, keys, signingAlgorithm: EC_P256 });
-  const pkcs8 = await webcrypto.subtle.exportKey('pkcs8', keys.privateKey as webcrypto.CryptoKey);
-  return { key: x509.PemConverter.encode(pkcs8, 'PRIVATE KEY'), csr: csr.toString('pem') };
+  const { publicKey, privateKey } = generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+  // CertificationRequestInfo: version 0, subject, the key, no attributes ([0] empty).
+  const info = der(
+    SEQUENCE,
+    der(0x02, Buffer.from([0])),
+    distinguishedName([['CN', cn]]),
+    publicKey.export({ type: 'spki', format: 'der' }),
+    Buffer.from([0xa0, 0]),
+  );
+  return {
+    key: privateKey.export({ type: 'pkcs8', format: 'pem' }) as string,
+    csr: pemOf('CERTIFICATE REQUEST', signedEcdsa(info, privateKey)),
+  };
 }
 
 /** Registers a device and issues its certificate through factory provisioning. */

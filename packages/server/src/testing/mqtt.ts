@@ -130,9 +130,12 @@ export async function mosquittoClients(
     'every device runs with as many arguments',
   );
   // Each run prints one line: its index, exit code and output (base64, cut at 1,500 bytes so the line
-  // stays under PIPE_BUF and lines of parallel runs never interleave).
+  // stays under PIPE_BUF and lines of parallel runs never interleave). A run that exits 0 and prints
+  // nothing (every good mosquitto_pub) says so with its index alone: the pipeline that encodes an
+  // output is three more processes, which were half of those started per device.
   const script =
-    'i=$1; shift; out=$(timeout 15 "$@" 2>&1); code=$?; printf "%s %s %s\\n" "$i" "$code" "$(printf %s "$out" | head -c 1500 | base64 -w 0)"';
+    'i=$1; shift; out=$(timeout 15 "$@" 2>&1); code=$?; if [ "$code" = 0 ] && [ -z "$out" ]; then echo "$i 0"; ' +
+    'else printf "%s %s %s\\n" "$i" "$code" "$(printf %s "$out" | head -c 1500 | base64 -w 0)"; fi';
   const input = argvs.flat().join('\0') + '\0';
   const stdout = await new Promise<string>((resolve, reject) => {
     const child = spawn('xargs', ['-0', '-P', String(width), '-n', String(size), 'sh', '-c', script, 'sh'], {
