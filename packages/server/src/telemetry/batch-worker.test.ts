@@ -138,6 +138,40 @@ describe('telemetry batches committed by a worker thread [sqlite]', () => {
     }
   });
 
+  it('waits for the write lock either way: a batch while the main connection holds it, and main-connection writes between batches', async () => {
+    const worker = await SqliteBatchWorker.start(handle.file!, log);
+    try {
+      const before = await store.count('dev-contended');
+      let committed = false;
+      let written: Promise<void> = Promise.resolve();
+      await handle.db.transaction().execute(async (trx) => {
+        await trx.deleteFrom('telemetry_usage').where('device_id', '=', 'dev-contended').execute();
+        written = worker.insert(rows(10, 'dev-contended')).then(() => {
+          committed = true;
+        });
+        await new Promise((resolve) => setTimeout(resolve, 300));
+        assert.equal(committed, false, 'the batch waits while the main connection holds the lock');
+      });
+      await written;
+      assert.equal(await store.count('dev-contended'), before + 10);
+
+      // Batches back to back on the worker; the main connection writes meanwhile, and each write gets its turn.
+      let stop = false;
+      const batches = (async () => {
+        while (!stop) await worker.insert(rows(400, 'dev-contended'));
+      })();
+      for (let day = 1; day <= 10; day++) {
+        await store.addUsage([{ deviceId: 'dev-contended', organizationId: 'org-w', day, readings: 1, bytes: 1 }]);
+        await new Promise((resolve) => setTimeout(resolve, 10));
+      }
+      stop = true;
+      await batches;
+      assert.deepEqual(await store.usage('dev-contended', 10), { readings: 1, bytes: 1 });
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('fails clearly when the worker cannot open the database, and never hangs', async () => {
     await assert.rejects(SqliteBatchWorker.start(join(dir, 'missing', 'nowhere.db'), log), /could not open the database/);
   });

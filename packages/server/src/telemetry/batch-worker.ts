@@ -79,16 +79,14 @@ try {
 }
 `;
 
+/** The worker connection's busy timeout: the main connection may hold the write lock (30 s, as the main connection's own). */
+const BUSY_TIMEOUT_MS = 30_000;
+
 /** How long a stopping worker may take to finish its batches and close before it is ended. */
 const STOP_TIMEOUT_MS = 10_000;
 
 export interface BatchWorkerLog {
   error(details: object, message: string): void;
-}
-
-export interface BatchWorkerOptions {
-  /** The worker connection's busy timeout: the main connection may hold the write lock (default 30 s, as the main connection's). */
-  busyTimeoutMs?: number;
 }
 
 /** What a worker reported about a failed batch, as an Error that keeps SQLite's code (isStorageUnavailable reads it). */
@@ -129,12 +127,11 @@ export class SqliteBatchWorker implements BatchWriter {
   private constructor(
     private readonly file: string,
     private readonly log: BatchWorkerLog,
-    private readonly options: BatchWorkerOptions,
   ) {}
 
   /** Starts the worker on `file` and resolves once its connection is open (rejects when it cannot be). */
-  static async start(file: string, log: BatchWorkerLog, options: BatchWorkerOptions = {}): Promise<SqliteBatchWorker> {
-    const writer = new SqliteBatchWorker(file, log, options);
+  static async start(file: string, log: BatchWorkerLog): Promise<SqliteBatchWorker> {
+    const writer = new SqliteBatchWorker(file, log);
     await writer.running();
     return writer;
   }
@@ -189,7 +186,7 @@ export class SqliteBatchWorker implements BatchWriter {
     const workerData = {
       file: this.file,
       module: createRequire(import.meta.url).resolve('better-sqlite3'),
-      busyTimeoutMs: this.options.busyTimeoutMs ?? 30_000,
+      busyTimeoutMs: BUSY_TIMEOUT_MS,
       // A safety valve only: the WalCheckpointer restarts the WAL first (at AUTOCHECKPOINT_PAGES), and when it
       // is not running this connection checkpoints on commit, off the event loop.
       autocheckpointPages: AUTOCHECKPOINT_PAGES * 2,
