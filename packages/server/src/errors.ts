@@ -105,6 +105,7 @@ const PG_CONNECTION_MESSAGES =
  */
 export function isStorageUnavailable(error: unknown): boolean {
   if (!(error instanceof Error)) return false;
+  if (error instanceof StorageUnavailableError) return true;
   const code = (error as { code?: unknown }).code;
   if (typeof code === 'string') {
     if (UNREACHABLE_CODES.has(code) || code === 'ENOSPC' || code === 'EIO') return true;

@@ -17,6 +17,7 @@ import { ServerCertificateRenewal } from '../pki/server-renewal.js';
 import type { Platform } from '../platform.js';
 import { httpRoutes } from '../routes.js';
 import { WalCheckpointer } from '../storage/wal-checkpointer.js';
+import { SqliteBatchWorker } from '../telemetry/batch-worker.js';
 import { buildHttpApp } from '../transport/http/app.js';
 import { failureLimiters } from '../transport/http/failure-limiter.js';
 import { MqttGateway } from '../transport/mqtt/broker.js';
@@ -203,6 +204,17 @@ export async function startServer(platform: Platform, options: StartOptions = {}
           quiesce: (work) => (mqtt ? mqtt.writer.between(work) : work()),
         })
       : null;
+  // SQLite: telemetry batches are committed by a worker thread with its own connection, off the event
+  // loop. This is the one place that decides: without a running server (CLI commands) they are
+  // written on the platform's connection. A worker that cannot start leaves them there, reported.
+  const batchWorker =
+    database.engine === 'sqlite' && database.file
+      ? await SqliteBatchWorker.start(database.file, app.log.child({ component: 'sqlite' })).catch((error: unknown) => {
+          app.log.error({ err: error }, 'telemetry writer thread not started: batches are written on the event loop');
+          return null;
+        })
+      : null;
+  if (batchWorker) platform.telemetry.store.writeBatchesWith(batchWorker);
 
   // Deployment-wide jobs run on one node at a time (runner/jobs.ts); this node's name in their leases.
   const jobs = new BackgroundJobs(app.log, {
@@ -342,6 +354,9 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       // Password reset requests do their work after answering: let it finish before storage closes.
       await platform.accounts.recovery.drain();
       await platform.audit.checkpoint().catch(() => undefined);
+      // Batches still sent to the worker commit before it ends; any later one is written on the platform's connection.
+      platform.telemetry.store.writeBatchesWith(null);
+      await batchWorker?.stop();
       await walCheckpointer?.stop();
       await platform.close();
     },

@@ -117,6 +117,8 @@ describe('a full disk under a SQLite node', { skip: mountProbe }, () => {
       .then(() => (acked = true));
     await settle(1500);
     assert.equal(acked, false, 'no PUBACK while the disk is full');
+    // SQLITE_FULL, from the telemetry writer's thread, read as storage unavailable: the session ended for the device to send again.
+    assert.ok(t.server.mqtt!.stats.storageDisconnects > 0, 'the telemetry write failed as storage unavailable');
 
     rmSync(join(t.database.dataDir, 'filler'));
     await held;

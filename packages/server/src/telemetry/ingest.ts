@@ -3,7 +3,8 @@
  * next one, and a batch starts one event-loop turn after its first message (no timer), so under
  * load every transaction carries many messages and when idle a message is written at once.
  * `write` resolves only once the rows are committed: the broker acknowledges a QoS 1 message
- * then, and not before.
+ * then, and not before. (On SQLite a running server commits them on a worker thread of its own,
+ * batch-worker.ts; the store decides, see TelemetryStore.writeBatchesWith.)
  *
  * The queue is bounded. Past `maxPending` rows a QoS 1 write waits for room, first come first
  * admitted (the broker then holds its PUBACK, and a well-behaved client slows down within its

@@ -78,6 +78,16 @@ const SQLITE_INSERTS = new Map<number, string>(
   ]),
 );
 
+/** The SQLite insert statements, largest first, for a connection of its own (the batch worker's). */
+export function sqliteInsertStatements(): [size: number, text: string][] {
+  return SQLITE_CHUNK_SIZES.map((size) => [size, SQLITE_INSERTS.get(size)!]);
+}
+
+/** Commits SQLite batches elsewhere than on this connection: the running server's worker thread (telemetry/batch-worker.ts). */
+export interface BatchWriter {
+  insert(rows: TelemetryRow[]): Promise<void>;
+}
+
 /** PostgreSQL batches: one COPY in text format (fields escaped by `copyField`), committed as one statement. */
 const PG_COPY = 'copy telemetry (organization_id, device_id, ts, received_at, data) from stdin';
 
@@ -108,6 +118,9 @@ export interface PresenceSession {
 }
 
 export class TelemetryStore {
+  /** SQLite: where batches are committed instead of this connection (set by the running server only). */
+  private batches: BatchWriter | null = null;
+
   constructor(
     readonly db: Kysely<Database>,
     private readonly engine: Engine,
@@ -115,9 +128,19 @@ export class TelemetryStore {
     private readonly copyIn?: CopyIn,
   ) {}
 
+  /**
+   * SQLite: commits batches through `writer` (off the event loop) from now on, or on this
+   * connection again (null). The running server decides (runner/server.ts); CLI commands, tests
+   * of the store and anything else opening the database write on their own connection.
+   */
+  writeBatchesWith(writer: BatchWriter | null): void {
+    this.batches = writer;
+  }
+
   /** Inserts every row in one transaction: all of them are durable when it resolves, or none. */
   async insertBatch(rows: TelemetryRow[]): Promise<void> {
     if (rows.length === 0) return;
+    if (this.batches && this.engine === 'sqlite') return this.batches.insert(rows);
     if (this.engine === 'postgres') {
       if (!this.copyIn) throw new Error("TelemetryStore on PostgreSQL needs the database handle's copyIn");
       let text = '';
