@@ -50,7 +50,10 @@ async function round(mode: Mode): Promise<(string | number)[]> {
   try {
     await migrateToLatest(handle);
     const store = new TelemetryStore(handle.db, 'sqlite');
-    const worker = mode === 'worker' ? await SqliteBatchWorker.start(handle.file!, { error: (details) => console.error(details) }) : null;
+    const worker =
+      mode === 'worker'
+        ? await SqliteBatchWorker.start(handle.file!, { error: (details) => console.error(details) }, handle.writeTurns ?? null)
+        : null;
     if (worker) store.writeBatchesWith(worker);
     let mainWrites = 0;
     const writeMain = () =>

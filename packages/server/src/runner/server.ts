@@ -209,10 +209,12 @@ export async function startServer(platform: Platform, options: StartOptions = {}
   // written on the platform's connection. A worker that cannot start leaves them there, reported.
   const batchWorker =
     database.engine === 'sqlite' && database.file
-      ? await SqliteBatchWorker.start(database.file, app.log.child({ component: 'sqlite' })).catch((error: unknown) => {
-          app.log.error({ err: error }, 'telemetry writer thread not started: batches are written on the event loop');
-          return null;
-        })
+      ? await SqliteBatchWorker.start(database.file, app.log.child({ component: 'sqlite' }), database.writeTurns ?? null).catch(
+          (error: unknown) => {
+            app.log.error({ err: error }, 'telemetry writer thread not started: batches are written on the event loop');
+            return null;
+          },
+        )
       : null;
   if (batchWorker) platform.telemetry.store.writeBatchesWith(batchWorker);
 

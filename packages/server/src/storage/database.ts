@@ -20,6 +20,7 @@ import {
 import type pg from 'pg';
 import { copyIn, type CopyIn } from './pg-copy.js';
 import type { Database } from './schema.js';
+import { WriteTurns } from './write-turns.js';
 
 const require = createRequire(import.meta.url);
 let nodePostgres: typeof pg | undefined;
@@ -39,6 +40,8 @@ export interface DatabaseHandle {
   file?: string;
   /** PostgreSQL: `COPY … FROM STDIN` on a pooled connection (bulk telemetry). */
   copyIn?: CopyIn;
+  /** SQLite: turns at the write lock shared with this process's other connections (the telemetry batch worker's). */
+  writeTurns?: WriteTurns;
   close(): Promise<void>;
 }
 
@@ -114,8 +117,9 @@ export function openDatabase(options: OpenDatabaseOptions): DatabaseHandle {
   // write lock for a moment; wait for it rather than fail, even on a loaded machine.
   database.pragma('busy_timeout = 30000');
   cachePreparedStatements(database);
-  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }) });
-  return { db, engine: 'sqlite', file, close: () => db.destroy() };
+  const writeTurns = new WriteTurns();
+  const db = new Kysely<Database>({ dialect: new ImmediateSqliteDialect({ database }, writeTurns) });
+  return { db, engine: 'sqlite', file, writeTurns, close: () => db.destroy() };
 }
 
 /** WAL pages after which a commit checkpoints, when no WalCheckpointer does it off the event loop. */
@@ -154,34 +158,69 @@ export async function isReachable(db: Kysely<Database>): Promise<boolean> {
 /**
  * Transactions take SQLite's write lock when they begin (BEGIN IMMEDIATE). A deferred transaction
  * that reads, then writes after another process committed, fails at once with "database is
- * locked" whatever the busy timeout; an immediate one waits its turn at BEGIN instead.
+ * locked" whatever the busy timeout; an immediate one waits its turn at BEGIN instead. Within this
+ * process it first waits its turn (WriteTurns) as a promise, so a telemetry batch committing on the
+ * worker thread never puts the event loop to sleep in SQLite's busy handler.
  */
 class ImmediateSqliteDriver extends SqliteDriver {
+  /** Whether this connection's open transaction holds a turn (one connection: one transaction at a time). */
+  private holdsTurn = false;
+
   constructor(
     settings: SqliteDialectConfig,
     private readonly sqlite: SQLite.Database,
+    private readonly turns: WriteTurns,
   ) {
     super(settings);
   }
 
   override async beginTransaction(connection: DatabaseConnection): Promise<void> {
-    await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    await this.turns.acquire();
+    this.holdsTurn = true;
+    try {
+      await connection.executeQuery(CompiledQuery.raw('begin immediate'));
+    } catch (error) {
+      this.releaseTurn(); // Kysely rolls back only a transaction that began
+      throw error;
+    }
+  }
+
+  override async commitTransaction(connection: DatabaseConnection): Promise<void> {
+    try {
+      await super.commitTransaction(connection);
+    } finally {
+      // A COMMIT that failed with the transaction still open leaves the turn to the ROLLBACK that follows.
+      if (!this.sqlite.inTransaction) this.releaseTurn();
+    }
   }
 
   // SQLite rolls a transaction back by itself on some errors (SQLITE_FULL, SQLITE_IOERR…): a
   // ROLLBACK then fails with "no transaction is active", and that error would replace the one
   // that caused it (a full disk answered 500 instead of 503 storage.unavailable).
   override async rollbackTransaction(connection: DatabaseConnection): Promise<void> {
-    if (this.sqlite.inTransaction) await super.rollbackTransaction(connection);
+    try {
+      if (this.sqlite.inTransaction) await super.rollbackTransaction(connection);
+    } finally {
+      this.releaseTurn();
+    }
+  }
+
+  private releaseTurn(): void {
+    if (!this.holdsTurn) return;
+    this.holdsTurn = false;
+    this.turns.release();
   }
 }
 
 class ImmediateSqliteDialect extends SqliteDialect {
-  constructor(private readonly settings: SqliteDialectConfig & { database: SQLite.Database }) {
+  constructor(
+    private readonly settings: SqliteDialectConfig & { database: SQLite.Database },
+    private readonly turns: WriteTurns,
+  ) {
     super(settings);
   }
 
   override createDriver(): Driver {
-    return new ImmediateSqliteDriver(this.settings, this.settings.database);
+    return new ImmediateSqliteDriver(this.settings, this.settings.database, this.turns);
   }
 }

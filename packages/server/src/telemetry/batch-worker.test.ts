@@ -172,6 +172,41 @@ describe('telemetry batches committed by a worker thread [sqlite]', () => {
     }
   });
 
+  it("takes turns with the platform connection's transactions: a transaction waits for a batch as a promise, the event loop running meanwhile", async () => {
+    const turns = handle.writeTurns!;
+    const worker = await SqliteBatchWorker.start(handle.file!, log, turns);
+    try {
+      const order: string[] = [];
+      // A batch long enough to be committing still when the timer below is due (tens of ms at least).
+      const batch = worker.insert(rows(20_000, 'dev-turns')).then(() => order.push('batch committed'));
+      assert.equal(turns.waiting, 0, 'the batch holds the turn at once');
+      const transaction = handle.db.transaction().execute(async (trx) => {
+        order.push('transaction');
+        await trx.deleteFrom('telemetry_usage').where('device_id', '=', 'dev-turns').execute();
+      });
+      setTimeout(() => order.push('timer'), 0);
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.equal(turns.waiting, 1, 'the transaction waits for its turn');
+      await Promise.all([batch, transaction]);
+      // In SQLite's busy handler instead, BEGIN would have held the event loop until the batch
+      // committed: the transaction first, the timer after.
+      assert.deepEqual(order, ['timer', 'batch committed', 'transaction']);
+      assert.equal(turns.waiting, 0);
+
+      // A transaction that fails still passes the turn on.
+      await assert.rejects(
+        handle.db.transaction().execute(async () => {
+          throw new Error('planted');
+        }),
+        /planted/,
+      );
+      await worker.insert(rows(3, 'dev-turns'));
+      assert.equal(await store.count('dev-turns'), 20_003);
+    } finally {
+      await worker.stop();
+    }
+  });
+
   it('fails clearly when the worker cannot open the database, and never hangs', async () => {
     await assert.rejects(SqliteBatchWorker.start(join(dir, 'missing', 'nowhere.db'), log), /could not open the database/);
   });

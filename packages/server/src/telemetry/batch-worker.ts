@@ -15,6 +15,7 @@ import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
 import { StorageUnavailableError } from '../errors.js';
 import { AUTOCHECKPOINT_PAGES } from '../storage/database.js';
+import type { WriteTurns } from '../storage/write-turns.js';
 import { sqliteInsertStatements, type BatchWriter, type TelemetryRow } from './store.js';
 
 /**
@@ -127,11 +128,16 @@ export class SqliteBatchWorker implements BatchWriter {
   private constructor(
     private readonly file: string,
     private readonly log: BatchWorkerLog,
+    private readonly turns: WriteTurns | null,
   ) {}
 
-  /** Starts the worker on `file` and resolves once its connection is open (rejects when it cannot be). */
-  static async start(file: string, log: BatchWorkerLog): Promise<SqliteBatchWorker> {
-    const writer = new SqliteBatchWorker(file, log);
+  /**
+   * Starts the worker on `file` and resolves once its connection is open (rejects when it cannot be).
+   * `turns`: the platform connection's turns at the write lock (DatabaseHandle.writeTurns), taken for
+   * each batch, so neither side waits for the other in SQLite's busy handler.
+   */
+  static async start(file: string, log: BatchWorkerLog, turns: WriteTurns | null = null): Promise<SqliteBatchWorker> {
+    const writer = new SqliteBatchWorker(file, log, turns);
     await writer.running();
     return writer;
   }
@@ -149,17 +155,19 @@ export class SqliteBatchWorker implements BatchWriter {
       values[k + 3] = r.received_at;
       values[k + 4] = r.data;
     }
-    return this.running().then(
-      (worker) =>
-        new Promise<void>((resolve, reject) => {
-          if (worker !== this.live)
-            return reject(new StorageUnavailableError('The telemetry writer thread ended before this batch was sent'));
-          const id = this.nextId++;
-          this.waiting.set(id, { resolve, reject });
-          if (this.waiting.size === 1) worker.ref();
-          worker.postMessage({ id, values });
-        }),
-    );
+    const send = () =>
+      this.running().then(
+        (worker) =>
+          new Promise<void>((resolve, reject) => {
+            if (worker !== this.live)
+              return reject(new StorageUnavailableError('The telemetry writer thread ended before this batch was sent'));
+            const id = this.nextId++;
+            this.waiting.set(id, { resolve, reject });
+            if (this.waiting.size === 1) worker.ref();
+            worker.postMessage({ id, values });
+          }),
+      );
+    return this.turns ? this.turns.run(send) : send();
   }
 
   /** Lets the batches already sent commit, then closes the worker's connection and ends it; later writes are refused. */
