@@ -1,23 +1,20 @@
 /**
  * `bulwark apps keys list|rotate|retire` as an operator runs it on a data directory made by
- * `bulwark init`, and master-key rotation re-wrapping the sealed app signing keys.
+ * `bulwark init` (initializedDataDir), and master-key rotation re-wrapping the sealed app signing keys.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { bulwark } from '../testing/cli.js';
+import { rmSync } from 'node:fs';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 
 describe('bulwark apps keys', () => {
   it('rotates with overlap, retires on demand, refuses an unknown key, and master-key rotation re-wraps the keys', async () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), 'bulwark-cli-apps-')), 'data');
+    const { dir, dataDir } = await initializedDataDir('cli-apps', async () => undefined);
     const run = async (args: string[]) => {
       const result = await bulwark([...args, '--data-dir', dataDir, '--json']);
       return { ...result, json: result.code === 0 ? JSON.parse(result.stdout) : null };
     };
     try {
-      assert.equal((await bulwark(['init', '--data-dir', dataDir])).code, 0);
       const first = await run(['apps', 'keys', 'rotate', '--org', 'default']);
       assert.equal(first.code, 0, first.stderr);
       assert.equal(first.json.status, 'active');
@@ -53,7 +50,7 @@ describe('bulwark apps keys', () => {
       listed = await run(['apps', 'keys', 'list', '--org', 'default']);
       assert.deepEqual(listed.json.keys.map((k: { status: string }) => k.status).sort(), ['active', 'retired', 'retired']);
     } finally {
-      rmSync(join(dataDir, '..'), { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

@@ -4,19 +4,15 @@
  * and a restored data directory passes `bulwark audit verify`; the drill is audited.
  */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, test } from 'node:test';
-import { bulwark } from '../testing/cli.js';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 
 let dir: string;
 let data: string;
 before(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'bulwark-cli-backup-'));
-  data = join(dir, 'data');
-  const init = await bulwark(['init', '-d', data]);
-  assert.equal(init.code, 0, init.stderr);
+  ({ dir, dataDir: data } = await initializedDataDir('cli-backup', async () => undefined));
 });
 after(() => rmSync(dir, { recursive: true, force: true }));
 

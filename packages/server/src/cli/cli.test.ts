@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { cliEnv, cliShellCommand, ROOT, startCli } from '../testing/cli.js';
+import { cliEnv, cliShellCommand, initializedDataDir, ROOT, startCli } from '../testing/cli.js';
 import { HttpClient } from '../testing/http.js';
 import { eventually } from '../testing/mqtt.js';
 import { ENGINES, PG_URL } from '../testing/engines.js';
@@ -291,9 +291,9 @@ describe('bulwark CLI', { concurrency: true }, () => {
 
   describe('on SQLite with no node running: the CLI signs what it wrote', { concurrency: 1 }, () => {
     it('checkpoints its audit entries before it exits, so cutting them off is caught by audit verify (exit 3)', async () => {
-      const dataDir = join(newDir(), 'data');
+      const { dir, dataDir } = await initializedDataDir('cli-checkpoint', async () => undefined);
+      dirs.push(dir);
       const d = ['--data-dir', dataDir];
-      assert.equal((await bulwark(['init', ...d])).code, 0);
       const lastSeq = () => {
         const db = new SQLite(join(dataDir, 'bulwark.db'), { readonly: true });
         try {

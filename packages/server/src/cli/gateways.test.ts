@@ -16,16 +16,16 @@ describe('bulwark devices gateway, children, attach-child, detach-child (CLI, SQ
       for (const serial of ['GW-A', 'GW-B', 'SENSOR-1', 'DIRECT-1'])
         await platform.devices.service.register(actor, { serial, productId: product.id });
       await platform.devices.service.transition(actor, (await platform.devices.service.getBySerial(actor, 'DIRECT-1')).id, 'activate');
+      // GW-A is made a gateway here, GW-B by the command: one child process fewer, the command still run.
+      await platform.devices.gateways.setGateway(actor, (await platform.devices.service.getBySerial(actor, 'GW-A')).id, true);
     }));
   });
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('makes gateways, attaches, moves, lists and detaches a child; refuses a directly connected device', async () => {
-    for (const gw of ['GW-A', 'GW-B']) {
-      const made = await bulwark(['devices', 'gateway', gw, ...d, '--json']);
-      assert.equal(made.code, 0, made.stderr);
-      assert.equal(JSON.parse(made.stdout).gateway, true);
-    }
+    const made = await bulwark(['devices', 'gateway', 'GW-B', ...d, '--json']);
+    assert.equal(made.code, 0, made.stderr);
+    assert.equal(JSON.parse(made.stdout).gateway, true);
     const attached = await bulwark(['devices', 'attach-child', 'GW-A', 'SENSOR-1', ...d]);
     assert.equal(attached.code, 0, attached.stderr);
     const moved = await bulwark(['devices', 'attach-child', 'GW-B', 'SENSOR-1', ...d]);

@@ -1,6 +1,6 @@
 /**
- * `bulwark keys rotate-master` as an operator runs it: on a data directory made by `bulwark init`,
- * with the master key in a file or on a PKCS#11 token (`init --hsm-master-key`, SoftHSM).
+ * `bulwark keys rotate-master` as an operator runs it: on a data directory made by `bulwark init`
+ * (initializedDataDir), with the master key in a file or on a PKCS#11 token (`init --hsm-master-key`, SoftHSM).
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -16,14 +16,12 @@ import {
   tokenMasterKeyPath,
 } from '../keys/master-key.js';
 import { createTestToken, softHsmSkip } from '../testing/softhsm.js';
-import { bulwark } from '../testing/cli.js';
+import { bulwark, initializedDataDir } from '../testing/cli.js';
 
 describe('bulwark keys rotate-master', () => {
   it('replaces the master key, re-wraps the sealed keys under DIR/pki, and leaves no previous key behind', async () => {
-    const dataDir = join(mkdtempSync(join(tmpdir(), 'bulwark-cli-keys-')), 'data');
+    const { dir, dataDir } = await initializedDataDir('cli-keys', async () => undefined);
     try {
-      const init = await bulwark(['init', '--data-dir', dataDir]);
-      assert.equal(init.code, 0, init.stderr);
       const before = loadMasterKey(dataDir, {}).keyId;
       const rotated = await bulwark(['keys', 'rotate-master', '--data-dir', dataDir, '--json']);
       assert.equal(rotated.code, 0, rotated.stderr);
@@ -36,7 +34,7 @@ describe('bulwark keys rotate-master', () => {
       assert.equal(existsSync(previousMasterKeyPath(dataDir)), false);
       assert.match(readFileSync(join(dataDir, 'pki', 'ca.key.sealed'), 'utf8'), new RegExp(`^v2\\.${report.keyId}\\.`));
     } finally {
-      rmSync(join(dataDir, '..'), { recursive: true, force: true });
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

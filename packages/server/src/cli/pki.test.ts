@@ -16,7 +16,7 @@ import { signIssuingCa } from '../pki/ca.js';
 import * as x509 from '@peculiar/x509';
 import { openPlatform } from '../platform.js';
 import { Openssl, P256 } from '../testing/openssl.js';
-import { bulwark, type CliRun as Run } from '../testing/cli.js';
+import { bulwark, initializedDataDir, type CliRun as Run } from '../testing/cli.js';
 
 const PASSPHRASE = 'offline root passphrase 42';
 
@@ -58,9 +58,10 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
     ok(init);
     assert.match(init.stdout, /bulwark pki export-root --out/);
   });
+  const extraDirs: string[] = [];
   after(() => {
     ssl.close();
-    rmSync(base, { recursive: true, force: true });
+    for (const dir of [base, ...extraDirs]) rmSync(dir, { recursive: true, force: true });
   });
 
   it('init-root makes a P-256 root (pathlen 1, 20 years) in a 0700 directory with a 0600 passphrase-encrypted key openssl reads', async () => {
@@ -277,9 +278,10 @@ describe('bulwark pki: the offline root ceremony', { concurrency: 1 }, () => {
   });
 
   it('export-root moves the embedded root key offline; status then says so and issuance keeps working', async () => {
-    const data2 = join(base, 'data2');
+    // A second data directory made by init (in this process: init's own output is checked in before()).
+    const { dir: dir2, dataDir: data2 } = await initializedDataDir('pki-cli-export', async () => undefined);
+    extraDirs.push(dir2);
     const out = join(base, 'exported-root');
-    ok(await bulwark(['init', '--data-dir', data2]));
     const short = await bulwark(['pki', 'export-root', '--out', out, '--data-dir', data2], { BULWARK_ROOT_PASSPHRASE: 'short' });
     assert.equal(short.code, 2);
     assert.equal(existsSync(join(data2, 'pki', 'ca.key.sealed')), true);

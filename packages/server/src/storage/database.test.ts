@@ -1,6 +1,6 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { sql } from 'kysely';
+import { sql, type KyselyPlugin } from 'kysely';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,6 +18,40 @@ for (const engine of ENGINES) {
         const again = await migrateToLatest(handle);
         assert.deepEqual(again.applied, [], 'a second run applies nothing');
         assert.equal(await isReachable(handle.db), true);
+      } finally {
+        await handle.close();
+      }
+    });
+
+    it('finds a current schema with one read of the migrations table: no introspection, no transaction', async () => {
+      const handle = await engine.create();
+      try {
+        const statements: string[] = [];
+        const counting: KyselyPlugin = {
+          transformQuery: (args) => (statements.push(handle.db.getExecutor().compileQuery(args.node, args.queryId).sql), args.node),
+          transformResult: async (args) => args.result,
+        };
+        const report = await migrateToLatest({ ...handle, db: handle.db.withPlugin(counting) });
+        assert.deepEqual(report.applied, []);
+        // PostgreSQL without a schema in the handle first asks which schema is ours.
+        const expected = [...(engine.engine === 'postgres' && !handle.schema ? ['select current_schema()'] : []), 'select name from'];
+        assert.deepEqual(
+          statements.map((s) => s.slice(0, expected.find((e) => s.startsWith(e))?.length ?? 40)),
+          expected,
+          statements.join('\n'),
+        );
+      } finally {
+        await handle.close();
+      }
+    });
+
+    it('still refuses a database that records a migration this build does not know', async () => {
+      const handle = await engine.create();
+      try {
+        await sql`insert into kysely_migration (name, timestamp) values ('999_from_a_newer_build', '2030-01-01T00:00:00.000Z')`.execute(
+          handle.db,
+        );
+        await assert.rejects(migrateToLatest(handle), /previously executed migration 999_from_a_newer_build is missing/);
       } finally {
         await handle.close();
       }

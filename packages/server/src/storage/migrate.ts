@@ -2,7 +2,7 @@
  * Applies the migrations (one set for both engines) in order. Run by `bulwark migrate` and at start.
  * The migration list is static so the build carries it; no directory scanning at run time.
  */
-import { Migrator, sql, type Migration, type MigrationResultSet } from 'kysely';
+import { DEFAULT_MIGRATION_TABLE, Migrator, sql, type Migration, type MigrationResultSet } from 'kysely';
 import * as foundation from './migrations/001_foundation.js';
 import * as devices from './migrations/002_devices.js';
 import * as pki from './migrations/003_pki.js';
@@ -83,12 +83,13 @@ export interface MigrationReport {
  * one set in the URL with `?options=-c search_path=…`), so another schema's tables in the same
  * database are never mistaken for this deployment's.
  */
-async function migrator(handle: DatabaseHandle): Promise<Migrator> {
-  let schema = handle.schema;
-  if (!schema && handle.engine === 'postgres') {
-    const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(handle.db);
-    schema = rows[0]?.schema ?? undefined;
-  }
+async function migrationSchema(handle: DatabaseHandle): Promise<string | undefined> {
+  if (handle.schema || handle.engine !== 'postgres') return handle.schema;
+  const { rows } = await sql<{ schema: string | null }>`select current_schema() as schema`.execute(handle.db);
+  return rows[0]?.schema ?? undefined;
+}
+
+function migrator(handle: DatabaseHandle, schema: string | undefined): Migrator {
   return new Migrator({
     db: handle.db,
     provider: { getMigrations: async () => migrations },
@@ -96,8 +97,28 @@ async function migrator(handle: DatabaseHandle): Promise<Migrator> {
   });
 }
 
+/**
+ * Whether the bookkeeping table records exactly this build's migrations: one read. Every start, CLI
+ * command and platform opened checks; Kysely's own check reads every table's columns (a
+ * pragma_table_info per table on SQLite) and commits a transaction under its lock, each time, to find
+ * nothing to do. Anything else (no table yet, a migration pending, one this build does not know) is
+ * left to Kysely, under its lock, as before.
+ */
+async function allApplied(handle: DatabaseHandle, schema: string | undefined): Promise<boolean> {
+  try {
+    const table = sql.table(schema ? `${schema}.${DEFAULT_MIGRATION_TABLE}` : DEFAULT_MIGRATION_TABLE);
+    const { rows } = await sql<{ name: string }>`select name from ${table}`.execute(handle.db);
+    const applied = new Set(rows.map((row) => row.name));
+    return applied.size === Object.keys(migrations).length && Object.keys(migrations).every((name) => applied.has(name));
+  } catch {
+    return false;
+  }
+}
+
 export async function migrateToLatest(handle: DatabaseHandle): Promise<MigrationReport> {
-  const result: MigrationResultSet = await (await migrator(handle)).migrateToLatest();
+  const schema = await migrationSchema(handle);
+  if (await allApplied(handle, schema)) return { applied: [], pending: [] };
+  const result: MigrationResultSet = await migrator(handle, schema).migrateToLatest();
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`Migration ${failed} failed: ${(result.error as Error).message}`, { cause: result.error });
@@ -117,7 +138,7 @@ export async function migrateTo(handle: DatabaseHandle, name: string): Promise<M
       400,
     );
   }
-  const result: MigrationResultSet = await (await migrator(handle)).migrateTo(name);
+  const result: MigrationResultSet = await migrator(handle, await migrationSchema(handle)).migrateTo(name);
   if (result.error) {
     const failed = result.results?.find((r) => r.status === 'Error')?.migrationName ?? 'unknown';
     throw new Error(`Migration ${failed} failed: ${(result.error as Error).message}`, { cause: result.error });
@@ -126,7 +147,7 @@ export async function migrateTo(handle: DatabaseHandle, name: string): Promise<M
 }
 
 export async function pendingMigrations(handle: DatabaseHandle): Promise<string[]> {
-  return (await (await migrator(handle)).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
+  return (await migrator(handle, await migrationSchema(handle)).getMigrations()).filter((m) => !m.executedAt).map((m) => m.name);
 }
 
 /** Every migration's name, in the order they apply (the upgrade test builds the previous release's schema with migrateTo). */
