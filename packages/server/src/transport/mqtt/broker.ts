@@ -67,7 +67,7 @@ import {
   type AclDecision,
   type ChildStatus,
 } from './acl.js';
-import { discardWill, dropSubscriptions, roomForSubscription } from './client-state.js';
+import { clientOf, discardWill, dropSubscriptions, refreshKeepalive, roomForSubscription, slimClient } from './client-state.js';
 import { BrokerDeviceEvents } from './device-events.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
@@ -253,9 +253,13 @@ export class MqttGateway implements DeviceMessenger {
   private readonly watcher: CredentialWatcher;
   private readonly roster = new GatewayRoster();
   private readonly onChildChange = (change: ChildChange): void => this.childChanged(change);
+  /** Every connection's guard reports its refusals here (one function for all of them). */
+  private readonly frameRefused = (conn: ConnectionGuard, error: FrameError): void => this.onFrameRefused(conn, error);
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
   /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
+  /** A closed socket leaves `open` (one listener for every socket, not a closure each). */
+  private readonly forgetSocket = forgetFrom(this.open);
   /** mqtt.maxConnections, or less where the process's open-file limit cannot hold it (fd-limit.ts). */
   private connectionCeiling = 0;
   private readonly connectBucket: TokenBucket;
@@ -573,7 +577,7 @@ export class MqttGateway implements DeviceMessenger {
         return;
       }
       this.open.add(socket);
-      socket.once('close', () => this.open.delete(socket));
+      socket.once('close', this.forgetSocket);
     });
     // A handshake that fails or times out (handshakeTimeout) only reports it while a listener is
     // registered: the socket is ours to end.
@@ -588,20 +592,20 @@ export class MqttGateway implements DeviceMessenger {
     socket.setNoDelay(true);
     // A TLS socket is a new object wrapping the accepted one: shutdown ends it too.
     this.open.add(socket);
-    socket.once('close', () => this.open.delete(socket));
-    let client: Client | null = null;
-    const conn = new ConnectionGuard(socket, this.options, (error) => this.onFrameRefused(client, socket, error));
-    conn.on('error', () => undefined);
+    socket.once('close', this.forgetSocket);
+    const conn = new ConnectionGuard(socket, this.options, this.frameRefused);
+    conn.on('error', ignore);
     this.sockets.set(conn, { socket, protocol });
-    client = this.broker.handle(conn);
+    slimClient(this.broker.handle(conn));
   }
 
   /**
    * The guard refused what a connection sent (guard.ts). A session that breaks a per-session
    * limit is told why (MQTT 5 DISCONNECT with the reason code); anything else is closed.
    */
-  private onFrameRefused(client: Client | null, socket: Socket, error: FrameError): void {
-    const session = this.sessionOf(client);
+  private onFrameRefused(conn: ConnectionGuard, error: FrameError): void {
+    const { socket } = conn;
+    const session = this.sessionOf(clientOf(conn) ?? null);
     const { stat, reasonCode } = FRAME_REFUSALS[error.code];
     this.stats[stat]++;
     this.log.warn(
@@ -776,11 +780,11 @@ export class MqttGateway implements DeviceMessenger {
     const session = this.sessionOf(client);
     if (!session) return client.close();
     // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
-    if (client.conn instanceof ConnectionGuard)
-      client.conn.open(
-        () => session.packets.borrow(Date.now()),
-        () => refreshKeepalive(client),
-      );
+    if (client.conn instanceof ConnectionGuard) {
+      client.conn.open(session.packets, refreshKeepaliveOf);
+      // The transport was needed to sign the client in, not after.
+      this.sockets.delete(client.conn);
+    }
     this.presence.record(session, this.broker.id, true);
   }
 
@@ -1110,13 +1114,19 @@ function credentialTag(identity: DeviceIdentity): string {
   }
 }
 
-/**
- * A PINGREQ the transport guard answered itself: the client's keep-alive timer restarts, as Aedes
- * does for every packet it reads (lib/handlers/index.js: `client._keepaliveTimer.refresh()`; not
- * part of its API, so connect.test.ts checks that a session that only pings stays).
- */
-function refreshKeepalive(client: Client): void {
-  (client as unknown as { _keepaliveTimer: NodeJS.Timeout | null })._keepaliveTimer?.refresh();
+/** A PINGREQ the transport guard answered itself: the keep-alive timer of its client restarts (client-state.ts). */
+function refreshKeepaliveOf(conn: ConnectionGuard): void {
+  const client = clientOf(conn);
+  if (client) refreshKeepalive(client);
+}
+
+function ignore(): void {}
+
+/** A 'close' listener that removes its socket from `sockets`. */
+function forgetFrom(sockets: Set<Socket>): (this: Socket) => void {
+  return function forget(this: Socket): void {
+    sockets.delete(this);
+  };
 }
 
 /** Ends a connection: an MQTT 5 client gets DISCONNECT with the reason code and string, a 3.1.1 client the close. */

@@ -80,7 +80,7 @@ describe('MQTT framing for the transport guard', () => {
           let consumed = 0;
           let stoppedAt = -1;
           inPieces(stream, cuts, (piece) => {
-            const end = scanner.scan(piece, (type) => (type === 1 ? { read: reader.read, stop: true } : undefined));
+            const end = scanner.scan(piece, { visitHeader: (type) => (type === 1 ? { read: reader, stop: true } : undefined) });
             if (scanner.halted && stoppedAt < 0) stoppedAt = consumed + end;
             consumed += piece.length;
           });
@@ -117,7 +117,7 @@ describe('MQTT framing for the transport guard', () => {
           assert.equal(parse(bytes, version).length, 1, 'a well-formed packet');
           const counter = new FilterCounter(version, subscribe);
           const scanner = new PacketScanner(1 << 20);
-          inPieces(bytes, cuts, (piece) => scanner.scan(piece, () => ({ read: counter.read })));
+          inPieces(bytes, cuts, (piece) => scanner.scan(piece, { visitHeader: () => ({ read: counter }) }));
           assert.equal(counter.count, entries.length);
           if (!subscribe) return;
           const [seen] = parse(bytes, version) as unknown as [{ subscriptions: typeof asked }];

@@ -37,14 +37,19 @@ export class PacketTooLargeError extends FrameError {
 }
 
 /** Reads the bytes of one packet's body as they pass (in pieces, in order). */
-export type BodyReader = (bytes: Buffer) => void;
+/** Reads a packet's body as it streams past (a method, not a closure: a guard holds one per connection). */
+export interface BodyReader {
+  read(bytes: Buffer): void;
+}
 
 /**
  * What the scanner's owner says about a packet once its header is read: nothing (pass its body),
  * or a reader for its body and whether to halt at the end of this packet (until resume()). It may
  * throw a FrameError to refuse the packet before any of its body is passed on.
  */
-export type HeaderVisitor = (type: number, flags: number, length: number) => void | { read?: BodyReader; stop?: boolean };
+export interface HeaderVisitor {
+  visitHeader(type: number, flags: number, length: number): void | { read?: BodyReader; stop?: boolean };
+}
 
 /** Tracks packet boundaries across chunks: "reading a fixed header" or "passing N body bytes". */
 export class PacketScanner {
@@ -69,7 +74,7 @@ export class PacketScanner {
     while (i < chunk.length && !this.halted) {
       if (this.skip > 0) {
         const n = Math.min(this.skip, chunk.length - i);
-        this.reader?.(chunk.subarray(i, i + n));
+        this.reader?.read(chunk.subarray(i, i + n));
         this.skip -= n;
         i += n;
         if (this.skip === 0) this.endPacket();
@@ -92,7 +97,7 @@ export class PacketScanner {
       }
       if (this.length > this.limit) throw new PacketTooLargeError(this.length, this.limit);
       this.headerBytes = 0;
-      const verdict = visit?.(this.first >> 4, this.first & 0x0f, this.length);
+      const verdict = visit?.visitHeader(this.first >> 4, this.first & 0x0f, this.length);
       this.stopAtEnd = verdict?.stop === true;
       this.reader = verdict?.read ?? null;
       this.skip = this.length;
@@ -118,17 +123,17 @@ export class PacketScanner {
 }
 
 /** Reads a CONNECT body up to its protocol level: 3 (3.1), 4 (3.1.1) or 5. */
-export class ConnectVersionReader {
+export class ConnectVersionReader implements BodyReader {
   private readonly head: number[] = [];
   version: number | null = null;
 
-  readonly read: BodyReader = (bytes) => {
+  read(bytes: Buffer): void {
     for (let i = 0; i < bytes.length && this.version === null; i++) {
       this.head.push(bytes[i]!);
       // Protocol name (2-byte length, then the name), then the level byte.
       if (this.head.length >= 2 && this.head.length === 2 + ((this.head[0]! << 8) | this.head[1]!) + 1) this.version = this.head.at(-1)!;
     }
-  };
+  }
 }
 
 /**
@@ -138,7 +143,7 @@ export class ConnectVersionReader {
  * is lowered to QoS 1 in place (the broker serves QoS 1 at most, and its SUBACK grants what was
  * asked); the other option bits are kept.
  */
-export class FilterCounter {
+export class FilterCounter implements BodyReader {
   count = 0;
   private phase: 'id' | 'propertiesLength' | 'skip' | 'length' | 'options' = 'id';
   private need = 2;
@@ -152,7 +157,7 @@ export class FilterCounter {
     private readonly withOptions: boolean,
   ) {}
 
-  readonly read: BodyReader = (bytes) => {
+  read(bytes: Buffer): void {
     let i = 0;
     while (i < bytes.length) {
       if (this.phase === 'skip') {
@@ -183,7 +188,7 @@ export class FilterCounter {
           break;
       }
     }
-  };
+  }
 
   private afterId(): void {
     if (this.version === 5) {

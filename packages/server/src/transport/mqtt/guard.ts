@@ -37,6 +37,7 @@ import {
   PacketScanner,
   PacketTooLargeError,
   withMaximumQos1,
+  type BodyReader,
   type HeaderVisitor,
 } from './frames.js';
 
@@ -50,22 +51,34 @@ export interface GuardLimits {
   maxFiltersPerSubscribe: number;
 }
 
-/** Charges one packet to the session's rate; returns how long (ms) it is behind. */
-export type RateMeter = () => number;
+/** What the guard charges a session's packets to (its packet TokenBucket): how long (ms) the session is behind after one more. */
+export interface RateMeter {
+  borrow(now: number): number;
+}
 
 const PINGREQ = 0xc0;
 const PINGRESP = Buffer.from([0xd0, 0x00]);
+/** The guard of a socket, on the socket: its listeners are shared functions, not four closures per connection. */
+const GUARD = Symbol('bulwark.connectionGuard');
+type GuardedSocket = Socket & { [GUARD]: ConnectionGuard };
 
 type GuardState = 'connect' | 'held' | 'open' | 'refused';
 
-export class ConnectionGuard extends Duplex {
+/**
+ * An idle connection holds one of these for as long as it lasts, so it holds no closure of its own
+ * (the socket's listeners are static methods, the scanner's visitor is the guard itself, the broker's
+ * hooks are shared functions given the guard) and drops what only the CONNECT needed once it passed.
+ */
+export class ConnectionGuard extends Duplex implements HeaderVisitor {
   private readonly scanner: PacketScanner;
   private state: GuardState = 'connect';
   private held: Buffer[] = [];
-  private readonly connect = new ConnectVersionReader();
+  /** Reads the CONNECT's protocol level; dropped once it has passed (`version` keeps what it read). */
+  private connect: ConnectVersionReader | null = new ConnectVersionReader();
+  private version: number | null = null;
   private meter: RateMeter | null = null;
   /** Tells the broker a PINGREQ the guard answered arrived (its keep-alive timer restarts). */
-  private onPing: (() => void) | null = null;
+  private onPing: ((guard: ConnectionGuard) => void) | null = null;
   private connackAmended = false;
   private holdTimer: NodeJS.Timeout | null = null;
   private heldUntil = 0;
@@ -75,29 +88,46 @@ export class ConnectionGuard extends Duplex {
   constructor(
     readonly socket: Socket,
     private readonly limits: GuardLimits,
-    private readonly onRefused: (error: FrameError) => void,
+    private readonly onRefused: (guard: ConnectionGuard, error: FrameError) => void,
   ) {
     // 16 KB buffered towards the parser at most (Node 22's default would be 64 KB): Aedes handles
     // every packet of a read at once, so this bounds what one connection has in flight.
     super({ allowHalfOpen: false, readableHighWaterMark: READ_BUFFER_BYTES });
     this.scanner = new PacketScanner(limits.maxPacketBytes);
-    socket.on('data', (chunk: Buffer) => this.receive(chunk));
-    socket.on('end', () => this.push(null));
-    socket.on('close', () => this.destroy());
-    socket.on('error', (error) => this.destroy(error));
+    (socket as GuardedSocket)[GUARD] = this;
+    socket.on('data', ConnectionGuard.onSocketData);
+    socket.on('end', ConnectionGuard.onSocketEnd);
+    socket.on('close', ConnectionGuard.onSocketClose);
+    socket.on('error', ConnectionGuard.onSocketError);
+  }
+
+  private static onSocketData(this: Socket, chunk: Buffer): void {
+    (this as GuardedSocket)[GUARD].receive(chunk);
+  }
+
+  private static onSocketEnd(this: Socket): void {
+    (this as GuardedSocket)[GUARD].push(null);
+  }
+
+  private static onSocketClose(this: Socket): void {
+    (this as GuardedSocket)[GUARD].destroy();
+  }
+
+  private static onSocketError(this: Socket, error: Error): void {
+    (this as GuardedSocket)[GUARD].destroy(error);
   }
 
   /** The protocol level of the CONNECT (null until it has passed). */
   get protocolVersion(): number | null {
-    return this.connect.version;
+    return this.version;
   }
 
   /**
    * The broker accepted the CONNECT: what was held is passed on, in order, and reading resumes;
    * from now on every packet but PUBLISH is charged to `meter`. With `onPing`, a PINGREQ that
-   * arrives alone is answered here and `onPing` called instead of passing it on.
+   * arrives alone is answered here and `onPing` called (with this guard) instead of passing it on.
    */
-  open(meter: RateMeter, onPing?: () => void): void {
+  open(meter: RateMeter, onPing?: (guard: ConnectionGuard) => void): void {
     if (this.state !== 'held') return;
     this.state = 'open';
     this.meter = meter;
@@ -134,7 +164,7 @@ export class ConnectionGuard extends Duplex {
     if (this.state === 'refused') return;
     let end: number;
     try {
-      end = this.scanner.scan(chunk, this.visitConnect);
+      end = this.scanner.scan(chunk, this);
     } catch (error) {
       return this.refuse(error as FrameError);
     }
@@ -143,17 +173,12 @@ export class ConnectionGuard extends Duplex {
       return;
     }
     this.state = 'held';
+    this.version = this.connect!.version;
+    this.connect = null;
     this.socket.pause();
     this.push(end === chunk.length ? chunk : chunk.subarray(0, end));
     if (end < chunk.length) this.keep(chunk.subarray(end));
   }
-
-  /** The first packet must be a CONNECT within its limit; the scan stops at its end. */
-  private readonly visitConnect: HeaderVisitor = (type, _flags, length) => {
-    if (type !== PACKET.connect) throw new FrameError('not_connect', 'the first packet must be CONNECT');
-    if (length > this.limits.maxConnectBytes) throw new PacketTooLargeError(length, this.limits.maxConnectBytes);
-    return { read: this.connect.read, stop: true };
-  };
 
   private keep(chunk: Buffer): void {
     this.socket.pause();
@@ -173,45 +198,54 @@ export class ConnectionGuard extends Duplex {
       this.readableLength === 0 &&
       this.writableLength === 0;
     try {
-      this.scanner.scan(chunk, this.visitOpen);
+      this.scanner.scan(chunk, this);
     } catch (error) {
       return this.refuse(error as FrameError);
     }
     if (ping) {
-      this.onPing!();
+      this.onPing!(this);
       this.socket.write(PINGRESP);
     } else if (!this.push(chunk) || this.holdTimer) this.socket.pause();
     if (this.behind > 0) this.hold(this.behind);
   }
 
   /**
-   * Once open: QoS 2 is refused; every other packet but PUBLISH is charged, a SUBSCRIBE or
-   * UNSUBSCRIBE once more per filter (each is work: an ACL check, a matcher entry or a refusal).
+   * The scanner's visitor. Before the CONNACK: the first packet must be a CONNECT within its limit,
+   * and the scan stops at its end. Once open: QoS 2 is refused; every other packet but PUBLISH is
+   * charged, a SUBSCRIBE or UNSUBSCRIBE once more per filter (each is work: an ACL check, a matcher
+   * entry or a refusal).
    */
-  private readonly visitOpen: HeaderVisitor = (type, flags) => {
+  visitHeader(type: number, flags: number, length: number): void | { read?: BodyReader; stop?: boolean } {
+    if (this.state === 'connect') {
+      if (type !== PACKET.connect) throw new FrameError('not_connect', 'the first packet must be CONNECT');
+      if (length > this.limits.maxConnectBytes) throw new PacketTooLargeError(length, this.limits.maxConnectBytes);
+      return { read: this.connect!, stop: true };
+    }
     if (type === PACKET.publish) {
       if (((flags >> 1) & 3) === 2) throw new FrameError('qos_not_supported', 'QoS 2 is not supported: publish with QoS 0 or 1');
       return;
     }
     this.charge();
     if (type !== PACKET.subscribe && type !== PACKET.unsubscribe) return;
-    const counter = new FilterCounter(this.connect.version ?? 4, type === PACKET.subscribe);
+    const counter = new FilterCounter(this.version ?? 4, type === PACKET.subscribe);
     let charged = 0;
     return {
-      read: (bytes: Buffer) => {
-        counter.read(bytes);
-        if (counter.count > this.limits.maxFiltersPerSubscribe)
-          throw new FrameError(
-            'too_many_filters',
-            `at most ${this.limits.maxFiltersPerSubscribe} topic filters per SUBSCRIBE or UNSUBSCRIBE`,
-          );
-        for (; charged < counter.count; charged++) this.charge();
+      read: {
+        read: (bytes: Buffer) => {
+          counter.read(bytes);
+          if (counter.count > this.limits.maxFiltersPerSubscribe)
+            throw new FrameError(
+              'too_many_filters',
+              `at most ${this.limits.maxFiltersPerSubscribe} topic filters per SUBSCRIBE or UNSUBSCRIBE`,
+            );
+          for (; charged < counter.count; charged++) this.charge();
+        },
       },
     };
-  };
+  }
 
   private charge(): void {
-    this.behind = Math.max(this.behind, this.meter?.() ?? 0);
+    this.behind = Math.max(this.behind, this.meter?.borrow(Date.now()) ?? 0);
     if (this.behind > MAX_RATE_DEBT_MS) throw new FrameError('rate_exceeded', 'packet rate far beyond the limit');
   }
 
@@ -219,7 +253,7 @@ export class ConnectionGuard extends Duplex {
     this.state = 'refused';
     this.held = [];
     this.socket.pause();
-    this.onRefused(error);
+    this.onRefused(this, error);
   }
 
   override _read(): void {
@@ -239,7 +273,7 @@ export class ConnectionGuard extends Duplex {
   private outgoing(bytes: Buffer): Buffer {
     if (this.connackAmended) return bytes;
     this.connackAmended = true;
-    return this.connect.version === 5 ? withMaximumQos1(bytes) : bytes;
+    return this.version === 5 ? withMaximumQos1(bytes) : bytes;
   }
 
   override _final(callback: (error?: Error | null) => void): void {

@@ -11,6 +11,7 @@ import { ENGINES } from '../../testing/engines.js';
 import { useBrokerSuite } from '../../testing/broker-suite.js';
 import { connectDevice, granted, settle } from '../../testing/mqtt.js';
 import { RawMqtt, type Packet } from '../../testing/raw-mqtt.js';
+import type { Aedes } from 'aedes';
 
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
 const MAX_SUBSCRIPTIONS = 6;
@@ -92,6 +93,60 @@ describe('per-session limits on the broker [sqlite]', () => {
     console.log(`PINGREQ flood: ${answered} of 20000 answered, connection closed after ${Date.now() - started} ms`);
     assert.ok(answered < BURST + RATE * 10 + 8192, `${answered} PINGRESPs`);
     assert.ok(s.t.server.mqtt!.stats.rateDisconnects >= 1);
+  });
+
+  it('attack: lone PINGREQs, one TLS record each (answered by the guard, not Aedes), are held to the device’s rate; another device’s PUBACKs keep their pace', async () => {
+    const { raw } = await session(4);
+    const other = await s.device();
+    const good = await connectDevice(s.port, s.t.ca, other, other.id);
+    s.clients.push(good);
+    let pingsThroughAedes = 0;
+    (s.t.server.mqtt as unknown as { broker: Aedes }).broker.on('ping', () => pingsThroughAedes++);
+    let seq = 0;
+    const puback = async () => {
+      const started = performance.now();
+      await good.publishAsync(`d/${other.id}/telemetry`, JSON.stringify({ values: { seq: seq++ } }), { qos: 1 });
+      return performance.now() - started;
+    };
+    const median = (ms: number[]) => [...ms].sort((a, b) => a - b)[Math.floor(ms.length / 2)]!;
+    const before: number[] = [];
+    for (let i = 0; i < 15; i++) before.push(await puback());
+
+    // The idle keep-alive the guard answers itself, as an attacker would abuse it: for 3 s, each
+    // PINGREQ written alone, the next only once it is written (writes queued meanwhile would leave
+    // as one record), so each is a TLS record of its own.
+    const started = Date.now();
+    const flooding = () => !raw.isClosed && Date.now() - started < 3000;
+    let sent = 0;
+    const flood = (async () => {
+      while (flooding()) {
+        raw.socket.write(Buffer.from([0xc0, 0x00]));
+        sent++;
+        while (raw.socket.writableLength > 0) await new Promise(setImmediate);
+        await new Promise(setImmediate);
+      }
+    })();
+    const during: number[] = [];
+    while (flooding()) during.push(await puback());
+    await flood;
+    const seconds = (Date.now() - started) / 1000;
+    await settle(200);
+    const answered = raw.commands().filter((c) => c === 'pingresp').length;
+    console.log(
+      `lone PINGREQ flood: ${sent} sent in ${seconds.toFixed(2)} s, ${answered} answered (${pingsThroughAedes} through Aedes), connection ${raw.isClosed ? 'closed' : 'held'}; ` +
+        `the other device's PUBACK median ${median(before).toFixed(1)} ms before, ${median(during).toFixed(1)} ms during (${during.length} publishes)`,
+    );
+    assert.ok(answered > 0 && pingsThroughAedes === 0, 'the guard answered the PINGREQs itself');
+    assert.ok(sent > 2 * (BURST + RATE * 4), `the flood sent ${sent}`);
+    // Charged: the burst and the rate for as long as it lasted, not line rate.
+    assert.ok(answered <= BURST + RATE * (seconds + 0.5), `${answered} PINGRESPs in ${seconds} s`);
+    assert.ok(during.length > 0, 'the other device published during the flood');
+    assert.ok(
+      median(during) <= 4 * median(before) + 50,
+      `PUBACK median ${median(during)} ms during the flood, ${median(before)} ms before`,
+    );
+    assert.ok(good.connected, 'the other device kept its session');
+    assert.ok((await s.stored(other.id)) >= seq, 'its messages were stored');
   });
 
   it('attack: reconnecting buys no fresh burst: the debt of one session carries into the next', async () => {
