@@ -204,11 +204,13 @@ export async function startServer(platform: Platform, options: StartOptions = {}
           quiesce: (work) => (mqtt ? mqtt.writer.between(work) : work()),
         })
       : null;
-  // SQLite: telemetry batches are committed by a worker thread with its own connection, off the event
-  // loop. This is the one place that decides: without a running server (CLI commands) they are
-  // written on the platform's connection. A worker that cannot start leaves them there, reported.
+  // SQLite with database.telemetryWriterThread: telemetry batches are committed by a worker thread
+  // with its own connection, off the event loop (off by default: on two cores shared with the load it
+  // measured fewer stored messages at more CPU each; docs/operations.md). This is the one place that
+  // decides: otherwise, and without a running server (CLI commands), they are written on the
+  // platform's connection. A worker that cannot start leaves them there, reported.
   const batchWorker =
-    database.engine === 'sqlite' && database.file
+    platform.config.database.telemetryWriterThread && database.engine === 'sqlite' && database.file
       ? await SqliteBatchWorker.start(database.file, app.log.child({ component: 'sqlite' }), database.writeTurns ?? null).catch(
           (error: unknown) => {
             app.log.error({ err: error }, 'telemetry writer thread not started: batches are written on the event loop');

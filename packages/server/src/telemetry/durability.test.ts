@@ -16,7 +16,7 @@ import { ENGINES, type TestDatabase } from '../testing/engines.js';
 import { startCli } from '../testing/cli.js';
 import { UNLIMITED_DEVICE_RATES } from '../testing/mqtt.js';
 
-function serve(database: TestDatabase): { child: ChildProcess; mqttPort: Promise<number> } {
+function serve(database: TestDatabase, extraEnv: NodeJS.ProcessEnv): { child: ChildProcess; mqttPort: Promise<number> } {
   // The per-device rate limits are lifted: the device must send as fast as it can, so that many
   // messages are in flight when the kill comes.
   const unlimited = Object.fromEntries(
@@ -31,6 +31,7 @@ function serve(database: TestDatabase): { child: ChildProcess; mqttPort: Promise
     BULWARK_MQTT_PORT: '0',
     BULWARK_LOG_LEVEL: 'warn',
     ...unlimited,
+    ...extraEnv,
   });
   let output = '';
   const mqttPort = new Promise<number>((resolve, reject) => {
@@ -45,10 +46,17 @@ function serve(database: TestDatabase): { child: ChildProcess; mqttPort: Promise
   return { child, mqttPort };
 }
 
+/** How batches are committed: on the platform's connection (the default), or by the SQLite writer thread (database.telemetryWriterThread). */
+const WRITERS = [
+  { name: 'batches on the event loop', env: {}, sqliteOnly: false },
+  { name: 'batches by the writer thread', env: { BULWARK_DATABASE_TELEMETRY_WRITER_THREAD: 'true' }, sqliteOnly: true },
+];
+
 for (const engine of ENGINES) {
   describe(`acknowledged telemetry survives SIGKILL [${engine.engine}]`, { skip: engine.skip }, () => {
     let database: TestDatabase;
-    let device: TestDevice;
+    /** A device per writer: each run counts its own device's rows. */
+    const devices: TestDevice[] = [];
     let ca: string;
 
     before(async () => {
@@ -58,80 +66,85 @@ for (const engine of ENGINES) {
       ca = readFileSync(init.caCertPath, 'utf8');
       const platform = await openPlatform(config, { database, env: {} });
       const org = await organizationIdOf(platform, init.organization.slug);
-      device = await provisionTestDevice(platform, org, await testProduct(platform, org), 'KILL-1');
+      const product = await testProduct(platform, org);
+      for (const [i] of WRITERS.entries()) devices.push(await provisionTestDevice(platform, org, product, `KILL-${i + 1}`));
       await platform.close();
     });
     after(async () => {
       await database?.close();
     });
 
-    it('loses no acknowledged QoS 1 message when the server is killed mid-stream', async () => {
-      const { child, mqttPort } = serve(database);
-      try {
-        const port = await mqttPort;
-        const client = await mqtt.connectAsync(`mqtts://localhost:${port}`, {
-          clientId: device.id,
-          key: device.key,
-          cert: device.cert,
-          ca,
-          protocolVersion: 4,
-          reconnectPeriod: 0,
-        });
-        client.on('error', () => undefined);
-        const acked: number[] = [];
-        let sent = 0;
-        let killed = false;
-        const killAt = 400;
-        // Keep 300 messages of 100 readings each in flight until the kill, so commits take long
-        // enough that an acknowledgement sent before its commit would be caught by the kill.
-        const readings = (seq: number) =>
-          JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => ({ values: { seq, i, filler: 'x'.repeat(64) } })) });
-        await new Promise<void>((resolve, reject) => {
-          client.once('close', () =>
-            killed ? undefined : reject(new Error(`the broker closed the connection before the kill (${acked.length} acknowledged)`)),
+    for (const [i, writer] of WRITERS.entries()) {
+      if (writer.sqliteOnly && engine.engine !== 'sqlite') continue;
+      it(`loses no acknowledged QoS 1 message when the server is killed mid-stream (${writer.name})`, async () => {
+        const device = devices[i]!;
+        const { child, mqttPort } = serve(database, writer.env);
+        try {
+          const port = await mqttPort;
+          const client = await mqtt.connectAsync(`mqtts://localhost:${port}`, {
+            clientId: device.id,
+            key: device.key,
+            cert: device.cert,
+            ca,
+            protocolVersion: 4,
+            reconnectPeriod: 0,
+          });
+          client.on('error', () => undefined);
+          const acked: number[] = [];
+          let sent = 0;
+          let killed = false;
+          const killAt = 400;
+          // Keep 300 messages of 100 readings each in flight until the kill, so commits take long
+          // enough that an acknowledgement sent before its commit would be caught by the kill.
+          const readings = (seq: number) =>
+            JSON.stringify({ batch: Array.from({ length: 100 }, (_, i) => ({ values: { seq, i, filler: 'x'.repeat(64) } })) });
+          await new Promise<void>((resolve, reject) => {
+            client.once('close', () =>
+              killed ? undefined : reject(new Error(`the broker closed the connection before the kill (${acked.length} acknowledged)`)),
+            );
+            const pump = () => {
+              while (!killed && sent - acked.length < 300) {
+                const seq = sent++;
+                client.publish(`d/${device.id}/telemetry`, readings(seq), { qos: 1 }, (error) => {
+                  if (error || killed) return;
+                  acked.push(seq);
+                  if (acked.length >= killAt) {
+                    killed = true;
+                    child.kill('SIGKILL');
+                    resolve();
+                  } else pump();
+                });
+              }
+            };
+            pump();
+          });
+          client.end(true);
+          await new Promise((resolve) =>
+            child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve),
           );
-          const pump = () => {
-            while (!killed && sent - acked.length < 300) {
-              const seq = sent++;
-              client.publish(`d/${device.id}/telemetry`, readings(seq), { qos: 1 }, (error) => {
-                if (error || killed) return;
-                acked.push(seq);
-                if (acked.length >= killAt) {
-                  killed = true;
-                  child.kill('SIGKILL');
-                  resolve();
-                } else pump();
-              });
-            }
-          };
-          pump();
-        });
-        client.end(true);
-        await new Promise((resolve) =>
-          child.exitCode !== null || child.signalCode !== null ? resolve(null) : child.once('exit', resolve),
-        );
-        assert.equal(child.signalCode, 'SIGKILL');
+          assert.equal(child.signalCode, 'SIGKILL');
 
-        const rows = await database.db.selectFrom('telemetry').select('data').where('device_id', '=', device.id).execute();
-        const perSeq = new Map<number, number>();
-        for (const r of rows) {
-          const seq = (JSON.parse(r.data) as { seq: number }).seq;
-          perSeq.set(seq, (perSeq.get(seq) ?? 0) + 1);
+          const rows = await database.db.selectFrom('telemetry').select('data').where('device_id', '=', device.id).execute();
+          const perSeq = new Map<number, number>();
+          for (const r of rows) {
+            const seq = (JSON.parse(r.data) as { seq: number }).seq;
+            perSeq.set(seq, (perSeq.get(seq) ?? 0) + 1);
+          }
+          // A message is stored whole (its 100 readings in one transaction) or not at all.
+          assert.ok(
+            [...perSeq.values()].every((n) => n === 100),
+            'no message half-stored',
+          );
+          const stored = new Set(perSeq.keys());
+          const lost = acked.filter((seq) => !stored.has(seq));
+          assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged messages lost`);
+          assert.ok(acked.length >= killAt);
+          // Sent but unacknowledged messages may or may not be there; nothing else may be.
+          assert.ok(perSeq.size <= sent, `${perSeq.size} messages stored, ${sent} sent`);
+        } finally {
+          if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
         }
-        // A message is stored whole (its 100 readings in one transaction) or not at all.
-        assert.ok(
-          [...perSeq.values()].every((n) => n === 100),
-          'no message half-stored',
-        );
-        const stored = new Set(perSeq.keys());
-        const lost = acked.filter((seq) => !stored.has(seq));
-        assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged messages lost`);
-        assert.ok(acked.length >= killAt);
-        // Sent but unacknowledged messages may or may not be there; nothing else may be.
-        assert.ok(perSeq.size <= sent, `${perSeq.size} messages stored, ${sent} sent`);
-      } finally {
-        if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-      }
-    });
+      });
+    }
   });
 }
