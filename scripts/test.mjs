@@ -130,21 +130,35 @@ if (existsSync(reportFile)) {
 }
 rmSync(reportDir, { recursive: true, force: true });
 
+/** Clock ticks per second, the unit of /proc's CPU times (asked once, when first needed). */
+function ticksPerSecond() {
+  ticksPerSecond.value ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
+  return ticksPerSecond.value;
+}
+
 /**
- * CPU seconds (user, system) of every child this process has waited for, and their own waited-for
- * children (`cutime`, `cstime` in /proc/self/stat); null off Linux.
+ * A process's command name and its CPU seconds from /proc/PID/stat: its own user and system time,
+ * and that of the children it has waited for (`cutime`, `cstime`); null when it cannot be read
+ * (not Linux, or the process has exited).
  */
-function childCpu() {
+function procCpu(pid) {
   let stat;
   try {
-    stat = readFileSync('/proc/self/stat', 'utf8');
+    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   } catch {
     return null;
   }
   // The fields after the command name (which may hold spaces), from field 3 (state) on.
   const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-  return { user: Number(fields[13]) / ticks, system: Number(fields[14]) / ticks };
+  const ticks = ticksPerSecond();
+  const [user, system, childUser, childSystem] = [11, 12, 13, 14].map((i) => Number(fields[i]) / ticks);
+  return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), user, system, childUser, childSystem };
+}
+
+/** CPU seconds (user, system) of every child this process has waited for, and their own waited-for children; null off Linux. */
+function childCpu() {
+  const own = procCpu('self');
+  return own && { user: own.childUser, system: own.childSystem };
 }
 
 /**
@@ -162,18 +176,10 @@ function servicesCpu() {
   } catch {
     return seconds;
   }
-  const ticks = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
   for (const pid of pids) {
-    let stat;
-    try {
-      stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    } catch {
-      continue; // it has exited since
-    }
-    const name = SERVICES[stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))];
-    if (!name) continue;
-    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    seconds[name] = (seconds[name] ?? 0) + (Number(fields[11]) + Number(fields[12]) + Number(fields[13]) + Number(fields[14])) / ticks;
+    const cpu = procCpu(pid);
+    const name = cpu && SERVICES[cpu.name];
+    if (name) seconds[name] = (seconds[name] ?? 0) + cpu.user + cpu.system + cpu.childUser + cpu.childSystem;
   }
   return seconds;
 }
