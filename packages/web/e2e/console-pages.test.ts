@@ -156,9 +156,21 @@ test('audit log: filters, cursor pages, export of every entry, and the chain ver
   await page.getByRole('button', { name: 'Next' }).click();
   await page.getByText('Page 2', { exact: true }).waitFor();
   assert.notEqual(await rows.first().locator('td').first().textContent(), firstSeq);
+  // Page 1 answered slowly: until it arrives, the pager still says page 2 (the rows shown) and waits.
+  let release = () => {};
+  const answered = new Promise<void>((resolve) => (release = resolve));
+  await page.route('**/api/v1/audit?*', async (route) => {
+    await answered;
+    await route.continue();
+  });
   await page.getByRole('button', { name: 'Previous' }).click();
+  await page.getByRole('button', { name: 'Next' }).and(page.locator(':disabled')).waitFor();
+  assert.equal(await page.locator('.pager span').textContent(), 'Page 2');
+  assert.notEqual(await rows.first().locator('td').first().textContent(), firstSeq);
+  release();
   await page.getByText('Page 1', { exact: true }).waitFor();
   assert.equal(await rows.first().locator('td').first().textContent(), firstSeq);
+  await page.unroute('**/api/v1/audit?*');
 
   await page.getByLabel('Action').fill('session.revoked');
   await page.getByRole('button', { name: 'Filter' }).click();

@@ -316,7 +316,7 @@ export function ConfirmAction<A extends string>(props: {
 }
 
 /** Keyset paging over an API cursor: a stack of the cursors seen gives "Previous". */
-export function useCursorStack<C>(): CursorStack<C> {
+function useCursorStack<C>(): CursorStack<C> {
   const [cursors, setCursors] = useState<(C | null)[]>([null]);
   return {
     cursor: cursors[cursors.length - 1] ?? null,
@@ -329,6 +329,7 @@ export function useCursorStack<C>(): CursorStack<C> {
   };
 }
 
+/** The stack of cursors behind a paged list: `cursor` and `page` are those asked for, which may still be loading. */
 export interface CursorStack<C> {
   cursor: C | null;
   page: number;
@@ -337,16 +338,58 @@ export interface CursorStack<C> {
   previous: () => void;
 }
 
-/** Previous and Next under a list paged by `useCursorStack`: `nextCursor` is the page's (null on the last page). */
-export function Pager<C>(props: { paging: CursorStack<C>; nextCursor: C | null }) {
-  const { paging, nextCursor } = props;
+/** A page of a list as the API answers it, with the number it was asked for. */
+export interface ShownPage<C, T extends { nextCursor: C | null }> {
+  rows: T;
+  number: number;
+}
+
+/**
+ * A list paged by an API cursor. `load` fetches the page at a cursor (a callback that changes when
+ * the list's filters do); it runs when the cursor or `load` changes, on `reload()`, and every
+ * `refreshMs` when given. The page shown keeps the number it was asked as, so "Page 1" is never
+ * written above page 2's rows while page 1 loads, and an answer overtaken by a newer request is
+ * dropped, not shown.
+ */
+export function useCursorPages<C, T extends { nextCursor: C | null }>(
+  load: (cursor: C | null) => Promise<T>,
+  onError: (message: string) => void,
+  refreshMs?: number,
+): { paging: CursorStack<C>; shown: ShownPage<C, T> | null; reload: () => void } {
+  const paging = useCursorStack<C>();
+  const [shown, setShown] = useState<ShownPage<C, T> | null>(null);
+  const [version, setVersion] = useState(0);
+  const { cursor, page: number } = paging;
+  useEffect(() => {
+    let current = true;
+    const run = () =>
+      load(cursor).then(
+        (rows) => current && setShown({ rows, number }),
+        (caught: unknown) => current && onError(messageOf(caught)),
+      );
+    void run();
+    const timer = refreshMs ? setInterval(run, refreshMs) : undefined;
+    return () => {
+      current = false;
+      clearInterval(timer);
+    };
+  }, [load, cursor, number, version, refreshMs, onError]);
+  return { paging, shown, reload: () => setVersion((v) => v + 1) };
+}
+
+/** Previous and Next under a list paged by `useCursorPages` (both wait while a page loads), and the number of the page shown. */
+export function Pager<C, T extends { nextCursor: C | null }>(props: { paging: CursorStack<C>; shown: ShownPage<C, T> }) {
+  const { paging, shown } = props;
+  const nextCursor = shown.rows.nextCursor;
+  // While another page loads, the cursors are not those of the rows shown: wait for it.
+  const loading = paging.page !== shown.number;
   return (
     <nav className="pager" aria-label="Pages">
-      <Button variant="secondary" disabled={paging.page === 1} onClick={paging.previous}>
+      <Button variant="secondary" disabled={loading || paging.page === 1} onClick={paging.previous}>
         Previous
       </Button>
-      <span>Page {paging.page}</span>
-      <Button variant="secondary" disabled={nextCursor === null} onClick={() => paging.next(nextCursor)}>
+      <span>Page {shown.number}</span>
+      <Button variant="secondary" disabled={loading || nextCursor === null} onClick={() => paging.next(nextCursor)}>
         Next
       </Button>
     </nav>

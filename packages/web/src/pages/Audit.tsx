@@ -6,7 +6,7 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, query, type RunView, type AuditEntry, type FindingView } from '../api';
-import { Alert, AuditEntryCells, auditActor, Table, Button, Card, Field, messageOf, Pager, Select, useCursorStack, When } from '../kit';
+import { Alert, AuditEntryCells, auditActor, Table, Button, Card, Field, messageOf, Pager, Select, useCursorPages, When } from '../kit';
 
 const PAGE = 50;
 const CHAIN_CHECK = 'audit-chain-broken';
@@ -26,21 +26,21 @@ const iso = (local: string) => (local ? new Date(local).toISOString() : '');
 export function Audit() {
   const [form, setForm] = useState<Filters>(EMPTY);
   const [filters, setFilters] = useState<Filters>(EMPTY);
-  const paging = useCursorStack<number>();
-  const [page, setPage] = useState<{ entries: AuditEntry[]; nextCursor: number | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
   const set = (field: keyof Filters) => (value: string) => setForm({ ...form, [field]: value });
 
-  useEffect(() => {
-    setError(null);
-    const { since, until, ...rest } = filters;
-    api<{ entries: AuditEntry[]; nextCursor: number | null }>(
-      'GET',
-      `/audit${query({ ...rest, since: iso(since), until: iso(until), before: paging.cursor, limit: PAGE })}`,
-    )
-      .then(setPage)
-      .catch((caught: unknown) => setError(messageOf(caught)));
-  }, [filters, paging.cursor]);
+  const load = useCallback(
+    (before: number | null) => {
+      setError(null);
+      const { since, until, ...rest } = filters;
+      return api<{ entries: AuditEntry[]; nextCursor: number | null }>(
+        'GET',
+        `/audit${query({ ...rest, since: iso(since), until: iso(until), before, limit: PAGE })}`,
+      );
+    },
+    [filters],
+  );
+  const { paging, shown } = useCursorPages(load, setError);
 
   const search = (event: FormEvent) => {
     event.preventDefault();
@@ -77,14 +77,14 @@ export function Audit() {
         </a>
       </p>
       {error && <Alert>{error}</Alert>}
-      {page && (
+      {shown && (
         <>
           <Table
             label="Audit entries"
-            caption={`Audit entries, page ${paging.page}`}
+            caption={`Audit entries, page ${shown.number}`}
             columns={['#', 'Time', 'Action', 'Outcome', 'Actor', 'Target', 'Address']}
           >
-            {page.entries.map((entry) => (
+            {shown.rows.entries.map((entry) => (
               <tr key={entry.seq} data-testid="audit-entry">
                 <AuditEntryCells entry={entry} />
                 <td>
@@ -96,8 +96,8 @@ export function Audit() {
               </tr>
             ))}
           </Table>
-          {page.entries.length === 0 && <p>No entry matches.</p>}
-          <Pager paging={paging} nextCursor={page.nextCursor} />
+          {shown.rows.entries.length === 0 && <p>No entry matches.</p>}
+          <Pager paging={paging} shown={shown} />
         </>
       )}
     </>

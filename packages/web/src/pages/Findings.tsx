@@ -3,17 +3,15 @@
  * checks now, accept a finding's risk until a date with the reason on record (confirmation),
  * and the ETSI EN 303 645 compliance report (the API's self-contained HTML page).
  */
-import { useCallback, useEffect, useState } from 'react';
+import { useCallback, useState } from 'react';
 import { api, query, SEVERITIES, type FindingView } from '../api';
-import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
+import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorPages, When } from '../kit';
 
 const REPORT = '/api/v1/assessment/compliance/etsi-en-303-645?format=html';
 
 export function Findings() {
   const [state, setState] = useState('open');
   const [severity, setSeverity] = useState('');
-  const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ findings: FindingView[]; nextCursor: string | null } | null>(null);
   const [suppressing, setSuppressing] = useState<FindingView | null>(null);
   const [reason, setReason] = useState('');
   const [until, setUntil] = useState('');
@@ -21,15 +19,15 @@ export function Findings() {
   const [notice, setNotice] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  const load = useCallback(() => {
-    api<{ findings: FindingView[]; nextCursor: string | null }>(
-      'GET',
-      `/assessment/findings${query({ state, severity, cursor: paging.cursor, limit: 50 })}`,
-    )
-      .then(setPage)
-      .catch((caught: unknown) => setError(messageOf(caught)));
-  }, [state, severity, paging.cursor]);
-  useEffect(load, [load]);
+  const load = useCallback(
+    (cursor: string | null) =>
+      api<{ findings: FindingView[]; nextCursor: string | null }>(
+        'GET',
+        `/assessment/findings${query({ state, severity, cursor, limit: 50 })}`,
+      ),
+    [state, severity],
+  );
+  const { paging, shown, reload } = useCursorPages(load, setError);
 
   const run = async () => {
     setBusy(true);
@@ -37,7 +35,7 @@ export function Findings() {
     try {
       const done = await api<{ opened: number; resolved: number; openTotal: number }>('POST', '/assessment/runs');
       setNotice(`Checks run: ${done.opened} opened, ${done.resolved} resolved, ${done.openTotal} open in all.`);
-      load();
+      reload();
     } catch (caught) {
       setError(messageOf(caught));
     } finally {
@@ -79,14 +77,14 @@ export function Findings() {
           ETSI EN 303 645 report
         </a>
       </div>
-      {page && (
+      {shown && (
         <>
           <Table
             label="Findings"
-            caption={`Findings, page ${paging.page}`}
+            caption={`Findings, page ${shown.number}`}
             columns={['Severity', 'Finding', 'Affects', 'First seen', 'Last seen', 'State', '']}
           >
-            {page.findings.map((finding) => (
+            {shown.rows.findings.map((finding) => (
               <tr key={finding.id} data-testid="finding">
                 <td>
                   <span className={`badge badge-${finding.severity}`}>{finding.severity}</span>
@@ -118,8 +116,8 @@ export function Findings() {
               </tr>
             ))}
           </Table>
-          {page.findings.length === 0 && <p>No finding in this view.</p>}
-          <Pager paging={paging} nextCursor={page.nextCursor} />
+          {shown.rows.findings.length === 0 && <p>No finding in this view.</p>}
+          <Pager paging={paging} shown={shown} />
         </>
       )}
       <Card title="About the checks">
@@ -141,7 +139,7 @@ export function Findings() {
           setSuppressing(null);
           setReason('');
           setNotice('The finding is suppressed until the date given.');
-          load();
+          reload();
         }}
       >
         <Field label="Reason (on record)" value={reason} onChange={setReason} required />

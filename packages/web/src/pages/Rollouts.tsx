@@ -29,7 +29,7 @@ import {
   messageOf,
   Pager,
   Select,
-  useCursorStack,
+  useCursorPages,
   When,
 } from '../kit';
 import { navigate } from '../router';
@@ -61,36 +61,32 @@ function Progress(props: { rollout: RolloutDetailView; label: string }) {
 const phaseText = (rollout: RolloutView) =>
   `${Math.min(rollout.currentPhase + 1, rollout.phases.length)} of ${rollout.phases.length} (${rollout.phases[rollout.currentPhase]?.percent ?? 100}%)`;
 
-export function Rollouts() {
-  const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ rollouts: RolloutDetailView[]; nextCursor: string | null } | null>(null);
-  const [error, setError] = useState<string | null>(null);
+/** A page of rollouts, each with its detail (counts by device state). */
+async function loadRollouts(cursor: string | null) {
+  const list = await api<{ rollouts: RolloutView[]; nextCursor: string | null }>('GET', `/updates/rollouts${query({ cursor })}`);
+  const rollouts = await Promise.all(
+    list.rollouts.map((r) => api<RolloutDetailView>('GET', `/updates/rollouts/${encodeURIComponent(r.id)}`)),
+  );
+  return { rollouts, nextCursor: list.nextCursor };
+}
 
-  const load = useCallback(async () => {
-    const list = await api<{ rollouts: RolloutView[]; nextCursor: string | null }>(
-      'GET',
-      `/updates/rollouts${query({ cursor: paging.cursor })}`,
-    );
-    const details = await Promise.all(
-      list.rollouts.map((r) => api<RolloutDetailView>('GET', `/updates/rollouts/${encodeURIComponent(r.id)}`)),
-    );
-    setPage({ rollouts: details, nextCursor: list.nextCursor });
-  }, [paging.cursor]);
-  usePolling(load, true, setError);
+export function Rollouts() {
+  const [error, setError] = useState<string | null>(null);
+  const { paging, shown } = useCursorPages(loadRollouts, setError, REFRESH_MS);
 
   return (
     <>
       <h1>Rollouts</h1>
       <NewRollout />
       {error && <Alert>{error}</Alert>}
-      {page && (
+      {shown && (
         <>
           <Table
             label="Rollouts"
-            caption={`Rollouts, page ${paging.page}`}
+            caption={`Rollouts, page ${shown.number}`}
             columns={['Name', 'Status', 'Phase', 'Progress', 'Failed', 'Started']}
           >
-            {page.rollouts.map((rollout) => (
+            {shown.rows.rollouts.map((rollout) => (
               <tr key={rollout.id} data-testid="rollout">
                 <td>
                   <Link to={`/rollouts/${encodeURIComponent(rollout.id)}`}>{rollout.name}</Link>
@@ -109,8 +105,8 @@ export function Rollouts() {
               </tr>
             ))}
           </Table>
-          {page.rollouts.length === 0 && <p>No rollout yet: start one with `bulwark updates rollout create` or the API.</p>}
-          <Pager paging={paging} nextCursor={page.nextCursor} />
+          {shown.rows.rollouts.length === 0 && <p>No rollout yet: start one with `bulwark updates rollout create` or the API.</p>}
+          <Pager paging={paging} shown={shown} />
         </>
       )}
     </>
@@ -340,17 +336,15 @@ export function RolloutDetail(props: { id: string }) {
 
 function RolloutDevices(props: { path: string; version: string }) {
   const [state, setState] = useState('');
-  const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ devices: RolloutDeviceView[]; nextCursor: string | null } | null>(null);
   const [error, setError] = useState<string | null>(null);
-  useEffect(() => {
-    api<{ devices: RolloutDeviceView[]; nextCursor: string | null }>(
-      'GET',
-      `${props.path}/devices${query({ state, cursor: paging.cursor, limit: 50 })}`,
-    )
-      .then(setPage)
-      .catch((caught: unknown) => setError(messageOf(caught)));
-  }, [props.path, props.version, state, paging.cursor]);
+  const { path, version } = props;
+  const load = useCallback(
+    (cursor: string | null) =>
+      api<{ devices: RolloutDeviceView[]; nextCursor: string | null }>('GET', `${path}/devices${query({ state, cursor, limit: 50 })}`),
+    // `version` changes when the rollout does (a phase advanced, a device updated): the page loads again.
+    [path, version, state],
+  );
+  const { paging, shown } = useCursorPages(load, setError);
 
   return (
     <Card title="Devices">
@@ -364,14 +358,14 @@ function RolloutDevices(props: { path: string; version: string }) {
         options={[{ value: '', label: 'Any state' }, ...ROLLOUT_DEVICE_STATES.map((s) => ({ value: s, label: s }))]}
       />
       {error && <Alert>{error}</Alert>}
-      {page && (
+      {shown && (
         <>
           <Table
             label="Devices of the rollout"
-            caption={`Devices of the rollout, page ${paging.page}`}
+            caption={`Devices of the rollout, page ${shown.number}`}
             columns={['Device', 'Phase', 'State', 'Attempts', 'Error', 'Updated']}
           >
-            {page.devices.map((device) => (
+            {shown.rows.devices.map((device) => (
               <tr key={device.deviceId} data-testid="rollout-device">
                 <td>
                   <Link to={`/devices/${encodeURIComponent(device.deviceId)}`}>
@@ -390,8 +384,8 @@ function RolloutDevices(props: { path: string; version: string }) {
               </tr>
             ))}
           </Table>
-          {page.devices.length === 0 && <p>No device in this state.</p>}
-          <Pager paging={paging} nextCursor={page.nextCursor} />
+          {shown.rows.devices.length === 0 && <p>No device in this state.</p>}
+          <Pager paging={paging} shown={shown} />
         </>
       )}
     </Card>

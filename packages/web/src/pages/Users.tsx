@@ -5,7 +5,7 @@
  */
 import { useCallback, useEffect, useState, type FormEvent } from 'react';
 import { api, OPERATOR_ROLES, query, type OperatorInvitationView, type UserView } from '../api';
-import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorStack, When } from '../kit';
+import { Alert, Button, Card, ConfirmDialog, Field, messageOf, Pager, Table, Select, useCursorPages, When } from '../kit';
 
 const ROLE_OPTIONS = OPERATOR_ROLES.map((role) => ({ value: role, label: role.replace('_', ' ') }));
 
@@ -24,22 +24,17 @@ export function Users() {
 function Operators() {
   const [email, setEmail] = useState('');
   const [filter, setFilter] = useState('');
-  const paging = useCursorStack<string>();
-  const [page, setPage] = useState<{ users: UserView[]; nextCursor: string | null } | null>(null);
   const [acting, setActing] = useState<UserAction | null>(null);
   const [role, setRole] = useState<string>('operator');
   const [notice, setNotice] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
 
-  const load = useCallback(() => {
-    api<{ users: UserView[]; nextCursor: string | null }>(
-      'GET',
-      `/users${query({ kind: 'operator', email: filter, after: paging.cursor, limit: 50 })}`,
-    )
-      .then(setPage)
-      .catch((caught: unknown) => setError(messageOf(caught)));
-  }, [filter, paging.cursor]);
-  useEffect(load, [load]);
+  const load = useCallback(
+    (after: string | null) =>
+      api<{ users: UserView[]; nextCursor: string | null }>('GET', `/users${query({ kind: 'operator', email: filter, after, limit: 50 })}`),
+    [filter],
+  );
+  const { paging, shown, reload } = useCursorPages(load, setError);
 
   const search = (event: FormEvent) => {
     event.preventDefault();
@@ -62,7 +57,7 @@ function Operators() {
     setNotice(
       `${user.email}: ${kind === 'role' ? `role is now ${role}` : kind === 'status' ? `account ${user.status === 'active' ? 'disabled' : 'enabled'}` : kind === 'unlock' ? 'unlocked' : 'second factor removed'}.`,
     );
-    load();
+    reload();
   };
   const dialog = acting && DIALOGS[acting.kind](acting.user);
 
@@ -74,14 +69,14 @@ function Operators() {
         <Field label="Email contains" type="search" value={email} onChange={setEmail} name="email" />
         <Button type="submit">Search</Button>
       </form>
-      {page && (
+      {shown && (
         <>
           <Table
             label="Operators"
-            caption={`Operators, page ${paging.page}`}
+            caption={`Operators, page ${shown.number}`}
             columns={['Name', 'Email', 'Role', 'Account', 'Second factor', 'Since', '']}
           >
-            {page.users.map((user) => (
+            {shown.rows.users.map((user) => (
               <tr key={user.id} data-testid="user">
                 <td>{user.name}</td>
                 <td>{user.email}</td>
@@ -116,8 +111,8 @@ function Operators() {
               </tr>
             ))}
           </Table>
-          {page.users.length === 0 && <p>No operator matches.</p>}
-          <Pager paging={paging} nextCursor={page.nextCursor} />
+          {shown.rows.users.length === 0 && <p>No operator matches.</p>}
+          <Pager paging={paging} shown={shown} />
         </>
       )}
       <ConfirmDialog
