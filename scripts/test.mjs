@@ -11,17 +11,23 @@
 //                                           files are named: no compile step before a single file); compiled
 //                                           tests run bundled (scripts/bundle-tests.mjs)
 //   BULWARK_TEST_BUNDLE=0                   compiled tests run unbundled, module by module
+//   BULWARK_TEST_GROUPS=0                   every file in a process of its own (by default, bundled short
+//                                           files run several to a process: scripts/test-groups.mjs)
 //   BULWARK_TEST_CONCURRENCY=n              files run at once (default 4)
+//   BULWARK_TEST_CPU_LOG=file               keep each test file's CPU (JSON lines) in this file after the run
 // It builds the workspace's TypeScript packages first (tsc -b) and the CLI's bundle when that build
 // changed (scripts/bundle-cli.mjs): the CLI children run the bundle, as `npx bulwark` does.
 // Node 20's runner takes no glob patterns, so the files are listed here.
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { availableParallelism, tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
+import { isAbsolute, join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { spawnSync } from 'node:child_process';
 import { BUILD_DIR, buildCompiledTests } from './compiled-tests.mjs';
-import { BUNDLE_DIR, bundleTests } from './bundle-tests.mjs';
+import { BUNDLE_DIR, bundleTests, GROUPS_DIR } from './bundle-tests.mjs';
+import { groupTestFiles } from './test-groups.mjs';
 import { bundleCli, bundleIsCurrent } from './bundle-cli.mjs';
+import { procCpu } from './proc-cpu.mjs';
 
 const root = new URL('..', import.meta.url).pathname;
 const timesFile = join(root, 'scripts/test-times.json');
@@ -74,15 +80,26 @@ if (build.status === 0 && !bundleIsCurrent(root)) {
 const builtCli = build.status === 0 ? { BULWARK_TEST_BUILT_CLI: '1' } : {};
 const mirror = compiled ? buildCompiledTests(root) : null;
 // The compiled tests bundled (scripts/bundle-tests.mjs): a test process loads a few dozen files, not thousands.
-const bundle = mirror && process.env.BULWARK_TEST_BUNDLE !== '0' ? await bundleTests(root) : null;
+const bundling = mirror !== null && process.env.BULWARK_TEST_BUNDLE !== '0';
+// Short test files share a process, several to a group (scripts/test-groups.mjs): bundled tests only.
+const grouping = bundling && !faults && process.env.BULWARK_TEST_GROUPS !== '0';
+const { groups } = grouping ? groupTestFiles(files, expected) : { groups: [] };
+const bundle = bundling ? await bundleTests(root, groups) : null;
 const runDir = bundle ? BUNDLE_DIR : BUILD_DIR;
 const loader = mirror ? [] : ['--import', 'tsx'];
-const runFiles = mirror ? files.map((f) => join(runDir, f.replace(/\.ts$/, '.js'))) : files;
+/** What the runner starts, a process each: a file alone or a group's entry, the longest expected first. */
+const grouped = new Set(bundle ? groups.flatMap((group) => group.files) : []);
+const runFiles = [
+  ...files
+    .filter((f) => !grouped.has(f))
+    .map((f) => ({ path: mirror ? join(runDir, f.replace(/\.ts$/, '.js')) : f, seconds: expected(f) })),
+  ...(bundle ? groups : []).map((g) => ({ path: join(BUNDLE_DIR, g.entry), seconds: g.files.reduce((sum, f) => sum + expected(f), 0) })),
+]
+  .sort((a, b) => b.seconds - a.seconds)
+  .map((unit) => unit.path);
 /** A file as the runner reported it, named by its source: packages/…/x.test.ts. */
 const sourceName = (file) =>
-  relative(root, file)
-    .replace(new RegExp(`^(${BUILD_DIR}|${BUNDLE_DIR})/`), '')
-    .replace(/\.js$/, '.ts');
+  (isAbsolute(file) ? relative(root, file) : file).replace(new RegExp(`^(${BUILD_DIR}|${BUNDLE_DIR})/`), '').replace(/\.js$/, '.ts');
 
 // Files at once. The clean-clone run with three kept 1.57 of 2 cores busy in the tests' own processes
 // (the CPU lines below), and with four 1.60, in 848 s of wall instead of 872 (within the noise of this
@@ -90,6 +107,9 @@ const sourceName = (file) =>
 const concurrency = Number(process.env.BULWARK_TEST_CONCURRENCY ?? 4);
 const reportDir = mkdtempSync(join(tmpdir(), 'bulwark-test-times-'));
 const reportFile = join(reportDir, 'files.json');
+// Each test process appends the CPU it used here at exit (scripts/file-cpu.mjs, preloaded); a log
+// named in the environment is kept after the run (and appended to), for a closer look.
+const cpuLog = process.env.BULWARK_TEST_CPU_LOG ?? join(reportDir, 'cpu.jsonl');
 const startedAt = process.hrtime.bigint();
 const cpuBefore = childCpu();
 const servicesBefore = servicesCpu();
@@ -98,6 +118,8 @@ const result = spawnSync(
   [
     '--conditions=source',
     ...loader,
+    '--import',
+    pathToFileURL(join(root, 'scripts/file-cpu.mjs')).href,
     '--test',
     `--test-concurrency=${concurrency}`,
     // A test file that hangs fails after 15 minutes instead of holding CI until its own timeout
@@ -109,11 +131,11 @@ const result = spawnSync(
     `--test-reporter-destination=${reportFile}`,
     ...runFiles,
   ],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, ...builtCli, NODE_ENV: 'test' } },
+  { cwd: root, stdio: 'inherit', env: { ...process.env, ...builtCli, NODE_ENV: 'test', BULWARK_TEST_CPU_LOG: cpuLog } },
 );
 
 if (existsSync(reportFile)) {
-  const perFile = JSON.parse(readFileSync(reportFile, 'utf8') || '{}');
+  const perFile = bySource(JSON.parse(readFileSync(reportFile, 'utf8') || '{}'));
   writeTestResults(perFile);
   const report = Object.entries(perFile)
     .map(([file, t]) => ({ file: sourceName(file), seconds: (t.ms ?? t.testsMs) / 1000, testsSeconds: t.testsMs / 1000 }))
@@ -121,6 +143,7 @@ if (existsSync(reportFile)) {
   const total = report.reduce((sum, r) => sum + r.seconds, 0);
   console.log(`\nSlowest test files (of ${report.length}; ${total.toFixed(0)} s in all, ${concurrency} at a time):`);
   for (const r of report.slice(0, 10)) console.log(`  ${r.seconds.toFixed(1).padStart(7)} s  ${r.file}`);
+  printFileCpu();
   printCpu(cpuBefore, servicesBefore, Number(process.hrtime.bigint() - startedAt) / 1e9);
   if (recordTimes) {
     const times = Object.fromEntries(report.map((r) => [r.file, Math.round(r.seconds)]).sort(([a], [b]) => a.localeCompare(b)));
@@ -130,29 +153,40 @@ if (existsSync(reportFile)) {
 }
 rmSync(reportDir, { recursive: true, force: true });
 
-/** Clock ticks per second, the unit of /proc's CPU times (asked once, when first needed). */
-function ticksPerSecond() {
-  ticksPerSecond.value ??= Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout) || 100;
-  return ticksPerSecond.value;
+/**
+ * The reporter's entries by source file, a group's entry left out (its files have their own): a file
+ * reported under two names (scripts/file-times-reporter.mjs) counted once, its tests added up.
+ */
+function bySource(reported) {
+  const files = {};
+  for (const [name, entry] of Object.entries(reported)) {
+    const file = sourceName(name);
+    if (file.startsWith(`${GROUPS_DIR}/`) && !entry.failed) continue;
+    const into = (files[file] ??= { ms: null, testsMs: 0, failed: false, tests: { passed: 0, failed: 0, skipped: 0 } });
+    into.ms = Math.max(into.ms ?? 0, entry.ms ?? 0) || null;
+    into.testsMs = Math.max(into.testsMs, entry.testsMs);
+    into.failed ||= entry.failed;
+    for (const key of Object.keys(into.tests)) into.tests[key] += entry.tests[key];
+  }
+  return files;
 }
 
-/**
- * A process's command name and its CPU seconds from /proc/PID/stat: its own user and system time,
- * and that of the children it has waited for (`cutime`, `cstime`); null when it cannot be read
- * (not Linux, or the process has exited).
- */
-function procCpu(pid) {
-  let stat;
-  try {
-    stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  } catch {
-    return null;
+/** The ten test files whose processes used the most CPU (their own, and their children's), from the probe's log. */
+function printFileCpu() {
+  if (!existsSync(cpuLog)) return;
+  const perFile = readFileSync(cpuLog, 'utf8')
+    .trim()
+    .split('\n')
+    .map((line) => JSON.parse(line))
+    .map((r) => ({ ...r, file: sourceName(r.file), total: r.own + r.children }))
+    .sort((a, b) => b.total - a.total);
+  const total = perFile.reduce((sum, r) => sum + r.total, 0);
+  console.log(`\nTest files using the most CPU (of ${perFile.length}; ${total.toFixed(0)} s in all; own + children waited for):`);
+  for (const r of perFile.slice(0, 10)) {
+    const group = groups.find((g) => r.file === g.entry.replace(/\.js$/, '.ts'));
+    const what = group ? `${r.file}, ${group.files.length} files` : r.file;
+    console.log(`  ${r.total.toFixed(1).padStart(7)} s  ${what} (${r.own.toFixed(1)} + ${r.children.toFixed(1)})`);
   }
-  // The fields after the command name (which may hold spaces), from field 3 (state) on.
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = ticksPerSecond();
-  const [user, system, childUser, childSystem] = [11, 12, 13, 14].map((i) => Number(fields[i]) / ticks);
-  return { name: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')), user, system, childUser, childSystem };
 }
 
 /** CPU seconds (user, system) of every child this process has waited for, and their own waited-for children; null off Linux. */
