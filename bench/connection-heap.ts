@@ -1,25 +1,28 @@
 /**
  * What an idle device connection keeps on the broker's V8 heap, by kind of object: the platform
- * runs in this process, --devices mutual-TLS devices connect from a load generator process
- * (bench/support/conn-load.ts, keep-alive 600 s) and stay idle; a heap snapshot is taken after a
- * full collection before and after they connect, and the retained objects are summed by
- * constructor (or V8 type) over the difference, per connection. Beside it, the same snapshot
- * difference over bare node:tls connections held by a server in this process: what the TLS
- * socket itself costs, which a broker in Node cannot go below.
+ * runs in this process, mutual-TLS devices connect from load generator processes
+ * (bench/support/conn-load.ts, keep-alive 600 s) and stay idle, in two batches of --devices / 2:
+ * a heap snapshot is taken after a full collection once the first batch is up and again once the
+ * second is, and the retained objects are summed by constructor (or V8 type) over the difference,
+ * per connection of the second batch. The first batch pays what a process allocates once, on its
+ * first connections (compiled code, hidden classes, mqtt-packet's number cache), which is not a
+ * cost per connection. Beside it, the same over bare node:tls connections held by a server in this
+ * process: what the TLS socket itself costs, which a broker in Node cannot go below.
  *
- * With --save DIR, the four snapshots are written there (open them in Chrome's DevTools, Memory tab,
- * and compare "broker-full" with "broker-empty" to see what retains what).
+ * The snapshots are written to files and read only once all four are taken, so that no table of
+ * this script's is on the heap a snapshot measures. With --save DIR they are kept there (open them
+ * in Chrome's DevTools, Memory tab, and compare "broker-full" with "broker-half" to see what retains what).
  *
  *   npm run bench:connection-heap -- [--devices 2000] [--top 25] [--save DIR]
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { createServer, type TLSSocket } from 'node:tls';
 import { parseArgs } from 'node:util';
-import { getHeapSnapshot, setFlagsFromString } from 'node:v8';
+import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { organizationIdOf } from '../packages/server/src/testing/devices.js';
 import { loadServerTls } from '../packages/server/src/pki/ca.js';
@@ -32,6 +35,7 @@ const { values } = parseArgs({
   options: { devices: { type: 'string', default: '2000' }, top: { type: 'string', default: '25' }, save: { type: 'string' } },
 });
 const count = Number(values.devices);
+if (!Number.isInteger(count) || count < 2) throw new Error('--devices must be an integer of at least 2');
 const top = Number(values.top);
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
@@ -40,14 +44,18 @@ const load = () =>
     .map((l) => l.toFixed(2))
     .join(' ');
 
-/** Self sizes summed per object kind ("type:name"), with counts, of a heap snapshot taken after a full collection. */
-async function heapByKind(name: string): Promise<Map<string, { bytes: number; count: number }>> {
+/** Writes a heap snapshot, after a full collection, to `name`.heapsnapshot in the snapshot directory; returns its path. */
+function snapshot(name: string): string {
   gc();
   gc();
+  return writeHeapSnapshot(join(snapshots, `${name}.heapsnapshot`));
+}
+
+/** Self sizes summed per object kind ("type:name"), with counts, of a snapshot file. */
+async function heapByKind(file: string): Promise<Map<string, { bytes: number; count: number }>> {
   const chunks: Buffer[] = [];
-  for await (const chunk of getHeapSnapshot()) chunks.push(chunk as Buffer);
+  for await (const chunk of createReadStream(file)) chunks.push(chunk as Buffer);
   const text = Buffer.concat(chunks).toString('utf8');
-  if (values.save) writeFileSync(join(values.save, `${name}.heapsnapshot`), text);
   const snapshot = JSON.parse(text) as {
     snapshot: { meta: { node_fields: string[]; node_types: [string[]] } };
     nodes: number[];
@@ -79,17 +87,18 @@ function difference(before: Map<string, { bytes: number; count: number }>, after
   return rows.sort((x, y) => y.bytes - x.bytes);
 }
 
-/** Starts a load generator holding the fleet's connections; resolves once all are up. */
-function hold(mode: ConnJob['mode'], port: number, ca: string, fleet: ConnFleet, dir: string) {
-  const file = join(dir, `${mode}.json`);
+/** Starts a load generator holding connections of `devices` (batch 0 or 1 of the fleet); resolves once all are up. */
+function hold(mode: ConnJob['mode'], port: number, ca: string, fleet: ConnFleet, batch: 0 | 1, dir: string) {
+  const file = join(dir, `${mode}-${batch}.json`);
+  const half = Math.floor(fleet.devices.length / 2);
   const job: ConnJob = {
     mode,
     port,
     ca,
     key: fleet.key,
-    devices: fleet.devices,
+    devices: batch === 0 ? fleet.devices.slice(0, half) : fleet.devices.slice(half),
     concurrency: 50,
-    localAddress: '127.0.0.2',
+    localAddress: `127.0.0.${2 + batch}`,
     keepalive: 600,
   };
   writeFileSync(file, JSON.stringify(job), { mode: 0o600 });
@@ -109,6 +118,7 @@ const pause = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 console.log(`bench:connection-heap — ${machine()}; ${count} idle mTLS devices; load average ${load()}`);
 const bench = await startBenchPlatform({ postgres: false });
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-conn-heap-'));
+const snapshots = values.save ?? dir;
 try {
   const platform = bench.platform;
   const fleet = await provisionConnFleet(platform, await organizationIdOf(platform, bench.org), count, 'HEAP');
@@ -123,26 +133,34 @@ try {
     socket.on('close', () => sockets.delete(socket));
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  await pause(2000);
-  const emptyBare = await heapByKind('bare-empty');
-  const bare = await hold('tls', (server.address() as { port: number }).port, bench.ca, fleet, dir);
+  const barePort = (server.address() as { port: number }).port;
+  const bareFirst = await hold('tls', barePort, bench.ca, fleet, 0, dir);
   await pause(3000);
-  const fullBare = await heapByKind('bare-full');
+  const halfBareFile = snapshot('bare-half');
+  const bare = await hold('tls', barePort, bench.ca, fleet, 1, dir);
+  await pause(3000);
+  const fullBareFile = snapshot('bare-full');
+  bareFirst.stop();
   bare.stop();
   server.close();
   await pause(3000);
 
   const mqttPort = bench.server.mqtt!.port;
-  const emptyBroker = await heapByKind('broker-empty');
-  const ours = await hold('mqtt', mqttPort, bench.ca, fleet, dir);
+  const oursFirst = await hold('mqtt', mqttPort, bench.ca, fleet, 0, dir);
   await pause(3000);
-  const fullBroker = await heapByKind('broker-full');
+  const halfBrokerFile = snapshot('broker-half');
+  const ours = await hold('mqtt', mqttPort, bench.ca, fleet, 1, dir);
+  await pause(3000);
+  const fullBrokerFile = snapshot('broker-full');
+  oursFirst.stop();
   ours.stop();
 
-  const broker = difference(emptyBroker, fullBroker);
-  const baseline = difference(emptyBare, fullBare);
+  const broker = difference(await heapByKind(halfBrokerFile), await heapByKind(fullBrokerFile));
+  const baseline = difference(await heapByKind(halfBareFile), await heapByKind(fullBareFile));
   const total = (rows: { bytes: number }[]) => rows.reduce((sum, r) => sum + r.bytes, 0);
-  console.log(`\nconnected: Bulwark ${ours.connected}, bare node:tls ${bare.connected}; load average ${load()}`);
+  console.log(
+    `\nconnected: Bulwark ${oursFirst.connected} then ${ours.connected} more, bare node:tls ${bareFirst.connected} then ${bare.connected} more (per connection: of the second batch); load average ${load()}`,
+  );
   table(
     ['retained V8 heap per connection', 'Bulwark, bytes', 'bare node:tls, bytes', 'ratio'],
     [

@@ -19,13 +19,20 @@
  * address (127.0.0.2, .3…), since one source address has only 28,232 ephemeral ports towards the
  * server's port (a first run of 36,000 stopped at 28,228 with EADDRNOTAVAIL). Devices are provisioned in bulk and share one
  * key (bench/support/conn-fleet.ts). Memory is each holding process's resident set after the
- * connections minus before them (no forced GC on either side), summed over the processes.
+ * connections minus before them (no forced GC on either side), summed over the processes: 3 s after
+ * the last connect, and again after the --idle-seconds of idle CPU (by then V8's memory reducer,
+ * which collects in a process gone idle, has usually run: less of the figure is garbage the
+ * connects left, which varies from run to run).
  *
  * Idle CPU: once every connection is up, the holding processes' CPU time over --idle-seconds,
  * per second, with the devices sending nothing but their keep-alives (every --keepalive seconds;
  * bare TLS connections send 2 bytes as often and the bare server echoes them).
  *
- *   npm run bench:connections -- [--devices 18000] [--workers N] [--concurrency 100] [--per-loader 9000] [--idle-seconds 20] [--keepalive 600]
+ * The node runs the build, as it ships (bench/support/built.ts: tsc -b and the CLI's bundle, brought
+ * up to date first; bin/bulwark.js), and the bare server compiled to plain JavaScript; with
+ * --sources, both run from the sources through tsx instead (as this benchmark did until 2026-12).
+ *
+ *   npm run bench:connections -- [--devices 18000] [--workers N] [--concurrency 100] [--per-loader 9000] [--idle-seconds 20] [--keepalive 600] [--sources]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -43,6 +50,7 @@ import { organizationIdOf } from '../packages/server/src/testing/devices.js';
 import { ENGINES } from '../packages/server/src/testing/engines.js';
 import { REDIS_URL } from '../packages/server/src/testing/redis.js';
 import { startServerProcess } from '../packages/server/src/testing/server-process.js';
+import { compiledScript, useBuiltCli } from './support/built.js';
 import { provisionConnFleet, type ConnFleet } from './support/conn-fleet.js';
 import { processCpuSeconds } from './support/postgres-cpu.js';
 import type { ConnJob, ConnReport } from './support/conn-load.js';
@@ -56,6 +64,7 @@ const { values } = parseArgs({
     'per-loader': { type: 'string', default: '9000' },
     'idle-seconds': { type: 'string', default: '20' },
     keepalive: { type: 'string', default: '600' },
+    sources: { type: 'boolean', default: false },
   },
 });
 const perProcess = Number(values.devices);
@@ -88,6 +97,10 @@ function rssOf(pid: number): number {
   return Number(line.split(/\s+/)[1]) * 1024;
 }
 
+/** KB of resident memory per connection: the holding processes' RSS summed, after minus before. */
+const perConnection = (before: number[], after: number[], connections: number) =>
+  (after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)) / 1024 / connections;
+
 const fdsOf = (pid: number) => readdirSync(`/proc/${pid}/fd`).length;
 const cpuOf = (pids: number[]) => pids.reduce((sum, pid) => sum + processCpuSeconds(pid), 0);
 
@@ -98,9 +111,11 @@ function holders(pid: number): number[] {
   return forked.length > 0 ? forked : [pid];
 }
 
-/** Starts a node child process and resolves with its first output line. */
-function child(args: string[], stdin: 'ignore' | 'pipe' = 'ignore'): Promise<{ process: ChildProcess; line: string }> {
-  const proc = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', ...args], { stdio: [stdin, 'pipe', 'inherit'] });
+/** Starts a node child process (through tsx unless `plain`) and resolves with its first output line. */
+function child(args: string[], stdin: 'ignore' | 'pipe' = 'ignore', plain = false): Promise<{ process: ChildProcess; line: string }> {
+  const proc = spawn(process.execPath, plain ? args : ['--conditions=source', '--import', 'tsx', ...args], {
+    stdio: [stdin, 'pipe', 'inherit'],
+  });
   return new Promise((resolve, reject) => {
     createInterface({ input: proc.stdout! }).once('line', (line) => resolve({ process: proc, line }));
     proc.once('exit', (code) => reject(new Error(`${args.join(' ')} exited with ${code}`)));
@@ -164,9 +179,10 @@ function stopLoaders(run: Run | null): void {
 const engine = ENGINES.find((e) => e.engine === (workers > 0 ? 'postgres' : 'sqlite'))!;
 if (engine.skip) throw new Error(`bench:connections --workers needs PostgreSQL: ${engine.skip}`);
 
+if (!values.sources) useBuiltCli();
 console.log(`bench:connections — ${machine()}`);
 console.log(
-  `${count} idle mTLS devices: ${workers > 0 ? `bulwark serve --workers ${workers} (PostgreSQL, Redis), ${perProcess} per worker` : 'bulwark serve, one process (SQLite)'}; load average ${load()}`,
+  `${count} idle mTLS devices: ${workers > 0 ? `bulwark serve --workers ${workers} (PostgreSQL, Redis), ${perProcess} per worker` : 'bulwark serve, one process (SQLite)'}; ${values.sources ? 'the node and the bare server from the sources through tsx' : 'the node from the build (bin/bulwark.js), the bare server compiled'}; load average ${load()}`,
 );
 const database = await engine.create();
 const dir = mkdtempSync(join(tmpdir(), 'bulwark-conns-'));
@@ -216,6 +232,7 @@ try {
     await pause(3000);
     const after = pids.map(rssOf);
     const idle = await idleCpu(serving);
+    const settled = pids.map(rssOf);
     const metrics = async (path: string) => {
       const res = await fetchMetrics(`https://localhost:${node.httpsPort}${path}`, ca, scrape.token);
       return {
@@ -233,7 +250,7 @@ try {
       `\nBulwark: ${ours.connected} connected, ${ours.failures} failed${ours.firstError ? ` (first: ${ours.firstError})` : ''}; load average ${load()}`,
     );
     table(
-      ['process', 'pid', 'open fds before', 'open fds', 'RSS before, MB', 'RSS after, MB', 'KB per connection held'],
+      ['process', 'pid', 'open fds before', 'open fds', 'RSS before, MB', 'RSS after, MB', 'KB per connection held', 'after the idle time'],
       pids.map((pid, i) => [
         workers > 0 ? `worker process ${i + 1}` : 'node',
         String(pid),
@@ -242,6 +259,7 @@ try {
         before[i]! / 2 ** 20,
         after[i]! / 2 ** 20,
         (after[i]! - before[i]!) / 1024 / Math.max(1, fdsOf(pid) - fdsBefore[i]!),
+        (settled[i]! - before[i]!) / 1024 / Math.max(1, fdsOf(pid) - fdsBefore[i]!),
       ]),
     );
     console.log(
@@ -252,10 +270,8 @@ try {
         (workers > 0 ? `; primary RSS ${((rssOf(node.child.pid!) - primaryBefore) / 2 ** 20).toFixed(1)} MB more than before` : ''),
     );
     rows.push(['connections held', ours.connected]);
-    rows.push([
-      'server memory per idle connection, KB',
-      (after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)) / 1024 / ours.connected,
-    ]);
+    rows.push(['server memory per idle connection, KB', perConnection(before, after, ours.connected)]);
+    rows.push([`the same after ${idleSeconds} s idle, KB`, perConnection(before, settled, ours.connected)]);
     rows.push(['connects per second', ours.perSecond]);
     rows.push(['server CPU per connect, ms', (cpu * 1000) / ours.connected]);
     rows.push(['server CPU idle with no connection, ms/s', idleEmpty]);
@@ -271,7 +287,9 @@ try {
   writeFileSync(tlsJob, JSON.stringify({ cert: serverTls.cert, key: serverTls.key, ca: serverTls.ca, workers: processes }), {
     mode: 0o600,
   });
-  const started = await child(['bench/support/bare-tls.ts', tlsJob], 'pipe');
+  const started = values.sources
+    ? await child(['bench/support/bare-tls.ts', tlsJob], 'pipe')
+    : await child([compiledScript('bench/support/bare-tls.ts', dir), tlsJob], 'pipe', true);
   bareServer = started.process;
   const { port, pids } = JSON.parse(started.line) as { port: number; pids: number[] };
   await pause(3000);
@@ -284,6 +302,7 @@ try {
   await pause(3000);
   const after = pids.map(rssOf);
   const idle = await idleCpu(serving);
+  const settled = pids.map(rssOf);
   const lines = createInterface({ input: bareServer.stdout! });
   const counted = new Promise<number[]>((resolve) => lines.once('line', (line) => resolve(JSON.parse(line) as number[])));
   bareServer.stdin!.write('count\n');
@@ -293,7 +312,8 @@ try {
   );
   const bareRows = [
     bare.connected,
-    (after.reduce((a, b) => a + b, 0) - before.reduce((a, b) => a + b, 0)) / 1024 / bare.connected,
+    perConnection(before, after, bare.connected),
+    perConnection(before, settled, bare.connected),
     bare.perSecond,
     (cpu * 1000) / bare.connected,
     idleEmpty,

@@ -18,14 +18,17 @@ export const ROOT = REPOSITORY;
 export const CLI_MAIN = 'packages/server/src/cli/main.ts';
 
 /**
- * Node's arguments that run the CLI: the build when scripts/test.mjs says it is current
- * (BULWARK_TEST_BUILT_CLI=1), through bin/bulwark.js as users run it (the CLI's bundle, which
- * scripts/test.mjs has brought up to date: about a third of the CPU of the compiled modules, which
- * are themselves a second less per child than the sources through tsx; the suite starts a few
- * hundred); the sources otherwise.
+ * Node's arguments that run the CLI: the build when scripts/test.mjs (or a benchmark) says it is
+ * current (BULWARK_TEST_BUILT_CLI=1, read at each start), through bin/bulwark.js as users run it
+ * (the CLI's bundle, which scripts/test.mjs has brought up to date: about a third of the CPU of the
+ * compiled modules, which are themselves a second less per child than the sources through tsx; the
+ * suite starts a few hundred); the sources otherwise.
  */
-export const CLI_ARGS =
-  process.env.BULWARK_TEST_BUILT_CLI === '1' ? ['packages/server/bin/bulwark.js'] : ['--conditions=source', '--import', 'tsx', CLI_MAIN];
+export function cliArgs(): string[] {
+  return process.env.BULWARK_TEST_BUILT_CLI === '1'
+    ? ['packages/server/bin/bulwark.js']
+    : ['--conditions=source', '--import', 'tsx', CLI_MAIN];
+}
 
 export interface CliRun {
   code: number | null;
@@ -51,7 +54,7 @@ export function cliEnv(extra: NodeJS.ProcessEnv = {}): NodeJS.ProcessEnv {
 
 /** Starts the CLI (for long-running commands such as `serve`); stdout and stderr are pipes. */
 export function startCli(args: string[], extraEnv: NodeJS.ProcessEnv = {}): ChildProcess {
-  return spawn(process.execPath, [...CLI_ARGS, ...args], {
+  return spawn(process.execPath, [...cliArgs(), ...args], {
     cwd: ROOT,
     env: cliEnv(extraEnv),
     stdio: ['pipe', 'pipe', 'pipe'],

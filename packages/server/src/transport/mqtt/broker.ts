@@ -67,13 +67,23 @@ import {
   type AclDecision,
   type ChildStatus,
 } from './acl.js';
-import { clientOf, discardWill, dropSubscriptions, refreshKeepalive, roomForSubscription, slimClient } from './client-state.js';
+import {
+  clientOf,
+  discardWill,
+  dropNumberCache,
+  dropSubscriptions,
+  forgetConnectPacket,
+  refreshKeepalive,
+  roomForSubscription,
+  slimClient,
+} from './client-state.js';
 import { BrokerDeviceEvents } from './device-events.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
 import { DeviceInbox, type DeviceMessage, type InboxSession, type InboxStats } from './device-inbox.js';
 import { credentialExpiry, GatewayRoster, type GatewayState } from './gateway-roster.js';
 import { DeviceMeters, type MeterRates } from './device-meters.js';
+import { ExpirySchedule, type Expiring } from './expiry-schedule.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
 import { connectionCeiling, openFileLimit } from './fd-limit.js';
@@ -115,13 +125,12 @@ export interface TlsMaterial {
   clientCa: string;
 }
 
-interface Session extends InboxSession, SessionPresence {
+interface Session extends InboxSession, SessionPresence, Expiring {
   client: Client;
   /** The device's rate buckets (device-meters.ts): packets, telemetry readings, payload bytes. */
   packets: TokenBucket;
   readings: TokenBucket;
   bytes: TokenBucket;
-  expiry: NodeJS.Timeout | null;
   /** Refusals already logged for this session (each kind once: a device must not be able to fill the log); null until the first (most sessions never have one, and an idle connection's every byte counts). */
   logged: Set<string> | null;
   /** The children a gateway session may speak for (null: the device is not a gateway). */
@@ -197,7 +206,6 @@ const FRAME_REFUSALS: Record<FrameErrorCode, { stat: keyof GatewayStats; reasonC
 };
 /** Longest MQTT 5 session kept after its connection ends (a device asking for more gets this). */
 const SESSION_EXPIRY_LIMIT_SECONDS = 24 * 3600;
-const MAX_TIMER_MS = 2 ** 31 - 1;
 /** How often the per-device meters of devices gone quiet are forgotten. */
 const METER_PRUNE_MS = 60_000;
 /** Addresses whose token lockout was logged, remembered at most this many (a flood from many addresses must not grow it). */
@@ -258,7 +266,7 @@ export class MqttGateway implements DeviceMessenger {
   private readonly sockets = new WeakMap<object, { socket: Socket; protocol: 'mqtts' | 'mqtt' }>();
   /** Every TCP connection, from its accept (before TLS), so shutdown can end them instead of waiting for them to leave. */
   private readonly open = new Set<Socket>();
-  /** A closed socket leaves `open` (one listener for every socket, not a closure each). */
+  /** A closed socket leaves `open` (one listener for every socket, not a closure each; added with on(), as a socket closes once: once() would wrap it in a bound function and a state object per socket). */
   private readonly forgetSocket = forgetFrom(this.open);
   /** mqtt.maxConnections, or less where the process's open-file limit cannot hold it (fd-limit.ts). */
   private connectionCeiling = 0;
@@ -268,6 +276,10 @@ export class MqttGateway implements DeviceMessenger {
   private readonly behaviour: BehaviourRecorder | null;
   /** Locked-out addresses already logged, with the end of their lockout (ms epoch): one warning per lockout. */
   private readonly lockoutsLogged = new Map<string, number>();
+  /** Every session's credential expiry, under one timer for the node (not a Timeout per session). */
+  private readonly expiries = new ExpirySchedule<Session>((session) =>
+    this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime),
+  );
   private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
   private closed = false;
@@ -360,6 +372,7 @@ export class MqttGateway implements DeviceMessenger {
           this.log.error({ err: error }, 'Redis unreachable: not ready; routing between nodes waits until it is back'),
         )
       : null;
+    dropNumberCache();
     this.broker = await Aedes.createBroker({
       ...(this.backends ?? {}),
       id: `bulwark-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
@@ -548,7 +561,7 @@ export class MqttGateway implements DeviceMessenger {
     this.platform.devices.gatewayFeed.off(this.onChildChange);
     this.watcher.stop();
     if (this.pruner) clearInterval(this.pruner);
-    for (const session of this.sessions.values()) if (session.expiry) clearTimeout(session.expiry);
+    this.expiries.clear();
     // Every session ends now: recorded offline together below, not one write each as they close.
     this.presence.stop(this.sessions.values());
     const servers = [this.tlsServer, this.plainServer].filter((s): s is TlsServer | TcpServer => s !== null);
@@ -577,7 +590,7 @@ export class MqttGateway implements DeviceMessenger {
         return;
       }
       this.open.add(socket);
-      socket.once('close', this.forgetSocket);
+      socket.on('close', this.forgetSocket);
     });
     // A handshake that fails or times out (handshakeTimeout) only reports it while a listener is
     // registered: the socket is ours to end.
@@ -592,7 +605,7 @@ export class MqttGateway implements DeviceMessenger {
     socket.setNoDelay(true);
     // A TLS socket is a new object wrapping the accepted one: shutdown ends it too.
     this.open.add(socket);
-    socket.once('close', this.forgetSocket);
+    socket.on('close', this.forgetSocket);
     const conn = new ConnectionGuard(socket, this.options, this.frameRefused);
     conn.on('error', ignore);
     this.sockets.set(conn, { socket, protocol });
@@ -708,7 +721,7 @@ export class MqttGateway implements DeviceMessenger {
       throw authError('connecting too often', RETURN.serverUnavailable);
     }
     const previous = this.sessions.get(identity.deviceId);
-    if (previous?.expiry) clearTimeout(previous.expiry);
+    if (previous) this.expiries.remove(previous);
     const remote = transport.socket.remoteAddress ?? '';
     const session: Session = {
       client,
@@ -719,7 +732,7 @@ export class MqttGateway implements DeviceMessenger {
       since: this.platform.clock.now(),
       remote,
       protocol: transport.protocol,
-      expiry: null,
+      expirySlot: -1,
       connectedSince: null,
       logged: null,
       gateway: null,
@@ -729,12 +742,7 @@ export class MqttGateway implements DeviceMessenger {
     // every packet); a quarantined one keeps its own update topics only.
     const children = identity.status === 'active' ? await this.platform.devices.gateways.childrenForSession(identity.deviceId) : null;
     if (children) this.holdChildren(session, children);
-    const remaining = credentialExpiry(identity) - this.platform.clock.now();
-    session.expiry = setTimeout(
-      () => this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime),
-      Math.min(Math.max(remaining, 0), MAX_TIMER_MS),
-    );
-    session.expiry.unref();
+    this.expiries.add(session, credentialExpiry(identity) - this.platform.clock.now());
     if (previous && this.behaviour) {
       // The new connection takes over a session this node still holds: the evidence of a shared
       // certificate or of two clients on one client ID (assessment/checks/connections.ts).
@@ -779,6 +787,7 @@ export class MqttGateway implements DeviceMessenger {
   private onReady(client: Client): void {
     const session = this.sessionOf(client);
     if (!session) return client.close();
+    forgetConnectPacket(client);
     // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
     if (client.conn instanceof ConnectionGuard) {
       client.conn.open(session.packets, refreshKeepaliveOf);
@@ -792,7 +801,7 @@ export class MqttGateway implements DeviceMessenger {
     const session = this.sessionOf(client);
     if (!session) return;
     this.behaviour?.detach(session.behaviour);
-    if (session.expiry) clearTimeout(session.expiry);
+    this.expiries.remove(session);
     this.sessions.delete(client.id);
     this.presence.record(session, this.broker.id, false);
     if (session.gateway && this.roster.of(session.identity.deviceId) === session.gateway) {

@@ -152,6 +152,53 @@ describe('MQTT 5 clients [sqlite]', () => {
     assert.equal(disconnect?.properties?.reasonString, 'credential expired');
   });
 
+  it('each session is cut when its own credential expires: the sooner one first though it connected last, and a session taken over does not cut its successor', async () => {
+    const actor = cliActor(s.org, 'test');
+    const keyed = async () => {
+      const registered = await s.t.platform.devices.service.register(actor, { serial: `M5-EXP-${++serial}`, productId: s.product });
+      return { id: registered.id, key: (await s.t.platform.devices.symmetricKeys.issueKey(actor, registered.id)).key };
+    };
+    const [later, sooner, renewed] = [await keyed(), await keyed(), await keyed()];
+    // Token expiry is in whole seconds of the platform's clock; the cut comes that long after the CONNECT, in real time.
+    const clockSeconds = Math.floor(s.t.clock.now() / 1000);
+    const cutIn = (seconds: number) => (clockSeconds + seconds) * 1000 - s.t.clock.now();
+    const until = async (device: { id: string; key: string }, seconds: number) => {
+      const asked = performance.now();
+      const connected = await connect5(null, device.id, {
+        username: device.id,
+        password: createToken(device.key, deviceResource(device.id), clockSeconds + seconds),
+      });
+      // The node signed it in between the two: the cut is due in that window, `cutIn` later.
+      const due = { from: asked + cutIn(seconds), to: performance.now() + cutIn(seconds) };
+      return { ...connected, due, cut: connected.ended.then((packet) => ({ packet, at: performance.now() })) };
+    };
+    const last = await until(later, 4);
+    const first = await until(sooner, 2);
+    const replaced = await until(renewed, 2);
+    const successor = await until(renewed, 60);
+    for (const session of [first, last]) {
+      // A missed cut fails here, 2 s after it was due, rather than waiting for the next one (or forever).
+      const { packet, at } = await Promise.race([
+        session.cut,
+        new Promise<never>((_, reject) =>
+          setTimeout(
+            () => reject(new Error('the session was not cut at its credential’s expiry')),
+            session.due.to + 2000 - performance.now(),
+          ),
+        ),
+      ]);
+      assert.equal(packet?.reasonCode, DISCONNECT_REASON.maximumConnectTime);
+      assert.equal(packet?.properties?.reasonString, 'credential expired');
+      // Not before the credential expired, and not long after.
+      assert.ok(at >= session.due.from, `cut ${Math.round(session.due.from - at)} ms early`);
+      assert.ok(at <= session.due.to + 600, `cut ${Math.round(at - session.due.to)} ms late`);
+    }
+    assert.equal((await replaced.cut).packet?.reasonCode, 0x8e, 'session taken over');
+    assert.ok(successor.client.connected, 'the session that took over was cut at its predecessor’s expiry');
+    await successor.client.publishAsync(`d/${renewed.id}/telemetry`, '{"values":{"battery":3.2}}', { qos: 1 });
+    assert.equal(await s.stored(renewed.id), 1);
+  });
+
   it('a command reaches an MQTT 5 device with its Response Topic and Correlation Data; answering there completes it', async () => {
     const d = await s.device();
     const { client } = await connect5(d, d.id);
