@@ -155,9 +155,21 @@ export async function mosquittoClients(
   return results;
 }
 
-/** Resolves when the connection is closed (by the broker or us). */
-export const closed = (client: MqttClient) =>
-  new Promise<void>((resolve) => (client.disconnected ? resolve() : client.once('close', () => resolve())));
+/**
+ * Resolves when the connection is closed (by the broker or us). With `withinMs`, rejects when it is
+ * still open after that long: a test waiting for the broker to cut a device then fails, naming what
+ * it waited for, instead of hanging until the runner's timeout.
+ */
+export const closed = (client: MqttClient, withinMs?: number) =>
+  new Promise<void>((resolve, reject) => {
+    if (client.disconnected) return resolve();
+    const timer =
+      withinMs === undefined ? null : setTimeout(() => reject(new Error(`the connection was still open after ${withinMs} ms`)), withinMs);
+    client.once('close', () => {
+      if (timer) clearTimeout(timer);
+      resolve();
+    });
+  });
 
 /** The SUBACK's granted QoS per filter (mqtt.js rejects when any is 0x80; the packet says which). */
 export function granted(client: MqttClient, filters: string[]): Promise<number[]> {

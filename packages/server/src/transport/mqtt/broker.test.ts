@@ -351,7 +351,7 @@ for (const engine of ENGINES) {
         username: registered.id,
         password: createToken(key, deviceResource(registered.id), nowSeconds + 2),
       });
-      const gone = closed(client);
+      const gone = closed(client, 10_000);
       await client.publishAsync(`d/${registered.id}/telemetry`, '{"values":{"battery":3.1}}', { qos: 1 });
       assert.equal(await s.stored(registered.id), 1);
       assert.equal((await presenceOnline(s.t.platform.db, registered.id)).protocol, 'mqtts');

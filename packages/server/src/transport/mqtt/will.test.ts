@@ -74,7 +74,7 @@ describe('last wills [sqlite]', () => {
     const { key } = await s.t.platform.devices.symmetricKeys.issueKey(actor, registered.id);
     const token = createToken(key, deviceResource(registered.id), Math.floor(s.t.clock.now() / 1000) + 2);
     const client = await online(null, registered.id, { username: registered.id, password: token });
-    await closed(client);
+    await closed(client, 10_000);
     await settle(300);
     assert.equal(await s.stored(registered.id), 0);
   });
