@@ -30,6 +30,21 @@ export interface TestPlatform {
 
 export const STRONG_PASSWORD = 'correct horse battery staple 7';
 
+/**
+ * The test's overrides merged into the harness's section by section: `{ http: { trustProxy: true } }`
+ * keeps the ephemeral port. Replacing the whole section put the node on the default port 8443, where
+ * two test processes running at once collided (EADDRINUSE).
+ */
+function withSections(base: Record<string, Record<string, unknown>>, overrides: Record<string, unknown>): Record<string, unknown> {
+  const merged: Record<string, unknown> = { ...base };
+  for (const [key, value] of Object.entries(overrides)) {
+    const section = base[key];
+    const isSection = value !== null && typeof value === 'object' && !Array.isArray(value);
+    merged[key] = section && isSection ? { ...section, ...value } : value;
+  }
+  return merged;
+}
+
 export async function startTestPlatform(
   engine: EngineUnderTest,
   configOverrides: Record<string, unknown> = {},
@@ -40,13 +55,15 @@ export async function startTestPlatform(
   const config = loadConfig({
     dataDir: database.dataDir,
     env: {},
-    overrides: {
-      database: { url: database.url, poolSize: 5 },
-      http: { port: 0 },
-      mqtt: { port: 0 },
-      log: { level: logStream ? 'trace' : 'silent' },
-      ...configOverrides,
-    } as never,
+    overrides: withSections(
+      {
+        database: { url: database.url, poolSize: 5 },
+        http: { port: 0 },
+        mqtt: { port: 0 },
+        log: { level: logStream ? 'trace' : 'silent' },
+      },
+      configOverrides,
+    ) as never,
   });
   const init = await initialize(config, DEFAULT_INIT, { database, clock, env: {} });
   const platform = await openPlatform(config, { database, clock, env: {}, insecureLoopbackIdentityProviders: true });
