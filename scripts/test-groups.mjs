@@ -37,17 +37,12 @@ const SOLO = [
 ];
 
 /**
- * Splits `files` (paths from the repository's root) into the files run alone and the groups: each
- * group's entry (a path under the compiled tests) and its files, in the order they run.
+ * The groups `files` (paths from the repository's root) make: each group's entry (a path under the
+ * compiled tests) and its files, in the order they run. A file in no group runs alone.
  * `expected(file)` is a file's expected duration in seconds.
  */
 export function groupTestFiles(files, expected) {
-  const alone = [];
-  const candidates = [];
-  for (const file of files) {
-    if (expected(file) >= SOLO_SECONDS || SOLO.some((prefix) => file.startsWith(prefix))) alone.push(file);
-    else candidates.push(file);
-  }
+  const candidates = files.filter((file) => expected(file) < SOLO_SECONDS && !SOLO.some((prefix) => file.startsWith(prefix)));
   // First fit, longest first: each file into the first group it fits in.
   const bins = [];
   for (const file of [...candidates].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b))) {
@@ -57,10 +52,7 @@ export function groupTestFiles(files, expected) {
       bin.seconds += expected(file);
     } else bins.push({ files: [file], seconds: expected(file) });
   }
-  const groups = [];
-  for (const bin of bins) {
-    if (bin.files.length === 1) alone.push(bin.files[0]);
-    else groups.push({ entry: `${GROUPS_DIR}/group-${String(groups.length + 1).padStart(2, '0')}.test.js`, files: bin.files });
-  }
-  return { alone, groups };
+  return bins
+    .filter((bin) => bin.files.length > 1)
+    .map((bin, i) => ({ entry: `${GROUPS_DIR}/group-${String(i + 1).padStart(2, '0')}.test.js`, files: bin.files }));
 }

@@ -83,7 +83,7 @@ const mirror = compiled ? buildCompiledTests(root) : null;
 const bundling = mirror !== null && process.env.BULWARK_TEST_BUNDLE !== '0';
 // Short test files share a process, several to a group (scripts/test-groups.mjs): bundled tests only.
 const grouping = bundling && !faults && process.env.BULWARK_TEST_GROUPS !== '0';
-const { groups } = grouping ? groupTestFiles(files, expected) : { groups: [] };
+const groups = grouping ? groupTestFiles(files, expected) : [];
 const bundle = bundling ? await bundleTests(root, groups) : null;
 const runDir = bundle ? BUNDLE_DIR : BUILD_DIR;
 const loader = mirror ? [] : ['--import', 'tsx'];
@@ -196,26 +196,40 @@ function childCpu() {
 }
 
 /**
- * CPU seconds each service has used so far: its processes' own time, and that of the children they
- * reaped (a PostgreSQL backend that has exited counts in the postmaster's). Empty off Linux, and
- * for a service that is not running.
+ * CPU seconds each service's processes have used so far, by process ID: their own time and that of
+ * the children they reaped (a PostgreSQL backend that has exited counts in the postmaster's). Empty
+ * off Linux, and for a service that is not running.
  */
 function servicesCpu() {
   // The services the tests talk to, by process name, and what each is called in the CPU line.
   const SERVICES = { postgres: 'PostgreSQL', 'redis-server': 'Redis', mosquitto: 'Mosquitto' };
-  const seconds = {};
+  const processes = new Map();
   let pids;
   try {
     pids = readdirSync('/proc').filter((name) => /^\d+$/.test(name));
   } catch {
-    return seconds;
+    return processes;
   }
   for (const pid of pids) {
     const cpu = procCpu(pid);
-    const name = cpu && SERVICES[cpu.name];
-    if (name) seconds[name] = (seconds[name] ?? 0) + cpu.user + cpu.system + cpu.childUser + cpu.childSystem;
+    const service = cpu && SERVICES[cpu.name];
+    if (service) processes.set(pid, { service, seconds: cpu.user + cpu.system + cpu.childUser + cpu.childSystem });
   }
-  return seconds;
+  return processes;
+}
+
+/**
+ * What each service used between two readings, counting only the processes in both: a Mosquitto a
+ * test started and stopped is not the service, and one that exited meanwhile took its time with it
+ * (counted as a drop, it once printed "Mosquitto -4 s").
+ */
+function servicesCpuBetween(before, after) {
+  const used = {};
+  for (const [pid, { service, seconds }] of after) {
+    const then = before.get(pid);
+    if (then) used[service] = (used[service] ?? 0) + seconds - then.seconds;
+  }
+  return used;
 }
 
 /**
@@ -234,9 +248,9 @@ function printCpu(before, servicesBefore, wallSeconds) {
     `CPU of the tests' processes: ${cpu.toFixed(0)} s (user ${user.toFixed(0)}, system ${system.toFixed(0)}) in ${wallSeconds.toFixed(0)} s wall, ` +
       `${(cpu / wallSeconds).toFixed(2)} of ${availableParallelism()} cores busy on average`,
   );
-  const services = Object.entries(servicesCpu())
-    .filter(([name]) => servicesBefore[name] !== undefined)
-    .map(([name, seconds]) => `${name} ${(seconds - servicesBefore[name]).toFixed(0)} s`);
+  const services = Object.entries(servicesCpuBetween(servicesBefore, servicesCpu())).map(
+    ([name, seconds]) => `${name} ${seconds.toFixed(0)} s`,
+  );
   if (services.length > 0) console.log(`CPU of the services meanwhile: ${services.join(', ')}`);
 }
 
