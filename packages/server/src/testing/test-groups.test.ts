@@ -96,4 +96,31 @@ describe('test groups', () => {
       rmSync(dir, { recursive: true, force: true });
     }
   });
+
+  it('groups short files, first fit and longest first, and keeps long files, the listed ones and those loading a PKCS#11 module alone', async () => {
+    type Group = { entry: string; files: string[] };
+    const { groupTestFiles } = (await import(pathToFileURL(join(root, 'scripts/test-groups.mjs')).href)) as {
+      groupTestFiles: (files: string[], expected: (file: string) => number) => Group[];
+    };
+    const dir = mkdtempSync(join(tmpdir(), 'bulwark-test-groups-'));
+    try {
+      const seconds: Record<string, number> = { long: 31, a: 25, b: 20, c: 14, d: 10, token: 5, e: 2 };
+      const file = (name: string) => join(dir, `${name}.test.ts`);
+      for (const name of Object.keys(seconds))
+        writeFileSync(file(name), name === 'token' ? "const module = '/usr/lib/softhsm/libsofthsm2.so';" : '');
+      const overload = 'packages/server/src/transport/mqtt/overload.test.ts';
+      const files = [...Object.keys(seconds).map(file), overload];
+      const groups = groupTestFiles(files, (f) => (f === overload ? 1 : seconds[f.slice(dir.length + 1, -'.test.ts'.length)]!));
+      assert.deepEqual(
+        groups.map((g) => g.files),
+        [
+          [file('a'), file('b'), file('c')],
+          [file('d'), file('e')],
+        ],
+      );
+      assert.match(groups[0]!.entry, /group-01\.test\.js$/);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
