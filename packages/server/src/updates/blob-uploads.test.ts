@@ -74,7 +74,14 @@ for (const engine of ENGINES) {
         void (async () => {
           for (let at = 0; at < data.length && !answered && !req.destroyed; at += 64 * 1024) {
             if (!req.write(data.subarray(at, at + 64 * 1024)))
-              await new Promise((resolve) => req.once('drain', resolve).once('close', resolve));
+              // Each wait removes the listener that did not fire: they piled up on the request (MaxListenersExceededWarning).
+              await new Promise<void>((resolve) => {
+                const done = () => {
+                  req.off('drain', done).off('close', done);
+                  resolve();
+                };
+                req.once('drain', done).once('close', done);
+              });
           }
           req.end();
         })();
