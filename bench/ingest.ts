@@ -14,13 +14,18 @@
  * processes, shown apart.
  *
  *   npm run bench:ingest -- [--pg] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
+ *                           [--profile-open file.cpuprofile]
  *
  * The closed loop measures what each broker sustains; its latencies are mostly the load's own
  * queue (devices × window messages in flight). --rate adds an open-loop phase at that many
  * messages per second across the devices, on both brokers, for the publish→PUBACK latency of a
  * broker that is not saturated (0 skips it).
  *
- * --profile writes a V8 CPU profile of the broker process over the message phase only.
+ * --profile writes a V8 CPU profile of the broker process over the message phase only;
+ * --profile-open does the same over the open loop's message phase (first message to the last PUBACK).
+ *
+ * The open loop's event-loop delay and garbage-collection pauses are counted from its first
+ * message: its connect phase (1,000 TLS handshakes and logins) is shown apart.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -46,6 +51,7 @@ const { values } = parseArgs({
     duration: { type: 'string', default: '10' },
     rate: { type: 'string', default: '10000' },
     profile: { type: 'string' },
+    'profile-open': { type: 'string' },
   },
 });
 const devicesWanted = Number(values.devices);
@@ -174,8 +180,17 @@ try {
   monitor.end(true);
 
   // Open loop at a fixed rate, both brokers: latency when neither is saturated.
-  let openLoop: { ours: LoadReport; theirs: LoadReport; stored: number; loopP99: number; loopMax: number; gcPauses: number[] } | null =
-    null;
+  let openLoop: {
+    ours: LoadReport;
+    theirs: LoadReport;
+    stored: number;
+    loopP99: number;
+    loopMax: number;
+    connectP99: number;
+    brokerCpu: number;
+    connectMax: number;
+    gcPauses: number[];
+  } | null = null;
   if (openLoopRate > 0) {
     const rowsBeforeOpen = await platform.telemetry.store.count();
     const job = {
@@ -188,16 +203,45 @@ try {
       rate: openLoopRate,
       grace: 10,
     };
-    // The broker's event loop: how long it stalled (a stalled loop holds every PUBACK).
+    // The broker's event loop: how long it stalled (a stalled loop holds every PUBACK), in the
+    // connect phase and from the first message on (seen by polling the gateway's counter).
+    const connectDelay = monitorEventLoopDelay({ resolution: 5 });
     const loopDelay = monitorEventLoopDelay({ resolution: 5 });
-    loopDelay.enable();
-    // And how much of that was garbage collection (every pause of the main thread).
+    connectDelay.enable();
+    // And how much of that was garbage collection (every pause of the main thread, from the first message).
     const pauses: number[] = [];
-    const gc = new PerformanceObserver((list) => pauses.push(...list.getEntries().map((e) => e.duration)));
+    let messagePhase = false;
+    const gc = new PerformanceObserver((list) => {
+      if (messagePhase) pauses.push(...list.getEntries().map((e) => e.duration));
+    });
     gc.observe({ entryTypes: ['gc'] });
+    const openProfiler = values['profile-open'] ? new Session() : null;
+    if (openProfiler) {
+      openProfiler.connect();
+      await openProfiler.post('Profiler.enable');
+    }
+    const messagesBeforeOpen = gateway.stats.telemetryMessages;
+    let cpuAtFirstOpen = Number.NaN;
+    const firstOpen = setInterval(() => {
+      if (gateway.stats.telemetryMessages === messagesBeforeOpen) return;
+      clearInterval(firstOpen);
+      connectDelay.disable();
+      loopDelay.enable();
+      messagePhase = true;
+      cpuAtFirstOpen = cpuOfThisProcess();
+      if (openProfiler) void openProfiler.post('Profiler.start');
+    }, 2);
     const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
+    clearInterval(firstOpen);
+    const brokerCpuOpen = cpuOfThisProcess() - cpuAtFirstOpen;
     loopDelay.disable();
+    connectDelay.disable();
     gc.disconnect();
+    if (openProfiler) {
+      const { profile } = await openProfiler.post('Profiler.stop');
+      writeFileSync(values['profile-open']!, JSON.stringify(profile));
+      openProfiler.disconnect();
+    }
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
     const theirsOpen = await runLoad({ ...job, port: mport }, work);
     openLoop = {
@@ -206,6 +250,9 @@ try {
       stored: storedOpen,
       loopP99: loopDelay.percentile(99) / 1e6,
       loopMax: loopDelay.max / 1e6,
+      brokerCpu: brokerCpuOpen,
+      connectP99: connectDelay.percentile(99) / 1e6,
+      connectMax: connectDelay.max / 1e6,
       gcPauses: pauses,
     };
   }
@@ -264,7 +311,11 @@ try {
       ],
     );
     console.log(
-      `open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms`,
+      `open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms (connect phase: p99 ${openLoop.connectP99.toFixed(1)} ms, max ${openLoop.connectMax.toFixed(1)} ms)`,
+    );
+    // Both on the same cores: the load generator's share is CPU the broker did not have.
+    console.log(
+      `open loop: CPU from the first message to the last PUBACK: Bulwark process ${openLoop.brokerCpu.toFixed(1)} s, its load generator ${o.cpuSeconds.toFixed(1)} s (Mosquitto's load generator ${m.cpuSeconds.toFixed(1)} s), over ${o.seconds.toFixed(1)} s`,
     );
     const gcs = openLoop.gcPauses;
     console.log(

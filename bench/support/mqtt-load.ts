@@ -49,6 +49,8 @@ export interface LoadReport {
   sendSeconds: number;
   /** Clients the broker disconnected during the run. */
   disconnected: number;
+  /** CPU seconds (user + system) this load generator used from its first message to the end: its share of the cores. */
+  cpuSeconds: number;
 }
 
 const job = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as LoadJob;
@@ -97,6 +99,7 @@ let running = true;
 let ackedInRun = 0;
 let sendSeconds = 0;
 const t0 = performance.now();
+const cpuAtStart = process.cpuUsage();
 
 /** Publishes one QoS 1 message with the next seq; `then` runs on its PUBACK or failure. */
 function publishQos1(client: MqttClient, id: string, then: () => void): void {
@@ -203,6 +206,7 @@ function runFlood(): Promise<void> {
 const mode = job.mode ?? 'window';
 await (mode === 'rate' ? runRate() : mode === 'flood' ? runFlood() : runWindow());
 const seconds = (performance.now() - t0) / 1000;
+const cpu = process.cpuUsage(cpuAtStart);
 const disconnected = clients.filter(({ client }) => !client.connected).length;
 for (const { client } of clients) client.end(true);
 if (job.ackFile) writeFileSync(job.ackFile, JSON.stringify(Object.fromEntries(ackedSeqs)));
@@ -221,6 +225,7 @@ const report: LoadReport = {
   ackedInRun: mode === 'rate' ? ackedInRun : acked,
   sendSeconds: mode === 'rate' ? sendSeconds : seconds,
   disconnected,
+  cpuSeconds: (cpu.user + cpu.system) / 1e6,
 };
 process.stdout.write(JSON.stringify(report) + '\n');
 process.exit(0);

