@@ -51,6 +51,10 @@ describe('telemetry writer queue', () => {
     assert.equal(writer.stats.committedRows, messages);
     assert.equal(writer.stats.committedBatches, messages / 5000);
     assert.equal(await store.count(), messages);
-    assert.ok(Math.max(...holds) < 25, `longest take ${Math.max(...holds).toFixed(1)} ms (takes: ${holds.length})`);
+    // The median take, so one garbage collection inside a take on a loaded machine does not fail the
+    // test: with a shift() per message, 7 of the 10 takes (from a queue of 20,000 or more) copy it.
+    const sorted = [...holds].sort((a, b) => a - b);
+    const median = sorted[Math.floor(sorted.length / 2)]!;
+    assert.ok(median < 25, `median take ${median.toFixed(1)} ms (takes, ms: ${holds.map((h) => h.toFixed(1)).join(', ')})`);
   });
 });
