@@ -212,7 +212,10 @@ for (const engine of ENGINES) {
       const transactions = begins.reduce((sum, line) => sum + Number(line.split('×')[0]), 0);
       // The certificate's key, the report, the device's version, and this test's read; a transaction per report is two more each.
       assert.ok(transactions <= 3, `${transactions} transactions for ${DEVICES} devices' reports:\n${spent.statements}`);
-      atMost(`version reports from ${DEVICES} devices at once`, spent, 4);
+      // The statements besides BEGIN and COMMIT, at most four a device: the transactions are bounded
+      // just above (a loaded machine spread the 12 reports over 3 group commits: 54 round trips, which
+      // a bound on the total, 4 a device + 4, refused while allowing the third transaction).
+      atMost(`version reports from ${DEVICES} devices at once`, { ...spent, total: spent.total - 2 * transactions }, 4);
       const firmware = await t.platform.db
         .selectFrom('devices')
         .select('firmware_version')
