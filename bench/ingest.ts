@@ -100,6 +100,39 @@ function postgresCpu(): PostgresCpuSnapshot | null {
   return bench.database ? snapshotPostgresCpu(bench.database) : null;
 }
 
+/**
+ * A V8 CPU profile of this process (the broker's) for `file`, or null without one: the profiler is
+ * enabled now, `start()` starts it (at the first message), `write()` stops it and writes the file.
+ */
+async function profilerFor(file: string | undefined): Promise<{ start(): void; write(): Promise<void> } | null> {
+  if (!file) return null;
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  return {
+    start: () => void session.post('Profiler.start'),
+    async write() {
+      const { profile } = await session.post('Profiler.stop');
+      writeFileSync(file, JSON.stringify(profile));
+      session.disconnect();
+    },
+  };
+}
+
+/**
+ * Runs `then` once the gateway counts a telemetry message more than now: the end of a load's
+ * connect phase (polling the counter, a few µs every 2 ms). Returns what stops the polling.
+ */
+function onFirstMessage(gateway: { stats: { telemetryMessages: number } }, then: () => void): () => void {
+  const before = gateway.stats.telemetryMessages;
+  const poll = setInterval(() => {
+    if (gateway.stats.telemetryMessages === before) return;
+    clearInterval(poll);
+    then();
+  }, 2);
+  return () => clearInterval(poll);
+}
+
 console.log(`bench:ingest — ${machine()}; load average ${loadAverage()} at start`);
 const bench = await startBenchPlatform({ postgres: values.pg ?? false });
 const work = mkdtempSync(join(tmpdir(), 'bulwark-ingest-'));
@@ -118,35 +151,25 @@ try {
   const jobDevices = devices.map((d) => ({ id: d.id, key: d.key, cert: d.cert }));
 
   // Bulwark: broker in this process, load generator in its own. The connect phase ends with the
-  // first telemetry message (seen by polling the gateway's counter, a few µs every 2 ms).
+  // first telemetry message.
   const rowsBefore = await platform.telemetry.store.count();
   const messagesBefore = gateway.stats.telemetryMessages;
   const cpuBefore = cpuOfThisProcess();
   let cpuAtFirst = Number.NaN;
   let pgAtFirst: PostgresCpuSnapshot | null = null;
   let messagesAtFirst = 0;
-  const poll = setInterval(() => {
-    if (gateway.stats.telemetryMessages === messagesBefore) return;
+  const profiler = await profilerFor(values.profile);
+  const stopPolling = onFirstMessage(gateway, () => {
     cpuAtFirst = cpuOfThisProcess();
     pgAtFirst = postgresCpu();
     messagesAtFirst = gateway.stats.telemetryMessages - messagesBefore;
-    clearInterval(poll);
-    if (profiler) void profiler.post('Profiler.start');
-  }, 2);
-  const profiler = values.profile ? new Session() : null;
-  if (profiler) {
-    profiler.connect();
-    await profiler.post('Profiler.enable');
-  }
+    profiler?.start();
+  });
   const ours = await runLoad({ port: gateway.port, ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 }, work);
-  clearInterval(poll);
+  stopPolling();
   const cpuAtEnd = cpuOfThisProcess();
   const pgAtEnd = postgresCpu();
-  if (profiler) {
-    const { profile } = await profiler.post('Profiler.stop');
-    writeFileSync(values.profile!, JSON.stringify(profile));
-    profiler.disconnect();
-  }
+  await profiler?.write();
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
 
   // Mosquitto with the same server certificate, trusting the same CA for client certificates.
@@ -215,33 +238,22 @@ try {
       if (messagePhase) pauses.push(...list.getEntries().map((e) => e.duration));
     });
     gc.observe({ entryTypes: ['gc'] });
-    const openProfiler = values['profile-open'] ? new Session() : null;
-    if (openProfiler) {
-      openProfiler.connect();
-      await openProfiler.post('Profiler.enable');
-    }
-    const messagesBeforeOpen = gateway.stats.telemetryMessages;
+    const openProfiler = await profilerFor(values['profile-open']);
     let cpuAtFirstOpen = Number.NaN;
-    const firstOpen = setInterval(() => {
-      if (gateway.stats.telemetryMessages === messagesBeforeOpen) return;
-      clearInterval(firstOpen);
+    const stopPollingOpen = onFirstMessage(gateway, () => {
       connectDelay.disable();
       loopDelay.enable();
       messagePhase = true;
       cpuAtFirstOpen = cpuOfThisProcess();
-      if (openProfiler) void openProfiler.post('Profiler.start');
-    }, 2);
+      openProfiler?.start();
+    });
     const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
-    clearInterval(firstOpen);
+    stopPollingOpen();
     const brokerCpuOpen = cpuOfThisProcess() - cpuAtFirstOpen;
     loopDelay.disable();
     connectDelay.disable();
     gc.disconnect();
-    if (openProfiler) {
-      const { profile } = await openProfiler.post('Profiler.stop');
-      writeFileSync(values['profile-open']!, JSON.stringify(profile));
-      openProfiler.disconnect();
-    }
+    await openProfiler?.write();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
     const theirsOpen = await runLoad({ ...job, port: mport }, work);
     openLoop = {
