@@ -52,7 +52,7 @@ export function groupTestFiles(files, expected) {
   );
   // First fit, longest first: each file into the first group it fits in.
   const bins = [];
-  for (const file of [...candidates].sort((a, b) => expected(b) - expected(a) || a.localeCompare(b))) {
+  for (const file of candidates.sort((a, b) => expected(b) - expected(a) || a.localeCompare(b))) {
     const bin = bins.find((b) => b.seconds + expected(file) <= GROUP_SECONDS);
     if (bin) {
       bin.files.push(file);
