@@ -14,6 +14,49 @@ export const DIRECTOR_TARGETS_PATH = '/device/v1/updates/director/targets.json';
 /** One version of the director root, so a device pinned to an older one walks the chain (TUF 5.3). */
 export const directorRootPath = (version: number): string => `/device/v1/updates/director/${version}.root.json`;
 
+/**
+ * Everything one update check reads, in one request (mutual TLS, the device's own certificate): the
+ * director's root chain and this device's director targets, and the image repository's root chain,
+ * timestamp, snapshot, top-level targets and product line. The query says what the device already
+ * trusts ({@link UpdateMetadataQuery}); the answer is an {@link UpdateMetadata}. Transport only:
+ * the device verifies every file as if it had fetched it alone, and fetches alone any file the
+ * answer lacks (docs/updates.md "One request per check").
+ */
+export const UPDATE_METADATA_PATH = '/device/v1/updates/metadata.json';
+
+/** The most newer roots of each repository one {@link UpdateMetadata} carries; a device further behind fetches the rest one by one. */
+export const BUNDLED_ROOTS = 8;
+
+/** What the device trusts already, as the query of {@link UPDATE_METADATA_PATH} says it. */
+export interface UpdateMetadataQuery {
+  /** The version of the director root the device has pinned. */
+  directorRoot: number;
+  /** The version of the image repository root it trusts. */
+  root: number;
+  /** The version of the image repository snapshot it holds: the same one current means no snapshot or targets in the answer. */
+  snapshot?: number;
+  /** Its pinned product: that line's delegated targets come with the snapshot. */
+  product?: string;
+}
+
+/** The answer of {@link UPDATE_METADATA_PATH}: each file as its own route serves it, byte for byte. */
+export interface UpdateMetadata {
+  director: {
+    /** The director roots after the one the device pinned, oldest first (at most BUNDLED_ROOTS). */
+    roots: string[];
+    /** The latest director root's version: a root after it does not exist (no need to ask). */
+    latestRoot: number;
+    /** This device's director targets metadata. */
+    targets: string;
+  };
+  repository: {
+    /** The latest image repository root's version: a root after it does not exist. */
+    latestRoot: number;
+    /** Files by TUF name (`<version>.root.json`, `timestamp.json`, `<version>.snapshot.json`, …). */
+    files: Record<string, string>;
+  };
+}
+
 /** The name of a firmware image in the image repository: `<productId>/firmware-<version>.bin`. */
 export const targetNameOf = (productId: string, version: string): string => `${productId}/firmware-${version}.bin`;
 

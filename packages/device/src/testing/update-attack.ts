@@ -20,7 +20,13 @@ export interface AttackWorld {
   fixture(pki?: TestPki): Promise<UpdateFixture>;
 }
 
-export function useAttackWorld(prefix: string): AttackWorld {
+/** How the device reads metadata: in the check's one answer (the platform today) or file by file (a platform from before it). */
+export const METADATA_TRANSPORTS = [
+  { name: 'one request per check', bundles: true },
+  { name: 'file by file', bundles: false },
+] as const;
+
+export function useAttackWorld(prefix: string, options: { bundles?: boolean } = {}): AttackWorld {
   const fixtures: UpdateFixture[] = [];
   const temp = tempDir(prefix);
   let pki: TestPki;
@@ -37,6 +43,7 @@ export function useAttackWorld(prefix: string): AttackWorld {
     },
     async fixture(other = pki) {
       const fixture = await UpdateFixture.start(other);
+      fixture.bundles = options.bundles ?? true;
       fixtures.push(fixture);
       return fixture;
     },

@@ -12,6 +12,9 @@
  *   GET /device/v1/updates/director/root.json           director root (a TUF root; its targets role = director key)
  *   GET /device/v1/updates/director/<v>.root.json       each director root version (the rotation chain)
  *   GET /device/v1/updates/director/targets.json        this device's director targets (client certificate CN = device ID)
+ *   GET /device/v1/updates/metadata.json?directorRoot=&root=   the above in one answer (UpdateMetadata): the newer roots,
+ *                                                       the device's director targets and every other metadata file
+ *                                                       served (`bundles = false`: 404, a platform from before the route)
  *
  * Tests play attacker by changing what is served: `files` (metadata by path), `imageBehaviour`
  * (tampered, endless or stalling images), publish options (expired timestamp, targets signed by
@@ -22,6 +25,7 @@ import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import {
+  BUNDLED_ROOTS,
   DIRECTOR_ROOT_PATH,
   DIRECTOR_TARGETS_PATH,
   directorRootPath,
@@ -29,8 +33,10 @@ import {
   targetNameOf,
   tufMetadataPath,
   tufTargetsPath,
+  UPDATE_METADATA_PATH,
   type DirectorTargetCustom,
   type ImageTargetCustom,
+  type UpdateMetadata,
 } from '@bulwark/protocol';
 import { canonicalize } from '@tufjs/canonical-json';
 import { Key, Metadata, MetaFile, Root, Signature, Snapshot, TargetFile, Targets, Timestamp } from '@tufjs/models';
@@ -163,6 +169,8 @@ export class UpdateFixture {
   private readonly productLines = new Map<string, ProductLine>([[FIXTURE_PRODUCT, { key: this.keys.release, version: 0 }]]);
   private server!: https.Server;
   port = 0;
+  /** Serves UPDATE_METADATA_PATH; false answers it 404, as a platform from before the route. */
+  bundles = true;
   /** TLS connections accepted so far, each a handshake (full or resumed). */
   connections = 0;
   private readonly connectionNumbers = new WeakMap<object, number>();
@@ -422,6 +430,11 @@ export class UpdateFixture {
     const cn = typeof subjectCn === 'string' ? subjectCn : null;
     const connection = this.connectionNumbers.get(socket) ?? 0;
     const log = (status: number) => this.requests.push({ path, range: req.headers.range, status, deviceId: cn, connection });
+    if (path === UPDATE_METADATA_PATH && this.bundles) {
+      if (!cn) return send(res, 401, Buffer.from('{"error":{"code":"auth.required","message":"client certificate required"}}'), log);
+      const body = this.updateMetadata(new URL(req.url ?? '/', 'https://x').searchParams, cn);
+      return body ? send(res, 200, body, log) : send(res, 404, Buffer.from('{}'), log);
+    }
     if (path === DIRECTOR_ROOT_PATH || path === DIRECTOR_TARGETS_PATH) {
       if (!cn) return send(res, 401, Buffer.from('{"error":{"code":"auth.required","message":"client certificate required"}}'), log);
       const body = path === DIRECTOR_ROOT_PATH ? this.directorRoot : this.directorFiles.get(cn);
@@ -434,6 +447,37 @@ export class UpdateFixture {
     const image = this.images.get(path);
     if (image) return this.sendImage(req, res, path, image, log);
     send(res, 404, Buffer.from('{}'), log);
+  }
+
+  /**
+   * The check's one answer for a device trusting director root `directorRoot` and image root
+   * `root`: the newer roots of each (at most BUNDLED_ROOTS), its director targets, and every other
+   * metadata file served now (whatever a test made of them), so what a device reads through it is
+   * what it would fetch alone. Null (404) when nothing is directed to the device.
+   */
+  private updateMetadata(query: URLSearchParams, deviceId: string): Buffer | null {
+    const targets = this.directorFiles.get(deviceId);
+    if (!targets) return null;
+    const newer = (trusted: number) => (version: number) => version > trusted && version <= trusted + BUNDLED_ROOTS;
+    const directorRoot = newer(Number(query.get('directorRoot')));
+    const root = newer(Number(query.get('root')));
+    const roots: string[] = [];
+    for (let version = 1; version <= this.directorRootVersion; version++) {
+      const bytes = this.directorRoots.get(directorRootPath(version));
+      if (bytes && directorRoot(version)) roots.push(bytes.toString('utf8'));
+    }
+    const prefix = this.metadataPath('');
+    const files: Record<string, string> = {};
+    for (const [path, bytes] of this.files) {
+      const name = path.slice(prefix.length);
+      const rootVersion = /^(\d+)\.root\.json$/.exec(name);
+      if (path.startsWith(prefix) && (!rootVersion || root(Number(rootVersion[1])))) files[name] = bytes.toString('utf8');
+    }
+    const answer: UpdateMetadata = {
+      director: { roots, latestRoot: this.directorRootVersion, targets: targets.toString('utf8') },
+      repository: { latestRoot: this.rootVersion, files },
+    };
+    return Buffer.from(JSON.stringify(answer));
   }
 
   private sendImage(req: IncomingMessage, res: ServerResponse, path: string, image: Buffer, log: (status: number) => void): void {

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { UPDATE_METADATA_PATH } from '@bulwark/protocol';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { sha256, testImage } from '../testing/update-fixture.js';
@@ -66,25 +67,44 @@ describe('update agent: happy path', () => {
     assert.equal(verifyVersionReport({ ...last, report: { ...last.report, counter: last.report.counter + 1 } }, cert), false);
   });
 
-  it("takes one TLS connection for a whole update: each root probe's 404 is read to its end, so the next request reuses the connection", async () => {
+  /** A device the fixture's director sends to a new release, and where the fixture's request and connection logs stood then. */
+  async function directedUpdate(version: string) {
     const device = await provisionTestDevice(u.fixture, u.pki, temp.dir);
-    const release = u.fixture.addRelease({
-      version: '1.3.0',
-      securityVersion: 3,
-      hardwareIds: [HARDWARE],
-      image: testImage('1.3.0', 50_000),
-    });
+    const release = u.fixture.addRelease({ version, securityVersion: 3, hardwareIds: [HARDWARE], image: testImage(version, 50_000) });
     u.fixture.direct(device.deviceId, release, { hardwareId: HARDWARE });
-    const before = u.fixture.requests.length;
-    const connectionsBefore = u.fixture.connections;
+    return { device, release, requests: u.fixture.requests.length, connections: u.fixture.connections };
+  }
 
+  it('reads all the metadata of an update check in one request: an update is that request and the image, on one TLS connection', async () => {
+    const { device, release, requests, connections } = await directedUpdate('1.4.0');
     const cycle = await device.cycle();
     assert.equal(cycle.check, 'reboot', cycle.agent.lastError?.message);
-    const served = u.fixture.requests.slice(before);
+    const served = u.fixture.requests.slice(requests).map((r) => `${r.status} ${r.path}`);
+    assert.deepEqual(served, [`200 ${UPDATE_METADATA_PATH}`, `200 ${u.fixture.imagePath(release)}`]);
+    assert.equal(u.fixture.connections - connections, 1);
+
+    // The next check: the device holds the snapshot, so the answer carries the timestamp and its director targets.
+    const next = await device.cycle();
+    assert.equal(next.check, 'up_to_date', next.agent.lastError?.message);
+    assert.deepEqual(
+      u.fixture.requests.slice(requests + 2).map((r) => `${r.status} ${r.path}`),
+      [`200 ${UPDATE_METADATA_PATH}`],
+    );
+  });
+
+  it("takes one TLS connection for a whole update from a platform without the one-request check: each root probe's 404 is read to its end, so the next request reuses the connection", async (t) => {
+    u.fixture.bundles = false;
+    t.after(() => {
+      u.fixture.bundles = true;
+    });
+    const { device, release, requests, connections } = await directedUpdate('1.3.0');
+    const cycle = await device.cycle();
+    assert.equal(cycle.check, 'reboot', cycle.agent.lastError?.message);
+    const served = u.fixture.requests.slice(requests);
     // The director's and the repository's next-root probes were answered 404, and the image was served after them.
     assert.equal(served.filter((r) => r.status === 404 && r.path.endsWith('.root.json')).length, 2, JSON.stringify(served));
     assert.ok(served.some((r) => r.path === u.fixture.imagePath(release) && r.status === 200));
-    assert.equal(u.fixture.connections - connectionsBefore, 1, JSON.stringify(served));
+    assert.equal(u.fixture.connections - connections, 1, JSON.stringify(served));
     assert.equal(new Set(served.map((r) => r.connection)).size, 1);
   });
 });

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import type { SignedVersionReport, UpdateState, UpdateStatus } from '@bulwark/protocol';
 import { DeviceError } from '../errors.js';
 import { approveTarget, type ApprovedUpdate } from './approve.js';
+import { fetchUpdateMetadata } from './check-metadata.js';
 import { DirectorClient, type Clock, type DirectorTarget } from './director.js';
 import { readJson, writeJsonDurably } from './durable.js';
 import { downloadImage } from './download.js';
@@ -174,14 +175,23 @@ export class UpdateAgent {
     let update: ApprovedUpdate;
     let url: string;
     try {
-      wanted = (await director.check()).target;
+      // What the check reads, in one request; each part is verified below as if fetched alone.
+      const product = pinnedProduct(this.options.stateDir);
+      const received = await fetchUpdateMetadata(
+        this.options.baseUrl,
+        this.options.tls,
+        { directorRoot: director.root().signed.version, ...repository.trustedVersions(), ...(product ? { product } : {}) },
+        this.options.timeoutMs,
+      );
+      wanted = (await director.check(received?.director)).target;
+      if (received) repository.preload(received.repository.files, received.repository.latestRoot);
       await repository.refresh();
       // Walks the running image's product line too, so its delegated metadata's expiry is noticed.
       if (running) await repository.target(running.target);
       if (!wanted || wanted.sha256 === running?.sha256) return 'up_to_date';
       if (readJson<RejectedTarget | null>(this.rejectedPath, null)?.sha256 === wanted.sha256) return 'up_to_date';
       const facts = {
-        productId: pinnedProduct(this.options.stateDir),
+        productId: product,
         hardwareId: this.options.hardwareId,
         runningVersion: running?.version ?? null,
         securityCounter: this.slots.counter(),

@@ -8,111 +8,119 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { assertRefused, release, useAttackWorld } from '../testing/update-attack.js';
+import { UPDATE_METADATA_PATH } from '@bulwark/protocol';
+import { assertRefused, METADATA_TRANSPORTS, release, useAttackWorld } from '../testing/update-attack.js';
 import { HARDWARE } from '../testing/update-device.js';
 import { main } from './agent-cli.js';
 import { Slots } from './slots.js';
 
-describe('update agent: a server owner with every online key cannot freeze the device through the director', () => {
-  const { setup } = useAttackWorld('compromised');
-  const directorRootVersion = (stateDir: string): number =>
-    JSON.parse(readFileSync(join(stateDir, 'director', 'root.json'), 'utf8')).signed.version;
+for (const transport of METADATA_TRANSPORTS) {
+  describe(`update agent: a server owner with every online key cannot freeze the device through the director [${transport.name}]`, () => {
+    const { setup } = useAttackWorld('compromised', transport);
+    const directorRootVersion = (stateDir: string): number =>
+      JSON.parse(readFileSync(join(stateDir, 'director', 'root.json'), 'utf8')).signed.version;
 
-  it('refuses a director version more than 2^20 above the last seen, so one forged message does not freeze the device', async () => {
-    const { fixture, device } = await setup();
-    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: Number.MAX_SAFE_INTEGER });
-    const forged = await device.cycle();
-    assert.equal(forged.agent.lastError?.code, 'update.metadata_invalid', forged.agent.lastError?.message);
-    assert.match(forged.agent.lastError?.message ?? '', /2\^20/);
-    assert.equal(forged.check, 'refused');
+    it('refuses a director version more than 2^20 above the last seen, so one forged message does not freeze the device', async () => {
+      const { fixture, device } = await setup();
+      fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: Number.MAX_SAFE_INTEGER });
+      const forged = await device.cycle();
+      assert.equal(forged.agent.lastError?.code, 'update.metadata_invalid', forged.agent.lastError?.message);
+      assert.match(forged.agent.lastError?.message ?? '', /2\^20/);
+      assert.equal(forged.check, 'refused');
 
-    const r = fixture.addRelease(release('1.1.0'));
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 2 });
-    const legitimate = await device.cycle();
-    assert.equal(legitimate.check, 'reboot', legitimate.agent.lastError?.message);
-    assert.deepEqual(new Slots(device.stateDir).readBoot(), { active: 'b', trial: null });
+      const r = fixture.addRelease(release('1.1.0'));
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 2 });
+      const legitimate = await device.cycle();
+      assert.equal(legitimate.check, 'reboot', legitimate.agent.lastError?.message);
+      assert.deepEqual(new Slots(device.stateDir).readBoot(), { active: 'b', trial: null });
+    });
+
+    it('recovers from a director fast-forward by an offline director root rotation to a new targets key', async () => {
+      const { fixture, device } = await setup();
+      const compromisedKey = fixture.keys.director;
+      // The largest jump the rule lets through (none seen yet): the device now refuses the server's real versions as replays.
+      fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: 2 ** 20 });
+      assert.equal((await device.cycle()).check, 'up_to_date');
+      const r = fixture.addRelease(release('1.1.0'));
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 2 });
+      const frozen = await device.cycle();
+      assert.equal(frozen.agent.lastError?.code, 'update.metadata_invalid');
+      assert.match(frozen.agent.lastError?.message ?? '', /replay/);
+
+      // Recovery: the root key holders sign director root 2 naming a new director key, offline.
+      fixture.rotateDirectorKey();
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 3 });
+      const recovered = await device.cycle();
+      assert.equal(recovered.check, 'reboot', recovered.agent.lastError?.message);
+      assert.equal(directorRootVersion(device.stateDir), 2);
+      assert.deepEqual(new Slots(device.stateDir).readBoot(), { active: 'b', trial: null });
+
+      // The compromised key signs nothing the device takes any more, whatever its version.
+      fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: 10, signer: compromisedKey });
+      const stale = await device.cycle();
+      assert.equal(stale.agent.lastError?.code, 'update.metadata_invalid');
+      assert.equal(stale.check, 'refused');
+    });
+
+    it('walks every director root version it missed, each verified under the one before', async () => {
+      const { fixture, device } = await setup();
+      fixture.rotateDirectorKey();
+      fixture.rotateDirectorKey();
+      const r = fixture.addRelease(release('1.1.0'));
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+      const { check, agent } = await device.cycle();
+      assert.equal(check, 'reboot', agent.lastError?.message);
+      assert.equal(directorRootVersion(device.stateDir), 3);
+    });
   });
 
-  it('recovers from a director fast-forward by an offline director root rotation to a new targets key', async () => {
-    const { fixture, device } = await setup();
-    const compromisedKey = fixture.keys.director;
-    // The largest jump the rule lets through (none seen yet): the device now refuses the server's real versions as replays.
-    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: 2 ** 20 });
-    assert.equal((await device.cycle()).check, 'up_to_date');
-    const r = fixture.addRelease(release('1.1.0'));
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 2 });
-    const frozen = await device.cycle();
-    assert.equal(frozen.agent.lastError?.code, 'update.metadata_invalid');
-    assert.match(frozen.agent.lastError?.message ?? '', /replay/);
+  describe(`update agent: a silent director cannot hide a frozen image repository [${transport.name}]`, () => {
+    const { setup } = useAttackWorld('silent', transport);
+    const expired = { timestampExpires: new Date(Date.now() - 60_000) };
 
-    // Recovery: the root key holders sign director root 2 naming a new director key, offline.
-    fixture.rotateDirectorKey();
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, version: 3 });
-    const recovered = await device.cycle();
-    assert.equal(recovered.check, 'reboot', recovered.agent.lastError?.message);
-    assert.equal(directorRootVersion(device.stateDir), 2);
-    assert.deepEqual(new Slots(device.stateDir).readBoot(), { active: 'b', trial: null });
+    it('refreshes the image repository when the director names nothing new, and reports an expired timestamp as update.metadata_expired', async () => {
+      const { fixture, device } = await setup();
+      fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
+      assert.equal((await device.cycle()).check, 'up_to_date');
+      assert.deepEqual(device.reports.at(-1)?.report.errors, []);
 
-    // The compromised key signs nothing the device takes any more, whatever its version.
-    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE, version: 10, signer: compromisedKey });
-    const stale = await device.cycle();
-    assert.equal(stale.agent.lastError?.code, 'update.metadata_invalid');
-    assert.equal(stale.check, 'refused');
+      fixture.publish(expired);
+      fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
+      await assertRefused(device, 'update.metadata_expired');
+      // Alone, or in the check's one answer, which carries it.
+      const timestamps = fixture.requests.filter(
+        (r) =>
+          r.deviceId === device.deviceId &&
+          (r.path === fixture.metadataPath('timestamp.json') || (r.path === UPDATE_METADATA_PATH && r.status === 200)),
+      );
+      assert.equal(timestamps.length, 2, 'the timestamp is read at every check');
+    });
+
+    it('reports a frozen repository while the device already runs what the director names', async () => {
+      const { fixture, device } = await setup();
+      const r = fixture.addRelease(release('1.1.0'));
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-done' });
+      assert.equal((await device.cycle()).check, 'reboot');
+      fixture.publish(expired);
+      const { check, agent } = await device.cycle();
+      assert.equal(check, 'refused');
+      assert.equal(agent.lastError?.code, 'update.metadata_expired');
+      assert.equal(device.reports.at(-1)?.report.errors.at(-1)?.code, 'update.metadata_expired');
+    });
+
+    it('sends a failed status with update.metadata_expired for the rollout whose image a frozen repository keeps from the device', async () => {
+      const { fixture, device } = await setup();
+      const r = fixture.addRelease(release('1.1.0'), expired);
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-frozen' });
+      await assertRefused(device, 'update.metadata_expired');
+      const status = device.statuses.at(-1);
+      assert.equal(status?.state, 'failed');
+      assert.equal(status?.rolloutId, 'r-frozen');
+      assert.equal(status?.target, fixture.targetName('1.1.0'));
+      assert.equal(status?.error?.code, 'update.metadata_expired');
+    });
   });
-
-  it('walks every director root version it missed, each verified under the one before', async () => {
-    const { fixture, device } = await setup();
-    fixture.rotateDirectorKey();
-    fixture.rotateDirectorKey();
-    const r = fixture.addRelease(release('1.1.0'));
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
-    const { check, agent } = await device.cycle();
-    assert.equal(check, 'reboot', agent.lastError?.message);
-    assert.equal(directorRootVersion(device.stateDir), 3);
-  });
-});
-
-describe('update agent: a silent director cannot hide a frozen image repository', () => {
-  const { setup } = useAttackWorld('silent');
-  const expired = { timestampExpires: new Date(Date.now() - 60_000) };
-
-  it('refreshes the image repository when the director names nothing new, and reports an expired timestamp as update.metadata_expired', async () => {
-    const { fixture, device } = await setup();
-    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
-    assert.equal((await device.cycle()).check, 'up_to_date');
-    assert.deepEqual(device.reports.at(-1)?.report.errors, []);
-
-    fixture.publish(expired);
-    fixture.direct(device.deviceId, null, { hardwareId: HARDWARE });
-    await assertRefused(device, 'update.metadata_expired');
-    const timestamps = fixture.served(fixture.metadataPath('timestamp.json')).filter((r) => r.deviceId === device.deviceId);
-    assert.equal(timestamps.length, 2, 'the timestamp is fetched at every check');
-  });
-
-  it('reports a frozen repository while the device already runs what the director names', async () => {
-    const { fixture, device } = await setup();
-    const r = fixture.addRelease(release('1.1.0'));
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-done' });
-    assert.equal((await device.cycle()).check, 'reboot');
-    fixture.publish(expired);
-    const { check, agent } = await device.cycle();
-    assert.equal(check, 'refused');
-    assert.equal(agent.lastError?.code, 'update.metadata_expired');
-    assert.equal(device.reports.at(-1)?.report.errors.at(-1)?.code, 'update.metadata_expired');
-  });
-
-  it('sends a failed status with update.metadata_expired for the rollout whose image a frozen repository keeps from the device', async () => {
-    const { fixture, device } = await setup();
-    const r = fixture.addRelease(release('1.1.0'), expired);
-    fixture.direct(device.deviceId, r, { hardwareId: HARDWARE, rolloutId: 'r-frozen' });
-    await assertRefused(device, 'update.metadata_expired');
-    const status = device.statuses.at(-1);
-    assert.equal(status?.state, 'failed');
-    assert.equal(status?.rolloutId, 'r-frozen');
-    assert.equal(status?.target, fixture.targetName('1.1.0'));
-    assert.equal(status?.error?.code, 'update.metadata_expired');
-  });
-});
+}
 
 describe('update agent: only images of its own product line, pinned at setup', () => {
   const { setup } = useAttackWorld('product');

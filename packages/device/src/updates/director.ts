@@ -11,7 +11,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { DIRECTOR_TARGETS_PATH, directorRootPath, type DirectorTargetCustom } from '@bulwark/protocol';
+import { DIRECTOR_TARGETS_PATH, directorRootPath, type DirectorTargetCustom, type UpdateMetadata } from '@bulwark/protocol';
 import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
 import { DownloadHTTPError } from 'tuf-js/dist/error.js';
 import { fsyncDir, readJson, writeDurably, writeJsonDurably } from './durable.js';
@@ -159,13 +159,15 @@ export class DirectorClient {
    * reached by the walk must be unexpired (TUF 5.3.10): an expired one means the offline keys have
    * not renewed it, so whatever it still trusts may be a frozen view.
    */
-  async check(): Promise<DirectorVerdict> {
-    await this.updateRoot();
+  async check(received?: UpdateMetadata['director']): Promise<DirectorVerdict> {
+    await this.updateRoot(received);
     const root = this.root();
     const now = new Date(this.clock.now());
     if (root.signed.isExpired(now))
       throw new MetadataExpiredError(`Director root version ${root.signed.version} expired at ${root.signed.expires}`);
-    const bytes = await httpsGetBytes(`${this.base}${DIRECTOR_TARGETS_PATH}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
+    const bytes = received
+      ? receivedBytes(received.targets, 'director targets')
+      : await httpsGetBytes(`${this.base}${DIRECTOR_TARGETS_PATH}`, this.options.tls, MAX_METADATA_BYTES, this.options.timeoutMs);
     const verdict = verifyDirectorTargets(bytes, root, readJson<LastSeen | null>(this.lastSeenPath, null), this.options.deviceId, now);
     writeJsonDurably(this.lastSeenPath, { version: verdict.version, sha256: verdict.sha256 } satisfies LastSeen);
     return verdict;
@@ -179,15 +181,23 @@ export class DirectorClient {
    * Walks the director root chain from the pinned version: each next version must be exactly
    * that, signed by the threshold of the root before it and of itself. One that changes the
    * targets keys forgets the last targets version seen before it is pinned (so a power cut in
-   * between repeats the rotation, never keeps a forged version under the new keys).
+   * between repeats the rotation, never keeps a forged version under the new keys). With the
+   * check's one answer, its roots are walked first and a version past the latest it names ends the
+   * walk without asking; a version it lacks is fetched alone. Each is verified the same way.
    */
-  private async updateRoot(): Promise<void> {
+  private async updateRoot(received?: UpdateMetadata['director']): Promise<void> {
+    const receivedRoots = new Map<number, Buffer>();
+    for (const text of received?.roots ?? []) {
+      const bytes = receivedBytes(text, 'director root');
+      receivedRoots.set(parseMetadata(bytes, MetadataKind.Root, 'director root').signed.version, bytes);
+    }
     let trusted = this.root();
     for (let rotations = 0; rotations < MAX_ROOT_ROTATIONS; rotations++) {
       const version = trusted.signed.version + 1;
-      let bytes: Buffer;
+      let bytes = receivedRoots.get(version);
+      if (!bytes && received && version > received.latestRoot) return;
       try {
-        bytes = await httpsGetBytes(
+        bytes ??= await httpsGetBytes(
           `${this.base}${directorRootPath(version)}`,
           this.options.tls,
           MAX_METADATA_BYTES,
@@ -217,6 +227,13 @@ export class DirectorClient {
       trusted = offered;
     }
   }
+}
+
+/** A file of the check's one answer as bytes, within the size a fetch of it alone may have. */
+function receivedBytes(text: string, what: string): Buffer {
+  const bytes = Buffer.from(text, 'utf8');
+  if (bytes.length > MAX_METADATA_BYTES) throw new MetadataInvalidError(`The ${what} metadata exceeds ${MAX_METADATA_BYTES} bytes`);
+  return bytes;
 }
 
 /** The key IDs of a root's targets role, as one comparable string. */

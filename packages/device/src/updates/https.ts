@@ -134,10 +134,17 @@ export async function httpsGetBytes(url: string, tls: TlsIdentity, maxLength: nu
   return Buffer.concat(chunks);
 }
 
-/** tuf-js's fetcher over the agent's GET (mutual TLS with the deployment root pinned, on the device). */
+/**
+ * tuf-js's fetcher over the agent's GET (mutual TLS with the deployment root pinned, on the device).
+ * Files already received in the check's one answer (UPDATE_METADATA_PATH) are served from it, each
+ * once, and a root past the latest version that answer named is "not found" without asking; tuf-js
+ * verifies them as it verifies what it fetches. Anything else is fetched.
+ */
 export class TufFetcher extends BaseFetcher {
   /** URLs whose transfer failed (network or HTTP status) since the last reset. */
   failed: string[] = [];
+  private readonly received = new Map<string, Buffer>();
+  private latestRoot: { prefix: string; version: number } | null = null;
 
   constructor(
     private readonly get: HttpGet,
@@ -146,7 +153,25 @@ export class TufFetcher extends BaseFetcher {
     super();
   }
 
+  /** Files by URL from the check's answer, and the latest root version it named under `rootPrefix` (`…/metadata/`). */
+  preload(files: Map<string, Buffer>, rootPrefix: string, latestRoot: number): void {
+    for (const [url, bytes] of files) this.received.set(url, bytes);
+    this.latestRoot = { prefix: rootPrefix, version: latestRoot };
+  }
+
   override async fetch(url: string): Promise<ReadableStream<Uint8Array<ArrayBuffer>>> {
+    const received = this.received.get(url);
+    if (received) {
+      this.received.delete(url);
+      return Readable.toWeb(Readable.from([received])) as ReadableStream<Uint8Array<ArrayBuffer>>;
+    }
+    if (this.latestRoot && url.startsWith(this.latestRoot.prefix)) {
+      const root = /^([1-9][0-9]*)\.root\.json$/.exec(url.slice(this.latestRoot.prefix.length));
+      if (root && Number(root[1]) > this.latestRoot.version) {
+        this.failed.push(url);
+        throw new DownloadHTTPError(`${url}: the platform's latest root is version ${this.latestRoot.version}`, 404);
+      }
+    }
     let res: IncomingMessage;
     try {
       res = await this.get(url, { timeoutMs: this.timeoutMs });

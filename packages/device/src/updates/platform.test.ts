@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import type { Metadata, Targets } from '@tufjs/models';
-import { UPDATE_TOPICS, type SignedVersionReport, type UpdateStatus } from '@bulwark/protocol';
+import { tufTargetsPath, UPDATE_METADATA_PATH, UPDATE_TOPICS, type SignedVersionReport, type UpdateStatus } from '@bulwark/protocol';
 import {
   organizationIdOf,
   provisionTestDevice,
@@ -174,7 +175,14 @@ describe('update agent against the real platform (image repository, director, ro
 
     const first = new UpdateAgent(options);
     assert.equal(await first.start(), 'normal');
+    // What the agent asks of the platform's HTTPS port: the check's one request, then the image.
+    const requested: string[] = [];
+    const log = (request: IncomingMessage) => requested.push(new URL(request.url ?? '/', 'https://x').pathname);
+    p.t.server.app.server.on('request', log);
     assert.equal(await first.check(), 'reboot', first.lastError?.message);
+    assert.equal(requested.length, 2, requested.join(', '));
+    assert.equal(requested[0], UPDATE_METADATA_PATH);
+    assert.ok(requested[1]!.startsWith(tufTargetsPath(org)) && requested[1]!.includes(release.sha256), requested[1]);
     assert.equal(await new UpdateAgent(options).start(), 'committed');
     const slots = new Slots(stateDir);
     assert.deepEqual(slots.readBoot(), { active: 'b', trial: null });
@@ -186,7 +194,10 @@ describe('update agent against the real platform (image repository, director, ro
     );
     const again = new UpdateAgent(options);
     await again.start();
+    requested.length = 0;
     assert.equal(await again.check(), 'up_to_date');
+    assert.deepEqual(requested, [UPDATE_METADATA_PATH], 'a check with nothing to install is one request');
+    p.t.server.app.server.off('request', log);
     await succeeded(d.id, '2.0.0');
     assert.deepEqual(refusals, []);
     // The reboot it reported counts towards its behaviour (anomaly detection, docs/assessment.md).

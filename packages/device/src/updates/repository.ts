@@ -9,7 +9,7 @@
  * which role signed a target, so the agent can require the device's own product line. The TUF
  * conformance client (tuf-client.ts) runs this same class over plain HTTP.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join, posix } from 'node:path';
 import { tufMetadataPath, tufTargetsPath } from '@bulwark/protocol';
 import { MetadataKind, type Metadata, type TargetFile, type Targets } from '@tufjs/models';
@@ -33,6 +33,9 @@ export const TUF_LIMITS: Partial<Config> = {
   targetsMaxLength: 5_000_000,
   prefixTargetsWithHash: true,
 };
+
+/** A metadata file's TUF name: `timestamp.json` or `<version>.<role>.json`. */
+const METADATA_FILE = /^(timestamp|[1-9][0-9]{0,9}\.[A-Za-z0-9_-]{1,80})\.json$/;
 
 export interface ImageRepositoryOptions {
   /** Where the repository's metadata is served (`…/metadata/`). */
@@ -140,6 +143,38 @@ export class ImageRepository {
         `Image repository: ${role} is not signed by the threshold of ${parentRole}'s keys for it (${(error as Error).message})`,
       );
     }
+  }
+
+  /**
+   * The versions of the root it trusts and of the snapshot it holds (none before its first
+   * refresh): what an update check tells the platform (UPDATE_METADATA_PATH). The snapshot is only
+   * a hint; the refresh verifies it against the timestamp before any use.
+   */
+  trustedVersions(): { root: number; snapshot?: number } {
+    const root = this.trusted.root.signed as { version: number };
+    let snapshot: number | undefined;
+    try {
+      const version = (
+        JSON.parse(readFileSync(join(this.options.metadataDir, 'snapshot.json'), 'utf8')) as { signed?: { version?: unknown } }
+      ).signed?.version;
+      if (Number.isSafeInteger(version) && (version as number) > 0) snapshot = version as number;
+    } catch {
+      // No snapshot yet (or an unreadable one, which the refresh replaces).
+    }
+    return snapshot === undefined ? { root: root.version } : { root: root.version, snapshot };
+  }
+
+  /**
+   * The image repository's files from the update check's one answer, by TUF name, and the latest
+   * root version it named: the next refresh reads them instead of fetching them, and verifies
+   * them the same way. A name that is not a metadata file's is ignored.
+   */
+  preload(files: Record<string, string>, latestRoot: number): void {
+    const base = new URL(this.options.metadataBaseUrl.replace(/\/*$/, '/')).toString();
+    const received = new Map<string, Buffer>();
+    for (const [name, text] of Object.entries(files))
+      if (METADATA_FILE.test(name)) received.set(`${base}${name}`, Buffer.from(text, 'utf8'));
+    this.fetcher.preload(received, base, latestRoot);
   }
 
   /**

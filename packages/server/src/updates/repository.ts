@@ -5,7 +5,7 @@
  * (tuf/accept.ts), stored as a new version, re-signed for and audited in one transaction.
  */
 import type { Key, Metadata, Root, Targets } from '@tufjs/models';
-import { productRoleOf } from '@bulwark/protocol';
+import { BUNDLED_ROOTS, productRoleOf, type UpdateMetadataQuery } from '@bulwark/protocol';
 import { auditActor, requirePermission, type Actor } from '../accounts/roles.js';
 import type { AuditService } from '../audit/service.js';
 import type { Clock } from '../clock.js';
@@ -49,6 +49,16 @@ export interface MetadataFile {
   immutable: boolean;
 }
 
+/** The public metadata of one update check (UPDATE_METADATA_PATH), but the device's director targets. */
+export interface CheckMetadata {
+  /** The director roots after the one the device pinned, oldest first, as uploaded. */
+  directorRoots: string[];
+  directorLatestRoot: number;
+  latestRoot: number;
+  /** Image repository files by TUF name, each as `metadataFile` answers it. */
+  files: Record<string, string>;
+}
+
 /** The staged (pending) online keys of an organization, by role: the signing key's row ID and its TUF key. */
 export type StagedKeys = Partial<Record<OnlineRole, { id: string; key: Key }>>;
 
@@ -73,6 +83,9 @@ export class TufRepository {
    * to 256 files and 16 MiB. Only files found are kept: a version published later is read then.
    */
   private readonly versions = new BoundedCache<string>(256, 16 * 1024 * 1024);
+
+  /** The role versions each snapshot names (`checkMetadata`), by organization and snapshot version. */
+  private readonly snapshotMetas = new BoundedCache<Record<string, number>>(64);
 
   /** The latest root, director root and timestamp, served without a round trip (tuf/latest-cache.ts). */
   private readonly latest = new LatestMetadataCache();
@@ -336,6 +349,66 @@ export class TufRepository {
     return json === null ? null : { json, immutable: true };
   }
 
+  /**
+   * What one update check reads of the organization's public metadata, for a device that trusts
+   * `have`: the director and image roots after the ones it trusts (at most BUNDLED_ROOTS of each),
+   * the timestamp, and unless the device holds the snapshot it names, that snapshot with the
+   * top-level targets and the device's product line it names. Null before the director ceremony
+   * (no director root). A file missing here (a repository not ready, a root too far ahead, a write
+   * between two reads) is one the device fetches alone.
+   */
+  async checkMetadata(organizationId: string, have: UpdateMetadataQuery): Promise<CheckMetadata | null> {
+    const directorLatest = await this.latestRow(organizationId, DIRECTOR_ROOT);
+    if (!directorLatest) return null;
+    const directorRoots = await this.rootsAfter(organizationId, DIRECTOR_ROOT, have.directorRoot, directorLatest.version);
+    const latestRoot = (await this.latestRow(organizationId, 'root'))?.version ?? 0;
+    const files: Record<string, string> = {};
+    for (const [index, json] of (await this.rootsAfter(organizationId, 'root', have.root, latestRoot)).entries())
+      files[`${have.root + index + 1}.root.json`] = json;
+    const timestamp = await this.latestRow(organizationId, 'timestamp');
+    if (timestamp) {
+      files['timestamp.json'] = timestamp.json;
+      const snapshot = metaVersions(timestamp.json)['snapshot.json'];
+      if (snapshot !== undefined && snapshot !== have.snapshot) {
+        await this.addFile(files, organizationId, 'snapshot', snapshot);
+        const named = files[`${snapshot}.snapshot.json`];
+        const roles = named === undefined ? {} : this.snapshotMeta(organizationId, snapshot, named);
+        for (const role of ['targets', ...(have.product ? [productRoleOf(have.product)] : [])]) {
+          const version = roles[`${role}.json`];
+          if (version !== undefined) await this.addFile(files, organizationId, role, version);
+        }
+      }
+    }
+    return { directorRoots, directorLatestRoot: directorLatest.version, latestRoot, files };
+  }
+
+  /** The roots after version `after`, up to `latest` and at most BUNDLED_ROOTS of them; stops at the first missing. */
+  private async rootsAfter(organizationId: string, role: string, after: number, latest: number): Promise<string[]> {
+    const roots: string[] = [];
+    for (let version = after + 1; version <= Math.min(latest, after + BUNDLED_ROOTS); version++) {
+      const json = await this.byVersion(organizationId, role, version);
+      if (json === null) break;
+      roots.push(json);
+    }
+    return roots;
+  }
+
+  private async addFile(files: Record<string, string>, organizationId: string, role: string, version: number): Promise<void> {
+    const json = await this.byVersion(organizationId, role, version);
+    if (json !== null) files[`${version}.${role}.json`] = json;
+  }
+
+  /** The role versions a stored snapshot names, read once per snapshot version (it never changes). */
+  private snapshotMeta(organizationId: string, version: number, json: string): Record<string, number> {
+    const key = `${organizationId}\0${version}`;
+    let meta = this.snapshotMetas.get(key);
+    if (!meta) {
+      meta = metaVersions(json);
+      this.snapshotMetas.set(key, meta);
+    }
+    return meta;
+  }
+
   /** Re-signs snapshot and timestamp metadata past half their lifetime, for every organization. */
   async refresh(): Promise<void> {
     const failures: unknown[] = [];
@@ -463,4 +536,12 @@ export class TufRepository {
       throw error;
     }
   }
+}
+
+/** The versions a stored timestamp or snapshot names (its `signed.meta`), by file name. */
+function metaVersions(json: string): Record<string, number> {
+  const meta = (JSON.parse(json) as { signed?: { meta?: Record<string, { version?: unknown }> } }).signed?.meta ?? {};
+  const versions: Record<string, number> = {};
+  for (const [file, entry] of Object.entries(meta)) if (Number.isSafeInteger(entry.version)) versions[file] = entry.version as number;
+  return versions;
 }

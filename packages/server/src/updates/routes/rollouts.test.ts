@@ -3,7 +3,15 @@ import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { MqttClient } from 'mqtt';
 import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, directorRootPath, type VersionReport } from '@bulwark/protocol';
+import {
+  DIRECTOR_ROOT_PATH,
+  DIRECTOR_TARGETS_PATH,
+  directorRootPath,
+  tufMetadataPath,
+  UPDATE_METADATA_PATH,
+  type UpdateMetadata,
+  type VersionReport,
+} from '@bulwark/protocol';
 import { cliActor } from '../../accounts/roles.js';
 import { createOperator, signIn } from '../../testing/accounts.js';
 import { ENGINES } from '../../testing/engines.js';
@@ -26,16 +34,17 @@ function deviceGet(
   ca: string,
   device: { key: string; cert: string } | null,
   path: string,
-): Promise<{ status: number; body: any }> {
+): Promise<{ status: number; body: any; text: string }> {
   return new Promise((resolve, reject) => {
     const request = https.request(
       { host: 'localhost', port, path, method: 'GET', ca, agent: false, ...(device ? { key: device.key, cert: device.cert } : {}) },
       (response) => {
         const chunks: Buffer[] = [];
         response.on('data', (c: Buffer) => chunks.push(c));
-        response.on('end', () =>
-          resolve({ status: response.statusCode ?? 0, body: JSON.parse(Buffer.concat(chunks).toString('utf8') || 'null') }),
-        );
+        response.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          resolve({ status: response.statusCode ?? 0, body: JSON.parse(text || 'null'), text });
+        });
       },
     );
     request.on('error', reject);
@@ -208,6 +217,63 @@ for (const engine of ENGINES) {
       for (const file of ['0.root.json', 'x.root.json', '1.targets.json', '01.root.json'])
         assert.equal((await get(a, `/device/v1/updates/director/${file}`)).status, 404, file);
       const anonymous = await get(null, directorRootPath(1));
+      assert.equal(anonymous.status, 401);
+      assert.equal(anonymous.body.error.code, 'device.certificate_required');
+    });
+
+    it('serves all an update check reads in one answer, each file byte for byte as its own route serves it, the roots after those the device trusts; refuses a bad query and a caller without a certificate', async () => {
+      // After the test above: director and image roots 1 to 3.
+      const a = d[0]!;
+      const check = (query: string) => get(a, `${UPDATE_METADATA_PATH}?${query}`);
+      const answer = await check('directorRoot=1&root=1&product=routed-sensor');
+      assert.equal(answer.status, 200, answer.text);
+      const metadata = answer.body as UpdateMetadata;
+      assert.equal(metadata.director.latestRoot, 3);
+      assert.equal(metadata.director.roots.length, 2, 'the director roots after version 1');
+      for (const [i, version] of [2, 3].entries())
+        assert.deepEqual(
+          JSON.parse(metadata.director.roots[i]!),
+          (await get(a, directorRootPath(version))).body,
+          `director root ${version}`,
+        );
+      assert.equal(metadata.director.targets, (await get(a, DIRECTOR_TARGETS_PATH)).text, 'the director targets, byte for byte');
+      assert.equal(metadata.repository.latestRoot, 3);
+      const names = Object.keys(metadata.repository.files);
+      assert.ok(names.includes('2.root.json') && names.includes('3.root.json') && !names.includes('1.root.json'), names.join(', '));
+      for (const name of names) {
+        const alone = await get(null, `${tufMetadataPath(org)}${name}`);
+        assert.equal(alone.status, 200, name);
+        assert.equal(metadata.repository.files[name], alone.text, `${name}, byte for byte`);
+      }
+      const timestamp = await get(null, `${tufMetadataPath(org)}timestamp.json`);
+      assert.equal(
+        names.includes('timestamp.json'),
+        timestamp.status === 200,
+        'the timestamp comes with the answer when the repository has one',
+      );
+
+      const current = await check('directorRoot=3&root=3');
+      assert.equal(current.status, 200, current.text);
+      assert.deepEqual(current.body.director.roots, []);
+      assert.deepEqual(
+        Object.keys(current.body.repository.files).filter((name: string) => name.endsWith('.root.json')),
+        [],
+        'no root for a device that trusts the latest',
+      );
+
+      for (const [query, field] of [
+        ['root=1', 'directorRoot'],
+        ['directorRoot=0&root=1', 'directorRoot'],
+        ['directorRoot=1&root=x', 'root'],
+        ['directorRoot=1&root=1&product=../other', 'product'],
+        ['directorRoot=1&root=1&snapshot=-2', 'snapshot'],
+      ] as const) {
+        const refused = await check(query);
+        assert.equal(refused.status, 400, `${query}: ${refused.text}`);
+        assert.equal(refused.body.error.code, 'request.invalid', query);
+        assert.match(refused.text, new RegExp(field), query);
+      }
+      const anonymous = await get(null, `${UPDATE_METADATA_PATH}?directorRoot=1&root=1`);
       assert.equal(anonymous.status, 401);
       assert.equal(anonymous.body.error.code, 'device.certificate_required');
     });

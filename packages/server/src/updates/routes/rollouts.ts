@@ -2,7 +2,8 @@
  * HTTP doors of the director and rollouts. Devices (mutual TLS, their own certificate; a
  * quarantined device keeps its update path, a disabled or retired one is refused, failed proofs
  * count against the client address):
- * `GET /device/v1/updates/director/root.json`, `…/<version>.root.json` and `…/targets.json`. Operators:
+ * `GET /device/v1/updates/director/root.json`, `…/<version>.root.json` and `…/targets.json`, and
+ * `GET /device/v1/updates/metadata.json`, all an update check reads in one answer. Operators:
  * /api/v1/updates/rollouts (create, list, read with counts, devices by state, change settings, retry devices,
  * pause, resume, abort) and /api/v1/devices/:id/updates (the device's latest version report and rollout state).
  */
@@ -10,7 +11,16 @@ import type { TLSSocket } from 'node:tls';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { Type } from 'typebox';
-import { DIRECTOR_ROOT_PATH, DIRECTOR_TARGETS_PATH, ErrorCodes, ROLLOUT_DEVICE_STATES, type RolloutDeviceState } from '@bulwark/protocol';
+import {
+  DIRECTOR_ROOT_PATH,
+  DIRECTOR_TARGETS_PATH,
+  ErrorCodes,
+  PRODUCT_ID_PATTERN,
+  ROLLOUT_DEVICE_STATES,
+  UPDATE_METADATA_PATH,
+  type RolloutDeviceState,
+  type UpdateMetadata,
+} from '@bulwark/protocol';
 import { AuthenticationError, BulwarkError, NotFoundError } from '../../errors.js';
 import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceCertificateVerifier } from '../../devices/identity.js';
@@ -32,6 +42,19 @@ import {
 import { MAX_DEVICES_PAGE, type RolloutService } from '../rollouts.js';
 
 const Signed = Type.Unknown({ description: 'Signed TUF metadata' });
+
+const MetadataVersion = Type.Integer({ minimum: 1, maximum: 999_999_999 });
+const UpdateMetadataQuery = Strict({
+  directorRoot: MetadataVersion,
+  root: MetadataVersion,
+  snapshot: Type.Optional(MetadataVersion),
+  product: Type.Optional(Type.String({ pattern: PRODUCT_ID_PATTERN.source })),
+});
+const MetadataText = Type.String({ description: 'signed TUF metadata, byte for byte as its own route serves it' });
+const UpdateMetadataAnswer = Strict({
+  director: Strict({ roots: Type.Array(MetadataText), latestRoot: Type.Integer(), targets: MetadataText }),
+  repository: Strict({ latestRoot: Type.Integer(), files: Type.Record(Type.String(), MetadataText) }),
+});
 
 /** Every version of the director root: a parameter route beside the static root.json and targets.json (static routes win). */
 const DIRECTOR_ROOT_VERSION_ROUTE = DIRECTOR_ROOT_PATH.replace(/root\.json$/, ':file');
@@ -280,6 +303,31 @@ export function rolloutRoutes(deps: RolloutRouteDeps) {
           const signed = await rollouts.directorTargets(identity);
           reply.header('cache-control', 'no-store');
           return signed.metadata;
+        },
+      );
+      app.get(
+        UPDATE_METADATA_PATH,
+        {
+          config: device,
+          schema: {
+            tags: ['device'],
+            summary:
+              "All an update check reads, in one answer: the director roots after the device's, its director targets, and the image repository's newer roots, timestamp, and (unless the device holds it) snapshot with the top-level and product targets it names",
+            querystring: UpdateMetadataQuery,
+            response: { 200: UpdateMetadataAnswer, ...errorResponses(400, 401, 404, 429) },
+          },
+        },
+        async (request, reply): Promise<UpdateMetadata> => {
+          const identity = await deviceOf(verifier, limiter, request);
+          const metadata = await repository.checkMetadata(identity.organizationId, request.query);
+          if (!metadata) throw new NoDirectorRootError();
+          const targets = await rollouts.directorTargets(identity);
+          reply.header('cache-control', 'no-store');
+          return {
+            // As DIRECTOR_TARGETS_PATH serializes it: the device compares the bytes of a version it saw twice.
+            director: { roots: metadata.directorRoots, latestRoot: metadata.directorLatestRoot, targets: JSON.stringify(targets.metadata) },
+            repository: { latestRoot: metadata.latestRoot, files: metadata.files },
+          };
         },
       );
     });
