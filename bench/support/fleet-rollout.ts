@@ -265,8 +265,8 @@ export async function fleetRollout(
       ],
     );
     console.log(
-      `\nrollout ${final.status}: ${JSON.stringify(final.counts)}; simulator errors ${fleet.errors}. A Bulwark device's update is: updates/available over MQTT, director targets (signed for it), ` +
-        'TUF refresh (root, timestamp, snapshot, targets, product metadata), the image, four statuses and a signed version report; the HTTPS requests on one keep-alive mutual-TLS connection per device.',
+      `\nrollout ${final.status}: ${JSON.stringify(final.counts)}; simulator errors ${fleet.errors}. A Bulwark device's update is: updates/available over MQTT, ` +
+        'one request for the metadata of its check (director targets signed for it; the TUF timestamp, snapshot, targets and product metadata), the image, five statuses and a signed version report; the HTTPS requests on one keep-alive mutual-TLS connection per device.',
     );
     if (queries) {
       console.log(

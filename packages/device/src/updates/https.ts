@@ -22,8 +22,9 @@ export interface GetOptions {
 }
 
 /**
- * One keep-alive agent per identity: an update is eight requests (director root probe and targets,
- * TUF refresh, image), and a fresh mutual-TLS handshake for each cost the platform most of its CPU
+ * One keep-alive agent per identity: an update is two requests (the check's metadata, the image),
+ * eight from a platform without the one-request check (director root probe and targets, TUF
+ * refresh, image), and a fresh mutual-TLS handshake for each cost the platform most of its CPU
  * per device. Idle sockets are unreferenced by node's agent, so they never keep a process alive.
  * A connection goes back to the agent only once its answer was read to the end: an answer refused
  * on its status (the 404 that ends every root probe) is read to the end before the caller goes on
