@@ -84,8 +84,8 @@ export class TufRepository {
    */
   private readonly versions = new BoundedCache<string>(256, 16 * 1024 * 1024);
 
-  /** The role versions each snapshot names (`checkMetadata`), by organization and snapshot version. */
-  private readonly snapshotMetas = new BoundedCache<Record<string, number>>(64);
+  /** The versions each timestamp and snapshot names (`checkMetadata`), by organization, role and version. */
+  private readonly metas = new BoundedCache<Record<string, number>>(64);
 
   /** The latest root, director root and timestamp, served without a round trip (tuf/latest-cache.ts). */
   private readonly latest = new LatestMetadataCache();
@@ -368,11 +368,11 @@ export class TufRepository {
     const timestamp = await this.latestRow(organizationId, 'timestamp');
     if (timestamp) {
       files['timestamp.json'] = timestamp.json;
-      const snapshot = metaVersions(timestamp.json)['snapshot.json'];
+      const snapshot = this.metaOf(organizationId, 'timestamp', timestamp.version, timestamp.json)['snapshot.json'];
       if (snapshot !== undefined && snapshot !== have.snapshot) {
         await this.addFile(files, organizationId, 'snapshot', snapshot);
         const named = files[`${snapshot}.snapshot.json`];
-        const roles = named === undefined ? {} : this.snapshotMeta(organizationId, snapshot, named);
+        const roles = named === undefined ? {} : this.metaOf(organizationId, 'snapshot', snapshot, named);
         for (const role of ['targets', ...(have.product ? [productRoleOf(have.product)] : [])]) {
           const version = roles[`${role}.json`];
           if (version !== undefined) await this.addFile(files, organizationId, role, version);
@@ -398,13 +398,16 @@ export class TufRepository {
     if (json !== null) files[`${version}.${role}.json`] = json;
   }
 
-  /** The role versions a stored snapshot names, read once per snapshot version (it never changes). */
-  private snapshotMeta(organizationId: string, version: number, json: string): Record<string, number> {
-    const key = `${organizationId}\0${version}`;
-    let meta = this.snapshotMetas.get(key);
+  /**
+   * The versions a stored timestamp or snapshot names (its `signed.meta`, by file name), parsed once
+   * per version: a version never changes once written, and every device's check reads the timestamp.
+   */
+  private metaOf(organizationId: string, role: 'timestamp' | 'snapshot', version: number, json: string): Record<string, number> {
+    const key = `${organizationId}\0${role}\0${version}`;
+    let meta = this.metas.get(key);
     if (!meta) {
       meta = metaVersions(json);
-      this.snapshotMetas.set(key, meta);
+      this.metas.set(key, meta);
     }
     return meta;
   }
