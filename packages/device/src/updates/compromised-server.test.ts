@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { UPDATE_METADATA_PATH } from '@bulwark/protocol';
+import { BUNDLED_ROOTS, directorRootPath, UPDATE_METADATA_PATH } from '@bulwark/protocol';
 import { assertRefused, METADATA_TRANSPORTS, release, useAttackWorld } from '../testing/update-attack.js';
 import { HARDWARE } from '../testing/update-device.js';
 import { main } from './agent-cli.js';
@@ -71,6 +71,28 @@ for (const transport of METADATA_TRANSPORTS) {
       const { check, agent } = await device.cycle();
       assert.equal(check, 'reboot', agent.lastError?.message);
       assert.equal(directorRootVersion(device.stateDir), 3);
+    });
+
+    it('walks director and image root chains longer than one answer carries, fetching the versions past it alone', async () => {
+      const { fixture, device } = await setup();
+      const rotations = BUNDLED_ROOTS + 2;
+      for (let i = 0; i < rotations; i++) fixture.rotateDirectorKey();
+      for (let i = 0; i < rotations; i++) fixture.rotateTargetsKey();
+      const r = fixture.addRelease(release('1.1.0'));
+      fixture.direct(device.deviceId, r, { hardwareId: HARDWARE });
+      const before = fixture.requests.length;
+      const { check, agent } = await device.cycle();
+      assert.equal(check, 'reboot', agent.lastError?.message);
+      assert.equal(directorRootVersion(device.stateDir), rotations + 1);
+      assert.equal(JSON.parse(readFileSync(join(device.stateDir, 'tuf', 'root.json'), 'utf8')).signed.version, rotations + 1);
+      const rootsAlone = fixture.requests
+        .slice(before)
+        .filter((q) => q.status === 200 && q.path.endsWith('.root.json'))
+        .map((q) => q.path);
+      // Version 1 is pinned; the answer carries the next BUNDLED_ROOTS of each chain.
+      const first = transport.bundles ? BUNDLED_ROOTS + 2 : 2;
+      const alone = Array.from({ length: rotations + 2 - first }, (_, i) => first + i);
+      assert.deepEqual(rootsAlone, [...alone.map((v) => directorRootPath(v)), ...alone.map((v) => fixture.metadataPath(`${v}.root.json`))]);
     });
   });
 

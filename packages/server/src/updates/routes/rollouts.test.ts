@@ -4,6 +4,7 @@ import https from 'node:https';
 import type { MqttClient } from 'mqtt';
 import { Metadata, MetadataKind, type Root, type Targets } from '@tufjs/models';
 import {
+  BUNDLED_ROOTS,
   DIRECTOR_ROOT_PATH,
   DIRECTOR_TARGETS_PATH,
   directorRootPath,
@@ -171,30 +172,41 @@ for (const engine of ENGINES) {
       }
     });
 
-    it('serves every director root version over mutual TLS, so a device two rotations behind walks the chain, each verifying under the one before', async () => {
-      const a = d[0]!;
-      const ceremony = new TestCeremony(await t.platform.updates.repository.onlineKeys(org), t.clock.now());
-      const owner = cliActor(org, 'test');
-      const keys: KeyHolder[][] = [ceremony.rootKeys, [keyHolder(), keyHolder()], [keyHolder(), keyHolder()]];
-      const directorRoot = (version: number, rootKeys: KeyHolder[]) =>
-        buildDirectorRoot({
+    /** The image and director roots this suite has uploaded: each version's root keys. */
+    let chain: { ceremony: TestCeremony; keys: KeyHolder[][] } | null = null;
+    /**
+     * Uploads the next `count` versions of the image and director roots, each with new root keys. Version 1 is
+     * signed by its own keys; each rotation by the previous keys and the new ones (TUF 5.3.4). Returns the director roots.
+     */
+    async function rotateRoots(count: number): Promise<Record<string, unknown>[]> {
+      chain ??= { ceremony: new TestCeremony(await t.platform.updates.repository.onlineKeys(org), t.clock.now()), keys: [] };
+      const { ceremony, keys } = chain;
+      const uploaded: Record<string, unknown>[] = [];
+      for (let n = 0; n < count; n++) {
+        const version = keys.length + 1;
+        const rootKeys = version === 1 ? ceremony.rootKeys : [keyHolder(), keyHolder()];
+        const signers = version === 1 ? rootKeys : [...keys.at(-1)!, ...rootKeys];
+        const directorRoot = buildDirectorRoot({
           rootKeys: rootKeys.map((h) => h.key),
           threshold: 2,
           online: ceremony.online,
           expires: expiresIn(365, ceremony.now),
           version,
         });
-      const uploaded: Record<string, unknown>[] = [];
-      for (const [i, rootKeys] of keys.entries()) {
-        // Version 1 is signed by its own keys; each rotation by the previous keys and the new ones (TUF 5.3.4).
-        const signers = i === 0 ? rootKeys : [...keys[i - 1]!, ...rootKeys];
-        const director = signedBy(directorRoot(i + 1, rootKeys), ...signers).toJSON();
-        await t.platform.updates.repository.acceptRoot(owner, {
-          root: signedBy(ceremony.root(i + 1, rootKeys), ...signers).toJSON(),
+        const director = signedBy(directorRoot, ...signers).toJSON() as Record<string, unknown>;
+        await t.platform.updates.repository.acceptRoot(cliActor(org, 'test'), {
+          root: signedBy(ceremony.root(version, rootKeys), ...signers).toJSON(),
           directorRoot: director,
         });
-        uploaded.push(director as Record<string, unknown>);
+        keys.push(rootKeys);
+        uploaded.push(director);
       }
+      return uploaded;
+    }
+
+    it('serves every director root version over mutual TLS, so a device two rotations behind walks the chain, each verifying under the one before', async () => {
+      const a = d[0]!;
+      const uploaded = await rotateRoots(3);
 
       const served: Metadata<Root>[] = [];
       for (let version = 1; version <= 3; version++) {
@@ -276,6 +288,23 @@ for (const engine of ENGINES) {
       const anonymous = await get(null, `${UPDATE_METADATA_PATH}?directorRoot=1&root=1`);
       assert.equal(anonymous.status, 401);
       assert.equal(anonymous.body.error.code, 'device.certificate_required');
+
+      // A device further behind than one answer carries: at most BUNDLED_ROOTS of each, the rest it fetches alone.
+      await rotateRoots(BUNDLED_ROOTS + 1);
+      const latest = 3 + BUNDLED_ROOTS + 1;
+      const behind = (await check('directorRoot=1&root=1')).body as UpdateMetadata;
+      assert.equal(behind.director.latestRoot, latest);
+      assert.deepEqual(
+        behind.director.roots.map((root) => (JSON.parse(root) as { signed: { version: number } }).signed.version),
+        Array.from({ length: BUNDLED_ROOTS }, (_, i) => i + 2),
+      );
+      assert.equal(behind.repository.latestRoot, latest);
+      assert.deepEqual(
+        Object.keys(behind.repository.files)
+          .filter((name) => name.endsWith('.root.json'))
+          .sort((x, y) => parseInt(x) - parseInt(y)),
+        Array.from({ length: BUNDLED_ROOTS }, (_, i) => `${i + 2}.root.json`),
+      );
     });
 
     it("tells a device its update is available and follows its status over MQTT into the API's counts and the device's update view", async () => {
