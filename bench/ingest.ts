@@ -14,7 +14,7 @@
  * processes, shown apart.
  *
  *   npm run bench:ingest -- [--pg] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
- *                           [--profile-open file.cpuprofile]
+ *                           [--profile-open file.cpuprofile] [--heap-profile file.heapprofile]
  *
  * The closed loop measures what each broker sustains; its latencies are mostly the load's own
  * queue (devices × window messages in flight). --rate adds an open-loop phase at that many
@@ -23,6 +23,8 @@
  *
  * --profile writes a V8 CPU profile of the broker process over the message phase only;
  * --profile-open does the same over the open loop's message phase (first message to the last PUBACK).
+ * --heap-profile writes a sampling heap profile (V8's, every 32 KiB allocated on average, objects
+ * collected since included) over the closed loop's message phase: where the garbage comes from.
  *
  * The open loop's event-loop delay and garbage-collection pauses are counted from its first
  * message: its connect phase (1,000 TLS handshakes and logins) is shown apart.
@@ -52,6 +54,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '10000' },
     profile: { type: 'string' },
     'profile-open': { type: 'string' },
+    'heap-profile': { type: 'string' },
   },
 });
 const devicesWanted = Number(values.devices);
@@ -100,19 +103,25 @@ function postgresCpu(): PostgresCpuSnapshot | null {
   return bench.database ? snapshotPostgresCpu(bench.database) : null;
 }
 
+type Recorder = { start(): void; write(): Promise<void> };
+
 /**
- * A V8 CPU profile of this process (the broker's) for `file`, or null without one: the profiler is
- * enabled now, `start()` starts it (at the first message), `write()` stops it and writes the file.
+ * A V8 profile of this process (the broker's) for `file`, or null without one: a CPU profile, or
+ * with `heap` a sampling heap profile (every allocation counted, the garbage included). The
+ * profiler is enabled now, `start()` starts it (at the first message), `write()` stops it and
+ * writes the file.
  */
-async function profilerFor(file: string | undefined): Promise<{ start(): void; write(): Promise<void> } | null> {
+async function profilerFor(file: string | undefined, kind: 'cpu' | 'heap' = 'cpu'): Promise<Recorder | null> {
   if (!file) return null;
   const session = new Session();
   session.connect();
-  await session.post('Profiler.enable');
+  const heap = kind === 'heap';
+  await session.post(heap ? 'HeapProfiler.enable' : 'Profiler.enable');
+  const sampling = { samplingInterval: 32 * 1024, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true };
   return {
-    start: () => void session.post('Profiler.start'),
+    start: () => void (heap ? session.post('HeapProfiler.startSampling', sampling) : session.post('Profiler.start')),
     async write() {
-      const { profile } = await session.post('Profiler.stop');
+      const { profile } = heap ? await session.post('HeapProfiler.stopSampling') : await session.post('Profiler.stop');
       writeFileSync(file, JSON.stringify(profile));
       session.disconnect();
     },
@@ -159,17 +168,20 @@ try {
   let pgAtFirst: PostgresCpuSnapshot | null = null;
   let messagesAtFirst = 0;
   const profiler = await profilerFor(values.profile);
+  const heapProfiler = await profilerFor(values['heap-profile'], 'heap');
   const stopPolling = onFirstMessage(gateway, () => {
     cpuAtFirst = cpuOfThisProcess();
     pgAtFirst = postgresCpu();
     messagesAtFirst = gateway.stats.telemetryMessages - messagesBefore;
     profiler?.start();
+    heapProfiler?.start();
   });
   const ours = await runLoad({ port: gateway.port, ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 }, work);
   stopPolling();
   const cpuAtEnd = cpuOfThisProcess();
   const pgAtEnd = postgresCpu();
   await profiler?.write();
+  await heapProfiler?.write();
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
 
   // Mosquitto with the same server certificate, trusting the same CA for client certificates.
