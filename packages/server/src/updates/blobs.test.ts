@@ -13,6 +13,8 @@ import {
   BlobStore,
   BlobTooLargeError,
   HOT_IMAGE_MAX_BYTES,
+  SERVE_SLICE_BYTES,
+  sliced,
 } from './blobs.js';
 
 const sha256 = (data: Buffer) => createHash('sha256').update(data).digest('hex');
@@ -282,5 +284,35 @@ describe('blob store', () => {
     assert.equal((await running).created, true);
     assert.equal(await text(store.open(slowHash)), 'slow upload');
     assert.equal(await freshStore().sweep(), 0, 'a store that was never written to has nothing to sweep');
+  });
+});
+
+describe('an image served from memory', () => {
+  it('is read out in slices of the buffer itself (no copy), in order, covering it exactly', async () => {
+    for (const length of [0, 1, SERVE_SLICE_BYTES - 1, SERVE_SLICE_BYTES, 3 * SERVE_SLICE_BYTES + 7]) {
+      const image = randomBytes(length);
+      const slices: Buffer[] = [];
+      for await (const slice of sliced(image)) slices.push(slice as Buffer);
+      assert.ok(slices.every((slice) => slice.length > 0 && slice.length <= SERVE_SLICE_BYTES && slice.buffer === image.buffer));
+      assert.equal(slices.length, Math.ceil(length / SERVE_SLICE_BYTES));
+      assert.ok(Buffer.concat(slices).equals(image), `${length} bytes`);
+    }
+  });
+
+  it('hands out no more than one slice ahead of a reader that does not read (a device downloading slowly)', async () => {
+    const image = randomBytes(HOT_IMAGE_MAX_BYTES);
+    const slow = new PassThrough({ highWaterMark: 1 });
+    sliced(image).pipe(slow);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    // What the pipe moved on: one slice waiting in the reader, the next in the stream's buffer.
+    assert.ok(
+      slow.readableLength + slow.writableLength <= 2 * SERVE_SLICE_BYTES,
+      `${slow.readableLength + slow.writableLength} bytes moved on`,
+    );
+    const received = await new Promise<Buffer>((resolve) => {
+      const chunks: Buffer[] = [];
+      slow.on('data', (chunk: Buffer) => chunks.push(chunk)).on('end', () => resolve(Buffer.concat(chunks)));
+    });
+    assert.ok(received.equals(image));
   });
 });

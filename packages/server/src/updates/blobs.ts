@@ -8,7 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { mkdir, open, readdir, readFile, rename, rm, stat, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { BoundedCache } from '../bounded-cache.js';
 import { UpdateError } from './errors.js';
 
@@ -76,6 +76,29 @@ export const STALE_UPLOAD_MS = 3_600_000;
 
 export function assertBlobHash(sha256: string): void {
   if (typeof sha256 !== 'string' || !SHA256_HEX.test(sha256)) throw new BlobInvalidHashError(String(sha256));
+}
+
+/** The slice an image kept in memory is written in (see `sliced`). */
+export const SERVE_SLICE_BYTES = 64 * 1024;
+
+/**
+ * A buffer read out in SERVE_SLICE_BYTES slices (views of it, no copy), each handed on only when
+ * the response has taken the one before. Written whole, an image goes through TLS in one write:
+ * node copies it next to the headers into one allocation, encrypts all of it at once, and keeps
+ * what the socket has not taken yet (all of it, for a device reading slowly) in memory per download:
+ * up to HOT_IMAGE_MAX_BYTES for each device downloading, and fresh pages faulted in for each.
+ */
+export function sliced(data: Buffer): Readable {
+  let offset = 0;
+  return new Readable({
+    highWaterMark: SERVE_SLICE_BYTES,
+    read() {
+      if (offset >= data.length) return void this.push(null);
+      const end = Math.min(offset + SERVE_SLICE_BYTES, data.length);
+      this.push(data.subarray(offset, end));
+      offset = end;
+    },
+  });
 }
 
 /** An image up to this size is kept in memory once served whole (HOT_TOTAL_BYTES for all of them). */

@@ -16,7 +16,7 @@ import { BulwarkError, NotFoundError } from '../../errors.js';
 import type { BlobUploads } from '../blob-uploads.js';
 import { actorOf } from '../../accounts/routes/authentication.js';
 import { ErrorRef, errorResponses, Raw, Strict } from '../../transport/http/schemas.js';
-import { assertBlobHash, BlobTooLargeError, type BlobStore } from '../blobs.js';
+import { assertBlobHash, BlobTooLargeError, sliced, type BlobStore } from '../blobs.js';
 import { decideRange, ifRangeHolds } from '../byte-range.js';
 import type { ReleaseService } from '../releases.js';
 
@@ -136,12 +136,13 @@ export function blobRoutes(deps: BlobRouteDeps) {
             .status(206)
             .header('content-range', `bytes ${decision.start}-${decision.end}/${blob.length}`)
             .header('content-length', decision.end - decision.start + 1);
-          return reply.send(hot ? hot.subarray(decision.start, decision.end + 1) : blobs.open(sha256, decision));
+          return reply.send(hot ? sliced(hot.subarray(decision.start, decision.end + 1)) : blobs.open(sha256, decision));
         }
         reply.status(200).header('content-length', blob.length);
         if (request.method === 'HEAD' || blob.length === 0) return reply.send(undefined);
         // A small image is served from memory (read once per process), a larger one streamed from the store.
-        return reply.send(hot ?? (await blobs.bytes(sha256, blob.length)) ?? blobs.open(sha256));
+        const bytes = hot ?? (await blobs.bytes(sha256, blob.length));
+        return reply.send(bytes ? sliced(bytes) : blobs.open(sha256));
       },
     });
   };
