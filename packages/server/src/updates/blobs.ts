@@ -111,7 +111,7 @@ export class BlobStore {
   /**
    * Small images a rollout's devices download, in memory: a blob's name is its hash, so the bytes
    * kept are the bytes on disk for as long as the blob exists (remove forgets it). Each device's
-   * download is then one write of a buffer, not an open, a stat, reads and a close.
+   * download is then slices of a buffer written (`sliced`), not an open, a stat, reads and a close.
    */
   private readonly hot = new BoundedCache<Buffer>(256, HOT_TOTAL_BYTES);
   private readonly loading = new Map<string, Promise<Buffer | null>>();
