@@ -26,6 +26,7 @@ import { setFlagsFromString, writeHeapSnapshot } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 import { organizationIdOf } from '../packages/server/src/testing/devices.js';
 import { loadServerTls } from '../packages/server/src/pki/ca.js';
+import { SERVER_TLS } from '../packages/server/src/transport/tls-policy.js';
 import { provisionConnFleet, type ConnFleet } from './support/conn-fleet.js';
 import type { ConnJob } from './support/conn-load.js';
 import { machine, table } from './support/measure.js';
@@ -126,7 +127,7 @@ try {
   // after its connections end would otherwise count against the baseline).
   const tls = { ...loadServerTls(bench.dataDir, platform.box), ca: await platform.pki.caChain() };
   const sockets = new Set<TLSSocket>();
-  const server = createServer({ ...tls, requestCert: true, rejectUnauthorized: true }, (socket) => {
+  const server = createServer({ ...SERVER_TLS, ...tls, requestCert: true, rejectUnauthorized: true }, (socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
     socket.on('data', (bytes: Buffer) => socket.write(bytes));

@@ -46,6 +46,7 @@ import { loadConfig } from '../packages/server/src/ops/config.js';
 import { newScrapeToken } from '../packages/server/src/ops/scrape-token.js';
 import { openPlatform } from '../packages/server/src/platform.js';
 import { DEFAULT_INIT, initialize } from '../packages/server/src/runner/init.js';
+import { SERVER_TLS } from '../packages/server/src/transport/tls-policy.js';
 import { organizationIdOf } from '../packages/server/src/testing/devices.js';
 import { ENGINES } from '../packages/server/src/testing/engines.js';
 import { REDIS_URL } from '../packages/server/src/testing/redis.js';
@@ -284,9 +285,13 @@ try {
 
   // --- bare node:tls, as many processes --------------------------------------------------------
   const tlsJob = join(dir, 'tls-server.json');
-  writeFileSync(tlsJob, JSON.stringify({ cert: serverTls.cert, key: serverTls.key, ca: serverTls.ca, workers: processes }), {
-    mode: 0o600,
-  });
+  writeFileSync(
+    tlsJob,
+    JSON.stringify({ cert: serverTls.cert, key: serverTls.key, ca: serverTls.ca, workers: processes, policy: SERVER_TLS }),
+    {
+      mode: 0o600,
+    },
+  );
   const started = values.sources
     ? await child(['bench/support/bare-tls.ts', tlsJob], 'pipe')
     : await child([compiledScript('bench/support/bare-tls.ts', dir), tlsJob], 'pipe', true);

@@ -3,16 +3,21 @@
  * the same CA, doing nothing with the connections but holding them (and echoing what a client
  * sends: the load generator's keep-alive stand-in), in `workers` processes sharing
  * one port through node:cluster as `bulwark serve --workers N` does (1: the process itself serves).
+ * Its TLS settings are the platform's (`policy`: transport/tls-policy.ts, passed in the job file as
+ * this script runs compiled on its own): the same versions and suites, and no session tickets, which
+ * would cost a bare server some 15 KB of memory a connection (bench:connections, 4,000 devices:
+ * 53.7 KB a connection with Node's default tickets).
  * Prints one JSON line once listening: the port and the pids of the processes holding connections.
  * Then each line "count" on its standard input is answered with a JSON line: the connections each
  * of those processes holds, in the same order.
  */
 import cluster from 'node:cluster';
 import { readFileSync } from 'node:fs';
-import { createServer, type TLSSocket } from 'node:tls';
+import { createServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import { createInterface } from 'node:readline';
 
-const { cert, key, ca, workers } = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as {
+const { cert, key, ca, workers, policy } = JSON.parse(readFileSync(process.argv[2]!, 'utf8')) as {
+  policy: TlsOptions;
   cert: string;
   key: string;
   ca: string;
@@ -22,7 +27,7 @@ const { cert, key, ca, workers } = JSON.parse(readFileSync(process.argv[2]!, 'ut
 /** Holds connections; calls `listening` with the port. */
 function serve(listening: (port: number) => void): Set<TLSSocket> {
   const sockets = new Set<TLSSocket>();
-  const server = createServer({ cert, key, ca, requestCert: true, rejectUnauthorized: true, minVersion: 'TLSv1.2' }, (socket) => {
+  const server = createServer({ ...policy, cert, key, ca, requestCert: true, rejectUnauthorized: true }, (socket) => {
     sockets.add(socket);
     socket.on('error', () => undefined);
     socket.on('data', (bytes: Buffer) => socket.write(bytes));

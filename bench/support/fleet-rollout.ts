@@ -14,6 +14,7 @@ import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Server as TlsServer, TLSSocket } from 'node:tls';
 import { loadServerTls } from '../../packages/server/src/pki/ca.js';
+import { SERVER_TLS } from '../../packages/server/src/transport/tls-policy.js';
 import { provisionTestDevice, type TestDevice } from '../../packages/server/src/testing/devices.js';
 import { countQueries } from '../../packages/server/src/testing/query-counter.js';
 import { hardwareProduct } from '../../packages/server/src/testing/rollout-fixtures.js';
@@ -201,11 +202,12 @@ export async function fleetRollout(
     if (final.status !== 'completed' || final.counts.succeeded !== n)
       throw new Error(`the rollout ended ${final.status} with ${JSON.stringify(final.counts)}; fleet ${JSON.stringify(fleet)}`);
 
-    // The baseline: the same devices fetch the same bytes over mutual TLS from a bare server here.
+    // The baseline: the same devices fetch the same bytes over mutual TLS from a bare server here,
+    // with the platform's TLS settings (transport/tls-policy.ts: versions, suites, no session tickets).
     const tls = loadServerTls(bench.dataDir, platform.box);
     const image = testImage('fleet-2.0.0', options.imageBytes);
     bare = https.createServer(
-      { cert: tls.cert, key: tls.key, ca: await platform.pki.caChain(), requestCert: true, rejectUnauthorized: true },
+      { ...SERVER_TLS, cert: tls.cert, key: tls.key, ca: await platform.pki.caChain(), requestCert: true, rejectUnauthorized: true },
       (_req, res) => {
         res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': image.length });
         res.end(image);

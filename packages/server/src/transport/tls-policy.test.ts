@@ -1,7 +1,8 @@
 /**
  * The TLS policy of both listeners (HTTPS API and MQTT broker), checked by handshaking with each
  * cipher suite the policy refuses or allows: TLS 1.2 offers only ECDHE with AES-GCM or
- * ChaCha20-Poly1305 (no CBC, no SHA-1), TLS 1.3 works, TLS 1.1 is refused.
+ * ChaCha20-Poly1305 (no CBC, no SHA-1), TLS 1.3 works, TLS 1.1 is refused; and no session is
+ * resumed, with either version.
  */
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,6 +21,28 @@ function handshake(port: number, ca: string, options: ConnectionOptions): Promis
       socket.destroy();
     });
     socket.once('error', (error: NodeJS.ErrnoException) => resolve(`refused: ${error.code ?? error.message}`));
+  });
+}
+
+/** Whether a second connection, offering the session the server gave the first, resumed it. */
+async function resumed(port: number, ca: string, version: 'TLSv1.2' | 'TLSv1.3'): Promise<boolean> {
+  const options: ConnectionOptions = { host: '127.0.0.1', port, ca, servername: 'localhost', minVersion: version, maxVersion: version };
+  const session = await new Promise<Buffer>((resolve, reject) => {
+    const socket = connect(options);
+    // With TLS 1.3 the session (its ticket) arrives after the handshake; with 1.2, at its end.
+    socket.once('session', (offered: Buffer) => {
+      resolve(offered);
+      socket.destroy();
+    });
+    socket.once('error', reject);
+  });
+  return new Promise((resolve, reject) => {
+    const socket = connect({ ...options, session });
+    socket.once('secureConnect', () => {
+      resolve(socket.isSessionReused());
+      socket.destroy();
+    });
+    socket.once('error', reject);
   });
 }
 
@@ -58,6 +81,14 @@ describe('TLS policy of the HTTPS and MQTT listeners [sqlite]', () => {
         /^refused/,
         name,
       );
+    }
+  });
+
+  it('no TLS session is resumed on either listener, with TLS 1.2 or 1.3: each connection is a full handshake', async () => {
+    for (const [name, port] of listeners()) {
+      for (const version of ['TLSv1.2', 'TLSv1.3'] as const) {
+        assert.equal(await resumed(port, s.t.ca, version), false, `${name} resumed a ${version} session`);
+      }
     }
   });
 });
