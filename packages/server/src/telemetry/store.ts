@@ -6,6 +6,7 @@
 import { CompiledQuery, sql, type Insertable, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Engine } from '../storage/database.js';
 import { copyField, type CopyIn } from '../storage/pg-copy.js';
+import { PreparedQueries } from '../storage/prepared.js';
 import type { Database, DevicePresenceTable, TelemetryTable } from '../storage/schema.js';
 
 /** A row as the ingest writer inserts it (`seq` is assigned by the database). */
@@ -120,6 +121,8 @@ export interface PresenceSession {
 export class TelemetryStore {
   /** SQLite: where batches are committed instead of this connection (set by the running server only). */
   private batches: BatchWriter | null = null;
+  /** The presence writes, run on every device connect and session end: compiled once (storage/prepared.ts). */
+  private readonly prepared = new PreparedQueries();
 
   constructor(
     readonly db: Kysely<Database>,
@@ -288,45 +291,49 @@ export class TelemetryStore {
    * PostgreSQL pool connections) may land in either order, and the newest session wins.
    */
   async recordConnected(session: PresenceSession, now: number): Promise<void> {
-    const row = {
-      device_id: session.deviceId,
-      organization_id: session.organizationId,
-      connected_since: session.connectedSince,
-      node_id: session.nodeId,
-      remote_address: session.remoteAddress,
-      protocol: session.protocol,
-      changed_at: now,
-    };
-    await this.db
-      .insertInto('device_presence')
-      .values(row)
-      .onConflict((oc) =>
-        oc
-          .column('device_id')
-          .doUpdateSet({
-            connected_since: row.connected_since,
-            node_id: row.node_id,
-            remote_address: row.remote_address,
-            protocol: row.protocol,
-            changed_at: now,
+    const { deviceId, organizationId, connectedSince, nodeId, remoteAddress, protocol } = session;
+    await this.prepared.execute(
+      this.db,
+      'recordConnected',
+      [deviceId, organizationId, connectedSince, nodeId, remoteAddress, protocol, now],
+      (device, organization, since, node, address, via, at) =>
+        this.db
+          .insertInto('device_presence')
+          .values({
+            device_id: device,
+            organization_id: organization,
+            connected_since: since,
+            node_id: node,
+            remote_address: address,
+            protocol: via,
+            changed_at: at,
           })
-          .where((eb) =>
-            eb.or([eb('device_presence.connected_since', 'is', null), eb('device_presence.connected_since', '<=', session.connectedSince)]),
+          .onConflict((oc) =>
+            oc
+              .column('device_id')
+              .doUpdateSet({ connected_since: since, node_id: node, remote_address: address, protocol: via, changed_at: at })
+              .where((eb) =>
+                eb.or([eb('device_presence.connected_since', 'is', null), eb('device_presence.connected_since', '<=', since)]),
+              ),
           ),
-      )
-      .execute();
-    await this.seen(session.deviceId, now);
+    );
+    await this.seen(deviceId, now);
   }
 
   /** Records the end of a session: the device goes offline only if this session is still the one recorded. */
   async recordDisconnected(session: PresenceSession, now: number): Promise<void> {
-    await this.db
-      .updateTable('device_presence')
-      .set({ connected_since: null, changed_at: now })
-      .where('device_id', '=', session.deviceId)
-      .where('node_id', '=', session.nodeId)
-      .where('connected_since', '=', session.connectedSince)
-      .execute();
+    await this.prepared.execute(
+      this.db,
+      'recordDisconnected',
+      [now, session.deviceId, session.nodeId, session.connectedSince],
+      (at, device, node, since) =>
+        this.db
+          .updateTable('device_presence')
+          .set({ connected_since: null, changed_at: at })
+          .where('device_id', '=', device)
+          .where('node_id', '=', node)
+          .where('connected_since', '=', since),
+    );
     await this.seen(session.deviceId, now);
   }
 
@@ -367,7 +374,9 @@ export class TelemetryStore {
 
   /** A session's start or end is the device being seen. */
   private async seen(deviceId: string, now: number): Promise<void> {
-    await this.db.updateTable('devices').set({ last_seen_at: now }).where('id', '=', deviceId).execute();
+    await this.prepared.execute(this.db, 'seen', [now, deviceId], (at, device) =>
+      this.db.updateTable('devices').set({ last_seen_at: at }).where('id', '=', device),
+    );
   }
 
   /**
