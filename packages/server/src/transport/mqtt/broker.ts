@@ -82,7 +82,7 @@ import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
 import { DeviceInbox, type DeviceMessage, type InboxSession, type InboxStats } from './device-inbox.js';
 import { credentialExpiry, GatewayRoster, type GatewayState } from './gateway-roster.js';
-import { DeviceMeters, type MeterRates } from './device-meters.js';
+import { DeviceMeters, type DeviceMeter, type MeterRates } from './device-meters.js';
 import { ExpirySchedule, type Expiring } from './expiry-schedule.js';
 import { KEEPALIVE_LIMIT_SECONDS, normalizeConnect } from './connect-policy.js';
 import type { FrameError, FrameErrorCode } from './frames.js';
@@ -127,10 +127,8 @@ export interface TlsMaterial {
 
 interface Session extends InboxSession, SessionPresence, Expiring {
   client: Client;
-  /** The device's rate buckets (device-meters.ts): packets, telemetry readings, payload bytes. */
-  packets: TokenBucket;
-  readings: TokenBucket;
-  bytes: TokenBucket;
+  /** The device's rate buckets (device-meters.ts): packets, telemetry readings, payload bytes (and connects). */
+  meter: DeviceMeter;
   /** Refusals already logged for this session (each kind once: a device must not be able to fill the log); null until the first (most sessions never have one, and an idle connection's every byte counts). */
   logged: Set<string> | null;
   /** The children a gateway session may speak for (null: the device is not a gateway). */
@@ -726,7 +724,7 @@ export class MqttGateway implements DeviceMessenger {
     const session: Session = {
       client,
       identity,
-      ...this.meters.send(identity.deviceId, Date.now()),
+      meter: this.meters.meter(identity.deviceId, Date.now()),
       overQuota: false,
       behaviour: this.behaviour ? this.behaviour.attach(identity, remote) : zeroCounts(), // not counted (anomaly.enabled false): written nowhere
       since: this.platform.clock.now(),
@@ -790,7 +788,7 @@ export class MqttGateway implements DeviceMessenger {
     forgetConnectPacket(client);
     // The CONNACK is out: what the device sent behind its CONNECT is handled now, charged to its rate.
     if (client.conn instanceof ConnectionGuard) {
-      client.conn.open(session.packets, refreshKeepaliveOf);
+      client.conn.open(session.meter, refreshKeepaliveOf);
       // The transport was needed to sign the client in, not after.
       this.sockets.delete(client.conn);
     }
@@ -891,19 +889,10 @@ export class MqttGateway implements DeviceMessenger {
     // alike: inventing children multiplies nothing.
     const now = Date.now();
     const readings = channel.kind === 'telemetry' ? this.inbox.readings(speaker, topic, payload, channel.format) : null;
-    let wait = Math.max(
-      session.packets.borrow(now),
-      session.bytes.borrow(now, payload.length),
-      readings ? session.readings.borrow(now, readings.length) : 0,
-    );
+    const count = readings ? readings.length : null;
+    let wait = session.meter.chargeMessage(now, payload.length, count);
     if (speaker !== session) {
-      const meters = this.meters.send(speaker.identity.deviceId, now);
-      wait = Math.max(
-        wait,
-        meters.packets.borrow(now),
-        meters.bytes.borrow(now, payload.length),
-        readings ? meters.readings.borrow(now, readings.length) : 0,
-      );
+      wait = Math.max(wait, this.meters.meter(speaker.identity.deviceId, now).chargeMessage(now, payload.length, count));
       this.stats.gatewayRelayed++;
       session.gateway!.relayedMessages++;
       if (readings) session.gateway!.relayedReadings += readings.length;
@@ -939,7 +928,7 @@ export class MqttGateway implements DeviceMessenger {
    */
   private refuseRelay(session: Session, client: Client, topic: string, payload: Buffer, other: string, reason: string): false {
     const now = Date.now();
-    const wait = Math.max(session.packets.borrow(now), session.bytes.borrow(now, payload.length));
+    const wait = session.meter.chargeMessage(now, payload.length, null);
     if (wait > MAX_RATE_DEBT_MS) {
       this.stats.rateDisconnects++;
       throw this.refuse(client, 'publish rate far beyond the limit', DISCONNECT_REASON.rateTooHigh);

@@ -24,8 +24,9 @@
  *     A fleet's keep-alives are most of what an idle node does (issue 21).
  * A refusal stops reading; `onRefused` decides how the connection ends (a DISCONNECT with a
  * reason code for MQTT 5 when a session exists, otherwise a close).
- * TokenBucket: the rate limits (connects per second on the listener; packets, telemetry readings and
- * payload bytes per device).
+ * TokenBucket: a rate limit (connects per second on the listener); its arithmetic (`refilled`,
+ * `debtMs`) is also that of each device's meter (device-meters.ts: packets, telemetry readings,
+ * payload bytes and connects).
  */
 import { Duplex } from 'node:stream';
 import type { Socket } from 'node:net';
@@ -288,6 +289,20 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
   }
 }
 
+/**
+ * The token-bucket arithmetic, shared by TokenBucket and the per-device meters (device-meters.ts):
+ * `tokens` after `elapsedMs` more at `rate` a second, at most `burst`. A clock that stepped back
+ * (an NTP correction) is the caller's to handle: it starts counting again from the new time.
+ */
+export function refilled(tokens: number, elapsedMs: number, rate: number, burst: number): number {
+  return Math.min(burst, tokens + (elapsedMs / 1000) * rate);
+}
+
+/** How long (ms) a bucket holding `tokens` (negative: in debt) at `rate` a second takes to be out of debt. */
+export function debtMs(tokens: number, rate: number): number {
+  return tokens >= 0 ? 0 : (-tokens / rate) * 1000;
+}
+
 /** A token bucket: `rate` tokens a second, at most `burst` saved up. Time comes from the caller. */
 export class TokenBucket {
   private tokens: number;
@@ -308,7 +323,7 @@ export class TokenBucket {
     // refill) for as long as the step, an hour's step an hour's lock-out.
     if (now < this.last) this.last = now;
     if (now > this.last) {
-      this.tokens = Math.min(this.burst, this.tokens + ((now - this.last) / 1000) * this.rate);
+      this.tokens = refilled(this.tokens, now - this.last, this.rate, this.burst);
       this.last = now;
     }
   }
@@ -331,6 +346,6 @@ export class TokenBucket {
   borrow(now: number, amount = 1): number {
     this.refill(now);
     this.tokens -= amount;
-    return this.tokens >= 0 ? 0 : (-this.tokens / this.rate) * 1000;
+    return debtMs(this.tokens, this.rate);
   }
 }
