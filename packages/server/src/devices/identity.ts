@@ -31,6 +31,31 @@ export interface DeviceIdentity {
     | { type: 'via_gateway'; gatewayId: string; expiresAt: number };
 }
 
+/** The strings an identity shares with many others, one copy of each per process (at most this many kept). */
+const SHARED_STRINGS_MAX = 10_000;
+const sharedStrings = new Map<string, string>();
+
+function shared<T extends string>(value: T): T {
+  const known = sharedStrings.get(value);
+  if (known !== undefined) return known as T;
+  if (sharedStrings.size >= SHARED_STRINGS_MAX) sharedStrings.clear();
+  sharedStrings.set(value, value);
+  return value;
+}
+
+/**
+ * An identity to hold for as long as a connection lasts: its organization, product and status are
+ * the same strings as every other identity's with the same values. Each identity read from the
+ * database carries its own copies (some 80 bytes), and a node holds one identity per connection,
+ * tens of thousands of a few organizations and products (issue 21). Changes `identity` in place.
+ */
+export function heldIdentity(identity: DeviceIdentity): DeviceIdentity {
+  identity.organizationId = shared(identity.organizationId);
+  identity.productId = shared(identity.productId);
+  identity.status = shared(identity.status);
+  return identity;
+}
+
 /** Why a device credential was refused; stable, and safe to log (never echoed to the device in detail). */
 export type DeviceAuthFailure =
   | 'malformed'

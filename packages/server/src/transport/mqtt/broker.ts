@@ -28,7 +28,7 @@
 import type { X509Certificate } from 'node:crypto';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { Aedes, type AuthenticateError, type Client } from 'aedes';
+import { Aedes, type AuthenticateError, type Client, type Connection } from 'aedes';
 import {
   BINDING_RESET,
   deviceTopic,
@@ -48,7 +48,7 @@ import {
 import type { BaseLogger } from 'pino';
 import { zeroCounts, type BehaviourCounts, type BehaviourRecorder } from '../../assessment/anomaly/recorder.js';
 import type { DeviceEventSource } from '../../binding/live.js';
-import { DeviceAuthenticationError, type DeviceIdentity } from '../../devices/identity.js';
+import { DeviceAuthenticationError, heldIdentity, type DeviceIdentity } from '../../devices/identity.js';
 import type { DeviceMessenger, ReplyTo } from '../../devices/messaging.js';
 import type { Platform } from '../../platform.js';
 import { TelemetryWriter } from '../../telemetry/ingest.js';
@@ -76,8 +76,10 @@ import {
   refreshKeepalive,
   roomForSubscription,
   slimClient,
+  takeKeepalive,
 } from './client-state.js';
 import { BrokerDeviceEvents } from './device-events.js';
+import { KeepaliveSweep, type KeepaliveWatched } from './keepalive.js';
 import { redisBackends, type RedisBackends } from './cluster.js';
 import { CredentialWatcher, lostStanding } from './credential-watcher.js';
 import { DeviceInbox, type DeviceMessage, type InboxSession, type InboxStats } from './device-inbox.js';
@@ -125,8 +127,10 @@ export interface TlsMaterial {
   clientCa: string;
 }
 
-interface Session extends InboxSession, SessionPresence, Expiring {
+interface Session extends InboxSession, SessionPresence, Expiring, KeepaliveWatched {
   client: Client;
+  /** Aedes calls this for every packet it reads once the session holds its keep-alive (keepalive.ts): one function for all sessions. */
+  refresh: (this: Session) => void;
   /** The device's rate buckets (device-meters.ts): packets, telemetry readings, payload bytes (and connects). */
   meter: DeviceMeter;
   /** Refusals already logged for this session (each kind once: a device must not be able to fill the log); null until the first (most sessions never have one, and an idle connection's every byte counts). */
@@ -278,6 +282,16 @@ export class MqttGateway implements DeviceMessenger {
   private readonly expiries = new ExpirySchedule<Session>((session) =>
     this.drop(session, 'credential expired', DISCONNECT_REASON.maximumConnectTime),
   );
+  /** Every session's keep-alive, by one sweep for the node (not a Timeout per session). */
+  private readonly keepalive = new KeepaliveSweep<Session>(
+    () => this.sessions.values(),
+    (session) => {
+      // What Aedes's own keep-alive timer does (lib/handlers/connect.js).
+      this.broker.emit('keepaliveTimeout', session.client);
+      session.client.emit('error', new Error('keep alive timeout'));
+    },
+  );
+  private readonly heardFrom: (this: Session) => void;
   private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
   private closed = false;
@@ -291,6 +305,10 @@ export class MqttGateway implements DeviceMessenger {
   ) {
     this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
     this.meters = new DeviceMeters(options);
+    const keepalive = this.keepalive;
+    this.heardFrom = function heardFrom(this: Session): void {
+      keepalive.heard(this);
+    };
     this.behaviour = platform.config.anomaly.enabled ? platform.assessment.anomaly.recorder : null;
     this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
     const sessions = this.sessions;
@@ -512,6 +530,7 @@ export class MqttGateway implements DeviceMessenger {
     this.watcher.start(this.options.watchIntervalMs);
     this.pruner = setInterval(() => this.meters.prune(Date.now(), (deviceId) => this.sessions.has(deviceId)), METER_PRUNE_MS);
     this.pruner.unref();
+    this.keepalive.start();
   }
 
   /** Sends a message to a device (QoS 1); it arrives if the device is subscribed and may receive it. */
@@ -559,6 +578,7 @@ export class MqttGateway implements DeviceMessenger {
     this.platform.devices.gatewayFeed.off(this.onChildChange);
     this.watcher.stop();
     if (this.pruner) clearInterval(this.pruner);
+    this.keepalive.stop();
     this.expiries.clear();
     // Every session ends now: recorded offline together below, not one write each as they close.
     this.presence.stop(this.sessions.values());
@@ -601,13 +621,15 @@ export class MqttGateway implements DeviceMessenger {
 
   private accept(socket: Socket, protocol: 'mqtts' | 'mqtt'): void {
     socket.setNoDelay(true);
-    // A TLS socket is a new object wrapping the accepted one: shutdown ends it too.
+    // A TLS socket is a new object wrapping the accepted one (`_parent`), and ending it ends both:
+    // shutdown ends it in place of the accepted one (one entry a connection in the set, not two).
+    const accepted = (socket as { _parent?: Socket | null })._parent;
+    if (accepted && accepted !== socket) this.open.delete(accepted);
     this.open.add(socket);
     socket.on('close', this.forgetSocket);
     const conn = new ConnectionGuard(socket, this.options, this.frameRefused);
-    conn.on('error', ignore);
     this.sockets.set(conn, { socket, protocol });
-    slimClient(this.broker.handle(conn));
+    slimClient(this.broker.handle(conn as unknown as Connection));
   }
 
   /**
@@ -723,7 +745,7 @@ export class MqttGateway implements DeviceMessenger {
     const remote = transport.socket.remoteAddress ?? '';
     const session: Session = {
       client,
-      identity,
+      identity: heldIdentity(identity),
       meter: this.meters.meter(identity.deviceId, Date.now()),
       overQuota: false,
       behaviour: this.behaviour ? this.behaviour.attach(identity, remote) : zeroCounts(), // not counted (anomaly.enabled false): written nowhere
@@ -735,6 +757,9 @@ export class MqttGateway implements DeviceMessenger {
       logged: null,
       gateway: null,
       childStatus: NO_CHILDREN,
+      heardAt: 0,
+      keepaliveTicks: 0,
+      refresh: this.heardFrom,
     };
     // An active gateway speaks for the children attached to it now (held in memory: the ACL asks on
     // every packet); a quarantined one keeps its own update topics only.
@@ -792,6 +817,9 @@ export class MqttGateway implements DeviceMessenger {
       // The transport was needed to sign the client in, not after.
       this.sockets.delete(client.conn);
     }
+    // The session's keep-alive from now on: the node's sweep, not Aedes's timer.
+    const interval = takeKeepalive(client, session);
+    if (interval > 0) this.keepalive.watch(session, interval);
     this.presence.record(session, this.broker.id, true);
   }
 
@@ -1117,8 +1145,6 @@ function refreshKeepaliveOf(conn: ConnectionGuard): void {
   const client = clientOf(conn);
   if (client) refreshKeepalive(client);
 }
-
-function ignore(): void {}
 
 /** A 'close' listener that removes its socket from `sockets`. */
 function forgetFrom(sockets: Set<Socket>): (this: Socket) => void {

@@ -10,7 +10,7 @@ import { connect as tcpConnect, createServer, type AddressInfo, type Socket } fr
 import { Aedes, type Client } from 'aedes';
 import mqtt from 'mqtt';
 import { writeToStream } from 'mqtt-packet';
-import { clientOf, dropNumberCache, forgetConnectPacket, refreshKeepalive, slimClient } from './client-state.js';
+import { clientOf, dropNumberCache, forgetConnectPacket, refreshKeepalive, slimClient, takeKeepalive } from './client-state.js';
 import { eventually } from '../../testing/mqtt.js';
 
 describe('the Aedes client internals the gateway relies on', () => {
@@ -112,6 +112,72 @@ describe('the Aedes client internals the gateway relies on', () => {
       assert.equal(parserOf(first.client).settings, parserOf(second.client).settings, 'one settings object per protocol level');
       raw.destroy();
       await listener.endAsync();
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('slimmed clients pass connection and parser errors on through one shared function each, and still close on them', async () => {
+    const b = await brokerOnTcp(true);
+    try {
+      const parserErrors: string[] = [];
+      b.broker.on('clientError', (_client, error) => parserErrors.push(error.message));
+      b.broker.on('connectionError', (_client, error) => parserErrors.push(error.message));
+      const one = await b.connect('relay-1');
+      one.on('error', () => undefined);
+      await b.connect('relay-2');
+      const [first, second] = b.handed as [(typeof b.handed)[number], (typeof b.handed)[number]];
+      const errorListeners = (emitter: { listeners(event: string): Function[] }) => emitter.listeners('error'); // eslint-disable-line @typescript-eslint/no-unsafe-function-type
+      for (const { socket, client } of [first, second]) {
+        assert.deepEqual(
+          errorListeners(socket).map((l) => l.name),
+          ['relayConnectionError'],
+          'the connection relays errors through the shared function, no bound one',
+        );
+        const parser = parserOf(client) as unknown as { listeners(event: string): Function[] }; // eslint-disable-line @typescript-eslint/no-unsafe-function-type
+        assert.deepEqual(
+          errorListeners(parser).map((l) => l.name),
+          ['relayParserError'],
+        );
+        assert.equal(socket.listenerCount('end'), 0, 'no end listener: the close covers it');
+      }
+      assert.equal(errorListeners(first.socket)[0], errorListeners(second.socket)[0], 'one function for every connection');
+      // A parser error: a packet of the reserved type 0 on the first connection.
+      one.stream.write(Buffer.from([0x00, 0x00]));
+      await eventually(() => b.disconnected.includes('relay-1'), 5000, 'the parser error closed the client');
+      // A connection error on the second.
+      second.socket.destroy(new Error('connection broke'));
+      await eventually(() => b.disconnected.includes('relay-2'), 5000, 'the connection error closed the client');
+      assert.ok(parserErrors.includes('connection broke'), `the client saw the connection error: ${parserErrors.join('; ')}`);
+      assert.ok(parserErrors.length >= 2, `the client saw the parser error: ${parserErrors.join('; ')}`);
+    } finally {
+      await b.close();
+    }
+  });
+
+  it('the keep-alive can be taken over once the CONNACK is out: Aedes’s timer cleared, the watch refreshed by every packet', async () => {
+    const b = await brokerOnTcp(true);
+    try {
+      const taken: { client: Client; interval: number; timer: unknown }[] = [];
+      let refreshed = 0;
+      const watch = { refresh: () => refreshed++ };
+      b.broker.on('clientReady', (client) => {
+        const timer = (client as unknown as { _keepaliveTimer: unknown })._keepaliveTimer;
+        taken.push({ client, interval: takeKeepalive(client, watch), timer });
+      });
+      const device = await b.connect('keepalive-1');
+      await eventually(() => taken.length === 1, 2000, 'clientReady');
+      const [{ client, interval, timer }] = taken as [(typeof taken)[number]];
+      assert.equal(interval, 60 * 1500 + 1, 'Aedes’s interval: 1.5 keep-alives and 1 ms');
+      assert.equal((timer as { _onTimeout: unknown })._onTimeout, null, 'Aedes’s timer is cleared');
+      assert.equal((client as unknown as { _keepaliveTimer: unknown })._keepaliveTimer, watch);
+      const before = refreshed;
+      await device.publishAsync('keepalive/one', 'x', { qos: 1 });
+      await eventually(() => refreshed > before, 2000, 'the PUBLISH refreshed the watch');
+      refreshKeepalive(client);
+      assert.equal(refreshed, before + 2);
+      await device.endAsync();
+      await eventually(() => b.disconnected.includes('keepalive-1'), 2000, 'the client closes with the watch in place of its timer');
     } finally {
       await b.close();
     }

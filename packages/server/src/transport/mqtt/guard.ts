@@ -1,7 +1,7 @@
 /**
  * The transport guard in front of the MQTT parser (Aedes), which would buffer a 256 MB
  * "remaining length" whole, handles packets that arrive before authentication is over, and
- * accepts anything it can parse. ConnectionGuard is a Duplex around each TLS (or TCP) socket that
+ * accepts anything it can parse. ConnectionGuard stands between each TLS (or TCP) socket and Aedes,
  * reads the MQTT framing as bytes pass (frames.ts) and:
  *   - closes the connection the moment a packet announces more than the limit (or a malformed
  *     length), before its body is buffered anywhere; the CONNECT has its own, smaller limit;
@@ -28,7 +28,7 @@
  * `debtMs`) is also that of each device's meter (device-meters.ts: packets, telemetry readings,
  * payload bytes and connects).
  */
-import { Duplex } from 'node:stream';
+import { EventEmitter } from 'node:events';
 import type { Socket } from 'node:net';
 import {
   ConnectVersionReader,
@@ -41,6 +41,7 @@ import {
   type BodyReader,
   type HeaderVisitor,
 } from './frames.js';
+import { eventsInShape } from './emitter-shape.js';
 
 export const READ_BUFFER_BYTES = 16 * 1024;
 /** A session this far behind its rate is disconnected rather than held further. */
@@ -64,16 +65,36 @@ const GUARD = Symbol('bulwark.connectionGuard');
 type GuardedSocket = Socket & { [GUARD]: ConnectionGuard };
 
 type GuardState = 'connect' | 'held' | 'open' | 'refused';
+/** The events Aedes and stream.finished() listen to on a connection. */
+const GUARD_EVENTS = ['readable', 'error', 'close', 'end', 'finish', 'drain'] as const;
 
 /**
- * An idle connection holds one of these for as long as it lasts, so it holds no closure of its own
- * (the socket's listeners are static methods, the scanner's visitor is the guard itself, the broker's
- * hooks are shared functions given the guard) and drops what only the CONNECT needed once it passed.
+ * The connection Aedes is handed: the part of a Duplex stream it uses (read() on 'readable',
+ * write() under cork(), 'drain', destroy(), 'error' and 'close'), over the socket, without a
+ * stream's two states, buffers and bound callbacks (an idle connection holds one of these for as
+ * long as it lasts: issue 21). So it holds no closure of its own either: the socket's listeners are
+ * static methods, the scanner's visitor is the guard itself, the broker's hooks are shared functions
+ * given the guard, and what only the CONNECT needed is dropped once it passed.
+ *
+ * What it reads waits in `pending` until Aedes reads it (at most READ_BUFFER_BYTES: past that, the
+ * socket is paused until Aedes reads). It never emits 'end': the socket ends itself on the peer's
+ * FIN (no half-open connections) and its 'close' is the connection's (slimClient drops the 'end'
+ * listener Aedes adds). It emits 'error' only to a listener (Aedes's, while the client lives).
  */
-export class ConnectionGuard extends Duplex implements HeaderVisitor {
+export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
   private readonly scanner: PacketScanner;
   private state: GuardState = 'connect';
-  private held: Buffer[] = [];
+  /** What arrived behind the CONNECT, until the broker answers it (null: nothing). */
+  private held: Buffer[] | null = null;
+  /** Read from the socket, passed by the guard, not yet read by Aedes. */
+  private pending: Buffer | null = null;
+  /** A 'readable' is due on the next tick (Aedes reads then). */
+  private readableDue = false;
+  /** The pieces mqtt-packet writes a packet in, under cork(): written to the socket as one at uncork(). */
+  private corked: Buffer[] | null = null;
+  private corks = 0;
+  private awaitingDrain = false;
+  destroyed = false;
   /** Reads the CONNECT's protocol level; dropped once it has passed (`version` keeps what it read). */
   private connect: ConnectVersionReader | null = new ConnectVersionReader();
   private version: number | null = null;
@@ -91,23 +112,17 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
     private readonly limits: GuardLimits,
     private readonly onRefused: (guard: ConnectionGuard, error: FrameError) => void,
   ) {
-    // 16 KB buffered towards the parser at most (Node 22's default would be 64 KB): Aedes handles
-    // every packet of a read at once, so this bounds what one connection has in flight.
-    super({ allowHalfOpen: false, readableHighWaterMark: READ_BUFFER_BYTES });
+    super();
+    eventsInShape(this, GUARD_EVENTS);
     this.scanner = new PacketScanner(limits.maxPacketBytes);
     (socket as GuardedSocket)[GUARD] = this;
     socket.on('data', ConnectionGuard.onSocketData);
-    socket.on('end', ConnectionGuard.onSocketEnd);
     socket.on('close', ConnectionGuard.onSocketClose);
     socket.on('error', ConnectionGuard.onSocketError);
   }
 
   private static onSocketData(this: Socket, chunk: Buffer): void {
     (this as GuardedSocket)[GUARD].receive(chunk);
-  }
-
-  private static onSocketEnd(this: Socket): void {
-    (this as GuardedSocket)[GUARD].push(null);
   }
 
   private static onSocketClose(this: Socket): void {
@@ -118,9 +133,20 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
     (this as GuardedSocket)[GUARD].destroy(error);
   }
 
+  private static onSocketDrain(this: Socket): void {
+    const guard = (this as GuardedSocket)[GUARD];
+    guard.awaitingDrain = false;
+    if (!guard.destroyed) guard.emit('drain');
+  }
+
   /** The protocol level of the CONNECT (null until it has passed). */
   get protocolVersion(): number | null {
     return this.version;
+  }
+
+  /** For stream.finished(), which Aedes watches the connection with: writable until destroyed. */
+  get writable(): boolean {
+    return !this.destroyed;
   }
 
   /**
@@ -134,10 +160,10 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
     this.meter = meter;
     this.onPing = onPing ?? null;
     this.scanner.resume();
-    const held = this.held;
-    this.held = [];
+    const held = this.held ?? [];
+    this.held = null;
     for (const chunk of held) if (this.state === 'open') this.deliver(chunk);
-    if (this.state === 'open' && !this.holdTimer && this.readableLength < this.readableHighWaterMark) this.socket.resume();
+    if (this.state === 'open' && !this.holdTimer && !this.full()) this.socket.resume();
   }
 
   /** Stops reading from the socket for `ms` (what is already buffered is still delivered). */
@@ -147,22 +173,29 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
     this.heldUntil = until;
     this.socket.pause();
     if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.holdTimer = setTimeout(() => {
-      this.holdTimer = null;
-      // Resume only if the reader wants more (otherwise _read will, when it does).
-      if (this.reading() && this.readableLength < this.readableHighWaterMark) this.socket.resume();
-    }, ms);
+    this.holdTimer = setTimeout(ConnectionGuard.endHold, ms, this);
     this.holdTimer.unref();
+  }
+
+  private static endHold(guard: ConnectionGuard): void {
+    guard.holdTimer = null;
+    // Resume only if Aedes wants more (otherwise read() will, when it does).
+    if (guard.reading() && !guard.full()) guard.socket.resume();
   }
 
   private reading(): boolean {
     return !this.destroyed && (this.state === 'connect' || this.state === 'open');
   }
 
+  /** As much waits for Aedes as one connection may have in flight. */
+  private full(): boolean {
+    return this.pending !== null && this.pending.length >= READ_BUFFER_BYTES;
+  }
+
   private receive(chunk: Buffer): void {
     if (this.state === 'open') return this.deliver(chunk);
     if (this.state === 'held') return this.keep(chunk);
-    if (this.state === 'refused') return;
+    if (this.state === 'refused' || this.destroyed) return;
     let end: number;
     try {
       end = this.scanner.scan(chunk, this);
@@ -170,23 +203,24 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
       return this.refuse(error as FrameError);
     }
     if (!this.scanner.halted) {
-      if (!this.push(chunk)) this.socket.pause();
+      this.pass(chunk);
       return;
     }
     this.state = 'held';
     this.version = this.connect!.version;
     this.connect = null;
     this.socket.pause();
-    this.push(end === chunk.length ? chunk : chunk.subarray(0, end));
+    this.pass(end === chunk.length ? chunk : chunk.subarray(0, end));
     if (end < chunk.length) this.keep(chunk.subarray(end));
   }
 
   private keep(chunk: Buffer): void {
     this.socket.pause();
-    this.held.push(chunk);
+    (this.held ??= []).push(chunk);
   }
 
   private deliver(chunk: Buffer): void {
+    if (this.destroyed) return;
     this.behind = 0;
     // A lone PINGREQ between packets, with nothing waiting for the broker ahead of it nor any of
     // the broker's packets part-way out (the PINGRESP goes straight onto the socket).
@@ -196,8 +230,8 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
       chunk[0] === PINGREQ &&
       chunk[1] === 0 &&
       this.scanner.atPacketStart &&
-      this.readableLength === 0 &&
-      this.writableLength === 0;
+      this.pending === null &&
+      this.corked === null;
     try {
       this.scanner.scan(chunk, this);
     } catch (error) {
@@ -206,8 +240,30 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
     if (ping) {
       this.onPing!(this);
       this.socket.write(PINGRESP);
-    } else if (!this.push(chunk) || this.holdTimer) this.socket.pause();
+    } else this.pass(chunk);
     if (this.behind > 0) this.hold(this.behind);
+  }
+
+  /** Passes bytes on to Aedes: they wait in `pending`, and Aedes is told on the next tick (as a Readable would). */
+  private pass(chunk: Buffer): void {
+    this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    if (this.full() || this.holdTimer) this.socket.pause();
+    if (this.readableDue) return;
+    this.readableDue = true;
+    process.nextTick(ConnectionGuard.emitReadable, this);
+  }
+
+  private static emitReadable(guard: ConnectionGuard): void {
+    guard.readableDue = false;
+    if (guard.pending !== null && !guard.destroyed) guard.emit('readable');
+  }
+
+  /** What waits for Aedes, all of it (Aedes's parser takes any split); null if nothing does. Reading resumes. */
+  read(_size?: number | null): Buffer | null {
+    const bytes = this.pending;
+    this.pending = null;
+    if (!this.holdTimer && this.reading()) this.socket.resume();
+    return bytes;
   }
 
   /**
@@ -252,22 +308,43 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
 
   private refuse(error: FrameError): void {
     this.state = 'refused';
-    this.held = [];
+    this.held = null;
     this.socket.pause();
     this.onRefused(this, error);
   }
 
-  override _read(): void {
-    if (!this.holdTimer && this.reading()) this.socket.resume();
+  /** mqtt-packet corks the connection around the pieces of a packet and uncorks on the next tick. */
+  cork(): void {
+    this.corks++;
   }
 
-  override _write(chunk: Buffer, _encoding: BufferEncoding, callback: (error?: Error | null) => void): void {
-    this.socket.write(this.outgoing(chunk), callback);
+  uncork(): void {
+    if (this.corks === 0 || --this.corks > 0) return;
+    const pieces = this.corked;
+    this.corked = null;
+    if (pieces !== null) this.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
   }
 
-  /** mqtt-packet writes a packet in several pieces under cork(): hand them to TLS as one record. */
-  override _writev(chunks: { chunk: Buffer }[], callback: (error?: Error | null) => void): void {
-    this.socket.write(this.outgoing(chunks.length === 1 ? chunks[0]!.chunk : Buffer.concat(chunks.map((c) => c.chunk))), callback);
+  /**
+   * Bytes from Aedes (mqtt-packet writes strings as UTF-8, topics and properties): under cork(),
+   * kept for uncork() to hand to TLS as one record; false when the socket wants a 'drain' first.
+   */
+  write(chunk: Buffer | string, encoding?: BufferEncoding): boolean {
+    if (this.destroyed) return false;
+    const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk;
+    if (this.corks === 0) return this.send(bytes);
+    (this.corked ??= []).push(bytes);
+    return this.socket.writableLength < this.socket.writableHighWaterMark;
+  }
+
+  private send(bytes: Buffer): boolean {
+    if (this.destroyed) return false;
+    if (this.socket.write(this.outgoing(bytes))) return true;
+    if (!this.awaitingDrain) {
+      this.awaitingDrain = true;
+      this.socket.once('drain', ConnectionGuard.onSocketDrain);
+    }
+    return false;
   }
 
   /** The first packet out is the CONNACK: an MQTT 5 client is told Maximum QoS 1 there. */
@@ -277,15 +354,23 @@ export class ConnectionGuard extends Duplex implements HeaderVisitor {
     return this.version === 5 ? withMaximumQos1(bytes) : bytes;
   }
 
-  override _final(callback: (error?: Error | null) => void): void {
-    this.socket.end(callback);
+  /** Ends the connection at once: nothing waiting either way is passed on; 'error' (to a listener) and 'close' follow on the next tick. */
+  destroy(error?: Error | null): this {
+    if (this.destroyed) return this;
+    this.destroyed = true;
+    if (this.holdTimer) clearTimeout(this.holdTimer);
+    this.holdTimer = null;
+    this.held = null;
+    this.pending = null;
+    this.corked = null;
+    this.socket.destroy();
+    process.nextTick(ConnectionGuard.emitDestroyed, this, error ?? null);
+    return this;
   }
 
-  override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
-    if (this.holdTimer) clearTimeout(this.holdTimer);
-    this.held = [];
-    this.socket.destroy();
-    callback(error);
+  private static emitDestroyed(guard: ConnectionGuard, error: Error | null): void {
+    if (error && guard.listenerCount('error') > 0) guard.emit('error', error);
+    guard.emit('close');
   }
 }
 
