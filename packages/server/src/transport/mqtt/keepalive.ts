@@ -5,7 +5,8 @@
  * integer: one field written per packet); every SWEEP_MS the sweep closes the sessions silent for
  * longer than their keep-alive. So a silent session is closed between 1.5 keep-alives (Aedes's
  * interval, MQTT 3.1.1 §3.1.2.10) and 1.5 keep-alives plus two sweeps (a quarter of a second).
- * A walk over 18,000 sessions takes well under a millisecond.
+ * A walk over 18,000 sessions took about 60 µs (a throwaway timing of this class over 18,000
+ * session-like objects): some 0.5 ms of CPU a second at eight sweeps a second.
  */
 
 /** How often the sweep looks (ms): the granularity of a keep-alive's end. */
