@@ -86,8 +86,9 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
   private state: GuardState = 'connect';
   /** What arrived behind the CONNECT, until the broker answers it (null: nothing). */
   private held: Buffer[] | null = null;
-  /** Read from the socket, passed by the guard, not yet read by Aedes. */
-  private pending: Buffer | null = null;
+  /** Read from the socket, passed by the guard, not yet read by Aedes (joined once, when read). */
+  private pending: Buffer[] | null = null;
+  private pendingBytes = 0;
   /** A 'readable' is due on the next tick (Aedes reads then). */
   private readableDue = false;
   /** The pieces mqtt-packet writes a packet in, under cork(): written to the socket as one at uncork(). */
@@ -160,9 +161,9 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
     this.meter = meter;
     this.onPing = onPing ?? null;
     this.scanner.resume();
-    const held = this.held ?? [];
+    const held = this.held;
     this.held = null;
-    for (const chunk of held) if (this.state === 'open') this.deliver(chunk);
+    if (held !== null) for (const chunk of held) if (this.state === 'open') this.deliver(chunk);
     if (this.state === 'open' && !this.holdTimer && !this.full()) this.socket.resume();
   }
 
@@ -189,7 +190,7 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
 
   /** As much waits for Aedes as one connection may have in flight. */
   private full(): boolean {
-    return this.pending !== null && this.pending.length >= READ_BUFFER_BYTES;
+    return this.pendingBytes >= READ_BUFFER_BYTES;
   }
 
   private receive(chunk: Buffer): void {
@@ -246,7 +247,8 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
 
   /** Passes bytes on to Aedes: they wait in `pending`, and Aedes is told on the next tick (as a Readable would). */
   private pass(chunk: Buffer): void {
-    this.pending = this.pending === null ? chunk : Buffer.concat([this.pending, chunk]);
+    (this.pending ??= []).push(chunk);
+    this.pendingBytes += chunk.length;
     if (this.full() || this.holdTimer) this.socket.pause();
     if (this.readableDue) return;
     this.readableDue = true;
@@ -260,10 +262,13 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
 
   /** What waits for Aedes, all of it (Aedes's parser takes any split); null if nothing does. Reading resumes. */
   read(_size?: number | null): Buffer | null {
-    const bytes = this.pending;
+    const chunks = this.pending;
+    const length = this.pendingBytes;
     this.pending = null;
+    this.pendingBytes = 0;
     if (!this.holdTimer && this.reading()) this.socket.resume();
-    return bytes;
+    if (chunks === null) return null;
+    return chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, length);
   }
 
   /**
@@ -362,6 +367,7 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
     this.holdTimer = null;
     this.held = null;
     this.pending = null;
+    this.pendingBytes = 0;
     this.corked = null;
     this.socket.destroy();
     process.nextTick(ConnectionGuard.emitDestroyed, this, error ?? null);
