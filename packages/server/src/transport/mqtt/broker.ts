@@ -291,7 +291,6 @@ export class MqttGateway implements DeviceMessenger {
       session.client.emit('error', new Error('keep alive timeout'));
     },
   );
-  private readonly heardFrom: (this: Session) => void;
   private pruner: NodeJS.Timeout | null = null;
   private backends: RedisBackends | null = null;
   private closed = false;
@@ -305,10 +304,6 @@ export class MqttGateway implements DeviceMessenger {
   ) {
     this.connectBucket = new TokenBucket(options.connectsPerSecond, options.connectsPerSecond * 2, Date.now());
     this.meters = new DeviceMeters(options);
-    const keepalive = this.keepalive;
-    this.heardFrom = function heardFrom(this: Session): void {
-      keepalive.heard(this);
-    };
     this.behaviour = platform.config.anomaly.enabled ? platform.assessment.anomaly.recorder : null;
     this.writer = new TelemetryWriter(platform.telemetry.store, { maxBatch: options.maxBatch, maxPending: options.maxPending });
     const sessions = this.sessions;
@@ -759,7 +754,7 @@ export class MqttGateway implements DeviceMessenger {
       childStatus: NO_CHILDREN,
       heardAt: 0,
       keepaliveTicks: 0,
-      refresh: this.heardFrom,
+      refresh: this.keepalive.heardFrom,
     };
     // An active gateway speaks for the children attached to it now (held in memory: the ACL asks on
     // every packet); a quarantined one keeps its own update topics only.

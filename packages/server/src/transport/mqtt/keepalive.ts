@@ -23,13 +23,20 @@ export class KeepaliveSweep<T extends KeepaliveWatched> {
   /** Sweeps since the start: what `heard` records. */
   private tick = 0;
   private timer: NodeJS.Timeout | null = null;
+  /** `heard` as a method a watched object carries (Aedes calls its keep-alive timer's `refresh()`): one function for all. */
+  readonly heardFrom: (this: T) => void;
 
   constructor(
     /** The sessions to look at (each sweep walks them once). */
     private readonly sessions: () => Iterable<T>,
     /** Called for each session silent past its keep-alive (once: it is no longer watched). */
     private readonly onSilent: (session: T) => void,
-  ) {}
+  ) {
+    const heard = (session: T): void => this.heard(session);
+    this.heardFrom = function heardFrom(this: T): void {
+      heard(this);
+    };
+  }
 
   /** Watches `session` from now: silent for longer than `intervalMs`, it is given to onSilent. */
   watch(session: T, intervalMs: number): void {
