@@ -129,6 +129,35 @@ describe('the transport guard as the connection Aedes reads and writes', () => {
     guard.destroy();
   });
 
+  it('counts what waits under cork towards the high-water mark, and a false answer is followed by a drain', async () => {
+    const { guard, peer } = await pair();
+    const received: Buffer[] = [];
+    peer.on('data', (chunk: Buffer) => received.push(chunk));
+    const limit = guard.socket.writableHighWaterMark;
+    const piece = Buffer.alloc(1024, 2);
+    guard.cork();
+    let answers = 0;
+    while (answers < 1_000 && guard.write(piece)) answers++;
+    // The socket itself holds nothing yet: only the corked pieces say "wait".
+    assert.equal(guard.socket.writableLength, 0);
+    assert.equal(answers, Math.ceil(limit / piece.length) - 1, 'false once the corked bytes reach the mark');
+    let drains = 0;
+    guard.on('drain', () => drains++);
+    guard.uncork();
+    await eventually(() => drains === 1, 'a drain after the corked bytes went to the socket');
+    await eventually(() => Buffer.concat(received).length === (answers + 1) * piece.length, 'the peer got every piece');
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(drains, 1, 'one drain for one false answer');
+
+    // Below the mark nothing is owed: no drain.
+    guard.cork();
+    assert.equal(guard.write(piece), true);
+    guard.uncork();
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    assert.equal(drains, 1);
+    guard.destroy();
+  });
+
   it('holds at most READ_BUFFER_BYTES for a parser that does not read: the socket is paused until read() is called', async () => {
     const { guard, peer } = await pair();
     let readable = 0;

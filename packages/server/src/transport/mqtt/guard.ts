@@ -93,8 +93,12 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
   private readableDue = false;
   /** The pieces mqtt-packet writes a packet in, under cork(): written to the socket as one at uncork(). */
   private corked: Buffer[] | null = null;
+  private corkedBytes = 0;
   private corks = 0;
+  /** The socket's 'drain' is relayed once (a write to it answered false). */
   private awaitingDrain = false;
+  /** A write under cork answered false: a 'drain' is owed once those bytes are handed to the socket. */
+  private owesDrain = false;
   destroyed = false;
   /** Reads the CONNECT's protocol level; dropped once it has passed (`version` keeps what it read). */
   private connect: ConnectVersionReader | null = new ConnectVersionReader();
@@ -327,19 +331,33 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
     if (this.corks === 0 || --this.corks > 0) return;
     const pieces = this.corked;
     this.corked = null;
-    if (pieces !== null) this.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+    this.corkedBytes = 0;
+    const sent = pieces === null || this.send(pieces.length === 1 ? pieces[0]! : Buffer.concat(pieces));
+    if (!this.owesDrain) return;
+    this.owesDrain = false;
+    // Refused by the socket: its 'drain' is relayed (send). Taken at once: the drain promised is due now.
+    if (sent && !this.awaitingDrain) process.nextTick(ConnectionGuard.emitDrain, this);
   }
 
   /**
    * Bytes from Aedes (mqtt-packet writes strings as UTF-8, topics and properties): under cork(),
    * kept for uncork() to hand to TLS as one record; false when the socket wants a 'drain' first.
+   * What waits under cork counts towards the socket's high-water mark, as a Writable's own buffer
+   * would: a false answer is always followed by a 'drain'.
    */
   write(chunk: Buffer | string, encoding?: BufferEncoding): boolean {
     if (this.destroyed) return false;
     const bytes = typeof chunk === 'string' ? Buffer.from(chunk, encoding ?? 'utf8') : chunk;
     if (this.corks === 0) return this.send(bytes);
     (this.corked ??= []).push(bytes);
-    return this.socket.writableLength < this.socket.writableHighWaterMark;
+    this.corkedBytes += bytes.length;
+    if (this.socket.writableLength + this.corkedBytes < this.socket.writableHighWaterMark) return true;
+    this.owesDrain = true;
+    return false;
+  }
+
+  private static emitDrain(guard: ConnectionGuard): void {
+    if (!guard.destroyed) guard.emit('drain');
   }
 
   private send(bytes: Buffer): boolean {
@@ -369,6 +387,8 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
     this.pending = null;
     this.pendingBytes = 0;
     this.corked = null;
+    this.corkedBytes = 0;
+    this.owesDrain = false;
     this.socket.destroy();
     process.nextTick(ConnectionGuard.emitDestroyed, this, error ?? null);
     return this;
