@@ -132,11 +132,15 @@ export class DevicesStore {
   }
 
   /** A device's status, gateway flag and gateway (the broker's check of a gateway session). */
-  statusAndGateway(
+  async statusAndGateway(
     deviceId: string,
     db: Executor = this.db,
   ): Promise<{ status: DeviceStatus; gateway_enabled_at: number | null; gateway_id: string | null } | undefined> {
-    return db.selectFrom('devices').select(['status', 'gateway_enabled_at', 'gateway_id']).where('id', '=', deviceId).executeTakeFirst();
+    // Run on every device connect: compiled once (storage/prepared.ts).
+    const result = await this.prepared.execute(db, 'statusAndGateway', [deviceId], (id) =>
+      db.selectFrom('devices').select(['status', 'gateway_enabled_at', 'gateway_id']).where('id', '=', id),
+    );
+    return result.rows[0];
   }
 
   /** A device of the organization; another organization's device is simply not found. */
