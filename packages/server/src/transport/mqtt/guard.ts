@@ -141,7 +141,7 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
   private static onSocketDrain(this: Socket): void {
     const guard = (this as GuardedSocket)[GUARD];
     guard.awaitingDrain = false;
-    if (!guard.destroyed) guard.emit('drain');
+    ConnectionGuard.emitDrain(guard);
   }
 
   /** The protocol level of the CONNECT (null until it has passed). */
@@ -356,6 +356,7 @@ export class ConnectionGuard extends EventEmitter implements HeaderVisitor {
     return false;
   }
 
+  /** Tells Aedes it may write again: the socket's drain relayed, or the one a corked write was promised. */
   private static emitDrain(guard: ConnectionGuard): void {
     if (!guard.destroyed) guard.emit('drain');
   }
