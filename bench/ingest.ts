@@ -29,6 +29,9 @@
  *
  * The open loop's event-loop delay and garbage-collection pauses are counted from its first
  * message: its connect phase (1,000 TLS handshakes and logins) is shown apart.
+ *
+ * NODE_OPTIONS given to the bench (a V8 flag to try on the broker, say) apply to this process, the
+ * broker's, only: the load generator runs without them, so the baseline's load stays the same.
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -77,7 +80,7 @@ function runLoad(job: LoadJob, dir: string): Promise<LoadReport> {
     execFile(
       process.execPath,
       ['--conditions=source', '--import', 'tsx', 'bench/support/mqtt-load.ts', file],
-      { maxBuffer: 1 << 20, timeout: (seconds + 300) * 1000 },
+      { maxBuffer: 1 << 20, timeout: (seconds + 300) * 1000, env: { ...process.env, NODE_OPTIONS: '' } },
       (error, stdout, stderr) => {
         if (error) return reject(new Error(`load generator failed: ${stderr || error.message}`));
         if (stderr) process.stderr.write(stderr);
