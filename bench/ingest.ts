@@ -3,9 +3,12 @@
  * certificate, keep a window of QoS 1 messages in flight against the platform's broker; every
  * PUBACK means "committed to the database". Printed beside the same load, from the same load
  * generator process, against a Mosquitto broker started here with the same certificates
- * (mutual TLS, no storage, no ACL): stored messages per second, publish-to-PUBACK p50/p99, and
- * broker CPU per message, with the ratios. Then it counts the stored rows: nothing acknowledged
- * may be missing.
+ * (mutual TLS, no storage, no ACL), and against a bare Aedes broker on node:tls (support/bare-aedes.ts:
+ * the platform's MQTT stack and runtime with nothing of the platform's own, the Node floor): stored
+ * messages per second, publish-to-PUBACK p50/p99, and broker CPU per message, with the ratios
+ * (Bulwark to each baseline, and bare Aedes to Mosquitto: how much of the gap the runtime and the
+ * MQTT stack make before the platform does anything). Then it counts the stored rows: nothing
+ * acknowledged may be missing.
  *
  * Broker CPU per message is counted from the first message on: the load generator connects every
  * device before it publishes, so the window holds no TLS handshake or login (those are shown
@@ -31,9 +34,10 @@
  * message: its connect phase (1,000 TLS handshakes and logins) is shown apart.
  *
  * NODE_OPTIONS given to the bench (a V8 flag to try on the broker, say) apply to this process, the
- * broker's, only: the load generator runs without them, so the baseline's load stays the same.
+ * broker's, only: the load generator and the bare Aedes broker run without them, so the baselines stay the same.
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector/promises';
 import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks';
@@ -147,10 +151,80 @@ function onFirstMessage(gateway: { stats: { telemetryMessages: number } }, then:
   return () => clearInterval(poll);
 }
 
+/**
+ * Starts the bare Aedes baseline (support/bare-aedes.ts) in its own process, like Mosquitto; it
+ * runs without the NODE_OPTIONS given to the bench, as the load generator does.
+ */
+async function startBareAedes(
+  dir: string,
+  tls: { cert: string; key: string; ca: string },
+): Promise<{ port: number; child: ChildProcess; watch: Watch }> {
+  const file = join(dir, 'bare-aedes.json');
+  writeFileSync(file, JSON.stringify(tls), { mode: 0o600 });
+  const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'bench/support/bare-aedes.ts', file], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+    env: { ...process.env, NODE_OPTIONS: '' },
+  });
+  const lines = createInterface({ input: child.stdout! })[Symbol.asyncIterator]();
+  const exited = new Promise<never>((_resolve, reject) =>
+    child.once('exit', (code) => reject(new Error(`the bare Aedes broker exited (${code})`))),
+  );
+  const nextLine = async () =>
+    JSON.parse(((await Promise.race([lines.next(), exited])) as IteratorResult<string>).value as string) as Record<string, number>;
+  const { port } = await nextLine();
+  const watch: Watch = async () => {
+    child.stdin!.write('arm\n');
+    await nextLine(); // { armed: true }
+    return { cpuAtFirst: nextLine().then((line) => line.firstMessageCpuSeconds!), stop: () => undefined };
+  };
+  return { port: port!, child, watch };
+}
+
+/** Arms a baseline broker's watch for the next telemetry message: `cpuAtFirst` resolves with the broker's CPU seconds then. */
+type Watch = () => Promise<{ cpuAtFirst: Promise<number>; stop(): void }>;
+
+/** A baseline broker's run of `job`, its CPU from the first message on (as Bulwark's) and, before it, per connection. */
+async function baselineRun(
+  job: LoadJob,
+  pid: number,
+  watch: Watch,
+  dir: string,
+): Promise<{ report: LoadReport; cpuSeconds: number; cpuUs: number; connectUs: number }> {
+  const watcher = await watch();
+  const cpuAtStart = processCpuSeconds(pid);
+  const report = await runLoad(job, dir);
+  const cpuAtEnd = processCpuSeconds(pid);
+  const cpuAtFirst = await Promise.race([watcher.cpuAtFirst, new Promise<number>((resolve) => setTimeout(resolve, 1000, Number.NaN))]);
+  watcher.stop();
+  if (Number.isNaN(cpuAtFirst)) throw new Error(`no message reached the baseline broker on port ${job.port}: nothing to measure`);
+  return {
+    report,
+    cpuSeconds: cpuAtEnd - cpuAtFirst,
+    cpuUs: ((cpuAtEnd - cpuAtFirst) * 1e6) / report.acked,
+    connectUs: ((cpuAtFirst - cpuAtStart) * 1e6) / report.connected,
+  };
+}
+
+const BASELINE_HEADER = [
+  'figure',
+  'Bulwark',
+  'Mosquitto',
+  'bare Aedes',
+  'Bulwark / Mosquitto',
+  'Bulwark / bare Aedes',
+  'bare Aedes / Mosquitto',
+] as const;
+
+/** A row of the tables: Bulwark's figure beside the two baselines', and the three ratios. */
+function compared(figure: string, bulwark: number, mosquittoFigure: number, aedesFigure: number): (string | number)[] {
+  return [figure, bulwark, mosquittoFigure, aedesFigure, bulwark / mosquittoFigure, bulwark / aedesFigure, aedesFigure / mosquittoFigure];
+}
+
 console.log(`bench:ingest — ${machine()}; load average ${loadAverage()} at start`);
 const bench = await startBenchPlatform({ postgres: values.pg ?? false, writerThread: values['writer-thread'] });
 const work = mkdtempSync(join(tmpdir(), 'bulwark-ingest-'));
-let mosquitto: ReturnType<typeof spawn> | null = null;
+let mosquitto: ChildProcess | null = null;
+let aedes: ChildProcess | null = null;
 try {
   const { platform, server } = bench;
   const gateway = server.mqtt!;
@@ -189,40 +263,52 @@ try {
   await heapProfiler?.write();
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
 
-  // Mosquitto with the same server certificate, trusting the same CA for client certificates.
+  // The baselines, with the same server certificate, trusting the same CA for client certificates:
+  // Mosquitto, and a bare Aedes on node:tls (the Node floor).
   const tls = loadServerTls(bench.dataDir, platform.box);
+  const caPem = readFileSync(pkiPaths(bench.dataDir).caCert, 'utf8') + (await platform.pki.caChain());
   writeFileSync(join(work, 'server.pem'), tls.cert);
   writeFileSync(join(work, 'server.key'), tls.key, { mode: 0o600 });
-  writeFileSync(join(work, 'ca.pem'), readFileSync(pkiPaths(bench.dataDir).caCert, 'utf8') + (await platform.pki.caChain()));
+  writeFileSync(join(work, 'ca.pem'), caPem);
   const baseline = await startMosquitto(work);
   const mport = baseline.port;
   mosquitto = baseline.child;
-  // Mosquitto's connect phase ends with the first message too: a monitor client (connected
-  // before the load, so its own handshake is not counted) subscribes to the telemetry topics and
-  // leaves at the first message, so Mosquitto routes to it for a moment only.
-  const monitor = await mqtt.connectAsync(`mqtts://localhost:${mport}`, {
-    clientId: 'bench-monitor',
-    key: devices[0]!.key,
-    cert: devices[0]!.cert,
-    ca: bench.ca,
-    protocolVersion: 4,
-    reconnectPeriod: 0,
-  });
-  let mcpuAtFirst = Number.NaN;
-  monitor.once('message', () => {
-    mcpuAtFirst = processCpuSeconds(mosquitto!.pid!);
-    monitor.end(true);
-  });
-  await monitor.subscribeAsync('d/+/telemetry', { qos: 0 });
-  const mcpuBefore = processCpuSeconds(mosquitto.pid!);
-  const theirs = await runLoad({ port: mport, ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 }, work);
-  const mcpuAtEnd = processCpuSeconds(mosquitto.pid!);
-  monitor.end(true);
+  const bare = await startBareAedes(work, { cert: tls.cert, key: tls.key, ca: caPem });
+  aedes = bare.child;
+  const aport = bare.port;
+
+  // Mosquitto's first message: a monitor client (connected before the load, so its own handshake
+  // is not counted) subscribes to the telemetry topics and leaves at the first message, so
+  // Mosquitto routes to it for a moment only. Bare Aedes says it itself (support/bare-aedes.ts).
+  const watchMosquitto: Watch = async () => {
+    const monitor = await mqtt.connectAsync(`mqtts://localhost:${mport}`, {
+      clientId: 'bench-monitor',
+      key: devices[0]!.key,
+      cert: devices[0]!.cert,
+      ca: bench.ca,
+      protocolVersion: 4,
+      reconnectPeriod: 0,
+    });
+    const cpuAtFirst = new Promise<number>((resolve) =>
+      monitor.once('message', () => {
+        resolve(processCpuSeconds(mosquitto!.pid!));
+        monitor.end(true);
+      }),
+    );
+    await monitor.subscribeAsync('d/+/telemetry', { qos: 0 });
+    return { cpuAtFirst, stop: () => void monitor.end(true) };
+  };
+  const closedJob = { ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 };
+  const mosquittoRun = await baselineRun({ ...closedJob, port: mport }, mosquitto.pid!, watchMosquitto, work);
+  const aedesRun = await baselineRun({ ...closedJob, port: aport }, aedes.pid!, bare.watch, work);
+  const theirs = mosquittoRun.report;
 
   // Open loop at a fixed rate, both brokers: latency when neither is saturated.
   let openLoop: {
     ours: LoadReport;
     theirs: LoadReport;
+    aedes: LoadReport;
+    baselineCpu: { mosquitto: number; aedes: number };
     stored: number;
     loopP99: number;
     loopMax: number;
@@ -272,10 +358,13 @@ try {
     gc.disconnect();
     await openProfiler?.write();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
-    const theirsOpen = await runLoad({ ...job, port: mport }, work);
+    const theirsOpen = await baselineRun({ ...job, port: mport }, mosquitto.pid!, watchMosquitto, work);
+    const aedesOpen = await baselineRun({ ...job, port: aport }, aedes.pid!, bare.watch, work);
     openLoop = {
       ours: oursOpen,
-      theirs: theirsOpen,
+      theirs: theirsOpen.report,
+      aedes: aedesOpen.report,
+      baselineCpu: { mosquitto: theirsOpen.cpuSeconds, aedes: aedesOpen.cpuSeconds },
       stored: storedOpen,
       loopP99: loopDelay.percentile(99) / 1e6,
       loopMax: loopDelay.max / 1e6,
@@ -288,55 +377,55 @@ try {
 
   const oursRate = stored / ours.seconds;
   const theirsRate = theirs.acked / theirs.seconds;
-  if (Number.isNaN(cpuAtFirst) || Number.isNaN(mcpuAtFirst)) throw new Error('no message reached a broker: nothing to measure');
+  if (Number.isNaN(cpuAtFirst)) throw new Error('no message reached the Bulwark broker: nothing to measure');
   // With --pg the PostgreSQL server's CPU over the same window is part of the cost of a stored message.
   const pg = pgAtFirst && pgAtEnd ? postgresCpuBetween(pgAtFirst, pgAtEnd) : null;
   const messagesMeasured = Math.max(1, ours.acked - messagesAtFirst);
   const processCpuUs = ((cpuAtEnd - cpuAtFirst) * 1e6) / messagesMeasured;
   const oursCpuUs = processCpuUs + (pg ? ((pg.backends + pg.background) * 1e6) / messagesMeasured : 0);
-  const theirsCpuUs = ((mcpuAtEnd - mcpuAtFirst) * 1e6) / theirs.acked;
   const oursConnectUs = ((cpuAtFirst - cpuBefore) * 1e6) / ours.connected;
-  const theirsConnectUs = ((mcpuAtFirst - mcpuBefore) * 1e6) / theirs.connected;
+  const aedesReport = aedesRun.report;
+  const aedesRate = aedesReport.acked / aedesReport.seconds;
   console.log('');
   table(
-    ['figure', 'Bulwark', 'Mosquitto', 'ratio'],
+    [...BASELINE_HEADER],
     [
-      ['messages/s (Bulwark: stored; Mosquitto: acknowledged)', oursRate, theirsRate, oursRate / theirsRate],
-      ['publish→PUBACK p50 ms', ours.p50, theirs.p50, ours.p50 / theirs.p50],
-      ['publish→PUBACK p99 ms', ours.p99, theirs.p99, ours.p99 / theirs.p99],
-      [
+      compared('messages/s (Bulwark: stored; the others: acknowledged)', oursRate, theirsRate, aedesRate),
+      compared('publish→PUBACK p50 ms', ours.p50, theirs.p50, aedesReport.p50),
+      compared('publish→PUBACK p99 ms', ours.p99, theirs.p99, aedesReport.p99),
+      compared(
         pg ? 'broker + PostgreSQL CPU µs per message (after connect)' : 'broker CPU µs per message (after connect)',
         oursCpuUs,
-        theirsCpuUs,
-        oursCpuUs / theirsCpuUs,
-      ],
+        mosquittoRun.cpuUs,
+        aedesRun.cpuUs,
+      ),
       ...(pg
         ? [
-            ['  of which the Bulwark process', processCpuUs, theirsCpuUs, processCpuUs / theirsCpuUs],
-            ['  of which PostgreSQL backends (this database)', (pg.backends * 1e6) / messagesMeasured, '', ''],
-            ['  of which PostgreSQL background (WAL writer, checkpointer)', (pg.background * 1e6) / messagesMeasured, '', ''],
+            compared('  of which the Bulwark process', processCpuUs, mosquittoRun.cpuUs, aedesRun.cpuUs),
+            ['  of which PostgreSQL backends (this database)', (pg.backends * 1e6) / messagesMeasured, '', '', '', '', ''],
+            ['  of which PostgreSQL background (WAL writer, checkpointer)', (pg.background * 1e6) / messagesMeasured, '', '', '', '', ''],
           ]
         : []),
-      ['broker CPU µs per connection (TLS + login)', oursConnectUs, theirsConnectUs, oursConnectUs / theirsConnectUs],
-      ['connections', ours.connected, theirs.connected, ours.connected / theirs.connected],
-      ['connect time s', ours.connectSeconds, theirs.connectSeconds, ours.connectSeconds / theirs.connectSeconds],
+      compared('broker CPU µs per connection (TLS + login)', oursConnectUs, mosquittoRun.connectUs, aedesRun.connectUs),
+      compared('connections', ours.connected, theirs.connected, aedesReport.connected),
+      compared('connect time s', ours.connectSeconds, theirs.connectSeconds, aedesReport.connectSeconds),
     ],
   );
   if (openLoop) {
-    const { ours: o, theirs: m } = openLoop;
+    const { ours: o, theirs: m, aedes: a } = openLoop;
     console.log('');
     console.log(`open loop: ${openLoopRate} msg/s offered across ${o.connected} devices for ${seconds} s`);
     table(
-      ['figure', 'Bulwark', 'Mosquitto', 'ratio'],
+      [...BASELINE_HEADER],
       [
-        [
+        compared(
           'acknowledged during the run, msg/s',
           o.ackedInRun / o.sendSeconds,
           m.ackedInRun / m.sendSeconds,
-          o.ackedInRun / o.sendSeconds / (m.ackedInRun / m.sendSeconds),
-        ],
-        ['publish→PUBACK p50 ms', o.p50, m.p50, o.p50 / m.p50],
-        ['publish→PUBACK p99 ms', o.p99, m.p99, o.p99 / m.p99],
+          a.ackedInRun / a.sendSeconds,
+        ),
+        compared('publish→PUBACK p50 ms', o.p50, m.p50, a.p50),
+        compared('publish→PUBACK p99 ms', o.p99, m.p99, a.p99),
       ],
     );
     console.log(
@@ -344,7 +433,9 @@ try {
     );
     // Both on the same cores: the load generator's share is CPU the broker did not have.
     console.log(
-      `open loop: CPU from the first message to the last PUBACK: Bulwark process ${openLoop.brokerCpu.toFixed(1)} s, its load generator ${o.cpuSeconds.toFixed(1)} s (Mosquitto's load generator ${m.cpuSeconds.toFixed(1)} s), over ${o.seconds.toFixed(1)} s`,
+      `open loop: CPU from the first message to the last PUBACK: Bulwark process ${openLoop.brokerCpu.toFixed(1)} s (${((openLoop.brokerCpu * 1e6) / o.acked).toFixed(1)} µs a message) and its load generator ${o.cpuSeconds.toFixed(1)} s over ${o.seconds.toFixed(1)} s; ` +
+        `Mosquitto ${openLoop.baselineCpu.mosquitto.toFixed(1)} s (${((openLoop.baselineCpu.mosquitto * 1e6) / m.acked).toFixed(1)} µs a message), its load generator ${m.cpuSeconds.toFixed(1)} s; ` +
+        `bare Aedes ${openLoop.baselineCpu.aedes.toFixed(1)} s (${((openLoop.baselineCpu.aedes * 1e6) / a.acked).toFixed(1)} µs a message), its load generator ${a.cpuSeconds.toFixed(1)} s`,
     );
     const gcs = openLoop.gcPauses;
     console.log(
@@ -366,6 +457,7 @@ try {
   if (ours.acked > stored) process.exitCode = 1;
 } finally {
   mosquitto?.kill('SIGTERM');
+  aedes?.kill('SIGTERM');
   rmSync(work, { recursive: true, force: true });
   await bench.close();
 }

@@ -275,6 +275,8 @@ export async function fleetRollout(
         `\ndatabase round trips during the rollout: ${queries.total} (${(queries.total / n).toFixed(1)} per device); the most frequent:`,
       );
       for (const [text, count] of queries.bySql().slice(0, 30)) console.log(`${(count / n).toFixed(2).padStart(8)}  ${text}`);
+      console.log('\ntime in the driver call per device, µs (SQLite: the statement itself; PostgreSQL: sending it):');
+      for (const [text, ms] of queries.msBySql().slice(0, 15)) console.log(`${((ms * 1000) / n).toFixed(0).padStart(8)}  ${text}`);
     }
   } finally {
     for (const c of children) c.kill('SIGKILL');

@@ -13,6 +13,8 @@ export interface QueryCounter {
   readonly total: number;
   /** Queries per SQL text (its first 120 characters), most frequent first. */
   bySql(): [string, number][];
+  /** Milliseconds spent in the driver call per SQL text, most first (SQLite: the statement's run; PostgreSQL: sending it). */
+  msBySql(): [string, number][];
   reset(): void;
   stop(): void;
 }
@@ -21,19 +23,24 @@ type Method = (this: unknown, ...args: unknown[]) => unknown;
 
 export function countQueries(): QueryCounter {
   const counts = new Map<string, number>();
+  const times = new Map<string, number>();
   let total = 0;
   const seen = (source: unknown) => {
     total++;
     const text = typeof source === 'string' ? source : ((source as { text?: string } | null)?.text ?? '?');
     const key = text.replace(/\s+/g, ' ').slice(0, 120);
     counts.set(key, (counts.get(key) ?? 0) + 1);
+    return key;
   };
   const restores: (() => void)[] = [];
   const wrap = (target: Record<string, Method>, name: string, sqlOf: (self: unknown, args: unknown[]) => unknown) => {
     const original = target[name]!;
     target[name] = function (this: unknown, ...args: unknown[]) {
-      seen(sqlOf(this, args));
-      return original.apply(this, args);
+      const key = seen(sqlOf(this, args));
+      const start = process.hrtime.bigint();
+      const result = original.apply(this, args);
+      times.set(key, (times.get(key) ?? 0) + Number(process.hrtime.bigint() - start) / 1e6);
+      return result;
     };
     restores.push(() => void (target[name] = original));
   };
@@ -48,6 +55,7 @@ export function countQueries(): QueryCounter {
       return total;
     },
     bySql: () => [...counts].sort((a, b) => b[1] - a[1]),
+    msBySql: () => [...times].sort((a, b) => b[1] - a[1]),
     reset() {
       total = 0;
       counts.clear();
