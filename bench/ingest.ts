@@ -205,6 +205,15 @@ async function baselineRun(
   };
 }
 
+/** The telemetry writer's batches committed since `before`, and their mean size. */
+function batchesSince(
+  now: { committedBatches: number; committedRows: number },
+  before: { committedBatches: number; committedRows: number },
+): string {
+  const batches = now.committedBatches - before.committedBatches;
+  return `batches ${batches} (mean ${((now.committedRows - before.committedRows) / Math.max(1, batches)).toFixed(0)} rows)`;
+}
+
 const BASELINE_HEADER = [
   'figure',
   'Bulwark',
@@ -262,6 +271,8 @@ try {
   await profiler?.write();
   await heapProfiler?.write();
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
+  const closedBatches = batchesSince(gateway.writer.stats, { committedBatches: 0, committedRows: 0 });
+  const writerAfterClosed = { ...gateway.writer.stats };
 
   // The baselines, with the same server certificate, trusting the same CA for client certificates:
   // Mosquitto, and a bare Aedes on node:tls (the Node floor).
@@ -316,6 +327,7 @@ try {
     brokerCpu: number;
     connectMax: number;
     gcPauses: number[];
+    batches: string;
   } | null = null;
   if (openLoopRate > 0) {
     const rowsBeforeOpen = await platform.telemetry.store.count();
@@ -358,6 +370,7 @@ try {
     gc.disconnect();
     await openProfiler?.write();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
+    const openBatches = batchesSince(gateway.writer.stats, writerAfterClosed);
     const theirsOpen = await baselineRun({ ...job, port: mport }, mosquitto.pid!, watchMosquitto, work);
     const aedesOpen = await baselineRun({ ...job, port: aport }, aedes.pid!, bare.watch, work);
     openLoop = {
@@ -372,6 +385,7 @@ try {
       connectP99: connectDelay.percentile(99) / 1e6,
       connectMax: connectDelay.max / 1e6,
       gcPauses: pauses,
+      batches: openBatches,
     };
   }
 
@@ -429,7 +443,7 @@ try {
       ],
     );
     console.log(
-      `open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms (connect phase: p99 ${openLoop.connectP99.toFixed(1)} ms, max ${openLoop.connectMax.toFixed(1)} ms)`,
+      `open loop: acknowledged ${o.acked}, stored ${openLoop.stored}, missing ${Math.max(0, o.acked - openLoop.stored)}; errors ${o.errors}; ${openLoop.batches}; Bulwark event-loop delay p99 ${openLoop.loopP99.toFixed(1)} ms, max ${openLoop.loopMax.toFixed(1)} ms (connect phase: p99 ${openLoop.connectP99.toFixed(1)} ms, max ${openLoop.connectMax.toFixed(1)} ms)`,
     );
     // Both on the same cores: the load generator's share is CPU the broker did not have.
     console.log(
@@ -445,7 +459,7 @@ try {
   }
   console.log('');
   console.log(
-    `acknowledged ${ours.acked}, stored ${stored}, missing ${Math.max(0, ours.acked - stored)}; publish errors ${ours.errors}; batches ${gateway.writer.stats.committedBatches} (mean ${(gateway.writer.stats.committedRows / Math.max(1, gateway.writer.stats.committedBatches)).toFixed(0)} rows)`,
+    `acknowledged ${ours.acked}, stored ${stored}, missing ${Math.max(0, ours.acked - stored)}; publish errors ${ours.errors}; ${closedBatches}`,
   );
   console.log(`broker counters: ${JSON.stringify(gateway.stats)}`);
   console.log(

@@ -228,3 +228,48 @@ export class AbusiveDevice {
     await Promise.all(raws.map((raw) => raw.closed));
   }
 }
+
+export interface StallReport {
+  /** QoS 0 readings it published (each routed back to its own subscription). */
+  published: number;
+  /** When the node closed the connection, in ms after the device stopped reading (null: still open at the deadline). */
+  closedAfterMs: number | null;
+}
+
+/**
+ * The slow consumer: a device that subscribes to everything under its own prefix, then never reads
+ * its socket again while it publishes QoS 0 readings of about 1 KB, within its rates, which the
+ * broker routes back to it. What the node writes to it backs up in the kernel's buffers and then in
+ * the node's, unless the node stops reading it and drops the session.
+ */
+export async function stalledSubscriber(
+  port: number,
+  ca: string,
+  device: TestDevice,
+  until: number,
+  publishesPerSecond: number,
+): Promise<StallReport> {
+  const raw = await RawMqtt.open(port, ca, device);
+  raw.send(raw.connectPacket(device.id));
+  await raw.next('connack');
+  raw.send({ cmd: 'subscribe', messageId: 1, subscriptions: [{ topic: `d/${device.id}/#`, qos: 0 }] });
+  await raw.next('suback');
+  raw.socket.pause();
+  const stalledAt = Date.now();
+  let closedAt: number | null = null;
+  void raw.closed.then(() => (closedAt = Date.now()));
+  const payload = Buffer.from(JSON.stringify({ values: { note: 'x'.repeat(1000) } }));
+  const topic = `d/${device.id}/telemetry`;
+  const report: StallReport = { published: 0, closedAfterMs: null };
+  // Ten writes a second, each of a tenth of the rate: QoS 0 needs no answer, and the socket's own buffer holds what the node no longer reads.
+  while (Date.now() < until && closedAt === null) {
+    for (let i = 0; i < publishesPerSecond / 10; i++) {
+      raw.send({ cmd: 'publish', topic, payload, qos: 0, retain: false, dup: false });
+      report.published++;
+    }
+    await settle(100);
+  }
+  report.closedAfterMs = closedAt === null ? null : closedAt - stalledAt;
+  raw.close();
+  return report;
+}

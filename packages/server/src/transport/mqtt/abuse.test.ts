@@ -1,7 +1,9 @@
 /**
  * Promise 9 under attack: one enrolled device does its worst with its own valid certificate
  * (testing/abusive-device.ts: subscriptions, a QoS 2 will, QoS 2 publishes, oversized batches,
- * pipelined packets, takeovers) for BULWARK_ABUSE_SECONDS (default 60) while 100 well-behaved
+ * pipelined packets, takeovers), and a second one subscribes to its own topics and stops reading
+ * while it publishes readings routed back to it (the slow consumer, testing/abusive-device.ts
+ * `stalledSubscriber`), for BULWARK_ABUSE_SECONDS (default 60) while 100 well-behaved
  * devices each send QoS 1 telemetry once a second, against a node in its own process
  * (`bulwark serve`, SQLite, default limits), so its memory is measured apart from the clients:
  *   - the node stays up, and answers /healthz throughout;
@@ -14,7 +16,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
 import type { MqttClient } from 'mqtt';
-import { AbusiveDevice } from '../../testing/abusive-device.js';
+import { AbusiveDevice, stalledSubscriber } from '../../testing/abusive-device.js';
 import type { TestDevice } from '../../testing/devices.js';
 import { connectDevice, settle } from '../../testing/mqtt.js';
 import { prepareDataDir, startServerProcess, type ServerProcess } from '../../testing/server-process.js';
@@ -49,7 +51,7 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
   const clients: MqttClient[] = [];
 
   before(async () => {
-    data = await prepareDataDir(FLEET + 1, 'AB');
+    data = await prepareDataDir(FLEET + 2, 'AB');
     server = await startServerProcess(data.dataDir, data.ca, { BULWARK_LOG_LEVEL: 'warn' });
   });
   after(async () => {
@@ -59,7 +61,7 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
   });
 
   it(`the node stays up, its memory bounded, and the fleet's PUBACKs timely (${SECONDS} s)`, async () => {
-    const [attacker, ...fleet] = data.devices as [TestDevice, ...TestDevice[]];
+    const [attacker, consumer, ...fleet] = data.devices as [TestDevice, TestDevice, ...TestDevice[]];
     for (let i = 0; i < fleet.length; i += 10) {
       clients.push(
         ...(await Promise.all(
@@ -103,7 +105,11 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
     const until = Date.now() + SECONDS * 1000;
     const limits = defaultConfig('.').mqtt;
     const abuse = new AbusiveDevice(server.mqttPort, data.ca, attacker, limits);
-    const [report] = await Promise.all([abuse.run(until), send(until, true)]);
+    const [report, stall] = await Promise.all([
+      abuse.run(until),
+      stalledSubscriber(server.mqttPort, data.ca, consumer, until, limits.publishesPerSecond * 0.9),
+      send(until, true),
+    ]);
     clearInterval(sampling);
     clearInterval(probing);
     await settle(1000);
@@ -118,7 +124,7 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
         `fleet: ${latencies.length} PUBACKs, p50 ${percentile(latencies, 50).toFixed(1)} ms, p99 ${percentile(latencies, 99).toFixed(1)} ms, max ${(latencies.at(-1) ?? Number.NaN).toFixed(0)} ms, ${failures.length} failed; ` +
         `/healthz ${healthTimes.length} answered (max ${Math.max(...healthTimes).toFixed(0)} ms), ${healthFailures.length} failed; server log lines during the attack ${server.logLines() - logLinesBefore}`,
     );
-    console.log(`attacker achieved: ${JSON.stringify(report)}`);
+    console.log(`attacker achieved: ${JSON.stringify(report)}; the slow consumer: ${JSON.stringify(stall)}`);
 
     assert.equal(server.child.exitCode, null, 'the node is still running');
     assert.deepEqual(healthFailures, [], '/healthz answered every time');
@@ -132,6 +138,7 @@ describe('one device doing its worst while 100 others send telemetry [sqlite, se
       `one session held ${report.mostFiltersInOneSession} filters`,
     );
     assert.ok(report.subscribePackets > 0 && report.connections > 0, 'the attack ran');
+    assert.ok(stall.published > 0, 'the slow consumer ran');
     assert.ok(
       clients.every((c) => c.connected),
       'every well-behaved device is still connected',
