@@ -271,8 +271,8 @@ try {
   await profiler?.write();
   await heapProfiler?.write();
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
-  const closedBatches = batchesSince(gateway.writer.stats, { committedBatches: 0, committedRows: 0 });
   const writerAfterClosed = { ...gateway.writer.stats };
+  const closedBatches = batchesSince(writerAfterClosed, { committedBatches: 0, committedRows: 0 });
 
   // The baselines, with the same server certificate, trusting the same CA for client certificates:
   // Mosquitto, and a bare Aedes on node:tls (the Node floor).

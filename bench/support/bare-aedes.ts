@@ -1,17 +1,17 @@
 /**
  * The Node floor for bench:ingest: a bare Aedes broker (the version the platform runs, with its
  * defaults: in-memory persistence, every client and every publish allowed; and the platform's
- * `concurrency` of 1,000) on a node:tls server with
- * the platform's TLS policy (transport/tls-policy.ts), requiring client certificates from the same
- * CA. No login, no ACL, no validation, no storage: what the platform's broker costs before it does
- * anything of its own, on the same runtime and MQTT stack.
+ * `concurrency` of 1,000) on a node:tls server with the platform's TLS policy
+ * (transport/tls-policy.ts), requiring client certificates from the same CA. No login, no ACL, no
+ * validation, no storage: what the platform's broker costs before it does anything of its own, on
+ * the same runtime and MQTT stack.
  *
  * Job file (argv[2]): { cert, key, ca }. Prints one JSON line { port } once listening. Each line
  * "arm" on its standard input is answered with { armed: true }, then { firstMessageCpuSeconds } at
  * the next telemetry message: its CPU time (user + system) then, so the bench counts the CPU of a
- * run's messages apart from its connects' (a subscribed monitor, as for
- * Mosquitto, would not do: while its socket is busy, mqemitter queues the messages and then
- * releases them recursively, which overflows the stack). SIGTERM ends it.
+ * run's messages apart from its connects'. A subscribed monitor, as for Mosquitto, would not do:
+ * while its socket is busy, mqemitter queues the messages and then releases them recursively,
+ * which overflows the stack. SIGTERM ends it.
  */
 import { readFileSync } from 'node:fs';
 import { createInterface } from 'node:readline';

@@ -59,6 +59,7 @@ export function countQueries(): QueryCounter {
     reset() {
       total = 0;
       counts.clear();
+      times.clear();
     },
     stop() {
       for (const restore of restores.reverse()) restore();
