@@ -420,6 +420,12 @@ try {
             ['  of which PostgreSQL background (WAL writer, checkpointer)', (pg.background * 1e6) / messagesMeasured, '', '', '', '', ''],
           ]
         : []),
+      compared(
+        'its load generator: CPU µs per message (own process)',
+        (ours.cpuSeconds * 1e6) / ours.acked,
+        (theirs.cpuSeconds * 1e6) / theirs.acked,
+        (aedesReport.cpuSeconds * 1e6) / aedesReport.acked,
+      ),
       compared('broker CPU µs per connection (TLS + login)', oursConnectUs, mosquittoRun.connectUs, aedesRun.connectUs),
       compared('connections', ours.connected, theirs.connected, aedesReport.connected),
       compared('connect time s', ours.connectSeconds, theirs.connectSeconds, aedesReport.connectSeconds),
