@@ -14,10 +14,11 @@
  * device before it publishes, so the window holds no TLS handshake or login (those are shown
  * apart, as CPU per connection). With --pg it adds the PostgreSQL server's CPU over the same
  * window (support/postgres-cpu.ts): the platform database's backends and the server's background
- * processes, shown apart. With --writer-thread (SQLite), telemetry batches are committed from a
- * worker thread (`database.telemetryWriterThread`) instead of on the event loop.
+ * processes, shown apart. SQLite telemetry batches are committed as the server commits them by
+ * default, from a worker thread (`database.telemetryWriterThread`); --event-loop-writer commits them
+ * on the event loop instead.
  *
- *   npm run bench:ingest -- [--pg] [--writer-thread] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
+ *   npm run bench:ingest -- [--pg] [--event-loop-writer] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
  *                           [--profile-open file.cpuprofile] [--heap-profile file.heapprofile]
  *
  * The closed loop measures what each broker sustains; its latencies are mostly the load's own
@@ -56,7 +57,7 @@ import { startBenchPlatform } from './support/platform.js';
 const { values } = parseArgs({
   options: {
     pg: { type: 'boolean', default: false },
-    'writer-thread': { type: 'boolean', default: false },
+    'event-loop-writer': { type: 'boolean', default: false },
     devices: { type: 'string', default: '1000' },
     window: { type: 'string', default: '4' },
     duration: { type: 'string', default: '10' },
@@ -230,7 +231,7 @@ function compared(figure: string, bulwark: number, mosquittoFigure: number, aede
 }
 
 console.log(`bench:ingest — ${machine()}; load average ${loadAverage()} at start`);
-const bench = await startBenchPlatform({ postgres: values.pg ?? false, writerThread: values['writer-thread'] });
+const bench = await startBenchPlatform({ postgres: values.pg ?? false, writerThread: values['event-loop-writer'] ? false : undefined });
 const work = mkdtempSync(join(tmpdir(), 'bulwark-ingest-'));
 let mosquitto: ChildProcess | null = null;
 let aedes: ChildProcess | null = null;
@@ -243,7 +244,7 @@ try {
   const devices: TestDevice[] = [];
   for (let i = 0; i < devicesWanted; i++) devices.push(await provisionTestDevice(platform, org, product, `BENCH-${i}`));
   console.log(
-    `${devices.length} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s; engine ${bench.engine}${values['writer-thread'] ? ' (batches from a worker thread)' : ''}; window ${window} per device; ${seconds} s per run`,
+    `${devices.length} devices provisioned in ${((Date.now() - t0) / 1000).toFixed(1)} s; engine ${bench.engine}${bench.engine !== 'sqlite' ? '' : values['event-loop-writer'] ? ' (batches on the event loop)' : ' (batches from a worker thread)'}; window ${window} per device; ${seconds} s per run`,
   );
   const jobDevices = devices.map((d) => ({ id: d.id, key: d.key, cert: d.cert }));
 

@@ -35,7 +35,7 @@ export interface BenchPlatform {
   close(): Promise<void>;
 }
 
-/** `writerThread`: SQLite telemetry batches committed from a worker thread (`database.telemetryWriterThread`). */
+/** `writerThread`: where SQLite telemetry batches are committed (`database.telemetryWriterThread`; unset: the server's default, a worker thread). */
 export async function startBenchPlatform(options: { postgres: boolean; writerThread?: boolean }): Promise<BenchPlatform> {
   const dataDir = mkdtempSync(join(tmpdir(), 'bulwark-bench-'));
   const database = options.postgres ? `bulwark_bench_${randomBytes(6).toString('hex')}` : undefined;
@@ -50,7 +50,7 @@ export async function startBenchPlatform(options: { postgres: boolean; writerThr
     dataDir,
     env: {},
     overrides: {
-      database: { url, poolSize: 10, telemetryWriterThread: options.writerThread ?? false },
+      database: { url, poolSize: 10, ...(options.writerThread === undefined ? {} : { telemetryWriterThread: options.writerThread }) },
       http: { port: 0, rateLimitPerMinute: 1_000_000_000 },
       // The per-device limits stay out of the way (the quota is still checked on every message).
       mqtt: { port: 0, connectsPerSecond: 100_000, ...UNLIMITED_DEVICE_RATES },

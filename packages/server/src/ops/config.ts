@@ -32,7 +32,8 @@ export const ConfigSchema = Type.Object(
         }),
         poolSize: Type.Integer({ minimum: 1, maximum: 200 }),
         telemetryWriterThread: Type.Boolean({
-          description: 'SQLite: a running server commits telemetry batches from a worker thread, off the event loop (docs/operations.md)',
+          description:
+            'SQLite: a running server commits telemetry batches from a worker thread, off the event loop (on by default; false: on the event loop; docs/operations.md)',
         }),
       },
       { additionalProperties: false },
@@ -590,7 +591,7 @@ const DEFAULT_CONSOLE_DIR = resolve(serverPackageRoot(), '../web/dist');
 export function defaultConfig(dataDir: string): Config {
   return {
     dataDir: resolve(dataDir),
-    database: { url: 'sqlite', poolSize: 10, telemetryWriterThread: false },
+    database: { url: 'sqlite', poolSize: 10, telemetryWriterThread: true },
     http: {
       host: '127.0.0.1',
       port: 8443,

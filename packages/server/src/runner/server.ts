@@ -204,9 +204,9 @@ export async function startServer(platform: Platform, options: StartOptions = {}
           quiesce: (work) => (mqtt ? mqtt.writer.between(work) : work()),
         })
       : null;
-  // SQLite with database.telemetryWriterThread: telemetry batches are committed by a worker thread
-  // with its own connection, off the event loop (off by default: on two cores shared with the load it
-  // measured fewer stored messages at more CPU each; docs/operations.md). This is the one place that
+  // SQLite with database.telemetryWriterThread (the default): telemetry batches are committed by a
+  // worker thread with its own connection, off the event loop (docs/operations.md: on two cores, at
+  // the same CPU a message, it halved the open loop's event-loop delay). This is the one place that
   // decides: otherwise, and without a running server (CLI commands), they are written on the
   // platform's connection. A worker that cannot start leaves them there, reported.
   const batchWorker =

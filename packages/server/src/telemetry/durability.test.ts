@@ -46,10 +46,10 @@ function serve(database: TestDatabase, extraEnv: NodeJS.ProcessEnv): { child: Ch
   return { child, mqttPort };
 }
 
-/** How batches are committed: on the platform's connection (the default), or by the SQLite writer thread (database.telemetryWriterThread). */
+/** How batches are committed: by the SQLite writer thread (database.telemetryWriterThread, the default; PostgreSQL has none), or on the platform's connection. */
 const WRITERS = [
-  { name: 'batches on the event loop', env: {}, sqliteOnly: false },
-  { name: 'batches by the writer thread', env: { BULWARK_DATABASE_TELEMETRY_WRITER_THREAD: 'true' }, sqliteOnly: true },
+  { name: 'batches by the writer thread (SQLite) or over the pool (PostgreSQL)', env: {}, sqliteOnly: false },
+  { name: 'batches on the event loop', env: { BULWARK_DATABASE_TELEMETRY_WRITER_THREAD: 'false' }, sqliteOnly: true },
 ];
 
 for (const engine of ENGINES) {
