@@ -1,4 +1,8 @@
-#!/usr/bin/env node
+#!/usr/bin/env -S node --max-semi-space-size=32
+// V8's young generation at 32 MB a semi-space (Node's default: 16): a node's MQTT messages make
+// short-lived garbage at a steady rate, and with the larger nursery it collects half as often with
+// shorter pauses (docs/operations.md, "A lean load generator": open-loop PUBACK p99 and event-loop
+// delay down, the same idle memory). `npm start` passes the same flag; `--workers` inherit it.
 // The `bulwark` command. Runs the CLI's bundle (dist/cli-bundle, scripts/bundle-cli.mjs) when it is
 // newer than the last compile of this package and of @bulwark/protocol, else the compiled modules in
 // dist/ (both are built by the root `prepare` script, `npm run build`). Same code either way; the
