@@ -5,9 +5,9 @@
  * into the database and syncs it. Done by the committing connection (SQLite's autocheckpoint), it
  * stops the event loop for as long as it takes: at 10,000 telemetry messages a second a 40 MB
  * checkpoint held every PUBACK for 100 ms and more, which set the p99 publish latency. Here a
- * worker with its own connection runs a PASSIVE checkpoint every second (it never waits for or
- * blocks the writer); the main connection keeps its autocheckpoint only as a safety valve for
- * when the worker falls behind or fails (see openDatabase).
+ * worker with its own connection runs a PASSIVE checkpoint every CHECKPOINT_INTERVAL_MS (it never
+ * waits for or blocks the writer); the main connection keeps its autocheckpoint only as a safety
+ * valve for when the worker falls behind or fails (see openDatabase).
  */
 import { createRequire } from 'node:module';
 import { Worker } from 'node:worker_threads';
@@ -80,6 +80,18 @@ parentPort.on('message', (message) => {
 parentPort.postMessage({ ready: true });
 `;
 
+/**
+ * A PASSIVE checkpoint every 250 ms, and the WAL made to start over past 3,000 frames (~12 MB).
+ * Telemetry writes about a WAL frame a row (each row dirties its device's index page), some 40 MB a
+ * second at 10,000 messages a second. Checkpointing every second with a restart past 10,000 frames
+ * let the WAL reach 70 MB: every commit searched a longer WAL index, each checkpoint copied for
+ * 15–100 ms, and the commits beside it slowed. With these, three `bench:ingest` runs gave open-loop
+ * PUBACK p99 42–79 ms and event-loop delay p99 13–15 ms, against 98–137 and 19–26 before
+ * (docs/operations.md, "The WAL kept short").
+ */
+export const CHECKPOINT_INTERVAL_MS = 250;
+export const RESTART_FRAMES = 3000;
+
 /** The longest the platform's writes are held for a WAL restart. */
 const MAX_HOLD_MS = 500;
 
@@ -91,9 +103,9 @@ export interface CheckpointerLog {
 export type Quiesce = (work: () => Promise<void>) => Promise<void>;
 
 export interface CheckpointerOptions {
-  /** Milliseconds between PASSIVE checkpoints. */
+  /** Milliseconds between PASSIVE checkpoints (default CHECKPOINT_INTERVAL_MS). */
   intervalMs?: number;
-  /** WAL frames (pages) past which the WAL is made to start over (default: the connection's own autocheckpoint, ~40 MB). */
+  /** WAL frames (pages) past which the WAL is made to start over (default RESTART_FRAMES). */
   restartFrames?: number;
   /**
    * The platform's connection to the same file: its autocheckpoint is turned off while the worker
@@ -124,8 +136,8 @@ export class WalCheckpointer {
     const workerData = {
       file,
       module,
-      intervalMs: options.intervalMs ?? 1000,
-      restartFrames: options.restartFrames ?? AUTOCHECKPOINT_PAGES,
+      intervalMs: options.intervalMs ?? CHECKPOINT_INTERVAL_MS,
+      restartFrames: options.restartFrames ?? RESTART_FRAMES,
     };
     const worker = new Worker(WORKER, { eval: true, workerData });
     const checkpointer = new WalCheckpointer(worker, options.main ?? null);
