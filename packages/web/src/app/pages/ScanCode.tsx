@@ -7,7 +7,7 @@
  * code that is not a claim code. A camera refused or missing is explained; the code can still be
  * typed. The camera is stopped as soon as the dialog closes, however it closes.
  */
-import { useEffect, useRef, useState } from 'react';
+import { useLayoutEffect, useRef, useState } from 'react';
 import { readClaimLabel, type ClaimLabel } from '@bulwark/protocol';
 import { Alert, Button, Dialog } from '../../kit';
 import { qrReader } from '../qr-reader';
@@ -47,7 +47,10 @@ function Scanner(props: { onCode: (code: string, productId: string | null) => vo
   const [failure, setFailure] = useState<string | null>(null);
   const [refusal, setRefusal] = useState<string | null>(null);
 
-  useEffect(() => {
+  // A layout effect: its cleanup runs as the dialog leaves the page, so the camera stops with it. A
+  // passive effect's cleanup runs after the browser has painted, and the camera stayed on a moment
+  // after the dialog closed (companion-scan.test.ts saw a live track once the dialog was hidden).
+  useLayoutEffect(() => {
     let stopped = false;
     let stream: MediaStream | null = null;
     const stop = () => stream?.getTracks().forEach((track) => track.stop());
