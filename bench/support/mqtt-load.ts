@@ -269,7 +269,7 @@ function runFlood(): Promise<void> {
         if (!running || !client.connected) return;
         for (let n = 0; n < 200 && !client.socket.writableNeedDrain; n++) {
           const seq = (job.seqBase ?? 0) + ++sent;
-          client.publish(topic, tiny ? '{"values":{"a":1}}' : `{"values":{"seq":${seq},"temperature":21.5}}`, undefined);
+          client.publish(topic, tiny ? '{"values":{"a":1}}' : `{"values":{"seq":${seq},"temperature":21.5}}`);
         }
         if (client.socket.writableNeedDrain) client.socket.once('drain', pump);
         else setImmediate(pump);

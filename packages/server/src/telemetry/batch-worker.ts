@@ -195,7 +195,7 @@ export class SqliteBatchWorker implements BatchWriter {
       file: this.file,
       module: createRequire(import.meta.url).resolve('better-sqlite3'),
       busyTimeoutMs: BUSY_TIMEOUT_MS,
-      // A safety valve only: the WalCheckpointer restarts the WAL first (at AUTOCHECKPOINT_PAGES), and when it
+      // A safety valve only: the WalCheckpointer restarts the WAL first (at its RESTART_FRAMES), and when it
       // is not running this connection checkpoints on commit, off the event loop.
       autocheckpointPages: AUTOCHECKPOINT_PAGES * 2,
       inserts: sqliteInsertStatements(),
