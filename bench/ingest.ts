@@ -64,6 +64,7 @@ const { values } = parseArgs({
     rate: { type: 'string', default: '10000' },
     profile: { type: 'string' },
     'profile-open': { type: 'string' },
+    'profile-connect': { type: 'string' },
     'heap-profile': { type: 'string' },
   },
 });
@@ -258,7 +259,11 @@ try {
   let messagesAtFirst = 0;
   const profiler = await profilerFor(values.profile);
   const heapProfiler = await profilerFor(values['heap-profile'], 'heap');
+  const connectProfiler = await profilerFor(values['profile-connect']);
+  let connectProfileWritten: Promise<void> | undefined;
+  connectProfiler?.start();
   const stopPolling = onFirstMessage(gateway, () => {
+    connectProfileWritten = connectProfiler?.write();
     cpuAtFirst = cpuOfThisProcess();
     pgAtFirst = postgresCpu();
     messagesAtFirst = gateway.stats.telemetryMessages - messagesBefore;
@@ -271,6 +276,7 @@ try {
   const pgAtEnd = postgresCpu();
   await profiler?.write();
   await heapProfiler?.write();
+  await connectProfileWritten;
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
   const writerAfterClosed = { ...gateway.writer.stats };
   const closedBatches = batchesSince(writerAfterClosed, { committedBatches: 0, committedRows: 0 });

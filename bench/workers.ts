@@ -11,7 +11,12 @@
  * cores a ratio near 1 with the machine near 2 busy cores says the machine, not the node, is the
  * limit; with other work on the machine, msg/s follows the share of the cores the node got.
  *
- *   npm run bench:workers -- [--devices 200] [--window 4] [--duration 8] [--workers 2]
+ * With --rate R the load is an open loop instead: R QoS 1 messages a second offered across the
+ * devices whatever the node answers (as bench:ingest's open loop), so "p50/p99 ms" are the
+ * publish→PUBACK latency of a node that is not saturated, and "vs 1" compares what was
+ * acknowledged (about R for both when neither falls behind).
+ *
+ *   npm run bench:workers -- [--devices 200] [--window 4] [--duration 8] [--workers 2] [--rate 0]
  */
 import { execFile, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -36,15 +41,19 @@ const { values } = parseArgs({
     window: { type: 'string', default: '4' },
     duration: { type: 'string', default: '8' },
     workers: { type: 'string', default: '2' },
+    rate: { type: 'string', default: '0' },
   },
 });
 const devicesWanted = Number(values.devices);
 const window = Number(values.window);
 const seconds = Number(values.duration);
 const most = Number(values.workers);
+const openLoopRate = Number(values.rate);
 for (const [name, n] of Object.entries({ devices: devicesWanted, window, duration: seconds, workers: most })) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
 }
+if (!Number.isInteger(openLoopRate) || openLoopRate < 0)
+  throw new Error('--rate must be a whole number of messages per second (0: the closed loop, a window per device)');
 
 const postgres = ENGINES.find((e) => e.engine === 'postgres')!;
 if (postgres.skip) throw new Error(`bench:workers needs PostgreSQL: ${postgres.skip}`);
@@ -135,7 +144,9 @@ const storedRows = async () =>
   );
 const databaseName = new URL(database.url).pathname.slice(1);
 
-console.log(`bench:workers: ${machine()}; ${devicesWanted} mTLS devices, window ${window}, ${seconds} s per run, PostgreSQL + Redis`);
+console.log(
+  `bench:workers: ${machine()}; ${devicesWanted} mTLS devices, ${openLoopRate > 0 ? `open loop at ${openLoopRate} msg/s` : `window ${window}`}, ${seconds} s per run, PostgreSQL + Redis`,
+);
 console.log(
   `load average before: ${loadavg()
     .map((l) => l.toFixed(2))
@@ -164,6 +175,7 @@ try {
           seconds,
           connectConcurrency: 50,
           seqBase,
+          ...(openLoopRate > 0 ? { mode: 'rate' as const, rate: openLoopRate } : {}),
         },
         dir,
       );
@@ -176,7 +188,7 @@ try {
       };
       seqBase += report.sent + 1;
       const pg = postgresCpuBetween(before.pg, after.pg);
-      const rate = report.acked / report.sendSeconds;
+      const rate = (openLoopRate > 0 ? report.ackedInRun : report.acked) / report.sendSeconds;
       if (workers === 1) baseline = rate;
       const cores = (cpuSeconds: number) => cpuSeconds / wall;
       const nodeCpu = after.node - before.node;
@@ -207,7 +219,7 @@ try {
   table(
     [
       'workers',
-      'stored msg/s',
+      openLoopRate > 0 ? 'acked msg/s' : 'stored msg/s',
       'vs 1',
       'stored - acked',
       'p50 ms',

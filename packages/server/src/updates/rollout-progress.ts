@@ -1,12 +1,11 @@
 /**
  * Group commit of devices' update progress: the status moves of the one-statement path
  * (rollout-inbox.ts) and the signed version reports that arrive while a write is under way are
- * written once it is done; the successes and reports among them (two statements each) in one
- * transaction, the other moves one statement each as before. A device's promise settles only after
- * the statement or transaction holding its write committed, and the broker acknowledges a message
- * only after its handler settled, so an acknowledged status or report is as durable as before. A
- * write that fails is refused with the error (its statement or transaction was not committed) and
- * the device sends it again.
+ * written once it is done, in one transaction (a lone move is one statement committed on its own).
+ * A device's promise settles only after the statement or transaction holding its write committed,
+ * and the broker acknowledges a message only after its handler settled, so an acknowledged status
+ * or report is as durable as before. A write that fails is refused with the error (its statement
+ * or transaction was not committed) and the device sends it again.
  */
 import type { DeviceVersionReportsTable } from '../storage/rollout-tables.js';
 import type { Executor } from '../storage/executor.js';
@@ -70,26 +69,25 @@ export class ProgressWriter {
   }
 
   /**
-   * A progress move is one statement, committed on its own (a transaction around several would only
-   * add BEGIN and COMMIT); a success or a report is two, so those of the batch share one transaction.
-   * One device's messages are handled one after the other by the broker: a batch never holds two of them.
+   * The writes of a batch share one transaction: on SQLite each commit writes every page it dirtied
+   * to the WAL again (the rollout's rows and their indexes), and on PostgreSQL each is a WAL flush,
+   * so N moves cost one commit instead of N. A lone progress move (one statement) is committed on
+   * its own: a transaction around it would only add BEGIN and COMMIT. One device's messages are
+   * handled one after the other by the broker: a batch never holds two of them.
    */
   private async write(batch: Pending[]): Promise<void> {
-    const shared: Pending[] = [];
-    for (const pending of batch) {
-      const { write } = pending;
-      if (write.kind === 'move' && write.move.state !== 'succeeded')
-        await settle([pending], async () => [await this.store.advance(write.move, write.error, write.now, this.db)]);
-      else shared.push(pending);
+    const only = batch.length === 1 ? batch[0]!.write : null;
+    if (only?.kind === 'move' && only.move.state !== 'succeeded') {
+      await settle(batch, async () => [await this.store.advance(only.move, only.error, only.now, this.db)]);
+      return;
     }
-    if (shared.length > 0)
-      await settle(shared, () =>
-        this.db.transaction().execute(async (trx) => {
-          const done: boolean[] = [];
-          for (const { write } of shared) done.push(await this.apply(write, trx));
-          return done;
-        }),
-      );
+    await settle(batch, () =>
+      this.db.transaction().execute(async (trx) => {
+        const done: boolean[] = [];
+        for (const { write } of batch) done.push(await this.apply(write, trx));
+        return done;
+      }),
+    );
   }
 
   private async apply(write: Write, trx: Executor): Promise<boolean> {
