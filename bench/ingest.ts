@@ -34,8 +34,10 @@
  * The open loop's event-loop delay and garbage-collection pauses are counted from its first
  * message: its connect phase (1,000 TLS handshakes and logins) is shown apart.
  *
- * NODE_OPTIONS given to the bench (a V8 flag to try on the broker, say) apply to this process, the
- * broker's, only: the load generator and the bare Aedes broker run without them, so the baselines stay the same.
+ * `npm run bench:ingest` runs this process, the broker's, with the V8 flags `bulwark` ships with
+ * (SHIPPED_NODE_FLAGS: a 32 MB young generation). NODE_OPTIONS given to the bench (a V8 flag to
+ * try on the broker, say) apply to this process only too: the load generator and the bare Aedes
+ * broker run without either, so the baselines stay the same.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';

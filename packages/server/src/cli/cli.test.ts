@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import SQLite from 'better-sqlite3';
 import pg from 'pg';
-import { cliEnv, cliShellCommand, initializedDataDir, ROOT, startCli } from '../testing/cli.js';
+import { cliEnv, cliShellCommand, initializedDataDir, ROOT, SHIPPED_NODE_FLAGS, startCli } from '../testing/cli.js';
 import { HttpClient } from '../testing/http.js';
 import { eventually } from '../testing/mqtt.js';
 import { ENGINES, PG_URL } from '../testing/engines.js';
@@ -438,6 +438,15 @@ describe('bulwark CLI', { concurrency: true }, () => {
   });
 
   describe('usage', () => {
+    it('runs with the same V8 flags however it is started: the launcher, npm start, and the tests and benchmarks', () => {
+      const shebang = readFileSync(join(ROOT, 'packages/server/bin/bulwark.js'), 'utf8').split('\n')[0]!;
+      const start = (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts.start!;
+      const flagsOf = (command: string) => command.split(/\s+/).filter((word) => word.startsWith('--') && word.includes('='));
+      assert.deepEqual(flagsOf(shebang), [...SHIPPED_NODE_FLAGS], shebang);
+      assert.deepEqual(flagsOf(start), [...SHIPPED_NODE_FLAGS], start);
+      assert.ok(shebang.startsWith('#!/usr/bin/env -S node '), shebang);
+    });
+
     it('exits 2 on an unknown command, naming it', async () => {
       const result = await bulwark(['frobnicate']);
       assert.equal(result.code, 2);

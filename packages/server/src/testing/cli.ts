@@ -18,16 +18,26 @@ export const ROOT = REPOSITORY;
 export const CLI_MAIN = 'packages/server/src/cli/main.ts';
 
 /**
- * Node's arguments that run the CLI: the build when scripts/test.mjs (or a benchmark) says it is
+ * The V8 flags `bulwark` runs with: bin/bulwark.js's first line and `npm start` pass them (a
+ * 32 MB young generation, docs/operations.md). A test or benchmark that starts the CLI passes them
+ * too, so a node it measures runs as users run it (`cli.test.ts` checks the three agree).
+ */
+export const SHIPPED_NODE_FLAGS = ['--max-semi-space-size=32'] as const;
+
+/**
+ * Node's arguments that run the CLI, after SHIPPED_NODE_FLAGS: the build when scripts/test.mjs (or a benchmark) says it is
  * current (BULWARK_TEST_BUILT_CLI=1, read at each start), through bin/bulwark.js as users run it
  * (the CLI's bundle, which scripts/test.mjs has brought up to date: about a third of the CPU of the
  * compiled modules, which are themselves a second less per child than the sources through tsx; the
  * suite starts a few hundred); the sources otherwise.
  */
 export function cliArgs(): string[] {
-  return process.env.BULWARK_TEST_BUILT_CLI === '1'
-    ? ['packages/server/bin/bulwark.js']
-    : ['--conditions=source', '--import', 'tsx', CLI_MAIN];
+  return [
+    ...SHIPPED_NODE_FLAGS,
+    ...(process.env.BULWARK_TEST_BUILT_CLI === '1'
+      ? ['packages/server/bin/bulwark.js']
+      : ['--conditions=source', '--import', 'tsx', CLI_MAIN]),
+  ];
 }
 
 export interface CliRun {
@@ -38,10 +48,12 @@ export interface CliRun {
 
 /** The same as one shell command with absolute paths, for scripts run from another directory. */
 export function cliShellCommand(): string {
-  const args =
-    process.env.BULWARK_TEST_BUILT_CLI === '1'
+  const args = [
+    ...SHIPPED_NODE_FLAGS,
+    ...(process.env.BULWARK_TEST_BUILT_CLI === '1'
       ? [join(ROOT, 'packages/server/bin/bulwark.js')]
-      : ['--conditions=source', '--import', import.meta.resolve('tsx'), join(ROOT, CLI_MAIN)];
+      : ['--conditions=source', '--import', import.meta.resolve('tsx'), join(ROOT, CLI_MAIN)]),
+  ];
   return [process.execPath, ...args].map((a) => `"${a}"`).join(' ');
 }
 
