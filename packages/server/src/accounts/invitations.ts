@@ -145,7 +145,7 @@ export class InvitationService {
             'user.exists',
           );
         const name = input.name?.trim() || invitedName;
-        checkPasswordPolicy(input.password, 'operator', [row.email, name]);
+        await checkPasswordPolicy(input.password, 'operator', [row.email, name]);
         const now = this.clock.now();
         const user = newUserRow({
           organizationId: row.organization_id,

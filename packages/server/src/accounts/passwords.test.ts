@@ -1,21 +1,27 @@
-import { describe, it } from 'node:test';
+import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { hash } from '@node-rs/argon2';
 import {
   ARGON2_PARAMS,
   checkPasswordPolicy,
+  checkPasswordPolicyHere,
   hashPassword,
+  judgePasswordsOffThread,
   MAX_PASSWORD_LENGTH,
   MIN_LENGTH,
   needsRehash,
   PasswordRejectedError,
+  stopJudgingOffThread,
   verifyPassword,
 } from './passwords.js';
 
-/** The reason the policy gives for refusing a password, or null when it is accepted. */
-function refusal(password: string, kind: 'operator' | 'consumer', context: string[] = []): string | null {
+type Judged = 'this thread' | 'a worker thread';
+
+/** The reason the policy gives for refusing a password, or null when it is accepted; judged where `judged` says. */
+async function refusalIn(judged: Judged, password: string, kind: 'operator' | 'consumer', context: string[] = []): Promise<string | null> {
   try {
-    checkPasswordPolicy(password, kind, context);
+    if (judged === 'this thread') checkPasswordPolicyHere(password, kind, context);
+    else await checkPasswordPolicy(password, kind, context);
     return null;
   } catch (error) {
     assert.ok(error instanceof PasswordRejectedError);
@@ -30,64 +36,72 @@ const RANDOM =
 
 const unguessable = (length: number): string => RANDOM.repeat(Math.ceil(length / RANDOM.length)).slice(0, length);
 
-describe('password policy', () => {
-  it('refuses passwords shorter than the minimum of each kind of account', () => {
-    assert.equal(refusal(unguessable(MIN_LENGTH.operator - 1), 'operator'), 'too_short');
-    assert.equal(refusal(unguessable(MIN_LENGTH.consumer - 1), 'consumer'), 'too_short');
-    assert.equal(refusal('', 'consumer'), 'too_short');
-    assert.equal(refusal(unguessable(MIN_LENGTH.operator), 'operator'), null);
-    assert.equal(refusal('Zq8#Lw2!Xv9$', 'consumer'), null);
-    // Length counts characters, not UTF-16 units: eleven emoji are eleven characters.
-    assert.equal(refusal('🔒🦊🌋🎻🧲🪐🍄🛶🧿🦉🪁', 'operator'), 'too_short');
-  });
-
-  it('estimates even the longest passwords in bounded time (no CPU denial of service through the strength check)', () => {
-    checkPasswordPolicy('warm up the estimator once', 'consumer');
-    for (const password of [
-      unguessable(MAX_PASSWORD_LENGTH),
-      '4@8(3&6#1!0$7+2%'.repeat(16),
-      '1234567890'.repeat(26).slice(0, MAX_PASSWORD_LENGTH),
-    ]) {
-      // CPU time of this (synchronous) check, so a busy machine does not fail the test. The process
-      // figure includes GC and other threads, which a loaded machine inflates; the regression this
-      // guards against (zxcvbn's l33t matching) cost several seconds.
-      const started = process.cpuUsage();
-      refusal(password, 'operator');
-      const { user, system } = process.cpuUsage(started);
-      const ms = (user + system) / 1000;
-      assert.ok(ms < 1000, `${ms.toFixed(0)} ms of CPU for ${password.slice(0, 16)}…`);
+for (const judged of ['this thread', 'a worker thread'] as const) {
+  describe(`password policy, judged in ${judged}`, () => {
+    const refusal = (password: string, kind: 'operator' | 'consumer', context: string[] = []) => refusalIn(judged, password, kind, context);
+    if (judged === 'a worker thread') {
+      before(() => judgePasswordsOffThread());
+      after(() => stopJudgingOffThread());
     }
-  });
 
-  it('refuses passwords longer than 256 characters and accepts 256', () => {
-    assert.equal(MAX_PASSWORD_LENGTH, 256);
-    assert.equal(refusal(unguessable(257), 'operator'), 'too_long');
-    assert.equal(refusal(unguessable(10_000), 'consumer'), 'too_long');
-    assert.equal(refusal(unguessable(256), 'operator'), null);
-  });
+    it('refuses passwords shorter than the minimum of each kind of account', async () => {
+      assert.equal(await refusal(unguessable(MIN_LENGTH.operator - 1), 'operator'), 'too_short');
+      assert.equal(await refusal(unguessable(MIN_LENGTH.consumer - 1), 'consumer'), 'too_short');
+      assert.equal(await refusal('', 'consumer'), 'too_short');
+      assert.equal(await refusal(unguessable(MIN_LENGTH.operator), 'operator'), null);
+      assert.equal(await refusal('Zq8#Lw2!Xv9$', 'consumer'), null);
+      // Length counts characters, not UTF-16 units: eleven emoji are eleven characters.
+      assert.equal(await refusal('🔒🦊🌋🎻🧲🪐🍄🛶🧿🦉🪁', 'operator'), 'too_short');
+    });
 
-  it('refuses breached passwords, whatever their case', () => {
-    assert.equal(refusal('password1234', 'operator'), 'breached');
-    assert.equal(refusal('PassWord1234', 'operator'), 'breached');
-    assert.equal(refusal('1qaz2wsx3edc', 'operator'), 'breached');
-    assert.equal(refusal('baseball', 'consumer'), 'breached');
-    assert.notEqual(refusal('password123456', 'operator'), null);
-  });
+    it('estimates even the longest passwords in bounded time (no CPU denial of service through the strength check)', async () => {
+      await refusal('warm up the estimator once', 'consumer');
+      for (const password of [
+        unguessable(MAX_PASSWORD_LENGTH),
+        '4@8(3&6#1!0$7+2%'.repeat(16),
+        '1234567890'.repeat(26).slice(0, MAX_PASSWORD_LENGTH),
+      ]) {
+        // CPU time of this (synchronous) check, so a busy machine does not fail the test. The process
+        // figure includes GC and other threads, which a loaded machine inflates; the regression this
+        // guards against (zxcvbn's l33t matching) cost several seconds.
+        const started = process.cpuUsage();
+        await refusal(password, 'operator');
+        const { user, system } = process.cpuUsage(started);
+        const ms = (user + system) / 1000;
+        assert.ok(ms < 1000, `${ms.toFixed(0)} ms of CPU for ${password.slice(0, 16)}…`);
+      }
+    });
 
-  it("refuses passwords made of the user's own name or email, which are fine for someone else", () => {
-    const context = ['quorblax.zyxwvut@example.com', 'Zyxwvut Quorblax'];
-    assert.equal(refusal('quorblaxzyxwvut', 'operator'), null);
-    assert.equal(refusal('quorblaxzyxwvut', 'operator', context), 'guessable');
-    assert.equal(refusal('zyxwvutquorblax', 'consumer', context), 'guessable');
-  });
+    it('refuses passwords longer than 256 characters and accepts 256', async () => {
+      assert.equal(MAX_PASSWORD_LENGTH, 256);
+      assert.equal(await refusal(unguessable(257), 'operator'), 'too_long');
+      assert.equal(await refusal(unguessable(10_000), 'consumer'), 'too_long');
+      assert.equal(await refusal(unguessable(256), 'operator'), null);
+    });
 
-  it('refuses keyboard walks and repeats, and accepts a long passphrase without composition rules', () => {
-    assert.equal(refusal('qwertyuiopasdf', 'operator'), 'guessable');
-    assert.equal(refusal('aaaaaaaaaaaaaaaa', 'operator'), 'guessable');
-    assert.equal(refusal('violet tractor umbrella sings at dawn', 'operator'), null);
-    assert.equal(refusal('all lower case and no digits whatsoever', 'operator'), null);
+    it('refuses breached passwords, whatever their case', async () => {
+      assert.equal(await refusal('password1234', 'operator'), 'breached');
+      assert.equal(await refusal('PassWord1234', 'operator'), 'breached');
+      assert.equal(await refusal('1qaz2wsx3edc', 'operator'), 'breached');
+      assert.equal(await refusal('baseball', 'consumer'), 'breached');
+      assert.notEqual(await refusal('password123456', 'operator'), null);
+    });
+
+    it("refuses passwords made of the user's own name or email, which are fine for someone else", async () => {
+      const context = ['quorblax.zyxwvut@example.com', 'Zyxwvut Quorblax'];
+      assert.equal(await refusal('quorblaxzyxwvut', 'operator'), null);
+      assert.equal(await refusal('quorblaxzyxwvut', 'operator', context), 'guessable');
+      assert.equal(await refusal('zyxwvutquorblax', 'consumer', context), 'guessable');
+    });
+
+    it('refuses keyboard walks and repeats, and accepts a long passphrase without composition rules', async () => {
+      assert.equal(await refusal('qwertyuiopasdf', 'operator'), 'guessable');
+      assert.equal(await refusal('aaaaaaaaaaaaaaaa', 'operator'), 'guessable');
+      assert.equal(await refusal('violet tractor umbrella sings at dawn', 'operator'), null);
+      assert.equal(await refusal('all lower case and no digits whatsoever', 'operator'), null);
+    });
   });
-});
+}
 
 describe('password hashing', () => {
   it('hashes with argon2id at the configured parameters, salted, and verifies only the right password', async () => {

@@ -4,41 +4,27 @@
  * common and easily guessed passwords (a shipped list of 49k breached passwords and a zxcvbn
  * estimate that also knows the user's own name and email) are refused.
  */
-import { createRequire } from 'node:module';
 import { hash, verify } from '@node-rs/argon2';
-import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
 import { ValidationError } from '../errors.js';
+import { judgePasswordHere, type PasswordJudgment } from './password-dictionaries.js';
+import { PasswordJudgeWorker } from './password-judge-worker.js';
 
-interface Dictionaries {
-  estimator: ZxcvbnFactory;
-  common: Set<string>;
+let offThread: PasswordJudgeWorker | null = null;
+/**
+ * From now on `checkPasswordPolicy` judges in a worker thread, started now (the server runner
+ * does at start, so the first sign-up does not wait for the dictionaries). Resolves once the
+ * worker has built them.
+ */
+export async function judgePasswordsOffThread(): Promise<void> {
+  offThread ??= new PasswordJudgeWorker();
+  await offThread.ready();
 }
 
-let dictionaries: Dictionaries | undefined;
-/**
- * The zxcvbn estimator and the breached-password list, built on first use: unpacking and ranking
- * the dictionaries costs over a second of CPU, which every CLI command opening the platform (and
- * every test process) would otherwise pay without checking a password. `loadPasswordDictionaries()`
- * builds them ahead (the server runner does at start, so the first sign-up does not wait).
- * Loaded through require (the packages ship CommonJS) so the policy check stays synchronous.
- */
-export function loadPasswordDictionaries(): Dictionaries {
-  if (dictionaries) return dictionaries;
-  const require = createRequire(import.meta.url);
-  const { ZxcvbnFactory } = require('@zxcvbn-ts/core') as typeof import('@zxcvbn-ts/core');
-  const common = require('@zxcvbn-ts/language-common') as typeof import('@zxcvbn-ts/language-common');
-  const english = require('@zxcvbn-ts/language-en') as typeof import('@zxcvbn-ts/language-en');
-  const estimator = new ZxcvbnFactory({
-    dictionary: { ...common.dictionary, ...english.dictionary },
-    graphs: common.adjacencyGraphs,
-    translations: english.translations,
-    // The l33t matcher tries substitution combinations: at its default cap (100) a long random
-    // password costs seconds of blocked event loop, which anyone who may set a password could repeat.
-    l33tMaxSubstitutions: 10,
-  });
-  const list = new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
-  dictionaries = { estimator, common: list };
-  return dictionaries;
+/** Stops the worker of `judgePasswordsOffThread`, if any (judging returns to this thread). */
+export async function stopJudgingOffThread(): Promise<void> {
+  const worker = offThread;
+  offThread = null;
+  await worker?.stop();
 }
 
 /** argon2id (algorithm 2 in @node-rs/argon2), OWASP's m=19 MiB, t=2, p=1. */
@@ -57,8 +43,8 @@ export class PasswordRejectedError extends ValidationError {
   }
 }
 
-/** Throws PasswordRejectedError with a reason the user can act on. */
-export function checkPasswordPolicy(password: string, kind: 'operator' | 'consumer', context: string[] = []): void {
+/** Throws PasswordRejectedError when the password is too short or too long. */
+function checkLength(password: string, kind: 'operator' | 'consumer'): void {
   const length = [...password].length;
   const min = MIN_LENGTH[kind];
   if (length < min)
@@ -71,17 +57,38 @@ export function checkPasswordPolicy(password: string, kind: 'operator' | 'consum
       reason: 'too_long',
       maxLength: MAX_PASSWORD_LENGTH,
     });
-  const { estimator, common } = loadPasswordDictionaries();
-  if (common.has(password.toLowerCase()))
-    throw new PasswordRejectedError('it appears in lists of breached passwords', { reason: 'breached' });
-  const words = context.flatMap((c) => c.toLowerCase().split(/[^a-z0-9]+/)).filter((w) => w.length >= 3);
-  const estimate = estimator.check(password.slice(0, 100), words);
-  if (estimate.score < 3) {
+}
+
+/** The words of the user's own details (name, email) a password must not lean on. */
+function contextWords(context: string[]): string[] {
+  return context.flatMap((c) => c.toLowerCase().split(/[^a-z0-9]+/)).filter((w) => w.length >= 3);
+}
+
+/** Throws PasswordRejectedError for a breached or guessable password. */
+function refuseWeak(judgment: PasswordJudgment): void {
+  if (judgment.breached) throw new PasswordRejectedError('it appears in lists of breached passwords', { reason: 'breached' });
+  if (judgment.score < 3) {
     throw new PasswordRejectedError('it is too easy to guess (common words, names, sequences or repeats)', {
       reason: 'guessable',
-      suggestions: estimate.feedback.suggestions,
+      suggestions: judgment.suggestions,
     });
   }
+}
+
+/**
+ * Rejects with PasswordRejectedError and a reason the user can act on. Judged in the serving
+ * node's worker thread when it runs one (`judgePasswordsOffThread`), else in this thread.
+ */
+export async function checkPasswordPolicy(password: string, kind: 'operator' | 'consumer', context: string[] = []): Promise<void> {
+  checkLength(password, kind);
+  const words = contextWords(context);
+  refuseWeak(offThread ? await offThread.judge(password, words) : judgePasswordHere(password, words));
+}
+
+/** The same policy, judged in this thread and at once: for the CLI's key passphrases (keys/passphrase-keys.ts). */
+export function checkPasswordPolicyHere(password: string, kind: 'operator' | 'consumer', context: string[] = []): void {
+  checkLength(password, kind);
+  refuseWeak(judgePasswordHere(password, contextWords(context)));
 }
 
 export function hashPassword(password: string): Promise<string> {

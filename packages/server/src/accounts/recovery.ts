@@ -138,7 +138,7 @@ export class PasswordRecoveryService {
         // The account changed since the link was sent (address, organization, disabled): the link is void.
         if (!user || user.organization_id !== row.organization_id || user.email !== row.email || user.status !== 'active')
           throw new InvalidTokenError('password reset');
-        checkPasswordPolicy(input.newPassword, user.kind, [user.email, user.name]);
+        await checkPasswordPolicy(input.newPassword, user.kind, [user.email, user.name]);
         const now = this.clock.now();
         await this.store.updateUser(
           user.id,

@@ -144,7 +144,7 @@ export class AccountsService {
     if (!name) throw new ValidationError('name must not be empty', { field: 'name' });
     const generated = input.password === undefined ? oneTimePassword() : null;
     const password = input.password ?? generated!;
-    if (input.password !== undefined) checkPasswordPolicy(password, 'operator', [email, name]);
+    if (input.password !== undefined) await checkPasswordPolicy(password, 'operator', [email, name]);
     const passwordHash = await hashPassword(password);
     const write = async (trx: Executor): Promise<UserView> => {
       if (await this.store.userByEmail(actor.organizationId, email, trx))
@@ -335,7 +335,7 @@ export class AccountsService {
     if (!(await verifyPassword(user.password_hash, currentPassword))) throw new InvalidCredentialsError();
     if (currentPassword === newPassword)
       throw new ValidationError('The new password must differ from the current one', { field: 'newPassword' }, 'auth.password_rejected');
-    checkPasswordPolicy(newPassword, user.kind, [user.email, user.name]);
+    await checkPasswordPolicy(newPassword, user.kind, [user.email, user.name]);
     const now = this.clock.now();
     await this.store.updateUser(
       user.id,

@@ -50,7 +50,7 @@ export class SignupService {
     const email = validateEmail(input.email);
     const name = input.name.trim();
     if (!name) throw new ValidationError('name must not be empty', { field: 'name' });
-    checkPasswordPolicy(input.password, 'consumer', [email, name]);
+    await checkPasswordPolicy(input.password, 'consumer', [email, name]);
     const passwordHash = await hashPassword(input.password);
     const org = await this.store.organizationBySlug(input.organization);
     if (!org) {

@@ -383,6 +383,19 @@ describe('bulwark CLI', { concurrency: true }, () => {
       const session = await browser.get('/api/v1/auth/session');
       assert.equal(session.status, 200, session.text);
       assert.equal(session.body.user.email, 'owner@bulwark.local');
+      // The password policy as a serving node applies it (its dictionaries in a worker thread):
+      // a breached password refused with the reason, a strong one taken.
+      const csrf = { headers: { 'x-csrf-token': login.body.csrfToken } };
+      const weak = await browser.post('/api/v1/me/password', { currentPassword: oneTimePassword, newPassword: 'password1234' }, csrf);
+      assert.equal(weak.status, 400, weak.text);
+      assert.equal(weak.body.error.code, 'auth.password_rejected');
+      assert.equal(weak.body.error.details.reason, 'breached');
+      const changed = await browser.post(
+        '/api/v1/me/password',
+        { currentPassword: oneTimePassword, newPassword: 'violet tractor umbrella sings at dawn' },
+        csrf,
+      );
+      assert.equal(changed.status, 200, changed.text);
       browser.close();
       again.child.kill('SIGTERM');
       assert.equal(await again.exited, 0, again.output());

@@ -8,7 +8,7 @@ import type { Command } from 'commander';
 import { pino } from 'pino';
 import { DEFAULT_INIT, initialize, isInitialized, type InitResult } from '../runner/init.js';
 import { openPlatform } from '../platform.js';
-import { loadPasswordDictionaries } from '../accounts/passwords.js';
+import { judgePasswordsOffThread, stopJudgingOffThread } from '../accounts/passwords.js';
 import { openDatabase } from '../storage/database.js';
 import { migrateToLatest } from '../storage/migrate.js';
 import { workerCount, type Config } from '../ops/config.js';
@@ -139,8 +139,6 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
   // and `--help` do not pay for them.
   const { startServer } = await import('../runner/server.js');
   const platform = await openPlatform(config).catch(failed);
-  // Built now rather than on the first sign-up or password change, which would wait a second for it.
-  loadPasswordDictionaries();
   const slot = workerSlot();
   // A node that cannot listen (port taken, bad certificate) closes its database at once: an open
   // PostgreSQL pool would otherwise keep the failed command alive until its idle timeout.
@@ -161,6 +159,9 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
     };
     if (process.connected) process.send!(listening);
   } else process.stdout.write(listeningText(server.url, config, mqttPort, init));
+  // Passwords are judged in a worker thread, its dictionaries built now rather than on the first
+  // sign-up or password change (which would wait a second for them) and kept out of the main heap.
+  void judgePasswordsOffThread();
   await new Promise<void>((resolve) => {
     let stopping = false;
     const stop = () => {
@@ -172,6 +173,7 @@ async function serveNode(flags: ServeFlags, init?: InitResult): Promise<number> 
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  await stopJudgingOffThread();
   return 0;
 }
 

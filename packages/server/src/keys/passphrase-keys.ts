@@ -17,7 +17,7 @@
 import { createCipheriv, createPrivateKey, createPublicKey, pbkdf2Sync, randomBytes, type KeyObject } from 'node:crypto';
 import { closeSync, fsyncSync, linkSync, openSync, readFileSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
-import { PasswordRejectedError, checkPasswordPolicy } from '../accounts/passwords.js';
+import { PasswordRejectedError, checkPasswordPolicyHere } from '../accounts/passwords.js';
 import { ConflictError, ValidationError } from '../errors.js';
 import { sequenceElements, type DerElement } from '../pki/der.js';
 
@@ -63,7 +63,7 @@ export class KeyFileExistsError extends ConflictError {
 /** Why a passphrase may not protect a new key file, or null when it may. */
 function passphraseProblem(passphrase: string): { problem: string; reason: unknown } | null {
   try {
-    checkPasswordPolicy(passphrase, 'operator');
+    checkPasswordPolicyHere(passphrase, 'operator');
     return null;
   } catch (error) {
     if (error instanceof PasswordRejectedError) return { problem: error.problem, reason: error.details?.reason };
