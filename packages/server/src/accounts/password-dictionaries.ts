@@ -5,7 +5,7 @@
  * modules and options; passwords.ts decides what is too weak.
  */
 import { createRequire } from 'node:module';
-import type { ZxcvbnFactory } from '@zxcvbn-ts/core';
+import { runInThisContext } from 'node:vm';
 
 /** What the dictionaries say of a password: breached (in the shipped list), zxcvbn's score (0-4) and its suggestions. */
 export interface PasswordJudgment {
@@ -31,43 +31,46 @@ export function estimatorModules(): { core: string; common: string; english: str
   };
 }
 
-interface Dictionaries {
-  estimator: ZxcvbnFactory;
-  common: Set<string>;
-}
+/** Judges one password: `words` are the user's own name and email, split. */
+type Judge = (password: string, words: string[]) => PasswordJudgment;
 
-let dictionaries: Dictionaries | undefined;
 /**
- * The zxcvbn estimator and the breached-password list in this thread, built on first use:
- * unpacking and ranking the dictionaries costs over a second of CPU, which every CLI command
- * opening the platform (and every test process) would otherwise pay without checking a password,
- * and they hold some 25 MB of heap for as long as the process lives. A serving node judges
- * passwords in a worker thread instead (`judgePasswordsOffThread`): there the dictionaries are
- * neither built on the event loop nor marked by every full garbage collection of the main heap.
- * Loaded through require (the packages ship CommonJS) so the check stays synchronous.
+ * The judge, built from the estimator's packages: CommonJS source, run in this thread
+ * (`judgePasswordHere`) and as the body of a serving node's worker (password-judge-worker.ts), so
+ * the two build and judge alike. Loaded through require (the packages ship CommonJS) so a check
+ * in this thread stays synchronous.
  */
-function loadPasswordDictionaries(): Dictionaries {
-  if (dictionaries) return dictionaries;
-  const modules = estimatorModules();
-  const require = createRequire(import.meta.url);
-  const { ZxcvbnFactory } = require(modules.core) as typeof import('@zxcvbn-ts/core');
-  const common = require(modules.common) as typeof import('@zxcvbn-ts/language-common');
-  const english = require(modules.english) as typeof import('@zxcvbn-ts/language-en');
+export const JUDGE_SOURCE = `(require, modules, options) => {
+  const { ZxcvbnFactory } = require(modules.core);
+  const common = require(modules.common);
+  const english = require(modules.english);
   const estimator = new ZxcvbnFactory({
     dictionary: { ...common.dictionary, ...english.dictionary },
     graphs: common.adjacencyGraphs,
     translations: english.translations,
-    ...ESTIMATOR_OPTIONS,
+    ...options,
   });
-  const list = new Set((common.dictionary['passwords-common'] as string[]).map((p) => p.toLowerCase()));
-  dictionaries = { estimator, common: list };
-  return dictionaries;
-}
+  const breached = new Set(common.dictionary['passwords-common'].map((p) => p.toLowerCase()));
+  return (password, words) => {
+    if (breached.has(password.toLowerCase())) return { breached: true, score: 0, suggestions: [] };
+    const estimate = estimator.check(password.slice(0, 100), words);
+    return { breached: false, score: estimate.score, suggestions: estimate.feedback.suggestions };
+  };
+}`;
 
-/** Judges a password in this thread (`words`: the user's own name and email, split). */
+let here: Judge | undefined;
+/**
+ * Judges a password in this thread. The estimator and the breached-password list are built on
+ * first use: unpacking and ranking the dictionaries costs over a second of CPU, which every CLI
+ * command opening the platform (and every test process) would otherwise pay without checking a
+ * password, and they hold some 25 MB of heap for as long as the process lives. A serving node
+ * judges passwords in a worker thread instead (`judgePasswordsOffThread`): there the dictionaries
+ * are neither built on the event loop nor marked by every full garbage collection of the main heap.
+ */
 export function judgePasswordHere(password: string, words: string[]): PasswordJudgment {
-  const { estimator, common } = loadPasswordDictionaries();
-  if (common.has(password.toLowerCase())) return { breached: true, score: 0, suggestions: [] };
-  const estimate = estimator.check(password.slice(0, 100), words);
-  return { breached: false, score: estimate.score, suggestions: estimate.feedback.suggestions };
+  if (!here) {
+    const build = runInThisContext(JUDGE_SOURCE) as (require: NodeJS.Require, modules: object, options: object) => Judge;
+    here = build(createRequire(import.meta.url), estimatorModules(), ESTIMATOR_OPTIONS);
+  }
+  return here(password, words);
 }

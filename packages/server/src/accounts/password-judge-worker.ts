@@ -8,31 +8,17 @@
  *
  * The worker is plain CommonJS run with `eval`, so it loads the same way from the sources, the
  * build and the bundles (as telemetry/batch-worker.ts); the estimator's packages are resolved by
- * the main thread and its options come from passwords.ts. It builds what `judgePasswordHere`
- * builds (`password-judge-worker.test.ts` holds the two to the same answers). A worker that fails
- * or exits is not restarted: what it had not answered, and everything after, is judged in the
- * main thread (a refusal must not turn into an error the user cannot act on).
+ * the main thread, and it runs the judge `judgePasswordHere` runs (JUDGE_SOURCE). A worker that
+ * fails or exits is not restarted: what it had not answered, and everything after, is judged in
+ * the main thread (a refusal must not turn into an error the user cannot act on).
  */
 import { Worker } from 'node:worker_threads';
-import { ESTIMATOR_OPTIONS, estimatorModules, judgePasswordHere, type PasswordJudgment } from './password-dictionaries.js';
+import { ESTIMATOR_OPTIONS, estimatorModules, JUDGE_SOURCE, judgePasswordHere, type PasswordJudgment } from './password-dictionaries.js';
 
 const WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
-const { ZxcvbnFactory } = require(workerData.modules.core);
-const common = require(workerData.modules.common);
-const english = require(workerData.modules.english);
-const estimator = new ZxcvbnFactory({
-  dictionary: { ...common.dictionary, ...english.dictionary },
-  graphs: common.adjacencyGraphs,
-  translations: english.translations,
-  ...workerData.options,
-});
-const breached = new Set(common.dictionary['passwords-common'].map((p) => p.toLowerCase()));
-parentPort.on('message', ({ id, password, words }) => {
-  if (breached.has(password.toLowerCase())) return parentPort.postMessage({ id, breached: true, score: 0, suggestions: [] });
-  const estimate = estimator.check(password.slice(0, 100), words);
-  parentPort.postMessage({ id, breached: false, score: estimate.score, suggestions: estimate.feedback.suggestions });
-});
+const judge = (${JUDGE_SOURCE})(require, workerData.modules, workerData.options);
+parentPort.on('message', ({ id, password, words }) => parentPort.postMessage({ id, ...judge(password, words) }));
 parentPort.postMessage({ ready: true });
 `;
 

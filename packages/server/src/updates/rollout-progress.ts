@@ -78,7 +78,7 @@ export class ProgressWriter {
   private async write(batch: Pending[]): Promise<void> {
     const only = batch.length === 1 ? batch[0]!.write : null;
     if (only?.kind === 'move' && only.move.state !== 'succeeded') {
-      await settle(batch, async () => [await this.store.advance(only.move, only.error, only.now, this.db)]);
+      await settle(batch, async () => [await this.apply(only, this.db)]);
       return;
     }
     await settle(batch, () =>
