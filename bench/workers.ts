@@ -137,7 +137,7 @@ const storedRows = async () =>
   Number(
     (
       await database.db
-        .selectFrom('telemetry')
+        .selectFrom('telemetry_readings')
         .select((eb) => eb.fn.countAll().as('n'))
         .executeTakeFirstOrThrow()
     ).n,

@@ -399,6 +399,8 @@ export async function openPlatform(config: Config, options: PlatformOptions = {}
     // A database handed in belongs to the caller, who closes it.
     close: async () => {
       try {
+        // A move of the telemetry log under way commits (or fails) before the connection it uses closes.
+        await telemetryStore.stopMovingLog();
         // What this process wrote to the audit log is signed before it lets go (CLI commands, init).
         await audit.checkpointOwnEntries();
       } finally {

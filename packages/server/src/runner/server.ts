@@ -219,6 +219,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
         )
       : null;
   if (batchWorker) platform.telemetry.store.writeBatchesWith(batchWorker);
+  platform.telemetry.store.reportLogMovesTo(app.log.child({ component: 'sqlite' }));
 
   // Deployment-wide jobs run on one node at a time (runner/jobs.ts); this node's name in their leases.
   const jobs = new BackgroundJobs(app.log, {
@@ -359,6 +360,7 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       await platform.accounts.recovery.drain();
       await platform.audit.checkpoint().catch(() => undefined);
       // Batches still sent to the worker commit before it ends; any later one is written on the platform's connection.
+      await platform.telemetry.store.stopMovingLog();
       platform.telemetry.store.writeBatchesWith(null);
       await batchWorker?.stop();
       await walCheckpointer?.stop();

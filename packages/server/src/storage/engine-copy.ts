@@ -28,6 +28,13 @@ import { migrateTo } from './migrate.js';
 const ROWS_PER_INSERT = 500;
 const FETCH_ROWS = 2000;
 const BOOKKEEPING = new Set(['kysely_migration', 'kysely_migration_lock']);
+/**
+ * SQLite keeps telemetry in two tables, the stored rows and the log not moved yet
+ * (migrations/034_telemetry_log.ts); PostgreSQL in one. The copy reads both through the view every
+ * query reads, into `telemetry`.
+ */
+const SQLITE_TELEMETRY_LOG = 'telemetry_log';
+const SQLITE_TELEMETRY_READINGS = 'telemetry_readings';
 
 export interface CopiedTable {
   rows: number;
@@ -115,7 +122,9 @@ async function copyTables(source: SQLite.Database, client: pg.Client, migration:
       .prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name")
       .pluck()
       .all() as string[]
-  ).filter((name) => !BOOKKEEPING.has(name));
+  ).filter((name) => !BOOKKEEPING.has(name) && name !== SQLITE_TELEMETRY_LOG);
+  const hasLog = source.prepare("select 1 from sqlite_master where type = 'table' and name = ?").get(SQLITE_TELEMETRY_LOG) !== undefined;
+  const readFrom = (table: string) => (table === 'telemetry' && hasLog ? SQLITE_TELEMETRY_READINGS : table);
   const targetColumns = await columnsOf(client);
   const missing = sourceTables.filter((table) => !targetColumns.has(table));
   const extra = [...targetColumns.keys()].filter((table) => !BOOKKEEPING.has(table) && !sourceTables.includes(table));
@@ -154,7 +163,7 @@ async function copyTables(source: SQLite.Database, client: pg.Client, migration:
       );
       batch = [];
     };
-    for (const row of source.prepare(`select ${names.map(quote).join(', ')} from ${quote(table)}`).iterate() as Iterable<
+    for (const row of source.prepare(`select ${names.map(quote).join(', ')} from ${quote(readFrom(table))}`).iterate() as Iterable<
       Record<string, unknown>
     >) {
       sent.add(row, names);
@@ -188,7 +197,9 @@ interface TargetColumn {
 async function columnsOf(client: pg.Client): Promise<Map<string, TargetColumn[]>> {
   const { rows } = await client.query<{ table: string; column: string; identity: string }>(
     `select table_name as table, column_name as column, is_identity as identity
-       from information_schema.columns where table_schema = current_schema() order by table_name, column_name`,
+       from information_schema.columns where table_schema = current_schema()
+         and table_name in (select table_name from information_schema.tables where table_schema = current_schema() and table_type = 'BASE TABLE')
+       order by table_name, column_name`,
   );
   const tables = new Map<string, TargetColumn[]>();
   for (const row of rows) {

@@ -34,6 +34,7 @@ import * as activeCertificates from './migrations/028_active_certificates.js';
 import * as jobLeases from './migrations/029_job_leases.js';
 import * as passkeys from './migrations/030_passkeys.js';
 import * as productCommands from './migrations/033_product_commands.js';
+import * as telemetryLog from './migrations/034_telemetry_log.js';
 import { ErrorCodes } from '@bulwark/protocol';
 import { BulwarkError } from '../errors.js';
 import type { DatabaseHandle } from './database.js';
@@ -70,6 +71,7 @@ const migrations: Record<string, Migration> = {
   '029_job_leases': jobLeases,
   '030_passkeys': passkeys,
   '033_product_commands': productCommands,
+  '034_telemetry_log': telemetryLog,
 };
 
 export interface MigrationReport {

@@ -450,6 +450,9 @@ export interface Database {
   device_symmetric_keys: DeviceSymmetricKeysTable;
   bootstrap_cas: BootstrapCasTable;
   telemetry: TelemetryTable;
+  // 034_telemetry_log: SQLite appends here (PostgreSQL has no log); every read goes through the view.
+  telemetry_log: TelemetryTable;
+  telemetry_readings: TelemetryTable;
   device_presence: DevicePresenceTable;
   device_shadows: DeviceShadowsTable;
   device_shadow_history: DeviceShadowHistoryTable;

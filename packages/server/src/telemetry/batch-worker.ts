@@ -16,11 +16,13 @@ import { Worker } from 'node:worker_threads';
 import { StorageUnavailableError } from '../errors.js';
 import { AUTOCHECKPOINT_PAGES } from '../storage/database.js';
 import type { WriteTurns } from '../storage/write-turns.js';
+import { LOG_MOVE_SQL } from './log-mover.js';
 import { sqliteInsertStatements, type BatchWriter, type TelemetryRow } from './store.js';
 
 /**
  * The worker: one connection, one transaction per message (BEGIN IMMEDIATE, the fixed-size
- * inserts, COMMIT), answered with the message's id, or its error's message and code. Rows arrive
+ * inserts into the log, COMMIT; or one slice of the log moved, log-mover.ts), answered with the
+ * message's id (and the rows moved), or its error's message and code. Rows arrive
  * as one flat array of 5 values a row (cheaper to clone than an object a row). Plain CommonJS run
  * with `eval`, so it loads the same way from the sources, the build and the bundles; better-sqlite3
  * is resolved by the main thread.
@@ -38,24 +40,43 @@ function run() {
   db.pragma('wal_autocheckpoint = ' + workerData.autocheckpointPages);
   db.pragma('journal_size_limit = 67108864');
   db.pragma('foreign_keys = ON');
+  // The moves read and write the stored table's index pages of every device: kept in memory, not read again each slice.
+  db.pragma('cache_size = ' + workerData.cacheSize);
   const begin = db.prepare('begin immediate');
   const commit = db.prepare('commit');
   const rollback = db.prepare('rollback');
   const inserts = workerData.inserts.map(([size, text]) => [size, db.prepare(text)]);
-  function write(values) {
-    let left = values.length / 5;
-    let at = 0;
+  const move = {
+    bound: db.prepare(workerData.move.bound).pluck(),
+    last: db.prepare(workerData.move.last).pluck(),
+    copy: db.prepare(workerData.move.copy),
+    drop: db.prepare(workerData.move.drop),
+  };
+  function transaction(work) {
     begin.run();
     try {
-      for (const [size, statement] of inserts) {
-        for (; left >= size; left -= size, at += size * 5) statement.run(values.slice(at, at + size * 5));
-      }
+      const result = work();
       commit.run();
+      return result;
     } catch (error) {
       // SQLite rolls back by itself on some errors (SQLITE_FULL, SQLITE_IOERR): the error stays the one reported.
       if (db.inTransaction) rollback.run();
       throw error;
     }
+  }
+  function write(values) {
+    let left = values.length / 5;
+    let at = 0;
+    for (const [size, statement] of inserts) {
+      for (; left >= size; left -= size, at += size * 5) statement.run(values.slice(at, at + size * 5));
+    }
+  }
+  function moveSlice(rows) {
+    const bound = move.bound.get(rows - 1) ?? move.last.get();
+    if (bound === null || bound === undefined) return 0;
+    const moved = move.copy.run(bound).changes;
+    move.drop.run(bound);
+    return moved;
   }
   parentPort.on('message', (message) => {
     if (message === 'stop') {
@@ -65,8 +86,11 @@ function run() {
       return;
     }
     try {
-      write(message.values);
-      parentPort.postMessage({ id: message.id });
+      if (message.move !== undefined) parentPort.postMessage({ id: message.id, moved: transaction(() => moveSlice(message.move)) });
+      else {
+        transaction(() => write(message.values));
+        parentPort.postMessage({ id: message.id });
+      }
     } catch (error) {
       parentPort.postMessage({ id: message.id, error: failure(error) });
     }
@@ -82,6 +106,13 @@ try {
 
 /** The worker connection's busy timeout: the main connection may hold the write lock (30 s, as the main connection's own). */
 const BUSY_TIMEOUT_MS = 30_000;
+
+/**
+ * The worker connection's page cache (KiB; SQLite's default is 2 MB): a move of the log touches an
+ * index page of each device in it, and with the default cache each slice read them again from the
+ * file (`bench:telemetry-layout`, 5,000-row slices: about 26 against 18 µs a row with 64 MB).
+ */
+const CACHE_KIB = 65_536;
 
 /** How long a stopping worker may take to finish its batches and close before it is ended. */
 const STOP_TIMEOUT_MS = 10_000;
@@ -103,6 +134,8 @@ export class SqliteBatchError extends Error {
 
 interface Reply {
   id?: number;
+  /** A move's answer: the rows it moved. */
+  moved?: number;
   error?: { message: string; code?: string };
   ready?: boolean;
   failed?: { message: string; code?: string };
@@ -110,7 +143,7 @@ interface Reply {
 }
 
 interface Waiting {
-  resolve: () => void;
+  resolve: (moved: number) => void;
   reject: (error: Error) => void;
 }
 
@@ -155,16 +188,27 @@ export class SqliteBatchWorker implements BatchWriter {
       values[k + 3] = r.received_at;
       values[k + 4] = r.data;
     }
+    return this.send({ values }, 'batch').then(() => undefined);
+  }
+
+  /** Moves at most `rows` of the log's oldest rows into the stored table in one transaction of the worker's: resolves with how many. */
+  moveLog(rows: number): Promise<number> {
+    if (this.stopping) return Promise.reject(new StorageUnavailableError('The telemetry writer is stopping: the log was not moved'));
+    return this.send({ move: rows }, 'move of the log');
+  }
+
+  /** Sends one transaction's work to the worker in a turn at the write lock; resolves with its answer (rows moved, or 0). */
+  private send(work: { values: unknown[] } | { move: number }, what: string): Promise<number> {
     const send = () =>
       this.running().then(
         (worker) =>
-          new Promise<void>((resolve, reject) => {
+          new Promise<number>((resolve, reject) => {
             if (worker !== this.live)
-              return reject(new StorageUnavailableError('The telemetry writer thread ended before this batch was sent'));
+              return reject(new StorageUnavailableError(`The telemetry writer thread ended before this ${what} was sent`));
             const id = this.nextId++;
             this.waiting.set(id, { resolve, reject });
             if (this.waiting.size === 1) worker.ref();
-            worker.postMessage({ id, values });
+            worker.postMessage({ id, ...work });
           }),
       );
     return this.turns ? this.turns.run(send) : send();
@@ -199,6 +243,8 @@ export class SqliteBatchWorker implements BatchWriter {
       // is not running this connection checkpoints on commit, off the event loop.
       autocheckpointPages: AUTOCHECKPOINT_PAGES * 2,
       inserts: sqliteInsertStatements(),
+      move: LOG_MOVE_SQL,
+      cacheSize: -CACHE_KIB,
     };
     // Held (ref) while it starts and while it has batches to answer, so nothing is left pending; idle, it keeps no process alive.
     const worker = new Worker(WORKER, { eval: true, workerData });
@@ -210,7 +256,7 @@ export class SqliteBatchWorker implements BatchWriter {
           const waiting = this.waiting.get(message.id);
           this.waiting.delete(message.id);
           if (message.error) waiting?.reject(new SqliteBatchError(message.error.message, message.error.code));
-          else waiting?.resolve();
+          else waiting?.resolve(message.moved ?? 0);
           if (this.waiting.size === 0 && !this.stopping) worker.unref();
         } else if (message.ready) {
           ready = true;

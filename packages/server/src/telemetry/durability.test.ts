@@ -124,7 +124,7 @@ for (const engine of ENGINES) {
           );
           assert.equal(child.signalCode, 'SIGKILL');
 
-          const rows = await database.db.selectFrom('telemetry').select('data').where('device_id', '=', device.id).execute();
+          const rows = await database.db.selectFrom('telemetry_readings').select('data').where('device_id', '=', device.id).execute();
           const perSeq = new Map<number, number>();
           for (const r of rows) {
             const seq = (JSON.parse(r.data) as { seq: number }).seq;

@@ -56,7 +56,7 @@ for (const engine of ENGINES) {
         }
         await store.insertBatch([]);
         const stored = await database.db
-          .selectFrom('telemetry')
+          .selectFrom('telemetry_readings')
           .select(['organization_id', 'device_id', 'ts', 'received_at', 'data'])
           .orderBy('seq')
           .execute();
@@ -77,7 +77,7 @@ for (const engine of ENGINES) {
         }));
         await store.insertBatch(rows);
         const stored = await database.db
-          .selectFrom('telemetry')
+          .selectFrom('telemetry_readings')
           .select(['organization_id', 'device_id', 'data'])
           .where('ts', '>=', 1_764_100_000_000)
           .orderBy('seq')

@@ -1,13 +1,16 @@
 /**
  * Telemetry rows through Kysely. Inserts are batched by the ingest writer: on PostgreSQL one
- * `COPY … FROM STDIN` per batch (storage/pg-copy.ts), on SQLite a few fixed-size multi-row
- * inserts in one transaction (see `sqliteChunks`).
+ * `COPY … FROM STDIN` per batch into `telemetry` (storage/pg-copy.ts), on SQLite a few fixed-size
+ * multi-row inserts in one transaction (see `sqliteChunks`) into `telemetry_log`, moved into
+ * `telemetry` in the background (log-mover.ts). Every read goes through `telemetry_readings`, the
+ * stored rows and the log's (storage/migrations/034_telemetry_log.ts).
  */
 import { CompiledQuery, sql, type Insertable, type Kysely, type RawBuilder, type Selectable } from 'kysely';
 import type { Engine } from '../storage/database.js';
 import { copyField, type CopyIn } from '../storage/pg-copy.js';
 import { PreparedQueries } from '../storage/prepared.js';
 import type { Database, DevicePresenceTable, TelemetryTable } from '../storage/schema.js';
+import { DEFAULT_LOG_MOVES, LOG_MOVE_SQL, TelemetryLogMover, type LogMoverLog, type LogMoverOptions } from './log-mover.js';
 
 /** A row as the ingest writer inserts it (`seq` is assigned by the database). */
 export type TelemetryRow = Insertable<TelemetryTable>;
@@ -75,7 +78,7 @@ export function sqliteChunks(count: number): number[] {
 const SQLITE_INSERTS = new Map<number, string>(
   SQLITE_CHUNK_SIZES.map((n) => [
     n,
-    `insert into "telemetry" ("organization_id", "device_id", "ts", "received_at", "data") values ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
+    `insert into "telemetry_log" ("organization_id", "device_id", "ts", "received_at", "data") values ${Array.from({ length: n }, () => '(?, ?, ?, ?, ?)').join(', ')}`,
   ]),
 );
 
@@ -87,6 +90,8 @@ export function sqliteInsertStatements(): [size: number, text: string][] {
 /** Commits SQLite batches elsewhere than on this connection: the running server's worker thread (telemetry/batch-worker.ts). */
 export interface BatchWriter {
   insert(rows: TelemetryRow[]): Promise<void>;
+  /** Moves at most `rows` of the log's oldest rows into `telemetry` in one transaction (LOG_MOVE_SQL); resolves with how many. */
+  moveLog(rows: number): Promise<number>;
 }
 
 /** PostgreSQL batches: one COPY in text format (fields escaped by `copyField`), committed as one statement. */
@@ -123,13 +128,36 @@ export class TelemetryStore {
   private batches: BatchWriter | null = null;
   /** The presence writes, run on every device connect and session end: compiled once (storage/prepared.ts). */
   private readonly prepared = new PreparedQueries();
+  /** SQLite: moves the log into the stored table as it fills (null on PostgreSQL, which has no log). */
+  readonly logMover: TelemetryLogMover | null;
 
   constructor(
     readonly db: Kysely<Database>,
     private readonly engine: Engine,
     /** PostgreSQL: the database handle's COPY, for batches. */
     private readonly copyIn?: CopyIn,
-  ) {}
+    /** SQLite: how the log moves (tests give small slices). */
+    logMoves: Partial<LogMoverOptions> = {},
+  ) {
+    this.logMover =
+      engine === 'sqlite'
+        ? new TelemetryLogMover(
+            (rows) => (this.batches ? this.batches.moveLog(rows) : this.moveLogHere(rows)),
+            () => this.countLog(),
+            { ...DEFAULT_LOG_MOVES, ...logMoves },
+          )
+        : null;
+  }
+
+  /** Where a failed move of the log is reported (the running server's log). */
+  reportLogMovesTo(log: LogMoverLog): void {
+    this.logMover?.reportTo(log);
+  }
+
+  /** Starts no more moves of the log and waits for the one under way: before the connection it uses closes. */
+  async stopMovingLog(): Promise<void> {
+    await this.logMover?.stop();
+  }
 
   /**
    * SQLite: commits batches through `writer` (off the event loop) from now on, or on this
@@ -143,7 +171,11 @@ export class TelemetryStore {
   /** Inserts every row in one transaction: all of them are durable when it resolves, or none. */
   async insertBatch(rows: TelemetryRow[]): Promise<void> {
     if (rows.length === 0) return;
-    if (this.batches && this.engine === 'sqlite') return this.batches.insert(rows);
+    if (this.batches && this.engine === 'sqlite') {
+      await this.batches.insert(rows);
+      this.logMover?.appended(rows.length);
+      return;
+    }
     if (this.engine === 'postgres') {
       if (!this.copyIn) throw new Error("TelemetryStore on PostgreSQL needs the database handle's copyIn");
       let text = '';
@@ -169,11 +201,33 @@ export class TelemetryStore {
         await trx.executeQuery(CompiledQuery.raw(SQLITE_INSERTS.get(size)!, parameters));
       }
     });
+    this.logMover?.appended(rows.length);
+  }
+
+  /** SQLite: one slice of the log moved on this connection (when no writer thread commits the batches). */
+  private async moveLogHere(rows: number): Promise<number> {
+    return this.db.transaction().execute(async (trx) => {
+      const bound =
+        (await trx.executeQuery<{ seq: number }>(CompiledQuery.raw(LOG_MOVE_SQL.bound, [rows - 1]))).rows[0]?.seq ??
+        (await trx.executeQuery<{ seq: number | null }>(CompiledQuery.raw(LOG_MOVE_SQL.last))).rows[0]?.seq;
+      if (bound === null || bound === undefined) return 0;
+      const copied = await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.copy, [bound]));
+      await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.drop, [bound]));
+      return Number(copied.numAffectedRows ?? 0);
+    });
+  }
+
+  private async countLog(): Promise<number> {
+    const row = await this.db
+      .selectFrom('telemetry_log')
+      .select((eb) => eb.fn.countAll<number>().as('n'))
+      .executeTakeFirstOrThrow();
+    return Number(row.n);
   }
 
   async range(deviceId: string, from: number, to: number, limit: number): Promise<TelemetryRow[]> {
     return this.db
-      .selectFrom('telemetry')
+      .selectFrom('telemetry_readings')
       .selectAll()
       .where('device_id', '=', deviceId)
       .where('ts', '>=', from)
@@ -184,7 +238,7 @@ export class TelemetryStore {
   }
 
   async count(deviceId?: string): Promise<number> {
-    let query = this.db.selectFrom('telemetry').select((eb) => eb.fn.countAll<number>().as('n'));
+    let query = this.db.selectFrom('telemetry_readings').select((eb) => eb.fn.countAll<number>().as('n'));
     if (deviceId) query = query.where('device_id', '=', deviceId);
     const row = await query.executeTakeFirstOrThrow();
     return Number(row.n);
@@ -193,7 +247,7 @@ export class TelemetryStore {
   /** Readings in from ≤ ts < to, in (ts, seq) order, starting strictly after `after`: one range of the (device_id, ts, seq) index. */
   page(deviceId: string, from: number, to: number, after: TelemetryPosition | null, limit: number): Promise<StoredTelemetryRow[]> {
     return this.db
-      .selectFrom('telemetry')
+      .selectFrom('telemetry_readings')
       .selectAll()
       .where('device_id', '=', deviceId)
       .where('ts', '>=', after ? Math.max(from, after.ts) : from)
@@ -219,7 +273,7 @@ export class TelemetryStore {
             min(case when jsonb_typeof(j.value) = 'number' then j.value::float8 end) as min,
             max(case when jsonb_typeof(j.value) = 'number' then j.value::float8 end) as max,
             max(case when jsonb_typeof(j.value) <> 'number' then ${PG_PACKED} end) as last
-          from telemetry t cross join lateral jsonb_each(t.data::jsonb) j
+          from telemetry_readings t cross join lateral jsonb_each(t.data::jsonb) j
           where t.device_id = ${deviceId} and t.ts >= ${from} and t.ts < ${to}${names ? sql` and j.key in (${sql.join(names)})` : sql``}
           group by 1, 2 order by 1, 2`
         : sql<BucketRow>`select (t.ts / cast(${intervalMs} as integer)) * cast(${intervalMs} as integer) as bucket, j.key as name, count(*) as count,
@@ -228,7 +282,7 @@ export class TelemetryStore {
             min(case when j.type in ('integer', 'real') then j.value end) as min,
             max(case when j.type in ('integer', 'real') then j.value end) as max,
             max(case when j.type not in ('integer', 'real') then ${SQLITE_PACKED} end) as last
-          from telemetry t, json_each(t.data) j
+          from telemetry_readings t, json_each(t.data) j
           where t.device_id = ${deviceId} and t.ts >= ${from} and t.ts < ${to}${names ? sql` and j.key in (${sql.join(names)})` : sql``}
           group by 1, 2 order by 1, 2`;
     return (await query.execute(this.db)).rows.map((r) => ({
@@ -244,10 +298,10 @@ export class TelemetryStore {
     const query =
       this.engine === 'postgres'
         ? sql<LatestRow>`select j.key as name, max(${PG_PACKED}) as last
-          from (select ts, seq, data from telemetry where device_id = ${deviceId} order by ts desc, seq desc limit ${lookback}) t
+          from (select ts, seq, data from telemetry_readings where device_id = ${deviceId} order by ts desc, seq desc limit ${lookback}) t
           cross join lateral jsonb_each(t.data::jsonb) j group by j.key order by j.key`
         : sql<LatestRow>`select j.key as name, max(${SQLITE_PACKED}) as last
-          from (select ts, seq, data from telemetry where device_id = ${deviceId} order by ts desc, seq desc limit ${lookback}) t,
+          from (select ts, seq, data from telemetry_readings where device_id = ${deviceId} order by ts desc, seq desc limit ${lookback}) t,
           json_each(t.data) j group by j.key order by j.key`;
     return (await query.execute(this.db)).rows;
   }
@@ -260,7 +314,7 @@ export class TelemetryStore {
   async readingsPerMinute(organizationId: string, from: number, to: number): Promise<{ minute: number; readings: number }[]> {
     const minute = sql<number | string>`received_at / ${sql.lit(60_000)}`;
     const rows = await this.db
-      .selectFrom('telemetry')
+      .selectFrom('telemetry_readings')
       .select([minute.as('minute'), (eb) => eb.fn.countAll<number | string>().as('readings')])
       .where('received_at', '>=', from)
       .where('received_at', '<', to)
@@ -381,8 +435,9 @@ export class TelemetryStore {
 
   /**
    * Deletes at most `limit` rows of these devices stamped before `cutoff`, in one short statement
-   * (its own transaction): the caller loops, so neither SQLite's one connection nor a PostgreSQL
-   * transaction is held for long. Returns how many went.
+   * per table (SQLite: the log first, then the stored rows, in one transaction): the caller loops,
+   * so neither SQLite's one connection nor a PostgreSQL transaction is held for long. Returns how
+   * many went.
    */
   async deleteOlderThan(deviceIds: string[], cutoff: number, limit: number): Promise<number> {
     if (deviceIds.length === 0) return 0;
@@ -392,25 +447,47 @@ export class TelemetryStore {
         select ctid from telemetry where device_id in (${sql.join(deviceIds)}) and ts < ${cutoff} limit ${limit}))`.execute(this.db);
       return Number(result.numAffectedRows ?? 0);
     }
-    const result = await this.db
-      .deleteFrom('telemetry')
-      .where('seq', 'in', (eb) =>
-        eb.selectFrom('telemetry').select('seq').where('device_id', 'in', deviceIds).where('ts', '<', cutoff).limit(limit),
-      )
-      .executeTakeFirst();
-    return Number(result.numDeletedRows);
+    return this.db.transaction().execute(async (trx) => {
+      let deleted = 0;
+      for (const table of ['telemetry_log', 'telemetry'] as const) {
+        if (deleted >= limit) break;
+        const result = await trx
+          .deleteFrom(table)
+          .where('seq', 'in', (eb) =>
+            eb
+              .selectFrom(table)
+              .select('seq')
+              .where('device_id', 'in', deviceIds)
+              .where('ts', '<', cutoff)
+              .limit(limit - deleted),
+          )
+          .executeTakeFirst();
+        deleted += Number(result.numDeletedRows);
+      }
+      return deleted;
+    });
   }
 
   /** Deletes a device's readings stamped at or after `from` (a consumer's data when their account goes); returns how many. */
   async deleteSince(deviceId: string, from: number): Promise<number> {
-    const result = await this.db.deleteFrom('telemetry').where('device_id', '=', deviceId).where('ts', '>=', from).executeTakeFirst();
-    return Number(result.numDeletedRows);
+    if (this.engine === 'postgres') {
+      const result = await this.db.deleteFrom('telemetry').where('device_id', '=', deviceId).where('ts', '>=', from).executeTakeFirst();
+      return Number(result.numDeletedRows);
+    }
+    return this.db.transaction().execute(async (trx) => {
+      let deleted = 0;
+      for (const table of ['telemetry_log', 'telemetry'] as const) {
+        const result = await trx.deleteFrom(table).where('device_id', '=', deviceId).where('ts', '>=', from).executeTakeFirst();
+        deleted += Number(result.numDeletedRows);
+      }
+      return deleted;
+    });
   }
 
   async countOlderThan(deviceIds: string[], cutoff: number): Promise<number> {
     if (deviceIds.length === 0) return 0;
     const row = await this.db
-      .selectFrom('telemetry')
+      .selectFrom('telemetry_readings')
       .select((eb) => eb.fn.countAll<number>().as('n'))
       .where('device_id', 'in', deviceIds)
       .where('ts', '<', cutoff)

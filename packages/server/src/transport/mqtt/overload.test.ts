@@ -59,7 +59,7 @@ const jobDevices = (list: TestDevice[]) => list.map((d) => ({ id: d.id, key: d.k
 
 /** Stored telemetry of these devices: how many times each (device, seq) is there. */
 async function storedSeqs(t: TestPlatform, ids: string[]): Promise<Map<string, number>> {
-  const rows = await t.platform.db.selectFrom('telemetry').select(['device_id', 'data']).where('device_id', 'in', ids).execute();
+  const rows = await t.platform.db.selectFrom('telemetry_readings').select(['device_id', 'data']).where('device_id', 'in', ids).execute();
   const counts = new Map<string, number>();
   for (const row of rows) {
     const seq = (JSON.parse(row.data) as { seq?: number }).seq;
