@@ -53,6 +53,7 @@ import { organizationIdOf, provisionTestDevice, testProduct, type TestDevice } f
 import { machine, table } from './support/measure.js';
 import { postgresCpuBetween, processCpuSeconds, snapshotPostgresCpu, type PostgresCpuSnapshot } from './support/postgres-cpu.js';
 import { startMosquitto } from './support/mosquitto.js';
+import type { LogMoverStats } from '../packages/server/src/telemetry/log-mover.js';
 import type { LoadJob, LoadReport } from './support/mqtt-load.js';
 import { startBenchPlatform } from './support/platform.js';
 
@@ -209,13 +210,23 @@ async function baselineRun(
   };
 }
 
-/** The telemetry writer's batches committed since `before`, and their mean size. */
-function batchesSince(
-  now: { committedBatches: number; committedRows: number },
-  before: { committedBatches: number; committedRows: number },
-): string {
+interface WriterFigures {
+  committedBatches: number;
+  committedRows: number;
+  /** SQLite: the log's moves so far (telemetry/log-mover.ts). */
+  moves?: LogMoverStats;
+}
+
+/** The telemetry writer's batches committed since `before`, their mean size, and the SQLite log's slices moved meanwhile. */
+function batchesSince(now: WriterFigures, before: WriterFigures): string {
   const batches = now.committedBatches - before.committedBatches;
-  return `batches ${batches} (mean ${((now.committedRows - before.committedRows) / Math.max(1, batches)).toFixed(0)} rows)`;
+  let text = `batches ${batches} (mean ${((now.committedRows - before.committedRows) / Math.max(1, batches)).toFixed(0)} rows)`;
+  if (now.moves) {
+    const slices = now.moves.slices - (before.moves?.slices ?? 0);
+    const ms = now.moves.sliceMs - (before.moves?.sliceMs ?? 0);
+    text += `; log moved in ${slices} slices (${(now.moves.movedRows - (before.moves?.movedRows ?? 0)).toLocaleString('en')} rows, ${ms.toFixed(0)} ms of transactions, longest ${now.moves.longestSliceMs.toFixed(1)} ms so far, ${now.moves.failures} failed)`;
+  }
+  return text;
 }
 
 const BASELINE_HEADER = [
@@ -241,6 +252,10 @@ let aedes: ChildProcess | null = null;
 try {
   const { platform, server } = bench;
   const gateway = server.mqtt!;
+  const writerFigures = (): WriterFigures => {
+    const mover = platform.telemetry.store.logMover;
+    return { ...gateway.writer.stats, ...(mover ? { moves: { ...mover.stats } } : {}) };
+  };
   const org = await organizationIdOf(platform, bench.org);
   const product = await testProduct(platform, org);
   const t0 = Date.now();
@@ -280,7 +295,7 @@ try {
   await heapProfiler?.write();
   await connectProfileWritten;
   const stored = (await platform.telemetry.store.count()) - rowsBefore;
-  const writerAfterClosed = { ...gateway.writer.stats };
+  const writerAfterClosed = writerFigures();
   const closedBatches = batchesSince(writerAfterClosed, { committedBatches: 0, committedRows: 0 });
 
   // The baselines, with the same server certificate, trusting the same CA for client certificates:
@@ -379,7 +394,7 @@ try {
     gc.disconnect();
     await openProfiler?.write();
     const storedOpen = (await platform.telemetry.store.count()) - rowsBeforeOpen;
-    const openBatches = batchesSince(gateway.writer.stats, writerAfterClosed);
+    const openBatches = batchesSince(writerFigures(), writerAfterClosed);
     const theirsOpen = await baselineRun({ ...job, port: mport }, mosquitto.pid!, watchMosquitto, work);
     const aedesOpen = await baselineRun({ ...job, port: aport }, aedes.pid!, bare.watch, work);
     openLoop = {

@@ -18,7 +18,9 @@
  *   device's rows of a whole move share its leaf page.
  * - --clustered makes the stored table a WITHOUT ROWID table keyed by (device_id, ts, seq) (one
  *   b-tree, in device order; today's is a rowid table plus the device index), in both layouts;
- *   --no-received leaves out the received_at index.
+ *   --no-received leaves out the received_at index. --order seq moves each slice as a range of seq
+ *   copied in seq order instead of a range of devices; --cache is the connection's page cache in
+ *   KiB (SQLite's default 2,000; the server's writer thread keeps 65,536).
  *
  * Printed per layout: CPU per row (inserts, moves and checkpoints, all on this thread), the WAL
  * written per row, and the longest transaction (a stall: every batch behind it waits), beside the
@@ -27,7 +29,7 @@
  * counted in the CPU.
  *
  *   npm run bench:telemetry-layout -- [--devices 1000] [--rows 200000] [--prefill 300000] [--batch 30] [--move 20000] [--slices 8]
- *                                     [--partitioned] [--clustered] [--no-received] [--rounds 2]
+ *                                     [--partitioned] [--clustered] [--no-received] [--order device|seq] [--cache 2000] [--rounds 2]
  */
 import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
@@ -48,9 +50,13 @@ const { values } = parseArgs({
     clustered: { type: 'boolean', default: false },
     'no-received': { type: 'boolean', default: false },
     partitioned: { type: 'boolean', default: false },
+    order: { type: 'string', default: 'device' },
+    cache: { type: 'string', default: '2000' },
   },
 });
-const { clustered, 'no-received': noReceived, partitioned, ...numeric } = values;
+const { clustered, 'no-received': noReceived, partitioned, order, ...numeric } = values;
+if (order !== 'device' && order !== 'seq') throw new Error('--order must be device or seq');
+if (order === 'seq' && partitioned) throw new Error('--order seq moves one log table by ranges of seq: not with --partitioned');
 const options = Object.fromEntries(Object.entries(numeric).map(([k, v]) => [k, Number(v)])) as Record<keyof typeof numeric, number>;
 for (const [name, n] of Object.entries(options)) {
   if (!Number.isInteger(n) || n < 1) throw new Error(`--${name} must be a positive integer`);
@@ -74,6 +80,7 @@ function open(dir: string) {
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
   db.pragma('wal_autocheckpoint = 0');
+  db.pragma(`cache_size = -${options.cache}`);
   if (clustered) db.exec(`create table telemetry (seq integer not null, ${COLUMNS}, primary key (device_id, ts, seq)) without rowid`);
   else {
     db.exec(`create table telemetry (seq integer primary key, ${COLUMNS})`);
@@ -133,6 +140,20 @@ async function round(layout: Layout): Promise<(string | number)[]> {
     const moveSlice = new Map<string, Database.Statement>();
     /** Moves slice `s` of a closed log generation: its own table when partitioned, else its device range of the one table. */
     const moveOf = (log: string[], s: number) => {
+      if (order === 'seq') {
+        // Slice s of the closed log's seq span, copied in seq order (the server's log-mover.ts moves the oldest rows so).
+        let statement = moveSlice.get(`${log[0]}/seq`);
+        if (!statement) {
+          statement = db.prepare(
+            `insert into telemetry (seq, organization_id, device_id, ts, received_at, data)
+             select seq, organization_id, device_id, ts, received_at, data from ${log[0]} where seq >= ? and seq < ? order by seq`,
+          );
+          moveSlice.set(`${log[0]}/seq`, statement);
+        }
+        const span = db.prepare(`select min(seq) as low, max(seq) + 1 as high from ${log[0]}`).get() as { low: number; high: number };
+        const step = Math.ceil((span.high - span.low) / options.slices);
+        return () => statement.run(span.low + s * step, Math.min(span.high, span.low + (s + 1) * step));
+      }
       const key = `${log[0]}/${s}`;
       let statement = moveSlice.get(key);
       if (!statement) {

@@ -16,13 +16,14 @@ import { Worker } from 'node:worker_threads';
 import { StorageUnavailableError } from '../errors.js';
 import { AUTOCHECKPOINT_PAGES } from '../storage/database.js';
 import type { WriteTurns } from '../storage/write-turns.js';
-import { LOG_MOVE_SQL } from './log-mover.js';
+import { LOG_MOVE_SQL, sliceParameters, type LogSlice, type LogSliceRange } from './log-mover.js';
 import { sqliteInsertStatements, type BatchWriter, type TelemetryRow } from './store.js';
 
 /**
  * The worker: one connection, one transaction per message (BEGIN IMMEDIATE, the fixed-size
  * inserts into the log, COMMIT; or one slice of the log moved, log-mover.ts), answered with the
- * message's id (and the rows moved), or its error's message and code. Rows arrive
+ * message's id (and the rows moved, and how long the slice held the write lock), or its error's
+ * message and code. Rows arrive
  * as one flat array of 5 values a row (cheaper to clone than an object a row). Plain CommonJS run
  * with `eval`, so it loads the same way from the sources, the build and the bundles; better-sqlite3
  * is resolved by the main thread.
@@ -46,12 +47,7 @@ function run() {
   const commit = db.prepare('commit');
   const rollback = db.prepare('rollback');
   const inserts = workerData.inserts.map(([size, text]) => [size, db.prepare(text)]);
-  const move = {
-    bound: db.prepare(workerData.move.bound).pluck(),
-    last: db.prepare(workerData.move.last).pluck(),
-    copy: db.prepare(workerData.move.copy),
-    drop: db.prepare(workerData.move.drop),
-  };
+  const move = { copy: db.prepare(workerData.move.copy), drop: db.prepare(workerData.move.drop) };
   function transaction(work) {
     begin.run();
     try {
@@ -71,11 +67,9 @@ function run() {
       for (; left >= size; left -= size, at += size * 5) statement.run(values.slice(at, at + size * 5));
     }
   }
-  function moveSlice(rows) {
-    const bound = move.bound.get(rows - 1) ?? move.last.get();
-    if (bound === null || bound === undefined) return 0;
-    const moved = move.copy.run(bound).changes;
-    move.drop.run(bound);
+  function moveSlice(parameters) {
+    const moved = move.copy.run(parameters).changes;
+    move.drop.run(parameters);
     return moved;
   }
   parentPort.on('message', (message) => {
@@ -86,7 +80,11 @@ function run() {
       return;
     }
     try {
-      if (message.move !== undefined) parentPort.postMessage({ id: message.id, moved: transaction(() => moveSlice(message.move)) });
+      if (message.move !== undefined) {
+        const started = performance.now();
+        const moved = transaction(() => moveSlice(message.move));
+        parentPort.postMessage({ id: message.id, moved, ms: performance.now() - started });
+      }
       else {
         transaction(() => write(message.values));
         parentPort.postMessage({ id: message.id });
@@ -134,8 +132,9 @@ export class SqliteBatchError extends Error {
 
 interface Reply {
   id?: number;
-  /** A move's answer: the rows it moved. */
+  /** A move's answer: the rows it moved, and its transaction's time (ms). */
   moved?: number;
+  ms?: number;
   error?: { message: string; code?: string };
   ready?: boolean;
   failed?: { message: string; code?: string };
@@ -143,7 +142,7 @@ interface Reply {
 }
 
 interface Waiting {
-  resolve: (moved: number) => void;
+  resolve: (reply: Reply) => void;
   reject: (error: Error) => void;
 }
 
@@ -191,18 +190,18 @@ export class SqliteBatchWorker implements BatchWriter {
     return this.send({ values }, 'batch').then(() => undefined);
   }
 
-  /** Moves at most `rows` of the log's oldest rows into the stored table in one transaction of the worker's: resolves with how many. */
-  moveLog(rows: number): Promise<number> {
+  /** Moves one slice of the log into the stored table in one transaction of the worker's. */
+  moveLog(range: LogSliceRange): Promise<LogSlice> {
     if (this.stopping) return Promise.reject(new StorageUnavailableError('The telemetry writer is stopping: the log was not moved'));
-    return this.send({ move: rows }, 'move of the log');
+    return this.send({ move: sliceParameters(range) }, 'move of the log').then((reply) => ({ moved: reply.moved ?? 0, ms: reply.ms ?? 0 }));
   }
 
-  /** Sends one transaction's work to the worker in a turn at the write lock; resolves with its answer (rows moved, or 0). */
-  private send(work: { values: unknown[] } | { move: number }, what: string): Promise<number> {
+  /** Sends one transaction's work to the worker in a turn at the write lock; resolves with its answer. */
+  private send(work: { values: unknown[] } | { move: unknown[] }, what: string): Promise<Reply> {
     const send = () =>
       this.running().then(
         (worker) =>
-          new Promise<number>((resolve, reject) => {
+          new Promise<Reply>((resolve, reject) => {
             if (worker !== this.live)
               return reject(new StorageUnavailableError(`The telemetry writer thread ended before this ${what} was sent`));
             const id = this.nextId++;
@@ -256,7 +255,7 @@ export class SqliteBatchWorker implements BatchWriter {
           const waiting = this.waiting.get(message.id);
           this.waiting.delete(message.id);
           if (message.error) waiting?.reject(new SqliteBatchError(message.error.message, message.error.code));
-          else waiting?.resolve(message.moved ?? 0);
+          else waiting?.resolve(message);
           if (this.waiting.size === 0 && !this.stopping) worker.unref();
         } else if (message.ready) {
           ready = true;

@@ -10,7 +10,16 @@ import type { Engine } from '../storage/database.js';
 import { copyField, type CopyIn } from '../storage/pg-copy.js';
 import { PreparedQueries } from '../storage/prepared.js';
 import type { Database, DevicePresenceTable, TelemetryTable } from '../storage/schema.js';
-import { DEFAULT_LOG_MOVES, LOG_MOVE_SQL, TelemetryLogMover, type LogMoverLog, type LogMoverOptions } from './log-mover.js';
+import {
+  DEFAULT_LOG_MOVES,
+  LOG_MOVE_SQL,
+  sliceParameters,
+  TelemetryLogMover,
+  type LogMoverLog,
+  type LogMoverOptions,
+  type LogSlice,
+  type LogSliceRange,
+} from './log-mover.js';
 
 /** A row as the ingest writer inserts it (`seq` is assigned by the database). */
 export type TelemetryRow = Insertable<TelemetryTable>;
@@ -90,8 +99,8 @@ export function sqliteInsertStatements(): [size: number, text: string][] {
 /** Commits SQLite batches elsewhere than on this connection: the running server's worker thread (telemetry/batch-worker.ts). */
 export interface BatchWriter {
   insert(rows: TelemetryRow[]): Promise<void>;
-  /** Moves at most `rows` of the log's oldest rows into `telemetry` in one transaction (LOG_MOVE_SQL); resolves with how many. */
-  moveLog(rows: number): Promise<number>;
+  /** Moves one slice of the log into `telemetry` in one transaction (LOG_MOVE_SQL). */
+  moveLog(range: LogSliceRange): Promise<LogSlice>;
 }
 
 /** PostgreSQL batches: one COPY in text format (fields escaped by `copyField`), committed as one statement. */
@@ -142,8 +151,11 @@ export class TelemetryStore {
     this.logMover =
       engine === 'sqlite'
         ? new TelemetryLogMover(
-            (rows) => (this.batches ? this.batches.moveLog(rows) : this.moveLogHere(rows)),
-            () => this.countLog(),
+            {
+              moveSlice: (range) => (this.batches ? this.batches.moveLog(range) : this.moveLogHere(range)),
+              count: () => this.countLog(),
+              lastSeq: () => this.lastLogSeq(),
+            },
             { ...DEFAULT_LOG_MOVES, ...logMoves },
           )
         : null;
@@ -205,16 +217,23 @@ export class TelemetryStore {
   }
 
   /** SQLite: one slice of the log moved on this connection (when no writer thread commits the batches). */
-  private async moveLogHere(rows: number): Promise<number> {
-    return this.db.transaction().execute(async (trx) => {
-      const bound =
-        (await trx.executeQuery<{ seq: number }>(CompiledQuery.raw(LOG_MOVE_SQL.bound, [rows - 1]))).rows[0]?.seq ??
-        (await trx.executeQuery<{ seq: number | null }>(CompiledQuery.raw(LOG_MOVE_SQL.last))).rows[0]?.seq;
-      if (bound === null || bound === undefined) return 0;
-      const copied = await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.copy, [bound]));
-      await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.drop, [bound]));
+  private async moveLogHere(range: LogSliceRange): Promise<LogSlice> {
+    const started = performance.now();
+    const parameters = sliceParameters(range);
+    const moved = await this.db.transaction().execute(async (trx) => {
+      const copied = await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.copy, parameters));
+      await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.drop, parameters));
       return Number(copied.numAffectedRows ?? 0);
     });
+    return { moved, ms: performance.now() - started };
+  }
+
+  private async lastLogSeq(): Promise<number | null> {
+    const row = await this.db
+      .selectFrom('telemetry_log')
+      .select((eb) => eb.fn.max('seq').as('seq'))
+      .executeTakeFirst();
+    return row?.seq === null || row?.seq === undefined ? null : Number(row.seq);
   }
 
   private async countLog(): Promise<number> {
