@@ -117,13 +117,12 @@ export async function copySqliteIntoPostgres(sqliteFile: string, url: string, mi
 }
 
 async function copyTables(source: SQLite.Database, client: pg.Client, migration: string): Promise<EngineCopyReport> {
-  const sourceTables = (
-    source
-      .prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name")
-      .pluck()
-      .all() as string[]
-  ).filter((name) => !BOOKKEEPING.has(name) && name !== SQLITE_TELEMETRY_LOG);
-  const hasLog = source.prepare("select 1 from sqlite_master where type = 'table' and name = ?").get(SQLITE_TELEMETRY_LOG) !== undefined;
+  const names = source
+    .prepare("select name from sqlite_master where type = 'table' and name not like 'sqlite_%' order by name")
+    .pluck()
+    .all() as string[];
+  const hasLog = names.includes(SQLITE_TELEMETRY_LOG);
+  const sourceTables = names.filter((name) => !BOOKKEEPING.has(name) && name !== SQLITE_TELEMETRY_LOG);
   const readFrom = (table: string) => (table === 'telemetry' && hasLog ? SQLITE_TELEMETRY_READINGS : table);
   const targetColumns = await columnsOf(client);
   const missing = sourceTables.filter((table) => !targetColumns.has(table));

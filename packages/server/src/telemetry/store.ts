@@ -139,6 +139,8 @@ export class TelemetryStore {
   private readonly prepared = new PreparedQueries();
   /** SQLite: moves the log into the stored table as it fills (null on PostgreSQL, which has no log). */
   readonly logMover: TelemetryLogMover | null;
+  /** Where readings are written: SQLite's log before its stored table (deletes go in this order), PostgreSQL's one table. */
+  private readonly writtenTables: readonly ('telemetry_log' | 'telemetry')[];
 
   constructor(
     readonly db: Kysely<Database>,
@@ -148,6 +150,7 @@ export class TelemetryStore {
     /** SQLite: how the log moves (tests give small slices). */
     logMoves: Partial<LogMoverOptions> = {},
   ) {
+    this.writtenTables = engine === 'sqlite' ? ['telemetry_log', 'telemetry'] : ['telemetry'];
     this.logMover =
       engine === 'sqlite'
         ? new TelemetryLogMover(
@@ -218,9 +221,10 @@ export class TelemetryStore {
 
   /** SQLite: one slice of the log moved on this connection (when no writer thread commits the batches). */
   private async moveLogHere(range: LogSliceRange): Promise<LogSlice> {
-    const started = performance.now();
     const parameters = sliceParameters(range);
+    let started = 0;
     const moved = await this.db.transaction().execute(async (trx) => {
+      started = performance.now();
       const copied = await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.copy, parameters));
       await trx.executeQuery(CompiledQuery.raw(LOG_MOVE_SQL.drop, parameters));
       return Number(copied.numAffectedRows ?? 0);
@@ -468,7 +472,7 @@ export class TelemetryStore {
     }
     return this.db.transaction().execute(async (trx) => {
       let deleted = 0;
-      for (const table of ['telemetry_log', 'telemetry'] as const) {
+      for (const table of this.writtenTables) {
         if (deleted >= limit) break;
         const result = await trx
           .deleteFrom(table)
@@ -489,13 +493,9 @@ export class TelemetryStore {
 
   /** Deletes a device's readings stamped at or after `from` (a consumer's data when their account goes); returns how many. */
   async deleteSince(deviceId: string, from: number): Promise<number> {
-    if (this.engine === 'postgres') {
-      const result = await this.db.deleteFrom('telemetry').where('device_id', '=', deviceId).where('ts', '>=', from).executeTakeFirst();
-      return Number(result.numDeletedRows);
-    }
     return this.db.transaction().execute(async (trx) => {
       let deleted = 0;
-      for (const table of ['telemetry_log', 'telemetry'] as const) {
+      for (const table of this.writtenTables) {
         const result = await trx.deleteFrom(table).where('device_id', '=', deviceId).where('ts', '>=', from).executeTakeFirst();
         deleted += Number(result.numDeletedRows);
       }
