@@ -10,8 +10,10 @@
  *   - its resident memory never rises more than RSS_GROWTH_BOUND above its level with the fleet
  *     connected and sending (peak from the kernel's high-water mark);
  *   - the well-behaved devices' PUBACK p99 stays under P99_BOUND_MS, and none of theirs fails.
- * The figures are printed for the record.
+ * The figures are printed for the record. In a whole run this file runs after the others, alone
+ * (scripts/test.mjs): beside the run's longest files its p99 measured them (124–1,009 ms, against 5 ms alone).
  */
+// bulwark-test: alone
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import https from 'node:https';
