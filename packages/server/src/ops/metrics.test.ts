@@ -6,13 +6,14 @@ import { ENGINES } from '../testing/engines.js';
 import { eventually } from '../testing/mqtt.js';
 import { startTestPlatform, type TestPlatform } from '../testing/server.js';
 import { newScrapeToken } from './scrape-token.js';
+import { LOG_GENERATION_ROWS } from '../telemetry/log-mover.js';
 
 const sqlite = ENGINES.find((e) => e.engine === 'sqlite')!;
 
 /** The value of the sample of `metric` whose labels include every one of `labels`, or undefined. */
 function sample(text: string, metric: string, labels: Record<string, string>): number | undefined {
   for (const line of text.split('\n')) {
-    if (!line.startsWith(`${metric}{`)) continue;
+    if (!line.startsWith(`${metric}{`) && !line.startsWith(`${metric} `)) continue;
     const found = Object.entries(labels).every(([name, value]) => line.includes(`${name}="${value}"`));
     if (found) return Number(line.slice(line.lastIndexOf(' ') + 1));
   }
@@ -88,6 +89,33 @@ describe('Prometheus metrics', () => {
     assert.doesNotMatch(text, /nodejs_version_info/);
     assert.ok(!text.includes(process.version) && !text.includes(process.versions.node), 'the Node version is not in the body');
     assert.match(text, /bulwark_process_cpu_seconds_total/);
+  });
+
+  it("exposes the SQLite telemetry log's waiting rows and its moves, so a log that keeps growing shows", async () => {
+    const store = t.platform.telemetry.store;
+    const mover = store.logMover!;
+    const before = await scrape();
+    const movedBefore = sample(before, 'bulwark_telemetry_log_moves_total', { event: 'moved_rows' });
+    assert.equal(typeof movedBefore, 'number');
+    assert.equal(sample(before, 'bulwark_telemetry_log_moves_total', { event: 'failures' }), 0);
+    const rows = (n: number, from: number) =>
+      Array.from({ length: n }, (_, i) => ({
+        organization_id: 'org-metrics',
+        device_id: `${(from + i).toString(16).padStart(8, '0')}-metrics`,
+        ts: 1_764_000_000_000 + from + i,
+        received_at: 1,
+        data: '{"v":1}',
+      }));
+    await store.insertBatch(rows(LOG_GENERATION_ROWS - 1, 0)); // counted, not yet a generation
+    await mover.settled();
+    assert.equal(sample(await scrape(), 'bulwark_telemetry_log_rows', {}) ?? Number.NaN, LOG_GENERATION_ROWS - 1);
+    await store.insertBatch(rows(2, LOG_GENERATION_ROWS)); // a generation: moved
+    await mover.settled();
+    const text = await scrape();
+    assert.equal(sample(text, 'bulwark_telemetry_log_rows', {}), 0);
+    assert.equal(sample(text, 'bulwark_telemetry_log_moves_total', { event: 'moved_rows' }), movedBefore! + LOG_GENERATION_ROWS + 1);
+    assert.ok(sample(text, 'bulwark_telemetry_log_moves_total', { event: 'generations' })! >= 1);
+    assert.ok(sample(text, 'bulwark_telemetry_log_longest_slice_seconds', {})! > 0);
   });
 
   it("exposes the MQTT gateway's counters, read when scraped, every field of its stats included", async () => {

@@ -220,6 +220,30 @@ export async function startServer(platform: Platform, options: StartOptions = {}
       : null;
   if (batchWorker) platform.telemetry.store.writeBatchesWith(batchWorker);
   platform.telemetry.store.reportLogMovesTo(app.log.child({ component: 'sqlite' }));
+  const logMover = platform.telemetry.store.logMover;
+  if (logMover) {
+    metrics.gauge(
+      'telemetry_log_rows',
+      "SQLite: readings waiting in the telemetry log to be moved into the stored table, a generation at a time; a number that keeps rising means moves are failing (see the log's errors), and every query by device scans them",
+      () => logMover.rowsWaiting,
+    );
+    metrics.countersOf(
+      'telemetry_log_moves_total',
+      'SQLite: the telemetry log moved into the stored table since the node started: rows, generations, slices, and slices that failed (their rows stay in the log)',
+      () => ({
+        movedRows: logMover.stats.movedRows,
+        generations: logMover.stats.generations,
+        slices: logMover.stats.slices,
+        failures: logMover.stats.failures,
+      }),
+    );
+    metrics.gauge(
+      'telemetry_log_longest_slice_seconds',
+      'SQLite: the longest a slice of the log held the write lock since the node started (batches of readings wait behind it)',
+      () => logMover.stats.longestSliceMs / 1000,
+      'max',
+    );
+  }
 
   // Deployment-wide jobs run on one node at a time (runner/jobs.ts); this node's name in their leases.
   const jobs = new BackgroundJobs(app.log, {

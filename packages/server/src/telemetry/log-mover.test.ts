@@ -126,8 +126,10 @@ describe('telemetry log mover: generations and slices', () => {
     state.fail = true;
     await append(150);
     assert.equal(state.errors.length, 1);
+    assert.equal(m.rowsWaiting, 150, 'what waits is still shown (/metrics) once the count is lost');
     await append(10);
     assert.equal(state.errors.length, 1, 'within the pause: not tried again');
+    assert.equal(m.rowsWaiting, 160, 'and rises with what is appended');
     state.fail = false;
     state.now = 1000;
     await append(1);

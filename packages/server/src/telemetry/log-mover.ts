@@ -103,6 +103,8 @@ export interface LogAccess {
 export class TelemetryLogMover {
   /** Rows in the log not moved yet, as far as this process knows (null: to be counted). */
   private waiting: number | null = null;
+  /** `waiting` when it was last known, plus the rows appended since (for /metrics while it is to be counted). */
+  private lastWaiting = 0;
   private running: Promise<void> | null = null;
   private stopped = false;
   private retryAt = 0;
@@ -119,9 +121,18 @@ export class TelemetryLogMover {
     this.log = log;
   }
 
+  /**
+   * Rows waiting in the log to be moved, as this process last knew them (0 before its first count):
+   * a number that keeps rising says moves are failing, and queries by device scan all of it.
+   */
+  get rowsWaiting(): number {
+    return this.waiting ?? this.lastWaiting;
+  }
+
   /** `rows` were appended to the log: moves a generation in the background once enough wait. */
   appended(rows: number): void {
     if (this.waiting !== null) this.waiting += rows;
+    else this.lastWaiting += rows;
     if (this.running || this.stopped || this.options.now() < this.retryAt) return;
     if (this.waiting !== null && this.waiting < this.options.generationRows) return;
     this.running = this.run().finally(() => {
@@ -165,6 +176,7 @@ export class TelemetryLogMover {
       }
     } catch (error) {
       this.stats.failures++;
+      this.lastWaiting = this.waiting ?? this.lastWaiting;
       this.waiting = null;
       this.retryAt = this.options.now() + this.options.retryMs;
       this.log?.error(
