@@ -112,6 +112,40 @@ function cpuOfThisProcess(): number {
   return (user + system) / 1e6;
 }
 
+/** CPU seconds so far of this process, of its event loop's thread, and of the SQLite writer thread (Linux; NaN where unread). */
+interface ThreadsCpu {
+  process: number;
+  eventLoop: number;
+  writer: number;
+}
+
+function threadCpu(id: number | null): number {
+  if (id === null) return Number.NaN;
+  try {
+    return processCpuSeconds(`self/task/${id}`);
+  } catch {
+    return Number.NaN;
+  }
+}
+
+function threadsCpu(writer: number | null): ThreadsCpu {
+  return { process: cpuOfThisProcess(), eventLoop: threadCpu(process.pid), writer: threadCpu(writer) };
+}
+
+/**
+ * Where the broker's CPU a message went between two readings, by thread: the event loop's (TLS,
+ * MQTT, the platform's checks), the SQLite writer's (commits and the log's moves), and the rest
+ * (V8's garbage-collection and compiler helpers, libuv's pool, the password judge).
+ */
+function byThread(from: ThreadsCpu, to: ThreadsCpu, messages: number): string {
+  const us = (seconds: number) => ((seconds * 1e6) / messages).toFixed(1);
+  const eventLoop = to.eventLoop - from.eventLoop;
+  const writer = to.writer - from.writer;
+  if (Number.isNaN(eventLoop)) return 'CPU by thread not read (not Linux)';
+  const rest = to.process - from.process - eventLoop - (Number.isNaN(writer) ? 0 : writer);
+  return `CPU µs a message by thread: event loop ${us(eventLoop)}, ${Number.isNaN(writer) ? 'no SQLite writer thread' : `SQLite writer ${us(writer)}`}, other threads (GC and compiler helpers, libuv) ${us(rest)}`;
+}
+
 /** The PostgreSQL server's CPU so far (--pg): the platform database's backends and the server's background processes. */
 function postgresCpu(): PostgresCpuSnapshot | null {
   return bench.database ? snapshotPostgresCpu(bench.database) : null;
@@ -279,9 +313,12 @@ try {
   const connectProfiler = await profilerFor(values['profile-connect']);
   let connectProfileWritten: Promise<void> | undefined;
   connectProfiler?.start();
+  const writerThread = platform.telemetry.store.writerThreadId;
+  let threadsAtFirst: ThreadsCpu | null = null;
   const stopPolling = onFirstMessage(gateway, () => {
     connectProfileWritten = connectProfiler?.write();
     cpuAtFirst = cpuOfThisProcess();
+    threadsAtFirst = threadsCpu(writerThread);
     pgAtFirst = postgresCpu();
     messagesAtFirst = gateway.stats.telemetryMessages - messagesBefore;
     profiler?.start();
@@ -290,6 +327,7 @@ try {
   const ours = await runLoad({ port: gateway.port, ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 }, work);
   stopPolling();
   const cpuAtEnd = cpuOfThisProcess();
+  const threadsAtEnd = threadsCpu(writerThread);
   const pgAtEnd = postgresCpu();
   await profiler?.write();
   await heapProfiler?.write();
@@ -349,6 +387,7 @@ try {
     loopMax: number;
     connectP99: number;
     brokerCpu: number;
+    byThread: string;
     connectMax: number;
     gcPauses: number[];
     batches: string;
@@ -379,16 +418,19 @@ try {
     gc.observe({ entryTypes: ['gc'] });
     const openProfiler = await profilerFor(values['profile-open']);
     let cpuAtFirstOpen = Number.NaN;
+    let threadsAtFirstOpen: ThreadsCpu | null = null;
     const stopPollingOpen = onFirstMessage(gateway, () => {
       connectDelay.disable();
       loopDelay.enable();
       messagePhase = true;
       cpuAtFirstOpen = cpuOfThisProcess();
+      threadsAtFirstOpen = threadsCpu(writerThread);
       openProfiler?.start();
     });
     const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
     stopPollingOpen();
     const brokerCpuOpen = cpuOfThisProcess() - cpuAtFirstOpen;
+    const threadsAtEndOpen = threadsCpu(writerThread);
     loopDelay.disable();
     connectDelay.disable();
     gc.disconnect();
@@ -406,6 +448,7 @@ try {
       loopP99: loopDelay.percentile(99) / 1e6,
       loopMax: loopDelay.max / 1e6,
       brokerCpu: brokerCpuOpen,
+      byThread: threadsAtFirstOpen ? byThread(threadsAtFirstOpen, threadsAtEndOpen, oursOpen.acked) : '',
       connectP99: connectDelay.percentile(99) / 1e6,
       connectMax: connectDelay.max / 1e6,
       gcPauses: pauses,
@@ -481,6 +524,7 @@ try {
         `Mosquitto ${openLoop.baselineCpu.mosquitto.toFixed(1)} s (${((openLoop.baselineCpu.mosquitto * 1e6) / m.acked).toFixed(1)} µs a message), its load generator ${m.cpuSeconds.toFixed(1)} s; ` +
         `bare Aedes ${openLoop.baselineCpu.aedes.toFixed(1)} s (${((openLoop.baselineCpu.aedes * 1e6) / a.acked).toFixed(1)} µs a message), its load generator ${a.cpuSeconds.toFixed(1)} s`,
     );
+    console.log(`open loop: Bulwark ${openLoop.byThread}`);
     const gcs = openLoop.gcPauses;
     console.log(
       `open loop: Bulwark garbage collection ${gcs.length} pauses, ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...gcs).toFixed(1)} ms`,
@@ -491,6 +535,7 @@ try {
   console.log(
     `acknowledged ${ours.acked}, stored ${stored}, missing ${Math.max(0, ours.acked - stored)}; publish errors ${ours.errors}; ${closedBatches}`,
   );
+  if (threadsAtFirst) console.log(`closed loop: Bulwark ${byThread(threadsAtFirst, threadsAtEnd, messagesMeasured)}`);
   console.log(`broker counters: ${JSON.stringify(gateway.stats)}`);
   console.log(
     pg

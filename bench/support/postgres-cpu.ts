@@ -28,8 +28,8 @@ export interface PostgresCpuUsage {
 
 const BACKGROUND = /^postgres: .*(walwriter|checkpointer|background writer)\s*$/;
 
-/** CPU seconds (user + system) of a process, from /proc/<pid>/stat (USER_HZ = 100). */
-export function processCpuSeconds(pid: number): number {
+/** CPU seconds (user + system) of a process, from /proc/<pid>/stat (USER_HZ = 100); `self/task/<id>`: one thread of this process. */
+export function processCpuSeconds(pid: number | string): number {
   const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
   return (Number(fields[11]) + Number(fields[12])) / 100;
 }

@@ -218,7 +218,11 @@ export async function startServer(platform: Platform, options: StartOptions = {}
           },
         )
       : null;
-  if (batchWorker) platform.telemetry.store.writeBatchesWith(batchWorker);
+  if (batchWorker) {
+    platform.telemetry.store.writeBatchesWith(batchWorker);
+    // Its kernel thread ID: the line to read in `top -H -p <pid>` for the writer's CPU.
+    app.log.info({ thread: batchWorker.osThreadId }, 'telemetry writer thread started');
+  }
   platform.telemetry.store.reportLogMovesTo(app.log.child({ component: 'sqlite' }));
   const logMover = platform.telemetry.store.logMover;
   if (logMover) {

@@ -1,6 +1,6 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Worker } from 'node:worker_threads';
@@ -78,6 +78,21 @@ describe('telemetry batches committed by a worker thread [sqlite]', () => {
       await worker.stop();
     }
   });
+
+  it(
+    'names its thread by its kernel ID (Linux): a thread of this process, not the event loop',
+    { skip: process.platform !== 'linux' },
+    async () => {
+      const worker = await SqliteBatchWorker.start(handle.file!, log);
+      try {
+        const id = worker.osThreadId;
+        assert.ok(id !== null && id !== process.pid, `thread ${id}`);
+        assert.ok(existsSync(`/proc/${process.pid}/task/${id}/stat`), 'one of the threads of this process');
+      } finally {
+        await worker.stop();
+      }
+    },
+  );
 
   it('rejects a failing batch alone, with its SQLite code, and commits the batches around it', async () => {
     const worker = await SqliteBatchWorker.start(handle.file!, log);

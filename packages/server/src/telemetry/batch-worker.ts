@@ -84,8 +84,7 @@ function run() {
         const started = performance.now();
         const moved = transaction(() => moveSlice(message.move));
         parentPort.postMessage({ id: message.id, moved, ms: performance.now() - started });
-      }
-      else {
+      } else {
         transaction(() => write(message.values));
         parentPort.postMessage({ id: message.id });
       }
@@ -93,7 +92,15 @@ function run() {
       parentPort.postMessage({ id: message.id, error: failure(error) });
     }
   });
-  parentPort.postMessage({ ready: true });
+  parentPort.postMessage({ ready: true, osThreadId: osThreadId() });
+}
+// This thread's ID in the kernel's tables (Linux: /proc/thread-self), for top -H and per-thread CPU; null elsewhere.
+function osThreadId() {
+  try {
+    return Number(require('node:fs').readlinkSync('/proc/thread-self').split('/').pop()) || null;
+  } catch {
+    return null;
+  }
 }
 try {
   run();
@@ -137,6 +144,7 @@ interface Reply {
   ms?: number;
   error?: { message: string; code?: string };
   ready?: boolean;
+  osThreadId?: number | null;
   failed?: { message: string; code?: string };
   stopped?: boolean;
 }
@@ -156,6 +164,8 @@ export class SqliteBatchWorker implements BatchWriter {
   private stopping: Promise<void> | null = null;
   /** Workers that ended unexpectedly (each was reported and replaced on the next write). */
   crashes = 0;
+  /** The running worker's thread ID in the kernel's tables (Linux; `top -H`, /proc/PID/task/ID), once ready; null elsewhere. */
+  osThreadId: number | null = null;
 
   private constructor(
     private readonly file: string,
@@ -260,6 +270,7 @@ export class SqliteBatchWorker implements BatchWriter {
         } else if (message.ready) {
           ready = true;
           this.live = worker;
+          this.osThreadId = message.osThreadId ?? null;
           if (this.waiting.size === 0) worker.unref();
           resolve(worker);
         } else if (message.failed) {

@@ -101,6 +101,8 @@ export interface BatchWriter {
   insert(rows: TelemetryRow[]): Promise<void>;
   /** Moves one slice of the log into `telemetry` in one transaction (LOG_MOVE_SQL). */
   moveLog(range: LogSliceRange): Promise<LogSlice>;
+  /** The thread that commits, by its ID in the kernel's tables, when it is a thread of its own (Linux). */
+  readonly osThreadId?: number | null;
 }
 
 /** PostgreSQL batches: one COPY in text format (fields escaped by `copyField`), committed as one statement. */
@@ -179,6 +181,11 @@ export class TelemetryStore {
    * connection again (null). The running server decides (runner/server.ts); CLI commands, tests
    * of the store and anything else opening the database write on their own connection.
    */
+  /** The thread committing batches, by its kernel thread ID, when it is not the event loop's (benches read its CPU). */
+  get writerThreadId(): number | null {
+    return this.batches?.osThreadId ?? null;
+  }
+
   writeBatchesWith(writer: BatchWriter | null): void {
     this.batches = writer;
   }
