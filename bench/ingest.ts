@@ -19,7 +19,7 @@
  * on the event loop instead.
  *
  *   npm run bench:ingest -- [--pg] [--event-loop-writer] [--devices 1000] [--window 4] [--duration 10] [--rate 10000] [--profile file.cpuprofile]
- *                           [--profile-open file.cpuprofile] [--heap-profile file.heapprofile]
+ *                           [--profile-open file.cpuprofile] [--heap-profile file.heapprofile] [--timeline file.txt]
  *
  * The closed loop measures what each broker sustains; its latencies are mostly the load's own
  * queue (devices × window messages in flight). --rate adds an open-loop phase at that many
@@ -32,7 +32,9 @@
  * collected since included) over the closed loop's message phase: where the garbage comes from.
  *
  * The open loop's event-loop delay and garbage-collection pauses are counted from its first
- * message: its connect phase (1,000 TLS handshakes and logins) is shown apart.
+ * message: its connect phase (1,000 TLS handshakes and logins) is shown apart. --timeline writes
+ * the open loop window by window (100 ms): its PUBACKs, the slow ones, and the broker's
+ * mark-compacts and event-loop stalls beside them (support/timeline.ts), what set the p99.
  *
  * `npm run bench:ingest` runs this process, the broker's, with the V8 flags `bulwark` ships with
  * (SHIPPED_NODE_FLAGS: a 32 MB young generation). NODE_OPTIONS given to the bench (a V8 flag to
@@ -56,6 +58,7 @@ import { startMosquitto } from './support/mosquitto.js';
 import type { LogMoverStats } from '../packages/server/src/telemetry/log-mover.js';
 import type { LoadJob, LoadReport } from './support/mqtt-load.js';
 import { startBenchPlatform } from './support/platform.js';
+import { BrokerTimeline } from './support/timeline.js';
 
 const { values } = parseArgs({
   options: {
@@ -69,6 +72,7 @@ const { values } = parseArgs({
     'profile-open': { type: 'string' },
     'profile-connect': { type: 'string' },
     'heap-profile': { type: 'string' },
+    timeline: { type: 'string' },
   },
 });
 const devicesWanted = Number(values.devices);
@@ -388,6 +392,7 @@ try {
     connectP99: number;
     brokerCpu: number;
     byThread: string;
+    timeline: string | null;
     connectMax: number;
     gcPauses: number[];
     batches: string;
@@ -417,6 +422,10 @@ try {
     });
     gc.observe({ entryTypes: ['gc'] });
     const openProfiler = await profilerFor(values['profile-open']);
+    const timeline = values.timeline ? new BrokerTimeline() : null;
+    const timelineFile = values.timeline ? join(work, 'open-loop-timeline.txt') : undefined;
+    const moves = platform.telemetry.store.logMover?.stats;
+    timeline?.start(moves ? () => ({ count: moves.slices, ms: moves.sliceMs }) : undefined);
     let cpuAtFirstOpen = Number.NaN;
     let threadsAtFirstOpen: ThreadsCpu | null = null;
     const stopPollingOpen = onFirstMessage(gateway, () => {
@@ -427,7 +436,9 @@ try {
       threadsAtFirstOpen = threadsCpu(writerThread);
       openProfiler?.start();
     });
-    const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9 }, work);
+    const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9, ...(timelineFile ? { timelineFile } : {}) }, work);
+    timeline?.stop();
+    const timelineSummary = timeline && timelineFile ? timeline.report(timelineFile, values.timeline!) : null;
     stopPollingOpen();
     const brokerCpuOpen = cpuOfThisProcess() - cpuAtFirstOpen;
     const threadsAtEndOpen = threadsCpu(writerThread);
@@ -448,6 +459,7 @@ try {
       loopP99: loopDelay.percentile(99) / 1e6,
       loopMax: loopDelay.max / 1e6,
       brokerCpu: brokerCpuOpen,
+      timeline: timelineSummary,
       byThread: threadsAtFirstOpen ? byThread(threadsAtFirstOpen, threadsAtEndOpen, oursOpen.acked) : '',
       connectP99: connectDelay.percentile(99) / 1e6,
       connectMax: connectDelay.max / 1e6,
@@ -525,6 +537,7 @@ try {
         `bare Aedes ${openLoop.baselineCpu.aedes.toFixed(1)} s (${((openLoop.baselineCpu.aedes * 1e6) / a.acked).toFixed(1)} µs a message), its load generator ${a.cpuSeconds.toFixed(1)} s`,
     );
     console.log(`open loop: Bulwark ${openLoop.byThread}`);
+    if (openLoop.timeline) console.log(`open loop: ${openLoop.timeline}`);
     const gcs = openLoop.gcPauses;
     console.log(
       `open loop: Bulwark garbage collection ${gcs.length} pauses, ${gcs.reduce((a, b) => a + b, 0).toFixed(0)} ms in all, longest ${Math.max(0, ...gcs).toFixed(1)} ms`,

@@ -37,6 +37,12 @@ export interface LoadJob {
   seqBase?: number;
   /** Where to write `{ [deviceId]: acknowledged seq[] }`. */
   ackFile?: string;
+  /**
+   * Where to write every acknowledged publish as a line `sent latency` (ms; `sent` on the
+   * machine's clock, performance.timeOrigin + now, so a broker in another process can line its
+   * own events up with it).
+   */
+  timelineFile?: string;
 }
 
 export interface LoadReport {
@@ -171,6 +177,8 @@ setInterval(() => clients.forEach((client) => client.ping()), 30_000).unref();
 const connectSeconds = (Date.now() - started) / 1000;
 
 const latencies: number[] = [];
+/** With `timelineFile`: each acknowledged publish's send time (machine clock, ms) and latency, in pairs. */
+const timeline: number[] | null = job.timelineFile ? [] : null;
 const ackedSeqs = new Map<string, number[]>(clients.map(({ id }) => [id, []]));
 let sent = 0;
 let acked = 0;
@@ -189,7 +197,9 @@ function publishQos1(client: LoadClient, then: () => void): void {
     if (error) errors++;
     else {
       acked++;
-      latencies.push(performance.now() - at);
+      const latency = performance.now() - at;
+      latencies.push(latency);
+      timeline?.push(performance.timeOrigin + at, latency);
       ackedSeqs.get(client.id)!.push(seq);
     }
     then();
@@ -290,6 +300,11 @@ const cpu = process.cpuUsage(cpuAtStart);
 const disconnected = clients.filter((client) => !client.connected).length;
 for (const client of clients) client.end();
 if (job.ackFile) writeFileSync(job.ackFile, JSON.stringify(Object.fromEntries(ackedSeqs)));
+if (job.timelineFile && timeline) {
+  const lines: string[] = [];
+  for (let i = 0; i < timeline.length; i += 2) lines.push(`${timeline[i]!.toFixed(1)} ${timeline[i + 1]!.toFixed(2)}`);
+  writeFileSync(job.timelineFile, lines.join('\n'));
+}
 
 latencies.sort((a, b) => a - b);
 const pick = (q: number) => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? Number.NaN;
