@@ -321,8 +321,8 @@ try {
   let threadsAtFirst: ThreadsCpu | null = null;
   const stopPolling = onFirstMessage(gateway, () => {
     connectProfileWritten = connectProfiler?.write();
-    cpuAtFirst = cpuOfThisProcess();
     threadsAtFirst = threadsCpu(writerThread);
+    cpuAtFirst = threadsAtFirst.process;
     pgAtFirst = postgresCpu();
     messagesAtFirst = gateway.stats.telemetryMessages - messagesBefore;
     profiler?.start();
@@ -330,8 +330,8 @@ try {
   });
   const ours = await runLoad({ port: gateway.port, ca: bench.ca, devices: jobDevices, window, seconds, connectConcurrency: 50 }, work);
   stopPolling();
-  const cpuAtEnd = cpuOfThisProcess();
   const threadsAtEnd = threadsCpu(writerThread);
+  const cpuAtEnd = threadsAtEnd.process;
   const pgAtEnd = postgresCpu();
   await profiler?.write();
   await heapProfiler?.write();
@@ -432,16 +432,16 @@ try {
       connectDelay.disable();
       loopDelay.enable();
       messagePhase = true;
-      cpuAtFirstOpen = cpuOfThisProcess();
       threadsAtFirstOpen = threadsCpu(writerThread);
+      cpuAtFirstOpen = threadsAtFirstOpen.process;
       openProfiler?.start();
     });
     const oursOpen = await runLoad({ ...job, port: gateway.port, seqBase: 1e9, ...(timelineFile ? { timelineFile } : {}) }, work);
     timeline?.stop();
     const timelineSummary = timeline && timelineFile ? timeline.report(timelineFile, values.timeline!) : null;
     stopPollingOpen();
-    const brokerCpuOpen = cpuOfThisProcess() - cpuAtFirstOpen;
     const threadsAtEndOpen = threadsCpu(writerThread);
+    const brokerCpuOpen = threadsAtEndOpen.process - cpuAtFirstOpen;
     loopDelay.disable();
     connectDelay.disable();
     gc.disconnect();

@@ -101,10 +101,10 @@ export interface LogAccess {
 }
 
 export class TelemetryLogMover {
-  /** Rows in the log not moved yet, as far as this process knows (null: to be counted). */
-  private waiting: number | null = null;
-  /** `waiting` when it was last known, plus the rows appended since (for /metrics while it is to be counted). */
-  private lastWaiting = 0;
+  /** Rows in the log not moved yet: as last counted, plus those appended since and less those moved. */
+  private waiting = 0;
+  /** Whether `waiting` can be trusted: not before the first count, nor after a failed slice (the log is counted again). */
+  private counted = false;
   private running: Promise<void> | null = null;
   private stopped = false;
   private retryAt = 0;
@@ -126,15 +126,14 @@ export class TelemetryLogMover {
    * a number that keeps rising says moves are failing, and queries by device scan all of it.
    */
   get rowsWaiting(): number {
-    return this.waiting ?? this.lastWaiting;
+    return this.waiting;
   }
 
   /** `rows` were appended to the log: moves a generation in the background once enough wait. */
   appended(rows: number): void {
-    if (this.waiting !== null) this.waiting += rows;
-    else this.lastWaiting += rows;
+    this.waiting += rows;
     if (this.running || this.stopped || this.options.now() < this.retryAt) return;
-    if (this.waiting !== null && this.waiting < this.options.generationRows) return;
+    if (this.counted && this.waiting < this.options.generationRows) return;
     this.running = this.run().finally(() => {
       this.running = null;
     });
@@ -153,7 +152,10 @@ export class TelemetryLogMover {
 
   private async run(): Promise<void> {
     try {
-      this.waiting ??= await this.access.count();
+      if (!this.counted) {
+        this.waiting = await this.access.count();
+        this.counted = true;
+      }
       while (!this.stopped && this.waiting >= this.options.generationRows) {
         const upTo = await this.access.lastSeq();
         if (upTo === null) {
@@ -176,8 +178,7 @@ export class TelemetryLogMover {
       }
     } catch (error) {
       this.stats.failures++;
-      this.lastWaiting = this.waiting ?? this.lastWaiting;
-      this.waiting = null;
+      this.counted = false;
       this.retryAt = this.options.now() + this.options.retryMs;
       this.log?.error(
         { err: error },

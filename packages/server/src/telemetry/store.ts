@@ -176,16 +176,16 @@ export class TelemetryStore {
     await this.logMover?.stop();
   }
 
-  /**
-   * SQLite: commits batches through `writer` (off the event loop) from now on, or on this
-   * connection again (null). The running server decides (runner/server.ts); CLI commands, tests
-   * of the store and anything else opening the database write on their own connection.
-   */
   /** The thread committing batches, by its kernel thread ID, when it is not the event loop's (benches read its CPU). */
   get writerThreadId(): number | null {
     return this.batches?.osThreadId ?? null;
   }
 
+  /**
+   * SQLite: commits batches through `writer` (off the event loop) from now on, or on this
+   * connection again (null). The running server decides (runner/server.ts); CLI commands, tests
+   * of the store and anything else opening the database write on their own connection.
+   */
   writeBatchesWith(writer: BatchWriter | null): void {
     this.batches = writer;
   }
